@@ -1,0 +1,32 @@
+"""Dynamics: how the world moves, exactly (push-forward) or sampled (population)."""
+
+from mfax.dynamics.noise import NoiseBatch, enumerate_noise, noise_batch, sample_noise
+from mfax.dynamics.population import (
+    PopulationStep,
+    PopulationTrajectory,
+    agent_returns,
+    empirical_mean_field,
+    population_reset,
+    population_rollout,
+    population_step,
+)
+from mfax.dynamics.pushforward import Trajectory, push_forward, rollout, rollout_batch, step
+
+__all__ = [
+    "PopulationStep",
+    "PopulationTrajectory",
+    "agent_returns",
+    "empirical_mean_field",
+    "population_reset",
+    "population_rollout",
+    "population_step",
+    "NoiseBatch",
+    "Trajectory",
+    "enumerate_noise",
+    "noise_batch",
+    "push_forward",
+    "rollout",
+    "rollout_batch",
+    "sample_noise",
+    "step",
+]

@@ -1,0 +1,118 @@
+"""Exact push-forward of the mean field: how the world moves without sampling.
+
+.. math::
+
+    \\mu_{t+1}(s') = \\sum_s \\sum_a \\mu_t(s)\\, \\pi_t(a|s)\\, P_t(s'|s, a)
+
+computed from the sparse kernel ``(index, prob)`` of shape ``(n, m, K)``: ``O(n m K)``
+work and memory per step and path, never an ``n x n`` operator unless asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from mfax.games.base import Game, Kernel, Noise, reward_matrix
+from mfax.policies.base import Policy
+from mfax.tracing import count_trace
+
+PushMethod = Literal["scatter", "dense"]
+
+
+class Trajectory(NamedTuple):
+    """One exact rollout along one noise path (add a leading path axis for batches).
+
+    Attributes:
+        mu: ``(T+1, n)`` mean fields ``mu_0..mu_T``.
+        obs: ``(T+1, d)`` public observations ``o_0..o_T``.
+        probs: ``(T, n, m)`` action probabilities ``pi_t`` (``None`` if not recorded).
+        rewards: ``(T, n, m)`` reward matrices ``R_t`` (``None`` if not recorded).
+    """
+
+    mu: Float[Array, "T1 n"]
+    obs: Float[Array, "T1 d"]
+    probs: Float[Array, "T n m"] | None
+    rewards: Float[Array, "T n m"] | None
+
+
+def state_action_mass(mu: Float[Array, " n"], probs: Float[Array, "n m"], kernel: Kernel) -> Float[Array, "n m K"]:
+    """Mass moving along each kernel edge: ``mu(s) pi(a|s) P(k|s,a)``."""
+    return (mu[:, None] * probs)[..., None] * kernel.prob
+
+
+def push_forward(
+    mu: Float[Array, " n"],
+    probs: Float[Array, "n m"],
+    kernel: Kernel,
+    method: PushMethod = "scatter",
+) -> Float[Array, " n"]:
+    """One exact step of the mean field.
+
+    ``"scatter"`` adds each edge's mass at its target index (linear in ``n m K``);
+    ``"dense"`` forms the one-hot operator and uses a matrix product, which only pays
+    off on small grids (it is ``O(n^2 m K)``).
+    """
+    mass = state_action_mass(mu, probs, kernel).reshape(-1)
+    index = kernel.index.reshape(-1)
+    if method == "dense":
+        return mass @ jax.nn.one_hot(index, mu.shape[0], dtype=mu.dtype)
+    if method == "scatter":
+        return jnp.zeros_like(mu).at[index].add(mass)
+    raise ValueError(f"unknown push-forward method {method!r}; allowed: scatter, dense")
+
+
+def step(game: Game, mu, probs, noise: Noise, t, method: PushMethod = "scatter"):
+    """``mu_{t+1}`` from ``mu_t`` under ``pi_t`` along one noise path."""
+    return push_forward(mu, probs, game.kernel(mu, noise, t), method)
+
+
+def rollout(
+    game: Game,
+    policy: Policy,
+    noise: Noise,
+    *,
+    record: bool = True,
+    method: PushMethod = "scatter",
+) -> Trajectory:
+    """Exact rollout of ``policy`` for ``T`` steps along one noise path (one ``lax.scan``).
+
+    With ``record=False`` only mean fields and observations are kept (``O(T n)`` memory
+    instead of ``O(T n m)``).
+    """
+    mu0 = game.initial_mean_field(noise)
+
+    def body(carry, t):
+        mu, policy_carry = carry
+        obs = game.observation(mu, noise, t)
+        policy_carry, probs = policy(policy_carry, obs, t)
+        mu_next = step(game, mu, probs, noise, t, method)
+        out = (mu_next, obs)
+        if record:
+            out = out + (probs, reward_matrix(game, mu, mu_next, noise, t))
+        return (mu_next, policy_carry), out
+
+    ts = jnp.arange(game.horizon, dtype=jnp.int32)
+    (mu_last, _), out = jax.lax.scan(body, (mu0, policy.initial_carry()), ts)
+    mus = jnp.concatenate([mu0[None], out[0]])
+    obs = jnp.concatenate([out[1], game.observation(mu_last, noise, jnp.int32(game.horizon))[None]])
+    probs, rewards = (out[2], out[3]) if record else (None, None)
+    return Trajectory(mus, obs, probs, rewards)
+
+
+@eqx.filter_jit
+def rollout_batch(
+    game: Game,
+    policy: Policy,
+    noise: Noise,
+    *,
+    record: bool = True,
+    method: PushMethod = "scatter",
+) -> Trajectory:
+    """:func:`rollout` over a batch of noise paths (leading axis ``P``), compiled once."""
+    count_trace("rollout")
+    return jax.vmap(lambda z: rollout(game, policy, z, record=record, method=method))(noise)

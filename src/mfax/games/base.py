@@ -1,0 +1,186 @@
+"""The game protocol: what a mean-field game is, defined once.
+
+A game is an immutable Equinox module whose fields are its parameters (all static, so a
+game is hashable and can be closed over by ``jax.jit``) plus pure functions of explicit
+arguments. It never knows whether it is pushed forward exactly or run as a sampled
+population: the dynamics modules build both from the same kernel.
+
+Notation (GAMES.md): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
+support ``K``. The common noise of one episode is drawn up front as a *noise path*, a
+game-specific pytree (for instance the bar location and the bar's open/closed flag for
+every ``t = 0..T``). Common noise is exogenous: it does not depend on the mean field, so a
+path can be drawn before the episode, enumerated when its support is finite, and shared
+between the exact push-forward and a sampled population.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+Noise = Any
+"""A game-specific pytree holding one episode's common noise (leading axes: none)."""
+
+
+class Kernel(NamedTuple):
+    """Sparse transition kernel at one time step.
+
+    Attributes:
+        index: ``(n, m, K)`` int32 next-state indices for each (state, action).
+        prob: ``(n, m, K)`` probabilities; ``prob.sum(-1) == 1``. Repeated indices are
+            allowed (their probabilities add up).
+    """
+
+    index: Int[Array, "n m K"]
+    prob: Float[Array, "n m K"]
+
+
+class NoiseSupport(NamedTuple):
+    """All common-noise paths of a finite-support game with their probabilities.
+
+    Attributes:
+        noise: the noise pytree with a leading path axis ``P``.
+        weight: ``(P,)`` path probabilities summing to one.
+    """
+
+    noise: Noise
+    weight: Float[Array, " P"]
+
+
+def param(default: Any, help: str) -> Any:
+    """A game parameter: static (part of the compiled program) and documented."""
+    return eqx.field(default=default, static=True, metadata={"help": help})
+
+
+class GameError(ValueError):
+    """Raised for invalid game names, parameters or parameter values."""
+
+
+class Game(eqx.Module):
+    """Abstract mean-field game. Concrete games are final classes implementing:
+
+    * ``n_states``, ``n_actions``, ``horizon`` (T), ``gamma`` (properties or fields);
+    * ``state_values() -> (n, d)``: the value vector ``x(s)`` of each state;
+    * ``state_features() -> (n, f)``: state inputs for policies, in ``[0, 1]``;
+    * ``sample_noise(key) -> Noise``: one episode's common noise (and random reset);
+    * ``noise_support() -> NoiseSupport | None``: every path with its probability, or
+      ``None`` when the support is not finite;
+    * ``initial_mean_field(noise) -> (n,)``;
+    * ``kernel(mu, noise, t) -> Kernel``: transitions given the aggregate state at ``t``;
+    * ``reward(mu, mu_next, noise, t) -> (n, m)``: the step reward, which may depend on
+      the aggregate state at ``t`` and ``t + 1``;
+    * ``terminal_reward(mu, mu_next, noise, t) -> (n, m)``: replaces the step reward at
+      ``t = T - 1`` (defaults to the step reward);
+    * ``observation(mu, noise, t) -> (d_o,)``: the public observation, normalised as the
+      policy sees it; a function of the aggregate state only.
+
+    ``t`` is always a traced int32 scalar; everything must be jit- and vmap-friendly.
+    """
+
+    name: ClassVar[str] = "game"
+
+    # -- sizes -------------------------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_actions(self) -> int:
+        raise NotImplementedError
+
+    # Concrete games declare ``horizon: int`` and ``gamma: float`` as parameters.
+
+    # -- the world ---------------------------------------------------------------------
+    def state_values(self) -> Float[Array, "n d"]:
+        raise NotImplementedError
+
+    def state_features(self) -> Float[Array, "n f"]:
+        raise NotImplementedError
+
+    def action_values(self) -> Float[Array, " m"]:
+        raise NotImplementedError
+
+    def sample_noise(self, key: PRNGKeyArray) -> Noise:
+        raise NotImplementedError
+
+    def noise_support(self) -> NoiseSupport | None:
+        return None
+
+    def initial_mean_field(self, noise: Noise) -> Float[Array, " n"]:
+        raise NotImplementedError
+
+    def kernel(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Kernel:
+        raise NotImplementedError
+
+    def reward(
+        self,
+        mu: Float[Array, " n"],
+        mu_next: Float[Array, " n"],
+        noise: Noise,
+        t: Int[Array, ""],
+    ) -> Float[Array, "n m"]:
+        raise NotImplementedError
+
+    def terminal_reward(
+        self,
+        mu: Float[Array, " n"],
+        mu_next: Float[Array, " n"],
+        noise: Noise,
+        t: Int[Array, ""],
+    ) -> Float[Array, "n m"]:
+        return self.reward(mu, mu_next, noise, t)
+
+    def observation(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Float[Array, " d"]:
+        raise NotImplementedError
+
+    # -- shared validation -------------------------------------------------------------
+    def _check_common(self) -> None:
+        check(self.horizon >= 1, f"horizon must be >= 1, got {self.horizon}")
+        check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise a one-line :class:`GameError` unless ``condition`` holds."""
+    if not condition:
+        raise GameError(message)
+
+
+def check_probabilities(probs: tuple[float, ...], what: str) -> None:
+    """Refuse probability vectors with negative entries or a sum other than one."""
+    check(len(probs) > 0, f"{what} must not be empty")
+    check(all(p >= 0.0 for p in probs), f"{what} must be non-negative, got {probs}")
+    check(abs(sum(probs) - 1.0) < 1e-9, f"{what} must sum to 1, got sum {sum(probs)!r}")
+
+
+def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m"]:
+    """``R_t``: the step reward, replaced by the terminal reward at ``t = T - 1``."""
+    return jnp.where(
+        t == game.horizon - 1,
+        game.terminal_reward(mu, mu_next, noise, t),
+        game.reward(mu, mu_next, noise, t),
+    )
+
+
+def mean_state(game: Game, mu: Float[Array, " n"]) -> Float[Array, " d"]:
+    """Population mean of the state values, ``sum_s mu(s) x(s)``."""
+    return mu @ game.state_values()
+
+
+def parameters(game_cls: type[Game]) -> list[dataclasses.Field]:
+    """The user-settable parameters of a game class, in declaration order."""
+    return [f for f in dataclasses.fields(game_cls) if "help" in f.metadata]
+
+
+def float_dtype() -> jnp.dtype:
+    """The default float dtype (float64 when ``jax_enable_x64`` is on)."""
+    return jnp.zeros(()).dtype
+
+
+def fold_time(key: PRNGKeyArray, t) -> PRNGKeyArray:
+    """A per-step key; keeps noise draws independent of how a rollout is chunked."""
+    return jax.random.fold_in(key, t)

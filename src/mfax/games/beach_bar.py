@@ -1,0 +1,144 @@
+"""Beach bar game ("beach_bar"), exactly as in GAMES.md.
+
+Agents on a beach ``0..n-1`` want to be near a bar at a random location ``b`` (drawn
+at reset from ``floor(n/4) .. ceil(3n/4) - 1`` and observed). Nobody can land on or
+cross the bar. With common noise on, the bar closes with probability 1/2 at ``t = T//2``;
+being next to it at that moment costs ``n``. Agents do not observe ``t``, so they must
+remember how long they have been there.
+
+.. math::
+
+    r_t(s, a) = -|b - s| z_t - n\\,[|b - s| = 1]\\,[z_{t+1} = 0] - |a| / n
+
+(the same at the last step). Observation: ``[1 - m_t/n, z_t, 1 - b/n]``.
+Noise pytree: :class:`BeachBarNoise`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.games.base import Game, Kernel, NoiseSupport, check, check_probabilities, param
+
+
+class BeachBarNoise(NamedTuple):
+    """bar: () int32 bar location; z: (T+1,) float, 1 while the bar is open, else 0."""
+
+    bar: jax.Array
+    z: jax.Array
+
+
+class BeachBar(Game):
+    name: ClassVar[str] = "beach_bar"
+
+    num_states: int = param(101, "number of beach positions (states 0..num_states-1)")
+    max_action: int = param(5, "actions are the moves -max_action..max_action")
+    horizon: int = param(30, "number of decision steps T (the bar may close at T//2)")
+    gamma: float = param(0.99, "discount factor in (0, 1]")
+    idiosyncratic_probs: tuple[float, ...] = param(
+        (0.05, 0.1, 0.7, 0.1, 0.05), "probabilities of the offsets -w..w (odd length, sums to 1)"
+    )
+    close_probability: float = param(0.5, "probability that the bar closes at t = T//2")
+    common_noise: bool = param(True, "the bar may close (off: it never closes)")
+    idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets (off: next state is d)")
+
+    def __check_init__(self):
+        self._check_common()
+        check(self.num_states >= 3, f"num_states must be >= 3, got {self.num_states}")
+        check(self.max_action >= 0, f"max_action must be >= 0, got {self.max_action}")
+        check_probabilities(self.idiosyncratic_probs, "idiosyncratic_probs")
+        check(
+            len(self.idiosyncratic_probs) % 2 == 1,
+            f"idiosyncratic_probs needs an odd length (offsets -w..w), got {len(self.idiosyncratic_probs)}",
+        )
+        check(0.0 <= self.close_probability <= 1.0, f"close_probability must lie in [0, 1], got {self.close_probability}")
+
+    @property
+    def n_states(self) -> int:
+        return self.num_states
+
+    @property
+    def n_actions(self) -> int:
+        return 2 * self.max_action + 1
+
+    @property
+    def bar_range(self) -> tuple[int, int]:
+        """Inclusive range of bar locations: floor(0.25 n) .. ceil(0.75 n) - 1."""
+        return math.floor(0.25 * self.num_states), math.ceil(0.75 * self.num_states) - 1
+
+    @property
+    def close_time(self) -> int:
+        return self.horizon // 2
+
+    def state_values(self):
+        return jnp.arange(self.num_states, dtype=float)[:, None]
+
+    def state_features(self):
+        return self.state_values() / (self.num_states - 1)
+
+    def action_values(self):
+        return jnp.arange(-self.max_action, self.max_action + 1, dtype=float)
+
+    def _z_path(self, closes):
+        t = jnp.arange(self.horizon + 1)
+        return jnp.where((t >= self.close_time) & closes, 0.0, 1.0)
+
+    def sample_noise(self, key):
+        k_bar, k_close = jax.random.split(key)
+        lo, hi = self.bar_range
+        bar = jax.random.randint(k_bar, (), lo, hi + 1, dtype=jnp.int32)
+        closes = jax.random.bernoulli(k_close, self.close_probability) & self.common_noise
+        return BeachBarNoise(bar=bar, z=self._z_path(closes))
+
+    def noise_support(self):
+        lo, hi = self.bar_range
+        bars = np.arange(lo, hi + 1)
+        p_close = self.close_probability if self.common_noise else 0.0
+        outcomes = [(c, p) for c, p in ((False, 1.0 - p_close), (True, p_close)) if p > 0.0]
+        bar = np.array([b for b in bars for _ in outcomes], dtype=np.int32)
+        closes = np.array([c for _ in bars for c, _ in outcomes])
+        weight = np.array([p / len(bars) for _ in bars for _, p in outcomes])
+        z = jax.vmap(self._z_path)(jnp.asarray(closes))
+        return NoiseSupport(BeachBarNoise(bar=jnp.asarray(bar), z=z), jnp.asarray(weight, dtype=float))
+
+    def initial_mean_field(self, noise):
+        s = jnp.arange(self.num_states)
+        return jnp.where(s == noise.bar, 0.0, 1.0 / (self.num_states - 1))
+
+    @staticmethod
+    def _legal(s, proposed, bar):
+        """Neither land on nor cross the bar, measured from the original state ``s``."""
+        return jnp.where(
+            (s < bar) & (proposed >= bar), bar - 1, jnp.where((s > bar) & (proposed <= bar), bar + 1, proposed)
+        )
+
+    def kernel(self, mu, noise, t):
+        top = self.num_states - 1
+        s = jnp.arange(self.num_states, dtype=jnp.int32)[:, None, None]
+        a = jnp.arange(-self.max_action, self.max_action + 1, dtype=jnp.int32)[None, :, None]
+        d = self._legal(s, jnp.clip(s + a, 0, top), noise.bar)
+        if self.idiosyncratic_noise:
+            w = len(self.idiosyncratic_probs) // 2
+            k = jnp.arange(-w, w + 1, dtype=jnp.int32)
+            probs = jnp.asarray(self.idiosyncratic_probs, dtype=float)
+        else:
+            k, probs = jnp.zeros(1, jnp.int32), jnp.ones(1)
+        nxt = self._legal(s, jnp.clip(d + k, 0, top), noise.bar)
+        return Kernel(nxt.astype(jnp.int32), jnp.broadcast_to(probs, nxt.shape))
+
+    def reward(self, mu, mu_next, noise, t):
+        n = self.num_states
+        dist = jnp.abs(noise.bar - jnp.arange(n)).astype(mu.dtype)[:, None]
+        z_now, z_next = noise.z[t], noise.z[t + 1]
+        closing_penalty = n * (dist == 1) * (z_next == 0)
+        return -dist * z_now - closing_penalty - jnp.abs(self.action_values())[None, :] / n
+
+    def observation(self, mu, noise, t):
+        n = self.num_states
+        m = mu @ jnp.arange(n, dtype=mu.dtype)
+        return jnp.stack([1.0 - m / n, noise.z[t], 1.0 - noise.bar.astype(mu.dtype) / n])

@@ -1,0 +1,185 @@
+"""Heterogeneous-agent macroeconomy ("macro"), Krusell-Smith style, exactly as in GAMES.md.
+
+Households hold wealth ``w`` (200-point geometric grid) and income ``y`` (5 points),
+choose a savings fraction ``a`` of cash on hand, and face prices set by the whole
+wealth distribution and a hidden AR(1) productivity shock ``z``.
+
+.. math::
+
+    K = \\sum_s \\mu(s) w(s),\\quad L = \\sum_s \\mu(s) y(s),\\quad
+    r = e^{z}\\alpha (L/(K+10^{-6}))^{1-\\alpha},\\quad
+    W = e^{z}(1-\\alpha)(K/(L+10^{-6}))^{\\alpha}
+
+    c = (1 + r) w + W y,\\qquad w' = c (1 - a),\\qquad
+    r_t = u(c a),\\quad r_{T-1} = u(c),\\quad u(x) = x^{1-\\sigma}/(1-\\sigma)
+
+``w'`` is put on the grid by a linear-interpolation lottery between its neighbours
+(clipped at the ends); income moves by -1/0/+1 w.p. 0.1/0.8/0.1, clipped. State index
+``i * num_income + j``. Observation: ``[r_t, W_t]``. Noise pytree: :class:`MacroNoise`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.games.base import Game, Kernel, NoiseSupport, check, check_probabilities, param
+
+
+class MacroNoise(NamedTuple):
+    """z: (T+1,) log productivity path, z_0 = 0."""
+
+    z: jax.Array
+
+
+class Macro(Game):
+    name: ClassVar[str] = "macro"
+
+    num_wealth: int = param(200, "number of wealth grid points")
+    num_income: int = param(5, "number of income grid points")
+    num_actions: int = param(20, "savings fractions are the midpoints (k + 0.5) / num_actions")
+    horizon: int = param(128, "number of decision steps T")
+    gamma: float = param(0.95, "discount factor in (0, 1]")
+    wealth_max: float = param(99.0, "largest wealth grid point")
+    income_min: float = param(0.1, "smallest income grid point")
+    income_max: float = param(2.0, "largest income grid point")
+    grid_pivot: float = param(0.25, "pivot p of the geometric grids geomspace(lo + p, hi + p) - p")
+    alpha: float = param(0.36, "capital share in production")
+    crra: float = param(2.0, "relative risk aversion sigma of u(x) = x^(1-sigma)/(1-sigma)")
+    z_persistence: float = param(0.9, "AR(1) coefficient of log productivity")
+    z_std: float = param(0.03, "standard deviation of the productivity innovations")
+    income_probs: tuple[float, ...] = param((0.1, 0.8, 0.1), "income index moves -1/0/+1 with these probabilities")
+    common_noise: bool = param(True, "draw productivity shocks (off: z stays 0)")
+    idiosyncratic_noise: bool = param(True, "income moves (off: income index stays)")
+
+    def __check_init__(self):
+        self._check_common()
+        check(self.num_wealth >= 2, f"num_wealth must be >= 2, got {self.num_wealth}")
+        check(self.num_income >= 1, f"num_income must be >= 1, got {self.num_income}")
+        check(self.num_actions >= 1, f"num_actions must be >= 1, got {self.num_actions}")
+        check(self.wealth_max > 0.0, f"wealth_max must be > 0, got {self.wealth_max}")
+        check(
+            0.0 < self.income_min <= self.income_max,
+            f"need 0 < income_min <= income_max, got {self.income_min}, {self.income_max}",
+        )
+        check(self.grid_pivot > 0.0, f"grid_pivot must be > 0, got {self.grid_pivot}")
+        check(0.0 < self.alpha < 1.0, f"alpha must lie in (0, 1), got {self.alpha}")
+        check(self.crra > 0.0, f"crra must be > 0, got {self.crra}")
+        check(self.z_std >= 0.0, f"z_std must be >= 0, got {self.z_std}")
+        check_probabilities(self.income_probs, "income_probs")
+        check(len(self.income_probs) == 3, f"income_probs needs 3 entries (-1, 0, +1), got {len(self.income_probs)}")
+
+    @property
+    def n_states(self) -> int:
+        return self.num_wealth * self.num_income
+
+    @property
+    def n_actions(self) -> int:
+        return self.num_actions
+
+    # -- grids (float64 numpy, converted to the default float dtype on use) ------------
+    def wealth_grid_np(self) -> np.ndarray:
+        p = self.grid_pivot
+        return np.maximum(np.geomspace(p, self.wealth_max + p, self.num_wealth) - p, 0.0)
+
+    def income_grid_np(self) -> np.ndarray:
+        p = self.grid_pivot
+        return np.geomspace(self.income_min + p, self.income_max + p, self.num_income) - p
+
+    def _w_y(self):
+        w = jnp.asarray(np.repeat(self.wealth_grid_np(), self.num_income), dtype=float)
+        y = jnp.asarray(np.tile(self.income_grid_np(), self.num_wealth), dtype=float)
+        return w, y
+
+    def state_values(self):
+        return jnp.stack(self._w_y(), axis=-1)
+
+    def state_features(self):
+        p = self.grid_pivot
+        wg, yg = self.wealth_grid_np(), self.income_grid_np()
+
+        def log_unit(x, grid):
+            lo, hi = np.log(grid[0] + p), np.log(grid[-1] + p)
+            return (np.log(x + p) - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+        feats = np.stack(
+            [log_unit(np.repeat(wg, self.num_income), wg), log_unit(np.tile(yg, self.num_wealth), yg)], axis=-1
+        )
+        return jnp.asarray(feats, dtype=float)
+
+    def action_values(self):
+        return (jnp.arange(self.num_actions, dtype=float) + 0.5) / self.num_actions
+
+    # -- noise -------------------------------------------------------------------------
+    def sample_noise(self, key):
+        if not self.common_noise:
+            return MacroNoise(z=jnp.zeros(self.horizon + 1))
+        eps = jax.random.normal(key, (self.horizon,))
+
+        def ar1(z, e):
+            z = self.z_persistence * z + self.z_std * e
+            return z, z
+
+        _, zs = jax.lax.scan(ar1, jnp.zeros(()), eps)
+        return MacroNoise(z=jnp.concatenate([jnp.zeros(1), zs]))
+
+    def noise_support(self):
+        if self.common_noise:
+            return None
+        return NoiseSupport(MacroNoise(z=jnp.zeros((1, self.horizon + 1))), jnp.ones(1))
+
+    def initial_mean_field(self, noise):
+        return jnp.full(self.n_states, 1.0 / self.n_states)
+
+    # -- prices, kernel, rewards -------------------------------------------------------
+    def prices(self, mu, z):
+        """Interest rate and wage ``(r, W)`` from the mean field and log productivity."""
+        w, y = self._w_y()
+        capital, labour = mu @ w, mu @ y
+        tfp = jnp.exp(z)
+        r = tfp * self.alpha * (labour / (capital + 1e-6)) ** (1.0 - self.alpha)
+        wage = tfp * (1.0 - self.alpha) * (capital / (labour + 1e-6)) ** self.alpha
+        return r, wage
+
+    def cash_on_hand(self, mu, noise, t):
+        r, wage = self.prices(mu, noise.z[t])
+        w, y = self._w_y()
+        return (1.0 + r) * w + wage * y
+
+    def kernel(self, mu, noise, t):
+        grid = jnp.asarray(self.wealth_grid_np(), dtype=float)
+        nw, ny = self.num_wealth, self.num_income
+        w_next = self.cash_on_hand(mu, noise, t)[:, None] * (1.0 - self.action_values())[None, :]
+        lo = jnp.clip(jnp.searchsorted(grid, w_next, side="right") - 1, 0, nw - 2)
+        frac = jnp.clip((w_next - grid[lo]) / (grid[lo + 1] - grid[lo]), 0.0, 1.0)
+        wealth_idx = jnp.stack([lo, lo + 1], axis=-1)  # (n, m, 2)
+        wealth_prob = jnp.stack([1.0 - frac, frac], axis=-1)
+        j = (jnp.arange(self.n_states) % ny)[:, None, None]
+        if self.idiosyncratic_noise:
+            moves, move_prob = jnp.array([-1, 0, 1]), jnp.asarray(self.income_probs, dtype=float)
+        else:
+            moves, move_prob = jnp.zeros(1, jnp.int32), jnp.ones(1)
+        income_idx = jnp.clip(j + moves, 0, ny - 1)  # (n, 1, M)
+        index = wealth_idx[..., :, None] * ny + income_idx[..., None, :]  # (n, m, 2, M)
+        prob = wealth_prob[..., :, None] * move_prob
+        n, m = self.n_states, self.num_actions
+        return Kernel(index.reshape(n, m, -1).astype(jnp.int32), prob.reshape(n, m, -1))
+
+    def utility(self, x):
+        if self.crra == 1.0:
+            return jnp.log(x)
+        return x ** (1.0 - self.crra) / (1.0 - self.crra)
+
+    def reward(self, mu, mu_next, noise, t):
+        cash = self.cash_on_hand(mu, noise, t)
+        return self.utility(cash[:, None] * self.action_values()[None, :])
+
+    def terminal_reward(self, mu, mu_next, noise, t):
+        cash = self.cash_on_hand(mu, noise, t)
+        return jnp.broadcast_to(self.utility(cash)[:, None], (self.n_states, self.num_actions))
+
+    def observation(self, mu, noise, t):
+        return jnp.stack(self.prices(mu, noise.z[t]))

@@ -1,0 +1,119 @@
+"""A worked example of writing your own game: an SIS epidemic ("sis").
+
+This file is the template for new games: subclass :class:`~mfax.games.base.Game`,
+declare every parameter with :func:`~mfax.games.base.param` (default + help text),
+validate in ``__check_init__`` and implement the pure functions of the protocol.
+Register it with :func:`mfax.games.register` and every tool works on it: exact
+push-forward, sampled populations, evaluation, exploitability, the CLI.
+
+The game. Each agent is susceptible (state 0) or infected (state 1) and each day either
+goes out (action 0) or stays home (action 1) at a cost. A susceptible agent who goes out
+is infected with probability ``beta * I_t`` (``I_t`` the infected share), at home with
+``home_factor * beta * I_t``; infected agents recover with probability ``recovery``.
+The transmission rate is a hidden common shock (``beta_mild`` or ``beta_severe``, drawn
+once), and the only public information is a noisy daily infection report
+``I_t + report_error * e_t``, ``e_t = +-1``. The noise has finite support
+(2 regimes x 2^T report errors), so exploitability can be computed exactly on the tree
+of public reports.
+
+.. math::
+
+    P(S \\to I) = \\beta\\, I_t\\, (1 - (1 - h)\\,[a = \\text{home}]),\\quad
+    P(I \\to S) = \\rho,\\quad
+    r_t(s, a) = -c_I [s = I] - c_H [a = \\text{home}]
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.games.base import Game, Kernel, NoiseSupport, check, param
+
+
+class SISNoise(NamedTuple):
+    """severe: () float, 1 in the severe regime; report_error: (T+1,) float in {-1, +1}."""
+
+    severe: jax.Array
+    report_error: jax.Array
+
+
+class SIS(Game):
+    name: ClassVar[str] = "sis"
+
+    horizon: int = param(8, "number of days T (exact noise enumerates 2 * 2^T paths)")
+    gamma: float = param(1.0, "discount factor in (0, 1]")
+    initial_infected: float = param(0.2, "infected share at t = 0")
+    beta_mild: float = param(0.4, "transmission rate in the mild regime")
+    beta_severe: float = param(0.9, "transmission rate in the severe regime")
+    severe_probability: float = param(0.5, "probability of the severe regime")
+    home_factor: float = param(0.1, "infection risk at home relative to going out")
+    recovery: float = param(0.3, "daily recovery probability")
+    infection_cost: float = param(1.0, "cost of a day spent infected")
+    home_cost: float = param(0.3, "cost of a day at home")
+    report_error: float = param(0.05, "size of the error of the public infection report")
+    common_noise: bool = param(True, "random regime and report errors (off: mild regime, exact reports)")
+
+    def __check_init__(self):
+        self._check_common()
+        check(self.horizon <= 16, f"horizon must be <= 16 for the sis game (2^T noise paths), got {self.horizon}")
+        for name in ("initial_infected", "severe_probability", "home_factor", "recovery"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
+        for name in ("beta_mild", "beta_severe"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"{name} must lie in [0, 1] (it is a probability at I = 1), got {value}")
+
+    n_states: ClassVar[int] = 2
+    n_actions: ClassVar[int] = 2
+
+    def state_values(self):
+        return jnp.array([[0.0], [1.0]])
+
+    def state_features(self):
+        return self.state_values()
+
+    def action_values(self):
+        return jnp.array([0.0, 1.0])
+
+    def sample_noise(self, key):
+        if not self.common_noise:
+            return SISNoise(jnp.zeros(()), jnp.zeros(self.horizon + 1))
+        k_regime, k_report = jax.random.split(key)
+        severe = jax.random.bernoulli(k_regime, self.severe_probability).astype(float)
+        signs = jnp.where(jax.random.bernoulli(k_report, 0.5, (self.horizon,)), 1.0, -1.0)
+        return SISNoise(severe, jnp.concatenate([signs, jnp.zeros(1)]))
+
+    def noise_support(self):
+        if not self.common_noise:
+            return NoiseSupport(SISNoise(jnp.zeros(1), jnp.zeros((1, self.horizon + 1))), jnp.ones(1))
+        regimes = [(0.0, 1.0 - self.severe_probability), (1.0, self.severe_probability)]
+        regimes = [(r, p) for r, p in regimes if p > 0.0]
+        signs = list(itertools.product((-1.0, 1.0), repeat=self.horizon))
+        severe = np.array([r for r, _ in regimes for _ in signs])
+        errors = np.array([list(e) + [0.0] for _ in regimes for e in signs])
+        weight = np.array([p / len(signs) for _, p in regimes for _ in signs])
+        return NoiseSupport(SISNoise(jnp.asarray(severe, float), jnp.asarray(errors, float)), jnp.asarray(weight, float))
+
+    def initial_mean_field(self, noise):
+        return jnp.array([1.0 - self.initial_infected, self.initial_infected])
+
+    def kernel(self, mu, noise, t):
+        beta = jnp.where(noise.severe > 0, self.beta_severe, self.beta_mild)
+        risk = beta * mu[1] * jnp.array([1.0, self.home_factor])  # by action
+        p_infected = jnp.stack([risk, jnp.full(2, 1.0 - self.recovery)])  # (n, m)
+        index = jnp.broadcast_to(jnp.array([0, 1], jnp.int32), (2, 2, 2))
+        prob = jnp.stack([1.0 - p_infected, p_infected], axis=-1)
+        return Kernel(index, prob)
+
+    def reward(self, mu, mu_next, noise, t):
+        infected = jnp.array([0.0, 1.0])[:, None]
+        home = jnp.array([0.0, 1.0])[None, :]
+        return -self.infection_cost * infected - self.home_cost * home + jnp.zeros((2, 2))
+
+    def observation(self, mu, noise, t):
+        return jnp.stack([mu[1] + self.report_error * noise.report_error[t]])

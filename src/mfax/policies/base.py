@@ -1,0 +1,76 @@
+"""Mean-field policies: one object gives the action distribution of every state at once.
+
+A policy is an Equinox module with two pure methods:
+
+* ``initial_carry()``: the recurrent state at ``t = 0`` (``None`` for memoryless ones);
+* ``__call__(carry, obs, t) -> (carry, probs)``: ``probs`` has shape ``(n, m)``.
+
+The carry is fed only public observations, so a history-aware policy is one hidden
+state per noise path shared by all individual states. Fixed policies (uniform, one
+action, a time-indexed table) are the simplest cases; learned ones live beside them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from mfax.games.base import Game, GameError
+
+
+class Policy(eqx.Module):
+    """Abstract mean-field policy (see module docstring)."""
+
+    def initial_carry(self) -> Any:
+        return None
+
+    def __call__(self, carry: Any, obs: Float[Array, " d"], t) -> tuple[Any, Float[Array, "n m"]]:
+        raise NotImplementedError
+
+
+class Uniform(Policy):
+    """Every action with probability ``1/m`` in every state."""
+
+    n_states: int = eqx.field(static=True)
+    n_actions: int = eqx.field(static=True)
+
+    def __call__(self, carry, obs, t):
+        return carry, jnp.full((self.n_states, self.n_actions), 1.0 / self.n_actions)
+
+
+class FixedAction(Policy):
+    """Always the ``action``-th action."""
+
+    n_states: int = eqx.field(static=True)
+    n_actions: int = eqx.field(static=True)
+    action: int = eqx.field(static=True)
+
+    def __call__(self, carry, obs, t):
+        row = jnp.zeros(self.n_actions).at[self.action].set(1.0)
+        return carry, jnp.broadcast_to(row, (self.n_states, self.n_actions))
+
+
+class Tabular(Policy):
+    """Time-indexed table ``probs[t, s, a]`` (ignores observations)."""
+
+    probs: Float[Array, "T n m"]
+
+    def __call__(self, carry, obs, t):
+        return carry, self.probs[t]
+
+
+def parse_policy(game: Game, spec: str) -> Policy:
+    """``"uniform"`` or ``"action:K"`` (always the K-th action, 0-based)."""
+    if spec == "uniform":
+        return Uniform(game.n_states, game.n_actions)
+    if spec.startswith("action:"):
+        text = spec.split(":", 1)[1]
+        if not text.lstrip("-").isdigit() or not 0 <= int(text) < game.n_actions:
+            raise GameError(
+                f"policy {spec!r}: K must be an integer in 0..{game.n_actions - 1} for game {game.name!r}"
+            )
+        return FixedAction(game.n_states, game.n_actions, int(text))
+    raise GameError(f"unknown policy {spec!r}; allowed: uniform, action:K (K in 0..{game.n_actions - 1})")
