@@ -155,7 +155,7 @@ class RefLinearQuadratic(RefGame):
             return {d: 1.0}
         out: dict[int, float] = {}
         scale = self.sigma * math.sqrt(1.0 - self.rho**2)
-        for k, wk in zip(self.noise_offsets, self.noise_weights):
+        for k, wk in zip(self.noise_offsets, self.noise_weights, strict=False):
             nxt = int(_clip(_round_half_even(d + scale * k), 0, top))
             out[nxt] = out.get(nxt, 0.0) + wk
         return out
@@ -205,7 +205,7 @@ class RefBeachBar(RefGame):
         self.action_values = list(range(-self.max_action, self.max_action + 1))
         probs = [float(p) for p in self.idiosyncratic_probs]
         half = len(probs) // 2  # offsets -half..half (-2..2 by default)
-        self.noise = list(zip(range(-half, half + 1), probs))
+        self.noise = list(zip(range(-half, half + 1), probs, strict=False))
         self.bar_lo = math.floor(0.25 * n)
         self.bar_hi = math.ceil(0.75 * n) - 1
         self.close_time = self.horizon // 2
@@ -326,7 +326,7 @@ class RefMacro(RefGame):
         )
         probs = [float(x) for x in self.income_probs]
         half = len(probs) // 2
-        self.income_moves = list(zip(range(-half, half + 1), probs))
+        self.income_moves = list(zip(range(-half, half + 1), probs, strict=False))
 
     def noise_paths(self):
         if self.common_noise:
@@ -336,7 +336,9 @@ class RefMacro(RefGame):
     def sample_noise_path(self, rng: np.random.Generator):
         z = [0.0]
         for _ in range(self.horizon):
-            z.append(self.z_persistence * z[-1] + self.z_std * float(rng.standard_normal()) if self.common_noise else 0.0)
+            z.append(
+                self.z_persistence * z[-1] + self.z_std * float(rng.standard_normal()) if self.common_noise else 0.0
+            )
         return tuple(z)
 
     def initial_mean_field(self, path):
@@ -378,7 +380,7 @@ class RefMacro(RefGame):
     def transitions(self, s, a, mu, path, t):
         c = self.cash(s, mu, path, t)
         w_next = c * (1.0 - self.action_values[a])
-        i, j = divmod(s, self.num_income)
+        _i, j = divmod(s, self.num_income)
         if self.idiosyncratic_noise:
             inc = {}
             for dj, pj in self.income_moves:
@@ -556,7 +558,7 @@ def _split(members, obs_of, tol=OBS_TOL):
     reps: list[np.ndarray] = []
     for p in members:
         o = obs_of(p)
-        for g, r in zip(groups, reps):
+        for g, r in zip(groups, reps, strict=False):
             if r.shape == o.shape and np.max(np.abs(r - o), initial=0.0) <= tol:
                 g.append(p)
                 break

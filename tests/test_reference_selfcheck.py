@@ -11,9 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # noqa: E402 (tests are not a package)
-import reference_games as rg  # noqa: E402
-
+sys.path.insert(0, os.path.dirname(__file__))
+import reference_games as rg
 
 SMALL = {
     "linear_quadratic": lambda **kw: rg.ref_linear_quadratic(num_states=15, horizon=25, **kw),
@@ -59,7 +58,7 @@ def test_rollout_conserves_mass_and_matches_kernel_push(name):
     for mu in mus:
         assert mu.dtype == np.float64 and abs(mu.sum() - 1) < 1e-12 and mu.min() >= 0
     traj = rg._trajectory(game, pol, path)
-    for a, b in zip(mus, traj.mus):
+    for a, b in zip(mus, traj.mus, strict=False):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
 
 
@@ -76,8 +75,9 @@ def test_best_response_dominates_policy_value(name):
 def test_policy_value_equals_monte_carlo_free_direct_sum():
     # A deterministic game (no idiosyncratic noise, no common noise): the value of a
     # constant action is the discounted sum of the rewards along the single trajectory.
-    game = rg.ref_linear_quadratic(num_states=11, max_action=1, horizon=5, common_noise=False,
-                                   idiosyncratic_noise=False)
+    game = rg.ref_linear_quadratic(
+        num_states=11, max_action=1, horizon=5, common_noise=False, idiosyncratic_noise=False
+    )
     pol = rg.constant_action_policy(game, 2)  # action +1
     path = 0
     mus = rg.rollout(game, pol, path)
@@ -92,10 +92,11 @@ def test_policy_value_equals_monte_carlo_free_direct_sum():
 
 # ----- linear-quadratic facts ---------------------------------------------------------
 
+
 def test_lq_kernel_shift_and_noise():
     g = rg.ref_linear_quadratic()
     mu = g.initial_mean_field(1)
-    w = np.exp(-np.arange(-3, 4) ** 2 / 2.0)
+    w = np.exp(-(np.arange(-3, 4) ** 2) / 2.0)
     w /= w.sum()
     d = g.transitions(50, 3, mu, 1, 10)  # a = 0, eps_10 = 0
     assert sorted(d) == list(range(47, 54))
@@ -122,6 +123,7 @@ def test_lq_reward_uses_next_mean():
 
 
 # ----- beach bar facts ----------------------------------------------------------------
+
 
 def test_beach_bar_paths_and_initial_field():
     g = rg.ref_beach_bar()
@@ -161,6 +163,7 @@ def test_beach_bar_closure_timing_and_reward():
 
 # ----- macro facts --------------------------------------------------------------------
 
+
 def test_macro_grids_and_lottery():
     g = rg.ref_macro(common_noise=False)
     assert g.n_states == 1000 and g.n_actions == 20
@@ -198,14 +201,16 @@ def test_macro_prices_and_reward():
 
 # ----- exploitability -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar"])
 def test_information_consistent_exploitability_is_bracketed(name):
     game = SMALL[name]()
     res = rg.exploitability(game, rg.uniform_policy(game))
     assert -1e-9 <= res["exploitability_info"] <= res["exploitability"] + 1e-9
     # for these games the deviator's prior-weighted backward induction is realisable
-    assert math.isclose(res["best_response_info_return"], res["best_response_info_realised_return"],
-                        rel_tol=1e-12, abs_tol=1e-9)
+    assert math.isclose(
+        res["best_response_info_return"], res["best_response_info_realised_return"], rel_tol=1e-12, abs_tol=1e-9
+    )
     off = SMALL[name](common_noise=False)
     res = rg.exploitability(off, rg.uniform_policy(off))
     assert math.isclose(res["exploitability"], res["exploitability_info"], rel_tol=1e-12, abs_tol=1e-12)

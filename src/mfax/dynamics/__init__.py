@@ -13,17 +13,17 @@ from mfax.dynamics.population import (
 from mfax.dynamics.pushforward import Trajectory, push_forward, rollout, rollout_batch, step
 
 __all__ = [
+    "NoiseBatch",
     "PopulationStep",
     "PopulationTrajectory",
+    "Trajectory",
     "agent_returns",
     "empirical_mean_field",
+    "enumerate_noise",
+    "noise_batch",
     "population_reset",
     "population_rollout",
     "population_step",
-    "NoiseBatch",
-    "Trajectory",
-    "enumerate_noise",
-    "noise_batch",
     "push_forward",
     "rollout",
     "rollout_batch",

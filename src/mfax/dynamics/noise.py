@@ -45,9 +45,7 @@ def enumerate_noise(game: Game) -> NoiseBatch:
     """Every common-noise path with its probability (finite-support games only)."""
     support = game.noise_support()
     if support is None:
-        raise GameError(
-            f"game {game.name!r} has no finite noise support with these parameters; use sampled noise"
-        )
+        raise GameError(f"game {game.name!r} has no finite noise support with these parameters; use sampled noise")
     return NoiseBatch(support.noise, support.weight, exact=True)
 
 

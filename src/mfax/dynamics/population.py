@@ -115,9 +115,7 @@ def population_rollout(
 
 
 @eqx.filter_jit
-def agent_returns(
-    game: Game, traj: Trajectory, noise: Noise, key: PRNGKeyArray, num_agents: int
-) -> Float[Array, " N"]:
+def agent_returns(game: Game, traj: Trajectory, noise: Noise, key: PRNGKeyArray, num_agents: int) -> Float[Array, " N"]:
     """Discounted returns of ``num_agents`` independent agents along a *fixed* exact
     mean-field path (one path, no leading axis), acting with ``traj.probs``.
 

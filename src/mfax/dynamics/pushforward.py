@@ -93,7 +93,7 @@ def rollout(
         mu_next = step(game, mu, probs, noise, t, method)
         out = (mu_next, obs)
         if record:
-            out = out + (probs, reward_matrix(game, mu, mu_next, noise, t))
+            out = (*out, probs, reward_matrix(game, mu, mu_next, noise, t))
         return (mu_next, policy_carry), out
 
     ts = jnp.arange(game.horizon, dtype=jnp.int32)

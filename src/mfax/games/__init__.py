@@ -11,6 +11,7 @@ for _cls in (LinearQuadratic, BeachBar, Macro, SIS):
     register(_cls)
 
 __all__ = [
+    "SIS",
     "BeachBar",
     "BeachBarNoise",
     "Game",
@@ -21,7 +22,6 @@ __all__ = [
     "Macro",
     "MacroNoise",
     "NoiseSupport",
-    "SIS",
     "SISNoise",
     "describe",
     "game_class",

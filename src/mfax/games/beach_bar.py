@@ -56,7 +56,9 @@ class BeachBar(Game):
             len(self.idiosyncratic_probs) % 2 == 1,
             f"idiosyncratic_probs needs an odd length (offsets -w..w), got {len(self.idiosyncratic_probs)}",
         )
-        check(0.0 <= self.close_probability <= 1.0, f"close_probability must lie in [0, 1], got {self.close_probability}")
+        check(
+            0.0 <= self.close_probability <= 1.0, f"close_probability must lie in [0, 1], got {self.close_probability}"
+        )
 
     @property
     def n_states(self) -> int:

@@ -31,9 +31,7 @@ def game_class(name: str) -> type[Game]:
 def _coerce(game_name: str, field: dataclasses.Field, value: Any) -> Any:
     """Check a parameter value against the type of its default; ints widen to floats."""
     default = field.default
-    bad = GameError(
-        f"parameter {field.name!r} of game {game_name!r} must be {type(default).__name__}, got {value!r}"
-    )
+    bad = GameError(f"parameter {field.name!r} of game {game_name!r} must be {type(default).__name__}, got {value!r}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise bad
@@ -71,9 +69,7 @@ def make(name: str, **params: Any) -> Game:
     fields = {f.name: f for f in parameters(cls)}
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise GameError(
-            f"unknown parameter {unknown[0]!r} for game {name!r}; allowed: {', '.join(fields)}"
-        )
+        raise GameError(f"unknown parameter {unknown[0]!r} for game {name!r}; allowed: {', '.join(fields)}")
     return cls(**{k: _coerce(name, fields[k], v) for k, v in params.items()})
 
 

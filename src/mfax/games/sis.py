@@ -95,9 +95,11 @@ class SIS(Game):
         regimes = [(r, p) for r, p in regimes if p > 0.0]
         signs = list(itertools.product((-1.0, 1.0), repeat=self.horizon))
         severe = np.array([r for r, _ in regimes for _ in signs])
-        errors = np.array([list(e) + [0.0] for _ in regimes for e in signs])
+        errors = np.array([[*list(e), 0.0] for _ in regimes for e in signs])
         weight = np.array([p / len(signs) for _, p in regimes for _ in signs])
-        return NoiseSupport(SISNoise(jnp.asarray(severe, float), jnp.asarray(errors, float)), jnp.asarray(weight, float))
+        return NoiseSupport(
+            SISNoise(jnp.asarray(severe, float), jnp.asarray(errors, float)), jnp.asarray(weight, float)
+        )
 
     def initial_mean_field(self, noise):
         return jnp.array([1.0 - self.initial_infected, self.initial_infected])

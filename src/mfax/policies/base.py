@@ -69,8 +69,6 @@ def parse_policy(game: Game, spec: str) -> Policy:
     if spec.startswith("action:"):
         text = spec.split(":", 1)[1]
         if not text.lstrip("-").isdigit() or not 0 <= int(text) < game.n_actions:
-            raise GameError(
-                f"policy {spec!r}: K must be an integer in 0..{game.n_actions - 1} for game {game.name!r}"
-            )
+            raise GameError(f"policy {spec!r}: K must be an integer in 0..{game.n_actions - 1} for game {game.name!r}")
         return FixedAction(game.n_states, game.n_actions, int(text))
     raise GameError(f"unknown policy {spec!r}; allowed: uniform, action:K (K in 0..{game.n_actions - 1})")

@@ -1,0 +1,48 @@
+"""Contract over the whole registry: compiled rollouts and evaluation, finite values,
+no retracing on a second call with new values of the same shapes."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import mfax
+from conftest import random_policy_table
+from mfax.dynamics import noise_batch, rollout_batch
+from mfax.evaluation import path_values
+from mfax.policies import Tabular
+from mfax.tracing import TRACES
+
+
+def _small(name):
+    # Full size except the macro horizon, to keep the contract run quick.
+    return mfax.make(name, horizon=16) if name == "macro" else mfax.make(name)
+
+
+@pytest.mark.parametrize("name", mfax.game_names())
+def test_registered_game_contract(name):
+    game = _small(name)
+    batch = noise_batch(game, "sample", jax.random.key(0), 3)
+    policies = [Tabular(random_policy_table(jax.random.key(s), game)) for s in (1, 2)]
+
+    traj = rollout_batch(game, policies[0], batch.noise)
+    T, n, m = game.horizon, game.n_states, game.n_actions
+    assert traj.mu.shape == (3, T + 1, n) and traj.probs.shape == (3, T, n, m) and traj.rewards.shape == (3, T, n, m)
+    assert traj.obs.shape[:2] == (3, T + 1)
+    for leaf in jax.tree.leaves(traj):
+        assert np.isfinite(np.asarray(leaf)).all()
+    values = path_values(game, policies[0], batch.noise, batch.weight, True)
+    for leaf in jax.tree.leaves(values):
+        assert np.isfinite(np.asarray(leaf)).all()
+
+    before = dict(TRACES)
+    other = noise_batch(game, "sample", jax.random.key(9), 3)
+    jax.block_until_ready(rollout_batch(game, policies[1], other.noise))
+    jax.block_until_ready(path_values(game, policies[1], other.noise, other.weight, True))
+    assert TRACES["rollout"] == before["rollout"], "rollout_batch retraced"
+    assert TRACES["path_values"] == before["path_values"], "path_values retraced"
+
+    # an equal game built anew is the same static configuration: no retrace either
+    jax.block_until_ready(rollout_batch(_small(name), policies[1], other.noise))
+    assert TRACES["rollout"] == before["rollout"]

@@ -1,0 +1,146 @@
+"""Games: registry, parameter validation, and the kernels/rewards/observations of each
+game checked entry by entry against the independent numpy reference."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfax
+from conftest import ALL_GAMES, dense_kernel, path_at, ref_path
+from mfax.games import GameError, describe, parse_value
+from reference_games import ref_beach_bar, ref_linear_quadratic, ref_macro
+
+
+def test_registry_lists_every_game():
+    assert set(ALL_GAMES) <= set(mfax.game_names())
+
+
+def test_make_overrides_and_defaults():
+    g = mfax.make("beach_bar", common_noise=False, num_states=51)
+    assert (g.n_states, g.n_actions, g.horizon, g.gamma) == (51, 11, 30, 0.99)
+    assert not g.common_noise
+    lq = mfax.make("linear_quadratic")
+    assert (lq.n_states, lq.n_actions, lq.horizon, lq.gamma) == (99, 7, 30, 0.99)
+    macro = mfax.make("macro")
+    assert (macro.n_states, macro.n_actions, macro.horizon, macro.gamma) == (1000, 20, 128, 0.95)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("nope", {}, "unknown game 'nope'; allowed: beach_bar"),
+        ("beach_bar", {"colour": 1}, "unknown parameter 'colour' for game 'beach_bar'; allowed: num_states"),
+        ("beach_bar", {"gamma": 0.0}, r"gamma must lie in \(0, 1\]"),
+        ("beach_bar", {"gamma": 1.5}, r"gamma must lie in \(0, 1\]"),
+        ("linear_quadratic", {"horizon": 0}, "horizon must be >= 1"),
+        ("beach_bar", {"num_states": 0}, "num_states must be >= 3"),
+        ("beach_bar", {"idiosyncratic_probs": (0.5, 0.6, -0.1)}, "must be non-negative"),
+        ("beach_bar", {"idiosyncratic_probs": (0.2, 0.2, 0.2)}, "must sum to 1"),
+        ("macro", {"income_probs": (0.3, 0.3, 0.3)}, "must sum to 1"),
+        ("macro", {"num_wealth": 1}, "num_wealth must be >= 2"),
+        ("linear_quadratic", {"num_states": 2.5}, "must be int"),
+        ("linear_quadratic", {"common_noise": 1}, "must be bool"),
+    ],
+)
+def test_bad_input_is_refused_with_one_line(name, params, match):
+    with pytest.raises(GameError, match=match) as info:
+        mfax.make(name, **params)
+    assert "\n" not in str(info.value)
+
+
+def test_parse_value_types():
+    assert parse_value("beach_bar", "common_noise", "false") is False
+    assert parse_value("beach_bar", "num_states", "51") == 51
+    assert parse_value("beach_bar", "idiosyncratic_probs", "0.1,0.8,0.1") == (0.1, 0.8, 0.1)
+    with pytest.raises(GameError, match="must be int"):
+        parse_value("beach_bar", "num_states", "many")
+    assert all(help_ for _, _, help_ in describe("macro"))
+
+
+REFERENCE_CASES = [
+    ("linear_quadratic", {}, ref_linear_quadratic),
+    ("linear_quadratic", {"num_states": 15, "shift": 3.0, "rho": 0.3}, ref_linear_quadratic),
+    ("linear_quadratic", {"num_states": 12, "idiosyncratic_noise": False}, ref_linear_quadratic),
+    ("beach_bar", {}, ref_beach_bar),
+    ("beach_bar", {"num_states": 21, "idiosyncratic_noise": False}, ref_beach_bar),
+    ("macro", {"num_wealth": 30, "horizon": 6}, ref_macro),
+    ("macro", {"num_wealth": 12, "num_income": 3, "idiosyncratic_noise": False, "crra": 1.0}, ref_macro),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "ref_factory"), REFERENCE_CASES)
+def test_kernel_reward_observation_match_reference(name, params, ref_factory):
+    """Every transition probability, reward and observation equals the reference's."""
+    with jax.enable_x64(True):
+        game = mfax.make(name, **params)
+        ref = ref_factory(**params)
+        n, m = game.n_states, game.n_actions
+        key = jax.random.key(7)
+        noise = jax.vmap(game.sample_noise)(jax.random.split(key, 2))
+        ts = sorted({0, 1, game.horizon // 2, game.horizon - 1, min(game.horizon - 1, 21)})
+        rng = np.random.default_rng(0)
+        for i in range(2):
+            path = path_at(noise, i)
+            rp = ref_path(game, path)
+            mu0 = np.asarray(game.initial_mean_field(path))
+            np.testing.assert_allclose(mu0, ref.initial_mean_field(rp), atol=1e-12)
+            for t in ts:
+                mu = rng.dirichlet(np.ones(n)) if t else mu0
+                mu_next = rng.dirichlet(np.ones(n))
+                tt = jnp.int32(t)
+                ours = dense_kernel(game.kernel(jnp.asarray(mu), path, tt))
+                for s in range(0, n, max(1, n // 40)):
+                    for a in range(m):
+                        expected = np.zeros(n)
+                        for nxt, p in ref.transitions(s, a, mu, rp, t).items():
+                            expected[nxt] += p
+                        np.testing.assert_allclose(ours[s, a], expected, atol=1e-12, err_msg=f"s={s} a={a} t={t}")
+                r = np.asarray(mfax.games.reward_matrix(game, jnp.asarray(mu), jnp.asarray(mu_next), path, tt))
+                ref_r = np.array([[ref.reward(s, a, mu, mu_next, rp, t) for a in range(m)] for s in range(n)])
+                np.testing.assert_allclose(r, ref_r, rtol=1e-10, atol=1e-10, err_msg=f"rewards t={t}")
+                np.testing.assert_allclose(
+                    np.asarray(game.observation(jnp.asarray(mu), path, tt)), ref.observation(mu, rp, t), rtol=1e-12
+                )
+
+
+@pytest.mark.parametrize("name", ALL_GAMES)
+def test_kernel_is_a_probability_kernel(name):
+    game = mfax.make(name)
+    noise = game.sample_noise(jax.random.key(1))
+    mu = game.initial_mean_field(noise)
+    for t in (0, game.horizon - 1):
+        k = game.kernel(mu, noise, jnp.int32(t))
+        assert k.index.shape[:2] == (game.n_states, game.n_actions) and k.index.shape == k.prob.shape
+        assert k.index.dtype == jnp.int32
+        assert int(k.index.min()) >= 0 and int(k.index.max()) < game.n_states
+        assert float(k.prob.min()) >= 0.0
+        np.testing.assert_allclose(np.asarray(k.prob.sum(-1)), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL_GAMES)
+def test_noise_support_weights_and_samples(name):
+    game = mfax.make(name)
+    support = game.noise_support()
+    if support is None:
+        assert name == "macro"
+        assert mfax.make(name, common_noise=False).noise_support() is not None
+        return
+    np.testing.assert_allclose(float(support.weight.sum()), 1.0, atol=1e-6)
+    expected = {"linear_quadratic": 2, "beach_bar": 102, "sis": 2 * 2**8}[name]
+    assert support.weight.shape == (expected,)
+
+
+def test_beach_bar_noise_is_exactly_the_published_process():
+    game = mfax.make("beach_bar")
+    noise = jax.vmap(game.sample_noise)(jax.random.split(jax.random.key(0), 4000))
+    bars = np.asarray(noise.bar)
+    assert bars.min() == 25 and bars.max() == 75
+    z = np.asarray(noise.z)
+    assert (z[:, :15] == 1).all()
+    assert (z[:, 15:] == z[:, 15:16]).all()  # stays as drawn
+    assert abs(z[:, 15].mean() - 0.5) < 0.03
+    off = mfax.make("beach_bar", common_noise=False).sample_noise(jax.random.key(3))
+    assert (np.asarray(off.z) == 1).all()
