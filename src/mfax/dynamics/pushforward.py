@@ -82,12 +82,15 @@ def rollout(
     """Exact rollout of ``policy`` for ``T`` steps along one noise path (one ``lax.scan``).
 
     With ``record=False`` only mean fields and observations are kept (``O(T n)`` memory
-    instead of ``O(T n m)``).
+    instead of ``O(T n m)``). The mean-field path is under ``stop_gradient``: derivatives
+    of the recorded ``probs`` with respect to policy parameters are those of one agent
+    deviating against a fixed population.
     """
     mu0 = game.initial_mean_field(noise)
 
     def body(carry, t):
         mu, policy_carry = carry
+        mu = jax.lax.stop_gradient(mu)  # the population path is given: gradients flow only through pi
         obs = game.observation(mu, noise, t)
         policy_carry, probs = policy(policy_carry, obs, t)
         mu_next = step(game, mu, probs, noise, t, method)

@@ -40,10 +40,13 @@ def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> 
 Combine = Callable[[Float[Array, "P n m"], Array, dict], Float[Array, "P n"]]
 
 
-def backward_induction(game: Game, traj: Trajectory, noise: Noise, combine: Combine) -> Float[Array, "P n"]:
+def backward_induction(
+    game: Game, traj: Trajectory, noise: Noise, combine: Combine, emit_q: bool = False
+) -> Float[Array, "P n"] | tuple[Float[Array, "P n"], Float[Array, "P T n m"]]:
     """Generic batched backward recursion; ``combine(Q, t, xs)`` turns ``Q_t`` into ``V_t``.
 
-    ``traj`` and ``noise`` carry a leading path axis ``P``. Returns ``V_0`` ``(P, n)``.
+    ``traj`` and ``noise`` carry a leading path axis ``P``. Returns ``V_0`` ``(P, n)``,
+    and with ``emit_q`` also every ``Q_t`` as ``(P, T, n, m)``.
     """
     num_paths, _, n = traj.mu.shape
     xs = {
@@ -62,17 +65,17 @@ def backward_induction(game: Game, traj: Trajectory, noise: Noise, combine: Comb
             game, x["mu"], x["mu_next"], noise, x["t"], v_next, rewards
         )
         v = combine(q, x["t"], x)
-        return v, None
+        return v, q if emit_q else None
 
-    v0, _ = jax.lax.scan(body, jnp.zeros((num_paths, n), traj.mu.dtype), xs, reverse=True)
-    return v0
+    v0, qs = jax.lax.scan(body, jnp.zeros((num_paths, n), traj.mu.dtype), xs, reverse=True)
+    return (v0, jnp.swapaxes(qs, 0, 1)) if emit_q else v0
 
 
-def policy_value(game: Game, traj: Trajectory, noise: Noise) -> Float[Array, "P n"]:
-    """``V^pi_0`` on each path; needs ``traj.probs``."""
+def policy_value(game: Game, traj: Trajectory, noise: Noise, emit_q: bool = False):
+    """``V^pi_0`` on each path (and every ``Q^pi_t`` with ``emit_q``); needs ``traj.probs``."""
     if traj.probs is None:
         raise ValueError("policy_value needs a trajectory recorded with record=True")
-    return backward_induction(game, traj, noise, lambda q, t, x: jnp.sum(x["probs"] * q, axis=-1))
+    return backward_induction(game, traj, noise, lambda q, t, x: jnp.sum(x["probs"] * q, axis=-1), emit_q)
 
 
 def best_response_value(game: Game, traj: Trajectory, noise: Noise) -> Float[Array, "P n"]:

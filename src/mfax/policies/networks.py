@@ -1,0 +1,151 @@
+"""Learned mean-field policies: one network gives the action distribution of every state.
+
+Architecture (the published one, ALGORITHMS.md)::
+
+    o_t --Linear(d_o, 128)--ReLU--> e_t --[GRU(128) for RSPG]--> h_t --Linear(., 64)--> g_t
+    s   --Embedding(n, 64) or Linear(f, 64)--> x_s
+    [x_s, g_t] --Linear(128,128)--ReLU--Linear(128,128)--ReLU--Linear(128, k)--> head
+
+SPG (memoryless) and RSPG (history-aware) are the same module; only ``recurrent``
+differs: RSPG carries one GRU state per noise path, fed only public observations, and
+shared by all individual states. The first MLP layer is split into its state and
+aggregate parts, ``W [x_s; g_t] = W_x x_s + W_g g_t``, so the state part (which does not
+depend on the observation) is an ``(n, 128)`` table computed once per call instead of
+once per state and path.
+
+Heads: ``"discrete"`` (softmax over the ``m`` action logits) or ``"beta"`` (a Beta(a, b)
+density on ``[0, 1]`` with ``a, b = 1 + softplus(.)``, evaluated on the game's action
+values and renormalised: the published choice for the macro savings fraction).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from mfax.games.base import Game
+from mfax.policies.base import Policy
+
+Head = Literal["discrete", "beta"]
+StateInput = Literal["embedding", "features"]
+
+
+class NetworkPolicy(Policy):
+    """Mean-field policy network (SPG when ``recurrent=False``, RSPG when ``True``).
+
+    Shapes: ``obs (d_o,)``, carry ``(hidden,)`` (or ``None``), output ``(n, m)``.
+    """
+
+    obs_encoder: eqx.nn.Linear
+    gru: eqx.nn.GRUCell | None
+    aggregate: eqx.nn.Linear
+    state_encoder: eqx.nn.Embedding | eqx.nn.Linear
+    state_proj: eqx.nn.Linear  # W_x (no bias)
+    aggregate_proj: eqx.nn.Linear  # W_g (+ bias of the first MLP layer)
+    hidden: eqx.nn.Linear
+    out: eqx.nn.Linear
+    game: Game = eqx.field(static=True)
+    recurrent: bool = eqx.field(static=True)
+    head: Head = eqx.field(static=True)
+    state_input: StateInput = eqx.field(static=True)
+
+    def __init__(
+        self,
+        game: Game,
+        key: PRNGKeyArray,
+        *,
+        recurrent: bool,
+        head: Head = "discrete",
+        state_input: StateInput = "embedding",
+        obs_embed: int = 128,
+        gru_hidden: int = 128,
+        state_embed: int = 64,
+        aggregate_embed: int = 64,
+        mlp_width: int = 128,
+        obs_dim: int | None = None,
+    ):
+        keys = jax.random.split(key, 8)
+        if obs_dim is None:
+            noise = game.sample_noise(jax.random.key(0))
+            obs_dim = int(game.observation(game.initial_mean_field(noise), noise, jnp.int32(0)).shape[0])
+        self.game, self.recurrent, self.head, self.state_input = game, recurrent, head, state_input
+        self.obs_encoder = eqx.nn.Linear(obs_dim, obs_embed, key=keys[0])
+        self.gru = eqx.nn.GRUCell(obs_embed, gru_hidden, key=keys[1]) if recurrent else None
+        self.aggregate = eqx.nn.Linear(gru_hidden if recurrent else obs_embed, aggregate_embed, key=keys[2])
+        if state_input == "embedding":
+            self.state_encoder = eqx.nn.Embedding(game.n_states, state_embed, key=keys[3])
+        else:
+            self.state_encoder = eqx.nn.Linear(game.state_features().shape[1], state_embed, key=keys[3])
+        concat = state_embed + aggregate_embed
+        first = eqx.nn.Linear(concat, mlp_width, key=keys[4])
+        self.state_proj = eqx.nn.Linear(state_embed, mlp_width, use_bias=False, key=keys[5])
+        self.state_proj = eqx.tree_at(lambda layer: layer.weight, self.state_proj, first.weight[:, :state_embed])
+        self.aggregate_proj = eqx.nn.Linear(aggregate_embed, mlp_width, key=keys[6])
+        self.aggregate_proj = eqx.tree_at(
+            lambda layer: (layer.weight, layer.bias), self.aggregate_proj, (first.weight[:, state_embed:], first.bias)
+        )
+        self.hidden = eqx.nn.Linear(mlp_width, mlp_width, key=keys[7])
+        n_out = game.n_actions if head == "discrete" else 2
+        out = eqx.nn.Linear(mlp_width, n_out, key=jax.random.fold_in(key, 99))
+        # small last layer: the initial policy is close to uniform (discrete) or flat (beta)
+        self.out = eqx.tree_at(lambda layer: (layer.weight, layer.bias), out, (out.weight * 0.01, out.bias * 0.0))
+
+    # -- the recurrent part: one aggregate embedding per path and time ---------------
+    def initial_carry(self):
+        return jnp.zeros(self.gru.hidden_size) if self.recurrent else None
+
+    def _encode(self, carry, obs):
+        e = jax.nn.relu(self.obs_encoder(obs))
+        if self.recurrent:
+            carry = self.gru(e, carry)
+            return carry, self.aggregate(carry)
+        return carry, self.aggregate(e)
+
+    def aggregate_sequence(self, obs: Float[Array, "T d"]) -> Float[Array, "T g"]:
+        """Aggregate embeddings ``g_0..g_{T-1}`` for one path's observation sequence."""
+
+        def body(carry, o):
+            return self._encode(carry, o)
+
+        _, g = jax.lax.scan(body, self.initial_carry(), obs)
+        return g
+
+    # -- the per-state head ------------------------------------------------------------
+    def state_table(self) -> Float[Array, "n w"]:
+        """``W_x x_s`` for every state: independent of observations, computed once."""
+        if self.state_input == "embedding":
+            x = self.state_encoder.weight
+        else:
+            x = jax.vmap(self.state_encoder)(jax.lax.stop_gradient(self.game.state_features()))
+        return x @ self.state_proj.weight.T
+
+    def probs_from_aggregate(self, g: Float[Array, "*b g"], table=None) -> Float[Array, "*b n m"]:
+        """Action probabilities of every state for any batch of aggregate embeddings."""
+        table = self.state_table() if table is None else table
+        a = g @ self.aggregate_proj.weight.T + self.aggregate_proj.bias  # (*b, w)
+        x = jax.nn.relu(table + a[..., None, :])  # (*b, n, w)
+        x = jax.nn.relu(x @ self.hidden.weight.T + self.hidden.bias)
+        y = x @ self.out.weight.T + self.out.bias  # (*b, n, k)
+        if self.head == "discrete":
+            return jax.nn.softmax(y, axis=-1)
+        return beta_on_grid(y, self.game.action_values())
+
+    def __call__(self, carry, obs, t):
+        carry, g = self._encode(carry, obs)
+        return carry, self.probs_from_aggregate(g)
+
+    def sequence_probs(self, obs: Float[Array, "T d"]) -> Float[Array, "T n m"]:
+        """``pi_t`` for ``t = 0..T-1`` given one path's observations (batched head)."""
+        return self.probs_from_aggregate(self.aggregate_sequence(obs))
+
+
+def beta_on_grid(y: Float[Array, "*b 2"], points: Float[Array, " m"]) -> Float[Array, "*b m"]:
+    """Beta(a, b) density at ``points`` in (0, 1), renormalised; ``a, b = 1 + softplus(y)``."""
+    a = 1.0 + jax.nn.softplus(y[..., :1])
+    b = 1.0 + jax.nn.softplus(y[..., 1:])
+    logits = (a - 1.0) * jnp.log(points) + (b - 1.0) * jnp.log1p(-points)
+    return jax.nn.softmax(logits, axis=-1)

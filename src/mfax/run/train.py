@@ -1,0 +1,274 @@
+"""The training driver: compiled chunks, evaluation between them, checkpoints, faults.
+
+``train(config, out)`` runs ``config.num_runs`` runs (seeds x learning rates) side by
+side in one compiled program, ``eval_every`` iterations per chunk. After each chunk it
+evaluates every run exactly (both exploitabilities), appends metrics, replaces the
+checkpoint and the summary. Ctrl-C or a kill leaves the last checkpoint usable;
+``resume(out)`` continues bit for bit. A non-finite gradient, return or parameter stops
+the run with a message naming the iteration and the quantity; the last good checkpoint
+stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.dynamics.noise import NoiseBatch, noise_batch
+from mfax.evaluation.exploitability import evaluate
+from mfax.games import Game, GameError, make
+from mfax.policies.networks import NetworkPolicy
+from mfax.run.config import TrainConfig, resolve
+from mfax.run.rundir import RunDir
+from mfax.solvers.structural import TrainState, init_state, make_chunk, split_policy
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when a non-finite value appears; the message names iteration and quantity."""
+
+
+@dataclasses.dataclass
+class Trainer:
+    """Everything derived from a resolved config (game, policies, noise, compiled steps)."""
+
+    config: TrainConfig
+    game: Game
+    static: Any
+    exact: NoiseBatch | None
+    eval_noise: NoiseBatch
+
+    @classmethod
+    def build(cls, config: TrainConfig) -> Trainer:
+        if config.x64:
+            jax.config.update("jax_enable_x64", True)
+        game = make(config.game, **config.params)
+        batch = noise_batch(game, config.noise, jax.random.PRNGKey(config.seed), config.paths)
+        exact = batch if batch.exact else None
+        eval_noise = batch if batch.exact else noise_batch(
+            game, "sample", jax.random.PRNGKey(config.seed + 1_000_003), config.eval_paths
+        )
+        _, static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
+        return cls(config, game, static, exact, eval_noise)
+
+    def initial_states(self) -> TrainState:
+        """Stacked initial states of all runs (leading run axis)."""
+        states = []
+        for r in range(self.config.num_runs):
+            key = jax.random.PRNGKey(self.config.run_seed(r))
+            policy = make_policy(self.game, self.config, jax.random.fold_in(key, 0))
+            states.append(init_state(policy, jax.random.fold_in(key, 1), self.config.run_lr(r)))
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+    def chunk_fn(self, length: int):
+        return make_chunk(
+            self.game,
+            self.static,
+            iterations=self.config.iterations,
+            num_paths=self.config.paths,
+            exact=self.exact,
+            length=length,
+        )
+
+    def policy(self, states: TrainState, r: int) -> NetworkPolicy:
+        params = jax.tree.map(lambda x: x[r], states.params)
+        return eqx.combine(params, self.static)
+
+    def evaluate_run(self, states: TrainState, r: int) -> dict[str, Any]:
+        result = evaluate(self.game, self.policy(states, r), self.eval_noise)
+        return {
+            "exploitability": result.exploitability,
+            "exploitability_info": result.exploitability_info,
+            "policy_return": result.policy_return,
+        }
+
+
+def make_policy(game: Game, config: TrainConfig, key) -> NetworkPolicy:
+    net = config.network
+    return NetworkPolicy(
+        game,
+        key,
+        recurrent=config.algo == "rspg",
+        head=net.head,
+        state_input=net.state_input,
+        obs_embed=net.obs_embed,
+        gru_hidden=net.gru_hidden,
+        state_embed=net.state_embed,
+        aggregate_embed=net.aggregate_embed,
+        mlp_width=net.mlp_width,
+    )
+
+
+def load_policy(run: RunDir, r: int | None = None) -> tuple[Trainer, NetworkPolicy, int]:
+    """The trained policy of run ``r`` of a run directory (default: the best by the last
+    evaluation), with its trainer and run index."""
+    config = run.load_config()
+    if not run.has_checkpoint():
+        raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
+    trainer = Trainer.build(config)
+    states = run.load_checkpoint(trainer.initial_states())
+    if r is None:
+        r = int(run.read_summary().get("best_run", 0))
+    if not 0 <= r < config.num_runs:
+        raise GameError(f"run index {r} out of range; allowed: 0..{config.num_runs - 1}")
+    return trainer, trainer.policy(states, r), r
+
+
+def _first_bad(metrics, start_iteration: int) -> str:
+    finite = np.asarray(metrics.finite)  # (R, L)
+    runs, steps = np.nonzero(~finite)
+    r, k = int(runs[0]), int(steps[0])
+    quantity = "gradient norm" if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
+    if not np.isfinite(np.asarray(metrics.policy_return)[r, k]):
+        quantity = "policy return (loss)"
+    return f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
+
+
+def train(
+    config: TrainConfig,
+    out: Path | str,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) the run in ``out``; returns the summary.
+
+    ``stop_after`` ends the session after that many iterations in total, as a kill
+    would (for tests and time-boxed jobs); the run can be resumed.
+    """
+    run = RunDir(out)
+    if resume:
+        config = run.load_config()
+    else:
+        config = resolve(config)
+        if run.config_path.exists():
+            raise GameError(f"run directory {str(run.root)!r} already holds a run; use --resume or another --out")
+        run.root.mkdir(parents=True, exist_ok=True)
+        config.save(run.config_path)
+    trainer = Trainer.build(config)
+    states = trainer.initial_states()
+    previous = run.read_summary()
+    wall = float(previous.get("wall_clock_s", 0.0)) if resume else 0.0
+    compile_s = 0.0
+    if resume and run.has_checkpoint():
+        states = run.load_checkpoint(states)
+    start = int(np.asarray(states.iteration)[0])
+    if resume:
+        run.truncate_metrics(start)
+        wall = _wall_at(run, start, wall)
+    elif start == 0:
+        run.append_metrics(_eval_rows(trainer, states, 0, wall, None))
+        run.save_checkpoint(states)
+
+    bar = _progress(config.iterations, start, progress)
+    chunks: dict[int, Any] = {}
+    last_eval: list[dict[str, Any]] = []
+    try:
+        iteration = start
+        while iteration < config.iterations:
+            if stop_after is not None and iteration >= stop_after:
+                break
+            length = min(config.eval_every, config.iterations - iteration)
+            if length not in chunks:
+                t0 = time.perf_counter()
+                chunks[length] = trainer.chunk_fn(length).lower(states).compile()
+                compile_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            new_states, metrics = chunks[length](states)
+            jax.block_until_ready(metrics)
+            wall += time.perf_counter() - t0
+            if not bool(np.all(np.asarray(metrics.finite))):
+                message = _first_bad(metrics, iteration)
+                raise TrainingDiverged(
+                    f"{message}; stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"
+                )
+            states = new_states
+            iteration += length
+            last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
+            run.append_metrics(last_eval)
+            run.save_checkpoint(states)
+            run.write_summary(_summary(config, run, wall, compile_s, iteration))
+            if bar is not None:
+                bar.update(length)
+                bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = _summary(config, run, wall, compile_s, int(np.asarray(states.iteration)[0]))
+    run.write_summary(summary)
+    return summary
+
+
+def resume(out: Path | str, **kwargs) -> dict[str, Any]:
+    return train(TrainConfig(), out, resume=True, **kwargs)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+
+
+def _wall_at(run: RunDir, iteration: int, default: float) -> float:
+    rows = [r for r in run.read_metrics() if r["iteration"] == iteration]
+    return float(rows[0]["wall_clock_s"]) if rows else default
+
+
+def _eval_rows(trainer: Trainer, states: TrainState, iteration: int, wall: float, metrics) -> list[dict[str, Any]]:
+    config = trainer.config
+    rows = []
+    for r in range(config.num_runs):
+        row = {
+            "iteration": iteration,
+            "run": r,
+            "seed": config.run_seed(r),
+            "lr": config.run_lr(r),
+            "wall_clock_s": wall,
+            **trainer.evaluate_run(states, r),
+            "grad_norm": None,
+            "train_exploitability": None,
+            "train_policy_return": None,
+        }
+        if metrics is not None:
+            row["grad_norm"] = float(np.asarray(metrics.grad_norm)[r, -1])
+            row["train_exploitability"] = float(np.asarray(metrics.exploitability)[r].mean())
+            row["train_policy_return"] = float(np.asarray(metrics.policy_return)[r].mean())
+        rows.append(row)
+    return rows
+
+
+def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
+    rows = run.read_metrics()
+    last = [r for r in rows if r["iteration"] == iteration]
+    first = [r for r in rows if r["iteration"] == 0]
+    finals = [r["exploitability"] for r in last]
+    infos = [r["exploitability_info"] for r in last]
+    best = int(np.argmin(finals)) if finals else 0
+    trained = max(iteration, 1)
+    return {
+        "game": config.game,
+        "algo": config.algo,
+        "iterations": iteration,
+        "iterations_planned": config.iterations,
+        "runs": config.num_runs,
+        "final_exploitability": float(np.mean(finals)) if finals else None,
+        "final_exploitability_info": None if not infos or infos[0] is None else float(np.mean(infos)),
+        "final_exploitability_per_run": finals,
+        "final_exploitability_info_per_run": infos,
+        "final_policy_return": float(np.mean([r["policy_return"] for r in last])) if last else None,
+        "initial_exploitability": float(np.mean([r["exploitability"] for r in first])) if first else None,
+        "best_run": best,
+        "wall_clock_s": wall,
+        "compile_s": compile_s,
+        "seconds_per_iteration": wall / trained if iteration else None,
+        "noise": config.noise,
+    }

@@ -1,0 +1,177 @@
+"""Structural policy gradient: SPG (memoryless) and RSPG (history-aware), one implementation.
+
+Hybrid structural method (ALGORITHMS.md): the expectation over individuals is exact
+(the push-forward and the backward recursion use the known kernel); only the common
+noise is sampled, or enumerated when its support is finite. The mean-field path and
+the observations are stop-gradient, so the gradient is that of one agent deviating
+against a fixed population:
+
+.. math::
+
+    J(\\theta) = \\sum_{i} w_i \\sum_s \\mu^i_0(s) V^{i,\\theta}_0(s), \\qquad
+    \\frac{\\partial J}{\\partial \\pi^i_t(a|s)} = w_i\\, \\gamma^t \\mu^i_t(s)\\, Q^i_t(s, a)
+
+The second identity holds because a deviator who follows the population's own policy
+has exactly the population's state distribution ``mu_t``. So one iteration is: a
+forward rollout that records ``pi_t`` and keeps the policy's linearisation
+(``jax.vjp``), a backward recursion for ``Q`` (no autodiff), and one vector-Jacobian
+product with the cotangent ``-w gamma^t mu_t Q_t``. The per-state network runs once
+forward and once backward per iteration; :func:`objective` is the plain autodiff
+formulation of the same gradient (used to test it and for learned best responses).
+
+Training state and update are pure functions (``init_state``, ``train_step``); a whole
+chunk of iterations is one ``lax.scan``, and several seeds and learning rates are one
+``vmap`` inside the same compiled program (:func:`make_chunk`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from mfax.dynamics.noise import NoiseBatch
+from mfax.dynamics.pushforward import rollout_batch
+from mfax.evaluation.values import best_response_value, policy_value
+from mfax.games.base import Game, Noise
+from mfax.policies.networks import NetworkPolicy
+from mfax.tracing import count_trace
+
+CLIP_NORM = 1.0
+FINAL_LR_FRACTION = 0.1
+
+
+class StepMetrics(NamedTuple):
+    """Per-iteration training metrics (on the iteration's own noise paths).
+
+    ``policy_return`` and ``exploitability`` are the weighted mean over paths of
+    ``sum_s mu_0 V^pi_0`` and of ``sum_s mu_0 (V*_0 - V^pi_0)`` (per-path best response);
+    ``grad_norm`` is the global norm before clipping; ``finite`` says whether the
+    gradient and the new parameters are all finite.
+    """
+
+    policy_return: Array
+    exploitability: Array
+    grad_norm: Array
+    lr: Array
+    finite: Array
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to continue bit for bit (one run; vmapped for several)."""
+
+    params: eqx.Module  # the trainable leaves of the policy (eqx.partition)
+    opt_state: optax.OptState
+    iteration: Array  # int32 scalar
+    key: PRNGKeyArray
+    lr: Array  # base learning rate of this run
+
+
+def optimizer() -> optax.GradientTransformation:
+    """Global-norm clipping at 1.0 then Adam's scaling; the learning rate is applied by
+    :func:`train_step` (linear decay to 0.1x over the run, per-run base rate)."""
+    return optax.chain(optax.clip_by_global_norm(CLIP_NORM), optax.scale_by_adam())
+
+
+def learning_rate(base, iteration, iterations: int):
+    """Linear decay from ``base`` at iteration 0 to ``0.1 * base`` at the last one."""
+    frac = iteration / max(iterations - 1, 1)
+    return base * (1.0 - (1.0 - FINAL_LR_FRACTION) * frac)
+
+
+def split_policy(policy: NetworkPolicy) -> tuple[eqx.Module, eqx.Module]:
+    """(trainable arrays, static rest) of a policy."""
+    return eqx.partition(policy, eqx.is_inexact_array)
+
+
+def init_state(policy: NetworkPolicy, key: PRNGKeyArray, lr) -> TrainState:
+    params, _ = split_policy(policy)
+    return TrainState(params, optimizer().init(params), jnp.int32(0), key, jnp.asarray(lr, dtype=float))
+
+
+def structural_gradient(game: Game, params, static, noise: Noise, weight: Float[Array, " P"]):
+    """Gradient of ``-J`` (see module docstring) and the iteration's metrics.
+
+    Returns ``(grads, policy_return, exploitability)``.
+    """
+
+    def probs_of(p):
+        traj = rollout_batch(game, eqx.combine(p, static), noise)
+        return traj.probs, traj
+
+    probs, vjp, traj = jax.vjp(probs_of, params, has_aux=True)
+    v0, q = policy_value(game, traj, noise, emit_q=True)
+    v_br = best_response_value(game, traj, noise)
+    mu0 = traj.mu[:, 0]
+    discount = game.gamma ** jnp.arange(game.horizon, dtype=q.dtype)
+    cotangent = -(weight[:, None, None, None] * discount[None, :, None, None] * traj.mu[:, :-1, :, None] * q)
+    (grads,) = vjp(cotangent.astype(probs.dtype))
+    ret = jnp.sum(weight * jnp.sum(mu0 * v0, -1))
+    exploitability = jnp.sum(weight * jnp.sum(mu0 * (v_br - v0), -1))
+    return grads, ret, exploitability
+
+
+def objective(game: Game, policy: NetworkPolicy, traj, noise: Noise, weight) -> Array:
+    """``J = sum_i w_i sum_s mu_0 V_0`` of ``policy`` played against the fixed population
+    path ``traj`` (its observations feed the policy's memory): differentiable in
+    ``policy`` by plain autodiff through the backward recursion."""
+    probs = jax.vmap(policy.sequence_probs)(jax.lax.stop_gradient(traj.obs[:, :-1]))
+    fixed = traj._replace(mu=jax.lax.stop_gradient(traj.mu), probs=probs)
+    v0 = policy_value(game, fixed, noise)
+    return jnp.sum(weight * jnp.sum(fixed.mu[:, 0] * v0, -1))
+
+
+def draw_noise(game: Game, key: PRNGKeyArray, num_paths: int, exact: NoiseBatch | None):
+    """The iteration's noise paths: the fixed exact support, or fresh Monte Carlo draws."""
+    if exact is not None:
+        return exact.noise, exact.weight
+    noise = jax.vmap(game.sample_noise)(jax.random.split(key, num_paths))
+    return noise, jnp.full(num_paths, 1.0 / num_paths)
+
+
+def train_step(
+    game: Game,
+    static,
+    state: TrainState,
+    *,
+    iterations: int,
+    num_paths: int,
+    exact: NoiseBatch | None,
+) -> tuple[TrainState, StepMetrics]:
+    """One structural policy-gradient iteration (pure; jit/vmap/scan friendly)."""
+    key = jax.random.fold_in(state.key, state.iteration)
+    noise, weight = draw_noise(game, key, num_paths, exact)
+    grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
+    grad_norm = optax.global_norm(grads)
+    updates, opt_state = optimizer().update(grads, state.opt_state, state.params)
+    lr = learning_rate(state.lr, state.iteration, iterations)
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+    finite = jnp.isfinite(grad_norm) & jnp.isfinite(ret) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
+    )
+    new = TrainState(params, opt_state, state.iteration + 1, state.key, state.lr)
+    return new, StepMetrics(ret, exploitability, grad_norm, lr, finite)
+
+
+def make_chunk(game: Game, static, *, iterations: int, num_paths: int, exact: NoiseBatch | None, length: int):
+    """A compiled function ``chunk(states) -> (states, metrics)`` running ``length``
+    iterations of every run in ``states`` (leading run axis ``R``) in one program.
+
+    Metrics come back as :class:`StepMetrics` of arrays ``(R, length)``.
+    """
+
+    def one_run(state):
+        def body(s, _):
+            return train_step(game, static, s, iterations=iterations, num_paths=num_paths, exact=exact)
+
+        return jax.lax.scan(body, state, None, length=length)
+
+    def chunk(states):
+        count_trace("structural_chunk")
+        return jax.vmap(one_run)(states)
+
+    return jax.jit(chunk, donate_argnums=0)
