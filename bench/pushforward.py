@@ -99,18 +99,22 @@ def _memory(compiled) -> dict[str, int] | None:
     return out
 
 
-def _time_calls(fn, min_repeats: int, max_repeats: int, budget_s: float) -> tuple[float, list[float]]:
-    """Warm-up call, then repeats (as many as fit the budget, within the bounds): (warm-up, times)."""
+def _time_calls(fn, min_repeats: int, max_repeats: int, budget_s: float) -> tuple[dict[str, Any], Any]:
+    """Warm-up call, then as many timed calls as fit ``budget_s`` (within the bounds).
+
+    ``fn`` must block until its result is ready. Returns the timing record and the last result.
+    """
     t0 = time.perf_counter()
-    fn()
+    out = fn()
     warm = time.perf_counter() - t0
     fit = int(max(0.0, budget_s - warm) / max(warm, 1e-9))
     times = []
     for _ in range(max(min_repeats, min(max_repeats, fit))):
+        del out  # free the previous result before the next call
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         times.append(time.perf_counter() - t0)
-    return warm, times
+    return {"warmup_s": warm, "times_s": times, "median_s": _median(times), "min_s": min(times)}, out
 
 
 def _median(xs: list[float]) -> float:
@@ -156,27 +160,22 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         probs = jnp.full((B, n, m), 1.0 / m)
         args = (mu, probs, noise, jnp.int32(0))
         methods = ["scatter", "dense"] if cfg["kind"] == "compare" else ["scatter"]
-        rec["methods"] = {}
+        rec["methods"], outs = {}, {}
         for method in methods:
             compiled, compile_s, mem = compile_(step_fn(method), *args)
             if too_big(mem):
                 return {**rec, "status": "too_big", "xla": mem}
-            warm, times = _time_calls(
+            timing, outs[method] = _time_calls(
                 lambda c=compiled: c(*args).block_until_ready(), cfg["min_repeats"], cfg["max_repeats"], cfg["budget_s"]
             )
-            out = compiled(*args)
             rec["methods"][method] = {
                 "compile_s": compile_s,
-                "warmup_s": warm,
-                "times_s": times,
-                "median_s": _median(times),
+                **timing,
                 "xla": mem,
-                "mass_error": float(jnp.max(jnp.abs(out.sum(-1) - 1.0))),
+                "mass_error": float(jnp.max(jnp.abs(outs[method].sum(-1) - 1.0))),
             }
         if cfg["kind"] == "compare":
-            ref = compiled(*args)  # dense
-            scat = jax.jit(step_fn("scatter"))(*args)
-            rec["max_abs_diff"] = float(jnp.max(jnp.abs(ref - scat)))
+            rec["max_abs_diff"] = float(jnp.max(jnp.abs(outs["dense"] - outs["scatter"])))
         else:
             rec.update(rec.pop("methods")["scatter"])
     elif cfg["kind"] == "rollout":
@@ -185,21 +184,18 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         compiled, compile_s, mem = compile_(fn, noise)
         if too_big(mem):
             return {**rec, "status": "too_big", "xla": mem}
-        warm, times = _time_calls(
+        timing, traj = _time_calls(
             lambda: jax.block_until_ready(compiled(noise)), cfg["min_repeats"], cfg["max_repeats"], cfg["budget_s"]
         )
-        traj = compiled(noise)
         rec.update(
             compile_s=compile_s,
-            warmup_s=warm,
-            times_s=times,
-            median_s=_median(times),
+            **timing,
             xla=mem,
             mass_error=float(jnp.max(jnp.abs(traj.mu[:, -1].sum(-1) - 1.0))),
         )
     else:
         raise ValueError(f"unknown kind {cfg['kind']!r}")
-    rec.update(status="ok", rss_baseline_bytes=baseline, rss_peak_bytes=_rss_bytes())
+    rec.update(status="ok", rss_baseline_bytes=baseline, rss_peak_bytes=_rss_bytes(), load_end=os.getloadavg()[0])
     return rec
 
 
@@ -208,6 +204,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 def run_config(cfg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run ``worker(cfg)`` in a fresh Python process; return its record (or an error record)."""
+    cfg = {**cfg, "load_start": os.getloadavg()[0]}  # 1-min load average: other processes skew timings
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(cfg)]
     t0 = time.perf_counter()
     try:
@@ -298,7 +295,10 @@ def fits(rows: list[dict[str, Any]], min_states: int) -> dict[str, dict[str, Any
             "rollout_peak_rss_minus_baseline_per_path": fit_exponent(
                 x, [(r["rss_peak_bytes"] - r["rss_baseline_bytes"]) / r["B"] for r in ro]
             ),
-            "rollout_peak_rss_raw": fit_exponent(x, [r["rss_peak_bytes"] for r in ro]),
+            # raw RSS is only comparable across rows with the same B
+            "rollout_peak_rss_raw": fit_exponent(x, [r["rss_peak_bytes"] for r in ro])
+            if len({r["B"] for r in ro}) == 1
+            else None,
             "rollout_xla_total_per_path": fit_exponent(
                 x, [r["xla"]["total"] / r["B"] if r.get("xla") else 0.0 for r in ro]
             ),
@@ -333,6 +333,10 @@ def markdown(result: dict[str, Any]) -> str:
         "`memory_analysis().temp_size_in_bytes`. B marked * was reduced from the default to keep a "
         "configuration under ~3 min / the memory cap.",
         "",
+        f"Highest 1-min load average seen at a configuration's start or end: {meta['max_load']:.2f} on "
+        f"{meta['cpu_count']} cores (above ~1, other processes were competing and timings are inflated; "
+        "minimum times are in the JSON).",
+        "",
         "| game | n | m | K | n·m·K | B | T | step ms | step ns/elem | rollout s | rollout ns/elem | "
         "rollout compile s | peak RSS MB step / rollout | XLA temp MB step / rollout |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -355,7 +359,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"## Growth exponents (log-log least squares over n >= {meta['fit_min_states']:,}; y per path = y / B)",
         "",
         "| game | points | rollout time / path | step time / path | (peak RSS - baseline) / path | "
-        "raw peak RSS | XLA arg+temp+out / path |",
+        "raw peak RSS (same B only) | XLA arg+temp+out / path |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for game, f in result["fits"].items():
@@ -400,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-cap-gb", type=float, default=4.0, help="max one-hot operator size for dense")
     parser.add_argument("--min-repeats", type=int, default=None, help="timed calls after warm-up, at least")
     parser.add_argument("--max-repeats", type=int, default=None, help="timed calls after warm-up, at most")
+    parser.add_argument("--budget", type=float, default=None, help="seconds of timed calls per config (120)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a configuration is killed")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -411,9 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes, compare_sizes = (QUICK_SIZES, QUICK_COMPARE) if args.quick else (FULL_SIZES, FULL_COMPARE)
     args.batch = args.batch or (8 if args.quick else 128)
     args.min_repeats = args.min_repeats or (2 if args.quick else 3)
-    args.max_repeats = args.max_repeats or (3 if args.quick else 7)
+    args.max_repeats = args.max_repeats or (3 if args.quick else 15)
     args.fit_min_states = args.fit_min_states or (100 if args.quick else 1_000)
-    budget = 1.0 if args.quick else 120.0
+    budget = args.budget or (1.0 if args.quick else 120.0)
     games = args.games or list(sizes)
     unknown = sorted(set(games) - set(sizes))
     if unknown:
@@ -473,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import jax
 
+    records = [r[k] for r in rows for k in ("step", "rollout")] + compare
+    loads = [x for rec in records for x in (rec.get("load_start"), rec.get("load_end")) if x is not None]
     baselines = [r[k]["rss_baseline_bytes"] for r in rows for k in ("step", "rollout") if r[k].get("status") == "ok"]
     result = {
         "meta": {
@@ -488,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_baseline_mb": (sum(baselines) / len(baselines) / MB) if baselines else 0.0,
             "wall_s": time.perf_counter() - t_start,
             "fit_min_states": args.fit_min_states,
+            "max_load": max(loads, default=0.0),
         },
         "rows": rows,
         "compare": compare,

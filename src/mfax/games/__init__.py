@@ -1,11 +1,12 @@
 """Games: what the world is. One file per game, the protocol in :mod:`.base`."""
 
-from mfax.games.base import Game, GameError, Kernel, NoiseSupport, param, reward_matrix
+from mfax.games.base import Game, GameError, Kernel, NoiseSupport, reward_matrix
 from mfax.games.beach_bar import BeachBar, BeachBarNoise
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
 from mfax.games.registry import describe, game_class, game_names, make, parse_value, register
 from mfax.games.sis import SIS, SISNoise
+from mfax.params import param
 
 for _cls in (LinearQuadratic, BeachBar, Macro, SIS):
     register(_cls)

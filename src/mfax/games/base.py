@@ -15,7 +15,6 @@ between the exact push-forward and a sampled population.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
@@ -50,11 +49,6 @@ class NoiseSupport(NamedTuple):
 
     noise: Noise
     weight: Float[Array, " P"]
-
-
-def param(default: Any, help: str) -> Any:
-    """A game parameter: static (part of the compiled program) and documented."""
-    return eqx.field(default=default, static=True, metadata={"help": help})
 
 
 class GameError(ValueError):
@@ -169,11 +163,6 @@ def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m
 def mean_state(game: Game, mu: Float[Array, " n"]) -> Float[Array, " d"]:
     """Population mean of the state values, ``sum_s mu(s) x(s)``."""
     return mu @ game.state_values()
-
-
-def parameters(game_cls: type[Game]) -> list[dataclasses.Field]:
-    """The user-settable parameters of a game class, in declaration order."""
-    return [f for f in dataclasses.fields(game_cls) if "help" in f.metadata]
 
 
 def float_dtype() -> jnp.dtype:

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check, check_probabilities, param
+from mfax.games.base import Game, Kernel, NoiseSupport, check, check_probabilities
+from mfax.params import param
 
 
 class BeachBarNoise(NamedTuple):

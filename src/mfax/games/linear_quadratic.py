@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check, param
+from mfax.games.base import Game, Kernel, NoiseSupport, check
+from mfax.params import param
 
 
 class LQNoise(NamedTuple):

@@ -46,24 +46,52 @@ def parse_overrides(game: str, items: list[str]) -> dict:
     return out
 
 
+def parse_hparams(algo: str, items: list[str]) -> dict:
+    """``["key=value", ...]`` -> typed hyper-parameters of solver ``algo``."""
+    from mfax.solvers import solver_spec
+
+    spec = solver_spec(algo)
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise GameError(f"--hp expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = spec.parse_hparam(key.strip(), value)
+    return out
+
+
 @app.command("list")
 def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
     """List the registered games (parameters, defaults, meaning) and the solvers."""
-    from mfax.run.config import ALGORITHMS, DEFAULTS, GAME_DEFAULTS
+    from mfax.run.config import DEFAULTS, GAME_DEFAULTS
+    from mfax.solvers import solver_names, solver_spec
 
+    from mfax import params
+
+    algorithms = {name: solver_spec(name).description for name in solver_names()}
+    hparams = {
+        name: [] if solver_spec(name).hparams is None else params.describe(solver_spec(name).hparams)
+        for name in solver_names()
+    }
     catalogue = {name: [{"name": k, "default": d, "help": h} for k, d, h in describe(name)] for name in game_names()}
     solvers = {
-        name: {"description": text, "defaults": {g: {**DEFAULTS, **GAME_DEFAULTS.get(g, {})} for g in catalogue}}
-        for name, text in ALGORITHMS.items()
+        name: {
+            "description": text,
+            "defaults": {g: {**DEFAULTS, **GAME_DEFAULTS.get(g, {})} for g in catalogue},
+            "hparams": [{"name": k, "default": d, "help": h} for k, d, h in hparams[name]],
+        }
+        for name, text in algorithms.items()
     }
     if as_json:
         typer.echo(json.dumps({"games": catalogue, "solvers": solvers}))
         return
     typer.echo("solvers (mfax train --algo NAME):")
-    for name, text in ALGORITHMS.items():
+    for name, text in algorithms.items():
         typer.echo(f"  {name:<6} {text}")
+        for k, d, h in hparams[name]:
+            typer.echo(f"           --hp {k}={d!s:<12} {h}")
     typer.echo("  per-game defaults: " + "; ".join(f"{g}: {v}" for g, v in GAME_DEFAULTS.items()))
     typer.echo("games (mfax eval/train --game NAME --set key=value):")
     for name, params in catalogue.items():
@@ -174,11 +202,11 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
     from mfax.evaluation.learned_br import learned_best_response
     from mfax.policies.networks import NetworkPolicy
     from mfax.run.config import TrainConfig, resolve
-    from mfax.run.train import make_policy
+    from mfax.solvers.structural import make_policy
 
     cfg = config or resolve(TrainConfig(game=game.name))
     rspg = TrainConfig(**{**cfg.__dict__, "algo": "rspg"})
-    deviator = make_policy(game, rspg, jax.random.PRNGKey(seed + 7))
+    deviator = make_policy(game, rspg, jax.random.PRNGKey(seed + 7), recurrent=True)
     if isinstance(population, NetworkPolicy) and population.recurrent:
         deviator = population  # warm start: the deviator starts as the population (gain 0)
     return learned_best_response(
@@ -216,6 +244,10 @@ def train_command(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a game parameter, key=value (repeatable)")
     ] = None,
+    hp: Annotated[
+        list[str] | None,
+        typer.Option("--hp", help="set a solver hyper-parameter, key=value (repeatable; see `mfax list`)"),
+    ] = None,
     config_file: Annotated[
         str | None, typer.Option("--config", help="TOML or JSON config file (flags override it)")
     ] = None,
@@ -239,7 +271,8 @@ def train_command(
         if resume is not None:
             target = RunDir(resume)
             config = target.load_config()
-            if any(v is not None for v in (game, algo, iterations, paths, noise, lr, seeds, seed, config_file)) or set_:
+            given = (game, algo, iterations, paths, noise, lr, seeds, seed, config_file)
+            if any(v is not None for v in given) or set_ or hp:
                 raise GameError("--resume continues a run as configured; drop the other training options")
         else:
             config = load_file(Path(config_file)) if config_file else TrainConfig()
@@ -262,6 +295,8 @@ def train_command(
                     raise GameError(f"--lr expects comma-separated numbers, got {lr!r}") from None
             if set_:
                 config.params = {**config.params, **parse_overrides(config.game, set_)}
+            if hp:
+                config.hparams = {**config.hparams, **parse_hparams(config.algo, hp)}
             if x64:
                 config.x64 = True
             config = from_dict(config.to_dict())
@@ -309,3 +344,7 @@ def plot_command(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -15,11 +15,7 @@ from typing import Any
 
 from mfax.dynamics.noise import NOISE_MODES
 from mfax.games import GameError, game_class, make
-
-ALGORITHMS = {
-    "spg": "structural policy gradient, memoryless policy pi(a | s, o_t)",
-    "rspg": "recurrent structural policy gradient, pi(a | s, h_t), h_t = GRU over public observations",
-}
+from mfax.solvers import solver_spec
 
 # Published per-game defaults (ALGORITHMS.md): paths per iteration, learning rate,
 # policy head and state input. Games not listed use DEFAULTS.
@@ -59,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 10
     eval_paths: int = 64
+    hparams: dict[str, Any] = field(default_factory=dict)
     x64: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
@@ -88,8 +85,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Fill per-game defaults and validate everything; raises one-line ``GameError``."""
     game_class(config.game)  # unknown game -> error listing the allowed ones
     make(config.game, **config.params)  # unknown / impossible parameters
-    if config.algo not in ALGORITHMS:
-        raise GameError(f"unknown algorithm {config.algo!r}; allowed: {', '.join(ALGORITHMS)}")
+    hparams = solver_spec(config.algo).resolve_hparams(config.hparams)  # unknown algorithm / hparams -> error
     if config.noise not in NOISE_MODES:
         raise GameError(f"unknown noise mode {config.noise!r}; allowed: {', '.join(NOISE_MODES)}")
     defaults = {**DEFAULTS, **GAME_DEFAULTS.get(config.game, {})}
@@ -111,7 +107,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError(f"unknown head {net.head!r}; allowed: discrete, beta")
     if net.state_input not in ("embedding", "features"):
         raise GameError(f"unknown state input {net.state_input!r}; allowed: embedding, features")
-    return dataclasses.replace(config, paths=paths, lr=lr, network=net)
+    return dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:

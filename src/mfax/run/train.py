@@ -16,18 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mfax.dynamics.noise import NoiseBatch, noise_batch
 from mfax.evaluation.exploitability import evaluate
 from mfax.games import Game, GameError, make
-from mfax.policies.networks import NetworkPolicy
+from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
-from mfax.solvers.structural import TrainState, init_state, make_chunk, split_policy
+from mfax.solvers import Solver, solver_spec
+
+EVAL_SEED = 1_000_003
 
 
 class TrainingDiverged(RuntimeError):
@@ -36,12 +36,11 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass
 class Trainer:
-    """Everything derived from a resolved config (game, policies, noise, compiled steps)."""
+    """Everything derived from a resolved config: game, solver, noise for training/eval."""
 
     config: TrainConfig
     game: Game
-    static: Any
-    exact: NoiseBatch | None
+    solver: Solver
     eval_noise: NoiseBatch
 
     @classmethod
@@ -51,36 +50,23 @@ class Trainer:
         game = make(config.game, **config.params)
         batch = noise_batch(game, config.noise, jax.random.PRNGKey(config.seed), config.paths)
         exact = batch if batch.exact else None
-        eval_noise = batch if batch.exact else noise_batch(
-            game, "sample", jax.random.PRNGKey(config.seed + 1_000_003), config.eval_paths
+        # one fixed set of evaluation paths for every seed: runs are compared on common noise
+        eval_noise = (
+            batch if batch.exact else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
         )
-        _, static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
-        return cls(config, game, static, exact, eval_noise)
+        solver = solver_spec(config.algo).build(config, game, exact)
+        return cls(config, game, solver, eval_noise)
 
-    def initial_states(self) -> TrainState:
-        """Stacked initial states of all runs (leading run axis)."""
-        states = []
-        for r in range(self.config.num_runs):
-            key = jax.random.PRNGKey(self.config.run_seed(r))
-            policy = make_policy(self.game, self.config, jax.random.fold_in(key, 0))
-            states.append(init_state(policy, jax.random.fold_in(key, 1), self.config.run_lr(r)))
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    def initial_states(self):
+        return self.solver.initial_states()
 
     def chunk_fn(self, length: int):
-        return make_chunk(
-            self.game,
-            self.static,
-            iterations=self.config.iterations,
-            num_paths=self.config.paths,
-            exact=self.exact,
-            length=length,
-        )
+        return self.solver.chunk(length)
 
-    def policy(self, states: TrainState, r: int) -> NetworkPolicy:
-        params = jax.tree.map(lambda x: x[r], states.params)
-        return eqx.combine(params, self.static)
+    def policy(self, states, r: int) -> Policy:
+        return self.solver.policy(states, r)
 
-    def evaluate_run(self, states: TrainState, r: int) -> dict[str, Any]:
+    def evaluate_run(self, states, r: int) -> dict[str, Any]:
         result = evaluate(self.game, self.policy(states, r), self.eval_noise)
         return {
             "exploitability": result.exploitability,
@@ -89,23 +75,7 @@ class Trainer:
         }
 
 
-def make_policy(game: Game, config: TrainConfig, key) -> NetworkPolicy:
-    net = config.network
-    return NetworkPolicy(
-        game,
-        key,
-        recurrent=config.algo == "rspg",
-        head=net.head,
-        state_input=net.state_input,
-        obs_embed=net.obs_embed,
-        gru_hidden=net.gru_hidden,
-        state_embed=net.state_embed,
-        aggregate_embed=net.aggregate_embed,
-        mlp_width=net.mlp_width,
-    )
-
-
-def load_policy(run: RunDir, r: int | None = None) -> tuple[Trainer, NetworkPolicy, int]:
+def load_policy(run: RunDir, r: int | None = None) -> tuple[Trainer, Policy, int]:
     """The trained policy of run ``r`` of a run directory (default: the best by the last
     evaluation), with its trainer and run index."""
     config = run.load_config()
@@ -223,7 +193,7 @@ def _wall_at(run: RunDir, iteration: int, default: float) -> float:
     return float(rows[0]["wall_clock_s"]) if rows else default
 
 
-def _eval_rows(trainer: Trainer, states: TrainState, iteration: int, wall: float, metrics) -> list[dict[str, Any]]:
+def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -> list[dict[str, Any]]:
     config = trainer.config
     rows = []
     for r in range(config.num_runs):

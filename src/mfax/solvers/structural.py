@@ -39,6 +39,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games.base import Game, Noise
 from mfax.policies.networks import NetworkPolicy
+from mfax.solvers.base import SolverSpec, register_solver
 from mfax.tracing import count_trace
 
 CLIP_NORM = 1.0
@@ -146,12 +147,14 @@ def train_step(
     key = jax.random.fold_in(state.key, state.iteration)
     noise, weight = draw_noise(game, key, num_paths, exact)
     grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer().update(grads, state.opt_state, state.params)
     lr = learning_rate(state.lr, state.iteration, iterations)
     params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
-    finite = jnp.isfinite(grad_norm) & jnp.isfinite(ret) & jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
+    finite = (
+        jnp.isfinite(grad_norm)
+        & jnp.isfinite(ret)
+        & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
     )
     new = TrainState(params, opt_state, state.iteration + 1, state.key, state.lr)
     return new, StepMetrics(ret, exploitability, grad_norm, lr, finite)
@@ -175,3 +178,56 @@ def make_chunk(game: Game, static, *, iterations: int, num_paths: int, exact: No
         return jax.vmap(one_run)(states)
 
     return jax.jit(chunk, donate_argnums=0)
+
+
+def make_policy(game: Game, config, key: PRNGKeyArray, recurrent: bool | None = None) -> NetworkPolicy:
+    """The policy network of a config (``config.network`` sizes; RSPG is recurrent)."""
+    net = config.network
+    return NetworkPolicy(
+        game,
+        key,
+        recurrent=config.algo == "rspg" if recurrent is None else recurrent,
+        head=net.head,
+        state_input=net.state_input,
+        obs_embed=net.obs_embed,
+        gru_hidden=net.gru_hidden,
+        state_embed=net.state_embed,
+        aggregate_embed=net.aggregate_embed,
+        mlp_width=net.mlp_width,
+    )
+
+
+class StructuralSolver:
+    """SPG / RSPG behind the driver's solver interface (see :mod:`mfax.solvers.base`)."""
+
+    def __init__(self, config, game: Game, exact: NoiseBatch | None):
+        self.config, self.game, self.exact = config, game, exact
+        _, self.static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
+
+    def initial_states(self) -> TrainState:
+        states = []
+        for r in range(self.config.num_runs):
+            key = jax.random.PRNGKey(self.config.run_seed(r))
+            policy = make_policy(self.game, self.config, jax.random.fold_in(key, 0))
+            states.append(init_state(policy, jax.random.fold_in(key, 1), self.config.run_lr(r)))
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+    def chunk(self, length: int):
+        return make_chunk(
+            self.game,
+            self.static,
+            iterations=self.config.iterations,
+            num_paths=self.config.paths,
+            exact=self.exact,
+            length=length,
+        )
+
+    def policy(self, states: TrainState, r: int) -> NetworkPolicy:
+        return eqx.combine(jax.tree.map(lambda x: x[r], states.params), self.static)
+
+
+for _name, _text in (
+    ("spg", "structural policy gradient, memoryless policy pi(a | s, o_t)"),
+    ("rspg", "recurrent structural policy gradient, pi(a | s, h_t), h_t = GRU over public observations"),
+):
+    register_solver(SolverSpec(_name, _text, StructuralSolver))

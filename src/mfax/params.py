@@ -1,0 +1,100 @@
+"""Declared, documented, validated parameters (shared by games and solvers).
+
+A parameter is a dataclass field made with :func:`param` (a default and a help text).
+``build`` checks names and types and gives one-line errors naming what is wrong and
+what is allowed; ``parse_text`` turns ``key=value`` command-line text into the field's
+type. Values are validated further by the owning class (``__check_init__`` or
+``__post_init__``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import equinox as eqx
+
+from mfax.games.base import GameError
+
+
+def param(default: Any, help: str) -> Any:
+    """A parameter field: static (part of the compiled program) and documented."""
+    return eqx.field(default=default, static=True, metadata={"help": help})
+
+
+def fields_of(cls: type) -> dict[str, dataclasses.Field]:
+    """The declared parameters of a class, in declaration order."""
+    return {f.name: f for f in dataclasses.fields(cls) if "help" in f.metadata}
+
+
+def describe(cls: type) -> list[tuple[str, Any, str]]:
+    """``(name, default, help)`` of every parameter."""
+    return [(f.name, f.default, f.metadata["help"]) for f in fields_of(cls).values()]
+
+
+def _kind(default: Any) -> str:
+    return "a comma-separated list of numbers" if isinstance(default, tuple) else type(default).__name__
+
+
+def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
+    """Check a value against the type of the field's default; ints widen to floats."""
+    default = field.default
+    bad = GameError(f"parameter {field.name!r} of {owner} must be {type(default).__name__}, got {value!r}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if isinstance(default, tuple):
+        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            raise bad
+        items = tuple(value)
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in items):
+            raise bad
+        return tuple(float(v) for v in items)
+    return value
+
+
+def check_names(cls: type, owner: str, names) -> dict[str, dataclasses.Field]:
+    fields = fields_of(cls)
+    unknown = sorted(set(names) - set(fields))
+    if unknown:
+        raise GameError(f"unknown parameter {unknown[0]!r} for {owner}; allowed: {', '.join(fields)}")
+    return fields
+
+
+def build(cls: type, owner: str, **values: Any) -> Any:
+    """``cls(**values)`` after checking names and types (one-line errors)."""
+    fields = check_names(cls, owner, values)
+    return cls(**{k: coerce(owner, fields[k], v) for k, v in values.items()})
+
+
+def parse_text(cls: type, owner: str, key: str, text: str) -> Any:
+    """Parse command-line text for parameter ``key`` by the type of its default."""
+    default = check_names(cls, owner, [key])[key].default
+    text = text.strip()
+    try:
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            return tuple(float(v) for v in text.strip("()[]").split(",") if v.strip())
+        return text
+    except ValueError:
+        pass
+    raise GameError(f"parameter {key!r} of {owner} must be {_kind(default)}, got {text!r}")

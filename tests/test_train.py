@@ -1,0 +1,247 @@
+"""Training runs end to end: exploitability falls, determinism, resume, faults, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mfax.games import GameError
+from mfax.run.cli import app
+from mfax.run.config import NetworkConfig, TrainConfig
+from mfax.run.rundir import RunDir
+from mfax.run.train import TrainingDiverged, train
+
+runner = CliRunner()
+SMALL = NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
+
+# Short runs on every game (smaller grids for the test budget; same code paths).
+SHORT = {
+    "linear_quadratic": dict(params={}, iterations=30, lr=[1e-2]),
+    "beach_bar": dict(params={"num_states": 41, "horizon": 16}, iterations=30, lr=[1e-2]),
+    "macro": dict(params={"num_wealth": 40, "horizon": 32}, iterations=20, lr=[1e-2]),
+    "sis": dict(params={}, iterations=30, lr=[1e-2]),
+}
+
+
+def _metrics(run_dir, drop=("wall_clock_s",)):
+    return [{k: v for k, v in row.items() if k not in drop} for row in RunDir(run_dir).read_metrics()]
+
+
+@pytest.mark.parametrize("algo", ["spg", "rspg"])
+@pytest.mark.parametrize("name", sorted(SHORT))
+def test_short_run_reduces_exploitability(tmp_path, name, algo):
+    spec = SHORT[name]
+    config = TrainConfig(
+        game=name,
+        algo=algo,
+        params=spec["params"],
+        iterations=spec["iterations"],
+        lr=spec["lr"],
+        eval_every=spec["iterations"],
+        eval_paths=8,
+        network=SMALL,
+    )
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary["final_exploitability"] < 0.9 * summary["initial_exploitability"], summary
+    assert summary["iterations"] == spec["iterations"]
+
+
+def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tmp_path):
+    config = TrainConfig(
+        game="beach_bar",
+        params={"num_states": 21, "horizon": 10},
+        iterations=12,
+        eval_every=4,
+        noise="sample",
+        paths=16,
+        network=SMALL,
+    )
+    train(config, tmp_path / "a", progress=False)
+    train(config, tmp_path / "b", progress=False)
+    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+    train(config, tmp_path / "c", progress=False, stop_after=4)  # as if killed after 4 iterations
+    assert RunDir(tmp_path / "c").read_summary()["iterations"] == 4
+    summary = train(TrainConfig(), tmp_path / "c", resume=True, progress=False)
+    assert summary["iterations"] == 12
+    assert _metrics(tmp_path / "c") == _metrics(tmp_path / "a")
+
+
+def test_vmapped_runs_match_single_runs(tmp_path):
+    """Two seeds x two learning rates in one program == the four runs on their own."""
+    base = dict(game="sis", iterations=6, eval_every=3, network=SMALL, noise="sample", paths=8)
+    train(TrainConfig(**base, seeds=2, seed=5, lr=[1e-3, 1e-2]), tmp_path / "grid", progress=False)
+    grid = RunDir(tmp_path / "grid").read_metrics()
+    for r, (seed, lr) in enumerate([(5, 1e-3), (5, 1e-2), (6, 1e-3), (6, 1e-2)]):
+        train(TrainConfig(**base, seed=seed, lr=[lr]), tmp_path / f"single{r}", progress=False)
+        single = RunDir(tmp_path / f"single{r}").read_metrics()
+        mine = [row for row in grid if row["run"] == r]
+        assert [row["seed"] for row in mine] == [seed] * 3
+        for a, b in zip(mine, single, strict=True):
+            assert a["exploitability"] == pytest.approx(b["exploitability"], rel=1e-4)
+
+
+def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    config = TrainConfig(game="linear_quadratic", iterations=20, eval_every=5, lr=[1e36], network=SMALL, noise="exact")
+    with pytest.raises(TrainingDiverged, match=r"non-finite .* at iteration \d+ \(run 0\); stopped, last good"):
+        train(config, tmp_path / "nan", progress=False)
+    run = RunDir(tmp_path / "nan")
+    assert run.has_checkpoint()
+    rows = run.read_metrics()
+    assert all(np.isfinite(r["exploitability"]) for r in rows)
+
+
+def test_killed_training_leaves_usable_checkpoint_and_resumes(tmp_path):
+    """A real SIGKILL in the middle of training, then --resume to the end."""
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mfax.run.cli",
+        "train",
+        "--game",
+        "sis",
+        "--iterations",
+        "400",
+        "--eval-every",
+        "5",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-plots",
+        "--noise",
+        "sample",
+        "--paths",
+        "8",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        rows = RunDir(out).read_metrics() if (out / "metrics.jsonl").exists() else []
+        if rows and rows[-1]["iteration"] >= 10:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = RunDir(out)
+    assert run.has_checkpoint()
+    done = json.loads(
+        runner.invoke(
+            app, ["train", "--resume", str(out), "--no-progress", "--no-plots", "--json"]
+        ).output.splitlines()[-1]
+    )
+    assert done["iterations"] == 400
+    iterations = [r["iteration"] for r in run.read_metrics()]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == 400
+
+
+def test_learned_best_response_brackets_information_consistent_exploitability(tmp_path):
+    out = tmp_path / "lq"
+    config = TrainConfig(game="linear_quadratic", iterations=10, eval_every=10, network=SMALL, lr=[1e-2])
+    train(config, out, progress=False)
+    result = runner.invoke(
+        app, ["eval", str(out), "--learned-br", "--br-iterations", "60", "--br-lr", "1e-2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    lower, info, upper = record["exploitability_lower_bound"], record["exploitability_info"], record["exploitability"]
+    assert 0.0 < lower <= info + 1e-3 * abs(info) and info <= upper + 1e-3 * abs(upper), (lower, info, upper)
+
+
+def test_train_cli_writes_run_directory_and_plots(tmp_path):
+    out = tmp_path / "cli"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--game",
+            "sis",
+            "--algo",
+            "spg",
+            "--iterations",
+            "4",
+            "--eval-every",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    for key in ("final_exploitability", "seconds_per_iteration", "iterations", "game", "algo"):
+        assert key in summary
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    for column in ("iteration", "wall_clock_s", "exploitability", "exploitability_info", "policy_return", "grad_norm"):
+        assert column in header
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr"] == [1e-3] and config["paths"] == 8 and config["network"]["head"] == "discrete"
+    assert {p.name for p in (out / "plots").iterdir()} >= {"exploitability.png", "mean_field.png", "policy.png"}
+    again = runner.invoke(app, ["train", "--game", "sis", "--out", str(out)])
+    assert again.exit_code == 2 and "already holds a run" in again.stderr
+
+
+def test_macro_plots(tmp_path):
+    out = tmp_path / "macro"
+    config = TrainConfig(
+        game="macro", params={"num_wealth": 30, "horizon": 16}, iterations=2, eval_every=2, network=SMALL, eval_paths=4
+    )
+    train(config, out, progress=False)
+    result = runner.invoke(app, ["plot", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (out / "plots").iterdir()} >= {
+        "exploitability.png",
+        "wealth.png",
+        "prices.png",
+        "savings.png",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--algo", "ppo"], "unknown algorithm 'ppo'; allowed: spg, rspg"),
+        (["train", "--lr", "fast"], "--lr expects comma-separated numbers"),
+        (["train", "--lr", "-1"], "learning rates must be > 0"),
+        (["train", "--iterations", "0"], "iterations must be >= 1"),
+        (["train", "--game", "nope"], "unknown game 'nope'; allowed:"),
+        (["train", "--set", "gamma=3"], "gamma must lie in (0, 1]"),
+        (["train", "--noise", "many"], "unknown noise mode 'many'"),
+        (["train", "--config", "/nonexistent.toml"], "does not exist"),
+        (["train", "--resume", "/nonexistent-run"], "is not a run directory"),
+        (["eval", "/nonexistent-run"], "is not a run directory"),
+    ],
+)
+def test_train_bad_input_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_config_file_and_flags(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('game = "sis"\nalgo = "spg"\niterations = 2\neval_every = 2\nlr = 0.01\n[network]\nmlp_width = 16\n')
+    out = tmp_path / "from-file"
+    result = runner.invoke(
+        app, ["train", "--config", str(cfg), "--iterations", "4", "--out", str(out), "--no-progress", "--no-plots"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["game"], saved["algo"], saved["iterations"], saved["lr"]) == ("sis", "spg", 4, [0.01])
+    assert saved["network"]["mlp_width"] == 16
+    bad = tmp_path / "bad.toml"
+    bad.write_text("colour = 1\n")
+    with pytest.raises(GameError, match="unknown config key 'colour'"):
+        from mfax.run.config import load_file
+
+        load_file(Path(bad))
