@@ -65,10 +65,9 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
     """List the registered games (parameters, defaults, meaning) and the solvers."""
+    from mfax import params
     from mfax.run.config import DEFAULTS, GAME_DEFAULTS
     from mfax.solvers import solver_names, solver_spec
-
-    from mfax import params
 
     algorithms = {name: solver_spec(name).description for name in solver_names()}
     hparams = {
@@ -94,9 +93,9 @@ def list_command(
             typer.echo(f"           --hp {k}={d!s:<12} {h}")
     typer.echo("  per-game defaults: " + "; ".join(f"{g}: {v}" for g, v in GAME_DEFAULTS.items()))
     typer.echo("games (mfax eval/train --game NAME --set key=value):")
-    for name, params in catalogue.items():
+    for name, game_params in catalogue.items():
         typer.echo(f"  {name}")
-        for p in params:
+        for p in game_params:
             typer.echo(f"    {p['name']:<22} {p['default']!s:<28} {p['help']}")
 
 
