@@ -26,7 +26,7 @@ from mfax.evaluation.values import policy_value
 from mfax.games.base import Game
 from mfax.policies.base import Policy
 from mfax.policies.networks import NetworkPolicy
-from mfax.solvers.structural import draw_noise, learning_rate, objective, optimizer
+from mfax.solvers.structural import draw_noise, learning_rate, objective, optimizer, small_support
 
 
 class LearnedBestResponse(NamedTuple):
@@ -63,6 +63,7 @@ def learned_best_response(
         raise ValueError("the learned best response needs a recurrent (history-aware) deviator")
     params, static = eqx.partition(deviator, eqx.is_inexact_array)
     exact = eval_noise if eval_noise.exact else None
+    support = None if exact is not None else small_support(game, num_paths)
     tx = optimizer()
 
     def gain(p, noise, weight):
@@ -71,7 +72,7 @@ def learned_best_response(
 
     def step(carry, it):
         p, opt_state = carry
-        noise, weight = draw_noise(game, jax.random.fold_in(key, it), num_paths, exact)
+        noise, weight = draw_noise(game, jax.random.fold_in(key, it), num_paths, exact, support)
         value, grads = jax.value_and_grad(gain)(p, noise, weight)
         updates, opt_state = tx.update(jax.tree.map(jnp.negative, grads), opt_state, p)
         lr_t = learning_rate(lr, it, iterations)

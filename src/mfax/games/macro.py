@@ -145,15 +145,22 @@ class Macro(Game):
         wage = tfp * (1.0 - self.alpha) * (capital / (labour + 1e-6)) ** self.alpha
         return r, wage
 
-    def cash_on_hand(self, mu, noise, t):
-        r, wage = self.prices(mu, noise.z[t])
+    def cash_at_prices(self, r, wage):
+        """Cash on hand ``(1 + r) w + W y`` of every state ``(n,)`` at given prices."""
         w, y = self._w_y()
         return (1.0 + r) * w + wage * y
 
+    def cash_on_hand(self, mu, noise, t):
+        return self.cash_at_prices(*self.prices(mu, noise.z[t]))
+
     def kernel(self, mu, noise, t):
+        return self.kernel_at_prices(*self.prices(mu, noise.z[t]))
+
+    def kernel_at_prices(self, r, wage):
+        """The transition kernel when prices are ``(r, W)`` (given, not derived from ``mu``)."""
         grid = jnp.asarray(self.wealth_grid_np(), dtype=float)
         nw, ny = self.num_wealth, self.num_income
-        w_next = self.cash_on_hand(mu, noise, t)[:, None] * (1.0 - self.action_values())[None, :]
+        w_next = self.cash_at_prices(r, wage)[:, None] * (1.0 - self.action_values())[None, :]
         lo = jnp.clip(jnp.searchsorted(grid, w_next, side="right") - 1, 0, nw - 2)
         frac = jnp.clip((w_next - grid[lo]) / (grid[lo + 1] - grid[lo]), 0.0, 1.0)
         wealth_idx = jnp.stack([lo, lo + 1], axis=-1)  # (n, m, 2)
@@ -174,13 +181,21 @@ class Macro(Game):
             return jnp.log(x)
         return x ** (1.0 - self.crra) / (1.0 - self.crra)
 
-    def reward(self, mu, mu_next, noise, t):
-        cash = self.cash_on_hand(mu, noise, t)
+    def reward_at_prices(self, r, wage):
+        """Step reward ``u(c a)`` ``(n, m)`` when prices are ``(r, W)``."""
+        cash = self.cash_at_prices(r, wage)
         return self.utility(cash[:, None] * self.action_values()[None, :])
 
-    def terminal_reward(self, mu, mu_next, noise, t):
-        cash = self.cash_on_hand(mu, noise, t)
+    def terminal_reward_at_prices(self, r, wage):
+        """Terminal reward ``u(c)`` ``(n, m)`` when prices are ``(r, W)``."""
+        cash = self.cash_at_prices(r, wage)
         return jnp.broadcast_to(self.utility(cash)[:, None], (self.n_states, self.num_actions))
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.reward_at_prices(*self.prices(mu, noise.z[t]))
+
+    def terminal_reward(self, mu, mu_next, noise, t):
+        return self.terminal_reward_at_prices(*self.prices(mu, noise.z[t]))
 
     def observation(self, mu, noise, t):
         return jnp.stack(self.prices(mu, noise.z[t]))

@@ -37,7 +37,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
-from mfax.games.base import Game, Noise
+from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.tracing import count_trace
@@ -126,10 +126,35 @@ def objective(game: Game, policy: NetworkPolicy, traj, noise: Noise, weight) -> 
     return jnp.sum(weight * jnp.sum(fixed.mu[:, 0] * v0, -1))
 
 
-def draw_noise(game: Game, key: PRNGKeyArray, num_paths: int, exact: NoiseBatch | None):
-    """The iteration's noise paths: the fixed exact support, or fresh Monte Carlo draws."""
+def small_support(game: Game, num_paths: int) -> NoiseSupport | None:
+    """The game's noise support when it has fewer paths than ``num_paths`` draws."""
+    support = game.noise_support()
+    return support if support is not None and support.weight.shape[0] < num_paths else None
+
+
+def draw_noise(
+    game: Game,
+    key: PRNGKeyArray,
+    num_paths: int,
+    exact: NoiseBatch | None,
+    support: NoiseSupport | None = None,
+):
+    """The iteration's noise paths and weights.
+
+    * ``exact``: the fixed enumerated support with its probabilities;
+    * otherwise ``num_paths`` Monte Carlo draws. When the game's support is finite and
+      smaller than ``num_paths`` (``support`` given), the draws are returned as
+      multinomial counts over the support: the very same estimator, but each distinct
+      path is computed once (beach bar: 102 paths instead of 128; linear-quadratic: 2
+      instead of 8).
+    """
     if exact is not None:
         return exact.noise, exact.weight
+    if support is not None:
+        size = support.weight.shape[0]
+        picks = jax.random.choice(key, size, (num_paths,), p=support.weight)
+        counts = jnp.zeros(size, support.weight.dtype).at[picks].add(1.0)
+        return support.noise, counts / num_paths
     noise = jax.vmap(game.sample_noise)(jax.random.split(key, num_paths))
     return noise, jnp.full(num_paths, 1.0 / num_paths)
 
@@ -142,10 +167,11 @@ def train_step(
     iterations: int,
     num_paths: int,
     exact: NoiseBatch | None,
+    support: NoiseSupport | None = None,
 ) -> tuple[TrainState, StepMetrics]:
     """One structural policy-gradient iteration (pure; jit/vmap/scan friendly)."""
     key = jax.random.fold_in(state.key, state.iteration)
-    noise, weight = draw_noise(game, key, num_paths, exact)
+    noise, weight = draw_noise(game, key, num_paths, exact, support)
     grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer().update(grads, state.opt_state, state.params)
@@ -160,7 +186,16 @@ def train_step(
     return new, StepMetrics(ret, exploitability, grad_norm, lr, finite)
 
 
-def make_chunk(game: Game, static, *, iterations: int, num_paths: int, exact: NoiseBatch | None, length: int):
+def make_chunk(
+    game: Game,
+    static,
+    *,
+    iterations: int,
+    num_paths: int,
+    exact: NoiseBatch | None,
+    length: int,
+    support: NoiseSupport | None = None,
+):
     """A compiled function ``chunk(states) -> (states, metrics)`` running ``length``
     iterations of every run in ``states`` (leading run axis ``R``) in one program.
 
@@ -169,7 +204,7 @@ def make_chunk(game: Game, static, *, iterations: int, num_paths: int, exact: No
 
     def one_run(state):
         def body(s, _):
-            return train_step(game, static, s, iterations=iterations, num_paths=num_paths, exact=exact)
+            return train_step(game, static, s, iterations=iterations, num_paths=num_paths, exact=exact, support=support)
 
         return jax.lax.scan(body, state, None, length=length)
 
@@ -202,6 +237,7 @@ class StructuralSolver:
 
     def __init__(self, config, game: Game, exact: NoiseBatch | None):
         self.config, self.game, self.exact = config, game, exact
+        self.support = None if exact is not None else small_support(game, config.paths)
         _, self.static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
 
     def initial_states(self) -> TrainState:
@@ -220,6 +256,7 @@ class StructuralSolver:
             num_paths=self.config.paths,
             exact=self.exact,
             length=length,
+            support=self.support,
         )
 
     def policy(self, states: TrainState, r: int) -> NetworkPolicy:
