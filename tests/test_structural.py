@@ -84,3 +84,23 @@ def test_exact_and_sampled_noise_objectives_agree_in_expectation():
     )
     cosine = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
     assert cosine > 0.98, cosine
+
+
+def test_sampled_draws_on_small_support_are_the_same_estimator():
+    """Counts over the support == the explicit batch of drawn paths (same picks)."""
+    from mfax.solvers.structural import draw_noise, small_support
+
+    game, policy = _tiny(True)
+    params, static = split_policy(policy)
+    support = small_support(game, 64)
+    assert support is not None and support.weight.shape[0] == 9 * 2  # bar locations 3..11 x open/closed
+    key = jax.random.PRNGKey(4)
+    noise, weight = draw_noise(game, key, 64, None, support)
+    assert float(weight.sum()) == pytest.approx(1.0) and np.allclose(np.asarray(weight) * 64 % 1, 0, atol=1e-5)
+    picks = jax.random.choice(key, support.weight.shape[0], (64,), p=support.weight)
+    explicit = jax.tree.map(lambda x: x[picks], support.noise)
+    g_counts, r_counts, _ = structural_gradient(game, params, static, noise, weight)
+    g_paths, r_paths, _ = structural_gradient(game, params, static, explicit, jnp.full(64, 1 / 64))
+    assert float(r_counts) == pytest.approx(float(r_paths), rel=1e-5)
+    for a, b in zip(jax.tree.leaves(g_counts), jax.tree.leaves(g_paths), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -254,6 +254,9 @@ def train_command(
     resume: Annotated[
         str | None, typer.Option(help="continue the run in this directory from its last checkpoint")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing run in --out (only a run directory)")
+    ] = False,
     x64: Annotated[bool, typer.Option("--x64", help="train in float64")] = False,
     plots: Annotated[bool, typer.Option(help="write the plots at the end")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -300,6 +303,12 @@ def train_command(
                 config.x64 = True
             config = from_dict(config.to_dict())
             target = RunDir(out or f"runs/{config.game}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}")
+            if overwrite and target.root.exists():
+                if not target.config_path.exists():
+                    raise GameError(f"--overwrite refuses {str(target.root)!r}: it is not a run directory")
+                import shutil
+
+                shutil.rmtree(target.root)
         typer.echo(f"run directory: {target.root}")
         try:
             summary = train(config, target.root, resume=resume is not None, progress=progress)
