@@ -240,6 +240,9 @@ def train_command(
         int | None, typer.Option(help="iterations per compiled chunk between evaluations [10]")
     ] = None,
     eval_paths: Annotated[int | None, typer.Option(help="sampled evaluation paths for non-finite noise [64]")] = None,
+    devices: Annotated[
+        int | None, typer.Option(help="devices to split noise paths (and runs) over [all local devices]")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a game parameter, key=value (repeatable)")
     ] = None,
@@ -288,6 +291,7 @@ def train_command(
                 "seed": seed,
                 "eval_every": eval_every,
                 "eval_paths": eval_paths,
+                "devices": devices,
             }
             config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
             if lr is not None:

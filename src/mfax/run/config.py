@@ -56,6 +56,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_paths: int = 64
     hparams: dict[str, Any] = field(default_factory=dict)
+    devices: int | None = None
     x64: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
@@ -101,6 +102,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     _positive("paths", paths)
     for name in ("obs_embed", "gru_hidden", "state_embed", "aggregate_embed", "mlp_width"):
         _positive(f"network.{name}", getattr(net, name))
+    if config.devices is not None:
+        _positive("devices", config.devices)
     if any(not (x > 0.0) for x in lr):
         raise GameError(f"learning rates must be > 0, got {lr}")
     if net.head not in ("discrete", "beta"):

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from mfax.dynamics.noise import NoiseBatch, noise_batch
 from mfax.evaluation.exploitability import evaluate
@@ -25,6 +26,7 @@ from mfax.games import Game, GameError, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
+from mfax.sharding import make_mesh
 from mfax.solvers import Solver, solver_spec
 
 EVAL_SEED = 1_000_003
@@ -42,6 +44,7 @@ class Trainer:
     game: Game
     solver: Solver
     eval_noise: NoiseBatch
+    eval_mesh: Mesh | None
 
     @classmethod
     def build(cls, config: TrainConfig) -> Trainer:
@@ -55,7 +58,7 @@ class Trainer:
             batch if batch.exact else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
         )
         solver = solver_spec(config.algo).build(config, game, exact)
-        return cls(config, game, solver, eval_noise)
+        return cls(config, game, solver, eval_noise, make_mesh(config.devices))
 
     def initial_states(self):
         return self.solver.initial_states()
@@ -67,7 +70,7 @@ class Trainer:
         return self.solver.policy(states, r)
 
     def evaluate_run(self, states, r: int) -> dict[str, Any]:
-        result = evaluate(self.game, self.policy(states, r), self.eval_noise)
+        result = evaluate(self.game, self.policy(states, r), self.eval_noise, mesh=self.eval_mesh)
         return {
             "exploitability": result.exploitability,
             "exploitability_info": result.exploitability_info,

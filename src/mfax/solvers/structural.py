@@ -32,6 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch
@@ -39,6 +40,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy
+from mfax.sharding import RUNS, make_mesh, place_runs, shard_paths
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.tracing import count_trace
 
@@ -168,10 +170,13 @@ def train_step(
     num_paths: int,
     exact: NoiseBatch | None,
     support: NoiseSupport | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[TrainState, StepMetrics]:
-    """One structural policy-gradient iteration (pure; jit/vmap/scan friendly)."""
+    """One structural policy-gradient iteration (pure; jit/vmap/scan friendly).
+
+    With a ``mesh`` the iteration's noise paths are split over its ``paths`` axis."""
     key = jax.random.fold_in(state.key, state.iteration)
-    noise, weight = draw_noise(game, key, num_paths, exact, support)
+    noise, weight = shard_paths(draw_noise(game, key, num_paths, exact, support), mesh)
     grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer().update(grads, state.opt_state, state.params)
@@ -195,11 +200,13 @@ def make_chunk(
     exact: NoiseBatch | None,
     length: int,
     support: NoiseSupport | None = None,
+    mesh: Mesh | None = None,
 ):
     """A compiled function ``chunk(states) -> (states, metrics)`` running ``length``
     iterations of every run in ``states`` (leading run axis ``R``) in one program.
 
-    Metrics come back as :class:`StepMetrics` of arrays ``(R, length)``.
+    Metrics come back as :class:`StepMetrics` of arrays ``(R, length)``. With a ``mesh``,
+    runs are split over its ``runs`` axis and each iteration's paths over ``paths``.
     """
 
     def one_run(state):
@@ -210,7 +217,7 @@ def make_chunk(
 
     def chunk(states):
         count_trace("structural_chunk")
-        return jax.vmap(one_run)(states)
+        return jax.vmap(one_run, spmd_axis_name=RUNS if mesh is not None else None)(states)
 
     return jax.jit(chunk, donate_argnums=0)
 
@@ -238,6 +245,7 @@ class StructuralSolver:
     def __init__(self, config, game: Game, exact: NoiseBatch | None):
         self.config, self.game, self.exact = config, game, exact
         self.support = None if exact is not None else small_support(game, config.paths)
+        self.mesh = make_mesh(config.devices, config.num_runs, shard_runs=jax.process_count() == 1)
         _, self.static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
 
     def initial_states(self) -> TrainState:
@@ -246,7 +254,7 @@ class StructuralSolver:
             key = jax.random.PRNGKey(self.config.run_seed(r))
             policy = make_policy(self.game, self.config, jax.random.fold_in(key, 0))
             states.append(init_state(policy, jax.random.fold_in(key, 1), self.config.run_lr(r)))
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        return place_runs(jax.tree.map(lambda *xs: jnp.stack(xs), *states), self.mesh)
 
     def chunk(self, length: int):
         return make_chunk(
@@ -257,10 +265,13 @@ class StructuralSolver:
             exact=self.exact,
             length=length,
             support=self.support,
+            mesh=self.mesh,
         )
 
     def policy(self, states: TrainState, r: int) -> NetworkPolicy:
-        return eqx.combine(jax.tree.map(lambda x: x[r], states.params), self.static)
+        # fetched to the host: the policy is then free of the training mesh's layout
+        params = jax.tree.map(lambda x: jnp.asarray(jax.device_get(x[r])), states.params)
+        return eqx.combine(params, self.static)
 
 
 for _name, _text in (

@@ -1,0 +1,78 @@
+"""Spreading noise paths (and runs) over devices and hosts with JAX's own runtime.
+
+A :class:`jax.sharding.Mesh` with axes ``("runs", "paths")``: the runs of a vmapped
+training (seeds x learning rates) are split over ``runs`` when their number allows it,
+and the noise paths of every iteration over ``paths``. Nothing else changes: the
+computation is the same jitted program, XLA inserts the reductions over paths (the
+gradient and the returns are sums over paths), so results match one device to
+floating-point tolerance. Several hosts join through :func:`initialize_distributed`
+(``jax.distributed``); each then owns a slice of the paths, and only process 0 writes
+metrics and checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from mfax.games.base import GameError
+
+RUNS, PATHS = "runs", "paths"
+
+
+def make_mesh(devices: int | None, num_runs: int = 1, shard_runs: bool = True) -> Mesh | None:
+    """A ``(runs, paths)`` mesh over ``devices`` devices (default: all), or ``None`` for one.
+
+    The runs axis gets ``gcd(num_runs, devices)`` devices (all runs stay replicated
+    across hosts when ``shard_runs`` is off, so every process holds whole states).
+    """
+    available = jax.devices()
+    count = len(available) if devices is None else devices
+    if count < 1 or count > len(available):
+        raise GameError(f"--devices must lie in 1..{len(available)} (devices available), got {count}")
+    if count == 1:
+        return None
+    runs = math.gcd(num_runs, count) if shard_runs else 1
+    grid = np.array(available[:count]).reshape(runs, count // runs)
+    return Mesh(grid, (RUNS, PATHS))
+
+
+def shard_paths(tree, mesh: Mesh | None):
+    """Constrain the leading (path) axis of every leaf to be split over ``paths``."""
+    if mesh is None:
+        return tree
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(PATHS))), tree)
+
+
+def place_runs(tree, mesh: Mesh | None):
+    """Put stacked run states on the mesh, split over ``runs`` on the leading axis."""
+    if mesh is None:
+        return tree
+    return jax.device_put(tree, NamedSharding(mesh, P(RUNS)))
+
+
+def initialize_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
+    """Join a multi-host run through ``jax.distributed.initialize``.
+
+    Arguments default to the usual environment (``MFAX_COORDINATOR``,
+    ``MFAX_NUM_PROCESSES``, ``MFAX_PROCESS_ID``; under SLURM JAX reads its own variables
+    when all three are ``None``). On CPU the gloo collectives are used.
+    """
+    coordinator = coordinator or os.environ.get("MFAX_COORDINATOR")
+    if num_processes is None and "MFAX_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["MFAX_NUM_PROCESSES"])
+    if process_id is None and "MFAX_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["MFAX_PROCESS_ID"])
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only used by the CPU backend
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0

@@ -1,0 +1,49 @@
+"""Sharding over devices: same results as one device (forced CPU devices, in a subprocess
+so the device count does not leak into other tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, tempfile
+    import jax
+    from mfax.run.config import NetworkConfig, TrainConfig
+    from mfax.run.rundir import RunDir
+    from mfax.run.train import train
+
+    assert jax.device_count() == 4, jax.devices()
+    net = NetworkConfig(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
+    out = {}
+    for name, devices, noise in [("one", 1, "exact"), ("four", 4, "exact"), ("one_s", 1, "sample"),
+                                 ("four_s", 4, "sample")]:
+        config = TrainConfig(game="beach_bar", params={"num_states": 31, "horizon": 10}, iterations=6,
+                             eval_every=3, lr=[1e-2, 3e-3], seeds=2, network=net, devices=devices, noise=noise,
+                             paths=12)
+        with tempfile.TemporaryDirectory() as tmp:
+            train(config, tmp + "/run", progress=False)
+            out[name] = [(r["exploitability"], r["exploitability_info"], r["policy_return"], r["grad_norm"])
+                         for r in RunDir(tmp + "/run").read_metrics()]
+    print(json.dumps(out))
+    """
+)
+
+
+def test_sharded_training_and_evaluation_match_one_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    for single, sharded in (("one", "four"), ("one_s", "four_s")):
+        assert len(out[single]) == len(out[sharded]) == 3 * 4
+        for a, b in zip(out[single], out[sharded], strict=True):
+            for x, y in zip(a, b, strict=True):
+                if x is None:
+                    assert y is None
+                else:
+                    assert abs(x - y) <= 1e-4 * max(1.0, abs(x)), (a, b)
