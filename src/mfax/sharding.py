@@ -53,7 +53,13 @@ def place_runs(tree, mesh: Mesh | None):
     """Put stacked run states on the mesh, split over ``runs`` on the leading axis."""
     if mesh is None:
         return tree
-    return jax.device_put(tree, NamedSharding(mesh, P(RUNS)))
+    sharding = NamedSharding(mesh, P(RUNS))
+
+    def one(x):  # from host data: valid on one host and across several
+        host = np.asarray(x) if not isinstance(x, jax.Array) or x.is_fully_addressable else to_host(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree)
 
 
 def initialize_distributed(
@@ -76,3 +82,26 @@ def initialize_distributed(
 
 def is_main_process() -> bool:
     return jax.process_index() == 0
+
+
+def train_mesh(devices: int | None, num_runs: int) -> Mesh | None:
+    """The training mesh: runs are split over devices only within one process (so that
+    every host holds whole training states for checkpoints)."""
+    return make_mesh(devices, num_runs, shard_runs=jax.process_count() == 1)
+
+
+def to_host(tree):
+    """Every leaf as a numpy array on this host, also for arrays spread over hosts
+    (replicated ones are read from a local copy, split ones are gathered)."""
+
+    def one(x):
+        if not isinstance(x, jax.Array) or x.is_fully_addressable:
+            return np.asarray(x)
+        local = x.addressable_shards[0].data
+        if local.shape == x.shape:  # this host holds a whole copy
+            return np.asarray(local)
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree.map(one, tree)

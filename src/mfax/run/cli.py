@@ -7,6 +7,7 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -260,6 +261,14 @@ def train_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace an existing run in --out (only a run directory)")
     ] = False,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(help="multi-host: coordinator HOST:PORT for jax.distributed (or env MFAX_COORDINATOR)"),
+    ] = None,
+    num_processes: Annotated[
+        int | None, typer.Option(help="multi-host: number of processes (or env MFAX_NUM_PROCESSES)")
+    ] = None,
+    process_id: Annotated[int | None, typer.Option(help="multi-host: this process (or env MFAX_PROCESS_ID)")] = None,
     x64: Annotated[bool, typer.Option("--x64", help="train in float64")] = False,
     plots: Annotated[bool, typer.Option(help="write the plots at the end")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -271,7 +280,11 @@ def train_command(
     from mfax.run.config import TrainConfig, from_dict, load_file
     from mfax.run.rundir import RunDir
     from mfax.run.train import TrainingDiverged, train
+    from mfax.sharding import initialize_distributed, is_main_process
 
+    if coordinator or num_processes is not None or process_id is not None or os.environ.get("MFAX_COORDINATOR"):
+        initialize_distributed(coordinator, num_processes, process_id)
+    main = is_main_process()
     with user_errors():
         if resume is not None:
             target = RunDir(resume)
@@ -313,7 +326,8 @@ def train_command(
                 import shutil
 
                 shutil.rmtree(target.root)
-        typer.echo(f"run directory: {target.root}")
+        if main:
+            typer.echo(f"run directory: {target.root}")
         try:
             summary = train(config, target.root, resume=resume is not None, progress=progress)
         except TrainingDiverged as err:
@@ -325,6 +339,8 @@ def train_command(
                 err=True,
             )
             raise typer.Exit(130) from None
+    if not main:
+        return
     info = summary["final_exploitability_info"]
     typer.echo(
         f"done: {summary['iterations']} iterations, {summary['seconds_per_iteration']:.3g} s/iteration, "

@@ -26,7 +26,7 @@ from mfax.games import Game, GameError, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
-from mfax.sharding import make_mesh
+from mfax.sharding import is_main_process, make_mesh, place_runs, to_host, train_mesh
 from mfax.solvers import Solver, solver_spec
 
 EVAL_SEED = 1_000_003
@@ -45,6 +45,7 @@ class Trainer:
     solver: Solver
     eval_noise: NoiseBatch
     eval_mesh: Mesh | None
+    mesh: Mesh | None  # training mesh (runs x paths)
 
     @classmethod
     def build(cls, config: TrainConfig) -> Trainer:
@@ -58,7 +59,9 @@ class Trainer:
             batch if batch.exact else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
         )
         solver = solver_spec(config.algo).build(config, game, exact)
-        return cls(config, game, solver, eval_noise, make_mesh(config.devices))
+        return cls(
+            config, game, solver, eval_noise, make_mesh(config.devices), train_mesh(config.devices, config.num_runs)
+        )
 
     def initial_states(self):
         return self.solver.initial_states()
@@ -85,7 +88,7 @@ def load_policy(run: RunDir, r: int | None = None) -> tuple[Trainer, Policy, int
     if not run.has_checkpoint():
         raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
     trainer = Trainer.build(config)
-    states = run.load_checkpoint(trainer.initial_states())
+    states = run.load_checkpoint(to_host(trainer.initial_states()))
     if r is None:
         r = int(run.read_summary().get("best_run", 0))
     if not 0 <= r < config.num_runs:
@@ -117,30 +120,35 @@ def train(
     would (for tests and time-boxed jobs); the run can be resumed.
     """
     run = RunDir(out)
+    main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if resume:
         config = run.load_config()
     else:
         config = resolve(config)
-        if run.config_path.exists():
+        if main and run.config_path.exists():
             raise GameError(f"run directory {str(run.root)!r} already holds a run; use --resume or another --out")
-        run.root.mkdir(parents=True, exist_ok=True)
-        config.save(run.config_path)
+        if main:
+            run.root.mkdir(parents=True, exist_ok=True)
+            config.save(run.config_path)
     trainer = Trainer.build(config)
     states = trainer.initial_states()
     previous = run.read_summary()
     wall = float(previous.get("wall_clock_s", 0.0)) if resume else 0.0
     compile_s = 0.0
     if resume and run.has_checkpoint():
-        states = run.load_checkpoint(states)
-    start = int(np.asarray(states.iteration)[0])
+        states = place_runs(run.load_checkpoint(to_host(states)), trainer.mesh)
+    start = int(to_host(states.iteration)[0])
     if resume:
-        run.truncate_metrics(start)
         wall = _wall_at(run, start, wall)
+        if main:
+            run.truncate_metrics(start)
     elif start == 0:
-        run.append_metrics(_eval_rows(trainer, states, 0, wall, None))
-        run.save_checkpoint(states)
+        rows = _eval_rows(trainer, states, 0, wall, None)
+        if main:
+            run.append_metrics(rows)
+            run.save_checkpoint(to_host(states))
 
-    bar = _progress(config.iterations, start, progress)
+    bar = _progress(config.iterations, start, progress and main)
     chunks: dict[int, Any] = {}
     last_eval: list[dict[str, Any]] = []
     try:
@@ -157,7 +165,8 @@ def train(
             new_states, metrics = chunks[length](states)
             jax.block_until_ready(metrics)
             wall += time.perf_counter() - t0
-            if not bool(np.all(np.asarray(metrics.finite))):
+            metrics = to_host(metrics)
+            if not bool(np.all(metrics.finite)):
                 message = _first_bad(metrics, iteration)
                 raise TrainingDiverged(
                     f"{message}; stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"
@@ -165,16 +174,19 @@ def train(
             states = new_states
             iteration += length
             last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
-            run.append_metrics(last_eval)
-            run.save_checkpoint(states)
-            run.write_summary(_summary(config, run, wall, compile_s, iteration))
+            if main:
+                run.append_metrics(last_eval)
+                run.save_checkpoint(to_host(states))
+                run.write_summary(_summary(config, run, wall, compile_s, iteration))
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
     finally:
         if bar is not None:
             bar.close()
-    summary = _summary(config, run, wall, compile_s, int(np.asarray(states.iteration)[0]))
+    if not main:
+        return {}
+    summary = _summary(config, run, wall, compile_s, int(to_host(states.iteration)[0]))
     run.write_summary(summary)
     return summary
 

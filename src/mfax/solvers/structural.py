@@ -40,7 +40,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy
-from mfax.sharding import RUNS, make_mesh, place_runs, shard_paths
+from mfax.sharding import RUNS, place_runs, shard_paths, to_host, train_mesh
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.tracing import count_trace
 
@@ -245,7 +245,7 @@ class StructuralSolver:
     def __init__(self, config, game: Game, exact: NoiseBatch | None):
         self.config, self.game, self.exact = config, game, exact
         self.support = None if exact is not None else small_support(game, config.paths)
-        self.mesh = make_mesh(config.devices, config.num_runs, shard_runs=jax.process_count() == 1)
+        self.mesh = train_mesh(config.devices, config.num_runs)
         _, self.static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
 
     def initial_states(self) -> TrainState:
@@ -270,7 +270,7 @@ class StructuralSolver:
 
     def policy(self, states: TrainState, r: int) -> NetworkPolicy:
         # fetched to the host: the policy is then free of the training mesh's layout
-        params = jax.tree.map(lambda x: jnp.asarray(jax.device_get(x[r])), states.params)
+        params = jax.tree.map(lambda x: jnp.asarray(x[r]), to_host(states.params))
         return eqx.combine(params, self.static)
 
 
