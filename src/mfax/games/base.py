@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
@@ -158,18 +157,3 @@ def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m
         game.terminal_reward(mu, mu_next, noise, t),
         game.reward(mu, mu_next, noise, t),
     )
-
-
-def mean_state(game: Game, mu: Float[Array, " n"]) -> Float[Array, " d"]:
-    """Population mean of the state values, ``sum_s mu(s) x(s)``."""
-    return mu @ game.state_values()
-
-
-def float_dtype() -> jnp.dtype:
-    """The default float dtype (float64 when ``jax_enable_x64`` is on)."""
-    return jnp.zeros(()).dtype
-
-
-def fold_time(key: PRNGKeyArray, t) -> PRNGKeyArray:
-    """A per-step key; keeps noise draws independent of how a rollout is chunked."""
-    return jax.random.fold_in(key, t)
