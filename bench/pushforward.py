@@ -13,7 +13,7 @@ support ``K``, horizon ``T`` = the game's default):
   ``jax.jit(...).lower(...).compile()`` so that XLA's own memory analysis is available.
 * **memory**: every configuration runs in a fresh subprocess, so ``ru_maxrss`` (peak
   resident set size) belongs to that configuration alone; the RSS right after JAX has
-  started (the baseline, ~0.3 GB) is reported too. XLA's buffer sizes come from
+  started (the baseline, ~0.2 GB) is reported too. XLA's buffer sizes come from
   ``compiled.memory_analysis()`` (``temp`` = scratch buffers, plus argument and output).
 * **per element**: time divided by ``n*m*K*B`` (step) or ``n*m*K*B*T`` (rollout). The
   work is ``O(n m K)`` per step and path, so this column should stay flat.
@@ -31,10 +31,15 @@ the compiled program exceeds ``--mem-cap-gb``; then ``B`` is halved until it fit
 ``B`` column is starred. Dense steps whose one-hot operator would exceed
 ``--dense-cap-gb`` run at a smaller ``B`` (both methods at that ``B``).
 
+Timings are only as good as the machine is quiet: the 1-minute load average is recorded
+at the start and end of every configuration, and the minimum time of each configuration
+is kept in the JSON beside the median. Results are rewritten after every configuration
+(flagged as partial until the run ends), so a stopped run keeps what it measured.
+
 Usage::
 
-    python bench/pushforward.py            # full run, ~20-30 minutes on 2 CPU cores
-    python bench/pushforward.py --quick    # smoke test, small sizes, seconds per config
+    python bench/pushforward.py            # full run, ~20 minutes on 2 idle CPU cores
+    python bench/pushforward.py --quick    # smoke test: small sizes, B = 8, about half a minute
     python bench/pushforward.py --out DIR  # write DIR/pushforward.{md,json}
 
 JAX runs on whatever default backend is present (CPU here), in float32.
@@ -324,7 +329,8 @@ def markdown(result: dict[str, Any]) -> str:
         "# Exact push-forward benchmark",
         "",
         f"{meta['platform']}; {meta['cpu_count']} CPU cores; JAX {meta['jax']} on {meta['backend']}, float32; "
-        f"default B = {meta['batch']}; {meta['mode']} run in {meta['wall_s'] / 60:.1f} min.",
+        f"default B = {meta['batch']}; {meta['mode']} run in {meta['wall_s'] / 60:.1f} min"
+        + ("." if meta["complete"] else " (PARTIAL: the run was still going or was stopped)."),
         "",
         "Step = one jitted, vmapped `step` (kernel + scatter push-forward) over B paths; rollout = "
         "`rollout_batch(..., record=False)` over B paths for T steps. Times are medians after a warm-up; "
@@ -390,6 +396,41 @@ def markdown(result: dict[str, Any]) -> str:
             f"{'dense' if ratio < 1 else 'scatter'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def save(args, rows: list[dict[str, Any]], compare: list[dict[str, Any]], t_start: float, complete: bool) -> str:
+    """Write ``pushforward.{md,json}`` (also after every configuration, so a killed run keeps its rows)."""
+    import jax
+
+    records = [r[k] for r in rows for k in ("step", "rollout")] + compare
+    loads = [x for rec in records for x in (rec.get("load_start"), rec.get("load_end")) if x is not None]
+    baselines = [rec["rss_baseline_bytes"] for rec in records if rec.get("status") == "ok"]
+    result = {
+        "meta": {
+            "mode": "quick" if args.quick else "full",
+            "complete": complete,
+            "batch": args.batch,
+            "args": {k: str(v) for k, v in vars(args).items() if k != "worker"},
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "rss_baseline_mb": (sum(baselines) / len(baselines) / MB) if baselines else 0.0,
+            "wall_s": time.perf_counter() - t_start,
+            "fit_min_states": args.fit_min_states,
+            "max_load": max(loads, default=0.0),
+        },
+        "rows": rows,
+        "compare": compare,
+    }
+    result["fits"] = fits(rows, args.fit_min_states)
+    text = markdown(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pushforward.md").write_text(text)
+    (args.out / "pushforward.json").write_text(json.dumps(result, indent=1))
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                     "rollout": roll_rec,
                 }
             )
+            save(args, rows, compare, t_start, complete=False)
             if roll_rec.get("status") == "ok":
                 prev = roll_rec
         for value in compare_sizes.get(game, []):
@@ -475,36 +517,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 log(f"{game} {params} compare: {rec.get('status')} {rec.get('error', '')}")
             compare.append(rec)
+            save(args, rows, compare, t_start, complete=False)
 
-    import jax
-
-    records = [r[k] for r in rows for k in ("step", "rollout")] + compare
-    loads = [x for rec in records for x in (rec.get("load_start"), rec.get("load_end")) if x is not None]
-    baselines = [r[k]["rss_baseline_bytes"] for r in rows for k in ("step", "rollout") if r[k].get("status") == "ok"]
-    result = {
-        "meta": {
-            "mode": "quick" if args.quick else "full",
-            "batch": args.batch,
-            "args": {k: str(v) for k, v in vars(args).items() if k != "worker"},
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "rss_baseline_mb": (sum(baselines) / len(baselines) / MB) if baselines else 0.0,
-            "wall_s": time.perf_counter() - t_start,
-            "fit_min_states": args.fit_min_states,
-            "max_load": max(loads, default=0.0),
-        },
-        "rows": rows,
-        "compare": compare,
-    }
-    result["fits"] = fits(rows, args.fit_min_states)
-    text = markdown(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pushforward.md").write_text(text)
-    (args.out / "pushforward.json").write_text(json.dumps(result, indent=1))
+    text = save(args, rows, compare, t_start, complete=True)
     print(text)
     log(f"wrote {args.out / 'pushforward.md'} and {args.out / 'pushforward.json'}")
     return 0
