@@ -14,8 +14,13 @@ depend on the observation) is an ``(n, 128)`` table computed once per call inste
 once per state and path.
 
 Heads: ``"discrete"`` (softmax over the ``m`` action logits) or ``"beta"`` (a Beta(a, b)
-density on ``[0, 1]`` with ``a, b = 1 + softplus(.)``, evaluated on the game's action
-values and renormalised: the published choice for the macro savings fraction).
+density on ``[0, 1]`` evaluated on the game's action values and renormalised: the
+published choice for the macro savings fraction). The Beta is parametrised by its mean
+``sigmoid(y_0)`` and a bounded concentration ``a + b = 2 + 198 sigmoid(y_1 - 3)`` (about
+11 at initialisation: a broad density around 1/2): an
+unbounded one lets the density collapse onto a single grid point early in training,
+after which the softmax saturates and the gradient vanishes (seen with softplus
+parameters at the published learning rate 1e-2).
 """
 
 from __future__ import annotations
@@ -143,9 +148,14 @@ class NetworkPolicy(Policy):
         return self.probs_from_aggregate(self.aggregate_sequence(obs))
 
 
+MAX_CONCENTRATION = 200.0
+
+
 def beta_on_grid(y: Float[Array, "*b 2"], points: Float[Array, " m"]) -> Float[Array, "*b m"]:
-    """Beta(a, b) density at ``points`` in (0, 1), renormalised; ``a, b = 1 + softplus(y)``."""
-    a = 1.0 + jax.nn.softplus(y[..., :1])
-    b = 1.0 + jax.nn.softplus(y[..., 1:])
+    """Beta(a, b) density at ``points`` in (0, 1), renormalised, with mean
+    ``sigmoid(y_0)`` and concentration ``a + b = 2 + (MAX - 2) sigmoid(y_1 - 3)``."""
+    mean = jax.nn.sigmoid(y[..., :1])
+    concentration = 2.0 + (MAX_CONCENTRATION - 2.0) * jax.nn.sigmoid(y[..., 1:] - 3.0)
+    a, b = mean * concentration, (1.0 - mean) * concentration
     logits = (a - 1.0) * jnp.log(points) + (b - 1.0) * jnp.log1p(-points)
     return jax.nn.softmax(logits, axis=-1)

@@ -50,7 +50,7 @@ from mfax.solvers.sampled import (
     collect,
     discounted_returns,
     env_minibatches,
-    return_scale,
+    update_scale,
 )
 from mfax.solvers.structural import learning_rate, make_policy, split_policy
 from mfax.tracing import count_trace
@@ -205,7 +205,7 @@ class PPOState(NamedTuple):
     iteration: Array  # int32 scalar
     key: PRNGKeyArray
     lr: Array  # base learning rate
-    scale: Array  # fixed return scale of the value targets
+    scale: Array  # fixed return scale of the value targets (set at iteration 0)
 
 
 class PPOMetrics(NamedTuple):
@@ -250,7 +250,8 @@ def ppo_iteration(
     actor = eqx.combine(state.actor, actor_static)
     critic = eqx.combine(state.critic, critic_static)
     roll = collect(game, actor, k_collect, hp.num_envs, hp.num_agents)
-    roll = roll._replace(rewards=roll.rewards / state.scale)  # value units
+    scale = update_scale(state.scale, state.iteration, roll.rewards, game.gamma)
+    roll = roll._replace(rewards=roll.rewards / scale)  # value units
     states = roll.agents[:, :-1]
     g = jax.vmap(actor.aggregate_sequence)(roll.obs[:, :-1])
     old_logp = jnp.take_along_axis(agent_log_probs(actor, g, states), roll.actions[..., None], axis=-1)[..., 0]
@@ -287,13 +288,15 @@ def ppo_iteration(
     (params, opt_state), (gnorm, ent, clip_frac, v_loss) = jax.lax.scan(
         epoch, ((state.actor, state.critic), state.opt_state), jax.random.split(k_perm, epochs)
     )
-    ret = jnp.mean(discounted_returns(roll.rewards, game.gamma)) * state.scale
+    ret = jnp.mean(discounted_returns(roll.rewards, game.gamma)) * scale
     finite = (
         jnp.all(jnp.isfinite(gnorm))
         & jnp.isfinite(ret)
         & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
     )
-    new = state._replace(actor=params[0], critic=params[1], opt_state=opt_state, iteration=state.iteration + 1)
+    new = state._replace(
+        actor=params[0], critic=params[1], opt_state=opt_state, iteration=state.iteration + 1, scale=scale
+    )
     metrics = PPOMetrics(
         ret, jnp.full((), jnp.nan, ret.dtype), gnorm.mean(), lr, finite, ent.mean(), clip_frac.mean(), v_loss.mean()
     )
@@ -333,9 +336,6 @@ class PPOSolver:
             key = jax.random.PRNGKey(self.config.run_seed(r))
             actor, critic = self._networks(jax.random.fold_in(key, 0))
             params = (split_policy(actor)[0], eqx.partition(critic, eqx.is_inexact_array)[0])
-            scale = eqx.filter_jit(return_scale)(
-                self.game, actor, jax.random.fold_in(key, 2), self.hp.num_envs, self.hp.num_agents
-            )
             states.append(
                 PPOState(
                     params[0],
@@ -344,7 +344,7 @@ class PPOSolver:
                     jnp.int32(0),
                     jax.random.fold_in(key, 1),
                     jnp.asarray(self.config.run_lr(r), dtype=float),
-                    scale,
+                    jnp.ones(()),  # set at iteration 0 (update_scale)
                 )
             )
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -378,7 +378,9 @@ def _builder(recurrent: bool):
 
 
 register_solver(
-    SolverSpec("ippo", "independent PPO on sampled populations, memoryless policy pi(a | s, o_t)", _builder(False), PPOParams)
+    SolverSpec(
+        "ippo", "independent PPO on sampled populations, memoryless policy pi(a | s, o_t)", _builder(False), PPOParams
+    )
 )
 register_solver(
     SolverSpec(

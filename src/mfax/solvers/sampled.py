@@ -58,12 +58,13 @@ def discounted_returns(rewards: Float[Array, "*b T N"], gamma: float) -> Float[A
     return jnp.einsum("...tn,t->...n", rewards, discount)
 
 
-def return_scale(game: Game, policy: Policy, key: PRNGKeyArray, num_envs: int, num_agents: int) -> Array:
-    """A fixed scale for value / Q targets: the std of the agents' discounted returns under
-    ``policy`` (the initial one), floored at 1e-3. Keeps network outputs O(1) whatever the
-    game's reward units, without a drifting normaliser."""
-    returns = discounted_returns(collect(game, policy, key, num_envs, num_agents).rewards, game.gamma)
-    return jnp.maximum(jnp.std(returns), 1e-3)
+def update_scale(scale: Array, iteration: Array, rewards: Float[Array, "*b T N"], gamma: float) -> Array:
+    """The fixed scale of value / Q targets: set once, at iteration 0, to the std of that
+    iteration's sampled discounted returns (the initial policy's), floored at 1e-3; kept
+    afterwards. Keeps network outputs O(1) whatever the game's reward units, without a
+    drifting normaliser and without a separate compiled rollout."""
+    first = jnp.maximum(jnp.std(discounted_returns(rewards, gamma)), 1e-3)
+    return jnp.where(iteration == 0, first, scale)
 
 
 def agent_head(net: NetworkPolicy, g: Float[Array, "*b gd"], states: Int[Array, "*b N"]) -> Float[Array, "*b N k"]:

@@ -1,0 +1,281 @@
+"""Convergence benchmark: exact exploitability vs training wall-clock for SPG, RSPG (hybrid
+structural) and IPPO, RIPPO, M-OMD (model-free, sampled populations).
+
+What is measured, per game (common noise on, the games' defaults unless ``--quick``):
+
+* every algorithm trains through the ordinary driver, ``mfax.run.train.train`` with
+  ``progress=False``, in this one process, one after the other, on the same machine;
+  ``--seeds`` seeds run side by side in one compiled program (vmap), so the wall-clock
+  is that of all seeds together;
+* after every chunk of ``eval_every`` iterations the driver scores every seed's
+  population policy *exactly* (per-path and information-consistent exploitability, on
+  the push-forward game, the enumerated noise support); the model-free policies are
+  the agents' own networks restated as mean-field policies;
+* wall-clock = the driver's training time: compiled chunks only, no compilation and no
+  evaluation (both are reported separately);
+* time to threshold = the first evaluation at which the mean over seeds of the per-path
+  exploitability is at or below ``threshold x`` the mean initial one (default 0.6; the
+  paper's beach-bar example goes from ~461 to ~279, i.e. ~0.6);
+* ratio = (time of the fastest model-free method to the threshold) / (time of RSPG).
+
+Hyper-parameters are the library defaults (published ones; see ``mfax list``); the
+learning rate is each game's default for every algorithm (full) or 1e-2 for every
+algorithm (``--quick``, small networks).
+
+Usage::
+
+    python bench/convergence.py --quick          # a few minutes: reduced games, small networks
+    python bench/convergence.py                  # full games, published networks (long)
+    python bench/convergence.py --games beach_bar --seeds 3
+
+Writes ``bench/results/convergence{,_quick}.{md,json,png}`` (``--out`` to change the folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from mfax.run.config import NetworkConfig, TrainConfig
+from mfax.run.rundir import RunDir
+from mfax.run.train import train
+
+ALGOS = ("spg", "rspg", "ippo", "rippo", "momd")
+MODEL_FREE = ("ippo", "rippo", "momd")
+
+# Iterations and evaluation spacing per algorithm (iterations are of different cost:
+# a structural iteration is one exact gradient, a model-free one is one collection +
+# ``updates`` gradient steps).
+FULL = {
+    "iterations": {"spg": 100, "rspg": 100, "ippo": 100, "rippo": 100, "momd": 100},
+    "eval_every": {"spg": 10, "rspg": 10, "ippo": 10, "rippo": 10, "momd": 10},
+    "params": {"linear_quadratic": {}, "beach_bar": {}},
+    "network": NetworkConfig(),
+    "lr": None,  # each game's published default for every algorithm
+}
+QUICK = {
+    "iterations": {"spg": 200, "rspg": 200, "ippo": 40, "rippo": 40, "momd": 40},
+    "eval_every": {"spg": 20, "rspg": 20, "ippo": 5, "rippo": 5, "momd": 5},
+    "lr": [1e-2],  # small networks: 1e-2 for every algorithm (as in tests/test_train.py)
+    "params": {"linear_quadratic": {}, "beach_bar": {"num_states": 41, "horizon": 16}},
+    "network": NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32),
+}
+
+
+def run_one(game: str, algo: str, plan: dict, seeds: int, workdir: Path) -> dict[str, Any]:
+    config = TrainConfig(
+        game=game,
+        algo=algo,
+        params=plan["params"][game],
+        iterations=plan["iterations"][algo],
+        eval_every=plan["eval_every"][algo],
+        seeds=seeds,
+        network=plan["network"],
+        lr=plan["lr"],
+    )
+    out = workdir / f"{game}-{algo}"
+    t0 = time.perf_counter()
+    summary = train(config, out, progress=False)
+    total = time.perf_counter() - t0
+    rows = RunDir(out).read_metrics()
+    iters = sorted({r["iteration"] for r in rows})
+    curve = []
+    for it in iters:
+        at = [r for r in rows if r["iteration"] == it]
+        curve.append(
+            {
+                "iteration": it,
+                "wall_clock_s": at[0]["wall_clock_s"],
+                "exploitability": [r["exploitability"] for r in at],
+                "exploitability_info": [r["exploitability_info"] for r in at],
+            }
+        )
+    return {
+        "game": game,
+        "algo": algo,
+        "iterations": summary["iterations"],
+        "seconds_per_iteration": summary["seconds_per_iteration"],
+        "train_wall_s": summary["wall_clock_s"],
+        "compile_s": summary["compile_s"],
+        "total_s": total,
+        "hparams": RunDir(out).load_config().hparams,
+        "curve": curve,
+    }
+
+
+def time_to(result: dict, threshold: float, key: str = "exploitability") -> float | None:
+    for point in result["curve"]:
+        values = [v for v in point[key] if v is not None]
+        if values and np.mean(values) <= threshold:
+            return point["wall_clock_s"]
+    return None
+
+
+def summarise(results: list[dict], games: list[str], frac: float) -> dict[str, Any]:
+    table = {}
+    for game in games:
+        rs = {r["algo"]: r for r in results if r["game"] == game}
+        initial = float(np.mean([np.mean(r["curve"][0]["exploitability"]) for r in rs.values()]))
+        threshold = frac * initial
+        rows = {}
+        for algo, r in rs.items():
+            first, last = r["curve"][0], r["curve"][-1]
+            rows[algo] = {
+                "initial": float(np.mean(first["exploitability"])),
+                "final": float(np.mean(last["exploitability"])),
+                "final_std": float(np.std(last["exploitability"])),
+                "final_info": float(np.mean(last["exploitability_info"])),
+                "best": float(min(np.mean(p["exploitability"]) for p in r["curve"])),
+                "iterations": r["iterations"],
+                "seconds_per_iteration": r["seconds_per_iteration"],
+                "train_wall_s": r["train_wall_s"],
+                "compile_s": r["compile_s"],
+                "time_to_threshold_s": time_to(r, threshold),
+            }
+        mf = {a: rows[a]["time_to_threshold_s"] for a in MODEL_FREE if a in rows}
+        reached = {a: t for a, t in mf.items() if t is not None}
+        fastest = min(reached, key=reached.get) if reached else None
+        t_rspg = rows.get("rspg", {}).get("time_to_threshold_s")
+        ratio = None
+        if fastest is not None and t_rspg:
+            ratio = reached[fastest] / t_rspg
+        table[game] = {
+            "threshold": threshold,
+            "rows": rows,
+            "fastest_model_free": fastest,
+            "ratio_fastest_model_free_over_rspg": ratio,
+        }
+    return table
+
+
+def fmt(x, spec=".4g"):
+    return "—" if x is None else format(x, spec)
+
+
+def write_markdown(path: Path, table: dict, meta: dict) -> str:
+    lines = ["# Convergence: exact exploitability vs training wall-clock", ""]
+    lines.append(
+        f"{meta['platform']}; {meta['cores']} CPU cores; JAX {meta['jax']} on {meta['backend']}; "
+        f"{'quick (reduced games, small networks)' if meta['quick'] else 'full games, published networks'}; "
+        f"{meta['seeds']} seeds side by side per algorithm; threshold = {meta['threshold_fraction']} x initial "
+        f"per-path exploitability; total {meta['total_min']:.1f} min."
+    )
+    lines.append("")
+    lines.append(
+        "Wall-clock = compiled training chunks only (the driver's `wall_clock_s`; no compile, no evaluation). "
+        "Exploitability = exact, per realised noise path (published definition) and information-consistent "
+        "(info), mean over seeds, on the push-forward game."
+    )
+    for game, g in table.items():
+        lines += ["", f"## {game} (threshold {g['threshold']:.4g})", ""]
+        lines.append(
+            "| algo | iterations | s/iteration | train s | compile s | initial | final (± std) | final info | best "
+            "| time to threshold s |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for algo, r in g["rows"].items():
+            lines.append(
+                f"| {algo} | {r['iterations']} | {fmt(r['seconds_per_iteration'], '.3g')} | "
+                f"{fmt(r['train_wall_s'], '.1f')} | {fmt(r['compile_s'], '.1f')} | {fmt(r['initial'])} | "
+                f"{fmt(r['final'])} ± {fmt(r['final_std'], '.2g')} | {fmt(r['final_info'])} | {fmt(r['best'])} | "
+                f"{fmt(r['time_to_threshold_s'], '.1f')} |"
+            )
+        ratio = g["ratio_fastest_model_free_over_rspg"]
+        lines.append("")
+        if ratio is None:
+            t_rspg = g["rows"].get("rspg", {}).get("time_to_threshold_s")
+            why = "RSPG did not reach it" if t_rspg is None else "no model-free method reached it"
+            lines.append(f"Ratio (fastest model-free / RSPG time to threshold): not available ({why}).")
+        else:
+            lines.append(
+                f"Ratio (fastest model-free, {g['fastest_model_free']}, / RSPG time to threshold): {ratio:.3g}"
+                f" ({'RSPG faster' if ratio > 1 else 'model-free faster'})."
+            )
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def plot(path: Path, results: list[dict], games: list[str], table: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(games), figsize=(6 * len(games), 4.2), squeeze=False)
+    for ax, game in zip(axes[0], games, strict=True):
+        for r in (r for r in results if r["game"] == game):
+            t = np.array([p["wall_clock_s"] for p in r["curve"]])
+            e = np.array([p["exploitability"] for p in r["curve"]])  # (points, seeds)
+            mean, lo, hi = e.mean(1), e.min(1), e.max(1)
+            style = "-" if r["algo"] in ("spg", "rspg") else "--"
+            (line,) = ax.plot(np.maximum(t, 1e-2), mean, style, marker=".", label=r["algo"])
+            ax.fill_between(np.maximum(t, 1e-2), lo, hi, color=line.get_color(), alpha=0.15)
+        ax.axhline(table[game]["threshold"], color="grey", lw=0.8, ls=":", label="threshold")
+        ax.set_xscale("log")
+        ax.set_xlabel("training wall-clock (s)")
+        ax.set_ylabel("exploitability (exact, per path)")
+        ax.set_title(game)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced games and small networks (a few minutes)")
+    parser.add_argument("--games", nargs="+", default=["linear_quadratic", "beach_bar"])
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm [quick: 2, full: 3]")
+    parser.add_argument("--iterations", type=int, default=None, help="override every algorithm's iterations")
+    parser.add_argument("--threshold", type=float, default=0.6, help="fraction of the initial exploitability")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.iterations is not None:
+        plan = {**plan, "iterations": dict.fromkeys(ALGOS, args.iterations)}
+    seeds = args.seeds or (2 if args.quick else 3)
+    t0 = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for game in args.games:
+            for algo in args.algos:
+                r = run_one(game, algo, plan, seeds, Path(tmp))
+                print(
+                    f"{game:>16} {algo:>5}: {r['iterations']} it, {r['seconds_per_iteration']:.3g} s/it, "
+                    f"exploitability {np.mean(r['curve'][0]['exploitability']):.4g} -> "
+                    f"{np.mean(r['curve'][-1]['exploitability']):.4g} (compile {r['compile_s']:.1f} s)",
+                    flush=True,
+                )
+                results.append(r)
+    table = summarise(results, args.games, args.threshold)
+    meta = {
+        "platform": platform.platform(),
+        "cores": len(__import__("os").sched_getaffinity(0)),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "quick": args.quick,
+        "seeds": seeds,
+        "threshold_fraction": args.threshold,
+        "total_min": (time.perf_counter() - t0) / 60,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "convergence_quick" if args.quick else "convergence"
+    text = write_markdown(args.out / f"{stem}.md", table, meta)
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "table": table, "runs": results}, indent=1))
+    plot(args.out / f"{stem}.png", results, args.games, table)
+    print(text)
+    print(f"wrote {args.out / stem}.{{md,json,png}}")
+
+
+if __name__ == "__main__":
+    main()
