@@ -224,7 +224,9 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
 @app.command("train")
 def train_command(
     game: Annotated[str | None, typer.Option(help="registered game (see `mfax list`) [default: beach_bar]")] = None,
-    algo: Annotated[str | None, typer.Option(help="solver: rspg or spg [default: rspg]")] = None,
+    algo: Annotated[
+        str | None, typer.Option(help="solver: spg, rspg, ippo, rippo, momd, fp, omd (see `mfax list`) [rspg]")
+    ] = None,
     iterations: Annotated[int | None, typer.Option(help="training iterations [default: 200]")] = None,
     paths: Annotated[
         int | None, typer.Option(help="noise paths per iteration when sampled [default: per game, 128 or 8]")
@@ -274,7 +276,8 @@ def train_command(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with the summary as one JSON object")] = False,
 ) -> None:
-    """Train SPG or RSPG; writes a run directory (config, metrics, checkpoint, plots)."""
+    """Train a solver (SPG, RSPG, IPPO, RIPPO, M-OMD, FP, OMD); writes a run directory
+    (config, metrics, checkpoint, plots) and scores the policy exactly as it goes."""
     import dataclasses
 
     from mfax.run.config import TrainConfig, from_dict, load_file
