@@ -373,6 +373,15 @@ def plot_command(
         typer.echo(str(f))
 
 
+def _register_commands() -> None:
+    from mfax.run.cli_macro import register
+
+    register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 

@@ -1,7 +1,12 @@
-"""Solvers: structural policy gradient (SPG, RSPG); every solver registers itself here."""
+"""Solvers; each module registers its algorithms on import (see :mod:`mfax.solvers.base`)."""
 
-from mfax.solvers import structural  # noqa: F401  (registers spg, rspg)
-from mfax.solvers import ppo  # noqa: F401  (registers ippo, rippo)
+# registration order = the order `mfax list` shows
+from mfax.solvers import (  # noqa: F401, I001
+    structural,  # spg, rspg
+    ppo,  # ippo, rippo
+    momd,  # momd
+    classical,  # fp, omd
+)
 from mfax.solvers.base import Solver, SolverSpec, register_solver, solver_names, solver_spec
 
 __all__ = ["Solver", "SolverSpec", "register_solver", "solver_names", "solver_spec"]

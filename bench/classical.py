@@ -1,0 +1,203 @@
+"""Exact fictitious play and online mirror descent: iterations and wall-clock to reach
+exploitability thresholds on each game; optionally against MFGLib.
+
+    python bench/classical.py            # full run, writes bench/results/classical.{md,json}
+    python bench/classical.py --quick    # smaller games and fewer iterations
+    python bench/classical.py --vs-mfglib  # also MFGLib's OMD and FP on its LQ game
+                                            # (needs `pip install mfglib`, which pulls PyTorch)
+
+Exploitability is the exact information-consistent one (per-path beside it), of the
+policy each iteration starts from; thresholds are fractions of the uniform policy's.
+Wall-clock excludes compilation (each chunk is compiled before it is timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import mfax
+from mfax.dynamics.noise import enumerate_noise
+from mfax.solvers.classical import fp_init, make_chunk, omd_init
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FRACTIONS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-6)
+
+# (label, game, params, iterations, OMD learning rate)
+FULL = [
+    ("linear_quadratic, no common noise", "linear_quadratic", dict(common_noise=False), 200, 1.0),
+    ("linear_quadratic, z = +-1 (2 paths)", "linear_quadratic", {}, 200, 1.0),
+    ("beach_bar, bar never closes (51 paths)", "beach_bar", dict(common_noise=False), 200, 10.0),
+    ("beach_bar, may close (102 paths)", "beach_bar", {}, 200, 10.0),
+    ("sis (512 paths)", "sis", {}, 200, 1.0),
+    ("macro, no common noise", "macro", dict(common_noise=False), 100, 1.0),
+]
+QUICK = [
+    ("linear_quadratic, no common noise", "linear_quadratic", dict(common_noise=False), 50, 1.0),
+    ("linear_quadratic, z = +-1 (2 paths)", "linear_quadratic", {}, 50, 1.0),
+    ("beach_bar 41 x 16, may close", "beach_bar", dict(num_states=41, horizon=16), 50, 10.0),
+    ("sis (512 paths)", "sis", {}, 50, 1.0),
+    ("macro 40 x 32, no common noise", "macro", dict(num_wealth=40, horizon=32, common_noise=False), 30, 1.0),
+]
+
+
+def run(game, algo: str, iterations: int, lr: float, chunk: int) -> dict:
+    batch = enumerate_noise(game)
+    state = fp_init(game, batch.num_paths) if algo == "fp" else omd_init(game, batch.num_paths, lr)
+    states = jax.tree.map(lambda x: x[None], state)
+    compiled, expl, per_path, wall = {}, [], [], []
+    elapsed, done = 0.0, 0
+    while done < iterations:
+        length = min(chunk, iterations - done)
+        if length not in compiled:
+            compiled[length] = make_chunk(game, batch, algo, length).lower(states).compile()
+        t0 = time.perf_counter()
+        states, metrics = compiled[length](states)
+        jax.block_until_ready(metrics)
+        step = (time.perf_counter() - t0) / length
+        expl += list(np.asarray(metrics.exploitability)[0])
+        per_path += list(np.asarray(metrics.exploitability_per_path)[0])
+        wall += [elapsed + step * (k + 1) for k in range(length)]
+        elapsed += step * length
+        done += length
+    e0 = expl[0]
+    reached = {}
+    for f in FRACTIONS:
+        hits = [k for k, e in enumerate(expl) if e <= f * e0]
+        # wall[k] is the time at the end of iteration k; iteration k reports the policy it started from
+        reached[f"{f:g}"] = (
+            None if not hits else {"iteration": hits[0], "seconds": wall[hits[0] - 1] if hits[0] else 0.0}
+        )
+    return {
+        "algo": algo,
+        "lr": lr if algo == "omd" else None,
+        "paths": batch.num_paths,
+        "iterations": iterations,
+        "seconds_per_iteration": elapsed / iterations,
+        "initial_exploitability": float(e0),
+        "final_exploitability": float(expl[-1]),
+        "final_exploitability_per_path": float(per_path[-1]),
+        "best_exploitability": float(min(expl)),
+        "reached": reached,
+        "curve": [float(x) for x in expl],
+    }
+
+
+def vs_mfglib(iterations: int) -> dict:
+    """MFGLib's OMD and FP on its LQ game (99 states, 7 actions, T = 30) against ours on
+    the same game definition (bench/mfglib_games.py), float32 both."""
+    import torch
+    from mfglib.alg import FictitiousPlay, OnlineMirrorDescent
+    from mfglib.env import Environment
+    from mfglib.scoring import exploitability_score
+
+    from mfglib_games import MFGLibLinearQuadratic
+
+    params = dict(T=30, el=49, m=3)
+    env = Environment.linear_quadratic(**params)
+    game = MFGLibLinearQuadratic(**params)
+    batch = enumerate_noise(game)
+    out = {"game": f"MFGLib linear_quadratic {params} (99 states, 7 actions, 31 time steps)", "mfglib": {}}
+    for algo, theirs in (("omd", OnlineMirrorDescent(alpha=1.0)), ("fp", FictitiousPlay())):
+        pi0 = torch.ones((env.T + 1, *env.S, *env.A)) / env.n_actions
+        state = theirs.init_state(env, pi0)
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            state = theirs.step_next_state(state, None, None)
+        their_s = (time.perf_counter() - t0) / iterations
+        their_expl = exploitability_score(env, state.pi)
+        ours = run(game, algo, max(iterations, 20), 1.0, chunk=max(iterations, 20))
+        mine = ours["curve"][iterations] if len(ours["curve"]) > iterations else None
+        their_expl = float(their_expl)
+        out["mfglib"][algo] = {
+            "mfglib_seconds_per_iteration": their_s,
+            "mfax_seconds_per_iteration": ours["seconds_per_iteration"],
+            "ratio": their_s / ours["seconds_per_iteration"],
+            "iterations_timed_mfglib": iterations,
+            "mfglib_exploitability_after": their_expl,
+            "mfax_exploitability_after": mine,
+            "note": "mfax FP gives the initial uniform policy weight 0 (Perrin et al.); MFGLib's weight 1/2",
+        }
+    del batch
+    return out
+
+
+def markdown(rows: list[dict], cmp: dict | None, meta: dict) -> str:
+    lines = [
+        "# Exact fictitious play and online mirror descent",
+        "",
+        f"{meta['machine']}; JAX {meta['jax']}, {meta['dtype']}. Exploitability: exact, information-consistent, "
+        "of the policy each iteration starts from; thresholds are fractions of the uniform policy's. "
+        "Cells: iterations / seconds to reach it (compile excluded); '-' not reached.",
+        "",
+        "| game | algo | paths | s/it | uniform | "
+        + " | ".join(f"<= {f:g}" for f in FRACTIONS)
+        + " | final (info) | final (per path) |",
+        "|---|---|---|---|---|" + "---|" * len(FRACTIONS) + "---|---|",
+    ]
+    for r in rows:
+        cells = []
+        for f in FRACTIONS:
+            hit = r["reached"][f"{f:g}"]
+            cells.append("-" if hit is None else f"{hit['iteration']} / {hit['seconds']:.3g}")
+        algo = r["algo"] + (f" (lr {r['lr']:g})" if r["lr"] else "")
+        lines.append(
+            f"| {r['label']} | {algo} | {r['paths']} | {r['seconds_per_iteration']:.3g} | "
+            f"{r['initial_exploitability']:.4g} | " + " | ".join(cells) + f" | {r['final_exploitability']:.3g} | "
+            f"{r['final_exploitability_per_path']:.3g} |"
+        )
+    if cmp is not None:
+        lines += ["", f"## Against MFGLib: {cmp['game']}", "", "| algo | MFGLib s/it | mfax s/it | ratio |"]
+        lines += ["|---|---|---|---|"]
+        for algo, c in cmp["mfglib"].items():
+            lines.append(
+                f"| {algo} | {c['mfglib_seconds_per_iteration']:.3g} | {c['mfax_seconds_per_iteration']:.3g} | "
+                f"{c['ratio']:.0f}x |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller games, fewer iterations")
+    parser.add_argument("--vs-mfglib", action="store_true", help="also time MFGLib's OMD and FP (needs mfglib)")
+    parser.add_argument("--mfglib-iterations", type=int, default=3, help="MFGLib iterations timed per algorithm")
+    parser.add_argument("--chunk", type=int, default=25, help="iterations per compiled chunk")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for classical.{md,json}")
+    args = parser.parse_args()
+
+    rows = []
+    for label, name, params, iterations, lr in QUICK if args.quick else FULL:
+        game = mfax.make(name, **params)
+        for algo in ("fp", "omd"):
+            row = {"label": label, "game": name, "params": params, **run(game, algo, iterations, lr, args.chunk)}
+            rows.append(row)
+            print(
+                f"{label:42s} {algo:3s} {row['seconds_per_iteration']:.3g} s/it  "
+                f"uniform {row['initial_exploitability']:.4g} -> {row['final_exploitability']:.3g}",
+                flush=True,
+            )
+    cmp = vs_mfglib(args.mfglib_iterations) if args.vs_mfglib else None
+    meta = {
+        "machine": f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform}",
+        "jax": jax.__version__,
+        "dtype": str(jnp.zeros(()).dtype),
+        "quick": args.quick,
+    }
+    text = markdown(rows, cmp, meta)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "classical_quick" if args.quick else "classical"
+    (args.out / f"{name}.md").write_text(text)
+    (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "vs_mfglib": cmp}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
