@@ -65,7 +65,8 @@ def main() -> None:
             summary = train(config, Path(tmp) / "run", progress=False)
             _, policy, _ = load_policy(RunDir(Path(tmp) / "run"))
         traj = rollout_batch(game, policy, enumerate_noise(game).noise)
-        r, w = np.asarray(traj.obs[0, :, 0]), np.asarray(traj.obs[0, :, 1])
+        horizon = len(oracle.r)  # prices at t = 0..T-1
+        r, w = np.asarray(traj.obs[0, :horizon, 0]), np.asarray(traj.obs[0, :horizon, 1])
         paths[algo] = (r, w)
         gap_r, gap_w = np.abs(r - oracle.r), np.abs(w - oracle.W)
         results[algo] = {
