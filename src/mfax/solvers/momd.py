@@ -45,7 +45,7 @@ from mfax.params import param
 from mfax.policies.networks import NetworkPolicy
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.solvers.sampled import Rollout, agent_head, collect, discounted_returns, update_scale
-from mfax.solvers.structural import learning_rate, split_policy
+from mfax.solvers.structural import learning_rate, make_policy, split_policy
 from mfax.tracing import count_trace
 
 
@@ -227,19 +227,7 @@ def momd_iteration(
 
 def make_qnet(game: Game, config, key: PRNGKeyArray) -> NetworkPolicy:
     """The Q-network: the policy architecture, memoryless, one output per action."""
-    net = config.network
-    return NetworkPolicy(
-        game,
-        key,
-        recurrent=False,
-        head="discrete",
-        state_input=net.state_input,
-        obs_embed=net.obs_embed,
-        gru_hidden=net.gru_hidden,
-        state_embed=net.state_embed,
-        aggregate_embed=net.aggregate_embed,
-        mlp_width=net.mlp_width,
-    )
+    return make_policy(game, config, key, recurrent=False, head="discrete")
 
 
 class MOMDSolver:

@@ -222,14 +222,17 @@ def make_chunk(
     return jax.jit(chunk, donate_argnums=0)
 
 
-def make_policy(game: Game, config, key: PRNGKeyArray, recurrent: bool | None = None) -> NetworkPolicy:
-    """The policy network of a config (``config.network`` sizes; RSPG is recurrent)."""
+def make_policy(
+    game: Game, config, key: PRNGKeyArray, recurrent: bool | None = None, head: str | None = None
+) -> NetworkPolicy:
+    """The policy network of a config (``config.network`` sizes; RSPG is recurrent;
+    ``recurrent`` and ``head`` override the config's choice)."""
     net = config.network
     return NetworkPolicy(
         game,
         key,
         recurrent=config.algo == "rspg" if recurrent is None else recurrent,
-        head=net.head,
+        head=net.head if head is None else head,
         state_input=net.state_input,
         obs_embed=net.obs_embed,
         gru_hidden=net.gru_hidden,
