@@ -71,46 +71,45 @@ def plot_exploitability(run: RunDir) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = run.plots_dir / "exploitability.png"
+    return _save(fig, run.plots_dir / "exploitability.png")
+
+
+def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
+
+
+def _heatmaps(path: Path, images, titles, cmap: str, suptitle: str, label: str | None = None) -> Path:
+    """One time x state heat map per noise path, side by side."""
+    plt = _pyplot()
+    k = len(images)
+    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles, strict=True):
+        im = ax.imshow(np.asarray(image).T, aspect="auto", origin="lower", cmap=cmap)
+        ax.set(title=title, xlabel="t", ylabel="state")
+        fig.colorbar(im, ax=ax, fraction=0.046, label=label)
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_mean_field(run: RunDir, game, traj) -> Path:
-    plt = _pyplot()
-    k = traj.mu.shape[0]
-    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), squeeze=False)
-    for i in range(k):
-        ax = axes[0, i]
-        im = ax.imshow(traj.mu[i].T, aspect="auto", origin="lower", cmap="viridis")
-        ax.set(title=f"noise path {i}: obs0 {np.round(traj.obs[i, 0], 3)}", xlabel="t", ylabel="state")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f"{game.name}: mean field over time")
-    fig.tight_layout()
-    path = run.plots_dir / "mean_field.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    titles = [f"noise path {i}: obs0 {np.round(traj.obs[i, 0], 3)}" for i in range(traj.mu.shape[0])]
+    return _heatmaps(run.plots_dir / "mean_field.png", traj.mu, titles, "viridis", f"{game.name}: mean field over time")
 
 
 def plot_policy(run: RunDir, game, traj) -> Path:
-    plt = _pyplot()
-    actions = np.asarray(game.action_values())
-    mean_action = traj.probs @ actions  # (P, T, n)
-    k = mean_action.shape[0]
-    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), squeeze=False)
-    for i in range(k):
-        ax = axes[0, i]
-        im = ax.imshow(mean_action[i].T, aspect="auto", origin="lower", cmap="coolwarm")
-        ax.set(title=f"noise path {i}", xlabel="t", ylabel="state")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="mean action")
-    fig.suptitle(f"{game.name}: learned policy (expected action)")
-    fig.tight_layout()
-    path = run.plots_dir / "policy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    mean_action = traj.probs @ np.asarray(game.action_values())  # (P, T, n)
+    titles = [f"noise path {i}" for i in range(mean_action.shape[0])]
+    return _heatmaps(
+        run.plots_dir / "policy.png",
+        mean_action,
+        titles,
+        "coolwarm",
+        f"{game.name}: learned policy (expected action)",
+        label="mean action",
+    )
 
 
 def plot_macro(run: RunDir, game, traj) -> list[Path]:
@@ -129,9 +128,7 @@ def plot_macro(run: RunDir, game, traj) -> list[Path]:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    out.append(run.plots_dir / "wealth.png")
-    fig.savefig(out[-1], dpi=110)
-    plt.close(fig)
+    out.append(_save(fig, run.plots_dir / "wealth.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for i in range(traj.obs.shape[0]):
@@ -143,9 +140,7 @@ def plot_macro(run: RunDir, game, traj) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out.append(run.plots_dir / "prices.png")
-    fig.savefig(out[-1], dpi=110)
-    plt.close(fig)
+    out.append(_save(fig, run.plots_dir / "prices.png"))
 
     actions = np.asarray(game.action_values())
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -157,7 +152,5 @@ def plot_macro(run: RunDir, game, traj) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out.append(run.plots_dir / "savings.png")
-    fig.savefig(out[-1], dpi=110)
-    plt.close(fig)
+    out.append(_save(fig, run.plots_dir / "savings.png"))
     return out
