@@ -87,7 +87,12 @@ class MFGLibLinearQuadratic(Game):
         return jnp.full(self.n_states, 1.0 / self.n_states)
 
     def _mean(self, mu):
-        return jnp.sum(self._x(mu.dtype) * mu)
+        # sum_{x>0} x (mu(x) - mu(-x)): the same number as sum_x x mu(x), with far less
+        # rounding noise on near-symmetric mean fields (mu(x) - mu(-x) is then exact).
+        # The noise matters: MFGLib's kernel rounds x + (m_t - x + a') delta at exact
+        # half-integer ties, and a population mean off zero by ~2e-15 moves a tie.
+        i = jnp.arange(1, self.el + 1, dtype=mu.dtype)
+        return jnp.sum(i * (mu[self.el + 1 :] - mu[self.el - 1 :: -1]))
 
     def kernel(self, mu, noise, t):
         m_t = self._mean(mu)

@@ -219,9 +219,15 @@ needs_mfglib = pytest.mark.skipif(
 
 @needs_mfglib
 @pytest.mark.parametrize(
-    "kind,params", [("linear_quadratic", dict(T=6, el=10, m=2)), ("beach_bar", dict(T=4, n=8, bar_loc=3))]
+    "kind,params,iters",
+    [
+        ("linear_quadratic", dict(T=6, el=10, m=2), 5),
+        ("beach_bar", dict(T=4, n=8, bar_loc=3), 5),
+        # the benchmark's size (99 states, 7 actions, T = 30): ~1 min of MFGLib
+        ("linear_quadratic", dict(T=30, el=49, m=3), 2),
+    ],
 )
-def test_same_exploitability_as_mfglib(kind, params):
+def test_same_exploitability_as_mfglib(kind, params, iters):
     import torch
     from mfglib.alg import OnlineMirrorDescent
     from mfglib.env import Environment
@@ -231,7 +237,7 @@ def test_same_exploitability_as_mfglib(kind, params):
     torch.set_default_dtype(torch.float64)
     try:
         env = getattr(Environment, kind)(**params)
-        pis, _, _ = OnlineMirrorDescent(alpha=1.0).solve(env, max_iter=5)
+        pis, _, _ = OnlineMirrorDescent(alpha=1.0).solve(env, max_iter=iters)
         theirs = [exploitability_score(env, pi) for pi in (pis[0], pis[-1])]
     finally:
         torch.set_default_dtype(torch.float32)
