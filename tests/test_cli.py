@@ -73,6 +73,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--noise", "lots"], "unknown noise mode 'lots'; allowed: exact, sample, auto"),
         (["eval", "--paths", "0"], "--paths must be >= 1"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
+        (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message):

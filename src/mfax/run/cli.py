@@ -272,6 +272,14 @@ def train_command(
     ] = None,
     process_id: Annotated[int | None, typer.Option(help="multi-host: this process (or env MFAX_PROCESS_ID)")] = None,
     x64: Annotated[bool, typer.Option("--x64", help="train in float64")] = False,
+    log_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log-to",
+            help="also log metrics to tensorboard (RUN/tensorboard) or wandb (repeatable; optional extras "
+            "mfax[tensorboard], mfax[wandb]) [off]",
+        ),
+    ] = None,
     plots: Annotated[bool, typer.Option(help="write the plots at the end")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with the summary as one JSON object")] = False,
@@ -293,7 +301,7 @@ def train_command(
             target = RunDir(resume)
             config = target.load_config()
             given = (game, algo, iterations, paths, noise, lr, seeds, seed, config_file)
-            if any(v is not None for v in given) or set_ or hp:
+            if any(v is not None for v in given) or set_ or hp or log_to:
                 raise GameError("--resume continues a run as configured; drop the other training options")
         else:
             config = load_file(Path(config_file)) if config_file else TrainConfig()
@@ -321,6 +329,8 @@ def train_command(
                 config.hparams = {**config.hparams, **parse_hparams(config.algo, hp)}
             if x64:
                 config.x64 = True
+            if log_to:
+                config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
             config = from_dict(config.to_dict())
             target = RunDir(out or f"runs/{config.game}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}")
             if overwrite and target.root.exists():

@@ -15,6 +15,7 @@ from typing import Any
 
 from mfax.dynamics.noise import NOISE_MODES
 from mfax.games import GameError, game_class, make
+from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_spec
 
 # Published per-game defaults (ALGORITHMS.md): paths per iteration, learning rate,
@@ -59,6 +60,7 @@ class TrainConfig:
     devices: int | None = None
     x64: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    log_to: list[str] = field(default_factory=list)  # optional trackers: tensorboard, wandb
 
     @property
     def num_runs(self) -> int:
@@ -110,6 +112,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError(f"unknown head {net.head!r}; allowed: discrete, beta")
     if net.state_input not in ("embedding", "features"):
         raise GameError(f"unknown state input {net.state_input!r}; allowed: embedding, features")
+    check_trackers(list(config.log_to))  # unknown tracker or its package missing
     return dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
 
 

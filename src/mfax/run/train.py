@@ -26,6 +26,7 @@ from mfax.games import Game, GameError, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
+from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, to_host, train_mesh
 from mfax.solvers import Solver, solver_spec
 
@@ -148,7 +149,11 @@ def train(
             run.append_metrics(rows)
             run.save_checkpoint(to_host(states))
 
+    trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
     bar = _progress(config.iterations, start, progress and main)
+    if not resume and start == 0:
+        for tracker in trackers:
+            tracker.log(rows)
     chunks: dict[int, Any] = {}
     last_eval: list[dict[str, Any]] = []
     try:
@@ -178,12 +183,16 @@ def train(
                 run.append_metrics(last_eval)
                 run.save_checkpoint(to_host(states))
                 run.write_summary(_summary(config, run, wall, compile_s, iteration))
+                for tracker in trackers:
+                    tracker.log(last_eval)
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
     finally:
         if bar is not None:
             bar.close()
+        for tracker in trackers:
+            tracker.close()
     if not main:
         return {}
     summary = _summary(config, run, wall, compile_s, int(to_host(states.iteration)[0]))

@@ -1,0 +1,127 @@
+"""Optional experiment trackers: TensorBoard and Weights & Biases, off by default.
+
+``mfax train --log-to tensorboard`` (needs ``pip install 'mfax[tensorboard]'``, i.e.
+tensorboardX) writes event files under ``RUN/tensorboard/<run>/``, one folder per
+trained run (seed x learning rate) so TensorBoard overlays them; ``--log-to wandb``
+(``pip install 'mfax[wandb]'``) logs to one W&B run whose id is kept in
+``RUN/wandb_id`` so that ``--resume`` continues it. W&B honours its own environment
+(``WANDB_MODE=offline``, ``WANDB_PROJECT``, ...); the project defaults to ``mfax``.
+
+Trackers only mirror what the run directory already records (the metric rows of
+:mod:`mfax.run.rundir`): the CSV/JSONL files stay the reference, and a tracker that
+fails to import stops the run before training starts with a one-line error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Protocol
+
+from mfax.games import GameError
+
+# scalar columns mirrored to the trackers (those present in a row)
+SCALARS = (
+    "exploitability",
+    "exploitability_info",
+    "policy_return",
+    "grad_norm",
+    "train_exploitability",
+    "train_policy_return",
+    "wall_clock_s",
+)
+TRACKERS = {"tensorboard": "tensorboardX", "wandb": "wandb"}
+
+
+class Tracker(Protocol):
+    def log(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_trackers(names: list[str]) -> None:
+    """One-line errors for unknown trackers or missing optional packages."""
+    for name in names:
+        if name not in TRACKERS:
+            raise GameError(f"unknown tracker {name!r} for --log-to; allowed: {', '.join(TRACKERS)}")
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise GameError(
+                f"--log-to {name} needs the {TRACKERS[name]} package: pip install 'mfax[{name}]' (or leave it off)"
+            )
+
+
+def _scalars(row: dict[str, Any]) -> dict[str, float]:
+    return {k: float(row[k]) for k in SCALARS if isinstance(row.get(k), int | float)}
+
+
+def _run_name(row: dict[str, Any]) -> str:
+    lr = row.get("lr")
+    return f"run{row['run']}_seed{row['seed']}" + ("" if lr is None else f"_lr{lr:g}")
+
+
+class TensorBoardTracker:
+    """One tensorboardX writer per trained run, step = iteration."""
+
+    def __init__(self, root: Path, start: int):
+        self.root, self.start, self.writers = root / "tensorboard", start, {}
+
+    def log(self, rows: list[dict[str, Any]]) -> None:
+        from tensorboardX import SummaryWriter
+
+        for row in rows:
+            name = _run_name(row)
+            if name not in self.writers:
+                # purge_step drops events a killed session wrote after the checkpoint
+                purge = self.start if self.start > 0 else None
+                self.writers[name] = SummaryWriter(logdir=str(self.root / name), purge_step=purge)
+            writer = self.writers[name]
+            for key, value in _scalars(row).items():
+                writer.add_scalar(key, value, global_step=int(row["iteration"]))
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+class WandbTracker:
+    """One W&B run for the whole training; keys prefixed ``run<r>/`` when several runs
+    (seeds x learning rates) train together."""
+
+    def __init__(self, root: Path, config: dict[str, Any], num_runs: int):
+        import wandb
+
+        id_path = root / "wandb_id"
+        run_id = id_path.read_text().strip() if id_path.exists() else secrets.token_hex(4)
+        id_path.write_text(run_id + "\n")
+        self.num_runs = num_runs
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "mfax"),
+            dir=str(root),
+            id=run_id,
+            resume="allow",
+            config=config,
+            name=root.name,
+        )
+
+    def log(self, rows: list[dict[str, Any]]) -> None:
+        by_iteration: dict[int, dict[str, float]] = {}
+        for row in rows:
+            prefix = "" if self.num_runs == 1 else f"run{row['run']}/"
+            record = by_iteration.setdefault(int(row["iteration"]), {})
+            record.update({prefix + k: v for k, v in _scalars(row).items()})
+        for iteration, record in sorted(by_iteration.items()):
+            self.run.log({"iteration": iteration, **record}, step=iteration)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+def open_trackers(names: list[str], root: Path, config: dict[str, Any], num_runs: int, start: int) -> list[Tracker]:
+    check_trackers(names)
+    out: list[Tracker] = []
+    for name in names:
+        out.append(TensorBoardTracker(root, start) if name == "tensorboard" else WandbTracker(root, config, num_runs))
+    return out

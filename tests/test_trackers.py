@@ -1,0 +1,91 @@
+"""Optional trackers (TensorBoard, W&B): off by default, one-line errors, and what they
+log equals the run directory's metrics, across a resume too."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+
+import pytest
+
+from mfax.games import GameError
+from mfax.run import trackers
+from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.rundir import RunDir
+from mfax.run.train import train
+
+SMALL = NetworkConfig(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
+BASE = dict(
+    game="beach_bar",
+    params={"num_states": 21, "horizon": 10},
+    iterations=8,
+    eval_every=4,
+    noise="exact",
+    network=SMALL,
+)
+
+
+def test_off_by_default_and_bad_names(tmp_path):
+    assert resolve(TrainConfig()).log_to == []
+    with pytest.raises(GameError, match=r"unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"):
+        resolve(TrainConfig(log_to=["mlflow"]))
+
+
+def test_missing_package_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(trackers.TRACKERS, "tensorboard", "no_such_package_for_mfax")
+    message = r"needs the no_such_package_for_mfax package: pip install 'mfax\[tensorboard\]'"
+    with pytest.raises(GameError, match=message):
+        train(TrainConfig(**BASE, log_to=["tensorboard"]), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # nothing written before the error
+
+
+def _events(folder) -> dict[int, dict[str, float]]:
+    """Scalars of all event files in ``folder``: TFRecord framing (u64 length, u32 crc,
+    data, u32 crc) around ``Event`` protos; later files win (as TensorBoard reads a purge)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    out: dict[int, dict[str, float]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            for value in event.summary.value:
+                out.setdefault(event.step, {})[value.tag] = value.simple_value
+    return out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_tensorboard_mirrors_metrics_across_resume(tmp_path):
+    config = TrainConfig(**BASE, seeds=2, log_to=["tensorboard"])
+    out = tmp_path / "run"
+    train(config, out, progress=False, stop_after=4)
+    train(TrainConfig(), out, resume=True, progress=False)
+    rows = RunDir(out).read_metrics()
+    for r in (0, 1):
+        logged = _events(out / "tensorboard" / f"run{r}_seed{r}_lr0.001")
+        mine = {row["iteration"]: row for row in rows if row["run"] == r}
+        assert sorted(logged) == sorted(mine) == [0, 4, 8]
+        for iteration, row in mine.items():
+            assert logged[iteration]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6)
+            assert logged[iteration]["policy_return"] == pytest.approx(row["policy_return"], rel=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb not installed")
+def test_wandb_offline_run_resumes_the_same_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    train(TrainConfig(**BASE, log_to=["wandb"]), out, progress=False, stop_after=4)
+    run_id = (out / "wandb_id").read_text().strip()
+    train(TrainConfig(), out, resume=True, progress=False)
+    assert (out / "wandb_id").read_text().strip() == run_id
+    runs = sorted((out / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(runs) == 2  # the first session and the resumed one, same id
+    # offline runs keep history records (protobufs with JSON values) in run-<id>.wandb
+    data = b"".join((run / f"run-{run_id}.wandb").read_bytes() for run in runs)
+    for row in RunDir(out).read_metrics():
+        assert json.dumps(row["exploitability"]).encode() in data, row
