@@ -144,3 +144,16 @@ def test_beach_bar_noise_is_exactly_the_published_process():
     assert abs(z[:, 15].mean() - 0.5) < 0.03
     off = mfax.make("beach_bar", common_noise=False).sample_noise(jax.random.key(3))
     assert (np.asarray(off.z) == 1).all()
+
+
+def test_macro_empty_economy_has_finite_rewards():
+    """A sampled population of a few agents can all sit at zero wealth: K = 0, so W = 0
+    and consumption 0; the utility floor keeps the rewards finite (and very negative)."""
+    game = mfax.make("macro", num_wealth=10, horizon=4)
+    mu = jnp.zeros(game.n_states).at[jnp.arange(game.num_income)].set(1.0 / game.num_income)  # w = 0 only
+    noise = game.sample_noise(jax.random.key(0))
+    r = game.reward(mu, mu, noise, 0)
+    assert bool(jnp.all(jnp.isfinite(r))) and float(jnp.min(r)) <= -1e5
+    assert bool(jnp.all(jnp.isfinite(game.terminal_reward(mu, mu, noise, 3))))
+    with pytest.raises(mfax.GameError, match="consumption_floor must be > 0"):
+        mfax.make("macro", consumption_floor=0.0)

@@ -53,6 +53,10 @@ class Macro(Game):
     z_persistence: float = param(0.9, "AR(1) coefficient of log productivity")
     z_std: float = param(0.03, "standard deviation of the productivity innovations")
     income_probs: tuple[float, ...] = param((0.1, 0.8, 0.1), "income index moves -1/0/+1 with these probabilities")
+    consumption_floor: float = param(
+        1e-6,
+        "u is evaluated at max(consumption, floor); only an empty sampled economy (K = 0, so W = 0) gets there",
+    )
     common_noise: bool = param(True, "draw productivity shocks (off: z stays 0)")
     idiosyncratic_noise: bool = param(True, "income moves (off: income index stays)")
 
@@ -69,6 +73,7 @@ class Macro(Game):
         check(self.grid_pivot > 0.0, f"grid_pivot must be > 0, got {self.grid_pivot}")
         check(0.0 < self.alpha < 1.0, f"alpha must lie in (0, 1), got {self.alpha}")
         check(self.crra > 0.0, f"crra must be > 0, got {self.crra}")
+        check(self.consumption_floor > 0.0, f"consumption_floor must be > 0, got {self.consumption_floor}")
         check(self.z_std >= 0.0, f"z_std must be >= 0, got {self.z_std}")
         check_probabilities(self.income_probs, "income_probs")
         check(len(self.income_probs) == 3, f"income_probs needs 3 entries (-1, 0, +1), got {len(self.income_probs)}")
@@ -177,6 +182,10 @@ class Macro(Game):
         return Kernel(index.reshape(n, m, -1).astype(jnp.int32), prob.reshape(n, m, -1))
 
     def utility(self, x):
+        # The floor never binds in the exact game (cash >= W y_min > 0 since K > 0); in a
+        # sampled population of a few agents all can sit at w = 0, so K = 0, W = 0 and
+        # consumption 0: a large finite penalty instead of -inf.
+        x = jnp.maximum(x, self.consumption_floor)
         if self.crra == 1.0:
             return jnp.log(x)
         return x ** (1.0 - self.crra) / (1.0 - self.crra)
