@@ -26,6 +26,13 @@ GAME_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear_quadratic": {"paths": 8, "lr": 1e-3},
     "macro": {"paths": 8, "lr": 1e-2, "head": "beta", "state_input": "features"},
 }
+# Per-game solver hyper-parameter defaults (``--hp`` still overrides). The macro game's
+# prices come from the sampled wealth distribution: with 8 households per population
+# they are far from the mean field's (often all at zero wealth: K = 0), and PPO/M-OMD
+# learn the wrong economy; 128 is the published sweep's next value.
+GAME_HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
+    "macro": {algo: {"num_agents": 128} for algo in ("ippo", "rippo", "momd")},
+}
 
 
 @dataclass
@@ -88,7 +95,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Fill per-game defaults and validate everything; raises one-line ``GameError``."""
     game_class(config.game)  # unknown game -> error listing the allowed ones
     make(config.game, **config.params)  # unknown / impossible parameters
-    hparams = solver_spec(config.algo).resolve_hparams(config.hparams)  # unknown algorithm / hparams -> error
+    spec = solver_spec(config.algo)  # unknown algorithm -> error
+    game_hparams = GAME_HPARAMS.get(config.game, {}).get(config.algo, {})
+    hparams = spec.resolve_hparams({**game_hparams, **config.hparams})  # unknown / bad hparams -> error
     if config.noise not in NOISE_MODES:
         raise GameError(f"unknown noise mode {config.noise!r}; allowed: {', '.join(NOISE_MODES)}")
     defaults = {**DEFAULTS, **GAME_DEFAULTS.get(config.game, {})}
