@@ -5,6 +5,8 @@ exploitability thresholds on each game; optionally against MFGLib.
     python bench/classical.py --quick    # smaller games and fewer iterations
     python bench/classical.py --vs-mfglib  # also MFGLib's OMD and FP on its LQ game
                                             # (needs `pip install mfglib`, which pulls PyTorch)
+    python bench/classical.py --only "z = +-1"  # rows whose label contains the text,
+                                                # written to classical_only.{md,json,png}
 
 Exploitability is the exact information-consistent one (per-path beside it), of the
 policy each iteration starts from; thresholds are fractions of the uniform policy's.
@@ -33,7 +35,8 @@ FRACTIONS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-6)
 # (label, game, params, iterations, OMD learning rate)
 FULL = [
     ("linear_quadratic, no common noise", "linear_quadratic", dict(common_noise=False), 200, 1.0),
-    ("linear_quadratic, z = +-1 (2 paths)", "linear_quadratic", {}, 200, 1.0),
+    # herding (reward -(m - x)^2) is not monotone: FP and OMD converge slowly, so more iterations
+    ("linear_quadratic, z = +-1 (2 paths)", "linear_quadratic", {}, 10000, 1.0),
     ("beach_bar, bar never closes (51 paths)", "beach_bar", dict(common_noise=False), 200, 10.0),
     ("beach_bar, may close (102 paths)", "beach_bar", {}, 200, 10.0),
     ("sis (512 paths)", "sis", {}, 200, 1.0),
@@ -170,11 +173,17 @@ def main() -> None:
     parser.add_argument("--vs-mfglib", action="store_true", help="also time MFGLib's OMD and FP (needs mfglib)")
     parser.add_argument("--mfglib-iterations", type=int, default=3, help="MFGLib iterations timed per algorithm")
     parser.add_argument("--chunk", type=int, default=25, help="iterations per compiled chunk")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for classical.{md,json}")
+    parser.add_argument("--only", default=None, help="run only the rows whose label contains this text")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for classical.{md,json,png}")
     args = parser.parse_args()
 
+    table = QUICK if args.quick else FULL
+    if args.only is not None:
+        table = [row for row in table if args.only in row[0]]
+        if not table:
+            parser.error(f"--only {args.only!r} matches no row; labels: {', '.join(r[0] for r in QUICK + FULL)}")
     rows = []
-    for label, name, params, iterations, lr in QUICK if args.quick else FULL:
+    for label, name, params, iterations, lr in table:
         game = mfax.make(name, **params)
         for algo in ("fp", "omd"):
             row = {"label": label, "game": name, "params": params, **run(game, algo, iterations, lr, args.chunk)}
@@ -194,9 +203,31 @@ def main() -> None:
     text = markdown(rows, cmp, meta)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "classical_quick" if args.quick else "classical"
+    name = "classical_only" if args.only is not None else "classical_quick" if args.quick else "classical"
     (args.out / f"{name}.md").write_text(text)
     (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "vs_mfglib": cmp}, indent=1) + "\n")
+    plot(rows, args.out / f"{name}.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Exploitability (fraction of the uniform policy's) against iteration, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        curve = np.maximum(np.asarray(r["curve"]) / r["initial_exploitability"], 1e-9)
+        algo = r["algo"] + (f" lr {r['lr']:g}" if r["lr"] else "")
+        ax.loglog(np.arange(1, len(curve) + 1), curve, label=f"{r['label']}: {algo}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("exploitability / uniform policy's (info-consistent)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

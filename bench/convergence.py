@@ -14,9 +14,12 @@ What is measured, per game (common noise on, the games' defaults unless ``--quic
 * wall-clock = the driver's training time: compiled chunks only, no compilation and no
   evaluation (both are reported separately);
 * time to threshold = the first evaluation at which the mean over seeds of the per-path
-  exploitability is at or below ``threshold x`` the mean initial one (default 0.6; the
-  paper's beach-bar example goes from ~461 to ~279, i.e. ~0.6);
-* ratio = (time of the fastest model-free method to the threshold) / (time of RSPG).
+  exploitability is at or below ``fraction x`` the mean initial one, for each fraction of
+  ``--thresholds`` (default 0.6, 0.3, 0.15; the paper's beach-bar example goes from
+  ~461 to ~279, i.e. ~0.6);
+* ratio = (time of the fastest model-free method to the threshold) / (time of RSPG);
+  when no model-free method gets there within its budget, ``> (longest model-free
+  training time) / (RSPG time)`` is reported as a lower bound.
 
 Hyper-parameters are the library defaults (published ones; see ``mfax list``); the
 learning rate is each game's default for every algorithm (full) or 1e-2 for every
@@ -55,9 +58,9 @@ MODEL_FREE = ("ippo", "rippo", "momd")
 # a structural iteration is one exact gradient, a model-free one is one collection +
 # ``updates`` gradient steps).
 FULL = {
-    "iterations": {"spg": 100, "rspg": 100, "ippo": 100, "rippo": 100, "momd": 100},
-    "eval_every": {"spg": 10, "rspg": 10, "ippo": 10, "rippo": 10, "momd": 10},
-    "params": {"linear_quadratic": {}, "beach_bar": {}},
+    "iterations": {"spg": 200, "rspg": 200, "ippo": 100, "rippo": 100, "momd": 100},
+    "eval_every": {"spg": 20, "rspg": 20, "ippo": 10, "rippo": 10, "momd": 10},
+    "params": {"linear_quadratic": {}, "beach_bar": {}, "macro": {}},
     "network": NetworkConfig(),
     "lr": None,  # each game's published default for every algorithm
 }
@@ -65,7 +68,11 @@ QUICK = {
     "iterations": {"spg": 200, "rspg": 200, "ippo": 40, "rippo": 40, "momd": 40},
     "eval_every": {"spg": 20, "rspg": 20, "ippo": 5, "rippo": 5, "momd": 5},
     "lr": [1e-2],  # small networks: 1e-2 for every algorithm (as in tests/test_train.py)
-    "params": {"linear_quadratic": {}, "beach_bar": {"num_states": 41, "horizon": 16}},
+    "params": {
+        "linear_quadratic": {},
+        "beach_bar": {"num_states": 41, "horizon": 16},
+        "macro": {"num_wealth": 40, "horizon": 32},
+    },
     "network": NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32),
 }
 
@@ -119,12 +126,15 @@ def time_to(result: dict, threshold: float, key: str = "exploitability") -> floa
     return None
 
 
-def summarise(results: list[dict], games: list[str], frac: float) -> dict[str, Any]:
+def summarise(results: list[dict], games: list[str], fracs: list[float]) -> dict[str, Any]:
+    """Per game: each algorithm's figures, its time to every threshold, and per threshold
+    the ratio (fastest model-free time) / (RSPG time). When no model-free method gets
+    there, the ratio is a lower bound: the longest model-free training time / RSPG's."""
     table = {}
     for game in games:
         rs = {r["algo"]: r for r in results if r["game"] == game}
         initial = float(np.mean([np.mean(r["curve"][0]["exploitability"]) for r in rs.values()]))
-        threshold = frac * initial
+        thresholds = [f * initial for f in fracs]
         rows = {}
         for algo, r in rs.items():
             first, last = r["curve"][0], r["curve"][-1]
@@ -138,21 +148,22 @@ def summarise(results: list[dict], games: list[str], frac: float) -> dict[str, A
                 "seconds_per_iteration": r["seconds_per_iteration"],
                 "train_wall_s": r["train_wall_s"],
                 "compile_s": r["compile_s"],
-                "time_to_threshold_s": time_to(r, threshold),
+                "time_to_threshold_s": [time_to(r, th) for th in thresholds],
             }
-        mf = {a: rows[a]["time_to_threshold_s"] for a in MODEL_FREE if a in rows}
-        reached = {a: t for a, t in mf.items() if t is not None}
-        fastest = min(reached, key=reached.get) if reached else None
-        t_rspg = rows.get("rspg", {}).get("time_to_threshold_s")
-        ratio = None
-        if fastest is not None and t_rspg:
-            ratio = reached[fastest] / t_rspg
-        table[game] = {
-            "threshold": threshold,
-            "rows": rows,
-            "fastest_model_free": fastest,
-            "ratio_fastest_model_free_over_rspg": ratio,
-        }
+        ratios = []
+        for k, th in enumerate(thresholds):
+            t_rspg = rows.get("rspg", {}).get("time_to_threshold_s", [None] * len(thresholds))[k]
+            mf = {a: rows[a]["time_to_threshold_s"][k] for a in MODEL_FREE if a in rows}
+            reached = {a: t for a, t in mf.items() if t is not None}
+            entry = {"threshold": th, "fraction": fracs[k], "rspg_s": t_rspg, "fastest_model_free": None}
+            if t_rspg and reached:
+                fastest = min(reached, key=reached.get)
+                entry.update(fastest_model_free=fastest, model_free_s=reached[fastest], ratio=reached[fastest] / t_rspg)
+            elif t_rspg and mf:
+                longest = max(rows[a]["train_wall_s"] for a in mf)
+                entry.update(ratio_at_least=longest / t_rspg, model_free_s=None)
+            ratios.append(entry)
+        table[game] = {"thresholds": thresholds, "rows": rows, "ratios": ratios}
     return table
 
 
@@ -164,9 +175,11 @@ def write_markdown(path: Path, table: dict, meta: dict) -> str:
     lines = ["# Convergence: exact exploitability vs training wall-clock", ""]
     lines.append(
         f"{meta['platform']}; {meta['cores']} CPU cores; JAX {meta['jax']} on {meta['backend']}; "
-        f"{'quick (reduced games, small networks)' if meta['quick'] else 'full games, published networks'}; "
-        f"{meta['seeds']} seeds side by side per algorithm; threshold = {meta['threshold_fraction']} x initial "
-        f"per-path exploitability; total {meta['total_min']:.1f} min."
+        f"{'quick (reduced games, small networks)' if meta['quick'] else 'published networks'}; "
+        f"game parameters {meta['params']} (empty: published game); "
+        f"{meta['seeds']} seeds side by side per algorithm; thresholds = "
+        f"{', '.join(f'{x:g}' for x in meta['threshold_fractions'])} x initial per-path exploitability; "
+        f"total {meta['total_min']:.1f} min."
     )
     lines.append("")
     lines.append(
@@ -175,30 +188,36 @@ def write_markdown(path: Path, table: dict, meta: dict) -> str:
         "(info), mean over seeds, on the push-forward game."
     )
     for game, g in table.items():
-        lines += ["", f"## {game} (threshold {g['threshold']:.4g})", ""]
+        ths = ", ".join(f"{th:.4g}" for th in g["thresholds"])
+        lines += ["", f"## {game} (thresholds {ths})", ""]
         lines.append(
             "| algo | iterations | s/iteration | train s | compile s | initial | final (± std) | final info | best "
-            "| time to threshold s |"
+            "| time to thresholds s |"
         )
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for algo, r in g["rows"].items():
+            times = " / ".join(fmt(t, ".1f") for t in r["time_to_threshold_s"])
             lines.append(
                 f"| {algo} | {r['iterations']} | {fmt(r['seconds_per_iteration'], '.3g')} | "
                 f"{fmt(r['train_wall_s'], '.1f')} | {fmt(r['compile_s'], '.1f')} | {fmt(r['initial'])} | "
                 f"{fmt(r['final'])} ± {fmt(r['final_std'], '.2g')} | {fmt(r['final_info'])} | {fmt(r['best'])} | "
-                f"{fmt(r['time_to_threshold_s'], '.1f')} |"
+                f"{times} |"
             )
-        ratio = g["ratio_fastest_model_free_over_rspg"]
-        lines.append("")
-        if ratio is None:
-            t_rspg = g["rows"].get("rspg", {}).get("time_to_threshold_s")
-            why = "RSPG did not reach it" if t_rspg is None else "no model-free method reached it"
-            lines.append(f"Ratio (fastest model-free / RSPG time to threshold): not available ({why}).")
-        else:
-            lines.append(
-                f"Ratio (fastest model-free, {g['fastest_model_free']}, / RSPG time to threshold): {ratio:.3g}"
-                f" ({'RSPG faster' if ratio > 1 else 'model-free faster'})."
-            )
+        lines += ["", "| threshold | RSPG s | fastest model-free s | ratio model-free / RSPG |", "|---|---|---|---|"]
+        for e in g["ratios"]:
+            label = f"{e['fraction']:g} x initial = {e['threshold']:.4g}"
+            if e["rspg_s"] is None:
+                lines.append(f"| {label} | not reached | — | — |")
+            elif "ratio" in e:
+                lines.append(
+                    f"| {label} | {e['rspg_s']:.1f} | {e['fastest_model_free']} {e['model_free_s']:.1f} | "
+                    f"{e['ratio']:.3g} ({'RSPG faster' if e['ratio'] > 1 else 'model-free faster'}) |"
+                )
+            else:
+                lines.append(
+                    f"| {label} | {e['rspg_s']:.1f} | none reached it | > {e['ratio_at_least']:.3g} "
+                    "(longest model-free training time / RSPG's) |"
+                )
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text
@@ -219,7 +238,8 @@ def plot(path: Path, results: list[dict], games: list[str], table: dict) -> None
             style = "-" if r["algo"] in ("spg", "rspg") else "--"
             (line,) = ax.plot(np.maximum(t, 1e-2), mean, style, marker=".", label=r["algo"])
             ax.fill_between(np.maximum(t, 1e-2), lo, hi, color=line.get_color(), alpha=0.15)
-        ax.axhline(table[game]["threshold"], color="grey", lw=0.8, ls=":", label="threshold")
+        for th in table[game]["thresholds"]:
+            ax.axhline(th, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlabel("training wall-clock (s)")
         ax.set_ylabel("exploitability (exact, per path)")
@@ -237,10 +257,32 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm [quick: 2, full: 3]")
     parser.add_argument("--iterations", type=int, default=None, help="override every algorithm's iterations")
-    parser.add_argument("--threshold", type=float, default=0.6, help="fraction of the initial exploitability")
+    parser.add_argument(
+        "--thresholds", type=float, nargs="+", default=[0.6, 0.3, 0.15], help="fractions of the initial exploitability"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="GAME.KEY=VALUE",
+        help="override a game parameter, e.g. macro.num_wealth=40 (repeatable)",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the result files (convergence<tag>.md ...)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    params = {game: dict(p) for game, p in plan["params"].items()}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        game, dot, name = key.partition(".")
+        if not sep or not dot or game not in params:
+            parser.error(f"--set expects GAME.KEY=VALUE with GAME in {', '.join(params)}, got {item!r}")
+        try:
+            params[game][name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[game][name] = value
+    plan = {**plan, "params": params}
     if args.iterations is not None:
         plan = {**plan, "iterations": dict.fromkeys(ALGOS, args.iterations)}
     seeds = args.seeds or (2 if args.quick else 3)
@@ -257,7 +299,7 @@ def main() -> None:
                     flush=True,
                 )
                 results.append(r)
-    table = summarise(results, args.games, args.threshold)
+    table = summarise(results, args.games, args.thresholds)
     meta = {
         "platform": platform.platform(),
         "cores": len(__import__("os").sched_getaffinity(0)),
@@ -265,11 +307,12 @@ def main() -> None:
         "backend": jax.default_backend(),
         "quick": args.quick,
         "seeds": seeds,
-        "threshold_fraction": args.threshold,
+        "threshold_fractions": args.thresholds,
         "total_min": (time.perf_counter() - t0) / 60,
+        "params": {game: params[game] for game in args.games},
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "convergence_quick" if args.quick else "convergence"
+    stem = ("convergence_quick" if args.quick else "convergence") + args.tag
     text = write_markdown(args.out / f"{stem}.md", table, meta)
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "table": table, "runs": results}, indent=1))
     plot(args.out / f"{stem}.png", results, args.games, table)
