@@ -54,7 +54,7 @@ class MOMDParams:
     """Hyper-parameters of M-OMD (``--hp key=value``)."""
 
     num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
-    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024)")
+    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
     updates: int = param(50, "gradient steps per iteration (published sweep: 50, 100, 200)")
     batch_size: int = param(512, "transitions per gradient step, drawn from the replay buffer")
     buffer_iterations: int = param(2, "replay buffer capacity, in iterations of transitions")

@@ -61,7 +61,7 @@ class PPOParams:
     """Hyper-parameters of IPPO / RIPPO (``--hp key=value``)."""
 
     num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
-    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024)")
+    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
     updates: int = param(50, "gradient steps per iteration (published sweep: 50, 100, 200)")
     minibatches: int = param(2, "groups of whole population sequences per pass; epochs = updates / minibatches")
     clip_eps: float = param(0.2, "PPO ratio clipping epsilon")
