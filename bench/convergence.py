@@ -49,7 +49,7 @@ import numpy as np
 
 from mfax.run.config import NetworkConfig, TrainConfig
 from mfax.run.rundir import RunDir
-from mfax.run.train import train
+from mfax.run.train import TrainingDiverged, train
 
 ALGOS = ("spg", "rspg", "ippo", "rippo", "momd")
 MODEL_FREE = ("ippo", "rippo", "momd")
@@ -62,12 +62,14 @@ FULL = {
     "eval_every": {"spg": 20, "rspg": 20, "ippo": 10, "rippo": 10, "momd": 10},
     "params": {"linear_quadratic": {}, "beach_bar": {}, "macro": {}},
     "network": NetworkConfig(),
-    "lr": None,  # each game's published default for every algorithm
+    # structural: each game's published default; model-free: 1e-3 everywhere (the
+    # beach-bar and LQ default; PPO at macro's 1e-2 is unstable)
+    "lr": {"spg": None, "rspg": None, "ippo": [1e-3], "rippo": [1e-3], "momd": [1e-3]},
 }
 QUICK = {
     "iterations": {"spg": 200, "rspg": 200, "ippo": 40, "rippo": 40, "momd": 40},
     "eval_every": {"spg": 20, "rspg": 20, "ippo": 5, "rippo": 5, "momd": 5},
-    "lr": [1e-2],  # small networks: 1e-2 for every algorithm (as in tests/test_train.py)
+    "lr": {algo: [1e-2] for algo in ALGOS},  # small networks: 1e-2 for every algorithm (as in tests/test_train.py)
     "params": {
         "linear_quadratic": {},
         "beach_bar": {"num_states": 41, "horizon": 16},
@@ -86,11 +88,16 @@ def run_one(game: str, algo: str, plan: dict, seeds: int, workdir: Path) -> dict
         eval_every=plan["eval_every"][algo],
         seeds=seeds,
         network=plan["network"],
-        lr=plan["lr"],
+        lr=plan["lr"][algo],
     )
     out = workdir / f"{game}-{algo}"
     t0 = time.perf_counter()
-    summary = train(config, out, progress=False)
+    diverged = None
+    try:
+        train(config, out, progress=False)
+    except TrainingDiverged as err:  # keep the curve up to the last good evaluation
+        diverged = str(err)
+    summary = RunDir(out).read_summary()
     total = time.perf_counter() - t0
     rows = RunDir(out).read_metrics()
     iters = sorted({r["iteration"] for r in rows})
@@ -108,12 +115,14 @@ def run_one(game: str, algo: str, plan: dict, seeds: int, workdir: Path) -> dict
     return {
         "game": game,
         "algo": algo,
-        "iterations": summary["iterations"],
-        "seconds_per_iteration": summary["seconds_per_iteration"],
-        "train_wall_s": summary["wall_clock_s"],
-        "compile_s": summary["compile_s"],
+        "iterations": summary.get("iterations", 0),
+        "seconds_per_iteration": summary.get("seconds_per_iteration"),
+        "train_wall_s": summary.get("wall_clock_s", 0.0),
+        "compile_s": summary.get("compile_s"),
         "total_s": total,
         "hparams": RunDir(out).load_config().hparams,
+        "lr": RunDir(out).load_config().lr,
+        "diverged": diverged,
         "curve": curve,
     }
 
@@ -270,6 +279,9 @@ def main() -> None:
         help="override a game parameter, e.g. macro.num_wealth=40 (repeatable)",
     )
     parser.add_argument("--tag", default="", help="suffix of the result files (convergence<tag>.md ...)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse finished runs saved in convergence<tag>.partial.json"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     params = {game: dict(p) for game, p in plan["params"].items()}
@@ -288,17 +300,31 @@ def main() -> None:
     seeds = args.seeds or (2 if args.quick else 3)
     t0 = time.perf_counter()
     results = []
+    stem = ("convergence_quick" if args.quick else "convergence") + args.tag
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / f"{stem}.partial.json"  # every finished run, so a crash loses none
+    done = json.loads(partial.read_text()) if args.reuse and partial.exists() else []
     with tempfile.TemporaryDirectory() as tmp:
         for game in args.games:
             for algo in args.algos:
-                r = run_one(game, algo, plan, seeds, Path(tmp))
+                key = {"game": game, "algo": algo, "params": plan["params"][game], "seeds": seeds}
+                old = [r for r in done if {k: r.get("key", {}).get(k) for k in key} == key]
+                if old:
+                    results.append(old[0])
+                    print(f"{game:>16} {algo:>5}: reused from {partial}", flush=True)
+                    continue
+                r = {**run_one(game, algo, plan, seeds, Path(tmp)), "key": key}
                 print(
                     f"{game:>16} {algo:>5}: {r['iterations']} it, {r['seconds_per_iteration']:.3g} s/it, "
                     f"exploitability {np.mean(r['curve'][0]['exploitability']):.4g} -> "
                     f"{np.mean(r['curve'][-1]['exploitability']):.4g} (compile {r['compile_s']:.1f} s)",
                     flush=True,
                 )
+                if r["diverged"]:
+                    print(f"{game:>16} {algo:>5}: {r['diverged']}", flush=True)
                 results.append(r)
+                done.append(r)
+                partial.write_text(json.dumps(done))
     table = summarise(results, args.games, args.thresholds)
     meta = {
         "platform": platform.platform(),
@@ -311,8 +337,6 @@ def main() -> None:
         "total_min": (time.perf_counter() - t0) / 60,
         "params": {game: params[game] for game in args.games},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = ("convergence_quick" if args.quick else "convergence") + args.tag
     text = write_markdown(args.out / f"{stem}.md", table, meta)
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "table": table, "runs": results}, indent=1))
     plot(args.out / f"{stem}.png", results, args.games, table)

@@ -115,8 +115,14 @@ def gae(
 
 
 def clipped_surrogate(logp: Array, old_logp: Array, adv: Array, clip_eps: float) -> tuple[Array, Array]:
-    """PPO policy loss ``-E[min(rho A, clip(rho, 1-eps, 1+eps) A)]`` and the clipped fraction."""
-    ratio = jnp.exp(logp - old_logp)
+    """PPO policy loss ``-E[min(rho A, clip(rho, 1-eps, 1+eps) A)]`` and the clipped fraction.
+
+    ``log rho`` is capped at +-20 before the exponential: a near-deterministic policy can
+    move an action's log-probability by hundreds in one update, and ``exp`` would give
+    ``inf * A`` (NaN gradients); past the cap the gradient is zero, as it already is for
+    a clipped ratio.
+    """
+    ratio = jnp.exp(jnp.clip(logp - old_logp, -20.0, 20.0))
     loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv))
     return loss, jnp.mean(jnp.abs(ratio - 1.0) > clip_eps)
 
