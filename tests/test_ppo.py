@@ -58,6 +58,22 @@ def test_clipped_surrogate_matches_hand_computation():
     assert float(entropy(logp)) == pytest.approx(np.log(2) / 2, rel=1e-5)
 
 
+def test_huge_log_ratio_gives_finite_loss_and_gradient():
+    # an action whose log-probability jumped by 500 (a near-deterministic Beta head):
+    # exp(500) is inf in float32; the cap keeps the loss finite and its gradient zero
+    old = jnp.array([-600.0, 0.0])
+    adv = jnp.array([-1.0, 1.0])
+
+    def loss(logp):
+        return clipped_surrogate(logp, old, adv, 0.2)[0]
+
+    logp = jnp.array([-100.0, 0.0])
+    value, grad = jax.value_and_grad(loss)(logp)
+    assert bool(jnp.isfinite(value)) and bool(jnp.all(jnp.isfinite(grad)))
+    assert float(value) == pytest.approx(-(-np.exp(20.0) + 1.0) / 2, rel=1e-5)
+    assert float(grad[0]) == 0.0
+
+
 @pytest.mark.parametrize("algo", ["ippo", "rippo"])
 def test_restated_mean_field_policy_gives_the_agents_actions(algo):
     """Agents act with rows of the mean-field policy that gets scored: the log-probabilities
