@@ -151,7 +151,11 @@ def summarise(results: list[dict], games: list[str], fracs: list[float]) -> dict
                 "initial": float(np.mean(first["exploitability"])),
                 "final": float(np.mean(last["exploitability"])),
                 "final_std": float(np.std(last["exploitability"])),
-                "final_info": float(np.mean(last["exploitability_info"])),
+                "final_info": (  # None where the noise has no finite support (macro)
+                    None
+                    if any(v is None for v in last["exploitability_info"])
+                    else float(np.mean(last["exploitability_info"]))
+                ),
                 "best": float(min(np.mean(p["exploitability"]) for p in r["curve"])),
                 "iterations": r["iterations"],
                 "seconds_per_iteration": r["seconds_per_iteration"],
