@@ -15,7 +15,6 @@ from typing import Any
 
 from mfax.dynamics.noise import NOISE_MODES
 from mfax.games import GameError, game_class, make
-from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_spec
 
 # Published per-game defaults (ALGORITHMS.md): paths per iteration, learning rate,
@@ -121,6 +120,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError(f"unknown head {net.head!r}; allowed: discrete, beta")
     if net.state_input not in ("embedding", "features"):
         raise GameError(f"unknown state input {net.state_input!r}; allowed: embedding, features")
+    from mfax.run.trackers import check_trackers  # here: trackers -> rundir -> config
+
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
     return dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
 

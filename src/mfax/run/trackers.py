@@ -21,17 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mfax.games import GameError
+from mfax.run.rundir import METRIC_COLUMNS
 
-# scalar columns mirrored to the trackers (those present in a row)
-SCALARS = (
-    "exploitability",
-    "exploitability_info",
-    "policy_return",
-    "grad_norm",
-    "train_exploitability",
-    "train_policy_return",
-    "wall_clock_s",
-)
+# the run directory's metric columns that are figures, mirrored to the trackers
+SCALARS = tuple(c for c in METRIC_COLUMNS if c not in ("iteration", "run", "seed", "lr"))
 TRACKERS = {"tensorboard": "tensorboardX", "wandb": "wandb"}
 
 

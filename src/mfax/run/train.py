@@ -139,6 +139,13 @@ def train(
     if resume and run.has_checkpoint():
         states = place_runs(run.load_checkpoint(to_host(states)), trainer.mesh)
     start = int(to_host(states.iteration)[0])
+    trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
+
+    def record(rows: list[dict[str, Any]]) -> None:
+        run.append_metrics(rows)
+        for tracker in trackers:
+            tracker.log(rows)
+
     if resume:
         wall = _wall_at(run, start, wall)
         if main:
@@ -146,14 +153,10 @@ def train(
     elif start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
-            run.append_metrics(rows)
+            record(rows)
             run.save_checkpoint(to_host(states))
 
-    trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
     bar = _progress(config.iterations, start, progress and main)
-    if not resume and start == 0:
-        for tracker in trackers:
-            tracker.log(rows)
     chunks: dict[int, Any] = {}
     last_eval: list[dict[str, Any]] = []
     try:
@@ -180,11 +183,9 @@ def train(
             iteration += length
             last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
             if main:
-                run.append_metrics(last_eval)
+                record(last_eval)
                 run.save_checkpoint(to_host(states))
                 run.write_summary(_summary(config, run, wall, compile_s, iteration))
-                for tracker in trackers:
-                    tracker.log(last_eval)
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
