@@ -23,15 +23,19 @@ from mfax.run.rundir import RunDir
 from mfax.run.train import train
 
 
-def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str) -> dict:
+def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str, eval_every: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(
-            game=game, algo=algo, iterations=iterations, seeds=seeds, lr=[lr], noise=noise, eval_every=iterations
+            game=game, algo=algo, iterations=iterations, seeds=seeds, lr=[lr], noise=noise, eval_every=eval_every
         )
         summary = train(config, Path(tmp) / "run", progress=False)
-        rows = [r for r in RunDir(Path(tmp) / "run").read_metrics() if r["iteration"] == iterations]
+        every = RunDir(Path(tmp) / "run").read_metrics()
+    rows = [r for r in every if r["iteration"] == iterations]
     per_path = [r["exploitability"] for r in rows]
     info = [r["exploitability_info"] for r in rows]
+    curves = {}
+    for r in every:
+        curves.setdefault(str(r["run"]), []).append((r["iteration"], r["wall_clock_s"], r["exploitability"]))
     return {
         "game": game,
         "algo": algo,
@@ -43,6 +47,7 @@ def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str
         "exploitability_info": info,
         "initial_exploitability": summary["initial_exploitability"],
         "wall_clock_s": summary["wall_clock_s"],
+        "curves": curves,
     }
 
 
@@ -50,23 +55,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations and seeds (a few minutes)")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--games", nargs="+", default=["beach_bar", "linear_quadratic"])
+    parser.add_argument("--iterations", type=int, help="iterations for every game (default: per game)")
+    parser.add_argument("--seeds", type=int, help="seeds per algorithm (default 2 quick, 4 full)")
+    parser.add_argument("--tag", default="", help="suffix of the output files")
     args = parser.parse_args()
-    seeds = 2 if args.quick else 3
-    cases = [
-        ("beach_bar", 30 if args.quick else 100, 1e-2, "exact"),
-        ("linear_quadratic", 100 if args.quick else 300, 1e-2, "exact"),
-    ]
+    seeds = args.seeds or (2 if args.quick else 4)
+    default_iterations = {"beach_bar": 30 if args.quick else 300, "linear_quadratic": 100 if args.quick else 300}
+    cases = [(g, args.iterations or default_iterations.get(g, 100), 1e-2, "exact") for g in args.games]
     results = []
     for game, iterations, lr, noise in cases:
         for algo in ("spg", "rspg"):
-            results.append(run(game, algo, iterations, seeds, lr, noise))
-            print(json.dumps(results[-1]))
+            results.append(run(game, algo, iterations, seeds, lr, noise, max(iterations // 6, 1)))
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "curves"}), flush=True)
     lines = [
         "# RSPG vs SPG for the same budget (common noise on)",
         "",
         "| game | algo | iterations | lr | noise | seeds | initial | final per-path (mean +- sd) "
-        "| final info-consistent (mean) | training wall-clock s (all seeds together) |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| final info-consistent (mean) | per seed (per-path) | training wall-clock s (all seeds together) |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
         e = np.array(r["exploitability"])
@@ -74,13 +81,14 @@ def main() -> None:
         lines.append(
             f"| {r['game']} | {r['algo']} | {r['iterations']} | {r['lr']:g} | {r['noise']} | {r['seeds']} "
             f"| {r['initial_exploitability']:.1f} | {e.mean():.1f} +- {e.std():.1f} "
-            f"| {info.mean() if info.size else float('nan'):.1f} | {r['wall_clock_s']:.1f} |"
+            f"| {info.mean() if info.size else float('nan'):.1f} | {', '.join(f'{x:.1f}' for x in e)} "
+            f"| {r['wall_clock_s']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "history_matters.md").write_text(text)
-    (out / "history_matters.json").write_text(json.dumps(results, indent=1))
+    (out / f"history_matters{args.tag}.md").write_text(text)
+    (out / f"history_matters{args.tag}.json").write_text(json.dumps(results, indent=1))
     print(text)
 
 

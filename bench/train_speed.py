@@ -9,7 +9,8 @@ What is measured, all in one process on this machine:
    where the noise support is finite, exact noise: a compiled chunk of iterations
    (compile excluded), median over repeats. FLOPs of one iteration are counted from the
    model (as for "model FLOPs utilisation"): the per-state head's matrix products
-   (``2 w (w + k)`` per state, path and step, ``w`` = MLP width, ``k`` = head outputs)
+   (``2 w (w + k)`` per state, computed path and step, ``w`` = MLP width, ``k`` = head
+   outputs; sampled paths over a finite support are computed once each, packed)
    once forward in the rollout and twice in the backward pass; XLA's own cost analysis
    counts a ``lax.scan`` body once, so it is not used. Achieved GFLOP/s = FLOPs / time.
 3. Training wall-clock (evaluation excluded) for beach-bar RSPG to reach fixed per-path
@@ -85,7 +86,9 @@ def iteration_speed(game: str, algo: str, noise: str, repeats: int, chunk: int) 
         times.append((time.perf_counter() - t) / chunk)
     sec = statistics.median(times)
     paths = trainer.solver.exact.num_paths if trainer.solver.exact is not None else config.paths
-    distinct = paths if trainer.solver.support is None else int(trainer.solver.support.weight.shape[0])
+    # paths computed per iteration: the packed drawn paths when sampling over a finite
+    # support (an overflowing draw, ~1 in 1000 iterations, computes the whole support)
+    distinct = paths if trainer.solver.capacity is None else trainer.solver.capacity
     width = config.network.mlp_width
     outputs = trainer.game.n_actions if config.network.head == "discrete" else 2
     rows = distinct * trainer.game.horizon * trainer.game.n_states
@@ -132,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    repeats, chunk = (1, 2) if args.quick else (3, 5)
+    repeats, chunk = (1, 2) if args.quick else (7, 5)
 
     peak = matmul_peak(args.quick)
     peak_gflops = max(peak.values())

@@ -104,3 +104,44 @@ def test_sampled_draws_on_small_support_are_the_same_estimator():
     assert float(r_counts) == pytest.approx(float(r_paths), rel=1e-5)
     for a, b in zip(jax.tree.leaves(g_counts), jax.tree.leaves(g_paths), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_draws_give_the_same_gradient_as_the_whole_support():
+    """Only the drawn paths are computed (packed into a capacity), and an overflowing
+    draw falls back to the whole support: the gradient is the same either way."""
+    from mfax.solvers.structural import compact_draws, draw_noise, drawn_capacity, small_support
+
+    game, policy = _tiny(True)
+    params, static = split_policy(policy)
+    support = small_support(game, 24)  # 18 paths
+    capacity = drawn_capacity(support, 24, sds=1.0)
+    assert 0 < capacity < support.weight.shape[0]
+    noise, weight = draw_noise(game, jax.random.PRNGKey(5), 24, None, support)
+    assert int(jnp.sum(weight > 0)) <= capacity
+    (packed, packed_weight), overflow = compact_draws(noise, weight, capacity)
+    assert not bool(overflow) and float(packed_weight.sum()) == pytest.approx(1.0)
+    g_full, r_full, e_full = structural_gradient(game, params, static, noise, weight)
+    g_packed, r_packed, e_packed = structural_gradient(game, params, static, packed, packed_weight)
+    assert float(r_packed) == pytest.approx(float(r_full), rel=1e-5)
+    assert float(e_packed) == pytest.approx(float(e_full), rel=1e-5)
+    for a, b in zip(jax.tree.leaves(g_full), jax.tree.leaves(g_packed), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # a draw with more distinct paths than slots reports the overflow
+    (_, _), overflow = compact_draws(noise, weight, int(jnp.sum(weight > 0)) - 1)
+    assert bool(overflow)
+
+
+def test_train_step_with_packing_equals_train_step_without():
+    from mfax.solvers.structural import drawn_capacity, init_state, small_support, train_step
+
+    game, policy = _tiny(True)
+    _, static = split_policy(policy)
+    support = small_support(game, 24)
+    state = init_state(policy, jax.random.PRNGKey(2), 1e-2)
+    kwargs = dict(iterations=10, num_paths=24, exact=None, support=support)
+    for capacity in (drawn_capacity(support, 24, sds=1.0), 2):  # 2 slots: always overflows -> whole support
+        a, ma = train_step(game, static, state, **kwargs)
+        b, mb = train_step(game, static, state, capacity=capacity, **kwargs)
+        assert float(mb.policy_return) == pytest.approx(float(ma.policy_return), rel=1e-5)
+        for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)

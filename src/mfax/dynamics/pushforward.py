@@ -118,6 +118,35 @@ def rollout_batch(
     record: bool = True,
     method: PushMethod = "scatter",
 ) -> Trajectory:
-    """:func:`rollout` over a batch of noise paths (leading axis ``P``), compiled once."""
+    """:func:`rollout` over a batch of noise paths (leading axis ``P``), compiled once.
+
+    One ``lax.scan`` over time steps all paths together: the game's functions are mapped
+    over paths, the policy is called once per step for every path
+    (:meth:`~mfax.policies.base.Policy.call_batch`), so a network's per-state head is a
+    single ``(P n) x w`` matrix product per layer rather than ``P`` small ones.
+    Mathematically identical to mapping :func:`rollout` over paths.
+    """
     count_trace("rollout")
-    return jax.vmap(lambda z: rollout(game, policy, z, record=record, method=method))(noise)
+    mu0 = jax.vmap(game.initial_mean_field)(noise)
+    observe = jax.vmap(game.observation, in_axes=(0, 0, None))
+
+    def body(carry, t):
+        mu, policy_carry = carry
+        mu = jax.lax.stop_gradient(mu)  # the population path is given: gradients flow only through pi
+        obs = observe(mu, noise, t)
+        policy_carry, probs = policy.call_batch(policy_carry, obs, t)
+        mu_next = jax.vmap(lambda m, p, z: step(game, m, p, z, t, method))(mu, probs, noise)
+        out = (mu_next, obs)
+        if record:
+            out = (*out, probs, jax.vmap(lambda m, m1, z: reward_matrix(game, m, m1, z, t))(mu, mu_next, noise))
+        return (mu_next, policy_carry), out
+
+    ts = jnp.arange(game.horizon, dtype=jnp.int32)
+    carry0 = (mu0, policy.initial_carry_batch(mu0.shape[0]))
+    (mu_last, _), out = jax.lax.scan(body, carry0, ts)
+    out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)  # time-major -> path-major
+    mus = jnp.concatenate([mu0[:, None], out[0]], axis=1)
+    last_obs = observe(mu_last, noise, jnp.int32(game.horizon))
+    obs = jnp.concatenate([out[1], last_obs[:, None]], axis=1)
+    probs, rewards = (out[2], out[3]) if record else (None, None)
+    return Trajectory(mus, obs, probs, rewards)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -29,6 +30,17 @@ class Policy(eqx.Module):
 
     def __call__(self, carry: Any, obs: Float[Array, " d"], t) -> tuple[Any, Float[Array, "n m"]]:
         raise NotImplementedError
+
+    # -- many noise paths at once (what batched rollouts call) ---------------------------
+    def initial_carry_batch(self, num_paths: int) -> Any:
+        """``initial_carry()`` for each of ``num_paths`` paths (leading axis ``P``)."""
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_paths, *jnp.shape(x))), self.initial_carry())
+
+    def call_batch(self, carry: Any, obs: Float[Array, "P d"], t) -> tuple[Any, Float[Array, "P n m"]]:
+        """:meth:`__call__` on ``P`` paths at once (carry and obs with a leading ``P``
+        axis). The default maps ``__call__`` over paths; network policies override it to
+        run their per-state head as one flat matrix product over paths and states."""
+        return jax.vmap(self.__call__, in_axes=(0, 0, None))(carry, obs, t)
 
 
 class Uniform(Policy):

@@ -129,12 +129,18 @@ class NetworkPolicy(Policy):
         return x @ self.state_proj.weight.T
 
     def probs_from_aggregate(self, g: Float[Array, "*b g"], table=None) -> Float[Array, "*b n m"]:
-        """Action probabilities of every state for any batch of aggregate embeddings."""
+        """Action probabilities of every state for any batch of aggregate embeddings.
+
+        The batch and state axes are flattened into the rows of one 2-D matrix product
+        per layer: XLA's CPU backend runs a ``(rows, w) @ (w, w)`` product near the
+        machine's matmul peak, but the same product with several leading axes 2-3x
+        slower (measured with ``bench/train_speed.py``)."""
         table = self.state_table() if table is None else table
         a = g @ self.aggregate_proj.weight.T + self.aggregate_proj.bias  # (*b, w)
-        x = jax.nn.relu(table + a[..., None, :])  # (*b, n, w)
+        batch, (n, width) = a.shape[:-1], table.shape
+        x = jax.nn.relu(table + a[..., None, :]).reshape(-1, width)  # (rows, w), rows = prod(b) n
         x = jax.nn.relu(x @ self.hidden.weight.T + self.hidden.bias)
-        y = x @ self.out.weight.T + self.out.bias  # (*b, n, k)
+        y = (x @ self.out.weight.T + self.out.bias).reshape(*batch, n, -1)  # (*b, n, k)
         if self.head == "discrete":
             return jax.nn.softmax(y, axis=-1)
         return beta_on_grid(y, self.game.action_values())
@@ -143,9 +149,18 @@ class NetworkPolicy(Policy):
         carry, g = self._encode(carry, obs)
         return carry, self.probs_from_aggregate(g)
 
-    def sequence_probs(self, obs: Float[Array, "T d"]) -> Float[Array, "T n m"]:
-        """``pi_t`` for ``t = 0..T-1`` given one path's observations (batched head)."""
-        return self.probs_from_aggregate(self.aggregate_sequence(obs))
+    def call_batch(self, carry, obs, t):
+        """All paths' encoders (small, mapped over paths), then one flat head."""
+        carry, g = jax.vmap(self._encode)(carry, obs)
+        return carry, self.probs_from_aggregate(g)
+
+    def sequence_probs(self, obs: Float[Array, "*b T d"]) -> Float[Array, "*b T n m"]:
+        """``pi_t`` for ``t = 0..T-1`` given observation sequences (one path ``(T, d)`` or
+        a batch ``(*b, T, d)``); the head runs once over every path, time and state."""
+        batch = obs.shape[:-2]
+        flat = obs.reshape(-1, *obs.shape[-2:])
+        g = jax.vmap(self.aggregate_sequence)(flat).reshape(*batch, obs.shape[-2], -1)
+        return self.probs_from_aggregate(g)
 
 
 MAX_CONCENTRATION = 200.0

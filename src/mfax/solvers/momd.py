@@ -43,6 +43,7 @@ from mfax.dynamics.noise import NoiseBatch
 from mfax.games.base import Game, GameError
 from mfax.params import param
 from mfax.policies.networks import NetworkPolicy
+from mfax.sharding import map_runs
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.solvers.sampled import Rollout, agent_head, collect, discounted_returns, update_scale
 from mfax.solvers.structural import learning_rate, make_policy, split_policy
@@ -283,7 +284,7 @@ class MOMDSolver:
 
         def chunk(states):
             count_trace("momd_chunk")
-            return jax.vmap(one_run)(states)
+            return map_runs(one_run, states)
 
         return jax.jit(chunk, donate_argnums=0)
 

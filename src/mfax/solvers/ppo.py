@@ -43,6 +43,7 @@ from mfax.dynamics.noise import NoiseBatch
 from mfax.games.base import Game, GameError
 from mfax.params import param
 from mfax.policies.networks import NetworkPolicy
+from mfax.sharding import map_runs
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.solvers.sampled import (
     Rollout,
@@ -367,7 +368,7 @@ class PPOSolver:
 
         def chunk(states):
             count_trace("ppo_chunk")
-            return jax.vmap(one_run)(states)
+            return map_runs(one_run, states)
 
         return jax.jit(chunk, donate_argnums=0)
 

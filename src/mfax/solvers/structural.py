@@ -26,11 +26,13 @@ chunk of iterations is one ``lax.scan``, and several seeds and learning rates ar
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -40,7 +42,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy
-from mfax.sharding import RUNS, place_runs, shard_paths, to_host, train_mesh
+from mfax.sharding import map_runs, place_runs, runs_vmapped, shard_paths, to_host, train_mesh
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.tracing import count_trace
 
@@ -122,7 +124,7 @@ def objective(game: Game, policy: NetworkPolicy, traj, noise: Noise, weight) -> 
     """``J = sum_i w_i sum_s mu_0 V_0`` of ``policy`` played against the fixed population
     path ``traj`` (its observations feed the policy's memory): differentiable in
     ``policy`` by plain autodiff through the backward recursion."""
-    probs = jax.vmap(policy.sequence_probs)(jax.lax.stop_gradient(traj.obs[:, :-1]))
+    probs = policy.sequence_probs(jax.lax.stop_gradient(traj.obs[:, :-1]))
     fixed = traj._replace(mu=jax.lax.stop_gradient(traj.mu), probs=probs)
     v0 = policy_value(game, fixed, noise)
     return jnp.sum(weight * jnp.sum(fixed.mu[:, 0] * v0, -1))
@@ -161,6 +163,36 @@ def draw_noise(
     return noise, jnp.full(num_paths, 1.0 / num_paths)
 
 
+DRAWN_CAPACITY_SDS = 3.0
+
+
+def drawn_capacity(support: NoiseSupport, num_paths: int, sds: float = DRAWN_CAPACITY_SDS) -> int:
+    """How many distinct support paths an iteration computes when ``num_paths`` draws
+    are counted over a finite ``support``: the mean number of distinct paths drawn plus
+    ``sds`` standard deviations (exact multinomial occupancy moments), capped at the
+    support's size. Beach bar, 128 draws over 102 equally likely paths: 73.1 +- 3.2
+    distinct, capacity 83; an iteration that draws more (about 1 in 1000) computes the
+    whole support instead (:func:`compact_draws`), so the estimator never changes.
+    """
+    p = np.asarray(support.weight, dtype=float)
+    missed = (1.0 - p) ** num_paths  # P(path i never drawn)
+    both = np.clip(1.0 - p[:, None] - p[None, :], 0.0, None) ** num_paths  # P(i and j never drawn)
+    np.fill_diagonal(both, missed)
+    var = max(float(both.sum() - missed.sum() ** 2), 0.0)
+    mean = p.size - float(missed.sum())
+    return int(min(p.size, math.ceil(mean + sds * math.sqrt(var))))
+
+
+def compact_draws(noise: Noise, weight: Float[Array, " S"], capacity: int):
+    """The drawn paths of a counted draw (``weight > 0``) packed into ``capacity`` slots
+    (padding slots repeat path 0 with weight 0), and whether they overflowed."""
+    drawn = weight > 0
+    index = jnp.nonzero(drawn, size=capacity, fill_value=0)[0]
+    valid = jnp.arange(capacity) < jnp.sum(drawn)
+    packed = jax.tree.map(lambda x: x[index], noise), jnp.where(valid, weight[index], 0.0)
+    return packed, jnp.sum(drawn) > capacity
+
+
 def train_step(
     game: Game,
     static,
@@ -170,14 +202,26 @@ def train_step(
     num_paths: int,
     exact: NoiseBatch | None,
     support: NoiseSupport | None = None,
+    capacity: int | None = None,
     mesh: Mesh | None = None,
 ) -> tuple[TrainState, StepMetrics]:
     """One structural policy-gradient iteration (pure; jit/vmap/scan friendly).
 
-    With a ``mesh`` the iteration's noise paths are split over its ``paths`` axis."""
+    With a ``capacity`` (sampled noise counted over a finite ``support``), only the drawn
+    paths are computed, packed into ``capacity`` slots; an iteration drawing more
+    distinct paths computes the whole support (``lax.cond``: the same estimator either
+    way). With a ``mesh`` the iteration's noise paths are split over its ``paths`` axis."""
     key = jax.random.fold_in(state.key, state.iteration)
     noise, weight = shard_paths(draw_noise(game, key, num_paths, exact, support), mesh)
-    grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
+    if capacity is not None and support is not None and exact is None:
+        (packed, packed_weight), overflow = compact_draws(noise, weight, capacity)
+        grads, ret, exploitability = jax.lax.cond(
+            overflow,
+            lambda: structural_gradient(game, state.params, static, noise, weight),
+            lambda: structural_gradient(game, state.params, static, packed, packed_weight),
+        )
+    else:
+        grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer().update(grads, state.opt_state, state.params)
     lr = learning_rate(state.lr, state.iteration, iterations)
@@ -200,6 +244,7 @@ def make_chunk(
     exact: NoiseBatch | None,
     length: int,
     support: NoiseSupport | None = None,
+    capacity: int | None = None,
     mesh: Mesh | None = None,
 ):
     """A compiled function ``chunk(states) -> (states, metrics)`` running ``length``
@@ -207,17 +252,31 @@ def make_chunk(
 
     Metrics come back as :class:`StepMetrics` of arrays ``(R, length)``. With a ``mesh``,
     runs are split over its ``runs`` axis and each iteration's paths over ``paths``.
+    Drawn-path packing (``capacity``) is used only where runs are not vmapped (a batched
+    ``lax.cond`` would compute both branches).
     """
-
-    def one_run(state):
-        def body(s, _):
-            return train_step(game, static, s, iterations=iterations, num_paths=num_paths, exact=exact, support=support)
-
-        return jax.lax.scan(body, state, None, length=length)
 
     def chunk(states):
         count_trace("structural_chunk")
-        return jax.vmap(one_run, spmd_axis_name=RUNS if mesh is not None else None)(states)
+        num_runs = jax.tree.leaves(states)[0].shape[0]
+        cap = None if runs_vmapped(num_runs, mesh) else capacity
+
+        def one_run(state):
+            def body(s, _):
+                return train_step(
+                    game,
+                    static,
+                    s,
+                    iterations=iterations,
+                    num_paths=num_paths,
+                    exact=exact,
+                    support=support,
+                    capacity=cap,
+                )
+
+            return jax.lax.scan(body, state, None, length=length)
+
+        return map_runs(one_run, states, mesh)
 
     return jax.jit(chunk, donate_argnums=0)
 
@@ -249,6 +308,7 @@ class StructuralSolver:
         self.config, self.game, self.exact = config, game, exact
         self.support = None if exact is not None else small_support(game, config.paths)
         self.mesh = train_mesh(config.devices, config.num_runs)
+        self.capacity = None if self.support is None else drawn_capacity(self.support, config.paths)
         _, self.static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
 
     def initial_states(self) -> TrainState:
@@ -268,6 +328,7 @@ class StructuralSolver:
             exact=self.exact,
             length=length,
             support=self.support,
+            capacity=self.capacity,
             mesh=self.mesh,
         )
 
