@@ -283,6 +283,14 @@ def main() -> None:
         metavar="GAME.KEY=VALUE",
         help="override a game parameter, e.g. macro.num_wealth=40 (repeatable)",
     )
+    parser.add_argument(
+        "--plan",
+        dest="plan_overrides",
+        action="append",
+        default=[],
+        metavar="iterations|eval_every.ALGO=N",
+        help="per-algorithm iterations or evaluation spacing, e.g. --plan iterations.ippo=20 (repeatable)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the result files (convergence<tag>.md ...)")
     parser.add_argument(
         "--reuse", action="store_true", help="reuse finished runs saved in convergence<tag>.partial.json"
@@ -302,6 +310,12 @@ def main() -> None:
     plan = {**plan, "params": params}
     if args.iterations is not None:
         plan = {**plan, "iterations": dict.fromkeys(ALGOS, args.iterations)}
+    for item in args.plan_overrides:
+        key, sep, value = item.partition("=")
+        field, dot, algo = key.partition(".")
+        if not sep or not dot or field not in ("iterations", "eval_every") or algo not in ALGOS or not value.isdigit():
+            parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {', '.join(ALGOS)}, got {item!r}")
+        plan = {**plan, field: {**plan[field], algo: int(value)}}
     seeds = args.seeds or (2 if args.quick else 3)
     t0 = time.perf_counter()
     results = []
