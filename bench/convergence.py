@@ -326,7 +326,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for game in args.games:
             for algo in args.algos:
-                key = {"game": game, "algo": algo, "params": plan["params"][game], "seeds": seeds}
+                key = {
+                    "game": game,
+                    "algo": algo,
+                    "params": plan["params"][game],
+                    "seeds": seeds,
+                    "iterations": plan["iterations"][algo],
+                    "eval_every": plan["eval_every"][algo],
+                }
                 old = [r for r in done if {k: r.get("key", {}).get(k) for k in key} == key]
                 if old:
                     results.append(old[0])

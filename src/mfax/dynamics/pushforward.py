@@ -86,27 +86,10 @@ def rollout(
     With ``record=False`` only mean fields and observations are kept (``O(T n)`` memory
     instead of ``O(T n m)``). The mean-field path is under ``stop_gradient``: derivatives
     of the recorded ``probs`` with respect to policy parameters are those of one agent
-    deviating against a fixed population.
+    deviating against a fixed population. (The rollout of a batch of one path.)
     """
-    mu0 = game.initial_mean_field(noise)
-
-    def body(carry, t):
-        mu, policy_carry = carry
-        mu = jax.lax.stop_gradient(mu)  # the population path is given: gradients flow only through pi
-        obs = game.observation(mu, noise, t)
-        policy_carry, probs = policy(policy_carry, obs, t)
-        mu_next = step(game, mu, probs, noise, t, method)
-        out = (mu_next, obs)
-        if record:
-            out = (*out, probs, reward_matrix(game, mu, mu_next, noise, t))
-        return (mu_next, policy_carry), out
-
-    ts = jnp.arange(game.horizon, dtype=jnp.int32)
-    (mu_last, _), out = jax.lax.scan(body, (mu0, policy.initial_carry()), ts)
-    mus = jnp.concatenate([mu0[None], out[0]])
-    obs = jnp.concatenate([out[1], game.observation(mu_last, noise, jnp.int32(game.horizon))[None]])
-    probs, rewards = (out[2], out[3]) if record else (None, None)
-    return Trajectory(mus, obs, probs, rewards)
+    one = jax.tree.map(lambda x: x[None], noise)
+    return jax.tree.map(lambda x: x[0], _rollout_paths(game, policy, one, record, method))
 
 
 @eqx.filter_jit
@@ -127,6 +110,10 @@ def rollout_batch(
     Mathematically identical to mapping :func:`rollout` over paths.
     """
     count_trace("rollout")
+    return _rollout_paths(game, policy, noise, record, method)
+
+
+def _rollout_paths(game: Game, policy: Policy, noise: Noise, record: bool, method: PushMethod) -> Trajectory:
     mu0 = jax.vmap(game.initial_mean_field)(noise)
     observe = jax.vmap(game.observation, in_axes=(0, 0, None))
 
