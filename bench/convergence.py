@@ -142,8 +142,11 @@ def summarise(results: list[dict], games: list[str], fracs: list[float]) -> dict
     table = {}
     for game in games:
         rs = {r["algo"]: r for r in results if r["game"] == game}
-        # the median start: M-OMD's initial softmax-of-Q policy is not uniform like the others'
-        initial = float(np.median([np.mean(r["curve"][0]["exploitability"]) for r in rs.values()]))
+        # the common start: every algorithm but M-OMD starts from the uniform policy (M-OMD
+        # from the softmax of its initial Q), so the median over the others (M-OMD's alone
+        # when it is the only one run)
+        starts = [np.mean(r["curve"][0]["exploitability"]) for a, r in rs.items() if a != "momd"]
+        initial = float(np.median(starts or [np.mean(rs["momd"]["curve"][0]["exploitability"])]))
         thresholds = [f * initial for f in fracs]
         rows = {}
         for algo, r in rs.items():
@@ -170,12 +173,16 @@ def summarise(results: list[dict], games: list[str], fracs: list[float]) -> dict
             mf = {a: rows[a]["time_to_threshold_s"][k] for a in MODEL_FREE if a in rows}
             reached = {a: t for a, t in mf.items() if t is not None}
             entry = {"threshold": th, "fraction": fracs[k], "rspg_s": t_rspg, "fastest_model_free": None}
-            if t_rspg and reached:
+            if t_rspg is not None and reached:
                 fastest = min(reached, key=reached.get)
-                entry.update(fastest_model_free=fastest, model_free_s=reached[fastest], ratio=reached[fastest] / t_rspg)
-            elif t_rspg and mf:
+                entry.update(
+                    fastest_model_free=fastest,
+                    model_free_s=reached[fastest],
+                    ratio=reached[fastest] / max(t_rspg, 1e-9),
+                )
+            elif t_rspg is not None and mf:
                 longest = max(rows[a]["train_wall_s"] for a in mf)
-                entry.update(ratio_at_least=longest / t_rspg, model_free_s=None)
+                entry.update(ratio_at_least=longest / max(t_rspg, 1e-9), model_free_s=None)
             ratios.append(entry)
         table[game] = {"thresholds": thresholds, "rows": rows, "ratios": ratios}
     return table
