@@ -14,7 +14,8 @@ What is measured, per game (common noise on, the games' defaults unless ``--quic
 * wall-clock = the driver's training time: compiled chunks only, no compilation and no
   evaluation (both are reported separately);
 * time to threshold = the first evaluation at which the mean over seeds of the per-path
-  exploitability is at or below ``fraction x`` the median initial one, for each fraction of
+  exploitability is at or below ``fraction x`` the initial one (the median start of the
+  algorithms that begin at the uniform policy: all but M-OMD), for each fraction of
   ``--thresholds`` (default 0.6, 0.3, 0.15; the paper's beach-bar example goes from
   ~461 to ~279, i.e. ~0.6);
 * ratio = (time of the fastest model-free method to the threshold) / (time of RSPG);
@@ -320,8 +321,8 @@ def main() -> None:
     for item in args.plan_overrides:
         key, sep, value = item.partition("=")
         field, dot, algo = key.partition(".")
-        if not sep or not dot or field not in ("iterations", "eval_every") or algo not in ALGOS or not value.isdigit():
-            parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {', '.join(ALGOS)}, got {item!r}")
+        if not sep or not dot or field not in ("iterations", "eval_every") or algo not in ALGOS or not value.isdigit() or int(value) < 1:
+            parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {', '.join(ALGOS)} and N >= 1, got {item!r}")
         plan = {**plan, field: {**plan[field], algo: int(value)}}
     seeds = args.seeds or (2 if args.quick else 3)
     t0 = time.perf_counter()

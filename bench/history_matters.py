@@ -18,9 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from mfax.games import game_names
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import train
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str, eval_every: int) -> dict:
@@ -54,10 +61,12 @@ def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations and seeds (a few minutes)")
-    parser.add_argument("--out", default="bench/results")
-    parser.add_argument("--games", nargs="+", default=["beach_bar", "linear_quadratic"])
-    parser.add_argument("--iterations", type=int, help="iterations for every game (default: per game)")
-    parser.add_argument("--seeds", type=int, help="seeds per algorithm (default 2 quick, 4 full)")
+    parser.add_argument("--out", default="bench/results", help="directory for history_matters<tag>.{md,json}")
+    parser.add_argument(
+        "--games", nargs="+", default=["beach_bar", "linear_quadratic"], choices=game_names(), help="games to run"
+    )
+    parser.add_argument("--iterations", type=positive, help="iterations for every game (default: per game)")
+    parser.add_argument("--seeds", type=positive, help="seeds per algorithm (default 2 quick, 4 full)")
     parser.add_argument("--tag", default="", help="suffix of the output files")
     args = parser.parse_args()
     seeds = args.seeds or (2 if args.quick else 4)
