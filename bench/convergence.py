@@ -321,8 +321,10 @@ def main() -> None:
     for item in args.plan_overrides:
         key, sep, value = item.partition("=")
         field, dot, algo = key.partition(".")
-        if not sep or not dot or field not in ("iterations", "eval_every") or algo not in ALGOS or not value.isdigit() or int(value) < 1:
-            parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {', '.join(ALGOS)} and N >= 1, got {item!r}")
+        valid = sep and dot and field in ("iterations", "eval_every") and algo in ALGOS
+        if not (valid and value.isdigit() and int(value) >= 1):
+            allowed = ", ".join(ALGOS)
+            parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {allowed} and N >= 1, got {item!r}")
         plan = {**plan, field: {**plan[field], algo: int(value)}}
     seeds = args.seeds or (2 if args.quick else 3)
     t0 = time.perf_counter()
