@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import policy_value
@@ -79,7 +80,7 @@ def learned_best_response(
         p = optax.apply_updates(p, jax.tree.map(lambda u: -lr_t * u, updates))
         return (p, opt_state), value
 
-    @jax.jit
+    @compiling.jit
     def run(p):
         (p, _), curve = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(iterations))
         return p, curve
@@ -87,7 +88,7 @@ def learned_best_response(
     params, curve = run(params)
     deviator = eqx.combine(params, static)
 
-    @jax.jit
+    @compiling.jit
     def returns(p):
         traj = rollout_batch(game, population, eval_noise.noise)
         v_pop = policy_value(game, traj, eval_noise.noise)

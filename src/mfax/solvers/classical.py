@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, push_forward, rollout
 from mfax.evaluation.values import backward_induction, best_response_value, policy_value, same_history
@@ -324,7 +325,7 @@ def make_chunk(game: Game, batch: NoiseBatch, algo: str, length: int):
         count_trace(f"{algo}_chunk")
         return jax.vmap(lambda s: jax.lax.scan(body, s, None, length=length))(states)
 
-    return jax.jit(chunk, donate_argnums=0)
+    return compiling.jit(chunk, donate_argnums=0)
 
 
 def solve(game: Game, algo: str, iterations: int, batch: NoiseBatch | None = None, lr: float = 0.1, chunk: int = 50):

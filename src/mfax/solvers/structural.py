@@ -37,6 +37,7 @@ import optax
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
@@ -278,7 +279,7 @@ def make_chunk(
 
         return map_runs(one_run, states, mesh)
 
-    return jax.jit(chunk, donate_argnums=0)
+    return compiling.jit(chunk, donate_argnums=0)
 
 
 def make_policy(
