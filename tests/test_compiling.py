@@ -27,7 +27,7 @@ def _train_chunk(game, algo):
     config = resolve(TrainConfig(game=game, algo=algo, iterations=3, noise="exact", params={"horizon": 6}))
     trainer = Trainer.build(config)
     states, metrics = trainer.chunk_fn(3)(trainer.initial_states())
-    return jax.tree.map(np.asarray, (states.params, metrics))
+    return jax.tree.map(np.asarray, (states, metrics))
 
 
 @pytest.mark.parametrize("algo", ["rspg", "fp"])

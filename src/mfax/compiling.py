@@ -3,11 +3,13 @@
 XLA's CPU backend hands some fused operations (matrix products with their neighbours,
 reductions, element-wise chains) to YNNPACK. On mfax's exact programs, a scan over time
 of small per-step products, gathers and scatters, those fusions are slower than XLA's
-own loops and Eigen's products (``bench/train_speed.py``, float32, 2-core x86 CPU, same
-process): a beach-bar RSPG iteration at the published settings 0.340 -> 0.276 s, macro
-RSPG 4.11 -> 2.55 s, exact evaluation of a macro policy on 16 paths 4.45 -> 2.33 s,
-linear-quadratic fictitious play 0.019 -> 0.004 s per iteration. The PPO baselines run
-slower without them (IPPO on beach bar 0.244 -> 0.348 s), so they keep XLA's defaults.
+own loops and Eigen's products. Measured in one run of ``bench/train_speed.py``
+(float32, 2-core x86 CPU), XLA's defaults -> these options: beach-bar RSPG at the
+published settings 0.457 -> 0.307 s per iteration, with exact noise 0.493 -> 0.396 s,
+macro RSPG 4.40 -> 2.68 s; and in one process each: exact evaluation of a macro policy
+on 16 paths 4.45 -> 2.33 s, linear-quadratic fictitious play 0.019 -> 0.004 s per
+iteration. The PPO baselines run slower without them (IPPO on beach bar 0.244 -> 0.348
+s per iteration), so they keep XLA's defaults.
 
 :func:`compiler_options` gives the options for the exact programs (structural
 training, evaluation, classical solvers): YNNPACK fusions off on the CPU, nothing on
