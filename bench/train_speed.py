@@ -29,7 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import json
 import os
 import platform
@@ -37,6 +37,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -51,10 +52,21 @@ CASES = [("beach_bar", "sample"), ("beach_bar", "exact"), ("linear_quadratic", "
 CASES += [("linear_quadratic", "exact"), ("macro", "sample")]
 
 
-def _gflops(shape_a, shape_b, repeats: int, options) -> float:
+def compilations() -> list[dict]:
+    """XLA's default compilation and mfax's (:mod:`mfax.compiling`), where they differ."""
+    options = compiling.compiler_options()
+    return [{}, options] if options else [{}]
+
+
+@functools.cache
+def _matmul(options: tuple):
+    return jax.jit(jnp.matmul, compiler_options=dict(options) or None)
+
+
+def _gflops(shape_a, shape_b, repeats: int, options: dict) -> float:
     """Best float32 GFLOP/s of ``a @ b`` over ``repeats`` (compile excluded)."""
     a, b = jnp.ones(shape_a, jnp.float32), jnp.ones(shape_b, jnp.float32)
-    f = jax.jit(lambda x, y: x @ y, compiler_options=options or None)
+    f = _matmul(tuple(sorted(options.items())))
     f(a, b).block_until_ready()
     times = []
     for _ in range(repeats):
@@ -71,30 +83,14 @@ def matmul_peak(quick: bool) -> dict:
     shapes = {f"square {n}": ((n, n), (n, n), 3) for n in ([1024, 2048] if quick else [1024, 2048, 3072])}
     rows = 128 * 101
     shapes[f"head {rows}x128x128"] = ((rows, 128), (128, 128), 20)
-    options = [{}, compiling.CPU_OPTIONS] if jax.default_backend() == "cpu" else [{}]
-    return {name: max(_gflops(a, b, r, o) for o in options) for name, (a, b, r) in shapes.items()}
+    return {name: max(_gflops(a, b, r, o) for o in compilations()) for name, (a, b, r) in shapes.items()}
 
 
 def peak_now() -> float:
     """A quick probe of the current matmul rate (square 2048, best of both compilations):
     this shared machine's speed drifts by 10-20% within minutes, so each timing is also
     compared with the peak measured right beside it."""
-    return max(_gflops((2048, 2048), (2048, 2048), 3, o) for o in ({}, compiling.compiler_options()))
-
-
-@contextlib.contextmanager
-def xla_defaults(on: bool):
-    """Compile with XLA's default options instead of mfax's (:mod:`mfax.compiling`)."""
-    before = os.environ.get(compiling.DEFAULTS_ENV)
-    if on:
-        os.environ[compiling.DEFAULTS_ENV] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(compiling.DEFAULTS_ENV, None)
-        else:
-            os.environ[compiling.DEFAULTS_ENV] = before
+    return max(_gflops((2048, 2048), (2048, 2048), 3, o) for o in compilations())
 
 
 def model_flops(policy, paths: int, horizon: int) -> float:
@@ -121,7 +117,9 @@ def iteration_speed(game: str, algo: str, noise: str, repeats: int, chunk: int, 
     trainer = Trainer.build(config)
     states = trainer.initial_states()
     t0 = time.perf_counter()
-    with xla_defaults(defaults):
+    # XLA's defaults for the comparison rows (mfax.compiling reads the switch when the
+    # chunk is built)
+    with mock.patch.dict(os.environ, {compiling.DEFAULTS_ENV: "1"} if defaults else {}):
         compiled = trainer.chunk_fn(chunk).lower(states).compile()
     compile_s = time.perf_counter() - t0
     states, metrics = compiled(states)  # warm-up
@@ -197,7 +195,8 @@ def main() -> None:
         speed.append(row)
         print(json.dumps(row))
     # the peak again after the timings (this machine's speed drifts): the best of both
-    peak = {k: max(v, matmul_peak(args.quick)[k]) for k, v in peak.items()}
+    after = matmul_peak(args.quick)
+    peak = {k: max(v, after[k]) for k, v in peak.items()}
     peak_gflops = max(peak.values())
     for row in speed:
         row["fraction_of_peak"] = row["gflops"] / peak_gflops

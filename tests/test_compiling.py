@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mfax import compiling
+from mfax.games.base import GameError
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer
 
@@ -21,6 +22,9 @@ def test_options_on_the_cpu_and_the_switch_to_xla_defaults(monkeypatch):
         assert compiling.compiler_options() == {}
     monkeypatch.setenv(compiling.DEFAULTS_ENV, "1")
     assert compiling.compiler_options() == {}
+    monkeypatch.setenv(compiling.DEFAULTS_ENV, "yes")
+    with pytest.raises(GameError, match="MFAX_XLA_DEFAULTS must be 0 or 1"):
+        compiling.compiler_options()
 
 
 def _train_chunk(game, algo):

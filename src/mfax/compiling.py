@@ -14,7 +14,8 @@ s per iteration), so they keep XLA's defaults.
 :func:`compiler_options` gives the options for the exact programs (structural
 training, evaluation, classical solvers): YNNPACK fusions off on the CPU, nothing on
 other backends or where the installed XLA does not know the option. Set
-``MFAX_XLA_DEFAULTS=1`` to compile everything with XLA's defaults.
+``MFAX_XLA_DEFAULTS=1`` to compile everything with XLA's defaults (``0`` or unset:
+these options; any other value is an error).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import os
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+
+from mfax.games.base import GameError
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 DEFAULTS_ENV = "MFAX_XLA_DEFAULTS"
@@ -41,7 +44,10 @@ def _cpu_options_accepted() -> bool:
 
 def compiler_options() -> dict[str, str]:
     """XLA options for mfax's exact programs on the current default backend."""
-    if os.environ.get(DEFAULTS_ENV, "0") not in ("", "0"):
+    switch = os.environ.get(DEFAULTS_ENV, "")
+    if switch not in ("", "0", "1"):
+        raise GameError(f"{DEFAULTS_ENV} must be 0 or 1 (1: compile with XLA's defaults), got {switch!r}")
+    if switch == "1":
         return {}
     if jax.default_backend() != "cpu" or not _cpu_options_accepted():
         return {}
