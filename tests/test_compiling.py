@@ -16,7 +16,11 @@ def test_options_on_the_cpu_and_the_switch_to_xla_defaults(monkeypatch):
     monkeypatch.delenv(compiling.DEFAULTS_ENV, raising=False)
     if jax.default_backend() == "cpu":
         assert compiling.compiler_options() == compiling.CPU_OPTIONS
-        compiled = compiling.jit(lambda x: x @ x).lower(np.ones((4, 4), np.float32)).compile()
+        # a product with its neighbours: XLA's defaults hand it to YNNPACK, mfax's do not
+        x = np.ones((256, 256), np.float32)
+        fused = lambda x: jax.nn.relu(x @ x + 1.0).sum(0)  # noqa: E731
+        assert "__ynn_fusion" in jax.jit(fused).lower(x).compile().as_text()
+        compiled = compiling.jit(fused).lower(x).compile()
         assert "__ynn_fusion" not in compiled.as_text()
     else:
         assert compiling.compiler_options() == {}
