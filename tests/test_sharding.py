@@ -47,3 +47,38 @@ def test_sharded_training_and_evaluation_match_one_device():
                     assert y is None
                 else:
                     assert abs(x - y) <= 1e-4 * max(1.0, abs(x)), (a, b)
+
+
+SPLIT_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import jax
+    from mfax.run.config import NetworkConfig, TrainConfig, resolve
+    from mfax.run.train import Trainer
+
+    net = NetworkConfig(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=16)
+    out = {}
+    for devices in (1, 2, 4):
+        for noise in ("exact", "sample"):
+            config = resolve(TrainConfig(game="beach_bar", params={"num_states": 31, "horizon": 10}, iterations=4,
+                                         network=net, devices=devices, noise=noise, paths=16))
+            trainer = Trainer.build(config)
+            compiled = trainer.chunk_fn(2).lower(trainer.initial_states()).compile()
+            cost = compiled.cost_analysis()
+            cost = cost[0] if isinstance(cost, list) else cost
+            out[f"{noise}{devices}"] = cost["flops"]
+    print(json.dumps(out))
+    """
+)
+
+
+def test_one_run_splits_its_paths_over_devices():
+    """With one run, every device computes only its share of the noise paths (a device
+    computing every path would cost as many FLOPs per device as one device alone)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    result = subprocess.run([sys.executable, "-c", SPLIT_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    flops = json.loads(result.stdout.strip().splitlines()[-1])
+    for noise in ("exact", "sample"):
+        assert flops[f"{noise}2"] < 0.6 * flops[f"{noise}1"], flops
+        assert flops[f"{noise}4"] < 0.45 * flops[f"{noise}1"], flops

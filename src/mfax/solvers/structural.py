@@ -273,6 +273,7 @@ def make_chunk(
                     exact=exact,
                     support=support,
                     capacity=cap,
+                    mesh=mesh,
                 )
 
             return jax.lax.scan(body, state, None, length=length)
