@@ -8,8 +8,8 @@ network (MLP width 32, embeddings 16) so that the largest grids fit the time bud
 * paths: the macro game reduced to 20 x 5 states and T = 32 (continuous noise, so every
   sampled path is distinct) with 8..1024 sampled paths;
 * devices: the paths experiment at 256 paths with 1, 2 and 4 forced CPU devices
-  (``XLA_FLAGS=--xla_force_host_platform_device_count``). On a 2-core machine this shows
-  the overhead of sharding, not a speed-up.
+  (``XLA_FLAGS=--xla_force_host_platform_device_count``): each device computes its
+  share of the paths; on a 2-core machine the gain is bounded by the two cores.
 
 Growth exponents are least-squares slopes of log(time) and log(peak RSS - baseline)
 against log(size). Writes ``bench/results/scaling.{md,json}``.
