@@ -244,7 +244,11 @@ def train_command(
     ] = None,
     eval_paths: Annotated[int | None, typer.Option(help="sampled evaluation paths for non-finite noise [64]")] = None,
     devices: Annotated[
-        int | None, typer.Option(help="devices to split noise paths (and runs) over [all local devices]")
+        int | None,
+        typer.Option(
+            help="devices to split noise paths (and runs) over: structural training and exact evaluation; "
+            "model-free and classical solvers train on one device [all local devices]"
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a game parameter, key=value (repeatable)")
