@@ -59,14 +59,20 @@ SPLIT_SCRIPT = textwrap.dedent(
     net = NetworkConfig(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=16)
     out = {}
     for devices in (1, 2, 4):
+        # sampled: 40 draws counted over the finite support, the drawn paths packed
         for noise in ("exact", "sample"):
             config = resolve(TrainConfig(game="beach_bar", params={"num_states": 31, "horizon": 10}, iterations=4,
-                                         network=net, devices=devices, noise=noise, paths=16))
+                                         network=net, devices=devices, noise=noise, paths=40))
             trainer = Trainer.build(config)
-            compiled = trainer.chunk_fn(2).lower(trainer.initial_states()).compile()
+            states = trainer.initial_states()
+            compiled = trainer.chunk_fn(2).lower(states).compile()
             cost = compiled.cost_analysis()
             cost = cost[0] if isinstance(cost, list) else cost
-            out[f"{noise}{devices}"] = cost["flops"]
+            _, metrics = compiled(states)
+            support = trainer.solver.support
+            out[f"{noise}{devices}"] = {"flops": cost["flops"], "capacity": trainer.solver.capacity,
+                                        "support": None if support is None else support.weight.shape[0],
+                                        "metrics": [[float(x) for x in m[0]] for m in metrics[:3]]}
     print(json.dumps(out))
     """
 )
@@ -74,11 +80,21 @@ SPLIT_SCRIPT = textwrap.dedent(
 
 def test_one_run_splits_its_paths_over_devices():
     """With one run, every device computes only its share of the noise paths (a device
-    computing every path would cost as many FLOPs per device as one device alone)."""
+    computing every path would cost as many FLOPs per device as one device alone), also
+    for sampled draws packed over a finite support, with the same metrics as one device."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     result = subprocess.run([sys.executable, "-c", SPLIT_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    flops = json.loads(result.stdout.strip().splitlines()[-1])
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    for devices in (1, 2, 4):
+        sample = out[f"sample{devices}"]
+        assert sample["capacity"] < sample["support"], sample  # packing is in play
+        assert sample["capacity"] % devices == 0, sample  # a whole number of packed paths per device
     for noise in ("exact", "sample"):
-        assert flops[f"{noise}2"] < 0.6 * flops[f"{noise}1"], flops
-        assert flops[f"{noise}4"] < 0.45 * flops[f"{noise}1"], flops
+        one = out[f"{noise}1"]
+        assert out[f"{noise}2"]["flops"] < 0.6 * one["flops"], out
+        assert out[f"{noise}4"]["flops"] < 0.45 * one["flops"], out
+        for devices in (2, 4):
+            for a, b in zip(one["metrics"], out[f"{noise}{devices}"]["metrics"], strict=True):
+                for x, y in zip(a, b, strict=True):
+                    assert abs(x - y) <= 1e-4 * max(1.0, abs(x)), (noise, devices, a, b)

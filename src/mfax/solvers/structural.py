@@ -43,7 +43,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy
-from mfax.sharding import map_runs, place_runs, runs_vmapped, shard_paths, to_host, train_mesh
+from mfax.sharding import PATHS, map_runs, place_runs, runs_vmapped, shard_paths, to_host, train_mesh
 from mfax.solvers.base import SolverSpec, register_solver
 from mfax.tracing import count_trace
 
@@ -216,6 +216,7 @@ def train_step(
     noise, weight = shard_paths(draw_noise(game, key, num_paths, exact, support), mesh)
     if capacity is not None and support is not None and exact is None:
         (packed, packed_weight), overflow = compact_draws(noise, weight, capacity)
+        packed, packed_weight = shard_paths((packed, packed_weight), mesh)
         grads, ret, exploitability = jax.lax.cond(
             overflow,
             lambda: structural_gradient(game, state.params, static, noise, weight),
@@ -311,6 +312,11 @@ class StructuralSolver:
         self.support = None if exact is not None else small_support(game, config.paths)
         self.mesh = train_mesh(config.devices, config.num_runs)
         self.capacity = None if self.support is None else drawn_capacity(self.support, config.paths)
+        if self.capacity is not None and self.mesh is not None:
+            # a whole number of packed paths per device: XLA's partitioner gathers padded
+            # (uneven) path axes inside the time loop (2 CPU devices: 0.67 vs 0.52 s/it)
+            share = self.mesh.shape[PATHS]
+            self.capacity = min(-(-self.capacity // share) * share, self.support.weight.shape[0])
         _, self.static = split_policy(make_policy(game, config, jax.random.PRNGKey(0)))
 
     def initial_states(self) -> TrainState:
