@@ -18,7 +18,10 @@ def test_options_on_the_cpu_and_the_switch_to_xla_defaults(monkeypatch):
         assert compiling.compiler_options() == compiling.CPU_OPTIONS
         # a product with its neighbours: XLA's defaults hand it to YNNPACK, mfax's do not
         x = np.ones((256, 256), np.float32)
-        fused = lambda x: jax.nn.relu(x @ x + 1.0).sum(0)  # noqa: E731
+
+        def fused(x):
+            return jax.nn.relu(x @ x + 1.0).sum(0)
+
         assert "__ynn_fusion" in jax.jit(fused).lower(x).compile().as_text()
         compiled = compiling.jit(fused).lower(x).compile()
         assert "__ynn_fusion" not in compiled.as_text()

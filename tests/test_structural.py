@@ -116,6 +116,9 @@ def test_packed_draws_give_the_same_gradient_as_the_whole_support():
     support = small_support(game, 24)  # 18 paths
     capacity = drawn_capacity(support, 24, sds=1.0)
     assert 0 < capacity < support.weight.shape[0]
+    for multiple in (2, 4, 7):  # a whole number of paths per device, never above the support
+        rounded = drawn_capacity(support, 24, sds=1.0, multiple=multiple)
+        assert rounded == min(-(-capacity // multiple) * multiple, support.weight.shape[0])
     noise, weight = draw_noise(game, jax.random.PRNGKey(5), 24, None, support)
     assert int(jnp.sum(weight > 0)) <= capacity
     (packed, packed_weight), overflow = compact_draws(noise, weight, capacity)
