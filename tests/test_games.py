@@ -157,3 +157,34 @@ def test_macro_empty_economy_has_finite_rewards():
     assert bool(jnp.all(jnp.isfinite(game.terminal_reward(mu, mu, noise, 3))))
     with pytest.raises(mfax.GameError, match="consumption_floor must be > 0"):
         mfax.make("macro", consumption_floor=0.0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"num_wealth": 7, "wealth_max": 3.0, "grid_pivot": 2.0},
+        {"num_wealth": 2},
+        {"num_wealth": 1000, "grid_pivot": 0.01},
+    ],
+)
+def test_macro_wealth_locate_is_a_search_of_the_grid(params):
+    """``wealth_below`` reads the index off the geometric grid's logarithm: it must give
+    exactly ``searchsorted(grid, x, side="right") - 1`` on the grid points, one ulp on
+    either side of them, below and above the grid, and anywhere in between."""
+    game = mfax.make("macro", **params)
+    grid = jnp.asarray(game.wealth_grid_np(), dtype=float)
+    key = jax.random.key(1)
+    x = jnp.concatenate(
+        [
+            grid,
+            jnp.nextafter(grid, jnp.inf),
+            jnp.nextafter(grid, -jnp.inf),
+            jax.random.uniform(key, (50_000,), minval=-1.0, maxval=1.5 * game.wealth_max),
+            jnp.exp(jax.random.uniform(jax.random.fold_in(key, 1), (50_000,), minval=-20.0, maxval=6.0)),
+            jnp.array([-5.0, 0.0, 1e30, jnp.inf]),
+        ]
+    )
+    expected = jnp.searchsorted(grid, x, side="right") - 1
+    np.testing.assert_array_equal(game.wealth_below(x), expected)
+    np.testing.assert_array_equal(game.wealth_below(x[None, :]), expected[None, :])  # any shape

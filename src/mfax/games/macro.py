@@ -20,6 +20,7 @@ wealth distribution and a hidden AR(1) productivity shock ``z``.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -95,6 +96,23 @@ class Macro(Game):
         p = self.grid_pivot
         return np.geomspace(self.income_min + p, self.income_max + p, self.num_income) - p
 
+    def wealth_below(self, x):
+        """Index of the largest wealth grid point ``<= x`` (``-1`` below the grid): for any
+        ``x`` but NaN exactly ``searchsorted(grid, x, side="right") - 1``, but read off the
+        geometric grid's logarithm (a guess within one point, settled against the grid
+        itself) instead of a binary search, whose loop of gathers XLA runs at every step
+        of every rollout and backward recursion (the kernel depends on the mean field)."""
+        grid = jnp.asarray(self.wealth_grid_np(), dtype=float)
+        p, nw = self.grid_pivot, self.num_wealth
+        step = math.log((self.wealth_max + p) / p) / (nw - 1)
+        guess = jnp.floor(jnp.log(jnp.maximum(x + p, p) / p) / step).astype(jnp.int32)
+        guess = jnp.clip(guess, 0, nw - 1)
+        # the answer is guess - 1, guess or guess + 1: count the two grid points above
+        # guess - 1 that lie at or below x (a reduction, so XLA computes it once)
+        near = guess[..., None] + jnp.arange(2, dtype=guess.dtype)
+        below = (grid[jnp.minimum(near, nw - 1)] <= x[..., None]) & (near < nw)
+        return guess - 1 + jnp.sum(below, axis=-1, dtype=jnp.int32)
+
     def _w_y(self):
         w = jnp.asarray(np.repeat(self.wealth_grid_np(), self.num_income), dtype=float)
         y = jnp.asarray(np.tile(self.income_grid_np(), self.num_wealth), dtype=float)
@@ -166,10 +184,14 @@ class Macro(Game):
         grid = jnp.asarray(self.wealth_grid_np(), dtype=float)
         nw, ny = self.num_wealth, self.num_income
         w_next = self.cash_at_prices(r, wage)[:, None] * (1.0 - self.action_values())[None, :]
-        lo = jnp.clip(jnp.searchsorted(grid, w_next, side="right") - 1, 0, nw - 2)
+        lo = jnp.clip(self.wealth_below(w_next), 0, nw - 2)
         frac = jnp.clip((w_next - grid[lo]) / (grid[lo + 1] - grid[lo]), 0.0, 1.0)
-        wealth_idx = jnp.stack([lo, lo + 1], axis=-1)  # (n, m, 2)
-        wealth_prob = jnp.stack([1.0 - frac, frac], axis=-1)
+        # the two neighbours as a broadcast, not a stack: XLA's loop over a stacked minor
+        # axis ran at ~3 ns per kernel entry. With both changes a macro RSPG iteration
+        # takes 0.74x as long (same process, alternating rounds; identical metrics)
+        upper = jnp.arange(2, dtype=lo.dtype)
+        wealth_idx = lo[..., None] + upper  # (n, m, 2)
+        wealth_prob = jnp.where(upper == 1, frac[..., None], 1.0 - frac[..., None])
         j = (jnp.arange(self.n_states) % ny)[:, None, None]
         if self.idiosyncratic_noise:
             moves, move_prob = jnp.array([-1, 0, 1]), jnp.asarray(self.income_probs, dtype=float)
