@@ -172,10 +172,11 @@ def drawn_capacity(support: NoiseSupport, num_paths: int, sds: float = DRAWN_CAP
     are counted over a finite ``support``: the mean number of distinct paths drawn plus
     ``sds`` standard deviations (exact multinomial occupancy moments), rounded up to a
     ``multiple`` (the devices sharing the paths: XLA's partitioner pads an uneven path
-    axis and gathers it inside the time loop, 0.67 vs 0.35 s per beach-bar iteration on 2
-    CPU devices) and capped at the support's size. Beach bar, 128 draws over 102 equally likely paths: 73.1 +- 3.2
-    distinct, capacity 83; an iteration that draws more (about 1 in 1000) computes the
-    whole support instead (:func:`compact_draws`), so the estimator never changes.
+    axis and gathers it inside the time loop, 0.67 vs 0.35 s per beach-bar iteration on
+    2 CPU devices) and capped at the support's size. Beach bar, 128 draws over 102
+    equally likely paths: 73.1 +- 3.2 distinct, capacity 83; an iteration that draws
+    more (about 1 in 1000) computes the whole support instead (:func:`compact_draws`),
+    so the estimator never changes.
     """
     p = np.asarray(support.weight, dtype=float)
     missed = (1.0 - p) ** num_paths  # P(path i never drawn)
