@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +15,22 @@ from mfax.games import BeachBarNoise, LQNoise, MacroNoise
 
 settings.register_profile("mfax", max_examples=8, deadline=None, derandomize=True)
 settings.load_profile("mfax")
+
+
+def pytest_configure(config):
+    """A compilation cache private to this test session: the many tests that build the
+    same small training programs again (resume, kill, same seed) compile each once. It
+    starts empty and is removed at the end, so no run reuses another's executables;
+    subprocesses started by tests (kills, forced devices, several hosts) compile their own.
+    """
+    config.mfax_xla_cache = tempfile.mkdtemp(prefix="mfax-test-xla-cache-")
+    jax.config.update("jax_compilation_cache_dir", config.mfax_xla_cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "mfax_xla_cache", ""), ignore_errors=True)
 
 
 def ref_path(game: mfax.Game, noise):
