@@ -1,7 +1,9 @@
 """Benchmark of the exact push-forward: time and memory versus grid size.
 
 What is measured, for each game and grid size (``n`` states, ``m`` actions, kernel
-support ``K``, horizon ``T`` = the game's default):
+support ``K`` of the flattened kernel, horizon ``T`` = the game's default; two-stage
+kernels, beach bar and macro, touch fewer entries than ``n m K``, see
+:class:`mfax.games.Kernel`):
 
 * **step**: one exact step (kernel construction + push-forward) for ``B`` noise paths,
   ``jax.jit(jax.vmap(mfax.dynamics.step))`` with per-path ``mu (B, n)`` and
@@ -144,7 +146,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     n, m, T, B = game.n_states, game.n_actions, game.horizon, cfg["B"]
     noise = sample_noise(game, jax.random.key(cfg.get("seed", 0)), B).noise
     one_path = jax.tree.map(lambda x: x[0], noise)
-    K = jax.eval_shape(lambda: game.kernel(game.initial_mean_field(one_path), one_path, jnp.int32(0))).index.shape[-1]
+    K = jax.eval_shape(lambda: game.kernel(game.initial_mean_field(one_path), one_path, jnp.int32(0)).flat())
+    K = K.index.shape[-1]
     rec: dict[str, Any] = {**cfg, "n": n, "m": m, "K": K, "T": T, "nmK": n * m * K}
     mem_cap = cfg["mem_cap_gb"] * GB
 
@@ -233,7 +236,7 @@ def sizes_of(game_name: str, params: dict[str, Any]) -> dict[str, int]:
 
     game = mfax.make(game_name, **params)
     noise = jax.eval_shape(game.sample_noise, jax.random.key(0))
-    kernel = jax.eval_shape(lambda z: game.kernel(game.initial_mean_field(z), z, jnp.int32(0)), noise)
+    kernel = jax.eval_shape(lambda z: game.kernel(game.initial_mean_field(z), z, jnp.int32(0)).flat(), noise)
     n, m, K = kernel.index.shape
     return {"n": n, "m": m, "K": K, "T": game.horizon, "nmK": n * m * K}
 

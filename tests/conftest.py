@@ -50,13 +50,20 @@ def path_at(noise, i: int):
 
 
 def dense_kernel(kernel) -> np.ndarray:
-    """``(n, m, n)`` transition matrix from a sparse kernel."""
+    """``(n, m, n)`` transition matrix from a sparse kernel (a two-stage kernel's stages
+    composed as matrices, in float64, independently of ``Kernel.flat``)."""
     index, prob = np.asarray(kernel.index), np.asarray(kernel.prob, dtype=np.float64)
     n, m, _ = index.shape
-    out = np.zeros((n, m, n))
+    size = n if kernel.then is None else kernel.then.index.shape[0]
+    out = np.zeros((n, m, size))
     for s in range(n):
         for a in range(m):
             np.add.at(out[s, a], index[s, a], prob[s, a])
+    if kernel.then is not None:
+        spread = np.zeros((size, n))
+        for j in range(size):
+            np.add.at(spread[j], np.asarray(kernel.then.index[j]), np.asarray(kernel.then.prob[j], dtype=np.float64))
+        out = out @ spread
     return out
 
 

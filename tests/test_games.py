@@ -112,12 +112,27 @@ def test_kernel_is_a_probability_kernel(name):
     noise = game.sample_noise(jax.random.key(1))
     mu = game.initial_mean_field(noise)
     for t in (0, game.horizon - 1):
-        k = game.kernel(mu, noise, jnp.int32(t))
+        staged = game.kernel(mu, noise, jnp.int32(t))
+        size = game.n_states if staged.then is None else staged.then.index.shape[0]
+        stages = [(staged.index, staged.prob, size)]
+        if staged.then is not None:
+            stages.append((staged.then.index, staged.then.prob, game.n_states))
+        for index, prob, bound in stages:
+            assert index.shape == prob.shape and index.dtype == jnp.int32
+            assert int(index.min()) >= 0 and int(index.max()) < bound
+            assert float(prob.min()) >= 0.0
+            np.testing.assert_allclose(np.asarray(prob.sum(-1)), 1.0, atol=1e-6)
+        k = staged.flat()
         assert k.index.shape[:2] == (game.n_states, game.n_actions) and k.index.shape == k.prob.shape
-        assert k.index.dtype == jnp.int32
         assert int(k.index.min()) >= 0 and int(k.index.max()) < game.n_states
-        assert float(k.prob.min()) >= 0.0
         np.testing.assert_allclose(np.asarray(k.prob.sum(-1)), 1.0, atol=1e-6)
+        # the flattened kernel is the two stages composed: E[v(s') | s, a] both ways
+        v = np.random.default_rng(t).normal(size=game.n_states)
+        flat_expect = np.sum(np.asarray(k.prob, np.float64) * v[np.asarray(k.index)], -1)
+        if staged.then is not None:
+            v = np.sum(np.asarray(staged.then.prob, np.float64) * v[np.asarray(staged.then.index)], -1)
+        stage_expect = np.sum(np.asarray(staged.prob, np.float64) * v[np.asarray(staged.index)], -1)
+        np.testing.assert_allclose(flat_expect, stage_expect, rtol=1e-6, atol=1e-6)  # float32 products
 
 
 @pytest.mark.parametrize("name", ALL_GAMES)

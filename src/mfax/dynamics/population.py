@@ -58,7 +58,9 @@ def population_reset(game: Game, key: PRNGKeyArray, noise: Noise, num_agents: in
 
 
 def sample_transitions(key: PRNGKeyArray, kernel: Kernel, agents, actions) -> Int[Array, " N"]:
-    """Next state of each agent drawn from its kernel row ``P(. | s_i, a_i)``."""
+    """Next state of each agent drawn from its kernel row ``P(. | s_i, a_i)`` (of the
+    flattened kernel: the same draws for a kernel given in one or two stages)."""
+    kernel = kernel.flat()
     probs = kernel.prob[agents, actions]  # (N, K)
     pick = jax.random.categorical(key, jnp.log(probs), axis=-1)
     return jnp.take_along_axis(kernel.index[agents, actions], pick[:, None], axis=-1)[:, 0]

@@ -34,7 +34,7 @@ def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> 
     kernel = game.kernel(mu, noise, t)
     if rewards is None:
         rewards = reward_matrix(game, mu, mu_next, noise, t)
-    return rewards + game.gamma * jnp.sum(kernel.prob * v_next[kernel.index], axis=-1)
+    return rewards + game.gamma * kernel.expect(v_next)
 
 
 Combine = Callable[[Float[Array, "P n m"], Array, dict], Float[Array, "P n"]]

@@ -1,6 +1,6 @@
 """Games: what the world is. One file per game, the protocol in :mod:`.base`."""
 
-from mfax.games.base import Game, GameError, Kernel, NoiseSupport, reward_matrix
+from mfax.games.base import Game, GameError, Kernel, NoiseSupport, Spread, reward_matrix
 from mfax.games.beach_bar import BeachBar, BeachBarNoise
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
@@ -24,6 +24,7 @@ __all__ = [
     "MacroNoise",
     "NoiseSupport",
     "SISNoise",
+    "Spread",
     "describe",
     "game_class",
     "game_names",

@@ -25,17 +25,57 @@ Noise = Any
 """A game-specific pytree holding one episode's common noise (leading axes: none)."""
 
 
+class Spread(NamedTuple):
+    """Action-independent second stage of a :class:`Kernel` (for instance idiosyncratic
+    noise added after the action's move): intermediate state ``j`` goes to
+    ``index[j, k]`` with probability ``prob[j, k]``.
+
+    Attributes:
+        index: ``(n_mid, K2)`` int32 next-state indices in ``0..n-1``.
+        prob: ``(n_mid, K2)`` probabilities; ``prob.sum(-1) == 1``.
+    """
+
+    index: Int[Array, "n_mid K2"]
+    prob: Float[Array, "n_mid K2"]
+
+
 class Kernel(NamedTuple):
     """Sparse transition kernel at one time step.
 
+    Single-stage (``then`` is ``None``): ``P(s' | s, a) = sum_k prob[s, a, k]
+    [index[s, a, k] = s']``. Two-stage (``then`` given): ``index`` points into ``n_mid``
+    intermediate states, from which ``then`` moves on independently of the action, so
+    ``P(s' | s, a) = sum_k prob[s, a, k] sum_l then.prob[j, l] [then.index[j, l] = s']``
+    with ``j = index[s, a, k]``. Both stages together have ``n m K + n_mid K2`` entries
+    instead of the ``n m K K2`` of the same kernel flattened (beach bar: 1111 + 1010
+    instead of 5555 per path and step), which is what the exact push-forward touches
+    (:func:`mfax.dynamics.push_forward`); :meth:`flat` gives the single-stage form.
+
     Attributes:
-        index: ``(n, m, K)`` int32 next-state indices for each (state, action).
+        index: ``(n, m, K)`` int32 next-state (or intermediate-state) indices for each
+            (state, action).
         prob: ``(n, m, K)`` probabilities; ``prob.sum(-1) == 1``. Repeated indices are
             allowed (their probabilities add up).
+        then: the action-independent second stage, or ``None``.
     """
 
     index: Int[Array, "n m K"]
     prob: Float[Array, "n m K"]
+    then: Spread | None = None
+
+    def flat(self) -> Kernel:
+        """The same kernel in single-stage form, ``(n, m, K K2)`` (unbatched kernels)."""
+        if self.then is None:
+            return self
+        n, m = self.index.shape[:2]
+        index = self.then.index[self.index]  # (n, m, K, K2)
+        prob = self.prob[..., None] * self.then.prob[self.index]
+        return Kernel(index.reshape(n, m, -1), prob.reshape(n, m, -1))
+
+    def expect(self, v_next: Float[Array, " n"]) -> Float[Array, "n m"]:
+        """``E[v_next(s') | s, a]`` for every state and action."""
+        flat = self.flat()
+        return jnp.sum(flat.prob * v_next[flat.index], axis=-1)
 
 
 class NoiseSupport(NamedTuple):
@@ -64,7 +104,8 @@ class Game(eqx.Module):
     * ``noise_support() -> NoiseSupport | None``: every path with its probability, or
       ``None`` when the support is not finite;
     * ``initial_mean_field(noise) -> (n,)``;
-    * ``kernel(mu, noise, t) -> Kernel``: transitions given the aggregate state at ``t``;
+    * ``kernel(mu, noise, t) -> Kernel``: transitions given the aggregate state at ``t``
+      (two-stage when the action's move is followed by action-independent noise);
     * ``reward(mu, mu_next, noise, t) -> (n, m)``: the step reward, which may depend on
       the aggregate state at ``t`` and ``t + 1``;
     * ``terminal_reward(mu, mu_next, noise, t) -> (n, m)``: replaces the step reward at

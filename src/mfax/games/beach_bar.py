@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check, check_probabilities
+from mfax.games.base import Game, Kernel, NoiseSupport, Spread, check, check_probabilities
 from mfax.params import param
 
 
@@ -121,18 +121,25 @@ class BeachBar(Game):
         )
 
     def kernel(self, mu, noise, t):
-        top = self.num_states - 1
-        s = jnp.arange(self.num_states, dtype=jnp.int32)[:, None, None]
-        a = jnp.arange(-self.max_action, self.max_action + 1, dtype=jnp.int32)[None, :, None]
-        d = self._legal(s, jnp.clip(s + a, 0, top), noise.bar)
-        if self.idiosyncratic_noise:
-            w = len(self.idiosyncratic_probs) // 2
-            k = jnp.arange(-w, w + 1, dtype=jnp.int32)
-            probs = jnp.asarray(self.idiosyncratic_probs, dtype=float)
-        else:
-            k, probs = jnp.zeros(1, jnp.int32), jnp.ones(1)
-        nxt = self._legal(s, jnp.clip(d + k, 0, top), noise.bar)
-        return Kernel(nxt.astype(jnp.int32), jnp.broadcast_to(probs, nxt.shape))
+        """Two stages: the move ``d = legal(s, clip(s + a))``, then the idiosyncratic
+        offset ``legal(s, clip(d + k))``. The second stage depends on ``s`` only through
+        its side of the bar, which ``d`` shares, except from ``s = b`` itself (no
+        restriction): intermediate states ``0..n-1`` are ``d`` reached from ``s != b``,
+        ``n..2n-1`` are ``d`` reached from ``s = b``."""
+        n, top, bar = self.num_states, self.num_states - 1, noise.bar
+        s = jnp.arange(n, dtype=jnp.int32)[:, None]
+        a = jnp.arange(-self.max_action, self.max_action + 1, dtype=jnp.int32)[None, :]
+        d = self._legal(s, jnp.clip(s + a, 0, top), bar)  # (n, m)
+        if not self.idiosyncratic_noise:
+            return Kernel(d[..., None], jnp.ones((n, self.n_actions, 1)))
+        w = len(self.idiosyncratic_probs) // 2
+        k = jnp.arange(-w, w + 1, dtype=jnp.int32)[None, :]
+        mid = jnp.where(s == bar, d + n, d)
+        j = jnp.arange(2 * n, dtype=jnp.int32)[:, None]
+        origin = jnp.where(j < n, j, bar)  # a state on the intermediate state's side (or b)
+        nxt = self._legal(origin, jnp.clip(j % n + k, 0, top), bar)  # (2n, K2)
+        probs = jnp.broadcast_to(jnp.asarray(self.idiosyncratic_probs, dtype=float), nxt.shape)
+        return Kernel(mid[..., None], jnp.ones((n, self.n_actions, 1)), Spread(nxt, probs))
 
     def reward(self, mu, mu_next, noise, t):
         n = self.num_states

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check, check_probabilities
+from mfax.games.base import Game, Kernel, NoiseSupport, Spread, check, check_probabilities
 from mfax.params import param
 
 
@@ -192,16 +192,15 @@ class Macro(Game):
         upper = jnp.arange(2, dtype=lo.dtype)
         wealth_idx = lo[..., None] + upper  # (n, m, 2)
         wealth_prob = jnp.where(upper == 1, frac[..., None], 1.0 - frac[..., None])
-        j = (jnp.arange(self.n_states) % ny)[:, None, None]
-        if self.idiosyncratic_noise:
-            moves, move_prob = jnp.array([-1, 0, 1]), jnp.asarray(self.income_probs, dtype=float)
-        else:
-            moves, move_prob = jnp.zeros(1, jnp.int32), jnp.ones(1)
-        income_idx = jnp.clip(j + moves, 0, ny - 1)  # (n, 1, M)
-        index = wealth_idx[..., :, None] * ny + income_idx[..., None, :]  # (n, m, 2, M)
-        prob = wealth_prob[..., :, None] * move_prob
-        n, m = self.n_states, self.num_actions
-        return Kernel(index.reshape(n, m, -1).astype(jnp.int32), prob.reshape(n, m, -1))
+        n = self.n_states
+        j = jnp.arange(n) % ny
+        index = (wealth_idx * ny + j[:, None, None]).astype(jnp.int32)  # (n, m, 2): income unchanged
+        if not self.idiosyncratic_noise:
+            return Kernel(index, wealth_prob)
+        # then the income moves, independently of the action: (n, 3) from (i', j)
+        moves, move_prob = jnp.array([-1, 0, 1]), jnp.asarray(self.income_probs, dtype=float)
+        income_idx = (jnp.arange(n) // ny * ny)[:, None] + jnp.clip(j[:, None] + moves, 0, ny - 1)
+        return Kernel(index, wealth_prob, Spread(income_idx.astype(jnp.int32), jnp.broadcast_to(move_prob, (n, 3))))
 
     def utility(self, x):
         # The floor never binds in the exact game (cash >= W y_min > 0 since K > 0); in a

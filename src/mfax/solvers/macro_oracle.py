@@ -85,11 +85,11 @@ def best_response_to_prices(game: Macro, r, wage):
     rewards = step.at[T - 1].set(last)
 
     def body(v_next, x):
-        index, prob, reward = x
-        q = reward + game.gamma * jnp.sum(prob * v_next[index], axis=-1)
+        kernel, reward = x
+        q = reward + game.gamma * kernel.expect(v_next)
         return jnp.max(q, axis=-1), greedy(q)
 
-    v0, policy = jax.lax.scan(body, jnp.zeros(game.n_states), (kernels.index, kernels.prob, rewards), reverse=True)
+    v0, policy = jax.lax.scan(body, jnp.zeros(game.n_states), (kernels, rewards), reverse=True)
     return v0, policy
 
 
