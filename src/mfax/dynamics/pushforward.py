@@ -61,7 +61,7 @@ def push_forward(
     long as with the flattened kernel (beach-bar RSPG and SPG, macro RSPG; alternating
     rounds in one process). ``"dense"`` forms the one-hot operator of the flattened kernel
     and uses a matrix product (``O(n^2 m K)``). ``bench/pushforward.py`` compares the
-    two: dense was slower at every size measured (5-26x at n = 30, 47-1080x
+    two: dense was slower at every size measured (4.6-26x at n = 30, 47-1080x
     at n = 100..1000), so it is kept only as a reference.
     """
     if method == "dense":
