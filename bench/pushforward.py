@@ -143,12 +143,10 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = _rss_bytes()
 
     game = mfax.make(cfg["game"], **cfg["params"])
-    n, m, T, B = game.n_states, game.n_actions, game.horizon, cfg["B"]
+    n, m, B = game.n_states, game.n_actions, cfg["B"]
     noise = sample_noise(game, jax.random.key(cfg.get("seed", 0)), B).noise
     one_path = jax.tree.map(lambda x: x[0], noise)
-    K = jax.eval_shape(lambda: game.kernel(game.initial_mean_field(one_path), one_path, jnp.int32(0)).flat())
-    K = K.index.shape[-1]
-    rec: dict[str, Any] = {**cfg, "n": n, "m": m, "K": K, "T": T, "nmK": n * m * K}
+    rec: dict[str, Any] = {**cfg, **sizes_of(cfg["game"], cfg["params"])}
     mem_cap = cfg["mem_cap_gb"] * GB
 
     def compile_(fn, *args):

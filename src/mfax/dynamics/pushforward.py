@@ -70,11 +70,16 @@ def push_forward(
         return mass @ jax.nn.one_hot(flat.index.reshape(-1), mu.shape[0], dtype=mu.dtype)
     if method != "scatter":
         raise ValueError(f"unknown push-forward method {method!r}; allowed: scatter, dense")
-    mass = state_action_mass(mu, probs, kernel).reshape(-1)
+    mass = state_action_mass(mu, probs, kernel)
     if kernel.then is None:
-        return jnp.zeros_like(mu).at[kernel.index.reshape(-1)].add(mass)
-    mid = jnp.zeros(kernel.then.index.shape[0], mu.dtype).at[kernel.index.reshape(-1)].add(mass)
-    return jnp.zeros_like(mu).at[kernel.then.index.reshape(-1)].add((mid[:, None] * kernel.then.prob).reshape(-1))
+        return _add_at(mu.shape[0], kernel.index, mass)
+    mid = _add_at(kernel.then.index.shape[0], kernel.index, mass)
+    return _add_at(mu.shape[0], kernel.then.index, mid[:, None] * kernel.then.prob)
+
+
+def _add_at(size: int, index, mass) -> Float[Array, " size"]:
+    """A length-``size`` vector holding the sum of ``mass`` at each ``index`` (same shapes)."""
+    return jnp.zeros(size, mass.dtype).at[index.reshape(-1)].add(mass.reshape(-1))
 
 
 def step(game: Game, mu, probs, noise: Noise, t, method: PushMethod = "scatter"):
