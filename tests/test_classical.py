@@ -12,6 +12,7 @@ that does not converge cannot meet, with a margin of about 10x over what both re
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import itertools
 import sys
@@ -30,6 +31,8 @@ from mfax.evaluation.values import best_response_value, policy_value
 from mfax.policies.history import HistoryTabular
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig
+from mfax.run.plots import run_label
+from mfax.run.rundir import RunDir
 from mfax.run.train import train
 from mfax.solvers.classical import rollout_table, solve, table_policy, uniform_table
 
@@ -170,6 +173,12 @@ def test_mfax_train_runs_fp_and_omd_through_the_driver(tmp_path):
     )
     summary = train(config, tmp_path / "fp", progress=False)
     assert abs(summary["final_exploitability"]) < 1e-3 * summary["initial_exploitability"]
+    # fictitious play has no learning rate: none is recorded, none is in the plot legend
+    rows = RunDir(tmp_path / "fp").read_metrics()
+    assert rows and all(row["lr"] is None for row in rows)
+    csv_rows = list(csv.DictReader((tmp_path / "fp" / "metrics.csv").open()))
+    assert all(row["lr"] == "" for row in csv_rows)
+    assert "lr" not in run_label(rows[-1])
     result = CliRunner().invoke(
         app,
         [

@@ -70,6 +70,8 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--set", "gamma"], "--set expects key=value"),
         (["eval", "--policy", "action:99"], "K must be an integer in 0..10"),
         (["eval", "--policy", "greedy"], "unknown policy 'greedy'; allowed: uniform, action:K"),
+        (["eval", "--policy", "value:7"], "no action of game 'beach_bar' has value '7'; allowed: -5, -4,"),
+        (["eval", "--policy", "value:x"], "has value 'x'; allowed: -5, -4,"),
         (["eval", "--noise", "lots"], "unknown noise mode 'lots'; allowed: exact, sample, auto"),
         (["eval", "--paths", "0"], "--paths must be >= 1"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
@@ -81,3 +83,33 @@ def test_bad_input_gives_one_line_error(args, message):
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("mfax: error: ") and message in lines[0], result.stderr
+
+
+def _help(*command: str) -> str:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_train_help_shows_every_default_and_bracketed_text():
+    text = _help("train")
+    options = [line.strip() for line in text.splitlines() if line.strip().startswith("--")]
+    assert len(options) > 20
+    for line in options:
+        if not line.startswith("--help"):
+            assert "[default: " in line, line
+    assert "[default: 200]" in text and "[default: rspg]" in text and "[default: runs/GAME-ALGO-TIMESTAMP]" in text
+    assert "mfax[tensorboard], mfax[wandb]" in text
+    assert "macro 0.01, others 0.001" in text  # per-game learning rates from the config's defaults
+
+
+def test_policy_by_action_value_equals_policy_by_index():
+    """On beach bar the actions are moves -5..5: index 5 and value 0 are both 'stay'."""
+    base = ["eval", "--set", "common_noise=false", "--set", "num_states=21", "--json", "--policy"]
+    by_index, by_value = (runner.invoke(app, [*base, spec]) for spec in ("action:5", "value:0"))
+    assert by_index.exit_code == 0 and by_value.exit_code == 0, (by_index.output, by_value.output)
+    a, b = (json.loads(r.output.strip().splitlines()[-1]) for r in (by_index, by_value))
+    assert a["exploitability"] == b["exploitability"] and a["policy_return"] == b["policy_return"]
+    other = json.loads(runner.invoke(app, [*base, "value:1"]).output.strip().splitlines()[-1])
+    assert other["policy_return"] != a["policy_return"]
+    assert "action:5 is 'stay'" in _help("eval")

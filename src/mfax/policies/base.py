@@ -75,12 +75,30 @@ class Tabular(Policy):
 
 
 def parse_policy(game: Game, spec: str) -> Policy:
-    """``"uniform"`` or ``"action:K"`` (always the K-th action, 0-based)."""
+    """``"uniform"``, ``"action:K"`` (always the action with index ``K``, 0-based) or
+    ``"value:X"`` (always the action whose value in ``game.action_values()`` is ``X``)."""
+    values = [float(v) for v in game.action_values()]
+    allowed = ", ".join(f"{v:g}" for v in values)
     if spec == "uniform":
         return Uniform(game.n_states, game.n_actions)
     if spec.startswith("action:"):
         text = spec.split(":", 1)[1]
         if not text.lstrip("-").isdigit() or not 0 <= int(text) < game.n_actions:
-            raise GameError(f"policy {spec!r}: K must be an integer in 0..{game.n_actions - 1} for game {game.name!r}")
+            raise GameError(
+                f"policy {spec!r}: K must be an integer in 0..{game.n_actions - 1} for game {game.name!r} "
+                f"(an action index; value:X picks an action by its value, one of {allowed})"
+            )
         return FixedAction(game.n_states, game.n_actions, int(text))
-    raise GameError(f"unknown policy {spec!r}; allowed: uniform, action:K (K in 0..{game.n_actions - 1})")
+    if spec.startswith("value:"):
+        text = spec.split(":", 1)[1]
+        try:
+            wanted = float(text)
+        except ValueError:
+            wanted = None
+        hits = [k for k, v in enumerate(values) if wanted is not None and abs(v - wanted) <= 1e-6 * max(1.0, abs(v))]
+        if not hits:
+            raise GameError(f"policy {spec!r}: no action of game {game.name!r} has value {text!r}; allowed: {allowed}")
+        return FixedAction(game.n_states, game.n_actions, hits[0])
+    raise GameError(
+        f"unknown policy {spec!r}; allowed: uniform, action:K (K in 0..{game.n_actions - 1}), value:X (X in {allowed})"
+    )

@@ -17,12 +17,26 @@ from typing import Annotated
 import typer
 
 from mfax.games import GameError, describe, game_names, make, parse_value
+from mfax.run.config import DEFAULTS, GAME_DEFAULTS, TrainConfig
+from mfax.solvers import solver_names, solver_spec
 
+_CFG = TrainConfig()  # the defaults ``mfax train --help`` shows
+
+
+def _per_game(key: str) -> str:
+    """A per-game default in words, e.g. ``macro 0.01, others 0.001``."""
+    special = [f"{game} {values[key]}" for game, values in GAME_DEFAULTS.items() if values[key] != DEFAULTS[key]]
+    return ", ".join([*special, f"others {DEFAULTS[key]}"])
+
+
+# Plain help (no Rich markup): Rich would read "[default: 200]" and "mfax[wandb]" as tags.
 app = typer.Typer(
     help="mfax: mean-field games with common noise and public partial information, in JAX.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 
 
@@ -49,8 +63,6 @@ def parse_overrides(game: str, items: list[str]) -> dict:
 
 def parse_hparams(algo: str, items: list[str]) -> dict:
     """``["key=value", ...]`` -> typed hyper-parameters of solver ``algo``."""
-    from mfax.solvers import solver_spec
-
     spec = solver_spec(algo)
     out = {}
     for item in items:
@@ -67,8 +79,6 @@ def list_command(
 ) -> None:
     """List the registered games (parameters, defaults, meaning) and the solvers."""
     from mfax import params
-    from mfax.run.config import DEFAULTS, GAME_DEFAULTS
-    from mfax.solvers import solver_names, solver_spec
 
     algorithms = {name: solver_spec(name).description for name in solver_names()}
     hparams = {
@@ -120,7 +130,11 @@ def eval_command(
         str, typer.Option(help="registered game name (see `mfax list`); fixed policies only")
     ] = "beach_bar",
     policy: Annotated[
-        str, typer.Option(help="fixed policy: 'uniform' or 'action:K' (always the K-th action)")
+        str,
+        typer.Option(
+            help="fixed policy: 'uniform'; 'action:K', always the action with index K (0-based: on beach_bar, "
+            "action:5 is 'stay'); or 'value:X', always the action whose value is X (beach_bar: value:0 is 'stay')"
+        ),
     ] = "uniform",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a game parameter, key=value (repeatable)")
@@ -223,70 +237,103 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
 
 @app.command("train")
 def train_command(
-    game: Annotated[str | None, typer.Option(help="registered game (see `mfax list`) [default: beach_bar]")] = None,
+    game: Annotated[str | None, typer.Option(help=f"registered game (see `mfax list`) [default: {_CFG.game}]")] = None,
     algo: Annotated[
-        str | None, typer.Option(help="solver: spg, rspg, ippo, rippo, momd, fp, omd (see `mfax list`) [rspg]")
+        str | None, typer.Option(help=f"solver: {', '.join(solver_names())} (see `mfax list`) [default: {_CFG.algo}]")
     ] = None,
-    iterations: Annotated[int | None, typer.Option(help="training iterations [default: 200]")] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            help=f"training iterations; with --resume, a larger number extends the run [default: {_CFG.iterations}]"
+        ),
+    ] = None,
     paths: Annotated[
-        int | None, typer.Option(help="noise paths per iteration when sampled [default: per game, 128 or 8]")
+        int | None,
+        typer.Option(help=f"noise paths per iteration when sampled [default: {_per_game('paths')}]"),
     ] = None,
     noise: Annotated[
-        str | None, typer.Option(help="exact | sample | auto (exact when the noise support is small) [auto]")
+        str | None,
+        typer.Option(help=f"exact | sample | auto (exact when the noise support is small) [default: {_CFG.noise}]"),
     ] = None,
     lr: Annotated[
-        str | None, typer.Option(help="learning rate(s), comma-separated; several train side by side [per game]")
+        str | None,
+        typer.Option(
+            help="learning rate(s), comma-separated; several train side by side; decays linearly to 0.1x over the "
+            f"iterations; used by {', '.join(n for n in solver_names() if solver_spec(n).uses_lr)} "
+            f"[default: {_per_game('lr')}]"
+        ),
     ] = None,
-    seeds: Annotated[int | None, typer.Option(help="number of seeds trained side by side (vmap) [1]")] = None,
-    seed: Annotated[int | None, typer.Option(help="first seed [0]")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help=f"number of seeds trained side by side (vmap) [default: {_CFG.seeds}]")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help=f"first seed [default: {_CFG.seed}]")] = None,
     eval_every: Annotated[
-        int | None, typer.Option(help="iterations per compiled chunk between evaluations [10]")
+        int | None,
+        typer.Option(help=f"iterations per compiled chunk between evaluations [default: {_CFG.eval_every}]"),
     ] = None,
-    eval_paths: Annotated[int | None, typer.Option(help="sampled evaluation paths for non-finite noise [64]")] = None,
+    eval_paths: Annotated[
+        int | None,
+        typer.Option(help=f"sampled evaluation paths for non-finite noise [default: {_CFG.eval_paths}]"),
+    ] = None,
     devices: Annotated[
         int | None,
         typer.Option(
             help="devices to split noise paths (and runs) over: structural training and exact evaluation; "
-            "model-free and classical solvers train on one device [all local devices]"
+            "model-free and classical solvers train on one device [default: all local devices]"
         ),
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a game parameter, key=value (repeatable)")
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="override a game parameter, key=value (repeatable) [default: the game's, see `mfax list`]",
+        ),
     ] = None,
     hp: Annotated[
         list[str] | None,
-        typer.Option("--hp", help="set a solver hyper-parameter, key=value (repeatable; see `mfax list`)"),
+        typer.Option(
+            "--hp", help="set a solver hyper-parameter, key=value (repeatable) [default: the solver's, see `mfax list`]"
+        ),
     ] = None,
     config_file: Annotated[
-        str | None, typer.Option("--config", help="TOML or JSON config file (flags override it)")
+        str | None, typer.Option("--config", help="TOML or JSON config file (flags override it) [default: none]")
     ] = None,
-    out: Annotated[str | None, typer.Option(help="run directory [runs/GAME-ALGO-TIMESTAMP]")] = None,
+    out: Annotated[str | None, typer.Option(help="run directory [default: runs/GAME-ALGO-TIMESTAMP]")] = None,
     resume: Annotated[
-        str | None, typer.Option(help="continue the run in this directory from its last checkpoint")
+        str | None,
+        typer.Option(help="continue the run in this directory from its last checkpoint [default: a new run]"),
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="replace an existing run in --out (only a run directory)")
+        bool, typer.Option("--overwrite", help="replace an existing run in --out (only a run directory) [default: off]")
     ] = False,
     coordinator: Annotated[
         str | None,
-        typer.Option(help="multi-host: coordinator HOST:PORT for jax.distributed (or env MFAX_COORDINATOR)"),
+        typer.Option(
+            help="multi-host: coordinator HOST:PORT for jax.distributed (or env MFAX_COORDINATOR) "
+            "[default: one process]"
+        ),
     ] = None,
     num_processes: Annotated[
-        int | None, typer.Option(help="multi-host: number of processes (or env MFAX_NUM_PROCESSES)")
+        int | None,
+        typer.Option(help="multi-host: number of processes (or env MFAX_NUM_PROCESSES) [default: one process]"),
     ] = None,
-    process_id: Annotated[int | None, typer.Option(help="multi-host: this process (or env MFAX_PROCESS_ID)")] = None,
-    x64: Annotated[bool, typer.Option("--x64", help="train in float64")] = False,
+    process_id: Annotated[
+        int | None, typer.Option(help="multi-host: this process (or env MFAX_PROCESS_ID) [default: one process]")
+    ] = None,
+    x64: Annotated[bool, typer.Option("--x64", help="train in float64 [default: off, float32]")] = False,
     log_to: Annotated[
         list[str] | None,
         typer.Option(
             "--log-to",
             help="also log metrics to tensorboard (RUN/tensorboard) or wandb (repeatable; optional extras "
-            "mfax[tensorboard], mfax[wandb]) [off]",
+            "mfax[tensorboard], mfax[wandb]) [default: off]",
         ),
     ] = None,
     plots: Annotated[bool, typer.Option(help="write the plots at the end")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="end stdout with the summary as one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="end stdout with the summary as one JSON object [default: off]")
+    ] = False,
 ) -> None:
     """Train a solver (SPG, RSPG, IPPO, RIPPO, M-OMD, FP, OMD); writes a run directory
     (config, metrics, checkpoint, plots) and scores the policy exactly as it goes."""

@@ -50,6 +50,12 @@ def _spread(total: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, min(k, total)).round().astype(int))
 
 
+def run_label(row: dict) -> str:
+    """``run 0 (seed 0, lr 0.001)``; no learning rate for solvers without one (fp, omd)."""
+    lr = "" if row.get("lr") is None else f", lr {row['lr']:g}"
+    return f"run {row['run']} (seed {row['seed']}{lr})"
+
+
 def plot_exploitability(run: RunDir) -> Path:
     plt = _pyplot()
     rows = run.read_metrics()
@@ -59,7 +65,7 @@ def plot_exploitability(run: RunDir) -> Path:
         it = [row["iteration"] for row in mine]
         wall = [row["wall_clock_s"] for row in mine]
         ex = [row["exploitability"] for row in mine]
-        label = f"run {r} (seed {mine[0]['seed']}, lr {mine[0]['lr']:g})"
+        label = run_label(mine[0])
         axes[0].plot(wall, ex, marker=".", label=label)
         axes[1].plot(it, ex, marker=".", label=label + " per path")
         info = [row["exploitability_info"] for row in mine]

@@ -226,7 +226,7 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
             "iteration": iteration,
             "run": r,
             "seed": config.run_seed(r),
-            "lr": config.run_lr(r),
+            "lr": config.run_lr(r) if solver_spec(config.algo).uses_lr else None,  # fp/omd: no --lr
             "wall_clock_s": wall,
             **trainer.evaluate_run(states, r),
             "grad_norm": None,

@@ -41,12 +41,15 @@ class SolverSpec:
     ``hparams`` is a dataclass of the solver's own hyper-parameters declared with
     :func:`mfax.params.param` (defaults + help); the resolved instance is
     ``config.hparams`` as a dict. ``None``: the solver has none beyond the common config.
+    ``uses_lr``: the solver trains with the config's learning rates (``--lr``); runs of one
+    that does not are not labelled with one.
     """
 
     name: str
     description: str
     build: Callable[..., Solver]
     hparams: type | None = None
+    uses_lr: bool = True
 
     def resolve_hparams(self, values: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults and validate ``values`` (one-line errors)."""

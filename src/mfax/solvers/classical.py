@@ -356,4 +356,4 @@ for _name, _text, _hp in (
     ("fp", "fictitious play, exact: tabular time-dependent policy, average of exact best responses", None),
     ("omd", "online mirror descent, exact: tabular time-dependent policy, softmax of summed exact Q", OMDHyperParams),
 ):
-    register_solver(SolverSpec(_name, _text, ClassicalSolver, _hp))
+    register_solver(SolverSpec(_name, _text, ClassicalSolver, _hp, uses_lr=False))
