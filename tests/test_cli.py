@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mfax.run.cli import app
+from mfax.run.cli import app, done_line
 
 runner = CliRunner()
 
@@ -113,3 +113,14 @@ def test_policy_by_action_value_equals_policy_by_index():
     other = json.loads(runner.invoke(app, [*base, "value:1"]).output.strip().splitlines()[-1])
     assert other["policy_return"] != a["policy_return"]
     assert "action:5 is 'stay'" in _help("eval")
+
+
+def test_done_line_gives_start_end_and_says_when_it_rose():
+    summary = dict(iterations=40, runs=1, initial_exploitability=29.25, final_exploitability=37.3)
+    summary.update(final_exploitability_info=None, seconds_per_iteration=0.25, session_seconds_per_iteration=0.4)
+    rose = done_line(summary)
+    assert "29.25 -> 37.3 (ROSE" in rose and "lower is better" in rose
+    assert "0.25 s/iteration training alone" in rose and "0.4 s/iteration with evaluation" in rose
+    summary.update(final_exploitability=3.5, initial_exploitability_info=20.0, final_exploitability_info=2.0)
+    fell = done_line(summary)
+    assert "29.25 -> 3.5;" in fell and "information-consistent 20 -> 2" in fell and "ROSE" not in fell

@@ -153,6 +153,7 @@ def test_learned_best_response_brackets_information_consistent_exploitability(tm
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
     lower, info, upper = record["exploitability_lower_bound"], record["exploitability_info"], record["exploitability"]
+    assert "lies between this lower bound and the per-path upper bound" in result.output
     assert 0.0 < lower <= info + 1e-3 * abs(info) and info <= upper + 1e-3 * abs(upper), (lower, info, upper)
 
 
@@ -180,6 +181,9 @@ def test_train_cli_writes_run_directory_and_plots(tmp_path):
     summary = json.loads(result.output.strip().splitlines()[-1])
     for key in ("final_exploitability", "seconds_per_iteration", "iterations", "game", "algo"):
         assert key in summary
+    done = next(line for line in result.output.splitlines() if line.startswith("done:"))
+    start, end = summary["initial_exploitability"], summary["final_exploitability"]
+    assert f"lower is better) {start:.6g} -> {end:.6g}" in done and "s/iteration training alone" in done
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     for column in ("iteration", "wall_clock_s", "exploitability", "exploitability_info", "policy_return", "grad_norm"):
         assert column in header
@@ -245,3 +249,27 @@ def test_config_file_and_flags(tmp_path):
         from mfax.run.config import load_file
 
         load_file(Path(bad))
+
+
+def test_learned_best_response_reports_progress_and_chunking_does_not_change_it():
+    import jax
+
+    from mfax.dynamics.noise import noise_batch
+    from mfax.evaluation.learned_br import learned_best_response
+    from mfax.games import make
+    from mfax.policies import Uniform
+    from mfax.run.config import resolve
+    from mfax.solvers.structural import make_policy
+
+    game = make("linear_quadratic", num_states=21, horizon=8, shift_until=3, shift_from=5)
+    batch = noise_batch(game, "exact", jax.random.PRNGKey(0), 4)
+    deviator = make_policy(game, resolve(TrainConfig(game=game.name, network=SMALL)), jax.random.PRNGKey(1), True)
+    population = Uniform(game.n_states, game.n_actions)
+    calls = []
+    chunked = learned_best_response(
+        game, population, deviator, batch, jax.random.PRNGKey(2), iterations=7, chunk=3, progress=calls.append
+    )
+    whole = learned_best_response(game, population, deviator, batch, jax.random.PRNGKey(2), iterations=7, chunk=7)
+    assert calls == [3, 3, 1] and chunked.curve.shape == (7,)
+    np.testing.assert_allclose(chunked.curve, whole.curve, rtol=1e-5)
+    assert chunked.exploitability_lower_bound == pytest.approx(whole.exploitability_lower_bound, rel=1e-5)

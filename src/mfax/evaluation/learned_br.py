@@ -13,6 +13,8 @@ finite noise the exact information-consistent figure must fall inside
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -52,13 +54,16 @@ def learned_best_response(
     iterations: int = 300,
     lr: float = 1e-3,
     num_paths: int = 32,
+    chunk: int = 50,
+    progress: Callable[[int], None] | None = None,
 ) -> LearnedBestResponse:
     """Train ``deviator`` (a recurrent :class:`NetworkPolicy`; warm-start it from the
     population's parameters when they share an architecture) against ``population``.
 
     With an exact ``eval_noise`` the deviator trains on the enumerated paths; otherwise
     on ``num_paths`` fresh Monte Carlo paths per iteration, and the bound is estimated
-    on ``eval_noise``.
+    on ``eval_noise``. Training runs ``chunk`` iterations per compiled call and calls
+    ``progress(k)`` after each with the ``k`` iterations it ran.
     """
     if not deviator.recurrent:
         raise ValueError("the learned best response needs a recurrent (history-aware) deviator")
@@ -80,12 +85,20 @@ def learned_best_response(
         p = optax.apply_updates(p, jax.tree.map(lambda u: -lr_t * u, updates))
         return (p, opt_state), value
 
-    @compiling.jit
-    def run(p):
-        (p, _), curve = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(iterations))
-        return p, curve
+    @functools.partial(compiling.jit, static_argnums=3)
+    def run(p, opt_state, start, length):
+        (p, opt_state), curve = jax.lax.scan(step, (p, opt_state), start + jnp.arange(length))
+        return p, opt_state, curve
 
-    params, curve = run(params)
+    opt_state, curves, done = tx.init(params), [], 0
+    while done < iterations:  # chunks, so that a long training can report progress
+        length = min(chunk, iterations - done)
+        params, opt_state, curve = run(params, opt_state, jnp.int32(done), length)
+        curves.append(curve)
+        done += length
+        if progress is not None:
+            progress(length)
+    curve = jnp.concatenate(curves)
     deviator = eqx.combine(params, static)
 
     @compiling.jit

@@ -137,7 +137,8 @@ def eval_command(
         ),
     ] = "uniform",
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a game parameter, key=value (repeatable)")
+        list[str] | None,
+        typer.Option("--set", help="override a game parameter, key=value (repeatable) [default: the game's]"),
     ] = None,
     noise: Annotated[
         str, typer.Option(help="'exact' (enumerate finite noise), 'sample' (Monte Carlo) or 'auto'")
@@ -145,15 +146,18 @@ def eval_command(
     paths: Annotated[int, typer.Option(help="number of sampled noise paths (--noise sample)")] = 128,
     seed: Annotated[int, typer.Option(help="PRNG seed for sampled noise")] = 0,
     run_index: Annotated[
-        int | None, typer.Option(help="which run of a multi-seed/multi-lr RUN (default: the best)")
+        int | None,
+        typer.Option(help="which run of a multi-seed/multi-lr RUN [default: the best at the last evaluation]"),
     ] = None,
     learned_br: Annotated[
-        bool, typer.Option("--learned-br", help="also train a history-aware best response: a lower bound")
+        bool,
+        typer.Option("--learned-br", help="also train a history-aware best response: a lower bound [default: off]"),
     ] = False,
     br_iterations: Annotated[int, typer.Option(help="iterations of the learned best response")] = 300,
     br_lr: Annotated[float, typer.Option(help="learning rate of the learned best response")] = 1e-3,
-    x64: Annotated[bool, typer.Option("--x64", help="compute in float64")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object")] = False,
+    x64: Annotated[bool, typer.Option("--x64", help="compute in float64 [default: off, float32]")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar for --learned-br (on stderr)")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
 ) -> None:
     """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns."""
     import jax
@@ -189,13 +193,14 @@ def eval_command(
         seconds = time.perf_counter() - start
         bracket = None
         if learned_br:
-            bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed)
+            bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed, progress)
 
     _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds)
     if bracket is not None:
         typer.echo(
-            f"  learned history-aware best response: exploitability >= {bracket.exploitability_lower_bound:.6g}"
-            f"  ({bracket.iterations} iterations)"
+            f"  exploitability (lower bound, learned)   {bracket.exploitability_lower_bound:.6g}"
+            f"  (a history-aware deviator trained {bracket.iterations} iterations gains this much; the"
+            " information-consistent exploitability lies between this lower bound and the per-path upper bound)"
         )
     if as_json:
         record = {
@@ -210,7 +215,7 @@ def eval_command(
         typer.echo(json.dumps(record))
 
 
-def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int):
+def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
     import jax
 
     from mfax.evaluation.learned_br import learned_best_response
@@ -223,16 +228,26 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
     deviator = make_policy(game, rspg, jax.random.PRNGKey(seed + 7), recurrent=True)
     if isinstance(population, NetworkPolicy) and population.recurrent:
         deviator = population  # warm start: the deviator starts as the population (gain 0)
-    return learned_best_response(
-        game,
-        population,
-        deviator,
-        batch,
-        jax.random.PRNGKey(seed + 11),
-        iterations=iterations,
-        lr=lr,
-        num_paths=cfg.paths,
-    )
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=iterations, unit="it", desc="learned best response", dynamic_ncols=True)
+    try:
+        return learned_best_response(
+            game,
+            population,
+            deviator,
+            batch,
+            jax.random.PRNGKey(seed + 11),
+            iterations=iterations,
+            lr=lr,
+            num_paths=cfg.paths,
+            progress=None if bar is None else bar.update,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @app.command("train")
@@ -405,12 +420,7 @@ def train_command(
             raise typer.Exit(130) from None
     if not main:
         return
-    info = summary["final_exploitability_info"]
-    typer.echo(
-        f"done: {summary['iterations']} iterations, {summary['seconds_per_iteration']:.3g} s/iteration, "
-        f"exploitability {summary['final_exploitability']:.6g} (per path)"
-        + ("" if info is None else f", {info:.6g} (information-consistent)")
-    )
+    typer.echo(done_line(summary))
     if plots:
         from mfax.run.plots import plot_run
 
@@ -418,6 +428,41 @@ def train_command(
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
         typer.echo(json.dumps({"run": str(target.root), **summary}))
+
+
+def _change(start: float | None, end: float | None) -> str:
+    """``444.7 -> 135.3``, with a warning when it rose."""
+    if end is None:
+        return "n/a"
+    if start is None:
+        return f"{end:.6g}"
+    text = f"{start:.6g} -> {end:.6g}"
+    return text + " (ROSE: worse than at the start)" if end > start else text
+
+
+def done_line(summary: dict) -> str:
+    """The ``done:`` line of ``mfax train``: exploitability at the start and the end
+    (lower is better; says so when it rose) and the seconds per iteration, with and
+    without evaluation."""
+    runs = summary.get("runs", 1)
+    mean = f", mean of {runs} runs" if runs > 1 else ""
+    parts = [
+        f"done: {summary['iterations']} iterations",
+        f"exploitability (per path, lower is better{mean}) "
+        + _change(summary.get("initial_exploitability"), summary.get("final_exploitability")),
+    ]
+    if summary.get("final_exploitability_info") is not None:
+        parts.append(
+            "information-consistent "
+            + _change(summary.get("initial_exploitability_info"), summary["final_exploitability_info"])
+        )
+    rate = summary.get("seconds_per_iteration")
+    if rate is not None:
+        parts.append(f"{rate:.3g} s/iteration training alone")
+    overall = summary.get("session_seconds_per_iteration")
+    if overall is not None:
+        parts.append(f"{overall:.3g} s/iteration with evaluation, checkpoints and compilation (as the progress bar)")
+    return "; ".join(parts)
 
 
 @app.command("plot")

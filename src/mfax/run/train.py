@@ -157,6 +157,7 @@ def train(
             run.save_checkpoint(to_host(states))
 
     bar = _progress(config.iterations, start, progress and main)
+    session_start = time.perf_counter()  # what the bar counts: training, evaluation, checkpoints, compilation
     chunks: dict[int, Any] = {}
     last_eval: list[dict[str, Any]] = []
     try:
@@ -197,6 +198,8 @@ def train(
     if not main:
         return {}
     summary = _summary(config, run, wall, compile_s, int(to_host(states.iteration)[0]))
+    ran = summary["iterations"] - start
+    summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
     return summary
 
@@ -210,7 +213,8 @@ def _progress(total: int, initial: int, enabled: bool):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+    # smoothing 0: the bar shows the session's average rate, as the ``done:`` line does
+    return tqdm(total=total, initial=initial, unit="it", desc="train+eval", smoothing=0, dynamic_ncols=True)
 
 
 def _wall_at(run: RunDir, iteration: int, default: float) -> float:
@@ -241,6 +245,10 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
     return rows
 
 
+def _mean_or_none(values: list) -> float | None:
+    return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
 def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
     rows = run.read_metrics()
     last = [r for r in rows if r["iteration"] == iteration]
@@ -261,6 +269,7 @@ def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, it
         "final_exploitability_info_per_run": infos,
         "final_policy_return": float(np.mean([r["policy_return"] for r in last])) if last else None,
         "initial_exploitability": float(np.mean([r["exploitability"] for r in first])) if first else None,
+        "initial_exploitability_info": _mean_or_none([r["exploitability_info"] for r in first]),
         "best_run": best,
         "wall_clock_s": wall,
         "compile_s": compile_s,
