@@ -124,3 +124,27 @@ def test_done_line_gives_start_end_and_says_when_it_rose():
     summary.update(final_exploitability=3.5, initial_exploitability_info=20.0, final_exploitability_info=2.0)
     fell = done_line(summary)
     assert "29.25 -> 3.5;" in fell and "information-consistent 20 -> 2" in fell and "ROSE" not in fell
+
+
+def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():
+    from mfax.run.plots import exploitability_scale
+
+    assert exploitability_scale([444.7, 135.3, None]) == ("log", None)
+    assert exploitability_scale([38.9, 2.3, -5.7e-6, 0.0]) == ("symlog", 1e-6)
+
+
+def test_plot_titles_describe_the_noise_path_in_words():
+    import jax
+
+    from mfax.dynamics import noise_batch
+    from mfax.games import make
+    from mfax.run.plots import path_title
+
+    game = make("beach_bar", num_states=21, horizon=10)
+    batch = noise_batch(game, "exact", jax.random.PRNGKey(0), 1)
+    titles = {path_title(game, batch.noise, i, i) for i in range(batch.num_paths)}
+    assert "noise path 0: bar at state 5, stays open" in titles
+    assert f"noise path {batch.num_paths - 1}: bar at state 15, closes at t = 5" in titles
+    sis = make("sis")
+    sis_batch = noise_batch(sis, "sample", jax.random.PRNGKey(0), 4)
+    assert {path_title(sis, sis_batch.noise, i, i).split(": ")[1] for i in range(4)} <= {"mild regime", "severe regime"}

@@ -111,7 +111,8 @@ class Game(eqx.Module):
     * ``terminal_reward(mu, mu_next, noise, t) -> (n, m)``: replaces the step reward at
       ``t = T - 1`` (defaults to the step reward);
     * ``observation(mu, noise, t) -> (d_o,)``: the public observation, normalised as the
-      policy sees it; a function of the aggregate state only.
+      policy sees it; a function of the aggregate state only;
+    * optionally ``describe_noise(noise) -> str``: one noise path in words (plot titles).
 
     ``t`` is always a traced int32 scalar; everything must be jit- and vmap-friendly.
     """
@@ -171,6 +172,12 @@ class Game(eqx.Module):
 
     def observation(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Float[Array, " d"]:
         raise NotImplementedError
+
+    # -- optional ----------------------------------------------------------------------
+    def describe_noise(self, noise: Noise) -> str:
+        """One noise path (concrete arrays, no leading axis) in a few words, for plot
+        titles, e.g. where the bar is and whether it closes. Default: ``""``."""
+        return ""
 
     # -- shared validation -------------------------------------------------------------
     def _check_common(self) -> None:

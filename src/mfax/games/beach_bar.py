@@ -148,6 +148,10 @@ class BeachBar(Game):
         closing_penalty = n * (dist == 1) * (z_next == 0)
         return -dist * z_now - closing_penalty - jnp.abs(self.action_values())[None, :] / n
 
+    def describe_noise(self, noise):
+        closes = float(noise.z[-1]) == 0.0
+        return f"bar at state {int(noise.bar)}, " + (f"closes at t = {self.close_time}" if closes else "stays open")
+
     def observation(self, mu, noise, t):
         n = self.num_states
         m = mu @ jnp.arange(n, dtype=mu.dtype)

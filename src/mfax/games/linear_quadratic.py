@@ -127,6 +127,10 @@ class LinearQuadratic(Game):
         gap = self._gap(mu_next)
         return jnp.broadcast_to(-0.5 * self.c_term * gap**2, (self.num_states, self.n_actions))
 
+    def describe_noise(self, noise):
+        z = float(noise.z)
+        return "no common shock" if z == 0.0 else f"common shock z = {z:+g}"
+
     def observation(self, mu, noise, t):
         m = mu @ jnp.arange(self.num_states, dtype=mu.dtype)
         return jnp.stack([m / self.num_states])

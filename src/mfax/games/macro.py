@@ -227,5 +227,9 @@ class Macro(Game):
     def terminal_reward(self, mu, mu_next, noise, t):
         return self.terminal_reward_at_prices(*self.prices(mu, noise.z[t]))
 
+    def describe_noise(self, noise):
+        z = np.asarray(noise.z)
+        return f"log productivity {z.min():+.3f}..{z.max():+.3f}, ends {z[-1]:+.3f}"
+
     def observation(self, mu, noise, t):
         return jnp.stack(self.prices(mu, noise.z[t]))

@@ -118,5 +118,8 @@ class SIS(Game):
         home = jnp.array([0.0, 1.0])[None, :]
         return -self.infection_cost * infected - self.home_cost * home + jnp.zeros((2, 2))
 
+    def describe_noise(self, noise):
+        return f"{'severe' if float(noise.severe) == 1.0 else 'mild'} regime"
+
     def observation(self, mu, noise, t):
         return jnp.stack([mu[1] + self.report_error * noise.report_error[t]])

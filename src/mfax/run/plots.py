@@ -1,7 +1,9 @@
 """Plots of a run directory (PNG, matplotlib's Agg backend; no display needed).
 
-* ``exploitability.png``: exploitability (both definitions) vs wall-clock and vs iteration;
-* ``mean_field.png``: the mean field over time as a heat map for a few noise paths;
+* ``exploitability.png``: exploitability (both definitions) vs wall-clock and vs iteration,
+  on a log axis, or a symlog one (stated on the axis) when a value is at or below zero;
+* ``mean_field.png``: the mean field over time as a heat map for a few noise paths, each
+  described in the game's words (``Game.describe_noise``);
 * ``policy.png``: the learned policy (mean action per state over time on those paths);
 * macro only: ``wealth.png`` (wealth distribution at several times), ``prices.png``
   (interest rate and wage paths), ``savings.png`` (savings fraction by income).
@@ -39,11 +41,39 @@ def plot_run(run: RunDir, num_paths: int = 3) -> list[Path]:
     pick = _spread(noise.num_paths, num_paths)
     sub = jax.tree.map(lambda x: x[pick], noise.noise)
     traj = jax.device_get(rollout_batch(game, policy, sub))
+    titles = [path_title(game, sub, i, int(p)) for i, p in enumerate(pick)]
     if game.name == "macro":
-        written += plot_macro(run, game, traj)
+        written += plot_macro(run, game, traj, titles)
     else:
-        written += [plot_mean_field(run, game, traj), plot_policy(run, game, traj)]
+        written += [plot_mean_field(run, game, traj, titles), plot_policy(run, game, traj, titles)]
     return written
+
+
+def path_title(game, noise, i: int, number: int) -> str:
+    """``noise path <number>: <the game's words for path i of the batch noise>``."""
+    words = game.describe_noise(jax.tree.map(lambda x: np.asarray(x[i]), noise))
+    return f"noise path {number}" + (f": {words}" if words else "")
+
+
+def exploitability_scale(values) -> tuple[str, float | None]:
+    """``("log", None)`` when every value is positive; else ``("symlog", linthresh)``: an
+    exploitability at or below zero (a converged solver in floating point) would turn a
+    log axis into a vertical drop, so the axis is linear within ``+-linthresh`` (the
+    smallest nonzero magnitude, rounded down to a power of ten) and logarithmic outside."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    if all(v > 0 for v in finite):
+        return "log", None
+    small = min((abs(v) for v in finite if v != 0), default=1.0)
+    return "symlog", float(10.0 ** np.floor(np.log10(small)))
+
+
+def _set_exploitability_axis(ax, values, label: str) -> None:
+    scale, linthresh = exploitability_scale(values)
+    if scale == "log":
+        ax.set(yscale="log", ylabel=label + " (log scale)")
+    else:
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.set_ylabel(f"{label}\n(symlog: linear within +-{linthresh:.0e}; values <= 0 reached)")
 
 
 def _spread(total: int, k: int) -> np.ndarray:
@@ -59,7 +89,8 @@ def run_label(row: dict) -> str:
 def plot_exploitability(run: RunDir) -> Path:
     plt = _pyplot()
     rows = run.read_metrics()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    config = run.load_config()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for r in sorted({row["run"] for row in rows}):
         mine = [row for row in rows if row["run"] == r]
         it = [row["iteration"] for row in mine]
@@ -71,11 +102,16 @@ def plot_exploitability(run: RunDir) -> Path:
         info = [row["exploitability_info"] for row in mine]
         if info and info[0] is not None:
             axes[1].plot(it, info, linestyle="--", label=label + " info-consistent")
-    axes[0].set(xlabel="training wall-clock (s)", ylabel="exploitability (per path)", yscale="log")
-    axes[1].set(xlabel="iteration", ylabel="exploitability", yscale="log")
+    per_path = [row["exploitability"] for row in rows]
+    both = per_path + [row["exploitability_info"] for row in rows]
+    axes[0].set(xlabel="training wall-clock (s), evaluation excluded")
+    _set_exploitability_axis(axes[0], per_path, "exploitability (per path)")
+    axes[1].set(xlabel="iteration")
+    _set_exploitability_axis(axes[1], both, "exploitability")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.suptitle(f"{config.game}, {config.algo}: exploitability (lower is better)")
     fig.tight_layout()
     return _save(fig, run.plots_dir / "exploitability.png")
 
@@ -86,39 +122,48 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _heatmaps(path: Path, images, titles, cmap: str, suptitle: str, label: str | None = None) -> Path:
-    """One time x state heat map per noise path, side by side."""
+def _heatmaps(path: Path, images, titles, cmap: str, suptitle: str, label: str, limits=(None, None)) -> Path:
+    """One time x state heat map per noise path, side by side (colours from ``limits``,
+    the images' own range where ``None``)."""
     plt = _pyplot()
     k = len(images)
     fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), squeeze=False)
     for ax, image, title in zip(axes[0], images, titles, strict=True):
-        im = ax.imshow(np.asarray(image).T, aspect="auto", origin="lower", cmap=cmap)
-        ax.set(title=title, xlabel="t", ylabel="state")
+        im = ax.imshow(np.asarray(image).T, aspect="auto", origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1])
+        ax.set_title(title, fontsize=9)
+        ax.set(xlabel="time t", ylabel="state index")
         fig.colorbar(im, ax=ax, fraction=0.046, label=label)
     fig.suptitle(suptitle)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_mean_field(run: RunDir, game, traj) -> Path:
-    titles = [f"noise path {i}: obs0 {np.round(traj.obs[i, 0], 3)}" for i in range(traj.mu.shape[0])]
-    return _heatmaps(run.plots_dir / "mean_field.png", traj.mu, titles, "viridis", f"{game.name}: mean field over time")
+def plot_mean_field(run: RunDir, game, traj, titles: list[str]) -> Path:
+    return _heatmaps(
+        run.plots_dir / "mean_field.png",
+        traj.mu,
+        titles,
+        "viridis",
+        f"{game.name}: mean field over time on {len(titles)} evaluation noise paths",
+        label="population share in the state",
+    )
 
 
-def plot_policy(run: RunDir, game, traj) -> Path:
-    mean_action = traj.probs @ np.asarray(game.action_values())  # (P, T, n)
-    titles = [f"noise path {i}" for i in range(mean_action.shape[0])]
+def plot_policy(run: RunDir, game, traj, titles: list[str]) -> Path:
+    values = np.asarray(game.action_values())
+    mean_action = traj.probs @ values  # (P, T, n)
     return _heatmaps(
         run.plots_dir / "policy.png",
         mean_action,
         titles,
         "coolwarm",
-        f"{game.name}: learned policy (expected action)",
-        label="mean action",
+        f"{game.name}: learned policy on {len(titles)} evaluation noise paths",
+        label="expected action value",
+        limits=(values.min(), values.max()),  # the same colours on every panel
     )
 
 
-def plot_macro(run: RunDir, game, traj) -> list[Path]:
+def plot_macro(run: RunDir, game, traj, titles: list[str]) -> list[Path]:
     plt = _pyplot()
     nw, ny = game.num_wealth, game.num_income
     wealth = game.wealth_grid_np()
@@ -130,7 +175,8 @@ def plot_macro(run: RunDir, game, traj) -> list[Path]:
     for t in sorted({0, T // 8, T // 4, T // 2, T}):
         marginal = traj.mu[0, t].reshape(nw, ny).sum(-1)
         ax.plot(wealth, marginal, label=f"t = {t}")
-    ax.set(xscale="symlog", xlabel="wealth", ylabel="population share", title="wealth distribution (noise path 0)")
+    ax.set(xscale="symlog", xlabel="wealth (symlog scale)", ylabel="population share")
+    ax.set_title(f"wealth distribution on {titles[0]}", fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -138,13 +184,14 @@ def plot_macro(run: RunDir, game, traj) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for i in range(traj.obs.shape[0]):
-        axes[0].plot(traj.obs[i, :, 0], label=f"path {i}")
-        axes[1].plot(traj.obs[i, :, 1], label=f"path {i}")
-    axes[0].set(xlabel="t", ylabel="interest rate r_t")
-    axes[1].set(xlabel="t", ylabel="wage W_t")
+        axes[0].plot(traj.obs[i, :, 0], label=titles[i])
+        axes[1].plot(traj.obs[i, :, 1], label=titles[i])
+    axes[0].set(xlabel="time t", ylabel="interest rate r_t", title="interest rate")
+    axes[1].set(xlabel="time t", ylabel="wage W_t", title="wage")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.suptitle(f"macro: prices on {len(titles)} evaluation noise paths")
     fig.tight_layout()
     out.append(_save(fig, run.plots_dir / "prices.png"))
 
@@ -154,9 +201,10 @@ def plot_macro(run: RunDir, game, traj) -> list[Path]:
         saving = 1.0 - (traj.probs[0, t] @ actions).reshape(nw, ny)  # share of cash saved
         for j in range(ny):
             ax.plot(wealth, saving[:, j], label=f"income {income[j]:.2f}")
-        ax.set(xscale="symlog", xlabel="wealth", ylabel="expected share of cash saved", title=f"t = {t}")
+        ax.set(xscale="symlog", xlabel="wealth (symlog scale)", ylabel="expected share of cash saved", title=f"t = {t}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.suptitle(f"macro: savings policy on {titles[0]}", fontsize=10)
     fig.tight_layout()
     out.append(_save(fig, run.plots_dir / "savings.png"))
     return out
