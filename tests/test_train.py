@@ -273,3 +273,29 @@ def test_learned_best_response_reports_progress_and_chunking_does_not_change_it(
     assert calls == [3, 3, 1] and chunked.curve.shape == (7,)
     np.testing.assert_allclose(chunked.curve, whole.curve, rtol=1e-5)
     assert chunked.exploitability_lower_bound == pytest.approx(whole.exploitability_lower_bound, rel=1e-5)
+
+
+def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_path):
+    import re
+
+    import jax
+
+    out = tmp_path / "prov"
+    config = TrainConfig(game="sis", algo="spg", iterations=2, eval_every=2, network=SMALL, noise="sample", paths=8)
+    train(config, out, progress=False)
+    path = out / "provenance.json"
+    prov = json.loads(path.read_text())
+    setup = (prov["jax"], prov["backend"], prov["precision"], prov["processes"])
+    assert setup == (jax.__version__, "cpu", "float32", 1)
+    assert {"mfax", "python", "jaxlib", "devices", "xla_options", "XLA_FLAGS"} <= set(prov)
+    assert prov["source_revision"] is None or re.fullmatch(r"[0-9a-f]{40}(\+modified)?", prov["source_revision"])
+    same = runner.invoke(app, ["eval", str(out), "--json"])
+    assert same.exit_code == 0 and "warning" not in same.stderr, same.stderr
+    path.write_text(json.dumps({**prov, "jax": "0.0.1"}))
+    for args in (["eval", str(out), "--json"], ["train", "--resume", str(out), "--no-progress", "--no-plots"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("mfax: warning: ")
+        assert f"jax 0.0.1 -> {jax.__version__}" in lines[0]
+    assert json.loads(path.read_text())["resumed"][0]["iteration"] == 2

@@ -110,6 +110,15 @@ def list_command(
             typer.echo(f"    {p['name']:<22} {p['default']!s:<28} {p['help']}")
 
 
+def _warn_provenance(run, float64: bool) -> None:
+    """One line on stderr when ``run`` was produced under another setup (see ``provenance.json``)."""
+    from mfax.run.provenance import check
+
+    line = check(run.provenance_path, float64)
+    if line is not None:
+        typer.echo(line, err=True)
+
+
 def _print_evaluation(title: str, result, batch, seconds: float) -> None:
     info = result.exploitability_info
     typer.echo(title)
@@ -180,6 +189,7 @@ def eval_command(
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
             trainer, pol, run_index = load_policy(RunDir(run_dir), run_index)
+            _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
             g, overrides, label = trainer.game, trainer.config.params, f"run {run_dir} (run {run_index})"
             config = trainer.config
         else:
@@ -407,6 +417,7 @@ def train_command(
                 shutil.rmtree(target.root)
         if main:
             typer.echo(f"run directory: {target.root}")
+            _warn_provenance(target, config.x64)
         try:
             summary = train(config, target.root, resume=resume is not None, progress=progress)
         except TrainingDiverged as err:

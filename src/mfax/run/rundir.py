@@ -5,6 +5,7 @@ Layout::
     RUN/config.json          resolved configuration (every default filled in)
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
+    RUN/provenance.json      what produced the run (versions, revision, backend, precision)
     RUN/checkpoint.eqx       latest training state (Equinox leaf serialisation, numpy .npy
                              records, no pickle), replaced atomically
     RUN/plots/*.png
@@ -58,6 +59,7 @@ class RunDir:
     summary_path = property(lambda self: self.root / "summary.json")
     checkpoint_path = property(lambda self: self.root / "checkpoint.eqx")
     plots_dir = property(lambda self: self.root / "plots")
+    provenance_path = property(lambda self: self.root / "provenance.json")
 
     # -- config ------------------------------------------------------------------------
     def load_config(self) -> TrainConfig:

@@ -25,6 +25,7 @@ from mfax.evaluation.exploitability import evaluate
 from mfax.games import Game, GameError, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
+from mfax.run.provenance import record as record_provenance
 from mfax.run.rundir import RunDir
 from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, to_host, train_mesh
@@ -139,6 +140,8 @@ def train(
     if resume and run.has_checkpoint():
         states = place_runs(run.load_checkpoint(to_host(states)), trainer.mesh)
     start = int(to_host(states.iteration)[0])
+    if main:
+        record_provenance(run.provenance_path, config.x64, start if resume else None)
     trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
 
     def record(rows: list[dict[str, Any]]) -> None:

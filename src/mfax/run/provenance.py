@@ -1,0 +1,108 @@
+"""What produced a run: versions, source revision, backend, devices, precision, XLA options.
+
+:func:`collect` describes the current process. A new run records it in
+``RUN/provenance.json``; :func:`check` compares a run's record with the current process
+and gives one warning line naming what differs (``mfax train --resume`` and
+``mfax eval RUN`` print it); :func:`record` notes each resume under a different setup in
+the file's ``resumed`` list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def source_revision() -> str | None:
+    """The git commit of mfax's source (``+modified`` when its files differ from it),
+    when mfax runs from a git checkout that tracks it; else ``None``."""
+    here = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return None  # not a checkout, or one of another project (mfax installed inside it)
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip()
+    except (OSError, subprocess.SubprocessError):  # no git, or it hung
+        return None
+    return head.stdout.strip() + ("+modified" if changed else "")
+
+
+def collect(float64: bool) -> dict[str, Any]:
+    """This process's provenance; ``float64``: the precision the run computes in."""
+    import jax
+    import jaxlib
+
+    from mfax import __version__
+    from mfax.compiling import DEFAULTS_ENV, compiler_options
+
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    return {
+        "mfax": __version__,
+        "source_revision": source_revision(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "backend": jax.default_backend(),
+        "devices": f"{len(devices)} x {', '.join(kinds)}",
+        "processes": jax.process_count(),
+        "precision": "float64" if float64 else "float32",
+        "xla_options": compiler_options(),
+        DEFAULTS_ENV: os.environ.get(DEFAULTS_ENV, ""),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``["jax 0.4.30 -> 0.4.31", ...]`` for every entry that differs."""
+    return [
+        f"{key} {recorded.get(key)!s} -> {value!s}"
+        for key, value in current.items()
+        if key != "resumed" and recorded.get(key) != value
+    ]
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # absent (a run from an older mfax) or unreadable
+        return None
+
+
+def check(path: Path, float64: bool) -> str | None:
+    """One warning line when the run at ``path`` was produced under another setup."""
+    recorded = read(path)
+    if recorded is None or "jax" not in recorded:  # no record of the setup that made the run
+        return None
+    changed = differences(recorded, collect(float64))
+    if not changed:
+        return None
+    return f"mfax: warning: {str(path.parent)!r} was produced under another setup: {'; '.join(changed)}"
+
+
+def record(path: Path, float64: bool, resumed_at: int | None = None) -> None:
+    """Write a new run's provenance, or (``resumed_at``: the iteration it continues
+    from) add the setup a resume runs under when it differs from the recorded one."""
+    current = collect(float64)
+    data = read(path) if resumed_at is not None else None
+    if data is None and resumed_at is not None:  # a run from an older mfax: its creator is unknown
+        data = {"resumed": [{"iteration": resumed_at, **current}]}
+    elif data is None:
+        data = current
+    elif differences(data, current):
+        data.setdefault("resumed", []).append({"iteration": resumed_at, **current})
+    else:
+        return
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
