@@ -299,3 +299,38 @@ def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_pat
         assert len(lines) == 1 and lines[0].startswith("mfax: warning: ")
         assert f"jax 0.0.1 -> {jax.__version__}" in lines[0]
     assert json.loads(path.read_text())["resumed"][0]["iteration"] == 2
+
+
+def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path):
+    out = tmp_path / "keep"
+    params = dict(num_states=21, horizon=8, shift_until=3, shift_from=5)
+    config = TrainConfig(game="linear_quadratic", params=params, iterations=6, eval_every=2, keep=2, network=SMALL)
+    train(config, out, progress=False)
+    run = RunDir(out)
+    assert run.kept_iterations() == [4, 6] and run.best_checkpoint_path.is_file()
+    rows = {row["iteration"]: row["exploitability"] for row in run.read_metrics()}
+    best = min(rows, key=rows.get)
+    assert run.read_summary()["best_iteration"] == best
+
+    def evaluate(which: str):
+        result = runner.invoke(app, ["eval", str(out), "--iteration", which, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])["exploitability"]
+
+    for which, iteration in (("4", 4), ("last", 6), ("best", best), (str(best), best)):
+        assert evaluate(which) == pytest.approx(rows[iteration], rel=1e-5), which
+    missing = runner.invoke(app, ["eval", str(out), "--iteration", "2"])
+    assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
+    tags = {k: ", ".join(t for t, at in (("best", best), ("last", 6)) if at == k) for k in {4, 6, best}}
+    available = ", ".join(f"{k} ({tags[k]})" if tags[k] else str(k) for k in sorted(tags))
+    assert f"no checkpoint of iteration '2' in {str(out)!r}; available: {available} (" in missing.stderr
+
+    # --resume --iterations N extends the finished run from its last checkpoint
+    shorter = runner.invoke(app, ["train", "--resume", str(out), "--iterations", "3"])
+    assert shorter.exit_code == 2 and "below the 6 iterations this run has done" in shorter.stderr
+    extended = runner.invoke(app, ["train", "--resume", str(out), "--iterations", "8", "--no-progress", "--no-plots"])
+    assert extended.exit_code == 0, extended.output
+    after = {row["iteration"]: row["exploitability"] for row in run.read_metrics()}
+    assert sorted(after) == [0, 2, 4, 6, 8] and all(after[k] == rows[k] for k in rows)
+    assert run.read_summary()["iterations"] == 8 and json.loads((out / "config.json").read_text())["iterations"] == 8
+    assert run.kept_iterations() == [6, 8]

@@ -154,6 +154,13 @@ def eval_command(
     ] = "auto",
     paths: Annotated[int, typer.Option(help="number of sampled noise paths (--noise sample)")] = 128,
     seed: Annotated[int, typer.Option(help="PRNG seed for sampled noise")] = 0,
+    iteration: Annotated[
+        str,
+        typer.Option(
+            help="which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K "
+            "that has one (the last, the best, or one kept by `mfax train --keep N`)"
+        ),
+    ] = "last",
     run_index: Annotated[
         int | None,
         typer.Option(help="which run of a multi-seed/multi-lr RUN [default: the best at the last evaluation]"),
@@ -188,11 +195,14 @@ def eval_command(
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
-            trainer, pol, run_index = load_policy(RunDir(run_dir), run_index)
+            trainer, pol, run_index = load_policy(RunDir(run_dir), run_index, iteration.strip().lower())
             _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
-            g, overrides, label = trainer.game, trainer.config.params, f"run {run_dir} (run {run_index})"
+            g, overrides = trainer.game, trainer.config.params
+            label = f"run {run_dir} (run {run_index}, checkpoint {iteration})"
             config = trainer.config
         else:
+            if iteration != "last":
+                raise GameError("--iteration picks a checkpoint of a RUN; a fixed policy has none")
             overrides = parse_overrides(game, set_ or [])
             g = make(game, **overrides)
             pol = parse_policy(g, policy)
@@ -269,7 +279,8 @@ def train_command(
     iterations: Annotated[
         int | None,
         typer.Option(
-            help=f"training iterations; with --resume, a larger number extends the run [default: {_CFG.iterations}]"
+            help="training iterations; with --resume, a larger number extends the run (the learning rate's "
+            f"linear decay is then planned over the new total) [default: {_CFG.iterations}]"
         ),
     ] = None,
     paths: Annotated[
@@ -354,6 +365,13 @@ def train_command(
             "mfax[tensorboard], mfax[wandb]) [default: off]",
         ),
     ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            help="also keep the checkpoints of the N most recent evaluations in RUN/checkpoints/ (the best and "
+            f"the last are always kept; `mfax eval RUN --iteration K`) [default: {_CFG.keep}]"
+        ),
+    ] = None,
     plots: Annotated[bool, typer.Option(help="write the plots at the end")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     as_json: Annotated[
@@ -376,9 +394,12 @@ def train_command(
         if resume is not None:
             target = RunDir(resume)
             config = target.load_config()
-            given = (game, algo, iterations, paths, noise, lr, seeds, seed, config_file)
+            given = (game, algo, paths, noise, lr, seeds, seed, config_file, keep)
             if any(v is not None for v in given) or set_ or hp or log_to:
-                raise GameError("--resume continues a run as configured; drop the other training options")
+                raise GameError(
+                    "--resume continues a run as configured (only --iterations may extend it); "
+                    "drop the other training options"
+                )
         else:
             config = load_file(Path(config_file)) if config_file else TrainConfig()
             flags = {
@@ -392,6 +413,7 @@ def train_command(
                 "eval_every": eval_every,
                 "eval_paths": eval_paths,
                 "devices": devices,
+                "keep": keep,
             }
             config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
             if lr is not None:
@@ -419,7 +441,13 @@ def train_command(
             typer.echo(f"run directory: {target.root}")
             _warn_provenance(target, config.x64)
         try:
-            summary = train(config, target.root, resume=resume is not None, progress=progress)
+            summary = train(
+                config,
+                target.root,
+                resume=resume is not None,
+                progress=progress,
+                extend_to=iterations if resume else None,
+            )
         except TrainingDiverged as err:
             typer.echo(f"mfax: error: {err}", err=True)
             raise typer.Exit(1) from None

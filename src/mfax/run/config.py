@@ -67,6 +67,7 @@ class TrainConfig:
     x64: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
     log_to: list[str] = field(default_factory=list)  # optional trackers: tensorboard, wandb
+    keep: int = 0  # also keep the checkpoints of the last `keep` evaluations (best and last: always)
 
     @property
     def num_runs(self) -> int:
@@ -114,6 +115,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         _positive(f"network.{name}", getattr(net, name))
     if config.devices is not None:
         _positive("devices", config.devices)
+    if config.keep < 0:
+        raise GameError(f"keep must be >= 0, got {config.keep}")
     if any(not (x > 0.0) for x in lr):
         raise GameError(f"learning rates must be > 0, got {lr}")
     if net.head not in ("discrete", "beta"):

@@ -83,16 +83,21 @@ class Trainer:
         }
 
 
-def load_policy(run: RunDir, r: int | None = None) -> tuple[Trainer, Policy, int]:
-    """The trained policy of run ``r`` of a run directory (default: the best by the last
-    evaluation), with its trainer and run index."""
+def load_policy(run: RunDir, r: int | None = None, which: str = "last") -> tuple[Trainer, Policy, int]:
+    """The trained policy of run ``r`` of a run directory at checkpoint ``which`` (see
+    :meth:`RunDir.checkpoint_for`; default: the last), with its trainer and run index
+    (default: the best run by the evaluation at that checkpoint)."""
     config = run.load_config()
     if not run.has_checkpoint():
         raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
+    path = run.checkpoint_for(which)
     trainer = Trainer.build(config)
-    states = run.load_checkpoint(to_host(trainer.initial_states()))
+    states = run.load_checkpoint(to_host(trainer.initial_states()), path)
     if r is None:
-        r = int(run.read_summary().get("best_run", 0))
+        iteration = int(to_host(states.iteration)[0])
+        scores = {row["run"]: row["exploitability"] for row in run.read_metrics() if row["iteration"] == iteration}
+        scores = {k: v for k, v in scores.items() if v is not None}
+        r = min(scores, key=lambda k: (scores[k], k)) if scores else 0
     if not 0 <= r < config.num_runs:
         raise GameError(f"run index {r} out of range; allowed: 0..{config.num_runs - 1}")
     return trainer, trainer.policy(states, r), r
@@ -115,16 +120,25 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    extend_to: int | None = None,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``out``; returns the summary.
 
     ``stop_after`` ends the session after that many iterations in total, as a kill
-    would (for tests and time-boxed jobs); the run can be resumed.
+    would (for tests and time-boxed jobs); the run can be resumed. ``extend_to`` (with
+    ``resume``) sets the run's total iterations, e.g. beyond a finished run's: the
+    learning-rate schedule is planned over the total, so from the resumed iteration on
+    the rate is what a run of ``extend_to`` iterations has there (its linear decay to
+    0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if resume:
         config = run.load_config()
+        if extend_to is not None:
+            config = _extended(run, config, extend_to)
+            if main:
+                config.save(run.config_path)
     else:
         config = resolve(config)
         if main and run.config_path.exists():
@@ -153,11 +167,13 @@ def train(
         wall = _wall_at(run, start, wall)
         if main:
             run.truncate_metrics(start)
+            run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
     elif start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
             record(rows)
             run.save_checkpoint(to_host(states))
+            run.keep_checkpoint(0, config.keep)
 
     bar = _progress(config.iterations, start, progress and main)
     session_start = time.perf_counter()  # what the bar counts: training, evaluation, checkpoints, compilation
@@ -189,6 +205,7 @@ def train(
             if main:
                 record(last_eval)
                 run.save_checkpoint(to_host(states))
+                run.keep_checkpoint(iteration, config.keep)
                 run.write_summary(_summary(config, run, wall, compile_s, iteration))
             if bar is not None:
                 bar.update(length)
@@ -205,6 +222,16 @@ def train(
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
     return summary
+
+
+def _extended(run: RunDir, config: TrainConfig, iterations: int) -> TrainConfig:
+    """``config`` with ``iterations`` in total, at least the iterations already done."""
+    done = int(run.read_summary().get("iterations", 0))
+    if iterations < done:
+        raise GameError(
+            f"--iterations {iterations} is below the {done} iterations this run has done; allowed: >= {done}"
+        )
+    return dataclasses.replace(config, iterations=iterations)
 
 
 def resume(out: Path | str, **kwargs) -> dict[str, Any]:
@@ -274,6 +301,7 @@ def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, it
         "initial_exploitability": float(np.mean([r["exploitability"] for r in first])) if first else None,
         "initial_exploitability_info": _mean_or_none([r["exploitability_info"] for r in first]),
         "best_run": best,
+        "best_iteration": run.best_iteration(),
         "wall_clock_s": wall,
         "compile_s": compile_s,
         "seconds_per_iteration": wall / trained if iteration else None,
