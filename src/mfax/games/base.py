@@ -129,6 +129,16 @@ class Game(eqx.Module):
 
     # Concrete games declare ``horizon: int`` and ``gamma: float`` as parameters.
 
+    @property
+    def own_history_informative(self) -> bool:
+        """Whether an agent's own past states can tell it more about the common noise
+        than the public history does (its own transitions or rewards depend on noise the
+        observations hide). ``False``: the information-consistent exploitability is the
+        exact non-anticipative one; ``True``: it is a lower bound of it (see
+        ``docs/algorithms/exploitability.md``). Defaults to ``True``, the safe claim for
+        a game that does not declare otherwise."""
+        return True
+
     # -- the world ---------------------------------------------------------------------
     def state_values(self) -> Float[Array, "n d"]:
         raise NotImplementedError

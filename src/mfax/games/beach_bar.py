@@ -70,6 +70,12 @@ class BeachBar(Game):
         return 2 * self.max_action + 1
 
     @property
+    def own_history_informative(self) -> bool:
+        """``False``: the kernel depends on the noise only through the bar location,
+        and rewards through the bar and ``z_t``; all are observed."""
+        return False
+
+    @property
     def bar_range(self) -> tuple[int, int]:
         """Inclusive range of bar locations: floor(0.25 n) .. ceil(0.75 n) - 1."""
         return math.floor(0.25 * self.num_states), math.ceil(0.75 * self.num_states) - 1

@@ -71,6 +71,13 @@ class LinearQuadratic(Game):
     def n_actions(self) -> int:
         return 2 * self.max_action + 1
 
+    @property
+    def own_history_informative(self) -> bool:
+        """``False``: the shift moves the whole population, so the public mean reveals
+        whatever an agent's own move reveals about ``z`` (unless the whole population
+        sits pressed against a grid end, where clipping hides the shift)."""
+        return False
+
     def state_values(self):
         return jnp.arange(self.num_states, dtype=float)[:, None]
 

@@ -87,6 +87,12 @@ class Macro(Game):
     def n_actions(self) -> int:
         return self.num_actions
 
+    @property
+    def own_history_informative(self) -> bool:
+        """``False``: kernel and rewards depend on ``z`` only through the prices, which
+        are the observation."""
+        return False
+
     # -- grids (float64 numpy, converted to the default float dtype on use) ------------
     def wealth_grid_np(self) -> np.ndarray:
         p = self.grid_pivot

@@ -72,6 +72,13 @@ class SIS(Game):
     n_states: ClassVar[int] = 2
     n_actions: ClassVar[int] = 2
 
+    @property
+    def own_history_informative(self) -> bool:
+        """``True`` while the regime is random and matters: a susceptible agent's own
+        infection depends on the hidden ``beta``, and the public reports need not reveal
+        it (they do not when the population stays home)."""
+        return self.common_noise and self.beta_mild != self.beta_severe and 0.0 < self.severe_probability < 1.0
+
     def state_values(self):
         return jnp.array([[0.0], [1.0]])
 
