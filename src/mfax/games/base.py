@@ -5,7 +5,7 @@ game is hashable and can be closed over by ``jax.jit``) plus pure functions of e
 arguments. It never knows whether it is pushed forward exactly or run as a sampled
 population: the dynamics modules build both from the same kernel.
 
-Notation (GAMES.md): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
+Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
 support ``K``. The common noise of one episode is drawn up front as a *noise path*, a
 game-specific pytree (for instance the bar location and the bar's open/closed flag for
 every ``t = 0..T``). Common noise is exogenous: it does not depend on the mean field, so a

@@ -1,4 +1,4 @@
-"""Linear-quadratic game ("linear_quadratic"), exactly as in GAMES.md.
+"""Linear-quadratic game ("linear_quadratic"), defined in ``docs/games/linear_quadratic.md``.
 
 Agents on the integer line ``0..n-1`` pick a move ``a in -3..3`` and are rewarded for
 staying close to the population mean ``m``. A hidden common shock ``z = +-1`` pushes

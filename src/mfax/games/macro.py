@@ -1,4 +1,4 @@
-"""Heterogeneous-agent macroeconomy ("macro"), Krusell-Smith style, exactly as in GAMES.md.
+"""Heterogeneous-agent macroeconomy ("macro"), Krusell-Smith style (``docs/games/macro.md``).
 
 Households hold wealth ``w`` (200-point geometric grid) and income ``y`` (5 points),
 choose a savings fraction ``a`` of cash on hand, and face prices set by the whole

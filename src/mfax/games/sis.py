@@ -1,7 +1,7 @@
 """A worked example of writing your own game: an SIS epidemic ("sis").
 
 This file is the template for new games: subclass :class:`~mfax.games.base.Game`,
-declare every parameter with :func:`~mfax.games.base.param` (default + help text),
+declare every parameter with :func:`~mfax.params.param` (default + help text),
 validate in ``__check_init__`` and implement the pure functions of the protocol.
 Register it with :func:`mfax.games.register` and every tool works on it: exact
 push-forward, sampled populations, evaluation, exploitability, the CLI.
