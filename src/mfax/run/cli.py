@@ -108,14 +108,11 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     typer.echo(f"  exploitability (information-consistent) {'n/a' if info is None else format(info, '.6g')}")
     typer.echo("    per path: the deviator knows the whole noise path in advance")
     if info is not None:
-        typer.echo(
-            "    information-consistent: it sees the public history and its own current state; "
-            + (
-                f"for {game.name} a lower bound (remembering its own past states can tell it more about the noise)"
-                if game.own_history_informative
-                else f"exact for {game.name} (remembering its own past states would tell it nothing more)"
-            )
-        )
+        typer.echo("    information-consistent: it sees the public history and its own current state;")
+        if game.own_history_informative:
+            typer.echo(f"      for {game.name} a lower bound (its own past states can tell it more about the noise)")
+        else:
+            typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
     typer.echo(f"  policy return                           {result.policy_return:.6g}")
     typer.echo(f"  best-response return (per path)         {result.best_response_return:.6g}")
     typer.echo(f"  evaluated in {seconds:.2f} s")
