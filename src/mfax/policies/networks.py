@@ -1,6 +1,6 @@
 """Learned mean-field policies: one network gives the action distribution of every state.
 
-Architecture (the published one, ALGORITHMS.md)::
+Architecture (the published one, ``docs/algorithms/spg.md``)::
 
     o_t --Linear(d_o, 128)--ReLU--> e_t --[GRU(128) for RSPG]--> h_t --Linear(., 64)--> g_t
     s   --Embedding(n, 64) or Linear(f, 64)--> x_s

@@ -100,12 +100,19 @@ def list_command(
             typer.echo(f"    {p['name']:<22} {p['default']!s:<28} {p['help']}")
 
 
-def _print_evaluation(title: str, result, batch, seconds: float) -> None:
+def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
     typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}")
     typer.echo(f"  exploitability (information-consistent) {'n/a' if info is None else format(info, '.6g')}")
+    typer.echo("    per path: the deviator knows the whole noise path in advance")
+    if info is not None:
+        typer.echo("    information-consistent: it sees the public history and its own current state;")
+        if game.own_history_informative:
+            typer.echo(f"      for {game.name} a lower bound (its own past states can tell it more about the noise)")
+        else:
+            typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
     typer.echo(f"  policy return                           {result.policy_return:.6g}")
     typer.echo(f"  best-response return (per path)         {result.best_response_return:.6g}")
     typer.echo(f"  evaluated in {seconds:.2f} s")
@@ -177,7 +184,7 @@ def eval_command(
         if learned_br:
             bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed)
 
-    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds)
+    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g)
     if bracket is not None:
         typer.echo(
             f"  learned history-aware best response: exploitability >= {bracket.exploitability_lower_bound:.6g}"
@@ -190,6 +197,7 @@ def eval_command(
             "policy": policy if run_dir is None else run_dir,
             "noise": "exact" if batch.exact else "sample",
             **result.as_dict(),
+            "exploitability_info_exact": None if result.exploitability_info is None else not g.own_history_informative,
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }

@@ -17,7 +17,7 @@ from mfax.dynamics.noise import NOISE_MODES
 from mfax.games import GameError, game_class, make
 from mfax.solvers import solver_spec
 
-# Published per-game defaults (ALGORITHMS.md): paths per iteration, learning rate,
+# Published per-game defaults (docs/algorithms/spg.md): paths per iteration, learning rate,
 # policy head and state input. Games not listed use DEFAULTS.
 DEFAULTS = {"paths": 8, "lr": 1e-3, "head": "discrete", "state_input": "embedding"}
 GAME_DEFAULTS: dict[str, dict[str, Any]] = {

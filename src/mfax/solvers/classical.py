@@ -1,7 +1,7 @@
 """Exact classical solvers: fictitious play (FP) and online mirror descent (OMD).
 
 Tabular, time-dependent policies with the exact push-forward, exact Q-values and exact
-best responses (ALGORITHMS.md, "Exact classical solvers"). They need the common noise
+best responses (``docs/algorithms/fp.md``, ``docs/algorithms/omd.md``). They need the common noise
 to be off or to have a finite support of ``P`` paths (weights ``w``): the policy is then
 indexed by the node of the public-history tree, stored as a table ``(P, T, n, m)`` that
 is equal on paths sharing ``o_0..o_t`` (:class:`~mfax.policies.history.HistoryTabular`).

@@ -1,6 +1,6 @@
 """M-OMD: deep Munchausen online mirror descent on sampled populations.
 
-A model-free baseline (ALGORITHMS.md; Lauriere et al. 2022). Online mirror descent
+A model-free baseline (``docs/algorithms/momd.md``; Lauriere et al. 2022). Online mirror descent
 accumulates Q-functions, ``q_{k+1} = q_k + Q^{pi_k, mu_k}``, ``pi_{k+1} = softmax(q_{k+1} / tau)``;
 the Munchausen trick folds the accumulation into one Q-network by adding the scaled log
 of the previous policy to the reward, so the population policy is ``softmax(Q / tau)``

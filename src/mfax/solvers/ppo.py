@@ -1,6 +1,6 @@
 """IPPO and RIPPO: PPO on sampled populations, one implementation, two policy modules.
 
-Model-free baselines (ALGORITHMS.md): ``E`` parallel populations of ``N`` agents each
+Model-free baselines (``docs/algorithms/ippo.md``): ``E`` parallel populations of ``N`` agents each
 (:mod:`mfax.solvers.sampled`) learn from sampled rewards only. The agents share one
 policy network, a :class:`~mfax.policies.networks.NetworkPolicy`: agent ``i`` in state
 ``s_i`` acts with row ``s_i`` of the network's output for its population's public
