@@ -185,6 +185,8 @@ def test_a_torn_last_metrics_line_is_dropped_with_a_warning_and_rewritten_on_res
     assert len(run.metrics_csv.read_text().splitlines()) == 1 + 3
     result = runner.invoke(app, ["plot", str(run_copy)])  # readable again
     assert result.exit_code == 0, result.output
+    written = {p for p in run_copy.rglob("*") if p.is_file()} - {run_copy / rundir_module.LOCK}
+    assert written == set(run.own_files())  # OWN_FILES lists every file mfax wrote, plots included
 
 
 def test_a_corrupt_middle_metrics_line_is_one_error(run_copy):

@@ -54,9 +54,10 @@ METRIC_COLUMNS = [
 ]
 
 MARKER = "mfax-run.json"
-LOCK = "mfax.lock"
+LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in
 # Every file mfax writes in a run directory (glob patterns relative to it): --overwrite
-# removes these and nothing else. A file mfax starts writing must be listed here.
+# removes these and nothing else. A file mfax starts writing (a new plot, a new
+# checkpoint) must be listed here.
 _REPLACED = (MARKER, "config.json", "metrics.csv", "metrics.jsonl", "summary.json", "checkpoint.eqx", "checkpoint.json")
 OWN_FILES = (
     *_REPLACED,
@@ -187,18 +188,20 @@ class RunDir:
         with _disk("write", self.config_path):
             config.save(self.config_path)
 
+    def own_files(self) -> list[Path]:
+        """The files here that mfax wrote (matches of ``OWN_FILES``)."""
+        return [p for pattern in OWN_FILES for p in self.root.glob(pattern) if p.is_file() or p.is_symlink()]
+
     def remove_own_files(self) -> None:
         """Delete the files mfax writes (``OWN_FILES``), never anything else; folders
         are removed only when they end up empty."""
-        folders = set()
         with _disk("clear", self.root):
-            for pattern in OWN_FILES:
-                for path in self.root.glob(pattern):
-                    if path.is_file() or path.is_symlink():
-                        path.unlink()
-                        folders.update(p for p in path.parents if p != self.root and self.root in p.parents)
+            folders = set()
+            for path in self.own_files():
+                path.unlink()
+                folders.update(p for p in path.parents if self.root in p.parents)
             for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-                if folder.is_dir() and not any(folder.iterdir()):
+                if not any(folder.iterdir()):
                     folder.rmdir()
 
     @contextlib.contextmanager
