@@ -282,10 +282,9 @@ def test_resume_revalidates_an_edited_config(run_copy, edit, message):
 
 def test_an_out_path_under_a_file_is_one_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    one_error_line(
-        runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(tmp_path / "file" / "run"), *QUIET]),
-        "cannot create run directory",
-    )
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(tmp_path / "file" / "run" / "x"), *QUIET])
+    one_error_line(result, "cannot create run directory")
+    assert result.stdout == ""
     one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(tmp_path / "file"), *QUIET]), "is a file")
 
 
@@ -336,3 +335,14 @@ def test_the_lock_is_released_when_training_fails(run_copy):
         train(TrainConfig(), run_copy, resume=True, progress=False)
     with RunDir(run_copy).lock():  # not held any more
         pass
+
+
+def test_an_os_error_while_plotting_is_one_error(run_copy, monkeypatch):
+    from mfax.run import plots
+
+    def read_only(fig, path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(plots, "_save", read_only)
+    line = one_error_line(runner.invoke(app, ["plot", str(run_copy)]), "Read-only file system")
+    assert "exploitability.png" in line

@@ -161,6 +161,9 @@ class RunDir:
         missing or empty, or it is an mfax run and ``overwrite`` is set."""
         root = str(self.root)
         if not self.root.exists():
+            above = next((p for p in self.root.parents if p.exists()), None)
+            if above is not None and not above.is_dir():
+                raise GameError(f"cannot create run directory {root!r}: {str(above)!r} is not a directory")
             return
         if not self.root.is_dir():
             raise GameError(f"run directory {root!r} is a file, not a directory")
