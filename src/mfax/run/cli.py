@@ -34,6 +34,10 @@ def user_errors() -> Iterator[None]:
     except GameError as err:
         typer.echo(f"mfax: error: {err}", err=True)
         raise typer.Exit(2) from None
+    except OSError as err:  # read-only or full disk, a path through a file, ...
+        where = "" if err.filename is None else f": {err.filename}"
+        typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
+        raise typer.Exit(2) from None
 
 
 def parse_overrides(game: str, items: list[str]) -> dict:
@@ -300,7 +304,7 @@ def train_command(
     (config, metrics, checkpoint, plots) and scores the policy exactly as it goes."""
     import dataclasses
 
-    from mfax.run.config import TrainConfig, from_dict, load_file
+    from mfax.run.config import TrainConfig, from_dict, load_file, resolve
     from mfax.run.rundir import RunDir
     from mfax.run.train import TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
@@ -310,11 +314,32 @@ def train_command(
     main = is_main_process()
     with user_errors():
         if resume is not None:
+            given = {
+                "--game": game,
+                "--algo": algo,
+                "--iterations": iterations,
+                "--paths": paths,
+                "--noise": noise,
+                "--lr": lr,
+                "--seeds": seeds,
+                "--seed": seed,
+                "--eval-every": eval_every,
+                "--eval-paths": eval_paths,
+                "--devices": devices,
+                "--set": set_ or None,
+                "--hp": hp or None,
+                "--config": config_file,
+                "--out": out,
+                "--overwrite": overwrite or None,
+                "--x64": x64 or None,
+                "--log-to": log_to or None,
+            }
+            for flag, value in given.items():
+                if value is not None:
+                    raise GameError(f"--resume continues a run as configured (its config.json); drop {flag}")
             target = RunDir(resume)
+            target.check_run()
             config = target.load_config()
-            given = (game, algo, iterations, paths, noise, lr, seeds, seed, config_file)
-            if any(v is not None for v in given) or set_ or hp or log_to:
-                raise GameError("--resume continues a run as configured; drop the other training options")
         else:
             config = load_file(Path(config_file)) if config_file else TrainConfig()
             flags = {
@@ -343,18 +368,14 @@ def train_command(
                 config.x64 = True
             if log_to:
                 config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
-            config = from_dict(config.to_dict())
+            config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
             target = RunDir(out or f"runs/{config.game}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}")
-            if overwrite and target.root.exists():
-                if not target.config_path.exists():
-                    raise GameError(f"--overwrite refuses {str(target.root)!r}: it is not a run directory")
-                import shutil
-
-                shutil.rmtree(target.root)
+            if main:
+                target.check_new(overwrite)
         if main:
             typer.echo(f"run directory: {target.root}")
         try:
-            summary = train(config, target.root, resume=resume is not None, progress=progress)
+            summary = train(config, target.root, resume=resume is not None, overwrite=overwrite, progress=progress)
         except TrainingDiverged as err:
             typer.echo(f"mfax: error: {err}", err=True)
             raise typer.Exit(1) from None
@@ -375,7 +396,8 @@ def train_command(
     if plots:
         from mfax.run.plots import plot_run
 
-        files = plot_run(target)
+        with user_errors():
+            files = plot_run(target)
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
         typer.echo(json.dumps({"run": str(target.root), **summary}))

@@ -11,6 +11,7 @@ stays.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -112,33 +113,49 @@ def train(
     out: Path | str,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``out``; returns the summary.
 
-    ``stop_after`` ends the session after that many iterations in total, as a kill
-    would (for tests and time-boxed jobs); the run can be resumed.
+    Everything is validated before the disk is touched. A new run needs ``out`` missing,
+    empty, or (with ``overwrite``, whose old files are then removed) an mfax run; one
+    process at a time writes a run directory. ``stop_after`` ends the session after that
+    many iterations in total, as a kill would (for tests and time-boxed jobs); the run
+    can be resumed.
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if resume:
+        run.check_run()
         config = run.load_config()
     else:
         config = resolve(config)
-        if main and run.config_path.exists():
-            raise GameError(f"run directory {str(run.root)!r} already holds a run; use --resume or another --out")
         if main:
-            run.root.mkdir(parents=True, exist_ok=True)
-            config.save(run.config_path)
+            run.check_new(overwrite)
     trainer = Trainer.build(config)
+    with run.lock() if main else contextlib.nullcontext():
+        if main and not resume:
+            run.start_new(config, overwrite)
+        return _train_locked(trainer, run, resume, progress, stop_after)
+
+
+def _train_locked(
+    trainer: Trainer, run: RunDir, resume: bool, progress: bool, stop_after: int | None
+) -> dict[str, Any]:
+    config = trainer.config
+    main = is_main_process()
     states = trainer.initial_states()
-    previous = run.read_summary()
-    wall = float(previous.get("wall_clock_s", 0.0)) if resume else 0.0
-    compile_s = 0.0
+    wall = compile_s = 0.0
     if resume and run.has_checkpoint():
         states = place_runs(run.load_checkpoint(to_host(states)), trainer.mesh)
     start = int(to_host(states.iteration)[0])
+    if main and resume:
+        # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
+        # below runs again (a kill may have cut it short)
+        run.truncate_metrics(start if start > 0 else -1)
+        wall = _wall_at(run, start, wall)
     trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
 
     def record(rows: list[dict[str, Any]]) -> None:
@@ -146,11 +163,7 @@ def train(
         for tracker in trackers:
             tracker.log(rows)
 
-    if resume:
-        wall = _wall_at(run, start, wall)
-        if main:
-            run.truncate_metrics(start)
-    elif start == 0:
+    if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
             record(rows)
