@@ -1,7 +1,9 @@
-"""Naive pure-numpy float64 reference ("oracle") for the three games of GAMES.md.
+"""Naive pure-numpy float64 reference ("oracle") for the three published games
+(``docs/games/linear_quadratic.md``, ``beach_bar.md``, ``macro.md``).
 
-Written only from the spec text (shared/spec/GAMES.md and the "Exploitability"
-section of ALGORITHMS.md), independently of ``mfax``; it must never import ``mfax``.
+Written only from the written game definitions and the exploitability definition
+(``docs/algorithms/exploitability.md``), independently of ``mfax``; it must never
+import ``mfax``.
 Clarity over speed: transitions and rewards are defined per (state, action) with
 plain Python; the evaluation helpers assemble them into small padded arrays only so
 that push-forward and value recursions stay fast enough for the default sizes.
@@ -173,7 +175,7 @@ class RefLinearQuadratic(RefGame):
         return float(-self.c_action * av * av + self.q * av * dev - self.kappa / 2.0 * dev * dev)
 
     def observation(self, mu, path, t):
-        # GAMES.md: the policy sees m_t / 99 (= n_states).
+        # the policy sees m_t / 99 (= n_states).
         return np.array([self.mean(mu) / self.n_states], dtype=np.float64)
 
 
@@ -402,7 +404,7 @@ class RefMacro(RefGame):
         return float(self.utility(c * self.action_values[a]))
 
     def observation(self, mu, path, t):
-        # GAMES.md gives no normalisation for the macro observation: raw [r_t, W_t].
+        # the macro observation is not normalised: raw [r_t, W_t].
         r, W = self.prices(mu, path, t)
         return np.array([r, W], dtype=np.float64)
 
@@ -603,7 +605,7 @@ def exploitability(game: RefGame, policy, paths=None) -> dict:
     # Tree of public-observation histories: nodes[t] = list of groups (lists of
     # path indices) having the same o_0..o_t. The deviator's information at t is its
     # own current state plus that history; it does not update its belief over the
-    # paths from its own past states (as ALGORITHMS.md defines the quantity).
+    # paths from its own past states (the information-consistent figure).
     nodes = [_split(range(P), lambda p: trajs[p].obs[0])]
     for t in range(1, T):
         level = []

@@ -25,6 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mfax
+import reference_games
 from mfax.dynamics.noise import enumerate_noise
 from mfax.evaluation.exploitability import evaluate
 from mfax.evaluation.values import best_response_value, policy_value
@@ -161,6 +162,77 @@ def test_tiny_sis_matches_brute_force_equilibrium():
         home = np.asarray(solved[0, :2, 0, 1])
         np.testing.assert_allclose(home, [grid[i], grid[j]], atol=0.01)
         assert float(expl(solved[0])) < 1e-5
+
+
+def _reference_fp(game, path, updates: int, *, initial: str, ties: str) -> np.ndarray:
+    """Fictitious play without common noise written from its definition in numpy
+    (tests/reference_games.py's independent kernels and rewards): ``k`` policies
+    averaged (best responses, plus the uniform policy under ``initial="average"``), the
+    best response against the average's mean-field path by backward induction with
+    ``ties`` (uniform over the maximisers / the first), ``nu`` pushed along the
+    population's kernels, and ``pibar' = (k mubar pibar + nu b) / (k mubar + nu)``, on
+    one noise path (a path the population tells apart from the others at t = 0)."""
+    n, m, T = game.n_states, game.n_actions, game.horizon
+    pibar = np.full((T, n, m), 1.0 / m)
+    for step in range(updates):
+        traj = reference_games._trajectory(game, lambda t, obs, table=pibar: table[t], path)
+        v, br = np.zeros(n), np.zeros((T, n, m))
+        for t in reversed(range(T)):
+            q = traj.rewards[t] + game.gamma * traj.kernels[t].expect(v)
+            top = q.max(1, keepdims=True)
+            if ties == "first":
+                br[t] = np.eye(m)[q.argmax(1)]
+            else:
+                near = q >= top - 64 * np.finfo(float).eps * (1.0 + np.abs(top))
+                br[t] = near / near.sum(1, keepdims=True)
+            v = top[:, 0]
+        nu = [traj.mus[0]]
+        for t in range(T - 1):
+            nu.append(traj.kernels[t].push(nu[t], br[t]))
+        k = step + (1 if initial == "average" else 0)
+        mus = np.asarray(traj.mus[:T])[..., None]
+        nus = np.asarray(nu)[..., None]
+        num, den = k * mus * pibar + nus * br, k * mus + nus
+        pibar = np.where(den > 0, num / np.where(den > 0, den, 1.0), (k * pibar + br) / (k + 1))
+    return pibar
+
+
+@pytest.mark.parametrize("initial,ties", [("replace", "split"), ("average", "first"), ("average", "split")])
+@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar"])
+def test_fictitious_play_conventions_match_a_reference_implementation(name, initial, ties):
+    """FP's two conventions (``--hp initial=replace|average ties=split|first``) against
+    FP written from its definition on the independent numpy games; and the history of
+    ``solve`` is indexed by updates: entry k scores the policy after k updates."""
+    params = dict(num_states=7, horizon=4, common_noise=False)
+    if name == "linear_quadratic":
+        params["max_action"] = 1
+    game = mfax.make(name, **params)
+    ref_game = getattr(reference_games, f"ref_{name}")(**params)
+    paths = [path for path, _ in ref_game.noise_paths()]  # beach bar: the bar's location, public at t = 0
+    for updates in (1, 3):
+        table, history = solve(game, "fp", updates, initial=initial, ties=ties)
+        assert table.shape[0] == len(paths)
+        for i, path in enumerate(paths):
+            expected = _reference_fp(ref_game, path, updates, initial=initial, ties=ties)
+            np.testing.assert_allclose(np.asarray(table[i]), expected, rtol=1e-10, atol=1e-12)
+        assert history.exploitability.shape == (updates + 1,)
+        final = evaluate(game, table_policy(game, enumerate_noise(game), table), enumerate_noise(game))
+        assert float(history.exploitability[-1]) == pytest.approx(final.exploitability_info, rel=1e-10, abs=1e-12)
+    # the conventions give different policies (the reference pins down which is which)
+    one_replace, _ = solve(game, "fp", 1, initial="replace", ties=ties)
+    one_average, _ = solve(game, "fp", 1, initial="average", ties=ties)
+    assert float(np.abs(np.asarray(one_average) - np.asarray(one_replace)).max()) > 0.1
+
+
+def test_fp_conventions_are_declared_hyper_parameters(tmp_path):
+    with pytest.raises(mfax.GameError, match="FP ties must be split or first"):
+        solve(mfax.make("beach_bar", common_noise=False), "fp", 1, ties="last")
+    result = CliRunner().invoke(
+        app,
+        ["train", "--game", "beach_bar", "--algo", "fp", "--hp", "initial=sometimes", "--out", str(tmp_path / "x")],
+    )
+    assert result.exit_code == 2 and "FP initial must be replace or average" in result.output, result.output
+    assert not (tmp_path / "x").exists()
 
 
 def test_mfax_train_runs_fp_and_omd_through_the_driver(tmp_path):

@@ -12,6 +12,7 @@ from mfax.run.cli import app, done_line
 runner = CliRunner()
 
 
+@pytest.mark.smoke
 def test_list_shows_every_game_with_defaults():
     result = runner.invoke(app, ["list", "--json"])
     assert result.exit_code == 0
@@ -23,6 +24,7 @@ def test_list_shows_every_game_with_defaults():
     assert "idiosyncratic_probs" in text
 
 
+@pytest.mark.smoke
 def test_eval_json_last_line():
     result = runner.invoke(
         app, ["eval", "--game", "beach_bar", "--policy", "uniform", "--set", "common_noise=false", "--json"]
@@ -78,6 +80,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
     ],
 )
+@pytest.mark.smoke
 def test_bad_input_gives_one_line_error(args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2

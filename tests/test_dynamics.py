@@ -27,7 +27,7 @@ def check_mass(game, seed):
     np.testing.assert_allclose(mu.sum(-1), 1.0, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar", "sis"])
+@pytest.mark.parametrize("name", [pytest.param("linear_quadratic", marks=pytest.mark.smoke), "beach_bar", "sis"])
 @given(seed=st.integers(0, 2**31 - 1))
 def test_mass_is_conserved_and_non_negative(name, seed):
     """Random time-dependent policies, random noise: every mu_t is a probability vector."""

@@ -154,6 +154,7 @@ def test_sampled_macro_has_no_information_consistent_figure():
         ("beach_bar", {"num_states": 31, "horizon": 12}, ref_beach_bar),
     ],
 )
+@pytest.mark.smoke
 def test_exploitability_matches_reference_with_common_noise(name, params, ref_factory):
     """All four figures against the independent numpy implementation, float64."""
     with jax.enable_x64(True):

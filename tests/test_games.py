@@ -18,6 +18,7 @@ def test_registry_lists_every_game():
     assert set(ALL_GAMES) <= set(mfax.game_names())
 
 
+@pytest.mark.smoke
 def test_make_overrides_and_defaults():
     g = mfax.make("beach_bar", common_noise=False, num_states=51)
     assert (g.n_states, g.n_actions, g.horizon, g.gamma) == (51, 11, 30, 0.99)

@@ -46,9 +46,8 @@ def test_munchausen_target_matches_hand_computation():
     # row 1: tau log pi(a=0) = 0.5 * (0 - log(1 + e^4)) -> clipped; done: no continuation
     bonus1 = max(tau * log_softmax(q_prev[1])[0], floor)
     expected = [2.0 + alpha * bonus0 + gamma * soft0, -1.0 + alpha * bonus1]
-    got = munchausen_target(
-        batch, jnp.asarray(q_prev), jnp.asarray(q_next), gamma=gamma, tau=tau, alpha=alpha, floor=floor
-    )
+    logpi_prev = jax.nn.log_softmax(jnp.asarray(q_prev) / tau, axis=-1)  # pi_k = softmax(Q_k / tau)
+    got = munchausen_target(batch, logpi_prev, jnp.asarray(q_next), gamma=gamma, tau=tau, alpha=alpha, floor=floor)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     # soft value = tau * logsumexp(Q / tau)
     assert soft0 == pytest.approx(tau * np.log(np.exp(q_next[0] / tau).sum()), rel=1e-6)
@@ -79,6 +78,10 @@ def test_restated_policy_is_softmax_of_q_over_tau_and_gives_the_agents_actions()
 
 @pytest.mark.parametrize("name", sorted(SHORT))
 def test_short_run_reduces_exploitability(tmp_path, name):
+    """The mean over 4 seeds (side by side in one program): single seeds of these short
+    runs spread widely (beach bar, 40 iterations, seeds 0-3: 55-99 from 111 before the
+    Munchausen term used the collecting policy's log-probabilities, 62-93 after), so a
+    one-seed assertion passes or fails by chance."""
     spec = SHORT[name]
     config = TrainConfig(
         game=name,
@@ -86,6 +89,7 @@ def test_short_run_reduces_exploitability(tmp_path, name):
         params=spec["params"],
         iterations=spec["iterations"],
         lr=[3e-3],
+        seeds=4,
         eval_every=spec["iterations"],
         network=SMALL,
         hparams={"updates": 20},

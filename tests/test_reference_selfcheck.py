@@ -1,6 +1,6 @@
 """Self-consistency checks of the naive reference games (tests/reference_games.py).
 
-These test the oracle itself against hand-computed facts from GAMES.md; they do not
+These test the oracle itself against hand-computed facts from the game definitions (docs/games/); they do not
 touch mfax.
 """
 

@@ -157,6 +157,7 @@ def test_learned_best_response_brackets_information_consistent_exploitability(tm
     assert 0.0 < lower <= info + 1e-3 * abs(info) and info <= upper + 1e-3 * abs(upper), (lower, info, upper)
 
 
+@pytest.mark.smoke
 def test_train_cli_writes_run_directory_and_plots(tmp_path):
     out = tmp_path / "cli"
     result = runner.invoke(

@@ -10,9 +10,10 @@ All functions take a batch of ``P`` exact trajectories (one per noise path, from
 * policy value: ``V_t(s) = sum_a pi_t(a|s) Q_t(s, a)``;
 * best response per path (the published definition: the deviator knows the realised
   noise path): ``V*_t(s) = max_a Q_t(s, a)``;
-* information-consistent best response (finite noise): the deviator only knows the
-  public history ``o_0..o_t``, so ``Q`` is first averaged, with the path probabilities,
-  over the paths sharing that history, then maximised.
+* information-consistent best response (finite noise): the deviator knows the public
+  history ``o_0..o_t`` and its current state (not its past ones), so ``Q`` is first
+  averaged, with the path probabilities, over the paths sharing that history, then
+  maximised.
 
 The population's mean-field path is fixed (it is the population's, not the deviator's).
 """

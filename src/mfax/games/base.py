@@ -5,7 +5,7 @@ game is hashable and can be closed over by ``jax.jit``) plus pure functions of e
 arguments. It never knows whether it is pushed forward exactly or run as a sampled
 population: the dynamics modules build both from the same kernel.
 
-Notation (GAMES.md): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
+Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
 support ``K``. The common noise of one episode is drawn up front as a *noise path*, a
 game-specific pytree (for instance the bar location and the bar's open/closed flag for
 every ``t = 0..T``). Common noise is exogenous: it does not depend on the mean field, so a
@@ -129,6 +129,16 @@ class Game(eqx.Module):
         raise NotImplementedError
 
     # Concrete games declare ``horizon: int`` and ``gamma: float`` as parameters.
+
+    @property
+    def own_history_informative(self) -> bool:
+        """Whether an agent's own past states can tell it more about the common noise
+        than the public history does (its own transitions or rewards depend on noise the
+        observations hide). ``False``: the information-consistent exploitability is the
+        exact non-anticipative one; ``True``: it is a lower bound of it (see
+        ``docs/algorithms/exploitability.md``). Defaults to ``True``, the safe claim for
+        a game that does not declare otherwise."""
+        return True
 
     # -- the world ---------------------------------------------------------------------
     def state_values(self) -> Float[Array, "n d"]:

@@ -1,10 +1,10 @@
-"""Beach bar game ("beach_bar"), exactly as in GAMES.md.
+"""Beach bar game ("beach_bar"), defined in ``docs/games/beach_bar.md``.
 
 Agents on a beach ``0..n-1`` want to be near a bar at a random location ``b`` (drawn
 at reset from ``floor(n/4) .. ceil(3n/4) - 1`` and observed). Nobody can land on or
 cross the bar. With common noise on, the bar closes with probability 1/2 at ``t = T//2``;
-being next to it at that moment costs ``n``. Agents do not observe ``t``, so they must
-remember how long they have been there.
+being next to it at any ``t`` with ``z_{t+1} = 0`` (from ``t = T//2 - 1`` on) costs
+``n``. Agents do not observe ``t``, so they must remember how long they have been there.
 
 .. math::
 
@@ -68,6 +68,12 @@ class BeachBar(Game):
     @property
     def n_actions(self) -> int:
         return 2 * self.max_action + 1
+
+    @property
+    def own_history_informative(self) -> bool:
+        """``False``: the kernel depends on the noise only through the bar location,
+        and rewards through the bar and ``z_t``; all are observed."""
+        return False
 
     @property
     def bar_range(self) -> tuple[int, int]:

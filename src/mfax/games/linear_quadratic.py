@@ -1,4 +1,4 @@
-"""Linear-quadratic game ("linear_quadratic"), exactly as in GAMES.md.
+"""Linear-quadratic game ("linear_quadratic"), defined in ``docs/games/linear_quadratic.md``.
 
 Agents on the integer line ``0..n-1`` pick a move ``a in -3..3`` and are rewarded for
 staying close to the population mean ``m``. A hidden common shock ``z = +-1`` pushes
@@ -70,6 +70,13 @@ class LinearQuadratic(Game):
     @property
     def n_actions(self) -> int:
         return 2 * self.max_action + 1
+
+    @property
+    def own_history_informative(self) -> bool:
+        """``False``: the shift moves the whole population, so the public mean reveals
+        whatever an agent's own move reveals about ``z`` (unless the whole population
+        sits pressed against a grid end, where clipping hides the shift)."""
+        return False
 
     def state_values(self):
         return jnp.arange(self.num_states, dtype=float)[:, None]

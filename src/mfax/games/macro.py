@@ -1,4 +1,4 @@
-"""Heterogeneous-agent macroeconomy ("macro"), Krusell-Smith style, exactly as in GAMES.md.
+"""Heterogeneous-agent macroeconomy ("macro"), Krusell-Smith style (``docs/games/macro.md``).
 
 Households hold wealth ``w`` (200-point geometric grid) and income ``y`` (5 points),
 choose a savings fraction ``a`` of cash on hand, and face prices set by the whole
@@ -86,6 +86,12 @@ class Macro(Game):
     @property
     def n_actions(self) -> int:
         return self.num_actions
+
+    @property
+    def own_history_informative(self) -> bool:
+        """``False``: kernel and rewards depend on ``z`` only through the prices, which
+        are the observation."""
+        return False
 
     # -- grids (float64 numpy, converted to the default float dtype on use) ------------
     def wealth_grid_np(self) -> np.ndarray:

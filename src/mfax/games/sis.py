@@ -1,7 +1,7 @@
 """A worked example of writing your own game: an SIS epidemic ("sis").
 
 This file is the template for new games: subclass :class:`~mfax.games.base.Game`,
-declare every parameter with :func:`~mfax.games.base.param` (default + help text),
+declare every parameter with :func:`~mfax.params.param` (default + help text),
 validate in ``__check_init__`` and implement the pure functions of the protocol.
 Register it with :func:`mfax.games.register` and every tool works on it: exact
 push-forward, sampled populations, evaluation, exploitability, the CLI.
@@ -71,6 +71,13 @@ class SIS(Game):
 
     n_states: ClassVar[int] = 2
     n_actions: ClassVar[int] = 2
+
+    @property
+    def own_history_informative(self) -> bool:
+        """``True`` while the regime is random and matters: a susceptible agent's own
+        infection depends on the hidden ``beta``, and the public reports need not reveal
+        it (they do not when the population stays home)."""
+        return self.common_noise and self.beta_mild != self.beta_severe and 0.0 < self.severe_probability < 1.0
 
     def state_values(self):
         return jnp.array([[0.0], [1.0]])

@@ -1,6 +1,6 @@
 """Learned mean-field policies: one network gives the action distribution of every state.
 
-Architecture (the published one, ALGORITHMS.md)::
+Architecture (the published one, ``docs/algorithms/spg.md``)::
 
     o_t --Linear(d_o, 128)--ReLU--> e_t --[GRU(128) for RSPG]--> h_t --Linear(., 64)--> g_t
     s   --Embedding(n, 64) or Linear(f, 64)--> x_s
@@ -13,14 +13,8 @@ aggregate parts, ``W [x_s; g_t] = W_x x_s + W_g g_t``, so the state part (which 
 depend on the observation) is an ``(n, 128)`` table computed once per call instead of
 once per state and path.
 
-Heads: ``"discrete"`` (softmax over the ``m`` action logits) or ``"beta"`` (a Beta(a, b)
-density on ``[0, 1]`` evaluated on the game's action values and renormalised: the
-published choice for the macro savings fraction). The Beta is parametrised by its mean
-``sigmoid(y_0)`` and a bounded concentration ``a + b = 2 + 198 sigmoid(y_1 - 3)`` (about
-11 at initialisation: a broad density around 1/2): an
-unbounded one lets the density collapse onto a single grid point early in training,
-after which the softmax saturates and the gradient vanishes (seen with softplus
-parameters at the published learning rate 1e-2).
+Heads (``"discrete"`` softmax over action logits, ``"beta"`` density on the action
+grid) and the per-state MLP are defined once, in :mod:`mfax.policies.heads`.
 """
 
 from __future__ import annotations
@@ -34,8 +28,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax.games.base import Game
 from mfax.policies.base import Policy
+from mfax.policies.heads import Head, head_probs, head_size, mlp_head
 
-Head = Literal["discrete", "beta"]
 StateInput = Literal["embedding", "features"]
 
 
@@ -94,7 +88,7 @@ class NetworkPolicy(Policy):
             lambda layer: (layer.weight, layer.bias), self.aggregate_proj, (first.weight[:, state_embed:], first.bias)
         )
         self.hidden = eqx.nn.Linear(mlp_width, mlp_width, key=keys[7])
-        n_out = game.n_actions if head == "discrete" else 2
+        n_out = head_size(head, game.n_actions)
         out = eqx.nn.Linear(mlp_width, n_out, key=jax.random.fold_in(key, 99))
         # small last layer: the initial policy is close to uniform (discrete) or flat (beta)
         self.out = eqx.tree_at(lambda layer: (layer.weight, layer.bias), out, (out.weight * 0.01, out.bias * 0.0))
@@ -140,10 +134,11 @@ class NetworkPolicy(Policy):
         batch, n = a.shape[:-1], table.shape[0]
         flat = a.reshape(-1, a.shape[-1])
         y = mlp_head(table, flat, self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias)
-        y = y.reshape(*batch, n, -1)  # (*b, n, k)
-        if self.head == "discrete":
-            return jax.nn.softmax(y, axis=-1)
-        return beta_on_grid(y, self.game.action_values())
+        return self.head_probs(y.reshape(*batch, n, -1))  # (*b, n, m)
+
+    def head_probs(self, y: Float[Array, "*b k"]) -> Float[Array, "*b m"]:
+        """Action probabilities of raw head outputs (see :mod:`mfax.policies.heads`)."""
+        return head_probs(self.head, y, self.game.action_values())
 
     def __call__(self, carry, obs, t):
         carry, g = self._encode(carry, obs)
@@ -161,67 +156,3 @@ class NetworkPolicy(Policy):
         flat = obs.reshape(-1, *obs.shape[-2:])
         g = jax.vmap(self.aggregate_sequence)(flat).reshape(*batch, obs.shape[-2], -1)
         return self.probs_from_aggregate(g)
-
-
-@jax.custom_vjp
-def mlp_head(
-    table: Float[Array, "n w"],
-    a: Float[Array, "B w"],
-    hidden_w: Float[Array, "w w"],
-    hidden_b: Float[Array, " w"],
-    out_w: Float[Array, "k w"],
-    out_b: Float[Array, " k"],
-) -> Float[Array, "rows k"]:
-    """The per-state MLP on every (batch, state) row: ``rows = B n`` outputs of
-    ``relu(relu(table_s + a_b) W_h^T + b_h) W_o^T + b_o`` as one 2-D matrix product per
-    layer (weights in Equinox's ``(out, in)`` layout).
-
-    Its derivative is written out (:func:`_mlp_head_bwd`): the first activation is
-    recomputed from ``(table, a)`` instead of stored, the ReLU masks are read off the
-    activations, and every product is 2-D in the orientation XLA's CPU backend runs
-    fastest. Measured on the beach-bar head (83 paths x 101 states, one step, forward
-    plus backward): 9.4 ms by plain autodiff, 7.0 ms written out with XLA's default
-    options; a whole beach-bar RSPG iteration at the published settings, compiled with
-    :mod:`mfax.compiling`'s options, about 0.33 s with plain autodiff and 0.28 s written
-    out (alternating runs on this 2-core machine, whose speed drifts by 10-20%).
-    Reverse-mode only, as every custom VJP (``jax.grad``/``jax.vjp``, not ``jax.jvp``)."""
-    return _mlp_head_fwd(table, a, hidden_w, hidden_b, out_w, out_b)[0]
-
-
-def _first_activation(table, a):
-    return jax.nn.relu(table + a[:, None, :]).reshape(-1, table.shape[-1])  # (rows, w)
-
-
-def _mlp_hidden(table, a, hidden_w, hidden_b):
-    return jax.nn.relu(_first_activation(table, a) @ hidden_w.T + hidden_b)
-
-
-def _mlp_head_fwd(table, a, hidden_w, hidden_b, out_w, out_b):
-    h1 = _mlp_hidden(table, a, hidden_w, hidden_b)
-    return h1 @ out_w.T + out_b, (table, a, hidden_w, out_w, h1)
-
-
-def _mlp_head_bwd(res, dy):
-    table, a, hidden_w, out_w, h1 = res
-    z0 = _first_activation(table, a)
-    d_out_w, d_out_b = dy.T @ h1, dy.sum(0)
-    dh = jnp.where(h1 > 0, dy @ out_w, 0.0)
-    d_hidden_w, d_hidden_b = dh.T @ z0, dh.sum(0)
-    dz = jnp.where(z0 > 0, dh @ hidden_w, 0.0).reshape(a.shape[0], table.shape[0], -1)
-    return dz.sum(0), dz.sum(1), d_hidden_w, d_hidden_b, d_out_w, d_out_b
-
-
-mlp_head.defvjp(_mlp_head_fwd, _mlp_head_bwd)
-
-
-MAX_CONCENTRATION = 200.0
-
-
-def beta_on_grid(y: Float[Array, "*b 2"], points: Float[Array, " m"]) -> Float[Array, "*b m"]:
-    """Beta(a, b) density at ``points`` in (0, 1), renormalised, with mean
-    ``sigmoid(y_0)`` and concentration ``a + b = 2 + (MAX - 2) sigmoid(y_1 - 3)``."""
-    mean = jax.nn.sigmoid(y[..., :1])
-    concentration = 2.0 + (MAX_CONCENTRATION - 2.0) * jax.nn.sigmoid(y[..., 1:] - 3.0)
-    a, b = mean * concentration, (1.0 - mean) * concentration
-    logits = (a - 1.0) * jnp.log(points) + (b - 1.0) * jnp.log1p(-points)
-    return jax.nn.softmax(logits, axis=-1)

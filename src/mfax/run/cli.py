@@ -48,6 +48,10 @@ def user_errors() -> Iterator[None]:
     except GameError as err:
         typer.echo(f"mfax: error: {err}", err=True)
         raise typer.Exit(2) from None
+    except OSError as err:  # read-only or full disk, a path through a file, ...
+        where = "" if err.filename is None else f": {err.filename}"
+        typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
+        raise typer.Exit(2) from None
 
 
 def parse_overrides(game: str, items: list[str]) -> dict:
@@ -119,12 +123,19 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
-def _print_evaluation(title: str, result, batch, seconds: float) -> None:
+def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
     typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}")
     typer.echo(f"  exploitability (information-consistent) {'n/a' if info is None else format(info, '.6g')}")
+    typer.echo("    per path: the deviator knows the whole noise path in advance")
+    if info is not None:
+        typer.echo("    information-consistent: it sees the public history and its own current state;")
+        if game.own_history_informative:
+            typer.echo(f"      for {game.name} a lower bound (its own past states can tell it more about the noise)")
+        else:
+            typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
     typer.echo(f"  policy return                           {result.policy_return:.6g}")
     typer.echo(f"  best-response return (per path)         {result.best_response_return:.6g}")
     typer.echo(f"  evaluated in {seconds:.2f} s")
@@ -215,7 +226,7 @@ def eval_command(
         if learned_br:
             bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed, progress)
 
-    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds)
+    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g)
     if bracket is not None:
         typer.echo(
             f"  exploitability (lower bound, learned)   {bracket.exploitability_lower_bound:.6g}"
@@ -229,6 +240,7 @@ def eval_command(
             "policy": policy if run_dir is None else run_dir,
             "noise": "exact" if batch.exact else "sample",
             **result.as_dict(),
+            "exploitability_info_exact": None if result.exploitability_info is None else not g.own_history_informative,
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }
@@ -382,7 +394,7 @@ def train_command(
     (config, metrics, checkpoint, plots) and scores the policy exactly as it goes."""
     import dataclasses
 
-    from mfax.run.config import TrainConfig, from_dict, load_file
+    from mfax.run.config import TrainConfig, from_dict, load_file, resolve
     from mfax.run.rundir import RunDir
     from mfax.run.train import TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
@@ -392,14 +404,35 @@ def train_command(
     main = is_main_process()
     with user_errors():
         if resume is not None:
+            given = {
+                "--game": game,
+                "--algo": algo,
+                "--paths": paths,
+                "--noise": noise,
+                "--lr": lr,
+                "--seeds": seeds,
+                "--seed": seed,
+                "--eval-every": eval_every,
+                "--eval-paths": eval_paths,
+                "--devices": devices,
+                "--set": set_ or None,
+                "--hp": hp or None,
+                "--config": config_file,
+                "--out": out,
+                "--overwrite": overwrite or None,
+                "--x64": x64 or None,
+                "--log-to": log_to or None,
+                "--keep": keep,
+            }
+            for flag, value in given.items():
+                if value is not None:
+                    raise GameError(
+                        f"--resume continues a run as configured (its config.json; --iterations N may extend it); "
+                        f"drop {flag}"
+                    )
             target = RunDir(resume)
+            target.check_run()
             config = target.load_config()
-            given = (game, algo, paths, noise, lr, seeds, seed, config_file, keep)
-            if any(v is not None for v in given) or set_ or hp or log_to:
-                raise GameError(
-                    "--resume continues a run as configured (only --iterations may extend it); "
-                    "drop the other training options"
-                )
         else:
             config = load_file(Path(config_file)) if config_file else TrainConfig()
             flags = {
@@ -429,22 +462,20 @@ def train_command(
                 config.x64 = True
             if log_to:
                 config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
-            config = from_dict(config.to_dict())
+            config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
             target = RunDir(out or f"runs/{config.game}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}")
-            if overwrite and target.root.exists():
-                if not target.config_path.exists():
-                    raise GameError(f"--overwrite refuses {str(target.root)!r}: it is not a run directory")
-                import shutil
-
-                shutil.rmtree(target.root)
+            if main:
+                target.check_new(overwrite)
         if main:
             typer.echo(f"run directory: {target.root}")
-            _warn_provenance(target, config.x64)
+            if resume is not None:  # (an --overwrite run's old provenance is not this run's)
+                _warn_provenance(target, config.x64)
         try:
             summary = train(
                 config,
                 target.root,
                 resume=resume is not None,
+                overwrite=overwrite,
                 progress=progress,
                 extend_to=iterations if resume else None,
             )
@@ -463,7 +494,8 @@ def train_command(
     if plots:
         from mfax.run.plots import plot_run
 
-        files = plot_run(target)
+        with user_errors():
+            files = plot_run(target)
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
         typer.echo(json.dumps({"run": str(target.root), **summary}))

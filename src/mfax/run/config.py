@@ -17,7 +17,7 @@ from mfax.dynamics.noise import NOISE_MODES
 from mfax.games import GameError, game_class, make
 from mfax.solvers import solver_spec
 
-# Published per-game defaults (ALGORITHMS.md): paths per iteration, learning rate,
+# Published per-game defaults (docs/algorithms/spg.md): paths per iteration, learning rate,
 # policy head and state input. Games not listed use DEFAULTS.
 DEFAULTS = {"paths": 8, "lr": 1e-3, "head": "discrete", "state_input": "embedding"}
 GAME_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -82,8 +82,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_json(self) -> str:
+        """config.json's text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        path.write_text(self.to_json())
 
 
 def _positive(name: str, value: int) -> None:

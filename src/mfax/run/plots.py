@@ -33,9 +33,9 @@ def plot_run(run: RunDir, num_paths: int = 3) -> list[Path]:
     """Write every plot of the run; returns the files written."""
     from mfax.run.train import load_policy
 
+    trainer, policy, _ = load_policy(run)  # validates the run before anything is written
     run.plots_dir.mkdir(parents=True, exist_ok=True)
     written = [plot_exploitability(run)]
-    trainer, policy, _ = load_policy(run)
     game = trainer.game
     noise = trainer.eval_noise
     pick = _spread(noise.num_paths, num_paths)

@@ -103,6 +103,6 @@ def record(path: Path, float64: bool, resumed_at: int | None = None) -> None:
         data.setdefault("resumed", []).append({"iteration": resumed_at, **current})
     else:
         return
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    from mfax.run.rundir import _replace_with  # a per-process temporary file, one-line OS errors
+
+    _replace_with(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -2,34 +2,50 @@
 
 Layout::
 
+    RUN/mfax-run.json        marker: this directory is an mfax run (written first)
     RUN/config.json          resolved configuration (every default filled in)
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
     RUN/checkpoint.eqx       latest training state (Equinox leaf serialisation, numpy .npy
                              records, no pickle), replaced atomically
+    RUN/checkpoint.json      sha256 of checkpoint.eqx, verified on load
     RUN/checkpoint-best.eqx  the state at the evaluation with the lowest exploitability (per
-                             path, mean over runs; the earliest of equals)
+                             path, mean over runs; the earliest of equals), with its sha256
+                             in checkpoint-best.json
     RUN/checkpoints/iteration-NNNNNNNN.eqx
-                             with ``keep`` N > 0: the N most recent evaluations' states
+                             with ``keep`` N > 0: the N most recent evaluations' states, each
+                             with its sha256 in iteration-NNNNNNNN.json
+    RUN/mfax.lock            held (flock) by the one process writing the run
     RUN/plots/*.png
+
+Safety rules: only a directory that is an mfax run (the marker, or for runs written
+before the marker existed: a config.json in mfax's format beside metrics.jsonl or
+checkpoint.eqx) is resumed or replaced, and replacing removes only the files listed
+in ``OWN_FILES``; one process at a time writes a run (``lock``); every write goes to a
+per-process temporary file first and replaces its target atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import hashlib
+import io
 import json
 import math
 import os
 import re
-import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 
 from mfax.games import GameError
-from mfax.run.config import TrainConfig, from_dict
+from mfax.run.config import TrainConfig, from_dict, resolve
 
 METRIC_COLUMNS = [
     "iteration",
@@ -45,6 +61,40 @@ METRIC_COLUMNS = [
     "train_policy_return",
 ]
 
+MARKER = "mfax-run.json"
+LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in
+# Every file mfax writes in a run directory (glob patterns relative to it): --overwrite
+# removes these and nothing else. A file mfax starts writing (a new plot, a new
+# checkpoint) must be listed here.
+_KEPT_NAME = "iteration-" + "[0-9]" * 8  # a kept checkpoint's name, without .eqx/.json
+_REPLACED = (
+    MARKER,
+    "config.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    "summary.json",
+    "provenance.json",
+    *(
+        f"{name}.{ext}"
+        for name in ("checkpoint", "checkpoint-best", f"checkpoints/{_KEPT_NAME}")
+        for ext in ("eqx", "json")
+    ),
+)
+OWN_FILES = (
+    *_REPLACED,
+    *(f"{name}.*.tmp" for name in _REPLACED),  # per-process temporary files (see _replace_with)
+    "checkpoint.tmp",  # the temporary files of mfax versions before per-process names
+    "summary.tmp",
+    "wandb_id",
+    "plots/exploitability.png",
+    "plots/mean_field.png",
+    "plots/policy.png",
+    "plots/wealth.png",
+    "plots/prices.png",
+    "plots/savings.png",
+    "tensorboard/*/events.out.tfevents.*",
+)
+
 
 def _clean(value: Any) -> Any:
     """JSON-friendly scalars (NaN/inf become null)."""
@@ -56,11 +106,48 @@ def _clean(value: Any) -> Any:
 _KEPT = re.compile(r"iteration-(\d{8})\.eqx")
 
 
-def _copy(source: Path, target: Path) -> None:
-    """Replace ``target`` by a copy of ``source`` atomically (a temporary file, then rename)."""
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+def _warn(message: str) -> None:
+    print(f"mfax: warning: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _disk(action: str, path: Path) -> Iterator[None]:
+    """Operating-system errors (read-only or full disk, a path through a file) as one line."""
+    try:
+        yield
+    except OSError as err:
+        raise GameError(f"cannot {action} {str(path)!r}: {err.strerror or err}") from None
+
+
+def _replace_with(path: Path, data: bytes) -> None:
+    """Write ``data`` to a per-process temporary file beside ``path``, then atomically
+    replace ``path``; the temporary file never outlives a failure."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with _disk("write", path):
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _digest_of(checkpoint: Path) -> Path:
+    """Where the sha256 of a checkpoint file is: ``NAME.json`` beside ``NAME.eqx``."""
+    return checkpoint.with_suffix(".json")
+
+
+def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+    return out.getvalue()
+
+
+def _jsonl_text(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in rows)
 
 
 class RunDir:
@@ -69,21 +156,134 @@ class RunDir:
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
+    marker_path = property(lambda self: self.root / MARKER)
     config_path = property(lambda self: self.root / "config.json")
     metrics_csv = property(lambda self: self.root / "metrics.csv")
     metrics_jsonl = property(lambda self: self.root / "metrics.jsonl")
     summary_path = property(lambda self: self.root / "summary.json")
     checkpoint_path = property(lambda self: self.root / "checkpoint.eqx")
+    digest_path = property(lambda self: _digest_of(self.checkpoint_path))
+    lock_path = property(lambda self: self.root / LOCK)
     plots_dir = property(lambda self: self.root / "plots")
     provenance_path = property(lambda self: self.root / "provenance.json")
     best_checkpoint_path = property(lambda self: self.root / "checkpoint-best.eqx")
     kept_dir = property(lambda self: self.root / "checkpoints")
 
+    # -- what the directory is -----------------------------------------------------------
+    def is_run(self) -> bool:
+        """An mfax run: the marker, or (written before the marker) a config.json in
+        mfax's format beside metrics.jsonl or checkpoint.eqx."""
+        if self.marker_path.is_file():
+            return True
+        if not self.config_path.is_file():
+            return False
+        if not (self.metrics_jsonl.is_file() or self.checkpoint_path.is_file()):
+            return False
+        try:
+            data = json.loads(self.config_path.read_text())
+            if not (isinstance(data, dict) and {"game", "algo"} <= set(data)):
+                return False
+            from_dict(data)
+            return True
+        except (OSError, ValueError, TypeError, GameError):
+            return False
+
+    def check_new(self, overwrite: bool = False) -> None:
+        """Raise unless a new run may be written here (reads only): the directory is
+        missing or empty, or it is an mfax run and ``overwrite`` is set."""
+        root = str(self.root)
+        if not self.root.exists():
+            above = next((p for p in self.root.parents if p.exists()), None)
+            if above is not None and not above.is_dir():
+                raise GameError(f"cannot create run directory {root!r}: {str(above)!r} is not a directory")
+            return
+        if not self.root.is_dir():
+            raise GameError(f"run directory {root!r} is a file, not a directory")
+        with _disk("read", self.root):
+            entries = [p.name for p in self.root.iterdir() if p.name != LOCK]
+        if not entries:
+            return
+        if not self.is_run():
+            what = "--overwrite refuses" if overwrite else "refusing to write into"
+            raise GameError(f"{what} {root!r}: it is a non-empty directory that is not an mfax run")
+        if not overwrite:
+            raise GameError(f"run directory {root!r} already holds a run; use --resume, --overwrite or another --out")
+
+    def check_run(self) -> None:
+        """Raise unless this is an mfax run directory (reads only)."""
+        if not self.is_run():
+            raise GameError(f"{str(self.root)!r} is not a run directory (no mfax run there)")
+
+    def start_new(self, config: TrainConfig, overwrite: bool = False) -> None:
+        """Under the lock: check again, remove the old run's files (``overwrite``), write
+        the marker, then the config."""
+        self.check_new(overwrite)
+        self.remove_own_files()
+        _replace_with(self.marker_path, json.dumps({"mfax_run": 1}).encode() + b"\n")
+        self.save_config(config)
+
+    def own_files(self) -> list[Path]:
+        """The files here that mfax wrote (matches of ``OWN_FILES``)."""
+        return [p for pattern in OWN_FILES for p in self.root.glob(pattern) if p.is_file() or p.is_symlink()]
+
+    def remove_own_files(self) -> None:
+        """Delete the files mfax writes (``OWN_FILES``), never anything else; folders
+        are removed only when they end up empty."""
+        with _disk("clear", self.root):
+            folders = set()
+            for path in self.own_files():
+                path.unlink()
+                folders.update(p for p in path.parents if self.root in p.parents)
+            for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``mfax.lock`` (an exclusive flock) while writing; a second writer gets a
+        one-line error naming the process that holds it."""
+        with _disk("create run directory", self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+        with _disk("lock", self.lock_path):
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                raise GameError(f"run directory {str(self.root)!r} is in use by process {holder}") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
     # -- config ------------------------------------------------------------------------
     def load_config(self) -> TrainConfig:
+        """The run's config, validated as a fresh run's is (an edited config.json too)."""
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
-        return from_dict(json.loads(self.config_path.read_text()))
+        data = self._read_json(self.config_path)
+        try:
+            return resolve(from_dict(data))
+        except GameError as err:
+            raise GameError(f"{str(self.config_path)!r}: {err}") from None
+        except (TypeError, ValueError, AttributeError) as err:
+            raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None
+
+    def save_config(self, config: TrainConfig) -> None:
+        _replace_with(self.config_path, config.to_json().encode())
+
+    def _read_json(self, path: Path) -> dict[str, Any]:
+        with _disk("read", path):
+            text = path.read_text()
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise GameError(f"{str(path)!r} is corrupt (not JSON: {err})") from None
+        if not isinstance(data, dict):
+            raise GameError(f"{str(path)!r} is corrupt (not a JSON object)")
+        return data
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.is_file()
@@ -91,43 +291,85 @@ class RunDir:
     # -- metrics -----------------------------------------------------------------------
     def append_metrics(self, rows: list[dict[str, Any]]) -> None:
         new = not self.metrics_csv.exists()
-        with self.metrics_csv.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
-        with self.metrics_jsonl.open("a") as f:
-            for row in rows:
-                f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+        with _disk("write", self.metrics_csv), self.metrics_csv.open("a", newline="") as f:
+            f.write(_csv_text(rows, header=new))
+        with _disk("write", self.metrics_jsonl), self.metrics_jsonl.open("a") as f:
+            f.write(_jsonl_text(rows))
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The metric rows; a torn last line (a kill during an append) is dropped with a
+        warning, any other unreadable line is an error."""
         if not self.metrics_jsonl.exists():
             return []
-        return [json.loads(line) for line in self.metrics_jsonl.read_text().splitlines() if line.strip()]
+        with _disk("read", self.metrics_jsonl):
+            lines = self.metrics_jsonl.read_text().split("\n")
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                if number == len(lines):  # the last line, without its newline: torn
+                    _warn(f"dropped the torn last line of {str(self.metrics_jsonl)!r} (an interrupted write)")
+                    break
+                raise GameError(f"line {number} of {str(self.metrics_jsonl)!r} is corrupt") from None
+            rows.append(row)
+        return rows
 
     def truncate_metrics(self, last_iteration: int) -> None:
-        """Drop rows written after the checkpoint (a run killed between the two writes)."""
+        """Rewrite the metric files cleanly with the rows up to ``last_iteration`` (drops
+        rows written after the checkpoint by a run killed between the two writes)."""
         rows = [r for r in self.read_metrics() if r["iteration"] <= last_iteration]
-        for path in (self.metrics_csv, self.metrics_jsonl):
-            path.unlink(missing_ok=True)
-        if rows:
-            self.append_metrics(rows)
+        _replace_with(self.metrics_csv, _csv_text(rows, header=True).encode())
+        _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
 
-    # -- checkpoint --------------------------------------------------------------------
+    # -- checkpoints: each NAME.eqx beside NAME.json, its sha256 ---------------------------
     def save_checkpoint(self, state: Any) -> None:
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        eqx.tree_serialise_leaves(tmp, state)
-        os.replace(tmp, self.checkpoint_path)
+        """Replace the checkpoint and its digest (see :meth:`_write_checkpoint`)."""
+        buffer = io.BytesIO()
+        eqx.tree_serialise_leaves(buffer, state)
+        self._write_checkpoint(self.checkpoint_path, buffer.getvalue())
+
+    def _write_checkpoint(self, path: Path, data: bytes) -> None:
+        """Replace the checkpoint file ``path`` by ``data``, and its digest. The digest file
+        is written first and accepts the old checkpoint and the new one, so a kill between
+        the steps leaves a pair that verifies."""
+        digest = _digest_of(path)
+        new = hashlib.sha256(data).hexdigest()
+        with _disk("read", path):
+            old = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        _replace_with(digest, json.dumps({"sha256": [new, old] if old else [new]}).encode() + b"\n")
+        _replace_with(path, data)
+        _replace_with(digest, json.dumps({"sha256": [new]}).encode() + b"\n")
+
+    def _read_checkpoint(self, path: Path) -> bytes:
+        """The bytes of the checkpoint file ``path``, verified against its digest; only
+        checkpoint.eqx may lack one (runs older than the digests load unverified)."""
+        with _disk("read", path):
+            data = path.read_bytes()
+        digest = _digest_of(path)
+        if digest.exists():
+            accepted = self._read_json(digest).get("sha256", [])
+            if hashlib.sha256(data).hexdigest() not in accepted:
+                raise GameError(f"checkpoint {str(path)!r} is corrupt: its sha256 does not match {digest.name}")
+        elif path != self.checkpoint_path:
+            raise GameError(f"checkpoint {str(path)!r} cannot be verified: its {digest.name} is missing")
+        return data
 
     def load_checkpoint(self, template: Any, path: Path | None = None) -> Any:
+        """The checkpoint ``path`` (default: the last; see :meth:`checkpoint_for`),
+        verified against its digest."""
         path = self.checkpoint_path if path is None else path
+        data = self._read_checkpoint(path)
         try:
-            return eqx.tree_deserialise_leaves(path, template)
+            return eqx.tree_deserialise_leaves(io.BytesIO(data), template)
         except Exception as err:  # corrupt or from another configuration
             raise GameError(f"cannot read checkpoint {str(path)!r}: {err}") from None
 
-    # -- best and kept checkpoints (copies of checkpoint.eqx) ---------------------------
+    # -- best and kept checkpoints (verified copies of checkpoint.eqx) --------------------
     def kept_checkpoint_path(self, iteration: int) -> Path:
         return self.kept_dir / f"iteration-{iteration:08d}.eqx"
 
@@ -153,13 +395,18 @@ class RunDir:
         ``keep`` most recent (only files named as this layout names them)."""
         if not self.has_checkpoint():
             return
+        data = self._read_checkpoint(self.checkpoint_path)
         if self.best_iteration() == iteration:
-            _copy(self.checkpoint_path, self.best_checkpoint_path)
+            self._write_checkpoint(self.best_checkpoint_path, data)
         if keep > 0:
-            self.kept_dir.mkdir(exist_ok=True)
-            _copy(self.checkpoint_path, self.kept_checkpoint_path(iteration))
+            with _disk("create", self.kept_dir):
+                self.kept_dir.mkdir(exist_ok=True)
+            self._write_checkpoint(self.kept_checkpoint_path(iteration), data)
             for old in self.kept_iterations()[:-keep]:
-                self.kept_checkpoint_path(old).unlink(missing_ok=True)
+                path = self.kept_checkpoint_path(old)
+                with _disk("remove", path):
+                    path.unlink(missing_ok=True)
+                    _digest_of(path).unlink(missing_ok=True)
 
     def checkpoint_for(self, which: str) -> Path:
         """The checkpoint file of ``which``: ``"last"``, ``"best"`` or an iteration that
@@ -184,9 +431,14 @@ class RunDir:
 
     # -- summary -----------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:
-        tmp = self.summary_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2) + "\n")
-        os.replace(tmp, self.summary_path)
+        text = json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2) + "\n"
+        _replace_with(self.summary_path, text.encode())
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
+        """The summary ({} before the first); a corrupt one is a one-line error."""
+        if not self.summary_path.exists():
+            return {}
+        try:
+            return self._read_json(self.summary_path)
+        except GameError as err:
+            raise GameError(f"{err}; `mfax train --resume {self.root}` rewrites it") from None

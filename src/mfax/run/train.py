@@ -11,6 +11,7 @@ stays.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -118,15 +119,19 @@ def train(
     out: Path | str,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
     extend_to: int | None = None,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``out``; returns the summary.
 
-    ``stop_after`` ends the session after that many iterations in total, as a kill
-    would (for tests and time-boxed jobs); the run can be resumed. ``extend_to`` (with
-    ``resume``) sets the run's total iterations, e.g. beyond a finished run's: the
+    Everything is validated before the disk is touched. A new run needs ``out`` missing,
+    empty, or (with ``overwrite``, whose old files are then removed) an mfax run; one
+    process at a time writes a run directory. ``stop_after`` ends the session after that
+    many iterations in total, as a kill would (for tests and time-boxed jobs); the run
+    can be resumed. ``extend_to`` (with ``resume``) sets the run's total iterations, e.g.
+    beyond a finished run's (at least the iterations its checkpoint has done): the
     learning-rate schedule is planned over the total, so from the resumed iteration on
     the rate is what a run of ``extend_to`` iterations has there (its linear decay to
     0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
@@ -134,28 +139,45 @@ def train(
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if resume:
+        run.check_run()
         config = run.load_config()
         if extend_to is not None:
-            config = _extended(run, config, extend_to)
-            if main:
-                config.save(run.config_path)
+            config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:
         config = resolve(config)
-        if main and run.config_path.exists():
-            raise GameError(f"run directory {str(run.root)!r} already holds a run; use --resume or another --out")
         if main:
-            run.root.mkdir(parents=True, exist_ok=True)
-            config.save(run.config_path)
+            run.check_new(overwrite)
     trainer = Trainer.build(config)
+    with run.lock() if main else contextlib.nullcontext():
+        if main and not resume:
+            run.start_new(config, overwrite)
+        return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None)
+
+
+def _train_locked(
+    trainer: Trainer, run: RunDir, resume: bool, progress: bool, stop_after: int | None, extended: bool
+) -> dict[str, Any]:
+    config = trainer.config
+    main = is_main_process()
     states = trainer.initial_states()
-    previous = run.read_summary()
-    wall = float(previous.get("wall_clock_s", 0.0)) if resume else 0.0
-    compile_s = 0.0
+    wall = compile_s = 0.0
     if resume and run.has_checkpoint():
         states = place_runs(run.load_checkpoint(to_host(states)), trainer.mesh)
     start = int(to_host(states.iteration)[0])
+    if extended and config.iterations < start:
+        raise GameError(
+            f"--iterations {config.iterations} is below the {start} iterations this run has done; allowed: >= {start}"
+        )
+    if main and extended:
+        run.save_config(config)
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
+    if main and resume:
+        # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
+        # below runs again (a kill may have cut it short)
+        run.truncate_metrics(start if start > 0 else -1)
+        wall = _wall_at(run, start, wall)
+        run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
     trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
 
     def record(rows: list[dict[str, Any]]) -> None:
@@ -163,12 +185,7 @@ def train(
         for tracker in trackers:
             tracker.log(rows)
 
-    if resume:
-        wall = _wall_at(run, start, wall)
-        if main:
-            run.truncate_metrics(start)
-            run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
-    elif start == 0:
+    if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
             record(rows)
@@ -222,16 +239,6 @@ def train(
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
     return summary
-
-
-def _extended(run: RunDir, config: TrainConfig, iterations: int) -> TrainConfig:
-    """``config`` with ``iterations`` in total, at least the iterations already done."""
-    done = int(run.read_summary().get("iterations", 0))
-    if iterations < done:
-        raise GameError(
-            f"--iterations {iterations} is below the {done} iterations this run has done; allowed: >= {done}"
-        )
-    return dataclasses.replace(config, iterations=iterations)
 
 
 def resume(out: Path | str, **kwargs) -> dict[str, Any]:

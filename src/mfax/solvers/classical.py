@@ -1,7 +1,7 @@
 """Exact classical solvers: fictitious play (FP) and online mirror descent (OMD).
 
 Tabular, time-dependent policies with the exact push-forward, exact Q-values and exact
-best responses (ALGORITHMS.md, "Exact classical solvers"). They need the common noise
+best responses (``docs/algorithms/fp.md``, ``docs/algorithms/omd.md``). They need the common noise
 to be off or to have a finite support of ``P`` paths (weights ``w``): the policy is then
 indexed by the node of the public-history tree, stored as a table ``(P, T, n, m)`` that
 is equal on paths sharing ``o_0..o_t`` (:class:`~mfax.policies.history.HistoryTabular`).
@@ -11,18 +11,29 @@ is averaged with the path weights before a decision, exactly as in
 :func:`~mfax.evaluation.values.info_best_response_value`. With common noise off,
 ``P = 1`` and everything reduces to the textbook algorithms.
 
-**Fictitious play** (Perrin et al., 2020, discrete-time FP with the mean-field
-average restated as a policy, as in OpenSpiel's ``fictitious_play``). The state
-starts at the uniform policy with ``k = 0`` best responses averaged, so the first
-iteration replaces it by the first best response (``mubar^1 = mu^{BR_1}`` as in
-Perrin et al.'s algorithm; MFGLib instead keeps the uniform policy at weight 1/2).
-One iteration:
+**Fictitious play** (Perrin et al., 2020: discrete-time FP with the mean-field average
+restated as a policy). Two conventions exist, both offered as hyper-parameters:
+
+* ``initial`` (where the average starts): ``"replace"`` (default) starts with no best
+  response averaged, so the first iteration replaces the initial uniform policy by the
+  first best response (``mubar^1 = mu^{BR_1}``, Perrin et al.'s algorithm: the uniform
+  policy is an arbitrary starting point, not a play of the game); ``"average"`` counts
+  the initial policy as iterate 0, so after ``k`` updates it keeps weight ``1/(k+1)``
+  (the convention of OpenSpiel's and MFGLib's fictitious play);
+* ``ties`` (best-response ties): ``"split"`` (default) is uniform over the maximisers,
+  ``"first"`` takes the first maximiser in action order (OpenSpiel's argmax). Splitting
+  is the default because a first-action rule depends on how actions are numbered: at
+  the last step of the linear-quadratic game every action has the same value, and
+  "first" moves the whole population and its mean for nothing.
+
+One iteration (``k`` policies averaged so far: best responses, plus the initial policy
+under ``"average"``):
 
 1. roll out the average policy ``pibar``: mean fields ``mubar_t`` (the average of the
    mean fields of the policies averaged so far when the kernel does not depend on
    ``mu``);
 2. best response ``b`` against that path: backward induction with the max over actions
-   taken after the information average (ties split evenly);
+   taken after the information average (ties as ``ties`` says);
 3. ``nu_t``: state distribution of agents playing ``b`` along the population's kernels;
 4. ``mubar' = (k mubar + nu) / (k + 1)`` restated as a policy,
 
@@ -97,18 +108,20 @@ def info_average(share: Float[Array, "T P P"], x: Float[Array, "P T ..."]) -> Fl
     return jnp.einsum("tij,jt...->it...", share.astype(x.dtype), x)
 
 
-def info_best_response(game: Game, traj: Trajectory, noise: Noise, share) -> tuple[Array, Array]:
+def info_best_response(game: Game, traj: Trajectory, noise: Noise, share, ties: str = "split") -> tuple[Array, Array]:
     """Information-consistent best response against ``traj``: ``(V*_0 (P, n), b (P, T, n, m))``.
 
-    ``b`` is uniform over the maximisers of the node-averaged ``Q`` (:func:`greedy`; equal
-    on paths sharing a history); ``V*_0`` matches :func:`~mfax.evaluation.values.info_best_response_value`.
+    ``b`` puts its mass on the maximisers of the node-averaged ``Q`` (equal on paths
+    sharing a history): uniform over them (``ties="split"``, :func:`greedy`) or on the
+    first (``"first"``, :func:`first_maximiser`); ``V*_0`` matches
+    :func:`~mfax.evaluation.values.info_best_response_value`.
     """
 
     def combine(q, t, x):
         return jnp.max(jnp.einsum("ij,jnm->inm", share[t].astype(q.dtype), q), axis=-1)
 
     v0, q = backward_induction(game, traj, noise, combine, emit_q=True)
-    return v0, greedy(info_average(share, q))
+    return v0, TIE_RULES[ties](info_average(share, q))
 
 
 def greedy(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
@@ -122,6 +135,14 @@ def greedy(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
     top = jnp.max(q, axis=-1, keepdims=True)
     near = (q >= top - tol * (1.0 + jnp.abs(top))).astype(q.dtype)
     return near / jnp.sum(near, axis=-1, keepdims=True)
+
+
+def first_maximiser(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
+    """All mass on the first maximiser of ``q`` in action order (``argmax``)."""
+    return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
+
+
+TIE_RULES = {"split": greedy, "first": first_maximiser}
 
 
 def agent_distribution(game: Game, traj: Trajectory, noise: Noise, probs: Float[Array, "P T n m"]) -> Array:
@@ -177,16 +198,34 @@ def fp_init(game: Game, num_paths: int) -> FPState:
     return FPState(uniform_table(game, num_paths), jnp.int32(0))
 
 
-def fp_step(game: Game, noise: Noise, weight, state: FPState) -> tuple[FPState, Figures, Array]:
+class FPHyperParams(eqx.Module):
+    """Hyper-parameters of fictitious play (``--hp key=value``; module docstring)."""
+
+    initial: str = param(
+        "replace", "replace: the first best response replaces the initial policy; average: it stays with weight 1/(k+1)"
+    )
+    ties: str = param("split", "best-response ties: split (uniform over the maximisers) or first (first maximiser)")
+
+    def __check_init__(self):
+        check(self.initial in ("replace", "average"), f"FP initial must be replace or average, got {self.initial!r}")
+        check(self.ties in TIE_RULES, f"FP ties must be split or first, got {self.ties!r}")
+
+
+def fp_step(
+    game: Game, noise: Noise, weight, state: FPState, hp: FPHyperParams | None = None
+) -> tuple[FPState, Figures, Array]:
     """One exact FP iteration (module docstring). Returns ``(state, figures of the old
-    average policy, max_{t,s} sum_a |pibar' - pibar|)``."""
+    average policy, max_{t,s} sum_a |pibar' - pibar|)``; ``hp``: the conventions
+    (:class:`FPHyperParams`, its defaults when ``None``)."""
+    hp = FPHyperParams() if hp is None else hp
     traj = rollout_table(game, noise, state.policy)
     share = info_share(traj.obs, weight, game.horizon)
     v_pi = policy_value(game, traj, noise)
-    v_info, br = info_best_response(game, traj, noise, share)
+    v_info, br = info_best_response(game, traj, noise, share, hp.ties)
     figures = _figures(game, traj, noise, weight, v_pi, v_info)
     nu = agent_distribution(game, traj, noise, br)[:, :-1]
-    k = state.iteration.astype(state.policy.dtype)  # BRs averaged so far: pi^0 gets weight 0 (Perrin et al.)
+    # policies averaged so far: the best responses, plus the initial policy under "average"
+    k = state.iteration.astype(state.policy.dtype) + (1.0 if hp.initial == "average" else 0.0)
     mu = traj.mu[:, :-1]
     num = info_average(share, k * mu[..., None] * state.policy + nu[..., None] * br)
     den = info_average(share, k * mu + nu)
@@ -289,20 +328,20 @@ class ClassicalSolver:
         self.algo = config.algo
         self.config, self.game = config, game
         self.batch = exact_batch(game, exact, self.algo)
-        self.lr = float(config.hparams.get("lr", OMDHyperParams().lr)) if self.algo == "omd" else 0.0
+        self.hp = (FPHyperParams if self.algo == "fp" else OMDHyperParams)(**config.hparams)
 
     def _init_one(self):
         num_paths = self.batch.num_paths
         if self.algo == "fp":
             return fp_init(self.game, num_paths)
-        return omd_init(self.game, num_paths, self.lr)
+        return omd_init(self.game, num_paths, self.hp.lr)
 
     def initial_states(self):
         states = [self._init_one() for _ in range(self.config.num_runs)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
     def chunk(self, length: int):
-        return make_chunk(self.game, self.batch, self.algo, length)
+        return make_chunk(self.game, self.batch, self.algo, length, self.hp)
 
     def policy(self, states, r: int) -> Policy:
         one = jax.tree.map(lambda x: x[r], states)
@@ -310,9 +349,14 @@ class ClassicalSolver:
         return table_policy(self.game, self.batch, table)
 
 
-def make_chunk(game: Game, batch: NoiseBatch, algo: str, length: int):
-    """A compiled ``chunk(states) -> (states, ClassicalMetrics of (R, length))``."""
-    step = fp_step if algo == "fp" else omd_step
+def make_chunk(game: Game, batch: NoiseBatch, algo: str, length: int, hp: FPHyperParams | None = None):
+    """A compiled ``chunk(states) -> (states, ClassicalMetrics of (R, length))``; ``hp``:
+    FP's conventions (defaults when ``None``; OMD's learning rate lives in its state)."""
+    fp_hp = FPHyperParams() if hp is None or algo != "fp" else hp
+
+    def step(game, noise, weight, state):
+        return fp_step(game, noise, weight, state, fp_hp) if algo == "fp" else omd_step(game, noise, weight, state)
+
     noise, weight = batch.noise, batch.weight
 
     def body(state, _):
@@ -328,32 +372,53 @@ def make_chunk(game: Game, batch: NoiseBatch, algo: str, length: int):
     return compiling.jit(chunk, donate_argnums=0)
 
 
-def solve(game: Game, algo: str, iterations: int, batch: NoiseBatch | None = None, lr: float = 0.1, chunk: int = 50):
-    """Run ``iterations`` of FP or OMD from scratch (one run); returns ``(table, metrics)``
-    with ``metrics`` a :class:`ClassicalMetrics` of ``(iterations,)`` arrays (the figures
-    of the policy each iteration started from) and ``table`` the final policy."""
+def solve(
+    game: Game,
+    algo: str,
+    iterations: int,
+    batch: NoiseBatch | None = None,
+    lr: float = 0.1,
+    chunk: int = 50,
+    **fp_hp,
+):
+    """Run ``iterations`` updates of FP or OMD from scratch (one run); returns
+    ``(table, history)``: ``table`` the policy after ``iterations`` updates, ``history`` a
+    :class:`ClassicalMetrics` of ``(iterations + 1,)`` arrays whose entry ``k`` holds the
+    exact figures of the policy after ``k`` updates (entry 0: the initial uniform policy;
+    the last entry: ``table``'s) and, as ``grad_norm``, the size of the update from it.
+    ``fp_hp``: FP's ``initial`` / ``ties`` conventions (:class:`FPHyperParams`)."""
     if algo not in ("fp", "omd"):
         raise GameError(f"unknown classical algorithm {algo!r}; allowed: fp, omd")
+    if fp_hp and algo != "fp":
+        raise GameError(f"{algo} takes no FP conventions; got {sorted(fp_hp)}")
+    hp = FPHyperParams(**fp_hp)
     if batch is None:
         support = game.noise_support()
         batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
     state = fp_init(game, batch.num_paths) if algo == "fp" else omd_init(game, batch.num_paths, lr)
     states = jax.tree.map(lambda x: x[None], state)
     out, done, chunks = [], 0, {}
+
+    def run(states, length):
+        if length not in chunks:
+            chunks[length] = make_chunk(game, batch, algo, length, hp)
+        return chunks[length](states)
+
     while done < iterations:
         length = min(chunk, iterations - done)
-        if length not in chunks:
-            chunks[length] = make_chunk(game, batch, algo, length)
-        states, metrics = chunks[length](states)
+        states, metrics = run(states, length)
         out.append(metrics)
         done += length
-    metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1)[0], *out)
     final = jax.tree.map(lambda x: x[0], states)
-    return (final.policy if algo == "fp" else omd_policy(final)), metrics
+    table = final.policy if algo == "fp" else omd_policy(final)
+    # the figures of the last policy: one more step on a copy (the chunk donates its input)
+    out.append(run(jax.tree.map(jnp.copy, states), 1)[1])
+    history = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1)[0], *out)
+    return table, history
 
 
 for _name, _text, _hp in (
-    ("fp", "fictitious play, exact: tabular time-dependent policy, average of exact best responses", None),
+    ("fp", "fictitious play, exact: tabular time-dependent policy, average of exact best responses", FPHyperParams),
     ("omd", "online mirror descent, exact: tabular time-dependent policy, softmax of summed exact Q", OMDHyperParams),
 ):
     register_solver(SolverSpec(_name, _text, ClassicalSolver, _hp, uses_lr=False))

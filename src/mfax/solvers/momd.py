@@ -1,6 +1,6 @@
 """M-OMD: deep Munchausen online mirror descent on sampled populations.
 
-A model-free baseline (ALGORITHMS.md; Lauriere et al. 2022). Online mirror descent
+A model-free baseline (``docs/algorithms/momd.md``; Lauriere et al. 2022). Online mirror descent
 accumulates Q-functions, ``q_{k+1} = q_k + Q^{pi_k, mu_k}``, ``pi_{k+1} = softmax(q_{k+1} / tau)``;
 the Munchausen trick folds the accumulation into one Q-network by adding the scaled log
 of the previous policy to the reward, so the population policy is ``softmax(Q / tau)``
@@ -45,7 +45,7 @@ from mfax.params import param
 from mfax.policies.networks import NetworkPolicy
 from mfax.sharding import map_runs
 from mfax.solvers.base import SolverSpec, register_solver
-from mfax.solvers.sampled import Rollout, agent_head, collect, discounted_returns, update_scale
+from mfax.solvers.sampled import Rollout, agent_head, agent_log_probs, collect, discounted_returns, update_scale
 from mfax.solvers.structural import learning_rate, make_policy, split_policy
 from mfax.tracing import count_trace
 
@@ -119,13 +119,20 @@ def q_values(net: NetworkPolicy, obs: Float[Array, "B d"], states: Int[Array, " 
     return agent_head(net, g, states[:, None])[:, 0]
 
 
+def policy_log_probs(policy: NetworkPolicy, obs: Float[Array, "B d"], states: Int[Array, " B"]) -> Float[Array, "B m"]:
+    """Log-probabilities of a (memoryless) agent policy at each transition's state and
+    observation: :func:`~mfax.solvers.sampled.agent_log_probs`, the log of the rows the
+    agents were sampled from."""
+    return agent_log_probs(policy, policy.aggregate_sequence(obs), states[:, None])[:, 0]
+
+
 def munchausen_target(
-    batch: Transitions, q_prev, q_target, *, gamma: float, tau: float, alpha: float, floor: float
+    batch: Transitions, logpi_prev, q_target, *, gamma: float, tau: float, alpha: float, floor: float
 ) -> Float[Array, " B"]:
-    """Regression targets (see module docstring); ``q_prev (B, m)`` at ``(s, o)`` from the
-    collecting network, ``q_target (B, m)`` at ``(s', o')`` from the target network, both in
-    the same units as ``tau`` and ``floor``."""
-    logpi_prev = jax.nn.log_softmax(q_prev / tau, axis=-1)
+    """Regression targets (see module docstring); ``logpi_prev (B, m)`` the log-probabilities
+    of the collecting policy ``pi_k`` at ``(s, o)`` (those the agents were sampled with),
+    ``q_target (B, m)`` at ``(s', o')`` from the target network, in the same units as ``tau``
+    and ``floor``."""
     bonus = jnp.clip(tau * jnp.take_along_axis(logpi_prev, batch.action[:, None], -1)[:, 0], floor, 0.0)
     logpi_next = jax.nn.log_softmax(q_target / tau, axis=-1)
     soft_value = jnp.sum(jnp.exp(logpi_next) * (q_target - tau * logpi_next), axis=-1)
@@ -171,8 +178,10 @@ def momd_iteration(
     ``hp.updates`` Munchausen Q-learning steps (pure)."""
     key = jax.random.fold_in(state.key, state.iteration)
     k_collect, k_sample = jax.random.split(key)
-    prev = eqx.combine(state.q, static)
-    roll = collect(game, softmax_q_policy(prev, state.scale / hp.tau), k_collect, hp.num_envs, hp.num_agents)
+    # pi_k: the policy the agents act with, and whose log-probabilities the Munchausen term
+    # uses (uniform at iteration 0, when the return scale is not set yet)
+    collecting = softmax_q_policy(eqx.combine(state.q, static), state.scale / hp.tau)
+    roll = collect(game, collecting, k_collect, hp.num_envs, hp.num_agents)
     scale = update_scale(state.scale, state.iteration, roll.rewards, game.gamma)
     tau_n = hp.tau / scale  # tau in return-scale units
     floor_n = hp.bonus_floor
@@ -193,7 +202,7 @@ def momd_iteration(
         batch = jax.tree.map(lambda x: x[idx], buffer)
         y = munchausen_target(
             batch,
-            jax.lax.stop_gradient(q_values(prev, batch.obs, batch.state)),
+            jax.lax.stop_gradient(policy_log_probs(collecting, batch.obs, batch.state)),
             jax.lax.stop_gradient(q_values(eqx.combine(target, static), batch.next_obs, batch.next_state)),
             gamma=game.gamma,
             tau=tau_n,

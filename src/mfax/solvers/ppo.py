@@ -1,6 +1,6 @@
 """IPPO and RIPPO: PPO on sampled populations, one implementation, two policy modules.
 
-Model-free baselines (ALGORITHMS.md): ``E`` parallel populations of ``N`` agents each
+Model-free baselines (``docs/algorithms/ippo.md``): ``E`` parallel populations of ``N`` agents each
 (:mod:`mfax.solvers.sampled`) learn from sampled rewards only. The agents share one
 policy network, a :class:`~mfax.policies.networks.NetworkPolicy`: agent ``i`` in state
 ``s_i`` acts with row ``s_i`` of the network's output for its population's public
@@ -42,6 +42,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from mfax.dynamics.noise import NoiseBatch
 from mfax.games.base import Game, GameError
 from mfax.params import param
+from mfax.policies.heads import per_state_mlp
 from mfax.policies.networks import NetworkPolicy
 from mfax.sharding import map_runs
 from mfax.solvers.base import SolverSpec, register_solver
@@ -194,10 +195,8 @@ class Critic(eqx.Module):
             x = feats[states]
         w = self.first.weight
         s_dim = x.shape[-1]
-        z = x @ w[:, :s_dim].T + (h @ w[:, s_dim:].T + self.first.bias)[..., None, :]
-        z = jax.nn.relu(z)
-        z = jax.nn.relu(z @ self.hidden.weight.T + self.hidden.bias)
-        return (z @ self.out.weight.T + self.out.bias)[..., 0]
+        pre = x @ w[:, :s_dim].T + (h @ w[:, s_dim:].T + self.first.bias)[..., None, :]
+        return per_state_mlp(pre, self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias)[..., 0]
 
 
 # -- training state and one iteration --------------------------------------------------

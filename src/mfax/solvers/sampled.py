@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from mfax.dynamics.population import population_rollout
 from mfax.games.base import Game
 from mfax.policies.base import Policy
+from mfax.policies.heads import head_log_probs, per_state_mlp
 from mfax.policies.networks import NetworkPolicy
 
 
@@ -68,34 +69,27 @@ def update_scale(scale: Array, iteration: Array, rewards: Float[Array, "*b T N"]
 
 
 def agent_head(net: NetworkPolicy, g: Float[Array, "*b gd"], states: Int[Array, "*b N"]) -> Float[Array, "*b N k"]:
-    """Raw outputs of ``net``'s per-state head (before softmax / Beta) at the agents' states.
+    """Raw outputs of ``net``'s per-state head (before the head's distribution) at the
+    agents' states.
 
     ``g`` are aggregate embeddings (``net.aggregate_sequence`` or ``net._encode``); the result
     equals ``net``'s full ``(n, k)`` head gathered at ``states`` (computed on the rows that
-    are needed when ``N < n``, on all rows and gathered otherwise).
+    are needed when ``N < n``, on all rows and gathered otherwise), through the same
+    :func:`~mfax.policies.heads.per_state_mlp`.
     """
     table = net.state_table()
     a = g @ net.aggregate_proj.weight.T + net.aggregate_proj.bias  # (*b, w)
-    if states.shape[-1] < table.shape[0]:
-        x = jax.nn.relu(table[states] + a[..., None, :])  # (*b, N, w)
-    else:
-        x = jax.nn.relu(table + a[..., None, :])  # (*b, n, w)
-    x = jax.nn.relu(x @ net.hidden.weight.T + net.hidden.bias)
-    y = x @ net.out.weight.T + net.out.bias
-    if states.shape[-1] >= table.shape[0]:
-        y = jnp.take_along_axis(y, states[..., None], axis=-2)
-    return y
+    few = states.shape[-1] < table.shape[0]
+    pre = (table[states] if few else table) + a[..., None, :]  # (*b, N or n, w)
+    y = per_state_mlp(pre, net.hidden.weight, net.hidden.bias, net.out.weight, net.out.bias)
+    return y if few else jnp.take_along_axis(y, states[..., None], axis=-2)
 
 
 def agent_log_probs(net: NetworkPolicy, g: Float[Array, "*b gd"], states: Int[Array, "*b N"]) -> Float[Array, "*b N m"]:
-    """Log action probabilities of agents in ``states``: the log of ``net``'s rows."""
-    y = agent_head(net, g, states)
-    if net.head == "discrete":
-        return jax.nn.log_softmax(y, axis=-1)
-    points = net.game.action_values()
-    a = 1.0 + jax.nn.softplus(y[..., :1])
-    b = 1.0 + jax.nn.softplus(y[..., 1:])
-    return jax.nn.log_softmax((a - 1.0) * jnp.log(points) + (b - 1.0) * jnp.log1p(-points), axis=-1)
+    """Log action probabilities of agents in ``states``: the log of ``net``'s rows, through
+    the head's one definition (:func:`~mfax.policies.heads.head_log_probs`), so they are
+    the log-probabilities of the distribution the agents are sampled from."""
+    return head_log_probs(net.head, agent_head(net, g, states), net.game.action_values())
 
 
 def env_minibatches(key: PRNGKeyArray, num_envs: int, minibatches: int) -> Int[Array, "M E_mb"]:

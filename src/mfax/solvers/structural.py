@@ -1,6 +1,6 @@
 """Structural policy gradient: SPG (memoryless) and RSPG (history-aware), one implementation.
 
-Hybrid structural method (ALGORITHMS.md): the expectation over individuals is exact
+Hybrid structural method (``docs/algorithms/spg.md``): the expectation over individuals is exact
 (the push-forward and the backward recursion use the known kernel); only the common
 noise is sampled, or enumerated when its support is finite. The mean-field path and
 the observations are stop-gradient, so the gradient is that of one agent deviating

@@ -1,0 +1,88 @@
+"""The documentation under docs/ cannot drift from the code: every registered game and
+solver has its page, every parameter appears there with its default (parsed as the
+command line would parse it), and every docs/ path or relative link resolves."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import mfax
+from mfax import params
+from mfax.solvers import solver_names, solver_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def table_rows(page: Path, section: str) -> dict[str, str]:
+    """``{name: default text}`` from the first table after the heading ``section``."""
+    text = page.read_text()
+    start = text.index(f"## {section}")
+    rows = {}
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith("## "):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1].strip("`")
+    return rows
+
+
+def solver_pages() -> dict[str, Path]:
+    """Solver name -> page, from the algorithm table of docs/index.md."""
+    pages = {}
+    for line in (DOCS / "index.md").read_text().splitlines():
+        link = re.search(r"\]\((algorithms/[\w]+\.md)\)", line)
+        if line.startswith("|") and link:
+            for name in re.findall(r"`(\w+)`", line.split("|")[1]):
+                pages[name] = DOCS / link.group(1)
+    return pages
+
+
+@pytest.mark.parametrize("name", mfax.games.game_names())
+def test_every_game_parameter_is_documented_with_its_default(name):
+    page = DOCS / "games" / f"{name}.md"
+    rows = table_rows(page, "Parameters")
+    described = mfax.games.describe(name)
+    assert list(rows) == [p for p, _, _ in described], f"{page}: parameter table differs from the game's parameters"
+    for key, default, _ in described:
+        assert mfax.games.parse_value(name, key, rows[key]) == default, (page, key, rows[key], default)
+
+
+def test_every_solver_has_a_page_listing_its_hyper_parameters():
+    pages = solver_pages()
+    assert set(solver_names()) <= set(pages), set(solver_names()) - set(pages)
+    for name in solver_names():
+        assert pages[name].is_file(), pages[name]
+        hparams = solver_spec(name).hparams
+        if hparams is None:
+            continue
+        rows = table_rows(pages[name], "Hyper-parameters (`--hp key=value`)")
+        owner = f"solver {name!r}"
+        assert list(rows) == [p for p, _, _ in params.describe(hparams)], pages[name]
+        for key, default, _ in params.describe(hparams):
+            assert params.parse_text(hparams, owner, key, rows[key]) == default, (pages[name], key)
+
+
+def test_cited_docs_paths_and_links_resolve():
+    cited = set()
+    for folder in ("src", "tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            cited |= set(re.findall(r"docs/[\w/]+\.md", path.read_text()))
+    assert cited, "no docstring points into docs/"
+    for ref in sorted(cited):
+        assert (ROOT / ref).is_file(), f"{ref} is cited but does not exist"
+    for page in DOCS.rglob("*.md"):
+        for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
+            assert (page.parent / target).resolve().is_file(), f"{page}: broken link {target}"
+
+
+def test_no_citation_of_files_outside_the_project():
+    outside = re.compile(r"\b(GAMES|ALGORITHMS|DESIGN|STYLE)\.md\b|shared/spec")
+    for folder in ("src", "bench", "docs"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".md"):
+                assert not outside.search(path.read_text()), path

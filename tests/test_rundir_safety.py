@@ -1,0 +1,403 @@
+"""Run-directory safety: what mfax deletes, refuses, locks, verifies and survives.
+
+Faults are injected (torn lines, flipped bytes, a second writer, failing writes) rather
+than waited for; every error must be one ``mfax: error:`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import pytest
+from typer.testing import CliRunner
+
+from mfax.games import GameError
+from mfax.run import rundir as rundir_module
+from mfax.run.cli import app
+from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.rundir import RunDir
+from mfax.run.train import load_policy, train
+
+runner = CliRunner()
+SMALL = NetworkConfig(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=8)
+TINY = TrainConfig(
+    game="sis", algo="spg", iterations=4, eval_every=2, noise="sample", paths=4, eval_paths=4, network=SMALL
+)
+TINY_FLAGS = ["--game", "sis", "--algo", "spg", "--iterations", "2", "--eval-every", "2", "--paths", "4"]
+QUIET = ["--no-progress", "--no-plots"]
+
+
+@pytest.fixture(scope="module")
+def half_run(tmp_path_factory):
+    """A run killed (as it were) after 2 of its 4 iterations."""
+    out = tmp_path_factory.mktemp("half") / "run"
+    train(TINY, out, progress=False, stop_after=2)
+    return out
+
+
+@pytest.fixture
+def run_copy(half_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(half_run, out)
+    return out
+
+
+def one_error_line(result, message: str) -> str:
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mfax: error: ") and message in lines[0], result.stderr
+    return lines[0]
+
+
+def tree(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# -- what --overwrite and --out may touch ---------------------------------------------
+
+
+def test_overwrite_refuses_a_foreign_tree_that_holds_config_json(tmp_path):
+    foreign = tmp_path / "project"
+    (foreign / "src").mkdir(parents=True)
+    (foreign / "config.json").write_text('{"name": "my project"}\n')
+    (foreign / "src" / "main.py").write_text("print('hello')\n")
+    before = tree(foreign)
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(foreign), "--overwrite", *QUIET])
+    one_error_line(result, "--overwrite refuses")
+    assert "not an mfax run" in result.stderr and "run directory:" not in result.output
+    assert tree(foreign) == before
+
+
+def test_out_refuses_a_non_empty_directory_that_is_not_a_run(tmp_path):
+    foreign = tmp_path / "data"
+    foreign.mkdir()
+    (foreign / "metrics.csv").write_text("a,b\n1,2\n")
+    (foreign / "summary.json").write_text("{}")
+    before = tree(foreign)
+    one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(foreign), *QUIET]), "not an mfax run")
+    with pytest.raises(GameError, match="not an mfax run"):
+        train(TINY, foreign, progress=False)
+    assert tree(foreign) == before
+
+
+def test_overwrite_validates_everything_before_deleting(run_copy):
+    before = tree(run_copy)
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--iterations", "0", "--out", str(run_copy), "--overwrite"])
+    one_error_line(result, "iterations must be >= 1")
+    assert tree(run_copy) == before
+
+
+def test_overwrite_replaces_only_mfax_files_and_keeps_foreign_ones(run_copy):
+    (run_copy / "notes.txt").write_text("mine\n")
+    (run_copy / "plots").mkdir(exist_ok=True)
+    (run_copy / "plots" / "my-figure.png").write_bytes(b"png")
+    (run_copy / "checkpoint.tmp").write_bytes(b"left over by an old mfax")
+    old_checkpoint = (run_copy / "checkpoint.eqx").read_bytes()
+    summary = train(TrainConfig(**{**TINY.__dict__, "iterations": 2}), run_copy, overwrite=True, progress=False)
+    assert summary["iterations"] == 2 and summary["iterations_planned"] == 2
+    assert (run_copy / "notes.txt").read_text() == "mine\n"
+    assert (run_copy / "plots" / "my-figure.png").read_bytes() == b"png"
+    assert not (run_copy / "checkpoint.tmp").exists()
+    assert (run_copy / "checkpoint.eqx").read_bytes() != old_checkpoint
+    assert [r["iteration"] for r in RunDir(run_copy).read_metrics()] == [0, 2]
+
+
+def test_remove_own_files_never_touches_anything_else(tmp_path):
+    run = RunDir(tmp_path / "run")
+    for name in ("config.json", "metrics.jsonl", "plots/policy.png", "tensorboard/run0/events.out.tfevents.1.h"):
+        (run.root / name).parent.mkdir(parents=True, exist_ok=True)
+        (run.root / name).write_text("x")
+    for name in ("config.json.bak", "plots/keep.png", "tensorboard/notes.md", "checkpoint.eqx.d/x"):
+        (run.root / name).parent.mkdir(parents=True, exist_ok=True)
+        (run.root / name).write_text("foreign")
+    run.remove_own_files()
+    assert sorted(tree(run.root)) == ["checkpoint.eqx.d/x", "config.json.bak", "plots/keep.png", "tensorboard/notes.md"]
+    assert not (run.root / "tensorboard" / "run0").exists()
+
+
+def test_a_run_without_the_marker_still_resumes_and_a_bare_foreign_config_is_no_run(run_copy, tmp_path):
+    (run_copy / rundir_module.MARKER).unlink()  # a run written before the marker existed
+    assert RunDir(run_copy).is_run()
+    assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 4
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(run_copy / "config.json", lone / "config.json")  # an mfax config alone: not a run
+    assert not RunDir(lone).is_run()
+    (lone / "metrics.jsonl").write_text("")
+    (lone / "config.json").write_text('{"game": "x", "algo": "y", "colour": 1}')  # not mfax's format
+    assert not RunDir(lone).is_run()
+
+
+# -- one writer per run directory ---------------------------------------------------------
+
+
+def test_a_held_lock_stops_a_second_writer_with_one_line(run_copy):
+    with RunDir(run_copy).lock():
+        with pytest.raises(GameError, match=rf"is in use by process {os.getpid()}$"):
+            train(TrainConfig(), run_copy, resume=True, progress=False)
+    assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 4  # released
+
+
+def test_a_second_process_holding_the_run_is_named(run_copy):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from mfax.run.rundir import RunDir\n"
+            "with RunDir(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(60)",
+            str(run_copy),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        metrics = (run_copy / "metrics.jsonl").read_bytes()
+        result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+        one_error_line(result, f"is in use by process {holder.pid}")
+        assert (run_copy / "metrics.jsonl").read_bytes() == metrics
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# -- interrupted writes --------------------------------------------------------------------
+
+
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning_and_rewritten_on_resume(run_copy, capsys):
+    run = RunDir(run_copy)
+    rows = run.read_metrics()
+    with run.metrics_jsonl.open("a") as f:
+        f.write('{"iteration": 4, "run": 0, "exploi')  # a kill during an append
+    assert run.read_metrics() == rows
+    assert "dropped the torn last line" in capsys.readouterr().err
+    summary = train(TrainConfig(), run_copy, resume=True, progress=False)
+    assert summary["iterations"] == 4
+    text = run.metrics_jsonl.read_text()
+    assert text.endswith("\n") and [json.loads(line)["iteration"] for line in text.splitlines()] == [0, 2, 4]
+    assert len(run.metrics_csv.read_text().splitlines()) == 1 + 3
+    result = runner.invoke(app, ["plot", str(run_copy)])  # readable again
+    assert result.exit_code == 0, result.output
+    written = {p for p in run_copy.rglob("*") if p.is_file()} - {run_copy / rundir_module.LOCK}
+    assert written == set(run.own_files())  # OWN_FILES lists every file mfax wrote, plots included
+
+
+def test_a_corrupt_middle_metrics_line_is_one_error(run_copy):
+    run = RunDir(run_copy)
+    lines = run.metrics_jsonl.read_text().splitlines()
+    run.metrics_jsonl.write_text("\n".join(["{broken", *lines[1:]]) + "\n")
+    with pytest.raises(GameError, match=r"line 1 of .* is corrupt"):
+        run.read_metrics()
+
+
+def test_a_kill_before_the_first_checkpoint_keeps_the_iteration_0_evaluation(tmp_path):
+    out = tmp_path / "run"
+    run = RunDir(out)
+    with run.lock():  # as far as a fresh run gets before its first evaluation is written
+        run.start_new(resolve(TINY))
+    (out / "metrics.jsonl").write_text('{"iteration": 0, "ru')  # and a torn first row
+    summary = train(TrainConfig(), out, resume=True, progress=False)
+    assert [r["iteration"] for r in run.read_metrics()] == [0, 2, 4]
+    assert summary["initial_exploitability"] is not None
+
+
+# -- checkpoint integrity ------------------------------------------------------------------
+
+
+def test_flipped_bytes_in_a_checkpoint_are_detected_on_load(run_copy):
+    data = bytearray((run_copy / "checkpoint.eqx").read_bytes())
+    for i in range(len(data) - 40, len(data) - 8):  # inside the last weight array
+        data[i] ^= 0x55
+    (run_copy / "checkpoint.eqx").write_bytes(bytes(data))
+    with pytest.raises(GameError, match=r"is corrupt: its sha256 does not match checkpoint\.json"):
+        load_policy(RunDir(run_copy))
+    one_error_line(runner.invoke(app, ["eval", str(run_copy)]), "is corrupt")
+    one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), "is corrupt")
+
+
+def test_a_kill_between_checkpoint_and_digest_leaves_a_pair_that_verifies(tmp_path, monkeypatch):
+    run = RunDir(tmp_path)
+    run.save_checkpoint({"w": jnp.arange(4.0)})
+    real, calls = rundir_module._replace_with, []
+
+    def killed_before_third_write(path, data):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the kill: digest not yet narrowed to the new checkpoint
+        real(path, data)
+
+    monkeypatch.setattr(rundir_module, "_replace_with", killed_before_third_write)
+    with pytest.raises(KeyboardInterrupt):
+        run.save_checkpoint({"w": jnp.arange(4.0) + 1})
+    monkeypatch.undo()
+    assert calls == ["checkpoint.json", "checkpoint.eqx", "checkpoint.json"]
+    assert float(run.load_checkpoint({"w": jnp.zeros(4)})["w"][0]) == 1.0
+
+
+def test_best_and_kept_checkpoints_are_verified_on_load(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY.__dict__, "keep": 2}), out, progress=False)
+    run = RunDir(out)
+    assert run.kept_iterations() == [2, 4]
+    kept = run.kept_checkpoint_path(4)
+    for path in (run.best_checkpoint_path, kept):  # each beside its own digest
+        digest = json.loads(path.with_suffix(".json").read_text())["sha256"]
+        assert digest == [hashlib.sha256(path.read_bytes()).hexdigest()]
+    path = run.checkpoint_for("2")  # kept, or the best when iteration 2 is the best
+    good = path.read_bytes()
+    data = bytearray(good)
+    data[-20] ^= 0x55
+    path.write_bytes(bytes(data))
+    with pytest.raises(GameError, match=rf"is corrupt: its sha256 does not match {path.stem}\.json"):
+        load_policy(run, which="2")
+    one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "is corrupt")
+    path.write_bytes(good)
+    run.best_checkpoint_path.with_suffix(".json").unlink()  # a best checkpoint without its digest
+    one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "best"]), "checkpoint-best.json is missing")
+    assert runner.invoke(app, ["eval", str(out), "--iteration", "4"]).exit_code == 0
+
+
+def test_overwrite_removes_kept_checkpoints_but_not_foreign_files_beside_them(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY.__dict__, "keep": 3}), out, progress=False)
+    written = {p for p in out.rglob("*") if p.is_file()} - {out / rundir_module.LOCK}
+    assert written == set(RunDir(out).own_files())  # best and kept checkpoints, digests, provenance
+    assert {"checkpoint-best.eqx", "checkpoint-best.json", "provenance.json"} <= {p.name for p in written}
+    foreign = ["checkpoints/iteration-2.eqx", "checkpoints/mine.eqx", "checkpoints/iteration-00000002.eqx.bak"]
+    for name in foreign:
+        (out / name).write_text("mine")
+    train(TrainConfig(**{**TINY.__dict__, "iterations": 2}), out, overwrite=True, progress=False)
+    assert sorted(str(p.relative_to(out)) for p in (out / "checkpoints").iterdir()) == sorted(foreign)
+    assert RunDir(out).kept_iterations() == [] and RunDir(out).read_summary()["iterations"] == 2
+
+
+def test_an_extension_waits_for_the_lock_and_rewrites_config_json_under_it(run_copy):
+    config = (run_copy / "config.json").read_bytes()
+    with RunDir(run_copy).lock():
+        with pytest.raises(GameError, match="is in use by process"):
+            train(TrainConfig(), run_copy, resume=True, progress=False, extend_to=6)
+    assert (run_copy / "config.json").read_bytes() == config
+    one_error_line(
+        runner.invoke(app, ["train", "--resume", str(run_copy), "--iterations", "1", *QUIET]),
+        "below the 2 iterations this run has done",
+    )
+    assert (run_copy / "config.json").read_bytes() == config
+    assert train(TrainConfig(), run_copy, resume=True, progress=False, extend_to=6)["iterations"] == 6
+    assert json.loads((run_copy / "config.json").read_text())["iterations"] == 6
+    assert not [p.name for p in run_copy.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- --resume options and an edited config.json ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--eval-every", "1"],
+        ["--x64"],
+        ["--out", "elsewhere"],
+        ["--overwrite"],
+        ["--eval-paths", "2"],
+        ["--devices", "1"],
+        ["--keep", "2"],
+    ],
+)
+def test_resume_refuses_options_it_cannot_honour_naming_them(run_copy, extra):
+    before = tree(run_copy)
+    one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *extra, *QUIET]), f"drop {extra[0]}")
+    assert tree(run_copy) == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"seeds": 0}, "seeds must be >= 1"),
+        ({"algo": "nope"}, "unknown algorithm 'nope'"),
+        ({"colour": 1}, "unknown config key 'colour'"),
+    ],
+)
+def test_resume_revalidates_an_edited_config(run_copy, edit, message):
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, **edit}))
+    before = tree(run_copy)
+    one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), message)
+    assert tree(run_copy) == before
+
+
+# -- operating-system and JSON errors ----------------------------------------------------------
+
+
+def test_an_out_path_under_a_file_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(tmp_path / "file" / "run" / "x"), *QUIET])
+    one_error_line(result, "cannot create run directory")
+    assert result.stdout == ""
+    one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(tmp_path / "file"), *QUIET]), "is a file")
+
+
+@pytest.mark.parametrize(("code", "text"), [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only")])
+def test_a_failed_checkpoint_save_is_one_error_and_leaves_no_temporary_file(run_copy, monkeypatch, code, text):
+    old = (run_copy / "checkpoint.eqx").read_bytes()
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if os.path.basename(dst) == "checkpoint.eqx":
+            raise OSError(code, os.strerror(code))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(rundir_module.os, "replace", failing_replace)
+    one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), text)
+    monkeypatch.undo()
+    assert not [p.name for p in run_copy.iterdir() if p.name.endswith(".tmp")]
+    assert (run_copy / "checkpoint.eqx").read_bytes() == old
+    assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 4  # still resumable
+    assert [r["iteration"] for r in RunDir(run_copy).read_metrics()] == [0, 2, 4]
+
+
+def test_a_corrupt_summary_is_one_error_and_resume_rewrites_it(run_copy):
+    (run_copy / "summary.json").write_text('{"best_run": 0, "fin')
+    one_error_line(runner.invoke(app, ["eval", str(run_copy)]), "summary.json' is corrupt")
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_copy / "summary.json").read_text())["iterations"] == 4
+
+
+# -- nothing on disk before validation -------------------------------------------------------------
+
+
+def test_plot_of_a_typo_creates_nothing(tmp_path):
+    one_error_line(runner.invoke(app, ["plot", str(tmp_path / "TYPO")]), "is not a run directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_with_a_bad_game_prints_and_creates_nothing(tmp_path):
+    result = runner.invoke(app, ["train", "--game", "beachbar", "--out", str(tmp_path / "run"), *QUIET])
+    one_error_line(result, "unknown game 'beachbar'")
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_the_lock_is_released_when_training_fails(run_copy):
+    (run_copy / "checkpoint.eqx").write_bytes(b"garbage")
+    with pytest.raises(GameError, match="is corrupt"):
+        train(TrainConfig(), run_copy, resume=True, progress=False)
+    with RunDir(run_copy).lock():  # not held any more
+        pass
+
+
+def test_an_os_error_while_plotting_is_one_error(run_copy, monkeypatch):
+    from mfax.run import plots
+
+    def read_only(fig, path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(plots, "_save", read_only)
+    line = one_error_line(runner.invoke(app, ["plot", str(run_copy)]), "Read-only file system")
+    assert "exploitability.png" in line
