@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import mfax
 from mfax.dynamics.noise import enumerate_noise
 from mfax.dynamics.pushforward import rollout_batch
+from mfax.evaluation.values import best_response_value, policy_value
 from mfax.policies.base import Tabular
 from mfax.run.cli_macro import register
 from mfax.solvers.macro_oracle import oracle_prices, solve_macro
@@ -51,6 +52,20 @@ def test_prices_are_those_of_the_induced_mean_field(equilibrium):
     np.testing.assert_allclose(prices[:, 0], equilibrium.r, atol=1e-7)
     np.testing.assert_allclose(prices[:, 1], equilibrium.W, atol=1e-7)
     np.testing.assert_allclose(np.asarray(traj.mu[0]), equilibrium.mu, atol=1e-9)
+
+
+def test_oracle_scans_agree_with_the_librarys(equilibrium):
+    """The oracle runs its own forward and backward scans (prices taken from the path);
+    at its fixed point they must give the library's exact value and best response value
+    (one source of truth for what a policy is worth)."""
+    with jax.enable_x64(True):
+        game = mfax.make("macro", **SMALL)
+        batch = enumerate_noise(game)
+        traj = rollout_batch(game, Tabular(equilibrium.policy), batch.noise)
+        v_pi = np.asarray(policy_value(game, traj, batch.noise))[0]
+        v_br = np.asarray(best_response_value(game, traj, batch.noise))[0]
+    np.testing.assert_allclose(equilibrium.value, v_pi, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(equilibrium.value, v_br, rtol=1e-7, atol=1e-7)
 
 
 def test_oracle_prices_and_errors():

@@ -1,7 +1,8 @@
 """Heterogeneous-agent macroeconomy ("macro"), Krusell-Smith style (``docs/games/macro.md``).
 
 Households hold wealth ``w`` (200-point geometric grid) and income ``y`` (5 points),
-choose a savings fraction ``a`` of cash on hand, and face prices set by the whole
+choose the fraction ``a`` of cash on hand they consume (``1 - a`` is saved; the
+published model calls the action the savings decision), and face prices set by the whole
 wealth distribution and a hidden AR(1) productivity shock ``z``.
 
 .. math::
@@ -42,7 +43,9 @@ class Macro(Game):
 
     num_wealth: int = param(200, "number of wealth grid points")
     num_income: int = param(5, "number of income grid points")
-    num_actions: int = param(20, "savings fractions are the midpoints (k + 0.5) / num_actions")
+    num_actions: int = param(
+        20, "actions a = (k + 0.5) / num_actions: the fraction of cash on hand consumed (1 - a is saved)"
+    )
     horizon: int = param(128, "number of decision steps T")
     gamma: float = param(0.95, "discount factor in (0, 1]")
     wealth_max: float = param(99.0, "largest wealth grid point")
