@@ -7,6 +7,7 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -146,6 +147,7 @@ def eval_command(
 
     from mfax.dynamics import noise_batch
     from mfax.evaluation import evaluate
+    from mfax.memory import check_evaluation
     from mfax.policies import parse_policy
 
     with user_errors():
@@ -153,6 +155,8 @@ def eval_command(
             raise GameError(f"--paths must be >= 1, got {paths}")
         if br_iterations < 1:
             raise GameError(f"--br-iterations must be >= 1, got {br_iterations}")
+        if not 0.0 < br_lr < math.inf:
+            raise GameError(f"--br-lr must be finite and > 0, got {br_lr}")
         if x64:
             jax.config.update("jax_enable_x64", True)
         if run_dir is not None:
@@ -169,6 +173,7 @@ def eval_command(
             g = make(game, **overrides)
             pol = parse_policy(g, policy)
             label, config = f"policy {policy}", None
+        check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
         batch = noise_batch(g, noise, jax.random.PRNGKey(seed), paths)
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
