@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -402,7 +403,15 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if done.code == 130:  # Ctrl-C: XLA may still be running the dispatched chunk, and the
+            # interpreter's teardown under it crashed (SIGSEGV after the message, 1 exit in 8)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
 
 
 if __name__ == "__main__":
