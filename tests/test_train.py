@@ -216,7 +216,7 @@ def test_macro_plots(tmp_path):
     [
         (["train", "--algo", "ppo"], "unknown algorithm 'ppo'; allowed: spg, rspg"),
         (["train", "--lr", "fast"], "--lr expects comma-separated numbers"),
-        (["train", "--lr", "-1"], "learning rates must be > 0"),
+        (["train", "--lr", "-1"], "learning rates must be finite and > 0"),
         (["train", "--iterations", "0"], "iterations must be >= 1"),
         (["train", "--game", "nope"], "unknown game 'nope'; allowed:"),
         (["train", "--set", "gamma=3"], "gamma must lie in (0, 1]"),

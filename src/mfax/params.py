@@ -10,6 +10,7 @@ type. Values are validated further by the owning class (``__check_init__`` or
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import equinox as eqx
@@ -37,7 +38,8 @@ def _kind(default: Any) -> str:
 
 
 def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
-    """Check a value against the type of the field's default; ints widen to floats."""
+    """Check a value against the type of the field's default; ints widen to floats;
+    NaN and infinities are refused (no parameter means anything by them)."""
     default = field.default
     bad = GameError(f"parameter {field.name!r} of {owner} must be {type(default).__name__}, got {value!r}")
     if isinstance(default, bool):
@@ -51,6 +53,7 @@ def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
+        _finite(owner, field.name, value)
         return float(value)
     if isinstance(default, tuple):
         if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
@@ -58,8 +61,15 @@ def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
         items = tuple(value)
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in items):
             raise bad
+        for v in items:
+            _finite(owner, field.name, v)
         return tuple(float(v) for v in items)
     return value
+
+
+def _finite(owner: str, name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise GameError(f"parameter {name!r} of {owner} must be a finite number, got {value!r}")
 
 
 def check_names(cls: type, owner: str, names) -> dict[str, dataclasses.Field]:

@@ -49,6 +49,19 @@ def enumerate_noise(game: Game) -> NoiseBatch:
     return NoiseBatch(support.noise, support.weight, exact=True)
 
 
+def exact_noise(game: Game, mode: NoiseMode, max_exact_paths: int = 4096) -> NoiseBatch | None:
+    """The enumerated support when ``mode`` asks for it (``"exact"``, or ``"auto"`` with a
+    finite support of at most ``max_exact_paths`` paths), else ``None``; draws nothing."""
+    if mode not in NOISE_MODES:
+        raise GameError(f"unknown noise mode {mode!r}; allowed: {', '.join(NOISE_MODES)}")
+    if mode == "exact":
+        return enumerate_noise(game)
+    support = game.noise_support() if mode == "auto" else None
+    if support is not None and support.weight.shape[0] <= max_exact_paths:
+        return NoiseBatch(support.noise, support.weight, exact=True)
+    return None
+
+
 def noise_batch(
     game: Game,
     mode: NoiseMode,
@@ -58,14 +71,9 @@ def noise_batch(
 ) -> NoiseBatch:
     """Noise for an expectation: ``"exact"`` enumerates, ``"sample"`` draws ``num_paths``,
     ``"auto"`` enumerates when the support is finite with at most ``max_exact_paths`` paths."""
-    if mode not in NOISE_MODES:
-        raise GameError(f"unknown noise mode {mode!r}; allowed: {', '.join(NOISE_MODES)}")
-    if mode in ("exact", "auto"):
-        support = game.noise_support()
-        if support is not None and (mode == "exact" or support.weight.shape[0] <= max_exact_paths):
-            return NoiseBatch(support.noise, support.weight, exact=True)
-        if mode == "exact":
-            return enumerate_noise(game)
+    exact = exact_noise(game, mode, max_exact_paths)
+    if exact is not None:
+        return exact
     if key is None:
         key = jax.random.key(0)
     return sample_noise(game, key, num_paths)

@@ -6,6 +6,7 @@ from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
 from mfax.games.registry import describe, game_class, game_names, make, parse_value, register
 from mfax.games.sis import SIS, SISNoise
+from mfax.games.validate import validate_game
 from mfax.params import param
 
 for _cls in (LinearQuadratic, BeachBar, Macro, SIS):
@@ -33,4 +34,5 @@ __all__ = [
     "parse_value",
     "register",
     "reward_matrix",
+    "validate_game",
 ]

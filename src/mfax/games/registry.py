@@ -6,6 +6,7 @@ from typing import Any
 
 from mfax import params
 from mfax.games.base import Game, GameError
+from mfax.games.validate import validate_game
 
 _GAMES: dict[str, type[Game]] = {}
 
@@ -37,9 +38,12 @@ def make(name: str, **values: Any) -> Game:
     (51, 11)
 
     Raises :class:`GameError` (a ``ValueError``) with a one-line message for an unknown
-    game, an unknown parameter (listing the allowed ones) or an impossible value.
+    game, an unknown parameter (listing the allowed ones), an impossible value or a
+    defect of the game's functions (:func:`~mfax.games.validate.validate_game`).
     """
-    return params.build(game_class(name), f"game {name!r}", **values)
+    game = params.build(game_class(name), f"game {name!r}", **values)
+    validate_game(game)
+    return game
 
 
 def parse_value(game_name: str, key: str, text: str) -> Any:

@@ -25,7 +25,6 @@ of public reports.
 
 from __future__ import annotations
 
-import itertools
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -101,10 +100,12 @@ class SIS(Game):
             return NoiseSupport(SISNoise(jnp.zeros(1), jnp.zeros((1, self.horizon + 1))), jnp.ones(1))
         regimes = [(0.0, 1.0 - self.severe_probability), (1.0, self.severe_probability)]
         regimes = [(r, p) for r, p in regimes if p > 0.0]
-        signs = list(itertools.product((-1.0, 1.0), repeat=self.horizon))
-        severe = np.array([r for r, _ in regimes for _ in signs])
-        errors = np.array([[*list(e), 0.0] for _ in regimes for e in signs])
-        weight = np.array([p / len(signs) for _, p in regimes for _ in signs])
+        # every sign sequence, in itertools.product((-1, 1), repeat=T) order: the bits of 0..2^T-1
+        bits = (np.arange(2**self.horizon)[:, None] >> np.arange(self.horizon - 1, -1, -1)) & 1
+        signs = np.concatenate([2.0 * bits - 1.0, np.zeros((len(bits), 1))], axis=1)
+        severe = np.repeat([r for r, _ in regimes], len(signs))
+        errors = np.tile(signs, (len(regimes), 1))
+        weight = np.repeat([p / len(signs) for _, p in regimes], len(signs))
         return NoiseSupport(
             SISNoise(jnp.asarray(severe, float), jnp.asarray(errors, float)), jnp.asarray(weight, float)
         )

@@ -7,7 +7,9 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,6 +193,7 @@ def eval_command(
 
     from mfax.dynamics import noise_batch
     from mfax.evaluation import evaluate
+    from mfax.memory import check_evaluation
     from mfax.policies import parse_policy
 
     with user_errors():
@@ -198,6 +201,8 @@ def eval_command(
             raise GameError(f"--paths must be >= 1, got {paths}")
         if br_iterations < 1:
             raise GameError(f"--br-iterations must be >= 1, got {br_iterations}")
+        if not 0.0 < br_lr < math.inf:
+            raise GameError(f"--br-lr must be finite and > 0, got {br_lr}")
         if x64:
             jax.config.update("jax_enable_x64", True)
         if run_dir is not None:
@@ -218,6 +223,7 @@ def eval_command(
             g = make(game, **overrides)
             pol = parse_policy(g, policy)
             label, config = f"policy {policy}", None
+        check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
         batch = noise_batch(g, noise, jax.random.PRNGKey(seed), paths)
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
@@ -560,7 +566,15 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if done.code == 130:  # Ctrl-C: XLA may still be running the dispatched chunk, and the
+            # interpreter's teardown under it crashed (SIGSEGV after the message, 1 exit in 8)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
 
 
 if __name__ == "__main__":

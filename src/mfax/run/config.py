@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfax.dynamics.noise import NOISE_MODES
+from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.games import GameError, game_class, make
+from mfax.memory import require, training_bytes
 from mfax.solvers import solver_spec
 
+MAX_PATHS = 2**31 - 1
 # Published per-game defaults (docs/algorithms/spg.md): paths per iteration, learning rate,
 # policy head and state input. Games not listed use DEFAULTS.
 DEFAULTS = {"paths": 8, "lr": 1e-3, "head": "discrete", "state_input": "embedding"}
@@ -98,7 +103,7 @@ def _positive(name: str, value: int) -> None:
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill per-game defaults and validate everything; raises one-line ``GameError``."""
     game_class(config.game)  # unknown game -> error listing the allowed ones
-    make(config.game, **config.params)  # unknown / impossible parameters
+    game = make(config.game, **config.params)  # unknown / impossible parameters
     spec = solver_spec(config.algo)  # unknown algorithm -> error
     game_hparams = GAME_HPARAMS.get(config.game, {}).get(config.algo, {})
     hparams = spec.resolve_hparams({**game_hparams, **config.hparams})  # unknown / bad hparams -> error
@@ -115,14 +120,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
     for name in ("iterations", "seeds", "eval_every", "eval_paths"):
         _positive(name, getattr(config, name))
     _positive("paths", paths)
+    if paths > MAX_PATHS:
+        raise GameError(f"paths must be at most {MAX_PATHS} (draws are counted in int32), got {paths}")
     for name in ("obs_embed", "gru_hidden", "state_embed", "aggregate_embed", "mlp_width"):
         _positive(f"network.{name}", getattr(net, name))
     if config.devices is not None:
         _positive("devices", config.devices)
     if config.keep < 0:
         raise GameError(f"keep must be >= 0, got {config.keep}")
-    if any(not (x > 0.0) for x in lr):
-        raise GameError(f"learning rates must be > 0, got {lr}")
+    if any(not (0.0 < x < math.inf) for x in lr):
+        raise GameError(f"learning rates must be finite and > 0, got {lr}")
     if net.head not in ("discrete", "beta"):
         raise GameError(f"unknown head {net.head!r}; allowed: discrete, beta")
     if net.state_input not in ("embedding", "features"):
@@ -130,23 +137,91 @@ def resolve(config: TrainConfig) -> TrainConfig:
     from mfax.run.trackers import check_trackers  # here: trackers -> rundir -> config
 
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
-    return dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
+    resolved = dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
+    _check_memory(resolved, game)
+    return resolved
+
+
+def _check_memory(config: TrainConfig, game) -> None:
+    """Refuse, before anything is allocated, an iteration that cannot fit in memory."""
+    exact = exact_noise(game, config.noise)
+    if exact is not None:
+        support_size = exact.num_paths
+    else:
+        support = game.noise_support()
+        support_size = None if support is None else int(support.weight.shape[0])
+    need = training_bytes(config, game, None if exact is None else exact.num_paths, support_size)
+    what = f"one training iteration ({config.game}, {config.algo}, {config.paths} noise paths)"
+    require(need, what, "use fewer --paths (or --eval-paths, --hp num_envs / num_agents)")
+
+
+def _allows(hint: Any, value: Any) -> bool:
+    """Whether ``value`` (as read from TOML or JSON) has the declared type ``hint``; ints
+    pass for floats, booleans pass only for ``bool``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_allows(a, value) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_allows(args[0], v) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+
+
+def _kind(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_kind(a) for a in args)
+    if origin is list:
+        return f"a list of {_kind(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a table of key = value"
+    return _KINDS.get(hint, hint.__name__)
+
+
+def _check_types(cls: type, data: dict[str, Any], prefix: str = "") -> None:
+    """One-line error for the first value whose type is not the field's declared type."""
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if not _allows(hints[key], value):
+            raise GameError(f"config key {prefix + key!r} must be {_kind(hints[key])}, got {value!r}")
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build a config from a (possibly partial) mapping; unknown keys are errors."""
+    """Build a config from a (possibly partial) mapping; unknown keys and values of the
+    wrong type (``iterations = "ten"``, ``x64 = "no"``) are errors."""
     data = dict(data)
     allowed = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise GameError(f"unknown config key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-    net = data.pop("network", {}) or {}
+    net = data.pop("network", None)
+    net = {} if net is None else net
+    if not isinstance(net, dict):
+        raise GameError(f"config key 'network' must be a table of key = value, got {net!r}")
     net_allowed = {f.name for f in dataclasses.fields(NetworkConfig)}
     unknown = sorted(set(net) - net_allowed)
     if unknown:
         raise GameError(f"unknown network key {unknown[0]!r}; allowed: {', '.join(sorted(net_allowed))}")
-    if "lr" in data and isinstance(data["lr"], int | float):
-        data["lr"] = [float(data["lr"])]
+    if isinstance(data.get("lr"), int | float) and not isinstance(data["lr"], bool):
+        data["lr"] = [data["lr"]]
+    elif not _allows(list[float] | None, data.get("lr")):
+        raise GameError(f"config key 'lr' must be a number or a list of numbers, got {data['lr']!r}")
+    _check_types(TrainConfig, data)
+    _check_types(NetworkConfig, net, "network.")
+    if data.get("lr") is not None:
+        data["lr"] = [float(x) for x in data["lr"]]
     return TrainConfig(**data, network=NetworkConfig(**net))
 
 

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from mfax.dynamics.noise import NoiseBatch, noise_batch
+from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
 from mfax.evaluation.exploitability import evaluate
 from mfax.games import Game, GameError, make
 from mfax.policies.base import Policy
@@ -55,11 +55,12 @@ class Trainer:
         if config.x64:
             jax.config.update("jax_enable_x64", True)
         game = make(config.game, **config.params)
-        batch = noise_batch(game, config.noise, jax.random.PRNGKey(config.seed), config.paths)
-        exact = batch if batch.exact else None
+        exact = exact_noise(game, config.noise)  # sampled training paths are drawn per iteration
         # one fixed set of evaluation paths for every seed: runs are compared on common noise
         eval_noise = (
-            batch if batch.exact else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
+            exact
+            if exact is not None
+            else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
         )
         solver = solver_spec(config.algo).build(config, game, exact)
         return cls(

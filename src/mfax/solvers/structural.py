@@ -158,8 +158,10 @@ def draw_noise(
     if support is not None:
         size = support.weight.shape[0]
         picks = jax.random.choice(key, size, (num_paths,), p=support.weight)
-        counts = jnp.zeros(size, support.weight.dtype).at[picks].add(1.0)
-        return support.noise, counts / num_paths
+        # integer counts: float32 ones stop growing at 2^24 (two paths and 10^8 draws gave
+        # weights summing to 1/3); each weight is then rounded once
+        counts = jnp.zeros(size, jnp.int32).at[picks].add(1)
+        return support.noise, counts.astype(support.weight.dtype) / num_paths
     noise = jax.vmap(game.sample_noise)(jax.random.split(key, num_paths))
     return noise, jnp.full(num_paths, 1.0 / num_paths)
 

@@ -1,0 +1,119 @@
+"""Will it fit? Memory estimates checked before anything large is allocated.
+
+An exact evaluation or a structural training iteration holds, for every noise path it
+computes, arrays of ``T x n`` and ``T x n x m`` entries (mean fields, policies, rewards,
+Q-values, the policy network's per-state activations); a sampled population holds
+``T x N`` agents per environment. :func:`require` compares such an estimate with the
+memory the device has free (the accelerator's own figure when it reports one, else the
+host's available memory) and refuses, in one line giving both, what cannot fit: a run
+that would otherwise allocate until the machine runs out of memory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from mfax.games.base import Game, GameError
+
+# entries held per (path, step, state): policy, rewards, Q-values and the cotangent of a
+# training iteration are (n, m) each; an evaluation keeps policy and rewards
+TRAIN_ACTION_ARRAYS = 6
+EVAL_ACTION_ARRAYS = 3
+# one draw counted over a finite support: 10^9 draws over the beach bar's 102 paths asked
+# XLA for 36 GB in one allocation
+BYTES_PER_DRAW = 36
+
+
+def available_bytes(device: jax.Device | None = None) -> int | None:
+    """Free memory of ``device`` (default: the first local device), or ``None`` when it
+    cannot be told: the accelerator's ``memory_stats`` limit minus what is in use, else
+    the host's ``MemAvailable`` (Linux), else its free physical pages."""
+    device = device or jax.local_devices()[0]
+    try:
+        stats = device.memory_stats()
+    except Exception:  # backends without memory statistics
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gigabytes(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def require(nbytes: int, what: str, hint: str) -> None:
+    """Raise a one-line :class:`GameError` when ``nbytes`` exceed the free memory."""
+    free = available_bytes()
+    if free is not None and nbytes > free:
+        raise GameError(f"{what} needs about {gigabytes(nbytes)} of memory, only {gigabytes(free)} is free; {hint}")
+
+
+def evaluation_bytes(game: Game, num_paths: int, info: bool, itemsize: int = 4) -> int:
+    """An exact evaluation of ``num_paths`` paths (``info``: with the information-consistent
+    best response, which compares every pair of paths' observation histories)."""
+    n, m, horizon = game.n_states, game.n_actions, game.horizon
+    per_path = itemsize * (horizon + 1) * n * (EVAL_ACTION_ARRAYS * m + 2)
+    pairs = 6 * (horizon + 1) * num_paths**2 if info else 0
+    return num_paths * per_path + pairs
+
+
+def structural_bytes(game: Game, computed_paths: int, draws: int, width: int, itemsize: int = 4) -> int:
+    """A structural training iteration computing ``computed_paths`` paths exactly, after
+    ``draws`` counted draws over a finite support (0 when paths are drawn one by one);
+    ``width`` is the policy network's hidden width (two activations per state and step)."""
+    n, m, horizon = game.n_states, game.n_actions, game.horizon
+    per_path = itemsize * (horizon + 1) * n * (TRAIN_ACTION_ARRAYS * m + 2 * width + 2)
+    return computed_paths * per_path + BYTES_PER_DRAW * draws
+
+
+def population_bytes(game: Game, num_envs: int, num_agents: int, width: int, copies: int, itemsize: int = 4) -> int:
+    """A model-free iteration: ``num_envs`` sampled populations of ``num_agents`` for ``T``
+    steps (states, actions, rewards, values and activations per agent; ``copies`` of the
+    transitions kept, as in a replay buffer)."""
+    per_agent_step = itemsize * (game.n_actions + 2 * width + 8)
+    return num_envs * (game.horizon + 1) * (num_agents * per_agent_step * copies + itemsize * game.n_states)
+
+
+def training_bytes(config, game: Game, exact_paths: int | None, support_size: int | None) -> int:
+    """Peak estimate of one iteration of a resolved training ``config`` or of its
+    evaluation. ``exact_paths``: the number of enumerated paths when the noise is exact
+    (else ``None``); ``support_size``: that of the game's finite noise support (``None``:
+    not finite)."""
+    itemsize = 8 if config.x64 else 4
+    width = config.network.mlp_width
+    eval_paths = exact_paths or config.eval_paths
+    need = evaluation_bytes(game, eval_paths, support_size is not None, itemsize)
+    hp = config.hparams
+    if "num_envs" in hp and "num_agents" in hp:  # model-free: sampled populations
+        copies = 1 + int(hp.get("buffer_iterations", 0))
+        train = population_bytes(game, hp["num_envs"], hp["num_agents"], width, copies, itemsize)
+    elif exact_paths is not None:  # structural on the enumerated paths, or tables over them
+        train = structural_bytes(game, exact_paths, 0, width, itemsize)
+    elif support_size is not None and support_size < config.paths:  # draws counted over the support
+        train = structural_bytes(game, support_size, config.paths, width, itemsize)
+    else:
+        train = structural_bytes(game, config.paths, 0, width, itemsize)
+    return max(need, train)
+
+
+def check_evaluation(game: Game, mode: str, num_paths: int, itemsize: int = 4) -> None:
+    """Refuse an evaluation (noise ``mode``, ``num_paths`` if sampled) that cannot fit."""
+    from mfax.dynamics.noise import exact_noise
+
+    exact = exact_noise(game, mode)
+    paths = num_paths if exact is None else exact.num_paths
+    need = evaluation_bytes(game, paths, game.noise_support() is not None, itemsize)
+    require(need, f"an evaluation of {game.name} on {paths} noise paths", "use fewer --paths")

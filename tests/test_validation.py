@@ -1,0 +1,303 @@
+"""Bad input is refused with one clear line: defective games, config files of the wrong
+types, non-finite parameters and learning rates, sizes that cannot fit in memory; and
+weights of many counted draws stay exact."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mfax
+from conftest import ALL_GAMES
+from mfax.dynamics import noise_batch
+from mfax.evaluation import evaluate
+from mfax.games import SIS, GameError, NoiseSupport, SISNoise, registry, validate_game
+from mfax.policies import Uniform
+from mfax.run.cli import app
+
+runner = CliRunner()
+
+
+def one_line_error(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mfax: error: ") and message in lines[0], result.stderr
+
+
+# -- defective games ---------------------------------------------------------------------
+# Each is the sis example with one defect; all would otherwise run and produce numbers.
+
+
+class RowsSumTo1_5(SIS):
+    name: ClassVar[str] = "rows_sum_to_1_5"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(prob=k.prob.at[1, 0].multiply(1.5))
+
+
+class NegativeProbability(SIS):
+    name: ClassVar[str] = "negative_probability"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(prob=k.prob.at[0, 1].set(jnp.array([1.2, -0.2])))
+
+
+class IndexOutOfRange(SIS):
+    name: ClassVar[str] = "index_out_of_range"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(index=k.index.at[1, 1, 1].set(2))
+
+
+class NaNReward(SIS):
+    name: ClassVar[str] = "nan_reward"
+
+    def reward(self, mu, mu_next, noise, t):
+        return super().reward(mu, mu_next, noise, t).at[1, 0].set(jnp.nan)
+
+
+class NarrowReward(SIS):
+    name: ClassVar[str] = "narrow_reward"
+
+    def reward(self, mu, mu_next, noise, t):
+        return super().reward(mu, mu_next, noise, t)[:, :1]  # (n, 1): would broadcast silently
+
+
+class MeanFieldSumsTo2(SIS):
+    name: ClassVar[str] = "mean_field_sums_to_2"
+
+    def initial_mean_field(self, noise):
+        return 2.0 * super().initial_mean_field(noise)
+
+
+class ShortNoisePath(SIS):
+    name: ClassVar[str] = "short_noise_path"
+
+    def sample_noise(self, key):
+        noise = super().sample_noise(key)
+        return noise._replace(report_error=noise.report_error[:-1])  # t = 0..T-1 only
+
+    def noise_support(self):
+        return None
+
+
+class SupportWeightsSumTo3(SIS):
+    name: ClassVar[str] = "support_weights_sum_to_3"
+
+    def noise_support(self):
+        support = super().noise_support()
+        return NoiseSupport(support.noise, 3.0 * support.weight)
+
+
+DEFECTS = [
+    (RowsSumTo1_5, "kernel row (s=1, a=0) at t=0 sums to 1.5"),
+    (NegativeProbability, "kernel row (s=0, a=1) at t=0 has a negative entry -0.2"),
+    (IndexOutOfRange, "kernel index at (s=1, a=1, k=1) at t=0 is 2; states are 0..1"),
+    (NaNReward, "reward at t=0 is nan at (s=1, a=0)"),
+    (NarrowReward, "reward at t=0 must have shape (2, 2), got (2, 1)"),
+    (MeanFieldSumsTo2, "initial mean field sums to 2"),
+    (ShortNoisePath, "observation at t=T=8 reads out of bounds"),
+    (SupportWeightsSumTo3, "noise support weight vector sums to 3"),
+]
+
+
+@pytest.mark.parametrize(("cls", "message"), DEFECTS, ids=[c.name for c, _ in DEFECTS])
+def test_defective_game_is_refused_naming_the_defect(cls, message):
+    with pytest.raises(GameError) as info:
+        validate_game(cls())
+    text = str(info.value)
+    assert text.startswith(f"game {cls.name!r}: ") and message in text and "\n" not in text, text
+
+
+@pytest.mark.parametrize(("cls", "message"), DEFECTS[:2], ids=[c.name for c, _ in DEFECTS[:2]])
+def test_make_and_evaluate_refuse_a_defective_game(cls, message, monkeypatch):
+    monkeypatch.setitem(registry._GAMES, cls.name, cls)
+    with pytest.raises(GameError, match=re.escape(message)):
+        mfax.make(cls.name)
+    game = cls()
+    with pytest.raises(GameError, match=re.escape(message)):
+        evaluate(game, Uniform(game.n_states, game.n_actions), noise_batch(SIS(), "exact"))
+
+
+def test_training_refuses_a_defective_game(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry._GAMES, NaNReward.name, NaNReward)
+    out = tmp_path / "run"
+    one_line_error(["train", "--game", NaNReward.name, "--out", str(out), "--no-progress"], "reward at t=0 is nan")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [(name, {}) for name in ALL_GAMES]
+    + [
+        ("beach_bar", {"idiosyncratic_noise": False, "common_noise": False}),
+        ("macro", {"idiosyncratic_noise": False, "horizon": 4}),
+        ("sis", {"common_noise": False, "horizon": 3}),
+    ],
+)
+def test_builtin_games_pass_validation(name, params):
+    assert registry._GAMES.keys() >= set(ALL_GAMES)
+    from mfax.games.validate import _check
+
+    _check(mfax.make(name, **params))  # make validates once; this checks again, uncached
+
+
+# -- config files, non-finite numbers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('iterations = "ten"\n', "config key 'iterations' must be an integer, got 'ten'"),
+        ('x64 = "no"\n', "config key 'x64' must be true or false, got 'no'"),
+        ("paths = 2.5\n", "config key 'paths' must be an integer or null, got 2.5"),
+        ('lr = "fast"\n', "config key 'lr' must be a number or a list of numbers, got 'fast'"),
+        ('log_to = "wandb"\n', "config key 'log_to' must be a list of strings"),
+        ("[network]\nmlp_width = true\n", "config key 'network.mlp_width' must be an integer, got True"),
+        ("network = 3\n", "config key 'network' must be a table"),
+        ("lr = nan\n", "learning rates must be finite and > 0"),
+    ],
+)
+def test_config_file_values_are_type_checked(tmp_path, text, message):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    one_line_error(["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"], message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_file_json_bool_and_int_are_not_interchangeable():
+    from mfax.run.config import from_dict
+
+    with pytest.raises(GameError, match="'iterations' must be an integer, got True"):
+        from_dict({"iterations": True})
+    with pytest.raises(GameError, match="'x64' must be true or false, got 0"):
+        from_dict({"x64": 0})
+    config = from_dict({"lr": 1, "x64": True, "network": {"head": None}})
+    assert config.lr == [1.0] and isinstance(config.lr[0], float) and config.x64 is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--lr", "inf"], "learning rates must be finite and > 0, got [inf]"),
+        (["train", "--lr", "nan"], "learning rates must be finite and > 0, got [nan]"),
+        (["train", "--set", "kappa=nan", "--game", "linear_quadratic"], "parameter 'kappa'"),
+        (["train", "--algo", "omd", "--game", "sis", "--hp", "lr=inf"], "parameter 'lr' of solver 'omd'"),
+        (["eval", "--set", "shift=inf", "--game", "linear_quadratic"], "must be a finite number, got inf"),
+        (["eval", "--learned-br", "--br-lr", "inf"], "--br-lr must be finite and > 0, got inf"),
+    ],
+)
+def test_non_finite_numbers_are_refused(tmp_path, args, message):
+    if args[0] == "train":
+        args = [*args, "--out", str(tmp_path / "run"), "--no-progress"]
+    one_line_error(args, message)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"kappa": float("nan")}, "parameter 'kappa' of game 'linear_quadratic' must be a finite number, got nan"),
+        ({"sigma": float("inf")}, "parameter 'sigma' of game 'linear_quadratic' must be a finite number, got inf"),
+    ],
+)
+def test_make_refuses_non_finite_parameters(params, message):
+    with pytest.raises(GameError, match=re.escape(message)):
+        mfax.make("linear_quadratic", **params)
+    with pytest.raises(GameError, match="finite"):
+        mfax.make("beach_bar", idiosyncratic_probs=(0.5, float("nan"), 0.5))
+
+
+# -- memory -------------------------------------------------------------------------------
+
+
+def test_training_that_cannot_fit_is_refused_with_the_estimate(tmp_path):
+    """Sampled macro paths (no finite support): 10^5 paths of 128 steps x 1000 states x 20
+    actions cannot fit anywhere; refused before anything is allocated or written."""
+    out = tmp_path / "run"
+    one_line_error(
+        ["train", "--game", "macro", "--paths", "100000", "--out", str(out), "--no-progress"],
+        "one training iteration (macro, rspg, 100000 noise paths) needs about",
+    )
+    assert not out.exists()
+
+
+def test_counted_draws_beyond_the_memory_are_refused(tmp_path, monkeypatch):
+    """10^9 draws counted over the beach bar's 102 paths (36 GB for the draw alone) on a
+    machine with 8 GiB free."""
+    monkeypatch.setattr("mfax.memory.available_bytes", lambda device=None: 8 * 2**30)
+    one_line_error(
+        ["train", "--noise", "sample", "--paths", "1000000000", "--out", str(tmp_path / "r"), "--no-progress"],
+        "GiB of memory, only 8 GiB is free; use fewer --paths",
+    )
+
+
+def test_evaluation_that_cannot_fit_is_refused():
+    one_line_error(["eval", "--noise", "sample", "--paths", "1000000000"], "an evaluation of beach_bar on 1000000000")
+
+
+def test_memory_estimate_of_published_settings_is_modest():
+    from mfax.memory import training_bytes
+    from mfax.run.config import TrainConfig, resolve
+
+    config = resolve(TrainConfig(game="beach_bar"))
+    assert 10 * 2**20 < training_bytes(config, mfax.make("beach_bar"), 102, 102) < 2**30
+
+
+# -- exact weights of counted draws -------------------------------------------------------
+
+
+def test_counted_draw_weights_are_exact_beyond_float32_counting():
+    """36 million draws over two equally likely paths: each count passes 2^24, where a
+    float32 count stops growing (1 + 2^24 = 2^24); the weights must still sum to one."""
+    from mfax.solvers.structural import draw_noise
+
+    support = NoiseSupport(SISNoise(jnp.zeros(2), jnp.zeros((2, 3))), jnp.array([0.5, 0.5]))
+    num_paths = 36_000_000
+    _, weight = draw_noise(SIS(horizon=2), jax.random.PRNGKey(0), num_paths, None, support)
+    weight = np.asarray(weight, dtype=np.float64)
+    assert weight.sum() == pytest.approx(1.0, abs=1e-6)
+    assert weight == pytest.approx([0.5, 0.5], abs=5 / np.sqrt(num_paths))
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_with_the_message_and_status_130(tmp_path):
+    """SIGINT at random moments of a training run: each time the message, then exit
+    status 130, never a crash in the interpreter's teardown (the old code: SIGSEGV in one
+    of eight such trials, so a pass here is evidence, not proof)."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = random.Random(1)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    mfax_cli = [sys.executable, "-c", "from mfax.run.cli import main; main()"]
+    for trial in range(6):
+        args = ["train", "--game", "sis", "--algo", "spg", "--iterations", "100000", "--no-plots"]
+        proc = subprocess.Popen(
+            [*mfax_cli, *args, "--out", str(tmp_path / f"run{trial}")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(rng.uniform(4, 20))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (trial, proc.returncode, err[-500:])
+        assert "interrupted; the last checkpoint is kept" in err and "Segmentation fault" not in err
