@@ -401,3 +401,61 @@ def test_an_os_error_while_plotting_is_one_error(run_copy, monkeypatch):
     monkeypatch.setattr(plots, "_save", read_only)
     line = one_error_line(runner.invoke(app, ["plot", str(run_copy)]), "Read-only file system")
     assert "exploitability.png" in line
+
+
+# -- found in review: links, digests and stale summaries ------------------------------
+
+
+def test_overwrite_never_deletes_through_a_linked_folder(run_copy, tmp_path):
+    """A ``plots`` folder that links elsewhere holds someone else's files: --overwrite
+    must leave them (and the link) alone and still replace the run."""
+    shutil.rmtree(run_copy / "plots", ignore_errors=True)
+    elsewhere = tmp_path / "my-pictures"
+    elsewhere.mkdir()
+    (elsewhere / "policy.png").write_bytes(b"mine")
+    (run_copy / "plots").symlink_to(elsewhere, target_is_directory=True)
+    assert all(run_copy / "plots" not in p.parents for p in RunDir(run_copy).own_files())
+    train(TrainConfig(**{**TINY.__dict__, "iterations": 2}), run_copy, overwrite=True, progress=False)
+    assert (elsewhere / "policy.png").read_bytes() == b"mine"
+    assert (run_copy / "plots").is_symlink()
+    assert [r["iteration"] for r in RunDir(run_copy).read_metrics()] == [0, 2]
+
+
+def test_a_linked_lock_file_is_refused_and_its_target_untouched(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("precious data\n")
+    (out / "mfax.lock").symlink_to(precious)
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(out), *QUIET])
+    one_error_line(result, "is a link, not mfax's lock file")
+    assert precious.read_text() == "precious data\n"
+    assert sorted(p.name for p in out.iterdir()) == ["mfax.lock"]
+
+
+def test_a_marked_run_whose_checkpoint_digest_is_missing_is_not_loaded_unverified(run_copy):
+    data = bytearray((run_copy / "checkpoint.eqx").read_bytes())
+    data[-20] ^= 0x55
+    (run_copy / "checkpoint.eqx").write_bytes(bytes(data))
+    (run_copy / "checkpoint.json").unlink()
+    one_error_line(runner.invoke(app, ["eval", str(run_copy)]), "checkpoint.json is missing")
+    (run_copy / "mfax-run.json").unlink()  # a run older than the marker and the digests loads as before
+    assert RunDir(run_copy)._read_checkpoint(run_copy / "checkpoint.eqx") == bytes(data)
+
+
+@pytest.mark.parametrize("content", ['{"sha256": null}', '{"sha256": 3}', '{"sha256": "abc"}', "[1, 2]"])
+def test_a_malformed_digest_file_is_one_error(run_copy, content):
+    (run_copy / "checkpoint.json").write_text(content)
+    one_error_line(runner.invoke(app, ["eval", str(run_copy)]), "checkpoint.json' is corrupt")
+
+
+def test_an_iteration_is_never_answered_with_another_iterations_checkpoint(tmp_path):
+    """summary.json is written after the checkpoints: a kill between them leaves it one
+    evaluation behind, and the checkpoint it names as the last then holds a later
+    iteration. --iteration must say so instead of scoring the wrong state."""
+    out = tmp_path / "run"
+    train(TINY, out, progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["iterations"] = 2  # as if killed after the iteration-4 checkpoint, before the summary
+    (out / "summary.json").write_text(json.dumps(summary))
+    one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "holds iteration 4, not 2")

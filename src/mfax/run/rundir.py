@@ -37,6 +37,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,8 +224,19 @@ class RunDir:
         self.save_config(config)
 
     def own_files(self) -> list[Path]:
-        """The files here that mfax wrote (matches of ``OWN_FILES``)."""
-        return [p for pattern in OWN_FILES for p in self.root.glob(pattern) if p.is_file() or p.is_symlink()]
+        """The files here that mfax wrote (matches of ``OWN_FILES``); never a match reached
+        through a linked folder (``plots`` pointing elsewhere, say), whose files are not
+        the run's."""
+        return [
+            p
+            for pattern in OWN_FILES
+            for p in self.root.glob(pattern)
+            if (p.is_file() or p.is_symlink()) and not self._through_link(p)
+        ]
+
+    def _through_link(self, path: Path) -> bool:
+        """Whether a folder between the run directory and ``path`` is a symbolic link."""
+        return any(folder.is_symlink() for folder in path.parents if self.root in folder.parents)
 
     def remove_own_files(self) -> None:
         """Delete the files mfax writes (``OWN_FILES``), never anything else; folders
@@ -235,7 +247,7 @@ class RunDir:
                 path.unlink()
                 folders.update(p for p in path.parents if self.root in p.parents)
             for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-                if not any(folder.iterdir()):
+                if not folder.is_symlink() and folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
     @contextlib.contextmanager
@@ -245,8 +257,12 @@ class RunDir:
         with _disk("create run directory", self.root):
             self.root.mkdir(parents=True, exist_ok=True)
         with _disk("lock", self.lock_path):
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self.lock_path.is_symlink():
+                raise GameError(f"{str(self.lock_path)!r} is a link, not mfax's lock file; remove it")
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise GameError(f"{str(self.lock_path)!r} is not a regular file, not mfax's lock file; remove it")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -352,10 +368,18 @@ class RunDir:
             data = path.read_bytes()
         digest = _digest_of(path)
         if digest.exists():
-            accepted = self._read_json(digest).get("sha256", [])
+            record = self._read_json(digest)
+            accepted = record.get("sha256") if isinstance(record, dict) else None
+            if not (
+                isinstance(accepted, list)
+                and accepted
+                and all(isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in accepted)
+            ):
+                raise GameError(f"{str(digest)!r} is corrupt: expected a list of sha256 digests")
             if hashlib.sha256(data).hexdigest() not in accepted:
                 raise GameError(f"checkpoint {str(path)!r} is corrupt: its sha256 does not match {digest.name}")
-        elif path != self.checkpoint_path:
+        elif path != self.checkpoint_path or self.marker_path.is_file():
+            # only checkpoint.eqx of a run written before digests existed (no marker) has none
             raise GameError(f"checkpoint {str(path)!r} cannot be verified: its {digest.name} is missing")
         return data
 

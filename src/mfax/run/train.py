@@ -95,6 +95,11 @@ def load_policy(run: RunDir, r: int | None = None, which: str = "last") -> tuple
     path = run.checkpoint_for(which)
     trainer = Trainer.build(config)
     states = run.load_checkpoint(to_host(trainer.initial_states()), path)
+    held = int(to_host(states.iteration)[0])
+    if which.isdigit() and held != int(which):  # summary.json older than the checkpoints (a kill between writes)
+        raise GameError(
+            f"checkpoint {str(path)!r} holds iteration {held}, not {which}; evaluate it with --iteration {held}"
+        )
     if r is None:
         iteration = int(to_host(states.iteration)[0])
         scores = {row["run"]: row["exploitability"] for row in run.read_metrics() if row["iteration"] == iteration}
