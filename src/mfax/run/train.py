@@ -101,8 +101,7 @@ def load_policy(run: RunDir, r: int | None = None, which: str = "last") -> tuple
             f"checkpoint {str(path)!r} holds iteration {held}, not {which}; evaluate it with --iteration {held}"
         )
     if r is None:
-        iteration = int(to_host(states.iteration)[0])
-        scores = {row["run"]: row["exploitability"] for row in run.read_metrics() if row["iteration"] == iteration}
+        scores = {row["run"]: row["exploitability"] for row in run.read_metrics() if row["iteration"] == held}
         scores = {k: v for k, v in scores.items() if v is not None}
         r = min(scores, key=lambda k: (scores[k], k)) if scores else 0
     if not 0 <= r < config.num_runs:
