@@ -163,7 +163,8 @@ def test_builtin_games_pass_validation(name, params):
         ("paths = 2.5\n", "config key 'paths' must be an integer or null, got 2.5"),
         ('lr = "fast"\n', "config key 'lr' must be a number or a list of numbers, got 'fast'"),
         ('log_to = "wandb"\n', "config key 'log_to' must be a list of strings"),
-        ("[network]\nmlp_width = true\n", "config key 'network.mlp_width' must be an integer, got True"),
+        ("[network]\nmlp_width = true\n", "parameter 'mlp_width' of solver 'rspg' must be int, got True"),
+        ("[hparams]\nmlp_width = 0\n", "network size mlp_width must be >= 1, got 0"),
         ("network = 3\n", "config key 'network' must be a table"),
         ("lr = nan\n", "learning rates must be finite and > 0"),
     ],
@@ -259,7 +260,7 @@ def test_memory_estimate_of_published_settings_is_modest():
 def test_counted_draw_weights_are_exact_beyond_float32_counting():
     """36 million draws over two equally likely paths: each count passes 2^24, where a
     float32 count stops growing (1 + 2^24 = 2^24); the weights must still sum to one."""
-    from mfax.solvers.structural import draw_noise
+    from mfax.dynamics.noise import draw_noise
 
     support = NoiseSupport(SISNoise(jnp.zeros(2), jnp.zeros((2, 3))), jnp.array([0.5, 0.5]))
     num_paths = 36_000_000
