@@ -195,9 +195,8 @@ class Macro(Game):
         w_next = self.cash_at_prices(r, wage)[:, None] * (1.0 - self.action_values())[None, :]
         lo = jnp.clip(self.wealth_below(w_next), 0, nw - 2)
         frac = jnp.clip((w_next - grid[lo]) / (grid[lo + 1] - grid[lo]), 0.0, 1.0)
-        # the two neighbours as a broadcast, not a stack: XLA's loop over a stacked minor
-        # axis ran at ~3 ns per kernel entry. With both changes a macro RSPG iteration
-        # takes 0.74x as long (same process, alternating rounds; identical metrics)
+        # the two neighbours as a broadcast, not a stack: XLA runs a loop over a stacked
+        # minor axis slowly (measurement: bench/results/compiler_options.md)
         upper = jnp.arange(2, dtype=lo.dtype)
         wealth_idx = lo[..., None] + upper  # (n, m, 2)
         wealth_prob = jnp.where(upper == 1, frac[..., None], 1.0 - frac[..., None])
