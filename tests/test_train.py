@@ -205,9 +205,10 @@ def test_macro_plots(tmp_path):
     assert result.exit_code == 0, result.output
     assert {p.name for p in (out / "plots").iterdir()} >= {
         "exploitability.png",
-        "wealth.png",
-        "prices.png",
-        "savings.png",
+        "mean_field.png",
+        "policy.png",
+        "aggregates.png",
+        "profiles.png",
     }
 
 

@@ -178,8 +178,8 @@ class NetworkPolicy(Policy):
 
         The batch and state axes are flattened into the rows of one 2-D matrix product
         per layer: XLA's CPU backend runs a ``(rows, w) @ (w, w)`` product near the
-        machine's matmul peak, but the same product with several leading axes 2-3x
-        slower (measured with ``bench/train_speed.py``)."""
+        machine's matmul peak, but the same product with several leading axes well below
+        it (measurement: ``bench/results/compiler_options.md``)."""
         table = self.state_table() if table is None else table
         a = g @ self.aggregate_proj.weight.T + self.aggregate_proj.bias  # (*b, w)
         batch, n = a.shape[:-1], table.shape[0]
