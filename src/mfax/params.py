@@ -24,8 +24,14 @@ def param(default: Any, help: str) -> Any:
 
 
 def fields_of(cls: type) -> dict[str, dataclasses.Field]:
-    """The declared parameters of a class, in declaration order."""
-    return {f.name: f for f in dataclasses.fields(cls) if "help" in f.metadata}
+    """The declared parameters of a class: its own first, in declaration order, then
+    those it inherits, nearest base first (a solver's own before the network's and the
+    optimiser's)."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if "help" in f.metadata}
+    order: list[str] = []
+    for klass in cls.__mro__:
+        order += [name for name in vars(klass).get("__annotations__", {}) if name in fields and name not in order]
+    return {name: fields[name] for name in order}
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:

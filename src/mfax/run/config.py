@@ -7,6 +7,7 @@ the resolved config (every default filled in) is saved in the run directory.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import tomllib
@@ -74,14 +75,31 @@ class TrainConfig:
     keep: int = 0  # also keep the checkpoints of the last `keep` evaluations (best and last: always)
 
     @property
+    def param_sets(self) -> list[dict[str, Any]]:
+        """The game's parameters of each run: a list value sweeps that parameter (every
+        combination of the swept values, the last key varying fastest)."""
+        swept = {k: v for k, v in self.params.items() if isinstance(v, list) and not _tuple_param(self.game, k)}
+        fixed = {k: v for k, v in self.params.items() if k not in swept}
+        return [{**fixed, **dict(zip(swept, combo, strict=True))} for combo in itertools.product(*swept.values())]
+
+    @property
     def num_runs(self) -> int:
-        return self.seeds * len(self.lr or [0.0])
+        return self.seeds * len(self.param_sets) * len(self.lr or [0.0])
 
     def run_seed(self, r: int) -> int:
-        return self.seed + r // len(self.lr)
+        """Runs are ordered seed-major, then game parameters, then learning rate."""
+        return self.seed + r // (len(self.lr) * len(self.param_sets))
 
     def run_lr(self, r: int) -> float:
         return self.lr[r % len(self.lr)]
+
+    def run_params(self, r: int) -> dict[str, Any]:
+        """The game's parameters of run ``r``."""
+        return self.param_sets[(r // len(self.lr)) % len(self.param_sets)]
+
+    def swept(self) -> dict[str, list]:
+        """The swept game parameters and their values (empty: no sweep)."""
+        return {k: v for k, v in self.params.items() if isinstance(v, list) and not _tuple_param(self.game, k)}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,6 +112,30 @@ class TrainConfig:
         path.write_text(self.to_json())
 
 
+def _tuple_param(game: str, key: str) -> bool:
+    """Whether the game's parameter ``key`` is itself a list of numbers (a list value is
+    then its value, not a sweep)."""
+    try:
+        field = params.fields_of(game_class(game)).get(key)
+    except GameError:
+        return False
+    return field is not None and isinstance(field.default, tuple)
+
+
+def _check_sweep(config: TrainConfig) -> None:
+    """A swept parameter must be traced (it only enters arithmetic), so that every run
+    shares one compiled program; its values must not be empty."""
+    traced = getattr(params, "traced_names", lambda cls: [])(game_class(config.game))  # TEMP until H4
+    for key, values in config.swept().items():
+        if key not in traced:
+            raise GameError(
+                f"game parameter {key!r} of {config.game!r} cannot take several values in one run (it fixes the "
+                f"program's shapes or set-up; train one run per value); parameters that can: {', '.join(traced)}"
+            )
+        if not values:
+            raise GameError(f"game parameter {key!r}: a sweep needs at least one value, got []")
+
+
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise GameError(f"{name} must be >= 1, got {value}")
@@ -102,7 +144,9 @@ def _positive(name: str, value: int) -> None:
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill per-game defaults and validate everything; raises one-line ``GameError``."""
     game_class(config.game)  # unknown game -> error listing the allowed ones
-    game = make(config.game, **config.params)  # unknown / impossible parameters
+    _check_sweep(config)
+    games = [make(config.game, **p) for p in config.param_sets]  # unknown / impossible parameters
+    game = games[0]
     spec = solver_spec(config.algo)  # unknown algorithm -> error
     game_hparams = GAME_HPARAMS.get(config.game, {}).get(config.algo, {})
     hparams = spec.resolve_hparams({**game_hparams, **config.hparams})  # unknown / bad hparams -> error

@@ -43,12 +43,16 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass
 class Trainer:
-    """Everything derived from a resolved config: game, solver, noise for training/eval."""
+    """Everything derived from a resolved config: games, solver, noise for training/eval.
+
+    ``games`` holds one game per set of game parameters (one unless the config sweeps a
+    traced parameter, :attr:`TrainConfig.param_sets`); every run trains and is scored on
+    its own (:meth:`game_of`), all in one compiled program."""
 
     config: TrainConfig
-    game: Game
+    games: list[Game]
     solver: Solver
-    eval_noise: NoiseBatch
+    eval_noises: list[NoiseBatch]
     eval_mesh: Mesh | None
     mesh: Mesh | None  # training mesh (runs x paths)
 
@@ -56,19 +60,39 @@ class Trainer:
     def build(cls, config: TrainConfig) -> Trainer:
         if config.x64:
             jax.config.update("jax_enable_x64", True)
-        game = make(config.game, **config.params)
-        exact = exact_noise(game, config.noise)  # sampled training paths are drawn per iteration
+        games = [make(config.game, **p) for p in config.param_sets]
+        exacts = [exact_noise(game, config.noise) for game in games]  # sampled paths are drawn per iteration
+        _check_shared(config, games, exacts)
         # one fixed set of evaluation paths for every seed: runs are compared on common noise
-        eval_noise = (
-            exact
-            if exact is not None
-            else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
-        )
+        key = jax.random.PRNGKey(EVAL_SEED)
+        eval_noises = [
+            exact if exact is not None else noise_batch(game, "sample", key, config.eval_paths)
+            for game, exact in zip(games, exacts, strict=True)
+        ]
         mesh = train_mesh(config.devices, config.num_runs)
         spec = solver_spec(config.algo)
-        setting = Setting(config.iterations, config.paths, exact, mesh, config.num_runs)
-        solver = spec.build(game, spec.hparams_of(config.hparams), setting)
-        return cls(config, game, solver, eval_noise, make_mesh(config.devices), mesh)
+        setting = Setting(config.iterations, config.paths, exacts[0], mesh, config.num_runs)
+        solver = spec.build(games[0], spec.hparams_of(config.hparams), setting)
+        return cls(config, games, solver, eval_noises, make_mesh(config.devices), mesh)
+
+    @property
+    def game(self) -> Game:
+        """The game (the first parameter set's when the config sweeps game parameters)."""
+        return self.games[0]
+
+    def _set_of(self, r: int) -> int:
+        return self.config.param_sets.index(self.config.run_params(r))
+
+    def game_of(self, r: int) -> Game:
+        """Run ``r``'s game."""
+        return self.games[self._set_of(r)]
+
+    def eval_noise_of(self, r: int) -> NoiseBatch:
+        return self.eval_noises[self._set_of(r)]
+
+    @property
+    def eval_noise(self) -> NoiseBatch:
+        return self.eval_noises[0]
 
     def initial_states(self):
         config = self.config
@@ -76,19 +100,43 @@ class Trainer:
         return driver.initial_states(self.solver, [config.run_seed(r) for r in runs], [config.run_lr(r) for r in runs])
 
     def chunk_fn(self, length: int):
-        return driver.chunk(self.solver, length)
+        games = [self.game_of(r) for r in range(self.config.num_runs)] if len(self.games) > 1 else None
+        return driver.chunk(self.solver, length, games)
 
     def policy(self, states, r: int) -> Policy:
         # fetched to the host: the policy is then free of the training mesh's layout
         return self.solver.policy(jax.tree.map(lambda x: jnp.asarray(x[r]), to_host(states)))
 
     def evaluate_run(self, states, r: int) -> dict[str, Any]:
-        result = evaluate(self.game, self.policy(states, r), self.eval_noise, mesh=self.eval_mesh)
+        result = evaluate(self.game_of(r), self.policy(states, r), self.eval_noise_of(r), mesh=self.eval_mesh)
         return {
             "exploitability": result.exploitability,
             "exploitability_info": result.exploitability_info,
             "policy_return": result.policy_return,
         }
+
+
+def _check_shared(config: TrainConfig, games: list[Game], exacts: list[NoiseBatch | None]) -> None:
+    """Runs of a sweep share everything but the swept parameters' values: the enumerated
+    noise, the state features and the action values must not depend on them."""
+    first = games[0]
+    for game, exact in zip(games[1:], exacts[1:], strict=True):
+        same = _same(exact, exacts[0]) and _same(
+            (game.state_features(), game.action_values()), (first.state_features(), first.action_values())
+        )
+        if not same:
+            swept = ", ".join(config.swept())
+            raise GameError(
+                f"sweeping {swept} changes the noise support, the state features or the action values of "
+                f"{config.game!r}, which the runs of one program share; train one run per value"
+            )
+
+
+def _same(a, b) -> bool:
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        return False
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b, strict=True))
 
 
 def load_policy(run: RunDir, r: int | None = None, which: str = "last") -> tuple[Trainer, Policy, int]:

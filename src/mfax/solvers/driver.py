@@ -11,17 +11,26 @@ chunk's metrics; :func:`iterate` runs a solver for a number of iterations from P
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mfax import compiling
+from mfax.games import Game
 from mfax.sharding import map_runs, place_runs
 from mfax.solvers.base import Metrics, Solver
 from mfax.tracing import count_trace
+
+
+def swept_fields(games):  # TEMP until the games layer provides it
+    from mfax import params
+
+    names = params.traced_names(type(games[0])) if hasattr(params, "traced_names") else []
+    return [n for n in names if len({float(getattr(g, n)) for g in games}) > 1]
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -36,19 +45,30 @@ def initial_states(solver: Solver, seeds: Sequence[int], lrs: Sequence[float]) -
     return place_runs(stack(states), solver.runs_mesh())
 
 
-def chunk(solver: Solver, length: int):
+def chunk(solver: Solver, length: int, games: Sequence[Game] | None = None):
     """A compiled ``chunk(states) -> (states, metrics)`` running ``length`` iterations of
     every run of ``states`` (leading run axis ``R``) in one program; ``metrics`` is a
     :class:`~mfax.solvers.base.Metrics` of ``(R, length)`` arrays. The input states are
-    donated (do not use them after the call)."""
+    donated (do not use them after the call).
+
+    ``games``: one game per run, differing from the solver's only in the values of traced
+    parameters (a sweep): run ``r`` then steps with ``games[r]``'s values, batched like
+    the states, in the same program."""
+    swept = [] if games is None else swept_fields(games)
+    values = {name: jnp.stack([jnp.asarray(getattr(g, name)) for g in games]) for name in swept}
+
+    def with_values(vals: dict[str, Any]) -> Solver:
+        return eqx.tree_at(lambda s: [getattr(s.game, n) for n in swept], solver, [vals[n] for n in swept])
 
     def run(states):
         count_trace(solver.trace_name)
 
-        def one_run(state):
-            return jax.lax.scan(lambda s, _: solver.step(s), state, None, length=length)
+        def one_run(pair):
+            state, vals = pair
+            stepper = with_values(vals) if swept else solver
+            return jax.lax.scan(lambda s, _: stepper.step(s), state, None, length=length)
 
-        return map_runs(one_run, states, solver.runs_mesh())
+        return map_runs(one_run, (states, values), solver.runs_mesh())
 
     options = compiling.compiler_options() if solver.exact_program else {}
     return jax.jit(run, donate_argnums=0, compiler_options=options)
@@ -68,10 +88,17 @@ def first_nonfinite(metrics: Metrics, start_iteration: int) -> str | None:
     return f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
 
 
-def iterate(solver: Solver, states: Any, iterations: int, chunk_length: int = 50) -> tuple[Any, Metrics]:
+def iterate(
+    solver: Solver,
+    states: Any,
+    iterations: int,
+    chunk_length: int = 50,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Any, Metrics]:
     """Run ``iterations`` iterations of every run of ``states`` in chunks of at most
-    ``chunk_length``; returns the new states and the metrics of every iteration,
-    ``(R, iterations)`` arrays. ``states`` are donated."""
+    ``chunk_length``, calling ``progress(k)`` after each chunk of ``k``; returns the new
+    states and the metrics of every iteration, ``(R, iterations)`` arrays. ``states``
+    are donated."""
     compiled: dict[int, Any] = {}
     parts, done = [], 0
     while done < iterations:
@@ -81,6 +108,8 @@ def iterate(solver: Solver, states: Any, iterations: int, chunk_length: int = 50
         states, metrics = compiled[length](states)
         parts.append(metrics)
         done += length
+        if progress is not None:
+            progress(length)
     if not parts:
         raise ValueError("iterate needs at least one iteration")
     return states, jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)

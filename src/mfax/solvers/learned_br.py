@@ -13,13 +13,13 @@ finite noise the exact information-consistent figure must fall inside
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 
 from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch, draw_noise, small_support
@@ -29,7 +29,10 @@ from mfax.evaluation.values import policy_value
 from mfax.games.base import Game
 from mfax.policies.base import Policy
 from mfax.policies.networks import NetworkPolicy
+from mfax.solvers import driver
+from mfax.solvers.base import Metrics, Solver
 from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
+from mfax.solvers.structural import TrainState
 
 
 class LearnedBestResponse(NamedTuple):
@@ -42,6 +45,49 @@ class LearnedBestResponse(NamedTuple):
     iterations: int
     curve: jax.Array
     deviator: NetworkPolicy
+
+
+class DeviatorSolver(Solver):
+    """Structural-gradient ascent of one history-aware deviator against a fixed population
+    (module docstring); a step's ``policy_return`` is the deviator's objective on the
+    step's noise paths, before the update."""
+
+    game: Game
+    population: Policy
+    initial: Any  # the deviator's trainable arrays at the start
+    static: Any
+    optim: OptimParams = eqx.field(static=True)
+    iterations: int = eqx.field(static=True)
+    num_paths: int = eqx.field(static=True)
+    exact: NoiseBatch | None
+    support: Any
+
+    def init(self, key, lr) -> TrainState:
+        params = self.initial
+        return TrainState(params, optimizer(self.optim).init(params), jnp.int32(0), key, jnp.asarray(lr, float))
+
+    def step(self, state: TrainState) -> tuple[TrainState, Metrics]:
+        game, population, static = self.game, self.population, self.static
+
+        def gain(p, noise, weight):
+            traj = rollout_batch(game, population, noise)
+            return objective(game, eqx.combine(p, static), traj, noise, weight)
+
+        it = state.iteration
+        noise, weight = draw_noise(game, jax.random.fold_in(state.key, it), self.num_paths, self.exact, self.support)
+        value, grads = jax.value_and_grad(gain)(state.params, noise, weight)
+        ascent = jax.tree.map(jnp.negative, grads)
+        updates, opt_state = optimizer(self.optim).update(ascent, state.opt_state, state.params)
+        lr = learning_rate(state.lr, it, self.iterations, self.optim.final_lr_fraction)
+        params = descend(state.params, updates, lr)
+        finite = jnp.isfinite(value) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
+        nan = jnp.full((), jnp.nan, value.dtype)
+        return TrainState(params, opt_state, it + 1, state.key, state.lr), Metrics(
+            value, nan, nan, optax.tree.norm(grads), lr, nan, finite
+        )
+
+    def policy(self, state: TrainState) -> NetworkPolicy:
+        return eqx.combine(state.params, self.static)
 
 
 def learned_best_response(
@@ -73,34 +119,11 @@ def learned_best_response(
     params, static = split_trainable(deviator)
     exact = eval_noise if eval_noise.exact else None
     support = None if exact is not None else small_support(game, num_paths)
-    tx = optimizer(optim)
-
-    def gain(p, noise, weight):
-        traj = rollout_batch(game, population, noise)
-        return objective(game, eqx.combine(p, static), traj, noise, weight)
-
-    def step(carry, it):
-        p, opt_state = carry
-        noise, weight = draw_noise(game, jax.random.fold_in(key, it), num_paths, exact, support)
-        value, grads = jax.value_and_grad(gain)(p, noise, weight)
-        updates, opt_state = tx.update(jax.tree.map(jnp.negative, grads), opt_state, p)
-        p = descend(p, updates, learning_rate(lr, it, iterations, optim.final_lr_fraction))
-        return (p, opt_state), value
-
-    @functools.partial(compiling.jit, static_argnums=3)
-    def run(p, opt_state, start, length):
-        (p, opt_state), curve = jax.lax.scan(step, (p, opt_state), start + jnp.arange(length))
-        return p, opt_state, curve
-
-    opt_state, curves, done = tx.init(params), [], 0
-    while done < iterations:  # chunks, so that a long training can report progress
-        length = min(chunk, iterations - done)
-        params, opt_state, curve = run(params, opt_state, jnp.int32(done), length)
-        curves.append(curve)
-        done += length
-        if progress is not None:
-            progress(length)
-    curve = jnp.concatenate(curves)
+    solver = DeviatorSolver(game, population, params, static, optim, iterations, num_paths, exact, support)
+    states = jax.tree.map(lambda x: x[None], solver.init(key, lr))
+    states, metrics = driver.iterate(solver, states, iterations, chunk, progress)
+    curve = metrics.policy_return[0]
+    params = jax.tree.map(lambda x: x[0], states.params)
     deviator = eqx.combine(params, static)
 
     @compiling.jit
