@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from mfax.games.base import Game, GameError, Noise
+from mfax.errors import GameError
+from mfax.games.base import Game, Noise
 
 NoiseMode = Literal["exact", "sample", "auto"]
 NOISE_MODES = ("exact", "sample", "auto")

@@ -21,6 +21,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from mfax.errors import GameError  # re-exported: mfax.games.base.GameError stays importable
+
 Noise = Any
 """A game-specific pytree holding one episode's common noise (leading axes: none)."""
 
@@ -88,10 +90,6 @@ class NoiseSupport(NamedTuple):
 
     noise: Noise
     weight: Float[Array, " P"]
-
-
-class GameError(ValueError):
-    """Raised for invalid game names, parameters or parameter values."""
 
 
 class Game(eqx.Module):

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from mfax.games.base import Game, GameError
+from mfax.errors import GameError
+from mfax.games.base import Game
 
 
 class Policy(eqx.Module):

@@ -11,14 +11,16 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mfax.games import GameError, describe, game_names, make, parse_value
+from mfax import params
+from mfax.errors import GameError
+from mfax.games import describe, game_names, make
+from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
+from mfax.run.cli_macro import register as register_macro
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, TrainConfig
 from mfax.solvers import solver_names, solver_spec
 
@@ -42,50 +44,11 @@ app = typer.Typer(
 )
 
 
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn library input errors into one-line messages and exit status 2."""
-    try:
-        yield
-    except GameError as err:
-        typer.echo(f"mfax: error: {err}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as err:  # read-only or full disk, a path through a file, ...
-        where = "" if err.filename is None else f": {err.filename}"
-        typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
-        raise typer.Exit(2) from None
-
-
-def parse_overrides(game: str, items: list[str]) -> dict:
-    """``["key=value", ...]`` -> typed parameters of ``game``."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise GameError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = parse_value(game, key.strip(), value)
-    return out
-
-
-def parse_hparams(algo: str, items: list[str]) -> dict:
-    """``["key=value", ...]`` -> typed hyper-parameters of solver ``algo``."""
-    spec = solver_spec(algo)
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise GameError(f"--hp expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = spec.parse_hparam(key.strip(), value)
-    return out
-
-
 @app.command("list")
 def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
     """List the registered games (parameters, defaults, meaning) and the solvers."""
-    from mfax import params
-
     algorithms = {name: solver_spec(name).description for name in solver_names()}
     hparams = {
         name: [] if solver_spec(name).hparams is None else params.describe(solver_spec(name).hparams)
@@ -556,13 +519,7 @@ def plot_command(
         typer.echo(str(f))
 
 
-def _register_commands() -> None:
-    from mfax.run.cli_macro import register
-
-    register(app)
-
-
-_register_commands()
+register_macro(app)
 
 
 def main() -> None:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
-from mfax.games import GameError, game_class, make
+from mfax.errors import GameError
+from mfax.games import game_class, make
 from mfax.memory import require, training_bytes
+from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_spec
 
 MAX_PATHS = 2**31 - 1
@@ -134,8 +136,6 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError(f"unknown head {net.head!r}; allowed: discrete, beta")
     if net.state_input not in ("embedding", "features"):
         raise GameError(f"unknown state input {net.state_input!r}; allowed: embedding, features")
-    from mfax.run.trackers import check_trackers  # here: trackers -> rundir -> config
-
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
     resolved = dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
     _check_memory(resolved, game)
