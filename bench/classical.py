@@ -27,7 +27,8 @@ import numpy as np
 
 import mfax
 from mfax.dynamics.noise import enumerate_noise
-from mfax.solvers.classical import fp_init, make_chunk, omd_init
+from mfax.solvers import driver
+from mfax.solvers.classical import SOLVERS, FPHyperParams, OMDHyperParams
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-6)
@@ -53,14 +54,15 @@ QUICK = [
 
 def run(game, algo: str, iterations: int, lr: float, chunk: int) -> dict:
     batch = enumerate_noise(game)
-    state = fp_init(game, batch.num_paths) if algo == "fp" else omd_init(game, batch.num_paths, lr)
-    states = jax.tree.map(lambda x: x[None], state)
+    hp = FPHyperParams() if algo == "fp" else OMDHyperParams(lr=lr)
+    solver = SOLVERS[algo](game, batch, hp)
+    states = driver.initial_states(solver, [0], [0.0])
     compiled, expl, per_path, wall = {}, [], [], []
     elapsed, done = 0.0, 0
     while done < iterations:
         length = min(chunk, iterations - done)
         if length not in compiled:
-            compiled[length] = make_chunk(game, batch, algo, length).lower(states).compile()
+            compiled[length] = driver.chunk(solver, length).lower(states).compile()
         t0 = time.perf_counter()
         states, metrics = compiled[length](states)
         jax.block_until_ready(metrics)

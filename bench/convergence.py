@@ -48,7 +48,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mfax.run.config import NetworkConfig, TrainConfig
+from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import TrainingDiverged, train
 
@@ -62,7 +62,7 @@ FULL = {
     "iterations": {"spg": 200, "rspg": 200, "ippo": 100, "rippo": 100, "momd": 100},
     "eval_every": {"spg": 20, "rspg": 20, "ippo": 10, "rippo": 10, "momd": 10},
     "params": {"linear_quadratic": {}, "beach_bar": {}, "macro": {}},
-    "network": NetworkConfig(),
+    "network": {},  # the published sizes (each solver's defaults)
     # structural: each game's published default; model-free: 1e-3 everywhere (the
     # beach-bar and LQ default; PPO at macro's 1e-2 is unstable)
     "lr": {"spg": None, "rspg": None, "ippo": [1e-3], "rippo": [1e-3], "momd": [1e-3]},
@@ -76,7 +76,7 @@ QUICK = {
         "beach_bar": {"num_states": 41, "horizon": 16},
         "macro": {"num_wealth": 40, "horizon": 32},
     },
-    "network": NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32),
+    "network": dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32),
 }
 
 
@@ -88,7 +88,7 @@ def run_one(game: str, algo: str, plan: dict, seeds: int, workdir: Path) -> dict
         iterations=plan["iterations"][algo],
         eval_every=plan["eval_every"][algo],
         seeds=seeds,
-        network=plan["network"],
+        hparams=plan["network"],
         lr=plan["lr"][algo],
     )
     out = workdir / f"{game}-{algo}"

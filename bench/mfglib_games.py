@@ -68,9 +68,6 @@ class MFGLibLinearQuadratic(Game):
     def _x(self, dtype=float):
         return jnp.arange(-self.el, self.el + 1, dtype=dtype)
 
-    def state_values(self):
-        return self._x()[:, None]
-
     def state_features(self):
         return (self._x()[:, None] + self.el) / (2 * self.el)
 
@@ -143,11 +140,8 @@ class MFGLibBeachBar(Game):
     def n_actions(self) -> int:
         return 3
 
-    def state_values(self):
-        return jnp.arange(self.n, dtype=float)[:, None]
-
     def state_features(self):
-        return self.state_values() / max(self.n - 1, 1)
+        return jnp.arange(self.n, dtype=float)[:, None] / max(self.n - 1, 1)
 
     def action_values(self):
         return jnp.array([-1.0, 0.0, 1.0])

@@ -29,14 +29,14 @@ import numpy as np
 WORKER = """
 import json, resource, statistics, sys, time
 import jax
-from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer
 
 spec = json.loads(sys.argv[1])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-net = NetworkConfig(obs_embed=16, gru_hidden=16, state_embed=16, aggregate_embed=16, mlp_width=32)
+net = dict(obs_embed=16, gru_hidden=16, state_embed=16, aggregate_embed=16, mlp_width=32)
 config = resolve(TrainConfig(game=spec["game"], params=spec["params"], algo="spg", noise=spec["noise"],
-                             paths=spec["paths"], iterations=1000, network=net, devices=spec.get("devices")))
+                             paths=spec["paths"], iterations=1000, hparams=net, devices=spec.get("devices")))
 trainer = Trainer.build(config)
 states = trainer.initial_states()
 chunk = trainer.chunk_fn(spec["chunk"]).lower(states).compile()

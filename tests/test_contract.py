@@ -11,6 +11,7 @@ import mfax
 from conftest import random_policy_table
 from mfax.dynamics import noise_batch, rollout_batch
 from mfax.evaluation import path_values
+from mfax.games.base import aggregate_paths
 from mfax.policies import Tabular
 from mfax.tracing import TRACES
 
@@ -32,6 +33,12 @@ def test_registered_game_contract(name):
     assert traj.obs.shape[:2] == (3, T + 1)
     for leaf in jax.tree.leaves(traj):
         assert np.isfinite(np.asarray(leaf)).all()
+    for name_, series in aggregate_paths(game, traj.mu, batch.noise).items():  # the game's declared outputs
+        assert np.shape(series) == (3, T + 1) and np.isfinite(series).all(), name_
+    one = jax.tree.map(lambda x: np.asarray(x[0]), batch.noise)
+    for profile in game.profiles(np.asarray(traj.mu[0]), np.asarray(traj.probs[0]), one):
+        for label, curve in profile.curves.items():
+            assert np.shape(curve) == np.shape(profile.x) and np.isfinite(curve).all(), (profile.title, label)
     values = path_values(game, policies[0], batch.noise, batch.weight, True)
     for leaf in jax.tree.leaves(values):
         assert np.isfinite(np.asarray(leaf)).all()

@@ -204,3 +204,76 @@ def test_macro_wealth_locate_is_a_search_of_the_grid(params):
     expected = jnp.searchsorted(grid, x, side="right") - 1
     np.testing.assert_array_equal(game.wealth_below(x), expected)
     np.testing.assert_array_equal(game.wealth_below(x[None, :]), expected[None, :])  # any shape
+
+
+def test_concrete_games_and_policies_are_final():
+    """Abstract-or-final: a concrete game or policy cannot be extended (reuse one by
+    delegating to it), and a game missing a required function cannot be built."""
+    from mfax.games import SIS
+    from mfax.policies import Uniform
+
+    with pytest.raises(TypeError, match="SIS, a concrete game, but concrete classes are final"):
+
+        class MySIS(SIS):
+            pass
+
+    with pytest.raises(TypeError, match="Uniform, a concrete policy, but concrete classes are final"):
+
+        class MyUniform(Uniform):
+            pass
+
+    class NoObservation(mfax.Game):  # abstract: observation is missing
+        name = "no_observation"
+        n_states = n_actions = horizon = 2
+        gamma = 1.0
+
+        def state_features(self):
+            return jnp.zeros((2, 1))
+
+        def action_values(self):
+            return jnp.zeros(2)
+
+        def sample_noise(self, key):
+            return jnp.zeros(())
+
+        def initial_mean_field(self, noise):
+            return jnp.full(2, 0.5)
+
+        def kernel(self, mu, noise, t):
+            return mfax.games.Kernel(jnp.zeros((2, 2, 1), jnp.int32), jnp.ones((2, 2, 1)))
+
+        def reward(self, mu, mu_next, noise, t):
+            return jnp.zeros((2, 2))
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoObservation()
+
+
+def test_macro_aggregates_and_profiles_by_hand():
+    """The macro game's declared outputs on a hand-made distribution: capital, prices
+    (the observation), wealth quantiles; the wealth marginal and the saved share."""
+    game = mfax.make("macro", num_wealth=4, num_income=2, horizon=2)
+    wealth, income = game.wealth_grid_np(), game.income_grid_np()
+    mu = np.array([0.1, 0.1, 0.2, 0.1, 0.0, 0.3, 0.1, 0.1])  # state i * 2 + j: wealth i, income j
+    noise = game.sample_noise(jax.random.key(0))
+    out = game.aggregates(jnp.asarray(mu), noise, jnp.int32(1))
+    np.testing.assert_allclose(out["capital K_t"], mu @ np.repeat(wealth, 2), rtol=1e-6)
+    np.testing.assert_allclose(
+        [out["interest rate r_t"], out["wage W_t"]], game.observation(jnp.asarray(mu), noise, 1), rtol=1e-6
+    )
+    assert float(out["log productivity z_t"]) == float(noise.z[1])
+    # wealth marginal (0.2, 0.3, 0.3, 0.2): cumulative 0.2, 0.5, 0.8, 1.0
+    assert float(out["median wealth"]) == pytest.approx(wealth[1])
+    assert float(out["wealth, 90th percentile"]) == pytest.approx(wealth[3])
+
+    mus = np.stack([mu, np.eye(8)[6], mu])  # everybody at wealth 3, income 0 at t = 1
+    probs = np.zeros((2, 8, game.n_actions))
+    probs[:, np.arange(8), np.arange(8)] = 1.0  # state s consumes the share a_s, saves 1 - a_s
+    shares, *savings = game.profiles(mus, probs, jax.tree.map(np.asarray, noise))
+    np.testing.assert_allclose(shares.x, wealth)
+    np.testing.assert_allclose(shares.curves["t = 0"], [0.2, 0.3, 0.3, 0.2])
+    np.testing.assert_allclose(shares.curves["t = 1"], [0.0, 0.0, 0.0, 1.0])
+    assert [p.title for p in savings] == ["savings policy at t = 0", "savings policy at t = 1"]
+    a = np.asarray(game.action_values())
+    for j, y in enumerate(income):
+        np.testing.assert_allclose(savings[0].curves[f"income {y:.2f}"], 1.0 - a[np.arange(4) * 2 + j], rtol=1e-6)

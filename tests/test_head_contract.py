@@ -25,12 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer
 from mfax.solvers.momd import policy_log_probs, softmax_q_policy, transitions
 from mfax.solvers.sampled import agent_log_probs, collect
 
-SMALL = NetworkConfig(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=32)
+SMALL = dict(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=32)
 GAMES = {
     # discrete head: beach bar's 3 moves; Beta head: the macro economy's 20 savings fractions
     "discrete": ("beach_bar", {"num_states": 21, "horizon": 8}),
@@ -52,7 +52,7 @@ def _one_run(net):
 
 def _setup(algo: str, head: str):
     name, params = GAMES[head]
-    config = resolve(TrainConfig(game=name, params=params, algo=algo, network=SMALL, seeds=1))
+    config = resolve(TrainConfig(game=name, params=params, algo=algo, hparams=SMALL, seeds=1))
     trainer = Trainer.build(config)
     states = trainer.initial_states()
     if algo == "momd":

@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
 from mfax.run.train import Trainer, train
 from mfax.solvers.momd import Transitions, munchausen_target, q_values, transitions
 from mfax.solvers.sampled import collect
 
-SMALL = NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
+SMALL = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
 SHORT = {
     "linear_quadratic": dict(params={}, iterations=30),
     "beach_bar": dict(params={"num_states": 41, "horizon": 16}, iterations=40),
@@ -55,7 +55,7 @@ def test_munchausen_target_matches_hand_computation():
 
 def test_restated_policy_is_softmax_of_q_over_tau_and_gives_the_agents_actions():
     config = resolve(
-        TrainConfig(game="beach_bar", params={"num_states": 21, "horizon": 8}, algo="momd", iterations=2, network=SMALL)
+        TrainConfig(game="beach_bar", params={"num_states": 21, "horizon": 8}, algo="momd", iterations=2, hparams=SMALL)
     )
     trainer = Trainer.build(config)
     states, _ = trainer.chunk_fn(2)(trainer.initial_states())  # scale set, Q trained a little
@@ -91,8 +91,7 @@ def test_short_run_reduces_exploitability(tmp_path, name):
         lr=[3e-3],
         seeds=4,
         eval_every=spec["iterations"],
-        network=SMALL,
-        hparams={"updates": 20},
+        hparams={**SMALL, "updates": 20},
     )
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["final_exploitability"] < 0.8 * summary["initial_exploitability"], summary
@@ -108,8 +107,7 @@ def test_checkpoint_round_trip_continues_bit_for_bit(tmp_path):
             params={"num_states": 15, "horizon": 6},
             algo="momd",
             iterations=4,
-            network=SMALL,
-            hparams={"updates": 4, "batch_size": 16},
+            hparams={**SMALL, "updates": 4, "batch_size": 16},
         )
     )
     trainer = Trainer.build(config)

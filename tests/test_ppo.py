@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from mfax.dynamics.population import sample_actions
 from mfax.run.cli import app
-from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
 from mfax.run.train import Trainer, train
 from mfax.solvers.ppo import clipped_surrogate, entropy, gae
 from mfax.solvers.sampled import agent_log_probs, collect
 
-SMALL = NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
+SMALL = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
 SHORT = {
     "linear_quadratic": dict(params={}, iterations=30),
     "beach_bar": dict(params={"num_states": 41, "horizon": 16}, iterations=40),
@@ -79,7 +79,7 @@ def test_restated_mean_field_policy_gives_the_agents_actions(algo):
     """Agents act with rows of the mean-field policy that gets scored: the log-probabilities
     the PPO loss uses equal the logs of the policy's rows, and the actions sampled through
     the population path are those drawn from the policy's rows with the same keys."""
-    config = resolve(TrainConfig(game="beach_bar", params={"num_states": 21, "horizon": 8}, algo=algo, network=SMALL))
+    config = resolve(TrainConfig(game="beach_bar", params={"num_states": 21, "horizon": 8}, algo=algo, hparams=SMALL))
     trainer = Trainer.build(config)
     states = trainer.initial_states()
     policy = trainer.policy(states, 0)
@@ -125,8 +125,7 @@ def test_short_run_reduces_exploitability(tmp_path, name, algo):
         iterations=spec["iterations"],
         lr=[1e-2],
         eval_every=spec["iterations"],
-        network=SMALL,
-        hparams={"updates": 20},
+        hparams={**SMALL, "updates": 20},
     )
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["final_exploitability"] < 0.8 * summary["initial_exploitability"], summary
@@ -165,12 +164,11 @@ def test_macro_trains_with_the_beta_head(tmp_path):
         iterations=4,
         lr=[1e-2],
         eval_every=2,
-        network=SMALL,
-        hparams={"updates": 4},
+        hparams={**SMALL, "updates": 4},
     )
     summary = train(config, tmp_path / "run", progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["network"]["head"] == "beta" and saved["hparams"]["num_agents"] == 128  # macro's default
+    assert saved["hparams"]["head"] == "beta" and saved["hparams"]["num_agents"] == 128  # macro's default
     assert summary["iterations"] == 4 and np.isfinite(summary["final_exploitability"])
     rows = RunDir(tmp_path / "run").read_metrics()
     assert [r["iteration"] for r in rows] == [0, 2, 4]
@@ -185,9 +183,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, algo):
         params={"num_states": 15, "horizon": 6},
         iterations=6,
         eval_every=2,
-        network=SMALL,
         seeds=2,
-        hparams={"updates": 4},
+        hparams={**SMALL, "updates": 4},
     )
     train(config, tmp_path / "a", progress=False)
     train(config, tmp_path / "b", progress=False, stop_after=2)  # as if killed after 2 iterations

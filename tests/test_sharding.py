@@ -13,17 +13,17 @@ SCRIPT = textwrap.dedent(
     """
     import json, tempfile
     import jax
-    from mfax.run.config import NetworkConfig, TrainConfig
+    from mfax.run.config import TrainConfig
     from mfax.run.rundir import RunDir
     from mfax.run.train import train
 
     assert jax.device_count() == 4, jax.devices()
-    net = NetworkConfig(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
+    net = dict(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
     out = {}
     for name, devices, noise in [("one", 1, "exact"), ("four", 4, "exact"), ("one_s", 1, "sample"),
                                  ("four_s", 4, "sample")]:
         config = TrainConfig(game="beach_bar", params={"num_states": 31, "horizon": 10}, iterations=6,
-                             eval_every=3, lr=[1e-2, 3e-3], seeds=2, network=net, devices=devices, noise=noise,
+                             eval_every=3, lr=[1e-2, 3e-3], seeds=2, hparams=net, devices=devices, noise=noise,
                              paths=12)
         with tempfile.TemporaryDirectory() as tmp:
             train(config, tmp + "/run", progress=False)
@@ -53,16 +53,16 @@ SPLIT_SCRIPT = textwrap.dedent(
     """
     import json
     import jax
-    from mfax.run.config import NetworkConfig, TrainConfig, resolve
+    from mfax.run.config import TrainConfig, resolve
     from mfax.run.train import Trainer
 
-    net = NetworkConfig(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=16)
+    net = dict(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=16)
     out = {}
     for devices in (1, 2, 4):
         # sampled: 40 draws counted over the finite support, the drawn paths packed
         for noise in ("exact", "sample"):
             config = resolve(TrainConfig(game="beach_bar", params={"num_states": 31, "horizon": 10}, iterations=4,
-                                         network=net, devices=devices, noise=noise, paths=40))
+                                         hparams=net, devices=devices, noise=noise, paths=40))
             trainer = Trainer.build(config)
             states = trainer.initial_states()
             compiled = trainer.chunk_fn(2).lower(states).compile()

@@ -10,8 +10,10 @@ import pytest
 
 import mfax
 from mfax.dynamics import enumerate_noise, rollout_batch, sample_noise
+from mfax.evaluation.objective import objective
 from mfax.policies.networks import NetworkPolicy
-from mfax.solvers.structural import objective, split_policy, structural_gradient
+from mfax.solvers.optim import split_trainable as split_policy
+from mfax.solvers.structural import structural_gradient
 
 SMALL_NET = dict(obs_embed=8, gru_hidden=8, state_embed=4, aggregate_embed=4, mlp_width=8)
 
@@ -88,7 +90,7 @@ def test_exact_and_sampled_noise_objectives_agree_in_expectation():
 
 def test_sampled_draws_on_small_support_are_the_same_estimator():
     """Counts over the support == the explicit batch of drawn paths (same picks)."""
-    from mfax.solvers.structural import draw_noise, small_support
+    from mfax.dynamics.noise import draw_noise, small_support
 
     game, policy = _tiny(True)
     params, static = split_policy(policy)
@@ -109,7 +111,7 @@ def test_sampled_draws_on_small_support_are_the_same_estimator():
 def test_packed_draws_give_the_same_gradient_as_the_whole_support():
     """Only the drawn paths are computed (packed into a capacity), and an overflowing
     draw falls back to the whole support: the gradient is the same either way."""
-    from mfax.solvers.structural import compact_draws, draw_noise, drawn_capacity, small_support
+    from mfax.dynamics.noise import compact_draws, draw_noise, drawn_capacity, small_support
 
     game, policy = _tiny(True)
     params, static = split_policy(policy)
@@ -135,16 +137,22 @@ def test_packed_draws_give_the_same_gradient_as_the_whole_support():
 
 
 def test_train_step_with_packing_equals_train_step_without():
-    from mfax.solvers.structural import drawn_capacity, init_state, small_support, train_step
+    from mfax.dynamics.noise import drawn_capacity, small_support
+    from mfax.solvers.optim import optimizer
+    from mfax.solvers.structural import StructuralParams, StructuralSolver, TrainState
 
     game, policy = _tiny(True)
-    _, static = split_policy(policy)
+    params, static = split_policy(policy)
     support = small_support(game, 24)
-    state = init_state(policy, jax.random.PRNGKey(2), 1e-2)
-    kwargs = dict(iterations=10, num_paths=24, exact=None, support=support)
+    hp = StructuralParams(**SMALL_NET)
+    state = TrainState(params, optimizer(hp).init(params), jnp.int32(0), jax.random.PRNGKey(2), jnp.asarray(1e-2))
+
+    def solver(capacity):
+        return StructuralSolver(game, static, hp, True, 10, 24, None, support, capacity, None)
+
     for capacity in (drawn_capacity(support, 24, sds=1.0), 2):  # 2 slots: always overflows -> whole support
-        a, ma = train_step(game, static, state, **kwargs)
-        b, mb = train_step(game, static, state, capacity=capacity, **kwargs)
+        a, ma = solver(None).step(state)
+        b, mb = solver(capacity).step(state)
         assert float(mb.policy_return) == pytest.approx(float(ma.policy_return), rel=1e-5)
         for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
             np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)

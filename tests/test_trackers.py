@@ -11,18 +11,18 @@ import pytest
 
 from mfax.games import GameError
 from mfax.run import trackers
-from mfax.run.config import NetworkConfig, TrainConfig, resolve
+from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
 from mfax.run.train import train
 
-SMALL = NetworkConfig(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
+SMALL = dict(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
 BASE = dict(
     game="beach_bar",
     params={"num_states": 21, "horizon": 10},
     iterations=8,
     eval_every=4,
     noise="exact",
-    network=SMALL,
+    hparams=SMALL,
 )
 
 

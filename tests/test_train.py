@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from mfax.games import GameError
 from mfax.run.cli import app
-from mfax.run.config import NetworkConfig, TrainConfig
+from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import TrainingDiverged, train
 
 runner = CliRunner()
-SMALL = NetworkConfig(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
+SMALL = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
 
 # Short runs on every game (smaller grids for the test budget; same code paths).
 SHORT = {
@@ -48,7 +48,7 @@ def test_short_run_reduces_exploitability(tmp_path, name, algo):
         lr=spec["lr"],
         eval_every=spec["iterations"],
         eval_paths=8,
-        network=SMALL,
+        hparams=SMALL,
     )
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["final_exploitability"] < 0.9 * summary["initial_exploitability"], summary
@@ -63,7 +63,7 @@ def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tmp_p
         eval_every=4,
         noise="sample",
         paths=16,
-        network=SMALL,
+        hparams=SMALL,
     )
     train(config, tmp_path / "a", progress=False)
     train(config, tmp_path / "b", progress=False)
@@ -77,7 +77,7 @@ def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tmp_p
 
 def test_vmapped_runs_match_single_runs(tmp_path):
     """Two seeds x two learning rates in one program == the four runs on their own."""
-    base = dict(game="sis", iterations=6, eval_every=3, network=SMALL, noise="sample", paths=8)
+    base = dict(game="sis", iterations=6, eval_every=3, hparams=SMALL, noise="sample", paths=8)
     train(TrainConfig(**base, seeds=2, seed=5, lr=[1e-3, 1e-2]), tmp_path / "grid", progress=False)
     grid = RunDir(tmp_path / "grid").read_metrics()
     for r, (seed, lr) in enumerate([(5, 1e-3), (5, 1e-2), (6, 1e-3), (6, 1e-2)]):
@@ -90,7 +90,7 @@ def test_vmapped_runs_match_single_runs(tmp_path):
 
 
 def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
-    config = TrainConfig(game="linear_quadratic", iterations=20, eval_every=5, lr=[1e36], network=SMALL, noise="exact")
+    config = TrainConfig(game="linear_quadratic", iterations=20, eval_every=5, lr=[1e36], hparams=SMALL, noise="exact")
     with pytest.raises(TrainingDiverged, match=r"non-finite .* at iteration \d+ \(run 0\); stopped, last good"):
         train(config, tmp_path / "nan", progress=False)
     run = RunDir(tmp_path / "nan")
@@ -145,7 +145,7 @@ def test_killed_training_leaves_usable_checkpoint_and_resumes(tmp_path):
 
 def test_learned_best_response_brackets_information_consistent_exploitability(tmp_path):
     out = tmp_path / "lq"
-    config = TrainConfig(game="linear_quadratic", iterations=10, eval_every=10, network=SMALL, lr=[1e-2])
+    config = TrainConfig(game="linear_quadratic", iterations=10, eval_every=10, hparams=SMALL, lr=[1e-2])
     train(config, out, progress=False)
     result = runner.invoke(
         app, ["eval", str(out), "--learned-br", "--br-iterations", "60", "--br-lr", "1e-2", "--json"]
@@ -189,7 +189,7 @@ def test_train_cli_writes_run_directory_and_plots(tmp_path):
     for column in ("iteration", "wall_clock_s", "exploitability", "exploitability_info", "policy_return", "grad_norm"):
         assert column in header
     config = json.loads((out / "config.json").read_text())
-    assert config["lr"] == [1e-3] and config["paths"] == 8 and config["network"]["head"] == "discrete"
+    assert config["lr"] == [1e-3] and config["paths"] == 8 and config["hparams"]["head"] == "discrete"
     assert {p.name for p in (out / "plots").iterdir()} >= {"exploitability.png", "mean_field.png", "policy.png"}
     again = runner.invoke(app, ["train", "--game", "sis", "--out", str(out)])
     assert again.exit_code == 2 and "already holds a run" in again.stderr
@@ -198,16 +198,17 @@ def test_train_cli_writes_run_directory_and_plots(tmp_path):
 def test_macro_plots(tmp_path):
     out = tmp_path / "macro"
     config = TrainConfig(
-        game="macro", params={"num_wealth": 30, "horizon": 16}, iterations=2, eval_every=2, network=SMALL, eval_paths=4
+        game="macro", params={"num_wealth": 30, "horizon": 16}, iterations=2, eval_every=2, hparams=SMALL, eval_paths=4
     )
     train(config, out, progress=False)
     result = runner.invoke(app, ["plot", str(out)])
     assert result.exit_code == 0, result.output
     assert {p.name for p in (out / "plots").iterdir()} >= {
         "exploitability.png",
-        "wealth.png",
-        "prices.png",
-        "savings.png",
+        "mean_field.png",
+        "policy.png",
+        "aggregates.png",
+        "profiles.png",
     }
 
 
@@ -233,9 +234,30 @@ def test_train_bad_input_one_line(args, message):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+def test_a_run_saved_with_a_network_table_loads_and_resumes(tmp_path):
+    """Run directories written before the network sizes became hyper-parameters keep a
+    ``network`` table in config.json: it is read as hparams, and the run resumes."""
+    from mfax.run.rundir import RunDir
+    from mfax.run.train import load_policy
+
+    config = TrainConfig(game="sis", algo="spg", iterations=4, eval_every=2, hparams=SMALL, noise="sample", paths=8)
+    train(config, tmp_path / "run", progress=False, stop_after=2)
+    path = tmp_path / "run" / "config.json"
+    saved = json.loads(path.read_text())
+    network = {k: saved["hparams"].pop(k) for k in ("obs_embed", "gru_hidden", "state_embed", "aggregate_embed")}
+    network |= {"mlp_width": saved["hparams"].pop("mlp_width"), "head": None, "state_input": None}
+    for key in ("max_grad_norm", "final_lr_fraction", "adam_b1", "adam_b2", "adam_eps", "head", "state_input"):
+        saved["hparams"].pop(key)
+    path.write_text(json.dumps({**saved, "network": network}))  # as the previous version wrote it
+    _, policy, _ = load_policy(RunDir(tmp_path / "run"))
+    assert policy.hidden.in_features == SMALL["mlp_width"]  # the sizes of the saved run, not the defaults
+    summary = train(TrainConfig(), tmp_path / "run", resume=True, progress=False)
+    assert summary["iterations"] == 4
+
+
 def test_config_file_and_flags(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('game = "sis"\nalgo = "spg"\niterations = 2\neval_every = 2\nlr = 0.01\n[network]\nmlp_width = 16\n')
+    cfg.write_text('game = "sis"\nalgo = "spg"\niterations = 2\neval_every = 2\nlr = 0.01\n[hparams]\nmlp_width = 16\n')
     out = tmp_path / "from-file"
     result = runner.invoke(
         app, ["train", "--config", str(cfg), "--iterations", "4", "--out", str(out), "--no-progress", "--no-plots"]
@@ -243,7 +265,7 @@ def test_config_file_and_flags(tmp_path):
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "config.json").read_text())
     assert (saved["game"], saved["algo"], saved["iterations"], saved["lr"]) == ("sis", "spg", 4, [0.01])
-    assert saved["network"]["mlp_width"] == 16
+    assert saved["hparams"]["mlp_width"] == 16 and saved["hparams"]["head"] == "discrete"
     bad = tmp_path / "bad.toml"
     bad.write_text("colour = 1\n")
     with pytest.raises(GameError, match="unknown config key 'colour'"):
@@ -256,15 +278,14 @@ def test_learned_best_response_reports_progress_and_chunking_does_not_change_it(
     import jax
 
     from mfax.dynamics.noise import noise_batch
-    from mfax.evaluation.learned_br import learned_best_response
     from mfax.games import make
     from mfax.policies import Uniform
-    from mfax.run.config import resolve
-    from mfax.solvers.structural import make_policy
+    from mfax.policies.networks import NetworkParams, make_network
+    from mfax.solvers.learned_br import learned_best_response
 
     game = make("linear_quadratic", num_states=21, horizon=8, shift_until=3, shift_from=5)
     batch = noise_batch(game, "exact", jax.random.PRNGKey(0), 4)
-    deviator = make_policy(game, resolve(TrainConfig(game=game.name, network=SMALL)), jax.random.PRNGKey(1), True)
+    deviator = make_network(game, jax.random.PRNGKey(1), NetworkParams(**SMALL), recurrent=True, head="discrete")
     population = Uniform(game.n_states, game.n_actions)
     calls = []
     chunked = learned_best_response(
@@ -282,7 +303,7 @@ def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_pat
     import jax
 
     out = tmp_path / "prov"
-    config = TrainConfig(game="sis", algo="spg", iterations=2, eval_every=2, network=SMALL, noise="sample", paths=8)
+    config = TrainConfig(game="sis", algo="spg", iterations=2, eval_every=2, hparams=SMALL, noise="sample", paths=8)
     train(config, out, progress=False)
     path = out / "provenance.json"
     prov = json.loads(path.read_text())
@@ -305,7 +326,7 @@ def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_pat
 def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path):
     out = tmp_path / "keep"
     params = dict(num_states=21, horizon=8, shift_until=3, shift_from=5)
-    config = TrainConfig(game="linear_quadratic", params=params, iterations=6, eval_every=2, keep=2, network=SMALL)
+    config = TrainConfig(game="linear_quadratic", params=params, iterations=6, eval_every=2, keep=2, hparams=SMALL)
     train(config, out, progress=False)
     run = RunDir(out)
     assert run.kept_iterations() == [4, 6] and run.best_checkpoint_path.is_file()

@@ -17,7 +17,7 @@ import mfax
 from conftest import ALL_GAMES
 from mfax.dynamics import noise_batch
 from mfax.evaluation import evaluate
-from mfax.games import SIS, GameError, NoiseSupport, SISNoise, registry, validate_game
+from mfax.games import SIS, Game, GameError, NoiseSupport, SISNoise, registry, validate_game
 from mfax.policies import Uniform
 from mfax.run.cli import app
 
@@ -33,9 +33,43 @@ def one_line_error(args: list[str], message: str) -> None:
 
 # -- defective games ---------------------------------------------------------------------
 # Each is the sis example with one defect; all would otherwise run and produce numbers.
+# Concrete games are final, so the defects extend an abstract game that delegates every
+# function to the example (abstract: each defect gives its own name).
 
 
-class RowsSumTo1_5(SIS):
+class SISDelegate(Game):
+    sis: ClassVar[SIS] = SIS()
+    n_states: ClassVar[int] = SIS.n_states
+    n_actions: ClassVar[int] = SIS.n_actions
+    horizon: ClassVar[int] = sis.horizon
+    gamma: ClassVar[float] = sis.gamma
+
+    def state_features(self):
+        return self.sis.state_features()
+
+    def action_values(self):
+        return self.sis.action_values()
+
+    def sample_noise(self, key):
+        return self.sis.sample_noise(key)
+
+    def noise_support(self):
+        return self.sis.noise_support()
+
+    def initial_mean_field(self, noise):
+        return self.sis.initial_mean_field(noise)
+
+    def kernel(self, mu, noise, t):
+        return self.sis.kernel(mu, noise, t)
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.sis.reward(mu, mu_next, noise, t)
+
+    def observation(self, mu, noise, t):
+        return self.sis.observation(mu, noise, t)
+
+
+class RowsSumTo1_5(SISDelegate):
     name: ClassVar[str] = "rows_sum_to_1_5"
 
     def kernel(self, mu, noise, t):
@@ -43,7 +77,7 @@ class RowsSumTo1_5(SIS):
         return k._replace(prob=k.prob.at[1, 0].multiply(1.5))
 
 
-class NegativeProbability(SIS):
+class NegativeProbability(SISDelegate):
     name: ClassVar[str] = "negative_probability"
 
     def kernel(self, mu, noise, t):
@@ -51,7 +85,7 @@ class NegativeProbability(SIS):
         return k._replace(prob=k.prob.at[0, 1].set(jnp.array([1.2, -0.2])))
 
 
-class IndexOutOfRange(SIS):
+class IndexOutOfRange(SISDelegate):
     name: ClassVar[str] = "index_out_of_range"
 
     def kernel(self, mu, noise, t):
@@ -59,28 +93,28 @@ class IndexOutOfRange(SIS):
         return k._replace(index=k.index.at[1, 1, 1].set(2))
 
 
-class NaNReward(SIS):
+class NaNReward(SISDelegate):
     name: ClassVar[str] = "nan_reward"
 
     def reward(self, mu, mu_next, noise, t):
         return super().reward(mu, mu_next, noise, t).at[1, 0].set(jnp.nan)
 
 
-class NarrowReward(SIS):
+class NarrowReward(SISDelegate):
     name: ClassVar[str] = "narrow_reward"
 
     def reward(self, mu, mu_next, noise, t):
         return super().reward(mu, mu_next, noise, t)[:, :1]  # (n, 1): would broadcast silently
 
 
-class MeanFieldSumsTo2(SIS):
+class MeanFieldSumsTo2(SISDelegate):
     name: ClassVar[str] = "mean_field_sums_to_2"
 
     def initial_mean_field(self, noise):
         return 2.0 * super().initial_mean_field(noise)
 
 
-class ShortNoisePath(SIS):
+class ShortNoisePath(SISDelegate):
     name: ClassVar[str] = "short_noise_path"
 
     def sample_noise(self, key):
@@ -91,12 +125,19 @@ class ShortNoisePath(SIS):
         return None
 
 
-class SupportWeightsSumTo3(SIS):
+class SupportWeightsSumTo3(SISDelegate):
     name: ClassVar[str] = "support_weights_sum_to_3"
 
     def noise_support(self):
         support = super().noise_support()
         return NoiseSupport(support.noise, 3.0 * support.weight)
+
+
+class VectorAggregate(SISDelegate):
+    name: ClassVar[str] = "vector_aggregate"
+
+    def aggregates(self, mu, noise, t):
+        return {"infected share": mu[1], "both shares": mu}  # aggregates are scalars
 
 
 DEFECTS = [
@@ -108,6 +149,7 @@ DEFECTS = [
     (MeanFieldSumsTo2, "initial mean field sums to 2"),
     (ShortNoisePath, "observation at t=T=8 reads out of bounds"),
     (SupportWeightsSumTo3, "noise support weight vector sums to 3"),
+    (VectorAggregate, "aggregate 'both shares' at t=0 must be a scalar, got shape (2,)"),
 ]
 
 
@@ -163,7 +205,8 @@ def test_builtin_games_pass_validation(name, params):
         ("paths = 2.5\n", "config key 'paths' must be an integer or null, got 2.5"),
         ('lr = "fast"\n', "config key 'lr' must be a number or a list of numbers, got 'fast'"),
         ('log_to = "wandb"\n', "config key 'log_to' must be a list of strings"),
-        ("[network]\nmlp_width = true\n", "config key 'network.mlp_width' must be an integer, got True"),
+        ("[network]\nmlp_width = true\n", "parameter 'mlp_width' of solver 'rspg' must be int, got True"),
+        ("[hparams]\nmlp_width = 0\n", "network size mlp_width must be >= 1, got 0"),
         ("network = 3\n", "config key 'network' must be a table"),
         ("lr = nan\n", "learning rates must be finite and > 0"),
     ],
@@ -259,7 +302,7 @@ def test_memory_estimate_of_published_settings_is_modest():
 def test_counted_draw_weights_are_exact_beyond_float32_counting():
     """36 million draws over two equally likely paths: each count passes 2^24, where a
     float32 count stops growing (1 + 2^24 = 2^24); the weights must still sum to one."""
-    from mfax.solvers.structural import draw_noise
+    from mfax.dynamics.noise import draw_noise
 
     support = NoiseSupport(SISNoise(jnp.zeros(2), jnp.zeros((2, 3))), jnp.array([0.5, 0.5]))
     num_paths = 36_000_000

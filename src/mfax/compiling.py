@@ -3,16 +3,10 @@
 XLA's CPU backend hands some fused operations (matrix products with their neighbours,
 reductions, element-wise chains) to YNNPACK. On mfax's exact programs, a scan over time
 of small per-step products, gathers and scatters, those fusions are slower than XLA's
-own loops and Eigen's products. Measured in one run of ``bench/train_speed.py``
-(float32, 2-core x86 CPU), XLA's defaults -> these options: beach-bar RSPG at the
-published settings 0.457 -> 0.307 s per iteration, with exact noise 0.493 -> 0.396 s,
-macro RSPG 4.40 -> 2.68 s (the machine's speed drifts: the next run gave 0.324 -> 0.311,
-0.430 -> 0.367 and 4.57 -> 2.38 s; the two beach-bar programs alternated in one process,
-paired over rounds, took 1.25x and 1.12x as long with XLA's defaults); and in one
-process each: exact evaluation of a macro policy on 16 paths 4.45 -> 2.33 s,
-linear-quadratic fictitious play 0.019 -> 0.004 s per iteration. The PPO baselines run
-slower without them (IPPO on beach bar 0.244 -> 0.348 s per iteration), so they keep
-XLA's defaults.
+own loops and Eigen's products, so the exact programs turn them off; the PPO baselines
+run slower without them, so they keep XLA's defaults. The measurements behind this
+(``bench/train_speed.py`` and single-program timings) are in
+``bench/results/compiler_options.md``.
 
 :func:`compiler_options` gives the options for the exact programs (structural
 training, evaluation, classical solvers): YNNPACK fusions off on the CPU, nothing on

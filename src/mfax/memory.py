@@ -95,7 +95,7 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
     (else ``None``); ``support_size``: that of the game's finite noise support (``None``:
     not finite)."""
     itemsize = 8 if config.x64 else 4
-    width = config.network.mlp_width
+    width = int(config.hparams.get("mlp_width", 0))  # solvers without a network: 0
     eval_paths = exact_paths or config.eval_paths
     need = evaluation_bytes(game, eval_paths, support_size is not None, itemsize)
     hp = config.hparams

@@ -57,12 +57,10 @@ def push_forward(
     ``"scatter"`` adds each edge's mass at its target index (linear in the kernel's
     entries, the default); a two-stage kernel is pushed one stage at a time, through its
     intermediate states, touching ``n m K + n_mid K2`` entries instead of the flattened
-    kernel's ``n m K K2``: training iterations at the published settings took 0.93x as
-    long as with the flattened kernel (beach-bar RSPG and SPG, macro RSPG; alternating
-    rounds in one process). ``"dense"`` forms the one-hot operator of the flattened kernel
-    and uses a matrix product (``O(n^2 m K)``). ``bench/pushforward.py`` compares the
-    two: dense was slower at every size measured (4.6-26x at n = 30, 47-1080x
-    at n = 100..1000), so it is kept only as a reference.
+    kernel's ``n m K K2``. ``"dense"`` forms the one-hot operator of the flattened kernel
+    and uses a matrix product (``O(n^2 m K)``); ``bench/pushforward.py`` compares the
+    two, and dense is kept only as a reference (measurements:
+    ``bench/results/compiler_options.md``).
     """
     if method == "dense":
         flat = kernel.flat()

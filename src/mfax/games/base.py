@@ -1,24 +1,54 @@
 """The game protocol: what a mean-field game is, defined once.
 
-A game is an immutable Equinox module whose fields are its parameters (all static, so a
-game is hashable and can be closed over by ``jax.jit``) plus pure functions of explicit
-arguments. It never knows whether it is pushed forward exactly or run as a sampled
-population: the dynamics modules build both from the same kernel.
+A game is an immutable Equinox module whose fields are its parameters plus pure functions
+of explicit arguments. It never knows whether it is pushed forward exactly or run as a
+sampled population: the dynamics modules build both from the same kernel.
 
 Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
-support ``K``. The common noise of one episode is drawn up front as a *noise path*, a
-game-specific pytree (for instance the bar location and the bar's open/closed flag for
-every ``t = 0..T``). Common noise is exogenous: it does not depend on the mean field, so a
-path can be drawn before the episode, enumerated when its support is finite, and shared
-between the exact push-forward and a sampled population.
+support ``K``, discount ``gamma``.
+
+Time. Decisions are taken at ``t = 0..T-1``:
+
+* mean fields ``mu_0..mu_T``: ``mu_0 = initial_mean_field(noise)`` and ``mu_{t+1}`` is
+  ``mu_t`` pushed through ``kernel(mu_t, noise, t)`` under the policy's ``pi_t``;
+* observations ``o_0..o_T``: ``o_t = observation(mu_t, noise, t)``; the policy acts at
+  ``t`` on ``o_0..o_t``; ``o_T`` is recorded but no decision is taken on it;
+* rewards ``R_0..R_{T-1}`` (:func:`reward_matrix`): ``R_t = reward(mu_t, mu_{t+1}, noise,
+  t)``, except at ``t = T-1`` where ``terminal_reward(mu_{T-1}, mu_T, noise, T-1)``
+  replaces the step reward (it is not added to it). Nothing is paid at ``T``
+  (``V_T = 0``); an agent's return is ``sum_{t<T} gamma^t R_t(s_t, a_t)``.
+
+Noise path. The common noise of one episode is drawn up front by ``sample_noise(key)``
+as a game-specific pytree with no leading axis: leaves indexed by time hold one entry for
+each ``t = 0..T`` (``T + 1`` entries: the observation reads ``t = T`` and a reward at
+``T - 1`` may read ``t + 1``), per-episode draws are scalars (the beach bar's location).
+A random reset belongs to the noise too (``initial_mean_field`` depends on it). Common
+noise is exogenous: a function of the key alone, never of the mean field or the actions,
+so a path can be drawn before the episode, enumerated with its probability when its
+support is finite (``noise_support``) and shared by the exact push-forward and a sampled
+population. A game without common noise (or with it switched off) returns paths of the
+same structure holding constants, and its ``noise_support`` enumerates what is left
+random (one path of weight one when nothing is).
+
+Style (Equinox's abstract-or-final): :class:`Game` declares the required attributes as
+``AbstractVar`` / ``AbstractClassVar`` and the required methods as abstract methods, and
+checks what every game shares in ``__check_init__``; a concrete game is final. Reuse a
+game by delegating to it, not by subclassing it.
+
+Extra outputs. A game may declare what is worth showing beside the mean field and the
+policy: named scalar series (:meth:`Game.aggregates`, e.g. prices) and cross-sections of
+one trajectory (:meth:`Game.profiles`, e.g. a wealth distribution). Tools (plots,
+reports) draw whatever a game declares and never branch on its name.
 """
 
-from __future__ import annotations
-
-from typing import Any, ClassVar, NamedTuple
+import abc
+from typing import Any, NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
+from equinox import AbstractClassVar, AbstractVar
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax.errors import GameError  # re-exported: mfax.games.base.GameError stays importable
@@ -65,7 +95,7 @@ class Kernel(NamedTuple):
     prob: Float[Array, "n m K"]
     then: Spread | None = None
 
-    def flat(self) -> Kernel:
+    def flat(self) -> "Kernel":
         """The same kernel in single-stage form, ``(n, m, K K2)`` (unbatched kernels)."""
         if self.then is None:
             return self
@@ -92,41 +122,68 @@ class NoiseSupport(NamedTuple):
     weight: Float[Array, " P"]
 
 
-class Game(eqx.Module):
-    """Abstract mean-field game. Concrete games are final classes implementing:
+class Profile(NamedTuple):
+    """A cross-section of one trajectory drawn as curves over a state coordinate, for
+    instance the wealth distribution at several times (see :meth:`Game.profiles`).
 
-    * ``n_states``, ``n_actions``, ``horizon`` (T), ``gamma`` (properties or fields);
-    * ``state_values() -> (n, d)``: the value vector ``x(s)`` of each state;
+    Attributes:
+        title: what the panel shows, e.g. ``"savings policy at t = 0"``.
+        x: ``(k,)`` the coordinate, e.g. the wealth grid.
+        curves: ``{label: (k,) values}``, one curve per label (per time, per income level).
+        x_label: the coordinate's name.
+        y_label: what the values are.
+        x_scale: ``"linear"``, or ``"symlog"`` for a coordinate best read on a logarithmic
+            axis that reaches zero (a geometric grid starting at 0).
+    """
+
+    title: str
+    x: np.ndarray
+    curves: dict[str, np.ndarray]
+    x_label: str
+    y_label: str
+    x_scale: str = "linear"
+
+
+class Game(eqx.Module):
+    """Abstract mean-field game (conventions: see the module docstring). A concrete game
+    is a final class that provides:
+
+    * the sizes ``n_states``, ``n_actions``, ``horizon`` (``T``) and the discount ``gamma``
+      (fields, class variables or properties) and a registry ``name`` (class variable);
     * ``state_features() -> (n, f)``: state inputs for policies, in ``[0, 1]``;
+    * ``action_values() -> (m,)``: what each action means in numbers (a move, a share);
     * ``sample_noise(key) -> Noise``: one episode's common noise (and random reset);
-    * ``noise_support() -> NoiseSupport | None``: every path with its probability, or
-      ``None`` when the support is not finite;
     * ``initial_mean_field(noise) -> (n,)``;
     * ``kernel(mu, noise, t) -> Kernel``: transitions given the aggregate state at ``t``
       (two-stage when the action's move is followed by action-independent noise);
     * ``reward(mu, mu_next, noise, t) -> (n, m)``: the step reward, which may depend on
       the aggregate state at ``t`` and ``t + 1``;
-    * ``terminal_reward(mu, mu_next, noise, t) -> (n, m)``: replaces the step reward at
-      ``t = T - 1`` (defaults to the step reward);
     * ``observation(mu, noise, t) -> (d_o,)``: the public observation, normalised as the
-      policy sees it; a function of the aggregate state only;
-    * optionally ``describe_noise(noise) -> str``: one noise path in words (plot titles).
+      policy sees it; a function of the aggregate state and the noise only.
 
-    ``t`` is always a traced int32 scalar; everything must be jit- and vmap-friendly.
+    and may override the defaults of ``noise_support`` (``None``: support not finite),
+    ``terminal_reward`` (the step reward), ``own_history_informative`` (``True``),
+    ``describe_noise`` (``""``), ``aggregates`` (none) and ``profiles`` (none).
+
+    ``t`` is always a traced int32 scalar; everything but ``describe_noise`` and
+    ``profiles`` must be jit- and vmap-friendly. ``horizon >= 1`` and ``gamma`` in
+    ``(0, 1]`` are checked for every game at construction; a game checks its own
+    parameters in its own ``__check_init__``.
     """
 
-    name: ClassVar[str] = "game"
+    name: AbstractClassVar[str]
+    n_states: AbstractVar[int]
+    n_actions: AbstractVar[int]
+    horizon: AbstractVar[int]
+    gamma: AbstractVar[float]
 
-    # -- sizes -------------------------------------------------------------------------
-    @property
-    def n_states(self) -> int:
-        raise NotImplementedError
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        refuse_concrete_bases(cls, Game, "game")
 
-    @property
-    def n_actions(self) -> int:
-        raise NotImplementedError
-
-    # Concrete games declare ``horizon: int`` and ``gamma: float`` as parameters.
+    def __check_init__(self):
+        check(self.horizon >= 1, f"horizon must be >= 1, got {self.horizon}")
+        check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
 
     @property
     def own_history_informative(self) -> bool:
@@ -139,35 +196,34 @@ class Game(eqx.Module):
         return True
 
     # -- the world ---------------------------------------------------------------------
-    def state_values(self) -> Float[Array, "n d"]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def state_features(self) -> Float[Array, "n f"]: ...
 
-    def state_features(self) -> Float[Array, "n f"]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def action_values(self) -> Float[Array, " m"]: ...
 
-    def action_values(self) -> Float[Array, " m"]:
-        raise NotImplementedError
-
-    def sample_noise(self, key: PRNGKeyArray) -> Noise:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def sample_noise(self, key: PRNGKeyArray) -> Noise: ...
 
     def noise_support(self) -> NoiseSupport | None:
+        """Every noise path with its probability, or ``None`` when the support is not
+        finite (then paths are only sampled). Default: ``None``."""
         return None
 
-    def initial_mean_field(self, noise: Noise) -> Float[Array, " n"]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def initial_mean_field(self, noise: Noise) -> Float[Array, " n"]: ...
 
-    def kernel(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Kernel:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def kernel(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Kernel: ...
 
+    @abc.abstractmethod
     def reward(
         self,
         mu: Float[Array, " n"],
         mu_next: Float[Array, " n"],
         noise: Noise,
         t: Int[Array, ""],
-    ) -> Float[Array, "n m"]:
-        raise NotImplementedError
+    ) -> Float[Array, "n m"]: ...
 
     def terminal_reward(
         self,
@@ -176,21 +232,58 @@ class Game(eqx.Module):
         noise: Noise,
         t: Int[Array, ""],
     ) -> Float[Array, "n m"]:
+        """The reward at ``t = T - 1``, replacing the step reward. Default: the step reward."""
         return self.reward(mu, mu_next, noise, t)
 
-    def observation(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Float[Array, " d"]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def observation(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Float[Array, " d"]: ...
 
-    # -- optional ----------------------------------------------------------------------
+    # -- words and extra outputs (plots, reports) ----------------------------------------
     def describe_noise(self, noise: Noise) -> str:
         """One noise path (concrete arrays, no leading axis) in a few words, for plot
         titles, e.g. where the bar is and whether it closes. Default: ``""``."""
         return ""
 
-    # -- shared validation -------------------------------------------------------------
-    def _check_common(self) -> None:
-        check(self.horizon >= 1, f"horizon must be >= 1, got {self.horizon}")
-        check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
+    def aggregates(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> dict[str, Float[Array, ""]]:
+        """Named scalar aggregates of the population at ``t`` (a price, a total, a
+        quantile of a distribution), each name what a reader should see, e.g.
+        ``"interest rate r_t"``. Pure and traceable like :meth:`observation`: tools
+        evaluate it at ``t = 0..T`` along every path (:func:`aggregate_paths`) and show
+        each name as one series over time. Default: none (``{}``)."""
+        return {}
+
+    def profiles(self, mu: np.ndarray, probs: np.ndarray, noise: Noise) -> list[Profile]:
+        """Cross-sections of one trajectory worth a figure, e.g. the wealth distribution
+        at several times or the savings policy by wealth and income. Called eagerly on one
+        path's concrete arrays: ``mu`` ``(T+1, n)`` the mean fields ``mu_0..mu_T``,
+        ``probs`` ``(T, n, m)`` the policy ``pi_0..pi_{T-1}``, ``noise`` the path (no
+        leading axis). Default: none (``[]``)."""
+        return []
+
+
+def refuse_concrete_bases(cls: type, root: type, what: str) -> None:
+    """Abstract-or-final: ``cls`` may extend ``root`` and abstract subclasses of it (with
+    an abstract method or attribute left), never a concrete one."""
+    for base in cls.__mro__[1:]:
+        if issubclass(base, root) and not _is_abstract(base):
+            raise TypeError(
+                f"{cls.__name__} extends {base.__name__}, a concrete {what}, but concrete classes are final: "
+                f"extend {root.__name__} (or an abstract subclass of it) and delegate to {base.__name__} for what "
+                "you reuse"
+            )
+
+
+def _is_abstract(cls: type) -> bool:
+    return any(getattr(cls, attr, ()) for attr in ("__abstractmethods__", "__abstractvars__", "__abstractclassvars__"))
+
+
+@eqx.filter_jit
+def aggregate_paths(game: Game, mu: Float[Array, "P T1 n"], noise: Noise) -> dict[str, Float[Array, "P T1"]]:
+    """:meth:`Game.aggregates` at ``t = 0..T`` along a batch of paths: ``mu`` the mean
+    fields ``mu_0..mu_T`` of each path, ``noise`` with a leading path axis ``P``."""
+    ts = jnp.arange(mu.shape[1], dtype=jnp.int32)
+    along = jax.vmap(game.aggregates, in_axes=(0, None, 0))
+    return jax.vmap(along, in_axes=(0, 0, None))(mu, noise, ts)
 
 
 def check(condition: bool, message: str) -> None:

@@ -49,7 +49,6 @@ class BeachBar(Game):
     idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets (off: next state is d)")
 
     def __check_init__(self):
-        self._check_common()
         check(self.num_states >= 3, f"num_states must be >= 3, got {self.num_states}")
         check(self.max_action >= 0, f"max_action must be >= 0, got {self.max_action}")
         check_probabilities(self.idiosyncratic_probs, "idiosyncratic_probs")
@@ -84,11 +83,8 @@ class BeachBar(Game):
     def close_time(self) -> int:
         return self.horizon // 2
 
-    def state_values(self):
-        return jnp.arange(self.num_states, dtype=float)[:, None]
-
     def state_features(self):
-        return self.state_values() / (self.num_states - 1)
+        return jnp.arange(self.num_states, dtype=float)[:, None] / (self.num_states - 1)
 
     def action_values(self):
         return jnp.arange(-self.max_action, self.max_action + 1, dtype=float)

@@ -56,7 +56,6 @@ class LinearQuadratic(Game):
     idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets k (off: next state is d)")
 
     def __check_init__(self):
-        self._check_common()
         check(self.num_states >= 2, f"num_states must be >= 2, got {self.num_states}")
         check(self.max_action >= 0, f"max_action must be >= 0, got {self.max_action}")
         check(0.0 <= self.rho <= 1.0, f"rho must lie in [0, 1], got {self.rho}")
@@ -78,11 +77,8 @@ class LinearQuadratic(Game):
         sits pressed against a grid end, where clipping hides the shift)."""
         return False
 
-    def state_values(self):
-        return jnp.arange(self.num_states, dtype=float)[:, None]
-
     def state_features(self):
-        return self.state_values() / (self.num_states - 1)
+        return jnp.arange(self.num_states, dtype=float)[:, None] / (self.num_states - 1)
 
     def action_values(self):
         return jnp.arange(-self.max_action, self.max_action + 1, dtype=float)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, Spread, check, check_probabilities
+from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, check, check_probabilities
 from mfax.params import param
 
 
@@ -65,7 +65,6 @@ class Macro(Game):
     idiosyncratic_noise: bool = param(True, "income moves (off: income index stays)")
 
     def __check_init__(self):
-        self._check_common()
         check(self.num_wealth >= 2, f"num_wealth must be >= 2, got {self.num_wealth}")
         check(self.num_income >= 1, f"num_income must be >= 1, got {self.num_income}")
         check(self.num_actions >= 1, f"num_actions must be >= 1, got {self.num_actions}")
@@ -126,9 +125,6 @@ class Macro(Game):
         w = jnp.asarray(np.repeat(self.wealth_grid_np(), self.num_income), dtype=float)
         y = jnp.asarray(np.tile(self.income_grid_np(), self.num_wealth), dtype=float)
         return w, y
-
-    def state_values(self):
-        return jnp.stack(self._w_y(), axis=-1)
 
     def state_features(self):
         p = self.grid_pivot
@@ -195,9 +191,8 @@ class Macro(Game):
         w_next = self.cash_at_prices(r, wage)[:, None] * (1.0 - self.action_values())[None, :]
         lo = jnp.clip(self.wealth_below(w_next), 0, nw - 2)
         frac = jnp.clip((w_next - grid[lo]) / (grid[lo + 1] - grid[lo]), 0.0, 1.0)
-        # the two neighbours as a broadcast, not a stack: XLA's loop over a stacked minor
-        # axis ran at ~3 ns per kernel entry. With both changes a macro RSPG iteration
-        # takes 0.74x as long (same process, alternating rounds; identical metrics)
+        # the two neighbours as a broadcast, not a stack: XLA runs a loop over a stacked
+        # minor axis slowly (measurement: bench/results/compiler_options.md)
         upper = jnp.arange(2, dtype=lo.dtype)
         wealth_idx = lo[..., None] + upper  # (n, m, 2)
         wealth_prob = jnp.where(upper == 1, frac[..., None], 1.0 - frac[..., None])
@@ -242,3 +237,39 @@ class Macro(Game):
 
     def observation(self, mu, noise, t):
         return jnp.stack(self.prices(mu, noise.z[t]))
+
+    # -- extra outputs -----------------------------------------------------------------
+    def aggregates(self, mu, noise, t):
+        """Prices, capital, log productivity and wealth quantiles (smallest grid point
+        whose cumulative population share reaches the level) at ``t``."""
+        r, wage = self.prices(mu, noise.z[t])
+        w, _ = self._w_y()
+        grid = jnp.asarray(self.wealth_grid_np(), dtype=float)
+        below = jnp.cumsum(mu.reshape(self.num_wealth, self.num_income).sum(-1))
+
+        def quantile(level):
+            return grid[jnp.minimum(jnp.searchsorted(below, level), self.num_wealth - 1)]
+
+        return {
+            "interest rate r_t": r,
+            "wage W_t": wage,
+            "capital K_t": mu @ w,
+            "log productivity z_t": noise.z[t],
+            "median wealth": quantile(0.5),
+            "wealth, 90th percentile": quantile(0.9),
+        }
+
+    def profiles(self, mu, probs, noise):
+        """The wealth distribution at ``t = 0, T/8, T/4, T/2, T`` and the savings policy
+        ``1 - E[a]`` by wealth and income at ``t = 0`` and ``T/2``."""
+        nw, ny, horizon = self.num_wealth, self.num_income, self.horizon
+        wealth, actions = self.wealth_grid_np(), np.asarray(self.action_values())
+        times = sorted({0, horizon // 8, horizon // 4, horizon // 2, horizon})
+        shares = {f"t = {t}": mu[t].reshape(nw, ny).sum(-1) for t in times}
+        out = [Profile("wealth distribution", wealth, shares, "wealth", "population share", "symlog")]
+        for t in sorted({0, horizon // 2}):
+            saved = 1.0 - (probs[t] @ actions).reshape(nw, ny)
+            curves = {f"income {y:.2f}": saved[:, j] for j, y in enumerate(self.income_grid_np())}
+            title = f"savings policy at t = {t}"
+            out.append(Profile(title, wealth, curves, "wealth", "expected share of cash saved", "symlog"))
+        return out

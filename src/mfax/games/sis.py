@@ -1,8 +1,9 @@
 """A worked example of writing your own game: an SIS epidemic ("sis").
 
-This file is the template for new games: subclass :class:`~mfax.games.base.Game`,
-declare every parameter with :func:`~mfax.params.param` (default + help text),
-validate in ``__check_init__`` and implement the pure functions of the protocol.
+This file is the template for new games: extend :class:`~mfax.games.base.Game` (the
+class is then final), declare every parameter with :func:`~mfax.params.param` (default +
+help text), validate in ``__check_init__`` and implement the abstract methods of the
+protocol (its optional ones, such as ``aggregates``, have defaults).
 Register it with :func:`mfax.games.register` and every tool works on it: exact
 push-forward, sampled populations, evaluation, exploitability, the CLI.
 
@@ -59,7 +60,6 @@ class SIS(Game):
     common_noise: bool = param(True, "random regime and report errors (off: mild regime, exact reports)")
 
     def __check_init__(self):
-        self._check_common()
         check(self.horizon <= 16, f"horizon must be <= 16 for the sis game (2^T noise paths), got {self.horizon}")
         for name in ("initial_infected", "severe_probability", "home_factor", "recovery"):
             value = getattr(self, name)
@@ -78,11 +78,8 @@ class SIS(Game):
         it (they do not when the population stays home)."""
         return self.common_noise and self.beta_mild != self.beta_severe and 0.0 < self.severe_probability < 1.0
 
-    def state_values(self):
-        return jnp.array([[0.0], [1.0]])
-
     def state_features(self):
-        return self.state_values()
+        return jnp.array([[0.0], [1.0]])
 
     def action_values(self):
         return jnp.array([0.0, 1.0])

@@ -22,7 +22,8 @@ the rewards evaluated at ``mu_t = mu_{t+1} = mu_0``:
   finite; ``observation`` at ``t = 0``: one finite vector;
 * the noise path covers ``t = 0..T``: ``observation`` at ``T`` and the rewards at
   ``T - 1`` read nothing out of bounds;
-* ``state_values``, ``state_features`` ``(n, .)`` and ``action_values`` ``(m,)``, finite;
+* ``state_features`` ``(n, .)`` and ``action_values`` ``(m,)``, finite;
+* ``aggregates`` at ``t = 0`` and ``t = T``: each a finite scalar;
 * ``noise_support`` (when finite): weights ``(P,)`` non-negative summing to one, and
   paths shaped like the sampled ones with a leading axis ``P``.
 
@@ -83,12 +84,18 @@ def _check(game: Game) -> None:
     if obs.ndim != 1:
         fail(f"observation at t=0 must be a vector (d,), got shape {obs.shape}")
     _finite(obs, "observation at t=0", fail)
+    for t, values in out["aggregates"].items():
+        for what, value in values.items():
+            value = np.asarray(value)
+            if value.ndim != 0:
+                fail(f"aggregate {what!r} at t={t} must be a scalar, got shape {value.shape}")
+            _finite(value.reshape(1), f"aggregate {what!r} at t={t}", fail)
     for what, err in out["reads"].items():  # JAX clamps out-of-bounds reads silently
         message = err.get()
         if message is not None:
             detail = message.strip().splitlines()[0].rstrip(".")
             fail(f"{what} reads out of bounds ({detail}); noise paths must cover t = 0..T")
-    for what, shape in (("state_values", (n, None)), ("state_features", (n, None)), ("action_values", (m,))):
+    for what, shape in (("state_features", (n, None)), ("action_values", (m,))):
         x = np.asarray(out[what])
         _shape(x, shape, what, fail)
         _finite(x, what, fail)
@@ -121,11 +128,11 @@ def _outputs(game: Game, horizon: int):
             "reward": game.reward(mu, mu, noise, jnp.int32(0)),
             "terminal reward": game.terminal_reward(mu, mu, noise, last),
             "observation": game.observation(mu, noise, jnp.int32(0)),
+            "aggregates": {t: game.aggregates(mu, noise, jnp.int32(t)) for t in (0, horizon)},
             "reads": {
                 f"observation at t=T={horizon}": reads(lambda z: game.observation(mu, z, last + 1)),
                 f"reward at t=T-1={horizon - 1}": reads(lambda z: reward_matrix(game, mu, mu, z, last)),
             },
-            "state_values": game.state_values(),
             "state_features": game.state_features(),
             "action_values": game.action_values(),
         }

@@ -3,15 +3,21 @@
 A policy is an Equinox module with two pure methods:
 
 * ``initial_carry()``: the recurrent state at ``t = 0`` (``None`` for memoryless ones);
-* ``__call__(carry, obs, t) -> (carry, probs)``: ``probs`` has shape ``(n, m)``.
+* ``__call__(carry, obs, t) -> (carry, probs)``: ``probs`` has shape ``(n, m)``, the
+  action distribution ``pi_t`` of every state given the public observation ``o_t`` (and,
+  through the carry, ``o_0..o_{t-1}``); it is called at ``t = 0..T-1``
+  (:mod:`mfax.games.base` states the time convention).
 
 The carry is fed only public observations, so a history-aware policy is one hidden
 state per noise path shared by all individual states. Fixed policies (uniform, one
 action, a time-indexed table) are the simplest cases; learned ones live beside them.
+As for games (Equinox's abstract-or-final style), :class:`Policy` is abstract
+(``__call__`` is an abstract method) and a concrete policy is final.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import equinox as eqx
@@ -20,17 +26,23 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from mfax.errors import GameError
-from mfax.games.base import Game
+from mfax.games.base import Game, refuse_concrete_bases
 
 
 class Policy(eqx.Module):
     """Abstract mean-field policy (see module docstring)."""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        refuse_concrete_bases(cls, Policy, "policy")
+
     def initial_carry(self) -> Any:
+        """The carry at ``t = 0``. Default: ``None`` (a memoryless policy)."""
         return None
 
+    @abc.abstractmethod
     def __call__(self, carry: Any, obs: Float[Array, " d"], t) -> tuple[Any, Float[Array, "n m"]]:
-        raise NotImplementedError
+        """``(carry, probs)`` at ``t``: the next carry and ``pi_t`` as ``(n, m)``."""
 
     # -- many noise paths at once (what batched rollouts call) ---------------------------
     def initial_carry_batch(self, num_paths: int) -> Any:

@@ -26,11 +26,62 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from mfax.games.base import Game
+from mfax.games.base import Game, check
+from mfax.params import param
 from mfax.policies.base import Policy
-from mfax.policies.heads import Head, head_probs, head_size, mlp_head
+from mfax.policies.heads import HEADS, Head, head_probs, head_size, mlp_head
 
 StateInput = Literal["embedding", "features"]
+STATE_INPUTS = ("embedding", "features")
+
+
+class NetworkParams(eqx.Module):
+    """The sizes of a policy (or Q-) network, declared as hyper-parameters (``--hp``).
+
+    The published architecture is 128 / 128 / 64 / 64 / 128 (module docstring). Solvers
+    that train a network declare their hyper-parameters as a subclass of this one.
+    """
+
+    obs_embed: int = param(128, "observation encoder width (Linear(d_o, obs_embed), ReLU)")
+    gru_hidden: int = param(128, "GRU hidden size over public observations (recurrent policies)")
+    state_embed: int = param(64, "state embedding width (Embedding(n, .) or Linear(features, .))")
+    aggregate_embed: int = param(64, "aggregate embedding width g_t")
+    mlp_width: int = param(128, "width of the per-state MLP's two hidden layers")
+    state_input: str = param("embedding", "how a state enters: embedding (one vector per state) or features")
+
+    def __check_init__(self):
+        for name in ("obs_embed", "gru_hidden", "state_embed", "aggregate_embed", "mlp_width"):
+            check(getattr(self, name) >= 1, f"network size {name} must be >= 1, got {getattr(self, name)}")
+        check(
+            self.state_input in STATE_INPUTS,
+            f"unknown state input {self.state_input!r}; allowed: {', '.join(STATE_INPUTS)}",
+        )
+
+
+class PolicyParams(NetworkParams):
+    """A policy network's sizes and its head (``--hp``)."""
+
+    head: str = param("discrete", "policy head: discrete (softmax over actions) or beta (density on the action grid)")
+
+    def __check_init__(self):
+        check(self.head in HEADS, f"unknown head {self.head!r}; allowed: {', '.join(HEADS)}")
+
+
+def make_network(game: Game, key: PRNGKeyArray, net: NetworkParams, *, recurrent: bool, head: Head) -> "NetworkPolicy":
+    """A :class:`NetworkPolicy` of the sizes ``net`` (any object with those attributes,
+    e.g. a solver's hyper-parameters)."""
+    return NetworkPolicy(
+        game,
+        key,
+        recurrent=recurrent,
+        head=head,
+        state_input=net.state_input,
+        obs_embed=net.obs_embed,
+        gru_hidden=net.gru_hidden,
+        state_embed=net.state_embed,
+        aggregate_embed=net.aggregate_embed,
+        mlp_width=net.mlp_width,
+    )
 
 
 class NetworkPolicy(Policy):
@@ -127,8 +178,8 @@ class NetworkPolicy(Policy):
 
         The batch and state axes are flattened into the rows of one 2-D matrix product
         per layer: XLA's CPU backend runs a ``(rows, w) @ (w, w)`` product near the
-        machine's matmul peak, but the same product with several leading axes 2-3x
-        slower (measured with ``bench/train_speed.py``)."""
+        machine's matmul peak, but the same product with several leading axes well below
+        it (measurement: ``bench/results/compiler_options.md``)."""
         table = self.state_table() if table is None else table
         a = g @ self.aggregate_proj.weight.T + self.aggregate_proj.bias  # (*b, w)
         batch, n = a.shape[:-1], table.shape[0]

@@ -219,14 +219,17 @@ def eval_command(
 def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
     import jax
 
-    from mfax.evaluation.learned_br import learned_best_response
-    from mfax.policies.networks import NetworkPolicy
+    from mfax.policies.networks import NetworkPolicy, make_network
     from mfax.run.config import TrainConfig, resolve
-    from mfax.solvers.structural import make_policy
+    from mfax.solvers import solver_spec
+    from mfax.solvers.learned_br import learned_best_response
 
     cfg = config or resolve(TrainConfig(game=game.name))
-    rspg = TrainConfig(**{**cfg.__dict__, "algo": "rspg"})
-    deviator = make_policy(game, rspg, jax.random.PRNGKey(seed + 7), recurrent=True)
+    # the deviator: an RSPG network with the game's defaults and the run's network sizes
+    defaults = resolve(TrainConfig(game=game.name, algo="rspg")).hparams
+    sizes = {k: v for k, v in cfg.hparams.items() if k in defaults}
+    net = solver_spec("rspg").hparams_of({**defaults, **sizes})
+    deviator = make_network(game, jax.random.PRNGKey(seed + 7), net, recurrent=True, head=net.head)
     if isinstance(population, NetworkPolicy) and population.recurrent:
         deviator = population  # warm start: the deviator starts as the population (gain 0)
     bar = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mfax import params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.errors import GameError
 from mfax.games import game_class, make
@@ -24,34 +25,33 @@ from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_spec
 
 MAX_PATHS = 2**31 - 1
-# Published per-game defaults (docs/algorithms/spg.md): paths per iteration, learning rate,
-# policy head and state input. Games not listed use DEFAULTS.
-DEFAULTS = {"paths": 8, "lr": 1e-3, "head": "discrete", "state_input": "embedding"}
+# Published per-game defaults (docs/algorithms/spg.md): paths per iteration and learning
+# rate. Games not listed use DEFAULTS.
+DEFAULTS = {"paths": 8, "lr": 1e-3}
 GAME_DEFAULTS: dict[str, dict[str, Any]] = {
     "beach_bar": {"paths": 128, "lr": 1e-3},
     "linear_quadratic": {"paths": 8, "lr": 1e-3},
-    "macro": {"paths": 8, "lr": 1e-2, "head": "beta", "state_input": "features"},
+    "macro": {"paths": 8, "lr": 1e-2},
 }
 # Per-game solver hyper-parameter defaults (``--hp`` still overrides). The macro game's
-# prices come from the sampled wealth distribution: with 8 households per population
-# they are far from the mean field's (often all at zero wealth: K = 0), and PPO/M-OMD
-# learn the wrong economy; 128 is the published sweep's next value.
+# savings rate is a fraction on a fine grid: its published policies have a Beta head and
+# read states by their features. Its prices come from the sampled wealth distribution:
+# with 8 households per population they are far from the mean field's (often all at
+# zero wealth: K = 0), and PPO/M-OMD learn the wrong economy; 128 is the published
+# sweep's next value.
+_MACRO_POLICY = {"head": "beta", "state_input": "features"}
 GAME_HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
-    "macro": {algo: {"num_agents": 128} for algo in ("ippo", "rippo", "momd")},
+    "macro": {
+        "spg": _MACRO_POLICY,
+        "rspg": _MACRO_POLICY,
+        "ippo": {**_MACRO_POLICY, "num_agents": 128},
+        "rippo": {**_MACRO_POLICY, "num_agents": 128},
+        "momd": {"state_input": "features", "num_agents": 128},
+    },
 }
-
-
-@dataclass
-class NetworkConfig:
-    """Policy network sizes (published: 128 / 128 / 64 / 64 / 128)."""
-
-    obs_embed: int = 128
-    gru_hidden: int = 128
-    state_embed: int = 64
-    aggregate_embed: int = 64
-    mlp_width: int = 128
-    head: str | None = None  # "discrete" | "beta"; None = the game's default
-    state_input: str | None = None  # "embedding" | "features"; None = the game's default
+# Config files written before the network sizes became hyper-parameters carry a
+# ``network`` table; its entries are read as ``hparams`` (``None``: the default).
+LEGACY_NETWORK_KEYS = ("obs_embed", "gru_hidden", "state_embed", "aggregate_embed", "mlp_width", "head", "state_input")
 
 
 @dataclass
@@ -72,7 +72,6 @@ class TrainConfig:
     hparams: dict[str, Any] = field(default_factory=dict)
     devices: int | None = None
     x64: bool = False
-    network: NetworkConfig = field(default_factory=NetworkConfig)
     log_to: list[str] = field(default_factory=list)  # optional trackers: tensorboard, wandb
     keep: int = 0  # also keep the checkpoints of the last `keep` evaluations (best and last: always)
 
@@ -114,30 +113,19 @@ def resolve(config: TrainConfig) -> TrainConfig:
     defaults = {**DEFAULTS, **GAME_DEFAULTS.get(config.game, {})}
     paths = config.paths if config.paths is not None else defaults["paths"]
     lr = list(config.lr) if config.lr else [defaults["lr"]]
-    net = dataclasses.replace(
-        config.network,
-        head=config.network.head or defaults["head"],
-        state_input=config.network.state_input or defaults["state_input"],
-    )
     for name in ("iterations", "seeds", "eval_every", "eval_paths"):
         _positive(name, getattr(config, name))
     _positive("paths", paths)
     if paths > MAX_PATHS:
         raise GameError(f"paths must be at most {MAX_PATHS} (draws are counted in int32), got {paths}")
-    for name in ("obs_embed", "gru_hidden", "state_embed", "aggregate_embed", "mlp_width"):
-        _positive(f"network.{name}", getattr(net, name))
     if config.devices is not None:
         _positive("devices", config.devices)
     if config.keep < 0:
         raise GameError(f"keep must be >= 0, got {config.keep}")
     if any(not (0.0 < x < math.inf) for x in lr):
         raise GameError(f"learning rates must be finite and > 0, got {lr}")
-    if net.head not in ("discrete", "beta"):
-        raise GameError(f"unknown head {net.head!r}; allowed: discrete, beta")
-    if net.state_input not in ("embedding", "features"):
-        raise GameError(f"unknown state input {net.state_input!r}; allowed: embedding, features")
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
-    resolved = dataclasses.replace(config, paths=paths, lr=lr, network=net, hparams=hparams)
+    resolved = dataclasses.replace(config, paths=paths, lr=lr, hparams=hparams)
     _check_memory(resolved, game)
     return resolved
 
@@ -210,19 +198,31 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
     net = {} if net is None else net
     if not isinstance(net, dict):
         raise GameError(f"config key 'network' must be a table of key = value, got {net!r}")
-    net_allowed = {f.name for f in dataclasses.fields(NetworkConfig)}
-    unknown = sorted(set(net) - net_allowed)
+    unknown = sorted(set(net) - set(LEGACY_NETWORK_KEYS))
     if unknown:
-        raise GameError(f"unknown network key {unknown[0]!r}; allowed: {', '.join(sorted(net_allowed))}")
+        raise GameError(f"unknown network key {unknown[0]!r}; allowed: {', '.join(LEGACY_NETWORK_KEYS)}")
     if isinstance(data.get("lr"), int | float) and not isinstance(data["lr"], bool):
         data["lr"] = [data["lr"]]
     elif not _allows(list[float] | None, data.get("lr")):
         raise GameError(f"config key 'lr' must be a number or a list of numbers, got {data['lr']!r}")
     _check_types(TrainConfig, data)
-    _check_types(NetworkConfig, net, "network.")
     if data.get("lr") is not None:
         data["lr"] = [float(x) for x in data["lr"]]
-    return TrainConfig(**data, network=NetworkConfig(**net))
+    declared = _declared_hparams(data.get("algo", TrainConfig.algo))
+    legacy = {k: v for k, v in net.items() if v is not None and k in declared}
+    if legacy:
+        data["hparams"] = {**legacy, **data.get("hparams", {})}
+    return TrainConfig(**data)
+
+
+def _declared_hparams(algo: Any) -> set[str]:
+    """The hyper-parameters solver ``algo`` declares (none for an unknown one: resolve
+    reports that)."""
+    try:
+        hparams = solver_spec(algo).hparams if isinstance(algo, str) else None
+    except GameError:
+        return set()
+    return set() if hparams is None else set(params.fields_of(hparams))
 
 
 def load_file(path: Path) -> TrainConfig:

@@ -5,8 +5,15 @@
 * ``mean_field.png``: the mean field over time as a heat map for a few noise paths, each
   described in the game's words (``Game.describe_noise``);
 * ``policy.png``: the learned policy (mean action per state over time on those paths);
-* macro only: ``wealth.png`` (wealth distribution at several times), ``prices.png``
-  (interest rate and wage paths), ``savings.png`` (savings fraction by income).
+* ``aggregates.png``, for a game that declares aggregates (``Game.aggregates``): one
+  panel per named series over time on those paths (the macro game: prices, capital,
+  productivity, wealth quantiles);
+* ``profiles.png``, for a game that declares profiles (``Game.profiles``): one panel
+  per cross-section of the first of those paths (the macro game: the wealth
+  distribution at several times, the savings policy by wealth and income).
+
+What a game shows beyond the mean field and the policy comes from its own declarations;
+nothing here depends on which game it is.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import jax
 import numpy as np
 
 from mfax.dynamics.pushforward import rollout_batch
+from mfax.games.base import aggregate_paths
 from mfax.run.rundir import RunDir
 
 
@@ -42,10 +50,9 @@ def plot_run(run: RunDir, num_paths: int = 3) -> list[Path]:
     sub = jax.tree.map(lambda x: x[pick], noise.noise)
     traj = jax.device_get(rollout_batch(game, policy, sub))
     titles = [path_title(game, sub, i, int(p)) for i, p in enumerate(pick)]
-    if game.name == "macro":
-        written += plot_macro(run, game, traj, titles)
-    else:
-        written += [plot_mean_field(run, game, traj, titles), plot_policy(run, game, traj, titles)]
+    written += [plot_mean_field(run, game, traj, titles), plot_policy(run, game, traj, titles)]
+    written += plot_aggregates(run, game, traj, sub, titles)
+    written += plot_profiles(run, game, traj, sub, titles)
     return written
 
 
@@ -163,48 +170,45 @@ def plot_policy(run: RunDir, game, traj, titles: list[str]) -> Path:
     )
 
 
-def plot_macro(run: RunDir, game, traj, titles: list[str]) -> list[Path]:
+def plot_aggregates(run: RunDir, game, traj, noise, titles: list[str]) -> list[Path]:
+    """The game's named aggregates over ``t = 0..T``, one panel each (in name order), one
+    line per path (nothing when the game declares none)."""
+    series = jax.device_get(aggregate_paths(game, traj.mu, noise))
+    if not series:
+        return []
     plt = _pyplot()
-    nw, ny = game.num_wealth, game.num_income
-    wealth = game.wealth_grid_np()
-    income = game.income_grid_np()
-    T = game.horizon
-    out = []
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for t in sorted({0, T // 8, T // 4, T // 2, T}):
-        marginal = traj.mu[0, t].reshape(nw, ny).sum(-1)
-        ax.plot(wealth, marginal, label=f"t = {t}")
-    ax.set(xscale="symlog", xlabel="wealth (symlog scale)", ylabel="population share")
-    ax.set_title(f"wealth distribution on {titles[0]}", fontsize=9)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    cols = min(len(series), 3)
+    rows = -(-len(series) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (name, values) in zip(axes.flat, series.items(), strict=False):
+        for i, title in enumerate(titles):
+            ax.plot(np.asarray(values)[i], label=title)
+        ax.set(xlabel="time t", ylabel=name, title=name)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=6)
+    for ax in axes.flat[len(series) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{game.name}: aggregates on {len(titles)} evaluation noise paths")
     fig.tight_layout()
-    out.append(_save(fig, run.plots_dir / "wealth.png"))
+    return [_save(fig, run.plots_dir / "aggregates.png")]
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for i in range(traj.obs.shape[0]):
-        axes[0].plot(traj.obs[i, :, 0], label=titles[i])
-        axes[1].plot(traj.obs[i, :, 1], label=titles[i])
-    axes[0].set(xlabel="time t", ylabel="interest rate r_t", title="interest rate")
-    axes[1].set(xlabel="time t", ylabel="wage W_t", title="wage")
-    for ax in axes:
+
+def plot_profiles(run: RunDir, game, traj, noise, titles: list[str]) -> list[Path]:
+    """The game's cross-sections of the first plotted path, one panel each (nothing when
+    the game declares none)."""
+    one = jax.tree.map(lambda x: np.asarray(x[0]), noise)
+    profiles = game.profiles(np.asarray(traj.mu[0]), np.asarray(traj.probs[0]), one)
+    if not profiles:
+        return []
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(profiles), figsize=(5 * len(profiles), 3.8), squeeze=False)
+    for ax, profile in zip(axes[0], profiles, strict=True):
+        for label, values in profile.curves.items():
+            ax.plot(profile.x, values, label=label)
+        scaled = f" ({profile.x_scale} scale)" if profile.x_scale != "linear" else ""
+        ax.set(xscale=profile.x_scale, xlabel=profile.x_label + scaled, ylabel=profile.y_label, title=profile.title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"macro: prices on {len(titles)} evaluation noise paths")
+    fig.suptitle(f"{game.name} on {titles[0]}", fontsize=10)
     fig.tight_layout()
-    out.append(_save(fig, run.plots_dir / "prices.png"))
-
-    actions = np.asarray(game.action_values())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, t in zip(axes, (0, T // 2), strict=True):
-        saving = 1.0 - (traj.probs[0, t] @ actions).reshape(nw, ny)  # share of cash saved
-        for j in range(ny):
-            ax.plot(wealth, saving[:, j], label=f"income {income[j]:.2f}")
-        ax.set(xscale="symlog", xlabel="wealth (symlog scale)", ylabel="expected share of cash saved", title=f"t = {t}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"macro: savings policy on {titles[0]}", fontsize=10)
-    fig.tight_layout()
-    out.append(_save(fig, run.plots_dir / "savings.png"))
-    return out
+    return [_save(fig, run.plots_dir / "profiles.png")]

@@ -77,7 +77,9 @@ OWN_FILES = (
     "plots/exploitability.png",
     "plots/mean_field.png",
     "plots/policy.png",
-    "plots/wealth.png",
+    "plots/aggregates.png",
+    "plots/profiles.png",
+    "plots/wealth.png",  # the macro plots of mfax versions before aggregates.png and profiles.png
     "plots/prices.png",
     "plots/savings.png",
     "tensorboard/*/events.out.tfevents.*",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -31,7 +32,8 @@ from mfax.run.provenance import record as record_provenance
 from mfax.run.rundir import RunDir
 from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, to_host, train_mesh
-from mfax.solvers import Solver, solver_spec
+from mfax.solvers import Solver, driver, solver_spec
+from mfax.solvers.base import Setting
 
 EVAL_SEED = 1_000_003
 
@@ -63,19 +65,23 @@ class Trainer:
             if exact is not None
             else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
         )
-        solver = solver_spec(config.algo).build(config, game, exact)
-        return cls(
-            config, game, solver, eval_noise, make_mesh(config.devices), train_mesh(config.devices, config.num_runs)
-        )
+        mesh = train_mesh(config.devices, config.num_runs)
+        spec = solver_spec(config.algo)
+        setting = Setting(config.iterations, config.paths, exact, mesh, config.num_runs)
+        solver = spec.build(game, spec.hparams_of(config.hparams), setting)
+        return cls(config, game, solver, eval_noise, make_mesh(config.devices), mesh)
 
     def initial_states(self):
-        return self.solver.initial_states()
+        config = self.config
+        runs = range(config.num_runs)
+        return driver.initial_states(self.solver, [config.run_seed(r) for r in runs], [config.run_lr(r) for r in runs])
 
     def chunk_fn(self, length: int):
-        return self.solver.chunk(length)
+        return driver.chunk(self.solver, length)
 
     def policy(self, states, r: int) -> Policy:
-        return self.solver.policy(states, r)
+        # fetched to the host: the policy is then free of the training mesh's layout
+        return self.solver.policy(jax.tree.map(lambda x: jnp.asarray(x[r]), to_host(states)))
 
     def evaluate_run(self, states, r: int) -> dict[str, Any]:
         result = evaluate(self.game, self.policy(states, r), self.eval_noise, mesh=self.eval_mesh)
@@ -108,16 +114,6 @@ def load_policy(run: RunDir, r: int | None = None, which: str = "last") -> tuple
     if not 0 <= r < config.num_runs:
         raise GameError(f"run index {r} out of range; allowed: 0..{config.num_runs - 1}")
     return trainer, trainer.policy(states, r), r
-
-
-def _first_bad(metrics, start_iteration: int) -> str:
-    finite = np.asarray(metrics.finite)  # (R, L)
-    runs, steps = np.nonzero(~finite)
-    r, k = int(runs[0]), int(steps[0])
-    quantity = "gradient norm" if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
-    if not np.isfinite(np.asarray(metrics.policy_return)[r, k]):
-        quantity = "policy return (loss)"
-    return f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
 
 
 def train(
@@ -217,8 +213,8 @@ def _train_locked(
             jax.block_until_ready(metrics)
             wall += time.perf_counter() - t0
             metrics = to_host(metrics)
-            if not bool(np.all(metrics.finite)):
-                message = _first_bad(metrics, iteration)
+            message = driver.first_nonfinite(metrics, iteration)
+            if message is not None:
                 raise TrainingDiverged(
                     f"{message}; stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"
                 )

@@ -1,53 +1,116 @@
-"""What the training driver needs from a solver, and the solver registry.
+"""The solver protocol, its metrics, and the solver registry.
 
-A solver is built from a resolved :class:`~mfax.run.config.TrainConfig`, its game and
-the exact noise batch (``None`` when noise is sampled). It exposes three pure pieces:
+A solver is an Equinox module built once per training from its game, its declared
+hyper-parameters and a :class:`Setting` (what the driver decides: iterations, noise,
+devices). It has three pure methods, in the style of optax's ``init``/``update``:
 
-* ``initial_states()``: the training state of every run, stacked on a leading run axis
-  (runs = seeds x learning rates, see ``TrainConfig.run_seed`` / ``run_lr``);
-* ``chunk(length)``: a jitted ``states -> (states, metrics)`` running ``length``
-  iterations of every run in one compiled program; ``metrics`` is a NamedTuple of
-  ``(R, length)`` arrays with at least ``finite`` (bool), ``grad_norm``,
-  ``policy_return`` and ``exploitability`` (training-time estimates, NaN where the
-  solver has none);
-* ``policy(states, r)``: run ``r``'s current population policy as a mean-field
-  :class:`~mfax.policies.base.Policy`, which the driver scores exactly.
+* ``init(key, lr) -> State``: one run's training state from its seed's key and its base
+  learning rate (solvers that take no ``--lr`` ignore it);
+* ``step(state) -> (state, Metrics)``: one iteration;
+* ``policy(state) -> Policy``: the run's current population policy, a mean-field
+  :class:`~mfax.policies.base.Policy` that the driver scores exactly.
 
-The training state must be a pytree of arrays (it is checkpointed leaf by leaf) and
-must carry its iteration count in a field ``iteration``.
+A state is a pytree of arrays (checkpointed leaf by leaf) with a field ``iteration``.
+Everything else (chunking iterations into one ``lax.scan``, batching the runs,
+compiling, donating buffers, placing runs on the device mesh, the finite check) is the
+driver's, :mod:`mfax.solvers.driver`, in one place.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, NamedTuple
 
-from mfax.games.base import GameError
+import equinox as eqx
+from jax.sharding import Mesh
+from jaxtyping import Array, PRNGKeyArray
+
+from mfax.dynamics.noise import NoiseBatch
+from mfax.games.base import Game, GameError
+from mfax.policies.base import Policy
 
 
-class Solver(Protocol):
-    def initial_states(self) -> Any: ...
+class Metrics(NamedTuple):
+    """One iteration's training metrics, the same type for every solver; NaN where a
+    solver has no such figure.
 
-    def chunk(self, length: int) -> Callable[[Any], tuple[Any, Any]]: ...
+    * ``policy_return``: the return of the policy the iteration starts from (exact, or
+      estimated on the iteration's own noise paths or sampled agents);
+    * ``exploitability``: what the solver drives to zero, measured on the same data
+      (per path for SPG/RSPG, information-consistent for FP/OMD; NaN for PPO/M-OMD);
+    * ``exploitability_per_path``: the per-path exploitability where the solver has it;
+    * ``grad_norm``: the gradient's global norm before clipping (FP/OMD: the size of the
+      policy update ``max_{t,s} sum_a |pi' - pi|``);
+    * ``lr``: the learning rate applied at this iteration;
+    * ``loss``: the solver's training loss (NaN where it has none);
+    * ``finite``: whether the iteration's figures and new parameters are all finite.
+    """
 
-    def policy(self, states: Any, r: int) -> Any: ...
+    policy_return: Array
+    exploitability: Array
+    exploitability_per_path: Array
+    grad_norm: Array
+    lr: Array
+    loss: Array
+    finite: Array
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the driver decides for a solver: ``iterations`` planned (the learning-rate
+    schedule spans them), ``paths`` of common noise per iteration, the enumerated noise
+    ``exact`` (``None``: sampled), the training ``mesh`` (``None``: one device) and how
+    many runs share one program (``num_runs``)."""
+
+    iterations: int
+    paths: int
+    exact: NoiseBatch | None
+    mesh: Mesh | None = None
+    num_runs: int = 1
+
+
+class Solver(eqx.Module):
+    """A solver (see module docstring). Concrete solvers are final Equinox modules.
+
+    Class attributes the driver reads:
+
+    * ``exact_program``: compile with :func:`mfax.compiling.compiler_options` (the XLA
+      options chosen for the exact programs) rather than XLA's defaults;
+    * ``trace_name``: the retrace counter's key (:mod:`mfax.tracing`).
+    """
+
+    exact_program: ClassVar[bool] = True
+    trace_name: ClassVar[str] = "chunk"
+
+    @abc.abstractmethod
+    def init(self, key: PRNGKeyArray, lr: float) -> Any: ...
+
+    @abc.abstractmethod
+    def step(self, state: Any) -> tuple[Any, Metrics]: ...
+
+    @abc.abstractmethod
+    def policy(self, state: Any) -> Policy: ...
+
+    def runs_mesh(self) -> Mesh | None:
+        """The mesh the runs are split over (``None``: the driver keeps them together)."""
+        return None
 
 
 @dataclass(frozen=True)
 class SolverSpec:
-    """A registered solver: ``build(config, game, exact_noise) -> Solver``.
+    """A registered solver: ``build(game, hparams, setting) -> Solver``.
 
-    ``hparams`` is a dataclass of the solver's own hyper-parameters declared with
-    :func:`mfax.params.param` (defaults + help); the resolved instance is
-    ``config.hparams`` as a dict. ``None``: the solver has none beyond the common config.
-    ``uses_lr``: the solver trains with the config's learning rates (``--lr``); runs of one
-    that does not are not labelled with one.
+    ``hparams`` is the Equinox module of the solver's hyper-parameters declared with
+    :func:`mfax.params.param` (defaults + help); ``None``: it has none. ``uses_lr``: the
+    solver trains with the config's learning rates (``--lr``); runs of one that does not
+    are not labelled with one.
     """
 
     name: str
     description: str
-    build: Callable[..., Solver]
+    build: Callable[[Game, Any, Setting], Solver]
     hparams: type | None = None
     uses_lr: bool = True
 
@@ -61,6 +124,12 @@ class SolverSpec:
             return {}
         built = params.build(self.hparams, f"solver {self.name!r}", **values)
         return {name: getattr(built, name) for name in params.fields_of(self.hparams)}
+
+    def hparams_of(self, values: dict[str, Any]) -> Any:
+        """The hyper-parameter module of resolved ``values`` (``None`` when it has none)."""
+        from mfax import params
+
+        return None if self.hparams is None else params.build(self.hparams, f"solver {self.name!r}", **values)
 
     def parse_hparam(self, key: str, text: str) -> Any:
         from mfax import params

@@ -60,9 +60,9 @@ where ``Q`` is the exact state-action value of ``pi^k`` along its own mean-field
 ``y`` is kept shifted so that its max over actions is 0 (softmax is unchanged).
 
 Both are pure functions over NamedTuple states (``fp_init``/``fp_step``,
-``omd_init``/``omd_step``); :class:`ClassicalSolver` runs a chunk of iterations of
-several runs in one compiled ``lax.scan`` for the training driver (``mfax train --algo
-fp|omd``). Each step reports the exact figures of the policy it starts from.
+``omd_init``/``omd_step``); :class:`FPSolver` and :class:`OMDSolver` are the solvers
+(:mod:`mfax.solvers.base`) that the driver runs (``mfax train --algo fp|omd``,
+:func:`solve`). Each step reports the exact figures of the policy it starts from.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, push_forward, rollout
 from mfax.evaluation.values import backward_induction, best_response_value, policy_value, same_history
@@ -82,8 +81,8 @@ from mfax.games.base import Game, GameError, Noise, check
 from mfax.params import param
 from mfax.policies.base import Policy, Tabular
 from mfax.policies.history import HistoryTabular
-from mfax.solvers.base import SolverSpec, register_solver
-from mfax.tracing import count_trace
+from mfax.solvers import driver
+from mfax.solvers.base import Metrics, Solver, SolverSpec, register_solver
 
 # Guards 0/0 in FP's policy restatement (states no agent reaches): there the average is
 # the plain (k pibar + b) / (k + 1); it never matters for values weighted by mu.
@@ -283,22 +282,7 @@ def _observations(game: Game, noise: Noise, table) -> Array:
     return rollout_table(game, noise, table, record=False).obs
 
 
-# -- the training driver's interface ---------------------------------------------------
-class ClassicalMetrics(NamedTuple):
-    """Per-iteration exact figures of the policy each iteration starts from.
-
-    ``exploitability`` is the information-consistent one (what FP and OMD drive to 0;
-    equal to the per-path one without common noise); ``grad_norm`` has no gradient to
-    report and holds the size of the policy update ``max_{t,s} sum_a |pi' - pi|``.
-    """
-
-    policy_return: Array
-    exploitability: Array
-    exploitability_per_path: Array
-    grad_norm: Array
-    finite: Array
-
-
+# -- the solvers -----------------------------------------------------------------------
 class OMDHyperParams(eqx.Module):
     """Hyper-parameters of online mirror descent (``--hp key=value``)."""
 
@@ -317,59 +301,62 @@ def exact_batch(game: Game, exact: NoiseBatch | None, algo: str) -> NoiseBatch:
     return exact
 
 
-class ClassicalSolver:
-    """FP / OMD behind the driver's solver interface (see :mod:`mfax.solvers.base`).
-
-    Both are deterministic: several seeds or ``--lr`` values give identical runs (OMD's
-    learning rate is the ``lr`` hyper-parameter, ``--hp lr=...``).
-    """
-
-    def __init__(self, config, game: Game, exact: NoiseBatch | None):
-        self.algo = config.algo
-        self.config, self.game = config, game
-        self.batch = exact_batch(game, exact, self.algo)
-        self.hp = (FPHyperParams if self.algo == "fp" else OMDHyperParams)(**config.hparams)
-
-    def _init_one(self):
-        num_paths = self.batch.num_paths
-        if self.algo == "fp":
-            return fp_init(self.game, num_paths)
-        return omd_init(self.game, num_paths, self.hp.lr)
-
-    def initial_states(self):
-        states = [self._init_one() for _ in range(self.config.num_runs)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-
-    def chunk(self, length: int):
-        return make_chunk(self.game, self.batch, self.algo, length, self.hp)
-
-    def policy(self, states, r: int) -> Policy:
-        one = jax.tree.map(lambda x: x[r], states)
-        table = one.policy if self.algo == "fp" else omd_policy(one)
-        return table_policy(self.game, self.batch, table)
+def _metrics(figures: Figures, change: Array, table: Array) -> Metrics:
+    finite = jnp.isfinite(figures.policy_return) & jnp.isfinite(figures.exploitability) & jnp.all(jnp.isfinite(table))
+    nan = jnp.full((), jnp.nan, change.dtype)
+    return Metrics(
+        figures.policy_return, figures.exploitability, figures.exploitability_per_path, change, nan, nan, finite
+    )
 
 
-def make_chunk(game: Game, batch: NoiseBatch, algo: str, length: int, hp: FPHyperParams | None = None):
-    """A compiled ``chunk(states) -> (states, ClassicalMetrics of (R, length))``; ``hp``:
-    FP's conventions (defaults when ``None``; OMD's learning rate lives in its state)."""
-    fp_hp = FPHyperParams() if hp is None or algo != "fp" else hp
+class FPSolver(Solver):
+    """Fictitious play as a solver (module docstring). Deterministic: every seed gives
+    the same run; ``--lr`` is not used. The metrics of a step are the exact figures of
+    the policy it starts from (``exploitability``: the information-consistent one);
+    ``grad_norm`` holds the size of the update."""
 
-    def step(game, noise, weight, state):
-        return fp_step(game, noise, weight, state, fp_hp) if algo == "fp" else omd_step(game, noise, weight, state)
+    game: Game
+    batch: NoiseBatch
+    hp: FPHyperParams = eqx.field(static=True)
 
-    noise, weight = batch.noise, batch.weight
+    trace_name = "fp_chunk"
 
-    def body(state, _):
-        new, fig, change = step(game, noise, weight, state)
-        table = new.policy if algo == "fp" else new.y
-        finite = jnp.isfinite(fig.policy_return) & jnp.isfinite(fig.exploitability) & jnp.all(jnp.isfinite(table))
-        return new, ClassicalMetrics(fig.policy_return, fig.exploitability, fig.exploitability_per_path, change, finite)
+    def init(self, key, lr) -> FPState:
+        return fp_init(self.game, self.batch.num_paths)
 
-    def chunk(states):
-        count_trace(f"{algo}_chunk")
-        return jax.vmap(lambda s: jax.lax.scan(body, s, None, length=length))(states)
+    def step(self, state: FPState) -> tuple[FPState, Metrics]:
+        new, figures, change = fp_step(self.game, self.batch.noise, self.batch.weight, state, self.hp)
+        return new, _metrics(figures, change, new.policy)
 
-    return compiling.jit(chunk, donate_argnums=0)
+    def table(self, state: FPState) -> Array:
+        return state.policy
+
+    def policy(self, state: FPState) -> Policy:
+        return table_policy(self.game, self.batch, self.table(state))
+
+
+class OMDSolver(Solver):
+    """Online mirror descent as a solver (module docstring). Deterministic; its learning
+    rate is the ``lr`` hyper-parameter (``--hp lr=...``), not ``--lr``."""
+
+    game: Game
+    batch: NoiseBatch
+    hp: OMDHyperParams = eqx.field(static=True)
+
+    trace_name = "omd_chunk"
+
+    def init(self, key, lr) -> OMDState:
+        return omd_init(self.game, self.batch.num_paths, self.hp.lr)
+
+    def step(self, state: OMDState) -> tuple[OMDState, Metrics]:
+        new, figures, change = omd_step(self.game, self.batch.noise, self.batch.weight, state)
+        return new, _metrics(figures, change, new.y)
+
+    def table(self, state: OMDState) -> Array:
+        return omd_policy(state)
+
+    def policy(self, state: OMDState) -> Policy:
+        return table_policy(self.game, self.batch, self.table(state))
 
 
 def solve(
@@ -383,42 +370,41 @@ def solve(
 ):
     """Run ``iterations`` updates of FP or OMD from scratch (one run); returns
     ``(table, history)``: ``table`` the policy after ``iterations`` updates, ``history`` a
-    :class:`ClassicalMetrics` of ``(iterations + 1,)`` arrays whose entry ``k`` holds the
-    exact figures of the policy after ``k`` updates (entry 0: the initial uniform policy;
-    the last entry: ``table``'s) and, as ``grad_norm``, the size of the update from it.
-    ``fp_hp``: FP's ``initial`` / ``ties`` conventions (:class:`FPHyperParams`)."""
-    if algo not in ("fp", "omd"):
-        raise GameError(f"unknown classical algorithm {algo!r}; allowed: fp, omd")
+    :class:`~mfax.solvers.base.Metrics` of ``(iterations + 1,)`` arrays whose entry ``k``
+    holds the exact figures of the policy after ``k`` updates (entry 0: the initial
+    uniform policy; the last entry: ``table``'s) and, as ``grad_norm``, the size of the
+    update from it. ``fp_hp``: FP's ``initial`` / ``ties`` conventions
+    (:class:`FPHyperParams`)."""
+    hparams = {"fp": lambda: FPHyperParams(**fp_hp), "omd": lambda: OMDHyperParams(lr=lr)}
+    if algo not in hparams:
+        raise GameError(f"unknown classical algorithm {algo!r}; allowed: {', '.join(hparams)}")
     if fp_hp and algo != "fp":
         raise GameError(f"{algo} takes no FP conventions; got {sorted(fp_hp)}")
-    hp = FPHyperParams(**fp_hp)
     if batch is None:
         support = game.noise_support()
         batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
-    state = fp_init(game, batch.num_paths) if algo == "fp" else omd_init(game, batch.num_paths, lr)
-    states = jax.tree.map(lambda x: x[None], state)
-    out, done, chunks = [], 0, {}
-
-    def run(states, length):
-        if length not in chunks:
-            chunks[length] = make_chunk(game, batch, algo, length, hp)
-        return chunks[length](states)
-
-    while done < iterations:
-        length = min(chunk, iterations - done)
-        states, metrics = run(states, length)
-        out.append(metrics)
-        done += length
-    final = jax.tree.map(lambda x: x[0], states)
-    table = final.policy if algo == "fp" else omd_policy(final)
-    # the figures of the last policy: one more step on a copy (the chunk donates its input)
-    out.append(run(jax.tree.map(jnp.copy, states), 1)[1])
-    history = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1)[0], *out)
+    solver = SOLVERS[algo](game, batch, hparams[algo]())
+    states = driver.initial_states(solver, [0], [0.0])
+    states, history = driver.iterate(solver, states, iterations, chunk)
+    table = solver.table(jax.tree.map(lambda x: x[0], states))
+    # the figures of the last policy: one more step (the driver donates its input)
+    _, last = driver.iterate(solver, states, 1)
+    history = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1)[0], history, last)
     return table, history
 
+
+SOLVERS = {"fp": FPSolver, "omd": OMDSolver}
 
 for _name, _text, _hp in (
     ("fp", "fictitious play, exact: tabular time-dependent policy, average of exact best responses", FPHyperParams),
     ("omd", "online mirror descent, exact: tabular time-dependent policy, softmax of summed exact Q", OMDHyperParams),
 ):
-    register_solver(SolverSpec(_name, _text, ClassicalSolver, _hp, uses_lr=False))
+    register_solver(
+        SolverSpec(
+            _name,
+            _text,
+            lambda game, hp, setting, _n=_name: SOLVERS[_n](game, exact_batch(game, setting.exact, _n), hp),
+            _hp,
+            uses_lr=False,
+        )
+    )

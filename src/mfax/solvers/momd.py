@@ -30,8 +30,7 @@ scored by the exact exploitability.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -39,20 +38,17 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from mfax.dynamics.noise import NoiseBatch
-from mfax.games.base import Game, GameError
+from mfax.games.base import Game, check
 from mfax.params import param
-from mfax.policies.networks import NetworkPolicy
-from mfax.sharding import map_runs
-from mfax.solvers.base import SolverSpec, register_solver
+from mfax.policies.networks import NetworkParams, NetworkPolicy, make_network
+from mfax.solvers.base import Metrics, Setting, Solver, SolverSpec, register_solver
+from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
 from mfax.solvers.sampled import Rollout, agent_head, agent_log_probs, collect, discounted_returns, update_scale
-from mfax.solvers.structural import learning_rate, make_policy, split_policy
-from mfax.tracing import count_trace
 
 
-@dataclasses.dataclass(frozen=True)
-class MOMDParams:
-    """Hyper-parameters of M-OMD (``--hp key=value``)."""
+class MOMDParams(NetworkParams, OptimParams):
+    """Hyper-parameters of M-OMD (``--hp key=value``): its own, the Q-network's sizes
+    (the policy architecture, memoryless, one output per action) and the optimiser's."""
 
     num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
     num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
@@ -63,18 +59,12 @@ class MOMDParams:
     alpha: float = param(0.99, "Munchausen coefficient (published sweep: 0.9, 0.95, 0.99)")
     target_every: int = param(10, "gradient steps between target-network synchronisations")
     bonus_floor: float = param(-1.0, "lower clip of tau * log pi in the bonus, in return-scale units")
-    max_grad_norm: float = param(1.0, "global-norm gradient clipping")
 
-    def __post_init__(self):
+    def __check_init__(self):
         for name in ("num_envs", "num_agents", "updates", "batch_size", "buffer_iterations", "target_every"):
-            if getattr(self, name) < 1:
-                raise GameError(f"M-OMD hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
-        if not self.tau > 0.0:
-            raise GameError(f"tau must be > 0, got {self.tau}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise GameError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if not self.max_grad_norm > 0.0:
-            raise GameError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+            check(getattr(self, name) >= 1, f"M-OMD hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
+        check(self.tau > 0.0, f"tau must be > 0, got {self.tau}")
+        check(0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}")
 
 
 class Transitions(NamedTuple):
@@ -158,22 +148,9 @@ class MOMDState(NamedTuple):
     scale: Array
 
 
-class MOMDMetrics(NamedTuple):
-    policy_return: Array
-    exploitability: Array
-    grad_norm: Array
-    lr: Array
-    finite: Array
-    q_loss: Array
-
-
-def optimizer(max_grad_norm: float) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam())
-
-
 def momd_iteration(
     game: Game, static, hp: MOMDParams, state: MOMDState, *, iterations: int
-) -> tuple[MOMDState, MOMDMetrics]:
+) -> tuple[MOMDState, Metrics]:
     """Collect one episode per population with ``softmax(Q_k / tau)``, store it, then
     ``hp.updates`` Munchausen Q-learning steps (pure)."""
     key = jax.random.fold_in(state.key, state.iteration)
@@ -193,8 +170,8 @@ def momd_iteration(
         lambda b, x: jax.lax.dynamic_update_slice_in_dim(b, x, slot * per_iter, axis=0), state.buffer, new
     )
     size = jnp.minimum(state.iteration + 1, capacity // per_iter) * per_iter
-    lr = learning_rate(state.lr, state.iteration, iterations)
-    opt = optimizer(hp.max_grad_norm)
+    lr = learning_rate(state.lr, state.iteration, iterations, hp.final_lr_fraction)
+    opt = optimizer(hp)
 
     def grad_step(carry, k):
         params, target, opt_state, step = carry
@@ -217,7 +194,7 @@ def momd_iteration(
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
+        params = descend(params, updates, lr)
         step = step + 1
         target = jax.tree.map(lambda t, p: jnp.where(step % hp.target_every == 0, p, t), target, params)
         return (params, target, opt_state, step), (optax.tree.norm(grads), loss)
@@ -232,82 +209,71 @@ def momd_iteration(
         & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
     )
     out = state._replace(q=params, opt_state=opt_state, buffer=buffer, iteration=state.iteration + 1, scale=scale)
-    return out, MOMDMetrics(ret, jnp.full((), jnp.nan, ret.dtype), gnorm.mean(), lr, finite, loss.mean())
+    nan = jnp.full((), jnp.nan, ret.dtype)
+    return out, Metrics(ret, nan, nan, gnorm.mean(), lr, loss.mean(), finite)
 
 
-def make_qnet(game: Game, config, key: PRNGKeyArray) -> NetworkPolicy:
+def make_qnet(game: Game, hp: MOMDParams, key: PRNGKeyArray) -> NetworkPolicy:
     """The Q-network: the policy architecture, memoryless, one output per action."""
-    return make_policy(game, config, key, recurrent=False, head="discrete")
+    return make_network(game, key, hp, recurrent=False, head="discrete")
 
 
-class MOMDSolver:
-    """M-OMD behind the driver's solver interface (see :mod:`mfax.solvers.base`)."""
+class MOMDSolver(Solver):
+    """M-OMD: one iteration is :func:`momd_iteration`. Model-free: every population draws
+    its own noise path, so the enumerated noise of the setting is not used."""
 
-    def __init__(self, config, game: Game, exact: NoiseBatch | None):
-        del exact  # model-free: every population draws its own noise path
-        self.config, self.game = config, game
-        self.hp = MOMDParams(**config.hparams)
-        self.static = split_policy(make_qnet(game, config, jax.random.PRNGKey(0)))[1]
+    game: Game
+    hp: MOMDParams = eqx.field(static=True)
+    iterations: int = eqx.field(static=True)
+    static: Any  # the Q-network without its trainable arrays
 
-    def initial_states(self) -> MOMDState:
+    exact_program = False
+    trace_name = "momd_chunk"
+
+    def init(self, key: PRNGKeyArray, lr: float) -> MOMDState:
         hp = self.hp
-        opt = optimizer(hp.max_grad_norm)
         capacity = hp.buffer_iterations * hp.num_envs * self.game.horizon * hp.num_agents
-        states = []
-        for r in range(self.config.num_runs):
-            key = jax.random.PRNGKey(self.config.run_seed(r))
-            qnet = make_qnet(self.game, self.config, jax.random.fold_in(key, 0))
-            params = split_policy(qnet)[0]
-            obs_dim = qnet.obs_encoder.in_features
-            dtype = jnp.zeros(()).dtype
-            buffer = Transitions(
-                jnp.zeros(capacity, jnp.int32),
-                jnp.zeros((capacity, obs_dim), dtype),
-                jnp.zeros(capacity, jnp.int32),
-                jnp.zeros(capacity, dtype),
-                jnp.zeros(capacity, jnp.int32),
-                jnp.zeros((capacity, obs_dim), dtype),
-                jnp.zeros(capacity, dtype),
-            )
-            states.append(
-                MOMDState(
-                    params,
-                    opt.init(params),
-                    buffer,
-                    jnp.int32(0),
-                    jax.random.fold_in(key, 1),
-                    jnp.asarray(self.config.run_lr(r), dtype=float),
-                    jnp.zeros(()),  # 0 until iteration 0 sets it: the initial policy is uniform
-                )
-            )
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        qnet = make_qnet(self.game, hp, jax.random.fold_in(key, 0))
+        params = split_trainable(qnet)[0]
+        obs_dim = qnet.obs_encoder.in_features
+        dtype = jnp.zeros(()).dtype
+        buffer = Transitions(
+            jnp.zeros(capacity, jnp.int32),
+            jnp.zeros((capacity, obs_dim), dtype),
+            jnp.zeros(capacity, jnp.int32),
+            jnp.zeros(capacity, dtype),
+            jnp.zeros(capacity, jnp.int32),
+            jnp.zeros((capacity, obs_dim), dtype),
+            jnp.zeros(capacity, dtype),
+        )
+        return MOMDState(
+            params,
+            optimizer(hp).init(params),
+            buffer,
+            jnp.int32(0),
+            jax.random.fold_in(key, 1),
+            jnp.asarray(lr, dtype=float),
+            jnp.zeros(()),  # 0 until iteration 0 sets it: the initial policy is uniform
+        )
 
-    def chunk(self, length: int):
-        game, hp, static, iterations = self.game, self.hp, self.static, self.config.iterations
+    def step(self, state: MOMDState) -> tuple[MOMDState, Metrics]:
+        return momd_iteration(self.game, self.static, self.hp, state, iterations=self.iterations)
 
-        def one_run(state):
-            def body(s, _):
-                return momd_iteration(game, static, hp, s, iterations=iterations)
+    def policy(self, state: MOMDState) -> NetworkPolicy:
+        """The population policy ``softmax(Q / tau)`` as a mean-field policy."""
+        return softmax_q_policy(eqx.combine(state.q, self.static), state.scale / self.hp.tau)
 
-            return jax.lax.scan(body, state, None, length=length)
 
-        def chunk(states):
-            count_trace("momd_chunk")
-            return map_runs(one_run, states)
-
-        return jax.jit(chunk, donate_argnums=0)
-
-    def policy(self, states: MOMDState, r: int) -> NetworkPolicy:
-        """Run ``r``'s population policy ``softmax(Q / tau)`` as a mean-field policy."""
-        qnet = eqx.combine(jax.tree.map(lambda x: x[r], states.q), self.static)
-        return softmax_q_policy(qnet, states.scale[r] / self.hp.tau)
+def build(game: Game, hp: MOMDParams, setting: Setting) -> MOMDSolver:
+    static = split_trainable(make_qnet(game, hp, jax.random.PRNGKey(0)))[1]
+    return MOMDSolver(game, hp, setting.iterations, static)
 
 
 register_solver(
     SolverSpec(
         "momd",
         "deep Munchausen online mirror descent on sampled populations, pi = softmax(Q(s, o_t) / tau)",
-        MOMDSolver,
+        build,
         MOMDParams,
     )
 )

@@ -30,8 +30,7 @@ compiled ``lax.scan``, vmapped over runs (seeds x learning rates).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -39,13 +38,12 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from mfax.dynamics.noise import NoiseBatch
-from mfax.games.base import Game, GameError
+from mfax.games.base import Game, check
 from mfax.params import param
 from mfax.policies.heads import per_state_mlp
-from mfax.policies.networks import NetworkPolicy
-from mfax.sharding import map_runs
-from mfax.solvers.base import SolverSpec, register_solver
+from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
+from mfax.solvers.base import Metrics, Setting, Solver, SolverSpec, register_solver
+from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
 from mfax.solvers.sampled import (
     Rollout,
     agent_log_probs,
@@ -54,13 +52,11 @@ from mfax.solvers.sampled import (
     env_minibatches,
     update_scale,
 )
-from mfax.solvers.structural import learning_rate, make_policy, split_policy
-from mfax.tracing import count_trace
 
 
-@dataclasses.dataclass(frozen=True)
-class PPOParams:
-    """Hyper-parameters of IPPO / RIPPO (``--hp key=value``)."""
+class PPOParams(PolicyParams, OptimParams):
+    """Hyper-parameters of IPPO / RIPPO (``--hp key=value``): PPO's own, the networks'
+    (actor and critic share the sizes) and the optimiser's."""
 
     num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
     num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
@@ -71,25 +67,20 @@ class PPOParams:
     entropy_coef: float = param(0.01, "entropy bonus weight (published sweep: 0.001, 0.01, 0.1)")
     value_coef: float = param(0.5, "value-loss weight")
     max_grad_norm: float = param(0.5, "global-norm gradient clipping")
+    adam_eps: float = param(1e-5, "Adam's epsilon")
 
-    def __post_init__(self):
+    def __check_init__(self):
         for name in ("num_envs", "num_agents", "updates", "minibatches"):
-            if getattr(self, name) < 1:
-                raise GameError(f"PPO hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
-        if self.num_envs % self.minibatches or self.updates % self.minibatches:
-            raise GameError(
-                f"num_envs ({self.num_envs}) and updates ({self.updates}) must be multiples of "
-                f"minibatches ({self.minibatches})"
-            )
-        if not 0.0 < self.clip_eps < 1.0:
-            raise GameError(f"clip_eps must lie in (0, 1), got {self.clip_eps}")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise GameError(f"gae_lambda must lie in [0, 1], got {self.gae_lambda}")
+            check(getattr(self, name) >= 1, f"PPO hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
+        check(
+            not (self.num_envs % self.minibatches or self.updates % self.minibatches),
+            f"num_envs ({self.num_envs}) and updates ({self.updates}) must be multiples of "
+            f"minibatches ({self.minibatches})",
+        )
+        check(0.0 < self.clip_eps < 1.0, f"clip_eps must lie in (0, 1), got {self.clip_eps}")
+        check(0.0 <= self.gae_lambda <= 1.0, f"gae_lambda must lie in [0, 1], got {self.gae_lambda}")
         for name in ("entropy_coef", "value_coef"):
-            if getattr(self, name) < 0.0:
-                raise GameError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.max_grad_norm > 0.0:
-            raise GameError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+            check(getattr(self, name) >= 0.0, f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 # -- loss pieces (pure) ----------------------------------------------------------------
@@ -214,25 +205,6 @@ class PPOState(NamedTuple):
     scale: Array  # fixed return scale of the value targets (set at iteration 0)
 
 
-class PPOMetrics(NamedTuple):
-    """Per-iteration metrics; ``policy_return`` is the mean sampled discounted return of
-    the iteration's agents, ``exploitability`` is NaN (no cheap training-time estimate;
-    the driver scores the policy exactly between chunks)."""
-
-    policy_return: Array
-    exploitability: Array
-    grad_norm: Array
-    lr: Array
-    finite: Array
-    entropy: Array
-    clip_fraction: Array
-    value_loss: Array
-
-
-def optimizer(max_grad_norm: float) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
-
-
 def ppo_loss(actor: NetworkPolicy, critic: Critic, batch: Rollout, old_logp, adv, targets, hp: PPOParams):
     """Total PPO loss of a minibatch of whole population sequences (leading axis ``E_mb``)."""
     g = jax.vmap(actor.aggregate_sequence)(batch.obs[:, :-1])  # (E_mb, T, gd)
@@ -249,7 +221,7 @@ def ppo_loss(actor: NetworkPolicy, critic: Critic, batch: Rollout, old_logp, adv
 
 def ppo_iteration(
     game: Game, actor_static, critic_static, hp: PPOParams, state: PPOState, *, iterations: int
-) -> tuple[PPOState, PPOMetrics]:
+) -> tuple[PPOState, Metrics]:
     """Collect one episode per population, then ``hp.updates`` PPO steps (pure)."""
     key = jax.random.fold_in(state.key, state.iteration)
     k_collect, k_perm = jax.random.split(key)
@@ -263,8 +235,8 @@ def ppo_iteration(
     old_logp = jnp.take_along_axis(agent_log_probs(actor, g, states), roll.actions[..., None], axis=-1)[..., 0]
     values = critic.values(jax.vmap(critic.sequence)(roll.obs[:, :-1]), states)
     adv, targets = gae(roll.rewards, values, game.gamma, hp.gae_lambda)
-    lr = learning_rate(state.lr, state.iteration, iterations)
-    opt = optimizer(hp.max_grad_norm)
+    lr = learning_rate(state.lr, state.iteration, iterations, hp.final_lr_fraction)
+    opt = optimizer(hp)
     epochs = hp.updates // hp.minibatches
 
     def grad_step(carry, idx):
@@ -283,15 +255,15 @@ def ppo_iteration(
                 hp,
             )
 
-        (_, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (total, _aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
-        return (params, opt_state), (optax.tree.norm(grads), *aux)
+        params = descend(params, updates, lr)
+        return (params, opt_state), (optax.tree.norm(grads), total)
 
     def epoch(carry, k):
         return jax.lax.scan(grad_step, carry, env_minibatches(k, hp.num_envs, hp.minibatches))
 
-    (params, opt_state), (gnorm, ent, clip_frac, v_loss) = jax.lax.scan(
+    (params, opt_state), (gnorm, loss) = jax.lax.scan(
         epoch, ((state.actor, state.critic), state.opt_state), jax.random.split(k_perm, epochs)
     )
     ret = jnp.mean(discounted_returns(roll.rewards, game.gamma)) * scale
@@ -303,96 +275,79 @@ def ppo_iteration(
     new = state._replace(
         actor=params[0], critic=params[1], opt_state=opt_state, iteration=state.iteration + 1, scale=scale
     )
-    metrics = PPOMetrics(
-        ret, jnp.full((), jnp.nan, ret.dtype), gnorm.mean(), lr, finite, ent.mean(), clip_frac.mean(), v_loss.mean()
-    )
-    return new, metrics
+    nan = jnp.full((), jnp.nan, ret.dtype)
+    return new, Metrics(ret, nan, nan, gnorm.mean(), lr, loss.mean(), finite)
 
 
 # -- the solver behind the training driver ----------------------------------------------
 
 
-class PPOSolver:
-    """IPPO (``recurrent=False``) / RIPPO (``True``) behind the driver's solver interface."""
+class PPOSolver(Solver):
+    """IPPO (``recurrent=False``) / RIPPO (``True``): one iteration is
+    :func:`ppo_iteration`. Model-free: every population draws its own noise path, so the
+    enumerated noise of the setting is not used."""
 
-    def __init__(self, config, game: Game, exact: NoiseBatch | None, *, recurrent: bool):
-        del exact  # model-free: every population draws its own noise path
-        self.config, self.game, self.recurrent = config, game, recurrent
-        self.hp = PPOParams(**config.hparams)
-        actor, critic = self._networks(jax.random.PRNGKey(0))
-        self.actor_static = split_policy(actor)[1]
-        self.critic_static = eqx.partition(critic, eqx.is_inexact_array)[1]
+    game: Game
+    hp: PPOParams = eqx.field(static=True)
+    recurrent: bool = eqx.field(static=True)
+    iterations: int = eqx.field(static=True)
+    actor_static: Any
+    critic_static: Any
 
-    def _networks(self, key: PRNGKeyArray) -> tuple[NetworkPolicy, Critic]:
-        actor = make_policy(self.game, self.config, jax.random.fold_in(key, 0), recurrent=self.recurrent)
-        critic = Critic(
-            self.game,
+    exact_program = False  # PPO runs faster with XLA's defaults (mfax.compiling)
+    trace_name = "ppo_chunk"
+
+    def init(self, key: PRNGKeyArray, lr: float) -> PPOState:
+        actor, critic = networks(self.game, self.hp, jax.random.fold_in(key, 0), self.recurrent)
+        params = (split_trainable(actor)[0], split_trainable(critic)[0])
+        return PPOState(
+            params[0],
+            params[1],
+            optimizer(self.hp).init(params),
+            jnp.int32(0),
             jax.random.fold_in(key, 1),
-            recurrent=self.recurrent,
-            obs_dim=actor.obs_encoder.in_features,
-            net=self.config.network,
-            state_input=self.config.network.state_input,
+            jnp.asarray(lr, dtype=float),
+            jnp.ones(()),  # set at iteration 0 (update_scale)
         )
-        return actor, critic
 
-    def initial_states(self) -> PPOState:
-        opt = optimizer(self.hp.max_grad_norm)
-        states = []
-        for r in range(self.config.num_runs):
-            key = jax.random.PRNGKey(self.config.run_seed(r))
-            actor, critic = self._networks(jax.random.fold_in(key, 0))
-            params = (split_policy(actor)[0], eqx.partition(critic, eqx.is_inexact_array)[0])
-            states.append(
-                PPOState(
-                    params[0],
-                    params[1],
-                    opt.init(params),
-                    jnp.int32(0),
-                    jax.random.fold_in(key, 1),
-                    jnp.asarray(self.config.run_lr(r), dtype=float),
-                    jnp.ones(()),  # set at iteration 0 (update_scale)
-                )
-            )
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    def step(self, state: PPOState) -> tuple[PPOState, Metrics]:
+        return ppo_iteration(
+            self.game, self.actor_static, self.critic_static, self.hp, state, iterations=self.iterations
+        )
 
-    def chunk(self, length: int):
-        game, hp, iterations = self.game, self.hp, self.config.iterations
-        actor_static, critic_static = self.actor_static, self.critic_static
-
-        def one_run(state):
-            def body(s, _):
-                return ppo_iteration(game, actor_static, critic_static, hp, s, iterations=iterations)
-
-            return jax.lax.scan(body, state, None, length=length)
-
-        def chunk(states):
-            count_trace("ppo_chunk")
-            return map_runs(one_run, states)
-
-        return jax.jit(chunk, donate_argnums=0)
-
-    def policy(self, states: PPOState, r: int) -> NetworkPolicy:
-        """Run ``r``'s agent policy, which is its mean-field policy (the same module)."""
-        return eqx.combine(jax.tree.map(lambda x: x[r], states.actor), self.actor_static)
+    def policy(self, state: PPOState) -> NetworkPolicy:
+        """The agents' policy, which is the mean-field policy (the same module)."""
+        return eqx.combine(state.actor, self.actor_static)
 
 
-def _builder(recurrent: bool):
-    def build(config, game, exact):
-        return PPOSolver(config, game, exact, recurrent=recurrent)
-
-    return build
-
-
-register_solver(
-    SolverSpec(
-        "ippo", "independent PPO on sampled populations, memoryless policy pi(a | s, o_t)", _builder(False), PPOParams
+def networks(game: Game, hp: PPOParams, key: PRNGKeyArray, recurrent: bool) -> tuple[NetworkPolicy, Critic]:
+    """The actor (the scored policy) and the critic, of the sizes ``hp``."""
+    actor = make_network(game, jax.random.fold_in(key, 0), hp, recurrent=recurrent, head=hp.head)
+    critic = Critic(
+        game,
+        jax.random.fold_in(key, 1),
+        recurrent=recurrent,
+        obs_dim=actor.obs_encoder.in_features,
+        net=hp,
+        state_input=hp.state_input,
     )
-)
-register_solver(
-    SolverSpec(
-        "rippo",
-        "recurrent IPPO on sampled populations, pi(a | s, h_t), h_t = GRU over public observations",
-        _builder(True),
-        PPOParams,
+    return actor, critic
+
+
+def build(game: Game, hp: PPOParams, setting: Setting, *, recurrent: bool) -> PPOSolver:
+    actor, critic = networks(game, hp, jax.random.PRNGKey(0), recurrent)
+    return PPOSolver(game, hp, recurrent, setting.iterations, split_trainable(actor)[1], split_trainable(critic)[1])
+
+
+for _name, _text, _recurrent in (
+    ("ippo", "independent PPO on sampled populations, memoryless policy pi(a | s, o_t)", False),
+    ("rippo", "recurrent IPPO on sampled populations, pi(a | s, h_t), h_t = GRU over public observations", True),
+):
+    register_solver(
+        SolverSpec(
+            _name,
+            _text,
+            lambda game, hp, setting, _r=_recurrent: build(game, hp, setting, recurrent=_r),
+            PPOParams,
+        )
     )
-)

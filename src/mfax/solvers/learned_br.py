@@ -20,16 +20,16 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
 from mfax import compiling
-from mfax.dynamics.noise import NoiseBatch
+from mfax.dynamics.noise import NoiseBatch, draw_noise, small_support
 from mfax.dynamics.pushforward import rollout_batch
+from mfax.evaluation.objective import objective
 from mfax.evaluation.values import policy_value
 from mfax.games.base import Game
 from mfax.policies.base import Policy
 from mfax.policies.networks import NetworkPolicy
-from mfax.solvers.structural import draw_noise, learning_rate, objective, optimizer, small_support
+from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
 
 
 class LearnedBestResponse(NamedTuple):
@@ -53,6 +53,7 @@ def learned_best_response(
     *,
     iterations: int = 300,
     lr: float = 1e-3,
+    optim: OptimParams | None = None,
     num_paths: int = 32,
     chunk: int = 50,
     progress: Callable[[int], None] | None = None,
@@ -63,14 +64,16 @@ def learned_best_response(
     With an exact ``eval_noise`` the deviator trains on the enumerated paths; otherwise
     on ``num_paths`` fresh Monte Carlo paths per iteration, and the bound is estimated
     on ``eval_noise``. Training runs ``chunk`` iterations per compiled call and calls
-    ``progress(k)`` after each with the ``k`` iterations it ran.
+    ``progress(k)`` after each with the ``k`` iterations it ran. ``optim``: the optimiser
+    (:class:`~mfax.solvers.optim.OptimParams`; its defaults when ``None``).
     """
     if not deviator.recurrent:
         raise ValueError("the learned best response needs a recurrent (history-aware) deviator")
-    params, static = eqx.partition(deviator, eqx.is_inexact_array)
+    optim = OptimParams() if optim is None else optim
+    params, static = split_trainable(deviator)
     exact = eval_noise if eval_noise.exact else None
     support = None if exact is not None else small_support(game, num_paths)
-    tx = optimizer()
+    tx = optimizer(optim)
 
     def gain(p, noise, weight):
         traj = rollout_batch(game, population, noise)
@@ -81,8 +84,7 @@ def learned_best_response(
         noise, weight = draw_noise(game, jax.random.fold_in(key, it), num_paths, exact, support)
         value, grads = jax.value_and_grad(gain)(p, noise, weight)
         updates, opt_state = tx.update(jax.tree.map(jnp.negative, grads), opt_state, p)
-        lr_t = learning_rate(lr, it, iterations)
-        p = optax.apply_updates(p, jax.tree.map(lambda u: -lr_t * u, updates))
+        p = descend(p, updates, learning_rate(lr, it, iterations, optim.final_lr_fraction))
         return (p, opt_state), value
 
     @functools.partial(compiling.jit, static_argnums=3)

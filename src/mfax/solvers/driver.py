@@ -1,0 +1,86 @@
+"""The driver: the one place that turns a solver's pure ``step`` into compiled training.
+
+It builds the runs' states (one per seed and learning rate, stacked on a leading run
+axis, placed on the solver's mesh), and compiles ``chunk(states) -> (states, metrics)``:
+``length`` iterations of every run in one program (one ``lax.scan`` per run, runs
+batched by :func:`mfax.sharding.map_runs`), with the solver's compiler options and the
+input states' buffers donated. :func:`first_nonfinite` reads the finite check of a
+chunk's metrics; :func:`iterate` runs a solver for a number of iterations from Python
+(what :func:`mfax.solvers.classical.solve` and the benchmarks use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax import compiling
+from mfax.sharding import map_runs, place_runs
+from mfax.solvers.base import Metrics, Solver
+from mfax.tracing import count_trace
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    """Stack pytrees of the same structure on a new leading axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def initial_states(solver: Solver, seeds: Sequence[int], lrs: Sequence[float]) -> Any:
+    """The stacked initial states of runs ``r`` with seed ``seeds[r]`` and base learning
+    rate ``lrs[r]``, placed on the solver's mesh."""
+    states = [solver.init(jax.random.PRNGKey(seed), lr) for seed, lr in zip(seeds, lrs, strict=True)]
+    return place_runs(stack(states), solver.runs_mesh())
+
+
+def chunk(solver: Solver, length: int):
+    """A compiled ``chunk(states) -> (states, metrics)`` running ``length`` iterations of
+    every run of ``states`` (leading run axis ``R``) in one program; ``metrics`` is a
+    :class:`~mfax.solvers.base.Metrics` of ``(R, length)`` arrays. The input states are
+    donated (do not use them after the call)."""
+
+    def run(states):
+        count_trace(solver.trace_name)
+
+        def one_run(state):
+            return jax.lax.scan(lambda s, _: solver.step(s), state, None, length=length)
+
+        return map_runs(one_run, states, solver.runs_mesh())
+
+    options = compiling.compiler_options() if solver.exact_program else {}
+    return jax.jit(run, donate_argnums=0, compiler_options=options)
+
+
+def first_nonfinite(metrics: Metrics, start_iteration: int) -> str | None:
+    """``None`` when every iteration of a chunk's metrics (host arrays ``(R, L)``) is
+    finite, else which iteration of which run went wrong first, and in what."""
+    finite = np.asarray(metrics.finite)
+    if finite.all():
+        return None
+    runs, steps = np.nonzero(~finite)
+    r, k = int(runs[0]), int(steps[0])
+    quantity = "gradient norm" if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
+    if not np.isfinite(np.asarray(metrics.policy_return)[r, k]):
+        quantity = "policy return (loss)"
+    return f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
+
+
+def iterate(solver: Solver, states: Any, iterations: int, chunk_length: int = 50) -> tuple[Any, Metrics]:
+    """Run ``iterations`` iterations of every run of ``states`` in chunks of at most
+    ``chunk_length``; returns the new states and the metrics of every iteration,
+    ``(R, iterations)`` arrays. ``states`` are donated."""
+    compiled: dict[int, Any] = {}
+    parts, done = [], 0
+    while done < iterations:
+        length = min(chunk_length, iterations - done)
+        if length not in compiled:
+            compiled[length] = chunk(solver, length)
+        states, metrics = compiled[length](states)
+        parts.append(metrics)
+        done += length
+    if not parts:
+        raise ValueError("iterate needs at least one iteration")
+    return states, jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)
