@@ -190,11 +190,11 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a config from a (possibly partial) mapping; unknown keys and values of the
     wrong type (``iterations = "ten"``, ``x64 = "no"``) are errors."""
     data = dict(data)
+    net = data.pop("network", None)  # before the key check: a legacy table, read below
     allowed = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise GameError(f"unknown config key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-    net = data.pop("network", None)
     net = {} if net is None else net
     if not isinstance(net, dict):
         raise GameError(f"config key 'network' must be a table of key = value, got {net!r}")
