@@ -39,7 +39,8 @@ GAME_DEFAULTS: dict[str, dict[str, Any]] = {
 # with 8 households per population they are far from the mean field's (often all at
 # zero wealth: K = 0), and PPO/M-OMD learn the wrong economy; 128 is the published
 # sweep's next value.
-_MACRO_POLICY = {"head": "beta", "state_input": "features"}
+GAME_POLICY: dict[str, dict[str, Any]] = {"macro": {"head": "beta", "state_input": "features"}}
+_MACRO_POLICY = GAME_POLICY["macro"]
 GAME_HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "macro": {
         "spg": _MACRO_POLICY,
@@ -96,6 +97,11 @@ class TrainConfig:
         path.write_text(self.to_json())
 
 
+def game_defaults(game: str) -> dict[str, Any]:
+    """The published defaults of ``game``'s training runs (paths per iteration, learning rate)."""
+    return {**DEFAULTS, **GAME_DEFAULTS.get(game, {})}
+
+
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise GameError(f"{name} must be >= 1, got {value}")
@@ -110,7 +116,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     hparams = spec.resolve_hparams({**game_hparams, **config.hparams})  # unknown / bad hparams -> error
     if config.noise not in NOISE_MODES:
         raise GameError(f"unknown noise mode {config.noise!r}; allowed: {', '.join(NOISE_MODES)}")
-    defaults = {**DEFAULTS, **GAME_DEFAULTS.get(config.game, {})}
+    defaults = game_defaults(config.game)
     paths = config.paths if config.paths is not None else defaults["paths"]
     lr = list(config.lr) if config.lr else [defaults["lr"]]
     for name in ("iterations", "seeds", "eval_every", "eval_paths"):
