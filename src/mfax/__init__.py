@@ -1,7 +1,8 @@
 """mfax: mean-field games with common noise and public partial information, in JAX."""
 
-from mfax.games import Game, GameError, game_names, make, register
+from mfax.errors import GameError, MfaxError
+from mfax.games import Game, game_names, make, register
 
 __version__ = "0.1.0"
 
-__all__ = ["Game", "GameError", "__version__", "game_names", "make", "register"]
+__all__ = ["Game", "GameError", "MfaxError", "__version__", "game_names", "make", "register"]

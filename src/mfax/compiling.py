@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from mfax.games.base import GameError
+from mfax.errors import GameError
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 DEFAULTS_ENV = "MFAX_XLA_DEFAULTS"

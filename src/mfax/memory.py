@@ -15,7 +15,9 @@ import os
 
 import jax
 
-from mfax.games.base import Game, GameError
+from mfax.dynamics.noise import exact_noise
+from mfax.errors import GameError
+from mfax.games.base import Game
 
 # entries held per (path, step, state): policy, rewards, Q-values and the cotangent of a
 # training iteration are (n, m) each; an evaluation keeps policy and rewards
@@ -111,8 +113,6 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
 
 def check_evaluation(game: Game, mode: str, num_paths: int, itemsize: int = 4) -> None:
     """Refuse an evaluation (noise ``mode``, ``num_paths`` if sampled) that cannot fit."""
-    from mfax.dynamics.noise import exact_noise
-
     exact = exact_noise(game, mode)
     paths = num_paths if exact is None else exact.num_paths
     need = evaluation_bytes(game, paths, game.noise_support() is not None, itemsize)

@@ -15,7 +15,7 @@ from typing import Any
 
 import equinox as eqx
 
-from mfax.games.base import GameError
+from mfax.errors import GameError
 
 
 def param(default: Any, help: str) -> Any:

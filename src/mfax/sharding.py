@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from mfax.games.base import GameError
+from mfax.errors import GameError
 
 RUNS, PATHS = "runs", "paths"
 

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from mfax.games.base import Game, GameError, Noise, NoiseSupport
+from mfax.errors import GameError
+from mfax.games.base import Game, Noise, NoiseSupport
 
 NoiseMode = Literal["exact", "sample", "auto"]
 NOISE_MODES = ("exact", "sample", "auto")

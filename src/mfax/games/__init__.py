@@ -1,6 +1,7 @@
 """Games: what the world is. One file per game, the protocol in :mod:`.base`."""
 
-from mfax.games.base import Game, GameError, Kernel, NoiseSupport, Profile, Spread, aggregate_paths, reward_matrix
+from mfax.errors import GameError
+from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, aggregate_paths, reward_matrix
 from mfax.games.beach_bar import BeachBar, BeachBarNoise
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise

@@ -51,6 +51,8 @@ import numpy as np
 from equinox import AbstractClassVar, AbstractVar
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from mfax.errors import GameError  # re-exported: mfax.games.base.GameError stays importable
+
 Noise = Any
 """A game-specific pytree holding one episode's common noise (leading axes: none)."""
 
@@ -118,10 +120,6 @@ class NoiseSupport(NamedTuple):
 
     noise: Noise
     weight: Float[Array, " P"]
-
-
-class GameError(ValueError):
-    """Raised for invalid game names, parameters or parameter values."""
 
 
 class Profile(NamedTuple):

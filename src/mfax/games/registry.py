@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mfax import params
-from mfax.games.base import Game, GameError
+from mfax.errors import GameError
+from mfax.games.base import Game
 from mfax.games.validate import validate_game
 
 _GAMES: dict[str, type[Game]] = {}

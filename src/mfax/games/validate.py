@@ -40,7 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from mfax.games.base import Game, GameError, Kernel, reward_matrix
+from mfax.errors import GameError
+from mfax.games.base import Game, Kernel, reward_matrix
 
 TOLERANCE = 1e-4
 _VALIDATED: set = set()

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from mfax.games.base import Game, GameError, refuse_concrete_bases
+from mfax.errors import GameError
+from mfax.games.base import Game, refuse_concrete_bases
 
 
 class Policy(eqx.Module):

@@ -11,15 +11,18 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from mfax.games import GameError, describe, game_names, make, parse_value
-from mfax.run.config import DEFAULTS, GAME_DEFAULTS, TrainConfig
+from mfax import params
+from mfax.errors import GameError
+from mfax.games import describe, game_names, make
+from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
+from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
+from mfax.run.cli_macro import register as register_macro
+from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
 
 _CFG = TrainConfig()  # the defaults ``mfax train --help`` shows
@@ -42,50 +45,11 @@ app = typer.Typer(
 )
 
 
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn library input errors into one-line messages and exit status 2."""
-    try:
-        yield
-    except GameError as err:
-        typer.echo(f"mfax: error: {err}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as err:  # read-only or full disk, a path through a file, ...
-        where = "" if err.filename is None else f": {err.filename}"
-        typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
-        raise typer.Exit(2) from None
-
-
-def parse_overrides(game: str, items: list[str]) -> dict:
-    """``["key=value", ...]`` -> typed parameters of ``game``."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise GameError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = parse_value(game, key.strip(), value)
-    return out
-
-
-def parse_hparams(algo: str, items: list[str]) -> dict:
-    """``["key=value", ...]`` -> typed hyper-parameters of solver ``algo``."""
-    spec = solver_spec(algo)
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise GameError(f"--hp expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = spec.parse_hparam(key.strip(), value)
-    return out
-
-
 @app.command("list")
 def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
     """List the registered games (parameters, defaults, meaning) and the solvers."""
-    from mfax import params
-
     algorithms = {name: solver_spec(name).description for name in solver_names()}
     hparams = {
         name: [] if solver_spec(name).hparams is None else params.describe(solver_spec(name).hparams)
@@ -95,7 +59,7 @@ def list_command(
     solvers = {
         name: {
             "description": text,
-            "defaults": {g: {**DEFAULTS, **GAME_DEFAULTS.get(g, {})} for g in catalogue},
+            "defaults": {g: game_defaults(g) for g in catalogue},
             "hparams": [{"name": k, "default": d, "help": h} for k, d, h in hparams[name]],
         }
         for name, text in algorithms.items()
@@ -253,22 +217,28 @@ def eval_command(
         typer.echo(json.dumps(record))
 
 
+def _deviator(game, run_hparams: dict[str, Any], key):
+    """The learned best response's deviator: a recurrent policy network with the game's
+    published head and state input (``GAME_POLICY``), in the network sizes (and head, state
+    input) of the run being evaluated, read from its hyper-parameters ``run_hparams``
+    (empty for a fixed policy: the defaults)."""
+    fields = params.fields_of(PolicyParams)
+    chosen = {**GAME_POLICY.get(game.name, {}), **{k: v for k, v in run_hparams.items() if k in fields}}
+    net = params.build(PolicyParams, "the learned best response's network", **chosen)
+    return make_network(game, key, net, recurrent=True, head=net.head)
+
+
 def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
+    """Train a history-aware deviator against ``population`` (a lower bound on the
+    information-consistent exploitability); ``config``: the evaluated run's, else ``None``."""
     import jax
 
-    from mfax.policies.networks import NetworkPolicy, make_network
-    from mfax.run.config import TrainConfig, resolve
-    from mfax.solvers import solver_spec
     from mfax.solvers.learned_br import learned_best_response
 
-    cfg = config or resolve(TrainConfig(game=game.name))
-    # the deviator: an RSPG network with the game's defaults and the run's network sizes
-    defaults = resolve(TrainConfig(game=game.name, algo="rspg")).hparams
-    sizes = {k: v for k, v in cfg.hparams.items() if k in defaults}
-    net = solver_spec("rspg").hparams_of({**defaults, **sizes})
-    deviator = make_network(game, jax.random.PRNGKey(seed + 7), net, recurrent=True, head=net.head)
+    deviator = _deviator(game, {} if config is None else config.hparams, jax.random.PRNGKey(seed + 7))
     if isinstance(population, NetworkPolicy) and population.recurrent:
         deviator = population  # warm start: the deviator starts as the population (gain 0)
+    num_paths = game_defaults(game.name)["paths"] if config is None else config.paths
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -283,7 +253,7 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
             jax.random.PRNGKey(seed + 11),
             iterations=iterations,
             lr=lr,
-            num_paths=cfg.paths,
+            num_paths=num_paths,
             progress=None if bar is None else bar.update,
         )
     finally:
@@ -559,13 +529,7 @@ def plot_command(
         typer.echo(str(f))
 
 
-def _register_commands() -> None:
-    from mfax.run.cli_macro import register
-
-    register(app)
-
-
-_register_commands()
+register_macro(app)
 
 
 def main() -> None:

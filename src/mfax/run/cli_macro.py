@@ -13,10 +13,13 @@ from typing import Annotated
 
 import typer
 
+from mfax import params
+from mfax.errors import GameError
+from mfax.games import make
+from mfax.run.cli_common import parse_overrides, user_errors
+
 
 def _summary(eq, seconds: float, game, damping: float, tol: float) -> dict:
-    from mfax import params
-
     def path(x):
         return {"first": float(x[0]), "last": float(x[-1]), "min": float(x.min()), "max": float(x.max())}
 
@@ -75,15 +78,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Equilibrium price path of the macro game without common noise (the oracle):
         best response to prices, push forward, recompute prices, damp, repeat."""
-        from mfax.games import make
-        from mfax.run.cli import parse_overrides, user_errors
-        from mfax.solvers.macro_oracle import solve_macro
+        from mfax.solvers.macro_oracle import solve_macro  # loaded by this command alone
 
         with user_errors():
             overrides = parse_overrides("macro", set_ or [])
             if overrides.get("common_noise", False):
-                from mfax.games import GameError
-
                 raise GameError("solve-macro solves the economy without common noise; drop common_noise=true")
             game = make("macro", **{**overrides, "common_noise": False})
             start = time.perf_counter()

@@ -19,8 +19,10 @@ from typing import Any
 
 from mfax import params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
-from mfax.games import GameError, game_class, make
+from mfax.errors import GameError
+from mfax.games import game_class, make
 from mfax.memory import require, training_bytes
+from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_spec
 
 MAX_PATHS = 2**31 - 1
@@ -38,7 +40,8 @@ GAME_DEFAULTS: dict[str, dict[str, Any]] = {
 # with 8 households per population they are far from the mean field's (often all at
 # zero wealth: K = 0), and PPO/M-OMD learn the wrong economy; 128 is the published
 # sweep's next value.
-_MACRO_POLICY = {"head": "beta", "state_input": "features"}
+GAME_POLICY: dict[str, dict[str, Any]] = {"macro": {"head": "beta", "state_input": "features"}}
+_MACRO_POLICY = GAME_POLICY["macro"]
 GAME_HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "macro": {
         "spg": _MACRO_POLICY,
@@ -136,6 +139,11 @@ def _check_sweep(config: TrainConfig) -> None:
             raise GameError(f"game parameter {key!r}: a sweep needs at least one value, got []")
 
 
+def game_defaults(game: str) -> dict[str, Any]:
+    """The published defaults of ``game``'s training runs (paths per iteration, learning rate)."""
+    return {**DEFAULTS, **GAME_DEFAULTS.get(game, {})}
+
+
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise GameError(f"{name} must be >= 1, got {value}")
@@ -152,7 +160,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     hparams = spec.resolve_hparams({**game_hparams, **config.hparams})  # unknown / bad hparams -> error
     if config.noise not in NOISE_MODES:
         raise GameError(f"unknown noise mode {config.noise!r}; allowed: {', '.join(NOISE_MODES)}")
-    defaults = {**DEFAULTS, **GAME_DEFAULTS.get(config.game, {})}
+    defaults = game_defaults(config.game)
     paths = config.paths if config.paths is not None else defaults["paths"]
     lr = list(config.lr) if config.lr else [defaults["lr"]]
     for name in ("iterations", "seeds", "eval_every", "eval_paths"):
@@ -166,8 +174,6 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError(f"keep must be >= 0, got {config.keep}")
     if any(not (0.0 < x < math.inf) for x in lr):
         raise GameError(f"learning rates must be finite and > 0, got {lr}")
-    from mfax.run.trackers import check_trackers  # here: trackers -> rundir -> config
-
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
     resolved = dataclasses.replace(config, paths=paths, lr=lr, hparams=hparams)
     _check_memory(resolved, game)
@@ -234,11 +240,11 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a config from a (possibly partial) mapping; unknown keys and values of the
     wrong type (``iterations = "ten"``, ``x64 = "no"``) are errors."""
     data = dict(data)
+    net = data.pop("network", None)  # before the key check: a legacy table, read below
     allowed = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise GameError(f"unknown config key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-    net = data.pop("network", None)
     net = {} if net is None else net
     if not isinstance(net, dict):
         raise GameError(f"config key 'network' must be a table of key = value, got {net!r}")

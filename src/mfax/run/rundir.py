@@ -45,22 +45,9 @@ from typing import Any
 
 import equinox as eqx
 
-from mfax.games import GameError
+from mfax.errors import GameError
+from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, from_dict, resolve
-
-METRIC_COLUMNS = [
-    "iteration",
-    "run",
-    "seed",
-    "lr",
-    "wall_clock_s",
-    "exploitability",
-    "exploitability_info",
-    "policy_return",
-    "grad_norm",
-    "train_exploitability",
-    "train_policy_return",
-]
 
 MARKER = "mfax-run.json"
 LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in

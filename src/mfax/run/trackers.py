@@ -8,8 +8,9 @@ trained run (seed x learning rate) so TensorBoard overlays them; ``--log-to wand
 (``WANDB_MODE=offline``, ``WANDB_PROJECT``, ...); the project defaults to ``mfax``.
 
 Trackers only mirror what the run directory already records (the metric rows of
-:mod:`mfax.run.rundir`): the CSV/JSONL files stay the reference, and a tracker that
-fails to import stops the run before training starts with a one-line error.
+:mod:`mfax.run.rundir`, with the columns of :mod:`mfax.run.columns`): the CSV/JSONL files
+stay the reference, and a tracker that fails to import stops the run before training
+starts with a one-line error.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import secrets
 from pathlib import Path
 from typing import Any, Protocol
 
-from mfax.games import GameError
-from mfax.run.rundir import METRIC_COLUMNS
+from mfax.errors import GameError
+from mfax.run.columns import SCALARS
 
-# the run directory's metric columns that are figures, mirrored to the trackers
-SCALARS = tuple(c for c in METRIC_COLUMNS if c not in ("iteration", "run", "seed", "lr"))
 TRACKERS = {"tensorboard": "tensorboardX", "wandb": "wandb"}
 
 

@@ -23,8 +23,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
+from mfax.errors import GameError
 from mfax.evaluation.exploitability import evaluate
-from mfax.games import Game, GameError, make
+from mfax.games import Game, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance

@@ -1,0 +1,17 @@
+"""The user-error types, at the bottom of every layer (this module imports nothing of mfax).
+
+A user error is bad input: a message of one line that names what is wrong and what is
+allowed. The command line prints it as ``mfax: error: <message>`` and exits with status 2,
+without a traceback; library callers catch :class:`MfaxError`.
+"""
+
+from __future__ import annotations
+
+
+class MfaxError(Exception):
+    """A user error: one line naming what is wrong and what is allowed."""
+
+
+class GameError(MfaxError, ValueError):
+    """Invalid input: game names, parameters or their values, configs, options. A
+    ``ValueError`` too, so ``except ValueError`` keeps catching it."""

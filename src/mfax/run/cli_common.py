@@ -1,0 +1,52 @@
+"""What the ``mfax`` commands share: one-line user errors, ``key=value`` option parsing.
+
+Imported by :mod:`mfax.run.cli` and by the command modules it registers
+(:mod:`mfax.run.cli_macro`), which never import :mod:`mfax.run.cli` back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from mfax.errors import GameError, MfaxError
+from mfax.games import parse_value
+from mfax.solvers import solver_spec
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn user errors (:class:`~mfax.errors.MfaxError`, operating-system errors) into
+    one-line ``mfax: error: ...`` messages on stderr and exit status 2."""
+    try:
+        yield
+    except MfaxError as err:
+        typer.echo(f"mfax: error: {err}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as err:  # read-only or full disk, a path through a file, ...
+        where = "" if err.filename is None else f": {err.filename}"
+        typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _pairs(flag: str, items: list[str]) -> Iterator[tuple[str, str]]:
+    """``["key=value", ...]`` -> ``(key, value)`` pairs, keys stripped; ``flag`` names the
+    option in the error for an item without ``=``."""
+    for item in items:
+        if "=" not in item:
+            raise GameError(f"{flag} expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        yield key.strip(), value
+
+
+def parse_overrides(game: str, items: list[str]) -> dict:
+    """``--set`` items -> typed parameters of ``game``."""
+    return {key: parse_value(game, key, value) for key, value in _pairs("--set", items)}
+
+
+def parse_hparams(algo: str, items: list[str]) -> dict:
+    """``--hp`` items -> typed hyper-parameters of solver ``algo``."""
+    spec = solver_spec(algo)
+    return {key: spec.parse_hparam(key, value) for key, value in _pairs("--hp", items)}

@@ -1,0 +1,80 @@
+"""The solver protocol and the driver: every registered solver is a pure init/step/policy
+module with the one Metrics type; the driver's chunks give the same states as steps
+called one by one; a non-finite value is reported with its iteration and run."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfax
+from mfax.dynamics.noise import exact_noise
+from mfax.policies.base import Policy
+from mfax.solvers import driver, solver_names, solver_spec
+from mfax.solvers.base import Metrics, Setting, Solver
+
+SMALL_NET = dict(obs_embed=8, gru_hidden=8, state_embed=4, aggregate_embed=4, mlp_width=8)
+MODEL_FREE = dict(num_envs=2, num_agents=4, updates=2)
+
+
+def _solver(name: str) -> tuple[mfax.Game, Solver]:
+    game = mfax.make("linear_quadratic", num_states=9, horizon=4)
+    spec = solver_spec(name)
+    declared = spec.resolve_hparams({})
+    values = {k: v for k, v in {**SMALL_NET, **MODEL_FREE, "minibatches": 2}.items() if k in declared}
+    setting = Setting(iterations=5, paths=4, exact=exact_noise(game, "exact"), num_runs=2)
+    return game, spec.build(game, spec.hparams_of(spec.resolve_hparams(values)), setting)
+
+
+@pytest.mark.parametrize("name", solver_names())
+def test_every_solver_is_a_pure_init_step_policy_module(name):
+    game, solver = _solver(name)
+    assert isinstance(solver, Solver)
+    state = solver.init(jax.random.PRNGKey(0), 1e-2)
+    new, metrics = solver.step(state)
+    assert isinstance(metrics, Metrics) and all(jnp.shape(x) == () for x in metrics)
+    assert int(new.iteration) == int(state.iteration) + 1 and bool(metrics.finite)
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+    # pure: the same state steps to the same new state
+    again, _ = solver.step(state)
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(again), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    policy = solver.policy(new)
+    assert isinstance(policy, Policy)
+    noise = game.sample_noise(jax.random.PRNGKey(1))
+    obs = game.observation(game.initial_mean_field(noise), noise, jnp.int32(0))
+    _, probs = policy(policy.initial_carry(), obs, jnp.int32(0))
+    assert probs.shape == (game.n_states, game.n_actions)
+    np.testing.assert_allclose(np.asarray(probs).sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["spg", "fp"])
+def test_a_chunk_is_the_steps_one_by_one(name):
+    """Two runs (seeds 0 and 1) of a three-iteration chunk equal three plain steps each."""
+    _, solver = _solver(name)
+    states = driver.initial_states(solver, [0, 1], [1e-2, 3e-3])
+    expected = []
+    for r in range(2):
+        state = jax.tree.map(lambda x, r=r: x[r], states)
+        for _ in range(3):
+            state, _ = solver.step(state)
+        expected.append(state)
+    out, metrics = driver.chunk(solver, 3)(jax.tree.map(jnp.copy, states))
+    assert metrics.policy_return.shape == (2, 3)
+    for r in range(2):
+        for a, b in zip(jax.tree.leaves(expected[r]), jax.tree.leaves(out), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b)[r], rtol=1e-5, atol=1e-7)
+
+
+def test_first_nonfinite_names_the_iteration_run_and_quantity():
+    ones = np.ones((2, 3))
+    finite = np.ones((2, 3), bool)
+    ok = Metrics(ones, ones, ones, ones, ones, ones, finite)
+    assert driver.first_nonfinite(ok, 10) is None
+    finite[1, 2] = False
+    grad = ones.copy()
+    grad[1, 2] = np.nan
+    bad = Metrics(ones, ones, ones, grad, ones, ones, finite)
+    assert driver.first_nonfinite(bad, 10) == "non-finite gradient norm at iteration 13 (run 1)"
