@@ -313,7 +313,10 @@ def train_command(
         list[str] | None,
         typer.Option(
             "--set",
-            help="override a game parameter, key=value (repeatable) [default: the game's, see `mfax list`]",
+            help=(
+                "override a game parameter, key=value (repeatable); key=v1,v2,... trains one run per value in "
+                "one program (traced parameters, see `mfax list`) [default: the game's]"
+            ),
         ),
     ] = None,
     hp: Annotated[
@@ -434,7 +437,7 @@ def train_command(
                 except ValueError:
                     raise GameError(f"--lr expects comma-separated numbers, got {lr!r}") from None
             if set_:
-                config.params = {**config.params, **parse_overrides(config.game, set_)}
+                config.params = {**config.params, **parse_overrides(config.game, set_, sweep=True)}
             if hp:
                 config.hparams = {**config.hparams, **parse_hparams(config.algo, hp)}
             if x64:

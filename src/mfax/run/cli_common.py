@@ -11,8 +11,9 @@ from contextlib import contextmanager
 
 import typer
 
+from mfax import params
 from mfax.errors import GameError, MfaxError
-from mfax.games import parse_value
+from mfax.games import game_class, parse_value
 from mfax.solvers import solver_spec
 
 
@@ -41,9 +42,22 @@ def _pairs(flag: str, items: list[str]) -> Iterator[tuple[str, str]]:
         yield key.strip(), value
 
 
-def parse_overrides(game: str, items: list[str]) -> dict:
-    """``--set`` items -> typed parameters of ``game``."""
-    return {key: parse_value(game, key, value) for key, value in _pairs("--set", items)}
+def parse_overrides(game: str, items: list[str], sweep: bool = False) -> dict:
+    """``--set`` items -> typed parameters of ``game``. With ``sweep``, ``key=v1,v2,...``
+    for a parameter that is a single number gives the list of values (one run per value,
+    :attr:`mfax.run.config.TrainConfig.param_sets`)."""
+    out = {}
+    for key, value in _pairs("--set", items):
+        if sweep and "," in value and not _is_list_param(game, key):
+            out[key] = [parse_value(game, key, part) for part in value.split(",")]
+        else:
+            out[key] = parse_value(game, key, value)
+    return out
+
+
+def _is_list_param(game: str, key: str) -> bool:
+    field = params.fields_of(game_class(game)).get(key)
+    return field is not None and isinstance(field.default, tuple)
 
 
 def parse_hparams(algo: str, items: list[str]) -> dict:

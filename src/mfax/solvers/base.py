@@ -28,7 +28,8 @@ from jax.sharding import Mesh
 from jaxtyping import Array, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch
-from mfax.games.base import Game, GameError
+from mfax.errors import GameError
+from mfax.games.base import Game
 from mfax.policies.base import Policy
 
 

@@ -76,8 +76,9 @@ from jaxtyping import Array, Float
 
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, push_forward, rollout
+from mfax.errors import GameError
 from mfax.evaluation.values import backward_induction, best_response_value, policy_value, same_history
-from mfax.games.base import Game, GameError, Noise, check
+from mfax.games.base import Game, Noise, check
 from mfax.params import param
 from mfax.policies.base import Policy, Tabular
 from mfax.policies.history import HistoryTabular

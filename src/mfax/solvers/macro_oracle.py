@@ -31,8 +31,8 @@ import numpy as np
 
 from mfax.dynamics.noise import enumerate_noise
 from mfax.dynamics.pushforward import push_forward
+from mfax.errors import GameError
 from mfax.evaluation.exploitability import evaluate
-from mfax.games.base import GameError
 from mfax.games.macro import Macro, MacroNoise
 from mfax.policies.base import Tabular
 from mfax.solvers.classical import greedy
