@@ -1,8 +1,9 @@
 """The game protocol: what a mean-field game is, defined once.
 
-A game is an immutable Equinox module whose fields are its parameters (all static, so a
-game is hashable and can be closed over by ``jax.jit``) plus pure functions of explicit
-arguments. It never knows whether it is pushed forward exactly or run as a sampled
+A game is an immutable Equinox module whose fields are its parameters (static ones fix
+the compiled program; traced ones are numbers that may be arrays, see :mod:`mfax.params`;
+a game built with Python values is hashable and can be closed over by ``jax.jit``) plus
+pure functions of explicit arguments. It never knows whether it is pushed forward exactly or run as a sampled
 population: the dynamics modules build both from the same kernel.
 
 Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
@@ -18,7 +19,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 Noise = Any
@@ -192,12 +195,17 @@ class Game(eqx.Module):
     # -- shared validation -------------------------------------------------------------
     def _check_common(self) -> None:
         check(self.horizon >= 1, f"horizon must be >= 1, got {self.horizon}")
-        check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
+        check((0.0 < self.gamma) & (self.gamma <= 1.0), f"gamma must lie in (0, 1], got {self.gamma}")
 
 
-def check(condition: bool, message: str) -> None:
-    """Raise a one-line :class:`GameError` unless ``condition`` holds."""
-    if not condition:
+def check(condition, message: str) -> None:
+    """Raise a one-line :class:`GameError` unless ``condition`` holds: a bool, or an
+    array of them (games stacked on a run axis), which must hold everywhere. A traced
+    condition (a game built inside ``jit`` or ``vmap``) cannot be decided here and is
+    let through; its values are checked where they are concrete."""
+    if isinstance(condition, jax.core.Tracer):
+        return
+    if not np.all(condition):
         raise GameError(message)
 
 
