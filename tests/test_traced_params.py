@@ -89,7 +89,7 @@ def _check_sweep(games):
         swept = run(stack_games([games[i] for i in order]))
         for r, i in enumerate(order):
             for what, value in alone[i].items():
-                assert value.dtype == jnp.float64
+                assert value.dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(value))), f"{what}, game {i}"
                 np.testing.assert_allclose(swept[what][r], value, rtol=1e-12, atol=1e-12, err_msg=f"{what}, game {i}")
     assert len(traces) == 1
 
