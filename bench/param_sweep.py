@@ -134,6 +134,7 @@ def markdown(result: dict, meta: dict) -> str:
     b, a = result["before"], result["after"]
     values = ", ".join(f"{v:g}" for v in result["values"])
     overrides = ", ".join(f"{k}={v}" for k, v in result["overrides"].items()) or "none (published sizes)"
+    command = " ".join(["python bench/param_sweep.py", *meta["args"]])
     return "\n".join(
         [
             "# Sweep over a traced game parameter: one program per value vs one in all",
@@ -141,7 +142,7 @@ def markdown(result: dict, meta: dict) -> str:
             f"Exact evaluation (rollout + policy and best-response values) of the uniform policy on "
             f"{result['paths']} sampled noise paths, game `{result['game']}` (overrides: {overrides}; "
             f"n = {result['n_states']}, m = {result['n_actions']}, T = {result['horizon']}), "
-            f"`{result['param']}` = {values}. Produced by `python bench/param_sweep.py {meta['args']}`.",
+            f"`{result['param']}` = {values}. Produced by `{command}`.",
             "",
             "| | traces | compilations | compile time (s) | run time (s, all values) |",
             "|---|---:|---:|---:|---:|",
@@ -182,7 +183,7 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     result = measure(args.game, args.param, values, extra, args.paths, args.repeats)
     meta = {
-        "args": " ".join(sys.argv[1:]),
+        "args": sys.argv[1:],
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "jax": jax.__version__,
