@@ -9,6 +9,7 @@ ordinary Equinox field, so a game built with Python numbers is closed over as co
 exactly like a static one, while games that differ only in traced values can be stacked
 on a leading axis (:func:`mfax.games.stack_games`) and run side by side under
 ``jax.vmap`` in one compiled program.
+
 ``build`` checks names and types and gives one-line errors naming what is wrong and
 what is allowed; ``parse_text`` turns ``key=value`` command-line text into the field's
 type. Values are validated further by the owning class (``__check_init__`` or
@@ -40,7 +41,7 @@ def fields_of(cls: type) -> dict[str, dataclasses.Field]:
 
 def traced_names(cls: type) -> list[str]:
     """The names of the traced parameters of a class, in declaration order."""
-    return [name for name, f in fields_of(cls).items() if f.metadata["traced"]]
+    return [name for name, f in fields_of(cls).items() if f.metadata.get("traced", False)]
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:

@@ -3,8 +3,9 @@
 A game is an immutable Equinox module whose fields are its parameters (static ones fix
 the compiled program; traced ones are numbers that may be arrays, see :mod:`mfax.params`;
 a game built with Python values is hashable and can be closed over by ``jax.jit``) plus
-pure functions of explicit arguments. It never knows whether it is pushed forward exactly or run as a sampled
-population: the dynamics modules build both from the same kernel.
+pure functions of explicit arguments. It never knows whether it is pushed forward
+exactly or run as a sampled population: the dynamics modules build both from the same
+kernel.
 
 Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
 support ``K``. The common noise of one episode is drawn up front as a *noise path*, a
