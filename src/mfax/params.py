@@ -1,6 +1,15 @@
 """Declared, documented, validated parameters (shared by games and solvers).
 
 A parameter is a dataclass field made with :func:`param` (a default and a help text).
+It has one of two roles. *Static* (the default): part of the compiled program, as
+shapes, switches, strings and whatever host-side code (numpy grids, an enumerated
+noise support) reads are. *Traced* (``traced=True``): a number that only enters
+arithmetic (a reward weight, a probability used inside the kernel, the discount): an
+ordinary Equinox field, so a game built with Python numbers is closed over as constants
+exactly like a static one, while games that differ only in traced values can be stacked
+on a leading axis (:func:`mfax.games.stack_games`) and run side by side under
+``jax.vmap`` in one compiled program.
+
 ``build`` checks names and types and gives one-line errors naming what is wrong and
 what is allowed; ``parse_text`` turns ``key=value`` command-line text into the field's
 type. Values are validated further by the owning class (``__check_init__`` or
@@ -18,9 +27,11 @@ import equinox as eqx
 from mfax.errors import GameError
 
 
-def param(default: Any, help: str) -> Any:
-    """A parameter field: static (part of the compiled program) and documented."""
-    return eqx.field(default=default, static=True, metadata={"help": help})
+def param(default: Any, help: str, traced: bool = False) -> Any:
+    """A documented parameter field: static (part of the compiled program) unless
+    ``traced``, then an ordinary pytree leaf. Code reading a traced parameter must take
+    a tracer: ``jax.numpy`` arithmetic, no Python ``if``, no ``math``/``numpy`` calls."""
+    return eqx.field(default=default, static=not traced, metadata={"help": help, "traced": traced})
 
 
 def fields_of(cls: type) -> dict[str, dataclasses.Field]:
@@ -32,6 +43,11 @@ def fields_of(cls: type) -> dict[str, dataclasses.Field]:
     for klass in cls.__mro__:
         order += [name for name in vars(klass).get("__annotations__", {}) if name in fields and name not in order]
     return {name: fields[name] for name in order}
+
+
+def traced_names(cls: type) -> list[str]:
+    """The names of the traced parameters of a class, in declaration order."""
+    return [name for name, f in fields_of(cls).items() if f.metadata.get("traced", False)]
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:

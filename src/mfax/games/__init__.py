@@ -7,6 +7,7 @@ from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
 from mfax.games.registry import describe, game_class, game_names, make, parse_value, register
 from mfax.games.sis import SIS, SISNoise
+from mfax.games.sweep import stack_games, swept_fields
 from mfax.games.validate import validate_game
 from mfax.params import param
 
@@ -37,5 +38,7 @@ __all__ = [
     "parse_value",
     "register",
     "reward_matrix",
+    "stack_games",
+    "swept_fields",
     "validate_game",
 ]

@@ -1,8 +1,11 @@
 """The game protocol: what a mean-field game is, defined once.
 
-A game is an immutable Equinox module whose fields are its parameters plus pure functions
-of explicit arguments. It never knows whether it is pushed forward exactly or run as a
-sampled population: the dynamics modules build both from the same kernel.
+A game is an immutable Equinox module whose fields are its parameters (static ones fix
+the compiled program; traced ones are numbers that may be arrays, see :mod:`mfax.params`;
+a game built with Python values is hashable and can be closed over by ``jax.jit``) plus
+pure functions of explicit arguments. It never knows whether it is pushed forward
+exactly or run as a sampled population: the dynamics modules build both from the same
+kernel.
 
 Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
 support ``K``, discount ``gamma``.
@@ -183,7 +186,7 @@ class Game(eqx.Module):
 
     def __check_init__(self):
         check(self.horizon >= 1, f"horizon must be >= 1, got {self.horizon}")
-        check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
+        check((0.0 < self.gamma) & (self.gamma <= 1.0), f"gamma must lie in (0, 1], got {self.gamma}")
 
     @property
     def own_history_informative(self) -> bool:
@@ -286,9 +289,14 @@ def aggregate_paths(game: Game, mu: Float[Array, "P T1 n"], noise: Noise) -> dic
     return jax.vmap(along, in_axes=(0, 0, None))(mu, noise, ts)
 
 
-def check(condition: bool, message: str) -> None:
-    """Raise a one-line :class:`GameError` unless ``condition`` holds."""
-    if not condition:
+def check(condition, message: str) -> None:
+    """Raise a one-line :class:`GameError` unless ``condition`` holds: a bool, or an
+    array of them (games stacked on a run axis), which must hold everywhere. A traced
+    condition (a game built inside ``jit`` or ``vmap``) cannot be decided here and is
+    let through; its values are checked where they are concrete."""
+    if isinstance(condition, jax.core.Tracer):
+        return
+    if not np.all(condition):
         raise GameError(message)
 
 

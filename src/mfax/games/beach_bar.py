@@ -40,11 +40,14 @@ class BeachBar(Game):
     num_states: int = param(101, "number of beach positions (states 0..num_states-1)")
     max_action: int = param(5, "actions are the moves -max_action..max_action")
     horizon: int = param(30, "number of decision steps T (the bar may close at T//2)")
-    gamma: float = param(0.99, "discount factor in (0, 1]")
+    gamma: float = param(0.99, "discount factor in (0, 1]", traced=True)
     idiosyncratic_probs: tuple[float, ...] = param(
-        (0.05, 0.1, 0.7, 0.1, 0.05), "probabilities of the offsets -w..w (odd length, sums to 1)"
+        (0.05, 0.1, 0.7, 0.1, 0.05),
+        "probabilities of the offsets -w..w (odd length, sums to 1; static: the length fixes the kernel's shape)",
     )
-    close_probability: float = param(0.5, "probability that the bar closes at t = T//2")
+    close_probability: float = param(
+        0.5, "probability that the bar closes at t = T//2 (static: the noise support keeps only possible outcomes)"
+    )
     common_noise: bool = param(True, "the bar may close (off: it never closes)")
     idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets (off: next state is d)")
 

@@ -41,24 +41,24 @@ class LinearQuadratic(Game):
     num_states: int = param(99, "number of grid points (states 0..num_states-1)")
     max_action: int = param(3, "actions are the integer moves -max_action..max_action")
     horizon: int = param(30, "number of decision steps T")
-    gamma: float = param(0.99, "discount factor in (0, 1]")
-    kappa: float = param(0.5, "weight of the distance-to-mean penalty")
-    c_action: float = param(0.5, "quadratic cost of moving")
-    q: float = param(0.1, "cross term weight q a (m - s)")
-    c_term: float = param(1.0, "terminal distance-to-mean penalty")
-    sigma: float = param(1.0, "noise scale")
-    rho: float = param(0.5, "share of the noise that is common (0..1)")
-    shift: float = param(10.0, "size of the common shift eps_t")
-    shift_until: int = param(8, "eps_t = -shift*z for t < shift_until")
-    shift_from: int = param(20, "eps_t = +shift*z for t > shift_from")
-    noise_half_width: int = param(3, "idiosyncratic offsets k in -w..w")
+    gamma: float = param(0.99, "discount factor in (0, 1]", traced=True)
+    kappa: float = param(0.5, "weight of the distance-to-mean penalty", traced=True)
+    c_action: float = param(0.5, "quadratic cost of moving", traced=True)
+    q: float = param(0.1, "cross term weight q a (m - s)", traced=True)
+    c_term: float = param(1.0, "terminal distance-to-mean penalty", traced=True)
+    sigma: float = param(1.0, "noise scale", traced=True)
+    rho: float = param(0.5, "share of the noise that is common (0..1)", traced=True)
+    shift: float = param(10.0, "size of the common shift eps_t", traced=True)
+    shift_until: int = param(8, "eps_t = -shift*z for t < shift_until", traced=True)
+    shift_from: int = param(20, "eps_t = +shift*z for t > shift_from", traced=True)
+    noise_half_width: int = param(3, "idiosyncratic offsets k in -w..w (static: fixes the kernel's shape)")
     common_noise: bool = param(True, "draw z = +-1 (off: z = 0)")
     idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets k (off: next state is d)")
 
     def __check_init__(self):
         check(self.num_states >= 2, f"num_states must be >= 2, got {self.num_states}")
         check(self.max_action >= 0, f"max_action must be >= 0, got {self.max_action}")
-        check(0.0 <= self.rho <= 1.0, f"rho must lie in [0, 1], got {self.rho}")
+        check((0.0 <= self.rho) & (self.rho <= 1.0), f"rho must lie in [0, 1], got {self.rho}")
         check(self.sigma >= 0.0, f"sigma must be >= 0, got {self.sigma}")
         check(self.noise_half_width >= 0, f"noise_half_width must be >= 0, got {self.noise_half_width}")
 
@@ -112,7 +112,9 @@ class LinearQuadratic(Game):
         a = self.action_values()[None, :, None]
         k, w = self._offsets()
         d = jnp.clip(s + a + self.sigma * self.rho * self._shift(noise, t), 0, top)
-        spread = self.sigma * np.sqrt(1.0 - self.rho**2) * k
+        # Python numbers (a single game) keep this in float64 on the host; a traced rho
+        # (games stacked on a run axis) computes it in the program
+        spread = self.sigma * (1.0 - self.rho**2) ** 0.5 * k
         nxt = jnp.clip(jnp.round(d + jnp.asarray(spread)), 0, top).astype(jnp.int32)
         prob = jnp.broadcast_to(jnp.asarray(w, dtype=float), nxt.shape)
         return Kernel(nxt, prob)

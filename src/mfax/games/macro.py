@@ -47,19 +47,22 @@ class Macro(Game):
         20, "actions a = (k + 0.5) / num_actions: the fraction of cash on hand consumed (1 - a is saved)"
     )
     horizon: int = param(128, "number of decision steps T")
-    gamma: float = param(0.95, "discount factor in (0, 1]")
-    wealth_max: float = param(99.0, "largest wealth grid point")
+    gamma: float = param(0.95, "discount factor in (0, 1]", traced=True)
+    wealth_max: float = param(99.0, "largest wealth grid point (static, as every grid parameter: numpy builds grids)")
     income_min: float = param(0.1, "smallest income grid point")
     income_max: float = param(2.0, "largest income grid point")
     grid_pivot: float = param(0.25, "pivot p of the geometric grids geomspace(lo + p, hi + p) - p")
-    alpha: float = param(0.36, "capital share in production")
-    crra: float = param(2.0, "relative risk aversion sigma of u(x) = x^(1-sigma)/(1-sigma)")
-    z_persistence: float = param(0.9, "AR(1) coefficient of log productivity")
-    z_std: float = param(0.03, "standard deviation of the productivity innovations")
+    alpha: float = param(0.36, "capital share in production", traced=True)
+    crra: float = param(
+        2.0, "relative risk aversion sigma of u(x) = x^(1-sigma)/(1-sigma) (log u at sigma = 1)", traced=True
+    )
+    z_persistence: float = param(0.9, "AR(1) coefficient of log productivity", traced=True)
+    z_std: float = param(0.03, "standard deviation of the productivity innovations", traced=True)
     income_probs: tuple[float, ...] = param((0.1, 0.8, 0.1), "income index moves -1/0/+1 with these probabilities")
     consumption_floor: float = param(
         1e-6,
         "u is evaluated at max(consumption, floor); only an empty sampled economy (K = 0, so W = 0) gets there",
+        traced=True,
     )
     common_noise: bool = param(True, "draw productivity shocks (off: z stays 0)")
     idiosyncratic_noise: bool = param(True, "income moves (off: income index stays)")
@@ -74,7 +77,7 @@ class Macro(Game):
             f"need 0 < income_min <= income_max, got {self.income_min}, {self.income_max}",
         )
         check(self.grid_pivot > 0.0, f"grid_pivot must be > 0, got {self.grid_pivot}")
-        check(0.0 < self.alpha < 1.0, f"alpha must lie in (0, 1), got {self.alpha}")
+        check((0.0 < self.alpha) & (self.alpha < 1.0), f"alpha must lie in (0, 1), got {self.alpha}")
         check(self.crra > 0.0, f"crra must be > 0, got {self.crra}")
         check(self.consumption_floor > 0.0, f"consumption_floor must be > 0, got {self.consumption_floor}")
         check(self.z_std >= 0.0, f"z_std must be >= 0, got {self.z_std}")
@@ -211,9 +214,9 @@ class Macro(Game):
         # sampled population of a few agents all can sit at w = 0, so K = 0, W = 0 and
         # consumption 0: a large finite penalty instead of -inf.
         x = jnp.maximum(x, self.consumption_floor)
-        if self.crra == 1.0:
-            return jnp.log(x)
-        return x ** (1.0 - self.crra) / (1.0 - self.crra)
+        log_utility = self.crra == 1.0
+        power = jnp.where(log_utility, 1.0, 1.0 - self.crra)  # never 0: the unused branch stays finite
+        return jnp.where(log_utility, jnp.log(x), x**power / power)
 
     def reward_at_prices(self, r, wage):
         """Step reward ``u(c a)`` ``(n, m)`` when prices are ``(r, W)``."""

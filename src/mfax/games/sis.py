@@ -2,8 +2,10 @@
 
 This file is the template for new games: extend :class:`~mfax.games.base.Game` (the
 class is then final), declare every parameter with :func:`~mfax.params.param` (default +
-help text), validate in ``__check_init__`` and implement the abstract methods of the
-protocol (its optional ones, such as ``aggregates``, have defaults).
+help text; ``traced=True`` for the numbers that only enter arithmetic, so that a sweep
+over them is one compiled program), validate in ``__check_init__`` and implement the
+abstract methods of the protocol (its optional ones, such as ``aggregates``, have
+defaults).
 Register it with :func:`mfax.games.register` and every tool works on it: exact
 push-forward, sampled populations, evaluation, exploitability, the CLI.
 
@@ -47,26 +49,29 @@ class SIS(Game):
     name: ClassVar[str] = "sis"
 
     horizon: int = param(8, "number of days T (exact noise enumerates 2 * 2^T paths)")
-    gamma: float = param(1.0, "discount factor in (0, 1]")
-    initial_infected: float = param(0.2, "infected share at t = 0")
-    beta_mild: float = param(0.4, "transmission rate in the mild regime")
-    beta_severe: float = param(0.9, "transmission rate in the severe regime")
-    severe_probability: float = param(0.5, "probability of the severe regime")
-    home_factor: float = param(0.1, "infection risk at home relative to going out")
-    recovery: float = param(0.3, "daily recovery probability")
-    infection_cost: float = param(1.0, "cost of a day spent infected")
-    home_cost: float = param(0.3, "cost of a day at home")
-    report_error: float = param(0.05, "size of the error of the public infection report")
+    gamma: float = param(1.0, "discount factor in (0, 1]", traced=True)
+    initial_infected: float = param(0.2, "infected share at t = 0", traced=True)
+    beta_mild: float = param(0.4, "transmission rate in the mild regime", traced=True)
+    beta_severe: float = param(0.9, "transmission rate in the severe regime", traced=True)
+    severe_probability: float = param(
+        0.5, "probability of the severe regime (static: the noise support keeps only possible regimes)"
+    )
+    home_factor: float = param(0.1, "infection risk at home relative to going out", traced=True)
+    recovery: float = param(0.3, "daily recovery probability", traced=True)
+    infection_cost: float = param(1.0, "cost of a day spent infected", traced=True)
+    home_cost: float = param(0.3, "cost of a day at home", traced=True)
+    report_error: float = param(0.05, "size of the error of the public infection report", traced=True)
     common_noise: bool = param(True, "random regime and report errors (off: mild regime, exact reports)")
 
     def __check_init__(self):
         check(self.horizon <= 16, f"horizon must be <= 16 for the sis game (2^T noise paths), got {self.horizon}")
         for name in ("initial_infected", "severe_probability", "home_factor", "recovery"):
             value = getattr(self, name)
-            check(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
+            check((0.0 <= value) & (value <= 1.0), f"{name} must lie in [0, 1], got {value}")
         for name in ("beta_mild", "beta_severe"):
             value = getattr(self, name)
-            check(0.0 <= value <= 1.0, f"{name} must lie in [0, 1] (it is a probability at I = 1), got {value}")
+            message = f"{name} must lie in [0, 1] (it is a probability at I = 1), got {value}"
+            check((0.0 <= value) & (value <= 1.0), message)
 
     n_states: ClassVar[int] = 2
     n_actions: ClassVar[int] = 2
@@ -75,8 +80,10 @@ class SIS(Game):
     def own_history_informative(self) -> bool:
         """``True`` while the regime is random and matters: a susceptible agent's own
         infection depends on the hidden ``beta``, and the public reports need not reveal
-        it (they do not when the population stays home)."""
-        return self.common_noise and self.beta_mild != self.beta_severe and 0.0 < self.severe_probability < 1.0
+        it (they do not when the population stays home). For games stacked on a run
+        axis: whether it holds for any of them."""
+        regimes_differ = bool(np.any(np.not_equal(self.beta_mild, self.beta_severe)))
+        return self.common_noise and regimes_differ and 0.0 < self.severe_probability < 1.0
 
     def state_features(self):
         return jnp.array([[0.0], [1.0]])

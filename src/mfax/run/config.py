@@ -128,7 +128,7 @@ def _tuple_param(game: str, key: str) -> bool:
 def _check_sweep(config: TrainConfig) -> None:
     """A swept parameter must be traced (it only enters arithmetic), so that every run
     shares one compiled program; its values must not be empty."""
-    traced = getattr(params, "traced_names", lambda cls: [])(game_class(config.game))  # TEMP until H4
+    traced = params.traced_names(game_class(config.game))
     for key, values in config.swept().items():
         if key not in traced:
             raise GameError(

@@ -20,17 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfax import compiling
-from mfax.games import Game
+from mfax.games import Game, swept_fields
 from mfax.sharding import map_runs, place_runs
 from mfax.solvers.base import Metrics, Solver
 from mfax.tracing import count_trace
-
-
-def swept_fields(games):  # TEMP until the games layer provides it
-    from mfax import params
-
-    names = params.traced_names(type(games[0])) if hasattr(params, "traced_names") else []
-    return [n for n in names if len({float(getattr(g, n)) for g in games}) > 1]
 
 
 def stack(trees: Sequence[Any]) -> Any:
