@@ -18,11 +18,11 @@ import typer
 
 from mfax import params
 from mfax.errors import GameError
-from mfax.games import describe, game_names, make
+from mfax.games import describe, game_class, game_names, make
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
 from mfax.run.cli_macro import register as register_macro
-from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_POLICY, TrainConfig, game_defaults
+from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
 
 _CFG = TrainConfig()  # the defaults ``mfax train --help`` shows
@@ -55,11 +55,18 @@ def list_command(
         name: [] if solver_spec(name).hparams is None else params.describe(solver_spec(name).hparams)
         for name in solver_names()
     }
-    catalogue = {name: [{"name": k, "default": d, "help": h} for k, d, h in describe(name)] for name in game_names()}
+    catalogue = {
+        name: [
+            {"name": k, "default": d, "help": h, "traced": k in params.traced_names(game_class(name))}
+            for k, d, h in describe(name)
+        ]
+        for name in game_names()
+    }
     solvers = {
         name: {
             "description": text,
             "defaults": {g: game_defaults(g) for g in catalogue},
+            "game_hparams": {g: per_game.get(name, {}) for g, per_game in GAME_HPARAMS.items()},
             "hparams": [{"name": k, "default": d, "help": h} for k, d, h in hparams[name]],
         }
         for name, text in algorithms.items()
@@ -71,13 +78,18 @@ def list_command(
     for name, text in algorithms.items():
         typer.echo(f"  {name:<6} {text}")
         for k, d, h in hparams[name]:
-            typer.echo(f"           --hp {k}={d!s:<12} {h}")
+            typer.echo(f"           {f'--hp {k}={d}':<34} {h}")
+        for g, values in solvers[name]["game_hparams"].items():
+            if values:
+                typer.echo(f"           {g} defaults: " + " ".join(f"{k}={v}" for k, v in values.items()))
     typer.echo("  per-game defaults: " + "; ".join(f"{g}: {v}" for g, v in GAME_DEFAULTS.items()))
-    typer.echo("games (mfax eval/train --game NAME --set key=value):")
+    typer.echo("games (mfax eval/train --game NAME --set key=value; * traced: --set key=v1,v2,... in training runs")
+    typer.echo("       one run per value, all in one compiled program):")
     for name, game_params in catalogue.items():
         typer.echo(f"  {name}")
         for p in game_params:
-            typer.echo(f"    {p['name']:<22} {p['default']!s:<28} {p['help']}")
+            label = p["name"] + (" *" if p["traced"] else "")
+            typer.echo(f"    {label:<24} {p['default']!s:<28} {p['help']}")
 
 
 def _warn_provenance(run, float64: bool) -> None:
@@ -177,7 +189,7 @@ def eval_command(
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
             trainer, pol, run_index = load_policy(RunDir(run_dir), run_index, iteration.strip().lower())
             _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
-            g, overrides = trainer.game, trainer.config.params
+            g, overrides = trainer.game_of(run_index), trainer.config.run_params(run_index)
             label = f"run {run_dir} (run {run_index}, checkpoint {iteration})"
             config = trainer.config
         else:

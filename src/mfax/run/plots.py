@@ -41,11 +41,11 @@ def plot_run(run: RunDir, num_paths: int = 3) -> list[Path]:
     """Write every plot of the run; returns the files written."""
     from mfax.run.train import load_policy
 
-    trainer, policy, _ = load_policy(run)  # validates the run before anything is written
+    trainer, policy, r = load_policy(run)  # validates the run before anything is written
     run.plots_dir.mkdir(parents=True, exist_ok=True)
     written = [plot_exploitability(run)]
-    game = trainer.game
-    noise = trainer.eval_noise
+    game = trainer.game_of(r)
+    noise = trainer.eval_noise_of(r)
     pick = _spread(noise.num_paths, num_paths)
     sub = jax.tree.map(lambda x: x[pick], noise.noise)
     traj = jax.device_get(rollout_batch(game, policy, sub))

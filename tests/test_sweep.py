@@ -1,0 +1,81 @@
+"""A sweep over a traced game parameter trains every value side by side in one compiled
+program, and each run equals the run of its value alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mfax.errors import GameError
+from mfax.run.cli import app
+from mfax.run.config import TrainConfig, resolve
+from mfax.run.rundir import RunDir
+from mfax.run.train import train
+from mfax.tracing import TRACES
+
+SMALL = dict(obs_embed=8, gru_hidden=8, state_embed=4, aggregate_embed=4, mlp_width=8)
+GAME = {"num_states": 9, "horizon": 4}
+runner = CliRunner()
+
+
+def _rows(out):
+    return [{k: v for k, v in r.items() if k != "wall_clock_s"} for r in RunDir(out).read_metrics()]
+
+
+def test_a_sweep_is_one_program_and_each_run_is_its_value_alone(tmp_path):
+    base = dict(game="linear_quadratic", algo="spg", iterations=4, eval_every=2, hparams=SMALL, lr=[1e-2, 3e-3])
+    config = TrainConfig(**base, params={**GAME, "kappa": [0.5, 2.0]})
+    assert config.num_runs == 4 and [config.run_params(r)["kappa"] for r in range(4)] == [0.5, 0.5, 2.0, 2.0]
+    before = TRACES["structural_chunk"]
+    train(config, tmp_path / "sweep", progress=False)
+    assert TRACES["structural_chunk"] == before + 1  # one trace for both values (and both rates)
+    swept = _rows(tmp_path / "sweep")
+    for k, kappa in enumerate((0.5, 2.0)):
+        train(TrainConfig(**base, params={**GAME, "kappa": kappa}), tmp_path / f"alone{k}", progress=False)
+        alone = _rows(tmp_path / f"alone{k}")
+        mine = [r for r in swept if r["run"] // 2 == k]
+        assert len(mine) == len(alone) == 2 * 3
+        for a, b in zip(mine, alone, strict=True):
+            assert (a["iteration"], a["seed"], a["lr"]) == (b["iteration"], b["seed"], b["lr"])
+            for key in ("exploitability", "policy_return", "train_policy_return"):
+                if b[key] is not None:
+                    assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (kappa, key)
+    # the two values are different games: the runs differ
+    assert swept[0]["exploitability"] != swept[2]["exploitability"]
+
+
+def test_sweeping_a_static_parameter_is_one_clear_error():
+    with pytest.raises(GameError, match="'num_states' of 'linear_quadratic' cannot take several values"):
+        resolve(TrainConfig(game="linear_quadratic", params={"num_states": [9, 11]}))
+
+
+def test_cli_set_with_several_values_sweeps(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--game", "linear_quadratic", "--algo", "fp", "--set", "num_states=9", "--set", "horizon=4"]
+    result = runner.invoke(
+        app,
+        [
+            *args,
+            "--set",
+            "kappa=0.5,2",
+            "--iterations",
+            "2",
+            "--eval-every",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-plots",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["params"]["kappa"] == [0.5, 2.0]
+    assert sorted({r["run"] for r in RunDir(out).read_metrics()}) == [0, 1]
+    bad = runner.invoke(app, [*args, "--set", "horizon=4,5", "--out", str(tmp_path / "bad"), "--no-progress"])
+    assert bad.exit_code == 2 and "cannot take several values" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    np.testing.assert_equal(len([line for line in bad.stderr.splitlines() if line.strip()]), 1)
