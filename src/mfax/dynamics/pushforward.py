@@ -10,9 +10,10 @@ an ``n x n`` operator unless asked for.
 
 Every forward pass in the library is one :func:`forward_scan` over ``t = 0..T-1``:
 :func:`rollout` / :func:`rollout_batch` (the policy is called on the way and the kernel
-depends on ``mu_t``), and :func:`push_path` for mass pushed along kernels fixed in
-advance (agents against a population's path in fictitious play, a population against
-a price path in the macro oracle).
+depends on ``mu_t``), the sampled :func:`~mfax.dynamics.population.population_rollout`,
+and :func:`push_path` for mass pushed along kernels fixed in advance (agents against a
+population's path in fictitious play, a population against a price path in the macro
+oracle).
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def forward_scan(step, mu0, xs, carry=None):
 
     ``mu_{t+1}, carry_{t+1}, out_t = step(mu_t, carry_t, x_t)``. Returns the path
     ``mu_0..mu_T`` stacked on a new leading axis (``T+1``), the stacked ``out_t``
-    (``T``) and the last carry. Distributions, carries and outputs are any pytrees of
-    arrays; a leading path axis inside ``mu`` is the step's business.
+    (``T``) and the last carry. What is pushed is a distribution (a batch of them with
+    a leading path axis, the step's business) or a sampled population's agent states;
+    it, the carry (e.g. a recurrent policy's) and the outputs are pytrees of arrays.
     """
 
     def body(state, x):
