@@ -10,7 +10,7 @@ from mfax.dynamics.population import (
     population_rollout,
     population_step,
 )
-from mfax.dynamics.pushforward import Trajectory, push_forward, rollout, rollout_batch, step
+from mfax.dynamics.pushforward import Trajectory, forward_scan, push_forward, push_path, rollout, rollout_batch, step
 
 __all__ = [
     "NoiseBatch",
@@ -20,11 +20,13 @@ __all__ = [
     "agent_returns",
     "empirical_mean_field",
     "enumerate_noise",
+    "forward_scan",
     "noise_batch",
     "population_reset",
     "population_rollout",
     "population_step",
     "push_forward",
+    "push_path",
     "rollout",
     "rollout_batch",
     "sample_noise",

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from mfax.dynamics.pushforward import Trajectory
+from mfax.dynamics.pushforward import Trajectory, forward_scan
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
 from mfax.policies.base import Policy
 
@@ -92,25 +92,23 @@ def population_rollout(
     k_reset, k_run = jax.random.split(key)
     agents0 = population_reset(game, k_reset, noise, num_agents)
 
-    def body(carry, t):
-        agents, policy_carry = carry
+    def one(agents, policy_carry, t):
         mu = empirical_mean_field(agents, game.n_states)
         obs = game.observation(mu, noise, t)
         policy_carry, probs = policy(policy_carry, obs, t)
         k_act, k_move = jax.random.split(jax.random.fold_in(k_run, t))
         actions = sample_actions(k_act, probs, agents)
         out = population_step(game, k_move, agents, actions, noise, t)
-        return (out.agents, policy_carry), (mu, obs, agents, actions, out.rewards)
+        return out.agents, policy_carry, (mu, obs, actions, out.rewards)
 
-    (last, _), (mus, obs, agents, actions, rewards) = jax.lax.scan(
-        body, (agents0, policy.initial_carry()), jnp.arange(game.horizon, dtype=jnp.int32)
-    )
-    mu_last = empirical_mean_field(last, game.n_states)
+    ts = jnp.arange(game.horizon, dtype=jnp.int32)
+    agents, (mus, obs, actions, rewards), _ = forward_scan(one, agents0, ts, policy.initial_carry())
+    mu_last = empirical_mean_field(agents[-1], game.n_states)
     t_end = jnp.int32(game.horizon)
     return PopulationTrajectory(
         mu=jnp.concatenate([mus, mu_last[None]]),
         obs=jnp.concatenate([obs, game.observation(mu_last, noise, t_end)[None]]),
-        agents=jnp.concatenate([agents, last[None]]),
+        agents=agents,
         actions=actions,
         rewards=rewards,
     )

@@ -7,6 +7,13 @@
 computed from the sparse kernel ``(index, prob)`` of shape ``(n, m, K)``: ``O(n m K)``
 work and memory per step and path (two-stage kernels: ``O(n m K + n_mid K2)``), never
 an ``n x n`` operator unless asked for.
+
+Every forward pass in the library is one :func:`forward_scan` over ``t = 0..T-1``:
+:func:`rollout` / :func:`rollout_batch` (the policy is called on the way and the kernel
+depends on ``mu_t``), the sampled :func:`~mfax.dynamics.population.population_rollout`,
+and :func:`push_path` for mass pushed along kernels fixed in advance (agents against a
+population's path in fictitious play, a population against a price path in the macro
+oracle).
 """
 
 from __future__ import annotations
@@ -85,13 +92,39 @@ def step(game: Game, mu, probs, noise: Noise, t, method: PushMethod = "scatter")
     return push_forward(mu, probs, game.kernel(mu, noise, t), method)
 
 
+def forward_scan(step, mu0, xs, carry=None):
+    """The forward primitive: ``t = 0..T-1`` over the leading axis of ``xs`` (one ``lax.scan``).
+
+    ``mu_{t+1}, carry_{t+1}, out_t = step(mu_t, carry_t, x_t)``. Returns the path
+    ``mu_0..mu_T`` stacked on a new leading axis (``T+1``), the stacked ``out_t``
+    (``T``) and the last carry. What is pushed is a distribution (a batch of them with
+    a leading path axis, the step's business) or a sampled population's agent states;
+    it, the carry (e.g. a recurrent policy's) and the outputs are pytrees of arrays.
+    """
+
+    def body(state, x):
+        mu_next, carry_next, out = step(*state, x)
+        return (mu_next, carry_next), (mu_next, out)
+
+    (_, carry_last), (mus, outs) = jax.lax.scan(body, (mu0, carry), xs)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), mu0, mus), outs, carry_last
+
+
+def push_path(mu0: Float[Array, " n"], probs: Float[Array, "T n m"], kernel_at, xs) -> Float[Array, "T1 n"]:
+    """``mu_0..mu_T`` of mass pushed along given kernels: ``mu_{t+1} =`` :func:`push_forward`
+    ``(mu_t, probs[t], kernel_at(x_t))``. The kernels do not depend on the mass pushed
+    (the population's flow is given, or the prices are): agents playing ``probs``
+    against a population path, or a whole population against a price path."""
+
+    def one(mu, carry, x):
+        p, x = x
+        return push_forward(mu, p, kernel_at(x)), carry, None
+
+    return forward_scan(one, mu0, (probs, xs))[0]
+
+
 def rollout(
-    game: Game,
-    policy: Policy,
-    noise: Noise,
-    *,
-    record: bool = True,
-    method: PushMethod = "scatter",
+    game: Game, policy: Policy, noise: Noise, *, record: bool = True, method: PushMethod = "scatter"
 ) -> Trajectory:
     """Exact rollout of ``policy`` for ``T`` steps along one noise path (one ``lax.scan``).
 
@@ -106,12 +139,7 @@ def rollout(
 
 @eqx.filter_jit
 def rollout_batch(
-    game: Game,
-    policy: Policy,
-    noise: Noise,
-    *,
-    record: bool = True,
-    method: PushMethod = "scatter",
+    game: Game, policy: Policy, noise: Noise, *, record: bool = True, method: PushMethod = "scatter"
 ) -> Trajectory:
     """:func:`rollout` over a batch of noise paths (leading axis ``P``), compiled once.
 
@@ -126,26 +154,23 @@ def rollout_batch(
 
 
 def _rollout_paths(game: Game, policy: Policy, noise: Noise, record: bool, method: PushMethod) -> Trajectory:
-    mu0 = jax.vmap(game.initial_mean_field)(noise)
     observe = jax.vmap(game.observation, in_axes=(0, 0, None))
 
-    def body(carry, t):
-        mu, policy_carry = carry
+    def one(mu, policy_carry, t):
         mu = jax.lax.stop_gradient(mu)  # the population path is given: gradients flow only through pi
         obs = observe(mu, noise, t)
         policy_carry, probs = policy.call_batch(policy_carry, obs, t)
         mu_next = jax.vmap(lambda m, p, z: step(game, m, p, z, t, method))(mu, probs, noise)
-        out = (mu_next, obs)
-        if record:
-            out = (*out, probs, jax.vmap(lambda m, m1, z: reward_matrix(game, m, m1, z, t))(mu, mu_next, noise))
-        return (mu_next, policy_carry), out
+        if not record:
+            return mu_next, policy_carry, (obs,)
+        rewards = jax.vmap(lambda m, m1, z: reward_matrix(game, m, m1, z, t))(mu, mu_next, noise)
+        return mu_next, policy_carry, (obs, probs, rewards)
 
+    mu0 = jax.vmap(game.initial_mean_field)(noise)
     ts = jnp.arange(game.horizon, dtype=jnp.int32)
-    carry0 = (mu0, policy.initial_carry_batch(mu0.shape[0]))
-    (mu_last, _), out = jax.lax.scan(body, carry0, ts)
-    out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)  # time-major -> path-major
-    mus = jnp.concatenate([mu0[:, None], out[0]], axis=1)
-    last_obs = observe(mu_last, noise, jnp.int32(game.horizon))
-    obs = jnp.concatenate([out[1], last_obs[:, None]], axis=1)
-    probs, rewards = (out[2], out[3]) if record else (None, None)
+    mus, out, _ = forward_scan(one, mu0, ts, policy.initial_carry_batch(mu0.shape[0]))
+    last_obs = observe(mus[-1], noise, jnp.int32(game.horizon))
+    out = (jnp.concatenate([out[0], last_obs[None]]), *out[1:])
+    mus, obs, *recorded = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), (mus, *out))  # time-major -> path-major
+    probs, rewards = recorded if record else (None, None)
     return Trajectory(mus, obs, probs, rewards)

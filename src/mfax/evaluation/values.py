@@ -16,6 +16,10 @@ All functions take a batch of ``P`` exact trajectories (one per noise path, from
   maximised.
 
 The population's mean-field path is fixed (it is the population's, not the deviator's).
+Every backward pass in the library is one :func:`backward_scan` (``Q_t`` from
+``V_{t+1}`` by a Bellman step such as :func:`backup`, then ``V_t`` from ``Q_t`` by a
+``combine``); :func:`backward_induction` feeds it the game's kernels and rewards along
+the population's paths, the classical solvers and the macro oracle call it too.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from mfax.dynamics.pushforward import Trajectory
-from mfax.games.base import Game, Noise, reward_matrix
+from mfax.games.base import Game, Kernel, Noise, reward_matrix
 
 
 def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> Float[Array, "n m"]:
@@ -35,7 +39,28 @@ def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> 
     kernel = game.kernel(mu, noise, t)
     if rewards is None:
         rewards = reward_matrix(game, mu, mu_next, noise, t)
-    return rewards + game.gamma * kernel.expect(v_next)
+    return backup(rewards, kernel, game.gamma, v_next)
+
+
+def backup(rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, " n"]) -> Float[Array, "n m"]:
+    """The one-step Bellman backup ``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')``."""
+    return rewards + gamma * kernel.expect(v_next)
+
+
+def backward_scan(bellman, combine, v_last, xs, emit_q: bool = False):
+    """The backward primitive: ``t = T-1..0`` over the leading axis of ``xs`` (one
+    reverse ``lax.scan``).
+
+    ``Q_t = bellman(V_{t+1}, x_t)``, ``V_t = combine(Q_t, x_t)`` from ``V_T = v_last``.
+    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major).
+    """
+
+    def body(v_next, x):
+        q = bellman(v_next, x)
+        return combine(q, x), q if emit_q else None
+
+    v0, qs = jax.lax.scan(body, v_last, xs, reverse=True)
+    return (v0, qs) if emit_q else v0
 
 
 Combine = Callable[[Float[Array, "P n m"], Array, dict], Float[Array, "P n"]]
@@ -44,7 +69,8 @@ Combine = Callable[[Float[Array, "P n m"], Array, dict], Float[Array, "P n"]]
 def backward_induction(
     game: Game, traj: Trajectory, noise: Noise, combine: Combine, emit_q: bool = False
 ) -> Float[Array, "P n"] | tuple[Float[Array, "P n"], Float[Array, "P T n m"]]:
-    """Generic batched backward recursion; ``combine(Q, t, xs)`` turns ``Q_t`` into ``V_t``.
+    """Batched backward recursion along the population's paths (:func:`backward_scan`
+    with :func:`q_values` mapped over paths); ``combine(Q, t, xs)`` turns ``Q_t`` into ``V_t``.
 
     ``traj`` and ``noise`` carry a leading path axis ``P``. Returns ``V_0`` ``(P, n)``,
     and with ``emit_q`` also every ``Q_t`` as ``(P, T, n, m)``.
@@ -60,16 +86,15 @@ def backward_induction(
     if traj.rewards is not None:
         xs["rewards"] = jnp.swapaxes(traj.rewards, 0, 1)
 
-    def body(v_next, x):
+    def bellman(v_next, x):
         rewards = x.get("rewards")
-        q = jax.vmap(q_values, in_axes=(None, 0, 0, 0, None, 0, 0 if rewards is not None else None))(
+        return jax.vmap(q_values, in_axes=(None, 0, 0, 0, None, 0, 0 if rewards is not None else None))(
             game, x["mu"], x["mu_next"], noise, x["t"], v_next, rewards
         )
-        v = combine(q, x["t"], x)
-        return v, q if emit_q else None
 
-    v0, qs = jax.lax.scan(body, jnp.zeros((num_paths, n), traj.mu.dtype), xs, reverse=True)
-    return (v0, jnp.swapaxes(qs, 0, 1)) if emit_q else v0
+    v_last = jnp.zeros((num_paths, n), traj.mu.dtype)
+    out = backward_scan(bellman, lambda q, x: combine(q, x["t"], x), v_last, xs, emit_q)
+    return (out[0], jnp.swapaxes(out[1], 0, 1)) if emit_q else out
 
 
 def policy_value(game: Game, traj: Trajectory, noise: Noise, emit_q: bool = False):
@@ -96,21 +121,40 @@ def same_history(obs: Float[Array, "P T1 d"], rtol: float = 1e-6, atol: float = 
     return jnp.moveaxis(jnp.cumprod(close, axis=-1).astype(bool), -1, 0)
 
 
+def info_share(obs: Float[Array, "P T1 d"], weight: Float[Array, " P"], horizon: int) -> Float[Array, "T P P"]:
+    """Row-stochastic ``share[t, i, j]``: the weight of path ``j`` in the node of path ``i``
+    at ``t`` (``w_j`` normalised over the paths sharing ``o_0..o_t`` with ``i``)."""
+    same = same_history(obs)[:horizon].astype(weight.dtype) * weight[None, None, :]
+    return same / jnp.sum(same, axis=-1, keepdims=True)
+
+
+def info_average(share: Float[Array, "T P P"], x: Float[Array, "P T ..."]) -> Float[Array, "P T ..."]:
+    """Average ``x`` over the paths of each history node: ``sum_j share[t, i, j] x[j, t]``."""
+    return jnp.einsum("tij,jt...->it...", share.astype(x.dtype), x)
+
+
+def info_max(share: Float[Array, "T P P"]) -> Combine:
+    """The information-consistent ``combine``: ``V_t = max_a sum_j share[t, i, j] Q^j_t``,
+    the max taken after the expectation over what the deviator cannot tell apart."""
+
+    def combine(q, t, x):
+        return jnp.max(jnp.einsum("ij,jnm->inm", share[t].astype(q.dtype), q), axis=-1)
+
+    return combine
+
+
 def info_best_response_value(
     game: Game, traj: Trajectory, noise: Noise, weight: Float[Array, " P"]
 ) -> Float[Array, "P n"]:
     """``V*_0`` of a deviator who sees only public history (exact for enumerated noise).
 
     At each ``t`` the Q-values are averaged over the paths with the same observation
-    history (weighted by ``weight``) before the max over actions: the max is taken after
-    the expectation over what the deviator cannot tell apart.
+    history (weighted by ``weight``, :func:`info_share`) before the max over actions
+    (:func:`info_max`).
     """
-    same = same_history(traj.obs)[: game.horizon]  # (T, P, P)
+    return backward_induction(game, traj, noise, info_max(info_share(traj.obs, weight, game.horizon)))
 
-    def combine(q, t, x):
-        share = same[t] * weight[None, :]
-        share = share / jnp.sum(share, axis=1, keepdims=True)
-        q_info = jnp.einsum("ij,jnm->inm", share.astype(q.dtype), q)
-        return jnp.max(q_info, axis=-1)
 
-    return backward_induction(game, traj, noise, combine)
+def path_return(traj: Trajectory, v: Float[Array, "P n"]) -> Float[Array, " P"]:
+    """``sum_s mu_0(s) V_0(s)`` on each path: the expected value of an agent drawn from ``mu_0``."""
+    return jnp.sum(traj.mu[:, 0] * v, axis=-1)

@@ -75,9 +75,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from mfax.dynamics.noise import NoiseBatch
-from mfax.dynamics.pushforward import Trajectory, push_forward, rollout
+from mfax.dynamics.pushforward import Trajectory, push_path, rollout
 from mfax.errors import GameError
-from mfax.evaluation.values import backward_induction, best_response_value, policy_value, same_history
+from mfax.evaluation.values import (
+    backward_induction,
+    best_response_value,
+    info_average,
+    info_max,
+    info_share,
+    path_return,
+    policy_value,
+)
 from mfax.games.base import Game, Noise, check
 from mfax.params import param
 from mfax.policies.base import Policy, Tabular
@@ -96,18 +104,6 @@ def rollout_table(game: Game, noise: Noise, table: Float[Array, "P T n m"], reco
     return jax.vmap(lambda z, tab: rollout(game, Tabular(tab), z, record=record))(noise, table)
 
 
-def info_share(obs: Float[Array, "P T1 d"], weight: Float[Array, " P"], horizon: int) -> Float[Array, "T P P"]:
-    """Row-stochastic ``share[t, i, j]``: the weight of path ``j`` in the node of path ``i``
-    at ``t`` (``w_j`` normalised over the paths sharing ``o_0..o_t`` with ``i``)."""
-    same = same_history(obs)[:horizon].astype(weight.dtype) * weight[None, None, :]
-    return same / jnp.sum(same, axis=-1, keepdims=True)
-
-
-def info_average(share: Float[Array, "T P P"], x: Float[Array, "P T ..."]) -> Float[Array, "P T ..."]:
-    """Average ``x`` over the paths of each history node: ``sum_j share[t, i, j] x[j, t]``."""
-    return jnp.einsum("tij,jt...->it...", share.astype(x.dtype), x)
-
-
 def info_best_response(game: Game, traj: Trajectory, noise: Noise, share, ties: str = "split") -> tuple[Array, Array]:
     """Information-consistent best response against ``traj``: ``(V*_0 (P, n), b (P, T, n, m))``.
 
@@ -117,10 +113,7 @@ def info_best_response(game: Game, traj: Trajectory, noise: Noise, share, ties: 
     :func:`~mfax.evaluation.values.info_best_response_value`.
     """
 
-    def combine(q, t, x):
-        return jnp.max(jnp.einsum("ij,jnm->inm", share[t].astype(q.dtype), q), axis=-1)
-
-    v0, q = backward_induction(game, traj, noise, combine, emit_q=True)
+    v0, q = backward_induction(game, traj, noise, info_max(share), emit_q=True)
     return v0, TIE_RULES[ties](info_average(share, q))
 
 
@@ -150,14 +143,8 @@ def agent_distribution(game: Game, traj: Trajectory, noise: Noise, probs: Float[
     the population follows ``traj``: pushed along the population's kernels."""
 
     def one_path(mus, z, table):
-        def body(nu, x):
-            mu, t, p = x
-            nu_next = push_forward(nu, p, game.kernel(mu, z, t))
-            return nu_next, nu_next
-
         ts = jnp.arange(game.horizon, dtype=jnp.int32)
-        _, nus = jax.lax.scan(body, mus[0], (mus[:-1], ts, table))
-        return jnp.concatenate([mus[:1], nus])
+        return push_path(mus[0], table, lambda x: game.kernel(x[0], z, x[1]), (mus[:-1], ts))
 
     return jax.vmap(one_path)(traj.mu, noise, probs)
 
@@ -173,10 +160,9 @@ class Figures(NamedTuple):
 def _figures(game: Game, traj: Trajectory, noise: Noise, weight, v_pi, v_info) -> Figures:
     # one path: the per-path best response is the information-consistent one
     v_path = v_info if weight.shape[0] == 1 else best_response_value(game, traj, noise)
-    mu0 = traj.mu[:, 0]
 
     def mean(v):
-        return jnp.sum(weight * jnp.sum(mu0 * v, axis=-1))
+        return jnp.sum(weight * path_return(traj, v))
 
     return Figures(mean(v_pi), mean(v_info - v_pi), mean(v_path - v_pi))
 

@@ -19,6 +19,12 @@ At the fixed point the best-response policy, played by everyone, reproduces the 
 path it was computed against: a mean-field equilibrium, whose exploitability (exact,
 :func:`~mfax.evaluation.exploitability.evaluate`) is zero up to the tolerance. Runs in
 float64 (``jax.enable_x64``) so that the tolerance 1e-8 is meaningful.
+
+Its independence from the library's solvers is in what it iterates on (prices, not
+policies) and in where its kernels and rewards come from (prices on the guessed path,
+not ``mu``); one step of either pass is the library's arithmetic
+(:func:`~mfax.evaluation.values.backward_scan` with
+:func:`~mfax.evaluation.values.backup`, :func:`~mfax.dynamics.pushforward.push_path`).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfax.dynamics.noise import enumerate_noise
-from mfax.dynamics.pushforward import push_forward
+from mfax.dynamics.pushforward import push_path
 from mfax.errors import GameError
 from mfax.evaluation.exploitability import evaluate
+from mfax.evaluation.values import backup, backward_scan
 from mfax.games.macro import Macro, MacroNoise
 from mfax.policies.base import Tabular
 from mfax.solvers.classical import greedy
@@ -84,28 +91,19 @@ def best_response_to_prices(game: Macro, r, wage):
     last = game.terminal_reward_at_prices(r[-1], wage[-1])
     rewards = step.at[T - 1].set(last)
 
-    def body(v_next, x):
-        kernel, reward = x
-        q = reward + game.gamma * kernel.expect(v_next)
-        return jnp.max(q, axis=-1), greedy(q)
+    def bellman(v_next, x):
+        return backup(*x, game.gamma, v_next)
 
-    v0, policy = jax.lax.scan(body, jnp.zeros(game.n_states), (kernels, rewards), reverse=True)
-    return v0, policy
+    v_last = jnp.zeros(game.n_states)
+    v0, q = backward_scan(bellman, lambda q, x: jnp.max(q, axis=-1), v_last, (rewards, kernels), emit_q=True)
+    return v0, greedy(q)
 
 
 def induced_prices(game: Macro, r, wage, policy):
     """Mean fields ``(T+1, n)`` of everyone playing ``policy`` when prices are ``(r, W)``,
     and the prices ``(r_t, W_t)`` they imply."""
-    noise = MacroNoise(z=jnp.zeros(game.horizon + 1))
-    mu0 = game.initial_mean_field(noise)
-
-    def body(mu, x):
-        rt, wt, pt = x
-        mu_next = push_forward(mu, pt, game.kernel_at_prices(rt, wt))
-        return mu_next, mu_next
-
-    _, mus = jax.lax.scan(body, mu0, (r, wage, policy))
-    mus = jnp.concatenate([mu0[None], mus])
+    mu0 = game.initial_mean_field(MacroNoise(z=jnp.zeros(game.horizon + 1)))
+    mus = push_path(mu0, policy, lambda x: game.kernel_at_prices(*x), (r, wage))
     r_new, w_new = jax.vmap(lambda m: game.prices(m, jnp.zeros(())))(mus[:-1])
     return mus, r_new, w_new
 
