@@ -19,6 +19,7 @@ driver's, :mod:`mfax.solvers.driver`, in one place.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -146,6 +147,15 @@ _SOLVERS: dict[str, SolverSpec] = {}
 def register_solver(spec: SolverSpec) -> SolverSpec:
     _SOLVERS[spec.name] = spec
     return spec
+
+
+def register_variants(
+    build: Callable[..., Solver], variants: dict[str, tuple[str, type | None, dict[str, Any]]], uses_lr: bool = True
+) -> None:
+    """Register solvers that share one ``build(game, hparams, setting, **options)``:
+    ``variants`` maps each name to its description, hyper-parameter class and options."""
+    for name, (text, hparams, options) in variants.items():
+        register_solver(SolverSpec(name, text, functools.partial(build, **options), hparams, uses_lr))
 
 
 def solver_names() -> list[str]:

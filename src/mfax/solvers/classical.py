@@ -91,7 +91,7 @@ from mfax.params import param
 from mfax.policies.base import Policy, Tabular
 from mfax.policies.history import HistoryTabular
 from mfax.solvers import driver
-from mfax.solvers.base import Metrics, Solver, SolverSpec, register_solver
+from mfax.solvers.base import Metrics, Setting, Solver, register_variants
 
 # Guards 0/0 in FP's policy restatement (states no agent reaches): there the average is
 # the plain (k pibar + b) / (k + 1); it never matters for values weighted by mu.
@@ -382,16 +382,25 @@ def solve(
 
 SOLVERS = {"fp": FPSolver, "omd": OMDSolver}
 
-for _name, _text, _hp in (
-    ("fp", "fictitious play, exact: tabular time-dependent policy, average of exact best responses", FPHyperParams),
-    ("omd", "online mirror descent, exact: tabular time-dependent policy, softmax of summed exact Q", OMDHyperParams),
-):
-    register_solver(
-        SolverSpec(
-            _name,
-            _text,
-            lambda game, hp, setting, _n=_name: SOLVERS[_n](game, exact_batch(game, setting.exact, _n), hp),
-            _hp,
-            uses_lr=False,
-        )
-    )
+
+def build(game: Game, hp, setting: Setting, *, algo: str) -> Solver:
+    """FP or OMD (``algo``) on the setting's enumerated noise (one-line error without)."""
+    return SOLVERS[algo](game, exact_batch(game, setting.exact, algo), hp)
+
+
+register_variants(
+    build,
+    {
+        "fp": (
+            "fictitious play, exact: tabular time-dependent policy, average of exact best responses",
+            FPHyperParams,
+            {"algo": "fp"},
+        ),
+        "omd": (
+            "online mirror descent, exact: tabular time-dependent policy, softmax of summed exact Q",
+            OMDHyperParams,
+            {"algo": "omd"},
+        ),
+    },
+    uses_lr=False,
+)

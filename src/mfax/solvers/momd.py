@@ -43,16 +43,22 @@ from mfax.params import param
 from mfax.policies.networks import NetworkParams, NetworkPolicy, make_network
 from mfax.solvers.base import Metrics, Setting, Solver, SolverSpec, register_solver
 from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
-from mfax.solvers.sampled import Rollout, agent_head, agent_log_probs, collect, discounted_returns, update_scale
+from mfax.solvers.sampled import (
+    Rollout,
+    SampledParams,
+    agent_head,
+    agent_log_probs,
+    collect,
+    discounted_returns,
+    update_scale,
+)
 
 
-class MOMDParams(NetworkParams, OptimParams):
-    """Hyper-parameters of M-OMD (``--hp key=value``): its own, the Q-network's sizes
-    (the policy architecture, memoryless, one output per action) and the optimiser's."""
+class MOMDParams(SampledParams, NetworkParams, OptimParams):
+    """Hyper-parameters of M-OMD (``--hp key=value``): its own, the sampled populations',
+    the Q-network's sizes (the policy architecture, memoryless, one output per action) and
+    the optimiser's."""
 
-    num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
-    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
-    updates: int = param(50, "gradient steps per iteration (published sweep: 50, 100, 200)")
     batch_size: int = param(512, "transitions per gradient step, drawn from the replay buffer")
     buffer_iterations: int = param(2, "replay buffer capacity, in iterations of transitions")
     tau: float = param(5.0, "entropy temperature, reward units (published sweep: 0.05, 5, 10)")
@@ -61,7 +67,7 @@ class MOMDParams(NetworkParams, OptimParams):
     bonus_floor: float = param(-1.0, "lower clip of tau * log pi in the bonus, in return-scale units")
 
     def __check_init__(self):
-        for name in ("num_envs", "num_agents", "updates", "batch_size", "buffer_iterations", "target_every"):
+        for name in ("batch_size", "buffer_iterations", "target_every"):
             check(getattr(self, name) >= 1, f"M-OMD hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
         check(self.tau > 0.0, f"tau must be > 0, got {self.tau}")
         check(0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}")

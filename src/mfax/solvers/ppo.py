@@ -42,10 +42,11 @@ from mfax.games.base import Game, check
 from mfax.params import param
 from mfax.policies.heads import per_state_mlp
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
-from mfax.solvers.base import Metrics, Setting, Solver, SolverSpec, register_solver
+from mfax.solvers.base import Metrics, Setting, Solver, register_variants
 from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
 from mfax.solvers.sampled import (
     Rollout,
+    SampledParams,
     agent_log_probs,
     collect,
     discounted_returns,
@@ -54,13 +55,10 @@ from mfax.solvers.sampled import (
 )
 
 
-class PPOParams(PolicyParams, OptimParams):
-    """Hyper-parameters of IPPO / RIPPO (``--hp key=value``): PPO's own, the networks'
-    (actor and critic share the sizes) and the optimiser's."""
+class PPOParams(SampledParams, PolicyParams, OptimParams):
+    """Hyper-parameters of IPPO / RIPPO (``--hp key=value``): PPO's own, the sampled
+    populations', the networks' (actor and critic share the sizes) and the optimiser's."""
 
-    num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
-    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
-    updates: int = param(50, "gradient steps per iteration (published sweep: 50, 100, 200)")
     minibatches: int = param(2, "groups of whole population sequences per pass; epochs = updates / minibatches")
     clip_eps: float = param(0.2, "PPO ratio clipping epsilon")
     gae_lambda: float = param(0.95, "GAE lambda")
@@ -70,8 +68,7 @@ class PPOParams(PolicyParams, OptimParams):
     adam_eps: float = param(1e-5, "Adam's epsilon")
 
     def __check_init__(self):
-        for name in ("num_envs", "num_agents", "updates", "minibatches"):
-            check(getattr(self, name) >= 1, f"PPO hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
+        check(self.minibatches >= 1, f"PPO hyper-parameter minibatches must be >= 1, got {self.minibatches}")
         check(
             not (self.num_envs % self.minibatches or self.updates % self.minibatches),
             f"num_envs ({self.num_envs}) and updates ({self.updates}) must be multiples of "
@@ -339,15 +336,18 @@ def build(game: Game, hp: PPOParams, setting: Setting, *, recurrent: bool) -> PP
     return PPOSolver(game, hp, recurrent, setting.iterations, split_trainable(actor)[1], split_trainable(critic)[1])
 
 
-for _name, _text, _recurrent in (
-    ("ippo", "independent PPO on sampled populations, memoryless policy pi(a | s, o_t)", False),
-    ("rippo", "recurrent IPPO on sampled populations, pi(a | s, h_t), h_t = GRU over public observations", True),
-):
-    register_solver(
-        SolverSpec(
-            _name,
-            _text,
-            lambda game, hp, setting, _r=_recurrent: build(game, hp, setting, recurrent=_r),
+register_variants(
+    build,
+    {
+        "ippo": (
+            "independent PPO on sampled populations, memoryless policy pi(a | s, o_t)",
             PPOParams,
-        )
-    )
+            {"recurrent": False},
+        ),
+        "rippo": (
+            "recurrent IPPO on sampled populations, pi(a | s, h_t), h_t = GRU over public observations",
+            PPOParams,
+            {"recurrent": True},
+        ),
+    },
+)

@@ -16,15 +16,29 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax.dynamics.population import population_rollout
-from mfax.games.base import Game
+from mfax.games.base import Game, check
+from mfax.params import param
 from mfax.policies.base import Policy
 from mfax.policies.heads import head_log_probs, per_state_mlp
 from mfax.policies.networks import NetworkPolicy
+
+
+class SampledParams(eqx.Module):
+    """Hyper-parameters of every solver that learns from sampled populations (``--hp``)."""
+
+    num_envs: int = param(16, "parallel sampled populations per iteration, each with its own noise path")
+    num_agents: int = param(8, "agents per population (published sweep: 8, 128, 1024; the macro game defaults to 128)")
+    updates: int = param(50, "gradient steps per iteration (published sweep: 50, 100, 200)")
+
+    def __check_init__(self):
+        for name in ("num_envs", "num_agents", "updates"):
+            check(getattr(self, name) >= 1, f"hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
 
 
 class Rollout(NamedTuple):

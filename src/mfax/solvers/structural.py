@@ -40,7 +40,7 @@ from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.sharding import PATHS, runs_vmapped, shard_paths
-from mfax.solvers.base import Metrics, Setting, Solver, SolverSpec, register_solver
+from mfax.solvers.base import Metrics, Setting, Solver, register_variants
 from mfax.solvers.optim import OptimParams, descend, learning_rate, optimizer, split_trainable
 
 
@@ -165,15 +165,14 @@ def build(game: Game, hp: StructuralParams, setting: Setting, *, recurrent: bool
     return StructuralSolver(game, static, hp, recurrent, iterations, paths, exact, support, capacity, mesh)
 
 
-for _name, _text, _recurrent in (
-    ("spg", "structural policy gradient, memoryless policy pi(a | s, o_t)", False),
-    ("rspg", "recurrent structural policy gradient, pi(a | s, h_t), h_t = GRU over public observations", True),
-):
-    register_solver(
-        SolverSpec(
-            _name,
-            _text,
-            lambda game, hp, setting, _r=_recurrent: build(game, hp, setting, recurrent=_r),
+register_variants(
+    build,
+    {
+        "spg": ("structural policy gradient, memoryless policy pi(a | s, o_t)", StructuralParams, {"recurrent": False}),
+        "rspg": (
+            "recurrent structural policy gradient, pi(a | s, h_t), h_t = GRU over public observations",
             StructuralParams,
-        )
-    )
+            {"recurrent": True},
+        ),
+    },
+)
