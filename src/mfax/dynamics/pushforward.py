@@ -92,22 +92,22 @@ def step(game: Game, mu, probs, noise: Noise, t, method: PushMethod = "scatter")
     return push_forward(mu, probs, game.kernel(mu, noise, t), method)
 
 
-def forward_scan(step, mu0, xs, carry=None):
+def forward_scan(move, mu0, xs, carry=None):
     """The forward primitive: ``t = 0..T-1`` over the leading axis of ``xs`` (one ``lax.scan``).
 
-    ``mu_{t+1}, carry_{t+1}, out_t = step(mu_t, carry_t, x_t)``. Returns the path
+    ``mu_{t+1}, carry_{t+1}, out_t = move(mu_t, carry_t, x_t)``. Returns the path
     ``mu_0..mu_T`` stacked on a new leading axis (``T+1``), the stacked ``out_t``
     (``T``) and the last carry. What is pushed is a distribution (a batch of them with
-    a leading path axis, the step's business) or a sampled population's agent states;
+    a leading path axis, ``move``'s business) or a sampled population's agent states;
     it, the carry (e.g. a recurrent policy's) and the outputs are pytrees of arrays.
     """
 
     def body(state, x):
-        mu_next, carry_next, out = step(*state, x)
-        return (mu_next, carry_next), (mu_next, out)
+        mu_next, carry_next, out = move(*state, x)
+        return (mu_next, carry_next), (state[0], out)
 
-    (_, carry_last), (mus, outs) = jax.lax.scan(body, (mu0, carry), xs)
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), mu0, mus), outs, carry_last
+    (mu_last, carry_last), (mus, outs) = jax.lax.scan(body, (mu0, carry), xs)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), mus, mu_last), outs, carry_last
 
 
 def push_path(mu0: Float[Array, " n"], probs: Float[Array, "T n m"], kernel_at, xs) -> Float[Array, "T1 n"]:
@@ -170,7 +170,10 @@ def _rollout_paths(game: Game, policy: Policy, noise: Noise, record: bool, metho
     ts = jnp.arange(game.horizon, dtype=jnp.int32)
     mus, out, _ = forward_scan(one, mu0, ts, policy.initial_carry_batch(mu0.shape[0]))
     last_obs = observe(mus[-1], noise, jnp.int32(game.horizon))
-    out = (jnp.concatenate([out[0], last_obs[None]]), *out[1:])
-    mus, obs, *recorded = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), (mus, *out))  # time-major -> path-major
+    # time-major -> path-major, then the last mean field and observation joined on (so
+    # that XLA writes the joined arrays in place instead of transposing a joined copy)
+    head, obs, *recorded = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), (mus[:-1], *out))
+    mus = jnp.concatenate([head, mus[-1][:, None]], axis=1)
+    obs = jnp.concatenate([obs, last_obs[:, None]], axis=1)
     probs, rewards = recorded if record else (None, None)
     return Trajectory(mus, obs, probs, rewards)
