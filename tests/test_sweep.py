@@ -25,13 +25,17 @@ def _rows(out):
     return [{k: v for k, v in r.items() if k != "wall_clock_s"} for r in RunDir(out).read_metrics()]
 
 
-def test_a_sweep_is_one_program_and_each_run_is_its_value_alone(tmp_path):
-    base = dict(game="linear_quadratic", algo="spg", iterations=4, eval_every=2, hparams=SMALL, lr=[1e-2, 3e-3])
+@pytest.mark.parametrize("algo", ["spg", "fp"])
+def test_a_sweep_is_one_program_and_each_run_is_its_value_alone(tmp_path, algo):
+    """Structural and classical (whose table policy reads each run's own observations)."""
+    hparams = SMALL if algo == "spg" else {}
+    base = dict(game="linear_quadratic", algo=algo, iterations=4, eval_every=2, hparams=hparams, lr=[1e-2, 3e-3])
     config = TrainConfig(**base, params={**GAME, "kappa": [0.5, 2.0]})
     assert config.num_runs == 4 and [config.run_params(r)["kappa"] for r in range(4)] == [0.5, 0.5, 2.0, 2.0]
-    before = TRACES["structural_chunk"]
+    name = f"{algo}_chunk" if algo == "fp" else "structural_chunk"
+    before = TRACES[name]
     train(config, tmp_path / "sweep", progress=False)
-    assert TRACES["structural_chunk"] == before + 1  # one trace for both values (and both rates)
+    assert TRACES[name] == before + 1  # one trace for both values (and both rates)
     swept = _rows(tmp_path / "sweep")
     for k, kappa in enumerate((0.5, 2.0)):
         train(TrainConfig(**base, params={**GAME, "kappa": kappa}), tmp_path / f"alone{k}", progress=False)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,8 +106,10 @@ class Trainer:
         return driver.chunk(self.solver, length, games)
 
     def policy(self, states, r: int) -> Policy:
+        # a sweep: run r's solver has run r's game (a table policy reads its observations)
+        solver = self.solver if len(self.games) == 1 else eqx.tree_at(lambda s: s.game, self.solver, self.game_of(r))
         # fetched to the host: the policy is then free of the training mesh's layout
-        return self.solver.policy(jax.tree.map(lambda x: jnp.asarray(x[r]), to_host(states)))
+        return solver.policy(jax.tree.map(lambda x: jnp.asarray(x[r]), to_host(states)))
 
     def evaluate_run(self, states, r: int) -> dict[str, Any]:
         result = evaluate(self.game_of(r), self.policy(states, r), self.eval_noise_of(r), mesh=self.eval_mesh)
