@@ -1,4 +1,9 @@
-"""Shared test helpers: small game instances, conversions to the numpy reference."""
+"""Shared test helpers: small game instances, the networks of short runs, conversions to
+the numpy reference, and the ``slow`` parametrize entry.
+
+Two tiers: ``pytest`` runs the default one (every behaviour once, on small games and short
+runs, with a line-coverage report of src/mfax); ``pytest -m slow`` runs the rest (long
+trainings, full-size games, several processes or devices, repeated variants)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import settings
 
 import mfax
@@ -31,6 +37,20 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "mfax_xla_cache", ""), ignore_errors=True)
+
+
+# Networks far smaller than the published one (solver hyper-parameters, ``hparams=``): the
+# same code paths on the test budget.
+# SMALL_NETWORK learns (short runs whose exploitability must fall, runs compared bit for
+# bit); TINY_NETWORK is for runs that check files, flags and errors, not learning.
+SMALL_NETWORK = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
+TINY_NETWORK = dict(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=8)
+
+
+def slow(*values, **kwargs):
+    """A ``parametrize`` entry that runs in the slow tier only (``pytest -m slow``): a
+    repeated variant of a behaviour that a cheaper entry already checks by default."""
+    return pytest.param(*values, marks=pytest.mark.slow, **kwargs)
 
 
 def ref_path(game: mfax.Game, noise):

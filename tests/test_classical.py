@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 import mfax
 import reference_games
+from conftest import slow
 from mfax.dynamics.noise import enumerate_noise
 from mfax.evaluation.exploitability import evaluate
 from mfax.evaluation.values import best_response_value, policy_value
@@ -197,8 +198,17 @@ def _reference_fp(game, path, updates: int, *, initial: str, ties: str) -> np.nd
     return pibar
 
 
-@pytest.mark.parametrize("initial,ties", [("replace", "split"), ("average", "first"), ("average", "split")])
-@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar"])
+@pytest.mark.parametrize(
+    "name,initial,ties",
+    [
+        ("linear_quadratic", "replace", "split"),
+        ("linear_quadratic", "average", "first"),
+        ("linear_quadratic", "average", "split"),
+        slow("beach_bar", "replace", "split"),
+        slow("beach_bar", "average", "first"),
+        slow("beach_bar", "average", "split"),
+    ],
+)
 def test_fictitious_play_conventions_match_a_reference_implementation(name, initial, ties):
     """FP's two conventions (``--hp initial=replace|average ties=split|first``) against
     FP written from its definition on the independent numpy games; and the history of

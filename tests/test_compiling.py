@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import slow
 from mfax import compiling
 from mfax.games.base import GameError
 from mfax.run.config import TrainConfig, resolve
@@ -41,7 +42,7 @@ def _train_chunk(game, algo):
     return jax.tree.map(np.asarray, (states, metrics))
 
 
-@pytest.mark.parametrize("algo", ["rspg", "fp"])
+@pytest.mark.parametrize("algo", [slow("rspg"), "fp"])
 def test_same_training_with_and_without_the_options(monkeypatch, algo):
     monkeypatch.delenv(compiling.DEFAULTS_ENV, raising=False)
     tuned = _train_chunk("beach_bar", algo)

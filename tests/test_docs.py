@@ -86,3 +86,10 @@ def test_no_citation_of_files_outside_the_project():
         for path in (ROOT / folder).rglob("*"):
             if path.suffix in (".py", ".md"):
                 assert not outside.search(path.read_text()), path
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """The README's test command is the one CI runs (the default tier and its coverage floor)."""
+    command = re.search(r"```bash\n(\.venv/bin/python -m pytest[^\n]*)\n```", (ROOT / "README.md").read_text())
+    assert command, "README.md shows no test command"
+    assert command.group(1) in (ROOT / ".ci" / "run").read_text().splitlines()

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfax
-from conftest import ALL_GAMES, path_at, random_policy_table, ref_path
+from conftest import ALL_GAMES, path_at, random_policy_table, ref_path, slow
 from mfax.dynamics import population_rollout, push_forward, rollout_batch, sample_noise
 from mfax.policies import Tabular, Uniform
 from reference_games import ref_beach_bar, ref_linear_quadratic
@@ -34,6 +34,7 @@ def test_mass_is_conserved_and_non_negative(name, seed):
     check_mass(GAMES[name], seed)
 
 
+@pytest.mark.slow
 @settings(max_examples=3)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_mass_is_conserved_and_non_negative_macro(seed):
@@ -41,7 +42,7 @@ def test_mass_is_conserved_and_non_negative_macro(seed):
     check_mass(GAMES["macro"], seed)
 
 
-@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar", "sis", "macro"])
+@pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), "sis", slow("macro")])
 def test_dense_and_scatter_push_forward_agree(name):
     game = mfax.make("macro", num_wealth=20) if name == "macro" else GAMES[name]
     noise = game.sample_noise(jax.random.key(0))
@@ -57,7 +58,7 @@ def test_dense_and_scatter_push_forward_agree(name):
 
 @pytest.mark.parametrize(
     ("name", "params"),
-    [("beach_bar", {}), ("beach_bar", {"num_states": 7, "max_action": 3}), ("macro", {})],
+    [("beach_bar", {}), ("beach_bar", {"num_states": 7, "max_action": 3}), slow("macro", {})],
 )
 def test_two_stage_push_forward_equals_the_flattened_kernel(name, params):
     """Pushing a two-stage kernel through its intermediate states moves the same mass
@@ -105,7 +106,7 @@ def test_rollout_matches_reference_rollout(name, params, ref_factory):
 N_AGENTS = 100_000
 
 
-@pytest.mark.parametrize("name", ALL_GAMES)
+@pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), "sis", slow("macro")])
 def test_sampled_population_tracks_exact_push_forward(name):
     game = GAMES[name]
     noise = game.sample_noise(jax.random.key(11))
@@ -119,6 +120,7 @@ def test_sampled_population_tracks_exact_push_forward(name):
     assert np.isfinite(np.asarray(sampled.rewards)).all()
 
 
+@pytest.mark.slow
 def test_population_error_shrinks_like_one_over_sqrt_n():
     """10x more agents -> TV about sqrt(10) ~ 3.2x smaller (averaged over t and seeds)."""
     game = GAMES["beach_bar"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mfax
-from conftest import ALL_GAMES, dense_kernel, path_at, random_policy_table
+from conftest import dense_kernel, path_at, random_policy_table, slow
 from mfax.dynamics import agent_returns, enumerate_noise, noise_batch, rollout_batch, sample_noise
 from mfax.evaluation import best_response_value, evaluate, info_best_response_value, policy_value
 from mfax.games import reward_matrix
@@ -19,7 +19,7 @@ from reference_games import exploitability as ref_exploitability
 from reference_games import ref_beach_bar, ref_linear_quadratic, uniform_policy
 
 
-@pytest.mark.parametrize("name", ALL_GAMES)
+@pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), slow("macro"), "sis"])
 def test_policy_value_matches_monte_carlo_agents(name):
     """sum_s mu0 V0 by recursion vs the mean return of 40k simulated agents along the
     same mean-field path: within 4 standard errors of the Monte Carlo mean."""
@@ -35,7 +35,7 @@ def test_policy_value_matches_monte_carlo_agents(name):
     assert abs(returns.mean() - exact) <= 4 * stderr + 1e-4 * abs(exact), (returns.mean(), exact, stderr)
 
 
-@pytest.mark.parametrize("name", ALL_GAMES)
+@pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), slow("macro"), "sis"])
 def test_best_response_dominates_policy_in_every_state(name):
     game = mfax.make(name)
     batch = sample_noise(game, jax.random.key(0), 4)
@@ -150,7 +150,7 @@ def test_sampled_macro_has_no_information_consistent_figure():
     ("name", "params", "ref_factory"),
     [
         ("linear_quadratic", {}, ref_linear_quadratic),
-        ("beach_bar", {}, ref_beach_bar),
+        slow("beach_bar", {}, ref_beach_bar),
         ("beach_bar", {"num_states": 31, "horizon": 12}, ref_beach_bar),
     ],
 )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mfax
-from conftest import ALL_GAMES, dense_kernel, path_at, ref_path
+from conftest import ALL_GAMES, dense_kernel, path_at, ref_path, slow
 from mfax.games import GameError, describe, parse_value
 from reference_games import ref_beach_bar, ref_linear_quadratic, ref_macro
 
@@ -67,7 +67,7 @@ REFERENCE_CASES = [
     ("linear_quadratic", {"num_states": 12, "idiosyncratic_noise": False}, ref_linear_quadratic),
     ("beach_bar", {}, ref_beach_bar),
     ("beach_bar", {"num_states": 21, "idiosyncratic_noise": False}, ref_beach_bar),
-    ("macro", {"num_wealth": 30, "horizon": 6}, ref_macro),
+    slow("macro", {"num_wealth": 30, "horizon": 6}, ref_macro),
     ("macro", {"num_wealth": 12, "num_income": 3, "idiosyncratic_noise": False, "crra": 1.0}, ref_macro),
 ]
 
@@ -178,9 +178,9 @@ def test_macro_empty_economy_has_finite_rewards():
 @pytest.mark.parametrize(
     "params",
     [
-        {},
+        slow({}),
         {"num_wealth": 7, "wealth_max": 3.0, "grid_pivot": 2.0},
-        {"num_wealth": 2},
+        slow({"num_wealth": 2}),
         {"num_wealth": 1000, "grid_pivot": 0.01},
     ],
 )

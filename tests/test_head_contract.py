@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import slow
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer
 from mfax.solvers.momd import policy_log_probs, softmax_q_policy, transitions
@@ -37,9 +38,9 @@ GAMES = {
     "beta": ("macro", {"num_wealth": 12, "num_income": 3, "horizon": 6}),
 }
 CASES = [
-    ("ippo", "discrete"),
-    ("ippo", "beta"),
-    ("rippo", "discrete"),
+    slow("ippo", "discrete"),
+    slow("ippo", "beta"),
+    slow("rippo", "discrete"),
     ("rippo", "beta"),
     ("momd", "discrete"),  # M-OMD's Q-network always has a discrete head (one output per action)
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_NETWORK
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import train
@@ -37,9 +38,8 @@ def test_console_script_help_and_eval():
 
 @pytest.mark.smoke
 def test_resume_from_checkpoint_with_progress_bar_and_tensorboard(tmp_path, capsys):
-    small = dict(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=8)
     config = TrainConfig(
-        game="linear_quadratic", algo="spg", iterations=2, eval_every=1, hparams=small, log_to=["tensorboard"]
+        game="linear_quadratic", algo="spg", iterations=2, eval_every=1, hparams=TINY_NETWORK, log_to=["tensorboard"]
     )
     out = tmp_path / "run"
     train(config, out, progress=True, stop_after=1)

@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import SMALL_NETWORK as SMALL
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.rundir import RunDir
 from mfax.run.train import Trainer, train
 from mfax.solvers.momd import Transitions, munchausen_target, q_values, transitions
 from mfax.solvers.sampled import collect
 
-SMALL = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
 SHORT = {
     "linear_quadratic": dict(params={}, iterations=30),
     "beach_bar": dict(params={"num_states": 41, "horizon": 16}, iterations=40),
@@ -53,6 +53,7 @@ def test_munchausen_target_matches_hand_computation():
     assert soft0 == pytest.approx(tau * np.log(np.exp(q_next[0] / tau).sum()), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_restated_policy_is_softmax_of_q_over_tau_and_gives_the_agents_actions():
     config = resolve(
         TrainConfig(game="beach_bar", params={"num_states": 21, "horizon": 8}, algo="momd", iterations=2, hparams=SMALL)
@@ -76,6 +77,7 @@ def test_restated_policy_is_softmax_of_q_over_tau_and_gives_the_agents_actions()
     np.testing.assert_allclose(rows, jax.nn.softmax(q / tau, axis=-1), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHORT))
 def test_short_run_reduces_exploitability(tmp_path, name):
     """The mean over 4 seeds (side by side in one program): single seeds of these short

@@ -8,7 +8,12 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from mfax.run.rundir import RunDir
+
+# Three training processes, two of them joined through jax.distributed.
+pytestmark = pytest.mark.slow
 
 ARGS = [
     "train",

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SMALL_NETWORK as SMALL
+from conftest import slow
 from mfax.dynamics.population import sample_actions
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig, resolve
@@ -20,7 +22,6 @@ from mfax.run.train import Trainer, train
 from mfax.solvers.ppo import clipped_surrogate, entropy, gae
 from mfax.solvers.sampled import agent_log_probs, collect
 
-SMALL = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
 SHORT = {
     "linear_quadratic": dict(params={}, iterations=30),
     "beach_bar": dict(params={"num_states": 41, "horizon": 16}, iterations=40),
@@ -74,6 +75,7 @@ def test_huge_log_ratio_gives_finite_loss_and_gradient():
     assert float(grad[0]) == 0.0
 
 
+@pytest.mark.slow  # the default tier checks the restated rows in test_head_contract.py
 @pytest.mark.parametrize("algo", ["ippo", "rippo"])
 def test_restated_mean_field_policy_gives_the_agents_actions(algo):
     """Agents act with rows of the mean-field policy that gets scored: the log-probabilities
@@ -114,8 +116,15 @@ def test_restated_mean_field_policy_gives_the_agents_actions(algo):
     assert float(jnp.std(jnp.exp(logp))) > 0.02  # not a trivially uniform policy
 
 
-@pytest.mark.parametrize("algo", ["ippo", "rippo"])
-@pytest.mark.parametrize("name", sorted(SHORT))
+@pytest.mark.parametrize(
+    ("name", "algo"),
+    [
+        ("linear_quadratic", "ippo"),
+        slow("linear_quadratic", "rippo"),
+        slow("beach_bar", "ippo"),
+        slow("beach_bar", "rippo"),
+    ],
+)
 def test_short_run_reduces_exploitability(tmp_path, name, algo):
     spec = SHORT[name]
     config = TrainConfig(
@@ -147,6 +156,7 @@ def test_cli_trains_rippo_with_hyper_parameters(tmp_path):
     assert bad.exit_code != 0 and "multiples of minibatches" in bad.output
 
 
+@pytest.mark.slow
 def test_macro_trains_with_the_beta_head(tmp_path):
     """The macro game's default head is the Beta savings fraction evaluated on the grid,
     with 128 households per population; a run trains to the end with finite metrics and
@@ -175,6 +185,7 @@ def test_macro_trains_with_the_beta_head(tmp_path):
     assert all(np.isfinite(r["grad_norm"]) for r in rows if r["iteration"] > 0)
 
 
+@pytest.mark.slow  # the default tier resumes SPG (test_train.py) and continues M-OMD (test_momd.py)
 @pytest.mark.parametrize("algo", ["ippo", "rippo", "momd"])
 def test_resume_after_kill_equals_uninterrupted(tmp_path, algo):
     config = TrainConfig(

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
+from conftest import TINY_NETWORK
 from mfax.games import GameError
 from mfax.run import rundir as rundir_module
 from mfax.run.cli import app
@@ -26,9 +27,8 @@ from mfax.run.rundir import RunDir
 from mfax.run.train import load_policy, train
 
 runner = CliRunner()
-SMALL = dict(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=8)
 TINY = TrainConfig(
-    game="sis", algo="spg", iterations=4, eval_every=2, noise="sample", paths=4, eval_paths=4, hparams=SMALL
+    game="sis", algo="spg", iterations=4, eval_every=2, noise="sample", paths=4, eval_paths=4, hparams=TINY_NETWORK
 )
 TINY_FLAGS = ["--game", "sis", "--algo", "spg", "--iterations", "2", "--eval-every", "2", "--paths", "4"]
 QUIET = ["--no-progress", "--no-plots"]

@@ -9,6 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+# Each test trains or compiles in a subprocess with 4 forced CPU devices (minutes on 2 cores).
+pytestmark = pytest.mark.slow
+
 SCRIPT = textwrap.dedent(
     """
     import json, tempfile

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import mfax
+from conftest import slow
 from mfax.dynamics import enumerate_noise, rollout_batch, sample_noise
 from mfax.evaluation.objective import objective
 from mfax.policies.networks import NetworkPolicy
@@ -32,8 +33,15 @@ def _dot(a, b):
     return sum(float(jnp.sum(x * y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
-@pytest.mark.parametrize("recurrent", [False, True], ids=["spg", "rspg"])
-@pytest.mark.parametrize("name", ["beach_bar", "macro"])
+@pytest.mark.parametrize(
+    ("name", "recurrent"),
+    [
+        pytest.param("beach_bar", False, id="beach_bar-spg"),
+        slow("macro", False, id="macro-spg"),
+        slow("beach_bar", True, id="beach_bar-rspg"),
+        slow("macro", True, id="macro-rspg"),
+    ],
+)
 def test_structural_gradient_equals_finite_differences_of_exact_objective(recurrent, name):
     """d/dtheta of J = sum_i w_i mu0 V0 with the population path held fixed, against
     central differences along random directions (float64)."""
@@ -66,6 +74,7 @@ def test_structural_gradient_equals_finite_differences_of_exact_objective(recurr
             assert _dot(grads, direction) == pytest.approx(fd, rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_exact_and_sampled_noise_objectives_agree_in_expectation():
     """J and its gradient with enumerated noise vs the mean over 3000 sampled paths."""
     game, policy = _tiny(True)
@@ -136,6 +145,7 @@ def test_packed_draws_give_the_same_gradient_as_the_whole_support():
     assert bool(overflow)
 
 
+@pytest.mark.slow
 def test_train_step_with_packing_equals_train_step_without():
     from mfax.dynamics.noise import drawn_capacity, small_support
     from mfax.solvers.optim import optimizer

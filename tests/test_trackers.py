@@ -58,6 +58,7 @@ def _events(folder) -> dict[int, dict[str, float]]:
     return out
 
 
+@pytest.mark.slow  # the default tier logs to TensorBoard across a resume in test_installed.py
 @pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
 def test_tensorboard_mirrors_metrics_across_resume(tmp_path):
     config = TrainConfig(**BASE, seeds=2, log_to=["tensorboard"])

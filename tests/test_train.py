@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SMALL_NETWORK as SMALL
+from conftest import slow
 from mfax.games import GameError
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig
@@ -21,7 +23,6 @@ from mfax.run.rundir import RunDir
 from mfax.run.train import TrainingDiverged, train
 
 runner = CliRunner()
-SMALL = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embed=16, mlp_width=32)
 
 # Short runs on every game (smaller grids for the test budget; same code paths).
 SHORT = {
@@ -30,14 +31,18 @@ SHORT = {
     "macro": dict(params={"num_wealth": 40, "horizon": 32}, iterations=20, lr=[1e-2]),
     "sis": dict(params={}, iterations=30, lr=[1e-2]),
 }
+FAST = {("linear_quadratic", "spg"), ("sis", "rspg")}  # the default tier's runs; the others are slow
 
 
 def _metrics(run_dir, drop=("wall_clock_s",)):
     return [{k: v for k, v in row.items() if k not in drop} for row in RunDir(run_dir).read_metrics()]
 
 
-@pytest.mark.parametrize("algo", ["spg", "rspg"])
-@pytest.mark.parametrize("name", sorted(SHORT))
+@pytest.mark.parametrize(
+    ("name", "algo"),
+    [("linear_quadratic", "spg"), ("sis", "rspg")]
+    + [slow(name, algo) for name in sorted(SHORT) for algo in ("spg", "rspg") if (name, algo) not in FAST],
+)
 def test_short_run_reduces_exploitability(tmp_path, name, algo):
     spec = SHORT[name]
     config = TrainConfig(
@@ -99,6 +104,7 @@ def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(r["exploitability"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_killed_training_leaves_usable_checkpoint_and_resumes(tmp_path):
     """A real SIGKILL in the middle of training, then --resume to the end."""
     out = tmp_path / "killed"
@@ -143,6 +149,7 @@ def test_killed_training_leaves_usable_checkpoint_and_resumes(tmp_path):
     assert iterations == sorted(set(iterations)) and iterations[-1] == 400
 
 
+@pytest.mark.slow
 def test_learned_best_response_brackets_information_consistent_exploitability(tmp_path):
     out = tmp_path / "lq"
     config = TrainConfig(game="linear_quadratic", iterations=10, eval_every=10, hparams=SMALL, lr=[1e-2])
