@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import mfax
+from conftest import slow
 from mfax import params
 from mfax.dynamics import rollout_batch
 from mfax.evaluation.values import best_response_value, policy_value
@@ -100,7 +101,9 @@ def _build(name: str, **values):
     return mfax.games.game_class(name)(**{**SMALL[name], **values})
 
 
-@pytest.mark.parametrize("name", sorted(SWEEPS))
+# the sweep of every traced parameter (below) covers each game; one game's sweep of its
+# headline parameter (macro's crra) runs by default, the others in the slow tier
+@pytest.mark.parametrize("name", [n if n == "macro" else slow(n) for n in sorted(SWEEPS)])
 def test_a_sweep_of_one_traced_parameter_is_one_program_with_each_games_values(name):
     key, values = SWEEPS[name]
     with jax.enable_x64(True):
