@@ -143,6 +143,7 @@ def test_tiny_linear_quadratic_matches_brute_force_equilibrium():
         assert np.min(np.abs(returns - float(ret(table[0])))) < 1e-4, algo
 
 
+@pytest.mark.slow
 def test_tiny_sis_matches_brute_force_equilibrium():
     """2 states, 2 actions, 3 days: the susceptible's probability of staying home at
     t = 0 and t = 1 on a 0.01 grid (infected agents and the last day: going out is

@@ -42,7 +42,7 @@ CASES = [
     slow("ippo", "beta"),
     slow("rippo", "discrete"),
     ("rippo", "beta"),
-    ("momd", "discrete"),  # M-OMD's Q-network always has a discrete head (one output per action)
+    slow("momd", "discrete"),  # M-OMD's Q-network always has a discrete head (one output per action)
 ]
 
 

@@ -141,6 +141,7 @@ def test_short_run_reduces_exploitability(tmp_path, name, algo):
     assert summary["final_exploitability_info"] < 0.8 * summary["initial_exploitability"], summary
 
 
+@pytest.mark.slow
 def test_cli_trains_rippo_with_hyper_parameters(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--algo", "rippo", "--game", "beach_bar", "--set", "num_states=15", "--set", "horizon=6"]

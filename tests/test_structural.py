@@ -97,6 +97,7 @@ def test_exact_and_sampled_noise_objectives_agree_in_expectation():
     assert cosine > 0.98, cosine
 
 
+@pytest.mark.slow
 def test_sampled_draws_on_small_support_are_the_same_estimator():
     """Counts over the support == the explicit batch of drawn paths (same picks)."""
     from mfax.dynamics.noise import draw_noise, small_support

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import slow
 from mfax.errors import GameError
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig, resolve
@@ -25,7 +26,7 @@ def _rows(out):
     return [{k: v for k, v in r.items() if k != "wall_clock_s"} for r in RunDir(out).read_metrics()]
 
 
-@pytest.mark.parametrize("algo", ["spg", "fp"])
+@pytest.mark.parametrize("algo", ["spg", slow("fp")])
 def test_a_sweep_is_one_program_and_each_run_is_its_value_alone(tmp_path, algo):
     """Structural and classical (whose table policy reads each run's own observations)."""
     hparams = SMALL if algo == "spg" else {}

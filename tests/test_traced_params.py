@@ -101,9 +101,9 @@ def _build(name: str, **values):
     return mfax.games.game_class(name)(**{**SMALL[name], **values})
 
 
-# the sweep of every traced parameter (below) covers each game; one game's sweep of its
-# headline parameter (macro's crra) runs by default, the others in the slow tier
-@pytest.mark.parametrize("name", [n if n == "macro" else slow(n) for n in sorted(SWEEPS)])
+# the sweep of every traced parameter at once (below) covers each game by default; the
+# one-parameter sweeps run in the slow tier
+@pytest.mark.parametrize("name", [slow(n) for n in sorted(SWEEPS)])
 def test_a_sweep_of_one_traced_parameter_is_one_program_with_each_games_values(name):
     key, values = SWEEPS[name]
     with jax.enable_x64(True):

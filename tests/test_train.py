@@ -80,6 +80,7 @@ def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tmp_p
     assert _metrics(tmp_path / "c") == _metrics(tmp_path / "a")
 
 
+@pytest.mark.slow
 def test_vmapped_runs_match_single_runs(tmp_path):
     """Two seeds x two learning rates in one program == the four runs on their own."""
     base = dict(game="sis", iterations=6, eval_every=3, hparams=SMALL, noise="sample", paths=8)
@@ -202,6 +203,7 @@ def test_train_cli_writes_run_directory_and_plots(tmp_path):
     assert again.exit_code == 2 and "already holds a run" in again.stderr
 
 
+@pytest.mark.slow
 def test_macro_plots(tmp_path):
     out = tmp_path / "macro"
     config = TrainConfig(
