@@ -100,6 +100,7 @@ def test_short_run_reduces_exploitability(tmp_path, name):
     assert summary["final_exploitability_info"] < 0.8 * summary["initial_exploitability"], summary
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_continues_bit_for_bit(tmp_path):
     """The replay buffer, the return scale and the optimiser state survive the driver's
     checkpoint: 2 + (save, load) + 2 iterations == 4 iterations."""

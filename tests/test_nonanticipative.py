@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mfax
-from conftest import random_policy_table
+from conftest import random_policy_table, slow
 from mfax.dynamics import enumerate_noise, rollout_batch
 from mfax.evaluation import evaluate
 from mfax.evaluation.nonanticipative import (
@@ -56,7 +56,7 @@ def test_sis_lockdown_information_consistent_is_strictly_below_nonanticipative()
 @pytest.mark.parametrize(
     ("name", "params"),
     [
-        ("beach_bar", {"num_states": 5, "max_action": 1, "horizon": 3}),
+        slow("beach_bar", {"num_states": 5, "max_action": 1, "horizon": 3}),
         (
             "linear_quadratic",
             {"num_states": 5, "max_action": 1, "horizon": 3, "shift": 2.0, "shift_until": 1, "shift_from": 1},
