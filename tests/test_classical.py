@@ -57,8 +57,8 @@ def _uniform_exploitability(game) -> float:
     "name,params,algo,iterations,lr",
     [
         ("linear_quadratic", dict(common_noise=False), "fp", 30, 0.0),
-        ("linear_quadratic", dict(common_noise=False), "omd", 100, 1.0),
-        ("beach_bar", dict(common_noise=False, **SMALL_BEACH), "fp", 30, 0.0),
+        slow("linear_quadratic", dict(common_noise=False), "omd", 100, 1.0),
+        slow("beach_bar", dict(common_noise=False, **SMALL_BEACH), "fp", 30, 0.0),
         ("beach_bar", dict(common_noise=False, **SMALL_BEACH), "omd", 100, 10.0),
     ],
 )
@@ -204,7 +204,7 @@ def _reference_fp(game, path, updates: int, *, initial: str, ties: str) -> np.nd
     [
         ("linear_quadratic", "replace", "split"),
         ("linear_quadratic", "average", "first"),
-        ("linear_quadratic", "average", "split"),
+        slow("linear_quadratic", "average", "split"),
         slow("beach_bar", "replace", "split"),
         slow("beach_bar", "average", "first"),
         slow("beach_bar", "average", "split"),

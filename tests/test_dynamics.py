@@ -58,7 +58,7 @@ def test_dense_and_scatter_push_forward_agree(name):
 
 @pytest.mark.parametrize(
     ("name", "params"),
-    [("beach_bar", {}), ("beach_bar", {"num_states": 7, "max_action": 3}), slow("macro", {})],
+    [slow("beach_bar", {}), ("beach_bar", {"num_states": 7, "max_action": 3}), slow("macro", {})],
 )
 def test_two_stage_push_forward_equals_the_flattened_kernel(name, params):
     """Pushing a two-stage kernel through its intermediate states moves the same mass

@@ -65,7 +65,7 @@ REFERENCE_CASES = [
     ("linear_quadratic", {}, ref_linear_quadratic),
     ("linear_quadratic", {"num_states": 15, "shift": 3.0, "rho": 0.3}, ref_linear_quadratic),
     ("linear_quadratic", {"num_states": 12, "idiosyncratic_noise": False}, ref_linear_quadratic),
-    ("beach_bar", {}, ref_beach_bar),
+    slow("beach_bar", {}, ref_beach_bar),
     ("beach_bar", {"num_states": 21, "idiosyncratic_noise": False}, ref_beach_bar),
     slow("macro", {"num_wealth": 30, "horizon": 6}, ref_macro),
     ("macro", {"num_wealth": 12, "num_income": 3, "idiosyncratic_noise": False, "crra": 1.0}, ref_macro),
@@ -181,7 +181,7 @@ def test_macro_empty_economy_has_finite_rewards():
         slow({}),
         {"num_wealth": 7, "wealth_max": 3.0, "grid_pivot": 2.0},
         slow({"num_wealth": 2}),
-        {"num_wealth": 1000, "grid_pivot": 0.01},
+        slow({"num_wealth": 1000, "grid_pivot": 0.01}),
     ],
 )
 def test_macro_wealth_locate_is_a_search_of_the_grid(params):
