@@ -113,6 +113,19 @@ def train_mesh(devices: int | None, num_runs: int) -> Mesh | None:
     return make_mesh(devices, num_runs, shard_runs=jax.process_count() == 1)
 
 
+def run_to_host(tree, r: int):
+    """Run ``r`` (index ``r`` of the leading axis) of every leaf as a numpy array on this
+    host: sliced where it lies when the array is on this host, so only that run moves;
+    arrays spread over hosts are fetched whole first (:func:`to_host`)."""
+
+    def one(x):
+        if not isinstance(x, jax.Array) or x.is_fully_addressable:
+            return np.asarray(x[r])
+        return to_host(x)[r]
+
+    return jax.tree.map(one, tree)
+
+
 def to_host(tree):
     """Every leaf as a numpy array on this host, also for arrays spread over hosts
     (replicated ones are read from a local copy, split ones are gathered)."""

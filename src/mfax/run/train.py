@@ -32,7 +32,7 @@ from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
 from mfax.run.rundir import RunDir
 from mfax.run.trackers import open_trackers
-from mfax.sharding import is_main_process, make_mesh, place_runs, to_host, train_mesh
+from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
 from mfax.solvers import Solver, driver, solver_spec
 from mfax.solvers.base import Setting
 
@@ -108,8 +108,8 @@ class Trainer:
     def policy(self, states, r: int) -> Policy:
         # a sweep: run r's solver has run r's game (a table policy reads its observations)
         solver = self.solver if len(self.games) == 1 else eqx.tree_at(lambda s: s.game, self.solver, self.game_of(r))
-        # fetched to the host: the policy is then free of the training mesh's layout
-        return solver.policy(jax.tree.map(lambda x: jnp.asarray(x[r]), to_host(states)))
+        # run r alone fetched to the host: the policy is then free of the training mesh's layout
+        return solver.policy(jax.tree.map(jnp.asarray, run_to_host(states, r)))
 
     def evaluate_run(self, states, r: int) -> dict[str, Any]:
         result = evaluate(self.game_of(r), self.policy(states, r), self.eval_noise_of(r), mesh=self.eval_mesh)
