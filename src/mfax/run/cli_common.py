@@ -11,9 +11,9 @@ from contextlib import contextmanager
 
 import typer
 
-from mfax import params
 from mfax.errors import GameError, MfaxError
-from mfax.games import game_class, parse_value
+from mfax.games import parse_value
+from mfax.run.config import is_list_param
 from mfax.solvers import solver_spec
 
 
@@ -48,16 +48,11 @@ def parse_overrides(game: str, items: list[str], sweep: bool = False) -> dict:
     :attr:`mfax.run.config.TrainConfig.param_sets`)."""
     out = {}
     for key, value in _pairs("--set", items):
-        if sweep and "," in value and not _is_list_param(game, key):
+        if sweep and "," in value and not is_list_param(game, key):
             out[key] = [parse_value(game, key, part) for part in value.split(",")]
         else:
             out[key] = parse_value(game, key, value)
     return out
-
-
-def _is_list_param(game: str, key: str) -> bool:
-    field = params.fields_of(game_class(game)).get(key)
-    return field is not None and isinstance(field.default, tuple)
 
 
 def parse_hparams(algo: str, items: list[str]) -> dict:

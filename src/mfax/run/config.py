@@ -81,7 +81,7 @@ class TrainConfig:
     def param_sets(self) -> list[dict[str, Any]]:
         """The game's parameters of each run: a list value sweeps that parameter (every
         combination of the swept values, the last key varying fastest)."""
-        swept = {k: v for k, v in self.params.items() if isinstance(v, list) and not _tuple_param(self.game, k)}
+        swept = self.swept()
         fixed = {k: v for k, v in self.params.items() if k not in swept}
         return [{**fixed, **dict(zip(swept, combo, strict=True))} for combo in itertools.product(*swept.values())]
 
@@ -102,7 +102,7 @@ class TrainConfig:
 
     def swept(self) -> dict[str, list]:
         """The swept game parameters and their values (empty: no sweep)."""
-        return {k: v for k, v in self.params.items() if isinstance(v, list) and not _tuple_param(self.game, k)}
+        return {k: v for k, v in self.params.items() if isinstance(v, list) and not is_list_param(self.game, k)}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,7 +115,7 @@ class TrainConfig:
         path.write_text(self.to_json())
 
 
-def _tuple_param(game: str, key: str) -> bool:
+def is_list_param(game: str, key: str) -> bool:
     """Whether the game's parameter ``key`` is itself a list of numbers (a list value is
     then its value, not a sweep)."""
     try:
