@@ -34,6 +34,16 @@ def param(default: Any, help: str, traced: bool = False) -> Any:
     return eqx.field(default=default, static=not traced, metadata={"help": help, "traced": traced})
 
 
+def override(base: type, name: str, default: Any) -> Any:
+    """A subclass's own default for the parameter ``name`` that ``base`` declares: the
+    same help text and role, another default."""
+    declared = fields_of(base)
+    if name not in declared:
+        raise TypeError(f"{base.__name__} declares no parameter {name!r}")
+    meta = declared[name].metadata
+    return param(default, meta["help"], meta["traced"])
+
+
 def fields_of(cls: type) -> dict[str, dataclasses.Field]:
     """The declared parameters of a class: its own first, in declaration order, then
     those it inherits, nearest base first (a solver's own before the network's and the

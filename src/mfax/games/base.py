@@ -55,9 +55,16 @@ from equinox import AbstractClassVar, AbstractVar
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax.errors import GameError  # re-exported: mfax.games.base.GameError stays importable
+from mfax.params import param
 
 Noise = Any
 """A game-specific pytree holding one episode's common noise (leading axes: none)."""
+MeanField = Float[Array, " n"]
+"""A distribution over the ``n`` individual states."""
+Rewards = Float[Array, "n m"]
+"""One reward per (state, action)."""
+Step = Int[Array, ""]
+"""A time step ``t``: a traced int32 scalar."""
 
 
 class Spread(NamedTuple):
@@ -220,21 +227,9 @@ class Game(eqx.Module):
     def kernel(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> Kernel: ...
 
     @abc.abstractmethod
-    def reward(
-        self,
-        mu: Float[Array, " n"],
-        mu_next: Float[Array, " n"],
-        noise: Noise,
-        t: Int[Array, ""],
-    ) -> Float[Array, "n m"]: ...
+    def reward(self, mu: MeanField, mu_next: MeanField, noise: Noise, t: Step) -> Rewards: ...
 
-    def terminal_reward(
-        self,
-        mu: Float[Array, " n"],
-        mu_next: Float[Array, " n"],
-        noise: Noise,
-        t: Int[Array, ""],
-    ) -> Float[Array, "n m"]:
+    def terminal_reward(self, mu: MeanField, mu_next: MeanField, noise: Noise, t: Step) -> Rewards:
         """The reward at ``t = T - 1``, replacing the step reward. Default: the step reward."""
         return self.reward(mu, mu_next, noise, t)
 
@@ -262,6 +257,18 @@ class Game(eqx.Module):
         ``probs`` ``(T, n, m)`` the policy ``pi_0..pi_{T-1}``, ``noise`` the path (no
         leading axis). Default: none (``[]``)."""
         return []
+
+
+def discount(default: float) -> Any:
+    """The field declaring a game's discount factor ``gamma``: traced, in ``(0, 1]``
+    (checked by :class:`Game` for every game)."""
+    return param(default, "discount factor in (0, 1]", traced=True)
+
+
+def moves(default: int) -> Any:
+    """The field declaring ``max_action`` for a game whose actions are the integer moves
+    ``-max_action..max_action`` on a line of states (``n_actions = 2 max_action + 1``)."""
+    return param(default, "actions are the integer moves -max_action..max_action")
 
 
 def refuse_concrete_bases(cls: type, root: type, what: str) -> None:

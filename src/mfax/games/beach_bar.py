@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, Spread, check, check_probabilities
+from mfax.games.base import Game, Kernel, NoiseSupport, Spread, check, check_probabilities, discount, moves
 from mfax.params import param
 
 
@@ -38,9 +38,9 @@ class BeachBar(Game):
     name: ClassVar[str] = "beach_bar"
 
     num_states: int = param(101, "number of beach positions (states 0..num_states-1)")
-    max_action: int = param(5, "actions are the moves -max_action..max_action")
+    max_action: int = moves(5)
     horizon: int = param(30, "number of decision steps T (the bar may close at T//2)")
-    gamma: float = param(0.99, "discount factor in (0, 1]", traced=True)
+    gamma: float = discount(0.99)
     idiosyncratic_probs: tuple[float, ...] = param(
         (0.05, 0.1, 0.7, 0.1, 0.05),
         "probabilities of the offsets -w..w (odd length, sums to 1; static: the length fixes the kernel's shape)",

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check
+from mfax.games.base import Game, Kernel, NoiseSupport, check, discount, moves
 from mfax.params import param
 
 
@@ -39,9 +39,9 @@ class LinearQuadratic(Game):
     name: ClassVar[str] = "linear_quadratic"
 
     num_states: int = param(99, "number of grid points (states 0..num_states-1)")
-    max_action: int = param(3, "actions are the integer moves -max_action..max_action")
+    max_action: int = moves(3)
     horizon: int = param(30, "number of decision steps T")
-    gamma: float = param(0.99, "discount factor in (0, 1]", traced=True)
+    gamma: float = discount(0.99)
     kappa: float = param(0.5, "weight of the distance-to-mean penalty", traced=True)
     c_action: float = param(0.5, "quadratic cost of moving", traced=True)
     q: float = param(0.1, "cross term weight q a (m - s)", traced=True)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, check, check_probabilities
+from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, check, check_probabilities, discount
 from mfax.params import param
 
 
@@ -47,7 +47,7 @@ class Macro(Game):
         20, "actions a = (k + 0.5) / num_actions: the fraction of cash on hand consumed (1 - a is saved)"
     )
     horizon: int = param(128, "number of decision steps T")
-    gamma: float = param(0.95, "discount factor in (0, 1]", traced=True)
+    gamma: float = discount(0.95)
     wealth_max: float = param(99.0, "largest wealth grid point (static, as every grid parameter: numpy builds grids)")
     income_min: float = param(0.1, "smallest income grid point")
     income_max: float = param(2.0, "largest income grid point")

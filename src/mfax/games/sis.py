@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check
+from mfax.games.base import Game, Kernel, NoiseSupport, check, discount
 from mfax.params import param
 
 
@@ -49,7 +49,7 @@ class SIS(Game):
     name: ClassVar[str] = "sis"
 
     horizon: int = param(8, "number of days T (exact noise enumerates 2 * 2^T paths)")
-    gamma: float = param(1.0, "discount factor in (0, 1]", traced=True)
+    gamma: float = discount(1.0)
     initial_infected: float = param(0.2, "infected share at t = 0", traced=True)
     beta_mild: float = param(0.4, "transmission rate in the mild regime", traced=True)
     beta_severe: float = param(0.9, "transmission rate in the severe regime", traced=True)

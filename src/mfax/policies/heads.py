@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -93,15 +94,10 @@ def mlp_hidden(pre: Float[Array, "*r w"], hidden_w: Float[Array, "w w"], hidden_
     return jax.nn.relu(jax.nn.relu(pre) @ hidden_w.T + hidden_b)
 
 
-def per_state_mlp(
-    pre: Float[Array, "*r w"],
-    hidden_w: Float[Array, "w w"],
-    hidden_b: Float[Array, " w"],
-    out_w: Float[Array, "k w"],
-    out_b: Float[Array, " k"],
-) -> Float[Array, "*r k"]:
-    """The head's raw outputs from the first layer's pre-activation ``pre`` (any rows)."""
-    return mlp_hidden(pre, hidden_w, hidden_b) @ out_w.T + out_b
+def per_state_mlp(pre: Float[Array, "*r w"], hidden: eqx.nn.Linear, out: eqx.nn.Linear) -> Float[Array, "*r k"]:
+    """The head's raw outputs from the first layer's pre-activation ``pre`` (any rows),
+    through its ``hidden`` (``w -> w``) and ``out`` (``w -> k``) layers."""
+    return mlp_hidden(pre, hidden.weight, hidden.bias) @ out.weight.T + out.bias
 
 
 def first_pre_activation(table: Float[Array, "n w"], a: Float[Array, "B w"]) -> Float[Array, "rows w"]:

@@ -39,7 +39,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax.games.base import Game, check
-from mfax.params import param
+from mfax.params import override, param
 from mfax.policies.heads import per_state_mlp
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.solvers.base import Metrics, Setting, Solver, register_variants
@@ -60,12 +60,14 @@ class PPOParams(SampledParams, PolicyParams, OptimParams):
     populations', the networks' (actor and critic share the sizes) and the optimiser's."""
 
     minibatches: int = param(2, "groups of whole population sequences per pass; epochs = updates / minibatches")
+    # the optimiser's defaults of the published PPO baselines
+    max_grad_norm: float = override(OptimParams, "max_grad_norm", 0.5)
+    adam_eps: float = override(OptimParams, "adam_eps", 1e-5)
+    # the loss
     clip_eps: float = param(0.2, "PPO ratio clipping epsilon")
     gae_lambda: float = param(0.95, "GAE lambda")
     entropy_coef: float = param(0.01, "entropy bonus weight (published sweep: 0.001, 0.01, 0.1)")
     value_coef: float = param(0.5, "value-loss weight")
-    max_grad_norm: float = param(0.5, "global-norm gradient clipping")
-    adam_eps: float = param(1e-5, "Adam's epsilon")
 
     def __check_init__(self):
         check(self.minibatches >= 1, f"PPO hyper-parameter minibatches must be >= 1, got {self.minibatches}")
@@ -184,7 +186,7 @@ class Critic(eqx.Module):
         w = self.first.weight
         s_dim = x.shape[-1]
         pre = x @ w[:, :s_dim].T + (h @ w[:, s_dim:].T + self.first.bias)[..., None, :]
-        return per_state_mlp(pre, self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias)[..., 0]
+        return per_state_mlp(pre, self.hidden, self.out)[..., 0]
 
 
 # -- training state and one iteration --------------------------------------------------

@@ -95,7 +95,7 @@ def agent_head(net: NetworkPolicy, g: Float[Array, "*b gd"], states: Int[Array, 
     a = g @ net.aggregate_proj.weight.T + net.aggregate_proj.bias  # (*b, w)
     few = states.shape[-1] < table.shape[0]
     pre = (table[states] if few else table) + a[..., None, :]  # (*b, N or n, w)
-    y = per_state_mlp(pre, net.hidden.weight, net.hidden.bias, net.out.weight, net.out.bias)
+    y = per_state_mlp(pre, net.hidden, net.out)
     return y if few else jnp.take_along_axis(y, states[..., None], axis=-2)
 
 
