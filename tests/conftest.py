@@ -47,6 +47,14 @@ SMALL_NETWORK = dict(obs_embed=32, gru_hidden=32, state_embed=16, aggregate_embe
 TINY_NETWORK = dict(obs_embed=8, gru_hidden=8, state_embed=8, aggregate_embed=8, mlp_width=8)
 
 
+def one_error_line(result, message: str) -> str:
+    """The one ``mfax: error:`` line (holding ``message``) of a command that exit 2 ended."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mfax: error: ") and message in lines[0], result.stderr
+    return lines[0]
+
+
 def slow(*values, **kwargs):
     """A ``parametrize`` entry that runs in the slow tier only (``pytest -m slow``): a
     repeated variant of a behaviour that a cheaper entry already checks by default."""

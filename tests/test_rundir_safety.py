@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY_NETWORK
+from conftest import TINY_NETWORK, one_error_line
 from mfax.games import GameError
 from mfax.run import rundir as rundir_module
 from mfax.run.cli import app
@@ -47,13 +47,6 @@ def run_copy(half_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(half_run, out)
     return out
-
-
-def one_error_line(result, message: str) -> str:
-    assert result.exit_code == 2, (result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("mfax: error: ") and message in lines[0], result.stderr
-    return lines[0]
 
 
 def tree(root) -> dict[str, bytes]:

@@ -1,4 +1,9 @@
-"""Registry of games: names -> game classes, with validated parameters."""
+"""Registry of games: names -> game classes, with validated parameters.
+
+A game is named by a *reference*: a registered name (``beach_bar``), an installed
+plug-in's name (entry point group ``mfax.games``), ``package.module:Class`` or
+``path/to/file.py:Class`` (:mod:`mfax.games.plugins`). Every function here takes one.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ from typing import Any
 
 from mfax import params
 from mfax.errors import GameError
+from mfax.games import plugins
 from mfax.games.base import Game
 from mfax.games.validate import validate_game
 
 _GAMES: dict[str, type[Game]] = {}
+GROUP = "mfax.games"
 
 
 def register(game_cls: type[Game]) -> type[Game]:
@@ -21,17 +28,48 @@ def register(game_cls: type[Game]) -> type[Game]:
 
 
 def game_names() -> list[str]:
+    """The registered games' names (built in, or registered in this process)."""
     return sorted(_GAMES)
 
 
-def game_class(name: str) -> type[Game]:
-    if name not in _GAMES:
-        raise GameError(f"unknown game {name!r}; allowed: {', '.join(game_names())}")
-    return _GAMES[name]
+def plugin_games() -> dict[str, str]:
+    """Installed plug-in games not shadowed by a registered name: name -> origin."""
+    return {name: plugins.origin(ep) for name, ep in plugins.entry_points(GROUP).items() if name not in _GAMES}
+
+
+def is_builtin(ref: str) -> bool:
+    """Whether ``ref`` names a registered game (no user code is loaded for it)."""
+    return ref in _GAMES
+
+
+def game_class(ref: str) -> type[Game]:
+    """The game class a reference names (see the module docstring); one-line errors."""
+    if ref in _GAMES:
+        return _GAMES[ref]
+    if plugins.is_reference(ref):
+        return _checked(plugins.load(ref, "game"), ref)
+    installed = plugins.entry_points(GROUP)
+    if ref in installed:
+        return _checked(plugins.load_entry_point(installed[ref], "game"), ref)
+    names = ", ".join([*game_names(), *sorted(set(installed) - set(_GAMES))])
+    raise GameError(f"unknown game {ref!r}; allowed: {names}, or a game class as {plugins.FORMS}")
+
+
+def _checked(obj: Any, ref: str) -> type[Game]:
+    """``obj`` if it is a concrete game class, else a one-line error naming what it is."""
+    if not (isinstance(obj, type) and issubclass(obj, Game)):
+        kind = f"class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+        raise GameError(f"game {ref!r} is {kind}, not a game (a subclass of mfax.games.Game)")
+    missing = sorted({*obj.__abstractmethods__, *obj.__abstractvars__, *obj.__abstractclassvars__})
+    if missing:
+        raise GameError(f"game {ref!r} is abstract: it does not define {', '.join(missing)}")
+    return obj
 
 
 def make(name: str, **values: Any) -> Game:
-    """Build a registered game with published defaults overridden by ``values``.
+    """Build a game with its defaults overridden by ``values``; ``name`` is any game
+    reference (a registered name, a plug-in's, ``package.module:Class``,
+    ``path/to/file.py:Class``).
 
     >>> import mfax
     >>> game = mfax.make("beach_bar", common_noise=False, num_states=51)

@@ -19,11 +19,14 @@ import typer
 from mfax import params
 from mfax.errors import GameError
 from mfax.games import describe, game_class, game_names, make
+from mfax.games.plugins import short_name
+from mfax.games.registry import plugin_games
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
+from mfax.solvers.base import plugin_solvers
 
 _CFG = TrainConfig()  # the defaults ``mfax train --help`` shows
 
@@ -45,51 +48,95 @@ app = typer.Typer(
 )
 
 
+GAME_FORMS = (
+    "a registered game (see `mfax list`), an installed plug-in's name, package.module:Class or path/to/file.py:Class"
+)
+
+
+def _game_params(ref: str) -> list[dict[str, Any]]:
+    """Every parameter of the game ``ref`` names: name, default, help, traced."""
+    traced = params.traced_names(game_class(ref))
+    return [{"name": k, "default": d, "help": h, "traced": k in traced} for k, d, h in describe(ref)]
+
+
+def _plugins(found: dict[str, str], load) -> tuple[dict[str, Any], dict[str, str]]:
+    """Load each installed plug-in: ``(name -> loaded, name -> one-line error)``; a broken
+    one does not stop the others."""
+    loaded, broken = {}, {}
+    for name in found:
+        try:
+            loaded[name] = load(name)
+        except GameError as err:
+            broken[name] = str(err)
+    return loaded, broken
+
+
+def _echo_games(catalogue: dict[str, list[dict[str, Any]]], origins: dict[str, str]) -> None:
+    for name, game_params in catalogue.items():
+        typer.echo(f"  {name}" + (f"  [{origins[name]}]" if name in origins else ""))
+        for p in game_params:
+            label = p["name"] + (" *" if p["traced"] else "")
+            typer.echo(f"    {label:<24} {p['default']!s:<28} {p['help']}")
+
+
 @app.command("list")
 def list_command(
+    game: Annotated[
+        str | None, typer.Argument(metavar="[GAME]", help=f"list this game's parameters only: {GAME_FORMS}")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
-    """List the registered games (parameters, defaults, meaning) and the solvers."""
-    algorithms = {name: solver_spec(name).description for name in solver_names()}
-    hparams = {
-        name: [] if solver_spec(name).hparams is None else params.describe(solver_spec(name).hparams)
-        for name in solver_names()
-    }
-    catalogue = {
-        name: [
-            {"name": k, "default": d, "help": h, "traced": k in params.traced_names(game_class(name))}
-            for k, d, h in describe(name)
-        ]
-        for name in game_names()
-    }
+    """List the games (parameters, defaults, meaning) and the solvers, built in and installed
+    as plug-ins (entry points mfax.games, mfax.solvers); or the parameters of one GAME."""
+    if game is not None:
+        with user_errors():
+            catalogue = {game: _game_params(game)}
+        if as_json:
+            typer.echo(json.dumps({"games": catalogue}))
+        else:
+            _echo_games(catalogue, {})
+        return
+    extra_solvers, broken_solvers = _plugins(plugin_solvers(), solver_spec)
+    extra_games, broken_games = _plugins(plugin_games(), _game_params)
+    origins = {**plugin_solvers(), **plugin_games()}
+    specs = {**{name: solver_spec(name) for name in solver_names()}, **extra_solvers}
+    hparams = {name: [] if spec.hparams is None else params.describe(spec.hparams) for name, spec in specs.items()}
+    catalogue = {**{name: _game_params(name) for name in game_names()}, **extra_games}
     solvers = {
         name: {
-            "description": text,
+            "description": spec.description,
             "defaults": {g: game_defaults(g) for g in catalogue},
             "game_hparams": {g: per_game.get(name, {}) for g, per_game in GAME_HPARAMS.items()},
             "hparams": [{"name": k, "default": d, "help": h} for k, d, h in hparams[name]],
         }
-        for name, text in algorithms.items()
+        for name, spec in specs.items()
     }
     if as_json:
-        typer.echo(json.dumps({"games": catalogue, "solvers": solvers}))
+        record = {
+            "games": catalogue,
+            "solvers": solvers,
+            "plugins": {"games": plugin_games(), "solvers": plugin_solvers()},
+            "broken": {"games": broken_games, "solvers": broken_solvers},
+        }
+        typer.echo(json.dumps(record))
         return
     typer.echo("solvers (mfax train --algo NAME):")
-    for name, text in algorithms.items():
-        typer.echo(f"  {name:<6} {text}")
+    for name, spec in specs.items():
+        typer.echo(f"  {name:<6} {spec.description}" + (f"  [{origins[name]}]" if name in origins else ""))
         for k, d, h in hparams[name]:
             typer.echo(f"           {f'--hp {k}={d}':<34} {h}")
         for g, values in solvers[name]["game_hparams"].items():
             if values:
                 typer.echo(f"           {g} defaults: " + " ".join(f"{k}={v}" for k, v in values.items()))
+    for name, message in broken_solvers.items():
+        typer.echo(f"  {name:<6} BROKEN: {message}")
     typer.echo("  per-game defaults: " + "; ".join(f"{g}: {v}" for g, v in GAME_DEFAULTS.items()))
     typer.echo("games (mfax eval/train --game NAME --set key=value; * traced: --set key=v1,v2,... in training runs")
-    typer.echo("       one run per value, all in one compiled program):")
-    for name, game_params in catalogue.items():
-        typer.echo(f"  {name}")
-        for p in game_params:
-            label = p["name"] + (" *" if p["traced"] else "")
-            typer.echo(f"    {label:<24} {p['default']!s:<28} {p['help']}")
+    typer.echo("       one run per value, all in one compiled program; any game class also as --game")
+    typer.echo("       package.module:Class or path/to/file.py:Class):")
+    _echo_games(catalogue, origins)
+    for name, message in broken_games.items():
+        typer.echo(f"  {name}  BROKEN: {message}")
 
 
 def _warn_provenance(run, float64: bool) -> None:
@@ -125,8 +172,12 @@ def eval_command(
         str | None, typer.Argument(metavar="[RUN]", help="a run directory from `mfax train` (else a fixed policy)")
     ] = None,
     game: Annotated[
-        str, typer.Option(help="registered game name (see `mfax list`); fixed policies only")
-    ] = "beach_bar",
+        str | None,
+        typer.Option(
+            help=f"the game of a fixed policy: {GAME_FORMS} [default: beach_bar]; with RUN, naming its game again "
+            "allows importing the game's code (a copy of its file may be elsewhere)"
+        ),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -161,6 +212,12 @@ def eval_command(
     br_iterations: Annotated[int, typer.Option(help="iterations of the learned best response")] = 300,
     br_lr: Annotated[float, typer.Option(help="learning rate of the learned best response")] = 1e-3,
     x64: Annotated[bool, typer.Option("--x64", help="compute in float64 [default: off, float32]")] = False,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code", help="import (run) the game or solver code RUN's config names, unchecked [default: off]"
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar for --learned-br (on stderr)")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
 ) -> None:
@@ -182,12 +239,13 @@ def eval_command(
         if x64:
             jax.config.update("jax_enable_x64", True)
         if run_dir is not None:
-            from mfax.run.rundir import RunDir
+            from mfax.run.rundir import Consent, RunDir
             from mfax.run.train import load_policy
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
-            trainer, pol, run_index = load_policy(RunDir(run_dir), run_index, iteration.strip().lower())
+            consent = Consent(game, trust_code)
+            trainer, pol, run_index = load_policy(RunDir(run_dir), run_index, iteration.strip().lower(), consent)
             _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
             g, overrides = trainer.game_of(run_index), trainer.config.run_params(run_index)
             label = f"run {run_dir} (run {run_index}, checkpoint {iteration})"
@@ -195,6 +253,9 @@ def eval_command(
         else:
             if iteration != "last":
                 raise GameError("--iteration picks a checkpoint of a RUN; a fixed policy has none")
+            if trust_code:
+                raise GameError("--trust-code applies to a RUN; a fixed policy's game is the one --game names")
+            game = game or "beach_bar"
             overrides = parse_overrides(game, set_ or [])
             g = make(game, **overrides)
             pol = parse_policy(g, policy)
@@ -275,7 +336,13 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
 
 @app.command("train")
 def train_command(
-    game: Annotated[str | None, typer.Option(help=f"registered game (see `mfax list`) [default: {_CFG.game}]")] = None,
+    game: Annotated[
+        str | None,
+        typer.Option(
+            help=f"the game: {GAME_FORMS} [default: {_CFG.game}]; with --resume, naming the run's game again "
+            "allows importing its code"
+        ),
+    ] = None,
     algo: Annotated[
         str | None, typer.Option(help=f"solver: {', '.join(solver_names())} (see `mfax list`) [default: {_CFG.algo}]")
     ] = None,
@@ -345,6 +412,13 @@ def train_command(
         str | None,
         typer.Option(help="continue the run in this directory from its last checkpoint [default: a new run]"),
     ] = None,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code",
+            help="with --resume: import (run) the game or solver code the run's config names, unchecked [default: off]",
+        ),
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace an existing run in --out (only a run directory) [default: off]")
     ] = False,
@@ -389,7 +463,7 @@ def train_command(
     import dataclasses
 
     from mfax.run.config import TrainConfig, from_dict, load_file, resolve
-    from mfax.run.rundir import RunDir
+    from mfax.run.rundir import Consent, RunDir
     from mfax.run.train import TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
@@ -399,7 +473,6 @@ def train_command(
     with user_errors():
         if resume is not None:
             given = {
-                "--game": game,
                 "--algo": algo,
                 "--paths": paths,
                 "--noise": noise,
@@ -426,8 +499,12 @@ def train_command(
                     )
             target = RunDir(resume)
             target.check_run()
-            config = target.load_config()
+            consent = Consent(game, trust_code)
+            config = target.load_config(consent)
         else:
+            if trust_code:
+                raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")
+            consent = Consent(trust=True)  # (the code the run names is what this command was given)
             config = load_file(Path(config_file)) if config_file else TrainConfig()
             flags = {
                 "game": game,
@@ -457,7 +534,8 @@ def train_command(
             if log_to:
                 config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
             config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
-            target = RunDir(out or f"runs/{config.game}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}")
+            name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
+            target = RunDir(out or f"runs/{name}")
             if main:
                 target.check_new(overwrite)
         if main:
@@ -472,6 +550,7 @@ def train_command(
                 overwrite=overwrite,
                 progress=progress,
                 extend_to=iterations if resume else None,
+                consent=consent,
             )
         except TrainingDiverged as err:
             typer.echo(f"mfax: error: {err}", err=True)
@@ -489,7 +568,7 @@ def train_command(
         from mfax.run.plots import plot_run
 
         with user_errors():
-            files = plot_run(target)
+            files = plot_run(target, consent=consent)
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
         typer.echo(json.dumps({"run": str(target.root), **summary}))
@@ -533,13 +612,24 @@ def done_line(summary: dict) -> str:
 @app.command("plot")
 def plot_command(
     run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
+    game: Annotated[
+        str | None,
+        typer.Option(
+            help="RUN's game named again (a reference; a copy of its file may be elsewhere): allows importing its "
+            "code [default: only a built-in or plug-in game]"
+        ),
+    ] = None,
+    trust_code: Annotated[
+        bool,
+        typer.Option("--trust-code", help="import (run) the game or solver code RUN's config names [default: off]"),
+    ] = False,
 ) -> None:
     """(Re)draw the plots of a run directory into RUN/plots/."""
     from mfax.run.plots import plot_run
-    from mfax.run.rundir import RunDir
+    from mfax.run.rundir import Consent, RunDir
 
     with user_errors():
-        files = plot_run(RunDir(run_dir))
+        files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code))
     for f in files:
         typer.echo(str(f))
 

@@ -21,6 +21,7 @@ from mfax import params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.errors import GameError
 from mfax.games import game_class, make
+from mfax.games.plugins import canonical, is_reference
 from mfax.memory import require, training_bytes
 from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_spec
@@ -150,7 +151,9 @@ def _positive(name: str, value: int) -> None:
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """Fill per-game defaults and validate everything; raises one-line ``GameError``."""
+    """Fill per-game defaults and validate everything; raises one-line ``GameError``. A
+    game or solver named by a file reference is recorded by its absolute path."""
+    config = dataclasses.replace(config, game=canonical(config.game), algo=canonical(config.algo))
     game_class(config.game)  # unknown game -> error listing the allowed ones
     _check_sweep(config)
     games = [make(config.game, **p) for p in config.param_sets]  # unknown / impossible parameters
@@ -268,15 +271,18 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
 def _declared_hparams(algo: Any) -> set[str]:
     """The hyper-parameters solver ``algo`` declares (none for an unknown one: resolve
     reports that)."""
+    if not isinstance(algo, str) or is_reference(algo):  # (reading a config never runs a user's code)
+        return set()
     try:
-        hparams = solver_spec(algo).hparams if isinstance(algo, str) else None
+        hparams = solver_spec(algo).hparams
     except GameError:
         return set()
     return set() if hparams is None else set(params.fields_of(hparams))
 
 
 def load_file(path: Path) -> TrainConfig:
-    """Read a TOML (``.toml``) or JSON config file."""
+    """Read a TOML (``.toml``) or JSON config file; a file reference in it
+    (``game = "games/crowd.py:Crowd"``) is relative to the config file's folder."""
     if not path.is_file():
         raise GameError(f"config file {str(path)!r} does not exist")
     text = path.read_text()
@@ -284,4 +290,6 @@ def load_file(path: Path) -> TrainConfig:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise GameError(f"cannot parse config file {str(path)!r}: {err}") from None
-    return from_dict(data)
+    config = from_dict(data)
+    here = path.resolve().parent
+    return dataclasses.replace(config, game=canonical(config.game, here), algo=canonical(config.algo, here))

@@ -25,7 +25,8 @@ import numpy as np
 
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.games.base import aggregate_paths
-from mfax.run.rundir import RunDir
+from mfax.games.plugins import short_name
+from mfax.run.rundir import NO_CODE, Consent, RunDir
 
 
 def _pyplot():
@@ -37,13 +38,14 @@ def _pyplot():
     return plt
 
 
-def plot_run(run: RunDir, num_paths: int = 3) -> list[Path]:
-    """Write every plot of the run; returns the files written."""
+def plot_run(run: RunDir, num_paths: int = 3, consent: Consent = NO_CODE) -> list[Path]:
+    """Write every plot of the run; returns the files written. ``consent``: the code
+    outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`)."""
     from mfax.run.train import load_policy
 
-    trainer, policy, r = load_policy(run)  # validates the run before anything is written
+    trainer, policy, r = load_policy(run, consent=consent)  # validates the run before anything is written
     run.plots_dir.mkdir(parents=True, exist_ok=True)
-    written = [plot_exploitability(run)]
+    written = [plot_exploitability(run, trainer.config)]
     game = trainer.game_of(r)
     noise = trainer.eval_noise_of(r)
     pick = _spread(noise.num_paths, num_paths)
@@ -93,10 +95,10 @@ def run_label(row: dict) -> str:
     return f"run {row['run']} (seed {row['seed']}{lr})"
 
 
-def plot_exploitability(run: RunDir) -> Path:
+def plot_exploitability(run: RunDir, config) -> Path:
+    """``exploitability.png`` of the run, whose (resolved) config is ``config``."""
     plt = _pyplot()
     rows = run.read_metrics()
-    config = run.load_config()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for r in sorted({row["run"] for row in rows}):
         mine = [row for row in rows if row["run"] == r]
@@ -118,7 +120,7 @@ def plot_exploitability(run: RunDir) -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{config.game}, {config.algo}: exploitability (lower is better)")
+    fig.suptitle(f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)")
     fig.tight_layout()
     return _save(fig, run.plots_dir / "exploitability.png")
 

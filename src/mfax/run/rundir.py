@@ -4,6 +4,9 @@ Layout::
 
     RUN/mfax-run.json        marker: this directory is an mfax run (written first)
     RUN/config.json          resolved configuration (every default filled in)
+    RUN/code.json            the user code the config names (a game or solver given as
+                             module:Name or file.py:Name): its reference and, for a
+                             file, its sha256
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
@@ -23,7 +26,9 @@ Safety rules: only a directory that is an mfax run (the marker, or for runs writ
 before the marker existed: a config.json in mfax's format beside metrics.jsonl or
 checkpoint.eqx) is resumed or replaced, and replacing removes only the files listed
 in ``OWN_FILES``; one process at a time writes a run (``lock``); every write goes to a
-per-process temporary file first and replaces its target atomically.
+per-process temporary file first and replaces its target atomically. A run directory
+may come from someone else: reading it back never imports the code its config names
+(a game or solver outside mfax) unless the reader allows it (:class:`Consent`).
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ import re
 import stat
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 
 from mfax.errors import GameError
+from mfax.games.plugins import canonical, file_digest, is_reference, parse
 from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, from_dict, resolve
 
@@ -58,6 +65,7 @@ _KEPT_NAME = "iteration-" + "[0-9]" * 8  # a kept checkpoint's name, without .eq
 _REPLACED = (
     MARKER,
     "config.json",
+    "code.json",
     "metrics.csv",
     "metrics.jsonl",
     "summary.json",
@@ -126,6 +134,56 @@ def _digest_of(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".json")
 
 
+@dataclass(frozen=True)
+class Consent:
+    """Which code a run's config may import when the run is read back (``mfax eval RUN``,
+    ``mfax plot RUN``, ``--resume``). ``game``: a game reference the reader names again;
+    it must name the run's game (the same reference, or a file of the same class name
+    elsewhere, a copy) and replaces the recorded one. ``trust``: every reference the
+    config names. By default none: a built-in or plug-in game and solver only."""
+
+    game: str | None = None
+    trust: bool = False
+
+
+NO_CODE = Consent()  # the default: no code outside mfax and its installed plug-ins
+
+
+def code_record(config: TrainConfig) -> dict[str, Any]:
+    """code.json's content: for the game and the solver named by a reference, the
+    reference and (a file) the sha256 of its bytes."""
+    record = {}
+    for key in ("game", "algo"):
+        ref = getattr(config, key)
+        if is_reference(ref):
+            file = parse(ref, key).file
+            record[key] = {"reference": ref, "sha256": None if file is None else file_digest(file)}
+    return record
+
+
+def _named_again(recorded: str, named: str) -> str:
+    """The reference the reader named, if it names the run's game ``recorded``."""
+    mine = canonical(named)
+    if mine == recorded:
+        return mine
+    if is_reference(mine) and is_reference(recorded):
+        theirs, ours = parse(recorded, "game"), parse(mine, "game")
+        if theirs.file is not None and ours.file is not None and theirs.name == ours.name:
+            return mine  # a copy of the file elsewhere (its content is compared by _check_unchanged)
+    raise GameError(f"--game {named!r} does not name this run's game {recorded!r}")
+
+
+def _check_unchanged(ref: str, entry: Any) -> None:
+    """A warning when the file ``ref`` names is not the one the run recorded."""
+    file = parse(ref, "game").file
+    recorded = entry.get("sha256") if isinstance(entry, dict) else None
+    if file is None or recorded is None or not file.is_file():
+        return
+    now = file_digest(file)
+    if now != recorded:
+        _warn(f"{str(file)!r} is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
+
+
 def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
@@ -148,6 +206,7 @@ class RunDir:
 
     marker_path = property(lambda self: self.root / MARKER)
     config_path = property(lambda self: self.root / "config.json")
+    code_path = property(lambda self: self.root / "code.json")
     metrics_csv = property(lambda self: self.root / "metrics.csv")
     metrics_jsonl = property(lambda self: self.root / "metrics.jsonl")
     summary_path = property(lambda self: self.root / "summary.json")
@@ -264,11 +323,13 @@ class RunDir:
             os.close(fd)  # releases the flock
 
     # -- config ------------------------------------------------------------------------
-    def load_config(self) -> TrainConfig:
-        """The run's config, validated as a fresh run's is (an edited config.json too)."""
+    def load_config(self, consent: Consent = NO_CODE) -> TrainConfig:
+        """The run's config, validated as a fresh run's is (an edited config.json too).
+        Code the config names (a game or solver outside mfax) is imported only with the
+        reader's ``consent``; otherwise a one-line error names it and how to allow it."""
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
-        data = self._read_json(self.config_path)
+        data = self._consented(self._read_json(self.config_path), consent)
         try:
             return resolve(from_dict(data))
         except GameError as err:
@@ -277,7 +338,29 @@ class RunDir:
             raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None
 
     def save_config(self, config: TrainConfig) -> None:
+        """Write config.json and code.json (the code it names)."""
         _replace_with(self.config_path, config.to_json().encode())
+        _replace_with(self.code_path, json.dumps(code_record(config), indent=2).encode() + b"\n")
+
+    def _consented(self, data: dict[str, Any], consent: Consent) -> dict[str, Any]:
+        """``data`` (config.json's) with the game the reader named again; raises when it
+        names code the reader has not allowed."""
+        data = dict(data)
+        record = self._read_json(self.code_path) if self.code_path.is_file() else {}
+        if consent.game is not None and isinstance(data.get("game"), str):
+            data["game"] = _named_again(data["game"], consent.game)
+        for key, what in (("game", "game"), ("algo", "solver")):
+            ref = data.get(key)
+            if not (isinstance(ref, str) and is_reference(ref)):
+                continue
+            if not (consent.trust or (key == "game" and consent.game is not None)):
+                how = "name the game again (--game REF) or pass --trust-code" if key == "game" else "pass --trust-code"
+                raise GameError(
+                    f"run {str(self.root)!r} names {what} code {ref!r}, which mfax imports (runs) only if you "
+                    f"allow it: {how}"
+                )
+            _check_unchanged(ref, record.get(key))
+        return data
 
     def _read_json(self, path: Path) -> dict[str, Any]:
         with _disk("read", path):

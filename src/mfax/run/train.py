@@ -30,7 +30,7 @@ from mfax.games import Game, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
-from mfax.run.rundir import RunDir
+from mfax.run.rundir import NO_CODE, Consent, RunDir
 from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
 from mfax.solvers import Solver, driver, solver_spec
@@ -143,11 +143,17 @@ def _same(a, b) -> bool:
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b, strict=True))
 
 
-def load_policy(run: RunDir, r: int | None = None, which: str = "last") -> tuple[Trainer, Policy, int]:
+def load_policy(
+    run: RunDir,
+    r: int | None = None,
+    which: str = "last",
+    consent: Consent = NO_CODE,
+) -> tuple[Trainer, Policy, int]:
     """The trained policy of run ``r`` of a run directory at checkpoint ``which`` (see
     :meth:`RunDir.checkpoint_for`; default: the last), with its trainer and run index
-    (default: the best run by the evaluation at that checkpoint)."""
-    config = run.load_config()
+    (default: the best run by the evaluation at that checkpoint). ``consent``: the code
+    outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`)."""
+    config = run.load_config(consent)
     if not run.has_checkpoint():
         raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
     path = run.checkpoint_for(which)
@@ -176,6 +182,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     extend_to: int | None = None,
+    consent: Consent = NO_CODE,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``out``; returns the summary.
 
@@ -188,12 +195,13 @@ def train(
     learning-rate schedule is planned over the total, so from the resumed iteration on
     the rate is what a run of ``extend_to`` iterations has there (its linear decay to
     0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
+    ``consent`` (with ``resume``): the code outside mfax the run's config may import.
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if resume:
         run.check_run()
-        config = run.load_config()
+        config = run.load_config(consent)
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:

@@ -19,6 +19,7 @@ driver's, :mod:`mfax.solvers.driver`, in one place.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch
 from mfax.errors import GameError
+from mfax.games import plugins
 from mfax.games.base import Game
 from mfax.policies.base import Policy
 
@@ -159,10 +161,43 @@ def register_variants(
 
 
 def solver_names() -> list[str]:
+    """The built-in (and in-process registered) solvers, in registration order."""
     return list(_SOLVERS)
 
 
+SOLVER_GROUP = "mfax.solvers"
+
+
+def plugin_solvers() -> dict[str, str]:
+    """Installed plug-in solvers not shadowed by a registered name: name -> origin."""
+    return {n: plugins.origin(ep) for n, ep in plugins.entry_points(SOLVER_GROUP).items() if n not in _SOLVERS}
+
+
 def solver_spec(name: str) -> SolverSpec:
-    if name not in _SOLVERS:
-        raise GameError(f"unknown algorithm {name!r}; allowed: {', '.join(_SOLVERS)}")
-    return _SOLVERS[name]
+    """The solver ``name`` names: a registered one, an installed plug-in (entry point
+    group ``mfax.solvers``), or a reference ``package.module:NAME`` /
+    ``path/to/file.py:NAME``. A plug-in or reference names a :class:`SolverSpec` or a
+    function of no arguments returning one; the spec takes ``name`` as its name."""
+    if name in _SOLVERS:
+        return _SOLVERS[name]
+    if plugins.is_reference(name):
+        return _spec_of(plugins.load(name, "solver"), name)
+    installed = plugins.entry_points(SOLVER_GROUP)
+    if name in installed:
+        return _spec_of(plugins.load_entry_point(installed[name], "solver"), name)
+    allowed = ", ".join([*_SOLVERS, *sorted(set(installed) - set(_SOLVERS))])
+    raise GameError(f"unknown algorithm {name!r}; allowed: {allowed}, or a solver spec as {plugins.FORMS}")
+
+
+def _spec_of(obj: Any, name: str) -> SolverSpec:
+    if callable(obj) and not isinstance(obj, SolverSpec | type):
+        try:
+            obj = obj()
+        except Exception as err:
+            raise GameError(f"solver {name!r}: building its spec failed: {plugins.one_line(err)}") from None
+    if not isinstance(obj, SolverSpec):
+        raise GameError(
+            f"solver {name!r} is an object of type {type(obj).__name__}, not a solver (a mfax.solvers.SolverSpec or "
+            "a function returning one)"
+        )
+    return dataclasses.replace(obj, name=name)

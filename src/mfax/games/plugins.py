@@ -1,0 +1,163 @@
+"""Code from outside mfax: references to a user's classes, and installed plug-ins.
+
+A *reference* names an object in a user's code, ``TARGET:NAME``:
+
+* ``package.module:Name``: the module is imported (:func:`importlib.import_module`), so
+  it must be importable (installed, or on ``PYTHONPATH``);
+* ``path/to/file.py:Name`` (a target that ends in ``.py`` or holds a ``/``; relative to
+  the working directory): the file is loaded as a module of its own whose name is
+  derived from its resolved path (``mfax_file_<digest>``), so it shadows no other
+  module, and loading one file twice gives the same objects.
+
+A *plug-in* is declared by an installed distribution as an entry point, ``NAME =
+module:object`` in group ``mfax.games`` (a game class) or ``mfax.solvers`` (a solver
+spec); it is found when a name is not built-in and loaded on first use.
+
+Loading a reference or a plug-in runs its code. Every failure is one line
+(:class:`~mfax.errors.GameError`) saying what was named and why it could not be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mfax.errors import GameError
+
+FILE_MODULE_PREFIX = "mfax_file_"
+FORMS = "package.module:Name or path/to/file.py:Name"
+
+
+def is_reference(text: str) -> bool:
+    """Whether ``text`` names code (``TARGET:NAME``) rather than a registered name."""
+    return ":" in text
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: ``file`` (resolved) for a file, else the ``module`` name;
+    ``name`` the attribute (dotted for a nested one)."""
+
+    name: str
+    module: str | None = None
+    file: Path | None = None
+
+    @property
+    def text(self) -> str:
+        """The canonical reference: a file by its absolute path."""
+        return f"{self.file if self.file is not None else self.module}:{self.name}"
+
+
+def parse(text: str, what: str, base: Path | None = None) -> Reference:
+    """Split ``text`` at its last colon; a file target is resolved against ``base``
+    (default: the working directory)."""
+    target, _, name = text.rpartition(":")
+    if not target.strip() or not name.strip() or not all(part.isidentifier() for part in name.split(".")):
+        raise GameError(f"{what} reference {text!r} must be {FORMS}")
+    if target.endswith(".py") or "/" in target:
+        path = Path(target).expanduser()
+        return Reference(name, file=((base or Path.cwd()) / path).resolve())
+    return Reference(name, module=target)
+
+
+def canonical(text: str, base: Path | None = None) -> str:
+    """``text`` with a file target made absolute (names, module references and malformed
+    references as they are: loading reports the latter)."""
+    try:
+        return parse(text, "game", base).text if is_reference(text) else text
+    except GameError:
+        return text
+
+
+def short_name(text: str) -> str:
+    """A name to label things with: a reference's attribute name, else ``text``."""
+    return text.rpartition(":")[2] if is_reference(text) else text
+
+
+def file_digest(path: Path) -> str | None:
+    """The sha256 of a file's bytes (``None`` when it cannot be read)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def one_line(err: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _load_file(path: Path, what: str) -> ModuleType:
+    if not path.is_file():
+        raise GameError(f"{what} file {str(path)!r} not found")
+    name = FILE_MODULE_PREFIX + hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise GameError(f"{what} file {str(path)!r} cannot be loaded as Python code")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it: dataclasses (hence Equinox) look their module up
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise GameError(f"loading {what} file {str(path)!r} failed: {one_line(err)}") from None
+    return module
+
+
+def _import(module: str, what: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module == err.name or module.startswith(err.name + ".")):
+            raise GameError(
+                f"{what} module {module!r} not found (it must be importable: installed or on PYTHONPATH; "
+                "a file is named path/to/file.py:Name)"
+            ) from None
+        raise GameError(f"importing {what} module {module!r} failed: {one_line(err)}") from None
+    except Exception as err:
+        raise GameError(f"importing {what} module {module!r} failed: {one_line(err)}") from None
+
+
+def load(text: str, what: str) -> Any:
+    """The object a reference names (its module imported, or its file loaded)."""
+    ref = parse(text, what)
+    module = _load_file(ref.file, what) if ref.file is not None else _import(ref.module, what)
+    obj: Any = module
+    for part in ref.name.split("."):
+        if not hasattr(obj, part):
+            where = str(ref.file) if ref.file is not None else ref.module
+            raise GameError(f"{what} reference {text!r}: {where!r} has no attribute {ref.name!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+# -- installed plug-ins (entry points) ---------------------------------------------------
+def entry_points(group: str) -> dict[str, metadata.EntryPoint]:
+    """The entry points of ``group`` by name (the first of a name wins)."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=group):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def origin(ep: metadata.EntryPoint) -> str:
+    """Where a plug-in comes from, e.g. ``plug-in of crowd-games 0.2``."""
+    dist = getattr(ep, "dist", None)
+    return "plug-in" if dist is None else f"plug-in of {dist.metadata['Name']} {dist.version}"
+
+
+def load_entry_point(ep: metadata.EntryPoint, what: str) -> Any:
+    try:
+        return ep.load()
+    except Exception as err:
+        raise GameError(f"{what} {ep.name!r} ({origin(ep)}, {ep.value}) cannot be loaded: {one_line(err)}") from None

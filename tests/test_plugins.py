@@ -1,0 +1,280 @@
+"""Games and solvers from outside mfax: file and module references, installed plug-ins,
+and run directories that never import the code they name without the reader's consent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import one_error_line
+from mfax import make
+from mfax.games import SIS, GameError, game_class
+from mfax.run.cli import app
+from mfax.run.config import load_file
+from mfax.solvers import solver_spec
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "crowd.py"
+QUIET = ["--no-progress", "--no-plots"]
+TRAIN = ["--algo", "fp", "--iterations", "2", "--eval-every", "1", *QUIET]
+
+
+@pytest.fixture
+def crowd(tmp_path) -> Path:
+    """The example game, copied to a folder outside the package."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    return Path(shutil.copy(EXAMPLE, folder / "crowd.py"))
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch) -> Path:
+    """A package ``crowdpkg`` on ``sys.path``: the example game as ``crowdpkg.games``, a
+    module that fails on import and a plug-in solver spec."""
+    root = tmp_path / "site"
+    pkg = root / "crowdpkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(EXAMPLE, pkg / "games.py")
+    (pkg / "failing.py").write_text("raise RuntimeError('no licence server')\n")
+    (pkg / "solvers.py").write_text(
+        "import dataclasses\nfrom mfax.solvers import solver_spec\n"
+        "SPEC = dataclasses.replace(solver_spec('fp'), description='fictitious play, from a plug-in')\n"
+        "def not_a_spec():\n    return 42\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    yield root
+    for name in [m for m in sys.modules if m == "crowdpkg" or m.startswith("crowdpkg.")]:
+        del sys.modules[name]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_a_file_game_is_one_class_however_named_and_shadows_no_module(crowd, monkeypatch):
+    ref = f"{crowd}:Crowd"
+    game = make(ref, n_sites=7, crowd_aversion=2.0)
+    assert (game.n_states, game.n_actions, game.crowd_aversion) == (7, 3, 2.0)
+    monkeypatch.chdir(crowd.parent)
+    assert game_class("crowd.py:Crowd") is type(game) is game_class(ref)
+    # a file named like a standard module is loaded under its own name
+    shadow = Path(shutil.copy(crowd, crowd.parent / "random.py"))
+    assert game_class(f"{shadow}:Crowd") is not type(game)
+    import random
+
+    assert Path(random.__file__).parent != crowd.parent and sys.modules["random"] is random
+    with pytest.raises(GameError, match=r"parameter 'n_sites' of game .* must be int"):
+        make(ref, n_sites="seven")
+    with pytest.raises(GameError, match="n_sites must be >= 2"):
+        make(ref, n_sites=1)
+
+
+def test_a_module_game_and_a_module_solver(package):
+    game = make("crowdpkg.games:Crowd", horizon=3)
+    assert game.horizon == 3 and type(game) is game_class("crowdpkg.games:Crowd")
+    spec = solver_spec("crowdpkg.solvers:SPEC")
+    assert spec.name == "crowdpkg.solvers:SPEC" and spec.build is solver_spec("fp").build
+
+
+BAD_FILES = {
+    "syntax.py": ("def broken(:\n", "loading game file .*syntax.py' failed: SyntaxError"),
+    "imports.py": ("import no_such_module_anywhere\n", "failed: ModuleNotFoundError: No module named"),
+    "raises.py": ("raise ValueError('first line\\nsecond line')\n", "failed: ValueError: first line$"),
+}
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("{dir}/missing.py:Crowd", "game file .*missing.py' not found"),
+        ("{dir}/syntax.py:Crowd", BAD_FILES["syntax.py"][1]),
+        ("{dir}/imports.py:Crowd", BAD_FILES["imports.py"][1]),
+        ("{dir}/raises.py:Crowd", BAD_FILES["raises.py"][1]),
+        ("{dir}/crowd.py:Crowds", "crowd.py' has no attribute 'Crowds'"),
+        ("{dir}/crowd.py:jnp", "is a module, not a game"),
+        ("{dir}/crowd.py:ClassVar", "is a _SpecialForm, not a game"),
+        ("{dir}/crowd.py:NoiseSupport", "is class NoiseSupport, not a game"),
+        ("{dir}/crowd.py:Game", "is abstract: it does not define action_values, gamma, horizon, initial_mean_field"),
+        ("{dir}/crowd.py:", "must be package.module:Name or path/to/file.py:Name"),
+        (":Crowd", "must be package.module:Name or path/to/file.py:Name"),
+        ("{dir}/crowd.py:1st", "must be package.module:Name or path/to/file.py:Name"),
+        ("no_such_pkg.games:Crowd", "game module 'no_such_pkg.games' not found \\(it must be importable"),
+        ("crowdpkg.failing:Crowd", "importing game module 'crowdpkg.failing' failed: RuntimeError: no licence server"),
+        ("crowdpkg.games:Nope", "'crowdpkg.games' has no attribute 'Nope'"),
+        ("no_such_game", "unknown game 'no_such_game'; allowed: beach_bar, "),
+    ],
+)
+def test_every_bad_game_reference_is_one_line(crowd, package, ref, message):
+    for name, (text, _) in BAD_FILES.items():
+        (crowd.parent / name).write_text(text)
+    with pytest.raises(GameError, match=message) as err:
+        game_class(ref.format(dir=crowd.parent))
+    assert "\n" not in str(err.value)
+    result = invoke("list", ref.format(dir=crowd.parent))
+    one_error_line(result, str(err.value))
+
+
+def test_a_failed_load_leaves_no_module_and_the_fixed_file_then_loads(crowd):
+    broken = crowd.parent / "later.py"
+    broken.write_text("raise ImportError('not yet')\n")
+    before = set(sys.modules)
+    with pytest.raises(GameError, match="ImportError: not yet"):
+        game_class(f"{broken}:Crowd")
+    assert set(sys.modules) == before
+    shutil.copy(crowd, broken)
+    assert game_class(f"{broken}:Crowd").name == "crowd"
+
+
+def test_bad_solver_references_are_one_line(package):
+    with pytest.raises(GameError, match=r"'crowdpkg\.solvers:not_a_spec' is an object of type int, not a solver"):
+        solver_spec("crowdpkg.solvers:not_a_spec")
+    with pytest.raises(GameError, match="unknown algorithm 'nope'; allowed: spg, "):
+        solver_spec("nope")
+
+
+def test_list_shows_one_file_game_with_its_parameters(crowd):
+    text = invoke("list", f"{crowd}:Crowd").output
+    assert "crowd_aversion *" in text and "sites on the ring" in text
+    games = json.loads(invoke("list", f"{crowd}:Crowd", "--json").output)["games"]
+    first = games[f"{crowd}:Crowd"][0]
+    assert (first["name"], first["default"], first["traced"]) == ("n_sites", 5, False)
+
+
+def test_a_file_game_trains_evaluates_and_plots_from_the_cli(crowd, tmp_path):
+    ref, run = f"{crowd}:Crowd", tmp_path / "run"
+    trained = invoke("train", "--game", ref, "--set", "crowd_aversion=2", "--out", run, *TRAIN, "--json")
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.output.strip().splitlines()[-1])
+    assert summary["iterations"] == 2 and summary["final_exploitability"] >= 0.0
+    config = json.loads((run / "config.json").read_text())
+    assert config["game"] == ref and config["params"] == {"crowd_aversion": 2.0}
+    import hashlib
+
+    code = json.loads((run / "code.json").read_text())
+    assert code == {"game": {"reference": ref, "sha256": hashlib.sha256(crowd.read_bytes()).hexdigest()}}
+    evaluated = invoke("eval", run, "--game", ref, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    record = json.loads(evaluated.output.strip().splitlines()[-1])
+    assert record["game"] == "crowd" and record["exploitability"] == pytest.approx(summary["final_exploitability"])
+    # a fixed policy on the file game, with --set
+    fixed = invoke("eval", "--game", ref, "--policy", "action:1", "--set", "n_sites=6", "--json")
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.output.strip().splitlines()[-1])["params"] == {"n_sites": 6}
+
+
+def _trained(crowd: Path, run: Path, *extra: str) -> None:
+    result = invoke("train", "--game", f"{crowd}:Crowd", "--out", run, *TRAIN, *extra)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_run_never_imports_the_code_it_names_without_consent(crowd, tmp_path, monkeypatch):
+    """A received run: eval, plot and --resume refuse to import its game file until the
+    reader names the game again (a copy elsewhere will do) or passes --trust-code."""
+    run = tmp_path / "run"
+    _trained(crowd, run)
+    imported = []
+    from mfax.games import plugins
+
+    real_load = plugins._load_file
+    monkeypatch.setattr(plugins, "_load_file", lambda *a: imported.append(a) or real_load(*a))
+    for command in (["eval", run], ["plot", run], ["train", "--resume", run, *QUIET]):
+        one_error_line(invoke(*command), f"names game code '{crowd}:Crowd', which mfax imports (runs) only if")
+    assert imported == []
+    copy = Path(shutil.copy(crowd, tmp_path / "copy.py"))
+    for command in (["eval", run, "--game", "sis"], ["plot", run, "--game", f"{copy}:Other"]):
+        one_error_line(invoke(*command), "does not name this run's game")
+    assert imported == []
+    assert invoke("eval", run, "--game", f"{copy}:Crowd").exit_code == 0  # the reader's copy
+    assert invoke("plot", run, "--trust-code").exit_code == 0
+    assert (run / "plots" / "policy.png").is_file()
+    resumed = invoke("train", "--resume", run, "--game", f"{crowd}:Crowd", "--iterations", "3", *QUIET)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run / "summary.json").read_text())["iterations"] == 3
+    assert {Path(a[0]) for a in imported} == {copy, crowd}  # what the reader named, nothing else
+
+
+def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
+    run = tmp_path / "run"
+    _trained(crowd, run)
+    crowd.write_text(crowd.read_text() + "# edited\n")
+    result = invoke("eval", run, "--trust-code")
+    assert result.exit_code == 0
+    assert f"mfax: warning: '{crowd}' is not the file the run was trained with" in result.stderr
+
+
+def test_a_solver_file_reference_needs_trust_code_to_be_read_back(package, tmp_path):
+    spec_file = tmp_path / "my_solver.py"
+    shutil.copy(package / "crowdpkg" / "solvers.py", spec_file)
+    run = tmp_path / "run"
+    result = invoke("train", "--game", "sis", "--algo", f"{spec_file}:SPEC", "--out", run, *TRAIN[2:])
+    assert result.exit_code == 0, result.output
+    one_error_line(invoke("eval", run, "--game", "sis"), "names solver code")
+    assert invoke("eval", run, "--trust-code").exit_code == 0
+
+
+def test_trust_code_is_refused_where_nothing_is_read_back(crowd):
+    one_error_line(invoke("train", "--game", f"{crowd}:Crowd", "--trust-code", *QUIET), "--trust-code applies to")
+    one_error_line(invoke("eval", "--trust-code"), "--trust-code applies to a RUN")
+
+
+def test_a_config_file_names_a_game_relative_to_itself(crowd, tmp_path):
+    config = crowd.parent / "train.toml"
+    config.write_text('game = "crowd.py:Crowd"\nalgo = "fp"\n[params]\nmove_cost = 0.5\n')
+    loaded = load_file(config)
+    assert loaded.game == f"{crowd}:Crowd" and loaded.params == {"move_cost": 0.5}
+    run = tmp_path / "run"
+    result = invoke("train", "--config", config, "--out", run, "--iterations", "1", *QUIET)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["game"] == f"{crowd}:Crowd"
+
+
+ENTRY_POINTS = """\
+[mfax.games]
+crowd = crowdpkg.games:Crowd
+broken = crowdpkg.failing:Crowd
+sis = crowdpkg.games:Crowd
+
+[mfax.solvers]
+fp_plugin = crowdpkg.solvers:SPEC
+"""
+
+
+@pytest.fixture
+def installed(package):
+    """``crowdpkg`` installed as distribution mfax-crowd 0.3 declaring plug-ins."""
+    info = package / "mfax_crowd-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mfax-crowd\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    return package
+
+
+def test_installed_plug_ins_are_listed_beside_the_built_ins_and_a_broken_one_is_one_line(installed):
+    listed = json.loads(invoke("list", "--json").output)
+    assert listed["plugins"] == {
+        "games": {"crowd": "plug-in of mfax-crowd 0.3", "broken": "plug-in of mfax-crowd 0.3"},
+        "solvers": {"fp_plugin": "plug-in of mfax-crowd 0.3"},
+    }
+    assert {"sis", "crowd"} <= set(listed["games"]) and "broken" not in listed["games"]
+    assert listed["games"]["crowd"][0]["name"] == "n_sites" and "fp_plugin" in listed["solvers"]
+    broken = listed["broken"]["games"]["broken"]
+    assert "\n" not in broken and "cannot be loaded: RuntimeError: no licence server" in broken
+    text = invoke("list").output
+    assert "  crowd  [plug-in of mfax-crowd 0.3]" in text and "fictitious play, from a plug-in" in text
+    assert "  broken  BROKEN: game 'broken' (plug-in of mfax-crowd 0.3, crowdpkg.failing:Crowd)" in text
+    assert game_class("sis") is SIS  # a built-in name is never shadowed
+
+
+def test_a_plug_in_game_and_solver_train_and_are_read_back_without_consent(installed, tmp_path):
+    run = tmp_path / "run"
+    result = invoke("train", "--game", "crowd", "--algo", "fp_plugin", "--out", run, *TRAIN[2:])
+    assert result.exit_code == 0, result.output
+    assert not json.loads((run / "code.json").read_text())  # installed code: nothing to consent to
+    assert invoke("eval", run).exit_code == 0
+    one_error_line(invoke("train", "--game", "broken", "--out", tmp_path / "b", *QUIET), "no licence server")
