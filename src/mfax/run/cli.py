@@ -82,7 +82,7 @@ def _echo_games(catalogue: dict[str, list[dict[str, Any]]], origins: dict[str, s
 @app.command("list")
 def list_command(
     game: Annotated[
-        str | None, typer.Argument(metavar="[GAME]", help=f"list this game's parameters only: {GAME_FORMS}")
+        str | None, typer.Argument(metavar="GAME", help=f"list this game's parameters only: {GAME_FORMS}")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
@@ -344,7 +344,11 @@ def train_command(
         ),
     ] = None,
     algo: Annotated[
-        str | None, typer.Option(help=f"solver: {', '.join(solver_names())} (see `mfax list`) [default: {_CFG.algo}]")
+        str | None,
+        typer.Option(
+            help=f"solver: {', '.join(solver_names())}, an installed plug-in's name (see `mfax list`), "
+            f"package.module:NAME or path/to/file.py:NAME naming a SolverSpec [default: {_CFG.algo}]"
+        ),
     ] = None,
     iterations: Annotated[
         int | None,
