@@ -23,14 +23,16 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from mfax.errors import GameError
 
+T = TypeVar("T")
 FILE_MODULE_PREFIX = "mfax_file_"
 FORMS = "package.module:Name or path/to/file.py:Name"
 
@@ -161,3 +163,24 @@ def load_entry_point(ep: metadata.EntryPoint, what: str) -> Any:
         return ep.load()
     except Exception as err:
         raise GameError(f"{what} {ep.name!r} ({origin(ep)}, {ep.value}) cannot be loaded: {one_line(err)}") from None
+
+
+def installed(group: str, registered: Mapping[str, Any]) -> dict[str, str]:
+    """The plug-ins of ``group`` whose names are not ``registered``: name -> origin."""
+    return {name: origin(ep) for name, ep in entry_points(group).items() if name not in registered}
+
+
+def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept: Callable[[Any, str], T]) -> T:
+    """What ``name`` names: a ``registered`` object, else a reference's or an installed
+    plug-in's (entry point ``group``), which ``accept(obj, name)`` checks (and may
+    convert); an unknown name is a one-line error listing the choices (``what``: the
+    error's noun, e.g. ``"game"``)."""
+    if name in registered:
+        return registered[name]
+    if is_reference(name):
+        return accept(load(name, what), name)
+    found = entry_points(group)
+    if name in found:
+        return accept(load_entry_point(found[name], what), name)
+    allowed = ", ".join([*registered, *sorted(set(found) - set(registered))])
+    raise GameError(f"unknown {what} {name!r}; allowed: {allowed}, or {FORMS}")

@@ -34,25 +34,12 @@ def game_names() -> list[str]:
 
 def plugin_games() -> dict[str, str]:
     """Installed plug-in games not shadowed by a registered name: name -> origin."""
-    return {name: plugins.origin(ep) for name, ep in plugins.entry_points(GROUP).items() if name not in _GAMES}
-
-
-def is_builtin(ref: str) -> bool:
-    """Whether ``ref`` names a registered game (no user code is loaded for it)."""
-    return ref in _GAMES
+    return plugins.installed(GROUP, _GAMES)
 
 
 def game_class(ref: str) -> type[Game]:
     """The game class a reference names (see the module docstring); one-line errors."""
-    if ref in _GAMES:
-        return _GAMES[ref]
-    if plugins.is_reference(ref):
-        return _checked(plugins.load(ref, "game"), ref)
-    installed = plugins.entry_points(GROUP)
-    if ref in installed:
-        return _checked(plugins.load_entry_point(installed[ref], "game"), ref)
-    names = ", ".join([*game_names(), *sorted(set(installed) - set(_GAMES))])
-    raise GameError(f"unknown game {ref!r}; allowed: {names}, or a game class as {plugins.FORMS}")
+    return plugins.lookup(ref, dict(sorted(_GAMES.items())), GROUP, "game", _checked)
 
 
 def _checked(obj: Any, ref: str) -> type[Game]:

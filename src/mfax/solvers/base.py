@@ -170,7 +170,7 @@ SOLVER_GROUP = "mfax.solvers"
 
 def plugin_solvers() -> dict[str, str]:
     """Installed plug-in solvers not shadowed by a registered name: name -> origin."""
-    return {n: plugins.origin(ep) for n, ep in plugins.entry_points(SOLVER_GROUP).items() if n not in _SOLVERS}
+    return plugins.installed(SOLVER_GROUP, _SOLVERS)
 
 
 def solver_spec(name: str) -> SolverSpec:
@@ -178,15 +178,7 @@ def solver_spec(name: str) -> SolverSpec:
     group ``mfax.solvers``), or a reference ``package.module:NAME`` /
     ``path/to/file.py:NAME``. A plug-in or reference names a :class:`SolverSpec` or a
     function of no arguments returning one; the spec takes ``name`` as its name."""
-    if name in _SOLVERS:
-        return _SOLVERS[name]
-    if plugins.is_reference(name):
-        return _spec_of(plugins.load(name, "solver"), name)
-    installed = plugins.entry_points(SOLVER_GROUP)
-    if name in installed:
-        return _spec_of(plugins.load_entry_point(installed[name], "solver"), name)
-    allowed = ", ".join([*_SOLVERS, *sorted(set(installed) - set(_SOLVERS))])
-    raise GameError(f"unknown algorithm {name!r}; allowed: {allowed}, or a solver spec as {plugins.FORMS}")
+    return plugins.lookup(name, _SOLVERS, SOLVER_GROUP, "algorithm", _spec_of)
 
 
 def _spec_of(obj: Any, name: str) -> SolverSpec:
