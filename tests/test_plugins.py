@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from conftest import one_error_line
 from mfax import make
-from mfax.games import SIS, GameError, game_class
+from mfax.games import SIS, GameError, game_class, game_reference
 from mfax.run.cli import app
 from mfax.run.config import load_file
 from mfax.solvers import solver_spec
@@ -63,6 +63,7 @@ def test_a_file_game_is_one_class_however_named_and_shadows_no_module(crowd, mon
     assert (game.n_states, game.n_actions, game.crowd_aversion) == (7, 3, 2.0)
     monkeypatch.chdir(crowd.parent)
     assert game_class("crowd.py:Crowd") is type(game) is game_class(ref)
+    assert game_reference(type(game)) == ref and game_reference(SIS) == "sis"
     # a file named like a standard module is loaded under its own name
     shadow = Path(shutil.copy(crowd, crowd.parent / "random.py"))
     assert game_class(f"{shadow}:Crowd") is not type(game)
@@ -78,6 +79,7 @@ def test_a_file_game_is_one_class_however_named_and_shadows_no_module(crowd, mon
 def test_a_module_game_and_a_module_solver(package):
     game = make("crowdpkg.games:Crowd", horizon=3)
     assert game.horizon == 3 and type(game) is game_class("crowdpkg.games:Crowd")
+    assert game_reference(type(game)) == "crowdpkg.games:Crowd"
     spec = solver_spec("crowdpkg.solvers:SPEC")
     assert spec.name == "crowdpkg.solvers:SPEC" and spec.build is solver_spec("fp").build
 
@@ -129,6 +131,13 @@ def test_a_failed_load_leaves_no_module_and_the_fixed_file_then_loads(crowd):
     assert set(sys.modules) == before
     shutil.copy(crowd, broken)
     assert game_class(f"{broken}:Crowd").name == "crowd"
+
+
+def test_a_class_mfax_cannot_import_again_has_no_reference():
+    namespace = {"__name__": "__main__"}
+    exec(EXAMPLE.read_text(), namespace)  # as a script or a notebook cell defines it
+    with pytest.raises(GameError, match=r"Crowd is defined in __main__ .* name it path/to/file\.py:Crowd"):
+        game_reference(namespace["Crowd"])
 
 
 def test_bad_solver_references_are_one_line(package):

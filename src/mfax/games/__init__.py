@@ -5,7 +5,7 @@ from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, aggrega
 from mfax.games.beach_bar import BeachBar, BeachBarNoise
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
-from mfax.games.registry import describe, game_class, game_names, make, parse_value, register
+from mfax.games.registry import describe, game_class, game_names, game_reference, make, parse_value, register
 from mfax.games.sis import SIS, SISNoise
 from mfax.games.sweep import stack_games, swept_fields
 from mfax.games.validate import validate_game
@@ -33,6 +33,7 @@ __all__ = [
     "describe",
     "game_class",
     "game_names",
+    "game_reference",
     "make",
     "param",
     "parse_value",

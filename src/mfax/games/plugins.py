@@ -143,6 +143,23 @@ def load(text: str, what: str) -> Any:
     return obj
 
 
+def reference_of(obj: Any, what: str) -> str:
+    """The reference that names ``obj`` (a class or object defined at the top level of a
+    module, or nested in a class there) so that :func:`load` finds it again: its file's
+    for a module loaded from a file, else its module's."""
+    qualname, module = getattr(obj, "__qualname__", None), getattr(obj, "__module__", None)
+    if not qualname or not module or "<" in qualname:
+        raise GameError(f"{what} {obj!r} is not defined at the top level of a module, so mfax cannot name it")
+    if module == "__main__":
+        raise GameError(
+            f"{what} {qualname} is defined in __main__ (a script or a notebook), which mfax cannot import again; "
+            f"put it in a file and name it path/to/file.py:{qualname}"
+        )
+    if module.startswith(FILE_MODULE_PREFIX):
+        return f"{sys.modules[module].__file__}:{qualname}"
+    return f"{module}:{qualname}"
+
+
 # -- installed plug-ins (entry points) ---------------------------------------------------
 def entry_points(group: str) -> dict[str, metadata.EntryPoint]:
     """The entry points of ``group`` by name (the first of a name wins)."""

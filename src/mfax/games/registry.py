@@ -42,6 +42,14 @@ def game_class(ref: str) -> type[Game]:
     return plugins.lookup(ref, dict(sorted(_GAMES.items())), GROUP, "game", _checked)
 
 
+def game_reference(game_cls: type[Game]) -> str:
+    """The reference that names a game class again (:func:`game_class` inverts it): its
+    registered name, else ``package.module:Class`` or ``path/to/file.py:Class``."""
+    if _GAMES.get(game_cls.name) is game_cls:
+        return game_cls.name
+    return plugins.reference_of(game_cls, "game")
+
+
 def _checked(obj: Any, ref: str) -> type[Game]:
     """``obj`` if it is a concrete game class, else a one-line error naming what it is."""
     if not (isinstance(obj, type) and issubclass(obj, Game)):
