@@ -110,6 +110,7 @@ BAD_FILES = {
         ("crowdpkg.failing:Crowd", "importing game module 'crowdpkg.failing' failed: RuntimeError: no licence server"),
         ("crowdpkg.games:Nope", "'crowdpkg.games' has no attribute 'Nope'"),
         ("no_such_game", "unknown game 'no_such_game'; allowed: beach_bar, "),
+        ("{dir}/crowd.py", "crowd.py' names a file but not the object in it; write .*crowd.py:Name"),
     ],
 )
 def test_every_bad_game_reference_is_one_line(crowd, package, ref, message):
@@ -216,6 +217,8 @@ def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
     result = invoke("eval", run, "--trust-code")
     assert result.exit_code == 0
     assert f"mfax: warning: '{crowd}' is not the file the run was trained with" in result.stderr
+    (run / "code.json").write_text('{"game": ')  # torn
+    one_error_line(invoke("eval", run, "--trust-code"), "code.json' is corrupt")
 
 
 def test_a_solver_file_reference_needs_trust_code_to_be_read_back(package, tmp_path):

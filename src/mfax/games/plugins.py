@@ -199,5 +199,7 @@ def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept
     found = entry_points(group)
     if name in found:
         return accept(load_entry_point(found[name], what), name)
+    if name.endswith(".py"):
+        raise GameError(f"{what} {name!r} names a file but not the object in it; write {name}:Name")
     allowed = ", ".join([*registered, *sorted(set(found) - set(registered))])
     raise GameError(f"unknown {what} {name!r}; allowed: {allowed}, or {FORMS}")
