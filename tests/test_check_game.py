@@ -38,7 +38,7 @@ from mfax.games import (
 from mfax.games.validate import CHECK_NAMES
 from mfax.policies import Uniform
 from mfax.run.cli import app
-from test_validation import SISDelegate
+from test_validation import IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
 
 runner = CliRunner()
 EXPENSIVE = {"vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace"}
@@ -70,22 +70,6 @@ class SecondStageRowsSumToHalf(SISDelegate):
         return k._replace(then=Spread(jnp.array([[0], [1]], jnp.int32), jnp.array([[1.0], [0.5]])))
 
 
-class NegativeProbability(SISDelegate):
-    name: ClassVar[str] = "negative_probability"
-
-    def kernel(self, mu, noise, t):
-        k = super().kernel(mu, noise, t)
-        return k._replace(prob=k.prob.at[0, 1].set(jnp.array([1.2, -0.2])))
-
-
-class IndexOutOfRange(SISDelegate):
-    name: ClassVar[str] = "index_out_of_range"
-
-    def kernel(self, mu, noise, t):
-        k = super().kernel(mu, noise, t)
-        return k._replace(index=k.index.at[1, 1, 1].set(2))
-
-
 class FloatIndices(SISDelegate):
     name: ClassVar[str] = "float_indices"
 
@@ -94,29 +78,11 @@ class FloatIndices(SISDelegate):
         return k._replace(index=k.index.astype(jnp.float32))
 
 
-class NaNReward(SISDelegate):
-    name: ClassVar[str] = "nan_reward"
-
-    def reward(self, mu, mu_next, noise, t):
-        return super().reward(mu, mu_next, noise, t).at[1, 0].set(jnp.nan)
-
-
 class RewardPerState(SISDelegate):
     name: ClassVar[str] = "reward_per_state"
 
     def reward(self, mu, mu_next, noise, t):
         return super().reward(mu, mu_next, noise, t)[:, 0]  # (n,): would broadcast silently
-
-
-class ShortNoisePath(SISDelegate):
-    name: ClassVar[str] = "short_noise_path"
-
-    def sample_noise(self, key):
-        noise = super().sample_noise(key)
-        return noise._replace(report_error=noise.report_error[:-1])  # t = 0..T-1 only
-
-    def noise_support(self):
-        return None
 
 
 class SupportWeightsSumTo09(SISDelegate):
@@ -237,6 +203,24 @@ def test_a_kernel_that_does_not_trace_skips_only_what_needs_it():
         assert report[name].status == "pass", str(report)
 
 
+class PythonIfInSampleNoise(SISDelegate):
+    name: ClassVar[str] = "python_if_in_sample_noise"
+
+    def sample_noise(self, key):
+        noise = super().sample_noise(key)
+        if noise.severe > 0:  # a Python `if` on a traced value
+            return noise._replace(report_error=-noise.report_error)
+        return noise
+
+
+def test_noise_that_does_not_trace_is_named_and_the_rest_skipped_without_a_crash():
+    report = check_game(PythonIfInSampleNoise())
+    assert [r.name for r in report.failures] == ["jit.traceable"], str(report)
+    assert report["jit.traceable"].detail.startswith("sample_noise: TracerBoolConversionError")
+    assert report["sizes.integers"].status == report["noise_support.weights_sum_to_one"].status == "pass"
+    assert {r.status for r in report.results[3:] if r.name != "noise_support.weights_sum_to_one"} == {"skip"}
+
+
 def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     report = report_of(RowsSumToHalf)
     lines = str(report).splitlines()
@@ -292,14 +276,22 @@ def test_eval_refuses_a_defective_game_unless_no_check(monkeypatch):
     assert record["game"] == NaNReward.name and math.isnan(record["policy_return"])  # what the check stops
 
 
-def test_train_no_check_trains_a_game_the_checks_refuse(monkeypatch, tmp_path):
-    monkeypatch.setitem(registry._GAMES, RowsSumToHalf.name, RowsSumToHalf)
+def _train_args(tmp_path, out: str) -> list[str]:
     args = ["train", "--game", RowsSumToHalf.name, "--algo", "fp", "--iterations", "1", "--eval-every", "1"]
-    args += ["--no-plots", "--no-progress", "--json"]
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "refused")])
+    return [*args, "--no-plots", "--no-progress", "--json", "--out", str(tmp_path / out)]
+
+
+def test_train_refuses_a_defective_game_before_writing(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry._GAMES, RowsSumToHalf.name, RowsSumToHalf)
+    result = runner.invoke(app, _train_args(tmp_path, "refused"))
     assert result.exit_code == 2 and "(check kernel.probabilities_sum_to_one)" in result.stderr
     assert not (tmp_path / "refused").exists()
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run"), "--no-check"])
+
+
+@pytest.mark.slow
+def test_train_no_check_trains_a_game_the_checks_refuse(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry._GAMES, RowsSumToHalf.name, RowsSumToHalf)
+    result = runner.invoke(app, [*_train_args(tmp_path, "run"), "--no-check"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[-1])["iterations"] == 1
 
