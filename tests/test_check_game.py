@@ -221,6 +221,20 @@ def test_noise_that_does_not_trace_is_named_and_the_rest_skipped_without_a_crash
     assert {r.status for r in report.results[3:] if r.name != "noise_support.weights_sum_to_one"} == {"skip"}
 
 
+class MeanFieldTooLong(SISDelegate):
+    name: ClassVar[str] = "mean_field_too_long"
+
+    def initial_mean_field(self, noise):
+        return jnp.append(super().initial_mean_field(noise), 0.0)
+
+
+def test_a_mean_field_of_the_wrong_shape_stops_before_the_functions_traced_with_it():
+    report = check_game(MeanFieldTooLong())
+    assert [r.name for r in report.failures] == ["initial_mean_field.shape"], str(report)
+    assert report.failures[0].detail == "initial mean field must have shape (2,), got (3,)"
+    assert report["jit.traceable"].status == report["kernel.shape"].status == "skip"
+
+
 def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     report = report_of(RowsSumToHalf)
     lines = str(report).splitlines()

@@ -14,7 +14,7 @@ import typer
 from mfax.games import check_game, make, unchecked
 from mfax.run.cli_common import parse_overrides, user_errors
 
-CHECK_OPTION_HELP = "run the game's cheap checks (those of `mfax check-game` but vmap and retracing) first"
+CHECK_OPTION_HELP = "check the game first (as `mfax check-game` does, but vmap and retracing); --no-check skips it"
 
 
 def register(app: typer.Typer) -> None:
