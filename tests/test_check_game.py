@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import mfax
+from conftest import ALL_GAMES
 from mfax.dynamics import noise_batch
 from mfax.evaluation import evaluate
 from mfax.games import (
@@ -252,6 +254,15 @@ def test_unchecked_lets_a_defective_game_through_and_is_scoped():
         validate_game(NaNReward())  # (eval --no-check: evaluates it, below)
     with pytest.raises(GameError, match=r"reward at t=0 is nan at \(s=1, a=0\).*\(check reward.finite\)"):
         validate_game(NaNReward())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_GAMES)
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_packaged_games_pass_every_check(name, x64):
+    with jax.enable_x64(x64):
+        report = check_game(mfax.make(name))
+    assert report.ok and {r.status for r in report.results} == {"pass"}, str(report)
 
 
 # -- the command line --------------------------------------------------------------------------
