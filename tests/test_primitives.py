@@ -12,6 +12,7 @@ import mfax
 from conftest import random_policy_table
 from mfax.dynamics import enumerate_noise, forward_scan, push_path, rollout_batch
 from mfax.evaluation import backup, backward_scan
+from mfax.games import dense_kernel
 from mfax.games.base import Kernel
 from mfax.policies import Tabular
 
@@ -31,7 +32,7 @@ def _random_mdp(seed: int):
 
 def _dense(kernel) -> Kernel:
     """A dense ``(n, m, n)`` matrix as a sparse kernel whose ``K`` entries are all states."""
-    return Kernel(jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32), (N, M, N)), jnp.asarray(kernel))
+    return dense_kernel(jnp.asarray(kernel))
 
 
 def test_forward_scan_matches_a_loop_in_time_order():

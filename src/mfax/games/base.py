@@ -31,7 +31,14 @@ so a path can be drawn before the episode, enumerated with its probability when 
 support is finite (``noise_support``) and shared by the exact push-forward and a sampled
 population. A game without common noise (or with it switched off) returns paths of the
 same structure holding constants, and its ``noise_support`` enumerates what is left
-random (one path of weight one when nothing is).
+random (one path of weight one when nothing is); a game that never has common noise
+extends :class:`~mfax.games.no_noise.NoCommonNoise`, which supplies all of this.
+
+Checks. :func:`mfax.check_game` (``mfax check-game``) tests a game against this protocol,
+check by check; :func:`mfax.make` and the evaluation refuse a game failing a cheap one.
+:func:`~mfax.games.kernels.deterministic_kernel` and
+:func:`~mfax.games.kernels.dense_kernel` build a :class:`Kernel` from next-state indices
+or a dense matrix.
 
 Style (Equinox's abstract-or-final): :class:`Game` declares the required attributes as
 ``AbstractVar`` / ``AbstractClassVar`` and the required methods as abstract methods, and

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, Spread, check, check_probabilities, discount, moves
+from mfax.games.base import Game, NoiseSupport, Spread, check, check_probabilities, discount, moves
+from mfax.games.kernels import deterministic_kernel
 from mfax.params import param
 
 
@@ -136,7 +137,7 @@ class BeachBar(Game):
         a = jnp.arange(-self.max_action, self.max_action + 1, dtype=jnp.int32)[None, :]
         d = self._legal(s, jnp.clip(s + a, 0, top), bar)  # (n, m)
         if not self.idiosyncratic_noise:
-            return Kernel(d[..., None], jnp.ones((n, self.n_actions, 1)))
+            return deterministic_kernel(d)
         w = len(self.idiosyncratic_probs) // 2
         k = jnp.arange(-w, w + 1, dtype=jnp.int32)[None, :]
         mid = jnp.where(s == bar, d + n, d)
@@ -144,7 +145,7 @@ class BeachBar(Game):
         origin = jnp.where(j < n, j, bar)  # a state on the intermediate state's side (or b)
         nxt = self._legal(origin, jnp.clip(j % n + k, 0, top), bar)  # (2n, K2)
         probs = jnp.broadcast_to(jnp.asarray(self.idiosyncratic_probs, dtype=float), nxt.shape)
-        return Kernel(mid[..., None], jnp.ones((n, self.n_actions, 1)), Spread(nxt, probs))
+        return deterministic_kernel(mid, then=Spread(nxt, probs))
 
     def reward(self, mu, mu_next, noise, t):
         n = self.num_states

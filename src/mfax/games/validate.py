@@ -1,171 +1,471 @@
-"""Numeric checks of a game on concrete values, run once per game before it is used.
+"""The game contract as code: named checks of a game on concrete values.
 
 A game's functions are only a protocol (:class:`~mfax.games.base.Game`): a kernel whose
 rows do not sum to one, an index past the last state, a NaN reward, a reward of the
 wrong shape (broadcast silently), an initial mean field that is not a distribution, a
 noise path shorter than the horizon (JAX clamps out-of-range reads) or support weights
-that do not sum to one would all produce numbers. :func:`validate_game` evaluates each
-function once, eagerly, and raises a one-line :class:`~mfax.games.base.GameError`
-naming the game, the check and the offending values. It is called by
-:func:`mfax.make` and by the evaluation entry point (so training, which builds its game
-with ``make``, and a user's own game instance are both covered).
+that do not sum to one would all produce numbers. Each check below has a stable name
+and reports pass, fail (with the offending state, action, row or value) or skip (when
+what it inspects could not be computed, e.g. a kernel that does not trace).
 
-What is checked, with ``mu_0`` the initial mean field of one sampled noise path and
-the rewards evaluated at ``mu_t = mu_{t+1} = mu_0``:
+:func:`check_game` runs every check and returns a :class:`CheckReport`
+(``mfax check-game`` prints it). :func:`validate_game` runs the cheap ones (all but the
+``vmap.*`` and ``jit.no_retrace`` checks, which compile more programs) and raises the
+first failure as a one-line :class:`~mfax.errors.GameError`; :func:`mfax.make` and the
+evaluation entry point call it, so training, evaluation and a user's own game instance
+are all covered, once per game and process. Inside :func:`unchecked` it does nothing
+(``mfax train/eval --no-check``).
 
-* sizes: ``n_states``, ``n_actions``, ``horizon`` positive integers, ``gamma`` in (0, 1];
-* ``initial_mean_field``: shape ``(n,)``, finite, non-negative, sums to one;
-* ``kernel(mu_0, noise, t)`` at ``t = 0`` and ``t = T - 1``: shapes ``(n, m, K)``,
-  finite non-negative probabilities whose rows sum to one, indices in ``0..n-1`` (or
-  the intermediate states of a two-stage kernel, whose second stage is checked alike);
-* ``reward`` at ``t = 0`` and ``terminal_reward`` at ``t = T - 1``: shape ``(n, m)``,
-  finite; ``observation`` at ``t = 0``: one finite vector;
-* the noise path covers ``t = 0..T``: ``observation`` at ``T`` and the rewards at
-  ``T - 1`` read nothing out of bounds;
-* ``state_features`` ``(n, .)`` and ``action_values`` ``(m,)``, finite;
-* ``aggregates`` at ``t = 0`` and ``t = T``: each a finite scalar;
-* ``noise_support`` (when finite): weights ``(P,)`` non-negative summing to one, and
-  paths shaped like the sampled ones with a leading axis ``P``.
+The checks, with ``mu_0`` the initial mean field of one sampled noise path and the
+functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
+``t = T - 1``, the reward at ``t = 0`` and the terminal reward at ``t = T - 1``:
 
-Sums are compared to one within :data:`TOLERANCE`.
+* ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
+  ``sizes.gamma``: ``gamma`` in (0, 1];
+* ``jit.traceable``: every method traces under ``jax.jit`` (``t`` is a traced int32
+  scalar: no Python ``if`` on it, on the mean field or on the noise);
+* ``initial_mean_field.shape`` ``(n,)`` floating; ``initial_mean_field.distribution``:
+  finite, non-negative, sums to one;
+* ``kernel.shape``: a :class:`~mfax.games.base.Kernel` with ``index`` and ``prob``
+  ``(n, m, K)`` (and a second stage ``(n_mid, K2)``); ``kernel.dtypes``: int32 indices,
+  floating probabilities; ``kernel.probabilities_finite``,
+  ``kernel.probabilities_nonnegative``, ``kernel.probabilities_sum_to_one`` (every row of
+  both stages), ``kernel.indices_in_range`` (``0..n-1``, or ``0..n_mid-1`` for the first
+  stage of a two-stage kernel);
+* ``reward.shape`` ``(n, m)`` floating and ``reward.finite``, for the step and the
+  terminal reward;
+* ``observation.shape``: a floating vector ``(d,)``; ``observation.constant_shape``: the
+  same ``d`` at every ``t = 0..T``; ``observation.finite``;
+* ``noise.path_length``: the observation at ``t = T`` and the rewards and kernel at
+  ``t = T - 1`` read nothing out of bounds (noise paths cover ``t = 0..T``);
+* ``state_features.shape`` ``(n, f)``, ``state_features.finite``,
+  ``action_values.shape`` ``(m,)``, ``action_values.finite``;
+* ``aggregates.scalars``: each aggregate a finite scalar at ``t = 0`` and ``t = T``;
+* ``noise_support.weights_sum_to_one``: weights ``(P,)`` finite, non-negative, summing
+  to one; ``noise_support.paths_shape``: paths with the structure of sampled ones and
+  their shapes behind a leading axis ``P`` (both pass when the support is not finite);
+* ``vmap.noise_paths``: everything under ``jax.vmap`` over a batch of two keys (noise
+  paths) gives what it gives one path at a time; ``vmap.mean_fields``: likewise over a
+  batch of two mean fields with the noise fixed;
+* ``jit.no_retrace``: a jitted function of the game, the noise and the mean field (the
+  way the tools call a game) is traced once across calls with new noise, a new mean
+  field and the game built again from its parameters (a static field that is not equal
+  in a second instance built the same way recompiles every program that uses it).
+
+Sums are compared to one within :data:`TOLERANCE`; batched and single values within
+:data:`VMAP_RTOL`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import math
 import operator
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
+from mfax import params
 from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, reward_matrix
 
 TOLERANCE = 1e-4
+VMAP_RTOL = 1e-4
 _VALIDATED: set = set()
+_VALIDATED_IDS: dict[int, weakref.ref] = {}  # games holding arrays (not hashable), by identity
+_ENABLED = contextvars.ContextVar("mfax_game_checks", default=True)
+_EXPENSIVE = ("vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace")
+
+
+class CheckResult(NamedTuple):
+    """One named check: ``status`` is ``"pass"``, ``"fail"`` or ``"skip"``; ``detail``
+    names the offending values of a failure, or why a check was skipped."""
+
+    name: str
+    status: str
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+    """The named checks of one game (:func:`check_game`), in the order they ran."""
+
+    game: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No check failed (skipped checks follow from a failed one)."""
+        return not self.failures
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if r.status == "fail")
+
+    def __getitem__(self, name: str) -> CheckResult:
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        lines = [f"{r.status.upper()} {r.name}" + (f": {r.detail}" if r.detail else "") for r in self.results]
+        counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "fail", "skip")}
+        lines.append(f"game {self.game!r}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+        return "\n".join(lines)
+
+    def error(self) -> GameError | None:
+        """The first failure as a one-line :class:`GameError` (``None`` when all pass)."""
+        if not self.failures:
+            return None
+        first, *more = self.failures
+        also = f"; {len(more)} more failed: {', '.join(r.name for r in more)}" if more else ""
+        return GameError(f"game {self.game!r}: {first.detail} (check {first.name}{also})")
+
+    def raise_if_failed(self) -> None:
+        error = self.error()
+        if error is not None:
+            raise error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"game": self.game, "ok": self.ok, "checks": [r._asdict() for r in self.results]}
+
+
+def check_game(game: Game, *, key: jax.Array | None = None) -> CheckReport:
+    """Run every named check on ``game`` (see the module docstring) with the noise path
+    drawn from ``key`` (default ``PRNGKey(0)``); never raises for a defect of the game.
+
+    >>> import mfax
+    >>> report = mfax.check_game(mfax.make("sis"))
+    >>> report.ok, report["kernel.probabilities_sum_to_one"].status
+    (True, 'pass')
+    """
+    return _report(game, key, expensive=True)
 
 
 def validate_game(game: Game) -> None:
-    """Refuse a defective game with a one-line :class:`GameError` (see the module
-    docstring for the checks); each (hashable) game is checked once per process."""
+    """Refuse a defective game with a one-line :class:`GameError` naming the first failed
+    cheap check; each game is checked once per process, and not at all inside
+    :func:`unchecked`."""
+    if not _ENABLED.get():
+        return
     try:
         if game in _VALIDATED:
             return
-    except TypeError:  # a game holding arrays is not hashable: check it every time
+    except TypeError:  # a game holding arrays is not hashable: remember it by identity
+        ref = _VALIDATED_IDS.get(id(game))
+        if ref is not None and ref() is game:
+            return
         _check(game)
+        ident = id(game)
+        _VALIDATED_IDS[ident] = weakref.ref(game, lambda _: _VALIDATED_IDS.pop(ident, None))
         return
     _check(game)
     _VALIDATED.add(game)
 
 
+@contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Within this block :func:`validate_game` checks nothing (``--no-check``)."""
+    token = _ENABLED.set(False)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def checking(enabled: bool) -> contextlib.AbstractContextManager:
+    """:func:`unchecked` when ``enabled`` is false, else a block that changes nothing."""
+    return contextlib.nullcontext() if enabled else unchecked()
+
+
 def _check(game: Game) -> None:
+    """The cheap checks, uncached; raises the first failure."""
+    _report(game, None, expensive=False).raise_if_failed()
+
+
+# -- running named checks -------------------------------------------------------------------
+
+
+class _Failed(Exception):
+    pass
+
+
+class _Skipped(Exception):
+    pass
+
+
+def _fail(message: str):
+    raise _Failed(message)
+
+
+class _Runner:
+    """Runs checks in order; a check needing one that did not pass is skipped."""
+
+    def __init__(self):
+        self.results: dict[str, CheckResult] = {}
+
+    def __call__(self, name: str, fn: Callable[[], str | None], needs: tuple[str, ...] = ()) -> None:
+        blocked = [n for n in needs if self.results[n].status != "pass"]
+        if blocked:
+            self.results[name] = CheckResult(name, "skip", f"needs {', '.join(blocked)}")
+            return
+        try:
+            self.results[name] = CheckResult(name, "pass", fn() or "")
+        except _Failed as failed:
+            self.results[name] = CheckResult(name, "fail", str(failed))
+        except _Skipped as skipped:
+            self.results[name] = CheckResult(name, "skip", str(skipped))
+        except Exception as err:  # the game's own code raised: that is its failure
+            self.results[name] = CheckResult(name, "fail", f"raised {_first_line(err)}")
+
+    def skip_all(self, names: tuple[str, ...], why: str) -> None:
+        for name in names:
+            self.results.setdefault(name, CheckResult(name, "skip", why))
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0].rstrip('.') if lines else ''}"
+
+
+_NUMERIC = (
+    "initial_mean_field.shape",
+    "initial_mean_field.distribution",
+    "kernel.shape",
+    "kernel.dtypes",
+    "kernel.probabilities_finite",
+    "kernel.probabilities_nonnegative",
+    "kernel.probabilities_sum_to_one",
+    "kernel.indices_in_range",
+    "reward.shape",
+    "reward.finite",
+    "observation.shape",
+    "observation.constant_shape",
+    "observation.finite",
+    "noise.path_length",
+    "state_features.shape",
+    "state_features.finite",
+    "action_values.shape",
+    "action_values.finite",
+    "aggregates.scalars",
+    "noise_support.weights_sum_to_one",
+    "noise_support.paths_shape",
+)
+CHECK_NAMES: tuple[str, ...] = ("sizes.integers", "sizes.gamma", "jit.traceable", *_NUMERIC, *_EXPENSIVE)
+"""Every check, in the order a report lists them."""
+
+
+def _report(game: Game, key, expensive: bool) -> CheckReport:
     name = getattr(game, "name", type(game).__name__)
+    run = _Runner()
+    run("sizes.integers", lambda: _sizes(game))
+    run("sizes.gamma", lambda: _gamma(game))
+    later = _NUMERIC + (_EXPENSIVE if expensive else ())
+    if run.results["sizes.integers"].status != "pass":
+        run.skip_all(("jit.traceable", *later), "needs sizes.integers")
+        return CheckReport(name, tuple(_ordered(run, expensive)))
+    n, m, horizon = (operator.index(getattr(game, a)) for a in ("n_states", "n_actions", "horizon"))
+    key = jax.random.PRNGKey(0) if key is None else key
+    out, broken = _evaluate(game, key, n, horizon)
+    if "start" in broken:
+        run("jit.traceable", lambda: _traceable(broken))
+        run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
+        run.skip_all(later, "sample_noise and initial_mean_field must trace first")
+        return CheckReport(name, tuple(_ordered(run, expensive)))
+    mu0 = out["initial_mean_field_shape"]
+    run("initial_mean_field.shape", lambda: _shape(mu0, (n,), "initial mean field", floating=True))
+    run("jit.traceable", lambda: _traceable(broken), ("initial_mean_field.shape",))
+    if run.results["initial_mean_field.shape"].status != "pass":  # the rest is traced with it
+        run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
+        run.skip_all(later, "needs initial_mean_field.shape")
+        return CheckReport(name, tuple(_ordered(run, expensive)))
 
-    def fail(message: str):
-        raise GameError(f"game {name!r}: {message}")
+    def get(what: str):
+        if what not in out:
+            reason = broken.get(what, "")
+            raise _Skipped(f"{what} did not run" + (f" ({reason})" if reason else ""))
+        return out[what]
 
-    n, m, horizon = _sizes(game, fail)
-    key = jax.random.PRNGKey(0)
-    _, mu0 = jax.eval_shape(_start(game), key)  # the shape first: the rest is traced with it
-    _shape(mu0, (n,), "initial mean field", fail)
-    out = jax.device_get(jax.jit(_outputs(game, horizon))(key))
-    mu0, noise = np.asarray(out["initial mean field"]), out["noise"]
-    _finite(mu0, "initial mean field", fail)
-    _distribution(mu0[None], "initial mean field", fail, lambda i: "")
-    for t, kernel in sorted(out["kernel"].items()):
-        _kernel(kernel, n, m, t, fail)
-    for what, t in (("reward", 0), ("terminal reward", horizon - 1)):
-        r = np.asarray(out[what])
-        _shape(r, (n, m), f"{what} at t={t}", fail)
-        _finite(r, f"{what} at t={t}", fail, ("s", "a"))
-    obs = np.asarray(out["observation"])
-    if obs.ndim != 1:
-        fail(f"observation at t=0 must be a vector (d,), got shape {obs.shape}")
-    _finite(obs, "observation at t=0", fail)
-    for t, values in out["aggregates"].items():
-        for what, value in values.items():
-            value = np.asarray(value)
-            if value.ndim != 0:
-                fail(f"aggregate {what!r} at t={t} must be a scalar, got shape {value.shape}")
-            _finite(value.reshape(1), f"aggregate {what!r} at t={t}", fail)
-    for what, err in out["reads"].items():  # JAX clamps out-of-bounds reads silently
-        message = err.get()
-        if message is not None:
-            detail = message.strip().splitlines()[0].rstrip(".")
-            fail(f"{what} reads out of bounds ({detail}); noise paths must cover t = 0..T")
-    for what, shape in (("state_features", (n, None)), ("action_values", (m,))):
-        x = np.asarray(out[what])
-        _shape(x, shape, what, fail)
-        _finite(x, what, fail)
-    _support(game, noise, fail)
-
-
-def _start(game: Game):
-    def start(key):
-        noise = game.sample_noise(key)
-        return noise, game.initial_mean_field(noise)
-
-    return start
+    run("initial_mean_field.distribution", lambda: _mean_field(get("initial_mean_field")))
+    run("kernel.shape", lambda: _kernel_shapes(get("kernel"), n, m))
+    run("kernel.dtypes", lambda: _kernel_dtypes(get("kernel")), ("kernel.shape",))
+    for check, fn in (
+        ("kernel.probabilities_finite", _probabilities_finite),
+        ("kernel.probabilities_nonnegative", _probabilities_nonnegative),
+        ("kernel.probabilities_sum_to_one", _probabilities_sum),
+        ("kernel.indices_in_range", lambda ks: _indices_in_range(ks, n)),
+    ):
+        run(check, lambda fn=fn: fn(get("kernel")), ("kernel.shape",))
+    run("reward.shape", lambda: _reward_shapes(get, n, m, horizon))
+    run("reward.finite", lambda: _rewards_finite(get, horizon), ("reward.shape",))
+    run("observation.shape", lambda: _observation_shape(get("observation")))
+    run("observation.constant_shape", lambda: _constant_shape(game, out, broken, horizon))
+    run("observation.finite", lambda: _observation_finite(get("observation")), ("observation.shape",))
+    run("noise.path_length", lambda: _reads(get("reads")))
+    run("state_features.shape", lambda: _shape(get("state_features"), (n, None), "state_features", floating=True))
+    run("state_features.finite", lambda: _finite(get("state_features"), "state_features"), ("state_features.shape",))
+    run("action_values.shape", lambda: _shape(get("action_values"), (m,), "action_values", floating=True))
+    run("action_values.finite", lambda: _finite(get("action_values"), "action_values"), ("action_values.shape",))
+    run("aggregates.scalars", lambda: _aggregates(get("aggregates")))
+    run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
+    run("noise_support.paths_shape", lambda: _support_paths(game, get("noise")), ("noise_support.weights_sum_to_one",))
+    if expensive:
+        cheap_ok = all(r.status == "pass" for r in run.results.values())
+        if cheap_ok:
+            _expensive_checks(run, game, key, out, horizon)
+        else:
+            run.skip_all(_EXPENSIVE, "needs every other check to pass")
+    return CheckReport(name, tuple(_ordered(run, expensive)))
 
 
-def _outputs(game: Game, horizon: int):
-    """Every function of the game once, as one compiled program (called eagerly, each
-    operation would be compiled on its own: seconds per game)."""
+def _ordered(run: _Runner, expensive: bool) -> list[CheckResult]:
+    names = CHECK_NAMES if expensive else CHECK_NAMES[: -len(_EXPENSIVE)]
+    return [run.results[n] for n in names if n in run.results]
+
+
+# -- evaluating the game's functions --------------------------------------------------------
+
+
+def _start(game: Game, key):
+    noise = game.sample_noise(key)
+    return noise, game.initial_mean_field(noise)
+
+
+def _step_probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], Any]]:
+    """The functions of the mean field and the noise, each at the times it is checked."""
+    last = jnp.int32(horizon - 1)
+    return {
+        "kernel": lambda: {t: game.kernel(mu, noise, jnp.int32(t)) for t in sorted({0, horizon - 1})},
+        "reward": lambda: game.reward(mu, mu, noise, jnp.int32(0)),
+        "terminal_reward": lambda: game.terminal_reward(mu, mu, noise, last),
+        "observation": lambda: {t: game.observation(mu, noise, jnp.int32(t)) for t in (0, horizon)},
+        "aggregates": lambda: {t: game.aggregates(mu, noise, jnp.int32(t)) for t in (0, horizon)},
+    }
+
+
+def _probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], Any]]:
     last = jnp.int32(horizon - 1)
 
-    def outputs(key):
-        noise, mu = _start(game)(key)
+    def reads(fn):
+        return checkify.checkify(fn, errors=checkify.index_checks)(noise)[0]
 
-        def reads(fn):
-            return checkify.checkify(fn, errors=checkify.index_checks)(noise)[0]
-
+    def all_reads():  # JAX clamps out-of-bounds reads silently: checkify finds them
         return {
-            "noise": noise,
-            "initial mean field": mu,
-            "kernel": {t: game.kernel(mu, noise, jnp.int32(t)) for t in {0, horizon - 1}},
-            "reward": game.reward(mu, mu, noise, jnp.int32(0)),
-            "terminal reward": game.terminal_reward(mu, mu, noise, last),
-            "observation": game.observation(mu, noise, jnp.int32(0)),
-            "aggregates": {t: game.aggregates(mu, noise, jnp.int32(t)) for t in (0, horizon)},
-            "reads": {
-                f"observation at t=T={horizon}": reads(lambda z: game.observation(mu, z, last + 1)),
-                f"reward at t=T-1={horizon - 1}": reads(lambda z: reward_matrix(game, mu, mu, z, last)),
-            },
-            "state_features": game.state_features(),
-            "action_values": game.action_values(),
+            f"observation at t=T={horizon}": reads(lambda z: game.observation(mu, z, last + 1)),
+            f"reward at t=T-1={horizon - 1}": reads(lambda z: reward_matrix(game, mu, mu, z, last)),
+            f"kernel at t=T-1={horizon - 1}": reads(lambda z: game.kernel(mu, z, last)),
         }
 
-    return outputs
+    return {
+        **_step_probes(game, noise, mu, horizon),
+        "state_features": game.state_features,
+        "action_values": game.action_values,
+        "reads": all_reads,
+    }
 
 
-def _sizes(game: Game, fail) -> tuple[int, int, int]:
+def _outputs(game: Game, key, horizon: int, skip: frozenset):
+    """Every function of the game once, as one compiled program (called eagerly, each
+    operation would be compiled on its own: seconds per game)."""
+    noise, mu = _start(game, key)
+    probes = _probes(game, noise, mu, horizon)
+    return {"noise": noise, "initial_mean_field": mu, **{k: f() for k, f in probes.items() if k not in skip}}
+
+
+def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, str]]:
+    """The outputs of every function that traces, and ``{what: error}`` for those that do
+    not (``"start"`` when no noise path and mean field could be made)."""
+    try:
+        noise = jax.eval_shape(game.sample_noise, key)
+    except Exception as err:
+        return {}, {"start": "", "sample_noise": _first_line(err)}
+    try:
+        mu = jax.eval_shape(game.initial_mean_field, noise)
+    except Exception as err:
+        return {}, {"start": "", "initial_mean_field": _first_line(err)}
+    out: dict[str, Any] = {"initial_mean_field_shape": mu}
+    if tuple(mu.shape) != (n,):  # the rest is traced with it: stop here
+        return out, {}
+    broken = {}
+    skip: frozenset = frozenset()
+    try:
+        values = jax.jit(lambda k: _outputs(game, k, horizon, skip))(key)
+    except Exception as err:
+        for what in _probes(game, noise, mu, horizon):
+            try:
+                jax.eval_shape(lambda z, u, what=what: _probes(game, z, u, horizon)[what](), noise, mu)
+            except Exception as failed:
+                broken[what] = _first_line(failed)
+        if not broken:
+            broken["program"] = _first_line(err)
+            return out, broken
+        skip = frozenset(broken)
+        try:
+            values = jax.jit(lambda k: _outputs(game, k, horizon, skip))(key)
+        except Exception as again:
+            broken["program"] = _first_line(again)
+            return out, broken
+    out.update(jax.device_get({k: v for k, v in values.items() if k != "reads"}))
+    if "reads" in values:
+        out["reads"] = values["reads"]
+    return out, broken
+
+
+def _traceable(broken: dict[str, str]) -> str:
+    """Fails naming each method that does not trace (``reads``, the bounds check of the
+    noise reads, is ``noise.path_length``'s to skip)."""
+    failing = {k: v for k, v in broken.items() if k not in ("start", "reads")}
+    if failing:
+        _fail("; ".join(f"{k}: {v}" for k, v in failing.items()))
+    return ""
+
+
+# -- the numeric checks ------------------------------------------------------------------------
+
+
+def _sizes(game: Game) -> str:
     sizes = []
     for attr in ("n_states", "n_actions", "horizon"):
         value = getattr(game, attr)
         try:
             value = operator.index(value)
         except TypeError:
-            fail(f"{attr} must be an integer, got {value!r}")
+            _fail(f"{attr} must be an integer, got {value!r}")
         if value < 1:
-            fail(f"{attr} must be >= 1, got {value}")
+            _fail(f"{attr} must be >= 1, got {value}")
         sizes.append(value)
+    return "n={}, m={}, T={}".format(*sizes)
+
+
+def _gamma(game: Game) -> str:
     gamma = game.gamma
     if not (isinstance(gamma, int | float) and math.isfinite(gamma) and 0.0 < gamma <= 1.0):
-        fail(f"gamma must lie in (0, 1], got {gamma!r}")
-    return tuple(sizes)
+        _fail(f"gamma must lie in (0, 1], got {gamma!r}")
+    return ""
 
 
 def _array(x) -> np.ndarray:
     return np.asarray(jax.device_get(x))
 
 
-def _shape(x, shape: tuple, what: str, fail) -> None:
-    ok = x.ndim == len(shape) and all(want is None or got == want for got, want in zip(x.shape, shape, strict=True))
+def _shape(x, shape: tuple, what: str, floating: bool = False) -> str:
+    got = tuple(x.shape)
+    ok = len(got) == len(shape) and all(want is None or g == want for g, want in zip(got, shape, strict=True))
     if not ok:
         expected = "(" + ", ".join("." if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-        fail(f"{what} must have shape {expected}, got {x.shape}")
+        _fail(f"{what} must have shape {expected}, got {tuple(x.shape)}")
+    if floating and not jnp.issubdtype(x.dtype, jnp.floating):
+        _fail(f"{what} must be floating point, got {x.dtype}")
+    return f"{tuple(x.shape)} {x.dtype}"
 
 
 def _where(index: tuple, names: tuple[str, ...]) -> str:
@@ -174,67 +474,337 @@ def _where(index: tuple, names: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"{k}={int(i)}" for k, i in zip(names, index, strict=False)) + ")"
 
 
-def _finite(x: np.ndarray, what: str, fail, names: tuple[str, ...] = ()) -> None:
+def _finite(x, what: str, names: tuple[str, ...] = ()) -> str:
+    x = _array(x)
     if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
         bad = tuple(np.argwhere(~np.isfinite(x))[0])
-        fail(f"{what} is {x[bad]} at {_where(bad, names)}; every entry must be finite")
+        _fail(f"{what} is {x[bad]} at {_where(bad, names)}; every entry must be finite")
+    return ""
 
 
-def _distribution(p: np.ndarray, what: str, fail, row_name) -> None:
-    """Rows (last axis) of ``p``: non-negative, summing to one."""
+def _negative(p: np.ndarray, what: str, row_name) -> None:
     if np.any(p < -TOLERANCE):
         bad = tuple(np.argwhere(p < -TOLERANCE)[0])
-        fail(f"{what}{row_name(bad[:-1])} has a negative entry {p[bad]} (position {bad[-1]}); entries must be >= 0")
+        _fail(f"{what}{row_name(bad[:-1])} has a negative entry {p[bad]} (position {bad[-1]}); entries must be >= 0")
+
+
+def _sum_to_one(p: np.ndarray, what: str, row_name) -> None:
     sums = p.astype(np.float64).sum(-1)
     off = np.abs(sums - 1.0) > TOLERANCE
     if np.any(off):
         bad = tuple(np.argwhere(off)[0])
-        fail(f"{what}{row_name(bad)} sums to {sums[bad]:.6g}; it must sum to 1")
+        _fail(f"{what}{row_name(bad)} sums to {sums[bad]:.6g}; it must sum to 1")
 
 
-def _kernel(kernel: Kernel, n: int, m: int, t: int, fail) -> None:
-    if not isinstance(kernel, Kernel):
-        fail(f"kernel must return a Kernel, got {type(kernel).__name__}")
-    index, prob = _array(kernel.index), _array(kernel.prob)
-    at = f" at t={t}"
-    if index.ndim != 3 or index.shape[:2] != (n, m) or prob.shape != index.shape:
-        fail(f"kernel index and prob must both have shape ({n}, {m}, K), got {index.shape} and {prob.shape}")
-    size = n
-    if kernel.then is not None:
-        mid_index, mid_prob = _array(kernel.then.index), _array(kernel.then.prob)
-        if mid_index.ndim != 2 or mid_prob.shape != mid_index.shape:
-            fail(f"second kernel stage index and prob must both have shape (n_mid, K2), got {mid_index.shape}")
-        size = mid_index.shape[0]
-    _kernel_stage(index, prob, size, "kernel", ("s", "a"), at, fail, "intermediate states" if size != n else "states")
-    if kernel.then is not None:
-        _kernel_stage(mid_index, mid_prob, n, "second kernel stage", ("j",), at, fail, "states")
+def distribution_error(p, what: str, row_name: Callable[[tuple], str] = lambda i: "") -> str | None:
+    """Why the rows (last axis) of ``p`` are not probability vectors (non-finite, a
+    negative entry, a sum other than one within :data:`TOLERANCE`), or ``None``."""
+    try:
+        p = _array(p)
+        _finite(p, what)
+        _negative(p, what, row_name)
+        _sum_to_one(p, what, row_name)
+    except _Failed as failed:
+        return str(failed)
+    return None
 
 
-def _kernel_stage(index, prob, size: int, what: str, names, at: str, fail, targets: str) -> None:
-    if not np.issubdtype(index.dtype, np.integer):
-        fail(f"{what} indices must be integers, got {index.dtype}")
-    _finite(prob, f"{what} probability{at}", fail, (*names, "k"))
-    _distribution(prob, f"{what} row", fail, lambda i: f" {_where(i, names)}{at}" if i else at)
-    out = (index < 0) | (index >= size)
-    if np.any(out):
-        bad = tuple(np.argwhere(out)[0])
-        fail(f"{what} index at {_where(bad, (*names, 'k'))}{at} is {index[bad]}; {targets} are 0..{size - 1}")
+def _mean_field(mu) -> str:
+    mu = _array(mu)
+    _finite(mu, "initial mean field")
+    _negative(mu[None], "initial mean field", lambda i: "")
+    _sum_to_one(mu[None], "initial mean field", lambda i: "")
+    return ""
 
 
-def _support(game: Game, noise, fail) -> None:
+def _stages(kernels: dict[int, Kernel]):
+    """``(what, index, prob, names, at)`` for each stage of each checked kernel."""
+    for t, kernel in sorted(kernels.items()):
+        at = f" at t={t}"
+        yield "kernel", _array(kernel.index), _array(kernel.prob), ("s", "a"), at, kernel.then is not None
+        if kernel.then is not None:
+            yield "second kernel stage", _array(kernel.then.index), _array(kernel.then.prob), ("j",), at, False
+
+
+def _kernel_shapes(kernels: dict[int, Kernel], n: int, m: int) -> str:
+    for t, kernel in sorted(kernels.items()):
+        if not isinstance(kernel, Kernel):
+            _fail(f"kernel must return a Kernel, got {type(kernel).__name__}")
+        index, prob = np.shape(kernel.index), np.shape(kernel.prob)
+        if len(index) != 3 or index[:2] != (n, m) or prob != index:
+            _fail(f"kernel index and prob must both have shape ({n}, {m}, K), got {index} and {prob} at t={t}")
+        if kernel.then is not None:
+            mid, mid_prob = np.shape(kernel.then.index), np.shape(kernel.then.prob)
+            if len(mid) != 2 or mid_prob != mid:
+                _fail(f"second kernel stage index and prob must both have shape (n_mid, K2), got {mid} and {mid_prob}")
+    kernel = kernels[0]
+    return f"{np.shape(kernel.index)}" + ("" if kernel.then is None else f" then {np.shape(kernel.then.index)}")
+
+
+def _kernel_dtypes(kernels: dict[int, Kernel]) -> str:
+    for what, index, prob, _, at, _ in _stages(kernels):
+        if index.dtype != np.int32:
+            _fail(f"{what} indices{at} must be int32, got {index.dtype}")
+        if not np.issubdtype(prob.dtype, np.floating):
+            _fail(f"{what} probabilities{at} must be floating point, got {prob.dtype}")
+    return ""
+
+
+def _probabilities_finite(kernels: dict[int, Kernel]) -> str:
+    for what, _, prob, names, at, _ in _stages(kernels):
+        _finite(prob, f"{what} probability{at}", (*names, "k"))
+    return ""
+
+
+def _row(names: tuple[str, ...], at: str):
+    return lambda i: f" {_where(i, names)}{at}" if i else at
+
+
+def _probabilities_nonnegative(kernels: dict[int, Kernel]) -> str:
+    for what, _, prob, names, at, _ in _stages(kernels):
+        _negative(prob, f"{what} row", _row(names, at))
+    return ""
+
+
+def _probabilities_sum(kernels: dict[int, Kernel]) -> str:
+    for what, _, prob, names, at, _ in _stages(kernels):
+        _sum_to_one(prob, f"{what} row", _row(names, at))
+    return ""
+
+
+def _indices_in_range(kernels: dict[int, Kernel], n: int) -> str:
+    for t, kernel in sorted(kernels.items()):
+        at = f" at t={t}"
+        stages = [("kernel", _array(kernel.index), n, ("s", "a"), "states")]
+        if kernel.then is not None:
+            n_mid = np.shape(kernel.then.index)[0]
+            stages = [
+                ("kernel", _array(kernel.index), n_mid, ("s", "a"), "intermediate states"),
+                ("second kernel stage", _array(kernel.then.index), n, ("j",), "states"),
+            ]
+        for what, index, size, names, targets in stages:
+            out = (index < 0) | (index >= size)
+            if np.any(out):
+                bad = tuple(np.argwhere(out)[0])
+                _fail(f"{what} index at {_where(bad, (*names, 'k'))}{at} is {index[bad]}; {targets} are 0..{size - 1}")
+    return ""
+
+
+def _rewards(get, horizon: int) -> tuple[tuple[str, Any], ...]:
+    return (("reward at t=0", get("reward")), (f"terminal reward at t={horizon - 1}", get("terminal_reward")))
+
+
+def _reward_shapes(get, n: int, m: int, horizon: int) -> str:
+    for what, r in _rewards(get, horizon):
+        _shape(r, (n, m), what, floating=True)
+    return ""
+
+
+def _rewards_finite(get, horizon: int) -> str:
+    for what, r in _rewards(get, horizon):
+        _finite(r, what, ("s", "a"))
+    return ""
+
+
+def _observation_shape(obs: dict[int, Any]) -> str:
+    first = obs[0]
+    if len(first.shape) != 1:
+        _fail(f"observation at t=0 must be a vector (d,), got shape {tuple(first.shape)}")
+    if not jnp.issubdtype(first.dtype, jnp.floating):
+        _fail(f"observation at t=0 must be floating point, got {first.dtype}")
+    return f"{tuple(first.shape)} {first.dtype}"
+
+
+def _constant_shape(game: Game, out: dict, broken: dict, horizon: int) -> str:
+    if "observation" in out:  # traced with a traced t: its shape cannot depend on t
+        shapes = {t: tuple(o.shape) for t, o in out["observation"].items()}
+        if len(set(shapes.values())) > 1:
+            _fail(f"observation has shape {shapes[0]} at t=0 and {shapes[horizon]} at t=T={horizon}")
+        return f"{shapes[0]} at t=0..T"
+    if "noise" not in out:
+        raise _Skipped("no noise path")
+    shapes = {}  # it does not trace: find out eagerly whether its shape moves with t
+    for t in range(horizon + 1):
+        try:
+            shapes[t] = tuple(np.shape(game.observation(out["initial_mean_field"], out["noise"], jnp.int32(t))))
+        except Exception as err:
+            raise _Skipped(f"observation did not run at t={t}: {_first_line(err)}") from None
+        if shapes[t] != shapes[0]:
+            _fail(f"observation has shape {shapes[0]} at t=0 and {shapes[t]} at t={t}; it must not depend on t")
+    return f"{shapes[0]} at t=0..T (evaluated eagerly)"
+
+
+def _observation_finite(obs: dict[int, Any]) -> str:
+    for t, o in obs.items():
+        _finite(o, f"observation at t={t}")
+    return ""
+
+
+def _reads(reads: dict[str, Any]) -> str:
+    for what, err in reads.items():
+        message = err.get()
+        if message is not None:
+            detail = message.strip().splitlines()[0].rstrip(".")
+            _fail(f"{what} reads out of bounds ({detail}); noise paths must cover t = 0..T")
+    return ""
+
+
+def _aggregates(aggregates: dict[int, dict]) -> str:
+    for t, values in aggregates.items():
+        for what, value in values.items():
+            value = _array(value)
+            if value.ndim != 0:
+                _fail(f"aggregate {what!r} at t={t} must be a scalar, got shape {value.shape}")
+            _finite(value.reshape(1), f"aggregate {what!r} at t={t}")
+    return ", ".join(repr(k) for k in aggregates[0]) or "none"
+
+
+def _support_weights(game: Game) -> str:
     support = game.noise_support()
     if support is None:
-        return
+        return "no finite support"
     weight = _array(support.weight)
     if weight.ndim != 1:
-        fail(f"noise support weights must have shape (P,), got {weight.shape}")
-    _finite(weight, "noise support weight", fail)
-    _distribution(weight[None], "noise support weight vector", fail, lambda i: "")
-    paths = weight.shape[0]
+        _fail(f"noise support weights must have shape (P,), got {weight.shape}")
+    _finite(weight, "noise support weight")
+    _negative(weight[None], "noise support weight vector", lambda i: "")
+    _sum_to_one(weight[None], "noise support weight vector", lambda i: "")
+    return f"{weight.shape[0]} paths"
+
+
+def _support_paths(game: Game, noise) -> str:
+    support = game.noise_support()
+    if support is None:
+        return "no finite support"
+    paths = np.shape(support.weight)[0] if np.ndim(support.weight) == 1 else None
     one, many = jax.tree.structure(noise), jax.tree.structure(support.noise)
     if one != many:
-        fail(f"noise support paths must have the structure of sample_noise's, got {many} and {one}")
+        _fail(f"noise support paths must have the structure of sample_noise's, got {many} and {one}")
     for a, b in zip(jax.tree.leaves(noise), jax.tree.leaves(support.noise), strict=True):
         expected = (paths, *np.shape(a))
         if tuple(np.shape(b)) != expected:
-            fail(f"noise support leaf has shape {np.shape(b)}; sampled paths have {np.shape(a)}, so {expected}")
+            _fail(f"noise support leaf has shape {np.shape(b)}; sampled paths have {np.shape(a)}, so {expected}")
+    return ""
+
+
+# -- vmap and retracing (check_game only) ---------------------------------------------------
+
+
+def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) -> None:
+    traces = [0]
+
+    @eqx.filter_jit
+    def probe(g, noise, mu):
+        traces[0] += 1  # a Python side effect: runs once per trace
+        return {k: f() for k, f in _step_probes(g, noise, mu, horizon).items()}
+
+    noise0, mu0 = jax.tree.map(jnp.asarray, (out["noise"], out["initial_mean_field"]))
+    mix = 0.5 * (mu0 + jnp.roll(mu0, 1))  # another mean field, of the same type
+    keys = jnp.stack([key, jax.random.fold_in(key, 1)])
+    try:
+        batched = jax.device_get(jax.jit(lambda ks, extra: _batched(game, ks, extra, horizon))(keys, mix))
+    except Exception as err:
+        batched = err
+    calls: list[tuple[str, Any]] = []
+
+    def call(label: str, g, noise, mu):
+        before = traces[0]
+        result = jax.device_get(probe(g, noise, mu))
+        calls.append((label, traces[0] - before))
+        return result
+
+    single: dict[str, Any] = {}
+
+    def noise_paths() -> str:
+        if isinstance(batched, Exception):
+            _fail(f"does not trace under jax.vmap: {_first_line(batched)}")
+        noise, mu, over_paths, _ = batched
+        _same(jax.tree.map(lambda x: x[0], (noise, mu)), (noise0, out["initial_mean_field"]), "noise path 0 and mu_0")
+        single[0] = call("first call", game, noise0, mu0)
+        path1, mu1 = jax.tree.map(lambda x: jnp.asarray(x[1]), (noise, mu))
+        single[1] = call("the game built again, new noise and mean field", _rebuilt(game), path1, mu1)
+        for i in (0, 1):
+            _same(jax.tree.map(lambda x, i=i: x[i], over_paths), single[i], f"path {i}")
+        return ""
+
+    def mean_fields() -> str:
+        if isinstance(batched, Exception):
+            _fail(f"does not trace under jax.vmap: {_first_line(batched)}")
+        over_mus = batched[3]
+        mixed = call("a new mean field", game, noise0, mix)
+        first = single[0] if 0 in single else call("first call", game, noise0, mu0)
+        _same(jax.tree.map(lambda x: x[0], over_mus), first, "mu 0")
+        _same(jax.tree.map(lambda x: x[1], over_mus), mixed, "mu 1")
+        return ""
+
+    def no_retrace() -> str:
+        if not calls:
+            raise _Skipped("the game was not called")
+        again = [label for label, count in calls[1:] if count]
+        if again:
+            why = _static_difference(game, _rebuilt(game)) if any("built again" in a for a in again) else ""
+            _fail(f"a jitted function of the game traced again for: {', '.join(again)}{why}")
+        return f"{len(calls)} calls, traced once"
+
+    run("vmap.noise_paths", noise_paths)
+    run("vmap.mean_fields", mean_fields)
+    run("jit.no_retrace", no_retrace)
+
+
+def _batched(game: Game, keys, mu_extra, horizon: int):
+    noise, mu = jax.vmap(lambda k: _start(game, k))(keys)
+    over_paths = jax.vmap(lambda z, u: {k: f() for k, f in _step_probes(game, z, u, horizon).items()})(noise, mu)
+    noise0 = jax.tree.map(lambda x: x[0], noise)
+    mus = jnp.stack([mu[0], mu_extra.astype(mu.dtype)])
+    over_mus = jax.vmap(lambda u: {k: f() for k, f in _step_probes(game, noise0, u, horizon).items()})(mus)
+    return noise, mu, over_paths, over_mus
+
+
+def _same(batched, single, what: str) -> None:
+    """Batched values equal to single ones (floats within :data:`VMAP_RTOL`)."""
+    flat_b, tree_b = jax.tree_util.tree_flatten_with_path(batched)
+    flat_s, tree_s = jax.tree_util.tree_flatten_with_path(single)
+    if tree_b != tree_s:
+        _fail(f"{what}: batched and single outputs differ in structure: {tree_b} and {tree_s}")
+    for (path, b), (_, s) in zip(flat_b, flat_s, strict=True):
+        b, s = np.asarray(b), np.asarray(s)
+        where = jax.tree_util.keystr(path)
+        if b.shape != s.shape:
+            _fail(f"{what}{where}: shape {b.shape} under vmap, {s.shape} alone")
+        if np.issubdtype(b.dtype, np.inexact):
+            close = np.isclose(b, s, rtol=VMAP_RTOL, atol=VMAP_RTOL * max(1.0, float(np.nanmax(np.abs(s), initial=0))))
+            close |= np.isnan(b) & np.isnan(s)
+        else:
+            close = b == s
+        if not np.all(close):
+            bad = tuple(np.argwhere(~close)[0])
+            _fail(f"{what}{where}{list(bad)}: {b[bad]} under vmap, {s[bad]} alone")
+
+
+def _rebuilt(game: Game) -> Game:
+    """The game built again from its declared parameters (defaults and derived fields
+    made anew), or itself when it cannot be."""
+    values = {name: getattr(game, name) for name in params.fields_of(type(game))}
+    try:
+        return type(game)(**values)
+    except Exception:
+        return game
+
+
+def _static_difference(a: Game, b: Game) -> str:
+    """Which static fields of two games built alike are not equal (they key the
+    compilation cache)."""
+    differ = []
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name, None), getattr(b, field.name, None)
+        if eqx.is_array(x) or eqx.is_array(y):
+            continue
+        try:
+            same = bool(x == y) and hash(x) == hash(y)
+        except Exception:
+            same = False
+        if not same:
+            differ.append(field.name)
+    if not differ:
+        return ""
+    return f" (static fields not equal in two instances built alike: {', '.join(differ)}; make them hashable values)"

@@ -1,4 +1,4 @@
-"""The ``mfax`` command line: ``list``, ``eval``, ``train``, ``plot``.
+"""The ``mfax`` command line: ``list``, ``eval``, ``train``, ``plot``, ``check-game``.
 
 Every command has ``--help``; bad input ends with a one-line ``mfax: error: ...`` on
 stderr and exit status 2.
@@ -21,7 +21,10 @@ from mfax.errors import GameError
 from mfax.games import describe, game_class, game_names, make
 from mfax.games.plugins import short_name
 from mfax.games.registry import plugin_games
+from mfax.games.validate import checking
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
+from mfax.run.cli_check import CHECK_OPTION_HELP
+from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
@@ -220,6 +223,7 @@ def eval_command(
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar for --learned-br (on stderr)")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
+    check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns."""
     import jax
@@ -229,7 +233,7 @@ def eval_command(
     from mfax.memory import check_evaluation
     from mfax.policies import parse_policy
 
-    with user_errors():
+    with user_errors(), checking(check):
         if paths < 1:
             raise GameError(f"--paths must be >= 1, got {paths}")
         if br_iterations < 1:
@@ -461,6 +465,7 @@ def train_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="end stdout with the summary as one JSON object [default: off]")
     ] = False,
+    check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """Train a solver (SPG, RSPG, IPPO, RIPPO, M-OMD, FP, OMD); writes a run directory
     (config, metrics, checkpoint, plots) and scores the policy exactly as it goes."""
@@ -474,7 +479,7 @@ def train_command(
     if coordinator or num_processes is not None or process_id is not None or os.environ.get("MFAX_COORDINATOR"):
         initialize_distributed(coordinator, num_processes, process_id)
     main = is_main_process()
-    with user_errors():
+    with user_errors(), checking(check):
         if resume is not None:
             given = {
                 "--algo": algo,
@@ -571,7 +576,7 @@ def train_command(
     if plots:
         from mfax.run.plots import plot_run
 
-        with user_errors():
+        with user_errors(), checking(check):
             files = plot_run(target, consent=consent)
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
@@ -627,18 +632,20 @@ def plot_command(
         bool,
         typer.Option("--trust-code", help="import (run) the game or solver code RUN's config names [default: off]"),
     ] = False,
+    check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """(Re)draw the plots of a run directory into RUN/plots/."""
     from mfax.run.plots import plot_run
     from mfax.run.rundir import Consent, RunDir
 
-    with user_errors():
+    with user_errors(), checking(check):
         files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code))
     for f in files:
         typer.echo(str(f))
 
 
 register_macro(app)
+register_check(app)
 
 
 def main() -> None:

@@ -1,0 +1,441 @@
+"""The game checker: one defective game per named check (fault injection), each failing
+that check and no other; the report, the one-line refusal, ``mfax check-game`` and
+``--no-check``; and the helpers that make a correct game short, against hand-written
+equivalents."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import operator
+from collections.abc import Callable
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mfax
+from conftest import ALL_GAMES
+from mfax.dynamics import noise_batch
+from mfax.evaluation import evaluate
+from mfax.games import (
+    Game,
+    GameError,
+    Kernel,
+    NoCommonNoise,
+    NoiseSupport,
+    Spread,
+    check_game,
+    dense_kernel,
+    deterministic_kernel,
+    registry,
+    unchecked,
+    validate_game,
+)
+from mfax.games.validate import CHECK_NAMES
+from mfax.policies import Uniform
+from mfax.run.cli import app
+from test_validation import IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
+
+runner = CliRunner()
+EXPENSIVE = {"vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace"}
+KERNEL_VALUES = {
+    "kernel.dtypes",
+    "kernel.probabilities_finite",
+    "kernel.probabilities_nonnegative",
+    "kernel.probabilities_sum_to_one",
+    "kernel.indices_in_range",
+}
+
+
+# -- one defect per check ----------------------------------------------------------------------
+
+
+class RowsSumToHalf(SISDelegate):
+    name: ClassVar[str] = "rows_sum_to_half"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(prob=k.prob.at[1, 0].multiply(0.5))
+
+
+class SecondStageRowsSumToHalf(SISDelegate):
+    name: ClassVar[str] = "second_stage_rows_sum_to_half"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)  # then: intermediate j stays at j, with mass 0.5 from j = 1
+        return k._replace(then=Spread(jnp.array([[0], [1]], jnp.int32), jnp.array([[1.0], [0.5]])))
+
+
+class FloatIndices(SISDelegate):
+    name: ClassVar[str] = "float_indices"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(index=k.index.astype(jnp.float32))
+
+
+class RewardPerState(SISDelegate):
+    name: ClassVar[str] = "reward_per_state"
+
+    def reward(self, mu, mu_next, noise, t):
+        return super().reward(mu, mu_next, noise, t)[:, 0]  # (n,): would broadcast silently
+
+
+class SupportWeightsSumTo09(SISDelegate):
+    name: ClassVar[str] = "support_weights_sum_to_0_9"
+
+    def noise_support(self):
+        support = super().noise_support()
+        return NoiseSupport(support.noise, 0.9 * support.weight)
+
+
+class ObservationGrowsWithT(SISDelegate):
+    name: ClassVar[str] = "observation_grows_with_t"
+
+    def observation(self, mu, noise, t):
+        return jnp.full((int(t) + 1,), mu[1])  # eager only: the shape follows t
+
+
+class PythonIfInKernel(SISDelegate):
+    name: ClassVar[str] = "python_if_in_kernel"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        if mu[1] > 0.5:  # a Python `if` on a traced value: not jittable
+            return k
+        return k
+
+
+class HostCallbackObservation(SISDelegate):
+    name: ClassVar[str] = "host_callback_observation"
+
+    def observation(self, mu, noise, t):
+        obs = super().observation(mu, noise, t)
+        return jax.pure_callback(np.asarray, jax.ShapeDtypeStruct(obs.shape, obs.dtype), obs)  # jit yes, vmap no
+
+
+class FreshStaticField(SISDelegate):
+    """A static field made anew at each construction (a ``functools.partial`` is equal
+    only to itself): every program using a second instance built alike compiles again."""
+
+    name: ClassVar[str] = "fresh_static_field"
+    scale: Callable = eqx.field(static=True, default_factory=lambda: functools.partial(operator.mul, 1.0))
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.scale(super().reward(mu, mu_next, noise, t))
+
+
+DEFECTS = [
+    (RowsSumToHalf, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=0 sums to 0.5"),
+    (
+        SecondStageRowsSumToHalf,
+        {"kernel.probabilities_sum_to_one"},
+        "second kernel stage row (j=1) at t=0 sums to 0.5",
+    ),
+    (NegativeProbability, {"kernel.probabilities_nonnegative"}, "kernel row (s=0, a=1) at t=0 has a negative entry"),
+    (IndexOutOfRange, {"kernel.indices_in_range"}, "kernel index at (s=1, a=1, k=1) at t=0 is 2; states are 0..1"),
+    (FloatIndices, {"kernel.dtypes"}, "kernel indices at t=0 must be int32, got float32"),
+    (NaNReward, {"reward.finite"}, "reward at t=0 is nan at (s=1, a=0)"),
+    (RewardPerState, {"reward.shape"}, "reward at t=0 must have shape (2, 2), got (2,)"),
+    (ShortNoisePath, {"noise.path_length"}, "observation at t=T=8 reads out of bounds"),
+    (SupportWeightsSumTo09, {"noise_support.weights_sum_to_one"}, "noise support weight vector sums to 0.9"),
+    (
+        ObservationGrowsWithT,
+        {"jit.traceable", "observation.constant_shape"},
+        "observation has shape (1,) at t=0 and (2,) at t=1; it must not depend on t",
+    ),
+    (PythonIfInKernel, {"jit.traceable"}, "kernel: TracerBoolConversionError"),
+    (HostCallbackObservation, {"vmap.noise_paths", "vmap.mean_fields"}, "does not trace under jax.vmap"),
+    (FreshStaticField, {"jit.no_retrace"}, "static fields not equal in two instances built alike: scale"),
+]
+
+
+@functools.cache
+def report_of(cls: type[Game]):
+    """One report per defective game, shared by the tests that read it."""
+    return check_game(cls())
+
+
+@pytest.mark.parametrize(("cls", "failed", "detail"), DEFECTS, ids=[c.name for c, _, _ in DEFECTS])
+def test_each_defect_fails_its_named_check_and_no_other(cls, failed, detail):
+    report = report_of(cls)
+    assert {r.name for r in report.failures} == failed, str(report)
+    assert any(detail in r.detail for r in report.failures), str(report)
+    assert not report.ok and [r.name for r in report.results] == list(CHECK_NAMES)
+    for result in report.results:
+        if result.status == "skip":  # only what the failure keeps from running
+            assert result.name in EXPENSIVE | KERNEL_VALUES | {"reward.finite", "observation.finite"} | {
+                "noise.path_length",
+                "observation.shape",
+                "aggregates.scalars",
+                "kernel.shape",
+                "reward.shape",
+                "noise_support.paths_shape",
+            }, str(report)
+    with pytest.raises(GameError) as info:
+        report.raise_if_failed()
+    text = str(info.value)
+    assert text.startswith(f"game {cls.name!r}: {report.failures[0].detail} (check {report.failures[0].name}")
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("cls", [FreshStaticField, NaNReward])
+def test_validate_game_refuses_the_first_cheap_failure_only(cls):
+    """validate_game (make, train, eval) runs the cheap checks: a game that fails only
+    vmap or retracing is let through."""
+    expensive_only = {r.name for r in report_of(cls).failures} <= EXPENSIVE
+    if expensive_only:
+        validate_game(cls())
+    else:
+        with pytest.raises(GameError, match=r"^game 'nan_reward': reward at t=0 is nan .*\(check reward.finite\)$"):
+            validate_game(cls())
+
+
+def test_a_kernel_that_does_not_trace_skips_only_what_needs_it():
+    report = report_of(PythonIfInKernel)
+    for name in ("kernel.shape", *sorted(KERNEL_VALUES), "noise.path_length"):
+        assert report[name].status == "skip", str(report)
+    for name in ("reward.shape", "reward.finite", "observation.finite", "noise_support.weights_sum_to_one"):
+        assert report[name].status == "pass", str(report)
+
+
+class PythonIfInSampleNoise(SISDelegate):
+    name: ClassVar[str] = "python_if_in_sample_noise"
+
+    def sample_noise(self, key):
+        noise = super().sample_noise(key)
+        if noise.severe > 0:  # a Python `if` on a traced value
+            return noise._replace(report_error=-noise.report_error)
+        return noise
+
+
+def test_noise_that_does_not_trace_is_named_and_the_rest_skipped_without_a_crash():
+    report = check_game(PythonIfInSampleNoise())
+    assert [r.name for r in report.failures] == ["jit.traceable"], str(report)
+    assert report["jit.traceable"].detail.startswith("sample_noise: TracerBoolConversionError")
+    assert report["sizes.integers"].status == report["noise_support.weights_sum_to_one"].status == "pass"
+    assert {r.status for r in report.results[3:] if r.name != "noise_support.weights_sum_to_one"} == {"skip"}
+
+
+class MeanFieldTooLong(SISDelegate):
+    name: ClassVar[str] = "mean_field_too_long"
+
+    def initial_mean_field(self, noise):
+        return jnp.append(super().initial_mean_field(noise), 0.0)
+
+
+def test_a_mean_field_of_the_wrong_shape_stops_before_the_functions_traced_with_it():
+    report = check_game(MeanFieldTooLong())
+    assert [r.name for r in report.failures] == ["initial_mean_field.shape"], str(report)
+    assert report.failures[0].detail == "initial mean field must have shape (2,), got (3,)"
+    assert report["jit.traceable"].status == report["kernel.shape"].status == "skip"
+
+
+def test_report_reads_one_line_per_check_and_raises_the_first_failure():
+    report = report_of(RowsSumToHalf)
+    lines = str(report).splitlines()
+    assert len(lines) == len(CHECK_NAMES) + 1
+    assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5; it must sum to 1" in lines
+    assert "PASS kernel.indices_in_range" in lines and "SKIP jit.no_retrace: needs every other check to pass" in lines
+    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 3 skipped"
+    with pytest.raises(GameError, match=r"sums to 0\.5; it must sum to 1 \(check kernel.probabilities_sum_to_one\)$"):
+        report.raise_if_failed()
+    assert report.as_dict()["ok"] is False and json.dumps(report.as_dict())
+
+
+def test_unchecked_lets_a_defective_game_through_and_is_scoped():
+    with unchecked():
+        validate_game(NaNReward())  # (eval --no-check: evaluates it, below)
+    with pytest.raises(GameError, match=r"reward at t=0 is nan at \(s=1, a=0\).*\(check reward.finite\)"):
+        validate_game(NaNReward())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_GAMES)
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_packaged_games_pass_every_check(name, x64):
+    with jax.enable_x64(x64):
+        report = check_game(mfax.make(name))
+    assert report.ok and {r.status for r in report.results} == {"pass"}, str(report)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_check_game_command_exit_codes_and_output(monkeypatch):
+    monkeypatch.setitem(registry._GAMES, RowsSumToHalf.name, RowsSumToHalf)
+    result = runner.invoke(app, ["check-game", RowsSumToHalf.name])
+    assert result.exit_code == 1, result.output
+    assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5" in result.stdout
+    result = runner.invoke(app, ["check-game", RowsSumToHalf.name, "--json"])
+    record = json.loads(result.stdout)
+    assert result.exit_code == 1 and record["ok"] is False
+    assert {c["name"] for c in record["checks"] if c["status"] == "fail"} == {"kernel.probabilities_sum_to_one"}
+    result = runner.invoke(app, ["check-game", "sis", "--set", "horizon=2"])  # a packaged game passes them all
+    assert result.exit_code == 0 and "game 'sis': 27 passed, 0 failed, 0 skipped" in result.stdout, result.output
+    for args, message in (
+        (["check-game", "no_such_game"], "unknown game 'no_such_game'"),
+        (["check-game", "sis", "--set", "horizon=x"], "parameter 'horizon'"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and result.stderr.startswith("mfax: error: ") and message in result.stderr
+
+
+def test_eval_refuses_a_defective_game_unless_no_check(monkeypatch):
+    monkeypatch.setitem(registry._GAMES, NaNReward.name, NaNReward)
+    result = runner.invoke(app, ["eval", "--game", NaNReward.name, "--json"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "mfax: error: game 'nan_reward': reward at t=0 is nan at (s=1, a=0); every entry must be finite "
+        "(check reward.finite)"
+    ]
+    result = runner.invoke(app, ["eval", "--game", NaNReward.name, "--json", "--no-check"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert record["game"] == NaNReward.name and math.isnan(record["policy_return"])  # what the check stops
+
+
+def _train_args(tmp_path, out: str) -> list[str]:
+    args = ["train", "--game", RowsSumToHalf.name, "--algo", "fp", "--iterations", "1", "--eval-every", "1"]
+    return [*args, "--no-plots", "--no-progress", "--json", "--out", str(tmp_path / out)]
+
+
+def test_train_refuses_a_defective_game_before_writing(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry._GAMES, RowsSumToHalf.name, RowsSumToHalf)
+    result = runner.invoke(app, _train_args(tmp_path, "refused"))
+    assert result.exit_code == 2 and "(check kernel.probabilities_sum_to_one)" in result.stderr
+    assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.slow
+def test_train_no_check_trains_a_game_the_checks_refuse(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry._GAMES, RowsSumToHalf.name, RowsSumToHalf)
+    result = runner.invoke(app, [*_train_args(tmp_path, "run"), "--no-check"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["iterations"] == 1
+
+
+# -- helpers for writing games -------------------------------------------------------------------
+
+
+def test_deterministic_kernel_is_the_hand_written_one():
+    nxt = jnp.array([[0, 1, 2], [0, 1, 2], [1, 2, 2]], jnp.int32)
+    kernel = deterministic_kernel(nxt)
+    by_hand = Kernel(nxt[..., None], jnp.ones((3, 3, 1)))
+    for a, b in zip(kernel, by_hand, strict=True):
+        assert (a is None and b is None) or (a.dtype == b.dtype and np.array_equal(a, b))
+    then = Spread(jnp.array([[0], [1], [2], [2]], jnp.int32), jnp.ones((4, 1)))
+    assert deterministic_kernel(nxt.at[0, 0].set(3), then=then).then is then
+    with pytest.raises(GameError, match=r"next_states\[2, 1\] is 3; states are 0..2"):
+        deterministic_kernel(nxt.at[2, 1].set(3))
+    assert jax.jit(deterministic_kernel)(nxt).index.dtype == jnp.int32
+
+
+def test_dense_kernel_is_sparse_validated_and_equal_to_the_matrix():
+    rng = np.random.default_rng(0)
+    matrix = rng.random((4, 3, 4)) * (rng.random((4, 3, 4)) < 0.5)
+    matrix[..., 0] += 0.1  # every row has a non-zero entry
+    matrix /= matrix.sum(-1, keepdims=True)
+    kernel = dense_kernel(matrix)
+    assert kernel.index.shape == (4, 3, int((matrix > 0).sum(-1).max())) and kernel.index.dtype == jnp.int32
+    rebuilt = np.zeros_like(matrix)
+    for s in range(4):
+        for a in range(3):
+            np.add.at(rebuilt[s, a], np.asarray(kernel.index[s, a]), np.asarray(kernel.prob[s, a], np.float64))
+    np.testing.assert_allclose(rebuilt, matrix, rtol=1e-6)
+    full = dense_kernel(jnp.asarray(matrix))  # JAX arrays keep every state: K = n
+    assert full.index.shape == (4, 3, 4) and np.array_equal(full.index[2, 1], np.arange(4))
+    assert jax.jit(dense_kernel)(jnp.asarray(matrix)).prob.shape == (4, 3, 4)
+    bad = matrix.copy()
+    bad[1, 2] *= 0.5
+    with pytest.raises(GameError, match=r"dense kernel row \(s=1, a=2\) sums to 0\.5; it must sum to 1"):
+        dense_kernel(bad)
+    with pytest.raises(GameError, match=r"must have shape \(n, m, n\), got \(4, 3, 3\)"):
+        dense_kernel(matrix[..., :3])
+
+
+class Crowd(NoCommonNoise):
+    """Three places on a line, move left/stay/right (deterministic), a crowd-averse
+    reward; written with the helpers."""
+
+    name: ClassVar[str] = "crowd_helpers"
+    n_states: ClassVar[int] = 3
+    n_actions: ClassVar[int] = 3
+    horizon: ClassVar[int] = 4
+    gamma: ClassVar[float] = 0.9
+
+    def state_features(self):
+        return jnp.linspace(0.0, 1.0, 3)[:, None]
+
+    def action_values(self):
+        return jnp.array([-1.0, 0.0, 1.0])
+
+    def initial_mean_field(self, noise):
+        return jnp.array([0.6, 0.3, 0.1])
+
+    def kernel(self, mu, noise, t):
+        return deterministic_kernel(jnp.clip(jnp.arange(3)[:, None] + jnp.arange(-1, 2)[None, :], 0, 2))
+
+    def reward(self, mu, mu_next, noise, t):
+        return -jnp.log(mu_next + 0.1)[:, None] - 0.1 * jnp.abs(self.action_values())[None, :]
+
+    def observation(self, mu, noise, t):
+        return mu
+
+
+class CrowdByHand(Game):
+    """:class:`Crowd` with its noise and kernel written out."""
+
+    name: ClassVar[str] = "crowd_by_hand"
+    n_states: ClassVar[int] = 3
+    n_actions: ClassVar[int] = 3
+    horizon: ClassVar[int] = 4
+    gamma: ClassVar[float] = 0.9
+    crowd: ClassVar[Crowd] = Crowd()
+
+    def state_features(self):
+        return self.crowd.state_features()
+
+    def action_values(self):
+        return self.crowd.action_values()
+
+    def sample_noise(self, key):
+        return jnp.zeros(())
+
+    def noise_support(self):
+        return NoiseSupport(jnp.zeros(1), jnp.ones(1))
+
+    def initial_mean_field(self, noise):
+        return self.crowd.initial_mean_field(noise)
+
+    def kernel(self, mu, noise, t):
+        nxt = jnp.clip(jnp.arange(3)[:, None] + jnp.arange(-1, 2)[None, :], 0, 2).astype(jnp.int32)
+        return Kernel(nxt[..., None], jnp.ones((3, 3, 1)))
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.crowd.reward(mu, mu_next, noise, t)
+
+    def observation(self, mu, noise, t):
+        return mu
+
+    @property
+    def own_history_informative(self):
+        return False
+
+
+def test_a_game_written_with_the_helpers_passes_and_equals_the_hand_written_one():
+    assert check_game(Crowd()).ok
+    with jax.enable_x64(True):
+        results = []
+        for game in (Crowd(), CrowdByHand()):
+            batch = noise_batch(game, "exact")
+            assert batch.exact and batch.num_paths == 1
+            results.append(evaluate(game, Uniform(3, 3), batch).as_dict())
+    assert results[0] == results[1] and results[0]["exploitability_info"] is not None
+    assert Crowd().describe_noise(Crowd().sample_noise(jax.random.PRNGKey(0))) == "no common noise"
