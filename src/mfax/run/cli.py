@@ -548,6 +548,9 @@ register_macro(app)
 
 
 def main() -> None:
+    from mfax.run.cache import enable_compilation_cache
+
+    enable_compilation_cache()  # on by default; MFAX_COMPILATION_CACHE=0 turns it off
     try:
         app()
     except SystemExit as done:
