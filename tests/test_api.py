@@ -180,3 +180,14 @@ def test_enabling_the_cache_keeps_a_directory_already_configured():
     assert configured
     assert enable_compilation_cache() == Path(configured)
     assert jax.config.jax_compilation_cache_dir == configured
+
+
+def test_load_of_a_run_cut_short_says_interrupted(tmp_path):
+    from mfax.run.config import TrainConfig
+    from mfax.run.train import train
+
+    config = TrainConfig(game="beach_bar", algo="fp", params=SMALL_GAME, iterations=4, eval_every=1)
+    train(config, tmp_path / "run", progress=False, stop_after=2)  # as if killed after 2 iterations
+    result = mfax.load(tmp_path / "run")
+    assert result.stop_reason == "interrupted" and result.iterations == 2
+    assert list(result.history["iteration"]) == [0, 1, 2]

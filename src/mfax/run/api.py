@@ -293,9 +293,10 @@ class Result:
 
     # -- final figures ---------------------------------------------------------------------
     @property
-    def exploitability(self) -> float:
-        """The exploitability (per path) at the end, the mean over the runs."""
-        return self.summary["final_exploitability"]
+    def exploitability(self) -> float | None:
+        """The exploitability (per path) at the end, the mean over the runs (``None``
+        before a run's first chunk has finished, as in its summary)."""
+        return self.summary.get("final_exploitability")
 
     @property
     def exploitability_info(self) -> float | None:
@@ -304,19 +305,19 @@ class Result:
         return self.summary.get("final_exploitability_info")
 
     @property
-    def policy_return(self) -> float:
+    def policy_return(self) -> float | None:
         """The policy's expected return at the end, the mean over the runs."""
-        return self.summary["final_policy_return"]
+        return self.summary.get("final_policy_return")
 
     @property
     def iterations(self) -> int:
         """The iterations done."""
-        return int(self.summary["iterations"])
+        return int(self.summary.get("iterations", np.max(self.history["iteration"], initial=0)))
 
     @property
     def seconds(self) -> float:
         """Training wall-clock seconds (compilation and evaluation excluded)."""
-        return float(self.summary["wall_clock_s"])
+        return float(self.summary.get("wall_clock_s", 0.0))
 
     @property
     def stop_reason(self) -> str:
@@ -325,7 +326,7 @@ class Result:
         planned iterations, killed or with ``stop_after``: ``"interrupted"``)."""
         if "stop_reason" in self.summary:
             return self.summary["stop_reason"]
-        return "iterations" if self.iterations >= self.summary["iterations_planned"] else "interrupted"
+        return "iterations" if self.iterations >= self.config.iterations else "interrupted"
 
     def to_pandas(self):
         """The history as a pandas DataFrame (pandas must be installed)."""
@@ -340,7 +341,7 @@ class Result:
     def __repr__(self) -> str:
         return (
             f"Result(game={self.config.game!r}, algo={self.config.algo!r}, iterations={self.iterations}, "
-            f"exploitability={self.exploitability:.6g}, stop_reason={self.stop_reason!r})"
+            f"exploitability={self.exploitability}, stop_reason={self.stop_reason!r})"
         )
 
     # -- plots (matplotlib Figures) --------------------------------------------------------
