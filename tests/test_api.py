@@ -191,3 +191,24 @@ def test_load_of_a_run_cut_short_says_interrupted(tmp_path):
     result = mfax.load(tmp_path / "run")
     assert result.stop_reason == "interrupted" and result.iterations == 2
     assert list(result.history["iteration"]) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_the_command_line_caches_compiled_programs_by_default_and_not_when_turned_off(tmp_path):
+    import os
+    import subprocess
+
+    def train(out: str, **env: str) -> None:
+        environ = {k: v for k, v in os.environ.items() if k != "MFAX_COMPILATION_CACHE"}
+        args = ["train", "--game", "beach_bar", "--set", "num_states=10", "--algo", "fp", "--iterations", "1"]
+        args += ["--out", str(tmp_path / out), "--no-plots", "--no-progress"]
+        code = "from mfax.run.cli import main; main()"
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], env={**environ, **env}, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+
+    train("a", XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert any((tmp_path / "xdg" / "mfax" / "jax").iterdir())  # the compiled programs, for the next process
+    train("b", XDG_CACHE_HOME=str(tmp_path / "xdg-off"), MFAX_COMPILATION_CACHE="0")
+    assert not (tmp_path / "xdg-off").exists()
