@@ -95,6 +95,9 @@ def test_out_writes_the_run_directory_that_load_eval_plot_and_resume_read(tmp_pa
     got = runner.invoke(app, ["eval", str(out), "--json"])
     assert got.exit_code == 0, got.output
     assert json.loads(got.output.strip().splitlines()[-1])["exploitability"] == pytest.approx(result.exploitability)
+    got = runner.invoke(app, ["plot", str(out)])
+    assert got.exit_code == 0, got.output
+    assert {p.name for p in (out / "plots").iterdir()} == {"exploitability.png", "mean_field.png", "policy.png"}
     # the stopped run is resumable by the command line to its planned iterations
     got = runner.invoke(app, ["train", "--resume", str(out), "--no-progress", "--no-plots"])
     assert got.exit_code == 0, got.output
