@@ -7,6 +7,7 @@ trainings, full-size games, several processes or devices, repeated variants)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 
@@ -27,8 +28,10 @@ def pytest_configure(config):
     """A compilation cache private to this test session: the many tests that build the
     same small training programs again (resume, kill, same seed) compile each once. It
     starts empty and is removed at the end, so no run reuses another's executables;
-    subprocesses started by tests (kills, forced devices, several hosts) compile their own.
+    subprocesses started by tests (kills, forced devices, several hosts) compile their own:
+    mfax's default cache in the user's home (:mod:`mfax.run.cache`) is off for them.
     """
+    os.environ["MFAX_COMPILATION_CACHE"] = "0"
     config.mfax_xla_cache = tempfile.mkdtemp(prefix="mfax-test-xla-cache-")
     jax.config.update("jax_compilation_cache_dir", config.mfax_xla_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -649,6 +649,9 @@ register_check(app)
 
 
 def main() -> None:
+    from mfax.run.cache import enable_compilation_cache
+
+    enable_compilation_cache()  # on by default; MFAX_COMPILATION_CACHE=0 turns it off
     try:
         app()
     except SystemExit as done:

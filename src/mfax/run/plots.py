@@ -1,4 +1,5 @@
-"""Plots of a run directory (PNG, matplotlib's Agg backend; no display needed).
+"""Plots of a run: figures (matplotlib ``Figure`` objects, built outside pyplot, so no
+display is needed) and the PNG files of a run directory.
 
 * ``exploitability.png``: exploitability (both definitions) vs wall-clock and vs iteration,
   on a log axis, or a symlog one (stated on the axis) when a value is at or below zero;
@@ -23,19 +24,20 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
 from mfax.run.rundir import NO_CODE, Consent, RunDir
 
 
-def _pyplot():
-    import matplotlib
+def _figure(rows: int, cols: int, figsize: tuple[float, float]):
+    """A figure and its grid of axes, outside pyplot's global state (no backend is
+    chosen, nothing to close; a notebook shows the returned figure as it is)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=False)
 
 
 def plot_run(run: RunDir, num_paths: int = 3, consent: Consent = NO_CODE) -> list[Path]:
@@ -45,17 +47,25 @@ def plot_run(run: RunDir, num_paths: int = 3, consent: Consent = NO_CODE) -> lis
 
     trainer, policy, r = load_policy(run, consent=consent)  # validates the run before anything is written
     run.plots_dir.mkdir(parents=True, exist_ok=True)
-    written = [plot_exploitability(run, trainer.config)]
+    figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
     game = trainer.game_of(r)
-    noise = trainer.eval_noise_of(r)
+    traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)
+    figures["mean_field"] = mean_field_figure(game, traj, titles)
+    figures["policy"] = policy_figure(game, traj, titles)
+    figures["aggregates"] = aggregates_figure(game, traj, sub, titles)
+    figures["profiles"] = profiles_figure(game, traj, sub, titles)
+    return [_save(fig, run.plots_dir / f"{name}.png") for name, fig in figures.items() if fig is not None]
+
+
+def sample_trajectories(game, policy, noise: NoiseBatch, num_paths: int = 3):
+    """The population's trajectories (mean field and action probabilities,
+    :func:`~mfax.dynamics.pushforward.rollout_batch`) under ``policy`` on up to
+    ``num_paths`` paths spread over the batch ``noise``, on the host: ``(traj, the
+    paths' noise, their titles)``."""
     pick = _spread(noise.num_paths, num_paths)
     sub = jax.tree.map(lambda x: x[pick], noise.noise)
     traj = jax.device_get(rollout_batch(game, policy, sub))
-    titles = [path_title(game, sub, i, int(p)) for i, p in enumerate(pick)]
-    written += [plot_mean_field(run, game, traj, titles), plot_policy(run, game, traj, titles)]
-    written += plot_aggregates(run, game, traj, sub, titles)
-    written += plot_profiles(run, game, traj, sub, titles)
-    return written
+    return traj, sub, [path_title(game, sub, i, int(p)) for i, p in enumerate(pick)]
 
 
 def path_title(game, noise, i: int, number: int) -> str:
@@ -94,12 +104,7 @@ def run_label(row: dict) -> str:
     lr = "" if row.get("lr") is None else f", lr {row['lr']:g}"
     return f"run {row['run']} (seed {row['seed']}{lr})"
 
-
-def plot_exploitability(run: RunDir, config) -> Path:
-    """``exploitability.png`` of the run, whose (resolved) config is ``config``."""
-    plt = _pyplot()
-    rows = run.read_metrics()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
     for r in sorted({row["run"] for row in rows}):
         mine = [row for row in rows if row["run"] == r]
         it = [row["iteration"] for row in mine]
@@ -122,21 +127,19 @@ def plot_exploitability(run: RunDir, config) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle(f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)")
     fig.tight_layout()
-    return _save(fig, run.plots_dir / "exploitability.png")
+    return fig
 
 
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
     return path
 
 
-def _heatmaps(path: Path, images, titles, cmap: str, suptitle: str, label: str, limits=(None, None)) -> Path:
+def _heatmaps(images, titles, cmap: str, suptitle: str, label: str, limits=(None, None)):
     """One time x state heat map per noise path, side by side (colours from ``limits``,
     the images' own range where ``None``)."""
-    plt = _pyplot()
     k = len(images)
-    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), squeeze=False)
+    fig, axes = _figure(1, k, (4 * k, 3.6))
     for ax, image, title in zip(axes[0], images, titles, strict=True):
         im = ax.imshow(np.asarray(image).T, aspect="auto", origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1])
         ax.set_title(title, fontsize=9)
@@ -144,12 +147,12 @@ def _heatmaps(path: Path, images, titles, cmap: str, suptitle: str, label: str, 
         fig.colorbar(im, ax=ax, fraction=0.046, label=label)
     fig.suptitle(suptitle)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def plot_mean_field(run: RunDir, game, traj, titles: list[str]) -> Path:
+def mean_field_figure(game, traj, titles: list[str]):
+    """The mean field over time, one heat map per path of ``traj``."""
     return _heatmaps(
-        run.plots_dir / "mean_field.png",
         traj.mu,
         titles,
         "viridis",
@@ -158,11 +161,11 @@ def plot_mean_field(run: RunDir, game, traj, titles: list[str]) -> Path:
     )
 
 
-def plot_policy(run: RunDir, game, traj, titles: list[str]) -> Path:
+def policy_figure(game, traj, titles: list[str]):
+    """The policy's mean action value per state over time, one heat map per path."""
     values = np.asarray(game.action_values())
     mean_action = traj.probs @ values  # (P, T, n)
     return _heatmaps(
-        run.plots_dir / "policy.png",
         mean_action,
         titles,
         "coolwarm",
@@ -172,16 +175,15 @@ def plot_policy(run: RunDir, game, traj, titles: list[str]) -> Path:
     )
 
 
-def plot_aggregates(run: RunDir, game, traj, noise, titles: list[str]) -> list[Path]:
+def aggregates_figure(game, traj, noise, titles: list[str]):
     """The game's named aggregates over ``t = 0..T``, one panel each (in name order), one
-    line per path (nothing when the game declares none)."""
+    line per path (``None`` when the game declares none)."""
     series = jax.device_get(aggregate_paths(game, traj.mu, noise))
     if not series:
-        return []
-    plt = _pyplot()
+        return None
     cols = min(len(series), 3)
     rows = -(-len(series) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = _figure(rows, cols, (4.2 * cols, 3.4 * rows))
     for ax, (name, values) in zip(axes.flat, series.items(), strict=False):
         for i, title in enumerate(titles):
             ax.plot(np.asarray(values)[i], label=title)
@@ -192,18 +194,17 @@ def plot_aggregates(run: RunDir, game, traj, noise, titles: list[str]) -> list[P
         ax.set_visible(False)
     fig.suptitle(f"{game.name}: aggregates on {len(titles)} evaluation noise paths")
     fig.tight_layout()
-    return [_save(fig, run.plots_dir / "aggregates.png")]
+    return fig
 
 
-def plot_profiles(run: RunDir, game, traj, noise, titles: list[str]) -> list[Path]:
-    """The game's cross-sections of the first plotted path, one panel each (nothing when
-    the game declares none)."""
+def profiles_figure(game, traj, noise, titles: list[str]):
+    """The game's cross-sections of the first path, one panel each (``None`` when the
+    game declares none)."""
     one = jax.tree.map(lambda x: np.asarray(x[0]), noise)
     profiles = game.profiles(np.asarray(traj.mu[0]), np.asarray(traj.probs[0]), one)
     if not profiles:
-        return []
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(profiles), figsize=(5 * len(profiles), 3.8), squeeze=False)
+        return None
+    fig, axes = _figure(1, len(profiles), (5 * len(profiles), 3.8))
     for ax, profile in zip(axes[0], profiles, strict=True):
         for label, values in profile.curves.items():
             ax.plot(profile.x, values, label=label)
@@ -213,4 +214,4 @@ def plot_profiles(run: RunDir, game, traj, noise, titles: list[str]) -> list[Pat
         ax.legend(fontsize=7)
     fig.suptitle(f"{game.name} on {titles[0]}", fontsize=10)
     fig.tight_layout()
-    return [_save(fig, run.plots_dir / "profiles.png")]
+    return fig

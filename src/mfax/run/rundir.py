@@ -298,6 +298,28 @@ class RunDir:
                 if not folder.is_symlink() and folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
+    def read_files(self) -> dict[str, bytes]:
+        """The run's data files by path relative to the run (the marker, config, metrics,
+        summary, provenance, checkpoints and their digests; not plots, trackers' logs or
+        temporary files): a copy that :meth:`write_files` writes back."""
+        paths = [p for pattern in _REPLACED for p in self.root.glob(pattern) if p.is_file()]
+        with _disk("read", self.root):
+            return {p.relative_to(self.root).as_posix(): p.read_bytes() for p in paths if not self._through_link(p)}
+
+    def write_files(self, files: dict[str, bytes], overwrite: bool = False) -> None:
+        """Write a run copied by :meth:`read_files` here, as a new run is written: the
+        directory must be missing, empty or (``overwrite``) an mfax run, whose files are
+        removed first; under the lock, the marker first."""
+        self.check_new(overwrite)
+        with self.lock():
+            self.check_new(overwrite)
+            self.remove_own_files()
+            for name in sorted(files, key=lambda n: n != MARKER):
+                path = self.root / name
+                with _disk("create", path.parent):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                _replace_with(path, files[name])
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold ``mfax.lock`` (an exclusive flock) while writing; a second writer gets a

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -153,6 +154,17 @@ def load_policy(
     :meth:`RunDir.checkpoint_for`; default: the last), with its trainer and run index
     (default: the best run by the evaluation at that checkpoint). ``consent``: the code
     outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`)."""
+    trainer, states, held = load_states(run, which, consent)
+    r = best_run(run.read_metrics(), held) if r is None else r
+    if not 0 <= r < trainer.config.num_runs:
+        raise GameError(f"run index {r} out of range; allowed: 0..{trainer.config.num_runs - 1}")
+    return trainer, trainer.policy(states, r), r
+
+
+def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) -> tuple[Trainer, Any, int]:
+    """The training states of every run of a run directory at checkpoint ``which``, on
+    the host, with their trainer and the iteration they hold. ``consent``: as in
+    :func:`load_policy`."""
     config = run.load_config(consent)
     if not run.has_checkpoint():
         raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
@@ -164,16 +176,36 @@ def load_policy(
         raise GameError(
             f"checkpoint {str(path)!r} holds iteration {held}, not {which}; evaluate it with --iteration {held}"
         )
-    if r is None:
-        scores = {row["run"]: row["exploitability"] for row in run.read_metrics() if row["iteration"] == held}
-        scores = {k: v for k, v in scores.items() if v is not None}
-        r = min(scores, key=lambda k: (scores[k], k)) if scores else 0
-    if not 0 <= r < config.num_runs:
-        raise GameError(f"run index {r} out of range; allowed: 0..{config.num_runs - 1}")
-    return trainer, trainer.policy(states, r), r
+    return trainer, states, held
 
 
-def train(
+def best_run(rows: list[dict[str, Any]], iteration: int) -> int:
+    """The run with the lowest exploitability in the evaluation at ``iteration`` (the
+    first of equals; 0 when there is none)."""
+    scores = {row["run"]: row["exploitability"] for row in rows if row["iteration"] == iteration}
+    scores = {k: v for k, v in scores.items() if v is not None}
+    return min(scores, key=lambda k: (scores[k], k)) if scores else 0
+
+
+Stop = Callable[[list[dict[str, Any]]], bool]
+
+
+class Session(NamedTuple):
+    """What a training session ends with: its trainer, the final training states (all
+    runs, as the checkpoint holds them) and the summary."""
+
+    trainer: Trainer
+    states: Any
+    summary: dict[str, Any]
+
+
+def train(config: TrainConfig, out: Path | str, **kwargs) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) the run in ``out``; returns the summary
+    (:func:`train_session` has the arguments)."""
+    return train_session(config, out, **kwargs).summary
+
+
+def train_session(
     config: TrainConfig,
     out: Path | str,
     *,
@@ -183,8 +215,9 @@ def train(
     stop_after: int | None = None,
     extend_to: int | None = None,
     consent: Consent = NO_CODE,
-) -> dict[str, Any]:
-    """Train (or, with ``resume``, continue) the run in ``out``; returns the summary.
+    stop: Stop | None = None,
+) -> Session:
+    """Train (or, with ``resume``, continue) the run in ``out``.
 
     Everything is validated before the disk is touched. A new run needs ``out`` missing,
     empty, or (with ``overwrite``, whose old files are then removed) an mfax run; one
@@ -196,6 +229,9 @@ def train(
     the rate is what a run of ``extend_to`` iterations has there (its linear decay to
     0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
     ``consent`` (with ``resume``): the code outside mfax the run's config may import.
+    ``stop`` is called with the metric rows of every evaluation (the one at iteration 0
+    of a new run included) once they are written; when it returns true the session ends
+    there, as with ``stop_after``.
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
@@ -212,12 +248,18 @@ def train(
     with run.lock() if main else contextlib.nullcontext():
         if main and not resume:
             run.start_new(config, overwrite)
-        return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None)
+        return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None, stop)
 
 
 def _train_locked(
-    trainer: Trainer, run: RunDir, resume: bool, progress: bool, stop_after: int | None, extended: bool
-) -> dict[str, Any]:
+    trainer: Trainer,
+    run: RunDir,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+    extended: bool,
+    stop: Stop | None,
+) -> Session:
     config = trainer.config
     main = is_main_process()
     states = trainer.initial_states()
@@ -246,12 +288,14 @@ def _train_locked(
         for tracker in trackers:
             tracker.log(rows)
 
+    stopped = False
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
             record(rows)
             run.save_checkpoint(to_host(states))
             run.keep_checkpoint(0, config.keep)
+        stopped = stop is not None and bool(stop(rows))
 
     bar = _progress(config.iterations, start, progress and main)
     session_start = time.perf_counter()  # what the bar counts: training, evaluation, checkpoints, compilation
@@ -259,7 +303,7 @@ def _train_locked(
     last_eval: list[dict[str, Any]] = []
     try:
         iteration = start
-        while iteration < config.iterations:
+        while iteration < config.iterations and not stopped:
             if stop_after is not None and iteration >= stop_after:
                 break
             length = min(config.eval_every, config.iterations - iteration)
@@ -288,18 +332,19 @@ def _train_locked(
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
+            stopped = stop is not None and bool(stop(last_eval))
     finally:
         if bar is not None:
             bar.close()
         for tracker in trackers:
             tracker.close()
     if not main:
-        return {}
+        return Session(trainer, states, {})
     summary = _summary(config, run, wall, compile_s, int(to_host(states.iteration)[0]))
     ran = summary["iterations"] - start
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
-    return summary
+    return Session(trainer, states, summary)
 
 
 def resume(out: Path | str, **kwargs) -> dict[str, Any]:

@@ -1,0 +1,383 @@
+"""Solving from Python: ``mfax.solve(game, algo, ...) -> Result`` and ``mfax.load(dir)``.
+
+``solve`` builds a training config (:class:`~mfax.run.config.TrainConfig`) and runs the
+one training driver the command line runs (:func:`~mfax.run.train.train_session`): the
+same compiled chunks, evaluations, checkpoints and files. With ``out`` the run directory
+is exactly what ``mfax train --out`` writes (``mfax eval``, ``mfax plot`` and
+``mfax train --resume`` read it); without it the run is written to a temporary
+directory, read back into the :class:`Result` and removed, so nothing is left on disk.
+
+Stopping. A run does ``iterations`` iterations (default: ``TrainConfig``'s) unless a
+stop condition holds first; every condition is checked at each evaluation, i.e. every
+``eval_every`` iterations and once before training (iteration 0):
+
+* ``target_exploitability``: the exploitability (per path, the mean over the runs)
+  is at or below the target. A float is absolute; :class:`Relative` (or a string such
+  as ``"10%"``) is a fraction of the exploitability at iteration 0;
+* ``time_budget``: the seconds since ``solve`` was called (building, compilation and
+  evaluation included) have reached the budget;
+* ``callback(record)``: returns true. ``record`` is a dict: ``iteration``,
+  ``exploitability``, ``exploitability_info`` and ``policy_return`` (means over the
+  runs), ``seconds`` (since ``solve`` was called) and ``rows`` (the metric rows of
+  every run).
+
+``Result.stop_reason`` says which ended the run: ``"iterations"``, ``"target"``,
+``"time_budget"`` or ``"callback"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfax import params as params_mod
+from mfax.errors import GameError
+from mfax.games import Game
+from mfax.games import game_reference as registry_reference
+from mfax.run import plots
+from mfax.run.cache import enable_compilation_cache
+from mfax.run.columns import METRIC_COLUMNS
+from mfax.run.config import TrainConfig, from_dict, resolve
+from mfax.run.rundir import Consent, RunDir
+from mfax.run.train import Session, Trainer, best_run, load_states, train_session
+
+STOP_REASONS = ("iterations", "target", "time_budget", "callback")
+
+
+@dataclasses.dataclass(frozen=True)
+class Relative:
+    """A target exploitability as a fraction of the exploitability at iteration 0:
+    ``Relative(0.1)`` stops once it has fallen to a tenth."""
+
+    fraction: float
+
+    def __post_init__(self):
+        if not (isinstance(self.fraction, int | float) and 0 < self.fraction < 1):
+            raise GameError(f"a relative target must be a fraction in (0, 1), got {self.fraction!r}")
+
+
+def _target(value: float | str | Relative | None) -> float | Relative | None:
+    """An absolute target (a finite float), or :class:`Relative` from ``"10%"``."""
+    if value is None or isinstance(value, Relative):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text.removesuffix("%"))
+        except ValueError:
+            raise GameError(
+                f"target_exploitability must be a number, a percentage such as '10%' or Relative, got {value!r}"
+            ) from None
+        return Relative(number / 100) if text.endswith("%") else _target(number)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise GameError(f"target_exploitability must be a finite number, '10%' or Relative, got {value!r}")
+    return float(value)
+
+
+class _Stop:
+    """The stop conditions of one ``solve`` call, called with each evaluation's rows."""
+
+    def __init__(self, target, time_budget: float | None, callback: Callable | None, started: float):
+        self.target, self.time_budget, self.callback, self.started = target, time_budget, callback, started
+        self.initial: float | None = None
+        self.reason = "iterations"
+
+    def __call__(self, rows: list[dict[str, Any]]) -> bool:
+        mean = _mean([r["exploitability"] for r in rows])
+        if self.initial is None:
+            self.initial = mean
+        record = {
+            "iteration": rows[0]["iteration"],
+            "exploitability": mean,
+            "exploitability_info": _mean([r["exploitability_info"] for r in rows]),
+            "policy_return": _mean([r["policy_return"] for r in rows]),
+            "seconds": time.perf_counter() - self.started,
+            "rows": rows,
+        }
+        target = self.target
+        if isinstance(target, Relative):
+            target = target.fraction * self.initial if self.initial is not None else None
+        if target is not None and mean is not None and mean <= target:
+            self.reason = "target"
+        elif self.time_budget is not None and record["seconds"] >= self.time_budget:
+            self.reason = "time_budget"
+        elif self.callback is not None and self.callback(record):
+            self.reason = "callback"
+        else:
+            return False
+        return True
+
+
+def _mean(values: list) -> float | None:
+    return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
+def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The game reference and parameters a config records for ``game``: a reference
+    string with ``values``, or a game instance (then without ``values``) by its class's
+    registered name and the parameters that differ from the defaults."""
+    if isinstance(game, str):
+        return game, values
+    if not isinstance(game, Game):
+        raise GameError(f"game must be a Game instance or a game reference string, got {type(game).__name__}")
+    if values:
+        raise GameError(f"parameters ({', '.join(values)}) go with a game reference string, not a Game instance")
+    cls = type(game)
+    reference = registry_reference(cls)
+    chosen = {}
+    for name, field in params_mod.fields_of(cls).items():
+        value = getattr(game, name)
+        value = list(value) if isinstance(value, tuple) else np.asarray(value).item() if np.ndim(value) == 0 else value
+        if value != (list(field.default) if isinstance(field.default, tuple) else field.default):
+            chosen[name] = value
+    return reference, chosen
+
+
+def solve(
+    game: Game | str,
+    algo: str,
+    *,
+    iterations: int | None = None,
+    target_exploitability: float | str | Relative | None = None,
+    time_budget: float | None = None,
+    seeds: int = 1,
+    seed: int = 0,
+    hp: dict[str, Any] | None = None,
+    lr: float | list[float] | None = None,
+    noise: str | None = None,
+    paths: int | None = None,
+    eval_every: int | None = None,
+    eval_paths: int | None = None,
+    callback: Callable[[dict[str, Any]], bool | None] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    params: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Result:
+    """Train solver ``algo`` on ``game`` and return the :class:`Result`.
+
+    ``game`` is a :class:`~mfax.games.Game` or a game reference (``"beach_bar"``, see
+    ``mfax list``) with its parameters in ``params`` or as keyword arguments
+    (``solve("beach_bar", "fp", num_states=10)``). ``seeds`` runs (seeds ``seed``,
+    ``seed + 1``, ...; times the learning rates in ``lr``) train side by side. ``hp``
+    sets the solver's hyper-parameters, ``noise``, ``paths``, ``eval_every`` and
+    ``eval_paths`` are ``mfax train``'s options of those names (defaults: the same).
+    The stop conditions (``iterations``, ``target_exploitability``, ``time_budget``,
+    ``callback``) are described in :mod:`mfax.run.api`. ``out``: also keep the run
+    directory there (``overwrite``: replace an mfax run there). ``progress``: show a
+    progress bar. Bad arguments raise :class:`~mfax.errors.GameError` with one line
+    saying what is allowed; before anything is trained.
+    """
+    started = time.perf_counter()
+    enable_compilation_cache()
+    if time_budget is not None and (
+        isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not time_budget > 0
+    ):
+        raise GameError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
+    if callback is not None and not callable(callback):
+        raise GameError(f"callback must be callable, got {callback!r}")
+    target = _target(target_exploitability)
+    reference, values = _recorded_game(game, {**(params or {}), **overrides})
+    given = {
+        "game": reference,
+        "params": values,
+        "algo": algo,
+        "iterations": iterations,
+        "seeds": seeds,
+        "seed": seed,
+        "hparams": hp,
+        "lr": lr,
+        "noise": noise,
+        "paths": paths,
+        "eval_every": eval_every,
+        "eval_paths": eval_paths,
+    }
+    config = resolve(from_dict({k: v for k, v in given.items() if v is not None}))
+    stop = _Stop(target, time_budget, callback, started)
+    if out is not None:
+        run = RunDir(out)
+        session = train_session(config, run.root, overwrite=overwrite, progress=progress, stop=stop)
+        return _finish(run, session, stop.reason)
+    with tempfile.TemporaryDirectory(prefix="mfax-solve-") as tmp:
+        run = RunDir(Path(tmp) / "run")
+        session = train_session(config, run.root, progress=progress, stop=stop)
+        return _finish(run, session, stop.reason)
+
+
+def _finish(run: RunDir, session: Session, reason: str) -> Result:
+    summary = {**session.summary, "stop_reason": reason}
+    run.write_summary(summary)
+    return Result._of(run, session.trainer, session.states)
+
+
+def load(path: str | Path, which: str = "last", *, game: str | None = None, trust_code: bool = False) -> Result:
+    """The :class:`Result` of a run directory written by ``mfax train`` or
+    :meth:`Result.save`, at checkpoint ``which`` (``"last"``, ``"best"`` or a kept
+    iteration, as ``mfax eval --iteration``). A run whose game (or solver) is code outside
+    mfax and its installed plug-ins is imported only when ``game`` names that game again
+    (a reference) or ``trust_code`` is true, as ``mfax eval RUN --game/--trust-code``."""
+    run = RunDir(path)
+    run.check_run()
+    trainer, states, _ = load_states(run, which, Consent(game, trust_code))
+    return Result._of(run, trainer, states)
+
+
+@dataclasses.dataclass(eq=False)
+class Result:
+    """A solved game: the policy, the metrics history, the final figures, the mean field.
+
+    ``history`` maps each metric column (``iteration``, ``run``, ``seed``, ``lr``,
+    ``wall_clock_s``, ``exploitability``, ``exploitability_info``, ``policy_return``,
+    ``grad_norm``, ``train_exploitability``, ``train_policy_return``) to a numpy array,
+    one entry per evaluation and run (missing values are NaN). ``summary`` is the run's
+    ``summary.json``. ``run`` is the index of the best run at the held iteration (the
+    lowest exploitability), whose policy :attr:`policy` is.
+    """
+
+    config: TrainConfig
+    summary: dict[str, Any]
+    history: dict[str, np.ndarray]
+    trainer: Trainer
+    states: Any
+    run: int
+    files: dict[str, bytes] = dataclasses.field(repr=False)
+
+    @classmethod
+    def _of(cls, run_dir: RunDir, trainer: Trainer, states: Any) -> Result:
+        rows = run_dir.read_metrics()
+        held = int(np.asarray(states.iteration)[0])
+        history = {c: np.asarray([np.nan if r.get(c) is None else r[c] for r in rows]) for c in METRIC_COLUMNS}
+        return cls(
+            trainer.config, run_dir.read_summary(), history, trainer, states, best_run(rows, held), run_dir.read_files()
+        )
+
+    # -- the solution ----------------------------------------------------------------------
+    @property
+    def game(self) -> Game:
+        """The game the policy was trained on (the best run's, when parameters were swept)."""
+        return self.trainer.game_of(self.run)
+
+    @functools.cached_property
+    def policy(self):
+        """The best run's policy (:class:`~mfax.policies.base.Policy`), usable with
+        :func:`mfax.evaluation.exploitability.evaluate` and the rollouts."""
+        return self.policy_of(self.run)
+
+    def policy_of(self, r: int):
+        """Run ``r``'s policy."""
+        if not 0 <= r < self.config.num_runs:
+            raise GameError(f"run index {r} out of range; allowed: 0..{self.config.num_runs - 1}")
+        return self.trainer.policy(self.states, r)
+
+    @property
+    def eval_noise(self):
+        """The evaluation noise paths (:class:`~mfax.dynamics.noise.NoiseBatch`) the
+        figures were computed on."""
+        return self.trainer.eval_noise_of(self.run)
+
+    @functools.cached_property
+    def mean_field(self) -> np.ndarray:
+        """The mean field under :attr:`policy` on every evaluation noise path: an array
+        ``(paths, T + 1, states)``, ``mean_field[p, t]`` the distribution at time ``t``."""
+        traj, _, _ = plots.sample_trajectories(self.game, self.policy, self.eval_noise, self.eval_noise.num_paths)
+        return np.asarray(traj.mu)
+
+    # -- final figures ---------------------------------------------------------------------
+    @property
+    def exploitability(self) -> float | None:
+        """The exploitability (per path) at the end, the mean over the runs (``None``
+        before a run's first chunk has finished, as in its summary)."""
+        return self.summary.get("final_exploitability")
+
+    @property
+    def exploitability_info(self) -> float | None:
+        """The information-consistent exploitability at the end (``None`` when the
+        solver's policy reads no public history), the mean over the runs."""
+        return self.summary.get("final_exploitability_info")
+
+    @property
+    def policy_return(self) -> float | None:
+        """The policy's expected return at the end, the mean over the runs."""
+        return self.summary.get("final_policy_return")
+
+    @property
+    def iterations(self) -> int:
+        """The iterations done."""
+        return int(self.summary.get("iterations", np.max(self.history["iteration"], initial=0)))
+
+    @property
+    def seconds(self) -> float:
+        """Training wall-clock seconds (compilation and evaluation excluded)."""
+        return float(self.summary.get("wall_clock_s", 0.0))
+
+    @property
+    def stop_reason(self) -> str:
+        """Why the run ended: ``"iterations"``, ``"target"``, ``"time_budget"`` or
+        ``"callback"`` (a run directory from ``mfax train`` that stopped before its
+        planned iterations, killed or with ``stop_after``: ``"interrupted"``)."""
+        if "stop_reason" in self.summary:
+            return self.summary["stop_reason"]
+        return "iterations" if self.iterations >= self.config.iterations else "interrupted"
+
+    def to_pandas(self):
+        """The history as a pandas DataFrame (pandas must be installed)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise GameError("Result.to_pandas needs pandas; install it (pip install pandas)") from None
+        return pd.DataFrame(self.history)
+
+    dataframe = property(to_pandas)
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(game={self.config.game!r}, algo={self.config.algo!r}, iterations={self.iterations}, "
+            f"exploitability={self.exploitability}, stop_reason={self.stop_reason!r})"
+        )
+
+    # -- plots (matplotlib Figures) --------------------------------------------------------
+    def plot_exploitability(self):
+        """Exploitability vs training wall-clock and vs iteration, every run."""
+        rows = [dict(zip(self.history, values, strict=True)) for values in zip(*self.history.values(), strict=True)]
+        rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
+        return plots.exploitability_figure(rows, self.config)
+
+    def _paths(self, num_paths: int):
+        return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
+
+    def plot_mean_field(self, num_paths: int = 3):
+        """The mean field over time on ``num_paths`` evaluation noise paths."""
+        traj, _, titles = self._paths(num_paths)
+        return plots.mean_field_figure(self.game, traj, titles)
+
+    def plot_policy(self, num_paths: int = 3):
+        """The policy's mean action value per state over time on ``num_paths`` paths."""
+        traj, _, titles = self._paths(num_paths)
+        return plots.policy_figure(self.game, traj, titles)
+
+    def plot_aggregates(self, num_paths: int = 3):
+        """The game's aggregates over time (``None`` when the game declares none)."""
+        traj, noise, titles = self._paths(num_paths)
+        return plots.aggregates_figure(self.game, traj, noise, titles)
+
+    def plot_profiles(self, num_paths: int = 3):
+        """The game's cross-sections on the first path (``None`` when it declares none)."""
+        traj, noise, titles = self._paths(num_paths)
+        return plots.profiles_figure(self.game, traj, noise, titles)
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the run directory (config, metrics, summary, provenance, checkpoints) to
+        ``path``: missing, empty or (``overwrite``) an mfax run. ``mfax eval``,
+        ``mfax plot``, ``mfax train --resume`` and :func:`load` read it."""
+        run = RunDir(path)
+        run.write_files(self.files, overwrite)
+        return run.root

@@ -1,0 +1,217 @@
+"""Solving from Python: mfax.solve, Result, mfax.load, the compilation cache's settings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from typer.testing import CliRunner
+
+import mfax
+from conftest import TINY_NETWORK, slow
+from mfax.evaluation.exploitability import evaluate
+from mfax.run.cache import cache_dir, enable_compilation_cache
+from mfax.run.cli import app
+from mfax.run.rundir import RunDir
+
+runner = CliRunner()
+SMALL_GAME = {"num_states": 10, "horizon": 6}
+HPARAMS = {"spg": TINY_NETWORK, "ippo": {**TINY_NETWORK, "num_envs": 4}, "momd": {"num_agents": 8}}
+
+
+@pytest.mark.parametrize("algo", ["fp", slow("omd"), slow("spg"), slow("ippo"), slow("momd")])
+def test_solve_returns_a_consistent_result(algo):
+    result = mfax.solve("beach_bar", algo, iterations=3, eval_every=2, hp=HPARAMS.get(algo), **SMALL_GAME)
+    h = result.history
+    assert set(h) >= {"iteration", "run", "exploitability", "policy_return", "wall_clock_s"}
+    assert list(h["iteration"]) == [0, 2, 3] and list(h["run"]) == [0, 0, 0]
+    assert all(len(v) == 3 for v in h.values())
+    assert result.iterations == 3 and result.stop_reason == "iterations"
+    assert result.exploitability == pytest.approx(h["exploitability"][-1])
+    assert result.policy_return == pytest.approx(h["policy_return"][-1])
+    assert np.isfinite(result.seconds) and result.seconds >= 0
+    # the policy is mfax's: scoring it again on the evaluation paths gives the final figure
+    again = evaluate(result.game, result.policy, result.eval_noise)
+    assert again.exploitability == pytest.approx(result.exploitability, rel=1e-5, abs=1e-6)
+    mu = result.mean_field
+    assert mu.shape == (result.eval_noise.num_paths, result.game.horizon + 1, 10)
+    np.testing.assert_allclose(mu.sum(-1), 1.0, atol=1e-5)
+
+
+def test_solve_takes_a_game_instance_and_records_its_parameters():
+    game = mfax.make("beach_bar", **SMALL_GAME)
+    result = mfax.solve(game, "fp", iterations=1)
+    assert result.config.game == "beach_bar" and result.config.params == SMALL_GAME
+    assert result.game.n_states == 10
+
+
+@pytest.mark.parametrize("target", ["50%", mfax.Relative(0.5), "absolute"])
+def test_target_exploitability_stops_at_the_first_evaluation_below_it(target):
+    kwargs = dict(iterations=60, eval_every=1, **SMALL_GAME)
+    if target == "absolute":
+        full = mfax.solve("beach_bar", "fp", **kwargs).history["exploitability"]
+        target = float(full[0] / 3)
+    result = mfax.solve("beach_bar", "fp", target_exploitability=target, **kwargs)
+    ex = result.history["exploitability"]
+    limit = target if isinstance(target, float) else 0.5 * ex[0]
+    assert result.stop_reason == "target"
+    assert ex[-1] <= limit < ex[-2] and result.iterations == len(ex) - 1 < 60
+
+
+def test_callback_sees_every_evaluation_and_can_stop():
+    seen = []
+
+    def callback(record):
+        seen.append(record)
+        return record["iteration"] >= 2
+
+    result = mfax.solve("beach_bar", "fp", iterations=10, eval_every=1, callback=callback, **SMALL_GAME)
+    assert [r["iteration"] for r in seen] == [0, 1, 2]
+    assert result.stop_reason == "callback" and result.iterations == 2
+    assert [r["exploitability"] for r in seen] == pytest.approx(list(result.history["exploitability"]))
+    assert all(len(r["rows"]) == 1 and r["seconds"] >= 0 for r in seen)
+
+
+def test_time_budget_stops_at_the_first_evaluation_past_it():
+    result = mfax.solve("beach_bar", "fp", iterations=10, time_budget=1e-9, **SMALL_GAME)
+    assert result.stop_reason == "time_budget" and result.iterations == 0
+
+
+def test_out_writes_the_run_directory_that_load_eval_plot_and_resume_read(tmp_path):
+    out = tmp_path / "run"
+    result = mfax.solve(
+        "beach_bar", "fp", iterations=20, eval_every=2, target_exploitability="50%", out=out, **SMALL_GAME
+    )
+    assert result.stop_reason == "target" and result.iterations < 20
+    assert RunDir(out).is_run() and (out / "checkpoint.eqx").is_file()
+    loaded = mfax.load(out)
+    assert loaded.stop_reason == "target" and loaded.iterations == result.iterations
+    for column in result.history:
+        np.testing.assert_array_equal(loaded.history[column], result.history[column])
+    got = runner.invoke(app, ["eval", str(out), "--json"])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.output.strip().splitlines()[-1])["exploitability"] == pytest.approx(result.exploitability)
+    got = runner.invoke(app, ["plot", str(out)])
+    assert got.exit_code == 0, got.output
+    assert {p.name for p in (out / "plots").iterdir()} == {"exploitability.png", "mean_field.png", "policy.png"}
+    # the stopped run is resumable by the command line to its planned iterations
+    got = runner.invoke(app, ["train", "--resume", str(out), "--no-progress", "--no-plots"])
+    assert got.exit_code == 0, got.output
+    assert mfax.load(out).iterations == 20
+
+
+def test_save_and_load_give_the_result_back(tmp_path):
+    result = mfax.solve("beach_bar", "fp", iterations=4, eval_every=2, **SMALL_GAME)
+    assert list(tmp_path.iterdir()) == []
+    saved = result.save(tmp_path / "saved")
+    back = mfax.load(saved)
+    assert back.summary == result.summary and back.config == result.config
+    for column in result.history:
+        np.testing.assert_array_equal(back.history[column], result.history[column])
+    np.testing.assert_array_equal(back.mean_field, result.mean_field)
+    with pytest.raises(mfax.GameError, match="already holds a run"):
+        result.save(saved)
+    result.save(saved, overwrite=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(mfax.GameError, match="not an mfax run"):
+        result.save(tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_plot_methods_return_figures():
+    result = mfax.solve("beach_bar", "fp", iterations=2, **SMALL_GAME)
+    for figure in (result.plot_exploitability(), result.plot_mean_field(2), result.plot_policy(2)):
+        assert isinstance(figure, Figure) and figure.axes
+    assert len(result.plot_mean_field(2).axes) == 2 * 2  # two heat maps and their colour bars
+    assert result.plot_aggregates() is None and result.plot_profiles() is None  # beach_bar declares none
+
+
+def test_to_pandas_without_pandas_is_one_line(monkeypatch):
+    result = mfax.solve("beach_bar", "fp", iterations=1, **SMALL_GAME)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(mfax.GameError, match="needs pandas") as err:
+        result.to_pandas()
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(algo="nope"), "unknown"),
+        (dict(iterations=-1), "iterations must be >= 1"),
+        (dict(target_exploitability="ten"), "target_exploitability must be"),
+        (dict(target_exploitability="150%"), "fraction in"),
+        (dict(time_budget=-1.0), "time_budget must be"),
+        (dict(callback=3), "callback must be callable"),
+        (dict(seeds=0), "seeds must be >= 1"),
+        (dict(game=mfax.make("beach_bar", num_states=10), num_states=12), "go with a game reference"),
+        (dict(colour=3), "unknown parameter 'colour'"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, kwargs, message):
+    arguments = {"game": "beach_bar", "algo": "fp", "iterations": 2, "out": tmp_path / "run", **kwargs}
+    with pytest.raises(mfax.GameError, match=message) as err:
+        mfax.solve(arguments.pop("game"), arguments.pop("algo"), **arguments)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_load_of_a_directory_that_is_not_a_run_is_one_line(tmp_path):
+    with pytest.raises(mfax.GameError, match="not a run directory"):
+        mfax.load(tmp_path)
+
+
+def test_cache_dir_follows_the_environment(tmp_path):
+    home = str(Path.home())
+    assert cache_dir({}) == Path(home) / ".cache" / "mfax" / "jax"
+    assert cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "mfax" / "jax"
+    assert cache_dir({"MFAX_COMPILATION_CACHE": "1", "XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "mfax" / "jax"
+    assert cache_dir({"MFAX_COMPILATION_CACHE": str(tmp_path / "c")}) == tmp_path / "c"
+    for off in ("0", "off", "False"):
+        assert cache_dir({"MFAX_COMPILATION_CACHE": off}) is None
+
+
+def test_enabling_the_cache_keeps_a_directory_already_configured():
+    import jax
+
+    configured = jax.config.jax_compilation_cache_dir  # the test session's (conftest)
+    assert configured
+    assert enable_compilation_cache() == Path(configured)
+    assert jax.config.jax_compilation_cache_dir == configured
+
+
+def test_load_of_a_run_cut_short_says_interrupted(tmp_path):
+    from mfax.run.config import TrainConfig
+    from mfax.run.train import train
+
+    config = TrainConfig(game="beach_bar", algo="fp", params=SMALL_GAME, iterations=4, eval_every=1)
+    train(config, tmp_path / "run", progress=False, stop_after=2)  # as if killed after 2 iterations
+    result = mfax.load(tmp_path / "run")
+    assert result.stop_reason == "interrupted" and result.iterations == 2
+    assert list(result.history["iteration"]) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_the_command_line_caches_compiled_programs_by_default_and_not_when_turned_off(tmp_path):
+    import os
+    import subprocess
+
+    def train(out: str, **env: str) -> None:
+        environ = {k: v for k, v in os.environ.items() if k != "MFAX_COMPILATION_CACHE"}
+        args = ["train", "--game", "beach_bar", "--set", "num_states=10", "--algo", "fp", "--iterations", "1"]
+        args += ["--out", str(tmp_path / out), "--no-plots", "--no-progress"]
+        code = "from mfax.run.cli import main; main()"
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], env={**environ, **env}, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+
+    train("a", XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert any((tmp_path / "xdg" / "mfax" / "jax").iterdir())  # the compiled programs, for the next process
+    train("b", XDG_CACHE_HOME=str(tmp_path / "xdg-off"), MFAX_COMPILATION_CACHE="0")
+    assert not (tmp_path / "xdg-off").exists()
