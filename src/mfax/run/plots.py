@@ -104,7 +104,12 @@ def run_label(row: dict) -> str:
     lr = "" if row.get("lr") is None else f", lr {row['lr']:g}"
     return f"run {row['run']} (seed {row['seed']}{lr})"
 
-    figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
+
+def exploitability_figure(rows: list[dict], config):
+    """Exploitability (both definitions) of every run vs training wall-clock and vs
+    iteration, from a run's metric rows and its config."""
+    fig, grid = _figure(1, 2, (11, 4.4))
+    axes = grid[0]
     for r in sorted({row["run"] for row in rows}):
         mine = [row for row in rows if row["run"] == r]
         it = [row["iteration"] for row in mine]
