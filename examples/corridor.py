@@ -53,7 +53,7 @@ class Corridor(Game):
     time_cost: float = param(1.0, "cost of a step spent inside", traced=True)
     walk_cost: float = param(0.2, "extra cost of walking", traced=True)
     crowd_aversion: float = param(2.0, "cost per unit of the share of the population in one's cell", traced=True)
-    stranded_cost: float = param(5.0, "cost of still being inside at the end", traced=True)
+    stranded_cost: float = param(5.0, "extra cost of being inside at the last step", traced=True)
     common_noise: bool = param(True, "random door (off: the door is always open)")
 
     def __check_init__(self):
