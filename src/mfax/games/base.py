@@ -7,7 +7,7 @@ pure functions of explicit arguments. It never knows whether it is pushed forwar
 exactly or run as a sampled population: the dynamics modules build both from the same
 kernel.
 
-Notation (``docs/index.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
+Notation (``docs/concepts.md``): ``n`` individual states, ``m`` actions, horizon ``T``, kernel
 support ``K``, discount ``gamma``.
 
 Time. Decisions are taken at ``t = 0..T-1``:
