@@ -59,7 +59,7 @@ def _uniform_exploitability(game) -> float:
         ("linear_quadratic", dict(common_noise=False), "fp", 30, 0.0),
         slow("linear_quadratic", dict(common_noise=False), "omd", 100, 1.0),
         slow("beach_bar", dict(common_noise=False, **SMALL_BEACH), "fp", 30, 0.0),
-        ("beach_bar", dict(common_noise=False, **SMALL_BEACH), "omd", 100, 10.0),
+        slow("beach_bar", dict(common_noise=False, **SMALL_BEACH), "omd", 100, 10.0),
     ],
 )
 def test_exploitability_falls_below_threshold_without_common_noise(name, params, algo, iterations, lr):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mfax
-from conftest import random_policy_table
+from conftest import random_policy_table, slow
 from mfax.dynamics import noise_batch, rollout_batch
 from mfax.evaluation import path_values
 from mfax.games.base import aggregate_paths
@@ -21,7 +21,7 @@ def _small(name):
     return mfax.make(name, horizon=16) if name == "macro" else mfax.make(name)
 
 
-@pytest.mark.parametrize("name", mfax.game_names())
+@pytest.mark.parametrize("name", [slow(n) if n == "macro" else n for n in mfax.game_names()])
 def test_registered_game_contract(name):
     game = _small(name)
     batch = noise_batch(game, "sample", jax.random.key(0), 3)

@@ -30,7 +30,7 @@ def _solver(name: str) -> tuple[mfax.Game, Solver]:
 
 
 # one member of most families by default (spg/rspg, ippo/rippo and fp/omd share their code)
-DEFAULT_TIER = ("spg", "momd", "fp")  # PPO: tests/test_ppo.py trains IPPO by default
+DEFAULT_TIER = ("spg", "ippo", "momd", "fp")
 
 
 @pytest.mark.parametrize("name", [n if n in DEFAULT_TIER else slow(n) for n in solver_names()])

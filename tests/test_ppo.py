@@ -119,7 +119,7 @@ def test_restated_mean_field_policy_gives_the_agents_actions(algo):
 @pytest.mark.parametrize(
     ("name", "algo"),
     [
-        ("linear_quadratic", "ippo"),
+        slow("linear_quadratic", "ippo"),
         slow("linear_quadratic", "rippo"),
         slow("beach_bar", "ippo"),
         slow("beach_bar", "rippo"),

@@ -119,7 +119,7 @@ def _perturbed(name: str, factor: float):
     return _build(name, **moved)
 
 
-@pytest.mark.parametrize("name", [slow(n) if n == "beach_bar" else n for n in sorted(SWEEPS)])  # beach bar: gamma only
+@pytest.mark.parametrize("name", [slow(n) if n in ("beach_bar", "macro") else n for n in sorted(SWEEPS)])
 def test_every_traced_parameter_takes_a_tracer(name):
     """Sweeping all traced parameters at once: each one's code runs on tracers and gives
     the values of the game built with Python numbers."""

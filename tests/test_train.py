@@ -31,7 +31,7 @@ SHORT = {
     "macro": dict(params={"num_wealth": 40, "horizon": 32}, iterations=20, lr=[1e-2]),
     "sis": dict(params={}, iterations=30, lr=[1e-2]),
 }
-FAST = {("linear_quadratic", "spg"), ("sis", "rspg")}  # the default tier's runs; the others are slow
+FAST = {("sis", "rspg")}  # the default tier's runs; the others are slow
 
 
 def _metrics(run_dir, drop=("wall_clock_s",)):
@@ -40,7 +40,7 @@ def _metrics(run_dir, drop=("wall_clock_s",)):
 
 @pytest.mark.parametrize(
     ("name", "algo"),
-    [("linear_quadratic", "spg"), ("sis", "rspg")]
+    [("sis", "rspg")]
     + [slow(name, algo) for name in sorted(SHORT) for algo in ("spg", "rspg") if (name, algo) not in FAST],
 )
 def test_short_run_reduces_exploitability(tmp_path, name, algo):

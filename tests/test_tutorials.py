@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 
-import mfax
-
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.md"))
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -47,25 +45,8 @@ def mfax_commands(code: str) -> list[list[str]]:
     return commands
 
 
-def missing_features(page: Path) -> list[str]:
-    """What the page uses that this checkout does not have yet (the merge of issue 23's
-    parts): the ``check-game`` command and ``mfax.check_game`` / ``mfax.solve``."""
-    from mfax.run.cli import app
-
-    text = page.read_text()
-    commands = {c.name for c in app.registered_commands}
-    missing = ["mfax check-game"] if "mfax check-game" in text and "check-game" not in commands else []
-    for name in ("check_game", "solve"):
-        if re.search(rf"\bmfax\.{name}\(", text) and not hasattr(mfax, name):
-            missing.append(f"mfax.{name}")
-    return missing
-
-
 @pytest.mark.parametrize("page", TUTORIALS, ids=[p.name for p in TUTORIALS])
 def test_tutorial_runs_as_written(page, tmp_path, monkeypatch):
-    missing = missing_features(page)
-    if missing:
-        pytest.skip(f"{page.name} uses {', '.join(missing)}, not in this checkout yet")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the page may extend it
