@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import mfax
 from conftest import one_error_line
 from mfax import make
 from mfax.games import SIS, GameError, game_class, game_reference
@@ -291,3 +292,21 @@ def test_a_plug_in_game_and_solver_train_and_are_read_back_without_consent(insta
     assert not json.loads((run / "code.json").read_text())  # installed code: nothing to consent to
     assert invoke("eval", run).exit_code == 0
     one_error_line(invoke("train", "--game", "broken", "--out", tmp_path / "b", *QUIET), "no licence server")
+
+
+def test_a_file_game_is_solved_from_python_by_reference_and_by_instance(crowd, tmp_path):
+    """``mfax.solve`` takes a file game by its reference or as an instance of its class;
+    the run it writes records the reference, and ``mfax.load`` reads it back only with
+    the reader's consent."""
+    ref = f"{crowd}:Crowd"
+    by_ref = mfax.solve(ref, "fp", iterations=3, eval_every=3, crowd_aversion=2.0)
+    assert by_ref.config.game == ref and by_ref.config.params == {"crowd_aversion": 2.0}
+    assert by_ref.history["exploitability"][-1] < by_ref.history["exploitability"][0]
+    game = mfax.make(ref, crowd_aversion=2.0)
+    out = tmp_path / "solved"
+    by_instance = mfax.solve(game, "fp", iterations=3, eval_every=3, out=out)
+    assert by_instance.config.game == ref and by_instance.config.params == {"crowd_aversion": 2.0}
+    assert by_instance.exploitability == pytest.approx(by_ref.exploitability, rel=1e-6)
+    with pytest.raises(GameError, match=r"mfax.load\(\.\.\., game=REF\)"):
+        mfax.load(out)
+    assert mfax.load(out, game=ref).exploitability == pytest.approx(by_ref.exploitability, rel=1e-6)

@@ -376,7 +376,11 @@ class RunDir:
             if not (isinstance(ref, str) and is_reference(ref)):
                 continue
             if not (consent.trust or (key == "game" and consent.game is not None)):
-                how = "name the game again (--game REF) or pass --trust-code" if key == "game" else "pass --trust-code"
+                how = (
+                    "name the game again (--game REF; mfax.load(..., game=REF)) or pass --trust-code (trust_code=True)"
+                    if key == "game"
+                    else "pass --trust-code (mfax.load(..., trust_code=True))"
+                )
                 raise GameError(
                     f"run {str(self.root)!r} names {what} code {ref!r}, which mfax imports (runs) only if you "
                     f"allow it: {how}"
