@@ -99,9 +99,9 @@ def list_command(
         else:
             _echo_games(catalogue, {})
         return
-    extra_solvers, broken_solvers = _plugins(plugin_solvers(), solver_spec)
-    extra_games, broken_games = _plugins(plugin_games(), _game_params)
-    origins = {**plugin_solvers(), **plugin_games()}
+    solver_origins, game_origins = plugin_solvers(), plugin_games()  # one scan of the entry points each
+    extra_solvers, broken_solvers = _plugins(solver_origins, solver_spec)
+    extra_games, broken_games = _plugins(game_origins, _game_params)
     specs = {**{name: solver_spec(name) for name in solver_names()}, **extra_solvers}
     hparams = {name: [] if spec.hparams is None else params.describe(spec.hparams) for name, spec in specs.items()}
     catalogue = {**{name: _game_params(name) for name in game_names()}, **extra_games}
@@ -118,14 +118,15 @@ def list_command(
         record = {
             "games": catalogue,
             "solvers": solvers,
-            "plugins": {"games": plugin_games(), "solvers": plugin_solvers()},
+            "plugins": {"games": game_origins, "solvers": solver_origins},
             "broken": {"games": broken_games, "solvers": broken_solvers},
         }
         typer.echo(json.dumps(record))
         return
     typer.echo("solvers (mfax train --algo NAME):")
     for name, spec in specs.items():
-        typer.echo(f"  {name:<6} {spec.description}" + (f"  [{origins[name]}]" if name in origins else ""))
+        origin = f"  [{solver_origins[name]}]" if name in solver_origins else ""
+        typer.echo(f"  {name:<6} {spec.description}{origin}")
         for k, d, h in hparams[name]:
             typer.echo(f"           {f'--hp {k}={d}':<34} {h}")
         for g, values in solvers[name]["game_hparams"].items():
@@ -137,7 +138,7 @@ def list_command(
     typer.echo("games (mfax eval/train --game NAME --set key=value; * traced: --set key=v1,v2,... in training runs")
     typer.echo("       one run per value, all in one compiled program; any game class also as --game")
     typer.echo("       package.module:Class or path/to/file.py:Class):")
-    _echo_games(catalogue, origins)
+    _echo_games(catalogue, game_origins)
     for name, message in broken_games.items():
         typer.echo(f"  {name}  BROKEN: {message}")
 
