@@ -17,9 +17,9 @@ fixed amount:
     r_t(s, a) = -c\\, \\mu_t(s) - k\\, |a|
 
 with ``c = crowd_aversion`` and ``k = move_cost``. Nothing is random besides the agents'
-own choices, so the noise is one path of weight one (``noise_support``) that carries
-nothing (an array of zeros, one entry per time step ``0..T``), and the public
-observation is the mean field itself.
+own choices: the game extends :class:`mfax.games.NoCommonNoise`, which supplies the
+noise path (one constant path of weight one), and the public observation is the mean
+field itself.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from mfax.games.base import Game, Kernel, NoiseSupport, check, discount
+from mfax.games import NoCommonNoise, deterministic_kernel
+from mfax.games.base import check, discount
 from mfax.params import param
 
 
-class Crowd(Game):
+class Crowd(NoCommonNoise):
     name: ClassVar[str] = "crowd"
     n_actions: ClassVar[int] = 3
 
@@ -49,29 +50,18 @@ class Crowd(Game):
     def n_states(self) -> int:
         return self.n_sites
 
-    @property
-    def own_history_informative(self) -> bool:
-        return False  # no common noise: there is nothing for an agent's own past to reveal
-
     def state_features(self):
         return (jnp.arange(self.n_sites) / (self.n_sites - 1))[:, None]
 
     def action_values(self):
         return jnp.array([-1.0, 0.0, 1.0])
 
-    def sample_noise(self, key):
-        return jnp.zeros(self.horizon + 1)
-
-    def noise_support(self):
-        return NoiseSupport(jnp.zeros((1, self.horizon + 1)), jnp.ones(1))
-
     def initial_mean_field(self, noise):
         return jnp.zeros(self.n_sites).at[0].set(1.0)
 
     def kernel(self, mu, noise, t):
         sites = jnp.arange(self.n_sites)[:, None]
-        index = (sites + jnp.array([-1, 0, 1])[None, :]) % self.n_sites
-        return Kernel(index[..., None].astype(jnp.int32), jnp.ones((self.n_sites, 3, 1)))
+        return deterministic_kernel((sites + jnp.array([-1, 0, 1])[None, :]) % self.n_sites)
 
     def reward(self, mu, mu_next, noise, t):
         return -self.crowd_aversion * mu[:, None] - self.move_cost * jnp.abs(self.action_values())[None, :]
