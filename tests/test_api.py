@@ -146,6 +146,7 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(iterations=-1), "iterations must be >= 1"),
         (dict(target_exploitability="ten"), "target_exploitability must be"),
         (dict(target_exploitability="150%"), "fraction in"),
+        (dict(target_exploitability=-1.0), "target_exploitability must be a finite number >= 0"),
         (dict(time_budget=-1.0), "time_budget must be"),
         (dict(callback=3), "callback must be callable"),
         (dict(seeds=0), "seeds must be >= 1"),

@@ -76,8 +76,8 @@ def _target(value: float | str | Relative | None) -> float | Relative | None:
                 f"target_exploitability must be a number, a percentage such as '10%' or Relative, got {value!r}"
             ) from None
         return Relative(number / 100) if text.endswith("%") else _target(number)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise GameError(f"target_exploitability must be a finite number, '10%' or Relative, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
+        raise GameError(f"target_exploitability must be a finite number >= 0, '10%' or Relative, got {value!r}")
     return float(value)
 
 
