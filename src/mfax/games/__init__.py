@@ -7,13 +7,14 @@ from mfax.games.kernels import dense_kernel, deterministic_kernel
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
 from mfax.games.no_noise import NoCommonNoise, NoNoise
+from mfax.games import openspiel
 from mfax.games.registry import describe, game_class, game_names, game_reference, make, parse_value, register
 from mfax.games.sis import SIS, SISNoise
 from mfax.games.sweep import stack_games, swept_fields
 from mfax.games.validate import CheckReport, CheckResult, check_game, unchecked, validate_game
 from mfax.params import param
 
-for _cls in (LinearQuadratic, BeachBar, Macro, SIS):
+for _cls in (LinearQuadratic, BeachBar, Macro, SIS, *openspiel.GAMES):
     register(_cls)
 
 __all__ = [

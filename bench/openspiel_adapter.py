@@ -1,0 +1,367 @@
+"""mfax's ``openspiel.*`` games next to OpenSpiel's originals: the pairing of each game,
+mfax's exact figures, OpenSpiel's, and an independent walk of OpenSpiel's game tree.
+
+Used by ``bench/openspiel_crosscheck.py`` and ``tests/test_openspiel_games.py``; needs
+OpenSpiel (``pip install open_spiel``, a separate venv) for everything but
+:func:`mfax_exploitability`, :func:`mfax_fp` and :func:`mfax_omd`.
+
+Three evaluations of one tabular policy ``table[t, x, a]``:
+
+* mfax (:func:`mfax_exploitability`): exact push-forward and backward induction;
+* OpenSpiel (:func:`openspiel_exploitability`): ``NashConv(game, policy).nash_conv()``
+  (its ``DistributionPolicy``, ``PolicyValue`` and ``BestResponse``);
+* an independent walk of OpenSpiel's tree (:func:`walk_exploitability`): the game's own
+  states (``child``, ``chance_outcomes``, ``rewards``, ``update_distribution``), a
+  forward pass for the mean field and a memoised backward pass. Its memo key is the
+  node's observation string plus, where the game's reward reads more than that string
+  shows (crowd modelling's previous action), that too (``key="rules"``); with
+  ``key="openspiel"`` it keys on the observation string alone in OpenSpiel's visiting
+  order, which is what OpenSpiel's evaluators do; ``key="none"`` walks every path of
+  the tree without a memo (tiny instances only).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.evaluation.values import best_response_value, path_return, policy_value
+from mfax.solvers.classical import FPHyperParams, fp_init, fp_step, omd_init, omd_policy, omd_step, rollout_table
+
+sys.setrecursionlimit(100_000)
+
+
+# -- mfax's side ----------------------------------------------------------------------
+@jax.jit
+def _exploitability(game, table):
+    support = game.noise_support()
+    traj = rollout_table(game, support.noise, table[None])
+    v_pi = policy_value(game, traj, support.noise)
+    v_br = best_response_value(game, traj, support.noise)
+    gain = path_return(traj, v_br) - path_return(traj, v_pi)
+    return jnp.sum(support.weight * gain), jnp.sum(support.weight * path_return(traj, v_pi))
+
+
+def mfax_exploitability(game, table) -> tuple[float, float]:
+    """``(exploitability, policy return)`` of the tabular policy ``table`` ``(T, n, m)``."""
+    e, r = _exploitability(game, jnp.asarray(table))
+    return float(e), float(r)
+
+
+def mfax_fp(game, iterations: int) -> tuple[list[float], list[np.ndarray]]:
+    """Exploitabilities of FP's iterates ``0..iterations`` with OpenSpiel's conventions
+    (the uniform policy counted as iterate 0, first maximiser) and their tables."""
+    support = game.noise_support()
+    hp = FPHyperParams(initial="average", ties="first")
+    step = jax.jit(lambda s: fp_step(game, support.noise, support.weight, s, hp))
+    state = fp_init(game, 1)
+    values, tables = [], []
+    for _ in range(iterations + 1):
+        tables.append(np.asarray(state.policy[0]))
+        state, figures, _ = step(state)
+        values.append(float(figures.exploitability))
+    return values, tables
+
+
+def mfax_omd(game, iterations: int, lr: float) -> tuple[list[float], list[np.ndarray]]:
+    """Exploitabilities of OMD's iterates ``0..iterations`` (learning rate ``lr``)."""
+    support = game.noise_support()
+    step = jax.jit(lambda s: omd_step(game, support.noise, support.weight, s))
+    state = omd_init(game, 1, lr)
+    values, tables = [], []
+    for _ in range(iterations + 1):
+        tables.append(np.asarray(omd_policy(state)[0]))
+        state, figures, _ = step(state)
+        values.append(float(figures.exploitability))
+    return values, tables
+
+
+def fixed_tables(game, seed: int = 0) -> dict[str, np.ndarray]:
+    """The fixed policies compared: uniform, a deterministic one (the first maximiser of
+    a random score, varying with ``t`` and ``x``) and a random table (Dirichlet(1) rows)."""
+    rng = np.random.default_rng(seed)
+    shape = (game.horizon, game.n_states, game.n_actions)
+    deterministic = np.eye(game.n_actions)[np.argmax(rng.random(shape), axis=-1)]
+    return {
+        "uniform": np.full(shape, 1.0 / game.n_actions),
+        "deterministic": deterministic,
+        "random": rng.dirichlet(np.ones(game.n_actions), size=shape[:2]),
+    }
+
+
+# -- the pairing of an mfax game with OpenSpiel's ----------------------------------------
+_INTS = re.compile(r"-?\d+")
+
+
+@dataclass
+class Pairing:
+    """How one mfax game maps onto OpenSpiel's.
+
+    Attributes:
+        name: OpenSpiel's registered name.
+        params: OpenSpiel's parameters for the same instance.
+        locate: a decision node -> ``(t, x)``: mfax's time and state index.
+        actions: OpenSpiel's legal action id -> mfax's action index (identity if None).
+        rule_key: what a node's future rewards read besides its observation string
+            (None: nothing).
+    """
+
+    name: str
+    params: dict[str, Any]
+    locate: Callable[[Any], tuple[int, int]]
+    actions: dict[int, int] | None = None
+    rule_key: Callable[[Any], Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def load(self):
+        import pyspiel
+        from open_spiel.python.mfg import games  # noqa: F401  (registers the Python games)
+
+        return pyspiel.load_game(self.name, self.params)
+
+
+def _last_player_action(state):
+    """The agent's previous action, read from the history ``init, a_0, c_0, a_1, c_1, ..``
+    (mean-field updates are not actions): its last entry at a chance node, the one
+    before at a decision or mean-field node; ``None`` before the first action."""
+    import pyspiel
+
+    history = state.history()
+    if state.current_player() == pyspiel.PlayerId.CHANCE:
+        return history[-1] if len(history) >= 2 else None
+    return history[-2] if len(history) >= 3 else None
+
+
+def pairing(game) -> Pairing:
+    """The OpenSpiel game and conventions matching an mfax ``openspiel.*`` game."""
+    name = game.name
+
+    def locate_xt(state):  # decision nodes print as "(x, t)"
+        x, t = (int(v) for v in _INTS.findall(state.observation_string(0)))
+        return t, x
+
+    if name == "openspiel.crowd_modelling":
+        params = {"size": game.size, "horizon": game.horizon}
+        return Pairing("mfg_crowd_modelling", params, locate_xt, rule_key=_last_player_action)
+    if name == "openspiel.linear_quadratic":
+        # OpenSpiel's horizon is a time: the tree ends at the first tick with tick dt >= horizon
+        horizon = game.horizon * game.dt
+        if abs(horizon - round(horizon)) > 1e-9 or not (game.horizon - 1) * game.dt < round(horizon):
+            raise ValueError(f"T dt = {horizon} is not a whole OpenSpiel horizon")
+        params = {
+            "size": game.size,
+            "horizon": int(round(horizon)),
+            "dt": game.dt,
+            "n_actions_per_side": game.n_actions_per_side,
+            "volatility": game.volatility,
+            "mean_revert": game.mean_revert,
+            "cross_q": float(game.cross_q),
+            "kappa": float(game.kappa),
+            "terminal_cost": float(game.terminal_cost),
+        }
+        return Pairing("mean_field_lin_quad", params, locate_xt, rule_key=_last_player_action)
+    if name == "openspiel.periodic_aversion":
+        params = {
+            "size": game.size,
+            "horizon": game.horizon,
+            "dt": game.dt,
+            "xmin": game.xmin,
+            "xmax": game.xmax,
+            "n_actions_per_side": game.n_actions_per_side,
+            "volatility": game.volatility,
+            "coef_aversion": float(game.coef_aversion),
+        }
+        return Pairing("python_mfg_periodic_aversion", params, locate_xt, rule_key=_last_player_action)
+    raise KeyError(f"no OpenSpiel pairing for {name!r}")
+
+
+# -- OpenSpiel's side -----------------------------------------------------------------
+def table_policy(pair: Pairing, os_game, table: np.ndarray):
+    """``table[t, x, a]`` as an OpenSpiel policy."""
+    from open_spiel.python import policy as policy_std
+
+    class TablePolicy(policy_std.Policy):
+        def action_probabilities(self, state, player_id=None):
+            t, x = pair.locate(state)
+            row = table[t, x]
+            if pair.actions is None:
+                return {a: float(row[a]) for a in state.legal_actions()}
+            return {a: float(row[pair.actions[a]]) for a in state.legal_actions()}
+
+    return TablePolicy(os_game, [0])
+
+
+def openspiel_exploitability(pair: Pairing, os_game, table: np.ndarray) -> float:
+    """OpenSpiel's ``nash_conv`` of the tabular policy."""
+    from open_spiel.python.mfg.algorithms import nash_conv
+
+    return float(nash_conv.NashConv(os_game, table_policy(pair, os_game, table)).nash_conv())
+
+
+def openspiel_policy_table(pair: Pairing, os_game, game, policy) -> np.ndarray:
+    """An OpenSpiel policy read back as ``table[t, x, a]`` over the decision nodes that
+    the game reaches (a row no node reaches stays uniform)."""
+    import pyspiel
+
+    table = np.full((game.horizon, game.n_states, game.n_actions), np.nan)
+    seen: set = set()
+    stack = list(os_game.new_initial_states())
+    while stack:
+        state = stack.pop()
+        key = state.observation_string(0)
+        if key in seen or state.is_terminal():
+            continue
+        seen.add(key)
+        player = state.current_player()
+        if player == pyspiel.PlayerId.CHANCE:
+            stack += [state.child(a) for a, p in state.chance_outcomes() if p > 0]
+        elif player == pyspiel.PlayerId.MEAN_FIELD:
+            child = state.clone()
+            child.update_distribution([1.0 / len(state.distribution_support())] * len(state.distribution_support()))
+            stack.append(child)
+        else:
+            t, x = pair.locate(state)
+            for a, p in policy.action_probabilities(state).items():
+                table[t, x, a if pair.actions is None else pair.actions[a]] = p
+            stack += [state.child(a) for a in state.legal_actions()]
+    return np.where(np.isnan(table), 1.0 / game.n_actions, table)
+
+
+def openspiel_fp(pair: Pairing, os_game, iterations: int) -> tuple[list[float], list[float]]:
+    """OpenSpiel's fictitious play: ``nash_conv`` of iterates ``0..iterations`` and the
+    seconds of each iteration."""
+    import time
+
+    from open_spiel.python import policy as policy_std
+    from open_spiel.python.mfg.algorithms import fictitious_play, nash_conv
+
+    fp = fictitious_play.FictitiousPlay(os_game)
+    values = [float(nash_conv.NashConv(os_game, policy_std.UniformRandomPolicy(os_game)).nash_conv())]
+    seconds = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fp.iteration()
+        seconds.append(time.perf_counter() - start)
+        values.append(float(nash_conv.NashConv(os_game, fp.get_policy()).nash_conv()))
+    return values, seconds
+
+
+def openspiel_md(pair: Pairing, os_game, iterations: int, lr: float) -> tuple[list[float], list[float]]:
+    """OpenSpiel's mirror descent (learning rate ``lr``): ``nash_conv`` of iterates
+    ``0..iterations`` and the seconds of each iteration."""
+    import time
+
+    from open_spiel.python.mfg.algorithms import mirror_descent, nash_conv
+
+    md = mirror_descent.MirrorDescent(os_game, lr=lr)
+    values = [float(nash_conv.NashConv(os_game, md.get_policy()).nash_conv())]
+    seconds = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        md.iteration()
+        seconds.append(time.perf_counter() - start)
+        values.append(float(nash_conv.NashConv(os_game, md.get_policy()).nash_conv()))
+    return values, seconds
+
+
+# -- an independent walk of OpenSpiel's game tree --------------------------------------
+def _policy_rows(pair: Pairing, table: np.ndarray, state) -> list[tuple[int, float]]:
+    t, x = pair.locate(state)
+    return [(a, float(table[t, x, a if pair.actions is None else pair.actions[a]])) for a in state.legal_actions()]
+
+
+def walk_mean_field(pair: Pairing, os_game, table: np.ndarray) -> dict[tuple, list[float]]:
+    """Forward pass over the tree under ``table``: the distribution registered at each
+    mean-field node, keyed by the node's distribution support (one per time step)."""
+    import pyspiel
+
+    layer = {}
+    for root in os_game.new_initial_states():
+        layer[root.observation_string(0)] = (root, 1.0)
+    registered: dict[tuple, list[float]] = {}
+    while layer:
+        nxt: dict[str, list] = {}
+
+        def add(state, p):
+            if state.is_terminal():
+                return
+            key = state.observation_string(0)
+            if key in nxt:
+                nxt[key][1] += p
+            else:
+                nxt[key] = [state, p]
+
+        first = next(iter(layer.values()))[0]
+        kind = first.current_player()
+        if kind == pyspiel.PlayerId.MEAN_FIELD:
+            support = tuple(first.distribution_support())
+            probs = {k: p for k, (_, p) in layer.items()}
+            dist = [probs.get(s, 0.0) for s in support]
+            registered[support] = dist
+            for state, p in layer.values():
+                child = state.clone()
+                child.update_distribution(dist)
+                add(child, p)
+        elif kind == pyspiel.PlayerId.CHANCE:
+            for state, p in layer.values():
+                for a, q in state.chance_outcomes():
+                    if q > 0:
+                        add(state.child(a), p * q)
+        else:
+            for state, p in layer.values():
+                for a, q in _policy_rows(pair, table, state):
+                    if q > 0:
+                        add(state.child(a), p * q)
+        layer = {k: (s, p) for k, (s, p) in nxt.items()}
+    return registered
+
+
+def walk_values(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -> tuple[float, float]:
+    """``(best-response value, policy value)`` at the root by a memoised walk of the tree
+    against ``table``'s mean field (module docstring: ``key``)."""
+    import pyspiel
+
+    registered = walk_mean_field(pair, os_game, table)
+
+    def memo_key(state):
+        k = state.observation_string(0)
+        if key == "rules" and pair.rule_key is not None:
+            return k, pair.rule_key(state)
+        return k
+
+    def value(state, best: bool, memo: dict) -> float:
+        k = memo_key(state) if key != "none" else None
+        if k is not None and k in memo:
+            return memo[k]
+        reward = state.rewards()[0]
+        if state.is_terminal():
+            v = reward
+        elif state.current_player() == pyspiel.PlayerId.CHANCE:
+            v = sum(q * value(state.child(a), best, memo) for a, q in state.chance_outcomes())
+        elif state.current_player() == pyspiel.PlayerId.MEAN_FIELD:
+            child = state.clone()
+            child.update_distribution(registered.get(tuple(state.distribution_support()), None))
+            v = reward + value(child, best, memo)
+        elif best:
+            v = reward + max(value(state.child(a), best, memo) for a in state.legal_actions())
+        else:
+            v = reward + sum(q * value(state.child(a), best, memo) for a, q in _policy_rows(pair, table, state))
+        if k is not None:
+            memo[k] = v
+        return v
+
+    roots = os_game.new_initial_states()
+    br = sum(value(r, True, {}) for r in roots)
+    pi = sum(value(r, False, {}) for r in roots)
+    return br, pi
+
+
+def walk_exploitability(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -> float:
+    br, pi = walk_values(pair, os_game, table, key)
+    return br - pi
