@@ -178,6 +178,29 @@ def pairing(game) -> Pairing:
             "coef_aversion": float(game.coef_aversion),
         }
         return Pairing("python_mfg_periodic_aversion", params, locate_xt, rule_key=_last_player_action)
+    if name == "openspiel.crowd_modelling_2d":
+
+        def locate_xyt(state):  # decision nodes print as "(x, y, t)"
+            x, y, t = (int(v) for v in _INTS.findall(state.observation_string(0)))
+            return t, x * game.size + y
+
+        params = {
+            k: getattr(game, k)
+            for k in (
+                "size",
+                "horizon",
+                "only_distribution_reward",
+                "forbidden_states",
+                "initial_distribution",
+                "initial_distribution_value",
+                "positional_reward",
+                "positional_reward_value",
+                "with_congestion",
+                "noise_intensity",
+            )
+        }
+        params["crowd_aversion_coef"] = float(game.crowd_aversion_coef)
+        return Pairing("mfg_crowd_modelling_2d", params, locate_xyt, rule_key=_last_player_action)
     raise KeyError(f"no OpenSpiel pairing for {name!r}")
 
 

@@ -2,9 +2,10 @@
 defined in ``docs/games/openspiel.md``: one module per game or family."""
 
 from mfax.games.openspiel.crowd_modelling import CrowdModelling
+from mfax.games.openspiel.crowd_modelling_2d import CrowdModelling2d
 from mfax.games.openspiel.linear_quadratic import LinearQuadratic
 from mfax.games.openspiel.periodic_aversion import PeriodicAversion
 
-GAMES = (CrowdModelling, LinearQuadratic, PeriodicAversion)
+GAMES = (CrowdModelling, LinearQuadratic, PeriodicAversion, CrowdModelling2d)
 
-__all__ = ["GAMES", "CrowdModelling", "LinearQuadratic", "PeriodicAversion"]
+__all__ = ["GAMES", "CrowdModelling", "CrowdModelling2d", "LinearQuadratic", "PeriodicAversion"]
