@@ -122,6 +122,7 @@ class Pairing:
     def load(self):
         import pyspiel
         from open_spiel.python.mfg import games  # noqa: F401  (registers the Python games)
+        from open_spiel.python.mfg.games import normal_form_game  # noqa: F401  (not in games' list)
 
         return pyspiel.load_game(self.name, self.params)
 
@@ -201,6 +202,9 @@ def pairing(game) -> Pairing:
         }
         params["crowd_aversion_coef"] = float(game.crowd_aversion_coef)
         return Pairing("mfg_crowd_modelling_2d", params, locate_xyt, rule_key=_last_player_action)
+    if name == "openspiel.normal_form":
+        params = {"num_actions": game.num_actions, "reward_function": game.reward_function}
+        return Pairing("mean_field_nfg", params, lambda state: (0, 0))
     raise KeyError(f"no OpenSpiel pairing for {name!r}")
 
 

@@ -4,8 +4,9 @@ defined in ``docs/games/openspiel.md``: one module per game or family."""
 from mfax.games.openspiel.crowd_modelling import CrowdModelling
 from mfax.games.openspiel.crowd_modelling_2d import CrowdModelling2d
 from mfax.games.openspiel.linear_quadratic import LinearQuadratic
+from mfax.games.openspiel.normal_form import NormalForm
 from mfax.games.openspiel.periodic_aversion import PeriodicAversion
 
-GAMES = (CrowdModelling, LinearQuadratic, PeriodicAversion, CrowdModelling2d)
+GAMES = (CrowdModelling, LinearQuadratic, PeriodicAversion, CrowdModelling2d, NormalForm)
 
-__all__ = ["GAMES", "CrowdModelling", "CrowdModelling2d", "LinearQuadratic", "PeriodicAversion"]
+__all__ = ["GAMES", "CrowdModelling", "CrowdModelling2d", "LinearQuadratic", "NormalForm", "PeriodicAversion"]
