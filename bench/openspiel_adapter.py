@@ -205,6 +205,11 @@ def pairing(game) -> Pairing:
     if name == "openspiel.normal_form":
         params = {"num_actions": game.num_actions, "reward_function": game.reward_function}
         return Pairing("mean_field_nfg", params, lambda state: (0, 0))
+    if name == "openspiel.garnet":
+        keys = ("size", "horizon", "seed", "num_action", "num_chance_action", "sparsity_factor")
+        params = {k: getattr(game, k) for k in keys}
+        params["eta"] = float(game.eta)
+        return Pairing("mfg_garnet", params, locate_xt, rule_key=_last_player_action)
     raise KeyError(f"no OpenSpiel pairing for {name!r}")
 
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from mfax.games.base import Spread, check, discount
 from mfax.games.kernels import deterministic_kernel
 from mfax.games.no_noise import NoCommonNoise
-from mfax.games.openspiel.common import LOG_EPSILON, time_observation, torus_spread
+from mfax.games.openspiel.common import CPP_LOG_EPSILON, time_observation, torus_spread
 from mfax.params import param
 
 MOVES = (-1, 0, 1)
@@ -68,7 +68,7 @@ class CrowdModelling(NoCommonNoise):
     def _state_reward(self, mu):
         half = self.size // 2
         x = jnp.arange(self.size, dtype=mu.dtype)
-        return 1.0 - jnp.abs(x - half) / half - jnp.log(mu + LOG_EPSILON)
+        return 1.0 - jnp.abs(x - half) / half - jnp.log(mu + CPP_LOG_EPSILON)
 
     def reward(self, mu, mu_next, noise, t):
         move_cost = jnp.abs(jnp.asarray(MOVES, dtype=mu.dtype)) / self.size

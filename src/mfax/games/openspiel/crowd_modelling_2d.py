@@ -38,7 +38,7 @@ import numpy as np
 from mfax.games.base import Spread, check, discount
 from mfax.games.kernels import deterministic_kernel
 from mfax.games.no_noise import NoCommonNoise
-from mfax.games.openspiel.common import LOG_EPSILON, time_observation
+from mfax.games.openspiel.common import CPP_LOG_EPSILON, time_observation
 from mfax.params import param
 
 MOVE_X = (0, -1, 0, 1, 0)
@@ -181,7 +181,7 @@ class CrowdModelling2d(NoCommonNoise):
         return deterministic_kernel(target, Spread(spread.index, spread.prob.astype(mu.dtype)))
 
     def _state_reward(self, mu):
-        r_mu = -self.crowd_aversion_coef * jnp.log(mu + LOG_EPSILON)
+        r_mu = -self.crowd_aversion_coef * jnp.log(mu + CPP_LOG_EPSILON)
         if self.only_distribution_reward:
             return r_mu
         return jnp.asarray(self._position_reward(), mu.dtype) + r_mu
