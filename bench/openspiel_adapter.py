@@ -99,6 +99,11 @@ def fixed_tables(game, seed: int = 0) -> dict[str, np.ndarray]:
 _INTS = re.compile(r"-?\d+")
 
 
+def _ints(state) -> list[int]:
+    """The integers of a node's observation string (before a :func:`rekeyed` tag)."""
+    return [int(v) for v in _INTS.findall(state.observation_string(0).split("|")[0])]
+
+
 @dataclass
 class Pairing:
     """How one mfax game maps onto OpenSpiel's.
@@ -144,7 +149,7 @@ def pairing(game) -> Pairing:
     name = game.name
 
     def locate_xt(state):  # decision nodes print as "(x, t)"
-        x, t = (int(v) for v in _INTS.findall(state.observation_string(0)))
+        x, t = _ints(state)
         return t, x
 
     if name == "openspiel.crowd_modelling":
@@ -182,7 +187,7 @@ def pairing(game) -> Pairing:
     if name == "openspiel.crowd_modelling_2d":
 
         def locate_xyt(state):  # decision nodes print as "(x, y, t)"
-            x, y, t = (int(v) for v in _INTS.findall(state.observation_string(0)))
+            x, y, t = _ints(state)
             return t, x * game.size + y
 
         params = {
@@ -284,14 +289,32 @@ def openspiel_fp(pair: Pairing, os_game, iterations: int) -> tuple[list[float], 
     return values, seconds
 
 
-def openspiel_md(pair: Pairing, os_game, iterations: int, lr: float) -> tuple[list[float], list[float]]:
+def openspiel_md(
+    pair: Pairing, os_game, iterations: int, lr: float, frozen: bool = False
+) -> tuple[list[float], list[float]]:
     """OpenSpiel's mirror descent (learning rate ``lr``): ``nash_conv`` of iterates
-    ``0..iterations`` and the seconds of each iteration."""
+    ``0..iterations`` and the seconds of each iteration.
+
+    OpenSpiel's policy after an iteration reads the cumulative values by reference, and
+    the next iteration adds to them while it walks the tree under that policy: a node
+    whose children were already visited in this walk (from another parent) is evaluated
+    under a policy that has seen part of this iteration's values. ``frozen=True`` gives
+    each iteration a copy of the cumulative values to evaluate, the algorithm as it is
+    defined (Perolat et al. 2022); nothing else changes."""
     import time
 
+    from open_spiel.python.mfg import value
     from open_spiel.python.mfg.algorithms import mirror_descent, nash_conv
 
-    md = mirror_descent.MirrorDescent(os_game, lr=lr)
+    class Frozen(mirror_descent.MirrorDescent):
+        def get_projected_policy(self):
+            snapshot = value.TabularValueFunction(self._game)
+            for (key, action), v in self._cumulative_state_value._values.items():
+                snapshot.set_value(key, v, action)
+            players = list(range(self._game.num_players()))
+            return mirror_descent.ProjectedPolicy(self._game, players, snapshot)
+
+    md = (Frozen if frozen else mirror_descent.MirrorDescent)(os_game, lr=lr)
     values = [float(nash_conv.NashConv(os_game, md.get_policy()).nash_conv())]
     seconds = []
     for _ in range(iterations):
@@ -397,3 +420,126 @@ def walk_values(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -
 def walk_exploitability(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -> float:
     br, pi = walk_values(pair, os_game, table, key)
     return br - pi
+
+
+# -- OpenSpiel's algorithms on its game with the previous action in the node strings ---
+def rekeyed(pair: Pairing, os_game):
+    """OpenSpiel's game with the agent's previous action appended to every node string.
+
+    OpenSpiel's evaluators and algorithms key their values by the observation string;
+    where a reward reads the previous action (crowd modelling's move cost, the linear-
+    quadratic and periodic-aversion kinetic terms, garnet's reward) the string is too
+    coarse and the first node visited lends its value to the others. This wrapper
+    delegates every rule to the original state and only makes the strings (hence the
+    keys) fine enough: a mean-field node's support lists each original string once per
+    previous action and the registered distribution is summed back over them. OpenSpiel's
+    ``NashConv``, ``FictitiousPlay`` and ``MirrorDescent`` then run unchanged on it.
+    """
+    import pyspiel
+
+    inner_type = os_game.get_type()
+    num_actions = os_game.num_distinct_actions()
+    game_type = pyspiel.GameType(
+        short_name=f"rekeyed_{inner_type.short_name}",
+        long_name=f"{inner_type.long_name} (previous action in the strings)",
+        dynamics=pyspiel.GameType.Dynamics.MEAN_FIELD,
+        chance_mode=pyspiel.GameType.ChanceMode.EXPLICIT_STOCHASTIC,
+        information=pyspiel.GameType.Information.PERFECT_INFORMATION,
+        utility=pyspiel.GameType.Utility.GENERAL_SUM,
+        reward_model=pyspiel.GameType.RewardModel.REWARDS,
+        max_num_players=1,
+        min_num_players=1,
+        provides_information_state_string=False,
+        provides_information_state_tensor=False,
+        provides_observation_string=True,
+        provides_observation_tensor=False,
+        parameter_specification={},
+    )
+    game_info = pyspiel.GameInfo(
+        num_distinct_actions=num_actions,
+        max_chance_outcomes=os_game.max_chance_outcomes(),
+        num_players=1,
+        min_utility=-float("inf"),
+        max_utility=float("inf"),
+        utility_sum=None,
+        max_game_length=os_game.max_game_length(),
+    )
+
+    def tag(last) -> str:
+        return "|-" if last is None else f"|{last}"
+
+    class Held:
+        """The original state, copied with its own ``clone`` (Python's deepcopy of a
+        C++ state goes through its serialization, which the garnet does not restore)."""
+
+        def __init__(self, state):
+            self.state = state
+
+        def __deepcopy__(self, memo):
+            return Held(self.state.clone())
+
+    class State(pyspiel.State):
+        def __init__(self, game, inner, last=None):
+            super().__init__(game)
+            self.held, self.last = Held(inner), last
+
+        @property
+        def inner(self):
+            return self.held.state
+
+        def current_player(self):
+            return self.inner.current_player()
+
+        def is_terminal(self):
+            return self.inner.is_terminal()
+
+        def _legal_actions(self, player):
+            return self.inner.legal_actions(player)
+
+        def chance_outcomes(self):
+            return self.inner.chance_outcomes()
+
+        def _apply_action(self, action):
+            if self.inner.current_player() >= 0:
+                self.last = action
+            self.inner.apply_action(action)
+
+        def _action_to_string(self, player, action):
+            return self.inner.action_to_string(player, action)
+
+        def rewards(self):
+            return self.inner.rewards()
+
+        def returns(self):
+            return self.inner.returns()
+
+        def distribution_support(self):
+            return [s + tag(a) for s in self.inner.distribution_support() for a in range(num_actions)]
+
+        def update_distribution(self, distribution):
+            self.inner.update_distribution(list(np.asarray(distribution).reshape(-1, num_actions).sum(axis=1)))
+
+        def __str__(self):
+            return self.inner.observation_string(0) + tag(self.last)
+
+    class Observer:
+        def __init__(self):
+            self.tensor, self.dict = np.zeros(0), {}
+
+        def set_from(self, state, player):
+            pass
+
+        def string_from(self, state, player):
+            return str(state)
+
+    class Game(pyspiel.Game):
+        def __init__(self):
+            super().__init__(game_type, game_info, {})
+
+        def new_initial_state(self):
+            return State(self, os_game.new_initial_state())
+
+        def make_py_observer(self, iig_obs_type=None, params=None):
+            return Observer()
+
+    return Game()
