@@ -24,14 +24,22 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.evaluation.values import best_response_value, path_return, policy_value
+from mfax.evaluation.values import (
+    backward_induction,
+    best_response_value,
+    info_max,
+    info_share,
+    path_return,
+    policy_value,
+)
 from mfax.solvers.classical import FPHyperParams, fp_init, fp_step, omd_init, omd_policy, omd_step, rollout_table
 
 sys.setrecursionlimit(100_000)
@@ -80,6 +88,22 @@ def mfax_omd(game, iterations: int, lr: float) -> tuple[list[float], list[np.nda
         state, figures, _ = step(state)
         values.append(float(figures.exploitability))
     return values, tables
+
+
+@jax.jit
+def _br_q(game, table):
+    support = game.noise_support()
+    traj = rollout_table(game, support.noise, table[None])
+    share = info_share(traj.obs, support.weight, game.horizon)
+    _, q = backward_induction(game, traj, support.noise, info_max(share), emit_q=True)
+    return q[0], traj.mu[0]
+
+
+def best_response_q(game, table) -> tuple[np.ndarray, np.ndarray]:
+    """``(Q (T, n, m), mu (T+1, n))``: the optimal state-action values against the mean
+    field of ``table`` and that mean field (what a best response maximises)."""
+    q, mu = _br_q(game, jnp.asarray(table))
+    return np.asarray(q), np.asarray(mu)
 
 
 def fixed_tables(game, seed: int = 0) -> dict[str, np.ndarray]:
@@ -162,7 +186,7 @@ def pairing(game) -> Pairing:
             raise ValueError(f"T dt = {horizon} is not a whole OpenSpiel horizon")
         params = {
             "size": game.size,
-            "horizon": int(round(horizon)),
+            "horizon": round(horizon),
             "dt": game.dt,
             "n_actions_per_side": game.n_actions_per_side,
             "volatility": game.volatility,
@@ -270,9 +294,10 @@ def openspiel_policy_table(pair: Pairing, os_game, game, policy) -> np.ndarray:
     return np.where(np.isnan(table), 1.0 / game.n_actions, table)
 
 
-def openspiel_fp(pair: Pairing, os_game, iterations: int) -> tuple[list[float], list[float]]:
-    """OpenSpiel's fictitious play: ``nash_conv`` of iterates ``0..iterations`` and the
-    seconds of each iteration."""
+def openspiel_fp(pair: Pairing, os_game, iterations: int, game=None) -> tuple[list[float], list[float], list]:
+    """OpenSpiel's fictitious play: ``nash_conv`` of iterates ``0..iterations``, the
+    seconds of each iteration, and (given the mfax ``game``) each iteration's best
+    response as a table (else an empty list)."""
     import time
 
     from open_spiel.python import policy as policy_std
@@ -280,13 +305,16 @@ def openspiel_fp(pair: Pairing, os_game, iterations: int) -> tuple[list[float], 
 
     fp = fictitious_play.FictitiousPlay(os_game)
     values = [float(nash_conv.NashConv(os_game, policy_std.UniformRandomPolicy(os_game)).nash_conv())]
-    seconds = []
+    seconds, responses = [], []
     for _ in range(iterations):
         start = time.perf_counter()
         fp.iteration()
         seconds.append(time.perf_counter() - start)
         values.append(float(nash_conv.NashConv(os_game, fp.get_policy()).nash_conv()))
-    return values, seconds
+        if game is not None:
+            # the best response of this iteration (FictitiousPlay keeps it, with no public getter)
+            responses.append(openspiel_policy_table(pair, os_game, game, fp._correlating_policy))
+    return values, seconds, responses
 
 
 def openspiel_md(
@@ -343,7 +371,7 @@ def walk_mean_field(pair: Pairing, os_game, table: np.ndarray) -> dict[tuple, li
     while layer:
         nxt: dict[str, list] = {}
 
-        def add(state, p):
+        def add(state, p, nxt=nxt):
             if state.is_terminal():
                 return
             key = state.observation_string(0)

@@ -21,7 +21,11 @@ def _small(name):
     return mfax.make(name, horizon=16) if name == "macro" else mfax.make(name)
 
 
-@pytest.mark.parametrize("name", [slow(n) if n == "macro" else n for n in mfax.game_names()])
+# OpenSpiel's games: their default-tier checks (mass, exact exploitability) are
+# tests/test_openspiel_games.py's, one compiled program each; the full contract is slow here
+@pytest.mark.parametrize(
+    "name", [slow(n) if n == "macro" or n.startswith("openspiel.") else n for n in mfax.game_names()]
+)
 def test_registered_game_contract(name):
     game = _small(name)
     batch = noise_batch(game, "sample", jax.random.key(0), 3)

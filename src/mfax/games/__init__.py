@@ -1,13 +1,13 @@
 """Games: what the world is. One file per game, the protocol in :mod:`.base`."""
 
 from mfax.errors import GameError
+from mfax.games import openspiel
 from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, aggregate_paths, reward_matrix
 from mfax.games.beach_bar import BeachBar, BeachBarNoise
 from mfax.games.kernels import dense_kernel, deterministic_kernel
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
 from mfax.games.no_noise import NoCommonNoise, NoNoise
-from mfax.games import openspiel
 from mfax.games.registry import describe, game_class, game_names, game_reference, make, parse_value, register
 from mfax.games.sis import SIS, SISNoise
 from mfax.games.sweep import stack_games, swept_fields

@@ -152,7 +152,7 @@ class CrowdModelling2d(NoCommonNoise):
             targets, weights = [(self.size // 2, self.size // 2)], [1.0]
         x, y = np.divmod(np.arange(self.n_states), self.size)
         r_x, r_y = np.ones(self.n_states), np.ones(self.n_states)
-        for (px, py), v in zip(targets, weights):
+        for (px, py), v in zip(targets, weights, strict=True):
             r_x -= 2.0 * v / self.size * np.abs(x - px)
             r_y -= 2.0 * v / self.size * np.abs(y - py)
         return r_x + r_y
@@ -171,7 +171,7 @@ class CrowdModelling2d(NoCommonNoise):
             return jnp.full(self.n_states, 1.0 / self.n_states)
         mass = parse_values(self.initial_distribution_value, "initial_distribution_value")
         mu = np.zeros(self.n_states)
-        for (x, y), v in zip(start, mass):
+        for (x, y), v in zip(start, mass, strict=True):
             mu[x * self.size + y] += v
         return jnp.asarray(mu)
 

@@ -169,9 +169,12 @@ class Garnet(NoCommonNoise):
     def reward(self, mu, mu_next, noise, t):
         reward, _, _ = self.tables()
         # r(x_{t+1}, a) paid at t + 1: its expectation over the next state
-        paid_next = self.kernel(mu, noise, t).prob * jnp.asarray(reward, mu.dtype).T[
-            jnp.arange(self.num_action)[None, :, None], self.kernel(mu, noise, t).index
-        ]
+        paid_next = (
+            self.kernel(mu, noise, t).prob
+            * jnp.asarray(reward, mu.dtype).T[
+                jnp.arange(self.num_action)[None, :, None], self.kernel(mu, noise, t).index
+            ]
+        )
         return self._step(mu, t) + jnp.sum(paid_next, axis=-1)
 
     def terminal_reward(self, mu, mu_next, noise, t):

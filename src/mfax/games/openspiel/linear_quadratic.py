@@ -56,9 +56,7 @@ class LinearQuadratic(NoCommonNoise):
     cross_q: float = param(0.01, "cross term q", traced=True)
     kappa: float = param(0.5, "weight kappa of the distance to the mean", traced=True)
     terminal_cost: float = param(1.0, "terminal cost c (paid only with pay_terminal_cost)", traced=True)
-    pay_terminal_cost: bool = param(
-        False, "pay -c/2 (m_T - x_T)^2 at the end (OpenSpiel 2.0.2's tree never pays it)"
-    )
+    pay_terminal_cost: bool = param(False, "pay -c/2 (m_T - x_T)^2 at the end (OpenSpiel 2.0.2's tree never pays it)")
     gamma: float = discount(1.0)
 
     def __check_init__(self):
@@ -113,7 +111,9 @@ class LinearQuadratic(NoCommonNoise):
         full = (move + self.mean_revert * (self._mean(mu) - x)) * self.dt
         moved = jnp.mod(x + jnp.round(full), self.size).astype(jnp.int32)
         spread = self._spread()
-        return Kernel(moved[..., None], jnp.ones((*moved.shape, 1), mu.dtype), Spread(spread.index, spread.prob.astype(mu.dtype)))
+        return Kernel(
+            moved[..., None], jnp.ones((*moved.shape, 1), mu.dtype), Spread(spread.index, spread.prob.astype(mu.dtype))
+        )
 
     def _position_reward(self, mu):
         gap = self._mean(mu) - jnp.arange(self.size, dtype=mu.dtype)

@@ -57,7 +57,9 @@ class NormalForm(NoCommonNoise):
             self.reward_function in REWARDS,
             f"reward_function must be one of {', '.join(REWARDS)}, got {self.reward_function!r}",
         )
-        check(self.num_actions == 3, f"num_actions must be 3 (OpenSpiel's payoffs use 3 actions), got {self.num_actions}")
+        check(
+            self.num_actions == 3, f"num_actions must be 3 (OpenSpiel's payoffs use 3 actions), got {self.num_actions}"
+        )
 
     @property
     def n_states(self) -> int:

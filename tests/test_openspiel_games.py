@@ -1,0 +1,256 @@
+"""OpenSpiel's mean-field games as mfax games (``openspiel.*``, docs/games/openspiel.md).
+
+Default tier: the protocol checks, mass conservation, golden exploitabilities of the
+uniform policy on OpenSpiel's default instances (recorded from runs that agreed with
+OpenSpiel: bench/results/openspiel_crosscheck.md), hand computations, the garnet's
+generator and one-line errors. With OpenSpiel installed (a separate venv:
+``pip install open_spiel``), the cross-checks of bench/openspiel_adapter.py on small
+instances: fixed policies, FP and OMD iterates, OpenSpiel's evaluator artefact.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfax
+from conftest import slow
+from mfax.games.openspiel.garnet import MT19937, garnet_tables, uniform_double, uniform_int
+from mfax.solvers.classical import rollout_table
+
+GAMES = [
+    "openspiel.crowd_modelling",
+    "openspiel.linear_quadratic",
+    "openspiel.periodic_aversion",
+    "openspiel.crowd_modelling_2d",
+    "openspiel.normal_form",
+    "openspiel.garnet",
+]
+
+# exploitability of the uniform policy on OpenSpiel's default instance (float64); each
+# agreed with OpenSpiel's own tree walked as its rules require, to 1e-14
+GOLDEN_UNIFORM = {
+    "openspiel.crowd_modelling": 2.786682416298344,
+    "openspiel.linear_quadratic": 29.52257930595996,
+    "openspiel.periodic_aversion": 88.09116717479334,
+    "openspiel.crowd_modelling_2d": 5.354777245183989,
+    "openspiel.normal_form": 2390 / 9,  # by hand below
+    "openspiel.garnet": 2.9797675834228095,
+}
+
+
+@jax.jit
+def _uniform_figures(game):
+    """Mean fields and exploitability of the uniform policy, one compiled program per game."""
+    from mfax.evaluation.values import best_response_value, path_return, policy_value
+
+    support = game.noise_support()
+    table = jnp.full((1, game.horizon, game.n_states, game.n_actions), 1.0 / game.n_actions)
+    traj = rollout_table(game, support.noise, table)
+    gain = path_return(traj, best_response_value(game, traj, support.noise)) - path_return(
+        traj, policy_value(game, traj, support.noise)
+    )
+    return traj.mu[0], jnp.sum(support.weight * gain)
+
+
+@pytest.mark.parametrize("name", GAMES)
+def test_mass_is_conserved_and_the_uniform_policy_has_its_golden_exploitability(name):
+    with jax.enable_x64(True):
+        game = mfax.make(name)
+        mu, exploitability = _uniform_figures(game)
+    np.testing.assert_allclose(np.asarray(mu).sum(-1), 1.0, atol=1e-12)
+    assert (np.asarray(mu) >= 0).all()
+    np.testing.assert_allclose(float(exploitability), GOLDEN_UNIFORM[name], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in ("openspiel.crowd_modelling", "openspiel.garnet") else slow(n) for n in GAMES]
+)
+def test_every_protocol_check_passes(name):
+    report = mfax.check_game(mfax.make(name))
+    assert report.ok and {r.status for r in report.results} == {"pass"}, str(report)
+
+
+def test_normal_form_coop_by_hand():
+    # uniform play: nu = (1/3, 1/3, 1/3); payoffs -10/3, -2380/3, 0; value -2390/9; best 0
+    game = mfax.make("openspiel.normal_form")
+    nu = jnp.array([0.0, 1 / 3, 1 / 3, 1 / 3])
+    payoff = np.asarray(game.reward(jnp.array([1.0, 0, 0, 0]), nu, None, 0))[0]
+    np.testing.assert_allclose(payoff, [-10 / 3, -2380 / 3, 0.0], rtol=1e-6)
+
+
+def test_crowd_modelling_pays_the_move_cost_at_its_own_step_and_never_the_last():
+    game = mfax.make("openspiel.crowd_modelling", size=4, horizon=3)
+    mu = jnp.full(4, 0.25)
+    step = np.asarray(game.reward(mu, mu, None, jnp.int32(0)))
+    last = np.asarray(mfax.games.reward_matrix(game, mu, mu, None, jnp.int32(2)))
+    # r_x(x) = 1 - |x - 2| / 2, -log(1/4); moves -1, 0, +1 cost 1/4, 0, 1/4
+    base = 1 - np.abs(np.arange(4) - 2) / 2 + np.log(4.0)
+    np.testing.assert_allclose(step, base[:, None] - np.array([0.25, 0.0, 0.25])[None, :], rtol=1e-6)
+    np.testing.assert_allclose(last, np.repeat(base[:, None], 3, axis=1), rtol=1e-6)
+
+
+def test_linear_quadratic_rounds_moves_half_to_even():
+    # dt = 1/2: moves -3..3 give full moves -1.5..1.5, rounded as Python's round does
+    game = mfax.make("openspiel.linear_quadratic", size=10, dt=0.5)
+    kernel = game.kernel(jnp.full(10, 0.1), None, jnp.int32(0))
+    moved = np.asarray(kernel.index[5, :, 0]) - 5
+    assert moved.tolist() == [round(a / 2) for a in range(-3, 4)] == [-2, -1, 0, 0, 0, 1, 2]
+
+
+def test_garnet_generator_follows_the_published_algorithms():
+    rng = MT19937(5489)  # std::mt19937's default seed: its first outputs are published
+    assert [rng(), rng()] == [3499211612, 581869302]
+    words = iter([0x80000000, 1, 0, 0])  # 0x8000000000000001 truncates to 0.5; 0 gives 0
+    assert uniform_double(lambda: next(words)) == 0.5
+    assert uniform_double(lambda: next(words)) == 0.0
+    assert uniform_int(lambda: 0xFFFFFFFF, 8) == 7  # power of two: a mask
+    assert uniform_int(lambda: 0x80000001, 10) == 5  # Lemire: the high word of bits * 10 (low word 10: kept)
+    reward, prob, nxt = garnet_tables(7, 4, 2, 0.5, 3)
+    np.testing.assert_allclose(prob.sum(-1), 1.0, atol=1e-15)
+    assert ((0 <= nxt) & (nxt < 7)).all() and (reward == 0).any() and (reward > 0).any()
+
+
+@pytest.mark.parametrize(
+    "name,values,message",
+    [
+        ("openspiel.crowd_modelling", dict(size=1), "size must be >= 2"),
+        ("openspiel.normal_form", dict(reward_function="rps"), "reward_function must be one of"),
+        ("openspiel.normal_form", dict(num_actions=4), "num_actions must be 3"),
+        ("openspiel.crowd_modelling_2d", dict(size=3, forbidden_states="[3|0]"), "off the 3x3 grid"),
+        ("openspiel.crowd_modelling_2d", dict(forbidden_states="[1,2]"), "must list cells x|y"),
+        ("openspiel.crowd_modelling_2d", dict(forbidden_states="[0|0]"), "give initial_distribution"),
+        ("openspiel.garnet", dict(seed=-1), "seed must lie in"),
+        ("openspiel.periodic_aversion", dict(xmax=0.0), "xmax must be > xmin"),
+    ],
+)
+def test_bad_parameters_are_refused_in_one_line(name, values, message):
+    with pytest.raises(mfax.GameError, match=message) as err:
+        mfax.make(name, **values)
+    assert "\n" not in str(err.value)
+
+
+# -- against OpenSpiel (optional: pip install open_spiel in a separate venv) -----------
+def _adapter():
+    path = Path(__file__).resolve().parents[1] / "bench" / "openspiel_adapter.py"
+    spec = importlib.util.spec_from_file_location("openspiel_adapter", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("openspiel_adapter", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+needs_openspiel = pytest.mark.skipif(
+    importlib.util.find_spec("open_spiel") is None,
+    reason="OpenSpiel not installed: pip install open_spiel (a separate venv; see bench/openspiel_crosscheck.py)",
+)
+
+SMALL = [
+    ("openspiel.crowd_modelling", dict(size=6, horizon=4)),
+    ("openspiel.linear_quadratic", dict(size=6, horizon=3, n_actions_per_side=2, dt=0.5, mean_revert=0.5)),
+    ("openspiel.periodic_aversion", dict(size=7, horizon=3, n_actions_per_side=2, dt=0.05)),
+    ("openspiel.crowd_modelling_2d", dict(size=4, horizon=3, with_congestion=True, noise_intensity=0.6)),
+    (
+        "openspiel.crowd_modelling_2d",
+        dict(
+            size=4,
+            horizon=3,
+            forbidden_states="[1|1;2|1]",
+            initial_distribution="[0|0;3|3]",
+            initial_distribution_value="[0.25;0.75]",
+            positional_reward="[0|3]",
+            positional_reward_value="[1.5]",
+        ),
+    ),
+    ("openspiel.normal_form", dict(reward_function="biased_indirect_rps")),
+    ("openspiel.garnet", dict(size=6, horizon=4, num_action=3, num_chance_action=2, sparsity_factor=0.5, seed=7)),
+]
+
+
+@needs_openspiel
+@pytest.mark.parametrize("name,values", SMALL)
+def test_fixed_policies_agree_with_openspiel_on_its_rekeyed_tree(name, values):
+    adapter = _adapter()
+    with jax.enable_x64(True):
+        game = mfax.make(name, **values)
+        pair = adapter.pairing(game)
+        os_game = pair.load()
+        rekeyed = adapter.rekeyed(pair, os_game)
+        for table in adapter.fixed_tables(game).values():
+            if name == "openspiel.crowd_modelling_2d":  # no mass on forbidden moves (illegal there)
+                table = table * _legal(game)[None]
+                table = table / table.sum(-1, keepdims=True)
+            mine = adapter.mfax_exploitability(game, table)[0]
+            np.testing.assert_allclose(mine, adapter.openspiel_exploitability(pair, rekeyed, table), rtol=1e-6)
+            np.testing.assert_allclose(mine, adapter.walk_exploitability(pair, os_game, table, "rules"), rtol=1e-6)
+            # OpenSpiel's own NashConv is its tree walked with values keyed by the observation string
+            ours = adapter.openspiel_exploitability(pair, os_game, table)
+            assert ours == pytest.approx(adapter.walk_exploitability(pair, os_game, table, "openspiel"), rel=1e-12)
+
+
+def _legal(game):
+    _, allowed = game._targets()
+    return allowed.astype(float)
+
+
+@needs_openspiel
+def test_the_walk_without_memo_agrees_and_openspiel_does_not():
+    adapter = _adapter()
+    with jax.enable_x64(True):
+        game = mfax.make("openspiel.crowd_modelling", size=4, horizon=3)
+        pair = adapter.pairing(game)
+        os_game = pair.load()
+        table = adapter.fixed_tables(game)["random"]
+        mine = adapter.mfax_exploitability(game, table)[0]
+        np.testing.assert_allclose(mine, adapter.walk_exploitability(pair, os_game, table, "none"), rtol=1e-12)
+        assert abs(adapter.openspiel_exploitability(pair, os_game, table) - mine) > 1e-3
+
+
+@needs_openspiel
+@pytest.mark.parametrize(
+    "name,values",
+    [("openspiel.normal_form", dict(reward_function=r)) for r in ("coop", "dom", "biased_indirect_rps")]
+    + [("openspiel.garnet", dict(size=6, horizon=4, seed=7))],
+)
+def test_fp_and_omd_iterates_agree_with_openspiel(name, values):
+    adapter = _adapter()
+    with jax.enable_x64(True):
+        game = mfax.make(name, **values)
+        pair = adapter.pairing(game)
+        os_game = adapter.rekeyed(pair, pair.load())
+        mine, _ = adapter.mfax_fp(game, 4)
+        theirs, _, _ = adapter.openspiel_fp(pair, os_game, 4)
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-12)
+        mine, _ = adapter.mfax_omd(game, 4, 0.5)
+        theirs, _ = adapter.openspiel_md(pair, os_game, 4, 0.5, frozen=True)
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-12)
+
+
+@needs_openspiel
+def test_crowd_modelling_iterates_agree_until_a_rounding_tie():
+    adapter = _adapter()
+    with jax.enable_x64(True):
+        game = mfax.make("openspiel.crowd_modelling", size=6, horizon=4)
+        pair = adapter.pairing(game)
+        os_game = adapter.rekeyed(pair, pair.load())
+        mine, _ = adapter.mfax_omd(game, 4, 1.0)
+        theirs, _ = adapter.openspiel_md(pair, os_game, 4, 1.0, frozen=True)
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+        unfrozen, _ = adapter.openspiel_md(pair, os_game, 4, 1.0)
+        assert np.max(np.abs(np.array(unfrozen) - mine)) > 1e-6  # OpenSpiel's policy changes during its walk
+        mine, tables = adapter.mfax_fp(game, 4)
+        theirs, _, responses = adapter.openspiel_fp(pair, os_game, 4, game=game)
+        for k in range(5):
+            if abs(mine[k] - theirs[k]) > 1e-6 * abs(theirs[k]):
+                # the best responses differ only where two actions tie up to rounding
+                q, mu = adapter.best_response_q(game, tables[k - 1])
+                choice = np.argmax(responses[k - 1], -1)
+                gap = q.max(-1) - np.take_along_axis(q, choice[..., None], -1)[..., 0]
+                assert gap[mu[:-1] > 0].max() < 1e-10
+                break
