@@ -153,7 +153,7 @@ needs_openspiel = pytest.mark.skipif(
 
 SMALL = [
     ("openspiel.crowd_modelling", dict(size=6, horizon=4)),
-    ("openspiel.linear_quadratic", dict(size=6, horizon=3, n_actions_per_side=2, dt=0.5, mean_revert=0.5)),
+    ("openspiel.linear_quadratic", dict(size=6, horizon=4, n_actions_per_side=2, dt=0.5, mean_revert=0.5)),
     ("openspiel.periodic_aversion", dict(size=7, horizon=3, n_actions_per_side=2, dt=0.05)),
     ("openspiel.crowd_modelling_2d", dict(size=4, horizon=3, with_congestion=True, noise_intensity=0.6)),
     (
@@ -184,7 +184,8 @@ def test_fixed_policies_agree_with_openspiel_on_its_rekeyed_tree(name, values):
         rekeyed = adapter.rekeyed(pair, os_game)
         for table in adapter.fixed_tables(game).values():
             if name == "openspiel.crowd_modelling_2d":  # no mass on forbidden moves (illegal there)
-                table = table * _legal(game)[None]
+                legal = np.broadcast_to(_legal(game)[None], table.shape)
+                table = np.where((table * legal).sum(-1, keepdims=True) > 0, table * legal, legal)
                 table = table / table.sum(-1, keepdims=True)
             mine = adapter.mfax_exploitability(game, table)[0]
             np.testing.assert_allclose(mine, adapter.openspiel_exploitability(pair, rekeyed, table), rtol=1e-6)
@@ -254,3 +255,21 @@ def test_crowd_modelling_iterates_agree_until_a_rounding_tie():
                 gap = q.max(-1) - np.take_along_axis(q, choice[..., None], -1)[..., 0]
                 assert gap[mu[:-1] > 0].max() < 1e-10
                 break
+
+
+@needs_openspiel
+def test_openspiel_defects_the_docs_name():
+    import pyspiel
+
+    # the 2-D game's initial cell x|y starts the mass at (y, x): stored as y + x size, read as (i mod size, i div size)
+    game = pyspiel.load_game(
+        "mfg_crowd_modelling_2d", {"size": 4, "initial_distribution": "[0|1]", "initial_distribution_value": "[1.0]"}
+    )
+    root = game.new_initial_state()
+    ((action, prob),) = root.chance_outcomes()
+    assert prob == 1.0 and str(root.child(action)).startswith("(1, 0, 0)")
+    # the garnet restored from its serialisation has other transitions
+    garnet = pyspiel.load_game("mfg_garnet")
+    state = garnet.new_initial_state().child(3).child(1)
+    restored = garnet.deserialize_state(state.serialize())
+    assert state.chance_outcomes() != restored.chance_outcomes()
