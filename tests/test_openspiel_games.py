@@ -40,15 +40,19 @@ GOLDEN_UNIFORM = {
     "openspiel.linear_quadratic": 29.52257930595996,
     "openspiel.periodic_aversion": 88.09116717479334,
     "openspiel.crowd_modelling_2d": 5.354777245183989,
-    "openspiel.normal_form": 2390 / 9,  # by hand below
+    # uniform play: nu = (1/3, 1/3, 1/3), payoffs -10/3, -2380/3, 0, value -2390/9, best 0
+    "openspiel.normal_form": 2390 / 9,
     "openspiel.garnet": 2.9797675834228095,
 }
 
 
 @jax.jit
-def _uniform_figures(game):
-    """Mean fields and exploitability of the uniform policy, one compiled program per game."""
+def _figures(game):
+    """What the default tier reads of a game, one compiled program per game: the mean
+    fields and the exploitability of the uniform policy, the rewards at ``t = 0`` and at
+    ``T - 1`` (against the uniform policy's mean fields) and the kernel at ``t = 0``."""
     from mfax.evaluation.values import best_response_value, path_return, policy_value
+    from mfax.games import reward_matrix
 
     support = game.noise_support()
     table = jnp.full((1, game.horizon, game.n_states, game.n_actions), 1.0 / game.n_actions)
@@ -56,52 +60,65 @@ def _uniform_figures(game):
     gain = path_return(traj, best_response_value(game, traj, support.noise)) - path_return(
         traj, policy_value(game, traj, support.noise)
     )
-    return traj.mu[0], jnp.sum(support.weight * gain)
+    noise = jax.tree.map(lambda x: x[0], support.noise)
+    mu = traj.mu[0]
+    last = game.horizon - 1
+    return dict(
+        mu=mu,
+        exploitability=jnp.sum(support.weight * gain),
+        first=reward_matrix(game, mu[0], mu[1], noise, jnp.int32(0)),
+        last=reward_matrix(game, mu[last], mu[last + 1], noise, jnp.int32(last)),
+        kernel=game.kernel(mu[0], noise, jnp.int32(0)).flat(),
+    )
+
+
+@pytest.fixture(scope="module")
+def figures():
+    """``name -> _figures(game)`` (float64), each game's program compiled once, on demand."""
+    cache = {}
+
+    def get(name, **values):
+        key = (name, tuple(sorted(values.items())))
+        if key not in cache:
+            with jax.enable_x64(True):
+                cache[key] = jax.tree.map(np.asarray, _figures(mfax.make(name, **values)))
+        return cache[key]
+
+    return get
 
 
 @pytest.mark.parametrize("name", GAMES)
-def test_mass_is_conserved_and_the_uniform_policy_has_its_golden_exploitability(name):
-    with jax.enable_x64(True):
-        game = mfax.make(name)
-        mu, exploitability = _uniform_figures(game)
-    np.testing.assert_allclose(np.asarray(mu).sum(-1), 1.0, atol=1e-12)
-    assert (np.asarray(mu) >= 0).all()
-    np.testing.assert_allclose(float(exploitability), GOLDEN_UNIFORM[name], rtol=1e-9)
+def test_mass_is_conserved_and_the_uniform_policy_has_its_golden_exploitability(name, figures):
+    got = figures(name)
+    np.testing.assert_allclose(got["mu"].sum(-1), 1.0, atol=1e-12)
+    assert (got["mu"] >= 0).all()
+    np.testing.assert_allclose(float(got["exploitability"]), GOLDEN_UNIFORM[name], rtol=1e-9)
 
 
-@pytest.mark.parametrize(
-    "name", [n if n in ("openspiel.crowd_modelling", "openspiel.garnet") else slow(n) for n in GAMES]
-)
+@pytest.mark.parametrize("name", [n if n == "openspiel.garnet" else slow(n) for n in GAMES])
 def test_every_protocol_check_passes(name):
     report = mfax.check_game(mfax.make(name))
     assert report.ok and {r.status for r in report.results} == {"pass"}, str(report)
 
 
-def test_normal_form_coop_by_hand():
-    # uniform play: nu = (1/3, 1/3, 1/3); payoffs -10/3, -2380/3, 0; value -2390/9; best 0
-    game = mfax.make("openspiel.normal_form")
-    nu = jnp.array([0.0, 1 / 3, 1 / 3, 1 / 3])
-    payoff = np.asarray(game.reward(jnp.array([1.0, 0, 0, 0]), nu, None, 0))[0]
-    np.testing.assert_allclose(payoff, [-10 / 3, -2380 / 3, 0.0], rtol=1e-6)
-
-
-def test_crowd_modelling_pays_the_move_cost_at_its_own_step_and_never_the_last():
-    game = mfax.make("openspiel.crowd_modelling", size=4, horizon=3)
-    mu = jnp.full(4, 0.25)
-    step = np.asarray(game.reward(mu, mu, None, jnp.int32(0)))
-    last = np.asarray(mfax.games.reward_matrix(game, mu, mu, None, jnp.int32(2)))
-    # r_x(x) = 1 - |x - 2| / 2, -log(1/4); moves -1, 0, +1 cost 1/4, 0, 1/4
-    base = 1 - np.abs(np.arange(4) - 2) / 2 + np.log(4.0)
-    np.testing.assert_allclose(step, base[:, None] - np.array([0.25, 0.0, 0.25])[None, :], rtol=1e-6)
-    np.testing.assert_allclose(last, np.repeat(base[:, None], 3, axis=1), rtol=1e-6)
+def test_crowd_modelling_pays_the_move_cost_at_its_own_step_and_never_the_last(figures):
+    got = figures("openspiel.crowd_modelling")
+    # r_x(x) = 1 - |x - 5| / 5 - log(1/10) at t = 0 (uniform mu_0); moves -1, 0, +1 cost 1/10, 0, 1/10
+    base = 1 - np.abs(np.arange(10) - 5) / 5 + np.log(10.0)
+    np.testing.assert_allclose(got["first"], base[:, None] - np.array([0.1, 0.0, 0.1])[None, :], rtol=1e-12)
+    # at T - 1 every action pays the same: the last move is free
+    np.testing.assert_array_equal(got["last"], np.repeat(got["last"][:, :1], 3, axis=1))
 
 
 def test_linear_quadratic_rounds_moves_half_to_even():
     # dt = 1/2: moves -3..3 give full moves -1.5..1.5, rounded as Python's round does
-    game = mfax.make("openspiel.linear_quadratic", size=10, dt=0.5)
-    kernel = game.kernel(jnp.full(10, 0.1), None, jnp.int32(0))
-    moved = np.asarray(kernel.index[5, :, 0]) - 5
-    assert moved.tolist() == [round(a / 2) for a in range(-3, 4)] == [-2, -1, 0, 0, 0, 1, 2]
+    game = mfax.make("openspiel.linear_quadratic", dt=0.5)
+    kernel = jax.jit(lambda mu: game.kernel(mu, None, jnp.int32(0)).flat())(jnp.full(10, 0.1))
+    landed = [sorted(set(kernel.index[5, a][kernel.prob[5, a] > 0].tolist())) for a in range(7)]
+    moved = [round(a / 2) for a in range(-3, 4)]
+    assert moved == [-2, -1, 0, 0, 0, 1, 2]
+    for a, m in enumerate(moved):  # then the noise: round(x + c sqrt(1/2)), c = -3..3
+        assert landed[a] == sorted({round(5 + m + c * 0.5**0.5) % 10 for c in range(-3, 4)})
 
 
 def test_garnet_generator_follows_the_published_algorithms():
