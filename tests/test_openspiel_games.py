@@ -290,3 +290,15 @@ def test_openspiel_defects_the_docs_name():
     state = garnet.new_initial_state().child(3).child(1)
     restored = garnet.deserialize_state(state.serialize())
     assert state.chance_outcomes() != restored.chance_outcomes()
+
+
+def test_crowd_modelling_wind_is_a_common_shift_with_enumerated_gusts():
+    game = mfax.make("openspiel.crowd_modelling", size=5, horizon=3, wind=0.25)
+    support = game.noise_support()
+    weight = np.asarray(support.weight)
+    assert weight.shape == (8,) and np.isclose(weight.sum(), 1.0) and np.isclose(weight.max(), 0.75**3)
+    flat = jax.jit(lambda z: game.kernel(jnp.full(5, 0.2), z, jnp.int32(0)).flat())
+    calm = flat(jax.tree.map(lambda x: x[0], support.noise))  # no gust at all
+    gust = flat(jax.tree.map(lambda x: x[-1], support.noise))  # gusts at every step
+    np.testing.assert_array_equal(np.asarray(gust.index), (np.asarray(calm.index) + 1) % 5)
+    assert not mfax.make("openspiel.crowd_modelling").own_history_informative and game.own_history_informative

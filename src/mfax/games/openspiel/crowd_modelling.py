@@ -21,30 +21,70 @@ last action is free: the terminal reward is the step reward without it.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
-from mfax.games.base import Spread, check, discount
+from mfax.games.base import Game, NoiseSupport, Spread, check, discount
 from mfax.games.kernels import deterministic_kernel
-from mfax.games.no_noise import NoCommonNoise
 from mfax.games.openspiel.common import CPP_LOG_EPSILON, time_observation, torus_spread
 from mfax.params import param
 
 MOVES = (-1, 0, 1)
 
 
-class CrowdModelling(NoCommonNoise):
+class WindNoise(NamedTuple):
+    """gust: (T+1,) float, 1 where a gust shifts the crowd after step t (0 at t = T)."""
+
+    gust: jax.Array
+
+
+class CrowdModelling(Game):
     name: ClassVar[str] = "openspiel.crowd_modelling"
 
     size: int = param(10, "number of sites on the ring (states 0..size-1), >= 2")
     horizon: int = param(10, "number of decision steps T")
     gamma: float = discount(1.0)
+    wind: float = param(
+        0.0,
+        "probability of a gust shifting the whole crowd one site at each step (mfax's common noise; 0: OpenSpiel's)",
+    )
 
     n_actions: ClassVar[int] = 3
 
     def __check_init__(self):
         check(self.size >= 2, f"size must be >= 2 (the centre reward divides by size // 2), got {self.size}")
+        check(0.0 <= self.wind <= 1.0, f"wind must lie in [0, 1], got {self.wind}")
+        noisy = 0.0 < self.wind < 1.0
+        check(
+            not noisy or self.horizon <= 16, f"with wind, horizon must be <= 16 (2^T noise paths), got {self.horizon}"
+        )
+
+    @property
+    def own_history_informative(self) -> bool:
+        """With random gusts, an agent's own moves reveal them; the mean field may not
+        (a crowd spread evenly looks the same shifted)."""
+        return 0.0 < self.wind < 1.0
+
+    # -- the common noise (gusts) --------------------------------------------------------
+    def sample_noise(self, key):
+        gust = jax.random.bernoulli(key, self.wind, (self.horizon,)).astype(float)
+        return WindNoise(jnp.concatenate([gust, jnp.zeros(1)]))
+
+    def noise_support(self):
+        if self.wind in (0.0, 1.0):
+            return NoiseSupport(WindNoise(jnp.full((1, self.horizon + 1), self.wind).at[:, -1].set(0.0)), jnp.ones(1))
+        bits = (np.arange(2**self.horizon)[:, None] >> np.arange(self.horizon - 1, -1, -1)) & 1
+        count = bits.sum(axis=1)
+        weight = self.wind**count * (1.0 - self.wind) ** (self.horizon - count)
+        gust = np.concatenate([bits.astype(float), np.zeros((len(bits), 1))], axis=1)
+        return NoiseSupport(WindNoise(jnp.asarray(gust)), jnp.asarray(weight))
+
+    def describe_noise(self, noise):
+        gusts = [t for t, g in enumerate(np.asarray(noise.gust)[:-1]) if g > 0]
+        return f"gusts at t = {gusts}" if gusts else "no gust"
 
     @property
     def n_states(self) -> int:
@@ -63,6 +103,7 @@ class CrowdModelling(NoCommonNoise):
         x = jnp.arange(self.size)[:, None]
         moved = (x + jnp.asarray(MOVES)[None, :]) % self.size
         index, prob = torus_spread(self.size, MOVES, (1 / 3, 1 / 3, 1 / 3))
+        index = (index + noise.gust[t].astype(jnp.int32)) % self.size  # the gust, if any
         return deterministic_kernel(moved, Spread(index, prob.astype(mu.dtype)))
 
     def _state_reward(self, mu):

@@ -106,7 +106,10 @@ class CrowdModelling2d(NoCommonNoise):
         check(not start or abs(sum(mass) - 1.0) < 1e-6, f"initial_distribution_value must sum to 1, got {sum(mass)}")
         check(not forbidden & set(start), "initial_distribution must not put mass on a forbidden state")
         check(not forbidden or len(forbidden) < self.size**2, "forbidden_states must leave some cell free")
-        check(bool(start) or not forbidden, "with forbidden_states, give initial_distribution (uniform would start in them)")
+        check(
+            bool(start) or not forbidden,
+            "with forbidden_states, give initial_distribution (uniform would start in them)",
+        )
         targets = parse_cells(self.positional_reward, "positional_reward", self.size)
         weights = parse_values(self.positional_reward_value, "positional_reward_value")
         check(len(targets) == len(weights), "positional_reward and positional_reward_value need as many entries")
