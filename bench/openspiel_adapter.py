@@ -108,15 +108,39 @@ def best_response_q(game, table) -> tuple[np.ndarray, np.ndarray]:
 
 def fixed_tables(game, seed: int = 0) -> dict[str, np.ndarray]:
     """The fixed policies compared: uniform, a deterministic one (the first maximiser of
-    a random score, varying with ``t`` and ``x``) and a random table (Dirichlet(1) rows)."""
+    a random score, varying with ``t`` and ``x``) and a random table (Dirichlet(1) rows).
+
+    Where OpenSpiel has fewer legal actions than mfax (the routing game), the tables put
+    their mass on OpenSpiel's legal actions, equal on the rows OpenSpiel cannot tell apart,
+    and the deterministic one is everybody on the Braess path (which congests)."""
     rng = np.random.default_rng(seed)
     shape = (game.horizon, game.n_states, game.n_actions)
     deterministic = np.eye(game.n_actions)[np.argmax(rng.random(shape), axis=-1)]
-    return {
+    tables = {
         "uniform": np.full(shape, 1.0 / game.n_actions),
         "deterministic": deterministic,
         "random": rng.dirichlet(np.ones(game.n_actions), size=shape[:2]),
     }
+    if game.name == "openspiel.dynamic_routing":
+        tables = {k: _routing_table(game, v, k == "deterministic") for k, v in tables.items()}
+    return tables
+
+
+def _routing_table(game, table: np.ndarray, braess_path: bool) -> np.ndarray:
+    legal = game.legal_actions()[None]
+    names = game.sections()
+    if braess_path and "A->B" in names:
+        path = {"O->A": "A->B", "A->B": "B->C", "B->C": "C->D", "C->D": "D->E", "A->C": "C->D", "B->D": "D->E"}
+        table = np.array(legal, copy=True).repeat(game.horizon, 0)
+        for here, there in path.items():
+            for w in (-1, 0):
+                table[:, game.state_index(names.index(here), w)] = np.eye(game.n_actions)[1 + names.index(there)]
+    mass = table * legal
+    total = mass.sum(-1, keepdims=True)
+    table = np.where(total > 0, mass / np.where(total > 0, total, 1.0), legal / legal.sum(-1, keepdims=True))
+    for i in range(len(names)):  # a wait just set and one counted down to 0 print alike in OpenSpiel
+        table[:, game.state_index(i, -1)] = table[:, game.state_index(i, 0)]
+    return table
 
 
 # -- the pairing of an mfax game with OpenSpiel's ----------------------------------------
@@ -239,6 +263,25 @@ def pairing(game) -> Pairing:
         params = {k: getattr(game, k) for k in keys}
         params["eta"] = float(game.eta)
         return Pairing("mfg_garnet", params, locate_xt, rule_key=_last_player_action)
+    if name == "openspiel.dynamic_routing":
+        sections = game.sections()
+
+        def locate_route(state):
+            text = state.observation_string(0).split("|")[0]
+            if text.startswith("Arrived"):
+                return int(text.rsplit("t=", 1)[1]), game.done
+            section = text.split("Location=")[1].split(",")[0]
+            wait = int(text.split("waiting time=")[1].split(",")[0])
+            t = int(text.split("t=")[1].split(",")[0])
+            # a wait just set (mfax: w = -1) and one counted down print alike: both read row w
+            return t, game.state_index(sections.index(section), wait)
+
+        params = {
+            "network": game.network,
+            "max_num_time_step": game.max_num_time_step,
+            "time_step_length": game.time_step_length,
+        }
+        return Pairing("mfg_dynamic_routing", params, locate_route)
     raise KeyError(f"no OpenSpiel pairing for {name!r}")
 
 
@@ -359,15 +402,16 @@ def _policy_rows(pair: Pairing, table: np.ndarray, state) -> list[tuple[int, flo
     return [(a, float(table[t, x, a if pair.actions is None else pair.actions[a]])) for a in state.legal_actions()]
 
 
-def walk_mean_field(pair: Pairing, os_game, table: np.ndarray) -> dict[tuple, list[float]]:
-    """Forward pass over the tree under ``table``: the distribution registered at each
-    mean-field node, keyed by the node's distribution support (one per time step)."""
+def walk_mean_field(pair: Pairing, os_game, table: np.ndarray) -> dict[str, float]:
+    """Forward pass over the tree under ``table``: the probability of every node string
+    reached (the strings hold the time, so one dictionary serves every step); a mean-field
+    node registers ``[p.get(s, 0) for s in state.distribution_support()]``."""
     import pyspiel
 
     layer = {}
     for root in os_game.new_initial_states():
         layer[root.observation_string(0)] = (root, 1.0)
-    registered: dict[tuple, list[float]] = {}
+    probs: dict[str, float] = {}
     while layer:
         nxt: dict[str, list] = {}
 
@@ -380,16 +424,13 @@ def walk_mean_field(pair: Pairing, os_game, table: np.ndarray) -> dict[tuple, li
             else:
                 nxt[key] = [state, p]
 
+        probs.update({k: p for k, (_, p) in layer.items()})
         first = next(iter(layer.values()))[0]
         kind = first.current_player()
         if kind == pyspiel.PlayerId.MEAN_FIELD:
-            support = tuple(first.distribution_support())
-            probs = {k: p for k, (_, p) in layer.items()}
-            dist = [probs.get(s, 0.0) for s in support]
-            registered[support] = dist
             for state, p in layer.values():
                 child = state.clone()
-                child.update_distribution(dist)
+                child.update_distribution([probs.get(x, 0.0) for x in state.distribution_support()])
                 add(child, p)
         elif kind == pyspiel.PlayerId.CHANCE:
             for state, p in layer.values():
@@ -402,7 +443,7 @@ def walk_mean_field(pair: Pairing, os_game, table: np.ndarray) -> dict[tuple, li
                     if q > 0:
                         add(state.child(a), p * q)
         layer = {k: (s, p) for k, (s, p) in nxt.items()}
-    return registered
+    return probs
 
 
 def walk_values(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -> tuple[float, float]:
@@ -410,7 +451,7 @@ def walk_values(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -
     against ``table``'s mean field (module docstring: ``key``)."""
     import pyspiel
 
-    registered = walk_mean_field(pair, os_game, table)
+    probs = walk_mean_field(pair, os_game, table)
 
     def memo_key(state):
         k = state.observation_string(0)
@@ -429,7 +470,7 @@ def walk_values(pair: Pairing, os_game, table: np.ndarray, key: str = "rules") -
             v = sum(q * value(state.child(a), best, memo) for a, q in state.chance_outcomes())
         elif state.current_player() == pyspiel.PlayerId.MEAN_FIELD:
             child = state.clone()
-            child.update_distribution(registered.get(tuple(state.distribution_support()), None))
+            child.update_distribution([probs.get(x, 0.0) for x in state.distribution_support()])
             v = reward + value(child, best, memo)
         elif best:
             v = reward + max(value(state.child(a), best, memo) for a in state.legal_actions())

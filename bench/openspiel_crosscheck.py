@@ -3,7 +3,7 @@ the first iterates of fictitious play and mirror descent, in float64, with the t
 FP iteration of each library in the same run.
 
     python bench/openspiel_crosscheck.py            # writes bench/results/openspiel_crosscheck.{md,json}
-    python bench/openspiel_crosscheck.py --only garnet --out /tmp/x
+    python bench/openspiel_crosscheck.py --only garnet   # rerun some cases, update the report
 
 Run it in a venv with OpenSpiel (``pip install open_spiel`` and ``pip install -e .``).
 Per game, on OpenSpiel's default instance:
@@ -74,6 +74,8 @@ CASES = [
         1.0,
     ),
     ("garnet", "openspiel.garnet", {}, {}, 5, 1.0),
+    ("dynamic_routing", "openspiel.dynamic_routing", {}, {}, 5, 1.0),
+    ("dynamic_routing dt = 0.5", "openspiel.dynamic_routing", dict(time_step_length=0.5), {}, 5, 1.0),
 ]
 
 
@@ -137,19 +139,27 @@ def iterates(game, k: int, lr: float) -> dict:
         for name, t in A.fixed_tables(game).items()
     }
     fp_m, fp_tables = A.mfax_fp(game, k)
-    fp_os, fp_os_s, _ = A.openspiel_fp(pair, os_game, k)
-    fp_rk, _, responses = A.openspiel_fp(pair, rekeyed, k, game=game)
+    errors = {}
+    try:
+        fp_os, fp_os_s, _ = A.openspiel_fp(pair, os_game, k)
+    except KeyError as err:  # OpenSpiel's TabularPolicy misses states (docs/games/openspiel.md)
+        fp_os, fp_os_s, errors["fp"] = [float("nan")] * (k + 1), [], f"KeyError {err}"
+    try:
+        fp_rk, _, responses = A.openspiel_fp(pair, rekeyed, k, game=game)
+    except KeyError as err:
+        fp_rk, responses, errors["fp rekeyed"] = [float("nan")] * (k + 1), [], f"KeyError {err}"
     omd_m, _ = A.mfax_omd(game, k, lr)
     md_os, md_os_s = A.openspiel_md(pair, os_game, k, lr)
     md_rk, _ = A.openspiel_md(pair, rekeyed, k, lr)
     md_fr, _ = A.openspiel_md(pair, rekeyed, k, lr, frozen=True)
-    first = next((i for i in range(k + 1) if rel(fp_m[i], fp_rk[i]) > TOL), None)
-    gap = tie_gap(game, fp_tables, responses, first) if first else None
+    first = next((i for i in range(k + 1) if not rel(fp_m[i], fp_rk[i]) <= TOL), None)
+    gap = tie_gap(game, fp_tables, responses, first) if first and responses else None
     return dict(
         fixed=fixed,
         fp=dict(mfax=fp_m, openspiel=fp_os, rekeyed=fp_rk, first_difference=first, tie_gap=gap),
         omd=dict(mfax=omd_m, openspiel=md_os, rekeyed=md_rk, frozen=md_fr, lr=lr),
         openspiel_seconds=dict(fp=fp_os_s, md=md_os_s),
+        errors=errors,
     )
 
 
@@ -162,8 +172,11 @@ def run(cases) -> list[dict]:
         row = dict(label=label, game=name, default=default, small=small, k=k)
         row["fixed"] = fixed_policies(game)
         row["mfax_fp_seconds"] = mfax_fp_seconds(game)
-        _, seconds, _ = A.openspiel_fp(pair, pair.load(), 1)
-        row["openspiel_fp_seconds"] = seconds[0]
+        try:
+            _, seconds, _ = A.openspiel_fp(pair, pair.load(), 1)
+            row["openspiel_fp_seconds"] = seconds[0]
+        except KeyError:
+            row["openspiel_fp_seconds"] = None
         row["iterates"] = iterates(mfax.make(name, **{**default, **small}), k, lr)
         out.append(row)
         print(json.dumps(row["fixed"]), flush=True)
@@ -215,7 +228,8 @@ def report(rows: list[dict], meta: dict) -> str:
         fixed = max(rel(f["mfax"], f["rekeyed"]) for f in it["fixed"].values())
 
         def worst(a, b):
-            return max(rel(x, y) for x, y in zip(a, b, strict=True))
+            diffs = [rel(x, y) for x, y in zip(a, b, strict=True)]
+            return float("nan") if any(d != d for d in diffs) else max(diffs)
 
         fp, omd = it["fp"], it["omd"]
         first = "-" if fp["first_difference"] is None else f"{fp['first_difference']} ({fmt(fp['tie_gap'])})"
@@ -245,7 +259,11 @@ def report(rows: list[dict], meta: dict) -> str:
         "|---|---|---|---|",
     ]
     for row in rows:
-        m, o = row["mfax_fp_seconds"] * 1e3, row["openspiel_fp_seconds"] * 1e3
+        m = row["mfax_fp_seconds"] * 1e3
+        if row["openspiel_fp_seconds"] is None:
+            lines.append(f"| {row['label']} | {m:.3f} | fails (KeyError) | - |")
+            continue
+        o = row["openspiel_fp_seconds"] * 1e3
         lines.append(f"| {row['label']} | {m:.3f} | {o:.1f} | {o / m:.0f}x |")
     return "\n".join(lines) + "\n"
 
@@ -268,9 +286,13 @@ def main() -> None:
     rows = run(cases)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "openspiel_crosscheck" if args.only is None else "openspiel_crosscheck_only"
-    (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2) + "\n")
-    (out / f"{stem}.md").write_text(report(rows, meta))
+    previous = out / "openspiel_crosscheck.json"
+    if args.only is not None and previous.is_file():  # rerun cases: replace them in the report
+        fresh = {row["label"]: row for row in rows}
+        old = json.loads(previous.read_text())["rows"]
+        rows = [fresh.pop(row["label"], row) for row in old] + list(fresh.values())
+    (out / "openspiel_crosscheck.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2) + "\n")
+    (out / "openspiel_crosscheck.md").write_text(report(rows, meta))
     print(report(rows, meta))
 
 

@@ -31,6 +31,7 @@ GAMES = [
     "openspiel.crowd_modelling_2d",
     "openspiel.normal_form",
     "openspiel.garnet",
+    "openspiel.dynamic_routing",
 ]
 
 # exploitability of the uniform policy on OpenSpiel's default instance (float64); each
@@ -43,20 +44,37 @@ GOLDEN_UNIFORM = {
     # uniform play: nu = (1/3, 1/3, 1/3), payoffs -10/3, -2380/3, 0, value -2390/9, best 0
     "openspiel.normal_form": 2390 / 9,
     "openspiel.garnet": 2.9797675834228095,
+    # everybody on the Braess path O-A-B-C-D-E (see _braess_path): by hand below
+    "openspiel.dynamic_routing": 2.0,
 }
 
 
+def _braess_path(game):
+    """Everybody on O->A, A->B, B->C, C->D, D->E. A->B and C->D are then full when the
+    crowd enters them (travel time 1 + 1 = 2: wait 1), B->C takes no wait: the crowd moves
+    at t = 0, 2, 3, 5 and arrives at t = 5 (return -5). A vehicle taking A->C instead
+    (travel time 2, wait 1) moves at t = 0, 2 and enters C->D at t = 3, empty until the
+    crowd arrives at t = 4 (wait 0): it arrives at t = 3 (return -3). Exploitability 2."""
+    names = game.sections()
+    table = np.zeros((game.horizon, game.n_states, game.n_actions))
+    table[..., 0] = 1.0
+    for here, there in {"O->A": "A->B", "A->B": "B->C", "B->C": "C->D", "C->D": "D->E"}.items():
+        for w in (-1, 0):
+            table[:, game.state_index(names.index(here), w)] = np.eye(game.n_actions)[1 + names.index(there)]
+    return table
+
+
 @jax.jit
-def _figures(game):
+def _figures(game, table):
     """What the default tier reads of a game, one compiled program per game: the mean
-    fields and the exploitability of the uniform policy, the rewards at ``t = 0`` and at
+    fields and the exploitability of ``table`` (the uniform policy but for the routing
+    game), the rewards at ``t = 0`` and at
     ``T - 1`` (against the uniform policy's mean fields) and the kernel at ``t = 0``."""
     from mfax.evaluation.values import best_response_value, path_return, policy_value
     from mfax.games import reward_matrix
 
     support = game.noise_support()
-    table = jnp.full((1, game.horizon, game.n_states, game.n_actions), 1.0 / game.n_actions)
-    traj = rollout_table(game, support.noise, table)
+    traj = rollout_table(game, support.noise, table[None])
     gain = path_return(traj, best_response_value(game, traj, support.noise)) - path_return(
         traj, policy_value(game, traj, support.noise)
     )
@@ -81,14 +99,19 @@ def figures():
         key = (name, tuple(sorted(values.items())))
         if key not in cache:
             with jax.enable_x64(True):
-                cache[key] = jax.tree.map(np.asarray, _figures(mfax.make(name, **values)))
+                game = mfax.make(name, **values)
+                if name == "openspiel.dynamic_routing":
+                    table = _braess_path(game)
+                else:
+                    table = np.full((game.horizon, game.n_states, game.n_actions), 1.0 / game.n_actions)
+                cache[key] = jax.tree.map(np.asarray, _figures(game, jnp.asarray(table)))
         return cache[key]
 
     return get
 
 
 @pytest.mark.parametrize("name", GAMES)
-def test_mass_is_conserved_and_the_uniform_policy_has_its_golden_exploitability(name, figures):
+def test_mass_is_conserved_and_the_exploitability_is_golden(name, figures):
     got = figures(name)
     np.testing.assert_allclose(got["mu"].sum(-1), 1.0, atol=1e-12)
     assert (got["mu"] >= 0).all()
@@ -145,6 +168,7 @@ def test_garnet_generator_follows_the_published_algorithms():
         ("openspiel.crowd_modelling_2d", dict(forbidden_states="[0|0]"), "give initial_distribution"),
         ("openspiel.garnet", dict(seed=-1), "seed must lie in"),
         ("openspiel.periodic_aversion", dict(xmax=0.0), "xmax must be > xmin"),
+        ("openspiel.dynamic_routing", dict(network="paris"), "network must be one of"),
     ],
 )
 def test_bad_parameters_are_refused_in_one_line(name, values, message):
@@ -187,6 +211,7 @@ SMALL = [
     ),
     ("openspiel.normal_form", dict(reward_function="biased_indirect_rps")),
     ("openspiel.garnet", dict(size=6, horizon=4, num_action=3, num_chance_action=2, sparsity_factor=0.5, seed=7)),
+    ("openspiel.dynamic_routing", dict(time_step_length=0.5, max_num_time_step=8)),
 ]
 
 
