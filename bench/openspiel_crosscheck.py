@@ -80,7 +80,9 @@ CASES = [
 
 
 def rel(a: float, b: float) -> float:
-    """Relative difference, absolute when both are below 1e-12."""
+    """Relative difference, absolute when both are below 1e-12; NaN when one is missing."""
+    if a != a or b != b:
+        return float("nan")
     scale = max(abs(a), abs(b))
     return 0.0 if scale < 1e-12 else abs(a - b) / scale
 
@@ -233,6 +235,8 @@ def report(rows: list[dict], meta: dict) -> str:
 
         fp, omd = it["fp"], it["omd"]
         first = "-" if fp["first_difference"] is None else f"{fp['first_difference']} ({fmt(fp['tie_gap'])})"
+        if it.get("errors"):  # OpenSpiel's FP did not run
+            first = "OpenSpiel's FP: " + "; ".join(f"{k}: KeyError" for k in it["errors"])
         lines.append(
             f"| {row['label']} | `{row['small'] or {}}` | {row['k']} | {fixed:.1e} "
             f"| {worst(fp['mfax'], fp['openspiel']):.1e} | {worst(fp['mfax'], fp['rekeyed']):.1e} | {first} "
@@ -272,7 +276,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=None, help="run the cases whose label contains this text")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--report", action="store_true", help="rewrite the .md from the .json, running nothing")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads((Path(args.out) / "openspiel_crosscheck.json").read_text())
+        (Path(args.out) / "openspiel_crosscheck.md").write_text(report(saved["rows"], saved["meta"]))
+        return
     from importlib.metadata import version
 
     cases = [c for c in CASES if args.only is None or args.only in c[0]]
