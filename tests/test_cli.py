@@ -78,6 +78,11 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--paths", "0"], "--paths must be >= 1"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
+        # the command-line parser's own errors: one line too, with where to read what is allowed
+        (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),
+        (["train", "--bogus"], "No such option: --bogus"),
+        (["eval", "--noise"], "Option '--noise' requires an argument"),
+        (["bogus"], "No such command 'bogus'"),
     ],
 )
 @pytest.mark.smoke

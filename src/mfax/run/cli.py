@@ -25,7 +25,7 @@ from mfax.games.validate import checking
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
-from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
+from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
@@ -42,6 +42,7 @@ def _per_game(key: str) -> str:
 
 # Plain help (no Rich markup): Rich would read "[default: 200]" and "mfax[wandb]" as tags.
 app = typer.Typer(
+    cls=OneLineErrors,
     help="mfax: mean-field games with common noise and public partial information, in JAX.",
     no_args_is_help=True,
     add_completion=False,
