@@ -130,7 +130,7 @@ def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[
     if values:
         raise GameError(f"parameters ({', '.join(values)}) go with a game reference string, not a Game instance")
     cls = type(game)
-    reference = registry_reference(cls)
+    reference = registry_reference(cls, main=True)  # a notebook's class: __main__:Class, in this process
     chosen = {}
     for name, field in params_mod.fields_of(cls).items():
         value = getattr(game, name)
@@ -218,12 +218,18 @@ def _finish(run: RunDir, session: Session, reason: str) -> Result:
     return Result._of(run, session.trainer, session.states)
 
 
-def load(path: str | Path, which: str = "last", *, game: str | None = None, trust_code: bool = False) -> Result:
+def load(
+    path: str | Path, which: str = "last", *, game: str | type[Game] | None = None, trust_code: bool = False
+) -> Result:
     """The :class:`Result` of a run directory written by ``mfax train`` or
     :meth:`Result.save`, at checkpoint ``which`` (``"last"``, ``"best"`` or a kept
     iteration, as ``mfax eval --iteration``). A run whose game (or solver) is code outside
     mfax and its installed plug-ins is imported only when ``game`` names that game again
-    (a reference) or ``trust_code`` is true, as ``mfax eval RUN --game/--trust-code``."""
+    (a reference, or the game class itself) or ``trust_code`` is true, as
+    ``mfax eval RUN --game/--trust-code``. A run of a game class defined in a script or
+    notebook is read back by passing that class (or a reference to a file defining it)."""
+    if isinstance(game, type) and issubclass(game, Game):
+        game = registry_reference(game, main=True)
     run = RunDir(path)
     run.check_run()
     trainer, states, _ = load_states(run, which, Consent(game, trust_code))
