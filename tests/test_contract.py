@@ -21,7 +21,9 @@ def _small(name):
     return mfax.make(name, horizon=16) if name == "macro" else mfax.make(name)
 
 
-@pytest.mark.parametrize("name", [slow(n) if n == "macro" else n for n in mfax.game_names()])
+# MFGLib's ten games: their default-tier checks (rollout, mass, exact exploitability) are
+# tests/test_mfglib_games.py's, one compiled program each; the full contract is slow here
+@pytest.mark.parametrize("name", [slow(n) if n == "macro" or n.startswith("mfglib.") else n for n in mfax.game_names()])
 def test_registered_game_contract(name):
     game = _small(name)
     batch = noise_batch(game, "sample", jax.random.key(0), 3)
