@@ -32,6 +32,8 @@ from mfax.errors import GameError
 from mfax.games.base import Game, MomentSpec, aggregate_paths, moment_paths
 from mfax.policies.base import Policy
 
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+"""The quantile levels over noise paths that reports and plots show."""
 CHUNK_BYTES = 256 * 2**20
 """The most memory the recorded policy of one chunk of paths may take (rollouts record
 ``pi_t`` for every path, state and action: ``P T n m`` numbers)."""
@@ -100,6 +102,42 @@ class Moments:
     def scalar_names(self) -> list[str]:
         """The moments that are one number at each ``t`` (no axes)."""
         return [name for name, spec in self.specs.items() if not spec.axes]
+
+    def as_dict(self, quantiles: tuple[float, ...] = QUANTILES) -> dict:
+        """A JSON-ready record (NaN as ``None``, 7 significant digits): ``paths``,
+        ``exact``, ``weight``; per moment its ``label``, ``times``, ``axes`` (coordinates
+        of an array-valued one) and ``expected`` value at every ``t``; for scalar moments
+        also ``quantiles`` over the paths (``{"0.05": [...], ...}``) and ``per_path``
+        (``P`` lists over ``t``). Array-valued moments per path are in ``mfax export``."""
+        expected = self.expected()
+        levels = {q: self.quantile(q) for q in quantiles}
+        moments = {}
+        for name, spec in self.specs.items():
+            entry = {
+                "label": spec.label,
+                "times": "0..T-1" if spec.decision else "0..T",
+                "deviation": spec.deviation,
+                "axes": {axis: jsonable(coords) for axis, coords in spec.axes},
+                "expected": jsonable(expected[name]),
+            }
+            if not spec.axes:
+                entry["quantiles"] = {f"{q:g}": jsonable(levels[q][name]) for q in quantiles}
+                entry["per_path"] = jsonable(self.values[name])
+            moments[name] = entry
+        return {
+            "paths": self.num_paths,
+            "exact": self.exact,
+            "weight": jsonable(self.weight),
+            "moments": moments,
+        }
+
+
+def jsonable(values) -> list | float | None:
+    """An array as nested lists of floats for JSON: 7 significant digits, NaN and
+    infinities as ``None``."""
+    array = np.asarray(values, dtype=np.float64)
+    flat = [float(f"{x:.7g}") if math.isfinite(x) else None for x in array.ravel().tolist()]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 
 def _weighted_quantile(values: np.ndarray, weight: np.ndarray, q: float) -> np.ndarray:

@@ -170,6 +170,19 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     typer.echo(f"  evaluated in {seconds:.2f} s")
 
 
+def _print_moments(moments, horizon: int) -> None:
+    """The scalar moments' expectation over the paths at the start, the middle and the end."""
+    expected = moments.expected()
+    how = "exact over the noise support" if moments.exact else f"mean over {moments.num_paths} sampled paths"
+    times = sorted({0, horizon // 2, horizon})
+    typer.echo(f"moments ({how}; every t in --json, `mfax export`):")
+    typer.echo("  " + " " * 36 + "".join(f"{'t = ' + str(t):>14}" for t in times))
+    for name in moments.scalar_names():
+        values = expected[name]
+        cells = [f"{values[t]:>14.6g}" if t < len(values) else f"{'':>14}" for t in times]
+        typer.echo(f"  {moments.specs[name].label:<36}" + "".join(cells))
+
+
 @app.command("eval")
 def eval_command(
     run_dir: Annotated[
@@ -226,7 +239,8 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
-    """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns."""
+    """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns, and the
+    moments of a game that declares them (the macro game: capital, output, inequality, saving)."""
     import jax
 
     from mfax.dynamics import noise_batch
@@ -273,8 +287,15 @@ def eval_command(
         bracket = None
         if learned_br:
             bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed, progress)
+        moments = None
+        if g.moment_specs():
+            from mfax.evaluation.moments import path_moments
+
+            moments = path_moments(g, pol, batch)
 
     _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g)
+    if moments is not None:
+        _print_moments(moments, g.horizon)
     if bracket is not None:
         typer.echo(
             f"  exploitability (lower bound, learned)   {bracket.exploitability_lower_bound:.6g}"
@@ -292,6 +313,8 @@ def eval_command(
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }
+        if moments is not None:
+            record["moments"] = moments.as_dict()
         typer.echo(json.dumps(record))
 
 
