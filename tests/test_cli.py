@@ -94,6 +94,8 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--noise", "lots"], "unknown noise mode 'lots'; allowed: exact, sample, auto"),
         (["eval", "--paths", "0"], "--paths must be >= 1"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
+        (["export", "/nonexistent-run"], "is not a run directory"),
+        (["export", "/nonexistent-run", "--format", "xlsx"], "unknown export format 'xlsx'; allowed: npz, csv"),
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
     ],
 )

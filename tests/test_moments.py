@@ -3,7 +3,9 @@ moments against a hand computation, expectations over paths, impulse responses."
 
 from __future__ import annotations
 
+import csv
 import itertools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -12,12 +14,14 @@ import pytest
 
 import mfax
 from mfax.dynamics import noise_batch
+from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.evaluation.moments import Moments, impulse_response, path_moments, shock_innovations
 from mfax.games import BeachBar, Macro, MacroNoise
 from mfax.games.base import MomentSpec, moment_paths
 from mfax.games.inequality import gini, lorenz_curve, top_share
 from mfax.policies import parse_policy
+from mfax.run.export import export
 
 
 # -- inequality of a discrete distribution ------------------------------------------------
@@ -251,3 +255,75 @@ def test_impulse_response_baseline_is_the_no_shock_push_forward_and_timing(small
     assert np.all(deviation["K"][at + 1 :] < 0) and deviation["Y"][at] < 0
     with pytest.raises(mfax.GameError, match=r"date must be an integer in 0\.\.6"):
         shock_innovations(game.horizon, -1.0, 7)
+
+
+# -- export -----------------------------------------------------------------------------
+def _two_paths(batch):
+    """The first two paths of a batch (the fixture's compiled chunk of two)."""
+    return NoiseBatch(jax.tree.map(lambda x: x[:2], batch.noise), batch.weight[:2] / batch.weight[:2].sum(), False)
+
+
+def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path):
+    game, policy, batch, moments = small_macro
+    path = tmp_path / "out.npz"
+    info = export(game, policy, _two_paths(batch), path, "npz", source={"run": "here"})
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    manifest = json.loads(str(arrays.pop("manifest")))
+    assert manifest == info and manifest["run"] == "here" and manifest["paths"] == 2
+    assert arrays["mean_field"].shape == (2, game.horizon + 1, game.n_states)
+    assert arrays["policy"].shape == (2, game.horizon, game.n_states, game.n_actions)
+    np.testing.assert_allclose(arrays["policy"].sum(-1), 1.0, rtol=1e-5)
+    mu = _push(game, policy, jax.tree.map(lambda x: x[1], batch.noise))
+    np.testing.assert_allclose(arrays["mean_field"][1], mu, rtol=1e-5, atol=1e-8)
+    for name in game.moment_specs():
+        np.testing.assert_allclose(arrays[f"moment_{name}"], moments.values[name][:2], rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(arrays["noise_z"], np.asarray(batch.noise.z[:2]))
+    np.testing.assert_allclose(arrays["aggregate_interest_rate_r_t"], moments.values["r"][:2], rtol=1e-6)
+    assert manifest["aggregates"]["interest_rate_r_t"] == "interest rate r_t"
+    assert manifest["arrays"]["moment_lorenz_wealth"] == [2, game.horizon + 1, 101]
+    # written again only over mfax's own export, and only when asked
+    with pytest.raises(mfax.GameError, match="already holds an mfax export; use --overwrite"):
+        export(game, policy, _two_paths(batch), path, "npz")
+    other = tmp_path / "mine.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
+        export(game, policy, _two_paths(batch), other, "npz", overwrite=True)
+    assert set(np.load(other).files) == {"x"}
+
+
+def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_path):
+    game, policy, batch, moments = small_macro
+    folder = tmp_path / "csv"
+    info = export(game, policy, _two_paths(batch), folder, "csv")
+    assert json.loads((folder / "mfax-export.json").read_text()) == info
+    T, n = game.horizon, game.n_states
+    rows = {
+        "paths.csv": 2,
+        "mean_field.csv": 2 * (T + 1) * n,
+        "policy.csv": 2 * T * n,
+        "aggregates.csv": 2 * (T + 1),
+        "moments.csv": 2 * (T + 1),
+        "moments_expected.csv": T + 1,
+        "moment_lorenz_wealth.csv": 2 * (T + 1) * 101,
+        "moment_saving_rate_by_income.csv": 2 * T * 5,
+        "moment_saving_rate_by_state.csv": 2 * T * n,
+    }
+    assert {name: entry["rows"] for name, entry in info["files"].items()} == rows
+    for name, entry in info["files"].items():
+        lines = list(csv.reader((folder / name).read_text().splitlines()))
+        assert lines[0] == entry["columns"] and len(lines) - 1 == entry["rows"], name
+    table = list(csv.DictReader((folder / "moments.csv").read_text().splitlines()))
+    assert float(table[T + 1 + 3]["K"]) == pytest.approx(float(moments.values["K"][1, 3]), rel=1e-7)
+    assert table[T]["C"] == ""  # no decision at t = T
+    # a folder of someone else's files is never written into; mfax's own is replaced on request
+    with pytest.raises(mfax.GameError, match="already holds an mfax export"):
+        export(game, policy, _two_paths(batch), folder, "csv")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.csv").write_text("a,b\n")
+    with pytest.raises(mfax.GameError, match="a non-empty directory that is not an mfax export"):
+        export(game, policy, _two_paths(batch), theirs, "csv", overwrite=True)
+    assert (theirs / "notes.csv").read_text() == "a,b\n"
+    with pytest.raises(mfax.GameError, match="unknown export format 'xlsx'; allowed: npz, csv"):
+        export(game, policy, _two_paths(batch), tmp_path / "x", "xlsx")

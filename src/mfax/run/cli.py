@@ -1,4 +1,5 @@
-"""The ``mfax`` command line: ``list``, ``eval``, ``train``, ``plot``, ``check-game``.
+"""The ``mfax`` command line: ``list``, ``eval``, ``train``, ``plot``, ``solve-macro``, ``export``,
+``irf``, ``check-game``.
 
 Every command has ``--help``; bad input ends with a one-line ``mfax: error: ...`` on
 stderr and exit status 2.
@@ -27,6 +28,7 @@ from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
 from mfax.run.cli_macro import register as register_macro
+from mfax.run.cli_outputs import register as register_outputs
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
 from mfax.solvers.base import plugin_solvers
@@ -669,6 +671,7 @@ def plot_command(
 
 
 register_macro(app)
+register_outputs(app)
 register_check(app)
 
 

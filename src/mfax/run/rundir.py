@@ -91,6 +91,12 @@ OWN_FILES = (
     "plots/prices.png",
     "plots/savings.png",
     "tensorboard/*/events.out.tfevents.*",
+    # mfax export's default targets (run/export.py): the npz file, the CSV folder's files
+    "export.npz",
+    "export.npz.*.tmp",
+    "export/mfax-export.json",
+    "export/*.csv",
+    "export/*.tmp",
 )
 
 
