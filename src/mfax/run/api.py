@@ -429,6 +429,24 @@ class Result:
         traj, noise, titles = self._paths(num_paths)
         return plots.profiles_figure(self.game, traj, noise, titles)
 
+    def plot_moments(self):
+        """The game's scalar moments over time on every evaluation path: expectation and
+        percentile bands (``None`` when the game declares no moments)."""
+        if not self.game.moment_specs():
+            return None
+        return plots.moments_figure(self.game, self.moments())
+
+    def plot_moment_curves(self, times: list[int] | None = None):
+        """The game's curve-valued moments (the Lorenz curve) in expectation at ``times``
+        (default ``0, T/4, T/2, T``; ``None`` when the game declares none)."""
+        if not self.game.moment_specs():
+            return None
+        return plots.moment_curves_figure(self.game, self.moments(), times)
+
+    def plot_impulse_response(self, shock: float = -1.0, at: int = 1):
+        """The impulse response (:meth:`impulse_response`) of every scalar moment."""
+        return plots.irf_figure(self.game, self.impulse_response(shock, at))
+
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the run directory (config, metrics, summary, provenance, checkpoints) to

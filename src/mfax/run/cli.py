@@ -26,7 +26,7 @@ from mfax.games.validate import checking
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
-from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
+from mfax.run.cli_common import parse_hparams, parse_overrides, parse_times, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.cli_outputs import register as register_outputs
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
@@ -658,6 +658,13 @@ def plot_command(
         bool,
         typer.Option("--trust-code", help="import (run) the game or solver code RUN's config names [default: off]"),
     ] = False,
+    curves_at: Annotated[
+        str | None,
+        typer.Option(
+            help="times t of moment_curves.png (the Lorenz curve and other curve-valued moments), comma-separated, "
+            "in 0..T [default: 0, T/4, T/2, T]"
+        ),
+    ] = None,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """(Re)draw the plots of a run directory into RUN/plots/."""
@@ -665,7 +672,8 @@ def plot_command(
     from mfax.run.rundir import Consent, RunDir
 
     with user_errors(), checking(check):
-        files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code))
+        times = None if curves_at is None else parse_times(curves_at, "--curves-at")
+        files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code), curve_times=times)
     for f in files:
         typer.echo(str(f))
 

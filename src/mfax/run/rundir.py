@@ -87,6 +87,9 @@ OWN_FILES = (
     "plots/policy.png",
     "plots/aggregates.png",
     "plots/profiles.png",
+    "plots/moments.png",
+    "plots/moment_curves.png",
+    "plots/irf.png",
     "plots/wealth.png",  # the macro plots of mfax versions before aggregates.png and profiles.png
     "plots/prices.png",
     "plots/savings.png",
@@ -97,6 +100,7 @@ OWN_FILES = (
     "export/mfax-export.json",
     "export/*.csv",
     "export/*.tmp",
+    "irf.json",
 )
 
 
