@@ -327,3 +327,55 @@ def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_p
     assert (theirs / "notes.csv").read_text() == "a,b\n"
     with pytest.raises(mfax.GameError, match="unknown export format 'xlsx'; allowed: npz, csv"):
         export(game, policy, _two_paths(batch), tmp_path / "x", "xlsx")
+
+
+# -- a trained run through the command line (slow: trains) ----------------------------------
+@pytest.mark.slow
+def test_export_plot_and_irf_of_a_trained_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from conftest import TINY_NETWORK
+    from mfax.run.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = mfax.solve(
+        "macro",
+        "rspg",
+        iterations=1,
+        eval_every=1,
+        eval_paths=3,
+        paths=2,
+        hp=TINY_NETWORK,
+        out=out,
+        num_wealth=10,
+        horizon=6,
+    )
+    done = runner.invoke(app, ["export", str(out), "--json"])
+    assert done.exit_code == 0, done.output
+    with np.load(out / "export.npz") as data:
+        np.testing.assert_allclose(data["moment_K"], result.moments().values["K"], rtol=1e-5)
+    assert runner.invoke(app, ["export", str(out), "--format", "csv"]).exit_code == 0
+    assert json.loads((out / "export" / "mfax-export.json").read_text())["files"]["moments.csv"]["rows"] == 3 * 7
+    again = runner.invoke(app, ["export", str(out)])
+    assert again.exit_code == 2 and "already holds an mfax export" in again.stderr
+    plotted = runner.invoke(app, ["plot", str(out), "--curves-at", "0,6"])
+    assert plotted.exit_code == 0, plotted.output
+    assert {"moments.png", "moment_curves.png"} <= {p.name for p in (out / "plots").iterdir()}
+    assert runner.invoke(app, ["plot", str(out), "--curves-at", "0,7"]).exit_code == 2
+    zero = runner.invoke(app, ["irf", str(out), "--innovations", ",".join(["0"] * 7), "--json"])
+    assert zero.exit_code == 0, zero.output
+    record = json.loads(zero.output.strip().splitlines()[-1])
+    assert all(v in (0.0, None) for v in record["moments"]["K"]["deviation"])
+    shocked = runner.invoke(app, ["irf", str(out), "--shock", "-1", "--at", "2", "--json"])
+    record = json.loads(shocked.output.strip().splitlines()[-1])
+    api = result.impulse_response(-1.0, 2).deviation()["Y"]
+    np.testing.assert_allclose(record["moments"]["Y"]["deviation"], api, rtol=1e-5)
+    assert (out / "plots" / "irf.png").is_file() and (out / "irf.json").is_file()
+    bad = runner.invoke(app, ["irf", str(out), "--innovations", "0,1"])
+    assert bad.exit_code == 2 and "--innovations needs T + 1 = 7 finite numbers" in bad.stderr
+    # the run's own outputs go with it when it is overwritten
+    mfax.solve(
+        "macro", "rspg", iterations=1, eval_paths=3, hp=TINY_NETWORK, out=out, overwrite=True, num_wealth=10, horizon=6
+    )
+    assert not (out / "export.npz").exists() and not (out / "export").exists() and not (out / "irf.json").exists()
