@@ -201,8 +201,9 @@ def test_weighted_quantile_over_paths():
 def test_a_game_without_moments_is_refused():
     beach = BeachBar(num_states=11, horizon=4)
     policy = parse_policy(beach, "uniform")
+    nothing = NoiseBatch(None, np.ones(1), exact=True)  # refused before any path is looked at
     with pytest.raises(mfax.GameError, match="declares no moments"):
-        path_moments(beach, policy, noise_batch(beach, "sample", jax.random.PRNGKey(0), 1))
+        path_moments(beach, policy, nothing)
     with pytest.raises(mfax.GameError, match="declares no moments"):
         impulse_response(beach, policy, np.zeros(5))
 
