@@ -94,3 +94,15 @@ def parse_hparams(algo: str, items: list[str]) -> dict:
     """``--hp`` items -> typed hyper-parameters of solver ``algo``."""
     spec = solver_spec(algo)
     return {key: spec.parse_hparam(key, value) for key, value in _pairs("--hp", items)}
+
+
+def parse_times(text: str, flag: str) -> list[int]:
+    """``"0,16,32"`` -> ``[0, 16, 32]``: non-negative integers (checked against the
+    horizon where it is known)."""
+    try:
+        times = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise GameError(f"{flag} expects comma-separated integers t >= 0, got {text!r}") from None
+    if not times or min(times) < 0:
+        raise GameError(f"{flag} expects comma-separated integers t >= 0, got {text!r}")
+    return times

@@ -87,10 +87,20 @@ OWN_FILES = (
     "plots/policy.png",
     "plots/aggregates.png",
     "plots/profiles.png",
+    "plots/moments.png",
+    "plots/moment_curves.png",
+    "plots/irf.png",
     "plots/wealth.png",  # the macro plots of mfax versions before aggregates.png and profiles.png
     "plots/prices.png",
     "plots/savings.png",
     "tensorboard/*/events.out.tfevents.*",
+    # mfax export's default targets (run/export.py): the npz file, the CSV folder's files
+    "export.npz",
+    "export.npz.*.tmp",
+    "export/mfax-export.json",
+    "export/*.csv",
+    "export/*.tmp",
+    "irf.json",
 )
 
 
