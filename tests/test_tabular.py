@@ -299,3 +299,32 @@ def test_tiny_linear_quadratic_brute_force_equilibrium():
         e, r = (float(x) for x in jax.jit(figures)(table[0]))
         assert e < 1e-6 * e0, (algo, e, e0)
         assert np.min(np.abs(equilibria - r)) < 1e-4, algo
+
+
+# -- cross-check against MFGLib (optional: a separate venv with torch and mfglib) -------
+@pytest.mark.slow
+def test_prior_descent_matches_mfglib():
+    """MFGLib 0.3's PriorDescent on its beach bar (bench/mfglib_games.py): the same
+    iterates to rounding without prior renewal and with renewal every iteration
+    (bench/algorithms_crosscheck.py also shows MFGLib's schedule for n_inner > 1)."""
+    pytest.importorskip("mfglib", reason="MFGLib (and PyTorch) not installed: pip install torch mfglib (separate venv)")
+    import torch
+    from mfglib.alg import PriorDescent
+    from mfglib.env import Environment
+
+    from mfax.solvers.tabular import solve
+    from test_classical import _mfglib_games
+
+    params = dict(T=4, n=8, bar_loc=3)
+    torch.set_default_dtype(torch.float64)
+    try:
+        env = Environment.beach_bar(**params)
+        game = _mfglib_games().MFGLibBeachBar(**params)
+        for n_inner, every in ((None, 0), (1, 1)):
+            pis, _, _ = PriorDescent(eta=1.0, n_inner=n_inner).solve(env, max_iter=3)
+            for k in (1, 3):
+                table, _ = solve(game, "prior_descent", k, eta=1.0, prior_every=every)
+                theirs = pis[k].numpy().reshape(table.shape[1:])
+                np.testing.assert_allclose(np.asarray(table[0]), theirs, rtol=0, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
