@@ -56,6 +56,7 @@ import jax.numpy as jnp
 from jax.scipy.special import entr
 from jaxtyping import Array, Float
 
+from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.errors import GameError
 from mfax.evaluation.values import backward_induction, info_average, info_max, info_share, policy_value
@@ -366,8 +367,6 @@ def solve(game: Game, algo: str, iterations: int, batch: NoiseBatch | None = Non
     if algo not in SOLVERS:
         raise GameError(f"unknown tabular algorithm {algo!r}; allowed: {', '.join(SOLVERS)}")
     solver_cls, hp_cls = SOLVERS[algo]
-    from mfax import params
-
     hparams = params.build(hp_cls, f"solver {algo!r}", **hp)
     if batch is None:
         support = game.noise_support()
