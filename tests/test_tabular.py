@@ -328,3 +328,26 @@ def test_prior_descent_matches_mfglib():
                 np.testing.assert_allclose(np.asarray(table[0]), theirs, rtol=0, atol=1e-12)
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.slow
+def test_mean_field_mixing_matches_its_definition_in_numpy(game):
+    """``mixing=mean_field``: the mixture ``(1 - d) mu_k + d nu`` restated as a policy
+    (``nu`` the best responders' distribution along the population's kernels), three
+    updates against numpy on the reference game."""
+    ref = reference_games.ref_linear_quadratic(**TINY)
+    (path,) = [p for p, _ in ref.noise_paths()]
+    d = 0.3
+    solver = _solver(game, "fixed_point", damping=d, mixing="mean_field")
+    tables, _ = _run(solver, driver.stack([solver.init(jax.random.PRNGKey(0), 0.0)]), 3)
+    pi = np.full((ref.horizon, ref.n_states, ref.n_actions), 1.0 / ref.n_actions)
+    for k in range(1, 4):
+        traj = reference_games._trajectory(ref, lambda t, obs, table=pi: table[t], path)
+        br = _split(_reference_q(ref, pi))
+        nu = [traj.mus[0]]
+        for t in range(ref.horizon - 1):
+            nu.append(traj.kernels[t].push(nu[t], br[t]))
+        mu, nu = np.asarray(traj.mus[: ref.horizon])[..., None], np.asarray(nu)[..., None]
+        num, den = (1 - d) * mu * pi + d * nu * br, (1 - d) * mu + d * nu
+        pi = np.where(den > 0, num / np.where(den > 0, den, 1.0), (1 - d) * pi + d * br)
+        np.testing.assert_allclose(tables[0, k, 0], pi, rtol=1e-9, atol=1e-12, err_msg=str(k))
