@@ -8,7 +8,7 @@
   ``MunchausenMirrorDescent(lr)`` (``munchausen``, ``tau=1/lr``, ``alpha=1``), compared
   as action probabilities at every (position, time);
 * MFGLib 0.3.0 (``pip install torch==2.13.0 mfglib==0.3.0``): ``PriorDescent(eta,
-  n_inner)`` (``prior_descent``) on MFGLib's beach bar (``bench/mfglib_games.py``).
+  n_inner)`` (``prior_descent``) on MFGLib's beach bar (``mfglib.beach_bar``).
 
 OpenSpiel's evaluators cache values under the observation string, which for crowd
 modelling is ``(x, t)`` and omits the last move, while the reward at a player node
@@ -346,7 +346,7 @@ def mfglib_part(iterations: int, eta: float) -> list[str]:
     from mfglib.alg import PriorDescent
     from mfglib.env import Environment
 
-    from mfglib_games import MFGLibBeachBar
+    from mfax.games.mfglib import MFGLibBeachBar
 
     params = dict(T=4, n=8, bar_loc=3)
     torch.set_default_dtype(torch.float64)

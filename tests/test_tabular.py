@@ -304,7 +304,7 @@ def test_tiny_linear_quadratic_brute_force_equilibrium():
 # -- cross-check against MFGLib (optional: a separate venv with torch and mfglib) -------
 @pytest.mark.slow
 def test_prior_descent_matches_mfglib():
-    """MFGLib 0.3's PriorDescent on its beach bar (bench/mfglib_games.py): the same
+    """MFGLib 0.3's PriorDescent on its beach bar (``mfglib.beach_bar``): the same
     iterates to rounding without prior renewal and with renewal every iteration
     (bench/algorithms_crosscheck.py also shows MFGLib's schedule for n_inner > 1)."""
     pytest.importorskip("mfglib", reason="MFGLib (and PyTorch) not installed: pip install torch mfglib (separate venv)")
@@ -312,14 +312,14 @@ def test_prior_descent_matches_mfglib():
     from mfglib.alg import PriorDescent
     from mfglib.env import Environment
 
+    from mfax.games.mfglib import MFGLibBeachBar
     from mfax.solvers.tabular import solve
-    from test_classical import _mfglib_games
 
     params = dict(T=4, n=8, bar_loc=3)
     torch.set_default_dtype(torch.float64)
     try:
         env = Environment.beach_bar(**params)
-        game = _mfglib_games().MFGLibBeachBar(**params)
+        game = MFGLibBeachBar(**params)
         for n_inner, every in ((None, 0), (1, 1)):
             pis, _, _ = PriorDescent(eta=1.0, n_inner=n_inner).solve(env, max_iter=3)
             for k in (1, 3):
