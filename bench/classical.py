@@ -97,13 +97,13 @@ def run(game, algo: str, iterations: int, lr: float, chunk: int) -> dict:
 
 def vs_mfglib(iterations: int) -> dict:
     """MFGLib's OMD and FP on its LQ game (99 states, 7 actions, T = 30) against ours on
-    the same game definition (bench/mfglib_games.py), float32 both."""
+    the same game definition (mfax.games.mfglib, registered as mfglib.linear_quadratic), float32 both."""
     import torch
     from mfglib.alg import FictitiousPlay, OnlineMirrorDescent
     from mfglib.env import Environment
     from mfglib.scoring import exploitability_score
 
-    from mfglib_games import MFGLibLinearQuadratic
+    from mfax.games.mfglib import MFGLibLinearQuadratic
 
     params = dict(T=30, el=49, m=3)
     env = Environment.linear_quadratic(**params)

@@ -24,22 +24,31 @@ settings.register_profile("mfax", max_examples=8, deadline=None, derandomize=Tru
 settings.load_profile("mfax")
 
 
+_SESSION_CACHE = "MFAX_TEST_SESSION_XLA_CACHE"
+
+
 def pytest_configure(config):
     """A compilation cache private to this test session: the many tests that build the
-    same small training programs again (resume, kill, same seed) compile each once. It
-    starts empty and is removed at the end, so no run reuses another's executables;
-    subprocesses started by tests (kills, forced devices, several hosts) compile their own:
-    mfax's default cache in the user's home (:mod:`mfax.run.cache`) is off for them.
+    same small training programs again (resume, kill, same seed) compile each once, in
+    whichever worker (``-n``) meets it first: the session's first process makes the
+    directory and the workers it starts inherit it. It starts empty and is removed at the
+    end, so no run reuses another's executables; subprocesses started by tests (kills,
+    forced devices, several hosts) compile their own: mfax's default cache in the user's
+    home (:mod:`mfax.run.cache`) is off for them.
     """
     os.environ["MFAX_COMPILATION_CACHE"] = "0"
-    config.mfax_xla_cache = tempfile.mkdtemp(prefix="mfax-test-xla-cache-")
-    jax.config.update("jax_compilation_cache_dir", config.mfax_xla_cache)
+    if not hasattr(config, "workerinput"):  # the controller (or a run without workers)
+        config.mfax_xla_cache = tempfile.mkdtemp(prefix="mfax-test-xla-cache-")
+        os.environ[_SESSION_CACHE] = config.mfax_xla_cache
+    jax.config.update("jax_compilation_cache_dir", os.environ[_SESSION_CACHE])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(getattr(config, "mfax_xla_cache", ""), ignore_errors=True)
+    if hasattr(config, "mfax_xla_cache"):
+        shutil.rmtree(config.mfax_xla_cache, ignore_errors=True)
+        os.environ.pop(_SESSION_CACHE, None)
 
 
 # Networks far smaller than the published one (solver hyper-parameters, ``hparams=``): the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from mfax.evaluation.exploitability import evaluate
 from mfax.run.cache import cache_dir, enable_compilation_cache
 from mfax.run.cli import app
 from mfax.run.rundir import RunDir
+from test_validation import SISDelegate
 
 runner = CliRunner()
 SMALL_GAME = {"num_states": 10, "horizon": 6}
@@ -47,6 +49,27 @@ def test_solve_takes_a_game_instance_and_records_its_parameters():
     result = mfax.solve(game, "fp", iterations=1)
     assert result.config.game == "beach_bar" and result.config.params == SMALL_GAME
     assert result.game.n_states == 10
+
+
+class NotebookSIS(SISDelegate):
+    """A game class as a notebook defines it: in module ``__main__``."""
+
+    __module__ = "__main__"
+    name: ClassVar[str] = "notebook_sis"
+
+
+def test_a_notebook_game_class_is_solved_saved_and_loaded_back_with_the_class(tmp_path, monkeypatch):
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "NotebookSIS", NotebookSIS, raising=False)
+    result = mfax.solve(NotebookSIS(), "fp", iterations=1, out=tmp_path / "run")
+    assert result.config.game == "__main__:NotebookSIS" and result.game == NotebookSIS()
+    with pytest.raises(mfax.GameError, match="names game code '__main__:NotebookSIS'"):
+        mfax.load(tmp_path / "run")  # code is imported only when named again
+    again = mfax.load(tmp_path / "run", game=NotebookSIS)
+    np.testing.assert_array_equal(again.history["exploitability"], result.history["exploitability"])
+    monkeypatch.delattr(main, "NotebookSIS")  # another process: its __main__ has no such class
+    with pytest.raises(mfax.GameError, match="defined in a script or notebook, not in this process; name the file"):
+        mfax.load(tmp_path / "run", trust_code=True)
 
 
 @pytest.mark.parametrize("target", ["50%", mfax.Relative(0.5), "absolute"])

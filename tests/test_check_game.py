@@ -321,6 +321,32 @@ def test_train_no_check_trains_a_game_the_checks_refuse(monkeypatch, tmp_path):
     assert json.loads(result.stdout.splitlines()[-1])["iterations"] == 1
 
 
+class RewardOfThreeStates(SISDelegate):
+    name: ClassVar[str] = "reward_of_three_states"
+
+    def reward(self, mu, mu_next, noise, t):
+        return jnp.zeros((3, 1)) * super().reward(mu, mu_next, noise, t)  # (3, 1) * (2, 2): does not trace
+
+
+def test_train_no_check_on_a_game_that_fails_to_trace_names_the_defect_and_leaves_the_directory_empty(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setitem(registry._GAMES, RewardOfThreeStates.name, RewardOfThreeStates)
+    args = [*_train_args(tmp_path, "run"), "--no-check"]
+    args[args.index(RowsSumToHalf.name)] = RewardOfThreeStates.name
+    result = runner.invoke(app, args)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("mfax: error: game 'reward_of_three_states': reward: TypeError:")
+    assert "(check jit.traceable); found when the run failed with the game checks off (--no-check)" in lines[0]
+    assert isinstance(result.exception, SystemExit)  # no traceback: the one line above
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["mfax.lock"]  # the same command can run again
+    with pytest.raises(ValueError) as raised, unchecked():  # a failure the skipped checks of a correct
+        validate_game(mfax.make("sis", horizon=2))  # game do not explain propagates unchanged
+        raise ValueError("not the game's")
+    assert type(raised.value) is ValueError and str(raised.value) == "not the game's"
+
+
 # -- helpers for writing games -------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Exact classical solvers (fictitious play, online mirror descent): convergence to
 equilibrium, brute-force agreement on tiny games, history-indexed policies, the
-training driver, and (when MFGLib is installed) a cross-check against MFGLib.
+training driver (the cross-check against MFGLib is tests/test_mfglib_games.py).
 
 Thresholds. Everything runs in float64, where the exact exploitability of an exact
 equilibrium is 0 up to ~1e-12 of the returns. FP's average exploitability falls like
@@ -13,10 +13,7 @@ that does not converge cannot meet, with a margin of about 10x over what both re
 from __future__ import annotations
 
 import csv
-import importlib.util
 import itertools
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -291,52 +288,3 @@ def test_sampled_noise_is_refused_with_a_clear_message(tmp_path):
     config = TrainConfig(game="macro", algo="omd", params=dict(num_wealth=10, horizon=4), iterations=2)
     with pytest.raises(mfax.GameError, match="needs exact noise"):
         train(config, tmp_path / "x", progress=False)
-
-
-# -- cross-check against MFGLib (optional: pip install mfglib in a separate venv) ------
-def _mfglib_games():
-    path = Path(__file__).resolve().parents[1] / "bench" / "mfglib_games.py"
-    spec = importlib.util.spec_from_file_location("mfglib_games", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("mfglib_games", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-needs_mfglib = pytest.mark.skipif(
-    importlib.util.find_spec("mfglib") is None,
-    reason="MFGLib (and PyTorch) not installed: pip install mfglib (optional 'bench' extra, separate venv)",
-)
-
-
-@needs_mfglib
-@pytest.mark.parametrize(
-    "kind,params,iters",
-    [
-        ("linear_quadratic", dict(T=6, el=10, m=2), 5),
-        ("beach_bar", dict(T=4, n=8, bar_loc=3), 5),
-        # the benchmark's size (99 states, 7 actions, T = 30): ~1 min of MFGLib
-        ("linear_quadratic", dict(T=30, el=49, m=3), 2),
-    ],
-)
-def test_same_exploitability_as_mfglib(kind, params, iters):
-    import torch
-    from mfglib.alg import OnlineMirrorDescent
-    from mfglib.env import Environment
-    from mfglib.scoring import exploitability_score
-
-    ports = _mfglib_games()
-    torch.set_default_dtype(torch.float64)
-    try:
-        env = getattr(Environment, kind)(**params)
-        pis, _, _ = OnlineMirrorDescent(alpha=1.0).solve(env, max_iter=iters)
-        theirs = [exploitability_score(env, pi) for pi in (pis[0], pis[-1])]
-    finally:
-        torch.set_default_dtype(torch.float32)
-    port = ports.MFGLibLinearQuadratic if kind == "linear_quadratic" else ports.MFGLibBeachBar
-    game = port(**params)
-    batch = enumerate_noise(game)
-    for pi, expected in zip((pis[0], pis[-1]), theirs, strict=True):
-        table = jnp.asarray(pi.numpy().reshape(game.horizon, game.n_states, game.n_actions))
-        ours = evaluate(game, mfax.policies.base.Tabular(table), batch).exploitability
-        assert ours == pytest.approx(expected, rel=1e-5), (kind, ours, expected)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import mfax
 from mfax.run.cli import app, done_line
 
 runner = CliRunner()
@@ -61,6 +63,21 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
     assert record["exploitability_info"] is None and record["noise_paths"] == 3 and record["noise"] == "sample"
+    # the game's moments: every t, per path and in expectation (the mean over sampled paths)
+    moments = record["moments"]
+    assert moments["paths"] == 3 and moments["exact"] is False and moments["weight"] == [pytest.approx(1 / 3)] * 3
+    capital = moments["moments"]["K"]
+    assert capital["label"] == "capital K_t" and capital["times"] == "0..T"
+    assert len(capital["expected"]) == 5 and len(capital["per_path"]) == 3
+    # everyone starts uniform over the states: K_0 is the mean wealth grid point
+    grid = mfax.make("macro", horizon=4, num_wealth=10).wealth_grid_np()
+    assert capital["expected"][0] == pytest.approx(grid.mean(), rel=1e-6)
+    assert capital["expected"][3] == pytest.approx(np.mean([p[3] for p in capital["per_path"]]), rel=1e-6)
+    assert len(moments["moments"]["C"]["expected"]) == 4  # decisions at t = 0..T-1
+    assert set(capital["quantiles"]) == {"0.05", "0.25", "0.5", "0.75", "0.95"}
+    lorenz = moments["moments"]["lorenz_wealth"]
+    assert len(lorenz["axes"]["population share"]) == 101 and "per_path" not in lorenz
+    assert "moments: mean over 3 sampled paths" not in result.output and "Gini coefficient of wealth" in result.output
 
 
 @pytest.mark.parametrize(
@@ -77,7 +94,14 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--noise", "lots"], "unknown noise mode 'lots'; allowed: exact, sample, auto"),
         (["eval", "--paths", "0"], "--paths must be >= 1"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
+        (["export", "/nonexistent-run"], "is not a run directory"),
+        (["export", "/nonexistent-run", "--format", "xlsx"], "unknown export format 'xlsx'; allowed: npz, csv"),
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
+        # the command-line parser's own errors: one line too, with where to read what is allowed
+        (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),
+        (["train", "--bogus"], "No such option: --bogus"),
+        (["eval", "--noise"], "Option '--noise' requires an argument"),
+        (["bogus"], "No such command 'bogus'"),
     ],
 )
 @pytest.mark.smoke

@@ -11,7 +11,7 @@ import mfax
 from conftest import random_policy_table, slow
 from mfax.dynamics import noise_batch, rollout_batch
 from mfax.evaluation import path_values
-from mfax.games.base import aggregate_paths
+from mfax.games.base import aggregate_paths, moment_paths
 from mfax.policies import Tabular
 from mfax.tracing import TRACES
 
@@ -21,10 +21,12 @@ def _small(name):
     return mfax.make(name, horizon=16) if name == "macro" else mfax.make(name)
 
 
-# OpenSpiel's games: their default-tier checks (mass, exact exploitability) are
-# tests/test_openspiel_games.py's, one compiled program each; the full contract is slow here
+# MFGLib's and OpenSpiel's games: their default-tier checks (rollout, mass, exact
+# exploitability) are tests/test_mfglib_games.py's and tests/test_openspiel_games.py's, one
+# compiled program each; the full contract is slow here
 @pytest.mark.parametrize(
-    "name", [slow(n) if n == "macro" or n.startswith("openspiel.") else n for n in mfax.game_names()]
+    "name",
+    [slow(n) if n == "macro" or n.startswith(("mfglib.", "openspiel.")) else n for n in mfax.game_names()],
 )
 def test_registered_game_contract(name):
     game = _small(name)
@@ -39,6 +41,11 @@ def test_registered_game_contract(name):
         assert np.isfinite(np.asarray(leaf)).all()
     for name_, series in aggregate_paths(game, traj.mu, batch.noise).items():  # the game's declared outputs
         assert np.shape(series) == (3, T + 1) and np.isfinite(series).all(), name_
+    declared = moment_paths(game, traj.mu, traj.probs, batch.noise) if game.moment_specs() else {}
+    for name_, values in declared.items():  # the game's declared moments
+        spec = game.moment_specs()[name_]
+        shape = (3, T if spec.decision else T + 1, *(len(coords) for _, coords in spec.axes))
+        assert np.shape(values) == shape and np.isfinite(values).all(), name_
     one = jax.tree.map(lambda x: np.asarray(x[0]), batch.noise)
     for profile in game.profiles(np.asarray(traj.mu[0]), np.asarray(traj.probs[0]), one):
         for label, curve in profile.curves.items():

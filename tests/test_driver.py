@@ -4,6 +4,7 @@ called one by one; a non-finite value is reported with its iteration and run."""
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ from mfax.dynamics.noise import exact_noise
 from mfax.policies.base import Policy
 from mfax.solvers import driver, solver_names, solver_spec
 from mfax.solvers.base import Metrics, Setting, Solver
+from mfax.tracing import TRACES
 
 SMALL_NET = dict(obs_embed=8, gru_hidden=8, state_embed=4, aggregate_embed=4, mlp_width=8)
 MODEL_FREE = dict(num_envs=2, num_agents=4, updates=2)
@@ -72,6 +74,17 @@ def test_a_chunk_is_the_steps_one_by_one(name):
     for r in range(2):
         for a, b in zip(jax.tree.leaves(expected[r]), jax.tree.leaves(out), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b)[r], rtol=1e-5, atol=1e-7)
+
+
+def test_compiled_chunks_are_kept_for_an_equal_solver_and_never_for_a_different_value():
+    _, solver = _solver("fp")
+    states = driver.initial_states(solver, [0], [1e-2])
+    before = TRACES[solver.trace_name]
+    first = driver.compiled_chunk(solver, 2, states)
+    _, equal = _solver("fp")  # built anew, equal values: the same executable, no tracing
+    assert driver.compiled_chunk(equal, 2, states) is first and TRACES[solver.trace_name] == before + 1
+    other = eqx.tree_at(lambda s: s.game.kappa, equal, 2.0 * equal.game.kappa)  # a different value
+    assert driver.compiled_chunk(other, 2, states) is not first and TRACES[solver.trace_name] == before + 2
 
 
 def test_first_nonfinite_names_the_iteration_run_and_quantity():

@@ -63,7 +63,7 @@ def test_overwrite_refuses_a_foreign_tree_that_holds_config_json(tmp_path):
     (foreign / "src" / "main.py").write_text("print('hello')\n")
     before = tree(foreign)
     result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(foreign), "--overwrite", *QUIET])
-    one_error_line(result, "--overwrite refuses")
+    one_error_line(result, "refusing to overwrite")
     assert "not an mfax run" in result.stderr and "run directory:" not in result.output
     assert tree(foreign) == before
 

@@ -1,7 +1,7 @@
 """Games: what the world is. One file per game, the protocol in :mod:`.base`."""
 
 from mfax.errors import GameError
-from mfax.games import openspiel
+from mfax.games import mfglib, openspiel
 from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, aggregate_paths, reward_matrix
 from mfax.games.beach_bar import BeachBar, BeachBarNoise
 from mfax.games.kernels import dense_kernel, deterministic_kernel
@@ -14,7 +14,7 @@ from mfax.games.sweep import stack_games, swept_fields
 from mfax.games.validate import CheckReport, CheckResult, check_game, unchecked, validate_game
 from mfax.params import param
 
-for _cls in (LinearQuadratic, BeachBar, Macro, SIS, *openspiel.GAMES):
+for _cls in (LinearQuadratic, BeachBar, Macro, SIS, *mfglib.GAMES, *openspiel.GAMES):
     register(_cls)
 
 __all__ = [

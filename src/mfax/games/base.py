@@ -47,8 +47,14 @@ game by delegating to it, not by subclassing it.
 
 Extra outputs. A game may declare what is worth showing beside the mean field and the
 policy: named scalar series (:meth:`Game.aggregates`, e.g. prices) and cross-sections of
-one trajectory (:meth:`Game.profiles`, e.g. a wealth distribution). Tools (plots,
-reports) draw whatever a game declares and never branch on its name.
+one trajectory (:meth:`Game.profiles`, e.g. a wealth distribution), and moments
+(:meth:`Game.moment_specs`, :meth:`Game.moments`, :meth:`Game.decision_moments`: exact
+statistics of the mean field and the decisions at every ``t``, e.g. capital, a Gini
+coefficient, a Lorenz curve, savings rates), which ``mfax eval --json``, ``mfax export``,
+the plots and impulse responses report. A game whose common noise is driven by
+innovations declares how (:meth:`Game.noise_from_innovations`), so that a chosen shock
+can be pushed through it. Tools (plots, reports) draw whatever a game declares and never
+branch on its name.
 """
 
 import abc
@@ -161,6 +167,29 @@ class Profile(NamedTuple):
     x_scale: str = "linear"
 
 
+class MomentSpec(NamedTuple):
+    """What one moment of :meth:`Game.moments` or :meth:`Game.decision_moments` is.
+
+    Attributes:
+        label: what a reader should see, e.g. ``"capital K_t"``.
+        axes: for an array-valued moment, its axes in order as ``(name, coordinates)``
+            pairs (e.g. ``(("population share", p),)`` for a Lorenz curve); ``()`` for a
+            scalar.
+        decision: ``True`` for a moment of the decisions at ``t``
+            (:meth:`Game.decision_moments`, defined at ``t = 0..T-1``); ``False`` for a
+            moment of the mean field (:meth:`Game.moments`, at ``t = 0..T``).
+        deviation: how an impulse response shows this moment's deviation from its
+            baseline ``b``: ``"percent"``, ``100 (x / b - 1)`` (levels: capital, output);
+            ``"points"``, ``100 (x - b)`` (rates, shares and logarithms: percentage or
+            log points).
+    """
+
+    label: str
+    axes: tuple[tuple[str, np.ndarray], ...] = ()
+    decision: bool = False
+    deviation: str = "percent"
+
+
 class Game(eqx.Module):
     """Abstract mean-field game (conventions: see the module docstring). A concrete game
     is a final class that provides:
@@ -180,10 +209,12 @@ class Game(eqx.Module):
 
     and may override the defaults of ``noise_support`` (``None``: support not finite),
     ``terminal_reward`` (the step reward), ``own_history_informative`` (``True``),
-    ``describe_noise`` (``""``), ``aggregates`` (none) and ``profiles`` (none).
+    ``describe_noise`` (``""``), ``aggregates`` (none), ``profiles`` (none),
+    ``moment_specs``, ``moments`` and ``decision_moments`` (none) and
+    ``noise_from_innovations`` (``None``).
 
-    ``t`` is always a traced int32 scalar; everything but ``describe_noise`` and
-    ``profiles`` must be jit- and vmap-friendly. ``horizon >= 1`` and ``gamma`` in
+    ``t`` is always a traced int32 scalar; everything but ``describe_noise``,
+    ``profiles`` and ``moment_specs`` must be jit- and vmap-friendly. ``horizon >= 1`` and ``gamma`` in
     ``(0, 1]`` are checked for every game at construction; a game checks its own
     parameters in its own ``__check_init__``.
     """
@@ -265,6 +296,37 @@ class Game(eqx.Module):
         leading axis). Default: none (``[]``)."""
         return []
 
+    def moment_specs(self) -> dict[str, MomentSpec]:
+        """The moments the game computes, by name (an identifier, e.g. ``"K"``,
+        ``"gini_wealth"``): what :meth:`moments` and :meth:`decision_moments` return,
+        key for key, with their labels and axes. Called eagerly. Default: none (``{}``)."""
+        return {}
+
+    def moments(self, mu: Float[Array, " n"], noise: Noise, t: Int[Array, ""]) -> dict[str, Array]:
+        """The moments of the mean field ``mu`` at ``t`` (those with ``decision=False`` in
+        :meth:`moment_specs`), each a scalar or an array of the declared axes; exact
+        functions of the distribution (mass-weighted), never estimates from samples.
+        Pure and traceable like :meth:`aggregates`; tools evaluate it at ``t = 0..T``
+        along every path (:func:`moment_paths`). Default: none (``{}``)."""
+        return {}
+
+    def decision_moments(
+        self, mu: Float[Array, " n"], probs: Float[Array, "n m"], noise: Noise, t: Int[Array, ""]
+    ) -> dict[str, Array]:
+        """The moments of the decisions at ``t`` (those with ``decision=True``): ``mu``
+        the mean field ``mu_t``, ``probs`` the policy ``pi_t`` ``(n, m)``. Evaluated at
+        the decision times ``t = 0..T-1``. Default: none (``{}``)."""
+        return {}
+
+    def noise_from_innovations(self, innovations: Float[Array, " T1"]) -> Noise | None:
+        """The noise path that the standardised innovations ``innovations`` ``(T+1,)``
+        drive (entry ``t`` the innovation that hits the noise at ``t``, in units of its
+        standard deviation; all zeros: the path without shocks), or ``None`` when the
+        game's noise is not driven by innovations. Impulse responses push a chosen
+        shock through it (:func:`mfax.evaluation.moments.impulse_response`).
+        Default: ``None``."""
+        return None
+
 
 def discount(default: float) -> Any:
     """The field declaring a game's discount factor ``gamma``: traced, in ``(0, 1]``
@@ -301,6 +363,34 @@ def aggregate_paths(game: Game, mu: Float[Array, "P T1 n"], noise: Noise) -> dic
     ts = jnp.arange(mu.shape[1], dtype=jnp.int32)
     along = jax.vmap(game.aggregates, in_axes=(0, None, 0))
     return jax.vmap(along, in_axes=(0, 0, None))(mu, noise, ts)
+
+
+def moment_paths(game: Game, mu: Float[Array, "P T1 n"], probs: Float[Array, "P T n m"], noise: Noise):
+    """:meth:`Game.moments` at ``t = 0..T`` and :meth:`Game.decision_moments` at
+    ``t = 0..T-1`` along a batch of paths: ``mu`` the mean fields, ``probs`` the policy
+    of each path, ``noise`` with a leading path axis ``P``. Returns one dict, each moment
+    with leading axes ``(P, T+1)`` or ``(P, T)``; a key missing from or not declared by
+    :meth:`Game.moment_specs` is a :class:`GameError`."""
+    specs = game.moment_specs()
+    state, decision = _moment_paths(game, mu, probs, noise)
+    out = {**state, **decision}
+    for name, values in (("moments", state), ("decision_moments", decision)):
+        wanted = {k for k, spec in specs.items() if spec.decision == (name == "decision_moments")}
+        if set(values) != wanted:
+            raise GameError(
+                f"{game.name}.{name} returned {sorted(values)} but moment_specs declares {sorted(wanted)} for it"
+            )
+    return out
+
+
+@eqx.filter_jit
+def _moment_paths(game: Game, mu, probs, noise):
+    ts = jnp.arange(mu.shape[1], dtype=jnp.int32)
+    along = jax.vmap(game.moments, in_axes=(0, None, 0))
+    state = jax.vmap(along, in_axes=(0, 0, None))(mu, noise, ts)
+    decide = jax.vmap(game.decision_moments, in_axes=(0, 0, None, 0))
+    decision = jax.vmap(decide, in_axes=(0, 0, 0, None))(mu[:, :-1], probs, noise, ts[:-1])
+    return state, decision
 
 
 def check(condition, message: str) -> None:

@@ -28,8 +28,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfax.games.base import Game, Kernel, NoiseSupport, Profile, Spread, check, check_probabilities, discount
+from mfax.games.base import (
+    Game,
+    Kernel,
+    MomentSpec,
+    NoiseSupport,
+    Profile,
+    Spread,
+    check,
+    check_probabilities,
+    discount,
+)
+from mfax.games.inequality import gini, lorenz_curve, top_share
 from mfax.params import param
+
+LORENZ_SHARES = np.linspace(0.0, 1.0, 101)
+"""The population shares at which the Lorenz curve of wealth is reported (every percentile)."""
 
 
 class MacroNoise(NamedTuple):
@@ -276,3 +290,97 @@ class Macro(Game):
             title = f"savings policy at t = {t}"
             out.append(Profile(title, wealth, curves, "wealth", "expected share of cash saved", "symlog"))
         return out
+
+    # -- moments (docs/economists.md#moments) -------------------------------------------
+    def moment_specs(self):
+        """Aggregates (capital, output, consumption, prices), wealth inequality (Gini, top
+        shares, the Lorenz curve) and savings rates; the definitions are in
+        ``docs/economists.md``."""
+        wealth, income = self.wealth_grid_np(), self.income_grid_np()
+        return {
+            "K": MomentSpec("capital K_t"),
+            "Y": MomentSpec("output Y_t"),
+            "K_over_Y": MomentSpec("capital-output ratio K_t / Y_t"),
+            "r": MomentSpec("interest rate r_t", deviation="points"),
+            "W": MomentSpec("wage W_t"),
+            "z": MomentSpec("log productivity z_t", deviation="points"),
+            "gini_wealth": MomentSpec("Gini coefficient of wealth", deviation="points"),
+            "top10_wealth_share": MomentSpec("top 10% wealth share", deviation="points"),
+            "top1_wealth_share": MomentSpec("top 1% wealth share", deviation="points"),
+            "lorenz_wealth": MomentSpec(
+                "Lorenz curve of wealth", (("population share", LORENZ_SHARES),), deviation="points"
+            ),
+            "C": MomentSpec("consumption C_t", decision=True),
+            "saving_rate": MomentSpec("net saving rate S_t / Y_t", decision=True, deviation="points"),
+            "saving_rate_by_income": MomentSpec(
+                "net saving rate by income", (("income", income),), decision=True, deviation="points"
+            ),
+            "saving_rate_by_state": MomentSpec(
+                "net saving rate by wealth and income",
+                (("wealth", wealth), ("income", income)),
+                decision=True,
+                deviation="points",
+            ),
+        }
+
+    def output(self, mu, z):
+        """Output ``Y = e^z K^alpha L^(1 - alpha)`` of the Cobb-Douglas technology whose
+        marginal products are :meth:`prices` (so ``r K + W L = Y`` up to their 1e-6)."""
+        w, y = self._w_y()
+        capital, labour = mu @ w, mu @ y
+        return jnp.exp(z) * capital**self.alpha * labour ** (1.0 - self.alpha)
+
+    def moments(self, mu, noise, t):
+        z = noise.z[t]
+        r, wage = self.prices(mu, z)
+        w, _ = self._w_y()
+        capital, output = mu @ w, self.output(mu, z)
+        wealth_mass = mu.reshape(self.num_wealth, self.num_income).sum(-1)
+        grid = jnp.asarray(self.wealth_grid_np(), dtype=mu.dtype)
+        shares = jnp.asarray(LORENZ_SHARES, dtype=mu.dtype)
+        return {
+            "K": capital,
+            "Y": output,
+            "K_over_Y": capital / output,
+            "r": r,
+            "W": wage,
+            "z": z,
+            "gini_wealth": gini(wealth_mass, grid),
+            "top10_wealth_share": top_share(wealth_mass, grid, 0.1),
+            "top1_wealth_share": top_share(wealth_mass, grid, 0.01),
+            "lorenz_wealth": lorenz_curve(wealth_mass, grid, shares),
+        }
+
+    def decision_moments(self, mu, probs, noise, t):
+        """The budget constraint ``consumption + w' = (1 + r) w + W y`` with consumption
+        ``c a`` and ``w' = c (1 - a)`` under the policy's ``pi_t``; at ``t = T - 1`` the
+        terminal reward consumes everything (consumption ``c``, ``w' = 0``). Net saving
+        ``w' - w`` over income ``r w + W y``."""
+        r, wage = self.prices(mu, noise.z[t])
+        w, y = self._w_y()
+        cash = self.cash_at_prices(r, wage)
+        consumed = jnp.where(t == self.horizon - 1, 1.0, probs @ self.action_values())  # E_pi[a]
+        consumption = cash * consumed
+        saving = cash - consumption - w  # net: w' - w
+        income = r * w + wage * y
+        by = (self.num_wealth, self.num_income)
+        mass = mu.reshape(by)
+        return {
+            "C": mu @ consumption,
+            "saving_rate": (mu @ saving) / (mu @ income),
+            "saving_rate_by_income": (mass * saving.reshape(by)).sum(0) / (mass * income.reshape(by)).sum(0),
+            "saving_rate_by_state": (saving / income).reshape(by),
+        }
+
+    def noise_from_innovations(self, innovations):
+        """``z_t = z_persistence z_{t-1} + z_std e_t`` from ``z_{-1} = 0`` (the game's own
+        paths have ``e_0 = 0``, so ``z_0 = 0``, and ``e_t ~ N(0, 1)`` after), whether or not
+        ``common_noise`` is on: with it off the policy faced ``z = 0`` only and the shock
+        is unanticipated (an "MIT shock")."""
+
+        def ar1(z, e):
+            z = self.z_persistence * z + self.z_std * e
+            return z, z
+
+        _, zs = jax.lax.scan(ar1, jnp.zeros((), dtype=innovations.dtype), innovations)
+        return MacroNoise(z=zs)

@@ -137,20 +137,32 @@ def load(text: str, what: str) -> Any:
     obj: Any = module
     for part in ref.name.split("."):
         if not hasattr(obj, part):
+            if ref.module == MAIN:
+                raise GameError(
+                    f"{what} reference {text!r}: {ref.name} was defined in a script or notebook, not in this "
+                    f"process; name the file that defines it (path/to/file.py:{ref.name}) instead"
+                )
             where = str(ref.file) if ref.file is not None else ref.module
             raise GameError(f"{what} reference {text!r}: {where!r} has no attribute {ref.name!r}")
         obj = getattr(obj, part)
     return obj
 
 
-def reference_of(obj: Any, what: str) -> str:
+MAIN = "__main__"  # the module of a script's or a notebook's own definitions
+
+
+def reference_of(obj: Any, what: str, main: bool = False) -> str:
     """The reference that names ``obj`` (a class or object defined at the top level of a
     module, or nested in a class there) so that :func:`load` finds it again: its file's
-    for a module loaded from a file, else its module's."""
+    for a module loaded from a file, else its module's. With ``main``, an object of a
+    script or notebook (module ``__main__``) is named ``__main__:Name``, which this
+    process alone can load (the Python API runs it in memory); else that is an error."""
     qualname, module = getattr(obj, "__qualname__", None), getattr(obj, "__module__", None)
     if not qualname or not module or "<" in qualname:
         raise GameError(f"{what} {obj!r} is not defined at the top level of a module, so mfax cannot name it")
-    if module == "__main__":
+    if module == MAIN and main:
+        return f"{MAIN}:{qualname}"
+    if module == MAIN:
         raise GameError(
             f"{what} {qualname} is defined in __main__ (a script or a notebook), which mfax cannot import again; "
             f"put it in a file and name it path/to/file.py:{qualname}"

@@ -42,12 +42,13 @@ def game_class(ref: str) -> type[Game]:
     return plugins.lookup(ref, dict(sorted(_GAMES.items())), GROUP, "game", _checked)
 
 
-def game_reference(game_cls: type[Game]) -> str:
+def game_reference(game_cls: type[Game], main: bool = False) -> str:
     """The reference that names a game class again (:func:`game_class` inverts it): its
-    registered name, else ``package.module:Class`` or ``path/to/file.py:Class``."""
+    registered name, else ``package.module:Class`` or ``path/to/file.py:Class``; with
+    ``main``, ``__main__:Class`` for a class of a script or notebook (this process only)."""
     if _GAMES.get(game_cls.name) is game_cls:
         return game_cls.name
-    return plugins.reference_of(game_cls, "game")
+    return plugins.reference_of(game_cls, "game", main)
 
 
 def _checked(obj: Any, ref: str) -> type[Game]:

@@ -74,7 +74,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from mfax import params
-from mfax.errors import GameError
+from mfax.errors import GameError, MfaxError
 from mfax.games.base import Game, Kernel, reward_matrix
 
 TOLERANCE = 1e-4
@@ -82,6 +82,8 @@ VMAP_RTOL = 1e-4
 _VALIDATED: set = set()
 _VALIDATED_IDS: dict[int, weakref.ref] = {}  # games holding arrays (not hashable), by identity
 _ENABLED = contextvars.ContextVar("mfax_game_checks", default=True)
+# the games whose checks were skipped in the innermost unchecked() block (None outside one)
+_SKIPPED: contextvars.ContextVar[list[Game] | None] = contextvars.ContextVar("mfax_skipped_games", default=None)
 _EXPENSIVE = ("vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace")
 
 
@@ -156,6 +158,9 @@ def validate_game(game: Game) -> None:
     cheap check; each game is checked once per process, and not at all inside
     :func:`unchecked`."""
     if not _ENABLED.get():
+        skipped = _SKIPPED.get()
+        if skipped is not None and not any(game is seen for seen in skipped):
+            skipped.append(game)
         return
     try:
         if game in _VALIDATED:
@@ -174,12 +179,30 @@ def validate_game(game: Game) -> None:
 
 @contextlib.contextmanager
 def unchecked() -> Iterator[None]:
-    """Within this block :func:`validate_game` checks nothing (``--no-check``)."""
-    token = _ENABLED.set(False)
+    """Within this block :func:`validate_game` checks nothing (``--no-check``).
+
+    When the block then fails with an error that is not mfax's own (a JAX shape error
+    while tracing the game's functions, say), the skipped checks run on the games met in
+    the block: if one fails, that failure is raised instead, as a one-line
+    :class:`GameError` naming the defect (the original error is its ``__cause__``); if
+    none does, the original error propagates unchanged."""
+    token, skipped = _ENABLED.set(False), _SKIPPED.set([])
     try:
         yield
+    except MfaxError:
+        raise
+    except Exception as err:
+        for game in _SKIPPED.get() or []:
+            found = _report(game, None, expensive=False).error()
+            if found is not None:
+                cause = (str(err).strip().splitlines() or [""])[0].rstrip(".")
+                said = "" if cause in str(found) else f": {type(err).__name__}: {cause}"
+                off = "found when the run failed with the game checks off (--no-check)"
+                raise GameError(f"{found}; {off}{said}") from err
+        raise
     finally:
         _ENABLED.reset(token)
+        _SKIPPED.reset(skipped)
 
 
 def checking(enabled: bool) -> contextlib.AbstractContextManager:

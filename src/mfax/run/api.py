@@ -130,7 +130,7 @@ def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[
     if values:
         raise GameError(f"parameters ({', '.join(values)}) go with a game reference string, not a Game instance")
     cls = type(game)
-    reference = registry_reference(cls)
+    reference = registry_reference(cls, main=True)  # a notebook's class: __main__:Class, in this process
     chosen = {}
     for name, field in params_mod.fields_of(cls).items():
         value = getattr(game, name)
@@ -212,18 +212,38 @@ def solve(
         return _finish(run, session, stop.reason)
 
 
+def _first_paths(batch, num_paths: int | None):
+    """The first ``num_paths`` paths of a noise batch, weights renormalised (all: as is)."""
+    import jax
+
+    from mfax.dynamics.noise import NoiseBatch
+
+    if num_paths is None or num_paths == batch.num_paths:
+        return batch
+    if not 1 <= num_paths <= batch.num_paths:
+        raise GameError(f"num_paths must be in 1..{batch.num_paths} (the evaluation paths), got {num_paths}")
+    weight = batch.weight[:num_paths]
+    return NoiseBatch(jax.tree.map(lambda x: x[:num_paths], batch.noise), weight / weight.sum(), exact=False)
+
+
 def _finish(run: RunDir, session: Session, reason: str) -> Result:
     summary = {**session.summary, "stop_reason": reason}
     run.write_summary(summary)
     return Result._of(run, session.trainer, session.states)
 
 
-def load(path: str | Path, which: str = "last", *, game: str | None = None, trust_code: bool = False) -> Result:
+def load(
+    path: str | Path, which: str = "last", *, game: str | type[Game] | None = None, trust_code: bool = False
+) -> Result:
     """The :class:`Result` of a run directory written by ``mfax train`` or
     :meth:`Result.save`, at checkpoint ``which`` (``"last"``, ``"best"`` or a kept
     iteration, as ``mfax eval --iteration``). A run whose game (or solver) is code outside
     mfax and its installed plug-ins is imported only when ``game`` names that game again
-    (a reference) or ``trust_code`` is true, as ``mfax eval RUN --game/--trust-code``."""
+    (a reference, or the game class itself) or ``trust_code`` is true, as
+    ``mfax eval RUN --game/--trust-code``. A run of a game class defined in a script or
+    notebook is read back by passing that class (or a reference to a file defining it)."""
+    if isinstance(game, type) and issubclass(game, Game):
+        game = registry_reference(game, main=True)
     run = RunDir(path)
     run.check_run()
     trainer, states, _ = load_states(run, which, Consent(game, trust_code))
@@ -289,6 +309,48 @@ class Result:
         ``(paths, T + 1, states)``, ``mean_field[p, t]`` the distribution at time ``t``."""
         traj, _, _ = plots.sample_trajectories(self.game, self.policy, self.eval_noise, self.eval_noise.num_paths)
         return np.asarray(traj.mu)
+
+    # -- economics: moments, impulse responses, export -------------------------------------
+    def moments(self, num_paths: int | None = None):
+        """The game's moments (:class:`~mfax.evaluation.moments.Moments`) at every ``t`` on
+        the first ``num_paths`` evaluation noise paths (default: all), by the exact
+        push-forward under :attr:`policy`: per path, :meth:`~mfax.evaluation.moments.Moments.expected`,
+        :meth:`~mfax.evaluation.moments.Moments.quantile`. A game that declares no moments
+        is a :class:`~mfax.errors.GameError`."""
+        from mfax.evaluation.moments import path_moments
+
+        return path_moments(self.game, self.policy, _first_paths(self.eval_noise, num_paths))
+
+    def impulse_response(self, shock: float = -1.0, at: int = 1, innovations=None):
+        """The response of the game's moments under :attr:`policy` to a shock of ``shock``
+        standard deviations hitting the noise at ``t = at`` (or to the whole sequence of
+        standardised ``innovations``, ``(T + 1,)``), against the path without shocks
+        (:class:`~mfax.evaluation.moments.ImpulseResponse`; its ``deviation()`` in
+        percent or points)."""
+        from mfax.evaluation.moments import impulse_response, shock_innovations
+
+        if innovations is None:
+            innovations = shock_innovations(self.game.horizon, shock, at)
+        return impulse_response(self.game, self.policy, innovations)
+
+    def export(self, path: str | Path, format: str = "npz", num_paths: int | None = None, overwrite: bool = False):
+        """Write what ``mfax export`` writes (mean fields, policy, aggregates, moments and
+        noise on the evaluation paths; ``format`` ``"npz"`` or ``"csv"``) to ``path``,
+        which must not hold anything but (``overwrite``) an mfax export; returns the
+        manifest."""
+        from mfax.run.export import export
+
+        source = {"run_index": self.run, "config": self.config.to_dict()}
+        return export(
+            self.game,
+            self.policy,
+            self.eval_noise,
+            Path(path),
+            format,
+            num_paths=num_paths,
+            overwrite=overwrite,
+            source=source,
+        )
 
     # -- final figures ---------------------------------------------------------------------
     @property
@@ -372,6 +434,24 @@ class Result:
         """The game's cross-sections on the first path (``None`` when it declares none)."""
         traj, noise, titles = self._paths(num_paths)
         return plots.profiles_figure(self.game, traj, noise, titles)
+
+    def plot_moments(self):
+        """The game's scalar moments over time on every evaluation path: expectation and
+        percentile bands (``None`` when the game declares no moments)."""
+        if not self.game.moment_specs():
+            return None
+        return plots.moments_figure(self.game, self.moments())
+
+    def plot_moment_curves(self, times: list[int] | None = None):
+        """The game's curve-valued moments (the Lorenz curve) in expectation at ``times``
+        (default ``0, T/4, T/2, T``; ``None`` when the game declares none)."""
+        if not self.game.moment_specs():
+            return None
+        return plots.moment_curves_figure(self.game, self.moments(), times)
+
+    def plot_impulse_response(self, shock: float = -1.0, at: int = 1):
+        """The impulse response (:meth:`impulse_response`) of every scalar moment."""
+        return plots.irf_figure(self.game, self.impulse_response(shock, at))
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:

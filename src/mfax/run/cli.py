@@ -1,4 +1,5 @@
-"""The ``mfax`` command line: ``list``, ``eval``, ``train``, ``plot``, ``check-game``.
+"""The ``mfax`` command line: ``list``, ``eval``, ``train``, ``plot``, ``solve-macro``, ``export``,
+``irf``, ``check-game``.
 
 Every command has ``--help``; bad input ends with a one-line ``mfax: error: ...`` on
 stderr and exit status 2.
@@ -25,8 +26,9 @@ from mfax.games.validate import checking
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
-from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
+from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, parse_times, user_errors
 from mfax.run.cli_macro import register as register_macro
+from mfax.run.cli_outputs import register as register_outputs
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
 from mfax.solvers.base import plugin_solvers
@@ -42,6 +44,7 @@ def _per_game(key: str) -> str:
 
 # Plain help (no Rich markup): Rich would read "[default: 200]" and "mfax[wandb]" as tags.
 app = typer.Typer(
+    cls=OneLineErrors,
     help="mfax: mean-field games with common noise and public partial information, in JAX.",
     no_args_is_help=True,
     add_completion=False,
@@ -170,6 +173,19 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     typer.echo(f"  evaluated in {seconds:.2f} s")
 
 
+def _print_moments(moments, horizon: int) -> None:
+    """The scalar moments' expectation over the paths at the start, the middle and the end."""
+    expected = moments.expected()
+    how = "exact over the noise support" if moments.exact else f"mean over {moments.num_paths} sampled paths"
+    times = sorted({0, horizon // 2, horizon})
+    typer.echo(f"moments ({how}; every t in --json, `mfax export`):")
+    typer.echo("  " + " " * 36 + "".join(f"{'t = ' + str(t):>14}" for t in times))
+    for name in moments.scalar_names():
+        values = expected[name]
+        cells = [f"{values[t]:>14.6g}" if t < len(values) else f"{'':>14}" for t in times]
+        typer.echo(f"  {moments.specs[name].label:<36}" + "".join(cells))
+
+
 @app.command("eval")
 def eval_command(
     run_dir: Annotated[
@@ -226,7 +242,8 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
-    """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns."""
+    """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns, and the
+    moments of a game that declares them (the macro game: capital, output, inequality, saving)."""
     import jax
 
     from mfax.dynamics import noise_batch
@@ -273,8 +290,15 @@ def eval_command(
         bracket = None
         if learned_br:
             bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed, progress)
+        moments = None
+        if g.moment_specs():
+            from mfax.evaluation.moments import path_moments
+
+            moments = path_moments(g, pol, batch)
 
     _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g)
+    if moments is not None:
+        _print_moments(moments, g.horizon)
     if bracket is not None:
         typer.echo(
             f"  exploitability (lower bound, learned)   {bracket.exploitability_lower_bound:.6g}"
@@ -292,6 +316,8 @@ def eval_command(
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }
+        if moments is not None:
+            record["moments"] = moments.as_dict()
         typer.echo(json.dumps(record))
 
 
@@ -633,6 +659,13 @@ def plot_command(
         bool,
         typer.Option("--trust-code", help="import (run) the game or solver code RUN's config names [default: off]"),
     ] = False,
+    curves_at: Annotated[
+        str | None,
+        typer.Option(
+            help="times t of moment_curves.png (the Lorenz curve and other curve-valued moments), comma-separated, "
+            "in 0..T [default: 0, T/4, T/2, T]"
+        ),
+    ] = None,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """(Re)draw the plots of a run directory into RUN/plots/."""
@@ -640,12 +673,14 @@ def plot_command(
     from mfax.run.rundir import Consent, RunDir
 
     with user_errors(), checking(check):
-        files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code))
+        times = None if curves_at is None else parse_times(curves_at, "--curves-at")
+        files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code), curve_times=times)
     for f in files:
         typer.echo(str(f))
 
 
 register_macro(app)
+register_outputs(app)
 register_check(app)
 
 

@@ -6,10 +6,14 @@ Imported by :mod:`mfax.run.cli` and by the command modules it registers
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from mfax.errors import GameError, MfaxError
 from mfax.games import parse_value
@@ -30,6 +34,37 @@ def user_errors() -> Iterator[None]:
         where = "" if err.filename is None else f": {err.filename}"
         typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
         raise typer.Exit(2) from None
+
+
+# click's exceptions, from the click typer runs on (typer 0.22+ vendors its own copy as
+# ``typer._click``; earlier ones use the ``click`` package): the module beside the group's base.
+_click_exceptions = importlib.import_module(TyperGroup.__mro__[1].__module__.rsplit(".", 1)[0] + ".exceptions")
+_Abort = getattr(importlib.import_module("typer.core"), "Abort", None) or _click_exceptions.Abort  # typer 0.22+
+
+
+class OneLineErrors(TyperGroup):
+    """The ``mfax`` command group, whose command-line parsing errors (an unknown option or
+    command, a value of the wrong type, a missing argument) are one ``mfax: error:`` line
+    naming what is wrong and where to read what is allowed, like every other user error,
+    instead of click's usage block. ``mfax`` alone still prints the help."""
+
+    def main(self, args: Any = None, prog_name: Any = None, *more: Any, standalone_mode: bool = True, **extra: Any):
+        if not standalone_mode:
+            return super().main(args, prog_name, *more, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, *more, standalone_mode=False, **extra)
+        except _click_exceptions.ClickException as err:
+            if type(err).__name__ == "NoArgsIsHelpError":  # `mfax` or a group with no arguments
+                err.show()
+                sys.exit(err.exit_code)
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"mfax: error: {err.format_message()}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except _Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _pairs(flag: str, items: list[str]) -> Iterator[tuple[str, str]]:
@@ -59,3 +94,15 @@ def parse_hparams(algo: str, items: list[str]) -> dict:
     """``--hp`` items -> typed hyper-parameters of solver ``algo``."""
     spec = solver_spec(algo)
     return {key: spec.parse_hparam(key, value) for key, value in _pairs("--hp", items)}
+
+
+def parse_times(text: str, flag: str) -> list[int]:
+    """``"0,16,32"`` -> ``[0, 16, 32]``: non-negative integers (checked against the
+    horizon where it is known)."""
+    try:
+        times = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise GameError(f"{flag} expects comma-separated integers t >= 0, got {text!r}") from None
+    if not times or min(times) < 0:
+        raise GameError(f"{flag} expects comma-separated integers t >= 0, got {text!r}")
+    return times

@@ -11,7 +11,14 @@ display is needed) and the PNG files of a run directory.
   productivity, wealth quantiles);
 * ``profiles.png``, for a game that declares profiles (``Game.profiles``): one panel
   per cross-section of the first of those paths (the macro game: the wealth
-  distribution at several times, the savings policy by wealth and income).
+  distribution at several times, the savings policy by wealth and income);
+* ``moments.png``, for a game that declares moments (``Game.moment_specs``): one panel
+  per scalar moment over time on all the run's evaluation paths: the expectation and
+  bands between the 25th and 75th, and the 5th and 95th percentiles over the paths;
+* ``moment_curves.png``: each moment that is a curve (one axis: the macro game's Lorenz
+  curve of wealth, its saving rate by income), in expectation at chosen times;
+* ``irf.png`` (``mfax irf``): the impulse response of every scalar moment, the deviation
+  from the path without shocks in percent or points.
 
 What a game shows beyond the mean field and the policy comes from its own declarations;
 nothing here depends on which game it is.
@@ -26,6 +33,7 @@ import numpy as np
 
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
+from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
 from mfax.run.rundir import NO_CODE, Consent, RunDir
@@ -40,20 +48,31 @@ def _figure(rows: int, cols: int, figsize: tuple[float, float]):
     return fig, fig.subplots(rows, cols, squeeze=False)
 
 
-def plot_run(run: RunDir, num_paths: int = 3, consent: Consent = NO_CODE) -> list[Path]:
+def plot_run(
+    run: RunDir, num_paths: int = 3, consent: Consent = NO_CODE, curve_times: list[int] | None = None
+) -> list[Path]:
     """Write every plot of the run; returns the files written. ``consent``: the code
-    outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`)."""
+    outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`).
+    ``curve_times``: the times of ``moment_curves.png`` (default: :func:`default_times`)."""
     from mfax.run.train import load_policy
 
     trainer, policy, r = load_policy(run, consent=consent)  # validates the run before anything is written
+    game = trainer.game_of(r)
+    if curve_times and not all(0 <= t <= game.horizon for t in curve_times):
+        raise GameError(f"the times of the curves must lie in 0..{game.horizon} (the horizon T), got {curve_times}")
     run.plots_dir.mkdir(parents=True, exist_ok=True)
     figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
-    game = trainer.game_of(r)
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)
     figures["mean_field"] = mean_field_figure(game, traj, titles)
     figures["policy"] = policy_figure(game, traj, titles)
     figures["aggregates"] = aggregates_figure(game, traj, sub, titles)
     figures["profiles"] = profiles_figure(game, traj, sub, titles)
+    if game.moment_specs():
+        from mfax.evaluation.moments import path_moments
+
+        moments = path_moments(game, policy, trainer.eval_noise_of(r))
+        figures["moments"] = moments_figure(game, moments)
+        figures["moment_curves"] = moment_curves_figure(game, moments, curve_times)
     return [_save(fig, run.plots_dir / f"{name}.png") for name, fig in figures.items() if fig is not None]
 
 
@@ -220,3 +239,92 @@ def profiles_figure(game, traj, noise, titles: list[str]):
     fig.suptitle(f"{game.name} on {titles[0]}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# -- moments and impulse responses -----------------------------------------------------------
+def default_times(horizon: int) -> list[int]:
+    """``0, T/4, T/2, T``: where curves are drawn unless times are chosen."""
+    return sorted({0, horizon // 4, horizon // 2, horizon})
+
+
+def _grid(count: int, width: float = 4.2, height: float = 3.3):
+    cols = min(count, 4)
+    rows = -(-count // cols)
+    fig, axes = _figure(rows, cols, (width * cols, height * rows))
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def moments_figure(game, moments):
+    """Every scalar moment over time: the expectation over the noise paths and bands of
+    the 25-75th and 5-95th percentiles over them (:class:`~mfax.evaluation.moments.Moments`)."""
+    names = moments.scalar_names()
+    if not names:
+        return None
+    expected = moments.expected()
+    levels = {q: moments.quantile(q) for q in (0.05, 0.25, 0.75, 0.95)}
+    fig, axes = _grid(len(names))
+    for ax, name in zip(axes, names, strict=False):
+        t = moments.times(name)
+        ax.fill_between(t, levels[0.05][name], levels[0.95][name], alpha=0.15, color="tab:blue", label="5-95%")
+        ax.fill_between(t, levels[0.25][name], levels[0.75][name], alpha=0.3, color="tab:blue", label="25-75%")
+        ax.plot(t, expected[name], color="tab:blue", label="expectation")
+        ax.set(xlabel="time t", title=moments.specs[name].label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    how = "exact over the noise support" if moments.exact else f"{moments.num_paths} sampled noise paths"
+    fig.suptitle(f"{game.name}: moments, expectation and percentile bands over the paths ({how})")
+    fig.tight_layout()
+    return fig
+
+
+def moment_curves_figure(game, moments, times: list[int] | None = None):
+    """Each moment that is a curve over one axis (a Lorenz curve), in expectation over
+    the noise paths, at ``times`` (default :func:`default_times`; a moment of the
+    decisions is drawn up to ``T - 1``). ``None`` when there is none."""
+    names = [name for name, spec in moments.specs.items() if len(spec.axes) == 1]
+    if not names:
+        return None
+    times = default_times(game.horizon) if times is None else times
+    expected = moments.expected()
+    fig, axes = _grid(len(names), 4.6, 3.8)
+    for ax, name in zip(axes, names, strict=False):
+        spec = moments.specs[name]
+        (axis, coords), values = spec.axes[0], expected[name]
+        for t in sorted({min(t, values.shape[0] - 1) for t in times}):
+            ax.plot(coords, values[t], label=f"t = {t}")
+        ax.set(xlabel=axis, title=spec.label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{game.name}: expectation over the noise paths at chosen times")
+    fig.tight_layout()
+    return fig
+
+
+def irf_figure(game, response, title: str = ""):
+    """The impulse response of every scalar moment (:class:`~mfax.evaluation.moments.ImpulseResponse`):
+    deviation from the path without shocks, ``100 (x / b - 1)`` percent for levels,
+    ``100 (x - b)`` points for rates, shares and logarithms."""
+    deviation = response.deviation()
+    names = [name for name, spec in response.specs.items() if not spec.axes]
+    fig, axes = _grid(len(names), 3.8, 3.0)
+    shocked = np.flatnonzero(response.innovations)
+    for ax, name in zip(axes, names, strict=False):
+        spec = response.specs[name]
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        for t0 in shocked:
+            ax.axvline(t0, color="tab:red", linewidth=0.8, linestyle=":")
+        ax.plot(np.arange(len(deviation[name])), deviation[name], color="tab:blue")
+        unit = "% deviation" if spec.deviation == "percent" else "deviation, 100 (x - baseline)"
+        ax.set(xlabel="time t", ylabel=unit, title=spec.label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{game.name}: impulse response (deviation from the path without shocks){title}")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (a PNG), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, path)

@@ -52,7 +52,7 @@ from typing import Any
 import equinox as eqx
 
 from mfax.errors import GameError
-from mfax.games.plugins import canonical, file_digest, is_reference, parse
+from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
 from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, from_dict, resolve
 
@@ -87,10 +87,20 @@ OWN_FILES = (
     "plots/policy.png",
     "plots/aggregates.png",
     "plots/profiles.png",
+    "plots/moments.png",
+    "plots/moment_curves.png",
+    "plots/irf.png",
     "plots/wealth.png",  # the macro plots of mfax versions before aggregates.png and profiles.png
     "plots/prices.png",
     "plots/savings.png",
     "tensorboard/*/events.out.tfevents.*",
+    # mfax export's default targets (run/export.py): the npz file, the CSV folder's files
+    "export.npz",
+    "export.npz.*.tmp",
+    "export/mfax-export.json",
+    "export/*.csv",
+    "export/*.tmp",
+    "irf.json",
 )
 
 
@@ -170,6 +180,8 @@ def _named_again(recorded: str, named: str) -> str:
         theirs, ours = parse(recorded, "game"), parse(mine, "game")
         if theirs.file is not None and ours.file is not None and theirs.name == ours.name:
             return mine  # a copy of the file elsewhere (its content is compared by _check_unchanged)
+        if theirs.module == MAIN and theirs.name == ours.name:
+            return mine  # a class of a script or notebook, now from a file or module
     raise GameError(f"--game {named!r} does not name this run's game {recorded!r}")
 
 
@@ -253,10 +265,13 @@ class RunDir:
         if not entries:
             return
         if not self.is_run():
-            what = "--overwrite refuses" if overwrite else "refusing to write into"
+            what = "refusing to overwrite" if overwrite else "refusing to write into"
             raise GameError(f"{what} {root!r}: it is a non-empty directory that is not an mfax run")
         if not overwrite:
-            raise GameError(f"run directory {root!r} already holds a run; use --resume, --overwrite or another --out")
+            raise GameError(
+                f"run directory {root!r} already holds a run; resume it (--resume), replace it (--overwrite; "
+                "overwrite=True in Python) or write elsewhere"
+            )
 
     def check_run(self) -> None:
         """Raise unless this is an mfax run directory (reads only)."""
@@ -270,6 +285,11 @@ class RunDir:
         self.remove_own_files()
         _replace_with(self.marker_path, json.dumps({"mfax_run": 1}).encode() + b"\n")
         self.save_config(config)
+
+    def is_empty(self) -> bool:
+        """Whether the directory is missing or holds nothing but mfax's lock file (reads only)."""
+        with _disk("read", self.root):
+            return not self.root.exists() or all(p.name == LOCK for p in self.root.iterdir())
 
     def own_files(self) -> list[Path]:
         """The files here that mfax wrote (matches of ``OWN_FILES``); never a match reached

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,9 +104,16 @@ class Trainer:
         runs = range(config.num_runs)
         return driver.initial_states(self.solver, [config.run_seed(r) for r in runs], [config.run_lr(r) for r in runs])
 
+    def _run_games(self) -> list[Game] | None:
+        return [self.game_of(r) for r in range(self.config.num_runs)] if len(self.games) > 1 else None
+
     def chunk_fn(self, length: int):
-        games = [self.game_of(r) for r in range(self.config.num_runs)] if len(self.games) > 1 else None
-        return driver.chunk(self.solver, length, games)
+        return driver.chunk(self.solver, length, self._run_games())
+
+    def compiled_chunk(self, length: int, states):
+        """The chunk of ``length`` iterations compiled for ``states``, kept for this process
+        (:func:`mfax.solvers.driver.compiled_chunk`)."""
+        return driver.compiled_chunk(self.solver, length, states, self._run_games())
 
     def policy(self, states, r: int) -> Policy:
         # a sweep: run r's solver has run r's game (a table policy reads its observations)
@@ -246,9 +255,18 @@ def train_session(
             run.check_new(overwrite)
     trainer = Trainer.build(config)
     with run.lock() if main else contextlib.nullcontext():
+        fresh = main and not resume and run.is_empty()
         if main and not resume:
             run.start_new(config, overwrite)
-        return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None, stop)
+        try:
+            return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None, stop)
+        except Exception:
+            if fresh and not run.has_checkpoint():
+                # a new run that failed before its first checkpoint (a defective game, a
+                # first compilation out of memory) leaves the directory as it found it:
+                # empty (but for the lock file), so the same command can simply run again
+                run.remove_own_files()
+            raise
 
 
 def _train_locked(
@@ -288,6 +306,14 @@ def _train_locked(
         for tracker in trackers:
             tracker.log(rows)
 
+    # The first chunk compiles in a second thread while the evaluation at the start runs
+    # (XLA compiles without the GIL): on a small game most of the time to a first result
+    # is these two compilations, side by side on two cores.
+    chunks: dict[int, Any] = {}
+    first = min(config.eval_every, config.iterations - start)
+    if start < config.iterations and (stop_after is None or start < stop_after):
+        chunks[first] = _compile_aside(trainer, first, states)
+
     stopped = False
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
@@ -299,7 +325,6 @@ def _train_locked(
 
     bar = _progress(config.iterations, start, progress and main)
     session_start = time.perf_counter()  # what the bar counts: training, evaluation, checkpoints, compilation
-    chunks: dict[int, Any] = {}
     last_eval: list[dict[str, Any]] = []
     try:
         iteration = start
@@ -307,9 +332,10 @@ def _train_locked(
             if stop_after is not None and iteration >= stop_after:
                 break
             length = min(config.eval_every, config.iterations - iteration)
-            if length not in chunks:
+            if not callable(chunks.get(length)):
                 t0 = time.perf_counter()
-                chunks[length] = trainer.chunk_fn(length).lower(states).compile()
+                aside = chunks.get(length)
+                chunks[length] = aside.result() if aside is not None else _compile(trainer, length, states)
                 compile_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             new_states, metrics = chunks[length](states)
@@ -345,6 +371,29 @@ def _train_locked(
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
     return Session(trainer, states, summary)
+
+
+def _compile(trainer: Trainer, length: int, states) -> Any:
+    """The compiled chunk of ``length`` iterations for ``states`` (their shapes and types)."""
+    return trainer.compiled_chunk(length, states)
+
+
+def _compile_aside(trainer: Trainer, length: int, states) -> Future:
+    """:func:`_compile` in a thread of its own, under the caller's thread-local JAX
+    settings (``jax.enable_x64`` as a context, say); ``.result()`` gives the chunk or
+    raises what compiling it raised."""
+    x64 = bool(jax.config.jax_enable_x64)
+    future: Future = Future()
+
+    def work():
+        try:
+            with jax.enable_x64(x64):
+                future.set_result(_compile(trainer, length, states))
+        except BaseException as err:  # handed to whoever waits for the chunk
+            future.set_exception(err)
+
+    threading.Thread(target=work, name="mfax-compile").start()  # not a daemon: exit waits for XLA
+    return future
 
 
 def resume(out: Path | str, **kwargs) -> dict[str, Any]:

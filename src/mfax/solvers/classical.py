@@ -12,7 +12,7 @@ is averaged with the path weights before a decision, exactly as in
 ``P = 1`` and everything reduces to the textbook algorithms.
 
 **Fictitious play** (Perrin et al., 2020: discrete-time FP with the mean-field average
-restated as a policy). Two conventions exist, both offered as hyper-parameters:
+restated as a policy). Three conventions differ between sources, all offered as hyper-parameters:
 
 * ``initial`` (where the average starts): ``"replace"`` (default) starts with no best
   response averaged, so the first iteration replaces the initial uniform policy by the
@@ -24,7 +24,12 @@ restated as a policy). Two conventions exist, both offered as hyper-parameters:
   ``"first"`` takes the first maximiser in action order (OpenSpiel's argmax). Splitting
   is the default because a first-action rule depends on how actions are numbered: at
   the last step of the linear-quadratic game every action has the same value, and
-  "first" moves the whole population and its mean for nothing.
+  "first" moves the whole population and its mean for nothing;
+* ``flow`` (the best response's distribution ``nu``, which matters only when the kernel
+  reads the mean field): ``"deviator"`` (default) pushes agents playing the best
+  response along the population's kernels (step 3 below); ``"own"`` takes the mean
+  field of a whole population playing it, along its own kernels (MFGLib's fictitious
+  play; ``docs/games/mfglib.md``).
 
 One iteration (``k`` policies averaged so far: best responses, plus the initial policy
 under ``"average"``):
@@ -191,10 +196,16 @@ class FPHyperParams(eqx.Module):
         "replace", "replace: the first best response replaces the initial policy; average: it stays with weight 1/(k+1)"
     )
     ties: str = param("split", "best-response ties: split (uniform over the maximisers) or first (first maximiser)")
+    flow: str = param(
+        "deviator",
+        "the best response's distribution averaged in: deviator (its agents along the population's kernels) or "
+        "own (the mean field it generates when the whole population plays it)",
+    )
 
     def __check_init__(self):
         check(self.initial in ("replace", "average"), f"FP initial must be replace or average, got {self.initial!r}")
         check(self.ties in TIE_RULES, f"FP ties must be split or first, got {self.ties!r}")
+        check(self.flow in ("deviator", "own"), f"FP flow must be deviator or own, got {self.flow!r}")
 
 
 def fp_step(
@@ -209,7 +220,10 @@ def fp_step(
     v_pi = policy_value(game, traj, noise)
     v_info, br = info_best_response(game, traj, noise, share, hp.ties)
     figures = _figures(game, traj, noise, weight, v_pi, v_info)
-    nu = agent_distribution(game, traj, noise, br)[:, :-1]
+    if hp.flow == "own":  # the mean field of a population playing b (its own kernels)
+        nu = rollout_table(game, noise, br, record=False).mu[:, :-1]
+    else:
+        nu = agent_distribution(game, traj, noise, br)[:, :-1]
     # policies averaged so far: the best responses, plus the initial policy under "average"
     k = state.iteration.astype(state.policy.dtype) + (1.0 if hp.initial == "average" else 0.0)
     mu = traj.mu[:, :-1]

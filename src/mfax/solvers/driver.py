@@ -11,6 +11,9 @@ chunk's metrics; :func:`iterate` runs a solver for a number of iterations from P
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,6 +68,61 @@ def chunk(solver: Solver, length: int, games: Sequence[Game] | None = None):
 
     options = compiling.compiler_options() if solver.exact_program else {}
     return jax.jit(run, donate_argnums=0, compiler_options=options)
+
+
+# Compiled chunks of this process by what fixes their program (see compiled_chunk); a few
+# only: each holds an executable, and a sweep of configurations would otherwise pile them up.
+_COMPILED: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+_COMPILED_KEEP = 8
+_COMPILED_LOCK = threading.Lock()
+
+
+def _value_key(tree: Any) -> tuple | None:
+    """A hashable key equal for two pytrees exactly when they trace to the same program
+    as closed-over values: the structure (static fields included), each array leaf's
+    shape, dtype, sharding and bytes, each other leaf itself; ``None`` when a leaf cannot
+    be keyed (unhashable, or an array not all on this process)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    parts: list[Any] = [treedef]
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array | np.ndarray | np.generic):
+            if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+                return None
+            host = np.asarray(leaf)
+            sharding = getattr(leaf, "sharding", None)
+            parts.append((host.shape, host.dtype.str, sharding, hashlib.sha1(host.tobytes()).hexdigest()))
+        else:
+            parts.append((type(leaf), leaf))
+    key = tuple(parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def compiled_chunk(solver: Solver, length: int, states: Any, games: Sequence[Game] | None = None):
+    """:func:`chunk` compiled for ``states`` (their shapes, types and placement), kept for
+    this process: a second call with an equal solver (the same values, hyper-parameters
+    and game), length, games and states' layout returns the executable already compiled,
+    without tracing again (``mfax.solve`` called again in a notebook, say)."""
+    avals = jax.tree.map(lambda x: (x.shape, x.dtype, getattr(x, "sharding", None)), states)
+    parts = [_value_key(solver), _value_key(games), _value_key(jax.tree.structure(states))]
+    key = None
+    if all(part is not None for part in parts):
+        options = compiling.compiler_options() if solver.exact_program else {}
+        key = (*parts, length, str(avals), tuple(sorted(options.items())), bool(jax.config.jax_enable_x64))
+        with _COMPILED_LOCK:
+            if key in _COMPILED:
+                _COMPILED.move_to_end(key)
+                return _COMPILED[key]
+    compiled = chunk(solver, length, games).lower(states).compile()
+    if key is not None:
+        with _COMPILED_LOCK:
+            _COMPILED[key] = compiled
+            while len(_COMPILED) > _COMPILED_KEEP:
+                _COMPILED.popitem(last=False)
+    return compiled
 
 
 def first_nonfinite(metrics: Metrics, start_iteration: int) -> str | None:

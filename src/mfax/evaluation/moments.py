@@ -1,0 +1,245 @@
+"""Moments and impulse responses of a policy's population, exactly (``docs/economists.md``).
+
+A game declares its moments (:meth:`~mfax.games.base.Game.moment_specs`: capital,
+inequality, savings rates for the macro game); here they are computed along noise paths
+by the exact push-forward under a policy, never from samples of agents:
+
+* :func:`path_moments`: every moment at every ``t`` on every path of a
+  :class:`~mfax.dynamics.noise.NoiseBatch`, with the paths' weights, so the expectation
+  over the noise is exact on an enumerated support (probability weights) and a Monte
+  Carlo mean on sampled paths (weights ``1/P``): :meth:`Moments.expected`, and
+  :meth:`Moments.quantile` for bands over paths;
+* :func:`impulse_response`: the moments along a shocked noise path against the path
+  without shocks (the game's :meth:`~mfax.games.base.Game.noise_from_innovations`),
+  both pushed forward under the same policy, and their deviation.
+
+Nothing here depends on which game it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.dynamics.noise import NoiseBatch
+from mfax.dynamics.pushforward import Trajectory, rollout_batch
+from mfax.errors import GameError
+from mfax.games.base import Game, MomentSpec, aggregate_paths, moment_paths
+from mfax.policies.base import Policy
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+"""The quantile levels over noise paths that reports and plots show."""
+CHUNK_BYTES = 256 * 2**20
+"""The most memory the recorded policy of one chunk of paths may take (rollouts record
+``pi_t`` for every path, state and action: ``P T n m`` numbers)."""
+
+
+def chunk_size(game: Game, num_paths: int, budget: int = CHUNK_BYTES) -> int:
+    """How many paths one rollout records at a time: the recorded policy
+    (``T n m`` float32 numbers a path) within ``budget`` bytes, at least one path."""
+    per_path = 4 * game.horizon * game.n_states * game.n_actions
+    return max(1, min(num_paths, budget // per_path))
+
+
+def rollout_chunks(
+    game: Game, policy: Policy, noise, num_paths: int, chunk: int
+) -> Iterator[tuple[int, object, Trajectory]]:
+    """:func:`~mfax.dynamics.pushforward.rollout_batch` over ``num_paths`` paths of the
+    batched ``noise``, ``chunk`` paths at a time (the last chunk padded with repeats of its
+    first path, so every chunk runs one compiled program): ``(first path, the chunk's
+    trajectory on the host, padding dropped)``."""
+    for start in range(0, num_paths, chunk):
+        stop = min(start + chunk, num_paths)
+        pick = np.concatenate([np.arange(start, stop), np.full(chunk - (stop - start), start)])
+        sub = jax.tree.map(lambda x, pick=pick: x[pick], noise)
+        traj = rollout_batch(game, policy, sub)
+        yield start, sub, jax.tree.map(lambda x, k=stop - start: np.asarray(x[:k]), jax.device_get(traj))
+
+
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """A game's moments along ``P`` noise paths.
+
+    Attributes:
+        specs: the game's :meth:`~mfax.games.base.Game.moment_specs`.
+        values: by name, per path: ``(P, T+1, ...)`` (moments of the mean field,
+            ``t = 0..T``) or ``(P, T, ...)`` (moments of the decisions, ``t = 0..T-1``).
+        weight: ``(P,)`` the paths' weights, summing to one.
+        exact: whether the paths are the whole noise support (expectations exact).
+    """
+
+    specs: dict[str, MomentSpec]
+    values: dict[str, np.ndarray]
+    weight: np.ndarray
+    exact: bool
+
+    @property
+    def num_paths(self) -> int:
+        return int(self.weight.shape[0])
+
+    def times(self, name: str) -> np.ndarray:
+        """The times ``t`` of moment ``name``'s second axis."""
+        return np.arange(self.values[name].shape[1])
+
+    def expected(self) -> dict[str, np.ndarray]:
+        """The expectation over the noise paths (weighted mean) of every moment, by name:
+        ``(T+1, ...)`` or ``(T, ...)``."""
+        return {name: np.tensordot(self.weight, v, axes=1) for name, v in self.values.items()}
+
+    def quantile(self, q: float) -> dict[str, np.ndarray]:
+        """The ``q``-quantile over the paths of every moment at every ``t`` (and entry):
+        the smallest per-path value whose paths, with their weights, hold at least ``q``
+        of the probability (on sampled paths: the order statistic ``ceil(q P)``)."""
+        if not 0.0 <= q <= 1.0:
+            raise GameError(f"a quantile level must lie in [0, 1], got {q}")
+        return {name: _weighted_quantile(v, self.weight, q) for name, v in self.values.items()}
+
+    def scalar_names(self) -> list[str]:
+        """The moments that are one number at each ``t`` (no axes)."""
+        return [name for name, spec in self.specs.items() if not spec.axes]
+
+    def as_dict(self, quantiles: tuple[float, ...] = QUANTILES) -> dict:
+        """A JSON-ready record (NaN as ``None``, 7 significant digits): ``paths``,
+        ``exact``, ``weight``; per moment its ``label``, ``times``, ``axes`` (coordinates
+        of an array-valued one) and ``expected`` value at every ``t``; for scalar moments
+        also ``quantiles`` over the paths (``{"0.05": [...], ...}``) and ``per_path``
+        (``P`` lists over ``t``). Array-valued moments per path are in ``mfax export``."""
+        expected = self.expected()
+        levels = {q: self.quantile(q) for q in quantiles}
+        moments = {}
+        for name, spec in self.specs.items():
+            entry = {
+                "label": spec.label,
+                "times": "0..T-1" if spec.decision else "0..T",
+                "deviation": spec.deviation,
+                "axes": {axis: jsonable(coords) for axis, coords in spec.axes},
+                "expected": jsonable(expected[name]),
+            }
+            if not spec.axes:
+                entry["quantiles"] = {f"{q:g}": jsonable(levels[q][name]) for q in quantiles}
+                entry["per_path"] = jsonable(self.values[name])
+            moments[name] = entry
+        return {
+            "paths": self.num_paths,
+            "exact": self.exact,
+            "weight": jsonable(self.weight),
+            "moments": moments,
+        }
+
+
+def jsonable(values) -> list | float | None:
+    """An array as nested lists of floats for JSON: 7 significant digits, NaN and
+    infinities as ``None``."""
+    array = np.asarray(values, dtype=np.float64)
+    flat = [float(f"{x:.7g}") if math.isfinite(x) else None for x in array.ravel().tolist()]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def _weighted_quantile(values: np.ndarray, weight: np.ndarray, q: float) -> np.ndarray:
+    order = np.argsort(values, axis=0, kind="stable")
+    ranked = np.take_along_axis(values, order, axis=0)
+    held = np.cumsum(weight[order], axis=0)
+    # first rank where the cumulative weight reaches q (a little slack for rounding)
+    first = np.argmax(held >= q * held[-1] - 1e-12, axis=0)
+    return np.take_along_axis(ranked, first[None], axis=0)[0]
+
+
+def path_moments(game: Game, policy: Policy, batch: NoiseBatch, chunk: int | None = None) -> Moments:
+    """Every moment ``game`` declares, at every ``t``, on every path of ``batch``, under
+    ``policy`` (exact push-forward), computed ``chunk`` paths at a time (default: as many
+    as :func:`chunk_size` allows). A game that declares none is a :class:`GameError`."""
+    specs = game.moment_specs()
+    if not specs:
+        raise GameError(f"game {game.name!r} declares no moments (Game.moment_specs)")
+    chunk = chunk_size(game, batch.num_paths) if chunk is None else chunk
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in specs}
+    for _, sub, traj in rollout_chunks(game, policy, batch.noise, batch.num_paths, chunk):
+        k = traj.mu.shape[0]
+        sub = jax.tree.map(lambda x, k=k: x[:k], sub)
+        found = jax.device_get(moment_paths(game, jnp.asarray(traj.mu), jnp.asarray(traj.probs), sub))
+        for name in specs:
+            parts[name].append(np.asarray(found[name]))
+    values = {name: np.concatenate(v) for name, v in parts.items()}
+    return Moments(specs, values, np.asarray(batch.weight, dtype=np.float64), batch.exact)
+
+
+def aggregate_series(game: Game, mu: np.ndarray, noise) -> dict[str, np.ndarray]:
+    """:func:`~mfax.games.base.aggregate_paths` on the host: ``(P, T+1)`` per aggregate."""
+    return {k: np.asarray(v) for k, v in jax.device_get(aggregate_paths(game, jnp.asarray(mu), noise)).items()}
+
+
+# -- impulse responses ---------------------------------------------------------------------
+def shock_innovations(horizon: int, size: float, at: int) -> np.ndarray:
+    """Standardised innovations ``(T+1,)``: ``size`` at ``t = at``, zero elsewhere."""
+    if not (isinstance(at, int | np.integer) and 0 <= at <= horizon):
+        raise GameError(f"the shock's date must be an integer in 0..{horizon} (the horizon T), got {at!r}")
+    if not math.isfinite(size):
+        raise GameError(f"the shock's size must be a finite number of standard deviations, got {size!r}")
+    innovations = np.zeros(horizon + 1)
+    innovations[at] = size
+    return innovations
+
+
+@dataclasses.dataclass(frozen=True)
+class ImpulseResponse:
+    """The moments along a shocked noise path and along the path without shocks, both
+    pushed forward exactly under one policy.
+
+    Attributes:
+        specs: the game's moment specs.
+        innovations: ``(T+1,)`` the standardised innovations of the shocked path.
+        baseline: by name, the moment along the path without shocks (all innovations
+            zero): ``(T+1, ...)`` or ``(T, ...)``.
+        shocked: the same along the shocked path.
+        noise: ``(baseline path, shocked path)``, the game's noise pytrees.
+    """
+
+    specs: dict[str, MomentSpec]
+    innovations: np.ndarray
+    baseline: dict[str, np.ndarray]
+    shocked: dict[str, np.ndarray]
+    noise: tuple
+
+    def deviation(self) -> dict[str, np.ndarray]:
+        """The response of every moment, as its spec says: ``"percent"``,
+        ``100 (shocked / baseline - 1)``; ``"points"``, ``100 (shocked - baseline)``."""
+        out = {}
+        for name, spec in self.specs.items():
+            base, shock = self.baseline[name], self.shocked[name]
+            if spec.deviation == "percent":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out[name] = np.where(base != 0, 100.0 * (shock / np.where(base != 0, base, 1.0) - 1.0), np.nan)
+            else:
+                out[name] = 100.0 * (shock - base)
+        return out
+
+
+def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse:
+    """The response of ``game``'s moments under ``policy`` to the noise path the
+    standardised ``innovations`` ``(T+1,)`` drive, against the path they drive when all
+    are zero (:meth:`~mfax.games.base.Game.noise_from_innovations`): both paths pushed
+    forward exactly by the same compiled program."""
+    specs = game.moment_specs()
+    if not specs:
+        raise GameError(f"game {game.name!r} declares no moments (Game.moment_specs)")
+    innovations = np.asarray(innovations, dtype=np.float64)
+    if innovations.shape != (game.horizon + 1,):
+        raise GameError(f"innovations must have T + 1 = {game.horizon + 1} entries, got shape {innovations.shape}")
+    paths = jnp.asarray(np.stack([np.zeros_like(innovations), innovations]), dtype=float)
+    if game.noise_from_innovations(paths[0]) is None:
+        raise GameError(f"game {game.name!r} declares no shock process (Game.noise_from_innovations)")
+    noise = jax.vmap(game.noise_from_innovations)(paths)
+    weight = jnp.full(2, 0.5)
+    # one path at a time: the two paths run the same program, so a zero shock gives the
+    # baseline bit for bit (a batch of two may sum in another order per path)
+    moments = path_moments(game, policy, NoiseBatch(noise, weight, exact=False), chunk=1)
+    baseline = {k: v[0] for k, v in moments.values.items()}
+    shocked = {k: v[1] for k, v in moments.values.items()}
+    both = jax.device_get(noise)
+    pair = (jax.tree.map(lambda x: np.asarray(x[0]), both), jax.tree.map(lambda x: np.asarray(x[1]), both))
+    return ImpulseResponse(specs, innovations, baseline, shocked, pair)

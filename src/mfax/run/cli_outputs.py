@@ -1,0 +1,215 @@
+"""``mfax export`` and ``mfax irf``: a trained run's world as files, and its impulse
+responses (:mod:`mfax.run.export`, :func:`mfax.evaluation.moments.impulse_response`).
+
+Wired into the main app with ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mfax.games.validate import checking
+from mfax.run.cli_check import CHECK_OPTION_HELP
+from mfax.run.cli_common import user_errors
+
+ITERATION_HELP = (
+    "which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K that has one"
+)
+RUN_INDEX_HELP = "which run of a multi-seed/multi-lr RUN [default: the best at that checkpoint]"
+GAME_HELP = (
+    "RUN's game named again (a reference; a copy of its file may be elsewhere): allows importing its code "
+    "[default: only a built-in or plug-in game]"
+)
+TRUST_HELP = "import (run) the game or solver code RUN's config names [default: off]"
+
+
+def _load(run_dir: str, run_index: int | None, iteration: str, game: str | None, trust_code: bool):
+    """The run's trainer, the policy of run ``run_index`` at checkpoint ``iteration``, its
+    index and game."""
+    from mfax.run.rundir import Consent, RunDir
+    from mfax.run.train import load_policy
+
+    run = RunDir(run_dir)
+    trainer, policy, r = load_policy(run, run_index, iteration.strip().lower(), Consent(game, trust_code))
+    return run, trainer, policy, r, trainer.game_of(r)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``export`` and ``irf`` commands to ``app``."""
+
+    @app.command("export")
+    def export_command(
+        run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
+        fmt: Annotated[
+            str,
+            typer.Option(
+                "--format",
+                help="npz: one numpy file (numpy.load); csv: a folder of CSV files with mfax-export.json listing "
+                "each file's columns and rows",
+            ),
+        ] = "npz",
+        out: Annotated[
+            str | None,
+            typer.Option(help="where to write: a .npz file or a folder [default: RUN/export.npz or RUN/export/]"),
+        ] = None,
+        paths: Annotated[
+            int | None,
+            typer.Option(help="export the first N of the run's evaluation noise paths [default: all of them]"),
+        ] = None,
+        iteration: Annotated[str, typer.Option(help=ITERATION_HELP)] = "last",
+        run_index: Annotated[int | None, typer.Option(help=RUN_INDEX_HELP)] = None,
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="replace an export mfax wrote there (nothing else) [default: off]")
+        ] = False,
+        game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,
+        trust_code: Annotated[bool, typer.Option("--trust-code", help=TRUST_HELP)] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="end stdout with the manifest as one JSON object")
+        ] = False,
+        check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
+    ) -> None:
+        """Write a trained run's mean fields, policy, aggregates (prices), moments and
+        noise along its evaluation noise paths (exact push-forward under its policy), as
+        npz or CSV. Never overwrites a file mfax did not write."""
+        from mfax.run.export import FORMATS, check_target, default_target, export
+
+        with user_errors(), checking(check):
+            fmt = fmt.strip().lower()
+            if fmt not in FORMATS:
+                from mfax.errors import GameError
+
+                raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+            target = Path(out) if out is not None else default_target(Path(run_dir), fmt)
+            check_target(target, fmt, overwrite)  # before the run is loaded and pushed forward
+            run, trainer, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
+            source = {"run": str(run.root), "run_index": r, "checkpoint": iteration, "config": trainer.config.to_dict()}
+            info = export(
+                g, policy, trainer.eval_noise_of(r), target, fmt, num_paths=paths, overwrite=overwrite, source=source
+            )
+        what = f"{info['paths']} noise paths, {len(info['moments'])} moments, {len(info['aggregates'])} aggregates"
+        typer.echo(f"wrote {target} ({fmt}: {what})")
+        if as_json:
+            typer.echo(json.dumps({"path": str(target), **info}))
+
+    @app.command("irf")
+    def irf_command(
+        run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
+        shock: Annotated[
+            float,
+            typer.Option(help="size of the shock in standard deviations of the noise's innovation (-1: a one-sd fall)"),
+        ] = -1.0,
+        at: Annotated[
+            int, typer.Option(help="the time t0 the shock hits (the macro game's z_0 is 0 on its own paths)")
+        ] = 1,
+        innovations: Annotated[
+            str | None,
+            typer.Option(
+                help="instead of --shock/--at: the whole path of standardised innovations e_0..e_T, comma-separated "
+                "(T + 1 numbers) [default: --shock at --at, zero elsewhere]"
+            ),
+        ] = None,
+        iteration: Annotated[str, typer.Option(help=ITERATION_HELP)] = "last",
+        run_index: Annotated[int | None, typer.Option(help=RUN_INDEX_HELP)] = None,
+        plot: Annotated[str | None, typer.Option(help="write the figure here [default: RUN/plots/irf.png]")] = None,
+        out: Annotated[
+            str | None,
+            typer.Option(
+                help="write the response (every moment, baseline, shocked, deviation) as JSON here "
+                "[default: RUN/irf.json]"
+            ),
+        ] = None,
+        game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,
+        trust_code: Annotated[bool, typer.Option("--trust-code", help=TRUST_HELP)] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="end stdout with the response as one JSON object [default: off]")
+        ] = False,
+        check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
+    ) -> None:
+        """Impulse response of a trained run's moments: the shocked noise path (a shock of
+        --shock standard deviations at --at, then the noise's own law of motion: for the
+        macro game the AR(1) decay of z) against the path without shocks, both pushed
+        forward exactly under the run's policy; deviations in percent (levels) or points
+        (rates, shares, logarithms)."""
+        import numpy as np
+
+        from mfax.errors import GameError
+        from mfax.evaluation.moments import impulse_response, shock_innovations
+        from mfax.run.plots import irf_figure, save_figure
+
+        with user_errors(), checking(check):
+            run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
+            if innovations is not None:
+                try:
+                    path = np.array([float(x) for x in innovations.split(",") if x.strip()])
+                except ValueError:
+                    raise GameError(f"--innovations expects comma-separated numbers, got {innovations!r}") from None
+                if path.shape != (g.horizon + 1,) or not np.all(np.isfinite(path)):
+                    raise GameError(
+                        f"--innovations needs T + 1 = {g.horizon + 1} finite numbers (e_0..e_T), got {path.size}"
+                    )
+            else:
+                path = shock_innovations(g.horizon, shock, at)
+            response = impulse_response(g, policy, path)
+            record = irf_record(response, str(run.root), r, iteration)
+            plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
+            json_path = Path(out) if out is not None else run.root / "irf.json"
+            words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
+            save_figure(irf_figure(g, response, words), plot_path)
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(record) + "\n")
+        _print_irf(response)
+        typer.echo(f"wrote {plot_path}, {json_path}")
+        if as_json:
+            typer.echo(json.dumps(record))
+
+
+def irf_record(response, run: str, run_index: int, iteration: str) -> dict:
+    """The JSON record of an impulse response: the innovations, and per moment its label,
+    deviation kind, axes, baseline, shocked path and deviation at every ``t``."""
+    from mfax.evaluation.moments import jsonable
+
+    deviation = response.deviation()
+    return {
+        "run": run,
+        "run_index": run_index,
+        "checkpoint": iteration,
+        "innovations": jsonable(response.innovations),
+        "moments": {
+            name: {
+                "label": spec.label,
+                "deviation_kind": spec.deviation,
+                "times": "0..T-1" if spec.decision else "0..T",
+                "axes": {axis: jsonable(coords) for axis, coords in spec.axes},
+                "baseline": jsonable(response.baseline[name]),
+                "shocked": jsonable(response.shocked[name]),
+                "deviation": jsonable(deviation[name]),
+            }
+            for name, spec in response.specs.items()
+        },
+    }
+
+
+def _print_irf(response) -> None:
+    """Impact, peak and last deviation of every scalar moment."""
+    import numpy as np
+
+    deviation = response.deviation()
+    hit = np.flatnonzero(response.innovations)
+    t0 = int(hit[0]) if hit.size else 0
+    typer.echo("impulse response: deviation from the path without shocks (% for levels, points x100 otherwise)")
+    typer.echo(f"  {'':<36}{'impact t = ' + str(t0):>16}{'peak':>12}{'at t':>6}{'last':>12}")
+    for name, spec in response.specs.items():
+        if spec.axes:
+            continue
+        d = deviation[name]
+        after = np.nan_to_num(d[t0:], nan=0.0)
+        peak = t0 + int(np.argmax(np.abs(after))) if after.size else t0
+        impact = d[t0] if t0 < len(d) else float("nan")
+        unit = "%" if spec.deviation == "percent" else "pt"
+        typer.echo(
+            f"  {spec.label:<36}{impact:>14.4g}{unit:>2}{d[peak]:>10.4g}{unit:>2}{peak:>6}{d[-1]:>10.4g}{unit:>2}"
+        )

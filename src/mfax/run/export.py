@@ -1,0 +1,352 @@
+"""``mfax export RUN``: a trained policy's world along noise paths, as files other tools
+read (``docs/economists.md#exporting-a-run``).
+
+On the run's evaluation noise paths (or the first ``paths`` of them), by the exact
+push-forward under the run's policy: the mean fields ``mu_0..mu_T``, the policy
+``pi_0..pi_{T-1}`` (history-aware policies act differently on each path), the game's
+aggregates (the macro game's prices among them), its moments, each path's weight and
+noise. Two formats:
+
+* ``npz`` (one file, ``numpy.load``): ``mean_field`` ``(P, T+1, n)``, ``policy``
+  ``(P, T, n, m)``, ``weight`` ``(P,)``, ``aggregate_<name>`` ``(P, T+1)``,
+  ``moment_<name>`` ``(P, T+1, ...)`` or ``(P, T, ...)``, ``noise_<field>`` (the noise
+  pytree's leaves), and ``manifest``: a JSON string saying what each array is;
+* ``csv`` (a folder): ``paths.csv``, ``mean_field.csv``, ``policy.csv``,
+  ``aggregates.csv``, ``moments.csv`` (scalar moments by path and ``t``),
+  ``moments_expected.csv`` and one ``moment_<name>.csv`` per array-valued moment (long
+  format: one row per path, ``t`` and coordinates), with ``mfax-export.json`` listing
+  every file, its columns and its number of rows.
+
+Safety, as for run directories (:mod:`mfax.run.rundir`): mfax writes only where nothing
+is, or (``overwrite``) over an export it wrote itself: an ``.npz`` holding mfax's
+manifest, a folder holding ``mfax-export.json``, whose listed files alone are removed.
+Every file goes to a temporary file first and replaces its target atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfax.dynamics.noise import NoiseBatch
+from mfax.errors import GameError
+from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
+from mfax.games.base import Game, moment_paths
+from mfax.policies.base import Policy
+
+FORMATS = ("npz", "csv")
+MARKER = "mfax-export.json"
+LIMIT_BYTES = 2 * 2**30
+"""The largest export written without fewer paths: above it, a one-line error says how
+large it would be and suggests ``--paths``."""
+
+
+def slug(label: str) -> str:
+    """``"interest rate r_t"`` -> ``"interest_rate_r_t"``: a name usable as a key and a
+    column."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", label).strip("_").lower() or "value"
+
+
+def collect(game: Game, policy: Policy, batch: NoiseBatch, num_paths: int | None = None) -> dict[str, Any]:
+    """Everything an export holds, on the first ``num_paths`` paths of ``batch`` (default:
+    all): ``mean_field``, ``policy``, ``weight`` (renormalised over the paths taken),
+    ``aggregates`` and ``moments`` (dicts of per-path arrays), ``noise`` (the paths'
+    noise pytree on the host), ``exact`` (the whole support, exactly weighted)."""
+    total = batch.num_paths
+    num_paths = total if num_paths is None else num_paths
+    if not 1 <= num_paths <= total:
+        raise GameError(f"--paths must be in 1..{total} (the run's evaluation paths), got {num_paths}")
+    specs = game.moment_specs()
+    mus, probs, aggregates, moments = [], [], [], []
+    for _, sub, traj in rollout_chunks(game, policy, batch.noise, num_paths, chunk_size(game, num_paths)):
+        k = traj.mu.shape[0]
+        sub = jax.tree.map(lambda x, k=k: x[:k], sub)
+        mus.append(traj.mu)
+        probs.append(traj.probs)
+        aggregates.append(aggregate_series(game, traj.mu, sub))
+        if specs:
+            found = moment_paths(game, jnp.asarray(traj.mu), jnp.asarray(traj.probs), sub)
+            moments.append({name: np.asarray(v) for name, v in jax.device_get(found).items()})
+    weight = np.asarray(batch.weight, dtype=np.float64)[:num_paths]
+    return {
+        "mean_field": np.concatenate(mus),
+        "policy": np.concatenate(probs),
+        "weight": weight / weight.sum(),
+        "aggregates": {name: np.concatenate([a[name] for a in aggregates]) for name in aggregates[0]},
+        "moments": {name: np.concatenate([m[name] for m in moments]) for name in specs},
+        "noise": jax.tree.map(lambda x: np.asarray(x[:num_paths]), jax.device_get(batch.noise)),
+        "exact": bool(batch.exact and num_paths == total),
+    }
+
+
+def estimate_bytes(game: Game, num_paths: int, fmt: str) -> int:
+    """About how large an export of ``num_paths`` paths is: the mean fields and the policy
+    dominate (4 bytes a number in ``npz``, about 24 a number with its row's indices in
+    ``csv``)."""
+    horizon, n, m = game.horizon, game.n_states, game.n_actions
+    numbers = num_paths * ((horizon + 1) * n + horizon * n * m)
+    return numbers * (4 if fmt == "npz" else 24)
+
+
+def default_target(run_root: Path, fmt: str) -> Path:
+    """Where an export goes by default: ``RUN/export.npz`` or the folder ``RUN/export``."""
+    return run_root / ("export.npz" if fmt == "npz" else "export")
+
+
+# -- what is there: refuse to overwrite what mfax did not write -------------------------------
+def read_manifest(path: Path) -> dict | None:
+    """The manifest of an ``npz`` export mfax wrote, or ``None`` for any other file (read
+    without unpickling anything)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "manifest" not in archive.files:
+                return None
+            data = json.loads(str(archive["manifest"]))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
+
+
+def _folder_manifest(folder: Path) -> dict | None:
+    marker = folder / MARKER
+    if not marker.is_file() or marker.is_symlink():
+        return None
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
+
+
+def check_target(path: Path, fmt: str, overwrite: bool) -> None:
+    """Raise unless an export may be written at ``path``: nothing there; an empty folder
+    (``csv``); or, with ``overwrite``, an export mfax wrote there."""
+    where = str(path)
+    if fmt not in FORMATS:
+        raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if not path.exists() and not path.is_symlink():
+        above = next((p for p in path.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise GameError(f"cannot write an export at {where!r}: {str(above)!r} is not a directory")
+        return
+    if fmt == "npz":
+        if path.is_symlink() or not path.is_file():
+            raise GameError(f"refusing to write the export over {where!r}: it is not a file mfax wrote")
+        if read_manifest(path) is None:
+            raise GameError(f"refusing to overwrite {where!r}: it is not an export mfax wrote")
+    else:
+        if path.is_symlink() or not path.is_dir():
+            raise GameError(f"refusing to write the CSV export into {where!r}: it is not a directory")
+        if not any(path.iterdir()):
+            return
+        if _folder_manifest(path) is None:
+            raise GameError(f"refusing to write into {where!r}: a non-empty directory that is not an mfax export")
+    if not overwrite:
+        raise GameError(f"{where!r} already holds an mfax export; use --overwrite or another --out")
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- writing ----------------------------------------------------------------------------
+def manifest(game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """What the export holds, in words: the source (run, checkpoint, game, parameters),
+    the sizes, each aggregate's and moment's label, times and axes."""
+    specs = game.moment_specs()
+    return {
+        "mfax_export": 1,
+        **source,
+        "game": game.name,
+        "paths": int(data["weight"].shape[0]),
+        "exact": data["exact"],
+        "horizon": game.horizon,
+        "states": game.n_states,
+        "actions": game.n_actions,
+        "action_values": [float(v) for v in np.asarray(game.action_values())],
+        "aggregates": {slug(name): name for name in data["aggregates"]},
+        "moments": {
+            name: {
+                "label": spec.label,
+                "times": "0..T-1" if spec.decision else "0..T",
+                "axes": {axis: [float(c) for c in coords] for axis, coords in spec.axes},
+            }
+            for name, spec in specs.items()
+        },
+    }
+
+
+def write_npz(path: Path, game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """Write the ``npz`` export (see the module docstring); returns its manifest."""
+    info = manifest(game, data, source)
+    arrays = {
+        "mean_field": data["mean_field"],
+        "policy": data["policy"],
+        "weight": data["weight"],
+        **{f"aggregate_{slug(name)}": v for name, v in data["aggregates"].items()},
+        **{f"moment_{name}": v for name, v in data["moments"].items()},
+    }
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(data["noise"])[0]:
+        arrays[f"noise_{slug(jax.tree_util.keystr(keys))}"] = np.asarray(leaf)
+    info["arrays"] = {name: list(np.shape(v)) for name, v in arrays.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, manifest=np.asarray(json.dumps(info)), **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace(path, buffer.getvalue())
+    return info
+
+
+def _table(header: list[str], rows) -> tuple[bytes, int]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return out.getvalue().encode(), count
+
+
+def _cell(x: float) -> str:
+    return "" if not np.isfinite(x) else f"{x:.9g}"
+
+
+def _long(values: np.ndarray):
+    """Rows ``(index_0, ..., index_{k-1}, value)``: one per entry of an array."""
+    for index in np.ndindex(values.shape):
+        yield [*index, _cell(values[index])]
+
+
+def _on_axes(values: np.ndarray, axes):
+    """Rows ``(path, t, coordinates..., value)`` of an array-valued moment."""
+    coords = [np.asarray(c) for _, c in axes]
+    for index in np.ndindex(values.shape):
+        yield [index[0], index[1], *(_cell(c[i]) for c, i in zip(coords, index[2:], strict=True)), _cell(values[index])]
+
+
+def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], Any]]:
+    """The CSV files of an export: name -> (header, rows)."""
+    specs = game.moment_specs()
+    weight, horizon = data["weight"], game.horizon
+    paths = len(weight)
+    noise = data["noise"]
+    tables: dict[str, tuple[list[str], Any]] = {
+        "paths.csv": (
+            ["path", "weight", "description"],
+            (
+                [p, _cell(weight[p]), game.describe_noise(jax.tree.map(lambda x, p=p: x[p], noise))]
+                for p in range(paths)
+            ),
+        ),
+        "mean_field.csv": (["path", "t", "state", "mass"], _long(data["mean_field"])),
+        "policy.csv": (
+            ["path", "t", "state", *[f"action_{a}" for a in range(game.n_actions)]],
+            (
+                [p, t, s, *(_cell(x) for x in data["policy"][p, t, s])]
+                for p, t, s in np.ndindex(data["policy"].shape[:3])
+            ),
+        ),
+        "aggregates.csv": (
+            ["path", "t", *(slug(name) for name in data["aggregates"])],
+            (
+                [p, t, *(_cell(v[p, t]) for v in data["aggregates"].values())]
+                for p in range(paths)
+                for t in range(horizon + 1)
+            ),
+        ),
+    }
+    scalars = [name for name, spec in specs.items() if not spec.axes]
+    if scalars:
+
+        def at(name, p, t):
+            values = data["moments"][name]
+            return _cell(values[p, t]) if t < values.shape[1] else ""
+
+        expected = {name: np.tensordot(weight, data["moments"][name], axes=1) for name in scalars}
+        tables["moments.csv"] = (
+            ["path", "t", *scalars],
+            ([p, t, *(at(name, p, t) for name in scalars)] for p in range(paths) for t in range(horizon + 1)),
+        )
+        tables["moments_expected.csv"] = (
+            ["t", *scalars],
+            (
+                [t, *(_cell(expected[name][t]) if t < len(expected[name]) else "" for name in scalars)]
+                for t in range(horizon + 1)
+            ),
+        )
+    for name, spec in specs.items():
+        if spec.axes:
+            header = ["path", "t", *(slug(axis) for axis, _ in spec.axes), name]
+            tables[f"moment_{name}.csv"] = (header, _on_axes(data["moments"][name], spec.axes))
+    return tables
+
+
+def write_csv(folder: Path, game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """Write the ``csv`` export into ``folder`` (see the module docstring); returns its
+    manifest (``files``: each file's columns and rows)."""
+    info = manifest(game, data, source)
+    folder.mkdir(parents=True, exist_ok=True)
+    old = _folder_manifest(folder)
+    if old is not None:  # an export mfax wrote (check_target allowed it): remove its files only
+        for name in old.get("files", {}):
+            target = folder / Path(name).name
+            if target.is_file() and not target.is_symlink():
+                target.unlink()
+    tables = csv_tables(game, data)
+    # the marker first, listing every file to come: an export cut short is still known
+    # as mfax's (and replaced by the next --overwrite); then each file, then the counts
+    info["files"] = {name: {"columns": header, "rows": None} for name, (header, _) in tables.items()}
+    _replace(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
+    files = {}
+    for name, (header, rows) in tables.items():
+        content, count = _table(header, rows)
+        _replace(folder / name, content)
+        files[name] = {"columns": header, "rows": count}
+    info["files"] = files
+    _replace(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
+    return info
+
+
+def export(
+    game: Game,
+    policy: Policy,
+    batch: NoiseBatch,
+    path: Path,
+    fmt: str,
+    *,
+    num_paths: int | None = None,
+    overwrite: bool = False,
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check the target, collect the data (:func:`collect`) and write it in format
+    ``fmt`` at ``path``; returns the manifest. ``source``: what produced the policy (run,
+    checkpoint), recorded in the manifest."""
+    path = Path(path)
+    check_target(path, fmt, overwrite)
+    num = batch.num_paths if num_paths is None else num_paths
+    size = estimate_bytes(game, num, fmt)
+    if size > LIMIT_BYTES:
+        fewer = max(1, int(num * LIMIT_BYTES / size))
+        raise GameError(
+            f"the {fmt} export of {num} paths would take about {size / 2**30:.1f} GiB (the mean fields and the "
+            f"policy of {game.n_states} states x {game.n_actions} actions x {game.horizon} steps per path); "
+            f"export at most {fewer} paths (--paths)" + ("" if fmt == "npz" else " or use --format npz")
+        )
+    data = collect(game, policy, batch, num_paths)
+    writer = write_npz if fmt == "npz" else write_csv
+    return writer(path, game, data, source or {})

@@ -1,0 +1,382 @@
+"""Moments and impulse responses: inequality measures in closed form, the macro game's
+moments against a hand computation, expectations over paths, impulse responses."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfax
+from mfax.dynamics import noise_batch
+from mfax.dynamics.noise import NoiseBatch
+from mfax.dynamics.pushforward import rollout_batch
+from mfax.evaluation.moments import Moments, impulse_response, path_moments, shock_innovations
+from mfax.games import BeachBar, Macro, MacroNoise
+from mfax.games.base import MomentSpec, moment_paths
+from mfax.games.inequality import gini, lorenz_curve, top_share
+from mfax.policies import parse_policy
+from mfax.run.export import export
+
+
+# -- inequality of a discrete distribution ------------------------------------------------
+@jax.jit
+def _measures(mass, values):
+    """Gini, top 10% and top 1% shares, the Lorenz curve at 0, 0.1, ..., 1 (one program per
+    size: eager operations would each compile)."""
+    shares = jnp.linspace(0.0, 1.0, 11)
+    return (
+        gini(mass, values),
+        top_share(mass, values, 0.1),
+        top_share(mass, values, 0.01),
+        lorenz_curve(mass, values, shares),
+    )
+
+
+def _gini_by_pairs(mass, values):
+    """Mean absolute difference over twice the mean, by brute force over pairs."""
+    mass = np.asarray(mass, dtype=np.float64) / np.sum(mass)
+    values = np.asarray(values, dtype=np.float64)
+    total = sum(
+        mass[i] * mass[j] * abs(values[i] - values[j]) for i, j in itertools.product(range(len(mass)), repeat=2)
+    )
+    return total / (2 * mass @ values)
+
+
+def test_gini_of_a_degenerate_distribution_is_zero():
+    values = jnp.array([0.0, 1.0, 2.5, 7.0])
+    for atom in (1, 2, 3):
+        g, top10, top1, lorenz = _measures(jnp.zeros(4).at[atom].set(1.0), values)
+        assert float(g) == pytest.approx(0.0, abs=1e-6)
+        # everyone holds the same: the Lorenz curve is the diagonal, the top q hold q
+        np.testing.assert_allclose(lorenz, np.linspace(0, 1, 11), atol=1e-6)
+        assert (float(top10), float(top1)) == pytest.approx((0.1, 0.01), rel=1e-5)
+
+
+def test_gini_and_top_shares_of_uniform_distributions_are_closed_form():
+    # equal mass on 0, 1, ..., n - 1: G = (n + 1) / (3 n) (mean absolute difference
+    # (n^2 - 1) / (3 n) over twice the mean n - 1; 1/3 in the continuous limit); the Lorenz
+    # curve L(p) = p (n p - 1) / (n - 1) at the atoms' edges p = k / n
+    g, top10, top1, lorenz = _measures(jnp.full(100, 0.01), jnp.arange(100, dtype=float))
+    assert float(g) == pytest.approx(101 / 300, rel=1e-5)
+    # the top 10% hold 90 + ... + 99 = 945 of 4950; the top 1%: 99
+    assert float(top10) == pytest.approx(945 / 4950, rel=1e-5)
+    assert float(top1) == pytest.approx(99 / 4950, rel=1e-4)
+    p = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(lorenz, p * (100 * p - 1).clip(0) / 99, atol=1e-6)
+    # 5 equal atoms 0..4 (20% each): G = 6/15; the top 10% is half of the top atom (mass
+    # split at the cut): 0.5 * 4 / 10, and the top 1% a twentieth of it
+    g, top10, top1, _ = _measures(jnp.full(5, 0.2), jnp.arange(5, dtype=float))
+    assert float(g) == pytest.approx(6 / 15, rel=1e-5)
+    assert (float(top10), float(top1)) == pytest.approx((0.2, 0.02), rel=1e-5)
+
+
+def test_gini_equals_the_mean_absolute_difference_on_an_uneven_distribution():
+    # an empty atom, an atom at zero wealth, unnormalised mass
+    mass = np.array([0.6, 0.0, 0.5, 0.1, 0.8])
+    values = np.array([0.0, 0.5, 1.0, 4.0, 9.0])
+    g, top10, _, _ = _measures(jnp.asarray(mass), jnp.asarray(values))
+    assert float(g) == pytest.approx(_gini_by_pairs(mass, values), rel=1e-5)
+    # the top 10% of the population sit in the top atom (40% of the mass)
+    assert float(top10) == pytest.approx(0.1 * 9 / (mass @ values / 2), rel=1e-5)
+
+
+# -- the macro game's moments against a hand computation ----------------------------------
+SMALL = dict(num_wealth=3, num_income=2, num_actions=4, horizon=3)
+
+
+def _hand_moments(game, mu, probs, z, last):
+    """The moments computed by hand (float64 numpy) from the game's grids and formulas."""
+    wg, yg = game.wealth_grid_np(), game.income_grid_np()
+    w, y = np.repeat(wg, len(yg)), np.tile(yg, len(wg))
+    alpha = game.alpha
+    k, lab = mu @ w, mu @ y
+    r = np.exp(z) * alpha * (lab / (k + 1e-6)) ** (1 - alpha)
+    wage = np.exp(z) * (1 - alpha) * (k / (lab + 1e-6)) ** alpha
+    out = np.exp(z) * k**alpha * lab ** (1 - alpha)
+    wealth_mass = mu.reshape(len(wg), len(yg)).sum(1)
+
+    # top shares: walk down from the richest atom, taking a fraction of the atom at the cut
+    def top(q):
+        held, left = 0.0, q
+        for i in reversed(range(len(wg))):
+            take = min(wealth_mass[i], left)
+            held, left = held + take * wg[i], left - take
+        return held / k
+
+    cash = (1 + r) * w + wage * y
+    consumed = 1.0 if last else probs @ ((np.arange(game.num_actions) + 0.5) / game.num_actions)
+    saving = cash * (1 - consumed) - w
+    income = r * w + wage * y
+    by = (len(wg), len(yg))
+    return {
+        "K": k,
+        "Y": out,
+        "K_over_Y": k / out,
+        "r": r,
+        "W": wage,
+        "z": z,
+        "gini_wealth": _gini_by_pairs(wealth_mass, wg),
+        "top10_wealth_share": top(0.1),
+        "top1_wealth_share": top(0.01),
+        "C": mu @ (cash * consumed),
+        "saving_rate": mu @ saving / (mu @ income),
+        "saving_rate_by_income": (mu.reshape(by) * saving.reshape(by)).sum(0)
+        / (mu.reshape(by) * income.reshape(by)).sum(0),
+        "saving_rate_by_state": (saving / income).reshape(by),
+    }
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_macro_moments_match_a_hand_computation(last):
+    game = Macro(**SMALL)
+    mu = np.array([0.05, 0.15, 0.3, 0.1, 0.25, 0.15])
+    probs = np.random.default_rng(3).dirichlet(np.ones(4), 6)
+    z = 0.04
+    noise = MacroNoise(z=jnp.full(game.horizon + 1, z))
+    t = jnp.int32(game.horizon - 1 if last else 1)
+    found = {
+        **jax.jit(game.moments)(jnp.asarray(mu), noise, t),
+        **jax.jit(game.decision_moments)(jnp.asarray(mu), jnp.asarray(probs), noise, t),
+    }
+    assert set(found) == set(game.moment_specs())
+    expected = _hand_moments(game, mu, probs, z, last)
+    for name, value in expected.items():
+        np.testing.assert_allclose(np.asarray(found[name]), value, rtol=2e-5, err_msg=name)
+    # the national accounts: consumption plus net saving is income r K + W L, which is Y
+    assert float(found["C"]) + float(found["saving_rate"]) * (
+        expected["r"] * expected["K"] + expected["W"] * (mu @ np.tile(game.income_grid_np(), 3))
+    ) == pytest.approx(expected["Y"], rel=1e-4)
+    lorenz = np.asarray(found["lorenz_wealth"])
+    assert lorenz[0] == pytest.approx(0.0, abs=1e-7) and lorenz[-1] == pytest.approx(1.0, rel=1e-6)
+    assert np.all(np.diff(lorenz) >= -1e-7)
+
+
+# -- along paths: expectations, quantiles, a declared protocol ---------------------------
+@pytest.fixture(scope="module")
+def small_macro():
+    """A small economy, a fixed policy, its moments on 3 sampled paths 2 at a time."""
+    game = Macro(num_wealth=10, horizon=6)
+    policy = parse_policy(game, "action:3")
+    batch = noise_batch(game, "sample", jax.random.PRNGKey(1), 3)
+    return game, policy, batch, path_moments(game, policy, batch, chunk=2)
+
+
+def _push(game, policy, noise):
+    """The mean fields ``(T+1, n)`` along one path (a batch of one: the program the
+    impulse responses run)."""
+    return np.asarray(rollout_batch(game, policy, jax.tree.map(lambda x: x[None], noise)).mu[0])
+
+
+def test_path_moments_are_the_push_forwards_and_expectation_the_weighted_mean(small_macro):
+    game, policy, batch, moments = small_macro
+    assert moments.values["K"].shape == (3, game.horizon + 1) and moments.values["C"].shape == (3, game.horizon)
+    assert moments.values["saving_rate_by_state"].shape == (3, game.horizon, 10, 5)
+    assert moments.values["lorenz_wealth"].shape == (3, game.horizon + 1, 101)
+    np.testing.assert_allclose(moments.expected()["Y"], moments.values["Y"].mean(0), rtol=1e-6)
+    # K along every path (the last one padded into the second chunk) is its push-forward's
+    w = np.repeat(game.wealth_grid_np(), game.num_income)
+    for p in range(3):
+        mu = _push(game, policy, jax.tree.map(lambda x, p=p: x[p], batch.noise))
+        np.testing.assert_allclose(moments.values["K"][p], mu @ w, rtol=1e-5)
+
+
+def test_weighted_quantile_over_paths():
+    spec = {"x": MomentSpec("x")}
+    values = {"x": np.array([[3.0], [1.0], [2.0]])}
+    moments = Moments(spec, values, np.array([0.2, 0.5, 0.3]), exact=True)
+    assert moments.quantile(0.5)["x"][0] == 1.0  # 1.0 alone holds 0.5
+    assert moments.quantile(0.6)["x"][0] == 2.0
+    assert moments.quantile(1.0)["x"][0] == 3.0
+    assert moments.expected()["x"][0] == pytest.approx(0.2 * 3 + 0.5 + 0.3 * 2)
+    with pytest.raises(mfax.GameError, match="quantile level must lie in"):
+        moments.quantile(1.5)
+
+
+def test_a_game_without_moments_is_refused():
+    beach = BeachBar(num_states=11, horizon=4)
+    policy = parse_policy(beach, "uniform")
+    nothing = NoiseBatch(None, np.ones(1), exact=True)  # refused before any path is looked at
+    with pytest.raises(mfax.GameError, match="declares no moments"):
+        path_moments(beach, policy, nothing)
+    with pytest.raises(mfax.GameError, match="declares no moments"):
+        impulse_response(beach, policy, np.zeros(5))
+
+
+@pytest.mark.slow
+def test_a_mismatched_moment_declaration_is_refused():
+    game = Macro(num_wealth=10, horizon=6)
+
+    class Liar:  # declares a moment its moments() does not return
+        name = "liar"
+
+        def moment_specs(self):
+            return {**game.moment_specs(), "extra": MomentSpec("extra")}
+
+        def __getattr__(self, attr):
+            return getattr(game, attr)
+
+    mu = jnp.full((1, game.horizon + 1, game.n_states), 1.0 / game.n_states)
+    probs = jnp.full((1, game.horizon, game.n_states, game.n_actions), 1.0 / game.n_actions)
+    noise = MacroNoise(z=jnp.zeros((1, game.horizon + 1)))
+    with pytest.raises(mfax.GameError, match=r"liar\.moments returned"):
+        moment_paths(Liar(), mu, probs, noise)
+
+
+# -- impulse responses ------------------------------------------------------------------
+def test_impulse_response_of_a_zero_shock_is_zero(small_macro):
+    game, policy, _, _ = small_macro
+    irf = impulse_response(game, policy, np.zeros(game.horizon + 1))
+    for name, deviation in irf.deviation().items():
+        np.testing.assert_array_equal(np.nan_to_num(deviation), 0.0, err_msg=name)
+
+
+def test_impulse_response_baseline_is_the_no_shock_push_forward_and_timing(small_macro):
+    game, policy, _, _ = small_macro
+    at = 2
+    irf = impulse_response(game, policy, shock_innovations(game.horizon, -1.0, at))
+    # the baseline: z = 0 throughout (the mean and median path of z), pushed forward
+    mu = _push(game, policy, MacroNoise(z=jnp.zeros(game.horizon + 1)))
+    w = np.repeat(game.wealth_grid_np(), game.num_income)
+    np.testing.assert_allclose(irf.baseline["K"], mu @ w, rtol=1e-6)
+    np.testing.assert_array_equal(irf.noise[0].z, 0.0)
+    # the shock: one standard deviation down at t0, then the AR(1) decay
+    t = np.arange(game.horizon + 1)
+    z = np.where(t >= at, -game.z_std * game.z_persistence ** (t - at), 0.0)
+    np.testing.assert_allclose(irf.shocked["z"], z, rtol=1e-5, atol=1e-9)
+    deviation = irf.deviation()
+    np.testing.assert_allclose(deviation["z"], 100 * z, rtol=1e-5, atol=1e-7)
+    # capital at t is saved at t - 1: untouched up to t0, lower after (a fixed consumption share)
+    np.testing.assert_array_equal(deviation["K"][: at + 1], 0.0)
+    assert np.all(deviation["K"][at + 1 :] < 0) and deviation["Y"][at] < 0
+    with pytest.raises(mfax.GameError, match=r"date must be an integer in 0\.\.6"):
+        shock_innovations(game.horizon, -1.0, 7)
+
+
+# -- export -----------------------------------------------------------------------------
+def _two_paths(batch):
+    """The first two paths of a batch (the fixture's compiled chunk of two)."""
+    return NoiseBatch(jax.tree.map(lambda x: x[:2], batch.noise), batch.weight[:2] / batch.weight[:2].sum(), False)
+
+
+def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path):
+    game, policy, batch, moments = small_macro
+    path = tmp_path / "out.npz"
+    info = export(game, policy, _two_paths(batch), path, "npz", source={"run": "here"})
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    manifest = json.loads(str(arrays.pop("manifest")))
+    assert manifest == info and manifest["run"] == "here" and manifest["paths"] == 2
+    assert arrays["mean_field"].shape == (2, game.horizon + 1, game.n_states)
+    assert arrays["policy"].shape == (2, game.horizon, game.n_states, game.n_actions)
+    np.testing.assert_allclose(arrays["policy"].sum(-1), 1.0, rtol=1e-5)
+    mu = _push(game, policy, jax.tree.map(lambda x: x[1], batch.noise))
+    np.testing.assert_allclose(arrays["mean_field"][1], mu, rtol=1e-5, atol=1e-8)
+    for name in game.moment_specs():
+        np.testing.assert_allclose(arrays[f"moment_{name}"], moments.values[name][:2], rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(arrays["noise_z"], np.asarray(batch.noise.z[:2]))
+    np.testing.assert_allclose(arrays["aggregate_interest_rate_r_t"], moments.values["r"][:2], rtol=1e-6)
+    assert manifest["aggregates"]["interest_rate_r_t"] == "interest rate r_t"
+    assert manifest["arrays"]["moment_lorenz_wealth"] == [2, game.horizon + 1, 101]
+    # written again only over mfax's own export, and only when asked
+    with pytest.raises(mfax.GameError, match="already holds an mfax export; use --overwrite"):
+        export(game, policy, _two_paths(batch), path, "npz")
+    other = tmp_path / "mine.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
+        export(game, policy, _two_paths(batch), other, "npz", overwrite=True)
+    assert set(np.load(other).files) == {"x"}
+
+
+def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_path):
+    game, policy, batch, moments = small_macro
+    folder = tmp_path / "csv"
+    info = export(game, policy, _two_paths(batch), folder, "csv")
+    assert json.loads((folder / "mfax-export.json").read_text()) == info
+    T, n = game.horizon, game.n_states
+    rows = {
+        "paths.csv": 2,
+        "mean_field.csv": 2 * (T + 1) * n,
+        "policy.csv": 2 * T * n,
+        "aggregates.csv": 2 * (T + 1),
+        "moments.csv": 2 * (T + 1),
+        "moments_expected.csv": T + 1,
+        "moment_lorenz_wealth.csv": 2 * (T + 1) * 101,
+        "moment_saving_rate_by_income.csv": 2 * T * 5,
+        "moment_saving_rate_by_state.csv": 2 * T * n,
+    }
+    assert {name: entry["rows"] for name, entry in info["files"].items()} == rows
+    for name, entry in info["files"].items():
+        lines = list(csv.reader((folder / name).read_text().splitlines()))
+        assert lines[0] == entry["columns"] and len(lines) - 1 == entry["rows"], name
+    table = list(csv.DictReader((folder / "moments.csv").read_text().splitlines()))
+    assert float(table[T + 1 + 3]["K"]) == pytest.approx(float(moments.values["K"][1, 3]), rel=1e-7)
+    assert table[T]["C"] == ""  # no decision at t = T
+    # a folder of someone else's files is never written into; mfax's own is replaced on request
+    with pytest.raises(mfax.GameError, match="already holds an mfax export"):
+        export(game, policy, _two_paths(batch), folder, "csv")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.csv").write_text("a,b\n")
+    with pytest.raises(mfax.GameError, match="a non-empty directory that is not an mfax export"):
+        export(game, policy, _two_paths(batch), theirs, "csv", overwrite=True)
+    assert (theirs / "notes.csv").read_text() == "a,b\n"
+    with pytest.raises(mfax.GameError, match="unknown export format 'xlsx'; allowed: npz, csv"):
+        export(game, policy, _two_paths(batch), tmp_path / "x", "xlsx")
+
+
+# -- a trained run through the command line (slow: trains) ----------------------------------
+@pytest.mark.slow
+def test_export_plot_and_irf_of_a_trained_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from conftest import TINY_NETWORK
+    from mfax.run.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = mfax.solve(
+        "macro",
+        "rspg",
+        iterations=1,
+        eval_every=1,
+        eval_paths=3,
+        paths=2,
+        hp=TINY_NETWORK,
+        out=out,
+        num_wealth=10,
+        horizon=6,
+    )
+    done = runner.invoke(app, ["export", str(out), "--json"])
+    assert done.exit_code == 0, done.output
+    with np.load(out / "export.npz") as data:
+        np.testing.assert_allclose(data["moment_K"], result.moments().values["K"], rtol=1e-5)
+    assert runner.invoke(app, ["export", str(out), "--format", "csv"]).exit_code == 0
+    assert json.loads((out / "export" / "mfax-export.json").read_text())["files"]["moments.csv"]["rows"] == 3 * 7
+    again = runner.invoke(app, ["export", str(out)])
+    assert again.exit_code == 2 and "already holds an mfax export" in again.stderr
+    plotted = runner.invoke(app, ["plot", str(out), "--curves-at", "0,6"])
+    assert plotted.exit_code == 0, plotted.output
+    assert {"moments.png", "moment_curves.png"} <= {p.name for p in (out / "plots").iterdir()}
+    assert runner.invoke(app, ["plot", str(out), "--curves-at", "0,7"]).exit_code == 2
+    zero = runner.invoke(app, ["irf", str(out), "--innovations", ",".join(["0"] * 7), "--json"])
+    assert zero.exit_code == 0, zero.output
+    record = json.loads(zero.output.strip().splitlines()[-1])
+    assert all(v in (0.0, None) for v in record["moments"]["K"]["deviation"])
+    shocked = runner.invoke(app, ["irf", str(out), "--shock", "-1", "--at", "2", "--json"])
+    record = json.loads(shocked.output.strip().splitlines()[-1])
+    api = result.impulse_response(-1.0, 2).deviation()["Y"]
+    np.testing.assert_allclose(record["moments"]["Y"]["deviation"], api, rtol=1e-5)
+    assert (out / "plots" / "irf.png").is_file() and (out / "irf.json").is_file()
+    bad = runner.invoke(app, ["irf", str(out), "--innovations", "0,1"])
+    assert bad.exit_code == 2 and "--innovations needs T + 1 = 7 finite numbers" in bad.stderr
+    # the run's own outputs go with it when it is overwritten
+    mfax.solve(
+        "macro", "rspg", iterations=1, eval_paths=3, hp=TINY_NETWORK, out=out, overwrite=True, num_wealth=10, horizon=6
+    )
+    assert not (out / "export.npz").exists() and not (out / "export").exists() and not (out / "irf.json").exists()
