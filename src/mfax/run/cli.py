@@ -29,6 +29,7 @@ from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, parse_times, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.cli_outputs import register as register_outputs
+from mfax.run.cli_tune import register as register_tune
 from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
 from mfax.solvers import solver_names, solver_spec
 from mfax.solvers.base import plugin_solvers
@@ -682,6 +683,7 @@ def plot_command(
 register_macro(app)
 register_outputs(app)
 register_check(app)
+register_tune(app)
 
 
 def main() -> None:
