@@ -23,8 +23,10 @@ from mfax.run.cli import app
 from mfax.run.tune import INSTALL, parse_range, search_space
 from mfax.tracing import TRACES
 
-# a 10-state beach bar with a short horizon: every trial compiles and trains in moments
-TINY_BAR = dict(num_states=10, horizon=6)
+# a 10-state beach bar with a short horizon, the bar always open (one noise path): every
+# trial compiles and trains in moments
+TINY_BAR = dict(num_states=10, horizon=6, common_noise=False)
+TINY_SET = [arg for key, value in TINY_BAR.items() for arg in ("--set", f"{key}={value}")]
 
 
 def _tune(**kwargs):
@@ -105,9 +107,9 @@ def test_without_optuna_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
     with pytest.raises(GameError, match=r'pip install "mfax\[tune\]"'):
         _tune(algo="omd")
-    result = CliRunner().invoke(app, ["tune", "--algo", "omd", "--set", "num_states=10", "--trials", "1"])
+    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--trials", "1"])
     assert one_error_line(result, INSTALL)
-    result = CliRunner().invoke(app, ["tune", "--algo", "omd", "--space", "lr=1:0"])
+    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--space", "lr=1:0"])
     assert one_error_line(result, "low must be below high")  # bad input first: no install needed to hear of it
 
 
@@ -156,7 +158,7 @@ def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
 
 def test_cli_table_and_json(tmp_path):
     pytest.importorskip("optuna")
-    args = ["tune", "--algo", "omd", "--set", "num_states=10", "--set", "horizon=6", "--trials", "2"]
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "2"]
     args += ["--iterations", "2", "--eval-every", "1", "--space", "lr=0.05:2:log"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
