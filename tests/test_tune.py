@@ -13,10 +13,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import TINY_NETWORK, one_error_line
 from typer.testing import CliRunner
 
 import mfax
+from conftest import TINY_NETWORK, one_error_line
 from mfax.errors import GameError
 from mfax.params import param, search_range
 from mfax.run.cli import app
@@ -118,12 +118,13 @@ def test_batched_trials_are_one_program_and_each_a_solo_solve():
     pytest.importorskip("optuna")
     before = TRACES["structural_chunk"]
     result = _tune(algo="spg", trials=3, batch=3, hp=TINY_NETWORK)
+    SOLO = dict(params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK)
     assert TRACES["structural_chunk"] - before == 1  # three trials, one compiled training program
     assert result.batched and {t["batch"] for t in result.trials} == {0}
     assert result.trials[0]["default"] and result.trials[0]["lr"] == 1e-3  # the defaults come first
     assert len({t["lr"] for t in result.trials}) == 3
     for trial in result.trials:
-        solo = mfax.solve("beach_bar", "spg", params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK, lr=trial["lr"])
+        solo = mfax.solve("beach_bar", "spg", **SOLO, lr=trial["lr"])
         assert trial["value"] == pytest.approx(np.min(solo.history["exploitability"]), rel=1e-5)
     assert result.best_value == min(t["value"] for t in result.trials)
 
@@ -146,7 +147,7 @@ def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
     assert best.exploitability == pytest.approx(second.best_value, rel=1e-5)
     assert best.trainer.config.hparams["lr"] == pytest.approx(second.best_params["lr"])
     # another search into the same directory, or a directory mfax did not write: refused
-    with pytest.raises(GameError, match="holds a study of another search .*differs in: config"):
+    with pytest.raises(GameError, match=r"holds a study of another search .*differs in: config"):
         _tune(algo="omd", out=out, iterations=3)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
