@@ -118,13 +118,13 @@ def test_batched_trials_are_one_program_and_each_a_solo_solve():
     pytest.importorskip("optuna")
     before = TRACES["structural_chunk"]
     result = _tune(algo="spg", trials=3, batch=3, hp=TINY_NETWORK)
-    SOLO = dict(params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK)
+    solo_args = dict(params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK)
     assert TRACES["structural_chunk"] - before == 1  # three trials, one compiled training program
     assert result.batched and {t["batch"] for t in result.trials} == {0}
     assert result.trials[0]["default"] and result.trials[0]["lr"] == 1e-3  # the defaults come first
     assert len({t["lr"] for t in result.trials}) == 3
     for trial in result.trials:
-        solo = mfax.solve("beach_bar", "spg", **SOLO, lr=trial["lr"])
+        solo = mfax.solve("beach_bar", "spg", **solo_args, lr=trial["lr"])
         assert trial["value"] == pytest.approx(np.min(solo.history["exploitability"]), rel=1e-5)
     assert result.best_value == min(t["value"] for t in result.trials)
 
@@ -168,6 +168,14 @@ def test_cli_table_and_json(tmp_path):
     record = json.loads(result.stdout)
     assert record["space"]["lr"] == {"low": 0.05, "high": 2.0, "log": True, "integer": False}
     assert record["best"]["value"] == min(t["value"] for t in record["trials"]) and len(record["trials"]) == 2
+
+
+def test_time_budget_ends_each_trial_at_an_evaluation():
+    pytest.importorskip("optuna")
+    # a budget spent before the first evaluation: every trial ends there, valued at iteration 0
+    result = _tune(algo="omd", iterations=50, time_budget=1e-3)
+    assert [t["iterations"] for t in result.trials] == [0, 0]
+    assert result.trials[0]["value"] == result.trials[1]["value"]  # the same initial (uniform) policy
 
 
 # -- the slow tier: tuning against the defaults ----------------------------------------

@@ -586,7 +586,10 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
             say(f"searching {', '.join(f'{k} in {r.text}' for k, r in search.space.items())}: {how}")
         distributions = {k: r.distribution() for k, r in search.space.items()}
         batch_number = max((t.user_attrs.get("batch", -1) for t in study.get_trials(deepcopy=False)), default=-1)
+        failed = 0
         while complete < trials:
+            if failed >= trials:  # as many trials without a finite value as were asked for: stop asking
+                break
             size = min(batch, trials - complete) if search.batched else 1
             asked = [study.ask(distributions) for _ in range(size)]
             batch_number += 1
@@ -605,6 +608,7 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                     t.set_user_attr("note", o.note)
                 if o.value is None:
                     study.tell(t, state=state.FAIL)
+                    failed += 1
                 else:
                     study.tell(t, o.value)
                     complete += 1
