@@ -114,15 +114,20 @@ def test_without_optuna_one_line(monkeypatch, tmp_path):
 
 
 # -- trials (Optuna needed) ------------------------------------------------------------
+# SPG's learning rate alone: a batched search. The kept-study test runs the same programs
+# (three runs side by side, one run alone) as the batch test: compiled once per session.
+SPG = dict(algo="spg", hp=TINY_NETWORK, batch=3)
+
+
 def test_batched_trials_are_one_program_and_each_a_solo_solve():
     pytest.importorskip("optuna")
     before = TRACES["structural_chunk"]
-    result = _tune(algo="spg", trials=3, batch=3, hp=TINY_NETWORK)
-    solo_args = dict(params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK)
+    result = _tune(trials=3, **SPG)
     assert TRACES["structural_chunk"] - before == 1  # three trials, one compiled training program
     assert result.batched and {t["batch"] for t in result.trials} == {0}
     assert result.trials[0]["default"] and result.trials[0]["lr"] == 1e-3  # the defaults come first
     assert len({t["lr"] for t in result.trials}) == 3
+    solo_args = dict(params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK)
     for trial in result.trials:
         solo = mfax.solve("beach_bar", "spg", **solo_args, lr=trial["lr"])
         assert trial["value"] == pytest.approx(np.min(solo.history["exploitability"]), rel=1e-5)
@@ -132,23 +137,28 @@ def test_batched_trials_are_one_program_and_each_a_solo_solve():
 def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
     pytest.importorskip("optuna")
     out = tmp_path / "study"
-    first = _tune(algo="omd", out=out)
-    assert first.resumed == 0 and len(first.trials) == 2 and not first.batched
+    first = _tune(trials=3, out=out, **SPG)
+    assert first.resumed == 0 and len(first.trials) == 3
     lines = []
-    second = _tune(algo="omd", out=out, trials=3, log=lines.append)
-    assert second.resumed == 2 and [t["trial"] for t in second.trials] == [0, 1, 2]
-    assert any("continuing the study" in line and "2 of 3" in line for line in lines)
-    assert [t["lr"] for t in second.trials[:2]] == [t["lr"] for t in first.trials]  # the first two kept
+    second = _tune(trials=4, out=out, log=lines.append, **SPG)
+    assert second.resumed == 3 and [t["trial"] for t in second.trials] == [0, 1, 2, 3]
+    assert any("continuing the study" in line and "3 of 4" in line for line in lines)
+    assert [t["lr"] for t in second.trials[:3]] == [t["lr"] for t in first.trials]  # the first three kept
+    assert [t["batch"] for t in second.trials] == [0, 0, 0, 1]
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["value"]) for r in rows] == pytest.approx([t["value"] for t in second.trials])
+    assert [r["default"] for r in rows] == ["True", "False", "False", "False"]
     # out/best: the best trial alone, stopped at its best evaluation; mfax eval reads it
     best = mfax.load(out / "best")
     assert best.exploitability == pytest.approx(second.best_value, rel=1e-5)
-    assert best.trainer.config.hparams["lr"] == pytest.approx(second.best_params["lr"])
+    assert best.config.lr == pytest.approx([second.best_params["lr"]])
+    assert json.loads((out / "mfax-tune.json").read_text())["best_trial"] == second.best_trial
     # another search into the same directory, or a directory mfax did not write: refused
     with pytest.raises(GameError, match=r"holds a study of another search .*differs in: config"):
-        _tune(algo="omd", out=out, iterations=3)
+        _tune(trials=4, out=out, **{**SPG, "hp": {**TINY_NETWORK, "max_grad_norm": 2.0}})
+    with pytest.raises(GameError, match=r"holds a study of another search .*differs in: space"):
+        _tune(trials=4, out=out, space={"lr": "1e-4:1e-2:log"}, **SPG)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
