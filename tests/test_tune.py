@@ -167,6 +167,17 @@ def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
     assert (foreign / "notes.txt").read_text() == "mine"
 
 
+def test_a_diverging_batch_is_trained_again_trial_by_trial():
+    """Absurd learning rates: the batch's program stops at a non-finite value; each trial is
+    then trained alone and valued at the lowest exploitability it reached (iteration 0)."""
+    pytest.importorskip("optuna")
+    result = _tune(trials=3, space={"lr": "1e30:1e37:log"}, **SPG)
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3 and result.default_value is None
+    assert [t["best_iteration"] for t in result.trials] == [0, 0, 0]
+    assert all("non-finite value after iteration" in t["note"] for t in result.trials)
+    assert len({t["value"] for t in result.trials}) == 1  # the same initial network (the same seed)
+
+
 def test_cli_table_and_json(tmp_path):
     pytest.importorskip("optuna")
     args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "2"]
