@@ -46,8 +46,8 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--space",
-                help="search NAME in low:high (uniform) or low:high:log; NAME alone: its declared range "
-                "(repeatable) [default: every declared range, `mfax list`]",
+                help="search NAME=low:high (uniform) or NAME=low:high:log; NAME alone: its declared range "
+                "(repeatable; exactly these are searched) [default: every declared range, `mfax list`]",
             ),
         ] = None,
         batch: Annotated[int, typer.Option(help="trials per compiled program when only lr is searched")] = 8,
@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
         noise: Annotated[str | None, typer.Option(help="as mfax train --noise [default: auto]")] = None,
         paths: Annotated[int | None, typer.Option(help="as mfax train --paths")] = None,
         eval_every: Annotated[
-            int | None, typer.Option(help="iterations between evaluations (a trial's value is the lowest)")
+            int | None,
+            typer.Option(help="iterations between evaluations (a trial's value is their lowest) [default: 10]"),
         ] = None,
         out: Annotated[
             str | None,
