@@ -14,6 +14,10 @@ on a leading axis (:func:`mfax.games.stack_games`) and run side by side under
 what is allowed; ``parse_text`` turns ``key=value`` command-line text into the field's
 type. Values are validated further by the owning class (``__check_init__`` or
 ``__post_init__``).
+
+A numeric parameter may declare a default *search range*, ``search=(low, high)`` or
+``(low, high, "log")``: the range ``mfax tune`` searches when it is not told otherwise
+(:func:`search_range`). A parameter without one is searched only when asked by name.
 """
 
 from __future__ import annotations
@@ -26,12 +30,43 @@ import equinox as eqx
 
 from mfax.errors import GameError
 
+SEARCH_SCALES = ("linear", "log")
 
-def param(default: Any, help: str, traced: bool = False) -> Any:
+
+def param(default: Any, help: str, traced: bool = False, search: tuple | None = None) -> Any:
     """A documented parameter field: static (part of the compiled program) unless
     ``traced``, then an ordinary pytree leaf. Code reading a traced parameter must take
-    a tracer: ``jax.numpy`` arithmetic, no Python ``if``, no ``math``/``numpy`` calls."""
-    return eqx.field(default=default, static=not traced, metadata={"help": help, "traced": traced})
+    a tracer: ``jax.numpy`` arithmetic, no Python ``if``, no ``math``/``numpy`` calls.
+
+    ``search``: the default range ``mfax tune`` searches for a numeric parameter,
+    ``(low, high)`` (uniform) or ``(low, high, "log")`` (log-uniform); an integer
+    parameter's bounds are integers. A declaration error is a ``TypeError``."""
+    metadata = {"help": help, "traced": traced}
+    if search is not None:
+        metadata["search"] = _declared_range(default, search)
+    return eqx.field(default=default, static=not traced, metadata=metadata)
+
+
+def _declared_range(default: Any, search: tuple) -> tuple[float, float, str]:
+    """``search`` as ``(low, high, scale)``, checked against the default's type."""
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
+    if not numeric or not isinstance(search, tuple) or len(search) not in (2, 3):
+        raise TypeError(f"search must be (low, high[, 'log']) for a numeric parameter, got {search!r}")
+    low, high, *rest = search
+    scale = rest[0] if rest else "linear"
+    kind = int if isinstance(default, int) else (int, float)
+    if not all(isinstance(x, kind) and not isinstance(x, bool) for x in (low, high)) or scale not in SEARCH_SCALES:
+        raise TypeError(f"search range {search!r} does not fit a parameter whose default is {default!r}")
+    if not (low < high and (scale != "log" or low > 0)):
+        raise TypeError(f"search range {search!r} needs low < high (and low > 0 for 'log')")
+    return low, high, scale
+
+
+def search_range(cls: type, name: str) -> tuple[float, float, str] | None:
+    """The declared search range ``(low, high, scale)`` of parameter ``name`` of ``cls``
+    (``scale``: ``"linear"`` or ``"log"``; ``None``: it declares none)."""
+    field = fields_of(cls).get(name)
+    return None if field is None else field.metadata.get("search")
 
 
 def override(base: type, name: str, default: Any) -> Any:
@@ -41,7 +76,8 @@ def override(base: type, name: str, default: Any) -> Any:
     if name not in declared:
         raise TypeError(f"{base.__name__} declares no parameter {name!r}")
     meta = declared[name].metadata
-    return param(default, meta["help"], meta["traced"])
+    search = meta.get("search")
+    return param(default, meta["help"], meta["traced"], None if search is None else tuple(search))
 
 
 def fields_of(cls: type) -> dict[str, dataclasses.Field]:

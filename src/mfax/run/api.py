@@ -140,6 +140,23 @@ def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[
     return reference, chosen
 
 
+def check_time_budget(time_budget: Any) -> None:
+    """A time budget is ``None`` or a number of seconds > 0 (one-line error otherwise)."""
+    if time_budget is not None and (
+        isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not time_budget > 0
+    ):
+        raise GameError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
+
+
+def config_of(game: Game | str, values: dict[str, Any], **given: Any) -> TrainConfig:
+    """The resolved training config :func:`solve` runs for ``game`` (a reference with
+    its parameter ``values``, or an instance) and the other :class:`TrainConfig` fields
+    in ``given`` (``None``: the default); one-line errors for anything wrong."""
+    reference, values = _recorded_game(game, values)
+    given = {"game": reference, "params": values, **given}
+    return resolve(from_dict({k: v for k, v in given.items() if v is not None}))
+
+
 def solve(
     game: Game | str,
     algo: str,
@@ -178,29 +195,24 @@ def solve(
     """
     started = time.perf_counter()
     enable_compilation_cache()
-    if time_budget is not None and (
-        isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not time_budget > 0
-    ):
-        raise GameError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
+    check_time_budget(time_budget)
     if callback is not None and not callable(callback):
         raise GameError(f"callback must be callable, got {callback!r}")
     target = _target(target_exploitability)
-    reference, values = _recorded_game(game, {**(params or {}), **overrides})
-    given = {
-        "game": reference,
-        "params": values,
-        "algo": algo,
-        "iterations": iterations,
-        "seeds": seeds,
-        "seed": seed,
-        "hparams": hp,
-        "lr": lr,
-        "noise": noise,
-        "paths": paths,
-        "eval_every": eval_every,
-        "eval_paths": eval_paths,
-    }
-    config = resolve(from_dict({k: v for k, v in given.items() if v is not None}))
+    config = config_of(
+        game,
+        {**(params or {}), **overrides},
+        algo=algo,
+        iterations=iterations,
+        seeds=seeds,
+        seed=seed,
+        hparams=hp,
+        lr=lr,
+        noise=noise,
+        paths=paths,
+        eval_every=eval_every,
+        eval_paths=eval_paths,
+    )
     stop = _Stop(target, time_budget, callback, started)
     if out is not None:
         run = RunDir(out)

@@ -29,7 +29,16 @@ from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, parse_times, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.cli_outputs import register as register_outputs
-from mfax.run.config import DEFAULTS, GAME_DEFAULTS, GAME_HPARAMS, GAME_POLICY, TrainConfig, game_defaults
+from mfax.run.cli_tune import register as register_tune
+from mfax.run.config import (
+    DEFAULTS,
+    GAME_DEFAULTS,
+    GAME_HPARAMS,
+    GAME_POLICY,
+    LR_SEARCH,
+    TrainConfig,
+    game_defaults,
+)
 from mfax.solvers import solver_names, solver_spec
 from mfax.solvers.base import plugin_solvers
 
@@ -63,6 +72,17 @@ def _game_params(ref: str) -> list[dict[str, Any]]:
     """Every parameter of the game ``ref`` names: name, default, help, traced."""
     traced = params.traced_names(game_class(ref))
     return [{"name": k, "default": d, "help": h, "traced": k in traced} for k, d, h in describe(ref)]
+
+
+def _search(hparams: type, name: str) -> list | None:
+    """A hyper-parameter's declared search range for `mfax tune` (``None``: none)."""
+    found = params.search_range(hparams, name)
+    return None if found is None else list(found)
+
+
+def _range_text(found) -> str:
+    low, high, scale = found
+    return f"{low:g}:{high:g}" + (":log" if scale == "log" else "")
 
 
 def _plugins(found: dict[str, str], load) -> tuple[dict[str, Any], dict[str, str]]:
@@ -113,7 +133,10 @@ def list_command(
             "description": spec.description,
             "defaults": {g: game_defaults(g) for g in catalogue},
             "game_hparams": {g: per_game.get(name, {}) for g, per_game in GAME_HPARAMS.items()},
-            "hparams": [{"name": k, "default": d, "help": h} for k, d, h in hparams[name]],
+            "hparams": [
+                {"name": k, "default": d, "help": h, "search": _search(spec.hparams, k)} for k, d, h in hparams[name]
+            ],
+            "lr_search": list(LR_SEARCH) if spec.uses_lr else None,
         }
         for name, spec in specs.items()
     }
@@ -130,8 +153,12 @@ def list_command(
     for name, spec in specs.items():
         origin = f"  [{solver_origins[name]}]" if name in solver_origins else ""
         typer.echo(f"  {name:<6} {spec.description}{origin}")
+        if spec.uses_lr:
+            typer.echo(f"           {'--lr':<34} learning rate [tune: {_range_text(LR_SEARCH)}]")
         for k, d, h in hparams[name]:
-            typer.echo(f"           {f'--hp {k}={d}':<34} {h}")
+            searched = _search(spec.hparams, k)
+            tuned = f" [tune: {_range_text(searched)}]" if searched else ""
+            typer.echo(f"           {f'--hp {k}={d}':<34} {h}{tuned}")
         for g, values in solvers[name]["game_hparams"].items():
             if values:
                 typer.echo(f"           {g} defaults: " + " ".join(f"{k}={v}" for k, v in values.items()))
@@ -682,6 +709,7 @@ def plot_command(
 register_macro(app)
 register_outputs(app)
 register_check(app)
+register_tune(app)
 
 
 def main() -> None:

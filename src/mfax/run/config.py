@@ -30,6 +30,9 @@ MAX_PATHS = 2**31 - 1
 # Published per-game defaults (docs/algorithms/spg.md): paths per iteration and learning
 # rate. Games not listed use DEFAULTS.
 DEFAULTS = {"paths": 8, "lr": 1e-3}
+# The range `mfax tune` searches for ``--lr`` (TrainConfig.lr) by default, log-uniform:
+# two decades either side of the default 1e-3 (the macro game's 1e-2 inside too).
+LR_SEARCH = (1e-5, 1e-1, "log")
 GAME_DEFAULTS: dict[str, dict[str, Any]] = {
     "beach_bar": {"paths": 128, "lr": 1e-3},
     "linear_quadratic": {"paths": 8, "lr": 1e-3},

@@ -447,7 +447,8 @@ def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, it
     first = [r for r in rows if r["iteration"] == 0]
     finals = [r["exploitability"] for r in last]
     infos = [r["exploitability_info"] for r in last]
-    best = int(np.argmin(finals)) if finals else 0
+    # a policy whose evaluation is not finite (written as null) is never the best run
+    best = int(np.argmin([np.inf if f is None else f for f in finals])) if finals else 0
     trained = max(iteration, 1)
     return {
         "game": config.game,
@@ -455,12 +456,12 @@ def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, it
         "iterations": iteration,
         "iterations_planned": config.iterations,
         "runs": config.num_runs,
-        "final_exploitability": float(np.mean(finals)) if finals else None,
+        "final_exploitability": _mean_or_none(finals),
         "final_exploitability_info": None if not infos or infos[0] is None else float(np.mean(infos)),
         "final_exploitability_per_run": finals,
         "final_exploitability_info_per_run": infos,
-        "final_policy_return": float(np.mean([r["policy_return"] for r in last])) if last else None,
-        "initial_exploitability": float(np.mean([r["exploitability"] for r in first])) if first else None,
+        "final_policy_return": _mean_or_none([r["policy_return"] for r in last]),
+        "initial_exploitability": _mean_or_none([r["exploitability"] for r in first]),
         "initial_exploitability_info": _mean_or_none([r["exploitability_info"] for r in first]),
         "best_run": best,
         "best_iteration": run.best_iteration(),

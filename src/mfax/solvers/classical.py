@@ -287,7 +287,11 @@ def _observations(game: Game, noise: Noise, table) -> Array:
 class OMDHyperParams(eqx.Module):
     """Hyper-parameters of online mirror descent (``--hp key=value``)."""
 
-    lr: float = param(0.1, "learning rate eta of y += eta * Q (Q in reward units; scale it with the rewards)")
+    lr: float = param(
+        0.1,
+        "learning rate eta of y += eta * Q (Q in reward units; scale it with the rewards)",
+        search=(1e-3, 10.0, "log"),
+    )
 
     def __check_init__(self):
         check(self.lr > 0.0, f"OMD learning rate lr must be > 0, got {self.lr}")

@@ -61,8 +61,10 @@ class MOMDParams(SampledParams, NetworkParams, OptimParams):
 
     batch_size: int = param(512, "transitions per gradient step, drawn from the replay buffer")
     buffer_iterations: int = param(2, "replay buffer capacity, in iterations of transitions")
-    tau: float = param(5.0, "entropy temperature, reward units (published sweep: 0.05, 5, 10)")
-    alpha: float = param(0.99, "Munchausen coefficient (published sweep: 0.9, 0.95, 0.99)")
+    tau: float = param(
+        5.0, "entropy temperature, reward units (published sweep: 0.05, 5, 10)", search=(0.05, 10.0, "log")
+    )
+    alpha: float = param(0.99, "Munchausen coefficient (published sweep: 0.9, 0.95, 0.99)", search=(0.9, 0.99))
     target_every: int = param(10, "gradient steps between target-network synchronisations")
     bonus_floor: float = param(-1.0, "lower clip of tau * log pi in the bonus, in return-scale units")
 

@@ -66,7 +66,9 @@ class PPOParams(SampledParams, PolicyParams, OptimParams):
     # the loss
     clip_eps: float = param(0.2, "PPO ratio clipping epsilon")
     gae_lambda: float = param(0.95, "GAE lambda")
-    entropy_coef: float = param(0.01, "entropy bonus weight (published sweep: 0.001, 0.01, 0.1)")
+    entropy_coef: float = param(
+        0.01, "entropy bonus weight (published sweep: 0.001, 0.01, 0.1)", search=(1e-3, 1e-1, "log")
+    )
     value_coef: float = param(0.5, "value-loss weight")
 
     def __check_init__(self):

@@ -1,0 +1,664 @@
+"""Hyper-parameter search with Optuna: ``mfax.tune(game, algo, trials=...) -> TuneResult``.
+
+A *trial* trains solver ``algo`` on ``game`` with one choice of the searched
+hyper-parameters, through :func:`mfax.solve` (the one training path of ``mfax train``),
+for a budget of ``iterations`` (and, with ``time_budget``, at most that many seconds,
+building and compilation included). Its value, minimised, is the lowest exact
+exploitability (per path, as ``mfax train`` reports it) among the trial's evaluations:
+every ``eval_every`` iterations and at iteration 0.
+
+The search space. The names a solver can search are its declared numeric
+hyper-parameters (``mfax list``) and, for a solver that trains with ``--lr``, ``lr``:
+the learning rate :class:`~mfax.run.config.TrainConfig` carries (for OMD, whose rate is
+a hyper-parameter, ``lr`` is that hyper-parameter). Without ``space``, every one with a
+declared range (:func:`mfax.params.search_range`; ``lr``: :data:`~mfax.run.config.LR_SEARCH`)
+is searched, except those fixed by ``hp`` / ``lr``; with ``space``, exactly the names it
+gives, each with its given range or its declared one.
+
+Batches. When the only searched name is ``lr`` of a solver that takes ``--lr``, the rate
+is a traced number: ``batch`` trials are asked from Optuna at once and trained as one
+solve with ``lr=[...]``, side by side in one compiled program, each told its own run's
+figure. Any other searched hyper-parameter is part of the compiled program: trials then
+run one by one, each compiling its own (a repeated program is read from the compilation
+cache).
+
+The first trial of a new study is the defaults (when they lie in the space), so the
+study always measures the default hyper-parameters on the same budget.
+
+Kept with ``out``: ``out/study.db`` (the Optuna study, SQLite; the same call again
+continues it up to ``trials`` complete trials), ``out/trials.csv`` (every trial) and
+``out/best`` (the best trial trained again alone, stopped at its best evaluation: a run
+directory ``mfax eval``, ``mfax plot`` and :func:`mfax.load` read). Nothing that mfax did
+not write there is overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfax import params as params_mod
+from mfax.errors import GameError
+from mfax.games import Game
+from mfax.run import api
+from mfax.run.config import LR_SEARCH, TrainConfig, game_defaults
+from mfax.run.rundir import RunDir
+from mfax.run.train import TrainingDiverged
+from mfax.solvers import solver_spec
+
+INSTALL = 'mfax tune needs Optuna, an optional dependency: pip install "mfax[tune]"'
+LR = "lr"
+MARKER = "mfax-tune.json"
+STUDY_DB = "study.db"
+TRIALS_CSV = "trials.csv"
+BEST = "best"
+STUDY_NAME = "mfax-tune"
+DEFAULT_BATCH = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A searched interval: uniform, or log-uniform (``log``); integer bounds and values
+    for an integer hyper-parameter."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.low:g}:{self.high:g}" + (":log" if self.log else "")
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, int | float) and self.low <= value <= self.high
+
+    def distribution(self):
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        if self.integer:
+            return IntDistribution(int(self.low), int(self.high), log=self.log)
+        return FloatDistribution(self.low, self.high, log=self.log)
+
+
+def parse_range(key: str, text: str | tuple | list, integer: bool = False) -> Range:
+    """A range from ``"low:high"``, ``"low:high:log"`` or ``(low, high[, "log"])``; one
+    line naming what is wrong otherwise."""
+    where = f"--space {key}={text if isinstance(text, str) else ':'.join(map(str, text))}"
+    parts = [p.strip() for p in text.split(":")] if isinstance(text, str) else list(text)
+    scale = "linear"
+    if len(parts) == 3:
+        scale = parts.pop()
+    allowed = "a range is low:high or low:high:log"
+    if len(parts) != 2 or scale not in params_mod.SEARCH_SCALES:
+        raise GameError(f"{where}: {allowed}, got {text!r}")
+    try:
+        low, high = (_number(p, integer) for p in parts)
+    except (TypeError, ValueError):
+        kind = "integers (the hyper-parameter is an integer)" if integer else "finite numbers"
+        raise GameError(f"{where}: low and high must be {kind}; {allowed}") from None
+    if not low < high:
+        raise GameError(f"{where}: low must be below high, got low {low:g} >= high {high:g}")
+    if scale == "log" and low <= 0:
+        raise GameError(f"{where}: a log range needs low > 0, got low {low:g}")
+    return Range(low, high, scale == "log", integer)
+
+
+def _number(part: Any, integer: bool) -> float:
+    if isinstance(part, bool):
+        raise TypeError(part)
+    value = float(part) if isinstance(part, str) else part
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(part)
+    if integer:
+        if value != int(value):
+            raise ValueError(part)
+        return int(value)
+    return float(value)
+
+
+def searchable(algo: str) -> dict[str, tuple[bool, tuple | None]]:
+    """The names solver ``algo`` can search: name -> (integer, declared range or
+    ``None``), in ``mfax list``'s order (``lr`` first when the solver takes ``--lr``)."""
+    spec = solver_spec(algo)
+    out: dict[str, tuple[bool, tuple | None]] = {}
+    if spec.uses_lr:
+        out[LR] = (False, LR_SEARCH)
+    fields = {} if spec.hparams is None else params_mod.fields_of(spec.hparams)
+    for name, field in fields.items():
+        default = field.default
+        if isinstance(default, int | float) and not isinstance(default, bool) and name not in out:
+            out[name] = (isinstance(default, int), params_mod.search_range(spec.hparams, name))
+    return out
+
+
+def _is_lr_option(algo: str, key: str) -> bool:
+    """Whether ``key`` names ``--lr`` (TrainConfig.lr) rather than a hyper-parameter."""
+    return key == LR and solver_spec(algo).uses_lr
+
+
+def search_space(algo: str, space: dict[str, Any] | None, fixed_hp: dict[str, Any], fixed_lr: bool) -> dict[str, Range]:
+    """The searched names and ranges (module docstring); one-line errors."""
+    names = searchable(algo)
+    nothing = f"solver {algo!r} has nothing to search"
+    if not names:
+        hps = solver_spec(algo).hparams
+        what = "" if hps is None else f" (its hyper-parameters {', '.join(params_mod.fields_of(hps))} are not numbers)"
+        raise GameError(f"{nothing}: it takes no --lr and no numeric hyper-parameter{what}")
+    fixed = set(fixed_hp) | ({LR} if fixed_lr else set())
+    if space is None:
+        chosen = {k: v for k, (_, v) in names.items() if v is not None and k not in fixed}
+        if not chosen:
+            raise GameError(
+                f"{nothing} by default (no declared range left, --hp/--lr fixing the rest); "
+                f"name what to search with --space key=low:high[:log]; searchable: {', '.join(names)}"
+            )
+        return {k: parse_range(k, declared, names[k][0]) for k, declared in chosen.items()}
+    if not isinstance(space, dict) or not space:
+        raise GameError(f"space must name at least one hyper-parameter; searchable: {', '.join(names)}")
+    out = {}
+    for key, text in space.items():
+        if key not in names:
+            raise GameError(f"--space: {algo!r} cannot search {key!r}; searchable: {', '.join(names)}")
+        if key in fixed:
+            raise GameError(f"--space {key}: {key} is also fixed (--hp/--lr); search it or fix it, not both")
+        integer, declared = names[key]
+        if text is None or (isinstance(text, str) and not text.strip()):
+            if declared is None:
+                raise GameError(f"--space {key}: {key} declares no search range; give one, {key}=low:high[:log]")
+            text = declared
+        out[key] = parse_range(key, text, integer)
+    return out
+
+
+def parse_space(items: list[str]) -> dict[str, str | None]:
+    """``--space`` items (``key=low:high[:log]`` or ``key``) -> ``{key: text or None}``."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise GameError(f"--space expects key=low:high[:log] or key, got {item!r}")
+        if key in out:
+            raise GameError(f"--space names {key!r} twice")
+        out[key] = text if "=" in item else None
+    return out
+
+
+# -- the trials ------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Outcome:
+    """What one trial measured: ``value`` (``None``: nothing finite), the iteration it was
+    reached at, the iterations done, the seconds of its solve (shared by a batch)."""
+
+    value: float | None
+    best_iteration: int | None
+    iterations: int
+    seconds: float
+    note: str = ""
+
+
+def _outcomes(rows: list[dict[str, Any]], runs: int, seconds: float, note: str = "") -> list[_Outcome]:
+    out = []
+    for r in range(runs):
+        evals = [
+            (row["exploitability"], row["iteration"])
+            for row in rows
+            if row["run"] == r and row["exploitability"] is not None and math.isfinite(row["exploitability"])
+        ]
+        done = max((row["iteration"] for row in rows if row["run"] == r), default=0)
+        if not evals:
+            out.append(_Outcome(None, None, done, seconds, note or "no finite evaluation"))
+            continue
+        value, at = min(evals)
+        out.append(_Outcome(float(value), int(at), int(done), seconds, note))
+    return out
+
+
+def _history_rows(result) -> list[dict[str, Any]]:
+    h = result.history
+    return [
+        {
+            "run": int(r),
+            "iteration": int(i),
+            "exploitability": None if np.isnan(e) else float(e),
+        }
+        for r, i, e in zip(h["run"], h["iteration"], h["exploitability"], strict=True)
+    ]
+
+
+@dataclasses.dataclass
+class _Search:
+    """Everything a trial needs: the fixed arguments of :func:`mfax.solve` and the space."""
+
+    game: Game | str
+    algo: str
+    solve_args: dict[str, Any]
+    space: dict[str, Range]
+    fixed_hp: dict[str, Any]
+    fixed_lr: float | None
+    time_budget: float | None
+
+    @property
+    def batched(self) -> bool:
+        return list(self.space) == [LR] and _is_lr_option(self.algo, LR)
+
+    def arguments(self, values: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+        """``(hp, lr)`` of a trial's searched ``values``."""
+        hp = dict(self.fixed_hp)
+        lr = self.fixed_lr
+        for key, value in values.items():
+            if _is_lr_option(self.algo, key):
+                lr = value
+            else:
+                hp[key] = value
+        return hp, lr
+
+    def solve(self, hp, lr, **more):
+        return api.solve(self.game, self.algo, hp=hp or None, lr=lr, progress=False, **{**self.solve_args, **more})
+
+    def run(self, values: list[dict[str, Any]]) -> list[_Outcome]:
+        """Train trials ``values`` (several: a batch over ``lr``, one program)."""
+        if len(values) > 1:
+            hp, _ = self.arguments(values[0])
+            lrs = [v[LR] for v in values]
+            started = time.perf_counter()
+            try:
+                result = self.solve(hp, lrs, time_budget=self.time_budget)
+            except TrainingDiverged:
+                return [self.run([v])[0] for v in values]  # one run went non-finite: each alone
+            return _outcomes(_history_rows(result), len(values), time.perf_counter() - started)
+        hp, lr = self.arguments(values[0])
+        rows: list[dict[str, Any]] = []
+
+        def collect(record):
+            rows.extend(record["rows"])
+            return False
+
+        started = time.perf_counter()
+        try:
+            result = self.solve(hp, lr, time_budget=self.time_budget, callback=collect)
+        except TrainingDiverged:
+            last = max((row["iteration"] for row in rows), default=0)
+            note = f"a non-finite value after iteration {last} stopped it"
+            return _outcomes(rows, 1, time.perf_counter() - started, note)
+        return _outcomes(_history_rows(result), 1, time.perf_counter() - started)
+
+    def rerun(self, values: dict[str, Any], best_iteration: int, out: Path | None = None):
+        """The trial ``values`` trained again alone, stopped at ``best_iteration``."""
+        hp, lr = self.arguments(values)
+        stop_there = lambda record: record["iteration"] >= best_iteration  # noqa: E731
+        return self.solve(hp, lr, callback=stop_there, out=out, overwrite=out is not None)
+
+
+# -- the result ------------------------------------------------------------------------
+TRIAL_COLUMNS = ("trial", "state", "value", "best_iteration", "iterations", "seconds", "batch", "default", "note")
+
+
+@dataclasses.dataclass(eq=False)
+class TuneResult:
+    """A finished search.
+
+    ``trials``: one dict per trial (``trials.csv``'s rows: ``trial``, ``state``,
+    ``value``, the searched names, ``best_iteration``, ``iterations``, ``seconds``,
+    ``batch``: the trials trained in one program share its number and its seconds,
+    ``default``: the trial of the default hyper-parameters, ``note``). ``best_params``,
+    ``best_value``, ``best_trial``: the best complete trial. ``default_value``: the
+    default hyper-parameters' value (``None`` when they were not a trial). ``study``:
+    the Optuna study. ``out``: the directory kept (``None``: in memory only)."""
+
+    algo: str
+    space: dict[str, Range]
+    batched: bool
+    trials: list[dict[str, Any]]
+    best_trial: int
+    best_value: float
+    best_params: dict[str, Any]
+    default_value: float | None
+    study: Any
+    out: Path | None
+    resumed: int
+    _search: _Search = dataclasses.field(repr=False)
+
+    @property
+    def best_dir(self) -> Path | None:
+        """``out/best``: the best trial's run directory (``None`` without ``out``)."""
+        return None if self.out is None else self.out / BEST
+
+    def best_result(self):
+        """The best trial's :class:`~mfax.run.api.Result`: read from ``out/best``, or
+        (without ``out``) trained again alone, stopped at its best evaluation."""
+        if self.best_dir is not None and (self.best_dir / "summary.json").is_file():
+            return api.load(self.best_dir)
+        row = next(t for t in self.trials if t["trial"] == self.best_trial)
+        return self._search.rerun(self.best_params, row["best_iteration"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "algo": self.algo,
+            "space": {k: dataclasses.asdict(r) for k, r in self.space.items()},
+            "batched": self.batched,
+            "best": {"trial": self.best_trial, "value": self.best_value, "params": self.best_params},
+            "default_value": self.default_value,
+            "trials": self.trials,
+            "out": None if self.out is None else str(self.out),
+            "resumed_from": self.resumed,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"TuneResult(algo={self.algo!r}, trials={len(self.trials)}, best_value={self.best_value!r}, "
+            f"best_params={self.best_params!r})"
+        )
+
+
+def _trial_rows(study, space: dict[str, Range]) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                **{k: t.params.get(k) for k in space},
+                **{k: attrs.get(k) for k in ("best_iteration", "iterations", "seconds", "batch")},
+                "default": bool(attrs.get("default", False)),
+                "note": attrs.get("note", ""),
+            }
+        )
+    return rows
+
+
+def _csv(rows: list[dict[str, Any]], space: dict[str, Range]) -> bytes:
+    columns = [*TRIAL_COLUMNS[:3], *space, *TRIAL_COLUMNS[3:]]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    return out.getvalue().encode()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- the directory ---------------------------------------------------------------------
+def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``root`` holds a study to continue (reads only): missing or empty (no), an
+    mfax tune directory of the same search (yes); anything else is refused."""
+    name = str(root)
+    if not root.exists():
+        return False
+    if not root.is_dir():
+        raise GameError(f"--out {name!r} is a file, not a directory")
+    entries = [p.name for p in root.iterdir() if p.name != "mfax.lock"]
+    if not entries:
+        return False
+    marker = root / MARKER
+    if not marker.is_file():
+        raise GameError(f"refusing to write into {name!r}: it is a non-empty directory that is not an mfax tune study")
+    try:
+        recorded = json.loads(marker.read_text()).get("search", {})
+    except (OSError, ValueError, AttributeError):
+        raise GameError(f"{str(marker)!r} is not mfax's study marker as written; write elsewhere") from None
+    differ = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+    if differ:
+        raise GameError(
+            f"{name!r} holds a study of another search (it differs in: {', '.join(differ)}); "
+            "continue it with the same arguments, or write elsewhere (--out)"
+        )
+    return (root / STUDY_DB).is_file()
+
+
+def _settings(config: TrainConfig, space: dict[str, Range], time_budget: float | None) -> dict[str, Any]:
+    """What fixes a study's objective: two calls that agree here continue one study."""
+    recorded = config.to_dict()
+    return {
+        "config": json.loads(json.dumps(recorded)),
+        "space": {k: [r.low, r.high, "log" if r.log else "linear"] for k, r in space.items()},
+        "time_budget": time_budget,
+    }
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise GameError(INSTALL) from None
+    return optuna
+
+
+def tune(
+    game: Game | str,
+    algo: str,
+    *,
+    trials: int,
+    iterations: int | None = None,
+    time_budget: float | None = None,
+    space: dict[str, Any] | None = None,
+    batch: int = DEFAULT_BATCH,
+    seed: int = 0,
+    out: str | Path | None = None,
+    params: dict[str, Any] | None = None,
+    hp: dict[str, Any] | None = None,
+    lr: float | None = None,
+    noise: str | None = None,
+    paths: int | None = None,
+    eval_every: int | None = None,
+    eval_paths: int | None = None,
+    log: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> TuneResult:
+    """Search solver ``algo``'s hyper-parameters on ``game`` for the lowest exploitability
+    within a budget (:mod:`mfax.run.tune`); returns the :class:`TuneResult`.
+
+    ``trials``: complete trials the study should hold (a study continued from ``out``
+    counts those it has). ``iterations`` / ``time_budget``: each trial's budget (default
+    iterations: ``mfax train``'s). ``space``: ``{name: "low:high[:log]" | (low, high[,
+    "log"]) | None}`` (``None``: the declared range); default: every declared range.
+    ``batch``: trials per compiled program when only ``lr`` is searched. ``seed``: every
+    trial's training seed (and the sampler's). ``hp``, ``lr``: fixed values, not searched.
+    ``game``, ``params``/``overrides``, ``noise``, ``paths``, ``eval_every``,
+    ``eval_paths``: as :func:`mfax.solve`. ``log``: called with a line per step (the
+    command line prints them). Bad arguments raise :class:`~mfax.errors.GameError` (one
+    line) before anything is trained; without Optuna, one line saying how to install it.
+    """
+    say = log or (lambda line: None)
+    for name, value, low in (("trials", trials, 1), ("batch", batch, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise GameError(f"{name} must be an integer >= {low}, got {value!r}")
+    api.check_time_budget(time_budget)
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float)):
+        raise GameError(f"a fixed lr must be one number (a list is a search: --space lr=low:high:log), got {lr!r}")
+    fixed_hp = dict(hp or {})
+    solve_args = {
+        "iterations": iterations,
+        "seed": seed,
+        "noise": noise,
+        "paths": paths,
+        "eval_every": eval_every,
+        "eval_paths": eval_paths,
+        "params": {**(params or {}), **overrides},
+    }
+    config = api.config_of(
+        game,
+        solve_args["params"],
+        algo=algo,
+        **{k: v for k, v in solve_args.items() if k != "params"},
+        hparams=fixed_hp,
+        lr=None if lr is None else [lr],
+    )
+    if config.swept():
+        raise GameError(
+            f"tune trains one game; game parameter(s) {', '.join(config.swept())} have several values (a sweep)"
+        )
+    algo = config.algo
+    chosen = search_space(algo, space, fixed_hp, lr is not None)
+    search = _Search(game, algo, solve_args, chosen, fixed_hp, lr, time_budget)
+    defaults = _default_values(config, chosen, search)
+    _check_ends(search, config, chosen)
+    optuna = _optuna()
+    root = None if out is None else Path(out)
+    settings = _settings(config, chosen, time_budget)
+    if root is None:
+        return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
+    continuing = _check_dir(root, settings)
+    with RunDir(root).lock():
+        continuing = _check_dir(root, settings)
+        if not (root / MARKER).is_file():
+            _replace(root / MARKER, (json.dumps({"mfax_tune": 1, "search": settings}, indent=2) + "\n").encode())
+        return _study(optuna, search, trials, batch, seed, defaults, root, continuing, say)
+
+
+def _default_values(config: TrainConfig, space: dict[str, Range], search: _Search) -> dict[str, Any] | None:
+    """The default of every searched name (``None`` when one lies outside its range)."""
+    values = {}
+    for key, rng in space.items():
+        value = game_defaults(config.game)[LR] if _is_lr_option(search.algo, key) else config.hparams[key]
+        if not rng.contains(value):
+            return None
+        values[key] = value
+    return values
+
+
+def _check_ends(search: _Search, config: TrainConfig, space: dict[str, Range]) -> None:
+    """Each range's ends are values the solver accepts (one line naming the range)."""
+    for key, rng in space.items():
+        for end in (rng.low, rng.high):
+            hp, lr = search.arguments({key: end})
+            try:
+                api.config_of(
+                    config.game,
+                    config.params,
+                    algo=config.algo,
+                    hparams=hp,
+                    lr=None if lr is None else [lr],
+                    noise=config.noise,
+                    paths=config.paths,
+                )
+            except GameError as err:
+                raise GameError(f"--space {key}={rng.text}: {end:g} is not allowed ({err})") from None
+
+
+def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults, root, continuing: bool, say):
+    storage = None if root is None else f"sqlite:///{(root / STUDY_DB).resolve()}"
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        held = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if continuing else 0
+        # a sampler seeded by the trials so far: a continued study does not draw its first points again
+        sampler = optuna.samplers.TPESampler(seed=seed + held)
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, study_name=STUDY_NAME, direction="minimize", load_if_exists=True
+        )
+        state = optuna.trial.TrialState
+        for t in study.get_trials(deepcopy=False, states=(state.RUNNING, state.WAITING)):
+            if t.state == state.RUNNING:  # a killed call's trial
+                study.tell(t.number, state=state.FAIL, skip_if_finished=True)
+        complete = started = len(study.get_trials(deepcopy=False, states=(state.COMPLETE,)))
+        if continuing:
+            say(f"continuing the study in {str(root)!r}: {complete} of {trials} trials complete")
+        if not continuing and defaults is not None:
+            study.enqueue_trial(defaults, user_attrs={"default": True})
+        how = (
+            f"up to {batch} trials per compiled program (lr is traced)"
+            if search.batched
+            else "one trial at a time (a searched hyper-parameter is part of the compiled program)"
+        )
+        if complete < trials:
+            say(f"searching {', '.join(f'{k} in {r.text}' for k, r in search.space.items())}: {how}")
+        distributions = {k: r.distribution() for k, r in search.space.items()}
+        batch_number = max((t.user_attrs.get("batch", -1) for t in study.get_trials(deepcopy=False)), default=-1)
+        failed = 0
+        while complete < trials:
+            if failed >= trials:  # as many trials without a finite value as were asked for: stop asking
+                break
+            size = min(batch, trials - complete) if search.batched else 1
+            asked = [study.ask(distributions) for _ in range(size)]
+            batch_number += 1
+            try:
+                outcomes = search.run([dict(t.params) for t in asked])
+            except BaseException:
+                for t in asked:
+                    study.tell(t, state=state.FAIL, skip_if_finished=True)
+                raise
+            for t, o in zip(asked, outcomes, strict=True):
+                t.set_user_attr("best_iteration", o.best_iteration)
+                t.set_user_attr("iterations", o.iterations)
+                t.set_user_attr("seconds", round(o.seconds, 3))
+                t.set_user_attr("batch", batch_number)
+                if o.note:
+                    t.set_user_attr("note", o.note)
+                if o.value is None:
+                    study.tell(t, state=state.FAIL)
+                    failed += 1
+                else:
+                    study.tell(t, o.value)
+                    complete += 1
+                say(_trial_line(t.number, o, t.params))
+            if root is not None:
+                _replace(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
+        rows = _trial_rows(study, search.space)
+        if root is not None:
+            _replace(root / TRIALS_CSV, _csv(rows, search.space))
+        if not complete:
+            raise GameError("no trial reached a finite exploitability; narrow the space (--space) or the budget")
+        best = study.best_trial
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    defaults_rows = [r for r in rows if r["default"] and r["state"] == "COMPLETE"]
+    result = TuneResult(
+        search.algo,
+        search.space,
+        search.batched,
+        rows,
+        best.number,
+        float(best.value),
+        dict(best.params),
+        defaults_rows[0]["value"] if defaults_rows else None,
+        study,
+        root,
+        started,
+        search,
+    )
+    if root is not None:
+        _keep_best(result, root, say)
+    return result
+
+
+def _trial_line(number: int, outcome: _Outcome, values: dict[str, Any]) -> str:
+    value = "failed" if outcome.value is None else f"{outcome.value:.6g}"
+    shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+    note = f" {outcome.note}" if outcome.note else ""
+    return f"trial {number}: {shown} -> exploitability {value} ({outcome.seconds:.1f} s){note}"
+
+
+def _keep_best(result: TuneResult, root: Path, say) -> None:
+    """``root/best``: the best trial trained again alone (unless it holds it already)."""
+    marker = root / MARKER
+    record = json.loads(marker.read_text())
+    best_dir = root / BEST
+    if record.get("best_trial") == result.best_trial and (best_dir / "summary.json").is_file():
+        return
+    row = next(t for t in result.trials if t["trial"] == result.best_trial)
+    say(f"training the best trial ({result.best_trial}) again into {str(best_dir)!r}")
+    result._search.rerun(result.best_params, row["best_iteration"], best_dir)
+    record["best_trial"] = result.best_trial
+    _replace(marker, (json.dumps(record, indent=2) + "\n").encode())

@@ -1,0 +1,219 @@
+"""``mfax tune`` / :func:`mfax.tune`: the search space, bad inputs, batched trials (one
+program, each trial's value that of a solo solve), the kept study (resumed, guarded) and
+the best run directory; slow tier: tuning beats the default hyper-parameters.
+
+Bad inputs are refused before Optuna is imported, so those tests run without it; the
+rest skip without Optuna (the optional extra ``mfax[tune]``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mfax
+from conftest import TINY_NETWORK, one_error_line
+from mfax.errors import GameError
+from mfax.params import param, search_range
+from mfax.run.cli import app
+from mfax.run.tune import INSTALL, parse_range, search_space
+from mfax.tracing import TRACES
+
+# a 10-state beach bar with a short horizon, the bar always open (one noise path): every
+# trial compiles and trains in moments
+TINY_BAR = dict(num_states=10, horizon=6, common_noise=False)
+TINY_SET = [arg for key, value in TINY_BAR.items() for arg in ("--set", f"{key}={value}")]
+
+
+def _tune(**kwargs):
+    args = dict(params=TINY_BAR, trials=2, iterations=2, eval_every=1)
+    return mfax.tune("beach_bar", **{**args, **kwargs})
+
+
+# -- the space and the declarations (no Optuna needed) ---------------------------------
+def test_declared_ranges_and_default_space():
+    from mfax.solvers.classical import OMDHyperParams
+    from mfax.solvers.ppo import PPOParams
+
+    assert search_range(OMDHyperParams, "lr") == (1e-3, 10.0, "log")
+    assert search_range(PPOParams, "clip_eps") is None
+    # OMD's rate is its hyper-parameter; SPG's is --lr (TrainConfig.lr), searched log-uniformly
+    omd = search_space("omd", None, {}, False)
+    assert list(omd) == ["lr"] and omd["lr"].log and omd["lr"].low == 1e-3
+    assert list(search_space("spg", None, {}, False)) == ["lr"]
+    assert list(search_space("momd", None, {}, False)) == ["lr", "tau", "alpha"]
+    # fixed names are not searched; --space names exactly what is searched, declared range or given
+    assert list(search_space("momd", None, {"tau": 1.0}, True)) == ["alpha"]
+    chosen = search_space("ippo", {"clip_eps": "0.1:0.3", "entropy_coef": None}, {}, False)
+    assert chosen["clip_eps"].low == 0.1 and not chosen["clip_eps"].log and chosen["entropy_coef"].high == 0.1
+    assert search_space("ippo", {"updates": "10:40"}, {}, False)["updates"].integer
+
+
+def test_param_search_declarations():
+    assert param(1.0, "x", search=(0.1, 2.0)).metadata["search"] == (0.1, 2.0, "linear")
+    assert param(4, "n", search=(1, 8, "log")).metadata["search"] == (1, 8, "log")
+    for default, bad in [("a", (0, 1)), (1.0, (1.0, 0.5)), (1.0, (0.0, 1.0, "log")), (1, (0.5, 2)), (1.0, (0, 1, "x"))]:
+        with pytest.raises(TypeError):
+            param(default, "x", search=bad)
+
+
+def test_list_shows_the_ranges():
+    result = CliRunner().invoke(app, ["list", "--json"])
+    solvers = json.loads(result.stdout)["solvers"]
+    assert solvers["spg"]["lr_search"] == [1e-5, 0.1, "log"] and solvers["omd"]["lr_search"] is None
+    assert {h["name"]: h["search"] for h in solvers["omd"]["hparams"]} == {"lr": [1e-3, 10.0, "log"]}
+    text = CliRunner().invoke(app, ["list"]).stdout
+    assert "[tune: 0.001:10:log]" in text and "--lr" in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(algo="omd", space={"gamma": "0.1:1"}), "'omd' cannot search 'gamma'; searchable: lr"),
+        (dict(algo="omd", space={"lr": "0.1-1"}), "a range is low:high or low:high:log"),
+        (dict(algo="omd", space={"lr": "a:1"}), "low and high must be finite numbers"),
+        (dict(algo="omd", space={"lr": "1:0.1"}), "low must be below high, got low 1 >= high 0.1"),
+        (dict(algo="omd", space={"lr": "0:1:log"}), "a log range needs low > 0"),
+        (dict(algo="omd", space={"lr": "0:1"}), "--space lr=0:1: 0 is not allowed"),
+        (dict(algo="ippo", space={"updates": "1.5:4"}), "must be integers (the hyper-parameter is an integer)"),
+        (dict(algo="ippo", space={"clip_eps": None}), "clip_eps declares no search range"),
+        (dict(algo="ippo", space={"head": "0:1"}), "cannot search 'head'"),
+        (dict(algo="omd", space={"lr": None}, hp={"lr": 0.2}), "lr is also fixed"),
+        (dict(algo="omd", trials=0), "trials must be an integer >= 1, got 0"),
+        (dict(algo="omd", batch=0), "batch must be an integer >= 1"),
+        (dict(algo="spg", lr=[0.1, 0.2]), "a fixed lr must be one number"),
+        (dict(algo="fp"), "solver 'fp' has nothing to search: it takes no --lr and no numeric hyper-parameter"),
+        (dict(algo="omd", hp={"lr": 0.2}), "'omd' has nothing to search by default"),
+        (dict(algo="omd", params={**TINY_BAR, "gamma": [0.9, 0.99]}), "tune trains one game"),
+        (dict(algo="nope"), "unknown algorithm 'nope'"),
+    ],
+)
+def test_bad_inputs(kwargs, message):
+    with pytest.raises(GameError) as err:
+        _tune(**kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_parse_range_forms():
+    assert parse_range("lr", "1e-3:1:log").text == "0.001:1:log"
+    assert parse_range("lr", (0.1, 2)).log is False
+
+
+def test_without_optuna_one_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
+    with pytest.raises(GameError, match=r'pip install "mfax\[tune\]"'):
+        _tune(algo="omd")
+    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--trials", "1"])
+    assert one_error_line(result, INSTALL)
+    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--space", "lr=1:0"])
+    assert one_error_line(result, "low must be below high")  # bad input first: no install needed to hear of it
+
+
+# -- trials (Optuna needed) ------------------------------------------------------------
+# SPG's learning rate alone: a batched search. The kept-study test runs the same programs
+# (three runs side by side, one run alone) as the batch test: compiled once per session.
+SPG = dict(algo="spg", hp=TINY_NETWORK, batch=3)
+
+
+def test_batched_trials_are_one_program_and_each_a_solo_solve():
+    pytest.importorskip("optuna")
+    before = TRACES["structural_chunk"]
+    result = _tune(trials=3, **SPG)
+    assert TRACES["structural_chunk"] - before == 1  # three trials, one compiled training program
+    assert result.batched and {t["batch"] for t in result.trials} == {0}
+    assert result.trials[0]["default"] and result.trials[0]["lr"] == 1e-3  # the defaults come first
+    assert len({t["lr"] for t in result.trials}) == 3
+    solo_args = dict(params=TINY_BAR, iterations=2, eval_every=1, hp=TINY_NETWORK)
+    for trial in result.trials:
+        solo = mfax.solve("beach_bar", "spg", **solo_args, lr=trial["lr"])
+        assert trial["value"] == pytest.approx(np.min(solo.history["exploitability"]), rel=1e-5)
+    assert result.best_value == min(t["value"] for t in result.trials)
+
+
+def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    first = _tune(trials=3, out=out, **SPG)
+    assert first.resumed == 0 and len(first.trials) == 3
+    lines = []
+    second = _tune(trials=4, out=out, log=lines.append, **SPG)
+    assert second.resumed == 3 and [t["trial"] for t in second.trials] == [0, 1, 2, 3]
+    assert any("continuing the study" in line and "3 of 4" in line for line in lines)
+    assert [t["lr"] for t in second.trials[:3]] == [t["lr"] for t in first.trials]  # the first three kept
+    assert [t["batch"] for t in second.trials] == [0, 0, 0, 1]
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["value"]) for r in rows] == pytest.approx([t["value"] for t in second.trials])
+    assert [r["default"] for r in rows] == ["True", "False", "False", "False"]
+    # out/best: the best trial alone, stopped at its best evaluation; mfax eval reads it
+    best = mfax.load(out / "best")
+    assert best.exploitability == pytest.approx(second.best_value, rel=1e-5)
+    assert best.config.lr == pytest.approx([second.best_params["lr"]])
+    assert json.loads((out / "mfax-tune.json").read_text())["best_trial"] == second.best_trial
+    # another search into the same directory, or a directory mfax did not write: refused
+    with pytest.raises(GameError, match=r"holds a study of another search .*differs in: config"):
+        _tune(trials=4, out=out, **{**SPG, "hp": {**TINY_NETWORK, "max_grad_norm": 2.0}})
+    with pytest.raises(GameError, match=r"holds a study of another search .*differs in: space"):
+        _tune(trials=4, out=out, space={"lr": "1e-4:1e-2:log"}, **SPG)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(GameError, match="not an mfax tune study"):
+        _tune(algo="omd", out=foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_diverging_batch_is_trained_again_trial_by_trial():
+    """Absurd learning rates: the batch's program stops at a non-finite value; each trial is
+    then trained alone and valued at the lowest exploitability it reached (iteration 0)."""
+    pytest.importorskip("optuna")
+    result = _tune(trials=3, space={"lr": "1e30:1e37:log"}, **SPG)
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3 and result.default_value is None
+    assert [t["best_iteration"] for t in result.trials] == [0, 0, 0]
+    assert all("non-finite value after iteration" in t["note"] for t in result.trials)
+    assert len({t["value"] for t in result.trials}) == 1  # the same initial network (the same seed)
+
+
+def test_cli_table_and_json(tmp_path):
+    pytest.importorskip("optuna")
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "2"]
+    args += ["--iterations", "2", "--eval-every", "1", "--space", "lr=0.05:2:log"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "best: trial" in result.stdout and "default" in result.stdout and "one trial at a time" in result.stdout
+    result = CliRunner().invoke(app, [*args, "--json"])
+    record = json.loads(result.stdout)
+    assert record["space"]["lr"] == {"low": 0.05, "high": 2.0, "log": True, "integer": False}
+    assert record["best"]["value"] == min(t["value"] for t in record["trials"]) and len(record["trials"]) == 2
+
+
+def test_time_budget_ends_each_trial_at_an_evaluation():
+    pytest.importorskip("optuna")
+    # a budget spent before the first evaluation: every trial ends there, valued at iteration 0
+    result = _tune(algo="omd", iterations=50, time_budget=1e-3)
+    assert [t["iterations"] for t in result.trials] == [0, 0]
+    assert result.trials[0]["value"] == result.trials[1]["value"]  # the same initial (uniform) policy
+
+
+# -- the slow tier: tuning against the defaults ----------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("game", "algo", "trials"),
+    [("beach_bar", "omd", 8), ("mfglib.crowd_motion", "omd", 8), ("beach_bar", "spg", 6)],
+)
+def test_tuning_beats_the_defaults(game, algo, trials):
+    """On a budget of 20 iterations, the best trial beats a separate solve with the
+    default hyper-parameters by at least 10% (the defaults are one of the trials, so the
+    best is never worse: the margin is what the search must find). SPG's six trials are
+    one batch: one compiled program."""
+    pytest.importorskip("optuna")
+    budget = dict(iterations=20, eval_every=5)
+    result = mfax.tune(game, algo, trials=trials, batch=6, **budget)
+    default = mfax.solve(game, algo, **budget)
+    default_value = float(np.min(default.history["exploitability"]))
+    assert result.default_value == pytest.approx(default_value, rel=1e-5)
+    assert result.best_value < 0.9 * default_value, (result.best_value, default_value, result.best_params)
