@@ -63,11 +63,12 @@ def test_short_run_reduces_exploitability(tmp_path, name, algo):
 def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tmp_path):
     config = TrainConfig(
         game="beach_bar",
-        params={"num_states": 21, "horizon": 10},
-        iterations=12,
+        params={"num_states": 11, "horizon": 6},
+        iterations=8,
         eval_every=4,
         noise="sample",
-        paths=16,
+        paths=8,
+        eval_paths=16,
         hparams=SMALL,
     )
     train(config, tmp_path / "a", progress=False)
@@ -76,7 +77,7 @@ def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tmp_p
     train(config, tmp_path / "c", progress=False, stop_after=4)  # as if killed after 4 iterations
     assert RunDir(tmp_path / "c").read_summary()["iterations"] == 4
     summary = train(TrainConfig(), tmp_path / "c", resume=True, progress=False)
-    assert summary["iterations"] == 12
+    assert summary["iterations"] == 8
     assert _metrics(tmp_path / "c") == _metrics(tmp_path / "a")
 
 
@@ -298,10 +299,10 @@ def test_learned_best_response_reports_progress_and_chunking_does_not_change_it(
     population = Uniform(game.n_states, game.n_actions)
     calls = []
     chunked = learned_best_response(
-        game, population, deviator, batch, jax.random.PRNGKey(2), iterations=7, chunk=3, progress=calls.append
-    )
-    whole = learned_best_response(game, population, deviator, batch, jax.random.PRNGKey(2), iterations=7, chunk=7)
-    assert calls == [3, 3, 1] and chunked.curve.shape == (7,)
+        game, population, deviator, batch, jax.random.PRNGKey(2), iterations=4, chunk=3, progress=calls.append
+    )  # chunks of 3 and 1; then one by one, the second program again (kept by the driver)
+    whole = learned_best_response(game, population, deviator, batch, jax.random.PRNGKey(2), iterations=4, chunk=1)
+    assert calls == [3, 1] and chunked.curve.shape == (4,)
     np.testing.assert_allclose(chunked.curve, whole.curve, rtol=1e-5)
     assert chunked.exploitability_lower_bound == pytest.approx(whole.exploitability_lower_bound, rel=1e-5)
 

@@ -150,13 +150,10 @@ def iterate(
     ``chunk_length``, calling ``progress(k)`` after each chunk of ``k``; returns the new
     states and the metrics of every iteration, ``(R, iterations)`` arrays. ``states``
     are donated."""
-    compiled: dict[int, Any] = {}
     parts, done = [], 0
     while done < iterations:
         length = min(chunk_length, iterations - done)
-        if length not in compiled:
-            compiled[length] = chunk(solver, length)
-        states, metrics = compiled[length](states)
+        states, metrics = compiled_chunk(solver, length, states)(states)
         parts.append(metrics)
         done += length
         if progress is not None:
