@@ -233,11 +233,37 @@ class Macro(Game):
     def prices(self, mu, z):
         """Interest rate and wage ``(r, W)`` from the mean field and log productivity."""
         w, y = self._w_y()
-        capital, labour = mu @ w, mu @ y
+        return self.prices_at(mu @ w, mu @ y, z)
+
+    def prices_at(self, capital, labour, z):
+        """Interest rate and wage ``(r, W)`` from capital ``K``, labour ``L`` and log
+        productivity ``z`` (what :meth:`prices` computes from the mean field's moments)."""
         tfp = jnp.exp(z)
         r = tfp * self.alpha * (labour / (capital + 1e-6)) ** (1.0 - self.alpha)
         wage = tfp * (1.0 - self.alpha) * (capital / (labour + 1e-6)) ** self.alpha
         return r, wage
+
+    def aggregate_state(self, r, wage, labour, newton_steps: int = 4):
+        """``(K, z)`` from published prices ``(r, W)`` and labour ``L``: the inverse of
+        :meth:`prices_at` in ``(K, z)``. ``log r - log W`` is strictly decreasing in
+        ``K``; it is solved for ``log K`` by Newton's method from the solution without
+        the ``1e-6`` offsets (exact to rounding in a few steps), then ``z`` follows from
+        ``r``."""
+        a, eps = self.alpha, 1e-6
+        target = jnp.log(r) - jnp.log(wage)
+        const = jnp.log(a / (1.0 - a)) + (1.0 - a) * jnp.log(labour) + a * jnp.log(labour + eps)
+        u = const - target  # log K without the offsets
+
+        def newton(u, _):
+            k = jnp.exp(u)
+            gap = const - (1.0 - a) * jnp.log(k + eps) - a * u - target
+            slope = -(1.0 - a) * k / (k + eps) - a
+            return u - gap / slope, None
+
+        u, _ = jax.lax.scan(newton, u, None, length=newton_steps)
+        capital = jnp.exp(u)
+        z = jnp.log(r) - jnp.log(a) - (1.0 - a) * (jnp.log(labour) - jnp.log(capital + eps))
+        return capital, z
 
     def cash_at_prices(self, r, wage):
         """Cash on hand ``(1 + r) w + W y`` of every state ``(n,)`` at given prices."""
