@@ -14,14 +14,15 @@ import typer
 from typer.testing import CliRunner
 
 import mfax
+from mfax import params
 from mfax.games import income
+from mfax.games.linear_quadratic import LinearQuadratic
+from mfax.games.macro import Macro
 from mfax.run.cli_macro import register
 from mfax.solvers import krusell_smith as ks
 
 TINY = dict(num_wealth=12, horizon=8)
 TINY_SETTINGS = dict(paths=16, eval_paths=16, capital_points=5, z_points=5, quadrature=3, tol=1e-4, max_iter=30)
-CALM = dict(**TINY, common_noise=False)
-CALM_SETTINGS = dict(capital_points=3, max_iter=20)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_estimator_recovers_a_log_linear_law():
 def test_prices_reveal_capital_and_productivity():
     """The claim of the docs: with labour L_t known, a household recovers (K_t, z_t)
     exactly from the published (r_t, W_t), whatever the income process."""
-    game = mfax.make("macro", **TINY, income_process="rouwenhorst", num_income=4)
+    game = params.build(Macro, "game 'macro'", **TINY, income_process="rouwenhorst", num_income=4)
     with jax.enable_x64(True):
         labour = ks.labour_path(game)
     chain, levels = game.income_chain_np(), game.income_grid_np()
@@ -110,12 +111,13 @@ def test_ks_reports(tiny):
     assert res.r.shape == res.log_capital.shape == (16, game.horizon + 1)
 
 
+@pytest.mark.slow
 def test_without_common_noise_ks_is_an_exact_equilibrium():
     """Without common noise the rule forecasts the one aggregate path: the KS best
     response on the true aggregate path is an exact best response, its exploitability
     (per path = information-consistent, one path) zero to rounding."""
-    game = mfax.make("macro", **CALM)
-    res = ks.solve_krusell_smith(game, ks.make_settings(**CALM_SETTINGS))
+    game = mfax.make("macro", **TINY, common_noise=False)
+    res = ks.solve_krusell_smith(game, ks.make_settings(capital_points=3, max_iter=20))
     assert res.converged and res.den_haan_max < 1e-6
     assert abs(res.exploitability) < 1e-9 and abs(res.exploitability_info) < 1e-9
 
@@ -128,7 +130,7 @@ def test_bad_settings_are_one_line():
     with pytest.raises(mfax.GameError, match="unknown parameter 'grid'"):
         ks.make_settings(grid=3)
     with pytest.raises(mfax.GameError, match="krusell-smith needs the macro game"):
-        ks.solve_krusell_smith(mfax.make("linear_quadratic"))
+        ks.solve_krusell_smith(LinearQuadratic())
 
 
 def _app():
@@ -142,19 +144,23 @@ def _app():
     return app
 
 
-def test_solve_macro_krusell_smith_command(tmp_path):
-    # the economy and settings of the test above: its compiled programs are reused
-    args = ["solve-macro", "--method", "krusell-smith", "--max-iter", "20", "--out", str(tmp_path)]
-    for key, value in CALM.items():
+def test_solve_macro_krusell_smith_command(tmp_path, tiny):
+    # the economy and settings of the fixture: its compiled programs are reused
+    args = ["solve-macro", "--method", "krusell-smith", "--tol", "1e-4", "--max-iter", "30", "--out", str(tmp_path)]
+    for key, value in TINY.items():
         args += ["--set", f"{key}={value}"]
-    args += ["--hp", "capital_points=3"]
+    for key, value in TINY_SETTINGS.items():
+        if key not in ("tol", "max_iter"):
+            args += ["--hp", f"{key}={value}"]
     result = CliRunner().invoke(_app(), [*args, "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
-    assert record["method"] == "krusell-smith" and record["converged"]
-    assert abs(record["exploitability"]) < 1e-9 and abs(record["exploitability_info"]) < 1e-9
-    assert record["r2_min"] is None  # nothing varies across paths without common noise
-    assert len(record["r"]["mean"]) == CALM["horizon"] and len(record["coef"]) == CALM["horizon"] - 1
+    _, res = tiny
+    assert record["method"] == "krusell-smith" and record["iterations"] == res.iterations
+    assert record["exploitability"] == pytest.approx(res.exploitability, rel=1e-9)
+    assert record["exploitability_info"] is None
+    assert record["r2"][0] is None and record["r2_min"] == pytest.approx(res.r2_min)
+    assert len(record["r"]["mean"]) == TINY["horizon"] and len(record["coef"]) == TINY["horizon"] - 1
     assert (tmp_path / "krusell_smith.json").exists() and (tmp_path / "krusell_smith.png").exists()
     for bad, message in (
         (["--method", "ks"], "unknown method 'ks'; allowed: oracle, krusell-smith"),
