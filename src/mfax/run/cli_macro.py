@@ -145,7 +145,11 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
             if value is not None:
                 values[key] = value
         settings = make_settings(**values)
-        res = solve_krusell_smith(game, settings)
+
+        def progress(k: int, gap: float, step: float) -> None:
+            typer.echo(f"  update {k}: the re-estimated rule moves the forecasts by {gap:.3g} (damping {step:g})")
+
+        res = solve_krusell_smith(game, settings, on_update=progress)
     summary = _ks_summary(res, game, settings)
     state = "converged" if res.converged else "stalled (cycling across a flip)" if res.stalled else "NOT converged"
     typer.echo(

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -402,9 +403,13 @@ def _batches(game: Macro, settings: KrusellSmithSettings) -> tuple[NoiseBatch, N
 
 
 def solve_krusell_smith(
-    game: Macro, settings: KrusellSmithSettings | None = None, evaluate_policy: bool = True
+    game: Macro,
+    settings: KrusellSmithSettings | None = None,
+    evaluate_policy: bool = True,
+    on_update: Callable[[int, float, float], None] | None = None,
 ) -> KrusellSmithResult:
     """Krusell-Smith's fixed point on ``game`` (module docstring), then the reports.
+    ``on_update(k, gap, damping)`` is called after each re-estimate (progress).
     Raises :class:`GameError` for another game."""
     if not isinstance(game, Macro):
         raise GameError(f"krusell-smith needs the macro game, got {game.name!r}")
@@ -426,6 +431,8 @@ def solve_krusell_smith(
             gap = forecast_gap(new - coef, log_k, z)
             gaps.append(gap)
             coef_gaps.append(float(np.max(np.abs(new - coef)[: horizon - 1])))
+            if on_update is not None:
+                on_update(k + 1, gap, step)
             if gap < settings.tol:
                 break
             if k == 0:  # the first guess is no estimate: replace it, undamped
