@@ -101,7 +101,12 @@ def test_ks_reports(tiny):
     game, res = tiny
     assert res.coef.shape == (game.horizon - 1, 3)
     assert np.isnan(res.r2[0])  # log K_1 is the same on every path (z_0 = 0)
-    assert 0.95 < res.r2_min <= 1.0
+    # out of sample (fresh paths, coefficients held) the rule fits below the least-squares
+    # refit on those paths, by construction, and explains most of the variation: at t = 1
+    # (one regressor, z_1, on 16 paths of a 12-point economy) the least
+    refit = ks.estimate_rule(res.log_capital, res.z).r2
+    assert np.all(res.r2[1:] <= refit[1:] + 1e-12)
+    assert res.r2_min == np.nanmin(res.r2) and res.r2[1] > 0.8 and np.all(res.r2[2:] > 0.95)
     assert 0.0 <= res.den_haan_max < 0.05 and res.den_haan_mean <= res.den_haan_max
     assert res.outside_grid == 0.0
     # the exact exploitability of the KS policy: finite and >= 0 (per path: an upper
@@ -179,14 +184,15 @@ def test_ks_on_the_reduced_economy():
     game = mfax.make("macro", num_wealth=40, horizon=32)
     res = ks.solve_krusell_smith(game)
     assert res.converged or res.stalled
-    assert res.r2_min > 0.98 and res.den_haan_max < 0.05 and res.outside_grid < 0.05
+    assert res.r2[1] > 0.9 and np.all(res.r2[2:] > 0.98), res.r2
+    assert res.den_haan_max < 0.05 and res.outside_grid < 0.05
     assert 0.0 <= res.exploitability < 0.05
     ar1 = mfax.make(
         "macro", num_wealth=40, horizon=32, income_process="rouwenhorst", initial_income="stationary", num_income=5
     )
     res = ks.solve_krusell_smith(ar1, ks.make_settings(tol=1e-5))
     assert res.converged or res.stalled
-    assert res.r2_min > 0.95 and np.isfinite(res.exploitability) and res.exploitability >= 0.0
+    assert np.all(res.r2[2:] > 0.95) and np.isfinite(res.exploitability) and res.exploitability >= 0.0, res.r2
     assert income.stationary_distribution(ar1.income_chain_np()) @ ar1.income_grid_np() == pytest.approx(1.0)
 
 

@@ -47,7 +47,8 @@ perceived law of motion for them. Here, on the finite-horizon macro game
    damping is halved whenever the gap does not shrink (a 2-cycle repeats its gap), and
    the iteration also stops (not converged) when the damped move falls below ``tol``.
 
-What economists report: the ``R^2`` of the rule at each ``t`` (across paths) and den
+What economists report: the ``R^2`` of the rule at each ``t`` (across fresh paths, the
+coefficients held: out of sample) and den
 Haan's (2010) accuracy test, the largest gap between ``log K_t`` of the exact
 push-forward and the rule iterated on its own forecasts from ``log K_0`` along each
 evaluation path (fresh draws). What they cannot: the exact exploitability of the KS
@@ -321,6 +322,22 @@ def forecast_gap(change: np.ndarray, log_k: np.ndarray, z: np.ndarray) -> float:
     return float(np.max(np.abs(moved)))
 
 
+def rule_r2(coef: np.ndarray, log_k: np.ndarray, z: np.ndarray, rel_tiny: float = 1e-12) -> np.ndarray:
+    """``(T-1,)`` the rule's ``R^2`` at each ``t`` on given paths: ``1 - SSR / SST`` of its
+    one-step forecasts of ``log K_{t+1}`` from the actual ``(log K_t, z_t)``, its
+    coefficients held (out of sample on fresh paths; it can be negative). NaN where
+    ``log K_{t+1}`` does not vary across paths."""
+    horizon = log_k.shape[1] - 1
+    out = np.full(horizon - 1, np.nan)
+    for t in range(horizon - 1):
+        y = log_k[:, t + 1]
+        forecast = coef[t, 0] + coef[t, 1] * log_k[:, t] + coef[t, 2] * z[:, t]
+        sst = np.sum((y - y.mean()) ** 2)
+        if sst > (rel_tiny * max(abs(y.mean()), 1.0)) ** 2 * len(y):
+            out[t] = 1.0 - np.sum((y - forecast) ** 2) / sst
+    return out
+
+
 def estimate_rule(log_k: np.ndarray, z: np.ndarray, rel_tiny: float = 1e-12) -> Fit:
     """Least squares of ``log K_{t+1}`` on ``(1, log K_t, z_t)`` across paths at each
     ``t`` (``log_k``, ``z``: ``(P, T+1)`` or longer); a regressor that does not vary
@@ -356,9 +373,9 @@ class KrusellSmithResult(NamedTuple):
         converged: the last gap ``< tol``; ``stalled``: stopped because the damped
             move fell below ``tol`` while the gap did not (cycling across a flip of
             the greedy best response); ``damping``: the damping at the end.
-        r2: ``(T-1,)`` the rule's ``R^2`` at each ``t`` on the evaluation paths (NaN
-            where ``log K_{t+1}`` does not vary: ``t = 0`` always); ``r2_min``: their
-            smallest.
+        r2: ``(T-1,)`` the rule's ``R^2`` at each ``t`` on the evaluation paths, its
+            coefficients held (:func:`rule_r2`; NaN where ``log K_{t+1}`` does not
+            vary: ``t = 0`` always); ``r2_min``: their smallest.
         den_haan_max, den_haan_mean: den Haan's statistic, ``|log K_t - log K~_t|``
             (the exact push-forward against the rule iterated on its own forecasts),
             largest and mean over ``t`` and evaluation paths (log points; x100 for %).
@@ -448,7 +465,6 @@ def solve_krusell_smith(
         policy = _policy(game, settings, coef, log_k0)
         seconds = time.perf_counter() - start
         log_k, z, obs = simulate(game, policy, held_out)
-        fit = estimate_rule(log_k, z)
         forecast = rule_path(coef, log_k0, z[:, :horizon])
         errors = np.abs(log_k[:, :horizon] - forecast)
         grid = np.asarray(policy.grids.log_capital)
@@ -457,7 +473,7 @@ def solve_krusell_smith(
         if evaluate_policy:
             ev = evaluate(game, policy, held_out)
             expl, info, ret = ev.exploitability, ev.exploitability_info, ev.policy_return
-        r2 = fit.r2
+        r2 = rule_r2(coef, log_k, z)
         return KrusellSmithResult(
             policy=policy,
             coef=coef[: horizon - 1],
