@@ -117,7 +117,7 @@ def main() -> None:
     game = mfax.make("macro", **size)
     settings = ks.make_settings(seed=args.seed)
     res = ks.solve_krusell_smith(game, settings)
-    _, held_out = ks._batches(game, settings)
+    _, held_out = ks.noise_batches(game, settings)
     results["noisy"] = {"ks": ks_row(res)}
     print("KS", json.dumps(results["noisy"]["ks"]))
     bands = {"ks": paths_of(game, res.policy, held_out)}
@@ -133,7 +133,7 @@ def main() -> None:
             oracle = solve_macro(calm)
         oracle_s = time.perf_counter() - start
         res_calm = ks.solve_krusell_smith(calm, settings)
-        _, calm_batch = ks._batches(calm, settings)
+        _, calm_batch = ks.noise_batches(calm, settings)
         results["calm"] = {
             "oracle": {
                 "wall_clock_s": oracle_s,

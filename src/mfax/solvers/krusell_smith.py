@@ -411,7 +411,9 @@ class KrusellSmithResult(NamedTuple):
     seconds: float
 
 
-def _batches(game: Macro, settings: KrusellSmithSettings) -> tuple[NoiseBatch, NoiseBatch]:
+def noise_batches(game: Macro, settings: KrusellSmithSettings) -> tuple[NoiseBatch, NoiseBatch]:
+    """The simulated and the held-out productivity paths (``paths`` and ``eval_paths``
+    draws from ``seed``); without common noise the one enumerated path for both."""
     if game.noise_support() is not None:  # common noise off: one path, enumerated
         batch = enumerate_noise(game)
         return batch, batch
@@ -433,7 +435,7 @@ def solve_krusell_smith(
     settings = settings or KrusellSmithSettings()
     with jax.enable_x64(True):
         start = time.perf_counter()
-        sim, held_out = _batches(game, settings)
+        sim, held_out = noise_batches(game, settings)
         horizon = game.horizon
         coef = np.zeros((horizon, 3))
         coef[:, 1] = 1.0  # first guess: capital stays where it is
