@@ -71,6 +71,16 @@ def test_every_solver_has_a_page_listing_its_hyper_parameters():
             assert params.parse_text(hparams, owner, key, rows[key]) == default, (pages[name], key)
 
 
+def test_krusell_smith_hyper_parameters_are_documented_with_their_defaults():
+    from mfax.solvers.krusell_smith import KrusellSmithSettings
+
+    page = DOCS / "economists.md"
+    rows = table_rows(page, "Krusell-Smith side by side")
+    assert list(rows) == [p for p, _, _ in params.describe(KrusellSmithSettings)], page
+    for key, default, _ in params.describe(KrusellSmithSettings):
+        assert params.parse_text(KrusellSmithSettings, "krusell-smith", key, rows[key]) == default, key
+
+
 def test_cited_docs_paths_and_links_resolve():
     cited = set()
     for folder in ("src", "tests", "bench"):

@@ -15,8 +15,10 @@ wealth distribution and a hidden AR(1) productivity shock ``z``.
     r_t = u(c a),\\quad r_{T-1} = u(c),\\quad u(x) = x^{1-\\sigma}/(1-\\sigma)
 
 ``w'`` is put on the grid by a linear-interpolation lottery between its neighbours
-(clipped at the ends); income moves by -1/0/+1 w.p. 0.1/0.8/0.1, clipped. State index
-``i * num_income + j``. Observation: ``[r_t, W_t]``. Noise pytree: :class:`MacroNoise`.
+(clipped at the ends); income moves by -1/0/+1 w.p. 0.1/0.8/0.1, clipped (the published
+process), or follows an AR(1) in logs discretised by Rouwenhorst or Tauchen
+(:mod:`mfax.games.income`). State index ``i * num_income + j``. Observation:
+``[r_t, W_t]``. Noise pytree: :class:`MacroNoise`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mfax.games import income
 from mfax.games.base import (
     Game,
     Kernel,
@@ -50,6 +53,10 @@ class MacroNoise(NamedTuple):
     """z: (T+1,) log productivity path, z_0 = 0."""
 
     z: jax.Array
+
+
+INCOME_PROCESSES = ("published", "rouwenhorst", "tauchen")
+INITIAL_INCOME = ("published", "stationary")
 
 
 class Macro(Game):
@@ -80,6 +87,19 @@ class Macro(Game):
     )
     common_noise: bool = param(True, "draw productivity shocks (off: z stays 0)")
     idiosyncratic_noise: bool = param(True, "income moves (off: income index stays)")
+    income_process: str = param(
+        "published",
+        "income process: published (index moves -1/0/+1 w.p. income_probs on the income_min..income_max grid), "
+        "rouwenhorst or tauchen (AR(1) log income on num_income points, mean income 1)",
+    )
+    income_rho: float = param(0.9, "persistence of AR(1) log income (rouwenhorst, tauchen)")
+    income_sigma: float = param(0.2, "standard deviation of the innovations of AR(1) log income")
+    income_width: float = param(3.0, "tauchen: the grid spans +-income_width unconditional standard deviations")
+    initial_income: str = param(
+        "published",
+        "income marginal of mu_0: published (uniform, mu_0 uniform) or stationary (the income chain's; "
+        "wealth stays uniform)",
+    )
 
     def __check_init__(self):
         check(self.num_wealth >= 2, f"num_wealth must be >= 2, got {self.num_wealth}")
@@ -97,6 +117,22 @@ class Macro(Game):
         check(self.z_std >= 0.0, f"z_std must be >= 0, got {self.z_std}")
         check_probabilities(self.income_probs, "income_probs")
         check(len(self.income_probs) == 3, f"income_probs needs 3 entries (-1, 0, +1), got {len(self.income_probs)}")
+        check(
+            self.income_process in INCOME_PROCESSES,
+            f"unknown income_process {self.income_process!r}; allowed: {', '.join(INCOME_PROCESSES)}",
+        )
+        check(
+            self.initial_income in INITIAL_INCOME,
+            f"unknown initial_income {self.initial_income!r}; allowed: {', '.join(INITIAL_INCOME)}",
+        )
+        if self.income_process != "published":
+            check(
+                self.num_income >= 2,
+                f"income_process={self.income_process} needs num_income >= 2 points, got {self.num_income}",
+            )
+            check(-1.0 < self.income_rho < 1.0, f"income_rho must lie in (-1, 1), got {self.income_rho}")
+            check(self.income_sigma > 0.0, f"income_sigma must be > 0, got {self.income_sigma}")
+            check(self.income_width > 0.0, f"income_width must be > 0, got {self.income_width}")
 
     @property
     def n_states(self) -> int:
@@ -118,8 +154,32 @@ class Macro(Game):
         return np.maximum(np.geomspace(p, self.wealth_max + p, self.num_wealth) - p, 0.0)
 
     def income_grid_np(self) -> np.ndarray:
-        p = self.grid_pivot
-        return np.geomspace(self.income_min + p, self.income_max + p, self.num_income) - p
+        """Income levels ``y_j``: the published geometric grid, or ``exp(x_j)`` of the
+        AR(1) chain's points scaled so that mean income under its stationary
+        distribution is 1."""
+        if self.income_process == "published":
+            p = self.grid_pivot
+            return np.geomspace(self.income_min + p, self.income_max + p, self.num_income) - p
+        levels = np.exp(self._log_income_chain()[0])
+        return levels / (income.stationary_distribution(self.income_chain_np()) @ levels)
+
+    def _log_income_chain(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.income_process == "rouwenhorst":
+            return income.rouwenhorst(self.num_income, self.income_rho, self.income_sigma)
+        return income.tauchen(self.num_income, self.income_rho, self.income_sigma, self.income_width)
+
+    def income_chain_np(self) -> np.ndarray:
+        """``(num_income, num_income)`` transition matrix of the income index (with
+        ``idiosyncratic_noise`` on): the published clipped moves or the AR(1) chain."""
+        if self.income_process == "published":
+            return income.clipped_moves(self.num_income, self.income_probs)
+        return self._log_income_chain()[1]
+
+    def initial_income_np(self) -> np.ndarray:
+        """``(num_income,)`` income marginal of ``mu_0`` (``initial_income``)."""
+        if self.initial_income == "stationary":
+            return income.stationary_distribution(self.income_chain_np())
+        return np.full(self.num_income, 1.0 / self.num_income)
 
     def wealth_below(self, x):
         """Index of the largest wealth grid point ``<= x`` (``-1`` below the grid): for any
@@ -178,17 +238,46 @@ class Macro(Game):
         return NoiseSupport(MacroNoise(z=jnp.zeros((1, self.horizon + 1))), jnp.ones(1))
 
     def initial_mean_field(self, noise):
-        return jnp.full(self.n_states, 1.0 / self.n_states)
+        if self.initial_income == "published":
+            return jnp.full(self.n_states, 1.0 / self.n_states)
+        mu0 = np.outer(np.full(self.num_wealth, 1.0 / self.num_wealth), self.initial_income_np())
+        return jnp.asarray(mu0.reshape(-1), dtype=float)
 
     # -- prices, kernel, rewards -------------------------------------------------------
     def prices(self, mu, z):
         """Interest rate and wage ``(r, W)`` from the mean field and log productivity."""
         w, y = self._w_y()
-        capital, labour = mu @ w, mu @ y
+        return self.prices_at(mu @ w, mu @ y, z)
+
+    def prices_at(self, capital, labour, z):
+        """Interest rate and wage ``(r, W)`` from capital ``K``, labour ``L`` and log
+        productivity ``z`` (what :meth:`prices` computes from the mean field's moments)."""
         tfp = jnp.exp(z)
         r = tfp * self.alpha * (labour / (capital + 1e-6)) ** (1.0 - self.alpha)
         wage = tfp * (1.0 - self.alpha) * (capital / (labour + 1e-6)) ** self.alpha
         return r, wage
+
+    def aggregate_state(self, r, wage, labour, newton_steps: int = 4):
+        """``(K, z)`` from published prices ``(r, W)`` and labour ``L``: the inverse of
+        :meth:`prices_at` in ``(K, z)``. ``log r - log W`` is strictly decreasing in
+        ``K``; it is solved for ``log K`` by Newton's method from the solution without
+        the ``1e-6`` offsets (exact to rounding in a few steps), then ``z`` follows from
+        ``r``."""
+        a, eps = self.alpha, 1e-6
+        target = jnp.log(r) - jnp.log(wage)
+        const = jnp.log(a / (1.0 - a)) + (1.0 - a) * jnp.log(labour) + a * jnp.log(labour + eps)
+        u = const - target  # log K without the offsets
+
+        def newton(u, _):
+            k = jnp.exp(u)
+            gap = const - (1.0 - a) * jnp.log(k + eps) - a * u - target
+            slope = -(1.0 - a) * k / (k + eps) - a
+            return u - gap / slope, None
+
+        u, _ = jax.lax.scan(newton, u, None, length=newton_steps)
+        capital = jnp.exp(u)
+        z = jnp.log(r) - jnp.log(a) - (1.0 - a) * (jnp.log(labour) - jnp.log(capital + eps))
+        return capital, z
 
     def cash_at_prices(self, r, wage):
         """Cash on hand ``(1 + r) w + W y`` of every state ``(n,)`` at given prices."""
@@ -218,6 +307,11 @@ class Macro(Game):
         index = (wealth_idx * ny + j[:, None, None]).astype(jnp.int32)  # (n, m, 2): income unchanged
         if not self.idiosyncratic_noise:
             return Kernel(index, wealth_prob)
+        if self.income_process != "published":
+            # the AR(1) chain, independently of the action: (i', j) -> (i', j') w.p. P[j, j']
+            chain = jnp.asarray(self.income_chain_np(), dtype=float)
+            income_idx = (jnp.arange(n) // ny * ny)[:, None] + jnp.arange(ny)
+            return Kernel(index, wealth_prob, Spread(income_idx.astype(jnp.int32), chain[j]))
         # then the income moves, independently of the action: (n, 3) from (i', j)
         moves, move_prob = jnp.array([-1, 0, 1]), jnp.asarray(self.income_probs, dtype=float)
         income_idx = (jnp.arange(n) // ny * ny)[:, None] + jnp.clip(j[:, None] + moves, 0, ny - 1)

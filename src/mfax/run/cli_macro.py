@@ -1,5 +1,7 @@
-"""``mfax solve-macro``: the macro economy's equilibrium price path by the classical
-transition-path iteration (:func:`mfax.solvers.macro_oracle.solve_macro`).
+"""``mfax solve-macro``: the macro economy solved by economists' methods: the classical
+transition-path iteration without common noise (``--method oracle``, the default,
+:func:`mfax.solvers.macro_oracle.solve_macro`) or Krusell-Smith with common noise
+(``--method krusell-smith``, :func:`mfax.solvers.krusell_smith.solve_krusell_smith`).
 
 Wired into the main app with ``register(app)``.
 """
@@ -16,7 +18,9 @@ import typer
 from mfax import params
 from mfax.errors import GameError
 from mfax.games import make
-from mfax.run.cli_common import parse_overrides, user_errors
+from mfax.run.cli_common import _pairs, parse_overrides, user_errors
+
+METHODS = ("oracle", "krusell-smith")
 
 
 def _summary(eq, seconds: float, game, damping: float, tol: float) -> dict:
@@ -25,6 +29,7 @@ def _summary(eq, seconds: float, game, damping: float, tol: float) -> dict:
 
     return {
         "game": "macro",
+        "method": "oracle",
         "params": {name: getattr(game, name) for name in params.fields_of(type(game))},
         "damping": damping,
         "tol": tol,
@@ -59,6 +64,116 @@ def _plot(eq, path: Path) -> None:
     plt.close(fig)
 
 
+def _ks_summary(res, game, settings) -> dict:
+    import numpy as np
+
+    def nan_none(x):
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    def band(x):  # (P, T+1) -> mean and 5/95% over paths at every t
+        return {
+            "mean": [float(v) for v in x.mean(0)],
+            "p05": [float(v) for v in np.percentile(x, 5, axis=0)],
+            "p95": [float(v) for v in np.percentile(x, 95, axis=0)],
+        }
+
+    return {
+        "game": "macro",
+        "method": "krusell-smith",
+        "params": {name: getattr(game, name) for name in params.fields_of(type(game))},
+        "settings": {name: getattr(settings, name) for name in params.fields_of(type(settings))},
+        "iterations": res.iterations,
+        "converged": res.converged,
+        "stalled": res.stalled,
+        "final_damping": res.damping,
+        "gaps": [float(g) for g in res.gaps],
+        "coef": [[float(v) for v in row] for row in res.coef],
+        "r2": [nan_none(v) for v in res.r2],
+        "r2_min": nan_none(res.r2_min),
+        "den_haan_max": res.den_haan_max,
+        "den_haan_mean": res.den_haan_mean,
+        "outside_grid": res.outside_grid,
+        "exploitability": nan_none(res.exploitability),
+        "exploitability_info": nan_none(res.exploitability_info),
+        "policy_return": nan_none(res.policy_return),
+        "eval_paths": int(res.r.shape[0]),
+        "r": band(res.r[:, :-1]),
+        "W": band(res.W[:, :-1]),
+        "capital": band(np.exp(res.log_capital)),
+        "seconds": res.seconds,
+    }
+
+
+def _ks_plot(res, path: Path) -> None:
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mfax.solvers.krusell_smith import rule_path
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    horizon = res.r.shape[1] - 1
+    for ax, x, label in ((axes[0], res.r[:, :-1], "interest rate r_t"), (axes[1], res.W[:, :-1], "wage W_t")):
+        ax.plot(x.T, color="tab:blue", alpha=0.15, lw=0.8)
+        ax.plot(x.mean(0), color="k", lw=1.5)
+        ax.set(xlabel="t", ylabel=label)
+    forecast = rule_path(res.coef, float(res.log_capital[0, 0]), res.z[:, :horizon])
+    axes[2].plot(np.exp(res.log_capital[0, :horizon]), "k-", label="exact push-forward (path 0)")
+    axes[2].plot(np.exp(forecast[0]), "r--", label="the rule's own forecast")
+    axes[2].set(xlabel="t", ylabel="capital K_t")
+    axes[2].legend()
+    fig.suptitle(
+        f"Krusell-Smith: {res.iterations} iterations, min R^2 {res.r2_min:.4f}, den Haan max "
+        f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) -> None:
+    from mfax.solvers.krusell_smith import KrusellSmithSettings, make_settings, solve_krusell_smith
+
+    with user_errors():
+        game = make("macro", **overrides)
+        values = {
+            key: params.parse_text(KrusellSmithSettings, "krusell-smith", key, v) for key, v in _pairs("--hp", hp)
+        }
+        for key, value in (("damping", damping), ("tol", tol), ("max_iter", max_iter)):
+            if value is not None:
+                values[key] = value
+        settings = make_settings(**values)
+
+        def progress(k: int, gap: float, step: float) -> None:
+            typer.echo(f"  update {k}: the re-estimated rule moves the forecasts by {gap:.3g} (damping {step:g})")
+
+        res = solve_krusell_smith(game, settings, on_update=progress)
+    summary = _ks_summary(res, game, settings)
+    state = "converged" if res.converged else "stalled (cycling across a flip)" if res.stalled else "NOT converged"
+    typer.echo(
+        f"krusell-smith: {res.iterations} iterations in {res.seconds:.1f} s, last gap {res.gaps[-1]:.3g}, {state}"
+    )
+    typer.echo(
+        f"  rule: min R^2 {res.r2_min:.6f}, den Haan max error {100 * res.den_haan_max:.3f}% "
+        f"(mean {100 * res.den_haan_mean:.3f}%), capital outside the grid {100 * res.outside_grid:.1f}%"
+    )
+    info = "" if res.exploitability_info is None else f", information-consistent {res.exploitability_info:.4g}"
+    typer.echo(
+        f"  exact exploitability of the KS policy on {summary['eval_paths']} fresh paths: per path "
+        f"{res.exploitability:.4g}{info}"
+    )
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "krusell_smith.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _ks_plot(res, folder / "krusell_smith.png")
+        typer.echo(f"wrote {folder / 'krusell_smith.json'}, {folder / 'krusell_smith.png'}")
+    if as_json:
+        typer.echo(json.dumps(summary))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``solve-macro`` command to ``app``."""
 
@@ -66,24 +181,60 @@ def register(app: typer.Typer) -> None:
     def solve_macro_command(
         set_: Annotated[
             list[str] | None,
-            typer.Option("--set", help="override a macro parameter, key=value (repeatable); common_noise is off"),
+            typer.Option(
+                "--set",
+                help="override a macro parameter, key=value (repeatable); the oracle turns common_noise off",
+            ),
         ] = None,
-        damping: Annotated[float, typer.Option(help="weight of the new price path in each update, in (0, 1]")] = 0.5,
-        tol: Annotated[float, typer.Option(help="stop when the price path moves by less than this")] = 1e-8,
-        max_iter: Annotated[int, typer.Option(help="largest number of price updates")] = 2000,
+        method: Annotated[
+            str, typer.Option(help="oracle (transition path, no common noise) or krusell-smith (with common noise)")
+        ] = "oracle",
+        damping: Annotated[
+            float | None, typer.Option(help="weight of the new iterate in each update, in (0, 1] [oracle: 0.5, KS: 1]")
+        ] = None,
+        tol: Annotated[
+            float | None, typer.Option(help="stop when the iterate moves by less than this [oracle: 1e-8, KS: 1e-6]")
+        ] = None,
+        max_iter: Annotated[int | None, typer.Option(help="largest number of updates [oracle: 2000, KS: 60]")] = None,
+        hp: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--hp", help="a Krusell-Smith hyper-parameter, key=value (repeatable; see docs/economists.md)"
+            ),
+        ] = None,
         out: Annotated[
-            str | None, typer.Option(help="directory to write macro_equilibrium.json and prices.png")
+            str | None, typer.Option(help="directory to write the result's JSON and a plot of its prices")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object")] = False,
     ) -> None:
-        """Equilibrium price path of the macro game without common noise (the oracle):
-        best response to prices, push forward, recompute prices, damp, repeat."""
+        """Equilibrium of the macro game by economists' methods. oracle (default): the
+        price path without common noise (best response to prices, push forward,
+        recompute prices, damp, repeat). krusell-smith: households forecast capital by a
+        log-linear rule in (log K, z), best respond on (wealth, income, K, z) grids, the
+        rule is re-estimated from the exact push-forward until it stops moving; reports
+        R^2, den Haan's error and the exact exploitability of the KS policy."""
+        with user_errors():
+            if method not in METHODS:
+                raise GameError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+            overrides = parse_overrides("macro", set_ or [])
+            if method == "oracle" and hp:
+                raise GameError(
+                    "--hp sets Krusell-Smith hyper-parameters; the oracle takes --damping, --tol, --max-iter"
+                )
+        if method == "krusell-smith":
+            _solve_krusell_smith(overrides, hp or [], damping, tol, max_iter, out, as_json)
+            return
+        damping = 0.5 if damping is None else damping
+        tol = 1e-8 if tol is None else tol
+        max_iter = 2000 if max_iter is None else max_iter
         from mfax.solvers.macro_oracle import solve_macro  # loaded by this command alone
 
         with user_errors():
-            overrides = parse_overrides("macro", set_ or [])
             if overrides.get("common_noise", False):
-                raise GameError("solve-macro solves the economy without common noise; drop common_noise=true")
+                raise GameError(
+                    "the oracle solves the economy without common noise; drop common_noise=true "
+                    "(or use --method krusell-smith)"
+                )
             game = make("macro", **{**overrides, "common_noise": False})
             start = time.perf_counter()
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)

@@ -1,0 +1,210 @@
+"""Krusell-Smith on the macro game: the rule's estimator, the households' knowledge of the
+aggregate state, convergence, the reports (R^2, den Haan) and the exact exploitability
+of the KS policy, without common noise an exact equilibrium, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import mfax
+from mfax import params
+from mfax.games import income
+from mfax.games.linear_quadratic import LinearQuadratic
+from mfax.games.macro import Macro
+from mfax.run.cli_macro import register
+from mfax.solvers import krusell_smith as ks
+
+TINY = dict(num_wealth=12, horizon=8)
+TINY_SETTINGS = dict(paths=16, eval_paths=16, capital_points=5, z_points=5, quadrature=3, tol=1e-4, max_iter=30)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    game = mfax.make("macro", **TINY)
+    return game, ks.solve_krusell_smith(game, ks.make_settings(**TINY_SETTINGS))
+
+
+def test_estimator_recovers_a_log_linear_law():
+    # where the true law is log-linear the regression recovers it with R^2 = 1; where
+    # log K_t does not vary across paths (t = 0) its slope is 0 and R^2 undefined
+    rng = np.random.default_rng(0)
+    paths, horizon = 50, 6
+    a, b, c = rng.normal(size=horizon), rng.uniform(0.5, 1, horizon), rng.normal(size=horizon)
+    z = rng.normal(size=(paths, horizon + 1)) * 0.05
+    log_k = np.empty((paths, horizon + 1))
+    log_k[:, 0] = 2.0
+    for t in range(horizon):
+        log_k[:, t + 1] = a[t] + b[t] * log_k[:, t] + c[t] * z[:, t]
+    fit = ks.estimate_rule(log_k, z)
+    np.testing.assert_allclose(fit.coef[1 : horizon - 1], np.stack([a, b, c], -1)[1 : horizon - 1], rtol=1e-8)
+    assert fit.coef[0, 1] == 0.0 and fit.coef[0, 2] == pytest.approx(c[0])
+    np.testing.assert_allclose(fit.r2[1:], 1.0, atol=1e-10)
+    assert fit.r2[0] == pytest.approx(1.0)  # z_0 varies here, so t = 0 is a regression too
+    # the rule iterated on its own forecasts reproduces the law's path exactly
+    np.testing.assert_allclose(ks.rule_path(fit.coef, 2.0, z[:, :horizon]), log_k[:, :horizon], atol=1e-10)
+    # noise in the law lowers R^2 below 1
+    noisy = log_k + rng.normal(size=log_k.shape) * 0.01
+    assert np.nanmax(ks.estimate_rule(noisy, z).r2[1:]) < 0.999
+
+
+def test_prices_reveal_capital_and_productivity():
+    """The claim of the docs: with labour L_t known, a household recovers (K_t, z_t)
+    exactly from the published (r_t, W_t), whatever the income process."""
+    game = params.build(Macro, "game 'macro'", **TINY, income_process="rouwenhorst", num_income=4)
+    with jax.enable_x64(True):
+        labour = ks.labour_path(game)
+    chain, levels = game.income_chain_np(), game.income_grid_np()
+    marginal = np.full(4, 0.25)
+    for t in range(game.horizon):  # the income marginal moves by the chain: L_t changes
+        assert labour[t] == pytest.approx(marginal @ levels, rel=1e-12)
+        marginal = marginal @ chain
+    assert np.ptp(labour) > 1e-3
+    with jax.enable_x64(True):
+        capital = jnp.array([1e-3, 0.7, 5.0, 20.0, 90.0])
+        z = jnp.array([-0.3, 0.05, 0.0, -0.02, 0.2])
+        k_back, z_back = jax.jit(lambda k, z: game.aggregate_state(*game.prices_at(k, labour[3], z), labour[3]))(
+            capital, z
+        )
+    np.testing.assert_allclose(np.asarray(k_back), np.asarray(capital), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(z_back), np.asarray(z), atol=1e-12)
+
+
+def test_ks_households_read_the_state_off_the_prices(tiny):
+    game, res = tiny
+    # along the exact push-forward, the observations invert to the true K_t and z_t
+    labour = ks.labour_path(game)
+    with jax.enable_x64(True):
+        k, z = game.aggregate_state(jnp.asarray(res.r[:, :-1]), jnp.asarray(res.W[:, :-1]), jnp.asarray(labour))
+    np.testing.assert_allclose(np.log(np.asarray(k)), res.log_capital[:, :-1], atol=1e-9)
+    np.testing.assert_allclose(np.asarray(z), res.z[:, :-1], atol=1e-9)
+    assert np.ptp(res.z[:, 3]) > 0.01  # the paths differ: there is something to learn
+
+
+def test_ks_converges_on_a_tiny_economy(tiny):
+    _, res = tiny
+    # the coefficients stop moving: converged, or the damped move fell below tol while
+    # cycling across a flip of the greedy best response
+    assert res.converged or res.stalled
+    assert res.iterations < TINY_SETTINGS["max_iter"]
+    assert res.damping * res.gaps[-1] < TINY_SETTINGS["tol"] or res.gaps[-1] < TINY_SETTINGS["tol"]
+    assert res.gaps[-1] < 1e-2 * res.gaps[0]
+
+
+def test_ks_reports(tiny):
+    game, res = tiny
+    assert res.coef.shape == (game.horizon - 1, 3)
+    assert np.isnan(res.r2[0])  # log K_1 is the same on every path (z_0 = 0)
+    # out of sample (fresh paths, coefficients held) the rule fits below the least-squares
+    # refit on those paths, by construction, and explains most of the variation: at t = 1
+    # (one regressor, z_1, on 16 paths of a 12-point economy) the least
+    refit = ks.estimate_rule(res.log_capital, res.z).r2
+    assert np.all(res.r2[1:] <= refit[1:] + 1e-12)
+    assert res.r2_min == np.nanmin(res.r2) and res.r2[1] > 0.8 and np.all(res.r2[2:] > 0.95)
+    assert 0.0 <= res.den_haan_max < 0.05 and res.den_haan_mean <= res.den_haan_max
+    assert res.outside_grid == 0.0
+    # the exact exploitability of the KS policy: finite and >= 0 (per path: an upper
+    # bound; no information-consistent figure with continuous productivity)
+    assert np.isfinite(res.exploitability) and res.exploitability >= 0.0
+    assert res.exploitability_info is None
+    assert res.r.shape == res.log_capital.shape == (16, game.horizon + 1)
+
+
+@pytest.mark.slow
+def test_without_common_noise_ks_is_an_exact_equilibrium():
+    """Without common noise the rule forecasts the one aggregate path: the KS best
+    response on the true aggregate path is an exact best response, its exploitability
+    (per path = information-consistent, one path) zero to rounding."""
+    game = mfax.make("macro", **TINY, common_noise=False)
+    res = ks.solve_krusell_smith(game, ks.make_settings(capital_points=3, max_iter=20))
+    assert res.converged and res.den_haan_max < 1e-6
+    assert abs(res.exploitability) < 1e-9 and abs(res.exploitability_info) < 1e-9
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(mfax.GameError, match=r"damping must lie in \(0, 1\], got 0.0"):
+        ks.make_settings(damping=0.0)
+    with pytest.raises(mfax.GameError, match="paths must be >= 2"):
+        ks.make_settings(paths=1)
+    with pytest.raises(mfax.GameError, match="unknown parameter 'grid'"):
+        ks.make_settings(grid=3)
+    with pytest.raises(mfax.GameError, match="krusell-smith needs the macro game"):
+        ks.solve_krusell_smith(LinearQuadratic())
+
+
+def _app():
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command keeps typer in multi-command mode
+        pass
+
+    return app
+
+
+def test_solve_macro_krusell_smith_command(tmp_path, tiny):
+    # the economy and settings of the fixture: its compiled programs are reused
+    args = ["solve-macro", "--method", "krusell-smith", "--tol", "1e-4", "--max-iter", "30", "--out", str(tmp_path)]
+    for key, value in TINY.items():
+        args += ["--set", f"{key}={value}"]
+    for key, value in TINY_SETTINGS.items():
+        if key not in ("tol", "max_iter"):
+            args += ["--hp", f"{key}={value}"]
+    result = CliRunner().invoke(_app(), [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    _, res = tiny
+    assert record["method"] == "krusell-smith" and record["iterations"] == res.iterations
+    assert record["exploitability"] == pytest.approx(res.exploitability, rel=1e-9)
+    assert record["exploitability_info"] is None
+    assert record["r2"][0] is None and record["r2_min"] == pytest.approx(res.r2_min)
+    assert len(record["r"]["mean"]) == TINY["horizon"] and len(record["coef"]) == TINY["horizon"] - 1
+    assert (tmp_path / "krusell_smith.json").exists() and (tmp_path / "krusell_smith.png").exists()
+    for bad, message in (
+        (["--method", "ks"], "unknown method 'ks'; allowed: oracle, krusell-smith"),
+        (["--method", "krusell-smith", "--hp", "paths=1"], "paths must be >= 2"),
+        (["--hp", "paths=4"], "--hp sets Krusell-Smith hyper-parameters"),
+    ):
+        out = CliRunner().invoke(_app(), ["solve-macro", *bad])
+        assert out.exit_code == 2 and message in out.output, out.output
+
+
+@pytest.mark.slow
+def test_ks_on_the_reduced_economy():
+    """The reduced economy (40 x 5, T = 32): KS stops, its rule fits (R^2 and den Haan's
+    error), the KS policy's exact exploitability is small, and an AR(1) income process
+    with its stationary start solves too."""
+    game = mfax.make("macro", num_wealth=40, horizon=32)
+    res = ks.solve_krusell_smith(game)
+    assert res.converged or res.stalled
+    assert res.r2[1] > 0.9 and np.all(res.r2[2:] > 0.98), res.r2
+    assert res.den_haan_max < 0.05 and res.outside_grid < 0.05
+    assert 0.0 <= res.exploitability < 0.05
+    ar1 = mfax.make(
+        "macro", num_wealth=40, horizon=32, income_process="rouwenhorst", initial_income="stationary", num_income=5
+    )
+    res = ks.solve_krusell_smith(ar1, ks.make_settings(tol=1e-5))
+    assert res.converged or res.stalled
+    assert np.all(res.r2[2:] > 0.95) and np.isfinite(res.exploitability) and res.exploitability >= 0.0, res.r2
+    assert income.stationary_distribution(ar1.income_chain_np()) @ ar1.income_grid_np() == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_without_common_noise_ks_finds_the_oracles_equilibrium():
+    """The reduced economy without common noise: KS's rule is a perfect-foresight path and
+    its policy the transition-path oracle's equilibrium (same prices, exploitability 0)."""
+    from mfax.solvers.macro_oracle import solve_macro
+
+    game = mfax.make("macro", num_wealth=40, horizon=32, common_noise=False)
+    res = ks.solve_krusell_smith(game)
+    oracle = solve_macro(game)
+    assert res.converged and abs(res.exploitability) < 1e-7
+    np.testing.assert_allclose(res.r[0, :-1], oracle.r, rtol=1e-6)
+    np.testing.assert_allclose(res.W[0, :-1], oracle.W, rtol=1e-6)
