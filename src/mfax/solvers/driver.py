@@ -88,7 +88,10 @@ def _value_key(tree: Any) -> tuple | None:
         if isinstance(leaf, jax.Array | np.ndarray | np.generic):
             if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
                 return None
-            host = np.asarray(leaf)
+            try:
+                host = np.asarray(leaf)
+            except (TypeError, ValueError):  # typed PRNG keys, say: not kept
+                return None
             sharding = getattr(leaf, "sharding", None)
             parts.append((host.shape, host.dtype.str, sharding, hashlib.sha1(host.tobytes()).hexdigest()))
         else:
