@@ -127,7 +127,11 @@ def _scalar(value: float, like: Array) -> Array:
 class FixedPointHyperParams(eqx.Module):
     """Hyper-parameters of the damped fixed-point iteration (``--hp key=value``)."""
 
-    damping: float = param(0.1, "damping d in (0, 1]: pi' = (1 - d) pi + d BR (d = 1: plain fixed-point iteration)")
+    damping: float = param(
+        0.1,
+        "damping d in (0, 1]: pi' = (1 - d) pi + d BR (d = 1: plain fixed-point iteration)",
+        search=(0.01, 1.0, "log"),
+    )
     temperature: float = param(
         0.0, "0: greedy best response; > 0: softmax(Q* / temperature) (OpenSpiel's fixed point with a temperature)"
     )
@@ -177,7 +181,9 @@ def fixed_point_step(
 class BoltzmannHyperParams(eqx.Module):
     """Hyper-parameters of Boltzmann policy iteration (``--hp key=value``)."""
 
-    temperature: float = param(1.0, "temperature of pi' = softmax(Q^pi / temperature), reward units")
+    temperature: float = param(
+        1.0, "temperature of pi' = softmax(Q^pi / temperature), reward units", search=(0.01, 10.0, "log")
+    )
     entropy: float = param(0.0, "entropy weight of the evaluated Q^pi (0: the game's own Q^pi), reward units")
 
     def __check_init__(self):
@@ -209,8 +215,12 @@ def boltzmann_step(game: Game, noise: Noise, weight, state: LogPolicyState) -> t
 class MunchausenHyperParams(eqx.Module):
     """Hyper-parameters of tabular Munchausen OMD (``--hp key=value``)."""
 
-    tau: float = param(1.0, "temperature tau, reward units (alpha = 1: OMD with learning rate 1/tau)")
-    alpha: float = param(0.99, "Munchausen coefficient in [0, 1] (1: OMD; 0: Boltzmann policy iteration)")
+    tau: float = param(
+        1.0, "temperature tau, reward units (alpha = 1: OMD with learning rate 1/tau)", search=(0.01, 10.0, "log")
+    )
+    alpha: float = param(
+        0.99, "Munchausen coefficient in [0, 1] (1: OMD; 0: Boltzmann policy iteration)", search=(0.9, 1.0)
+    )
 
     def __check_init__(self):
         check(self.tau > 0.0, f"Munchausen tau must be > 0, got {self.tau}")
@@ -237,7 +247,7 @@ def munchausen_step(game: Game, noise: Noise, weight, state: LogPolicyState) -> 
 class PriorDescentHyperParams(eqx.Module):
     """Hyper-parameters of prior descent (``--hp key=value``)."""
 
-    eta: float = param(1.0, "temperature eta of pi' ∝ prior exp(Q* / eta), reward units")
+    eta: float = param(1.0, "temperature eta of pi' ∝ prior exp(Q* / eta), reward units", search=(0.01, 10.0, "log"))
     prior_every: int = param(1, "the prior becomes the current policy after every this many iterations (0: never)")
 
     def __check_init__(self):
