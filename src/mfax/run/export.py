@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -43,6 +42,7 @@ from mfax.errors import GameError
 from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
 from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
+from mfax.run.rundir import _replace_with  # per-process temporary file, one-line OS errors
 
 FORMATS = ("npz", "csv")
 MARKER = "mfax-export.json"
@@ -155,15 +155,6 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
         raise GameError(f"{where!r} already holds an mfax export; use --overwrite or another --out")
 
 
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # -- writing ----------------------------------------------------------------------------
 def manifest(game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """What the export holds, in words: the source (run, checkpoint, game, parameters),
@@ -207,7 +198,7 @@ def write_npz(path: Path, game: Game, data: dict[str, Any], source: dict[str, An
     buffer = io.BytesIO()
     np.savez(buffer, manifest=np.asarray(json.dumps(info)), **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace(path, buffer.getvalue())
+    _replace_with(path, buffer.getvalue())
     return info
 
 
@@ -311,14 +302,14 @@ def write_csv(folder: Path, game: Game, data: dict[str, Any], source: dict[str, 
     # the marker first, listing every file to come: an export cut short is still known
     # as mfax's (and replaced by the next --overwrite); then each file, then the counts
     info["files"] = {name: {"columns": header, "rows": None} for name, (header, _) in tables.items()}
-    _replace(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
+    _replace_with(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
     files = {}
     for name, (header, rows) in tables.items():
         content, count = _table(header, rows)
-        _replace(folder / name, content)
+        _replace_with(folder / name, content)
         files[name] = {"columns": header, "rows": count}
     info["files"] = files
-    _replace(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
+    _replace_with(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
     return info
 
 

@@ -39,7 +39,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +51,7 @@ from mfax.errors import GameError
 from mfax.games import Game
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, game_defaults
-from mfax.run.rundir import RunDir
+from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
 from mfax.run.train import TrainingDiverged
 from mfax.solvers import solver_spec
 
@@ -390,15 +389,6 @@ def _csv(rows: list[dict[str, Any]], space: dict[str, Range]) -> bytes:
     return out.getvalue().encode()
 
 
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # -- the directory ---------------------------------------------------------------------
 def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
     """Whether ``root`` holds a study to continue (reads only): missing or empty (no), an
@@ -523,7 +513,7 @@ def tune(
     with RunDir(root).lock():
         continuing = _check_dir(root, settings)
         if not (root / MARKER).is_file():
-            _replace(root / MARKER, (json.dumps({"mfax_tune": 1, "search": settings}, indent=2) + "\n").encode())
+            _replace_with(root / MARKER, (json.dumps({"mfax_tune": 1, "search": settings}, indent=2) + "\n").encode())
         return _study(optuna, search, trials, batch, seed, defaults, root, continuing, say)
 
 
@@ -614,10 +604,10 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                     complete += 1
                 say(_trial_line(t.number, o, t.params))
             if root is not None:
-                _replace(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
+                _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
         rows = _trial_rows(study, search.space)
         if root is not None:
-            _replace(root / TRIALS_CSV, _csv(rows, search.space))
+            _replace_with(root / TRIALS_CSV, _csv(rows, search.space))
         if not complete:
             raise GameError("no trial reached a finite exploitability; narrow the space (--space) or the budget")
         best = study.best_trial
@@ -661,4 +651,4 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
     say(f"training the best trial ({result.best_trial}) again into {str(best_dir)!r}")
     result._search.rerun(result.best_params, row["best_iteration"], best_dir)
     record["best_trial"] = result.best_trial
-    _replace(marker, (json.dumps(record, indent=2) + "\n").encode())
+    _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())

@@ -388,7 +388,13 @@ def solve(
     if batch is None:
         support = game.noise_support()
         batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
-    solver = SOLVERS[algo](game, batch, hparams[algo]())
+    return run_table(SOLVERS[algo](game, batch, hparams[algo]()), iterations, chunk)
+
+
+def run_table(solver: Solver, iterations: int, chunk: int = 50):
+    """One run of an exact table solver from scratch: ``(table, history)`` as
+    :func:`solve` describes (``history``: the figures of the policy after ``k = 0..iterations``
+    updates)."""
     states = driver.initial_states(solver, [0], [0.0])
     states, history = driver.iterate(solver, states, iterations, chunk)
     table = solver.table(jax.tree.map(lambda x: x[0], states))

@@ -63,7 +63,6 @@ from mfax.evaluation.values import backward_induction, info_average, info_max, i
 from mfax.games.base import Game, Noise, check
 from mfax.params import param
 from mfax.policies.base import Policy
-from mfax.solvers import driver
 from mfax.solvers.base import Metrics, Setting, Solver, register_variants
 from mfax.solvers.classical import (
     _TINY,
@@ -74,6 +73,7 @@ from mfax.solvers.classical import (
     agent_distribution,
     exact_batch,
     rollout_table,
+    run_table,
     table_policy,
     uniform_table,
 )
@@ -381,13 +381,7 @@ def solve(game: Game, algo: str, iterations: int, batch: NoiseBatch | None = Non
     if batch is None:
         support = game.noise_support()
         batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
-    solver = solver_cls(game, batch, hparams)
-    states = driver.initial_states(solver, [0], [0.0])
-    states, history = driver.iterate(solver, states, iterations, chunk)
-    table = solver.table(jax.tree.map(lambda x: x[0], states))
-    _, last = driver.iterate(solver, states, 1)
-    history = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1)[0], history, last)
-    return table, history
+    return run_table(solver_cls(game, batch, hparams), iterations, chunk)
 
 
 register_variants(
