@@ -452,3 +452,26 @@ def test_an_iteration_is_never_answered_with_another_iterations_checkpoint(tmp_p
     summary["iterations"] = 2  # as if killed after the iteration-4 checkpoint, before the summary
     (out / "summary.json").write_text(json.dumps(summary))
     one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "holds iteration 4, not 2")
+
+
+def test_outputs_at_chosen_paths_replace_only_what_mfax_wrote(tmp_path):
+    """irf --out/--plot and solve-macro --out: a missing path, or mfax's own JSON or PNG there."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from mfax.run.plots import save_figure
+    from mfax.run.rundir import output_writable
+
+    output_writable(tmp_path / "new.json", "run")  # missing: fine
+    ours = tmp_path / "ours.json"
+    ours.write_text(json.dumps({"run": "x", "moments": {}}))
+    output_writable(ours, "run", "moments")
+    figure = save_figure(Figure(), tmp_path / "ours.png")
+    output_writable(figure)
+    for name, text in (("theirs.json", '{"run": 1}'), ("notes.json", "not json"), ("photo.png", "PNG bytes")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(GameError, match=f"refusing to overwrite .*{name}'.*mfax did not write it"):
+            output_writable(tmp_path / name, "run", "moments")
+        assert (tmp_path / name).read_text() == text

@@ -19,8 +19,12 @@ from mfax import params
 from mfax.errors import GameError
 from mfax.games import make
 from mfax.run.cli_common import _pairs, parse_overrides, user_errors
+from mfax.run.rundir import PNG_TAG, output_writable
 
 METHODS = ("oracle", "krusell-smith")
+# what the JSON files of earlier runs of this command hold: such a file may be replaced
+ORACLE_KEYS = ("game", "params", "iterations", "r", "W")
+KS_KEYS = ("game", "params", "iterations", "coef")
 
 
 def _summary(eq, seconds: float, game, damping: float, tol: float) -> dict:
@@ -60,7 +64,7 @@ def _plot(eq, path: Path) -> None:
     ax_w.set(xlabel="t", ylabel="wage W_t", title="wage")
     fig.suptitle(f"macro equilibrium (oracle): {eq.iterations} iterations, gap {eq.residual:.2e}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata=PNG_TAG)
     plt.close(fig)
 
 
@@ -129,7 +133,7 @@ def _ks_plot(res, path: Path) -> None:
         f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata=PNG_TAG)
     plt.close(fig)
 
 
@@ -137,6 +141,9 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
     from mfax.solvers.krusell_smith import KrusellSmithSettings, make_settings, solve_krusell_smith
 
     with user_errors():
+        if out is not None:  # before anything is computed
+            output_writable(Path(out) / "krusell_smith.json", *KS_KEYS)
+            output_writable(Path(out) / "krusell_smith.png")
         game = make("macro", **overrides)
         values = {
             key: params.parse_text(KrusellSmithSettings, "krusell-smith", key, v) for key, v in _pairs("--hp", hp)
@@ -236,6 +243,9 @@ def register(app: typer.Typer) -> None:
                     "(or use --method krusell-smith)"
                 )
             game = make("macro", **{**overrides, "common_noise": False})
+            if out is not None:  # before anything is computed
+                output_writable(Path(out) / "macro_equilibrium.json", *ORACLE_KEYS)
+                output_writable(Path(out) / "prices.png")
             start = time.perf_counter()
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)
             seconds = time.perf_counter() - start

@@ -15,6 +15,7 @@ import typer
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_common import user_errors
+from mfax.run.rundir import output_writable
 
 ITERATION_HELP = (
     "which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K that has one"
@@ -141,6 +142,9 @@ def register(app: typer.Typer) -> None:
         from mfax.run.plots import irf_figure, save_figure
 
         with user_errors(), checking(check):
+            for chosen, keys in ((plot, ()), (out, IRF_KEYS)):  # RUN/plots/irf.png, RUN/irf.json: the run's own
+                if chosen is not None:
+                    output_writable(chosen, *keys)
             run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
             if innovations is not None:
                 try:
@@ -165,6 +169,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:
             typer.echo(json.dumps(record))
+
+
+IRF_KEYS = ("run", "run_index", "checkpoint", "innovations", "moments")  # what irf_record writes
 
 
 def irf_record(response, run: str, run_index: int, iteration: str) -> dict:

@@ -36,7 +36,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, Consent, RunDir
+from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -154,8 +154,8 @@ def exploitability_figure(rows: list[dict], config):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    fig.savefig(path, dpi=dpi, metadata=PNG_TAG)  # the tag tells mfax's figures from others
     return path
 
 

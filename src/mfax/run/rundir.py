@@ -139,6 +139,33 @@ def _replace_with(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+PNG_TAG = {"Software": "mfax"}  # the PNG text chunk mfax's figures carry (see output_writable)
+
+
+def output_writable(path: Path | str, *keys: str) -> None:
+    """Raise (one line, reading only) unless an output file may be written at ``path``, a
+    place the user chose outside a run directory: it is missing, or a file mfax wrote
+    there: a ``.png`` carrying :data:`PNG_TAG`, or a JSON object holding every one of
+    ``keys``. Never a file mfax cannot tell it wrote."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    ours = False
+    if path.is_file() and not path.is_symlink():
+        with _disk("read", path):
+            head = path.read_bytes()[: 1 << 16] if path.suffix == ".png" else path.read_bytes()
+        if path.suffix == ".png":
+            ours = b"tEXtSoftware\x00mfax" in head
+        else:
+            try:
+                data = json.loads(head)
+                ours = bool(keys) and isinstance(data, dict) and set(keys) <= set(data)
+            except (ValueError, UnicodeDecodeError):
+                ours = False
+    if not ours:
+        raise GameError(f"refusing to overwrite {str(path)!r}: mfax did not write it; remove it or choose another path")
+
+
 def _digest_of(checkpoint: Path) -> Path:
     """Where the sha256 of a checkpoint file is: ``NAME.json`` beside ``NAME.eqx``."""
     return checkpoint.with_suffix(".json")
