@@ -486,50 +486,48 @@ def figure(rows: list[dict], meta: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     games = list(dict.fromkeys(r["game"] for r in rows))
+    timed = [g for g in games if any("ratio" in r or "ratio_at_least" in r for r in rows if r["game"] == g)]
     algos = list(dict.fromkeys(r["algorithm"] for r in rows))
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(15, 0.42 * len(games) + 2.2), gridspec_kw=dict(width_ratios=(3, 2))
-    )
+    height = 0.42 * max(len(games), len(timed)) + 2.6
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, height), gridspec_kw=dict(width_ratios=(3, 2)))
     markers = "osD^vP*Xh<>"
-    y_of = {g: len(games) - 1 - i for i, g in enumerate(games)}
+    y_of = {g: len(timed) - 1 - i for i, g in enumerate(timed)}
+    handles = []
     for k, algo in enumerate(algos):
         offset = (k - (len(algos) - 1) / 2) * 0.1
+        style = dict(marker=markers[k % len(markers)], s=36, color=f"C{k}")
         for kind, filled in (("ratio", True), ("ratio_at_least", False)):
             pts = [(r[kind], y_of[r["game"]] + offset) for r in rows if r["algorithm"] == algo and kind in r]
             if pts:
                 x, y = zip(*pts, strict=True)
-                left.scatter(
-                    x,
-                    y,
-                    marker=markers[k % len(markers)],
-                    s=36,
-                    color=f"C{k}",
-                    facecolors=None if filled else "none",
-                    label=algo if kind == "ratio" else f"{algo} (lower bound: original over budget)",
-                )
+                left.scatter(x, y, facecolors=None if filled else "none", **style)
+        handles.append(Line2D([], [], ls="", marker=style["marker"], color=style["color"], label=algo))
+    handles.append(Line2D([], [], ls="", marker="o", color="k", mfc="none", label="open: lower bound (over budget)"))
     left.axvline(TARGET, color="k", ls="--", lw=1)
-    left.text(TARGET, len(games) - 0.4, " 100x target", fontsize=8, va="bottom")
+    left.text(TARGET, len(timed) - 0.45, " 100x target", fontsize=8, va="bottom")
     left.set_xscale("log")
-    left.set_yticks(range(len(games)), games[::-1], fontsize=8)
-    left.set_ylim(-0.7, len(games) - 0.2)
+    left.set_yticks(range(len(timed)), timed[::-1], fontsize=8)
+    left.set_ylim(-0.7, len(timed) - 0.2)
     left.set_xlabel("original s/it / mfax s/it (log)")
     left.set_title("Per-iteration speed-up over the original library")
     left.grid(axis="x", which="both", alpha=0.3)
-    left.legend(fontsize=7, loc="lower right")
+    left.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4)
     grid = np.full((len(games), len(algos)), np.nan)
     for r in rows:
         if r.get("exploitability") is not None:
-            grid[games.index(r["game"]), algos.index(r["algorithm"])] = max(r["exploitability"], 1e-16)
-    image = right.imshow(np.log10(grid), aspect="auto", cmap="viridis")
+            grid[games.index(r["game"]), algos.index(r["algorithm"])] = r["exploitability"]
+    image = right.imshow(np.log10(np.maximum(grid, 1e-16)), aspect="auto", cmap="viridis")
     for i in range(len(games)):
         for j in range(len(algos)):
             if np.isfinite(grid[i, j]):
-                right.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", fontsize=6, color="w")
+                text = "~0" if abs(grid[i, j]) < 1e-12 else f"{grid[i, j]:.2g}"
+                right.text(j, i, text, ha="center", va="center", fontsize=6, color="w")
     right.set_xticks(range(len(algos)), algos, rotation=30, ha="right", fontsize=8)
     right.set_yticks(range(len(games)), games, fontsize=8)
-    right.set_title(f"Exploitability after {meta['iterations']} iterations (log10)")
+    right.set_title(f"Exploitability after {meta['iterations']} iterations (log10; ~0: below 1e-12)")
     fig.colorbar(image, ax=right, fraction=0.05)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -570,7 +568,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default=None, help="output name (default: zoo, or zoo_only for a subset)")
     parser.add_argument("--no-figure", dest="figure", action="store_false")
+    parser.add_argument("--report", action="store_true", help="rewrite .md and .png from the .json, run nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        name = args.name or "zoo"
+        saved = json.loads((args.out / f"{name}.json").read_text())
+        (args.out / f"{name}.md").write_text(markdown(saved["rows"], saved["meta"]))
+        if args.figure:
+            figure(saved["rows"], saved["meta"], args.out / f"{name}.png")
+        return saved["rows"]
     if args.iterations < 1 or args.repeats < 1 or args.budget <= 0:
         raise SystemExit("zoo: --iterations and --repeats must be >= 1 and --budget > 0")
     with jax.enable_x64(True):  # float64, as the originals compute
