@@ -1,5 +1,5 @@
-"""The zoo: every registered ``mfglib.*`` and ``openspiel.*`` game (plus the published
-``beach_bar``, ``linear_quadratic`` and ``sis``) x every exact tabular solver mfax has:
+"""The zoo: every registered ``mfglib.*`` and ``openspiel.*`` game (plus mfax's published
+``linear_quadratic`` and ``sis``; ``beach_bar`` on request) x every exact tabular solver:
 the exact exploitability after ``N`` iterations, mfax's seconds per iteration and, where
 the original library has the algorithm for the game, the original's seconds per
 iteration measured in the same run, and their ratio.
@@ -8,10 +8,11 @@ iteration measured in the same run, and their ratio.
     PYTHONPATH=src:bench python bench/zoo.py                      # writes bench/results/zoo.{md,json,png}
     PYTHONPATH=src:bench python bench/zoo.py --only left_right,garnet --algos fp,omd --budget 2
 
-The whole zoo (19 games x 6 solvers today) takes about 10-15 minutes on a 2-core
-machine: about 2/3 of it compiling and running mfax's cells, the rest the originals'
-iterations, each capped by ``--budget`` (default 5 s per cell). In the project's own
-venv (mfax only) the original columns say "not installed" and it takes about 8 minutes.
+The whole zoo (19 games x 6 solvers when written) took 504 s of wall-clock on a shared
+2-core machine at load average 8-9 (bench/results/zoo.md): mostly compiling and running
+mfax's cells (1-3 s each, 10-15 s for ``sis``), the rest the originals' iterations, each
+capped by ``--budget`` (default 5 s per cell). In the project's own venv (mfax only)
+the original columns say "not installed" and it takes less.
 ``--published`` adds mfax's own games (default ``linear_quadratic,sis``; the published
 beach bar costs about a second per exact iteration, so it is left out unless named).
 With ``--only`` or ``--algos`` it writes ``zoo_only.*`` unless ``--name`` says otherwise.
