@@ -125,8 +125,8 @@ def exact_solvers() -> list[str]:
 
 
 # -- budgets ---------------------------------------------------------------------------
-class OverBudget(Exception):
-    pass
+class OverBudget(BaseException):
+    """The budget's alarm (a BaseException, so that a library's ``except Exception`` cannot swallow it)."""
 
 
 def _alarm(signum, frame):
