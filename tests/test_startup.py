@@ -69,11 +69,17 @@ def test_initial_states_and_a_runs_state_compile_no_program(solvers, name):
     assert leaf.is_deleted()
 
 
-def test_stacking_on_the_host_keeps_typed_keys():
-    keys = [{"key": jax.random.key(s), "x": jnp.full((2,), float(s))} for s in (0, 1)]
-    stacked = driver._stack_on_host(keys)
+def test_stacking_on_the_host_is_stacking_with_jax():
+    states = [
+        {"key": jax.random.key(s), "x": jnp.full((2,), float(s)), "weak": jnp.asarray(0.5 * s), "n": np.int32(s)}
+        for s in (0, 1)
+    ]
+    stacked, expected = driver._stack_on_host(states), driver.stack(states)
     assert stacked["key"].shape == (2,) and jax.dtypes.issubdtype(stacked["key"].dtype, jax.dtypes.prng_key)
-    np.testing.assert_array_equal(np.asarray(stacked["x"]), [[0.0, 0.0], [1.0, 1.0]])
+    for name in ("x", "weak", "n"):
+        a, b = stacked[name], expected[name]
+        assert (a.dtype, a.weak_type, a.shape) == (b.dtype, b.weak_type, b.shape), name
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_solver_names_are_the_builtins_in_order_then_the_registered():

@@ -37,10 +37,14 @@ def stack(trees: Sequence[Any]) -> Any:
 def _stack_on_host(trees: Sequence[Any]) -> Any:
     """:func:`stack` with the copying done by numpy: an eager ``jnp.stack`` is a program
     of its own per shape (traced, lowered, compiled or read from the compilation cache),
-    which a fresh process pays for its first result. A leaf numpy cannot read (a typed
-    PRNG key) is stacked by JAX."""
+    which a fresh process pays for its first result. Leaves numpy cannot read (typed
+    PRNG keys), weakly typed ones and Python scalars are stacked by JAX, so that the
+    result is :func:`stack`'s in every case (values, dtypes and weak types)."""
 
     def one(*xs):
+        arrays = all(isinstance(x, jax.Array | np.ndarray | np.generic) for x in xs)
+        if not arrays or any(getattr(x, "weak_type", False) for x in xs):
+            return jnp.stack(xs)
         try:
             host = [np.asarray(x) for x in xs]
         except (TypeError, ValueError):
