@@ -162,7 +162,7 @@ BUILTIN: dict[str, str] = {
 """The built-in solvers, in the order ``mfax list`` shows them, and the module of
 ``mfax.solvers`` that registers each. A module is imported when one of its solvers is
 first asked for: a fresh process solving with fictitious play imports neither the
-network solvers nor optax (a fifth of its time to a first result on a small game)."""
+network solvers nor optax."""
 
 
 def _import_builtin(name: str) -> None:
