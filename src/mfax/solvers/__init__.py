@@ -7,6 +7,7 @@ from mfax.solvers import (  # noqa: F401, I001
     momd,  # momd
     classical,  # fp, omd
     tabular,  # fixed_point, boltzmann, munchausen, prior_descent
+    occupation,  # mf_omo, omi
 )
 from mfax.solvers.base import Solver, SolverSpec, register_solver, solver_names, solver_spec
 
