@@ -195,7 +195,9 @@ class MFOMOHyperParams(eqx.Module):
         False, "false: projected steps on (L, z, y); true: steps on L = softmax(u), z = c_z softmax(v), y = c_w sin(w)"
     )
     hat_init: bool = param(True, "start y, z at the best response's values and action gaps of the initial L (else 0)")
-    loss: str = param("l1_l2", "l1_l2 (squared residuals + z.L), l2 (squared residuals + (z.L)^2) or l1 (1-norms + z.L)")
+    loss: str = param(
+        "l1_l2", "l1_l2 (squared residuals + z.L), l2 (squared residuals + (z.L)^2) or l1 (1-norms + z.L)"
+    )
     c1: float = param(1.0, "weight of the consistency residual ||A_L L - b||", search=(0.01, 100.0, "log"))
     c2: float = param(1.0, "weight of the dual residual ||A_L^T y + z - c_L||", search=(0.01, 100.0, "log"))
     c3: float = param(1.0, "weight of the complementarity term z.L")
@@ -341,9 +343,7 @@ def omo_step(game: Game, noise: Noise, hp: MFOMOHyperParams, state: MFOMOState):
         new_c1, new_c2 = _balance(hp, *terms, c1, c2)
         now = (state.iteration + 2) % hp.rb_freq == 0
         c1, c2 = jnp.where(now, new_c1, c1), jnp.where(now, new_c2, c2)
-    loss, grads = jax.value_and_grad(lambda v: omo_objective(game, noise, hp, v, state.r_max, c1, c2))(
-        state.variables
-    )
+    loss, grads = jax.value_and_grad(lambda v: omo_objective(game, noise, hp, v, state.r_max, c1, c2))(state.variables)
     count = state.iteration + 1
     if hp.optimizer == "adam":
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -352,9 +352,7 @@ def omo_step(game: Game, noise: Noise, hp: MFOMOHyperParams, state: MFOMOState):
         k = count.astype(state.lr.dtype)
         step = state.lr / (1.0 - b1**k)
         root = jnp.sqrt(1.0 - b2**k)
-        variables = jax.tree.map(
-            lambda p, a, b: p - step * a / (jnp.sqrt(b) / root + eps), state.variables, m1, m2
-        )
+        variables = jax.tree.map(lambda p, a, b: p - step * a / (jnp.sqrt(b) / root + eps), state.variables, m1, m2)
     else:
         m1, m2 = state.moment1, state.moment2
         variables = jax.tree.map(lambda p, g: p - state.lr * g, state.variables, grads)
@@ -373,7 +371,8 @@ def _metrics(figures, table, loss, norm, lr) -> Metrics:
         & jnp.all(jnp.isfinite(table))
         & jnp.isfinite(loss)
     )
-    return Metrics(figures.policy_return, figures.exploitability, figures.exploitability_per_path, norm, lr, loss, finite)
+    e = figures
+    return Metrics(e.policy_return, e.exploitability, e.exploitability_per_path, norm, lr, loss, finite)
 
 
 class _OccupationSolver(Solver):
