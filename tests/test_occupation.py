@@ -10,6 +10,8 @@ One compiled run per solver on MFGLib's left-right game (module-scoped).
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -147,6 +149,53 @@ def test_projected_iterates_are_measures_and_exploitability_falls(omo_run):
     game = mfax.games.make("mfglib.left_right")
     exact = evaluate(game, Tabular(table), enumerate_noise(game))
     assert abs(float(exact.exploitability) - e[-1]) < 1e-12
+
+
+@pytest.fixture(scope="module")
+def omi_run(left_right):
+    """Occupation-measure inclusion, alpha = 1: the measures ``L_0..L_K`` and the metrics."""
+    game, _ = left_right
+    solver = _solver(game, "omi", alpha=1.0)
+    states = driver.initial_states(solver, [0], [0.0])
+    measures = [np.array(states.measure[0])]
+    states, metrics = driver.compiled_chunk(solver, 1, states)(states)
+    measures.append(np.array(states.measure[0]))
+    return np.stack(measures), jax.tree.map(lambda x: np.asarray(x)[0], metrics)
+
+
+def test_flow_projection_is_the_nearest_occupation_measure(left_right):
+    """The projection onto the occupation measures of fixed kernels, by brute force: the
+    polytope is the convex hull of the 64 deterministic policies' measures on left-right,
+    and ``x`` is the projection of ``t`` iff it is in the polytope and
+    ``(t - x).(v - x) <= 0`` at every vertex ``v``."""
+    game, noise = left_right
+    L = _equilibrium(0.5)
+    target = L + jax.random.normal(jax.random.PRNGKey(1), L.shape) * 0.3
+    mu0 = game.initial_mean_field(noise)
+    x = np.asarray(jax.jit(lambda t: occ.project_flow(occ.flow_tables(game, noise, L), t, mu0))(target))
+    vertices = []
+    for choice in itertools.product(range(2), repeat=6):  # an action per (t, s)
+        v, mu = np.zeros((2, 3, 2)), np.asarray(mu0)
+        for t in range(2):
+            for s in range(3):
+                v[t, s, choice[3 * t + s]] = mu[s]
+            mu = np.array([0.0, v[t, :, 0].sum(), v[t, :, 1].sum()])  # action a leads to state 1 + a
+        vertices.append(v)
+    weights = np.linalg.lstsq(np.stack([v.reshape(-1) for v in vertices]).T, x.reshape(-1), rcond=None)[0]
+    assert x.min() >= 0.0 and np.abs(np.stack(vertices).reshape(64, -1).T @ weights - x.reshape(-1)).max() < 1e-12
+    gap = max(float(np.sum((np.asarray(target) - x) * (v - x))) for v in vertices)
+    assert gap <= 1e-12
+
+
+def test_omi_iterates_are_occupation_measures_and_reach_the_equilibrium(omi_run):
+    measures, metrics = omi_run
+    assert np.all(measures >= 0.0)
+    np.testing.assert_allclose(measures.sum(axis=(2, 3)), 1.0, rtol=0, atol=1e-12)
+    # left-right's kernel does not read the mean field: each iterate is its own kernels' flow
+    assert metrics.loss.max() < 1e-14
+    # from the uniform flow one step of alpha = 1 lands on the equilibrium's 2/3 left
+    np.testing.assert_allclose(measures[-1], _equilibrium(2.0 / 3.0), rtol=0, atol=1e-12)
+    assert metrics.exploitability[0] == pytest.approx(0.25, abs=1e-12)
 
 
 def test_policy_of_a_measure_is_uniform_where_the_marginal_is_zero():

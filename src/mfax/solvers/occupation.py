@@ -363,6 +363,112 @@ def omo_step(game: Game, noise: Noise, hp: MFOMOHyperParams, state: MFOMOState):
     return new, loss, norm
 
 
+# -- occupation-measure inclusion ------------------------------------------------------
+def flow_operator(kernels: Kernel, x: Float[Array, "T n m"]) -> Float[Array, "T n"]:
+    """``A x`` for the kernels held fixed (the rows of :func:`primal_residual`, without ``b``)."""
+    ones = jnp.ones(x.shape[1], x.dtype)
+    pushed = jax.vmap(lambda k, xt: push_forward(ones, xt, k))(kernels, x)
+    mass = jnp.sum(x, axis=-1)
+    return jnp.concatenate([pushed[:-1] - mass[1:], mass[:1]])
+
+
+# the dual Newton iteration of the projection: at most this many steps, Armijo halvings per step
+_NEWTON_STEPS = 60
+_HALVINGS = 30
+
+
+def project_flow(tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[Array, " n"]) -> Array:
+    """The Euclidean projection of ``target`` onto ``{x >= 0 : A x = b}`` (``A`` from
+    ``tables``' kernels, ``b`` the initial distribution on the initial row): the
+    occupation measures of those kernels nearest to ``target``.
+
+    Exact by its dual: ``x(lam) = max(target - A^T lam, 0)`` and ``lam`` minimises the
+    convex piecewise-quadratic ``f(lam) = |x(lam)|^2 / 2 + b.lam``, whose gradient is
+    ``b - A x(lam)``; semismooth Newton steps ``(A D A^T + delta I) dlam = -grad f``
+    (``D`` the active set) with backtracking (Armijo on ``f``, or the residual halved),
+    until ``A x = b`` to rounding. Once
+    the active set is the solution's, one Newton step solves the system exactly, so the
+    result is the projection to rounding (MFGLib's OSQP stops at its tolerance, 1e-8)."""
+    horizon, n = target.shape[:2]
+    b = jnp.zeros((horizon, n), target.dtype).at[-1].set(mu0)
+    A = jax.jacfwd(lambda x: flow_operator(tables.kernels, x))(target).reshape(horizon * n, -1)
+    flat_target = target.reshape(-1)
+    scale = 1.0 + jnp.max(jnp.abs(flat_target))
+    delta = 1e-12 * scale
+
+    def primal(lam):
+        return jnp.maximum(flat_target - A.T @ lam, 0.0)
+
+    def f(lam):
+        x = primal(lam)
+        return 0.5 * jnp.sum(x * x) + jnp.sum(b.reshape(-1) * lam)
+
+    def residual(lam):
+        return A @ primal(lam) - b.reshape(-1)
+
+    def body(carry):
+        lam, k = carry
+        x = primal(lam)
+        grad = -residual(lam)
+        active = (x > 0.0).astype(x.dtype)
+        hess = (A * active) @ A.T + delta * jnp.eye(A.shape[0], dtype=A.dtype)
+        step = -jnp.linalg.solve(hess, grad)
+        sizes = 0.5 ** jnp.arange(_HALVINGS, dtype=x.dtype)
+        f0, slope = f(lam), jnp.sum(grad * step)
+        values, left = jax.vmap(lambda t: (f(lam + t * step), jnp.max(jnp.abs(residual(lam + t * step)))))(sizes)
+        # Armijo on f; near the solution f's decrease falls below its rounding, and a step
+        # that halves the residual is taken instead
+        ok = (values <= f0 + 1e-4 * sizes * slope) | (left <= 0.5 * jnp.max(jnp.abs(grad)))
+        t = jnp.where(jnp.any(ok), sizes[jnp.argmax(ok)], sizes[-1])
+        return lam + t * step, k + 1
+
+    def going(carry):
+        lam, k = carry
+        return (k < _NEWTON_STEPS) & (jnp.max(jnp.abs(residual(lam))) > 64 * jnp.finfo(target.dtype).eps)
+
+    lam, _ = jax.lax.while_loop(going, body, (jnp.zeros(horizon * n, target.dtype), jnp.int32(0)))
+    return primal(lam).reshape(target.shape)
+
+
+class OMIHyperParams(eqx.Module):
+    """Hyper-parameters of occupation-measure inclusion (``--hp key=value``)."""
+
+    alpha: float = param(1e-3, "step size alpha > 0 of L - alpha (c_L + eta L)", search=(1e-4, 10.0, "log"))
+    eta: float = param(0.0, "perturbation eta >= 0 (faster, at the cost of an eta-biased limit)")
+
+    def __check_init__(self):
+        check(self.alpha > 0.0, f"occupation-measure inclusion alpha must be > 0, got {self.alpha}")
+        check(self.eta >= 0.0, f"occupation-measure inclusion eta must be >= 0, got {self.eta}")
+
+
+class OMIState(NamedTuple):
+    measure: Float[Array, "T n m"]
+    iteration: Array  # int32 scalar
+    alpha: Array
+    eta: Array
+
+
+def omi_init(game: Game, noise: Noise, hp: OMIHyperParams) -> OMIState:
+    """MFGLib's start: the occupation measure of the uniform policy (its own flow)."""
+    from mfax.solvers.classical import rollout_table, uniform_table
+
+    table = uniform_table(game, 1)
+    traj = rollout_table(game, jax.tree.map(lambda x: x[None], noise), table, record=False)
+    L = traj.mu[0, :-1, :, None] * table[0]
+    return OMIState(L, jnp.int32(0), jnp.asarray(hp.alpha, L.dtype), jnp.asarray(hp.eta, L.dtype))
+
+
+def omi_step(game: Game, noise: Noise, state: OMIState) -> tuple[OMIState, Array]:
+    """One forward-backward step (module docstring); returns the state and the size of
+    the update ``max_t sum_{s,a} |L' - L|``."""
+    L = state.measure
+    tables = flow_tables(game, noise, L)
+    target = L - state.alpha * (tables.cost + state.eta * L)
+    new = project_flow(tables, target, game.initial_mean_field(noise))
+    change = jnp.max(jnp.sum(jnp.abs(new - L), axis=(1, 2)))
+    return state._replace(measure=new, iteration=state.iteration + 1), change
+
+
 # -- the solvers -----------------------------------------------------------------------
 def _metrics(figures, table, loss, norm, lr) -> Metrics:
     finite = (
@@ -415,7 +521,32 @@ class MFOMOSolver(_OccupationSolver):
         return new, _metrics(figures, self.table(new), loss, norm, state.lr)
 
 
-SOLVERS: dict[str, tuple[type, type]] = {"mf_omo": (MFOMOSolver, MFOMOHyperParams)}
+class OMISolver(_OccupationSolver):
+    """Occupation-measure inclusion (module docstring). Deterministic; ``--lr`` unused.
+    Metrics: ``grad_norm`` the size of the update, ``loss`` the consistency residual
+    ``max |A_L L - b|`` of the state the step starts from."""
+
+    trace_name = "omi_chunk"
+
+    def init(self, key, lr) -> OMIState:
+        return omi_init(self.game, self.noise, self.hp)
+
+    def measure(self, state: OMIState) -> Array:
+        return state.measure
+
+    def step(self, state: OMIState) -> tuple[OMIState, Metrics]:
+        figures = self.figures(state)
+        L = state.measure
+        tables = flow_tables(self.game, self.noise, L)
+        gap = jnp.max(jnp.abs(primal_residual(tables, L, self.game.initial_mean_field(self.noise))))
+        new, change = omi_step(self.game, self.noise, state)
+        return new, _metrics(figures, self.table(new), gap, change, state.alpha)
+
+
+SOLVERS: dict[str, tuple[type, type]] = {
+    "mf_omo": (MFOMOSolver, MFOMOHyperParams),
+    "omi": (OMISolver, OMIHyperParams),
+}
 
 
 def build(game: Game, hp, setting: Setting, *, algo: str) -> Solver:
@@ -426,7 +557,7 @@ def build(game: Game, hp, setting: Setting, *, algo: str) -> Solver:
 
 
 def solve(game: Game, algo: str, iterations: int, chunk: int = 50, **hp):
-    """Run ``iterations`` updates of ``algo`` (``mf_omo``) from scratch, one run; returns
+    """Run ``iterations`` updates of ``algo`` (``mf_omo`` or ``omi``) from scratch, one run; returns
     ``(table, history)`` as :func:`mfax.solvers.classical.solve` does."""
     if algo not in SOLVERS:
         raise GameError(f"unknown occupation-measure algorithm {algo!r}; allowed: {', '.join(SOLVERS)}")
@@ -444,6 +575,11 @@ register_variants(
             "MF-OMO, exact: gradient steps on the occupation-measure residual (no common noise)",
             MFOMOHyperParams,
             {"algo": "mf_omo"},
+        ),
+        "omi": (
+            "occupation-measure inclusion, exact: forward-backward steps on L, exact projection (no common noise)",
+            OMIHyperParams,
+            {"algo": "omi"},
         ),
     },
     uses_lr=False,
