@@ -36,7 +36,7 @@ parametrisation ``L_t = softmax(u_t)``, ``z = c_z softmax(v)[:-1]``,
 ``c_w = c_y / sqrt(n T)``, ``T' = T - 1`` (MFGLib's horizon). The optimiser is Adam
 (PyTorch's update, ``betas = (0.9, 0.999)``, ``eps = 1e-8``) or plain gradient descent.
 
-**Occupation-measure inclusion** (MF-OMI-FBS, Hu and Zhang): the forward-backward step
+**Occupation-measure inclusion** (MF-OMI-FBS, Hu and Zhang, 2024): the forward-backward step
 
     L' = Proj_{ {x >= 0 : A_L x = b} } ( L - alpha (c_L + eta L) )
 
@@ -385,7 +385,7 @@ def project_flow(tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[A
     Exact by its dual: ``x(lam) = max(target - A^T lam, 0)`` and ``lam`` minimises the
     convex piecewise-quadratic ``f(lam) = |x(lam)|^2 / 2 + b.lam``, whose gradient is
     ``b - A x(lam)``; semismooth Newton steps ``(A D A^T + delta I) dlam = -grad f``
-    (``D`` the active set) with backtracking (Armijo on ``f``, or the residual halved),
+    (``D`` the active set, ``delta = eps^(3/4)`` times the target's scale) with backtracking (Armijo on ``f``, or the residual halved),
     until ``A x = b`` to rounding. Once
     the active set is the solution's, one Newton step solves the system exactly, so the
     result is the projection to rounding (MFGLib's OSQP stops at its tolerance, 1e-8)."""
@@ -394,7 +394,9 @@ def project_flow(tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[A
     A = jax.jacfwd(lambda x: flow_operator(tables.kernels, x))(target).reshape(horizon * n, -1)
     flat_target = target.reshape(-1)
     scale = 1.0 + jnp.max(jnp.abs(flat_target))
-    delta = 1e-12 * scale
+    # keeps the Newton system regular where a row has no active entry; a number the dtype
+    # resolves (1.8e-12 in float64, 6.6e-6 in float32) times the target's scale
+    delta = jnp.finfo(target.dtype).eps ** 0.75 * scale
 
     def primal(lam):
         return jnp.maximum(flat_target - A.T @ lam, 0.0)
