@@ -385,10 +385,11 @@ def project_flow(tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[A
     Exact by its dual: ``x(lam) = max(target - A^T lam, 0)`` and ``lam`` minimises the
     convex piecewise-quadratic ``f(lam) = |x(lam)|^2 / 2 + b.lam``, whose gradient is
     ``b - A x(lam)``; semismooth Newton steps ``(A D A^T + delta I) dlam = -grad f``
-    (``D`` the active set, ``delta = eps^(3/4)`` times the target's scale) with backtracking (Armijo on ``f``, or the residual halved),
-    until ``A x = b`` to rounding. Once
-    the active set is the solution's, one Newton step solves the system exactly, so the
-    result is the projection to rounding (MFGLib's OSQP stops at its tolerance, 1e-8)."""
+    (``D`` the active set, ``delta = eps^(3/4)`` times the target's scale) with
+    backtracking (Armijo on ``f``, or the residual halved), until ``A x = b`` to
+    rounding. Once the active set is the solution's, one Newton step solves the system
+    exactly, so the result is the projection to rounding (MFGLib's OSQP stops at its
+    tolerance, 1e-8)."""
     horizon, n = target.shape[:2]
     b = jnp.zeros((horizon, n), target.dtype).at[-1].set(mu0)
     A = jax.jacfwd(lambda x: flow_operator(tables.kernels, x))(target).reshape(horizon * n, -1)
