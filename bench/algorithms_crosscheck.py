@@ -653,11 +653,12 @@ def mfglib_omi_part(iterations: int) -> list[str]:
         "(a quadratic programme) with OSQP to a tolerance of 1e-8 and casts the solution to float32",
         "(`torch.tensor(res.x).float()` in `osqp_proj`), so its iterates carry errors of order 1e-7;",
         "mfax solves the projection exactly (semismooth Newton on the dual, to rounding). With OSQP's",
-        "solution kept in float64 and its tolerance tightened, MFGLib's iterates move towards mfax's",
-        "(third column). MFGLib also reads the policy off `L` after zeroing entries up to 1e-7 (ten",
-        "times its OSQP tolerance); mfax reads it off the exact `L`, so the two policies differ at",
-        "states whose mass is below that (up to a whole row on rock-paper-scissors' empty states),",
-        "which the exploitability does not see.",
+        "solution kept in float64 and its tolerance tightened, MFGLib's iterates meet mfax's to 1e-10",
+        "or better (third column). MFGLib also reads the policy off `L` after zeroing entries up to",
+        "1e-7 (ten times its OSQP tolerance); mfax reads it off its `L`, whose empty states may hold",
+        "rounding (on rock-paper-scissors, mass 6e-16 on one action at the states empty at t = 0), so",
+        "the two policies differ by whole rows there (0.67), which the exploitability weights by",
+        "that mass.",
         "",
     ]
     torch.set_default_dtype(torch.float32)
