@@ -22,8 +22,13 @@ SMALL_NET = dict(obs_embed=8, gru_hidden=8, state_embed=4, aggregate_embed=4, ml
 MODEL_FREE = dict(num_envs=2, num_agents=4, updates=2)
 
 
+# solvers defined only without common noise (they refuse a game with several noise paths)
+WITHOUT_COMMON_NOISE = ("mf_omo", "omi")
+
+
 def _solver(name: str) -> tuple[mfax.Game, Solver]:
-    game = mfax.make("linear_quadratic", num_states=9, horizon=4)
+    noise = {"common_noise": False} if name in WITHOUT_COMMON_NOISE else {}
+    game = mfax.make("linear_quadratic", num_states=9, horizon=4, **noise)
     spec = solver_spec(name)
     declared = spec.resolve_hparams({})
     values = {k: v for k, v in {**SMALL_NET, **MODEL_FREE, "minibatches": 2}.items() if k in declared}

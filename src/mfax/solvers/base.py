@@ -158,6 +158,8 @@ BUILTIN: dict[str, str] = {
     "boltzmann": "tabular",
     "munchausen": "tabular",
     "prior_descent": "tabular",
+    "mf_omo": "occupation",
+    "omi": "occupation",
 }
 """The built-in solvers, in the order ``mfax list`` shows them, and the module of
 ``mfax.solvers`` that registers each. A module is imported when one of its solvers is

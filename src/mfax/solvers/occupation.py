@@ -1,0 +1,589 @@
+"""Exact solvers on the occupation measure: MF-OMO and occupation-measure inclusion.
+
+Both work on the state-action occupation measure ``L_t(s, a)`` (``t = 0..T-1``, ``T`` the
+horizon) of a game **without common noise** (one noise path; a game with common noise is
+refused with one line: its equilibrium policy is indexed by the public-history node and
+the information sets couple the paths, so a per-path occupation measure is not the
+method's object; see ``docs/algorithms/mf_omo.md``). Pages: ``docs/algorithms/mf_omo.md``,
+``docs/algorithms/omi.md``.
+
+**The tables of a flow.** Every ``L`` (not necessarily consistent) fixes a mean-field
+path: ``mu_t(s) = sum_a L_t(s, a)`` for ``t < T`` and ``mu_T = sum_{s,a} L_{T-1}(s, a)
+P_{T-1}(. | s, a)``; along it the game gives the kernels ``P_t(s'|s, a) = P(s'|s, a; mu_t)``
+and the rewards ``R_t(s, a) = r(mu_t, mu_{t+1})`` (the terminal reward at ``t = T-1``,
+mfax's time convention). With ``gamma`` the discount, the linear-programming data of the
+best response against that path are
+
+* ``A_L L - b`` (``T`` rows of ``n``): for ``t < T-1`` the flow residual
+  ``sum_{s,a} L_t(s, a) P_t(s'|s, a) - sum_a L_{t+1}(s', a)``, and the initial residual
+  ``sum_a L_0(s, a) - mu_0(s)`` (MFGLib's order: the flow rows, then the initial row);
+* ``A_L^T y`` for ``y`` of the same rows: ``(A_L^T y)_t(s, a) = sum_{s'} P_t(s'|s, a) y_t(s')
+  [t < T-1] - y_{t-1}(s) [t >= 1] + y_{T-1}(s) [t = 0]``;
+* the cost ``c_L = -gamma^t R_t(s, a)`` (MFGLib's ``c_L = -r``; with ``gamma = 1`` the two agree).
+
+**MF-OMO** (Guo, Hu and Zhang, 2022): minimise over ``(L, y, z)`` the residual
+
+    c1 ||A_L L - b||_2^2 + c2 ||A_L^T y + z - c_L||_2^2 + c3 z^T L   (loss "l1_l2")
+
+(``"l2"``: the last term squared; ``"l1"``: the first two with the 1-norm), which is 0
+exactly at the Nash equilibria (``y`` the discounted values, ``z`` the action gaps), by
+gradient steps (autodiff through the tables: ``A_L`` and ``c_L`` depend on ``L``), either
+projected (``parameterize=False``: each ``L_t`` onto the simplex, ``z`` onto
+``{z >= 0, 1^T z <= c_z}``, ``y`` onto the ball ``||y|| <= c_y``) or on the
+parametrisation ``L_t = softmax(u_t)``, ``z = c_z softmax(v)[:-1]``,
+``y = c_w sin(w)`` (``parameterize=True``), with
+``c_z = n m (T'^2 + T' + 2) r_max``, ``c_y = n (T' + 1)(T' + 2) r_max / 2``,
+``c_w = c_y / sqrt(n T)``, ``T' = T - 1`` (MFGLib's horizon). The optimiser is Adam
+(PyTorch's update, ``betas = (0.9, 0.999)``, ``eps = 1e-8``) or plain gradient descent.
+
+**Occupation-measure inclusion** (MF-OMI-FBS, Hu and Zhang, 2024): the forward-backward step
+
+    L' = Proj_{ {x >= 0 : A_L x = b} } ( L - alpha (c_L + eta L) )
+
+with ``A_L`` taken at the current ``L``; the projection (a quadratic programme) is solved
+exactly by a semismooth Newton method on its dual (:func:`project_flow`).
+
+The policy of an iterate is ``pi_t(a|s) = L_t(s, a) / sum_a L_t(s, a)``, uniform where the
+marginal is 0 (MFGLib's convention); mfax scores it exactly (each step reports the exact
+figures of the policy it starts from).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from mfax import params
+from mfax.dynamics.noise import NoiseBatch
+from mfax.dynamics.pushforward import push_forward
+from mfax.errors import GameError
+from mfax.games.base import Game, Kernel, Noise, check, reward_matrix
+from mfax.params import param
+from mfax.policies.base import Policy
+from mfax.solvers.base import Metrics, Setting, Solver, register_variants
+from mfax.solvers.classical import exact_batch, run_table, table_policy
+from mfax.solvers.tabular import _evaluate
+
+# hat initialisation with parameterize=True: zeros of the slack are set to this before the log
+_Z_EPS = 1e-8
+# residual balancing never lets c1, c2 exceed this (MFGLib's safeguard)
+_RB_CAP = 1e3
+
+
+# -- the tables of a flow --------------------------------------------------------------
+class FlowTables(NamedTuple):
+    """What the game gives along the mean-field path of an ``L`` (module docstring)."""
+
+    kernels: Kernel  # batched over t: (T, n, m, K)
+    pushed: Float[Array, "T n"]  # sum_{s,a} L_t(s, a) P_t(. | s, a)
+    rewards: Float[Array, "T n m"]  # R_t(s, a)
+    cost: Float[Array, "T n m"]  # c_L = -gamma^t R_t
+
+
+def flow_tables(game: Game, noise: Noise, L: Float[Array, "T n m"]) -> FlowTables:
+    """The kernels, pushed mass, rewards and costs along the path ``L`` fixes."""
+    horizon, n = L.shape[0], L.shape[1]
+    ts = jnp.arange(horizon, dtype=jnp.int32)
+    mu = jnp.sum(L, axis=-1)
+    kernels = jax.vmap(lambda m, t: game.kernel(m, noise, t))(mu, ts)
+    ones = jnp.ones(n, L.dtype)
+    pushed = jax.vmap(lambda k, lt: push_forward(ones, lt, k))(kernels, L)
+    mu_next = jnp.concatenate([mu[1:], pushed[-1:]])
+    rewards = jax.vmap(lambda m, mn, t: reward_matrix(game, m, mn, noise, t))(mu, mu_next, ts)
+    discount = jnp.asarray(game.gamma, L.dtype) ** ts.astype(L.dtype)
+    return FlowTables(kernels, pushed, rewards, -discount[:, None, None] * rewards)
+
+
+def primal_residual(tables: FlowTables, L: Array, mu0: Array) -> Float[Array, "T n"]:
+    """``A_L L - b``: the flow rows ``t < T-1``, then the initial row."""
+    mu = jnp.sum(L, axis=-1)
+    return jnp.concatenate([tables.pushed[:-1] - mu[1:], (mu[0] - mu0)[None]])
+
+
+def dual_map(tables: FlowTables, y: Float[Array, "T n"]) -> Float[Array, "T n m"]:
+    """``A_L^T y`` (module docstring), ``y`` in the rows of :func:`primal_residual`."""
+    horizon = y.shape[0]
+    flow = jnp.concatenate([y[:-1], jnp.zeros_like(y[:1])])  # the last step has no flow row
+    expect = jax.vmap(lambda k, v: k.expect(v))(tables.kernels, flow)
+    previous = jnp.concatenate([y[-1:], -y[: horizon - 1]])  # t = 0: +y_init; t >= 1: -y_{t-1}
+    return expect + previous[:, :, None]
+
+
+def best_values(game: Game, tables: FlowTables) -> Float[Array, "T1 n"]:
+    """``V*_t`` ``(T + 1, n)`` of the best response along the tables' path (``V*_T = 0``)."""
+
+    def back(v_next, x):
+        kernel, reward = x
+        v = jnp.max(reward + game.gamma * kernel.expect(v_next), axis=-1)
+        return v, v
+
+    n = tables.rewards.shape[1]
+    _, vs = jax.lax.scan(back, jnp.zeros(n, tables.rewards.dtype), (tables.kernels, tables.rewards), reverse=True)
+    return jnp.concatenate([vs, jnp.zeros((1, n), vs.dtype)])
+
+
+def hat_dual(game: Game, tables: FlowTables) -> tuple[Array, Array]:
+    """``(z_hat, y_hat)``: the dual variables that make the second residual vanish, built
+    from the best response to ``L``'s path (the paper's Proposition 6): ``y`` the
+    discounted optimal values (``y_t = gamma^{t+1} V*_{t+1}`` on the flow rows,
+    ``-V*_0`` on the initial row) and ``z = c_L - A_L^T y`` clipped at 0 (the action gaps
+    ``gamma^t (V*_t - Q*_t)``)."""
+    v = best_values(game, tables)
+    horizon = tables.rewards.shape[0]
+    discount = jnp.asarray(game.gamma, v.dtype) ** jnp.arange(1, horizon + 1, dtype=v.dtype)
+    y = jnp.concatenate([discount[:-1, None] * v[1:horizon], -v[:1]])
+    z = jnp.maximum(tables.cost - dual_map(tables, y), 0.0)
+    return z, y
+
+
+def policy_of(L: Float[Array, "... n m"]) -> Float[Array, "... n m"]:
+    """``pi(a|s) = L(s, a) / sum_a L(s, a)``, uniform where the marginal is 0."""
+    mass = jnp.sum(L, axis=-1, keepdims=True)
+    uniform = jnp.full_like(L, 1.0 / L.shape[-1])
+    return jnp.where(mass > 0.0, L / jnp.where(mass > 0.0, mass, 1.0), uniform)
+
+
+def project_simplex(x: Float[Array, " N"], radius) -> Float[Array, " N"]:
+    """Euclidean projection of ``x`` onto ``{p >= 0, sum p = radius}`` (sort-based, Duchi
+    et al. 2008), renormalised to sum exactly ``radius`` as MFGLib does. The projection
+    does not change when a constant is added to every entry, so ``x`` is first shifted to
+    a maximum of 0: the threshold then stays exact for entries far larger than
+    ``radius`` (unshifted, ``u_1 - (u_1 - radius)`` rounds to 0 once ``u_1`` exceeds
+    ``radius / eps``, and MFGLib falls back to the uniform vector there)."""
+    x = x - jnp.max(x)
+    u = -jnp.sort(-x)
+    k = jnp.arange(1, x.shape[0] + 1, dtype=x.dtype)
+    theta = (jnp.cumsum(u) - radius) / k
+    rho = jnp.max(jnp.where(u - theta > 0.0, jnp.arange(x.shape[0]), 0))
+    p = jnp.maximum(x - theta[rho], 0.0)
+    return p / jnp.sum(p) * radius
+
+
+def bounds(num_states: int, num_actions: int, horizon: int, r_max) -> tuple[Array, Array, Array]:
+    """``(c_z, c_y, c_w)`` (module docstring) for a reward bound ``r_max``."""
+    t = horizon - 1  # MFGLib's T
+    c_z = num_states * num_actions * (t * t + t + 2) * r_max
+    c_y = num_states * (t + 1) * (t + 2) * r_max / 2.0
+    return c_z, c_y, c_y / math.sqrt(num_states * horizon)
+
+
+def _no_common_noise(game: Game, batch: NoiseBatch, algo: str) -> Noise:
+    if batch.weight.shape[0] != 1:
+        raise GameError(
+            f"{algo} applies to games without common noise; {game.name!r} has {batch.weight.shape[0]} noise paths "
+            "here (turn its common noise off, e.g. --set common_noise=false)"
+        )
+    return jax.tree.map(lambda x: x[0], batch.noise)
+
+
+# -- MF-OMO ----------------------------------------------------------------------------
+LOSSES = ("l1_l2", "l2", "l1")
+OPTIMISERS = ("adam", "sgd")
+
+
+class MFOMOHyperParams(eqx.Module):
+    """Hyper-parameters of MF-OMO (``--hp key=value``; module docstring)."""
+
+    lr: float = param(0.1, "learning rate of the optimiser (MFGLib's default: Adam, 0.1)", search=(1e-3, 100.0, "log"))
+    optimizer: str = param("adam", "adam (PyTorch's Adam: betas 0.9, 0.999, eps 1e-8) or sgd (plain gradient steps)")
+    parameterize: bool = param(
+        False, "false: projected steps on (L, z, y); true: steps on L = softmax(u), z = c_z softmax(v), y = c_w sin(w)"
+    )
+    hat_init: bool = param(True, "start y, z at the best response's values and action gaps of the initial L (else 0)")
+    loss: str = param(
+        "l1_l2", "l1_l2 (squared residuals + z.L), l2 (squared residuals + (z.L)^2) or l1 (1-norms + z.L)"
+    )
+    c1: float = param(1.0, "weight of the consistency residual ||A_L L - b||", search=(0.01, 100.0, "log"))
+    c2: float = param(1.0, "weight of the dual residual ||A_L^T y + z - c_L||", search=(0.01, 100.0, "log"))
+    c3: float = param(1.0, "weight of the complementarity term z.L")
+    r_max: float = param(
+        0.0, "reward bound scaling the constraints on y, z (0: the largest |R_t(s, a)| along the initial L's path)"
+    )
+    rb_freq: int = param(0, "residual balancing of c1, c2 every this many iterations (0: never)")
+    m1: float = param(10.0, "residual balancing: raise a weight when its term exceeds m1 times the larger other")
+    m2: float = param(2.0, "residual balancing: the factor a weight is multiplied or divided by")
+    m3: float = param(0.1, "residual balancing: lower a weight when its term is below m3 times the smaller other")
+
+    def __check_init__(self):
+        check(self.lr > 0.0, f"MF-OMO learning rate lr must be > 0, got {self.lr}")
+        check(self.optimizer in OPTIMISERS, f"MF-OMO optimizer must be adam or sgd, got {self.optimizer!r}")
+        check(self.loss in LOSSES, f"MF-OMO loss must be l1_l2, l2 or l1, got {self.loss!r}")
+        for name in ("c1", "c2", "c3"):
+            check(getattr(self, name) > 0.0, f"MF-OMO weight {name} must be > 0, got {getattr(self, name)}")
+        check(self.r_max >= 0.0, f"MF-OMO r_max must be >= 0 (0: estimated), got {self.r_max}")
+        check(self.rb_freq >= 0, f"MF-OMO rb_freq must be >= 0 (0: no residual balancing), got {self.rb_freq}")
+        check(self.m1 > 0.0 and self.m2 > 0.0 and self.m3 > 0.0, "MF-OMO m1, m2, m3 must be > 0")
+
+
+class MFOMOState(NamedTuple):
+    """The variables (``(L, z, y)``, or ``(u, v, w)`` when parameterised), Adam's moments,
+    the objective's weights ``c1, c2`` (residual balancing changes them) and the run's
+    constants."""
+
+    variables: tuple[Array, Array, Array]
+    moment1: tuple[Array, Array, Array]
+    moment2: tuple[Array, Array, Array]
+    iteration: Array  # int32 scalar
+    lr: Array
+    c1: Array
+    c2: Array
+    r_max: Array
+
+
+def omo_terms(game: Game, noise: Noise, hp: MFOMOHyperParams, variables, r_max) -> tuple[Array, Array, Array]:
+    """The three terms ``(o1, o2, o3)`` of the objective (unweighted) at ``variables``."""
+    L, z, y = omo_point(game, hp, variables, r_max)
+    tables = flow_tables(game, noise, L)
+    mu0 = game.initial_mean_field(noise)
+    r1 = primal_residual(tables, L, mu0)
+    r2 = dual_map(tables, y) + z - tables.cost
+    gap = jnp.sum(z * L)
+    if hp.loss == "l1":
+        return _abs_sum(r1), _abs_sum(r2), gap
+    return jnp.sum(r1**2), jnp.sum(r2**2), gap**2 if hp.loss == "l2" else gap
+
+
+def _abs_sum(r: Array) -> Array:
+    """``sum |r|`` whose gradient is ``sign(r)``, 0 at an exact zero (the subgradient of
+    least norm, PyTorch's; ``jnp.abs`` differentiates to 1 there)."""
+    return jnp.sum(r * jax.lax.stop_gradient(jnp.sign(r)))
+
+
+def omo_point(game: Game, hp: MFOMOHyperParams, variables, r_max) -> tuple[Array, Array, Array]:
+    """``(L, z, y)`` of the variables (the parametrisation applied when ``parameterize``)."""
+    a, b, c = variables
+    if not hp.parameterize:
+        return a, b, c
+    horizon, n, m = a.shape
+    c_z, _, c_w = bounds(n, m, horizon, r_max)
+    L = jax.nn.softmax(a.reshape(horizon, -1), axis=-1).reshape(a.shape)
+    z = (c_z * jax.nn.softmax(b)[:-1]).reshape(a.shape)
+    return L, z, c_w * jnp.sin(c)
+
+
+def omo_objective(game: Game, noise: Noise, hp: MFOMOHyperParams, variables, r_max, c1, c2) -> Array:
+    o1, o2, o3 = omo_terms(game, noise, hp, variables, r_max)
+    return c1 * o1 + c2 * o2 + hp.c3 * o3
+
+
+def omo_init(game: Game, noise: Noise, hp: MFOMOHyperParams, lr=None) -> MFOMOState:
+    """MFGLib's start: ``L_t = 1/(n m)`` at every ``t`` (the uniform policy over uniformly
+    spread states, not its flow), ``y, z`` at the hat values of that ``L`` or 0."""
+    horizon, n, m = game.horizon, game.n_states, game.n_actions
+    dtype = jnp.zeros(()).dtype
+    L = jnp.full((horizon, n, m), 1.0 / (n * m), dtype)
+    tables = flow_tables(game, noise, L)
+    r_max = jnp.asarray(hp.r_max, dtype) if hp.r_max > 0.0 else jnp.max(jnp.abs(tables.rewards))
+    if hp.hat_init:
+        z, y = hat_dual(game, tables)
+    else:
+        z, y = jnp.zeros_like(L), jnp.zeros((horizon, n), dtype)
+    if hp.parameterize:
+        c_z, _, c_w = bounds(n, m, horizon, r_max)
+        u = jnp.log(L)
+        if hp.hat_init:
+            share = z.reshape(-1) / c_z
+            rest = 1.0 - jnp.sum(share)
+            full = jnp.concatenate([share, rest[None]])
+            full = jnp.where(full == 0.0, _Z_EPS, full)
+            # representable only when the hat slack fits under the bound (then softmax(v) = full exactly)
+            v = jnp.where(rest > 0.0, jnp.log(jnp.where(full > 0.0, full, 1.0)), 0.0)
+            w = jnp.arcsin(jnp.clip(y / c_w, -1.0, 1.0))
+        else:
+            v, w = jnp.zeros(horizon * n * m + 1, dtype), jnp.zeros((horizon, n), dtype)
+        variables = (u, v, w)
+    else:
+        variables = (L, z, y)
+    zeros = jax.tree.map(jnp.zeros_like, variables)
+    one = jnp.ones((), dtype)
+    step = jnp.asarray(hp.lr if lr is None else lr, dtype)
+    return MFOMOState(variables, zeros, zeros, jnp.int32(0), step, hp.c1 * one, hp.c2 * one, r_max)
+
+
+def _balance(hp: MFOMOHyperParams, o1, o2, o3, c1, c2) -> tuple[Array, Array]:
+    """MFGLib's residual balancing of ``c1, c2`` from the three terms."""
+
+    def rule(own, others_max, others_min, c):
+        up = jnp.where((others_max != 0.0) & (own > hp.m1 * others_max), c * hp.m2, c)
+        new = jnp.where((others_min != 0.0) & (own < hp.m3 * others_min), c / hp.m2, up)
+        return jnp.minimum(new, _RB_CAP)
+
+    return (
+        rule(o1, jnp.maximum(o2, o3), jnp.minimum(o2, o3), c1),
+        rule(o2, jnp.maximum(o1, o3), jnp.minimum(o1, o3), c2),
+    )
+
+
+def _project(hp: MFOMOHyperParams, variables, r_max):
+    """The projected variant's constraints: ``L_t`` onto the simplex, ``z`` onto
+    ``{z >= 0, 1^T z <= c_z}``, ``y`` onto the ball of radius ``c_y``."""
+    L, z, y = variables
+    horizon, n, m = L.shape
+    c_z, c_y, _ = bounds(n, m, horizon, r_max)
+    L = jax.vmap(lambda x: project_simplex(x, 1.0))(L.reshape(horizon, -1)).reshape(L.shape)
+    zp = jnp.maximum(z, 0.0).reshape(-1)
+    z = jnp.where(jnp.sum(zp) > c_z, project_simplex(zp, c_z), zp).reshape(L.shape)
+    norm = jnp.sqrt(jnp.sum(y**2))
+    y = jnp.where(norm > c_y, y / jnp.where(norm > 0.0, norm, 1.0) * c_y, y)
+    return L, z, y
+
+
+def omo_step(game: Game, noise: Noise, hp: MFOMOHyperParams, state: MFOMOState):
+    """One MF-OMO iteration: (residual balancing,) the objective's gradient, one optimiser
+    step, (the projections). Returns ``(state, objective, gradient norm)``."""
+    c1, c2 = state.c1, state.c2
+    if hp.rb_freq > 0:
+        # MFGLib balances before iteration i (1-based) when (i + 1) % rb_freq == 0
+        terms = omo_terms(game, noise, hp, state.variables, state.r_max)
+        new_c1, new_c2 = _balance(hp, *terms, c1, c2)
+        now = (state.iteration + 2) % hp.rb_freq == 0
+        c1, c2 = jnp.where(now, new_c1, c1), jnp.where(now, new_c2, c2)
+    loss, grads = jax.value_and_grad(lambda v: omo_objective(game, noise, hp, v, state.r_max, c1, c2))(state.variables)
+    count = state.iteration + 1
+    if hp.optimizer == "adam":
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        m1 = jax.tree.map(lambda mo, g: mo + (1.0 - b1) * (g - mo), state.moment1, grads)
+        m2 = jax.tree.map(lambda mo, g: b2 * mo + (1.0 - b2) * g * g, state.moment2, grads)
+        k = count.astype(state.lr.dtype)
+        step = state.lr / (1.0 - b1**k)
+        root = jnp.sqrt(1.0 - b2**k)
+        variables = jax.tree.map(lambda p, a, b: p - step * a / (jnp.sqrt(b) / root + eps), state.variables, m1, m2)
+    else:
+        m1, m2 = state.moment1, state.moment2
+        variables = jax.tree.map(lambda p, g: p - state.lr * g, state.variables, grads)
+    if not hp.parameterize:
+        variables = _project(hp, variables, state.r_max)
+    norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
+    new = MFOMOState(variables, m1, m2, count, state.lr, c1, c2, state.r_max)
+    return new, loss, norm
+
+
+# -- occupation-measure inclusion ------------------------------------------------------
+def flow_operator(kernels: Kernel, x: Float[Array, "T n m"]) -> Float[Array, "T n"]:
+    """``A x`` for the kernels held fixed (the rows of :func:`primal_residual`, without ``b``)."""
+    ones = jnp.ones(x.shape[1], x.dtype)
+    pushed = jax.vmap(lambda k, xt: push_forward(ones, xt, k))(kernels, x)
+    mass = jnp.sum(x, axis=-1)
+    return jnp.concatenate([pushed[:-1] - mass[1:], mass[:1]])
+
+
+# the dual Newton iteration of the projection: at most this many steps, Armijo halvings per step
+_NEWTON_STEPS = 60
+_HALVINGS = 30
+
+
+def project_flow(tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[Array, " n"]) -> Array:
+    """The Euclidean projection of ``target`` onto ``{x >= 0 : A x = b}`` (``A`` from
+    ``tables``' kernels, ``b`` the initial distribution on the initial row): the
+    occupation measures of those kernels nearest to ``target``.
+
+    Exact by its dual: ``x(lam) = max(target - A^T lam, 0)`` and ``lam`` minimises the
+    convex piecewise-quadratic ``f(lam) = |x(lam)|^2 / 2 + b.lam``, whose gradient is
+    ``b - A x(lam)``; semismooth Newton steps ``(A D A^T + delta I) dlam = -grad f``
+    (``D`` the active set, ``delta = eps^(3/4)`` times the target's scale) with
+    backtracking (Armijo on ``f``, or the residual halved), until ``A x = b`` to
+    rounding. Once the active set is the solution's, one Newton step solves the system
+    exactly, so the result is the projection to rounding (MFGLib's OSQP stops at its
+    tolerance, 1e-8)."""
+    horizon, n = target.shape[:2]
+    b = jnp.zeros((horizon, n), target.dtype).at[-1].set(mu0)
+    A = jax.jacfwd(lambda x: flow_operator(tables.kernels, x))(target).reshape(horizon * n, -1)
+    flat_target = target.reshape(-1)
+    scale = 1.0 + jnp.max(jnp.abs(flat_target))
+    # keeps the Newton system regular where a row has no active entry; a number the dtype
+    # resolves (1.8e-12 in float64, 6.6e-6 in float32) times the target's scale
+    delta = jnp.finfo(target.dtype).eps ** 0.75 * scale
+
+    def primal(lam):
+        return jnp.maximum(flat_target - A.T @ lam, 0.0)
+
+    def f(lam):
+        x = primal(lam)
+        return 0.5 * jnp.sum(x * x) + jnp.sum(b.reshape(-1) * lam)
+
+    def residual(lam):
+        return A @ primal(lam) - b.reshape(-1)
+
+    def body(carry):
+        lam, k = carry
+        x = primal(lam)
+        grad = -residual(lam)
+        active = (x > 0.0).astype(x.dtype)
+        hess = (A * active) @ A.T + delta * jnp.eye(A.shape[0], dtype=A.dtype)
+        step = -jnp.linalg.solve(hess, grad)
+        sizes = 0.5 ** jnp.arange(_HALVINGS, dtype=x.dtype)
+        f0, slope = f(lam), jnp.sum(grad * step)
+        values, left = jax.vmap(lambda t: (f(lam + t * step), jnp.max(jnp.abs(residual(lam + t * step)))))(sizes)
+        # Armijo on f; near the solution f's decrease falls below its rounding, and a step
+        # that halves the residual is taken instead
+        ok = (values <= f0 + 1e-4 * sizes * slope) | (left <= 0.5 * jnp.max(jnp.abs(grad)))
+        t = jnp.where(jnp.any(ok), sizes[jnp.argmax(ok)], sizes[-1])
+        return lam + t * step, k + 1
+
+    def going(carry):
+        lam, k = carry
+        return (k < _NEWTON_STEPS) & (jnp.max(jnp.abs(residual(lam))) > 64 * jnp.finfo(target.dtype).eps)
+
+    lam, _ = jax.lax.while_loop(going, body, (jnp.zeros(horizon * n, target.dtype), jnp.int32(0)))
+    return primal(lam).reshape(target.shape)
+
+
+class OMIHyperParams(eqx.Module):
+    """Hyper-parameters of occupation-measure inclusion (``--hp key=value``)."""
+
+    alpha: float = param(1e-3, "step size alpha > 0 of L - alpha (c_L + eta L)", search=(1e-4, 10.0, "log"))
+    eta: float = param(0.0, "perturbation eta >= 0 (faster, at the cost of an eta-biased limit)")
+
+    def __check_init__(self):
+        check(self.alpha > 0.0, f"occupation-measure inclusion alpha must be > 0, got {self.alpha}")
+        check(self.eta >= 0.0, f"occupation-measure inclusion eta must be >= 0, got {self.eta}")
+
+
+class OMIState(NamedTuple):
+    measure: Float[Array, "T n m"]
+    iteration: Array  # int32 scalar
+    alpha: Array
+    eta: Array
+
+
+def omi_init(game: Game, noise: Noise, hp: OMIHyperParams) -> OMIState:
+    """MFGLib's start: the occupation measure of the uniform policy (its own flow)."""
+    from mfax.solvers.classical import rollout_table, uniform_table
+
+    table = uniform_table(game, 1)
+    traj = rollout_table(game, jax.tree.map(lambda x: x[None], noise), table, record=False)
+    L = traj.mu[0, :-1, :, None] * table[0]
+    return OMIState(L, jnp.int32(0), jnp.asarray(hp.alpha, L.dtype), jnp.asarray(hp.eta, L.dtype))
+
+
+def omi_step(game: Game, noise: Noise, state: OMIState) -> tuple[OMIState, Array]:
+    """One forward-backward step (module docstring); returns the state and the size of
+    the update ``max_t sum_{s,a} |L' - L|``."""
+    L = state.measure
+    tables = flow_tables(game, noise, L)
+    target = L - state.alpha * (tables.cost + state.eta * L)
+    new = project_flow(tables, target, game.initial_mean_field(noise))
+    change = jnp.max(jnp.sum(jnp.abs(new - L), axis=(1, 2)))
+    return state._replace(measure=new, iteration=state.iteration + 1), change
+
+
+# -- the solvers -----------------------------------------------------------------------
+def _metrics(figures, table, loss, norm, lr) -> Metrics:
+    finite = (
+        jnp.isfinite(figures.policy_return)
+        & jnp.isfinite(figures.exploitability)
+        & jnp.all(jnp.isfinite(table))
+        & jnp.isfinite(loss)
+    )
+    e = figures
+    return Metrics(e.policy_return, e.exploitability, e.exploitability_per_path, norm, lr, loss, finite)
+
+
+class _OccupationSolver(Solver):
+    game: Game
+    batch: NoiseBatch
+    noise: Noise
+    hp: eqx.Module = eqx.field(static=True)
+
+    def measure(self, state) -> Array:
+        """The occupation measure ``L`` ``(T, n, m)`` of a state."""
+        raise NotImplementedError
+
+    def table(self, state) -> Array:
+        """The policy read off ``L``, as a ``(1, T, n, m)`` table."""
+        return policy_of(self.measure(state))[None]
+
+    def policy(self, state) -> Policy:
+        return table_policy(self.game, self.batch, self.table(state))
+
+    def figures(self, state):
+        return _evaluate(self.game, self.batch.noise, self.batch.weight, self.table(state)).figures
+
+
+class MFOMOSolver(_OccupationSolver):
+    """MF-OMO (module docstring). Deterministic; its learning rate is the ``lr``
+    hyper-parameter. Metrics: ``loss`` the objective at the state the step starts from,
+    ``grad_norm`` its gradient's norm."""
+
+    trace_name = "mf_omo_chunk"
+
+    def init(self, key, lr) -> MFOMOState:
+        return omo_init(self.game, self.noise, self.hp)
+
+    def measure(self, state: MFOMOState) -> Array:
+        return omo_point(self.game, self.hp, state.variables, state.r_max)[0]
+
+    def step(self, state: MFOMOState) -> tuple[MFOMOState, Metrics]:
+        figures = self.figures(state)
+        new, loss, norm = omo_step(self.game, self.noise, self.hp, state)
+        return new, _metrics(figures, self.table(new), loss, norm, state.lr)
+
+
+class OMISolver(_OccupationSolver):
+    """Occupation-measure inclusion (module docstring). Deterministic; ``--lr`` unused.
+    Metrics: ``grad_norm`` the size of the update, ``loss`` the consistency residual
+    ``max |A_L L - b|`` of the state the step starts from."""
+
+    trace_name = "omi_chunk"
+
+    def init(self, key, lr) -> OMIState:
+        return omi_init(self.game, self.noise, self.hp)
+
+    def measure(self, state: OMIState) -> Array:
+        return state.measure
+
+    def step(self, state: OMIState) -> tuple[OMIState, Metrics]:
+        figures = self.figures(state)
+        L = state.measure
+        tables = flow_tables(self.game, self.noise, L)
+        gap = jnp.max(jnp.abs(primal_residual(tables, L, self.game.initial_mean_field(self.noise))))
+        new, change = omi_step(self.game, self.noise, state)
+        return new, _metrics(figures, self.table(new), gap, change, state.alpha)
+
+
+SOLVERS: dict[str, tuple[type, type]] = {
+    "mf_omo": (MFOMOSolver, MFOMOHyperParams),
+    "omi": (OMISolver, OMIHyperParams),
+}
+
+
+def build(game: Game, hp, setting: Setting, *, algo: str) -> Solver:
+    """The solver ``algo`` on the setting's enumerated noise (one line without, or with
+    common noise)."""
+    batch = exact_batch(game, setting.exact, algo)
+    return SOLVERS[algo][0](game, batch, _no_common_noise(game, batch, algo), hp)
+
+
+def solve(game: Game, algo: str, iterations: int, chunk: int = 50, **hp):
+    """Run ``iterations`` updates of ``algo`` (``mf_omo`` or ``omi``) from scratch, one run; returns
+    ``(table, history)`` as :func:`mfax.solvers.classical.solve` does."""
+    if algo not in SOLVERS:
+        raise GameError(f"unknown occupation-measure algorithm {algo!r}; allowed: {', '.join(SOLVERS)}")
+    solver_cls, hp_cls = SOLVERS[algo]
+    hparams = params.build(hp_cls, f"solver {algo!r}", **hp)
+    support = game.noise_support()
+    batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
+    return run_table(solver_cls(game, batch, _no_common_noise(game, batch, algo), hparams), iterations, chunk)
+
+
+register_variants(
+    build,
+    {
+        "mf_omo": (
+            "MF-OMO, exact: gradient steps on the occupation-measure residual (no common noise)",
+            MFOMOHyperParams,
+            {"algo": "mf_omo"},
+        ),
+        "omi": (
+            "occupation-measure inclusion, exact: forward-backward steps on L, exact projection (no common noise)",
+            OMIHyperParams,
+            {"algo": "omi"},
+        ),
+    },
+    uses_lr=False,
+)
