@@ -3,6 +3,7 @@
     python bench/latency.py                      # every solver, writes bench/results/latency.{md,json}
     python bench/latency.py --algos fp,omd       # some solvers
     python bench/latency.py --iterations 10      # iterations of the one ``mfax.solve`` call
+    python bench/latency.py --algos fp,omd --against ../old/src --rounds 3   # against another tree
 
 For each solver, two fresh Python processes each run ``import mfax`` and one
 ``mfax.solve`` on beach_bar with 10 states (the solver's default hyper-parameters,
@@ -10,11 +11,12 @@ For each solver, two fresh Python processes each run ``import mfax`` and one
 end). The first starts with an empty persistent compilation cache (a directory private
 to this benchmark, ``MFAX_COMPILATION_CACHE``), the second reuses what the first wrote.
 Each process reports where its time went: interpreter start and ``import mfax``,
-``solve`` in total, and within it JAX's own accounting (``jax.monitoring`` durations,
+``solve`` in total (wall-clock, and CPU time: on a shared machine the latter moves less
+with the other jobs' load), and within it JAX's own accounting (``jax.monitoring`` durations,
 summed over every program): tracing to jaxprs, lowering to MLIR, backend compilation
 (XLA's, or on a cache hit reading the executable from the cache, of which ``cache_read``
-is that read); the rest of ``solve`` is running the programs, evaluation, building the
-games and the files.
+is that read) and how many programs were compiled or read (``programs``); the rest of
+``solve`` is running the programs, evaluation, building the games and the files.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,24 +33,28 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SRC = Path(__file__).resolve().parents[1] / "src"  # this tree's mfax
 ALGOS = ("fp", "omd", "spg", "rspg", "ippo", "rippo", "momd")
 GAME = {"num_states": 10}
 
 CHILD = r"""
 import json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import jax
 from jax import monitoring
-durations = {}
+durations, counts = {}, {}
 def listen(event, seconds, **kwargs):
     durations[event] = durations.get(event, 0.0) + seconds
+    counts[event] = counts.get(event, 0) + 1
 monitoring.register_event_duration_secs_listener(listen)
 import mfax
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 algo, iterations, game = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 result = mfax.solve("beach_bar", algo, iterations=iterations, eval_every=iterations, **game)
-t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "solve_s": t2 - t1, "exploitability": result.exploitability,
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"import_s": t1 - t0, "solve_s": t2 - t1, "import_cpu_s": c1 - c0, "solve_cpu_s": c2 - c1,
+                  "programs": counts.get("/jax/core/compile/backend_compile_duration", 0),
+                  "exploitability": result.exploitability,
                   "durations": durations, "backend": jax.default_backend()}))
 """
 
@@ -59,8 +66,9 @@ EVENTS = {
 }
 
 
-def one(algo: str, iterations: int, cache: Path) -> dict:
+def one(algo: str, iterations: int, cache: Path, src: Path = SRC) -> dict:
     env = {**os.environ, "MFAX_COMPILATION_CACHE": str(cache)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, algo, str(iterations), json.dumps(GAME)],
@@ -74,6 +82,7 @@ def one(algo: str, iterations: int, cache: Path) -> dict:
         raise SystemExit(f"{algo}: the child process failed:\n{done.stderr[-3000:]}")
     child = json.loads(done.stdout.strip().splitlines()[-1])
     row = {"total_s": total, "import_s": child["import_s"], "solve_s": child["solve_s"]}
+    row.update(import_cpu_s=child["import_cpu_s"], solve_cpu_s=child["solve_cpu_s"], programs=child["programs"])
     row["start_s"] = total - child["import_s"] - child["solve_s"]  # interpreter start and exit
     row.update({k: child["durations"].get(event, 0.0) for k, event in EVENTS.items()})
     row["exploitability"] = child["exploitability"]
@@ -81,23 +90,39 @@ def one(algo: str, iterations: int, cache: Path) -> dict:
     return row
 
 
+COLUMNS = ["total_s", "start_s", "import_s", "solve_s", "solve_cpu_s", "trace_s", "lower_s", "compile_s"]
+COLUMNS += ["cache_read_s"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", default=",".join(ALGOS))
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--out", default="latency")
+    parser.add_argument(
+        "--against",
+        help="another mfax source directory (an older checkout's src): each round measures both trees, "
+        "alternating which goes first, so that they meet the same load",
+    )
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    trees = {"this": SRC, **({"against": Path(args.against).resolve()} if args.against else {})}
+    algos = [a.strip() for a in args.algos.split(",") if a.strip()]
     rows = []
-    for algo in [a.strip() for a in args.algos.split(",") if a.strip()]:
-        with tempfile.TemporaryDirectory(prefix="mfax-latency-cache-") as tmp:
-            cache = Path(tmp)
-            for phase in ("cold", "warm"):
-                row = {"algo": algo, "phase": phase, **one(algo, args.iterations, cache)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    for k in range(args.rounds):
+        for tree in list(trees) if k % 2 == 0 else list(trees)[::-1]:
+            for algo in algos:
+                with tempfile.TemporaryDirectory(prefix="mfax-latency-cache-") as tmp:
+                    for phase in ("cold", "warm"):
+                        load = os.getloadavg()[0]
+                        row = {"round": k, "tree": tree, "algo": algo, "phase": phase, "load": load}
+                        row.update(one(algo, args.iterations, Path(tmp), trees[tree]))
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
     meta = {
         "game": {"name": "beach_bar", **GAME},
         "iterations": args.iterations,
+        "trees": {k: str(v) for k, v in trees.items()},
         "machine": platform.platform(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -105,23 +130,42 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    columns = ["total_s", "start_s", "import_s", "solve_s", "trace_s", "lower_s", "compile_s", "cache_read_s"]
+    trees_text = ", ".join(f"`{k}` {v}" for k, v in meta["trees"].items())
     lines = [
         "# Time to a first result in a fresh process (bench/latency.py)",
         "",
         f"beach_bar with 10 states, one `mfax.solve` of {args.iterations} iterations (one chunk, evaluations "
         f"at 0 and {args.iterations}), default hyper-parameters, backend {rows[0]['backend'] if rows else '?'}; "
-        f"{meta['cpus']} CPUs, load average at the end {meta['loadavg_at_end'][0]:.1f}. Cold: empty compilation "
-        "cache; warm: a second fresh process reusing the cache the first wrote. Seconds; `total` is the process "
-        "from start to exit, `start` the interpreter's start and exit, `solve` includes trace, lower and compile "
-        "(XLA, or on a cache hit the read from the cache, `cache_read`; JAX's own accounting, summed over every "
-        "program).",
+        f"{meta['cpus']} CPUs, load average at the end {meta['loadavg_at_end'][0]:.1f} (`load`: before each "
+        f"process). Trees: {trees_text}. Cold: empty compilation cache; warm: a second fresh process reusing the "
+        "cache the first wrote. Seconds; `total` is the process from start to exit, `start` the interpreter's "
+        "start and exit, `solve` includes trace, lower and compile (XLA, or on a cache hit the read from the "
+        "cache, `cache_read`; JAX's own accounting, summed over every program); `solve_cpu` is the CPU time of "
+        "the `solve` call (every thread of the process, XLA's included), which other jobs on a shared machine "
+        "inflate less than its wall-clock; `programs` counts the programs compiled or read from the cache.",
         "",
-        "| solver | cache | " + " | ".join(c.removesuffix("_s") for c in columns) + " |",
-        "|---|---|" + "---:|" * len(columns),
+        "| round | tree | solver | cache | load | programs | "
+        + " | ".join(c.removesuffix("_s") for c in COLUMNS)
+        + " |",
+        "|---:|---|---|---|---:|---:|" + "---:|" * len(COLUMNS),
     ]
     for row in rows:
-        lines.append(f"| {row['algo']} | {row['phase']} | " + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
+        head = f"| {row['round']} | {row['tree']} | {row['algo']} | {row['phase']} | {row['load']:.1f} | "
+        head += f"{row['programs']} | "
+        lines.append(head + " | ".join(f"{row[c]:.2f}" for c in COLUMNS) + " |")
+    lines += ["", "Medians over the rounds:", "", "| tree | solver | cache | programs | solve | solve_cpu | total |"]
+    lines.append("|---|---|---|---:|---:|---:|---:|")
+    for tree in trees:
+        for algo in algos:
+            for phase in ("cold", "warm"):
+                got = [r for r in rows if (r["tree"], r["algo"], r["phase"]) == (tree, algo, phase)]
+                med = {
+                    c: statistics.median(r[c] for r in got) for c in ("programs", "solve_s", "solve_cpu_s", "total_s")
+                }
+                lines.append(
+                    f"| {tree} | {algo} | {phase} | {med['programs']:.0f} | {med['solve_s']:.2f} | "
+                    f"{med['solve_cpu_s']:.2f} | {med['total_s']:.2f} |"
+                )
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / args.out}.md and .json")
 

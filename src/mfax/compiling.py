@@ -33,7 +33,7 @@ DEFAULTS_ENV = "MFAX_XLA_DEFAULTS"
 @functools.cache
 def _cpu_options_accepted() -> bool:
     try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(jnp.zeros(())).compile()
+        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(jax.ShapeDtypeStruct((), jnp.float32)).compile()
     except Exception:  # an XLA without the option: compile with its defaults
         return False
     return True

@@ -112,8 +112,13 @@ class BeachBar(Game):
         bar = np.array([b for b in bars for _ in outcomes], dtype=np.int32)
         closes = np.array([c for _ in bars for c, _ in outcomes])
         weight = np.array([p / len(bars) for _ in bars for _, p in outcomes])
-        z = jax.vmap(self._z_path)(jnp.asarray(closes))
-        return NoiseSupport(BeachBarNoise(bar=jnp.asarray(bar), z=z), jnp.asarray(weight, dtype=float))
+        # _z_path of every path, with numpy: a host computation put on the device (eagerly,
+        # each jax.numpy operation would be a program of its own, compiled or read from the
+        # compilation cache in every fresh process)
+        z = np.where((np.arange(self.horizon + 1) >= self.close_time) & closes[:, None], 0.0, 1.0)
+        dtype = jnp.result_type(float)
+        noise = BeachBarNoise(bar=jax.device_put(bar), z=jax.device_put(z.astype(dtype)))
+        return NoiseSupport(noise, jax.device_put(weight.astype(dtype)))
 
     def initial_mean_field(self, noise):
         s = jnp.arange(self.num_states)

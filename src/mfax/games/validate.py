@@ -297,8 +297,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
         run.skip_all(("jit.traceable", *later), "needs sizes.integers")
         return CheckReport(name, tuple(_ordered(run, expensive)))
     n, m, horizon = (operator.index(getattr(game, a)) for a in ("n_states", "n_actions", "horizon"))
-    key = jax.random.PRNGKey(0) if key is None else key
-    out, broken = _evaluate(game, key, n, horizon)
+    out, broken = _evaluate(game, key, n, horizon)  # key None: PRNGKey(0), made in the program
     if "start" in broken:
         run("jit.traceable", lambda: _traceable(broken))
         run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
@@ -344,7 +343,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
     if expensive:
         cheap_ok = all(r.status == "pass" for r in run.results.values())
         if cheap_ok:
-            _expensive_checks(run, game, key, out, horizon)
+            _expensive_checks(run, game, jax.random.PRNGKey(0) if key is None else key, out, horizon)
         else:
             run.skip_all(_EXPENSIVE, "needs every other check to pass")
     return CheckReport(name, tuple(_ordered(run, expensive)))
@@ -406,9 +405,10 @@ def _outputs(game: Game, key, horizon: int, skip: frozenset):
 
 def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, str]]:
     """The outputs of every function that traces, and ``{what: error}`` for those that do
-    not (``"start"`` when no noise path and mean field could be made)."""
+    not (``"start"`` when no noise path and mean field could be made). ``key`` ``None``:
+    ``PRNGKey(0)``, made inside the program (eagerly it would be two programs more)."""
     try:
-        noise = jax.eval_shape(game.sample_noise, key)
+        noise = jax.eval_shape(game.sample_noise, jax.eval_shape(_key, key))
     except Exception as err:
         return {}, {"start": "", "sample_noise": _first_line(err)}
     try:
@@ -421,7 +421,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     broken = {}
     skip: frozenset = frozenset()
     try:
-        values = jax.jit(lambda k: _outputs(game, k, horizon, skip))(key)
+        values = jax.jit(lambda k: _outputs(game, _key(k), horizon, skip))(key)
     except Exception as err:
         for what in _probes(game, noise, mu, horizon):
             try:
@@ -433,7 +433,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
             return out, broken
         skip = frozenset(broken)
         try:
-            values = jax.jit(lambda k: _outputs(game, k, horizon, skip))(key)
+            values = jax.jit(lambda k: _outputs(game, _key(k), horizon, skip))(key)
         except Exception as again:
             broken["program"] = _first_line(again)
             return out, broken
@@ -441,6 +441,10 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     if "reads" in values:
         out["reads"] = values["reads"]
     return out, broken
+
+
+def _key(key):
+    return jax.random.PRNGKey(0) if key is None else key
 
 
 def _traceable(broken: dict[str, str]) -> str:

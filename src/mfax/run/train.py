@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -69,9 +68,10 @@ class Trainer:
         exacts = [exact_noise(game, config.noise) for game in games]  # sampled paths are drawn per iteration
         _check_shared(config, games, exacts)
         # one fixed set of evaluation paths for every seed: runs are compared on common noise
-        key = jax.random.PRNGKey(EVAL_SEED)
         eval_noises = [
-            exact if exact is not None else noise_batch(game, "sample", key, config.eval_paths)
+            exact
+            if exact is not None
+            else noise_batch(game, "sample", jax.random.PRNGKey(EVAL_SEED), config.eval_paths)
             for game, exact in zip(games, exacts, strict=True)
         ]
         mesh = train_mesh(config.devices, config.num_runs)
@@ -119,7 +119,8 @@ class Trainer:
         # a sweep: run r's solver has run r's game (a table policy reads its observations)
         solver = self.solver if len(self.games) == 1 else eqx.tree_at(lambda s: s.game, self.solver, self.game_of(r))
         # run r alone fetched to the host: the policy is then free of the training mesh's layout
-        return solver.policy(jax.tree.map(jnp.asarray, run_to_host(states, r)))
+        # (device_put, not jnp.asarray: the same arrays without a copying program per shape)
+        return solver.policy(jax.device_put(run_to_host(states, r)))
 
     def evaluate_run(self, states, r: int) -> dict[str, Any]:
         result = evaluate(self.game_of(r), self.policy(states, r), self.eval_noise_of(r), mesh=self.eval_mesh)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -145,8 +146,42 @@ class SolverSpec:
 
 _SOLVERS: dict[str, SolverSpec] = {}
 
+BUILTIN: dict[str, str] = {
+    "spg": "structural",
+    "rspg": "structural",
+    "ippo": "ppo",
+    "rippo": "ppo",
+    "momd": "momd",
+    "fp": "classical",
+    "omd": "classical",
+    "fixed_point": "tabular",
+    "boltzmann": "tabular",
+    "munchausen": "tabular",
+    "prior_descent": "tabular",
+}
+"""The built-in solvers, in the order ``mfax list`` shows them, and the module of
+``mfax.solvers`` that registers each. A module is imported when one of its solvers is
+first asked for: a fresh process solving with fictitious play imports neither the
+network solvers nor optax."""
+
+
+def _import_builtin(name: str) -> None:
+    module = BUILTIN.get(name)
+    if module is not None:
+        importlib.import_module(f"mfax.solvers.{module}")
+
+
+def _import_builtins() -> None:
+    for name in BUILTIN:
+        _import_builtin(name)
+
 
 def register_solver(spec: SolverSpec) -> SolverSpec:
+    """Register ``spec`` under its name (replacing a solver registered under it before, a
+    built-in one included)."""
+    # a built-in name: its module first (a no-op while that module registers it), so that
+    # the module, imported later, cannot replace this registration with its own
+    _import_builtin(spec.name)
     _SOLVERS[spec.name] = spec
     return spec
 
@@ -161,8 +196,10 @@ def register_variants(
 
 
 def solver_names() -> list[str]:
-    """The built-in (and in-process registered) solvers, in registration order."""
-    return list(_SOLVERS)
+    """The built-in solvers (:data:`BUILTIN`'s order), then those registered in this
+    process, in registration order."""
+    _import_builtins()
+    return [*BUILTIN, *(name for name in _SOLVERS if name not in BUILTIN)]
 
 
 SOLVER_GROUP = "mfax.solvers"
@@ -170,6 +207,7 @@ SOLVER_GROUP = "mfax.solvers"
 
 def plugin_solvers() -> dict[str, str]:
     """Installed plug-in solvers not shadowed by a registered name: name -> origin."""
+    _import_builtins()
     return plugins.installed(SOLVER_GROUP, _SOLVERS)
 
 
@@ -178,7 +216,11 @@ def solver_spec(name: str) -> SolverSpec:
     group ``mfax.solvers``), or a reference ``package.module:NAME`` /
     ``path/to/file.py:NAME``. A plug-in or reference names a :class:`SolverSpec` or a
     function of no arguments returning one; the spec takes ``name`` as its name."""
-    return plugins.lookup(name, _SOLVERS, SOLVER_GROUP, "algorithm", _spec_of)
+    _import_builtin(name)
+    registered: dict[str, SolverSpec] = _SOLVERS
+    if name not in _SOLVERS:  # a plug-in, a reference or unknown: every built-in counts (the error lists them)
+        registered = {n: _SOLVERS[n] for n in solver_names()}
+    return plugins.lookup(name, registered, SOLVER_GROUP, "algorithm", _spec_of)
 
 
 def _spec_of(obj: Any, name: str) -> SolverSpec:

@@ -77,6 +77,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from mfax.dynamics.noise import NoiseBatch
@@ -182,11 +183,15 @@ class FPState(NamedTuple):
 
 def uniform_table(game: Game, num_paths: int, dtype=None) -> Array:
     shape = (num_paths, game.horizon, game.n_states, game.n_actions)
-    return jnp.full(shape, 1.0 / game.n_actions, dtype=dtype or jnp.zeros(()).dtype)
+    return jnp.full(shape, 1.0 / game.n_actions, dtype=dtype or jnp.result_type(float))
 
 
 def fp_init(game: Game, num_paths: int) -> FPState:
-    return FPState(uniform_table(game, num_paths), jnp.int32(0))
+    # built on the host and put on the device: eagerly, jnp.full and jnp.int32 would each
+    # be a program of their own (compiled, or read from the cache, in every fresh process)
+    shape = (num_paths, game.horizon, game.n_states, game.n_actions)
+    table = np.full(shape, 1.0 / game.n_actions, dtype=jnp.result_type(float))
+    return FPState(jax.device_put(table), jax.device_put(np.int32(0)))
 
 
 class FPHyperParams(eqx.Module):
@@ -244,8 +249,9 @@ class OMDState(NamedTuple):
 
 
 def omd_init(game: Game, num_paths: int, lr: float) -> OMDState:
-    y = jnp.zeros((num_paths, game.horizon, game.n_states, game.n_actions))
-    return OMDState(y, jnp.int32(0), jnp.asarray(lr, dtype=y.dtype))
+    # on the host, then on the device (see fp_init)
+    y = np.zeros((num_paths, game.horizon, game.n_states, game.n_actions), dtype=jnp.result_type(float))
+    return OMDState(jax.device_put(y), jax.device_put(np.int32(0)), jax.device_put(np.asarray(lr, dtype=y.dtype)))
 
 
 def omd_policy(state: OMDState) -> Array:

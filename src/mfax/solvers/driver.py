@@ -34,11 +34,31 @@ def stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
+def _stack_on_host(trees: Sequence[Any]) -> Any:
+    """:func:`stack` with the copying done by numpy: an eager ``jnp.stack`` is a program
+    of its own per shape (traced, lowered, compiled or read from the compilation cache),
+    which a fresh process pays for its first result. Leaves numpy cannot read (typed
+    PRNG keys), weakly typed ones and Python scalars are stacked by JAX, so that the
+    result is :func:`stack`'s in every case (values, dtypes and weak types)."""
+
+    def one(*xs):
+        arrays = all(isinstance(x, jax.Array | np.ndarray | np.generic) for x in xs)
+        if not arrays or any(getattr(x, "weak_type", False) for x in xs):
+            return jnp.stack(xs)
+        try:
+            host = [np.asarray(x) for x in xs]
+        except (TypeError, ValueError):
+            return jnp.stack(xs)
+        return jax.device_put(np.stack(host))
+
+    return jax.tree.map(one, *trees)
+
+
 def initial_states(solver: Solver, seeds: Sequence[int], lrs: Sequence[float]) -> Any:
     """The stacked initial states of runs ``r`` with seed ``seeds[r]`` and base learning
     rate ``lrs[r]``, placed on the solver's mesh."""
     states = [solver.init(jax.random.PRNGKey(seed), lr) for seed, lr in zip(seeds, lrs, strict=True)]
-    return place_runs(stack(states), solver.runs_mesh())
+    return place_runs(_stack_on_host(states), solver.runs_mesh())
 
 
 def chunk(solver: Solver, length: int, games: Sequence[Game] | None = None):

@@ -1,0 +1,106 @@
+"""What a fresh process pays before its first result: the solver modules it imports and
+the programs it compiles (or reads from the compilation cache) besides the training
+chunk and the evaluation. Building the initial states and fetching a run's state to
+build its policy compile nothing; a solver's module (and optax with the network ones) is
+imported when that solver is first asked for, and a user's solver registered under a
+built-in name stays registered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import monitoring
+
+import mfax
+from mfax.dynamics.noise import exact_noise
+from mfax.sharding import run_to_host
+from mfax.solvers import driver, solver_names, solver_spec
+from mfax.solvers.base import BUILTIN, Setting
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+_COMPILES: list[str] = []
+
+
+def _listen(event: str, seconds: float, **kwargs) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COMPILES.append(kwargs.get("fun_name", "?"))
+
+
+monitoring.register_event_duration_secs_listener(_listen)
+
+
+@pytest.fixture(scope="module")
+def solvers():
+    game = mfax.make("beach_bar", num_states=5, horizon=4)
+    setting = Setting(iterations=2, paths=4, exact=exact_noise(game, "exact"), num_runs=2)
+    built = {}
+    for name in ("fp", "omd"):
+        spec = solver_spec(name)
+        built[name] = spec.build(game, spec.hparams_of(spec.resolve_hparams({})), setting)
+    return game, built
+
+
+@pytest.mark.parametrize("name", ["fp", "omd"])
+def test_initial_states_and_a_runs_state_compile_no_program(solvers, name):
+    game, built = solvers
+    solver = built[name]
+    jax.random.PRNGKey(0)  # the runs' keys: made eagerly (two small programs), compiled here first
+    _COMPILES.clear()
+    states = driver.initial_states(solver, [0, 1], [0.1, 0.2])
+    host = run_to_host(states, 1)
+    assert _COMPILES == []
+    table = host[0]  # FP: the average policy, uniform; OMD: the scores y, zero
+    assert table.shape == (game.noise_support().weight.shape[0], game.horizon, game.n_states, game.n_actions)
+    assert table.dtype == jnp.result_type(float) and host.iteration.dtype == np.int32
+    # bit for bit what building them with jax.numpy gives
+    np.testing.assert_array_equal(table, jnp.full(table.shape, 1.0 / game.n_actions if name == "fp" else 0.0))
+    for leaf, one in zip(jax.tree.leaves(states), jax.tree.leaves(host), strict=True):
+        np.testing.assert_array_equal(one, np.array(leaf)[1])
+    # the host copy holds no reference to the states: they can still be donated to a chunk
+    leaf = jax.tree.leaves(states)[0]
+    jax.jit(lambda x: x + 1, donate_argnums=0)(leaf)
+    assert leaf.is_deleted()
+
+
+def test_stacking_on_the_host_is_stacking_with_jax():
+    states = [
+        {"key": jax.random.key(s), "x": jnp.full((2,), float(s)), "weak": jnp.asarray(0.5 * s), "n": np.int32(s)}
+        for s in (0, 1)
+    ]
+    stacked, expected = driver._stack_on_host(states), driver.stack(states)
+    assert stacked["key"].shape == (2,) and jax.dtypes.issubdtype(stacked["key"].dtype, jax.dtypes.prng_key)
+    for name in ("x", "weak", "n"):
+        a, b = stacked[name], expected[name]
+        assert (a.dtype, a.weak_type, a.shape) == (b.dtype, b.weak_type, b.shape), name
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_solver_names_are_the_builtins_in_order_then_the_registered():
+    assert solver_names()[: len(BUILTIN)] == list(BUILTIN)
+
+
+def test_a_solver_module_is_imported_when_its_solver_is_asked_for():
+    code = """
+import sys
+from mfax.solvers import register_solver, solver_spec
+from mfax.solvers.base import SolverSpec
+assert "mfax.solvers.classical" not in sys.modules and "optax" not in sys.modules
+fp = solver_spec("fp")
+assert "mfax.solvers.classical" in sys.modules
+assert "optax" not in sys.modules and "mfax.solvers.structural" not in sys.modules
+mine = register_solver(SolverSpec("boltzmann", "a user's solver under a built-in name", fp.build))
+assert solver_spec("boltzmann") is mine
+import mfax.solvers.tabular  # imported by register_solver already (before it registered): nothing changes
+assert solver_spec("boltzmann") is mine and solver_spec("munchausen").name == "munchausen"
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
