@@ -19,21 +19,36 @@ What is measured, all in one process on this machine:
 3. Training wall-clock (evaluation excluded) for beach-bar RSPG to reach fixed per-path
    exploitability thresholds (the paper's implementation: ~126 after 200 iterations at
    ~2.1 s/iteration, i.e. ~420 s), for a few noise modes and learning rates.
+4. Through the CLI: the command a user types, ``mfax train --game beach_bar --algo rspg
+   --noise sample`` (with ``--iterations`` to bound it), in a process of its own, timed
+   by its own output: the seconds per iteration between evaluations are the differences
+   of ``wall_clock_s`` in its ``metrics.jsonl`` over ``eval_every`` (median over its
+   chunks). Paired in each round with the bare training step (this process, the same
+   chunk length) and, with ``--published``, with the paper's own code
+   (``bench/published_rspg.py`` in a child process of the Python given by
+   ``--published-python``); the order rotates between rounds and each ratio is the
+   median over rounds of the ratios within a round (this shared machine drifts).
 
 Usage::
 
     python bench/train_speed.py            # full (tens of minutes)
     python bench/train_speed.py --quick    # a smoke run (a few minutes)
+    python bench/train_speed.py --cli-only --rounds 3 \\
+        --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
+                                           # item 4 alone -> train_speed_cli.{md,json}
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -176,13 +191,156 @@ def time_to_threshold(noise: str, lr: float, iterations: int, thresholds: list[f
     }
 
 
+CLI_COMMAND = ["train", "--game", "beach_bar", "--algo", "rspg", "--noise", "sample"]
+
+
+class BareStep:
+    """The bare training step of the CLI's configuration (beach-bar RSPG, sampled noise,
+    its default paths and network), compiled once as a chunk of ``length`` iterations."""
+
+    def __init__(self, length: int):
+        config = resolve(TrainConfig(game="beach_bar", algo="rspg", noise="sample"))
+        self.trainer = Trainer.build(config)
+        self.length = length
+        self.states = self.trainer.initial_states()
+        self.fn = self.trainer.chunk_fn(length).lower(self.states).compile()
+        self.states, metrics = self.fn(self.states)  # warm-up
+        jax.block_until_ready(metrics)
+
+    def time(self, repeats: int) -> list[float]:
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            self.states, metrics = self.fn(self.states)
+            jax.block_until_ready(metrics)
+            times.append((time.perf_counter() - t) / self.length)
+        return times
+
+
+def cli_run(iterations: int) -> dict:
+    """``mfax train`` as a user runs it (``python -m mfax.run.cli``, the mfax this process
+    imports), in a process of its own; seconds per iteration from its ``metrics.jsonl``."""
+    import mfax
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(mfax.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "mfax.run.cli", *CLI_COMMAND, "--iterations", str(iterations), "--out", str(out)]
+        t0 = time.perf_counter()
+        subprocess.run([*cmd, "--no-progress"], check=True, env=env, stdout=subprocess.DEVNULL)
+        total = time.perf_counter() - t0
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        summary = json.loads((out / "summary.json").read_text())
+    walls = [(r["iteration"], r["wall_clock_s"]) for r in rows if r["run"] == 0]
+    per_chunk = [(w1 - w0) / (i1 - i0) for (i0, w0), (i1, w1) in itertools.pairwise(walls)]
+    return {
+        "per_chunk": per_chunk,
+        "seconds_per_iteration": statistics.median(per_chunk),
+        "mean_seconds_per_iteration": summary["seconds_per_iteration"],
+        "session_seconds_per_iteration": summary.get("session_seconds_per_iteration"),
+        "process_s": total,
+    }
+
+
+def published_run(tree: str, python: str, chunk: int, repeats: int) -> dict:
+    """The paper's RSPG step, timed by ``bench/published_rspg.py`` in ``python``."""
+    script = Path(__file__).with_name("published_rspg.py")
+    cmd = [python, str(script), "--tree", tree, "--chunk", str(chunk), "--repeats", str(repeats)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own mfax, not this one
+    done = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["median"] = statistics.median(result["seconds_per_iteration"])
+    return result
+
+
+def cli_speed(rounds: int, iterations: int, repeats: int, published: str | None, published_python: str | None) -> dict:
+    """Item 4: the CLI, the bare step and (optionally) the paper's code, paired by round."""
+    length = TrainConfig().eval_every
+    bare = BareStep(length)
+    kinds = ["bare", "cli"] + (["published"] if published else [])
+    out: dict = {"rounds": [], "iterations": iterations, "chunk": length, "command": "mfax " + " ".join(CLI_COMMAND)}
+    for r in range(rounds):
+        order = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
+        row = {"order": order, "load": os.getloadavg()[0]}
+        for kind in order:
+            if kind == "bare":
+                times = bare.time(repeats)
+                row["bare"] = {"per_chunk": times, "seconds_per_iteration": statistics.median(times)}
+            elif kind == "cli":
+                row["cli"] = cli_run(iterations)
+            else:
+                row["published"] = published_run(published, published_python, 5, max(2, repeats // 2))
+        print(json.dumps(row), flush=True)
+        out["rounds"].append(row)
+    rs = out["rounds"]
+    out["cli_over_bare"] = statistics.median(
+        x["cli"]["seconds_per_iteration"] / x["bare"]["seconds_per_iteration"] for x in rs
+    )
+    out["cli"] = statistics.median(x["cli"]["seconds_per_iteration"] for x in rs)
+    out["bare"] = statistics.median(x["bare"]["seconds_per_iteration"] for x in rs)
+    if published:
+        out["published"] = statistics.median(x["published"]["median"] for x in rs)
+        out["published_over_cli"] = statistics.median(
+            x["published"]["median"] / x["cli"]["seconds_per_iteration"] for x in rs
+        )
+        out["published_over_bare"] = statistics.median(
+            x["published"]["median"] / x["bare"]["seconds_per_iteration"] for x in rs
+        )
+    return out
+
+
+def cli_lines(c: dict) -> list[str]:
+    lines = [
+        f"## Through the CLI: `{c['command']}` (`--iterations {c['iterations']}`), paired by round",
+        "",
+        f"Seconds per iteration between evaluations (the CLI's own `wall_clock_s`, chunks of {c['chunk']}: the "
+        "median over its chunks), the bare step of the same configuration (this process, the same chunk length), "
+        "and the paper's code (`bench/published_rspg.py`, when given). Each round runs them one after the other, "
+        "the order rotating; ratios are medians over rounds of each round's ratio. Load: the 1-minute load "
+        "average at the start of each round.",
+        "",
+        "| round | load | bare step s/it | CLI s/it | CLI / bare | published s/it | published / CLI |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(c["rounds"]):
+        b, cl = r["bare"]["seconds_per_iteration"], r["cli"]["seconds_per_iteration"]
+        p = r.get("published", {}).get("median")
+        lines.append(
+            f"| {i + 1} | {r['load']:.1f} | {b:.3f} | {cl:.3f} | {cl / b:.2f} | "
+            + (f"{p:.3f} | {p / cl:.2f}x |" if p else "n/a | n/a |")
+        )
+    summary = f"Medians: bare {c['bare']:.3f} s/it, CLI {c['cli']:.3f} s/it, CLI / bare {c['cli_over_bare']:.2f}"
+    if "published" in c:
+        summary += (
+            f"; published {c['published']:.3f} s/it, published / CLI {c['published_over_cli']:.2f}x, "
+            f"published / bare {c['published_over_bare']:.2f}x"
+        )
+    return [*lines, "", summary + "."]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     parser.add_argument("--out", default="bench/results", help="directory for train_speed.{md,json}")
+    parser.add_argument("--cli-only", action="store_true", help="only item 4, into train_speed_cli.{md,json}")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of item 4")
+    parser.add_argument("--cli-iterations", type=int, default=50, help="--iterations of each CLI run (item 4)")
+    parser.add_argument("--published", help="a checkout of the paper's repository (CWibault/mfax), for item 4")
+    parser.add_argument("--published-python", help="a Python with the paper's dependencies (not mfax)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.published and not args.published_python:
+        parser.error("--published needs --published-python")
+    if args.cli_only:
+        c = cli_speed(args.rounds, args.cli_iterations, 4, args.published, args.published_python)
+        head = f"# Training speed through the CLI\n\n{platform.platform()}; JAX {jax.__version__}; float32.\n\n"
+        text = head + "\n".join(cli_lines(c)) + "\n"
+        (out / "train_speed_cli.md").write_text(text)
+        (out / "train_speed_cli.json").write_text(json.dumps(c, indent=1))
+        print(text)
+        return
     repeats, chunk = (1, 2) if args.quick else (7, 5)
 
     peak = matmul_peak(args.quick)
@@ -214,6 +372,13 @@ def main() -> None:
     reach = [time_to_threshold(noise, lr, its, thresholds, 5) for noise, lr, its in runs]
     for r in reach:
         print(json.dumps({k: v for k, v in r.items() if k != "curve"}))
+    cli = cli_speed(
+        1 if args.quick else args.rounds,
+        20 if args.quick else args.cli_iterations,
+        2 if args.quick else 4,
+        args.published,
+        args.published_python,
+    )
 
     paper_total = 200 * PAPER_SECONDS_PER_ITERATION
     lines = [
@@ -261,9 +426,12 @@ def main() -> None:
             + " | ".join(cells)
             + f" | {speedup} | {r['final_exploitability']:.1f} |"
         )
+    lines += ["", *cli_lines(cli)]
     text = "\n".join(lines) + "\n"
     (out / "train_speed.md").write_text(text)
-    (out / "train_speed.json").write_text(json.dumps({"peak": peak, "speed": speed, "reach": reach}, indent=1))
+    (out / "train_speed.json").write_text(
+        json.dumps({"peak": peak, "speed": speed, "reach": reach, "cli": cli}, indent=1)
+    )
     print(text)
 
 

@@ -47,17 +47,20 @@ def backup(rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Ar
     return rewards + gamma * kernel.expect(v_next)
 
 
-def backward_scan(bellman, combine, v_last, xs, emit_q: bool = False):
+def backward_scan(bellman, combine, v_last, xs, emit_q: bool = False, emit=None):
     """The backward primitive: ``t = T-1..0`` over the leading axis of ``xs`` (one
     reverse ``lax.scan``).
 
     ``Q_t = bellman(V_{t+1}, x_t)``, ``V_t = combine(Q_t, x_t)`` from ``V_T = v_last``.
-    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major).
+    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major),
+    or ``emit(Q_t)`` stacked when ``emit`` is given (the part of ``Q`` that is needed).
     """
 
     def body(v_next, x):
         q = bellman(v_next, x)
-        return combine(q, x), q if emit_q else None
+        if not emit_q:
+            return combine(q, x), None
+        return combine(q, x), q if emit is None else emit(q)
 
     v0, qs = jax.lax.scan(body, v_last, xs, reverse=True)
     return (v0, qs) if emit_q else v0
@@ -107,6 +110,49 @@ def policy_value(game: Game, traj: Trajectory, noise: Noise, emit_q: bool = Fals
 def best_response_value(game: Game, traj: Trajectory, noise: Noise) -> Float[Array, "P n"]:
     """``V*_0`` on each path, the deviator knowing the whole noise path (upper bound)."""
     return backward_induction(game, traj, noise, lambda q, t, x: jnp.max(q, axis=-1))
+
+
+def policy_and_best_response_value(
+    game: Game, traj: Trajectory, noise: Noise
+) -> tuple[Float[Array, "P n"], Float[Array, "P T n m"], Float[Array, "P n"]]:
+    """``V^pi_0``, every ``Q^pi_t`` and ``V*_0`` on each path in one backward pass: the
+    two recursions of :func:`policy_value` (``emit_q``) and :func:`best_response_value`
+    side by side, sharing each step's kernel and rewards: the same operations on each
+    value (XLA, compiling them in one program, may round the last place differently).
+    Needs ``traj.probs``."""
+    if traj.probs is None:
+        raise ValueError("policy_and_best_response_value needs a trajectory recorded with record=True")
+    num_paths, _, n = traj.mu.shape
+    xs = {
+        "t": jnp.arange(game.horizon, dtype=jnp.int32),
+        "mu": jnp.swapaxes(traj.mu[:, :-1], 0, 1),
+        "mu_next": jnp.swapaxes(traj.mu[:, 1:], 0, 1),
+        "probs": jnp.swapaxes(traj.probs, 0, 1),
+    }
+    if traj.rewards is not None:
+        xs["rewards"] = jnp.swapaxes(traj.rewards, 0, 1)
+
+    def one_path(mu, mu_next, z, t, v_next, rewards):  # v_next: (2, n), policy's and best response's
+        kernel = game.kernel(mu, z, t)
+        if rewards is None:
+            rewards = reward_matrix(game, mu, mu_next, z, t)
+        # two calls, not a vmap: each value's backup is then the very program of the two passes
+        return jnp.stack(
+            [backup(rewards, kernel, game.gamma, v_next[0]), backup(rewards, kernel, game.gamma, v_next[1])]
+        )
+
+    def bellman(v_next, x):
+        rewards = x.get("rewards")
+        return jax.vmap(one_path, in_axes=(0, 0, 0, None, 0, 0 if rewards is not None else None))(
+            x["mu"], x["mu_next"], noise, x["t"], v_next, rewards
+        )
+
+    def combine(q, x):  # q: (P, 2, n, m)
+        return jnp.stack([jnp.sum(x["probs"] * q[:, 0], axis=-1), jnp.max(q[:, 1], axis=-1)], axis=1)
+
+    v_last = jnp.zeros((num_paths, 2, n), traj.mu.dtype)
+    v0, q = backward_scan(bellman, combine, v_last, xs, emit_q=True, emit=lambda q: q[:, 0])
+    return v0[:, 0], jnp.swapaxes(q, 0, 1), v0[:, 1]
 
 
 def same_history(obs: Float[Array, "P T1 d"], rtol: float = 1e-6, atol: float = 1e-6) -> Array:
