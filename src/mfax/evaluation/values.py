@@ -42,22 +42,26 @@ def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> 
     return backup(rewards, kernel, game.gamma, v_next)
 
 
-def backup(rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, " n"]) -> Float[Array, "n m"]:
-    """The one-step Bellman backup ``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')``."""
-    return rewards + gamma * kernel.expect(v_next)
+def backup(rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, "n *d"]) -> Float[Array, "n m *d"]:
+    """The one-step Bellman backup ``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')``
+    (``v_next`` may stack several value functions on trailing axes: one ``Q`` each)."""
+    expected = kernel.expect(v_next)
+    return rewards.reshape(rewards.shape + (1,) * (expected.ndim - rewards.ndim)) + gamma * expected
 
 
-def backward_scan(bellman, combine, v_last, xs, emit_q: bool = False):
+def backward_scan(bellman, combine, v_last, xs, emit_q: bool | Callable = False):
     """The backward primitive: ``t = T-1..0`` over the leading axis of ``xs`` (one
     reverse ``lax.scan``).
 
     ``Q_t = bellman(V_{t+1}, x_t)``, ``V_t = combine(Q_t, x_t)`` from ``V_T = v_last``.
-    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major).
+    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major;
+    ``emit_q`` a function: the stacked ``emit_q(Q_t)``, the part of ``Q_t`` to keep).
     """
 
     def body(v_next, x):
         q = bellman(v_next, x)
-        return combine(q, x), q if emit_q else None
+        kept = (emit_q(q) if callable(emit_q) else q) if emit_q else None
+        return combine(q, x), kept
 
     v0, qs = jax.lax.scan(body, v_last, xs, reverse=True)
     return (v0, qs) if emit_q else v0
@@ -67,13 +71,20 @@ Combine = Callable[[Float[Array, "P n m"], Array, dict], Float[Array, "P n"]]
 
 
 def backward_induction(
-    game: Game, traj: Trajectory, noise: Noise, combine: Combine, emit_q: bool = False
+    game: Game,
+    traj: Trajectory,
+    noise: Noise,
+    combine: Combine,
+    emit_q: bool | Callable = False,
+    values: tuple[int, ...] = (),
 ) -> Float[Array, "P n"] | tuple[Float[Array, "P n"], Float[Array, "P T n m"]]:
     """Batched backward recursion along the population's paths (:func:`backward_scan`
     with :func:`q_values` mapped over paths); ``combine(Q, t, xs)`` turns ``Q_t`` into ``V_t``.
 
     ``traj`` and ``noise`` carry a leading path axis ``P``. Returns ``V_0`` ``(P, n)``,
-    and with ``emit_q`` also every ``Q_t`` as ``(P, T, n, m)``.
+    and with ``emit_q`` also every ``Q_t`` as ``(P, T, n, m)`` (``emit_q`` a function:
+    what it keeps of each ``Q_t``). ``values``: trailing axes of ``V`` for several value
+    functions recursed together along the same kernels (``Q`` gets them too).
     """
     num_paths, _, n = traj.mu.shape
     xs = {
@@ -92,7 +103,7 @@ def backward_induction(
             game, x["mu"], x["mu_next"], noise, x["t"], v_next, rewards
         )
 
-    v_last = jnp.zeros((num_paths, n), traj.mu.dtype)
+    v_last = jnp.zeros((num_paths, n, *values), traj.mu.dtype)
     out = backward_scan(bellman, lambda q, x: combine(q, x["t"], x), v_last, xs, emit_q)
     return (out[0], jnp.swapaxes(out[1], 0, 1)) if emit_q else out
 
@@ -107,6 +118,22 @@ def policy_value(game: Game, traj: Trajectory, noise: Noise, emit_q: bool = Fals
 def best_response_value(game: Game, traj: Trajectory, noise: Noise) -> Float[Array, "P n"]:
     """``V*_0`` on each path, the deviator knowing the whole noise path (upper bound)."""
     return backward_induction(game, traj, noise, lambda q, t, x: jnp.max(q, axis=-1))
+
+
+def policy_and_best_response_values(
+    game: Game, traj: Trajectory, noise: Noise
+) -> tuple[Float[Array, "P n"], Float[Array, "P T n m"], Float[Array, "P n"]]:
+    """``V^pi_0``, every ``Q^pi_t`` and ``V*_0`` on each path: :func:`policy_value` (with
+    ``emit_q``) and :func:`best_response_value` in one backward recursion, so each step's
+    kernel is computed and read once for both value functions (stacked on a trailing axis)."""
+    if traj.probs is None:
+        raise ValueError("policy_and_best_response_values needs a trajectory recorded with record=True")
+
+    def combine(q, t, x):
+        return jnp.stack([jnp.sum(x["probs"] * q[..., 0], axis=-1), jnp.max(q[..., 1], axis=-1)], axis=-1)
+
+    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., 0], values=(2,))
+    return v0[..., 0], q, v0[..., 1]
 
 
 def same_history(obs: Float[Array, "P T1 d"], rtol: float = 1e-6, atol: float = 1e-6) -> Array:
