@@ -42,7 +42,9 @@ def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> 
     return backup(rewards, kernel, game.gamma, v_next)
 
 
-def backup(rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, "n *d"]) -> Float[Array, "n m *d"]:
+def backup(
+    rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, "n ..."]
+) -> Float[Array, "n m ..."]:
     """The one-step Bellman backup ``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')``
     (``v_next`` may stack several value functions on trailing axes: one ``Q`` each)."""
     expected = kernel.expect(v_next)

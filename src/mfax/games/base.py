@@ -127,7 +127,7 @@ class Kernel(NamedTuple):
         prob = self.prob[..., None] * self.then.prob[self.index]
         return Kernel(index.reshape(n, m, -1), prob.reshape(n, m, -1))
 
-    def expect(self, v_next: Float[Array, "n *d"]) -> Float[Array, "n m *d"]:
+    def expect(self, v_next: Float[Array, "n ..."]) -> Float[Array, "n m ..."]:
         """``E[v_next(s') | s, a]`` for every state and action (``v_next`` may carry
         trailing axes, e.g. several value functions stacked, each expected alike).
 
