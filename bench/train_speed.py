@@ -11,7 +11,8 @@ What is measured, all in one process on this machine:
    (compile excluded), median over repeats. FLOPs of one iteration are counted from the
    model (as for "model FLOPs utilisation", :func:`model_flops`): every weight matrix's
    multiply-adds (the per-state head, ``2 w (w + k)`` per state, computed path and
-   step, is 94-99% of them on beach bar and macro; sampled paths over a finite support
+   step, is 94-99% of them on beach bar and macro; the head's hidden layer recomputed in
+   the backward pass is not counted, as in "model FLOPs"; sampled paths over a finite support
    are computed once each, packed) once forward in the rollout and twice in the backward
    pass; XLA's own cost analysis counts a ``lax.scan`` body once, so it is not used.
    Achieved GFLOP/s = FLOPs / time, against the best peak of item 1 and against a peak
@@ -29,6 +30,13 @@ What is measured, all in one process on this machine:
    ``--published-python``); the order rotates between rounds and each ratio is the
    median over rounds of the ratios within a round (this shared machine drifts).
 
+5. With ``--breakdown``: where one iteration's time goes (:func:`breakdown`), from an XLA
+   profile of the compiled chunk (``jax.profiler``): every executed XLA operation's
+   time, summed by phase of the step (rollout forward, backward pass through the
+   rollout, value recursions, optimiser and the rest) and by kind (matrix products,
+   scatter, gather, transcendental element-wise functions, buffer traffic, other
+   element-wise work), of RSPG with sampled noise on each selected game.
+
 Usage::
 
     python bench/train_speed.py            # full (tens of minutes)
@@ -36,16 +44,20 @@ Usage::
     python bench/train_speed.py --cli-only --rounds 3 \\
         --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
                                            # item 4 alone -> train_speed_cli.{md,json}
+    python bench/train_speed.py --only macro --breakdown   # the macro rows and where their time goes
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
+import glob
 import itertools
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -319,6 +331,100 @@ def cli_lines(c: dict) -> list[str]:
     return [*lines, "", summary + "."]
 
 
+PHASES = (
+    ("transpose(jvp(", "backward pass through the rollout (head, GRU)"),
+    ("jvp(", "rollout forward (head, kernel, push-forward, rewards)"),
+    ("/while/body/closed_call/while/", "value recursions (Q^pi, V*)"),
+)
+KINDS = (
+    ("scatter", "scatter"),
+    ("gather", "gather"),
+    ("dynamic_update_slice", "buffers (stack, slice, copy, fill)"),
+    ("dynamic_slice", "buffers (stack, slice, copy, fill)"),
+    ("broadcast_in_dim", "buffers (stack, slice, copy, fill)"),
+    ("concatenate", "buffers (stack, slice, copy, fill)"),
+    ("/exp", "transcendental (exp, log, logistic, pow)"),
+    ("/log", "transcendental (exp, log, logistic, pow)"),
+    ("logistic", "transcendental (exp, log, logistic, pow)"),
+    ("/pow", "transcendental (exp, log, logistic, pow)"),
+)
+
+
+def _classify(op: str, op_name: str) -> tuple[str, str]:
+    """(phase, kind) of one executed XLA operation, from its name and JAX's op_name."""
+    phase = next((label for key, label in PHASES if key in op_name), "optimiser and the rest")
+    if op.startswith(("dot", "custom-call")):
+        return phase, "matrix products"
+    if op.startswith(("copy", "wrapped_copy", "wrapped_broadcast")):
+        return phase, "buffers (stack, slice, copy, fill)"
+    return phase, next(
+        (label for key, label in KINDS if key in op_name.rsplit("/", 1)[-1] or key in op_name[-40:]),
+        "other element-wise and reductions",
+    )
+
+
+def breakdown(game: str, algo: str = "rspg", noise: str = "sample", iterations: int = 2) -> dict:
+    """Where one training iteration's time goes: an XLA profile (``jax.profiler``) of
+    ``iterations`` compiled iterations, each executed operation's time summed by
+    (phase, kind) (:func:`_classify`, from the ``op_name`` JAX records in the compiled
+    program), per iteration. The operations' times add up to less than the wall-clock:
+    the rest is the runtime's own work and waiting between operations (threads)."""
+    from jax.profiler import ProfileData
+
+    trainer = Trainer.build(resolve(TrainConfig(game=game, algo=algo, noise=noise, iterations=10_000)))
+    states = trainer.initial_states()
+    compiled = trainer.chunk_fn(1).lower(states).compile()
+    op_names = {}
+    for line in compiled.as_text().splitlines():
+        m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name=\"([^\"]*)\"", line)
+        if m:
+            op_names[m.group(1)] = m.group(2)
+    states, metrics = compiled(states)
+    jax.block_until_ready(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with jax.profiler.trace(tmp):
+            for _ in range(iterations):
+                states, metrics = compiled(states)
+                jax.block_until_ready(metrics)
+        wall = (time.perf_counter() - t0) / iterations
+        profile = ProfileData.from_file(glob.glob(f"{tmp}/**/*.xplane.pb", recursive=True)[0])
+    seconds: collections.Counter = collections.Counter()
+    for plane in profile.planes:
+        for line in plane.lines if plane.name == "/host:CPU" else []:
+            if "XLAEigen" not in line.name:  # the threads that execute the program's operations
+                continue
+            for event in line.events:
+                if event.name in op_names and not event.name.startswith(("while", "conditional", "call")):
+                    seconds[_classify(event.name, op_names[event.name])] += event.duration_ns / 1e9 / iterations
+    return {"game": game, "algo": algo, "noise": noise, "wall_s_profiled": wall, "seconds": seconds}
+
+
+def breakdown_lines(result: dict) -> list[str]:
+    seconds = result["seconds"]
+    total = sum(seconds.values())
+    phases = sorted({p for p, _ in seconds}, key=lambda p: -sum(v for (q, _), v in seconds.items() if q == p))
+    kinds = sorted({k for _, k in seconds}, key=lambda k: -sum(v for (_, j), v in seconds.items() if j == k))
+    lines = [
+        f"### {result['game']} {result['algo']} ({result['noise']} noise): seconds per iteration by phase and kind",
+        "",
+        f"Wall-clock under the profiler {result['wall_s_profiled']:.3f} s / iteration; the operations below add up to "
+        f"{total:.3f} s (the rest: the runtime between operations).",
+        "",
+        "| phase | " + " | ".join(kinds) + " | total | share |",
+        "|---|" + "---:|" * (len(kinds) + 2),
+    ]
+    for p in phases:
+        row = [seconds.get((p, k), 0.0) for k in kinds]
+        lines.append(
+            f"| {p} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {sum(row):.3f} | {100 * sum(row) / total:.0f}% |"
+        )
+    col = [sum(seconds.get((p, k), 0.0) for p in phases) for k in kinds]
+    lines.append("| all | " + " | ".join(f"{v:.3f}" for v in col) + f" | {total:.3f} | 100% |")
+    lines.append("| share | " + " | ".join(f"{100 * v / total:.0f}%" for v in col) + " | | |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
@@ -328,7 +434,20 @@ def main() -> None:
     parser.add_argument("--cli-iterations", type=int, default=50, help="--iterations of each CLI run (item 4)")
     parser.add_argument("--published", help="a checkout of the paper's repository (CWibault/mfax), for item 4")
     parser.add_argument("--published-python", help="a Python with the paper's dependencies (not mfax)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated games (e.g. macro): only their rows, no threshold runs unless beach_bar is among "
+        "them; written to train_speed_<games>.{md,json}",
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="add where an RSPG iteration's time goes (XLA profile)"
+    )
     args = parser.parse_args()
+    only = [g for g in args.only.split(",") if g]
+    unknown = [g for g in only if g not in dict(CASES)]
+    if unknown:
+        parser.error(f"--only: unknown game {', '.join(unknown)}; allowed: {', '.join(dict.fromkeys(dict(CASES)))}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.published and not args.published_python:
@@ -349,6 +468,7 @@ def main() -> None:
     # the same programs compiled with XLA's defaults, for the effect of mfax.compiling
     cases += [("beach_bar", "sample", "rspg", True), ("beach_bar", "exact", "rspg", True)]
     cases += [("macro", "sample", "rspg", True)]
+    cases = [c for c in cases if not only or c[0] in only]
     for game, noise, algo, defaults in cases:
         row = iteration_speed(game, algo, noise, min(repeats, 3) if game == "macro" else repeats, chunk, defaults)
         speed.append(row)
@@ -369,15 +489,22 @@ def main() -> None:
         if args.quick
         else [("exact", 1e-2, 100), ("exact", 3e-3, 150), ("sample", 1e-2, 100), ("exact", 1e-3, 200)]
     )
+    runs = runs if not only or "beach_bar" in only else []
+    games = list(dict.fromkeys(only or [g for g, _ in CASES]))
+    profiles = [breakdown(g) for g in games] if args.breakdown else []
     reach = [time_to_threshold(noise, lr, its, thresholds, 5) for noise, lr, its in runs]
     for r in reach:
         print(json.dumps({k: v for k, v in r.items() if k != "curve"}))
-    cli = cli_speed(
-        1 if args.quick else args.rounds,
-        20 if args.quick else args.cli_iterations,
-        2 if args.quick else 4,
-        args.published,
-        args.published_python,
+    cli = (
+        cli_speed(
+            1 if args.quick else args.rounds,
+            20 if args.quick else args.cli_iterations,
+            2 if args.quick else 4,
+            args.published,
+            args.published_python,
+        )
+        if not only or "beach_bar" in only
+        else None
     )
 
     paper_total = 200 * PAPER_SECONDS_PER_ITERATION
@@ -405,7 +532,7 @@ def main() -> None:
             f"| {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.0f}% | {100 * r['fraction_of_peak_fastest']:.0f}% "
             f"| {100 * r['fraction_of_peak_beside']:.0f}% |"
         )
-    lines += [
+    threshold_lines = [
         "",
         f"## Beach-bar RSPG: training wall-clock to per-path exploitability thresholds (paper: "
         f"{PAPER_EXPLOITABILITY_200:g} after 200 iterations, ~{paper_total:.0f} s)",
@@ -421,16 +548,24 @@ def main() -> None:
             cells.append("not reached" if hit is None else f"{hit['iteration']}, {hit['wall_clock_s']:.1f}")
         hit = r["reached"][str(PAPER_EXPLOITABILITY_200)]
         speedup = "n/a" if hit is None else f"{paper_total / hit['wall_clock_s']:.1f}x"
-        lines.append(
+        threshold_lines.append(
             f"| {r['noise']} | {r['lr']:g} | {r['seconds_per_iteration']:.3f} | "
             + " | ".join(cells)
             + f" | {speedup} | {r['final_exploitability']:.1f} |"
         )
-    lines += ["", *cli_lines(cli)]
+    lines += threshold_lines if runs else []
+    if cli:
+        lines += ["", *cli_lines(cli)]
+    if profiles:
+        lines += ["", "## Where the time goes (`--breakdown`)", ""]
+        for p in profiles:
+            lines += [*breakdown_lines(p), ""]
     text = "\n".join(lines) + "\n"
-    (out / "train_speed.md").write_text(text)
-    (out / "train_speed.json").write_text(
-        json.dumps({"peak": peak, "speed": speed, "reach": reach, "cli": cli}, indent=1)
+    stem = "train_speed" if not only else "train_speed_" + "_".join(only)
+    (out / f"{stem}.md").write_text(text)
+    breakdowns = [{**p, "seconds": [[*k, v] for k, v in p["seconds"].items()]} for p in profiles]
+    (out / f"{stem}.json").write_text(
+        json.dumps({"peak": peak, "speed": speed, "reach": reach, "cli": cli, "breakdown": breakdowns}, indent=1)
     )
     print(text)
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import mfax
 from conftest import ALL_GAMES, path_at, random_policy_table, ref_path, slow
-from mfax.dynamics import population_rollout, push_forward, rollout_batch, sample_noise
+from mfax.dynamics import population_rollout, push_forward, push_forward_paths, rollout_batch, sample_noise
 from mfax.policies import Tabular, Uniform
 from reference_games import ref_beach_bar, ref_linear_quadratic
 
@@ -145,3 +145,28 @@ def test_population_error_shrinks_like_one_over_sqrt_n():
 
     ratio = mean_tv(2_000) / mean_tv(20_000)
     assert 2.4 < ratio < 4.2, ratio
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("beach_bar", {"num_states": 7, "max_action": 3}), slow("macro", {"num_wealth": 6, "num_income": 3})],
+)
+def test_batched_push_forward_equals_each_path_pushed_alone(name, params):
+    """push_forward_paths (one flat scatter over every path's offset indices) moves the
+    same mass as push_forward on each path alone, for two-stage kernels, both methods."""
+    game = mfax.make(name, **params)
+
+    @jax.jit
+    def both(key):
+        keys = jax.random.split(key, 4)
+        noise = jax.vmap(game.sample_noise)(jax.random.split(keys[0], 3))
+        mu = jax.random.dirichlet(keys[1], jnp.ones(game.n_states), (3,))
+        probs = jax.nn.softmax(3.0 * jax.random.normal(keys[2], (3, game.n_states, game.n_actions)))
+        kernel = jax.vmap(lambda m, z: game.kernel(m, z, jnp.int32(1)))(mu, noise)
+        alone = jax.vmap(push_forward)(mu, probs, kernel)  # each path alone
+        return alone, push_forward_paths(mu, probs, kernel), push_forward_paths(mu, probs, kernel, "dense")
+
+    alone, batched, dense = both(jax.random.key(0))
+    assert not np.allclose(alone[0], alone[1])  # the paths differ, so a mixed-up offset would show
+    np.testing.assert_array_equal(batched, alone)
+    np.testing.assert_allclose(dense, alone, atol=1e-6)

@@ -13,8 +13,13 @@ import pytest
 import mfax
 from conftest import dense_kernel, path_at, random_policy_table, slow
 from mfax.dynamics import agent_returns, enumerate_noise, noise_batch, rollout_batch, sample_noise
-from mfax.evaluation import best_response_value, evaluate, info_best_response_value, policy_value
-from mfax.evaluation.values import policy_and_best_response_value
+from mfax.evaluation import (
+    best_response_value,
+    evaluate,
+    info_best_response_value,
+    policy_and_best_response_values,
+    policy_value,
+)
 from mfax.games import reward_matrix
 from mfax.policies import Tabular, Uniform
 from reference_games import exploitability as ref_exploitability
@@ -48,7 +53,9 @@ def test_best_response_dominates_policy_in_every_state(name):
     assert bool(jnp.all(v_br >= v_pi - 1e-5 * scale))
 
 
-@pytest.mark.parametrize(("name", "record"), [("linear_quadratic", True), slow("sis", False), slow("beach_bar", True)])
+@pytest.mark.parametrize(
+    ("name", "record"), [slow("linear_quadratic", True), slow("sis", False), slow("beach_bar", True)]
+)
 def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
     """The structural step's single backward pass gives the numbers of policy_value
     (with every Q) and best_response_value, rewards recorded or recomputed: the same
@@ -59,7 +66,7 @@ def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
     traj = rollout_batch(game, Tabular(random_policy_table(jax.random.key(3), game)), batch.noise)
     if not record:
         traj = traj._replace(rewards=None)
-    v_pi, q, v_br = jax.jit(policy_and_best_response_value, static_argnums=0)(game, traj, batch.noise)
+    v_pi, q, v_br = jax.jit(policy_and_best_response_values, static_argnums=0)(game, traj, batch.noise)
 
     @functools.partial(jax.jit, static_argnums=0)
     def two_passes(game, traj, noise):
@@ -72,7 +79,7 @@ def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
         np.testing.assert_array_equal(v_pi, v_pi2)
         np.testing.assert_array_equal(v_br, v_br2)
     with pytest.raises(ValueError, match="record=True"):
-        policy_and_best_response_value(game, traj._replace(probs=None), batch.noise)
+        policy_and_best_response_values(game, traj._replace(probs=None), batch.noise)
 
 
 def _tiny_lq(**kw):
@@ -192,3 +199,40 @@ def test_exploitability_matches_reference_with_common_noise(name, params, ref_fa
         theirs = ref_exploitability(ref, uniform_policy(ref))
         for key in ("exploitability", "exploitability_info", "policy_return", "best_response_return"):
             assert getattr(ours, key) == pytest.approx(theirs[key], rel=1e-10), key
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("beach_bar", {"num_states": 7, "max_action": 3, "horizon": 5}),
+        slow("macro", {"num_wealth": 6, "num_income": 3, "horizon": 5}),
+    ],
+)
+def test_joint_recursion_equals_policy_value_and_best_response_separately(name, params):
+    """policy_and_best_response_values (both value functions stacked in one recursion,
+    two-stage kernels taken one stage at a time) equals policy_value(emit_q) and
+    best_response_value; Kernel.expect equals the dense kernel's product, stacked or not."""
+    game = mfax.make(name, **params)
+
+    @jax.jit
+    def values(key):
+        policy = Tabular(random_policy_table(key, game))
+        noise = jax.vmap(game.sample_noise)(jax.random.split(key, 2))
+        traj = rollout_batch(game, policy, noise)
+        v, q = policy_value(game, traj, noise, emit_q=True)
+        return (
+            traj,
+            noise,
+            (v, q, best_response_value(game, traj, noise)),
+            policy_and_best_response_values(game, traj, noise),
+        )
+
+    traj, noise, separate, joint = values(jax.random.key(3))
+    for a, b in zip(separate, joint, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+    assert np.all(np.asarray(joint[2]) >= np.asarray(joint[0]) - 1e-5)
+    kernel = game.kernel(traj.mu[0, 2], path_at(noise, 0), jnp.int32(2))
+    v = jax.random.normal(jax.random.key(4), (game.n_states, 2))
+    dense = dense_kernel(kernel)  # (n, m, n)
+    np.testing.assert_allclose(kernel.expect(v), np.einsum("sat,td->sad", dense, v), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kernel.expect(v[:, 0]), dense @ np.asarray(v[:, 0]), rtol=1e-5, atol=1e-6)

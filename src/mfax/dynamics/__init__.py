@@ -10,7 +10,16 @@ from mfax.dynamics.population import (
     population_rollout,
     population_step,
 )
-from mfax.dynamics.pushforward import Trajectory, forward_scan, push_forward, push_path, rollout, rollout_batch, step
+from mfax.dynamics.pushforward import (
+    Trajectory,
+    forward_scan,
+    push_forward,
+    push_forward_paths,
+    push_path,
+    rollout,
+    rollout_batch,
+    step,
+)
 
 __all__ = [
     "NoiseBatch",
@@ -26,6 +35,7 @@ __all__ = [
     "population_rollout",
     "population_step",
     "push_forward",
+    "push_forward_paths",
     "push_path",
     "rollout",
     "rollout_batch",

@@ -42,25 +42,28 @@ def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> 
     return backup(rewards, kernel, game.gamma, v_next)
 
 
-def backup(rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, " n"]) -> Float[Array, "n m"]:
-    """The one-step Bellman backup ``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')``."""
-    return rewards + gamma * kernel.expect(v_next)
+def backup(
+    rewards: Float[Array, "n m"], kernel: Kernel, gamma, v_next: Float[Array, "n ..."]
+) -> Float[Array, "n m ..."]:
+    """The one-step Bellman backup ``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')``
+    (``v_next`` may stack several value functions on trailing axes: one ``Q`` each)."""
+    expected = kernel.expect(v_next)
+    return rewards.reshape(rewards.shape + (1,) * (expected.ndim - rewards.ndim)) + gamma * expected
 
 
-def backward_scan(bellman, combine, v_last, xs, emit_q: bool = False, emit=None):
+def backward_scan(bellman, combine, v_last, xs, emit_q: bool | Callable = False):
     """The backward primitive: ``t = T-1..0`` over the leading axis of ``xs`` (one
     reverse ``lax.scan``).
 
     ``Q_t = bellman(V_{t+1}, x_t)``, ``V_t = combine(Q_t, x_t)`` from ``V_T = v_last``.
-    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major),
-    or ``emit(Q_t)`` stacked when ``emit`` is given (the part of ``Q`` that is needed).
+    Returns ``V_0``, and with ``emit_q`` also the stacked ``Q_0..Q_{T-1}`` (time-major;
+    ``emit_q`` a function: the stacked ``emit_q(Q_t)``, the part of ``Q_t`` to keep).
     """
 
     def body(v_next, x):
         q = bellman(v_next, x)
-        if not emit_q:
-            return combine(q, x), None
-        return combine(q, x), q if emit is None else emit(q)
+        kept = (emit_q(q) if callable(emit_q) else q) if emit_q else None
+        return combine(q, x), kept
 
     v0, qs = jax.lax.scan(body, v_last, xs, reverse=True)
     return (v0, qs) if emit_q else v0
@@ -70,13 +73,20 @@ Combine = Callable[[Float[Array, "P n m"], Array, dict], Float[Array, "P n"]]
 
 
 def backward_induction(
-    game: Game, traj: Trajectory, noise: Noise, combine: Combine, emit_q: bool = False
+    game: Game,
+    traj: Trajectory,
+    noise: Noise,
+    combine: Combine,
+    emit_q: bool | Callable = False,
+    values: tuple[int, ...] = (),
 ) -> Float[Array, "P n"] | tuple[Float[Array, "P n"], Float[Array, "P T n m"]]:
     """Batched backward recursion along the population's paths (:func:`backward_scan`
     with :func:`q_values` mapped over paths); ``combine(Q, t, xs)`` turns ``Q_t`` into ``V_t``.
 
     ``traj`` and ``noise`` carry a leading path axis ``P``. Returns ``V_0`` ``(P, n)``,
-    and with ``emit_q`` also every ``Q_t`` as ``(P, T, n, m)``.
+    and with ``emit_q`` also every ``Q_t`` as ``(P, T, n, m)`` (``emit_q`` a function:
+    what it keeps of each ``Q_t``). ``values``: trailing axes of ``V`` for several value
+    functions recursed together along the same kernels (``Q`` gets them too).
     """
     num_paths, _, n = traj.mu.shape
     xs = {
@@ -95,7 +105,7 @@ def backward_induction(
             game, x["mu"], x["mu_next"], noise, x["t"], v_next, rewards
         )
 
-    v_last = jnp.zeros((num_paths, n), traj.mu.dtype)
+    v_last = jnp.zeros((num_paths, n, *values), traj.mu.dtype)
     out = backward_scan(bellman, lambda q, x: combine(q, x["t"], x), v_last, xs, emit_q)
     return (out[0], jnp.swapaxes(out[1], 0, 1)) if emit_q else out
 
@@ -112,47 +122,20 @@ def best_response_value(game: Game, traj: Trajectory, noise: Noise) -> Float[Arr
     return backward_induction(game, traj, noise, lambda q, t, x: jnp.max(q, axis=-1))
 
 
-def policy_and_best_response_value(
+def policy_and_best_response_values(
     game: Game, traj: Trajectory, noise: Noise
 ) -> tuple[Float[Array, "P n"], Float[Array, "P T n m"], Float[Array, "P n"]]:
-    """``V^pi_0``, every ``Q^pi_t`` and ``V*_0`` on each path in one backward pass: the
-    two recursions of :func:`policy_value` (``emit_q``) and :func:`best_response_value`
-    side by side, sharing each step's kernel and rewards: the same operations on each
-    value (XLA, compiling them in one program, may round the last place differently).
-    Needs ``traj.probs``."""
+    """``V^pi_0``, every ``Q^pi_t`` and ``V*_0`` on each path: :func:`policy_value` (with
+    ``emit_q``) and :func:`best_response_value` in one backward recursion, so each step's
+    kernel is computed and read once for both value functions (stacked on a trailing axis)."""
     if traj.probs is None:
-        raise ValueError("policy_and_best_response_value needs a trajectory recorded with record=True")
-    num_paths, _, n = traj.mu.shape
-    xs = {
-        "t": jnp.arange(game.horizon, dtype=jnp.int32),
-        "mu": jnp.swapaxes(traj.mu[:, :-1], 0, 1),
-        "mu_next": jnp.swapaxes(traj.mu[:, 1:], 0, 1),
-        "probs": jnp.swapaxes(traj.probs, 0, 1),
-    }
-    if traj.rewards is not None:
-        xs["rewards"] = jnp.swapaxes(traj.rewards, 0, 1)
+        raise ValueError("policy_and_best_response_values needs a trajectory recorded with record=True")
 
-    def one_path(mu, mu_next, z, t, v_next, rewards):  # v_next: (2, n), policy's and best response's
-        kernel = game.kernel(mu, z, t)
-        if rewards is None:
-            rewards = reward_matrix(game, mu, mu_next, z, t)
-        # two calls, not a vmap: each value's backup is then the very program of the two passes
-        return jnp.stack(
-            [backup(rewards, kernel, game.gamma, v_next[0]), backup(rewards, kernel, game.gamma, v_next[1])]
-        )
+    def combine(q, t, x):
+        return jnp.stack([jnp.sum(x["probs"] * q[..., 0], axis=-1), jnp.max(q[..., 1], axis=-1)], axis=-1)
 
-    def bellman(v_next, x):
-        rewards = x.get("rewards")
-        return jax.vmap(one_path, in_axes=(0, 0, 0, None, 0, 0 if rewards is not None else None))(
-            x["mu"], x["mu_next"], noise, x["t"], v_next, rewards
-        )
-
-    def combine(q, x):  # q: (P, 2, n, m)
-        return jnp.stack([jnp.sum(x["probs"] * q[:, 0], axis=-1), jnp.max(q[:, 1], axis=-1)], axis=1)
-
-    v_last = jnp.zeros((num_paths, 2, n), traj.mu.dtype)
-    v0, q = backward_scan(bellman, combine, v_last, xs, emit_q=True, emit=lambda q: q[:, 0])
-    return v0[:, 0], jnp.swapaxes(q, 0, 1), v0[:, 1]
+    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., 0], values=(2,))
+    return v0[..., 0], q, v0[..., 1]
 
 
 def same_history(obs: Float[Array, "P T1 d"], rtol: float = 1e-6, atol: float = 1e-6) -> Array:

@@ -127,10 +127,23 @@ class Kernel(NamedTuple):
         prob = self.prob[..., None] * self.then.prob[self.index]
         return Kernel(index.reshape(n, m, -1), prob.reshape(n, m, -1))
 
-    def expect(self, v_next: Float[Array, " n"]) -> Float[Array, "n m"]:
-        """``E[v_next(s') | s, a]`` for every state and action."""
-        flat = self.flat()
-        return jnp.sum(flat.prob * v_next[flat.index], axis=-1)
+    def expect(self, v_next: Float[Array, "n ..."]) -> Float[Array, "n m ..."]:
+        """``E[v_next(s') | s, a]`` for every state and action (``v_next`` may carry
+        trailing axes, e.g. several value functions stacked, each expected alike).
+
+        A two-stage kernel is taken one stage at a time, as the push-forward is: first
+        ``E[v_next | j]`` at each intermediate state, then its expectation over the first
+        stage, reading ``n m K + n_mid K2`` entries instead of the flattened kernel's
+        ``n m K K2``."""
+        if self.then is not None:
+            v_next = _expect(self.then.index, self.then.prob, v_next)
+        return _expect(self.index, self.prob, v_next)
+
+
+def _expect(index, prob, v):
+    """``sum_k prob[..., k] v[index[..., k]]``, over the trailing axes of ``v`` too."""
+    prob = prob.reshape(prob.shape + (1,) * (v.ndim - 1))
+    return jnp.sum(prob * v[index], axis=index.ndim - 1)
 
 
 class NoiseSupport(NamedTuple):

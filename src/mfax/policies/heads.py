@@ -117,23 +117,29 @@ def mlp_head(
     """:func:`per_state_mlp` on every (batch, state) row, ``rows = B n``, as one 2-D matrix
     product per layer.
 
-    Its derivative is written out (:func:`_mlp_head_bwd`): the first activation is
+    Its derivative is written out (:func:`_mlp_head_bwd`): both activations are
     recomputed from ``(table, a)`` instead of stored, the ReLU masks are read off the
     activations, and every product is 2-D in the orientation XLA's CPU backend runs
     fastest (faster than plain autodiff of the same expression in ``bench/train_speed.py``
-    runs). Reverse-mode only, as every custom VJP (``jax.grad``/``jax.vjp``, not
-    ``jax.jvp``)."""
+    runs). Recomputing the hidden activation costs one more ``rows x w @ w x w`` product
+    in the backward pass, but inside a ``lax.scan`` over time the stored one would be a
+    ``(T, rows, w)`` residual (half a gigabyte for the macro economy) written, zeroed and
+    read back each iteration, which costs more (``bench/results/macro_speed.md``). The
+    residuals are ``(table, a)`` and the weights: ``table`` is the same at every step, so
+    a scan keeps it once. Reverse-mode only, as every custom VJP (``jax.grad``/``jax.vjp``,
+    not ``jax.jvp``)."""
     return _mlp_head_fwd(table, a, hidden_w, hidden_b, out_w, out_b)[0]
 
 
 def _mlp_head_fwd(table, a, hidden_w, hidden_b, out_w, out_b):
     h1 = mlp_hidden(first_pre_activation(table, a), hidden_w, hidden_b)
-    return h1 @ out_w.T + out_b, (table, a, hidden_w, out_w, h1)
+    return h1 @ out_w.T + out_b, (table, a, hidden_w, hidden_b, out_w)
 
 
 def _mlp_head_bwd(res, dy):
-    table, a, hidden_w, out_w, h1 = res
+    table, a, hidden_w, hidden_b, out_w = res
     z0 = jax.nn.relu(first_pre_activation(table, a))
+    h1 = jax.nn.relu(z0 @ hidden_w.T + hidden_b)  # as mlp_hidden computes it
     d_out_w, d_out_b = dy.T @ h1, dy.sum(0)
     dh = jnp.where(h1 > 0, dy @ out_w, 0.0)
     d_hidden_w, d_hidden_b = dh.T @ z0, dh.sum(0)

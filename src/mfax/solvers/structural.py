@@ -36,7 +36,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch, compact_draws, draw_noise, drawn_capacity, small_support
 from mfax.dynamics.pushforward import rollout_batch
-from mfax.evaluation.values import policy_and_best_response_value
+from mfax.evaluation.values import policy_and_best_response_values
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.sharding import PATHS, runs_vmapped, shard_paths
@@ -69,9 +69,7 @@ def structural_gradient(game: Game, params, static, noise: Noise, weight: Float[
         return traj.probs, traj
 
     probs, vjp, traj = jax.vjp(probs_of, params, has_aux=True)
-    # the policy's values (for the gradient) and the best response's (the iteration's
-    # exploitability metric) in one backward pass sharing each step's kernel and rewards
-    v0, q, v_br = policy_and_best_response_value(game, traj, noise)
+    v0, q, v_br = policy_and_best_response_values(game, traj, noise)
     mu0 = traj.mu[:, 0]
     discount = game.gamma ** jnp.arange(game.horizon, dtype=q.dtype)
     cotangent = -(weight[:, None, None, None] * discount[None, :, None, None] * traj.mu[:, :-1, :, None] * q)
