@@ -405,12 +405,18 @@ def original_text(o: dict) -> tuple[str, str]:
     return name or "-", f"{status}{why}"
 
 
+def times(ratio: float) -> str:
+    """A speed-up as text: whole numbers from 10x, two significant digits below (a
+    ratio under 1 is mfax slower)."""
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+
+
 def ratio_text(row: dict) -> str:
     if "ratio" in row:
         flag = "" if row["ratio"] >= TARGET else " (below 100x)"
-        return f"{row['ratio']:,.0f}x{flag}"
+        return f"{times(row['ratio'])}{flag}"
     if "ratio_at_least" in row:
-        return f"> {row['ratio_at_least']:,.0f}x"
+        return f"> {times(row['ratio_at_least'])}"
     return "-"
 
 
@@ -462,11 +468,13 @@ def summary(rows: list[dict]) -> list[str]:
     ]
     if measured:
         ratios = [r.get("ratio", r.get("ratio_at_least")) for r in measured]
-        out.append(f"- ratio: min {min(ratios):,.0f}x, median {np.median(ratios):,.0f}x, max {max(ratios):,.0f}x")
+        out.append(f"- ratio: min {times(min(ratios))}, median {times(np.median(ratios))}, max {times(max(ratios))}")
     if below:
         out.append(
             "- below the target: "
-            + ", ".join(f"{r['game']} {r['algorithm']} ({r['ratio']:.0f}x, mfax {r['mfax_s']:.2g} s/it)" for r in below)
+            + ", ".join(
+                f"{r['game']} {r['algorithm']} ({times(r['ratio'])}, mfax {r['mfax_s']:.2g} s/it)" for r in below
+            )
         )
     reasons: dict[str, int] = {}
     for r in rows:
