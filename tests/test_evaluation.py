@@ -58,9 +58,9 @@ def test_best_response_dominates_policy_in_every_state(name):
 )
 def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
     """The structural step's single backward pass gives the numbers of policy_value
-    (with every Q) and best_response_value, rewards recorded or recomputed: the same
-    operations, compiled in another program (XLA may round the last place otherwise:
-    seen on linear-quadratic in float32; identical on beach bar)."""
+    (with every Q) and best_response_value, rewards recorded or recomputed, to float32
+    rounding (both value functions are stacked on a trailing axis and compiled in one
+    program, so the last place may differ: 2.7e-7 relative seen on beach bar)."""
     game = _tiny_lq() if name == "linear_quadratic" else mfax.make(name)
     batch = sample_noise(game, jax.random.key(2), 3)
     traj = rollout_batch(game, Tabular(random_policy_table(jax.random.key(3), game)), batch.noise)
@@ -75,9 +75,6 @@ def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
     v_pi2, q2, v_br2 = two_passes(game, traj, batch.noise)
     for got, want in ((v_pi, v_pi2), (q, q2), (v_br, v_br2)):
         np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6 * float(jnp.abs(want).max()))
-    if name == "beach_bar":
-        np.testing.assert_array_equal(v_pi, v_pi2)
-        np.testing.assert_array_equal(v_br, v_br2)
     with pytest.raises(ValueError, match="record=True"):
         policy_and_best_response_values(game, traj._replace(probs=None), batch.noise)
 

@@ -91,8 +91,13 @@ def push_forward_paths(
     ``"scatter"`` adds all paths' edges into one flat ``P n`` vector (each path's
     indices offset by its position) instead of mapping the scatter over paths, which
     XLA's CPU backend compiles to a scatter with ``(path, state)`` index pairs built
-    element by element (measurement: ``bench/results/macro_speed.md``)."""
-    if method != "scatter":
+    element by element (measurement: ``bench/results/macro_speed.md``).
+
+    With more than one device the paths may be split over them, and a scatter into one
+    flat vector cannot be: XLA would gather every path's mass onto every device (the
+    push-forward of all paths on each). The scatter is then mapped over paths, which
+    partitions with them (``tests/test_sharding.py``)."""
+    if method != "scatter" or jax.device_count() > 1:
         return jax.vmap(push_forward, in_axes=(0, 0, 0, None))(mu, probs, kernel, method)
     num_paths, n = mu.shape
     mass = (mu[:, :, None] * probs)[..., None] * kernel.prob
