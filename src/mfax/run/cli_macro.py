@@ -172,13 +172,18 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"{res.exploitability:.4g}{info}"
     )
     if out is not None:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "krusell_smith.json").write_text(json.dumps(summary, indent=2) + "\n")
-        _ks_plot(res, folder / "krusell_smith.png")
-        typer.echo(f"wrote {folder / 'krusell_smith.json'}, {folder / 'krusell_smith.png'}")
+        _write_outputs(Path(out), "krusell_smith.json", summary, "krusell_smith.png", lambda path: _ks_plot(res, path))
     if as_json:
         typer.echo(json.dumps(summary))
+
+
+def _write_outputs(folder: Path, json_name: str, summary: dict, png_name: str, plot) -> None:
+    """``summary`` as ``folder/json_name`` and ``plot(folder/png_name)``: the files
+    ``output_writable`` cleared before anything was computed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / json_name).write_text(json.dumps(summary, indent=2) + "\n")
+    plot(folder / png_name)
+    typer.echo(f"wrote {folder / json_name}, {folder / png_name}")
 
 
 def register(app: typer.Typer) -> None:
@@ -257,10 +262,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  r_t: {eq.r[0]:.6g} -> {eq.r[-1]:.6g}   W_t: {eq.W[0]:.6g} -> {eq.W[-1]:.6g}")
         typer.echo(f"  exploitability of the best response under its own mean field: {eq.exploitability:.3g}")
         if out is not None:
-            folder = Path(out)
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "macro_equilibrium.json").write_text(json.dumps(summary, indent=2) + "\n")
-            _plot(eq, folder / "prices.png")
-            typer.echo(f"wrote {folder / 'macro_equilibrium.json'}, {folder / 'prices.png'}")
+            _write_outputs(Path(out), "macro_equilibrium.json", summary, "prices.png", lambda path: _plot(eq, path))
         if as_json:
             typer.echo(json.dumps(summary))
