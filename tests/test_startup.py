@@ -99,6 +99,13 @@ mine = register_solver(SolverSpec("boltzmann", "a user's solver under a built-in
 assert solver_spec("boltzmann") is mine
 import mfax.solvers.tabular  # imported by register_solver already (before it registered): nothing changes
 assert solver_spec("boltzmann") is mine and solver_spec("munchausen").name == "munchausen"
+# every solver a module of mfax.solvers registers is in BUILTIN (else `mfax list` would miss it)
+import importlib, pkgutil, mfax.solvers
+from mfax.solvers.base import BUILTIN, _SOLVERS
+for module in pkgutil.iter_modules(mfax.solvers.__path__):
+    importlib.import_module("mfax.solvers." + module.name)
+ours = {name for name, spec in _SOLVERS.items() if spec is not mine} | {"boltzmann"}
+assert ours == set(BUILTIN), sorted(ours ^ set(BUILTIN))
 print("ok")
 """
     env = {**os.environ, "PYTHONPATH": str(SRC), "JAX_PLATFORMS": "cpu"}
