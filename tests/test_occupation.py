@@ -165,7 +165,7 @@ def test_flow_projection_is_the_nearest_occupation_measure(left_right):
     L = _equilibrium(0.5)
     target = L + jax.random.normal(jax.random.PRNGKey(1), L.shape) * 0.3
     mu0 = game.initial_mean_field(noise)
-    x = np.asarray(jax.jit(lambda t: occ.project_flow(occ.flow_tables(game, noise, L), t, mu0))(target))
+    x = np.asarray(jax.jit(lambda t: occ.project_flow(occ.flow_tables(game, noise, L), t, mu0)[0])(target))
     vertices = []
     for choice in itertools.product(range(2), repeat=6):  # an action per (t, s)
         v, mu = np.zeros((2, 3, 2)), np.asarray(mu0)
@@ -273,3 +273,57 @@ def test_omi_matches_mfglib_to_its_projection_tolerance():
 def test_mfax_solve_runs_omi():
     result = mfax.solve("mfglib.left_right", "omi", iterations=4, eval_every=2, hp={"alpha": 1.0})
     assert result.exploitability < 1e-10, result.history
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        pytest.param("mfglib.equilibrium_price", {}, marks=pytest.mark.slow),
+        ("beach_bar", {"num_states": 9, "horizon": 4, "common_noise": False}),
+    ],
+)
+def test_structured_newton_system_is_the_dense_one_and_the_projection_is_exact(name, overrides):
+    """The block-tridiagonal ``A D A^T`` (sparse assembly; beach bar: a two-stage kernel)
+    equals the dense product of the Jacobian of ``x -> A x``, its block solve equals a dense
+    solve, and the projection satisfies its optimality conditions: ``x >= 0``, ``A x = b``
+    and ``x = max(target - A^T lam, 0)`` for the returned ``lam`` (together they make ``x``
+    the nearest point of the polytope)."""
+    game = mfax.games.make(name, **overrides)
+    noise = jax.tree.map(lambda x: x[0], enumerate_noise(game).noise)
+    horizon, n, m = game.horizon, game.n_states, game.n_actions
+    key1, key2 = jax.random.split(jax.random.PRNGKey(3))
+    L = jax.random.dirichlet(key1, jnp.ones(n * m), (horizon,)).reshape(horizon, n, m)
+    active = (jax.random.uniform(key2, L.shape) > 0.3).astype(L.dtype)
+    rhs = jax.random.normal(key2, (horizon, n))
+    mu0 = game.initial_mean_field(noise)
+
+    @jax.jit  # one program: eagerly, each small operation would be compiled on its own
+    def pieces(L):
+        tables = occ.flow_tables(game, noise, L)
+        A = jax.jacfwd(lambda x: occ.flow_operator(tables.kernels, x))(L).reshape(horizon * n, -1)
+        diagonal, upper = occ.newton_blocks(tables.kernels, active)
+        solved = occ.solve_block_tridiagonal(diagonal + 1e-3 * jnp.eye(n), upper, rhs)
+        target = L - 0.5 * tables.cost / jnp.max(jnp.abs(tables.cost))
+        x, lam = occ.project_flow(tables, target, mu0)
+        pushed = occ.flow_operator(tables.kernels, x)
+        return A, diagonal, upper, solved, x, pushed, jnp.maximum(target - occ.dual_map(tables, lam), 0.0)
+
+    A, diagonal, upper, solved, x, pushed, primal = jax.tree.map(np.asarray, pieces(L))
+    order = np.concatenate([np.arange((horizon - 1) * n, horizon * n), np.arange((horizon - 1) * n)])
+    dense = ((A * np.asarray(active).reshape(-1)) @ A.T)[np.ix_(order, order)]
+    blocks = np.zeros_like(dense)
+    for k in range(horizon):
+        blocks[k * n : (k + 1) * n, k * n : (k + 1) * n] = diagonal[k]
+    for k in range(horizon - 1):
+        blocks[k * n : (k + 1) * n, (k + 1) * n : (k + 2) * n] = upper[k]
+        blocks[(k + 1) * n : (k + 2) * n, k * n : (k + 1) * n] = upper[k].T
+    np.testing.assert_allclose(blocks, dense, rtol=1e-13, atol=1e-14)
+    ridge = 1e-3 * np.eye(horizon * n)
+    np.testing.assert_allclose(
+        solved.reshape(-1), np.linalg.solve(dense + ridge, np.asarray(rhs).reshape(-1)), rtol=1e-9
+    )
+    assert x.min() >= 0.0
+    np.testing.assert_allclose(
+        pushed, np.zeros((horizon, n)) + np.eye(horizon)[-1][:, None] * np.asarray(mu0), atol=1e-13
+    )
+    np.testing.assert_allclose(x, primal, rtol=0, atol=1e-13)

@@ -377,60 +377,142 @@ _NEWTON_STEPS = 60
 _HALVINGS = 30
 
 
-def project_flow(tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[Array, " n"]) -> Array:
+def _to_blocks(v: Float[Array, "T n"]) -> Float[Array, "T n"]:
+    """Rows in the order of the Newton system's blocks: the initial row first, then the
+    flow rows (row ``k`` couples ``x_{k-1}`` and ``x_k``); :func:`_from_blocks` undoes it."""
+    return jnp.concatenate([v[-1:], v[:-1]])
+
+
+def _from_blocks(q: Float[Array, "T n"]) -> Float[Array, "T n"]:
+    return jnp.concatenate([q[1:], q[:1]])
+
+
+def newton_blocks(kernels: Kernel, active: Float[Array, "T n m"]) -> tuple[Array, Array]:
+    """``A D A^T`` as a block-tridiagonal matrix, ``D = diag(active)``, rows in block
+    order (:func:`_to_blocks`): ``(diagonal (T, n, n), upper (T-1, n, n))``.
+
+    Block ``k`` holds the initial row (``k = 0``: ``S x_0``) or the flow row ``k - 1``
+    (``P_{k-1} x_{k-1} - S x_k``), ``S`` summing over actions and ``P_t`` the kernel at
+    ``t``. Only consecutive blocks share a variable, so
+
+    * ``diagonal_k = S D_k S^T + [k >= 1] P_{k-1} D_{k-1} P_{k-1}^T`` (the first term the
+      diagonal matrix of ``sum_a active_k(s, a)``),
+    * ``upper_k = sign_k S D_k P_k^T`` (``sign_0 = +1``, ``-1`` after), entry
+      ``(s, s') = sum_a active_k(s, a) P_k(s'|s, a)``,
+
+    each built from the kernel's sparse entries (``n m K^2`` and ``n m K`` additions per
+    step, ``K`` the single-stage width) instead of products of dense ``n x n m`` blocks."""
+    horizon, n = active.shape[:2]
+    flat = jax.vmap(Kernel.flat)(kernels)
+
+    def outer(args):  # P_t D_t P_t^T, one step at a time (n m K^2 terms in memory)
+        index, prob, d = args
+        w = d[..., None, None] * prob[..., :, None] * prob[..., None, :]
+        return jnp.zeros((n, n), w.dtype).at[index[..., :, None], index[..., None, :]].add(w)
+
+    def cross(index, prob, d):  # S D_t P_t^T
+        rows = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None, None], index.shape)
+        return jnp.zeros((n, n), prob.dtype).at[rows, index].add(d[..., None] * prob)
+
+    steps = (flat.index[:-1], flat.prob[:-1], active[:-1])
+    diagonal = jax.vmap(jnp.diag)(jnp.sum(active, axis=-1))
+    diagonal = diagonal.at[1:].add(jax.lax.map(outer, steps))
+    sign = jnp.where(jnp.arange(horizon - 1) == 0, 1.0, -1.0).astype(active.dtype)
+    upper = sign[:, None, None] * jax.vmap(cross)(*steps)
+    return diagonal, upper
+
+
+def solve_block_tridiagonal(diagonal: Array, upper: Array, rhs: Float[Array, "T n"]) -> Float[Array, "T n"]:
+    """Solve ``H q = rhs`` for a symmetric positive definite block-tridiagonal ``H``
+    (``diagonal`` ``(T, n, n)``, ``upper`` ``(T-1, n, n)`` the blocks above it) by block
+    elimination with Cholesky factors of the Schur complements (symmetric positive
+    definite as well): ``O(T n^3)`` instead of the dense ``O(T^3 n^3)``."""
+    n = rhs.shape[1]
+    chol0 = jnp.linalg.cholesky(diagonal[0])
+
+    def forward(carry, x):
+        chol_prev, y_prev = carry
+        d, u_prev, r = x  # u_prev = H_{k-1,k}; H_{k,k-1} = u_prev^T
+        z = jax.scipy.linalg.cho_solve((chol_prev, True), jnp.concatenate([u_prev, y_prev[:, None]], axis=1))
+        chol = jnp.linalg.cholesky(d - u_prev.T @ z[:, :n])
+        y = r - u_prev.T @ z[:, n]
+        return (chol, y), (chol, y)
+
+    _, (chols, ys) = jax.lax.scan(forward, (chol0, rhs[0]), (diagonal[1:], upper, rhs[1:]))
+    chols = jnp.concatenate([chol0[None], chols])
+    ys = jnp.concatenate([rhs[:1], ys])
+    last = jax.scipy.linalg.cho_solve((chols[-1], True), ys[-1])
+
+    def backward(q_next, x):
+        chol, y, u = x
+        q = jax.scipy.linalg.cho_solve((chol, True), y - u @ q_next)
+        return q, q
+
+    _, qs = jax.lax.scan(backward, last, (chols[:-1], ys[:-1], upper), reverse=True)
+    return jnp.concatenate([qs, last[None]])
+
+
+def project_flow(
+    tables: FlowTables, target: Float[Array, "T n m"], mu0: Float[Array, " n"], dual: Array | None = None
+) -> tuple[Array, Array]:
     """The Euclidean projection of ``target`` onto ``{x >= 0 : A x = b}`` (``A`` from
     ``tables``' kernels, ``b`` the initial distribution on the initial row): the
-    occupation measures of those kernels nearest to ``target``.
+    occupation measures of those kernels nearest to ``target``. Returns ``(x, lam)``,
+    ``lam`` ``(T, n)`` the dual solution (rows of :func:`primal_residual`), which a
+    next projection with nearby data may start from (``dual``; zeros when ``None``).
 
     Exact by its dual: ``x(lam) = max(target - A^T lam, 0)`` and ``lam`` minimises the
     convex piecewise-quadratic ``f(lam) = |x(lam)|^2 / 2 + b.lam``, whose gradient is
     ``b - A x(lam)``; semismooth Newton steps ``(A D A^T + delta I) dlam = -grad f``
     (``D`` the active set, ``delta = eps^(3/4)`` times the target's scale) with
     backtracking (Armijo on ``f``, or the residual halved), until ``A x = b`` to
-    rounding. Once the active set is the solution's, one Newton step solves the system
-    exactly, so the result is the projection to rounding (MFGLib's OSQP stops at its
-    tolerance, 1e-8)."""
+    rounding. ``A D A^T`` is block tridiagonal in time (:func:`newton_blocks`), so each
+    Newton step costs ``O(T n^3)`` (:func:`solve_block_tridiagonal`). Once the active
+    set is the solution's, one Newton step solves the system exactly, so the result is
+    the projection to rounding (MFGLib's OSQP stops at its tolerance, 1e-8)."""
     horizon, n = target.shape[:2]
     b = jnp.zeros((horizon, n), target.dtype).at[-1].set(mu0)
-    A = jax.jacfwd(lambda x: flow_operator(tables.kernels, x))(target).reshape(horizon * n, -1)
-    flat_target = target.reshape(-1)
-    scale = 1.0 + jnp.max(jnp.abs(flat_target))
+    scale = 1.0 + jnp.max(jnp.abs(target))
     # keeps the Newton system regular where a row has no active entry; a number the dtype
     # resolves (1.8e-12 in float64, 6.6e-6 in float32) times the target's scale
     delta = jnp.finfo(target.dtype).eps ** 0.75 * scale
+    ridge = delta * jnp.eye(n, dtype=target.dtype)
 
-    def primal(lam):
-        return jnp.maximum(flat_target - A.T @ lam, 0.0)
-
-    def f(lam):
-        x = primal(lam)
-        return 0.5 * jnp.sum(x * x) + jnp.sum(b.reshape(-1) * lam)
-
-    def residual(lam):
-        return A @ primal(lam) - b.reshape(-1)
+    def point(lam):  # x(lam), the residual A x - b (= -grad f) and f
+        x = jnp.maximum(target - dual_map(tables, lam), 0.0)
+        return x, flow_operator(tables.kernels, x) - b, 0.5 * jnp.sum(x * x) + jnp.sum(b * lam)
 
     def body(carry):
-        lam, k = carry
-        x = primal(lam)
-        grad = -residual(lam)
-        active = (x > 0.0).astype(x.dtype)
-        hess = (A * active) @ A.T + delta * jnp.eye(A.shape[0], dtype=A.dtype)
-        step = -jnp.linalg.solve(hess, grad)
-        sizes = 0.5 ** jnp.arange(_HALVINGS, dtype=x.dtype)
-        f0, slope = f(lam), jnp.sum(grad * step)
-        values, left = jax.vmap(lambda t: (f(lam + t * step), jnp.max(jnp.abs(residual(lam + t * step)))))(sizes)
-        # Armijo on f; near the solution f's decrease falls below its rounding, and a step
-        # that halves the residual is taken instead
-        ok = (values <= f0 + 1e-4 * sizes * slope) | (left <= 0.5 * jnp.max(jnp.abs(grad)))
-        t = jnp.where(jnp.any(ok), sizes[jnp.argmax(ok)], sizes[-1])
-        return lam + t * step, k + 1
+        lam, x, res, f0, k = carry
+        grad = -res
+        diagonal, upper = newton_blocks(tables.kernels, (x > 0.0).astype(x.dtype))
+        step = _from_blocks(-solve_block_tridiagonal(diagonal + ridge, upper, _to_blocks(grad)))
+        slope, worst = jnp.sum(grad * step), jnp.max(jnp.abs(grad))
+
+        def accepted(trial):
+            # Armijo on f; near the solution f's decrease falls below its rounding, and a
+            # step that halves the residual is taken instead
+            size, _, _, res_t, f_t, _ = trial
+            return (f_t <= f0 + 1e-4 * size * slope) | (jnp.max(jnp.abs(res_t)) <= 0.5 * worst)
+
+        def halve(trial):
+            size, j = 0.5 * trial[0], trial[-1] + 1
+            return (size, lam + size * step, *point(lam + size * step), j)
+
+        # backtracking from the full step, at most _HALVINGS halvings (the last is taken)
+        first = (jnp.ones((), x.dtype), lam + step, *point(lam + step), jnp.int32(0))
+        _, lam, x, res, f1, _ = jax.lax.while_loop(
+            lambda trial: (trial[-1] < _HALVINGS - 1) & ~accepted(trial), halve, first
+        )
+        return lam, x, res, f1, k + 1
 
     def going(carry):
-        lam, k = carry
-        return (k < _NEWTON_STEPS) & (jnp.max(jnp.abs(residual(lam))) > 64 * jnp.finfo(target.dtype).eps)
+        res, k = carry[2], carry[-1]
+        return (k < _NEWTON_STEPS) & (jnp.max(jnp.abs(res)) > 64 * jnp.finfo(target.dtype).eps)
 
-    lam, _ = jax.lax.while_loop(going, body, (jnp.zeros(horizon * n, target.dtype), jnp.int32(0)))
-    return primal(lam).reshape(target.shape)
+    start = jnp.zeros((horizon, n), target.dtype) if dual is None else dual
+    lam, x, _, _, _ = jax.lax.while_loop(going, body, (start, *point(start), jnp.int32(0)))
+    return x, lam
 
 
 class OMIHyperParams(eqx.Module):
@@ -446,6 +528,7 @@ class OMIHyperParams(eqx.Module):
 
 class OMIState(NamedTuple):
     measure: Float[Array, "T n m"]
+    dual: Float[Array, "T n"]  # the last projection's dual solution: the next one starts there
     iteration: Array  # int32 scalar
     alpha: Array
     eta: Array
@@ -458,7 +541,8 @@ def omi_init(game: Game, noise: Noise, hp: OMIHyperParams) -> OMIState:
     table = uniform_table(game, 1)
     traj = rollout_table(game, jax.tree.map(lambda x: x[None], noise), table, record=False)
     L = traj.mu[0, :-1, :, None] * table[0]
-    return OMIState(L, jnp.int32(0), jnp.asarray(hp.alpha, L.dtype), jnp.asarray(hp.eta, L.dtype))
+    dual = jnp.zeros(L.shape[:2], L.dtype)
+    return OMIState(L, dual, jnp.int32(0), jnp.asarray(hp.alpha, L.dtype), jnp.asarray(hp.eta, L.dtype))
 
 
 def omi_step(game: Game, noise: Noise, state: OMIState) -> tuple[OMIState, Array]:
@@ -467,9 +551,9 @@ def omi_step(game: Game, noise: Noise, state: OMIState) -> tuple[OMIState, Array
     L = state.measure
     tables = flow_tables(game, noise, L)
     target = L - state.alpha * (tables.cost + state.eta * L)
-    new = project_flow(tables, target, game.initial_mean_field(noise))
+    new, dual = project_flow(tables, target, game.initial_mean_field(noise), state.dual)
     change = jnp.max(jnp.sum(jnp.abs(new - L), axis=(1, 2)))
-    return state._replace(measure=new, iteration=state.iteration + 1), change
+    return state._replace(measure=new, dual=dual, iteration=state.iteration + 1), change
 
 
 # -- the solvers -----------------------------------------------------------------------
