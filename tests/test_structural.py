@@ -199,3 +199,54 @@ def test_written_out_head_derivative_equals_autodiff():
     for got, want in zip(vjp(cotangent), vjp_ref(cotangent), strict=True):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_shared_noise_prefix_gives_the_same_trajectory_gradient_and_step():
+    """Beach bar's two closure outcomes of a bar share their start (``shared_until``
+    ``T//2``): computing it once per bar gives the same trajectory (to float32 rounding:
+    a smaller batch may sum in another order), the same exact gradient, and the same
+    training step (the slow test below)."""
+    from mfax.dynamics.noise import enumerate_noise
+    from mfax.dynamics.pushforward import prefix_groups, prefix_of, rollout_batch
+
+    game, policy = _tiny(False)  # SPG; RSPG's carry through the split: the slow test below
+    assert game.shared_until == 3
+    batch = enumerate_noise(game)  # 9 bars x 2 outcomes
+    groups, count = prefix_groups(game, batch.noise)
+    np.testing.assert_array_equal(groups, np.repeat(np.arange(9), 2))
+    prefix = prefix_of(game.shared_until, jnp.asarray(groups), count)
+    whole, split = rollout_batch(game, policy, batch.noise), rollout_batch(game, policy, batch.noise, prefix=prefix)
+    for a, b in zip(whole, split, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    params, static = split_policy(policy)
+    gradient = jax.jit(structural_gradient, static_argnums=(0, 2))
+    g_whole, r_whole, e_whole = gradient(game, params, static, batch.noise, batch.weight)
+    g_split, r_split, e_split = gradient(game, params, static, batch.noise, batch.weight, prefix)
+    assert (float(r_split), float(e_split)) == pytest.approx((float(r_whole), float(e_whole)), rel=1e-5)
+    for a, b in zip(jax.tree.leaves(g_whole), jax.tree.leaves(g_split), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_shared_noise_prefix_gives_the_same_step_with_packed_draws():
+    """The training step with packed draws, the groups of the drawn paths found in the
+    step, equals the step that computes every drawn path in full."""
+    from mfax.dynamics.noise import drawn_capacity, small_support
+    from mfax.dynamics.pushforward import prefix_groups
+    from mfax.solvers.optim import optimizer
+    from mfax.solvers.structural import StructuralParams, StructuralSolver, TrainState
+
+    game, policy = _tiny(True)
+    params, static = split_policy(policy)
+    support = small_support(game, 24)
+    groups, _ = prefix_groups(game, support.noise)
+    hp = StructuralParams(**SMALL_NET)
+    state = TrainState(params, optimizer(hp).init(params), jnp.int32(0), jax.random.PRNGKey(2), jnp.asarray(1e-2))
+    capacity = drawn_capacity(support, 24, sds=1.0)
+    plain = StructuralSolver(game, static, hp, True, 10, 24, None, support, capacity, None)
+    shared = StructuralSolver(game, static, hp, True, 10, 24, None, support, capacity, None, jnp.asarray(groups), 9)
+    step = eqx.filter_jit(lambda solver, state: solver.step(state))
+    (a, ma), (b, mb) = step(plain, state), step(shared, state)
+    assert float(mb.policy_return) == pytest.approx(float(ma.policy_return), rel=1e-5)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)

@@ -141,11 +141,16 @@ def drawn_capacity(support: NoiseSupport, num_paths: int, sds: float = DRAWN_CAP
     return int(min(p.size, -(-needed // multiple) * multiple))
 
 
+def drawn_slots(weight: Float[Array, " S"], capacity: int) -> Array:
+    """The support index in each of :func:`compact_draws`' ``capacity`` slots."""
+    return jnp.nonzero(weight > 0, size=capacity, fill_value=0)[0]
+
+
 def compact_draws(noise: Noise, weight: Float[Array, " S"], capacity: int):
     """The drawn paths of a counted draw (``weight > 0``) packed into ``capacity`` slots
     (padding slots repeat path 0 with weight 0), and whether they overflowed."""
     drawn = weight > 0
-    index = jnp.nonzero(drawn, size=capacity, fill_value=0)[0]
+    index = drawn_slots(weight, capacity)
     valid = jnp.arange(capacity) < jnp.sum(drawn)
     packed = jax.tree.map(lambda x: x[index], noise), jnp.where(valid, weight[index], 0.0)
     return packed, jnp.sum(drawn) > capacity

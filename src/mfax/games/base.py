@@ -223,8 +223,9 @@ class Game(eqx.Module):
     and may override the defaults of ``noise_support`` (``None``: support not finite),
     ``terminal_reward`` (the step reward), ``own_history_informative`` (``True``),
     ``describe_noise`` (``""``), ``aggregates`` (none), ``profiles`` (none),
-    ``moment_specs``, ``moments`` and ``decision_moments`` (none) and
-    ``noise_from_innovations`` (``None``).
+    ``moment_specs``, ``moments`` and ``decision_moments`` (none),
+    ``noise_from_innovations`` (``None``) and ``shared_until`` / ``prefix_key`` (``0``:
+    no shared noise prefix declared).
 
     ``t`` is always a traced int32 scalar; everything but ``describe_noise``,
     ``profiles`` and ``moment_specs`` must be jit- and vmap-friendly. ``horizon >= 1`` and ``gamma`` in
@@ -255,6 +256,23 @@ class Game(eqx.Module):
         ``docs/algorithms/exploitability.md``). Defaults to ``True``, the safe claim for
         a game that does not declare otherwise."""
         return True
+
+    @property
+    def shared_until(self) -> int:
+        """A time ``t_b`` before which noise paths with equal :meth:`prefix_key` are
+        indistinguishable: ``initial_mean_field`` and, for ``t < t_b``, ``kernel`` and
+        ``observation`` read the noise only through that key. Such paths then share
+        ``mu_0..mu_{t_b}``, ``o_0..o_{t_b - 1}`` and the policy's decisions at
+        ``t < t_b``, which the structural solvers compute once per key
+        (:func:`mfax.dynamics.pushforward.rollout_batch` with a prefix); rewards may read
+        more (beach bar's reward at ``t_b - 1`` reads ``z_{t_b}``). ``0`` (the default):
+        nothing declared, every path computed in full."""
+        return 0
+
+    def prefix_key(self, noise: Noise) -> Float[Array, " k"]:
+        """What one path's noise tells before :attr:`shared_until`, as a 1-D array (paths
+        with equal keys share their start). Only read when ``shared_until > 0``."""
+        return jnp.zeros((0,))
 
     # -- the world ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -79,6 +79,17 @@ class BeachBar(Game):
         return False
 
     @property
+    def shared_until(self) -> int:
+        """``T//2`` with common noise: before the bar may close, ``z_t = 1`` on every path,
+        so the two outcomes of a bar location share ``mu_0..mu_{T//2}`` and the
+        decisions of ``t < T//2``."""
+        return self.close_time if self.common_noise else 0
+
+    def prefix_key(self, noise):
+        """The bar location (all that the start of a path depends on)."""
+        return noise.bar.astype(jnp.result_type(float))[None]
+
+    @property
     def bar_range(self) -> tuple[int, int]:
         """Inclusive range of bar locations: floor(0.25 n) .. ceil(0.75 n) - 1."""
         return math.floor(0.25 * self.num_states), math.ceil(0.75 * self.num_states) - 1

@@ -34,8 +34,8 @@ import optax
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from mfax.dynamics.noise import NoiseBatch, compact_draws, draw_noise, drawn_capacity, small_support
-from mfax.dynamics.pushforward import rollout_batch
+from mfax.dynamics.noise import NoiseBatch, compact_draws, draw_noise, drawn_capacity, drawn_slots, small_support
+from mfax.dynamics.pushforward import Prefix, prefix_groups, prefix_of, rollout_batch
 from mfax.evaluation.values import policy_and_best_response_values
 from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
@@ -58,14 +58,17 @@ class TrainState(NamedTuple):
     lr: Array  # base learning rate of this run
 
 
-def structural_gradient(game: Game, params, static, noise: Noise, weight: Float[Array, " P"]):
-    """Gradient of ``-J`` (see module docstring) and the iteration's metrics.
+def structural_gradient(
+    game: Game, params, static, noise: Noise, weight: Float[Array, " P"], prefix: Prefix | None = None
+):
+    """Gradient of ``-J`` (see module docstring) and the iteration's metrics; with a
+    ``prefix`` the paths' shared starts are computed once (:func:`rollout_batch`).
 
     Returns ``(grads, policy_return, exploitability)``.
     """
 
     def probs_of(p):
-        traj = rollout_batch(game, eqx.combine(p, static), noise)
+        traj = rollout_batch(game, eqx.combine(p, static), noise, prefix=prefix)
         return traj.probs, traj
 
     probs, vjp, traj = jax.vjp(probs_of, params, has_aux=True)
@@ -91,7 +94,10 @@ class StructuralSolver(Solver):
       support (``lax.cond``: the same estimator either way). Packing is used only where
       runs are not vmapped (a batched ``lax.cond`` computes both branches);
     * with a ``mesh`` the runs are split over its ``runs`` axis and each iteration's
-      noise paths over ``paths``.
+      noise paths over ``paths``;
+    * on one device, over a finite support whose game declares a shared noise prefix
+      (:attr:`~mfax.games.base.Game.shared_until`), the paths' shared starts are computed
+      once per group (``groups``: the group of each support path): the same gradient.
     """
 
     game: Game
@@ -104,8 +110,19 @@ class StructuralSolver(Solver):
     support: NoiseSupport | None
     capacity: int | None = eqx.field(static=True)
     mesh: Mesh | None = eqx.field(static=True)
+    groups: Array | None = None  # (S,) the prefix group of each path of exact / support
+    group_count: int = eqx.field(static=True, default=0)
 
     trace_name = "structural_chunk"
+
+    def prefix(self, slots: Array | None = None) -> Prefix | None:
+        """The shared starts of the whole batch (``slots`` ``None``) or of the drawn
+        paths packed in ``slots``; ``None`` where nothing is shared."""
+        if self.groups is None:
+            return None
+        if slots is None:
+            return prefix_of(self.game.shared_until, self.groups, self.group_count)
+        return prefix_of(self.game.shared_until, self.groups[slots], min(self.group_count, slots.shape[0]))
 
     def network(self, key: PRNGKeyArray) -> NetworkPolicy:
         return make_network(self.game, key, self.hp, recurrent=self.recurrent, head=self.hp.head)
@@ -122,13 +139,15 @@ class StructuralSolver(Solver):
         if self.capacity is not None:
             (packed, packed_weight), overflow = compact_draws(noise, weight, self.capacity)
             packed, packed_weight = shard_paths((packed, packed_weight), mesh)
+            packed_prefix = self.prefix(drawn_slots(weight, self.capacity))
             grads, ret, exploitability = jax.lax.cond(
                 overflow,
-                lambda: structural_gradient(game, state.params, static, noise, weight),
-                lambda: structural_gradient(game, state.params, static, packed, packed_weight),
+                lambda: structural_gradient(game, state.params, static, noise, weight, self.prefix()),
+                lambda: structural_gradient(game, state.params, static, packed, packed_weight, packed_prefix),
             )
         else:
-            grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight)
+            prefix = self.prefix() if exact is not None or support is not None else None
+            grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight, prefix)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = optimizer(self.hp).update(grads, state.opt_state, state.params)
         lr = learning_rate(state.lr, state.iteration, self.iterations, self.hp.final_lr_fraction)
@@ -161,7 +180,22 @@ def build(game: Game, hp: StructuralParams, setting: Setting, *, recurrent: bool
     network = make_network(game, jax.random.PRNGKey(0), hp, recurrent=recurrent, head=hp.head)
     static = split_trainable(network)[1]
     paths, iterations = setting.paths, setting.iterations
-    return StructuralSolver(game, static, hp, recurrent, iterations, paths, exact, support, capacity, mesh)
+    groups, count = _groups(game, exact if exact is not None else support, mesh)
+    return StructuralSolver(
+        game, static, hp, recurrent, iterations, paths, exact, support, capacity, mesh, groups, count
+    )
+
+
+def _groups(game: Game, batch: NoiseBatch | NoiseSupport | None, mesh: Mesh | None) -> tuple[Array | None, int]:
+    """The prefix group of each path of a finite batch and their number, where the game
+    declares a shared prefix that groups some paths together; on one device only (paths
+    split over devices would gather the groups' states across them)."""
+    if batch is None or mesh is not None or game.shared_until <= 0:
+        return None, 0
+    groups, count = prefix_groups(game, batch.noise)
+    if count == groups.shape[0]:
+        return None, 0
+    return jnp.asarray(groups), count
 
 
 register_variants(
