@@ -43,7 +43,7 @@ from mfax.run.cli import app
 from test_validation import IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
 
 runner = CliRunner()
-EXPENSIVE = {"vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace"}
+EXPENSIVE = {"vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace", "noise.shared_prefix"}
 KERNEL_VALUES = {
     "kernel.dtypes",
     "kernel.probabilities_finite",
@@ -131,6 +131,20 @@ class FreshStaticField(SISDelegate):
         return self.scale(super().reward(mu, mu_next, noise, t))
 
 
+class FalseSharedPrefix(SISDelegate):
+    """Declares that every path agrees until the horizon, but SIS's shocks move its
+    kernel from path to path."""
+
+    name: ClassVar[str] = "false_shared_prefix"
+
+    @property
+    def shared_until(self) -> int:
+        return self.horizon
+
+    def prefix_key(self, noise):
+        return jnp.zeros((1,))
+
+
 DEFECTS = [
     (RowsSumToHalf, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=0 sums to 0.5"),
     (
@@ -153,6 +167,7 @@ DEFECTS = [
     (PythonIfInKernel, {"jit.traceable"}, "kernel: TracerBoolConversionError"),
     (HostCallbackObservation, {"vmap.noise_paths", "vmap.mean_fields"}, "does not trace under jax.vmap"),
     (FreshStaticField, {"jit.no_retrace"}, "static fields not equal in two instances built alike: scale"),
+    (FalseSharedPrefix, {"noise.shared_prefix"}, "have the same prefix_key but different kernel at mu mu_0 at t = "),
 ]
 
 
@@ -243,7 +258,7 @@ def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     assert len(lines) == len(CHECK_NAMES) + 1
     assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5; it must sum to 1" in lines
     assert "PASS kernel.indices_in_range" in lines and "SKIP jit.no_retrace: needs every other check to pass" in lines
-    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 3 skipped"
+    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 4 skipped"
     with pytest.raises(GameError, match=r"sums to 0\.5; it must sum to 1 \(check kernel.probabilities_sum_to_one\)$"):
         report.raise_if_failed()
     assert report.as_dict()["ok"] is False and json.dumps(report.as_dict())
@@ -278,7 +293,7 @@ def test_check_game_command_exit_codes_and_output(monkeypatch):
     assert result.exit_code == 1 and record["ok"] is False
     assert {c["name"] for c in record["checks"] if c["status"] == "fail"} == {"kernel.probabilities_sum_to_one"}
     result = runner.invoke(app, ["check-game", "sis", "--set", "horizon=2"])  # a packaged game passes them all
-    assert result.exit_code == 0 and "game 'sis': 27 passed, 0 failed, 0 skipped" in result.stdout, result.output
+    assert result.exit_code == 0 and "game 'sis': 28 passed, 0 failed, 0 skipped" in result.stdout, result.output
     for args, message in (
         (["check-game", "no_such_game"], "unknown game 'no_such_game'"),
         (["check-game", "sis", "--set", "horizon=x"], "parameter 'horizon'"),

@@ -207,7 +207,8 @@ def test_shared_noise_prefix_gives_the_same_trajectory_gradient_and_step():
     a smaller batch may sum in another order), the same exact gradient, and the same
     training step (the slow test below)."""
     from mfax.dynamics.noise import enumerate_noise
-    from mfax.dynamics.pushforward import prefix_groups, prefix_of, rollout_batch
+    from mfax.dynamics.pushforward import prefix_of, rollout_batch
+    from mfax.games.base import prefix_groups
 
     game, policy = _tiny(False)  # SPG; RSPG's carry through the split: the slow test below
     assert game.shared_until == 3
@@ -232,7 +233,7 @@ def test_shared_noise_prefix_gives_the_same_step_with_packed_draws():
     """The training step with packed draws, the groups of the drawn paths found in the
     step, equals the step that computes every drawn path in full."""
     from mfax.dynamics.noise import drawn_capacity, small_support
-    from mfax.dynamics.pushforward import prefix_groups
+    from mfax.games.base import prefix_groups
     from mfax.solvers.optim import optimizer
     from mfax.solvers.structural import StructuralParams, StructuralSolver, TrainState
 

@@ -23,7 +23,6 @@ from typing import Literal, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
@@ -279,16 +278,6 @@ def _rollout_split(game: Game, policy: Policy, noise: Noise, record: bool, metho
         out_axes=1,
     )(ts)
     return Trajectory(mus, obs, probs, rewards)
-
-
-def prefix_groups(game: Game, noise: Noise) -> tuple[np.ndarray, int]:
-    """The group of each path of a host-side batch (``(P,)`` int32, groups numbered in
-    order of first appearance) by :meth:`~mfax.games.base.Game.prefix_key`, and the
-    number of groups."""
-    keys = np.asarray(jax.vmap(game.prefix_key)(noise))
-    _, first, inverse = np.unique(keys.reshape(keys.shape[0], -1), axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))  # renumber groups by first appearance
-    return order[inverse.reshape(-1)].astype(np.int32), int(first.size)
 
 
 def prefix_of(until: int, groups: Array, size: int) -> Prefix:

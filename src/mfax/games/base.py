@@ -449,3 +449,13 @@ def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m
         game.terminal_reward(mu, mu_next, noise, t),
         game.reward(mu, mu_next, noise, t),
     )
+
+
+def prefix_groups(game: Game, noise: Noise) -> tuple[np.ndarray, int]:
+    """The group of each path of a batch of noise paths (``(P,)`` int32, groups numbered in
+    order of first appearance) by :meth:`~mfax.games.base.Game.prefix_key`, and the
+    number of groups."""
+    keys = np.asarray(jax.vmap(game.prefix_key)(noise))
+    _, first, inverse = np.unique(keys.reshape(keys.shape[0], -1), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # renumber groups by first appearance
+    return order[inverse.reshape(-1)].astype(np.int32), int(first.size)

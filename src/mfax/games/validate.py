@@ -50,7 +50,11 @@ functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
 * ``jit.no_retrace``: a jitted function of the game, the noise and the mean field (the
   way the tools call a game) is traced once across calls with new noise, a new mean
   field and the game built again from its parameters (a static field that is not equal
-  in a second instance built the same way recompiles every program that uses it).
+  in a second instance built the same way recompiles every program that uses it);
+* ``noise.shared_prefix``: where the game declares ``shared_until = t_b > 0``, the noise
+  paths with equal ``prefix_key`` (the finite support, or 64 sampled paths) have the same
+  initial mean field and, for ``t < t_b``, the same kernel and observation at two mean
+  fields (``mu_0`` and the uniform one), as the declaration promises.
 
 Sums are compared to one within :data:`TOLERANCE`; batched and single values within
 :data:`VMAP_RTOL`.
@@ -75,7 +79,7 @@ from jax.experimental import checkify
 
 from mfax import params
 from mfax.errors import GameError, MfaxError
-from mfax.games.base import Game, Kernel, reward_matrix
+from mfax.games.base import Game, Kernel, prefix_groups, reward_matrix
 
 TOLERANCE = 1e-4
 VMAP_RTOL = 1e-4
@@ -84,7 +88,7 @@ _VALIDATED_IDS: dict[int, weakref.ref] = {}  # games holding arrays (not hashabl
 _ENABLED = contextvars.ContextVar("mfax_game_checks", default=True)
 # the games whose checks were skipped in the innermost unchecked() block (None outside one)
 _SKIPPED: contextvars.ContextVar[list[Game] | None] = contextvars.ContextVar("mfax_skipped_games", default=None)
-_EXPENSIVE = ("vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace")
+_EXPENSIVE = ("vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace", "noise.shared_prefix")
 
 
 class CheckResult(NamedTuple):
@@ -776,6 +780,49 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
     run("vmap.noise_paths", noise_paths)
     run("vmap.mean_fields", mean_fields)
     run("jit.no_retrace", no_retrace)
+    run("noise.shared_prefix", lambda: _shared_prefix(game, key, horizon))
+
+
+def _shared_prefix(game: Game, key, horizon: int) -> str:
+    """``noise.shared_prefix`` (module docstring)."""
+    until = min(operator.index(game.shared_until), horizon)
+    if until <= 0:
+        return "none declared"
+    support = game.noise_support()
+    noise = jax.vmap(game.sample_noise)(jax.random.split(key, 64)) if support is None else support.noise
+    groups, count = prefix_groups(game, noise)
+    paths = groups.shape[0]
+    if count == paths:
+        return f"no two of {paths} paths share a prefix key"
+
+    @jax.jit
+    def start(noise):
+        mu0 = game.initial_mean_field(noise)
+        uniform = jnp.full_like(mu0, 1.0 / mu0.shape[0])
+        ts = jnp.arange(until, dtype=jnp.int32)
+        at = {
+            f"{what} at mu {name}": jax.vmap(lambda t, f=f, mu=mu: f(mu, noise, t))(ts)
+            for name, mu in (("mu_0", mu0), ("uniform", uniform))
+            for what, f in (("kernel", game.kernel), ("observation", game.observation))
+        }
+        return {"initial mean field": mu0[None], **at}
+
+    out = jax.device_get(jax.vmap(start)(noise))
+    first = {int(g): i for i, g in reversed(list(enumerate(groups)))}  # the first path of each group
+    for what, tree in out.items():
+        for leaf in jax.tree.leaves(tree):
+            leaf = np.asarray(leaf)
+            reps = leaf[[first[int(g)] for g in groups]]
+            close = np.isclose(leaf, reps, rtol=VMAP_RTOL, atol=1e-6) | (leaf == reps)
+            bad = np.argwhere(~close.reshape(paths, leaf.shape[1] if leaf.ndim > 1 else 1, -1).all(axis=-1))
+            if bad.size:
+                i, t = (int(x) for x in bad[0])
+                when = "" if what == "initial mean field" else f" at t = {t}"
+                _fail(
+                    f"paths {first[int(groups[i])]} and {i} have the same prefix_key but different {what}{when}; "
+                    f"shared_until = {until} promises they agree before it"
+                )
+    return f"{count} groups of {paths} paths agree before t = {until}"
 
 
 def _batched(game: Game, keys, mu_extra, horizon: int):

@@ -35,9 +35,9 @@ from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch, compact_draws, draw_noise, drawn_capacity, drawn_slots, small_support
-from mfax.dynamics.pushforward import Prefix, prefix_groups, prefix_of, rollout_batch
+from mfax.dynamics.pushforward import Prefix, prefix_of, rollout_batch
 from mfax.evaluation.values import policy_and_best_response_values
-from mfax.games.base import Game, Noise, NoiseSupport
+from mfax.games.base import Game, Noise, NoiseSupport, prefix_groups
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.sharding import PATHS, runs_vmapped, shard_paths
 from mfax.solvers.base import Metrics, Setting, Solver, register_variants
