@@ -17,6 +17,7 @@ from mfax.evaluation import (
     best_response_value,
     evaluate,
     info_best_response_value,
+    path_values,
     policy_and_best_response_values,
     policy_value,
 )
@@ -233,3 +234,32 @@ def test_joint_recursion_equals_policy_value_and_best_response_separately(name, 
     dense = dense_kernel(kernel)  # (n, m, n)
     np.testing.assert_allclose(kernel.expect(v), np.einsum("sat,td->sad", dense, v), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(kernel.expect(v[:, 0]), dense @ np.asarray(v[:, 0]), rtol=1e-5, atol=1e-6)
+
+
+def test_evaluation_with_a_shared_noise_prefix_equals_the_whole_rollout():
+    """evaluate() rolls beach bar's shared starts out once (its two closure outcomes per
+    bar agree until T//2): the same per-path figures as the rollout of every path in full,
+    for a recurrent network policy (its memory carried across the split)."""
+    from mfax.dynamics.pushforward import batch_prefix
+    from mfax.policies.networks import NetworkPolicy
+
+    game = mfax.make("beach_bar", num_states=9, horizon=4)
+    policy = NetworkPolicy(
+        game,
+        jax.random.PRNGKey(1),
+        recurrent=True,
+        obs_embed=4,
+        gru_hidden=4,
+        state_embed=4,
+        aggregate_embed=4,
+        mlp_width=4,
+    )
+    batch = enumerate_noise(game)
+    prefix = batch_prefix(game, batch.noise)
+    assert prefix is not None and prefix.reps.shape[0] * 2 == batch.num_paths
+    whole = path_values(game, policy, batch.noise, batch.weight, True)
+    split = path_values(game, policy, batch.noise, batch.weight, True, None, prefix)
+    for a, b in zip(whole, split, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ev = evaluate(game, policy, batch)
+    assert ev.exploitability == pytest.approx(float(jnp.sum(batch.weight * (whole[1] - whole[0]))), rel=1e-5, abs=1e-6)

@@ -23,9 +23,10 @@ from typing import Literal, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from mfax.games.base import Game, Kernel, Noise, reward_matrix
+from mfax.games.base import Game, Kernel, Noise, prefix_groups, reward_matrix
 from mfax.policies.base import Policy
 from mfax.tracing import count_trace
 
@@ -288,3 +289,16 @@ def prefix_of(until: int, groups: Array, size: int) -> Prefix:
     ids, members = jnp.unique(groups, size=size, fill_value=groups[0], return_inverse=True)
     reps = jnp.argmax(groups[None, :] == ids[:, None], axis=1).astype(jnp.int32)
     return Prefix(until, reps, members.reshape(-1).astype(jnp.int32))
+
+
+def batch_prefix(game: Game, noise: Noise) -> Prefix | None:
+    """The :class:`Prefix` of a host-side batch of paths where the game declares a
+    shared start and some paths share it (``None`` otherwise), built on the host: the
+    first path of each group represents it."""
+    if game.shared_until <= 0:
+        return None
+    groups, count = prefix_groups(game, noise)
+    if count == groups.shape[0]:
+        return None
+    reps = np.unique(groups, return_index=True)[1]  # groups are numbered by first appearance
+    return Prefix(game.shared_until, jnp.asarray(reps, jnp.int32), jnp.asarray(groups))
