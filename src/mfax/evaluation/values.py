@@ -184,6 +184,33 @@ def info_best_response_value(
     return backward_induction(game, traj, noise, info_max(info_share(traj.obs, weight, game.horizon)))
 
 
+def policy_and_info_values(
+    game: Game, traj: Trajectory, noise: Noise, share: Float[Array, "T P P"]
+) -> tuple[Array, Array, Array, Float[Array, "P T n m 2"]]:
+    """What an exact tabular step needs of its policy, in one backward recursion along
+    the same kernels: ``(V^pi_0, V^info_0, V*_0, Q)``, the policy's values
+    (:func:`policy_value`), the information-consistent best response's
+    (:func:`info_max` with ``share``), the per-path best response's
+    (:func:`best_response_value`; with one path it is the information-consistent one and
+    is not recursed twice), each ``(P, n)``, and ``Q`` stacking ``Q^pi_t`` and the
+    information-consistent optimal ``Q_t`` (before averaging over history nodes) on a
+    trailing axis. Each recursion step of a ``lax.scan`` has a fixed cost in XLA's CPU
+    runtime that dominates small games, so one recursion instead of two or three is
+    what makes them faster."""
+    if traj.probs is None:
+        raise ValueError("policy_and_info_values needs a trajectory recorded with record=True")
+    per_path = traj.mu.shape[0] > 1
+    best_informed = info_max(share)
+
+    def combine(q, t, x):
+        v = [jnp.sum(x["probs"] * q[..., 0], axis=-1), best_informed(q[..., 1], t, x)]
+        return jnp.stack(v + ([jnp.max(q[..., 2], axis=-1)] if per_path else []), axis=-1)
+
+    values = 3 if per_path else 2
+    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., :2], values=(values,))
+    return v0[..., 0], v0[..., 1], v0[..., 2 if per_path else 1], q
+
+
 def path_return(traj: Trajectory, v: Float[Array, "P n"]) -> Float[Array, " P"]:
     """``sum_s mu_0(s) V_0(s)`` on each path: the expected value of an agent drawn from ``mu_0``."""
     return jnp.sum(traj.mu[:, 0] * v, axis=-1)

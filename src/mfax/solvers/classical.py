@@ -85,12 +85,11 @@ from mfax.dynamics.pushforward import Trajectory, push_path, rollout
 from mfax.errors import GameError
 from mfax.evaluation.values import (
     backward_induction,
-    best_response_value,
     info_average,
     info_max,
     info_share,
     path_return,
-    policy_value,
+    policy_and_info_values,
 )
 from mfax.games.base import Game, Noise, check
 from mfax.params import param
@@ -163,10 +162,7 @@ class Figures(NamedTuple):
     exploitability_per_path: Array
 
 
-def _figures(game: Game, traj: Trajectory, noise: Noise, weight, v_pi, v_info) -> Figures:
-    # one path: the per-path best response is the information-consistent one
-    v_path = v_info if weight.shape[0] == 1 else best_response_value(game, traj, noise)
-
+def _figures(traj: Trajectory, weight, v_pi, v_info, v_path) -> Figures:
     def mean(v):
         return jnp.sum(weight * path_return(traj, v))
 
@@ -222,9 +218,9 @@ def fp_step(
     hp = FPHyperParams() if hp is None else hp
     traj = rollout_table(game, noise, state.policy)
     share = info_share(traj.obs, weight, game.horizon)
-    v_pi = policy_value(game, traj, noise)
-    v_info, br = info_best_response(game, traj, noise, share, hp.ties)
-    figures = _figures(game, traj, noise, weight, v_pi, v_info)
+    v_pi, v_info, v_path, q = policy_and_info_values(game, traj, noise, share)
+    br = TIE_RULES[hp.ties](info_average(share, q[..., 1]))
+    figures = _figures(traj, weight, v_pi, v_info, v_path)
     if hp.flow == "own":  # the mean field of a population playing b (its own kernels)
         nu = rollout_table(game, noise, br, record=False).mu[:, :-1]
     else:
@@ -264,10 +260,9 @@ def omd_step(game: Game, noise: Noise, weight, state: OMDState) -> tuple[OMDStat
     policy = omd_policy(state)
     traj = rollout_table(game, noise, policy)
     share = info_share(traj.obs, weight, game.horizon)
-    v_pi, q = policy_value(game, traj, noise, emit_q=True)
-    v_info, _ = info_best_response(game, traj, noise, share)
-    figures = _figures(game, traj, noise, weight, v_pi, v_info)
-    y = state.y + state.lr * info_average(share, q)
+    v_pi, v_info, v_path, q = policy_and_info_values(game, traj, noise, share)
+    figures = _figures(traj, weight, v_pi, v_info, v_path)
+    y = state.y + state.lr * info_average(share, q[..., 0])
     y = y - jnp.max(y, axis=-1, keepdims=True)
     new = OMDState(y, state.iteration + 1, state.lr)
     change = jnp.max(jnp.sum(jnp.abs(omd_policy(new) - policy), axis=-1))

@@ -59,7 +59,7 @@ from jaxtyping import Array, Float
 from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.errors import GameError
-from mfax.evaluation.values import backward_induction, info_average, info_max, info_share, policy_value
+from mfax.evaluation.values import backward_induction, info_average, info_share, policy_and_info_values
 from mfax.games.base import Game, Noise, check
 from mfax.params import param
 from mfax.policies.base import Policy
@@ -94,9 +94,8 @@ def _evaluate(game: Game, noise: Noise, weight, policy: Array) -> _Evaluation:
     and the node-averaged information-consistent optimal ``Q`` against its mean fields."""
     traj = rollout_table(game, noise, policy)
     share = info_share(traj.obs, weight, game.horizon)
-    v_pi = policy_value(game, traj, noise)
-    v_info, q = backward_induction(game, traj, noise, info_max(share), emit_q=True)
-    return _Evaluation(traj, share, _figures(game, traj, noise, weight, v_pi, v_info), info_average(share, q))
+    v_pi, v_info, v_path, q = policy_and_info_values(game, traj, noise, share)
+    return _Evaluation(traj, share, _figures(traj, weight, v_pi, v_info, v_path), info_average(share, q[..., 1]))
 
 
 def soft_q(game: Game, traj, noise: Noise, share, entropy) -> Array:
