@@ -14,11 +14,15 @@ import mfax
 from conftest import dense_kernel, path_at, random_policy_table, slow
 from mfax.dynamics import agent_returns, enumerate_noise, noise_batch, rollout_batch, sample_noise
 from mfax.evaluation import (
+    backward_induction,
     best_response_value,
     evaluate,
     info_best_response_value,
+    info_max,
+    info_share,
     path_values,
     policy_and_best_response_values,
+    policy_and_info_values,
     policy_value,
 )
 from mfax.games import reward_matrix
@@ -78,6 +82,24 @@ def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
         np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6 * float(jnp.abs(want).max()))
     with pytest.raises(ValueError, match="record=True"):
         policy_and_best_response_values(game, traj._replace(probs=None), batch.noise)
+
+
+@pytest.mark.parametrize("paths", [1, 2])
+def test_one_pass_tabular_values_equal_the_separate_passes(paths):
+    """policy_and_info_values (the tabular steps' one recursion) gives policy_value's
+    values and Q, the information-consistent best response's values and Q, and the
+    per-path best response's values (with one path: the information-consistent one)."""
+    game = _tiny_lq() if paths == 2 else _tiny_lq(common_noise=False)
+    batch = enumerate_noise(game)
+    assert batch.num_paths == paths
+    traj = rollout_batch(game, Tabular(random_policy_table(jax.random.key(3), game)), batch.noise)
+    share = info_share(traj.obs, batch.weight, game.horizon)
+    v_pi, v_info, v_path, q = jax.jit(policy_and_info_values, static_argnums=0)(game, traj, batch.noise, share)
+    v_pi2, q_pi = policy_value(game, traj, batch.noise, emit_q=True)
+    v_info2, q_info = backward_induction(game, traj, batch.noise, info_max(share), emit_q=True)
+    for got, want in ((v_pi, v_pi2), (q[..., 0], q_pi), (v_info, v_info2), (q[..., 1], q_info)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(v_path, best_response_value(game, traj, batch.noise), rtol=1e-6, atol=1e-6)
 
 
 def _tiny_lq(**kw):

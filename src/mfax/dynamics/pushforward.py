@@ -204,10 +204,11 @@ def rollout_batch(
 
     With a ``prefix`` the steps ``t < prefix.until`` run on one path per group
     (``prefix.reps``) and the later ones on every path, started from its group's mean
-    field and policy carry: the same trajectory (the same operations on the same
-    numbers), with the shared start computed once (beach bar, exact noise: 51 instead of
-    102 paths for the first 15 of 30 steps). Its derivative adds the members'
-    cotangents of the shared steps, as the shared computation should.
+    field and policy carry: the same trajectory (the same operations; a smaller batch
+    may sum in another order, so float32 results can differ in the last places), with
+    the shared start computed once (beach bar, exact noise: 51 instead of 102 paths for
+    the first 15 of 30 steps). Its derivative adds the members' cotangents of the
+    shared steps, as the shared computation should.
     """
     count_trace("rollout")
     if prefix is None or prefix.until <= 0:
