@@ -327,7 +327,9 @@ def _project(hp: MFOMOHyperParams, variables, r_max):
     c_z, c_y, _ = bounds(n, m, horizon, r_max)
     L = jax.vmap(lambda x: project_simplex(x, 1.0))(L.reshape(horizon, -1)).reshape(L.shape)
     zp = jnp.maximum(z, 0.0).reshape(-1)
-    z = jnp.where(jnp.sum(zp) > c_z, project_simplex(zp, c_z), zp).reshape(L.shape)
+    # the sort of all T n m entries only when the bound binds (rarely: c_z is large); a
+    # run-batched step computes both branches, as a select would
+    z = jax.lax.cond(jnp.sum(zp) > c_z, lambda x: project_simplex(x, c_z), lambda x: x, zp).reshape(L.shape)
     norm = jnp.sqrt(jnp.sum(y**2))
     y = jnp.where(norm > c_y, y / jnp.where(norm > 0.0, norm, 1.0) * c_y, y)
     return L, z, y
