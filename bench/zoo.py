@@ -8,10 +8,11 @@ iteration measured in the same run, and their ratio.
     PYTHONPATH=src:bench python bench/zoo.py                      # writes bench/results/zoo.{md,json,png}
     PYTHONPATH=src:bench python bench/zoo.py --only left_right,garnet --algos fp,omd --budget 2
 
-The whole zoo (19 games x 6 solvers when written) took 504 s of wall-clock on a shared
-2-core machine at load average 8-9 (bench/results/zoo.md): mostly compiling and running
-mfax's cells (1-3 s each, 10-15 s for ``sis``), the rest the originals' iterations, each
-capped by ``--budget`` (default 5 s per cell). In the project's own venv (mfax only)
+The whole zoo (19 games x 8 solvers) took 357 s of wall-clock on the 2-core machine,
+otherwise idle (bench/results/zoo.md; 504 s for 6 solvers at load average 8-9): mostly
+compiling and running mfax's cells (1-3 s each, 10-15 s for ``sis``, up to 25 s for
+OMI on the 400- and 500-state games), the rest the originals' iterations, each capped
+by ``--budget`` (default 5 s per cell). In the project's own venv (mfax only)
 the original columns say "not installed" and it takes less.
 ``--published`` adds mfax's own games (default ``linear_quadratic,sis``; the published
 beach bar costs about a second per exact iteration, so it is left out unless named).
