@@ -475,3 +475,18 @@ def test_outputs_at_chosen_paths_replace_only_what_mfax_wrote(tmp_path):
         with pytest.raises(GameError, match=f"refusing to overwrite .*{name}'.*mfax did not write it"):
             output_writable(tmp_path / name, "run", "moments")
         assert (tmp_path / name).read_text() == text
+
+
+def test_a_checkpoint_of_another_state_layout_is_refused_in_one_line(tmp_path):
+    """A checkpoint written for another solver state (e.g. by an mfax version whose state
+    had other fields) is refused with one line that says so, not a deserialiser trace."""
+    import jax.numpy as jnp
+
+    from mfax.errors import GameError
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir(parents=True)
+    run.save_checkpoint((jnp.zeros(3), jnp.zeros(2)))
+    with pytest.raises(GameError, match=r"^cannot read checkpoint .*another mfax version\?\): ") as info:
+        run.load_checkpoint((jnp.zeros(3), jnp.zeros(4), jnp.zeros(1)))
+    assert "\n" not in str(info.value)

@@ -535,8 +535,12 @@ class RunDir:
         data = self._read_checkpoint(path)
         try:
             return eqx.tree_deserialise_leaves(io.BytesIO(data), template)
-        except Exception as err:  # corrupt or from another configuration
-            raise GameError(f"cannot read checkpoint {str(path)!r}: {err}") from None
+        except Exception as err:  # corrupt, or another configuration's or mfax version's state
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise GameError(
+                f"cannot read checkpoint {str(path)!r}: it does not hold the solver state this mfax "
+                f"builds for the run's configuration (written by another mfax version?): {first}"
+            ) from None
 
     # -- best and kept checkpoints (verified copies of checkpoint.eqx) --------------------
     def kept_checkpoint_path(self, iteration: int) -> Path:
