@@ -233,19 +233,20 @@ def test_shared_noise_prefix_gives_the_same_step_with_packed_draws():
     """The training step with packed draws, the groups of the drawn paths found in the
     step, equals the step that computes every drawn path in full."""
     from mfax.dynamics.noise import drawn_capacity, small_support
-    from mfax.games.base import prefix_groups
+    from mfax.dynamics.pushforward import batch_prefix
     from mfax.solvers.optim import optimizer
     from mfax.solvers.structural import StructuralParams, StructuralSolver, TrainState
 
     game, policy = _tiny(True)
     params, static = split_policy(policy)
     support = small_support(game, 24)
-    groups, _ = prefix_groups(game, support.noise)
     hp = StructuralParams(**SMALL_NET)
     state = TrainState(params, optimizer(hp).init(params), jnp.int32(0), jax.random.PRNGKey(2), jnp.asarray(1e-2))
     capacity = drawn_capacity(support, 24, sds=1.0)
     plain = StructuralSolver(game, static, hp, True, 10, 24, None, support, capacity, None)
-    shared = StructuralSolver(game, static, hp, True, 10, 24, None, support, capacity, None, jnp.asarray(groups), 9)
+    shared = StructuralSolver(
+        game, static, hp, True, 10, 24, None, support, capacity, None, batch_prefix(game, support.noise)
+    )
     step = eqx.filter_jit(lambda solver, state: solver.step(state))
     (a, ma), (b, mb) = step(plain, state), step(shared, state)
     assert float(mb.policy_return) == pytest.approx(float(ma.policy_return), rel=1e-5)

@@ -216,7 +216,10 @@ def rollout_batch(
     return _rollout_split(game, policy, noise, record, method, prefix)
 
 
-def _rollout_paths(game: Game, policy: Policy, noise: Noise, record: bool, method: PushMethod) -> Trajectory:
+def _mover(game: Game, policy: Policy, noise: Noise, method: PushMethod, keep: int):
+    """The forward step of a batch of paths for :func:`forward_scan`: observe, decide,
+    push; it outputs the first ``keep`` of ``(obs, probs, rewards)`` (rewards computed
+    only when kept)."""
     observe = jax.vmap(game.observation, in_axes=(0, 0, None))
 
     def one(mu, policy_carry, t):
@@ -225,11 +228,17 @@ def _rollout_paths(game: Game, policy: Policy, noise: Noise, record: bool, metho
         policy_carry, probs = policy.call_batch(policy_carry, obs, t)
         kernel = jax.vmap(lambda m, z: game.kernel(m, z, t))(mu, noise)
         mu_next = push_forward_paths(mu, probs, kernel, method)
-        if not record:
-            return mu_next, policy_carry, (obs,)
+        if keep < 3:
+            return mu_next, policy_carry, (obs, probs)[:keep]
         rewards = jax.vmap(lambda m, m1, z: reward_matrix(game, m, m1, z, t))(mu, mu_next, noise)
         return mu_next, policy_carry, (obs, probs, rewards)
 
+    return one
+
+
+def _rollout_paths(game: Game, policy: Policy, noise: Noise, record: bool, method: PushMethod) -> Trajectory:
+    observe = jax.vmap(game.observation, in_axes=(0, 0, None))
+    one = _mover(game, policy, noise, method, 3 if record else 1)
     mu0 = jax.vmap(game.initial_mean_field)(noise)
     ts = jnp.arange(game.horizon, dtype=jnp.int32)
     mus, out, _ = forward_scan(one, mu0, ts, policy.initial_carry_batch(mu0.shape[0]))
@@ -248,33 +257,24 @@ def _rollout_split(game: Game, policy: Policy, noise: Noise, record: bool, metho
     rewards are computed after both, from the joined mean-field path (the reward of
     ``t_b - 1`` may read what the groups' members do not share)."""
     observe = jax.vmap(game.observation, in_axes=(0, 0, None))
-
-    def stage(paths: Noise):
-        def one(mu, policy_carry, t):
-            mu = jax.lax.stop_gradient(mu)
-            obs = observe(mu, paths, t)
-            policy_carry, probs = policy.call_batch(policy_carry, obs, t)
-            kernel = jax.vmap(lambda m, z: game.kernel(m, z, t))(mu, paths)
-            return push_forward_paths(mu, probs, kernel, method), policy_carry, (obs, probs)
-
-        return one
-
+    keep = 2 if record else 1  # obs (and probs); rewards after both stages
     until, horizon = prefix.until, game.horizon
     shared = jax.tree.map(lambda x: x[prefix.reps], noise)
     mu0 = jax.vmap(game.initial_mean_field)(shared)
     ts = jnp.arange(horizon, dtype=jnp.int32)
     carry0 = policy.initial_carry_batch(mu0.shape[0])
-    mus_a, out_a, carry_a = forward_scan(stage(shared), mu0, ts[:until], carry0)
+    mus_a, out_a, carry_a = forward_scan(_mover(game, policy, shared, method, keep), mu0, ts[:until], carry0)
     spread = jax.tree.map(lambda x: x[prefix.members], (mus_a[-1], carry_a))
-    mus_b, out_b, _ = forward_scan(stage(noise), spread[0], ts[until:], spread[1])
+    mus_b, out_b, _ = forward_scan(_mover(game, policy, noise, method, keep), spread[0], ts[until:], spread[1])
     last_obs = observe(mus_b[-1], noise, jnp.int32(horizon))
     # time-major -> path-major: the shared steps read through each path's group
     head = jax.tree.map(lambda x: jnp.swapaxes(x[:, prefix.members], 0, 1), (mus_a[:-1], *out_a))
     tail = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), (mus_b, *out_b))
-    mus, obs, probs = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), head, tail)
+    mus, obs, *probs = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), head, tail)
     obs = jnp.concatenate([obs, last_obs[:, None]], axis=1)
     if not record:
         return Trajectory(mus, obs, None, None)
+    (probs,) = probs
     rewards = jax.vmap(
         lambda t: jax.vmap(lambda m, m1, z: reward_matrix(game, m, m1, z, t))(mus[:, t], mus[:, t + 1], noise),
         out_axes=1,

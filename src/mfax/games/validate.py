@@ -808,18 +808,18 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
         return {"initial mean field": mu0[None], **at}
 
     out = jax.device_get(jax.vmap(start)(noise))
-    first = {int(g): i for i, g in reversed(list(enumerate(groups)))}  # the first path of each group
+    rep = np.unique(groups, return_index=True)[1][groups]  # each path's group's first path
     for what, tree in out.items():
         for leaf in jax.tree.leaves(tree):
             leaf = np.asarray(leaf)
-            reps = leaf[[first[int(g)] for g in groups]]
+            reps = leaf[rep]
             close = np.isclose(leaf, reps, rtol=VMAP_RTOL, atol=1e-6) | (leaf == reps)
             bad = np.argwhere(~close.reshape(paths, leaf.shape[1] if leaf.ndim > 1 else 1, -1).all(axis=-1))
             if bad.size:
                 i, t = (int(x) for x in bad[0])
                 when = "" if what == "initial mean field" else f" at t = {t}"
                 _fail(
-                    f"paths {first[int(groups[i])]} and {i} have the same prefix_key but different {what}{when}; "
+                    f"paths {rep[i]} and {i} have the same prefix_key but different {what}{when}; "
                     f"shared_until = {until} promises they agree before it"
                 )
     return f"{count} groups of {paths} paths agree before t = {until}"

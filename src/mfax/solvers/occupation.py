@@ -486,10 +486,12 @@ def project_flow(
         x = jnp.maximum(target - dual_map(tables, lam), 0.0)
         return x, flow_operator(tables.kernels, x) - b, 0.5 * jnp.sum(x * x) + jnp.sum(b * lam)
 
+    flat = jax.vmap(Kernel.flat)(tables.kernels)  # once per projection (newton_blocks reads it flat)
+
     def body(carry):
         lam, x, res, f0, k = carry
         grad = -res
-        diagonal, upper = newton_blocks(tables.kernels, (x > 0.0).astype(x.dtype))
+        diagonal, upper = newton_blocks(flat, (x > 0.0).astype(x.dtype))
         step = _from_blocks(-solve_block_tridiagonal(diagonal + ridge, upper, _to_blocks(grad)))
         slope, worst = jnp.sum(grad * step), jnp.max(jnp.abs(grad))
 

@@ -35,9 +35,9 @@ from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch, compact_draws, draw_noise, drawn_capacity, drawn_slots, small_support
-from mfax.dynamics.pushforward import Prefix, prefix_of, rollout_batch
+from mfax.dynamics.pushforward import Prefix, batch_prefix, prefix_of, rollout_batch
 from mfax.evaluation.values import policy_and_best_response_values
-from mfax.games.base import Game, Noise, NoiseSupport, prefix_groups
+from mfax.games.base import Game, Noise, NoiseSupport
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.sharding import PATHS, runs_vmapped, shard_paths
 from mfax.solvers.base import Metrics, Setting, Solver, register_variants
@@ -97,7 +97,7 @@ class StructuralSolver(Solver):
       noise paths over ``paths``;
     * on one device, over a finite support whose game declares a shared noise prefix
       (:attr:`~mfax.games.base.Game.shared_until`), the paths' shared starts are computed
-      once per group (``groups``: the group of each support path): the same gradient.
+      once per group (``shared``, built on the host): the same gradient.
     """
 
     game: Game
@@ -110,19 +110,17 @@ class StructuralSolver(Solver):
     support: NoiseSupport | None
     capacity: int | None = eqx.field(static=True)
     mesh: Mesh | None = eqx.field(static=True)
-    groups: Array | None = None  # (S,) the prefix group of each path of exact / support
-    group_count: int = eqx.field(static=True, default=0)
+    shared: Prefix | None = None  # the shared starts of the exact batch / the whole support
 
     trace_name = "structural_chunk"
 
-    def prefix(self, slots: Array | None = None) -> Prefix | None:
-        """The shared starts of the whole batch (``slots`` ``None``) or of the drawn
-        paths packed in ``slots``; ``None`` where nothing is shared."""
-        if self.groups is None:
+    def packed_prefix(self, slots: Array) -> Prefix | None:
+        """The shared starts of the drawn paths packed in ``slots`` (their groups are the
+        whole support's, ``shared.members``)."""
+        if self.shared is None:
             return None
-        if slots is None:
-            return prefix_of(self.game.shared_until, self.groups, self.group_count)
-        return prefix_of(self.game.shared_until, self.groups[slots], min(self.group_count, slots.shape[0]))
+        groups = self.shared.members[slots]
+        return prefix_of(self.shared.until, groups, min(self.shared.reps.shape[0], slots.shape[0]))
 
     def network(self, key: PRNGKeyArray) -> NetworkPolicy:
         return make_network(self.game, key, self.hp, recurrent=self.recurrent, head=self.hp.head)
@@ -139,15 +137,14 @@ class StructuralSolver(Solver):
         if self.capacity is not None:
             (packed, packed_weight), overflow = compact_draws(noise, weight, self.capacity)
             packed, packed_weight = shard_paths((packed, packed_weight), mesh)
-            packed_prefix = self.prefix(drawn_slots(weight, self.capacity))
+            packed_prefix = self.packed_prefix(drawn_slots(weight, self.capacity))
             grads, ret, exploitability = jax.lax.cond(
                 overflow,
-                lambda: structural_gradient(game, state.params, static, noise, weight, self.prefix()),
+                lambda: structural_gradient(game, state.params, static, noise, weight, self.shared),
                 lambda: structural_gradient(game, state.params, static, packed, packed_weight, packed_prefix),
             )
-        else:
-            prefix = self.prefix() if exact is not None or support is not None else None
-            grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight, prefix)
+        else:  # without exact noise or a support, shared is None (draws of a continuous noise)
+            grads, ret, exploitability = structural_gradient(game, state.params, static, noise, weight, self.shared)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = optimizer(self.hp).update(grads, state.opt_state, state.params)
         lr = learning_rate(state.lr, state.iteration, self.iterations, self.hp.final_lr_fraction)
@@ -180,22 +177,10 @@ def build(game: Game, hp: StructuralParams, setting: Setting, *, recurrent: bool
     network = make_network(game, jax.random.PRNGKey(0), hp, recurrent=recurrent, head=hp.head)
     static = split_trainable(network)[1]
     paths, iterations = setting.paths, setting.iterations
-    groups, count = _groups(game, exact if exact is not None else support, mesh)
-    return StructuralSolver(
-        game, static, hp, recurrent, iterations, paths, exact, support, capacity, mesh, groups, count
-    )
-
-
-def _groups(game: Game, batch: NoiseBatch | NoiseSupport | None, mesh: Mesh | None) -> tuple[Array | None, int]:
-    """The prefix group of each path of a finite batch and their number, where the game
-    declares a shared prefix that groups some paths together; on one device only (paths
-    split over devices would gather the groups' states across them)."""
-    if batch is None or mesh is not None or game.shared_until <= 0:
-        return None, 0
-    groups, count = prefix_groups(game, batch.noise)
-    if count == groups.shape[0]:
-        return None, 0
-    return jnp.asarray(groups), count
+    # on one device only: paths split over devices would gather the groups' states across them
+    batch = exact if exact is not None else support
+    shared = batch_prefix(game, batch.noise) if batch is not None and mesh is None else None
+    return StructuralSolver(game, static, hp, recurrent, iterations, paths, exact, support, capacity, mesh, shared)
 
 
 register_variants(
