@@ -11,6 +11,7 @@ import pytest
 import mfax
 from conftest import slow
 from mfax.dynamics import enumerate_noise, rollout_batch, sample_noise
+from mfax.errors import GameError
 from mfax.evaluation.objective import objective
 from mfax.policies.networks import NetworkPolicy
 from mfax.solvers.optim import split_trainable as split_policy
@@ -252,3 +253,16 @@ def test_shared_noise_prefix_gives_the_same_step_with_packed_draws():
     assert float(mb.policy_return) == pytest.approx(float(ma.policy_return), rel=1e-5)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
+def test_a_bad_shared_until_is_refused_in_one_line():
+    from mfax.dynamics.noise import enumerate_noise
+    from mfax.dynamics.pushforward import batch_prefix
+
+    game, _ = _tiny(False)
+    batch = enumerate_noise(game)
+    for bad in (-1, 2.5, True):
+        broken = type("Broken", (), {"shared_until": bad, "name": "beach_bar"})()
+        with pytest.raises(GameError, match=r"^game 'beach_bar': shared_until must be an integer >= 0, got "):
+            batch_prefix(broken, batch.noise)
+    assert batch_prefix(game, batch.noise).until == 3

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, Noise, prefix_groups, reward_matrix
 from mfax.policies.base import Policy
 from mfax.tracing import count_trace
@@ -296,10 +297,13 @@ def batch_prefix(game: Game, noise: Noise) -> Prefix | None:
     """The :class:`Prefix` of a host-side batch of paths where the game declares a
     shared start and some paths share it (``None`` otherwise), built on the host: the
     first path of each group represents it."""
-    if game.shared_until <= 0:
+    until = game.shared_until
+    if isinstance(until, bool) or not isinstance(until, int | np.integer) or until < 0:
+        raise GameError(f"game {game.name!r}: shared_until must be an integer >= 0, got {until!r}")
+    if until == 0:
         return None
     groups, count = prefix_groups(game, noise)
     if count == groups.shape[0]:
         return None
     reps = np.unique(groups, return_index=True)[1]  # groups are numbered by first appearance
-    return Prefix(game.shared_until, jnp.asarray(reps, jnp.int32), jnp.asarray(groups))
+    return Prefix(int(until), jnp.asarray(reps, jnp.int32), jnp.asarray(groups))

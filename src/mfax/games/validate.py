@@ -785,8 +785,11 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
 
 def _shared_prefix(game: Game, key, horizon: int) -> str:
     """``noise.shared_prefix`` (module docstring)."""
-    until = min(operator.index(game.shared_until), horizon)
-    if until <= 0:
+    declared = game.shared_until
+    if isinstance(declared, bool) or not isinstance(declared, int | np.integer) or declared < 0:
+        _fail(f"shared_until must be an integer >= 0, got {declared!r}")
+    until = min(int(declared), horizon)
+    if until == 0:
         return "none declared"
     support = game.noise_support()
     noise = jax.vmap(game.sample_noise)(jax.random.split(key, 64)) if support is None else support.noise
