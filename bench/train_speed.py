@@ -13,8 +13,9 @@ What is measured, all in one process on this machine:
    multiply-adds (the per-state head, ``2 w (w + k)`` per state, computed path and
    step, is 94-99% of them on beach bar and macro; the head's hidden layer recomputed in
    the backward pass is not counted, as in "model FLOPs"; sampled paths over a finite support
-   are computed once each, packed) once forward in the rollout and twice in the backward
-   pass; XLA's own cost analysis counts a ``lax.scan`` body once, so it is not used.
+   are computed once each, packed, and the steps before a shared noise prefix's ``t_b``
+   once per group: :func:`rows_per_step`) once forward in the rollout and twice in the
+   backward pass; XLA's own cost analysis counts a ``lax.scan`` body once, so it is not used.
    Achieved GFLOP/s = FLOPs / time, against the best peak of item 1 and against a peak
    probed just before each repeat (the machine's speed drifts).
 3. Training wall-clock (evaluation excluded) for beach-bar RSPG to reach fixed per-path
@@ -30,12 +31,16 @@ What is measured, all in one process on this machine:
    ``--published-python``); the order rotates between rounds and each ratio is the
    median over rounds of the ratios within a round (this shared machine drifts).
 
-5. With ``--breakdown``: where one iteration's time goes (:func:`breakdown`), from an XLA
-   profile of the compiled chunk (``jax.profiler``): every executed XLA operation's
-   time, summed by phase of the step (rollout forward, backward pass through the
-   rollout, value recursions, optimiser and the rest) and by kind (matrix products,
-   scatter, gather, transcendental element-wise functions, buffer traffic, other
-   element-wise work), of RSPG with sampled noise on each selected game.
+5. With ``--breakdown``: where one RSPG iteration's time goes (:func:`breakdown`), with
+   sampled noise on each selected game. XLA's CPU profiler records a matrix product's
+   dispatch, not the work Eigen's threads do for it, so the per-state head is weighed by
+   ablation: the iteration against the same iteration with the head's width cut to 8,
+   their difference beside the head's matrix-product FLOPs at the measured peak (its
+   floor); the rest, the iteration with the small head, is profiled (``jax.profiler``):
+   every executed XLA operation's time, summed by phase of the step (rollout forward,
+   backward pass through the rollout, value recursions, drawing the paths, optimiser and
+   the rest) and by kind (matrix products, scatter, gather, transcendental element-wise
+   functions, buffer traffic, other element-wise work).
 
 Usage::
 
@@ -120,9 +125,26 @@ def peak_now() -> float:
     return max(_gflops((2048, 2048), (2048, 2048), 3, o) for o in compilations())
 
 
-def model_flops(policy, paths: int, horizon: int) -> float:
+def rows_per_step(trainer: Trainer) -> list[int]:
+    """How many paths an iteration runs the per-state head on at each step ``t``: every
+    path, or the packed drawn paths (the capacity) when sampling over a finite support
+    (an overflowing draw, about 1 in 1000 iterations, computes the whole support); before
+    ``t_b`` of a shared noise prefix (beach bar: ``T // 2``), one per group."""
+    solver = trainer.solver
+    paths = solver.exact.num_paths if solver.exact is not None else trainer.config.paths
+    computed = paths if solver.capacity is None else solver.capacity
+    horizon = trainer.game.horizon
+    shared = getattr(solver, "shared", None)
+    if shared is None:
+        return [computed] * horizon
+    groups = min(int(shared.reps.shape[0]), computed)
+    return [groups if t < shared.until else computed for t in range(horizon)]
+
+
+def model_flops(policy, rows: list[int]) -> float:
     """Matrix-product FLOPs of one training iteration: every weight matrix's
-    multiply-adds, once forward in the rollout and twice backward (``3 x`` forward).
+    multiply-adds, once forward in the rollout and twice backward (``3 x`` forward), with
+    ``rows[t]`` paths at step ``t`` (:func:`rows_per_step`).
 
     Per path and step: the observation encoder, the GRU (RSPG), the aggregate layer and
     its projection into the head; per step: the state table (``n`` rows); per path,
@@ -135,8 +157,23 @@ def model_flops(policy, paths: int, horizon: int) -> float:
     if policy.state_input == "features":
         table += n * policy.state_encoder.weight.size
     head = n * (policy.hidden.weight.size + policy.out.weight.size)
-    forward = 2 * horizon * (paths * (encoder + head) + table)
+    forward = 2 * sum(r * (encoder + head) + table for r in rows)
     return 3 * forward
+
+
+def head_flops(policy, rows: list[int]) -> float:
+    """The per-state head's matrix-product FLOPs as an iteration computes them: the hidden
+    layer forward, recomputed in the backward pass and twice backward (4 products), the
+    output layer forward and twice backward (3), on ``rows[t]`` paths x ``n`` states."""
+    hidden, out = policy.hidden.weight.size, policy.out.weight.size
+    return 2 * sum(rows) * policy.game.n_states * (4 * hidden + 3 * out)
+
+
+def _computed(row: dict) -> str:
+    """The paths computed per step, and before a shared prefix's ``t_b`` where fewer."""
+    rows = row.get("rows_per_step") or [row["distinct_paths_computed"]]
+    shared = sum(1 for r in rows if r < max(rows))
+    return f"{max(rows)}" + (f"; {min(rows)} for t < {shared}" if shared else "")
 
 
 def iteration_speed(game: str, algo: str, noise: str, repeats: int, chunk: int, defaults: bool = False) -> dict:
@@ -160,10 +197,9 @@ def iteration_speed(game: str, algo: str, noise: str, repeats: int, chunk: int, 
         times.append((time.perf_counter() - t) / chunk)
     sec = statistics.median(times)
     paths = trainer.solver.exact.num_paths if trainer.solver.exact is not None else config.paths
-    # paths computed per iteration: the packed drawn paths when sampling over a finite
-    # support (an overflowing draw, ~1 in 1000 iterations, computes the whole support)
-    distinct = paths if trainer.solver.capacity is None else trainer.solver.capacity
-    flops = model_flops(trainer.policy(states, 0), distinct, trainer.game.horizon)
+    rows = rows_per_step(trainer)
+    distinct = max(rows)  # paths computed per step after a shared prefix
+    flops = model_flops(trainer.policy(states, 0), rows)
     return {
         "game": game,
         "algo": algo,
@@ -171,6 +207,7 @@ def iteration_speed(game: str, algo: str, noise: str, repeats: int, chunk: int, 
         "compiler_options": "XLA defaults" if defaults else "mfax",
         "paths": paths,
         "distinct_paths_computed": distinct,
+        "rows_per_step": rows,
         "seconds_per_iteration": sec,
         "seconds_per_iteration_fastest": min(times),
         "compile_s": compile_s,
@@ -331,10 +368,11 @@ def cli_lines(c: dict) -> list[str]:
     return [*lines, "", summary + "."]
 
 
-PHASES = (
-    ("transpose(jvp(", "backward pass through the rollout (head, GRU)"),
-    ("jvp(", "rollout forward (head, kernel, push-forward, rewards)"),
-    ("/while/body/closed_call/while/", "value recursions (Q^pi, V*)"),
+PHASES = (  # (regular expression on JAX's op_name, phase), the first match wins
+    (r"transpose\(jvp\(", "backward pass through the rollout (head, GRU)"),
+    (r"jvp\(", "rollout forward (head, kernel, push-forward, rewards)"),
+    (r"/(closed_call|branch_\d+_fun)/while/", "value recursions (Q^pi, V*)"),
+    (r"searchsorted|_uniform|threefry", "drawing the paths"),
 )
 KINDS = (
     ("scatter", "scatter"),
@@ -352,7 +390,7 @@ KINDS = (
 
 def _classify(op: str, op_name: str) -> tuple[str, str]:
     """(phase, kind) of one executed XLA operation, from its name and JAX's op_name."""
-    phase = next((label for key, label in PHASES if key in op_name), "optimiser and the rest")
+    phase = next((label for key, label in PHASES if re.search(key, op_name)), "optimiser and the rest")
     if op.startswith(("dot", "custom-call")):
         return phase, "matrix products"
     if op.startswith(("copy", "wrapped_copy", "wrapped_broadcast")):
@@ -363,31 +401,59 @@ def _classify(op: str, op_name: str) -> tuple[str, str]:
     )
 
 
-def breakdown(game: str, algo: str = "rspg", noise: str = "sample", iterations: int = 2) -> dict:
-    """Where one training iteration's time goes: an XLA profile (``jax.profiler``) of
-    ``iterations`` compiled iterations, each executed operation's time summed by
-    (phase, kind) (:func:`_classify`, from the ``op_name`` JAX records in the compiled
-    program), per iteration. The operations' times add up to less than the wall-clock:
-    the rest is the runtime's own work and waiting between operations (threads)."""
+def _chunk_seconds(config: TrainConfig, chunk: int, repeats: int):
+    """Median seconds per iteration of the compiled training chunk of ``config`` (compile
+    excluded), with its trainer, compiled chunk and states."""
+    trainer = Trainer.build(resolve(config))
+    states = trainer.initial_states()
+    compiled = trainer.chunk_fn(chunk).lower(states).compile()
+    states, metrics = compiled(states)  # warm-up
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        states, metrics = compiled(states)
+        jax.block_until_ready(metrics)
+        times.append((time.perf_counter() - t) / chunk)
+    return statistics.median(times), trainer, compiled, states
+
+
+SMALL_WIDTH = 8
+
+
+def breakdown(game: str, peak_gflops: float, algo: str = "rspg", noise: str = "sample") -> dict:
+    """Where one training iteration's time goes.
+
+    XLA's CPU profiler records the dispatch of a matrix product, not the work Eigen's
+    threads then do for it (30 products of 10302 x 128 x 128 taking 40 ms of wall-clock
+    show about 2 ms of events), so a profile of the training program cannot weigh its
+    per-state head. The head is weighed by ablation instead: the iteration with the
+    game's network against the same iteration with the head's width cut to
+    ``SMALL_WIDTH`` (``--hp mlp_width=8``: its products become negligible), their
+    difference set beside the head's matrix-product FLOPs (:func:`head_flops`) at the
+    measured peak. The rest, the iteration with the small head, is profiled
+    (``jax.profiler``): each executed XLA operation's time summed by (phase, kind)
+    (:func:`_classify`, from the ``op_name`` JAX records in the compiled program); its
+    operations cover its wall-clock up to the runtime's own work between them."""
     from jax.profiler import ProfileData
 
-    trainer = Trainer.build(resolve(TrainConfig(game=game, algo=algo, noise=noise, iterations=10_000)))
-    states = trainer.initial_states()
-    compiled = trainer.chunk_fn(1).lower(states).compile()
+    base = TrainConfig(game=game, algo=algo, noise=noise, iterations=10_000)
+    chunk, repeats = 2, 3
+    full_s, trainer, _, states = _chunk_seconds(base, chunk, repeats)
+    small_config = TrainConfig(**{**base.__dict__, "hparams": {"mlp_width": SMALL_WIDTH}})
+    small_s, _, compiled, small_states = _chunk_seconds(small_config, chunk, repeats)
+    flops = head_flops(trainer.policy(states, 0), rows_per_step(trainer))
     op_names = {}
     for line in compiled.as_text().splitlines():
         m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name=\"([^\"]*)\"", line)
         if m:
             op_names[m.group(1)] = m.group(2)
-    states, metrics = compiled(states)
-    jax.block_until_ready(metrics)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         with jax.profiler.trace(tmp):
-            for _ in range(iterations):
-                states, metrics = compiled(states)
-                jax.block_until_ready(metrics)
-        wall = (time.perf_counter() - t0) / iterations
+            small_states, metrics = compiled(small_states)
+            jax.block_until_ready(metrics)
+        wall = (time.perf_counter() - t0) / chunk
         profile = ProfileData.from_file(glob.glob(f"{tmp}/**/*.xplane.pb", recursive=True)[0])
     seconds: collections.Counter = collections.Counter()
     for plane in profile.planes:
@@ -396,20 +462,43 @@ def breakdown(game: str, algo: str = "rspg", noise: str = "sample", iterations: 
                 continue
             for event in line.events:
                 if event.name in op_names and not event.name.startswith(("while", "conditional", "call")):
-                    seconds[_classify(event.name, op_names[event.name])] += event.duration_ns / 1e9 / iterations
-    return {"game": game, "algo": algo, "noise": noise, "wall_s_profiled": wall, "seconds": seconds}
+                    seconds[_classify(event.name, op_names[event.name])] += event.duration_ns / 1e9 / chunk
+    return {
+        "game": game,
+        "algo": algo,
+        "noise": noise,
+        "seconds_per_iteration": full_s,
+        "seconds_small_head": small_s,
+        "small_width": SMALL_WIDTH,
+        "head_gflop": flops / 1e9,
+        "peak_gflops": peak_gflops,
+        "wall_s_profiled": wall,
+        "seconds": seconds,
+    }
 
 
 def breakdown_lines(result: dict) -> list[str]:
     seconds = result["seconds"]
     total = sum(seconds.values())
+    full, small = result["seconds_per_iteration"], result["seconds_small_head"]
+    floor = result["head_gflop"] / result["peak_gflops"]
     phases = sorted({p for p, _ in seconds}, key=lambda p: -sum(v for (q, _), v in seconds.items() if q == p))
     kinds = sorted({k for _, k in seconds}, key=lambda k: -sum(v for (_, j), v in seconds.items() if j == k))
     lines = [
-        f"### {result['game']} {result['algo']} ({result['noise']} noise): seconds per iteration by phase and kind",
+        f"### {result['game']} {result['algo']} ({result['noise']} noise): seconds per iteration",
         "",
-        f"Wall-clock under the profiler {result['wall_s_profiled']:.3f} s / iteration; the operations below add up to "
-        f"{total:.3f} s (the rest: the runtime between operations).",
+        "| part | s / iteration |",
+        "|---|---:|",
+        f"| the iteration (the game's network) | {full:.3f} |",
+        f"| the same with the per-state head's width {result['small_width']} (`--hp mlp_width="
+        f"{result['small_width']}`): everything but the head | {small:.3f} |",
+        f"| difference: the per-state head | {full - small:.3f} |",
+        f"| the head's matrix products ({result['head_gflop']:.1f} GFLOP) at the measured peak "
+        f"({result['peak_gflops']:.0f} GFLOP/s): its floor | {floor:.3f} |",
+        "",
+        f"Everything but the head, by phase and kind: an XLA profile of the iteration with the small head "
+        f"({result['wall_s_profiled']:.3f} s / iteration under the profiler; its operations add up to {total:.3f} s, "
+        "the rest is the runtime between them).",
         "",
         "| phase | " + " | ".join(kinds) + " | total | share |",
         "|---|" + "---:|" * (len(kinds) + 2),
@@ -491,7 +580,7 @@ def main() -> None:
     )
     runs = runs if not only or "beach_bar" in only else []
     games = list(dict.fromkeys(only or [g for g, _ in CASES]))
-    profiles = [breakdown(g) for g in games] if args.breakdown else []
+    profiles = [breakdown(g, max(peak.values())) for g in games] if args.breakdown else []
     reach = [time_to_threshold(noise, lr, its, thresholds, 5) for noise, lr, its in runs]
     for r in reach:
         print(json.dumps({k: v for k, v in r.items() if k != "curve"}))
@@ -528,7 +617,7 @@ def main() -> None:
         ratio = f"{PAPER_SECONDS_PER_ITERATION / sec:.2f}x" if r["game"] == "beach_bar" else "n/a"
         lines.append(
             f"| {r['game']} | {r['algo']} | {r['noise']} | {r['compiler_options']} | {r['paths']} "
-            f"({r['distinct_paths_computed']}) | {sec:.3f} | {ratio} | {r['gflop_per_iteration']:.1f} "
+            f"({_computed(r)}) | {sec:.3f} | {ratio} | {r['gflop_per_iteration']:.1f} "
             f"| {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.0f}% | {100 * r['fraction_of_peak_fastest']:.0f}% "
             f"| {100 * r['fraction_of_peak_beside']:.0f}% |"
         )
