@@ -50,6 +50,7 @@ Usage::
         --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
                                            # item 4 alone -> train_speed_cli.{md,json}
     python bench/train_speed.py --only macro --breakdown   # the macro rows and where their time goes
+    python bench/train_speed.py --breakdown-only           # only where the time goes -> train_speed_breakdown.{md,json}
 """
 
 from __future__ import annotations
@@ -530,7 +531,15 @@ def main() -> None:
         "them; written to train_speed_<games>.{md,json}",
     )
     parser.add_argument(
-        "--breakdown", action="store_true", help="add where an RSPG iteration's time goes (XLA profile)"
+        "--breakdown",
+        action="store_true",
+        help="add where an RSPG iteration's time goes (the head by ablation, the rest profiled)",
+    )
+    parser.add_argument(
+        "--breakdown-only",
+        action="store_true",
+        help="only the matmul peak and where an RSPG iteration's time goes, for the --only games (default: all), "
+        "into train_speed_breakdown.{md,json}",
     )
     args = parser.parse_args()
     only = [g for g in args.only.split(",") if g]
@@ -541,6 +550,25 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.published and not args.published_python:
         parser.error("--published needs --published-python")
+    if args.breakdown_only:
+        peak = matmul_peak(args.quick)
+        profiles = [breakdown(g, max(peak.values())) for g in dict.fromkeys(only or [g for g, _ in CASES])]
+        lines = [
+            "# Where a structural training iteration's time goes",
+            "",
+            f"{platform.platform()}; JAX {jax.__version__}; float32. Matmul peak: "
+            + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
+            + ".",
+            "",
+        ]
+        for p in profiles:
+            lines += [*breakdown_lines(p), ""]
+        text = "\n".join(lines)
+        (out / "train_speed_breakdown.md").write_text(text)
+        rows = [{**p, "seconds": [[*k, v] for k, v in p["seconds"].items()]} for p in profiles]
+        (out / "train_speed_breakdown.json").write_text(json.dumps({"peak": peak, "breakdown": rows}, indent=1))
+        print(text)
+        return
     if args.cli_only:
         c = cli_speed(args.rounds, args.cli_iterations, 4, args.published, args.published_python)
         head = f"# Training speed through the CLI\n\n{platform.platform()}; JAX {jax.__version__}; float32.\n\n"
