@@ -72,7 +72,10 @@ def structural_gradient(
         return traj.probs, traj
 
     probs, vjp, traj = jax.vjp(probs_of, params, has_aux=True)
-    v0, q, v_br = policy_and_best_response_values(game, traj, noise)
+    # the recursion computes each step's rewards itself: the rollout then neither records
+    # them nor lays them out path-major and back (macro RSPG 0.978-0.980 of the time paired,
+    # bench/results/paired_speed_rewards_recomputed.md)
+    v0, q, v_br = policy_and_best_response_values(game, traj._replace(rewards=None), noise)
     mu0 = traj.mu[:, 0]
     discount = game.gamma ** jnp.arange(game.horizon, dtype=q.dtype)
     cotangent = -(weight[:, None, None, None] * discount[None, :, None, None] * traj.mu[:, :-1, :, None] * q)
