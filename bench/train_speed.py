@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import functools
 import glob
 import itertools
@@ -135,7 +136,7 @@ def rows_per_step(trainer: Trainer) -> list[int]:
     paths = solver.exact.num_paths if solver.exact is not None else trainer.config.paths
     computed = paths if solver.capacity is None else solver.capacity
     horizon = trainer.game.horizon
-    shared = getattr(solver, "shared", None)
+    shared = solver.shared  # a StructuralSolver's shared noise prefix, or None
     if shared is None:
         return [computed] * horizon
     groups = min(int(shared.reps.shape[0]), computed)
@@ -245,12 +246,13 @@ CLI_COMMAND = ["train", "--game", "beach_bar", "--algo", "rspg", "--noise", "sam
 
 
 class BareStep:
-    """The bare training step of the CLI's configuration (beach-bar RSPG, sampled noise,
-    its default paths and network), compiled once as a chunk of ``length`` iterations."""
+    """The bare training step of ``config`` (by default the CLI's: beach-bar RSPG, sampled
+    noise, its default paths and network), compiled once as a chunk of ``length``
+    iterations (compile and a warm-up chunk excluded from :meth:`time`)."""
 
-    def __init__(self, length: int):
-        config = resolve(TrainConfig(game="beach_bar", algo="rspg", noise="sample"))
-        self.trainer = Trainer.build(config)
+    def __init__(self, length: int, config: TrainConfig | None = None):
+        config = TrainConfig(game="beach_bar", algo="rspg", noise="sample") if config is None else config
+        self.trainer = Trainer.build(resolve(config))
         self.length = length
         self.states = self.trainer.initial_states()
         self.fn = self.trainer.chunk_fn(length).lower(self.states).compile()
@@ -402,23 +404,6 @@ def _classify(op: str, op_name: str) -> tuple[str, str]:
     )
 
 
-def _chunk_seconds(config: TrainConfig, chunk: int, repeats: int):
-    """Median seconds per iteration of the compiled training chunk of ``config`` (compile
-    excluded), with its trainer, compiled chunk and states."""
-    trainer = Trainer.build(resolve(config))
-    states = trainer.initial_states()
-    compiled = trainer.chunk_fn(chunk).lower(states).compile()
-    states, metrics = compiled(states)  # warm-up
-    jax.block_until_ready(metrics)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        states, metrics = compiled(states)
-        jax.block_until_ready(metrics)
-        times.append((time.perf_counter() - t) / chunk)
-    return statistics.median(times), trainer, compiled, states
-
-
 SMALL_WIDTH = 8
 
 
@@ -440,10 +425,12 @@ def breakdown(game: str, peak_gflops: float, algo: str = "rspg", noise: str = "s
 
     base = TrainConfig(game=game, algo=algo, noise=noise, iterations=10_000)
     chunk, repeats = 2, 3
-    full_s, trainer, _, states = _chunk_seconds(base, chunk, repeats)
-    small_config = TrainConfig(**{**base.__dict__, "hparams": {"mlp_width": SMALL_WIDTH}})
-    small_s, _, compiled, small_states = _chunk_seconds(small_config, chunk, repeats)
-    flops = head_flops(trainer.policy(states, 0), rows_per_step(trainer))
+    full = BareStep(chunk, base)
+    full_s = statistics.median(full.time(repeats))
+    small = BareStep(chunk, dataclasses.replace(base, hparams={"mlp_width": SMALL_WIDTH}))
+    small_s = statistics.median(small.time(repeats))
+    flops = head_flops(full.trainer.policy(full.states, 0), rows_per_step(full.trainer))
+    compiled, small_states = small.fn, small.states
     op_names = {}
     for line in compiled.as_text().splitlines():
         m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name=\"([^\"]*)\"", line)

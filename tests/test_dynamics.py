@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import mfax
 from conftest import ALL_GAMES, path_at, random_policy_table, ref_path, slow
 from mfax.dynamics import population_rollout, push_forward, push_forward_paths, rollout_batch, sample_noise
+from mfax.games.base import Kernel
 from mfax.policies import Tabular, Uniform
 from reference_games import ref_beach_bar, ref_linear_quadratic
 
@@ -153,8 +154,6 @@ def test_push_forward_of_random_kernels_matches_a_numpy_sum(n, m, successors):
     few successors, n m >= 4096 and K <= 4; the plain order otherwise) put every edge's
     mass mu(s) pi(a|s) P(k|s,a) at its target: against numpy's unbuffered sums in
     float64, with one path and a batch bit-identical."""
-    from mfax.games.base import Kernel
-
     rng = np.random.default_rng(n + m + successors)
     paths = 3
     index = rng.integers(0, n, (paths, n, m, successors)).astype(np.int32)
