@@ -51,6 +51,9 @@ Usage::
                                            # item 4 alone -> train_speed_cli.{md,json}
     python bench/train_speed.py --only macro --breakdown   # the macro rows and where their time goes
     python bench/train_speed.py --breakdown-only           # only where the time goes -> train_speed_breakdown.{md,json}
+    PYTHONPATH=src python3 bench/train_speed.py --device-table  # items 1-2 on the default backend: on the GPU
+                                           # machine -> train_speed_gpu.{md,json} (a few minutes); with
+                                           # MFAX_MATMUL_PRECISION=tensorfloat32 -> train_speed_gpu_tensorfloat32.*
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def compilations() -> list[dict]:
 
 @functools.cache
 def _matmul(options: tuple):
-    return jax.jit(jnp.matmul, compiler_options=dict(options) or None)
+    # at the products' precision of mfax's programs (a GPU's default would be TensorFloat-32)
+    return jax.jit(compiling.precise(jnp.matmul), compiler_options=dict(options) or None)
 
 
 def _gflops(shape_a, shape_b, repeats: int, options: dict) -> float:
@@ -114,7 +118,9 @@ def matmul_peak(quick: bool) -> dict:
     """The machine's matmul peak: square products and the head's own shape, each the best
     of XLA's default compilation and mfax's (:mod:`mfax.compiling`: Eigen's products
     instead of YNNPACK's, measured faster for large squares on this machine)."""
-    shapes = {f"square {n}": ((n, n), (n, n), 3) for n in ([1024, 2048] if quick else [1024, 2048, 3072])}
+    sizes = [1024, 2048] if quick else [1024, 2048, 3072]
+    sizes += [] if jax.default_backend() == "cpu" else [4096, 8192]  # an accelerator peaks on larger products
+    shapes = {f"square {n}": ((n, n), (n, n), 3) for n in sizes}
     rows = 128 * 101
     shapes[f"head {rows}x128x128"] = ((rows, 128), (128, 128), 20)
     return {name: max(_gflops(a, b, r, o) for o in compilations()) for name, (a, b, r) in shapes.items()}
@@ -502,6 +508,75 @@ def breakdown_lines(result: dict) -> list[str]:
     return lines
 
 
+def against_peak(speed: list[dict], before: dict, after: dict) -> dict:
+    """The best of the peaks measured before and after the timings; each row's rate
+    against it (median, and fastest repeat against the fastest product: best against best)."""
+    peak = {k: max(v, after[k]) for k, v in before.items()}
+    peak_gflops = max(peak.values())
+    for row in speed:
+        row["fraction_of_peak"] = row["gflops"] / peak_gflops
+        fastest_gflops = row["gflop_per_iteration"] / row["seconds_per_iteration_fastest"]
+        row["fraction_of_peak_fastest"] = fastest_gflops / peak_gflops
+    return peak
+
+
+def setup_line() -> str:
+    """The machine, its devices, JAX and the products' precision (for a table's head)."""
+    kinds = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    return (
+        f"{platform.platform()}; {jax.device_count()} {jax.default_backend()} device(s) ({kinds}); "
+        f"JAX {jax.__version__}; float32, matrix products at `MFAX_MATMUL_PRECISION={compiling.matmul_precision()}`"
+    )
+
+
+def speed_table(speed: list[dict], peak: dict) -> list[str]:
+    """The seconds-per-iteration table of ``speed`` rows (:func:`iteration_speed`) against ``peak``."""
+    lines = [
+        f"{setup_line()}. Matmul peak (best of, measured before and after the timings): "
+        + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
+        + ". s / iteration and GFLOP/s: median over repeats. '% of peak': the median rate against "
+        "the best of these peaks; 'fastest': the fastest repeat against the same peak (best "
+        "against best); 'beside': median over repeats of the rate against a square-2048 probe "
+        "run just before each repeat (the machine's speed drifts).",
+        "",
+        "| game | algo | noise | compiled with | paths (distinct computed) | s / iteration | vs paper 2.1 s "
+        "| GFLOP / it | GFLOP/s | % of peak | % of peak, fastest | % of peak beside |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in speed:
+        sec = r["seconds_per_iteration"]
+        ratio = f"{PAPER_SECONDS_PER_ITERATION / sec:.2f}x" if r["game"] == "beach_bar" else "n/a"
+        lines.append(
+            f"| {r['game']} | {r['algo']} | {r['noise']} | {r['compiler_options']} | {r['paths']} "
+            f"({_computed(r)}) | {sec:.3f} | {ratio} | {r['gflop_per_iteration']:.1f} "
+            f"| {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.0f}% | {100 * r['fraction_of_peak_fastest']:.0f}% "
+            f"| {100 * r['fraction_of_peak_beside']:.0f}% |"
+        )
+    return lines
+
+
+def device_table(out: Path, quick: bool) -> None:
+    """Items 1-2 alone on the default backend (the GPU machine's table): the matmul peak
+    and SPG / RSPG seconds per iteration on every game at the published settings, into
+    ``train_speed_<backend>.{md,json}`` (``_<precision>`` added when
+    ``MFAX_MATMUL_PRECISION`` is not the default float32)."""
+    repeats, chunk = (1, 2) if quick else (5, 5)
+    before = matmul_peak(quick)
+    speed = []
+    for game, noise in CASES:
+        for algo in ("spg", "rspg"):
+            row = iteration_speed(game, algo, noise, min(repeats, 3) if game == "macro" else repeats, chunk)
+            speed.append(row)
+            print(json.dumps(row), flush=True)
+    peak = against_peak(speed, before, matmul_peak(quick))
+    backend, precision = jax.default_backend(), compiling.matmul_precision()
+    stem = f"train_speed_{backend}" + ("" if precision == "float32" else f"_{precision}")
+    text = "\n".join([f"# Structural solvers: training speed on the {backend}", "", *speed_table(speed, peak)]) + "\n"
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps({"setup": setup_line(), "peak": peak, "speed": speed}, indent=1))
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
@@ -528,6 +603,11 @@ def main() -> None:
         help="only the matmul peak and where an RSPG iteration's time goes, for the --only games (default: all), "
         "into train_speed_breakdown.{md,json}",
     )
+    parser.add_argument(
+        "--device-table",
+        action="store_true",
+        help="only items 1-2 on the default backend (e.g. the GPU), into train_speed_<backend>.{md,json}",
+    )
     args = parser.parse_args()
     only = [g for g in args.only.split(",") if g]
     unknown = [g for g in only if g not in dict(CASES)]
@@ -537,6 +617,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.published and not args.published_python:
         parser.error("--published needs --published-python")
+    if args.device_table:
+        device_table(out, args.quick)
+        return
     if args.breakdown_only:
         peak = matmul_peak(args.quick)
         profiles = [breakdown(g, max(peak.values())) for g in dict.fromkeys(only or [g for g, _ in CASES])]
@@ -578,14 +661,7 @@ def main() -> None:
         speed.append(row)
         print(json.dumps(row))
     # the peak again after the timings (this machine's speed drifts): the best of both
-    after = matmul_peak(args.quick)
-    peak = {k: max(v, after[k]) for k, v in peak.items()}
-    peak_gflops = max(peak.values())
-    for row in speed:
-        row["fraction_of_peak"] = row["gflops"] / peak_gflops
-        # best against best: the fastest repeat against the fastest product measured
-        fastest_gflops = row["gflop_per_iteration"] / row["seconds_per_iteration_fastest"]
-        row["fraction_of_peak_fastest"] = fastest_gflops / peak_gflops
+    peak = against_peak(speed, peak, matmul_peak(args.quick))
 
     thresholds = [300.0, 200.0, PAPER_EXPLOITABILITY_200]
     runs = (
@@ -612,30 +688,7 @@ def main() -> None:
     )
 
     paper_total = 200 * PAPER_SECONDS_PER_ITERATION
-    lines = [
-        "# Structural solvers: training speed",
-        "",
-        f"{platform.platform()}; {jax.device_count()} {jax.default_backend()} device(s); JAX {jax.__version__}; "
-        "float32. Matmul peak (best of, measured before and after the timings): "
-        + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
-        + ". s / iteration and GFLOP/s: median over repeats. '% of peak': the median rate against "
-        "the best of these peaks; 'fastest': the fastest repeat against the same peak (best "
-        "against best); 'beside': median over repeats of the rate against a square-2048 probe "
-        "run just before each repeat (the machine's speed drifts).",
-        "",
-        "| game | algo | noise | compiled with | paths (distinct computed) | s / iteration | vs paper 2.1 s "
-        "| GFLOP / it | GFLOP/s | % of peak | % of peak, fastest | % of peak beside |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in speed:
-        sec = r["seconds_per_iteration"]
-        ratio = f"{PAPER_SECONDS_PER_ITERATION / sec:.2f}x" if r["game"] == "beach_bar" else "n/a"
-        lines.append(
-            f"| {r['game']} | {r['algo']} | {r['noise']} | {r['compiler_options']} | {r['paths']} "
-            f"({_computed(r)}) | {sec:.3f} | {ratio} | {r['gflop_per_iteration']:.1f} "
-            f"| {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.0f}% | {100 * r['fraction_of_peak_fastest']:.0f}% "
-            f"| {100 * r['fraction_of_peak_beside']:.0f}% |"
-        )
+    lines = ["# Structural solvers: training speed", "", *speed_table(speed, peak)]
     threshold_lines = [
         "",
         f"## Beach-bar RSPG: training wall-clock to per-path exploitability thresholds (paper: "

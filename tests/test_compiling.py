@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+import mfax
 from conftest import slow
 from mfax import compiling
 from mfax.games.base import GameError
@@ -50,3 +51,80 @@ def test_same_training_with_and_without_the_options(monkeypatch, algo):
     default = _train_chunk("beach_bar", algo)
     for a, b in zip(jax.tree.leaves(tuned), jax.tree.leaves(default), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _chunk_text(monkeypatch, value: str | None) -> str:
+    if value is None:
+        monkeypatch.delenv(compiling.PRECISION_ENV, raising=False)
+    else:
+        monkeypatch.setenv(compiling.PRECISION_ENV, value)
+    config = resolve(TrainConfig(game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}))
+    trainer = Trainer.build(config)
+    return trainer.chunk_fn(3).lower(trainer.initial_states()).as_text()
+
+
+def _dot_precisions(text: str) -> list[str]:
+    import re
+
+    dots = [line for line in text.splitlines() if "dot_general" in line]
+    assert dots, "the training program has matrix products"
+    return [(re.findall(r"precision = \[(\w+), \w+\]", line) or ["none"])[0] for line in dots]
+
+
+def test_matmul_precision_full_float32_by_default_and_switchable(monkeypatch):
+    """Every float32 product of a training program asks for full float32 (JAX's default
+    lets a GPU use TensorFloat-32); the switch reaches the program; a bad value is one
+    line naming the allowed ones."""
+    assert set(_dot_precisions(_chunk_text(monkeypatch, None))) == {"HIGHEST"}
+    assert set(_dot_precisions(_chunk_text(monkeypatch, "float32"))) == {"HIGHEST"}
+    assert set(_dot_precisions(_chunk_text(monkeypatch, "tensorfloat32"))) == {"HIGH"}
+    assert set(_dot_precisions(_chunk_text(monkeypatch, "default"))) == {"DEFAULT"}
+    monkeypatch.setenv(compiling.PRECISION_ENV, "fp16")
+    with pytest.raises(GameError, match="MFAX_MATMUL_PRECISION must be one of float32, tensorfloat32, default") as err:
+        compiling.matmul_precision()
+    assert "\n" not in str(err.value)
+
+
+def test_evaluation_checker_and_rollouts_are_traced_with_the_precision(monkeypatch):
+    """Not only the driver's chunks: mfax's other compiled entry points (a rollout, the
+    exact evaluation's path values, the game checker) trace their products under it."""
+    from mfax.dynamics.pushforward import rollout_batch
+    from mfax.evaluation.exploitability import path_values
+    from mfax.games.registry import make
+    from mfax.policies.networks import NetworkPolicy
+
+    monkeypatch.delenv(compiling.PRECISION_ENV, raising=False)
+    seen = []
+    real = jax.lax.dot_general_p.bind
+
+    def spy(*args, **params):
+        seen.append(params.get("precision"))
+        return real(*args, **params)
+
+    monkeypatch.setattr(jax.lax.dot_general_p, "bind", spy)
+    game = make("beach_bar", horizon=4)
+    support = game.noise_support()
+    policy = NetworkPolicy(game, jax.random.key(0), recurrent=True, mlp_width=8, obs_embed=8, gru_hidden=8)
+    rollout_batch(game, policy, support.noise)
+    assert seen and all(p is not None and "HIGHEST" in str(p) for p in seen), seen
+    seen.clear()
+    game = make("beach_bar", horizon=5)  # another program: traced afresh
+    support = game.noise_support()
+    path_values(game, policy, support.noise, support.weight, False)
+    assert seen and all(p is not None and "HIGHEST" in str(p) for p in seen), seen
+    seen.clear()
+    assert mfax.check_game(make("mfglib.crowd_motion")).ok  # its observation is a product mu @ x
+    assert seen and all(p is not None and "HIGHEST" in str(p) for p in seen), seen
+
+
+def test_float32_products_give_the_same_training_on_the_cpu(monkeypatch):
+    """On the CPU, XLA computes float32 products in float32 whatever the request: the
+    default (full float32) and JAX's default give bit-identical training."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the identity holds on the CPU only (a GPU's default is TensorFloat-32)")
+    monkeypatch.setenv(compiling.PRECISION_ENV, "float32")
+    ours = _train_chunk("beach_bar", "rspg")
+    monkeypatch.setenv(compiling.PRECISION_ENV, "default")
+    jaxs = _train_chunk("beach_bar", "rspg")
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(jaxs), strict=True):
+        np.testing.assert_array_equal(a, b)

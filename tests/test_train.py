@@ -320,6 +320,7 @@ def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_pat
     setup = (prov["jax"], prov["backend"], prov["precision"], prov["processes"])
     assert setup == (jax.__version__, "cpu", "float32", 1)
     assert {"mfax", "python", "jaxlib", "devices", "xla_options", "XLA_FLAGS"} <= set(prov)
+    assert prov["matmul_precision"] == "float32"  # full float32 products (mfax.compiling)
     assert prov["source_revision"] is None or re.fullmatch(r"[0-9a-f]{40}(\+modified)?", prov["source_revision"])
     same = runner.invoke(app, ["eval", str(out), "--json"])
     assert same.exit_code == 0 and "warning" not in same.stderr, same.stderr
@@ -331,6 +332,11 @@ def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_pat
         assert len(lines) == 1 and lines[0].startswith("mfax: warning: ")
         assert f"jax 0.0.1 -> {jax.__version__}" in lines[0]
     assert json.loads(path.read_text())["resumed"][0]["iteration"] == 2
+    # an entry an older mfax did not record is unknown, not a difference
+    older = {k: v for k, v in prov.items() if k != "matmul_precision"}
+    path.write_text(json.dumps(older))
+    quiet = runner.invoke(app, ["eval", str(out), "--json"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.stderr
 
 
 def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path):

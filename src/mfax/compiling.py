@@ -13,10 +13,23 @@ training, evaluation, classical solvers): YNNPACK fusions off on the CPU, nothin
 other backends or where the installed XLA does not know the option. Set
 ``MFAX_XLA_DEFAULTS=1`` to compile everything with XLA's defaults (``0`` or unset:
 these options; any other value is an error).
+
+Matrix products: JAX leaves the arithmetic of a float32 product to the backend, which on
+recent NVIDIA GPUs is TensorFloat-32 (inputs rounded to 10 mantissa bits, about 1e-3
+relative) and on TPUs bfloat16 passes. mfax's compiled programs (training, evaluation,
+the solvers, the game checker) are traced under :func:`precision`, by default full
+float32 products on every backend, so a float32 run means the same arithmetic on a GPU
+as on the CPU (where XLA computes float32 products in float32 anyway: the CPU's programs
+and results are unchanged). ``MFAX_MATMUL_PRECISION`` chooses: ``float32`` (default),
+``tensorfloat32`` (TensorFloat-32 where the hardware has it: faster on recent NVIDIA GPUs,
+less precise) or ``default`` (the backend's own choice, JAX's default); any other value
+is an error. It is read when a program is traced; float64 products are float64 whatever
+it says. Runs record it in ``provenance.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -28,6 +41,9 @@ from mfax.errors import GameError
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 DEFAULTS_ENV = "MFAX_XLA_DEFAULTS"
+PRECISION_ENV = "MFAX_MATMUL_PRECISION"
+# MFAX_MATMUL_PRECISION -> jax.default_matmul_precision (None: leave JAX's default)
+PRECISIONS = {"float32": "float32", "tensorfloat32": "tensorfloat32", "default": None}
 
 
 @functools.cache
@@ -51,21 +67,53 @@ def compiler_options() -> dict[str, str]:
     return dict(CPU_OPTIONS)
 
 
+def matmul_precision() -> str:
+    """The float32 matrix-product precision of mfax's programs (``MFAX_MATMUL_PRECISION``,
+    default ``float32``; module docstring)."""
+    value = os.environ.get(PRECISION_ENV, "") or "float32"
+    if value not in PRECISIONS:
+        raise GameError(f"{PRECISION_ENV} must be one of {', '.join(PRECISIONS)} (unset: float32), got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def precision():
+    """Trace (or run) the enclosed JAX code with :func:`matmul_precision`'s products."""
+    value = PRECISIONS[matmul_precision()]
+    if value is None:
+        yield
+        return
+    with jax.default_matmul_precision(value):
+        yield
+
+
+def precise(fn):
+    """``fn`` run under :func:`precision`; put it inside ``jax.jit`` (``jax.jit(precise(f))``)
+    so that the traced program carries the products' precision."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with precision():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def jit(fn, **kwargs):
-    """``jax.jit`` with :func:`compiler_options`."""
-    return jax.jit(fn, compiler_options=compiler_options(), **kwargs)
+    """``jax.jit`` with :func:`compiler_options` and :func:`precision`."""
+    return jax.jit(precise(fn), compiler_options=compiler_options(), **kwargs)
 
 
 def filter_jit(fn):
-    """``eqx.filter_jit`` with :func:`compiler_options`, decided at the first call (so
-    importing mfax neither starts a backend nor fixes its choice)."""
+    """``eqx.filter_jit`` with :func:`compiler_options` (decided at the first call, so
+    importing mfax neither starts a backend nor fixes its choice) and :func:`precision`."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         options = compiler_options()
-        key = tuple(sorted(options.items()))
+        key = (tuple(sorted(options.items())), matmul_precision())
         if key not in compiled:
-            compiled[key] = eqx.filter_jit(fn, compiler_options=options)
+            compiled[key] = eqx.filter_jit(precise(fn), compiler_options=options)
         return compiled[key](*args, **kwargs)
 
     compiled: dict = {}

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from mfax import compiling
 from mfax.dynamics.pushforward import Trajectory, forward_scan
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
 from mfax.policies.base import Policy
@@ -81,6 +82,7 @@ def sample_actions(key: PRNGKeyArray, probs: Float[Array, "n m"], agents) -> Int
 
 
 @eqx.filter_jit
+@compiling.precise
 def population_rollout(
     game: Game, policy: Policy, noise: Noise, key: PRNGKeyArray, num_agents: int
 ) -> PopulationTrajectory:
@@ -115,6 +117,7 @@ def population_rollout(
 
 
 @eqx.filter_jit
+@compiling.precise
 def agent_returns(game: Game, traj: Trajectory, noise: Noise, key: PRNGKeyArray, num_agents: int) -> Float[Array, " N"]:
     """Discounted returns of ``num_agents`` independent agents along a *fixed* exact
     mean-field path (one path, no leading axis), acting with ``traj.probs``.

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from mfax import compiling
 from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, Noise, prefix_groups, reward_matrix
 from mfax.policies.base import Policy
@@ -202,6 +203,7 @@ class Prefix(eqx.Module):
 
 
 @eqx.filter_jit
+@compiling.precise
 def rollout_batch(
     game: Game,
     policy: Policy,

@@ -67,6 +67,7 @@ import numpy as np
 from equinox import AbstractClassVar, AbstractVar
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from mfax import compiling
 from mfax.errors import GameError  # re-exported: mfax.games.base.GameError stays importable
 from mfax.params import param
 
@@ -403,6 +404,7 @@ def _is_abstract(cls: type) -> bool:
 
 
 @eqx.filter_jit
+@compiling.precise
 def aggregate_paths(game: Game, mu: Float[Array, "P T1 n"], noise: Noise) -> dict[str, Float[Array, "P T1"]]:
     """:meth:`Game.aggregates` at ``t = 0..T`` along a batch of paths: ``mu`` the mean
     fields ``mu_0..mu_T`` of each path, ``noise`` with a leading path axis ``P``."""
@@ -430,6 +432,7 @@ def moment_paths(game: Game, mu: Float[Array, "P T1 n"], probs: Float[Array, "P 
 
 
 @eqx.filter_jit
+@compiling.precise
 def _moment_paths(game: Game, mu, probs, noise):
     ts = jnp.arange(mu.shape[1], dtype=jnp.int32)
     along = jax.vmap(game.moments, in_axes=(0, None, 0))

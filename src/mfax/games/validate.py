@@ -77,7 +77,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from mfax import params
+from mfax import compiling, params
 from mfax.errors import GameError, MfaxError
 from mfax.games.base import Game, Kernel, prefix_groups, reward_matrix
 
@@ -214,6 +214,7 @@ def checking(enabled: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if enabled else unchecked()
 
 
+@compiling.precise
 def _check(game: Game) -> None:
     """The cheap checks, uncached; raises the first failure."""
     _report(game, None, expensive=False).raise_if_failed()
@@ -291,6 +292,7 @@ CHECK_NAMES: tuple[str, ...] = ("sizes.integers", "sizes.gamma", "jit.traceable"
 """Every check, in the order a report lists them."""
 
 
+@compiling.precise
 def _report(game: Game, key, expensive: bool) -> CheckReport:
     name = getattr(game, "name", type(game).__name__)
     run = _Runner()

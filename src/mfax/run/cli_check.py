@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
             overrides = parse_overrides(game, set_ or [])
             with unchecked():  # built as it is, defects included: the report names them
                 built = make(game, **overrides)
-        report = check_game(built, key=jax.random.PRNGKey(seed))
+        with user_errors():  # a game's defects are in the report; a bad setting (MFAX_*) is not
+            report = check_game(built, key=jax.random.PRNGKey(seed))
         typer.echo(json.dumps(report.as_dict()) if as_json else str(report))
         raise typer.Exit(0 if report.ok else 1)

@@ -43,7 +43,7 @@ def collect(float64: bool) -> dict[str, Any]:
     import jaxlib
 
     from mfax import __version__
-    from mfax.compiling import DEFAULTS_ENV, compiler_options
+    from mfax.compiling import DEFAULTS_ENV, compiler_options, matmul_precision
 
     devices = jax.devices()
     kinds = sorted({d.device_kind for d in devices})
@@ -57,6 +57,7 @@ def collect(float64: bool) -> dict[str, Any]:
         "devices": f"{len(devices)} x {', '.join(kinds)}",
         "processes": jax.process_count(),
         "precision": "float64" if float64 else "float32",
+        "matmul_precision": matmul_precision(),
         "xla_options": compiler_options(),
         DEFAULTS_ENV: os.environ.get(DEFAULTS_ENV, ""),
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
@@ -64,11 +65,12 @@ def collect(float64: bool) -> dict[str, Any]:
 
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``["jax 0.4.30 -> 0.4.31", ...]`` for every entry that differs."""
+    """``["jax 0.4.30 -> 0.4.31", ...]`` for every entry that differs (an entry an older
+    mfax did not record is unknown, not different)."""
     return [
-        f"{key} {recorded.get(key)!s} -> {value!s}"
+        f"{key} {recorded[key]!s} -> {value!s}"
         for key, value in current.items()
-        if key != "resumed" and recorded.get(key) != value
+        if key != "resumed" and key in recorded and recorded[key] != value
     ]
 
 

@@ -80,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, push_path, rollout
 from mfax.errors import GameError
@@ -280,6 +281,7 @@ def table_policy(game: Game, batch: NoiseBatch, table: Float[Array, "P T n m"]) 
 
 
 @eqx.filter_jit
+@compiling.precise
 def _observations(game: Game, noise: Noise, table) -> Array:
     return rollout_table(game, noise, table, record=False).obs
 

@@ -87,7 +87,7 @@ def chunk(solver: Solver, length: int, games: Sequence[Game] | None = None):
         return map_runs(one_run, (states, values), solver.runs_mesh())
 
     options = compiling.compiler_options() if solver.exact_program else {}
-    return jax.jit(run, donate_argnums=0, compiler_options=options)
+    return jax.jit(compiling.precise(run), donate_argnums=0, compiler_options=options)
 
 
 # Compiled chunks of this process by what fixes their program (see compiled_chunk); a few
@@ -134,7 +134,8 @@ def compiled_chunk(solver: Solver, length: int, states: Any, games: Sequence[Gam
     key = None
     if all(part is not None for part in parts):
         options = compiling.compiler_options() if solver.exact_program else {}
-        key = (*parts, length, str(avals), tuple(sorted(options.items())), bool(jax.config.jax_enable_x64))
+        precision = compiling.matmul_precision()
+        key = (*parts, length, str(avals), tuple(sorted(options.items())), precision, bool(jax.config.jax_enable_x64))
         with _COMPILED_LOCK:
             if key in _COMPILED:
                 _COMPILED.move_to_end(key)
