@@ -130,7 +130,8 @@ def peak_now() -> float:
     """A quick probe of the current matmul rate (square 2048, best of both compilations):
     this shared machine's speed drifts by 10-20% within minutes, so each timing is also
     compared with the peak measured right beside it."""
-    return max(_gflops((2048, 2048), (2048, 2048), 3, o) for o in compilations())
+    n = 2048 if jax.default_backend() == "cpu" else 8192  # an accelerator runs 2048 in dispatch time
+    return max(_gflops((n, n), (n, n), 3, o) for o in compilations())
 
 
 def rows_per_step(trainer: Trainer) -> list[int]:
@@ -555,26 +556,90 @@ def speed_table(speed: list[dict], peak: dict) -> list[str]:
     return lines
 
 
-def device_table(out: Path, quick: bool) -> None:
+def device_table(out: Path, quick: bool, only: list[str]) -> None:
     """Items 1-2 alone on the default backend (the GPU machine's table): the matmul peak
     and SPG / RSPG seconds per iteration on every game at the published settings, into
     ``train_speed_<backend>.{md,json}`` (``_<precision>`` added when
-    ``MFAX_MATMUL_PRECISION`` is not the default float32)."""
+    ``MFAX_MATMUL_PRECISION`` is not the default float32, ``_<games>`` with ``--only``)."""
     repeats, chunk = (1, 2) if quick else (5, 5)
+    backend, precision = jax.default_backend(), compiling.matmul_precision()
+    stem = f"train_speed_{backend}" + ("" if precision == "float32" else f"_{precision}")
+    stem += "" if not only else "_" + "_".join(only)
     before = matmul_peak(quick)
     speed = []
-    for game, noise in CASES:
+    for game, noise in [c for c in CASES if not only or c[0] in only]:
         for algo in ("spg", "rspg"):
             row = iteration_speed(game, algo, noise, min(repeats, 3) if game == "macro" else repeats, chunk)
             speed.append(row)
             print(json.dumps(row), flush=True)
+            # kept as it goes: a run stopped by a time limit leaves the rows done
+            (out / f"{stem}.json").write_text(json.dumps({"setup": setup_line(), "peak": before, "speed": speed}))
     peak = against_peak(speed, before, matmul_peak(quick))
-    backend, precision = jax.default_backend(), compiling.matmul_precision()
-    stem = f"train_speed_{backend}" + ("" if precision == "float32" else f"_{precision}")
     text = "\n".join([f"# Structural solvers: training speed on the {backend}", "", *speed_table(speed, peak)]) + "\n"
     (out / f"{stem}.md").write_text(text)
     (out / f"{stem}.json").write_text(json.dumps({"setup": setup_line(), "peak": peak, "speed": speed}, indent=1))
     print(text)
+
+
+def t126_paired(rounds: int, published: str, published_python: str, lr: float = 1e-2) -> dict:
+    """Beach-bar RSPG (exact noise, ``lr``, 100 iterations) to the paper's 200-iteration
+    exploitability, against the paper's code timed in the same run: the first iteration
+    ``k`` whose policy is at or below 126, read with an evaluation after every iteration
+    (the training is deterministic: the curve is the one of any ``--eval-every``), then
+    rounds alternating the bare exact step (chunks of 5) with the paper's step; each
+    round's ratio is ``200 x paper s/it / (k x mfax s/it)``, the median over rounds."""
+    reach = time_to_threshold("exact", lr, 100, [PAPER_EXPLOITABILITY_200], 1)
+    hit = reach["reached"][str(PAPER_EXPLOITABILITY_200)]
+    if hit is None:
+        raise SystemExit(f"t126: exact lr {lr:g} did not reach {PAPER_EXPLOITABILITY_200:g} in 100 iterations")
+    k = hit["iteration"]
+    bare = BareStep(5, TrainConfig(game="beach_bar", algo="rspg", noise="exact", lr=[lr], iterations=100))
+    out: dict = {"lr": lr, "iteration": k, "curve": reach["curve"], "rounds": []}
+    for r in range(rounds):
+        row = {"load": os.getloadavg()[0]}
+        for kind in ("bare", "published") if r % 2 == 0 else ("published", "bare"):
+            if kind == "bare":
+                row["bare"] = statistics.median(bare.time(4))
+            else:
+                row["published"] = published_run(published, published_python, 5, 2)["median"]
+        row["ratio"] = 200 * row["published"] / (k * row["bare"])
+        print(json.dumps(row), flush=True)
+        out["rounds"].append(row)
+    out["ratio"] = statistics.median(x["ratio"] for x in out["rounds"])
+    return out
+
+
+def t126_lines(t: dict) -> list[str]:
+    k = t["iteration"]
+    lines = [
+        "## Beach-bar RSPG to the paper's 200-iteration exploitability (126), paired with the paper's code",
+        "",
+        f"Exact noise, lr {t['lr']:g}, 100 iterations planned; evaluated after every iteration: per-path "
+        f"exploitability first at or below {PAPER_EXPLOITABILITY_200:g} at iteration **{k}**. Each round times the "
+        "bare exact step (chunks of 5, median of 4) and the paper's step (`bench/published_rspg.py`, its best "
+        "learning rate reaches ~126 after 200 iterations), order alternating; ratio = 200 x paper s/it / "
+        f"({k} x mfax s/it).",
+        "",
+        "| round | load | mfax exact s/it | paper s/it | paper 200 its, s | mfax to 126, s | ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, x in enumerate(t["rounds"], 1):
+        lines.append(
+            f"| {i} | {x['load']:.1f} | {x['bare']:.3f} | {x['published']:.3f} | {200 * x['published']:.0f} "
+            f"| {k * x['bare']:.1f} | {x['ratio']:.1f}x |"
+        )
+    above = [i for i, _, e in t["curve"] if e > PAPER_EXPLOITABILITY_200]
+    stays = above[-1] + 1 if above else 0  # below from here to the last iteration evaluated
+    good = statistics.median(200 * x["published"] / (stays * x["bare"]) for x in t["rounds"])
+    curve = ", ".join(f"({i}, {e:.1f})" for i, _, e in t["curve"] if i <= max(k, stays) + 2)
+    return [
+        *lines,
+        "",
+        f"Median ratio to the first crossing: **{t['ratio']:.1f}x** (target 30x). The curve stays at or below "
+        f"{PAPER_EXPLOITABILITY_200:g} from iteration {stays} on: {good:.1f}x to that point (median over rounds).",
+        "",
+        f"Curve (iteration, exploitability): {curve}",
+    ]
 
 
 def main() -> None:
@@ -606,7 +671,14 @@ def main() -> None:
     parser.add_argument(
         "--device-table",
         action="store_true",
-        help="only items 1-2 on the default backend (e.g. the GPU), into train_speed_<backend>.{md,json}",
+        help="only items 1-2 on the default backend (e.g. the GPU), for the --only games (default: all), into "
+        "train_speed_<backend>.{md,json}",
+    )
+    parser.add_argument(
+        "--t126-paired",
+        action="store_true",
+        help="only the time to 126 (exact noise, lr 1e-2) paired with the paper's code (--published), "
+        "into train_speed_t126_paired.{md,json}",
     )
     args = parser.parse_args()
     only = [g for g in args.only.split(",") if g]
@@ -618,7 +690,21 @@ def main() -> None:
     if args.published and not args.published_python:
         parser.error("--published needs --published-python")
     if args.device_table:
-        device_table(out, args.quick)
+        device_table(out, args.quick, only)
+        return
+    if args.t126_paired:
+        if not args.published:
+            parser.error("--t126-paired needs --published and --published-python")
+        t = t126_paired(args.rounds, args.published, args.published_python)
+        text = (
+            "# Time to 126\n\n"
+            + f"{platform.platform()}; JAX {jax.__version__}; float32.\n\n"
+            + "\n".join(t126_lines(t))
+            + "\n"
+        )
+        (out / "train_speed_t126_paired.md").write_text(text)
+        (out / "train_speed_t126_paired.json").write_text(json.dumps(t, indent=1))
+        print(text)
         return
     if args.breakdown_only:
         peak = matmul_peak(args.quick)

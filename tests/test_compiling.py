@@ -94,6 +94,7 @@ def test_evaluation_checker_and_rollouts_are_traced_with_the_precision(monkeypat
     from mfax.policies.networks import NetworkPolicy
 
     monkeypatch.delenv(compiling.PRECISION_ENV, raising=False)
+    jax.clear_caches()  # programs another test traced would be reused without binding a product
     seen = []
     real = jax.lax.dot_general_p.bind
 
@@ -101,10 +102,10 @@ def test_evaluation_checker_and_rollouts_are_traced_with_the_precision(monkeypat
         seen.append(params.get("precision"))
         return real(*args, **params)
 
-    monkeypatch.setattr(jax.lax.dot_general_p, "bind", spy)
     game = make("beach_bar", horizon=4)
     support = game.noise_support()
     policy = NetworkPolicy(game, jax.random.key(0), recurrent=True, mlp_width=8, obs_embed=8, gru_hidden=8)
+    monkeypatch.setattr(jax.lax.dot_general_p, "bind", spy)  # the calls below, not the set-up
     rollout_batch(game, policy, support.noise)
     assert seen and all(p is not None and "HIGHEST" in str(p) for p in seen), seen
     seen.clear()
@@ -128,3 +129,47 @@ def test_float32_products_give_the_same_training_on_the_cpu(monkeypatch):
     jaxs = _train_chunk("beach_bar", "rspg")
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(jaxs), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_program_traced_under_one_setting_is_not_reused_under_another(monkeypatch):
+    """The driver's kept chunks and the rollouts (JAX's cache) tell the settings apart:
+    switching the setting in one process gives the other products, and switching back
+    the same executable."""
+    import re
+
+    from mfax.dynamics.pushforward import rollout_batch
+    from mfax.games.registry import make
+    from mfax.policies.networks import NetworkPolicy
+    from mfax.solvers import driver
+
+    config = resolve(TrainConfig(game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}))
+    trainer = Trainer.build(config)
+    states = trainer.initial_states()
+    kept, precisions = [], []
+    for value in ("float32", "tensorfloat32", "float32"):
+        monkeypatch.setenv(compiling.PRECISION_ENV, value)
+        compiled = driver.compiled_chunk(trainer.solver, 3, states)
+        kept.append(compiled)
+        precisions.append(set(re.findall(r"operand_precision=\{(\w+),", compiled.as_text())))
+    assert precisions == [{"highest"}, {"high"}, {"highest"}]
+    assert kept[0] is kept[2] and kept[1] is not kept[0]
+
+    game = make("beach_bar", horizon=3)
+    policy = NetworkPolicy(game, jax.random.key(1), recurrent=False, mlp_width=4, obs_embed=4)
+    noise = game.noise_support().noise
+    real = jax.lax.dot_general_p.bind
+    seen: dict[str, list[str]] = {}
+    for value in ("default", "float32"):  # JAX's default traced first, at the top level
+        monkeypatch.setenv(compiling.PRECISION_ENV, value)
+        bound = seen.setdefault(value, [])
+
+        def spy(*args, bound=bound, **params):
+            bound.append(str(params.get("precision")))
+            return real(*args, **params)
+
+        with monkeypatch.context() as m:
+            m.setattr(jax.lax.dot_general_p, "bind", spy)
+            rollout_batch(game, policy, noise)
+    assert seen["default"] and not any("HIGHEST" in p for p in seen["default"])
+    # the float32 call traced a program of its own (its products bound again, at HIGHEST)
+    assert seen["float32"] and all("HIGHEST" in p for p in seen["float32"])

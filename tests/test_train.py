@@ -307,6 +307,22 @@ def test_learned_best_response_reports_progress_and_chunking_does_not_change_it(
     assert chunked.exploitability_lower_bound == pytest.approx(whole.exploitability_lower_bound, rel=1e-5)
 
 
+def test_provenance_products_precision_of_older_runs_and_on_cpus():
+    """A run an older mfax recorded computed with JAX's default products: a difference on
+    a GPU (TensorFloat-32 there), none between two CPU setups (float32 either way)."""
+    from mfax.run.provenance import differences
+
+    old = {"jax": "0.10.2", "backend": "gpu"}
+    assert differences(old, {"jax": "0.10.2", "backend": "gpu", "matmul_precision": "float32"}) == [
+        "matmul_precision default -> float32"
+    ]
+    cpu = {"jax": "0.10.2", "backend": "cpu"}
+    assert differences(cpu, {**cpu, "matmul_precision": "float32"}) == []
+    assert differences({**cpu, "xla_options": {}}, {**cpu, "xla_options": {"a": "b"}}) == [
+        "xla_options {} -> {'a': 'b'}"
+    ]
+
+
 def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_path):
     import re
 

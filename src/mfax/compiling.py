@@ -18,13 +18,17 @@ Matrix products: JAX leaves the arithmetic of a float32 product to the backend, 
 recent NVIDIA GPUs is TensorFloat-32 (inputs rounded to 10 mantissa bits, about 1e-3
 relative) and on TPUs bfloat16 passes. mfax's compiled programs (training, evaluation,
 the solvers, the game checker) are traced under :func:`precision`, by default full
-float32 products on every backend, so a float32 run means the same arithmetic on a GPU
-as on the CPU (where XLA computes float32 products in float32 anyway: the CPU's programs
-and results are unchanged). ``MFAX_MATMUL_PRECISION`` chooses: ``float32`` (default),
+float32 products on every backend, so a float32 run computes its products at the same
+precision on a GPU as on the CPU (where XLA computes float32 products in float32 anyway:
+the CPU's programs and results are unchanged). ``MFAX_MATMUL_PRECISION`` chooses: ``float32`` (default),
 ``tensorfloat32`` (TensorFloat-32 where the hardware has it: faster on recent NVIDIA GPUs,
 less precise) or ``default`` (the backend's own choice, JAX's default); any other value
-is an error. It is read when a program is traced; float64 products are float64 whatever
-it says. Runs record it in ``provenance.json``.
+is an error. It is read at each call of a compiled entry point (programs traced under
+one setting are kept apart from the others'); float64 products are float64 whatever it
+says. Inside mfax's programs it replaces JAX's own ``jax_default_matmul_precision``
+(which ``default`` leaves in force); functions a user calls in their own ``jax.jit``
+(``mfax.evaluation.policy_value``, say) follow JAX's setting. Runs record it in
+``provenance.json``.
 """
 
 from __future__ import annotations
@@ -88,8 +92,11 @@ def precision():
 
 
 def precise(fn):
-    """``fn`` run under :func:`precision`; put it inside ``jax.jit`` (``jax.jit(precise(f))``)
-    so that the traced program carries the products' precision."""
+    """``fn`` run under :func:`precision`. Put it outside a jitted function
+    (``precise(eqx.filter_jit(f))``): the call is then traced under the setting and JAX's
+    cache, which keys programs by it, never hands a program traced under one setting to a
+    call under another (inside, ``jax.jit(precise(f))``, the program carries the
+    precision but the cache does not see it)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -100,8 +107,12 @@ def precise(fn):
 
 
 def jit(fn, **kwargs):
-    """``jax.jit`` with :func:`compiler_options` and :func:`precision`."""
-    return jax.jit(precise(fn), compiler_options=compiler_options(), **kwargs)
+    """``jax.jit`` with :func:`compiler_options`, called (and lowered: ``.lower``) under
+    :func:`precision`, so that JAX's own cache tells the settings apart."""
+    jitted = jax.jit(fn, compiler_options=compiler_options(), **kwargs)
+    call = precise(jitted)
+    call.lower = precise(jitted.lower)
+    return call
 
 
 def filter_jit(fn):
@@ -113,8 +124,9 @@ def filter_jit(fn):
         options = compiler_options()
         key = (tuple(sorted(options.items())), matmul_precision())
         if key not in compiled:
-            compiled[key] = eqx.filter_jit(precise(fn), compiler_options=options)
-        return compiled[key](*args, **kwargs)
+            compiled[key] = eqx.filter_jit(fn, compiler_options=options)
+        with precision():
+            return compiled[key](*args, **kwargs)
 
     compiled: dict = {}
     return wrapper

@@ -81,8 +81,8 @@ def sample_actions(key: PRNGKeyArray, probs: Float[Array, "n m"], agents) -> Int
     return jax.random.categorical(key, jnp.log(probs[agents]), axis=-1).astype(jnp.int32)
 
 
-@eqx.filter_jit
 @compiling.precise
+@eqx.filter_jit
 def population_rollout(
     game: Game, policy: Policy, noise: Noise, key: PRNGKeyArray, num_agents: int
 ) -> PopulationTrajectory:
@@ -116,8 +116,8 @@ def population_rollout(
     )
 
 
-@eqx.filter_jit
 @compiling.precise
+@eqx.filter_jit
 def agent_returns(game: Game, traj: Trajectory, noise: Noise, key: PRNGKeyArray, num_agents: int) -> Float[Array, " N"]:
     """Discounted returns of ``num_agents`` independent agents along a *fixed* exact
     mean-field path (one path, no leading axis), acting with ``traj.probs``.

@@ -202,8 +202,8 @@ class Prefix(eqx.Module):
     members: Array
 
 
-@eqx.filter_jit
 @compiling.precise
+@eqx.filter_jit
 def rollout_batch(
     game: Game,
     policy: Policy,

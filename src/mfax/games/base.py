@@ -403,8 +403,8 @@ def _is_abstract(cls: type) -> bool:
     return any(getattr(cls, attr, ()) for attr in ("__abstractmethods__", "__abstractvars__", "__abstractclassvars__"))
 
 
-@eqx.filter_jit
 @compiling.precise
+@eqx.filter_jit
 def aggregate_paths(game: Game, mu: Float[Array, "P T1 n"], noise: Noise) -> dict[str, Float[Array, "P T1"]]:
     """:meth:`Game.aggregates` at ``t = 0..T`` along a batch of paths: ``mu`` the mean
     fields ``mu_0..mu_T`` of each path, ``noise`` with a leading path axis ``P``."""
@@ -431,8 +431,8 @@ def moment_paths(game: Game, mu: Float[Array, "P T1 n"], probs: Float[Array, "P 
     return out
 
 
-@eqx.filter_jit
 @compiling.precise
+@eqx.filter_jit
 def _moment_paths(game: Game, mu, probs, noise):
     ts = jnp.arange(mu.shape[1], dtype=jnp.int32)
     along = jax.vmap(game.moments, in_axes=(0, None, 0))

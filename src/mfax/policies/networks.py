@@ -120,8 +120,12 @@ class NetworkPolicy(Policy):
     ):
         keys = jax.random.split(key, 8)
         if obs_dim is None:
-            noise = game.sample_noise(jax.random.key(0))
-            obs_dim = int(game.observation(game.initial_mean_field(noise), noise, jnp.int32(0)).shape[0])
+
+            def first_observation():
+                noise = game.sample_noise(jax.random.key(0))
+                return game.observation(game.initial_mean_field(noise), noise, jnp.int32(0))
+
+            obs_dim = int(jax.eval_shape(first_observation).shape[0])  # its size only: nothing computed
         self.game, self.recurrent, self.head, self.state_input = game, recurrent, head, state_input
         self.obs_encoder = eqx.nn.Linear(obs_dim, obs_embed, key=keys[0])
         self.gru = eqx.nn.GRUCell(obs_embed, gru_hidden, key=keys[1]) if recurrent else None

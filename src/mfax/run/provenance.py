@@ -37,6 +37,16 @@ def source_revision() -> str | None:
     return head.stdout.strip() + ("+modified" if changed else "")
 
 
+def _products(setting: str) -> str:
+    """mfax's products' precision, with JAX's own setting where mfax leaves it in force."""
+    if setting != "default":
+        return setting
+    import jax
+
+    own = jax.config.jax_default_matmul_precision
+    return "default" if own is None else f"default (jax_default_matmul_precision={own})"
+
+
 def collect(float64: bool) -> dict[str, Any]:
     """This process's provenance; ``float64``: the precision the run computes in."""
     import jax
@@ -57,20 +67,27 @@ def collect(float64: bool) -> dict[str, Any]:
         "devices": f"{len(devices)} x {', '.join(kinds)}",
         "processes": jax.process_count(),
         "precision": "float64" if float64 else "float32",
-        "matmul_precision": matmul_precision(),
+        "matmul_precision": _products(matmul_precision()),
         "xla_options": compiler_options(),
         DEFAULTS_ENV: os.environ.get(DEFAULTS_ENV, ""),
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
     }
 
 
+# what a run recorded by an older mfax, which did not write these entries, computed with
+UNRECORDED = {"matmul_precision": "default"}  # JAX's default products (TensorFloat-32 on recent GPUs)
+
+
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``["jax 0.4.30 -> 0.4.31", ...]`` for every entry that differs (an entry an older
-    mfax did not record is unknown, not different)."""
+    """``["jax 0.4.30 -> 0.4.31", ...]`` for every entry that differs. The products'
+    precision is not a difference between two CPU setups: XLA's CPU backend computes
+    float32 products in float32 whatever the request (tested)."""
+    recorded = {**UNRECORDED, **recorded}
+    on_cpus = recorded.get("backend") == current.get("backend") == "cpu"
     return [
-        f"{key} {recorded[key]!s} -> {value!s}"
+        f"{key} {recorded.get(key)!s} -> {value!s}"
         for key, value in current.items()
-        if key != "resumed" and key in recorded and recorded[key] != value
+        if key != "resumed" and recorded.get(key) != value and not (key == "matmul_precision" and on_cpus)
     ]
 
 

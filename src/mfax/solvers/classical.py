@@ -280,8 +280,8 @@ def table_policy(game: Game, batch: NoiseBatch, table: Float[Array, "P T n m"]) 
     return HistoryTabular(table, obs, batch.weight)
 
 
-@eqx.filter_jit
 @compiling.precise
+@eqx.filter_jit
 def _observations(game: Game, noise: Noise, table) -> Array:
     return rollout_table(game, noise, table, record=False).obs
 

@@ -57,7 +57,8 @@ def _stack_on_host(trees: Sequence[Any]) -> Any:
 def initial_states(solver: Solver, seeds: Sequence[int], lrs: Sequence[float]) -> Any:
     """The stacked initial states of runs ``r`` with seed ``seeds[r]`` and base learning
     rate ``lrs[r]``, placed on the solver's mesh."""
-    states = [solver.init(jax.random.PRNGKey(seed), lr) for seed, lr in zip(seeds, lrs, strict=True)]
+    with compiling.precision():  # a solver's set-up may run the game (OMI's occupation measure)
+        states = [solver.init(jax.random.PRNGKey(seed), lr) for seed, lr in zip(seeds, lrs, strict=True)]
     return place_runs(_stack_on_host(states), solver.runs_mesh())
 
 
