@@ -127,11 +127,17 @@ def matmul_peak(quick: bool) -> dict:
 
 
 def peak_now() -> float:
-    """A quick probe of the current matmul rate (square 2048, best of both compilations):
+    """A quick probe of the current matmul rate (:func:`probe_size`, best of both compilations):
     this shared machine's speed drifts by 10-20% within minutes, so each timing is also
     compared with the peak measured right beside it."""
-    n = 2048 if jax.default_backend() == "cpu" else 8192  # an accelerator runs 2048 in dispatch time
+    n = probe_size()
     return max(_gflops((n, n), (n, n), 3, o) for o in compilations())
+
+
+def probe_size() -> int:
+    """The side of :func:`peak_now`'s square: 2048, 8192 on an accelerator (which runs a
+    2048 product in about its dispatch time)."""
+    return 2048 if jax.default_backend() == "cpu" else 8192
 
 
 def rows_per_step(trainer: Trainer) -> list[int]:
@@ -537,7 +543,7 @@ def speed_table(speed: list[dict], peak: dict) -> list[str]:
         + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
         + ". s / iteration and GFLOP/s: median over repeats. '% of peak': the median rate against "
         "the best of these peaks; 'fastest': the fastest repeat against the same peak (best "
-        "against best); 'beside': median over repeats of the rate against a square-2048 probe "
+        f"against best); 'beside': median over repeats of the rate against a square-{probe_size()} probe "
         "run just before each repeat (the machine's speed drifts).",
         "",
         "| game | algo | noise | compiled with | paths (distinct computed) | s / iteration | vs paper 2.1 s "
@@ -685,23 +691,21 @@ def main() -> None:
     unknown = [g for g in only if g not in dict(CASES)]
     if unknown:
         parser.error(f"--only: unknown game {', '.join(unknown)}; allowed: {', '.join(dict.fromkeys(dict(CASES)))}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    modes = [m for m in ("cli_only", "breakdown_only", "device_table", "t126_paired") if getattr(args, m)]
+    if len(modes) > 1:
+        parser.error("choose one of " + ", ".join("--" + m.replace("_", "-") for m in modes))
     if args.published and not args.published_python:
         parser.error("--published needs --published-python")
+    if args.t126_paired and not args.published:
+        parser.error("--t126-paired needs --published and --published-python")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if args.device_table:
         device_table(out, args.quick, only)
         return
     if args.t126_paired:
-        if not args.published:
-            parser.error("--t126-paired needs --published and --published-python")
         t = t126_paired(args.rounds, args.published, args.published_python)
-        text = (
-            "# Time to 126\n\n"
-            + f"{platform.platform()}; JAX {jax.__version__}; float32.\n\n"
-            + "\n".join(t126_lines(t))
-            + "\n"
-        )
+        text = "# Time to 126\n\n" + f"{setup_line()}.\n\n" + "\n".join(t126_lines(t)) + "\n"
         (out / "train_speed_t126_paired.md").write_text(text)
         (out / "train_speed_t126_paired.json").write_text(json.dumps(t, indent=1))
         print(text)
@@ -712,9 +716,7 @@ def main() -> None:
         lines = [
             "# Where a structural training iteration's time goes",
             "",
-            f"{platform.platform()}; JAX {jax.__version__}; float32. Matmul peak: "
-            + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
-            + ".",
+            f"{setup_line()}. Matmul peak: " + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items()) + ".",
             "",
         ]
         for p in profiles:
@@ -727,7 +729,7 @@ def main() -> None:
         return
     if args.cli_only:
         c = cli_speed(args.rounds, args.cli_iterations, 4, args.published, args.published_python)
-        head = f"# Training speed through the CLI\n\n{platform.platform()}; JAX {jax.__version__}; float32.\n\n"
+        head = f"# Training speed through the CLI\n\n{setup_line()}.\n\n"
         text = head + "\n".join(cli_lines(c)) + "\n"
         (out / "train_speed_cli.md").write_text(text)
         (out / "train_speed_cli.json").write_text(json.dumps(c, indent=1))

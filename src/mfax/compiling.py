@@ -95,8 +95,8 @@ def precise(fn):
     """``fn`` run under :func:`precision`. Put it outside a jitted function
     (``precise(eqx.filter_jit(f))``): the call is then traced under the setting and JAX's
     cache, which keys programs by it, never hands a program traced under one setting to a
-    call under another (inside, ``jax.jit(precise(f))``, the program carries the
-    precision but the cache does not see it)."""
+    call under another (inside, ``jax.jit(precise(f))``, the program would carry the
+    precision but the cache would not see it). :func:`jit` and :func:`filter_jit` do this."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -106,10 +106,10 @@ def precise(fn):
     return wrapper
 
 
-def jit(fn, **kwargs):
-    """``jax.jit`` with :func:`compiler_options`, called (and lowered: ``.lower``) under
-    :func:`precision`, so that JAX's own cache tells the settings apart."""
-    jitted = jax.jit(fn, compiler_options=compiler_options(), **kwargs)
+def jit(fn, options: dict[str, str] | None = None, **kwargs):
+    """``jax.jit`` with ``options`` (default :func:`compiler_options`), called (and lowered:
+    ``.lower``) under :func:`precision`, so that JAX's own cache tells the settings apart."""
+    jitted = jax.jit(fn, compiler_options=compiler_options() if options is None else options, **kwargs)
     call = precise(jitted)
     call.lower = precise(jitted.lower)
     return call

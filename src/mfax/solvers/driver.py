@@ -88,7 +88,7 @@ def chunk(solver: Solver, length: int, games: Sequence[Game] | None = None):
         return map_runs(one_run, (states, values), solver.runs_mesh())
 
     options = compiling.compiler_options() if solver.exact_program else {}
-    return jax.jit(compiling.precise(run), donate_argnums=0, compiler_options=options)
+    return compiling.jit(run, options, donate_argnums=0)
 
 
 # Compiled chunks of this process by what fixes their program (see compiled_chunk); a few
