@@ -745,9 +745,10 @@ def main() -> None:
     parser.add_argument(
         "--t126-paired",
         action="store_true",
-        help="only the time to 126 (exact noise, lr 1e-2, --t126-seeds seeds) paired with the paper's code "
+        help="only the time to 126 (exact noise, --t126-lr, --t126-seeds seeds) paired with the paper's code "
         "(--published), into train_speed_t126_paired.{md,json}",
     )
+    parser.add_argument("--t126-lr", type=float, default=1e-2, help="learning rate of --t126-paired")
     parser.add_argument(
         "--t126-seeds", type=int, default=5, help="seeds 0..N-1 whose median crossing --t126-paired reports"
     )
@@ -765,13 +766,15 @@ def main() -> None:
         parser.error("--t126-paired needs --published and --published-python")
     if args.t126_seeds < 1:
         parser.error(f"--t126-seeds must be at least 1, got {args.t126_seeds}")
+    if not args.t126_lr > 0.0:
+        parser.error(f"--t126-lr must be > 0, got {args.t126_lr:g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.device_table:
         device_table(out, args.quick, only)
         return
     if args.t126_paired:
-        t = t126_paired(args.rounds, args.published, args.published_python, seeds=args.t126_seeds)
+        t = t126_paired(args.rounds, args.published, args.published_python, args.t126_lr, args.t126_seeds)
         text = "# Time to 126\n\n" + f"{setup_line()}.\n\n" + "\n".join(t126_lines(t)) + "\n"
         (out / "train_speed_t126_paired.md").write_text(text)
         (out / "train_speed_t126_paired.json").write_text(json.dumps(t, indent=1))
