@@ -20,7 +20,7 @@ from mfax.games import GameError
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
-from mfax.run.train import TrainingDiverged, train
+from mfax.run.train import TrainingDiverged, load_states, train
 
 runner = CliRunner()
 
@@ -104,6 +104,26 @@ def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     assert run.has_checkpoint()
     rows = run.read_metrics()
     assert all(np.isfinite(r["exploitability"]) for r in rows)
+
+
+def test_finite_parameters_whose_policy_is_not_stop_before_their_checkpoint(tmp_path):
+    """lr 1e12 on beach bar: the first update leaves finite parameters (the training
+    step's own figures are finite) whose policy evaluates to NaN. The run stops at that
+    evaluation and the checkpoint it keeps is the last one whose policy is finite (it
+    used to keep the NaN policy as the "last good" one)."""
+    config = TrainConfig(game="beach_bar", iterations=3, eval_every=1, lr=[1e12], hparams=SMALL, noise="exact")
+    message = (
+        r"non-finite policy return in the evaluation at iteration 1 \(run 0\); stopped, last good checkpoint "
+        r"\(iteration 0\) kept"
+    )
+    with pytest.raises(TrainingDiverged, match=message):
+        train(config, tmp_path / "nan", progress=False)
+    run = RunDir(tmp_path / "nan")
+    assert [r["iteration"] for r in run.read_metrics()] == [0]
+    trainer, states, held = load_states(run)
+    assert held == 0
+    figures = trainer.evaluate_run(states, 0)
+    assert np.isfinite(figures["exploitability"]) and np.isfinite(figures["policy_return"])
 
 
 @pytest.mark.slow

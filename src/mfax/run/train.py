@@ -351,6 +351,12 @@ def _train_locked(
             states = new_states
             iteration += length
             last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
+            message = _nonfinite_evaluation(last_eval)
+            if message is not None:  # finite parameters whose policy is not (logits overflowing)
+                raise TrainingDiverged(
+                    f"{message}; stopped, last good checkpoint (iteration {iteration - length}) kept in "
+                    f"{str(run.root)!r}"
+                )
             if main:
                 record(last_eval)
                 run.save_checkpoint(to_host(states))
@@ -436,6 +442,18 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
             row["train_policy_return"] = float(np.asarray(metrics.policy_return)[r].mean())
         rows.append(row)
     return rows
+
+
+def _nonfinite_evaluation(rows: list[dict[str, Any]]) -> str | None:
+    """``None`` when the exact evaluation of every run is finite, else which run's
+    evaluation is not, and in what (its parameters may be finite while the policy they
+    define is not)."""
+    for row in rows:
+        for key, label in (("policy_return", "policy return"), ("exploitability", "exploitability")):
+            value = row.get(key)
+            if value is not None and not np.isfinite(value):
+                return f"non-finite {label} in the evaluation at iteration {row['iteration']} (run {row['run']})"
+    return None
 
 
 def _mean_or_none(values: list) -> float | None:
