@@ -97,6 +97,9 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["export", "/nonexistent-run"], "is not a run directory"),
         (["export", "/nonexistent-run", "--format", "xlsx"], "unknown export format 'xlsx'; allowed: npz, csv"),
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
+        # a solver without a learning rate: --lr was ignored (a list trained identical copies)
+        (["train", "--algo", "omd", "--lr", "0.1,0.5"], "--lr is not used by omd: its step size is --hp lr (solvers"),
+        (["train", "--algo", "fp", "--lr", "0.1"], "--lr is not used by fp: it has no learning rate (solvers that"),
         # the command-line parser's own errors: one line too, with where to read what is allowed
         (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),
         (["train", "--bogus"], "No such option: --bogus"),

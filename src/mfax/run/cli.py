@@ -327,11 +327,18 @@ def eval_command(
     if moments is not None:
         _print_moments(moments, g.horizon)
     if bracket is not None:
-        typer.echo(
-            f"  exploitability (lower bound, learned)   {bracket.exploitability_lower_bound:.6g}"
-            f"  (a history-aware deviator trained {bracket.iterations} iterations gains this much; the"
-            " information-consistent exploitability lies between this lower bound and the per-path upper bound)"
-        )
+        gain = bracket.exploitability_lower_bound
+        if gain >= 0.0:
+            why = (
+                f"a history-aware deviator trained {bracket.iterations} iterations gains this much; the"
+                " information-consistent exploitability lies between this lower bound and the per-path upper bound"
+            )
+        else:  # the exploitability is >= 0 anyway: a deviator that does worse bounds nothing
+            why = (
+                f"negative: the deviator trained {bracket.iterations} iterations does worse than the policy, so it "
+                "bounds nothing beyond exploitability >= 0; train it longer (--br-iterations) or with another --br-lr"
+            )
+        typer.echo(f"  exploitability (lower bound, learned)   {gain:.6g}  ({why})")
     if as_json:
         record = {
             "game": g.name,
@@ -357,6 +364,18 @@ def _deviator(game, run_hparams: dict[str, Any], key):
     chosen = {**GAME_POLICY.get(game.name, {}), **{k: v for k, v in run_hparams.items() if k in fields}}
     net = params.build(PolicyParams, "the learned best response's network", **chosen)
     return make_network(game, key, net, recurrent=True, head=net.head)
+
+
+def _check_uses_lr(algo: str) -> None:
+    """``--lr`` given to a solver that takes none: one line (it used to be ignored, and a
+    list of rates trained identical copies)."""
+    spec = solver_spec(algo)
+    if spec.uses_lr:
+        return
+    takes = ", ".join(n for n in solver_names() if solver_spec(n).uses_lr)
+    own = spec.hparams is not None and "lr" in params.fields_of(spec.hparams)
+    why = "its step size is --hp lr" if own else "it has no learning rate"
+    raise GameError(f"--lr is not used by {short_name(algo)}: {why} (solvers that take --lr: {takes})")
 
 
 def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
@@ -521,8 +540,11 @@ def train_command(
     ] = False,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
-    """Train a solver (SPG, RSPG, IPPO, RIPPO, M-OMD, FP, OMD); writes a run directory
-    (config, metrics, checkpoint, plots) and scores the policy exactly as it goes."""
+    """Train any solver of `mfax list` into a run directory.
+
+    SPG, RSPG, IPPO, RIPPO, M-OMD, FP, OMD and the other exact tabular solvers; the run
+    directory holds the config, metrics, checkpoints and plots, and the policy is scored
+    exactly as it goes."""
     import dataclasses
 
     from mfax.run.config import TrainConfig, from_dict, load_file, resolve
@@ -597,6 +619,8 @@ def train_command(
             if log_to:
                 config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
             config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
+            if lr is not None:
+                _check_uses_lr(config.algo)
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
             target = RunDir(out or f"runs/{name}")
             if main:
