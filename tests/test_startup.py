@@ -111,3 +111,27 @@ print("ok")
     env = {**os.environ, "PYTHONPATH": str(SRC), "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_batch_prefix_compiles_one_program_and_then_none():
+    """The exact evaluation's shared-prefix groups (beach bar: every path is open until
+    T//2) read the game's keys in one compiled program, kept for the game, and put the
+    group indices on the device without a conversion program: a fresh process's
+    evaluation used to compile four small programs for them."""
+    from mfax.dynamics.pushforward import batch_prefix
+
+    game = mfax.make("beach_bar", num_states=6, horizon=4)
+    noise = exact_noise(game, "exact").noise
+    _COMPILES.clear()
+    prefix = batch_prefix(game, noise)
+    assert prefix is not None and len(_COMPILES) <= 1, _COMPILES
+    _COMPILES.clear()
+    again = batch_prefix(game, noise)
+    assert _COMPILES == []
+    assert prefix.members.dtype == prefix.reps.dtype == jnp.int32
+    np.testing.assert_array_equal(prefix.members, again.members)
+    np.testing.assert_array_equal(prefix.reps, again.reps)
+    # paths sharing a bar location share their start, represented by their first path
+    bars = np.asarray(noise.bar)
+    members = np.asarray(prefix.members)
+    assert all(bars[i] == bars[int(prefix.reps[members[i]])] for i in range(bars.shape[0]))

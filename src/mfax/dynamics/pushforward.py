@@ -324,4 +324,6 @@ def batch_prefix(game: Game, noise: Noise) -> Prefix | None:
     if count == groups.shape[0]:
         return None
     reps = np.unique(groups, return_index=True)[1]  # groups are numbered by first appearance
-    return Prefix(int(until), jnp.asarray(reps, jnp.int32), jnp.asarray(groups))
+    # device_put of int32 host arrays: no conversion program compiled (or read from the
+    # cache) in every fresh process
+    return Prefix(int(until), jax.device_put(reps.astype(np.int32)), jax.device_put(groups.astype(np.int32)))

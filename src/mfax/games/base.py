@@ -469,11 +469,18 @@ def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m
     )
 
 
+@eqx.filter_jit
+def _prefix_keys(game: Game, noise: Noise) -> Array:
+    """Every path's :meth:`Game.prefix_key`: one compiled program per game, kept for the
+    process (eagerly, each operation of the key would be a program of its own)."""
+    return jax.vmap(game.prefix_key)(noise)
+
+
 def prefix_groups(game: Game, noise: Noise) -> tuple[np.ndarray, int]:
     """The group of each path of a batch of noise paths (``(P,)`` int32, groups numbered in
     order of first appearance) by :meth:`~mfax.games.base.Game.prefix_key`, and the
     number of groups."""
-    keys = np.asarray(jax.vmap(game.prefix_key)(noise))
+    keys = np.asarray(_prefix_keys(game, noise))
     _, first, inverse = np.unique(keys.reshape(keys.shape[0], -1), axis=0, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))  # renumber groups by first appearance
     return order[inverse.reshape(-1)].astype(np.int32), int(first.size)

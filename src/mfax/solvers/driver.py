@@ -57,8 +57,11 @@ def _stack_on_host(trees: Sequence[Any]) -> Any:
 def initial_states(solver: Solver, seeds: Sequence[int], lrs: Sequence[float]) -> Any:
     """The stacked initial states of runs ``r`` with seed ``seeds[r]`` and base learning
     rate ``lrs[r]``, placed on the solver's mesh."""
+    # the keys outside the products' precision: their two small programs are then the same
+    # as every other key's of the process (under it, JAX keys them apart and compiles again)
+    keys = [jax.random.PRNGKey(seed) for seed in seeds]
     with compiling.precision():  # a solver's set-up may run the game (OMI's occupation measure)
-        states = [solver.init(jax.random.PRNGKey(seed), lr) for seed, lr in zip(seeds, lrs, strict=True)]
+        states = [solver.init(key, lr) for key, lr in zip(keys, lrs, strict=True)]
     return place_runs(_stack_on_host(states), solver.runs_mesh())
 
 
