@@ -98,7 +98,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", default=",".join(ALGOS))
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--out", default="latency")
+    parser.add_argument(
+        "--out",
+        default="latency",
+        help="results name under bench/results (or a path), without extension: NAME.md and NAME.json",
+    )
     parser.add_argument(
         "--against",
         help="another mfax source directory (an older checkout's src): each round measures both trees, "
@@ -106,6 +110,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    args.out = str(Path(args.out).with_suffix("")) if Path(args.out).suffix in (".md", ".json") else args.out
     trees = {"this": SRC, **({"against": Path(args.against).resolve()} if args.against else {})}
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]
     rows = []
