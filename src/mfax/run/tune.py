@@ -408,13 +408,33 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
         recorded = json.loads(marker.read_text()).get("search", {})
     except (OSError, ValueError, AttributeError):
         raise GameError(f"{str(marker)!r} is not mfax's study marker as written; write elsewhere") from None
-    differ = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+    differ = _differences(recorded, settings)
     if differ:
         raise GameError(
             f"{name!r} holds a study of another search (it differs in: {', '.join(differ)}); "
             "continue it with the same arguments, or write elsewhere (--out)"
         )
     return (root / STUDY_DB).is_file()
+
+
+def _differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The settings two searches differ in, one level down where both are mappings (the
+    training config's keys: ``config.iterations``, not just ``config``), with the
+    recorded and the new value."""
+    out = []
+    for key in sorted(set(recorded) | set(settings)):
+        old, new = recorded.get(key), settings.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [
+                f"{key}.{k} {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            ]
+        else:
+            out.append(f"{key} {old!r} -> {new!r}")
+    return out
 
 
 def _settings(config: TrainConfig, space: dict[str, Range], time_budget: float | None) -> dict[str, Any]:
