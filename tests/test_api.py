@@ -239,3 +239,12 @@ def test_the_command_line_caches_compiled_programs_by_default_and_not_when_turne
     assert any((tmp_path / "xdg" / "mfax" / "jax").iterdir())  # the compiled programs, for the next process
     train("b", XDG_CACHE_HOME=str(tmp_path / "xdg-off"), MFAX_COMPILATION_CACHE="0")
     assert not (tmp_path / "xdg-off").exists()
+
+
+@pytest.mark.parametrize(("algo", "why"), [("fp", "it has no learning rate"), ("omd", "its step size is --hp lr")])
+def test_solve_refuses_a_learning_rate_its_solver_does_not_use(tmp_path, algo, why):
+    """``lr=`` was ignored by the tabular solvers (a list trained identical copies): one
+    line, before any run directory is made."""
+    with pytest.raises(mfax.GameError, match=f"--lr is not used by {algo}: {why} \\(solvers that take --lr: spg"):
+        mfax.solve("beach_bar", algo, iterations=2, lr=[0.1, 0.5], out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -469,7 +469,7 @@ def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m
     )
 
 
-@eqx.filter_jit
+@compiling.filter_jit
 def _prefix_keys(game: Game, noise: Noise) -> Array:
     """Every path's :meth:`Game.prefix_key`: one compiled program per game, kept for the
     process (eagerly, each operation of the key would be a program of its own)."""

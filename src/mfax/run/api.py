@@ -44,7 +44,7 @@ from mfax.games import game_reference as registry_reference
 from mfax.run import plots
 from mfax.run.cache import enable_compilation_cache
 from mfax.run.columns import METRIC_COLUMNS
-from mfax.run.config import TrainConfig, from_dict, resolve
+from mfax.run.config import TrainConfig, check_lr_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
 from mfax.run.train import Session, Trainer, best_run, load_states, train_session
 
@@ -154,7 +154,10 @@ def config_of(game: Game | str, values: dict[str, Any], **given: Any) -> TrainCo
     in ``given`` (``None``: the default); one-line errors for anything wrong."""
     reference, values = _recorded_game(game, values)
     given = {"game": reference, "params": values, **given}
-    return resolve(from_dict({k: v for k, v in given.items() if v is not None}))
+    config = resolve(from_dict({k: v for k, v in given.items() if v is not None}))
+    if given.get("lr") is not None:
+        check_lr_used(config.algo)
+    return config
 
 
 def solve(

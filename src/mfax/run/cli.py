@@ -37,6 +37,7 @@ from mfax.run.config import (
     GAME_POLICY,
     LR_SEARCH,
     TrainConfig,
+    check_lr_used,
     game_defaults,
 )
 from mfax.solvers import solver_names, solver_spec
@@ -366,18 +367,6 @@ def _deviator(game, run_hparams: dict[str, Any], key):
     return make_network(game, key, net, recurrent=True, head=net.head)
 
 
-def _check_uses_lr(algo: str) -> None:
-    """``--lr`` given to a solver that takes none: one line (it used to be ignored, and a
-    list of rates trained identical copies)."""
-    spec = solver_spec(algo)
-    if spec.uses_lr:
-        return
-    takes = ", ".join(n for n in solver_names() if solver_spec(n).uses_lr)
-    own = spec.hparams is not None and "lr" in params.fields_of(spec.hparams)
-    why = "its step size is --hp lr" if own else "it has no learning rate"
-    raise GameError(f"--lr is not used by {short_name(algo)}: {why} (solvers that take --lr: {takes})")
-
-
 def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
     """Train a history-aware deviator against ``population`` (a lower bound on the
     information-consistent exploitability); ``config``: the evaluated run's, else ``None``."""
@@ -620,7 +609,7 @@ def train_command(
                 config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
             config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
             if lr is not None:
-                _check_uses_lr(config.algo)
+                check_lr_used(config.algo)
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
             target = RunDir(out or f"runs/{name}")
             if main:

@@ -21,10 +21,10 @@ from mfax import params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.errors import GameError
 from mfax.games import game_class, make
-from mfax.games.plugins import canonical, is_reference
+from mfax.games.plugins import canonical, is_reference, short_name
 from mfax.memory import require, training_bytes
 from mfax.run.trackers import check_trackers
-from mfax.solvers import solver_spec
+from mfax.solvers import solver_names, solver_spec
 
 MAX_PATHS = 2**31 - 1
 # Published per-game defaults (docs/algorithms/spg.md): paths per iteration and learning
@@ -184,6 +184,20 @@ def resolve(config: TrainConfig) -> TrainConfig:
     resolved = dataclasses.replace(config, paths=paths, lr=lr, hparams=hparams)
     _check_memory(resolved, game)
     return resolved
+
+
+def check_lr_used(algo: str) -> None:
+    """A learning rate given (``--lr``, ``solve(lr=...)``) to a solver that takes none: one
+    line (it used to be ignored, and a list of rates trained identical copies). Checked
+    where a user gives a new configuration, not in :func:`resolve`: every stored config
+    holds the default rate, whatever its solver."""
+    spec = solver_spec(algo)
+    if spec.uses_lr:
+        return
+    takes = ", ".join(n for n in solver_names() if solver_spec(n).uses_lr)
+    own = spec.hparams is not None and "lr" in params.fields_of(spec.hparams)
+    why = "its step size is --hp lr" if own else "it has no learning rate"
+    raise GameError(f"--lr is not used by {short_name(algo)}: {why} (solvers that take --lr: {takes})")
 
 
 def _check_memory(config: TrainConfig, game) -> None:
