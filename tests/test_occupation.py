@@ -205,6 +205,13 @@ def test_common_noise_and_bad_hyper_parameters_are_refused(tmp_path):
     )
     one_error_line(result, "optimizer must be adam or sgd")
     assert not (tmp_path / "r").exists()
+    # refused when the solver is built: no "run directory:" line names a directory that is
+    # not there
+    result = CliRunner().invoke(
+        app, ["train", "--game", "beach_bar", "--set", "num_states=7", "--algo", "mf_omo", "--out", str(tmp_path / "r")]
+    )
+    one_error_line(result, "applies to games without common noise")
+    assert "run directory" not in result.output and not (tmp_path / "r").exists()
 
 
 # -- slow tier: the entry points; the cross-check against MFGLib ------------------------

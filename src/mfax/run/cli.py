@@ -614,10 +614,13 @@ def train_command(
             target = RunDir(out or f"runs/{name}")
             if main:
                 target.check_new(overwrite)
-        if main:
-            typer.echo(f"run directory: {target.root}")
-            if resume is not None:  # (an --overwrite run's old provenance is not this run's)
-                _warn_provenance(target, config.x64)
+
+        def announce():  # once the solver is built: an error before it leaves no directory to name
+            if main:
+                typer.echo(f"run directory: {target.root}")
+                if resume is not None:  # (an --overwrite run's old provenance is not this run's)
+                    _warn_provenance(target, config.x64)
+
         try:
             summary = train(
                 config,
@@ -627,6 +630,7 @@ def train_command(
                 progress=progress,
                 extend_to=iterations if resume else None,
                 consent=consent,
+                announce=announce,
             )
         except TrainingDiverged as err:
             typer.echo(f"mfax: error: {err}", err=True)

@@ -226,6 +226,7 @@ def train_session(
     extend_to: int | None = None,
     consent: Consent = NO_CODE,
     stop: Stop | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> Session:
     """Train (or, with ``resume``, continue) the run in ``out``.
 
@@ -241,7 +242,9 @@ def train_session(
     ``consent`` (with ``resume``): the code outside mfax the run's config may import.
     ``stop`` is called with the metric rows of every evaluation (the one at iteration 0
     of a new run included) once they are written; when it returns true the session ends
-    there, as with ``stop_after``.
+    there, as with ``stop_after``. ``announce`` is called once everything is validated and
+    the solver is built, before the run directory is written (the CLI names the directory
+    there, not before an error that leaves nothing in it).
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
@@ -255,6 +258,8 @@ def train_session(
         if main:
             run.check_new(overwrite)
     trainer = Trainer.build(config)
+    if announce is not None:
+        announce()
     with run.lock() if main else contextlib.nullcontext():
         fresh = main and not resume and run.is_empty()
         if main and not resume:
