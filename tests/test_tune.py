@@ -8,6 +8,7 @@ rest skip without Optuna (the optional extra ``mfax[tune]``)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 
@@ -193,12 +194,23 @@ def test_cli_table_and_json(tmp_path):
     assert record["best"]["value"] == min(t["value"] for t in record["trials"]) and len(record["trials"]) == 2
 
 
-def test_time_budget_ends_each_trial_at_an_evaluation():
+def test_time_budget_counts_training_seconds_alike_for_every_trial():
     pytest.importorskip("optuna")
-    # a budget spent before the first evaluation: every trial ends there, valued at iteration 0
-    result = _tune(algo="omd", iterations=50, time_budget=1e-3)
-    assert [t["iterations"] for t in result.trials] == [0, 0]
-    assert result.trials[0]["value"] == result.trials[1]["value"]  # the same initial (uniform) policy
+    # a budget spent by the first chunk: every trial, the first (which compiles the program)
+    # as the second (which reads it from the cache), ends at its first evaluation after
+    # training, not at iteration 0 as a budget that counted compilation ended the first
+    result = _tune(algo="omd", iterations=50, time_budget=1e-9)
+    assert [t["iterations"] for t in result.trials] == [1, 1]
+
+
+def test_time_budget_rule_reads_training_seconds_not_time_since_the_call():
+    from mfax.run.tune import _Search
+
+    search = _Search("beach_bar", "omd", {}, {}, {}, None, 2.0)
+    row = {"iteration": 5, "wall_clock_s": 1.5, "exploitability": 1.0}
+    assert not search.spent({"rows": [row], "seconds": 60.0})  # a minute compiling: not training
+    assert search.spent({"rows": [{**row, "wall_clock_s": 2.0}], "seconds": 2.5})
+    assert not dataclasses.replace(search, time_budget=None).spent({"rows": [row], "seconds": 1e9})
 
 
 # -- the slow tier: tuning against the defaults ----------------------------------------

@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
         iterations: Annotated[int | None, typer.Option(help="iterations per trial [default: mfax train's]")] = None,
         time_budget: Annotated[
             float | None,
-            typer.Option(help="seconds per trial (building and compilation included), at most --iterations"),
+            typer.Option(
+                help="seconds of training per trial (compilation and evaluation excluded; checked at each "
+                "evaluation), at most --iterations"
+            ),
         ] = None,
         space: Annotated[
             list[str] | None,

@@ -2,8 +2,10 @@
 
 A *trial* trains solver ``algo`` on ``game`` with one choice of the searched
 hyper-parameters, through :func:`mfax.solve` (the one training path of ``mfax train``),
-for a budget of ``iterations`` (and, with ``time_budget``, at most that many seconds,
-building and compilation included). Its value, minimised, is the lowest exact
+for a budget of ``iterations`` (and, with ``time_budget``, until that many seconds of
+training, checked at each evaluation: the compiled chunks alone, not building, compilation
+or evaluation, so that every trial trains as long whether its program was compiled or
+read from a cache). Its value, minimised, is the lowest exact
 exploitability (per path, as ``mfax train`` reports it) among the trial's evaluations:
 every ``eval_every`` iterations and at iteration 0.
 
@@ -266,6 +268,13 @@ class _Search:
     def solve(self, hp, lr, **more):
         return api.solve(self.game, self.algo, hp=hp or None, lr=lr, progress=False, **{**self.solve_args, **more})
 
+    def spent(self, record: dict[str, Any]) -> bool:
+        """Whether a trial's ``time_budget`` is spent at this evaluation: its *training*
+        seconds (the rows' ``wall_clock_s``: the compiled chunks alone, not building,
+        compilation or evaluation), so that a trial whose program is compiled (the first,
+        the defaults) gets the same training time as one that reads it from a cache."""
+        return self.time_budget is not None and max(r["wall_clock_s"] for r in record["rows"]) >= self.time_budget
+
     def run(self, values: list[dict[str, Any]]) -> list[_Outcome]:
         """Train trials ``values`` (several: a batch over ``lr``, one program)."""
         if len(values) > 1:
@@ -273,7 +282,7 @@ class _Search:
             lrs = [v[LR] for v in values]
             started = time.perf_counter()
             try:
-                result = self.solve(hp, lrs, time_budget=self.time_budget)
+                result = self.solve(hp, lrs, callback=self.spent)
             except TrainingDiverged:
                 return [self.run([v])[0] for v in values]  # one run went non-finite: each alone
             return _outcomes(_history_rows(result), len(values), time.perf_counter() - started)
@@ -282,11 +291,11 @@ class _Search:
 
         def collect(record):
             rows.extend(record["rows"])
-            return False
+            return self.spent(record)
 
         started = time.perf_counter()
         try:
-            result = self.solve(hp, lr, time_budget=self.time_budget, callback=collect)
+            result = self.solve(hp, lr, callback=collect)
         except TrainingDiverged:
             last = max((row["iteration"] for row in rows), default=0)
             note = f"a non-finite value after iteration {last} stopped it"
