@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import mfax
+from conftest import one_error_line
 from mfax.dynamics import noise_batch
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
@@ -258,6 +260,27 @@ def test_impulse_response_baseline_is_the_no_shock_push_forward_and_timing(small
         shock_innovations(game.horizon, -1.0, 7)
 
 
+def test_irf_summary_of_a_shock_at_the_horizon_and_innovations_parsing(small_macro, capsys):
+    from mfax.run.cli_outputs import _print_irf, parse_innovations
+
+    game, policy, _, _ = small_macro
+    T = game.horizon
+    # a shock at T moves the mean field only at T: the decisions' moments (t < T) have no
+    # impact or peak to show (it indexed past their end)
+    _print_irf(impulse_response(game, policy, shock_innovations(T, -1.0, T)))
+    shown = {line.split("  ")[1].strip(): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert any(line.split()[-4:-1] == ["-", "-", "-"] for line in shown.values())
+    np.testing.assert_array_equal(parse_innovations("0, 1.5,0,0,0,0,-2", T), [0, 1.5, 0, 0, 0, 0, -2])
+    for text, says in (
+        ("0,1", "needs T + 1 = 7 numbers (e_0..e_T), got 2"),
+        ("0,,1,0,0,0,0,0", "entry 1 is empty"),  # not skipped: it would move the shock to t = 1
+        ("0,nan,0,0,0,0,0", "entry 1 is nan; innovations must be finite"),
+        ("0,x,0,0,0,0,0", "entry 1 'x' is not a number"),
+    ):
+        with pytest.raises(mfax.GameError, match=re.escape(says)):
+            parse_innovations(text, T)
+
+
 # -- export -----------------------------------------------------------------------------
 def _two_paths(batch):
     """The first two paths of a batch (the fixture's compiled chunk of two)."""
@@ -291,6 +314,11 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
     with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
         export(game, policy, _two_paths(batch), other, "npz", overwrite=True)
     assert set(np.load(other).files) == {"x"}
+    single = tmp_path / "mine.npy"  # one array, not an archive (np.load gives no context manager)
+    np.save(single, np.arange(3))
+    with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
+        export(game, policy, _two_paths(batch), single, "npz", overwrite=True)
+    np.testing.assert_array_equal(np.load(single), np.arange(3))
 
 
 def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_path):
@@ -373,8 +401,23 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     api = result.impulse_response(-1.0, 2).deviation()["Y"]
     np.testing.assert_allclose(record["moments"]["Y"]["deviation"], api, rtol=1e-5)
     assert (out / "plots" / "irf.png").is_file() and (out / "irf.json").is_file()
-    bad = runner.invoke(app, ["irf", str(out), "--innovations", "0,1"])
-    assert bad.exit_code == 2 and "--innovations needs T + 1 = 7 finite numbers" in bad.stderr
+    for text, says in (
+        ("0,1", "--innovations needs T + 1 = 7 numbers (e_0..e_T), got 2"),
+        ("0,,1,0,0,0,0,0", "entry 1 is empty"),  # not skipped: it would move the shock to t = 1
+        ("0,nan,0,0,0,0,0", "entry 1 is nan; innovations must be finite"),
+        ("0,x,0,0,0,0,0", "entry 1 'x' is not a number"),
+    ):
+        one_error_line(runner.invoke(app, ["irf", str(out), "--innovations", text]), says)
+    # a shock at T moves the mean field only at T: the decisions' moments (t < T) have no
+    # impact or peak to show
+    last = runner.invoke(app, ["irf", str(out), "--at", "6", "--json"])
+    assert last.exit_code == 0, last.output
+    assert json.loads(last.output.strip().splitlines()[-1])["innovations"][6] != 0.0
+    # a user's own .npy where the export would go: refused in one line, left as it was
+    mine = tmp_path / "mine.npy"
+    np.save(mine, np.arange(3))
+    one_error_line(runner.invoke(app, ["export", str(out), "--out", str(mine)]), "refusing to overwrite")
+    np.testing.assert_array_equal(np.load(mine), np.arange(3))
     # the run's own outputs go with it when it is overwritten
     mfax.solve(
         "macro", "rspg", iterations=1, eval_paths=3, hp=TINY_NETWORK, out=out, overwrite=True, num_wealth=10, horizon=6

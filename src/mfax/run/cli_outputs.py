@@ -135,9 +135,7 @@ def register(app: typer.Typer) -> None:
         macro game the AR(1) decay of z) against the path without shocks, both pushed
         forward exactly under the run's policy; deviations in percent (levels) or points
         (rates, shares, logarithms)."""
-        import numpy as np
 
-        from mfax.errors import GameError
         from mfax.evaluation.moments import impulse_response, shock_innovations
         from mfax.run.plots import irf_figure, save_figure
 
@@ -147,14 +145,7 @@ def register(app: typer.Typer) -> None:
                     output_writable(chosen, *keys)
             run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
             if innovations is not None:
-                try:
-                    path = np.array([float(x) for x in innovations.split(",") if x.strip()])
-                except ValueError:
-                    raise GameError(f"--innovations expects comma-separated numbers, got {innovations!r}") from None
-                if path.shape != (g.horizon + 1,) or not np.all(np.isfinite(path)):
-                    raise GameError(
-                        f"--innovations needs T + 1 = {g.horizon + 1} finite numbers (e_0..e_T), got {path.size}"
-                    )
+                path = parse_innovations(innovations, g.horizon)
             else:
                 path = shock_innovations(g.horizon, shock, at)
             response = impulse_response(g, policy, path)
@@ -172,6 +163,30 @@ def register(app: typer.Typer) -> None:
 
 
 IRF_KEYS = ("run", "run_index", "checkpoint", "innovations", "moments")  # what irf_record writes
+
+
+def parse_innovations(text: str, horizon: int):
+    """``--innovations``: exactly ``T + 1`` comma-separated finite numbers ``e_0..e_T`` (an
+    empty entry is an error, not skipped: it would move every later shock one step)."""
+    import math
+
+    import numpy as np
+
+    from mfax.errors import GameError
+
+    values = []
+    for i, field in enumerate(text.split(",")):
+        try:
+            value = float(field)
+        except ValueError:
+            what = "is empty" if not field.strip() else f"{field.strip()!r} is not a number"
+            raise GameError(f"--innovations: entry {i} {what}; give T + 1 = {horizon + 1} numbers e_0..e_T") from None
+        if not math.isfinite(value):
+            raise GameError(f"--innovations: entry {i} is {field.strip()}; innovations must be finite numbers")
+        values.append(value)
+    if len(values) != horizon + 1:
+        raise GameError(f"--innovations needs T + 1 = {horizon + 1} numbers (e_0..e_T), got {len(values)}")
+    return np.array(values)
 
 
 def irf_record(response, run: str, run_index: int, iteration: str) -> dict:
@@ -214,9 +229,10 @@ def _print_irf(response) -> None:
             continue
         d = deviation[name]
         after = np.nan_to_num(d[t0:], nan=0.0)
-        peak = t0 + int(np.argmax(np.abs(after))) if after.size else t0
-        impact = d[t0] if t0 < len(d) else float("nan")
         unit = "%" if spec.deviation == "percent" else "pt"
-        typer.echo(
-            f"  {spec.label:<36}{impact:>14.4g}{unit:>2}{d[peak]:>10.4g}{unit:>2}{peak:>6}{d[-1]:>10.4g}{unit:>2}"
-        )
+        if after.size:
+            peak = t0 + int(np.argmax(np.abs(after)))
+            shown = f"{d[t0]:>14.4g}{unit:>2}{d[peak]:>10.4g}{unit:>2}{peak:>6}"
+        else:  # a moment of the decisions (t < T) and a shock at T: nothing it moves
+            shown = f"{'-':>16}{'-':>12}{'-':>6}"
+        typer.echo(f"  {spec.label:<36}{shown}{d[-1]:>10.4g}{unit:>2}")

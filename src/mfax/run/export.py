@@ -108,7 +108,13 @@ def read_manifest(path: Path) -> dict | None:
     """The manifest of an ``npz`` export mfax wrote, or ``None`` for any other file (read
     without unpickling anything)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file: one array, not an archive
+        return None
+    try:
+        with archive:
             if "manifest" not in archive.files:
                 return None
             data = json.loads(str(archive["manifest"]))
