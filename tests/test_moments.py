@@ -321,6 +321,14 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
     np.testing.assert_array_equal(np.load(single), np.arange(3))
 
 
+def test_export_refuses_names_that_would_share_one_key():
+    from mfax.run.export import check_slugs
+
+    check_slugs(["interest rate r_t", "K", "wage"], "aggregates")  # distinct: nothing to say
+    with pytest.raises(mfax.GameError, match="aggregates 'K_t' and 'k_t' would be exported under one name 'k_t'"):
+        check_slugs(["K_t", "Y", "k_t"], "aggregates")
+
+
 def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_path):
     game, policy, batch, moments = small_macro
     folder = tmp_path / "csv"

@@ -57,6 +57,19 @@ def slug(label: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", label).strip("_").lower() or "value"
 
 
+def check_slugs(labels, what: str) -> None:
+    """Refuse labels that :func:`slug` maps to one name (``"K_t"`` and ``"k_t"``): one
+    would silently replace the other in the export."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        other = seen.setdefault(slug(label), label)
+        if other != label:
+            raise GameError(
+                f"{what} {other!r} and {label!r} would be exported under one name {slug(label)!r} "
+                "(names are lower-cased, other characters become '_'); rename one of them in the game"
+            )
+
+
 def collect(game: Game, policy: Policy, batch: NoiseBatch, num_paths: int | None = None) -> dict[str, Any]:
     """Everything an export holds, on the first ``num_paths`` paths of ``batch`` (default:
     all): ``mean_field``, ``policy``, ``weight`` (renormalised over the paths taken),
@@ -78,6 +91,10 @@ def collect(game: Game, policy: Policy, batch: NoiseBatch, num_paths: int | None
             found = moment_paths(game, jnp.asarray(traj.mu), jnp.asarray(traj.probs), sub)
             moments.append({name: np.asarray(v) for name, v in jax.device_get(found).items()})
     weight = np.asarray(batch.weight, dtype=np.float64)[:num_paths]
+    check_slugs(aggregates[0], "aggregates")
+    check_slugs(
+        [jax.tree_util.keystr(keys) for keys, _ in jax.tree_util.tree_flatten_with_path(batch.noise)[0]], "noise leaves"
+    )
     return {
         "mean_field": np.concatenate(mus),
         "policy": np.concatenate(probs),
