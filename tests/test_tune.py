@@ -194,6 +194,26 @@ def test_cli_table_and_json(tmp_path):
     assert record["best"]["value"] == min(t["value"] for t in record["trials"]) and len(record["trials"]) == 2
 
 
+def test_a_defaults_trial_cut_short_by_a_kill_is_run_again(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    from mfax.run import tune as tune_mod
+
+    out = tmp_path / "study"
+    train_for_real = tune_mod._Search.run
+
+    def killed(self, values):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_mod._Search, "run", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _tune(algo="omd", out=out)
+    monkeypatch.setattr(tune_mod._Search, "run", train_for_real)
+    result = _tune(algo="omd", out=out)
+    assert result.default_value is not None
+    done = [t for t in result.trials if t["state"] == "COMPLETE"]
+    assert done[0]["default"] and len(done) == 2
+
+
 def test_time_budget_counts_training_seconds_alike_for_every_trial():
     pytest.importorskip("optuna")
     # a budget spent by the first chunk: every trial, the first (which compiles the program)

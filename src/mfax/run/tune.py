@@ -576,6 +576,15 @@ def _check_ends(search: _Search, config: TrainConfig, space: dict[str, Range]) -
                 raise GameError(f"--space {key}={rng.text}: {end:g} is not allowed ({err})") from None
 
 
+def _defaults_measured(study, state) -> bool:
+    """Whether the study holds its defaults trial: complete, waiting to run, or ended by
+    its own training (no finite value); not one a kill interrupted (no outcome recorded)."""
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("default") and (t.state in (state.COMPLETE, state.WAITING) or "iterations" in t.user_attrs):
+            return True
+    return False
+
+
 def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults, root, continuing: bool, say):
     storage = None if root is None else f"sqlite:///{(root / STUDY_DB).resolve()}"
     verbosity = optuna.logging.get_verbosity()
@@ -594,7 +603,8 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
         complete = started = len(study.get_trials(deepcopy=False, states=(state.COMPLETE,)))
         if continuing:
             say(f"continuing the study in {str(root)!r}: {complete} of {trials} trials complete")
-        if not continuing and defaults is not None:
+        if defaults is not None and not _defaults_measured(study, state):
+            # a new study, or one whose defaults trial a kill cut short: the defaults first
             study.enqueue_trial(defaults, user_attrs={"default": True})
         how = (
             f"up to {batch} trials per compiled program (lr is traced)"
