@@ -314,6 +314,8 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
     with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
         export(game, policy, _two_paths(batch), other, "npz", overwrite=True)
     assert set(np.load(other).files) == {"x"}
+    with pytest.raises(mfax.GameError, match=r"--paths must be in 1\.\.3 \(the run's evaluation paths\), got 10000000"):
+        export(game, policy, batch, tmp_path / "many.npz", "npz", num_paths=10_000_000)  # not "export at most N"
     single = tmp_path / "mine.npy"  # one array, not an archive (np.load gives no context manager)
     np.save(single, np.arange(3))
     with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):

@@ -353,6 +353,8 @@ def export(
     path = Path(path)
     check_target(path, fmt, overwrite)
     num = batch.num_paths if num_paths is None else num_paths
+    if not 1 <= num <= batch.num_paths:
+        raise GameError(f"--paths must be in 1..{batch.num_paths} (the run's evaluation paths), got {num}")
     size = estimate_bytes(game, num, fmt)
     if size > LIMIT_BYTES:
         fewer = max(1, int(num * LIMIT_BYTES / size))
