@@ -145,6 +145,16 @@ class FalseSharedPrefix(SISDelegate):
         return jnp.zeros((1,))
 
 
+class InfiniteAggregate(SISDelegate):
+    """An aggregate that divides by an empty mass: infinite (NaN, "not defined at t", is
+    allowed)."""
+
+    name: ClassVar[str] = "infinite_aggregate"
+
+    def aggregates(self, mu, noise, t):
+        return {"undefined here": jnp.float32(jnp.nan), "share per empty state": 1.0 / jnp.zeros(())}
+
+
 DEFECTS = [
     (RowsSumToHalf, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=0 sums to 0.5"),
     (
@@ -167,6 +177,11 @@ DEFECTS = [
     (PythonIfInKernel, {"jit.traceable"}, "kernel: TracerBoolConversionError"),
     (HostCallbackObservation, {"vmap.noise_paths", "vmap.mean_fields"}, "does not trace under jax.vmap"),
     (FreshStaticField, {"jit.no_retrace"}, "static fields not equal in two instances built alike: scale"),
+    (
+        InfiniteAggregate,
+        {"aggregates.scalars"},
+        "aggregate 'share per empty state' at t=0 is inf; an aggregate is finite, or NaN where not defined",
+    ),
     (FalseSharedPrefix, {"noise.shared_prefix"}, "have the same prefix_key but different kernel at mu mu_0 at t = "),
 ]
 

@@ -123,6 +123,14 @@ def test_joint_rewrite_reads_the_state_action_distribution(x64):
     assert float(game.price(game.joint(traj.mu[1]))) == pytest.approx(1.0 / (produced + 1.0), rel=1e-14)
     # the reward at the choice step is MFGLib's; the move step pays nothing
     np.testing.assert_allclose(np.asarray(traj.rewards[1]), 0.0)
+    # the price aggregate: p_k at the move steps t = 2k + 1, NaN at the choice steps (it
+    # showed (d / e0)^(1/sigma) = 1 there, the price of the empty cells)
+    series = mfax.games.aggregate_paths(game, traj.mu[None], jax.tree.map(lambda x: x[:1], enumerate_noise(game).noise))
+    (price,) = (np.asarray(v[0]) for v in series.values())
+    assert np.all(np.isnan(price[0::2])) and price.shape == (game.horizon + 1,)
+    for k in range(game.T + 1):
+        assert price[2 * k + 1] == pytest.approx(float(game.price(game.joint(traj.mu[2 * k + 1]))), rel=1e-14)
+    assert price[1] == pytest.approx(1.0 / (produced + 1.0), rel=1e-14)
 
 
 def test_fp_flow_own_averages_the_best_response_own_mean_field(x64):

@@ -332,7 +332,8 @@ class Game(eqx.Module):
         quantile of a distribution), each name what a reader should see, e.g.
         ``"interest rate r_t"``. Pure and traceable like :meth:`observation`: tools
         evaluate it at ``t = 0..T`` along every path (:func:`aggregate_paths`) and show
-        each name as one series over time. Default: none (``{}``)."""
+        each name as one series over time; NaN where it is not defined at ``t`` (the plots
+        join the steps where it is, the exports keep the NaN). Default: none (``{}``)."""
         return {}
 
     def profiles(self, mu: np.ndarray, probs: np.ndarray, noise: Noise) -> list[Profile]:

@@ -40,7 +40,8 @@ functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
   ``t = T - 1`` read nothing out of bounds (noise paths cover ``t = 0..T``);
 * ``state_features.shape`` ``(n, f)``, ``state_features.finite``,
   ``action_values.shape`` ``(m,)``, ``action_values.finite``;
-* ``aggregates.scalars``: each aggregate a finite scalar at ``t = 0`` and ``t = T``;
+* ``aggregates.scalars``: each aggregate a scalar at ``t = 0`` and ``t = T``, finite or NaN
+  (not defined there), never infinite;
 * ``noise_support.weights_sum_to_one``: weights ``(P,)`` finite, non-negative, summing
   to one; ``noise_support.paths_shape``: paths with the structure of sampled ones and
   their shapes behind a leading axis ``P`` (both pass when the support is not finite);
@@ -688,7 +689,8 @@ def _aggregates(aggregates: dict[int, dict]) -> str:
             value = _array(value)
             if value.ndim != 0:
                 _fail(f"aggregate {what!r} at t={t} must be a scalar, got shape {value.shape}")
-            _finite(value.reshape(1), f"aggregate {what!r} at t={t}")
+            if np.issubdtype(value.dtype, np.inexact) and np.isinf(value):  # NaN: not defined at t (allowed)
+                _fail(f"aggregate {what!r} at t={t} is {value}; an aggregate is finite, or NaN where not defined")
     return ", ".join(repr(k) for k in aggregates[0]) or "none"
 
 

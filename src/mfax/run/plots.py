@@ -149,7 +149,7 @@ def exploitability_figure(rows: list[dict], config):
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)")
+    fig.suptitle(f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)", wrap=True)
     fig.tight_layout()
     return fig
 
@@ -169,7 +169,7 @@ def _heatmaps(images, titles, cmap: str, suptitle: str, label: str, limits=(None
         ax.set_title(title, fontsize=9)
         ax.set(xlabel="time t", ylabel="state index")
         fig.colorbar(im, ax=ax, fraction=0.046, label=label)
-    fig.suptitle(suptitle)
+    fig.suptitle(suptitle, wrap=True)
     fig.tight_layout()
     return fig
 
@@ -210,13 +210,15 @@ def aggregates_figure(game, traj, noise, titles: list[str]):
     fig, axes = _figure(rows, cols, (4.2 * cols, 3.4 * rows))
     for ax, (name, values) in zip(axes.flat, series.items(), strict=False):
         for i, title in enumerate(titles):
-            ax.plot(np.asarray(values)[i], label=title)
+            row = np.asarray(values)[i]
+            t = np.flatnonzero(np.isfinite(row))  # NaN: not defined at that step; join the others
+            ax.plot(t, row[t], marker="." if t.size < row.size else None, label=title)
         ax.set(xlabel="time t", ylabel=name, title=name)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=6)
     for ax in axes.flat[len(series) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{game.name}: aggregates on {len(titles)} evaluation noise paths")
+    fig.suptitle(f"{game.name}: aggregates on {len(titles)} evaluation noise paths", wrap=True)
     fig.tight_layout()
     return fig
 
@@ -236,7 +238,7 @@ def profiles_figure(game, traj, noise, titles: list[str]):
         ax.set(xscale=profile.x_scale, xlabel=profile.x_label + scaled, ylabel=profile.y_label, title=profile.title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{game.name} on {titles[0]}", fontsize=10)
+    fig.suptitle(f"{game.name} on {titles[0]}", fontsize=10, wrap=True)
     fig.tight_layout()
     return fig
 
@@ -274,7 +276,7 @@ def moments_figure(game, moments):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     how = "exact over the noise support" if moments.exact else f"{moments.num_paths} sampled noise paths"
-    fig.suptitle(f"{game.name}: moments, expectation and percentile bands over the paths ({how})")
+    fig.suptitle(f"{game.name}: moments, expectation and percentile bands over the paths ({how})", wrap=True)
     fig.tight_layout()
     return fig
 
@@ -297,7 +299,7 @@ def moment_curves_figure(game, moments, times: list[int] | None = None):
         ax.set(xlabel=axis, title=spec.label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{game.name}: expectation over the noise paths at chosen times")
+    fig.suptitle(f"{game.name}: expectation over the noise paths at chosen times", wrap=True)
     fig.tight_layout()
     return fig
 
@@ -319,7 +321,7 @@ def irf_figure(game, response, title: str = ""):
         unit = "% deviation" if spec.deviation == "percent" else "deviation, 100 (x - baseline)"
         ax.set(xlabel="time t", ylabel=unit, title=spec.label)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{game.name}: impulse response (deviation from the path without shocks){title}")
+    fig.suptitle(f"{game.name}: impulse response (deviation from the path without shocks){title}", wrap=True)
     fig.tight_layout()
     return fig
 

@@ -95,7 +95,10 @@ class MFGLibEquilibriumPrice(JointMeanFieldGame):
         return np.eye(self.s_inv + 1)[nxt]
 
     def aggregates(self, mu, noise, t):
-        return {"price p_t (at choice steps)": self.price(self.joint(mu))}
+        """MFGLib's price ``p_k`` at the move step ``t = 2k + 1``, whose cells hold
+        ``L_k``; NaN at the choice steps ``t = 2k``, before the population has chosen (the
+        empty cells would give ``(d / e0)^(1/sigma)``, the price of no production)."""
+        return {"price p_k (at the move steps t = 2k + 1)": jnp.where(t % 2 == 1, self.price(self.joint(mu)), jnp.nan)}
 
 
 __all__ = ["MFGLibEquilibriumPrice"]
