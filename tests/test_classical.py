@@ -286,5 +286,12 @@ def test_mfax_train_runs_fp_and_omd_through_the_driver(tmp_path):
 
 def test_sampled_noise_is_refused_with_a_clear_message(tmp_path):
     config = TrainConfig(game="macro", algo="omd", params=dict(num_wealth=10, horizon=4), iterations=2)
-    with pytest.raises(mfax.GameError, match="needs exact noise"):
+    with pytest.raises(
+        mfax.GameError,
+        match=r"needs exact noise: .*no finite noise support \(without common noise: --set common_noise=false\)",
+    ):
         train(config, tmp_path / "x", progress=False)
+    # an enumerable game with sampled paths asked for: the advice is --noise exact, not a switch
+    sampled = TrainConfig(game="mfglib.beach_bar", algo="fp", noise="sample", iterations=2)
+    with pytest.raises(mfax.GameError, match=r"fp needs exact noise: use --noise exact \(game 'mfglib\.beach_bar'"):
+        train(sampled, tmp_path / "y", progress=False)

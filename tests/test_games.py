@@ -149,6 +149,24 @@ def test_noise_support_weights_and_samples(name):
     assert support.weight.shape == (expected,)
 
 
+@pytest.mark.parametrize("name", sorted(mfax.game_names()))
+def test_the_suggested_setting_without_common_noise_has_one_noise_path(name):
+    """What the refusals of the solvers without common noise suggest (``--set
+    bar_shock=0``...) is true: the game has one noise path there."""
+    from mfax.games.base import common_noise_advice
+
+    game = mfax.make(name)
+    off = game.common_noise_off
+    if off is None:
+        assert common_noise_advice(game) == "it has no setting without common noise"
+        if name == "beach_bar":  # the bar's location is drawn whether it may close or not
+            assert mfax.make(name, common_noise=False).noise_support().weight.shape == (51,)
+        return
+    quiet = mfax.make(name, **off)
+    assert quiet.noise_support() is not None and quiet.noise_support().weight.shape == (1,), name
+    assert common_noise_advice(game).startswith("without common noise: --set ")
+
+
 def test_beach_bar_noise_is_exactly_the_published_process():
     game = mfax.make("beach_bar")
     noise = jax.vmap(game.sample_noise)(jax.random.split(jax.random.key(0), 4000))

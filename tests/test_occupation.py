@@ -198,7 +198,11 @@ def test_policy_of_a_measure_is_uniform_where_the_marginal_is_zero():
 
 def test_common_noise_and_bad_hyper_parameters_are_refused(tmp_path):
     game = mfax.games.make("mfglib.susceptible_infected", beta_shock=0.2)
-    with pytest.raises(GameError, match=r"applies to games without common noise; 'mfglib\.susceptible_infected' has 2"):
+    with pytest.raises(
+        GameError,
+        match=r"applies to games without common noise; 'mfglib\.susceptible_infected' has 2 noise paths here "
+        r"\(without common noise: --set beta_shock=0\)",
+    ):
         _solver(game, "mf_omo")
     result = CliRunner().invoke(
         app, ["train", "--game", "sis", "--algo", "mf_omo", "--hp", "optimizer=rmsprop", "--out", str(tmp_path / "r")]

@@ -58,6 +58,7 @@ branch on its name.
 """
 
 import abc
+import dataclasses
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -274,6 +275,14 @@ class Game(eqx.Module):
         return True
 
     @property
+    def common_noise_off(self) -> dict[str, Any] | None:
+        """Parameter values under which the game has no common noise (one noise path),
+        which messages suggest (:func:`common_noise_advice`); ``None`` where it always has
+        some. Default: ``{"common_noise": False}`` for a game with that parameter, else
+        ``None``. A game whose switch is named otherwise, or leaves noise on, says so."""
+        return {"common_noise": False} if "common_noise" in {f.name for f in dataclasses.fields(self)} else None
+
+    @property
     def shared_until(self) -> int:
         """A time ``t_b`` before which noise paths with equal :meth:`prefix_key` are
         indistinguishable: ``initial_mean_field`` and, for ``t < t_b``, ``kernel`` and
@@ -485,3 +494,16 @@ def prefix_groups(game: Game, noise: Noise) -> tuple[np.ndarray, int]:
     _, first, inverse = np.unique(keys.reshape(keys.shape[0], -1), axis=0, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))  # renumber groups by first appearance
     return order[inverse.reshape(-1)].astype(np.int32), int(first.size)
+
+
+def common_noise_advice(game: Game) -> str:
+    """How to set ``game`` up without common noise, for a message: ``"without common
+    noise: --set bar_shock=0"``, or that it has no such setting."""
+    off = game.common_noise_off
+    if off is None:
+        return "it has no setting without common noise"
+
+    def shown(value):
+        return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else value
+
+    return "without common noise: " + " ".join(f"--set {k}={shown(v)}" for k, v in off.items())

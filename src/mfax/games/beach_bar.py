@@ -79,6 +79,12 @@ class BeachBar(Game):
         return False
 
     @property
+    def common_noise_off(self) -> None:
+        """``None``: the bar's location is drawn at every reset, whether it may close or not
+        (``common_noise=false`` leaves one noise path per bar location)."""
+        return None
+
+    @property
     def shared_until(self) -> int:
         """``T//2`` with common noise: before the bar may close, ``z_t = 1`` on every path,
         so the two outcomes of a bar location share ``mu_0..mu_{T//2}`` and the

@@ -92,7 +92,7 @@ from mfax.evaluation.values import (
     path_return,
     policy_and_info_values,
 )
-from mfax.games.base import Game, Noise, check
+from mfax.games.base import Game, Noise, check, common_noise_advice
 from mfax.params import param
 from mfax.policies.base import Policy, Tabular
 from mfax.policies.history import HistoryTabular
@@ -302,9 +302,11 @@ class OMDHyperParams(eqx.Module):
 
 def exact_batch(game: Game, exact: NoiseBatch | None, algo: str) -> NoiseBatch:
     if exact is None:
+        if game.noise_support() is not None:  # enumerable: sampled paths were asked for
+            raise GameError(f"{algo} needs exact noise: use --noise exact (game {game.name!r} enumerates its paths)")
         raise GameError(
-            f"{algo} needs exact noise: game {game.name!r} here has no finite noise support or --noise sample "
-            "was asked (turn common noise off, e.g. --set common_noise=false, or use --noise exact)"
+            f"{algo} needs exact noise: game {game.name!r} here has no finite noise support "
+            f"({common_noise_advice(game)})"
         )
     return exact
 

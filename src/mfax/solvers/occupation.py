@@ -62,7 +62,7 @@ from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import push_forward
 from mfax.errors import GameError
-from mfax.games.base import Game, Kernel, Noise, check, reward_matrix
+from mfax.games.base import Game, Kernel, Noise, check, common_noise_advice, reward_matrix
 from mfax.params import param
 from mfax.policies.base import Policy
 from mfax.solvers.base import Metrics, Setting, Solver, register_variants
@@ -176,7 +176,7 @@ def _no_common_noise(game: Game, batch: NoiseBatch, algo: str) -> Noise:
     if batch.weight.shape[0] != 1:
         raise GameError(
             f"{algo} applies to games without common noise; {game.name!r} has {batch.weight.shape[0]} noise paths "
-            "here (turn its common noise off, e.g. --set common_noise=false)"
+            f"here ({common_noise_advice(game)})"
         )
     return jax.tree.map(lambda x: x[0], batch.noise)
 

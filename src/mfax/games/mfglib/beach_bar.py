@@ -59,6 +59,11 @@ class MFGLibBeachBar(Game):
 
     n_actions: ClassVar[int] = 3
 
+    @property
+    def common_noise_off(self) -> dict:
+        """The bar stays put (MFGLib's game)."""
+        return {"bar_shock": 0}
+
     def __check_init__(self):
         check(self.T >= 0, f"T must be >= 0, got {self.T}")
         check(self.n >= 1, f"n must be >= 1, got {self.n}")

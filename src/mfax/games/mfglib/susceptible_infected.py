@@ -50,6 +50,11 @@ class MFGLibSusceptibleInfected(Game):
     n_states: ClassVar[int] = 2
     n_actions: ClassVar[int] = 2
 
+    @property
+    def common_noise_off(self) -> dict:
+        """No shock to the infection rate (MFGLib's game)."""
+        return {"beta_shock": 0.0}
+
     def __check_init__(self):
         check(self.T >= 0, f"T must be >= 0, got {self.T}")
         initial_distribution(self.mu0, 2)

@@ -54,6 +54,11 @@ class CrowdModelling(Game):
 
     n_actions: ClassVar[int] = 3
 
+    @property
+    def common_noise_off(self) -> dict:
+        """No gusts (OpenSpiel's game)."""
+        return {"wind": 0.0}
+
     def __check_init__(self):
         check(self.size >= 2, f"size must be >= 2 (the centre reward divides by size // 2), got {self.size}")
         check(0.0 <= self.wind <= 1.0, f"wind must lie in [0, 1], got {self.wind}")
