@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -212,6 +213,19 @@ def test_a_defaults_trial_cut_short_by_a_kill_is_run_again(tmp_path, monkeypatch
     assert result.default_value is not None
     done = [t for t in result.trials if t["state"] == "COMPLETE"]
     assert done[0]["default"] and len(done) == 2
+
+
+def test_a_user_folder_where_the_best_trial_goes_is_refused_before_any_trial(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out)
+    shutil.rmtree(out / "best")
+    (out / "best").mkdir()
+    (out / "best" / "notes.txt").write_text("mine\n")
+    before = (out / "trials.csv").read_text()
+    with pytest.raises(GameError, match=r"refusing to overwrite .*best': it is a non-empty directory that is not"):
+        _tune(algo="omd", trials=3, out=out)
+    assert (out / "trials.csv").read_text() == before and (out / "best" / "notes.txt").read_text() == "mine\n"
 
 
 def test_time_budget_counts_training_seconds_alike_for_every_trial():

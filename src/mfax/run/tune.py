@@ -539,6 +539,8 @@ def tune(
     if root is None:
         return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
     continuing = _check_dir(root, settings)
+    # where the best trial goes at the end: refused now, not after the search
+    RunDir(root / BEST).check_new(overwrite=True)
     with RunDir(root).lock():
         continuing = _check_dir(root, settings)
         if not (root / MARKER).is_file():
