@@ -316,11 +316,25 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
     assert set(np.load(other).files) == {"x"}
     with pytest.raises(mfax.GameError, match=r"--paths must be in 1\.\.3 \(the run's evaluation paths\), got 10000000"):
         export(game, policy, batch, tmp_path / "many.npz", "npz", num_paths=10_000_000)  # not "export at most N"
-    single = tmp_path / "mine.npy"  # one array, not an archive (np.load gives no context manager)
-    np.save(single, np.arange(3))
+    single = tmp_path / "single.npz"  # one array in .npy format, not an archive (np.load gives no context manager)
+    with open(single, "wb") as f:
+        np.save(f, np.arange(3))
     with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
         export(game, policy, _two_paths(batch), single, "npz", overwrite=True)
     np.testing.assert_array_equal(np.load(single), np.arange(3))
+    # an npz export is a *.npz file, a csv export a folder
+    for name, fmt, says in (
+        ("mine.npy", "npz", "an npz export is one file named *.npz, got"),
+        (
+            "notes.txt",
+            "npz",
+            "(for example '" + str(tmp_path / "notes.npz") + "'; a folder of CSV files: --format csv)",
+        ),
+        ("table.npz", "csv", "a csv export is a folder, got"),
+    ):
+        with pytest.raises(mfax.GameError, match=re.escape(says)):
+            export(game, policy, _two_paths(batch), tmp_path / name, fmt)
+        assert not (tmp_path / name).exists()
 
 
 def test_export_refuses_names_that_would_share_one_key():
@@ -424,10 +438,16 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     assert last.exit_code == 0, last.output
     assert json.loads(last.output.strip().splitlines()[-1])["innovations"][6] != 0.0
     # a user's own .npy where the export would go: refused in one line, left as it was
-    mine = tmp_path / "mine.npy"
-    np.save(mine, np.arange(3))
+    mine = tmp_path / "mine.npz"
+    with open(mine, "wb") as f:
+        np.save(f, np.arange(3))
     one_error_line(runner.invoke(app, ["export", str(out), "--out", str(mine)]), "refusing to overwrite")
     np.testing.assert_array_equal(np.load(mine), np.arange(3))
+    # a folder name for an npz export (it wrote a file named exportdir)
+    folder = one_error_line(
+        runner.invoke(app, ["export", str(out), "--out", f"{tmp_path / 'exportdir'}/"]), "names a folder"
+    )
+    assert "exportdir.npz" in folder and not (tmp_path / "exportdir").exists()
     # the run's own outputs go with it when it is overwritten
     mfax.solve(
         "macro", "rspg", iterations=1, eval_paths=3, hp=TINY_NETWORK, out=out, overwrite=True, num_wealth=10, horizon=6

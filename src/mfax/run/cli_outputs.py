@@ -76,14 +76,20 @@ def register(app: typer.Typer) -> None:
         """Write a trained run's mean fields, policy, aggregates (prices), moments and
         noise along its evaluation noise paths (exact push-forward under its policy), as
         npz or CSV. Never overwrites a file mfax did not write."""
+        import os
+
+        from mfax.errors import GameError
         from mfax.run.export import FORMATS, check_target, default_target, export
 
         with user_errors(), checking(check):
             fmt = fmt.strip().lower()
             if fmt not in FORMATS:
-                from mfax.errors import GameError
-
                 raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+            if out is not None and fmt == "npz" and out.endswith(("/", os.sep)):
+                raise GameError(
+                    f"--out {out!r} names a folder; an npz export is one file (for example "
+                    f"{out.rstrip('/' + os.sep) + '.npz'!r}), a folder of CSV files is --format csv"
+                )
             target = Path(out) if out is not None else default_target(Path(run_dir), fmt)
             check_target(target, fmt, overwrite)  # before the run is loaded and pushed forward
             run, trainer, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)

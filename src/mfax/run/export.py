@@ -157,6 +157,13 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     where = str(path)
     if fmt not in FORMATS:
         raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt == "npz" and path.suffix != ".npz":
+        raise GameError(
+            f"an npz export is one file named *.npz, got {where!r} (for example {str(path.with_suffix('.npz'))!r}; "
+            "a folder of CSV files: --format csv)"
+        )
+    if fmt == "csv" and path.suffix == ".npz":
+        raise GameError(f"a csv export is a folder, got {where!r}, a name for an npz file (--format npz)")
     if not path.exists() and not path.is_symlink():
         above = next((p for p in path.parents if p.exists()), None)
         if above is not None and not above.is_dir():
