@@ -154,6 +154,12 @@ def test_done_line_gives_start_end_and_says_when_it_rose():
     summary.update(final_exploitability=3.5, initial_exploitability_info=20.0, final_exploitability_info=2.0)
     fell = done_line(summary)
     assert "29.25 -> 3.5;" in fell and "information-consistent 20 -> 2" in fell and "ROSE" not in fell
+    # a rise within float32 rounding is not flagged (dynamic routing: 0 -> 2.4e-07)
+    for start, end in ((0.0, 2.38419e-07), (1.4674797, 1.4674799), (444.676, 444.6762)):
+        summary.update(initial_exploitability=start, final_exploitability=end, final_exploitability_info=None)
+        assert "ROSE" not in done_line(summary), (start, end)
+    summary.update(initial_exploitability=0.0, final_exploitability=1e-4)
+    assert "ROSE" in done_line(summary)
 
 
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():

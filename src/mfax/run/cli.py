@@ -661,7 +661,8 @@ def _change(start: float | None, end: float | None) -> str:
     if start is None:
         return f"{end:.6g}"
     text = f"{start:.6g} -> {end:.6g}"
-    return text + " (ROSE: worse than at the start)" if end > start else text
+    # a rise within rounding (0 -> 2.4e-07 in float32) is not news
+    return text + " (ROSE: worse than at the start)" if end - start > 1e-6 * max(1.0, abs(start)) else text
 
 
 def done_line(summary: dict) -> str:
