@@ -166,6 +166,11 @@ def test_garnet_generator_follows_the_published_algorithms():
         ("openspiel.crowd_modelling_2d", dict(size=3, forbidden_states="[3|0]"), "off the 3x3 grid"),
         ("openspiel.crowd_modelling_2d", dict(forbidden_states="[1,2]"), "must list cells x|y"),
         ("openspiel.crowd_modelling_2d", dict(forbidden_states="[0|0]"), "give initial_distribution"),
+        (
+            "openspiel.crowd_modelling_2d",
+            dict(positional_reward_value="[1.0;2.0]"),
+            "positional_reward and positional_reward_value need as many entries, got 0 and 2",
+        ),
         ("openspiel.garnet", dict(seed=-1), "seed must lie in"),
         ("openspiel.periodic_aversion", dict(xmax=0.0), "xmax must be > xmin"),
         ("openspiel.dynamic_routing", dict(network="paris"), "network must be one of"),

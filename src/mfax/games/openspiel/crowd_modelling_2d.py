@@ -101,7 +101,11 @@ class CrowdModelling2d(NoCommonNoise):
         forbidden = set(parse_cells(self.forbidden_states, "forbidden_states", self.size))
         start = parse_cells(self.initial_distribution, "initial_distribution", self.size)
         mass = parse_values(self.initial_distribution_value, "initial_distribution_value")
-        check(len(start) == len(mass), "initial_distribution and initial_distribution_value need as many entries")
+        check(
+            len(start) == len(mass),
+            "initial_distribution and initial_distribution_value need as many entries, "
+            f"got {len(start)} and {len(mass)}",
+        )
         check(all(v >= 0 for v in mass), f"initial_distribution_value must be >= 0, got {mass}")
         check(not start or abs(sum(mass) - 1.0) < 1e-6, f"initial_distribution_value must sum to 1, got {sum(mass)}")
         check(not forbidden & set(start), "initial_distribution must not put mass on a forbidden state")
@@ -112,7 +116,11 @@ class CrowdModelling2d(NoCommonNoise):
         )
         targets = parse_cells(self.positional_reward, "positional_reward", self.size)
         weights = parse_values(self.positional_reward_value, "positional_reward_value")
-        check(len(targets) == len(weights), "positional_reward and positional_reward_value need as many entries")
+        check(
+            len(targets) == len(weights),
+            "positional_reward and positional_reward_value need as many entries, "
+            f"got {len(targets)} and {len(weights)}",
+        )
 
     @property
     def n_states(self) -> int:
