@@ -145,6 +145,13 @@ def test_policy_by_action_value_equals_policy_by_index():
     assert "action:5 is 'stay'" in _help("eval")
 
 
+def test_version_names_mfax_and_jax():
+    import jax
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"mfax {mfax.__version__} (JAX {jax.__version__})"
+
+
 def test_done_line_gives_start_end_and_says_when_it_rose():
     summary = dict(iterations=40, runs=1, initial_exploitability=29.25, final_exploitability=37.3)
     summary.update(final_exploitability_info=None, seconds_per_iteration=0.25, session_seconds_per_iteration=0.4)

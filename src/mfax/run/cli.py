@@ -64,6 +64,28 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import jax
+
+        from mfax import __version__
+
+        typer.echo(f"mfax {__version__} (JAX {jax.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print mfax's and JAX's versions and exit"
+        ),
+    ] = False,
+) -> None:
+    """mfax: mean-field games with common noise and public partial information, in JAX."""
+
+
 GAME_FORMS = (
     "a registered game (see `mfax list`), an installed plug-in's name, package.module:Class or path/to/file.py:Class"
 )
