@@ -285,3 +285,25 @@ def test_evaluation_with_a_shared_noise_prefix_equals_the_whole_rollout():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     ev = evaluate(game, policy, batch)
     assert ev.exploitability == pytest.approx(float(jnp.sum(batch.weight * (whole[1] - whole[0]))), rel=1e-5, abs=1e-6)
+
+
+def test_information_consistent_figure_is_exact_with_one_noise_path():
+    """A game that keeps the safe default (own history informative) but has one noise
+    path: nothing to learn about the noise, so the figure is exact (it was called a lower
+    bound)."""
+    from typing import ClassVar
+
+    from mfax.evaluation.exploitability import info_consistent_exact
+    from mfax.games import SIS
+    from test_validation import SISDelegate
+
+    class OneRegime(SISDelegate):
+        name: ClassVar[str] = "one_regime"
+        sis: ClassVar[SIS] = SIS(common_noise=False)
+
+    class Regimes(SISDelegate):
+        name: ClassVar[str] = "regimes"
+
+    assert OneRegime().own_history_informative and info_consistent_exact(OneRegime())
+    assert Regimes().noise_support().weight.shape[0] > 1 and not info_consistent_exact(Regimes())
+    assert info_consistent_exact(mfax.make("beach_bar"))  # declared: own history tells nothing more

@@ -206,6 +206,8 @@ def _warn_provenance(run, float64: bool) -> None:
 
 
 def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
+    from mfax.evaluation.exploitability import info_consistent_exact
+
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
@@ -214,7 +216,7 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     typer.echo("    per path: the deviator knows the whole noise path in advance")
     if info is not None:
         typer.echo("    information-consistent: it sees the public history and its own current state;")
-        if game.own_history_informative:
+        if not info_consistent_exact(game):
             typer.echo(f"      for {game.name} a lower bound (its own past states can tell it more about the noise)")
         else:
             typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
@@ -363,13 +365,15 @@ def eval_command(
             )
         typer.echo(f"  exploitability (lower bound, learned)   {gain:.6g}  ({why})")
     if as_json:
+        from mfax.evaluation.exploitability import info_consistent_exact
+
         record = {
             "game": g.name,
             "params": overrides,
             "policy": policy if run_dir is None else run_dir,
             "noise": "exact" if batch.exact else "sample",
             **result.as_dict(),
-            "exploitability_info_exact": None if result.exploitability_info is None else not g.own_history_informative,
+            "exploitability_info_exact": None if result.exploitability_info is None else info_consistent_exact(g),
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }
