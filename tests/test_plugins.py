@@ -128,6 +128,29 @@ def test_every_bad_game_reference_is_one_line(crowd, package, ref, message):
     one_error_line(result, str(err.value))
 
 
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("first", "game '.*bare.py:Crowd': field 'goal' has no default; every field of a game or solver needs a "),
+        ("last", "loading game file .*bare.py' failed: TypeError: non-default argument 'goal' follows default "),
+    ],
+)
+def test_a_game_field_without_a_default_is_one_line_with_what_to_write(crowd, where, message):
+    """A bare ``goal: float`` (mfax makes games from their defaults and --set): first, the
+    class builds and mfax names the field; after defaulted fields, Python refuses the class
+    and mfax adds what to write (both printed a traceback)."""
+    text = crowd.read_text()
+    anchor = '    n_sites: int = param(5, "sites on the ring")\n'
+    bare = "    goal: float\n"
+    text = text.replace(anchor, bare + anchor if where == "first" else anchor + bare)
+    (crowd.parent / "bare.py").write_text(text)
+    ref = f"{crowd.parent}/bare.py:Crowd"
+    with pytest.raises(GameError, match=message) as err:
+        game_class(ref)
+    assert 'name: type = param(default, "help")' in str(err.value)
+    one_error_line(invoke("check-game", ref), "has no default" if where == "first" else "follows default")
+
+
 def test_a_failed_load_leaves_no_module_and_the_fixed_file_then_loads(crowd):
     broken = crowd.parent / "later.py"
     broken.write_text("raise ImportError('not yet')\n")

@@ -92,9 +92,16 @@ def file_digest(path: Path) -> str | None:
 
 
 def one_line(err: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message."""
+    """An exception in one line: its type and the first line of its message (with what to
+    do where the cause is a field declared without a default)."""
     lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    if isinstance(err, TypeError) and "non-default argument" in text:
+        text += f"; {FIELD_DEFAULTS}"
+    return text
+
+
+FIELD_DEFAULTS = 'every field of a game or solver needs a default: name: type = param(default, "help")'
 
 
 def _load_file(path: Path, what: str) -> ModuleType:

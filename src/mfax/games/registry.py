@@ -7,6 +7,7 @@ plug-in's name (entry point group ``mfax.games``), ``package.module:Class`` or
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mfax import params
@@ -59,6 +60,13 @@ def _checked(obj: Any, ref: str) -> type[Game]:
     missing = sorted({*obj.__abstractmethods__, *obj.__abstractvars__, *obj.__abstractclassvars__})
     if missing:
         raise GameError(f"game {ref!r} is abstract: it does not define {', '.join(missing)}")
+    bare = [
+        f.name
+        for f in dataclasses.fields(obj)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if bare:
+        raise GameError(f"game {ref!r}: field {bare[0]!r} has no default; {plugins.FIELD_DEFAULTS}")
     return obj
 
 
