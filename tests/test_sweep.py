@@ -52,6 +52,21 @@ def test_a_sweep_is_one_program_and_each_run_is_its_value_alone(tmp_path, algo):
     assert swept[0]["exploitability"] != swept[2]["exploitability"]
 
 
+def test_runs_of_a_sweep_over_two_parameters_keep_their_games_through_config_json():
+    """config.json sorts its keys: the runs were paired with other games when read back or
+    resumed while the sweep followed the order the parameters were given in."""
+    from mfax.run.config import from_dict
+
+    config = TrainConfig(
+        game="linear_quadratic", lr=[1e-3], params={"q": [0.1, 0.5], "kappa": [0.2, 2.0], "num_states": 9}
+    )
+    back = from_dict(json.loads(config.to_json()))
+    runs = [config.run_params(r) for r in range(config.num_runs)]
+    assert runs == [back.run_params(r) for r in range(back.num_runs)]
+    assert [(p["kappa"], p["q"]) for p in runs] == [(0.2, 0.1), (0.2, 0.5), (2.0, 0.1), (2.0, 0.5)]
+    assert all(p["num_states"] == 9 for p in runs)
+
+
 def test_sweeping_a_static_parameter_is_one_clear_error():
     with pytest.raises(GameError, match="'num_states' of 'linear_quadratic' cannot take several values"):
         resolve(TrainConfig(game="linear_quadratic", params={"num_states": [9, 11]}))

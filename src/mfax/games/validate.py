@@ -23,7 +23,8 @@ functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
 * ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
 * ``jit.traceable``: every method traces under ``jax.jit`` (``t`` is a traced int32
-  scalar: no Python ``if`` on it, on the mean field or on the noise);
+  scalar: no Python ``if`` on it, on the mean field, on the noise or on a traced
+  parameter, which a sweep maps over);
 * ``initial_mean_field.shape`` ``(n,)`` floating; ``initial_mean_field.distribution``:
   finite, non-negative, sums to one;
 * ``kernel.shape``: a :class:`~mfax.games.base.Kernel` with ``index`` and ``prob``
@@ -427,12 +428,14 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
         return out, {}
     broken = {}
     skip: frozenset = frozenset()
+    # the traced parameters as arguments: tracers inside, as in a sweep (jax.vmap over them)
+    traced = jax.tree.map(jnp.asarray, game)
     try:
-        values = jax.jit(lambda k: _outputs(game, _key(k), horizon, skip))(key)
+        values = jax.jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
     except Exception as err:
         for what in _probes(game, noise, mu, horizon):
             try:
-                jax.eval_shape(lambda z, u, what=what: _probes(game, z, u, horizon)[what](), noise, mu)
+                jax.eval_shape(lambda g, z, u, what=what: _probes(g, z, u, horizon)[what](), traced, noise, mu)
             except Exception as failed:
                 broken[what] = _first_line(failed)
         if not broken:
@@ -440,7 +443,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
             return out, broken
         skip = frozenset(broken)
         try:
-            values = jax.jit(lambda k: _outputs(game, _key(k), horizon, skip))(key)
+            values = jax.jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
         except Exception as again:
             broken["program"] = _first_line(again)
             return out, broken

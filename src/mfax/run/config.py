@@ -84,7 +84,9 @@ class TrainConfig:
     @property
     def param_sets(self) -> list[dict[str, Any]]:
         """The game's parameters of each run: a list value sweeps that parameter (every
-        combination of the swept values, the last key varying fastest)."""
+        combination of the swept values, by the parameters' names in alphabetical order,
+        the last name varying fastest: an order that config.json, whose keys are sorted,
+        keeps, whatever order the parameters were given in)."""
         swept = self.swept()
         fixed = {k: v for k, v in self.params.items() if k not in swept}
         return [{**fixed, **dict(zip(swept, combo, strict=True))} for combo in itertools.product(*swept.values())]
@@ -105,8 +107,8 @@ class TrainConfig:
         return self.param_sets[(r // len(self.lr)) % len(self.param_sets)]
 
     def swept(self) -> dict[str, list]:
-        """The swept game parameters and their values (empty: no sweep)."""
-        return {k: v for k, v in self.params.items() if isinstance(v, list) and not is_list_param(self.game, k)}
+        """The swept game parameters and their values, by name (empty: no sweep)."""
+        return {k: v for k, v in sorted(self.params.items()) if isinstance(v, list) and not is_list_param(self.game, k)}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
