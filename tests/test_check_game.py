@@ -38,6 +38,7 @@ from mfax.games import (
     validate_game,
 )
 from mfax.games.validate import CHECK_NAMES
+from mfax.params import param
 from mfax.policies import Uniform
 from mfax.run.cli import app
 from test_validation import IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
@@ -145,6 +146,17 @@ class FalseSharedPrefix(SISDelegate):
         return jnp.zeros((1,))
 
 
+class IfOnTracedParameter(SISDelegate):
+    """A Python ``if`` on a traced parameter: fine with a number, a crash in a sweep,
+    which maps over it."""
+
+    name: ClassVar[str] = "if_on_traced_parameter"
+    bonus: float = param(0.2, "a reward bonus (traced: a sweep may map over it)", traced=True)
+
+    def reward(self, mu, mu_next, noise, t):
+        return super().reward(mu, mu_next, noise, t) + (0.0 if self.bonus < 0.5 else self.bonus)
+
+
 class InfiniteAggregate(SISDelegate):
     """An aggregate that divides by an empty mass: infinite (NaN, "not defined at t", is
     allowed)."""
@@ -177,6 +189,7 @@ DEFECTS = [
     (PythonIfInKernel, {"jit.traceable"}, "kernel: TracerBoolConversionError"),
     (HostCallbackObservation, {"vmap.noise_paths", "vmap.mean_fields"}, "does not trace under jax.vmap"),
     (FreshStaticField, {"jit.no_retrace"}, "static fields not equal in two instances built alike: scale"),
+    (IfOnTracedParameter, {"jit.traceable"}, "reward: TracerBoolConversionError"),
     (
         InfiniteAggregate,
         {"aggregates.scalars"},
