@@ -52,6 +52,25 @@ def test_a_sweep_is_one_program_and_each_run_is_its_value_alone(tmp_path, algo):
     assert swept[0]["exploitability"] != swept[2]["exploitability"]
 
 
+@pytest.mark.parametrize(
+    ("algo", "hparams", "key", "values"),
+    [("omi", {"alpha": 0.1}, "sigma", [3.0, 1.0]), slow("mf_omo", {}, "kappa", [0.5, 3.0])],
+)
+def test_a_sweep_of_a_solver_whose_set_up_reads_the_game_starts_each_run_on_its_own(
+    tmp_path, algo, hparams, key, values
+):
+    """OMI's first flow and MF-OMO's reward bound come from the game: every run of a
+    sweep started from the first value's (its second run matched no solo run)."""
+    base = dict(game="mfglib.linear_quadratic", algo=algo, iterations=10, eval_every=5, hparams=hparams)
+    train(TrainConfig(**base, params={key: values}), tmp_path / "sweep", progress=False)
+    train(TrainConfig(**base, params={key: values[1]}), tmp_path / "alone", progress=False)
+    swept = [r for r in _rows(tmp_path / "sweep") if r["run"] == 1]
+    alone = _rows(tmp_path / "alone")
+    assert [r["iteration"] for r in swept] == [r["iteration"] for r in alone] == [0, 5, 10]
+    for a, b in zip(swept, alone, strict=True):
+        assert a["exploitability"] == pytest.approx(b["exploitability"], rel=1e-5), a["iteration"]
+
+
 def test_runs_of_a_sweep_over_two_parameters_keep_their_games_through_config_json():
     """config.json sorts its keys: the runs were paired with other games when read back or
     resumed while the sweep followed the order the parameters were given in."""

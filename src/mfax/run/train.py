@@ -102,7 +102,9 @@ class Trainer:
     def initial_states(self):
         config = self.config
         runs = range(config.num_runs)
-        return driver.initial_states(self.solver, [config.run_seed(r) for r in runs], [config.run_lr(r) for r in runs])
+        return driver.initial_states(
+            self.solver, [config.run_seed(r) for r in runs], [config.run_lr(r) for r in runs], self._run_games()
+        )
 
     def _run_games(self) -> list[Game] | None:
         return [self.game_of(r) for r in range(self.config.num_runs)] if len(self.games) > 1 else None

@@ -54,14 +54,19 @@ def _stack_on_host(trees: Sequence[Any]) -> Any:
     return jax.tree.map(one, *trees)
 
 
-def initial_states(solver: Solver, seeds: Sequence[int], lrs: Sequence[float]) -> Any:
+def initial_states(
+    solver: Solver, seeds: Sequence[int], lrs: Sequence[float], games: Sequence[Game] | None = None
+) -> Any:
     """The stacked initial states of runs ``r`` with seed ``seeds[r]`` and base learning
-    rate ``lrs[r]``, placed on the solver's mesh."""
+    rate ``lrs[r]``, placed on the solver's mesh. ``games``: one game per run (a sweep, as
+    in :func:`chunk`): run ``r`` starts from what the solver's set-up gives on
+    ``games[r]`` (OMI's first flow, MF-OMO's reward bound read the game)."""
     # the keys outside the products' precision: their two small programs are then the same
     # as every other key's of the process (under it, JAX keys them apart and compiles again)
     keys = [jax.random.PRNGKey(seed) for seed in seeds]
+    solvers = [solver] * len(keys) if games is None else [eqx.tree_at(lambda s: s.game, solver, g) for g in games]
     with compiling.precision():  # a solver's set-up may run the game (OMI's occupation measure)
-        states = [solver.init(key, lr) for key, lr in zip(keys, lrs, strict=True)]
+        states = [s.init(key, lr) for s, key, lr in zip(solvers, keys, lrs, strict=True)]
     return place_runs(_stack_on_host(states), solver.runs_mesh())
 
 
