@@ -40,6 +40,34 @@ def test_eval_json_last_line():
     assert record["exploitability_info"] == pytest.approx(record["exploitability"], rel=1e-6)
 
 
+def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
+    """A run scored on 16 sampled paths: ``mfax eval RUN`` gives its metrics' figure (it
+    evaluated on 128 other paths, or exactly), and --noise picks others."""
+    from conftest import TINY_NETWORK
+    from mfax.run.rundir import RunDir
+
+    out = tmp_path / "run"
+    mfax.solve(
+        "beach_bar",
+        "spg",
+        hp=TINY_NETWORK,
+        noise="sample",
+        eval_paths=16,
+        iterations=2,
+        eval_every=2,
+        out=out,
+        num_states=10,
+        horizon=6,
+    )
+    recorded = next(r for r in RunDir(out).read_metrics() if r["iteration"] == 2)["exploitability"]
+    mine = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).output.strip().splitlines()[-1])
+    assert mine["noise"] == "sample" and mine["exploitability"] == pytest.approx(recorded, rel=1e-6)
+    exact = json.loads(
+        runner.invoke(app, ["eval", str(out), "--noise", "exact", "--json"]).output.strip().splitlines()[-1]
+    )
+    assert exact["noise"] == "exact" and exact["exploitability"] != pytest.approx(recorded, rel=1e-6)
+
+
 def test_eval_sampled_noise_on_macro_reports_null_info():
     result = runner.invoke(
         app,

@@ -429,13 +429,13 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     broken = {}
     skip: frozenset = frozenset()
     # the traced parameters as arguments: tracers inside, as in a sweep (jax.vmap over them)
-    traced = jax.tree.map(jnp.asarray, game)
+    traced = _with_traced_arrays(game)
     try:
-        values = jax.jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
+        values = eqx.filter_jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
     except Exception as err:
         for what in _probes(game, noise, mu, horizon):
             try:
-                jax.eval_shape(lambda g, z, u, what=what: _probes(g, z, u, horizon)[what](), traced, noise, mu)
+                eqx.filter_eval_shape(lambda g, z, u, what=what: _probes(g, z, u, horizon)[what](), traced, noise, mu)
             except Exception as failed:
                 broken[what] = _first_line(failed)
         if not broken:
@@ -443,7 +443,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
             return out, broken
         skip = frozenset(broken)
         try:
-            values = jax.jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
+            values = eqx.filter_jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
         except Exception as again:
             broken["program"] = _first_line(again)
             return out, broken
@@ -451,6 +451,15 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     if "reads" in values:
         out["reads"] = values["reads"]
     return out, broken
+
+
+def _with_traced_arrays(game: Game) -> Game:
+    """``game`` with its traced parameters (``param(..., traced=True)``, those a sweep maps
+    over) as arrays: under ``eqx.filter_jit`` they are tracers, the rest stays static."""
+    names = [n for n in params.traced_names(type(game)) if not isinstance(getattr(game, n), bool)]
+    if not names:
+        return game
+    return eqx.tree_at(lambda g: [getattr(g, n) for n in names], game, [jnp.asarray(getattr(game, n)) for n in names])
 
 
 def _key(key):

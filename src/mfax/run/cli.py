@@ -262,10 +262,16 @@ def eval_command(
         typer.Option("--set", help="override a game parameter, key=value (repeatable) [default: the game's]"),
     ] = None,
     noise: Annotated[
-        str, typer.Option(help="'exact' (enumerate finite noise), 'sample' (Monte Carlo) or 'auto'")
-    ] = "auto",
-    paths: Annotated[int, typer.Option(help="number of sampled noise paths (--noise sample)")] = 128,
-    seed: Annotated[int, typer.Option(help="PRNG seed for sampled noise")] = 0,
+        str | None,
+        typer.Option(
+            help="'exact' (enumerate finite noise), 'sample' (Monte Carlo) or 'auto' [default: for RUN, the noise "
+            "paths its training evaluated on, so the figures are those of its metrics; else auto]"
+        ),
+    ] = None,
+    paths: Annotated[
+        int | None, typer.Option(help="number of sampled noise paths (--noise sample) [default: 128]")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="PRNG seed for sampled noise [default: 0]")] = None,
     iteration: Annotated[
         str,
         typer.Option(
@@ -304,7 +310,7 @@ def eval_command(
     from mfax.policies import parse_policy
 
     with user_errors(), checking(check):
-        if paths < 1:
+        if paths is not None and paths < 1:
             raise GameError(f"--paths must be >= 1, got {paths}")
         if br_iterations < 1:
             raise GameError(f"--br-iterations must be >= 1, got {br_iterations}")
@@ -334,14 +340,18 @@ def eval_command(
             g = make(game, **overrides)
             pol = parse_policy(g, policy)
             label, config = f"policy {policy}", None
-        check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
-        batch = noise_batch(g, noise, jax.random.PRNGKey(seed), paths)
+        if run_dir is not None and (noise, paths, seed) == (None, None, None):
+            batch = trainer.eval_noise_of(run_index)  # the paths its metrics were computed on
+        else:
+            noise, paths, seed = noise or "auto", 128 if paths is None else paths, seed or 0
+            check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
+            batch = noise_batch(g, noise, jax.random.PRNGKey(seed), paths)
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
         seconds = time.perf_counter() - start
         bracket = None
         if learned_br:
-            bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed, progress)
+            bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed or 0, progress)
         moments = None
         if g.moment_specs():
             from mfax.evaluation.moments import path_moments
