@@ -245,8 +245,29 @@ def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
     result = invoke("eval", run, "--trust-code")
     assert result.exit_code == 0
     assert f"mfax: warning: '{crowd}' is not the file the run was trained with" in result.stderr
+    # a resume would train on other code than the run's first iterations: refused, nothing touched
+    before = (run / "metrics.jsonl").read_text(), (run / "code.json").read_text()
+    line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "8", *QUIET), "resuming")
+    assert "is not the file the run was trained with" in line and "restore the file or start a new run" in line
+    assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
     (run / "code.json").write_text('{"game": ')  # torn
     one_error_line(invoke("eval", run, "--trust-code"), "code.json' is corrupt")
+
+
+def test_a_module_game_run_is_read_back_by_its_file_and_its_edits_are_seen(package, tmp_path):
+    """Solved from an imported class (``crowdpkg.games:Crowd``): naming its file reads it
+    back (it was 'does not name this run's game'), and the module's source is hashed like
+    a file's (it recorded none, so an edit went unseen)."""
+    run = tmp_path / "run"
+    mfax.solve("crowdpkg.games:Crowd", "fp", iterations=2, eval_every=2, out=run)
+    record = json.loads((run / "code.json").read_text())["game"]
+    assert record["reference"] == "crowdpkg.games:Crowd" and len(record["sha256"]) == 64
+    source = package / "crowdpkg" / "games.py"
+    assert invoke("eval", run, "--game", f"{source}:Crowd").exit_code == 0
+    one_error_line(invoke("eval", run, "--game", f"{source}:Other"), "does not name this run's game")
+    source.write_text(source.read_text() + "# edited\n")
+    edited = invoke("eval", run, "--game", "crowdpkg.games:Crowd")
+    assert edited.exit_code == 0 and "is not the file the run was trained with" in edited.stderr
 
 
 def test_a_solver_file_reference_needs_trust_code_to_be_read_back(package, tmp_path):

@@ -610,7 +610,7 @@ def train_command(
             target = RunDir(resume)
             target.check_run()
             consent = Consent(game, trust_code)
-            config = target.load_config(consent)
+            config = target.load_config(consent, continuing=True)
         else:
             if trust_code:
                 raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")

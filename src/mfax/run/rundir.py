@@ -37,6 +37,7 @@ import contextlib
 import csv
 import fcntl
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -193,9 +194,28 @@ def code_record(config: TrainConfig) -> dict[str, Any]:
     for key in ("game", "algo"):
         ref = getattr(config, key)
         if is_reference(ref):
-            file = parse(ref, key).file
+            file = _code_file(ref)
             record[key] = {"reference": ref, "sha256": None if file is None else file_digest(file)}
     return record
+
+
+def _code_file(ref: str) -> Path | None:
+    """The file of the code a reference names: the file itself, or the module's source
+    (found without running it; ``None`` when there is none, e.g. ``__main__``)."""
+    parsed = parse(ref, "game")
+    if parsed.file is not None:
+        return parsed.file
+    if parsed.module == MAIN:
+        return None
+    module = sys.modules.get(parsed.module)
+    origin = getattr(module, "__file__", None)
+    if origin is None:
+        try:
+            spec = importlib.util.find_spec(parsed.module)
+        except (ImportError, ValueError):
+            return None
+        origin = None if spec is None else spec.origin
+    return Path(origin) if origin and origin.endswith(".py") and Path(origin).is_file() else None
 
 
 def _named_again(recorded: str, named: str) -> str:
@@ -209,18 +229,32 @@ def _named_again(recorded: str, named: str) -> str:
             return mine  # a copy of the file elsewhere (its content is compared by _check_unchanged)
         if theirs.module == MAIN and theirs.name == ours.name:
             return mine  # a class of a script or notebook, now from a file or module
+        if theirs.name == ours.name and _stem(theirs) == _stem(ours):
+            return mine  # a module's file named as a file (corridor:Corridor, examples/corridor.py:Corridor), or back
     raise GameError(f"--game {named!r} does not name this run's game {recorded!r}")
 
 
-def _check_unchanged(ref: str, entry: Any) -> None:
-    """A warning when the file ``ref`` names is not the one the run recorded."""
-    file = parse(ref, "game").file
+def _stem(ref) -> str:
+    """The module name a reference's code would have: a file's stem, or a module's last part."""
+    return ref.file.stem if ref.file is not None else ref.module.rpartition(".")[2]
+
+
+def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> None:
+    """A warning (``continuing``: an error) when the file ``ref`` names is not the one the
+    run recorded."""
     recorded = entry.get("sha256") if isinstance(entry, dict) else None
+    file = None if recorded is None else _code_file(ref)
     if file is None or recorded is None or not file.is_file():
         return
     now = file_digest(file)
     if now != recorded:
-        _warn(f"{str(file)!r} is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
+        what = f"{str(file)!r} is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)"
+        if continuing:
+            raise GameError(
+                f"{what}: resuming would train on other code than its first iterations; restore the file or "
+                "start a new run"
+            )
+        _warn(what)
 
 
 def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
@@ -392,13 +426,15 @@ class RunDir:
             os.close(fd)  # releases the flock
 
     # -- config ------------------------------------------------------------------------
-    def load_config(self, consent: Consent = NO_CODE) -> TrainConfig:
+    def load_config(self, consent: Consent = NO_CODE, continuing: bool = False) -> TrainConfig:
         """The run's config, validated as a fresh run's is (an edited config.json too).
         Code the config names (a game or solver outside mfax) is imported only with the
-        reader's ``consent``; otherwise a one-line error names it and how to allow it."""
+        reader's ``consent``; otherwise a one-line error names it and how to allow it. A
+        file of that code that is not the one the run was trained with is a warning to a
+        reader, and an error for ``continuing`` (a resume would train on other code)."""
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
-        data = self._consented(self._read_json(self.config_path), consent)
+        data = self._consented(self._read_json(self.config_path), consent, continuing)
         try:
             return resolve(from_dict(data))
         except GameError as err:
@@ -411,7 +447,7 @@ class RunDir:
         _replace_with(self.config_path, config.to_json().encode())
         _replace_with(self.code_path, json.dumps(code_record(config), indent=2).encode() + b"\n")
 
-    def _consented(self, data: dict[str, Any], consent: Consent) -> dict[str, Any]:
+    def _consented(self, data: dict[str, Any], consent: Consent, continuing: bool = False) -> dict[str, Any]:
         """``data`` (config.json's) with the game the reader named again; raises when it
         names code the reader has not allowed."""
         data = dict(data)
@@ -432,7 +468,7 @@ class RunDir:
                     f"run {str(self.root)!r} names {what} code {ref!r}, which mfax imports (runs) only if you "
                     f"allow it: {how}"
                 )
-            _check_unchanged(ref, record.get(key))
+            _check_unchanged(ref, record.get(key), continuing)
         return data
 
     def _read_json(self, path: Path) -> dict[str, Any]:

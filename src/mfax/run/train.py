@@ -252,7 +252,7 @@ def train_session(
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if resume:
         run.check_run()
-        config = run.load_config(consent)
+        config = run.load_config(consent, continuing=True)
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:
