@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import mfax
 from conftest import SMALL_NETWORK as SMALL
 from conftest import slow
 from mfax.games import GameError
@@ -393,6 +394,8 @@ def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path
 
     for which, iteration in (("4", 4), ("last", 6), ("best", best), (str(best), best)):
         assert evaluate(which) == pytest.approx(rows[iteration], rel=1e-5), which
+        # mfax.load at a checkpoint: the figures of that policy (they were the last ones)
+        assert mfax.load(out, which).exploitability == pytest.approx(rows[iteration], rel=1e-6), which
     missing = runner.invoke(app, ["eval", str(out), "--iteration", "2"])
     assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
     tags = {k: ", ".join(t for t, at in (("best", best), ("last", 6)) if at == k) for k in {4, 6, best}}

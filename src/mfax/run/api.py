@@ -370,20 +370,30 @@ class Result:
     # -- final figures ---------------------------------------------------------------------
     @property
     def exploitability(self) -> float | None:
-        """The exploitability (per path) at the end, the mean over the runs (``None``
-        before a run's first chunk has finished, as in its summary)."""
-        return self.summary.get("final_exploitability")
+        """The exploitability (per path) of the policy held (the end, or the checkpoint
+        :func:`load` was asked for), the mean over the runs (``None`` before a run's first
+        chunk has finished, as in its summary)."""
+        return self._held("exploitability")
 
     @property
     def exploitability_info(self) -> float | None:
-        """The information-consistent exploitability at the end (``None`` when the
+        """The information-consistent exploitability of the policy held (``None`` when the
         solver's policy reads no public history), the mean over the runs."""
-        return self.summary.get("final_exploitability_info")
+        return self._held("exploitability_info")
 
     @property
     def policy_return(self) -> float | None:
-        """The policy's expected return at the end, the mean over the runs."""
-        return self.summary.get("final_policy_return")
+        """The policy's expected return, of the policy held, the mean over the runs."""
+        return self._held("policy_return")
+
+    def _held(self, column: str) -> float | None:
+        """``column`` at the iteration of the states held: the summary's final figure, or
+        (an earlier checkpoint) the mean of that evaluation's rows."""
+        held = int(np.asarray(self.states.iteration)[0])
+        if held == self.summary.get("iterations"):
+            return self.summary.get(f"final_{column}")
+        values = self.history[column][self.history["iteration"] == held]
+        return None if values.size == 0 or np.isnan(values).any() else float(np.mean(values))
 
     @property
     def iterations(self) -> int:

@@ -236,8 +236,9 @@ def train_session(
     empty, or (with ``overwrite``, whose old files are then removed) an mfax run; one
     process at a time writes a run directory. ``stop_after`` ends the session at the first
     evaluation at or after that many iterations in total (chunks of ``eval_every`` run
-    whole), as a kill would (for tests and time-boxed jobs); the run can be resumed. ``extend_to`` (with ``resume``) sets the run's total iterations, e.g.
-    beyond a finished run's (at least the iterations its checkpoint has done): the
+    whole), as a kill would (for tests and time-boxed jobs); the run can be resumed.
+    ``extend_to`` (with ``resume``) sets the run's total iterations, e.g. beyond a
+    finished run's (at least the iterations its checkpoint has done): the
     learning-rate schedule is planned over the total, so from the resumed iteration on
     the rate is what a run of ``extend_to`` iterations has there (its linear decay to
     0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
