@@ -44,7 +44,13 @@ from mfax.run.cli import app
 from test_validation import IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
 
 runner = CliRunner()
-EXPENSIVE = {"vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace", "noise.shared_prefix"}
+EXPENSIVE = {
+    "vmap.noise_paths",
+    "vmap.mean_fields",
+    "jit.no_retrace",
+    "noise.shared_prefix",
+    "noise.sampled_as_supported",
+}
 KERNEL_VALUES = {
     "kernel.dtypes",
     "kernel.probabilities_finite",
@@ -157,6 +163,18 @@ class IfOnTracedParameter(SISDelegate):
         return super().reward(mu, mu_next, noise, t) + (0.0 if self.bonus < 0.5 else self.bonus)
 
 
+class SupportWeightsOnOnePath(SISDelegate):
+    """Support weights that are not sample_noise's probabilities (all on the first path):
+    training, which draws paths by the weights, and sampled evaluation, which calls
+    sample_noise, would see two different games."""
+
+    name: ClassVar[str] = "support_weights_on_one_path"
+
+    def noise_support(self):
+        support = self.sis.noise_support()
+        return NoiseSupport(support.noise, jnp.zeros_like(support.weight).at[0].set(1.0))
+
+
 class InfiniteAggregate(SISDelegate):
     """An aggregate that divides by an empty mass: infinite (NaN, "not defined at t", is
     allowed)."""
@@ -190,6 +208,7 @@ DEFECTS = [
     (HostCallbackObservation, {"vmap.noise_paths", "vmap.mean_fields"}, "does not trace under jax.vmap"),
     (FreshStaticField, {"jit.no_retrace"}, "static fields not equal in two instances built alike: scale"),
     (IfOnTracedParameter, {"jit.traceable"}, "reward: TracerBoolConversionError"),
+    (SupportWeightsOnOnePath, {"noise.sampled_as_supported"}, "noise path 0 has support weight 1 but sample_noise"),
     (
         InfiniteAggregate,
         {"aggregates.scalars"},
@@ -286,7 +305,7 @@ def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     assert len(lines) == len(CHECK_NAMES) + 1
     assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5; it must sum to 1" in lines
     assert "PASS kernel.indices_in_range" in lines and "SKIP jit.no_retrace: needs every other check to pass" in lines
-    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 4 skipped"
+    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 5 skipped"
     with pytest.raises(GameError, match=r"sums to 0\.5; it must sum to 1 \(check kernel.probabilities_sum_to_one\)$"):
         report.raise_if_failed()
     assert report.as_dict()["ok"] is False and json.dumps(report.as_dict())
@@ -321,7 +340,7 @@ def test_check_game_command_exit_codes_and_output(monkeypatch):
     assert result.exit_code == 1 and record["ok"] is False
     assert {c["name"] for c in record["checks"] if c["status"] == "fail"} == {"kernel.probabilities_sum_to_one"}
     result = runner.invoke(app, ["check-game", "sis", "--set", "horizon=2"])  # a packaged game passes them all
-    assert result.exit_code == 0 and "game 'sis': 28 passed, 0 failed, 0 skipped" in result.stdout, result.output
+    assert result.exit_code == 0 and "game 'sis': 29 passed, 0 failed, 0 skipped" in result.stdout, result.output
     for args, message in (
         (["check-game", "no_such_game"], "unknown game 'no_such_game'"),
         (["check-game", "sis", "--set", "horizon=x"], "parameter 'horizon'"),

@@ -53,6 +53,9 @@ functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
   way the tools call a game) is traced once across calls with new noise, a new mean
   field and the game built again from its parameters (a static field that is not equal
   in a second instance built the same way recompiles every program that uses it);
+* ``noise.sampled_as_supported``: where the support is finite, 2048 draws of
+  ``sample_noise`` are paths it lists, each drawn as often as its weight says (within five
+  standard errors);
 * ``noise.shared_prefix``: where the game declares ``shared_until = t_b > 0``, the noise
   paths with equal ``prefix_key`` (the finite support, or 64 sampled paths) have the same
   initial mean field and, for ``t < t_b``, the same kernel and observation at two mean
@@ -90,7 +93,14 @@ _VALIDATED_IDS: dict[int, weakref.ref] = {}  # games holding arrays (not hashabl
 _ENABLED = contextvars.ContextVar("mfax_game_checks", default=True)
 # the games whose checks were skipped in the innermost unchecked() block (None outside one)
 _SKIPPED: contextvars.ContextVar[list[Game] | None] = contextvars.ContextVar("mfax_skipped_games", default=None)
-_EXPENSIVE = ("vmap.noise_paths", "vmap.mean_fields", "jit.no_retrace", "noise.shared_prefix")
+_EXPENSIVE = (
+    "vmap.noise_paths",
+    "vmap.mean_fields",
+    "jit.no_retrace",
+    "noise.shared_prefix",
+    "noise.sampled_as_supported",
+)
+SAMPLE_DRAWS = 2048  # noise.sampled_as_supported: draws of sample_noise against the support's weights
 
 
 class CheckResult(NamedTuple):
@@ -797,6 +807,43 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
     run("vmap.mean_fields", mean_fields)
     run("jit.no_retrace", no_retrace)
     run("noise.shared_prefix", lambda: _shared_prefix(game, key, horizon))
+    run("noise.sampled_as_supported", lambda: _sampled_as_supported(game, key))
+
+
+def _noise_rows(tree, count: int) -> np.ndarray:
+    """Each noise path as one row of its leaves' values (rounded: the support and the draws
+    may compute the same number apart; ``+ 0.0`` makes -0 and 0 one value)."""
+    leaves = [np.asarray(leaf, dtype=np.float64).reshape(count, -1) for leaf in jax.tree.leaves(tree)]
+    return np.round(np.concatenate(leaves, axis=1), 6) + 0.0
+
+
+def _sampled_as_supported(game: Game, key) -> str:
+    """``noise.sampled_as_supported``: where the support is finite, :data:`SAMPLE_DRAWS`
+    draws of ``sample_noise`` are paths of the support, each drawn about as often as its
+    weight says (within five standard errors): training draws paths by the weights,
+    sampled evaluation and the agents by ``sample_noise``."""
+    support = game.noise_support()
+    if support is None:
+        return "no finite support"
+    weight = np.asarray(support.weight, dtype=np.float64)
+    paths = weight.shape[0]
+    drawn = jax.device_get(jax.jit(jax.vmap(game.sample_noise))(jax.random.split(_key(key), SAMPLE_DRAWS)))
+    index = {row.tobytes(): i for i, row in enumerate(_noise_rows(jax.device_get(support.noise), paths))}
+    hits = np.array([index.get(row.tobytes(), -1) for row in _noise_rows(drawn, SAMPLE_DRAWS)])
+    if (hits < 0).any():
+        _fail(
+            f"sample_noise drew a path that noise_support does not list (draw {int(np.argmax(hits < 0))} of "
+            f"{SAMPLE_DRAWS}); the support must list every path sample_noise can draw"
+        )
+    freq = np.bincount(hits, minlength=paths) / SAMPLE_DRAWS
+    excess = np.abs(freq - weight) - (5.0 * np.sqrt(weight * (1.0 - weight) / SAMPLE_DRAWS) + 2.0 / SAMPLE_DRAWS)
+    worst = int(np.argmax(excess))
+    if excess[worst] > 0.0:
+        _fail(
+            f"noise path {worst} has support weight {weight[worst]:.4g} but sample_noise drew it in "
+            f"{freq[worst]:.4g} of {SAMPLE_DRAWS} draws; the weights must be sample_noise's probabilities"
+        )
+    return f"{SAMPLE_DRAWS} draws of sample_noise match the {paths} support weights"
 
 
 def _shared_prefix(game: Game, key, horizon: int) -> str:
