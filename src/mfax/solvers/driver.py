@@ -67,6 +67,10 @@ def initial_states(
     solvers = [solver] * len(keys) if games is None else [eqx.tree_at(lambda s: s.game, solver, g) for g in games]
     with compiling.precision():  # a solver's set-up may run the game (OMI's occupation measure)
         states = [s.init(key, lr) for s, key, lr in zip(solvers, keys, lrs, strict=True)]
+    # each run's numbers under the first run's structure: a state may hold the game as static
+    # metadata (a network policy), which would keep the runs' states from stacking
+    structure = jax.tree.structure(states[0])
+    states = [jax.tree.unflatten(structure, jax.tree.leaves(state)) for state in states]
     return place_runs(_stack_on_host(states), solver.runs_mesh())
 
 
