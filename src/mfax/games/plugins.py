@@ -91,6 +91,9 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
+FIELD_DEFAULTS = 'every field of a game or solver needs a default: name: type = param(default, "help")'
+
+
 def one_line(err: BaseException) -> str:
     """An exception in one line: its type and the first line of its message (with what to
     do where the cause is a field declared without a default)."""
@@ -99,9 +102,6 @@ def one_line(err: BaseException) -> str:
     if isinstance(err, TypeError) and "non-default argument" in text:
         text += f"; {FIELD_DEFAULTS}"
     return text
-
-
-FIELD_DEFAULTS = 'every field of a game or solver needs a default: name: type = param(default, "help")'
 
 
 def _load_file(path: Path, what: str) -> ModuleType:
