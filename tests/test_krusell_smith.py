@@ -108,6 +108,12 @@ def test_ks_reports(tiny):
     assert np.all(res.r2[1:] <= refit[1:] + 1e-12)
     assert res.r2_min == np.nanmin(res.r2) and res.r2[1] > 0.8 and np.all(res.r2[2:] > 0.95)
     assert 0.0 <= res.den_haan_max < 0.05 and res.den_haan_mean <= res.den_haan_max
+    # den Haan's statistic over t = 1..T-1, recomputed: at t = 0 the forecast is K_0 itself
+    k0 = res.log_capital[0, 0]
+    np.testing.assert_allclose(res.log_capital[:, 0], k0)
+    forecast = ks.rule_path(np.concatenate([res.coef, np.zeros((1, 3))]), k0, res.z[:, : game.horizon])
+    gaps = np.abs(res.log_capital[:, 1 : game.horizon] - forecast[:, 1:])
+    assert res.den_haan_max == pytest.approx(gaps.max()) and res.den_haan_mean == pytest.approx(gaps.mean())
     assert res.outside_grid == 0.0
     # the exact exploitability of the KS policy: finite and >= 0 (per path: an upper
     # bound; no information-consistent figure with continuous productivity)
@@ -125,6 +131,12 @@ def test_without_common_noise_ks_is_an_exact_equilibrium():
     res = ks.solve_krusell_smith(game, ks.make_settings(capital_points=3, max_iter=20))
     assert res.converged and res.den_haan_max < 1e-6
     assert abs(res.exploitability) < 1e-9 and abs(res.exploitability_info) < 1e-9
+
+
+def test_one_period_economy_is_refused_in_one_line():
+    # with T = 1 there is no law of motion to forecast (it crashed on an empty maximum)
+    with pytest.raises(mfax.GameError, match=r"krusell-smith needs horizon >= 2.*got horizon=1"):
+        ks.solve_krusell_smith(mfax.make("macro", num_wealth=12, horizon=1))
 
 
 def test_bad_settings_are_one_line():

@@ -377,8 +377,9 @@ class KrusellSmithResult(NamedTuple):
             coefficients held (:func:`rule_r2`; NaN where ``log K_{t+1}`` does not
             vary: ``t = 0`` always); ``r2_min``: their smallest.
         den_haan_max, den_haan_mean: den Haan's statistic, ``|log K_t - log K~_t|``
-            (the exact push-forward against the rule iterated on its own forecasts),
-            largest and mean over ``t`` and evaluation paths (log points; x100 for %).
+            (the exact push-forward against the rule iterated on its own forecasts from
+            the true ``log K_0``), largest and mean over ``t = 1..T-1`` (``t = 0`` is
+            not a forecast) and evaluation paths (log points; x100 for %).
         outside_grid: the share of (evaluation path, ``t``) where ``log K_t`` fell
             outside the households' capital grid (the interpolation was clamped).
         exploitability, exploitability_info, policy_return: exact evaluation of the
@@ -432,6 +433,10 @@ def solve_krusell_smith(
     Raises :class:`GameError` for another game."""
     if not isinstance(game, Macro):
         raise GameError(f"krusell-smith needs the macro game, got {game.name!r}")
+    if game.horizon < 2:
+        raise GameError(
+            f"krusell-smith needs horizon >= 2 (its rule forecasts log K_(t+1) from t = 0..T-2), got horizon={game.horizon}"
+        )
     settings = settings or KrusellSmithSettings()
     with jax.enable_x64(True):
         start = time.perf_counter()
@@ -468,7 +473,8 @@ def solve_krusell_smith(
         seconds = time.perf_counter() - start
         log_k, z, obs = simulate(game, policy, held_out)
         forecast = rule_path(coef, log_k0, z[:, :horizon])
-        errors = np.abs(log_k[:, :horizon] - forecast)
+        # t >= 1: the forecast starts at the true log K_0, whose error is 0 by construction
+        errors = np.abs(log_k[:, 1:horizon] - forecast[:, 1:])
         grid = np.asarray(policy.grids.log_capital)
         outside = (log_k[:, :horizon] < grid[None, :, 0] - 1e-12) | (log_k[:, :horizon] > grid[None, :, -1] + 1e-12)
         expl = info = ret = math.nan
