@@ -219,3 +219,24 @@ def test_plot_titles_describe_the_noise_path_in_words():
     sis = make("sis")
     sis_batch = noise_batch(sis, "sample", jax.random.PRNGKey(0), 4)
     assert {path_title(sis, sis_batch.noise, i, i).split(": ")[1] for i in range(4)} <= {"mild regime", "severe regime"}
+
+
+def test_eval_x64_reads_a_float32_run(tmp_path):
+    """``mfax eval RUN --x64`` (the docs' advice for a figure just below zero) on a run
+    trained in float32: its parameters widened exactly, the figures those of float32 to
+    its rounding (it refused the checkpoint as 'another mfax version's')."""
+    import jax
+
+    from conftest import TINY_NETWORK
+
+    out = tmp_path / "run"
+    mfax.solve("beach_bar", "spg", hp=TINY_NETWORK, iterations=2, eval_every=2, out=out, num_states=10, horizon=6)
+    single = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).output.strip().splitlines()[-1])
+    try:
+        result = runner.invoke(app, ["eval", str(out), "--x64", "--json"])
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert result.exit_code == 0, result.output
+    double = json.loads(result.output.strip().splitlines()[-1])
+    assert double["exploitability"] == pytest.approx(single["exploitability"], rel=1e-5)
+    assert double["exploitability"] != single["exploitability"]  # computed again, in float64

@@ -124,3 +124,20 @@ def test_agents_sample_from_the_distribution_the_loss_and_the_evaluation_use(alg
 
     # 2. the restated mean-field policy's rows are the agents' probabilities
     np.testing.assert_allclose(np.exp(logp), rows, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("algo", ["spg", "ippo"])
+def test_beta_head_on_actions_outside_the_unit_interval_is_one_line(tmp_path, algo):
+    """The Beta head is a density on the action values: beach bar's moves -5..5 made
+    every probability NaN (a run stopped at iteration 1 with a 'non-finite gradient'
+    and kept a NaN checkpoint). Refused before anything is written."""
+    from typer.testing import CliRunner
+
+    from mfax.run.cli import app
+
+    out = tmp_path / "run"
+    args = ["train", "--game", "beach_bar", "--set", "num_states=10", "--set", "horizon=4", "--algo", algo]
+    result = CliRunner().invoke(app, [*args, "--hp", "head=beta", "--out", str(out), "--no-progress", "--no-plots"])
+    assert result.exit_code == 2, result.output
+    assert "beta head is a density on action values strictly inside (0, 1)" in result.output
+    assert "from -5 to 5" in result.output and not out.exists()

@@ -53,6 +53,18 @@ def test_munchausen_target_matches_hand_computation():
     assert soft0 == pytest.approx(tau * np.log(np.exp(q_next[0] / tau).sum()), rel=1e-6)
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.5])
+def test_a_bonus_floor_at_or_above_zero_is_one_line(floor):
+    """tau ln pi <= 0, so clip(tau ln pi, floor, 0) with floor >= 0 is 0: the Munchausen
+    term silently off (the same targets as alpha = 0). Refused, as the other checks."""
+    from mfax import params
+    from mfax.errors import GameError
+    from mfax.solvers.momd import MOMDParams
+
+    with pytest.raises(GameError, match=r"bonus_floor must be < 0 .*alpha=0"):
+        params.build(MOMDParams, "M-OMD", bonus_floor=floor)
+
+
 @pytest.mark.slow
 def test_restated_policy_is_softmax_of_q_over_tau_and_gives_the_agents_actions():
     config = resolve(

@@ -204,3 +204,14 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, algo):
     rows = [RunDir(tmp_path / d).read_metrics() for d in ("a", "b")]
     strip = [[{k: v for k, v in r.items() if k != "wall_clock_s"} for r in rs] for rs in rows]
     assert strip[0] == strip[1] and len(strip[0]) == 2 * 4
+
+
+@pytest.mark.parametrize("bad,message", [("num_envs=-1", "num_envs must be >= 1"), ("updates=0", "updates must be >= 1")])
+def test_a_count_below_one_is_named_before_the_minibatch_rule(bad, message):
+    from mfax import params
+    from mfax.errors import GameError
+    from mfax.solvers.ppo import PPOParams
+
+    key, value = bad.split("=")
+    with pytest.raises(GameError, match=message):
+        params.build(PPOParams, "PPO", **{key: int(value)})

@@ -24,6 +24,7 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax.games.base import Game, check
@@ -84,6 +85,21 @@ def make_network(game: Game, key: PRNGKeyArray, net: NetworkParams, *, recurrent
     )
 
 
+def _check_beta_actions(game: Game) -> None:
+    """The Beta head is a density on the action values: they must lie strictly inside
+    ``(0, 1)`` (elsewhere every probability is NaN). Values that depend on a swept
+    (traced) parameter are not checked here."""
+    try:
+        values = np.asarray(game.action_values(), dtype=float)
+    except jax.errors.JAXTypeError:  # traced: a sweep's parameter
+        return
+    check(
+        bool(np.all((values > 0.0) & (values < 1.0))),
+        f"the beta head is a density on action values strictly inside (0, 1); game {game.name!r} has actions "
+        f"from {values.min():g} to {values.max():g}: use head=discrete",
+    )
+
+
 class NetworkPolicy(Policy):
     """Mean-field policy network (SPG when ``recurrent=False``, RSPG when ``True``).
 
@@ -118,6 +134,8 @@ class NetworkPolicy(Policy):
         mlp_width: int = 128,
         obs_dim: int | None = None,
     ):
+        if head == "beta":
+            _check_beta_actions(game)
         keys = jax.random.split(key, 8)
         if obs_dim is None:
 

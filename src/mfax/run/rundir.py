@@ -271,6 +271,24 @@ def _jsonl_text(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in rows)
 
 
+
+def _widening_leaf(f, like: Any) -> Any:
+    """Equinox's reading of one checkpoint leaf, with an array stored in a narrower
+    dtype of the same kind as ``like``'s (float32 for float64, int32 for int64: a run
+    trained in float32 evaluated with ``--x64``) converted to ``like``'s dtype, which is
+    exact; equinox's own check then refuses every other mismatch."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    value = eqx.default_deserialise_filter_spec(f, like)
+    want, got = getattr(like, "dtype", None), getattr(value, "dtype", None)
+    if want is None or got is None or want == got or not hasattr(value, "shape"):
+        return value
+    same_kind = np.dtype(got).kind == np.dtype(want).kind and np.dtype(got).kind in "fiu"
+    if same_kind and np.dtype(got).itemsize < np.dtype(want).itemsize:
+        return value.astype(want) if isinstance(value, np.ndarray) else jnp.asarray(value, dtype=want)
+    return value
+
 class RunDir:
     """Paths and file formats of one run (no state beyond the root path)."""
 
@@ -566,11 +584,13 @@ class RunDir:
 
     def load_checkpoint(self, template: Any, path: Path | None = None) -> Any:
         """The checkpoint ``path`` (default: the last; see :meth:`checkpoint_for`),
-        verified against its digest."""
+        verified against its digest. Arrays stored narrower than the template's (a run
+        trained in float32 read under ``--x64``) are widened to its dtype, exactly; any
+        other difference is refused."""
         path = self.checkpoint_path if path is None else path
         data = self._read_checkpoint(path)
         try:
-            return eqx.tree_deserialise_leaves(io.BytesIO(data), template)
+            return eqx.tree_deserialise_leaves(io.BytesIO(data), template, filter_spec=_widening_leaf)
         except Exception as err:  # corrupt, or another configuration's or mfax version's state
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise GameError(

@@ -73,6 +73,11 @@ class MOMDParams(SampledParams, NetworkParams, OptimParams):
             check(getattr(self, name) >= 1, f"M-OMD hyper-parameter {name} must be >= 1, got {getattr(self, name)}")
         check(self.tau > 0.0, f"tau must be > 0, got {self.tau}")
         check(0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}")
+        check(
+            self.bonus_floor < 0.0,
+            f"bonus_floor must be < 0 (it clips tau * log pi <= 0 from below: a floor >= 0 switches the "
+            f"Munchausen term off, which alpha=0 says), got {self.bonus_floor}",
+        )
 
 
 class Transitions(NamedTuple):
