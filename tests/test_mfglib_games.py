@@ -179,6 +179,9 @@ def test_fp_flow_own_averages_the_best_response_own_mean_field(x64):
         ("mfglib.left_right", dict(mu0=(0.5, 0.5)), "mu0 must have 3 entries (one per state)"),
         ("mfglib.random_linear", dict(seed=-1), "seed must lie in 0..2^32-1"),
         ("mfglib.susceptible_infected", dict(beta_shock=0.5), "beta (1 + beta_shock) must lie in [0, 1]"),
+        # log(mu + 0) is -inf where a state empties: values NaN (building evacuation refused it already)
+        ("mfglib.crowd_motion", dict(log_eps=0.0), "log_eps must be > 0"),
+        ("mfglib.beach_bar", dict(log_eps=0.0), "log_eps must be > 0"),
     ],
 )
 def test_bad_parameters_are_refused_in_one_line(name, params, message):

@@ -206,7 +206,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, algo):
     assert strip[0] == strip[1] and len(strip[0]) == 2 * 4
 
 
-@pytest.mark.parametrize("bad,message", [("num_envs=-1", "num_envs must be >= 1"), ("updates=0", "updates must be >= 1")])
+@pytest.mark.parametrize(
+    "bad,message", [("num_envs=-1", "num_envs must be >= 1"), ("updates=0", "updates must be >= 1")]
+)
 def test_a_count_below_one_is_named_before_the_minibatch_rule(bad, message):
     from mfax import params
     from mfax.errors import GameError

@@ -271,7 +271,6 @@ def _jsonl_text(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in rows)
 
 
-
 def _widening_leaf(f, like: Any) -> Any:
     """Equinox's reading of one checkpoint leaf, with an array stored in a narrower
     dtype of the same kind as ``like``'s (float32 for float64, int32 for int64: a run
@@ -288,6 +287,7 @@ def _widening_leaf(f, like: Any) -> Any:
     if same_kind and np.dtype(got).itemsize < np.dtype(want).itemsize:
         return value.astype(want) if isinstance(value, np.ndarray) else jnp.asarray(value, dtype=want)
     return value
+
 
 class RunDir:
     """Paths and file formats of one run (no state beyond the root path)."""

@@ -435,7 +435,8 @@ def solve_krusell_smith(
         raise GameError(f"krusell-smith needs the macro game, got {game.name!r}")
     if game.horizon < 2:
         raise GameError(
-            f"krusell-smith needs horizon >= 2 (its rule forecasts log K_(t+1) from t = 0..T-2), got horizon={game.horizon}"
+            "krusell-smith needs horizon >= 2 (its rule forecasts log K_(t+1) from t = 0..T-2), "
+            f"got horizon={game.horizon}"
         )
     settings = settings or KrusellSmithSettings()
     with jax.enable_x64(True):

@@ -75,7 +75,8 @@ class PPOParams(SampledParams, PolicyParams, OptimParams):
         check(self.minibatches >= 1, f"PPO hyper-parameter minibatches must be >= 1, got {self.minibatches}")
         # (counts below 1 are the sampled populations' check, which runs after this one)
         check(
-            min(self.num_envs, self.updates) < 1 or not (self.num_envs % self.minibatches or self.updates % self.minibatches),
+            min(self.num_envs, self.updates) < 1
+            or not (self.num_envs % self.minibatches or self.updates % self.minibatches),
             f"num_envs ({self.num_envs}) and updates ({self.updates}) must be multiples of "
             f"minibatches ({self.minibatches})",
         )

@@ -69,7 +69,10 @@ class MFGLibBeachBar(Game):
         check(self.n >= 1, f"n must be >= 1, got {self.n}")
         check(0 <= self.bar_loc < self.n, f"bar_loc must lie in 0..n-1 = 0..{self.n - 1}, got {self.bar_loc}")
         check((0.0 <= self.p_still) & (self.p_still <= 1.0), f"p_still must lie in [0, 1], got {self.p_still}")
-        check(self.log_eps >= 0.0, f"log_eps must be >= 0, got {self.log_eps}")
+        check(
+            self.log_eps > 0.0,
+            f"log_eps must be > 0 (log(mu + epsilon) is -inf where a state empties), got {self.log_eps}",
+        )
         check(self.bar_shock >= 0, f"bar_shock must be >= 0, got {self.bar_shock}")
         paths = (2 * self.bar_shock + 1) ** (self.T + 1)
         check(

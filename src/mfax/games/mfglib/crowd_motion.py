@@ -75,7 +75,10 @@ class MFGLibCrowdMotion(Game):
         )
         check(self.loc_change_freq >= 1, f"loc_change_freq must be >= 1, got {self.loc_change_freq}")
         check((0.0 <= self.p_still) & (self.p_still <= 1.0), f"p_still must lie in [0, 1], got {self.p_still}")
-        check(self.log_eps >= 0.0, f"log_eps must be >= 0, got {self.log_eps}")
+        check(
+            self.log_eps > 0.0,
+            f"log_eps must be > 0 (log(mu + epsilon) is -inf where a state empties), got {self.log_eps}",
+        )
         TorchStream(self.seed)
         if self.common_noise:
             paths = 4 ** len(self._move_times())

@@ -16,8 +16,9 @@ never arrives or runs into a dead end.
 
 mfax states: ``(section, w)`` for a vehicle on a section with ``w`` steps left to wait
 (``w = -1``: just entered, the wait not yet set, which the kernel at the next step sets
-from that step's mean field, as OpenSpiel's mean-field node does), and one state for the
-vehicles that are done. Actions are OpenSpiel's: 0 (no move) and ``1..L`` the sections
+from that step's mean field, as OpenSpiel's mean-field node does; ``w <= T - 1``, or up
+to ``2T - 1`` where a travel time can exceed the horizon, see ``_top_wait``), and one
+state for the vehicles that are done. Actions are OpenSpiel's: 0 (no move) and ``1..L`` the sections
 (sorted by start node, then end node); a section that does not leave the current end node
 acts as the first one that does, and every action is the same where the vehicle cannot
 choose. The return is booked at the step it is decided: ``-dt k`` when the move at step
@@ -92,8 +93,25 @@ class DynamicRouting(NoCommonNoise):
         return self.max_num_time_step
 
     @property
+    def _top_wait(self) -> int:
+        """The largest wait a state holds: ``T - 1``, or more where a travel time can
+        exceed the horizon (a short ``dt``): up to the longest possible wait (every
+        vehicle on one section), capped at ``2T - 1``. A vehicle waiting ``w >= T`` never
+        arrives, and OpenSpiel's distribution support (waits ``-1..T-1``) leaves it out
+        of its section's volume until its wait falls below ``T``; from ``2T - 1`` on it
+        never does within the horizon, so larger waits are the same state (exact)."""
+        horizon = self.max_num_time_step
+        _, _, _, coef = self._structure()
+        total = np.float32(NETWORKS[self.network][5])
+        t0, a, b, c = (coef[:, k] for k in range(4))
+        longest = np.max(t0 * (np.float32(1.0) + a * np.power(total / c, b)))  # BPR grows with the volume
+        # (+ 1: the traced wait divides in the mean field's dtype, which may round up)
+        most = int(float(longest) / self.time_step_length) + 1
+        return max(horizon - 1, min(most, 2 * horizon - 1))
+
+    @property
     def _waits(self) -> int:
-        return self.max_num_time_step + 1  # w = -1..T-1
+        return self._top_wait + 2  # w = -1.._top_wait
 
     @property
     def n_states(self) -> int:
@@ -141,7 +159,7 @@ class DynamicRouting(NoCommonNoise):
 
     def initial_mean_field(self, noise):
         _, _, _, origin, _, departure = self._tables()
-        wait = int(departure / self.time_step_length)
+        wait = min(int(departure / self.time_step_length), self._top_wait)
         return jnp.zeros(self.n_states).at[self.state_index(origin, wait)].set(1.0)
 
     def _structure(self):
@@ -164,7 +182,8 @@ class DynamicRouting(NoCommonNoise):
         _, _, _, coef = self._structure()
         total = NETWORKS[self.network][5]
         L = len(self.sections())
-        density = jnp.sum(mu[:-1].reshape(L, self._waits), axis=1)
+        # OpenSpiel's volume: the section's vehicles with a wait of -1..T-1 (its support)
+        density = jnp.sum(mu[:-1].reshape(L, self._waits)[:, : self.max_num_time_step + 1], axis=1)
         volume = (total * density).astype(jnp.float32)
         t0, a, b, c = (jnp.asarray(coef[:, k]) for k in range(4))
         tt = (t0 * (1.0 + a * jnp.power(volume / c, b))).astype(jnp.float32)
@@ -197,7 +216,7 @@ class DynamicRouting(NoCommonNoise):
         """``(n, m)`` next state and ``(n, m)`` kind of the move (0 wait or none, 1
         arrival, 2 dead end) at the mean field ``mu`` (which sets the waits of ``w = -1``)."""
         section, wait, entered, kind, stuck = self._static_moves()
-        new_wait = self._wait(mu)[np.maximum(section, 0)]
+        new_wait = jnp.minimum(self._wait(mu)[np.maximum(section, 0)], self._top_wait + 1)
         current = jnp.where(wait == -1, new_wait, wait)  # the wait left at this step
         stay = np.maximum(section, 0) * self._waits + current  # (section, current - 1)
         waiting = (current > 0)[:, None] | stuck[:, None]
