@@ -295,3 +295,19 @@ def test_sampled_noise_is_refused_with_a_clear_message(tmp_path):
     sampled = TrainConfig(game="mfglib.beach_bar", algo="fp", noise="sample", iterations=2)
     with pytest.raises(mfax.GameError, match=r"fp needs exact noise: use --noise exact \(game 'mfglib\.beach_bar'"):
         train(sampled, tmp_path / "y", progress=False)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_ties_first_takes_the_first_of_values_equal_to_rounding(x64):
+    """OpenSpiel's crowd modelling on a ring of 6 is symmetric: from the uniform policy,
+    moving left or right from state 2 at t = 0 is worth exactly the same. ``ties=first``
+    takes the first (action 1) in float32 and float64 alike; a bare argmax took action 2
+    in float64, where rounding made it larger by an ulp."""
+    from mfax.solvers import classical
+
+    with jax.enable_x64(x64):
+        game = mfax.make("openspiel.crowd_modelling", size=6, horizon=4)
+        table, _ = classical.solve(game, "fp", 1, ties="first")
+        np.testing.assert_allclose(np.asarray(table)[0, :2, 2], [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], atol=1e-6)
+        split, _ = classical.solve(game, "fp", 1)
+        np.testing.assert_allclose(np.asarray(split)[0, 0, 2], [0.0, 0.5, 0.5])

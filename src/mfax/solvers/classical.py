@@ -130,15 +130,23 @@ def greedy(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
     step of the linear-quadratic game every action has the same reward, and a
     first-action rule would move the whole population and its mean for nothing.
     """
-    tol = 64 * jnp.finfo(q.dtype).eps
-    top = jnp.max(q, axis=-1, keepdims=True)
-    near = (q >= top - tol * (1.0 + jnp.abs(top))).astype(q.dtype)
+    near = _maximisers(q).astype(q.dtype)
     return near / jnp.sum(near, axis=-1, keepdims=True)
 
 
+def _maximisers(q: Float[Array, "... m"]) -> Array:
+    """The actions whose ``q`` is the maximum up to a few ulps of the dtype (ties that
+    rounding broke one way or the other), a boolean mask."""
+    tol = 64 * jnp.finfo(q.dtype).eps
+    top = jnp.max(q, axis=-1, keepdims=True)
+    return q >= top - tol * (1.0 + jnp.abs(top))
+
+
 def first_maximiser(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
-    """All mass on the first maximiser of ``q`` in action order (``argmax``)."""
-    return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
+    """All mass on the first maximiser of ``q`` in action order, ties up to a few ulps
+    as :func:`greedy` takes them (a bare ``argmax`` let rounding pick among equal values,
+    differently in float32 and float64)."""
+    return jax.nn.one_hot(jnp.argmax(_maximisers(q), axis=-1), q.shape[-1], dtype=q.dtype)
 
 
 TIE_RULES = {"split": greedy, "first": first_maximiser}
