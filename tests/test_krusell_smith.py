@@ -183,6 +183,9 @@ def test_solve_macro_krusell_smith_command(tmp_path, tiny):
         (["--method", "ks"], "unknown method 'ks'; allowed: oracle, krusell-smith"),
         (["--method", "krusell-smith", "--hp", "paths=1"], "paths must be >= 2"),
         (["--hp", "paths=4"], "--hp sets Krusell-Smith hyper-parameters"),
+        # a file as the output folder: it ended in a traceback after the solve
+        (["--out", str(tmp_path / "krusell_smith.json")], "--out names a folder for the results"),
+        (["--method", "krusell-smith", "--out", str(tmp_path / "krusell_smith.png" / "x")], "is not a directory"),
     ):
         out = CliRunner().invoke(_app(), ["solve-macro", *bad])
         assert out.exit_code == 2 and message in out.output, out.output

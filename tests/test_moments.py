@@ -448,8 +448,16 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
         runner.invoke(app, ["export", str(out), "--out", f"{tmp_path / 'exportdir'}/"]), "names a folder"
     )
     assert "exportdir.npz" in folder and not (tmp_path / "exportdir").exists()
-    # the run's own outputs go with it when it is overwritten
+    # --plot names a .png: without the suffix matplotlib wrote NAME.png over a user's figure
+    # (the check had looked at NAME); another format ended in matplotlib's traceback
+    (tmp_path / "fig.png").write_text("my precious figure")
+    for name in ("fig", "fig.txt", f"{tmp_path / 'plotsdir'}/"):
+        one_error_line(runner.invoke(app, ["irf", str(out), "--plot", str(tmp_path / name)]), "--plot names a .png")
+    assert (tmp_path / "fig.png").read_text() == "my precious figure"
+    # the run's own outputs go with it when it is overwritten, a user's file beside them stays
+    (out / "export" / "my_analysis.csv").write_text("user,data\n")
     mfax.solve(
         "macro", "rspg", iterations=1, eval_paths=3, hp=TINY_NETWORK, out=out, overwrite=True, num_wealth=10, horizon=6
     )
-    assert not (out / "export.npz").exists() and not (out / "export").exists() and not (out / "irf.json").exists()
+    assert not (out / "export.npz").exists() and not (out / "irf.json").exists()
+    assert [p.name for p in (out / "export").iterdir()] == ["my_analysis.csv"]

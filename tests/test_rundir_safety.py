@@ -104,15 +104,37 @@ def test_overwrite_replaces_only_mfax_files_and_keeps_foreign_ones(run_copy):
 
 def test_remove_own_files_never_touches_anything_else(tmp_path):
     run = RunDir(tmp_path / "run")
-    for name in ("config.json", "metrics.jsonl", "plots/policy.png", "tensorboard/run0/events.out.tfevents.1.h"):
+    ours = {
+        "config.json": "x",
+        "metrics.jsonl": "x",
+        "plots/policy.png": "\x89PNG...tEXtSoftware\x00mfax...",  # mfax's figures carry its tag
+        "tensorboard/run0_seed0/events.out.tfevents.1.h": "x",
+        "irf.json": json.dumps({k: 0 for k in rundir_module.IRF_KEYS}),
+        "export/mfax-export.json": json.dumps({"mfax_export": 1, "files": {"moments.csv": {}}}),
+        "export/moments.csv": "x",
+    }
+    # a user's files under the names mfax gives its own: judged by content, kept
+    theirs = {
+        "config.json.bak": "foreign",
+        "plots/keep.png": "foreign",
+        "plots/mean_field.png": "\x89PNG their own figure",
+        "tensorboard/notes.md": "foreign",
+        "tensorboard/mine/events.out.tfevents.1.host": "foreign",
+        "checkpoint.eqx.d/x": "foreign",
+        "export/my_analysis.csv": "user,data",
+    }
+    for name, text in {**ours, **theirs}.items():
         (run.root / name).parent.mkdir(parents=True, exist_ok=True)
-        (run.root / name).write_text("x")
-    for name in ("config.json.bak", "plots/keep.png", "tensorboard/notes.md", "checkpoint.eqx.d/x"):
-        (run.root / name).parent.mkdir(parents=True, exist_ok=True)
-        (run.root / name).write_text("foreign")
+        (run.root / name).write_text(text)
     run.remove_own_files()
-    assert sorted(tree(run.root)) == ["checkpoint.eqx.d/x", "config.json.bak", "plots/keep.png", "tensorboard/notes.md"]
-    assert not (run.root / "tensorboard" / "run0").exists()
+    assert sorted(tree(run.root)) == sorted(theirs)
+    assert not (run.root / "tensorboard" / "run0_seed0").exists()
+    # without the export's manifest its folder's CSV files are not known as mfax's; an
+    # irf.json that is not mfax's record is kept
+    (run.root / "export" / "moments.csv").write_text("x")
+    (run.root / "irf.json").write_text('{"mine": 1}')
+    run.remove_own_files()
+    assert (run.root / "export" / "moments.csv").exists() and (run.root / "irf.json").exists()
 
 
 def test_a_run_without_the_marker_still_resumes_and_a_bare_foreign_config_is_no_run(run_copy, tmp_path):

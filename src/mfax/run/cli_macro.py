@@ -142,6 +142,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
 
     with user_errors():
         if out is not None:  # before anything is computed
+            _output_folder(out)
             output_writable(Path(out) / "krusell_smith.json", *KS_KEYS)
             output_writable(Path(out) / "krusell_smith.png")
         game = make("macro", **overrides)
@@ -175,6 +176,15 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         _write_outputs(Path(out), "krusell_smith.json", summary, "krusell_smith.png", lambda path: _ks_plot(res, path))
     if as_json:
         typer.echo(json.dumps(summary))
+
+
+def _output_folder(out: str) -> None:
+    """Raise (one line) unless ``--out`` can be a folder: it, or the nearest existing path
+    above it, is a directory (a file there ended in a traceback after the solve)."""
+    folder = Path(out)
+    above = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
+    if above is not None and not above.is_dir():
+        raise GameError(f"--out names a folder for the results; {str(above)!r} is not a directory")
 
 
 def _write_outputs(folder: Path, json_name: str, summary: dict, png_name: str, plot) -> None:
@@ -249,6 +259,7 @@ def register(app: typer.Typer) -> None:
                 )
             game = make("macro", **{**overrides, "common_noise": False})
             if out is not None:  # before anything is computed
+                _output_folder(out)
                 output_writable(Path(out) / "macro_equilibrium.json", *ORACLE_KEYS)
                 output_writable(Path(out) / "prices.png")
             start = time.perf_counter()

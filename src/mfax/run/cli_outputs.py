@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 
+from mfax.errors import GameError
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_common import user_errors
-from mfax.run.rundir import output_writable
+from mfax.run.rundir import IRF_KEYS, output_writable
 
 ITERATION_HELP = (
     "which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K that has one"
@@ -78,7 +79,6 @@ def register(app: typer.Typer) -> None:
         npz or CSV. Never overwrites a file mfax did not write."""
         import os
 
-        from mfax.errors import GameError
         from mfax.run.export import FORMATS, check_target, default_target, export
 
         with user_errors(), checking(check):
@@ -146,6 +146,8 @@ def register(app: typer.Typer) -> None:
         from mfax.run.plots import irf_figure, save_figure
 
         with user_errors(), checking(check):
+            if plot is not None and Path(plot).suffix.lower() != ".png":
+                raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
             for chosen, keys in ((plot, ()), (out, IRF_KEYS)):  # RUN/plots/irf.png, RUN/irf.json: the run's own
                 if chosen is not None:
                     output_writable(chosen, *keys)
@@ -168,7 +170,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(record))
 
 
-IRF_KEYS = ("run", "run_index", "checkpoint", "innovations", "moments")  # what irf_record writes
 
 
 def parse_innovations(text: str, horizon: int):

@@ -155,7 +155,9 @@ def exploitability_figure(rows: list[dict], config):
 
 
 def _save(fig, path: Path, dpi: int = 110) -> Path:
-    fig.savefig(path, dpi=dpi, metadata=PNG_TAG)  # the tag tells mfax's figures from others
+    # the tag tells mfax's figures from others; the format named, so that matplotlib never
+    # writes to another name than ``path`` (it adds ".png" to a name without a suffix)
+    fig.savefig(path, dpi=dpi, metadata=PNG_TAG, format="png")
     return path
 
 

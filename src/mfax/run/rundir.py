@@ -105,6 +105,51 @@ OWN_FILES = (
 )
 
 
+IRF_KEYS = ("run", "run_index", "checkpoint", "innovations", "moments")  # what `mfax irf` writes in its JSON
+# a tensorboard folder of mfax's tracker (run/trackers.py: run{r}_seed{s}[_lr{lr}])
+_TRACKER_FOLDER = re.compile(r"run[0-9]+_seed-?[0-9]+(_lr[^/]*)?")
+
+
+def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
+    """Whether ``path`` (a match of ``pattern`` in ``OWN_FILES``) is a file mfax wrote. The
+    names a user may well give their own files are judged by content: a figure carries
+    :data:`PNG_TAG`, ``irf.json`` holds what ``mfax irf`` writes, the export's CSV files are
+    those its manifest lists (and ``export.npz`` holds a manifest), tensorboard event files
+    sit in the tracker's run folders. The run's data files are mfax's by name (a run
+    directory is mfax's: the marker or its config)."""
+    if path.is_symlink():
+        return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
+    try:
+        if pattern.startswith("plots/"):
+            with path.open("rb") as f:
+                return b"tEXtSoftware\x00mfax" in f.read(1 << 16)
+        if pattern == "irf.json":
+            data = json.loads(path.read_text())
+            return isinstance(data, dict) and set(IRF_KEYS) <= set(data)
+        if pattern.startswith("tensorboard/"):
+            return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
+        if pattern == "export.npz":
+            from mfax.run.export import read_manifest
+
+            return read_manifest(path) is not None
+        if pattern.startswith("export/"):
+            marker = root / "export" / "mfax-export.json"
+            if marker.is_symlink() or not marker.is_file():
+                return False
+            data = json.loads(marker.read_text())
+            if not (isinstance(data, dict) and data.get("mfax_export") == 1):
+                return False
+            if path == marker:
+                return True
+            listed = {Path(str(name)).name for name in data.get("files", {})} | {marker.name}
+            if pattern.endswith(".tmp"):  # a per-process temporary file of a listed one
+                return any(re.fullmatch(re.escape(name) + r"\.[0-9]+\.tmp", path.name) for name in listed)
+            return path.name in listed
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
 def _clean(value: Any) -> Any:
     """JSON-friendly scalars (NaN/inf become null)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -371,14 +416,14 @@ class RunDir:
             return not self.root.exists() or all(p.name == LOCK for p in self.root.iterdir())
 
     def own_files(self) -> list[Path]:
-        """The files here that mfax wrote (matches of ``OWN_FILES``); never a match reached
-        through a linked folder (``plots`` pointing elsewhere, say), whose files are not
-        the run's."""
+        """The files here that mfax wrote (matches of ``OWN_FILES`` that :func:`_written_by_mfax`
+        recognises); never a match reached through a linked folder (``plots`` pointing
+        elsewhere, say), whose files are not the run's."""
         return [
             p
             for pattern in OWN_FILES
             for p in self.root.glob(pattern)
-            if (p.is_file() or p.is_symlink()) and not self._through_link(p)
+            if (p.is_file() or p.is_symlink()) and not self._through_link(p) and _written_by_mfax(self.root, pattern, p)
         ]
 
     def _through_link(self, path: Path) -> bool:
