@@ -1,6 +1,6 @@
 """An evacuation corridor: a complete mean-field game written outside the mfax package.
 
-The documentation's "Writing a game" page (docs/writing-a-game.md) takes this file
+The documentation's "Writing a game" page (docs/tutorials/writing-a-game.md) takes this file
 through ``mfax check-game``, ``mfax train``, ``mfax eval`` and ``mfax plot``.
 
 The game. A corridor has ``length`` cells, numbered ``1..length`` from the exit; state

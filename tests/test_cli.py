@@ -121,6 +121,9 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--policy", "value:x"], "has value 'x'; allowed: -5, -4,"),
         (["eval", "--noise", "lots"], "unknown noise mode 'lots'; allowed: exact, sample, auto"),
         (["eval", "--paths", "0"], "--paths must be >= 1"),
+        # options of the other kind of evaluation were ignored
+        (["eval", "/nonexistent-run", "--policy", "action:5"], "--policy evaluates a fixed policy; a RUN is"),
+        (["eval", "--run-index", "2"], "--run-index picks a run of a RUN; a fixed policy has none"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
         (["export", "/nonexistent-run"], "is not a run directory"),
         (["export", "/nonexistent-run", "--format", "xlsx"], "unknown export format 'xlsx'; allowed: npz, csv"),

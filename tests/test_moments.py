@@ -270,6 +270,13 @@ def test_irf_summary_of_a_shock_at_the_horizon_and_innovations_parsing(small_mac
     _print_irf(impulse_response(game, policy, shock_innovations(T, -1.0, T)))
     shown = {line.split("  ")[1].strip(): line for line in capsys.readouterr().out.splitlines()[2:]}
     assert any(line.split()[-4:-1] == ["-", "-", "-"] for line in shown.values())
+    # every row reads as impact, peak, its date and the last deviation, apart even where a
+    # value is wider than its column ("20-0.0005007pt" ran the date into the last value)
+    _print_irf(impulse_response(game, policy, shock_innovations(T, -1.0, 2)))
+    for line in capsys.readouterr().out.splitlines()[2:]:
+        impact, peak, at, last = line.split()[-4:]
+        assert at.isdigit() and all(x.endswith(("%", "pt")) for x in (impact, peak, last)), line
+        assert all(float(x.rstrip("%pt")) == float(x.rstrip("%pt")) for x in (impact, peak, last))
     np.testing.assert_array_equal(parse_innovations("0, 1.5,0,0,0,0,-2", T), [0, 1.5, 0, 0, 0, 0, -2])
     for text, says in (
         ("0,1", "needs T + 1 = 7 numbers (e_0..e_T), got 2"),

@@ -251,12 +251,13 @@ def eval_command(
         ),
     ] = None,
     policy: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="fixed policy: 'uniform'; 'action:K', always the action with index K (0-based: on beach_bar, "
-            "action:5 is 'stay'); or 'value:X', always the action whose value is X (beach_bar: value:0 is 'stay')"
+            "action:5 is 'stay'); or 'value:X', always the action whose value is X (beach_bar: value:0 is 'stay') "
+            "[default: uniform]"
         ),
-    ] = "uniform",
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="override a game parameter, key=value (repeatable) [default: the game's]"),
@@ -324,6 +325,8 @@ def eval_command(
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
+            if policy is not None:
+                raise GameError("--policy evaluates a fixed policy; a RUN is evaluated with its trained policy")
             consent = Consent(game, trust_code)
             trainer, pol, run_index = load_policy(RunDir(run_dir), run_index, iteration.strip().lower(), consent)
             _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
@@ -333,11 +336,14 @@ def eval_command(
         else:
             if iteration != "last":
                 raise GameError("--iteration picks a checkpoint of a RUN; a fixed policy has none")
+            if run_index is not None:
+                raise GameError("--run-index picks a run of a RUN; a fixed policy has none")
             if trust_code:
                 raise GameError("--trust-code applies to a RUN; a fixed policy's game is the one --game names")
             game = game or "beach_bar"
             overrides = parse_overrides(game, set_ or [])
             g = make(game, **overrides)
+            policy = policy or "uniform"
             pol = parse_policy(g, policy)
             label, config = f"policy {policy}", None
         if run_dir is not None and (noise, paths, seed) == (None, None, None):

@@ -170,8 +170,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(record))
 
 
-
-
 def parse_innovations(text: str, horizon: int):
     """``--innovations``: exactly ``T + 1`` comma-separated finite numbers ``e_0..e_T`` (an
     empty entry is an error, not skipped: it would move every later shock one step)."""
@@ -230,7 +228,8 @@ def _print_irf(response) -> None:
     hit = np.flatnonzero(response.innovations)
     t0 = int(hit[0]) if hit.size else 0
     typer.echo("impulse response: deviation from the path without shocks (% for levels, points x100 otherwise)")
-    typer.echo(f"  {'':<36}{'impact t = ' + str(t0):>16}{'peak':>12}{'at t':>6}{'last':>12}")
+    # every column after a space, so that a value wider than its column stays apart
+    typer.echo(f"  {'':<36} {'impact t = ' + str(t0):>15} {'peak':>11} {'at t':>5} {'last':>11}")
     for name, spec in response.specs.items():
         if spec.axes:
             continue
@@ -239,7 +238,7 @@ def _print_irf(response) -> None:
         unit = "%" if spec.deviation == "percent" else "pt"
         if after.size:
             peak = t0 + int(np.argmax(np.abs(after)))
-            shown = f"{d[t0]:>14.4g}{unit:>2}{d[peak]:>10.4g}{unit:>2}{peak:>6}"
+            shown = f"{d[t0]:>13.4g}{unit:<2} {d[peak]:>9.4g}{unit:<2} {peak:>5}"
         else:  # a moment of the decisions (t < T) and a shock at T: nothing it moves
-            shown = f"{'-':>16}{'-':>12}{'-':>6}"
-        typer.echo(f"  {spec.label:<36}{shown}{d[-1]:>10.4g}{unit:>2}")
+            shown = f"{'-':>15} {'-':>11} {'-':>5}"
+        typer.echo(f"  {spec.label:<36} {shown} {d[-1]:>9.4g}{unit:<2}")
