@@ -284,6 +284,18 @@ def test_counted_draws_beyond_the_memory_are_refused(tmp_path, monkeypatch):
     )
 
 
+def test_a_game_too_large_to_check_is_refused_before_its_functions_run(monkeypatch):
+    """The checker built a 100,000,000-state beach bar's kernel (about 95 GiB) and the
+    system killed the process without a word; the size is now read off the shapes first."""
+    monkeypatch.setattr("mfax.games.validate.available_bytes", lambda device=None: 2**20)
+    one_line_error(
+        ["eval", "--set", "num_states=20001"],
+        "game 'beach_bar' (20001 states, 11 actions): checking it builds kernels and rewards of about",
+    )
+    monkeypatch.setattr("mfax.games.validate.available_bytes", lambda device=None: None)  # cannot tell: checked
+    assert mfax.make("beach_bar", num_states=20003).n_states == 20003
+
+
 def test_evaluation_that_cannot_fit_is_refused():
     one_line_error(["eval", "--noise", "sample", "--paths", "1000000000"], "an evaluation of beach_bar on 1000000000")
 

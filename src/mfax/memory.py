@@ -11,12 +11,9 @@ that would otherwise allocate until the machine runs out of memory.
 
 from __future__ import annotations
 
-import os
-
-import jax
-
 from mfax.dynamics.noise import exact_noise
 from mfax.errors import GameError
+from mfax.freememory import available_bytes, gigabytes
 from mfax.games.base import Game
 
 # entries held per (path, step, state): policy, rewards, Q-values and the cotangent of a
@@ -26,34 +23,6 @@ EVAL_ACTION_ARRAYS = 3
 # one draw counted over a finite support: 10^9 draws over the beach bar's 102 paths asked
 # XLA for 36 GB in one allocation
 BYTES_PER_DRAW = 36
-
-
-def available_bytes(device: jax.Device | None = None) -> int | None:
-    """Free memory of ``device`` (default: the first local device), or ``None`` when it
-    cannot be told: the accelerator's ``memory_stats`` limit minus what is in use, else
-    the host's ``MemAvailable`` (Linux), else its free physical pages."""
-    device = device or jax.local_devices()[0]
-    try:
-        stats = device.memory_stats()
-    except Exception:  # backends without memory statistics
-        stats = None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def gigabytes(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.3g} GiB"
 
 
 def require(nbytes: int, what: str, hint: str) -> None:

@@ -84,6 +84,7 @@ from jax.experimental import checkify
 
 from mfax import compiling, params
 from mfax.errors import GameError, MfaxError
+from mfax.freememory import available_bytes, gigabytes
 from mfax.games.base import Game, Kernel, prefix_groups, reward_matrix
 
 TOLERANCE = 1e-4
@@ -436,6 +437,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     out: dict[str, Any] = {"initial_mean_field_shape": mu}
     if tuple(mu.shape) != (n,):  # the rest is traced with it: stop here
         return out, {}
+    _fits(game, noise, mu, n)
     broken = {}
     skip: frozenset = frozenset()
     # the traced parameters as arguments: tracers inside, as in a sweep (jax.vmap over them)
@@ -461,6 +463,26 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     if "reads" in values:
         out["reads"] = values["reads"]
     return out, broken
+
+
+def _fits(game: Game, noise, mu, n: int) -> None:
+    """Refuse in one line a game whose checks cannot fit in memory: they build its kernel
+    and rewards at two dates (with temporaries, about four times one kernel and reward),
+    sized here from their shapes alone (``num_states=100000000`` had the system kill the
+    process). A kernel that does not trace is left to the checks to report."""
+    try:
+        kernel = jax.eval_shape(lambda z, u: game.kernel(u, z, jnp.int32(0)), noise, mu)
+    except Exception:
+        return
+    one = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(kernel))
+    need = 4 * (one + 2 * n * game.n_actions * mu.dtype.itemsize)
+    free = available_bytes()
+    if free is not None and need > free:
+        name = getattr(game, "name", type(game).__name__)
+        raise GameError(
+            f"game {name!r} ({n} states, {game.n_actions} actions): checking it builds kernels and rewards of about "
+            f"{gigabytes(need)}, only {gigabytes(free)} is free; choose smaller sizes"
+        )
 
 
 def _with_traced_arrays(game: Game) -> Game:

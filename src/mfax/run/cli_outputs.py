@@ -121,7 +121,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         iteration: Annotated[str, typer.Option(help=ITERATION_HELP)] = "last",
         run_index: Annotated[int | None, typer.Option(help=RUN_INDEX_HELP)] = None,
-        plot: Annotated[str | None, typer.Option(help="write the figure here [default: RUN/plots/irf.png]")] = None,
+        plot: Annotated[
+            str | None, typer.Option(help="write the figure here, a .png file [default: RUN/plots/irf.png]")
+        ] = None,
         out: Annotated[
             str | None,
             typer.Option(

@@ -29,7 +29,6 @@ import csv
 import io
 import json
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,10 @@ from mfax.errors import GameError
 from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
 from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
-from mfax.run.rundir import _replace_with  # per-process temporary file, one-line OS errors
+from mfax.run.rundir import EXPORT_MARKER as MARKER
+from mfax.run.rundir import _folder_manifest, _replace_with, read_manifest  # _replace_with: one-line OS errors
 
 FORMATS = ("npz", "csv")
-MARKER = "mfax-export.json"
 LIMIT_BYTES = 2 * 2**30
 """The largest export written without fewer paths: above it, a one-line error says how
 large it would be and suggests ``--paths``."""
@@ -121,36 +120,6 @@ def default_target(run_root: Path, fmt: str) -> Path:
 
 
 # -- what is there: refuse to overwrite what mfax did not write -------------------------------
-def read_manifest(path: Path) -> dict | None:
-    """The manifest of an ``npz`` export mfax wrote, or ``None`` for any other file (read
-    without unpickling anything)."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None
-    if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file: one array, not an archive
-        return None
-    try:
-        with archive:
-            if "manifest" not in archive.files:
-                return None
-            data = json.loads(str(archive["manifest"]))
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None
-    return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
-
-
-def _folder_manifest(folder: Path) -> dict | None:
-    marker = folder / MARKER
-    if not marker.is_file() or marker.is_symlink():
-        return None
-    try:
-        data = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
-
-
 def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     """Raise unless an export may be written at ``path``: nothing there; an empty folder
     (``csv``); or, with ``overwrite``, an export mfax wrote there."""

@@ -45,12 +45,14 @@ import os
 import re
 import stat
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import numpy as np
 
 from mfax.errors import GameError
 from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
@@ -105,6 +107,39 @@ OWN_FILES = (
 )
 
 
+EXPORT_MARKER = "mfax-export.json"  # the manifest of a CSV export's folder (run/export.py)
+
+
+def read_manifest(path: Path) -> dict | None:
+    """The manifest of an ``npz`` export mfax wrote, or ``None`` for any other file (read
+    without unpickling anything)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file: one array, not an archive
+        return None
+    try:
+        with archive:
+            if "manifest" not in archive.files:
+                return None
+            data = json.loads(str(archive["manifest"]))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
+
+
+def _folder_manifest(folder: Path) -> dict | None:
+    marker = folder / EXPORT_MARKER
+    if not marker.is_file() or marker.is_symlink():
+        return None
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
+
+
 IRF_KEYS = ("run", "run_index", "checkpoint", "innovations", "moments")  # what `mfax irf` writes in its JSON
 # a tensorboard folder of mfax's tracker (run/trackers.py: run{r}_seed{s}[_lr{lr}])
 _TRACKER_FOLDER = re.compile(r"run[0-9]+_seed-?[0-9]+(_lr[^/]*)?")
@@ -129,15 +164,11 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
         if pattern.startswith("tensorboard/"):
             return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
         if pattern == "export.npz":
-            from mfax.run.export import read_manifest
-
             return read_manifest(path) is not None
         if pattern.startswith("export/"):
-            marker = root / "export" / "mfax-export.json"
-            if marker.is_symlink() or not marker.is_file():
-                return False
-            data = json.loads(marker.read_text())
-            if not (isinstance(data, dict) and data.get("mfax_export") == 1):
+            marker = root / "export" / EXPORT_MARKER
+            data = _folder_manifest(root / "export")
+            if data is None:
                 return False
             if path == marker:
                 return True
@@ -322,7 +353,6 @@ def _widening_leaf(f, like: Any) -> Any:
     trained in float32 evaluated with ``--x64``) converted to ``like``'s dtype, which is
     exact; equinox's own check then refuses every other mismatch."""
     import jax.numpy as jnp
-    import numpy as np
 
     value = eqx.default_deserialise_filter_spec(f, like)
     want, got = getattr(like, "dtype", None), getattr(value, "dtype", None)
