@@ -512,3 +512,17 @@ def test_a_checkpoint_of_another_state_layout_is_refused_in_one_line(tmp_path):
     with pytest.raises(GameError, match=r"^cannot read checkpoint .*another mfax version\?\): ") as info:
         run.load_checkpoint((jnp.zeros(3), jnp.zeros(4), jnp.zeros(1)))
     assert "\n" not in str(info.value)
+
+
+def test_plot_keeps_a_users_file_under_a_figures_name(run_copy):
+    """A file of the user's own at RUN/plots/policy.png: `mfax plot` (and training's plots)
+    leave it and write the other figures, with a warning; --overwrite keeps it too."""
+    mine = run_copy / "plots" / "policy.png"
+    mine.parent.mkdir(exist_ok=True)
+    mine.write_bytes(b"\x89PNG my own figure")
+    result = runner.invoke(app, ["plot", str(run_copy)])
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.stderr and "policy.png" in result.stderr
+    assert mine.read_bytes() == b"\x89PNG my own figure" and (run_copy / "plots" / "mean_field.png").is_file()
+    RunDir(run_copy).remove_own_files()
+    assert mine.read_bytes() == b"\x89PNG my own figure" and not (run_copy / "plots" / "mean_field.png").exists()

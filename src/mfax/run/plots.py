@@ -26,6 +26,7 @@ nothing here depends on which game it is.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import jax
@@ -36,7 +37,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir
+from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir, output_writable
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -73,7 +74,20 @@ def plot_run(
         moments = path_moments(game, policy, trainer.eval_noise_of(r))
         figures["moments"] = moments_figure(game, moments)
         figures["moment_curves"] = moment_curves_figure(game, moments, curve_times)
-    return [_save(fig, run.plots_dir / f"{name}.png") for name, fig in figures.items() if fig is not None]
+    written = []
+    for name, fig in figures.items():
+        path = run.plots_dir / f"{name}.png"
+        if fig is None:
+            continue
+        try:
+            output_writable(path)
+        except GameError:  # a user's own file under a figure's name: kept, the figure not written
+            sys.stderr.write(
+                f"mfax: warning: kept {str(path)!r}: mfax did not write it (its {name} figure not written)\n"
+            )
+            continue
+        written.append(_save(fig, path))
+    return written
 
 
 def sample_trajectories(game, policy, noise: NoiseBatch, num_paths: int = 3):
