@@ -151,6 +151,11 @@ def test_stationary_initial_income_stays_stationary():
         ({"income_process": "rouwenhorst", "income_sigma": 0.0}, "income_sigma must be > 0"),
         ({"income_process": "tauchen", "income_width": -1.0}, "income_width must be > 0"),
         ({"income_process": "rouwenhorst", "num_income": 1}, "needs num_income >= 2"),
+        # another process's parameter was silently ignored (a persistence that changed nothing)
+        ({"income_rho": 0.95}, "income_rho is not used by income_process=published"),
+        ({"income_process": "rouwenhorst", "income_width": 2.0}, "income_width is not used by income_process=rouw"),
+        ({"income_process": "tauchen", "income_probs": (0.2, 0.6, 0.2)}, "income_probs is not used by income_pro"),
+        ({"income_process": "tauchen", "income_min": 0.2, "income_max": 3.0}, "income_min, income_max are not used"),
     ],
 )
 def test_bad_income_parameters(bad, message):

@@ -303,6 +303,12 @@ def test_config_file_and_flags(tmp_path):
         from mfax.run.config import load_file
 
         load_file(Path(bad))
+    # a folder, and a format mfax does not read (a YAML file gave a JSON parse error)
+    with pytest.raises(GameError, match=r"is a directory; --config names a \.toml or \.json file"):
+        load_file(tmp_path)
+    (tmp_path / "c.yaml").write_text("game: sis\n")
+    with pytest.raises(GameError, match=r"mfax reads \.toml and \.json config files, got '\.yaml'"):
+        load_file(tmp_path / "c.yaml")
 
 
 def test_learned_best_response_reports_progress_and_chunking_does_not_change_it():

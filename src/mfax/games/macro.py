@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mfax import params
 from mfax.games import income
 from mfax.games.base import (
     Game,
@@ -56,6 +57,12 @@ class MacroNoise(NamedTuple):
 
 
 INCOME_PROCESSES = ("published", "rouwenhorst", "tauchen")
+# the income parameters each process does not read (Macro.income_grid_np, income_chain_np)
+_NOT_READ_BY = {
+    "published": ("income_rho", "income_sigma", "income_width"),
+    "rouwenhorst": ("income_probs", "income_min", "income_max", "income_width"),
+    "tauchen": ("income_probs", "income_min", "income_max"),
+}
 INITIAL_INCOME = ("published", "stationary")
 
 
@@ -124,6 +131,16 @@ class Macro(Game):
         check(
             self.initial_income in INITIAL_INCOME,
             f"unknown initial_income {self.initial_income!r}; allowed: {', '.join(INITIAL_INCOME)}",
+        )
+        # a parameter of another income process would be silently ignored (income_rho=0.95
+        # under the published moves, say): one set away from its default is refused
+        defaults = {name: field.default for name, field in params.fields_of(type(self)).items()}
+        unused = [name for name in _NOT_READ_BY[self.income_process] if getattr(self, name) != defaults[name]]
+        check(
+            not unused,
+            f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by income_process="
+            f"{self.income_process} (income_rho, income_sigma: rouwenhorst and tauchen; income_width: tauchen; "
+            "income_probs, income_min, income_max: published)",
         )
         if self.income_process != "published":
             check(

@@ -70,11 +70,16 @@ class OneLineErrors(TyperGroup):
 def _pairs(flag: str, items: list[str]) -> Iterator[tuple[str, str]]:
     """``["key=value", ...]`` -> ``(key, value)`` pairs, keys stripped; ``flag`` names the
     option in the error for an item without ``=``."""
+    seen: dict[str, str] = {}
     for item in items:
         if "=" not in item:
             raise GameError(f"{flag} expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        yield key.strip(), value
+        key = key.strip()
+        if key in seen:  # the last one silently won
+            raise GameError(f"{flag} {key} given twice ({seen[key]!r} and {value!r}); give each key once")
+        seen[key] = value
+        yield key, value
 
 
 def parse_overrides(game: str, items: list[str], sweep: bool = False) -> dict:

@@ -302,8 +302,14 @@ def _declared_hparams(algo: Any) -> set[str]:
 def load_file(path: Path) -> TrainConfig:
     """Read a TOML (``.toml``) or JSON config file; a file reference in it
     (``game = "games/crowd.py:Crowd"``) is relative to the config file's folder."""
+    if path.is_dir():
+        raise GameError(f"config file {str(path)!r} is a directory; --config names a .toml or .json file")
     if not path.is_file():
         raise GameError(f"config file {str(path)!r} does not exist")
+    if path.suffix not in (".toml", ".json"):
+        raise GameError(
+            f"config file {str(path)!r}: mfax reads .toml and .json config files, got {path.suffix or 'no suffix'!r}"
+        )
     text = path.read_text()
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
