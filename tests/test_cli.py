@@ -116,6 +116,8 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--set", "gamma=0"], "gamma must lie in (0, 1]"),
         (["eval", "--set", "gamma"], "--set expects key=value"),
         (["eval", "--set", "horizon=4", "--set", "horizon=6"], "--set horizon given twice ('4' and '6')"),
+        (["train", "--out", ""], "--out is empty; name the run directory"),
+        (["check-game", "tests/:Corridor"], "is a directory; name the Python file: path/to/file.py:ClassName"),
         (["train", "--hp", "mlp_width=8", "--hp", "mlp_width=16"], "--hp mlp_width given twice"),
         (["eval", "--policy", "action:99"], "K must be an integer in 0..10"),
         (["eval", "--policy", "greedy"], "unknown policy 'greedy'; allowed: uniform, action:K"),

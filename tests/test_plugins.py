@@ -228,6 +228,9 @@ def test_a_run_never_imports_the_code_it_names_without_consent(crowd, tmp_path, 
     copy = Path(shutil.copy(crowd, tmp_path / "copy.py"))
     for command in (["eval", run, "--game", "sis"], ["plot", run, "--game", f"{copy}:Other"]):
         one_error_line(invoke(*command), "does not name this run's game")
+    # a typo in the reader's --game is the reader's (it was reported as config.json's)
+    typo = one_error_line(invoke("plot", run, "--game", f"{tmp_path / 'cpy.py'}:Crowd"), "--game: game file")
+    assert "config.json" not in typo
     assert imported == []
     assert invoke("eval", run, "--game", f"{copy}:Crowd").exit_code == 0  # the reader's copy
     assert invoke("plot", run, "--trust-code").exit_code == 0

@@ -105,6 +105,8 @@ def one_line(err: BaseException) -> str:
 
 
 def _load_file(path: Path, what: str) -> ModuleType:
+    if path.is_dir():
+        raise GameError(f"{what} file {str(path)!r} is a directory; name the Python file: path/to/file.py:ClassName")
     if not path.is_file():
         raise GameError(f"{what} file {str(path)!r} not found")
     name = FILE_MODULE_PREFIX + hashlib.sha256(str(path).encode()).hexdigest()[:16]

@@ -653,6 +653,8 @@ def train_command(
             if lr is not None:
                 check_lr_used(config.algo)
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if out is not None and not out.strip():  # "" fell back to the default runs/... silently
+                raise GameError("--out is empty; name the run directory or leave --out out for runs/GAME-ALGO-TIME")
             target = RunDir(out or f"runs/{name}")
             if main:
                 target.check_new(overwrite)

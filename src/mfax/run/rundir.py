@@ -527,6 +527,10 @@ class RunDir:
         reader, and an error for ``continuing`` (a resume would train on other code)."""
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
+        if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so
+            named = parse(consent.game, "--game")
+            if named.file is not None and not named.file.is_file():
+                raise GameError(f"--game: game file {str(named.file)!r} not found")
         data = self._consented(self._read_json(self.config_path), consent, continuing)
         try:
             return resolve(from_dict(data))
