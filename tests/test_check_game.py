@@ -71,6 +71,33 @@ class RowsSumToHalf(SISDelegate):
         return k._replace(prob=k.prob.at[1, 0].multiply(0.5))
 
 
+class RowsSumToHalfMidway(SISDelegate):
+    """A defect at neither checked end (t = 3 of 8): it passed every check and halved the
+    mass of the population that reached it."""
+
+    name: ClassVar[str] = "rows_sum_to_half_midway"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(prob=k.prob.at[1, 0].multiply(jnp.where(t == 3, 0.5, 1.0)))
+
+
+class IndexOutOfRangeMidway(SISDelegate):
+    name: ClassVar[str] = "index_out_of_range_midway"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(index=k.index.at[1, 1].set(jnp.where(t == 3, 2, k.index[1, 1])))
+
+
+class NaNRewardMidway(SISDelegate):
+    name: ClassVar[str] = "nan_reward_midway"
+
+    def reward(self, mu, mu_next, noise, t):
+        r = super().reward(mu, mu_next, noise, t)
+        return r.at[1, 0].set(jnp.where(t == 3, jnp.nan, r[1, 0]))
+
+
 class SecondStageRowsSumToHalf(SISDelegate):
     name: ClassVar[str] = "second_stage_rows_sum_to_half"
 
@@ -192,6 +219,9 @@ DEFECTS = [
         {"kernel.probabilities_sum_to_one"},
         "second kernel stage row (j=1) at t=0 sums to 0.5",
     ),
+    (RowsSumToHalfMidway, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=3 sums to 0.5"),
+    (IndexOutOfRangeMidway, {"kernel.indices_in_range"}, "kernel index at (s=1, a=1, k=0) at t=3 is 2; states"),
+    (NaNRewardMidway, {"reward.finite"}, "reward at t=3 is nan at (s=1, a=0)"),
     (NegativeProbability, {"kernel.probabilities_nonnegative"}, "kernel row (s=0, a=1) at t=0 has a negative entry"),
     (IndexOutOfRange, {"kernel.indices_in_range"}, "kernel index at (s=1, a=1, k=1) at t=0 is 2; states are 0..1"),
     (FloatIndices, {"kernel.dtypes"}, "kernel indices at t=0 must be int32, got float32"),

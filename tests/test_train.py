@@ -417,3 +417,29 @@ def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path
     assert sorted(after) == [0, 2, 4, 6, 8] and all(after[k] == rows[k] for k in rows)
     assert run.read_summary()["iterations"] == 8 and json.loads((out / "config.json").read_text())["iterations"] == 8
     assert run.kept_iterations() == [6, 8]
+
+
+def test_learned_bound_trains_a_fresh_deviator_beside_the_warm_start(monkeypatch):
+    """A recurrent population is both a warm start and a policy the deviator may never
+    leave (a nearly deterministic one: gradient ~1e-3, bound 4.7e-05 where a fresh
+    deviator found 0.95): both starts are trained, the larger gain is reported."""
+    import jax
+
+    import mfax.solvers.learned_br as learned
+    from mfax.policies.networks import NetworkPolicy
+    from mfax.run import cli
+    from mfax.solvers.learned_br import LearnedBestResponse
+
+    game = mfax.make("linear_quadratic", horizon=4)
+    population = NetworkPolicy(game, jax.random.key(0), recurrent=True, **SMALL)
+    started = []
+
+    def fake(game, population_, deviator, *args, **kwargs):
+        started.append(deviator)
+        gain = 0.0 if deviator is population else 0.5
+        return LearnedBestResponse(gain, gain, 0.0, 3, jax.numpy.zeros(3), deviator)
+
+    monkeypatch.setattr(learned, "learned_best_response", fake)
+    bracket = cli._learned_bracket(game, population, None, None, 3, 1e-2, 0, progress=False)
+    assert len(started) == 2 and started[1] is population and started[0] is not population
+    assert bracket.exploitability_lower_bound == 0.5 and bracket.deviator is started[0]

@@ -390,7 +390,35 @@ def _step_probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], 
         "terminal_reward": lambda: game.terminal_reward(mu, mu, noise, last),
         "observation": lambda: {t: game.observation(mu, noise, jnp.int32(t)) for t in (0, horizon)},
         "aggregates": lambda: {t: game.aggregates(mu, noise, jnp.int32(t)) for t in (0, horizon)},
+        # every other t, summarised: the first that shows something is then checked in full
+        "every_step": lambda: jax.lax.map(
+            lambda t: _step_off(game, noise, mu, t), jnp.arange(horizon, dtype=jnp.int32)
+        ),
     }
+
+
+def _step_off(game: Game, noise, mu, t) -> jax.Array:
+    """Whether the kernel or the reward at ``t`` (at ``mu_0``) shows what the kernel and
+    reward checks refuse: a non-finite, negative or unnormalised row, an index out of
+    range, a non-finite reward (a defect at a middle step passed the checks at
+    ``t = 0`` and ``T - 1`` and lost or created mass)."""
+    kernel = game.kernel(mu, noise, t)
+    n = mu.shape[0]
+    stages = [(kernel.index, kernel.prob, n if kernel.then is None else kernel.then.index.shape[0])]
+    if kernel.then is not None:
+        stages.append((kernel.then.index, kernel.then.prob, n))
+    off = jnp.zeros((), bool)
+    for index, prob, size in stages:
+        off |= ~jnp.all(jnp.isfinite(prob)) | jnp.any(prob < 0.0)
+        off |= jnp.any(jnp.abs(jnp.sum(prob, axis=-1) - 1.0) > TOLERANCE)
+        off |= jnp.any((index < 0) | (index >= size))
+    return off | ~jnp.all(jnp.isfinite(reward_matrix(game, mu, mu, noise, t)))
+
+
+def _at_step(game: Game, key, t):
+    """The kernel and the reward at ``t`` (at ``mu_0``), to check in full."""
+    noise, mu = _start(game, key)
+    return game.kernel(mu, noise, t), reward_matrix(game, mu, mu, noise, t)
 
 
 def _probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], Any]]:
@@ -462,6 +490,13 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     out.update(jax.device_get({k: v for k, v in values.items() if k != "reads"}))
     if "reads" in values:
         out["reads"] = values["reads"]
+    steps = out.pop("every_step", None)
+    middle = [] if steps is None else [int(t) for t in np.flatnonzero(np.asarray(steps)) if 0 < t < horizon - 1]
+    if middle and "kernel" in out:  # the first other t that shows something: checked in full
+        t = middle[0]
+        kernel, reward = eqx.filter_jit(lambda g, k, t: _at_step(g, _key(k), t))(traced, key, jnp.int32(t))
+        out["kernel"] = {**out["kernel"], t: jax.device_get(kernel)}
+        out["reward_at"] = (t, jax.device_get(reward))
     return out, broken
 
 
@@ -501,7 +536,7 @@ def _key(key):
 def _traceable(broken: dict[str, str]) -> str:
     """Fails naming each method that does not trace (``reads``, the bounds check of the
     noise reads, is ``noise.path_length``'s to skip)."""
-    failing = {k: v for k, v in broken.items() if k not in ("start", "reads")}
+    failing = {k: v for k, v in broken.items() if k not in ("start", "reads", "every_step")}
     if failing:
         _fail("; ".join(f"{k}: {v}" for k, v in failing.items()))
     return ""
@@ -669,7 +704,13 @@ def _indices_in_range(kernels: dict[int, Kernel], n: int) -> str:
 
 
 def _rewards(get, horizon: int) -> tuple[tuple[str, Any], ...]:
-    return (("reward at t=0", get("reward")), (f"terminal reward at t={horizon - 1}", get("terminal_reward")))
+    out = [("reward at t=0", get("reward")), (f"terminal reward at t={horizon - 1}", get("terminal_reward"))]
+    try:
+        t, reward = get("reward_at")  # another t where something showed (_step_off)
+        out.append((f"reward at t={t}", reward))
+    except _Skipped:
+        pass
+    return tuple(out)
 
 
 def _reward_shapes(get, n: int, m: int, horizon: int) -> str:

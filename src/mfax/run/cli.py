@@ -411,35 +411,43 @@ def _deviator(game, run_hparams: dict[str, Any], key):
 
 def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
     """Train a history-aware deviator against ``population`` (a lower bound on the
-    information-consistent exploitability); ``config``: the evaluated run's, else ``None``."""
+    information-consistent exploitability); ``config``: the evaluated run's, else ``None``.
+    A recurrent network population is also a second start (the deviator starting as the
+    population, gain 0): both are trained and the larger gain is the bound (each is one).
+    The warm start alone stayed where a nearly deterministic population's gradient
+    vanishes (4.7e-05 where a fresh deviator found 0.95 of an exact 2.32)."""
     import jax
 
     from mfax.solvers.learned_br import learned_best_response
 
-    deviator = _deviator(game, {} if config is None else config.hparams, jax.random.PRNGKey(seed + 7))
+    starts = [_deviator(game, {} if config is None else config.hparams, jax.random.PRNGKey(seed + 7))]
     if isinstance(population, NetworkPolicy) and population.recurrent:
-        deviator = population  # warm start: the deviator starts as the population (gain 0)
+        starts.append(population)
     num_paths = game_defaults(game.name)["paths"] if config is None else config.paths
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=iterations, unit="it", desc="learned best response", dynamic_ncols=True)
+        bar = tqdm(total=iterations * len(starts), unit="it", desc="learned best response", dynamic_ncols=True)
     try:
-        return learned_best_response(
-            game,
-            population,
-            deviator,
-            batch,
-            jax.random.PRNGKey(seed + 11),
-            iterations=iterations,
-            lr=lr,
-            num_paths=num_paths,
-            progress=None if bar is None else bar.update,
-        )
+        brackets = [
+            learned_best_response(
+                game,
+                population,
+                deviator,
+                batch,
+                jax.random.PRNGKey(seed + 11),
+                iterations=iterations,
+                lr=lr,
+                num_paths=num_paths,
+                progress=None if bar is None else bar.update,
+            )
+            for deviator in starts
+        ]
     finally:
         if bar is not None:
             bar.close()
+    return max(brackets, key=lambda b: b.exploitability_lower_bound)
 
 
 @app.command("train")
