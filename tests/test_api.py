@@ -248,3 +248,26 @@ def test_solve_refuses_a_learning_rate_its_solver_does_not_use(tmp_path, algo, w
     with pytest.raises(mfax.GameError, match=f"--lr is not used by {algo}: {why} \\(solvers that take --lr: spg"):
         mfax.solve("beach_bar", algo, iterations=2, lr=[0.1, 0.5], out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_diverged_solve_without_out_names_no_folder(monkeypatch):
+    """Without ``out=`` the run lives in a temporary folder that goes with the call: the
+    message named it as where the last good checkpoint was kept."""
+    from mfax.run.train import TrainingDiverged
+    from mfax.solvers import driver
+
+    monkeypatch.setattr(driver, "first_nonfinite", lambda metrics, start: "non-finite policy return at iteration 1")
+    with pytest.raises(TrainingDiverged) as err:
+        mfax.solve("sis", "fp", iterations=2, common_noise=False)
+    text = str(err.value)
+    assert text.startswith("non-finite policy return at iteration 1; stopped (nothing kept without out=DIR")
+    assert "mfax-solve-" not in text
+
+
+def test_conflicting_or_odd_arguments_are_one_line(tmp_path):
+    with pytest.raises(mfax.GameError, match="game parameter horizon given both in params and as a keyword"):
+        mfax.solve("sis", "fp", iterations=1, params={"horizon": 3}, horizon=4)
+    with pytest.raises(mfax.GameError, match="check_game expects a game instance .*got str"):
+        mfax.check_game("beach_bar")
+    with pytest.raises(mfax.GameError, match="which must be 'last', 'best' or a kept iteration, got 1.5"):
+        mfax.load(tmp_path, which=1.5)

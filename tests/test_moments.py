@@ -236,6 +236,9 @@ def test_impulse_response_of_a_zero_shock_is_zero(small_macro):
     irf = impulse_response(game, policy, np.zeros(game.horizon + 1))
     for name, deviation in irf.deviation().items():
         np.testing.assert_array_equal(np.nan_to_num(deviation), 0.0, err_msg=name)
+    # a NaN innovation gave NaN deviations (the command line refused it, the API did not)
+    with pytest.raises(mfax.GameError, match="innovations must be finite numbers; entry 2 is nan"):
+        impulse_response(game, policy, np.array([0.0, 0.0, np.nan] + [0.0] * (game.horizon - 2)))
 
 
 def test_impulse_response_baseline_is_the_no_shock_push_forward_and_timing(small_macro):

@@ -230,6 +230,9 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     innovations = np.asarray(innovations, dtype=np.float64)
     if innovations.shape != (game.horizon + 1,):
         raise GameError(f"innovations must have T + 1 = {game.horizon + 1} entries, got shape {innovations.shape}")
+    if not np.all(np.isfinite(innovations)):
+        first = int(np.flatnonzero(~np.isfinite(innovations))[0])
+        raise GameError(f"innovations must be finite numbers; entry {first} is {innovations[first]}")
     paths = jnp.asarray(np.stack([np.zeros_like(innovations), innovations]), dtype=float)
     if game.noise_from_innovations(paths[0]) is None:
         raise GameError(f"game {game.name!r} declares no shock process (Game.noise_from_innovations)")

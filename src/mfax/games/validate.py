@@ -18,7 +18,9 @@ are all covered, once per game and process. Inside :func:`unchecked` it does not
 
 The checks, with ``mu_0`` the initial mean field of one sampled noise path and the
 functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
-``t = T - 1``, the reward at ``t = 0`` and the terminal reward at ``t = T - 1``:
+``t = T - 1``, the reward at ``t = 0`` and the terminal reward at ``t = T - 1``, and at
+the first other ``t`` whose kernel or reward shows something they refuse (every ``t`` is
+summarised in the same program; a defect at other mean fields is not seen):
 
 * ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
@@ -167,6 +169,11 @@ def check_game(game: Game, *, key: jax.Array | None = None) -> CheckReport:
     >>> report.ok, report["kernel.probabilities_sum_to_one"].status
     (True, 'pass')
     """
+    if not isinstance(game, Game):
+        raise GameError(
+            f"check_game expects a game instance (mfax.make(name), or your class with its parameters), "
+            f"got {type(game).__name__}"
+        )
     return _report(game, key, expensive=True)
 
 

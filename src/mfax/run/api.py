@@ -46,7 +46,7 @@ from mfax.run.cache import enable_compilation_cache
 from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, check_lr_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
-from mfax.run.train import Session, Trainer, best_run, load_states, train_session
+from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
 
 STOP_REASONS = ("iterations", "target", "time_budget", "callback")
 
@@ -202,6 +202,9 @@ def solve(
     if callback is not None and not callable(callback):
         raise GameError(f"callback must be callable, got {callback!r}")
     target = _target(target_exploitability)
+    twice = sorted(set(params or {}) & set(overrides))
+    if twice:  # which one won was silent
+        raise GameError(f"game parameter {', '.join(twice)} given both in params and as a keyword; give it once")
     config = config_of(
         game,
         {**(params or {}), **overrides},
@@ -223,7 +226,13 @@ def solve(
         return _finish(run, session, stop.reason)
     with tempfile.TemporaryDirectory(prefix="mfax-solve-") as tmp:
         run = RunDir(Path(tmp) / "run")
-        session = train_session(config, run.root, progress=progress, stop=stop)
+        try:
+            session = train_session(config, run.root, progress=progress, stop=stop)
+        except TrainingDiverged as err:  # its checkpoint was in the folder about to go
+            what = str(err).split("; stopped,")[0]
+            raise TrainingDiverged(
+                f"{what}; stopped (nothing kept without out=DIR, which keeps the last good checkpoint)"
+            ) from None
         return _finish(run, session, stop.reason)
 
 
@@ -259,6 +268,10 @@ def load(
     notebook is read back by passing that class (or a reference to a file defining it)."""
     if isinstance(game, type) and issubclass(game, Game):
         game = registry_reference(game, main=True)
+    if isinstance(which, int) and not isinstance(which, bool):  # a kept iteration as a number
+        which = str(which)
+    if not isinstance(which, str):
+        raise GameError(f"which must be 'last', 'best' or a kept iteration, got {which!r}")
     run = RunDir(path)
     run.check_run()
     trainer, states, _ = load_states(run, which, Consent(game, trust_code))
@@ -377,8 +390,9 @@ class Result:
 
     @property
     def exploitability_info(self) -> float | None:
-        """The information-consistent exploitability of the policy held (``None`` when the
-        solver's policy reads no public history), the mean over the runs."""
+        """The information-consistent exploitability of the policy held, the mean over
+        the runs (``None`` when the game's noise has no finite support: its information
+        sets are not enumerated)."""
         return self._held("exploitability_info")
 
     @property
