@@ -114,7 +114,7 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["params"]["kappa"] == [0.5, 2.0]
     assert sorted({r["run"] for r in RunDir(out).read_metrics()}) == [0, 1]
-    bad = runner.invoke(app, [*args, "--set", "horizon=4,5", "--out", str(tmp_path / "bad"), "--no-progress"])
+    bad = runner.invoke(app, [*args[:-2], "--set", "horizon=4,5", "--out", str(tmp_path / "bad"), "--no-progress"])
     assert bad.exit_code == 2 and "cannot take several values" in bad.stderr
     assert not (tmp_path / "bad").exists()
     np.testing.assert_equal(len([line for line in bad.stderr.splitlines() if line.strip()]), 1)
