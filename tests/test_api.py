@@ -267,7 +267,7 @@ def test_a_diverged_solve_without_out_names_no_folder(monkeypatch):
 def test_conflicting_or_odd_arguments_are_one_line(tmp_path):
     with pytest.raises(mfax.GameError, match="game parameter horizon given both in params and as a keyword"):
         mfax.solve("sis", "fp", iterations=1, params={"horizon": 3}, horizon=4)
-    with pytest.raises(mfax.GameError, match="check_game expects a game instance .*got str"):
+    with pytest.raises(mfax.GameError, match=r"check_game expects a game instance .*got str"):
         mfax.check_game("beach_bar")
-    with pytest.raises(mfax.GameError, match="which must be 'last', 'best' or a kept iteration, got 1.5"):
+    with pytest.raises(mfax.GameError, match=r"which must be 'last', 'best' or a kept iteration, got 1\.5"):
         mfax.load(tmp_path, which=1.5)
