@@ -38,6 +38,8 @@ def test_make_overrides_and_defaults():
         ("beach_bar", {"gamma": 1.5}, r"gamma must lie in \(0, 1\]"),
         ("linear_quadratic", {"horizon": 0}, "horizon must be >= 1"),
         ("beach_bar", {"num_states": 0}, "num_states must be >= 3"),
+        # T // 2 = 0: the closing paths had z_0 = 0 (the spec: z_0 = 1)
+        ("beach_bar", {"horizon": 1}, r"horizon must be >= 2 with common noise \(the bar may close at t = T//2 >= 1\)"),
         ("beach_bar", {"idiosyncratic_probs": (0.5, 0.6, -0.1)}, "must be non-negative"),
         ("beach_bar", {"idiosyncratic_probs": (0.2, 0.2, 0.2)}, "must sum to 1"),
         ("macro", {"income_probs": (0.3, 0.3, 0.3)}, "must sum to 1"),

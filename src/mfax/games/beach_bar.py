@@ -63,6 +63,13 @@ class BeachBar(Game):
         check(
             0.0 <= self.close_probability <= 1.0, f"close_probability must lie in [0, 1], got {self.close_probability}"
         )
+        # z_0 = 1: the bar can close only at a step that reaches T//2 >= 1 (with T = 1 it
+        # was closed from the start on the closing paths)
+        check(
+            self.horizon >= 2 or not self.common_noise,
+            f"horizon must be >= 2 with common noise (the bar may close at t = T//2 >= 1), got {self.horizon}; "
+            "or common_noise=false",
+        )
 
     @property
     def n_states(self) -> int:
