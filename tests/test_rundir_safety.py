@@ -526,3 +526,16 @@ def test_plot_keeps_a_users_file_under_a_figures_name(run_copy):
     assert mine.read_bytes() == b"\x89PNG my own figure" and (run_copy / "plots" / "mean_field.png").is_file()
     RunDir(run_copy).remove_own_files()
     assert mine.read_bytes() == b"\x89PNG my own figure" and not (run_copy / "plots" / "mean_field.png").exists()
+
+
+def test_a_run_trained_on_more_devices_is_read_back_on_those_here(run_copy):
+    """config.json holding `--devices 4` from a larger host: `mfax eval`, export and
+    --resume refused it here ("--devices must lie in 1..1"); they now use the devices
+    here (the provenance line says the setup differs)."""
+    import jax
+
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "devices": len(jax.devices()) + 3}))
+    result = runner.invoke(app, ["eval", str(run_copy), "--json"])
+    assert result.exit_code == 0, result.output
+    assert RunDir(run_copy).load_config().devices == len(jax.devices())

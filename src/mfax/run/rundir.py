@@ -364,6 +364,22 @@ def _widening_leaf(f, like: Any) -> Any:
     return value
 
 
+def _devices_here(data: Any) -> Any:
+    """config.json's ``devices`` limited to the devices of this machine: a run trained on
+    more (``--devices 4`` on a larger host) is read back, evaluated and continued on those
+    here instead of being refused (the provenance line says the setup differs; results
+    match to floating-point tolerance, long trainings drift apart slowly)."""
+    devices = data.get("devices") if isinstance(data, dict) else None
+    if not isinstance(devices, int) or isinstance(devices, bool) or devices <= 1:
+        return data
+    import jax
+
+    here = len(jax.devices())
+    if devices <= here:
+        return data
+    return {**data, "devices": here}
+
+
 class RunDir:
     """Paths and file formats of one run (no state beyond the root path)."""
 
@@ -532,6 +548,7 @@ class RunDir:
             if named.file is not None and not named.file.is_file():
                 raise GameError(f"--game: game file {str(named.file)!r} not found")
         data = self._consented(self._read_json(self.config_path), consent, continuing)
+        data = _devices_here(data)
         try:
             return resolve(from_dict(data))
         except GameError as err:
