@@ -472,7 +472,8 @@ def project_flow(
     ``b - A x(lam)``; semismooth Newton steps ``(A D A^T + delta I) dlam = -grad f``
     (``D`` the active set, ``delta = eps^(3/4)`` times the target's scale) with
     backtracking (Armijo on ``f``, or the residual halved), until ``A x = b`` to
-    rounding (at most ``_NEWTON_STEPS`` steps; a projection not converged by then is NaN). ``A D A^T`` is block tridiagonal in time (:func:`newton_blocks`), so each
+    rounding (at most ``_NEWTON_STEPS`` steps; a projection not converged by then is
+    NaN). ``A D A^T`` is block tridiagonal in time (:func:`newton_blocks`), so each
     Newton step costs ``O(T n^3)`` (:func:`solve_block_tridiagonal`). Once the active
     set is the solution's, one Newton step solves the system exactly, so the result is
     the projection to rounding (MFGLib's OSQP stops at its tolerance, 1e-8)."""
