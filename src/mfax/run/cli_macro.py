@@ -19,7 +19,7 @@ from mfax import params
 from mfax.errors import GameError
 from mfax.games import make
 from mfax.run.cli_common import _pairs, parse_overrides, user_errors
-from mfax.run.rundir import PNG_TAG, output_writable
+from mfax.run.rundir import PNG_TAG, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
 # what the JSON files of earlier runs of this command hold: such a file may be replaced
@@ -182,8 +182,8 @@ def _output_folder(out: str) -> None:
     """Raise (one line) unless ``--out`` can be a folder: it, or the nearest existing path
     above it, is a directory (a file there ended in a traceback after the solve)."""
     folder = Path(out)
-    above = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
-    if above is not None and not above.is_dir():
+    above = folder if folder.exists() and not folder.is_dir() else file_above(folder)
+    if above is not None:
         raise GameError(f"--out names a folder for the results; {str(above)!r} is not a directory")
 
 

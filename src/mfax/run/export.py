@@ -42,7 +42,7 @@ from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
 from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
 from mfax.run.rundir import EXPORT_MARKER as MARKER
-from mfax.run.rundir import _folder_manifest, _replace_with, read_manifest  # _replace_with: one-line OS errors
+from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest
 
 FORMATS = ("npz", "csv")
 LIMIT_BYTES = 2 * 2**30
@@ -134,8 +134,8 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     if fmt == "csv" and path.suffix == ".npz":
         raise GameError(f"a csv export is a folder, got {where!r}, a name for an npz file (--format npz)")
     if not path.exists() and not path.is_symlink():
-        above = next((p for p in path.parents if p.exists()), None)
-        if above is not None and not above.is_dir():
+        above = file_above(path)
+        if above is not None:
             raise GameError(f"cannot write an export at {where!r}: {str(above)!r} is not a directory")
         return
     if fmt == "npz":
@@ -148,7 +148,7 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
             raise GameError(f"refusing to write the CSV export into {where!r}: it is not a directory")
         if not any(path.iterdir()):
             return
-        if _folder_manifest(path) is None:
+        if folder_manifest(path) is None:
             raise GameError(f"refusing to write into {where!r}: a non-empty directory that is not an mfax export")
     if not overwrite:
         raise GameError(f"{where!r} already holds an mfax export; use --overwrite or another --out")
@@ -291,7 +291,7 @@ def write_csv(folder: Path, game: Game, data: dict[str, Any], source: dict[str, 
     manifest (``files``: each file's columns and rows)."""
     info = manifest(game, data, source)
     folder.mkdir(parents=True, exist_ok=True)
-    old = _folder_manifest(folder)
+    old = folder_manifest(folder)
     if old is not None:  # an export mfax wrote (check_target allowed it): remove its files only
         for name in old.get("files", {}):
             target = folder / Path(name).name

@@ -26,7 +26,6 @@ nothing here depends on which game it is.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import jax
@@ -37,7 +36,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir, output_writable
+from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir, output_writable, warn
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -82,9 +81,7 @@ def plot_run(
         try:
             output_writable(path)
         except GameError:  # a user's own file under a figure's name: kept, the figure not written
-            sys.stderr.write(
-                f"mfax: warning: kept {str(path)!r}: mfax did not write it (its {name} figure not written)\n"
-            )
+            warn(f"kept {str(path)!r}: mfax did not write it (its {name} figure not written)")
             continue
         written.append(_save(fig, path))
     return written

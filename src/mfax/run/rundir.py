@@ -129,7 +129,8 @@ def read_manifest(path: Path) -> dict | None:
     return data if isinstance(data, dict) and data.get("mfax_export") == 1 else None
 
 
-def _folder_manifest(folder: Path) -> dict | None:
+def folder_manifest(folder: Path) -> dict | None:
+    """The manifest of a CSV export's folder mfax wrote, or ``None``."""
     marker = folder / EXPORT_MARKER
     if not marker.is_file() or marker.is_symlink():
         return None
@@ -155,19 +156,15 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
     if path.is_symlink():
         return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
     try:
-        if pattern.startswith("plots/"):
-            with path.open("rb") as f:
-                return b"tEXtSoftware\x00mfax" in f.read(1 << 16)
-        if pattern == "irf.json":
-            data = json.loads(path.read_text())
-            return isinstance(data, dict) and set(IRF_KEYS) <= set(data)
+        if pattern.startswith("plots/") or pattern == "irf.json":
+            return _mfax_wrote(path, IRF_KEYS)
         if pattern.startswith("tensorboard/"):
             return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
         if pattern == "export.npz":
             return read_manifest(path) is not None
         if pattern.startswith("export/"):
             marker = root / "export" / EXPORT_MARKER
-            data = _folder_manifest(root / "export")
+            data = folder_manifest(root / "export")
             if data is None:
                 return False
             if path == marker:
@@ -176,7 +173,7 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
             if pattern.endswith(".tmp"):  # a per-process temporary file of a listed one
                 return any(re.fullmatch(re.escape(name) + r"\.[0-9]+\.tmp", path.name) for name in listed)
             return path.name in listed
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, GameError):  # (GameError: _disk's unreadable file)
         return False
     return True
 
@@ -191,7 +188,8 @@ def _clean(value: Any) -> Any:
 _KEPT = re.compile(r"iteration-(\d{8})\.eqx")
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """One warning line on stderr."""
     print(f"mfax: warning: {message}", file=sys.stderr)
 
 
@@ -217,6 +215,14 @@ def _replace_with(path: Path, data: bytes) -> None:
 
 
 PNG_TAG = {"Software": "mfax"}  # the PNG text chunk mfax's figures carry (see output_writable)
+_PNG_CHUNK = b"".join(b"tEXt" + k.encode() + b"\x00" + v.encode() for k, v in PNG_TAG.items())
+
+
+def file_above(path: Path) -> Path | None:
+    """The nearest existing path above ``path`` when it is not a directory (a file: nothing
+    can be created under it), else ``None``."""
+    above = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+    return above if above is not None and not above.is_dir() else None
 
 
 def output_writable(path: Path | str, *keys: str) -> None:
@@ -227,20 +233,22 @@ def output_writable(path: Path | str, *keys: str) -> None:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
-    ours = False
-    if path.is_file() and not path.is_symlink():
-        with _disk("read", path):
-            head = path.read_bytes()[: 1 << 16] if path.suffix == ".png" else path.read_bytes()
-        if path.suffix == ".png":
-            ours = b"tEXtSoftware\x00mfax" in head
-        else:
-            try:
-                data = json.loads(head)
-                ours = bool(keys) and isinstance(data, dict) and set(keys) <= set(data)
-            except (ValueError, UnicodeDecodeError):
-                ours = False
-    if not ours:
+    if not (path.is_file() and not path.is_symlink() and _mfax_wrote(path, keys)):
         raise GameError(f"refusing to overwrite {str(path)!r}: mfax did not write it; remove it or choose another path")
+
+
+def _mfax_wrote(path: Path, keys: tuple[str, ...] = ()) -> bool:
+    """Whether the file ``path`` says by its content that mfax wrote it: a ``.png``
+    carrying :data:`PNG_TAG`, or a JSON object holding every one of ``keys``."""
+    with _disk("read", path):
+        head = path.read_bytes()[: 1 << 16] if path.suffix == ".png" else path.read_bytes()
+    if path.suffix == ".png":
+        return _PNG_CHUNK in head
+    try:
+        data = json.loads(head)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return bool(keys) and isinstance(data, dict) and set(keys) <= set(data)
 
 
 def _digest_of(checkpoint: Path) -> Path:
@@ -330,7 +338,7 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> None:
                 f"{what}: resuming would train on other code than its first iterations; restore the file or "
                 "start a new run"
             )
-        _warn(what)
+        warn(what)
 
 
 def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
@@ -424,8 +432,8 @@ class RunDir:
         missing or empty, or it is an mfax run and ``overwrite`` is set."""
         root = str(self.root)
         if not self.root.exists():
-            above = next((p for p in self.root.parents if p.exists()), None)
-            if above is not None and not above.is_dir():
+            above = file_above(self.root)
+            if above is not None:
                 raise GameError(f"cannot create run directory {root!r}: {str(above)!r} is not a directory")
             return
         if not self.root.is_dir():
@@ -624,7 +632,7 @@ class RunDir:
                     raise ValueError("not an object")
             except ValueError:
                 if number == len(lines):  # the last line, without its newline: torn
-                    _warn(f"dropped the torn last line of {str(self.metrics_jsonl)!r} (an interrupted write)")
+                    warn(f"dropped the torn last line of {str(self.metrics_jsonl)!r} (an interrupted write)")
                     break
                 raise GameError(f"line {number} of {str(self.metrics_jsonl)!r} is corrupt") from None
             rows.append(row)

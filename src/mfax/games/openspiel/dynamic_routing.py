@@ -69,6 +69,13 @@ NETWORKS = {
 }
 
 
+def _travel_time(coef, volume, xp):
+    """BPR travel time ``t_0 (1 + a (v / c)^b)`` of each section (``coef`` rows ``(t_0, a,
+    b, c)``, float32 as OpenSpiel computes it) at volume ``v``, in numpy or jax (``xp``)."""
+    t0, a, b, c = (coef[:, k] for k in range(4))
+    return t0 * (1.0 + a * xp.power(volume / c, b))
+
+
 class DynamicRouting(NoCommonNoise):
     name: ClassVar[str] = "openspiel.dynamic_routing"
 
@@ -102,9 +109,7 @@ class DynamicRouting(NoCommonNoise):
         never does within the horizon, so larger waits are the same state (exact)."""
         horizon = self.max_num_time_step
         _, _, _, coef = self._structure()
-        total = np.float32(NETWORKS[self.network][5])
-        t0, a, b, c = (coef[:, k] for k in range(4))
-        longest = np.max(t0 * (np.float32(1.0) + a * np.power(total / c, b)))  # BPR grows with the volume
+        longest = np.max(_travel_time(coef, np.float32(NETWORKS[self.network][5]), np))  # BPR grows with the volume
         # (+ 1: the traced wait divides in the mean field's dtype, which may round up)
         most = int(float(longest) / self.time_step_length) + 1
         return max(horizon - 1, min(most, 2 * horizon - 1))
@@ -185,8 +190,7 @@ class DynamicRouting(NoCommonNoise):
         # OpenSpiel's volume: the section's vehicles with a wait of -1..T-1 (its support)
         density = jnp.sum(mu[:-1].reshape(L, self._waits)[:, : self.max_num_time_step + 1], axis=1)
         volume = (total * density).astype(jnp.float32)
-        t0, a, b, c = (jnp.asarray(coef[:, k]) for k in range(4))
-        tt = (t0 * (1.0 + a * jnp.power(volume / c, b))).astype(jnp.float32)
+        tt = _travel_time(jnp.asarray(coef), volume, jnp).astype(jnp.float32)
         return jnp.maximum(0, (tt.astype(mu.dtype) / self.time_step_length).astype(jnp.int32) - 1)
 
     def _static_moves(self):
