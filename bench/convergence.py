@@ -327,7 +327,6 @@ def main() -> None:
             parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {allowed} and N >= 1, got {item!r}")
         plan = {**plan, field: {**plan[field], algo: int(value)}}
     seeds = args.seeds or (2 if args.quick else 3)
-    t0 = time.perf_counter()
     results = []
     stem = ("convergence_quick" if args.quick else "convergence") + args.tag
     args.out.mkdir(parents=True, exist_ok=True)
@@ -370,7 +369,8 @@ def main() -> None:
         "quick": args.quick,
         "seeds": seeds,
         "threshold_fractions": args.thresholds,
-        "total_min": (time.perf_counter() - t0) / 60,
+        # the runs' own times: a run reused from the partial file keeps the time it took
+        "total_min": sum(r.get("total_s", 0.0) for r in results) / 60,
         "params": {game: params[game] for game in args.games},
     }
     text = write_markdown(args.out / f"{stem}.md", table, meta)

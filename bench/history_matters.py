@@ -80,7 +80,7 @@ def main() -> None:
     lines = [
         "# RSPG vs SPG for the same budget (common noise on)",
         "",
-        "| game | algo | iterations | lr | noise | seeds | initial | final per-path (mean +- sd) "
+        "| game | algo | iterations | lr | noise | seeds | initial | final per-path (mean +- sample sd) "
         "| final info-consistent (mean) | per seed (per-path) | training wall-clock s (all seeds together) |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|---|---:|",
     ]
@@ -89,7 +89,7 @@ def main() -> None:
         info = np.array([x for x in r["exploitability_info"] if x is not None])
         lines.append(
             f"| {r['game']} | {r['algo']} | {r['iterations']} | {r['lr']:g} | {r['noise']} | {r['seeds']} "
-            f"| {r['initial_exploitability']:.1f} | {e.mean():.1f} +- {e.std():.1f} "
+            f"| {r['initial_exploitability']:.1f} | {e.mean():.1f} +- {e.std(ddof=1) if e.size > 1 else 0.0:.1f} "
             f"| {info.mean() if info.size else float('nan'):.1f} | {', '.join(f'{x:.1f}' for x in e)} "
             f"| {r['wall_clock_s']:.1f} |"
         )

@@ -408,7 +408,10 @@ def original_text(o: dict) -> tuple[str, str]:
 
 def times(ratio: float) -> str:
     """A speed-up as text: whole numbers from 10x, two significant digits below (a
-    ratio under 1 is mfax slower)."""
+    ratio under 1 is mfax slower); one decimal just under the target, so that a ratio
+    below it never reads as the target (99.8x, not 100x)."""
+    if TARGET - 0.5 <= ratio < TARGET:
+        return f"{ratio:.1f}x"
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
 
 

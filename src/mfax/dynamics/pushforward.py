@@ -120,11 +120,9 @@ def _add_first_stage(size: int, index, mass) -> Float[Array, " size"]:
     few successors (``K <= 4``, ``n m >= 4096``; the same order on one path and on a
     batch) is added with the successors outermost, so that its indices are formed a whole
     ``(state, action)`` block at a time rather than along the short last axis element by
-    element: macro's two wealth neighbours, 69 -> 22 ms of index arithmetic per
-    iteration, macro RSPG 0.961 of the time (paired). On the small tabular games the
-    transposed mass costs more than it saves (MFGLib's equilibrium price, ``K = 4``, FP
-    up to 2x slower), so they keep the plain order
-    (bench/results/profiler_and_levers_2026-12-03.md)."""
+    element (macro's two wealth neighbours). On the small tabular games the transposed
+    mass costs more than it saves (MFGLib's equilibrium price, ``K = 4``), so they keep
+    the plain order. Measurements: bench/results/profiler_and_levers_2026-12-03.md."""
     n, m, successors = index.shape[-3:]
     if successors > 4 or n * m < 4096:
         return _add_at(size, index, mass)

@@ -154,9 +154,8 @@ def _expect(index, prob, v):
     (``index`` of at least :data:`_SPLIT_EXPECT` entries) are expected one at a time and
     stacked: gathering ``(..., K, k)`` blocks with a small minor axis is slow on XLA's
     CPU backend at that size (the macro economy's joint recursion of two value
-    functions: 0.46 s per iteration against 0.33 s one at a time), while on small
-    kernels the extra operations cost more than they save (random linear's OMD 82 us
-    per iteration against 100 us split; bench/results/macro_kernel_cost.md)."""
+    functions), while on small kernels the extra operations cost more than they save
+    (MFGLib's random linear). Measurements: bench/results/macro_kernel_cost.md."""
     if v.ndim == 2 and v.shape[1] <= 4 and index.size >= _SPLIT_EXPECT:
         return jnp.stack([_expect(index, prob, v[:, i]) for i in range(v.shape[1])], axis=-1)
     prob = prob.reshape(prob.shape + (1,) * (v.ndim - 1))

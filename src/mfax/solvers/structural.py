@@ -73,7 +73,7 @@ def structural_gradient(
 
     probs, vjp, traj = jax.vjp(probs_of, params, has_aux=True)
     # the recursion computes each step's rewards itself: the rollout then neither records
-    # them nor lays them out path-major and back (macro RSPG 0.978-0.980 of the time paired,
+    # them nor lays them out path-major and back (measured:
     # bench/results/paired_speed_rewards_recomputed.md)
     v0, q, v_br = policy_and_best_response_values(game, traj._replace(rewards=None), noise)
     mu0 = traj.mu[:, 0]
