@@ -390,6 +390,17 @@ def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_p
     assert (theirs / "notes.csv").read_text() == "a,b\n"
     with pytest.raises(mfax.GameError, match="unknown export format 'xlsx'; allowed: npz, csv"):
         export(game, policy, _two_paths(batch), tmp_path / "x", "xlsx")
+    # --overwrite of an export whose game had fewer tables (beach bar: no moments): a user's
+    # moments.csv there is not the old export's, and stays
+    marker = folder / "mfax-export.json"
+    record = json.loads(marker.read_text())
+    del record["files"]["moments.csv"]
+    marker.write_text(json.dumps(record))
+    (folder / "moments.csv").write_text("my own moments analysis\n")
+    with pytest.raises(mfax.GameError, match=r"refusing to overwrite .*moments\.csv'.*did not write it"):
+        export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)
+    assert (folder / "moments.csv").read_text() == "my own moments analysis\n"
+    assert (folder / "policy.csv").is_file()  # nothing removed before the refusal
 
 
 # -- a trained run through the command line (slow: trains) ----------------------------------
@@ -435,6 +446,20 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     api = result.impulse_response(-1.0, 2).deviation()["Y"]
     np.testing.assert_allclose(record["moments"]["Y"]["deviation"], api, rtol=1e-5)
     assert (out / "plots" / "irf.png").is_file() and (out / "irf.json").is_file()
+    # RUN/irf.json and RUN/plots/irf.png of the user's own (or links to files elsewhere) are
+    # not written over: irf refuses, as for a path it is given
+    (out / "irf.json").rename(tmp_path / "kept_irf.json")
+    (out / "irf.json").write_text("my notes\n")
+    one_error_line(runner.invoke(app, ["irf", str(out)]), "refusing to overwrite")
+    assert (out / "irf.json").read_text() == "my notes\n"
+    (out / "irf.json").unlink()
+    (tmp_path / "elsewhere.png").write_text("a figure of mine")
+    (out / "plots" / "irf.png").unlink()
+    (out / "plots" / "irf.png").symlink_to(tmp_path / "elsewhere.png")
+    one_error_line(runner.invoke(app, ["irf", str(out)]), "refusing to overwrite")
+    assert (tmp_path / "elsewhere.png").read_text() == "a figure of mine" and not (out / "irf.json").exists()
+    (out / "plots" / "irf.png").unlink()
+    (tmp_path / "kept_irf.json").rename(out / "irf.json")
     for text, says in (
         ("0,1", "--innovations needs T + 1 = 7 numbers (e_0..e_T), got 2"),
         ("0,,1,0,0,0,0,0", "entry 1 is empty"),  # not skipped: it would move the shock to t = 1

@@ -539,3 +539,98 @@ def test_a_run_trained_on_more_devices_is_read_back_on_those_here(run_copy):
     result = runner.invoke(app, ["eval", str(run_copy), "--json"])
     assert result.exit_code == 0, result.output
     assert RunDir(run_copy).load_config().devices == len(jax.devices())
+
+
+# -- found by a fresh-eyes review of what mfax writes (2026-12-03) ---------------------------
+
+
+def test_another_tools_config_with_a_game_and_an_algo_is_no_run(tmp_path):
+    """A folder of another tool's files (config.json with `game`/`algo`, metrics.jsonl,
+    summary.json) was taken for an mfax run written before the marker, and --overwrite
+    deleted its files."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"game": "pong", "algo": "ppo", "lr": 0.0003, "seed": 1}')
+    (other / "metrics.jsonl").write_text('{"step": 1}\n')
+    (other / "summary.json").write_text('{"best": 9}')
+    before = tree(other)
+    assert not RunDir(other).is_run()
+    one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(other), *QUIET]), "not an mfax run")
+    one_error_line(
+        runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(other), "--overwrite", *QUIET]), "not an mfax run"
+    )
+    assert tree(other) == before
+
+
+def test_resume_without_the_last_checkpoint_of_a_trained_run_is_refused(run_copy):
+    """checkpoint.eqx gone from a run that trained 2 iterations: --resume trained again
+    from 0 and replaced the metrics and the best checkpoint; it is refused, and the
+    checkpoints left are still readable by name."""
+    (run_copy / "checkpoint.eqx").unlink()
+    (run_copy / "checkpoint.json").unlink()
+    before = tree(run_copy)
+    one_error_line(
+        runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]),
+        "has no checkpoint.eqx but has trained 2 iterations",
+    )
+    assert tree(run_copy) == before
+    best = runner.invoke(app, ["eval", str(run_copy), "--iteration", "best", "--paths", "2"])
+    assert best.exit_code == 0, best.output
+
+
+def test_a_checkpoint_read_while_a_training_swaps_it_is_not_called_corrupt(run_copy, monkeypatch):
+    """A reader that got the old checkpoint's bytes and then the new digest (a writer's
+    swap in between) reads again instead of calling a sound run corrupt."""
+    run = RunDir(run_copy)
+    real, calls = RunDir._read_json, []
+
+    def digest_of_a_newer_checkpoint(self, path):
+        calls.append(path.name)
+        if path.name == "checkpoint.json" and len(calls) == 1:
+            return {"sha256": ["0" * 64]}
+        return real(self, path)
+
+    monkeypatch.setattr(RunDir, "_read_json", digest_of_a_newer_checkpoint)
+    assert run._read_checkpoint(run.checkpoint_path) == (run_copy / "checkpoint.eqx").read_bytes()
+    assert calls.count("checkpoint.json") == 2
+
+
+def test_an_iteration_behind_the_summary_names_an_answer_that_works(tmp_path):
+    out = tmp_path / "run"
+    train(TINY, out, progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["iterations"] = summary["best_iteration"] = 2  # killed before the summary caught up
+    (out / "summary.json").write_text(json.dumps(summary))
+    message = one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "holds iteration 4, not 2")
+    assert "--iteration last" in message
+    assert runner.invoke(app, ["eval", str(out), "--iteration", "last", "--paths", "2"]).exit_code == 0
+
+
+def test_a_users_file_named_like_the_lock_is_not_truncated(tmp_path):
+    folder = tmp_path / "lk"
+    folder.mkdir()
+    (folder / "mfax.lock").write_text("my lock notes\n")
+    one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(folder), *QUIET]), "not mfax's lock file")
+    assert (folder / "mfax.lock").read_text() == "my lock notes\n"
+
+
+def test_a_long_legal_name_is_written_and_no_temporary_file_is_left(tmp_path):
+    path = tmp_path / ("a" * 248 + ".npz")  # 252 bytes: legal; NAME.<pid>.tmp was not
+    rundir_module._replace_with(path, b"data")
+    assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_figures_replace_a_link_instead_of_writing_through_it(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from mfax.run.plots import save_figure
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("my notes")
+    link = tmp_path / "irf.png"
+    link.symlink_to(mine)
+    save_figure(Figure(), link)
+    assert mine.read_text() == "my notes" and not link.is_symlink() and link.read_bytes()[:4] == b"\x89PNG"

@@ -217,7 +217,10 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     if info is not None:
         typer.echo("    information-consistent: it sees the public history and its own current state;")
         if not info_consistent_exact(game):
-            typer.echo(f"      for {game.name} a lower bound (its own past states can tell it more about the noise)")
+            typer.echo(
+                f"      for {game.name} a lower bound: the exact gain of one such deviation "
+                "(its own past states can tell it more about the noise)"
+            )
         else:
             typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
     typer.echo(f"  policy return                           {result.policy_return:.6g}")

@@ -19,7 +19,7 @@ from mfax import params
 from mfax.errors import GameError
 from mfax.games import make
 from mfax.run.cli_common import _pairs, parse_overrides, user_errors
-from mfax.run.rundir import PNG_TAG, file_above, output_writable
+from mfax.run.rundir import _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
 # what the JSON files of earlier runs of this command hold: such a file may be replaced
@@ -57,6 +57,8 @@ def _plot(eq, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mfax.run.plots import save_figure
+
     fig, (ax_r, ax_w) = plt.subplots(1, 2, figsize=(10, 3.5))
     ax_r.plot(eq.r)
     ax_r.set(xlabel="t", ylabel="interest rate r_t", title="interest rate")
@@ -64,7 +66,7 @@ def _plot(eq, path: Path) -> None:
     ax_w.set(xlabel="t", ylabel="wage W_t", title="wage")
     fig.suptitle(f"macro equilibrium (oracle): {eq.iterations} iterations, gap {eq.residual:.2e}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata=PNG_TAG)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -115,6 +117,7 @@ def _ks_plot(res, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mfax.run.plots import save_figure
     from mfax.solvers.krusell_smith import rule_path
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
@@ -133,7 +136,7 @@ def _ks_plot(res, path: Path) -> None:
         f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata=PNG_TAG)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -191,7 +194,7 @@ def _write_outputs(folder: Path, json_name: str, summary: dict, png_name: str, p
     """``summary`` as ``folder/json_name`` and ``plot(folder/png_name)``: the files
     ``output_writable`` cleared before anything was computed."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / json_name).write_text(json.dumps(summary, indent=2) + "\n")
+    _replace_with(folder / json_name, (json.dumps(summary, indent=2) + "\n").encode())
     plot(folder / png_name)
     typer.echo(f"wrote {folder / json_name}, {folder / png_name}")
 

@@ -16,7 +16,7 @@ from mfax.errors import GameError
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_common import user_errors
-from mfax.run.rundir import IRF_KEYS, output_writable
+from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
 ITERATION_HELP = (
     "which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K that has one"
@@ -150,22 +150,22 @@ def register(app: typer.Typer) -> None:
         with user_errors(), checking(check):
             if plot is not None and Path(plot).suffix.lower() != ".png":
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
-            for chosen, keys in ((plot, ()), (out, IRF_KEYS)):  # RUN/plots/irf.png, RUN/irf.json: the run's own
-                if chosen is not None:
-                    output_writable(chosen, *keys)
             run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
+            plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
+            json_path = Path(out) if out is not None else run.root / "irf.json"
+            # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
+            output_writable(plot_path)
+            output_writable(json_path, *IRF_KEYS)
             if innovations is not None:
                 path = parse_innovations(innovations, g.horizon)
             else:
                 path = shock_innovations(g.horizon, shock, at)
             response = impulse_response(g, policy, path)
             record = irf_record(response, str(run.root), r, iteration)
-            plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
-            json_path = Path(out) if out is not None else run.root / "irf.json"
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             save_figure(irf_figure(g, response, words), plot_path)
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(record) + "\n")
+            _replace_with(json_path, (json.dumps(record) + "\n").encode())
         _print_irf(response)
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:

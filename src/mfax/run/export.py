@@ -292,12 +292,21 @@ def write_csv(folder: Path, game: Game, data: dict[str, Any], source: dict[str, 
     info = manifest(game, data, source)
     folder.mkdir(parents=True, exist_ok=True)
     old = folder_manifest(folder)
+    tables = csv_tables(game, data)
+    # a file under a name this export adds that the old export did not write is the user's
+    owned = {Path(name).name for name in (old or {}).get("files", {})}
+    for name in tables:
+        target = folder / name
+        if name not in owned and (target.exists() or target.is_symlink()):
+            raise GameError(
+                f"refusing to overwrite {str(target)!r}: the export there did not write it; "
+                "remove it or choose another folder"
+            )
     if old is not None:  # an export mfax wrote (check_target allowed it): remove its files only
-        for name in old.get("files", {}):
-            target = folder / Path(name).name
+        for name in owned:
+            target = folder / name
             if target.is_file() and not target.is_symlink():
                 target.unlink()
-    tables = csv_tables(game, data)
     # the marker first, listing every file to come: an export cut short is still known
     # as mfax's (and replaced by the next --overwrite); then each file, then the counts
     info["files"] = {name: {"columns": header, "rows": None} for name, (header, _) in tables.items()}

@@ -26,6 +26,7 @@ nothing here depends on which game it is.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import jax
@@ -36,7 +37,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir, output_writable, warn
+from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir, _replace_with, output_writable, warn
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -167,8 +168,11 @@ def exploitability_figure(rows: list[dict], config):
 
 def _save(fig, path: Path, dpi: int = 110) -> Path:
     # the tag tells mfax's figures from others; the format named, so that matplotlib never
-    # writes to another name than ``path`` (it adds ".png" to a name without a suffix)
-    fig.savefig(path, dpi=dpi, metadata=PNG_TAG, format="png")
+    # writes to another name than ``path`` (it adds ".png" to a name without a suffix);
+    # written whole and swapped in, so that a link at ``path`` is replaced, not written through
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, metadata=PNG_TAG, format="png")
+    _replace_with(path, buffer.getvalue())
     return path
 
 
@@ -339,7 +343,7 @@ def irf_figure(game, response, title: str = ""):
     return fig
 
 
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` to ``path`` (a PNG), creating its folder."""
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` (a PNG carrying :data:`PNG_TAG`), creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _save(fig, path)
+    return _save(fig, path, dpi)

@@ -45,6 +45,7 @@ import os
 import re
 import stat
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -204,15 +205,25 @@ def _disk(action: str, path: Path) -> Iterator[None]:
 
 def _replace_with(path: Path, data: bytes) -> None:
     """Write ``data`` to a per-process temporary file beside ``path``, then atomically
-    replace ``path``; the temporary file never outlives a failure."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    replace ``path`` (a link there is replaced, never written through); the temporary
+    file never outlives a failure. Its name keeps within the 255 bytes a name may have
+    whenever ``path``'s own name does."""
+    tmp = path.with_name(f"{path.name[:200]}.{os.getpid()}.tmp")
     try:
         with _disk("write", path):
             tmp.write_bytes(data)
             os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
+
+# the keys of config.json that every mfax version wrote (a run from before the marker)
+_READ_ATTEMPTS = 4  # reads of a checkpoint whose digest does not match, before it is corrupt
+
+_PRE_MARKER_KEYS = frozenset(
+    {"game", "params", "algo", "iterations", "paths", "noise", "lr", "seeds", "seed", "eval_every", "eval_paths"}
+)
 
 PNG_TAG = {"Software": "mfax"}  # the PNG text chunk mfax's figures carry (see output_writable)
 _PNG_CHUNK = b"".join(b"tEXt" + k.encode() + b"\x00" + v.encode() for k, v in PNG_TAG.items())
@@ -411,7 +422,9 @@ class RunDir:
     # -- what the directory is -----------------------------------------------------------
     def is_run(self) -> bool:
         """An mfax run: the marker, or (written before the marker) a config.json in
-        mfax's format beside metrics.jsonl or checkpoint.eqx."""
+        mfax's format, holding every key every mfax version has written
+        (:data:`_PRE_MARKER_KEYS`), beside metrics.jsonl or checkpoint.eqx. Another tool's
+        config.json with a ``game`` and an ``algo`` is not mistaken for one."""
         if self.marker_path.is_file():
             return True
         if not self.config_path.is_file():
@@ -420,7 +433,7 @@ class RunDir:
             return False
         try:
             data = json.loads(self.config_path.read_text())
-            if not (isinstance(data, dict) and {"game", "algo"} <= set(data)):
+            if not (isinstance(data, dict) and _PRE_MARKER_KEYS <= set(data)):
                 return False
             from_dict(data)
             return True
@@ -536,6 +549,12 @@ class RunDir:
             except BlockingIOError:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
                 raise GameError(f"run directory {str(self.root)!r} is in use by process {holder}") from None
+            held = os.pread(fd, 64, 0)
+            if held and not re.fullmatch(rb"\d+\n?", held):
+                raise GameError(
+                    f"{str(self.lock_path)!r} is not mfax's lock file (it holds something other than a "
+                    "process id); remove it or choose another directory"
+                )
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
@@ -667,10 +686,12 @@ class RunDir:
     def _read_checkpoint(self, path: Path) -> bytes:
         """The bytes of the checkpoint file ``path``, verified against its digest; only
         checkpoint.eqx may lack one (runs older than the digests load unverified)."""
-        with _disk("read", path):
-            data = path.read_bytes()
         digest = _digest_of(path)
-        if digest.exists():
+        for attempt in range(_READ_ATTEMPTS):
+            with _disk("read", path):
+                data = path.read_bytes()
+            if not digest.exists():
+                break
             record = self._read_json(digest)
             accepted = record.get("sha256") if isinstance(record, dict) else None
             if not (
@@ -679,9 +700,14 @@ class RunDir:
                 and all(isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in accepted)
             ):
                 raise GameError(f"{str(digest)!r} is corrupt: expected a list of sha256 digests")
-            if hashlib.sha256(data).hexdigest() not in accepted:
-                raise GameError(f"checkpoint {str(path)!r} is corrupt: its sha256 does not match {digest.name}")
-        elif path != self.checkpoint_path or self.marker_path.is_file():
+            if hashlib.sha256(data).hexdigest() in accepted:
+                return data
+            # a training writing this run may have swapped the pair between the two reads
+            # (:meth:`_write_checkpoint`): read both again before calling it corrupt
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            raise GameError(f"checkpoint {str(path)!r} is corrupt: its sha256 does not match {digest.name}")
+        if path != self.checkpoint_path or self.marker_path.is_file():
             # only checkpoint.eqx of a run written before digests existed (no marker) has none
             raise GameError(f"checkpoint {str(path)!r} cannot be verified: its {digest.name} is missing")
         return data

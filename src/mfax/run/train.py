@@ -178,15 +178,18 @@ def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) ->
     the host, with their trainer and the iteration they hold. ``consent``: as in
     :func:`load_policy`."""
     config = run.load_config(consent)
-    if not run.has_checkpoint():
+    if not (run.has_checkpoint() or run.best_checkpoint_path.is_file() or run.kept_iterations()):
         raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
     path = run.checkpoint_for(which)
     trainer = Trainer.build(config)
     states = run.load_checkpoint(to_host(trainer.initial_states()), path)
     held = int(to_host(states.iteration)[0])
     if which.isdigit() and held != int(which):  # summary.json older than the checkpoints (a kill between writes)
+        name = {run.checkpoint_path: "last", run.best_checkpoint_path: "best"}.get(path, str(held))
         raise GameError(
-            f"checkpoint {str(path)!r} holds iteration {held}, not {which}; evaluate it with --iteration {held}"
+            f"checkpoint {str(path)!r} holds iteration {held}, not {which}: summary.json is behind the "
+            f"checkpoints (a kill between writes); use --iteration {name}, or `mfax train --resume "
+            f"{run.root}` to bring the run's files up to date"
         )
     return trainer, states, held
 
@@ -278,6 +281,21 @@ def train_session(
             raise
 
 
+def _check_untrained(run: RunDir) -> None:
+    """A run resumed without checkpoint.eqx starts again from iteration 0, which is right
+    only if it never got past its first evaluation (a kill before the first checkpoint);
+    one that trained further (a later evaluation, a best or kept checkpoint) is refused
+    rather than overwritten from scratch."""
+    trained = max((row["iteration"] for row in run.read_metrics()), default=0)
+    kept = run.best_checkpoint_path.is_file() or bool(run.kept_iterations())
+    if trained > 0 or kept:
+        raise GameError(
+            f"run {str(run.root)!r} has no checkpoint.eqx but has trained"
+            + (f" {trained} iterations" if trained > 0 else " (it keeps other checkpoints)")
+            + ": it cannot be resumed from where it stopped; restore checkpoint.eqx, or train into a new directory"
+        )
+
+
 def _train_locked(
     trainer: Trainer,
     run: RunDir,
@@ -293,6 +311,8 @@ def _train_locked(
     wall = compile_s = 0.0
     if resume and run.has_checkpoint():
         states = place_runs(run.load_checkpoint(to_host(states)), trainer.mesh)
+    elif resume:
+        _check_untrained(run)
     start = int(to_host(states.iteration)[0])
     if extended and config.iterations < start:
         raise GameError(
