@@ -20,6 +20,7 @@ from mfax.evaluation import (
     info_best_response_value,
     info_max,
     info_share,
+    path_return,
     path_values,
     policy_and_best_response_values,
     policy_and_info_values,
@@ -87,8 +88,11 @@ def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
 @pytest.mark.parametrize("paths", [1, 2])
 def test_one_pass_tabular_values_equal_the_separate_passes(paths):
     """policy_and_info_values (the tabular steps' one recursion) gives policy_value's
-    values and Q, the information-consistent best response's values and Q, and the
-    per-path best response's values (with one path: the information-consistent one)."""
+    values and Q, the information-consistent deviation's values
+    (info_best_response_value), the prior-weighted recursion's Q (the solvers' best
+    responses), and the per-path best response's values (with one path: the
+    information-consistent one). On this game (own history uninformative) the deviation's
+    return is the recursion's."""
     game = _tiny_lq() if paths == 2 else _tiny_lq(common_noise=False)
     batch = enumerate_noise(game)
     assert batch.num_paths == paths
@@ -96,9 +100,13 @@ def test_one_pass_tabular_values_equal_the_separate_passes(paths):
     share = info_share(traj.obs, batch.weight, game.horizon)
     v_pi, v_info, v_path, q = jax.jit(policy_and_info_values, static_argnums=0)(game, traj, batch.noise, share)
     v_pi2, q_pi = policy_value(game, traj, batch.noise, emit_q=True)
-    v_info2, q_info = backward_induction(game, traj, batch.noise, info_max(share), emit_q=True)
+    v_rec, q_info = backward_induction(game, traj, batch.noise, info_max(share), emit_q=True)
+    v_info2 = info_best_response_value(game, traj, batch.noise, batch.weight)
     for got, want in ((v_pi, v_pi2), (q[..., 0], q_pi), (v_info, v_info2), (q[..., 1], q_info)):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert not game.own_history_informative
+    w = np.asarray(batch.weight)
+    np.testing.assert_allclose(w @ path_return(traj, v_info), w @ path_return(traj, v_rec), rtol=1e-6)
     np.testing.assert_allclose(v_path, best_response_value(game, traj, batch.noise), rtol=1e-6, atol=1e-6)
 
 

@@ -5,14 +5,17 @@ For every population policy: information-consistent <= non-anticipative <= per p
 (best-response returns). Where a game declares its own history uninformative
 (``own_history_informative`` False), the first two are equal; on ``sis`` under a
 lockdown the public reports hide the regime while a deviator's own infection reveals
-it, and all three differ.
+it, and the per-path figure is above the other two; on a game built for it (below) an
+agent's state reveals what the population's never does, and all three differ.
 """
 
 from __future__ import annotations
 
 import json
+from typing import ClassVar, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -26,6 +29,9 @@ from mfax.evaluation.nonanticipative import (
     nonanticipative_best_response_return,
     nonanticipative_return,
 )
+from mfax.games.base import Game, NoiseSupport
+from mfax.games.kernels import dense_kernel
+from mfax.params import param
 from mfax.policies import FixedAction, Tabular
 from mfax.run.cli import app
 
@@ -41,16 +47,100 @@ def _figures(game, policy):
     return result, nonanticipative_best_response_return(game, policy, batch)
 
 
-def test_sis_lockdown_information_consistent_is_strictly_below_nonanticipative():
+def test_sis_lockdown_per_path_is_strictly_above_nonanticipative():
     with jax.enable_x64(True):
         game = mfax.make("sis", **LOCKDOWN)
         result, na = _figures(game, FixedAction(2, 2, 1))
     assert game.own_history_informative
     info, per_path = result.best_response_return_info, result.best_response_return
-    # measured: info -0.899751, non-anticipative -0.896215, per path -0.877603
-    assert info < na - 1e-3, (info, na)
+    # measured: info and non-anticipative -0.896215, per path -0.877603 (weighting a
+    # node's paths by the prior alone gave -0.899751 here)
+    assert info == pytest.approx(na, abs=1e-9)
     assert na < per_path - 1e-2, (na, per_path)
     assert na - result.policy_return == pytest.approx(0.810385, abs=1e-6)
+
+
+class _Theta(NamedTuple):
+    theta: jax.Array
+
+
+class _HiddenPath(Game):
+    """Two equally likely paths ``theta = 0, 1`` that the public never sees (the
+    observation is constant). ``start="revealing"``: everybody starts in state
+    ``theta`` and stays; in state 0, action 0 pays ``1 - theta`` and action 1 pays
+    ``3 theta`` (but nobody is in state 0 on path 1): every policy playing action 0 is
+    an equilibrium. ``start="probe"`` (horizon 2): everybody starts in state 0; action 0
+    there (a probe) moves to state 1 on path 0 and to state 2 on path 1, action 1 stays;
+    at ``t = 1`` action 0 pays +1 in state ``1 + theta`` and -1 in the other, action 1
+    nothing. The population stays (action 1), so its states never tell the paths
+    apart; a deviator's do."""
+
+    name: ClassVar[str] = "hidden_path"
+    n_states: ClassVar[int] = 3
+    n_actions: ClassVar[int] = 2
+    horizon: int = param(1, "T")
+    gamma: float = param(1.0, "discount")
+    start: str = param("revealing", "revealing or probe")
+
+    def state_features(self):
+        return jnp.eye(3)
+
+    def action_values(self):
+        return jnp.array([0.0, 1.0])
+
+    def sample_noise(self, key):
+        return _Theta(jax.random.bernoulli(key).astype(float))
+
+    def noise_support(self):
+        return NoiseSupport(_Theta(jnp.array([0.0, 1.0])), jnp.array([0.5, 0.5]))
+
+    def initial_mean_field(self, noise):
+        if self.start == "revealing":
+            return jnp.array([1.0 - noise.theta, noise.theta, 0.0])
+        return jnp.array([1.0, 0.0, 0.0])
+
+    def kernel(self, mu, noise, t):
+        stay = jnp.broadcast_to(jnp.eye(3)[:, None, :], (3, 2, 3))
+        if self.start == "revealing":
+            return dense_kernel(stay)
+        probe = jnp.array([0.0, 1.0 - noise.theta, noise.theta])
+        return dense_kernel(stay.at[0, 0].set(probe))
+
+    def reward(self, mu, mu_next, noise, t):
+        th = noise.theta
+        if self.start == "revealing":
+            return jnp.array([[1.0 - th, 3.0 * th], [0.0, 0.0], [0.0, 0.0]])
+        at_1 = jnp.array([[0.0, 0.0], [1.0 - 2.0 * th, 0.0], [2.0 * th - 1.0, 0.0]])
+        return jnp.where(t >= 1, at_1, 0.0)
+
+    def observation(self, mu, noise, t):
+        return jnp.zeros(1)
+
+
+def test_an_agents_own_state_is_weighed_as_evidence_about_the_path():
+    """Weighting a node's paths by the prior alone, the information-consistent figure of
+    the revealing game's equilibrium was 0.25, above the per-path figure (0): no
+    deviation earns it. With the population's state distribution as evidence it is 0."""
+    with jax.enable_x64(True):
+        game = _HiddenPath()
+        result, na = _figures(game, FixedAction(3, 2, 0))
+    assert result.exploitability == pytest.approx(0.0, abs=1e-12)
+    assert result.exploitability_info == pytest.approx(0.0, abs=1e-12)
+    assert na - result.policy_return == pytest.approx(0.0, abs=1e-12)
+
+
+def test_information_consistent_is_the_gain_of_a_deviation_below_nonanticipative():
+    """The probe game by hand: a deviator that probes and acts on where it lands gains 1
+    (per path and non-anticipative). The information-consistent deviation cannot read
+    states the population never visits as evidence: it probes (worth 1/2 to it) and
+    then splits its tie between +-1 and 0 evenly: 1/2, a lower bound of 1."""
+    with jax.enable_x64(True):
+        game = _HiddenPath(horizon=2, start="probe")
+        result, na = _figures(game, FixedAction(3, 2, 1))
+    assert result.policy_return == pytest.approx(0.0, abs=1e-12)
+    assert result.exploitability == pytest.approx(1.0, abs=1e-12)
+    assert na == pytest.approx(1.0, abs=1e-12)
+    assert result.exploitability_info == pytest.approx(0.5, abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 """Exact non-anticipative best response: a brute-force oracle for small finite games.
 
 The information-consistent best response (:func:`mfax.evaluation.info_best_response_value`)
-ranges over deviations that see the public history ``o_0..o_t`` and their own *current*
-state. A real deviator also remembers its own past states and actions. Where its own
-transitions depend on common noise that the public history hides (in ``sis`` the
-infection probability depends on the hidden transmission regime), that memory tells it
-more than the public record, and the information-consistent figure is only a lower
-bound of what a non-anticipative deviator gains. This module computes that gain exactly.
+is the exact return of one deviation that sees the public history ``o_0..o_t`` and its
+own *current* state (chosen with the population's state distribution as the evidence
+its state gives). A real deviator also remembers its own past states and actions. Where
+its own transitions depend on common noise that the public history hides (in ``sis``
+the infection probability depends on the hidden transmission regime), that memory can
+tell it more than the public record, and the information-consistent figure is then a
+lower bound of what a non-anticipative deviator gains. This module computes that gain
+exactly.
 
 The deviator's information at decision time ``t`` is its public node (the paths ``j``
 whose observations agree with the realised ones up to ``o_t``, grouped as in
@@ -33,7 +35,7 @@ action, so observing it tells the deviator nothing new.
 Deviation classes, each containing the previous one, so for every population policy
 ``information-consistent <= non-anticipative <= per-path`` (best-response returns):
 
-* information-consistent: policies of (public history, own current state);
+* information-consistent: one policy of (public history, own current state);
 * non-anticipative: policies of (public history, own state and action history);
 * per path: policies of (whole noise path, own current state); the future is known.
 """

@@ -12,8 +12,9 @@ All functions take a batch of ``P`` exact trajectories (one per noise path, from
   noise path): ``V*_t(s) = max_a Q_t(s, a)``;
 * information-consistent best response (finite noise): the deviator knows the public
   history ``o_0..o_t`` and its current state (not its past ones), so ``Q`` is first
-  averaged, with the path probabilities, over the paths sharing that history, then
-  maximised.
+  averaged over the paths sharing that history (weights: the path probabilities times
+  the population's state distribution), then maximised; the deviation so chosen is
+  scored on each path with that path's own kernels and rewards (:func:`info_deviation`).
 
 The population's mean-field path is fixed (it is the population's, not the deviator's).
 Every backward pass in the library is one :func:`backward_scan` (``Q_t`` from
@@ -162,6 +163,20 @@ def info_average(share: Float[Array, "T P P"], x: Float[Array, "P T ..."]) -> Fl
     return jnp.einsum("tij,jt...->it...", share.astype(x.dtype), x)
 
 
+def maximisers(q: Float[Array, "... m"]) -> Array:
+    """The actions whose ``q`` is the maximum up to a few ulps of the dtype (ties that
+    rounding broke one way or the other), a boolean mask."""
+    tol = 64 * jnp.finfo(q.dtype).eps
+    top = jnp.max(q, axis=-1, keepdims=True)
+    return q >= top - tol * (1.0 + jnp.abs(top))
+
+
+def split_maximisers(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
+    """Uniform over the maximisers of ``q`` (:func:`maximisers`)."""
+    near = maximisers(q).astype(q.dtype)
+    return near / jnp.sum(near, axis=-1, keepdims=True)
+
+
 def info_max(share: Float[Array, "T P P"]) -> Combine:
     """The information-consistent ``combine``: ``V_t = max_a sum_j share[t, i, j] Q^j_t``,
     the max taken after the expectation over what the deviator cannot tell apart."""
@@ -172,16 +187,45 @@ def info_max(share: Float[Array, "T P P"]) -> Combine:
     return combine
 
 
+def info_deviation(share: Float[Array, "T P P"]) -> Combine:
+    """The information-consistent deviation's value on each path: at ``t``, in the node
+    of path ``i`` and state ``s``, the actions that maximise the deviation's own ``Q``
+    averaged over the node's paths ``j`` with weights ``share[t, i, j] mu^j_t(s)`` (ties
+    split evenly), scored on each path with that path's ``Q``. The choice depends on the
+    public history and the current state only: an agent can play it, so its return is a
+    lower bound of the non-anticipative best response.
+
+    The weights are the belief over the node's paths of an agent in ``s`` that has played
+    the population's policy (``mu^j_t(s)``, the population's state distribution, is
+    Bayes' likelihood of ``s``); a state no path of the node reaches keeps the prior
+    ``share``. Where an agent's own states tell it nothing about the paths of its node
+    (``Game.own_history_informative`` ``False``: the mean fields, kernels and initial
+    distributions agree within a node), these weights are the prior, every deviation's
+    belief, and the deviation is the best response. (Averaging with the prior alone, as
+    :func:`info_max` does, is no agent's return elsewhere: it can exceed even the
+    per-path figure.)"""
+
+    def combine(q, t, x):
+        mu = x["mu"].astype(q.dtype)  # (P, n): mu^j_t
+        joint = share[t].astype(q.dtype)[:, :, None] * mu[None]  # (i, j, s)
+        total = jnp.sum(joint, axis=1, keepdims=True)
+        weights = jnp.where(total > 0, joint / jnp.where(total > 0, total, 1.0), share[t].astype(q.dtype)[:, :, None])
+        chosen = split_maximisers(jnp.einsum("ijs,jsm->ism", weights, q))
+        return jnp.sum(chosen * q, axis=-1)
+
+    return combine
+
+
 def info_best_response_value(
     game: Game, traj: Trajectory, noise: Noise, weight: Float[Array, " P"]
 ) -> Float[Array, "P n"]:
-    """``V*_0`` of a deviator who sees only public history (exact for enumerated noise).
-
-    At each ``t`` the Q-values are averaged over the paths with the same observation
-    history (weighted by ``weight``, :func:`info_share`) before the max over actions
-    (:func:`info_max`).
+    """``V_0`` on each path of the information-consistent deviation (:func:`info_deviation`;
+    exact for enumerated noise): at each ``t`` the deviation's Q-values are averaged over
+    the paths with the same observation history (weighted by ``weight``,
+    :func:`info_share`, and the population's state distribution) and their maximisers
+    chosen; the value is that choice's on each path.
     """
-    return backward_induction(game, traj, noise, info_max(info_share(traj.obs, weight, game.horizon)))
+    return backward_induction(game, traj, noise, info_deviation(info_share(traj.obs, weight, game.horizon)))
 
 
 def policy_and_info_values(
@@ -189,26 +233,37 @@ def policy_and_info_values(
 ) -> tuple[Array, Array, Array, Float[Array, "P T n m 2"]]:
     """What an exact tabular step needs of its policy, in one backward recursion along
     the same kernels: ``(V^pi_0, V^info_0, V*_0, Q)``, the policy's values
-    (:func:`policy_value`), the information-consistent best response's
-    (:func:`info_max` with ``share``), the per-path best response's
+    (:func:`policy_value`), the information-consistent deviation's true values
+    (:func:`info_deviation` with ``share``), the per-path best response's
     (:func:`best_response_value`; with one path it is the information-consistent one and
     is not recursed twice), each ``(P, n)``, and ``Q`` stacking ``Q^pi_t`` and the
-    information-consistent optimal ``Q_t`` (before averaging over history nodes) on a
-    trailing axis. Each recursion step of a ``lax.scan`` has a fixed cost in XLA's CPU
-    runtime that dominates small games, so one recursion instead of two or three is
-    what makes them faster."""
+    information-consistent recursion's ``Q_t`` (before averaging over history nodes) on
+    a trailing axis. Each recursion step of a ``lax.scan`` has a fixed cost in XLA's CPU
+    runtime that dominates small games, so one recursion instead of several is what
+    makes them faster."""
     if traj.probs is None:
         raise ValueError("policy_and_info_values needs a trajectory recorded with record=True")
     per_path = traj.mu.shape[0] > 1
-    best_informed = info_max(share)
+    if not per_path:  # one path: the deviation's value is the recursion's, the per-path best response
+        v0, q = backward_induction(game, traj, noise, _policy_and_best(), emit_q=lambda q: q, values=(2,))
+        return v0[..., 0], v0[..., 1], v0[..., 1], q
+    recursion, deviation = info_max(share), info_deviation(share)
 
     def combine(q, t, x):
-        v = [jnp.sum(x["probs"] * q[..., 0], axis=-1), best_informed(q[..., 1], t, x)]
-        return jnp.stack(v + ([jnp.max(q[..., 2], axis=-1)] if per_path else []), axis=-1)
+        v = [jnp.sum(x["probs"] * q[..., 0], axis=-1), recursion(q[..., 1], t, x), deviation(q[..., 2], t, x)]
+        return jnp.stack([*v, jnp.max(q[..., 3], axis=-1)], axis=-1)
 
-    values = 3 if per_path else 2
-    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., :2], values=(values,))
-    return v0[..., 0], v0[..., 1], v0[..., 2 if per_path else 1], q
+    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., :2], values=(4,))
+    return v0[..., 0], v0[..., 2], v0[..., 3], q
+
+
+def _policy_and_best() -> Combine:
+    """``[V^pi, max_a Q]`` from ``Q`` stacking ``Q^pi`` and the best response's."""
+
+    def combine(q, t, x):
+        return jnp.stack([jnp.sum(x["probs"] * q[..., 0], axis=-1), jnp.max(q[..., 1], axis=-1)], axis=-1)
+
+    return combine
 
 
 def path_return(traj: Trajectory, v: Float[Array, "P n"]) -> Float[Array, " P"]:

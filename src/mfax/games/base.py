@@ -266,9 +266,10 @@ class Game(eqx.Module):
     @property
     def own_history_informative(self) -> bool:
         """Whether an agent's own past states can tell it more about the common noise
-        than the public history does (its own transitions or rewards depend on noise the
-        observations hide). ``False``: the information-consistent exploitability is the
-        exact non-anticipative one; ``True``: it is a lower bound of it (see
+        than the public history does (its own transitions, rewards or initial
+        distribution depend on noise the observations hide). ``False``: the
+        information-consistent exploitability is the exact non-anticipative one;
+        ``True``: it is a lower bound of it, the gain of one deviation (see
         ``docs/algorithms/exploitability.md``). Defaults to ``True``, the safe claim for
         a game that does not declare otherwise."""
         return True

@@ -7,9 +7,14 @@ indexed by the node of the public-history tree, stored as a table ``(P, T, n, m)
 is equal on paths sharing ``o_0..o_t`` (:class:`~mfax.policies.history.HistoryTabular`).
 The information partition is that of the current population's rollout
 (:func:`~mfax.evaluation.values.same_history`); anything a deviator cannot tell apart
-is averaged with the path weights before a decision, exactly as in
-:func:`~mfax.evaluation.values.info_best_response_value`. With common noise off,
-``P = 1`` and everything reduces to the textbook algorithms.
+is averaged with the path weights before a decision (:func:`~mfax.evaluation.values.info_max`).
+Where an agent's own states say nothing about the paths of its node
+(``Game.own_history_informative`` ``False``) that is the best response of
+:func:`~mfax.evaluation.values.info_best_response_value`; elsewhere the reported
+information-consistent exploitability is that function's (the exact gain of a
+deviation that also weighs its own state as evidence), while the solvers' updates keep
+the prior weights. With common noise off, ``P = 1`` and everything reduces to the
+textbook algorithms.
 
 **Fictitious play** (Perrin et al., 2020: discrete-time FP with the mean-field average
 restated as a policy). Three conventions differ between sources, all offered as hyper-parameters:
@@ -89,8 +94,10 @@ from mfax.evaluation.values import (
     info_average,
     info_max,
     info_share,
+    maximisers,
     path_return,
     policy_and_info_values,
+    split_maximisers,
 )
 from mfax.games.base import Game, Noise, check, common_noise_advice
 from mfax.params import param
@@ -115,8 +122,10 @@ def info_best_response(game: Game, traj: Trajectory, noise: Noise, share, ties: 
 
     ``b`` puts its mass on the maximisers of the node-averaged ``Q`` (equal on paths
     sharing a history): uniform over them (``ties="split"``, :func:`greedy`) or on the
-    first (``"first"``, :func:`first_maximiser`); ``V*_0`` matches
-    :func:`~mfax.evaluation.values.info_best_response_value`.
+    first (``"first"``, :func:`first_maximiser`); ``V*_0`` is the recursion's own value
+    (:func:`~mfax.evaluation.values.info_max`), the value of ``b`` where the game's own
+    history is uninformative (:func:`~mfax.evaluation.values.info_best_response_value`
+    otherwise).
     """
 
     v0, q = backward_induction(game, traj, noise, info_max(share), emit_q=True)
@@ -130,23 +139,14 @@ def greedy(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
     step of the linear-quadratic game every action has the same reward, and a
     first-action rule would move the whole population and its mean for nothing.
     """
-    near = _maximisers(q).astype(q.dtype)
-    return near / jnp.sum(near, axis=-1, keepdims=True)
-
-
-def _maximisers(q: Float[Array, "... m"]) -> Array:
-    """The actions whose ``q`` is the maximum up to a few ulps of the dtype (ties that
-    rounding broke one way or the other), a boolean mask."""
-    tol = 64 * jnp.finfo(q.dtype).eps
-    top = jnp.max(q, axis=-1, keepdims=True)
-    return q >= top - tol * (1.0 + jnp.abs(top))
+    return split_maximisers(q)
 
 
 def first_maximiser(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
     """All mass on the first maximiser of ``q`` in action order, ties up to a few ulps
     as :func:`greedy` takes them (a bare ``argmax`` let rounding pick among equal values,
     differently in float32 and float64)."""
-    return jax.nn.one_hot(jnp.argmax(_maximisers(q), axis=-1), q.shape[-1], dtype=q.dtype)
+    return jax.nn.one_hot(jnp.argmax(maximisers(q), axis=-1), q.shape[-1], dtype=q.dtype)
 
 
 TIE_RULES = {"split": greedy, "first": first_maximiser}
