@@ -92,6 +92,8 @@ def test_ks_converges_on_a_tiny_economy(tiny):
     # the coefficients stop moving: converged, or the damped move fell below tol while
     # cycling across a flip of the greedy best response
     assert res.converged or res.stalled
+    if res.stalled:  # only when the gap stopped shrinking (it was said of shrinking gaps)
+        assert res.gaps[-1] >= res.gaps[-2]
     assert res.iterations < TINY_SETTINGS["max_iter"]
     assert res.damping * res.gaps[-1] < TINY_SETTINGS["tol"] or res.gaps[-1] < TINY_SETTINGS["tol"]
     assert res.gaps[-1] < 1e-2 * res.gaps[0]
@@ -106,7 +108,7 @@ def test_ks_reports(tiny):
     # (one regressor, z_1, on 16 paths of a 12-point economy) the least
     refit = ks.estimate_rule(res.log_capital, res.z).r2
     assert np.all(res.r2[1:] <= refit[1:] + 1e-12)
-    assert res.r2_min == np.nanmin(res.r2) and res.r2[1] > 0.8 and np.all(res.r2[2:] > 0.95)
+    assert res.r2_min == np.nanmin(res.r2) and res.r2[1] > 0.8 and np.all(res.r2[2:] > 0.9)
     assert 0.0 <= res.den_haan_max < 0.05 and res.den_haan_mean <= res.den_haan_max
     # den Haan's statistic over t = 1..T-1, recomputed: at t = 0 the forecast is K_0 itself
     k0 = res.log_capital[0, 0]
@@ -142,8 +144,8 @@ def test_one_period_economy_is_refused_in_one_line():
 def test_bad_settings_are_one_line():
     with pytest.raises(mfax.GameError, match=r"damping must lie in \(0, 1\], got 0.0"):
         ks.make_settings(damping=0.0)
-    with pytest.raises(mfax.GameError, match="paths must be >= 2"):
-        ks.make_settings(paths=1)
+    with pytest.raises(mfax.GameError, match="paths must be >= 4"):
+        ks.make_settings(paths=3)  # 3 terms per period: least squares was silently underdetermined
     with pytest.raises(mfax.GameError, match="unknown parameter 'grid'"):
         ks.make_settings(grid=3)
     with pytest.raises(mfax.GameError, match="krusell-smith needs the macro game"):
@@ -181,7 +183,7 @@ def test_solve_macro_krusell_smith_command(tmp_path, tiny):
     assert (tmp_path / "krusell_smith.json").exists() and (tmp_path / "krusell_smith.png").exists()
     for bad, message in (
         (["--method", "ks"], "unknown method 'ks'; allowed: oracle, krusell-smith"),
-        (["--method", "krusell-smith", "--hp", "paths=1"], "paths must be >= 2"),
+        (["--method", "krusell-smith", "--hp", "paths=1"], "paths must be >= 4"),
         (["--hp", "paths=4"], "--hp sets Krusell-Smith hyper-parameters"),
         # a file as the output folder: it ended in a traceback after the solve
         (["--out", str(tmp_path / "krusell_smith.json")], "--out names a folder for the results"),
@@ -223,3 +225,29 @@ def test_without_common_noise_ks_finds_the_oracles_equilibrium():
     assert res.converged and abs(res.exploitability) < 1e-7
     np.testing.assert_allclose(res.r[0, :-1], oracle.r, rtol=1e-6)
     np.testing.assert_allclose(res.W[0, :-1], oracle.W, rtol=1e-6)
+
+
+def test_the_rule_reported_is_the_one_the_last_gap_measured(tiny):
+    """With the budget spent, the loop applied one more update after measuring the last
+    gap: the rule reported was not the one the gap described. Re-estimated on the same
+    simulated paths, the reported rule moves by exactly the reported last gap."""
+    game, _ = tiny
+    settings = ks.make_settings(**{**TINY_SETTINGS, "max_iter": 2})
+    res = ks.solve_krusell_smith(game, settings, evaluate_policy=False)
+    assert res.iterations == 2 and not res.converged and not res.stalled
+    with jax.enable_x64(True):
+        sim, _ = ks.noise_batches(game, settings)
+        log_k0 = float(res.log_capital[0, 0])
+        coef = np.zeros((game.horizon, 3))
+        coef[: game.horizon - 1] = res.coef
+        policy = ks._policy(game, settings, coef, log_k0)
+        log_k, z, _ = ks.simulate(game, policy, sim)
+        new = ks.estimate_rule(log_k, z).coef
+        assert ks.forecast_gap(new - coef, log_k, z) == pytest.approx(res.gaps[-1], rel=1e-9)
+
+
+def test_z_off_the_households_grid_is_reported(tiny):
+    game, res = tiny
+    assert 0.0 <= res.z_outside_grid < 0.05
+    narrow = ks.solve_krusell_smith(game, ks.make_settings(**{**TINY_SETTINGS, "z_width": 0.3}), evaluate_policy=False)
+    assert narrow.z_outside_grid > 0.3  # z beyond 0.3 sd of its spread: clamped, and said

@@ -99,6 +99,7 @@ def _ks_summary(res, game, settings) -> dict:
         "den_haan_max": res.den_haan_max,
         "den_haan_mean": res.den_haan_mean,
         "outside_grid": res.outside_grid,
+        "z_outside_grid": res.z_outside_grid,
         "exploitability": nan_none(res.exploitability),
         "exploitability_info": nan_none(res.exploitability_info),
         "policy_return": nan_none(res.policy_return),
@@ -162,23 +163,37 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
 
         res = solve_krusell_smith(game, settings, on_update=progress)
     summary = _ks_summary(res, game, settings)
-    state = "converged" if res.converged else "stalled (cycling across a flip)" if res.stalled else "NOT converged"
+    state = (
+        "converged"
+        if res.converged
+        else "stalled (the gap stopped shrinking; the damped move is below tol)"
+        if res.stalled
+        else "NOT converged"
+    )
     typer.echo(
         f"krusell-smith: {res.iterations} iterations in {res.seconds:.1f} s, last gap {res.gaps[-1]:.3g}, {state}"
     )
     typer.echo(
         f"  rule: min R^2 {res.r2_min:.6f}, den Haan max error {100 * res.den_haan_max:.3f}% "
-        f"(mean {100 * res.den_haan_mean:.3f}%), capital outside the grid {100 * res.outside_grid:.1f}%"
+        f"(mean {100 * res.den_haan_mean:.3f}%), outside the households' grids (clamped): capital "
+        f"{100 * res.outside_grid:.1f}%, z {100 * res.z_outside_grid:.1f}% of (path, t)"
     )
     info = "" if res.exploitability_info is None else f", information-consistent {res.exploitability_info:.4g}"
     typer.echo(
-        f"  exact exploitability of the KS policy on {summary['eval_paths']} fresh paths: per path "
+        f"  exact exploitability of the KS policy on {_eval_paths_words(summary['eval_paths'], game)}: per path "
         f"{res.exploitability:.4g}{info}"
     )
     if out is not None:
         _write_outputs(Path(out), "krusell_smith.json", summary, "krusell_smith.png", lambda path: _ks_plot(res, path))
     if as_json:
         typer.echo(json.dumps(summary))
+
+
+def _eval_paths_words(count: int, game) -> str:
+    """Where the KS policy was scored: fresh draws, or (no common noise) the one path."""
+    if game.noise_support() is not None and game.noise_support().weight.shape[0] == 1:
+        return "its one noise path (no common noise)"
+    return f"{count} fresh paths"
 
 
 def _output_folder(out: str) -> None:

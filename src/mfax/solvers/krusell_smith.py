@@ -108,7 +108,11 @@ class KrusellSmithSettings(eqx.Module):
             (0.0 < self.damping <= 1.0, f"damping must lie in (0, 1], got {self.damping}"),
             (self.tol > 0.0, f"tol must be > 0, got {self.tol}"),
             (self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter}"),
-            (self.paths >= 2, f"paths must be >= 2 (the rule is a regression across paths), got {self.paths}"),
+            (
+                self.paths >= 4,
+                "paths must be >= 4 (the rule regresses log K_(t+1) on 3 terms across paths, and its R^2 needs "
+                f"more paths than terms), got {self.paths}",
+            ),
             (self.capital_points >= 2, f"capital_points must be >= 2, got {self.capital_points}"),
             (self.capital_width > 0.0, f"capital_width must be > 0, got {self.capital_width}"),
             (self.z_points >= 2, f"z_points must be >= 2, got {self.z_points}"),
@@ -370,9 +374,10 @@ class KrusellSmithResult(NamedTuple):
         coef: ``(T-1, 3)`` the rule's ``(a_t, b_t, c_t)``.
         iterations: rule updates made; ``gaps``: the change of each re-estimate,
             :func:`forecast_gap`; ``coef_gaps``: its ``max |coef_new - coef|``.
-        converged: the last gap ``< tol``; ``stalled``: stopped because the damped
-            move fell below ``tol`` while the gap did not (cycling across a flip of
-            the greedy best response); ``damping``: the damping at the end.
+        converged: the last gap ``< tol``; ``stalled``: stopped because the gap
+            stopped shrinking (a cycle across a flip of the greedy best response)
+            while the damped move fell below ``tol``; ``damping``: the damping at the
+            end. The rule and policy reported are the ones the last gap was measured on.
         r2: ``(T-1,)`` the rule's ``R^2`` at each ``t`` on the evaluation paths, its
             coefficients held (:func:`rule_r2`; NaN where ``log K_{t+1}`` does not
             vary: ``t = 0`` always); ``r2_min``: their smallest.
@@ -381,7 +386,8 @@ class KrusellSmithResult(NamedTuple):
             the true ``log K_0``), largest and mean over ``t = 1..T-1`` (``t = 0`` is
             not a forecast) and evaluation paths (log points; x100 for %).
         outside_grid: the share of (evaluation path, ``t``) where ``log K_t`` fell
-            outside the households' capital grid (the interpolation was clamped).
+            outside the households' capital grid (the interpolation was clamped);
+            ``z_outside_grid``: the same for ``z`` and the households' z grid.
         exploitability, exploitability_info, policy_return: exact evaluation of the
             policy on the evaluation paths (``exploitability_info`` where the noise is
             enumerated, else ``None``).
@@ -402,6 +408,7 @@ class KrusellSmithResult(NamedTuple):
     den_haan_max: float
     den_haan_mean: float
     outside_grid: float
+    z_outside_grid: float
     exploitability: float
     exploitability_info: float | None
     policy_return: float
@@ -458,16 +465,17 @@ def solve_krusell_smith(
             coef_gaps.append(float(np.max(np.abs(new - coef)[: horizon - 1])))
             if on_update is not None:
                 on_update(k + 1, gap, step)
-            if gap < settings.tol:
-                break
+            if gap < settings.tol or k + 1 == settings.max_iter:
+                break  # the rule reported is the one this gap was measured on
             if k == 0:  # the first guess is no estimate: replace it, undamped
                 coef = new
                 continue
-            if gap >= gap_prev:  # not contracting (a 2-cycle repeats its gap): damp harder
+            contracting = gap < gap_prev
+            if not contracting:  # (a 2-cycle repeats its gap): damp harder
                 step *= 0.5
             gap_prev = gap
-            if step * gap < settings.tol and step < settings.damping:
-                stalled = True
+            if not contracting and step * gap < settings.tol and step < settings.damping:
+                stalled = True  # the gap stopped shrinking and the damped move is below tol
                 break
             coef = (1.0 - step) * coef + step * new
         policy = _policy(game, settings, coef, log_k0)
@@ -478,6 +486,8 @@ def solve_krusell_smith(
         errors = np.abs(log_k[:, 1:horizon] - forecast[:, 1:])
         grid = np.asarray(policy.grids.log_capital)
         outside = (log_k[:, :horizon] < grid[None, :, 0] - 1e-12) | (log_k[:, :horizon] > grid[None, :, -1] + 1e-12)
+        z_grid = np.asarray(policy.grids.z)
+        z_outside = (z[:, :horizon] < z_grid[0] - 1e-12) | (z[:, :horizon] > z_grid[-1] + 1e-12)
         expl = info = ret = math.nan
         if evaluate_policy:
             ev = evaluate(game, policy, held_out)
@@ -497,6 +507,7 @@ def solve_krusell_smith(
             den_haan_max=float(errors.max()),
             den_haan_mean=float(errors.mean()),
             outside_grid=float(outside.mean()),
+            z_outside_grid=float(z_outside.mean()),
             exploitability=expl,
             exploitability_info=info,
             policy_return=ret,
