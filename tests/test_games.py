@@ -297,3 +297,37 @@ def test_macro_aggregates_and_profiles_by_hand():
     a = np.asarray(game.action_values())
     for j, y in enumerate(income):
         np.testing.assert_allclose(savings[0].curves[f"income {y:.2f}"], 1.0 - a[np.arange(4) * 2 + j], rtol=1e-6)
+
+
+def test_linear_quadratic_ties_of_the_definition_round_alike_in_every_precision():
+    """sigma sqrt(1 - rho^2) = 2.5 x 0.6 = 1.5 exactly: from s = 2 (move 0) the offsets
+    -1, 0, 1 land on 0.5, 2, 3.5, which round (halves to even) to 0, 2, 4. float64
+    computed 1.4999999999999998 (states 1, 2, 3), a swept (traced) rho in float32
+    1.49999996: the same parameters trained one game and evaluated another."""
+    import equinox as eqx
+
+    kw = dict(num_states=6, horizon=2, sigma=2.5, rho=0.8, common_noise=False, noise_half_width=1)
+
+    def index(game):
+        noise = game.sample_noise(jax.random.key(0))
+        return game.kernel(game.initial_mean_field(noise), noise, jnp.int32(0)).index
+
+    single = np.asarray(index(mfax.make("linear_quadratic", **kw)))
+    with jax.enable_x64(True):
+        wide = np.asarray(index(mfax.make("linear_quadratic", **kw)))
+    game = mfax.make("linear_quadratic", **kw)
+    traced = np.asarray(jax.jit(lambda rho: index(eqx.tree_at(lambda g: g.rho, game, rho)))(jnp.float32(0.8)))
+    stay = list(np.asarray(game.action_values())).index(0.0)
+    np.testing.assert_array_equal(single[2, stay], [0, 2, 4])
+    np.testing.assert_array_equal(wide, single)
+    np.testing.assert_array_equal(traced, single)
+
+
+def test_boundary_values_the_definitions_allow_and_bool_spellings():
+    """beta (1 +- beta_shock) with beta_shock = 1 and beta = 1/2 gives the probabilities 0
+    and 1: the definition allows it (it was refused as outside [0, 1)). A bool parameter
+    given as text that is none of its spellings names them."""
+    game = mfax.make("mfglib.susceptible_infected", beta=0.5, beta_shock=1.0)
+    assert game.beta_shock == 1.0
+    with pytest.raises(GameError, match=r"must be a bool \(true, false, 1, 0, yes, no, on, off\), got ''"):
+        parse_value("sis", "common_noise", "")

@@ -102,6 +102,8 @@ def describe(cls: type) -> list[tuple[str, Any, str]]:
 
 
 def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "a bool (true, false, 1, 0, yes, no, on, off)"
     return "a comma-separated list of numbers" if isinstance(default, tuple) else type(default).__name__
 
 

@@ -44,10 +44,13 @@ class BeachBar(Game):
     gamma: float = discount(0.99)
     idiosyncratic_probs: tuple[float, ...] = param(
         (0.05, 0.1, 0.7, 0.1, 0.05),
-        "probabilities of the offsets -w..w (odd length, sums to 1; static: the length fixes the kernel's shape)",
+        "probabilities of the offsets -w..w (odd length, sums to 1; static: the length fixes the kernel's shape; "
+        "read only with idiosyncratic_noise=true)",
     )
     close_probability: float = param(
-        0.5, "probability that the bar closes at t = T//2 (static: the noise support keeps only possible outcomes)"
+        0.5,
+        "probability that the bar closes at t = T//2 (static: the noise support keeps only possible outcomes; "
+        "read only with common_noise=true)",
     )
     common_noise: bool = param(True, "the bar may close (off: it never closes)")
     idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets (off: next state is d)")

@@ -35,6 +35,21 @@ class LQNoise(NamedTuple):
     z: jax.Array
 
 
+# values this close (relative) to a half-integer are that half: a tie of the definition
+# (2.5 * 0.6 = 1.5) comes out of float64 as 1.4999999999999998 and of float32 as
+# 1.49999996 or 1.5, which `round` would send to different states
+_HALF_TOLERANCE = 1e-5
+
+
+def _snap_halves(x):
+    """``x`` with values within :data:`_HALF_TOLERANCE` (relative) of a half-integer set to
+    it, so that ``round`` (halves to even) sees the definition's ties in every precision."""
+    twice = 2.0 * x
+    nearest = jnp.round(twice)
+    close = jnp.abs(twice - nearest) <= _HALF_TOLERANCE * jnp.maximum(1.0, jnp.abs(twice))
+    return jnp.where(close, 0.5 * nearest, x)
+
+
 class LinearQuadratic(Game):
     name: ClassVar[str] = "linear_quadratic"
 
@@ -48,10 +63,13 @@ class LinearQuadratic(Game):
     c_term: float = param(1.0, "terminal distance-to-mean penalty", traced=True)
     sigma: float = param(1.0, "noise scale", traced=True)
     rho: float = param(0.5, "share of the noise that is common (0..1)", traced=True)
-    shift: float = param(10.0, "size of the common shift eps_t", traced=True)
-    shift_until: int = param(8, "eps_t = -shift*z for t < shift_until", traced=True)
-    shift_from: int = param(20, "eps_t = +shift*z for t > shift_from", traced=True)
-    noise_half_width: int = param(3, "idiosyncratic offsets k in -w..w (static: fixes the kernel's shape)")
+    shift: float = param(10.0, "size of the common shift eps_t (read only with common_noise=true)", traced=True)
+    shift_until: int = param(8, "eps_t = -shift*z for t < shift_until (common_noise=true)", traced=True)
+    shift_from: int = param(20, "eps_t = +shift*z for t > shift_from (common_noise=true)", traced=True)
+    noise_half_width: int = param(
+        3,
+        "idiosyncratic offsets k in -w..w (static: fixes the kernel's shape; read only with idiosyncratic_noise=true)",
+    )
     common_noise: bool = param(True, "draw z = +-1 (off: z = 0)")
     idiosyncratic_noise: bool = param(True, "add the idiosyncratic offsets k (off: next state is d)")
 
@@ -115,7 +133,7 @@ class LinearQuadratic(Game):
         # Python numbers (a single game) keep this in float64 on the host; a traced rho
         # (games stacked on a run axis) computes it in the program
         spread = self.sigma * (1.0 - self.rho**2) ** 0.5 * k
-        nxt = jnp.clip(jnp.round(d + jnp.asarray(spread)), 0, top).astype(jnp.int32)
+        nxt = jnp.clip(jnp.round(_snap_halves(d + jnp.asarray(spread))), 0, top).astype(jnp.int32)
         prob = jnp.broadcast_to(jnp.asarray(w, dtype=float), nxt.shape)
         return Kernel(nxt, prob)
 

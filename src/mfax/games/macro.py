@@ -84,8 +84,12 @@ class Macro(Game):
     crra: float = param(
         2.0, "relative risk aversion sigma of u(x) = x^(1-sigma)/(1-sigma) (log u at sigma = 1)", traced=True
     )
-    z_persistence: float = param(0.9, "AR(1) coefficient of log productivity", traced=True)
-    z_std: float = param(0.03, "standard deviation of the productivity innovations", traced=True)
+    z_persistence: float = param(
+        0.9, "AR(1) coefficient of log productivity (read only with common_noise=true)", traced=True
+    )
+    z_std: float = param(
+        0.03, "standard deviation of the productivity innovations (read only with common_noise=true)", traced=True
+    )
     income_probs: tuple[float, ...] = param((0.1, 0.8, 0.1), "income index moves -1/0/+1 with these probabilities")
     consumption_floor: float = param(
         1e-6,

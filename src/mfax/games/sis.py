@@ -52,15 +52,21 @@ class SIS(Game):
     gamma: float = discount(1.0)
     initial_infected: float = param(0.2, "infected share at t = 0", traced=True)
     beta_mild: float = param(0.4, "transmission rate in the mild regime", traced=True)
-    beta_severe: float = param(0.9, "transmission rate in the severe regime", traced=True)
+    beta_severe: float = param(
+        0.9, "transmission rate in the severe regime (read only with common_noise=true)", traced=True
+    )
     severe_probability: float = param(
-        0.5, "probability of the severe regime (static: the noise support keeps only possible regimes)"
+        0.5,
+        "probability of the severe regime (static: the noise support keeps only possible regimes; "
+        "read only with common_noise=true)",
     )
     home_factor: float = param(0.1, "infection risk at home relative to going out", traced=True)
     recovery: float = param(0.3, "daily recovery probability", traced=True)
     infection_cost: float = param(1.0, "cost of a day spent infected", traced=True)
     home_cost: float = param(0.3, "cost of a day at home", traced=True)
-    report_error: float = param(0.05, "size of the error of the public infection report", traced=True)
+    report_error: float = param(
+        0.05, "size of the error of the public infection report (read only with common_noise=true)", traced=True
+    )
     common_noise: bool = param(True, "random regime and report errors (off: mild regime, exact reports)")
 
     def __check_init__(self):

@@ -891,29 +891,64 @@ def _sampled_as_supported(game: Game, key) -> str:
     """``noise.sampled_as_supported``: where the support is finite, :data:`SAMPLE_DRAWS`
     draws of ``sample_noise`` are paths of the support, each drawn about as often as its
     weight says (within five standard errors): training draws paths by the weights,
-    sampled evaluation and the agents by ``sample_noise``."""
+    sampled evaluation and the agents by ``sample_noise``. A path listed more than once
+    counts with the sum of its weights; paths too light to be expected
+    :data:`_POOLED_BELOW` times in the draws are compared as one pool (path by path, one
+    of tens of thousands drawn three times would fail by chance)."""
     support = game.noise_support()
     if support is None:
         return "no finite support"
     weight = np.asarray(support.weight, dtype=np.float64)
     paths = weight.shape[0]
     drawn = jax.device_get(jax.jit(jax.vmap(game.sample_noise))(jax.random.split(_key(key), SAMPLE_DRAWS)))
-    index = {row.tobytes(): i for i, row in enumerate(_noise_rows(jax.device_get(support.noise), paths))}
-    hits = np.array([index.get(row.tobytes(), -1) for row in _noise_rows(drawn, SAMPLE_DRAWS)])
+    listed = [row.tobytes() for row in _noise_rows(jax.device_get(support.noise), paths)]
+    first = {}
+    for i, row in enumerate(listed):
+        first.setdefault(row, i)  # identical paths: one group, named by its first listing
+    group = np.array([first[row] for row in listed])
+    hits = np.array([first.get(row.tobytes(), -1) for row in _noise_rows(drawn, SAMPLE_DRAWS)])
     if (hits < 0).any():
         _fail(
             f"sample_noise drew a path that noise_support does not list (draw {int(np.argmax(hits < 0))} of "
             f"{SAMPLE_DRAWS}); the support must list every path sample_noise can draw"
         )
+    group_weight = np.bincount(group, weights=weight, minlength=paths)
     freq = np.bincount(hits, minlength=paths) / SAMPLE_DRAWS
-    excess = np.abs(freq - weight) - (5.0 * np.sqrt(weight * (1.0 - weight) / SAMPLE_DRAWS) + 2.0 / SAMPLE_DRAWS)
+    impossible = np.flatnonzero((group_weight == 0) & (freq > 0))
+    if impossible.size:
+        _fail(
+            f"sample_noise drew noise path {impossible[0]}, whose support weight is 0; the weights must be "
+            "sample_noise's probabilities"
+        )
+    heavy = group_weight * SAMPLE_DRAWS >= _POOLED_BELOW
+    names = [f"noise path {i}" for i in np.flatnonzero(heavy)]
+    w, f = list(group_weight[heavy]), list(freq[heavy])
+    light = np.flatnonzero(~heavy & (group_weight > 0))
+    if light.size:  # consecutive pools expected about _POOL_SIZE times each (the last one merged)
+        pools = (np.cumsum(group_weight[light]) * SAMPLE_DRAWS // _POOL_SIZE).astype(int)
+        pools = np.minimum(pools, max(int(pools.max()) - 1, 0))  # the last, partial pool joins the one before
+        for pool in np.unique(pools):
+            members = light[pools == pool]
+            names.append(
+                f"noise paths {members[0]}..{members[-1]} (each below {_POOLED_BELOW} expected draws) together"
+            )
+            w.append(group_weight[members].sum())
+            f.append(freq[members].sum())
+    w, f = np.asarray(w), np.asarray(f)
+    excess = np.abs(f - w) - (5.0 * np.sqrt(w * (1.0 - w) / SAMPLE_DRAWS) + 2.0 / SAMPLE_DRAWS)
     worst = int(np.argmax(excess))
     if excess[worst] > 0.0:
         _fail(
-            f"noise path {worst} has support weight {weight[worst]:.4g} but sample_noise drew it in "
-            f"{freq[worst]:.4g} of {SAMPLE_DRAWS} draws; the weights must be sample_noise's probabilities"
+            f"{names[worst]} has support weight {w[worst]:.4g} but sample_noise drew it in "
+            f"{f[worst]:.4g} of {SAMPLE_DRAWS} draws; the weights must be sample_noise's probabilities"
         )
     return f"{SAMPLE_DRAWS} draws of sample_noise match the {paths} support weights"
+
+
+# support paths expected fewer times than this in SAMPLE_DRAWS draws are compared in pools
+# of consecutive paths expected about _POOL_SIZE times each
+_POOLED_BELOW = 5
+_POOL_SIZE = 100
 
 
 def _shared_prefix(game: Game, key, horizon: int) -> str:

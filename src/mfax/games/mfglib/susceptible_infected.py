@@ -59,7 +59,7 @@ class MFGLibSusceptibleInfected(Game):
         check(self.T >= 0, f"T must be >= 0, got {self.T}")
         initial_distribution(self.mu0, 2)
         check((0.0 <= self.recovery) & (self.recovery <= 1.0), f"recovery must lie in [0, 1], got {self.recovery}")
-        check(0.0 <= self.beta_shock < 1.0, f"beta_shock must lie in [0, 1), got {self.beta_shock}")
+        check(0.0 <= self.beta_shock <= 1.0, f"beta_shock must lie in [0, 1], got {self.beta_shock}")
         top = self.beta * (1.0 + self.beta_shock)
         check((self.beta >= 0.0) & (top <= 1.0), f"beta (1 + beta_shock) must lie in [0, 1], got {top}")
 
