@@ -135,6 +135,21 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         # a solver without a learning rate: --lr was ignored (a list trained identical copies)
         (["train", "--algo", "omd", "--lr", "0.1,0.5"], "--lr is not used by omd: its step size is --hp lr (solvers"),
         (["train", "--algo", "fp", "--lr", "0.1"], "--lr is not used by fp: it has no learning rate (solvers that"),
+        # found by a bad-input fuzz of every command (each was a traceback, or accepted)
+        (["train", "--seed", "100000000000000000000000"], "seed must lie in 0..4294967295"),
+        (["train", "--seed", "-1"], "seed must lie in 0..4294967295"),
+        (["train", "--iterations", "3000000000"], "iterations must be at most 2147483647 (counted in int32)"),
+        (["eval", "--set", "horizon=10000000000"], "must lie within +-2147483647 (int32)"),
+        (["train", "--algo", "prior_descent", "--hp", "prior_every=1000000000000"], "(int32)"),
+        (["eval", "--game", "linear_quadratic", "--set", "shift=1e39"], "must lie within +-3.4e38 (float32)"),
+        (["train", "--lr", ""], "--lr expects comma-separated numbers (no empty entry)"),
+        (["train", "--lr", "0.01,,0.02"], "--lr expects comma-separated numbers (no empty entry)"),
+        (["train", "--coordinator", "bogus"], "the coordinator is HOST:PORT"),
+        (["train", "--coordinator", "127.0.0.1:29999", "--num-processes", "0"], "processes must be >= 1"),
+        (["export", "/nonexistent-run", "--out", ""], "--out is empty"),
+        (["eval", "--br-iterations", "5"], "--br-iterations and --br-lr set the learned best response"),
+        (["solve-macro", "--tol", "inf"], "tol must be finite and > 0"),
+        (["solve-macro", "--method", "krusell-smith", "--damping", "0.5", "--hp", "damping=0.2"], "given twice"),
         # the command-line parser's own errors: one line too, with where to read what is allowed
         (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),
         (["train", "--bogus"], "No such option: --bogus"),
@@ -247,3 +262,21 @@ def test_eval_x64_reads_a_float32_run(tmp_path):
     double = json.loads(result.output.strip().splitlines()[-1])
     assert double["exploitability"] == pytest.approx(single["exploitability"], rel=1e-5)
     assert double["exploitability"] != single["exploitability"]  # computed again, in float64
+
+
+def test_config_files_that_are_no_table_or_no_text_or_give_an_unused_lr(tmp_path):
+    """A JSON config that is a list, bytes that are no text, and a config's lr for a
+    solver without one (ignored: a list trained identical copies) were a traceback or
+    accepted."""
+    cases = {
+        "list.json": (b"[1, 2, 3]", "a configuration is a table of key = value"),
+        "bytes.toml": (b"\xff\xfe garbage", "cannot parse config file"),
+        "fp.json": (b'{"algo": "fp", "lr": 0.01}', "--lr is not used by fp"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = runner.invoke(app, ["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "run")])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], result.stderr
+        assert not (tmp_path / "run").exists()

@@ -107,6 +107,11 @@ def _kind(default: Any) -> str:
     return "a comma-separated list of numbers" if isinstance(default, tuple) else type(default).__name__
 
 
+INT32_MAX = 2**31 - 1  # counts and sizes enter JAX programs as int32
+SEED_MAX = 2**32 - 1  # a PRNG seed (jax.random.key, numpy's and Optuna's samplers)
+FLOAT32_MAX = 3.4028234663852886e38  # a float parameter must fit the float32 a run computes in
+
+
 def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
     """Check a value against the type of the field's default; ints widen to floats;
     NaN and infinities are refused (no parameter means anything by them)."""
@@ -119,6 +124,8 @@ def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
+        if abs(value) > INT32_MAX:
+            raise GameError(f"parameter {field.name!r} of {owner} must lie within +-{INT32_MAX} (int32), got {value}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -140,6 +147,8 @@ def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
 def _finite(owner: str, name: str, value: float) -> None:
     if not math.isfinite(value):
         raise GameError(f"parameter {name!r} of {owner} must be a finite number, got {value!r}")
+    if abs(value) > FLOAT32_MAX:  # inf in the float32 a run computes in
+        raise GameError(f"parameter {name!r} of {owner} must lie within +-3.4e38 (float32), got {value!r}")
 
 
 def check_names(cls: type, owner: str, names) -> dict[str, dataclasses.Field]:

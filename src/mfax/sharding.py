@@ -96,11 +96,26 @@ def initialize_distributed(
     """
     coordinator = coordinator or os.environ.get("MFAX_COORDINATOR")
     if num_processes is None and "MFAX_NUM_PROCESSES" in os.environ:
-        num_processes = int(os.environ["MFAX_NUM_PROCESSES"])
+        num_processes = _env_int("MFAX_NUM_PROCESSES")
     if process_id is None and "MFAX_PROCESS_ID" in os.environ:
-        process_id = int(os.environ["MFAX_PROCESS_ID"])
+        process_id = _env_int("MFAX_PROCESS_ID")
+    if coordinator is not None:
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise GameError(f"the coordinator is HOST:PORT (e.g. 10.0.0.1:1234), got {coordinator!r}")
+    if num_processes is not None and num_processes < 1:
+        raise GameError(f"the number of processes must be >= 1, got {num_processes}")
+    if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
+        raise GameError(f"the process id must lie in 0..{(num_processes or 1) - 1}, got {process_id}")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only used by the CPU backend
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+
+
+def _env_int(name: str) -> int:
+    try:
+        return int(os.environ[name])
+    except ValueError:
+        raise GameError(f"environment variable {name} must be an integer, got {os.environ[name]!r}") from None
 
 
 def is_main_process() -> bool:

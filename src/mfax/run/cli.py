@@ -291,8 +291,12 @@ def eval_command(
         bool,
         typer.Option("--learned-br", help="also train a history-aware best response: a lower bound [default: off]"),
     ] = False,
-    br_iterations: Annotated[int, typer.Option(help="iterations of the learned best response")] = 300,
-    br_lr: Annotated[float, typer.Option(help="learning rate of the learned best response")] = 1e-3,
+    br_iterations: Annotated[
+        int | None, typer.Option(help="iterations of the learned best response (--learned-br) [default: 300]")
+    ] = None,
+    br_lr: Annotated[
+        float | None, typer.Option(help="learning rate of the learned best response (--learned-br) [default: 0.001]")
+    ] = None,
     x64: Annotated[bool, typer.Option("--x64", help="compute in float64 [default: off, float32]")] = False,
     trust_code: Annotated[
         bool,
@@ -316,8 +320,12 @@ def eval_command(
     with user_errors(), checking(check):
         if paths is not None and paths < 1:
             raise GameError(f"--paths must be >= 1, got {paths}")
-        if br_iterations < 1:
-            raise GameError(f"--br-iterations must be >= 1, got {br_iterations}")
+        if not learned_br and (br_iterations is not None or br_lr is not None):
+            raise GameError("--br-iterations and --br-lr set the learned best response; add --learned-br")
+        br_iterations = 300 if br_iterations is None else br_iterations
+        br_lr = 1e-3 if br_lr is None else br_lr
+        if not 1 <= br_iterations <= 2**31 - 1:
+            raise GameError(f"--br-iterations must lie in 1..{2**31 - 1}, got {br_iterations}")
         if not 0.0 < br_lr < math.inf:
             raise GameError(f"--br-lr must be finite and > 0, got {br_lr}")
         if x64:
@@ -595,7 +603,8 @@ def train_command(
     from mfax.sharding import initialize_distributed, is_main_process
 
     if coordinator or num_processes is not None or process_id is not None or os.environ.get("MFAX_COORDINATOR"):
-        initialize_distributed(coordinator, num_processes, process_id)
+        with user_errors():
+            initialize_distributed(coordinator, num_processes, process_id)
     main = is_main_process()
     with user_errors(), checking(check):
         if resume is not None:
@@ -633,6 +642,7 @@ def train_command(
                 raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")
             consent = Consent(trust=True)  # (the code the run names is what this command was given)
             config = load_file(Path(config_file)) if config_file else TrainConfig()
+            lr_from_file = config.lr is not None
             flags = {
                 "game": game,
                 "algo": algo,
@@ -648,8 +658,11 @@ def train_command(
             }
             config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
             if lr is not None:
+                entries = [x.strip() for x in lr.split(",")]
+                if not all(entries):  # "" or "0.01,,0.02" fell back to the default or skipped an entry
+                    raise GameError(f"--lr expects comma-separated numbers (no empty entry), got {lr!r}")
                 try:
-                    config.lr = [float(x) for x in lr.split(",") if x.strip()]
+                    config.lr = [float(x) for x in entries]
                 except ValueError:
                     raise GameError(f"--lr expects comma-separated numbers, got {lr!r}") from None
             if set_:
@@ -661,7 +674,7 @@ def train_command(
             if log_to:
                 config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
             config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
-            if lr is not None:
+            if lr is not None or lr_from_file:
                 check_lr_used(config.algo)
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
             if out is not None and not out.strip():  # "" fell back to the default runs/... silently

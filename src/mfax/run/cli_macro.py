@@ -155,6 +155,9 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         }
         for key, value in (("damping", damping), ("tol", tol), ("max_iter", max_iter)):
             if value is not None:
+                if key in values:
+                    option = "--" + key.replace("_", "-")
+                    raise GameError(f"{key} is given twice ({option} and --hp {key}=...); give it once")
                 values[key] = value
         settings = make_settings(**values)
 

@@ -85,6 +85,9 @@ def register(app: typer.Typer) -> None:
             fmt = fmt.strip().lower()
             if fmt not in FORMATS:
                 raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+            for name, chosen in (("--out", out),):
+                if chosen is not None and not chosen.strip():
+                    raise GameError(f"{name} is empty; name a file or folder, or leave {name} out for the default")
             if out is not None and fmt == "npz" and out.endswith(("/", os.sep)):
                 raise GameError(
                     f"--out {out!r} names a folder; an npz export is one file (for example "
@@ -106,12 +109,16 @@ def register(app: typer.Typer) -> None:
     def irf_command(
         run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
         shock: Annotated[
-            float,
-            typer.Option(help="size of the shock in standard deviations of the noise's innovation (-1: a one-sd fall)"),
-        ] = -1.0,
+            float | None,
+            typer.Option(
+                help="size of the shock in standard deviations of the noise's innovation (-1: a one-sd fall) "
+                "[default: -1]"
+            ),
+        ] = None,
         at: Annotated[
-            int, typer.Option(help="the time t0 the shock hits (the macro game's z_0 is 0 on its own paths)")
-        ] = 1,
+            int | None,
+            typer.Option(help="the time t0 the shock hits (the macro game's z_0 is 0 on its own paths) [default: 1]"),
+        ] = None,
         innovations: Annotated[
             str | None,
             typer.Option(
@@ -144,10 +151,19 @@ def register(app: typer.Typer) -> None:
         forward exactly under the run's policy; deviations in percent (levels) or points
         (rates, shares, logarithms)."""
 
+        import numpy as np
+
         from mfax.evaluation.moments import impulse_response, shock_innovations
         from mfax.run.plots import irf_figure, save_figure
 
         with user_errors(), checking(check):
+            for name, chosen in (("--out", out), ("--plot", plot)):
+                if chosen is not None and not chosen.strip():
+                    raise GameError(f"{name} is empty; name a file, or leave {name} out for the default in RUN")
+            if innovations is not None and (shock is not None or at is not None):
+                raise GameError("--innovations gives the whole shock path; drop --shock and --at")
+            shock = -1.0 if shock is None else shock
+            at = 1 if at is None else at
             if plot is not None and Path(plot).suffix.lower() != ".png":
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
             run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
@@ -161,6 +177,13 @@ def register(app: typer.Typer) -> None:
             else:
                 path = shock_innovations(g.horizon, shock, at)
             response = impulse_response(g, policy, path)
+            if any(
+                np.any(np.isfinite(response.baseline[k]) & ~np.isfinite(response.shocked[k])) for k in response.shocked
+            ):
+                raise GameError(
+                    "the response is not finite (the shock is too large for the game's numbers); "
+                    "give a smaller --shock or --innovations"
+                )
             record = irf_record(response, str(run.root), r, iteration)
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             save_figure(irf_figure(g, response, words), plot_path)

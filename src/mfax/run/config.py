@@ -153,6 +153,8 @@ def game_defaults(game: str) -> dict[str, Any]:
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise GameError(f"{name} must be >= 1, got {value}")
+    if value > params.INT32_MAX:
+        raise GameError(f"{name} must be at most {params.INT32_MAX} (counted in int32), got {value}")
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
@@ -180,6 +182,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
         _positive("devices", config.devices)
     if config.keep < 0:
         raise GameError(f"keep must be >= 0, got {config.keep}")
+    top = params.SEED_MAX - (config.seeds - 1)  # runs use seeds seed..seed+seeds-1
+    if not 0 <= config.seed <= top:
+        raise GameError(f"seed must lie in 0..{top} (PRNG seeds are 32-bit; {config.seeds} seeds), got {config.seed}")
+    if config.lr is not None and not config.lr:
+        raise GameError("lr is an empty list; give at least one learning rate, or leave lr out for the default")
     if any(not (0.0 < x < math.inf) for x in lr):
         raise GameError(f"learning rates must be finite and > 0, got {lr}")
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
@@ -261,6 +268,8 @@ def _check_types(cls: type, data: dict[str, Any], prefix: str = "") -> None:
 def from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a config from a (possibly partial) mapping; unknown keys and values of the
     wrong type (``iterations = "ten"``, ``x64 = "no"``) are errors."""
+    if not isinstance(data, dict):
+        raise GameError(f"a configuration is a table of key = value (a JSON object), got {type(data).__name__}")
     data = dict(data)
     net = data.pop("network", None)  # before the key check: a legacy table, read below
     allowed = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -310,10 +319,10 @@ def load_file(path: Path) -> TrainConfig:
         raise GameError(
             f"config file {str(path)!r}: mfax reads .toml and .json config files, got {path.suffix or 'no suffix'!r}"
         )
-    text = path.read_text()
     try:
+        text = path.read_bytes().decode()
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise GameError(f"cannot parse config file {str(path)!r}: {err}") from None
     config = from_dict(data)
     here = path.resolve().parent

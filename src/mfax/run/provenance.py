@@ -92,10 +92,13 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 
 def read(path: Path) -> dict[str, Any] | None:
+    """The recorded provenance; ``None`` when absent (a run from an older mfax) or not
+    what mfax writes (unreadable, or not a JSON object: a resume then records afresh)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):  # absent (a run from an older mfax) or unreadable
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def check(path: Path, float64: bool) -> str | None:

@@ -614,10 +614,10 @@ class RunDir:
 
     def _read_json(self, path: Path) -> dict[str, Any]:
         with _disk("read", path):
-            text = path.read_text()
+            raw = path.read_bytes()
         try:
-            data = json.loads(text)
-        except ValueError as err:
+            data = json.loads(raw.decode())
+        except ValueError as err:  # (UnicodeDecodeError too: bytes that are no text)
             raise GameError(f"{str(path)!r} is corrupt (not JSON: {err})") from None
         if not isinstance(data, dict):
             raise GameError(f"{str(path)!r} is corrupt (not a JSON object)")
@@ -640,15 +640,15 @@ class RunDir:
         if not self.metrics_jsonl.exists():
             return []
         with _disk("read", self.metrics_jsonl):
-            lines = self.metrics_jsonl.read_text().split("\n")
+            lines = self.metrics_jsonl.read_bytes().decode(errors="replace").split("\n")
         rows = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("not an object")
+                if not isinstance(row, dict) or not isinstance(row.get("iteration"), int):
+                    raise ValueError("not a metrics row")
             except ValueError:
                 if number == len(lines):  # the last line, without its newline: torn
                     warn(f"dropped the torn last line of {str(self.metrics_jsonl)!r} (an interrupted write)")

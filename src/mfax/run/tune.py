@@ -594,7 +594,7 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
     try:
         held = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if continuing else 0
         # a sampler seeded by the trials so far: a continued study does not draw its first points again
-        sampler = optuna.samplers.TPESampler(seed=seed + held)
+        sampler = optuna.samplers.TPESampler(seed=(seed + held) % 2**32)  # numpy seeds are 32-bit
         study = optuna.create_study(
             storage=storage, sampler=sampler, study_name=STUDY_NAME, direction="minimize", load_if_exists=True
         )

@@ -106,7 +106,7 @@ class KrusellSmithSettings(eqx.Module):
     def __check_init__(self):
         checks = [
             (0.0 < self.damping <= 1.0, f"damping must lie in (0, 1], got {self.damping}"),
-            (self.tol > 0.0, f"tol must be > 0, got {self.tol}"),
+            (0.0 < self.tol < math.inf, f"tol must be finite and > 0, got {self.tol}"),
             (self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter}"),
             (
                 self.paths >= 4,

@@ -157,10 +157,10 @@ def solve_macro(
         raise GameError("solve_macro needs the macro game with common noise off (common_noise=false)")
     if not 0.0 < damping <= 1.0:
         raise GameError(f"damping must lie in (0, 1], got {damping}")
-    if not tol > 0.0:
-        raise GameError(f"tol must be > 0, got {tol}")
-    if max_iter < 1:
-        raise GameError(f"max_iter must be >= 1, got {max_iter}")
+    if not 0.0 < tol < float("inf"):
+        raise GameError(f"tol must be finite and > 0, got {tol}")
+    if not 1 <= max_iter <= 2**31 - 1:
+        raise GameError(f"max_iter must lie in 1..{2**31 - 1}, got {max_iter}")
     with jax.enable_x64(True):
         k, r, wage, gap, move, step, history = jax.jit(_iterate, static_argnums=(0, 1, 2, 3))(
             game, damping, tol, max_iter
