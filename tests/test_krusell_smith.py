@@ -251,3 +251,12 @@ def test_z_off_the_households_grid_is_reported(tiny):
     assert 0.0 <= res.z_outside_grid < 0.05
     narrow = ks.solve_krusell_smith(game, ks.make_settings(**{**TINY_SETTINGS, "z_width": 0.3}), evaluate_policy=False)
     assert narrow.z_outside_grid > 0.3  # z beyond 0.3 sd of its spread: clamped, and said
+
+
+def test_grids_too_wide_for_the_households_values_are_one_line(tiny):
+    """z_width=1e6: e^z overflows at the grid's ends; the greedy choice read off those
+    values was scored as an exploitability of -1384 (below zero: no policy beats its
+    best response)."""
+    game, _ = tiny
+    with pytest.raises(mfax.GameError, match="the households' values are not finite on these grids"):
+        ks.solve_krusell_smith(game, ks.make_settings(**{**TINY_SETTINGS, "z_width": 1e6}))

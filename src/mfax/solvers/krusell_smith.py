@@ -295,7 +295,17 @@ _households = jax.jit(households, static_argnums=0)
 
 def _policy(game: Macro, settings: KrusellSmithSettings, coef: np.ndarray, log_k0: float) -> KrusellSmithPolicy:
     grids = make_grids(game, settings, coef, log_k0)
-    return KrusellSmithPolicy(game, grids, _households(game, grids, jnp.asarray(coef)))
+    continuation = _households(game, grids, jnp.asarray(coef))
+    if not bool(jnp.all(jnp.isfinite(continuation))):
+        # e.g. z_width=1e6: productivity e^z overflows at the grid's ends, and the greedy
+        # choice read off those values scored a policy "better than its best response"
+        raise GameError(
+            "the households' values are not finite on these grids (log capital "
+            f"{float(jnp.min(grids.log_capital)):.3g}..{float(jnp.max(grids.log_capital)):.3g}, z "
+            f"{float(jnp.min(grids.z)):.3g}..{float(jnp.max(grids.z)):.3g}): use narrower grids "
+            "(z_width, capital_width)"
+        )
+    return KrusellSmithPolicy(game, grids, continuation)
 
 
 # -- the aggregate side ----------------------------------------------------------------
