@@ -280,3 +280,14 @@ def test_config_files_that_are_no_table_or_no_text_or_give_an_unused_lr(tmp_path
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0], result.stderr
         assert not (tmp_path / "run").exists()
+
+
+def test_memory_counts_the_runs_side_by_side_and_the_network(tmp_path):
+    """A million seeds grew a Python loop to gigabytes, a width of a million aborted in
+    XLA: both are sized before anything is built and refused in one line."""
+    for extra in (["--seeds", "1000000"], ["--hp", "mlp_width=1000000"]):
+        result = runner.invoke(app, ["train", *extra, "--iterations", "2", "--out", str(tmp_path / "run")])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "of memory" in lines[0] and "smaller --hp network sizes" in lines[0], lines
+        assert not (tmp_path / "run").exists()

@@ -37,7 +37,8 @@ def evaluation_bytes(game: Game, num_paths: int, info: bool, itemsize: int = 4) 
     best response, which compares every pair of paths' observation histories)."""
     n, m, horizon = game.n_states, game.n_actions, game.horizon
     per_path = itemsize * (horizon + 1) * n * (EVAL_ACTION_ARRAYS * m + 2)
-    pairs = 6 * (horizon + 1) * num_paths**2 if info else 0
+    # the pairs' shared histories, and at each step the deviation's (path, path, state) weights
+    pairs = (6 * (horizon + 1) + 2 * itemsize * n) * num_paths**2 if info else 0
     return num_paths * per_path + pairs
 
 
@@ -77,7 +78,24 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
         train = structural_bytes(game, support_size, config.paths, width, itemsize)
     else:
         train = structural_bytes(game, config.paths, 0, width, itemsize)
-    return max(need, train)
+    return max(need, train) + num_runs(config) * run_state_bytes(game, hp, exact_paths or 1, itemsize)
+
+
+def num_runs(config) -> int:
+    """Runs trained side by side: seeds x learning rates x swept game parameters."""
+    return int(config.seeds) * max(len(config.lr or [0.0]), 1) * len(config.param_sets)
+
+
+def run_state_bytes(game: Game, hp: dict, table_paths: int, itemsize: int = 4) -> int:
+    """One run's training state: a network's parameters with their gradient and Adam's two
+    moments (from the declared sizes), or a tabular solver's few ``(P, T, n, m)`` tables."""
+    n, m, horizon = game.n_states, game.n_actions, game.horizon
+    if "mlp_width" not in hp:
+        return 4 * itemsize * table_paths * horizon * n * m
+    w, g, e = (int(hp.get(k, 0)) for k in ("mlp_width", "gru_hidden", "obs_embed"))
+    s, a = int(hp.get("state_embed", 0)), int(hp.get("aggregate_embed", 0))
+    params = 16 * e + 3 * (e * g + g * g) + g * a + e * a + n * s + (s + a) * w + w * w + w * m
+    return 4 * itemsize * params
 
 
 def check_evaluation(game: Game, mode: str, num_paths: int, itemsize: int = 4) -> None:

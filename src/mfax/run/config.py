@@ -218,8 +218,16 @@ def _check_memory(config: TrainConfig, game) -> None:
         support = game.noise_support()
         support_size = None if support is None else int(support.weight.shape[0])
     need = training_bytes(config, game, None if exact is None else exact.num_paths, support_size)
-    what = f"one training iteration ({config.game}, {config.algo}, {config.paths} noise paths)"
-    require(need, what, "use fewer --paths (or --eval-paths, --hp num_envs / num_agents)")
+    runs = config.num_runs
+    what = f"one training iteration ({config.game}, {config.algo}, {config.paths} noise paths" + (
+        f", {runs} runs side by side)" if runs > 1 else ")"
+    )
+    require(
+        need,
+        what,
+        "use fewer --paths (or --eval-paths, --hp num_envs / num_agents), fewer --seeds / learning rates / swept "
+        "values, or smaller --hp network sizes",
+    )
 
 
 def _allows(hint: Any, value: Any) -> bool:
