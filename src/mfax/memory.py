@@ -78,12 +78,7 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
         train = structural_bytes(game, support_size, config.paths, width, itemsize)
     else:
         train = structural_bytes(game, config.paths, 0, width, itemsize)
-    return max(need, train) + num_runs(config) * run_state_bytes(game, hp, exact_paths or 1, itemsize)
-
-
-def num_runs(config) -> int:
-    """Runs trained side by side: seeds x learning rates x swept game parameters."""
-    return int(config.seeds) * max(len(config.lr or [0.0]), 1) * len(config.param_sets)
+    return max(need, train) + config.num_runs * run_state_bytes(game, hp, exact_paths or 1, itemsize)
 
 
 def run_state_bytes(game: Game, hp: dict, table_paths: int, itemsize: int = 4) -> int:

@@ -131,11 +131,7 @@ def policy_and_best_response_values(
     kernel is computed and read once for both value functions (stacked on a trailing axis)."""
     if traj.probs is None:
         raise ValueError("policy_and_best_response_values needs a trajectory recorded with record=True")
-
-    def combine(q, t, x):
-        return jnp.stack([jnp.sum(x["probs"] * q[..., 0], axis=-1), jnp.max(q[..., 1], axis=-1)], axis=-1)
-
-    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., 0], values=(2,))
+    v0, q = backward_induction(game, traj, noise, _policy_and_best(), emit_q=lambda q: q[..., 0], values=(2,))
     return v0[..., 0], q, v0[..., 1]
 
 

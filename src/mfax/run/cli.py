@@ -26,7 +26,7 @@ from mfax.games.validate import checking
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
-from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, parse_times, user_errors
+from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, parse_times, refuse_empty, user_errors
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.cli_outputs import register as register_outputs
 from mfax.run.cli_tune import register as register_tune
@@ -324,8 +324,8 @@ def eval_command(
             raise GameError("--br-iterations and --br-lr set the learned best response; add --learned-br")
         br_iterations = 300 if br_iterations is None else br_iterations
         br_lr = 1e-3 if br_lr is None else br_lr
-        if not 1 <= br_iterations <= 2**31 - 1:
-            raise GameError(f"--br-iterations must lie in 1..{2**31 - 1}, got {br_iterations}")
+        if not 1 <= br_iterations <= params.INT32_MAX:
+            raise GameError(f"--br-iterations must lie in 1..{params.INT32_MAX}, got {br_iterations}")
         if not 0.0 < br_lr < math.inf:
             raise GameError(f"--br-lr must be finite and > 0, got {br_lr}")
         if x64:
@@ -677,8 +677,7 @@ def train_command(
             if lr is not None or lr_from_file:
                 check_lr_used(config.algo)
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
-            if out is not None and not out.strip():  # "" fell back to the default runs/... silently
-                raise GameError("--out is empty; name the run directory or leave --out out for runs/GAME-ALGO-TIME")
+            refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")
             target = RunDir(out or f"runs/{name}")
             if main:
                 target.check_new(overwrite)

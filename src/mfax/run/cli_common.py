@@ -36,6 +36,13 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def refuse_empty(option: str, value: str | None, what: str, default: str) -> None:
+    """One line for an option given as empty text (``--out ""``), which used to fall back
+    to ``default`` (or the current folder) silently; ``what`` the option names."""
+    if value is not None and not value.strip():
+        raise GameError(f"{option} is empty; name the {what} or leave {option} out for {default}")
+
+
 # click's exceptions, from the click typer runs on (typer 0.22+ vendors its own copy as
 # ``typer._click``; earlier ones use the ``click`` package): the module beside the group's base.
 _click_exceptions = importlib.import_module(TyperGroup.__mro__[1].__module__.rsplit(".", 1)[0] + ".exceptions")

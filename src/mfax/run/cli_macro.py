@@ -194,7 +194,8 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
 
 def _eval_paths_words(count: int, game) -> str:
     """Where the KS policy was scored: fresh draws, or (no common noise) the one path."""
-    if game.noise_support() is not None and game.noise_support().weight.shape[0] == 1:
+    support = game.noise_support()
+    if support is not None and support.weight.shape[0] == 1:
         return "its one noise path (no common noise)"
     return f"{count} fresh paths"
 

@@ -15,7 +15,7 @@ import typer
 from mfax.errors import GameError
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
-from mfax.run.cli_common import user_errors
+from mfax.run.cli_common import refuse_empty, user_errors
 from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
 ITERATION_HELP = (
@@ -85,9 +85,7 @@ def register(app: typer.Typer) -> None:
             fmt = fmt.strip().lower()
             if fmt not in FORMATS:
                 raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
-            for name, chosen in (("--out", out),):
-                if chosen is not None and not chosen.strip():
-                    raise GameError(f"{name} is empty; name a file or folder, or leave {name} out for the default")
+            refuse_empty("--out", out, "export file or folder", "RUN/export.npz or RUN/export")
             if out is not None and fmt == "npz" and out.endswith(("/", os.sep)):
                 raise GameError(
                     f"--out {out!r} names a folder; an npz export is one file (for example "
@@ -157,9 +155,8 @@ def register(app: typer.Typer) -> None:
         from mfax.run.plots import irf_figure, save_figure
 
         with user_errors(), checking(check):
-            for name, chosen in (("--out", out), ("--plot", plot)):
-                if chosen is not None and not chosen.strip():
-                    raise GameError(f"{name} is empty; name a file, or leave {name} out for the default in RUN")
+            refuse_empty("--out", out, "JSON file", "RUN/irf.json")
+            refuse_empty("--plot", plot, "figure", "RUN/plots/irf.png")
             if innovations is not None and (shock is not None or at is not None):
                 raise GameError("--innovations gives the whole shock path; drop --shock and --at")
             shock = -1.0 if shock is None else shock

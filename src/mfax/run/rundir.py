@@ -218,9 +218,9 @@ def _replace_with(path: Path, data: bytes) -> None:
             tmp.unlink(missing_ok=True)
 
 
-# the keys of config.json that every mfax version wrote (a run from before the marker)
 _READ_ATTEMPTS = 4  # reads of a checkpoint whose digest does not match, before it is corrupt
 
+# the keys of config.json that every mfax version wrote (a run from before the marker)
 _PRE_MARKER_KEYS = frozenset(
     {"game", "params", "algo", "iterations", "paths", "noise", "lr", "seeds", "seed", "eval_every", "eval_paths"}
 )
@@ -625,6 +625,10 @@ class RunDir:
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.is_file()
+
+    def has_other_checkpoints(self) -> bool:
+        """A best or kept checkpoint (besides checkpoint.eqx)."""
+        return self.best_checkpoint_path.is_file() or bool(self.kept_iterations())
 
     # -- metrics -----------------------------------------------------------------------
     def append_metrics(self, rows: list[dict[str, Any]]) -> None:

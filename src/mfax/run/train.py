@@ -178,7 +178,7 @@ def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) ->
     the host, with their trainer and the iteration they hold. ``consent``: as in
     :func:`load_policy`."""
     config = run.load_config(consent)
-    if not (run.has_checkpoint() or run.best_checkpoint_path.is_file() or run.kept_iterations()):
+    if not (run.has_checkpoint() or run.has_other_checkpoints()):
         raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
     path = run.checkpoint_for(which)
     trainer = Trainer.build(config)
@@ -287,8 +287,7 @@ def _check_untrained(run: RunDir) -> None:
     one that trained further (a later evaluation, a best or kept checkpoint) is refused
     rather than overwritten from scratch."""
     trained = max((row["iteration"] for row in run.read_metrics()), default=0)
-    kept = run.best_checkpoint_path.is_file() or bool(run.kept_iterations())
-    if trained > 0 or kept:
+    if trained > 0 or run.has_other_checkpoints():
         raise GameError(
             f"run {str(run.root)!r} has no checkpoint.eqx but has trained"
             + (f" {trained} iterations" if trained > 0 else " (it keeps other checkpoints)")

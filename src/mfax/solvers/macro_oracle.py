@@ -29,6 +29,7 @@ not ``mu``); one step of either pass is the library's arithmetic
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -41,6 +42,7 @@ from mfax.errors import GameError
 from mfax.evaluation.exploitability import evaluate
 from mfax.evaluation.values import backup, backward_scan
 from mfax.games.macro import Macro, MacroNoise
+from mfax.params import INT32_MAX
 from mfax.policies.base import Tabular
 from mfax.solvers.classical import greedy
 
@@ -157,10 +159,10 @@ def solve_macro(
         raise GameError("solve_macro needs the macro game with common noise off (common_noise=false)")
     if not 0.0 < damping <= 1.0:
         raise GameError(f"damping must lie in (0, 1], got {damping}")
-    if not 0.0 < tol < float("inf"):
+    if not 0.0 < tol < math.inf:
         raise GameError(f"tol must be finite and > 0, got {tol}")
-    if not 1 <= max_iter <= 2**31 - 1:
-        raise GameError(f"max_iter must lie in 1..{2**31 - 1}, got {max_iter}")
+    if not 1 <= max_iter <= INT32_MAX:
+        raise GameError(f"max_iter must lie in 1..{INT32_MAX}, got {max_iter}")
     with jax.enable_x64(True):
         k, r, wage, gap, move, step, history = jax.jit(_iterate, static_argnums=(0, 1, 2, 3))(
             game, damping, tol, max_iter
