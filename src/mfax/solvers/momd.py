@@ -12,8 +12,9 @@ of the network itself:
         + \\gamma (1 - d) \\sum_{a'} \\bar\\pi(a'|s',o') \\big[\\bar Q(s',o',a') - \\tau \\ln \\bar\\pi(a'|s',o')\\big]
 
 with ``pi_k = softmax(Q_k / tau)`` the policy that collected iteration ``k``'s data
-(frozen during the iteration), ``bar Q`` a target network synchronised with the online
-one every ``target_every`` steps and ``bar pi = softmax(bar Q / tau)``.
+(frozen during the iteration), ``bar Q`` a target network that starts each iteration as
+``Q_k`` and is synchronised with the online one every ``target_every`` of the
+iteration's steps, and ``bar pi = softmax(bar Q / tau)``.
 
 One iteration: the population policy ``pi_k`` plays one episode in each of ``E`` sampled
 populations of ``N`` agents (own noise path each); the ``E T N`` transitions
@@ -65,7 +66,9 @@ class MOMDParams(SampledParams, NetworkParams, OptimParams):
         5.0, "entropy temperature, reward units (published sweep: 0.05, 5, 10)", search=(0.05, 10.0, "log")
     )
     alpha: float = param(0.99, "Munchausen coefficient (published sweep: 0.9, 0.95, 0.99)", search=(0.9, 0.99))
-    target_every: int = param(10, "gradient steps between target-network synchronisations")
+    target_every: int = param(
+        10, "gradient steps between target-network synchronisations within an iteration (each starts from Q_k)"
+    )
     bonus_floor: float = param(-1.0, "lower clip of tau * log pi in the bonus, in return-scale units")
 
     def __check_init__(self):
