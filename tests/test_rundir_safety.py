@@ -30,7 +30,7 @@ runner = CliRunner()
 TINY = TrainConfig(
     game="sis", algo="spg", iterations=4, eval_every=2, noise="sample", paths=4, eval_paths=4, hparams=TINY_NETWORK
 )
-TINY_FLAGS = ["--game", "sis", "--algo", "spg", "--iterations", "2", "--eval-every", "2", "--paths", "4"]
+TINY_FLAGS = ["--game", "sis", "--algo", "spg", "--iterations", "2", "--eval-every", "2", "--noise", "sample", "--paths", "4"]
 QUIET = ["--no-progress", "--no-plots"]
 
 

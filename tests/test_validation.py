@@ -284,6 +284,34 @@ def test_counted_draws_beyond_the_memory_are_refused(tmp_path, monkeypatch):
     )
 
 
+def test_a_replay_batch_beyond_the_memory_is_refused(tmp_path):
+    """M-OMD draws --hp batch_size transitions per gradient step: 10^8 of them (about 540
+    GB) ended in XLA's RESOURCE_EXHAUSTED traceback after the run directory was written."""
+    out = tmp_path / "r"
+    one_line_error(
+        ["train", "--algo", "momd", "--hp", "batch_size=100000000", "--out", str(out), "--no-progress"],
+        "one training iteration (beach_bar, momd, 16 populations of 8 agents) needs about",
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "ippo", "--paths", "500"], "--paths is not used by ippo: each iteration samples --hp num_envs"),
+        (["--algo", "momd", "--noise", "sample", "--paths", "3"], "--paths is not used by momd"),
+        (["--algo", "rspg", "--paths", "64"], "--paths is not used with exact noise: every one of beach_bar's 102"),
+        (["--algo", "fp", "--noise", "exact", "--eval-paths", "3"], "--eval-paths is not used with exact noise"),
+    ],
+)
+def test_paths_a_run_does_not_use_are_refused(tmp_path, args, message):
+    """They were recorded in config.json as if used (two ippo runs with --paths 1 and 500
+    were identical)."""
+    out = tmp_path / "r"
+    one_line_error(["train", *args, "--out", str(out), "--no-progress"], message)
+    assert not out.exists()
+
+
 def test_a_game_too_large_to_check_is_refused_before_its_functions_run(monkeypatch):
     """The checker built a 100,000,000-state beach bar's kernel (about 95 GiB) and the
     system killed the process without a word; the size is now read off the shapes first."""

@@ -59,6 +59,25 @@ def population_bytes(game: Game, num_envs: int, num_agents: int, width: int, cop
     return num_envs * (game.horizon + 1) * (num_agents * per_agent_step * copies + itemsize * game.n_states)
 
 
+def samples_populations(hparams: dict) -> bool:
+    """Whether a solver with these (resolved) hyper-parameters trains on sampled
+    populations (``num_envs`` of ``num_agents`` agents, each population with its own noise
+    path): the model-free solvers, which use no ``paths`` of the configuration."""
+    return "num_envs" in hparams and "num_agents" in hparams
+
+
+def replay_batch_bytes(game: Game, hp: dict, itemsize: int = 4) -> int:
+    """A gradient step on ``batch_size`` transitions drawn from a replay buffer (M-OMD;
+    0 without one): per transition the activations of three passes of the network (the
+    trained one with its gradient, the target and the collecting policy) and a few entries
+    for its indices and observations."""
+    if "batch_size" not in hp:
+        return 0
+    e, a, s, w = (int(hp.get(k, 0)) for k in ("obs_embed", "aggregate_embed", "state_embed", "mlp_width"))
+    per_row = 3 * (e + a + s + 2 * w + game.n_actions) + 32
+    return itemsize * int(hp["batch_size"]) * per_row
+
+
 def training_bytes(config, game: Game, exact_paths: int | None, support_size: int | None) -> int:
     """Peak estimate of one iteration of a resolved training ``config`` or of its
     evaluation. ``exact_paths``: the number of enumerated paths when the noise is exact
@@ -69,9 +88,10 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
     eval_paths = exact_paths or config.eval_paths
     need = evaluation_bytes(game, eval_paths, support_size is not None, itemsize)
     hp = config.hparams
-    if "num_envs" in hp and "num_agents" in hp:  # model-free: sampled populations
+    if samples_populations(hp):  # model-free: sampled populations
         copies = 1 + int(hp.get("buffer_iterations", 0))
         train = population_bytes(game, hp["num_envs"], hp["num_agents"], width, copies, itemsize)
+        train += replay_batch_bytes(game, hp, itemsize)
     elif exact_paths is not None:  # structural on the enumerated paths, or tables over them
         train = structural_bytes(game, exact_paths, 0, width, itemsize)
     elif support_size is not None and support_size < config.paths:  # draws counted over the support

@@ -38,6 +38,7 @@ from mfax.run.config import (
     LR_SEARCH,
     TrainConfig,
     check_lr_used,
+    check_paths_used,
     game_defaults,
 )
 from mfax.solvers import solver_names, solver_spec
@@ -676,6 +677,7 @@ def train_command(
             config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
             if lr is not None or lr_from_file:
                 check_lr_used(config.algo)
+            check_paths_used(config, paths is not None, eval_paths is not None)
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
             refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")
             target = RunDir(out or f"runs/{name}")

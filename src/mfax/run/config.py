@@ -22,7 +22,7 @@ from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.errors import GameError
 from mfax.games import game_class, make
 from mfax.games.plugins import canonical, is_reference, short_name
-from mfax.memory import require, training_bytes
+from mfax.memory import require, samples_populations, training_bytes
 from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_names, solver_spec
 
@@ -219,15 +219,42 @@ def _check_memory(config: TrainConfig, game) -> None:
         support_size = None if support is None else int(support.weight.shape[0])
     need = training_bytes(config, game, None if exact is None else exact.num_paths, support_size)
     runs = config.num_runs
-    what = f"one training iteration ({config.game}, {config.algo}, {config.paths} noise paths" + (
+    hp = config.hparams
+    if samples_populations(hp):
+        size = f"{hp['num_envs']} populations of {hp['num_agents']} agents"
+        knobs = "fewer or smaller populations (--hp num_envs / num_agents"
+        knobs += ", a smaller batch_size / buffer_iterations)" if "batch_size" in hp else ")"
+    else:
+        size = f"{config.paths if exact is None else exact.num_paths} noise paths"
+        knobs = "fewer --paths (or --eval-paths)"
+    what = f"one training iteration ({config.game}, {config.algo}, {size}" + (
         f", {runs} runs side by side)" if runs > 1 else ")"
     )
-    require(
-        need,
-        what,
-        "use fewer --paths (or --eval-paths, --hp num_envs / num_agents), fewer --seeds / learning rates / swept "
-        "values, or smaller --hp network sizes",
-    )
+    require(need, what, f"use {knobs}, fewer --seeds / learning rates / swept values, or smaller --hp network sizes")
+
+
+def check_paths_used(config: TrainConfig, paths: bool, eval_paths: bool) -> None:
+    """``--paths`` / ``--eval-paths`` given (``paths``, ``eval_paths``) where the resolved
+    ``config`` does not use them: one line (they were recorded in config.json as if used).
+    The model-free solvers sample their own populations, each with its own noise path;
+    enumerated (exact) noise computes every path of the support, in training and in the
+    evaluation. Like :func:`check_lr_used`, checked where a user gives a new configuration."""
+    game = make(config.game, **config.param_sets[0])
+    exact = exact_noise(game, config.noise)
+    name = short_name(config.algo)
+    if paths and samples_populations(config.hparams):
+        raise GameError(
+            f"--paths is not used by {name}: each iteration samples --hp num_envs populations "
+            f"({config.hparams['num_envs']}), each with its own noise path"
+        )
+    if exact is None:
+        return
+    flag = "--paths" if paths else "--eval-paths" if eval_paths else None
+    if flag is not None:
+        raise GameError(
+            f"{flag} is not used with exact noise: every one of {game.name}'s {exact.num_paths} noise paths is "
+            f"computed (--noise sample draws paths)"
+        )
 
 
 def _allows(hint: Any, value: Any) -> bool:
