@@ -3,6 +3,8 @@ game checked entry by entry against the independent numpy reference."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -285,6 +287,17 @@ def test_macro_aggregates_and_profiles_by_hand():
     # wealth marginal (0.2, 0.3, 0.3, 0.2): cumulative 0.2, 0.5, 0.8, 1.0
     assert float(out["median wealth"]) == pytest.approx(wealth[1])
     assert float(out["wealth, 90th percentile"]) == pytest.approx(wealth[3])
+
+    # exact ties at the level (the uniform start) count as reached in every precision:
+    # float32's cumulative sum fell just short and 13 of 65 grids reported the next point
+    for nw, ny in [(50, 1), (100, 1), (200, 3), (10, 5)]:
+        g = mfax.make("macro", num_wealth=nw, num_income=ny, horizon=2)
+        start = g.aggregates(g.initial_mean_field(None), noise, jnp.int32(0))
+        marginal = np.asarray(g.initial_mean_field(None), np.float64).reshape(nw, ny).sum(-1)
+        assert np.allclose(marginal, 1.0 / nw)  # uniform over wealth: cumulative shares k / nw exactly
+        for name, level in [("median wealth", 0.5), ("wealth, 90th percentile", 0.9)]:
+            expected = g.wealth_grid_np()[math.ceil(round(level * nw, 9)) - 1]
+            assert float(start[name]) == pytest.approx(expected), (nw, ny, name)
 
     mus = np.stack([mu, np.eye(8)[6], mu])  # everybody at wealth 3, income 0 at t = 1
     probs = np.zeros((2, 8, game.n_actions))

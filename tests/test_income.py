@@ -70,6 +70,45 @@ def test_tauchen_rows_and_approximate_moments():
     assert abs(coarse / target - 1) > 0.3
 
 
+@pytest.mark.parametrize(("points", "rho"), [(3, 0.99), (3, 0.98), (4, 0.995), (5, 0.999)])
+def test_tauchen_keeps_its_far_tails_and_their_stationary_weight(points, rho):
+    """0.5 (1 + erf) rounded probabilities below about 1e-16 to 0: at rho = 0.99 on 3
+    points the chain became the identity (never moving), its 'stationary distribution' the
+    uniform one and the income levels, scaled to mean 1 under it, wrong; at 0.98 P[1, 0]
+    and P[1, 2] differed by 0.2%."""
+    sigma = 0.2
+    x, trans = income.tauchen(points, rho, sigma)
+    np.testing.assert_allclose(trans, trans[::-1, ::-1], rtol=1e-9)  # symmetric about 0
+    assert np.all(np.diag(trans, 1) > 0.0) and np.all(np.diag(trans, -1) > 0.0)  # irreducible
+    half = (x[1] - x[0]) / 2
+    for i, j in [(1, 0), (points - 1, 0)]:  # the lower tail by the complementary error function
+        exact = 0.5 * math.erfc(-((x[0] + half - rho * x[i]) / sigma) / math.sqrt(2))
+        assert trans[i, j] == pytest.approx(exact, rel=1e-12)
+    pi = income.stationary_distribution(trans)
+    # balance of flows at every state, written without 1 - P[k, k] (which rounds to 0)
+    for k in range(points):
+        others = np.arange(points) != k
+        outflow, inflow = pi[k] * trans[k, others].sum(), pi[others] @ trans[others, k]
+        assert outflow == pytest.approx(inflow, rel=1e-9)
+    np.testing.assert_allclose(pi, pi[::-1], rtol=1e-12)
+    if (points, rho) == (3, 0.99):  # the reviewer's independent log-space computation
+        np.testing.assert_allclose(pi, [0.0864, 0.8271, 0.0864], atol=1e-4)
+
+
+def test_stationary_distribution_needs_one_closed_class():
+    with pytest.raises(mfax.GameError, match=r"3 closed classes of income indices \(0; 1; 2\)"):
+        income.stationary_distribution(np.eye(3))
+    with pytest.raises(mfax.GameError, match="not unique"):
+        income.stationary_distribution(np.array([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    # one closed class and transient states: unique (the transient ones get 0)
+    np.testing.assert_allclose(income.stationary_distribution(np.array([[0.5, 0.5], [0.0, 1.0]])), [0.0, 1.0])
+    np.testing.assert_allclose(income.stationary_distribution(np.array([[1.0, 0.0], [0.5, 0.5]])), [1.0, 0.0])
+    # a persistent Rouwenhorst chain: 1 + rho rounded to 2 and the chain to the identity
+    _, trans = income.rouwenhorst(5, 0.9999999999999999, 0.2)
+    assert np.all(np.diag(trans, 1) > 0.0)
+    np.testing.assert_allclose(income.stationary_distribution(trans), np.array([1, 4, 6, 4, 1]) / 16, rtol=1e-9)
+
+
 def test_chain_errors_are_one_line():
     with pytest.raises(mfax.GameError, match="at least 2 points"):
         income.rouwenhorst(1, 0.5, 0.1)
@@ -156,6 +195,13 @@ def test_stationary_initial_income_stays_stationary():
         ({"income_process": "rouwenhorst", "income_width": 2.0}, "income_width is not used by income_process=rouw"),
         ({"income_process": "tauchen", "income_probs": (0.2, 0.6, 0.2)}, "income_probs is not used by income_pro"),
         ({"income_process": "tauchen", "income_min": 0.2, "income_max": 3.0}, "income_min, income_max are not used"),
+        # overflowing levels were numpy warnings, then a NaN kernel naming no parameter
+        (
+            {"income_process": "rouwenhorst", "income_rho": 0.9999999999999999},
+            "the rouwenhorst income levels exp\\(x\\) span more than float32 can hold",
+        ),
+        # a chain that never moves has no unique stationary marginal (it was the uniform one)
+        ({"income_probs": (0.0, 1.0, 0.0), "initial_income": "stationary"}, "5 closed classes of income indices"),
     ],
 )
 def test_bad_income_parameters(bad, message):

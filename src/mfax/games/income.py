@@ -61,13 +61,13 @@ def unconditional_std(rho: float, sigma: float) -> float:
 def rouwenhorst(points: int, rho: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Rouwenhorst's chain for ``x' = rho x + sigma eps``: ``(x (N,), P (N, N))``."""
     _check(points, rho, sigma)
-    p = (1.0 + rho) / 2.0
-    trans = np.array([[p, 1.0 - p], [1.0 - p, p]])
+    p, q = (1.0 + rho) / 2.0, (1.0 - rho) / 2.0  # q, not 1 - p: 1 + rho rounds to 2 for rho near 1
+    trans = np.array([[p, q], [q, p]])
     for size in range(3, points + 1):
         grown = np.zeros((size, size))
         grown[:-1, :-1] += p * trans
-        grown[:-1, 1:] += (1.0 - p) * trans
-        grown[1:, :-1] += (1.0 - p) * trans
+        grown[:-1, 1:] += q * trans
+        grown[1:, :-1] += q * trans
         grown[1:, 1:] += p * trans
         grown[1:-1] /= 2.0
         trans = grown
@@ -83,27 +83,59 @@ def tauchen(points: int, rho: float, sigma: float, width: float = 3.0) -> tuple[
         raise GameError(f"the Tauchen grid's width must be > 0 standard deviations, got {width}")
     top = width * unconditional_std(rho, sigma)
     x = np.linspace(-top, top, points)
-    half = (x[1] - x[0]) / 2.0
-    cdf = np.vectorize(lambda v: 0.5 * (1.0 + math.erf(v / math.sqrt(2.0))))
     mean = rho * x[:, None]  # (N, 1): the conditional mean from each point
-    upper = cdf((x[None, :] + half - mean) / sigma)
-    lower = cdf((x[None, :] - half - mean) / sigma)
-    trans = upper - lower
-    trans[:, 0] = upper[:, 0]
-    trans[:, -1] = 1.0 - lower[:, -1]
-    return x, trans
+    edges = np.concatenate([[-math.inf], (x[1:] + x[:-1]) / 2.0, [math.inf]])  # x_j's cell: x_j -+ d/2
+    trans = _normal_mass((edges[None, :-1] - mean) / sigma, (edges[None, 1:] - mean) / sigma)
+    return x, trans / trans.sum(axis=1, keepdims=True)
+
+
+def _normal_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``Phi(b) - Phi(a)`` for ``a <= b``, accurate in both tails: from the nearer tail's
+    complementary error function, so a cell far from the conditional mean keeps its tiny
+    but positive probability (``0.5 (1 + erf)`` rounds everything below about 1e-16 to 0
+    and made a persistent chain with few points reducible)."""
+    erfc = np.vectorize(math.erfc, otypes=[float])
+    root2 = math.sqrt(2.0)
+    upper_tail = 0.5 * (erfc(a / root2) - erfc(b / root2))  # exact where a >= 0
+    lower_tail = 0.5 * (erfc(-b / root2) - erfc(-a / root2))  # exact where b <= 0
+    straddling = 1.0 - 0.5 * erfc(-a / root2) - 0.5 * erfc(b / root2)
+    return np.where(a >= 0.0, upper_tail, np.where(b <= 0.0, lower_tail, straddling))
 
 
 def stationary_distribution(trans: np.ndarray) -> np.ndarray:
-    """The stationary distribution ``pi = pi P`` of a finite chain (``sum pi = 1``): the
-    least-squares solution of the stacked system, unique for an irreducible chain."""
-    n = trans.shape[0]
-    system = np.vstack([trans.T - np.eye(n), np.ones((1, n))])
-    rhs = np.zeros(n + 1)
-    rhs[-1] = 1.0
-    pi = np.linalg.lstsq(system, rhs, rcond=None)[0]
-    pi = np.clip(pi, 0.0, None)
-    return pi / pi.sum()
+    """The stationary distribution ``pi = pi P`` (``sum pi = 1``) of a finite chain with
+    one closed class of states (else it is not unique: refused in one line); the states
+    outside it, transient, get 0. On the closed class, the Grassmann-Taksar-Heyman state
+    reduction (Grassmann, Taksar and Heyman 1985, "Regenerative analysis and steady state
+    distributions for Markov chains", Operations Research 33): it eliminates states one
+    by one with sums of non-negative terms only (no ``1 - P[k, k]``), so transition
+    probabilities as small as 1e-26 (Tauchen's chain with ``rho = 0.99`` on 3 points)
+    keep their weight."""
+    p = np.asarray(trans, dtype=np.float64)
+    n = p.shape[0]
+    reach = (p > 0.0) | np.eye(n, dtype=bool)
+    for _ in range(max(1, math.ceil(math.log2(n)))):  # transitive closure by squaring
+        reach = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+    closed = np.all(reach.T | ~reach, axis=1)  # i is closed: every state i reaches reaches i back
+    classes = {tuple(np.flatnonzero(reach[i])) for i in np.flatnonzero(closed)}
+    if len(classes) > 1:
+        shown = "; ".join(" ".join(map(str, c)) for c in sorted(classes))
+        raise GameError(
+            f"the income chain has {len(classes)} closed classes of income indices ({shown}): its stationary "
+            f"distribution is not unique; every income level must be reachable from every other"
+        )
+    keep = np.array(classes.pop())
+    a = p[np.ix_(keep, keep)].copy()
+    for k in range(len(keep) - 1, 0, -1):
+        a[:k, k] /= a[k, :k].sum()  # > 0: the class is closed and communicating
+        a[:k, :k] += np.outer(a[:k, k], a[k, :k])
+    sub = np.zeros(len(keep))
+    sub[0] = 1.0
+    for j in range(1, len(keep)):
+        sub[j] = sub[:j] @ a[:j, j]
+    pi = np.zeros(n)
+    pi[keep] = sub / sub.sum()
+    return pi
 
 
 def chain_moments(x: np.ndarray, trans: np.ndarray) -> tuple[float, float]:

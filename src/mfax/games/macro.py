@@ -154,6 +154,16 @@ class Macro(Game):
             check(-1.0 < self.income_rho < 1.0, f"income_rho must lie in (-1, 1), got {self.income_rho}")
             check(self.income_sigma > 0.0, f"income_sigma must be > 0, got {self.income_sigma}")
             check(self.income_width > 0.0, f"income_width must be > 0, got {self.income_width}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                levels = self.income_grid_np()  # (its stationary distribution: refused if not unique)
+            check(
+                bool(np.all(np.isfinite(levels)) and levels.max() <= params.FLOAT32_MAX and levels.min() > 0.0),
+                f"the {self.income_process} income levels exp(x) span more than float32 can hold "
+                f"(x up to {np.abs(self._log_income_chain()[0]).max():.4g}): income_sigma / sqrt(1 - income_rho^2) "
+                "is too large",
+            )
+        if self.initial_income == "stationary":
+            self.initial_income_np()  # a chain without a unique one is refused here, naming it
 
     @property
     def n_states(self) -> int:
@@ -373,14 +383,18 @@ class Macro(Game):
     # -- extra outputs -----------------------------------------------------------------
     def aggregates(self, mu, noise, t):
         """Prices, capital, log productivity and wealth quantiles (smallest grid point
-        whose cumulative population share reaches the level) at ``t``."""
+        whose cumulative population share reaches the level, up to the rounding of the
+        cumulative sum: ``num_wealth`` units of the precision, so an exact tie such as the
+        uniform start's counts as reached in every precision) at ``t``."""
         r, wage = self.prices(mu, noise.z[t])
         w, _ = self._w_y()
         grid = jnp.asarray(self.wealth_grid_np(), dtype=float)
         below = jnp.cumsum(mu.reshape(self.num_wealth, self.num_income).sum(-1))
+        slack = self.num_wealth * jnp.finfo(below.dtype).eps
 
         def quantile(level):
-            return grid[jnp.minimum(jnp.searchsorted(below, level), self.num_wealth - 1)]
+            share = level * below[-1] * (1.0 - slack)
+            return grid[jnp.minimum(jnp.searchsorted(below, share), self.num_wealth - 1)]
 
         return {
             "interest rate r_t": r,
