@@ -849,7 +849,7 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
         _same(jax.tree.map(lambda x: x[0], (noise, mu)), (noise0, out["initial_mean_field"]), "noise path 0 and mu_0")
         single[0] = call("first call", game, noise0, mu0)
         path1, mu1 = jax.tree.map(lambda x: jnp.asarray(x[1]), (noise, mu))
-        single[1] = call("the game built again, new noise and mean field", _rebuilt(game), path1, mu1)
+        single[1] = call("the game built again, new noise and mean field", rebuilt(game), path1, mu1)
         for i in (0, 1):
             _same(jax.tree.map(lambda x, i=i: x[i], over_paths), single[i], f"path {i}")
         return ""
@@ -869,7 +869,7 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
             raise _Skipped("the game was not called")
         again = [label for label, count in calls[1:] if count]
         if again:
-            why = _static_difference(game, _rebuilt(game)) if any("built again" in a for a in again) else ""
+            why = _static_difference(game, rebuilt(game)) if any("built again" in a for a in again) else ""
             _fail(f"a jitted function of the game traced again for: {', '.join(again)}{why}")
         return f"{len(calls)} calls, traced once"
 
@@ -1027,7 +1027,7 @@ def _same(batched, single, what: str) -> None:
             _fail(f"{what}{where}{list(bad)}: {b[bad]} under vmap, {s[bad]} alone")
 
 
-def _rebuilt(game: Game) -> Game:
+def rebuilt(game: Game) -> Game:
     """The game built again from its declared parameters (defaults and derived fields
     made anew), or itself when it cannot be."""
     values = {name: getattr(game, name) for name in params.fields_of(type(game))}
