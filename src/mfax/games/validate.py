@@ -590,7 +590,7 @@ def _shape(x, shape: tuple, what: str, floating: bool = False) -> str:
 
 def _where(index: tuple, names: tuple[str, ...]) -> str:
     if not names:
-        return str(index[0]) if len(index) == 1 else str(index)
+        return str(int(index[0])) if len(index) == 1 else "(" + ", ".join(str(int(i)) for i in index) + ")"
     return "(" + ", ".join(f"{k}={int(i)}" for k, i in zip(names, index, strict=False)) + ")"
 
 
