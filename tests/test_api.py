@@ -300,7 +300,7 @@ class SISBonus(SISDelegate):
 def test_solve_refuses_a_game_instance_with_a_field_it_cannot_record(tmp_path):
     """``solve`` recorded an instance by its declared parameters only: ``bonus=5`` was
     dropped and the run trained and reported the game with ``bonus=0``."""
-    with pytest.raises(mfax.GameError, match="field bonus=5.0 is not declared with param\\(\\), so a run would") as err:
+    with pytest.raises(mfax.GameError, match=r"field bonus=5.0 is not declared with param\(\), so a run would") as err:
         mfax.solve(SISBonus(bonus=5.0), "fp", iterations=1, out=tmp_path / "run")
     assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
     assert config_of(SISBonus(), {}, algo="fp").params == {}  # its default: the same game
@@ -312,7 +312,7 @@ def test_solve_refuses_a_game_instance_holding_an_array_of_values(tmp_path):
     game = mfax.make("sis", common_noise=False)
     stacked = mfax.games.stack_games([game, mfax.make("sis", common_noise=False, recovery=0.4)])
     assert np.shape(stacked.recovery) == (2,)
-    with pytest.raises(mfax.GameError, match="parameter '\\w+' of game 'sis' holds an array of shape \\(2,\\)"):
+    with pytest.raises(mfax.GameError, match=r"parameter '\w+' of game 'sis' holds an array of shape \(2,\)"):
         mfax.solve(stacked, "fp", iterations=1, out=tmp_path / "run")
     one = eqx_replace(game, recovery=jnp.asarray(0.4))  # one value as a 0-d array: recorded as the number
     assert config_of(one, {}, algo="fp").params["recovery"] == pytest.approx(0.4)

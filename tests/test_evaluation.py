@@ -350,11 +350,13 @@ def test_evaluate_refuses_what_is_not_a_policy_of_the_game_in_one_line(policy, m
 
 def test_evaluate_refuses_noise_that_is_not_a_noise_batch():
     game, _ = _sis_and_noise()
-    with pytest.raises(mfax.GameError, match="noise must be a NoiseBatch .*got str"):
+    with pytest.raises(mfax.GameError, match=r"noise must be a NoiseBatch .*got str"):
         evaluate(game, Uniform(2, 2), "exact")
 
 
-@pytest.mark.parametrize(("action", "message"), [(5, "in 0..1, got 5"), (-1, "in 0..1, got -1"), (1.0, "in 0..1, got 1.0")])
+@pytest.mark.parametrize(
+    ("action", "message"), [(5, "in 0..1, got 5"), (-1, "in 0..1, got -1"), (1.0, "in 0..1, got 1.0")]
+)
 def test_a_fixed_action_out_of_range_is_refused_where_it_is_made(action, message):
     """``FixedAction(n, 2, 5)`` scored a vanishing population (return 0); ``-1`` was
     silently the last action."""

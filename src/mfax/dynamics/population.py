@@ -17,8 +17,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax import compiling
-from mfax.errors import GameError
 from mfax.dynamics.pushforward import Trajectory, forward_scan
+from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
 from mfax.policies.base import Policy, check_policy
 

@@ -127,8 +127,10 @@ def check_policy(game: Game, policy: Any) -> None:
         return
     probs = policy.probs
     if tuple(np.shape(probs)) != (horizon, n, m):
-        raise GameError(f"Tabular policy has shape {tuple(np.shape(probs))}; {sizes} and horizon {horizon}: "
-                        f"({horizon}, {n}, {m}) expected (probs[t, s, a])")
+        raise GameError(
+            f"Tabular policy has shape {tuple(np.shape(probs))}; {sizes} and horizon {horizon}: "
+            f"({horizon}, {n}, {m}) expected (probs[t, s, a])"
+        )
     if not jnp.issubdtype(probs.dtype, jnp.floating):
         raise GameError(f"Tabular policy must hold floating-point probabilities, got {probs.dtype}")
     if isinstance(probs, jax.core.Tracer) or not getattr(probs, "is_fully_addressable", True):

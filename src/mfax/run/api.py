@@ -41,8 +41,7 @@ import numpy as np
 
 from mfax import params as params_mod
 from mfax.errors import GameError
-from mfax.games import Game
-from mfax.games import game_class
+from mfax.games import Game, game_class
 from mfax.games import game_reference as registry_reference
 from mfax.games.validate import rebuilt
 from mfax.run import plots
@@ -165,7 +164,7 @@ def _refuse_undeclared(game: Game, declared: dict[str, dataclasses.Field]) -> No
         shown = ", ".join(f"{name}={getattr(game, name)!r}" for name in differ)
         raise GameError(
             f"game {game.name!r}: field {shown} is not declared with param(), so a run would record and train "
-            f"the default instead; declare it: {differ[0]}: type = param(default, \"help\")"
+            f'the default instead; declare it: {differ[0]}: type = param(default, "help")'
         )
 
 
