@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import mfax
 from conftest import TINY_NETWORK, slow
 from mfax.evaluation.exploitability import evaluate
+from mfax.run.api import config_of
 from mfax.run.cache import cache_dir, enable_compilation_cache
 from mfax.run.cli import app
 from mfax.run.rundir import RunDir
@@ -174,7 +175,20 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(callback=3), "callback must be callable"),
         (dict(seeds=0), "seeds must be >= 1"),
         (dict(game=mfax.make("beach_bar", num_states=10), num_states=12), "go with a game reference"),
-        (dict(colour=3), "unknown parameter 'colour'"),
+        (dict(colour=3), "'colour' is neither an argument of solve nor a parameter of game 'beach_bar'"),
+        (dict(algo=None), "algo must be a solver's name, got None; allowed: spg, rspg"),
+        (dict(overwrite="no"), "overwrite must be True or False, got 'no'"),
+        (dict(progress="yes"), "progress must be True or False, got 'yes'"),
+        (dict(params=[1]), "params must be a dict of game parameters \\(name: value\\), got list"),
+        (
+            dict(game=mfax.make("beach_bar", num_states=10), iteration=3),
+            "'iteration' is neither an argument of solve nor a parameter of game 'beach_bar'; solve's arguments: "
+            "iterations, .*; the game's parameters \\(given with a game reference string, not a Game instance\\): ",
+        ),
+        (
+            dict(game=mfax.make("beach_bar", num_states=10), params={"num_states": 12}),
+            "parameters \\(num_states\\) go with a game reference string, not a Game instance",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line_errors(tmp_path, kwargs, message):
@@ -271,3 +285,47 @@ def test_conflicting_or_odd_arguments_are_one_line(tmp_path):
         mfax.check_game("beach_bar")
     with pytest.raises(mfax.GameError, match=r"which must be 'last', 'best' or a kept iteration, got 1\.5"):
         mfax.load(tmp_path, which=1.5)
+
+
+class SISBonus(SISDelegate):
+    """A game with a field that is not a declared parameter (a plain dataclass field)."""
+
+    name: ClassVar[str] = "sis_bonus"
+    bonus: float = 0.0
+
+    def reward(self, mu, mu_next, noise, t):
+        return super().reward(mu, mu_next, noise, t) + self.bonus
+
+
+def test_solve_refuses_a_game_instance_with_a_field_it_cannot_record(tmp_path):
+    """``solve`` recorded an instance by its declared parameters only: ``bonus=5`` was
+    dropped and the run trained and reported the game with ``bonus=0``."""
+    with pytest.raises(mfax.GameError, match=r"field bonus=5.0 is not declared with param\(\), so a run would") as err:
+        mfax.solve(SISBonus(bonus=5.0), "fp", iterations=1, out=tmp_path / "run")
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
+    assert config_of(SISBonus(), {}, algo="fp").params == {}  # its default: the same game
+
+
+def test_solve_refuses_a_game_instance_holding_an_array_of_values(tmp_path):
+    import jax.numpy as jnp
+
+    game = mfax.make("sis", common_noise=False)
+    stacked = mfax.games.stack_games([game, mfax.make("sis", common_noise=False, recovery=0.4)])
+    assert np.shape(stacked.recovery) == (2,)
+    with pytest.raises(mfax.GameError, match=r"parameter '\w+' of game 'sis' holds an array of shape \(2,\)"):
+        mfax.solve(stacked, "fp", iterations=1, out=tmp_path / "run")
+    one = eqx_replace(game, recovery=jnp.asarray(0.4))  # one value as a 0-d array: recorded as the number
+    assert config_of(one, {}, algo="fp").params["recovery"] == pytest.approx(0.4)
+
+
+def eqx_replace(game, **values):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda g: [getattr(g, k) for k in values], game, list(values.values()))
+
+
+@pytest.mark.parametrize("num_paths", [0, -1, 2.5, True])
+def test_plotting_a_number_of_paths_that_is_not_a_count_is_one_line(num_paths):
+    result = mfax.solve("sis", "fp", iterations=1, common_noise=False)
+    with pytest.raises(mfax.GameError, match=f"num_paths must be an integer >= 1 \\(paths to plot\\), got {num_paths}"):
+        result.plot_mean_field(num_paths)

@@ -332,7 +332,8 @@ def test_a_mean_field_of_the_wrong_shape_stops_before_the_functions_traced_with_
 def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     report = report_of(RowsSumToHalf)
     lines = str(report).splitlines()
-    assert len(lines) == len(CHECK_NAMES) + 1
+    assert len(lines) == len(CHECK_NAMES) + 2  # and the paths covered, then the counts
+    assert lines[-2].startswith("checked on each of the 512 noise support paths: the initial mean field")
     assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5; it must sum to 1" in lines
     assert "PASS kernel.indices_in_range" in lines and "SKIP jit.no_retrace: needs every other check to pass" in lines
     assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 5 skipped"
@@ -592,3 +593,63 @@ def test_support_against_sampling_is_neither_fooled_nor_alarmed():
         validate._sampled_as_supported(_ListedNoise(rows, np.full(many, 1 / many), half), key)
     with pytest.raises(validate._Failed, match="whose support weight is 0"):
         validate._sampled_as_supported(_ListedNoise([[0.0], [1.0]], [1.0, 0.0], [0.5, 0.5]), key)
+
+
+# -- every noise path of the support ---------------------------------------------------------
+_SIS_SUPPORT = mfax.make("sis").noise_support()
+_LAST = jax.tree.map(lambda x: np.asarray(x[-1]), _SIS_SUPPORT.noise)  # one path of 512, not the one drawn first
+
+
+class RowsSumToHalfOnOnePath(SISDelegate):
+    """Rows summing to 0.5 on one noise path of the support: the checks looked at the
+    path drawn from PRNGKey(0) only, passed the game, and its runs lost mass there."""
+
+    name: ClassVar[str] = "rows_sum_to_half_on_one_path"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        hit = jnp.all(noise.report_error == _LAST.report_error) & (noise.severe == _LAST.severe)
+        return k._replace(prob=k.prob.at[1, 0].multiply(jnp.where(hit, 0.5, 1.0)))
+
+
+class NoFiniteSupport(SISDelegate):
+    name: ClassVar[str] = "no_finite_support"
+
+    def noise_support(self):
+        return None
+
+
+def test_every_path_of_a_finite_support_is_checked_and_the_failing_one_named():
+    first = SISDelegate.sis.sample_noise(jax.random.PRNGKey(0))
+    assert not (np.array_equal(first.report_error, _LAST.report_error) and first.severe == _LAST.severe)
+    report = report_of(RowsSumToHalfOnOnePath)
+    assert {r.name for r in report.failures} == {"kernel.probabilities_sum_to_one"}, str(report)
+    detail = report["kernel.probabilities_sum_to_one"].detail
+    assert "kernel row (s=1, a=0) at t=0 sums to 0.5" in detail and detail.endswith("(on noise support path 511)")
+    assert "checked on each of the 512 noise support paths: the initial mean field, and the kernel" in str(report)
+    with pytest.raises(GameError, match=r"sums to 0.5; it must sum to 1 \(on noise support path 511\)"):
+        validate_game(RowsSumToHalfOnOnePath())  # make, evaluate and training refuse it too
+
+
+def test_noise_without_a_finite_support_is_checked_on_sampled_paths_and_says_so():
+    from mfax.games.validate import SAMPLED_PATHS
+
+    report = check_game(NoFiniteSupport())
+    assert report.ok, str(report)
+    assert report.coverage.startswith(f"{SAMPLED_PATHS} sampled noise paths (the noise has no finite support)")
+    assert report.as_dict()["coverage"] == report.coverage
+
+
+class WeightedReward(SISDelegate):
+    name: ClassVar[str] = "weighted_reward"
+    weight: float = param(1.0, "reward weight", traced=True)
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.weight * super().reward(mu, mu_next, noise, t)
+
+
+def test_a_parameter_of_the_wrong_type_is_the_one_line_make_gives():
+    """A constructor call skips make's checks: check_game raised JAX's TypeError."""
+    with pytest.raises(GameError, match="parameter 'weight' of game 'weighted_reward' must be float, got '2'"):
+        check_game(WeightedReward(weight="2"))
+    assert check_game(WeightedReward(weight=jnp.asarray(2.0))).ok  # an array: the checks read it

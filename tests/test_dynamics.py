@@ -194,3 +194,24 @@ def test_batched_push_forward_equals_each_path_pushed_alone(name, params):
     assert not np.allclose(alone[0], alone[1])  # the paths differ, so a mixed-up offset would show
     np.testing.assert_array_equal(batched, alone)
     np.testing.assert_allclose(dense, alone, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_agents", [0, -5, 2.5])
+def test_a_population_of_no_agents_is_one_line(num_agents):
+    """``num_agents=0`` gave an all-NaN mean field, ``-5`` a raw JAX TypeError."""
+
+    game = mfax.make("sis", horizon=3)
+    path = game.sample_noise(jax.random.key(0))
+    with pytest.raises(mfax.GameError, match=f"num_agents must be an integer >= 1, got {num_agents}"):
+        population_rollout(game, Uniform(2, 2), path, jax.random.key(0), num_agents)
+    with pytest.raises(mfax.GameError, match="Uniform policy is for 3 states"):
+        population_rollout(game, Uniform(3, 2), path, jax.random.key(0), 4)
+
+
+@pytest.mark.parametrize("num_paths", [2.5, 0, True])
+def test_a_number_of_noise_paths_that_is_not_a_count_is_one_line(num_paths):
+    from mfax.dynamics import noise_batch
+
+    game = mfax.make("sis", horizon=3)
+    with pytest.raises(mfax.GameError, match="the number of noise paths must be an integer >= 1"):
+        noise_batch(game, "sample", num_paths=num_paths)

@@ -315,3 +315,61 @@ def test_information_consistent_figure_is_exact_with_one_noise_path():
     assert OneRegime().own_history_informative and info_consistent_exact(OneRegime())
     assert Regimes().noise_support().weight.shape[0] > 1 and not info_consistent_exact(Regimes())
     assert info_consistent_exact(mfax.make("beach_bar"))  # declared: own history tells nothing more
+
+
+def _sis_and_noise():
+    game = mfax.make("sis", horizon=3)
+    return game, noise_batch(game, "sample", jax.random.key(0), num_paths=2)
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (lambda: Tabular(jnp.full((3, 2, 2), 0.9)), r"Tabular policy row \(t=0, s=0\) sums to 1.8; it must sum to 1"),
+        (lambda: Tabular(jnp.ones((3, 2, 2), jnp.int32)), "Tabular policy must hold floating-point probabilities"),
+        (
+            lambda: Tabular(jnp.full((3, 2, 2), 0.5).at[1, 1].set(jnp.array([1.5, -0.5]))),
+            r"Tabular policy row \(t=1, s=1\) has a negative entry -0.5",
+        ),
+        (lambda: Tabular(jnp.full((3, 2, 2), jnp.nan)), r"Tabular policy row is nan at \(0, 0, 0\)"),
+        (lambda: Tabular(jnp.full((1, 2, 2), 0.5)), r"Tabular policy has shape \(1, 2, 2\); .* \(3, 2, 2\) expected"),
+        (lambda: Tabular(jnp.full((2, 2), 0.5)), r"Tabular policy has shape \(2, 2\)"),
+        (lambda: Uniform(5, 2), "Uniform policy is for 5 states and 2 actions; game 'sis' has 2 states and 2 actions"),
+        (lambda: Uniform(2, 4), "Uniform policy is for 2 states and 4 actions"),
+        (lambda: "uniform", r"policy must be a Policy .*got str \(parse_policy\(game, text\) reads 'uniform'"),
+    ],
+)
+def test_evaluate_refuses_what_is_not_a_policy_of_the_game_in_one_line(policy, message):
+    """Such policies were scored all the same: rows summing to 1.8 gave a negative
+    exploitability, a short table was clamped, other sizes broadcast or raised raw errors."""
+    game, noise = _sis_and_noise()
+    with pytest.raises(mfax.GameError, match=message) as err:
+        evaluate(game, policy(), noise)
+    assert "\n" not in str(err.value)
+
+
+def test_evaluate_refuses_noise_that_is_not_a_noise_batch():
+    game, _ = _sis_and_noise()
+    with pytest.raises(mfax.GameError, match=r"noise must be a NoiseBatch .*got str"):
+        evaluate(game, Uniform(2, 2), "exact")
+
+
+@pytest.mark.parametrize(
+    ("action", "message"), [(5, "in 0..1, got 5"), (-1, "in 0..1, got -1"), (1.0, "in 0..1, got 1.0")]
+)
+def test_a_fixed_action_out_of_range_is_refused_where_it_is_made(action, message):
+    """``FixedAction(n, 2, 5)`` scored a vanishing population (return 0); ``-1`` was
+    silently the last action."""
+    from mfax.policies import FixedAction
+
+    with pytest.raises(mfax.GameError, match=f"FixedAction: action must be an index {message}"):
+        FixedAction(2, 2, action)
+
+
+def test_the_policy_check_adds_nothing_under_jit():
+    """Solvers build tables from traced arrays: the values are checked where concrete."""
+    game, noise = _sis_and_noise()
+    table = jnp.full((3, 2, 2), 0.5)
+    traced = jax.jit(lambda p: rollout_batch(game, Tabular(p), noise.noise).mu)(table)
+    np.testing.assert_allclose(traced, rollout_batch(game, Tabular(table), noise.noise).mu)
+    assert evaluate(game, Tabular(table), noise).exploitability >= -1e-6

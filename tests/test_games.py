@@ -344,3 +344,21 @@ def test_boundary_values_the_definitions_allow_and_bool_spellings():
     assert game.beta_shock == 1.0
     with pytest.raises(GameError, match=r"must be a bool \(true, false, 1, 0, yes, no, on, off\), got ''"):
         parse_value("sis", "common_noise", "")
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"horizon": "3"}, "horizon must be an integer, got '3'"),
+        ({"horizon": 2.0}, "horizon must be an integer, got 2.0"),
+        ({"gamma": "0.9"}, "gamma must be a number, got '0.9'"),
+    ],
+)
+def test_a_game_built_by_its_constructor_with_a_wrong_type_is_one_line(values, match):
+    """The constructor skips make's type checks: ``horizon="3"`` was a raw TypeError from
+    comparing a string with 1."""
+    from mfax.games import LinearQuadratic
+
+    with pytest.raises(GameError, match=match) as info:
+        LinearQuadratic(**values)
+    assert "\n" not in str(info.value)

@@ -361,3 +361,30 @@ def test_a_file_game_is_solved_from_python_by_reference_and_by_instance(crowd, t
     with pytest.raises(GameError, match=r"mfax.load\(\.\.\., game=REF\)"):
         mfax.load(out)
     assert mfax.load(out, game=ref).exploitability == pytest.approx(by_ref.exploitability, rel=1e-6)
+
+
+class _NotAGame:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (SIS(), "game 'SIS\\(.*\\)' is an instance of SIS, not a game class; give the class"),
+        (_NotAGame, "game '_NotAGame' is class _NotAGame, not a game \\(a subclass of mfax.games.Game\\)"),
+        (3, "game '3' is a int, not a game"),
+        (mfax.games.NoCommonNoise, "game 'NoCommonNoise' is abstract: it does not define"),
+    ],
+)
+def test_register_refuses_what_is_not_a_concrete_game_class_in_one_line(obj, message):
+    """``register`` took anything; ``make`` or ``solve`` then failed with a raw
+    ``AttributeError``/``TypeError``."""
+    with pytest.raises(GameError, match=message) as err:
+        mfax.register(obj)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", [5, None, ["sis"]])
+def test_a_game_name_that_is_not_a_string_is_one_line(name):
+    with pytest.raises(GameError, match=r"game must be a name or a reference string, got .*; allowed: beach_bar"):
+        make(name)

@@ -8,17 +8,19 @@ push-forward (the histogram's total-variation error is ``O(sqrt(n / N))``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax import compiling
 from mfax.dynamics.pushforward import Trajectory, forward_scan
+from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
-from mfax.policies.base import Policy
+from mfax.policies.base import Policy, check_policy
 
 
 class PopulationStep(NamedTuple):
@@ -81,16 +83,32 @@ def sample_actions(key: PRNGKeyArray, probs: Float[Array, "n m"], agents) -> Int
     return jax.random.categorical(key, jnp.log(probs[agents]), axis=-1).astype(jnp.int32)
 
 
-@compiling.precise
-@eqx.filter_jit
+def check_agents(num_agents: Any) -> None:
+    """A number of agents is an integer >= 1 (zero agents have no histogram: NaN)."""
+    if isinstance(num_agents, bool) or not isinstance(num_agents, int | np.integer) or num_agents < 1:
+        raise GameError(f"num_agents must be an integer >= 1, got {num_agents!r}")
+
+
 def population_rollout(
     game: Game, policy: Policy, noise: Noise, key: PRNGKeyArray, num_agents: int
 ) -> PopulationTrajectory:
     """A sampled episode of ``num_agents`` agents following a mean-field policy.
 
     The policy is fed the public observation of the *empirical* mean field, exactly as
-    agents of a finite population would see it.
+    agents of a finite population would see it. A number of agents below one and a
+    policy that is not one of ``game`` (:func:`~mfax.policies.base.check_policy`) are
+    one-line errors.
     """
+    check_agents(num_agents)
+    check_policy(game, policy)
+    return _population_rollout(game, policy, noise, key, num_agents)
+
+
+@compiling.precise
+@eqx.filter_jit
+def _population_rollout(
+    game: Game, policy: Policy, noise: Noise, key: PRNGKeyArray, num_agents: int
+) -> PopulationTrajectory:
     k_reset, k_run = jax.random.split(key)
     agents0 = population_reset(game, k_reset, noise, num_agents)
 
@@ -116,15 +134,20 @@ def population_rollout(
     )
 
 
-@compiling.precise
-@eqx.filter_jit
 def agent_returns(game: Game, traj: Trajectory, noise: Noise, key: PRNGKeyArray, num_agents: int) -> Float[Array, " N"]:
-    """Discounted returns of ``num_agents`` independent agents along a *fixed* exact
-    mean-field path (one path, no leading axis), acting with ``traj.probs``.
+    """Discounted returns of ``num_agents`` (an integer >= 1) independent agents along a
+    *fixed* exact mean-field path (one path, no leading axis), acting with ``traj.probs``.
 
     A Monte Carlo check of :func:`mfax.evaluation.policy_value`: the mean of the
     returns estimates ``sum_s mu_0(s) V_0(s)``.
     """
+    check_agents(num_agents)
+    return _agent_returns(game, traj, noise, key, num_agents)
+
+
+@compiling.precise
+@eqx.filter_jit
+def _agent_returns(game: Game, traj: Trajectory, noise: Noise, key: PRNGKeyArray, num_agents: int):
     agents0 = population_reset(game, key, noise, num_agents)
 
     def body(carry, t):

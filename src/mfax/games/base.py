@@ -260,8 +260,14 @@ class Game(eqx.Module):
         refuse_concrete_bases(cls, Game, "game")
 
     def __check_init__(self):
-        check(self.horizon >= 1, f"horizon must be >= 1, got {self.horizon}")
-        check((0.0 < self.gamma) & (self.gamma <= 1.0), f"gamma must lie in (0, 1], got {self.gamma}")
+        horizon, gamma = self.horizon, self.gamma
+        # the constructor skips mfax.make's type checks: "3" >= 1 was a raw TypeError
+        integer = isinstance(horizon, int | np.integer) and not isinstance(horizon, bool)
+        check(integer, f"horizon must be an integer, got {horizon!r}")
+        check(horizon >= 1, f"horizon must be >= 1, got {horizon}")
+        number = isinstance(gamma, int | float | np.ndarray | np.number | jax.Array) and not isinstance(gamma, bool)
+        check(number and jnp.issubdtype(jnp.result_type(gamma), jnp.number), f"gamma must be a number, got {gamma!r}")
+        check((0.0 < gamma) & (gamma <= 1.0), f"gamma must lie in (0, 1], got {gamma}")
 
     @property
     def own_history_informative(self) -> bool:

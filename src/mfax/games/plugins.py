@@ -213,6 +213,9 @@ def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept
     plug-in's (entry point ``group``), which ``accept(obj, name)`` checks (and may
     convert); an unknown name is a one-line error listing the choices (``what``: the
     error's noun, e.g. ``"game"``)."""
+    if not isinstance(name, str):  # (a number or a list would fail below with a raw TypeError)
+        allowed = _choices(registered, entry_points(group))
+        raise GameError(f"{what} must be a name or a reference string, got {name!r}; allowed: {allowed}, or {FORMS}")
     if name in registered:
         return registered[name]
     if is_reference(name):
@@ -222,5 +225,9 @@ def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept
         return accept(load_entry_point(found[name], what), name)
     if name.endswith(".py"):
         raise GameError(f"{what} {name!r} names a file but not the object in it; write {name}:Name")
-    allowed = ", ".join([*registered, *sorted(set(found) - set(registered))])
-    raise GameError(f"unknown {what} {name!r}; allowed: {allowed}, or {FORMS}")
+    raise GameError(f"unknown {what} {name!r}; allowed: {_choices(registered, found)}, or {FORMS}")
+
+
+def _choices(registered: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """The registered names, then the installed plug-ins' not among them."""
+    return ", ".join([*registered, *sorted(set(found) - set(registered))])

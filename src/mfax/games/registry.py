@@ -8,6 +8,7 @@ plug-in's name (entry point group ``mfax.games``), ``package.module:Class`` or
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from typing import Any
 
 from mfax import params
@@ -21,7 +22,9 @@ GROUP = "mfax.games"
 
 
 def register(game_cls: type[Game]) -> type[Game]:
-    """Add a game class under ``game_cls.name`` (usable as a class decorator)."""
+    """Add a game class under ``game_cls.name`` (usable as a class decorator); anything but
+    a concrete game class is a one-line :class:`GameError`, as for a game reference."""
+    _checked(game_cls, getattr(game_cls, "__name__", None) or " ".join(reprlib.repr(game_cls).split()))
     if game_cls.name in _GAMES and _GAMES[game_cls.name] is not game_cls:
         raise GameError(f"a game named {game_cls.name!r} is already registered")
     _GAMES[game_cls.name] = game_cls
@@ -55,6 +58,8 @@ def game_reference(game_cls: type[Game], main: bool = False) -> str:
 def _checked(obj: Any, ref: str) -> type[Game]:
     """``obj`` if it is a concrete game class, else a one-line error naming what it is."""
     if not (isinstance(obj, type) and issubclass(obj, Game)):
+        if isinstance(obj, Game):
+            raise GameError(f"game {ref!r} is an instance of {type(obj).__name__}, not a game class; give the class")
         kind = f"class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
         raise GameError(f"game {ref!r} is {kind}, not a game (a subclass of mfax.games.Game)")
     missing = sorted({*obj.__abstractmethods__, *obj.__abstractvars__, *obj.__abstractclassvars__})

@@ -16,11 +16,17 @@ evaluation entry point call it, so training, evaluation and a user's own game in
 are all covered, once per game and process. Inside :func:`unchecked` it does nothing
 (``mfax train/eval --no-check``).
 
-The checks, with ``mu_0`` the initial mean field of one sampled noise path and the
-functions evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and
-``t = T - 1``, the reward at ``t = 0`` and the terminal reward at ``t = T - 1``, and at
-the first other ``t`` whose kernel or reward shows something they refuse (every ``t`` is
-summarised in the same program; a defect at other mean fields is not seen):
+The checks, with ``mu_0`` the initial mean field of one noise path and the functions
+evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and ``t = T - 1``, the
+reward at ``t = 0`` and the terminal reward at ``t = T - 1``, and at the first other
+``t`` whose kernel or reward shows something they refuse (every ``t`` is summarised in
+the same program; a defect at other mean fields is not seen). The noise path is the one
+drawn from the key, unless another shows a defect it does not: the initial mean field,
+and the kernel and reward at every ``t`` at it, are summarised on every path of a finite
+support of at most :data:`SUPPORT_PATHS` paths (else on :data:`SAMPLED_PATHS` sampled
+paths), one after another in the same program, and the first path that shows one is
+checked in full and named in the failure (``on noise support path 16``). The report
+says which paths were covered (:attr:`CheckReport.coverage`):
 
 * ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
@@ -104,6 +110,8 @@ _EXPENSIVE = (
     "noise.sampled_as_supported",
 )
 SAMPLE_DRAWS = 2048  # noise.sampled_as_supported: draws of sample_noise against the support's weights
+SUPPORT_PATHS = 4096  # a finite support of at most this many paths is checked on every path
+SAMPLED_PATHS = 16  # else the initial mean field, kernel and reward are checked on this many sampled paths
 
 
 class CheckResult(NamedTuple):
@@ -121,6 +129,7 @@ class CheckReport:
 
     game: str
     results: tuple[CheckResult, ...]
+    coverage: str = ""  # the noise paths the kernel, reward and initial mean field were checked on
 
     @property
     def ok(self) -> bool:
@@ -140,6 +149,8 @@ class CheckReport:
     def __str__(self) -> str:
         lines = [f"{r.status.upper()} {r.name}" + (f": {r.detail}" if r.detail else "") for r in self.results]
         counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "fail", "skip")}
+        if self.coverage:
+            lines.append(f"checked on {self.coverage}")
         lines.append(f"game {self.game!r}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
         return "\n".join(lines)
 
@@ -157,12 +168,19 @@ class CheckReport:
             raise error
 
     def as_dict(self) -> dict[str, Any]:
-        return {"game": self.game, "ok": self.ok, "checks": [r._asdict() for r in self.results]}
+        return {
+            "game": self.game,
+            "ok": self.ok,
+            "coverage": self.coverage,
+            "checks": [r._asdict() for r in self.results],
+        }
 
 
 def check_game(game: Game, *, key: jax.Array | None = None) -> CheckReport:
     """Run every named check on ``game`` (see the module docstring) with the noise path
-    drawn from ``key`` (default ``PRNGKey(0)``); never raises for a defect of the game.
+    drawn from ``key`` (default ``PRNGKey(0)``); never raises for a defect of the game's
+    functions (a parameter of another type than its default's is the one-line
+    :class:`GameError` :func:`mfax.make` gives).
 
     >>> import mfax
     >>> report = mfax.check_game(mfax.make("sis"))
@@ -315,6 +333,7 @@ CHECK_NAMES: tuple[str, ...] = ("sizes.integers", "sizes.gamma", "jit.traceable"
 @compiling.precise
 def _report(game: Game, key, expensive: bool) -> CheckReport:
     name = getattr(game, "name", type(game).__name__)
+    _parameter_types(game, name)
     run = _Runner()
     run("sizes.integers", lambda: _sizes(game))
     run("sizes.gamma", lambda: _gamma(game))
@@ -330,6 +349,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
         run.skip_all(later, "sample_noise and initial_mean_field must trace first")
         return CheckReport(name, tuple(_ordered(run, expensive)))
     mu0 = out["initial_mean_field_shape"]
+    coverage, path = out.pop("coverage", ""), out.pop("path", None)
     run("initial_mean_field.shape", lambda: _shape(mu0, (n,), "initial mean field", floating=True))
     run("jit.traceable", lambda: _traceable(broken), ("initial_mean_field.shape",))
     if run.results["initial_mean_field.shape"].status != "pass":  # the rest is traced with it
@@ -372,7 +392,21 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
             _expensive_checks(run, game, jax.random.PRNGKey(0) if key is None else key, out, horizon)
         else:
             run.skip_all(_EXPENSIVE, "needs every other check to pass")
-    return CheckReport(name, tuple(_ordered(run, expensive)))
+    if path is not None:  # the defect was found on another path than the first: name it
+        for check, result in run.results.items():
+            if result.status == "fail":
+                run.results[check] = result._replace(detail=f"{result.detail} (on {path})")
+    return CheckReport(name, tuple(_ordered(run, expensive)), coverage)
+
+
+def _parameter_types(game: Game, name: str) -> None:
+    """A declared parameter of another type than its default's (a constructor call skips
+    :func:`mfax.make`'s checks: ``crowd="2"``) is the one-line error ``make`` gives;
+    arrays (games stacked on a run axis, traced values) are the checks' to read."""
+    for field in params.fields_of(type(game)).values():
+        value = getattr(game, field.name)
+        if not (eqx.is_array(value) or isinstance(value, jax.core.Tracer)):
+            params.coerce(f"game {name!r}", field, value)
 
 
 def _ordered(run: _Runner, expensive: bool) -> list[CheckResult]:
@@ -383,8 +417,9 @@ def _ordered(run: _Runner, expensive: bool) -> list[CheckResult]:
 # -- evaluating the game's functions --------------------------------------------------------
 
 
-def _start(game: Game, key):
-    noise = game.sample_noise(key)
+def _start(game: Game, key, noise=None):
+    """The noise path (drawn from ``key`` unless given) and its initial mean field."""
+    noise = game.sample_noise(key) if noise is None else noise
     return noise, game.initial_mean_field(noise)
 
 
@@ -422,9 +457,9 @@ def _step_off(game: Game, noise, mu, t) -> jax.Array:
     return off | ~jnp.all(jnp.isfinite(reward_matrix(game, mu, mu, noise, t)))
 
 
-def _at_step(game: Game, key, t):
+def _at_step(game: Game, key, t, path=None):
     """The kernel and the reward at ``t`` (at ``mu_0``), to check in full."""
-    noise, mu = _start(game, key)
+    noise, mu = _start(game, key, path)
     return game.kernel(mu, noise, t), reward_matrix(game, mu, mu, noise, t)
 
 
@@ -449,12 +484,43 @@ def _probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], Any]]
     }
 
 
-def _outputs(game: Game, key, horizon: int, skip: frozenset):
+def _outputs(game: Game, key, horizon: int, skip: frozenset, path=None, support=None):
     """Every function of the game once, as one compiled program (called eagerly, each
-    operation would be compiled on its own: seconds per game)."""
-    noise, mu = _start(game, key)
+    operation would be compiled on its own: seconds per game), on the noise path drawn
+    from ``key`` or on ``path``; and (unless skipped) ``"paths_off"``, which of the paths
+    :func:`_scan_source` chose (``support``, or sampled from ``key``) shows a defect."""
+    noise, mu = _start(game, key, path)
     probes = _probes(game, noise, mu, horizon)
-    return {"noise": noise, "initial_mean_field": mu, **{k: f() for k, f in probes.items() if k not in skip}}
+    out = {"noise": noise, "initial_mean_field": mu, **{k: f() for k, f in probes.items() if k not in skip}}
+    if "paths_off" not in skip:
+        if support is None:
+            support = jax.vmap(game.sample_noise)(jax.random.split(jax.random.fold_in(key, 1), SAMPLED_PATHS))
+        out["paths_off"] = jax.lax.map(lambda z: _path_off(game, z, horizon), support)
+    return out
+
+
+def _path_off(game: Game, noise, horizon: int) -> jax.Array:
+    """Whether the initial mean field of a noise path, or the kernel or the reward at any
+    ``t`` (at that ``mu_0``, :func:`_step_off`) shows what the checks refuse."""
+    noise, mu = _start(game, None, noise)
+    off = ~jnp.all(jnp.isfinite(mu)) | jnp.any(mu < -TOLERANCE) | (jnp.abs(jnp.sum(mu) - 1.0) > TOLERANCE)
+    steps = jax.lax.map(lambda t: _step_off(game, noise, mu, t), jnp.arange(horizon, dtype=jnp.int32))
+    return off | jnp.any(steps)
+
+
+def _scan_source(game: Game) -> tuple[Any, str, str]:
+    """The paths every defect is looked for on: ``(support paths or None, words for what
+    is covered, a path's name)``. A finite support of at most :data:`SUPPORT_PATHS` paths:
+    all of them; else ``None``, :data:`SAMPLED_PATHS` paths drawn in the program."""
+    support = game.noise_support()
+    size = None if support is None else int(np.shape(support.weight)[0])
+    if size is not None and size <= SUPPORT_PATHS:
+        words, what = f"each of the {size} noise support paths", "noise support path"
+        paths = support.noise
+    else:
+        whole = "no finite support" if size is None else f"a support of {size} paths"
+        words, what, paths = f"{SAMPLED_PATHS} sampled noise paths (the noise has {whole})", "sampled noise path", None
+    return paths, f"{words}: the initial mean field, and the kernel and the reward at every t at it", what
 
 
 def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, str]]:
@@ -478,22 +544,47 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     # the traced parameters as arguments: tracers inside, as in a sweep (jax.vmap over them)
     traced = _with_traced_arrays(game)
     try:
-        values = eqx.filter_jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
-    except Exception as err:
+        source, coverage, what_path = _scan_source(game)
+    except Exception:  # noise_support raised: its own check says so
+        source, coverage, what_path = None, "", ""
+    program = eqx.filter_jit(lambda g, k, skip, z, zs: _outputs(g, _key(k), horizon, skip, z, zs))
+    try:
+        values = program(traced, key, skip, None, source)
+    except Exception:
+        try:  # the paths scanned do not fit the functions (the support's own checks say why)
+            skip = frozenset({"paths_off"})
+            values = program(traced, key, skip, None, None)
+            coverage = "the first noise path only (the other paths could not be scanned)"
+        except Exception as err:
+            failure, values = err, None
+    if values is None:
         for what in _probes(game, noise, mu, horizon):
             try:
                 eqx.filter_eval_shape(lambda g, z, u, what=what: _probes(g, z, u, horizon)[what](), traced, noise, mu)
             except Exception as failed:
                 broken[what] = _first_line(failed)
         if not broken:
-            broken["program"] = _first_line(err)
+            broken["program"] = _first_line(failure)
             return out, broken
-        skip = frozenset(broken)
+        skip = frozenset({*broken, "paths_off"})
+        coverage = "the first noise path only (not every function traces)"
         try:
-            values = eqx.filter_jit(lambda g, k: _outputs(g, _key(k), horizon, skip))(traced, key)
+            values = program(traced, key, skip, None, None)
         except Exception as again:
             broken["program"] = _first_line(again)
             return out, broken
+    out["coverage"], path = coverage, None
+    off = np.asarray(jax.device_get(values.pop("paths_off", False)))
+    if off.any():  # a path shows a defect: check it in full, unless the first path shows one too
+        steps = jax.device_get(values.get("every_step"))
+        here = np.any(steps) or distribution_error(values["initial_mean_field"], "") is not None
+        if not here:
+            index = int(np.argmax(off))
+            if source is None:
+                keys = jax.random.split(jax.random.fold_in(_key(key), 1), SAMPLED_PATHS)
+                source = jax.vmap(game.sample_noise)(keys)
+            path, out["path"] = jax.tree.map(lambda x: jnp.asarray(x[index]), source), f"{what_path} {index}"
+            values = program(traced, key, frozenset({*skip, "paths_off"}), path, None)
     out.update(jax.device_get({k: v for k, v in values.items() if k != "reads"}))
     if "reads" in values:
         out["reads"] = values["reads"]
@@ -501,7 +592,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     middle = [] if steps is None else [int(t) for t in np.flatnonzero(np.asarray(steps)) if 0 < t < horizon - 1]
     if middle and "kernel" in out:  # the first other t that shows something: checked in full
         t = middle[0]
-        kernel, reward = eqx.filter_jit(lambda g, k, t: _at_step(g, _key(k), t))(traced, key, jnp.int32(t))
+        kernel, reward = eqx.filter_jit(lambda g, k, t, z: _at_step(g, _key(k), t, z))(traced, key, jnp.int32(t), path)
         out["kernel"] = {**out["kernel"], t: jax.device_get(kernel)}
         out["reward_at"] = (t, jax.device_get(reward))
     return out, broken
@@ -590,7 +681,7 @@ def _shape(x, shape: tuple, what: str, floating: bool = False) -> str:
 
 def _where(index: tuple, names: tuple[str, ...]) -> str:
     if not names:
-        return str(index[0]) if len(index) == 1 else str(index)
+        return str(int(index[0])) if len(index) == 1 else "(" + ", ".join(str(int(i)) for i in index) + ")"
     return "(" + ", ".join(f"{k}={int(i)}" for k, i in zip(names, index, strict=False)) + ")"
 
 
@@ -849,7 +940,7 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
         _same(jax.tree.map(lambda x: x[0], (noise, mu)), (noise0, out["initial_mean_field"]), "noise path 0 and mu_0")
         single[0] = call("first call", game, noise0, mu0)
         path1, mu1 = jax.tree.map(lambda x: jnp.asarray(x[1]), (noise, mu))
-        single[1] = call("the game built again, new noise and mean field", _rebuilt(game), path1, mu1)
+        single[1] = call("the game built again, new noise and mean field", rebuilt(game), path1, mu1)
         for i in (0, 1):
             _same(jax.tree.map(lambda x, i=i: x[i], over_paths), single[i], f"path {i}")
         return ""
@@ -869,7 +960,7 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
             raise _Skipped("the game was not called")
         again = [label for label, count in calls[1:] if count]
         if again:
-            why = _static_difference(game, _rebuilt(game)) if any("built again" in a for a in again) else ""
+            why = _static_difference(game, rebuilt(game)) if any("built again" in a for a in again) else ""
             _fail(f"a jitted function of the game traced again for: {', '.join(again)}{why}")
         return f"{len(calls)} calls, traced once"
 
@@ -1027,7 +1118,7 @@ def _same(batched, single, what: str) -> None:
             _fail(f"{what}{where}{list(bad)}: {b[bad]} under vmap, {s[bad]} alone")
 
 
-def _rebuilt(game: Game) -> Game:
+def rebuilt(game: Game) -> Game:
     """The game built again from its declared parameters (defaults and derived fields
     made anew), or itself when it cannot be."""
     values = {name: getattr(game, name) for name in params.fields_of(type(game))}

@@ -23,10 +23,12 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from mfax.errors import GameError
 from mfax.games.base import Game, refuse_concrete_bases
+from mfax.games.validate import distribution_error
 
 
 class Policy(eqx.Module):
@@ -56,11 +58,20 @@ class Policy(eqx.Module):
         return jax.vmap(self.__call__, in_axes=(0, 0, None))(carry, obs, t)
 
 
+def _count(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise GameError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+
+
 class Uniform(Policy):
     """Every action with probability ``1/m`` in every state."""
 
     n_states: int = eqx.field(static=True)
     n_actions: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        _count("Uniform", "n_states", self.n_states)
+        _count("Uniform", "n_actions", self.n_actions)
 
     def __call__(self, carry, obs, t):
         return carry, jnp.full((self.n_states, self.n_actions), 1.0 / self.n_actions)
@@ -72,6 +83,13 @@ class FixedAction(Policy):
     n_states: int = eqx.field(static=True)
     n_actions: int = eqx.field(static=True)
     action: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        _count("FixedAction", "n_states", self.n_states)
+        _count("FixedAction", "n_actions", self.n_actions)
+        a = self.action
+        if isinstance(a, bool) or not isinstance(a, int | np.integer) or not 0 <= a < self.n_actions:
+            raise GameError(f"FixedAction: action must be an index in 0..{self.n_actions - 1}, got {a!r}")
 
     def __call__(self, carry, obs, t):
         row = jnp.zeros(self.n_actions).at[self.action].set(1.0)
@@ -85,6 +103,41 @@ class Tabular(Policy):
 
     def __call__(self, carry, obs, t):
         return carry, self.probs[t]
+
+
+def check_policy(game: Game, policy: Any) -> None:
+    """Refuse, in one line, what cannot be ``game``'s policy: not a :class:`Policy`, a
+    fixed policy for other sizes, a table not ``(T, n, m)`` of floats, or (its values
+    concrete: never under ``jit``) with a row that is not a probability vector within
+    :data:`~mfax.games.validate.TOLERANCE`. The figures of such a policy were numbers
+    all the same (a table summing to 1.8 gave a negative exploitability)."""
+    if not isinstance(policy, Policy):
+        hint = " (parse_policy(game, text) reads 'uniform', 'action:K', 'value:X')" if isinstance(policy, str) else ""
+        raise GameError(
+            f"policy must be a Policy (Uniform, FixedAction, Tabular or a solved one), got {type(policy).__name__}"
+            f"{hint}"
+        )
+    n, m, horizon = game.n_states, game.n_actions, game.horizon
+    sizes = f"game {game.name!r} has {n} states and {m} actions"
+    if isinstance(policy, Uniform | FixedAction) and (policy.n_states, policy.n_actions) != (n, m):
+        raise GameError(
+            f"{type(policy).__name__} policy is for {policy.n_states} states and {policy.n_actions} actions; {sizes}"
+        )
+    if not isinstance(policy, Tabular):
+        return
+    probs = policy.probs
+    if tuple(np.shape(probs)) != (horizon, n, m):
+        raise GameError(
+            f"Tabular policy has shape {tuple(np.shape(probs))}; {sizes} and horizon {horizon}: "
+            f"({horizon}, {n}, {m}) expected (probs[t, s, a])"
+        )
+    if not jnp.issubdtype(probs.dtype, jnp.floating):
+        raise GameError(f"Tabular policy must hold floating-point probabilities, got {probs.dtype}")
+    if isinstance(probs, jax.core.Tracer) or not getattr(probs, "is_fully_addressable", True):
+        return  # values checked where they are concrete and on this host
+    error = distribution_error(probs, "Tabular policy row", lambda i: f" (t={int(i[0])}, s={int(i[1])})")
+    if error is not None:
+        raise GameError(f"{error}; each row probs[t, s] must be a probability vector over the {m} actions")
 
 
 def parse_policy(game: Game, spec: str) -> Policy:

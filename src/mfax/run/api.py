@@ -29,18 +29,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import numpy as np
 
 from mfax import params as params_mod
 from mfax.errors import GameError
-from mfax.games import Game
+from mfax.games import Game, game_class
 from mfax.games import game_reference as registry_reference
+from mfax.games.validate import rebuilt
 from mfax.run import plots
 from mfax.run.cache import enable_compilation_cache
 from mfax.run.columns import METRIC_COLUMNS
@@ -122,22 +125,72 @@ def _mean(values: list) -> float | None:
 def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The game reference and parameters a config records for ``game``: a reference
     string with ``values``, or a game instance (then without ``values``) by its class's
-    registered name and the parameters that differ from the defaults."""
+    registered name and the parameters that differ from the defaults. An instance that
+    its class and declared parameters do not build again (a field not declared with
+    ``param``, an array where one value goes) is refused: the run would be another game."""
     if isinstance(game, str):
         return game, values
     if not isinstance(game, Game):
         raise GameError(f"game must be a Game instance or a game reference string, got {type(game).__name__}")
-    if values:
-        raise GameError(f"parameters ({', '.join(values)}) go with a game reference string, not a Game instance")
     cls = type(game)
+    declared = params_mod.fields_of(cls)
+    if values:
+        _refuse_keywords(cls, declared, values, instance=True)
     reference = registry_reference(cls, main=True)  # a notebook's class: __main__:Class, in this process
     chosen = {}
-    for name, field in params_mod.fields_of(cls).items():
+    for name, field in declared.items():
         value = getattr(game, name)
+        if np.ndim(value) != 0 and not isinstance(value, tuple):
+            raise GameError(
+                f"parameter {name!r} of game {game.name!r} holds an array of shape {np.shape(value)}, not one value; "
+                f"give a number (several values side by side: a list with the game's reference, {name}=[...])"
+            )
         value = list(value) if isinstance(value, tuple) else np.asarray(value).item() if np.ndim(value) == 0 else value
         if value != (list(field.default) if isinstance(field.default, tuple) else field.default):
             chosen[name] = value
+    _refuse_undeclared(game, declared)
     return reference, chosen
+
+
+def _refuse_undeclared(game: Game, declared: dict[str, dataclasses.Field]) -> None:
+    """Refuse ``game`` when a field that is not a declared parameter differs from the game
+    its class builds from the declared parameters alone (what a run records and trains)."""
+    plain = [f.name for f in dataclasses.fields(game) if f.init and f.name not in declared]
+    if not plain:
+        return
+    again = rebuilt(game)
+    differ = [name for name in plain if not bool(eqx.tree_equal(getattr(game, name), getattr(again, name)))]
+    if differ:
+        shown = ", ".join(f"{name}={getattr(game, name)!r}" for name in differ)
+        raise GameError(
+            f"game {game.name!r}: field {shown} is not declared with param(), so a run would record and train "
+            f'the default instead; declare it: {differ[0]}: type = param(default, "help")'
+        )
+
+
+def _solve_keywords() -> list[str]:
+    """The keyword arguments of :func:`solve` itself (what is not a game parameter)."""
+    skip = ("game", "algo", "overrides")
+    return [name for name in inspect.signature(solve).parameters if name not in skip]
+
+
+def _refuse_keywords(cls: type[Game], declared: dict, values: dict[str, Any], instance: bool) -> None:
+    """One line for keywords given to :func:`solve` that are neither its own arguments
+    nor (with a reference string) parameters of the game."""
+    unknown = [name for name in values if name not in declared]
+    where = f"game {cls.name!r}"
+    if unknown:
+        allowed = ", ".join(declared) or "none"
+        how = " (given with a game reference string, not a Game instance)" if instance else ""
+        raise GameError(
+            f"{unknown[0]!r} is neither an argument of solve nor a parameter of {where}; solve's arguments: "
+            f"{', '.join(_solve_keywords())}; the game's parameters{how}: {allowed}"
+        )
+    if instance:
+        raise GameError(
+            f"parameters ({', '.join(values)}) go with a game reference string, not a Game instance; "
+            f"build the instance with them: {cls.__name__}({', '.join(f'{k}=...' for k in values)})"
+        )
 
 
 def check_time_budget(time_budget: Any) -> None:
@@ -202,6 +255,18 @@ def solve(
     if callback is not None and not callable(callback):
         raise GameError(f"callback must be callable, got {callback!r}")
     target = _target(target_exploitability)
+    if not isinstance(algo, str):  # None would leave TrainConfig's default solver
+        from mfax.solvers import solver_names
+
+        raise GameError(f"algo must be a solver's name, got {algo!r}; allowed: {', '.join(solver_names())}")
+    for name, flag in (("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(flag, bool):  # overwrite="no" is truthy: it replaced the run
+            raise GameError(f"{name} must be True or False, got {flag!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise GameError(f"params must be a dict of game parameters (name: value), got {type(params).__name__}")
+    if isinstance(game, str) and overrides:
+        cls = game_class(game)
+        _refuse_keywords(cls, params_mod.fields_of(cls), overrides, instance=False)
     twice = sorted(set(params or {}) & set(overrides))
     if twice:  # which one won was silent
         raise GameError(f"game parameter {', '.join(twice)} given both in params and as a keyword; give it once")
@@ -452,6 +517,8 @@ class Result:
         return plots.exploitability_figure(rows, self.config)
 
     def _paths(self, num_paths: int):
+        if isinstance(num_paths, bool) or not isinstance(num_paths, int | np.integer) or num_paths < 1:
+            raise GameError(f"num_paths must be an integer >= 1 (paths to plot), got {num_paths!r}")
         return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
 
     def plot_mean_field(self, num_paths: int = 3):
