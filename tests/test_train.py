@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import mfax
 from conftest import SMALL_NETWORK as SMALL
+from conftest import TINY_NETWORK as TINY
 from conftest import slow
 from mfax.games import GameError
 from mfax.run.cli import app
@@ -443,3 +444,42 @@ def test_learned_bound_trains_a_fresh_deviator_beside_the_warm_start(monkeypatch
     bracket = cli._learned_bracket(game, population, None, None, 3, 1e-2, 0, progress=False)
     assert len(started) == 2 and started[1] is population and started[0] is not population
     assert bracket.exploitability_lower_bound == 0.5 and bracket.deviator is started[0]
+
+
+TINY_RUN = dict(game="beach_bar", params={"num_states": 11, "horizon": 6}, noise="exact", eval_every=2, hparams=TINY)
+
+
+def test_ctrl_c_during_the_record_step_waits_for_its_last_file(tmp_path, monkeypatch):
+    """Ctrl-C between a step's metrics and its checkpoint (4 interrupts in 6 left the
+    files disagreeing) ends the session only once the step's summary is written too."""
+    out = tmp_path / "run"
+    real, saves = RunDir.save_checkpoint, []
+
+    def interrupted(self, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:  # the step after the first chunk: its metrics are written, not its checkpoint
+            os.kill(os.getpid(), signal.SIGINT)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY_RUN, iterations=8), out, progress=False)
+    run = RunDir(out)
+    assert run.read_metrics()[-1]["iteration"] == run.read_summary()["iterations"] == 2
+    assert load_states(run)[2] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the step
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
+    import mfax.run.train as driver
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "_eval_rows", interrupt)
+    out = tmp_path / "run"
+    args = ["train", "--game", "beach_bar", "--set", "num_states=11", "--set", "horizon=6", "--out", str(out)]
+    args += [x for k, v in TINY.items() for x in ("--hp", f"{k}={v}")]
+    result = runner.invoke(app, [*args, "--iterations", "2", "--no-progress", "--no-plots"])
+    assert result.exit_code == 130
+    assert "interrupted; no checkpoint yet" in result.stderr and "checkpoint is kept" not in result.stderr

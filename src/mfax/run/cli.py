@@ -703,10 +703,7 @@ def train_command(
             typer.echo(f"mfax: error: {err}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            typer.echo(
-                f"\ninterrupted; the last checkpoint is kept: continue with `mfax train --resume {target.root}`",
-                err=True,
-            )
+            typer.echo("\n" + interrupted_line(target), err=True)
             raise typer.Exit(130) from None
     if not main:
         return
@@ -719,6 +716,16 @@ def train_command(
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
         typer.echo(json.dumps({"run": str(target.root), **summary}))
+
+
+def interrupted_line(run) -> str:
+    """What ``mfax train`` says when Ctrl-C ends it: the checkpoint kept, or that there is none yet."""
+    resume = f"`mfax train --resume {run.root}`"
+    if run.has_checkpoint():
+        return f"interrupted; the last checkpoint is kept: continue with {resume}"
+    if run.is_run():
+        return f"interrupted; no checkpoint yet: {resume} starts the run again from iteration 0"
+    return "interrupted; no checkpoint yet: nothing was trained"
 
 
 def _change(start: float | None, end: float | None) -> str:

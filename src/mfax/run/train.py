@@ -3,7 +3,8 @@
 ``train(config, out)`` runs ``config.num_runs`` runs (seeds x learning rates) side by
 side in one compiled program, ``eval_every`` iterations per chunk. After each chunk it
 evaluates every run exactly (both exploitabilities), appends metrics, replaces the
-checkpoint and the summary. Ctrl-C or a kill leaves the last checkpoint usable;
+checkpoint and the summary (Ctrl-C and SIGTERM wait until all of them are written, so
+they agree: :func:`deferred_signals`). Ctrl-C or a kill leaves the last checkpoint usable;
 ``resume(out)`` continues bit for bit. A non-finite gradient, return or parameter stops
 the run with a message naming the iteration and the quantity; the last good checkpoint
 stays.
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -346,9 +348,11 @@ def _train_locked(
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
-            record(rows)
-            run.save_checkpoint(to_host(states))
-            run.keep_checkpoint(0, config.keep)
+            with deferred_signals():
+                record(rows)
+                run.save_checkpoint(to_host(states))
+                run.keep_checkpoint(0, config.keep)
+                run.write_summary(_summary(config, run, wall, compile_s, 0))
         stopped = stop is not None and bool(stop(rows))
 
     bar = _progress(config.iterations, start, progress and main)
@@ -385,10 +389,11 @@ def _train_locked(
                     f"{str(run.root)!r}"
                 )
             if main:
-                record(last_eval)
-                run.save_checkpoint(to_host(states))
-                run.keep_checkpoint(iteration, config.keep)
-                run.write_summary(_summary(config, run, wall, compile_s, iteration))
+                with deferred_signals():  # an interrupt waits for the step's last file
+                    record(last_eval)
+                    run.save_checkpoint(to_host(states))
+                    run.keep_checkpoint(iteration, config.keep)
+                    run.write_summary(_summary(config, run, wall, compile_s, iteration))
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
@@ -405,6 +410,33 @@ def _train_locked(
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
     return Session(trainer, states, summary)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain kill; SIGKILL cannot wait
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs, then act on them as they
+    would have acted: the record step (metrics, checkpoint, kept copies, summary) ends
+    whole, so the run's files always agree. Only the main thread can handle signals;
+    elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[tuple[int, Any]] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append((signum, frame))) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in arrived[:1]:  # the first is enough: it ends the session
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)  # Python's own SIGINT handler raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _compile(trainer: Trainer, length: int, states) -> Any:
