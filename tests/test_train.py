@@ -483,3 +483,19 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeyp
     result = runner.invoke(app, [*args, "--iterations", "2", "--no-progress", "--no-plots"])
     assert result.exit_code == 130
     assert "interrupted; no checkpoint yet" in result.stderr and "checkpoint is kept" not in result.stderr
+
+
+def test_an_iteration_is_found_from_the_checkpoint_files_not_from_a_summary_behind_them(tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    train(TrainConfig(**TINY_RUN, iterations=4, keep=3), out, progress=False)
+    run = RunDir(out)
+    run.write_summary({**run.read_summary(), "iterations": 2})  # a kill between the checkpoint and the summary
+    assert run.checkpoint_for("2") == run.kept_checkpoint_path(2)  # the kept file of 2, not checkpoint.eqx (4)
+    assert load_states(run, "2")[2] == 2 and load_states(run, "4")[2] == 4
+    shutil.rmtree(run.kept_dir)
+    run.summary_path.unlink()  # a kill before any summary: the files still say what they hold
+    assert run.checkpoint_for("4") == run.checkpoint_path and load_states(run, "4")[2] == 4
+    with pytest.raises(GameError, match=r"available: .*4 \(.*last\)"):
+        run.checkpoint_for("3")

@@ -12,7 +12,8 @@ Layout::
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
     RUN/checkpoint.eqx       latest training state (Equinox leaf serialisation, numpy .npy
                              records, no pickle), replaced atomically
-    RUN/checkpoint.json      sha256 of checkpoint.eqx, verified on load
+    RUN/checkpoint.json      sha256 of checkpoint.eqx, verified on load, and the iteration
+                             it holds (what `--iteration K` finds it by)
     RUN/checkpoint-best.eqx  the state at the evaluation with the lowest exploitability (per
                              path, mean over runs; the earliest of equals), with its sha256
                              in checkpoint-best.json
@@ -669,23 +670,42 @@ class RunDir:
         _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
 
     # -- checkpoints: each NAME.eqx beside NAME.json, its sha256 ---------------------------
-    def save_checkpoint(self, state: Any) -> None:
-        """Replace the checkpoint and its digest (see :meth:`_write_checkpoint`)."""
+    def save_checkpoint(self, state: Any, iteration: int | None = None) -> None:
+        """Replace the checkpoint and its digest, which records the ``iteration`` the
+        state holds (see :meth:`_write_checkpoint`)."""
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, state)
-        self._write_checkpoint(self.checkpoint_path, buffer.getvalue())
+        self._write_checkpoint(self.checkpoint_path, buffer.getvalue(), iteration)
 
-    def _write_checkpoint(self, path: Path, data: bytes) -> None:
-        """Replace the checkpoint file ``path`` by ``data``, and its digest. The digest file
-        is written first and accepts the old checkpoint and the new one, so a kill between
-        the steps leaves a pair that verifies."""
+    def _write_checkpoint(self, path: Path, data: bytes, iteration: int | None = None) -> None:
+        """Replace the checkpoint file ``path`` by ``data``, and its digest (with the
+        ``iteration`` it holds). The digest file is written first and accepts the old
+        checkpoint and the new one (and names no iteration), so a kill between the steps
+        leaves a pair that verifies."""
         digest = _digest_of(path)
         new = hashlib.sha256(data).hexdigest()
         with _disk("read", path):
             old = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         _replace_with(digest, json.dumps({"sha256": [new, old] if old else [new]}).encode() + b"\n")
         _replace_with(path, data)
-        _replace_with(digest, json.dumps({"sha256": [new]}).encode() + b"\n")
+        held = {} if iteration is None else {"iteration": int(iteration)}
+        _replace_with(digest, json.dumps({"sha256": [new], **held}).encode() + b"\n")
+
+    def held_iteration(self, path: Path) -> int | None:
+        """The iteration the checkpoint file ``path`` holds, as its digest records it; for
+        a file written before digests recorded it, what the kept file's name or (the last,
+        the best) summary.json says; ``None`` when nothing says."""
+        digest = _digest_of(path)
+        if digest.is_file():
+            held = self._read_json(digest).get("iteration")
+            if isinstance(held, int) and not isinstance(held, bool):
+                return held
+        named = _KEPT.fullmatch(path.name)
+        if named and path.parent == self.kept_dir:
+            return int(named.group(1))
+        key = {self.checkpoint_path: "iterations", self.best_checkpoint_path: "best_iteration"}.get(path)
+        held = self.read_summary().get(key) if key is not None else None
+        return held if isinstance(held, int) and not isinstance(held, bool) else None
 
     def _read_checkpoint(self, path: Path) -> bytes:
         """The bytes of the checkpoint file ``path``, verified against its digest; only
@@ -760,11 +780,11 @@ class RunDir:
             return
         data = self._read_checkpoint(self.checkpoint_path)
         if self.best_iteration() == iteration:
-            self._write_checkpoint(self.best_checkpoint_path, data)
+            self._write_checkpoint(self.best_checkpoint_path, data, iteration)
         if keep > 0:
             with _disk("create", self.kept_dir):
                 self.kept_dir.mkdir(exist_ok=True)
-            self._write_checkpoint(self.kept_checkpoint_path(iteration), data)
+            self._write_checkpoint(self.kept_checkpoint_path(iteration), data, iteration)
             for old in self.kept_iterations()[:-keep]:
                 path = self.kept_checkpoint_path(old)
                 with _disk("remove", path):
@@ -774,15 +794,13 @@ class RunDir:
     def checkpoint_for(self, which: str) -> Path:
         """The checkpoint file of ``which``: ``"last"``, ``"best"`` or an iteration that
         is the last, the best or a kept one; a one-line error lists what is available."""
-        last, best = self.read_summary().get("iterations"), self.read_summary().get("best_iteration")
         named = {"last": self.checkpoint_path, "best": self.best_checkpoint_path}
         if which in named and named[which].is_file():
             return named[which]
-        choices = {k: self.kept_checkpoint_path(k) for k in self.kept_iterations()}
-        if best is not None and self.best_checkpoint_path.is_file():
-            choices[best] = self.best_checkpoint_path
-        if last is not None and self.checkpoint_path.is_file():
-            choices[last] = self.checkpoint_path
+        # the files there and the iteration each holds; a kept file is its iteration's own
+        last, best = (self.held_iteration(p) if p.is_file() else None for p in named.values())
+        choices = {k: p for k, p in ((best, named["best"]), (last, named["last"])) if k is not None}
+        choices.update({k: self.kept_checkpoint_path(k) for k in self.kept_iterations()})
         if which.isdigit() and int(which) in choices:
             return choices[int(which)]
         tags = {k: ", ".join(t for t, at in (("best", best), ("last", last)) if at == k) for k in choices}

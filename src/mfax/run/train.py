@@ -350,7 +350,7 @@ def _train_locked(
         if main:
             with deferred_signals():
                 record(rows)
-                run.save_checkpoint(to_host(states))
+                run.save_checkpoint(to_host(states), 0)
                 run.keep_checkpoint(0, config.keep)
                 run.write_summary(_summary(config, run, wall, compile_s, 0))
         stopped = stop is not None and bool(stop(rows))
@@ -391,7 +391,7 @@ def _train_locked(
             if main:
                 with deferred_signals():  # an interrupt waits for the step's last file
                     record(last_eval)
-                    run.save_checkpoint(to_host(states))
+                    run.save_checkpoint(to_host(states), iteration)
                     run.keep_checkpoint(iteration, config.keep)
                     run.write_summary(_summary(config, run, wall, compile_s, iteration))
             if bar is not None:
