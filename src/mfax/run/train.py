@@ -329,7 +329,13 @@ def _train_locked(
         run.truncate_metrics(start if start > 0 else -1)
         wall = _wall_at(run, start, wall)
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
-    trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
+    trackers = []
+    if main and config.log_to:
+        # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
+        recorded = [r for r in run.read_metrics() if r["iteration"] == start] if resume and start > 0 else []
+        trackers = open_trackers(
+            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, recorded
+        )
 
     def record(rows: list[dict[str, Any]]) -> None:
         run.append_metrics(rows)
