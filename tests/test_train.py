@@ -499,3 +499,23 @@ def test_an_iteration_is_found_from_the_checkpoint_files_not_from_a_summary_behi
     assert run.checkpoint_for("4") == run.checkpoint_path and load_states(run, "4")[2] == 4
     with pytest.raises(GameError, match=r"available: .*4 \(.*last\)"):
         run.checkpoint_for("3")
+
+
+def test_a_resume_that_replans_the_schedule_records_each_stretch_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(TrainConfig(**TINY_RUN, iterations=8), out, progress=False, stop_after=2)
+    capsys.readouterr()
+    provenance = RunDir(out).provenance_path
+    # below the planned 8 but above the 2 done: accepted, replanned, and said
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=4)
+    line = "the run's schedule was replanned at iteration 2 (over 4 iterations in total, was 8): config.json alone"
+    assert line in capsys.readouterr().err
+    assert json.loads(provenance.read_text())["schedule"] == [{"from": 0, "planned": 8}, {"from": 2, "planned": 4}]
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=6)
+    stretches = [{"from": 0, "planned": 8}, {"from": 2, "planned": 4}, {"from": 4, "planned": 6}]
+    assert json.loads(provenance.read_text())["schedule"] == stretches
+    assert json.loads((out / "config.json").read_text())["iterations"] == 6
+    capsys.readouterr()
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=6)  # the same total: nothing replanned
+    assert "replanned" not in capsys.readouterr().err
+    assert json.loads(provenance.read_text())["schedule"] == stretches

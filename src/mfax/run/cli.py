@@ -480,8 +480,10 @@ def train_command(
     iterations: Annotated[
         int | None,
         typer.Option(
-            help="training iterations; with --resume, a larger number extends the run (the learning rate's "
-            f"linear decay is then planned over the new total) [default: {_CFG.iterations}]"
+            help="training iterations; with --resume, a new total (at least the iterations done; a larger one "
+            "extends the run) replans the learning rate's linear decay from the resumed iteration over the new "
+            "total: provenance.json's schedule records each stretch, and config.json (the latest total) alone no "
+            f"longer reproduces the run [default: {_CFG.iterations}]"
         ),
     ] = None,
     paths: Annotated[
@@ -541,7 +543,10 @@ def train_command(
     out: Annotated[str | None, typer.Option(help="run directory [default: runs/GAME-ALGO-TIMESTAMP]")] = None,
     resume: Annotated[
         str | None,
-        typer.Option(help="continue the run in this directory from its last checkpoint [default: a new run]"),
+        typer.Option(
+            help="continue the run in this directory from its last checkpoint, bit for bit (--iterations N "
+            "replans it, see --iterations) [default: a new run]"
+        ),
     ] = None,
     trust_code: Annotated[
         bool,

@@ -34,7 +34,8 @@ from mfax.games import Game, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
-from mfax.run.rundir import NO_CODE, Consent, RunDir
+from mfax.run.provenance import record_schedule
+from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
 from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
 from mfax.solvers import Solver, driver, solver_spec
@@ -246,7 +247,9 @@ def train_session(
     finished run's (at least the iterations its checkpoint has done): the
     learning-rate schedule is planned over the total, so from the resumed iteration on
     the rate is what a run of ``extend_to`` iterations has there (its linear decay to
-    0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
+    0.1x ends at the new total; a finished run resumes from 0.1x back up to that). A new
+    total is recorded in provenance.json's ``schedule`` (each stretch's first iteration
+    and total), with a warning line: config.json alone no longer reproduces the run.
     ``consent`` (with ``resume``): the code outside mfax the run's config may import.
     ``stop`` is called with the metric rows of every evaluation (the one at iteration 0
     of a new run included) once they are written; when it returns true the session ends
@@ -259,10 +262,12 @@ def train_session(
     if resume:
         run.check_run()
         config = run.load_config(consent, continuing=True)
+        planned = config.iterations
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:
         config = resolve(config)
+        planned = config.iterations
         if main:
             run.check_new(overwrite)
     trainer = Trainer.build(config)
@@ -273,7 +278,8 @@ def train_session(
         if main and not resume:
             run.start_new(config, overwrite)
         try:
-            return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None, stop)
+            replanned_from = planned if extend_to is not None else None
+            return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop)
         except Exception:
             if fresh and not run.has_checkpoint():
                 # a new run that failed before its first checkpoint (a defective game, a
@@ -303,10 +309,13 @@ def _train_locked(
     resume: bool,
     progress: bool,
     stop_after: int | None,
-    extended: bool,
+    replanned_from: int | None,
     stop: Stop | None,
 ) -> Session:
+    """The session; ``replanned_from``: with ``--resume --iterations``, the total the run
+    was planned over until now."""
     config = trainer.config
+    extended = replanned_from is not None
     main = is_main_process()
     states = trainer.initial_states()
     wall = compile_s = 0.0
@@ -319,10 +328,18 @@ def _train_locked(
         raise GameError(
             f"--iterations {config.iterations} is below the {start} iterations this run has done; allowed: >= {start}"
         )
-    if main and extended:
-        run.save_config(config)
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
+    if main and extended and start > 0 and config.iterations != replanned_from:
+        stretches = record_schedule(run.provenance_path, start, replanned_from, config.iterations)
+        if len(stretches) > 1:
+            warn(
+                f"the run's schedule was replanned at iteration {start} (over {config.iterations} iterations "
+                f"in total, was {replanned_from}): config.json alone no longer reproduces the run; "
+                f"{run.provenance_path.name}'s schedule lists each stretch"
+            )
+    if main and extended:
+        run.save_config(config)
     if main and resume:
         # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
         # below runs again (a kill may have cut it short)
