@@ -159,6 +159,16 @@ def _same(a, b) -> bool:
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b, strict=True))
 
 
+class Loaded(NamedTuple):
+    """A trained policy read back: its trainer, the policy, its run index and the
+    iteration its checkpoint holds."""
+
+    trainer: Trainer
+    policy: Policy
+    run_index: int
+    iteration: int
+
+
 def load_policy(
     run: RunDir,
     r: int | None = None,
@@ -169,11 +179,16 @@ def load_policy(
     :meth:`RunDir.checkpoint_for`; default: the last), with its trainer and run index
     (default: the best run by the evaluation at that checkpoint). ``consent``: the code
     outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`)."""
+    return load_policy_at(run, r, which, consent)[:3]
+
+
+def load_policy_at(run: RunDir, r: int | None = None, which: str = "last", consent: Consent = NO_CODE) -> Loaded:
+    """:func:`load_policy`, with the iteration the checkpoint holds."""
     trainer, states, held = load_states(run, which, consent)
     r = best_run(run.read_metrics(), held) if r is None else r
     if not 0 <= r < trainer.config.num_runs:
         raise GameError(f"run index {r} out of range; allowed: 0..{trainer.config.num_runs - 1}")
-    return trainer, trainer.policy(states, r), r
+    return Loaded(trainer, trainer.policy(states, r), r, held)
 
 
 def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) -> tuple[Trainer, Any, int]:
