@@ -634,3 +634,24 @@ def test_figures_replace_a_link_instead_of_writing_through_it(tmp_path):
     link.symlink_to(mine)
     save_figure(Figure(), link)
     assert mine.read_text() == "my notes" and not link.is_symlink() and link.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_irf_json_never_replaces_a_figure(tmp_path):
+    """`mfax irf --out` wrote its JSON over a figure mfax drew (moments.png, or its own --plot)."""
+    import matplotlib.pyplot as plt
+
+    from mfax.run.plots import save_figure
+    from mfax.run.rundir import IRF_KEYS, output_writable
+
+    figure = tmp_path / "moments.png"
+    save_figure(plt.figure(), figure)
+    output_writable(figure)  # mfax's figure: another figure may replace it
+    with pytest.raises(GameError, match="refusing to overwrite"):
+        output_writable(figure, *IRF_KEYS)  # but not a JSON record
+    record = tmp_path / "irf.json"
+    record.write_text(json.dumps(dict.fromkeys(IRF_KEYS)))
+    output_writable(record, *IRF_KEYS)
+    with pytest.raises(GameError, match="refusing to overwrite"):
+        output_writable(record)
+    result = runner.invoke(app, ["irf", str(tmp_path / "run"), "--out", str(figure)])
+    one_error_line(result, f"--out names a .json file (the response is written as JSON), got {str(figure)!r}")

@@ -132,8 +132,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             str | None,
             typer.Option(
-                help="write the response (every moment, baseline, shocked, deviation) as JSON here "
-                "[default: RUN/irf.json]"
+                help="write the response (every moment, baseline, shocked, deviation) as JSON here, a .json file "
+                "(missing, or an irf.json mfax wrote) [default: RUN/irf.json]"
             ),
         ] = None,
         game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,
@@ -163,6 +163,8 @@ def register(app: typer.Typer) -> None:
             at = 1 if at is None else at
             if plot is not None and Path(plot).suffix.lower() != ".png":
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
+            if out is not None and Path(out).suffix.lower() != ".json":
+                raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
             run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"

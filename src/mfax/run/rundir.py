@@ -159,7 +159,7 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
         return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
     try:
         if pattern.startswith("plots/") or pattern == "irf.json":
-            return _mfax_wrote(path, IRF_KEYS)
+            return _mfax_wrote(path, IRF_KEYS if pattern == "irf.json" else ())
         if pattern.startswith("tensorboard/"):
             return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
         if pattern == "export.npz":
@@ -240,8 +240,9 @@ def file_above(path: Path) -> Path | None:
 def output_writable(path: Path | str, *keys: str) -> None:
     """Raise (one line, reading only) unless an output file may be written at ``path``, a
     place the user chose outside a run directory: it is missing, or a file mfax wrote
-    there: a ``.png`` carrying :data:`PNG_TAG`, or a JSON object holding every one of
-    ``keys``. Never a file mfax cannot tell it wrote."""
+    there of the kind about to be written: with ``keys``, a JSON object holding every one
+    of them; without, a ``.png`` carrying :data:`PNG_TAG`. Never a file mfax cannot tell
+    it wrote, nor one of another kind (a figure is not replaced by a JSON record)."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -250,17 +251,21 @@ def output_writable(path: Path | str, *keys: str) -> None:
 
 
 def _mfax_wrote(path: Path, keys: tuple[str, ...] = ()) -> bool:
-    """Whether the file ``path`` says by its content that mfax wrote it: a ``.png``
-    carrying :data:`PNG_TAG`, or a JSON object holding every one of ``keys``."""
+    """Whether the file ``path`` says by its content that mfax wrote it: with ``keys``, a
+    JSON object holding every one of them (whatever its name); without, a ``.png``
+    carrying :data:`PNG_TAG`."""
+    if not keys:
+        if path.suffix != ".png":
+            return False
+        with _disk("read", path):
+            return _PNG_CHUNK in path.read_bytes()[: 1 << 16]
     with _disk("read", path):
-        head = path.read_bytes()[: 1 << 16] if path.suffix == ".png" else path.read_bytes()
-    if path.suffix == ".png":
-        return _PNG_CHUNK in head
+        head = path.read_bytes()
     try:
         data = json.loads(head)
     except (ValueError, UnicodeDecodeError):
         return False
-    return bool(keys) and isinstance(data, dict) and set(keys) <= set(data)
+    return isinstance(data, dict) and set(keys) <= set(data)
 
 
 def _digest_of(checkpoint: Path) -> Path:
