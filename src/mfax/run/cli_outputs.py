@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
             save_figure(irf_figure(g, response, words), plot_path)
             json_path.parent.mkdir(parents=True, exist_ok=True)
             _replace_with(json_path, (json.dumps(record) + "\n").encode())
-        _print_irf(response)
+        _print_irf(response, at if innovations is None else None)
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:
             typer.echo(json.dumps(record))
@@ -244,13 +244,14 @@ def irf_record(response, run: str, run_index: int, iteration: str) -> dict:
     }
 
 
-def _print_irf(response) -> None:
-    """Impact, peak and last deviation of every scalar moment."""
+def _print_irf(response, at: int | None = None) -> None:
+    """Impact (at ``at``, the date of the shock the user gave; default: the first non-zero
+    innovation, else 0), peak and last deviation of every scalar moment."""
     import numpy as np
 
     deviation = response.deviation()
     hit = np.flatnonzero(response.innovations)
-    t0 = int(hit[0]) if hit.size else 0
+    t0 = at if at is not None else int(hit[0]) if hit.size else 0
     typer.echo("impulse response: deviation from the path without shocks (% for levels, points x100 otherwise)")
     # every column after a space, so that a value wider than its column stays apart
     typer.echo(f"  {'':<36} {'impact t = ' + str(t0):>15} {'peak':>11} {'at t':>5} {'last':>11}")
