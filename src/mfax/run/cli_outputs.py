@@ -30,14 +30,14 @@ TRUST_HELP = "import (run) the game or solver code RUN's config names [default: 
 
 
 def _load(run_dir: str, run_index: int | None, iteration: str, game: str | None, trust_code: bool):
-    """The run's trainer, the policy of run ``run_index`` at checkpoint ``iteration``, its
-    index and game."""
+    """The run, its trainer, the policy of run ``run_index`` at checkpoint ``iteration``,
+    its index and game, and the iteration the checkpoint holds."""
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.train import load_policy
+    from mfax.run.train import load_policy_at
 
     run = RunDir(run_dir)
-    trainer, policy, r = load_policy(run, run_index, iteration.strip().lower(), Consent(game, trust_code))
-    return run, trainer, policy, r, trainer.game_of(r)
+    trainer, policy, r, held = load_policy_at(run, run_index, iteration.strip().lower(), Consent(game, trust_code))
+    return run, trainer, policy, r, trainer.game_of(r), held
 
 
 def register(app: typer.Typer) -> None:
@@ -93,8 +93,16 @@ def register(app: typer.Typer) -> None:
                 )
             target = Path(out) if out is not None else default_target(Path(run_dir), fmt)
             check_target(target, fmt, overwrite)  # before the run is loaded and pushed forward
-            run, trainer, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
-            source = {"run": str(run.root), "run_index": r, "checkpoint": iteration, "config": trainer.config.to_dict()}
+            run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
+            # the exported run's own game parameters (a sweep's config lists every value)
+            config = {**trainer.config.to_dict(), "params": trainer.config.run_params(r)}
+            source = {
+                "run": str(run.root),
+                "run_index": r,
+                "checkpoint": iteration,
+                "checkpoint_iteration": held,
+                "config": config,
+            }
             info = export(
                 g, policy, trainer.eval_noise_of(r), target, fmt, num_paths=paths, overwrite=overwrite, source=source
             )
@@ -165,7 +173,7 @@ def register(app: typer.Typer) -> None:
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
             if out is not None and Path(out).suffix.lower() != ".json":
                 raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
-            run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
+            run, _, policy, r, g, _ = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
             # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
