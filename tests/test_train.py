@@ -519,3 +519,12 @@ def test_a_resume_that_replans_the_schedule_records_each_stretch_and_says_so(tmp
     train(TrainConfig(), out, resume=True, progress=False, extend_to=6)  # the same total: nothing replanned
     assert "replanned" not in capsys.readouterr().err
     assert json.loads(provenance.read_text())["schedule"] == stretches
+
+
+def test_summary_records_the_resolved_noise_and_compilation_over_every_session(tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(**{**TINY_RUN, "noise": "auto"}, iterations=4)
+    first = train(config, out, progress=False, stop_after=2)
+    assert first["noise"] == "exact" and first["compile_s"] > 0  # what auto resolved to on this game
+    resumed = train(TrainConfig(), out, resume=True, progress=False)
+    assert resumed["noise"] == "exact" and resumed["compile_s"] >= first["compile_s"]

@@ -360,6 +360,8 @@ def _train_locked(
         # below runs again (a kill may have cut it short)
         run.truncate_metrics(start if start > 0 else -1)
         wall = _wall_at(run, start, wall)
+        earlier = run.read_summary().get("compile_s")  # the earlier sessions' compilation
+        compile_s = float(earlier) if isinstance(earlier, int | float) else 0.0
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
     trackers = []
     if main and config.log_to:
@@ -390,7 +392,7 @@ def _train_locked(
                 record(rows)
                 run.save_checkpoint(to_host(states), 0)
                 run.keep_checkpoint(0, config.keep)
-                run.write_summary(_summary(config, run, wall, compile_s, 0))
+                run.write_summary(_summary(trainer, run, wall, compile_s, 0))
         stopped = stop is not None and bool(stop(rows))
 
     bar = _progress(config.iterations, start, progress and main)
@@ -431,7 +433,7 @@ def _train_locked(
                     record(last_eval)
                     run.save_checkpoint(to_host(states), iteration)
                     run.keep_checkpoint(iteration, config.keep)
-                    run.write_summary(_summary(config, run, wall, compile_s, iteration))
+                    run.write_summary(_summary(trainer, run, wall, compile_s, iteration))
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
@@ -443,7 +445,7 @@ def _train_locked(
             tracker.close()
     if not main:
         return Session(trainer, states, {})
-    summary = _summary(config, run, wall, compile_s, int(to_host(states.iteration)[0]))
+    summary = _summary(trainer, run, wall, compile_s, int(to_host(states.iteration)[0]))
     ran = summary["iterations"] - start
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
@@ -557,7 +559,12 @@ def _mean_or_none(values: list) -> float | None:
     return None if not values or any(v is None for v in values) else float(np.mean(values))
 
 
-def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
+def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
+    """summary.json's figures at ``iteration``. ``wall_clock_s``: training time up to it
+    (evaluation excluded), ``compile_s``: compilation time, both over every session;
+    ``noise``: the noise the run trains and is scored on, ``exact`` or ``sample`` (what
+    ``auto`` resolved to; summaries of older runs may hold ``auto``)."""
+    config = trainer.config
     rows = run.read_metrics()
     last = [r for r in rows if r["iteration"] == iteration]
     first = [r for r in rows if r["iteration"] == 0]
@@ -584,5 +591,5 @@ def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, it
         "wall_clock_s": wall,
         "compile_s": compile_s,
         "seconds_per_iteration": wall / trained if iteration else None,
-        "noise": config.noise,
+        "noise": "exact" if trainer.eval_noise.exact else "sample",
     }
