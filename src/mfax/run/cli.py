@@ -389,7 +389,9 @@ def eval_command(
             pol = parse_policy(g, policy)
             label, config, which, held = f"policy {policy}", None, None, None
         # what only sampled noise can use (--seed also seeds the learned deviator)
-        given = [flag for flag, value in (("--paths", paths), ("--seed", None if learned_br else seed)) if value is not None]
+        given = [
+            flag for flag, value in (("--paths", paths), ("--seed", None if learned_br else seed)) if value is not None
+        ]
         sampling = bool(given)
         if run_dir is not None and noise is None and not sampling:
             batch = trainer.eval_noise_of(run_index)  # the paths its metrics were computed on

@@ -139,7 +139,9 @@ def record_schedule(path: Path, start: int, previous: int, planned: int) -> list
     Returns them; config.json alone reproduces the run only when there is one."""
     data = read(path) or {}
     stretches = data.get("schedule")
-    if not (isinstance(stretches, list) and all(isinstance(s, dict) and isinstance(s.get("from"), int) for s in stretches)):
+    if not (
+        isinstance(stretches, list) and all(isinstance(s, dict) and isinstance(s.get("from"), int) for s in stretches)
+    ):
         stretches = [{"from": 0, "planned": previous}]
     stretches = [s for s in stretches if s["from"] < start]  # what a stretch replanned again at start left
     if not stretches or stretches[-1].get("planned") != planned:
