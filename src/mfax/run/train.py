@@ -360,8 +360,7 @@ def _train_locked(
         # below runs again (a kill may have cut it short)
         run.truncate_metrics(start if start > 0 else -1)
         wall = _wall_at(run, start, wall)
-        earlier = run.read_summary().get("compile_s")  # the earlier sessions' compilation
-        compile_s = float(earlier) if isinstance(earlier, int | float) else 0.0
+        compile_s = _earlier_compile_s(run)
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
     trackers = []
     if main and config.log_to:
@@ -513,6 +512,16 @@ def _progress(total: int, initial: int, enabled: bool):
 
     # smoothing 0: the bar shows the session's average rate, as the ``done:`` line does
     return tqdm(total=total, initial=initial, unit="it", desc="train+eval", smoothing=0, dynamic_ncols=True)
+
+
+def _earlier_compile_s(run: RunDir) -> float:
+    """The earlier sessions' compilation time, from the summary (0 when it has none, or
+    is corrupt: the resume rewrites it)."""
+    try:
+        earlier = run.read_summary().get("compile_s")
+    except GameError:
+        return 0.0
+    return float(earlier) if isinstance(earlier, int | float) else 0.0
 
 
 def _wall_at(run: RunDir, iteration: int, default: float) -> float:
