@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mfax
+from conftest import one_error_line
 from mfax.run.cli import app, done_line
 
 runner = CliRunner()
@@ -66,6 +67,36 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
         runner.invoke(app, ["eval", str(out), "--noise", "exact", "--json"]).output.strip().splitlines()[-1]
     )
     assert exact["noise"] == "exact" and exact["exploitability"] != pytest.approx(recorded, rel=1e-6)
+    # the checkpoint is named with the iteration it holds
+    assert mine["checkpoint"] == "last" and mine["checkpoint_iteration"] == 2
+    best = RunDir(out).read_summary()["best_iteration"]
+    assert f"checkpoint best (iteration {best})" in runner.invoke(app, ["eval", str(out), "--iteration", "best"]).output
+
+    # --paths and --seed sample as asked (the run's 16 evaluation paths by default), never enumerate
+    def noise_of(*args):
+        result = runner.invoke(app, ["eval", str(out), *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+    four = noise_of("--paths", "4")
+    assert (four["noise"], four["noise_paths"]) == ("sample", 4)
+    seeded = noise_of("--seed", "3")
+    assert (seeded["noise"], seeded["noise_paths"]) == ("sample", 16)
+    assert seeded["exploitability"] != pytest.approx(recorded, rel=1e-6)  # other paths than the run's
+    refused = runner.invoke(app, ["eval", str(out), "--noise", "exact", "--paths", "4"])
+    one_error_line(refused, "--paths set sampled noise paths, but --noise exact enumerates beach_bar's noise exactly")
+
+
+def test_information_consistent_figure_on_sampled_noise_is_not_called_exact():
+    args = ["eval", "--game", "linear_quadratic", "--set", "horizon=4", "--set", "num_states=11"]
+    sampled = runner.invoke(app, [*args, "--noise", "sample", "--paths", "8", "--json"])
+    assert sampled.exit_code == 0, sampled.output
+    record = json.loads(sampled.output.strip().splitlines()[-1])
+    assert record["noise"] == "sample" and record["exploitability_info_exact"] is False
+    assert "exact for" not in sampled.output and "as if they were the whole noise support" in sampled.output
+    exact = json.loads(runner.invoke(app, [*args, "--noise", "exact", "--json"]).output.strip().splitlines()[-1])
+    assert exact["exploitability_info_exact"] is True
+    one_error_line(runner.invoke(app, [*args, "--noise", "exact", "--paths", "8"]), "--paths set sampled noise paths")
 
 
 def test_eval_sampled_noise_on_macro_reports_null_info():

@@ -280,6 +280,9 @@ def test_irf_summary_of_a_shock_at_the_horizon_and_innovations_parsing(small_mac
         impact, peak, at, last = line.split()[-4:]
         assert at.isdigit() and all(x.endswith(("%", "pt")) for x in (impact, peak, last)), line
         assert all(float(x.rstrip("%pt")) == float(x.rstrip("%pt")) for x in (impact, peak, last))
+    # a zero shock at --at 5: the impact column is the date given, not t = 0
+    _print_irf(impulse_response(game, policy, shock_innovations(T, 0.0, 5)), 5)
+    assert "impact t = 5" in capsys.readouterr().out
     np.testing.assert_array_equal(parse_innovations("0, 1.5,0,0,0,0,-2", T), [0, 1.5, 0, 0, 0, 0, -2])
     for text, says in (
         ("0,1", "needs T + 1 = 7 numbers (e_0..e_T), got 2"),

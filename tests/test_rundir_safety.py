@@ -380,7 +380,10 @@ def test_a_failed_checkpoint_save_is_one_error_and_leaves_no_temporary_file(run_
 
 def test_a_corrupt_summary_is_one_error_and_resume_rewrites_it(run_copy):
     (run_copy / "summary.json").write_text('{"best_run": 0, "fin')
-    one_error_line(runner.invoke(app, ["eval", str(run_copy)]), "summary.json' is corrupt")
+    with pytest.raises(GameError, match=r"summary.json' is corrupt .*`mfax train --resume .*` rewrites it"):
+        RunDir(run_copy).read_summary()
+    # eval needs no summary: the checkpoint's digest says the iteration it holds
+    assert runner.invoke(app, ["eval", str(run_copy)]).exit_code == 0
     result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
     assert result.exit_code == 0, result.output
     assert json.loads((run_copy / "summary.json").read_text())["iterations"] == 4
@@ -474,6 +477,11 @@ def test_an_iteration_is_never_answered_with_another_iterations_checkpoint(tmp_p
     summary = json.loads((out / "summary.json").read_text())
     summary["iterations"] = 2  # as if killed after the iteration-4 checkpoint, before the summary
     (out / "summary.json").write_text(json.dumps(summary))
+    # the checkpoints' digests say which iteration each holds: 2 is not among them
+    one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "available: 4 (best, last)")
+    for digest in ("checkpoint.json", "checkpoint-best.json"):  # digests of an older mfax: no iteration
+        record = json.loads((out / digest).read_text())
+        (out / digest).write_text(json.dumps({"sha256": record["sha256"]}))
     one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "holds iteration 4, not 2")
 
 
@@ -602,8 +610,8 @@ def test_an_iteration_behind_the_summary_names_an_answer_that_works(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     summary["iterations"] = summary["best_iteration"] = 2  # killed before the summary caught up
     (out / "summary.json").write_text(json.dumps(summary))
-    message = one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "holds iteration 4, not 2")
-    assert "--iteration last" in message
+    message = one_error_line(runner.invoke(app, ["eval", str(out), "--iteration", "2"]), "available: 4 (best, last)")
+    assert "'last'" in message
     assert runner.invoke(app, ["eval", str(out), "--iteration", "last", "--paths", "2"]).exit_code == 0
 
 
@@ -635,3 +643,24 @@ def test_figures_replace_a_link_instead_of_writing_through_it(tmp_path):
     link.symlink_to(mine)
     save_figure(Figure(), link)
     assert mine.read_text() == "my notes" and not link.is_symlink() and link.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_irf_json_never_replaces_a_figure(tmp_path):
+    """`mfax irf --out` wrote its JSON over a figure mfax drew (moments.png, or its own --plot)."""
+    import matplotlib.pyplot as plt
+
+    from mfax.run.plots import save_figure
+    from mfax.run.rundir import IRF_KEYS, output_writable
+
+    figure = tmp_path / "moments.png"
+    save_figure(plt.figure(), figure)
+    output_writable(figure)  # mfax's figure: another figure may replace it
+    with pytest.raises(GameError, match="refusing to overwrite"):
+        output_writable(figure, *IRF_KEYS)  # but not a JSON record
+    record = tmp_path / "irf.json"
+    record.write_text(json.dumps(dict.fromkeys(IRF_KEYS)))
+    output_writable(record, *IRF_KEYS)
+    with pytest.raises(GameError, match="refusing to overwrite"):
+        output_writable(record)
+    result = runner.invoke(app, ["irf", str(tmp_path / "run"), "--out", str(figure)])
+    one_error_line(result, f"--out names a .json file (the response is written as JSON), got {str(figure)!r}")

@@ -114,6 +114,17 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["params"]["kappa"] == [0.5, 2.0]
     assert sorted({r["run"] for r in RunDir(out).read_metrics()}) == [0, 1]
+    # the runs are told apart by their swept values: in the plots' legends and the export
+    from mfax.run.plots import exploitability_figure
+
+    figure = exploitability_figure(RunDir(out).read_metrics(), RunDir(out).load_config())
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels == ["run 0 (seed 0, kappa 0.5)", "run 1 (seed 0, kappa 2)"]
+    exported = runner.invoke(app, ["export", str(out), "--run-index", "1", "--out", str(tmp_path / "x.npz"), "--json"])
+    assert exported.exit_code == 0, exported.output
+    manifest = json.loads(exported.output.strip().splitlines()[-1])
+    assert manifest["config"]["params"]["kappa"] == 2.0 and manifest["run_index"] == 1
+    assert (manifest["checkpoint"], manifest["checkpoint_iteration"]) == ("last", 2)
     bad = runner.invoke(app, [*args[:-2], "--set", "horizon=4,5", "--out", str(tmp_path / "bad"), "--no-progress"])
     assert bad.exit_code == 2 and "cannot take several values" in bad.stderr
     assert not (tmp_path / "bad").exists()

@@ -41,9 +41,10 @@ def test_missing_package_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def _events(folder) -> dict[int, dict[str, float]]:
-    """Scalars of all event files in ``folder``: TFRecord framing (u64 length, u32 crc,
-    data, u32 crc) around ``Event`` protos; later files win (as TensorBoard reads a purge)."""
-    from tensorboardX.proto.event_pb2 import Event
+    """Scalars of all event files in ``folder``, as TensorBoard shows them: TFRecord framing
+    (u64 length, u32 crc, data, u32 crc) around ``Event`` protos; a ``SessionLog START`` at
+    step s (a writer's purge_step) drops every step >= s read before it."""
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
 
     out: dict[int, dict[str, float]] = {}
     for path in sorted(folder.glob("events.out.tfevents.*")):
@@ -53,6 +54,8 @@ def _events(folder) -> dict[int, dict[str, float]]:
             (length,) = struct.unpack("<Q", data[pos : pos + 8])
             event = Event.FromString(data[pos + 12 : pos + 12 + length])
             pos += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                out = {step: values for step, values in out.items() if step < event.step}
             for value in event.summary.value:
                 out.setdefault(event.step, {})[value.tag] = value.simple_value
     return out
@@ -73,6 +76,21 @@ def test_tensorboard_mirrors_metrics_across_resume(tmp_path):
         for iteration, row in mine.items():
             assert logged[iteration]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6)
             assert logged[iteration]["policy_return"] == pytest.approx(row["policy_return"], rel=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path):
+    """A resume purges the earlier session's events from its checkpoint on (a killed
+    session may have logged beyond it) and logs the row at the checkpoint again."""
+    params = {"num_states": 11, "horizon": 6}
+    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
+    out = tmp_path / "run"
+    train(config, out, progress=False, stop_after=2)
+    train(TrainConfig(), out, resume=True, progress=False)
+    logged = _events(out / "tensorboard" / "run0_seed0_lr0.001")
+    rows = {row["iteration"]: row for row in RunDir(out).read_metrics()}
+    assert sorted(logged) == sorted(rows) == [0, 2, 4]
+    assert all(logged[k]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6) for k, row in rows.items())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb not installed")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import mfax
 from conftest import SMALL_NETWORK as SMALL
+from conftest import TINY_NETWORK as TINY
 from conftest import slow
 from mfax.games import GameError
 from mfax.run.cli import app
@@ -443,3 +444,87 @@ def test_learned_bound_trains_a_fresh_deviator_beside_the_warm_start(monkeypatch
     bracket = cli._learned_bracket(game, population, None, None, 3, 1e-2, 0, progress=False)
     assert len(started) == 2 and started[1] is population and started[0] is not population
     assert bracket.exploitability_lower_bound == 0.5 and bracket.deviator is started[0]
+
+
+TINY_RUN = dict(game="beach_bar", params={"num_states": 11, "horizon": 6}, noise="exact", eval_every=2, hparams=TINY)
+
+
+def test_ctrl_c_during_the_record_step_waits_for_its_last_file(tmp_path, monkeypatch):
+    """Ctrl-C between a step's metrics and its checkpoint (4 interrupts in 6 left the
+    files disagreeing) ends the session only once the step's summary is written too."""
+    out = tmp_path / "run"
+    real, saves = RunDir.save_checkpoint, []
+
+    def interrupted(self, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:  # the step after the first chunk: its metrics are written, not its checkpoint
+            os.kill(os.getpid(), signal.SIGINT)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY_RUN, iterations=8), out, progress=False)
+    run = RunDir(out)
+    assert run.read_metrics()[-1]["iteration"] == run.read_summary()["iterations"] == 2
+    assert load_states(run)[2] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the step
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
+    import mfax.run.train as driver
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "_eval_rows", interrupt)
+    out = tmp_path / "run"
+    args = ["train", "--game", "beach_bar", "--set", "num_states=11", "--set", "horizon=6", "--out", str(out)]
+    args += [x for k, v in TINY.items() for x in ("--hp", f"{k}={v}")]
+    result = runner.invoke(app, [*args, "--iterations", "2", "--no-progress", "--no-plots"])
+    assert result.exit_code == 130
+    assert "interrupted; no checkpoint yet" in result.stderr and "checkpoint is kept" not in result.stderr
+
+
+def test_an_iteration_is_found_from_the_checkpoint_files_not_from_a_summary_behind_them(tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    train(TrainConfig(**TINY_RUN, iterations=4, keep=3), out, progress=False)
+    run = RunDir(out)
+    run.write_summary({**run.read_summary(), "iterations": 2})  # a kill between the checkpoint and the summary
+    assert run.checkpoint_for("2") == run.kept_checkpoint_path(2)  # the kept file of 2, not checkpoint.eqx (4)
+    assert load_states(run, "2")[2] == 2 and load_states(run, "4")[2] == 4
+    shutil.rmtree(run.kept_dir)
+    run.summary_path.unlink()  # a kill before any summary: the files still say what they hold
+    assert run.checkpoint_for("4") == run.checkpoint_path and load_states(run, "4")[2] == 4
+    with pytest.raises(GameError, match=r"available: .*4 \(.*last\)"):
+        run.checkpoint_for("3")
+
+
+def test_a_resume_that_replans_the_schedule_records_each_stretch_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(TrainConfig(**TINY_RUN, iterations=8), out, progress=False, stop_after=2)
+    capsys.readouterr()
+    provenance = RunDir(out).provenance_path
+    # below the planned 8 but above the 2 done: accepted, replanned, and said
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=4)
+    line = "the run's schedule was replanned at iteration 2 (over 4 iterations in total, was 8): config.json alone"
+    assert line in capsys.readouterr().err
+    assert json.loads(provenance.read_text())["schedule"] == [{"from": 0, "planned": 8}, {"from": 2, "planned": 4}]
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=6)
+    stretches = [{"from": 0, "planned": 8}, {"from": 2, "planned": 4}, {"from": 4, "planned": 6}]
+    assert json.loads(provenance.read_text())["schedule"] == stretches
+    assert json.loads((out / "config.json").read_text())["iterations"] == 6
+    capsys.readouterr()
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=6)  # the same total: nothing replanned
+    assert "replanned" not in capsys.readouterr().err
+    assert json.loads(provenance.read_text())["schedule"] == stretches
+
+
+def test_summary_records_the_resolved_noise_and_compilation_over_every_session(tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(**{**TINY_RUN, "noise": "auto"}, iterations=4)
+    first = train(config, out, progress=False, stop_after=2)
+    assert first["noise"] == "exact" and first["compile_s"] > 0  # what auto resolved to on this game
+    resumed = train(TrainConfig(), out, resume=True, progress=False)
+    assert resumed["noise"] == "exact" and resumed["compile_s"] >= first["compile_s"]

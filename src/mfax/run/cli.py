@@ -206,6 +206,15 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
+def info_exact(game, batch) -> bool:
+    """Whether the information-consistent exploitability is exact: the game's figure is
+    (:func:`~mfax.evaluation.exploitability.info_consistent_exact`) and the noise is
+    enumerated; on sampled paths it treats them as the whole noise support."""
+    from mfax.evaluation.exploitability import info_consistent_exact
+
+    return bool(batch.exact) and info_consistent_exact(game)
+
+
 def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     from mfax.evaluation.exploitability import info_consistent_exact
 
@@ -222,11 +231,21 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
                 f"      for {game.name} a lower bound: the exact gain of one such deviation "
                 "(its own past states can tell it more about the noise)"
             )
+        elif not info_exact(game, batch):
+            typer.echo(
+                f"      for {game.name} computed on the {batch.num_paths} sampled paths as if they were the whole "
+                "noise support (exact only with --noise exact)"
+            )
         else:
             typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
     typer.echo(f"  policy return                           {result.policy_return:.6g}")
     typer.echo(f"  best-response return (per path)         {result.best_response_return:.6g}")
     typer.echo(f"  evaluated in {seconds:.2f} s")
+
+
+def checkpoint_words(which: str, held: int) -> str:
+    """``last (iteration 40)``, ``best (iteration 12)``, or ``12`` when the user named it."""
+    return str(held) if which.isdigit() else f"{which} (iteration {held})"
 
 
 def _print_moments(moments, horizon: int) -> None:
@@ -269,14 +288,25 @@ def eval_command(
     noise: Annotated[
         str | None,
         typer.Option(
-            help="'exact' (enumerate finite noise), 'sample' (Monte Carlo) or 'auto' [default: for RUN, the noise "
-            "paths its training evaluated on, so the figures are those of its metrics; else auto]"
+            help="'exact' (enumerate finite noise), 'sample' (Monte Carlo) or 'auto' [default: sample when --paths "
+            "(or --seed without --learned-br) is given; else for RUN, the noise paths its training evaluated on, "
+            "so the figures are those of its metrics; else auto]"
         ),
     ] = None,
     paths: Annotated[
-        int | None, typer.Option(help="number of sampled noise paths (--noise sample) [default: 128]")
+        int | None,
+        typer.Option(
+            help="number of sampled noise paths; sampled noise only (refused when the noise is enumerated) "
+            "[default: RUN's evaluation paths (--eval-paths), else 128]"
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="PRNG seed for sampled noise [default: 0]")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="PRNG seed for sampled noise paths and the learned best response's deviator; without "
+            "--learned-br, sampled noise only, as --paths [default: 0]"
+        ),
+    ] = None,
     iteration: Annotated[
         str,
         typer.Option(
@@ -333,17 +363,18 @@ def eval_command(
             jax.config.update("jax_enable_x64", True)
         if run_dir is not None:
             from mfax.run.rundir import Consent, RunDir
-            from mfax.run.train import load_policy
+            from mfax.run.train import load_policy_at
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
             if policy is not None:
                 raise GameError("--policy evaluates a fixed policy; a RUN is evaluated with its trained policy")
             consent = Consent(game, trust_code)
-            trainer, pol, run_index = load_policy(RunDir(run_dir), run_index, iteration.strip().lower(), consent)
+            which = iteration.strip().lower()
+            trainer, pol, run_index, held = load_policy_at(RunDir(run_dir), run_index, which, consent)
             _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
             g, overrides = trainer.game_of(run_index), trainer.config.run_params(run_index)
-            label = f"run {run_dir} (run {run_index}, checkpoint {iteration})"
+            label = f"run {run_dir} (run {run_index}, checkpoint {checkpoint_words(which, held)})"
             config = trainer.config
         else:
             if iteration != "last":
@@ -357,13 +388,25 @@ def eval_command(
             g = make(game, **overrides)
             policy = policy or "uniform"
             pol = parse_policy(g, policy)
-            label, config = f"policy {policy}", None
-        if run_dir is not None and (noise, paths, seed) == (None, None, None):
+            label, config, which, held = f"policy {policy}", None, None, None
+        # what only sampled noise can use (--seed also seeds the learned deviator)
+        given = [
+            flag for flag, value in (("--paths", paths), ("--seed", None if learned_br else seed)) if value is not None
+        ]
+        sampling = bool(given)
+        if run_dir is not None and noise is None and not sampling:
             batch = trainer.eval_noise_of(run_index)  # the paths its metrics were computed on
         else:
-            noise, paths, seed = noise or "auto", 128 if paths is None else paths, seed or 0
+            noise = noise or ("sample" if sampling else "auto")
+            if paths is None:
+                paths = 128 if config is None else config.eval_paths
             check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
-            batch = noise_batch(g, noise, jax.random.PRNGKey(seed), paths)
+            batch = noise_batch(g, noise, jax.random.PRNGKey(seed or 0), paths)
+            if sampling and batch.exact:
+                raise GameError(
+                    f"{' and '.join(given)} set sampled noise paths, but --noise {noise} enumerates {g.name}'s "
+                    "noise exactly; drop them, or give --noise sample"
+                )
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
         seconds = time.perf_counter() - start
@@ -393,15 +436,15 @@ def eval_command(
             )
         typer.echo(f"  exploitability (lower bound, learned)   {gain:.6g}  ({why})")
     if as_json:
-        from mfax.evaluation.exploitability import info_consistent_exact
-
         record = {
             "game": g.name,
             "params": overrides,
             "policy": policy if run_dir is None else run_dir,
+            "checkpoint": which,
+            "checkpoint_iteration": held,
             "noise": "exact" if batch.exact else "sample",
             **result.as_dict(),
-            "exploitability_info_exact": None if result.exploitability_info is None else info_consistent_exact(g),
+            "exploitability_info_exact": None if result.exploitability_info is None else info_exact(g, batch),
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }
@@ -481,8 +524,10 @@ def train_command(
     iterations: Annotated[
         int | None,
         typer.Option(
-            help="training iterations; with --resume, a larger number extends the run (the learning rate's "
-            f"linear decay is then planned over the new total) [default: {_CFG.iterations}]"
+            help="training iterations; with --resume, a new total (at least the iterations done; a larger one "
+            "extends the run) replans the learning rate's linear decay from the resumed iteration over the new "
+            "total: provenance.json's schedule records each stretch, and config.json (the latest total) alone no "
+            f"longer reproduces the run [default: {_CFG.iterations}]"
         ),
     ] = None,
     paths: Annotated[
@@ -542,7 +587,10 @@ def train_command(
     out: Annotated[str | None, typer.Option(help="run directory [default: runs/GAME-ALGO-TIMESTAMP]")] = None,
     resume: Annotated[
         str | None,
-        typer.Option(help="continue the run in this directory from its last checkpoint [default: a new run]"),
+        typer.Option(
+            help="continue the run in this directory from its last checkpoint, bit for bit (--iterations N "
+            "replans it, see --iterations) [default: a new run]"
+        ),
     ] = None,
     trust_code: Annotated[
         bool,
@@ -705,10 +753,7 @@ def train_command(
             typer.echo(f"mfax: error: {err}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            typer.echo(
-                f"\ninterrupted; the last checkpoint is kept: continue with `mfax train --resume {target.root}`",
-                err=True,
-            )
+            typer.echo("\n" + interrupted_line(target), err=True)
             raise typer.Exit(130) from None
     if not main:
         return
@@ -721,6 +766,16 @@ def train_command(
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
         typer.echo(json.dumps({"run": str(target.root), **summary}))
+
+
+def interrupted_line(run) -> str:
+    """What ``mfax train`` says when Ctrl-C ends it: the checkpoint kept, or that there is none yet."""
+    resume = f"`mfax train --resume {run.root}`"
+    if run.has_checkpoint():
+        return f"interrupted; the last checkpoint is kept: continue with {resume}"
+    if run.is_run():
+        return f"interrupted; no checkpoint yet: {resume} starts the run again from iteration 0"
+    return "interrupted; no checkpoint yet: nothing was trained"
 
 
 def _change(start: float | None, end: float | None) -> str:

@@ -30,14 +30,14 @@ TRUST_HELP = "import (run) the game or solver code RUN's config names [default: 
 
 
 def _load(run_dir: str, run_index: int | None, iteration: str, game: str | None, trust_code: bool):
-    """The run's trainer, the policy of run ``run_index`` at checkpoint ``iteration``, its
-    index and game."""
+    """The run, its trainer, the policy of run ``run_index`` at checkpoint ``iteration``,
+    its index and game, and the iteration the checkpoint holds."""
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.train import load_policy
+    from mfax.run.train import load_policy_at
 
     run = RunDir(run_dir)
-    trainer, policy, r = load_policy(run, run_index, iteration.strip().lower(), Consent(game, trust_code))
-    return run, trainer, policy, r, trainer.game_of(r)
+    trainer, policy, r, held = load_policy_at(run, run_index, iteration.strip().lower(), Consent(game, trust_code))
+    return run, trainer, policy, r, trainer.game_of(r), held
 
 
 def register(app: typer.Typer) -> None:
@@ -93,8 +93,16 @@ def register(app: typer.Typer) -> None:
                 )
             target = Path(out) if out is not None else default_target(Path(run_dir), fmt)
             check_target(target, fmt, overwrite)  # before the run is loaded and pushed forward
-            run, trainer, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
-            source = {"run": str(run.root), "run_index": r, "checkpoint": iteration, "config": trainer.config.to_dict()}
+            run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
+            # the exported run's own game parameters (a sweep's config lists every value)
+            config = {**trainer.config.to_dict(), "params": trainer.config.run_params(r)}
+            source = {
+                "run": str(run.root),
+                "run_index": r,
+                "checkpoint": iteration,
+                "checkpoint_iteration": held,
+                "config": config,
+            }
             info = export(
                 g, policy, trainer.eval_noise_of(r), target, fmt, num_paths=paths, overwrite=overwrite, source=source
             )
@@ -132,8 +140,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             str | None,
             typer.Option(
-                help="write the response (every moment, baseline, shocked, deviation) as JSON here "
-                "[default: RUN/irf.json]"
+                help="write the response (every moment, baseline, shocked, deviation) as JSON here, a .json file "
+                "(missing, or an irf.json mfax wrote) [default: RUN/irf.json]"
             ),
         ] = None,
         game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,
@@ -163,7 +171,9 @@ def register(app: typer.Typer) -> None:
             at = 1 if at is None else at
             if plot is not None and Path(plot).suffix.lower() != ".png":
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
-            run, _, policy, r, g = _load(run_dir, run_index, iteration, game, trust_code)
+            if out is not None and Path(out).suffix.lower() != ".json":
+                raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
+            run, _, policy, r, g, _ = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
             # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
@@ -186,7 +196,7 @@ def register(app: typer.Typer) -> None:
             save_figure(irf_figure(g, response, words), plot_path)
             json_path.parent.mkdir(parents=True, exist_ok=True)
             _replace_with(json_path, (json.dumps(record) + "\n").encode())
-        _print_irf(response)
+        _print_irf(response, at if innovations is None else None)
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:
             typer.echo(json.dumps(record))
@@ -242,13 +252,14 @@ def irf_record(response, run: str, run_index: int, iteration: str) -> dict:
     }
 
 
-def _print_irf(response) -> None:
-    """Impact, peak and last deviation of every scalar moment."""
+def _print_irf(response, at: int | None = None) -> None:
+    """Impact (at ``at``, the date of the shock the user gave; default: the first non-zero
+    innovation, else 0), peak and last deviation of every scalar moment."""
     import numpy as np
 
     deviation = response.deviation()
     hit = np.flatnonzero(response.innovations)
-    t0 = int(hit[0]) if hit.size else 0
+    t0 = at if at is not None else int(hit[0]) if hit.size else 0
     typer.echo("impulse response: deviation from the path without shocks (% for levels, points x100 otherwise)")
     # every column after a space, so that a value wider than its column stays apart
     typer.echo(f"  {'':<36} {'impact t = ' + str(t0):>15} {'peak':>11} {'at t':>5} {'last':>11}")

@@ -130,10 +130,15 @@ def _spread(total: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, min(k, total)).round().astype(int))
 
 
-def run_label(row: dict) -> str:
-    """``run 0 (seed 0, lr 0.001)``; no learning rate for solvers without one (fp, omd)."""
+def run_label(row: dict, config=None) -> str:
+    """``run 0 (seed 0, lr 0.001)``; no learning rate for solvers without one (fp, omd);
+    with the run's ``config``, the values of the game parameters it sweeps too
+    (``run 1 (seed 0, lr 0.01, kappa 3)``)."""
     lr = "" if row.get("lr") is None else f", lr {row['lr']:g}"
-    return f"run {row['run']} (seed {row['seed']}{lr})"
+    swept = {} if config is None else config.swept()
+    own = config.run_params(row["run"]) if swept else {}
+    values = "".join(f", {k} {own[k]:g}" if isinstance(own[k], int | float) else f", {k} {own[k]}" for k in swept)
+    return f"run {row['run']} (seed {row['seed']}{lr}{values})"
 
 
 def exploitability_figure(rows: list[dict], config):
@@ -146,7 +151,7 @@ def exploitability_figure(rows: list[dict], config):
         it = [row["iteration"] for row in mine]
         wall = [row["wall_clock_s"] for row in mine]
         ex = [row["exploitability"] for row in mine]
-        label = run_label(mine[0])
+        label = run_label(mine[0], config)
         axes[0].plot(wall, ex, marker=".", label=label)
         axes[1].plot(it, ex, marker=".", label=label + " per path")
         info = [row["exploitability_info"] for row in mine]

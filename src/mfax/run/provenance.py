@@ -4,7 +4,8 @@
 ``RUN/provenance.json``; :func:`check` compares a run's record with the current process
 and gives one warning line naming what differs (``mfax train --resume`` and
 ``mfax eval RUN`` print it); :func:`record` notes each resume under a different setup in
-the file's ``resumed`` list.
+the file's ``resumed`` list, and :func:`record_schedule` each resume that replans the run
+(``--resume --iterations N``) in its ``schedule`` list.
 """
 
 from __future__ import annotations
@@ -128,3 +129,25 @@ def record(path: Path, float64: bool, resumed_at: int | None = None) -> None:
     from mfax.run.rundir import _replace_with  # a per-process temporary file, one-line OS errors
 
     _replace_with(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def record_schedule(path: Path, start: int, previous: int, planned: int) -> list[dict[str, int]]:
+    """Note in the ``schedule`` list of provenance.json that a resume at iteration
+    ``start`` plans the run over ``planned`` iterations in total where it was planned over
+    ``previous``: the stretches ``{"from": K, "planned": N}`` the run has trained under, in
+    order (a learning rate decays linearly to 0.1x over the total it was planned over).
+    Returns them; config.json alone reproduces the run only when there is one."""
+    data = read(path) or {}
+    stretches = data.get("schedule")
+    if not (
+        isinstance(stretches, list) and all(isinstance(s, dict) and isinstance(s.get("from"), int) for s in stretches)
+    ):
+        stretches = [{"from": 0, "planned": previous}]
+    stretches = [s for s in stretches if s["from"] < start]  # what a stretch replanned again at start left
+    if not stretches or stretches[-1].get("planned") != planned:
+        stretches.append({"from": start, "planned": planned})
+    data["schedule"] = stretches
+    from mfax.run.rundir import _replace_with
+
+    _replace_with(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    return stretches

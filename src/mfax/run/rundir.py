@@ -12,7 +12,8 @@ Layout::
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
     RUN/checkpoint.eqx       latest training state (Equinox leaf serialisation, numpy .npy
                              records, no pickle), replaced atomically
-    RUN/checkpoint.json      sha256 of checkpoint.eqx, verified on load
+    RUN/checkpoint.json      sha256 of checkpoint.eqx, verified on load, and the iteration
+                             it holds (what `--iteration K` finds it by)
     RUN/checkpoint-best.eqx  the state at the evaluation with the lowest exploitability (per
                              path, mean over runs; the earliest of equals), with its sha256
                              in checkpoint-best.json
@@ -158,7 +159,7 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
         return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
     try:
         if pattern.startswith("plots/") or pattern == "irf.json":
-            return _mfax_wrote(path, IRF_KEYS)
+            return _mfax_wrote(path, IRF_KEYS if pattern == "irf.json" else ())
         if pattern.startswith("tensorboard/"):
             return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
         if pattern == "export.npz":
@@ -239,8 +240,9 @@ def file_above(path: Path) -> Path | None:
 def output_writable(path: Path | str, *keys: str) -> None:
     """Raise (one line, reading only) unless an output file may be written at ``path``, a
     place the user chose outside a run directory: it is missing, or a file mfax wrote
-    there: a ``.png`` carrying :data:`PNG_TAG`, or a JSON object holding every one of
-    ``keys``. Never a file mfax cannot tell it wrote."""
+    there of the kind about to be written: with ``keys``, a JSON object holding every one
+    of them; without, a ``.png`` carrying :data:`PNG_TAG`. Never a file mfax cannot tell
+    it wrote, nor one of another kind (a figure is not replaced by a JSON record)."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -249,17 +251,21 @@ def output_writable(path: Path | str, *keys: str) -> None:
 
 
 def _mfax_wrote(path: Path, keys: tuple[str, ...] = ()) -> bool:
-    """Whether the file ``path`` says by its content that mfax wrote it: a ``.png``
-    carrying :data:`PNG_TAG`, or a JSON object holding every one of ``keys``."""
+    """Whether the file ``path`` says by its content that mfax wrote it: with ``keys``, a
+    JSON object holding every one of them (whatever its name); without, a ``.png``
+    carrying :data:`PNG_TAG`."""
+    if not keys:
+        if path.suffix != ".png":
+            return False
+        with _disk("read", path):
+            return _PNG_CHUNK in path.read_bytes()[: 1 << 16]
     with _disk("read", path):
-        head = path.read_bytes()[: 1 << 16] if path.suffix == ".png" else path.read_bytes()
-    if path.suffix == ".png":
-        return _PNG_CHUNK in head
+        head = path.read_bytes()
     try:
         data = json.loads(head)
     except (ValueError, UnicodeDecodeError):
         return False
-    return bool(keys) and isinstance(data, dict) and set(keys) <= set(data)
+    return isinstance(data, dict) and set(keys) <= set(data)
 
 
 def _digest_of(checkpoint: Path) -> Path:
@@ -669,23 +675,42 @@ class RunDir:
         _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
 
     # -- checkpoints: each NAME.eqx beside NAME.json, its sha256 ---------------------------
-    def save_checkpoint(self, state: Any) -> None:
-        """Replace the checkpoint and its digest (see :meth:`_write_checkpoint`)."""
+    def save_checkpoint(self, state: Any, iteration: int | None = None) -> None:
+        """Replace the checkpoint and its digest, which records the ``iteration`` the
+        state holds (see :meth:`_write_checkpoint`)."""
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, state)
-        self._write_checkpoint(self.checkpoint_path, buffer.getvalue())
+        self._write_checkpoint(self.checkpoint_path, buffer.getvalue(), iteration)
 
-    def _write_checkpoint(self, path: Path, data: bytes) -> None:
-        """Replace the checkpoint file ``path`` by ``data``, and its digest. The digest file
-        is written first and accepts the old checkpoint and the new one, so a kill between
-        the steps leaves a pair that verifies."""
+    def _write_checkpoint(self, path: Path, data: bytes, iteration: int | None = None) -> None:
+        """Replace the checkpoint file ``path`` by ``data``, and its digest (with the
+        ``iteration`` it holds). The digest file is written first and accepts the old
+        checkpoint and the new one (and names no iteration), so a kill between the steps
+        leaves a pair that verifies."""
         digest = _digest_of(path)
         new = hashlib.sha256(data).hexdigest()
         with _disk("read", path):
             old = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         _replace_with(digest, json.dumps({"sha256": [new, old] if old else [new]}).encode() + b"\n")
         _replace_with(path, data)
-        _replace_with(digest, json.dumps({"sha256": [new]}).encode() + b"\n")
+        held = {} if iteration is None else {"iteration": int(iteration)}
+        _replace_with(digest, json.dumps({"sha256": [new], **held}).encode() + b"\n")
+
+    def held_iteration(self, path: Path) -> int | None:
+        """The iteration the checkpoint file ``path`` holds, as its digest records it; for
+        a file written before digests recorded it, what the kept file's name or (the last,
+        the best) summary.json says; ``None`` when nothing says."""
+        digest = _digest_of(path)
+        if digest.is_file():
+            held = self._read_json(digest).get("iteration")
+            if isinstance(held, int) and not isinstance(held, bool):
+                return held
+        named = _KEPT.fullmatch(path.name)
+        if named and path.parent == self.kept_dir:
+            return int(named.group(1))
+        key = {self.checkpoint_path: "iterations", self.best_checkpoint_path: "best_iteration"}.get(path)
+        held = self.read_summary().get(key) if key is not None else None
+        return held if isinstance(held, int) and not isinstance(held, bool) else None
 
     def _read_checkpoint(self, path: Path) -> bytes:
         """The bytes of the checkpoint file ``path``, verified against its digest; only
@@ -760,11 +785,11 @@ class RunDir:
             return
         data = self._read_checkpoint(self.checkpoint_path)
         if self.best_iteration() == iteration:
-            self._write_checkpoint(self.best_checkpoint_path, data)
+            self._write_checkpoint(self.best_checkpoint_path, data, iteration)
         if keep > 0:
             with _disk("create", self.kept_dir):
                 self.kept_dir.mkdir(exist_ok=True)
-            self._write_checkpoint(self.kept_checkpoint_path(iteration), data)
+            self._write_checkpoint(self.kept_checkpoint_path(iteration), data, iteration)
             for old in self.kept_iterations()[:-keep]:
                 path = self.kept_checkpoint_path(old)
                 with _disk("remove", path):
@@ -774,15 +799,13 @@ class RunDir:
     def checkpoint_for(self, which: str) -> Path:
         """The checkpoint file of ``which``: ``"last"``, ``"best"`` or an iteration that
         is the last, the best or a kept one; a one-line error lists what is available."""
-        last, best = self.read_summary().get("iterations"), self.read_summary().get("best_iteration")
         named = {"last": self.checkpoint_path, "best": self.best_checkpoint_path}
         if which in named and named[which].is_file():
             return named[which]
-        choices = {k: self.kept_checkpoint_path(k) for k in self.kept_iterations()}
-        if best is not None and self.best_checkpoint_path.is_file():
-            choices[best] = self.best_checkpoint_path
-        if last is not None and self.checkpoint_path.is_file():
-            choices[last] = self.checkpoint_path
+        # the files there and the iteration each holds; a kept file is its iteration's own
+        last, best = (self.held_iteration(p) if p.is_file() else None for p in named.values())
+        choices = {k: p for k, p in ((best, named["best"]), (last, named["last"])) if k is not None}
+        choices.update({k: self.kept_checkpoint_path(k) for k in self.kept_iterations()})
         if which.isdigit() and int(which) in choices:
             return choices[int(which)]
         tags = {k: ", ".join(t for t, at in (("best", best), ("last", last)) if at == k) for k in choices}

@@ -54,10 +54,14 @@ def _run_name(row: dict[str, Any]) -> str:
 
 
 class TensorBoardTracker:
-    """One tensorboardX writer per trained run, step = iteration."""
+    """One tensorboardX writer per trained run, step = iteration. A resumed run (``start``:
+    the iteration it continues from) purges the earlier sessions' events from ``start`` on
+    (a killed session may have logged beyond its checkpoint) and logs ``recorded``, the
+    metric rows at ``start``, again: TensorBoard then holds every row metrics.csv has."""
 
-    def __init__(self, root: Path, start: int):
+    def __init__(self, root: Path, start: int | None, recorded: list[dict[str, Any]] = ()):
         self.root, self.start, self.writers = root / "tensorboard", start, {}
+        self.log(list(recorded))
 
     def log(self, rows: list[dict[str, Any]]) -> None:
         from tensorboardX import SummaryWriter
@@ -65,9 +69,7 @@ class TensorBoardTracker:
         for row in rows:
             name = _run_name(row)
             if name not in self.writers:
-                # purge_step drops events a killed session wrote after the checkpoint
-                purge = self.start if self.start > 0 else None
-                self.writers[name] = SummaryWriter(logdir=str(self.root / name), purge_step=purge)
+                self.writers[name] = SummaryWriter(logdir=str(self.root / name), purge_step=self.start)
             writer = self.writers[name]
             for key, value in _scalars(row).items():
                 writer.add_scalar(key, value, global_step=int(row["iteration"]))
@@ -80,7 +82,11 @@ class TensorBoardTracker:
 
 class WandbTracker:
     """One W&B run for the whole training; keys prefixed ``run<r>/`` when several runs
-    (seeds x learning rates) train together."""
+    (seeds x learning rates) train together. A resume continues the W&B run, which kept
+    the rows at the resumed iteration (logged before their checkpoint was written); W&B
+    cannot drop what a killed session logged after its last checkpoint (SIGKILL only:
+    Ctrl-C and SIGTERM wait for the checkpoint), which the resumed session then logs
+    again at the same steps."""
 
     def __init__(self, root: Path, config: dict[str, Any], num_runs: int):
         import wandb
@@ -111,9 +117,21 @@ class WandbTracker:
         self.run.finish()
 
 
-def open_trackers(names: list[str], root: Path, config: dict[str, Any], num_runs: int, start: int) -> list[Tracker]:
+def open_trackers(
+    names: list[str],
+    root: Path,
+    config: dict[str, Any],
+    num_runs: int,
+    start: int | None,
+    recorded: list[dict[str, Any]] = (),
+) -> list[Tracker]:
+    """The trackers ``names``; ``start``: the iteration a resume continues from (``None``:
+    a new run), ``recorded``: the run's metric rows at ``start``."""
     check_trackers(names)
     out: list[Tracker] = []
     for name in names:
-        out.append(TensorBoardTracker(root, start) if name == "tensorboard" else WandbTracker(root, config, num_runs))
+        if name == "tensorboard":
+            out.append(TensorBoardTracker(root, start, recorded))
+        else:
+            out.append(WandbTracker(root, config, num_runs))
     return out

@@ -3,7 +3,8 @@
 ``train(config, out)`` runs ``config.num_runs`` runs (seeds x learning rates) side by
 side in one compiled program, ``eval_every`` iterations per chunk. After each chunk it
 evaluates every run exactly (both exploitabilities), appends metrics, replaces the
-checkpoint and the summary. Ctrl-C or a kill leaves the last checkpoint usable;
+checkpoint and the summary (Ctrl-C and SIGTERM wait until all of them are written, so
+they agree: :func:`deferred_signals`). Ctrl-C or a kill leaves the last checkpoint usable;
 ``resume(out)`` continues bit for bit. A non-finite gradient, return or parameter stops
 the run with a message naming the iteration and the quantity; the last good checkpoint
 stays.
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +34,8 @@ from mfax.games import Game, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
-from mfax.run.rundir import NO_CODE, Consent, RunDir
+from mfax.run.provenance import record_schedule
+from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
 from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
 from mfax.solvers import Solver, driver, solver_spec
@@ -156,6 +159,16 @@ def _same(a, b) -> bool:
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b, strict=True))
 
 
+class Loaded(NamedTuple):
+    """A trained policy read back: its trainer, the policy, its run index and the
+    iteration its checkpoint holds."""
+
+    trainer: Trainer
+    policy: Policy
+    run_index: int
+    iteration: int
+
+
 def load_policy(
     run: RunDir,
     r: int | None = None,
@@ -166,11 +179,16 @@ def load_policy(
     :meth:`RunDir.checkpoint_for`; default: the last), with its trainer and run index
     (default: the best run by the evaluation at that checkpoint). ``consent``: the code
     outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`)."""
+    return load_policy_at(run, r, which, consent)[:3]
+
+
+def load_policy_at(run: RunDir, r: int | None = None, which: str = "last", consent: Consent = NO_CODE) -> Loaded:
+    """:func:`load_policy`, with the iteration the checkpoint holds."""
     trainer, states, held = load_states(run, which, consent)
     r = best_run(run.read_metrics(), held) if r is None else r
     if not 0 <= r < trainer.config.num_runs:
         raise GameError(f"run index {r} out of range; allowed: 0..{trainer.config.num_runs - 1}")
-    return trainer, trainer.policy(states, r), r
+    return Loaded(trainer, trainer.policy(states, r), r, held)
 
 
 def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) -> tuple[Trainer, Any, int]:
@@ -244,7 +262,9 @@ def train_session(
     finished run's (at least the iterations its checkpoint has done): the
     learning-rate schedule is planned over the total, so from the resumed iteration on
     the rate is what a run of ``extend_to`` iterations has there (its linear decay to
-    0.1x ends at the new total; a finished run resumes from 0.1x back up to that).
+    0.1x ends at the new total; a finished run resumes from 0.1x back up to that). A new
+    total is recorded in provenance.json's ``schedule`` (each stretch's first iteration
+    and total), with a warning line: config.json alone no longer reproduces the run.
     ``consent`` (with ``resume``): the code outside mfax the run's config may import.
     ``stop`` is called with the metric rows of every evaluation (the one at iteration 0
     of a new run included) once they are written; when it returns true the session ends
@@ -257,10 +277,12 @@ def train_session(
     if resume:
         run.check_run()
         config = run.load_config(consent, continuing=True)
+        planned = config.iterations
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:
         config = resolve(config)
+        planned = config.iterations
         if main:
             run.check_new(overwrite)
     trainer = Trainer.build(config)
@@ -271,7 +293,8 @@ def train_session(
         if main and not resume:
             run.start_new(config, overwrite)
         try:
-            return _train_locked(trainer, run, resume, progress, stop_after, extend_to is not None, stop)
+            replanned_from = planned if extend_to is not None else None
+            return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop)
         except Exception:
             if fresh and not run.has_checkpoint():
                 # a new run that failed before its first checkpoint (a defective game, a
@@ -301,10 +324,13 @@ def _train_locked(
     resume: bool,
     progress: bool,
     stop_after: int | None,
-    extended: bool,
+    replanned_from: int | None,
     stop: Stop | None,
 ) -> Session:
+    """The session; ``replanned_from``: with ``--resume --iterations``, the total the run
+    was planned over until now."""
     config = trainer.config
+    extended = replanned_from is not None
     main = is_main_process()
     states = trainer.initial_states()
     wall = compile_s = 0.0
@@ -317,17 +343,32 @@ def _train_locked(
         raise GameError(
             f"--iterations {config.iterations} is below the {start} iterations this run has done; allowed: >= {start}"
         )
-    if main and extended:
-        run.save_config(config)
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
+    if main and extended and start > 0 and config.iterations != replanned_from:
+        stretches = record_schedule(run.provenance_path, start, replanned_from, config.iterations)
+        if len(stretches) > 1:
+            warn(
+                f"the run's schedule was replanned at iteration {start} (over {config.iterations} iterations "
+                f"in total, was {replanned_from}): config.json alone no longer reproduces the run; "
+                f"{run.provenance_path.name}'s schedule lists each stretch"
+            )
+    if main and extended:
+        run.save_config(config)
     if main and resume:
         # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
         # below runs again (a kill may have cut it short)
         run.truncate_metrics(start if start > 0 else -1)
         wall = _wall_at(run, start, wall)
+        compile_s = _earlier_compile_s(run)
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
-    trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, start) if main else []
+    trackers = []
+    if main and config.log_to:
+        # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
+        recorded = [r for r in run.read_metrics() if r["iteration"] == start] if resume and start > 0 else []
+        trackers = open_trackers(
+            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, recorded
+        )
 
     def record(rows: list[dict[str, Any]]) -> None:
         run.append_metrics(rows)
@@ -346,9 +387,11 @@ def _train_locked(
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         if main:
-            record(rows)
-            run.save_checkpoint(to_host(states))
-            run.keep_checkpoint(0, config.keep)
+            with deferred_signals():
+                record(rows)
+                run.save_checkpoint(to_host(states), 0)
+                run.keep_checkpoint(0, config.keep)
+                run.write_summary(_summary(trainer, run, wall, compile_s, 0))
         stopped = stop is not None and bool(stop(rows))
 
     bar = _progress(config.iterations, start, progress and main)
@@ -385,10 +428,11 @@ def _train_locked(
                     f"{str(run.root)!r}"
                 )
             if main:
-                record(last_eval)
-                run.save_checkpoint(to_host(states))
-                run.keep_checkpoint(iteration, config.keep)
-                run.write_summary(_summary(config, run, wall, compile_s, iteration))
+                with deferred_signals():  # an interrupt waits for the step's last file
+                    record(last_eval)
+                    run.save_checkpoint(to_host(states), iteration)
+                    run.keep_checkpoint(iteration, config.keep)
+                    run.write_summary(_summary(trainer, run, wall, compile_s, iteration))
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
@@ -400,11 +444,38 @@ def _train_locked(
             tracker.close()
     if not main:
         return Session(trainer, states, {})
-    summary = _summary(config, run, wall, compile_s, int(to_host(states.iteration)[0]))
+    summary = _summary(trainer, run, wall, compile_s, int(to_host(states.iteration)[0]))
     ran = summary["iterations"] - start
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     run.write_summary(summary)
     return Session(trainer, states, summary)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain kill; SIGKILL cannot wait
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs, then act on them as they
+    would have acted: the record step (metrics, checkpoint, kept copies, summary) ends
+    whole, so the run's files always agree. Only the main thread can handle signals;
+    elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[tuple[int, Any]] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append((signum, frame))) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in arrived[:1]:  # the first is enough: it ends the session
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)  # Python's own SIGINT handler raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _compile(trainer: Trainer, length: int, states) -> Any:
@@ -441,6 +512,16 @@ def _progress(total: int, initial: int, enabled: bool):
 
     # smoothing 0: the bar shows the session's average rate, as the ``done:`` line does
     return tqdm(total=total, initial=initial, unit="it", desc="train+eval", smoothing=0, dynamic_ncols=True)
+
+
+def _earlier_compile_s(run: RunDir) -> float:
+    """The earlier sessions' compilation time, from the summary (0 when it has none, or
+    is corrupt: the resume rewrites it)."""
+    try:
+        earlier = run.read_summary().get("compile_s")
+    except GameError:
+        return 0.0
+    return float(earlier) if isinstance(earlier, int | float) else 0.0
 
 
 def _wall_at(run: RunDir, iteration: int, default: float) -> float:
@@ -487,7 +568,12 @@ def _mean_or_none(values: list) -> float | None:
     return None if not values or any(v is None for v in values) else float(np.mean(values))
 
 
-def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
+def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
+    """summary.json's figures at ``iteration``. ``wall_clock_s``: training time up to it
+    (evaluation excluded), ``compile_s``: compilation time, both over every session;
+    ``noise``: the noise the run trains and is scored on, ``exact`` or ``sample`` (what
+    ``auto`` resolved to; summaries of older runs may hold ``auto``)."""
+    config = trainer.config
     rows = run.read_metrics()
     last = [r for r in rows if r["iteration"] == iteration]
     first = [r for r in rows if r["iteration"] == 0]
@@ -514,5 +600,5 @@ def _summary(config: TrainConfig, run: RunDir, wall: float, compile_s: float, it
         "wall_clock_s": wall,
         "compile_s": compile_s,
         "seconds_per_iteration": wall / trained if iteration else None,
-        "noise": config.noise,
+        "noise": "exact" if trainer.eval_noise.exact else "sample",
     }
