@@ -180,6 +180,9 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(overwrite="no"), "overwrite must be True or False, got 'no'"),
         (dict(progress="yes"), "progress must be True or False, got 'yes'"),
         (dict(params=[1]), "params must be a dict of game parameters \\(name: value\\), got list"),
+        # recorded as if used: beach bar's 102 paths are enumerated, ippo samples its own
+        (dict(paths=64), "paths= is not used with exact noise: every one of beach_bar's 102 noise paths"),
+        (dict(algo="ippo", noise="sample", paths=8), "paths= is not used by ippo"),
         (
             dict(game=mfax.make("beach_bar", num_states=10), iteration=3),
             "'iteration' is neither an argument of solve nor a parameter of game 'beach_bar'; solve's arguments: "

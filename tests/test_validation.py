@@ -298,7 +298,10 @@ def test_a_replay_batch_beyond_the_memory_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--algo", "ippo", "--paths", "500"], "--paths is not used by ippo: each iteration samples --hp num_envs"),
+        (
+            ["--algo", "ippo", "--paths", "500"],
+            "--paths is not used by ippo: each iteration samples num_envs=16 populations (a hyper-parameter)",
+        ),
         (["--algo", "momd", "--noise", "sample", "--paths", "3"], "--paths is not used by momd"),
         (["--algo", "rspg", "--paths", "64"], "--paths is not used with exact noise: every one of beach_bar's 102"),
         (["--algo", "fp", "--noise", "exact", "--eval-paths", "3"], "--eval-paths is not used with exact noise"),

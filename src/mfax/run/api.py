@@ -47,7 +47,7 @@ from mfax.games.validate import rebuilt
 from mfax.run import plots
 from mfax.run.cache import enable_compilation_cache
 from mfax.run.columns import METRIC_COLUMNS
-from mfax.run.config import TrainConfig, check_lr_used, from_dict, resolve
+from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
 from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
 
@@ -284,6 +284,7 @@ def solve(
         eval_every=eval_every,
         eval_paths=eval_paths,
     )
+    check_paths_used(config, paths is not None, eval_paths is not None, ("paths=", "eval_paths="))
     stop = _Stop(target, time_budget, callback, started)
     if out is not None:
         run = RunDir(out)

@@ -233,27 +233,30 @@ def _check_memory(config: TrainConfig, game) -> None:
     require(need, what, f"use {knobs}, fewer --seeds / learning rates / swept values, or smaller --hp network sizes")
 
 
-def check_paths_used(config: TrainConfig, paths: bool, eval_paths: bool) -> None:
+def check_paths_used(
+    config: TrainConfig, paths: bool, eval_paths: bool, names: tuple[str, str] = ("--paths", "--eval-paths")
+) -> None:
     """``--paths`` / ``--eval-paths`` given (``paths``, ``eval_paths``) where the resolved
     ``config`` does not use them: one line (they were recorded in config.json as if used).
     The model-free solvers sample their own populations, each with its own noise path;
     enumerated (exact) noise computes every path of the support, in training and in the
-    evaluation. Like :func:`check_lr_used`, checked where a user gives a new configuration."""
+    evaluation. Like :func:`check_lr_used`, checked where a user gives a new configuration;
+    ``names``: how the user gave them (the command's options, or ``solve``'s arguments)."""
     game = make(config.game, **config.param_sets[0])
     exact = exact_noise(game, config.noise)
     name = short_name(config.algo)
     if paths and samples_populations(config.hparams):
         raise GameError(
-            f"--paths is not used by {name}: each iteration samples --hp num_envs populations "
-            f"({config.hparams['num_envs']}), each with its own noise path"
+            f"{names[0]} is not used by {name}: each iteration samples num_envs={config.hparams['num_envs']} "
+            f"populations (a hyper-parameter), each with its own noise path"
         )
     if exact is None:
         return
-    flag = "--paths" if paths else "--eval-paths" if eval_paths else None
+    flag = names[0] if paths else names[1] if eval_paths else None
     if flag is not None:
         raise GameError(
             f"{flag} is not used with exact noise: every one of {game.name}'s {exact.num_paths} noise paths is "
-            f"computed (--noise sample draws paths)"
+            f"computed (sampled noise draws paths)"
         )
 
 

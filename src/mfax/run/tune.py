@@ -52,7 +52,7 @@ from mfax import params as params_mod
 from mfax.errors import GameError
 from mfax.games import Game
 from mfax.run import api
-from mfax.run.config import LR_SEARCH, TrainConfig, game_defaults
+from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
 from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
 from mfax.run.train import TrainingDiverged
 from mfax.solvers import solver_spec
@@ -524,6 +524,7 @@ def tune(
         hparams=fixed_hp,
         lr=None if lr is None else [lr],
     )
+    check_paths_used(config, paths is not None, eval_paths is not None)
     if config.swept():
         raise GameError(
             f"tune trains one game; game parameter(s) {', '.join(config.swept())} have several values (a sweep)"
