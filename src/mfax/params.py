@@ -112,6 +112,14 @@ SEED_MAX = 2**32 - 1  # a PRNG seed (jax.random.key, numpy's and Optuna's sample
 FLOAT32_MAX = 3.4028234663852886e38  # a float parameter must fit the float32 a run computes in
 
 
+def is_integer_from(value: Any, low: int) -> bool:
+    """Whether ``value`` is an integer (Python or numpy; not a bool, not a float) ``>= low``:
+    a count, a size or an index a user gave."""
+    import numpy as np
+
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
+
+
 def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
     """Check a value against the type of the field's default; ints widen to floats;
     NaN and infinities are refused (no parameter means anything by them)."""

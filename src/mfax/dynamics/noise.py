@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from mfax import params
 from mfax.errors import GameError
 from mfax.games.base import Game, Noise, NoiseSupport
 
@@ -39,7 +40,7 @@ class NoiseBatch(NamedTuple):
 
 def sample_noise(game: Game, key: PRNGKeyArray, num_paths: int) -> NoiseBatch:
     """``num_paths`` independent draws of the common noise (and random reset)."""
-    if isinstance(num_paths, bool) or not isinstance(num_paths, int | np.integer) or num_paths < 1:
+    if not params.is_integer_from(num_paths, 1):
         raise GameError(f"the number of noise paths must be an integer >= 1, got {num_paths!r}")
     noise = jax.vmap(game.sample_noise)(jax.random.split(key, num_paths))
     return NoiseBatch(noise, jnp.full(num_paths, 1.0 / num_paths), exact=False)

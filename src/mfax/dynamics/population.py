@@ -13,10 +13,9 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from mfax import compiling
+from mfax import compiling, params
 from mfax.dynamics.pushforward import Trajectory, forward_scan
 from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
@@ -85,7 +84,7 @@ def sample_actions(key: PRNGKeyArray, probs: Float[Array, "n m"], agents) -> Int
 
 def check_agents(num_agents: Any) -> None:
     """A number of agents is an integer >= 1 (zero agents have no histogram: NaN)."""
-    if isinstance(num_agents, bool) or not isinstance(num_agents, int | np.integer) or num_agents < 1:
+    if not params.is_integer_from(num_agents, 1):
         raise GameError(f"num_agents must be an integer >= 1, got {num_agents!r}")
 
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from mfax import compiling
+from mfax import compiling, params
 from mfax.errors import GameError
 from mfax.games.base import Game, Kernel, Noise, prefix_groups, reward_matrix
 from mfax.policies.base import Policy
@@ -314,7 +314,7 @@ def batch_prefix(game: Game, noise: Noise) -> Prefix | None:
     shared start and some paths share it (``None`` otherwise), built on the host: the
     first path of each group represents it."""
     until = game.shared_until
-    if isinstance(until, bool) or not isinstance(until, int | np.integer) or until < 0:
+    if not params.is_integer_from(until, 0):
         raise GameError(f"game {game.name!r}: shared_until must be an integer >= 0, got {until!r}")
     if until == 0:
         return None

@@ -494,9 +494,14 @@ def _outputs(game: Game, key, horizon: int, skip: frozenset, path=None, support=
     out = {"noise": noise, "initial_mean_field": mu, **{k: f() for k, f in probes.items() if k not in skip}}
     if "paths_off" not in skip:
         if support is None:
-            support = jax.vmap(game.sample_noise)(jax.random.split(jax.random.fold_in(key, 1), SAMPLED_PATHS))
+            support = _sampled_paths(game, key)
         out["paths_off"] = jax.lax.map(lambda z: _path_off(game, z, horizon), support)
     return out
+
+
+def _sampled_paths(game: Game, key):
+    """The :data:`SAMPLED_PATHS` paths a game without a small finite support is scanned on."""
+    return jax.vmap(game.sample_noise)(jax.random.split(jax.random.fold_in(key, 1), SAMPLED_PATHS))
 
 
 def _path_off(game: Game, noise, horizon: int) -> jax.Array:
@@ -581,8 +586,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
         if not here:
             index = int(np.argmax(off))
             if source is None:
-                keys = jax.random.split(jax.random.fold_in(_key(key), 1), SAMPLED_PATHS)
-                source = jax.vmap(game.sample_noise)(keys)
+                source = _sampled_paths(game, _key(key))
             path, out["path"] = jax.tree.map(lambda x: jnp.asarray(x[index]), source), f"{what_path} {index}"
             values = program(traced, key, frozenset({*skip, "paths_off"}), path, None)
     out.update(jax.device_get({k: v for k, v in values.items() if k != "reads"}))

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from mfax import params
 from mfax.errors import GameError
 from mfax.games.base import Game, refuse_concrete_bases
 from mfax.games.validate import distribution_error
@@ -59,7 +60,7 @@ class Policy(eqx.Module):
 
 
 def _count(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+    if not params.is_integer_from(value, 1):
         raise GameError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
@@ -88,7 +89,7 @@ class FixedAction(Policy):
         _count("FixedAction", "n_states", self.n_states)
         _count("FixedAction", "n_actions", self.n_actions)
         a = self.action
-        if isinstance(a, bool) or not isinstance(a, int | np.integer) or not 0 <= a < self.n_actions:
+        if not (params.is_integer_from(a, 0) and a < self.n_actions):
             raise GameError(f"FixedAction: action must be an index in 0..{self.n_actions - 1}, got {a!r}")
 
     def __call__(self, carry, obs, t):

@@ -518,7 +518,7 @@ class Result:
         return plots.exploitability_figure(rows, self.config)
 
     def _paths(self, num_paths: int):
-        if isinstance(num_paths, bool) or not isinstance(num_paths, int | np.integer) or num_paths < 1:
+        if not params_mod.is_integer_from(num_paths, 1):
             raise GameError(f"num_paths must be an integer >= 1 (paths to plot), got {num_paths!r}")
         return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
 

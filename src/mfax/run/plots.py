@@ -137,7 +137,7 @@ def run_label(row: dict, config=None) -> str:
     lr = "" if row.get("lr") is None else f", lr {row['lr']:g}"
     swept = {} if config is None else config.swept()
     own = config.run_params(row["run"]) if swept else {}
-    values = "".join(f", {k} {own[k]:g}" if isinstance(own[k], int | float) else f", {k} {own[k]}" for k in swept)
+    values = "".join(f", {k} {own[k]:g}" if isinstance(own[k], float) else f", {k} {own[k]}" for k in swept)
     return f"run {row['run']} (seed {row['seed']}{lr}{values})"
 
 

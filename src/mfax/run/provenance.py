@@ -126,9 +126,7 @@ def record(path: Path, float64: bool, resumed_at: int | None = None) -> None:
         data.setdefault("resumed", []).append({"iteration": resumed_at, **current})
     else:
         return
-    from mfax.run.rundir import _replace_with  # a per-process temporary file, one-line OS errors
-
-    _replace_with(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    _write(path, data)
 
 
 def record_schedule(path: Path, start: int, previous: int, planned: int) -> list[dict[str, int]]:
@@ -147,7 +145,12 @@ def record_schedule(path: Path, start: int, previous: int, planned: int) -> list
     if not stretches or stretches[-1].get("planned") != planned:
         stretches.append({"from": start, "planned": planned})
     data["schedule"] = stretches
-    from mfax.run.rundir import _replace_with
+    _write(path, data)
+    return stretches
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Replace provenance.json by ``data``."""
+    from mfax.run.rundir import _replace_with  # a per-process temporary file, one-line OS errors
 
     _replace_with(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-    return stretches
