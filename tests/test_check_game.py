@@ -82,6 +82,30 @@ class RowsSumToHalfMidway(SISDelegate):
         return k._replace(prob=k.prob.at[1, 0].multiply(jnp.where(t == 3, 0.5, 1.0)))
 
 
+class RowsLeakAwayFromMu0(SISDelegate):
+    """Rows normalised right only at the initial mean field (a normaliser computed from
+    ``mu_0``, say): every check at ``mu_0`` passes, and the population loses mass as soon
+    as its distribution moves, from the first step on."""
+
+    name: ClassVar[str] = "rows_leak_away_from_mu0"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        moved = jnp.max(jnp.abs(mu - self.initial_mean_field(noise))) > 1e-3
+        return k._replace(prob=k.prob.at[1, 0].multiply(jnp.where(moved, 0.5, 1.0)))
+
+
+class NaNRewardAwayFromMu0(SISDelegate):
+    """A reward dividing by a mass that ``mu_0`` keeps away from zero only at ``t = 2``."""
+
+    name: ClassVar[str] = "nan_reward_away_from_mu0"
+
+    def reward(self, mu, mu_next, noise, t):
+        r = super().reward(mu, mu_next, noise, t)
+        moved = jnp.max(jnp.abs(mu - self.initial_mean_field(noise))) > 1e-3
+        return r.at[0, 1].set(jnp.where(moved & (t == 2), jnp.nan, r[0, 1]))
+
+
 class IndexOutOfRangeMidway(SISDelegate):
     name: ClassVar[str] = "index_out_of_range_midway"
 
@@ -220,6 +244,13 @@ DEFECTS = [
         "second kernel stage row (j=1) at t=0 sums to 0.5",
     ),
     (RowsSumToHalfMidway, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=3 sums to 0.5"),
+    (
+        RowsLeakAwayFromMu0,
+        {"kernel.probabilities_sum_to_one"},
+        "kernel row (s=1, a=0) at t=0 at the second mean field (mu_0 mixed half and half with a fixed full-support "
+        "distribution) sums to 0.5",
+    ),
+    (NaNRewardAwayFromMu0, {"reward.finite"}, "reward at t=2 at the second mean field (mu_0 mixed"),
     (IndexOutOfRangeMidway, {"kernel.indices_in_range"}, "kernel index at (s=1, a=1, k=0) at t=3 is 2; states"),
     (NaNRewardMidway, {"reward.finite"}, "reward at t=3 is nan at (s=1, a=0)"),
     (NegativeProbability, {"kernel.probabilities_nonnegative"}, "kernel row (s=0, a=1) at t=0 has a negative entry"),

@@ -20,9 +20,14 @@ The checks, with ``mu_0`` the initial mean field of one noise path and the funct
 evaluated at ``mu_t = mu_{t+1} = mu_0``, the kernel at ``t = 0`` and ``t = T - 1``, the
 reward at ``t = 0`` and the terminal reward at ``t = T - 1``, and at the first other
 ``t`` whose kernel or reward shows something they refuse (every ``t`` is summarised in
-the same program; a defect at other mean fields is not seen). The noise path is the one
+the same program). Every ``t`` is summarised at a second mean field too,
+:func:`second_mean_field` (``mu_0`` mixed half and half with a fixed distribution that
+puts mass on every state): a kernel or reward that is only defective away from
+``mu_0`` (a row normalised by a share that ``mu_0`` happens to fix, a division by a
+mass ``mu_0`` keeps away from zero) is then checked in full there, and the failure
+says "at the second mean field". Other mean fields are not seen. The noise path is the one
 drawn from the key, unless another shows a defect it does not: the initial mean field,
-and the kernel and reward at every ``t`` at it, are summarised on every path of a finite
+and the kernel and reward at every ``t`` at both mean fields, are summarised on every path of a finite
 support of at most :data:`SUPPORT_PATHS` paths (else on :data:`SAMPLED_PATHS` sampled
 paths), one after another in the same program, and the first path that shows one is
 checked in full and named in the failure (``on noise support path 16``). The report
@@ -423,6 +428,39 @@ def _start(game: Game, key, noise=None):
     return noise, game.initial_mean_field(noise)
 
 
+class When(NamedTuple):
+    """Where a kernel or a reward was checked in full: the date ``t``, at ``mu_0`` or at
+    :func:`second_mean_field` (``second``)."""
+
+    t: int
+    second: bool = False
+
+    @property
+    def label(self) -> str:
+        return f" at t={self.t}" + (SECOND_LABEL if self.second else "")
+
+
+SECOND_LABEL = " at the second mean field (mu_0 mixed half and half with a fixed full-support distribution)"
+
+
+def second_mean_field(mu: jax.Array) -> jax.Array:
+    """``(mu + d) / 2`` with ``d_s`` proportional to ``1 + frac((s + 1) phi)``
+    (``phi = (sqrt 5 - 1) / 2``): a mean field away from ``mu_0`` with mass on every
+    state, the same for every game of ``n`` states (no key: a failure reproduces)."""
+    n = mu.shape[0]
+    spread = 1.0 + jnp.mod((jnp.arange(n) + 1.0) * ((math.sqrt(5.0) - 1.0) / 2.0), 1.0)
+    return 0.5 * mu + 0.5 * (spread / jnp.sum(spread)).astype(mu.dtype)
+
+
+def _steps_off(game: Game, noise, mu, horizon: int) -> jax.Array:
+    """``(T, 2)``: whether the kernel or the reward at each ``t`` shows a defect at
+    ``mu`` (column 0) and at :func:`second_mean_field` of it (column 1)."""
+    fields = (mu, second_mean_field(mu))
+    return jax.lax.map(
+        lambda t: jnp.stack([_step_off(game, noise, u, t) for u in fields]), jnp.arange(horizon, dtype=jnp.int32)
+    )
+
+
 def _step_probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], Any]]:
     """The functions of the mean field and the noise, each at the times it is checked."""
     last = jnp.int32(horizon - 1)
@@ -432,15 +470,13 @@ def _step_probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], 
         "terminal_reward": lambda: game.terminal_reward(mu, mu, noise, last),
         "observation": lambda: {t: game.observation(mu, noise, jnp.int32(t)) for t in (0, horizon)},
         "aggregates": lambda: {t: game.aggregates(mu, noise, jnp.int32(t)) for t in (0, horizon)},
-        # every other t, summarised: the first that shows something is then checked in full
-        "every_step": lambda: jax.lax.map(
-            lambda t: _step_off(game, noise, mu, t), jnp.arange(horizon, dtype=jnp.int32)
-        ),
+        # every t at both mean fields, summarised: the first that shows something is then checked in full
+        "every_step": lambda: _steps_off(game, noise, mu, horizon),
     }
 
 
 def _step_off(game: Game, noise, mu, t) -> jax.Array:
-    """Whether the kernel or the reward at ``t`` (at ``mu_0``) shows what the kernel and
+    """Whether the kernel or the reward at ``t`` (at ``mu``) shows what the kernel and
     reward checks refuse: a non-finite, negative or unnormalised row, an index out of
     range, a non-finite reward (a defect at a middle step passed the checks at
     ``t = 0`` and ``T - 1`` and lost or created mass)."""
@@ -457,9 +493,11 @@ def _step_off(game: Game, noise, mu, t) -> jax.Array:
     return off | ~jnp.all(jnp.isfinite(reward_matrix(game, mu, mu, noise, t)))
 
 
-def _at_step(game: Game, key, t, path=None):
-    """The kernel and the reward at ``t`` (at ``mu_0``), to check in full."""
+def _at_step(game: Game, key, t, path=None, second: bool = False):
+    """The kernel and the reward at ``t`` (at ``mu_0``, or at its :func:`second_mean_field`),
+    to check in full."""
     noise, mu = _start(game, key, path)
+    mu = second_mean_field(mu) if second else mu
     return game.kernel(mu, noise, t), reward_matrix(game, mu, mu, noise, t)
 
 
@@ -506,11 +544,11 @@ def _sampled_paths(game: Game, key):
 
 def _path_off(game: Game, noise, horizon: int) -> jax.Array:
     """Whether the initial mean field of a noise path, or the kernel or the reward at any
-    ``t`` (at that ``mu_0``, :func:`_step_off`) shows what the checks refuse."""
+    ``t`` (at that ``mu_0`` or its second mean field, :func:`_steps_off`) shows what the
+    checks refuse."""
     noise, mu = _start(game, None, noise)
     off = ~jnp.all(jnp.isfinite(mu)) | jnp.any(mu < -TOLERANCE) | (jnp.abs(jnp.sum(mu) - 1.0) > TOLERANCE)
-    steps = jax.lax.map(lambda t: _step_off(game, noise, mu, t), jnp.arange(horizon, dtype=jnp.int32))
-    return off | jnp.any(steps)
+    return off | jnp.any(_steps_off(game, noise, mu, horizon))
 
 
 def _scan_source(game: Game) -> tuple[Any, str, str]:
@@ -525,7 +563,8 @@ def _scan_source(game: Game) -> tuple[Any, str, str]:
     else:
         whole = "no finite support" if size is None else f"a support of {size} paths"
         words, what, paths = f"{SAMPLED_PATHS} sampled noise paths (the noise has {whole})", "sampled noise path", None
-    return paths, f"{words}: the initial mean field, and the kernel and the reward at every t at it", what
+    covered = "the initial mean field, and the kernel and the reward at every t at it and at the second mean field"
+    return paths, f"{words}: {covered}", what
 
 
 def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, str]]:
@@ -592,13 +631,18 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     out.update(jax.device_get({k: v for k, v in values.items() if k != "reads"}))
     if "reads" in values:
         out["reads"] = values["reads"]
+    if "kernel" in out:
+        out["kernel"] = {When(t): kernel for t, kernel in out["kernel"].items()}
     steps = out.pop("every_step", None)
-    middle = [] if steps is None else [int(t) for t in np.flatnonzero(np.asarray(steps)) if 0 < t < horizon - 1]
-    if middle and "kernel" in out:  # the first other t that shows something: checked in full
-        t = middle[0]
-        kernel, reward = eqx.filter_jit(lambda g, k, t, z: _at_step(g, _key(k), t, z))(traced, key, jnp.int32(t), path)
-        out["kernel"] = {**out["kernel"], t: jax.device_get(kernel)}
-        out["reward_at"] = (t, jax.device_get(reward))
+    # the first (t, mean field) that shows something and was not checked in full already
+    shown = [] if steps is None else [When(int(t), bool(u)) for t, u in np.argwhere(np.asarray(steps))]
+    other = [w for w in shown if w.second or 0 < w.t < horizon - 1]
+    if other and "kernel" in out:
+        when = other[0]
+        at_step = eqx.filter_jit(lambda g, k, t, z, second: _at_step(g, _key(k), t, z, second))
+        kernel, reward = at_step(traced, key, jnp.int32(when.t), path, when.second)
+        out["kernel"] = {**out["kernel"], when: jax.device_get(kernel)}
+        out["reward_at"] = (when, jax.device_get(reward))
     return out, broken
 
 
@@ -732,31 +776,31 @@ def _mean_field(mu) -> str:
     return ""
 
 
-def _stages(kernels: dict[int, Kernel]):
+def _stages(kernels: dict[When, Kernel]):
     """``(what, index, prob, names, at)`` for each stage of each checked kernel."""
-    for t, kernel in sorted(kernels.items()):
-        at = f" at t={t}"
+    for when, kernel in sorted(kernels.items()):
+        at = when.label
         yield "kernel", _array(kernel.index), _array(kernel.prob), ("s", "a"), at, kernel.then is not None
         if kernel.then is not None:
             yield "second kernel stage", _array(kernel.then.index), _array(kernel.then.prob), ("j",), at, False
 
 
-def _kernel_shapes(kernels: dict[int, Kernel], n: int, m: int) -> str:
-    for t, kernel in sorted(kernels.items()):
+def _kernel_shapes(kernels: dict[When, Kernel], n: int, m: int) -> str:
+    for when, kernel in sorted(kernels.items()):
         if not isinstance(kernel, Kernel):
             _fail(f"kernel must return a Kernel, got {type(kernel).__name__}")
         index, prob = np.shape(kernel.index), np.shape(kernel.prob)
         if len(index) != 3 or index[:2] != (n, m) or prob != index:
-            _fail(f"kernel index and prob must both have shape ({n}, {m}, K), got {index} and {prob} at t={t}")
+            _fail(f"kernel index and prob must both have shape ({n}, {m}, K), got {index} and {prob}{when.label}")
         if kernel.then is not None:
             mid, mid_prob = np.shape(kernel.then.index), np.shape(kernel.then.prob)
             if len(mid) != 2 or mid_prob != mid:
                 _fail(f"second kernel stage index and prob must both have shape (n_mid, K2), got {mid} and {mid_prob}")
-    kernel = kernels[0]
+    kernel = kernels[min(kernels)]
     return f"{np.shape(kernel.index)}" + ("" if kernel.then is None else f" then {np.shape(kernel.then.index)}")
 
 
-def _kernel_dtypes(kernels: dict[int, Kernel]) -> str:
+def _kernel_dtypes(kernels: dict[When, Kernel]) -> str:
     for what, index, prob, _, at, _ in _stages(kernels):
         if index.dtype != np.int32:
             _fail(f"{what} indices{at} must be int32, got {index.dtype}")
@@ -765,7 +809,7 @@ def _kernel_dtypes(kernels: dict[int, Kernel]) -> str:
     return ""
 
 
-def _probabilities_finite(kernels: dict[int, Kernel]) -> str:
+def _probabilities_finite(kernels: dict[When, Kernel]) -> str:
     for what, _, prob, names, at, _ in _stages(kernels):
         _finite(prob, f"{what} probability{at}", (*names, "k"))
     return ""
@@ -775,21 +819,21 @@ def _row(names: tuple[str, ...], at: str):
     return lambda i: f" {_where(i, names)}{at}" if i else at
 
 
-def _probabilities_nonnegative(kernels: dict[int, Kernel]) -> str:
+def _probabilities_nonnegative(kernels: dict[When, Kernel]) -> str:
     for what, _, prob, names, at, _ in _stages(kernels):
         _negative(prob, f"{what} row", _row(names, at))
     return ""
 
 
-def _probabilities_sum(kernels: dict[int, Kernel]) -> str:
+def _probabilities_sum(kernels: dict[When, Kernel]) -> str:
     for what, _, prob, names, at, _ in _stages(kernels):
         _sum_to_one(prob, f"{what} row", _row(names, at))
     return ""
 
 
-def _indices_in_range(kernels: dict[int, Kernel], n: int) -> str:
-    for t, kernel in sorted(kernels.items()):
-        at = f" at t={t}"
+def _indices_in_range(kernels: dict[When, Kernel], n: int) -> str:
+    for when, kernel in sorted(kernels.items()):
+        at = when.label
         stages = [("kernel", _array(kernel.index), n, ("s", "a"), "states")]
         if kernel.then is not None:
             n_mid = np.shape(kernel.then.index)[0]
@@ -808,8 +852,8 @@ def _indices_in_range(kernels: dict[int, Kernel], n: int) -> str:
 def _rewards(get, horizon: int) -> tuple[tuple[str, Any], ...]:
     out = [("reward at t=0", get("reward")), (f"terminal reward at t={horizon - 1}", get("terminal_reward"))]
     try:
-        t, reward = get("reward_at")  # another t where something showed (_step_off)
-        out.append((f"reward at t={t}", reward))
+        when, reward = get("reward_at")  # another t or mean field where something showed (_steps_off)
+        out.append((f"reward{when.label}", reward))
     except _Skipped:
         pass
     return tuple(out)
