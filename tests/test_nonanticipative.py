@@ -24,6 +24,7 @@ import mfax
 from conftest import random_policy_table, slow
 from mfax.dynamics import enumerate_noise, rollout_batch
 from mfax.evaluation import evaluate
+from mfax.evaluation.exploitability import info_consistent_exact
 from mfax.evaluation.nonanticipative import (
     dense_kernels,
     nonanticipative_best_response_return,
@@ -32,7 +33,7 @@ from mfax.evaluation.nonanticipative import (
 from mfax.games.base import Game, NoiseSupport
 from mfax.games.kernels import dense_kernel
 from mfax.params import param
-from mfax.policies import FixedAction, Tabular
+from mfax.policies import FixedAction, Tabular, Uniform
 from mfax.run.cli import app
 
 # A lockdown: everybody stays home (action 1) and home is safe (home_factor 0), so the
@@ -154,15 +155,48 @@ def test_information_consistent_is_the_gain_of_a_deviation_below_nonanticipative
     ],
 )
 def test_own_history_uninformative_games_nonanticipative_equals_information_consistent(name, params):
-    """Random time-indexed population policies; float64 throughout."""
+    """Random time-indexed population policies; float64 throughout. Beach bar declares
+    its own history uninformative; on linear-quadratic the public mean shows the shift
+    under these policies, which the certificate sees on the paths."""
     with jax.enable_x64(True):
         game = mfax.make(name, **params)
-        result, na = _figures(game, Tabular(random_policy_table(jax.random.key(3), game)))
+        policy = Tabular(random_policy_table(jax.random.key(3), game))
+        result, na = _figures(game, policy)
+        exact = info_consistent_exact(game, policy, enumerate_noise(game))
     info, per_path = result.best_response_return_info, result.best_response_return
     assert info <= na + 1e-9 and na <= per_path + 1e-9
     assert per_path - info > 1e-3  # the noise matters: the two published figures differ
-    assert not game.own_history_informative
+    assert exact and game.own_history_informative == (name == "linear_quadratic")
     assert na == pytest.approx(info, abs=1e-9)
+
+
+# Everybody moves +3 on 3 states: the whole population sits on the top state under both
+# shifts, so the public mean never shows z; an agent's own clipped move does.
+PRESSED = {"num_states": 3, "max_action": 3, "horizon": 3, "rho": 1.0, "shift": 1.0, "shift_until": 3}
+
+
+def test_linear_quadratic_pressed_against_a_grid_end_is_a_lower_bound():
+    """The reviewer's case: it was called exact (the game declared its own history
+    uninformative) while the non-anticipative figure is 0.0588 above it."""
+    with jax.enable_x64(True):
+        game = mfax.make("linear_quadratic", shift_from=10, **PRESSED)
+        policy = FixedAction(3, 7, 6)
+        result, na = _figures(game, policy)
+        exact = info_consistent_exact(game, policy, enumerate_noise(game))
+        uniform_exact = info_consistent_exact(game, Uniform(3, 7), enumerate_noise(game))
+    assert na - result.policy_return == pytest.approx(7.610867, abs=1e-6)
+    assert result.exploitability_info == pytest.approx(7.552117, abs=1e-6)
+    assert not exact and uniform_exact  # the uniform population's mean does show the shift
+    out = CliRunner().invoke(
+        app,
+        [
+            *["eval", "--game", "linear_quadratic", *[f"--set={k}={v}" for k, v in PRESSED.items()]],
+            *["--set=shift_from=10", "--policy", "action:6", "--noise", "exact", "--x64", "--json"],
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "for linear_quadratic a lower bound" in out.output and "exact for" not in out.output
+    assert json.loads(out.output.strip().splitlines()[-1])["exploitability_info_exact"] is False
 
 
 def test_oracle_with_every_path_public_is_the_per_path_best_response():
@@ -190,11 +224,19 @@ def test_oracle_refuses_sampled_noise():
         nonanticipative_best_response_return(game, FixedAction(2, 2, 1), batch)
 
 
-@pytest.mark.parametrize(("name", "exact"), [("sis", False), ("beach_bar", True)])
-def test_eval_says_whether_information_consistent_is_exact(name, exact):
-    args = ["eval", "--game", name, "--set", "horizon=2", "--json"]
-    if name == "beach_bar":
-        args += ["--set", "num_states=5"]
+@pytest.mark.parametrize(
+    ("name", "extra", "exact"),
+    [
+        # the lockdown hides the regime from the reports, not from an agent's own infection
+        ("sis", ["--set", "home_factor=0", "--policy", "action:1"], False),
+        # sis declares its own history informative, but the uniform population's reports
+        # show the regime on every path: certified exact there
+        ("sis", [], True),
+        ("beach_bar", ["--set", "num_states=5"], True),  # declared
+    ],
+)
+def test_eval_says_whether_information_consistent_is_exact(name, extra, exact):
+    args = ["eval", "--game", name, "--set", "horizon=2", "--json", *extra]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
     assert "per path: the deviator knows the whole noise path in advance" in out.output

@@ -90,10 +90,16 @@ class LinearQuadratic(Game):
 
     @property
     def own_history_informative(self) -> bool:
-        """``False``: the shift moves the whole population, so the public mean reveals
-        whatever an agent's own move reveals about ``z`` (unless the whole population
-        sits pressed against a grid end, where clipping hides the shift)."""
-        return False
+        """``True`` while the common shift acts (``common_noise`` and a non-zero
+        ``sigma rho shift``): it moves the whole population, and the public mean usually
+        shows it, but not always: with the population pressed against a grid end,
+        clipping hides the shift from the mean and not from an agent's own move, and the
+        rounding of a half-integer shift can hide it too. Where the mean does show it,
+        :func:`~mfax.evaluation.exploitability.public_history_shows_own` certifies the
+        information-consistent figure exact on the paths evaluated. For games stacked on
+        a run axis: whether it holds for any of them."""
+        moves = np.any(np.not_equal(np.asarray(self.sigma) * np.asarray(self.rho) * np.asarray(self.shift), 0.0))
+        return bool(self.common_noise) and bool(moves)
 
     def state_features(self):
         return jnp.arange(self.num_states, dtype=float)[:, None] / (self.num_states - 1)

@@ -206,16 +206,17 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
-def info_exact(game, batch) -> bool:
-    """Whether the information-consistent exploitability is exact: the game's figure is
-    (:func:`~mfax.evaluation.exploitability.info_consistent_exact`) and the noise is
-    enumerated; on sampled paths it treats them as the whole noise support."""
+def info_exact(game, batch, policy=None) -> bool:
+    """Whether the information-consistent exploitability of ``policy`` is exact: the
+    game's figure is (:func:`~mfax.evaluation.exploitability.info_consistent_exact`, by
+    its declaration or, given the policy, on these paths) and the noise is enumerated; on
+    sampled paths it treats them as the whole noise support."""
     from mfax.evaluation.exploitability import info_consistent_exact
 
-    return bool(batch.exact) and info_consistent_exact(game)
+    return bool(batch.exact) and info_consistent_exact(game, policy, batch)
 
 
-def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
+def _print_evaluation(title: str, result, batch, seconds: float, game, policy) -> None:
     from mfax.evaluation.exploitability import info_consistent_exact
 
     info = result.exploitability_info
@@ -226,12 +227,12 @@ def _print_evaluation(title: str, result, batch, seconds: float, game) -> None:
     typer.echo("    per path: the deviator knows the whole noise path in advance")
     if info is not None:
         typer.echo("    information-consistent: it sees the public history and its own current state;")
-        if not info_consistent_exact(game):
+        if not info_consistent_exact(game, policy, batch):
             typer.echo(
                 f"      for {game.name} a lower bound: the exact gain of one such deviation "
-                "(its own past states can tell it more about the noise)"
+                "(its own past states may tell it more about the noise)"
             )
-        elif not info_exact(game, batch):
+        elif not batch.exact:
             typer.echo(
                 f"      for {game.name} computed on the {batch.num_paths} sampled paths as if they were the whole "
                 "noise support (exact only with --noise exact)"
@@ -419,7 +420,7 @@ def eval_command(
 
             moments = path_moments(g, pol, batch)
 
-    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g)
+    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g, pol)
     if moments is not None:
         _print_moments(moments, g.horizon)
     if bracket is not None:
@@ -427,7 +428,8 @@ def eval_command(
         if gain >= 0.0:
             why = (
                 f"a history-aware deviator trained {bracket.iterations} iterations gains this much; the"
-                " information-consistent exploitability lies between this lower bound and the per-path upper bound"
+                " non-anticipative exploitability lies between this lower bound and the per-path upper bound"
+                " (the information-consistent figure may lie below it)"
             )
         else:  # the exploitability is >= 0 anyway: a deviator that does worse bounds nothing
             why = (
@@ -444,7 +446,7 @@ def eval_command(
             "checkpoint_iteration": held,
             "noise": "exact" if batch.exact else "sample",
             **result.as_dict(),
-            "exploitability_info_exact": None if result.exploitability_info is None else info_exact(g, batch),
+            "exploitability_info_exact": None if result.exploitability_info is None else info_exact(g, batch, pol),
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }

@@ -237,7 +237,12 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option(help="weight of the new iterate in each update, in (0, 1] [oracle: 0.5, KS: 1]")
         ] = None,
         tol: Annotated[
-            float | None, typer.Option(help="stop when the iterate moves by less than this [oracle: 1e-8, KS: 1e-6]")
+            float | None,
+            typer.Option(
+                help="oracle: stop when the fixed-point gap max|p_new - p| is below this (or, the damping cut, "
+                "the damped move is); KS: when the re-estimated rule moves the forecasts by less "
+                "[oracle: 1e-8, KS: 1e-6]",
+            ),
         ] = None,
         max_iter: Annotated[int | None, typer.Option(help="largest number of updates [oracle: 2000, KS: 60]")] = None,
         hp: Annotated[

@@ -1,14 +1,18 @@
 """A learned, history-aware best response: a lower bound of the exploitability.
 
 The per-path best response knows the future noise, so it over-states the exploitability
-when noise is random (upper bound). A deviator that sees only public history (and its
-own state) can do no better than the information-consistent best response, so the gain
-of *any* such deviator is a lower bound. We train one by the same structural gradient
-(exact over individuals, autodiff through the backward recursion) against the fixed
+when noise is random (upper bound). A deviator that sees only the public history and its
+own current state is one non-anticipative deviation: it can do no better than the best
+non-anticipative one, so the gain of *any* such deviator is a lower bound of the
+non-anticipative exploitability. We train one by the same structural gradient (exact
+over individuals, autodiff through the backward recursion) against the fixed
 population: its mean-field path and observations are those the population policy
 generates, and the deviator's GRU reads those public observations only. For games with
-finite noise the exact information-consistent figure must fall inside
-``[learned lower bound, per-path upper bound]``.
+finite noise the non-anticipative exploitability lies in
+``[learned lower bound, per-path upper bound]``. The information-consistent figure is the
+gain of one particular deviation of that kind, not the best one where an agent's own
+state is evidence about hidden noise, so a learned deviator may gain more than it
+(``docs/algorithms/exploitability.md``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,9 @@ class MacroEquilibrium(NamedTuple):
         iterations: price updates made.
         residual: the fixed-point gap ``max_t |p_new - p|`` (over r and W) at the last
             iteration: 0 at an exact equilibrium.
-        move: how far the last update moved the price path, ``damping * residual``.
+        move: how far the last iteration moved the price path, ``damping * residual``;
+            0 when it did not move (it converged, stalled, or was the last allowed by
+            ``max_iter``: the prices returned are those whose ``residual`` is reported).
         damping: the damping in force at the end (halved whenever the gap grew).
         residuals: ``(iterations,)`` the gap of every iteration.
         converged: ``residual < tol`` (an equilibrium in pure policies to ``tol``). The
@@ -110,10 +112,17 @@ def induced_prices(game: Macro, r, wage, policy):
     return mus, r_new, w_new
 
 
-def _iterate(game: Macro, damping: float, tol: float, max_iter: int):
-    noise = MacroNoise(z=jnp.zeros(game.horizon + 1))
-    r0, w0 = game.prices(game.initial_mean_field(noise), jnp.zeros(()))
-    T = game.horizon
+HISTORY_CHUNK = 1024  # iterations per compiled loop: the gap history is kept per chunk
+
+
+def _iterate(game: Macro, damping: float, tol: float, max_iter, carry):
+    """Damped fixed-point iteration from ``carry`` until it converges, stalls or reaches
+    ``max_iter`` iterations in all, at most :data:`HISTORY_CHUNK` of them in this call
+    (the gap history, ``(HISTORY_CHUNK,)``, is this call's). The last iteration allowed
+    measures its gap and does not move: the prices returned are those whose gap is
+    reported."""
+    start = carry[0]
+    limit = jnp.minimum(start + HISTORY_CHUNK, max_iter)
 
     def update(r, wage):
         _, policy = best_response_to_prices(game, r, wage)
@@ -121,9 +130,9 @@ def _iterate(game: Macro, damping: float, tol: float, max_iter: int):
         return r_new, w_new
 
     def cond(c):
-        k, _, _, gap, move, step, _ = c
+        k, _, _, gap, move, step = c[:6]
         stalled = (move < tol) & (step < damping)
-        return (k < max_iter) & (gap >= tol) & ~stalled
+        return (k < limit) & (gap >= tol) & ~stalled
 
     def body(c):
         k, r, wage, gap_prev, _, step, history = c
@@ -133,14 +142,31 @@ def _iterate(game: Macro, damping: float, tol: float, max_iter: int):
         # gap stops shrinking the iteration is cycling across a flip, so damp harder
         step = jnp.where(gap > gap_prev, 0.5 * step, step)
         move = step * gap
-        done = (gap < tol) | ((move < tol) & (step < damping))
-        r = jnp.where(done, r, (1.0 - step) * r + step * r_new)
-        wage = jnp.where(done, wage, (1.0 - step) * wage + step * w_new)
-        return k + 1, r, wage, gap, move, step, history.at[k].set(gap)
+        hold = (gap < tol) | ((move < tol) & (step < damping)) | (k + 1 >= max_iter)
+        r = jnp.where(hold, r, (1.0 - step) * r + step * r_new)
+        wage = jnp.where(hold, wage, (1.0 - step) * wage + step * w_new)
+        return k + 1, r, wage, gap, jnp.where(hold, 0.0, move), step, history.at[k - start].set(gap)
 
+    return jax.lax.while_loop(cond, body, (*carry, jnp.full(HISTORY_CHUNK, jnp.nan)))
+
+
+def _iterations(game: Macro, damping: float, tol: float, max_iter: int):
+    """:func:`_iterate` chunk after chunk: ``(k, r, W, gap, move, step, gaps)``, memory
+    independent of ``max_iter``."""
+    r0, w0 = game.prices(game.initial_mean_field(MacroNoise(z=jnp.zeros(game.horizon + 1))), jnp.zeros(()))
+    T = game.horizon
     inf = jnp.asarray(jnp.inf)
-    init = (jnp.int32(0), jnp.full(T, r0), jnp.full(T, w0), inf, inf, jnp.asarray(damping), jnp.full(max_iter, jnp.nan))
-    return jax.lax.while_loop(cond, body, init)
+    carry = (jnp.int32(0), jnp.full(T, r0), jnp.full(T, w0), inf, inf, jnp.asarray(damping))
+    run = jax.jit(_iterate, static_argnums=(0, 1, 2))
+    gaps = []
+    while True:
+        start = int(carry[0])
+        *carry, history = run(game, damping, tol, jnp.int32(max_iter), tuple(carry))
+        k, gap, move, step = int(carry[0]), float(carry[3]), float(carry[4]), float(carry[5])
+        gaps.append(np.asarray(history)[: k - start])
+        stalled = step < damping and move < tol and gap >= tol
+        if k >= max_iter or gap < tol or stalled or k == start:
+            return (*carry, np.concatenate(gaps))
 
 
 def solve_macro(
@@ -164,9 +190,7 @@ def solve_macro(
     if not 1 <= max_iter <= INT32_MAX:
         raise GameError(f"max_iter must lie in 1..{INT32_MAX}, got {max_iter}")
     with jax.enable_x64(True):
-        k, r, wage, gap, move, step, history = jax.jit(_iterate, static_argnums=(0, 1, 2, 3))(
-            game, damping, tol, max_iter
-        )
+        k, r, wage, gap, move, step, history = _iterations(game, damping, tol, max_iter)
         value, policy = jax.jit(best_response_to_prices, static_argnums=0)(game, r, wage)
         mus, _, _ = jax.jit(induced_prices, static_argnums=0)(game, r, wage, policy)
         expl = None
@@ -183,7 +207,7 @@ def solve_macro(
             residual=float(gap),
             move=float(move),
             damping=float(step),
-            residuals=np.asarray(history)[:k],
+            residuals=history,
             converged=bool(gap < tol),
             exploitability=expl,
         )
