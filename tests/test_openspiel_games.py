@@ -375,3 +375,21 @@ def test_crowd_modelling_wind_is_a_common_shift_with_enumerated_gusts():
     gust = flat(jax.tree.map(lambda x: x[-1], support.noise))  # gusts at every step
     np.testing.assert_array_equal(np.asarray(gust.index), (np.asarray(calm.index) + 1) % 5)
     assert not mfax.make("openspiel.crowd_modelling").own_history_informative and game.own_history_informative
+
+
+def test_cpp_games_log_epsilon_is_the_float_openspiel_adds():
+    """OpenSpiel's C++ games declare ``constexpr float kEpsilon = 1e-25`` and add it to a
+    double: the double nearest the float nearest 1e-25, 1.0000000195414814e-25. mfax held
+    1.0000000180025095e-25 (no float32 at all): rewards at empty states were off by
+    1.5e-9 per unit of their weight."""
+    from mfax.games.openspiel.common import CPP_LOG_EPSILON
+
+    assert CPP_LOG_EPSILON == 1.0000000195414814e-25
+    with jax.enable_x64(True):
+        game = mfax.make("openspiel.crowd_modelling")
+        mu = jnp.zeros(game.n_states).at[0].set(1.0)
+        noise = game.sample_noise(jax.random.key(0))
+        reward = np.asarray(game.reward(mu, mu, noise, jnp.int32(0)))
+        full = np.asarray(game.reward(jnp.full(game.n_states, 1.0 / game.n_states), mu, noise, jnp.int32(0)))
+    # at an empty state the log term is -log(kEpsilon); where the mean field is uniform, -log(1/n)
+    np.testing.assert_allclose(reward[1] - full[1], -np.log(1.0000000195414814e-25) + np.log(1.0 / game.n_states))

@@ -129,3 +129,31 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     assert bad.exit_code == 2 and "cannot take several values" in bad.stderr
     assert not (tmp_path / "bad").exists()
     np.testing.assert_equal(len([line for line in bad.stderr.splitlines() if line.strip()]), 1)
+
+
+def test_the_figures_of_one_run_of_several_say_which(tmp_path, monkeypatch):
+    """Mean field, policy and the other per-run figures showed the best run of a sweep with
+    nothing saying which, chosen by comparing the exploitabilities of different games."""
+    from mfax.run import plots
+
+    out = tmp_path / "sweep"
+    config = TrainConfig(
+        game="linear_quadratic", algo="fp", iterations=2, eval_every=2, params={**GAME, "kappa": [0.5, 2.0]}
+    )
+    train(config, out, progress=False)
+    titles = {}
+    real = plots._save
+
+    def keep(fig, path, *args, **kwargs):
+        titles[path.stem] = fig.get_suptitle()
+        return real(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.plot_run(RunDir(out))
+    rows = RunDir(out).read_metrics()
+    best = min((r for r in rows if r["iteration"] == 2), key=lambda r: (r["exploitability"], r["run"]))
+    label = plots.run_label(best, resolve(config))
+    for name in ("mean_field", "policy"):
+        assert titles[name].startswith(f"{label} of 2: the lowest exploitability at iteration 2"), titles[name]
+        assert "different games" in titles[name]
+    assert not titles["exploitability"].startswith("run ")  # every run is in it, each labelled

@@ -108,3 +108,57 @@ def test_wandb_offline_run_resumes_the_same_run(tmp_path, monkeypatch):
     data = b"".join((run / f"run-{run_id}.wandb").read_bytes() for run in runs)
     for row in RunDir(out).read_metrics():
         assert json.dumps(row["exploitability"]).encode() in data, row
+
+
+SIGTERM_DURING_RECORD = """
+import os, signal, sys
+from mfax.run.config import TrainConfig
+from mfax.run.rundir import RunDir
+from mfax.run.train import train
+
+real, saves = RunDir.save_checkpoint, []
+
+def terminated(self, *args, **kwargs):
+    saves.append(1)
+    if len(saves) == 2:  # the step after the first chunk: its metrics are written, not its checkpoint
+        os.kill(os.getpid(), signal.SIGTERM)
+    real(self, *args, **kwargs)
+
+RunDir.save_checkpoint = terminated
+small = dict(obs_embed=16, gru_hidden=16, state_embed=8, aggregate_embed=8, mlp_width=16)
+config = TrainConfig(game="beach_bar", params={"num_states": 11, "horizon": 6}, iterations=8, eval_every=2,
+                     noise="exact", hparams=small, log_to=["tensorboard"])
+train(config, sys.argv[1], progress=False)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_sigterm_during_the_record_step_leaves_tensorboard_whole(tmp_path):
+    """A SIGTERM held over the record step then ended the process by its default action,
+    with the step's TensorBoard events still in the writer's queue: metrics.csv ended at
+    iteration 2 and TensorBoard had nothing at 2. It now ends the session with exit
+    status 143 after the trackers are closed."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_DURING_RECORD, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
+    run = RunDir(out)
+    rows = {row["iteration"]: row for row in run.read_metrics()}
+    assert sorted(rows) == [0, 2] and run.read_summary()["iterations"] == 2
+    logged = _events(out / "tensorboard" / "run0_seed0_lr0.001")
+    assert sorted(logged) == [0, 2]
+    assert all(logged[k]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6) for k, row in rows.items())
+
+
+def test_trackers_leave_out_figures_a_solver_does_not_have():
+    """IPPO's train_exploitability is NaN by design (null in metrics.jsonl): tensorboardX
+    printed "NaN or Inf found in input tensor" for it."""
+    row = {"iteration": 2, "exploitability": 1.5, "train_exploitability": float("nan"), "policy_return": None}
+    scalars = trackers._scalars(row)
+    assert scalars["exploitability"] == 1.5 and "train_exploitability" not in scalars and "policy_return" not in scalars

@@ -528,3 +528,18 @@ def test_summary_records_the_resolved_noise_and_compilation_over_every_session(t
     assert first["noise"] == "exact" and first["compile_s"] > 0  # what auto resolved to on this game
     resumed = train(TrainConfig(), out, resume=True, progress=False)
     assert resumed["noise"] == "exact" and resumed["compile_s"] >= first["compile_s"]
+
+
+def test_extending_a_solver_without_a_learning_rate_replans_nothing(tmp_path, capsys):
+    """FP/OMD do not read the planned total: the warning that config.json no longer
+    reproduces the run was false for them (the resumed OMD run equals a fresh one of the
+    new length bit for bit)."""
+    omd = dict(TINY_RUN, algo="omd", hparams={})
+    out, fresh = tmp_path / "run", tmp_path / "fresh"
+    train(TrainConfig(**omd, iterations=4), out, progress=False)
+    capsys.readouterr()
+    train(TrainConfig(), out, resume=True, progress=False, extend_to=6)
+    assert "replanned" not in capsys.readouterr().err
+    assert "schedule" not in json.loads(RunDir(out).provenance_path.read_text())
+    train(TrainConfig(**omd, iterations=6), fresh, progress=False)
+    assert RunDir(out).read_metrics()[-1]["exploitability"] == RunDir(fresh).read_metrics()[-1]["exploitability"]

@@ -227,15 +227,15 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, policy) -
     typer.echo("    per path: the deviator knows the whole noise path in advance")
     if info is not None:
         typer.echo("    information-consistent: it sees the public history and its own current state;")
-        if not info_consistent_exact(game, policy, batch):
+        if not batch.exact:
+            typer.echo(
+                f"      for {game.name} computed on the {batch.num_paths} sampled paths as if they were the whole "
+                "noise support: an estimate, neither exact nor a proven bound (--noise exact computes it)"
+            )
+        elif not info_consistent_exact(game, policy, batch):
             typer.echo(
                 f"      for {game.name} a lower bound: the exact gain of one such deviation "
                 "(its own past states may tell it more about the noise)"
-            )
-        elif not batch.exact:
-            typer.echo(
-                f"      for {game.name} computed on the {batch.num_paths} sampled paths as if they were the whole "
-                "noise support (exact only with --noise exact)"
             )
         else:
             typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
@@ -650,7 +650,7 @@ def train_command(
 
     from mfax.run.config import TrainConfig, from_dict, load_file, resolve
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.train import TrainingDiverged, train
+    from mfax.run.train import Terminated, TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
     if coordinator or num_processes is not None or process_id is not None or os.environ.get("MFAX_COORDINATOR"):
@@ -757,6 +757,9 @@ def train_command(
         except KeyboardInterrupt:
             typer.echo("\n" + interrupted_line(target), err=True)
             raise typer.Exit(130) from None
+        except Terminated as ended:  # SIGTERM held over a record step
+            typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)"), err=True)
+            raise typer.Exit(ended.code) from None
     if not main:
         return
     typer.echo(done_line(summary))
@@ -770,14 +773,15 @@ def train_command(
         typer.echo(json.dumps({"run": str(target.root), **summary}))
 
 
-def interrupted_line(run) -> str:
-    """What ``mfax train`` says when Ctrl-C ends it: the checkpoint kept, or that there is none yet."""
+def interrupted_line(run, what: str = "interrupted") -> str:
+    """What ``mfax train`` says when Ctrl-C (or a SIGTERM) ends it: the checkpoint kept, or
+    that there is none yet."""
     resume = f"`mfax train --resume {run.root}`"
     if run.has_checkpoint():
-        return f"interrupted; the last checkpoint is kept: continue with {resume}"
+        return f"{what}; the last checkpoint is kept: continue with {resume}"
     if run.is_run():
-        return f"interrupted; no checkpoint yet: {resume} starts the run again from iteration 0"
-    return "interrupted; no checkpoint yet: nothing was trained"
+        return f"{what}; no checkpoint yet: {resume} starts the run again from iteration 0"
+    return f"{what}; no checkpoint yet: nothing was trained"
 
 
 def _change(start: float | None, end: float | None) -> str:

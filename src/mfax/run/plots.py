@@ -55,9 +55,9 @@ def plot_run(
     """Write every plot of the run; returns the files written. ``consent``: the code
     outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`).
     ``curve_times``: the times of ``moment_curves.png`` (default: :func:`default_times`)."""
-    from mfax.run.train import load_policy
+    from mfax.run.train import load_policy_at
 
-    trainer, policy, r = load_policy(run, consent=consent)  # validates the run before anything is written
+    trainer, policy, r, held = load_policy_at(run, consent=consent)  # validates the run before anything is written
     game = trainer.game_of(r)
     if curve_times and not all(0 <= t <= game.horizon for t in curve_times):
         raise GameError(f"the times of the curves must lie in 0..{game.horizon} (the horizon T), got {curve_times}")
@@ -74,6 +74,16 @@ def plot_run(
         moments = path_moments(game, policy, trainer.eval_noise_of(r))
         figures["moments"] = moments_figure(game, moments)
         figures["moment_curves"] = moment_curves_figure(game, moments, curve_times)
+    if trainer.config.num_runs > 1:  # the figures of one run: say which, and how it was picked
+        row = next(row for row in run.read_metrics() if row["run"] == r and row["iteration"] == held)
+        which = f"{run_label(row, trainer.config)} of {trainer.config.num_runs}: the lowest exploitability at "
+        which += f"iteration {held}"
+        if trainer.config.swept():
+            which += " (the runs play different games: their exploitabilities are not comparable)"
+        for name, fig in figures.items():
+            if fig is not None and name != "exploitability":
+                fig.suptitle(f"{which}\n{fig.get_suptitle()}", wrap=True)
+                fig.tight_layout()  # room for the longer title
     written = []
     for name, fig in figures.items():
         path = run.plots_dir / f"{name}.png"

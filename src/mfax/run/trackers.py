@@ -16,6 +16,7 @@ starts with a one-line error.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import secrets
 from pathlib import Path
@@ -45,7 +46,12 @@ def check_trackers(names: list[str]) -> None:
 
 
 def _scalars(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(row[k]) for k in SCALARS if isinstance(row.get(k), int | float)}
+    """The row's figures a tracker logs: the finite numbers. A figure a solver does not
+    have (``train_exploitability`` of IPPO, RIPPO, M-OMD: NaN by design, ``null`` in
+    metrics.jsonl) is left out, as metrics.jsonl leaves it (tensorboardX warned "NaN or
+    Inf found in input tensor" for it); training stops before recording a non-finite
+    evaluation, so nothing else is dropped."""
+    return {k: float(row[k]) for k in SCALARS if isinstance(row.get(k), int | float) and math.isfinite(float(row[k]))}
 
 
 def _run_name(row: dict[str, Any]) -> str:
@@ -69,7 +75,10 @@ class TensorBoardTracker:
         for row in rows:
             name = _run_name(row)
             if name not in self.writers:
-                self.writers[name] = SummaryWriter(logdir=str(self.root / name), purge_step=self.start)
+                # flush_secs: tensorboardX's writer thread takes events off its queue and
+                # writes them to disk every flush_secs (120 by default): a process killed in
+                # the meantime lost the rows metrics.csv has
+                self.writers[name] = SummaryWriter(logdir=str(self.root / name), purge_step=self.start, flush_secs=1)
             writer = self.writers[name]
             for key, value in _scalars(row).items():
                 writer.add_scalar(key, value, global_step=int(row["iteration"]))

@@ -345,7 +345,10 @@ def _train_locked(
         )
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
-    if main and extended and start > 0 and config.iterations != replanned_from:
+    # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
+    # read the planned total: the others' iterations are the same whatever it is
+    replans = solver_spec(config.algo).uses_lr
+    if main and extended and start > 0 and config.iterations != replanned_from and replans:
         stretches = record_schedule(run.provenance_path, start, replanned_from, config.iterations)
         if len(stretches) > 1:
             warn(
@@ -456,10 +459,14 @@ _DEFERRED = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain kill; SIGKILL 
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs, then act on them as they
-    would have acted: the record step (metrics, checkpoint, kept copies, summary) ends
-    whole, so the run's files always agree. Only the main thread can handle signals;
-    elsewhere the block runs as it is."""
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs, then act on them: the
+    record step (metrics, checkpoint, kept copies, summary) ends whole, so the run's
+    files always agree. Ctrl-C then acts as it would have (Python's handler raises
+    KeyboardInterrupt); a SIGTERM under the default action raises :class:`Terminated`
+    (exit status 143, as the signal's own), so that the ``finally`` blocks above run and
+    the trackers write out what they still hold (the signal itself would end the process
+    with TensorBoard's last rows in its writer's queue). Only the main thread can handle
+    signals; elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -474,8 +481,14 @@ def deferred_signals() -> Iterator[None]:
             handler = previous[signum]
             if callable(handler):
                 handler(signum, frame)  # Python's own SIGINT handler raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL and signum == signal.SIGTERM:
+                raise Terminated(128 + signum)
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)
+
+
+class Terminated(SystemExit):
+    """A SIGTERM held over a record step, raised once the step is whole (exit status 143)."""
 
 
 def _compile(trainer: Trainer, length: int, states) -> Any:

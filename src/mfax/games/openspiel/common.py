@@ -16,12 +16,13 @@ field and ``t / T`` (:func:`time_observation`), which is what a policy of OpenSp
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 # OpenSpiel adds this to the mean field before taking its logarithm (crowd modelling's
 # Python version): it keeps log(0) finite at states nobody visits.
 LOG_EPSILON = 1e-25
 # The C++ games (crowd modelling 1-D and 2-D, garnet) hold it as a 32-bit float.
-CPP_LOG_EPSILON = 1.0000000180025095e-25  # float(numpy.float32(1e-25))
+CPP_LOG_EPSILON = float(np.float32(1e-25))  # 1.0000000195414814e-25
 
 
 def time_observation(mu, t, horizon: int):
