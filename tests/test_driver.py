@@ -102,3 +102,7 @@ def test_first_nonfinite_names_the_iteration_run_and_quantity():
     grad[1, 2] = np.nan
     bad = Metrics(ones, ones, ones, grad, ones, ones, finite)
     assert driver.first_nonfinite(bad, 10) == "non-finite gradient norm at iteration 13 (run 1)"
+    # FP, OMD and the other tabular solvers have no learning rate: their grad_norm is the
+    # size of the policy update, which the message named a gradient norm
+    tabular = Metrics(ones, ones, ones, grad, np.full((2, 3), np.nan), ones, finite)
+    assert driver.first_nonfinite(tabular, 10) == "non-finite policy update at iteration 13 (run 1)"

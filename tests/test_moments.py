@@ -239,6 +239,9 @@ def test_impulse_response_of_a_zero_shock_is_zero(small_macro):
     # a NaN innovation gave NaN deviations (the command line refused it, the API did not)
     with pytest.raises(mfax.GameError, match="innovations must be finite numbers; entry 2 is nan"):
         impulse_response(game, policy, np.array([0.0, 0.0, np.nan] + [0.0] * (game.horizon - 2)))
+    # beyond float32: numpy's overflow warning, then the generic "not finite" line
+    with pytest.raises(mfax.GameError, match=r"innovation 1 is 1e\+300, beyond the largest float32"):
+        impulse_response(game, policy, shock_innovations(game.horizon, 1e300, 1))
 
 
 def test_impulse_response_baseline_is_the_no_shock_push_forward_and_timing(small_macro):

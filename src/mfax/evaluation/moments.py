@@ -233,6 +233,13 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     if not np.all(np.isfinite(innovations)):
         first = int(np.flatnonzero(~np.isfinite(innovations))[0])
         raise GameError(f"innovations must be finite numbers; entry {first} is {innovations[first]}")
+    largest = float(jnp.finfo(jnp.result_type(float)).max)
+    if np.any(np.abs(innovations) > largest):  # it would become inf in the computation's precision
+        first = int(np.flatnonzero(np.abs(innovations) > largest)[0])
+        raise GameError(
+            f"innovation {first} is {innovations[first]:g}, beyond the largest {jnp.result_type(float).name} "
+            f"({largest:.4g}); give a smaller shock"
+        )
     paths = jnp.asarray(np.stack([np.zeros_like(innovations), innovations]), dtype=float)
     if game.noise_from_innovations(paths[0]) is None:
         raise GameError(f"game {game.name!r} declares no shock process (Game.noise_from_innovations)")

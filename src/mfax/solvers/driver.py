@@ -170,7 +170,9 @@ def first_nonfinite(metrics: Metrics, start_iteration: int) -> str | None:
         return None
     runs, steps = np.nonzero(~finite)
     r, k = int(runs[0]), int(steps[0])
-    quantity = "gradient norm" if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
+    # the tabular solvers have no learning rate (NaN): their grad_norm is the policy update's size
+    update = "policy update" if np.isnan(np.asarray(metrics.lr)[r, k]) else "gradient norm"
+    quantity = update if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
     if not np.isfinite(np.asarray(metrics.policy_return)[r, k]):
         quantity = "policy return (loss)"
     return f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
