@@ -348,6 +348,29 @@ def test_resume_revalidates_an_edited_config(run_copy, edit, message):
     assert tree(run_copy) == before
 
 
+def test_a_config_edited_into_another_problem_is_refused_by_resume_and_named_to_readers(run_copy):
+    """config.json edited in a game parameter: a resume trained on from checkpoints of the
+    original game, and eval reported figures of the edited one, silently."""
+    config = json.loads((run_copy / "config.json").read_text())
+    edited = {**config, "params": {**config["params"], "home_factor": 0.25}}
+    (run_copy / "config.json").write_text(json.dumps(edited))
+    before = tree(run_copy)
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+    one_error_line(result, "was edited since the run was created (params.home_factor null -> 0.25)")
+    assert "restore it, or train a new run" in result.stderr
+    assert tree(run_copy) == before
+    # what evaluating it means is said in one line
+    result = runner.invoke(app, ["eval", str(run_copy)])
+    assert result.exit_code == 0, result.output
+    assert "mfax: warning: " in result.stderr and "was edited since the run was created" in result.stderr
+    # an extension rewrites config.json: what the run was created with stays the reference
+    (run_copy / "config.json").write_text(json.dumps(config))
+    assert runner.invoke(app, ["train", "--resume", str(run_copy), "--iterations", "6", *QUIET]).exit_code == 0
+    extended = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**extended, "lr": [0.5]}))
+    one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), "lr ")
+
+
 # -- operating-system and JSON errors ----------------------------------------------------------
 
 

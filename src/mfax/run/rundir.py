@@ -288,6 +288,36 @@ class Consent:
 NO_CODE = Consent()  # the default: no code outside mfax and its installed plug-ins
 
 
+# config.json's entries that say what problem the run's checkpoints solve (the others say
+# how it is trained or evaluated: iterations, eval_every, eval_paths, keep, log_to, devices)
+TRAINED_ON = ("game", "params", "algo", "hparams", "lr", "seeds", "seed", "noise", "paths")
+
+
+def _trained_on(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data.get(key) for key in TRAINED_ON}
+
+
+def edits(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """``["params {...} -> {...}", ...]``: the entries of config.json's ``data`` that are
+    not what code.json's ``record`` says the run was created with (none when it does not
+    say: a run from an older mfax)."""
+    created = record.get("trained_on")
+    if not isinstance(created, dict):
+        return []
+    changed = []
+    for key in TRAINED_ON:
+        was, now = created.get(key), data.get(key)
+        if key not in created or was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):  # name the entries: params.kappa
+            for name in sorted(set(was) | set(now)):
+                if was.get(name) != now.get(name):
+                    changed.append(f"{key}.{name} {json.dumps(was.get(name))} -> {json.dumps(now.get(name))}")
+        else:
+            changed.append(f"{key} {json.dumps(was)} -> {json.dumps(now)}")
+    return changed
+
+
 def code_record(config: TrainConfig) -> dict[str, Any]:
     """code.json's content: for the game and the solver named by a reference, the
     reference and (a file) the sha256 of its bytes."""
@@ -580,25 +610,54 @@ class RunDir:
             named = parse(consent.game, "--game")
             if named.file is not None and not named.file.is_file():
                 raise GameError(f"--game: game file {str(named.file)!r} not found")
-        data = self._consented(self._read_json(self.config_path), consent, continuing)
-        data = _devices_here(data)
+        raw = self._read_json(self.config_path)
+        data = _devices_here(self._consented(raw, consent, continuing))
         try:
-            return resolve(from_dict(data))
+            config = resolve(from_dict(data))
         except GameError as err:
             raise GameError(f"{str(self.config_path)!r}: {err}") from None
         except (TypeError, ValueError, AttributeError) as err:
             raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None
+        self._check_edits(raw, continuing)  # a valid configuration, but another problem than the run's
+        return config
 
     def save_config(self, config: TrainConfig) -> None:
-        """Write config.json and code.json (the code it names)."""
-        _replace_with(self.config_path, config.to_json().encode())
-        _replace_with(self.code_path, json.dumps(code_record(config), indent=2).encode() + b"\n")
+        """Write config.json and code.json (the code it names, and the entries of
+        config.json that define the problem as the run was created: kept as they were
+        when a resume rewrites config.json)."""
+        text = config.to_json()
+        record = code_record(config)
+        earlier = self._code_json()
+        created = earlier.get("trained_on")
+        record["trained_on"] = created if isinstance(created, dict) else _trained_on(json.loads(text))
+        _replace_with(self.config_path, text.encode())
+        _replace_with(self.code_path, json.dumps(record, indent=2).encode() + b"\n")
+
+    def _code_json(self) -> dict[str, Any]:
+        """code.json's record; empty when there is none (a run from an older mfax)."""
+        return self._read_json(self.code_path) if self.code_path.is_file() else {}
+
+    def _check_edits(self, data: dict[str, Any], continuing: bool) -> None:
+        """A config.json edited since the run was created in what defines its problem
+        (a game parameter, the solver, its hyper-parameters, learning rates, seeds, noise):
+        its checkpoints solve the original. A resume would train on from them on another
+        problem: refused; a reader (eval, plot, export, load) is told in one line."""
+        changed = edits(data, self._code_json())
+        if not changed:
+            return
+        what = f"{str(self.config_path)!r} was edited since the run was created ({'; '.join(changed)})"
+        if continuing:
+            raise GameError(
+                f"{what}: the checkpoints were trained on the original; restore it, or train a new run "
+                "(mfax train --config on a copy)"
+            )
+        warn(f"{what}: what follows uses the edited configuration, the checkpoints were trained on the original")
 
     def _consented(self, data: dict[str, Any], consent: Consent, continuing: bool = False) -> dict[str, Any]:
         """``data`` (config.json's) with the game the reader named again; raises when it
         names code the reader has not allowed."""
         data = dict(data)
-        record = self._read_json(self.code_path) if self.code_path.is_file() else {}
+        record = self._code_json()
         if consent.game is not None and isinstance(data.get("game"), str):
             data["game"] = _named_again(data["game"], consent.game)
         for key, what in (("game", "game"), ("algo", "solver")):
