@@ -29,6 +29,7 @@ from mfax.evaluation import (
 from mfax.evaluation.exploitability import info_consistent_exact
 from mfax.games import reward_matrix
 from mfax.policies import Tabular, Uniform
+from mfax.policies.history import HistoryTabular
 from reference_games import exploitability as ref_exploitability
 from reference_games import ref_beach_bar, ref_linear_quadratic, uniform_policy
 
@@ -324,6 +325,21 @@ def _sis_and_noise():
     return game, noise_batch(game, "sample", jax.random.key(0), num_paths=2)
 
 
+def _network_for(game):
+    from mfax.policies.networks import NetworkPolicy
+
+    return NetworkPolicy(
+        game,
+        jax.random.key(0),
+        recurrent=True,
+        obs_embed=4,
+        gru_hidden=4,
+        state_embed=4,
+        aggregate_embed=4,
+        mlp_width=4,
+    )
+
+
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
@@ -339,6 +355,15 @@ def _sis_and_noise():
         (lambda: Uniform(5, 2), "Uniform policy is for 5 states and 2 actions; game 'sis' has 2 states and 2 actions"),
         (lambda: Uniform(2, 4), "Uniform policy is for 2 states and 4 actions"),
         (lambda: "uniform", r"policy must be a Policy .*got str \(parse_policy\(game, text\) reads 'uniform'"),
+        # a network built for another game's sizes: a raw JAX broadcasting TypeError before
+        (
+            lambda: _network_for(mfax.make("beach_bar", num_states=5, horizon=3)),
+            "NetworkPolicy was built for 5 states and 11 actions \\(game 'beach_bar'\\); game 'sis' has 2 states",
+        ),
+        (
+            lambda: HistoryTabular(jnp.full((2, 3, 5, 2), 0.5), jnp.zeros((2, 4, 1)), jnp.full(2, 0.5)),
+            r"HistoryTabular table has shape \(2, 3, 5, 2\); .* \(P, 3, 2, 2\) expected",
+        ),
     ],
 )
 def test_evaluate_refuses_what_is_not_a_policy_of_the_game_in_one_line(policy, message):

@@ -124,6 +124,18 @@ def check_policy(game: Game, policy: Any) -> None:
         raise GameError(
             f"{type(policy).__name__} policy is for {policy.n_states} states and {policy.n_actions} actions; {sizes}"
         )
+    own = getattr(policy, "game", None)  # a network policy holds the game it was built for
+    if isinstance(own, Game) and (own.n_states, own.n_actions) != (n, m):
+        raise GameError(
+            f"{type(policy).__name__} was built for {own.n_states} states and {own.n_actions} actions "
+            f"(game {own.name!r}); {sizes}"
+        )
+    table = getattr(policy, "table", None)  # a history table (P, T, n, m)
+    if table is not None and tuple(np.shape(table))[1:] != (horizon, n, m):
+        raise GameError(
+            f"{type(policy).__name__} table has shape {tuple(np.shape(table))}; {sizes} and horizon {horizon}: "
+            f"(P, {horizon}, {n}, {m}) expected"
+        )
     if not isinstance(policy, Tabular):
         return
     probs = policy.probs
