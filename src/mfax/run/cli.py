@@ -206,19 +206,9 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
-def info_exact(game, batch, policy=None) -> bool:
-    """Whether the information-consistent exploitability of ``policy`` is exact: the
-    game's figure is (:func:`~mfax.evaluation.exploitability.info_consistent_exact`, by
-    its declaration or, given the policy, on these paths) and the noise is enumerated; on
-    sampled paths it treats them as the whole noise support."""
-    from mfax.evaluation.exploitability import info_consistent_exact
-
-    return bool(batch.exact) and info_consistent_exact(game, policy, batch)
-
-
-def _print_evaluation(title: str, result, batch, seconds: float, game, policy) -> None:
-    from mfax.evaluation.exploitability import info_consistent_exact
-
+def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bool | None) -> None:
+    """``shown``: whether the information-consistent figure is the exact non-anticipative
+    one on these paths (:func:`~mfax.evaluation.exploitability.info_consistent_exact`)."""
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
@@ -232,7 +222,7 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, policy) -
                 f"      for {game.name} computed on the {batch.num_paths} sampled paths as if they were the whole "
                 "noise support: an estimate, neither exact nor a proven bound (--noise exact computes it)"
             )
-        elif not info_consistent_exact(game, policy, batch):
+        elif not shown:
             typer.echo(
                 f"      for {game.name} a lower bound: the exact gain of one such deviation "
                 "(its own past states may tell it more about the noise)"
@@ -346,6 +336,7 @@ def eval_command(
 
     from mfax.dynamics import noise_batch
     from mfax.evaluation import evaluate
+    from mfax.evaluation.exploitability import info_consistent_exact
     from mfax.memory import check_evaluation
     from mfax.policies import parse_policy
 
@@ -411,6 +402,11 @@ def eval_command(
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
         seconds = time.perf_counter() - start
+        # whether the information-consistent figure is exact: with the whole support, declared
+        # by the game or shown on its paths (on sampled paths it is an estimate)
+        shown = (
+            None if result.exploitability_info is None else bool(batch.exact) and info_consistent_exact(g, pol, batch)
+        )
         bracket = None
         if learned_br:
             bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed or 0, progress)
@@ -420,7 +416,7 @@ def eval_command(
 
             moments = path_moments(g, pol, batch)
 
-    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g, pol)
+    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g, shown)
     if moments is not None:
         _print_moments(moments, g.horizon)
     if bracket is not None:
@@ -446,7 +442,7 @@ def eval_command(
             "checkpoint_iteration": held,
             "noise": "exact" if batch.exact else "sample",
             **result.as_dict(),
-            "exploitability_info_exact": None if result.exploitability_info is None else info_exact(g, batch, pol),
+            "exploitability_info_exact": shown,
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
             "seconds": seconds,
         }
