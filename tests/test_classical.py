@@ -311,3 +311,35 @@ def test_ties_first_takes_the_first_of_values_equal_to_rounding(x64):
         np.testing.assert_allclose(np.asarray(table)[0, :2, 2], [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], atol=1e-6)
         split, _ = classical.solve(game, "fp", 1)
         np.testing.assert_allclose(np.asarray(split)[0, 0, 2], [0.0, 0.5, 0.5])
+
+
+def test_best_responses_are_the_deviation_the_information_consistent_figure_scores():
+    """fp.md, fixed_point.md and prior_descent.md define Qbar* by exploitability.md's
+    best-response backward induction: each path carries back the chosen action's own
+    value. The solvers carried back the node's maximum of the prior-averaged values
+    instead, which differs where the paths of a node have different kernels: sis with
+    report_error=0.022, whose "mild, error +1" report equals "severe, error -1" at t = 1.
+    Golden numbers: a reviewer's numpy implementation of the pages, Qbar*_0(s=0) of the
+    uniform policy (the old code gave -0.3357116, -0.4538832)."""
+    from mfax.evaluation.values import (
+        backward_induction,
+        belief_average,
+        info_best_response_value,
+        info_share,
+        policy_and_info_values,
+    )
+    from mfax.solvers.classical import info_best_response
+
+    with jax.enable_x64(True):
+        game = mfax.make("sis", horizon=3, report_error=0.022)
+        batch = enumerate_noise(game)
+        traj = rollout_table(game, batch.noise, uniform_table(game, batch.num_paths))
+        share = info_share(traj.obs, batch.weight, game.horizon)
+        q = policy_and_info_values(game, traj, batch.noise, share)[3]
+        q_star = belief_average(share, traj.mu, q[..., 1])
+        np.testing.assert_allclose(q_star[0, 0, 0], [-0.3341216, -0.4537242], atol=1e-7)
+        # the best response is that deviation: playing it against the population is worth
+        # what the information-consistent figure says, on every path
+        _, b = info_best_response(game, traj, batch.noise, share)
+        played = backward_induction(game, traj, batch.noise, lambda q, t, x: jnp.sum(b[:, t] * q, axis=-1))
+        np.testing.assert_allclose(played, info_best_response_value(game, traj, batch.noise, batch.weight), atol=1e-12)

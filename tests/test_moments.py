@@ -120,6 +120,7 @@ def _hand_moments(game, mu, probs, z, last):
         "K": k,
         "Y": out,
         "K_over_Y": k / out,
+        "L": lab,
         "r": r,
         "W": wage,
         "z": z,
@@ -509,3 +510,40 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     )
     assert not (out / "export.npz").exists() and not (out / "irf.json").exists()
     assert [p.name for p in (out / "export").iterdir()] == ["my_analysis.csv"]
+
+
+def test_irf_and_export_of_a_sweep_name_the_run_and_its_own_parameters(tmp_path):
+    """irf picked the lowest exploitability among economies with different crra (utility
+    units that do not compare) and said nothing of which; the API's export recorded every
+    swept value instead of the exported run's own."""
+    from typer.testing import CliRunner
+
+    from conftest import TINY_NETWORK
+    from mfax.run.api import load
+    from mfax.run.cli import app
+
+    out = tmp_path / "sweep"
+    mfax.solve(
+        "macro",
+        "spg",
+        iterations=1,
+        eval_every=1,
+        eval_paths=2,
+        paths=2,
+        hp=TINY_NETWORK,
+        out=out,
+        num_wealth=8,
+        horizon=4,
+        crra=[1.0, 3.0],
+    )
+    result = CliRunner().invoke(app, ["irf", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "irf.json").read_text())
+    r = record["run_index"]
+    assert record["params"]["crra"] == [1.0, 3.0][r] and record["params"]["num_wealth"] == 8
+    assert f"run {r} (seed 0, lr 0.01, crra {[1, 3][r]}) of 2: the lowest exploitability" in result.output
+    assert "the runs play different games" in result.output
+    picked = CliRunner().invoke(app, ["irf", str(out), "--run-index", "1"])
+    assert "run 1 (seed 0, lr 0.01, crra 3) of 2" in picked.output and "lowest" not in picked.output
+    manifest = load(out).export(tmp_path / "e.npz")
+    assert manifest["config"]["params"]["crra"] in (1.0, 3.0)

@@ -187,13 +187,16 @@ def test_linear_quadratic_pressed_against_a_grid_end_is_a_lower_bound():
     assert na - result.policy_return == pytest.approx(7.610867, abs=1e-6)
     assert result.exploitability_info == pytest.approx(7.552117, abs=1e-6)
     assert not exact and uniform_exact  # the uniform population's mean does show the shift
-    out = CliRunner().invoke(
-        app,
-        [
-            *["eval", "--game", "linear_quadratic", *[f"--set={k}={v}" for k, v in PRESSED.items()]],
-            *["--set=shift_from=10", "--policy", "action:6", "--noise", "exact", "--x64", "--json"],
-        ],
-    )
+    try:  # --x64 turns float64 on for the process: off again for the tests after this one
+        out = CliRunner().invoke(
+            app,
+            [
+                *["eval", "--game", "linear_quadratic", *[f"--set={k}={v}" for k, v in PRESSED.items()]],
+                *["--set=shift_from=10", "--policy", "action:6", "--noise", "exact", "--x64", "--json"],
+            ],
+        )
+    finally:
+        jax.config.update("jax_enable_x64", False)
     assert out.exit_code == 0, out.output
     assert "for linear_quadratic a lower bound" in out.output and "exact for" not in out.output
     assert json.loads(out.output.strip().splitlines()[-1])["exploitability_info_exact"] is False

@@ -196,7 +196,8 @@ def test_a_file_game_trains_evaluates_and_plots_from_the_cli(crowd, tmp_path):
     import hashlib
 
     code = json.loads((run / "code.json").read_text())
-    assert code == {"game": {"reference": ref, "sha256": hashlib.sha256(crowd.read_bytes()).hexdigest()}}
+    assert code["game"] == {"reference": ref, "sha256": hashlib.sha256(crowd.read_bytes()).hexdigest()}
+    assert code["trained_on"]["game"] == ref and "algo" not in code  # what the run was created with
     evaluated = invoke("eval", run, "--game", ref, "--json")
     assert evaluated.exit_code == 0, evaluated.output
     record = json.loads(evaluated.output.strip().splitlines()[-1])
@@ -340,7 +341,8 @@ def test_a_plug_in_game_and_solver_train_and_are_read_back_without_consent(insta
     run = tmp_path / "run"
     result = invoke("train", "--game", "crowd", "--algo", "fp_plugin", "--out", run, *TRAIN[2:])
     assert result.exit_code == 0, result.output
-    assert not json.loads((run / "code.json").read_text())  # installed code: nothing to consent to
+    code = json.loads((run / "code.json").read_text())
+    assert set(code) == {"trained_on"}  # installed code: nothing to consent to
     assert invoke("eval", run).exit_code == 0
     one_error_line(invoke("train", "--game", "broken", "--out", tmp_path / "b", *QUIET), "no licence server")
 

@@ -202,14 +202,33 @@ def info_deviation(share: Float[Array, "T P P"]) -> Combine:
     per-path figure.)"""
 
     def combine(q, t, x):
-        mu = x["mu"].astype(q.dtype)  # (P, n): mu^j_t
-        joint = share[t].astype(q.dtype)[:, :, None] * mu[None]  # (i, j, s)
-        total = jnp.sum(joint, axis=1, keepdims=True)
-        weights = jnp.where(total > 0, joint / jnp.where(total > 0, total, 1.0), share[t].astype(q.dtype)[:, :, None])
+        weights = belief(share[t].astype(q.dtype), x["mu"].astype(q.dtype))
         chosen = split_maximisers(jnp.einsum("ijs,jsm->ism", weights, q))
         return jnp.sum(chosen * q, axis=-1)
 
     return combine
+
+
+def belief(share_t: Float[Array, "P P"], mu_t: Float[Array, "P n"]) -> Float[Array, "P P n"]:
+    """``[i, j, s]``: the weight of path ``j`` in the belief of an agent in state ``s`` on
+    the node of path ``i`` at one date, ``share_t[i, j] mu^j_t(s)`` normalised over ``j``
+    (the prior ``share_t[i, j]`` where no path of the node reaches ``s``); see
+    :func:`info_deviation`."""
+    joint = share_t[:, :, None] * mu_t[None]  # (i, j, s)
+    total = jnp.sum(joint, axis=1, keepdims=True)
+    return jnp.where(total > 0, joint / jnp.where(total > 0, total, 1.0), share_t[:, :, None])
+
+
+def belief_average(
+    share: Float[Array, "T P P"], mu: Float[Array, "P T1 n"], q: Float[Array, "P T n m"]
+) -> Float[Array, "P T n m"]:
+    """``q`` averaged over the paths of each node with the belief of an agent in each state
+    (:func:`belief`): the ``Qbar*`` whose maximisers the information-consistent deviation
+    plays (:func:`info_deviation`), what the exact solvers' best responses and soft
+    targets read."""
+    horizon = q.shape[1]
+    weights = jax.vmap(belief, in_axes=(0, 1))(share.astype(q.dtype), mu[:, :horizon].astype(q.dtype))
+    return jnp.einsum("tijs,jtsm->itsm", weights, q)
 
 
 def info_best_response_value(
@@ -233,24 +252,25 @@ def policy_and_info_values(
     (:func:`info_deviation` with ``share``), the per-path best response's
     (:func:`best_response_value`; with one path it is the information-consistent one and
     is not recursed twice), each ``(P, n)``, and ``Q`` stacking ``Q^pi_t`` and the
-    information-consistent recursion's ``Q_t`` (before averaging over history nodes) on
-    a trailing axis. Each recursion step of a ``lax.scan`` has a fixed cost in XLA's CPU
-    runtime that dominates small games, so one recursion instead of several is what
-    makes them faster."""
+    deviation's ``Q_t`` on each path (before averaging over history nodes:
+    :func:`belief_average` gives the ``Qbar*`` it chooses from) on a trailing axis. Each
+    recursion step of a ``lax.scan`` has a fixed cost in XLA's CPU runtime that
+    dominates small games, so one recursion instead of several is what makes them
+    faster."""
     if traj.probs is None:
         raise ValueError("policy_and_info_values needs a trajectory recorded with record=True")
     per_path = traj.mu.shape[0] > 1
     if not per_path:  # one path: the deviation's value is the recursion's, the per-path best response
         v0, q = backward_induction(game, traj, noise, _policy_and_best(), emit_q=lambda q: q, values=(2,))
         return v0[..., 0], v0[..., 1], v0[..., 1], q
-    recursion, deviation = info_max(share), info_deviation(share)
+    deviation = info_deviation(share)
 
     def combine(q, t, x):
-        v = [jnp.sum(x["probs"] * q[..., 0], axis=-1), recursion(q[..., 1], t, x), deviation(q[..., 2], t, x)]
-        return jnp.stack([*v, jnp.max(q[..., 3], axis=-1)], axis=-1)
+        v = [jnp.sum(x["probs"] * q[..., 0], axis=-1), deviation(q[..., 1], t, x)]
+        return jnp.stack([*v, jnp.max(q[..., 2], axis=-1)], axis=-1)
 
-    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., :2], values=(4,))
-    return v0[..., 0], v0[..., 2], v0[..., 3], q
+    v0, q = backward_induction(game, traj, noise, combine, emit_q=lambda q: q[..., :2], values=(3,))
+    return v0[..., 0], v0[..., 1], v0[..., 2], q
 
 
 def _policy_and_best() -> Combine:

@@ -85,10 +85,15 @@ class Macro(Game):
         2.0, "relative risk aversion sigma of u(x) = x^(1-sigma)/(1-sigma) (log u at sigma = 1)", traced=True
     )
     z_persistence: float = param(
-        0.9, "AR(1) coefficient of log productivity (read only with common_noise=true)", traced=True
+        0.9,
+        "AR(1) coefficient of log productivity (the common noise; with common_noise=false, of an irf shock's decay)",
+        traced=True,
     )
     z_std: float = param(
-        0.03, "standard deviation of the productivity innovations (read only with common_noise=true)", traced=True
+        0.03,
+        "standard deviation of the productivity innovations (the common noise; with common_noise=false, the unit "
+        "of an irf shock)",
+        traced=True,
     )
     income_probs: tuple[float, ...] = param((0.1, 0.8, 0.1), "income index moves -1/0/+1 with these probabilities")
     consumption_floor: float = param(
@@ -430,6 +435,7 @@ class Macro(Game):
             "K": MomentSpec("capital K_t"),
             "Y": MomentSpec("output Y_t"),
             "K_over_Y": MomentSpec("capital-output ratio K_t / Y_t"),
+            "L": MomentSpec("labour L_t (aggregate efficiency units)"),
             "r": MomentSpec("interest rate r_t", deviation="points"),
             "W": MomentSpec("wage W_t"),
             "z": MomentSpec("log productivity z_t", deviation="points"),
@@ -462,7 +468,7 @@ class Macro(Game):
     def moments(self, mu, noise, t):
         z = noise.z[t]
         r, wage = self.prices(mu, z)
-        w, _ = self._w_y()
+        w, y = self._w_y()
         capital, output = mu @ w, self.output(mu, z)
         wealth_mass = mu.reshape(self.num_wealth, self.num_income).sum(-1)
         grid = jnp.asarray(self.wealth_grid_np(), dtype=mu.dtype)
@@ -471,6 +477,7 @@ class Macro(Game):
             "K": capital,
             "Y": output,
             "K_over_Y": capital / output,
+            "L": mu @ y,
             "r": r,
             "W": wage,
             "z": z,

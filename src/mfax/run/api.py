@@ -434,7 +434,11 @@ class Result:
         manifest."""
         from mfax.run.export import export
 
-        source = {"run_index": self.run, "config": self.config.to_dict()}
+        # the exported run's own game parameters (a sweep's config lists every value), as mfax export's
+        source = {
+            "run_index": self.run,
+            "config": {**self.config.to_dict(), "params": self.config.run_params(self.run)},
+        }
         return export(
             self.game,
             self.policy,

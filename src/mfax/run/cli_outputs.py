@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
             if out is not None and Path(out).suffix.lower() != ".json":
                 raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
-            run, _, policy, r, g, _ = _load(run_dir, run_index, iteration, game, trust_code)
+            run, trainer, policy, r, g, _ = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
             # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
@@ -192,10 +192,17 @@ def register(app: typer.Typer) -> None:
                     "give a smaller --shock or --innovations"
                 )
             record = irf_record(response, str(run.root), r, iteration)
+            record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
+            which = None
+            if trainer.config.num_runs > 1:  # say which run, and how it was chosen
+                which = run_words(trainer.config, r, run_index is None)
+                words += f"; {which.split(':')[0]}"
             save_figure(irf_figure(g, response, words), plot_path)
             json_path.parent.mkdir(parents=True, exist_ok=True)
             _replace_with(json_path, (json.dumps(record) + "\n").encode())
+        if which is not None:
+            typer.echo(which)
         _print_irf(response, at if innovations is None else None)
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:
@@ -224,6 +231,21 @@ def parse_innovations(text: str, horizon: int):
     if len(values) != horizon + 1:
         raise GameError(f"--innovations needs T + 1 = {horizon + 1} numbers (e_0..e_T), got {len(values)}")
     return np.array(values)
+
+
+def run_words(config, r: int, chosen: bool) -> str:
+    """``run 1 (seed 0, crra 3) of 2: ...``: which run of a multi-run directory a command
+    shows, and (``chosen``: no --run-index given) how it was picked."""
+    from mfax.run.plots import run_label
+    from mfax.solvers import solver_spec
+
+    lr = config.run_lr(r) if solver_spec(config.algo).uses_lr else None
+    text = f"{run_label({'run': r, 'seed': config.run_seed(r), 'lr': lr}, config)} of {config.num_runs}"
+    if chosen:
+        text += ": the lowest exploitability at the checkpoint (--run-index picks another)"
+        if config.swept():
+            text += "; the runs play different games, whose exploitabilities do not compare"
+    return text
 
 
 def irf_record(response, run: str, run_index: int, iteration: str) -> dict:

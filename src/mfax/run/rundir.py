@@ -309,6 +309,8 @@ def edits(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
         was, now = created.get(key), data.get(key)
         if key not in created or was == now:
             continue
+        if key == "game" and isinstance(was, str) and is_reference(was):
+            continue  # code named by a reference: code.json's digest says whether it changed
         if isinstance(was, dict) and isinstance(now, dict):  # name the entries: params.kappa
             for name in sorted(set(was) | set(now)):
                 if was.get(name) != now.get(name):
@@ -618,7 +620,9 @@ class RunDir:
             raise GameError(f"{str(self.config_path)!r}: {err}") from None
         except (TypeError, ValueError, AttributeError) as err:
             raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None
-        self._check_edits(raw, continuing)  # a valid configuration, but another problem than the run's
+        # a valid configuration, but another problem than the run's? (compared as mfax writes
+        # it: a config.json of an older layout that means the same is not an edit)
+        self._check_edits(json.loads(config.to_json()), continuing)
         return config
 
     def save_config(self, config: TrainConfig) -> None:

@@ -7,14 +7,13 @@ indexed by the node of the public-history tree, stored as a table ``(P, T, n, m)
 is equal on paths sharing ``o_0..o_t`` (:class:`~mfax.policies.history.HistoryTabular`).
 The information partition is that of the current population's rollout
 (:func:`~mfax.evaluation.values.same_history`); anything a deviator cannot tell apart
-is averaged with the path weights before a decision (:func:`~mfax.evaluation.values.info_max`).
-Where an agent's own states say nothing about the paths of its node
-(``Game.own_history_informative`` ``False``) that is the best response of
-:func:`~mfax.evaluation.values.info_best_response_value`; elsewhere the reported
-information-consistent exploitability is that function's (the exact gain of a
-deviation that also weighs its own state as evidence), while the solvers' updates keep
-the prior weights. With common noise off, ``P = 1`` and everything reduces to the
-textbook algorithms.
+is averaged before a decision: the best responses are the information-consistent
+deviation's (:func:`~mfax.evaluation.values.info_deviation`, the one whose gain is the
+reported information-consistent exploitability: the paths of a node weighted by the
+belief of an agent in each state, :func:`~mfax.evaluation.values.belief_average`, each
+path scored with its own values), while the policy's own values (OMD's ``Qbar^pi``) and
+FP's average of policies are averaged with the path weights. With common noise off,
+``P = 1`` and everything reduces to the textbook algorithms.
 
 **Fictitious play** (Perrin et al., 2020: discrete-time FP with the mean-field average
 restated as a policy). Three conventions differ between sources, all offered as hyper-parameters:
@@ -91,8 +90,9 @@ from mfax.dynamics.pushforward import Trajectory, push_path, rollout
 from mfax.errors import GameError
 from mfax.evaluation.values import (
     backward_induction,
+    belief_average,
     info_average,
-    info_max,
+    info_deviation,
     info_share,
     maximisers,
     path_return,
@@ -118,18 +118,18 @@ def rollout_table(game: Game, noise: Noise, table: Float[Array, "P T n m"], reco
 
 
 def info_best_response(game: Game, traj: Trajectory, noise: Noise, share, ties: str = "split") -> tuple[Array, Array]:
-    """Information-consistent best response against ``traj``: ``(V*_0 (P, n), b (P, T, n, m))``.
+    """Information-consistent best response against ``traj``: ``(V_0 (P, n), b (P, T, n, m))``.
 
-    ``b`` puts its mass on the maximisers of the node-averaged ``Q`` (equal on paths
-    sharing a history): uniform over them (``ties="split"``, :func:`greedy`) or on the
-    first (``"first"``, :func:`first_maximiser`); ``V*_0`` is the recursion's own value
-    (:func:`~mfax.evaluation.values.info_max`), the value of ``b`` where the game's own
-    history is uninformative (:func:`~mfax.evaluation.values.info_best_response_value`
-    otherwise).
+    ``b`` puts its mass on the maximisers of the deviation's ``Q`` averaged over the
+    paths of each node with the belief of an agent in each state
+    (:func:`~mfax.evaluation.values.belief_average`; equal on paths sharing a history):
+    uniform over them (``ties="split"``, :func:`greedy`: the deviation of
+    :func:`~mfax.evaluation.values.info_deviation`) or on the first (``"first"``,
+    :func:`first_maximiser`); ``V_0`` is the split deviation's value on each path.
     """
 
-    v0, q = backward_induction(game, traj, noise, info_max(share), emit_q=True)
-    return v0, TIE_RULES[ties](info_average(share, q))
+    v0, q = backward_induction(game, traj, noise, info_deviation(share), emit_q=True)
+    return v0, TIE_RULES[ties](belief_average(share, traj.mu, q))
 
 
 def greedy(q: Float[Array, "... m"]) -> Float[Array, "... m"]:
@@ -228,7 +228,7 @@ def fp_step(
     traj = rollout_table(game, noise, state.policy)
     share = info_share(traj.obs, weight, game.horizon)
     v_pi, v_info, v_path, q = policy_and_info_values(game, traj, noise, share)
-    br = TIE_RULES[hp.ties](info_average(share, q[..., 1]))
+    br = TIE_RULES[hp.ties](belief_average(share, traj.mu, q[..., 1]))
     figures = _figures(traj, weight, v_pi, v_info, v_path)
     if hp.flow == "own":  # the mean field of a population playing b (its own kernels)
         nu = rollout_table(game, noise, br, record=False).mu[:, :-1]

@@ -59,7 +59,13 @@ from jaxtyping import Array, Float
 from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.errors import GameError
-from mfax.evaluation.values import backward_induction, info_average, info_share, policy_and_info_values
+from mfax.evaluation.values import (
+    backward_induction,
+    belief_average,
+    info_average,
+    info_share,
+    policy_and_info_values,
+)
 from mfax.games.base import Game, Noise, check
 from mfax.params import param
 from mfax.policies.base import Policy
@@ -86,7 +92,7 @@ class _Evaluation(NamedTuple):
     traj: object  # Trajectory (P paths)
     share: Array  # (T, P, P) information shares
     figures: Figures
-    q_star: Array  # (P, T, n, m) node-averaged information-consistent optimal Q
+    q_star: Array  # (P, T, n, m) the information-consistent deviation's Q, belief-averaged over each node
 
 
 def _evaluate(game: Game, noise: Noise, weight, policy: Array) -> _Evaluation:
@@ -95,7 +101,8 @@ def _evaluate(game: Game, noise: Noise, weight, policy: Array) -> _Evaluation:
     traj = rollout_table(game, noise, policy)
     share = info_share(traj.obs, weight, game.horizon)
     v_pi, v_info, v_path, q = policy_and_info_values(game, traj, noise, share)
-    return _Evaluation(traj, share, _figures(traj, weight, v_pi, v_info, v_path), info_average(share, q[..., 1]))
+    figures = _figures(traj, weight, v_pi, v_info, v_path)
+    return _Evaluation(traj, share, figures, belief_average(share, traj.mu, q[..., 1]))
 
 
 def soft_q(game: Game, traj, noise: Noise, share, entropy) -> Array:
