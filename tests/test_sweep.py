@@ -111,6 +111,9 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
+    # the mean of the runs' exploitabilities is no game's figure: the done line says so
+    assert "mean of 2 runs of different games (kappa swept; each run's in summary.json)" in result.output
+    assert json.loads((out / "summary.json").read_text())["swept"] == ["kappa"]
     saved = json.loads((out / "config.json").read_text())
     assert saved["params"]["kappa"] == [0.5, 2.0]
     assert sorted({r["run"] for r in RunDir(out).read_metrics()}) == [0, 1]

@@ -795,8 +795,10 @@ def done_line(summary: dict) -> str:
     """The ``done:`` line of ``mfax train``: exploitability at the start and the end
     (lower is better; says so when it rose) and the seconds per iteration, with and
     without evaluation."""
-    runs = summary.get("runs", 1)
+    runs, swept = summary.get("runs", 1), summary.get("swept") or []
     mean = f", mean of {runs} runs" if runs > 1 else ""
+    if swept:  # the runs play different games: their mean is no game's figure
+        mean += f" of different games ({', '.join(swept)} swept; each run's in summary.json)"
     parts = [
         f"done: {summary['iterations']} iterations",
         f"exploitability (per path, lower is better{mean}) "

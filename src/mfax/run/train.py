@@ -601,6 +601,7 @@ def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, itera
         "iterations": iteration,
         "iterations_planned": config.iterations,
         "runs": config.num_runs,
+        "swept": sorted(config.swept()),  # game parameters whose values differ between runs
         "final_exploitability": _mean_or_none(finals),
         "final_exploitability_info": None if not infos or infos[0] is None else float(np.mean(infos)),
         "final_exploitability_per_run": finals,
