@@ -370,6 +370,7 @@ def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_p
     T, n = game.horizon, game.n_states
     rows = {
         "paths.csv": 2,
+        "states.csv": n,  # what each state is: an economist read state indices blind
         "mean_field.csv": 2 * (T + 1) * n,
         "policy.csv": 2 * T * n,
         "aggregates.csv": 2 * (T + 1),
@@ -383,6 +384,14 @@ def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_p
     for name, entry in info["files"].items():
         lines = list(csv.reader((folder / name).read_text().splitlines()))
         assert lines[0] == entry["columns"] and len(lines) - 1 == entry["rows"], name
+    states = list(csv.DictReader((folder / "states.csv").read_text().splitlines()))
+    wealth, income = game.wealth_grid_np(), game.income_grid_np()
+    s = 2 * len(income) + 1  # state s = i num_income + j
+    assert float(states[s]["wealth"]) == pytest.approx(wealth[2]) and float(states[s]["income"]) == pytest.approx(
+        income[1]
+    )
+    with np.load(export(game, policy, _two_paths(batch), tmp_path / "e.npz", "npz") and tmp_path / "e.npz") as data:
+        np.testing.assert_allclose(data["state_wealth"], np.repeat(wealth, len(income)))
     table = list(csv.DictReader((folder / "moments.csv").read_text().splitlines()))
     assert float(table[T + 1 + 3]["K"]) == pytest.approx(float(moments.values["K"][1, 3]), rel=1e-7)
     assert table[T]["C"] == ""  # no decision at t = T

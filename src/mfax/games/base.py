@@ -239,14 +239,15 @@ class Game(eqx.Module):
     and may override the defaults of ``noise_support`` (``None``: support not finite),
     ``terminal_reward`` (the step reward), ``own_history_informative`` (``True``),
     ``describe_noise`` (``""``), ``aggregates`` (none), ``profiles`` (none),
+    ``state_coordinates`` (none),
     ``moment_specs``, ``moments`` and ``decision_moments`` (none),
     ``noise_from_innovations`` (``None``) and ``shared_until`` / ``prefix_key`` (``0``:
     no shared noise prefix declared).
 
     ``t`` is always a traced int32 scalar; everything but ``describe_noise``,
-    ``profiles`` and ``moment_specs`` must be jit- and vmap-friendly. ``horizon >= 1`` and ``gamma`` in
-    ``(0, 1]`` are checked for every game at construction; a game checks its own
-    parameters in its own ``__check_init__``.
+    ``profiles``, ``state_coordinates`` and ``moment_specs`` must be jit- and
+    vmap-friendly. ``horizon >= 1`` and ``gamma`` in ``(0, 1]`` are checked for every game
+    at construction; a game checks its own parameters in its own ``__check_init__``.
     """
 
     name: AbstractClassVar[str]
@@ -358,6 +359,12 @@ class Game(eqx.Module):
         ``probs`` ``(T, n, m)`` the policy ``pi_0..pi_{T-1}``, ``noise`` the path (no
         leading axis). Default: none (``[]``)."""
         return []
+
+    def state_coordinates(self) -> dict[str, np.ndarray]:
+        """What each state is, for the exports (``mfax export``: ``state_<name>`` arrays,
+        ``states.csv``): by name, an ``(n,)`` array of each state's value (the macro
+        game: its wealth and income). Called eagerly. Default: none (``{}``)."""
+        return {}
 
     def moment_specs(self) -> dict[str, MomentSpec]:
         """The moments the game computes, by name (an identifier, e.g. ``"K"``,

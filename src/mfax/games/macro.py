@@ -426,6 +426,11 @@ class Macro(Game):
         return out
 
     # -- moments (docs/economists.md#moments) -------------------------------------------
+    def state_coordinates(self):
+        """State ``s = i num_income + j``: wealth ``w_i`` and income ``y_j``."""
+        wealth, income = self.wealth_grid_np(), self.income_grid_np()
+        return {"wealth": np.repeat(wealth, len(income)), "income": np.tile(income, len(wealth))}
+
     def moment_specs(self):
         """Aggregates (capital, output, consumption, prices), wealth inequality (Gini, top
         shares, the Lorenz curve) and savings rates; the definitions are in

@@ -8,10 +8,12 @@ aggregates (the macro game's prices among them), its moments, each path's weight
 noise. Two formats:
 
 * ``npz`` (one file, ``numpy.load``): ``mean_field`` ``(P, T+1, n)``, ``policy``
-  ``(P, T, n, m)``, ``weight`` ``(P,)``, ``aggregate_<name>`` ``(P, T+1)``,
+  ``(P, T, n, m)``, ``weight`` ``(P,)``, ``state_<name>`` ``(n,)`` (what each state is,
+  where the game says: the macro game's wealth and income), ``aggregate_<name>`` ``(P, T+1)``,
   ``moment_<name>`` ``(P, T+1, ...)`` or ``(P, T, ...)``, ``noise_<field>`` (the noise
   pytree's leaves), and ``manifest``: a JSON string saying what each array is;
-* ``csv`` (a folder): ``paths.csv``, ``mean_field.csv``, ``policy.csv``,
+* ``csv`` (a folder): ``paths.csv``, ``states.csv`` (where the game says what each state
+  is), ``mean_field.csv``, ``policy.csv``,
   ``aggregates.csv``, ``moments.csv`` (scalar moments by path and ``t``),
   ``moments_expected.csv`` and one ``moment_<name>.csv`` per array-valued moment (long
   format: one row per path, ``t`` and coordinates), with ``mfax-export.json`` listing
@@ -94,7 +96,15 @@ def collect(game: Game, policy: Policy, batch: NoiseBatch, num_paths: int | None
     check_slugs(
         [jax.tree_util.keystr(keys) for keys, _ in jax.tree_util.tree_flatten_with_path(batch.noise)[0]], "noise leaves"
     )
+    states = {name: np.asarray(v, dtype=np.float64) for name, v in game.state_coordinates().items()}
+    for name, v in states.items():
+        if v.shape != (game.n_states,):
+            raise GameError(
+                f"state coordinate {name!r} of game {game.name!r} has shape {v.shape}; ({game.n_states},) expected"
+            )
+    check_slugs(states, "state coordinates")
     return {
+        "states": states,
         "mean_field": np.concatenate(mus),
         "policy": np.concatenate(probs),
         "weight": weight / weight.sum(),
@@ -169,6 +179,7 @@ def manifest(game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[s
         "states": game.n_states,
         "actions": game.n_actions,
         "action_values": [float(v) for v in np.asarray(game.action_values())],
+        "state_coordinates": [slug(name) for name in data.get("states", {})],
         "aggregates": {slug(name): name for name in data["aggregates"]},
         "moments": {
             name: {
@@ -188,6 +199,7 @@ def write_npz(path: Path, game: Game, data: dict[str, Any], source: dict[str, An
         "mean_field": data["mean_field"],
         "policy": data["policy"],
         "weight": data["weight"],
+        **{f"state_{slug(name)}": v for name, v in data.get("states", {}).items()},
         **{f"aggregate_{slug(name)}": v for name, v in data["aggregates"].items()},
         **{f"moment_{name}": v for name, v in data["moments"].items()},
     }
@@ -260,6 +272,12 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
             ),
         ),
     }
+    states = data.get("states", {})
+    if states:  # what each state index is
+        tables["states.csv"] = (
+            ["state", *(slug(name) for name in states)],
+            ([s, *(_cell(v[s]) for v in states.values())] for s in range(game.n_states)),
+        )
     scalars = [name for name, spec in specs.items() if not spec.axes]
     if scalars:
 
