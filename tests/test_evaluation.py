@@ -269,17 +269,13 @@ def test_joint_recursion_equals_policy_value_and_best_response_separately(name, 
     np.testing.assert_allclose(kernel.expect(v[:, 0]), dense @ np.asarray(v[:, 0]), rtol=1e-5, atol=1e-6)
 
 
-def test_evaluation_with_a_shared_noise_prefix_equals_the_whole_rollout():
-    """evaluate() rolls beach bar's shared starts out once (its two closure outcomes per
-    bar agree until T//2): the same per-path figures as the rollout of every path in full,
-    for a recurrent network policy (its memory carried across the split)."""
-    from mfax.dynamics.pushforward import batch_prefix
+def _network_for(game, key=None):
+    """A small recurrent network policy of ``game``."""
     from mfax.policies.networks import NetworkPolicy
 
-    game = mfax.make("beach_bar", num_states=9, horizon=4)
-    policy = NetworkPolicy(
+    return NetworkPolicy(
         game,
-        jax.random.PRNGKey(1),
+        jax.random.key(0) if key is None else key,
         recurrent=True,
         obs_embed=4,
         gru_hidden=4,
@@ -287,6 +283,16 @@ def test_evaluation_with_a_shared_noise_prefix_equals_the_whole_rollout():
         aggregate_embed=4,
         mlp_width=4,
     )
+
+
+def test_evaluation_with_a_shared_noise_prefix_equals_the_whole_rollout():
+    """evaluate() rolls beach bar's shared starts out once (its two closure outcomes per
+    bar agree until T//2): the same per-path figures as the rollout of every path in full,
+    for a recurrent network policy (its memory carried across the split)."""
+    from mfax.dynamics.pushforward import batch_prefix
+
+    game = mfax.make("beach_bar", num_states=9, horizon=4)
+    policy = _network_for(game, jax.random.PRNGKey(1))
     batch = enumerate_noise(game)
     prefix = batch_prefix(game, batch.noise)
     assert prefix is not None and prefix.reps.shape[0] * 2 == batch.num_paths
@@ -304,7 +310,6 @@ def test_information_consistent_figure_is_exact_with_one_noise_path():
     bound)."""
     from typing import ClassVar
 
-    from mfax.evaluation.exploitability import info_consistent_exact
     from mfax.games import SIS
     from test_validation import SISDelegate
 
@@ -323,21 +328,6 @@ def test_information_consistent_figure_is_exact_with_one_noise_path():
 def _sis_and_noise():
     game = mfax.make("sis", horizon=3)
     return game, noise_batch(game, "sample", jax.random.key(0), num_paths=2)
-
-
-def _network_for(game):
-    from mfax.policies.networks import NetworkPolicy
-
-    return NetworkPolicy(
-        game,
-        jax.random.key(0),
-        recurrent=True,
-        obs_embed=4,
-        gru_hidden=4,
-        state_embed=4,
-        aggregate_embed=4,
-        mlp_width=4,
-    )
 
 
 @pytest.mark.parametrize(

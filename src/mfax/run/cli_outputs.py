@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         import numpy as np
 
         from mfax.evaluation.moments import impulse_response, shock_innovations
-        from mfax.run.plots import irf_figure, save_figure
+        from mfax.run.plots import irf_figure, run_words, save_figure
 
         with user_errors(), checking(check):
             refuse_empty("--out", out, "JSON file", "RUN/irf.json")
@@ -196,7 +196,8 @@ def register(app: typer.Typer) -> None:
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             which = None
             if trainer.config.num_runs > 1:  # say which run, and how it was chosen
-                which = run_words(trainer.config, r, run_index is None)
+                chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
+                which = run_words(trainer.config, r, chosen)
                 words += f"; {which.split(':')[0]}"
             save_figure(irf_figure(g, response, words), plot_path)
             json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,21 +232,6 @@ def parse_innovations(text: str, horizon: int):
     if len(values) != horizon + 1:
         raise GameError(f"--innovations needs T + 1 = {horizon + 1} numbers (e_0..e_T), got {len(values)}")
     return np.array(values)
-
-
-def run_words(config, r: int, chosen: bool) -> str:
-    """``run 1 (seed 0, crra 3) of 2: ...``: which run of a multi-run directory a command
-    shows, and (``chosen``: no --run-index given) how it was picked."""
-    from mfax.run.plots import run_label
-    from mfax.solvers import solver_spec
-
-    lr = config.run_lr(r) if solver_spec(config.algo).uses_lr else None
-    text = f"{run_label({'run': r, 'seed': config.run_seed(r), 'lr': lr}, config)} of {config.num_runs}"
-    if chosen:
-        text += ": the lowest exploitability at the checkpoint (--run-index picks another)"
-        if config.swept():
-            text += "; the runs play different games, whose exploitabilities do not compare"
-    return text
 
 
 def irf_record(response, run: str, run_index: int, iteration: str) -> dict:

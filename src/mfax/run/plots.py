@@ -75,11 +75,7 @@ def plot_run(
         figures["moments"] = moments_figure(game, moments)
         figures["moment_curves"] = moment_curves_figure(game, moments, curve_times)
     if trainer.config.num_runs > 1:  # the figures of one run: say which, and how it was picked
-        row = next(row for row in run.read_metrics() if row["run"] == r and row["iteration"] == held)
-        which = f"{run_label(row, trainer.config)} of {trainer.config.num_runs}: the lowest exploitability at "
-        which += f"iteration {held}"
-        if trainer.config.swept():
-            which += " (the runs play different games: their exploitabilities are not comparable)"
+        which = run_words(trainer.config, r, f"at iteration {held}")
         for name, fig in figures.items():
             if fig is not None and name != "exploitability":
                 fig.suptitle(f"{which}\n{fig.get_suptitle()}", wrap=True)
@@ -149,6 +145,22 @@ def run_label(row: dict, config=None) -> str:
     own = config.run_params(row["run"]) if swept else {}
     values = "".join(f", {k} {own[k]:g}" if isinstance(own[k], float) else f", {k} {own[k]}" for k in swept)
     return f"run {row['run']} (seed {row['seed']}{lr}{values})"
+
+
+def run_words(config, r: int, chosen: str | None) -> str:
+    """``run 1 (seed 0, lr 0.01, crra 3) of 2``: which run of a multi-run directory a
+    figure or command shows; with ``chosen`` (``"at iteration 40"``) how it was picked,
+    the lowest exploitability there, and, in a sweep of game parameters, that the runs'
+    exploitabilities do not compare."""
+    from mfax.solvers import solver_spec
+
+    lr = config.run_lr(r) if solver_spec(config.algo).uses_lr else None
+    text = f"{run_label({'run': r, 'seed': config.run_seed(r), 'lr': lr}, config)} of {config.num_runs}"
+    if chosen is not None:
+        text += f": the lowest exploitability {chosen}"
+        if config.swept():
+            text += "; the runs play different games, whose exploitabilities do not compare"
+    return text
 
 
 def exploitability_figure(rows: list[dict], config):
