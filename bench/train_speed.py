@@ -382,13 +382,13 @@ def cli_lines(c: dict) -> list[str]:
         b, cl = r["bare"]["seconds_per_iteration"], r["cli"]["seconds_per_iteration"]
         p = r.get("published", {}).get("median")
         lines.append(
-            f"| {i + 1} | {r['load']:.1f} | {b:.3f} | {cl:.3f} | {cl / b:.2f} | "
-            + (f"{p:.3f} | {p / cl:.2f}x |" if p else "n/a | n/a |")
+            f"| {i + 1} | {r['load']:.1f} | {b:.4g} | {cl:.4g} | {cl / b:.2f} | "
+            + (f"{p:.4g} | {p / cl:.2f}x |" if p else "n/a | n/a |")
         )
-    summary = f"Medians: bare {c['bare']:.3f} s/it, CLI {c['cli']:.3f} s/it, CLI / bare {c['cli_over_bare']:.2f}"
+    summary = f"Medians: bare {c['bare']:.4g} s/it, CLI {c['cli']:.4g} s/it, CLI / bare {c['cli_over_bare']:.2f}"
     if "published" in c:
         summary += (
-            f"; published {c['published']:.3f} s/it, published / CLI {c['published_over_cli']:.2f}x, "
+            f"; published {c['published']:.4g} s/it, published / CLI {c['published_over_cli']:.2f}x, "
             f"published / bare {c['published_over_bare']:.2f}x"
         )
     return [*lines, "", summary + "."]
@@ -546,10 +546,11 @@ def setup_line() -> str:
     )
 
 
-def speed_table(speed: list[dict], peak: dict) -> list[str]:
-    """The seconds-per-iteration table of ``speed`` rows (:func:`iteration_speed`) against ``peak``."""
+def speed_table(speed: list[dict], peak: dict, setup: str | None = None) -> list[str]:
+    """The seconds-per-iteration table of ``speed`` rows (:func:`iteration_speed`) against
+    ``peak``, headed by ``setup`` (default: this machine's :func:`setup_line`)."""
     lines = [
-        f"{setup_line()}. Matmul peak (best of, measured before and after the timings): "
+        f"{setup or setup_line()}. Matmul peak (best of, measured before and after the timings): "
         + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
         + ". s / iteration and GFLOP/s: median over repeats. '% of peak': the median rate against "
         "the best of these peaks; 'fastest': the fastest repeat against the same peak (best "
@@ -566,7 +567,7 @@ def speed_table(speed: list[dict], peak: dict) -> list[str]:
         ratio = f"{PAPER_SECONDS_PER_ITERATION / sec:.2f}x" if r["game"] == "beach_bar" else "n/a"
         lines.append(
             f"| {r['game']} | {r['algo']} | {r['noise']} | {r['compiler_options']} | {r['paths']} "
-            f"({_computed(r)}) | {sec:.3f} | {ratio} | {r['gflop_per_iteration']:.1f} "
+            f"({_computed(r)}) | {sec:.4g} | {ratio} | {r['gflop_per_iteration']:.1f} "
             f"| {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.0f}% | {100 * r['fraction_of_peak_fastest']:.0f}% "
             f"| {100 * r['fraction_of_peak_beside']:.0f}% |"
         )
@@ -771,6 +772,11 @@ def main() -> None:
         parser.error(f"--t126-lr must be > 0, got {args.t126_lr:g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.cli_only or args.t126_paired or not (args.device_table or args.breakdown_only):
+        # these modes start processes of their own beside this one, on one accelerator: none
+        # may take three quarters of its memory up front, as JAX does on a GPU (the child
+        # `mfax train` ran out of memory there); a CPU ignores the setting
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.device_table:
         device_table(out, args.quick, only)
         return
