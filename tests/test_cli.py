@@ -274,6 +274,30 @@ def test_plot_titles_describe_the_noise_path_in_words():
     assert {path_title(sis, sis_batch.noise, i, i).split(": ")[1] for i in range(4)} <= {"mild regime", "severe regime"}
 
 
+def test_plot_titles_stay_inside_the_figure():
+    """A one-path macro policy figure clipped its panel title (the productivity range) and
+    its title at both edges: every title line is now wrapped to the figure's width."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mfax.run import plots
+
+    panel = "noise path 0: log productivity -0.123..+0.456, ends +0.078"
+    title = "macro: learned policy on 1 evaluation noise path"
+    for count in (1, 3):
+        fig = plots._heatmaps(np.zeros((count, 5, 4)), [panel] * count, "viridis", title, label="x")
+        plots._suptitle(fig, f"run 3 of 4: lr 0.01, seed 1, the lowest exploitability at iteration 40\n{title}")
+        FigureCanvasAgg(fig).draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig.bbox
+        texts = [fig._suptitle, *(ax.title for ax in fig.axes if ax.get_title())]
+        assert len(texts) > count
+        for text in texts:
+            extent = text.get_window_extent(renderer)
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1, (count, text.get_text())
+    assert plots._paths(["a"]) == "1 evaluation noise path" and plots._paths(["a", "b"]) == "2 evaluation noise paths"
+
+
 def test_eval_x64_reads_a_float32_run(tmp_path):
     """``mfax eval RUN --x64`` (the docs' advice for a figure just below zero) on a run
     trained in float32: its parameters widened exactly, the figures those of float32 to

@@ -4,6 +4,7 @@ game checked entry by entry against the independent numpy reference."""
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -195,6 +196,26 @@ def test_macro_empty_economy_has_finite_rewards():
     assert bool(jnp.all(jnp.isfinite(game.terminal_reward(mu, mu, noise, 3))))
     with pytest.raises(mfax.GameError, match="consumption_floor must be > 0"):
         mfax.make("macro", consumption_floor=0.0)
+
+
+def test_macro_refuses_a_productivity_process_that_overflows():
+    """An explosive AR(1) (or a huge z_std) took exp(z) beyond float32 within the horizon:
+    the checks before a run failed on NaN kernels without naming the cause. Refused by
+    name where 8 standard deviations of z_T pass log(float32 max); a mildly explosive or
+    unit-root process over the horizon, and any process without common noise (z = 0), stay."""
+    for params, spread in (({"z_persistence": 1.5}, "9.3e+20"), ({"z_persistence": -3.0}, "1.25e+59")):
+        with pytest.raises(
+            mfax.GameError, match=f"z_persistence=.* its standard deviation reaches {re.escape(spread)} by t=128"
+        ):
+            mfax.make("macro", num_wealth=10, **params)
+    with pytest.raises(mfax.GameError, match=r"z_std=20\.0 its standard deviation reaches"):
+        mfax.make("macro", num_wealth=10, z_std=20.0)
+    for params in ({"z_persistence": 1.01}, {"z_persistence": 1.0}, {"z_persistence": -1.0}):
+        game = mfax.make("macro", num_wealth=10, **params)
+        assert game.z_spread() < 11.1
+    z = mfax.make("macro", num_wealth=10, z_persistence=1.0).z_spread()
+    assert z == pytest.approx(0.03 * np.sqrt(128), rel=1e-12)  # a random walk: sqrt(T) innovations
+    assert mfax.make("macro", num_wealth=10, z_persistence=1.5, common_noise=False).z_spread() > 1e20
 
 
 @pytest.mark.parametrize(

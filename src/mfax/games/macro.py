@@ -66,6 +66,13 @@ _NOT_READ_BY = {
 INITIAL_INCOME = ("published", "stationary")
 
 
+# exp(z) is finite in float32 up to this log productivity; a game's z must keep Z_SIGMAS of
+# its standard deviations within it (a draw beyond 8 sigma has probability 1.2e-15)
+LOG_FLOAT32_MAX = math.log(params.FLOAT32_MAX)
+Z_SIGMAS = 8.0
+Z_SPREAD_MAX = LOG_FLOAT32_MAX / Z_SIGMAS
+
+
 class Macro(Game):
     name: ClassVar[str] = "macro"
 
@@ -131,6 +138,15 @@ class Macro(Game):
         check(self.crra > 0.0, f"crra must be > 0, got {self.crra}")
         check(self.consumption_floor > 0.0, f"consumption_floor must be > 0, got {self.consumption_floor}")
         check(self.z_std >= 0.0, f"z_std must be >= 0, got {self.z_std}")
+        if self.common_noise and not isinstance(self.z_persistence, jax.core.Tracer):
+            spread = self.z_spread()
+            check(
+                spread <= Z_SPREAD_MAX,
+                f"log productivity z would overflow: with z_persistence={self.z_persistence} and "
+                f"z_std={self.z_std} its standard deviation reaches {np.max(spread):.3g} by t={self.horizon}, and "
+                f"exp(z) is beyond float32 past z = {LOG_FLOAT32_MAX:.1f}; allowed: {Z_SIGMAS:g} standard deviations "
+                f"of z within that (<= {Z_SPREAD_MAX:.2f}: |z_persistence| <= 1 with the default z_std keeps it)",
+            )
         check_probabilities(self.income_probs, "income_probs")
         check(len(self.income_probs) == 3, f"income_probs needs 3 entries (-1, 0, +1), got {len(self.income_probs)}")
         check(
@@ -169,6 +185,15 @@ class Macro(Game):
             )
         if self.initial_income == "stationary":
             self.initial_income_np()  # a chain without a unique one is refused here, naming it
+
+    def z_spread(self):
+        """The standard deviation of log productivity at ``t = T``, the largest over
+        ``t``: ``z_std sqrt(sum_{k < T} z_persistence^(2k))`` (numpy; an array where the
+        parameters are, as for games stacked on a run axis)."""
+        rho = np.asarray(self.z_persistence, dtype=np.float64)[..., None]
+        with np.errstate(over="ignore"):
+            total = np.sum(rho ** (2 * np.arange(self.horizon)), axis=-1)
+        return np.asarray(self.z_std, dtype=np.float64) * np.sqrt(total)
 
     @property
     def n_states(self) -> int:

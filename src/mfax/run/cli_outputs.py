@@ -188,8 +188,8 @@ def register(app: typer.Typer) -> None:
                 np.any(np.isfinite(response.baseline[k]) & ~np.isfinite(response.shocked[k])) for k in response.shocked
             ):
                 raise GameError(
-                    "the response is not finite (the shock is too large for the game's numbers); "
-                    "give a smaller --shock or --innovations"
+                    f"the response is not finite ({_shock_words(response.noise[1])}); give a smaller "
+                    "--shock or --innovations"
                 )
             record = irf_record(response, str(run.root), r, iteration)
             record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
@@ -232,6 +232,24 @@ def parse_innovations(text: str, horizon: int):
     if len(values) != horizon + 1:
         raise GameError(f"--innovations needs T + 1 = {horizon + 1} numbers (e_0..e_T), got {len(values)}")
     return np.array(values)
+
+
+def _shock_words(noise) -> str:
+    """Where the shocked noise path is largest, for the message of a response that overflowed
+    (an explosive shock process, say ``z_persistence > 1``, shows as a huge entry)."""
+    import jax
+    import numpy as np
+
+    leaves = [
+        (jax.tree_util.keystr(k).lstrip("."), np.asarray(v).reshape(-1))
+        for k, v in jax.tree_util.tree_flatten_with_path(noise)[0]
+    ]
+    leaves = [(name, v) for name, v in leaves if v.size]
+    if not leaves:
+        return "the shock is too large for the game's numbers"
+    name, v = max(leaves, key=lambda leaf: float(np.max(np.abs(leaf[1]))))
+    at = int(np.argmax(np.abs(v)))
+    return f"the shocked path's noise reaches {name} = {v[at]:.4g} at index {at}: too large for the game's numbers"
 
 
 def irf_record(response, run: str, run_index: int, iteration: str) -> dict:

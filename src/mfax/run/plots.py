@@ -27,6 +27,7 @@ nothing here depends on which game it is.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import jax
@@ -47,6 +48,14 @@ def _figure(rows: int, cols: int, figsize: tuple[float, float]):
 
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def _suptitle(fig, text: str, fontsize: float = 12.0) -> None:
+    """``fig``'s title, each line wrapped to the figure's width (matplotlib's own
+    ``wrap=True`` let a title one word too long run past a narrow figure's edges)."""
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    lines = [textwrap.fill(line, chars) for line in text.split("\n")]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
 def plot_run(
@@ -78,7 +87,7 @@ def plot_run(
         which = run_words(trainer.config, r, f"at iteration {held}")
         for name, fig in figures.items():
             if fig is not None and name != "exploitability":
-                fig.suptitle(f"{which}\n{fig.get_suptitle()}", wrap=True)
+                _suptitle(fig, f"{which}\n{fig.get_suptitle()}", fig._suptitle.get_fontsize())
                 fig.tight_layout()  # room for the longer title
     written = []
     for name, fig in figures.items():
@@ -188,7 +197,7 @@ def exploitability_figure(rows: list[dict], config):
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)", wrap=True)
+    _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)")
     fig.tight_layout()
     return fig
 
@@ -203,6 +212,13 @@ def _save(fig, path: Path, dpi: int = 110) -> Path:
     return path
 
 
+PANEL_TITLE_CHARS = 44  # characters of a 9-point title line over a 4-inch heat-map panel
+
+
+def _paths(titles: list[str]) -> str:
+    return f"{len(titles)} evaluation noise path" + ("s" if len(titles) != 1 else "")
+
+
 def _heatmaps(images, titles, cmap: str, suptitle: str, label: str, limits=(None, None)):
     """One time x state heat map per noise path, side by side (colours from ``limits``,
     the images' own range where ``None``)."""
@@ -210,10 +226,11 @@ def _heatmaps(images, titles, cmap: str, suptitle: str, label: str, limits=(None
     fig, axes = _figure(1, k, (4 * k, 3.6))
     for ax, image, title in zip(axes[0], images, titles, strict=True):
         im = ax.imshow(np.asarray(image).T, aspect="auto", origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1])
-        ax.set_title(title, fontsize=9)
+        # a long path title (macro's productivity range) wrapped to the panel, not clipped
+        ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=9)
         ax.set(xlabel="time t", ylabel="state index")
         fig.colorbar(im, ax=ax, fraction=0.046, label=label)
-    fig.suptitle(suptitle, wrap=True)
+    _suptitle(fig, suptitle)
     fig.tight_layout()
     return fig
 
@@ -224,7 +241,7 @@ def mean_field_figure(game, traj, titles: list[str]):
         traj.mu,
         titles,
         "viridis",
-        f"{game.name}: mean field over time on {len(titles)} evaluation noise paths",
+        f"{game.name}: mean field over time on {_paths(titles)}",
         label="population share in the state",
     )
 
@@ -237,7 +254,7 @@ def policy_figure(game, traj, titles: list[str]):
         mean_action,
         titles,
         "coolwarm",
-        f"{game.name}: learned policy on {len(titles)} evaluation noise paths",
+        f"{game.name}: learned policy on {_paths(titles)}",
         label="expected action value",
         limits=(values.min(), values.max()),  # the same colours on every panel
     )
@@ -262,7 +279,7 @@ def aggregates_figure(game, traj, noise, titles: list[str]):
     axes.flat[0].legend(fontsize=6)
     for ax in axes.flat[len(series) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{game.name}: aggregates on {len(titles)} evaluation noise paths", wrap=True)
+    _suptitle(fig, f"{game.name}: aggregates on {_paths(titles)}")
     fig.tight_layout()
     return fig
 
@@ -282,7 +299,7 @@ def profiles_figure(game, traj, noise, titles: list[str]):
         ax.set(xscale=profile.x_scale, xlabel=profile.x_label + scaled, ylabel=profile.y_label, title=profile.title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{game.name} on {titles[0]}", fontsize=10, wrap=True)
+    _suptitle(fig, f"{game.name} on {titles[0]}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -320,7 +337,7 @@ def moments_figure(game, moments):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     how = "exact over the noise support" if moments.exact else f"{moments.num_paths} sampled noise paths"
-    fig.suptitle(f"{game.name}: moments, expectation and percentile bands over the paths ({how})", wrap=True)
+    _suptitle(fig, f"{game.name}: moments, expectation and percentile bands over the paths ({how})")
     fig.tight_layout()
     return fig
 
@@ -343,7 +360,7 @@ def moment_curves_figure(game, moments, times: list[int] | None = None):
         ax.set(xlabel=axis, title=spec.label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{game.name}: expectation over the noise paths at chosen times", wrap=True)
+    _suptitle(fig, f"{game.name}: expectation over the noise paths at chosen times")
     fig.tight_layout()
     return fig
 
@@ -365,7 +382,7 @@ def irf_figure(game, response, title: str = ""):
         unit = "% deviation" if spec.deviation == "percent" else "deviation, 100 (x - baseline)"
         ax.set(xlabel="time t", ylabel=unit, title=spec.label)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{game.name}: impulse response (deviation from the path without shocks){title}", wrap=True)
+    _suptitle(fig, f"{game.name}: impulse response (deviation from the path without shocks){title}")
     fig.tight_layout()
     return fig
 
