@@ -1,9 +1,14 @@
-"""Seconds per training iteration of the published RSPG (the paper's own code), beach bar.
+"""Seconds per training iteration of the published RSPG (the paper's own code): beach bar
+or the macro economy.
 
 Runs the paper's implementation itself (a checkout of its repository, never copied into
-mfax) at its published beach-bar configuration (``configs/beach_bar_1d_rspg.yaml``: 128
-environments, ``lr`` of the sweep, linear annealing to 0.1x over 200 iterations, Adam
-after clipping the global gradient norm to 1.0, ReLU, the 128-wide recurrent policy) and
+mfax) at its published configuration: ``--task beach_bar_1d``
+(``configs/beach_bar_1d_rspg.yaml``: 128 environments, state indices, discount 0.99) or
+``--task endogenous``, the macro economy (``configs/endogenous_rspg.yaml``: 8
+environments, normalised state features, discount 0.95, the continuous-action policy its
+script builds for a ``Box`` action space); both with ``lr`` of the sweep, linear
+annealing to 0.1x over 200 iterations, Adam after clipping the global gradient norm to
+1.0, ReLU, the 128-wide recurrent policy. It
 times its training step the way its own script does: ``jax.lax.scan`` of its jitted
 ``_train_step`` over a chunk of iterations, ``block_until_ready``, compile excluded (a
 warm-up chunk of the same length first). Its wandb logging is off (``log=False``,
@@ -33,6 +38,13 @@ import sys
 import time
 import types
 
+# the published configurations (configs/<task>_rspg.yaml; normalize_states is off for
+# indices, as its script sets it)
+TASKS = {
+    "beach_bar_1d": {"state_type": "indices", "discount_factor": 0.99, "normalize_states": False, "num_envs": 128},
+    "endogenous": {"state_type": "states", "discount_factor": 0.95, "normalize_states": True, "num_envs": 8},
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -40,8 +52,13 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=5, help="iterations per timed lax.scan (its eval_frequency)")
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks")
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate (its sweep: 1e-4, 1e-3, 1e-2)")
-    parser.add_argument("--num-envs", type=int, default=128)
+    parser.add_argument("--num-envs", type=int, help="default: the task's configuration (128 beach bar, 8 macro)")
+    parser.add_argument("--task", choices=sorted(TASKS), default="beach_bar_1d", help="the published configuration")
     cli = parser.parse_args()
+    task = TASKS[cli.task]
+    num_envs = task["num_envs"] if cli.num_envs is None else cli.num_envs
+    if num_envs < 1 or cli.chunk < 1 or cli.repeats < 1:
+        parser.error("--num-envs, --chunk and --repeats must be at least 1")
 
     tree = os.path.abspath(cli.tree)
     sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.getcwd()]  # never this repo's mfax
@@ -50,6 +67,16 @@ def main() -> None:
     sys.argv = [sys.argv[0]]
 
     import dataclasses
+    import importlib.util
+
+    missing = [m for m in ("flax", "gymnax", "distrax", "optax", "jax") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(
+            f"published_rspg.py: this Python lacks the paper's dependencies {', '.join(missing)}; run it with a "
+            "Python that has jax, flax, distrax, gymnax, optax and tyro"
+        )
+    if not os.path.isdir(os.path.join(tree, "mfax", "algos")):
+        raise SystemExit(f"published_rspg.py: --tree {tree} is not a checkout of the paper's repository")
 
     import flax.struct
     import jax
@@ -72,6 +99,21 @@ def main() -> None:
 
     flax.struct.dataclass = dataclass_310
 
+    # The macro economy's grids call jnp.clip(x, a_min=0), keywords JAX has since renamed
+    # (min/max) and then removed; they are passed on under their new names, same meaning.
+    import jax.numpy as jnp
+
+    clip = jnp.clip
+
+    def clip_with_old_keywords(x, *args, a_min=None, a_max=None, **kwargs):
+        if a_min is not None:
+            kwargs["min"] = a_min
+        if a_max is not None:
+            kwargs["max"] = a_max
+        return clip(x, *args, **kwargs)
+
+    jnp.clip = clip_with_old_keywords
+
     import gymnax
     import jax.numpy as jnp
     import optax
@@ -82,24 +124,24 @@ def main() -> None:
     if not os.path.abspath(published.__file__).startswith(tree):
         raise SystemExit(f"imported mfax from {published.__file__}, not from {tree}")
     from mfax.algos.hsm.algos import rspg
-    from mfax.algos.hsm.utils.mf_policy_wrappers import RecurrentMeanFieldPolicy
+    from mfax.algos.hsm.utils.mf_policy_wrappers import RecurrentMeanFieldContinuousPolicy, RecurrentMeanFieldPolicy
     from mfax.envs import make_env
 
-    # configs/beach_bar_1d_rspg.yaml
+    # configs/<task>_rspg.yaml
     args = rspg.args(
         debug=False,
         evaluate=False,
         log=False,
         save=False,
-        task="beach_bar_1d",
-        state_type="indices",
-        discount_factor=0.99,
+        task=cli.task,
+        state_type=task["state_type"],
+        discount_factor=task["discount_factor"],
         normalize_obs=True,
-        normalize_states=False,  # its script turns it off for indices
+        normalize_states=task["normalize_states"],
         common_noise=True,
         algo="hsm_rspg",
         seed=0,
-        num_envs=cli.num_envs,
+        num_envs=num_envs,
         num_iterations=200,
         lr=cli.lr,
         anneal_lr=True,
@@ -107,24 +149,30 @@ def main() -> None:
         activation="relu",
     )
     env = make_env("pushforward/" + args.task, common_noise=args.common_noise)
-    if not isinstance(env.action_space, gymnax.environments.spaces.Discrete):
-        raise SystemExit("the beach bar of the published code should have a discrete action space")
-    # the network of its __main__ (discrete actions)
+    # the network of its __main__: discrete or continuous actions by the action space
     encoder_kwargs = dict(hidden_size=128, embed_size=128, activation=args.activation)
-    policy_kwargs = dict(
-        n_actions=env.n_actions,
-        hidden_layer_sizes=(128, 128, 128),
-        activation=args.activation,
-        state_type=args.state_type,
-        num_states=env.n_states,
-    )
-    net = RecurrentMeanFieldPolicy(
-        state_type=args.state_type,
-        num_states=env.n_states,
-        encoder_kwargs=encoder_kwargs,
-        policy_kwargs=policy_kwargs,
-    )
-    individual_states = jnp.arange(env.n_states)
+    common = dict(hidden_layer_sizes=(128, 128, 128), activation=args.activation, state_type=args.state_type)
+    if isinstance(env.action_space, gymnax.environments.spaces.Discrete):
+        policy_kwargs = dict(n_actions=env.n_actions, **common, num_states=env.n_states)
+        net = RecurrentMeanFieldPolicy(
+            state_type=args.state_type,
+            num_states=env.n_states,
+            encoder_kwargs=encoder_kwargs,
+            policy_kwargs=policy_kwargs,
+        )
+    else:
+        space = env.action_space
+        policy_kwargs = dict(
+            action_dim=space.shape[-1], action_range=(space.low, space.high), **common, num_states=env.n_states
+        )
+        net = RecurrentMeanFieldContinuousPolicy(
+            state_type=args.state_type,
+            num_states=env.n_states,
+            actions=env.params.discrete_actions,
+            encoder_kwargs=encoder_kwargs,
+            policy_kwargs=policy_kwargs,
+        )
+    individual_states = jnp.arange(env.n_states) if args.state_type == "indices" else env.params.states
     rng = jax.random.PRNGKey(args.seed)
     rng, rng_actor_params, rng_action = jax.random.split(rng, 3)
     init_hidden = net.init_hidden(args.num_envs, net.aggregate_encoder.hidden_size)
@@ -166,6 +214,7 @@ def main() -> None:
                 "seconds_per_iteration": times,
                 "first_chunk_s": compile_s,
                 "chunk": cli.chunk,
+                "task": args.task,
                 "num_envs": args.num_envs,
                 "lr": args.lr,
                 "jax": jax.__version__,

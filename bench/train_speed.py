@@ -50,6 +50,9 @@ Usage::
     python bench/train_speed.py --cli-only --rounds 3 \\
         --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
                                            # item 4 alone -> train_speed_cli.{md,json}
+    python bench/train_speed.py --macro-paired --rounds 3 \\
+        --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
+                                           # macro RSPG against the paper's macro step -> train_speed_macro_paired.*
     python bench/train_speed.py --only macro --breakdown   # the macro rows and where their time goes
     python bench/train_speed.py --breakdown-only           # only where the time goes -> train_speed_breakdown.{md,json}
     PYTHONPATH=src python3 bench/train_speed.py --device-table  # items 1-2 on the default backend: on the GPU
@@ -318,10 +321,11 @@ def cli_run(iterations: int) -> dict:
     }
 
 
-def published_run(tree: str, python: str, chunk: int, repeats: int) -> dict:
-    """The paper's RSPG step, timed by ``bench/published_rspg.py`` in ``python``."""
+def published_run(tree: str, python: str, chunk: int, repeats: int, task: str = "beach_bar_1d") -> dict:
+    """The paper's RSPG step on ``task`` (its beach bar, or ``endogenous``: the macro
+    economy), timed by ``bench/published_rspg.py`` in ``python``."""
     script = Path(__file__).with_name("published_rspg.py")
-    cmd = [python, str(script), "--tree", tree, "--chunk", str(chunk), "--repeats", str(repeats)]
+    cmd = [python, str(script), "--tree", tree, "--chunk", str(chunk), "--repeats", str(repeats), "--task", task]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own mfax, not this one
     done = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -582,7 +586,7 @@ def device_table(out: Path, quick: bool, only: list[str]) -> None:
     repeats, chunk = (1, 2) if quick else (5, 5)
     backend, precision = jax.default_backend(), compiling.matmul_precision()
     stem = f"train_speed_{backend}" + ("" if precision == "float32" else f"_{precision}")
-    stem += "" if not only else "_" + "_".join(only)
+    stem += ("" if not only else "_" + "_".join(only)) + ("_quick" if quick else "")  # never the committed table
     before = matmul_peak(quick)
     speed = []
     for game, noise in [c for c in CASES if not only or c[0] in only]:
@@ -657,6 +661,58 @@ def t126_paired(rounds: int, published: str, published_python: str, lr: float = 
         out["rounds"].append(row)
     out["ratio"] = statistics.median(x["ratio"] for x in out["rounds"])
     return out
+
+
+def macro_paired(rounds: int, published: str, published_python: str, repeats: int = 2) -> dict:
+    """Macro RSPG at the published settings (200 x 5 states, T = 128, 8 sampled paths, the
+    game's network), the bare training step against the paper's own step on its macro
+    economy (``published_rspg.py --task endogenous``: 8 environments, its continuous-action
+    policy), in rounds whose order alternates; chunks of 2 iterations (the paper's step
+    takes seconds), ``repeats`` timed chunks each, compile excluded on both sides."""
+    bare = BareStep(2, TrainConfig(game="macro", algo="rspg", noise="sample"))
+    out: dict = {"rounds": [], "chunk": 2, "repeats": repeats}
+    for r in range(rounds):
+        order = ["bare", "published"] if r % 2 == 0 else ["published", "bare"]
+        row: dict = {"order": order, "load": os.getloadavg()[0]}
+        for kind in order:
+            if kind == "bare":
+                times = bare.time(repeats)
+                row["bare"] = {"per_chunk": times, "seconds_per_iteration": statistics.median(times)}
+            else:
+                row["published"] = published_run(published, published_python, 2, repeats, task="endogenous")
+        print(json.dumps(row), flush=True)
+        out["rounds"].append(row)
+    rs = out["rounds"]
+    out["bare"] = statistics.median(x["bare"]["seconds_per_iteration"] for x in rs)
+    out["published"] = statistics.median(x["published"]["median"] for x in rs)
+    out["published_over_bare"] = statistics.median(
+        x["published"]["median"] / x["bare"]["seconds_per_iteration"] for x in rs
+    )
+    return out
+
+
+def macro_paired_lines(m: dict) -> list[str]:
+    lines = [
+        "## Macro RSPG against the paper's code, paired by round",
+        "",
+        "Seconds per training iteration at the published settings (200 x 5 states, T = 128, 8 sampled paths): "
+        "mfax's bare step (the compiled training chunk a `mfax train --game macro --algo rspg` runs, "
+        f"chunks of {m['chunk']}) and the paper's own step on its macro economy (`bench/published_rspg.py "
+        "--task endogenous`, `configs/endogenous_rspg.yaml`), alternating; the median of "
+        f"{m['repeats']} timed chunks each, compile excluded. Load: the 1-minute load average at the start of "
+        "each round.",
+        "",
+        "| round | load | mfax s/it | published s/it | published / mfax |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(m["rounds"]):
+        b, p = r["bare"]["seconds_per_iteration"], r["published"]["median"]
+        lines.append(f"| {i + 1} | {r['load']:.1f} | {b:.4g} | {p:.4g} | {p / b:.2f}x |")
+    summary = (
+        f"Medians: mfax {m['bare']:.4g} s/it, the paper's code {m['published']:.4g} s/it, "
+        f"published / mfax {m['published_over_bare']:.2f}x (the median of the rounds' ratios)."
+    )
+    return [*lines, "", summary]
 
 
 def t126_lines(t: dict) -> list[str]:
@@ -752,6 +808,12 @@ def main() -> None:
     )
     parser.add_argument("--t126-lr", type=float, default=1e-2, help="learning rate of --t126-paired")
     parser.add_argument(
+        "--macro-paired",
+        action="store_true",
+        help="only macro RSPG's bare step against the paper's step on its macro economy (--published), "
+        "--rounds rounds, into train_speed_macro_paired.{md,json}",
+    )
+    parser.add_argument(
         "--t126-seeds", type=int, default=5, help="seeds 0..N-1 whose median crossing --t126-paired reports"
     )
     args = parser.parse_args()
@@ -759,26 +821,46 @@ def main() -> None:
     unknown = [g for g in only if g not in dict(CASES)]
     if unknown:
         parser.error(f"--only: unknown game {', '.join(unknown)}; allowed: {', '.join(dict.fromkeys(dict(CASES)))}")
-    modes = [m for m in ("cli_only", "breakdown_only", "device_table", "t126_paired") if getattr(args, m)]
+    modes = [
+        m for m in ("cli_only", "breakdown_only", "device_table", "t126_paired", "macro_paired") if getattr(args, m)
+    ]
     if len(modes) > 1:
         parser.error("choose one of " + ", ".join("--" + m.replace("_", "-") for m in modes))
     if args.published and not args.published_python:
         parser.error("--published needs --published-python")
     if args.t126_paired and not args.published:
         parser.error("--t126-paired needs --published and --published-python")
+    if args.macro_paired and not args.published:
+        parser.error("--macro-paired needs --published and --published-python")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    least = 2 * TrainConfig().eval_every  # two evaluations: one chunk's seconds per iteration
+    if args.cli_iterations < least:
+        parser.error(f"--cli-iterations must be at least {least} (two evaluations apart), got {args.cli_iterations}")
+    if args.published and not (Path(args.published) / "mfax" / "algos").is_dir():
+        parser.error(f"--published: {args.published} is not a checkout of the paper's repository (no mfax/algos in it)")
+    if args.published_python and not os.access(args.published_python, os.X_OK):
+        parser.error(f"--published-python: {args.published_python} is not an executable Python")
     if args.t126_seeds < 1:
         parser.error(f"--t126-seeds must be at least 1, got {args.t126_seeds}")
     if not args.t126_lr > 0.0:
         parser.error(f"--t126-lr must be > 0, got {args.t126_lr:g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.cli_only or args.t126_paired or not (args.device_table or args.breakdown_only):
+    if args.cli_only or args.t126_paired or args.macro_paired or not (args.device_table or args.breakdown_only):
         # these modes start processes of their own beside this one, on one accelerator: none
         # may take three quarters of its memory up front, as JAX does on a GPU (the child
         # `mfax train` ran out of memory there); a CPU ignores the setting
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.device_table:
         device_table(out, args.quick, only)
+        return
+    if args.macro_paired:
+        m = macro_paired(args.rounds, args.published, args.published_python)
+        text = "# Macro RSPG: mfax and the paper's code\n\n" + f"{setup_line()}.\n\n" + "\n".join(macro_paired_lines(m))
+        (out / "train_speed_macro_paired.md").write_text(text + "\n")
+        (out / "train_speed_macro_paired.json").write_text(json.dumps(m, indent=1))
+        print(text)
         return
     if args.t126_paired:
         t = t126_paired(args.rounds, args.published, args.published_python, args.t126_lr, args.t126_seeds)
@@ -799,9 +881,10 @@ def main() -> None:
         for p in profiles:
             lines += [*breakdown_lines(p), ""]
         text = "\n".join(lines)
-        (out / "train_speed_breakdown.md").write_text(text)
+        stem = "train_speed_breakdown" + ("_quick" if args.quick else "")
+        (out / f"{stem}.md").write_text(text)
         rows = [{**p, "seconds": [[*k, v] for k, v in p["seconds"].items()]} for p in profiles]
-        (out / "train_speed_breakdown.json").write_text(json.dumps({"peak": peak, "breakdown": rows}, indent=1))
+        (out / f"{stem}.json").write_text(json.dumps({"peak": peak, "breakdown": rows}, indent=1))
         print(text)
         return
     if args.cli_only:
@@ -883,7 +966,7 @@ def main() -> None:
         for p in profiles:
             lines += [*breakdown_lines(p), ""]
     text = "\n".join(lines) + "\n"
-    stem = "train_speed" if not only else "train_speed_" + "_".join(only)
+    stem = ("train_speed" if not only else "train_speed_" + "_".join(only)) + ("_quick" if args.quick else "")
     (out / f"{stem}.md").write_text(text)
     breakdowns = [{**p, "seconds": [[*k, v] for k, v in p["seconds"].items()]} for p in profiles]
     (out / f"{stem}.json").write_text(
