@@ -178,6 +178,14 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["train", "--coordinator", "bogus"], "the coordinator is HOST:PORT"),
         (["train", "--coordinator", "127.0.0.1:29999", "--num-processes", "0"], "processes must be >= 1"),
         (["export", "/nonexistent-run", "--out", ""], "--out is empty"),
+        # found by a review of every option's help (each a traceback, or accepted silently)
+        (["eval", "--seed", "4294967296"], "--seed must lie in 0..4294967295 (PRNG seeds are 32-bit)"),
+        (["eval", "--seed=-1"], "--seed must lie in 0..4294967295"),
+        (["eval", "--learned-br", "--seed", "4294967290"], "--seed must lie in 0..4294967284"),
+        (["check-game", "beach_bar", "--seed=-1"], "--seed must lie in 0..4294967295"),
+        (["tune", "--out", ""], "--out is empty; name the directory to keep the study in"),
+        (["solve-macro", "--out", ""], "--out is empty; name the directory"),
+        (["plot", "/nonexistent-run", "--curves-at", "0,,3"], "(no empty entry)"),
         (["eval", "--br-iterations", "5"], "--br-iterations and --br-lr set the learned best response"),
         (["solve-macro", "--tol", "inf"], "tol must be finite and > 0"),
         (["solve-macro", "--method", "krusell-smith", "--damping", "0.5", "--hp", "damping=0.2"], "given twice"),
@@ -272,6 +280,61 @@ def test_plot_titles_describe_the_noise_path_in_words():
     sis = make("sis")
     sis_batch = noise_batch(sis, "sample", jax.random.PRNGKey(0), 4)
     assert {path_title(sis, sis_batch.noise, i, i).split(": ")[1] for i in range(4)} <= {"mild regime", "severe regime"}
+
+
+def test_incomplete_multi_host_settings_are_one_line():
+    """--num-processes or --process-id without --coordinator ended in JAX's traceback;
+    MFAX_NUM_PROCESSES / MFAX_PROCESS_ID without MFAX_COORDINATOR trained as one process
+    silently (a bad value too). In fresh processes: JAX joins a multi-host run before it
+    computes anything, and this test process has computed."""
+    import os
+    import subprocess
+    import sys
+
+    cases = (
+        (["--num-processes", "2"], {}, "given: number of processes (coordinator_address should be defined.)"),
+        (["--process-id", "0"], {}, "a multi-host run needs the coordinator, the number of processes and the"),
+        ([], {"MFAX_NUM_PROCESSES": "2", "MFAX_PROCESS_ID": "1"}, "given: number of processes, process id"),
+        ([], {"MFAX_NUM_PROCESSES": "abc"}, "environment variable MFAX_NUM_PROCESSES must be an integer"),
+    )
+    for flags, env, says in cases:
+        command = [sys.executable, "-m", "mfax.run.cli", "train", *flags, "--out", "/nonexistent-dir/never"]
+        environment = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
+        done = subprocess.run(command, env=environment, capture_output=True, text=True)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
+
+
+def test_a_config_files_paths_with_exact_noise_are_refused(tmp_path):
+    """--paths / --eval-paths with enumerated noise were refused, the same keys in a config
+    file accepted and recorded in config.json as if used."""
+    for key in ("paths", "eval_paths"):
+        config = tmp_path / f"{key}.toml"
+        config.write_text(f"iterations = 2\n{key} = 5\n[params]\nnum_states = 11\nhorizon = 6\n")
+        result = runner.invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / key)])
+        assert result.exit_code == 2, result.output
+        assert f"the config file's {key} is not used with exact noise" in result.stderr
+        assert not (tmp_path / key).exists()
+
+
+def test_curve_times_where_a_game_has_no_curve_moments_are_refused(tmp_path):
+    """plot --curves-at on a game without curve moments did nothing, silently."""
+    from conftest import TINY_NETWORK
+
+    out = tmp_path / "run"
+    mfax.solve("beach_bar", "spg", hp=TINY_NETWORK, iterations=1, eval_every=1, out=out, num_states=10, horizon=4)
+    result = runner.invoke(app, ["plot", str(out), "--curves-at", "1"])
+    assert result.exit_code == 2 and "beach_bar declares none" in result.stderr, result.output
+
+
+def test_provenance_reads_xla_defaults_0_as_unset():
+    """MFAX_XLA_DEFAULTS=0 and unset are one setting: evaluating a run made with it unset
+    under 0 warned of another setup."""
+    from mfax.run.provenance import differences
+
+    assert differences({"MFAX_XLA_DEFAULTS": ""}, {"MFAX_XLA_DEFAULTS": ""}) == []
+    assert differences({"MFAX_XLA_DEFAULTS": "0"}, {"MFAX_XLA_DEFAULTS": ""}) == []
+    assert differences({"MFAX_XLA_DEFAULTS": ""}, {"MFAX_XLA_DEFAULTS": "1"}) == ["MFAX_XLA_DEFAULTS  -> 1"]
 
 
 def test_plot_titles_stay_inside_the_figure():

@@ -529,6 +529,11 @@ def test_outputs_at_chosen_paths_replace_only_what_mfax_wrote(tmp_path):
         with pytest.raises(GameError, match=f"refusing to overwrite .*{name}'.*mfax did not write it"):
             output_writable(tmp_path / name, "run", "moments")
         assert (tmp_path / name).read_text() == text
+    # under a file: said before anything is written (irf wrote RUN/plots/irf.png, then failed
+    # on "File exists" naming neither the option nor the problem)
+    (tmp_path / "u.json").write_text("{}")
+    with pytest.raises(GameError, match=r"cannot write '.*u\.json/deeper/x\.json': '.*u\.json' is a file"):
+        output_writable(tmp_path / "u.json" / "deeper" / "x.json", "run")
 
 
 def test_a_checkpoint_of_another_state_layout_is_refused_in_one_line(tmp_path):

@@ -107,8 +107,28 @@ def initialize_distributed(
         raise GameError(f"the number of processes must be >= 1, got {num_processes}")
     if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
         raise GameError(f"the process id must lie in 0..{(num_processes or 1) - 1}, got {process_id}")
+    before = jax.config.jax_cpu_collectives_implementation
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only used by the CPU backend
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    except (ValueError, RuntimeError) as e:  # a value neither given nor found in a cluster's environment
+        # (SLURM, ...), or JAX already computing in this process (it must join first)
+        jax.config.update("jax_cpu_collectives_implementation", before)
+        given = [
+            name
+            for name, v in (
+                ("coordinator", coordinator),
+                ("number of processes", num_processes),
+                ("process id", process_id),
+            )
+            if v is not None
+        ]
+        raise GameError(
+            f"a multi-host run needs the coordinator, the number of processes and the process id together "
+            f"(--coordinator, --num-processes, --process-id, or MFAX_COORDINATOR, MFAX_NUM_PROCESSES, "
+            f"MFAX_PROCESS_ID), unless a cluster's environment JAX reads gives the rest; given: "
+            f"{', '.join(given) or 'none'} ({e})"
+        ) from None
 
 
 def _env_int(name: str) -> int:

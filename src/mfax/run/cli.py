@@ -26,7 +26,15 @@ from mfax.games.validate import checking
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
-from mfax.run.cli_common import OneLineErrors, parse_hparams, parse_overrides, parse_times, refuse_empty, user_errors
+from mfax.run.cli_common import (
+    OneLineErrors,
+    check_seed,
+    parse_hparams,
+    parse_overrides,
+    parse_times,
+    refuse_empty,
+    user_errors,
+)
 from mfax.run.cli_macro import register as register_macro
 from mfax.run.cli_outputs import register as register_outputs
 from mfax.run.cli_tune import register as register_tune
@@ -341,6 +349,7 @@ def eval_command(
     from mfax.policies import parse_policy
 
     with user_errors(), checking(check):
+        check_seed(seed, offset=11 if learned_br else 0)  # the learned best response draws from seed + 11
         if paths is not None and paths < 1:
             raise GameError(f"--paths must be >= 1, got {paths}")
         if not learned_br and (br_iterations is not None or br_lr is not None):
@@ -539,8 +548,9 @@ def train_command(
     lr: Annotated[
         str | None,
         typer.Option(
-            help="learning rate(s), comma-separated; several train side by side; decays linearly to 0.1x over the "
-            f"iterations; used by {', '.join(n for n in solver_names() if solver_spec(n).uses_lr)} "
+            help="learning rate(s), comma-separated; several train side by side; decays linearly to "
+            "--hp final_lr_fraction times it (default 0.1) over the iterations; used by "
+            f"{', '.join(n for n in solver_names() if solver_spec(n).uses_lr)} "
             f"[default: {_per_game('lr')}]"
         ),
     ] = None,
@@ -554,7 +564,10 @@ def train_command(
     ] = None,
     eval_paths: Annotated[
         int | None,
-        typer.Option(help=f"sampled evaluation paths for non-finite noise [default: {_CFG.eval_paths}]"),
+        typer.Option(
+            help="evaluation paths drawn where the noise is sampled (a continuous support, or --noise sample); "
+            f"enumerated noise evaluates every path [default: {_CFG.eval_paths}]"
+        ),
     ] = None,
     devices: Annotated[
         int | None,
@@ -649,7 +662,8 @@ def train_command(
     from mfax.run.train import Terminated, TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
-    if coordinator or num_processes is not None or process_id is not None or os.environ.get("MFAX_COORDINATOR"):
+    environment = any(os.environ.get(f"MFAX_{name}") for name in ("COORDINATOR", "NUM_PROCESSES", "PROCESS_ID"))
+    if coordinator or num_processes is not None or process_id is not None or environment:
         with user_errors():
             initialize_distributed(coordinator, num_processes, process_id)
     main = is_main_process()
@@ -690,6 +704,8 @@ def train_command(
             consent = Consent(trust=True)  # (the code the run names is what this command was given)
             config = load_file(Path(config_file)) if config_file else TrainConfig()
             lr_from_file = config.lr is not None
+            default = TrainConfig()  # the file's paths and eval_paths, where not the defaults
+            from_file = (config.paths != default.paths, config.eval_paths != default.eval_paths)
             flags = {
                 "game": game,
                 "algo": algo,
@@ -724,6 +740,7 @@ def train_command(
             if lr is not None or lr_from_file:
                 check_lr_used(config.algo)
             check_paths_used(config, paths is not None, eval_paths is not None)
+            check_paths_used(config, *from_file, ("the config file's paths", "the config file's eval_paths"))
             name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
             refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")
             target = RunDir(out or f"runs/{name}")

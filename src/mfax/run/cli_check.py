@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mfax.games import check_game, make, unchecked
-from mfax.run.cli_common import parse_overrides, user_errors
+from mfax.run.cli_common import check_seed, parse_overrides, user_errors
 
 CHECK_OPTION_HELP = "check the game first (as `mfax check-game` does, but vmap and retracing); --no-check skips it"
 
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         import jax
 
         with user_errors():
+            check_seed(seed)
             overrides = parse_overrides(game, set_ or [])
             with unchecked():  # built as it is, defects included: the report names them
                 built = make(game, **overrides)

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from mfax import params
 from mfax.errors import GameError, MfaxError
 from mfax.games import parse_value
 from mfax.run.config import is_list_param
@@ -34,6 +35,15 @@ def user_errors() -> Iterator[None]:
         where = "" if err.filename is None else f": {err.filename}"
         typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
         raise typer.Exit(2) from None
+
+
+def check_seed(seed: int | None, option: str = "--seed", offset: int = 0) -> None:
+    """``seed`` as a 32-bit PRNG seed (with ``offset``: the largest ``seed + k`` a command
+    derives from it); beyond it ``jax.random.PRNGKey`` wrapped around silently, so that
+    ``2^32`` drew ``0``'s paths."""
+    top = params.SEED_MAX - offset
+    if seed is not None and not 0 <= seed <= top:
+        raise GameError(f"{option} must lie in 0..{top} (PRNG seeds are 32-bit), got {seed}")
 
 
 def refuse_empty(option: str, value: str | None, what: str, default: str) -> None:
@@ -111,8 +121,11 @@ def parse_hparams(algo: str, items: list[str]) -> dict:
 def parse_times(text: str, flag: str) -> list[int]:
     """``"0,16,32"`` -> ``[0, 16, 32]``: non-negative integers (checked against the
     horizon where it is known)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):  # "0,,3" skipped an entry silently
+        raise GameError(f"{flag} expects comma-separated integers t >= 0 (no empty entry), got {text!r}")
     try:
-        times = [int(part) for part in text.split(",") if part.strip()]
+        times = [int(part) for part in parts]
     except ValueError:
         raise GameError(f"{flag} expects comma-separated integers t >= 0, got {text!r}") from None
     if not times or min(times) < 0:

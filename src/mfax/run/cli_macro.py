@@ -18,7 +18,7 @@ import typer
 from mfax import params
 from mfax.errors import GameError
 from mfax.games import make
-from mfax.run.cli_common import _pairs, parse_overrides, user_errors
+from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
 from mfax.run.rundir import _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
@@ -265,6 +265,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             if method not in METHODS:
                 raise GameError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+            refuse_empty("--out", out, "directory", "no files (the result printed only)")
             overrides = parse_overrides("macro", set_ or [])
             if method == "oracle" and hp:
                 raise GameError(

@@ -163,6 +163,7 @@ def register(app: typer.Typer) -> None:
         from mfax.run.plots import irf_figure, run_words, save_figure
 
         with user_errors(), checking(check):
+            iteration = iteration.strip().lower()  # as recorded in irf.json: " Best " is "best"
             refuse_empty("--out", out, "JSON file", "RUN/irf.json")
             refuse_empty("--plot", plot, "figure", "RUN/plots/irf.png")
             if innovations is not None and (shock is not None or at is not None):

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mfax.run.cli_common import parse_hparams, parse_overrides, user_errors
+from mfax.run.cli_common import parse_hparams, parse_overrides, refuse_empty, user_errors
 
 
 def _table(result) -> list[str]:
@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
 
         say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
         with user_errors():
+            refuse_empty("--out", out, "directory to keep the study in", "a study in memory only")
             overrides = parse_overrides(game, set_ or [])
             result = tune(
                 game,

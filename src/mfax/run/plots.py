@@ -70,6 +70,11 @@ def plot_run(
     game = trainer.game_of(r)
     if curve_times and not all(0 <= t <= game.horizon for t in curve_times):
         raise GameError(f"the times of the curves must lie in 0..{game.horizon} (the horizon T), got {curve_times}")
+    if curve_times is not None and not any(len(spec.axes) == 1 for spec in game.moment_specs().values()):
+        raise GameError(
+            f"curve times (--curves-at) choose where moment_curves.png draws a game's curve moments (a Lorenz "
+            f"curve); {game.name} declares none"
+        )
     run.plots_dir.mkdir(parents=True, exist_ok=True)
     figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)

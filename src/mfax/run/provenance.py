@@ -70,7 +70,7 @@ def collect(float64: bool) -> dict[str, Any]:
         "precision": "float64" if float64 else "float32",
         "matmul_precision": _products(matmul_precision()),
         "xla_options": compiler_options(),
-        DEFAULTS_ENV: os.environ.get(DEFAULTS_ENV, ""),
+        DEFAULTS_ENV: _defaults_switch(os.environ.get(DEFAULTS_ENV, "")),
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
     }
 
@@ -79,11 +79,21 @@ def collect(float64: bool) -> dict[str, Any]:
 UNRECORDED = {"matmul_precision": "default"}  # JAX's default products (TensorFloat-32 on recent GPUs)
 
 
+def _defaults_switch(value: Any) -> Any:
+    """``MFAX_XLA_DEFAULTS`` as a setting: ``"1"`` (XLA's defaults) or ``""`` (mfax's
+    options, whether it was unset or ``"0"``)."""
+    return "" if value in ("", "0") else value
+
+
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``["jax 0.4.30 -> 0.4.31", ...]`` for every entry that differs. The products'
     precision is not a difference between two CPU setups: XLA's CPU backend computes
     float32 products in float32 whatever the request (tested)."""
+    from mfax.compiling import DEFAULTS_ENV
+
     recorded = {**UNRECORDED, **recorded}
+    if DEFAULTS_ENV in recorded:  # "0" and unset are one setting (an older mfax recorded either)
+        recorded[DEFAULTS_ENV] = _defaults_switch(recorded[DEFAULTS_ENV])
     on_cpus = recorded.get("backend") == current.get("backend") == "cpu"
     return [
         f"{key} {recorded.get(key)!s} -> {value!s}"

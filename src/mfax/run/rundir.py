@@ -242,8 +242,12 @@ def output_writable(path: Path | str, *keys: str) -> None:
     place the user chose outside a run directory: it is missing, or a file mfax wrote
     there of the kind about to be written: with ``keys``, a JSON object holding every one
     of them; without, a ``.png`` carrying :data:`PNG_TAG`. Never a file mfax cannot tell
-    it wrote, nor one of another kind (a figure is not replaced by a JSON record)."""
+    it wrote, nor one of another kind (a figure is not replaced by a JSON record), nor a
+    path under a file (its folder could not be made: said before anything is written)."""
     path = Path(path)
+    above = file_above(path)
+    if above is not None:
+        raise GameError(f"cannot write {str(path)!r}: {str(above)!r} is a file, not a directory")
     if not path.exists() and not path.is_symlink():
         return
     if not (path.is_file() and not path.is_symlink() and _mfax_wrote(path, keys)):
