@@ -27,11 +27,11 @@ Run in a virtual environment that has both libraries besides mfax's dependencies
 the repository root::
 
     PYTHONPATH=src:bench python bench/algorithms_crosscheck.py  # writes bench/results/algorithms_crosscheck.md
+    PYTHONPATH=src:bench python bench/algorithms_crosscheck.py --out DIR  # DIR/algorithms_crosscheck.md
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 from pathlib import Path
@@ -41,6 +41,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from benchutil import RESULTS, ArgumentParser, out_dir, positive, require, wrote
 
 jax.config.update("jax_enable_x64", True)
 
@@ -52,7 +54,7 @@ from mfax.params import param  # noqa: E402
 from mfax.policies.base import Tabular  # noqa: E402
 from mfax.solvers.tabular import solve  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "algorithms_crosscheck.md"
+NAME = "algorithms_crosscheck"
 MOVES = (-1, 0, 1)  # OpenSpiel's crowd modelling: actions 0, 1, 2
 
 
@@ -665,16 +667,20 @@ def mfglib_omi_part(iterations: int) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=3)
-    parser.add_argument("--size", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--omo-iterations", type=int, default=10)
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=positive, default=3)
+    parser.add_argument("--size", type=positive, default=10)
+    parser.add_argument("--steps", type=positive, default=10)
+    parser.add_argument("--omo-iterations", type=positive, default=10)
     parser.add_argument(
         "--only", choices=("all", "occupation"), default="all", help="occupation: MFGLib's MF-OMO and OMI parts only"
     )
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder of {NAME}.md")
+    args = parser.parse_args(argv)
+    # every part needs MFGLib; all of them OpenSpiel too: refused before any work
+    require(parser.prog, *(("mfglib", "torch") if args.only == "occupation" else ("pyspiel", "mfglib", "torch")))
+    results = out_dir(parser, args.out) / f"{NAME}.md"
     lines = [
         "# Exact tabular solvers against OpenSpiel and MFGLib",
         "",
@@ -682,16 +688,16 @@ def main() -> None:
         "",
     ]
     if args.only == "occupation":  # replace the occupation-measure sections, keep the others
-        kept = RESULTS.read_text().split(OMO_HEADING)[0].rstrip("\n").splitlines() if RESULTS.exists() else lines
+        kept = results.read_text().split(OMO_HEADING)[0].rstrip("\n").splitlines() if results.exists() else lines
         lines = [*kept, "", *mfglib_omo_part(args.omo_iterations), *mfglib_omi_part(args.omo_iterations)]
     else:
         lines += openspiel_part(args.size, args.steps, args.iterations, lr=1.0, damping=0.2)
         lines += mfglib_part(2 * args.iterations + 1, eta=1.0)
         lines += mfglib_omo_part(args.omo_iterations)
         lines += mfglib_omi_part(args.omo_iterations)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    results.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    wrote(results.with_suffix(""), "md")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ exploitability thresholds on each game; optionally against MFGLib.
                                             # (needs `pip install mfglib`, which pulls PyTorch)
     python bench/classical.py --only "z = +-1"  # rows whose label contains the text,
                                                 # written to classical_only.{md,json,png}
+                                                # (with --quick: classical_quick_only)
 
 Exploitability is the exact information-consistent one (per-path beside it), of the
 policy each iteration starts from; thresholds are fractions of the uniform policy's.
@@ -15,10 +16,10 @@ Wall-clock excludes compilation (each chunk is compiled before it is timed).
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 
 import jax
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import mfax
+from benchutil import ArgumentParser, out_dir, positive, require, stem, wrote
 from mfax.dynamics.noise import enumerate_noise
 from mfax.solvers import driver
 from mfax.solvers.classical import SOLVERS, FPHyperParams, OMDHyperParams
@@ -169,21 +171,27 @@ def markdown(rows: list[dict], cmp: dict | None, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__, formatter_class=RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller games, fewer iterations")
     parser.add_argument("--vs-mfglib", action="store_true", help="also time MFGLib's OMD and FP (needs mfglib)")
-    parser.add_argument("--mfglib-iterations", type=int, default=3, help="MFGLib iterations timed per algorithm")
-    parser.add_argument("--chunk", type=int, default=25, help="iterations per compiled chunk")
+    parser.add_argument("--mfglib-iterations", type=positive, default=3, help="MFGLib iterations timed per algorithm")
+    parser.add_argument("--chunk", type=positive, default=25, help="iterations per compiled chunk")
     parser.add_argument("--only", default=None, help="run only the rows whose label contains this text")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for classical.{md,json,png}")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     table = QUICK if args.quick else FULL
     if args.only is not None:
+        labels = [r[0] for r in table]
         table = [row for row in table if args.only in row[0]]
         if not table:
-            parser.error(f"--only {args.only!r} matches no row; labels: {', '.join(r[0] for r in QUICK + FULL)}")
+            mode = "--quick" if args.quick else "the full run"
+            parser.error(f"--only {args.only!r} matches no row of {mode}; its labels: {'; '.join(labels)}")
+    if args.vs_mfglib:  # before any row is computed
+        require(parser.prog, "mfglib", "torch", why="--vs-mfglib")
+    files = stem("classical", "quick" if args.quick else "", "only" if args.only is not None else "")
+    out_dir(parser, args.out)
     rows = []
     for label, name, params, iterations, lr in table:
         game = mfax.make(name, **params)
@@ -204,11 +212,10 @@ def main() -> None:
     }
     text = markdown(rows, cmp, meta)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "classical_only" if args.only is not None else "classical_quick" if args.quick else "classical"
-    (args.out / f"{name}.md").write_text(text)
-    (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "vs_mfglib": cmp}, indent=1) + "\n")
-    plot(rows, args.out / f"{name}.png")
+    (args.out / f"{files}.md").write_text(text)
+    (args.out / f"{files}.json").write_text(json.dumps({"meta": meta, "rows": rows, "vs_mfglib": cmp}, indent=1) + "\n")
+    plot(rows, args.out / f"{files}.png")
+    wrote(args.out / files, "md", "json", "png")
 
 
 def plot(rows: list[dict], path: Path) -> None:

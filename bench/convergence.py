@@ -37,7 +37,6 @@ Writes ``bench/results/convergence{,_quick}.{md,json,png}`` (``--out`` to change
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from benchutil import ArgumentParser, fraction, out_dir, positive, wrote
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import TrainingDiverged, train
@@ -139,7 +139,9 @@ def time_to(result: dict, threshold: float, key: str = "exploitability") -> floa
 def summarise(results: list[dict], games: list[str], fracs: list[float]) -> dict[str, Any]:
     """Per game: each algorithm's figures, its time to every threshold, and per threshold
     the ratio (fastest model-free time) / (RSPG time). When no model-free method gets
-    there, the ratio is a lower bound: the longest model-free training time / RSPG's."""
+    there, the ratio is a lower bound: the longest model-free training time / RSPG's;
+    when RSPG does not get there but a model-free method does, an upper bound: the
+    fastest model-free time / RSPG's whole training time."""
     table = {}
     for game in games:
         rs = {r["algo"]: r for r in results if r["game"] == game}
@@ -184,6 +186,15 @@ def summarise(results: list[dict], games: list[str], fracs: list[float]) -> dict
             elif t_rspg is not None and mf:
                 longest = max(rows[a]["train_wall_s"] for a in mf)
                 entry.update(ratio_at_least=longest / max(t_rspg, 1e-9), model_free_s=None)
+            elif "rspg" in rows and reached:  # RSPG would need more than its whole training
+                fastest = min(reached, key=reached.get)
+                rspg_train = rows["rspg"]["train_wall_s"]
+                entry.update(
+                    fastest_model_free=fastest,
+                    model_free_s=reached[fastest],
+                    rspg_train_s=rspg_train,
+                    ratio_at_most=reached[fastest] / max(rspg_train, 1e-9),
+                )
             ratios.append(entry)
         table[game] = {"thresholds": thresholds, "rows": rows, "ratios": ratios}
     return table
@@ -228,8 +239,14 @@ def write_markdown(path: Path, table: dict, meta: dict) -> str:
         lines += ["", "| threshold | RSPG s | fastest model-free s | ratio model-free / RSPG |", "|---|---|---|---|"]
         for e in g["ratios"]:
             label = f"{e['fraction']:g} x initial = {e['threshold']:.4g}"
-            if e["rspg_s"] is None:
-                lines.append(f"| {label} | not reached | — | — |")
+            if "ratio_at_most" in e:
+                lines.append(
+                    f"| {label} | not reached in {e['rspg_train_s']:.1f} | {e['fastest_model_free']} "
+                    f"{e['model_free_s']:.1f} | < {e['ratio_at_most']:.3g} (model-free faster; "
+                    "fastest model-free time / RSPG's whole training time) |"
+                )
+            elif e["rspg_s"] is None:
+                lines.append(f"| {label} | {'not reached' if 'rspg' in g['rows'] else 'not run'} | — | — |")
             elif "ratio" in e:
                 lines.append(
                     f"| {label} | {e['rspg_s']:.1f} | {e['fastest_model_free']} {e['model_free_s']:.1f} | "
@@ -272,15 +289,19 @@ def plot(path: Path, results: list[dict], games: list[str], table: dict) -> None
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced games and small networks (a few minutes)")
-    parser.add_argument("--games", nargs="+", default=["linear_quadratic", "beach_bar"])
+    parser.add_argument("--games", nargs="+", default=["linear_quadratic", "beach_bar"], choices=list(FULL["params"]))
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm [quick: 2, full: 3]")
-    parser.add_argument("--iterations", type=int, default=None, help="override every algorithm's iterations")
+    parser.add_argument("--seeds", type=positive, default=None, help="seeds per algorithm [quick: 2, full: 3]")
+    parser.add_argument("--iterations", type=positive, default=None, help="override every algorithm's iterations")
     parser.add_argument(
-        "--thresholds", type=float, nargs="+", default=[0.6, 0.3, 0.15], help="fractions of the initial exploitability"
+        "--thresholds",
+        type=fraction,
+        nargs="+",
+        default=[0.6, 0.3, 0.15],
+        help="fractions in (0, 1] of the initial exploitability",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument(
@@ -303,7 +324,7 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse finished runs saved in convergence<tag>.partial.json"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     params = {game: dict(p) for game, p in plan["params"].items()}
     for item in args.overrides:
@@ -329,7 +350,7 @@ def main() -> None:
     seeds = args.seeds or (2 if args.quick else 3)
     results = []
     stem = ("convergence_quick" if args.quick else "convergence") + args.tag
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir(parser, args.out)
     partial = args.out / f"{stem}.partial.json"  # every finished run, so a crash loses none
     done = json.loads(partial.read_text()) if args.reuse and partial.exists() else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -377,7 +398,7 @@ def main() -> None:
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "table": table, "runs": results}, indent=1))
     plot(args.out / f"{stem}.png", results, args.games, table)
     print(text)
-    print(f"wrote {args.out / stem}.{{md,json,png}}")
+    wrote(args.out / stem, "md", "json", "png")
 
 
 if __name__ == "__main__":

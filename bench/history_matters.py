@@ -5,29 +5,40 @@ shock is observed, so a memoryless policy (SPG) cannot condition on how long the
 been open or on which way the population has been pushed; a recurrent one (RSPG) can.
 Both are trained with the same iterations, learning rate, noise mode and seeds (all
 seeds side by side in one compiled program), and scored by the exact per-path and
-information-consistent exploitability. Prints a table and writes
-``bench/results/history_matters.{md,json}``.
+information-consistent exploitability. The training enumerates the noise (exact
+noise), so only games with a finite noise support can be run. Prints a table and writes
+``bench/results/history_matters.{md,json}`` after every game (a smoke or subset run:
+``history_matters_quick``, ``history_matters_<games>``, ... so that it never replaces
+the full run's files).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from benchutil import ArgumentParser, out_dir, positive, stem, wrote
+from mfax import params
 from mfax.games import game_names
+from mfax.games.registry import game_class
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import train
 
+GAMES = ["beach_bar", "linear_quadratic"]
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
+
+def noise_paths(game: str) -> int | None:
+    """The number of paths of a game's noise support at its defaults, ``None`` when the
+    support is not finite (the game is built without its validation: only its noise is read)."""
+    try:
+        support = params.build(game_class(game), f"game {game!r}").noise_support()
+    except Exception:  # a game that does not build at its defaults cannot run here either
+        return None
+    return None if support is None else int(support.weight.shape[0])
 
 
 def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str, eval_every: int) -> dict:
@@ -50,6 +61,7 @@ def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str
         "seeds": seeds,
         "lr": lr,
         "noise": noise,
+        "noise_paths": noise_paths(game),
         "exploitability": per_path,
         "exploitability_info": info,
         "initial_exploitability": summary["initial_exploitability"],
@@ -58,47 +70,67 @@ def run(game: str, algo: str, iterations: int, seeds: int, lr: float, noise: str
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def markdown(results: list[dict]) -> str:
+    lines = [
+        "# RSPG vs SPG for the same budget",
+        "",
+        "Exact noise: every path of the game's noise support (`noise paths`; 1: no common noise).",
+        "",
+        "| game | noise paths | algo | iterations | lr | noise | seeds | initial | final per-path (mean +- sample sd) "
+        "| final info-consistent (mean) | per seed (per-path) | training wall-clock s (all seeds together) |",
+        "|---|---:|---|---:|---:|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in results:
+        e = np.array(r["exploitability"])
+        info = np.array([x for x in r["exploitability_info"] if x is not None])
+        sd = e.std(ddof=1) if e.size > 1 else 0.0
+        lines.append(
+            f"| {r['game']} | {r['noise_paths']} | {r['algo']} | {r['iterations']} | {r['lr']:g} | {r['noise']} "
+            f"| {r['seeds']} | {r['initial_exploitability']:.4g} | {e.mean():.4g} +- {sd:.3g} "
+            f"| {info.mean() if info.size else float('nan'):.4g} | {', '.join(f'{x:.4g}' for x in e)} "
+            f"| {r['wall_clock_s']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    finite = [g for g in game_names() if noise_paths(g) is not None]
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations and seeds (a few minutes)")
-    parser.add_argument("--out", default="bench/results", help="directory for history_matters<tag>.{md,json}")
+    parser.add_argument("--out", default="bench/results", help="directory for history_matters<variant><tag>.{md,json}")
     parser.add_argument(
-        "--games", nargs="+", default=["beach_bar", "linear_quadratic"], choices=game_names(), help="games to run"
+        "--games", nargs="+", default=GAMES, metavar="GAME", help="games to run (those with a finite noise support)"
     )
     parser.add_argument("--iterations", type=positive, help="iterations for every game (default: per game)")
     parser.add_argument("--seeds", type=positive, help="seeds per algorithm (default 2 quick, 4 full)")
     parser.add_argument("--tag", default="", help="suffix of the output files")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    refused = [g for g in args.games if g not in finite]
+    if refused:
+        what = "is no registered game" if refused[0] not in game_names() else "has no finite noise support"
+        parser.error(f"--games: {refused[0]} {what} (the trainings enumerate the noise); allowed: {', '.join(finite)}")
     seeds = args.seeds or (2 if args.quick else 4)
     default_iterations = {"beach_bar": 30 if args.quick else 300, "linear_quadratic": 100 if args.quick else 300}
-    cases = [(g, args.iterations or default_iterations.get(g, 100), 1e-2, "exact") for g in args.games]
+    games = list(dict.fromkeys(args.games))
+    variants = [
+        "quick" if args.quick else "",
+        "" if games == GAMES else "_".join(games),
+        f"{args.iterations}it" if args.iterations else "",
+        f"{args.seeds}seeds" if args.seeds else "",
+    ]
+    name = stem("history_matters", *variants) + args.tag
+    out = out_dir(parser, args.out)
+    cases = [(g, args.iterations or default_iterations.get(g, 100), 1e-2, "exact") for g in games]
     results = []
     for game, iterations, lr, noise in cases:
         for algo in ("spg", "rspg"):
             results.append(run(game, algo, iterations, seeds, lr, noise, max(iterations // 6, 1)))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "curves"}), flush=True)
-    lines = [
-        "# RSPG vs SPG for the same budget (common noise on)",
-        "",
-        "| game | algo | iterations | lr | noise | seeds | initial | final per-path (mean +- sample sd) "
-        "| final info-consistent (mean) | per seed (per-path) | training wall-clock s (all seeds together) |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---|---:|",
-    ]
-    for r in results:
-        e = np.array(r["exploitability"])
-        info = np.array([x for x in r["exploitability_info"] if x is not None])
-        lines.append(
-            f"| {r['game']} | {r['algo']} | {r['iterations']} | {r['lr']:g} | {r['noise']} | {r['seeds']} "
-            f"| {r['initial_exploitability']:.1f} | {e.mean():.1f} +- {e.std(ddof=1) if e.size > 1 else 0.0:.1f} "
-            f"| {info.mean() if info.size else float('nan'):.1f} | {', '.join(f'{x:.1f}' for x in e)} "
-            f"| {r['wall_clock_s']:.1f} |"
-        )
-    text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"history_matters{args.tag}.md").write_text(text)
-    (out / f"history_matters{args.tag}.json").write_text(json.dumps(results, indent=1))
-    print(text)
+        # after every game, so that a run stopped later keeps the games it finished
+        (out / f"{name}.md").write_text(markdown(results))
+        (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    print(markdown(results))
+    wrote(out / name, "md", "json")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Time to a first result from Python, in a fresh process: cold and warm compilation cache.
 
     python bench/latency.py                      # every solver, writes bench/results/latency.{md,json}
-    python bench/latency.py --algos fp,omd       # some solvers
+    python bench/latency.py --algos fp,omd       # some solvers: latency_fp_omd.{md,json}
     python bench/latency.py --iterations 10      # iterations of the one ``mfax.solve`` call
-    python bench/latency.py --algos fp,omd --against ../old/src --rounds 3   # against another tree
+    python bench/latency.py --algos fp,omd --against ../old --rounds 3   # against another tree
+    python bench/latency.py --out DIR --tag _quiet   # DIR/latency_quiet.{md,json}
 
 For each solver, two fresh Python processes each run ``import mfax`` and one
 ``mfax.solve`` on beach_bar with 10 states (the solver's default hyper-parameters,
@@ -21,7 +22,6 @@ is that read) and how many programs were compiled or read (``programs``); the re
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -31,6 +31,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchutil import (
+    ArgumentParser,
+    check_tree,
+    mfax_src,
+    out_dir,
+    positive,
+    refuse_foreign,
+    stem,
+    subset,
+    tree_env,
+    wrote,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SRC = Path(__file__).resolve().parents[1] / "src"  # this tree's mfax
@@ -52,7 +65,8 @@ t1, c1 = time.perf_counter(), time.process_time()
 algo, iterations, game = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 result = mfax.solve("beach_bar", algo, iterations=iterations, eval_every=iterations, **game)
 t2, c2 = time.perf_counter(), time.process_time()
-print(json.dumps({"import_s": t1 - t0, "solve_s": t2 - t1, "import_cpu_s": c1 - c0, "solve_cpu_s": c2 - c1,
+print(json.dumps({"mfax_file": mfax.__file__,
+                  "import_s": t1 - t0, "solve_s": t2 - t1, "import_cpu_s": c1 - c0, "solve_cpu_s": c2 - c1,
                   "programs": counts.get("/jax/core/compile/backend_compile_duration", 0),
                   "exploitability": result.exploitability,
                   "durations": durations, "backend": jax.default_backend()}))
@@ -67,8 +81,7 @@ EVENTS = {
 
 
 def one(algo: str, iterations: int, cache: Path, src: Path = SRC) -> dict:
-    env = {**os.environ, "MFAX_COMPILATION_CACHE": str(cache)}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
+    env = tree_env(src, MFAX_COMPILATION_CACHE=str(cache))
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, algo, str(iterations), json.dumps(GAME)],
@@ -81,6 +94,7 @@ def one(algo: str, iterations: int, cache: Path, src: Path = SRC) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{algo}: the child process failed:\n{done.stderr[-3000:]}")
     child = json.loads(done.stdout.strip().splitlines()[-1])
+    refuse_foreign("latency.py", src, child["mfax_file"])
     row = {"total_s": total, "import_s": child["import_s"], "solve_s": child["solve_s"]}
     row.update(import_cpu_s=child["import_cpu_s"], solve_cpu_s=child["solve_cpu_s"], programs=child["programs"])
     row["start_s"] = total - child["import_s"] - child["solve_s"]  # interpreter start and exit
@@ -94,25 +108,34 @@ COLUMNS = ["total_s", "start_s", "import_s", "solve_s", "solve_cpu_s", "trace_s"
 COLUMNS += ["cache_read_s"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algos", default=",".join(ALGOS))
-    parser.add_argument("--iterations", type=int, default=10)
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", default=",".join(ALGOS), help=f"comma-separated, of {', '.join(ALGOS)}")
+    parser.add_argument("--iterations", type=positive, default=10)
     parser.add_argument(
         "--out",
-        default="latency",
-        help="results name under bench/results (or a path), without extension: NAME.md and NAME.json",
+        type=Path,
+        default=RESULTS,
+        help="folder for latency<variant><tag>.{md,json} (variant: the solvers of a subset, against)",
     )
+    parser.add_argument("--tag", default="", help="suffix of the result files, e.g. _quiet")
     parser.add_argument(
         "--against",
-        help="another mfax source directory (an older checkout's src): each round measures both trees, "
-        "alternating which goes first, so that they meet the same load",
+        type=mfax_src,
+        help="another mfax source tree (its repository root or its src folder): each round measures both "
+        "trees, alternating which goes first, so that they meet the same load",
     )
-    parser.add_argument("--rounds", type=int, default=1)
-    args = parser.parse_args()
-    args.out = str(Path(args.out).with_suffix("")) if Path(args.out).suffix in (".md", ".json") else args.out
-    trees = {"this": SRC, **({"against": Path(args.against).resolve()} if args.against else {})}
-    algos = [a.strip() for a in args.algos.split(",") if a.strip()]
+    parser.add_argument("--rounds", type=positive, default=1)
+    args = parser.parse_args(argv)
+    algos = list(dict.fromkeys(a.strip() for a in args.algos.split(",") if a.strip()))
+    unknown = [a for a in algos if a not in ALGOS]
+    if unknown or not algos:
+        parser.error(f"--algos {args.algos!r}: unknown or none; allowed: {', '.join(ALGOS)}")
+    trees = {"this": SRC, **({"against": args.against} if args.against else {})}
+    for src in trees.values():  # a tree whose mfax does not import would fall back to the installed one
+        check_tree(parser.prog, src)
+    name = stem("latency", subset(algos, ALGOS), "against" if args.against else "") + args.tag
+    out = out_dir(parser, args.out)
     rows = []
     for k in range(args.rounds):
         for tree in list(trees) if k % 2 == 0 else list(trees)[::-1]:
@@ -133,8 +156,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "loadavg_at_end": os.getloadavg(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     trees_text = ", ".join(f"`{k}` {v}" for k, v in meta["trees"].items())
     lines = [
         "# Time to a first result in a fresh process (bench/latency.py)",
@@ -171,8 +193,8 @@ def main() -> None:
                     f"| {tree} | {algo} | {phase} | {med['programs']:.0f} | {med['solve_s']:.2f} | "
                     f"{med['solve_cpu_s']:.2f} | {med['total_s']:.2f} |"
                 )
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / args.out}.md and .json")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    wrote(out / name, "md", "json")
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ This file is also imported by tests/test_mfglib_games.py (``crosscheck``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
 import platform
 import time
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 
 import jax
@@ -304,18 +304,26 @@ def markdown(results: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    # here, not at the top: tests import this file without bench/ on the path
+    from benchutil import ArgumentParser, out_dir, positive, require, wrote
+
+    parser = ArgumentParser(description=__doc__, formatter_class=RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated game names (default: all ten)")
-    parser.add_argument("--iterations", type=int, default=5, help="FP and OMD iterates compared")
-    parser.add_argument("--timing", type=int, default=50, help="mfax iterations timed per algorithm")
+    parser.add_argument("--iterations", type=positive, default=5, help="FP and OMD iterates compared")
+    parser.add_argument("--timing", type=positive, default=50, help="mfax iterations timed per algorithm")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(GAMES)
+    unknown = [n for n in names if n not in GAMES]
+    if unknown:
+        parser.error(f"--only: unknown game {unknown[0]!r}; allowed: {', '.join(GAMES)}")
+    require(parser.prog, "mfglib", "torch")
+    out_dir(parser, args.out)
     jax.config.update("jax_enable_x64", True)
     import mfglib
     import torch
 
-    names = [n for n in args.only.split(",") if n] or list(GAMES)
     results = []
     for name in names:
         t0 = time.perf_counter()
@@ -331,9 +339,9 @@ def main() -> None:
         "timing": args.timing,
     }
     suffix = "" if not args.only else "_only"
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"mfglib_crosscheck{suffix}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (args.out / f"mfglib_crosscheck{suffix}.md").write_text(markdown(results, meta))
+    wrote(args.out / f"mfglib_crosscheck{suffix}", "md", "json")
 
 
 if __name__ == "__main__":

@@ -612,3 +612,9 @@ def rekeyed(pair: Pairing, os_game):
             return Observer()
 
     return Game()
+
+
+if __name__ == "__main__":  # a module: --help says what it is, anything else says it runs nothing
+    from benchutil import module_only
+
+    module_only("openspiel_adapter.py", __doc__)

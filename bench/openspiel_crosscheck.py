@@ -30,7 +30,6 @@ and on an instance small enough for OpenSpiel's tree walks (the default where it
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -45,6 +44,7 @@ import numpy as np  # noqa: E402
 
 import mfax  # noqa: E402
 import openspiel_adapter as A  # noqa: E402
+from benchutil import ArgumentParser, out_dir, require, wrote  # noqa: E402
 from mfax.solvers.classical import FPHyperParams, fp_init, fp_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -272,19 +272,29 @@ def report(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=None, help="run the cases whose label contains this text")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--report", action="store_true", help="rewrite the .md from the .json, running nothing")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    out = Path(args.out)
     if args.report:
-        saved = json.loads((Path(args.out) / "openspiel_crosscheck.json").read_text())
-        (Path(args.out) / "openspiel_crosscheck.md").write_text(report(saved["rows"], saved["meta"]))
+        if not (out / "openspiel_crosscheck.json").is_file():
+            parser.error(
+                f"--report reads {out / 'openspiel_crosscheck.json'}, which does not exist; give the --out of a run"
+            )
+        saved = json.loads((out / "openspiel_crosscheck.json").read_text())
+        (out / "openspiel_crosscheck.md").write_text(report(saved["rows"], saved["meta"]))
+        wrote(out / "openspiel_crosscheck", "md")
         return
     from importlib.metadata import version
 
     cases = [c for c in CASES if args.only is None or args.only in c[0]]
+    if not cases:
+        parser.error(f"--only {args.only!r} matches no case; labels: {', '.join(c[0] for c in CASES)}")
+    require(parser.prog, "pyspiel")
+    out_dir(parser, out)
     meta = dict(
         open_spiel=version("open_spiel"),
         mfax=mfax.__version__,
@@ -293,8 +303,6 @@ def main() -> None:
     )
     jnp.zeros(())  # backend up before timing
     rows = run(cases)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     previous = out / "openspiel_crosscheck.json"
     if args.only is not None and previous.is_file():  # rerun cases: replace them in the report
         fresh = {row["label"]: row for row in rows}
@@ -303,6 +311,7 @@ def main() -> None:
     (out / "openspiel_crosscheck.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2) + "\n")
     (out / "openspiel_crosscheck.md").write_text(report(rows, meta))
     print(report(rows, meta))
+    wrote(out / "openspiel_crosscheck", "md", "json")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ rounds. Used to show that a refactor does not slow training.
 Usage::
 
     python bench/paired_speed.py --old /path/to/old/tree --new . --rounds 3
+
+A tree is a repository root (``ROOT/src/mfax``) or its ``src`` folder; each child process
+reports the mfax it imported, and a run whose child imported another tree's is refused.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchutil import ArgumentParser, check_tree, mfax_src, out_dir, positive, refuse_foreign, tree_env, wrote
 
 # (label, game, params, algo, noise, chunk length): the rows of bench/train_speed.py
 # (structural solvers at the published settings) plus one row per other solver family
@@ -42,6 +46,7 @@ ROWS = [
 CHILD = r"""
 import json, statistics, sys, time
 import jax
+import mfax
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer
 rows, repeats = json.loads(sys.argv[1]), int(sys.argv[2])
@@ -59,38 +64,50 @@ for label, game, params, algo, noise, length in rows:
         jax.block_until_ready(m)
         times.append((time.perf_counter() - t0) / length)
     out[label] = {"median": statistics.median(times), "min": min(times)}
-print(json.dumps(out))
+print(json.dumps({"mfax_file": mfax.__file__, "rows": out}))
 """
 
 
-def run_tree(tree: Path, rows, repeats: int) -> dict[str, dict[str, float]]:
-    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+def run_tree(src: Path, rows, repeats: int) -> dict[str, dict[str, float]]:
+    """One child process importing the mfax of ``src`` (a tree's src folder) times every row."""
+    env = tree_env(src, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(rows), str(repeats)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", CHILD, json.dumps(rows), str(repeats)], env=env, capture_output=True, text=True
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if done.returncode != 0:
+        raise SystemExit(f"paired_speed.py: the child of {src} failed:\n{done.stderr[-3000:]}")
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    refuse_foreign("paired_speed.py", src, child["mfax_file"])
+    return child["rows"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--old", required=True, type=Path)
-    parser.add_argument("--new", required=True, type=Path)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    tree = "a mfax source tree: its repository root or its src folder"
+    parser.add_argument("--old", required=True, type=mfax_src, help=tree)
+    parser.add_argument("--new", required=True, type=mfax_src, help=tree)
+    parser.add_argument("--rounds", type=positive, default=3)
+    parser.add_argument("--repeats", type=positive, default=5)
     parser.add_argument("--only", default="", help="comma-separated row labels (default: all)")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/paired_speed"))
-    args = parser.parse_args()
-    rows = [r for r in ROWS if not args.only or r[0] in args.only.split(",")]
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench/results/paired_speed"), help="path of the results, without extension"
+    )
+    args = parser.parse_args(argv)
+    labels = [r[0] for r in ROWS]
+    wanted = [w for w in args.only.split(",") if w]
+    unknown = [w for w in wanted if w not in labels]
+    if unknown:
+        parser.error(f"--only: unknown row {unknown[0]!r}; allowed: {', '.join(labels)}")
+    rows = [r for r in ROWS if not wanted or r[0] in wanted]
+    for which in ("old", "new"):  # before any timing: a tree whose mfax does not import falls back silently
+        check_tree(parser.prog, getattr(args, which))
+    out_dir(parser, args.out.parent)
     results: dict[str, list[dict[str, dict[str, float]]]] = {"old": [], "new": []}
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     for k in range(args.rounds):
         order = ("old", "new") if k % 2 == 0 else ("new", "old")
         for which in order:
-            results[which].append(run_tree(getattr(args, which).resolve(), rows, args.repeats))
+            results[which].append(run_tree(getattr(args, which), rows, args.repeats))
             print(f"round {k} {which} done ({time.perf_counter() - start:.0f} s)", flush=True)
     lines = [
         f"# Paired speed: {args.new} vs {args.old}",
@@ -117,10 +134,10 @@ def main() -> None:
         per_round = ", ".join(f"{x:.3f}" for x in ratios)
         ratio = statistics.median(ratios)
         lines.append(f"| {label} | {min(old):.4f} | {min(new):.4f} | {ratio:.3f} | {pooled:.3f} | {per_round} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines))
+    wrote(args.out.with_suffix(""), "md", "json")
 
 
 if __name__ == "__main__":

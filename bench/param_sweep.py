@@ -28,6 +28,10 @@ Usage::
     python bench/param_sweep.py --quick          # small macro (num_wealth 20, T 16): seconds
     python bench/param_sweep.py --game beach_bar --param gamma --values 0.9,0.95,0.99
     python bench/param_sweep.py --out DIR        # write DIR/param_sweep.{md,json}
+
+Only the default sweep writes ``param_sweep.{md,json}``: ``--quick`` and another game,
+parameter, values, ``--set`` or ``--paths`` add to the name (``param_sweep_quick``,
+``param_sweep_beach_bar_gamma_0.9-0.95-0.99``, ...).
 """
 
 from __future__ import annotations
@@ -45,13 +49,27 @@ import jax
 import jax.numpy as jnp
 
 import mfax
+from benchutil import ArgumentParser, out_dir, positive, stem, wrote
 from mfax import compiling
 from mfax.dynamics import rollout_batch, sample_noise
+from mfax.errors import MfaxError
 from mfax.evaluation.values import best_response_value, policy_value
-from mfax.games import stack_games
+from mfax.games import game_names, stack_games
+from mfax.games.registry import game_class
+from mfax.params import build, traced_names
 from mfax.policies import Uniform
 
-QUICK = {"num_wealth": 20, "horizon": 16}
+QUICK = {"num_wealth": 20, "horizon": 16}  # the macro economy's reduced sizes (--quick)
+DEFAULTS = {"game": "macro", "param": "crra", "values": "1.5,2,3", "paths": 8}
+
+
+def numbers(text: str) -> list[float]:
+    """argparse type: comma-separated numbers."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 1.5,2,3, got {text!r}") from None
+    return values
 
 
 def figures(game, policy, noise):
@@ -164,26 +182,53 @@ def markdown(result: dict, meta: dict) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--game", default="macro")
-    parser.add_argument("--param", default="crra")
-    parser.add_argument("--values", default="1.5,2,3")
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--game", default=DEFAULTS["game"], choices=game_names(), metavar="GAME")
+    parser.add_argument("--param", default=DEFAULTS["param"], help="a traced parameter of the game")
+    parser.add_argument("--values", type=numbers, default=DEFAULTS["values"], help="comma-separated values of --param")
     parser.add_argument("--set", action="append", default=[], help="other game parameter key=value")
-    parser.add_argument("--paths", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help=f"macro with {QUICK}")
+    parser.add_argument("--paths", type=positive, default=DEFAULTS["paths"])
+    parser.add_argument("--repeats", type=positive, default=3)
+    parser.add_argument("--quick", action="store_true", help=f"the macro economy with {QUICK}")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    values = args.values
+    if args.quick and args.game != "macro":
+        parser.error(f"--quick reduces the macro economy; for --game {args.game} give its sizes with --set")
+    traced = traced_names(game_class(args.game))
+    if args.param not in traced:
+        allowed = ", ".join(traced) or "none (this game has no traced parameter)"
+        parser.error(f"--param {args.param!r} is not a traced parameter of {args.game}; allowed: {allowed}")
     extra = dict(QUICK) if args.quick else {}
-    for item in args.set:
-        k, _, v = item.partition("=")
-        extra[k] = mfax.games.parse_value(args.game, k, v)
-    values = [float(v) for v in args.values.split(",")]
+    try:
+        for item in args.set:
+            k, sep, v = item.partition("=")
+            if not sep:
+                parser.error(f"--set expects KEY=VALUE, got {item!r}")
+            if k == args.param:
+                parser.error(f"--set {k} sets the swept parameter; give its values with --values")
+            extra[k] = mfax.games.parse_value(args.game, k, v)
+        for v in values:  # every value is checked (one line naming a bad one) before any work
+            build(game_class(args.game), f"game {args.game!r}", **extra, **{args.param: v})
+    except MfaxError as err:
+        parser.error(str(err))
+    variants = [
+        "quick" if args.quick else "",
+        "" if (args.game, args.param) == (DEFAULTS["game"], DEFAULTS["param"]) else f"{args.game}_{args.param}",
+        "" if values == numbers(DEFAULTS["values"]) else "-".join(f"{v:g}" for v in values),
+        "set_" + "_".join(args.set) if args.set else "",
+        "" if args.paths == DEFAULTS["paths"] else f"{args.paths}paths",
+    ]
+    name = stem("param_sweep", *variants)
+    out = out_dir(parser, args.out)
     load_start = os.getloadavg()[0]
-    result = measure(args.game, args.param, values, extra, args.paths, args.repeats)
+    try:
+        result = measure(args.game, args.param, values, extra, args.paths, args.repeats)
+    except MfaxError as err:  # a game the library refuses (its first step)
+        parser.error(str(err))
     meta = {
-        "args": sys.argv[1:],
+        "args": sys.argv[1:] if argv is None else argv,
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "jax": jax.__version__,
@@ -191,14 +236,13 @@ def main() -> None:
         "load_start": load_start,
         "load_end": os.getloadavg()[0],
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "param_sweep.json").write_text(json.dumps({"result": result, "meta": meta}, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps({"result": result, "meta": meta}, indent=2) + "\n")
     text = markdown(result, meta)
-    (out / "param_sweep.md").write_text(text)
+    (out / f"{name}.md").write_text(text)
     print(text)
     if result["after"]["traces"] != 1:
         raise SystemExit(f"the stacked sweep was traced {result['after']['traces']} times, expected once")
+    wrote(out / name, "md", "json")
 
 
 if __name__ == "__main__":

@@ -44,12 +44,14 @@ Usage::
     python bench/pushforward.py --quick    # smoke test: small sizes, B = 8, about half a minute
     python bench/pushforward.py --out DIR  # write DIR/pushforward.{md,json}
 
+Only the full run writes ``pushforward.{md,json}``; ``--quick`` or a subset of
+``--games`` adds them to the name (``pushforward_quick``, ``pushforward_beach_bar``, ...).
+
 JAX runs on whatever default backend is present (CPU here), in float32.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -58,8 +60,11 @@ import resource
 import subprocess
 import sys
 import time
+from argparse import SUPPRESS
 from pathlib import Path
 from typing import Any
+
+from benchutil import ArgumentParser, out_dir, positive, positive_float, stem, subset, wrote
 
 # Grid sizes: the parameter that sets the number of states, per game.
 FULL_SIZES: dict[str, tuple[str, list[int], dict[str, Any]]] = {
@@ -400,7 +405,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def save(args, rows: list[dict[str, Any]], compare: list[dict[str, Any]], t_start: float, complete: bool) -> str:
-    """Write ``pushforward.{md,json}`` (also after every configuration, so a killed run keeps its rows)."""
+    """Write ``args.stem.{md,json}`` (also after every configuration, so a killed run keeps its rows)."""
     import jax
 
     records = [r[k] for r in rows for k in ("step", "rollout")] + compare
@@ -428,27 +433,30 @@ def save(args, rows: list[dict[str, Any]], compare: list[dict[str, Any]], t_star
     }
     result["fits"] = fits(rows, args.fit_min_states)
     text = markdown(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pushforward.md").write_text(text)
-    (args.out / "pushforward.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{args.stem}.md").write_text(text)
+    (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1))
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: small sizes, B=8, few repeats")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="output directory")
-    parser.add_argument("--games", nargs="*", default=None, help="subset of games (default: all three)")
-    parser.add_argument("--batch", type=int, default=None, help="default number of paths B (128; quick: 8)")
-    parser.add_argument("--rollout-target", type=float, default=45.0, help="max seconds per rollout call")
-    parser.add_argument("--fit-min-states", type=int, default=None, help="fit over n >= this (1000; quick: 100)")
-    parser.add_argument("--mem-cap-gb", type=float, default=16.0, help="max XLA memory per configuration")
-    parser.add_argument("--dense-cap-gb", type=float, default=4.0, help="max one-hot operator size for dense")
-    parser.add_argument("--min-repeats", type=int, default=None, help="timed calls after warm-up, at least")
-    parser.add_argument("--max-repeats", type=int, default=None, help="timed calls after warm-up, at most")
-    parser.add_argument("--budget", type=float, default=None, help="seconds of timed calls per config (120)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a configuration is killed")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--games", nargs="+", default=None, choices=list(FULL_SIZES), help="subset of games (default: all three)"
+    )
+    parser.add_argument("--batch", type=positive, default=None, help="default number of paths B (128; quick: 8)")
+    parser.add_argument("--rollout-target", type=positive_float, default=45.0, help="max seconds per rollout call")
+    parser.add_argument("--fit-min-states", type=positive, default=None, help="fit over n >= this (1000; quick: 100)")
+    parser.add_argument("--mem-cap-gb", type=positive_float, default=16.0, help="max XLA memory per configuration")
+    parser.add_argument("--dense-cap-gb", type=positive_float, default=4.0, help="max one-hot operator size for dense")
+    parser.add_argument("--min-repeats", type=positive, default=None, help="timed calls after warm-up, at least")
+    parser.add_argument("--max-repeats", type=positive, default=None, help="timed calls after warm-up, at most")
+    parser.add_argument("--budget", type=positive_float, default=None, help="seconds of timed calls per config (120)")
+    parser.add_argument(
+        "--timeout", type=positive_float, default=900.0, help="seconds before a configuration is killed"
+    )
+    parser.add_argument("--worker", help=SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -456,15 +464,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes, compare_sizes = (QUICK_SIZES, QUICK_COMPARE) if args.quick else (FULL_SIZES, FULL_COMPARE)
-    args.batch = args.batch or (8 if args.quick else 128)
-    args.min_repeats = args.min_repeats or (2 if args.quick else 3)
-    args.max_repeats = args.max_repeats or (3 if args.quick else 15)
-    args.fit_min_states = args.fit_min_states or (100 if args.quick else 1_000)
-    budget = args.budget or (1.0 if args.quick else 120.0)
-    games = args.games or list(sizes)
-    unknown = sorted(set(games) - set(sizes))
-    if unknown:
-        parser.error(f"unknown game(s) {unknown}; allowed: {', '.join(sizes)}")
+
+    def given(value, quick, full):  # an option left out takes the mode's default (0 is refused above)
+        return (quick if args.quick else full) if value is None else value
+
+    args.batch = given(args.batch, 8, 128)
+    args.min_repeats = given(args.min_repeats, 2, 3)
+    args.max_repeats = given(args.max_repeats, 3, 15)
+    args.fit_min_states = given(args.fit_min_states, 100, 1_000)
+    budget = given(args.budget, 1.0, 120.0)
+    games = list(dict.fromkeys(args.games or sizes))
+    args.stem = stem("pushforward", "quick" if args.quick else "", subset(games, list(sizes)))
+    out_dir(parser, args.out)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -522,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
 
     text = save(args, rows, compare, t_start, complete=True)
     print(text)
-    log(f"wrote {args.out / 'pushforward.md'} and {args.out / 'pushforward.json'}")
+    wrote(args.out / args.stem, "md", "json")
     return 0
 
 

@@ -12,19 +12,20 @@ network (MLP width 32, embeddings 16) so that the largest grids fit the time bud
   share of the paths; on a 2-core machine the gain is bounded by the two cores.
 
 Growth exponents are least-squares slopes of log(time) and log(peak RSS - baseline)
-against log(size). Writes ``bench/results/scaling.{md,json}``.
+against log(size). Writes ``bench/results/scaling.{md,json}`` (``--quick``:
+``scaling_quick.{md,json}``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+
+from benchutil import ArgumentParser, out_dir, stem, wrote
 
 WORKER = """
 import json, resource, statistics, sys, time
@@ -68,11 +69,13 @@ def slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only (a minute)")
     parser.add_argument("--out", default="bench/results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    name = stem("scaling", "quick" if args.quick else "")
+    out = out_dir(parser, args.out)
     states = [100, 1_000] if args.quick else [100, 1_000, 10_000, 100_000]
     paths = [8, 32] if args.quick else [8, 32, 128, 512, 1024]
     macro = {"num_wealth": 20, "horizon": 32}
@@ -136,11 +139,10 @@ def main() -> None:
         f"* time vs paths: {t_p:.2f}; (peak RSS - baseline) vs paths: {m_p:.2f}",
     ]
     text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scaling.md").write_text(text)
-    (out / "scaling.json").write_text(json.dumps(rows, indent=1))
+    (out / f"{name}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print(text)
+    wrote(out / name, "md", "json")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def timed(fn, states, repeats: int) -> tuple[list[float], object]:
     return times, states
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--game", default="macro")
     parser.add_argument("--algo", default="rspg")
     parser.add_argument("--param", default="crra")
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="reduced macro economy (40 x 5, T = 32)")
     parser.add_argument("--out", default="bench/results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     values = [float(v) for v in args.values.split(",")]
     base = QUICK if args.quick and args.game == "macro" else {}
     load_start = os.getloadavg()[0]

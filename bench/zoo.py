@@ -73,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mfax
 import mfglib_crosscheck as MC
 import openspiel_adapter as OA
+from benchutil import installed
 from mfax.dynamics.noise import enumerate_noise
 from mfax.games.registry import game_names
 from mfax.solvers import driver, solver_names, solver_spec
@@ -220,14 +221,6 @@ class Original:
 
 
 # -- the originals ---------------------------------------------------------------------
-def _installed(module: str) -> bool:
-    try:
-        __import__(module)
-    except Exception:
-        return False
-    return True
-
-
 def _mfglib_iterative(env, make):
     def setup():
         import torch
@@ -313,7 +306,7 @@ def original_for(game_name: str, game, algo: str, budget: float, repeats: int) -
         if algo not in MFGLIB:
             return none("MFGLib", "no such algorithm", f"MFGLib 0.3.0 has no counterpart of {algo}")
         label, build = MFGLIB[algo]
-        if not (_installed("torch") and _installed("mfglib")):
+        if not (installed("torch") and installed("mfglib")):
             return none("MFGLib", "not installed")
 
         def setup():  # the environment is built inside the budget: part of the original's setup
@@ -325,7 +318,7 @@ def original_for(game_name: str, game, algo: str, budget: float, repeats: int) -
         if algo not in OPENSPIEL:
             return none("OpenSpiel", "no such algorithm", f"OpenSpiel 2.0.2 has no tabular counterpart of {algo}")
         label, make = OPENSPIEL[algo]
-        if not _installed("pyspiel"):
+        if not installed("pyspiel"):
             return none("OpenSpiel", "not installed")
 
         def os_setup():
@@ -585,6 +578,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.report:
         name = args.name or "zoo"
+        if not (args.out / f"{name}.json").is_file():
+            raise SystemExit(
+                f"zoo: --report rewrites a run's tables from its {args.out / name}.json, which does not exist; "
+                "give the --out and --name of a run"
+            )
         saved = json.loads((args.out / f"{name}.json").read_text())
         (args.out / f"{name}.md").write_text(markdown(saved["rows"], saved["meta"]))
         if args.figure:
@@ -602,11 +600,11 @@ def _main(args, argv) -> list[dict]:
     name = args.name or ("zoo_only" if args.only or args.algos else "zoo")
     t_start, load_start = time.perf_counter(), os.getloadavg()
     torch_context = contextlib.nullcontext()
-    if _installed("torch"):
+    if installed("torch"):
         import torch
 
         torch_context = MC.torch_dtype(torch.float64)
-        if _installed("mfglib"):
+        if installed("mfglib"):
             import mfglib.alg  # noqa: F401  (MFGLib 0.3.0: import its algorithms before its scoring)
     rows, sizes = [], {}
     with torch_context:
