@@ -44,26 +44,25 @@ def positive(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
+def _number(text: str, ok, expected: str) -> float:
+    """``text`` as a float for which ``ok`` holds (NaN never does), else argparse's error."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:  # nan too
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    return _number(text, lambda v: v > 0, "a number > 0")
 
 
 def fraction(text: str) -> float:
     """argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:  # nan too
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
-    return value
+    return _number(text, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
 
 
 def stem(name: str, *variants: str) -> str:
