@@ -123,6 +123,10 @@ def initialize_distributed(
             )
             if v is not None
         ]
+        if len(given) == 3:  # everything given: joining itself failed (unreachable, or JAX already running)
+            raise GameError(
+                f"could not join the multi-host run at {coordinator} as process {process_id} of {num_processes}: {e}"
+            ) from None
         raise GameError(
             f"a multi-host run needs the coordinator, the number of processes and the process id together "
             f"(--coordinator, --num-processes, --process-id, or MFAX_COORDINATOR, MFAX_NUM_PROCESSES, "
