@@ -216,6 +216,12 @@ def test_macro_refuses_a_productivity_process_that_overflows():
     z = mfax.make("macro", num_wealth=10, z_persistence=1.0).z_spread()
     assert z == pytest.approx(0.03 * np.sqrt(128), rel=1e-12)  # a random walk: sqrt(T) innovations
     assert mfax.make("macro", num_wealth=10, z_persistence=1.5, common_noise=False).z_spread() > 1e20
+    # a game built inside jit with one of the two traced (the other concrete) is checked later,
+    # where its values are concrete (the check computed with numpy on the tracer)
+    from mfax.games.macro import Macro
+
+    built = jax.jit(lambda s: Macro(num_wealth=10, z_std=s).z_std)(jnp.float32(0.05))
+    assert float(built) == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,8 @@ class Macro(Game):
         check(self.crra > 0.0, f"crra must be > 0, got {self.crra}")
         check(self.consumption_floor > 0.0, f"consumption_floor must be > 0, got {self.consumption_floor}")
         check(self.z_std >= 0.0, f"z_std must be >= 0, got {self.z_std}")
-        if self.common_noise and not isinstance(self.z_persistence, jax.core.Tracer):
+        traced = any(isinstance(x, jax.core.Tracer) for x in (self.z_persistence, self.z_std, self.common_noise))
+        if not traced and self.common_noise:  # (a game built inside jit is checked where its values are concrete)
             spread = self.z_spread()
             check(
                 spread <= Z_SPREAD_MAX,
