@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,24 @@ def out_dir(parser: argparse.ArgumentParser, path: Path | str, option: str = "--
 def wrote(base: Path | str, *suffixes: str) -> None:
     """The last line a script prints: the files it wrote."""
     print(f"wrote {base}.{{{','.join(suffixes)}}}" if len(suffixes) > 1 else f"wrote {base}.{suffixes[0]}")
+
+
+def crossings(points: list[tuple[int, float]], threshold: float) -> tuple[int | None, int | None]:
+    """``(first, stays)`` of a curve of ``(iteration, exploitability)`` points: the first
+    iteration at or below ``threshold`` and the one from which it stays there to the last
+    point (``None`` where there is none)."""
+    first = next((i for i, e in points if e <= threshold), None)
+    above = [i for i, e in points if e > threshold]
+    stays = (above[-1] + 1 if above else points[0][0]) if points and points[-1][1] <= threshold else None
+    return first, stays
+
+
+def median_crossing(values: list[int | None], cap: int) -> float | None:
+    """Median of crossing iterations, a run that never crossed counting as beyond ``cap``;
+    ``None`` when at least half of them never crossed."""
+    if 2 * sum(v is None for v in values) >= len(values):
+        return None
+    return statistics.median(sorted(cap + 1 if v is None else v for v in values))
 
 
 # -- optional libraries ---------------------------------------------------------------------

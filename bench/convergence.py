@@ -32,7 +32,9 @@ Usage::
     python bench/convergence.py                  # full games, published networks (long)
     python bench/convergence.py --games beach_bar --seeds 3
 
-Writes ``bench/results/convergence{,_quick}.{md,json,png}`` (``--out`` to change the folder).
+Writes ``bench/results/convergence{,_quick}.{md,json,png}`` (``--out`` to change the folder); a
+subset of games or algorithms, ``--iterations``, ``--set`` or ``--plan`` add their own suffix
+(``convergence_beach_bar.md``, ...) unless ``--tag`` names the files.
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from benchutil import ArgumentParser, fraction, out_dir, positive, wrote
+from benchutil import ArgumentParser, fraction, out_dir, positive, subset, wrote
+from benchutil import stem as stem_of
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
 from mfax.run.train import TrainingDiverged, train
 
 ALGOS = ("spg", "rspg", "ippo", "rippo", "momd")
+DEFAULT_GAMES = ["linear_quadratic", "beach_bar"]
 MODEL_FREE = ("ippo", "rippo", "momd")
 
 # Iterations and evaluation spacing per algorithm (iterations are of different cost:
@@ -292,7 +296,7 @@ def plot(path: Path, results: list[dict], games: list[str], table: dict) -> None
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced games and small networks (a few minutes)")
-    parser.add_argument("--games", nargs="+", default=["linear_quadratic", "beach_bar"], choices=list(FULL["params"]))
+    parser.add_argument("--games", nargs="+", default=DEFAULT_GAMES, choices=list(FULL["params"]))
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--seeds", type=positive, default=None, help="seeds per algorithm [quick: 2, full: 3]")
     parser.add_argument("--iterations", type=positive, default=None, help="override every algorithm's iterations")
@@ -320,9 +324,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="iterations|eval_every.ALGO=N",
         help="per-algorithm iterations or evaluation spacing, e.g. --plan iterations.ippo=20 (repeatable)",
     )
-    parser.add_argument("--tag", default="", help="suffix of the result files (convergence<tag>.md ...)")
     parser.add_argument(
-        "--reuse", action="store_true", help="reuse finished runs saved in convergence<tag>.partial.json"
+        "--tag",
+        default="",
+        help="suffix of the result files (convergence<tag>.md ...); without it a subset of games or algorithms, "
+        "--iterations, --set or --plan add their own suffix (the full run's files are never replaced by them)",
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse finished runs saved in the same run's <files>.partial.json"
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -349,7 +358,18 @@ def main(argv: list[str] | None = None) -> None:
         plan = {**plan, field: {**plan[field], algo: int(value)}}
     seeds = args.seeds or (2 if args.quick else 3)
     results = []
-    stem = ("convergence_quick" if args.quick else "convergence") + args.tag
+    if args.tag:  # the user named the files
+        stem = ("convergence_quick" if args.quick else "convergence") + args.tag
+    else:  # a subset or a changed plan never replaces the committed full run's files
+        stem = stem_of(
+            "convergence",
+            "quick" if args.quick else "",
+            subset(args.games, DEFAULT_GAMES),
+            subset(args.algos, list(ALGOS)),
+            "" if args.iterations is None else f"iterations{args.iterations}",
+            "set" if args.overrides else "",
+            "plan" if args.plan_overrides else "",
+        )
     out_dir(parser, args.out)
     partial = args.out / f"{stem}.partial.json"  # every finished run, so a crash loses none
     done = json.loads(partial.read_text()) if args.reuse and partial.exists() else []

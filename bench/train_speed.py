@@ -83,6 +83,7 @@ from unittest import mock
 import jax
 import jax.numpy as jnp
 
+from benchutil import crossings, median_crossing
 from mfax import compiling
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer, train
@@ -603,24 +604,6 @@ def device_table(out: Path, quick: bool, only: list[str]) -> None:
     print(text)
 
 
-def crossings(curve: list, threshold: float) -> tuple[int | None, int | None]:
-    """``(first, stays)`` of a curve of ``(iteration, wall-clock, exploitability)``: the first
-    iteration at or below ``threshold`` and the one from which it stays there to the last
-    point (``None`` where there is none)."""
-    first = next((i for i, _, e in curve if e <= threshold), None)
-    above = [i for i, _, e in curve if e > threshold]
-    stays = (above[-1] + 1 if above else curve[0][0]) if curve and curve[-1][2] <= threshold else None
-    return first, stays
-
-
-def _median_iteration(values: list[int | None], cap: int) -> float | None:
-    """Median of crossing iterations, a run that never crossed counting as beyond ``cap``
-    (``None`` when at least half of them never crossed)."""
-    ranked = sorted(cap + 1 if v is None else v for v in values)
-    mid = statistics.median(ranked)
-    return None if mid > cap else mid
-
-
 def t126_paired(rounds: int, published: str, published_python: str, lr: float = 1e-2, seeds: int = 5) -> dict:
     """Beach-bar RSPG (exact noise, ``lr``, 100 iterations) to the paper's 200-iteration
     exploitability, against the paper's code timed in the same run.
@@ -637,16 +620,16 @@ def t126_paired(rounds: int, published: str, published_python: str, lr: float = 
     runs = []
     for seed in range(seeds):
         reach = time_to_threshold("exact", lr, cap, [PAPER_EXPLOITABILITY_200], 1, seed=seed)
-        first, stays = crossings(reach["curve"], PAPER_EXPLOITABILITY_200)
+        first, stays = crossings([(i, e) for i, _, e in reach["curve"]], PAPER_EXPLOITABILITY_200)
         runs.append({"seed": seed, "first": first, "stays": stays, "curve": reach["curve"]})
         print(json.dumps({"seed": seed, "first": first, "stays": stays}), flush=True)
-    k = _median_iteration([r["first"] for r in runs], cap)
+    k = median_crossing([r["first"] for r in runs], cap)
     if k is None:
         raise SystemExit(
             f"t126: exact lr {lr:g} reached {PAPER_EXPLOITABILITY_200:g} in {cap} iterations on fewer "
             f"than half of {seeds} seeds"
         )
-    stays = _median_iteration([r["stays"] for r in runs], cap)
+    stays = median_crossing([r["stays"] for r in runs], cap)
     bare = BareStep(5, TrainConfig(game="beach_bar", algo="rspg", noise="exact", lr=[lr], iterations=cap))
     out: dict = {"lr": lr, "iterations": cap, "iteration": k, "stays": stays, "seeds": runs, "rounds": []}
     for r in range(rounds):

@@ -468,3 +468,85 @@ def test_openspiel_adapter_run_directly_says_what_it_is():
     assert helped.returncode == 0 and "mfax's ``openspiel.*`` games next to OpenSpiel's" in " ".join(
         helped.stdout.split()
     )
+
+
+# -- t126_settings: which optimiser settings reach 126 first --------------------------------------
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["--seeds", "3-1"], ["--seeds", "0 <= a <= b", "'3-1'"]),
+        (["--seeds", "x"], ["--seeds", "a-b"]),
+        (["--lrs", "a,b"], ["--lrs", "comma-separated numbers"]),
+        (["--lrs", "0.01,-1"], ["--lrs", "positive"]),
+        (["--settings", "99"], ["--settings", "0..7"]),
+        (["--iterations", "0"], ["--iterations", ">= 1"]),
+        (["--report", "/nonexistent/t.json"], ["--report", "cannot read"]),
+    ],
+)
+def test_t126_settings_refuses_bad_options(load, capsys, monkeypatch, argv, words):
+    t126 = load("t126_settings")
+    no_work(monkeypatch, t126, "run_setting")
+    message = refusal(capsys, t126.main, argv)
+    assert all(w in message for w in words), message
+
+
+def test_t126_settings_crossings_and_report(load, capsys, tmp_path):
+    t126 = load("t126_settings")
+    util = load("benchutil")
+    # first at or below 126, and the iteration from which it stays there
+    assert util.crossings(list(enumerate([400.0, 120.0, 130.0, 125.0, 110.0])), 126.0) == (1, 3)
+    assert util.crossings(list(enumerate([400.0, 120.0, 130.0])), 126.0) == (1, None)
+    assert util.crossings(list(enumerate([400.0, 300.0])), 126.0) == (None, None)
+    assert util.crossings([(5, 100.0), (10, 90.0)], 126.0) == (5, 5)
+    # a seed that never crosses counts as beyond the cap; half of them never: no median
+    assert util.median_crossing([3, None, 5], 9) == 5
+    assert util.median_crossing([3, None, None], 9) is None
+    assert util.median_crossing([3, None], 9) is None  # half of an even count
+
+    def seeds(firsts):
+        rows = []
+        for i, first in enumerate(firsts):
+            curve = [400.0] * 6 if first is None else [400.0] * first + [100.0] * (6 - first)
+            f, stays = load("benchutil").crossings(list(enumerate(curve)), 126.0)
+            rows.append({"seed": i, "first": f, "stays": stays, "final": curve[-1], "curve": curve})
+        return rows
+
+    results = [
+        {"setting": "a", "lrs": [{"lr": 0.01, "first": 2, "stays": 2, "final": 100.0, "seeds": seeds([1, 2, 3, 4])}]},
+        {
+            "setting": "b",
+            "lrs": [{"lr": 0.02, "first": None, "stays": None, "final": 400.0, "seeds": seeds([1, None, None, 5])}],
+        },
+    ]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(results))
+    t126.main(["--report", str(path), "--chosen", "2"])
+    table = (tmp_path / "t.md").read_text()
+    assert "| first, seeds 0-1 | median | first, seeds 2-3 | median |" in table
+    assert "| a | 0.01 | 1, 2 | 1.5 | 3, 4 | 3.5 | 2 | 2 | 100.0 |" in table
+    assert "| b | 0.02 | 1, - | - | -, 5 | - | - | - | 400.0 |" in table
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 't'}.md"
+
+
+def test_convergence_subset_names(load, capsys, monkeypatch, tmp_path):
+    convergence = load("convergence")
+
+    def fake_run(game, algo, plan, seeds, tmp):
+        curve = [{"exploitability": [1.0]}]
+        return {"iterations": 1, "seconds_per_iteration": 0.1, "curve": curve, "compile_s": 0.0, "diverged": None}
+
+    monkeypatch.setattr(convergence, "run_one", fake_run)
+    monkeypatch.setattr(convergence, "summarise", lambda *a: {})
+    monkeypatch.setattr(convergence, "write_markdown", lambda path, *a: path.write_text("") or "")
+    monkeypatch.setattr(convergence, "plot", lambda *a: None)
+    for argv, name in [
+        ([], "convergence"),
+        (["--quick"], "convergence_quick"),
+        (["--games", "beach_bar"], "convergence_beach_bar"),
+        (["--algos", "rspg", "spg"], "convergence_rspg_spg"),
+        (["--iterations", "3"], "convergence_iterations3"),
+        (["--set", "beach_bar.horizon=4", "--plan", "iterations.spg=2"], "convergence_set_plan"),
+        (["--games", "beach_bar", "--tag", "_mine"], "convergence_mine"),  # the user named it
+    ]:
+        convergence.main([*argv, "--out", str(tmp_path)])
+        assert last_line(capsys) == f"wrote {tmp_path / name}.{{md,json,png}}", argv
