@@ -66,6 +66,33 @@ def fraction(text: str) -> float:
     return _number(text, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
 
 
+def numbers(text: str) -> list[float]:
+    """argparse type: comma-separated numbers."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 1.5,2,3, got {text!r}") from None
+    return values
+
+
+def check_sweep(parser: argparse.ArgumentParser, game: str, param: str, values: list[float], extra: dict) -> None:
+    """Refuse in one line, before any work, a ``param`` that is not a traced parameter of
+    ``game`` or a value (with the other parameters ``extra``) the game refuses."""
+    from mfax.errors import MfaxError
+    from mfax.games.registry import game_class
+    from mfax.params import build, traced_names
+
+    traced = traced_names(game_class(game))
+    if param not in traced:
+        allowed = ", ".join(traced) or "none (this game has no traced parameter)"
+        parser.error(f"--param {param!r} is not a traced parameter of {game}; allowed: {allowed}")
+    try:
+        for v in values:  # every value is checked (one line naming a bad one)
+            build(game_class(game), f"game {game!r}", **extra, **{param: v})
+    except MfaxError as err:
+        parser.error(str(err))
+
+
 def stem(name: str, *variants: str) -> str:
     """The stem of a run's result files: ``name`` for the full documented run, ``name`` and
     the run's variants (``quick``, the subset it ran, ...) joined by ``_`` otherwise, so

@@ -36,7 +36,6 @@ parameter, values, ``--set`` or ``--paths`` add to the name (``param_sweep_quick
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -49,27 +48,16 @@ import jax
 import jax.numpy as jnp
 
 import mfax
-from benchutil import ArgumentParser, out_dir, positive, stem, wrote
+from benchutil import ArgumentParser, check_sweep, numbers, out_dir, positive, stem, wrote
 from mfax import compiling
 from mfax.dynamics import rollout_batch, sample_noise
 from mfax.errors import MfaxError
 from mfax.evaluation.values import best_response_value, policy_value
 from mfax.games import game_names, stack_games
-from mfax.games.registry import game_class
-from mfax.params import build, traced_names
 from mfax.policies import Uniform
 
 QUICK = {"num_wealth": 20, "horizon": 16}  # the macro economy's reduced sizes (--quick)
 DEFAULTS = {"game": "macro", "param": "crra", "values": "1.5,2,3", "paths": 8}
-
-
-def numbers(text: str) -> list[float]:
-    """argparse type: comma-separated numbers."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 1.5,2,3, got {text!r}") from None
-    return values
 
 
 def figures(game, policy, noise):
@@ -196,10 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     values = args.values
     if args.quick and args.game != "macro":
         parser.error(f"--quick reduces the macro economy; for --game {args.game} give its sizes with --set")
-    traced = traced_names(game_class(args.game))
-    if args.param not in traced:
-        allowed = ", ".join(traced) or "none (this game has no traced parameter)"
-        parser.error(f"--param {args.param!r} is not a traced parameter of {args.game}; allowed: {allowed}")
+    check_sweep(parser, args.game, args.param, [], {})
     extra = dict(QUICK) if args.quick else {}
     try:
         for item in args.set:
@@ -209,10 +194,9 @@ def main(argv: list[str] | None = None) -> None:
             if k == args.param:
                 parser.error(f"--set {k} sets the swept parameter; give its values with --values")
             extra[k] = mfax.games.parse_value(args.game, k, v)
-        for v in values:  # every value is checked (one line naming a bad one) before any work
-            build(game_class(args.game), f"game {args.game!r}", **extra, **{args.param: v})
     except MfaxError as err:
         parser.error(str(err))
+    check_sweep(parser, args.game, args.param, values, extra)
     variants = [
         "quick" if args.quick else "",
         "" if (args.game, args.param) == (DEFAULTS["game"], DEFAULTS["param"]) else f"{args.game}_{args.param}",

@@ -21,16 +21,17 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import jax
 
+from benchutil import ArgumentParser, check_sweep, numbers, out_dir, positive, stem, wrote
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.train import Trainer
 from mfax.tracing import TRACES
@@ -60,19 +61,36 @@ def timed(fn, states, repeats: int) -> tuple[list[float], object]:
     return times, states
 
 
+DEFAULTS = {"game": "macro", "algo": "rspg", "param": "crra", "values": "1.5,2,3"}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--game", default="macro")
-    parser.add_argument("--algo", default="rspg")
-    parser.add_argument("--param", default="crra")
-    parser.add_argument("--values", default="1.5,2,3")
-    parser.add_argument("--length", type=int, default=2, help="iterations per compiled chunk")
-    parser.add_argument("--repeats", type=int, default=3)
+    from mfax.games import game_names
+    from mfax.solvers.base import solver_names
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--game", default=DEFAULTS["game"], choices=game_names(), metavar="GAME")
+    parser.add_argument("--algo", default=DEFAULTS["algo"], choices=solver_names(), metavar="ALGO")
+    parser.add_argument("--param", default=DEFAULTS["param"], help="a traced parameter of the game")
+    parser.add_argument("--values", type=numbers, default=DEFAULTS["values"], help="comma-separated values of --param")
+    parser.add_argument("--length", type=positive, default=2, help="iterations per compiled chunk")
+    parser.add_argument("--repeats", type=positive, default=3)
     parser.add_argument("--quick", action="store_true", help="reduced macro economy (40 x 5, T = 32)")
-    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
-    values = [float(v) for v in args.values.split(",")]
-    base = QUICK if args.quick and args.game == "macro" else {}
+    values = args.values
+    if args.quick and args.game != "macro":
+        parser.error(f"--quick reduces the macro economy; --game {args.game} runs at its defaults without it")
+    base = QUICK if args.quick else {}
+    check_sweep(parser, args.game, args.param, values, base)
+    name = stem(
+        "sweep_training",
+        "quick" if args.quick else "",
+        "" if (args.game, args.algo) == (DEFAULTS["game"], DEFAULTS["algo"]) else f"{args.game}_{args.algo}",
+        "" if args.param == DEFAULTS["param"] else args.param,
+        "" if values == numbers(DEFAULTS["values"]) else "-".join(f"{v:g}" for v in values),
+    )
+    out = out_dir(parser, args.out)
     load_start = os.getloadavg()[0]
     before = [
         compiled_chunk(
@@ -105,18 +123,20 @@ def main(argv: list[str] | None = None) -> None:
         "load": [load_start, os.getloadavg()[0]],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, JAX {jax.__version__} on {jax.default_backend()}",
     }
+    command = "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
+    swept = ",".join(f"{v:g}" for v in values)
     lines = [
         "# Training over a sweep of a traced game parameter: one program per value vs one in all",
         "",
         f"`{args.algo}` on `{args.game}` (overrides: {base or 'none, published sizes'}), `{args.param}` = "
         f"{', '.join(f'{v:g}' for v in values)}; a compiled chunk of {args.length} iterations per value, default "
-        f"training settings. Produced by `python bench/sweep_training.py{' --quick' if args.quick else ''}`.",
+        f"training settings. Produced by `python bench/sweep_training.py{command}`.",
         "",
         "| | chunk traces | compile time (s) | one chunk, all values (s, median) |",
         "|---|---:|---:|---:|",
         f"| before: one training per value | {traces_before} | {sum(compile_before):.2f} "
         f"({' + '.join(f'{c:.2f}' for c in compile_before)}) | {run_before:.3f} |",
-        f"| after: one training, `--set {args.param}={args.values}` | {traces_after} | {compile_after:.2f} | "
+        f"| after: one training, `--set {args.param}={swept}` | {traces_after} | {compile_after:.2f} | "
         f"{run_after:.3f} |",
         "",
         f"Compile time after / before: {compile_after / sum(compile_before):.2f}; chunk time after / before: "
@@ -126,12 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         f"Machine: {result['machine']}; 1-minute load average {load_start:.2f} at the start, "
         f"{result['load'][1]:.2f} at the end.",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "sweep_training" + ("_quick" if args.quick else "")
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print("\n".join(lines))
+    wrote(out / name, "md", "json")
 
 
 if __name__ == "__main__":

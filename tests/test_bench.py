@@ -550,3 +550,43 @@ def test_convergence_subset_names(load, capsys, monkeypatch, tmp_path):
     ]:
         convergence.main([*argv, "--out", str(tmp_path)])
         assert last_line(capsys) == f"wrote {tmp_path / name}.{{md,json,png}}", argv
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["--game", "beach_bar", "--quick"], ["--quick", "macro", "beach_bar"]),
+        (["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
+        (["--param", "num_wealth"], ["'num_wealth'", "traced", "crra"]),
+        (["--values", "a,b"], ["--values", "comma-separated numbers"]),
+        (["--values", "1.5,-3"], ["crra", "> 0", "-3"]),
+        (["--game", "nosuch"], ["--game", "nosuch", "macro"]),
+        (["--algo", "nosuch"], ["--algo", "nosuch", "rspg"]),
+        (["--length", "0"], ["--length", ">= 1"]),
+        (["--repeats", "-1"], ["--repeats", ">= 1"]),
+    ],
+)
+def test_sweep_training_refuses_bad_options(load, capsys, monkeypatch, argv, words):
+    sweep = load("sweep_training")
+    no_work(monkeypatch, sweep, "compiled_chunk")
+    message = refusal(capsys, sweep.main, argv)
+    assert all(w in message for w in words), message
+
+
+def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
+    sweep = load("sweep_training")
+    monkeypatch.setattr(sweep, "compiled_chunk", lambda config, length: (None, None, 1.0, 1))
+    monkeypatch.setattr(sweep, "timed", lambda fn, states, repeats: ([0.5] * repeats, states))
+    for argv, name in [
+        ([], "sweep_training"),
+        (["--quick"], "sweep_training_quick"),
+        (["--quick", "--values", "2,4"], "sweep_training_quick_2-4"),
+        (["--game", "linear_quadratic", "--param", "kappa", "--values", "0.5,1"], None),
+    ]:
+        argv = [*argv, "--out", str(tmp_path)]
+        sweep.main(argv)
+        expected = name or "sweep_training_linear_quadratic_rspg_kappa_0.5-1"
+        assert last_line(capsys) == f"wrote {tmp_path / expected}.{{md,json}}", argv
+        assert f"Produced by `python bench/sweep_training.py {' '.join(argv)}`" in (
+            tmp_path / f"{expected}.md"
+        ).read_text()
