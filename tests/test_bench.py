@@ -587,6 +587,7 @@ def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
         sweep.main(argv)
         expected = name or "sweep_training_linear_quadratic_rspg_kappa_0.5-1"
         assert last_line(capsys) == f"wrote {tmp_path / expected}.{{md,json}}", argv
-        assert f"Produced by `python bench/sweep_training.py {' '.join(argv)}`" in (
-            tmp_path / f"{expected}.md"
-        ).read_text()
+        assert (
+            f"Produced by `python bench/sweep_training.py {' '.join(argv)}`"
+            in (tmp_path / f"{expected}.md").read_text()
+        )
