@@ -150,6 +150,30 @@ def test_bad_settings_are_one_line():
         ks.make_settings(grid=3)
     with pytest.raises(mfax.GameError, match="krusell-smith needs the macro game"):
         ks.solve_krusell_smith(LinearQuadratic())
+    # numpy's Gauss-Hermite weights are not finite from 372 nodes on: the message blamed
+    # the grids' widths after a numpy overflow warning
+    assert ks.make_settings(quadrature=371).quadrature == 371
+    with pytest.raises(mfax.GameError, match=r"quadrature must lie in 1\.\.371 .*got 372"):
+        ks.make_settings(quadrature=372)
+    with pytest.raises(mfax.GameError, match=r"seed must lie in 0\.\.2147483647, got -5"):
+        ks.make_settings(seed=-5)  # accepted before
+
+
+def test_a_solve_that_cannot_fit_is_refused_before_allocating():
+    """An oversized grid or evaluation ended in XLA's out-of-memory traceback after the
+    solve had started; the CLI now refuses it in one line with the estimate."""
+    from mfax.memory import krusell_smith_bytes
+
+    game = mfax.make("macro", **TINY)
+    b = [krusell_smith_bytes(game, ks.make_settings(capital_points=k)) for k in (9, 18, 27)]
+    assert b[0] < b[1] and b[2] - b[1] == b[1] - b[0]  # the households' share grows with the grid
+    for hp in ("capital_points=100000000", "eval_paths=100000000"):  # petabytes: refused on any machine
+        args = ["solve-macro", "--method", "krusell-smith", "--max-iter", "1", "--hp", hp]
+        for key, value in TINY.items():
+            args += ["--set", f"{key}={value}"]
+        out = CliRunner().invoke(_app(), args)
+        assert out.exit_code == 2, out.output
+        assert "krusell-smith with these settings needs about" in out.output and "capital_points" in out.output
 
 
 def _app():
@@ -260,3 +284,37 @@ def test_grids_too_wide_for_the_households_values_are_one_line(tiny):
     game, _ = tiny
     with pytest.raises(mfax.GameError, match="the households' values are not finite on these grids"):
         ks.solve_krusell_smith(game, ks.make_settings(**{**TINY_SETTINGS, "z_width": 1e6}))
+
+
+def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
+    """A solve takes minutes to half an hour: a file of the user's put at an output's name
+    meanwhile is kept (it was replaced), and a failed write is one line (it ended in a
+    traceback after the solve)."""
+    from mfax.run import cli_macro
+
+    def plot(path):
+        path.write_bytes(b"not reached")
+
+    summary = {"game": "macro", "params": {}, "iterations": 1, "coef": []}
+    for name in ("krusell_smith.json", "krusell_smith.png"):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).write_text("my notes")
+        with pytest.raises(typer.Exit) as exit_:
+            cli_macro._write_outputs(folder, "krusell_smith.json", cli_macro.KS_KEYS, summary, "krusell_smith.png", plot)
+        assert exit_.value.exit_code == 2
+        assert (folder / name).read_text() == "my notes"
+        assert sorted(p.name for p in folder.iterdir()) == [name]  # nothing else written either
+        err = capsys.readouterr().err
+        assert err.startswith("mfax: error: refusing to overwrite") and len(err.strip().splitlines()) == 1
+
+    def full(path):
+        raise OSError(27, "File too large", str(path))
+
+    with pytest.raises(typer.Exit) as exit_:
+        cli_macro._write_outputs(tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", full)
+    assert exit_.value.exit_code == 2
+    assert capsys.readouterr().err.strip() == f"mfax: error: File too large: {tmp_path / 'out' / 'k.png'}"
+    # mfax's own record there is replaced, as before
+    cli_macro._write_outputs(tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", plot)
+    assert json.loads((tmp_path / "out" / "krusell_smith.json").read_text()) == summary

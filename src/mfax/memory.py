@@ -119,3 +119,17 @@ def check_evaluation(game: Game, mode: str, num_paths: int, itemsize: int = 4) -
     paths = num_paths if exact is None else exact.num_paths
     need = evaluation_bytes(game, paths, game.noise_support() is not None, itemsize)
     require(need, f"an evaluation of {game.name} on {paths} noise paths", "use fewer --paths")
+
+
+def krusell_smith_bytes(game: Game, settings) -> int:
+    """About the largest memory a Krusell-Smith solve needs (float64;
+    :mod:`mfax.solvers.krusell_smith`, ``settings`` its ``KrusellSmithSettings``): the
+    households' continuation on the grid at every ``t`` with one step's intermediates (the
+    value at the quadrature nodes, each grid point's Q-values and kernel), and the larger
+    of the simulation of ``paths`` and the exact evaluation of ``eval_paths``."""
+    n, m, horizon = game.n_states, game.n_actions, game.horizon
+    grid = settings.capital_points * settings.z_points
+    households = 8 * n * grid * (horizon + settings.quadrature + 8 * m)
+    simulation = 8 * settings.paths * (horizon + 1) * n * (m + 2)
+    scoring = evaluation_bytes(game, settings.eval_paths, game.noise_support() is not None, itemsize=8)
+    return households + max(simulation, scoring)

@@ -15,11 +15,11 @@ from typing import Annotated
 
 import typer
 
-from mfax import params
+from mfax import memory, params
 from mfax.errors import GameError
 from mfax.games import make
 from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
-from mfax.run.rundir import _replace_with, file_above, output_writable
+from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
 # what the JSON files of earlier runs of this command hold: such a file may be replaced
@@ -160,6 +160,11 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
                     raise GameError(f"{key} is given twice ({option} and --hp {key}=...); give it once")
                 values[key] = value
         settings = make_settings(**values)
+        memory.require(
+            memory.krusell_smith_bytes(game, settings),
+            "krusell-smith with these settings",
+            "use fewer paths or eval_paths, or smaller grids (capital_points, z_points, quadrature)",
+        )
 
         def progress(k: int, gap: float, step: float) -> None:
             typer.echo(f"  update {k}: the re-estimated rule moves the forecasts by {gap:.3g} (damping {step:g})")
@@ -187,7 +192,9 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"{res.exploitability:.4g}{info}"
     )
     if out is not None:
-        _write_outputs(Path(out), "krusell_smith.json", summary, "krusell_smith.png", lambda path: _ks_plot(res, path))
+        _write_outputs(
+            Path(out), "krusell_smith.json", KS_KEYS, summary, "krusell_smith.png", lambda path: _ks_plot(res, path)
+        )
     if as_json:
         typer.echo(json.dumps(summary))
 
@@ -209,12 +216,18 @@ def _output_folder(out: str) -> None:
         raise GameError(f"--out names a folder for the results; {str(above)!r} is not a directory")
 
 
-def _write_outputs(folder: Path, json_name: str, summary: dict, png_name: str, plot) -> None:
-    """``summary`` as ``folder/json_name`` and ``plot(folder/png_name)``: the files
-    ``output_writable`` cleared before anything was computed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _replace_with(folder / json_name, (json.dumps(summary, indent=2) + "\n").encode())
-    plot(folder / png_name)
+def _write_outputs(folder: Path, json_name: str, keys: tuple[str, ...], summary: dict, png_name: str, plot) -> None:
+    """``summary`` as ``folder/json_name`` (a record holding ``keys``) and
+    ``plot(folder/png_name)``: the files ``output_writable`` cleared before anything was
+    computed, cleared again now (a solve can take half an hour, and a file put there
+    meanwhile is not mfax's to replace). A failure is one line."""
+    with user_errors():
+        output_writable(folder / json_name, *keys)
+        output_writable(folder / png_name)
+        with _disk("create the folder", folder):
+            folder.mkdir(parents=True, exist_ok=True)
+        _replace_with(folder / json_name, (json.dumps(summary, indent=2) + "\n").encode())
+        plot(folder / png_name)
     typer.echo(f"wrote {folder / json_name}, {folder / png_name}")
 
 
@@ -301,6 +314,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  r_t: {eq.r[0]:.6g} -> {eq.r[-1]:.6g}   W_t: {eq.W[0]:.6g} -> {eq.W[-1]:.6g}")
         typer.echo(f"  exploitability of the best response under its own mean field: {eq.exploitability:.3g}")
         if out is not None:
-            _write_outputs(Path(out), "macro_equilibrium.json", summary, "prices.png", lambda path: _plot(eq, path))
+            _write_outputs(
+                Path(out), "macro_equilibrium.json", ORACLE_KEYS, summary, "prices.png", lambda path: _plot(eq, path)
+            )
         if as_json:
             typer.echo(json.dumps(summary))

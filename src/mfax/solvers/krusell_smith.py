@@ -85,6 +85,8 @@ from mfax.params import param
 from mfax.policies.base import Policy
 from mfax.solvers.classical import greedy
 
+QUADRATURE_MAX = 371  # numpy's hermegauss: non-finite weights from 372 nodes on
+
 
 class KrusellSmithSettings(eqx.Module):
     """The algorithm's hyper-parameters (``mfax solve-macro --method krusell-smith --hp key=value``)."""
@@ -99,9 +101,9 @@ class KrusellSmithSettings(eqx.Module):
     capital_width: float = param(0.15, "the log-capital grid spans +- this around the rule's z = 0 path")
     z_points: int = param(7, "points of the log-productivity grid")
     z_width: float = param(3.0, "the z grid spans +- this many of z's largest standard deviation over the horizon")
-    quadrature: int = param(5, "Gauss-Hermite nodes for next period's z")
+    quadrature: int = param(5, f"Gauss-Hermite nodes for next period's z (1..{QUADRATURE_MAX})")
     eval_paths: int = param(64, "fresh productivity paths for R^2, den Haan's error and the exploitability")
-    seed: int = param(0, "seed of the simulated and the evaluation paths")
+    seed: int = param(0, f"seed of the simulated and the evaluation paths (0..{params.INT32_MAX})")
 
     def __check_init__(self):
         checks = [
@@ -117,8 +119,16 @@ class KrusellSmithSettings(eqx.Module):
             (self.capital_width > 0.0, f"capital_width must be > 0, got {self.capital_width}"),
             (self.z_points >= 2, f"z_points must be >= 2, got {self.z_points}"),
             (self.z_width > 0.0, f"z_width must be > 0, got {self.z_width}"),
-            (self.quadrature >= 1, f"quadrature must be >= 1, got {self.quadrature}"),
+            (
+                1 <= self.quadrature <= QUADRATURE_MAX,
+                f"quadrature must lie in 1..{QUADRATURE_MAX} (numpy's Gauss-Hermite weights overflow beyond), "
+                f"got {self.quadrature}",
+            ),
             (self.eval_paths >= 1, f"eval_paths must be >= 1, got {self.eval_paths}"),
+            (
+                0 <= self.seed <= params.INT32_MAX,
+                f"seed must lie in 0..{params.INT32_MAX}, got {self.seed}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
