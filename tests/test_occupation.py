@@ -360,3 +360,65 @@ def test_omi_projection_is_exact_where_it_needs_many_newton_steps_and_never_sile
         target = jnp.asarray(measure) - 2.0 * tables.cost
         x, _ = occ.project_flow(tables, target, game.initial_mean_field(noise))
         assert np.isnan(np.asarray(x)).all()
+
+
+def test_mf_omo_refuses_a_zero_reward_bound_estimate():
+    """A reward that vanishes at the uniform mean field (here ``1/2 - mu(s)`` plus an
+    action term ``a (mu(0) - 1/2)``) makes the default r_max estimate 0: y and z were
+    projected onto {0} at every step and MF-OMO stood still at exploitability 0.25,
+    silently. It is refused by name; a given bound runs and learns."""
+    from typing import ClassVar
+
+    from mfax.games.kernels import deterministic_kernel
+    from mfax.games.no_noise import NoCommonNoise
+    from mfax.params import param
+
+    class Vanishing(NoCommonNoise):
+        name: ClassVar[str] = "vanishing"
+        horizon: int = param(3, "steps")
+        gamma: float = param(1.0, "discount")
+        n_actions: ClassVar[int] = 2
+
+        @property
+        def n_states(self):
+            return 2
+
+        def state_features(self):
+            return jnp.arange(2.0)[:, None]
+
+        def action_values(self):
+            return jnp.arange(2.0)
+
+        def initial_mean_field(self, noise):
+            return jnp.array([1.0, 0.0])
+
+        def kernel(self, mu, noise, t):
+            return deterministic_kernel(np.broadcast_to(np.arange(2), (2, 2)))
+
+        def reward(self, mu, mu_next, noise, t):
+            return (0.5 - mu)[:, None] + jnp.arange(2.0)[None, :] * (mu[0] - 0.5)
+
+        def observation(self, mu, noise, t):
+            return mu
+
+    game = Vanishing()
+    with pytest.raises(GameError, match=r"r_max, estimated .* is 0 on this game: give a bound with --hp r_max="):
+        occ.solve(game, "mf_omo", 2)
+    with pytest.raises(GameError, match=r"is 0 on this game"):
+        _solver(game, "mf_omo")
+    _, history = occ.solve(game, "mf_omo", 100, r_max=1.0)
+    assert history.exploitability[0] == pytest.approx(0.25) and history.exploitability[-1] < 0.2
+
+
+def test_omi_says_when_its_projection_did_not_converge(tmp_path):
+    """A projection out of Newton steps is NaN, which stopped training with "non-finite
+    gradient norm" (OMI has none: its metrics carry alpha where a learning rate goes);
+    the message now names the projection and what to change."""
+    args = ["train", "--game", "mfglib.beach_bar", "--set", "n=8", "--set", "bar_loc=3", "--set", "T=4"]
+    args += ["--algo", "omi", "--hp", "alpha=300", "--iterations", "10", "--x64", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output  # training stopped (not a usage error)
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("mfax: error:")]
+    assert line.startswith("mfax: error: non-finite policy update at iteration"), line
+    assert "the projection onto occupation measures did not converge" in line
+    assert "--hp alpha" in line and "gradient" not in line

@@ -351,3 +351,28 @@ def test_mean_field_mixing_matches_its_definition_in_numpy(game):
         num, den = (1 - d) * mu * pi + d * nu * br, (1 - d) * mu + d * nu
         pi = np.where(den > 0, num / np.where(den > 0, den, 1.0), (1 - d) * pi + d * br)
         np.testing.assert_allclose(tables[0, k, 0], pi, rtol=1e-9, atol=1e-12, err_msg=str(k))
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_a_tiny_temperature_is_the_greedy_limit(x64):
+    """A temperature the hyper-parameters accept but whose ``q / temperature`` overflows,
+    or is flushed to zero in float32 (1e-40), stopped training at its first update as
+    "non-finite" (``inf - inf``, ``0 / 0``); it is the greedy limit. The log-policy
+    solvers' zeros (``ln 0``) no longer turn the next update NaN (Munchausen with
+    ``alpha = 0``, a prior renewed to a greedy policy)."""
+    from mfax.solvers.tabular import solve
+
+    with jax.enable_x64(x64):
+        game = mfax.make("mfglib.beach_bar")
+        greedy, _ = solve(game, "fixed_point", 4)
+        cold, history = solve(game, "fixed_point", 4, temperature=1e-40)
+        np.testing.assert_array_equal(np.asarray(cold), np.asarray(greedy))
+        for algo, hp in [
+            ("boltzmann", {"temperature": 1e-40}),
+            ("munchausen", {"tau": 1e-40}),
+            ("munchausen", {"tau": 1e-40, "alpha": 0.0}),
+            ("prior_descent", {"eta": 1e-40, "prior_every": 1}),
+        ]:
+            table, history = solve(game, algo, 4, **hp)
+            assert np.all(np.isfinite(np.asarray(table))), (algo, hp)
+            assert np.all(np.isfinite(np.asarray(history.exploitability))), (algo, hp)

@@ -416,7 +416,7 @@ def _train_locked(
             jax.block_until_ready(metrics)
             wall += time.perf_counter() - t0
             metrics = to_host(metrics)
-            message = driver.first_nonfinite(metrics, iteration)
+            message = driver.first_nonfinite(metrics, iteration, trainer.solver)
             if message is not None:
                 raise TrainingDiverged(
                     f"{message}; stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"

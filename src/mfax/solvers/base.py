@@ -83,11 +83,17 @@ class Solver(eqx.Module):
 
     * ``exact_program``: compile with :func:`mfax.compiling.compiler_options` (the XLA
       options chosen for the exact programs) rather than XLA's defaults;
-    * ``trace_name``: the retrace counter's key (:mod:`mfax.tracing`).
+    * ``trace_name``: the retrace counter's key (:mod:`mfax.tracing`);
+    * ``nonfinite_cause``: what a non-finite iteration of this solver means and what to
+      do, added to the driver's message (``""``: nothing to add);
+    * ``update_name``: what its metrics' ``grad_norm`` measures, as that message names it
+      (``""``: the gradient norm, or the policy update where ``lr`` is NaN).
     """
 
     exact_program: ClassVar[bool] = True
     trace_name: ClassVar[str] = "chunk"
+    nonfinite_cause: ClassVar[str] = ""
+    update_name: ClassVar[str] = ""
 
     @abc.abstractmethod
     def init(self, key: PRNGKeyArray, lr: float) -> Any: ...

@@ -162,9 +162,11 @@ def compiled_chunk(solver: Solver, length: int, states: Any, games: Sequence[Gam
     return compiled
 
 
-def first_nonfinite(metrics: Metrics, start_iteration: int) -> str | None:
+def first_nonfinite(metrics: Metrics, start_iteration: int, solver: Solver | None = None) -> str | None:
     """``None`` when every iteration of a chunk's metrics (host arrays ``(R, L)``) is
-    finite, else which iteration of which run went wrong first, and in what."""
+    finite, else which iteration of which run went wrong first, and in what (named and
+    explained as the ``solver`` says: its ``update_name`` and ``nonfinite_cause``)."""
+    cause = "" if solver is None else solver.nonfinite_cause
     finite = np.asarray(metrics.finite)
     if finite.all():
         return None
@@ -172,10 +174,13 @@ def first_nonfinite(metrics: Metrics, start_iteration: int) -> str | None:
     r, k = int(runs[0]), int(steps[0])
     # the tabular solvers have no learning rate (NaN): their grad_norm is the policy update's size
     update = "policy update" if np.isnan(np.asarray(metrics.lr)[r, k]) else "gradient norm"
+    if solver is not None and solver.update_name:
+        update = solver.update_name
     quantity = update if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
     if not np.isfinite(np.asarray(metrics.policy_return)[r, k]):
         quantity = "policy return (loss)"
-    return f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
+    where = f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
+    return where + (f": {cause}" if cause else "")
 
 
 def iterate(

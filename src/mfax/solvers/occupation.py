@@ -271,12 +271,33 @@ def omo_objective(game: Game, noise: Noise, hp: MFOMOHyperParams, variables, r_m
     return c1 * o1 + c2 * o2 + hp.c3 * o3
 
 
+def omo_start(game: Game, dtype) -> Float[Array, "T n m"]:
+    """MFGLib's starting ``L``: ``1/(n m)`` at every ``t``."""
+    horizon, n, m = game.horizon, game.n_states, game.n_actions
+    return jnp.full((horizon, n, m), 1.0 / (n * m), dtype)
+
+
+def check_r_max(game: Game, noise: Noise, hp: MFOMOHyperParams) -> None:
+    """Refuse (one line) the default reward bound where its estimate is 0: every
+    ``|R_t(s, a)|`` along the starting ``L`` is 0 (a reward that vanishes at the uniform
+    mean field), so the bounds on ``y, z`` are 0 and every step projects them onto
+    ``{0}``: MF-OMO then stood still (or divided 0 by 0 when parameterised), silently."""
+    if hp.r_max > 0.0:
+        return
+    tables = flow_tables(game, noise, omo_start(game, jnp.zeros(()).dtype))
+    if not float(jnp.max(jnp.abs(tables.rewards))) > 0.0:
+        raise GameError(
+            "MF-OMO's reward bound r_max, estimated as the largest |R_t(s, a)| along its starting L (uniform), "
+            "is 0 on this game: give a bound with --hp r_max=VALUE (> 0)"
+        )
+
+
 def omo_init(game: Game, noise: Noise, hp: MFOMOHyperParams, lr=None) -> MFOMOState:
     """MFGLib's start: ``L_t = 1/(n m)`` at every ``t`` (the uniform policy over uniformly
     spread states, not its flow), ``y, z`` at the hat values of that ``L`` or 0."""
     horizon, n, m = game.horizon, game.n_states, game.n_actions
     dtype = jnp.zeros(()).dtype
-    L = jnp.full((horizon, n, m), 1.0 / (n * m), dtype)
+    L = omo_start(game, dtype)
     tables = flow_tables(game, noise, L)
     r_max = jnp.asarray(hp.r_max, dtype) if hp.r_max > 0.0 else jnp.max(jnp.abs(tables.rewards))
     if hp.hat_init:
@@ -628,6 +649,11 @@ class OMISolver(_OccupationSolver):
     ``max |A_L L - b|`` of the state the step starts from."""
 
     trace_name = "omi_chunk"
+    update_name = "policy update"
+    nonfinite_cause = (
+        "the projection onto occupation measures did not converge (its result is NaN then); a smaller "
+        "--hp alpha (in float32 also --x64) keeps it within reach"
+    )
 
     def init(self, key, lr) -> OMIState:
         return omi_init(self.game, self.noise, self.hp)
@@ -654,7 +680,10 @@ def build(game: Game, hp, setting: Setting, *, algo: str) -> Solver:
     """The solver ``algo`` on the setting's enumerated noise (one line without, or with
     common noise)."""
     batch = exact_batch(game, setting.exact, algo)
-    return SOLVERS[algo][0](game, batch, _no_common_noise(game, batch, algo), hp)
+    noise = _no_common_noise(game, batch, algo)
+    if algo == "mf_omo":
+        check_r_max(game, noise, hp)
+    return SOLVERS[algo][0](game, batch, noise, hp)
 
 
 def solve(game: Game, algo: str, iterations: int, chunk: int = 50, **hp):
@@ -666,7 +695,10 @@ def solve(game: Game, algo: str, iterations: int, chunk: int = 50, **hp):
     hparams = params.build(hp_cls, f"solver {algo!r}", **hp)
     support = game.noise_support()
     batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
-    return run_table(solver_cls(game, batch, _no_common_noise(game, batch, algo), hparams), iterations, chunk)
+    noise = _no_common_noise(game, batch, algo)
+    if algo == "mf_omo":
+        check_r_max(game, noise, hparams)
+    return run_table(solver_cls(game, batch, noise, hparams), iterations, chunk)
 
 
 register_variants(

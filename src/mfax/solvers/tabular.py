@@ -117,6 +117,23 @@ def soft_q(game: Game, traj, noise: Noise, share, entropy) -> Array:
     return info_average(share, q)
 
 
+def _over(q: Array, temperature) -> Array:
+    """``q / temperature`` shifted by its largest entry over actions (``<= 0``, the largest
+    ``0``): the same softmax, and still one when the temperature is so small that
+    ``q / temperature`` overflows (``inf - inf`` made it NaN) or is below the dtype's
+    smallest normal number (flushed to zero: ``0 / 0``): the greedy limit, ties split
+    evenly."""
+    top = jnp.max(q, axis=-1, keepdims=True)
+    return (q - jnp.where(jnp.isfinite(top), top, 0.0)) / jnp.maximum(temperature, jnp.finfo(q.dtype).tiny)
+
+
+def _log_softmax(x: Array) -> Array:
+    """``log_softmax`` over actions, floored at the log of the dtype's smallest normal
+    number: a probability that small is zero to the dtype, and a log-policy of ``-inf``
+    (a greedy limit) made the next step's ``alpha tau ln pi`` or prior NaN."""
+    return jnp.maximum(jax.nn.log_softmax(x, axis=-1), jnp.log(jnp.finfo(x.dtype).tiny))
+
+
 def _change(new: Array, old: Array) -> Array:
     return jnp.max(jnp.sum(jnp.abs(new - old), axis=-1))
 
@@ -166,7 +183,7 @@ def fixed_point_step(
     figures of the old policy and the size of the update."""
     ev = _evaluate(game, noise, weight, state.policy)
     if hp.temperature > 0.0:
-        target = jax.nn.softmax(ev.q_star / hp.temperature, axis=-1)
+        target = jax.nn.softmax(_over(ev.q_star, hp.temperature), axis=-1)
     else:
         target = TIE_RULES[hp.ties](ev.q_star)
     d = state.damping
@@ -212,7 +229,7 @@ def boltzmann_step(game: Game, noise: Noise, weight, state: LogPolicyState) -> t
     policy = jnp.exp(state.log_policy)
     ev = _evaluate(game, noise, weight, policy)
     q = soft_q(game, ev.traj, noise, ev.share, state.weight)
-    log_policy = jax.nn.log_softmax(q / state.temperature, axis=-1)
+    log_policy = _log_softmax(_over(q, state.temperature))
     new = state._replace(log_policy=log_policy, iteration=state.iteration + 1)
     return new, ev.figures, _change(jnp.exp(log_policy), policy)
 
@@ -244,7 +261,7 @@ def munchausen_step(game: Game, noise: Noise, weight, state: LogPolicyState) -> 
     #        = <pi, R + gamma P V> + (1 - alpha) tau H(pi)
     q = soft_q(game, ev.traj, noise, ev.share, (1.0 - alpha) * tau)
     q_tilde = q + alpha * tau * log_pi
-    log_policy = jax.nn.log_softmax(q_tilde / tau, axis=-1)
+    log_policy = _log_softmax(_over(q_tilde, tau))
     new = state._replace(log_policy=log_policy, iteration=state.iteration + 1)
     return new, ev.figures, _change(jnp.exp(log_policy), policy)
 
@@ -274,7 +291,7 @@ def prior_descent_step(
     """One prior-descent iteration (module docstring)."""
     policy = jnp.exp(state.log_policy)
     ev = _evaluate(game, noise, weight, policy)
-    log_policy = jax.nn.log_softmax(state.log_prior + ev.q_star / state.eta, axis=-1)
+    log_policy = _log_softmax(state.log_prior + _over(ev.q_star, state.eta))
     iteration = state.iteration + 1
     if prior_every > 0:
         log_prior = jnp.where(iteration % prior_every == 0, log_policy, state.log_prior)
