@@ -273,7 +273,9 @@ def test_a_diverged_solve_without_out_names_no_folder(monkeypatch):
     from mfax.run.train import TrainingDiverged
     from mfax.solvers import driver
 
-    monkeypatch.setattr(driver, "first_nonfinite", lambda metrics, start, solver=None: "non-finite policy return at iteration 1")
+    monkeypatch.setattr(
+        driver, "first_nonfinite", lambda metrics, start, solver=None: "non-finite policy return at iteration 1"
+    )
     with pytest.raises(TrainingDiverged) as err:
         mfax.solve("sis", "fp", iterations=2, common_noise=False)
     text = str(err.value)

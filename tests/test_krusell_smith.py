@@ -296,12 +296,12 @@ def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
         path.write_bytes(b"not reached")
 
     summary = {"game": "macro", "params": {}, "iterations": 1, "coef": []}
-    for name in ("krusell_smith.json", "krusell_smith.png"):
+    for name in ("krusell_smith.json", "ks.png"):
         folder = tmp_path / name.replace(".", "_")
         folder.mkdir()
         (folder / name).write_text("my notes")
         with pytest.raises(typer.Exit) as exit_:
-            cli_macro._write_outputs(folder, "krusell_smith.json", cli_macro.KS_KEYS, summary, "krusell_smith.png", plot)
+            cli_macro._write_outputs(folder, "krusell_smith.json", cli_macro.KS_KEYS, summary, "ks.png", plot)
         assert exit_.value.exit_code == 2
         assert (folder / name).read_text() == "my notes"
         assert sorted(p.name for p in folder.iterdir()) == [name]  # nothing else written either
