@@ -471,25 +471,6 @@ def test_openspiel_adapter_run_directly_says_what_it_is():
 
 
 # -- t126_settings: which optimiser settings reach 126 first --------------------------------------
-@pytest.mark.parametrize(
-    "argv,words",
-    [
-        (["--seeds", "3-1"], ["--seeds", "0 <= a <= b", "'3-1'"]),
-        (["--seeds", "x"], ["--seeds", "a-b"]),
-        (["--lrs", "a,b"], ["--lrs", "comma-separated numbers"]),
-        (["--lrs", "0.01,-1"], ["--lrs", "positive"]),
-        (["--settings", "99"], ["--settings", "0..7"]),
-        (["--iterations", "0"], ["--iterations", ">= 1"]),
-        (["--report", "/nonexistent/t.json"], ["--report", "cannot read"]),
-    ],
-)
-def test_t126_settings_refuses_bad_options(load, capsys, monkeypatch, argv, words):
-    t126 = load("t126_settings")
-    no_work(monkeypatch, t126, "run_setting")
-    message = refusal(capsys, t126.main, argv)
-    assert all(w in message for w in words), message
-
-
 def test_t126_settings_crossings_and_report(load, capsys, tmp_path):
     t126 = load("t126_settings")
     util = load("benchutil")
@@ -552,27 +533,6 @@ def test_convergence_subset_names(load, capsys, monkeypatch, tmp_path):
         assert last_line(capsys) == f"wrote {tmp_path / name}.{{md,json,png}}", argv
 
 
-@pytest.mark.parametrize(
-    "argv,words",
-    [
-        (["--game", "beach_bar", "--quick"], ["--quick", "macro", "beach_bar"]),
-        (["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
-        (["--param", "num_wealth"], ["'num_wealth'", "traced", "crra"]),
-        (["--values", "a,b"], ["--values", "comma-separated numbers"]),
-        (["--values", "1.5,-3"], ["crra", "> 0", "-3"]),
-        (["--game", "nosuch"], ["--game", "nosuch", "macro"]),
-        (["--algo", "nosuch"], ["--algo", "nosuch", "rspg"]),
-        (["--length", "0"], ["--length", ">= 1"]),
-        (["--repeats", "-1"], ["--repeats", ">= 1"]),
-    ],
-)
-def test_sweep_training_refuses_bad_options(load, capsys, monkeypatch, argv, words):
-    sweep = load("sweep_training")
-    no_work(monkeypatch, sweep, "compiled_chunk")
-    message = refusal(capsys, sweep.main, argv)
-    assert all(w in message for w in words), message
-
-
 def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
     sweep = load("sweep_training")
     monkeypatch.setattr(sweep, "compiled_chunk", lambda config, length: (None, None, 1.0, 1))
@@ -591,3 +551,35 @@ def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
             f"Produced by `python bench/sweep_training.py {' '.join(argv)}`"
             in (tmp_path / f"{expected}.md").read_text()
         )
+
+
+# scripts whose refusals are tested here: (script, the functions that do its work)
+WORK = {"t126_settings": ("run_setting",), "sweep_training": ("compiled_chunk",)}
+
+
+@pytest.mark.parametrize(
+    "script,argv,words",
+    [
+        ("t126_settings", ["--seeds", "3-1"], ["--seeds", "0 <= a <= b", "'3-1'"]),
+        ("t126_settings", ["--seeds", "x"], ["--seeds", "a-b"]),
+        ("t126_settings", ["--lrs", "a,b"], ["--lrs", "comma-separated numbers"]),
+        ("t126_settings", ["--lrs", "0.01,-1"], ["--lrs", "positive"]),
+        ("t126_settings", ["--settings", "99"], ["--settings", "0..7"]),
+        ("t126_settings", ["--iterations", "0"], ["--iterations", ">= 1"]),
+        ("t126_settings", ["--report", "/nonexistent/t.json"], ["--report", "cannot read"]),
+        ("sweep_training", ["--game", "beach_bar", "--quick"], ["--quick", "macro", "beach_bar"]),
+        ("sweep_training", ["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
+        ("sweep_training", ["--param", "num_wealth"], ["'num_wealth'", "traced", "crra"]),
+        ("sweep_training", ["--values", "a,b"], ["--values", "comma-separated numbers"]),
+        ("sweep_training", ["--values", "1.5,-3"], ["crra", "> 0", "-3"]),
+        ("sweep_training", ["--game", "nosuch"], ["--game", "nosuch", "macro"]),
+        ("sweep_training", ["--algo", "nosuch"], ["--algo", "nosuch", "rspg"]),
+        ("sweep_training", ["--length", "0"], ["--length", ">= 1"]),
+        ("sweep_training", ["--repeats", "-1"], ["--repeats", ">= 1"]),
+    ],
+)
+def test_more_scripts_refuse_bad_options(load, capsys, monkeypatch, script, argv, words):
+    module = load(script)
+    no_work(monkeypatch, module, *WORK[script])
+    message = refusal(capsys, module.main, argv)
+    assert all(w in message for w in words), message
