@@ -117,21 +117,29 @@ def soft_q(game: Game, traj, noise: Noise, share, entropy) -> Array:
     return info_average(share, q)
 
 
+def _very_negative(dtype) -> Array:
+    """A finite stand-in for ``-inf`` in log-space: a sixteenth of the dtype's most
+    negative number (a few of them add up without overflowing)."""
+    return jnp.asarray(-jnp.finfo(dtype).max / 16, dtype)
+
+
 def _over(q: Array, temperature) -> Array:
     """``q / temperature`` shifted by its largest entry over actions (``<= 0``, the largest
     ``0``): the same softmax, and still one when the temperature is so small that
     ``q / temperature`` overflows (``inf - inf`` made it NaN) or is below the dtype's
     smallest normal number (flushed to zero: ``0 / 0``): the greedy limit, ties split
-    evenly."""
+    evenly. Entries that overflow to ``-inf`` are kept finite (:func:`_very_negative`)."""
     top = jnp.max(q, axis=-1, keepdims=True)
-    return (q - jnp.where(jnp.isfinite(top), top, 0.0)) / jnp.maximum(temperature, jnp.finfo(q.dtype).tiny)
+    scaled = (q - jnp.where(jnp.isfinite(top), top, 0.0)) / jnp.maximum(temperature, jnp.finfo(q.dtype).tiny)
+    return jnp.maximum(scaled, _very_negative(q.dtype))
 
 
 def _log_softmax(x: Array) -> Array:
-    """``log_softmax`` over actions, floored at the log of the dtype's smallest normal
-    number: a probability that small is zero to the dtype, and a log-policy of ``-inf``
-    (a greedy limit) made the next step's ``alpha tau ln pi`` or prior NaN."""
-    return jnp.maximum(jax.nn.log_softmax(x, axis=-1), jnp.log(jnp.finfo(x.dtype).tiny))
+    """``log_softmax`` over actions, kept above :func:`_very_negative`: a log-policy of
+    ``-inf`` (a greedy limit) made the next step's ``alpha tau ln pi`` (``alpha = 0``) or
+    its prior NaN. Only such limits are touched: a log-probability of -100 or -10^4 (an
+    action a mirror-descent method remembers as bad) is kept as it is."""
+    return jnp.maximum(jax.nn.log_softmax(x, axis=-1), _very_negative(x.dtype))
 
 
 def _change(new: Array, old: Array) -> Array:
