@@ -33,8 +33,9 @@ Usage::
     python bench/convergence.py --games beach_bar --seeds 3
 
 Writes ``bench/results/convergence{,_quick}.{md,json,png}`` (``--out`` to change the folder); a
-subset of games or algorithms, ``--iterations``, ``--set`` or ``--plan`` add their own suffix
-(``convergence_beach_bar.md``, ...) unless ``--tag`` names the files.
+subset of games or algorithms, other ``--seeds`` than 2, ``--iterations``, ``--set`` or
+``--plan`` add their own suffix (``convergence_games_beach_bar.md``, ``convergence_seeds3.md``,
+...) unless ``--tag`` names the files.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from mfax.run.train import TrainingDiverged, train
 
 ALGOS = ("spg", "rspg", "ippo", "rippo", "momd")
 DEFAULT_GAMES = ["linear_quadratic", "beach_bar"]
+SEEDS = 2  # the documented runs' (bench/results/convergence.md, convergence_quick.md)
 MODEL_FREE = ("ippo", "rippo", "momd")
 
 # Iterations and evaluation spacing per algorithm (iterations are of different cost:
@@ -298,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="reduced games and small networks (a few minutes)")
     parser.add_argument("--games", nargs="+", default=DEFAULT_GAMES, choices=list(FULL["params"]))
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    parser.add_argument("--seeds", type=positive, default=None, help="seeds per algorithm [quick: 2, full: 3]")
+    parser.add_argument("--seeds", type=positive, default=None, help=f"seeds per algorithm (default {SEEDS})")
     parser.add_argument("--iterations", type=positive, default=None, help="override every algorithm's iterations")
     parser.add_argument(
         "--thresholds",
@@ -328,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         "--tag",
         default="",
         help="suffix of the result files (convergence<tag>.md ...); without it a subset of games or algorithms, "
-        "--iterations, --set or --plan add their own suffix (the full run's files are never replaced by them)",
+        "other --seeds, --iterations, --set or --plan add their own suffix (the full run's files are never "
+        "replaced by them)",
     )
     parser.add_argument(
         "--reuse", action="store_true", help="reuse finished runs saved in the same run's <files>.partial.json"
@@ -356,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
             allowed = ", ".join(ALGOS)
             parser.error(f"--plan expects iterations|eval_every.ALGO=N with ALGO in {allowed} and N >= 1, got {item!r}")
         plan = {**plan, field: {**plan[field], algo: int(value)}}
-    seeds = args.seeds or (2 if args.quick else 3)
+    seeds = args.seeds or SEEDS
     results = []
     if args.tag:  # the user named the files
         stem = ("convergence_quick" if args.quick else "convergence") + args.tag
@@ -364,8 +367,10 @@ def main(argv: list[str] | None = None) -> None:
         stem = stem_of(
             "convergence",
             "quick" if args.quick else "",
-            subset(args.games, DEFAULT_GAMES),
-            subset(args.algos, list(ALGOS)),
+            # prefixed: a bare game's name is taken by committed files of other setups (convergence_macro)
+            "games_" + subset(args.games, DEFAULT_GAMES) if subset(args.games, DEFAULT_GAMES) else "",
+            "algos_" + subset(args.algos, list(ALGOS)) if subset(args.algos, list(ALGOS)) else "",
+            "" if seeds == SEEDS else f"seeds{seeds}",
             "" if args.iterations is None else f"iterations{args.iterations}",
             "set" if args.overrides else "",
             "plan" if args.plan_overrides else "",

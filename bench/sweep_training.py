@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         "" if (args.game, args.algo) == (DEFAULTS["game"], DEFAULTS["algo"]) else f"{args.game}_{args.algo}",
         "" if args.param == DEFAULTS["param"] else args.param,
         "" if values == numbers(DEFAULTS["values"]) else "-".join(f"{v:g}" for v in values),
+        "" if args.length == 2 else f"length{args.length}",
+        "" if args.repeats == 3 else f"repeats{args.repeats}",
     )
     out = out_dir(parser, args.out)
     load_start = os.getloadavg()[0]

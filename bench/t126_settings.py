@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -173,7 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lrs", default="0.005,0.01,0.02", help="comma-separated learning rates")
     parser.add_argument("--settings", default=None, help="comma-separated setting numbers (default: all)")
     parser.add_argument("--iterations", type=positive, default=100, help="iterations of each training")
-    parser.add_argument("--out", default=None, help="folder for t126_settings<tag>.{md,json}")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for t126_settings<tag>.{md,json} (with --settings: t126_settings_settingsI-J<tag>)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument(
         "--chosen", type=positive, default=5, help="summarise the first N seeds apart from the others (default 5)"
@@ -183,24 +188,31 @@ def main(argv: list[str] | None = None) -> None:
     if args.report is not None:
         try:
             results = json.loads(Path(args.report).read_text())
+            length = len(results[0]["lrs"][0]["seeds"][0]["curve"])
+            table = "\n".join(lines(results, length, args.chosen)) + "\n"
         except (OSError, ValueError) as err:
             parser.error(f"--report {args.report}: cannot read that JSON ({err})")
+        except (LookupError, TypeError, AttributeError):
+            parser.error(f"--report {args.report}: not the JSON of a t126_settings.py run (a list of settings)")
         md = Path(args.report).with_suffix(".md")
-        md.write_text("\n".join(lines(results, len(results[0]["lrs"][0]["seeds"][0]["curve"]), args.chosen)) + "\n")
+        md.write_text(table)
         wrote(md.with_suffix(""), "md")
         return
     try:
         lrs = [float(x) for x in args.lrs.split(",")]
     except ValueError:
         parser.error(f"--lrs must be comma-separated numbers, got {args.lrs!r}")
-    if not lrs or min(lrs) <= 0:
-        parser.error(f"--lrs must be positive, got {args.lrs!r}")
+    if not all(math.isfinite(lr) and lr > 0 for lr in lrs):
+        parser.error(f"--lrs must be positive finite numbers, got {args.lrs!r}")
     names = list(SETTINGS)
     if args.settings is not None:
         try:
-            names = [names[int(i)] for i in args.settings.split(",")]
-        except (ValueError, IndexError):
+            chosen = [int(i) for i in args.settings.split(",")]
+        except ValueError:
+            chosen = [-1]
+        if not all(0 <= i < len(SETTINGS) for i in chosen):
             parser.error(f"--settings takes numbers 0..{len(SETTINGS) - 1}, got {args.settings!r}")
+        names = [names[i] for i in chosen]
     out = out_dir(parser, args.out) if args.out else None
     results = []
     for name in names:
@@ -209,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         results.append(res)
         text = "\n".join(lines(results, args.iterations, args.chosen)) + "\n"
         if out is not None:
-            base = out / f"t126_settings{args.tag}"
+            # a subset of the settings never replaces the full run's files
+            subset_name = "" if args.settings is None else "_settings" + "-".join(args.settings.split(","))
+            base = out / f"t126_settings{subset_name}{args.tag}"
             base.with_suffix(".md").write_text(text)
             base.with_suffix(".json").write_text(json.dumps(results))
     print(text)

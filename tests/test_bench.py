@@ -501,6 +501,10 @@ def test_t126_settings_crossings_and_report(load, capsys, tmp_path):
     ]
     path = tmp_path / "t.json"
     path.write_text(json.dumps(results))
+    for bad in ([], {"a": 1}, [{"setting": "a"}]):  # not a run's JSON: one line, not a traceback
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        message = refusal(capsys, t126.main, ["--report", str(tmp_path / "bad.json")])
+        assert "not the JSON of a t126_settings.py run" in message
     t126.main(["--report", str(path), "--chosen", "2"])
     table = (tmp_path / "t.md").read_text()
     assert "| first, seeds 0-1 | median | first, seeds 2-3 | median |" in table
@@ -523,8 +527,11 @@ def test_convergence_subset_names(load, capsys, monkeypatch, tmp_path):
     for argv, name in [
         ([], "convergence"),
         (["--quick"], "convergence_quick"),
-        (["--games", "beach_bar"], "convergence_beach_bar"),
-        (["--algos", "rspg", "spg"], "convergence_rspg_spg"),
+        (["--seeds", "2"], "convergence"),  # the documented full run
+        (["--games", "beach_bar"], "convergence_games_beach_bar"),
+        (["--games", "macro"], "convergence_games_macro"),  # not the committed convergence_macro of another setup
+        (["--algos", "rspg", "spg"], "convergence_algos_rspg_spg"),
+        (["--seeds", "1"], "convergence_seeds1"),
         (["--iterations", "3"], "convergence_iterations3"),
         (["--set", "beach_bar.horizon=4", "--plan", "iterations.spg=2"], "convergence_set_plan"),
         (["--games", "beach_bar", "--tag", "_mine"], "convergence_mine"),  # the user named it
@@ -541,6 +548,7 @@ def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
         ([], "sweep_training"),
         (["--quick"], "sweep_training_quick"),
         (["--quick", "--values", "2,4"], "sweep_training_quick_2-4"),
+        (["--quick", "--length", "1", "--repeats", "1"], "sweep_training_quick_length1_repeats1"),
         (["--game", "linear_quadratic", "--param", "kappa", "--values", "0.5,1"], None),
     ]:
         argv = [*argv, "--out", str(tmp_path)]
@@ -567,6 +575,8 @@ WORK = {"t126_settings": ("run_setting",), "sweep_training": ("compiled_chunk",)
         ("t126_settings", ["--settings", "99"], ["--settings", "0..7"]),
         ("t126_settings", ["--iterations", "0"], ["--iterations", ">= 1"]),
         ("t126_settings", ["--report", "/nonexistent/t.json"], ["--report", "cannot read"]),
+        ("t126_settings", ["--settings=-1"], ["--settings", "0..7", "'-1'"]),
+        ("t126_settings", ["--lrs", "nan"], ["--lrs", "positive finite"]),
         ("sweep_training", ["--game", "beach_bar", "--quick"], ["--quick", "macro", "beach_bar"]),
         ("sweep_training", ["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
         ("sweep_training", ["--param", "num_wealth"], ["'num_wealth'", "traced", "crra"]),
