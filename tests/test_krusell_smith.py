@@ -159,7 +159,7 @@ def test_bad_settings_are_one_line():
         ks.make_settings(seed=-5)  # accepted before
 
 
-def test_a_solve_that_cannot_fit_is_refused_before_allocating():
+def test_a_solve_that_cannot_fit_is_refused_before_allocating(monkeypatch):
     """An oversized grid or evaluation ended in XLA's out-of-memory traceback after the
     solve had started; the CLI now refuses it in one line with the estimate."""
     from mfax.memory import krusell_smith_bytes
@@ -174,6 +174,16 @@ def test_a_solve_that_cannot_fit_is_refused_before_allocating():
         out = CliRunner().invoke(_app(), args)
         assert out.exit_code == 2, out.output
         assert "krusell-smith with these settings needs about" in out.output and "capital_points" in out.output
+    # a huge economy is refused before its checks (which took minutes before the refusal)
+    from mfax.run import cli_macro
+
+    def validate(game):
+        raise AssertionError("the game's checks ran before the memory estimate")
+
+    monkeypatch.setattr(cli_macro, "validate_game", validate)
+    args = ["solve-macro", "--method", "krusell-smith", "--set", "num_wealth=20000", "--set", "horizon=2000"]
+    out = CliRunner().invoke(_app(), args)
+    assert out.exit_code == 2 and "needs about" in out.output and "num_wealth, horizon" in out.output, out.output
 
 
 def _app():

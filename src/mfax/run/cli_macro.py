@@ -18,6 +18,8 @@ import typer
 from mfax import memory, params
 from mfax.errors import GameError
 from mfax.games import make
+from mfax.games.registry import game_class
+from mfax.games.validate import validate_game
 from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
 from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
 
@@ -149,7 +151,9 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
             _output_folder(out)
             output_writable(Path(out) / "krusell_smith.json", *KS_KEYS)
             output_writable(Path(out) / "krusell_smith.png")
-        game = make("macro", **overrides)
+        # built, then checked against memory, then validated: the checks of a huge economy
+        # take minutes before the refusal they would only delay
+        game = params.build(game_class("macro"), "game 'macro'", **overrides)
         values = {
             key: params.parse_text(KrusellSmithSettings, "krusell-smith", key, v) for key, v in _pairs("--hp", hp)
         }
@@ -163,8 +167,10 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         memory.require(
             memory.krusell_smith_bytes(game, settings),
             "krusell-smith with these settings",
-            "use fewer paths or eval_paths, or smaller grids (capital_points, z_points, quadrature)",
+            "use fewer paths or eval_paths, smaller grids (capital_points, z_points, quadrature) "
+            "or a smaller economy (num_wealth, horizon)",
         )
+        validate_game(game)
 
         def progress(k: int, gap: float, step: float) -> None:
             typer.echo(f"  update {k}: the re-estimated rule moves the forecasts by {gap:.3g} (damping {step:g})")
