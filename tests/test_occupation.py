@@ -416,7 +416,10 @@ def test_omi_says_when_its_projection_did_not_converge(tmp_path):
     the message now names the projection and what to change."""
     args = ["train", "--game", "mfglib.beach_bar", "--set", "n=8", "--set", "bar_loc=3", "--set", "T=4"]
     args += ["--algo", "omi", "--hp", "alpha=300", "--iterations", "10", "--x64", "--out", str(tmp_path / "r")]
-    result = CliRunner().invoke(app, args)
+    try:  # --x64 turns float64 on for the process: off again for the tests after this one
+        result = CliRunner().invoke(app, args)
+    finally:
+        jax.config.update("jax_enable_x64", False)
     assert result.exit_code == 1, result.output  # training stopped (not a usage error)
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("mfax: error:")]
     assert line.startswith("mfax: error: non-finite policy update at iteration"), line
