@@ -66,59 +66,63 @@ def installed(*modules) -> bool:
 
 
 # -- 4, 7: bad options, one line each, before any work ------------------------------------
-@pytest.mark.parametrize(
-    "argv,words",
-    [
-        (["--games", "nosuch"], ["--games", "nosuch", "linear_quadratic"]),
-        (["--games", "sis"], ["--games", "sis", "beach_bar"]),
-        (["--seeds", "-1"], ["--seeds", ">= 1"]),
-        (["--seeds", "0"], ["--seeds", ">= 1"]),
-        (["--iterations", "0"], ["--iterations", ">= 1"]),
-        (["--thresholds", "-1"], ["--thresholds", "(0, 1]"]),
-    ],
-)
-def test_convergence_refuses_bad_options(load, capsys, monkeypatch, argv, words):
-    convergence = load("convergence")
-    no_work(monkeypatch, convergence, "run_one")
-    message = refusal(capsys, convergence.main, argv)
-    assert all(w in message for w in words), message
+# the functions that do a script's work (replaced by ones that fail the test)
+WORK = {
+    "convergence": ("run_one",),
+    "param_sweep": ("measure",),
+    "pushforward": ("run_config", "sizes_of"),
+    "t126_settings": ("run_setting",),
+    "sweep_training": ("compiled_chunk",),
+}
 
 
 @pytest.mark.parametrize(
-    "argv,words",
+    "script,argv,words",
     [
-        (["--values", "a,b"], ["--values", "comma-separated numbers"]),
-        (["--game", "nosuch"], ["--game", "nosuch", "macro"]),
-        (["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
-        (["--param", "num_wealth", "--values", "10,20"], ["'num_wealth'", "traced", "crra"]),
-        (["--paths", "0"], ["--paths", ">= 1"]),
-        (["--repeats", "0"], ["--repeats", ">= 1"]),
-        (["--game", "beach_bar", "--quick"], ["--quick", "macro", "--set"]),
-        (["--set", "nosuch=1"], ["nosuch", "allowed"]),
+        ("convergence", ["--games", "nosuch"], ["--games", "nosuch", "linear_quadratic"]),
+        ("convergence", ["--games", "sis"], ["--games", "sis", "beach_bar"]),
+        ("convergence", ["--seeds", "-1"], ["--seeds", ">= 1"]),
+        ("convergence", ["--seeds", "0"], ["--seeds", ">= 1"]),
+        ("convergence", ["--iterations", "0"], ["--iterations", ">= 1"]),
+        ("convergence", ["--thresholds", "-1"], ["--thresholds", "(0, 1]"]),
+        ("param_sweep", ["--values", "a,b"], ["--values", "comma-separated numbers"]),
+        ("param_sweep", ["--game", "nosuch"], ["--game", "nosuch", "macro"]),
+        ("param_sweep", ["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
+        ("param_sweep", ["--param", "num_wealth", "--values", "10,20"], ["'num_wealth'", "traced", "crra"]),
+        ("param_sweep", ["--paths", "0"], ["--paths", ">= 1"]),
+        ("param_sweep", ["--repeats", "0"], ["--repeats", ">= 1"]),
+        ("param_sweep", ["--game", "beach_bar", "--quick"], ["--quick", "macro", "--set"]),
+        ("param_sweep", ["--set", "nosuch=1"], ["nosuch", "allowed"]),
+        ("pushforward", ["--batch", "-3"], ["--batch", ">= 1"]),
+        ("pushforward", ["--batch", "0"], ["--batch", ">= 1"]),
+        ("pushforward", ["--min-repeats", "0"], ["--min-repeats", ">= 1"]),
+        ("pushforward", ["--max-repeats", "0"], ["--max-repeats", ">= 1"]),
+        ("pushforward", ["--budget", "0"], ["--budget", "> 0"]),
+        ("pushforward", ["--games", "sis"], ["--games", "sis", "macro"]),
+        ("t126_settings", ["--seeds", "3-1"], ["--seeds", "0 <= a <= b", "'3-1'"]),
+        ("t126_settings", ["--seeds", "x"], ["--seeds", "a-b"]),
+        ("t126_settings", ["--lrs", "a,b"], ["--lrs", "comma-separated numbers"]),
+        ("t126_settings", ["--lrs", "0.01,-1"], ["--lrs", "positive"]),
+        ("t126_settings", ["--settings", "99"], ["--settings", "0..7"]),
+        ("t126_settings", ["--iterations", "0"], ["--iterations", ">= 1"]),
+        ("t126_settings", ["--report", "/nonexistent/t.json"], ["--report", "cannot read"]),
+        ("t126_settings", ["--settings=-1"], ["--settings", "0..7", "'-1'"]),
+        ("t126_settings", ["--lrs", "nan"], ["--lrs", "positive finite"]),
+        ("sweep_training", ["--game", "beach_bar", "--quick"], ["--quick", "macro", "beach_bar"]),
+        ("sweep_training", ["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
+        ("sweep_training", ["--param", "num_wealth"], ["'num_wealth'", "traced", "crra"]),
+        ("sweep_training", ["--values", "a,b"], ["--values", "comma-separated numbers"]),
+        ("sweep_training", ["--values", "1.5,-3"], ["crra", "> 0", "-3"]),
+        ("sweep_training", ["--game", "nosuch"], ["--game", "nosuch", "macro"]),
+        ("sweep_training", ["--algo", "nosuch"], ["--algo", "nosuch", "rspg"]),
+        ("sweep_training", ["--length", "0"], ["--length", ">= 1"]),
+        ("sweep_training", ["--repeats", "-1"], ["--repeats", ">= 1"]),
     ],
 )
-def test_param_sweep_refuses_bad_options(load, capsys, monkeypatch, argv, words):
-    param_sweep = load("param_sweep")
-    no_work(monkeypatch, param_sweep, "measure")
-    message = refusal(capsys, param_sweep.main, argv)
-    assert all(w in message for w in words), message
-
-
-@pytest.mark.parametrize(
-    "argv,words",
-    [
-        (["--batch", "-3"], ["--batch", ">= 1"]),
-        (["--batch", "0"], ["--batch", ">= 1"]),
-        (["--min-repeats", "0"], ["--min-repeats", ">= 1"]),
-        (["--max-repeats", "0"], ["--max-repeats", ">= 1"]),
-        (["--budget", "0"], ["--budget", "> 0"]),
-        (["--games", "sis"], ["--games", "sis", "macro"]),
-    ],
-)
-def test_pushforward_refuses_bad_options(load, capsys, monkeypatch, argv, words):
-    pushforward = load("pushforward")
-    no_work(monkeypatch, pushforward, "run_config", "sizes_of")
-    message = refusal(capsys, pushforward.main, argv)
+def test_scripts_refuse_bad_options(load, capsys, monkeypatch, script, argv, words):
+    module = load(script)
+    no_work(monkeypatch, module, *WORK[script])
+    message = refusal(capsys, module.main, argv)
     assert all(w in message for w in words), message
 
 
@@ -559,37 +563,3 @@ def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
             f"Produced by `python bench/sweep_training.py {' '.join(argv)}`"
             in (tmp_path / f"{expected}.md").read_text()
         )
-
-
-# scripts whose refusals are tested here: (script, the functions that do its work)
-WORK = {"t126_settings": ("run_setting",), "sweep_training": ("compiled_chunk",)}
-
-
-@pytest.mark.parametrize(
-    "script,argv,words",
-    [
-        ("t126_settings", ["--seeds", "3-1"], ["--seeds", "0 <= a <= b", "'3-1'"]),
-        ("t126_settings", ["--seeds", "x"], ["--seeds", "a-b"]),
-        ("t126_settings", ["--lrs", "a,b"], ["--lrs", "comma-separated numbers"]),
-        ("t126_settings", ["--lrs", "0.01,-1"], ["--lrs", "positive"]),
-        ("t126_settings", ["--settings", "99"], ["--settings", "0..7"]),
-        ("t126_settings", ["--iterations", "0"], ["--iterations", ">= 1"]),
-        ("t126_settings", ["--report", "/nonexistent/t.json"], ["--report", "cannot read"]),
-        ("t126_settings", ["--settings=-1"], ["--settings", "0..7", "'-1'"]),
-        ("t126_settings", ["--lrs", "nan"], ["--lrs", "positive finite"]),
-        ("sweep_training", ["--game", "beach_bar", "--quick"], ["--quick", "macro", "beach_bar"]),
-        ("sweep_training", ["--param", "nosuch"], ["'nosuch'", "traced", "crra"]),
-        ("sweep_training", ["--param", "num_wealth"], ["'num_wealth'", "traced", "crra"]),
-        ("sweep_training", ["--values", "a,b"], ["--values", "comma-separated numbers"]),
-        ("sweep_training", ["--values", "1.5,-3"], ["crra", "> 0", "-3"]),
-        ("sweep_training", ["--game", "nosuch"], ["--game", "nosuch", "macro"]),
-        ("sweep_training", ["--algo", "nosuch"], ["--algo", "nosuch", "rspg"]),
-        ("sweep_training", ["--length", "0"], ["--length", ">= 1"]),
-        ("sweep_training", ["--repeats", "-1"], ["--repeats", ">= 1"]),
-    ],
-)
-def test_more_scripts_refuse_bad_options(load, capsys, monkeypatch, script, argv, words):
-    module = load(script)
-    no_work(monkeypatch, module, *WORK[script])
-    message = refusal(capsys, module.main, argv)
-    assert all(w in message for w in words), message

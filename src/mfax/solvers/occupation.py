@@ -679,7 +679,12 @@ SOLVERS: dict[str, tuple[type, type]] = {
 def build(game: Game, hp, setting: Setting, *, algo: str) -> Solver:
     """The solver ``algo`` on the setting's enumerated noise (one line without, or with
     common noise)."""
-    batch = exact_batch(game, setting.exact, algo)
+    return _solver(game, exact_batch(game, setting.exact, algo), algo, hp)
+
+
+def _solver(game: Game, batch: NoiseBatch, algo: str, hp) -> Solver:
+    """The solver ``algo`` on ``batch`` (refused in one line with common noise, or MF-OMO
+    with a zero reward-bound estimate)."""
     noise = _no_common_noise(game, batch, algo)
     if algo == "mf_omo":
         check_r_max(game, noise, hp)
@@ -691,14 +696,10 @@ def solve(game: Game, algo: str, iterations: int, chunk: int = 50, **hp):
     ``(table, history)`` as :func:`mfax.solvers.classical.solve` does."""
     if algo not in SOLVERS:
         raise GameError(f"unknown occupation-measure algorithm {algo!r}; allowed: {', '.join(SOLVERS)}")
-    solver_cls, hp_cls = SOLVERS[algo]
-    hparams = params.build(hp_cls, f"solver {algo!r}", **hp)
+    hparams = params.build(SOLVERS[algo][1], f"solver {algo!r}", **hp)
     support = game.noise_support()
     batch = exact_batch(game, None if support is None else NoiseBatch(support.noise, support.weight, True), algo)
-    noise = _no_common_noise(game, batch, algo)
-    if algo == "mf_omo":
-        check_r_max(game, noise, hparams)
-    return run_table(solver_cls(game, batch, noise, hparams), iterations, chunk)
+    return run_table(_solver(game, batch, algo, hparams), iterations, chunk)
 
 
 register_variants(
