@@ -69,14 +69,20 @@ def main(argv: list[str] | None = None) -> None:
     from mfax.solvers.base import solver_names
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--game", default=DEFAULTS["game"], choices=game_names(), metavar="GAME")
-    parser.add_argument("--algo", default=DEFAULTS["algo"], choices=solver_names(), metavar="ALGO")
+    parser.add_argument(
+        "--game", default=DEFAULTS["game"], choices=game_names(), metavar="GAME", help="a registered game (default macro)"
+    )
+    parser.add_argument(
+        "--algo", default=DEFAULTS["algo"], choices=solver_names(), metavar="ALGO", help="a solver (default rspg)"
+    )
     parser.add_argument("--param", default=DEFAULTS["param"], help="a traced parameter of the game")
     parser.add_argument("--values", type=numbers, default=DEFAULTS["values"], help="comma-separated values of --param")
     parser.add_argument("--length", type=positive, default=2, help="iterations per compiled chunk")
-    parser.add_argument("--repeats", type=positive, default=3)
+    parser.add_argument("--repeats", type=positive, default=3, help="timed chunks per program (median)")
     parser.add_argument("--quick", action="store_true", help="reduced macro economy (40 x 5, T = 32)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results"), help="folder for sweep_training<variant>.{md,json}"
+    )
     args = parser.parse_args(argv)
     values = args.values
     if args.quick and args.game != "macro":
