@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--game", default=DEFAULTS["game"], choices=game_names(), metavar="GAME", help="a registered game (default macro)"
+        "--game", default=DEFAULTS["game"], choices=game_names(), metavar="GAME", help="a game (default macro)"
     )
     parser.add_argument(
         "--algo", default=DEFAULTS["algo"], choices=solver_names(), metavar="ALGO", help="a solver (default rspg)"

@@ -171,7 +171,7 @@ def lines(results: list[dict], length: int, chosen: int) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=seed_range, default=seed_range("0-4"), help="seeds a-b (default 0-4)")
-    parser.add_argument("--lrs", default="0.005,0.01,0.02", help="comma-separated learning rates (default 0.005,0.01,0.02)")
+    parser.add_argument("--lrs", default="0.005,0.01,0.02", help="comma-separated learning rates (default %(default)s)")
     parser.add_argument("--settings", default=None, help="comma-separated setting numbers (default: all)")
     parser.add_argument("--iterations", type=positive, default=100, help="iterations of each training")
     parser.add_argument(
