@@ -173,3 +173,27 @@ def test_a_program_traced_under_one_setting_is_not_reused_under_another(monkeypa
     assert seen["default"] and not any("HIGHEST" in p for p in seen["default"])
     # the float32 call traced a program of its own (its products bound again, at HIGHEST)
     assert seen["float32"] and all("HIGHEST" in p for p in seen["float32"])
+
+
+def test_programs_run_once_on_small_games_compile_at_level_0(monkeypatch):
+    """The game's checks (compiled and run once) skip LLVM's optimisation on a small game
+    only; the switch to XLA's defaults turns that off too."""
+    monkeypatch.delenv(compiling.DEFAULTS_ENV, raising=False)
+    small, large = compiling.ONCE_MAX_WORK, compiling.ONCE_MAX_WORK + 1
+    if jax.default_backend() == "cpu":
+        assert compiling.once_options(small) == compiling.ONCE_OPTIONS
+    else:
+        assert compiling.once_options(small) == {}
+    assert compiling.once_options(large) == {}
+    monkeypatch.setenv(compiling.DEFAULTS_ENV, "1")
+    assert compiling.once_options(small) == {}
+
+
+def test_the_checks_say_the_same_at_either_level(monkeypatch):
+    """The same report, every check's status and detail, whether the checks' program is
+    compiled at level 0 (a small game) or with XLA's defaults (the limit lowered)."""
+    game = mfax.make("sis", horizon=6)
+    quick = mfax.check_game(game).as_dict()
+    monkeypatch.setattr(compiling, "ONCE_MAX_WORK", 0)
+    assert compiling.once_options(1) == {}
+    assert mfax.check_game(game).as_dict() == quick

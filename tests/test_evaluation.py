@@ -304,6 +304,25 @@ def test_evaluation_with_a_shared_noise_prefix_equals_the_whole_rollout():
     assert ev.exploitability == pytest.approx(float(jnp.sum(batch.weight * (whole[1] - whole[0]))), rel=1e-5, abs=1e-6)
 
 
+def test_the_evaluation_shares_starts_only_where_that_pays():
+    """The exact evaluation's shared-start stage costs compile time: a small game's
+    evaluation rolls every path out in full (no groups computed either), the published
+    beach bar's shares its starts; the threshold counts the state-steps spared."""
+    from mfax.dynamics.pushforward import EVALUATION_MIN_SAVED, batch_prefix
+
+    small = mfax.make("beach_bar", num_states=10)
+    published = mfax.make("beach_bar")
+    for game, shared in ((small, False), (published, True)):
+        noise = enumerate_noise(game).noise
+        prefix = batch_prefix(game, noise, EVALUATION_MIN_SAVED)
+        assert (prefix is not None) == shared
+        assert batch_prefix(game, noise) is not None  # training's rule: any sharing
+    # spared: (paths - groups) * until * states
+    noise = enumerate_noise(small).noise
+    spared = (12 - 6) * 15 * 10
+    assert batch_prefix(small, noise, spared) is not None and batch_prefix(small, noise, spared + 1) is None
+
+
 def test_information_consistent_figure_is_exact_with_one_noise_path():
     """A game that keeps the safe default (own history informative) but has one noise
     path: nothing to learn about the noise, so the figure is exact (it was called a lower

@@ -14,6 +14,10 @@ other backends or where the installed XLA does not know the option. Set
 ``MFAX_XLA_DEFAULTS=1`` to compile everything with XLA's defaults (``0`` or unset:
 these options; any other value is an error).
 
+A program compiled to run once, the game's checks before a run, is compiled on a small
+game without LLVM's optimisation passes (:func:`once_options`): a first result waits for
+its compilation, and its run takes microseconds either way.
+
 Matrix products: JAX leaves the arithmetic of a float32 product to the backend, which on
 recent NVIDIA GPUs is TensorFloat-32 (inputs rounded to 10 mantissa bits, about 1e-3
 relative) and on TPUs bfloat16 passes. mfax's compiled programs (training, evaluation,
@@ -50,25 +54,44 @@ PRECISION_ENV = "MFAX_MATMUL_PRECISION"
 PRECISIONS = {"float32": "float32", "tensorfloat32": "tensorfloat32", "default": None}
 
 
+# A program compiled to run once on a small game (the game's checks): LLVM's optimisation
+# passes cost more compile time than they save run time; on the macro economy they pay
+# (measured: bench/results/latency_checks_2026-12-04.md).
+ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
+ONCE_MAX_WORK = 1 << 22
+
+
 @functools.cache
-def _cpu_options_accepted() -> bool:
+def _cpu_accepts(options: tuple[tuple[str, object], ...]) -> bool:
     try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(jax.ShapeDtypeStruct((), jnp.float32)).compile()
+        jax.jit(lambda x: x + 1, compiler_options=dict(options)).lower(jax.ShapeDtypeStruct((), jnp.float32)).compile()
     except Exception:  # an XLA without the option: compile with its defaults
         return False
     return True
 
 
-def compiler_options() -> dict[str, str]:
-    """XLA options for mfax's exact programs on the current default backend."""
+def _defaults_asked() -> bool:
     switch = os.environ.get(DEFAULTS_ENV, "")
     if switch not in ("", "0", "1"):
         raise GameError(f"{DEFAULTS_ENV} must be 0 or 1 (1: compile with XLA's defaults), got {switch!r}")
-    if switch == "1":
-        return {}
-    if jax.default_backend() != "cpu" or not _cpu_options_accepted():
+    return switch == "1"
+
+
+def compiler_options() -> dict[str, str]:
+    """XLA options for mfax's exact programs on the current default backend."""
+    if _defaults_asked() or jax.default_backend() != "cpu" or not _cpu_accepts(tuple(CPU_OPTIONS.items())):
         return {}
     return dict(CPU_OPTIONS)
+
+
+def once_options(work: int) -> dict[str, object]:
+    """XLA options for a program compiled to run once (the game's checks) whose ``work``
+    (its state-action-steps, say) is at most :data:`ONCE_MAX_WORK`: XLA's CPU backend at
+    optimisation level 0 (:data:`ONCE_OPTIONS`); XLA's defaults otherwise, on other
+    backends, with ``MFAX_XLA_DEFAULTS=1``, or where the installed XLA does not know it."""
+    if _defaults_asked() or work > ONCE_MAX_WORK or jax.default_backend() != "cpu":
+        return {}
+    return dict(ONCE_OPTIONS) if _cpu_accepts(tuple(ONCE_OPTIONS.items())) else {}
 
 
 def matmul_precision() -> str:

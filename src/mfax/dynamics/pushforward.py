@@ -299,6 +299,13 @@ def _rollout_split(game: Game, policy: Policy, noise: Noise, record: bool, metho
     return Trajectory(mus, obs, probs, rewards)
 
 
+# The exact evaluation shares a start only where that spares at least this many
+# state-steps: on a small game the second stage's compilation costs more of a first
+# result than it ever saves (a 10-state beach bar spares 900, the published one 77,265;
+# measured: bench/results/latency_checks_2026-12-04.md).
+EVALUATION_MIN_SAVED = 1 << 14
+
+
 def prefix_of(until: int, groups: Array, size: int) -> Prefix:
     """The :class:`Prefix` of a batch whose paths belong to ``groups`` (``(P,)`` ids; a
     traced array, e.g. the groups of the paths an iteration drew), with at most ``size``
@@ -309,17 +316,21 @@ def prefix_of(until: int, groups: Array, size: int) -> Prefix:
     return Prefix(until, reps, members.reshape(-1).astype(jnp.int32))
 
 
-def batch_prefix(game: Game, noise: Noise) -> Prefix | None:
+def batch_prefix(game: Game, noise: Noise, min_saved: int = 0) -> Prefix | None:
     """The :class:`Prefix` of a host-side batch of paths where the game declares a
     shared start and some paths share it (``None`` otherwise), built on the host: the
-    first path of each group represents it."""
+    first path of each group represents it. ``min_saved``: also ``None`` when sharing
+    spares fewer state-steps than this (paths not computed, times ``until``, times the
+    states): the second rollout stage costs compile time that a small game never earns
+    back (:data:`EVALUATION_MIN_SAVED`)."""
     until = game.shared_until
     if not params.is_integer_from(until, 0):
         raise GameError(f"game {game.name!r}: shared_until must be an integer >= 0, got {until!r}")
-    if until == 0:
+    paths = jax.tree.leaves(noise)[0].shape[0]
+    if until == 0 or (paths - 1) * until * game.n_states < min_saved:  # (not even the groups' program)
         return None
     groups, count = prefix_groups(game, noise)
-    if count == groups.shape[0]:
+    if count == paths or (paths - count) * until * game.n_states < min_saved:
         return None
     reps = np.unique(groups, return_index=True)[1]  # groups are numbered by first appearance
     # device_put of int32 host arrays: no conversion program compiled (or read from the

@@ -454,25 +454,38 @@ def second_mean_field(mu: jax.Array) -> jax.Array:
 
 def _steps_off(game: Game, noise, mu, horizon: int) -> jax.Array:
     """``(T, 2)``: whether the kernel or the reward at each ``t`` shows a defect at
-    ``mu`` (column 0) and at :func:`second_mean_field` of it (column 1)."""
-    fields = (mu, second_mean_field(mu))
-    return jax.lax.map(
-        lambda t: jnp.stack([_step_off(game, noise, u, t) for u in fields]), jnp.arange(horizon, dtype=jnp.int32)
-    )
+    ``mu`` (column 0) and at :func:`second_mean_field` of it (column 1). One loop over
+    the ``2 T`` pairs: the game's kernel and reward are traced and compiled once (a
+    first result's compile time), not once per mean field."""
+    fields = jnp.stack([mu, second_mean_field(mu)])
+
+    def off(i):
+        return _step_off(game, noise, fields[i % 2], i // 2)
+
+    return jax.lax.map(off, jnp.arange(2 * horizon, dtype=jnp.int32)).reshape(horizon, 2)
 
 
 def _step_probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], Any]]:
     """The functions of the mean field and the noise, each at the times it is checked."""
     last = jnp.int32(horizon - 1)
     return {
-        "kernel": lambda: {t: game.kernel(mu, noise, jnp.int32(t)) for t in sorted({0, horizon - 1})},
+        "kernel": lambda: _at_times(lambda t: game.kernel(mu, noise, t), sorted({0, horizon - 1})),
         "reward": lambda: game.reward(mu, mu, noise, jnp.int32(0)),
         "terminal_reward": lambda: game.terminal_reward(mu, mu, noise, last),
-        "observation": lambda: {t: game.observation(mu, noise, jnp.int32(t)) for t in (0, horizon)},
-        "aggregates": lambda: {t: game.aggregates(mu, noise, jnp.int32(t)) for t in (0, horizon)},
+        "observation": lambda: _at_times(lambda t: game.observation(mu, noise, t), (0, horizon)),
+        "aggregates": lambda: _at_times(lambda t: game.aggregates(mu, noise, t), (0, horizon)),
         # every t at both mean fields, summarised: the first that shows something is then checked in full
+        # (in _outputs, with the other paths' scan: one traced copy of the game's functions)
         "every_step": lambda: _steps_off(game, noise, mu, horizon),
     }
+
+
+def _at_times(fn: Callable[[jax.Array], Any], times) -> dict[int, Any]:
+    """``{t: fn(t)}`` for the given dates, ``fn`` traced once (a loop over the dates):
+    the checks' program compiles each of the game's functions as few times as it can."""
+    times = list(times)
+    stacked = jax.lax.map(fn, jnp.asarray(times, dtype=jnp.int32))
+    return {t: jax.tree.map(lambda x, i=i: x[i], stacked) for i, t in enumerate(times)}
 
 
 def _step_off(game: Game, noise, mu, t) -> jax.Array:
@@ -529,12 +542,37 @@ def _outputs(game: Game, key, horizon: int, skip: frozenset, path=None, support=
     :func:`_scan_source` chose (``support``, or sampled from ``key``) shows a defect."""
     noise, mu = _start(game, key, path)
     probes = _probes(game, noise, mu, horizon)
-    out = {"noise": noise, "initial_mean_field": mu, **{k: f() for k, f in probes.items() if k not in skip}}
+    joint = "every_step" not in skip and "paths_off" not in skip
+    out = {
+        "noise": noise,
+        "initial_mean_field": mu,
+        **{k: f() for k, f in probes.items() if k not in skip and not (joint and k == "every_step")},
+    }
     if "paths_off" not in skip:
         if support is None:
             support = _sampled_paths(game, key)
-        out["paths_off"] = jax.lax.map(lambda z: _path_off(game, z, horizon), support)
+        if joint and _stackable(noise, support):  # the first path scanned with the others
+            paths = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), noise, support)
+            start, steps = jax.lax.map(lambda z: _path_checks(game, z, horizon), paths)
+            out["every_step"] = steps[0]
+            out["paths_off"] = start[1:] | jnp.any(steps[1:], axis=(1, 2))
+        else:
+            if joint:
+                out["every_step"] = probes["every_step"]()
+            out["paths_off"] = jax.lax.map(lambda z: _path_off(game, z, horizon), support)
     return out
+
+
+def _stackable(noise, paths) -> bool:
+    """Whether a path shaped as ``noise`` can be stacked in front of ``paths`` (the same
+    structure; each leaf of ``paths`` one axis longer, with the same dtype)."""
+    a, b = jax.tree.structure(noise), jax.tree.structure(paths)
+    if a != b:
+        return False
+    return all(
+        jnp.shape(x) == jnp.shape(y)[1:] and jnp.result_type(x) == jnp.result_type(y)
+        for x, y in zip(jax.tree.leaves(noise), jax.tree.leaves(paths), strict=True)
+    )
 
 
 def _sampled_paths(game: Game, key):
@@ -546,9 +584,16 @@ def _path_off(game: Game, noise, horizon: int) -> jax.Array:
     """Whether the initial mean field of a noise path, or the kernel or the reward at any
     ``t`` (at that ``mu_0`` or its second mean field, :func:`_steps_off`) shows what the
     checks refuse."""
+    start, steps = _path_checks(game, noise, horizon)
+    return start | jnp.any(steps)
+
+
+def _path_checks(game: Game, noise, horizon: int) -> tuple[jax.Array, jax.Array]:
+    """Whether a noise path's initial mean field shows a defect, and :func:`_steps_off`
+    on that path (``(T, 2)``)."""
     noise, mu = _start(game, None, noise)
     off = ~jnp.all(jnp.isfinite(mu)) | jnp.any(mu < -TOLERANCE) | (jnp.abs(jnp.sum(mu) - 1.0) > TOLERANCE)
-    return off | jnp.any(_steps_off(game, noise, mu, horizon))
+    return off, _steps_off(game, noise, mu, horizon)
 
 
 def _scan_source(game: Game) -> tuple[Any, str, str]:
@@ -591,7 +636,12 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
         source, coverage, what_path = _scan_source(game)
     except Exception:  # noise_support raised: its own check says so
         source, coverage, what_path = None, "", ""
-    program = eqx.filter_jit(lambda g, k, skip, z, zs: _outputs(g, _key(k), horizon, skip, z, zs))
+    # compiled and run once: on a small game at XLA's optimisation level 0 (compiling.once_options)
+    scanned = 1 + (SAMPLED_PATHS if source is None else int(jax.tree.leaves(source)[0].shape[0]))
+    options = compiling.once_options(scanned * horizon * n * game.n_actions)
+    program = eqx.filter_jit(
+        lambda g, k, skip, z, zs: _outputs(g, _key(k), horizon, skip, z, zs), compiler_options=options
+    )
     try:
         values = program(traced, key, skip, None, source)
     except Exception:
@@ -639,7 +689,9 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     other = [w for w in shown if w.second or 0 < w.t < horizon - 1]
     if other and "kernel" in out:
         when = other[0]
-        at_step = eqx.filter_jit(lambda g, k, t, z, second: _at_step(g, _key(k), t, z, second))
+        at_step = eqx.filter_jit(
+            lambda g, k, t, z, second: _at_step(g, _key(k), t, z, second), compiler_options=options
+        )
         kernel, reward = at_step(traced, key, jnp.int32(when.t), path, when.second)
         out["kernel"] = {**out["kernel"], when: jax.device_get(kernel)}
         out["reward_at"] = (when, jax.device_get(reward))
