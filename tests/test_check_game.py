@@ -236,7 +236,34 @@ class InfiniteAggregate(SISDelegate):
         return {"undefined here": jnp.float32(jnp.nan), "share per empty state": 1.0 / jnp.zeros(())}
 
 
+class SupportPathsAsLists(SISDelegate):
+    """Support paths given as nested Python lists: thousands of leaves where
+    sample_noise has two arrays."""
+
+    name: ClassVar[str] = "support_paths_as_lists"
+
+    def noise_support(self):
+        support = super().noise_support()
+        return NoiseSupport(jax.tree.map(lambda x: np.asarray(x).tolist(), support.noise), support.weight)
+
+
+class SupportWithoutPathAxis(SISDelegate):
+    """One support path given without its leading path axis."""
+
+    name: ClassVar[str] = "support_without_path_axis"
+
+    def noise_support(self):
+        support = super().noise_support()
+        return NoiseSupport(jax.tree.map(lambda x: x[0], support.noise), jnp.ones(1))
+
+
 DEFECTS = [
+    (
+        SupportPathsAsLists,
+        {"noise_support.paths_shape"},
+        "got a SISNoise of 5120 leaves and PyTreeDef(CustomNode(namedtuple[SISNoise], [*, *])); lists where arrays",
+    ),
+    (SupportWithoutPathAxis, {"noise_support.paths_shape"}, "noise support leaf has shape (); sampled paths have ()"),
     (RowsSumToHalf, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=0 sums to 0.5"),
     (
         SecondStageRowsSumToHalf,

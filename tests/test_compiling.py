@@ -197,3 +197,29 @@ def test_the_checks_say_the_same_at_either_level(monkeypatch):
     monkeypatch.setattr(compiling, "ONCE_MAX_WORK", 0)
     assert compiling.once_options(1) == {}
     assert mfax.check_game(game).as_dict() == quick
+
+
+def test_the_checks_compile_with_the_options_their_size_gives(monkeypatch):
+    """validate_game sizes its program as documented (paths scanned, the first one
+    included, x T x states x actions) and compiles it with those options."""
+    import equinox as eqx
+
+    from mfax.games import validate
+
+    sizes, given = [], []
+    real_jit = eqx.filter_jit
+
+    def spy_options(work):
+        sizes.append(work)
+        return {"xla_backend_optimization_level": 0}
+
+    def spy_jit(fn, **kwargs):
+        given.append(kwargs.get("compiler_options"))
+        return real_jit(fn, **kwargs)
+
+    monkeypatch.setattr(compiling, "once_options", spy_options)
+    monkeypatch.setattr(validate.eqx, "filter_jit", spy_jit)
+    game = mfax.make("beach_bar", num_states=10)
+    validate._check(game)
+    assert sizes and set(sizes) == {(1 + 12) * 30 * 10 * 11}  # 12 support paths and the first path
+    assert given and all(options == {"xla_backend_optimization_level": 0} for options in given)

@@ -323,6 +323,25 @@ def test_the_evaluation_shares_starts_only_where_that_pays():
     assert batch_prefix(small, noise, spared) is not None and batch_prefix(small, noise, spared + 1) is None
 
 
+def test_evaluate_hands_the_shared_start_to_the_program_only_where_it_pays(monkeypatch):
+    """evaluate() applies the threshold: the program gets no shared start on a small
+    beach bar, and the published one's groups."""
+    from mfax.evaluation import exploitability as E
+
+    seen = []
+    real = E.path_values
+
+    def spy(game, policy, noise, weight, info, mesh=None, prefix=None):
+        seen.append(prefix)
+        return real(game, policy, noise, weight, info, mesh, prefix)
+
+    monkeypatch.setattr(E, "path_values", spy)
+    for kw in ({"num_states": 10}, {}):
+        game = mfax.make("beach_bar", **kw)
+        E.evaluate(game, Uniform(game.n_states, game.n_actions), enumerate_noise(game))
+    assert seen[0] is None and seen[1] is not None and seen[1].reps.shape == (51,)
+
+
 def test_information_consistent_figure_is_exact_with_one_noise_path():
     """A game that keeps the safe default (own history informative) but has one noise
     path: nothing to learn about the noise, so the figure is exact (it was called a lower

@@ -16,7 +16,10 @@ these options; any other value is an error).
 
 A program compiled to run once, the game's checks before a run, is compiled on a small
 game without LLVM's optimisation passes (:func:`once_options`): a first result waits for
-its compilation, and its run takes microseconds either way.
+its compilation, and its run takes microseconds either way. Without them XLA does not fuse
+a product and a sum into one multiply-add, so a checked value can differ from what a
+run computes in its last bit: a check's verdict can move only for a value within a
+rounding of the check's tolerance.
 
 Matrix products: JAX leaves the arithmetic of a float32 product to the backend, which on
 recent NVIDIA GPUs is TensorFloat-32 (inputs rounded to 10 mantissa bits, about 1e-3

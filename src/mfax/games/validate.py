@@ -596,10 +596,11 @@ def _path_checks(game: Game, noise, horizon: int) -> tuple[jax.Array, jax.Array]
     return off, _steps_off(game, noise, mu, horizon)
 
 
-def _scan_source(game: Game) -> tuple[Any, str, str]:
+def _scan_source(game: Game) -> tuple[Any, str, str, int]:
     """The paths every defect is looked for on: ``(support paths or None, words for what
-    is covered, a path's name)``. A finite support of at most :data:`SUPPORT_PATHS` paths:
-    all of them; else ``None``, :data:`SAMPLED_PATHS` paths drawn in the program."""
+    is covered, a path's name, how many)``. A finite support of at most
+    :data:`SUPPORT_PATHS` paths: all of them; else ``None``, :data:`SAMPLED_PATHS` paths
+    drawn in the program."""
     support = game.noise_support()
     size = None if support is None else int(np.shape(support.weight)[0])
     if size is not None and size <= SUPPORT_PATHS:
@@ -609,7 +610,7 @@ def _scan_source(game: Game) -> tuple[Any, str, str]:
         whole = "no finite support" if size is None else f"a support of {size} paths"
         words, what, paths = f"{SAMPLED_PATHS} sampled noise paths (the noise has {whole})", "sampled noise path", None
     covered = "the initial mean field, and the kernel and the reward at every t at it and at the second mean field"
-    return paths, f"{words}: {covered}", what
+    return paths, f"{words}: {covered}", what, SAMPLED_PATHS if paths is None else size
 
 
 def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, str]]:
@@ -633,12 +634,11 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     # the traced parameters as arguments: tracers inside, as in a sweep (jax.vmap over them)
     traced = _with_traced_arrays(game)
     try:
-        source, coverage, what_path = _scan_source(game)
+        source, coverage, what_path, count = _scan_source(game)
     except Exception:  # noise_support raised: its own check says so
-        source, coverage, what_path = None, "", ""
+        source, coverage, what_path, count = None, "", "", SAMPLED_PATHS
     # compiled and run once: on a small game at XLA's optimisation level 0 (compiling.once_options)
-    scanned = 1 + (SAMPLED_PATHS if source is None else int(jax.tree.leaves(source)[0].shape[0]))
-    options = compiling.once_options(scanned * horizon * n * game.n_actions)
+    options = compiling.once_options((1 + count) * horizon * n * game.n_actions)
     program = eqx.filter_jit(
         lambda g, k, skip, z, zs: _outputs(g, _key(k), horizon, skip, z, zs), compiler_options=options
     )
@@ -997,12 +997,24 @@ def _support_paths(game: Game, noise) -> str:
     paths = np.shape(support.weight)[0] if np.ndim(support.weight) == 1 else None
     one, many = jax.tree.structure(noise), jax.tree.structure(support.noise)
     if one != many:
-        _fail(f"noise support paths must have the structure of sample_noise's, got {many} and {one}")
+        hint = "; lists where arrays belong? give each leaf as an array with a leading path axis"
+        _fail(
+            f"noise support paths must have the structure of sample_noise's, got {_tree_words(support.noise)} "
+            f"and {_tree_words(noise)}" + (hint if many.num_leaves > one.num_leaves else "")
+        )
     for a, b in zip(jax.tree.leaves(noise), jax.tree.leaves(support.noise), strict=True):
         expected = (paths, *np.shape(a))
         if tuple(np.shape(b)) != expected:
             _fail(f"noise support leaf has shape {np.shape(b)}; sampled paths have {np.shape(a)}, so {expected}")
     return ""
+
+
+def _tree_words(tree) -> str:
+    """A pytree's structure, or (when that is long: a support given as lists of numbers)
+    its type and number of leaves."""
+    structure = jax.tree.structure(tree)
+    words = str(structure)
+    return words if len(words) <= 160 else f"a {type(tree).__name__} of {structure.num_leaves} leaves"
 
 
 # -- vmap and retracing (check_game only) ---------------------------------------------------
