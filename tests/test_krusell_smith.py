@@ -328,3 +328,19 @@ def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
     # mfax's own record there is replaced, as before
     cli_macro._write_outputs(tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", plot)
     assert json.loads((tmp_path / "out" / "krusell_smith.json").read_text()) == summary
+
+
+def test_the_scored_paths_are_named_for_what_they_are():
+    """The KS policy's exact exploitability line says where it was scored: fresh draws,
+    draws that are all the same path (z_std=0: productivity never moves), or the one
+    path of an economy without common noise."""
+    from mfax.games.validate import unchecked
+    from mfax.run.cli_macro import _eval_paths_words
+
+    with unchecked():
+        moving, still, off = (
+            Macro(num_wealth=20, horizon=4, **kw) for kw in ({}, {"z_std": 0.0}, {"common_noise": False})
+        )
+    assert _eval_paths_words(64, moving) == "64 fresh paths"
+    assert _eval_paths_words(64, still) == "64 fresh paths (all the same: z_std=0)"
+    assert _eval_paths_words(64, off) == "its one noise path (no common noise)"

@@ -210,6 +210,8 @@ def _eval_paths_words(count: int, game) -> str:
     support = game.noise_support()
     if support is not None and support.weight.shape[0] == 1:
         return "its one noise path (no common noise)"
+    if float(game.z_std) == 0.0:  # productivity never moves: every draw is the same path
+        return f"{count} fresh paths (all the same: z_std=0)"
     return f"{count} fresh paths"
 
 
