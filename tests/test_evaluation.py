@@ -321,6 +321,9 @@ def test_the_evaluation_shares_starts_only_where_that_pays():
     noise = enumerate_noise(small).noise
     spared = (12 - 6) * 15 * 10
     assert batch_prefix(small, noise, spared) is not None and batch_prefix(small, noise, spared + 1) is None
+    # a game without a shared start is not asked about its noise (which may have no leaves)
+    no_start = type("NoStart", (), {"shared_until": 0, "name": "no_start", "n_states": 3})()
+    assert batch_prefix(no_start, (), EVALUATION_MIN_SAVED) is None
 
 
 def test_evaluate_hands_the_shared_start_to_the_program_only_where_it_pays(monkeypatch):

@@ -326,8 +326,10 @@ def batch_prefix(game: Game, noise: Noise, min_saved: int = 0) -> Prefix | None:
     until = game.shared_until
     if not params.is_integer_from(until, 0):
         raise GameError(f"game {game.name!r}: shared_until must be an integer >= 0, got {until!r}")
+    if until == 0:
+        return None
     paths = jax.tree.leaves(noise)[0].shape[0]
-    if until == 0 or (paths - 1) * until * game.n_states < min_saved:  # (not even the groups' program)
+    if (paths - 1) * until * game.n_states < min_saved:  # (not even the groups' program)
         return None
     groups, count = prefix_groups(game, noise)
     if count == paths or (paths - count) * until * game.n_states < min_saved:
