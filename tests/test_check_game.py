@@ -189,6 +189,55 @@ class FreshStaticField(SISDelegate):
         return self.scale(super().reward(mu, mu_next, noise, t))
 
 
+def _under_vmap(batched_rule):
+    """The identity on its arrays, ``batched_rule`` on each under ``jax.vmap`` (public
+    ``jax.custom_batching``): a game that behaves differently when batched."""
+
+    @jax.custom_batching.custom_vmap
+    def f(*xs):
+        return xs if len(xs) > 1 else xs[0]
+
+    @f.def_vmap
+    def _rule(axis_size, in_batched, *xs):  # called when any argument is batched
+        if len(xs) == 1:
+            return batched_rule(xs[0]), in_batched[0]
+        return tuple(batched_rule(x) for x in xs), tuple(in_batched)
+
+    return f
+
+
+class ProbabilitiesSwappedUnderVmap(SISDelegate):
+    """Under vmap the two successors' probabilities trade places: another distribution."""
+
+    name: ClassVar[str] = "probabilities_swapped_under_vmap"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(prob=_under_vmap(lambda p: p[..., ::-1])(k.prob))
+
+
+class SuccessorsReorderedUnderVmap(SISDelegate):
+    """Under vmap the successors are listed the other way round, each with its own
+    probability: the same distribution (a grid point bracketed from the other side)."""
+
+    name: ClassVar[str] = "successors_reordered_under_vmap"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return Kernel(*_under_vmap(lambda x: x[..., ::-1])(k.index, k.prob))
+
+
+class Float32OnlyDifferenceUnderVmap(SISDelegate):
+    """Under vmap, and in float32 only, the reward moves by 1e-2: what rounding amplified
+    by a fine grid looks like to the checker (the macro economy at 5000 wealth points)."""
+
+    name: ClassVar[str] = "float32_only_difference_under_vmap"
+
+    def reward(self, mu, mu_next, noise, t):
+        r = super().reward(mu, mu_next, noise, t) + 0.0 * mu[1]  # (SIS's reward is constant: batch it)
+        return _under_vmap(lambda x: x + (1e-2 if x.dtype == jnp.float32 else 0.0))(r)
+
+
 class FalseSharedPrefix(SISDelegate):
     """Declares that every path agrees until the horizon, but SIS's shocks move its
     kernel from path to path."""
@@ -303,6 +352,11 @@ DEFECTS = [
         "aggregate 'share per empty state' at t=0 is inf; an aggregate is finite, or NaN where not defined",
     ),
     (FalseSharedPrefix, {"noise.shared_prefix"}, "have the same prefix_key but different kernel at mu mu_0 at t = "),
+    (
+        ProbabilitiesSwappedUnderVmap,
+        {"vmap.noise_paths", "vmap.mean_fields"},
+        "['kernel'][0]: the next-state distribution of state 0, action 0 differs: E[v(s')] for a random v is",
+    ),
 ]
 
 
@@ -405,6 +459,36 @@ def test_unchecked_lets_a_defective_game_through_and_is_scoped():
         validate_game(NaNReward())  # (eval --no-check: evaluates it, below)
     with pytest.raises(GameError, match=r"reward at t=0 is nan at \(s=1, a=0\).*\(check reward.finite\)"):
         validate_game(NaNReward())
+
+
+def test_a_kernel_is_compared_under_vmap_as_a_distribution_not_as_its_successor_lists():
+    report = check_game(SuccessorsReorderedUnderVmap())
+    assert report.ok and {r.status for r in report.results} == {"pass"}, str(report)
+    assert report["vmap.noise_paths"].detail == "" and report["vmap.mean_fields"].detail == ""
+
+
+def test_a_float32_difference_under_vmap_that_vanishes_in_float64_passes_and_is_named():
+    report = check_game(Float32OnlyDifferenceUnderVmap())
+    assert report.ok, str(report)
+    for name in ("vmap.noise_paths", "vmap.mean_fields"):
+        detail = report[name].detail
+        assert detail.startswith("the same in float64; in float32 they differ by rounding"), str(report)
+        assert "['reward']" in detail and "under vmap" in detail, detail
+    with jax.enable_x64(True):  # already in float64: the difference is the game's
+        report = check_game(Float32OnlyDifferenceUnderVmap())
+    assert report.ok, str(report)  # (it is float32-only: in float64 there is none)
+    assert report["vmap.noise_paths"].detail == ""
+
+
+@pytest.mark.slow
+def test_the_macro_economy_on_a_fine_grid_passes_the_vmap_checks():
+    """5000 wealth points: in float32 vmap and one path at a time round the prices
+    differently (~2e-6), which moves interpolation weights by up to ~1e-3 and brackets
+    some next wealth by the neighbouring grid points; equal in float64 (it failed both
+    vmap checks before)."""
+    report = check_game(mfax.make("macro", num_wealth=5000))
+    assert report.ok, str(report)
+    assert report["vmap.noise_paths"].detail.startswith("the same in float64"), str(report)
 
 
 @pytest.mark.slow
