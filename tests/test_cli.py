@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -256,6 +257,41 @@ def test_done_line_gives_start_end_and_says_when_it_rose():
         assert "ROSE" not in done_line(summary), (start, end)
     summary.update(initial_exploitability=0.0, final_exploitability=1e-4)
     assert "ROSE" in done_line(summary)
+
+
+def test_an_exploitability_below_zero_is_named_rounding_or_a_defect():
+    summary = dict(iterations=60, runs=1, initial_exploitability=2.13812, final_exploitability=-9.53674e-07)
+    summary.update(final_exploitability_info=-9.53674e-07, initial_exploitability_info=2.13812)
+    summary.update(final_policy_return=-3.2, dtype="float32", seconds_per_iteration=None)
+    line = done_line(summary)
+    assert line.count("-9.53674e-07 (0 up to float32 rounding)") == 2, line
+    # the tolerance is in units of the precision times the return's scale
+    summary.update(final_exploitability=-2e-3, final_exploitability_info=None, final_policy_return=-1e4)
+    assert "-0.002 (0 up to float32 rounding)" in done_line(summary)
+    summary.update(final_policy_return=-3.2)
+    assert "-0.002 (below 0 by more than float32 rounding explains" in done_line(summary)
+    summary.update(final_exploitability=-9.53674e-07, dtype="float64")
+    assert "below 0 by more than float64 rounding" in done_line(summary)
+    summary.update(final_exploitability=0.0)
+    assert "rounding" not in done_line(summary)
+
+
+def test_eval_names_a_float32_exploitability_below_zero_as_rounding(tmp_path):
+    """FP on MFGLib's linear-quadratic game reaches its equilibrium: float32 computes
+    the exploitability as -9.5e-07."""
+    out = tmp_path / "runs"
+    args = ["train", "--game", "mfglib.linear_quadratic", "--algo", "fp", "--iterations", "60", "--out", str(out)]
+    trained = runner.invoke(app, [*args, "--no-plots"])
+    assert trained.exit_code == 0, trained.output
+    done = trained.output[trained.output.index("done:") :].splitlines()[0]
+    final = float(re.search(r"lower is better\) \S+ -> (\S+?);? ", done).group(1))
+    assert ("(0 up to float32 rounding)" in done) == (final < 0), done  # (the sign is the CPU's rounding)
+    evaluated = runner.invoke(app, ["eval", str(out)])
+    assert evaluated.exit_code == 0, evaluated.output
+    per_path = next(line for line in evaluated.output.splitlines() if "exploitability (per path" in line)
+    value = float(re.search(r"upper bound\)\s+(\S+)", per_path).group(1))
+    assert abs(value) < 1e-5
+    assert ("(0 up to float32 rounding)" in per_path) == (value < 0), per_path
 
 
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():

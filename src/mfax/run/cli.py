@@ -220,8 +220,15 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
-    typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}")
-    typer.echo(f"  exploitability (information-consistent) {'n/a' if info is None else format(info, '.6g')}")
+    import jax
+
+    from mfax.evaluation.exploitability import negative_words
+
+    float64, scale = bool(jax.config.jax_enable_x64), result.policy_return
+    below = negative_words(result.exploitability, scale, float64)
+    typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}{below}")
+    info_text = "n/a" if info is None else format(info, ".6g") + negative_words(info, scale, float64)
+    typer.echo(f"  exploitability (information-consistent) {info_text}")
     typer.echo("    per path: the deviator knows the whole noise path in advance")
     if info is not None:
         typer.echo("    information-consistent: it sees the public history and its own current state;")
@@ -797,13 +804,17 @@ def interrupted_line(run, what: str = "interrupted") -> str:
     return f"{what}; no checkpoint yet: nothing was trained"
 
 
-def _change(start: float | None, end: float | None) -> str:
-    """``444.7 -> 135.3``, with a warning when it rose."""
+def _change(start: float | None, end: float | None, scale: float | None = None, float64: bool = False) -> str:
+    """``444.7 -> 135.3``, with a warning when it rose, and what a value below zero is
+    (:func:`~mfax.evaluation.exploitability.negative_words`; ``scale`` the policy's return)."""
+    from mfax.evaluation.exploitability import negative_words
+
     if end is None:
         return "n/a"
+    below = negative_words(end, scale, float64)
     if start is None:
-        return f"{end:.6g}"
-    text = f"{start:.6g} -> {end:.6g}"
+        return f"{end:.6g}{below}"
+    text = f"{start:.6g} -> {end:.6g}{below}"
     # a rise within rounding (0 -> 2.4e-07 in float32) is not news
     return text + " (ROSE: worse than at the start)" if end - start > 1e-6 * max(1.0, abs(start)) else text
 
@@ -813,18 +824,19 @@ def done_line(summary: dict) -> str:
     (lower is better; says so when it rose) and the seconds per iteration, with and
     without evaluation."""
     runs, swept = summary.get("runs", 1), summary.get("swept") or []
+    scale, float64 = summary.get("final_policy_return"), summary.get("dtype") == "float64"
     mean = f", mean of {runs} runs" if runs > 1 else ""
     if swept:  # the runs play different games: their mean is no game's figure
         mean += f" of different games ({', '.join(swept)} swept; each run's in summary.json)"
     parts = [
         f"done: {summary['iterations']} iterations",
         f"exploitability (per path, lower is better{mean}) "
-        + _change(summary.get("initial_exploitability"), summary.get("final_exploitability")),
+        + _change(summary.get("initial_exploitability"), summary.get("final_exploitability"), scale, float64),
     ]
     if summary.get("final_exploitability_info") is not None:
         parts.append(
             "information-consistent "
-            + _change(summary.get("initial_exploitability_info"), summary["final_exploitability_info"])
+            + _change(summary.get("initial_exploitability_info"), summary["final_exploitability_info"], scale, float64)
         )
     rate = summary.get("seconds_per_iteration")
     if rate is not None:

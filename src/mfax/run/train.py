@@ -615,4 +615,5 @@ def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, itera
         "compile_s": compile_s,
         "seconds_per_iteration": wall / trained if iteration else None,
         "noise": "exact" if trainer.eval_noise.exact else "sample",
+        "dtype": "float64" if config.x64 else "float32",
     }
