@@ -99,6 +99,29 @@ def test_solve_macro_command(tmp_path):
     assert bad.exit_code == 2
 
 
+def test_an_economy_the_oracle_cannot_hold_is_refused_in_one_line_before_its_checks(monkeypatch):
+    """num_wealth=1000000 (5 million states) went into the game's checks for over ten
+    minutes and then into a solve of ~1.6 TB; it is refused at once with the estimate."""
+    from mfax.memory import oracle_bytes
+    from mfax.run import cli_macro
+
+    sizes = [oracle_bytes(mfax.make("macro", num_wealth=40, horizon=h, common_noise=False)) for h in (8, 16, 24)]
+    assert sizes[0] < sizes[1] and sizes[2] - sizes[1] == sizes[1] - sizes[0]  # linear in the horizon
+
+    def validate(game):
+        raise AssertionError("the game's checks ran before the memory estimate")
+
+    monkeypatch.setattr(cli_macro, "validate_game", validate)
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # a second command keeps typer in multi-command mode
+    out = CliRunner().invoke(app, ["solve-macro", "--set", "num_wealth=1000000"])
+    assert out.exit_code == 2, out.output
+    line = out.output.strip()
+    assert line.startswith("mfax: error: the oracle on this economy needs about") and "\n" not in line, line
+    assert "choose a smaller economy (num_wealth" in line
+
+
 def test_stopped_by_max_iter_reports_the_gap_of_the_prices_it_returns():
     """At max_iter the last iteration measured a gap and then moved the prices anyway:
     the residual reported (0.2004 on the reviewer's 30 x 3 economy after 3 updates) was

@@ -133,3 +133,14 @@ def krusell_smith_bytes(game: Game, settings) -> int:
     simulation = 8 * settings.paths * (horizon + 1) * n * (m + 2)
     scoring = evaluation_bytes(game, settings.eval_paths, game.noise_support() is not None, itemsize=8)
     return households + max(simulation, scoring)
+
+
+def oracle_bytes(game: Game) -> int:
+    """About the largest memory the transition-path oracle needs (float64;
+    :mod:`mfax.solvers.macro_oracle`): per step of a price path the kernel (two
+    neighbours per state and action: int32 indices and float64 weights), the rewards
+    (with the terminal row set: two copies), the Q-values and the greedy policy, with
+    as much again for XLA's intermediates; then the exact evaluation of the result."""
+    n, m, horizon = game.n_states, game.n_actions, game.horizon
+    per_step = n * m * (2 * (4 + 8) + 8 * (2 + 1 + 1))
+    return 2 * horizon * per_step + evaluation_bytes(game, 1, False, itemsize=8)

@@ -17,7 +17,6 @@ import typer
 
 from mfax import memory, params
 from mfax.errors import GameError
-from mfax.games import make
 from mfax.games.registry import game_class
 from mfax.games.validate import validate_game
 from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
@@ -306,7 +305,14 @@ def register(app: typer.Typer) -> None:
                     "the oracle solves the economy without common noise; drop common_noise=true "
                     "(or use --method krusell-smith)"
                 )
-            game = make("macro", **{**overrides, "common_noise": False})
+            # built, then checked against memory, then validated (as krusell-smith)
+            game = params.build(game_class("macro"), "game 'macro'", **{**overrides, "common_noise": False})
+            memory.require(
+                memory.oracle_bytes(game),
+                "the oracle on this economy",
+                "choose a smaller economy (num_wealth, num_income, num_actions, horizon)",
+            )
+            validate_game(game)
             if out is not None:  # before anything is computed
                 _output_folder(out)
                 output_writable(Path(out) / "macro_equilibrium.json", *ORACLE_KEYS)
