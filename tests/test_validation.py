@@ -5,6 +5,7 @@ weights of many counted draws stay exact."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import ClassVar
 
 import jax
@@ -67,6 +68,15 @@ class SISDelegate(Game):
 
     def observation(self, mu, noise, t):
         return self.sis.observation(mu, noise, t)
+
+
+class BrokenSupport(SISDelegate):
+    """A noise support that fails with a plain Python error."""
+
+    name: ClassVar[str] = "broken_support"
+
+    def noise_support(self):
+        raise ZeroDivisionError("division by zero")
 
 
 class RowsSumTo1_5(SISDelegate):
@@ -271,6 +281,39 @@ def test_training_that_cannot_fit_is_refused_with_the_estimate(tmp_path):
         ["train", "--game", "macro", "--paths", "100000", "--out", str(out), "--no-progress"],
         "one training iteration (macro, rspg, 100000 noise paths) needs about",
     )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_huge_economy_is_refused_by_its_memory_estimate_before_its_checks(tmp_path, monkeypatch, command):
+    """macro with num_wealth=1000000 (5 million states): `mfax train` ran the game's checks
+    for over five minutes before the memory refusal they only delayed; refused at once."""
+
+    def validate(game):
+        raise AssertionError("the game's checks ran before the memory estimate")
+
+    monkeypatch.setattr("mfax.run.config.validate_game", validate)
+    monkeypatch.setattr("mfax.run.cli.validate_game", validate)
+    monkeypatch.setattr("mfax.games.registry.validate_game", validate)
+    out = tmp_path / "run"
+    args = ["--game", "macro", "--set", "num_wealth=1000000"]
+    if command == "train":
+        expected = "one training iteration (macro, rspg, 8 noise paths) needs about"
+        one_line_error(["train", *args, "--out", str(out), "--no-progress"], expected)
+    else:
+        one_line_error(["eval", *args], "an evaluation of macro on 128 noise paths needs about")
+    assert not out.exists()
+
+
+def test_a_defect_met_by_the_memory_estimate_is_named_by_the_checks(tmp_path):
+    """The estimate reads the game's noise support before the checks run: a support that
+    fails is still named by the checks, in one line."""
+    out = tmp_path / "run"
+    for command in (["train", "--out", str(out), "--no-progress"], ["eval"]):
+        one_line_error(
+            [*command, "--game", f"{Path(__file__).resolve()}:BrokenSupport"],
+            "noise_support",
+        )
     assert not out.exists()
 
 

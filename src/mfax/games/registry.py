@@ -89,9 +89,16 @@ def make(name: str, **values: Any) -> Game:
     game, an unknown parameter (listing the allowed ones), an impossible value or a
     defect of the game's functions (:func:`~mfax.games.validate.validate_game`).
     """
-    game = params.build(game_class(name), f"game {name!r}", **values)
+    game = build(name, **values)
     validate_game(game)
     return game
+
+
+def build(name: str, **values: Any) -> Game:
+    """:func:`make` without the game's checks, for a caller that first estimates what the
+    game will need (a huge economy's checks take minutes before a memory refusal they
+    would only delay) and then calls :func:`~mfax.games.validate.validate_game`."""
+    return params.build(game_class(name), f"game {name!r}", **values)
 
 
 def parse_value(game_name: str, key: str, text: str) -> Any:

@@ -257,6 +257,21 @@ def unchecked() -> Iterator[None]:
         _SKIPPED.reset(skipped)
 
 
+@contextlib.contextmanager
+def defects_named(*games: Game) -> Iterator[None]:
+    """A block that uses games not checked yet (a memory estimate before the checks):
+    when it fails with an error that is not mfax's own, the games' checks run first, so
+    that a defect of their functions is named in one line instead of a traceback."""
+    try:
+        yield
+    except MfaxError:
+        raise
+    except Exception:
+        for game in games:
+            validate_game(game)
+        raise
+
+
 def checking(enabled: bool) -> contextlib.AbstractContextManager:
     """:func:`unchecked` when ``enabled`` is false, else a block that changes nothing."""
     return contextlib.nullcontext() if enabled else unchecked()

@@ -19,10 +19,10 @@ import typer
 
 from mfax import params
 from mfax.errors import GameError
-from mfax.games import describe, game_class, game_names, make
+from mfax.games import describe, game_class, game_names
 from mfax.games.plugins import short_name
-from mfax.games.registry import plugin_games
-from mfax.games.validate import checking
+from mfax.games.registry import build, plugin_games
+from mfax.games.validate import checking, defects_named, validate_game
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
@@ -393,9 +393,10 @@ def eval_command(
                 raise GameError("--trust-code applies to a RUN; a fixed policy's game is the one --game names")
             game = game or "beach_bar"
             overrides = parse_overrides(game, set_ or [])
-            g = make(game, **overrides)
+            g = build(game, **overrides)  # checked after the memory estimate, below
             policy = policy or "uniform"
-            pol = parse_policy(g, policy)
+            with defects_named(g):
+                pol = parse_policy(g, policy)
             label, config, which, held = f"policy {policy}", None, None, None
         # what only sampled noise can use (--seed also seeds the learned deviator)
         given = [
@@ -408,7 +409,9 @@ def eval_command(
             noise = noise or ("sample" if sampling else "auto")
             if paths is None:
                 paths = 128 if config is None else config.eval_paths
-            check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
+            with defects_named(g):
+                check_evaluation(g, noise, paths, 8 if x64 else 4)  # before the paths are drawn
+            validate_game(g)  # (a RUN's game was checked when it was made)
             batch = noise_batch(g, noise, jax.random.PRNGKey(seed or 0), paths)
             if sampling and batch.exact:
                 raise GameError(

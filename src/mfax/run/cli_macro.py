@@ -17,7 +17,7 @@ import typer
 
 from mfax import memory, params
 from mfax.errors import GameError
-from mfax.games.registry import game_class
+from mfax.games.registry import build, game_class
 from mfax.games.validate import validate_game
 from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
 from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
@@ -306,7 +306,7 @@ def register(app: typer.Typer) -> None:
                     "(or use --method krusell-smith)"
                 )
             # built, then checked against memory, then validated (as krusell-smith)
-            game = params.build(game_class("macro"), "game 'macro'", **{**overrides, "common_noise": False})
+            game = build("macro", **{**overrides, "common_noise": False})
             memory.require(
                 memory.oracle_bytes(game),
                 "the oracle on this economy",

@@ -22,6 +22,8 @@ from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.errors import GameError
 from mfax.games import game_class, make
 from mfax.games.plugins import canonical, is_reference, short_name
+from mfax.games.registry import build
+from mfax.games.validate import defects_named, validate_game
 from mfax.memory import require, samples_populations, training_bytes
 from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_names, solver_spec
@@ -163,7 +165,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
     config = dataclasses.replace(config, game=canonical(config.game), algo=canonical(config.algo))
     game_class(config.game)  # unknown game -> error listing the allowed ones
     _check_sweep(config)
-    games = [make(config.game, **p) for p in config.param_sets]  # unknown / impossible parameters
+    # unknown / impossible parameters; the game's checks come after the memory estimate
+    # (a huge economy's checks take minutes before the refusal they would only delay)
+    games = [build(config.game, **p) for p in config.param_sets]
     game = games[0]
     spec = solver_spec(config.algo)  # unknown algorithm -> error
     game_hparams = GAME_HPARAMS.get(config.game, {}).get(config.algo, {})
@@ -191,7 +195,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError(f"learning rates must be finite and > 0, got {lr}")
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
     resolved = dataclasses.replace(config, paths=paths, lr=lr, hparams=hparams)
-    _check_memory(resolved, game)
+    with defects_named(game):
+        _check_memory(resolved, game)
+    for g in games:
+        validate_game(g)
     return resolved
 
 
