@@ -305,6 +305,17 @@ def test_a_huge_economy_is_refused_by_its_memory_estimate_before_its_checks(tmp_
     assert not out.exists()
 
 
+def test_an_evaluation_that_is_not_finite_is_one_line_not_nan():
+    """Each reward is finite, but float32 sums of kappa=1e35 overflow: `mfax eval` printed
+    nan and -inf with exit status 0, and --json wrote NaN (not JSON)."""
+    for extra in ([], ["--json"]):
+        one_line_error(
+            ["eval", "--game", "linear_quadratic", "--set", "kappa=1e35", *extra],
+            "the evaluation is not finite in float32 (policy return -inf, best-response return -inf, "
+            "exploitability nan)",
+        )
+
+
 def test_a_defect_met_by_the_memory_estimate_is_named_by_the_checks(tmp_path):
     """The estimate reads the game's noise support before the checks run: a support that
     fails is still named by the checks, in one line."""

@@ -214,6 +214,24 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
+def _refuse_non_finite(result, x64: bool) -> None:
+    """One line instead of an evaluation that is not finite (it printed ``nan`` and
+    ``-inf`` with exit status 0, and ``--json`` wrote ``NaN``, which is not JSON)."""
+    figures = {
+        "policy return": result.policy_return,
+        "best-response return": result.best_response_return,
+        "exploitability": result.exploitability,
+    }
+    bad = [f"{name} {value}" for name, value in figures.items() if not math.isfinite(value)]
+    if bad:
+        dtype = "float64" if x64 else "float32"
+        raise GameError(
+            f"the evaluation is not finite in {dtype} ({', '.join(bad)}): the rewards summed over the horizon "
+            f"overflow {dtype}, or the game or the policy gives NaN; use smaller rewards"
+            + ("" if x64 else ", or --x64")
+        )
+
+
 def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bool | None) -> None:
     """``shown``: whether the information-consistent figure is the exact non-anticipative
     one on these paths (:func:`~mfax.evaluation.exploitability.info_consistent_exact`)."""
@@ -421,6 +439,7 @@ def eval_command(
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
         seconds = time.perf_counter() - start
+        _refuse_non_finite(result, x64)
         # whether the information-consistent figure is exact: with the whole support, declared
         # by the game or shown on its paths (on sampled paths it is an estimate)
         shown = (
