@@ -215,6 +215,21 @@ def test_a_defaults_trial_cut_short_by_a_kill_is_run_again(tmp_path, monkeypatch
     assert done[0]["default"] and len(done) == 2
 
 
+@pytest.mark.parametrize("content", [b"junk\n", b"", b"SQLite format 3\x00" + bytes(84)])
+def test_a_damaged_study_file_is_one_line_and_left_as_it_was(tmp_path, content):
+    """A study.db that is not an SQLite database (a 113-line SQLAlchemy traceback), empty
+    (SQLite wrote its tables into it, then Optuna's KeyError traceback) or an SQLite
+    header without a database: one line naming the file."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out)
+    (out / "study.db").write_bytes(content)
+    with pytest.raises(GameError, match=r"study\.db (is not a study|cannot be read as a study).*give another --out"):
+        _tune(algo="omd", trials=2, out=out)
+    if not content.startswith(b"SQLite"):
+        assert (out / "study.db").read_bytes() == content
+
+
 def test_a_user_folder_where_the_best_trial_goes_is_refused_before_any_trial(tmp_path):
     pytest.importorskip("optuna")
     out = tmp_path / "study"
