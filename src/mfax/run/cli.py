@@ -439,7 +439,7 @@ def eval_command(
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
         seconds = time.perf_counter() - start
-        _refuse_non_finite(result, x64)
+        _refuse_non_finite(result, bool(jax.config.jax_enable_x64))
         # whether the information-consistent figure is exact: with the whole support, declared
         # by the game or shown on its paths (on sampled paths it is an estimate)
         shown = (
