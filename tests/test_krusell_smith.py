@@ -344,3 +344,17 @@ def test_the_scored_paths_are_named_for_what_they_are():
     assert _eval_paths_words(64, moving) == "64 fresh paths"
     assert _eval_paths_words(64, still) == "64 fresh paths (all the same: z_std=0)"
     assert _eval_paths_words(64, off) == "its one noise path (no common noise)"
+
+
+def test_an_undefined_r2_says_why_instead_of_nan():
+    """With z_std=0 capital is the same on every simulated path: R^2 is 0/0 at every date
+    and the CLI printed "min R^2 nan" (a bad-input audit)."""
+    args = ["solve-macro", "--method", "krusell-smith", "--set", "z_std=0"]
+    for key, value in TINY.items():
+        args += ["--set", f"{key}={value}"]
+    for key, value in TINY_SETTINGS.items():
+        args += ["--hp", f"{key}={value}"]
+    out = CliRunner().invoke(_app(), args)
+    assert out.exit_code == 0, out.output
+    assert "min R^2 n/a (capital is the same on every simulated path at every date: nothing to fit)" in out.output
+    assert "nan" not in out.output.split("rule:")[1].splitlines()[0]

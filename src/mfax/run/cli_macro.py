@@ -9,6 +9,7 @@ Wired into the main app with ``register(app)``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -134,12 +135,21 @@ def _ks_plot(res, path: Path) -> None:
     axes[2].set(xlabel="t", ylabel="capital K_t")
     axes[2].legend()
     fig.suptitle(
-        f"Krusell-Smith: {res.iterations} iterations, min R^2 {res.r2_min:.4f}, den Haan max "
+        f"Krusell-Smith: {res.iterations} iterations, min R^2 {r2_text(res.r2_min, 4)}, den Haan max "
         f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
     )
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
     plt.close(fig)
+
+
+def r2_text(value: float, digits: int) -> str:
+    """The rule's smallest R^2, or why there is none: at no date does capital vary across
+    the simulated paths (productivity never moves: ``z_std=0`` or no common noise), so
+    there is nothing for the rule to explain (``nan`` was printed)."""
+    if math.isfinite(value):
+        return f"{value:.{digits}f}"
+    return "n/a (capital is the same on every simulated path at every date: nothing to fit)"
 
 
 def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) -> None:
@@ -187,7 +197,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"krusell-smith: {res.iterations} iterations in {res.seconds:.1f} s, last gap {res.gaps[-1]:.3g}, {state}"
     )
     typer.echo(
-        f"  rule: min R^2 {res.r2_min:.6f}, den Haan max error {100 * res.den_haan_max:.3f}% "
+        f"  rule: min R^2 {r2_text(res.r2_min, 6)}, den Haan max error {100 * res.den_haan_max:.3f}% "
         f"(mean {100 * res.den_haan_mean:.3f}%), outside the households' grids (clamped): capital "
         f"{100 * res.outside_grid:.1f}%, z {100 * res.z_outside_grid:.1f}% of (path, t)"
     )
