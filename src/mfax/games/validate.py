@@ -1065,7 +1065,9 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
 
     single: dict[str, Any] = {}
 
-    def compare_paths(batched, noise0, mu0, call) -> None:
+    # each comparison: (batched outputs, noise path 0, mu_0, a second mean field, how the
+    # game is called alone, the single calls' cache shared by the two comparisons)
+    def compare_paths(batched, noise0, mu0, mix, call, single) -> None:
         noise, mu, over_paths, _ = batched
         _same(jax.tree.map(lambda x: x[0], (noise, mu)), (noise0, mu0), "noise path 0 and mu_0")
         single[0] = call("first call", game, noise0, mu0)
@@ -1074,20 +1076,20 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
         for i in (0, 1):
             _same(jax.tree.map(lambda x, i=i: x[i], over_paths), single[i], f"path {i}")
 
-    def compare_mean_fields(batched, noise0, mu0, mix, call) -> None:
+    def compare_mean_fields(batched, noise0, mu0, mix, call, single) -> None:
         over_mus = batched[3]
         mixed = call("a new mean field", game, noise0, mix)
         first = single[0] if 0 in single else call("first call", game, noise0, mu0)
         _same(jax.tree.map(lambda x: x[0], over_mus), first, "mu 0")
         _same(jax.tree.map(lambda x: x[1], over_mus), mixed, "mu 1")
 
-    def vmapped(compare, *args) -> str:
+    def vmapped(compare) -> str:
         if isinstance(batched, Exception):
             _fail(f"does not trace under jax.vmap: {_first_line(batched)}")
         try:
-            compare(batched, *args, call)
+            compare(batched, noise0, mu0, mix, call, single)
         except _Failed as err:
-            if not _agrees_in_float64(compare):
+            if not agrees_in_float64(compare):
                 raise
             return (
                 f"the same in float64; in {np.asarray(mu0).dtype} they differ by rounding "
@@ -1095,7 +1097,7 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
             )
         return ""
 
-    def _agrees_in_float64(compare) -> bool:
+    def agrees_in_float64(compare) -> bool:
         """Whether ``compare`` passes with everything computed again in float64: a
         float32 difference that vanishes there is rounding (a mean taken in another
         order moves a price by a few units of the precision; on a fine grid that moves
@@ -1103,34 +1105,26 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
         ``jax.vmap``."""
         if jax.config.jax_enable_x64:
             return False  # already float64: the difference stands
-        saved = dict(single)
         try:
             with jax.enable_x64(True):
                 noise64, mu64 = jax.jit(lambda k: _start(game, k))(key)
-                mix64 = 0.5 * (mu64 + jnp.roll(mu64, 1))
-                batched64 = jax.device_get(jax.jit(lambda ks, extra: _batched(game, ks, extra, horizon))(keys, mix64))
                 if mu64.dtype != jnp.float64:
                     return False  # the game does not follow the precision: nothing to learn
-                single.clear()
-                if compare is compare_paths:
-                    compare(batched64, noise64, mu64, quiet)
-                else:
-                    compare(batched64, noise64, mu64, mix64, quiet)
+                mix64 = 0.5 * (mu64 + jnp.roll(mu64, 1))
+                batched64 = jax.device_get(jax.jit(lambda ks, extra: _batched(game, ks, extra, horizon))(keys, mix64))
+                compare(batched64, noise64, mu64, mix64, quiet, {})
         except Exception:  # a failed comparison, or a game that does not run in float64
             return False
-        finally:
-            single.clear()
-            single.update(saved)
         return True
 
     def quiet(label: str, g, noise, mu):  # call() without counting traces (the float64 recheck)
         return jax.device_get(probe(g, noise, mu))
 
     def noise_paths() -> str:
-        return vmapped(compare_paths, noise0, out["initial_mean_field"])
+        return vmapped(compare_paths)
 
     def mean_fields() -> str:
-        return vmapped(compare_mean_fields, noise0, mu0, mix)
+        return vmapped(compare_mean_fields)
 
     def no_retrace() -> str:
         if not calls:
@@ -1294,23 +1288,6 @@ def _same(batched, single, what: str) -> None:
 _KERNEL_PROBES = 4
 
 
-def _kernel_expect(kernel: Kernel, v: np.ndarray, rows: int = 1 << 14) -> np.ndarray:
-    """``E[v(s') | s, a]`` in float64 on the host (:meth:`Kernel.expect`'s definition),
-    ``rows`` states at a time (a fine grid's kernel gathered whole would double its memory)."""
-    if kernel.then is not None:
-        then_index, then_prob = np.asarray(kernel.then.index), np.asarray(kernel.then.prob, np.float64)
-        v = np.concatenate(
-            [
-                np.einsum("jl,jlk->jk", then_prob[i : i + rows], v[then_index[i : i + rows]])
-                for i in range(0, then_index.shape[0], rows)
-            ]
-        )
-    index, prob = np.asarray(kernel.index), np.asarray(kernel.prob, np.float64)
-    return np.concatenate(
-        [np.einsum("sak,sakp->sap", prob[i : i + rows], v[index[i : i + rows]]) for i in range(0, index.shape[0], rows)]
-    )
-
-
 def _same_kernel(b: Kernel, s: Kernel, where: str) -> bool:
     """Whether two kernels of the same structure are the same distributions (``False``:
     compare them entry by entry instead, as when an index is out of range or a
@@ -1318,8 +1295,9 @@ def _same_kernel(b: Kernel, s: Kernel, where: str) -> bool:
     differ where a computed next state lies within a rounding of a grid point: one
     program brackets it by points ``i, i + 1`` with weight ~1 on ``i + 1``, the other by
     ``i + 1, i + 2`` with weight ~1 on ``i + 1`` (the macro economy on a fine grid). So
-    the kernels are compared through what they do, ``E[v(s') | s, a]`` for a few random
-    test functions ``v`` in ``[0, 1)`` within :data:`VMAP_RTOL`: kernels apart by a mass
+    the kernels are compared through what they do, ``E[v(s') | s, a]``
+    (:meth:`Kernel.expect`) for a few random test functions ``v`` in ``[0, 1)`` within
+    :data:`VMAP_RTOL`: kernels apart by a mass
     ``d`` moved between two successors differ by ``d |v_i - v_j|`` in each."""
     # (index, prob) of both kernels by stage, each stage's rank and the range of its
     # indices (the first stage points into the intermediate states when there are two)
@@ -1337,8 +1315,8 @@ def _same_kernel(b: Kernel, s: Kernel, where: str) -> bool:
             return False
     last = np.asarray(stages[-1][0]), np.asarray(stages[-1][2])
     states = 1 + int(max(x.max(initial=0) for x in last))
-    v = np.random.default_rng(0).random((states, _KERNEL_PROBES))
-    eb, es = _kernel_expect(b, v), _kernel_expect(s, v)
+    v = jnp.asarray(np.random.default_rng(0).random((states, _KERNEL_PROBES)), dtype=float)
+    eb, es = np.asarray(b.expect(v)), np.asarray(s.expect(v))
     off = np.abs(eb - es) > VMAP_RTOL
     if off.any():
         at = tuple(int(x) for x in np.argwhere(off)[0])  # (state, action, test function)

@@ -588,8 +588,10 @@ def _defaults_measured(study, state) -> bool:
     return False
 
 
-def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults, root, continuing: bool, say):
-    storage = None if root is None else f"sqlite:///{(root / STUDY_DB).resolve()}"
+def _open_study(optuna, storage, root, seed: int, continuing: bool):
+    """The study at ``storage`` (created, or continued), with a sampler seeded by the
+    trials so far: a continued study does not draw its first points again. A file that
+    is not a study is one line (SQLAlchemy's ``DatabaseError``, Optuna's ``KeyError``)."""
     if root is not None and (root / STUDY_DB).is_file():
         with open(root / STUDY_DB, "rb") as f:  # before SQLite writes its tables into it
             sqlite = f.read(16) == b"SQLite format 3\x00"
@@ -598,25 +600,30 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                 f"{root / STUDY_DB} is not a study (not an SQLite database); it is left as it is: "
                 "move it away, or give another --out"
             )
+    try:
+        held = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if continuing else 0
+        sampler = optuna.samplers.TPESampler(seed=(seed + held) % 2**32)  # numpy seeds are 32-bit
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, study_name=STUDY_NAME, direction="minimize", load_if_exists=True
+        )
+        study.get_trials(deepcopy=False)
+    except Exception as err:
+        if root is None:
+            raise
+        why = (str(err).splitlines() or [""])[0][:160]
+        raise GameError(
+            f"{root / STUDY_DB} cannot be read as a study ({type(err).__name__}: {why}); "
+            "move it away, or give another --out"
+        ) from None
+    return study
+
+
+def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults, root, continuing: bool, say):
+    storage = None if root is None else f"sqlite:///{(root / STUDY_DB).resolve()}"
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        try:
-            held = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if continuing else 0
-            # a sampler seeded by the trials so far: a continued study does not draw its first points again
-            sampler = optuna.samplers.TPESampler(seed=(seed + held) % 2**32)  # numpy seeds are 32-bit
-            study = optuna.create_study(
-                storage=storage, sampler=sampler, study_name=STUDY_NAME, direction="minimize", load_if_exists=True
-            )
-            study.get_trials(deepcopy=False)
-        except Exception as err:  # a damaged or foreign file: SQLAlchemy's DatabaseError, Optuna's KeyError
-            if root is None:
-                raise
-            why = (str(err).splitlines() or [""])[0][:160]
-            raise GameError(
-                f"{root / STUDY_DB} cannot be read as a study ({type(err).__name__}: {why}); "
-                "move it away, or give another --out"
-            ) from None
+        study = _open_study(optuna, storage, root, seed, continuing)
         state = optuna.trial.TrialState
         for t in study.get_trials(deepcopy=False, states=(state.RUNNING, state.WAITING)):
             if t.state == state.RUNNING:  # a killed call's trial
