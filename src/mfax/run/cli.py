@@ -214,9 +214,10 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
-def _refuse_non_finite(result, x64: bool) -> None:
+def _refuse_non_finite(result, float64: bool) -> None:
     """One line instead of an evaluation that is not finite (it printed ``nan`` and
-    ``-inf`` with exit status 0, and ``--json`` wrote ``NaN``, which is not JSON)."""
+    ``-inf`` with exit status 0, and ``--json`` wrote ``NaN``, which is not JSON); not
+    under ``--no-check``, which asks to see what an unchecked game gives."""
     figures = {
         "policy return": result.policy_return,
         "best-response return": result.best_response_return,
@@ -224,25 +225,24 @@ def _refuse_non_finite(result, x64: bool) -> None:
     }
     bad = [f"{name} {value}" for name, value in figures.items() if not math.isfinite(value)]
     if bad:
-        dtype = "float64" if x64 else "float32"
+        dtype = "float64" if float64 else "float32"
         raise GameError(
             f"the evaluation is not finite in {dtype} ({', '.join(bad)}): the rewards summed over the horizon "
             f"overflow {dtype}, or the game or the policy gives NaN; use smaller rewards"
-            + ("" if x64 else ", or --x64")
+            + ("" if float64 else ", or --x64")
         )
 
 
-def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bool | None) -> None:
+def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bool | None, float64: bool) -> None:
     """``shown``: whether the information-consistent figure is the exact non-anticipative
-    one on these paths (:func:`~mfax.evaluation.exploitability.info_consistent_exact`)."""
+    one on these paths (:func:`~mfax.evaluation.exploitability.info_consistent_exact`);
+    ``float64``: the precision it was computed in."""
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
-    import jax
-
     from mfax.evaluation.exploitability import negative_words
 
-    float64, scale = bool(jax.config.jax_enable_x64), result.policy_return
+    scale = result.policy_return
     below = negative_words(result.exploitability, scale, float64)
     typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}{below}")
     info_text = "n/a" if info is None else format(info, ".6g") + negative_words(info, scale, float64)
@@ -439,7 +439,9 @@ def eval_command(
         start = time.perf_counter()
         result = evaluate(g, pol, batch)
         seconds = time.perf_counter() - start
-        _refuse_non_finite(result, bool(jax.config.jax_enable_x64))
+        float64 = bool(jax.config.jax_enable_x64)  # (a run trained with --x64 is evaluated in float64)
+        if check:  # --no-check shows what an unchecked game gives, NaN included
+            _refuse_non_finite(result, float64)
         # whether the information-consistent figure is exact: with the whole support, declared
         # by the game or shown on its paths (on sampled paths it is an estimate)
         shown = (
@@ -454,7 +456,7 @@ def eval_command(
 
             moments = path_moments(g, pol, batch)
 
-    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g, shown)
+    _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g, shown, float64)
     if moments is not None:
         _print_moments(moments, g.horizon)
     if bracket is not None:
