@@ -214,6 +214,37 @@ def test_a_corrupt_middle_metrics_line_is_one_error(run_copy):
         run.read_metrics()
 
 
+@pytest.mark.parametrize("edit", ["a row deleted", "a figure changed"])
+def test_resume_refuses_to_rewrite_metrics_that_an_edit_made_disagree(run_copy, edit):
+    """Resuming rewrites both metric files from metrics.jsonl; after a hand edit of it
+    (a row deleted, a figure changed) that would silently rewrite metrics.csv, losing what
+    only it still records. Refused in one line, both files left byte for byte."""
+    run = RunDir(run_copy)
+    lines = run.metrics_jsonl.read_text().splitlines()
+    if edit == "a row deleted":
+        lines = lines[1:]
+        expected = "iteration 0 of run 0"
+    else:
+        row = json.loads(lines[0])
+        row["exploitability"] = 123.0
+        lines[0] = json.dumps(row)
+        expected = "exploitability at iteration 0 of run 0"
+    run.metrics_jsonl.write_text("\n".join(lines) + "\n")
+    before = tree(run_copy)
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), "--iterations", "6", *QUIET])
+    line = one_error_line(result, "disagree")
+    assert expected in line and "leaves them as they are" in line
+    assert tree(run_copy) == before
+
+
+def test_resume_rewrites_a_metrics_csv_that_lost_rows_from_metrics_jsonl(run_copy):
+    """The other way round nothing is lost: a metrics.csv cut short is rebuilt."""
+    run = RunDir(run_copy)
+    run.metrics_csv.write_text(run.metrics_csv.read_text().splitlines()[0] + "\n")
+    train(TrainConfig(), run_copy, resume=True, progress=False)
+    assert [line.split(",")[0] for line in run.metrics_csv.read_text().splitlines()[1:]] == ["0", "2", "4"]
+
+
 def test_a_kill_before_the_first_checkpoint_keeps_the_iteration_0_evaluation(tmp_path):
     out = tmp_path / "run"
     run = RunDir(out)

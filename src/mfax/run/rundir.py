@@ -404,6 +404,18 @@ def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
     return out.getvalue()
 
 
+def _same_figure(text: str, value: Any) -> bool:
+    """Whether a metrics.csv cell ``text`` records ``value`` (metrics.jsonl's): equal as
+    text, or as numbers to float32's precision (a NaN is written as an empty cell)."""
+    if value is not None and text == str(value):
+        return True
+    try:
+        a, b = float(text), float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0) or (math.isnan(a) and math.isnan(b))
+
+
 def _jsonl_text(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in rows)
 
@@ -736,10 +748,49 @@ class RunDir:
 
     def truncate_metrics(self, last_iteration: int) -> None:
         """Rewrite the metric files cleanly with the rows up to ``last_iteration`` (drops
-        rows written after the checkpoint by a run killed between the two writes)."""
+        rows written after the checkpoint by a run killed between the two writes).
+        Both files are rewritten from metrics.jsonl, so a metrics.csv that holds a row up
+        to ``last_iteration`` which metrics.jsonl lacks or records otherwise (one of them
+        was edited) is refused rather than overwritten (:meth:`_csv_disagreement`)."""
         rows = [r for r in self.read_metrics() if r["iteration"] <= last_iteration]
+        disagreement = self._csv_disagreement(rows, last_iteration)
+        if disagreement:
+            raise GameError(
+                f"{str(self.metrics_csv)!r} and {self.metrics_jsonl.name} disagree ({disagreement}): one was "
+                f"edited, and resuming rewrites both from {self.metrics_jsonl.name}; mfax leaves them as they "
+                "are: make them agree (or move metrics.csv away) and resume again"
+            )
         _replace_with(self.metrics_csv, _csv_text(rows, header=True).encode())
         _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
+
+    def _csv_disagreement(self, rows: list[dict[str, Any]], last_iteration: int) -> str | None:
+        """What metrics.csv records up to ``last_iteration`` that ``rows`` (metrics.jsonl's)
+        would lose: a row they lack, or a figure they record otherwise (beyond the last
+        digit of a float32); ``None`` when nothing. Only complete lines count: a torn last
+        line is an interrupted append."""
+        if not self.metrics_csv.is_file():
+            return None
+        with _disk("read", self.metrics_csv):
+            text = self.metrics_csv.read_bytes().decode(errors="replace")
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        kept = {(r.get("iteration"), r.get("run")): r for r in rows}
+        for line, row in enumerate(csv.DictReader(io.StringIO(text)), 2):
+            try:
+                key = (int(row.get("iteration") or ""), int(row.get("run") or ""))
+            except ValueError:
+                return f"line {line} of metrics.csv names no iteration and run"
+            if key[0] > last_iteration:
+                continue
+            if key not in kept:
+                return f"metrics.csv has iteration {key[0]} of run {key[1]}, metrics.jsonl has not"
+            for column, value in row.items():
+                if column not in METRIC_COLUMNS or column in ("iteration", "run") or not value:
+                    continue
+                other = kept[key].get(column)
+                if not _same_figure(value, other):
+                    return f"{column} at iteration {key[0]} of run {key[1]}: {value} in metrics.csv, {other} in metrics.jsonl"
+        return None
 
     # -- checkpoints: each NAME.eqx beside NAME.json, its sha256 ---------------------------
     def save_checkpoint(self, state: Any, iteration: int | None = None) -> None:

@@ -343,6 +343,14 @@ def _train_locked(
         raise GameError(
             f"--iterations {config.iterations} is below the {start} iterations this run has done; allowed: >= {start}"
         )
+    if main and resume:
+        # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
+        # below runs again (a kill may have cut it short); first, as it may refuse (an
+        # edited metric file) before anything else of the run is written
+        run.truncate_metrics(start if start > 0 else -1)
+        wall = _wall_at(run, start, wall)
+        compile_s = _earlier_compile_s(run)
+        run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
     # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
@@ -358,13 +366,6 @@ def _train_locked(
             )
     if main and extended:
         run.save_config(config)
-    if main and resume:
-        # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
-        # below runs again (a kill may have cut it short)
-        run.truncate_metrics(start if start > 0 else -1)
-        wall = _wall_at(run, start, wall)
-        compile_s = _earlier_compile_s(run)
-        run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
     trackers = []
     if main and config.log_to:
         # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
