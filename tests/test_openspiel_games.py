@@ -172,6 +172,7 @@ def test_garnet_generator_follows_the_published_algorithms():
             "positional_reward and positional_reward_value need as many entries, got 0 and 2",
         ),
         ("openspiel.garnet", dict(seed=-1), "seed must lie in"),
+        ("openspiel.garnet", dict(sparsity_factor=2.0), "sparsity_factor must lie in .0, 1. .a probability., got 2.0"),
         ("openspiel.periodic_aversion", dict(xmax=0.0), "xmax must be > xmin"),
         ("openspiel.dynamic_routing", dict(network="paris"), "network must be one of"),
     ],
