@@ -262,6 +262,20 @@ def test_time_budget_rule_reads_training_seconds_not_time_since_the_call():
     assert not dataclasses.replace(search, time_budget=None).spent({"rows": [row], "seconds": 1e9})
 
 
+def test_a_learning_rate_asked_twice_in_a_batch_is_trained_once():
+    """Copies of one run are refused by the solver (a sweep's values must differ), so a
+    batch in which the sampler asked one learning rate twice trains it once and gives
+    both trials its outcome."""
+    from conftest import TINY_NETWORK
+    from mfax.run.tune import LR, Range, _Search
+
+    args = dict(iterations=2, eval_every=1, noise="sample", paths=4, eval_paths=4)
+    search = _Search("sis", "spg", args, {LR: Range(1e-3, 1.0, log=True)}, dict(TINY_NETWORK), None, None)
+    assert search.batched
+    twice, other, again = search.run([{LR: 0.05}, {LR: 0.2}, {LR: 0.05}])
+    assert twice.value == again.value and twice.value != other.value
+
+
 # -- the slow tier: tuning against the defaults ----------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize(

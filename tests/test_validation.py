@@ -25,11 +25,12 @@ from mfax.run.cli import app
 runner = CliRunner()
 
 
-def one_line_error(args: list[str], message: str) -> None:
+def one_line_error(args: list[str], message: str) -> str:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("mfax: error: ") and message in lines[0], result.stderr
+    return lines[0]
 
 
 # -- defective games ---------------------------------------------------------------------
@@ -254,6 +255,21 @@ def test_non_finite_numbers_are_refused(tmp_path, args, message):
     if args[0] == "train":
         args = [*args, "--out", str(tmp_path / "run"), "--no-progress"]
     one_line_error(args, message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "0.01,0.02,1e-2"], "lr lists 0.01 more than once (0.01, 0.02, 0.01)"),
+        (["--set", "gamma=0.5,0.50"], "game parameter 'gamma' lists 0.5 more than once"),
+    ],
+)
+def test_a_sweep_that_repeats_a_value_is_refused(tmp_path, args, message):
+    """Runs that differ by nothing are copies: refused before the run directory exists,
+    naming the repeat (the done line called them "runs of different games")."""
+    out = tmp_path / "run"
+    line = one_line_error(["train", "--game", "beach_bar", *args, "--out", str(out), "--no-progress"], message)
+    assert "--seeds N" in line and not out.exists()
 
 
 @pytest.mark.parametrize(

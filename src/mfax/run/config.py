@@ -145,6 +145,17 @@ def _check_sweep(config: TrainConfig) -> None:
             )
         if not values:
             raise GameError(f"game parameter {key!r}: a sweep needs at least one value, got []")
+        _distinct(f"game parameter {key!r}", values)
+
+
+def _distinct(what: str, values: list) -> None:
+    """Runs that differ only by a repeated value of a sweep would be copies of each other."""
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:
+        raise GameError(
+            f"{what} lists {repeated!r} more than once ({', '.join(map(repr, values))}): those runs would be "
+            "copies of one another; give distinct values (for repeats of one setting: --seeds N)"
+        )
 
 
 def game_defaults(game: str) -> dict[str, Any]:
@@ -193,6 +204,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError("lr is an empty list; give at least one learning rate, or leave lr out for the default")
     if any(not (0.0 < x < math.inf) for x in lr):
         raise GameError(f"learning rates must be finite and > 0, got {lr}")
+    _distinct("lr", lr)
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
     resolved = dataclasses.replace(config, paths=paths, lr=lr, hparams=hparams)
     with defects_named(game):

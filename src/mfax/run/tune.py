@@ -280,6 +280,10 @@ class _Search:
         if len(values) > 1:
             hp, _ = self.arguments(values[0])
             lrs = [v[LR] for v in values]
+            distinct = list(dict.fromkeys(lrs))
+            if len(distinct) < len(lrs):  # a value asked twice is trained once (copies are refused)
+                outcomes = self.run([{**values[0], LR: lr} for lr in distinct])
+                return [outcomes[distinct.index(lr)] for lr in lrs]
             started = time.perf_counter()
             try:
                 result = self.solve(hp, lrs, callback=self.spent)
