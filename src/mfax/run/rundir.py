@@ -789,7 +789,8 @@ class RunDir:
                     continue
                 other = kept[key].get(column)
                 if not _same_figure(value, other):
-                    return f"{column} at iteration {key[0]} of run {key[1]}: {value} in metrics.csv, {other} in metrics.jsonl"
+                    where = f"{column} at iteration {key[0]} of run {key[1]}"
+                    return f"{where}: {value} in metrics.csv, {other} in metrics.jsonl"
         return None
 
     # -- checkpoints: each NAME.eqx beside NAME.json, its sha256 ---------------------------

@@ -134,9 +134,8 @@ class Garnet(NoCommonNoise):
         check(self.size >= 1, f"size must be >= 1, got {self.size}")
         check(self.num_action >= 1, f"num_action must be >= 1, got {self.num_action}")
         check(self.num_chance_action >= 1, f"num_chance_action must be >= 1, got {self.num_chance_action}")
-        check(
-            0.0 <= self.sparsity_factor <= 1.0, f"sparsity_factor must lie in [0, 1] (a probability), got {self.sparsity_factor}"
-        )
+        sparsity = self.sparsity_factor
+        check(0.0 <= sparsity <= 1.0, f"sparsity_factor must lie in [0, 1] (a probability), got {sparsity}")
         check(0 <= self.seed < 2**32, f"seed must lie in 0..2^32-1 (std::mt19937's seed), got {self.seed}")
 
     @property
