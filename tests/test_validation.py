@@ -286,6 +286,17 @@ def test_make_refuses_non_finite_parameters(params, message):
         mfax.make("beach_bar", idiosyncratic_probs=(0.5, float("nan"), 0.5))
 
 
+def test_a_check_failure_names_the_parameters_set_away_from_their_defaults():
+    """A game that fails its checks only because of a value the user set (a risk aversion
+    of 100 makes the lowest consumption's utility -inf in float32) names those values:
+    `mfax solve-macro --set crra=100` said only "reward at t=0 is -inf"."""
+    with pytest.raises(GameError) as err:
+        mfax.make("macro", crra=100.0, num_wealth=40, horizon=8)
+    assert str(err.value).startswith("game 'macro' with num_wealth=40, horizon=8, crra=100.0: reward at t=0 is -inf")
+    report = mfax.check_game(mfax.make("beach_bar"))  # at its defaults: nothing to name
+    assert report.ok and report.set_here == ()
+
+
 # -- memory -------------------------------------------------------------------------------
 
 

@@ -96,6 +96,24 @@ def traced_names(cls: type) -> list[str]:
     return [name for name, f in fields_of(cls).items() if f.metadata.get("traced", False)]
 
 
+def changed(obj: Any) -> tuple[str, ...]:
+    """``name=value`` of each declared parameter of ``obj`` that is not at its default
+    (a failure then names the values the user set); an array value (a stacked sweep) is
+    left out."""
+    out = []
+    for name, field in fields_of(type(obj)).items():
+        if field.default is dataclasses.MISSING or not hasattr(obj, name):
+            continue
+        value = getattr(obj, name)
+        try:
+            same = bool(value == field.default)
+        except Exception:  # an array: its truth is ambiguous
+            continue
+        if not same:
+            out.append(f"{name}={value!r}")
+    return tuple(out)
+
+
 def describe(cls: type) -> list[tuple[str, Any, str]]:
     """``(name, default, help)`` of every parameter."""
     return [(f.name, f.default, f.metadata["help"]) for f in fields_of(cls).values()]

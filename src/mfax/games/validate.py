@@ -140,6 +140,7 @@ class CheckReport:
     game: str
     results: tuple[CheckResult, ...]
     coverage: str = ""  # the noise paths the kernel, reward and initial mean field were checked on
+    set_here: tuple[str, ...] = ()  # ``name=value`` of the parameters not at their defaults
 
     @property
     def ok(self) -> bool:
@@ -170,7 +171,8 @@ class CheckReport:
             return None
         first, *more = self.failures
         also = f"; {len(more)} more failed: {', '.join(r.name for r in more)}" if more else ""
-        return GameError(f"game {self.game!r}: {first.detail} (check {first.name}{also})")
+        game = f"game {self.game!r}" + (f" with {', '.join(self.set_here)}" if self.set_here else "")
+        return GameError(f"{game}: {first.detail} (check {first.name}{also})")
 
     def raise_if_failed(self) -> None:
         error = self.error()
@@ -359,20 +361,21 @@ CHECK_NAMES: tuple[str, ...] = ("sizes.integers", "sizes.gamma", "jit.traceable"
 def _report(game: Game, key, expensive: bool) -> CheckReport:
     name = getattr(game, "name", type(game).__name__)
     _parameter_types(game, name)
+    set_here = params.changed(game)
     run = _Runner()
     run("sizes.integers", lambda: _sizes(game))
     run("sizes.gamma", lambda: _gamma(game))
     later = _NUMERIC + (_EXPENSIVE if expensive else ())
     if run.results["sizes.integers"].status != "pass":
         run.skip_all(("jit.traceable", *later), "needs sizes.integers")
-        return CheckReport(name, tuple(_ordered(run, expensive)))
+        return CheckReport(name, tuple(_ordered(run, expensive)), set_here=set_here)
     n, m, horizon = (operator.index(getattr(game, a)) for a in ("n_states", "n_actions", "horizon"))
     out, broken = _evaluate(game, key, n, horizon)  # key None: PRNGKey(0), made in the program
     if "start" in broken:
         run("jit.traceable", lambda: _traceable(broken))
         run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
         run.skip_all(later, "sample_noise and initial_mean_field must trace first")
-        return CheckReport(name, tuple(_ordered(run, expensive)))
+        return CheckReport(name, tuple(_ordered(run, expensive)), set_here=set_here)
     mu0 = out["initial_mean_field_shape"]
     coverage, path = out.pop("coverage", ""), out.pop("path", None)
     run("initial_mean_field.shape", lambda: _shape(mu0, (n,), "initial mean field", floating=True))
@@ -380,7 +383,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
     if run.results["initial_mean_field.shape"].status != "pass":  # the rest is traced with it
         run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
         run.skip_all(later, "needs initial_mean_field.shape")
-        return CheckReport(name, tuple(_ordered(run, expensive)))
+        return CheckReport(name, tuple(_ordered(run, expensive)), set_here=set_here)
 
     def get(what: str):
         if what not in out:
@@ -421,7 +424,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
         for check, result in run.results.items():
             if result.status == "fail":
                 run.results[check] = result._replace(detail=f"{result.detail} (on {path})")
-    return CheckReport(name, tuple(_ordered(run, expensive)), coverage)
+    return CheckReport(name, tuple(_ordered(run, expensive)), coverage, set_here)
 
 
 def _parameter_types(game: Game, name: str) -> None:
