@@ -209,6 +209,10 @@ def test_common_noise_and_bad_hyper_parameters_are_refused(tmp_path):
     )
     one_error_line(result, "optimizer must be adam or sgd")
     assert not (tmp_path / "r").exists()
+    result = CliRunner().invoke(
+        app, ["train", "--game", "sis", "--algo", "mf_omo", "--hp", "m2=0", "--out", str(tmp_path / "r")]
+    )
+    one_error_line(result, "MF-OMO residual balancing m2 must be > 0, got 0.0")  # which of m1, m2, m3
     # refused when the solver is built: no "run directory:" line names a directory that is
     # not there
     result = CliRunner().invoke(

@@ -217,7 +217,8 @@ class MFOMOHyperParams(eqx.Module):
             check(getattr(self, name) > 0.0, f"MF-OMO weight {name} must be > 0, got {getattr(self, name)}")
         check(self.r_max >= 0.0, f"MF-OMO r_max must be >= 0 (0: estimated), got {self.r_max}")
         check(self.rb_freq >= 0, f"MF-OMO rb_freq must be >= 0 (0: no residual balancing), got {self.rb_freq}")
-        check(self.m1 > 0.0 and self.m2 > 0.0 and self.m3 > 0.0, "MF-OMO m1, m2, m3 must be > 0")
+        for name in ("m1", "m2", "m3"):
+            check(getattr(self, name) > 0.0, f"MF-OMO residual balancing {name} must be > 0, got {getattr(self, name)}")
 
 
 class MFOMOState(NamedTuple):
