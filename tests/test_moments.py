@@ -205,7 +205,7 @@ def test_a_game_without_moments_is_refused():
     beach = BeachBar(num_states=11, horizon=4)
     policy = parse_policy(beach, "uniform")
     nothing = NoiseBatch(None, np.ones(1), exact=True)  # refused before any path is looked at
-    with pytest.raises(mfax.GameError, match="declares no moments"):
+    with pytest.raises(mfax.GameError, match=r"\(Game.moment_specs\); packaged games that do: macro$"):
         path_moments(beach, policy, nothing)
     with pytest.raises(mfax.GameError, match="declares no moments"):
         impulse_response(beach, policy, np.zeros(5))

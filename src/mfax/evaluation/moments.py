@@ -30,6 +30,7 @@ from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import Game, MomentSpec, aggregate_paths, moment_paths
+from mfax.games.registry import game_class, game_names
 from mfax.policies.base import Policy
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -149,13 +150,22 @@ def _weighted_quantile(values: np.ndarray, weight: np.ndarray, q: float) -> np.n
     return np.take_along_axis(ranked, first[None], axis=0)[0]
 
 
+def _no_moments(game: Game) -> GameError:
+    """The one line for a game that declares no moments, naming the packaged ones that do."""
+    having = [n for n in game_names() if game_class(n).moment_specs is not Game.moment_specs]
+    return GameError(
+        f"game {game.name!r} declares no moments (Game.moment_specs); packaged games that do: "
+        + (", ".join(having) or "none")
+    )
+
+
 def path_moments(game: Game, policy: Policy, batch: NoiseBatch, chunk: int | None = None) -> Moments:
     """Every moment ``game`` declares, at every ``t``, on every path of ``batch``, under
     ``policy`` (exact push-forward), computed ``chunk`` paths at a time (default: as many
     as :func:`chunk_size` allows). A game that declares none is a :class:`GameError`."""
     specs = game.moment_specs()
     if not specs:
-        raise GameError(f"game {game.name!r} declares no moments (Game.moment_specs)")
+        raise _no_moments(game)
     chunk = chunk_size(game, batch.num_paths) if chunk is None else chunk
     parts: dict[str, list[np.ndarray]] = {name: [] for name in specs}
     for _, sub, traj in rollout_chunks(game, policy, batch.noise, batch.num_paths, chunk):
@@ -226,7 +236,7 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     forward exactly by the same compiled program."""
     specs = game.moment_specs()
     if not specs:
-        raise GameError(f"game {game.name!r} declares no moments (Game.moment_specs)")
+        raise _no_moments(game)
     innovations = np.asarray(innovations, dtype=np.float64)
     if innovations.shape != (game.horizon + 1,):
         raise GameError(f"innovations must have T + 1 = {game.horizon + 1} entries, got shape {innovations.shape}")
