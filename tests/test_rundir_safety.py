@@ -154,6 +154,14 @@ def test_a_run_without_the_marker_still_resumes_and_a_bare_foreign_config_is_no_
 # -- one writer per run directory ---------------------------------------------------------
 
 
+def test_a_directory_that_cannot_be_created_is_not_announced(tmp_path):
+    """/proc refuses new directories (the check before the solver is built cannot see
+    that): the one error line is all that is printed, no "run directory:" line first."""
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", "/proc/mfax-test-run", *QUIET])
+    one_error_line(result, "cannot create run directory '/proc/mfax-test-run'")
+    assert "run directory:" not in result.output
+
+
 def test_a_held_lock_stops_a_second_writer_with_one_line(run_copy):
     with RunDir(run_copy).lock():
         with pytest.raises(GameError, match=rf"is in use by process {os.getpid()}$"):
@@ -179,6 +187,7 @@ def test_a_second_process_holding_the_run_is_named(run_copy):
         metrics = (run_copy / "metrics.jsonl").read_bytes()
         result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
         one_error_line(result, f"is in use by process {holder.pid}")
+        assert "run directory:" not in result.output  # named only once it is this process's
         assert (run_copy / "metrics.jsonl").read_bytes() == metrics
     finally:
         holder.kill()

@@ -268,9 +268,10 @@ def train_session(
     ``consent`` (with ``resume``): the code outside mfax the run's config may import.
     ``stop`` is called with the metric rows of every evaluation (the one at iteration 0
     of a new run included) once they are written; when it returns true the session ends
-    there, as with ``stop_after``. ``announce`` is called once everything is validated and
-    the solver is built, before the run directory is written (the CLI names the directory
-    there, not before an error that leaves nothing in it).
+    there, as with ``stop_after``. ``announce`` is called once everything is validated,
+    the solver is built and the run directory is created and locked, before anything is
+    written in it (the CLI names the directory there, not before an error that leaves
+    nothing in it: a directory that cannot be created, or is in use).
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
@@ -286,9 +287,9 @@ def train_session(
         if main:
             run.check_new(overwrite)
     trainer = Trainer.build(config)
-    if announce is not None:
-        announce()
     with run.lock() if main else contextlib.nullcontext():
+        if announce is not None:  # the directory exists and is this process's to write
+            announce()
         fresh = main and not resume and run.is_empty()
         if main and not resume:
             run.start_new(config, overwrite)
