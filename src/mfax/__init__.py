@@ -1,22 +1,49 @@
-"""mfax: mean-field games with common noise and public partial information, in JAX."""
+"""mfax: mean-field games with common noise and public partial information, in JAX.
 
+The names below load their modules (JAX among them: seconds) when first used, so that
+``import mfax`` and the ``mfax`` command's entry point (:mod:`mfax.run.entry`) load
+nothing heavy before they need it.
+"""
+
+import importlib
 from typing import TYPE_CHECKING
 
 from mfax.errors import GameError, MfaxError
-from mfax.games import CheckReport, Game, check_game, game_names, make, register
 
 if TYPE_CHECKING:
+    from mfax.games import CheckReport, Game, check_game, game_names, make, register
     from mfax.run.api import Relative, Result, load, solve
     from mfax.run.tune import TuneResult, tune
 
 __version__ = "0.1.0"
 
-# solving from Python (mfax.run.api), imported on first use: ``import mfax`` stays light
+_GAMES = ("CheckReport", "Game", "check_game", "game_names", "make", "register")
+# solving from Python (mfax.run.api)
 _API = ("Relative", "Result", "load", "solve")
 _TUNE = ("TuneResult", "tune")
+_SUBMODULES = (
+    "compiling",
+    "dynamics",
+    "evaluation",
+    "freememory",
+    "games",
+    "memory",
+    "params",
+    "policies",
+    "run",
+    "sharding",
+    "solvers",
+    "tracing",
+)
 
 
 def __getattr__(name: str):
+    if name in _GAMES:
+        from mfax import games
+
+        return getattr(games, name)
+    if name in _SUBMODULES:  # ``import mfax; mfax.games.make(...)``
+        return importlib.import_module(f"mfax.{name}")
     if name in _API:
         from mfax.run import api
 

@@ -800,6 +800,7 @@ def train_command(
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("\n" + interrupted_line(target), err=True)
+            _INTERRUPTION_SAID.append(True)
             raise typer.Exit(130) from None
         except Terminated as ended:  # SIGTERM held over a record step
             typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)"), err=True)
@@ -911,6 +912,9 @@ register_check(app)
 register_tune(app)
 
 
+_INTERRUPTION_SAID: list[bool] = []  # `mfax train` said what a Ctrl-C left behind
+
+
 def main() -> None:
     from mfax.run.cache import enable_compilation_cache
 
@@ -920,6 +924,8 @@ def main() -> None:
     except SystemExit as done:
         if done.code == 130:  # Ctrl-C: XLA may still be running the dispatched chunk, and the
             # interpreter's teardown under it crashed (SIGSEGV after the message, 1 exit in 8)
+            if not _INTERRUPTION_SAID:  # (Typer ends any other command silently)
+                typer.echo("mfax: interrupted", err=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)
