@@ -388,6 +388,19 @@ def test_resume_revalidates_an_edited_config(run_copy, edit, message):
     assert tree(run_copy) == before
 
 
+def test_a_checkpoint_that_an_edited_config_does_not_fit_names_the_edit(run_copy):
+    """A network size edited in config.json: the checkpoint no longer fits, and the error
+    blamed 'another mfax version' instead of the edit the warning line above it named."""
+    config = json.loads((run_copy / "config.json").read_text())
+    edited = {**config, "hparams": {**config["hparams"], "mlp_width": 4}}
+    (run_copy / "config.json").write_text(json.dumps(edited))
+    result = runner.invoke(app, ["eval", str(run_copy)])
+    assert result.exit_code == 2 and "another mfax version" not in result.stderr, result.stderr
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("mfax: error: cannot read checkpoint ")
+    assert "(config.json was edited since the run was created (hparams.mlp_width 8 -> 4): restore it)" in error
+
+
 def test_a_config_edited_into_another_problem_is_refused_by_resume_and_named_to_readers(run_copy):
     """config.json edited in a game parameter: a resume trained on from checkpoints of the
     original game, and eval reported figures of the edited one, silently."""

@@ -454,10 +454,13 @@ def _devices_here(data: Any) -> Any:
 
 
 class RunDir:
-    """Paths and file formats of one run (no state beyond the root path)."""
+    """Paths and file formats of one run (no state beyond the root path, and what
+    :meth:`load_config` found edited in config.json: a checkpoint that then does not fit
+    says so)."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        self.config_edits: list[str] = []
 
     marker_path = property(lambda self: self.root / MARKER)
     config_path = property(lambda self: self.root / "config.json")
@@ -663,6 +666,7 @@ class RunDir:
         its checkpoints solve the original. A resume would train on from them on another
         problem: refused; a reader (eval, plot, export, load) is told in one line."""
         changed = edits(data, self._code_json())
+        self.config_edits = changed
         if not changed:
             return
         what = f"{str(self.config_path)!r} was edited since the run was created ({'; '.join(changed)})"
@@ -871,9 +875,15 @@ class RunDir:
             return eqx.tree_deserialise_leaves(io.BytesIO(data), template, filter_spec=_widening_leaf)
         except Exception as err:  # corrupt, or another configuration's or mfax version's state
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            changed = self.config_edits
+            why = (
+                f"config.json was edited since the run was created ({'; '.join(changed)}): restore it"
+                if changed
+                else "written by another mfax version?"
+            )
             raise GameError(
                 f"cannot read checkpoint {str(path)!r}: it does not hold the solver state this mfax "
-                f"builds for the run's configuration (written by another mfax version?): {first}"
+                f"builds for the run's configuration ({why}): {first}"
             ) from None
 
     # -- best and kept checkpoints (verified copies of checkpoint.eqx) --------------------
