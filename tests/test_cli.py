@@ -274,6 +274,12 @@ def test_an_exploitability_below_zero_is_named_rounding_or_a_defect():
     assert "below 0 by more than float64 rounding" in done_line(summary)
     summary.update(final_exploitability=0.0)
     assert "rounding" not in done_line(summary)
+    # the progress bar's figure (the mean over runs) too
+    from mfax.run.train import _bar_text
+
+    rows = [dict(exploitability=-9.53674e-07, policy_return=-3.2), dict(exploitability=-9.53674e-07, policy_return=-3)]
+    assert _bar_text(rows, float64=False) == "-9.537e-07 (0 up to float32 rounding)"
+    assert _bar_text([dict(exploitability=0.25, policy_return=-3.2)], float64=False) == "0.25"
 
 
 def test_eval_names_a_float32_exploitability_below_zero_as_rounding(tmp_path):

@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import jax
 import typer
 
 from mfax import memory, params
 from mfax.errors import GameError
+from mfax.evaluation.exploitability import negative_words
 from mfax.games.registry import build, game_class
 from mfax.games.validate import validate_game
 from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
@@ -201,10 +203,12 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"(mean {100 * res.den_haan_mean:.3f}%), outside the households' grids (clamped): capital "
         f"{100 * res.outside_grid:.1f}%, z {100 * res.z_outside_grid:.1f}% of (path, t)"
     )
-    info = "" if res.exploitability_info is None else f", information-consistent {res.exploitability_info:.4g}"
+    float64, scale = jax.config.jax_enable_x64, res.policy_return
+    info = res.exploitability_info
+    info = "" if info is None else f", information-consistent {info:.4g}{negative_words(info, scale, float64)}"
     typer.echo(
         f"  exact exploitability of the KS policy on {_eval_paths_words(summary['eval_paths'], game)}: per path "
-        f"{res.exploitability:.4g}{info}"
+        f"{res.exploitability:.4g}{negative_words(res.exploitability, scale, float64)}{info}"
     )
     if out is not None:
         _write_outputs(
@@ -336,7 +340,8 @@ def register(app: typer.Typer) -> None:
             f"last move {eq.move:.3g}, {'converged' if eq.converged else 'NOT converged to tol'}"
         )
         typer.echo(f"  r_t: {eq.r[0]:.6g} -> {eq.r[-1]:.6g}   W_t: {eq.W[0]:.6g} -> {eq.W[-1]:.6g}")
-        typer.echo(f"  exploitability of the best response under its own mean field: {eq.exploitability:.3g}")
+        below = negative_words(eq.exploitability, float(eq.mu[0] @ eq.value), jax.config.jax_enable_x64)
+        typer.echo(f"  exploitability of the best response under its own mean field: {eq.exploitability:.3g}{below}")
         if out is not None:
             _write_outputs(
                 Path(out), "macro_equilibrium.json", ORACLE_KEYS, summary, "prices.png", lambda path: _plot(eq, path)

@@ -29,7 +29,7 @@ from jax.sharding import Mesh
 
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
 from mfax.errors import GameError
-from mfax.evaluation.exploitability import evaluate
+from mfax.evaluation.exploitability import evaluate, negative_words
 from mfax.games import Game, make
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
@@ -305,6 +305,13 @@ def train_session(
             raise
 
 
+def _bar_text(rows: list[dict[str, Any]], float64: bool) -> str:
+    """The progress bar's exploitability (mean over runs), saying what a value below zero is."""
+    value = float(np.mean([r["exploitability"] for r in rows]))
+    scale = float(np.mean([r["policy_return"] for r in rows]))
+    return f"{value:.4g}{negative_words(value, scale, float64)}"
+
+
 def _check_untrained(run: RunDir) -> None:
     """A run resumed without checkpoint.eqx starts again from iteration 0, which is right
     only if it never got past its first evaluation (a kill before the first checkpoint);
@@ -440,7 +447,7 @@ def _train_locked(
                     run.write_summary(_summary(trainer, run, wall, compile_s, iteration))
             if bar is not None:
                 bar.update(length)
-                bar.set_postfix(exploitability=f"{np.mean([r['exploitability'] for r in last_eval]):.4g}")
+                bar.set_postfix(exploitability=_bar_text(last_eval, config.x64))
             stopped = stop is not None and bool(stop(last_eval))
     finally:
         if bar is not None:
