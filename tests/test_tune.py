@@ -276,6 +276,22 @@ def test_a_learning_rate_asked_twice_in_a_batch_is_trained_once():
     assert twice.value == again.value and twice.value != other.value
 
 
+def test_a_trial_value_below_zero_says_what_it_is():
+    """A trial's exploitability below zero within float32 rounding of its policy's return
+    is named so (as mfax train's done line does), read at the trial's best evaluation."""
+    from mfax.run.tune import _Outcome, _outcomes, _trial_line
+
+    rows = [
+        dict(run=0, iteration=0, exploitability=2.1, policy_return=-9.0),
+        dict(run=0, iteration=5, exploitability=-9.5e-07, policy_return=-3.2),
+    ]
+    (outcome,) = _outcomes(rows, 1, 1.0)
+    assert (outcome.value, outcome.best_iteration, outcome.policy_return) == (-9.5e-07, 5, -3.2)
+    line = _trial_line(3, outcome, {"lr": 0.1})
+    assert "-> exploitability -9.5e-07 (0 up to float32 rounding) (1.0 s)" in line, line
+    assert "rounding" not in _trial_line(3, _Outcome(0.5, 5, 5, 1.0, "", -3.2), {"lr": 0.1})
+
+
 # -- the slow tier: tuning against the defaults ----------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize(

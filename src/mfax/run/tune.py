@@ -46,10 +46,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from mfax import params as params_mod
 from mfax.errors import GameError
+from mfax.evaluation.exploitability import negative_words
 from mfax.games import Game
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
@@ -207,13 +209,14 @@ class _Outcome:
     iterations: int
     seconds: float
     note: str = ""
+    policy_return: float | None = None  # at best_iteration: the scale of its rounding
 
 
 def _outcomes(rows: list[dict[str, Any]], runs: int, seconds: float, note: str = "") -> list[_Outcome]:
     out = []
     for r in range(runs):
         evals = [
-            (row["exploitability"], row["iteration"])
+            (row["exploitability"], row["iteration"], row.get("policy_return"))
             for row in rows
             if row["run"] == r and row["exploitability"] is not None and math.isfinite(row["exploitability"])
         ]
@@ -221,8 +224,9 @@ def _outcomes(rows: list[dict[str, Any]], runs: int, seconds: float, note: str =
         if not evals:
             out.append(_Outcome(None, None, done, seconds, note or "no finite evaluation"))
             continue
-        value, at = min(evals)
-        out.append(_Outcome(float(value), int(at), int(done), seconds, note))
+        value, at, scale = min(evals, key=lambda e: e[:2])
+        scale = None if scale is None or not math.isfinite(scale) else float(scale)
+        out.append(_Outcome(float(value), int(at), int(done), seconds, note, scale))
     return out
 
 
@@ -233,8 +237,9 @@ def _history_rows(result) -> list[dict[str, Any]]:
             "run": int(r),
             "iteration": int(i),
             "exploitability": None if np.isnan(e) else float(e),
+            "policy_return": None if np.isnan(v) else float(v),
         }
-        for r, i, e in zip(h["run"], h["iteration"], h["exploitability"], strict=True)
+        for r, i, e, v in zip(h["run"], h["iteration"], h["exploitability"], h["policy_return"], strict=True)
     ]
 
 
@@ -249,6 +254,11 @@ class _Search:
     fixed_hp: dict[str, Any]
     fixed_lr: float | None
     time_budget: float | None
+
+    @property
+    def float64(self) -> bool:
+        """Whether its trials run in float64 (the precision a value below zero is read in)."""
+        return bool(jax.config.jax_enable_x64)
 
     @property
     def batched(self) -> bool:
@@ -384,7 +394,7 @@ def _trial_rows(study, space: dict[str, Range]) -> list[dict[str, Any]]:
                 "state": t.state.name,
                 "value": t.value,
                 **{k: t.params.get(k) for k in space},
-                **{k: attrs.get(k) for k in ("best_iteration", "iterations", "seconds", "batch")},
+                **{k: attrs.get(k) for k in ("best_iteration", "iterations", "seconds", "batch", "policy_return")},
                 "default": bool(attrs.get("default", False)),
                 "note": attrs.get("note", ""),
             }
@@ -664,6 +674,7 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                 t.set_user_attr("best_iteration", o.best_iteration)
                 t.set_user_attr("iterations", o.iterations)
                 t.set_user_attr("seconds", round(o.seconds, 3))
+                t.set_user_attr("policy_return", o.policy_return)
                 t.set_user_attr("batch", batch_number)
                 if o.note:
                     t.set_user_attr("note", o.note)
@@ -673,7 +684,7 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                 else:
                     study.tell(t, o.value)
                     complete += 1
-                say(_trial_line(t.number, o, t.params))
+                say(_trial_line(t.number, o, t.params, search.float64))
             if root is not None:
                 _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
         rows = _trial_rows(study, search.space)
@@ -704,8 +715,9 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
     return result
 
 
-def _trial_line(number: int, outcome: _Outcome, values: dict[str, Any]) -> str:
-    value = "failed" if outcome.value is None else f"{outcome.value:.6g}"
+def _trial_line(number: int, outcome: _Outcome, values: dict[str, Any], float64: bool = False) -> str:
+    below = negative_words(outcome.value, outcome.policy_return, float64)
+    value = "failed" if outcome.value is None else f"{outcome.value:.6g}{below}"
     shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
     note = f" {outcome.note}" if outcome.note else ""
     return f"trial {number}: {shown} -> exploitability {value} ({outcome.seconds:.1f} s){note}"
