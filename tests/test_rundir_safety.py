@@ -246,6 +246,16 @@ def test_resume_refuses_to_rewrite_metrics_that_an_edit_made_disagree(run_copy, 
     assert tree(run_copy) == before
 
 
+def test_resume_reads_a_nan_in_metrics_csv_as_the_null_in_metrics_jsonl(tmp_path):
+    """A model-free solver's training figures are NaN: `nan` in metrics.csv, null in
+    metrics.jsonl. They agree; the resume goes on (the comparison refused it at first)."""
+    config = TrainConfig(game="sis", algo="ippo", iterations=2, eval_every=1, hparams={"mlp_width": 8})
+    out = tmp_path / "run"
+    train(config, out, progress=False, stop_after=1)
+    assert ",nan," in (out / "metrics.csv").read_text()
+    assert train(TrainConfig(), out, resume=True, progress=False)["iterations"] == 2
+
+
 def test_resume_rewrites_a_metrics_csv_that_lost_rows_from_metrics_jsonl(run_copy):
     """The other way round nothing is lost: a metrics.csv cut short is rebuilt."""
     run = RunDir(run_copy)

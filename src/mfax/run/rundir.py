@@ -406,14 +406,19 @@ def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
 
 def _same_figure(text: str, value: Any) -> bool:
     """Whether a metrics.csv cell ``text`` records ``value`` (metrics.jsonl's): equal as
-    text, or as numbers to float32's precision (a NaN is written as an empty cell)."""
-    if value is not None and text == str(value):
-        return True
+    text, or as numbers to float32's precision; a NaN or inf is ``nan``/``inf`` in
+    metrics.csv (or, rewritten on a resume, an empty cell) and null in metrics.jsonl."""
     try:
-        a, b = float(text), float(value)
+        a = float(text)
+    except ValueError:
+        return value is not None and text == str(value)
+    if value is None:
+        return not math.isfinite(a)
+    try:
+        b = float(value)
     except (TypeError, ValueError):
         return False
-    return math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0) or (math.isnan(a) and math.isnan(b))
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
 
 
 def _jsonl_text(rows: list[dict[str, Any]]) -> str:
