@@ -147,6 +147,31 @@ def test_save_and_load_give_the_result_back(tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_save_load_and_export_refuse_switches_and_paths_of_other_types(tmp_path):
+    """Found by an audit of the Python API: overwrite="no" (truthy) replaced a saved run
+    and trust_code="no" imported a run's code; a number as a path was pathlib's TypeError."""
+    result = mfax.solve("sis", "fp", iterations=1, common_noise=False)
+    saved = result.save(tmp_path / "keep")
+    before = {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()}
+    for call, says in (
+        (lambda: result.save(saved, overwrite="no"), "overwrite must be True or False, got 'no'"),
+        (lambda: result.save(7), "path must be a path (a str or a pathlib.Path), got 7"),
+        (lambda: mfax.load(saved, trust_code="no"), "trust_code must be True or False, got 'no'"),
+        (lambda: mfax.load(None), "path must be a path (a str or a pathlib.Path), got None"),
+        (lambda: mfax.load(saved, game=3), "game must be a game reference (a str) or a Game subclass, got 3"),
+        (lambda: result.policy_of(True), "run index True out of range"),
+        (lambda: result.policy_of(0.5), "run index 0.5 out of range"),
+        (
+            lambda: mfax.solve("sis", "fp", iterations=1, common_noise=False, callback=lambda r: np.ones(2) > 0),
+            "callback must return True or False (stop or go on), got array([ True,  True])",
+        ),
+    ):
+        with pytest.raises(mfax.GameError) as err:
+            call()
+        assert says in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()} == before
+
+
 def test_plot_methods_return_figures():
     result = mfax.solve("beach_bar", "fp", iterations=2, **SMALL_GAME)
     for figure in (result.plot_exploitability(), result.plot_mean_field(2), result.plot_policy(2)):
@@ -180,6 +205,7 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(overwrite="no"), "overwrite must be True or False, got 'no'"),
         (dict(progress="yes"), "progress must be True or False, got 'yes'"),
         (dict(params=[1]), "params must be a dict of game parameters \\(name: value\\), got list"),
+        (dict(out=3), "out must be a path \\(a str or a pathlib.Path\\), got 3"),
         # recorded as if used: beach bar's 102 paths are enumerated, ippo samples its own
         (dict(paths=64), "paths= is not used with exact noise: every one of beach_bar's 102 noise paths"),
         (dict(algo="ippo", noise="sample", paths=8), "paths= is not used by ippo"),

@@ -232,6 +232,32 @@ def test_a_mismatched_moment_declaration_is_refused():
 
 
 # -- impulse responses ------------------------------------------------------------------
+def test_odd_shock_dates_sizes_quantiles_and_curve_times_are_one_line(small_macro):
+    """Found by an audit of the Python API: a date True set the shock at every date
+    (numpy reads a bool index as a mask); a curve time -1 drew T labelled "t = -1"; the
+    others were tracebacks."""
+    from mfax.run.plots import check_curve_times
+
+    game, policy, _, moments = small_macro
+    for call, says in (
+        (lambda: shock_innovations(6, -1.0, True), "the shock's date must be an integer in 0..6 (the horizon T)"),
+        (lambda: shock_innovations(6, "big", 1), "the shock's size must be a finite number"),
+        (lambda: shock_innovations(6, None, 1), "the shock's size must be a finite number"),
+        (lambda: impulse_response(game, policy, "abc"), "innovations must be T + 1 = 7 numbers"),
+        (lambda: moments.quantile("0.5"), "a quantile level must be a number in [0, 1]"),
+        (lambda: moments.quantile(True), "a quantile level must be a number in [0, 1]"),
+        (lambda: check_curve_times([-1], 6), "the times of the curves must be integers in 0..6"),
+        (lambda: check_curve_times([7], 6), "the times of the curves must be integers in 0..6"),
+        (lambda: check_curve_times([1.5], 6), "the times of the curves must be integers in 0..6"),
+        (lambda: check_curve_times("0", 6), "the times of the curves must be integers in 0..6"),
+    ):
+        with pytest.raises(mfax.GameError) as err:
+            call()
+        assert says in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert shock_innovations(6, -1.0, np.int64(2))[2] == -1.0
+    check_curve_times([0, 6], 6)
+
+
 def test_impulse_response_of_a_zero_shock_is_zero(small_macro):
     game, policy, _, _ = small_macro
     irf = impulse_response(game, policy, np.zeros(game.horizon + 1))
@@ -499,6 +525,32 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     last = runner.invoke(app, ["irf", str(out), "--at", "6", "--json"])
     assert last.exit_code == 0, last.output
     assert json.loads(last.output.strip().splitlines()[-1])["innovations"][6] != 0.0
+    # the Python API's arguments (an audit): a bool date set every date (numpy read it as a
+    # mask), shock= and at= beside innovations= were ignored, times outside 0..T were
+    # drawn at another date, a non-bool overwrite replaced an export; the rest tracebacks
+    assert result.impulse_response(at=2).innovations[2] == -1.0
+    for call, says in (
+        (lambda: result.impulse_response(at=True), "the shock's date must be an integer in 0..6"),
+        (lambda: result.impulse_response(shock="big"), "the shock's size must be a finite number"),
+        (lambda: result.impulse_response(innovations=np.zeros(7), shock=-5.0), "give innovations, or shock and at"),
+        (lambda: result.impulse_response(innovations="abc"), "innovations must be T + 1 = 7 numbers"),
+        (lambda: result.plot_moment_curves([-1]), "the times of the curves must be integers in 0..6"),
+        (lambda: result.plot_moment_curves([99]), "the times of the curves must be integers in 0..6"),
+        (lambda: result.moments(True), "num_paths must be an integer in 1..3"),
+        (lambda: result.moments("2"), "num_paths must be an integer in 1..3"),
+        (lambda: result.moments().quantile("0.5"), "a quantile level must be a number in [0, 1]"),
+        (lambda: result.policy_of("0"), "run index '0' out of range"),
+        (lambda: result.export(tmp_path / "e.npz", num_paths=2.5), "num_paths must be an integer >= 1"),
+        (lambda: result.export(5), "path must be a path (a str or a pathlib.Path), got 5"),
+    ):
+        with pytest.raises(mfax.GameError) as err:
+            call()
+        assert says in str(err.value) and "\n" not in str(err.value), str(err.value)
+    result.export(tmp_path / "e.npz")
+    before = (tmp_path / "e.npz").read_bytes()
+    with pytest.raises(mfax.GameError, match="overwrite must be True or False, got 'no'"):
+        result.export(tmp_path / "e.npz", overwrite="no")
+    assert (tmp_path / "e.npz").read_bytes() == before
     # a user's own .npy where the export would go: refused in one line, left as it was
     mine = tmp_path / "mine.npz"
     with open(mine, "wb") as f:

@@ -85,13 +85,19 @@ def test_list_shows_the_ranges():
         (dict(algo="ippo", space={"clip_eps": None}), "clip_eps declares no search range"),
         (dict(algo="ippo", space={"head": "0:1"}), "cannot search 'head'"),
         (dict(algo="omd", space={"lr": None}, hp={"lr": 0.2}), "lr is also fixed"),
-        (dict(algo="omd", trials=0), "trials must be an integer >= 1, got 0"),
-        (dict(algo="omd", batch=0), "batch must be an integer >= 1"),
+        (dict(algo="omd", trials=0), "trials must be an integer in 1..2147483647, got 0"),
+        (dict(algo="omd", batch=0), "batch must be an integer in 1..2147483647"),
         (dict(algo="spg", lr=[0.1, 0.2]), "a fixed lr must be one number"),
         (dict(algo="fp"), "solver 'fp' has nothing to search: it takes no --lr and no numeric hyper-parameter"),
         (dict(algo="omd", hp={"lr": 0.2}), "'omd' has nothing to search by default"),
         (dict(algo="omd", params={**TINY_BAR, "gamma": [0.9, 0.99]}), "tune trains one game"),
         (dict(algo="nope"), "unknown algorithm 'nope'"),
+        # found by an audit of the Python API: the keyword won silently, tracebacks
+        (dict(algo="omd", params={**TINY_BAR, "gamma": 0.9}, gamma=0.8), "gamma given both in params and as a keyword"),
+        (dict(algo="omd", params=[1]), "params must be a dict of game parameters"),
+        (dict(algo="omd", trials=10**12), "trials must be an integer in 1..2147483647, got 1000000000000"),
+        (dict(algo="omd", log=3), "log must be callable"),
+        (dict(algo="omd", out=5), "out must be a path (a str or a pathlib.Path), got 5"),
     ],
 )
 def test_bad_inputs(kwargs, message):

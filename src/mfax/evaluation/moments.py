@@ -96,8 +96,8 @@ class Moments:
         """The ``q``-quantile over the paths of every moment at every ``t`` (and entry):
         the smallest per-path value whose paths, with their weights, hold at least ``q``
         of the probability (on sampled paths: the order statistic ``ceil(q P)``)."""
-        if not 0.0 <= q <= 1.0:
-            raise GameError(f"a quantile level must lie in [0, 1], got {q}")
+        if isinstance(q, bool) or not isinstance(q, int | float | np.integer | np.floating) or not 0.0 <= q <= 1.0:
+            raise GameError(f"a quantile level must be a number in [0, 1], got {q!r}")
         return {name: _weighted_quantile(v, self.weight, q) for name, v in self.values.items()}
 
     def scalar_names(self) -> list[str]:
@@ -186,9 +186,11 @@ def aggregate_series(game: Game, mu: np.ndarray, noise) -> dict[str, np.ndarray]
 # -- impulse responses ---------------------------------------------------------------------
 def shock_innovations(horizon: int, size: float, at: int) -> np.ndarray:
     """Standardised innovations ``(T+1,)``: ``size`` at ``t = at``, zero elsewhere."""
-    if not (isinstance(at, int | np.integer) and 0 <= at <= horizon):
+    if isinstance(at, bool) or not (isinstance(at, int | np.integer) and 0 <= at <= horizon):
+        # (True passed as 1 and set every date: numpy reads a bool index as a mask)
         raise GameError(f"the shock's date must be an integer in 0..{horizon} (the horizon T), got {at!r}")
-    if not math.isfinite(size):
+    number = isinstance(size, int | float | np.integer | np.floating) and not isinstance(size, bool)
+    if not (number and math.isfinite(size)):
         raise GameError(f"the shock's size must be a finite number of standard deviations, got {size!r}")
     innovations = np.zeros(horizon + 1)
     innovations[at] = size
@@ -237,7 +239,10 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     specs = game.moment_specs()
     if not specs:
         raise _no_moments(game)
-    innovations = np.asarray(innovations, dtype=np.float64)
+    try:
+        innovations = np.asarray(innovations, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GameError(f"innovations must be T + 1 = {game.horizon + 1} numbers, got {innovations!r:.80}") from None
     if innovations.shape != (game.horizon + 1,):
         raise GameError(f"innovations must have T + 1 = {game.horizon + 1} entries, got shape {innovations.shape}")
     if not np.all(np.isfinite(innovations)):

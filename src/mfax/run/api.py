@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -84,6 +85,14 @@ def _target(value: float | str | Relative | None) -> float | Relative | None:
     return float(value)
 
 
+def _stops(answer: Any) -> bool:
+    """A callback's answer: true stops the run (an array's truth is ambiguous)."""
+    try:
+        return bool(answer)
+    except (TypeError, ValueError):
+        raise GameError(f"callback must return True or False (stop or go on), got {answer!r:.80}") from None
+
+
 class _Stop:
     """The stop conditions of one ``solve`` call, called with each evaluation's rows."""
 
@@ -111,7 +120,7 @@ class _Stop:
             self.reason = "target"
         elif self.time_budget is not None and record["seconds"] >= self.time_budget:
             self.reason = "time_budget"
-        elif self.callback is not None and self.callback(record):
+        elif self.callback is not None and _stops(self.callback(record)):
             self.reason = "callback"
         else:
             return False
@@ -120,6 +129,25 @@ class _Stop:
 
 def _mean(values: list) -> float | None:
     return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A switch must be a bool: ``overwrite="no"`` is truthy (it replaced a saved run)."""
+    if not isinstance(value, bool):
+        raise GameError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def user_path(name: str, value: Any) -> Path:
+    """A path the user gave: a str or an ``os.PathLike`` (pathlib's TypeError otherwise)."""
+    if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
+        raise GameError(f"{name} must be a path (a str or a pathlib.Path), got {value!r}")
+    return Path(value)
+
+
+def _count(name: str, value: Any, low: int, high: int, what: str) -> None:
+    if not (params_mod.is_integer_from(value, low) and value <= high):
+        raise GameError(f"{name} must be an integer in {low}..{high} ({what}), got {value!r}")
 
 
 def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -166,6 +194,20 @@ def _refuse_undeclared(game: Game, declared: dict[str, dataclasses.Field]) -> No
             f"game {game.name!r}: field {shown} is not declared with param(), so a run would record and train "
             f'the default instead; declare it: {differ[0]}: type = param(default, "help")'
         )
+
+
+def game_values(game: Game | str, params: Mapping[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The game parameters a call gives: ``params`` and the keyword arguments, each
+    parameter once (which one won was silent)."""
+    if params is not None and not isinstance(params, Mapping):
+        raise GameError(f"params must be a dict of game parameters (name: value), got {type(params).__name__}")
+    if isinstance(game, str) and overrides:
+        cls = game_class(game)
+        _refuse_keywords(cls, params_mod.fields_of(cls), overrides, instance=False)
+    twice = sorted(set(params or {}) & set(overrides))
+    if twice:
+        raise GameError(f"game parameter {', '.join(twice)} given both in params and as a keyword; give it once")
+    return {**(params or {}), **overrides}
 
 
 def _solve_keywords() -> list[str]:
@@ -259,20 +301,12 @@ def solve(
         from mfax.solvers import solver_names
 
         raise GameError(f"algo must be a solver's name, got {algo!r}; allowed: {', '.join(solver_names())}")
-    for name, flag in (("overwrite", overwrite), ("progress", progress)):
-        if not isinstance(flag, bool):  # overwrite="no" is truthy: it replaced the run
-            raise GameError(f"{name} must be True or False, got {flag!r}")
-    if params is not None and not isinstance(params, Mapping):
-        raise GameError(f"params must be a dict of game parameters (name: value), got {type(params).__name__}")
-    if isinstance(game, str) and overrides:
-        cls = game_class(game)
-        _refuse_keywords(cls, params_mod.fields_of(cls), overrides, instance=False)
-    twice = sorted(set(params or {}) & set(overrides))
-    if twice:  # which one won was silent
-        raise GameError(f"game parameter {', '.join(twice)} given both in params and as a keyword; give it once")
+    _flag("overwrite", overwrite)
+    _flag("progress", progress)
+    out = None if out is None else user_path("out", out)
     config = config_of(
         game,
-        {**(params or {}), **overrides},
+        game_values(game, params, overrides),
         algo=algo,
         iterations=iterations,
         seeds=seeds,
@@ -308,10 +342,11 @@ def _first_paths(batch, num_paths: int | None):
 
     from mfax.dynamics.noise import NoiseBatch
 
-    if num_paths is None or num_paths == batch.num_paths:
+    if num_paths is None:
         return batch
-    if not 1 <= num_paths <= batch.num_paths:
-        raise GameError(f"num_paths must be in 1..{batch.num_paths} (the evaluation paths), got {num_paths}")
+    _count("num_paths", num_paths, 1, batch.num_paths, "the evaluation paths")
+    if num_paths == batch.num_paths:
+        return batch
     weight = batch.weight[:num_paths]
     return NoiseBatch(jax.tree.map(lambda x: x[:num_paths], batch.noise), weight / weight.sum(), exact=False)
 
@@ -332,8 +367,12 @@ def load(
     (a reference, or the game class itself) or ``trust_code`` is true, as
     ``mfax eval RUN --game/--trust-code``. A run of a game class defined in a script or
     notebook is read back by passing that class (or a reference to a file defining it)."""
+    path = user_path("path", path)
+    _flag("trust_code", trust_code)  # trust_code="no" imported the run's code
     if isinstance(game, type) and issubclass(game, Game):
         game = registry_reference(game, main=True)
+    elif game is not None and not isinstance(game, str):
+        raise GameError(f"game must be a game reference (a str) or a Game subclass, got {game!r}")
     if isinstance(which, int) and not isinstance(which, bool):  # a kept iteration as a number
         which = str(which)
     if not isinstance(which, str):
@@ -387,8 +426,8 @@ class Result:
 
     def policy_of(self, r: int):
         """Run ``r``'s policy."""
-        if not 0 <= r < self.config.num_runs:
-            raise GameError(f"run index {r} out of range; allowed: 0..{self.config.num_runs - 1}")
+        if not (params_mod.is_integer_from(r, 0) and r < self.config.num_runs):
+            raise GameError(f"run index {r!r} out of range; allowed: 0..{self.config.num_runs - 1}")
         return self.trainer.policy(self.states, r)
 
     @property
@@ -415,16 +454,20 @@ class Result:
 
         return path_moments(self.game, self.policy, _first_paths(self.eval_noise, num_paths))
 
-    def impulse_response(self, shock: float = -1.0, at: int = 1, innovations=None):
+    def impulse_response(self, shock: float | None = None, at: int | None = None, innovations=None):
         """The response of the game's moments under :attr:`policy` to a shock of ``shock``
-        standard deviations hitting the noise at ``t = at`` (or to the whole sequence of
-        standardised ``innovations``, ``(T + 1,)``), against the path without shocks
+        standard deviations (default -1) hitting the noise at ``t = at`` (default 1), or
+        to the whole sequence of standardised ``innovations``, ``(T + 1,)`` (then without
+        ``shock`` and ``at``), against the path without shocks
         (:class:`~mfax.evaluation.moments.ImpulseResponse`; its ``deviation()`` in
         percent or points)."""
         from mfax.evaluation.moments import impulse_response, shock_innovations
 
         if innovations is None:
+            shock, at = -1.0 if shock is None else shock, 1 if at is None else at
             innovations = shock_innovations(self.game.horizon, shock, at)
+        elif shock is not None or at is not None:  # (they were ignored)
+            raise GameError("give innovations, or shock and at, not both")
         return impulse_response(self.game, self.policy, innovations)
 
     def export(self, path: str | Path, format: str = "npz", num_paths: int | None = None, overwrite: bool = False):
@@ -434,6 +477,10 @@ class Result:
         manifest."""
         from mfax.run.export import export
 
+        path = user_path("path", path)
+        _flag("overwrite", overwrite)  # overwrite="no" replaced an export
+        if num_paths is not None and not params_mod.is_integer_from(num_paths, 1):
+            raise GameError(f"num_paths must be an integer >= 1 (evaluation paths to export), got {num_paths!r}")
         # the exported run's own game parameters (a sweep's config lists every value), as mfax export's
         source = {
             "run_index": self.run,
@@ -560,7 +607,7 @@ class Result:
             return None
         return plots.moment_curves_figure(self.game, self.moments(), times)
 
-    def plot_impulse_response(self, shock: float = -1.0, at: int = 1):
+    def plot_impulse_response(self, shock: float | None = None, at: int | None = None):
         """The impulse response (:meth:`impulse_response`) of every scalar moment."""
         return plots.irf_figure(self.game, self.impulse_response(shock, at))
 
@@ -569,6 +616,6 @@ class Result:
         """Write the run directory (config, metrics, summary, provenance, checkpoints) to
         ``path``: missing, empty or (``overwrite``) an mfax run. ``mfax eval``,
         ``mfax plot``, ``mfax train --resume`` and :func:`load` read it."""
-        run = RunDir(path)
-        run.write_files(self.files, overwrite)
+        run = RunDir(user_path("path", path))
+        run.write_files(self.files, _flag("overwrite", overwrite))  # overwrite="no" replaced a run
         return run.root

@@ -33,6 +33,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
@@ -68,8 +69,7 @@ def plot_run(
 
     trainer, policy, r, held = load_policy_at(run, consent=consent)  # validates the run before anything is written
     game = trainer.game_of(r)
-    if curve_times and not all(0 <= t <= game.horizon for t in curve_times):
-        raise GameError(f"the times of the curves must lie in 0..{game.horizon} (the horizon T), got {curve_times}")
+    check_curve_times(curve_times, game.horizon)
     if curve_times is not None and not any(len(spec.axes) == 1 for spec in game.moment_specs().values()):
         raise GameError(
             f"curve times (--curves-at) choose where moment_curves.png draws a game's curve moments (a Lorenz "
@@ -347,6 +347,19 @@ def moments_figure(game, moments):
     return fig
 
 
+def check_curve_times(times, horizon: int) -> None:
+    """Curve times (``None``: the defaults) must be integers in ``0..T``: -1 drew the last
+    date labelled "t = -1", and a time past ``T`` was drawn at ``T``."""
+    if times is None:
+        return
+    if (
+        not isinstance(times, list | tuple)
+        or not times
+        or not all(params.is_integer_from(t, 0) and t <= horizon for t in times)
+    ):
+        raise GameError(f"the times of the curves must be integers in 0..{horizon} (the horizon T), got {times!r}")
+
+
 def moment_curves_figure(game, moments, times: list[int] | None = None):
     """Each moment that is a curve over one axis (a Lorenz curve), in expectation over
     the noise paths, at ``times`` (default :func:`default_times`; a moment of the
@@ -354,6 +367,7 @@ def moment_curves_figure(game, moments, times: list[int] | None = None):
     names = [name for name, spec in moments.specs.items() if len(spec.axes) == 1]
     if not names:
         return None
+    check_curve_times(times, game.horizon)
     times = default_times(game.horizon) if times is None else times
     expected = moments.expected()
     fig, axes = _grid(len(names), 4.6, 3.8)

@@ -513,10 +513,12 @@ def tune(
     command line prints them). Bad arguments raise :class:`~mfax.errors.GameError` (one
     line) before anything is trained; without Optuna, one line saying how to install it.
     """
+    if log is not None and not callable(log):
+        raise GameError(f"log must be callable (it is called with each line), got {log!r}")
     say = log or (lambda line: None)
     for name, value, low in (("trials", trials, 1), ("batch", batch, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise GameError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= params_mod.INT32_MAX:
+            raise GameError(f"{name} must be an integer in {low}..{params_mod.INT32_MAX}, got {value!r}")
     api.check_time_budget(time_budget)
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float)):
         raise GameError(f"a fixed lr must be one number (a list is a search: --space lr=low:high:log), got {lr!r}")
@@ -528,7 +530,7 @@ def tune(
         "paths": paths,
         "eval_every": eval_every,
         "eval_paths": eval_paths,
-        "params": {**(params or {}), **overrides},
+        "params": api.game_values(game, params, overrides),
     }
     config = api.config_of(
         game,
@@ -549,7 +551,7 @@ def tune(
     defaults = _default_values(config, chosen, search)
     _check_ends(search, config, chosen)
     optuna = _optuna()
-    root = None if out is None else Path(out)
+    root = None if out is None else api.user_path("out", out)
     settings = _settings(config, chosen, time_budget)
     if root is None:
         return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
