@@ -316,6 +316,18 @@ def test_conflicting_or_odd_arguments_are_one_line(tmp_path):
         mfax.check_game("beach_bar")
     with pytest.raises(mfax.GameError, match=r"which must be 'last', 'best' or a kept iteration, got 1\.5"):
         mfax.load(tmp_path, which=1.5)
+    # found by an audit of the Python API (tracebacks, or a message naming the metaclass)
+    game = mfax.make("sis")
+    with pytest.raises(mfax.GameError, match=r"key must be a JAX random key .*got 3"):
+        mfax.check_game(game, key=3)
+    with pytest.raises(KeyError, match=r"no check named 'nope'; the report's checks: sizes\.integers, "):
+        mfax.check_game(game)["nope"]
+    with pytest.raises(mfax.GameError, match=r"got the class SIS \(give an instance: SIS\(...\)\)"):
+        mfax.solve(type(game), "fp", iterations=1)
+    with pytest.raises(mfax.GameError, match=r"a sweep takes a list of games, got one game \('sis'\)"):
+        mfax.games.stack_games(game)
+    other = mfax.make("sis", recovery=0.4)
+    assert np.shape(mfax.games.stack_games(g for g in (game, other)).recovery) == (2,)  # a generator too
 
 
 class SISBonus(SISDelegate):

@@ -49,6 +49,7 @@ def test_make_overrides_and_defaults():
         ("macro", {"num_wealth": 1}, "num_wealth must be >= 2"),
         ("linear_quadratic", {"num_states": 2.5}, "must be int"),
         ("linear_quadratic", {"common_noise": 1}, "must be bool"),
+        ("sis", {"report_error": -1.0}, r"report_error must be >= 0 \(the size of the error\), got -1.0"),
     ],
 )
 def test_bad_input_is_refused_with_one_line(name, params, match):

@@ -98,6 +98,7 @@ def test_list_shows_the_ranges():
         (dict(algo="omd", trials=10**12), "trials must be an integer in 1..2147483647, got 1000000000000"),
         (dict(algo="omd", log=3), "log must be callable"),
         (dict(algo="omd", out=5), "out must be a path (a str or a pathlib.Path), got 5"),
+        (dict(algo="omd", space=["lr"]), "space must be a dict (hyper-parameter: range or None), got list"),
     ],
 )
 def test_bad_inputs(kwargs, message):

@@ -2,7 +2,10 @@
 
 A user error is bad input: a message of one line that names what is wrong and what is
 allowed. The command line prints it as ``mfax: error: <message>`` and exits with status 2,
-without a traceback; library callers catch :class:`MfaxError`.
+without a traceback; library callers catch :class:`MfaxError`. A training that goes
+non-finite is not a refusal of its input but an outcome: it raises
+``mfax.run.train.TrainingDiverged``, a ``RuntimeError`` (the command line prints its one
+line and exits with status 1).
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ class SIS(Game):
         for name in ("initial_infected", "severe_probability", "home_factor", "recovery"):
             value = getattr(self, name)
             check((0.0 <= value) & (value <= 1.0), f"{name} must lie in [0, 1], got {value}")
+        check(self.report_error >= 0.0, f"report_error must be >= 0 (the size of the error), got {self.report_error}")
         for name in ("beta_mild", "beta_severe"):
             value = getattr(self, name)
             message = f"{name} must lie in [0, 1] (it is a probability at I = 1), got {value}"

@@ -21,7 +21,7 @@ of every other.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,15 @@ def _roles(cls: type) -> tuple[list[str], list[str]]:
     fields = dataclasses.fields(cls)
     static = [f.name for f in fields if f.metadata.get("static", False)]
     return static, [f.name for f in fields if f.name not in static]
+
+
+def _listed(games: Iterable[Game]) -> list[Game]:
+    """The games of a sweep as a list (a generator too)."""
+    if isinstance(games, Game):
+        raise GameError(f"a sweep takes a list of games, got one game ({games.name!r}); give [game, ...]")
+    if not isinstance(games, Iterable):
+        raise GameError(f"a sweep takes a list of games, got {type(games).__name__}")
+    return list(games)
 
 
 def _kind(games: Sequence[Game]) -> type:
@@ -58,6 +67,7 @@ def _differs(values: list) -> bool:
 def swept_fields(games: Sequence[Game]) -> list[str]:
     """Names of the traced parameters whose values differ between ``games`` (in
     declaration order); empty when all are equal or there is one game."""
+    games = _listed(games)
     cls = _kind(games)
     return [name for name in _roles(cls)[1] if _differs([getattr(g, name) for g in games])]
 
@@ -71,6 +81,7 @@ def stack_games(games: Sequence[Game]) -> Game:
     or differs in a static parameter (naming it, both values and the parameters that can
     be swept). The games are not validated again: build them with :func:`mfax.make`.
     """
+    games = _listed(games)
     cls = _kind(games)
     static, traced = _roles(cls)
     for name in static:

@@ -155,7 +155,7 @@ class CheckReport:
         for result in self.results:
             if result.name == name:
                 return result
-        raise KeyError(name)
+        raise KeyError(f"no check named {name!r}; the report's checks: {', '.join(r.name for r in self.results)}")
 
     def __str__(self) -> str:
         lines = [f"{r.status.upper()} {r.name}" + (f": {r.detail}" if r.detail else "") for r in self.results]
@@ -204,6 +204,9 @@ def check_game(game: Game, *, key: jax.Array | None = None) -> CheckReport:
             f"check_game expects a game instance (mfax.make(name), or your class with its parameters), "
             f"got {type(game).__name__}"
         )
+    typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if key is not None and not (typed or (isinstance(key, jax.Array) and key.shape == (2,))):
+        raise GameError(f"key must be a JAX random key (jax.random.key(seed) or PRNGKey(seed)), got {key!r:.60}")
     return _report(game, key, expensive=True)
 
 

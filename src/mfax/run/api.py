@@ -159,7 +159,10 @@ def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[
     if isinstance(game, str):
         return game, values
     if not isinstance(game, Game):
-        raise GameError(f"game must be a Game instance or a game reference string, got {type(game).__name__}")
+        got = type(game).__name__
+        if isinstance(game, type):  # (its metaclass's name said nothing)
+            got = f"the class {game.__name__} (give an instance: {game.__name__}(...))"
+        raise GameError(f"game must be a Game instance or a game reference string, got {got}")
     cls = type(game)
     declared = params_mod.fields_of(cls)
     if values:
@@ -289,7 +292,10 @@ def solve(
     ``callback``) are described in :mod:`mfax.run.api`. ``out``: also keep the run
     directory there (``overwrite``: replace an mfax run there). ``progress``: show a
     progress bar. Bad arguments raise :class:`~mfax.errors.GameError` with one line
-    saying what is allowed; before anything is trained.
+    saying what is allowed; before anything is trained. A training that produces a NaN
+    or inf raises :class:`~mfax.run.train.TrainingDiverged` (a ``RuntimeError``, not a
+    refusal of the input: it names the iteration and the quantity; with ``out`` the last
+    good checkpoint stays).
     """
     started = time.perf_counter()
     enable_compilation_cache()

@@ -167,7 +167,12 @@ def search_space(algo: str, space: dict[str, Any] | None, fixed_hp: dict[str, An
                 f"name what to search with --space key=low:high[:log]; searchable: {', '.join(names)}"
             )
         return {k: parse_range(k, declared, names[k][0]) for k, declared in chosen.items()}
-    if not isinstance(space, dict) or not space:
+    if not isinstance(space, dict):
+        raise GameError(
+            f"space must be a dict (hyper-parameter: range or None), got {type(space).__name__}; "
+            f"searchable: {', '.join(names)}"
+        )
+    if not space:
         raise GameError(f"space must name at least one hyper-parameter; searchable: {', '.join(names)}")
     out = {}
     for key, text in space.items():
