@@ -172,6 +172,17 @@ def test_save_load_and_export_refuse_switches_and_paths_of_other_types(tmp_path)
     assert {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()} == before
 
 
+def test_numpy_scalars_are_read_as_the_numbers_they_hold():
+    """np.int64 counts and sizes were refused ("must be int") and np.float32 parameters too,
+    while np.float64 passed (it subclasses float): a loop over np.arange could not solve."""
+    assert mfax.make("beach_bar", num_states=np.int64(7), gamma=np.float32(0.5)).num_states == 7
+    result = mfax.solve(
+        "sis", "fp", iterations=np.int64(2), eval_every=np.int32(1), common_noise=False, recovery=np.float32(0.25)
+    )
+    assert result.iterations == 2 and result.config.params["recovery"] == 0.25
+    assert type(result.config.iterations) is int and type(result.config.params["recovery"]) is float
+
+
 def test_plot_methods_return_figures():
     result = mfax.solve("beach_bar", "fp", iterations=2, **SMALL_GAME)
     for figure in (result.plot_exploitability(), result.plot_mean_field(2), result.plot_policy(2)):

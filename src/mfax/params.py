@@ -140,7 +140,12 @@ def is_integer_from(value: Any, low: int) -> bool:
 
 def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
     """Check a value against the type of the field's default; ints widen to floats;
-    NaN and infinities are refused (no parameter means anything by them)."""
+    NaN and infinities are refused (no parameter means anything by them). A numpy scalar
+    is read as the Python number it holds (``np.int64(5)``, ``np.float32(0.5)``)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
     default = field.default
     bad = GameError(f"parameter {field.name!r} of {owner} must be {type(default).__name__}, got {value!r}")
     if isinstance(default, bool):

@@ -246,12 +246,24 @@ def check_time_budget(time_budget: Any) -> None:
         raise GameError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
 
 
+def _plain(value: Any) -> Any:
+    """Numpy scalars (``np.int64(5)`` from ``np.arange``) as the Python numbers they hold,
+    inside lists and dicts too: counts and settings are checked as Python types."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def config_of(game: Game | str, values: dict[str, Any], **given: Any) -> TrainConfig:
     """The resolved training config :func:`solve` runs for ``game`` (a reference with
     its parameter ``values``, or an instance) and the other :class:`TrainConfig` fields
     in ``given`` (``None``: the default); one-line errors for anything wrong."""
-    reference, values = _recorded_game(game, values)
-    given = {"game": reference, "params": values, **given}
+    reference, values = _recorded_game(game, _plain(values))
+    given = {"game": reference, "params": values, **_plain(given)}
     config = resolve(from_dict({k: v for k, v in given.items() if v is not None}))
     if given.get("lr") is not None:
         check_lr_used(config.algo)
