@@ -311,6 +311,19 @@ def test_training_that_cannot_fit_is_refused_with_the_estimate(tmp_path):
     assert not out.exists()
 
 
+def test_an_evaluation_that_alone_cannot_fit_is_named_as_such(tmp_path):
+    """--eval-paths 10^9 on sis: the refusal named "one training iteration (sis, spg, 8
+    noise paths)", the training's figures, and asked for fewer --paths; it is the
+    evaluation of each checkpoint, and the training alone would fit."""
+    out = tmp_path / "run"
+    args = ["train", "--game", "sis", "--algo", "spg", "--noise", "sample", "--eval-paths", "1000000000"]
+    one_line_error(
+        [*args, "--out", str(out), "--no-progress"],
+        "evaluating a checkpoint (sis, 1000000000 evaluation noise paths) needs about",
+    )
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["train", "eval"])
 def test_a_huge_economy_is_refused_by_its_memory_estimate_before_its_checks(tmp_path, monkeypatch, command):
     """macro with num_wealth=1000000 (5 million states): `mfax train` ran the game's checks

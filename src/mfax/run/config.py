@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfax import params
+from mfax import memory, params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
 from mfax.errors import GameError
 from mfax.games import game_class, make
@@ -239,6 +239,12 @@ def _check_memory(config: TrainConfig, game) -> None:
     need = training_bytes(config, game, None if exact is None else exact.num_paths, support_size)
     runs = config.num_runs
     hp = config.hparams
+    if exact is None:
+        alone = training_bytes(dataclasses.replace(config, eval_paths=1), game, None, support_size)
+        free = memory.available_bytes()  # (the figure require compares with)
+        if free is not None and alone <= free < need:  # only the evaluation does not fit: say so
+            what = f"evaluating a checkpoint ({config.game}, {config.eval_paths} evaluation noise paths)"
+            require(need, what, "use fewer --eval-paths (the training iterations alone would fit)")
     if samples_populations(hp):
         size = f"{hp['num_envs']} populations of {hp['num_agents']} agents"
         knobs = "fewer or smaller populations (--hp num_envs / num_agents"
