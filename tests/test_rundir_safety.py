@@ -154,6 +154,14 @@ def test_a_run_without_the_marker_still_resumes_and_a_bare_foreign_config_is_no_
 # -- one writer per run directory ---------------------------------------------------------
 
 
+def test_a_link_to_nothing_as_the_run_directory_is_one_line(tmp_path):
+    """--out naming a link whose target does not exist ended in "File exists"."""
+    (tmp_path / "run").symlink_to(tmp_path / "gone")
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(tmp_path / "run"), *QUIET])
+    one_error_line(result, f"it is a link to {str(tmp_path / 'gone')!r}, which does not exist")
+    assert (tmp_path / "run").is_symlink() and not (tmp_path / "gone").exists()
+
+
 def test_a_directory_that_cannot_be_created_is_not_announced(tmp_path):
     """/proc refuses new directories (the check before the solver is built cannot see
     that): the one error line is all that is printed, no "run directory:" line first."""

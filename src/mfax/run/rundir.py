@@ -507,6 +507,11 @@ class RunDir:
         missing or empty, or it is an mfax run and ``overwrite`` is set."""
         root = str(self.root)
         if not self.root.exists():
+            if self.root.is_symlink():  # a link to nothing: the directory cannot be made there ("File exists")
+                raise GameError(
+                    f"cannot create run directory {root!r}: it is a link to {os.readlink(self.root)!r}, which does "
+                    "not exist; create that directory, or give another path"
+                )
             above = file_above(self.root)
             if above is not None:
                 raise GameError(f"cannot create run directory {root!r}: {str(above)!r} is not a directory")
