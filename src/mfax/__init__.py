@@ -6,6 +6,7 @@ nothing heavy before they need it.
 """
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from mfax.errors import GameError, MfaxError
@@ -21,20 +22,6 @@ _GAMES = ("CheckReport", "Game", "check_game", "game_names", "make", "register")
 # solving from Python (mfax.run.api)
 _API = ("Relative", "Result", "load", "solve")
 _TUNE = ("TuneResult", "tune")
-_SUBMODULES = (
-    "compiling",
-    "dynamics",
-    "evaluation",
-    "freememory",
-    "games",
-    "memory",
-    "params",
-    "policies",
-    "run",
-    "sharding",
-    "solvers",
-    "tracing",
-)
 
 
 def __getattr__(name: str):
@@ -42,8 +29,6 @@ def __getattr__(name: str):
         from mfax import games
 
         return getattr(games, name)
-    if name in _SUBMODULES:  # ``import mfax; mfax.games.make(...)``
-        return importlib.import_module(f"mfax.{name}")
     if name in _API:
         from mfax.run import api
 
@@ -52,6 +37,8 @@ def __getattr__(name: str):
         from mfax.run import tune
 
         return getattr(tune, name)
+    if not name.startswith("_") and importlib.util.find_spec(f"mfax.{name}") is not None:
+        return importlib.import_module(f"mfax.{name}")  # ``import mfax; mfax.games.make(...)``
     raise AttributeError(f"module 'mfax' has no attribute {name!r}")
 
 

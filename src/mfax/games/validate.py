@@ -364,21 +364,24 @@ CHECK_NAMES: tuple[str, ...] = ("sizes.integers", "sizes.gamma", "jit.traceable"
 def _report(game: Game, key, expensive: bool) -> CheckReport:
     name = getattr(game, "name", type(game).__name__)
     _parameter_types(game, name)
-    set_here = params.changed(game)
     run = _Runner()
+
+    def report(coverage: str = "") -> CheckReport:
+        return CheckReport(name, tuple(_ordered(run, expensive)), coverage, params.changed(game))
+
     run("sizes.integers", lambda: _sizes(game))
     run("sizes.gamma", lambda: _gamma(game))
     later = _NUMERIC + (_EXPENSIVE if expensive else ())
     if run.results["sizes.integers"].status != "pass":
         run.skip_all(("jit.traceable", *later), "needs sizes.integers")
-        return CheckReport(name, tuple(_ordered(run, expensive)), set_here=set_here)
+        return report()
     n, m, horizon = (operator.index(getattr(game, a)) for a in ("n_states", "n_actions", "horizon"))
     out, broken = _evaluate(game, key, n, horizon)  # key None: PRNGKey(0), made in the program
     if "start" in broken:
         run("jit.traceable", lambda: _traceable(broken))
         run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
         run.skip_all(later, "sample_noise and initial_mean_field must trace first")
-        return CheckReport(name, tuple(_ordered(run, expensive)), set_here=set_here)
+        return report()
     mu0 = out["initial_mean_field_shape"]
     coverage, path = out.pop("coverage", ""), out.pop("path", None)
     run("initial_mean_field.shape", lambda: _shape(mu0, (n,), "initial mean field", floating=True))
@@ -386,7 +389,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
     if run.results["initial_mean_field.shape"].status != "pass":  # the rest is traced with it
         run("noise_support.weights_sum_to_one", lambda: _support_weights(game))
         run.skip_all(later, "needs initial_mean_field.shape")
-        return CheckReport(name, tuple(_ordered(run, expensive)), set_here=set_here)
+        return report()
 
     def get(what: str):
         if what not in out:
@@ -427,7 +430,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
         for check, result in run.results.items():
             if result.status == "fail":
                 run.results[check] = result._replace(detail=f"{result.detail} (on {path})")
-    return CheckReport(name, tuple(_ordered(run, expensive)), coverage, set_here)
+    return report(coverage)
 
 
 def _parameter_types(game: Game, name: str) -> None:

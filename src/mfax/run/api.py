@@ -145,11 +145,6 @@ def user_path(name: str, value: Any) -> Path:
     return Path(value)
 
 
-def _count(name: str, value: Any, low: int, high: int, what: str) -> None:
-    if not (params_mod.is_integer_from(value, low) and value <= high):
-        raise GameError(f"{name} must be an integer in {low}..{high} ({what}), got {value!r}")
-
-
 def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The game reference and parameters a config records for ``game``: a reference
     string with ``values``, or a game instance (then without ``values``) by its class's
@@ -362,7 +357,9 @@ def _first_paths(batch, num_paths: int | None):
 
     if num_paths is None:
         return batch
-    _count("num_paths", num_paths, 1, batch.num_paths, "the evaluation paths")
+    if not (params_mod.is_integer_from(num_paths, 1) and num_paths <= batch.num_paths):
+        allowed = f"1..{batch.num_paths} (the evaluation paths)"
+        raise GameError(f"num_paths must be an integer in {allowed}, got {num_paths!r}")
     if num_paths == batch.num_paths:
         return batch
     weight = batch.weight[:num_paths]

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import jax
 import typer
 
 from mfax import memory, params
@@ -203,12 +202,11 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"(mean {100 * res.den_haan_mean:.3f}%), outside the households' grids (clamped): capital "
         f"{100 * res.outside_grid:.1f}%, z {100 * res.z_outside_grid:.1f}% of (path, t)"
     )
-    float64, scale = jax.config.jax_enable_x64, res.policy_return
-    info = res.exploitability_info
-    info = "" if info is None else f", information-consistent {info:.4g}{negative_words(info, scale, float64)}"
+    scale, info = res.policy_return, res.exploitability_info
+    info = "" if info is None else f", information-consistent {info:.4g}{negative_words(info, scale)}"
     typer.echo(
         f"  exact exploitability of the KS policy on {_eval_paths_words(summary['eval_paths'], game)}: per path "
-        f"{res.exploitability:.4g}{negative_words(res.exploitability, scale, float64)}{info}"
+        f"{res.exploitability:.4g}{negative_words(res.exploitability, scale)}{info}"
     )
     if out is not None:
         _write_outputs(
@@ -340,7 +338,7 @@ def register(app: typer.Typer) -> None:
             f"last move {eq.move:.3g}, {'converged' if eq.converged else 'NOT converged to tol'}"
         )
         typer.echo(f"  r_t: {eq.r[0]:.6g} -> {eq.r[-1]:.6g}   W_t: {eq.W[0]:.6g} -> {eq.W[-1]:.6g}")
-        below = negative_words(eq.exploitability, float(eq.mu[0] @ eq.value), jax.config.jax_enable_x64)
+        below = negative_words(eq.exploitability, float(eq.mu[0] @ eq.value))
         typer.echo(f"  exploitability of the best response under its own mean field: {eq.exploitability:.3g}{below}")
         if out is not None:
             _write_outputs(

@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
         from mfax.evaluation.exploitability import negative_words
 
         row = next(r for r in result.trials if r["trial"] == result.best_trial)
-        below = negative_words(result.best_value, row.get("policy_return"), result._search.float64)
+        below = negative_words(result.best_value, row.get("policy_return"))
         typer.echo(f"best: trial {result.best_trial}, exploitability {result.best_value:.6g}{below} with {best}")
         if result.default_value is not None:
             typer.echo(f"  the default hyper-parameters reached {result.default_value:.6g} on the same budget")

@@ -46,7 +46,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from mfax import params as params_mod
@@ -259,11 +258,6 @@ class _Search:
     fixed_hp: dict[str, Any]
     fixed_lr: float | None
     time_budget: float | None
-
-    @property
-    def float64(self) -> bool:
-        """Whether its trials run in float64 (the precision a value below zero is read in)."""
-        return bool(jax.config.jax_enable_x64)
 
     @property
     def batched(self) -> bool:
@@ -691,7 +685,7 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                 else:
                     study.tell(t, o.value)
                     complete += 1
-                say(_trial_line(t.number, o, t.params, search.float64))
+                say(_trial_line(t.number, o, t.params))
             if root is not None:
                 _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
         rows = _trial_rows(study, search.space)
@@ -722,8 +716,8 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
     return result
 
 
-def _trial_line(number: int, outcome: _Outcome, values: dict[str, Any], float64: bool = False) -> str:
-    below = negative_words(outcome.value, outcome.policy_return, float64)
+def _trial_line(number: int, outcome: _Outcome, values: dict[str, Any]) -> str:
+    below = negative_words(outcome.value, outcome.policy_return)
     value = "failed" if outcome.value is None else f"{outcome.value:.6g}{below}"
     shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
     note = f" {outcome.note}" if outcome.note else ""
