@@ -338,7 +338,7 @@ def run_cell(game_name: str, game, batch, algo: str, args) -> dict:
         solver = build_solver(algo, game, batch, length)
         states = driver.initial_states(solver, [0], [0.0])
         start = time.perf_counter()
-        run = driver.chunk(solver, length).lower(states).compile()
+        run = driver.compiled_chunk(solver, length, states)  # as mfax train calls it (omi: LAPACK on one thread)
         row["compile_s"] = time.perf_counter() - start
         states, metrics = run(states)
         expl = np.asarray(metrics.exploitability)[0]

@@ -73,6 +73,7 @@ WORK = {
     "pushforward": ("run_config", "sizes_of"),
     "t126_settings": ("run_setting",),
     "sweep_training": ("compiled_chunk",),
+    "blas_threads": ("time_game",),
 }
 
 
@@ -117,6 +118,10 @@ WORK = {
         ("sweep_training", ["--algo", "nosuch"], ["--algo", "nosuch", "rspg"]),
         ("sweep_training", ["--length", "0"], ["--length", ">= 1"]),
         ("sweep_training", ["--repeats", "-1"], ["--repeats", ">= 1"]),
+        ("blas_threads", ["--games", "nosuch"], ["--games", "nosuch", "mfglib.crowd_motion"]),
+        ("blas_threads", ["--games", ","], ["--games", "(none given)"]),
+        ("blas_threads", ["--load", "-1"], ["--load", ">= 0"]),
+        ("blas_threads", ["--rounds", "0"], ["--rounds", ">= 1"]),
     ],
 )
 def test_scripts_refuse_bad_options(load, capsys, monkeypatch, script, argv, words):
@@ -563,3 +568,14 @@ def test_sweep_training_names(load, capsys, monkeypatch, tmp_path):
             f"Produced by `python bench/sweep_training.py {' '.join(argv)}`"
             in (tmp_path / f"{expected}.md").read_text()
         )
+
+
+def test_blas_threads_times_both_settings_and_writes_its_table(load, capsys, tmp_path):
+    blas = load("blas_threads")
+    rows = blas.main(["--games", "mfglib.beach_bar", "--rounds", "2", "--length", "2", "--out", str(tmp_path)])
+    assert last_line(capsys) == f"wrote {tmp_path / 'blas_threads'}.{{md,json}}"
+    (row,) = rows
+    assert row["game"] == "mfglib.beach_bar" and len(row["ratios"]) == 2
+    assert row["default_s"] > 0 and row["one_s"] > 0
+    assert "| mfglib.beach_bar | 3, 4 |" in (tmp_path / "blas_threads.md").read_text()
+    assert not jax.config.jax_enable_x64  # float64 for the timings only

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import numpy as np
 import pytest
@@ -223,3 +225,54 @@ def test_the_checks_compile_with_the_options_their_size_gives(monkeypatch):
     validate._check(game)
     assert sizes and set(sizes) == {(1 + 12) * 30 * 10 * 11}  # 12 support paths and the first path
     assert given and all(options == {"xla_backend_optimization_level": 0} for options in given)
+
+
+# -- LAPACK's threads in programs that factorise -------------------------------------------
+def _no_blas_thread_env(monkeypatch):
+    for name in compiling.BLAS_THREAD_ENVS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _blas_threads() -> list[int]:
+    import threadpoolctl
+
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_a_factorising_program_runs_lapack_on_one_thread_and_the_setting_comes_back(monkeypatch):
+    _no_blas_thread_env(monkeypatch)
+    cholesky = jax.jit(jax.numpy.linalg.cholesky)
+    cholesky(np.eye(3, dtype=np.float32)).block_until_ready()  # jaxlib loads its LAPACK
+    before = _blas_threads()
+    assert before, "no BLAS library found by threadpoolctl"
+    seen = []
+
+    def program(x):
+        seen.append(_blas_threads())
+        return cholesky(x)
+
+    limited = compiling.one_blas_thread(program)
+    assert limited is not program
+    assert np.allclose(limited(4.0 * np.eye(3, dtype=np.float32)), 2.0 * np.eye(3))
+    assert seen == [[1] * len(before)]
+    assert _blas_threads() == before
+    # a thread count the environment sets is the user's: mfax leaves it alone
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert compiling.one_blas_thread(program) is program
+
+
+@pytest.mark.parametrize("algo,limited", [("omi", True), ("fp", False)])
+def test_only_solvers_that_factorise_run_under_the_limit(monkeypatch, algo, limited):
+    _no_blas_thread_env(monkeypatch)
+    calls = []
+
+    class Controller:
+        def limit(self, **kwargs):
+            calls.append(kwargs)
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(compiling, "_blas_controller", Controller)
+    with jax.enable_x64(True):
+        mfax.solve("mfglib.beach_bar", algo, iterations=2)
+    assert calls == ([{"limits": 1, "user_api": "blas"}] * len(calls) if limited else [])
+    assert bool(calls) == limited

@@ -36,6 +36,16 @@ says. Inside mfax's programs it replaces JAX's own ``jax_default_matmul_precisio
 (which ``default`` leaves in force); functions a user calls in their own ``jax.jit``
 (``mfax.evaluation.policy_value``, say) follow JAX's setting. Runs record it in
 ``provenance.json``.
+
+Factorisations: on the CPU, XLA hands a Cholesky factorisation or a triangular solve to
+the LAPACK jaxlib loads (in the PyPI wheels, scipy's OpenBLAS), whose own pool of threads
+(one per core) then competes with XLA's threads and with whatever else the machine runs,
+and on a busy machine waits for cores it does not get. Programs that factorise
+(occupation-measure inclusion's projection: ``Solver.factorises``) therefore run with
+the process's BLAS/LAPACK libraries limited to one thread for the call
+(:func:`one_blas_thread`, through ``threadpoolctl``), the setting restored after it,
+unless the environment sets the library's thread count itself (:data:`BLAS_THREAD_ENVS`);
+what it gives is measured in ``bench/results/compiler_options.md``.
 """
 
 from __future__ import annotations
@@ -62,6 +72,10 @@ PRECISIONS = {"float32": "float32", "tensorfloat32": "tensorfloat32", "default":
 # (measured: bench/results/latency_checks_2026-12-04.md).
 ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 ONCE_MAX_WORK = 1 << 22
+
+# Set in the environment, any of these says how many threads BLAS/LAPACK may use, and
+# mfax leaves that choice alone (one_blas_thread).
+BLAS_THREAD_ENVS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
 @functools.cache
@@ -156,3 +170,41 @@ def filter_jit(fn):
 
     compiled: dict = {}
     return wrapper
+
+
+class _OneBlasThread:
+    """A compiled program called to completion with the BLAS/LAPACK libraries the process
+    has loaded limited to one thread; their settings restored after the call."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            # XLA runs the program after the call returns: wait for it inside the limit
+            return jax.block_until_ready(self.fn(*args, **kwargs))
+
+
+_BLAS_CONTROLLER = None
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS/LAPACK libraries, made at the first limited
+    call: after a factorising program was compiled, so it sees the LAPACK that program calls
+    (jaxlib loads it while lowering the first factorisation)."""
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        import threadpoolctl
+
+        _BLAS_CONTROLLER = threadpoolctl.ThreadpoolController()
+    return _BLAS_CONTROLLER
+
+
+def one_blas_thread(fn):
+    """``fn`` (a compiled program that factorises) as it will run: on the CPU, a callable
+    that runs it to completion with BLAS/LAPACK limited to one thread (module docstring);
+    ``fn`` itself on other backends or where the environment sets a BLAS thread count
+    (:data:`BLAS_THREAD_ENVS`)."""
+    if jax.default_backend() != "cpu" or any(os.environ.get(name) for name in BLAS_THREAD_ENVS):
+        return fn
+    return _OneBlasThread(fn)

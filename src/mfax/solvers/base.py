@@ -83,6 +83,9 @@ class Solver(eqx.Module):
 
     * ``exact_program``: compile with :func:`mfax.compiling.compiler_options` (the XLA
       options chosen for the exact programs) rather than XLA's defaults;
+    * ``factorises``: its step factorises matrices (a Cholesky, say), which XLA's CPU
+      backend hands to LAPACK: its programs run with LAPACK on one thread
+      (:func:`mfax.compiling.one_blas_thread`);
     * ``trace_name``: the retrace counter's key (:mod:`mfax.tracing`);
     * ``nonfinite_cause``: what a non-finite iteration of this solver means and what to
       do, added to the driver's message (``""``: nothing to add);
@@ -91,6 +94,7 @@ class Solver(eqx.Module):
     """
 
     exact_program: ClassVar[bool] = True
+    factorises: ClassVar[bool] = False
     trace_name: ClassVar[str] = "chunk"
     nonfinite_cause: ClassVar[str] = ""
     update_name: ClassVar[str] = ""

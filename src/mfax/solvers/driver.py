@@ -152,14 +152,20 @@ def compiled_chunk(solver: Solver, length: int, states: Any, games: Sequence[Gam
         with _COMPILED_LOCK:
             if key in _COMPILED:
                 _COMPILED.move_to_end(key)
-                return _COMPILED[key]
+                return _as_run(solver, _COMPILED[key])
     compiled = chunk(solver, length, games).lower(states).compile()
     if key is not None:
         with _COMPILED_LOCK:
             _COMPILED[key] = compiled
             while len(_COMPILED) > _COMPILED_KEEP:
                 _COMPILED.popitem(last=False)
-    return compiled
+    return _as_run(solver, compiled)
+
+
+def _as_run(solver: Solver, compiled):
+    """The compiled chunk as it is called: with LAPACK on one thread where the solver
+    factorises (:func:`mfax.compiling.one_blas_thread`, which reads the environment now)."""
+    return compiling.one_blas_thread(compiled) if solver.factorises else compiled
 
 
 def first_nonfinite(metrics: Metrics, start_iteration: int, solver: Solver | None = None) -> str | None:

@@ -650,6 +650,7 @@ class OMISolver(_OccupationSolver):
     ``max |A_L L - b|`` of the state the step starts from."""
 
     trace_name = "omi_chunk"
+    factorises = True  # the projection's Newton steps: Cholesky factors (solve_block_tridiagonal)
     update_name = "policy update"
     nonfinite_cause = (
         "the projection onto occupation measures did not converge (its result is NaN then); a smaller "
