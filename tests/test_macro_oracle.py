@@ -93,8 +93,16 @@ def test_solve_macro_command(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
     assert record["converged"] and len(record["r"]) == 32 and record["residual"] < 1e-8
-    assert abs(record["exploitability"]) < 1e-7
+    assert abs(record["exploitability"]) < 1e-7 and record["stalled"] is False
     assert (tmp_path / "macro_equilibrium.json").exists() and (tmp_path / "prices.png").exists()
+    # a stall (the damping cut until the damped move is below tol) is said as such; it read
+    # "last move 0, NOT converged to tol", as if --max-iter had run out
+    stall = CliRunner().invoke(app, ["solve-macro", "--set", "num_wealth=20", "--set", "horizon=8", "--json"])
+    assert stall.exit_code == 0, stall.output
+    assert "stalled (the gap stopped shrinking: the damping was cut to " in stall.output
+    assert json.loads(stall.output.strip().splitlines()[-1])["stalled"] is True
+    capped = CliRunner().invoke(app, ["solve-macro", "--set", "num_wealth=20", "--set", "horizon=8", "--max-iter", "3"])
+    assert "NOT converged to tol within --max-iter" in capped.output
     bad = CliRunner().invoke(app, ["solve-macro", "--set", "common_noise=true"])
     assert bad.exit_code == 2
 

@@ -502,6 +502,12 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     assert (tmp_path / "elsewhere.png").read_text() == "a figure of mine" and not (out / "irf.json").exists()
     (out / "plots" / "irf.png").unlink()
     (tmp_path / "kept_irf.json").rename(out / "irf.json")
+    # a figure named NAME.PNG is mfax's the second time too (it was refused as "mfax did not write it")
+    for _ in range(2):
+        upper = runner.invoke(
+            app, ["irf", str(out), "--plot", str(tmp_path / "figs" / "irf.PNG"), "--out", str(tmp_path / "i.json")]
+        )
+        assert upper.exit_code == 0, upper.output
     for text, says in (
         ("0,1", "--innovations needs T + 1 = 7 numbers (e_0..e_T), got 2"),
         ("0,,1,0,0,0,0,0", "entry 1 is empty"),  # not skipped: it would move the shock to t = 1

@@ -763,3 +763,93 @@ def test_irf_json_never_replaces_a_figure(tmp_path):
         output_writable(record)
     result = runner.invoke(app, ["irf", str(tmp_path / "run"), "--out", str(figure)])
     one_error_line(result, f"--out names a .json file (the response is written as JSON), got {str(figure)!r}")
+
+
+# -- a run --overwrite replaces is kept until the new one has a checkpoint -----------------
+DEFECTIVE_GAME = """
+from typing import ClassVar
+import jax.numpy as jnp
+from mfax.games import NoCommonNoise, dense_kernel
+from mfax.games.base import discount
+from mfax.params import param
+
+
+class G(NoCommonNoise):
+    name: ClassVar[str] = "g"
+    horizon: int = param(3, "T")
+    gamma: float = discount(1.0)
+    n_actions: ClassVar[int] = 2
+    n_states: ClassVar[int] = 3
+
+    def state_features(self): return jnp.arange(3.0)[:, None]
+    def action_values(self): return jnp.array([0.0, 1.0])
+    def initial_mean_field(self, noise): return jnp.ones(3) / 3
+    def observation(self, mu, noise, t): return mu
+    def kernel(self, mu, noise, t): return dense_kernel(jnp.broadcast_to(jnp.eye(3)[:, None, :], (3, 2, 3)))
+    def reward(self, mu, mu_next, noise, t): return REWARD
+"""
+
+
+def _defective(tmp_path, reward: str) -> str:
+    path = tmp_path / f"defective_{abs(hash(reward))}.py"
+    path.write_text(DEFECTIVE_GAME.replace("REWARD", reward))
+    return f"{path}:G"
+
+
+def _without_lock(root) -> dict[str, bytes]:
+    return {name: data for name, data in tree(root).items() if name != "mfax.lock"}
+
+
+@pytest.mark.parametrize("reward", ["jnp.zeros((2, 3))", "jnp.full((3, 2), jnp.nan)"])
+def test_overwrite_with_a_game_that_fails_unchecked_puts_the_old_run_back(run_copy, tmp_path, reward):
+    # --no-check: the defect shows only once the new run has started (a wrong shape when
+    # tracing; NaN rewards in the evaluation at iteration 0), after the old files were removed
+    before = _without_lock(run_copy)
+    game = _defective(tmp_path, reward)
+    args = ["train", "--game", game, "--algo", "fp", "--iterations", "2", "--out", str(run_copy)]
+    result = runner.invoke(app, [*args, "--overwrite", "--no-check", *QUIET])
+    line = one_error_line(result, "game 'g': reward at t=0")
+    assert "the run being replaced is back as it was" in line
+    assert _without_lock(run_copy) == before
+
+
+def test_an_evaluation_at_iteration_0_that_is_not_finite_keeps_nothing(tmp_path):
+    # rewards finite at every step whose sum over the horizon overflows float32: the
+    # checks pass, the starting policy's figures do not; nothing is written (no "good
+    # checkpoint" at iteration 0 that eval would then refuse)
+    out = tmp_path / "run"
+    args = ["train", "--game", "sis", "--set", "infection_cost=3e38", "--set", "horizon=3", "--algo", "fp"]
+    result = runner.invoke(app, [*args, "--iterations", "2", "--eval-every", "2", "--out", str(out), *QUIET])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "at iteration 0" in lines[0] and "nothing was trained" in lines[0], lines
+    assert "overflow float32" in lines[0] and "--x64" in lines[0] and "good checkpoint" not in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["mfax.lock"]
+
+
+def test_a_game_that_diverges_unchecked_is_named_in_one_line(tmp_path):
+    # the divergence passes through --no-check's after-the-fact checks (they name the
+    # defect) instead of being printed first and then wrapped as a game error ("Exit: 1")
+    out = tmp_path / "run"
+    game = _defective(tmp_path, "jnp.full((3, 2), jnp.nan)")
+    result = runner.invoke(
+        app, ["train", "--game", game, "--algo", "fp", "--iterations", "2", "--out", str(out), "--no-check", *QUIET]
+    )
+    line = one_error_line(result, "reward at t=0 is nan")
+    assert "Exit" not in line and "good checkpoint" not in line
+    assert sorted(p.name for p in out.iterdir()) == ["mfax.lock"]
+
+
+def test_an_interrupt_before_the_new_runs_first_checkpoint_puts_the_replaced_run_back(run_copy, monkeypatch):
+    from mfax.run import train as train_module
+
+    before = _without_lock(run_copy)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_train_locked", interrupted)
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET])
+    assert result.exit_code == 130
+    assert "the run it was replacing is back" in result.stderr and "--resume" not in result.stderr
+    assert _without_lock(run_copy) == before

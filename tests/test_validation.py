@@ -487,3 +487,34 @@ def test_ctrl_c_ends_with_the_message_and_status_130(tmp_path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, (trial, proc.returncode, err[-500:])
         assert "interrupted; the last checkpoint is kept" in err and "Segmentation fault" not in err
+
+
+def test_empty_names_and_lr_from_a_config_file_are_one_line_naming_what_was_given(tmp_path):
+    # a CLI audit: these were accepted silently (logging to nothing, evaluating the uniform
+    # policy or the current folder) or named a flag that was not given
+    from conftest import one_error_line
+
+    train = ["train", "--game", "mfglib.left_right", "--algo", "fp", "--iterations", "1", "--no-progress"]
+    for given in ("", ","):
+        result = runner.invoke(app, [*train, "--out", str(tmp_path / "a"), "--log-to", given])
+        one_error_line(result, "--log-to names no tracker")
+    assert not (tmp_path / "a").exists()
+    one_error_line(runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--policy", ""]), "--policy is empty")
+    one_error_line(runner.invoke(app, ["eval", ""]), "RUN is empty")
+    config = tmp_path / "c.toml"
+    config.write_text('game = "mfglib.left_right"\nalgo = "fp"\nlr = 0.1\n')
+    line = one_error_line(runner.invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "b")]), "")
+    assert line.startswith("mfax: error: the config file's lr is not used by fp"), line
+    line = one_error_line(runner.invoke(app, [*train, "--lr", "nan", "--out", str(tmp_path / "b")]), "")
+    assert "--lr is not used by fp" in line, line  # not "learning rates must be finite"
+    assert not (tmp_path / "b").exists()
+    run = tmp_path / "run"
+    assert runner.invoke(app, [*train, "--out", str(run), "--no-plots"]).exit_code == 0
+    for command in (["plot", str(run / "config.json")], ["eval", str(run / "config.json")]):
+        one_error_line(runner.invoke(app, command), "is a file, not a run directory")
+    target = str(tmp_path / "e.npz")
+    exported = runner.invoke(app, ["export", str(run), "--iteration", " Best ", "--json", "--out", target])
+    assert exported.exit_code == 0, exported.output
+    import json
+
+    assert json.loads(exported.stdout.splitlines()[-1])["checkpoint"] == "best"

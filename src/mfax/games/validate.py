@@ -255,7 +255,10 @@ def unchecked() -> Iterator[None]:
                 cause = (str(err).strip().splitlines() or [""])[0].rstrip(".")
                 said = "" if cause in str(found) else f": {type(err).__name__}: {cause}"
                 off = "found when the run failed with the game checks off (--no-check)"
-                raise GameError(f"{found}; {off}{said}") from err
+                named = GameError(f"{found}; {off}{said}")
+                for note in getattr(err, "__notes__", ()):  # what the failing code noted (a run put back)
+                    named.add_note(note)
+                raise named from err
         raise
     finally:
         _ENABLED.reset(token)

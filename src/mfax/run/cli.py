@@ -7,7 +7,6 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -29,6 +28,8 @@ from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import (
     OneLineErrors,
     check_seed,
+    json_text,
+    notes,
     parse_hparams,
     parse_overrides,
     parse_times,
@@ -150,7 +151,7 @@ def list_command(
         with user_errors():
             catalogue = {game: _game_params(game)}
         if as_json:
-            typer.echo(json.dumps({"games": catalogue}))
+            typer.echo(json_text({"games": catalogue}))
         else:
             _echo_games(catalogue, {})
         return
@@ -179,7 +180,7 @@ def list_command(
             "plugins": {"games": game_origins, "solvers": solver_origins},
             "broken": {"games": broken_games, "solvers": broken_solvers},
         }
-        typer.echo(json.dumps(record))
+        typer.echo(json_text(record))
         return
     typer.echo("solvers (mfax train --algo NAME):")
     for name, spec in specs.items():
@@ -340,7 +341,9 @@ def eval_command(
     ] = "last",
     run_index: Annotated[
         int | None,
-        typer.Option(help="which run of a multi-seed/multi-lr RUN [default: the best at the last evaluation]"),
+        typer.Option(
+            help="which run of a multi-seed/multi-lr RUN [default: the best at the checkpoint --iteration names]"
+        ),
     ] = None,
     learned_br: Annotated[
         bool,
@@ -374,6 +377,8 @@ def eval_command(
     from mfax.policies import parse_policy
 
     with user_errors(), checking(check):
+        refuse_empty("RUN", run_dir, "run directory", "a fixed policy (--game, --policy)")
+        refuse_empty("--policy", policy, "fixed policy", "uniform")
         check_seed(seed, offset=11 if learned_br else 0)  # the learned best response draws from seed + 11
         if paths is not None and paths < 1:
             raise GameError(f"--paths must be >= 1, got {paths}")
@@ -488,7 +493,7 @@ def eval_command(
         }
         if moments is not None:
             record["moments"] = moments.as_dict()
-        typer.echo(json.dumps(record))
+        typer.echo(json_text(record))
 
 
 def _deviator(game, run_hparams: dict[str, Any], key):
@@ -698,93 +703,103 @@ def train_command(
         with user_errors():
             initialize_distributed(coordinator, num_processes, process_id)
     main = is_main_process()
-    with user_errors(), checking(check):
-        if resume is not None:
-            given = {
-                "--algo": algo,
-                "--paths": paths,
-                "--noise": noise,
-                "--lr": lr,
-                "--seeds": seeds,
-                "--seed": seed,
-                "--eval-every": eval_every,
-                "--eval-paths": eval_paths,
-                "--devices": devices,
-                "--set": set_ or None,
-                "--hp": hp or None,
-                "--config": config_file,
-                "--out": out,
-                "--overwrite": overwrite or None,
-                "--x64": x64 or None,
-                "--log-to": log_to or None,
-                "--keep": keep,
-            }
-            for flag, value in given.items():
-                if value is not None:
-                    raise GameError(
-                        f"--resume continues a run as configured (its config.json; --iterations N may extend it); "
-                        f"drop {flag}"
-                    )
-            target = RunDir(resume)
-            target.check_run()
-            consent = Consent(game, trust_code)
-            config = target.load_config(consent, continuing=True)
-        else:
-            if trust_code:
-                raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")
-            consent = Consent(trust=True)  # (the code the run names is what this command was given)
-            config = load_file(Path(config_file)) if config_file else TrainConfig()
-            lr_from_file = config.lr is not None
-            default = TrainConfig()  # the file's paths and eval_paths, where not the defaults
-            from_file = (config.paths != default.paths, config.eval_paths != default.eval_paths)
-            flags = {
-                "game": game,
-                "algo": algo,
-                "iterations": iterations,
-                "paths": paths,
-                "noise": noise,
-                "seeds": seeds,
-                "seed": seed,
-                "eval_every": eval_every,
-                "eval_paths": eval_paths,
-                "devices": devices,
-                "keep": keep,
-            }
-            config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-            if lr is not None:
-                entries = [x.strip() for x in lr.split(",")]
-                if not all(entries):  # "" or "0.01,,0.02" fell back to the default or skipped an entry
-                    raise GameError(f"--lr expects comma-separated numbers (no empty entry), got {lr!r}")
-                try:
-                    config.lr = [float(x) for x in entries]
-                except ValueError:
-                    raise GameError(f"--lr expects comma-separated numbers, got {lr!r}") from None
-            if set_:
-                config.params = {**config.params, **parse_overrides(config.game, set_, sweep=True)}
-            if hp:
-                config.hparams = {**config.hparams, **parse_hparams(config.algo, hp)}
-            if x64:
-                config.x64 = True
-            if log_to:
-                config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
-            config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
-            if lr is not None or lr_from_file:
-                check_lr_used(config.algo)
-            check_paths_used(config, paths is not None, eval_paths is not None)
-            check_paths_used(config, *from_file, ("the config file's paths", "the config file's eval_paths"))
-            name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
-            refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")
-            target = RunDir(out or f"runs/{name}")
-            if main:
-                target.check_new(overwrite)
+    target = None  # the run directory, once named (an interrupt before it is not train's)
+    try:
+        with user_errors(), checking(check):
+            if resume is not None:
+                given = {
+                    "--algo": algo,
+                    "--paths": paths,
+                    "--noise": noise,
+                    "--lr": lr,
+                    "--seeds": seeds,
+                    "--seed": seed,
+                    "--eval-every": eval_every,
+                    "--eval-paths": eval_paths,
+                    "--devices": devices,
+                    "--set": set_ or None,
+                    "--hp": hp or None,
+                    "--config": config_file,
+                    "--out": out,
+                    "--overwrite": overwrite or None,
+                    "--x64": x64 or None,
+                    "--log-to": log_to or None,
+                    "--keep": keep,
+                }
+                for flag, value in given.items():
+                    if value is not None:
+                        raise GameError(
+                            f"--resume continues a run as configured (its config.json; --iterations N may extend it); "
+                            f"drop {flag}"
+                        )
+                target = RunDir(resume)
+                target.check_run()
+                consent = Consent(game, trust_code)
+                config = target.load_config(consent, continuing=True)
+            else:
+                if trust_code:
+                    raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")
+                consent = Consent(trust=True)  # (the code the run names is what this command was given)
+                config = load_file(Path(config_file)) if config_file else TrainConfig()
+                lr_from_file = config.lr is not None
+                default = TrainConfig()  # the file's paths and eval_paths, where not the defaults
+                from_file = (config.paths != default.paths, config.eval_paths != default.eval_paths)
+                flags = {
+                    "game": game,
+                    "algo": algo,
+                    "iterations": iterations,
+                    "paths": paths,
+                    "noise": noise,
+                    "seeds": seeds,
+                    "seed": seed,
+                    "eval_every": eval_every,
+                    "eval_paths": eval_paths,
+                    "devices": devices,
+                    "keep": keep,
+                }
+                config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+                if lr is not None:
+                    entries = [x.strip() for x in lr.split(",")]
+                    if not all(entries):  # "" or "0.01,,0.02" fell back to the default or skipped an entry
+                        raise GameError(f"--lr expects comma-separated numbers (no empty entry), got {lr!r}")
+                    try:
+                        config.lr = [float(x) for x in entries]
+                    except ValueError:
+                        raise GameError(f"--lr expects comma-separated numbers, got {lr!r}") from None
+                if set_:
+                    config.params = {**config.params, **parse_overrides(config.game, set_, sweep=True)}
+                if hp:
+                    config.hparams = {**config.hparams, **parse_hparams(config.algo, hp)}
+                if x64:
+                    config.x64 = True
+                if log_to:
+                    config.log_to = [x.strip() for item in log_to for x in item.split(",") if x.strip()]
+                    if not config.log_to:  # --log-to "" or ",": it logged to nothing, silently
+                        raise GameError(
+                            f"--log-to names no tracker (got {', '.join(map(repr, log_to))}); "
+                            "name one (tensorboard, wandb) or leave --log-to out"
+                        )
+                lr_given = "--lr" if lr is not None else "the config file's lr" if lr_from_file else None
+                if lr_given and config.algo in solver_names():
+                    # before the rates' own checks: a rate given to a solver without one is the error
+                    check_lr_used(config.algo, lr_given)
+                config = resolve(from_dict(config.to_dict()))  # validate everything before touching the disk
+                if lr_given:  # (a plug-in solver, known once resolved)
+                    check_lr_used(config.algo, lr_given)
+                check_paths_used(config, paths is not None, eval_paths is not None)
+                check_paths_used(config, *from_file, ("the config file's paths", "the config file's eval_paths"))
+                name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
+                refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")
+                target = RunDir(out or f"runs/{name}")
+                if main:
+                    target.check_new(overwrite)
 
-        def announce():  # once the solver is built: an error before it leaves no directory to name
-            if main:
-                typer.echo(f"run directory: {target.root}")
-                if resume is not None:  # (an --overwrite run's old provenance is not this run's)
-                    _warn_provenance(target, config.x64)
+            def announce():  # once the solver is built: an error before it leaves no directory to name
+                if main:
+                    typer.echo(f"run directory: {target.root}")
+                    if resume is not None:  # (an --overwrite run's old provenance is not this run's)
+                        _warn_provenance(target, config.x64)
 
-        try:
             summary = train(
                 config,
                 target.root,
@@ -795,16 +810,20 @@ def train_command(
                 consent=consent,
                 announce=announce,
             )
-        except TrainingDiverged as err:
-            typer.echo(f"mfax: error: {err}", err=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("\n" + interrupted_line(target), err=True)
-            _INTERRUPTION_SAID.append(True)
-            raise typer.Exit(130) from None
-        except Terminated as ended:  # SIGTERM held over a record step
-            typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)"), err=True)
-            raise typer.Exit(ended.code) from None
+    except TrainingDiverged as err:
+        typer.echo(f"mfax: error: {err}{notes(err)}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt as err:
+        if target is None:  # before a run directory was named: main() says "interrupted"
+            raise
+        typer.echo("\n" + interrupted_line(target, restored=bool(notes(err))), err=True)
+        _INTERRUPTION_SAID.append(True)
+        raise typer.Exit(130) from None
+    except Terminated as ended:  # SIGTERM held over a record step
+        if target is None:
+            raise
+        typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)", bool(notes(ended))), err=True)
+        raise typer.Exit(ended.code) from None
     if not main:
         return
     typer.echo(done_line(summary))
@@ -815,12 +834,15 @@ def train_command(
             files = plot_run(target, consent=consent)
         typer.echo(f"plots: {', '.join(str(f) for f in files)}")
     if as_json:
-        typer.echo(json.dumps({"run": str(target.root), **summary}))
+        typer.echo(json_text({"run": str(target.root), **summary}))
 
 
-def interrupted_line(run, what: str = "interrupted") -> str:
+def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:
     """What ``mfax train`` says when Ctrl-C (or a SIGTERM) ends it: the checkpoint kept, or
-    that there is none yet."""
+    that there is none yet; ``restored``: stopped before the first checkpoint of a run
+    replacing another (``--overwrite``), which is back."""
+    if restored:
+        return f"{what} before the new run's first checkpoint; the run it was replacing is back in {run.root} as it was"
     resume = f"`mfax train --resume {run.root}`"
     if run.has_checkpoint():
         return f"{what}; the last checkpoint is kept: continue with {resume}"

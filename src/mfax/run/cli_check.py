@@ -6,13 +6,12 @@ Wired into the main app with ``register(app)``.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from mfax.games import check_game, make, unchecked
-from mfax.run.cli_common import check_seed, parse_overrides, user_errors
+from mfax.run.cli_common import check_seed, json_text, parse_overrides, user_errors
 
 CHECK_OPTION_HELP = "check the game first (as `mfax check-game` does, but vmap and retracing); --no-check skips it"
 
@@ -43,5 +42,5 @@ def register(app: typer.Typer) -> None:
                 built = make(game, **overrides)
         with user_errors():  # a game's defects are in the report; a bad setting (MFAX_*) is not
             report = check_game(built, key=jax.random.PRNGKey(seed))
-        typer.echo(json.dumps(report.as_dict()) if as_json else str(report))
+        typer.echo(json_text(report.as_dict()) if as_json else str(report))
         raise typer.Exit(0 if report.ok else 1)

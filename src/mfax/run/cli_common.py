@@ -7,11 +7,14 @@ Imported by :mod:`mfax.run.cli` and by the command modules it registers
 from __future__ import annotations
 
 import importlib
+import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import typer
 from typer.core import TyperGroup
 
@@ -29,12 +32,36 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except MfaxError as err:
-        typer.echo(f"mfax: error: {err}", err=True)
+        typer.echo(f"mfax: error: {err}{notes(err)}", err=True)
         raise typer.Exit(2) from None
     except OSError as err:  # read-only or full disk, a path through a file, ...
         where = "" if err.filename is None else f": {err.filename}"
         typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
         raise typer.Exit(2) from None
+
+
+def json_text(value: Any) -> str:
+    """``value`` as the JSON text of a ``--json`` line: a float that is not finite (NaN,
+    an infinity, which Python's ``json`` writes as ``NaN``/``Infinity``, not JSON) is
+    ``null``, as in ``summary.json``."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        if isinstance(x, float | np.floating) and not math.isfinite(x):
+            return None
+        return x
+
+    return json.dumps(clean(value), allow_nan=False)
+
+
+def notes(err: BaseException) -> str:
+    """What mfax noted on ``err`` after raising it (``mfax: ...`` notes: the run an
+    ``--overwrite`` was replacing is back, say), as the end of its one line."""
+    said = [n.removeprefix("mfax: ") for n in getattr(err, "__notes__", ()) if n.startswith("mfax: ")]
+    return "".join(f"; {n}" for n in said)
 
 
 def check_seed(seed: int | None, option: str = "--seed", offset: int = 0) -> None:

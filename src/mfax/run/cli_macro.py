@@ -21,7 +21,7 @@ from mfax.errors import GameError
 from mfax.evaluation.exploitability import negative_words
 from mfax.games.registry import build, game_class
 from mfax.games.validate import validate_game
-from mfax.run.cli_common import _pairs, parse_overrides, refuse_empty, user_errors
+from mfax.run.cli_common import _pairs, json_text, parse_overrides, refuse_empty, user_errors
 from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
@@ -213,7 +213,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
             Path(out), "krusell_smith.json", KS_KEYS, summary, "krusell_smith.png", lambda path: _ks_plot(res, path)
         )
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json_text(summary))
 
 
 def _eval_paths_words(count: int, game) -> str:
@@ -333,9 +333,20 @@ def register(app: typer.Typer) -> None:
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)
             seconds = time.perf_counter() - start
         summary = _summary(eq, seconds, game, damping, tol)
+        # stopped before --max-iter without converging: the damping was cut until the damped
+        # move fell below tol (it said "last move 0, NOT converged", as if out of iterations)
+        summary["stalled"] = stalled = not eq.converged and eq.iterations < max_iter
+        status = (
+            "converged"
+            if eq.converged
+            else f"stalled (the gap stopped shrinking: the damping was cut to {eq.damping:.3g} and the damped move "
+            "fell below tol), NOT converged to tol"
+            if stalled
+            else "NOT converged to tol within --max-iter"
+        )
         typer.echo(
             f"macro equilibrium: {eq.iterations} iterations in {seconds:.1f} s, gap {eq.residual:.3g}, "
-            f"last move {eq.move:.3g}, {'converged' if eq.converged else 'NOT converged to tol'}"
+            f"last move {eq.move:.3g}, {status}"
         )
         typer.echo(f"  r_t: {eq.r[0]:.6g} -> {eq.r[-1]:.6g}   W_t: {eq.W[0]:.6g} -> {eq.W[-1]:.6g}")
         below = negative_words(eq.exploitability, float(eq.mu[0] @ eq.value))
@@ -345,4 +356,4 @@ def register(app: typer.Typer) -> None:
                 Path(out), "macro_equilibrium.json", ORACLE_KEYS, summary, "prices.png", lambda path: _plot(eq, path)
             )
         if as_json:
-            typer.echo(json.dumps(summary))
+            typer.echo(json_text(summary))

@@ -6,7 +6,6 @@ Wired into the main app with ``register(app)``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ import typer
 from mfax.errors import GameError
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
-from mfax.run.cli_common import refuse_empty, user_errors
+from mfax.run.cli_common import json_text, refuse_empty, user_errors
 from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
 ITERATION_HELP = (
@@ -99,7 +98,7 @@ def register(app: typer.Typer) -> None:
             source = {
                 "run": str(run.root),
                 "run_index": r,
-                "checkpoint": iteration,
+                "checkpoint": iteration.strip().lower(),  # as eval and irf record it ("best", "200")
                 "checkpoint_iteration": held,
                 "config": config,
             }
@@ -109,7 +108,7 @@ def register(app: typer.Typer) -> None:
         what = f"{info['paths']} noise paths, {len(info['moments'])} moments, {len(info['aggregates'])} aggregates"
         typer.echo(f"wrote {target} ({fmt}: {what})")
         if as_json:
-            typer.echo(json.dumps({"path": str(target), **info}))
+            typer.echo(json_text({"path": str(target), **info}))
 
     @app.command("irf")
     def irf_command(
@@ -202,13 +201,13 @@ def register(app: typer.Typer) -> None:
                 words += f"; {which.split(':')[0]}"
             save_figure(irf_figure(g, response, words), plot_path)
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            _replace_with(json_path, (json.dumps(record) + "\n").encode())
+            _replace_with(json_path, (json_text(record) + "\n").encode())
         if which is not None:
             typer.echo(which)
         _print_irf(response, at if innovations is None else None)
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:
-            typer.echo(json.dumps(record))
+            typer.echo(json_text(record))
 
 
 def parse_innovations(text: str, horizon: int):

@@ -6,12 +6,11 @@ Wired into the main app with ``register(app)``.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from mfax.run.cli_common import parse_hparams, parse_overrides, refuse_empty, user_errors
+from mfax.run.cli_common import json_text, parse_hparams, parse_overrides, refuse_empty, user_errors
 
 
 def _table(result) -> list[str]:
@@ -107,7 +106,7 @@ def register(app: typer.Typer) -> None:
                 log=say,
             )
         if as_json:
-            typer.echo(json.dumps(result.as_dict()))
+            typer.echo(json_text(result.as_dict()))
             return
         for line in _table(result):
             typer.echo(line)

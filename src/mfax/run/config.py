@@ -214,18 +214,18 @@ def resolve(config: TrainConfig) -> TrainConfig:
     return resolved
 
 
-def check_lr_used(algo: str) -> None:
+def check_lr_used(algo: str, given: str = "--lr") -> None:
     """A learning rate given (``--lr``, ``solve(lr=...)``) to a solver that takes none: one
     line (it used to be ignored, and a list of rates trained identical copies). Checked
     where a user gives a new configuration, not in :func:`resolve`: every stored config
-    holds the default rate, whatever its solver."""
+    holds the default rate, whatever its solver. ``given``: where the rate came from."""
     spec = solver_spec(algo)
     if spec.uses_lr:
         return
     takes = ", ".join(n for n in solver_names() if solver_spec(n).uses_lr)
     own = spec.hparams is not None and "lr" in params.fields_of(spec.hparams)
     why = "its step size is --hp lr" if own else "it has no learning rate"
-    raise GameError(f"--lr is not used by {short_name(algo)}: {why} (solvers that take --lr: {takes})")
+    raise GameError(f"{given} is not used by {short_name(algo)}: {why} (solvers that take --lr: {takes})")
 
 
 def _check_memory(config: TrainConfig, game) -> None:

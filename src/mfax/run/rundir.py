@@ -259,7 +259,7 @@ def _mfax_wrote(path: Path, keys: tuple[str, ...] = ()) -> bool:
     JSON object holding every one of them (whatever its name); without, a ``.png``
     carrying :data:`PNG_TAG`."""
     if not keys:
-        if path.suffix != ".png":
+        if path.suffix.lower() != ".png":  # (a figure the user named NAME.PNG, say)
             return False
         with _disk("read", path):
             return _PNG_CHUNK in path.read_bytes()[: 1 << 16]
@@ -576,6 +576,32 @@ class RunDir:
                 if not folder.is_symlink() and folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
+    def own_copy(self) -> dict[str, bytes | Path]:
+        """The files mfax wrote here (:meth:`own_files`, not its temporary files) by path
+        relative to the run: a file's bytes, or a link's target; what :meth:`put_back`
+        writes back."""
+        copy: dict[str, bytes | Path] = {}
+        with _disk("read", self.root):
+            for path in self.own_files():
+                if not path.name.endswith(".tmp"):
+                    rel = path.relative_to(self.root).as_posix()
+                    copy[rel] = Path(os.readlink(path)) if path.is_symlink() else path.read_bytes()
+        return copy
+
+    def put_back(self, copy: dict[str, bytes | Path]) -> None:
+        """Replace the files mfax wrote here by ``copy`` (:meth:`own_copy`), the marker
+        first, as :meth:`write_files` writes a run."""
+        self.remove_own_files()
+        for name in sorted(copy, key=lambda n: n != MARKER):
+            path, data = self.root / name, copy[name]
+            with _disk("create", path.parent):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, Path):
+                with _disk("write", path):
+                    os.symlink(data, path)
+            else:
+                _replace_with(path, data)
+
     def read_files(self) -> dict[str, bytes]:
         """The run's data files by path relative to the run (the marker, config, metrics,
         summary, provenance, checkpoints and their digests; not plots, trackers' logs or
@@ -635,6 +661,8 @@ class RunDir:
         reader's ``consent``; otherwise a one-line error names it and how to allow it. A
         file of that code that is not the one the run was trained with is a warning to a
         reader, and an error for ``continuing`` (a resume would train on other code)."""
+        if self.root.is_file():  # (a file of a run named instead of its folder, say)
+            raise GameError(f"{str(self.root)!r} is a file, not a run directory; name the folder of a run")
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
         if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so

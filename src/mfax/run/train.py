@@ -290,18 +290,24 @@ def train_session(
     with run.lock() if main else contextlib.nullcontext():
         if announce is not None:  # the directory exists and is this process's to write
             announce()
-        fresh = main and not resume and run.is_empty()
-        if main and not resume:
+        new = main and not resume
+        # --overwrite: the run being replaced, kept until the new one has a checkpoint
+        previous = run.own_copy() if new and not run.is_empty() else {}
+        if new:
             run.start_new(config, overwrite)
         try:
             replanned_from = planned if extend_to is not None else None
             return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop)
-        except Exception:
-            if fresh and not run.has_checkpoint():
-                # a new run that failed before its first checkpoint (a defective game, a
-                # first compilation out of memory) leaves the directory as it found it:
-                # empty (but for the lock file), so the same command can simply run again
-                run.remove_own_files()
+        except BaseException as err:
+            if new and not run.has_checkpoint() and (previous or not isinstance(err, KeyboardInterrupt | Terminated)):
+                # a new run that failed before its first checkpoint (a defective game with
+                # --no-check, a first compilation out of memory) leaves the directory as it
+                # found it: empty (but for the lock file), so the same command can simply
+                # run again, or holding the run --overwrite was replacing, as it was (also
+                # when interrupted: an empty new run's marker stays, for --resume)
+                run.put_back(previous)
+                if previous:
+                    err.add_note(RESTORED_NOTE)
             raise
 
 
@@ -398,6 +404,13 @@ def _train_locked(
     stopped = False
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
+        message = _nonfinite_evaluation(rows)
+        if message is not None:  # the starting policy's figures: nothing to keep, nothing trained
+            dtype = "float64" if trainer.config.x64 else "float32"
+            raise TrainingDiverged(
+                f"{message}: the rewards summed over the horizon overflow {dtype}, or the game gives NaN; nothing "
+                "was trained; use smaller rewards" + ("" if trainer.config.x64 else ", or --x64")
+            )
         if main:
             with deferred_signals():
                 record(rows)
@@ -494,6 +507,11 @@ def deferred_signals() -> Iterator[None]:
                 raise Terminated(128 + signum)
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)
+
+
+# the note train() adds to an exception after which the run --overwrite was replacing is
+# back in the directory (the new run failed, or was stopped, before its first checkpoint)
+RESTORED_NOTE = "mfax: the run being replaced is back as it was"
 
 
 class Terminated(SystemExit):
