@@ -431,7 +431,7 @@ def test_config_files_that_are_no_table_or_no_text_or_give_an_unused_lr(tmp_path
     cases = {
         "list.json": (b"[1, 2, 3]", "a configuration is a table of key = value"),
         "bytes.toml": (b"\xff\xfe garbage", "cannot parse config file"),
-        "fp.json": (b'{"algo": "fp", "lr": 0.01}', "--lr is not used by fp"),
+        "fp.json": (b'{"algo": "fp", "lr": 0.01}', "the config file's lr is not used by fp"),
     }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
