@@ -226,12 +226,10 @@ def _refuse_non_finite(result, float64: bool) -> None:
     }
     bad = [f"{name} {value}" for name, value in figures.items() if not math.isfinite(value)]
     if bad:
+        from mfax.run.train import overflow_advice
+
         dtype = "float64" if float64 else "float32"
-        raise GameError(
-            f"the evaluation is not finite in {dtype} ({', '.join(bad)}): the rewards summed over the horizon "
-            f"overflow {dtype}, or the game or the policy gives NaN; use smaller rewards"
-            + ("" if float64 else ", or --x64")
-        )
+        raise GameError(f"the evaluation is not finite in {dtype} ({', '.join(bad)}): {overflow_advice(float64)}")
 
 
 def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bool | None, float64: bool) -> None:
@@ -695,7 +693,7 @@ def train_command(
 
     from mfax.run.config import TrainConfig, from_dict, load_file, resolve
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.train import Terminated, TrainingDiverged, train
+    from mfax.run.train import RESTORED_NOTE, Terminated, TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
     environment = any(os.environ.get(f"MFAX_{name}") for name in ("COORDINATOR", "NUM_PROCESSES", "PROCESS_ID"))
@@ -816,13 +814,14 @@ def train_command(
     except KeyboardInterrupt as err:
         if target is None:  # before a run directory was named: main() says "interrupted"
             raise
-        typer.echo("\n" + interrupted_line(target, restored=bool(notes(err))), err=True)
+        typer.echo("\n" + interrupted_line(target, restored=RESTORED_NOTE in getattr(err, "__notes__", ())), err=True)
         _INTERRUPTION_SAID.append(True)
         raise typer.Exit(130) from None
     except Terminated as ended:  # SIGTERM held over a record step
         if target is None:
             raise
-        typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)", bool(notes(ended))), err=True)
+        restored = RESTORED_NOTE in getattr(ended, "__notes__", ())
+        typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)", restored), err=True)
         raise typer.Exit(ended.code) from None
     if not main:
         return

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import typer
 from typer.core import TyperGroup
 
@@ -41,20 +39,11 @@ def user_errors() -> Iterator[None]:
 
 
 def json_text(value: Any) -> str:
-    """``value`` as the JSON text of a ``--json`` line: a float that is not finite (NaN,
-    an infinity, which Python's ``json`` writes as ``NaN``/``Infinity``, not JSON) is
-    ``null``, as in ``summary.json``."""
+    """``value`` as the JSON text of a ``--json`` line: a float that is not finite is
+    ``null`` (:func:`~mfax.run.rundir.json_ready`), as in ``summary.json``."""
+    from mfax.run.rundir import json_ready
 
-    def clean(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        if isinstance(x, float | np.floating) and not math.isfinite(x):
-            return None
-        return x
-
-    return json.dumps(clean(value), allow_nan=False)
+    return json.dumps(json_ready(value), allow_nan=False)
 
 
 def notes(err: BaseException) -> str:

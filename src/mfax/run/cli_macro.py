@@ -45,6 +45,7 @@ def _summary(eq, seconds: float, game, damping: float, tol: float) -> dict:
         "move": eq.move,
         "final_damping": eq.damping,
         "converged": eq.converged,
+        "stalled": eq.stalled,
         "exploitability": eq.exploitability,
         "r_summary": path(eq.r),
         "W_summary": path(eq.W),
@@ -333,15 +334,12 @@ def register(app: typer.Typer) -> None:
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)
             seconds = time.perf_counter() - start
         summary = _summary(eq, seconds, game, damping, tol)
-        # stopped before --max-iter without converging: the damping was cut until the damped
-        # move fell below tol (it said "last move 0, NOT converged", as if out of iterations)
-        summary["stalled"] = stalled = not eq.converged and eq.iterations < max_iter
         status = (
             "converged"
             if eq.converged
             else f"stalled (the gap stopped shrinking: the damping was cut to {eq.damping:.3g} and the damped move "
             "fell below tol), NOT converged to tol"
-            if stalled
+            if eq.stalled
             else "NOT converged to tol within --max-iter"
         )
         typer.echo(

@@ -180,9 +180,15 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
     return True
 
 
-def _clean(value: Any) -> Any:
-    """JSON-friendly scalars (NaN/inf become null)."""
-    if isinstance(value, float) and not math.isfinite(value):
+def json_ready(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, an infinity: Python's ``json``
+    writes them as ``NaN``/``Infinity``, which is not JSON) replaced by ``None`` (null),
+    inside dicts, lists and tuples too."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
         return None
     return value
 
@@ -422,7 +428,7 @@ def _same_figure(text: str, value: Any) -> bool:
 
 
 def _jsonl_text(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in rows)
+    return "".join(json.dumps(json_ready(row)) + "\n" for row in rows)
 
 
 def _widening_leaf(f, like: Any) -> Any:
@@ -984,7 +990,7 @@ class RunDir:
 
     # -- summary -----------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:
-        text = json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2) + "\n"
+        text = json.dumps(json_ready(summary), indent=2) + "\n"
         _replace_with(self.summary_path, text.encode())
 
     def read_summary(self) -> dict[str, Any]:

@@ -406,11 +406,7 @@ def _train_locked(
         rows = _eval_rows(trainer, states, 0, wall, None)
         message = _nonfinite_evaluation(rows)
         if message is not None:  # the starting policy's figures: nothing to keep, nothing trained
-            dtype = "float64" if trainer.config.x64 else "float32"
-            raise TrainingDiverged(
-                f"{message}: the rewards summed over the horizon overflow {dtype}, or the game gives NaN; nothing "
-                "was trained; use smaller rewards" + ("" if trainer.config.x64 else ", or --x64")
-            )
+            raise TrainingDiverged(f"{message}, nothing was trained: {overflow_advice(trainer.config.x64)}")
         if main:
             with deferred_signals():
                 record(rows)
@@ -590,6 +586,16 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
             row["train_policy_return"] = float(np.asarray(metrics.policy_return)[r].mean())
         rows.append(row)
     return rows
+
+
+def overflow_advice(float64: bool) -> str:
+    """Why an exact evaluation is not finite, and what to do (``float64``: the precision
+    it was computed in)."""
+    dtype = "float64" if float64 else "float32"
+    return (
+        f"the rewards summed over the horizon overflow {dtype}, or the game or the policy gives NaN; use smaller "
+        "rewards" + ("" if float64 else ", or --x64")
+    )
 
 
 def _nonfinite_evaluation(rows: list[dict[str, Any]]) -> str | None:

@@ -69,6 +69,7 @@ class MacroEquilibrium(NamedTuple):
             across a flip of the discrete best response (the exact equilibrium mixes
             two savings rates somewhere) and ``residual`` says how far the pure best
             response is from a fixed point.
+        stalled: it stopped that way: neither converged nor out of ``max_iter``.
         exploitability: exact exploitability of ``policy`` under the mean field it
             induces (game kernel and prices from ``mu``), ``None`` unless asked for.
     """
@@ -84,6 +85,7 @@ class MacroEquilibrium(NamedTuple):
     damping: float
     residuals: np.ndarray
     converged: bool
+    stalled: bool
     exploitability: float | None
 
 
@@ -209,6 +211,7 @@ def solve_macro(
             damping=float(step),
             residuals=history,
             converged=bool(gap < tol),
+            stalled=bool(gap >= tol) and k < max_iter,
             exploitability=expl,
         )
 
