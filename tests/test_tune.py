@@ -186,6 +186,7 @@ def test_a_diverging_batch_is_trained_again_trial_by_trial():
     assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3 and result.default_value is None
     assert [t["best_iteration"] for t in result.trials] == [0, 0, 0]
     assert all("non-finite value after iteration" in t["note"] for t in result.trials)
+    assert all("trained alone: its batch of 3 stopped at a non-finite value" in t["note"] for t in result.trials)
     assert len({t["value"] for t in result.trials}) == 1  # the same initial network (the same seed)
 
 
@@ -259,14 +260,88 @@ def test_time_budget_counts_training_seconds_alike_for_every_trial():
     assert [t["iterations"] for t in result.trials] == [1, 1]
 
 
-def test_time_budget_rule_reads_training_seconds_not_time_since_the_call():
+def test_time_budget_counts_training_and_evaluation_not_building_or_compiling():
+    """A trial's clock runs from its first evaluation and counts the chunks and the
+    evaluations (on a small game most of its time: a budget of training seconds alone let
+    a 1-second trial run for two minutes), not the waits for a compilation."""
     from mfax.run.tune import _Search
 
     search = _Search("beach_bar", "omd", {}, {}, {}, None, 2.0)
-    row = {"iteration": 5, "wall_clock_s": 1.5, "exploitability": 1.0}
-    assert not search.spent({"rows": [row], "seconds": 60.0})  # a minute compiling: not training
-    assert search.spent({"rows": [{**row, "wall_clock_s": 2.0}], "seconds": 2.5})
-    assert not dataclasses.replace(search, time_budget=None).spent({"rows": [row], "seconds": 1e9})
+    spent = search.clock()
+    assert not spent({"seconds": 30.0, "compile_seconds": 0.0})  # built and evaluated at iteration 0: the start
+    assert not spent({"seconds": 91.0, "compile_seconds": 60.0})  # a minute compiling, one second of work
+    assert spent({"seconds": 92.5, "compile_seconds": 60.0})  # chunks and evaluations: 2.5 s
+    other = search.clock()  # every trial has its own clock
+    assert not other({"seconds": 5.0, "compile_seconds": 0.0}) and other({"seconds": 7.0, "compile_seconds": 0.0})
+    endless = dataclasses.replace(search, time_budget=None).clock()
+    assert not endless({"seconds": 0.0, "compile_seconds": 0.0})
+    assert not endless({"seconds": 1e9, "compile_seconds": 0.0})
+
+
+def test_an_infinite_time_budget_is_no_budget(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    result = _tune(algo="omd", trials=1, out=out, time_budget=float("inf"))
+    assert json.loads((out / "mfax-tune.json").read_text())["search"]["time_budget"] is None  # JSON, not Infinity
+    assert result.trials[0]["iterations"] == 2
+
+
+def test_a_solver_the_game_does_not_take_is_refused_before_the_study_is_written(tmp_path):
+    """mf_omo on a game with common noise: one line, and no study directory left behind to
+    block (or be continued by) the next command."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    with pytest.raises(GameError, match="mf_omo applies to games without common noise"):
+        mfax.tune("beach_bar", algo="mf_omo", trials=1, iterations=2, params=dict(num_states=10, horizon=6), out=out)
+    assert not out.exists()
+
+
+def test_a_read_only_study_is_named_so(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    import os
+
+    from mfax.run import tune as tune_mod
+
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out)
+    before = (out / "study.db").read_bytes()
+    db = str(out / "study.db")
+    real = os.access
+    monkeypatch.setattr(tune_mod.os, "access", lambda p, mode: False if str(p) == db else real(p, mode))
+    with pytest.raises(GameError, match=r"study\.db' is read-only: continuing the study writes to this file"):
+        _tune(algo="omd", trials=2, out=out)
+    assert (out / "study.db").read_bytes() == before
+
+
+def test_a_complete_study_asked_for_fewer_trials_trains_nothing(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=2, out=out)
+    lines = []
+    result = _tune(algo="omd", trials=1, out=out, log=lines.append)
+    assert len(result.trials) == 2
+    assert any("holds 2 complete trials, 1 asked: nothing to train" in line for line in lines), lines
+    assert not any("2 of 1" in line for line in lines)
+
+
+def test_ctrl_c_keeps_the_table_and_says_how_to_go_on(tmp_path, monkeypatch):
+    """An interrupted trial is in trials.csv (failed) at once, and the command says that
+    the same command continues the study."""
+    pytest.importorskip("optuna")
+    from mfax.run import tune as tune_mod
+
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out)
+    monkeypatch.setattr(tune_mod._Search, "run", lambda self, values: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "2", "--iterations", "2", "--eval-every", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 130
+    assert "the complete trials are kept in" in result.output
+    assert "the same command continues the study" in result.output
+    with open(out / "trials.csv") as f:
+        assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE", "FAIL"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "new")])
+    assert result.exit_code == 130 and "interrupted" in result.output
 
 
 def test_a_learning_rate_asked_twice_in_a_batch_is_trained_once():

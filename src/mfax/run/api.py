@@ -18,8 +18,9 @@ stop condition holds first; every condition is checked at each evaluation, i.e. 
   evaluation included) have reached the budget;
 * ``callback(record)``: returns true. ``record`` is a dict: ``iteration``,
   ``exploitability``, ``exploitability_info`` and ``policy_return`` (means over the
-  runs), ``seconds`` (since ``solve`` was called) and ``rows`` (the metric rows of
-  every run).
+  runs), ``seconds`` (since ``solve`` was called), ``compile_seconds`` (of those, the
+  time spent waiting for the training chunks' compilation) and ``rows`` (the metric
+  rows of every run).
 
 ``Result.stop_reason`` says which ended the run: ``"iterations"``, ``"target"``,
 ``"time_budget"`` or ``"callback"``.
@@ -101,7 +102,7 @@ class _Stop:
         self.initial: float | None = None
         self.reason = "iterations"
 
-    def __call__(self, rows: list[dict[str, Any]]) -> bool:
+    def __call__(self, rows: list[dict[str, Any]], compile_s: float = 0.0) -> bool:
         mean = _mean([r["exploitability"] for r in rows])
         if self.initial is None:
             self.initial = mean
@@ -111,6 +112,7 @@ class _Stop:
             "exploitability_info": _mean([r["exploitability_info"] for r in rows]),
             "policy_return": _mean([r["policy_return"] for r in rows]),
             "seconds": time.perf_counter() - self.started,
+            "compile_seconds": compile_s,
             "rows": rows,
         }
         target = self.target

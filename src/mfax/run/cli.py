@@ -26,6 +26,7 @@ from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import (
+    INTERRUPTION_SAID,
     OneLineErrors,
     check_seed,
     json_text,
@@ -815,7 +816,7 @@ def train_command(
         if target is None:  # before a run directory was named: main() says "interrupted"
             raise
         typer.echo("\n" + interrupted_line(target, restored=RESTORED_NOTE in getattr(err, "__notes__", ())), err=True)
-        _INTERRUPTION_SAID.append(True)
+        INTERRUPTION_SAID.append(True)
         raise typer.Exit(130) from None
     except Terminated as ended:  # SIGTERM held over a record step
         if target is None:
@@ -933,9 +934,6 @@ register_check(app)
 register_tune(app)
 
 
-_INTERRUPTION_SAID: list[bool] = []  # `mfax train` said what a Ctrl-C left behind
-
-
 def main() -> None:
     from mfax.run.cache import enable_compilation_cache
 
@@ -945,7 +943,7 @@ def main() -> None:
     except SystemExit as done:
         if done.code == 130:  # Ctrl-C: XLA may still be running the dispatched chunk, and the
             # interpreter's teardown under it crashed (SIGSEGV after the message, 1 exit in 8)
-            if not _INTERRUPTION_SAID:  # (Typer ends any other command silently)
+            if not INTERRUPTION_SAID:  # (Typer ends any other command silently)
                 typer.echo("mfax: interrupted", err=True)
             sys.stdout.flush()
             sys.stderr.flush()

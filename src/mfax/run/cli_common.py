@@ -22,6 +22,9 @@ from mfax.games import parse_value
 from mfax.run.config import is_list_param
 from mfax.solvers import solver_spec
 
+# a command said what a Ctrl-C left behind (main() then does not add "mfax: interrupted")
+INTERRUPTION_SAID: list[bool] = []
+
 
 @contextmanager
 def user_errors() -> Iterator[None]:

@@ -6,11 +6,35 @@ Wired into the main app with ``register(app)``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
 
-from mfax.run.cli_common import json_text, parse_hparams, parse_overrides, refuse_empty, user_errors
+from mfax.run.cli_common import INTERRUPTION_SAID, json_text, parse_hparams, parse_overrides, refuse_empty, user_errors
+
+
+@contextlib.contextmanager
+def _interruption(out: str | None):
+    """Ctrl-C during a search: say what is kept (the complete trials, in ``out``'s study;
+    the trial cut short is marked failed) and how to go on, then exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        if out and (Path(out) / "study.db").is_file():
+            line = (
+                f"interrupted; the complete trials are kept in {str(out)!r} (the one cut short is marked failed): "
+                "the same command continues the study"
+            )
+        elif out:
+            line = f"interrupted before the study started in {str(out)!r}: nothing was trained"
+        else:
+            line = "interrupted; nothing is kept (a study in memory only: --out DIR keeps one)"
+        typer.echo("\n" + line, err=True)
+        INTERRUPTION_SAID.append(True)
+        raise typer.Exit(130) from None
 
 
 def _table(result) -> list[str]:
@@ -40,8 +64,8 @@ def register(app: typer.Typer) -> None:
         time_budget: Annotated[
             float | None,
             typer.Option(
-                help="seconds of training per trial (compilation and evaluation excluded; checked at each "
-                "evaluation), at most --iterations"
+                help="seconds per trial of training and evaluation (from its first evaluation; building the "
+                "trial and waiting for a compilation excluded; checked at each evaluation), at most --iterations"
             ),
         ] = None,
         space: Annotated[
@@ -84,9 +108,10 @@ def register(app: typer.Typer) -> None:
         from mfax.run.tune import parse_space, tune
 
         say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
-        with user_errors():
+        with user_errors(), _interruption(out):
             refuse_empty("--out", out, "directory to keep the study in", "a study in memory only")
             overrides = parse_overrides(game, set_ or [])
+            fixed = parse_hparams(algo, hp or [])
             result = tune(
                 game,
                 algo,
@@ -98,7 +123,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 out=out,
                 params=overrides,
-                hp=parse_hparams(algo, hp or []),
+                hp=fixed,
                 lr=lr,
                 noise=noise,
                 paths=paths,
@@ -117,7 +142,9 @@ def register(app: typer.Typer) -> None:
         below = negative_words(result.best_value, row.get("policy_return"))
         typer.echo(f"best: trial {result.best_trial}, exploitability {result.best_value:.6g}{below} with {best}")
         if result.default_value is not None:
-            typer.echo(f"  the default hyper-parameters reached {result.default_value:.6g} on the same budget")
+            held = [f"{k}={v}" for k, v in fixed.items()] + ([] if lr is None else [f"lr={lr:g}"])
+            which = f" (with {', '.join(held)} fixed)" if held else ""
+            typer.echo(f"  the default hyper-parameters{which} reached {result.default_value:.6g} on the same budget")
         if result.out is not None:
             typer.echo(f"kept: {result.out / 'study.db'}, {result.out / 'trials.csv'}; best run: {result.best_dir}")
             typer.echo(f"  (mfax eval {result.best_dir}; mfax plot {result.best_dir})")

@@ -220,7 +220,9 @@ def best_run(rows: list[dict[str, Any]], iteration: int) -> int:
     return min(scores, key=lambda k: (scores[k], k)) if scores else 0
 
 
-Stop = Callable[[list[dict[str, Any]]], bool]
+# a stop condition, called with each evaluation's rows and the session's compilation
+# seconds so far (the time a run spends waiting for its compiled chunks)
+Stop = Callable[[list[dict[str, Any]], float], bool]
 
 
 class Session(NamedTuple):
@@ -413,7 +415,7 @@ def _train_locked(
                 run.save_checkpoint(to_host(states), 0)
                 run.keep_checkpoint(0, config.keep)
                 run.write_summary(_summary(trainer, run, wall, compile_s, 0))
-        stopped = stop is not None and bool(stop(rows))
+        stopped = stop is not None and bool(stop(rows, compile_s))
 
     bar = _progress(config.iterations, start, progress and main)
     session_start = time.perf_counter()  # what the bar counts: training, evaluation, checkpoints, compilation
@@ -457,7 +459,7 @@ def _train_locked(
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=_bar_text(last_eval, config.x64))
-            stopped = stop is not None and bool(stop(last_eval))
+            stopped = stop is not None and bool(stop(last_eval, compile_s))
     finally:
         if bar is not None:
             bar.close()

@@ -3,9 +3,10 @@
 A *trial* trains solver ``algo`` on ``game`` with one choice of the searched
 hyper-parameters, through :func:`mfax.solve` (the one training path of ``mfax train``),
 for a budget of ``iterations`` (and, with ``time_budget``, until that many seconds of
-training, checked at each evaluation: the compiled chunks alone, not building, compilation
-or evaluation, so that every trial trains as long whether its program was compiled or
-read from a cache). Its value, minimised, is the lowest exact
+training and evaluation since its first evaluation, checked at each evaluation: the
+compiled chunks, the evaluations and their checkpoints, not building the trial or
+waiting for a compilation, so that every trial gets the same time whether its program
+was compiled or read from a cache). Its value, minimised, is the lowest exact
 exploitability (per path, as ``mfax train`` reports it) among the trial's evaluations:
 every ``eval_every`` iterations and at iteration 0.
 
@@ -41,6 +42,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +57,7 @@ from mfax.games import Game
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
 from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
-from mfax.run.train import TrainingDiverged
+from mfax.run.train import Trainer, TrainingDiverged
 from mfax.solvers import solver_spec
 
 INSTALL = 'mfax tune needs Optuna, an optional dependency: pip install "mfax[tune]"'
@@ -277,12 +279,22 @@ class _Search:
     def solve(self, hp, lr, **more):
         return api.solve(self.game, self.algo, hp=hp or None, lr=lr, progress=False, **{**self.solve_args, **more})
 
-    def spent(self, record: dict[str, Any]) -> bool:
-        """Whether a trial's ``time_budget`` is spent at this evaluation: its *training*
-        seconds (the rows' ``wall_clock_s``: the compiled chunks alone, not building,
-        compilation or evaluation), so that a trial whose program is compiled (the first,
-        the defaults) gets the same training time as one that reads it from a cache."""
-        return self.time_budget is not None and max(r["wall_clock_s"] for r in record["rows"]) >= self.time_budget
+    def clock(self) -> Callable[[dict[str, Any]], bool]:
+        """A new trial's stop test for :func:`mfax.solve`'s ``callback``: whether its
+        ``time_budget`` is spent at this evaluation. A trial's time runs from its first
+        evaluation (iteration 0) and counts what the trial costs at each step: the compiled
+        chunks, the evaluations (on a small game most of the time) and the checkpoints;
+        the waits for a compilation (``record["compile_seconds"]``) are left out, so that a
+        trial whose program is compiled (the first, the defaults) gets the same time as one
+        that reads it from a cache."""
+        start: list[float] = []
+
+        def spent(record: dict[str, Any]) -> bool:
+            now = record["seconds"] - record["compile_seconds"]
+            start[:] = start or [now]
+            return self.time_budget is not None and now - start[0] >= self.time_budget
+
+        return spent
 
     def run(self, values: list[dict[str, Any]]) -> list[_Outcome]:
         """Train trials ``values`` (several: a batch over ``lr``, one program)."""
@@ -295,16 +307,19 @@ class _Search:
                 return [outcomes[distinct.index(lr)] for lr in lrs]
             started = time.perf_counter()
             try:
-                result = self.solve(hp, lrs, callback=self.spent)
-            except TrainingDiverged:
-                return [self.run([v])[0] for v in values]  # one run went non-finite: each alone
+                result = self.solve(hp, lrs, callback=self.clock())
+            except TrainingDiverged:  # one run went non-finite: each trained alone, and said so
+                why = f"trained alone: its batch of {len(values)} stopped at a non-finite value"
+                alone = [self.run([v])[0] for v in values]
+                return [dataclasses.replace(o, note=f"{o.note}; {why}" if o.note else why) for o in alone]
             return _outcomes(_history_rows(result), len(values), time.perf_counter() - started)
         hp, lr = self.arguments(values[0])
         rows: list[dict[str, Any]] = []
+        spent = self.clock()
 
         def collect(record):
             rows.extend(record["rows"])
-            return self.spent(record)
+            return spent(record)
 
         started = time.perf_counter()
         try:
@@ -439,6 +454,19 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
     return (root / STUDY_DB).is_file()
 
 
+def _check_writable(root: Path) -> None:
+    """A study continued in ``root`` is written to (its database, SQLite's journal beside
+    it, ``trials.csv``): a read-only one is one line naming it, not SQLite's failure to
+    commit."""
+    for path in (root, root / STUDY_DB, root / TRIALS_CSV):
+        if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+            what = "directory" if path.is_dir() else "file"
+            raise GameError(
+                f"{str(path)!r} is read-only: continuing the study writes to this {what}; "
+                "make it writable, or give another --out"
+            )
+
+
 def _differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     """The settings two searches differ in, one level down where both are mappings (the
     training config's keys: ``config.iterations``, not just ``config``), with the
@@ -519,6 +547,8 @@ def tune(
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= params_mod.INT32_MAX:
             raise GameError(f"{name} must be an integer in {low}..{params_mod.INT32_MAX}, got {value!r}")
     api.check_time_budget(time_budget)
+    if time_budget is not None and math.isinf(time_budget):  # no limit (and no Infinity in the JSON marker)
+        time_budget = None
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float)):
         raise GameError(f"a fixed lr must be one number (a list is a search: --space lr=low:high:log), got {lr!r}")
     fixed_hp = dict(hp or {})
@@ -549,14 +579,20 @@ def tune(
     search = _Search(game, algo, solve_args, chosen, fixed_hp, lr, time_budget)
     defaults = _default_values(config, chosen, search)
     _check_ends(search, config, chosen)
-    optuna = _optuna()
+    # the game and the solver built as every trial builds them: a solver that does not
+    # apply to the game (mf_omo with common noise) is refused now, not in the first trial
+    # after the study's directory was written
+    Trainer.build(config)
     root = None if out is None else api.user_path("out", out)
     settings = _settings(config, chosen, time_budget)
+    if root is not None:
+        _check_dir(root, settings)
+        # where the best trial goes at the end: refused now, not after the search
+        RunDir(root / BEST).check_new(overwrite=True)
+        _check_writable(root)
+    optuna = _optuna()
     if root is None:
         return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
-    continuing = _check_dir(root, settings)
-    # where the best trial goes at the end: refused now, not after the search
-    RunDir(root / BEST).check_new(overwrite=True)
     with RunDir(root).lock():
         continuing = _check_dir(root, settings)
         if not (root / MARKER).is_file():
@@ -644,8 +680,10 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
             if t.state == state.RUNNING:  # a killed call's trial
                 study.tell(t.number, state=state.FAIL, skip_if_finished=True)
         complete = started = len(study.get_trials(deepcopy=False, states=(state.COMPLETE,)))
-        if continuing:
+        if continuing and complete < trials:
             say(f"continuing the study in {str(root)!r}: {complete} of {trials} trials complete")
+        elif continuing:
+            say(f"the study in {str(root)!r} holds {complete} complete trials, {trials} asked: nothing to train")
         if defaults is not None and not _defaults_measured(study, state):
             # a new study, or one whose defaults trial a kill cut short: the defaults first
             study.enqueue_trial(defaults, user_attrs={"default": True})
@@ -670,6 +708,8 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
             except BaseException:
                 for t in asked:
                     study.tell(t, state=state.FAIL, skip_if_finished=True)
+                if root is not None:  # every trial in the table, the one cut short (FAIL) too
+                    _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
                 raise
             for t, o in zip(asked, outcomes, strict=True):
                 t.set_user_attr("best_iteration", o.best_iteration)
