@@ -50,6 +50,9 @@ Usage::
     python bench/train_speed.py --cli-only --rounds 3 \\
         --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
                                            # item 4 alone -> train_speed_cli.{md,json}
+    python bench/train_speed.py --t126-paired --t126-noise sample --t126-paths 32 --t126-iterations 150 \\
+        --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
+                                           # time to 126 with 32 sampled paths -> train_speed_t126_paired_sample32.*
     python bench/train_speed.py --macro-paired --rounds 3 \\
         --published /path/to/CWibault-mfax --published-python /path/to/venv/bin/python
                                            # macro RSPG against the paper's macro step -> train_speed_macro_paired.*
@@ -239,7 +242,13 @@ def iteration_speed(game: str, algo: str, noise: str, repeats: int, chunk: int, 
 
 
 def time_to_threshold(
-    noise: str, lr: float, iterations: int, thresholds: list[float], eval_every: int, seed: int = 0
+    noise: str,
+    lr: float,
+    iterations: int,
+    thresholds: list[float],
+    eval_every: int,
+    seed: int = 0,
+    paths: int | None = None,
 ) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(
@@ -250,6 +259,7 @@ def time_to_threshold(
             iterations=iterations,
             eval_every=eval_every,
             seed=seed,
+            paths=paths,
         )
         summary = train(config, Path(tmp) / "run", progress=False)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -604,9 +614,19 @@ def device_table(out: Path, quick: bool, only: list[str]) -> None:
     print(text)
 
 
-def t126_paired(rounds: int, published: str, published_python: str, lr: float = 1e-2, seeds: int = 5) -> dict:
-    """Beach-bar RSPG (exact noise, ``lr``, 100 iterations) to the paper's 200-iteration
-    exploitability, against the paper's code timed in the same run.
+def t126_paired(
+    rounds: int,
+    published: str,
+    published_python: str,
+    lr: float = 1e-2,
+    seeds: int = 5,
+    noise: str = "exact",
+    paths: int | None = None,
+    cap: int = 100,
+) -> dict:
+    """Beach-bar RSPG (``noise``: exact, or ``paths`` sampled paths per iteration; ``lr``;
+    ``cap`` iterations planned, which also sets the learning rate's decay) to the paper's
+    200-iteration exploitability, against the paper's code timed in the same run.
 
     For each of ``seeds`` network initialisations (seeds ``0..seeds-1``) the first iteration
     whose policy is at or below 126 and the one from which it stays there, read with an
@@ -616,22 +636,22 @@ def t126_paired(rounds: int, published: str, published_python: str, lr: float = 
     alternating the bare exact step (chunks of 5; its time does not depend on the seed)
     with the paper's step; each round's ratio is ``200 x paper s/it / (k x mfax s/it)``,
     the median over rounds."""
-    cap = 100
     runs = []
     for seed in range(seeds):
-        reach = time_to_threshold("exact", lr, cap, [PAPER_EXPLOITABILITY_200], 1, seed=seed)
+        reach = time_to_threshold(noise, lr, cap, [PAPER_EXPLOITABILITY_200], 1, seed=seed, paths=paths)
         first, stays = crossings([(i, e) for i, _, e in reach["curve"]], PAPER_EXPLOITABILITY_200)
         runs.append({"seed": seed, "first": first, "stays": stays, "curve": reach["curve"]})
         print(json.dumps({"seed": seed, "first": first, "stays": stays}), flush=True)
     k = median_crossing([r["first"] for r in runs], cap)
     if k is None:
         raise SystemExit(
-            f"t126: exact lr {lr:g} reached {PAPER_EXPLOITABILITY_200:g} in {cap} iterations on fewer "
+            f"t126: {noise} lr {lr:g} reached {PAPER_EXPLOITABILITY_200:g} in {cap} iterations on fewer "
             f"than half of {seeds} seeds"
         )
     stays = median_crossing([r["stays"] for r in runs], cap)
-    bare = BareStep(5, TrainConfig(game="beach_bar", algo="rspg", noise="exact", lr=[lr], iterations=cap))
-    out: dict = {"lr": lr, "iterations": cap, "iteration": k, "stays": stays, "seeds": runs, "rounds": []}
+    bare = BareStep(5, TrainConfig(game="beach_bar", algo="rspg", noise=noise, paths=paths, lr=[lr], iterations=cap))
+    out: dict = {"lr": lr, "noise": noise, "paths": bare.trainer.config.paths if noise == "sample" else None}
+    out |= {"iterations": cap, "iteration": k, "stays": stays, "seeds": runs, "rounds": []}
     for r in range(rounds):
         row = {"load": os.getloadavg()[0]}
         for kind in ("bare", "published") if r % 2 == 0 else ("published", "bare"):
@@ -698,17 +718,30 @@ def macro_paired_lines(m: dict) -> list[str]:
     return [*lines, "", summary]
 
 
+def t126_setting(t: dict) -> str:
+    """The noise of a ``t126_paired`` result in words (results before it had only exact noise)."""
+    if t.get("noise", "exact") == "exact":
+        return "Exact noise (every path of the support, 102, each iteration)"
+    return f"Sampled noise, {t['paths']} paths drawn each iteration"
+
+
+def t126_name(noise: str, paths: int | None) -> str:
+    """The result files' stem of ``--t126-paired``: exact noise keeps its old name."""
+    return "train_speed_t126_paired" + ("" if noise == "exact" else f"_sample{paths or ''}")
+
+
 def t126_lines(t: dict) -> list[str]:
     k, stays, th = t["iteration"], t["stays"], PAPER_EXPLOITABILITY_200
     seeds = t["seeds"]
     lines = [
         "## Beach-bar RSPG to the paper's 200-iteration exploitability (126), paired with the paper's code",
         "",
-        f"Exact noise, lr {t['lr']:g}, {t['iterations']} iterations planned, seeds 0-{len(seeds) - 1} (the "
-        "network's initialisation); each training evaluated after every iteration (per-path exploitability). "
-        f"The figure is the median over seeds of the first iteration at or below {th:g}: **{k:g}**. Each round "
-        "times the bare exact step (chunks of 5, median of 4) and the paper's step (`bench/published_rspg.py`, "
-        "its best learning rate reaches ~126 after 200 iterations), order alternating; ratio = 200 x paper s/it / "
+        f"{t126_setting(t)}, lr {t['lr']:g}, {t['iterations']} iterations planned, seeds 0-{len(seeds) - 1} (the "
+        "network's initialisation); each training evaluated exactly after every iteration (per-path "
+        f"exploitability, every noise path). The figure is the median over seeds of the first iteration at or "
+        f"below {th:g}: **{k:g}**. Each round times the bare training step of that setting (chunks of 5, median "
+        "of 4) and the paper's step (`bench/published_rspg.py`, 128 sampled paths, its best learning rate "
+        "reaches ~126 after 200 iterations), order alternating; ratio = 200 x paper s/it / "
         f"({k:g} x mfax s/it).",
         "",
         f"| seed | first at or below {th:g} | stays at or below from | exploitability at {t['iterations']} |",
@@ -723,7 +756,7 @@ def t126_lines(t: dict) -> list[str]:
     lines += [
         f"| median | {k:g} | {'-' if stays is None else f'{stays:g}'} | |",
         "",
-        "| round | load | mfax exact s/it | paper s/it | paper 200 its, s | mfax to 126, s | ratio |",
+        "| round | load | mfax s/it | paper s/it | paper 200 its, s | mfax to 126, s | ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, x in enumerate(t["rounds"], 1):
@@ -786,10 +819,26 @@ def main() -> None:
     parser.add_argument(
         "--t126-paired",
         action="store_true",
-        help="only the time to 126 (exact noise, --t126-lr, --t126-seeds seeds) paired with the paper's code "
-        "(--published), into train_speed_t126_paired.{md,json}",
+        help="only the time to 126 (--t126-noise, --t126-lr, --t126-seeds seeds, --t126-iterations) paired with "
+        "the paper's code (--published), into train_speed_t126_paired.{md,json}",
     )
     parser.add_argument("--t126-lr", type=float, default=1e-2, help="learning rate of --t126-paired")
+    parser.add_argument(
+        "--t126-noise",
+        choices=("exact", "sample"),
+        default="exact",
+        help="noise of --t126-paired's training (sample: --t126-paths paths drawn each iteration; written to "
+        "train_speed_t126_paired_sample<paths>.{md,json})",
+    )
+    parser.add_argument(
+        "--t126-paths", type=int, default=None, help="paths per iteration with --t126-noise sample (default 128)"
+    )
+    parser.add_argument(
+        "--t126-iterations",
+        type=int,
+        default=100,
+        help="iterations of each --t126-paired training (also the learning rate's decay length; default 100)",
+    )
     parser.add_argument(
         "--macro-paired",
         action="store_true",
@@ -828,6 +877,10 @@ def main() -> None:
         parser.error(f"--t126-seeds must be at least 1, got {args.t126_seeds}")
     if not args.t126_lr > 0.0:
         parser.error(f"--t126-lr must be > 0, got {args.t126_lr:g}")
+    if args.t126_iterations < 1:
+        parser.error(f"--t126-iterations must be at least 1, got {args.t126_iterations}")
+    if args.t126_paths is not None and (args.t126_paths < 1 or args.t126_noise != "sample"):
+        parser.error(f"--t126-paths takes a number >= 1 with --t126-noise sample, got {args.t126_paths}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.cli_only or args.t126_paired or args.macro_paired or not (args.device_table or args.breakdown_only):
@@ -846,10 +899,20 @@ def main() -> None:
         print(text)
         return
     if args.t126_paired:
-        t = t126_paired(args.rounds, args.published, args.published_python, args.t126_lr, args.t126_seeds)
+        t = t126_paired(
+            args.rounds,
+            args.published,
+            args.published_python,
+            args.t126_lr,
+            args.t126_seeds,
+            args.t126_noise,
+            args.t126_paths,
+            args.t126_iterations,
+        )
         text = "# Time to 126\n\n" + f"{setup_line()}.\n\n" + "\n".join(t126_lines(t)) + "\n"
-        (out / "train_speed_t126_paired.md").write_text(text)
-        (out / "train_speed_t126_paired.json").write_text(json.dumps(t, indent=1))
+        stem = t126_name(args.t126_noise, t["paths"])
+        (out / f"{stem}.md").write_text(text)
+        (out / f"{stem}.json").write_text(json.dumps(t, indent=1))
         print(text)
         return
     if args.breakdown_only:

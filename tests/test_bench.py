@@ -522,6 +522,23 @@ def test_t126_settings_crossings_and_report(load, capsys, tmp_path):
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 't'}.md"
 
 
+def test_train_speed_t126_table_names_its_noise(load):
+    """The time-to-126 table says which noise trained (a result from before the option had
+    exact noise only), and a sampled setting's files do not replace the exact one's."""
+    speed = load("train_speed")
+    curve = [(0, 0.0, 400.0), (1, 0.1, 120.0)]
+    seeds = [{"seed": 0, "first": 1, "stays": 1, "curve": curve}]
+    rounds = [{"load": 0.5, "bare": 0.1, "published": 1.3, "ratio": 2600.0}]
+    old = {"lr": 0.01, "iterations": 100, "iteration": 1, "stays": 1, "seeds": seeds, "rounds": rounds, "ratio": 2600.0}
+    assert "Exact noise (every path of the support" in "\n".join(speed.t126_lines(old))
+    sampled = {**old, "noise": "sample", "paths": 32, "iterations": 150}
+    text = "\n".join(speed.t126_lines(sampled))
+    assert "Sampled noise, 32 paths drawn each iteration, lr 0.01, 150 iterations planned" in text
+    assert "| 1 | 0.5 | 0.100 | 1.300 | 260 | 0.1 | 2600.0x |" in text
+    assert speed.t126_name("exact", None) == "train_speed_t126_paired"
+    assert speed.t126_name("sample", 32) == "train_speed_t126_paired_sample32"
+
+
 def test_convergence_subset_names(load, capsys, monkeypatch, tmp_path):
     convergence = load("convergence")
 
