@@ -313,6 +313,24 @@ def test_a_read_only_study_is_named_so(tmp_path, monkeypatch):
     assert (out / "study.db").read_bytes() == before
 
 
+def test_a_study_started_again_in_its_folder_trains_its_own_best(tmp_path):
+    """study.db removed: the next command starts a new study whose trial numbers restart;
+    the old study's best/ (recorded under a trial number the new study reuses) is trained
+    again, never kept as the new best."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=2, out=out, space={"lr": "0.05:0.1:log"})
+    (out / "study.db").unlink()
+    summary = out / "best" / "summary.json"  # the old study's best/, marked to tell it apart
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "old_study": True}))
+    new = _tune(algo="omd", trials=2, out=out, space={"lr": "0.05:0.1:log"})
+    assert new.resumed == 0
+    assert "old_study" not in json.loads(summary.read_text())  # trained again, not kept
+    best = mfax.load(out / "best")
+    assert best.config.hparams["lr"] == pytest.approx(new.best_params["lr"])
+    assert best.exploitability == pytest.approx(new.best_value, rel=1e-5)
+
+
 def test_a_complete_study_asked_for_fewer_trials_trains_nothing(tmp_path):
     pytest.importorskip("optuna")
     out = tmp_path / "study"

@@ -595,7 +595,9 @@ def tune(
         return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
     with RunDir(root).lock():
         continuing = _check_dir(root, settings)
-        if not (root / MARKER).is_file():
+        if not continuing:
+            # a new study (its database removed, if there was one): a best trial recorded
+            # by the old one names another study's trial, whose best/ must not be kept
             _replace_with(root / MARKER, (json.dumps({"mfax_tune": 1, "search": settings}, indent=2) + "\n").encode())
         return _study(optuna, search, trials, batch, seed, defaults, root, continuing, say)
 
