@@ -107,6 +107,15 @@ def test_bad_inputs(kwargs, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_cli_refuses_a_sweep_in_tunes_own_words():
+    """``--set key=v1,v2`` is a sweep, which tune refuses as such (it said "must be float,
+    got '0.5,0.9'")."""
+    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--set", "gamma=0.5,0.9"])
+    assert one_error_line(result, "tune trains one game; game parameter(s) gamma have several values (a sweep)")
+    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--set", "close_probability=0.2,0.5"])
+    assert one_error_line(result, "'close_probability' of 'beach_bar' cannot take several values in one run")
+
+
 def test_parse_range_forms():
     assert parse_range("lr", "1e-3:1:log").text == "0.001:1:log"
     assert parse_range("lr", (0.1, 2)).log is False

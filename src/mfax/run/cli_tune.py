@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
         with user_errors(), _interruption(out):
             refuse_empty("--out", out, "directory to keep the study in", "a study in memory only")
-            overrides = parse_overrides(game, set_ or [])
+            overrides = parse_overrides(game, set_ or [], sweep=True)  # a sweep: tune's own refusal
             fixed = parse_hparams(algo, hp or [])
             result = tune(
                 game,
