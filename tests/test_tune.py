@@ -110,10 +110,14 @@ def test_bad_inputs(kwargs, message):
 def test_cli_refuses_a_sweep_in_tunes_own_words():
     """``--set key=v1,v2`` is a sweep, which tune refuses as such (it said "must be float,
     got '0.5,0.9'")."""
-    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--set", "gamma=0.5,0.9"])
-    assert one_error_line(result, "tune trains one game; game parameter(s) gamma have several values (a sweep)")
-    result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--set", "close_probability=0.2,0.5"])
-    assert one_error_line(result, "'close_probability' of 'beach_bar' cannot take several values in one run")
+    for item in ("gamma=0.5,0.9", "close_probability=0.2,0.5", "gamma=0.5,0.5"):
+        result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--set", item])
+        key = item.split("=")[0]
+        assert one_error_line(
+            result, f"tune trains one game; --set {key} gives several values (a sweep): give one value"
+        )
+    with pytest.raises(GameError, match=r"tune trains one game; game parameter\(s\) gamma have several values"):
+        _tune(algo="omd", gamma=[0.5, 0.9])
 
 
 def test_parse_range_forms():
@@ -293,6 +297,26 @@ def test_an_infinite_time_budget_is_no_budget(tmp_path):
     result = _tune(algo="omd", trials=1, out=out, time_budget=float("inf"))
     assert json.loads((out / "mfax-tune.json").read_text())["search"]["time_budget"] is None  # JSON, not Infinity
     assert result.trials[0]["iterations"] == 2
+    # a study an earlier mfax kept with an infinite budget (its marker says Infinity) goes on
+    marker = out / "mfax-tune.json"
+    record = json.loads(marker.read_text())
+    record["search"]["time_budget"] = float("inf")
+    marker.write_text(json.dumps(record))
+    assert len(_tune(algo="omd", trials=2, out=out, time_budget=float("inf")).trials) == 2
+
+
+def test_a_study_whose_budget_counted_training_alone_is_not_continued(tmp_path):
+    """Its trials ran under another rule: values not comparable with the new ones."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out, time_budget=100.0)
+    marker = out / "mfax-tune.json"
+    record = json.loads(marker.read_text())
+    assert record["search"]["time_budget_counts"] == "training and evaluation"
+    del record["search"]["time_budget_counts"]  # as an earlier mfax wrote it
+    marker.write_text(json.dumps(record))
+    with pytest.raises(GameError, match=r"--time-budget counted the training chunks alone .* write elsewhere"):
+        _tune(algo="omd", trials=2, out=out, time_budget=100.0)
 
 
 def test_a_solver_the_game_does_not_take_is_refused_before_the_study_is_written(tmp_path):
@@ -317,9 +341,18 @@ def test_a_read_only_study_is_named_so(tmp_path, monkeypatch):
     db = str(out / "study.db")
     real = os.access
     monkeypatch.setattr(tune_mod.os, "access", lambda p, mode: False if str(p) == db else real(p, mode))
-    with pytest.raises(GameError, match=r"study\.db' is read-only: continuing the study writes to this file"):
+    with pytest.raises(GameError, match=r"study\.db' is read-only: the study writes to this file"):
         _tune(algo="omd", trials=2, out=out)
     assert (out / "study.db").read_bytes() == before
+    # best/, cleared and trained into at the end: named before the search, not after it
+    best = str(out / "best")
+    monkeypatch.setattr(tune_mod.os, "access", lambda p, mode: False if str(p) == best else real(p, mode))
+    with pytest.raises(GameError, match=r"best' is read-only: the study writes to this folder"):
+        _tune(algo="omd", trials=2, out=out)
+    # trials.csv is replaced through a temporary file in the folder: read-only, it is no obstacle
+    csv_file = str(out / "trials.csv")
+    monkeypatch.setattr(tune_mod.os, "access", lambda p, mode: False if str(p) == csv_file else real(p, mode))
+    assert len(_tune(algo="omd", trials=2, out=out).trials) == 2
 
 
 def test_a_study_started_again_in_its_folder_trains_its_own_best(tmp_path):
@@ -348,6 +381,10 @@ def test_a_complete_study_asked_for_fewer_trials_trains_nothing(tmp_path):
     result = _tune(algo="omd", trials=1, out=out, log=lines.append)
     assert len(result.trials) == 2
     assert any("holds 2 complete trials, 1 asked: nothing to train" in line for line in lines), lines
+    lines.clear()
+    _tune(algo="omd", trials=1, out=tmp_path / "one", log=lines.append)
+    _tune(algo="omd", trials=1, out=tmp_path / "one", log=lines.append)
+    assert any("holds 1 complete trial, 1 asked" in line for line in lines), lines
     assert not any("2 of 1" in line for line in lines)
 
 
@@ -369,6 +406,13 @@ def test_ctrl_c_keeps_the_table_and_says_how_to_go_on(tmp_path, monkeypatch):
         assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE", "FAIL"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "new")])
     assert result.exit_code == 130 and "interrupted" in result.output
+    # while the best trial is trained again into best/: the search is done, best/ is not
+    monkeypatch.undo()
+    monkeypatch.setattr(tune_mod._Search, "rerun", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "third")])
+    assert result.exit_code == 130
+    assert "interrupted while training the best trial again into" in result.output
+    assert "the same command trains the best trial again" in result.output
 
 
 def test_a_learning_rate_asked_twice_in_a_batch_is_trained_once():

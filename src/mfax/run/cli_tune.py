@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from mfax.errors import GameError
 from mfax.run.cli_common import INTERRUPTION_SAID, json_text, parse_hparams, parse_overrides, refuse_empty, user_errors
 
 
@@ -20,10 +21,17 @@ def _interruption(out: str | None):
     the trial cut short is marked failed) and how to go on, then exit 130."""
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         from pathlib import Path
 
-        if out and (Path(out) / "study.db").is_file():
+        from mfax.run.tune import BEST_INTERRUPTED
+
+        if BEST_INTERRUPTED in getattr(err, "__notes__", ()):
+            line = (
+                f"interrupted while training the best trial again into {str(Path(out) / 'best')!r}, which is "
+                "not finished; the search is complete: the same command trains the best trial again"
+            )
+        elif out and (Path(out) / "study.db").is_file():
             line = (
                 f"interrupted; the complete trials are kept in {str(out)!r} (the one cut short is marked failed): "
                 "the same command continues the study"
@@ -110,7 +118,12 @@ def register(app: typer.Typer) -> None:
         say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
         with user_errors(), _interruption(out):
             refuse_empty("--out", out, "directory to keep the study in", "a study in memory only")
-            overrides = parse_overrides(game, set_ or [], sweep=True)  # a sweep: tune's own refusal
+            overrides = parse_overrides(game, set_ or [], sweep=True)
+            swept = [key for key, value in overrides.items() if isinstance(value, list)]
+            if swept:  # train's sweep messages suggest what tune does not do (--seeds, other parameters)
+                raise GameError(
+                    f"tune trains one game; --set {', '.join(swept)} gives several values (a sweep): give one value"
+                )
             fixed = parse_hparams(algo, hp or [])
             result = tune(
                 game,

@@ -220,8 +220,9 @@ def best_run(rows: list[dict[str, Any]], iteration: int) -> int:
     return min(scores, key=lambda k: (scores[k], k)) if scores else 0
 
 
-# a stop condition, called with each evaluation's rows and the session's compilation
-# seconds so far (the time a run spends waiting for its compiled chunks)
+# a stop condition, called with each evaluation's rows and the run's compilation seconds
+# so far (the time it spent waiting for its compiled chunks; a resumed run's count
+# includes its earlier sessions', as summary.json's compile_s does)
 Stop = Callable[[list[dict[str, Any]], float], bool]
 
 

@@ -60,6 +60,8 @@ from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file,
 from mfax.run.train import Trainer, TrainingDiverged
 from mfax.solvers import solver_spec
 
+# the note on a Ctrl-C that came while the best trial was trained again into best/
+BEST_INTERRUPTED = "mfax tune: interrupted while training the best trial again"
 INSTALL = 'mfax tune needs Optuna, an optional dependency: pip install "mfax[tune]"'
 LR = "lr"
 MARKER = "mfax-tune.json"
@@ -347,7 +349,8 @@ class TuneResult:
 
     ``trials``: one dict per trial (``trials.csv``'s rows: ``trial``, ``state``,
     ``value``, the searched names, ``best_iteration``, ``iterations``, ``seconds``,
-    ``batch``: the trials trained in one program share its number and its seconds,
+    ``batch``: the trials asked together share its number (and, trained in one program,
+    its seconds; a batch stopped by a non-finite value trains each alone, as ``note`` says),
     ``default``: the trial of the default hyper-parameters, ``note``). ``best_params``,
     ``best_value``, ``best_trial``: the best complete trial. ``default_value``: the
     default hyper-parameters' value (``None`` when they were not a trial). ``study``:
@@ -445,6 +448,13 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
         recorded = json.loads(marker.read_text()).get("search", {})
     except (OSError, ValueError, AttributeError):
         raise GameError(f"{str(marker)!r} is not mfax's study marker as written; write elsewhere") from None
+    if isinstance(recorded.get("time_budget"), float) and math.isinf(recorded["time_budget"]):
+        recorded = {**recorded, "time_budget": None}  # an infinite budget (recorded so before): none
+    if recorded.get("time_budget") is not None and "time_budget_counts" not in recorded:
+        raise GameError(
+            f"{name!r} holds a study whose --time-budget counted the training chunks alone (an earlier mfax); "
+            f"a trial's budget now counts {BUDGET_COUNTS}, so its values are not comparable: write elsewhere (--out)"
+        )
     differ = _differences(recorded, settings)
     if differ:
         raise GameError(
@@ -455,15 +465,16 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
 
 
 def _check_writable(root: Path) -> None:
-    """A study continued in ``root`` is written to (its database, SQLite's journal beside
-    it, ``trials.csv``): a read-only one is one line naming it, not SQLite's failure to
-    commit."""
-    for path in (root, root / STUDY_DB, root / TRIALS_CSV):
+    """What a study in ``root`` writes to: the folder (``trials.csv`` and the marker are
+    replaced through a temporary file in it, SQLite's journal is made beside the
+    database), the database and ``best/`` (cleared and trained into at the end). A
+    read-only one is one line naming it, before the search, not SQLite's failure to
+    commit or a refusal after the last trial."""
+    for path in (root, root / STUDY_DB, root / BEST):
         if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
-            what = "directory" if path.is_dir() else "file"
+            what = "folder" if path.is_dir() else "file"
             raise GameError(
-                f"{str(path)!r} is read-only: continuing the study writes to this {what}; "
-                "make it writable, or give another --out"
+                f"{str(path)!r} is read-only: the study writes to this {what}; make it writable, or give another --out"
             )
 
 
@@ -487,14 +498,22 @@ def _differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str
     return out
 
 
+# what a trial's --time-budget counts, recorded with a budget: a study whose budget counted
+# the training chunks alone (before 2026-12-05) has values not comparable with these
+BUDGET_COUNTS = "training and evaluation"
+
+
 def _settings(config: TrainConfig, space: dict[str, Range], time_budget: float | None) -> dict[str, Any]:
     """What fixes a study's objective: two calls that agree here continue one study."""
     recorded = config.to_dict()
-    return {
+    settings = {
         "config": json.loads(json.dumps(recorded)),
         "space": {k: [r.low, r.high, "log" if r.log else "linear"] for k, r in space.items()},
         "time_budget": time_budget,
     }
+    if time_budget is not None:
+        settings["time_budget_counts"] = BUDGET_COUNTS
+    return settings
 
 
 def _optuna():
@@ -685,7 +704,8 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
         if continuing and complete < trials:
             say(f"continuing the study in {str(root)!r}: {complete} of {trials} trials complete")
         elif continuing:
-            say(f"the study in {str(root)!r} holds {complete} complete trials, {trials} asked: nothing to train")
+            held = f"{complete} complete trial{'s' if complete != 1 else ''}"
+            say(f"the study in {str(root)!r} holds {held}, {trials} asked: nothing to train")
         if defaults is not None and not _defaults_measured(study, state):
             # a new study, or one whose defaults trial a kill cut short: the defaults first
             study.enqueue_trial(defaults, user_attrs={"default": True})
@@ -775,6 +795,10 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
         return
     row = next(t for t in result.trials if t["trial"] == result.best_trial)
     say(f"training the best trial ({result.best_trial}) again into {str(best_dir)!r}")
-    result._search.rerun(result.best_params, row["best_iteration"], best_dir)
+    try:
+        result._search.rerun(result.best_params, row["best_iteration"], best_dir)
+    except KeyboardInterrupt as err:  # the search is complete; best/ is not: the command says so
+        err.add_note(BEST_INTERRUPTED)
+        raise
     record["best_trial"] = result.best_trial
     _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())
