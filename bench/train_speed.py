@@ -633,7 +633,7 @@ def t126_paired(
     evaluation after every iteration (each training is deterministic: the curve is the one
     of any ``--eval-every``); ``k``, the median over seeds, is the figure (one seed alone
     says little: the crossing moves by tens of iterations between seeds). Then rounds
-    alternating the bare exact step (chunks of 5; its time does not depend on the seed)
+    alternating the bare training step of that setting (chunks of 5; its time does not depend on the seed)
     with the paper's step; each round's ratio is ``200 x paper s/it / (k x mfax s/it)``,
     the median over rounds."""
     runs = []
@@ -727,7 +727,7 @@ def t126_setting(t: dict) -> str:
 
 def t126_name(noise: str, paths: int | None) -> str:
     """The result files' stem of ``--t126-paired``: exact noise keeps its old name."""
-    return "train_speed_t126_paired" + ("" if noise == "exact" else f"_sample{paths or ''}")
+    return "train_speed_t126_paired" + ("" if noise == "exact" else f"_sample{paths}")
 
 
 def t126_lines(t: dict) -> list[str]:

@@ -114,10 +114,12 @@ def test_cli_refuses_a_sweep_in_tunes_own_words():
         result = CliRunner().invoke(app, ["tune", "--algo", "omd", *TINY_SET, "--set", item])
         key = item.split("=")[0]
         assert one_error_line(
-            result, f"tune trains one game; --set {key} gives several values (a sweep): give one value"
+            result, f"tune trains one game; game parameter(s) {key} have several values (a sweep): give one value"
         )
-    with pytest.raises(GameError, match=r"tune trains one game; game parameter\(s\) gamma have several values"):
-        _tune(algo="omd", gamma=[0.5, 0.9])
+    # the same line from Python, for a traced parameter and for one that fixes the program
+    for key, values in (("gamma", [0.5, 0.9]), ("close_probability", [0.2, 0.5])):
+        with pytest.raises(GameError, match=rf"tune trains one game; game parameter\(s\) {key} have several values"):
+            _tune(algo="omd", **{key: values})
 
 
 def test_parse_range_forms():

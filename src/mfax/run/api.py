@@ -102,7 +102,7 @@ class _Stop:
         self.initial: float | None = None
         self.reason = "iterations"
 
-    def __call__(self, rows: list[dict[str, Any]], compile_s: float = 0.0) -> bool:
+    def __call__(self, rows: list[dict[str, Any]], compile_s: float) -> bool:
         mean = _mean([r["exploitability"] for r in rows])
         if self.initial is None:
             self.initial = mean

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from mfax.errors import GameError
 from mfax.run.cli_common import INTERRUPTION_SAID, json_text, parse_hparams, parse_overrides, refuse_empty, user_errors
 
 
@@ -118,12 +117,7 @@ def register(app: typer.Typer) -> None:
         say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
         with user_errors(), _interruption(out):
             refuse_empty("--out", out, "directory to keep the study in", "a study in memory only")
-            overrides = parse_overrides(game, set_ or [], sweep=True)
-            swept = [key for key, value in overrides.items() if isinstance(value, list)]
-            if swept:  # train's sweep messages suggest what tune does not do (--seeds, other parameters)
-                raise GameError(
-                    f"tune trains one game; --set {', '.join(swept)} gives several values (a sweep): give one value"
-                )
+            overrides = parse_overrides(game, set_ or [], sweep=True)  # a sweep: refused by tune in its words
             fixed = parse_hparams(algo, hp or [])
             result = tune(
                 game,

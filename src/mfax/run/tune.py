@@ -53,7 +53,7 @@ import numpy as np
 from mfax import params as params_mod
 from mfax.errors import GameError
 from mfax.evaluation.exploitability import negative_words
-from mfax.games import Game
+from mfax.games import Game, game_class
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
 from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
@@ -580,6 +580,7 @@ def tune(
         "eval_paths": eval_paths,
         "params": api.game_values(game, params, overrides),
     }
+    _refuse_sweep(game, solve_args["params"])
     config = api.config_of(
         game,
         solve_args["params"],
@@ -589,10 +590,6 @@ def tune(
         lr=None if lr is None else [lr],
     )
     check_paths_used(config, paths is not None, eval_paths is not None)
-    if config.swept():
-        raise GameError(
-            f"tune trains one game; game parameter(s) {', '.join(config.swept())} have several values (a sweep)"
-        )
     algo = config.algo
     chosen = search_space(algo, space, fixed_hp, lr is not None)
     search = _Search(game, algo, solve_args, chosen, fixed_hp, lr, time_budget)
@@ -619,6 +616,22 @@ def tune(
             # by the old one names another study's trial, whose best/ must not be kept
             _replace_with(root / MARKER, (json.dumps({"mfax_tune": 1, "search": settings}, indent=2) + "\n").encode())
         return _study(optuna, search, trials, batch, seed, defaults, root, continuing, say)
+
+
+def _refuse_sweep(game: Game | str, values: dict[str, Any]) -> None:
+    """Several values of a game parameter (a list where the parameter is a number) are a
+    sweep, which ``mfax train`` runs side by side and a tuner cannot: refused in one line,
+    before the training config's own sweep rules (which suggest ``--seeds`` or other
+    parameters) are applied."""
+    fields = params_mod.fields_of(game_class(game) if isinstance(game, str) else type(game))
+    swept = [  # (a name the game does not declare is refused with the config's own words)
+        k for k, v in values.items() if isinstance(v, list) and k in fields and not isinstance(fields[k].default, tuple)
+    ]
+    if swept:
+        raise GameError(
+            f"tune trains one game; game parameter(s) {', '.join(sorted(swept))} have several values (a sweep): "
+            "give one value"
+        )
 
 
 def _default_values(config: TrainConfig, space: dict[str, Range], search: _Search) -> dict[str, Any] | None:
