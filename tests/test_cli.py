@@ -168,9 +168,9 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["train", "--algo", "omd", "--lr", "0.1,0.5"], "--lr is not used by omd: its step size is --hp lr (solvers"),
         (["train", "--algo", "fp", "--lr", "0.1"], "--lr is not used by fp: it has no learning rate (solvers that"),
         # found by a bad-input fuzz of every command (each was a traceback, or accepted)
-        (["train", "--seed", "100000000000000000000000"], "seed must lie in 0..4294967295"),
-        (["train", "--seed", "-1"], "seed must lie in 0..4294967295"),
-        (["train", "--iterations", "3000000000"], "iterations must be at most 2147483647 (counted in int32)"),
+        (["train", "--seed", "100000000000000000000000"], "--seed must lie in 0..4294967295"),
+        (["train", "--seed", "-1"], "--seed must lie in 0..4294967295"),
+        (["train", "--iterations", "3000000000"], "--iterations must be at most 2147483647 (counted in int32)"),
         (["eval", "--set", "horizon=10000000000"], "must lie within +-2147483647 (int32)"),
         (["train", "--algo", "prior_descent", "--hp", "prior_every=1000000000000"], "(int32)"),
         (["eval", "--game", "linear_quadratic", "--set", "shift=1e39"], "must lie within +-3.4e38 (float32)"),
@@ -188,7 +188,15 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["solve-macro", "--out", ""], "--out is empty; name the directory"),
         (["plot", "/nonexistent-run", "--curves-at", "0,,3"], "(no empty entry)"),
         (["eval", "--br-iterations", "5"], "--br-iterations and --br-lr set the learned best response"),
-        (["solve-macro", "--tol", "inf"], "tol must be finite and > 0"),
+        (["solve-macro", "--tol", "inf"], "--tol must be finite and > 0"),
+        # a check shared with the Python API names the option as typed, not the argument
+        (["train", "--eval-every", "0"], "error: --eval-every must be >= 1, got 0"),
+        (["train", "--keep", "-1"], "error: --keep must be >= 0, got -1"),
+        (["tune", "--time-budget", "-1"], "error: --time-budget must be a number of seconds > 0"),
+        (["tune", "--trials", "0"], "error: --trials must be an integer in 1..2147483647"),
+        (["solve-macro", "--max-iter", "0"], "error: --max-iter must lie in 1.."),
+        # ... and a game parameter of the same name as an option stays the parameter
+        (["eval", "--game", "mfglib.random_linear", "--set", "seed=-1"], "error: seed must lie in 0..2^32-1"),
         (["solve-macro", "--method", "krusell-smith", "--damping", "0.5", "--hp", "damping=0.2"], "given twice"),
         # the command-line parser's own errors: one line too, with where to read what is allowed
         (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),

@@ -18,3 +18,13 @@ class MfaxError(Exception):
 class GameError(MfaxError, ValueError):
     """Invalid input: game names, parameters or their values, configs, options. A
     ``ValueError`` too, so ``except ValueError`` keeps catching it."""
+
+
+class ArgumentError(GameError):
+    """A bad value of one named argument of the Python API, the message starting with its
+    name (``time_budget must be ...``). A command that takes the argument as an option of
+    the same name says the option instead (``--time-budget must be ...``)."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument

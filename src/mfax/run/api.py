@@ -42,7 +42,7 @@ import equinox as eqx
 import numpy as np
 
 from mfax import params as params_mod
-from mfax.errors import GameError
+from mfax.errors import ArgumentError, GameError
 from mfax.games import Game, game_class
 from mfax.games import game_reference as registry_reference
 from mfax.games.validate import rebuilt
@@ -136,14 +136,14 @@ def _mean(values: list) -> float | None:
 def _flag(name: str, value: Any) -> bool:
     """A switch must be a bool: ``overwrite="no"`` is truthy (it replaced a saved run)."""
     if not isinstance(value, bool):
-        raise GameError(f"{name} must be True or False, got {value!r}")
+        raise ArgumentError(name, f"{name} must be True or False, got {value!r}")
     return value
 
 
 def user_path(name: str, value: Any) -> Path:
     """A path the user gave: a str or an ``os.PathLike`` (pathlib's TypeError otherwise)."""
     if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
-        raise GameError(f"{name} must be a path (a str or a pathlib.Path), got {value!r}")
+        raise ArgumentError(name, f"{name} must be a path (a str or a pathlib.Path), got {value!r}")
     return Path(value)
 
 
@@ -240,7 +240,7 @@ def check_time_budget(time_budget: Any) -> None:
     if time_budget is not None and (
         isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not time_budget > 0
     ):
-        raise GameError(f"time_budget must be a number of seconds > 0, got {time_budget!r}")
+        raise ArgumentError("time_budget", f"time_budget must be a number of seconds > 0, got {time_budget!r}")
 
 
 def _plain(value: Any) -> Any:

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from mfax import params
-from mfax.errors import GameError, MfaxError
+from mfax.errors import ArgumentError, GameError, MfaxError
 from mfax.games import parse_value
 from mfax.run.config import is_list_param
 from mfax.solvers import solver_spec
@@ -33,12 +33,29 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except MfaxError as err:
-        typer.echo(f"mfax: error: {err}{notes(err)}", err=True)
+        typer.echo(f"mfax: error: {as_flags(err)}{notes(err)}", err=True)
         raise typer.Exit(2) from None
     except OSError as err:  # read-only or full disk, a path through a file, ...
         where = "" if err.filename is None else f": {err.filename}"
         typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
         raise typer.Exit(2) from None
+
+
+def as_flags(err: MfaxError) -> str:
+    """``err``'s line in the words of the command being run: a check shared with the
+    Python API names its argument (``time_budget must be ...``, an
+    :class:`~mfax.errors.ArgumentError`); when the command takes that argument as an
+    option, the line names the option as typed (``--time-budget must be ...``)."""
+    message = str(err)
+    name = getattr(err, "argument", None)
+    ctx = _click_globals.get_current_context(silent=True)
+    if not isinstance(err, ArgumentError) or ctx is None or not message.startswith(name + " "):
+        return message
+    for param in ctx.command.params:
+        flags = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        if param.name == name and flags:
+            return flags[0] + message[len(name) :]
+    return message
 
 
 def json_text(value: Any) -> str:
@@ -74,7 +91,9 @@ def refuse_empty(option: str, value: str | None, what: str, default: str) -> Non
 
 # click's exceptions, from the click typer runs on (typer 0.22+ vendors its own copy as
 # ``typer._click``; earlier ones use the ``click`` package): the module beside the group's base.
-_click_exceptions = importlib.import_module(TyperGroup.__mro__[1].__module__.rsplit(".", 1)[0] + ".exceptions")
+_CLICK = TyperGroup.__mro__[1].__module__.rsplit(".", 1)[0]
+_click_exceptions = importlib.import_module(_CLICK + ".exceptions")
+_click_globals = importlib.import_module(_CLICK + ".globals")
 _Abort = getattr(importlib.import_module("typer.core"), "Abort", None) or _click_exceptions.Abort  # typer 0.22+
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from mfax import memory, params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
-from mfax.errors import GameError
+from mfax.errors import ArgumentError, GameError
 from mfax.games import game_class, make
 from mfax.games.plugins import canonical, is_reference, short_name
 from mfax.games.registry import build
@@ -165,9 +165,9 @@ def game_defaults(game: str) -> dict[str, Any]:
 
 def _positive(name: str, value: int) -> None:
     if value < 1:
-        raise GameError(f"{name} must be >= 1, got {value}")
+        raise ArgumentError(name, f"{name} must be >= 1, got {value}")
     if value > params.INT32_MAX:
-        raise GameError(f"{name} must be at most {params.INT32_MAX} (counted in int32), got {value}")
+        raise ArgumentError(name, f"{name} must be at most {params.INT32_MAX} (counted in int32), got {value}")
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
@@ -192,14 +192,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
         _positive(name, getattr(config, name))
     _positive("paths", paths)
     if paths > MAX_PATHS:
-        raise GameError(f"paths must be at most {MAX_PATHS} (draws are counted in int32), got {paths}")
+        raise ArgumentError("paths", f"paths must be at most {MAX_PATHS} (draws are counted in int32), got {paths}")
     if config.devices is not None:
         _positive("devices", config.devices)
     if config.keep < 0:
-        raise GameError(f"keep must be >= 0, got {config.keep}")
+        raise ArgumentError("keep", f"keep must be >= 0, got {config.keep}")
     top = params.SEED_MAX - (config.seeds - 1)  # runs use seeds seed..seed+seeds-1
     if not 0 <= config.seed <= top:
-        raise GameError(f"seed must lie in 0..{top} (PRNG seeds are 32-bit; {config.seeds} seeds), got {config.seed}")
+        raise ArgumentError(
+            "seed", f"seed must lie in 0..{top} (PRNG seeds are 32-bit; {config.seeds} seeds), got {config.seed}"
+        )
     if config.lr is not None and not config.lr:
         raise GameError("lr is an empty list; give at least one learning rate, or leave lr out for the default")
     if any(not (0.0 < x < math.inf) for x in lr):

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from mfax import params as params_mod
-from mfax.errors import GameError
+from mfax.errors import ArgumentError, GameError
 from mfax.evaluation.exploitability import negative_words
 from mfax.games import Game, game_class
 from mfax.run import api
@@ -564,7 +564,7 @@ def tune(
     say = log or (lambda line: None)
     for name, value, low in (("trials", trials, 1), ("batch", batch, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= params_mod.INT32_MAX:
-            raise GameError(f"{name} must be an integer in {low}..{params_mod.INT32_MAX}, got {value!r}")
+            raise ArgumentError(name, f"{name} must be an integer in {low}..{params_mod.INT32_MAX}, got {value!r}")
     api.check_time_budget(time_budget)
     if time_budget is not None and math.isinf(time_budget):  # no limit (and no Infinity in the JSON marker)
         time_budget = None

@@ -38,7 +38,7 @@ import numpy as np
 
 from mfax.dynamics.noise import enumerate_noise
 from mfax.dynamics.pushforward import push_path
-from mfax.errors import GameError
+from mfax.errors import ArgumentError, GameError
 from mfax.evaluation.exploitability import evaluate
 from mfax.evaluation.values import backup, backward_scan
 from mfax.games.macro import Macro, MacroNoise
@@ -186,11 +186,11 @@ def solve_macro(
     if game.common_noise:
         raise GameError("solve_macro needs the macro game with common noise off (common_noise=false)")
     if not 0.0 < damping <= 1.0:
-        raise GameError(f"damping must lie in (0, 1], got {damping}")
+        raise ArgumentError("damping", f"damping must lie in (0, 1], got {damping}")
     if not 0.0 < tol < math.inf:
-        raise GameError(f"tol must be finite and > 0, got {tol}")
+        raise ArgumentError("tol", f"tol must be finite and > 0, got {tol}")
     if not 1 <= max_iter <= INT32_MAX:
-        raise GameError(f"max_iter must lie in 1..{INT32_MAX}, got {max_iter}")
+        raise ArgumentError("max_iter", f"max_iter must lie in 1..{INT32_MAX}, got {max_iter}")
     with jax.enable_x64(True):
         k, r, wage, gap, move, step, history = _iterations(game, damping, tol, max_iter)
         value, policy = jax.jit(best_response_to_prices, static_argnums=0)(game, r, wage)
