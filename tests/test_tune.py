@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import shutil
 import sys
 
@@ -465,3 +466,15 @@ def test_tuning_beats_the_defaults(game, algo, trials):
     default_value = float(np.min(default.history["exploitability"]))
     assert result.default_value == pytest.approx(default_value, rel=1e-5)
     assert result.best_value < 0.9 * default_value, (result.best_value, default_value, result.best_params)
+
+
+def test_a_study_in_use_is_named_a_study_directory(tmp_path):
+    """A second tune of the same folder said "run directory ... is in use": the folder
+    is a study, and the line says so."""
+    pytest.importorskip("optuna")
+    from mfax.run.rundir import RunDir
+
+    out = tmp_path / "study"
+    with RunDir(out).lock("study directory"), pytest.raises(GameError) as err:
+        _tune(algo="omd", trials=1, out=out)
+    assert str(err.value) == f"study directory {str(out)!r} is in use by process {os.getpid()}"

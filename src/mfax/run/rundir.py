@@ -631,10 +631,11 @@ class RunDir:
                 _replace_with(path, files[name])
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, what: str = "run directory") -> Iterator[None]:
         """Hold ``mfax.lock`` (an exclusive flock) while writing; a second writer gets a
-        one-line error naming the process that holds it."""
-        with _disk("create run directory", self.root):
+        one-line error naming the process that holds it (and the folder as ``what``: a
+        tuner's study directory uses the same lock)."""
+        with _disk(f"create {what}", self.root):
             self.root.mkdir(parents=True, exist_ok=True)
         with _disk("lock", self.lock_path):
             if self.lock_path.is_symlink():
@@ -647,7 +648,7 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-                raise GameError(f"run directory {str(self.root)!r} is in use by process {holder}") from None
+                raise GameError(f"{what} {str(self.root)!r} is in use by process {holder}") from None
             held = os.pread(fd, 64, 0)
             if held and not re.fullmatch(rb"\d+\n?", held):
                 raise GameError(

@@ -609,7 +609,7 @@ def tune(
     optuna = _optuna()
     if root is None:
         return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
-    with RunDir(root).lock():
+    with RunDir(root).lock("study directory"):
         continuing = _check_dir(root, settings)
         if not continuing:
             # a new study (its database removed, if there was one): a best trial recorded
