@@ -485,6 +485,46 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeyp
     assert "interrupted; no checkpoint yet" in result.stderr and "checkpoint is kept" not in result.stderr
 
 
+SIGTERM_BETWEEN_RECORDS = """
+import os, signal, sys
+import mfax.run.train as driver
+from mfax.run.cli import main
+
+real, calls = driver._eval_rows, []
+
+def evaluated(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the evaluation after the first chunk: outside any record step
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+
+driver._eval_rows = evaluated
+sys.argv = ["mfax", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigterm_between_records_says_what_is_kept(tmp_path):
+    """A plain kill (SIGTERM) outside a record step ended ``mfax train`` at once, with no
+    word (a shell shows nothing for status 143); it now ends the command as Ctrl-C does:
+    the line says the last checkpoint is kept and how to continue, status 143."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = ["train", "--game", "beach_bar", "--set", "num_states=11", "--set", "horizon=6", "--out", str(out)]
+    args += [x for k, v in TINY.items() for x in ("--hp", f"{k}={v}")]
+    args += ["--iterations", "8", "--eval-every", "2", "--no-progress", "--no-plots"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_BETWEEN_RECORDS, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1] == f"terminated (SIGTERM); the last checkpoint is kept: continue with `mfax train --resume {out}`"
+    assert RunDir(out).read_summary()["iterations"] == 0
+
+
 def test_an_iteration_is_found_from_the_checkpoint_files_not_from_a_summary_behind_them(tmp_path):
     import shutil
 

@@ -418,6 +418,29 @@ def test_ctrl_c_keeps_the_table_and_says_how_to_go_on(tmp_path, monkeypatch):
     assert "the same command trains the best trial again" in result.output
 
 
+def test_sigterm_keeps_the_table_and_says_so(tmp_path, monkeypatch):
+    """A plain kill (SIGTERM, which ``mfax``'s main raises as ``Terminated``) ended a
+    search with status 143 and no word; it now says what Ctrl-C says, as terminated."""
+    pytest.importorskip("optuna")
+    from mfax.run import tune as tune_mod
+    from mfax.run.train import Terminated
+
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out)
+    monkeypatch.setattr(tune_mod._Search, "run", lambda self, values: (_ for _ in ()).throw(Terminated(143)))
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "2", "--iterations", "2", "--eval-every", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 143
+    assert "terminated (SIGTERM); the complete trials are kept in" in result.output
+    with open(out / "trials.csv") as f:
+        assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE", "FAIL"]
+    monkeypatch.undo()
+    monkeypatch.setattr(tune_mod._Search, "rerun", lambda *a, **k: (_ for _ in ()).throw(Terminated(143)))
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "third")])
+    assert result.exit_code == 143
+    assert "terminated (SIGTERM) while training the best trial again into" in result.output
+
+
 def test_a_learning_rate_asked_twice_in_a_batch_is_trained_once():
     """Copies of one run are refused by the solver (a sweep's values must differ), so a
     batch in which the sampler asked one learning rate twice trains it once and gives

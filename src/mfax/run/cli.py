@@ -818,11 +818,12 @@ def train_command(
         typer.echo("\n" + interrupted_line(target, restored=RESTORED_NOTE in getattr(err, "__notes__", ())), err=True)
         INTERRUPTION_SAID.append(True)
         raise typer.Exit(130) from None
-    except Terminated as ended:  # SIGTERM held over a record step
+    except Terminated as ended:  # SIGTERM (main() raises it; held over a record step)
         if target is None:
             raise
         restored = RESTORED_NOTE in getattr(ended, "__notes__", ())
         typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)", restored), err=True)
+        INTERRUPTION_SAID.append(True)
         raise typer.Exit(ended.code) from None
     if not main:
         return
@@ -934,20 +935,39 @@ register_check(app)
 register_tune(app)
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM (a plain ``kill``) as :class:`~mfax.run.train.Terminated`, raised where the
+    command is, as Ctrl-C raises KeyboardInterrupt: the command says what it leaves
+    (``mfax train``: the checkpoint kept; ``mfax tune``: the trials kept) and ends with
+    status 143, instead of vanishing without a word. A record step still ends whole first
+    (:func:`~mfax.run.train.deferred_signals` holds the signal over it)."""
+    from mfax.run.train import Terminated
+
+    raise Terminated(128 + signum)
+
+
+STOPPED = {130: "mfax: interrupted", 143: "mfax: terminated (SIGTERM)"}
+
+
 def main() -> None:
+    import signal
+
     from mfax.run.cache import enable_compilation_cache
 
     enable_compilation_cache()  # on by default; MFAX_COMPILATION_CACHE=0 turns it off
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # (an ignored SIGTERM stays ignored)
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except SystemExit as done:
-        if done.code == 130:  # Ctrl-C: XLA may still be running the dispatched chunk, and the
-            # interpreter's teardown under it crashed (SIGSEGV after the message, 1 exit in 8)
+        if done.code in STOPPED:  # Ctrl-C or SIGTERM: XLA may still be running the dispatched
+            # chunk, and the interpreter's teardown under it crashed (SIGSEGV after the
+            # message, 1 exit in 8)
             if not INTERRUPTION_SAID:  # (Typer ends any other command silently)
-                typer.echo("mfax: interrupted", err=True)
+                typer.echo(STOPPED[done.code], err=True)
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(130)
+            os._exit(done.code)
         raise
 
 

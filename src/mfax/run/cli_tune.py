@@ -16,32 +16,36 @@ from mfax.run.cli_common import INTERRUPTION_SAID, json_text, parse_hparams, par
 
 @contextlib.contextmanager
 def _interruption(out: str | None):
-    """Ctrl-C during a search: say what is kept (the complete trials, in ``out``'s study;
-    the trial cut short is marked failed) and how to go on, then exit 130."""
+    """Ctrl-C (or SIGTERM: ``mfax.run.cli.main`` raises it as ``Terminated``) during a
+    search: say what is kept (the complete trials, in ``out``'s study; the trial cut
+    short is marked failed) and how to go on, then exit 130 (143)."""
+    from mfax.run.train import Terminated
+
     try:
         yield
-    except KeyboardInterrupt as err:
+    except (KeyboardInterrupt, Terminated) as err:
         from pathlib import Path
 
         from mfax.run.tune import BEST_INTERRUPTED
 
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         if BEST_INTERRUPTED in getattr(err, "__notes__", ()):
             line = (
-                f"interrupted while training the best trial again into {str(Path(out) / 'best')!r}, which is "
+                f"{what} while training the best trial again into {str(Path(out) / 'best')!r}, which is "
                 "not finished; the search is complete: the same command trains the best trial again"
             )
         elif out and (Path(out) / "study.db").is_file():
             line = (
-                f"interrupted; the complete trials are kept in {str(out)!r} (the one cut short is marked failed): "
+                f"{what}; the complete trials are kept in {str(out)!r} (the one cut short is marked failed): "
                 "the same command continues the study"
             )
         elif out:
-            line = f"interrupted before the study started in {str(out)!r}: nothing was trained"
+            line = f"{what} before the study started in {str(out)!r}: nothing was trained"
         else:
-            line = "interrupted; nothing is kept (a study in memory only: --out DIR keeps one)"
+            line = f"{what}; nothing is kept (a study in memory only: --out DIR keeps one)"
         typer.echo("\n" + line, err=True)
         INTERRUPTION_SAID.append(True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(err.code if isinstance(err, Terminated) else 130) from None
 
 
 def _table(result) -> list[str]:

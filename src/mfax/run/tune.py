@@ -57,7 +57,7 @@ from mfax.games import Game, game_class
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
 from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
-from mfax.run.train import Trainer, TrainingDiverged
+from mfax.run.train import Terminated, Trainer, TrainingDiverged
 from mfax.solvers import solver_spec
 
 # the note on a Ctrl-C that came while the best trial was trained again into best/
@@ -810,7 +810,7 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
     say(f"training the best trial ({result.best_trial}) again into {str(best_dir)!r}")
     try:
         result._search.rerun(result.best_params, row["best_iteration"], best_dir)
-    except KeyboardInterrupt as err:  # the search is complete; best/ is not: the command says so
+    except (KeyboardInterrupt, Terminated) as err:  # the search is complete; best/ is not: the command says so
         err.add_note(BEST_INTERRUPTED)
         raise
     record["best_trial"] = result.best_trial
