@@ -7,7 +7,9 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import ClassVar
 
+import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
@@ -390,3 +392,54 @@ def test_register_refuses_what_is_not_a_concrete_game_class_in_one_line(obj, mes
 def test_a_game_name_that_is_not_a_string_is_one_line(name):
     with pytest.raises(GameError, match=r"game must be a name or a reference string, got .*; allowed: beach_bar"):
         make(name)
+
+
+class _Unnamed(mfax.games.NoCommonNoise):
+    """Two places, stay or switch; no name (abstract): the tests below name it."""
+
+    n_states: ClassVar[int] = 2
+    n_actions: ClassVar[int] = 2
+    horizon: ClassVar[int] = 2
+    gamma: ClassVar[float] = 1.0
+
+    def state_features(self):
+        return jnp.array([[0.0], [1.0]])
+
+    def action_values(self):
+        return jnp.array([0.0, 1.0])
+
+    def initial_mean_field(self, noise):
+        return jnp.array([0.5, 0.5])
+
+    def kernel(self, mu, noise, t):
+        return mfax.games.deterministic_kernel(jnp.array([[0, 1], [1, 0]]))
+
+    def reward(self, mu, mu_next, noise, t):
+        return -mu_next[:, None] * jnp.ones((2, 2))
+
+    def observation(self, mu, noise, t):
+        return mu
+
+
+@pytest.mark.parametrize("name", [5, "", " sis2", "sis2 ", "a:b", "x.py", "path/to", "--set", "a\nb", "-x"])
+def test_register_refuses_a_name_that_cannot_name_it(name):
+    """A game class named 5 was registered, after which every look-up (``game_names``,
+    ``make("beach_bar")``) failed with a raw TypeError (the names are sorted); ``'a:b'``,
+    ``'x.py'`` or ``' sis2'`` were accepted, names that read as code or another game."""
+    named = type("Named", (_Unnamed,), {"name": name})
+    with pytest.raises(GameError, match="a game's name must be letters, digits") as err:
+        mfax.register(named)
+    assert "\n" not in str(err.value)
+    assert make("sis").n_states == 2 and "sis" in mfax.game_names()
+
+
+def test_register_solver_refuses_a_name_that_cannot_name_it():
+    from mfax.solvers.base import SolverSpec, register_solver
+
+    with pytest.raises(GameError, match="a solver's name must be letters"):
+        register_solver(SolverSpec("my solver", "a solver with a space in its name", lambda *a: None))
+
+
+def test_register_takes_dots_and_dashes_in_a_name():
+    mfax.register(type("Named", (_Unnamed,), {"name": "lab.two-places"}))
+    assert make("lab.two-places").n_states == 2 and "lab.two-places" in mfax.game_names()

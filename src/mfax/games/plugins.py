@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,23 @@ from mfax.errors import GameError
 T = TypeVar("T")
 FILE_MODULE_PREFIX = "mfax_file_"
 FORMS = "package.module:Name or path/to/file.py:Name"
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def check_name(name: Any, what: str) -> str:
+    """``name`` if it can name a registered ``what`` (``"game"``, ``"solver"``): a str of
+    letters, digits, ``_``, ``.`` and ``-`` (not first), not ending in ``.py``; anything
+    else is a one-line error. A name with ``:`` or ``/`` or ending in ``.py`` reads as a
+    reference to code, one with spaces or a leading ``-`` cannot be typed as an option's
+    value, and one that is not a str broke every later look-up (sorting the names)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith(".py"):
+        raise GameError(
+            f"a {what}'s name must be letters, digits, '_', '.' or '-' (not first), not ending in .py "
+            f"(as in 'my_game' or 'lab.crowd-2d'), got {name!r}"
+        )
+    return name
 
 
 def is_reference(text: str) -> bool:

@@ -25,6 +25,7 @@ def register(game_cls: type[Game]) -> type[Game]:
     """Add a game class under ``game_cls.name`` (usable as a class decorator); anything but
     a concrete game class is a one-line :class:`GameError`, as for a game reference."""
     _checked(game_cls, getattr(game_cls, "__name__", None) or " ".join(reprlib.repr(game_cls).split()))
+    plugins.check_name(game_cls.name, "game")
     if game_cls.name in _GAMES and _GAMES[game_cls.name] is not game_cls:
         raise GameError(f"a game named {game_cls.name!r} is already registered")
     _GAMES[game_cls.name] = game_cls

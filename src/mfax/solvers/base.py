@@ -191,6 +191,7 @@ def _import_builtins() -> None:
 def register_solver(spec: SolverSpec) -> SolverSpec:
     """Register ``spec`` under its name (replacing a solver registered under it before, a
     built-in one included)."""
+    plugins.check_name(spec.name, "solver")
     # a built-in name: its module first (a no-op while that module registers it), so that
     # the module, imported later, cannot replace this registration with its own
     _import_builtin(spec.name)
