@@ -383,3 +383,41 @@ def test_plotting_a_number_of_paths_that_is_not_a_count_is_one_line(num_paths):
     result = mfax.solve("sis", "fp", iterations=1, common_noise=False)
     with pytest.raises(mfax.GameError, match=f"num_paths must be an integer >= 1 \\(paths to plot\\), got {num_paths}"):
         result.plot_mean_field(num_paths)
+
+
+# -- figures no correct game gives ----------------------------------------------------------
+
+
+def test_figure_defects_name_what_no_correct_game_gives():
+    """The per-path best response knows the whole noise path: the information-consistent
+    exploitability is at most the per-path one, and both are >= 0, up to rounding."""
+    from mfax.evaluation.exploitability import above_words, figure_defects
+
+    assert figure_defects(0.5, 0.3, -10.0, float64=False) == []
+    assert figure_defects(-1e-7, -2e-7, -1.0, float64=False) == []  # float32 rounding of a zero
+    assert figure_defects(0.3, 0.3 + 1e-6, -5.0, float64=False) == []  # equal up to rounding
+    [line] = figure_defects(-1.344, None, -6.0, float64=False)
+    assert line.startswith("exploitability (per path) -1.344 (below 0 by more than float32 rounding")
+    [line] = figure_defects(0.35, 2.01, -6.0, float64=True)
+    assert line == (
+        "exploitability (information-consistent) 2.01 (above the per-path figure by more than float64 rounding "
+        "explains: a deviator who knows the whole noise path does at least as well; a defect); per path 0.35"
+    )
+    assert above_words(None, 0.3, 1.0) == above_words(0.3, None, 1.0) == ""
+
+
+def test_solve_warns_with_the_defects_its_result_shows(monkeypatch):
+    """An impure game passed every check before ``jit.pure``, and ``mfax.solve`` returned
+    a negative exploitability without a word (the CLI said "a defect"): the result lists
+    such figures and ``solve`` warns with them."""
+    import warnings
+
+    import mfax.evaluation.exploitability as exploitability
+
+    kwargs = dict(params={"horizon": 3}, iterations=2, eval_every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfax.DefectWarning)  # none for a correct game
+        assert mfax.solve("sis", "fp", **kwargs).defects == []
+    monkeypatch.setattr(exploitability, "figure_defects", lambda *a: ["exploitability (per path) -1.3 (... a defect)"])
+    with pytest.warns(mfax.DefectWarning, match=r"^exploitability \(per path\) -1.3 \(\.\.\. a defect\)$"):
+        assert mfax.solve("sis", "fp", **kwargs).defects == ["exploitability (per path) -1.3 (... a defect)"]

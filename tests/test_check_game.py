@@ -47,6 +47,7 @@ EXPENSIVE = {
     "vmap.noise_paths",
     "vmap.mean_fields",
     "jit.no_retrace",
+    "jit.pure",
     "noise.shared_prefix",
     "noise.sampled_as_supported",
 }
@@ -215,6 +216,23 @@ class ProbabilitiesSwappedUnderVmap(SISDelegate):
         return k._replace(prob=_under_vmap(lambda p: p[..., ::-1])(k.prob))
 
 
+_KERNEL_TRACES: list[int] = []
+
+
+class KernelCountsItsTraces(SISDelegate):
+    """A kernel reading Python state its own traces change (a module-level list that grows
+    with every trace): its values depend on how often the tools traced it before. It
+    passed every check, and ``mfax.solve`` gave a negative exploitability (a user's
+    1-D crowd game, found by an audit)."""
+
+    name: ClassVar[str] = "kernel_counts_its_traces"
+
+    def kernel(self, mu, noise, t):
+        _KERNEL_TRACES.append(1)
+        k = super().kernel(mu, noise, t)
+        return k._replace(prob=k.prob[..., ::-1]) if len(_KERNEL_TRACES) % 2 else k
+
+
 class SuccessorsReorderedUnderVmap(SISDelegate):
     """Under vmap the successors are listed the other way round, each with its own
     probability: the same distribution (a grid point bracketed from the other side)."""
@@ -356,6 +374,11 @@ DEFECTS = [
         {"vmap.noise_paths", "vmap.mean_fields"},
         "['kernel'][0]: the next-state distribution of state 0, action 0 differs: E[v(s')] for a random v is",
     ),
+    (
+        KernelCountsItsTraces,
+        {"jit.pure"},
+        "after one call of each function, 0.",
+    ),
 ]
 
 
@@ -447,7 +470,7 @@ def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     assert lines[-2].startswith("checked on each of the 512 noise support paths: the initial mean field")
     assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5; it must sum to 1" in lines
     assert "PASS kernel.indices_in_range" in lines and "SKIP jit.no_retrace: needs every other check to pass" in lines
-    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 5 skipped"
+    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 6 skipped"
     with pytest.raises(GameError, match=r"sums to 0\.5; it must sum to 1 \(check kernel.probabilities_sum_to_one\)$"):
         report.raise_if_failed()
     assert report.as_dict()["ok"] is False and json.dumps(report.as_dict())
@@ -512,7 +535,7 @@ def test_check_game_command_exit_codes_and_output(monkeypatch):
     assert result.exit_code == 1 and record["ok"] is False
     assert {c["name"] for c in record["checks"] if c["status"] == "fail"} == {"kernel.probabilities_sum_to_one"}
     result = runner.invoke(app, ["check-game", "sis", "--set", "horizon=2"])  # a packaged game passes them all
-    assert result.exit_code == 0 and "game 'sis': 29 passed, 0 failed, 0 skipped" in result.stdout, result.output
+    assert result.exit_code == 0 and "game 'sis': 30 passed, 0 failed, 0 skipped" in result.stdout, result.output
     for args, message in (
         (["check-game", "no_such_game"], "unknown game 'no_such_game'"),
         (["check-game", "sis", "--set", "horizon=x"], "parameter 'horizon'"),

@@ -290,6 +290,16 @@ def test_an_exploitability_below_zero_is_named_rounding_or_a_defect():
     assert _bar_text([dict(exploitability=0.25, policy_return=-3.2)], float64=False) == "0.25"
 
 
+def test_an_information_consistent_figure_above_the_per_path_one_is_named_a_defect():
+    """An impure game's run ended with information-consistent 2.01 > per path 0.36
+    without a remark (the deviator who knows the path does at least as well)."""
+    summary = dict(iterations=4, runs=1, initial_exploitability=3.0, final_exploitability=0.358378)
+    summary.update(initial_exploitability_info=2.5, final_exploitability_info=2.01482, final_policy_return=-6.6)
+    line = done_line({**summary, "dtype": "float32"})
+    assert "information-consistent 2.5 -> 2.01482 (above the per-path figure by more than float32 rounding" in line
+    assert "above" not in done_line({**summary, "final_exploitability_info": 0.358379, "dtype": "float32"})
+
+
 def test_eval_names_a_float32_exploitability_below_zero_as_rounding(tmp_path):
     """FP on MFGLib's linear-quadratic game reaches its equilibrium: float32 computes
     the exploitability as -9.5e-07."""

@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING
 
-from mfax.errors import GameError, MfaxError
+from mfax.errors import DefectWarning, GameError, MfaxError
 
 if TYPE_CHECKING:
     from mfax.games import CheckReport, Game, check_game, game_names, make, register
@@ -44,6 +44,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "CheckReport",
+    "DefectWarning",
     "Game",
     "GameError",
     "MfaxError",

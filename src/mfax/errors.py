@@ -28,3 +28,9 @@ class ArgumentError(GameError):
     def __init__(self, argument: str, message: str):
         super().__init__(message)
         self.argument = argument
+
+
+class DefectWarning(UserWarning):
+    """Figures that no correct game gives (an exploitability below zero, an
+    information-consistent one above the per-path one, beyond rounding): a defect of the
+    game or of mfax to report, not a refusal of the input."""

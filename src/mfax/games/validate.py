@@ -71,6 +71,9 @@ says which paths were covered (:attr:`CheckReport.coverage`):
   way the tools call a game) is traced once across calls with new noise, a new mean
   field and the game built again from its parameters (a static field that is not equal
   in a second instance built the same way recompiles every program that uses it);
+* ``jit.pure``: the functions give the same values in a new program, and in one that
+  called each of them once before (a function reading Python state that its own traces
+  change, such as a module-level counter, depends on how often it was traced);
 * ``noise.sampled_as_supported``: where the support is finite, 2048 draws of
   ``sample_noise`` are paths it lists, each drawn as often as its weight says (within five
   standard errors);
@@ -116,6 +119,7 @@ _EXPENSIVE = (
     "vmap.noise_paths",
     "vmap.mean_fields",
     "jit.no_retrace",
+    "jit.pure",
     "noise.shared_prefix",
     "noise.sampled_as_supported",
 )
@@ -1150,8 +1154,43 @@ def _expensive_checks(run: _Runner, game: Game, key, out: dict, horizon: int) ->
     run("vmap.noise_paths", noise_paths)
     run("vmap.mean_fields", mean_fields)
     run("jit.no_retrace", no_retrace)
+    run("jit.pure", lambda: _pure(game, noise0, mu0, horizon))
     run("noise.shared_prefix", lambda: _shared_prefix(game, key, horizon))
     run("noise.sampled_as_supported", lambda: _sampled_as_supported(game, key))
+
+
+def _pure(game: Game, noise, mu, horizon: int) -> str:
+    """``jit.pure``: the game's functions give the same values in a new program, and in
+    a program that called each of them once before (values dropped). A function that
+    reads Python state its own calls change (a module-level list that grows with every
+    trace, a counter) gives values that depend on how often and in which order the tools
+    happened to trace it: the exploitability such a game gives is no game's (below zero,
+    or an information-consistent figure above the per-path one)."""
+
+    def values(extra: bool):
+        @eqx.filter_jit
+        def fn(g, noise, mu):
+            if extra:  # one call of each function, its value dropped: only side effects stay
+                t = jnp.int32(0)
+                g.initial_mean_field(noise)
+                g.kernel(mu, noise, t)
+                g.reward(mu, mu, noise, t)
+                g.observation(mu, noise, t)
+            return {k: f() for k, f in _step_probes(g, noise, mu, horizon).items()}
+
+        return jax.device_get(fn(game, noise, mu))
+
+    first = values(False)
+    try:
+        _same(values(False), first, "", ("in a second program", "in the first"))
+        _same(values(True), first, "", ("after one call of each function", "in the first program"))
+    except _Failed as err:
+        _fail(
+            f"the game's functions give other values for the same inputs ({err}): they read "
+            "Python state that changes between traces (a module-level list or counter, say); keep every input in "
+            "the game's fields and the arguments"
+        )
+    return ""
 
 
 def _noise_rows(tree, count: int) -> np.ndarray:
@@ -1279,28 +1318,28 @@ def _batched(game: Game, keys, mu_extra, horizon: int):
     return noise, mu, over_paths, over_mus
 
 
-def _same(batched, single, what: str) -> None:
+def _same(batched, single, what: str, sides: tuple[str, str] = ("under vmap", "alone")) -> None:
     """Batched values equal to single ones (floats within :data:`VMAP_RTOL`; kernels as
     distributions, :func:`_same_kernel`)."""
     tree_b, tree_s = jax.tree.structure(batched), jax.tree.structure(single)
     if tree_b != tree_s:
-        _fail(f"{what}: batched and single outputs differ in structure: {tree_b} and {tree_s}")
+        _fail(f"{what}: the outputs {sides[0]} and {sides[1]} differ in structure: {tree_b} and {tree_s}")
     is_kernel = lambda x: isinstance(x, Kernel)  # noqa: E731
     flat_b = jax.tree_util.tree_flatten_with_path(batched, is_leaf=is_kernel)[0]
     flat_s = jax.tree_util.tree_leaves(single, is_leaf=is_kernel)
     for (path, b), s in zip(flat_b, flat_s, strict=True):
         where = jax.tree_util.keystr(path)
-        if is_kernel(b) and _same_kernel(b, s, f"{what}{where}"):
+        if is_kernel(b) and _same_kernel(b, s, f"{what}{where}", sides):
             continue
         for (sub, b_leaf), s_leaf in zip(jax.tree_util.tree_leaves_with_path(b), jax.tree.leaves(s), strict=True):
-            _same_leaf(np.asarray(b_leaf), np.asarray(s_leaf), f"{what}{where}{jax.tree_util.keystr(sub)}")
+            _same_leaf(np.asarray(b_leaf), np.asarray(s_leaf), f"{what}{where}{jax.tree_util.keystr(sub)}", sides)
 
 
 # test functions a kernel's distributions are compared with (_same_kernel)
 _KERNEL_PROBES = 4
 
 
-def _same_kernel(b: Kernel, s: Kernel, where: str) -> bool:
+def _same_kernel(b: Kernel, s: Kernel, where: str, sides: tuple[str, str] = ("under vmap", "alone")) -> bool:
     """Whether two kernels of the same structure are the same distributions (``False``:
     compare them entry by entry instead, as when an index is out of range or a
     probability not finite: those checks say what is wrong). The successor lists may
@@ -1334,15 +1373,15 @@ def _same_kernel(b: Kernel, s: Kernel, where: str) -> bool:
         at = tuple(int(x) for x in np.argwhere(off)[0])  # (state, action, test function)
         _fail(
             f"{where}: the next-state distribution of state {at[0]}, action {at[1]} differs: "
-            f"E[v(s')] for a random v is {eb[at]:.6g} under vmap, {es[at]:.6g} alone"
+            f"E[v(s')] for a random v is {eb[at]:.6g} {sides[0]}, {es[at]:.6g} {sides[1]}"
         )
     return True
 
 
-def _same_leaf(b: np.ndarray, s: np.ndarray, where: str) -> None:
+def _same_leaf(b: np.ndarray, s: np.ndarray, where: str, sides: tuple[str, str] = ("under vmap", "alone")) -> None:
     """One batched array equal to its single counterpart (floats within :data:`VMAP_RTOL`)."""
     if b.shape != s.shape:
-        _fail(f"{where}: shape {b.shape} under vmap, {s.shape} alone")
+        _fail(f"{where}: shape {b.shape} {sides[0]}, {s.shape} {sides[1]}")
     if np.issubdtype(b.dtype, np.inexact):
         scale = float(np.max(np.abs(s[np.isfinite(s)]), initial=0.0))  # (an aggregate may be NaN throughout)
         close = np.isclose(b, s, rtol=VMAP_RTOL, atol=VMAP_RTOL * max(1.0, scale))
@@ -1351,7 +1390,7 @@ def _same_leaf(b: np.ndarray, s: np.ndarray, where: str) -> None:
         close = b == s
     if not np.all(close):
         bad = tuple(np.argwhere(~close)[0])
-        _fail(f"{where}{list(bad)}: {b[bad]} under vmap, {s[bad]} alone")
+        _fail(f"{where}{list(bad)}: {b[bad]} {sides[0]}, {s[bad]} {sides[1]}")
 
 
 def rebuilt(game: Game) -> Game:

@@ -34,6 +34,7 @@ import inspect
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import equinox as eqx
 import numpy as np
 
 from mfax import params as params_mod
-from mfax.errors import ArgumentError, GameError
+from mfax.errors import ArgumentError, DefectWarning, GameError
 from mfax.games import Game, game_class
 from mfax.games import game_reference as registry_reference
 from mfax.games.validate import rebuilt
@@ -371,7 +372,10 @@ def _first_paths(batch, num_paths: int | None):
 def _finish(run: RunDir, session: Session, reason: str) -> Result:
     summary = {**session.summary, "stop_reason": reason}
     run.write_summary(summary)
-    return Result._of(run, session.trainer, session.states)
+    result = Result._of(run, session.trainer, session.states)
+    if result.defects:  # figures no correct game gives: said, as mfax train and eval say them
+        warnings.warn("; ".join(result.defects), DefectWarning, stacklevel=3)
+    return result
 
 
 def load(
@@ -533,6 +537,19 @@ class Result:
     def policy_return(self) -> float | None:
         """The policy's expected return, of the policy held, the mean over the runs."""
         return self._held("policy_return")
+
+    @property
+    def defects(self) -> list[str]:
+        """What the final figures show that no correct game gives, one line each (empty
+        when they are consistent): an exploitability below zero by more than rounding
+        explains (a best response can copy the policy), or an information-consistent one
+        above the per-path one (a deviator who knows the noise path does at least as
+        well). A game whose functions are not pure (they read Python state that changes
+        between traces), say. :func:`solve` warns with them (:class:`~mfax.errors.DefectWarning`)."""
+        from mfax.evaluation.exploitability import figure_defects
+
+        float64 = self.summary.get("dtype") == "float64"
+        return figure_defects(self.exploitability, self.exploitability_info, self.policy_return, float64)
 
     def _held(self, column: str) -> float | None:
         """``column`` at the iteration of the states held: the summary's final figure, or

@@ -240,12 +240,13 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
     info = result.exploitability_info
     typer.echo(title)
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
-    from mfax.evaluation.exploitability import negative_words
+    from mfax.evaluation.exploitability import above_words, negative_words
 
     scale = result.policy_return
     below = negative_words(result.exploitability, scale, float64)
     typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}{below}")
     info_text = "n/a" if info is None else format(info, ".6g") + negative_words(info, scale, float64)
+    info_text += above_words(info, result.exploitability, scale, float64)
     typer.echo(f"  exploitability (information-consistent) {info_text}")
     typer.echo("    per path: the deviator knows the whole noise path in advance")
     if info is not None:
@@ -882,9 +883,13 @@ def done_line(summary: dict) -> str:
         + _change(summary.get("initial_exploitability"), summary.get("final_exploitability"), scale, float64),
     ]
     if summary.get("final_exploitability_info") is not None:
+        from mfax.evaluation.exploitability import above_words
+
+        info, per_path = summary["final_exploitability_info"], summary.get("final_exploitability")
         parts.append(
             "information-consistent "
-            + _change(summary.get("initial_exploitability_info"), summary["final_exploitability_info"], scale, float64)
+            + _change(summary.get("initial_exploitability_info"), info, scale, float64)
+            + above_words(info, per_path, scale, float64)
         )
     rate = summary.get("seconds_per_iteration")
     if rate is not None:
