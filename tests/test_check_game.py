@@ -361,7 +361,13 @@ DEFECTS = [
     (PythonIfInKernel, {"jit.traceable"}, "kernel: TracerBoolConversionError"),
     (HostCallbackObservation, {"vmap.noise_paths", "vmap.mean_fields"}, "does not trace under jax.vmap"),
     (FreshStaticField, {"jit.no_retrace"}, "static fields not equal in two instances built alike: scale"),
-    (IfOnTracedParameter, {"jit.traceable"}, "reward: TracerBoolConversionError"),
+    (
+        IfOnTracedParameter,
+        {"jit.traceable"},
+        "reward: TracerBoolConversionError: Attempted boolean conversion of traced array with shape bool[]: a Python "
+        "if, bool(), int() or numpy call on a traced value (t, the mean field, the noise, or a parameter declared "
+        "traced=True); write it with jnp.where or jax.lax.cond, or make that parameter static",
+    ),
     (SupportWeightsOnOnePath, {"noise.sampled_as_supported"}, "drew noise path 1, whose support weight is 0"),
     (
         InfiniteAggregate,

@@ -225,7 +225,8 @@ class Game(eqx.Module):
 
     * the sizes ``n_states``, ``n_actions``, ``horizon`` (``T``) and the discount ``gamma``
       (fields, class variables or properties) and a registry ``name`` (class variable);
-    * ``state_features() -> (n, f)``: state inputs for policies, in ``[0, 1]``;
+    * ``state_features() -> (n, f)``: state inputs for policies, best scaled to ``[0, 1]``
+      (the networks' inputs: features far larger train worse; finite is all the checks ask);
     * ``action_values() -> (m,)``: what each action means in numbers (a move, a share);
     * ``sample_noise(key) -> Noise``: one episode's common noise (and random reset);
     * ``initial_mean_field(noise) -> (n,)``;

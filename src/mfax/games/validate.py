@@ -335,9 +335,24 @@ class _Runner:
             self.results.setdefault(name, CheckResult(name, "skip", why))
 
 
+# JAX's errors for a traced value used where Python needs a concrete one
+_CONCRETE_NEEDED = (
+    "ConcretizationTypeError",
+    "TracerBoolConversionError",
+    "TracerIntegerConversionError",
+    "TracerArrayConversionError",
+    "NonConcreteBooleanIndexError",
+)
+TRACED_ADVICE = (
+    "a Python if, bool(), int() or numpy call on a traced value (t, the mean field, the noise, or a parameter "
+    "declared traced=True); write it with jnp.where or jax.lax.cond, or make that parameter static (no traced=True)"
+)
+
+
 def _first_line(err: BaseException) -> str:
     lines = [line for line in str(err).strip().splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0].rstrip('.') if lines else ''}"
+    text = f"{type(err).__name__}: {lines[0].rstrip('.') if lines else ''}"
+    return f"{text}: {TRACED_ADVICE}" if type(err).__name__ in _CONCRETE_NEEDED else text
 
 
 _NUMERIC = (
