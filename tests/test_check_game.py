@@ -36,7 +36,7 @@ from mfax.games import (
     unchecked,
     validate_game,
 )
-from mfax.games.validate import CHECK_NAMES
+from mfax.games.validate import CHECK_NAMES, second_mean_field
 from mfax.params import param
 from mfax.policies import Uniform
 from mfax.run.cli import app
@@ -824,3 +824,31 @@ def test_a_parameter_of_the_wrong_type_is_the_one_line_make_gives():
     with pytest.raises(GameError, match="parameter 'weight' of game 'weighted_reward' must be float, got '2'"):
         check_game(WeightedReward(weight="2"))
     assert check_game(WeightedReward(weight=jnp.asarray(2.0))).ok  # an array: the checks read it
+
+
+class RowsLeakWhereTheRolloutGoes(SISDelegate):
+    """Rows that halve only at mean fields neither checked one is (mu_0 and the second
+    mean field): every check passes, and a rollout lost mass without a word (a user's
+    crowd game reached a total mass of 2.25, found by an audit)."""
+
+    name: ClassVar[str] = "rows_leak_where_the_rollout_goes"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        mu0 = self.initial_mean_field(noise)
+        away = (jnp.max(jnp.abs(mu - mu0)) > 1e-3) & (jnp.max(jnp.abs(mu - second_mean_field(mu0))) > 1e-3)
+        return k._replace(prob=k.prob.at[1, 0].multiply(jnp.where(away, 0.5, 1.0)))
+
+
+def test_a_rollout_that_loses_mass_is_refused_by_the_evaluation_unless_unchecked():
+    from mfax.games.validate import unchecked
+
+    game = RowsLeakWhereTheRolloutGoes()
+    assert check_game(game).ok
+    batch = noise_batch(game, "exact")
+    with pytest.raises(
+        GameError, match=r"^game 'rows_leak_where_the_rollout_goes': the mean field's total mass moved "
+    ):
+        evaluate(game, Uniform(2, 2), batch)
+    with unchecked():  # --no-check: the user's call
+        assert np.isfinite(evaluate(game, Uniform(2, 2), batch).exploitability)

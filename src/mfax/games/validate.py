@@ -238,6 +238,11 @@ def validate_game(game: Game) -> None:
     _VALIDATED.add(game)
 
 
+def checks_on() -> bool:
+    """Whether the game checks run here (``False`` inside :func:`unchecked`)."""
+    return _ENABLED.get()
+
+
 @contextlib.contextmanager
 def unchecked() -> Iterator[None]:
     """Within this block :func:`validate_game` checks nothing (``--no-check``).
