@@ -311,7 +311,9 @@ def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
         folder.mkdir()
         (folder / name).write_text("my notes")
         with pytest.raises(typer.Exit) as exit_:
-            cli_macro._write_outputs(folder, "krusell_smith.json", cli_macro.KS_KEYS, summary, "ks.png", plot)
+            cli_macro._write_outputs(
+                folder, "krusell_smith.json", cli_macro.KS_KEYS, summary, "ks.png", plot, "krusell-smith"
+            )
         assert exit_.value.exit_code == 2
         assert (folder / name).read_text() == "my notes"
         assert sorted(p.name for p in folder.iterdir()) == [name]  # nothing else written either
@@ -322,11 +324,15 @@ def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
         raise OSError(27, "File too large", str(path))
 
     with pytest.raises(typer.Exit) as exit_:
-        cli_macro._write_outputs(tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", full)
+        cli_macro._write_outputs(
+            tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", full, "krusell-smith"
+        )
     assert exit_.value.exit_code == 2
     assert capsys.readouterr().err.strip() == f"mfax: error: File too large: {tmp_path / 'out' / 'k.png'}"
     # mfax's own record there is replaced, as before
-    cli_macro._write_outputs(tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", plot)
+    cli_macro._write_outputs(
+        tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", plot, "krusell-smith"
+    )
     assert json.loads((tmp_path / "out" / "krusell_smith.json").read_text()) == summary
 
 

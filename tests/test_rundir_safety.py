@@ -508,7 +508,7 @@ def test_the_lock_is_released_when_training_fails(run_copy):
 def test_an_os_error_while_plotting_is_one_error(run_copy, monkeypatch):
     from mfax.run import plots
 
-    def read_only(fig, path):
+    def read_only(fig, path, *args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
     monkeypatch.setattr(plots, "_save", read_only)
@@ -853,3 +853,40 @@ def test_an_interrupt_before_the_new_runs_first_checkpoint_puts_the_replaced_run
     assert result.exit_code == 130
     assert "the run it was replacing is back" in result.stderr and "--resume" not in result.stderr
     assert _without_lock(run_copy) == before
+
+
+def test_a_chosen_figure_path_replaces_only_a_figure_of_the_same_kind(tmp_path):
+    """`mfax irf --plot runs/oracle/prices.png` replaced the oracle's price figure (any PNG
+    mfax wrote could be replaced): a figure now says which it is, and only the same one,
+    or a path mfax never wrote to, is written."""
+    import matplotlib.pyplot as plt
+
+    from mfax.run.plots import save_figure
+    from mfax.run.rundir import output_writable
+
+    prices = save_figure(plt.figure(), tmp_path / "prices.png", kind="oracle prices")
+    output_writable(prices, figure="oracle prices")  # the same figure again
+    with pytest.raises(GameError, match=r"it is mfax's oracle prices figure, and this writes the irf figure"):
+        output_writable(prices, figure="irf")
+    old = save_figure(plt.figure(), tmp_path / "old.png")  # an earlier mfax: no kind
+    output_writable(old)  # a run's own plots folder: any mfax figure there is mfax's to redraw
+    with pytest.raises(GameError, match=r"it is an earlier mfax's figure \(which one cannot be told\)"):
+        output_writable(old, figure="irf")
+    assert output_writable(tmp_path / "new.png", figure="irf") is None
+
+
+def test_an_output_in_a_read_only_folder_is_refused_before_the_work(tmp_path, monkeypatch):
+    """`mfax solve-macro --out ro/sm` solved the economy, printed it, then said it cannot
+    create the folder; `mfax irf --out ro/i.json --plot ok.png` wrote ok.png and then
+    failed: a read-only folder is now named first."""
+    import os
+
+    from mfax.run.rundir import output_writable
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    with pytest.raises(GameError, match=r"cannot write '.*/sm/x\.json': the folder '.*' is read-only$"):
+        output_writable(tmp_path / "sm" / "x.json", "run")
+    result = runner.invoke(app, ["solve-macro", "--set", "num_wealth=10", "--set", "horizon=4", "--out", str(tmp_path)])
+    one_error_line(result, f"cannot write {str(tmp_path / 'macro_equilibrium.json')!r}: the folder")
+    assert "converged" not in result.output and "iterations" not in result.stdout

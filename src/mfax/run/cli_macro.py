@@ -70,7 +70,7 @@ def _plot(eq, path: Path) -> None:
     ax_w.set(xlabel="t", ylabel="wage W_t", title="wage")
     fig.suptitle(f"macro equilibrium (oracle): {eq.iterations} iterations, gap {eq.residual:.2e}")
     fig.tight_layout()
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path, dpi=120, kind="oracle prices")
     plt.close(fig)
 
 
@@ -141,7 +141,7 @@ def _ks_plot(res, path: Path) -> None:
         f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
     )
     fig.tight_layout()
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path, dpi=120, kind="krusell-smith")
     plt.close(fig)
 
 
@@ -161,7 +161,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         if out is not None:  # before anything is computed
             _output_folder(out)
             output_writable(Path(out) / "krusell_smith.json", *KS_KEYS)
-            output_writable(Path(out) / "krusell_smith.png")
+            output_writable(Path(out) / "krusell_smith.png", figure="krusell-smith")
         # built, then checked against memory, then validated: the checks of a huge economy
         # take minutes before the refusal they would only delay
         game = params.build(game_class("macro"), "game 'macro'", **overrides)
@@ -211,7 +211,13 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
     )
     if out is not None:
         _write_outputs(
-            Path(out), "krusell_smith.json", KS_KEYS, summary, "krusell_smith.png", lambda path: _ks_plot(res, path)
+            Path(out),
+            "krusell_smith.json",
+            KS_KEYS,
+            summary,
+            "krusell_smith.png",
+            lambda path: _ks_plot(res, path),
+            "krusell-smith",
         )
     if as_json:
         typer.echo(json_text(summary))
@@ -236,14 +242,16 @@ def _output_folder(out: str) -> None:
         raise GameError(f"--out names a folder for the results; {str(above)!r} is not a directory")
 
 
-def _write_outputs(folder: Path, json_name: str, keys: tuple[str, ...], summary: dict, png_name: str, plot) -> None:
+def _write_outputs(
+    folder: Path, json_name: str, keys: tuple[str, ...], summary: dict, png_name: str, plot, figure: str
+) -> None:
     """``summary`` as ``folder/json_name`` (a record holding ``keys``) and
     ``plot(folder/png_name)``: the files ``output_writable`` cleared before anything was
     computed, cleared again now (a solve can take half an hour, and a file put there
     meanwhile is not mfax's to replace). A failure is one line."""
     with user_errors():
         output_writable(folder / json_name, *keys)
-        output_writable(folder / png_name)
+        output_writable(folder / png_name, figure=figure)
         with _disk("create the folder", folder):
             folder.mkdir(parents=True, exist_ok=True)
         _replace_with(folder / json_name, (json.dumps(summary, indent=2) + "\n").encode())
@@ -329,7 +337,7 @@ def register(app: typer.Typer) -> None:
             if out is not None:  # before anything is computed
                 _output_folder(out)
                 output_writable(Path(out) / "macro_equilibrium.json", *ORACLE_KEYS)
-                output_writable(Path(out) / "prices.png")
+                output_writable(Path(out) / "prices.png", figure="oracle prices")
             start = time.perf_counter()
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)
             seconds = time.perf_counter() - start
@@ -351,7 +359,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  exploitability of the best response under its own mean field: {eq.exploitability:.3g}{below}")
         if out is not None:
             _write_outputs(
-                Path(out), "macro_equilibrium.json", ORACLE_KEYS, summary, "prices.png", lambda path: _plot(eq, path)
+                Path(out),
+                "macro_equilibrium.json",
+                ORACLE_KEYS,
+                summary,
+                "prices.png",
+                lambda path: _plot(eq, path),
+                "oracle prices",
             )
         if as_json:
             typer.echo(json_text(summary))

@@ -177,7 +177,8 @@ def register(app: typer.Typer) -> None:
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
             # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
-            output_writable(plot_path)
+            # a chosen --plot replaces only an irf figure (not the oracle's prices.png, say)
+            output_writable(plot_path, figure=None if plot is None else "irf")
             output_writable(json_path, *IRF_KEYS)
             if innovations is not None:
                 path = parse_innovations(innovations, g.horizon)
@@ -199,7 +200,7 @@ def register(app: typer.Typer) -> None:
                 chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
                 which = run_words(trainer.config, r, chosen)
                 words += f"; {which.split(':')[0]}"
-            save_figure(irf_figure(g, response, words), plot_path)
+            save_figure(irf_figure(g, response, words), plot_path, kind="irf")
             json_path.parent.mkdir(parents=True, exist_ok=True)
             _replace_with(json_path, (json_text(record) + "\n").encode())
         if which is not None:

@@ -39,7 +39,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, PNG_TAG, Consent, RunDir, _replace_with, output_writable, warn
+from mfax.run.rundir import NO_CODE, Consent, RunDir, _replace_with, output_writable, png_tags, warn
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -104,7 +104,7 @@ def plot_run(
         except GameError:  # a user's own file under a figure's name: kept, the figure not written
             warn(f"kept {str(path)!r}: mfax did not write it (its {name} figure not written)")
             continue
-        written.append(_save(fig, path))
+        written.append(_save(fig, path, kind=name))
     return written
 
 
@@ -207,12 +207,13 @@ def exploitability_figure(rows: list[dict], config):
     return fig
 
 
-def _save(fig, path: Path, dpi: int = 110) -> Path:
-    # the tag tells mfax's figures from others; the format named, so that matplotlib never
+def _save(fig, path: Path, dpi: int = 110, kind: str | None = None) -> Path:
+    # the tags tell mfax's figures from others, and which figure it is (``kind``: an
+    # output another command must not replace); the format named, so that matplotlib never
     # writes to another name than ``path`` (it adds ".png" to a name without a suffix);
     # written whole and swapped in, so that a link at ``path`` is replaced, not written through
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=dpi, metadata=PNG_TAG, format="png")
+    fig.savefig(buffer, dpi=dpi, metadata=png_tags(kind), format="png")
     _replace_with(path, buffer.getvalue())
     return path
 
@@ -406,7 +407,8 @@ def irf_figure(game, response, title: str = ""):
     return fig
 
 
-def save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    """Write ``fig`` to ``path`` (a PNG carrying :data:`PNG_TAG`), creating its folder."""
+def save_figure(fig, path: Path, dpi: int = 110, kind: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` (a PNG carrying :func:`~mfax.run.rundir.png_tags`: mfax's,
+    and which figure, ``kind``), creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _save(fig, path, dpi)
+    return _save(fig, path, dpi, kind)

@@ -234,6 +234,29 @@ _PRE_MARKER_KEYS = frozenset(
 
 PNG_TAG = {"Software": "mfax"}  # the PNG text chunk mfax's figures carry (see output_writable)
 _PNG_CHUNK = b"".join(b"tEXt" + k.encode() + b"\x00" + v.encode() for k, v in PNG_TAG.items())
+FIGURE_KEY = "mfax-figure"  # the PNG text chunk that names which figure it is (irf, prices, ...)
+
+
+def png_tags(kind: str | None = None) -> dict[str, str]:
+    """The PNG text chunks of an mfax figure (``kind``: which one, e.g. ``"irf"``)."""
+    return PNG_TAG if kind is None else {**PNG_TAG, FIGURE_KEY: kind}
+
+
+def _png_texts(data: bytes) -> dict[str, str]:
+    """The ``tEXt`` chunks of PNG ``data`` before its image data (empty: not a PNG)."""
+    texts: dict[str, str] = {}
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return texts
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        if kind == b"tEXt":
+            key, _, value = data[at + 8 : at + 8 + length].partition(b"\x00")
+            texts[key.decode("latin-1")] = value.decode("latin-1")
+        at += 12 + length
+    return texts
 
 
 def file_above(path: Path) -> Path | None:
@@ -243,21 +266,35 @@ def file_above(path: Path) -> Path | None:
     return above if above is not None and not above.is_dir() else None
 
 
-def output_writable(path: Path | str, *keys: str) -> None:
+def output_writable(path: Path | str, *keys: str, figure: str | None = None) -> None:
     """Raise (one line, reading only) unless an output file may be written at ``path``, a
     place the user chose outside a run directory: it is missing, or a file mfax wrote
     there of the kind about to be written: with ``keys``, a JSON object holding every one
-    of them; without, a ``.png`` carrying :data:`PNG_TAG`. Never a file mfax cannot tell
-    it wrote, nor one of another kind (a figure is not replaced by a JSON record), nor a
-    path under a file (its folder could not be made: said before anything is written)."""
+    of them; without, a ``.png`` carrying :data:`PNG_TAG` (with ``figure``: mfax's figure
+    of that name, :func:`png_tags`; another command's figure is not replaced). Never a
+    file mfax cannot tell it wrote, nor one of another kind (a figure is not replaced by
+    a JSON record), nor a path under a file or in a read-only folder (said before
+    anything is written or computed)."""
     path = Path(path)
     above = file_above(path)
     if above is not None:
         raise GameError(f"cannot write {str(path)!r}: {str(above)!r} is a file, not a directory")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise GameError(f"cannot write {str(path)!r}: the folder {str(folder)!r} is read-only")
     if not path.exists() and not path.is_symlink():
         return
     if not (path.is_file() and not path.is_symlink() and _mfax_wrote(path, keys)):
         raise GameError(f"refusing to overwrite {str(path)!r}: mfax did not write it; remove it or choose another path")
+    if figure is not None:
+        with _disk("read", path):
+            other = _png_texts(path.read_bytes()[: 1 << 16]).get(FIGURE_KEY)
+        if other != figure:
+            whose = "an earlier mfax's figure (which one cannot be told)" if other is None else f"mfax's {other} figure"
+            raise GameError(
+                f"refusing to overwrite {str(path)!r}: it is {whose}, and this writes the {figure} figure; remove it "
+                "or choose another path"
+            )
 
 
 def _mfax_wrote(path: Path, keys: tuple[str, ...] = ()) -> bool:
