@@ -445,6 +445,38 @@ def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_p
     assert (folder / "policy.csv").is_file()  # nothing removed before the refusal
 
 
+def test_an_export_cut_short_leaves_the_target_as_it_was(small_macro, tmp_path, monkeypatch):
+    """Ctrl-C during a CSV export left a folder with three of its files, every row count
+    null, and (--overwrite) the previous export already gone: the files are now written
+    aside and moved in together, so the target is the old export or the new one."""
+    import mfax.run.export as export_module
+
+    game, policy, batch, _ = small_macro
+    folder = tmp_path / "csv"
+    export(game, policy, _two_paths(batch), folder, "csv")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real, tables = export_module._table, []
+
+    def interrupted(header, rows):
+        tables.append(1)
+        if len(tables) == 3:  # the third file of the new export
+            raise KeyboardInterrupt
+        return real(header, rows)
+
+    monkeypatch.setattr(export_module, "_table", interrupted)
+    done: list[bool] = []
+    with pytest.raises(KeyboardInterrupt):
+        export(game, policy, batch, folder, "csv", overwrite=True, done=done)
+    assert not done and {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing left aside either
+    tables.clear()
+    with pytest.raises(KeyboardInterrupt):  # a new folder: not left behind, empty
+        export(game, policy, batch, tmp_path / "new", "csv")
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    info = export(game, policy, batch, folder, "csv", overwrite=True, done=done)
+    assert done == [True] and info["paths"] == 3 and sorted(p.name for p in folder.iterdir()) == sorted(before)
+
+
 # -- a trained run through the command line (slow: trains) ----------------------------------
 @pytest.mark.slow
 def test_export_plot_and_irf_of_a_trained_run(tmp_path):

@@ -890,3 +890,30 @@ def test_an_output_in_a_read_only_folder_is_refused_before_the_work(tmp_path, mo
     result = runner.invoke(app, ["solve-macro", "--set", "num_wealth=10", "--set", "horizon=4", "--out", str(tmp_path)])
     one_error_line(result, f"cannot write {str(tmp_path / 'macro_equilibrium.json')!r}: the folder")
     assert "converged" not in result.output and "iterations" not in result.stdout
+
+
+def test_ctrl_c_during_an_export_says_the_target_is_as_it_was(run_copy, tmp_path, monkeypatch):
+    """`mfax export` cut short said only "mfax: interrupted" (and once for an export that
+    was complete): it now says which, and --paths 0 is named before an export in the way."""
+    import mfax.run.export as export_module
+
+    target = tmp_path / "csv"
+    assert runner.invoke(app, ["export", str(run_copy), "--format", "csv", "--out", str(target)]).exit_code == 0
+    line = one_error_line(runner.invoke(app, ["export", str(run_copy), "--paths", "0", "--out", str(target)]), "")
+    assert line == "mfax: error: --paths must be >= 1 (at most the run's evaluation paths), got 0"
+    monkeypatch.setattr(export_module, "_table", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = ["export", str(run_copy), "--format", "csv", "--overwrite", "--out", str(target)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == f"interrupted before the export was written: {str(target)!r} is as it was"
+    monkeypatch.undo()
+    real = export_module.write_npz
+
+    def written_then_interrupted(*args, **kwargs):  # Ctrl-C right after the file is in place
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "write_npz", written_then_interrupted)
+    result = runner.invoke(app, ["export", str(run_copy), "--out", str(tmp_path / "e.npz")])
+    assert result.exit_code == 130 and "after the export was written: " in result.stderr
+    assert (tmp_path / "e.npz").is_file()

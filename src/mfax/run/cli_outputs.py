@@ -14,7 +14,7 @@ import typer
 from mfax.errors import GameError
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
-from mfax.run.cli_common import json_text, refuse_empty, user_errors
+from mfax.run.cli_common import INTERRUPTION_SAID, json_text, refuse_empty, user_errors
 from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
 ITERATION_HELP = (
@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         from mfax.run.export import FORMATS, check_target, default_target, export
+        from mfax.run.train import Terminated
 
         with user_errors(), checking(check):
             fmt = fmt.strip().lower()
@@ -90,6 +91,8 @@ def register(app: typer.Typer) -> None:
                     f"--out {out!r} names a folder; an npz export is one file (for example "
                     f"{out.rstrip('/' + os.sep) + '.npz'!r}), a folder of CSV files is --format csv"
                 )
+            if paths is not None and paths < 1:  # (the top of the range needs the run)
+                raise GameError(f"--paths must be >= 1 (at most the run's evaluation paths), got {paths}")
             target = Path(out) if out is not None else default_target(Path(run_dir), fmt)
             check_target(target, fmt, overwrite)  # before the run is loaded and pushed forward
             run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
@@ -102,9 +105,29 @@ def register(app: typer.Typer) -> None:
                 "checkpoint_iteration": held,
                 "config": config,
             }
-            info = export(
-                g, policy, trainer.eval_noise_of(r), target, fmt, num_paths=paths, overwrite=overwrite, source=source
-            )
+            done: list[bool] = []
+            try:
+                info = export(
+                    g,
+                    policy,
+                    trainer.eval_noise_of(r),
+                    target,
+                    fmt,
+                    num_paths=paths,
+                    overwrite=overwrite,
+                    source=source,
+                    done=done,
+                )
+            except (KeyboardInterrupt, Terminated) as err:  # the export is whole, or not there at all
+                what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+                kept = (
+                    f"after the export was written: {str(target)!r} is complete"
+                    if done
+                    else f"before the export was written: {str(target)!r} is as it was"
+                )
+                typer.echo(f"\n{what} {kept}", err=True)
+                INTERRUPTION_SAID.append(True)
+                raise typer.Exit(err.code if isinstance(err, Terminated) else 130) from None
         what = f"{info['paths']} noise paths, {len(info['moments'])} moments, {len(info['aggregates'])} aggregates"
         typer.echo(f"wrote {target} ({fmt}: {what})")
         if as_json:

@@ -22,7 +22,9 @@ noise. Two formats:
 Safety, as for run directories (:mod:`mfax.run.rundir`): mfax writes only where nothing
 is, or (``overwrite``) over an export it wrote itself: an ``.npz`` holding mfax's
 manifest, a folder holding ``mfax-export.json``, whose listed files alone are removed.
-Every file goes to a temporary file first and replaces its target atomically.
+Every file goes to a temporary file first and replaces its target atomically; a CSV
+export's files are written into a hidden folder in the target first and moved in
+together, so an export cut short (Ctrl-C) leaves the target as it was.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,8 @@ from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
 from mfax.run.rundir import EXPORT_MARKER as MARKER
 from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest
+
+STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written into first
 
 FORMATS = ("npz", "csv")
 LIMIT_BYTES = 2 * 2**30
@@ -192,8 +199,11 @@ def manifest(game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[s
     }
 
 
-def write_npz(path: Path, game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    """Write the ``npz`` export (see the module docstring); returns its manifest."""
+def write_npz(
+    path: Path, game: Game, data: dict[str, Any], source: dict[str, Any], done: list[bool] | None = None
+) -> dict[str, Any]:
+    """Write the ``npz`` export (see the module docstring); returns its manifest.
+    ``done`` gets ``True`` once the file is in place (a Ctrl-C after it finds it whole)."""
     info = manifest(game, data, source)
     arrays = {
         "mean_field": data["mean_field"],
@@ -210,6 +220,8 @@ def write_npz(path: Path, game: Game, data: dict[str, Any], source: dict[str, An
     np.savez(buffer, manifest=np.asarray(json.dumps(info)), **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     _replace_with(path, buffer.getvalue())
+    if done is not None:
+        done.append(True)
     return info
 
 
@@ -304,10 +316,19 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
     return tables
 
 
-def write_csv(folder: Path, game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+def write_csv(
+    folder: Path, game: Game, data: dict[str, Any], source: dict[str, Any], done: list[bool] | None = None
+) -> dict[str, Any]:
     """Write the ``csv`` export into ``folder`` (see the module docstring); returns its
-    manifest (``files``: each file's columns and rows)."""
+    manifest (``files``: each file's columns and rows). The files are written into a
+    hidden folder inside ``folder`` first and moved into place together at the end (with
+    Ctrl-C and SIGTERM held over the move): an export cut short leaves ``folder`` as it
+    was, an earlier export there (``overwrite``) included. ``done`` gets ``True`` once the
+    files are in place (a Ctrl-C held over the move is raised after it)."""
+    from mfax.run.train import deferred_signals
+
     info = manifest(game, data, source)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     old = folder_manifest(folder)
     tables = csv_tables(game, data)
@@ -320,22 +341,31 @@ def write_csv(folder: Path, game: Game, data: dict[str, Any], source: dict[str, 
                 f"refusing to overwrite {str(target)!r}: the export there did not write it; "
                 "remove it or choose another folder"
             )
-    if old is not None:  # an export mfax wrote (check_target allowed it): remove its files only
-        for name in owned:
-            target = folder / name
-            if target.is_file() and not target.is_symlink():
-                target.unlink()
-    # the marker first, listing every file to come: an export cut short is still known
-    # as mfax's (and replaced by the next --overwrite); then each file, then the counts
-    info["files"] = {name: {"columns": header, "rows": None} for name, (header, _) in tables.items()}
-    _replace_with(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
-    files = {}
-    for name, (header, rows) in tables.items():
-        content, count = _table(header, rows)
-        _replace_with(folder / name, content)
-        files[name] = {"columns": header, "rows": count}
-    info["files"] = files
-    _replace_with(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+    try:
+        files = {}
+        for name, (header, rows) in tables.items():
+            content, count = _table(header, rows)
+            (staging / name).write_bytes(content)
+            files[name] = {"columns": header, "rows": count}
+        info["files"] = files
+        with deferred_signals():  # milliseconds: the old export, or the new one, whole
+            if old is not None:  # an export mfax wrote (check_target allowed it): its files only
+                for name in owned - set(tables):
+                    target = folder / name
+                    if target.is_file() and not target.is_symlink():
+                        target.unlink()
+            for name in tables:
+                os.replace(staging / name, folder / name)
+            _replace_with(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
+            if done is not None:
+                done.append(True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and folder.is_dir() and not any(folder.iterdir()):  # the folder this export made, empty
+            folder.rmdir()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return info
 
 
@@ -349,10 +379,12 @@ def export(
     num_paths: int | None = None,
     overwrite: bool = False,
     source: dict[str, Any] | None = None,
+    done: list[bool] | None = None,
 ) -> dict[str, Any]:
     """Check the target, collect the data (:func:`collect`) and write it in format
     ``fmt`` at ``path``; returns the manifest. ``source``: what produced the policy (run,
-    checkpoint), recorded in the manifest."""
+    checkpoint), recorded in the manifest. ``done`` gets ``True`` once the export is in
+    place: an interruption before leaves the target as it was."""
     path = Path(path)
     check_target(path, fmt, overwrite)
     num = batch.num_paths if num_paths is None else num_paths
@@ -368,4 +400,4 @@ def export(
         )
     data = collect(game, policy, batch, num_paths)
     writer = write_npz if fmt == "npz" else write_csv
-    return writer(path, game, data, source or {})
+    return writer(path, game, data, source or {}, done)
