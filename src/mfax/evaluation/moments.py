@@ -197,6 +197,10 @@ def shock_innovations(horizon: int, size: float, at: int) -> np.ndarray:
     return innovations
 
 
+# a shocked moment within this many units of the precision of its baseline is the baseline
+IRF_ROUNDING_UNITS = 64
+
+
 @dataclasses.dataclass(frozen=True)
 class ImpulseResponse:
     """The moments along a shocked noise path and along the path without shocks, both
@@ -219,10 +223,21 @@ class ImpulseResponse:
 
     def deviation(self) -> dict[str, np.ndarray]:
         """The response of every moment, as its spec says: ``"percent"``,
-        ``100 (shocked / baseline - 1)``; ``"points"``, ``100 (shocked - baseline)``."""
+        ``100 (shocked / baseline - 1)``; ``"points"``, ``100 (shocked - baseline)``. A
+        difference within :data:`IRF_ROUNDING_UNITS` units of the precision of the larger
+        of the two is rounding (the two paths' sums over the states taken in another
+        order) and is 0: the macro economy's labour supply, which no shock moves, showed
+        -2.4e-5% in float32."""
         out = {}
         for name, spec in self.specs.items():
             base, shock = self.baseline[name], self.shocked[name]
+            if np.issubdtype(np.asarray(base).dtype, np.floating):
+                eps = float(np.finfo(np.asarray(base).dtype).eps)
+                with np.errstate(invalid="ignore"):
+                    rounding = np.abs(shock - base) <= IRF_ROUNDING_UNITS * eps * np.maximum(
+                        np.abs(base), np.abs(shock)
+                    )
+                shock = np.where(rounding, base, shock)
             if spec.deviation == "percent":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     out[name] = np.where(base != 0, 100.0 * (shock / np.where(base != 0, base, 1.0) - 1.0), np.nan)
