@@ -597,7 +597,7 @@ def test_outputs_at_chosen_paths_replace_only_what_mfax_wrote(tmp_path):
     output_writable(figure)
     for name, text in (("theirs.json", '{"run": 1}'), ("notes.json", "not json"), ("photo.png", "PNG bytes")):
         (tmp_path / name).write_text(text)
-        with pytest.raises(GameError, match=f"refusing to overwrite .*{name}'.*mfax did not write it"):
+        with pytest.raises(GameError, match=f"refusing to overwrite .*{name}': it is not an output of this kind"):
             output_writable(tmp_path / name, "run", "moments")
         assert (tmp_path / name).read_text() == text
     # under a file: said before anything is written (irf wrote RUN/plots/irf.png, then failed

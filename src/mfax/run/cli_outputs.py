@@ -128,7 +128,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"\n{what} {kept}", err=True)
                 INTERRUPTION_SAID.append(True)
                 raise typer.Exit(err.code if isinstance(err, Terminated) else 130) from None
-        what = f"{info['paths']} noise paths, {len(info['moments'])} moments, {len(info['aggregates'])} aggregates"
+        counts = (
+            (info["paths"], "noise path"),
+            (len(info["moments"]), "moment"),
+            (len(info["aggregates"]), "aggregate"),
+        )
+        what = ", ".join(f"{k} {noun}{'' if k == 1 else 's'}" for k, noun in counts)
         typer.echo(f"wrote {target} ({fmt}: {what})")
         if as_json:
             typer.echo(json_text({"path": str(target), **info}))

@@ -285,7 +285,11 @@ def output_writable(path: Path | str, *keys: str, figure: str | None = None) -> 
     if not path.exists() and not path.is_symlink():
         return
     if not (path.is_file() and not path.is_symlink() and _mfax_wrote(path, keys)):
-        raise GameError(f"refusing to overwrite {str(path)!r}: mfax did not write it; remove it or choose another path")
+        kind = f"a JSON record with {', '.join(keys)}" if keys else "a PNG figure carrying mfax's tag"
+        raise GameError(
+            f"refusing to overwrite {str(path)!r}: it is not an output of this kind that mfax wrote ({kind}); "
+            "remove it or choose another path"
+        )
     if figure is not None:
         with _disk("read", path):
             other = _png_texts(path.read_bytes()[: 1 << 16]).get(FIGURE_KEY)
