@@ -337,6 +337,9 @@ def test_installed_plug_ins_are_listed_beside_the_built_ins_and_a_broken_one_is_
     assert "  crowd  [plug-in of mfax-crowd 0.3]" in text and "fictitious play, from a plug-in" in text
     assert "  broken  BROKEN: game 'broken' (plug-in of mfax-crowd 0.3, crowdpkg.failing:Crowd)" in text
     assert game_class("sis") is SIS  # a built-in name is never shadowed
+    # ... and the plug-in under it is named as unused (it was left out without a word)
+    assert listed["shadowed"] == {"games": {"sis": "plug-in of mfax-crowd 0.3, crowdpkg.games:Crowd"}, "solvers": {}}
+    assert "  sis  SHADOWED: the game plug-in 'sis' (plug-in of mfax-crowd 0.3, crowdpkg.games:Crowd) has" in text
 
 
 def test_a_plug_in_game_and_solver_train_and_are_read_back_without_consent(installed, tmp_path):

@@ -221,6 +221,12 @@ def load_entry_point(ep: metadata.EntryPoint, what: str) -> Any:
         raise GameError(f"{what} {ep.name!r} ({origin(ep)}, {ep.value}) cannot be loaded: {one_line(err)}") from None
 
 
+def shadowed(group: str, registered: Mapping[str, Any]) -> dict[str, str]:
+    """The plug-ins of ``group`` whose names are ``registered`` (a built-in's name, say),
+    which those names never reach: name -> origin and target."""
+    return {name: f"{origin(ep)}, {ep.value}" for name, ep in entry_points(group).items() if name in registered}
+
+
 def installed(group: str, registered: Mapping[str, Any]) -> dict[str, str]:
     """The plug-ins of ``group`` whose names are not ``registered``: name -> origin."""
     return {name: origin(ep) for name, ep in entry_points(group).items() if name not in registered}

@@ -42,6 +42,11 @@ def plugin_games() -> dict[str, str]:
     return plugins.installed(GROUP, _GAMES)
 
 
+def shadowed_games() -> dict[str, str]:
+    """Installed plug-in games under a registered name (never used): name -> origin."""
+    return plugins.shadowed(GROUP, _GAMES)
+
+
 def game_class(ref: str) -> type[Game]:
     """The game class a reference names (see the module docstring); one-line errors."""
     return plugins.lookup(ref, dict(sorted(_GAMES.items())), GROUP, "game", _checked)

@@ -20,7 +20,7 @@ from mfax import params
 from mfax.errors import GameError
 from mfax.games import describe, game_class, game_names
 from mfax.games.plugins import short_name
-from mfax.games.registry import build, plugin_games
+from mfax.games.registry import build, plugin_games, shadowed_games
 from mfax.games.validate import checking, defects_named, validate_game
 from mfax.policies.networks import NetworkPolicy, PolicyParams, make_network
 from mfax.run.cli_check import CHECK_OPTION_HELP
@@ -52,7 +52,7 @@ from mfax.run.config import (
     game_defaults,
 )
 from mfax.solvers import solver_names, solver_spec
-from mfax.solvers.base import plugin_solvers
+from mfax.solvers.base import plugin_solvers, shadowed_solvers
 
 _CFG = TrainConfig()  # the defaults ``mfax train --help`` shows
 
@@ -180,6 +180,7 @@ def list_command(
             "solvers": solvers,
             "plugins": {"games": game_origins, "solvers": solver_origins},
             "broken": {"games": broken_games, "solvers": broken_solvers},
+            "shadowed": {"games": shadowed_games(), "solvers": shadowed_solvers()},
         }
         typer.echo(json_text(record))
         return
@@ -205,6 +206,12 @@ def list_command(
     _echo_games(catalogue, game_origins)
     for name, message in broken_games.items():
         typer.echo(f"  {name}  BROKEN: {message}")
+    for kind, found in (("game", shadowed_games()), ("solver", shadowed_solvers())):
+        for name, where in found.items():
+            typer.echo(
+                f"  {name}  SHADOWED: the {kind} plug-in {name!r} ({where}) has the name of a registered {kind}, "
+                "which is used; the plug-in is not (rename its entry point)"
+            )
 
 
 def _warn_provenance(run, float64: bool) -> None:

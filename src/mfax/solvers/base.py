@@ -224,6 +224,12 @@ def plugin_solvers() -> dict[str, str]:
     return plugins.installed(SOLVER_GROUP, _SOLVERS)
 
 
+def shadowed_solvers() -> dict[str, str]:
+    """Installed plug-in solvers under a registered name (never used): name -> origin."""
+    _import_builtins()
+    return plugins.shadowed(SOLVER_GROUP, _SOLVERS)
+
+
 def solver_spec(name: str) -> SolverSpec:
     """The solver ``name`` names: a registered one, an installed plug-in (entry point
     group ``mfax.solvers``), or a reference ``package.module:NAME`` /
