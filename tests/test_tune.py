@@ -469,6 +469,14 @@ def test_a_trial_value_below_zero_says_what_it_is():
     line = _trial_line(3, outcome, {"lr": 0.1})
     assert "-> exploitability -9.5e-07 (0 up to float32 rounding) (1.0 s)" in line, line
     assert "rounding" not in _trial_line(3, _Outcome(0.5, 5, 5, 1.0, "", -3.2), {"lr": 0.1})
+    # the table too: the figure marked, what it is said under the table (it showed -5.96e-08 bare)
+    from types import SimpleNamespace
+
+    from mfax.run.cli_tune import _table
+
+    row = dict(trial=3, state="COMPLETE", value=-5.96e-08, lr=0.1, best_iteration=5, seconds=1.0, default=False)
+    lines = _table(SimpleNamespace(space={"lr": None}, trials=[{**row, "policy_return": -3.2}], best_trial=3))
+    assert "-5.96e-08*" in lines[1] and lines[-1] == "  * trial 3: -5.96e-08 (0 up to float32 rounding)"
 
 
 # -- the slow tier: tuning against the defaults ----------------------------------------

@@ -52,15 +52,23 @@ def _table(result) -> list[str]:
     names = list(result.space)
     head = f"{'trial':>5}  {'state':<8}  {'exploitability':>14}  " + "".join(f"{k:>12}  " for k in names)
     lines = [head + f"{'at':>5}  {'seconds':>8}"]
+    from mfax.evaluation.exploitability import negative_words
+
+    notes = []
     for row in result.trials:
         value = "" if row["value"] is None else f"{row['value']:.6g}"
+        if row["value"] is not None and row["value"] < 0:  # what a figure below 0 is, under the table
+            value += "*"
+            notes.append(
+                f"  * trial {row['trial']}: {row['value']:.6g}{negative_words(row['value'], row.get('policy_return'))}"
+            )
         cells = "".join(f"{'' if row[k] is None else format(row[k], '.4g'):>12}  " for k in names)
         at = "" if row["best_iteration"] is None else str(row["best_iteration"])
         seconds = "" if row["seconds"] is None else f"{row['seconds']:.1f}"
         mark = "  default" if row["default"] else ""
         mark += "  best" if row["trial"] == result.best_trial else ""
         lines.append(f"{row['trial']:>5}  {row['state']:<8}  {value:>14}  {cells}{at:>5}  {seconds:>8}{mark}")
-    return lines
+    return lines + notes
 
 
 def register(app: typer.Typer) -> None:
