@@ -210,6 +210,8 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(time_budget=-1.0), "time_budget must be"),
         (dict(callback=3), "callback must be callable"),
         (dict(seeds=0), "seeds must be >= 1"),
+        # a deterministic solver trained identical copies, one per seed
+        (dict(algo="fp", seeds=2), r"seeds=2: fp is deterministic \(it draws nothing from its seed\), so every seed"),
         (dict(game=mfax.make("beach_bar", num_states=10), num_states=12), "go with a game reference"),
         (dict(colour=3), "'colour' is neither an argument of solve nor a parameter of game 'beach_bar'"),
         (dict(algo=None), "algo must be a solver's name, got None; allowed: spg, rspg"),

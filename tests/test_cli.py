@@ -167,6 +167,8 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         # a solver without a learning rate: --lr was ignored (a list trained identical copies)
         (["train", "--algo", "omd", "--lr", "0.1,0.5"], "--lr is not used by omd: its step size is --hp lr (solvers"),
         (["train", "--algo", "fp", "--lr", "0.1"], "--lr is not used by fp: it has no learning rate (solvers that"),
+        # ... and several seeds of a deterministic solver trained identical copies
+        (["train", "--algo", "omd", "--seeds", "3"], "--seeds 3: omd is deterministic (it draws nothing from its seed"),
         # found by a bad-input fuzz of every command (each was a traceback, or accepted)
         (["train", "--seed", "100000000000000000000000"], "--seed must lie in 0..4294967295"),
         (["train", "--seed", "-1"], "--seed must lie in 0..4294967295"),

@@ -50,7 +50,7 @@ from mfax.games.validate import rebuilt
 from mfax.run import plots
 from mfax.run.cache import enable_compilation_cache
 from mfax.run.columns import METRIC_COLUMNS
-from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, from_dict, resolve
+from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, check_seeds_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
 from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
 
@@ -265,6 +265,7 @@ def config_of(game: Game | str, values: dict[str, Any], **given: Any) -> TrainCo
     config = resolve(from_dict({k: v for k, v in given.items() if v is not None}))
     if given.get("lr") is not None:
         check_lr_used(config.algo)
+    check_seeds_used(config, "seeds={}", "leave seeds at 1")
     return config
 
 

@@ -49,6 +49,7 @@ from mfax.run.config import (
     TrainConfig,
     check_lr_used,
     check_paths_used,
+    check_seeds_used,
     game_defaults,
 )
 from mfax.solvers import solver_names, solver_spec
@@ -794,6 +795,10 @@ def train_command(
                 if lr_given:  # (a plug-in solver, known once resolved)
                     check_lr_used(config.algo, lr_given)
                 check_paths_used(config, paths is not None, eval_paths is not None)
+                if seeds is not None:
+                    check_seeds_used(config)
+                else:
+                    check_seeds_used(config, "the config file's seeds = {}", "leave seeds out of it")
                 check_paths_used(config, *from_file, ("the config file's paths", "the config file's eval_paths"))
                 name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
                 refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")

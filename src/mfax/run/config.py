@@ -260,6 +260,18 @@ def _check_memory(config: TrainConfig, game) -> None:
     require(need, what, f"use {knobs}, fewer --seeds / learning rates / swept values, or smaller --hp network sizes")
 
 
+def check_seeds_used(config: TrainConfig, given: str = "--seeds {}", leave: str = "leave --seeds out") -> None:
+    """Several seeds (``--seeds N``, ``solve(seeds=N)``) for a deterministic solver: one
+    line (it trained ``N`` identical copies without a word). Checked where a user gives a
+    new configuration, like :func:`check_lr_used`; ``given``: how the user gave them (the
+    count goes in the braces), ``leave``: what to do instead."""
+    if config.seeds > 1 and not solver_spec(config.algo).seeded:
+        raise GameError(
+            f"{given.format(config.seeds)}: {short_name(config.algo)} is deterministic (it draws nothing from its "
+            f"seed), so every seed trains the same run; {leave}"
+        )
+
+
 def check_paths_used(
     config: TrainConfig, paths: bool, eval_paths: bool, names: tuple[str, str] = ("--paths", "--eval-paths")
 ) -> None:

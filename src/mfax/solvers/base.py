@@ -120,7 +120,9 @@ class SolverSpec:
     ``hparams`` is the Equinox module of the solver's hyper-parameters declared with
     :func:`mfax.params.param` (defaults + help); ``None``: it has none. ``uses_lr``: the
     solver trains with the config's learning rates (``--lr``); runs of one that does not
-    are not labelled with one.
+    are not labelled with one. ``seeded``: the solver draws from its seed (sampled noise,
+    sampled populations, a random initial network), so runs of several seeds differ;
+    ``False``: deterministic, where ``--seeds N`` would train ``N`` identical copies.
     """
 
     name: str
@@ -128,6 +130,7 @@ class SolverSpec:
     build: Callable[[Game, Any, Setting], Solver]
     hparams: type | None = None
     uses_lr: bool = True
+    seeded: bool = True
 
     def resolve_hparams(self, values: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults and validate ``values`` (one-line errors)."""
@@ -200,12 +203,16 @@ def register_solver(spec: SolverSpec) -> SolverSpec:
 
 
 def register_variants(
-    build: Callable[..., Solver], variants: dict[str, tuple[str, type | None, dict[str, Any]]], uses_lr: bool = True
+    build: Callable[..., Solver],
+    variants: dict[str, tuple[str, type | None, dict[str, Any]]],
+    uses_lr: bool = True,
+    seeded: bool = True,
 ) -> None:
     """Register solvers that share one ``build(game, hparams, setting, **options)``:
-    ``variants`` maps each name to its description, hyper-parameter class and options."""
+    ``variants`` maps each name to its description, hyper-parameter class and options
+    (``uses_lr``, ``seeded``: as :class:`SolverSpec` says)."""
     for name, (text, hparams, options) in variants.items():
-        register_solver(SolverSpec(name, text, functools.partial(build, **options), hparams, uses_lr))
+        register_solver(SolverSpec(name, text, functools.partial(build, **options), hparams, uses_lr, seeded))
 
 
 def solver_names() -> list[str]:

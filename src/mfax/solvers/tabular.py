@@ -440,4 +440,5 @@ register_variants(
         ),
     },
     uses_lr=False,
+    seeded=False,  # exact noise and a uniform start: nothing drawn
 )
