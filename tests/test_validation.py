@@ -4,6 +4,7 @@ weights of many counted draws stay exact."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -522,3 +523,28 @@ def test_empty_names_and_lr_from_a_config_file_are_one_line_naming_what_was_give
     import json
 
     assert json.loads(exported.stdout.splitlines()[-1])["checkpoint"] == "best"
+
+
+def test_a_runs_own_config_json_trains_again_with_config(tmp_path):
+    """A run's config.json holds the resolved defaults (lr [1e-3]; paths, 8 for sis)
+    whatever its solver and noise, and `--config` refused them as given: "the config
+    file's lr is not used by fp", "the config file's paths is not used with exact noise"
+    (getting-started says config.json reproduces a run). A value other than the default
+    is still refused."""
+    from conftest import TINY_NETWORK, one_error_line
+
+    tiny = [x for k, v in TINY_NETWORK.items() for x in ("--hp", f"{k}={v}")]
+    quiet = ["--iterations", "1", "--no-progress", "--no-plots"]
+    for algo, extra in (("fp", []), ("omd", []), ("spg", ["--noise", "exact", *tiny])):
+        first, again = tmp_path / f"{algo}1", tmp_path / f"{algo}2"
+        trained = runner.invoke(app, ["train", "--game", "sis", "--algo", algo, *extra, *quiet, "--out", str(first)])
+        assert trained.exit_code == 0, trained.output
+        result = runner.invoke(app, ["train", "--config", str(first / "config.json"), *quiet, "--out", str(again)])
+        assert result.exit_code == 0, (algo, result.output)
+        assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    record = json.loads((tmp_path / "fp1" / "config.json").read_text())
+    (tmp_path / "c.json").write_text(json.dumps({**record, "paths": 16}))
+    one_error_line(
+        runner.invoke(app, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "x")]),
+        "the config file's paths is not used with exact noise",
+    )

@@ -749,7 +749,7 @@ def train_command(
                     raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")
                 consent = Consent(trust=True)  # (the code the run names is what this command was given)
                 config = load_file(Path(config_file)) if config_file else TrainConfig()
-                lr_from_file = config.lr is not None
+                lr_from_file, file_lr, file_paths = config.lr is not None, config.lr, config.paths
                 default = TrainConfig()  # the file's paths and eval_paths, where not the defaults
                 from_file = (config.paths != default.paths, config.eval_paths != default.eval_paths)
                 flags = {
@@ -787,6 +787,11 @@ def train_command(
                             f"--log-to names no tracker (got {', '.join(map(repr, log_to))}); "
                             "name one (tensorboard, wandb) or leave --log-to out"
                         )
+                # a run's own config.json holds the resolved defaults (lr [1e-3], paths 128 for
+                # beach bar) whatever its solver and noise: what equals the default was not given
+                fallback = game_defaults(config.game)
+                lr_from_file = lr_from_file and list(file_lr or []) != [fallback["lr"]]
+                from_file = (from_file[0] and file_paths != fallback["paths"], from_file[1])
                 lr_given = "--lr" if lr is not None else "the config file's lr" if lr_from_file else None
                 if lr_given and config.algo in solver_names():
                     # before the rates' own checks: a rate given to a solver without one is the error
