@@ -145,16 +145,19 @@ def _check_sweep(config: TrainConfig) -> None:
             )
         if not values:
             raise GameError(f"game parameter {key!r}: a sweep needs at least one value, got []")
-        _distinct(f"game parameter {key!r}", values)
+        _distinct(f"game parameter {key!r}", values, config.algo)
 
 
-def _distinct(what: str, values: list) -> None:
-    """Runs that differ only by a repeated value of a sweep would be copies of each other."""
+def _distinct(what: str, values: list, algo: str) -> None:
+    """Runs that differ only by a repeated value of a sweep would be copies of each other
+    (``algo``: whether ``--seeds N`` repeats a setting, or is deterministic too)."""
     repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
     if repeated is not None:
+        seeded = algo not in solver_names() or solver_spec(algo).seeded  # (a plug-in: its spec is loaded later)
+        hint = " (for repeats of one setting: --seeds N)" if seeded else f" ({short_name(algo)} is deterministic)"
         raise GameError(
             f"{what} lists {repeated!r} more than once ({', '.join(map(repr, values))}): those runs would be "
-            "copies of one another; give distinct values (for repeats of one setting: --seeds N)"
+            f"copies of one another; give distinct values{hint}"
         )
 
 
@@ -206,7 +209,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise GameError("lr is an empty list; give at least one learning rate, or leave lr out for the default")
     if any(not (0.0 < x < math.inf) for x in lr):
         raise GameError(f"learning rates must be finite and > 0, got {lr}")
-    _distinct("lr", lr)
+    _distinct("lr", lr, config.algo)
     check_trackers(list(config.log_to))  # unknown tracker or its package missing
     resolved = dataclasses.replace(config, paths=paths, lr=lr, hparams=hparams)
     with defects_named(game):
