@@ -427,7 +427,7 @@ def test_a_config_edited_into_another_problem_is_refused_by_resume_and_named_to_
     (run_copy / "config.json").write_text(json.dumps(edited))
     before = tree(run_copy)
     result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
-    one_error_line(result, "was edited since the run was created (params.home_factor null -> 0.25)")
+    one_error_line(result, "was edited since the run was created (params.home_factor (default) -> 0.25)")
     assert "restore it, or train a new run" in result.stderr
     assert tree(run_copy) == before
     # what evaluating it means is said in one line

@@ -364,8 +364,9 @@ def edits(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
             continue  # code named by a reference: code.json's digest says whether it changed
         if isinstance(was, dict) and isinstance(now, dict):  # name the entries: params.kappa
             for name in sorted(set(was) | set(now)):
-                if was.get(name) != now.get(name):
-                    changed.append(f"{key}.{name} {json.dumps(was.get(name))} -> {json.dumps(now.get(name))}")
+                if was.get(name) != now.get(name):  # an entry absent on one side: its default then
+                    old, new = (json.dumps(d[name]) if name in d else "(default)" for d in (was, now))
+                    changed.append(f"{key}.{name} {old} -> {new}")
         else:
             changed.append(f"{key} {json.dumps(was)} -> {json.dumps(now)}")
     return changed
