@@ -25,6 +25,8 @@ from mfax.run.cli_common import _pairs, json_text, parse_overrides, refuse_empty
 from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
+# the kinds the figures carry (rundir.png_tags): --out replaces only a figure of its own kind
+ORACLE_FIGURE, KS_FIGURE = "oracle prices", "krusell-smith"
 # what the JSON files of earlier runs of this command hold: such a file may be replaced
 ORACLE_KEYS = ("game", "params", "iterations", "r", "W")
 KS_KEYS = ("game", "params", "iterations", "coef")
@@ -70,7 +72,7 @@ def _plot(eq, path: Path) -> None:
     ax_w.set(xlabel="t", ylabel="wage W_t", title="wage")
     fig.suptitle(f"macro equilibrium (oracle): {eq.iterations} iterations, gap {eq.residual:.2e}")
     fig.tight_layout()
-    save_figure(fig, path, dpi=120, kind="oracle prices")
+    save_figure(fig, path, dpi=120, kind=ORACLE_FIGURE)
     plt.close(fig)
 
 
@@ -141,7 +143,7 @@ def _ks_plot(res, path: Path) -> None:
         f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
     )
     fig.tight_layout()
-    save_figure(fig, path, dpi=120, kind="krusell-smith")
+    save_figure(fig, path, dpi=120, kind=KS_FIGURE)
     plt.close(fig)
 
 
@@ -161,7 +163,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         if out is not None:  # before anything is computed
             _output_folder(out)
             output_writable(Path(out) / "krusell_smith.json", *KS_KEYS)
-            output_writable(Path(out) / "krusell_smith.png", figure="krusell-smith")
+            output_writable(Path(out) / "krusell_smith.png", figure=KS_FIGURE)
         # built, then checked against memory, then validated: the checks of a huge economy
         # take minutes before the refusal they would only delay
         game = params.build(game_class("macro"), "game 'macro'", **overrides)
@@ -217,7 +219,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
             summary,
             "krusell_smith.png",
             lambda path: _ks_plot(res, path),
-            "krusell-smith",
+            KS_FIGURE,
         )
     if as_json:
         typer.echo(json_text(summary))
@@ -337,7 +339,7 @@ def register(app: typer.Typer) -> None:
             if out is not None:  # before anything is computed
                 _output_folder(out)
                 output_writable(Path(out) / "macro_equilibrium.json", *ORACLE_KEYS)
-                output_writable(Path(out) / "prices.png", figure="oracle prices")
+                output_writable(Path(out) / "prices.png", figure=ORACLE_FIGURE)
             start = time.perf_counter()
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)
             seconds = time.perf_counter() - start
@@ -365,7 +367,7 @@ def register(app: typer.Typer) -> None:
                 summary,
                 "prices.png",
                 lambda path: _plot(eq, path),
-                "oracle prices",
+                ORACLE_FIGURE,
             )
         if as_json:
             typer.echo(json_text(summary))

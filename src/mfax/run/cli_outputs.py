@@ -17,6 +17,8 @@ from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_common import INTERRUPTION_SAID, json_text, refuse_empty, user_errors
 from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
+IRF_FIGURE = "irf"  # the kind its figure carries (rundir.png_tags): --plot replaces only another irf figure
+
 ITERATION_HELP = (
     "which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K that has one"
 )
@@ -206,7 +208,7 @@ def register(app: typer.Typer) -> None:
             json_path = Path(out) if out is not None else run.root / "irf.json"
             # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
             # a chosen --plot replaces only an irf figure (not the oracle's prices.png, say)
-            output_writable(plot_path, figure=None if plot is None else "irf")
+            output_writable(plot_path, figure=None if plot is None else IRF_FIGURE)
             output_writable(json_path, *IRF_KEYS)
             if innovations is not None:
                 path = parse_innovations(innovations, g.horizon)
@@ -228,7 +230,7 @@ def register(app: typer.Typer) -> None:
                 chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
                 which = run_words(trainer.config, r, chosen)
                 words += f"; {which.split(':')[0]}"
-            save_figure(irf_figure(g, response, words), plot_path, kind="irf")
+            save_figure(irf_figure(g, response, words), plot_path, kind=IRF_FIGURE)
             json_path.parent.mkdir(parents=True, exist_ok=True)
             _replace_with(json_path, (json_text(record) + "\n").encode())
         if which is not None:
