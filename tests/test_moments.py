@@ -387,6 +387,14 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
         with pytest.raises(mfax.GameError, match=re.escape(says)):
             export(game, policy, _two_paths(batch), tmp_path / name, fmt)
         assert not (tmp_path / name).exists()
+    # a symbolic link is named as one (a link to a folder was "not a directory")
+    (tmp_path / "folder").mkdir()
+    for name, to, fmt in (("linked", "folder", "csv"), ("linked.npz", "mine.npz", "npz")):
+        (tmp_path / name).symlink_to(tmp_path / to)
+        says = f"refusing to write the export at {str(tmp_path / name)!r}: it is a symbolic link (to "
+        with pytest.raises(mfax.GameError, match=re.escape(says) + ".*give the path it points to$"):
+            export(game, policy, _two_paths(batch), tmp_path / name, fmt, overwrite=True)
+    assert not any((tmp_path / "folder").iterdir()) and set(np.load(other).files) == {"x"}
 
 
 def test_export_refuses_names_that_would_share_one_key():

@@ -899,6 +899,8 @@ def test_ctrl_c_during_an_export_says_the_target_is_as_it_was(run_copy, tmp_path
 
     target = tmp_path / "csv"
     assert runner.invoke(app, ["export", str(run_copy), "--format", "csv", "--out", str(target)]).exit_code == 0
+    assert not (target / "aggregates.csv").exists()  # SIS declares no aggregates: no file of bare (path, t) rows
+    assert (target / "mean_field.csv").is_file()
     line = one_error_line(runner.invoke(app, ["export", str(run_copy), "--paths", "0", "--out", str(target)]), "")
     assert line == "mfax: error: --paths must be >= 1 (at most the run's evaluation paths), got 0"
     monkeypatch.setattr(export_module, "_table", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))

@@ -14,7 +14,7 @@ noise. Two formats:
   pytree's leaves), and ``manifest``: a JSON string saying what each array is;
 * ``csv`` (a folder): ``paths.csv``, ``states.csv`` (where the game says what each state
   is), ``mean_field.csv``, ``policy.csv``,
-  ``aggregates.csv``, ``moments.csv`` (scalar moments by path and ``t``),
+  ``aggregates.csv`` (where the game declares aggregates), ``moments.csv`` (scalar moments by path and ``t``),
   ``moments_expected.csv`` and one ``moment_<name>.csv`` per array-valued moment (long
   format: one row per path, ``t`` and coordinates), with ``mfax-export.json`` listing
   every file, its columns and its number of rows.
@@ -169,13 +169,18 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
         if above is not None:
             raise GameError(f"cannot write an export at {where!r}: {str(above)!r} is not a directory")
         return
+    if path.is_symlink():  # a link: what mfax would replace or write into is somewhere else
+        raise GameError(
+            f"refusing to write the export at {where!r}: it is a symbolic link (to {os.readlink(path)!r}); "
+            "give the path it points to"
+        )
     if fmt == "npz":
-        if path.is_symlink() or not path.is_file():
+        if not path.is_file():
             raise GameError(f"refusing to write the export over {where!r}: it is not a file mfax wrote")
         if read_manifest(path) is None:
             raise GameError(f"refusing to overwrite {where!r}: it is not an export mfax wrote")
     else:
-        if path.is_symlink() or not path.is_dir():
+        if not path.is_dir():
             raise GameError(f"refusing to write the CSV export into {where!r}: it is not a directory")
         if not any(path.iterdir()):
             return
@@ -289,15 +294,16 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
                 for p, t, s in np.ndindex(data["policy"].shape[:3])
             ),
         ),
-        "aggregates.csv": (
+    }
+    if data["aggregates"]:  # a game that declares none (beach bar) gets no file of bare (path, t) rows
+        tables["aggregates.csv"] = (
             ["path", "t", *(slug(name) for name in data["aggregates"])],
             (
                 [p, t, *(_cell(v[p, t]) for v in data["aggregates"].values())]
                 for p in range(paths)
                 for t in range(horizon + 1)
             ),
-        ),
-    }
+        )
     states = data.get("states", {})
     if states:  # what each state index is
         tables["states.csv"] = (
