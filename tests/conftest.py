@@ -27,19 +27,61 @@ settings.load_profile("mfax")
 _SESSION_CACHE = "MFAX_TEST_SESSION_XLA_CACHE"
 
 
+# The default tier compiles its programs with XLA's cheapest CPU code generation: most of
+# its time is XLA compiling small programs that then run for milliseconds. Without
+# LLVM's optimisation passes the whole tier took 14:40 against 17:24 on 2 cores; with
+# XLA's older fusion emitters too, see docs/development.md. They change how fast a
+# program runs, not what it computes, up to the last bit (a product and a sum fused
+# into one multiply-add, the order of a sum). The slow tier (``-m slow``), the executed
+# tutorials and the smoke subset compile as a user's run does; flags the caller set in
+# XLA_FLAGS are kept, and a flag this jaxlib's XLA does not know is left out (an unknown
+# flag would end every process).
+FAST_COMPILE_FLAGS = (
+    "--xla_backend_optimization_level=0",
+    "--xla_llvm_disable_expensive_passes=true",
+    "--xla_cpu_use_fusion_emitters=false",
+)
+
+
+def _default_tier(config) -> bool:
+    return "not slow" in (config.getoption("markexpr", "") or "")
+
+
+def _known_to_xla(flags: list[str]) -> list[str]:
+    """The ``flags`` this jaxlib's XLA accepts in XLA_FLAGS (probed in a fresh process:
+    XLA reads them once, and ends the process on one it does not know)."""
+    import subprocess
+    import sys
+
+    def accepted(chosen: list[str]) -> bool:
+        env = {**os.environ, "XLA_FLAGS": " ".join(chosen), "JAX_PLATFORMS": "cpu"}
+        code = "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=300).returncode == 0
+
+    if not flags or accepted(flags):
+        return flags
+    return [flag for flag in flags if accepted([flag])]
+
+
 def pytest_configure(config):
     """A compilation cache private to this test session: the many tests that build the
     same small training programs again (resume, kill, same seed) compile each once, in
     whichever worker (``-n``) meets it first: the session's first process makes the
-    directory and the workers it starts inherit it. It starts empty and is removed at the
-    end, so no run reuses another's executables; subprocesses started by tests (kills,
-    forced devices, several hosts) compile their own: mfax's default cache in the user's
-    home (:mod:`mfax.run.cache`) is off for them.
+    directory and the workers it starts inherit it, and so do the subprocesses tests
+    start (kills, the console script: ``MFAX_COMPILATION_CACHE`` names it). It starts
+    empty and is removed at the end, so no run reuses another session's executables,
+    and mfax's default cache in the user's home (:mod:`mfax.run.cache`) is never used.
+    In the default tier, :data:`FAST_COMPILE_FLAGS` join XLA_FLAGS (set by the first
+    process, before JAX makes its CPU client; the workers inherit them).
     """
-    os.environ["MFAX_COMPILATION_CACHE"] = "0"
     if not hasattr(config, "workerinput"):  # the controller (or a run without workers)
+        if _default_tier(config):
+            given = os.environ.get("XLA_FLAGS", "")
+            missing = [flag for flag in FAST_COMPILE_FLAGS if flag.split("=")[0] not in given]
+            os.environ["XLA_FLAGS"] = " ".join([given, *_known_to_xla(missing)]).strip()
         config.mfax_xla_cache = tempfile.mkdtemp(prefix="mfax-test-xla-cache-")
         os.environ[_SESSION_CACHE] = config.mfax_xla_cache
+    os.environ["MFAX_COMPILATION_CACHE"] = os.environ[_SESSION_CACHE]
     jax.config.update("jax_compilation_cache_dir", os.environ[_SESSION_CACHE])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

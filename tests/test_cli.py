@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mfax
-from conftest import one_error_line
+from conftest import one_error_line, slow
 from mfax.run.cli import app, done_line
 
 runner = CliRunner()
@@ -344,7 +344,16 @@ def test_plot_titles_describe_the_noise_path_in_words():
     assert {path_title(sis, sis_batch.noise, i, i).split(": ")[1] for i in range(4)} <= {"mild regime", "severe regime"}
 
 
-def test_incomplete_multi_host_settings_are_one_line():
+@pytest.mark.parametrize(
+    ("flags", "env", "says"),
+    [
+        (["--num-processes", "2"], {}, "given: number of processes (coordinator_address should be defined.)"),
+        slow(["--process-id", "0"], {}, "a multi-host run needs the coordinator, the number of processes and the"),
+        slow([], {"MFAX_NUM_PROCESSES": "2", "MFAX_PROCESS_ID": "1"}, "given: number of processes, process id"),
+        slow([], {"MFAX_NUM_PROCESSES": "abc"}, "environment variable MFAX_NUM_PROCESSES must be an integer"),
+    ],
+)
+def test_incomplete_multi_host_settings_are_one_line(flags, env, says):
     """--num-processes or --process-id without --coordinator ended in JAX's traceback;
     MFAX_NUM_PROCESSES / MFAX_PROCESS_ID without MFAX_COORDINATOR trained as one process
     silently (a bad value too). In fresh processes: JAX joins a multi-host run before it
@@ -353,18 +362,11 @@ def test_incomplete_multi_host_settings_are_one_line():
     import subprocess
     import sys
 
-    cases = (
-        (["--num-processes", "2"], {}, "given: number of processes (coordinator_address should be defined.)"),
-        (["--process-id", "0"], {}, "a multi-host run needs the coordinator, the number of processes and the"),
-        ([], {"MFAX_NUM_PROCESSES": "2", "MFAX_PROCESS_ID": "1"}, "given: number of processes, process id"),
-        ([], {"MFAX_NUM_PROCESSES": "abc"}, "environment variable MFAX_NUM_PROCESSES must be an integer"),
-    )
-    for flags, env, says in cases:
-        command = [sys.executable, "-m", "mfax.run.cli", "train", *flags, "--out", "/nonexistent-dir/never"]
-        environment = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
-        done = subprocess.run(command, env=environment, capture_output=True, text=True)
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
+    command = [sys.executable, "-m", "mfax.run.cli", "train", *flags, "--out", "/nonexistent-dir/never"]
+    environment = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
+    done = subprocess.run(command, env=environment, capture_output=True, text=True)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
 
 
 def test_a_config_files_paths_with_exact_noise_are_refused(tmp_path):

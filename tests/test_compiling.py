@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mfax
-from conftest import slow
+from conftest import TINY_NETWORK, slow
 from mfax import compiling
 from mfax.games.base import GameError
 from mfax.run.config import TrainConfig, resolve
@@ -38,8 +38,13 @@ def test_options_on_the_cpu_and_the_switch_to_xla_defaults(monkeypatch):
         compiling.compiler_options()
 
 
+_TINY = {"rspg": TINY_NETWORK, "spg": TINY_NETWORK, "fp": {}}  # the published network's products, smaller
+
+
 def _train_chunk(game, algo):
-    config = resolve(TrainConfig(game=game, algo=algo, iterations=3, noise="exact", params={"horizon": 6}))
+    config = resolve(
+        TrainConfig(game=game, algo=algo, iterations=3, noise="exact", params={"horizon": 6}, hparams=_TINY[algo])
+    )
     trainer = Trainer.build(config)
     states, metrics = trainer.chunk_fn(3)(trainer.initial_states())
     return jax.tree.map(np.asarray, (states, metrics))
@@ -60,7 +65,11 @@ def _chunk_text(monkeypatch, value: str | None) -> str:
         monkeypatch.delenv(compiling.PRECISION_ENV, raising=False)
     else:
         monkeypatch.setenv(compiling.PRECISION_ENV, value)
-    config = resolve(TrainConfig(game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}))
+    config = resolve(
+        TrainConfig(
+            game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}, hparams=TINY_NETWORK
+        )
+    )
     trainer = Trainer.build(config)
     return trainer.chunk_fn(3).lower(trainer.initial_states()).as_text()
 
@@ -144,7 +153,11 @@ def test_a_program_traced_under_one_setting_is_not_reused_under_another(monkeypa
     from mfax.policies.networks import NetworkPolicy
     from mfax.solvers import driver
 
-    config = resolve(TrainConfig(game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}))
+    config = resolve(
+        TrainConfig(
+            game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}, hparams=TINY_NETWORK
+        )
+    )
     trainer = Trainer.build(config)
     states = trainer.initial_states()
     kept, precisions = [], []

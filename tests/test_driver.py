@@ -76,9 +76,11 @@ def test_a_chunk_is_the_steps_one_by_one(name):
         expected.append(state)
     out, metrics = driver.chunk(solver, 3)(jax.tree.map(jnp.copy, states))
     assert metrics.policy_return.shape == (2, 3)
+    # two programs (one batched over the runs and scanned): float32 sums in another order,
+    # through three Adam steps of size 1e-2 (1.2e-7 apart where XLA's CPU fusions differ)
     for r in range(2):
         for a, b in zip(jax.tree.leaves(expected[r]), jax.tree.leaves(out), strict=True):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b)[r], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b)[r], rtol=1e-5, atol=1e-6)
 
 
 def test_compiled_chunks_are_kept_for_an_equal_solver_and_never_for_a_different_value():

@@ -14,6 +14,7 @@ import pytest
 import mfax
 from conftest import ALL_GAMES, dense_kernel, path_at, ref_path, slow
 from mfax.games import GameError, describe, parse_value
+from mfax.games.validate import unchecked
 from reference_games import ref_beach_bar, ref_linear_quadratic, ref_macro
 
 
@@ -211,12 +212,13 @@ def test_macro_refuses_a_productivity_process_that_overflows():
             mfax.make("macro", num_wealth=10, **params)
     with pytest.raises(mfax.GameError, match=r"z_std=20\.0 its standard deviation reaches"):
         mfax.make("macro", num_wealth=10, z_std=20.0)
-    for params in ({"z_persistence": 1.01}, {"z_persistence": 1.0}, {"z_persistence": -1.0}):
-        game = mfax.make("macro", num_wealth=10, **params)
-        assert game.z_spread() < 11.1
-    z = mfax.make("macro", num_wealth=10, z_persistence=1.0).z_spread()
-    assert z == pytest.approx(0.03 * np.sqrt(128), rel=1e-12)  # a random walk: sqrt(T) innovations
-    assert mfax.make("macro", num_wealth=10, z_persistence=1.5, common_noise=False).z_spread() > 1e20
+    with unchecked():  # accepted by the constructor (the checks of a T = 128 economy: seconds each)
+        for params in ({"z_persistence": 1.01}, {"z_persistence": 1.0}, {"z_persistence": -1.0}):
+            game = mfax.make("macro", num_wealth=10, **params)
+            assert game.z_spread() < 11.1
+        z = mfax.make("macro", num_wealth=10, z_persistence=1.0).z_spread()
+        assert z == pytest.approx(0.03 * np.sqrt(128), rel=1e-12)  # a random walk: sqrt(T) innovations
+        assert mfax.make("macro", num_wealth=10, z_persistence=1.5, common_noise=False).z_spread() > 1e20
     # a game built inside jit with one of the two traced (the other concrete) is checked later,
     # where its values are concrete (the check computed with numpy on the tracer)
     from mfax.games.macro import Macro
@@ -319,8 +321,9 @@ def test_macro_aggregates_and_profiles_by_hand():
     # exact ties at the level (the uniform start) count as reached in every precision:
     # float32's cumulative sum fell just short and 13 of 65 grids reported the next point
     for nw, ny in [(50, 1), (100, 1), (200, 3), (10, 5)]:
-        g = mfax.make("macro", num_wealth=nw, num_income=ny, horizon=2)
-        start = g.aggregates(g.initial_mean_field(None), noise, jnp.int32(0))
+        with unchecked():  # (the game's checks are tested elsewhere: seconds of compiling each)
+            g = mfax.make("macro", num_wealth=nw, num_income=ny, horizon=2)
+        start = jax.jit(g.aggregates)(g.initial_mean_field(None), noise, jnp.int32(0))
         marginal = np.asarray(g.initial_mean_field(None), np.float64).reshape(nw, ny).sum(-1)
         assert np.allclose(marginal, 1.0 / nw)  # uniform over wealth: cumulative shares k / nw exactly
         for name, level in [("median wealth", 0.5), ("wealth, 90th percentile", 0.9)]:

@@ -183,29 +183,29 @@ def test_bad_parameters_are_refused_in_one_line(name, values, message):
     assert "\n" not in str(err.value)
 
 
-def test_routing_waits_longer_than_the_horizon_stay_on_their_section():
+@pytest.mark.parametrize(("network", "dt"), [slow("braess", 0.1), slow("line", 0.08), ("line", 0.05)])
+def test_routing_waits_longer_than_the_horizon_stay_on_their_section(network, dt):
     """A short dt makes a travel time exceed the horizon: such a vehicle never arrives
     (OpenSpiel's wait counts down one per step; the game ends at T). The waits were kept
     to T - 1 and the index of a longer one ran into the next section's states (Braess at
     dt = 0.1: vehicles jumped from A->B to A->C), or past the last state (line, dt = 0.05)."""
     with jax.enable_x64(True):
-        for network, dt in [("braess", 0.1), ("line", 0.08), ("line", 0.05)]:
-            game = mfax.make("openspiel.dynamic_routing", network=network, time_step_length=dt)
-            table = np.asarray(game.legal_actions())
-            table = np.broadcast_to(table / table.sum(1, keepdims=True), (game.horizon, *table.shape))
-            got = jax.tree.map(np.asarray, _figures(game, jnp.asarray(table)))
-            # by hand: every section takes int(tt / dt) - 1 >= T steps (braess: A->B, A->C
-            # at least 9 and 19 with T = 10; line: 11 and 19), so nobody arrives: every
-            # vehicle's return is -dt (T + 1) whatever it does, exploitability 0
-            assert abs(float(got["exploitability"])) < 1e-12
-            assert got["mu"][-1][game.done] == 0.0
-            waits = game._waits
-            kernel = got["kernel"]
-            for s in range(game.n_states - 1):  # a waiting vehicle stays on its section, a step less
-                wait = s % waits - 1
-                if wait > 0:  # (or is done: a section where the road ends)
-                    assert np.isin(kernel.index[s], [s - 1, game.done]).all(), (network, dt, s)
-            assert (kernel.index[:-1] <= game.done).all()
+        game = mfax.make("openspiel.dynamic_routing", network=network, time_step_length=dt)
+        table = np.asarray(game.legal_actions())
+        table = np.broadcast_to(table / table.sum(1, keepdims=True), (game.horizon, *table.shape))
+        got = jax.tree.map(np.asarray, _figures(game, jnp.asarray(table)))
+        # by hand: every section takes int(tt / dt) - 1 >= T steps (braess: A->B, A->C
+        # at least 9 and 19 with T = 10; line: 11 and 19), so nobody arrives: every
+        # vehicle's return is -dt (T + 1) whatever it does, exploitability 0
+        assert abs(float(got["exploitability"])) < 1e-12
+        assert got["mu"][-1][game.done] == 0.0
+        waits = game._waits
+        kernel = got["kernel"]
+        for s in range(game.n_states - 1):  # a waiting vehicle stays on its section, a step less
+            wait = s % waits - 1
+            if wait > 0:  # (or is done: a section where the road ends)
+                assert np.isin(kernel.index[s], [s - 1, game.done]).all(), (network, dt, s)
+        assert (kernel.index[:-1] <= game.done).all()
         # the defaults keep their states (no wait can reach T at dt = 1)
         assert mfax.make("openspiel.dynamic_routing").n_states == 78
 

@@ -132,6 +132,7 @@ train(config, sys.argv[1], progress=False)
 """
 
 
+@pytest.mark.slow  # a second process, killed (in-process: test_train's Ctrl-C in the record step)
 @pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
 def test_sigterm_during_the_record_step_leaves_tensorboard_whole(tmp_path):
     """A SIGTERM held over the record step then ended the process by its default action,

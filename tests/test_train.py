@@ -113,7 +113,15 @@ def test_finite_parameters_whose_policy_is_not_stop_before_their_checkpoint(tmp_
     step's own figures are finite) whose policy evaluates to NaN. The run stops at that
     evaluation and the checkpoint it keeps is the last one whose policy is finite (it
     used to keep the NaN policy as the "last good" one)."""
-    config = TrainConfig(game="beach_bar", iterations=3, eval_every=1, lr=[1e12], hparams=SMALL, noise="exact")
+    config = TrainConfig(
+        game="beach_bar",
+        iterations=3,
+        eval_every=1,
+        lr=[1e12],
+        hparams=SMALL,
+        noise="exact",
+        params={"num_states": 11, "horizon": 6},
+    )
     message = (
         r"non-finite policy return in the evaluation at iteration 1 \(run 0\); stopped, last good checkpoint "
         r"\(iteration 0\) kept"
@@ -504,6 +512,7 @@ main()
 """
 
 
+@pytest.mark.slow  # a second process (in-process: the Ctrl-C tests above; Terminated in test_tune)
 def test_sigterm_between_records_says_what_is_kept(tmp_path):
     """A plain kill (SIGTERM) outside a record step ended ``mfax train`` at once, with no
     word (a shell shows nothing for status 143); it now ends the command as Ctrl-C does:
