@@ -38,14 +38,17 @@ def test_options_on_the_cpu_and_the_switch_to_xla_defaults(monkeypatch):
         compiling.compiler_options()
 
 
-_TINY = {"rspg": TINY_NETWORK, "spg": TINY_NETWORK, "fp": {}}  # the published network's products, smaller
+def _trainer(algo: str, game: str = "beach_bar") -> Trainer:
+    """Three exact iterations on a short game; a network solver with TINY_NETWORK (the same
+    kinds of product as the published network, smaller)."""
+    hparams = TINY_NETWORK if algo in ("spg", "rspg") else {}
+    return Trainer.build(
+        resolve(TrainConfig(game=game, algo=algo, iterations=3, noise="exact", params={"horizon": 6}, hparams=hparams))
+    )
 
 
 def _train_chunk(game, algo):
-    config = resolve(
-        TrainConfig(game=game, algo=algo, iterations=3, noise="exact", params={"horizon": 6}, hparams=_TINY[algo])
-    )
-    trainer = Trainer.build(config)
+    trainer = _trainer(algo, game)
     states, metrics = trainer.chunk_fn(3)(trainer.initial_states())
     return jax.tree.map(np.asarray, (states, metrics))
 
@@ -65,12 +68,7 @@ def _chunk_text(monkeypatch, value: str | None) -> str:
         monkeypatch.delenv(compiling.PRECISION_ENV, raising=False)
     else:
         monkeypatch.setenv(compiling.PRECISION_ENV, value)
-    config = resolve(
-        TrainConfig(
-            game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}, hparams=TINY_NETWORK
-        )
-    )
-    trainer = Trainer.build(config)
+    trainer = _trainer("rspg")
     return trainer.chunk_fn(3).lower(trainer.initial_states()).as_text()
 
 
@@ -153,12 +151,7 @@ def test_a_program_traced_under_one_setting_is_not_reused_under_another(monkeypa
     from mfax.policies.networks import NetworkPolicy
     from mfax.solvers import driver
 
-    config = resolve(
-        TrainConfig(
-            game="beach_bar", algo="rspg", iterations=3, noise="exact", params={"horizon": 6}, hparams=TINY_NETWORK
-        )
-    )
-    trainer = Trainer.build(config)
+    trainer = _trainer("rspg")
     states = trainer.initial_states()
     kept, precisions = [], []
     for value in ("float32", "tensorfloat32", "float32"):

@@ -748,10 +748,7 @@ def train_command(
                 if trust_code:
                     raise GameError("--trust-code applies to --resume; a new run imports the code that --game names")
                 consent = Consent(trust=True)  # (the code the run names is what this command was given)
-                config = load_file(Path(config_file)) if config_file else TrainConfig()
-                lr_from_file, file_lr, file_paths = config.lr is not None, config.lr, config.paths
-                default = TrainConfig()  # the file's paths and eval_paths, where not the defaults
-                from_file = (config.paths != default.paths, config.eval_paths != default.eval_paths)
+                loaded = load_file(Path(config_file)) if config_file else TrainConfig()
                 flags = {
                     "game": game,
                     "algo": algo,
@@ -765,7 +762,7 @@ def train_command(
                     "devices": devices,
                     "keep": keep,
                 }
-                config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+                config = dataclasses.replace(loaded, **{k: v for k, v in flags.items() if v is not None})
                 if lr is not None:
                     entries = [x.strip() for x in lr.split(",")]
                     if not all(entries):  # "" or "0.01,,0.02" fell back to the default or skipped an entry
@@ -787,11 +784,15 @@ def train_command(
                             f"--log-to names no tracker (got {', '.join(map(repr, log_to))}); "
                             "name one (tensorboard, wandb) or leave --log-to out"
                         )
-                # a run's own config.json holds the resolved defaults (lr [1e-3], paths 128 for
-                # beach bar) whatever its solver and noise: what equals the default was not given
-                fallback = game_defaults(config.game)
-                lr_from_file = lr_from_file and list(file_lr or []) != [fallback["lr"]]
-                from_file = (from_file[0] and file_paths != fallback["paths"], from_file[1])
+                # what the file gives: a value other than the defaults (a run's own config.json
+                # holds the resolved ones, lr [1e-3] and paths 128 for beach bar, whatever its
+                # solver and noise)
+                fallback, default = game_defaults(config.game), TrainConfig()
+                lr_from_file = loaded.lr is not None and list(loaded.lr) != [fallback["lr"]]
+                from_file = (
+                    loaded.paths not in (default.paths, fallback["paths"]),
+                    loaded.eval_paths != default.eval_paths,
+                )
                 lr_given = "--lr" if lr is not None else "the config file's lr" if lr_from_file else None
                 if lr_given and config.algo in solver_names():
                     # before the rates' own checks: a rate given to a solver without one is the error
