@@ -605,6 +605,8 @@ def test_train_no_check_on_a_game_that_fails_to_trace_names_the_defect_and_leave
     assert "(check jit.traceable); found when the run failed with the game checks off (--no-check)" in lines[0]
     assert isinstance(result.exception, SystemExit)  # no traceback: the one line above
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["mfax.lock"]  # the same command can run again
+    with pytest.raises(mfax.GameError, match=r"game checks off \(mfax\.games\.unchecked\(\)\)"), unchecked():
+        mfax.solve(RewardOfThreeStates.name, algo="fp", iterations=1)  # from Python: Python's words
     with pytest.raises(ValueError) as raised, unchecked():  # a failure the skipped checks of a correct
         validate_game(mfax.make("sis", horizon=2))  # game do not explain propagates unchanged
         raise ValueError("not the game's")

@@ -285,16 +285,27 @@ def test_mfax_train_runs_fp_and_omd_through_the_driver(tmp_path):
 
 
 def test_sampled_noise_is_refused_with_a_clear_message(tmp_path):
+    """The advice is in the words of the interface: keyword arguments from Python, the
+    options as typed under the ``mfax`` command."""
     config = TrainConfig(game="macro", algo="omd", params=dict(num_wealth=10, horizon=4), iterations=2)
     with pytest.raises(
         mfax.GameError,
-        match=r"needs exact noise: .*no finite noise support \(without common noise: --set common_noise=false\)",
+        match=r"needs exact noise: .*no finite noise support \(without common noise: common_noise=False\)",
     ):
         train(config, tmp_path / "x", progress=False)
-    # an enumerable game with sampled paths asked for: the advice is --noise exact, not a switch
+    # an enumerable game with sampled paths asked for: the advice is exact noise, not a switch
     sampled = TrainConfig(game="mfglib.beach_bar", algo="fp", noise="sample", iterations=2)
-    with pytest.raises(mfax.GameError, match=r"fp needs exact noise: use --noise exact \(game 'mfglib\.beach_bar'"):
+    with pytest.raises(mfax.GameError, match=r"fp needs exact noise: use noise=\"exact\" \(game 'mfglib\.beach_bar'"):
         train(sampled, tmp_path / "y", progress=False)
+    with pytest.raises(mfax.GameError, match=r"use noise=\"exact\""):
+        mfax.solve("mfglib.beach_bar", algo="fp", noise="sample", iterations=2, progress=False)
+    common = ["--set", "num_wealth=10", "--set", "horizon=4"]
+    for args, said in [
+        (["--game", "macro", "--algo", "omd", *common], "(without common noise: --set common_noise=false)"),
+        (["--game", "mfglib.beach_bar", "--algo", "fp", "--noise", "sample"], "use --noise exact (game"),
+    ]:
+        result = CliRunner().invoke(app, ["train", *args, "--iterations", "2", "--out", str(tmp_path / "cli")])
+        assert result.exit_code == 2 and said in result.stderr, result.output
 
 
 @pytest.mark.parametrize("x64", [False, True])

@@ -197,6 +197,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["tune", "--time-budget", "-1"], "error: --time-budget must be a number of seconds > 0"),
         (["tune", "--trials", "0"], "error: --trials must be an integer in 1..2147483647"),
         (["solve-macro", "--max-iter", "0"], "error: --max-iter must lie in 1.."),
+        (["train", "--devices", "99", "--iterations", "1"], "error: --devices must lie in 1.."),
         # ... and a game parameter of the same name as an option stays the parameter
         (["eval", "--game", "mfglib.random_linear", "--set", "seed=-1"], "error: seed must lie in 0..2^32-1"),
         (["solve-macro", "--method", "krusell-smith", "--damping", "0.5", "--hp", "damping=0.2"], "given twice"),

@@ -37,3 +37,16 @@ def test_cli_prints_any_mfax_error_as_one_line_and_exits_2(capsys):
         raise mfax.MfaxError("--thing must be one of a, b; got c")
     assert stopped.value.exit_code == 2
     assert capsys.readouterr().err == "mfax: error: --thing must be one of a, b; got c\n"
+
+
+def test_advice_is_in_the_words_of_the_interface_in_use():
+    """A lower layer's advice says the option as typed under the ``mfax`` command and the
+    keyword argument from Python (an API user told ``--devices`` has no such flag)."""
+    from mfax.sharding import make_mesh
+
+    with pytest.raises(mfax.GameError, match=r"^devices must lie in 1\.\.\d+ \(devices available\), got 999$"):
+        make_mesh(999)
+    assert mfax.errors.advice("--noise exact", 'noise="exact"') == 'noise="exact"'
+    with mfax.errors.command_line_words():
+        assert mfax.errors.advice("--noise exact", 'noise="exact"') == "--noise exact"
+    assert mfax.errors.advice("--noise exact", 'noise="exact"') == 'noise="exact"'

@@ -159,7 +159,9 @@ def test_noise_support_weights_and_samples(name):
 @pytest.mark.parametrize("name", sorted(mfax.game_names()))
 def test_the_suggested_setting_without_common_noise_has_one_noise_path(name):
     """What the refusals of the solvers without common noise suggest (``--set
-    bar_shock=0``...) is true: the game has one noise path there."""
+    bar_shock=0`` on the command line, ``bar_shock=0.0`` from Python...) is true: the
+    game has one noise path there."""
+    from mfax.errors import command_line_words
     from mfax.games.base import common_noise_advice
 
     game = mfax.make(name)
@@ -171,7 +173,9 @@ def test_the_suggested_setting_without_common_noise_has_one_noise_path(name):
         return
     quiet = mfax.make(name, **off)
     assert quiet.noise_support() is not None and quiet.noise_support().weight.shape == (1,), name
-    assert common_noise_advice(game).startswith("without common noise: --set ")
+    assert common_noise_advice(game) == "without common noise: " + ", ".join(f"{k}={v!r}" for k, v in off.items())
+    with command_line_words():
+        assert common_noise_advice(game).startswith("without common noise: --set ")
 
 
 def test_beach_bar_noise_is_exactly_the_published_process():

@@ -359,14 +359,16 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
     assert manifest["aggregates"]["interest_rate_r_t"] == "interest rate r_t"
     assert manifest["arrays"]["moment_lorenz_wealth"] == [2, game.horizon + 1, 101]
     # written again only over mfax's own export, and only when asked
-    with pytest.raises(mfax.GameError, match="already holds an mfax export; use --overwrite"):
+    with pytest.raises(mfax.GameError, match=r"already holds an mfax export; use overwrite=True or another path$"):
         export(game, policy, _two_paths(batch), path, "npz")
     other = tmp_path / "mine.npz"
     np.savez(other, x=np.zeros(3))
     with pytest.raises(mfax.GameError, match="it is not an export mfax wrote"):
         export(game, policy, _two_paths(batch), other, "npz", overwrite=True)
     assert set(np.load(other).files) == {"x"}
-    with pytest.raises(mfax.GameError, match=r"--paths must be in 1\.\.3 \(the run's evaluation paths\), got 10000000"):
+    with pytest.raises(
+        mfax.GameError, match=r"^num_paths must be in 1\.\.3 \(the run's evaluation paths\), got 10000000"
+    ):
         export(game, policy, batch, tmp_path / "many.npz", "npz", num_paths=10_000_000)  # not "export at most N"
     single = tmp_path / "single.npz"  # one array in .npy format, not an archive (np.load gives no context manager)
     with open(single, "wb") as f:
@@ -380,7 +382,7 @@ def test_export_npz_loads_back_what_the_push_forward_gives(small_macro, tmp_path
         (
             "notes.txt",
             "npz",
-            "(for example '" + str(tmp_path / "notes.npz") + "'; a folder of CSV files: --format csv)",
+            "(for example '" + str(tmp_path / "notes.npz") + '\'; a folder of CSV files: format="csv")',
         ),
         ("table.npz", "csv", "a csv export is a folder, got"),
     ):
@@ -523,7 +525,9 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     assert runner.invoke(app, ["export", str(out), "--format", "csv"]).exit_code == 0
     assert json.loads((out / "export" / "mfax-export.json").read_text())["files"]["moments.csv"]["rows"] == 3 * 7
     again = runner.invoke(app, ["export", str(out)])
-    assert again.exit_code == 2 and "already holds an mfax export" in again.stderr
+    assert again.exit_code == 2 and "already holds an mfax export; use --overwrite or another --out" in again.stderr
+    many = runner.invoke(app, ["export", str(out), "--paths", "99", "--out", str(tmp_path / "many.npz")])
+    assert many.exit_code == 2 and "error: --paths must be in 1..3 (the run's evaluation paths)" in many.stderr
     plotted = runner.invoke(app, ["plot", str(out), "--curves-at", "0,6"])
     assert plotted.exit_code == 0, plotted.output
     assert {"moments.png", "moment_curves.png"} <= {p.name for p in (out / "plots").iterdir()}

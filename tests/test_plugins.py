@@ -232,8 +232,10 @@ def test_a_run_never_imports_the_code_it_names_without_consent(crowd, tmp_path, 
     for command in (["eval", run, "--game", "sis"], ["plot", run, "--game", f"{copy}:Other"]):
         one_error_line(invoke(*command), "does not name this run's game")
     # a typo in the reader's --game is the reader's (it was reported as config.json's)
-    typo = one_error_line(invoke("plot", run, "--game", f"{tmp_path / 'cpy.py'}:Crowd"), "--game: game file")
-    assert "config.json" not in typo
+    typo = one_error_line(invoke("plot", run, "--game", f"{tmp_path / 'cpy.py'}:Crowd"), "error: --game '")
+    assert f"Crowd': file '{tmp_path / 'cpy.py'}' not found" in typo and "config.json" not in typo
+    with pytest.raises(mfax.GameError, match=r"^game 'sis' does not name this run's game"):  # Python's words
+        mfax.load(run, game="sis")
     assert imported == []
     assert invoke("eval", run, "--game", f"{copy}:Crowd").exit_code == 0  # the reader's copy
     assert invoke("plot", run, "--trust-code").exit_code == 0

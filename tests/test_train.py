@@ -231,7 +231,10 @@ def test_train_cli_writes_run_directory_and_plots(tmp_path):
     assert config["lr"] == [1e-3] and config["paths"] == 8 and config["hparams"]["head"] == "discrete"
     assert {p.name for p in (out / "plots").iterdir()} >= {"exploitability.png", "mean_field.png", "policy.png"}
     again = runner.invoke(app, ["train", "--game", "sis", "--out", str(out)])
-    assert again.exit_code == 2 and "already holds a run" in again.stderr
+    assert (
+        again.exit_code == 2
+        and "already holds a run; resume it (--resume), replace it (--overwrite) or write" in again.stderr
+    )
 
 
 @pytest.mark.slow

@@ -6,9 +6,16 @@ without a traceback; library callers catch :class:`MfaxError`. A training that g
 non-finite is not a refusal of its input but an outcome: it raises
 ``mfax.run.train.TrainingDiverged``, a ``RuntimeError`` (the command line prints its one
 line and exits with status 1).
+
+A message that advises a setting says it as the user gives it (:func:`advice`):
+``--noise exact`` under the ``mfax`` command, ``noise="exact"`` from Python.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
 
 
 class MfaxError(Exception):
@@ -34,3 +41,26 @@ class DefectWarning(UserWarning):
     """Figures that no correct game gives (an exploitability below zero, an
     information-consistent one above the per-path one, beyond rounding): a defect of the
     game or of mfax to report, not a refusal of the input."""
+
+
+# Whether the words of a message are the ``mfax`` command's (set while a command runs):
+# lower layers that advise a setting say it as the user would type it there.
+_COMMAND_LINE: contextvars.ContextVar[bool] = contextvars.ContextVar("mfax_command_line", default=False)
+
+
+def advice(command_line: str, python: str) -> str:
+    """A setting a message advises, in the words of the interface in use: ``command_line``
+    (the option as typed, ``--noise exact``) while an ``mfax`` command runs,
+    ``python`` (the keyword argument, ``noise="exact"``) otherwise."""
+    return command_line if _COMMAND_LINE.get() else python
+
+
+@contextlib.contextmanager
+def command_line_words() -> Iterator[None]:
+    """Within this block, :func:`advice` says the command line's words (the ``mfax``
+    command runs its commands in one)."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)

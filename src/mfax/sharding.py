@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from mfax.errors import GameError
+from mfax.errors import ArgumentError, GameError
 
 RUNS, PATHS = "runs", "paths"
 
@@ -34,7 +34,7 @@ def make_mesh(devices: int | None, num_runs: int = 1, shard_runs: bool = True) -
     available = jax.devices()
     count = len(available) if devices is None else devices
     if count < 1 or count > len(available):
-        raise GameError(f"--devices must lie in 1..{len(available)} (devices available), got {count}")
+        raise ArgumentError("devices", f"devices must lie in 1..{len(available)} (devices available), got {count}")
     if count == 1:
         return None
     runs = math.gcd(num_runs, count) if shard_runs else 1

@@ -69,7 +69,7 @@ from equinox import AbstractClassVar, AbstractVar
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax import compiling
-from mfax.errors import GameError  # re-exported: mfax.games.base.GameError stays importable
+from mfax.errors import GameError, advice  # GameError re-exported: mfax.games.base.GameError stays importable
 from mfax.params import param
 
 Noise = Any
@@ -512,7 +512,8 @@ def prefix_groups(game: Game, noise: Noise) -> tuple[np.ndarray, int]:
 
 def common_noise_advice(game: Game) -> str:
     """How to set ``game`` up without common noise, for a message: ``"without common
-    noise: --set bar_shock=0"``, or that it has no such setting."""
+    noise: --set bar_shock=0"`` (``bar_shock=0`` from Python: a keyword of
+    :func:`mfax.make` and :func:`mfax.solve`), or that it has no such setting."""
     off = game.common_noise_off
     if off is None:
         return "it has no setting without common noise"
@@ -520,4 +521,5 @@ def common_noise_advice(game: Game) -> str:
     def shown(value):
         return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else value
 
-    return "without common noise: " + " ".join(f"--set {k}={shown(v)}" for k, v in off.items())
+    typed = " ".join(f"--set {k}={shown(v)}" for k, v in off.items())
+    return "without common noise: " + advice(typed, ", ".join(f"{k}={v!r}" for k, v in off.items()))

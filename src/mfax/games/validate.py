@@ -104,7 +104,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from mfax import compiling, params
-from mfax.errors import GameError, MfaxError
+from mfax.errors import GameError, MfaxError, advice
 from mfax.freememory import available_bytes, gigabytes
 from mfax.games.base import Game, Kernel, prefix_groups, reward_matrix
 
@@ -263,7 +263,8 @@ def unchecked() -> Iterator[None]:
             if found is not None:
                 cause = (str(err).strip().splitlines() or [""])[0].rstrip(".")
                 said = "" if cause in str(found) else f": {type(err).__name__}: {cause}"
-                off = "found when the run failed with the game checks off (--no-check)"
+                checks_off = advice("--no-check", "mfax.games.unchecked()")
+                off = f"found when the run failed with the game checks off ({checks_off})"
                 named = GameError(f"{found}; {off}{said}")
                 for note in getattr(err, "__notes__", ()):  # what the failing code noted (a run put back)
                     named.add_note(note)

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from mfax import params
-from mfax.errors import ArgumentError, GameError, MfaxError
+from mfax.errors import ArgumentError, GameError, MfaxError, command_line_words
 from mfax.games import parse_value
 from mfax.run.config import is_list_param
 from mfax.solvers import solver_spec
@@ -101,9 +101,14 @@ class OneLineErrors(TyperGroup):
     """The ``mfax`` command group, whose command-line parsing errors (an unknown option or
     command, a value of the wrong type, a missing argument) are one ``mfax: error:`` line
     naming what is wrong and where to read what is allowed, like every other user error,
-    instead of click's usage block. ``mfax`` alone still prints the help."""
+    instead of click's usage block. ``mfax`` alone still prints the help. Its commands
+    run in :func:`~mfax.errors.command_line_words`: advice names options as typed."""
 
     def main(self, args: Any = None, prog_name: Any = None, *more: Any, standalone_mode: bool = True, **extra: Any):
+        with command_line_words():
+            return self._main(args, prog_name, *more, standalone_mode=standalone_mode, **extra)
+
+    def _main(self, args: Any, prog_name: Any, *more: Any, standalone_mode: bool, **extra: Any):
         if not standalone_mode:
             return super().main(args, prog_name, *more, standalone_mode=False, **extra)
         try:

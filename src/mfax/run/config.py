@@ -19,7 +19,7 @@ from typing import Any
 
 from mfax import memory, params
 from mfax.dynamics.noise import NOISE_MODES, exact_noise
-from mfax.errors import ArgumentError, GameError
+from mfax.errors import ArgumentError, GameError, advice
 from mfax.games import game_class, make
 from mfax.games.plugins import canonical, is_reference, short_name
 from mfax.games.registry import build
@@ -219,18 +219,20 @@ def resolve(config: TrainConfig) -> TrainConfig:
     return resolved
 
 
-def check_lr_used(algo: str, given: str = "--lr") -> None:
+def check_lr_used(algo: str, given: str | None = None) -> None:
     """A learning rate given (``--lr``, ``solve(lr=...)``) to a solver that takes none: one
     line (it used to be ignored, and a list of rates trained identical copies). Checked
     where a user gives a new configuration, not in :func:`resolve`: every stored config
-    holds the default rate, whatever its solver. ``given``: where the rate came from."""
+    holds the default rate, whatever its solver. ``given``: where the rate came from
+    (default: the option, or the keyword argument from Python)."""
     spec = solver_spec(algo)
     if spec.uses_lr:
         return
+    lr = advice("--lr", "lr")
     takes = ", ".join(n for n in solver_names() if solver_spec(n).uses_lr)
     own = spec.hparams is not None and "lr" in params.fields_of(spec.hparams)
-    why = "its step size is --hp lr" if own else "it has no learning rate"
-    raise GameError(f"{given} is not used by {short_name(algo)}: {why} (solvers that take --lr: {takes})")
+    why = f"its step size is {advice('--hp lr', 'the hyper-parameter lr (hp)')}" if own else "it has no learning rate"
+    raise GameError(f"{given or lr} is not used by {short_name(algo)}: {why} (solvers that take {lr}: {takes})")
 
 
 def _check_memory(config: TrainConfig, game) -> None:
@@ -249,18 +251,20 @@ def _check_memory(config: TrainConfig, game) -> None:
         free = memory.available_bytes()  # (the figure require compares with)
         if free is not None and alone <= free < need:  # only the evaluation does not fit: say so
             what = f"evaluating a checkpoint ({config.game}, {config.eval_paths} evaluation noise paths)"
-            require(need, what, "use fewer --eval-paths (the training iterations alone would fit)")
+            fewer = advice("--eval-paths", "eval_paths")
+            require(need, what, f"use fewer {fewer} (the training iterations alone would fit)")
     if samples_populations(hp):
         size = f"{hp['num_envs']} populations of {hp['num_agents']} agents"
-        knobs = "fewer or smaller populations (--hp num_envs / num_agents"
+        knobs = f"fewer or smaller populations ({advice('--hp ', 'hp ')}num_envs / num_agents"
         knobs += ", a smaller batch_size / buffer_iterations)" if "batch_size" in hp else ")"
     else:
         size = f"{config.paths if exact is None else exact.num_paths} noise paths"
-        knobs = "fewer --paths (or --eval-paths)"
+        knobs = f"fewer {advice('--paths (or --eval-paths)', 'paths (or eval_paths)')}"
     what = f"one training iteration ({config.game}, {config.algo}, {size}" + (
         f", {runs} runs side by side)" if runs > 1 else ")"
     )
-    require(need, what, f"use {knobs}, fewer --seeds / learning rates / swept values, or smaller --hp network sizes")
+    seeds, hp = advice("--seeds", "seeds"), advice("--hp", "hp")
+    require(need, what, f"use {knobs}, fewer {seeds} / learning rates / swept values, or smaller {hp} network sizes")
 
 
 def check_seeds_used(config: TrainConfig, given: str = "--seeds {}", leave: str = "leave --seeds out") -> None:

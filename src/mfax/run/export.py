@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfax.dynamics.noise import NoiseBatch
-from mfax.errors import GameError
+from mfax.errors import GameError, advice
 from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
 from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
@@ -58,6 +58,11 @@ FORMATS = ("npz", "csv")
 LIMIT_BYTES = 2 * 2**30
 """The largest export written without fewer paths: above it, a one-line error says how
 large it would be and suggests ``--paths``."""
+
+
+def _paths_option() -> str:
+    """How many paths to export, as the user gives it (``--paths``; ``num_paths`` from Python)."""
+    return advice("--paths", "num_paths")
 
 
 def slug(label: str) -> str:
@@ -87,7 +92,7 @@ def collect(game: Game, policy: Policy, batch: NoiseBatch, num_paths: int | None
     total = batch.num_paths
     num_paths = total if num_paths is None else num_paths
     if not 1 <= num_paths <= total:
-        raise GameError(f"--paths must be in 1..{total} (the run's evaluation paths), got {num_paths}")
+        raise GameError(f"{_paths_option()} must be in 1..{total} (the run's evaluation paths), got {num_paths}")
     specs = game.moment_specs()
     mus, probs, aggregates, moments = [], [], [], []
     for _, sub, traj in rollout_chunks(game, policy, batch.noise, num_paths, chunk_size(game, num_paths)):
@@ -158,12 +163,14 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     if fmt not in FORMATS:
         raise GameError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "npz" and path.suffix != ".npz":
+        csv = advice("--format csv", 'format="csv"')
         raise GameError(
             f"an npz export is one file named *.npz, got {where!r} (for example {str(path.with_suffix('.npz'))!r}; "
-            "a folder of CSV files: --format csv)"
+            f"a folder of CSV files: {csv})"
         )
     if fmt == "csv" and path.suffix == ".npz":
-        raise GameError(f"a csv export is a folder, got {where!r}, a name for an npz file (--format npz)")
+        npz = advice("--format npz", 'format="npz"')
+        raise GameError(f"a csv export is a folder, got {where!r}, a name for an npz file ({npz})")
     if not path.exists() and not path.is_symlink():
         above = file_above(path)
         if above is not None:
@@ -187,7 +194,8 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
         if folder_manifest(path) is None:
             raise GameError(f"refusing to write into {where!r}: a non-empty directory that is not an mfax export")
     if not overwrite:
-        raise GameError(f"{where!r} already holds an mfax export; use --overwrite or another --out")
+        instead = advice("use --overwrite or another --out", "use overwrite=True or another path")
+        raise GameError(f"{where!r} already holds an mfax export; {instead}")
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -409,14 +417,15 @@ def export(
     check_target(path, fmt, overwrite)
     num = batch.num_paths if num_paths is None else num_paths
     if not 1 <= num <= batch.num_paths:
-        raise GameError(f"--paths must be in 1..{batch.num_paths} (the run's evaluation paths), got {num}")
+        raise GameError(f"{_paths_option()} must be in 1..{batch.num_paths} (the run's evaluation paths), got {num}")
     size = estimate_bytes(game, num, fmt)
     if size > LIMIT_BYTES:
         fewer = max(1, int(num * LIMIT_BYTES / size))
         raise GameError(
             f"the {fmt} export of {num} paths would take about {size / 2**30:.1f} GiB (the mean fields and the "
             f"policy of {game.n_states} states x {game.n_actions} actions x {game.horizon} steps per path); "
-            f"export at most {fewer} paths (--paths)" + ("" if fmt == "npz" else " or use --format npz")
+            f"export at most {fewer} paths ({_paths_option()})"
+            + ("" if fmt == "npz" else " or use " + advice("--format npz", 'format="npz"'))
         )
     data = collect(game, policy, batch, num_paths)
     writer = write_npz if fmt == "npz" else write_csv

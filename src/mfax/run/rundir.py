@@ -56,7 +56,7 @@ from typing import Any
 import equinox as eqx
 import numpy as np
 
-from mfax.errors import GameError
+from mfax.errors import ArgumentError, GameError, advice
 from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
 from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, from_dict, resolve
@@ -416,7 +416,7 @@ def _named_again(recorded: str, named: str) -> str:
             return mine  # a class of a script or notebook, now from a file or module
         if theirs.name == ours.name and _stem(theirs) == _stem(ours):
             return mine  # a module's file named as a file (corridor:Corridor, examples/corridor.py:Corridor), or back
-    raise GameError(f"--game {named!r} does not name this run's game {recorded!r}")
+    raise ArgumentError("game", f"game {named!r} does not name this run's game {recorded!r}")
 
 
 def _stem(ref) -> str:
@@ -575,8 +575,9 @@ class RunDir:
             raise GameError(f"{what} {root!r}: it is a non-empty directory that is not an mfax run")
         if not overwrite:
             raise GameError(
-                f"run directory {root!r} already holds a run; resume it (--resume), replace it (--overwrite; "
-                "overwrite=True in Python) or write elsewhere"
+                f"run directory {root!r} already holds a run; "
+                + advice("resume it (--resume), replace it (--overwrite)", "replace it (overwrite=True)")
+                + " or write elsewhere"
             )
 
     def check_run(self) -> None:
@@ -717,7 +718,7 @@ class RunDir:
         if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so
             named = parse(consent.game, "--game")
             if named.file is not None and not named.file.is_file():
-                raise GameError(f"--game: game file {str(named.file)!r} not found")
+                raise ArgumentError("game", f"game {consent.game!r}: file {str(named.file)!r} not found")
         raw = self._read_json(self.config_path)
         data = _devices_here(self._consented(raw, consent, continuing))
         try:

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
-from mfax.errors import GameError
+from mfax.errors import GameError, advice
 from mfax.evaluation.exploitability import evaluate, negative_words
 from mfax.games import Game, make
 from mfax.policies.base import Policy
@@ -597,7 +597,7 @@ def overflow_advice(float64: bool) -> str:
     dtype = "float64" if float64 else "float32"
     return (
         f"the rewards summed over the horizon overflow {dtype}, or the game or the policy gives NaN; use smaller "
-        "rewards" + ("" if float64 else ", or --x64")
+        "rewards" + ("" if float64 else ", or " + advice("--x64", "float64 (jax_enable_x64)"))
     )
 
 

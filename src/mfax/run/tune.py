@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from mfax import params as params_mod
-from mfax.errors import ArgumentError, GameError
+from mfax.errors import ArgumentError, GameError, advice
 from mfax.evaluation.exploitability import negative_words
 from mfax.games import Game, game_class
 from mfax.run import api
@@ -100,7 +100,7 @@ class Range:
 def parse_range(key: str, text: str | tuple | list, integer: bool = False) -> Range:
     """A range from ``"low:high"``, ``"low:high:log"`` or ``(low, high[, "log"])``; one
     line naming what is wrong otherwise."""
-    where = f"--space {key}={text if isinstance(text, str) else ':'.join(map(str, text))}"
+    where = _space_entry(key, text)
     parts = [p.strip() for p in text.split(":")] if isinstance(text, str) else list(text)
     scale = "linear"
     if len(parts) == 3:
@@ -118,6 +118,21 @@ def parse_range(key: str, text: str | tuple | list, integer: bool = False) -> Ra
     if scale == "log" and low <= 0:
         raise GameError(f"{where}: a log range needs low > 0, got low {low:g}")
     return Range(low, high, scale == "log", integer)
+
+
+def _out_option() -> str:
+    """The study's folder option, as the user gives it."""
+    return advice("--out", "out")
+
+
+def _space_entry(key: str, text: Any = None) -> str:
+    """An entry of the search space, for a message, as the user gave it: ``--space lr=0:1``
+    under the ``mfax`` command, ``space={'lr': '0:1'}`` from Python (``text`` ``None``:
+    the key alone)."""
+    if text is None:
+        return advice(f"--space {key}", f"space[{key!r}]")
+    typed = text if isinstance(text, str) else ":".join(map(str, text))
+    return advice(f"--space {key}={typed}", f"space={{{key!r}: {text!r}}}")
 
 
 def _number(part: Any, integer: bool) -> float:
@@ -160,14 +175,15 @@ def search_space(algo: str, space: dict[str, Any] | None, fixed_hp: dict[str, An
     if not names:
         hps = solver_spec(algo).hparams
         what = "" if hps is None else f" (its hyper-parameters {', '.join(params_mod.fields_of(hps))} are not numbers)"
-        raise GameError(f"{nothing}: it takes no --lr and no numeric hyper-parameter{what}")
+        raise GameError(f"{nothing}: it takes no {advice('--lr', 'lr')} and no numeric hyper-parameter{what}")
     fixed = set(fixed_hp) | ({LR} if fixed_lr else set())
     if space is None:
         chosen = {k: v for k, (_, v) in names.items() if v is not None and k not in fixed}
         if not chosen:
             raise GameError(
-                f"{nothing} by default (no declared range left, --hp/--lr fixing the rest); "
-                f"name what to search with --space key=low:high[:log]; searchable: {', '.join(names)}"
+                f"{nothing} by default (no declared range left, {advice('--hp/--lr', 'hp/lr')} fixing the rest); "
+                f"name what to search with {advice('--space key=low:high[:log]', 'space={key: (low, high[, log])}')}; "
+                f"searchable: {', '.join(names)}"
             )
         return {k: parse_range(k, declared, names[k][0]) for k, declared in chosen.items()}
     if not isinstance(space, dict):
@@ -180,13 +196,16 @@ def search_space(algo: str, space: dict[str, Any] | None, fixed_hp: dict[str, An
     out = {}
     for key, text in space.items():
         if key not in names:
-            raise GameError(f"--space: {algo!r} cannot search {key!r}; searchable: {', '.join(names)}")
+            where = advice("--space", "space")
+            raise GameError(f"{where}: {algo!r} cannot search {key!r}; searchable: {', '.join(names)}")
         if key in fixed:
-            raise GameError(f"--space {key}: {key} is also fixed (--hp/--lr); search it or fix it, not both")
+            fixing = advice("--hp/--lr", "hp/lr")
+            raise GameError(f"{_space_entry(key)}: {key} is also fixed ({fixing}); search it or fix it, not both")
         integer, declared = names[key]
         if text is None or (isinstance(text, str) and not text.strip()):
             if declared is None:
-                raise GameError(f"--space {key}: {key} declares no search range; give one, {key}=low:high[:log]")
+                give = advice(f"{key}=low:high[:log]", "(low, high[, 'log'])")
+                raise GameError(f"{_space_entry(key)}: {key} declares no search range; give one, {give}")
             text = declared
         out[key] = parse_range(key, text, integer)
     return out
@@ -437,7 +456,7 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
     if not root.exists():
         return False
     if not root.is_dir():
-        raise GameError(f"--out {name!r} is a file, not a directory")
+        raise GameError(f"{advice('--out', 'out')} {name!r} is a file, not a directory")
     entries = [p.name for p in root.iterdir() if p.name != "mfax.lock"]
     if not entries:
         return False
@@ -452,14 +471,15 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
         recorded = {**recorded, "time_budget": None}  # an infinite budget (recorded so before): none
     if recorded.get("time_budget") is not None and "time_budget_counts" not in recorded:
         raise GameError(
-            f"{name!r} holds a study whose --time-budget counted the training chunks alone (an earlier mfax); "
-            f"a trial's budget now counts {BUDGET_COUNTS}, so its values are not comparable: write elsewhere (--out)"
+            f"{name!r} holds a study whose time budget counted the training chunks alone (an earlier mfax); "
+            f"a trial's budget now counts {BUDGET_COUNTS}, so its values are not comparable: write elsewhere "
+            f"({_out_option()})"
         )
     differ = _differences(recorded, settings)
     if differ:
         raise GameError(
             f"{name!r} holds a study of another search (it differs in: {', '.join(differ)}); "
-            "continue it with the same arguments, or write elsewhere (--out)"
+            f"continue it with the same arguments, or write elsewhere ({_out_option()})"
         )
     return (root / STUDY_DB).is_file()
 
@@ -474,7 +494,8 @@ def _check_writable(root: Path) -> None:
         if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
             what = "folder" if path.is_dir() else "file"
             raise GameError(
-                f"{str(path)!r} is read-only: the study writes to this {what}; make it writable, or give another --out"
+                f"{str(path)!r} is read-only: the study writes to this {what}; make it writable, or give another "
+                f"{_out_option()}"
             )
 
 
@@ -569,7 +590,8 @@ def tune(
     if time_budget is not None and math.isinf(time_budget):  # no limit (and no Infinity in the JSON marker)
         time_budget = None
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float)):
-        raise GameError(f"a fixed lr must be one number (a list is a search: --space lr=low:high:log), got {lr!r}")
+        search = advice("--space lr=low:high:log", "space={'lr': (low, high, 'log')}")
+        raise GameError(f"a fixed lr must be one number (a list is a search: {search}), got {lr!r}")
     fixed_hp = dict(hp or {})
     solve_args = {
         "iterations": iterations,
@@ -661,7 +683,7 @@ def _check_ends(search: _Search, config: TrainConfig, space: dict[str, Range]) -
                     paths=config.paths,
                 )
             except GameError as err:
-                raise GameError(f"--space {key}={rng.text}: {end:g} is not allowed ({err})") from None
+                raise GameError(f"{_space_entry(key, rng.text)}: {end:g} is not allowed ({err})") from None
 
 
 def _defaults_measured(study, state) -> bool:
@@ -683,7 +705,7 @@ def _open_study(optuna, storage, root, seed: int, continuing: bool):
         if not sqlite:
             raise GameError(
                 f"{root / STUDY_DB} is not a study (not an SQLite database); it is left as it is: "
-                "move it away, or give another --out"
+                f"move it away, or give another {_out_option()}"
             )
     try:
         held = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if continuing else 0
@@ -698,7 +720,7 @@ def _open_study(optuna, storage, root, seed: int, continuing: bool):
         why = (str(err).splitlines() or [""])[0][:160]
         raise GameError(
             f"{root / STUDY_DB} cannot be read as a study ({type(err).__name__}: {why}); "
-            "move it away, or give another --out"
+            f"move it away, or give another {_out_option()}"
         ) from None
     return study
 

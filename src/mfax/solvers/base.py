@@ -31,7 +31,7 @@ from jax.sharding import Mesh
 from jaxtyping import Array, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch
-from mfax.errors import GameError
+from mfax.errors import GameError, advice
 from mfax.games import plugins
 from mfax.games.base import Game
 from mfax.policies.base import Policy
@@ -138,7 +138,8 @@ class SolverSpec:
 
         if self.hparams is None:
             if values:
-                raise GameError(f"solver {self.name!r} takes no hyper-parameters (--hp); got {sorted(values)}")
+                hp = advice("--hp", "hp=")
+                raise GameError(f"solver {self.name!r} takes no hyper-parameters ({hp}); got {sorted(values)}")
             return {}
         built = params.build(self.hparams, f"solver {self.name!r}", **values)
         return {name: getattr(built, name) for name in params.fields_of(self.hparams)}

@@ -87,7 +87,7 @@ from jaxtyping import Array, Float
 from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, push_path, rollout
-from mfax.errors import GameError
+from mfax.errors import GameError, advice
 from mfax.evaluation.values import (
     backward_induction,
     belief_average,
@@ -315,7 +315,8 @@ class OMDHyperParams(eqx.Module):
 def exact_batch(game: Game, exact: NoiseBatch | None, algo: str) -> NoiseBatch:
     if exact is None:
         if game.noise_support() is not None:  # enumerable: sampled paths were asked for
-            raise GameError(f"{algo} needs exact noise: use --noise exact (game {game.name!r} enumerates its paths)")
+            exact_noise = advice("--noise exact", 'noise="exact"')
+            raise GameError(f"{algo} needs exact noise: use {exact_noise} (game {game.name!r} enumerates its paths)")
         raise GameError(
             f"{algo} needs exact noise: game {game.name!r} here has no finite noise support "
             f"({common_noise_advice(game)})"

@@ -61,7 +61,7 @@ from jaxtyping import Array, Float
 from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import push_forward
-from mfax.errors import GameError
+from mfax.errors import GameError, advice
 from mfax.games.base import Game, Kernel, Noise, check, common_noise_advice, reward_matrix
 from mfax.params import param
 from mfax.policies.base import Policy
@@ -287,9 +287,10 @@ def check_r_max(game: Game, noise: Noise, hp: MFOMOHyperParams) -> None:
         return
     tables = flow_tables(game, noise, omo_start(game, jnp.zeros(()).dtype))
     if not float(jnp.max(jnp.abs(tables.rewards))) > 0.0:
+        bound = advice("--hp r_max=VALUE", 'hp={"r_max": VALUE}')
         raise GameError(
             "MF-OMO's reward bound r_max, estimated as the largest |R_t(s, a)| along its starting L (uniform), "
-            "is 0 on this game: give a bound with --hp r_max=VALUE (> 0)"
+            f"is 0 on this game: give a bound with {bound} (> 0)"
         )
 
 
@@ -654,7 +655,7 @@ class OMISolver(_OccupationSolver):
     update_name = "policy update"
     nonfinite_cause = (
         "the projection onto occupation measures did not converge (its result is NaN then); a smaller "
-        "--hp alpha (in float32 also --x64) keeps it within reach"
+        "step alpha (a hyper-parameter), in float32 also float64, keeps it within reach"
     )
 
     def init(self, key, lr) -> OMIState:
