@@ -496,6 +496,44 @@ def test_an_export_cut_short_leaves_the_target_as_it_was(small_macro, tmp_path, 
     assert done == [True] and info["paths"] == 3 and sorted(p.name for p in folder.iterdir()) == sorted(before)
 
 
+def test_an_export_killed_outright_leaves_nothing_that_stops_the_next(small_macro, tmp_path):
+    """SIGKILL (or a power cut) during a CSV export leaves its hidden staging folder in the
+    target: the next export there was refused as "a non-empty directory that is not an mfax
+    export" (``ls`` shows it empty). A killed export's copies are now removed by the next
+    export; one being written by a running process is named; a user's folder under such a
+    name (holding anything but the CSV files) is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    game, policy, batch, _ = small_macro
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process id that no longer runs
+    folder = tmp_path / "first"
+    for name in (f".mfax-export-{ended.pid}-k2j4h5g_", ".mfax-export-a1b2c3d4"):  # (the second: an earlier mfax)
+        (folder / name).mkdir(parents=True)
+        (folder / name / "mean_field.csv").write_text("path,t,state,mass\n0,0,0,0.5\n")
+    export(game, policy, _two_paths(batch), folder, "csv")
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)["paths"] == 2  # and again
+    (folder / f".mfax-export-{ended.pid}-zzzzzzzz").mkdir()  # beside an export: removed by the next too
+    export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    # another process writing into the folder: named, and its folder untouched
+    live = tmp_path / "live" / f".mfax-export-{os.getppid()}-abcdefgh"
+    live.mkdir(parents=True)
+    with pytest.raises(mfax.GameError, match=rf"another export is being written there \(process {os.getppid()}, "):
+        export(game, policy, _two_paths(batch), live.parent, "csv")
+    assert live.is_dir()
+    # a user's folder under the name (a file that is not a CSV file): theirs
+    mine = tmp_path / "mine" / f".mfax-export-{ended.pid}-abcdefgh"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(mfax.GameError, match="a non-empty directory that is not an mfax export"):
+        export(game, policy, _two_paths(batch), mine.parent, "csv")
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
 # -- a trained run through the command line (slow: trains) ----------------------------------
 @pytest.mark.slow
 def test_export_plot_and_irf_of_a_trained_run(tmp_path):

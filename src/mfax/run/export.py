@@ -53,6 +53,9 @@ from mfax.run.rundir import EXPORT_MARKER as MARKER
 from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest
 
 STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written into first
+# ... named with its writer's process id (.mfax-export-<pid>-<random>); an earlier mfax
+# named it without (.mfax-export-<random>)
+_STAGING = re.compile(re.escape(STAGING_PREFIX) + r"(?:(?P<pid>[0-9]+)-)?[A-Za-z0-9_]{8}")
 
 FORMATS = ("npz", "csv")
 LIMIT_BYTES = 2 * 2**30
@@ -156,6 +159,44 @@ def default_target(run_root: Path, fmt: str) -> Path:
 
 
 # -- what is there: refuse to overwrite what mfax did not write -------------------------------
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (``True`` where that cannot be told: never a guess
+    that lets mfax remove a folder another process is writing)."""
+    if pid == os.getpid() or os.name != "posix":  # (os.kill(pid, 0) ends the process on Windows)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError), or unknown: running
+        return True
+    return True
+
+
+def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
+    """The staging folders of CSV exports in ``folder``: those left by an export that was
+    killed (its writer no longer runs), and those being written now ``(folder, pid)``.
+    Only mfax's: a real folder named as :func:`write_csv` names it that holds nothing but
+    the ``*.csv`` files it writes there; anything else under such a name is the user's."""
+    left, live = [], []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        named = _STAGING.fullmatch(entry.name)
+        if named is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            ours = all(p.suffix == ".csv" and p.is_file() and not p.is_symlink() for p in entry.iterdir())
+        except OSError:
+            continue
+        if not ours:
+            continue
+        pid = named.group("pid")
+        if pid is not None and _running(int(pid)):
+            live.append((entry, int(pid)))
+        else:
+            left.append(entry)
+    return left, live
+
+
 def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     """Raise unless an export may be written at ``path``: nothing there; an empty folder
     (``csv``); or, with ``overwrite``, an export mfax wrote there."""
@@ -189,7 +230,13 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     else:
         if not path.is_dir():
             raise GameError(f"refusing to write the CSV export into {where!r}: it is not a directory")
-        if not any(path.iterdir()):
+        left, live = staging_folders(path)
+        if live:
+            raise GameError(
+                f"refusing to write into {where!r}: another export is being written there (process {live[0][1]}, "
+                f"into {live[0][0].name!r}); wait for it to end or choose another folder"
+            )
+        if all(entry in left for entry in path.iterdir()):  # empty, or what a killed export left
             return
         if folder_manifest(path) is None:
             raise GameError(f"refusing to write into {where!r}: a non-empty directory that is not an mfax export")
@@ -351,8 +398,10 @@ def write_csv(
     manifest (``files``: each file's columns and rows). The files are written into a
     hidden folder inside ``folder`` first and moved into place together at the end (with
     Ctrl-C and SIGTERM held over the move): an export cut short leaves ``folder`` as it
-    was, an earlier export there (``overwrite``) included. ``done`` gets ``True`` once the
-    files are in place (a Ctrl-C held over the move is raised after it)."""
+    was, an earlier export there (``overwrite``) included; what an export killed outright
+    (SIGKILL, a power cut) left in its hidden folder is removed by the next export there
+    (:func:`staging_folders`). ``done`` gets ``True`` once the files are in place (a
+    Ctrl-C held over the move is raised after it)."""
     from mfax.run.train import deferred_signals
 
     info = manifest(game, data, source)
@@ -369,7 +418,9 @@ def write_csv(
                 f"refusing to overwrite {str(target)!r}: the export there did not write it; "
                 "remove it or choose another folder"
             )
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+    for left in staging_folders(folder)[0]:  # an export killed before its files were moved: its copies
+        shutil.rmtree(left, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
     try:
         files = {}
         for name, (header, rows) in tables.items():
