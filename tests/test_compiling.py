@@ -185,24 +185,30 @@ def test_a_program_traced_under_one_setting_is_not_reused_under_another(monkeypa
 
 def test_programs_run_once_on_small_games_compile_at_level_0(monkeypatch):
     """The game's checks (compiled and run once) skip LLVM's optimisation on a small game
-    only; the switch to XLA's defaults turns that off too."""
+    only, and use the older fusion emitters on any (on the CPU, where the XLA knows the
+    options); the switch to XLA's defaults turns both off."""
     monkeypatch.delenv(compiling.DEFAULTS_ENV, raising=False)
     small, large = compiling.ONCE_MAX_WORK, compiling.ONCE_MAX_WORK + 1
     if jax.default_backend() == "cpu":
-        assert compiling.once_options(small) == compiling.ONCE_OPTIONS
+        known = {k: v for k, v in compiling.ONCE_ANY_SIZE.items() if compiling._cpu_accepts(((k, v),))}
+        assert compiling.once_options(small) == {**known, **compiling.ONCE_OPTIONS}
+        assert compiling.once_options(large) == known
     else:
-        assert compiling.once_options(small) == {}
-    assert compiling.once_options(large) == {}
+        assert compiling.once_options(small) == compiling.once_options(large) == {}
     monkeypatch.setenv(compiling.DEFAULTS_ENV, "1")
-    assert compiling.once_options(small) == {}
+    assert compiling.once_options(small) == compiling.once_options(large) == {}
 
 
 def test_the_checks_say_the_same_at_either_level(monkeypatch):
     """The same report, every check's status and detail, whether the checks' program is
-    compiled at level 0 (a small game) or with XLA's defaults (the limit lowered)."""
+    compiled at level 0 with the older fusion emitters (a small game), with those emitters
+    alone (the limit lowered), or with XLA's defaults."""
     game = mfax.make("sis", horizon=6)
     quick = mfax.check_game(game).as_dict()
     monkeypatch.setattr(compiling, "ONCE_MAX_WORK", 0)
+    assert "xla_backend_optimization_level" not in compiling.once_options(1)
+    assert mfax.check_game(game).as_dict() == quick
+    monkeypatch.setenv(compiling.DEFAULTS_ENV, "1")
     assert compiling.once_options(1) == {}
     assert mfax.check_game(game).as_dict() == quick
 

@@ -14,9 +14,10 @@ other backends or where the installed XLA does not know the option. Set
 ``MFAX_XLA_DEFAULTS=1`` to compile everything with XLA's defaults (``0`` or unset:
 these options; any other value is an error).
 
-A program compiled to run once, the game's checks before a run, is compiled on a small
-game without LLVM's optimisation passes (:func:`once_options`): a first result waits for
-its compilation, and its run takes microseconds either way. Without them XLA does not fuse
+A program compiled to run once, the game's checks before a run, is compiled with XLA's
+older (quicker to compile) fusion emitters, and on a small game without LLVM's
+optimisation passes (:func:`once_options`): a first result waits for its compilation,
+and its run takes microseconds either way. Without them XLA does not fuse
 a product and a sum into one multiply-add, so a checked value can differ from what a
 run computes in its last bit: a check's verdict can move only for a value within a
 rounding of the check's tolerance.
@@ -71,6 +72,9 @@ PRECISIONS = {"float32": "float32", "tensorfloat32": "tensorfloat32", "default":
 # passes cost more compile time than they save run time; on the macro economy they pay
 # (measured: bench/results/latency_checks_2026-12-04.md).
 ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
+# ... and on a game of any size: XLA's older fusion emitters compile faster, on the macro
+# economy too (bench/results/latency_checks_fusion_emitters_2026-12-05.md).
+ONCE_ANY_SIZE = {"xla_cpu_use_fusion_emitters": False}
 ONCE_MAX_WORK = 1 << 22
 
 # Set in the environment, any of these says how many threads BLAS/LAPACK may use, and
@@ -102,13 +106,17 @@ def compiler_options() -> dict[str, str]:
 
 
 def once_options(work: int) -> dict[str, object]:
-    """XLA options for a program compiled to run once (the game's checks) whose ``work``
-    (its state-action-steps, say) is at most :data:`ONCE_MAX_WORK`: XLA's CPU backend at
-    optimisation level 0 (:data:`ONCE_OPTIONS`); XLA's defaults otherwise, on other
-    backends, with ``MFAX_XLA_DEFAULTS=1``, or where the installed XLA does not know it."""
-    if _defaults_asked() or work > ONCE_MAX_WORK or jax.default_backend() != "cpu":
+    """XLA options for a program compiled to run once (the game's checks): on the CPU,
+    XLA's older fusion emitters (:data:`ONCE_ANY_SIZE`), and where its ``work`` (its
+    state-action-steps, say) is at most :data:`ONCE_MAX_WORK` optimisation level 0 as
+    well (:data:`ONCE_OPTIONS`); XLA's defaults on other backends and with
+    ``MFAX_XLA_DEFAULTS=1``. An option the installed XLA does not know is left out."""
+    if _defaults_asked() or jax.default_backend() != "cpu":
         return {}
-    return dict(ONCE_OPTIONS) if _cpu_accepts(tuple(ONCE_OPTIONS.items())) else {}
+    wanted = {**ONCE_ANY_SIZE, **(ONCE_OPTIONS if work <= ONCE_MAX_WORK else {})}
+    if _cpu_accepts(tuple(wanted.items())):  # (one probe where the XLA knows them all)
+        return wanted
+    return {k: v for k, v in wanted.items() if _cpu_accepts(((k, v),))}
 
 
 def matmul_precision() -> str:
