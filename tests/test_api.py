@@ -137,6 +137,9 @@ def test_save_and_load_give_the_result_back(tmp_path):
     for column in result.history:
         np.testing.assert_array_equal(back.history[column], result.history[column])
     np.testing.assert_array_equal(back.mean_field, result.mean_field)
+    assert mfax.load(saved, np.int64(4)).iterations == 4  # the last iteration by number (numpy's was refused)
+    with pytest.raises(mfax.GameError, match=r"available: .*a run trained by `mfax train --keep N` keeps the N"):
+        mfax.load(saved, 3)  # Python's words: solve has no keep
     with pytest.raises(mfax.GameError, match=r"already holds a run; replace it \(overwrite=True\) or write elsewhere$"):
         result.save(saved)
     result.save(saved, overwrite=True)
@@ -158,12 +161,22 @@ def test_save_load_and_export_refuse_switches_and_paths_of_other_types(tmp_path)
         (lambda: result.save(7), "path must be a path (a str or a pathlib.Path), got 7"),
         (lambda: mfax.load(saved, trust_code="no"), "trust_code must be True or False, got 'no'"),
         (lambda: mfax.load(None), "path must be a path (a str or a pathlib.Path), got None"),
+        (lambda: result.save(""), "path is empty; name a path (the current folder is '.')"),  # it meant "."
         (lambda: mfax.load(saved, game=3), "game must be a game reference (a str) or a Game subclass, got 3"),
-        (lambda: result.policy_of(True), "run index True out of range"),
-        (lambda: result.policy_of(0.5), "run index 0.5 out of range"),
+        (lambda: result.policy_of(True), "run index must be an integer in 0..0, got True"),
+        (lambda: result.policy_of(0.5), "run index must be an integer in 0..0, got 0.5"),
         (
             lambda: mfax.solve("sis", "fp", iterations=1, common_noise=False, callback=lambda r: np.ones(2) > 0),
-            "callback must return True or False (stop or go on), got array([ True,  True])",
+            "callback must return True or False (stop or go on) or None, got array([ True,  True])",
+        ),
+        # "no" is true in Python: it stopped the run; a wrong signature was Python's TypeError after training began
+        (
+            lambda: mfax.solve("sis", "fp", iterations=1, common_noise=False, callback=lambda r: "no"),
+            "callback must return True or False (stop or go on) or None, got 'no'",
+        ),
+        (
+            lambda: mfax.solve("sis", "fp", iterations=1, common_noise=False, callback=lambda: True),
+            "callback must take one argument (the evaluation's record, a dict)",
         ),
     ):
         with pytest.raises(mfax.GameError) as err:
@@ -209,6 +222,10 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(target_exploitability=-1.0), "target_exploitability must be a finite number >= 0"),
         (dict(time_budget=-1.0), "time_budget must be"),
         (dict(callback=3), "callback must be callable"),
+        # named as the keyword arguments, in Python's words (they said "config key 'hparams' must be a table")
+        (dict(iterations="2"), "iterations must be an integer, got '2'"),
+        (dict(hp=[1]), r"hp must be a dict \(name: value\), got \[1\]"),
+        (dict(paths="4"), "paths must be an integer or None, got '4'"),
         (dict(seeds=0), "seeds must be >= 1"),
         # a deterministic solver trained identical copies, one per seed
         (dict(algo="fp", seeds=2), r"seeds=2: fp is deterministic \(it draws nothing from its seed\), so every seed"),
@@ -382,11 +399,14 @@ def eqx_replace(game, **values):
     return eqx.tree_at(lambda g: [getattr(g, k) for k in values], game, list(values.values()))
 
 
-@pytest.mark.parametrize("num_paths", [0, -1, 2.5, True])
+@pytest.mark.parametrize("num_paths", [0, -1, 2.5, True, 2])
 def test_plotting_a_number_of_paths_that_is_not_a_count_is_one_line(num_paths):
+    """(2 of the run's one evaluation path drew the one, silently.)"""
     result = mfax.solve("sis", "fp", iterations=1, common_noise=False)
-    with pytest.raises(mfax.GameError, match=f"num_paths must be an integer >= 1 \\(paths to plot\\), got {num_paths}"):
+    says = f"num_paths must be an integer in 1..1 \\(the evaluation paths, to plot\\), got {num_paths}$"
+    with pytest.raises(mfax.GameError, match=says):
         result.plot_mean_field(num_paths)
+    assert result.plot_mean_field().axes  # the default: 3, or all when there are fewer
 
 
 # -- figures no correct game gives ----------------------------------------------------------

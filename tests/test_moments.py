@@ -250,6 +250,8 @@ def test_odd_shock_dates_sizes_quantiles_and_curve_times_are_one_line(small_macr
         (lambda: check_curve_times([7], 6), "the times of the curves must be integers in 0..6"),
         (lambda: check_curve_times([1.5], 6), "the times of the curves must be integers in 0..6"),
         (lambda: check_curve_times("0", 6), "the times of the curves must be integers in 0..6"),
+        # exp(z) overflows: NaN capital and output were returned as the response, silently
+        (lambda: impulse_response(game, policy, shock_innovations(6, 1e6, 1)), "is not finite from t = "),
     ):
         with pytest.raises(mfax.GameError) as err:
             call()
@@ -636,7 +638,7 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
         (lambda: result.moments(True), "num_paths must be an integer in 1..3"),
         (lambda: result.moments("2"), "num_paths must be an integer in 1..3"),
         (lambda: result.moments().quantile("0.5"), "a quantile level must be a number in [0, 1]"),
-        (lambda: result.policy_of("0"), "run index '0' out of range"),
+        (lambda: result.policy_of("0"), "run index must be an integer in 0..0, got '0'"),
         (lambda: result.export(tmp_path / "e.npz", num_paths=2.5), "num_paths must be an integer >= 1"),
         (lambda: result.export(5), "path must be a path (a str or a pathlib.Path), got 5"),
     ):

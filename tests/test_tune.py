@@ -77,7 +77,9 @@ def test_list_shows_the_ranges():
     ("kwargs", "message"),
     [
         (dict(algo="omd", space={"gamma": "0.1:1"}), "'omd' cannot search 'gamma'; searchable: lr"),
-        (dict(algo="omd", space={"lr": "0.1-1"}), "a range is low:high or low:high:log"),
+        (dict(algo="omd", space={"lr": "0.1-1"}), "a range is (low, high), (low, high, 'log') or 'low:high[:log]'"),
+        (dict(algo="omd", space={"lr": 5}), "space={'lr': 5}: a range is (low, high)"),  # (a TypeError)
+        (dict(algo="omd", space={"lr": {0.1, 1.0}}), "a range is (low, high)"),  # a set: no order
         (dict(algo="omd", space={"lr": "a:1"}), "low and high must be finite numbers"),
         (dict(algo="omd", space={"lr": "1:0.1"}), "low must be below high, got low 1 >= high 0.1"),
         (dict(algo="omd", space={"lr": "0:1:log"}), "a log range needs low > 0"),
@@ -97,6 +99,8 @@ def test_list_shows_the_ranges():
         (dict(algo="omd", params={**TINY_BAR, "gamma": 0.9}, gamma=0.8), "gamma given both in params and as a keyword"),
         (dict(algo="omd", params=[1]), "params must be a dict of game parameters"),
         (dict(algo="omd", trials=10**12), "trials must be an integer in 1..2147483647, got 1000000000000"),
+        # tune's own arguments, not solve's (seeds is solve's: it was listed as allowed)
+        (dict(algo="omd", seeds=3), "'seeds' is neither an argument of tune nor a parameter of game"),
         (dict(algo="omd", log=3), "log must be callable"),
         (dict(algo="omd", out=5), "out must be a path (a str or a pathlib.Path), got 5"),
         (dict(algo="omd", space=["lr"]), "space must be a dict (hyper-parameter: range or None), got list"),
@@ -246,7 +250,7 @@ def test_a_damaged_study_file_is_one_line_and_left_as_it_was(tmp_path, content):
     header without a database: one line naming the file."""
     pytest.importorskip("optuna")
     out = tmp_path / "study"
-    _tune(algo="omd", trials=1, out=out)
+    _tune(algo="omd", trials=np.int64(1), out=out)  # (numpy integers count as integers: they were refused)
     (out / "study.db").write_bytes(content)
     with pytest.raises(GameError, match=r"study\.db (is not a study|cannot be read as a study).*give another out$"):
         _tune(algo="omd", trials=2, out=out)

@@ -379,6 +379,22 @@ def test_counted_draws_beyond_the_memory_are_refused(tmp_path, monkeypatch):
     )
 
 
+def test_the_memory_refusal_advises_only_what_the_configuration_has(tmp_path, monkeypatch):
+    """FP on exact noise was told to use fewer paths, seeds, learning rates and network
+    sizes, which it either has not or is refused (found by an audit of the Python API)."""
+    monkeypatch.setattr("mfax.memory.available_bytes", lambda device=None: 2**20)
+    line = one_line_error(
+        ["train", "--algo", "fp", "--noise", "exact", "--out", str(tmp_path / "r"), "--no-progress"],
+        "(beach_bar, fp, 102 noise paths, the game's whole support) needs about",
+    )
+    assert line.endswith("is free; use a smaller game (fewer states, steps or noise paths in its support)"), line
+    with pytest.raises(mfax.GameError) as err:
+        mfax.solve("beach_bar", "rspg", noise="sample", seeds=2, iterations=1)
+    assert str(err.value).endswith(
+        "is free; use fewer paths (or eval_paths), fewer seeds or smaller hp network sizes"
+    ), str(err.value)
+
+
 def test_a_replay_batch_beyond_the_memory_is_refused(tmp_path):
     """M-OMD draws --hp batch_size transitions per gradient step: 10^8 of them (about 540
     GB) ended in XLA's RESOURCE_EXHAUSTED traceback after the run directory was written."""

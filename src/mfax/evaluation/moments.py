@@ -280,6 +280,15 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     moments = path_moments(game, policy, NoiseBatch(noise, weight, exact=False), chunk=1)
     baseline = {k: v[0] for k, v in moments.values.items()}
     shocked = {k: v[1] for k, v in moments.values.items()}
+    for name, spec in specs.items():  # a scalar moment the baseline has and the shock loses: overflow
+        broken = np.isfinite(baseline[name]) & ~np.isfinite(shocked[name])
+        if not spec.axes and broken.any():
+            t = int(np.flatnonzero(broken)[0])
+            raise GameError(
+                f"the shocked path's {spec.label} is not finite from t = {t} (the baseline's is): the shock "
+                f"(innovations up to {np.max(np.abs(innovations)):g} standard deviations) drives the game beyond "
+                f"what {jnp.result_type(float).name} computes; give a smaller shock"
+            )
     both = jax.device_get(noise)
     pair = (jax.tree.map(lambda x: np.asarray(x[0]), both), jax.tree.map(lambda x: np.asarray(x[1]), both))
     return ImpulseResponse(specs, innovations, baseline, shocked, pair)

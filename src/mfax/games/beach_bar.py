@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mfax.errors import advice
 from mfax.games.base import Game, NoiseSupport, Spread, check, check_probabilities, discount, moves
 from mfax.games.kernels import deterministic_kernel
 from mfax.params import param
@@ -71,7 +72,7 @@ class BeachBar(Game):
         check(
             self.horizon >= 2 or not self.common_noise,
             f"horizon must be >= 2 with common noise (the bar may close at t = T//2 >= 1), got {self.horizon}; "
-            "or common_noise=false",
+            f"or {advice('--set common_noise=false', 'common_noise=False')}",
         )
 
     @property

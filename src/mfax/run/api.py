@@ -16,7 +16,8 @@ stop condition holds first; every condition is checked at each evaluation, i.e. 
   as ``"10%"``) is a fraction of the exploitability at iteration 0;
 * ``time_budget``: the seconds since ``solve`` was called (building, compilation and
   evaluation included) have reached the budget;
-* ``callback(record)``: returns true. ``record`` is a dict: ``iteration``,
+* ``callback(record)``: returns ``True`` (``False`` or ``None``: go on; any other
+  answer is refused, ``"no"`` being true in Python). ``record`` is a dict: ``iteration``,
   ``exploitability``, ``exploitability_info`` and ``policy_return`` (means over the
   runs), ``seconds`` (since ``solve`` was called), ``compile_seconds`` (of those, the
   time spent waiting for the training chunks' compilation) and ``rows`` (the metric
@@ -88,11 +89,35 @@ def _target(value: float | str | Relative | None) -> float | Relative | None:
 
 
 def _stops(answer: Any) -> bool:
-    """A callback's answer: true stops the run (an array's truth is ambiguous)."""
-    try:
+    """A callback's answer: ``True`` stops the run, ``False`` or ``None`` does not (a
+    NumPy or JAX boolean scalar too); anything else is refused (``"no"`` is true in
+    Python, and an array's truth is ambiguous)."""
+    if answer is None:
+        return False
+    boolean = np.dtype(getattr(answer, "dtype", object)) == np.bool_  # (a NumPy or JAX array of bools)
+    if isinstance(answer, bool | np.bool_) or (boolean and np.shape(answer) == ()):
         return bool(answer)
-    except (TypeError, ValueError):
-        raise GameError(f"callback must return True or False (stop or go on), got {answer!r:.80}") from None
+    raise GameError(f"callback must return True or False (stop or go on) or None, got {answer!r:.80}")
+
+
+def _check_callback(callback: Any) -> None:
+    """``callback`` is called with one argument, the evaluation's record: refused before
+    anything is built (it failed with Python's TypeError after the first evaluation)."""
+    if callback is None:
+        return
+    if not callable(callback):
+        raise GameError(f"callback must be callable, got {callback!r}")
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # a builtin without a signature: called as it is
+        return
+    try:
+        signature.bind({})
+    except TypeError as err:
+        raise GameError(
+            f"callback must take one argument (the evaluation's record, a dict), got {callback!r:.60} "
+            f"with the signature {signature} ({err})"
+        ) from None
 
 
 class _Stop:
@@ -142,13 +167,18 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def user_path(name: str, value: Any) -> Path:
-    """A path the user gave: a str or an ``os.PathLike`` (pathlib's TypeError otherwise)."""
+    """A path the user gave: a str or an ``os.PathLike`` (pathlib's TypeError otherwise);
+    an empty one is refused (``Path("")`` is the current folder, which it meant silently)."""
     if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
         raise ArgumentError(name, f"{name} must be a path (a str or a pathlib.Path), got {value!r}")
+    if not os.fspath(value).strip():
+        raise ArgumentError(name, f"{name} is empty; name a path (the current folder is '.')")
     return Path(value)
 
 
-def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _recorded_game(
+    game: Game | str, values: dict[str, Any], caller: Callable | None = None
+) -> tuple[str, dict[str, Any]]:
     """The game reference and parameters a config records for ``game``: a reference
     string with ``values``, or a game instance (then without ``values``) by its class's
     registered name and the parameters that differ from the defaults. An instance that
@@ -164,7 +194,7 @@ def _recorded_game(game: Game | str, values: dict[str, Any]) -> tuple[str, dict[
     cls = type(game)
     declared = params_mod.fields_of(cls)
     if values:
-        _refuse_keywords(cls, declared, values, instance=True)
+        _refuse_keywords(cls, declared, values, instance=True, caller=caller)
     reference = registry_reference(cls, main=True)  # a notebook's class: __main__:Class, in this process
     chosen = {}
     for name, field in declared.items():
@@ -197,37 +227,43 @@ def _refuse_undeclared(game: Game, declared: dict[str, dataclasses.Field]) -> No
         )
 
 
-def game_values(game: Game | str, params: Mapping[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The game parameters a call gives: ``params`` and the keyword arguments, each
-    parameter once (which one won was silent)."""
+def game_values(
+    game: Game | str, params: Mapping[str, Any] | None, overrides: dict[str, Any], caller: Callable | None = None
+) -> dict[str, Any]:
+    """The game parameters a call (``caller``, default :func:`solve`) gives: ``params``
+    and the keyword arguments, each parameter once (which one won was silent)."""
     if params is not None and not isinstance(params, Mapping):
         raise GameError(f"params must be a dict of game parameters (name: value), got {type(params).__name__}")
     if isinstance(game, str) and overrides:
         cls = game_class(game)
-        _refuse_keywords(cls, params_mod.fields_of(cls), overrides, instance=False)
+        _refuse_keywords(cls, params_mod.fields_of(cls), overrides, instance=False, caller=caller)
     twice = sorted(set(params or {}) & set(overrides))
     if twice:
         raise GameError(f"game parameter {', '.join(twice)} given both in params and as a keyword; give it once")
     return {**(params or {}), **overrides}
 
 
-def _solve_keywords() -> list[str]:
-    """The keyword arguments of :func:`solve` itself (what is not a game parameter)."""
+def _keywords(caller: Callable) -> list[str]:
+    """The keyword arguments of ``caller`` (:func:`solve`, ``mfax.tune``) itself: what is
+    not a game parameter."""
     skip = ("game", "algo", "overrides")
-    return [name for name in inspect.signature(solve).parameters if name not in skip]
+    return [name for name in inspect.signature(caller).parameters if name not in skip]
 
 
-def _refuse_keywords(cls: type[Game], declared: dict, values: dict[str, Any], instance: bool) -> None:
-    """One line for keywords given to :func:`solve` that are neither its own arguments
-    nor (with a reference string) parameters of the game."""
+def _refuse_keywords(
+    cls: type[Game], declared: dict, values: dict[str, Any], instance: bool, caller: Callable | None = None
+) -> None:
+    """One line for keywords given to ``caller`` (default :func:`solve`) that are neither
+    its own arguments nor (with a reference string) parameters of the game."""
+    caller = caller or solve
     unknown = [name for name in values if name not in declared]
     where = f"game {cls.name!r}"
     if unknown:
         allowed = ", ".join(declared) or "none"
         how = " (given with a game reference string, not a Game instance)" if instance else ""
         raise GameError(
-            f"{unknown[0]!r} is neither an argument of solve nor a parameter of {where}; solve's arguments: "
-            f"{', '.join(_solve_keywords())}; the game's parameters{how}: {allowed}"
+            f"{unknown[0]!r} is neither an argument of {caller.__name__} nor a parameter of {where}; "
+            f"{caller.__name__}'s arguments: {', '.join(_keywords(caller))}; the game's parameters{how}: {allowed}"
         )
     if instance:
         raise GameError(
@@ -256,16 +292,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def config_of(game: Game | str, values: dict[str, Any], **given: Any) -> TrainConfig:
+def config_of(game: Game | str, values: dict[str, Any], caller: Callable | None = None, **given: Any) -> TrainConfig:
     """The resolved training config :func:`solve` runs for ``game`` (a reference with
     its parameter ``values``, or an instance) and the other :class:`TrainConfig` fields
-    in ``given`` (``None``: the default); one-line errors for anything wrong."""
-    reference, values = _recorded_game(game, _plain(values))
+    in ``given`` (``None``: the default); one-line errors for anything wrong, naming
+    ``caller``'s arguments (default :func:`solve`)."""
+    reference, values = _recorded_game(game, _plain(values), caller)
     given = {"game": reference, "params": values, **_plain(given)}
-    config = resolve(from_dict({k: v for k, v in given.items() if v is not None}))
+    config = resolve(from_dict({k: v for k, v in given.items() if v is not None}, python=True))
     if given.get("lr") is not None:
         check_lr_used(config.algo)
-    check_seeds_used(config, "seeds={}", "leave seeds at 1")
+    check_seeds_used(config)
     return config
 
 
@@ -311,8 +348,7 @@ def solve(
     started = time.perf_counter()
     enable_compilation_cache()
     check_time_budget(time_budget)
-    if callback is not None and not callable(callback):
-        raise GameError(f"callback must be callable, got {callback!r}")
+    _check_callback(callback)
     target = _target(target_exploitability)
     if not isinstance(algo, str):  # None would leave TrainConfig's default solver
         from mfax.solvers import solver_names
@@ -335,7 +371,7 @@ def solve(
         eval_every=eval_every,
         eval_paths=eval_paths,
     )
-    check_paths_used(config, paths is not None, eval_paths is not None, ("paths=", "eval_paths="))
+    check_paths_used(config, paths is not None, eval_paths is not None)
     stop = _Stop(target, time_budget, callback, started)
     if out is not None:
         run = RunDir(out)
@@ -395,8 +431,8 @@ def load(
         game = registry_reference(game, main=True)
     elif game is not None and not isinstance(game, str):
         raise GameError(f"game must be a game reference (a str) or a Game subclass, got {game!r}")
-    if isinstance(which, int) and not isinstance(which, bool):  # a kept iteration as a number
-        which = str(which)
+    if params_mod.is_integer_from(which, 0):  # a kept iteration as a number (numpy's too)
+        which = str(int(which))
     if not isinstance(which, str):
         raise GameError(f"which must be 'last', 'best' or a kept iteration, got {which!r}")
     run = RunDir(path)
@@ -449,7 +485,7 @@ class Result:
     def policy_of(self, r: int):
         """Run ``r``'s policy."""
         if not (params_mod.is_integer_from(r, 0) and r < self.config.num_runs):
-            raise GameError(f"run index {r!r} out of range; allowed: 0..{self.config.num_runs - 1}")
+            raise GameError(f"run index must be an integer in 0..{self.config.num_runs - 1}, got {r!r}")
         return self.trainer.policy(self.states, r)
 
     @property
@@ -603,27 +639,35 @@ class Result:
         rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
         return plots.exploitability_figure(rows, self.config)
 
-    def _paths(self, num_paths: int):
-        if not params_mod.is_integer_from(num_paths, 1):
-            raise GameError(f"num_paths must be an integer >= 1 (paths to plot), got {num_paths!r}")
+    def _paths(self, num_paths: int | None):
+        """The trajectories on the first ``num_paths`` evaluation paths (``None``: 3, or all
+        when there are fewer); more than there are is refused (it drew them all, silently)."""
+        available = self.eval_noise.num_paths
+        if num_paths is None:
+            num_paths = min(3, available)
+        if not (params_mod.is_integer_from(num_paths, 1) and num_paths <= available):
+            raise GameError(
+                f"num_paths must be an integer in 1..{available} (the evaluation paths, to plot), got {num_paths!r}"
+            )
         return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
 
-    def plot_mean_field(self, num_paths: int = 3):
-        """The mean field over time on ``num_paths`` evaluation noise paths."""
+    def plot_mean_field(self, num_paths: int | None = None):
+        """The mean field over time on ``num_paths`` evaluation noise paths (default 3, or
+        all when there are fewer)."""
         traj, _, titles = self._paths(num_paths)
         return plots.mean_field_figure(self.game, traj, titles)
 
-    def plot_policy(self, num_paths: int = 3):
+    def plot_policy(self, num_paths: int | None = None):
         """The policy's mean action value per state over time on ``num_paths`` paths."""
         traj, _, titles = self._paths(num_paths)
         return plots.policy_figure(self.game, traj, titles)
 
-    def plot_aggregates(self, num_paths: int = 3):
+    def plot_aggregates(self, num_paths: int | None = None):
         """The game's aggregates over time (``None`` when the game declares none)."""
         traj, noise, titles = self._paths(num_paths)
         return plots.aggregates_figure(self.game, traj, noise, titles)
 
-    def plot_profiles(self, num_paths: int = 3):
+    def plot_profiles(self, num_paths: int | None = None):
         """The game's cross-sections on the first path (``None`` when it declares none)."""
         traj, noise, titles = self._paths(num_paths)
         return plots.profiles_figure(self.game, traj, noise, titles)

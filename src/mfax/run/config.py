@@ -150,11 +150,12 @@ def _check_sweep(config: TrainConfig) -> None:
 
 def _distinct(what: str, values: list, algo: str) -> None:
     """Runs that differ only by a repeated value of a sweep would be copies of each other
-    (``algo``: whether ``--seeds N`` repeats a setting, or is deterministic too)."""
+    (``algo``: whether ``--seeds N``, ``seeds=N``, repeats a setting, or is deterministic too)."""
     repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
     if repeated is not None:
         seeded = algo not in solver_names() or solver_spec(algo).seeded  # (a plug-in: its spec is loaded later)
-        hint = " (for repeats of one setting: --seeds N)" if seeded else f" ({short_name(algo)} is deterministic)"
+        repeats = advice("--seeds N", "seeds=N")
+        hint = f" (for repeats of one setting: {repeats})" if seeded else f" ({short_name(algo)} is deterministic)"
         raise GameError(
             f"{what} lists {repeated!r} more than once ({', '.join(map(repr, values))}): those runs would be "
             f"copies of one another; give distinct values{hint}"
@@ -253,41 +254,53 @@ def _check_memory(config: TrainConfig, game) -> None:
             what = f"evaluating a checkpoint ({config.game}, {config.eval_paths} evaluation noise paths)"
             fewer = advice("--eval-paths", "eval_paths")
             require(need, what, f"use fewer {fewer} (the training iterations alone would fit)")
+    spec = solver_spec(config.algo)
+    hp_option = advice("--hp", "hp")
     if samples_populations(hp):
         size = f"{hp['num_envs']} populations of {hp['num_agents']} agents"
-        knobs = f"fewer or smaller populations ({advice('--hp ', 'hp ')}num_envs / num_agents"
-        knobs += ", a smaller batch_size / buffer_iterations)" if "batch_size" in hp else ")"
-    else:
-        size = f"{config.paths if exact is None else exact.num_paths} noise paths"
-        knobs = f"fewer {advice('--paths (or --eval-paths)', 'paths (or eval_paths)')}"
+        knobs = [f"fewer or smaller populations ({hp_option} num_envs / num_agents)"]
+        knobs += ["a smaller batch_size / buffer_iterations"] if "batch_size" in hp else []
+    elif exact is None:
+        size = f"{config.paths} noise paths"
+        knobs = [f"fewer {advice('--paths (or --eval-paths)', 'paths (or eval_paths)')}"]
+    else:  # every path of the support is computed: only a smaller game has fewer
+        size = f"{exact.num_paths} noise paths, the game's whole support"
+        knobs = ["a smaller game (fewer states, steps or noise paths in its support)"]
+    # only what this configuration has more than one of, and what it has at all
+    knobs += [f"fewer {advice('--seeds', 'seeds')}"] if config.seeds > 1 else []
+    knobs += ["fewer learning rates"] if spec.uses_lr and len(config.lr or ()) > 1 else []
+    knobs += ["fewer swept values"] if len(config.param_sets) > 1 else []
+    knobs += [f"smaller {hp_option} network sizes"] if "mlp_width" in hp else []
     what = f"one training iteration ({config.game}, {config.algo}, {size}" + (
         f", {runs} runs side by side)" if runs > 1 else ")"
     )
-    seeds, hp = advice("--seeds", "seeds"), advice("--hp", "hp")
-    require(need, what, f"use {knobs}, fewer {seeds} / learning rates / swept values, or smaller {hp} network sizes")
+    require(need, what, "use " + (", ".join(knobs[:-1]) + " or " if len(knobs) > 1 else "") + knobs[-1])
 
 
-def check_seeds_used(config: TrainConfig, given: str = "--seeds {}", leave: str = "leave --seeds out") -> None:
+def check_seeds_used(config: TrainConfig, given: str | None = None, leave: str | None = None) -> None:
     """Several seeds (``--seeds N``, ``solve(seeds=N)``) for a deterministic solver: one
     line (it trained ``N`` identical copies without a word). Checked where a user gives a
     new configuration, like :func:`check_lr_used`; ``given``: how the user gave them (the
-    count goes in the braces), ``leave``: what to do instead."""
+    count goes in the braces), ``leave``: what to do instead (defaults: the option, or
+    the keyword argument from Python)."""
     if config.seeds > 1 and not solver_spec(config.algo).seeded:
+        given = given or advice("--seeds {}", "seeds={}")
+        leave = leave or advice("leave --seeds out", "leave seeds at 1")
         raise GameError(
             f"{given.format(config.seeds)}: {short_name(config.algo)} is deterministic (it draws nothing from its "
             f"seed), so every seed trains the same run; {leave}"
         )
 
 
-def check_paths_used(
-    config: TrainConfig, paths: bool, eval_paths: bool, names: tuple[str, str] = ("--paths", "--eval-paths")
-) -> None:
+def check_paths_used(config: TrainConfig, paths: bool, eval_paths: bool, names: tuple[str, str] | None = None) -> None:
     """``--paths`` / ``--eval-paths`` given (``paths``, ``eval_paths``) where the resolved
     ``config`` does not use them: one line (they were recorded in config.json as if used).
     The model-free solvers sample their own populations, each with its own noise path;
     enumerated (exact) noise computes every path of the support, in training and in the
     evaluation. Like :func:`check_lr_used`, checked where a user gives a new configuration;
-    ``names``: how the user gave them (the command's options, or ``solve``'s arguments)."""
+    ``names``: how the user gave them (default: the command's options, or the keyword
+    arguments from Python)."""
+    names = names or (advice("--paths", "paths="), advice("--eval-paths", "eval_paths="))
     game = make(config.game, **config.param_sets[0])
     exact = exact_noise(game, config.noise)
     name = short_name(config.algo)
@@ -300,10 +313,10 @@ def check_paths_used(
         return
     flag = names[0] if paths else names[1] if eval_paths else None
     if flag is not None:
-        raise GameError(
-            f"{flag} is not used with exact noise: every one of {game.name}'s {exact.num_paths} noise paths is "
-            f"computed (sampled noise draws paths)"
-        )
+        computed = f"every one of {game.name}'s {exact.num_paths} noise paths is"
+        if exact.num_paths == 1:
+            computed = f"{game.name}'s one noise path is"
+        raise GameError(f"{flag} is not used with exact noise: {computed} computed (sampled noise draws paths)")
 
 
 def _allows(hint: Any, value: Any) -> bool:
@@ -328,30 +341,37 @@ def _allows(hint: Any, value: Any) -> bool:
 
 
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+# ... in Python's words, and the keyword arguments of mfax.solve / mfax.tune that are not
+# named as the config's keys
+_PYTHON_KINDS = {**_KINDS, bool: "True or False", type(None): "None"}
+_PYTHON_NAMES = {"hparams": "hp"}
 
 
-def _kind(hint: Any) -> str:
+def _kind(hint: Any, python: bool = False) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_kind(a) for a in args)
+        return " or ".join(_kind(a, python) for a in args)
     if origin is list:
-        return f"a list of {_kind(args[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"a list of {_kind(args[0], python).removeprefix('a ').removeprefix('an ')}s"
     if origin is dict:
-        return "a table of key = value"
-    return _KINDS.get(hint, hint.__name__)
+        return "a dict (name: value)" if python else "a table of key = value"
+    return (_PYTHON_KINDS if python else _KINDS).get(hint, hint.__name__)
 
 
-def _check_types(cls: type, data: dict[str, Any], prefix: str = "") -> None:
-    """One-line error for the first value whose type is not the field's declared type."""
+def _check_types(cls: type, data: dict[str, Any], prefix: str = "", python: bool = False) -> None:
+    """One-line error for the first value whose type is not the field's declared type
+    (``python``: named as the keyword argument, in Python's words)."""
     hints = typing.get_type_hints(cls)
     for key, value in data.items():
         if not _allows(hints[key], value):
-            raise GameError(f"config key {prefix + key!r} must be {_kind(hints[key])}, got {value!r}")
+            name = _PYTHON_NAMES.get(key, key) if python else f"config key {prefix + key!r}"
+            raise GameError(f"{name} must be {_kind(hints[key], python)}, got {value!r}")
 
 
-def from_dict(data: dict[str, Any]) -> TrainConfig:
+def from_dict(data: dict[str, Any], python: bool = False) -> TrainConfig:
     """Build a config from a (possibly partial) mapping; unknown keys and values of the
-    wrong type (``iterations = "ten"``, ``x64 = "no"``) are errors."""
+    wrong type (``iterations = "ten"``, ``x64 = "no"``) are errors, named as the config
+    file's keys (``python``: as the keyword arguments of ``mfax.solve``, in Python's words)."""
     if not isinstance(data, dict):
         raise GameError(f"a configuration is a table of key = value (a JSON object), got {type(data).__name__}")
     data = dict(data)
@@ -369,8 +389,9 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
     if isinstance(data.get("lr"), int | float) and not isinstance(data["lr"], bool):
         data["lr"] = [data["lr"]]
     elif not _allows(list[float] | None, data.get("lr")):
-        raise GameError(f"config key 'lr' must be a number or a list of numbers, got {data['lr']!r}")
-    _check_types(TrainConfig, data)
+        name = "lr" if python else "config key 'lr'"
+        raise GameError(f"{name} must be a number or a list of numbers, got {data['lr']!r}")
+    _check_types(TrainConfig, data, python=python)
     if data.get("lr") is not None:
         data["lr"] = [float(x) for x in data["lr"]]
     declared = _declared_hparams(data.get("algo", TrainConfig.algo))

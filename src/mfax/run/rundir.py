@@ -1027,9 +1027,13 @@ class RunDir:
             return choices[int(which)]
         tags = {k: ", ".join(t for t, at in (("best", best), ("last", last)) if at == k) for k in choices}
         available = ", ".join(f"{k} ({tags[k]})" if tags[k] else str(k) for k in sorted(choices)) or "none"
+        keep = advice(
+            "train with --keep N to keep the N most recent evaluations' checkpoints",
+            "a run trained by `mfax train --keep N` keeps the N most recent evaluations' checkpoints",
+        )
         raise GameError(
             f"no checkpoint of iteration {which!r} in {str(self.root)!r}; available: {available} "
-            "(also 'best', 'last'; train with --keep N to keep the N most recent evaluations' checkpoints)"
+            f"(also 'best', 'last'; {keep})"
         )
 
     # -- summary -----------------------------------------------------------------------

@@ -101,11 +101,15 @@ def parse_range(key: str, text: str | tuple | list, integer: bool = False) -> Ra
     """A range from ``"low:high"``, ``"low:high:log"`` or ``(low, high[, "log"])``; one
     line naming what is wrong otherwise."""
     where = _space_entry(key, text)
+    allowed = advice(
+        "a range is low:high or low:high:log", "a range is (low, high), (low, high, 'log') or 'low:high[:log]'"
+    )
+    if not isinstance(text, str | tuple | list):  # (a number, a set: no order)
+        raise GameError(f"{where}: {allowed}, got {text!r}")
     parts = [p.strip() for p in text.split(":")] if isinstance(text, str) else list(text)
     scale = "linear"
     if len(parts) == 3:
         scale = parts.pop()
-    allowed = "a range is low:high or low:high:log"
     if len(parts) != 2 or scale not in params_mod.SEARCH_SCALES:
         raise GameError(f"{where}: {allowed}, got {text!r}")
     try:
@@ -131,7 +135,7 @@ def _space_entry(key: str, text: Any = None) -> str:
     the key alone)."""
     if text is None:
         return advice(f"--space {key}", f"space[{key!r}]")
-    typed = text if isinstance(text, str) else ":".join(map(str, text))
+    typed = text if isinstance(text, str) else ":".join(map(str, text)) if isinstance(text, tuple | list) else text
     return advice(f"--space {key}={typed}", f"space={{{key!r}: {text!r}}}")
 
 
@@ -584,8 +588,9 @@ def tune(
         raise GameError(f"log must be callable (it is called with each line), got {log!r}")
     say = log or (lambda line: None)
     for name, value, low in (("trials", trials, 1), ("batch", batch, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= params_mod.INT32_MAX:
+        if not (params_mod.is_integer_from(value, low) and value <= params_mod.INT32_MAX):  # (numpy's too)
             raise ArgumentError(name, f"{name} must be an integer in {low}..{params_mod.INT32_MAX}, got {value!r}")
+    trials, batch = int(trials), int(batch)
     api.check_time_budget(time_budget)
     if time_budget is not None and math.isinf(time_budget):  # no limit (and no Infinity in the JSON marker)
         time_budget = None
@@ -600,12 +605,13 @@ def tune(
         "paths": paths,
         "eval_every": eval_every,
         "eval_paths": eval_paths,
-        "params": api.game_values(game, params, overrides),
+        "params": api.game_values(game, params, overrides, caller=tune),
     }
     _refuse_sweep(game, solve_args["params"])
     config = api.config_of(
         game,
         solve_args["params"],
+        caller=tune,
         algo=algo,
         **{k: v for k, v in solve_args.items() if k != "params"},
         hparams=fixed_hp,
