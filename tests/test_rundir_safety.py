@@ -813,6 +813,91 @@ def test_overwrite_with_a_game_that_fails_unchecked_puts_the_old_run_back(run_co
     assert _without_lock(run_copy) == before
 
 
+def test_a_file_overwrite_cannot_move_keeps_the_old_run_and_names_the_file(run_copy, monkeypatch):
+    """--overwrite removed the old run's files one by one before training: a read-only
+    plots/ stopped it part-way with the marker, config and checkpoints gone, an error
+    naming the run's folder, and a folder every later command refused. Now the old
+    run is moved aside first, and a file that cannot be moved moves the others back."""
+    before = _without_lock(run_copy)
+    real = os.rename
+
+    def refuse_the_checkpoint(src, dst, *args, **kwargs):
+        if str(src).endswith("checkpoint.eqx") and ".mfax-replaced" in str(dst):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(rundir_module.os, "rename", refuse_the_checkpoint)
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET])
+    one_error_line(result, f"cannot set aside {str(run_copy / 'checkpoint.eqx')!r}: Permission denied")
+    assert _without_lock(run_copy) == before  # every file back, none left aside
+    monkeypatch.undo()
+    assert runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET]).exit_code == 0
+    assert not (run_copy / ".mfax-replaced").exists()
+
+
+def _killed_overwrite(run: RunDir, stage: str) -> None:
+    """The files a SIGKILL leaves at ``stage`` of an --overwrite (nothing runs after it)."""
+    assert run.set_aside()
+    if stage == "setting aside":  # part-way: some files still in place, no completion mark
+        (run.aside_path / rundir_module.ASIDE_DONE).unlink()
+        os.rename(run.aside_path / "config.json", run.root / "config.json")
+    if stage in ("training", "first checkpoint"):
+        run.start_new(resolve(TrainConfig(**{**TINY.to_dict(), "iterations": 9})), overwrite=True)
+        run.append_metrics([])
+    if stage == "first checkpoint":  # written, killed before the old run was removed
+        (run.root / "checkpoint.eqx").write_bytes(b"the new run's")
+
+
+@pytest.mark.parametrize("stage", ["setting aside", "training", "first checkpoint"])
+def test_what_a_killed_overwrite_leaves_is_settled_by_the_next_command(run_copy, stage):
+    """SIGKILL (an out-of-memory kill, a job's time limit, a closed terminal) during an
+    --overwrite before the new run's first checkpoint lost the old run: its only copy was
+    in memory. It is now set aside on disk, and the next command on the folder settles
+    what a kill left: the old run back (killed setting it aside, or training before the
+    first checkpoint), or removed (the new run had its checkpoint)."""
+    before = _without_lock(run_copy)
+    _killed_overwrite(RunDir(run_copy), stage)
+    result = runner.invoke(app, ["eval", str(run_copy), "--json"])
+    if stage == "first checkpoint":  # the new run's (a stand-in file here): the old run is gone
+        assert not (run_copy / ".mfax-replaced").exists() and not (run_copy / ".mfax-replaced.discard").exists()
+        assert (run_copy / "checkpoint.eqx").read_bytes() == b"the new run's"
+        return
+    assert result.exit_code == 0, result.output
+    assert _without_lock(run_copy) == before  # the old run, byte for byte
+    assert json.loads(result.stdout.splitlines()[-1])["checkpoint_iteration"] == 2
+
+
+@pytest.mark.slow
+def test_a_real_sigkill_during_an_overwrite_leaves_the_old_run(run_copy):
+    """SIGKILL while the new run compiles (after the old run is set aside): the next
+    command finds the old run, byte for byte."""
+    import signal
+    import time
+
+    before = _without_lock(run_copy)
+    cmd = [sys.executable, "-m", "mfax.run.cli", "train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "MFAX_COMPILATION_CACHE": "0"}  # (a long compilation)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = run_copy / ".mfax-replaced" / rundir_module.ASIDE_DONE
+    deadline = time.time() + 120
+    while not done.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert done.exists() and not RunDir(run_copy).has_checkpoint()  # killed set aside, before the first checkpoint
+    result = runner.invoke(app, ["eval", str(run_copy), "--json"])
+    assert result.exit_code == 0, result.output
+    assert _without_lock(run_copy) == before
+
+
+def test_an_overwrite_discards_the_old_run_at_its_first_checkpoint(run_copy):
+    run = RunDir(run_copy)
+    assert run.set_aside() and (run_copy / ".mfax-replaced" / "checkpoint.eqx").is_file()
+    run.start_new(resolve(TINY), overwrite=True)
+    run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
+    assert not (run_copy / ".mfax-replaced").exists() and run.has_checkpoint()
+
+
 def test_an_evaluation_at_iteration_0_that_is_not_finite_keeps_nothing(tmp_path):
     # rewards finite at every step whose sum over the horizon overflows float32: the
     # checks pass, the starting policy's figures do not; nothing is written (no "good

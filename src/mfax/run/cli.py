@@ -741,6 +741,7 @@ def train_command(
                             f"drop {flag}"
                         )
                 target = RunDir(resume)
+                target.settle()  # what a killed --overwrite left aside, before the config is read
                 target.check_run()
                 consent = Consent(game, trust_code)
                 config = target.load_config(consent, continuing=True)

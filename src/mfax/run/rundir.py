@@ -44,6 +44,7 @@ import json
 import math
 import os
 import re
+import shutil
 import stat
 import sys
 import time
@@ -63,6 +64,14 @@ from mfax.run.config import TrainConfig, from_dict, resolve
 
 MARKER = "mfax-run.json"
 LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in
+# The run an --overwrite replaces is moved here (its files at their relative paths; the
+# marker stays, a new run's is the same) until the new run's first checkpoint; ASIDE_DONE
+# is written in it once every file is there. Left by a killed process, it is settled by
+# the next command on the run (RunDir.settle): moved back, or (the new run had its
+# checkpoint) renamed to DISCARDED and removed.
+ASIDE = ".mfax-replaced"
+ASIDE_DONE = "mfax-aside-complete"
+DISCARDED = ".mfax-replaced.discard"
 # Every file mfax writes in a run directory (glob patterns relative to it): --overwrite
 # removes these and nothing else. A file mfax starts writing (a new plot, a new
 # checkpoint) must be listed here.
@@ -208,6 +217,14 @@ def _disk(action: str, path: Path) -> Iterator[None]:
         yield
     except OSError as err:
         raise GameError(f"cannot {action} {str(path)!r}: {err.strerror or err}") from None
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Every entry under ``folder`` (never through a linked folder), deepest last."""
+    out = []
+    for top, dirs, files in os.walk(folder):
+        out += [Path(top) / name for name in (*dirs, *files)]
+    return out
 
 
 def _replace_with(path: Path, data: bytes) -> None:
@@ -613,43 +630,111 @@ class RunDir:
         """Whether a folder between the run directory and ``path`` is a symbolic link."""
         return any(folder.is_symlink() for folder in path.parents if self.root in folder.parents)
 
-    def remove_own_files(self) -> None:
-        """Delete the files mfax writes (``OWN_FILES``), never anything else; folders
-        are removed only when they end up empty."""
-        with _disk("clear", self.root):
-            folders = set()
-            for path in self.own_files():
-                path.unlink()
-                folders.update(p for p in path.parents if self.root in p.parents)
-            for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+    def remove_own_files(self, keep_marker: bool = False) -> None:
+        """Delete the files mfax writes (``OWN_FILES``; ``keep_marker``: but the marker),
+        never anything else; folders are removed only when they end up empty."""
+        removed = []
+        for path in self.own_files():
+            if not (keep_marker and path == self.marker_path):
+                with _disk("remove", path):
+                    path.unlink()
+                removed.append(path)
+        self._remove_emptied(removed)
+
+    def _remove_emptied(self, paths: list[Path]) -> None:
+        """Remove the folders of the run that held ``paths`` and are now empty."""
+        folders = {p for path in paths for p in path.parents if self.root in p.parents}
+        for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+            with _disk("clear", folder):
                 if not folder.is_symlink() and folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
-    def own_copy(self) -> dict[str, bytes | Path]:
-        """The files mfax wrote here (:meth:`own_files`, not its temporary files) by path
-        relative to the run: a file's bytes, or a link's target; what :meth:`put_back`
-        writes back."""
-        copy: dict[str, bytes | Path] = {}
-        with _disk("read", self.root):
-            for path in self.own_files():
-                if not path.name.endswith(".tmp"):
-                    rel = path.relative_to(self.root).as_posix()
-                    copy[rel] = Path(os.readlink(path)) if path.is_symlink() else path.read_bytes()
-        return copy
+    # -- the run an --overwrite replaces: aside until the new run's first checkpoint ------
+    aside_path = property(lambda self: self.root / ASIDE)
+    discarded_path = property(lambda self: self.root / DISCARDED)
 
-    def put_back(self, copy: dict[str, bytes | Path]) -> None:
-        """Replace the files mfax wrote here by ``copy`` (:meth:`own_copy`), the marker
-        first, as :meth:`write_files` writes a run."""
-        self.remove_own_files()
-        for name in sorted(copy, key=lambda n: n != MARKER):
-            path, data = self.root / name, copy[name]
-            with _disk("create", path.parent):
-                path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(data, Path):
-                with _disk("write", path):
-                    os.symlink(data, path)
+    def set_aside(self) -> bool:
+        """Move the files mfax wrote here (all but the marker) into :data:`ASIDE` at their
+        relative paths, then mark it complete; ``False`` when there were none. Renames
+        within the folder: no copy in memory, and a process killed before the new run's
+        first checkpoint leaves the old run on disk (:meth:`settle`). A file that cannot
+        be moved (a read-only folder) moves the others back and is one line naming it,
+        with the run as it was."""
+        files = [p for p in self.own_files() if p != self.marker_path]
+        if not files:
+            return False
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for path in files:
+                target = self.aside_path / path.relative_to(self.root)
+                with _disk("set aside", path):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(path, target)  # (a link is moved as the link)
+                moved.append((path, target))
+            with _disk("write", self.aside_path):
+                (self.aside_path / ASIDE_DONE).write_bytes(b"")
+        except BaseException:
+            for path, target in reversed(moved):
+                with contextlib.suppress(OSError):
+                    os.rename(target, path)
+            if not any(p.is_file() or p.is_symlink() for p in _walk(self.aside_path)):
+                shutil.rmtree(self.aside_path, ignore_errors=True)
+            raise
+        self._remove_emptied(files)
+        return True
+
+    def _move_back(self) -> None:
+        """Move every file of :data:`ASIDE` back to its place, then remove the folder."""
+        for path in _walk(self.aside_path):
+            if (path.is_file() or path.is_symlink()) and path != self.aside_path / ASIDE_DONE:
+                target = self.root / path.relative_to(self.aside_path)
+                with _disk("put back", target):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+        with _disk("remove", self.aside_path):
+            shutil.rmtree(self.aside_path)
+
+    def restore_aside(self) -> None:
+        """Put the run :meth:`set_aside` moved back in place of what was written since
+        (the files mfax wrote, but the marker)."""
+        self.remove_own_files(keep_marker=True)
+        self._move_back()
+
+    def discard_aside(self) -> None:
+        """Remove the set-aside run (the new one has its first checkpoint): renamed first,
+        so that a kill part-way leaves nothing :meth:`settle` would move back."""
+        with _disk("remove", self.aside_path):
+            if self.aside_path.is_dir():
+                if self.discarded_path.is_dir():
+                    shutil.rmtree(self.discarded_path)
+                os.rename(self.aside_path, self.discarded_path)
+            if self.discarded_path.is_dir():
+                shutil.rmtree(self.discarded_path)
+
+    def _recover(self) -> None:
+        """Under the lock: what a killed ``--overwrite`` left. Part-way through setting
+        the old run aside (not complete): its files go back (the new run had not
+        started). Complete, the new run without a checkpoint: the old run comes back in
+        its place. Complete, the new run with one (killed before the old was removed):
+        the old is removed."""
+        if self.aside_path.is_dir():
+            if not (self.aside_path / ASIDE_DONE).is_file():
+                self._move_back()
+            elif self.has_checkpoint():
+                self.discard_aside()
             else:
-                _replace_with(path, data)
+                self.restore_aside()
+        if self.discarded_path.is_dir():
+            with _disk("remove", self.discarded_path):
+                shutil.rmtree(self.discarded_path)
+
+    def settle(self) -> None:
+        """Before a command reads or continues the run: what a killed ``--overwrite``
+        left set aside is settled (:meth:`_recover`, under the lock; while the
+        ``--overwrite`` still runs, the lock's one line names its process)."""
+        if self.aside_path.is_dir() or self.discarded_path.is_dir():
+            with self.lock():
+                pass
 
     def read_files(self) -> dict[str, bytes]:
         """The run's data files by path relative to the run (the marker, config, metrics,
@@ -700,6 +785,7 @@ class RunDir:
                 )
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self._recover()
             yield
         finally:
             os.close(fd)  # releases the flock
@@ -906,6 +992,8 @@ class RunDir:
         _replace_with(path, data)
         held = {} if iteration is None else {"iteration": int(iteration)}
         _replace_with(digest, json.dumps({"sha256": [new], **held}).encode() + b"\n")
+        if path == self.checkpoint_path and self.aside_path.is_dir():  # the new run's first: the old goes
+            self.discard_aside()
 
     def held_iteration(self, path: Path) -> int | None:
         """The iteration the checkpoint file ``path`` holds, as its digest records it; for

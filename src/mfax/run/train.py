@@ -195,9 +195,13 @@ def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) ->
     """The training states of every run of a run directory at checkpoint ``which``, on
     the host, with their trainer and the iteration they hold. ``consent``: as in
     :func:`load_policy`."""
+    run.settle()  # what a killed --overwrite left aside: the run it was replacing is the run
     config = run.load_config(consent)
     if not (run.has_checkpoint() or run.has_other_checkpoints()):
-        raise GameError(f"run {str(run.root)!r} has no checkpoint yet")
+        raise GameError(
+            f"run {str(run.root)!r} has no checkpoint yet (stopped before its first evaluation); "
+            f"`mfax train --resume {run.root}` trains it"
+        )
     path = run.checkpoint_for(which)
     trainer = Trainer.build(config)
     states = run.load_checkpoint(to_host(trainer.initial_states()), path)
@@ -278,6 +282,8 @@ def train_session(
     """
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
+    if main:
+        run.settle()  # what a killed --overwrite left aside, before anything is read
     if resume:
         run.check_run()
         config = run.load_config(consent, continuing=True)
@@ -294,23 +300,29 @@ def train_session(
         if announce is not None:  # the directory exists and is this process's to write
             announce()
         new = main and not resume
-        # --overwrite: the run being replaced, kept until the new one has a checkpoint
-        previous = run.own_copy() if new and not run.is_empty() else {}
-        if new:
-            run.start_new(config, overwrite)
+        # --overwrite: the run being replaced, set aside (on disk) until the new one has a checkpoint
+        aside = False
+        if new and not run.is_empty():
+            with deferred_signals():  # (renames: milliseconds)
+                aside = run.set_aside()
         try:
+            if new:
+                run.start_new(config, overwrite)
             replanned_from = planned if extend_to is not None else None
             return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop)
         except BaseException as err:
-            if new and not run.has_checkpoint() and (previous or not isinstance(err, KeyboardInterrupt | Terminated)):
+            if new and not run.has_checkpoint() and (aside or not isinstance(err, KeyboardInterrupt | Terminated)):
                 # a new run that failed before its first checkpoint (a defective game with
                 # --no-check, a first compilation out of memory) leaves the directory as it
                 # found it: empty (but for the lock file), so the same command can simply
                 # run again, or holding the run --overwrite was replacing, as it was (also
                 # when interrupted: an empty new run's marker stays, for --resume)
-                run.put_back(previous)
-                if previous:
-                    err.add_note(RESTORED_NOTE)
+                with deferred_signals():
+                    if aside:
+                        run.restore_aside()
+                        err.add_note(RESTORED_NOTE)
+                    else:
+                        run.remove_own_files()
             raise
 
 
