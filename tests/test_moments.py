@@ -536,6 +536,25 @@ def test_an_export_killed_outright_leaves_nothing_that_stops_the_next(small_macr
     assert (mine / "notes.txt").read_text() == "mine"
 
 
+def test_an_export_into_a_read_only_folder_is_refused_before_it_is_computed(small_macro, tmp_path, monkeypatch):
+    """A CSV export into a read-only folder failed after computing, with "Permission
+    denied" on a hidden staging folder the user never saw (found by a data-safety audit;
+    the tests run as root, so the folder's mode is simulated)."""
+    from pathlib import Path
+
+    import mfax.run.export as export_module
+
+    game, policy, batch, _ = small_macro
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(export_module.os, "access", lambda path, mode: Path(path) != locked)
+    monkeypatch.setattr(export_module, "collect", lambda *args, **kwargs: pytest.fail("computed first"))
+    said = re.escape(f": the folder {str(locked)!r} is read-only")
+    for target, fmt in ((locked, "csv"), (locked / "new", "csv"), (locked / "e.npz", "npz")):
+        with pytest.raises(mfax.GameError, match=f"^cannot write the export at {re.escape(repr(str(target)))}{said}$"):
+            export(game, policy, _two_paths(batch), target, fmt)
+
+
 # -- a trained run through the command line (slow: trains) ----------------------------------
 @pytest.mark.slow
 def test_export_plot_and_irf_of_a_trained_run(tmp_path):

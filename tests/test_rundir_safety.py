@@ -890,6 +890,94 @@ def test_a_real_sigkill_during_an_overwrite_leaves_the_old_run(run_copy):
     assert _without_lock(run_copy) == before
 
 
+def test_plots_that_cannot_be_drawn_are_named_and_do_not_fail_a_saved_training(run_copy, monkeypatch):
+    """A file named plots ended a successful --resume with "File exists" and status 2; a
+    read-only plots/ warned "mfax did not write it" for mfax's own figures, status 0
+    (found by a data-safety audit; the tests run as root, so the mode is simulated)."""
+    import mfax.run.plots as plots_module
+
+    shutil.rmtree(run_copy / "plots", ignore_errors=True)
+    (run_copy / "plots").write_text("mine")
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["iterations"] == 4  # the run's line, as after any training
+    warning = [line for line in result.stderr.splitlines() if line.startswith("mfax: warning: the run is saved")]
+    assert len(warning) == 1 and f"{str(run_copy / 'plots')!r} is a file, not a folder" in warning[0]
+    assert f"`mfax plot {run_copy}` draws them" in warning[0] and (run_copy / "plots").read_text() == "mine"
+    one_error_line(runner.invoke(app, ["plot", str(run_copy)]), "cannot draw the plots: ")
+    (run_copy / "plots").unlink()
+    (run_copy / "plots").mkdir()
+    monkeypatch.setattr(plots_module.os, "access", lambda path, mode: path != run_copy / "plots")
+    one_error_line(
+        runner.invoke(app, ["plot", str(run_copy)]), f"cannot draw the plots: the folder {str(run_copy / 'plots')!r}"
+    )
+    assert not any((run_copy / "plots").iterdir())
+
+
+def test_overwrite_keeps_the_exports_of_another_run_saved_in_the_folder(run_copy, half_run):
+    """`mfax export OTHER --out RUN/export.npz` (and a CSV export, an impulse response's
+    record) is OTHER's result, which the user put there: --overwrite of RUN deleted it
+    (found by a data-safety audit). RUN's own export still goes."""
+    other = runner.invoke(app, ["export", str(half_run), "--out", str(run_copy / "export.npz")])
+    assert other.exit_code == 0, other.output
+    csv = runner.invoke(app, ["export", str(half_run), "--format", "csv", "--out", str(run_copy / "export")])
+    assert csv.exit_code == 0, csv.output
+    kept = {name: data for name, data in tree(run_copy).items() if name.startswith("export")}
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET])
+    assert result.exit_code == 0, result.output
+    assert {name: data for name, data in tree(run_copy).items() if name.startswith("export")} == kept
+    shutil.rmtree(run_copy / "export")
+    (run_copy / "export.npz").unlink()
+    assert runner.invoke(app, ["export", str(run_copy)]).exit_code == 0  # its own: replaced with the run
+    assert runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET]).exit_code == 0
+    assert not (run_copy / "export.npz").exists()
+
+
+def _dead_pid() -> int:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    return ended.pid
+
+
+def test_what_a_kill_as_a_run_starts_leaves_takes_a_new_run(tmp_path):
+    """A kill between the marker and config.json (or while writing the marker) left a
+    folder --out called "already holds a run; resume it" and --resume called "not a run
+    directory", or "not an mfax run": every command refused it, and none said to remove
+    it. Nothing was trained there: a new run is written in it."""
+    stub, tmp = tmp_path / "stub", tmp_path / "tmp"
+    stub.mkdir()
+    (stub / "mfax-run.json").write_text('{"mfax_run": 1}\n')
+    tmp.mkdir()
+    (tmp / f"mfax-run.json.{_dead_pid()}.tmp").write_text("{")
+    one_error_line(
+        runner.invoke(app, ["train", "--resume", str(stub), *QUIET]),
+        "holds only the marker of a run killed before its config was written: nothing was trained; train anew there",
+    )
+    for out in (stub, tmp):
+        result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(out), *QUIET])
+        assert result.exit_code == 0, result.output
+        assert RunDir(out).has_checkpoint() and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    mine = tmp_path / "mine"  # a file of another name is the user's: refused as before
+    mine.mkdir()
+    (mine / "mfax-run.json").write_text('{"mfax_run": 1}\n')
+    (mine / "notes.txt").write_text("mine")
+    one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(mine), *QUIET]), "already holds a run")
+
+
+def test_temporary_files_of_killed_writers_go_at_the_next_write(run_copy):
+    """A SIGKILL mid-write left summary.json.PID.tmp (checkpoint.eqx.PID.tmp: a
+    checkpoint's size) that every later --resume kept; only --overwrite removed them."""
+    dead = _dead_pid()
+    left = [run_copy / f"summary.json.{dead}.tmp", run_copy / f"checkpoint.eqx.{dead}.tmp"]
+    alive = run_copy / f"summary.json.{os.getppid()}.tmp"  # a live process's: not touched
+    for path in (*left, alive):
+        path.write_bytes(b"partial")
+    (run_copy / f"notes.{dead}.tmp").write_text("mine")  # not a name mfax writes: the user's
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in left) and alive.exists() and (run_copy / f"notes.{dead}.tmp").exists()
+
+
 def test_an_overwrite_discards_the_old_run_at_its_first_checkpoint(run_copy):
     run = RunDir(run_copy)
     assert run.set_aside() and (run_copy / ".mfax-replaced" / "checkpoint.eqx").is_file()

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from mfax import params
-from mfax.errors import GameError
+from mfax.errors import GameError, MfaxError
 from mfax.games import describe, game_class, game_names
 from mfax.games.plugins import short_name
 from mfax.games.registry import build, plugin_games, shadowed_games
@@ -848,12 +848,17 @@ def train_command(
     if not main:
         return
     typer.echo(done_line(summary))
-    if plots:
+    if plots:  # the run is saved: figures that cannot be drawn are a warning, not the command's failure
         from mfax.run.plots import plot_run
+        from mfax.run.rundir import warn
 
-        with user_errors(), checking(check):
-            files = plot_run(target, consent=consent)
-        typer.echo(f"plots: {', '.join(str(f) for f in files)}")
+        try:
+            with checking(check):
+                files = plot_run(target, consent=consent)
+            typer.echo(f"plots: {', '.join(str(f) for f in files)}")
+        except (MfaxError, OSError) as err:
+            why = str(err) if isinstance(err, MfaxError) else f"{err.strerror or err}: {err.filename}"
+            warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
         typer.echo(json_text({"run": str(target.root), **summary}))
 

@@ -50,7 +50,7 @@ from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
 from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
 from mfax.run.rundir import EXPORT_MARKER as MARKER
-from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest
+from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest, running
 
 STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written into first
 # ... named with its writer's process id (.mfax-export-<pid>-<random>); an earlier mfax
@@ -159,20 +159,6 @@ def default_target(run_root: Path, fmt: str) -> Path:
 
 
 # -- what is there: refuse to overwrite what mfax did not write -------------------------------
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` runs (``True`` where that cannot be told: never a guess
-    that lets mfax remove a folder another process is writing)."""
-    if pid == os.getpid() or os.name != "posix":  # (os.kill(pid, 0) ends the process on Windows)
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process (PermissionError), or unknown: running
-        return True
-    return True
-
-
 def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
     """The staging folders of CSV exports in ``folder``: those left by an export that was
     killed (its writer no longer runs), and those being written now ``(folder, pid)``.
@@ -190,7 +176,7 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
         if not ours:
             continue
         pid = named.group("pid")
-        if pid is not None and _running(int(pid)):
+        if pid is not None and running(int(pid)):
             live.append((entry, int(pid)))
         else:
             left.append(entry)
@@ -216,6 +202,13 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
         above = file_above(path)
         if above is not None:
             raise GameError(f"cannot write an export at {where!r}: {str(above)!r} is not a directory")
+    if not path.is_symlink():
+        # where the files go (the CSV folder itself, or the folder above): writable, said before
+        # the export is computed (it was "Permission denied" on a hidden staging folder after)
+        folder = path if fmt == "csv" and path.is_dir() else next((p for p in path.parents if p.exists()), None)
+        if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+            raise GameError(f"cannot write the export at {where!r}: the folder {str(folder)!r} is read-only")
+    if not path.exists() and not path.is_symlink():
         return
     if path.is_symlink():  # a link: what mfax would replace or write into is somewhere else
         raise GameError(

@@ -27,6 +27,7 @@ nothing here depends on which game it is.
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, Consent, RunDir, _replace_with, output_writable, png_tags, warn
+from mfax.run.rundir import NO_CODE, Consent, RunDir, _disk, _replace_with, output_writable, png_tags, warn
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -75,7 +76,13 @@ def plot_run(
             f"curve times (--curves-at) choose where moment_curves.png draws a game's curve moments (a Lorenz "
             f"curve); {game.name} declares none"
         )
-    run.plots_dir.mkdir(parents=True, exist_ok=True)
+    folder = run.plots_dir  # said before anything is drawn (a file of that name: "File exists")
+    if folder.exists() and not folder.is_dir():
+        raise GameError(f"cannot draw the plots: {str(folder)!r} is a file, not a folder; move it")
+    with _disk("create", folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):  # (the figures were "kept: mfax did not write it")
+        raise GameError(f"cannot draw the plots: the folder {str(folder)!r} is read-only")
     figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)
     figures["mean_field"] = mean_field_figure(game, traj, titles)

@@ -168,15 +168,18 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
         return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
     try:
         if pattern.startswith("plots/") or pattern == "irf.json":
+            if pattern == "irf.json" and not _of_this_run(root, _read_record(path)):
+                return False
             return _mfax_wrote(path, IRF_KEYS if pattern == "irf.json" else ())
         if pattern.startswith("tensorboard/"):
             return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
         if pattern == "export.npz":
-            return read_manifest(path) is not None
+            data = read_manifest(path)
+            return data is not None and _of_this_run(root, data)
         if pattern.startswith("export/"):
             marker = root / "export" / EXPORT_MARKER
             data = folder_manifest(root / "export")
-            if data is None:
+            if data is None or not _of_this_run(root, data):
                 return False
             if path == marker:
                 return True
@@ -187,6 +190,30 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
     except (OSError, ValueError, UnicodeDecodeError, GameError):  # (GameError: _disk's unreadable file)
         return False
     return True
+
+
+def _read_record(path: Path) -> dict:
+    """A JSON object's content ({} for anything else)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _of_this_run(root: Path, record: dict) -> bool:
+    """Whether an export's manifest or an impulse response's record written in the run
+    directory ``root`` is of this run: one that names another run (``mfax export OTHER
+    --out RUN/export.npz``) is that run's result, which the user put here and an
+    ``--overwrite`` of this run keeps. One that names no run (``Result.export``) is
+    this run's."""
+    named = record.get("run")
+    if not isinstance(named, str):
+        return True
+    try:
+        return Path(named).resolve() == root.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def json_ready(value: Any) -> Any:
@@ -203,6 +230,7 @@ def json_ready(value: Any) -> Any:
 
 
 _KEPT = re.compile(r"iteration-(\d{8})\.eqx")
+_KEPT_NAMES = re.compile(r"iteration-\d{8}\.(eqx|json)")  # a kept checkpoint and its digest
 
 
 def warn(message: str) -> None:
@@ -217,6 +245,30 @@ def _disk(action: str, path: Path) -> Iterator[None]:
         yield
     except OSError as err:
         raise GameError(f"cannot {action} {str(path)!r}: {err.strerror or err}") from None
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (``True`` where that cannot be told: never a guess
+    that lets mfax remove a folder another process is writing)."""
+    if pid == os.getpid() or os.name != "posix":  # (os.kill(pid, 0) ends the process on Windows)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError), or unknown: running
+        return True
+    return True
+
+
+_LEFT_TMP = re.compile(r"(?P<name>.+)\.(?P<pid>[0-9]+)\.tmp")
+
+
+def left_by_a_killed_writer(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether ``path`` is the temporary file (:func:`_replace_with`) of one of ``names``
+    that a process killed mid-write left: ``NAME.PID.tmp``, its process gone."""
+    named = _LEFT_TMP.fullmatch(path.name)
+    return bool(named) and named["name"] in names and path.is_file() and not running(int(named["pid"]))
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -584,8 +636,9 @@ class RunDir:
         if not self.root.is_dir():
             raise GameError(f"run directory {root!r} is a file, not a directory")
         with _disk("read", self.root):
-            entries = [p.name for p in self.root.iterdir() if p.name != LOCK]
-        if not entries:
+            left = {p.name for p in self._left_tmp()}  # (a writer killed mid-write: nothing saved)
+            entries = [p.name for p in self.root.iterdir() if p.name != LOCK and p.name not in left]
+        if not entries or self.is_stub():
             return
         if not self.is_run():
             what = "refusing to overwrite" if overwrite else "refusing to write into"
@@ -596,6 +649,27 @@ class RunDir:
                 + advice("resume it (--resume), replace it (--overwrite)", "replace it (overwrite=True)")
                 + " or write elsewhere"
             )
+
+    def _left_tmp(self) -> list[Path]:
+        """The temporary files of the run's data files (and kept checkpoints) that a
+        process killed mid-write left (:func:`left_by_a_killed_writer`)."""
+        names = tuple(n for n in _REPLACED if not any(c in n for c in "/*["))
+        found = [p for p in self.root.iterdir() if left_by_a_killed_writer(p, names)] if self.root.is_dir() else []
+        if self.kept_dir.is_dir() and not self.kept_dir.is_symlink():
+            for path in self.kept_dir.iterdir():
+                named = _LEFT_TMP.fullmatch(path.name)
+                if named and _KEPT_NAMES.fullmatch(named["name"]) and left_by_a_killed_writer(path, (named["name"],)):
+                    found.append(path)
+        return found
+
+    def is_stub(self) -> bool:
+        """Whether the directory holds only what a process killed as it started a run
+        left: the marker (no config.json) and temporary files of killed writers. Nothing
+        was trained: a new run may be written there (reads only)."""
+        if not self.marker_path.is_file() or self.config_path.exists():
+            return False
+        left = {p.name for p in self._left_tmp()}
+        return all(p.name in (LOCK, MARKER) or p.name in left for p in self.root.iterdir())
 
     def check_run(self) -> None:
         """Raise unless this is an mfax run directory (reads only)."""
@@ -786,6 +860,9 @@ class RunDir:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self._recover()
+            for path in self._left_tmp():  # what writers killed mid-write left (checkpoint-sized)
+                with contextlib.suppress(OSError):
+                    path.unlink()
             yield
         finally:
             os.close(fd)  # releases the flock
@@ -799,6 +876,11 @@ class RunDir:
         reader, and an error for ``continuing`` (a resume would train on other code)."""
         if self.root.is_file():  # (a file of a run named instead of its folder, say)
             raise GameError(f"{str(self.root)!r} is a file, not a run directory; name the folder of a run")
+        if self.is_stub():
+            raise GameError(
+                f"{str(self.root)!r} holds only the marker of a run killed before its config was written: nothing "
+                f"was trained; train anew there (`mfax train --out {self.root}`)"
+            )
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
         if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so
