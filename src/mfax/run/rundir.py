@@ -754,7 +754,8 @@ class RunDir:
             if not any(p.is_file() or p.is_symlink() for p in _walk(self.aside_path)):
                 shutil.rmtree(self.aside_path, ignore_errors=True)
             raise
-        self._remove_emptied(files)
+        with contextlib.suppress(GameError):  # (an empty folder left behind is harmless)
+            self._remove_emptied(files)
         return True
 
     def _move_back(self) -> None:
