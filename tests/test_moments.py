@@ -251,7 +251,7 @@ def test_odd_shock_dates_sizes_quantiles_and_curve_times_are_one_line(small_macr
         (lambda: check_curve_times([1.5], 6), "the times of the curves must be integers in 0..6"),
         (lambda: check_curve_times("0", 6), "the times of the curves must be integers in 0..6"),
         # exp(z) overflows: NaN capital and output were returned as the response, silently
-        (lambda: impulse_response(game, policy, shock_innovations(6, 1e6, 1)), "is not finite from t = "),
+        (lambda: impulse_response(game, policy, shock_innovations(6, 1e6, 1)), "the response is not finite (the"),
     ):
         with pytest.raises(mfax.GameError) as err:
             call()

@@ -28,7 +28,7 @@ import numpy as np
 
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, rollout_batch
-from mfax.errors import GameError
+from mfax.errors import GameError, advice
 from mfax.games.base import Game, MomentSpec, aggregate_paths, moment_paths
 from mfax.games.registry import game_class, game_names
 from mfax.policies.base import Policy
@@ -246,6 +246,22 @@ class ImpulseResponse:
         return out
 
 
+def _shock_words(noise) -> str:
+    """Where the shocked noise path is largest, for the message of a response that
+    overflowed (an explosive shock process, say ``z_persistence > 1``, shows as a huge
+    entry)."""
+    leaves = [
+        (jax.tree_util.keystr(k).lstrip("."), np.asarray(v).reshape(-1))
+        for k, v in jax.tree_util.tree_flatten_with_path(noise)[0]
+    ]
+    leaves = [(name, v) for name, v in leaves if v.size]
+    if not leaves:
+        return "the shock is too large for the game's numbers"
+    name, v = max(leaves, key=lambda leaf: float(np.max(np.abs(leaf[1]))))
+    at = int(np.argmax(np.abs(v)))
+    return f"the shocked path's noise reaches {name} = {v[at]:.4g} at index {at}: too large for the game's numbers"
+
+
 def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse:
     """The response of ``game``'s moments under ``policy`` to the noise path the
     standardised ``innovations`` ``(T+1,)`` drive, against the path they drive when all
@@ -280,15 +296,15 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     moments = path_moments(game, policy, NoiseBatch(noise, weight, exact=False), chunk=1)
     baseline = {k: v[0] for k, v in moments.values.items()}
     shocked = {k: v[1] for k, v in moments.values.items()}
-    for name, spec in specs.items():  # a scalar moment the baseline has and the shock loses: overflow
-        broken = np.isfinite(baseline[name]) & ~np.isfinite(shocked[name])
-        if not spec.axes and broken.any():
-            t = int(np.flatnonzero(broken)[0])
-            raise GameError(
-                f"the shocked path's {spec.label} is not finite from t = {t} (the baseline's is): the shock "
-                f"(innovations up to {np.max(np.abs(innovations)):g} standard deviations) drives the game beyond "
-                f"what {jnp.result_type(float).name} computes; give a smaller shock"
-            )
     both = jax.device_get(noise)
     pair = (jax.tree.map(lambda x: np.asarray(x[0]), both), jax.tree.map(lambda x: np.asarray(x[1]), both))
+    for name, spec in specs.items():  # a figure the baseline has and the shocked path loses: an overflow
+        broken = np.isfinite(baseline[name]) & ~np.isfinite(shocked[name])
+        if broken.any():
+            t = int(np.argwhere(broken)[0][0])
+            smaller = advice("give a smaller --shock or --innovations", "give a smaller shock")
+            raise GameError(
+                f"the response is not finite ({_shock_words(pair[1])}; the shocked path's {spec.label} from "
+                f"t = {t}); {smaller}"
+            )
     return ImpulseResponse(specs, innovations, baseline, shocked, pair)
