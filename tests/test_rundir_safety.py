@@ -933,6 +933,17 @@ def test_overwrite_keeps_the_exports_of_another_run_saved_in_the_folder(run_copy
     assert not (run_copy / "export.npz").exists()
 
 
+def test_a_runs_own_export_named_from_another_folder_goes_with_it(run_copy, monkeypatch):
+    """The export recorded the run as typed (`mfax export run` from its parent): an
+    --overwrite given from elsewhere kept that export beside the new run, two runs'
+    files mixed (found by a review). It records the run's absolute path."""
+    monkeypatch.chdir(run_copy.parent)
+    assert runner.invoke(app, ["export", run_copy.name]).exit_code == 0
+    monkeypatch.chdir(run_copy.parent.parent)
+    assert runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET]).exit_code == 0
+    assert not (run_copy / "export.npz").exists()
+
+
 def _dead_pid() -> int:
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
@@ -976,6 +987,43 @@ def test_temporary_files_of_killed_writers_go_at_the_next_write(run_copy):
     result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in left) and alive.exists() and (run_copy / f"notes.{dead}.tmp").exists()
+
+
+@pytest.mark.parametrize("moved", [1, 4, 8])
+def test_a_restore_cut_short_is_finished_by_the_next_command(run_copy, monkeypatch, moved):
+    """A restore stopped after some files were moved back (a kill, an OSError) was then
+    read as "the new run": its checkpoint made the next command discard the rest of the
+    old run, or the files already back were removed as the new run's (found by a
+    review). The completion mark goes before the move back: what remains is a move."""
+    before = _without_lock(run_copy)
+    run = RunDir(run_copy)
+    _killed_overwrite(run, "training")
+    real, calls = os.replace, []
+
+    def cut_short(src, dst, *args, **kwargs):
+        if ".mfax-replaced" in str(src):
+            calls.append(src)
+            if len(calls) > moved:
+                raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(rundir_module.os, "replace", cut_short)
+    with pytest.raises(GameError, match="cannot put back"):
+        run.restore_aside()
+    monkeypatch.undo()
+    run.settle()
+    assert _without_lock(run_copy) == before and not (run_copy / ".mfax-replaced").exists()
+
+
+def test_an_overwrite_of_a_run_from_before_the_marker_replaces_it(run_copy):
+    """A run written before mfax marked its runs (config.json and metrics, no marker):
+    --overwrite set it aside, then refused the folder as "not an mfax run" (its config
+    was aside; found by a review)."""
+    (run_copy / "mfax-run.json").unlink()
+    assert RunDir(run_copy).is_run()
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET])
+    assert result.exit_code == 0, result.output
+    assert RunDir(run_copy).has_checkpoint() and not (run_copy / ".mfax-replaced").exists()
 
 
 def test_an_overwrite_discards_the_old_run_at_its_first_checkpoint(run_copy):

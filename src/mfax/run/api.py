@@ -94,7 +94,10 @@ def _stops(answer: Any) -> bool:
     Python, and an array's truth is ambiguous)."""
     if answer is None:
         return False
-    boolean = np.dtype(getattr(answer, "dtype", object)) == np.bool_  # (a NumPy or JAX array of bools)
+    try:
+        boolean = np.dtype(getattr(answer, "dtype", object)) == np.bool_  # (a NumPy or JAX array of bools)
+    except TypeError:  # (another library's dtype)
+        boolean = False
     if isinstance(answer, bool | np.bool_) or (boolean and np.shape(answer) == ()):
         return bool(answer)
     raise GameError(f"callback must return True or False (stop or go on) or None, got {answer!r:.80}")
@@ -436,6 +439,7 @@ def load(
     if not isinstance(which, str):
         raise GameError(f"which must be 'last', 'best' or a kept iteration, got {which!r}")
     run = RunDir(path)
+    run.settle()  # what a killed --overwrite left, before the folder is judged
     run.check_run()
     trainer, states, _ = load_states(run, which, Consent(game, trust_code))
     return Result._of(run, trainer, states)

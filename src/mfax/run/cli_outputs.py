@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
             # the exported run's own game parameters (a sweep's config lists every value)
             config = {**trainer.config.to_dict(), "params": trainer.config.run_params(r)}
             source = {
-                "run": str(run.root),
+                "run": str(run.root.resolve()),  # whichever the current folder: what --overwrite reads
                 "run_index": r,
                 "checkpoint": iteration.strip().lower(),  # as eval and irf record it ("best", "200")
                 "checkpoint_iteration": held,
@@ -213,7 +213,7 @@ def register(app: typer.Typer) -> None:
             else:
                 path = shock_innovations(g.horizon, shock, at)
             response = impulse_response(g, policy, path)  # (one that overflows is refused there)
-            record = irf_record(response, str(run.root), r, iteration)
+            record = irf_record(response, str(run.root.resolve()), r, iteration)  # (whichever the folder)
             record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             which = None

@@ -203,13 +203,13 @@ def _read_record(path: Path) -> dict:
 
 def _of_this_run(root: Path, record: dict) -> bool:
     """Whether an export's manifest or an impulse response's record written in the run
-    directory ``root`` is of this run: one that names another run (``mfax export OTHER
-    --out RUN/export.npz``) is that run's result, which the user put here and an
-    ``--overwrite`` of this run keeps. One that names no run (``Result.export``) is
-    this run's."""
+    directory ``root`` is of this run: one that names another run by its absolute path
+    (``mfax export OTHER --out RUN/export.npz``) is that run's result, which the user
+    put here and an ``--overwrite`` of this run keeps. One that names no run
+    (``Result.export``), or a relative path (an earlier mfax), is this run's."""
     named = record.get("run")
-    if not isinstance(named, str):
-        return True
+    if not isinstance(named, str) or not Path(named).is_absolute():  # (a relative name: an earlier mfax's,
+        return True  # relative to a folder it did not record: the run's own, as it was)
     try:
         return Path(named).resolve() == root.resolve()
     except (OSError, RuntimeError):
@@ -676,11 +676,13 @@ class RunDir:
         if not self.is_run():
             raise GameError(f"{str(self.root)!r} is not a run directory (no mfax run there)")
 
-    def start_new(self, config: TrainConfig, overwrite: bool = False) -> None:
-        """Under the lock: check again, remove the old run's files (``overwrite``), write
-        the marker, then the config."""
-        self.check_new(overwrite)
-        self.remove_own_files()
+    def start_new(self, config: TrainConfig, overwrite: bool = False, checked: bool = False) -> None:
+        """Under the lock: check again (unless ``checked``: the caller did, under the lock,
+        before setting the old run aside), remove the old run's files (``overwrite``; the
+        marker is replaced, never missing), write the marker, then the config."""
+        if not checked:
+            self.check_new(overwrite)
+        self.remove_own_files(keep_marker=True)
         _replace_with(self.marker_path, json.dumps({"mfax_run": 1}).encode() + b"\n")
         self.save_config(config)
 
@@ -773,6 +775,10 @@ class RunDir:
         """Put the run :meth:`set_aside` moved back in place of what was written since
         (the files mfax wrote, but the marker)."""
         self.remove_own_files(keep_marker=True)
+        # what remains is a move back alone: a restore cut short (a kill, an OSError) is
+        # then finished by _recover as a set-aside cut short, never taken for a new run's files
+        with _disk("put back", self.aside_path):
+            (self.aside_path / ASIDE_DONE).unlink(missing_ok=True)
         self._move_back()
 
     def discard_aside(self) -> None:
@@ -780,11 +786,11 @@ class RunDir:
         so that a kill part-way leaves nothing :meth:`settle` would move back."""
         with _disk("remove", self.aside_path):
             if self.aside_path.is_dir():
-                if self.discarded_path.is_dir():
-                    shutil.rmtree(self.discarded_path)
+                shutil.rmtree(self.discarded_path, ignore_errors=True)
                 os.rename(self.aside_path, self.discarded_path)
-            if self.discarded_path.is_dir():
-                shutil.rmtree(self.discarded_path)
+        # nothing there is restored any more: what cannot be removed now (an NFS
+        # silly-rename, say) is tried again by the next command, never an error
+        shutil.rmtree(self.discarded_path, ignore_errors=True)
 
     def _recover(self) -> None:
         """Under the lock: what a killed ``--overwrite`` left. Part-way through setting
@@ -800,14 +806,18 @@ class RunDir:
             else:
                 self.restore_aside()
         if self.discarded_path.is_dir():
-            with _disk("remove", self.discarded_path):
-                shutil.rmtree(self.discarded_path)
+            shutil.rmtree(self.discarded_path, ignore_errors=True)
 
     def settle(self) -> None:
         """Before a command reads or continues the run: what a killed ``--overwrite``
         left set aside is settled (:meth:`_recover`, under the lock; while the
         ``--overwrite`` still runs, the lock's one line names its process)."""
         if self.aside_path.is_dir() or self.discarded_path.is_dir():
+            if not os.access(self.root, os.W_OK | os.X_OK):  # (read-only media: it cannot be settled here)
+                raise GameError(
+                    f"{str(self.root)!r} holds what a killed `mfax train --overwrite` left ({ASIDE}); it is read-only "
+                    "here: copy it to writable storage, where the next mfax command settles it"
+                )
             with self.lock():
                 pass
 

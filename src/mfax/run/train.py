@@ -302,12 +302,14 @@ def train_session(
         new = main and not resume
         # --overwrite: the run being replaced, set aside (on disk) until the new one has a checkpoint
         aside = False
+        if new:
+            run.check_new(overwrite)  # again, under the lock (before the old run is set aside)
         if new and not run.is_empty():
             with deferred_signals():  # (renames: milliseconds)
                 aside = run.set_aside()
         try:
             if new:
-                run.start_new(config, overwrite)
+                run.start_new(config, overwrite, checked=True)
             replanned_from = planned if extend_to is not None else None
             return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop)
         except BaseException as err:
