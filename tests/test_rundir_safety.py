@@ -894,7 +894,6 @@ def test_plots_that_cannot_be_drawn_are_named_and_do_not_fail_a_saved_training(r
     """A file named plots ended a successful --resume with "File exists" and status 2; a
     read-only plots/ warned "mfax did not write it" for mfax's own figures, status 0
     (found by a data-safety audit; the tests run as root, so the mode is simulated)."""
-    import mfax.run.plots as plots_module
 
     shutil.rmtree(run_copy / "plots", ignore_errors=True)
     (run_copy / "plots").write_text("mine")
@@ -907,7 +906,7 @@ def test_plots_that_cannot_be_drawn_are_named_and_do_not_fail_a_saved_training(r
     one_error_line(runner.invoke(app, ["plot", str(run_copy)]), "cannot draw the plots: ")
     (run_copy / "plots").unlink()
     (run_copy / "plots").mkdir()
-    monkeypatch.setattr(plots_module.os, "access", lambda path, mode: path != run_copy / "plots")
+    monkeypatch.setattr(rundir_module.os, "access", lambda path, mode: path != run_copy / "plots")
     one_error_line(
         runner.invoke(app, ["plot", str(run_copy)]), f"cannot draw the plots: the folder {str(run_copy / 'plots')!r}"
     )

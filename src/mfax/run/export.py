@@ -50,7 +50,7 @@ from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
 from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
 from mfax.run.rundir import EXPORT_MARKER as MARKER
-from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest, running
+from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest, read_only_folder, running
 
 STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written into first
 # ... named with its writer's process id (.mfax-export-<pid>-<random>); an earlier mfax
@@ -198,23 +198,21 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     if fmt == "csv" and path.suffix == ".npz":
         npz = advice("--format npz", 'format="npz"')
         raise GameError(f"a csv export is a folder, got {where!r}, a name for an npz file ({npz})")
-    if not path.exists() and not path.is_symlink():
-        above = file_above(path)
-        if above is not None:
-            raise GameError(f"cannot write an export at {where!r}: {str(above)!r} is not a directory")
-    if not path.is_symlink():
-        # where the files go (the CSV folder itself, or the folder above): writable, said before
-        # the export is computed (it was "Permission denied" on a hidden staging folder after)
-        folder = path if fmt == "csv" and path.is_dir() else next((p for p in path.parents if p.exists()), None)
-        if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
-            raise GameError(f"cannot write the export at {where!r}: the folder {str(folder)!r} is read-only")
-    if not path.exists() and not path.is_symlink():
-        return
     if path.is_symlink():  # a link: what mfax would replace or write into is somewhere else
         raise GameError(
             f"refusing to write the export at {where!r}: it is a symbolic link (to {os.readlink(path)!r}); "
             "give the path it points to"
         )
+    above = file_above(path)
+    if above is not None:
+        raise GameError(f"cannot write an export at {where!r}: {str(above)!r} is not a directory")
+    # where the files go (the CSV folder, or the folder above): writable, said before the
+    # export is computed (it was "Permission denied" on a hidden staging folder after)
+    folder = read_only_folder(path if fmt == "csv" else path.parent)
+    if folder is not None:
+        raise GameError(f"cannot write the export at {where!r}: the folder {str(folder)!r} is read-only")
+    if not path.exists():
+        return
     if fmt == "npz":
         if not path.is_file():
             raise GameError(f"refusing to write the export over {where!r}: it is not a file mfax wrote")

@@ -27,7 +27,6 @@ nothing here depends on which game it is.
 from __future__ import annotations
 
 import io
-import os
 import textwrap
 from pathlib import Path
 
@@ -40,7 +39,17 @@ from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
 from mfax.games.base import aggregate_paths
 from mfax.games.plugins import short_name
-from mfax.run.rundir import NO_CODE, Consent, RunDir, _disk, _replace_with, output_writable, png_tags, warn
+from mfax.run.rundir import (
+    NO_CODE,
+    Consent,
+    RunDir,
+    _disk,
+    _replace_with,
+    output_writable,
+    png_tags,
+    read_only_folder,
+    warn,
+)
 
 
 def _figure(rows: int, cols: int, figsize: tuple[float, float]):
@@ -81,7 +90,7 @@ def plot_run(
         raise GameError(f"cannot draw the plots: {str(folder)!r} is a file, not a folder; move it")
     with _disk("create", folder):
         folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK | os.X_OK):  # (the figures were "kept: mfax did not write it")
+    if read_only_folder(folder) is not None:  # (the figures were "kept: mfax did not write it")
         raise GameError(f"cannot draw the plots: the folder {str(folder)!r} is read-only")
     figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)

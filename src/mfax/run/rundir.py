@@ -335,6 +335,14 @@ def file_above(path: Path) -> Path | None:
     return above if above is not None and not above.is_dir() else None
 
 
+def read_only_folder(path: Path) -> Path | None:
+    """The folder files at ``path`` would be written in (``path`` itself when it is a
+    folder, else the nearest existing folder above it) when it is read-only; ``None``
+    when it is writable (or nothing above exists)."""
+    folder = path if path.is_dir() else next((p for p in path.parents if p.exists()), None)
+    return folder if folder is not None and not os.access(folder, os.W_OK | os.X_OK) else None
+
+
 def output_writable(path: Path | str, *keys: str, figure: str | None = None) -> None:
     """Raise (one line, reading only) unless an output file may be written at ``path``, a
     place the user chose outside a run directory: it is missing, or a file mfax wrote
@@ -348,8 +356,8 @@ def output_writable(path: Path | str, *keys: str, figure: str | None = None) -> 
     above = file_above(path)
     if above is not None:
         raise GameError(f"cannot write {str(path)!r}: {str(above)!r} is a file, not a directory")
-    folder = next((p for p in path.parents if p.exists()), None)
-    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+    folder = read_only_folder(path.parent)
+    if folder is not None:
         raise GameError(f"cannot write {str(path)!r}: the folder {str(folder)!r} is read-only")
     if not path.exists() and not path.is_symlink():
         return

@@ -460,7 +460,7 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
     if not root.exists():
         return False
     if not root.is_dir():
-        raise GameError(f"{advice('--out', 'out')} {name!r} is a file, not a directory")
+        raise GameError(f"{_out_option()} {name!r} is a file, not a directory")
     entries = [p.name for p in root.iterdir() if p.name != "mfax.lock"]
     if not entries:
         return False
