@@ -227,6 +227,8 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(hp=[1]), r"hp must be a dict \(name: value\), got \[1\]"),
         (dict(paths="4"), "paths must be an integer or None, got '4'"),
         (dict(seeds=0), "seeds must be >= 1"),
+        (dict(seed=None), "^seed must be an integer, got None$"),  # (it trained seed 0)
+        (dict(seeds=None), "^seeds must be an integer, got None$"),
         # a deterministic solver trained identical copies, one per seed
         (dict(algo="fp", seeds=2), r"seeds=2: fp is deterministic \(it draws nothing from its seed\), so every seed"),
         (dict(game=mfax.make("beach_bar", num_states=10), num_states=12), "go with a game reference"),

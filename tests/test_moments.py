@@ -534,6 +534,13 @@ def test_an_export_killed_outright_leaves_nothing_that_stops_the_next(small_macr
     with pytest.raises(mfax.GameError, match="a non-empty directory that is not an mfax export"):
         export(game, policy, _two_paths(batch), mine.parent, "csv")
     assert (mine / "notes.txt").read_text() == "mine"
+    # what a failed cleanup of this process left (its own process id): removed by its next
+    # export, not refused as another export being written (found in a review)
+    own = tmp_path / "own" / f".mfax-export-{os.getpid()}-abcdefgh"
+    own.mkdir(parents=True)
+    (own / "mean_field.csv").write_text("path,t,state,mass\n")
+    assert export(game, policy, _two_paths(batch), own.parent, "csv")["paths"] == 2
+    assert not own.exists()
 
 
 def test_an_export_into_a_read_only_folder_is_refused_before_it_is_computed(small_macro, tmp_path, monkeypatch):

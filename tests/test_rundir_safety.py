@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
+import mfax
 from conftest import TINY_NETWORK, one_error_line
 from mfax.games import GameError
 from mfax.run import rundir as rundir_module
@@ -205,14 +207,15 @@ def test_a_second_process_holding_the_run_is_named(run_copy):
 # -- interrupted writes --------------------------------------------------------------------
 
 
-def test_a_torn_last_metrics_line_is_dropped_with_a_warning_and_rewritten_on_resume(run_copy, capsys):
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning_and_rewritten_on_resume(run_copy):
     run = RunDir(run_copy)
     rows = run.read_metrics()
     with run.metrics_jsonl.open("a") as f:
         f.write('{"iteration": 4, "run": 0, "exploi')  # a kill during an append
-    assert run.read_metrics() == rows
-    assert "dropped the torn last line" in capsys.readouterr().err
-    summary = train(TrainConfig(), run_copy, resume=True, progress=False)
+    with pytest.warns(mfax.MfaxWarning, match="dropped the torn last line"):
+        assert run.read_metrics() == rows
+    with pytest.warns(mfax.MfaxWarning, match="dropped the torn last line"):  # (the resume reads it too)
+        summary = train(TrainConfig(), run_copy, resume=True, progress=False)
     assert summary["iterations"] == 4
     text = run.metrics_jsonl.read_text()
     assert text.endswith("\n") and [json.loads(line)["iteration"] for line in text.splitlines()] == [0, 2, 4]
@@ -278,7 +281,8 @@ def test_a_kill_before_the_first_checkpoint_keeps_the_iteration_0_evaluation(tmp
     with run.lock():  # as far as a fresh run gets before its first evaluation is written
         run.start_new(resolve(TINY))
     (out / "metrics.jsonl").write_text('{"iteration": 0, "ru')  # and a torn first row
-    summary = train(TrainConfig(), out, resume=True, progress=False)
+    with pytest.warns(mfax.MfaxWarning, match="dropped the torn last line"):
+        summary = train(TrainConfig(), out, resume=True, progress=False)
     assert [r["iteration"] for r in run.read_metrics()] == [0, 2, 4]
     assert summary["initial_exploitability"] is not None
 
@@ -364,7 +368,8 @@ def test_an_extension_waits_for_the_lock_and_rewrites_config_json_under_it(run_c
         "below the 2 iterations this run has done",
     )
     assert (run_copy / "config.json").read_bytes() == config
-    assert train(TrainConfig(), run_copy, resume=True, progress=False, extend_to=6)["iterations"] == 6
+    with pytest.warns(mfax.MfaxWarning, match="schedule was replanned at iteration 2"):
+        assert train(TrainConfig(), run_copy, resume=True, progress=False, extend_to=6)["iterations"] == 6
     assert json.loads((run_copy / "config.json").read_text())["iterations"] == 6
     assert not [p.name for p in run_copy.iterdir() if p.name.endswith(".tmp")]
 
@@ -997,7 +1002,7 @@ def test_a_restore_cut_short_is_finished_by_the_next_command(run_copy, monkeypat
     before = _without_lock(run_copy)
     run = RunDir(run_copy)
     _killed_overwrite(run, "training")
-    real, calls = os.replace, []
+    real, calls = os.link, []
 
     def cut_short(src, dst, *args, **kwargs):
         if ".mfax-replaced" in str(src):
@@ -1006,7 +1011,7 @@ def test_a_restore_cut_short_is_finished_by_the_next_command(run_copy, monkeypat
                 raise OSError(errno.EIO, "Input/output error")
         return real(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(rundir_module.os, "replace", cut_short)
+    monkeypatch.setattr(rundir_module.os, "link", cut_short)
     with pytest.raises(GameError, match="cannot put back"):
         run.restore_aside()
     monkeypatch.undo()
@@ -1031,6 +1036,52 @@ def test_an_overwrite_discards_the_old_run_at_its_first_checkpoint(run_copy):
     run.start_new(resolve(TINY), overwrite=True)
     run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
     assert not (run_copy / ".mfax-replaced").exists() and run.has_checkpoint()
+
+
+def test_a_discard_that_fails_is_a_warning_and_the_next_command_removes_the_old_run(run_copy, monkeypatch):
+    """The old run's removal at the new run's first checkpoint raised when its rename
+    failed: the training stopped with an error although its checkpoint was written."""
+    run = RunDir(run_copy)
+    assert run.set_aside()
+    run.start_new(resolve(TINY), overwrite=True)
+    real = os.rename
+
+    def refuse(src, dst, *args, **kwargs):
+        if str(dst).endswith(".mfax-replaced.discard"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(rundir_module.os, "rename", refuse)
+    with pytest.warns(mfax.MfaxWarning, match="^cannot remove ") as said:
+        run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
+    assert len(said) == 1 and "until the next mfax command on the run removes it" in str(said[0].message)
+    assert run.has_checkpoint() and (run_copy / ".mfax-replaced").is_dir()
+    monkeypatch.undo()
+    with run.lock():
+        pass
+    assert not (run_copy / ".mfax-replaced").exists() and not (run_copy / ".mfax-replaced.discard").exists()
+
+
+def test_a_file_that_appeared_where_the_old_run_goes_back_is_never_replaced(run_copy):
+    """Putting the old run back (a failed or killed --overwrite) replaced whatever was at
+    its files' places: a user's file that appeared there since (a figure mfax did not
+    draw, which its removal of the new run's files keeps) was lost."""
+    figure = "plots/exploitability.png"
+    (run_copy / "plots").mkdir(exist_ok=True)
+    (run_copy / figure).write_bytes(b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK)  # the old run's, as mfax tags it
+    before = _without_lock(run_copy)
+    run = RunDir(run_copy)
+    assert run.set_aside()
+    (run_copy / figure).parent.mkdir(exist_ok=True)
+    (run_copy / figure).write_bytes(b"mine")
+    kept = re.escape(repr(str(run_copy / figure)))
+    with pytest.warns(mfax.MfaxWarning, match=f"^kept {kept}, which appeared") as said:
+        run.restore_aside()
+    assert len(said) == 1 and f"{figure}.before-overwrite" in str(said[0].message)
+    after = _without_lock(run_copy)
+    assert after.pop(f"{figure}.before-overwrite") == before[figure]
+    assert after == {**before, figure: b"mine"}  # every other file back as it was
+    assert not (run_copy / ".mfax-replaced").exists()
 
 
 def test_an_evaluation_at_iteration_0_that_is_not_finite_keeps_nothing(tmp_path):

@@ -102,6 +102,7 @@ def test_list_shows_the_ranges():
         # tune's own arguments, not solve's (seeds is solve's: it was listed as allowed)
         (dict(algo="omd", seeds=3), "'seeds' is neither an argument of tune nor a parameter of game"),
         (dict(algo="omd", log=3), "log must be callable"),
+        (dict(algo="omd", seed=None), "seed must be an integer, got None"),
         (dict(algo="omd", out=5), "out must be a path (a str or a pathlib.Path), got 5"),
         (dict(algo="omd", space=["lr"]), "space must be a dict (hyper-parameter: range or None), got list"),
     ],

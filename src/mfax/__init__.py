@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING
 
-from mfax.errors import DefectWarning, GameError, MfaxError
+from mfax.errors import DefectWarning, GameError, MfaxError, MfaxWarning
 
 if TYPE_CHECKING:
     from mfax.games import CheckReport, Game, check_game, game_names, make, register
@@ -48,6 +48,7 @@ __all__ = [
     "Game",
     "GameError",
     "MfaxError",
+    "MfaxWarning",
     "Relative",
     "Result",
     "TuneResult",

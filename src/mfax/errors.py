@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import sys
+import warnings
 from collections.abc import Iterator
 
 
@@ -41,6 +43,22 @@ class DefectWarning(UserWarning):
     """Figures that no correct game gives (an exploitability below zero, an
     information-consistent one above the per-path one, beyond rounding): a defect of the
     game or of mfax to report, not a refusal of the input."""
+
+
+class MfaxWarning(UserWarning):
+    """Something the user should know that does not stop what they asked for (a run's
+    plots not drawn, a configuration edited since training, the old run of an
+    ``--overwrite`` not yet removed): :func:`warn`'s category from Python."""
+
+
+def warn(message: str) -> None:
+    """One warning: the line ``mfax: warning: <message>`` on stderr while an ``mfax``
+    command runs; from Python, a :class:`MfaxWarning` (``warnings`` filters and
+    ``pytest.warns`` see it)."""
+    if _COMMAND_LINE.get():
+        print(f"mfax: warning: {message}", file=sys.stderr)
+    else:
+        warnings.warn(message, MfaxWarning, stacklevel=3)
 
 
 # Whether the words of a message are the ``mfax`` command's (set while a command runs):

@@ -301,6 +301,9 @@ def config_of(game: Game | str, values: dict[str, Any], caller: Callable | None 
     in ``given`` (``None``: the default); one-line errors for anything wrong, naming
     ``caller``'s arguments (default :func:`solve`)."""
     reference, values = _recorded_game(game, _plain(values), caller)
+    for name in ("seed", "seeds"):  # (None is another argument's default, never these: seed=None trained seed 0)
+        if name in given and given[name] is None:
+            raise ArgumentError(name, f"{name} must be an integer, got None")
     given = {"game": reference, "params": values, **_plain(given)}
     config = resolve(from_dict({k: v for k, v in given.items() if v is not None}, python=True))
     if given.get("lr") is not None:

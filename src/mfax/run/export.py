@@ -55,6 +55,9 @@ from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_man
 STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written into first
 # ... named with its writer's process id (.mfax-export-<pid>-<random>); an earlier mfax
 # named it without (.mfax-export-<random>)
+# The staging folders this process is writing into now (another thread's export, say): one
+# of this process's that is not here was left by a cleanup that failed, and is removed.
+_WRITING: set[Path] = set()
 _STAGING = re.compile(re.escape(STAGING_PREFIX) + r"(?:(?P<pid>[0-9]+)-)?[A-Za-z0-9_]{8}")
 
 FORMATS = ("npz", "csv")
@@ -175,9 +178,12 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
             continue
         if not ours:
             continue
-        pid = named.group("pid")
-        if pid is not None and running(int(pid)):
-            live.append((entry, int(pid)))
+        pid = None if named.group("pid") is None else int(named.group("pid"))
+        # this process's own: live while one of its exports writes there (running() says
+        # True of this process, so a folder its failed cleanup left would be refused)
+        writing = entry.resolve() in _WRITING if pid == os.getpid() else pid is not None and running(pid)
+        if writing:
+            live.append((entry, pid))
         else:
             left.append(entry)
     return left, live
@@ -412,6 +418,7 @@ def write_csv(
     for left in staging_folders(folder)[0]:  # an export killed before its files were moved: its copies
         shutil.rmtree(left, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
+    _WRITING.add(staging.resolve())
     try:
         files = {}
         for name, (header, rows) in tables.items():
@@ -435,6 +442,8 @@ def write_csv(
         if created and folder.is_dir() and not any(folder.iterdir()):  # the folder this export made, empty
             folder.rmdir()
         raise
+    finally:
+        _WRITING.discard(staging.resolve())
     shutil.rmtree(staging, ignore_errors=True)
     return info
 

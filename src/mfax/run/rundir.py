@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import hashlib
 import importlib.util
@@ -57,7 +58,7 @@ from typing import Any
 import equinox as eqx
 import numpy as np
 
-from mfax.errors import ArgumentError, GameError, advice
+from mfax.errors import ArgumentError, GameError, advice, warn
 from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
 from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, from_dict, resolve
@@ -233,11 +234,6 @@ _KEPT = re.compile(r"iteration-(\d{8})\.eqx")
 _KEPT_NAMES = re.compile(r"iteration-\d{8}\.(eqx|json)")  # a kept checkpoint and its digest
 
 
-def warn(message: str) -> None:
-    """One warning line on stderr."""
-    print(f"mfax: warning: {message}", file=sys.stderr)
-
-
 @contextlib.contextmanager
 def _disk(action: str, path: Path) -> Iterator[None]:
     """Operating-system errors (read-only or full disk, a path through a file) as one line."""
@@ -292,6 +288,33 @@ def _replace_with(path: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+# what link() says on a file system without hard links (FAT, some network and FUSE ones)
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+
+
+def _put_back(path: Path, target: Path) -> Path:
+    """Move ``path`` to ``target`` unless something is there already (a hard link, which
+    fails rather than replace, then the unlink; where the file system has no hard links,
+    a rename after a check); else beside it as ``TARGET.before-overwrite[-K]``. Returns
+    where it went."""
+    for k in range(1000):
+        place = target if k == 0 else target.with_name(f"{target.name}.before-overwrite" + (f"-{k}" if k > 1 else ""))
+        try:
+            os.link(path, place, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError as err:
+            if err.errno not in _NO_HARD_LINKS:
+                raise
+            if place.exists() or place.is_symlink():
+                continue
+            os.rename(path, place)
+            return place
+        path.unlink()
+        return place
+    raise FileExistsError(errno.EEXIST, "a thousand files named as the run's", str(target))
 
 
 _READ_ATTEMPTS = 4  # reads of a checkpoint whose digest does not match, before it is corrupt
@@ -769,13 +792,21 @@ class RunDir:
         return True
 
     def _move_back(self) -> None:
-        """Move every file of :data:`ASIDE` back to its place, then remove the folder."""
+        """Move every file of :data:`ASIDE` back to its place, then remove the folder. A
+        file that appeared at a place since (one mfax did not write: the new run's own
+        were removed) is never replaced: the old run's file goes beside it
+        (:func:`_put_back`), and a warning names both."""
         for path in _walk(self.aside_path):
             if (path.is_file() or path.is_symlink()) and path != self.aside_path / ASIDE_DONE:
                 target = self.root / path.relative_to(self.aside_path)
                 with _disk("put back", target):
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target)
+                    placed = _put_back(path, target)
+                if placed != target:
+                    warn(
+                        f"kept {str(target)!r}, which appeared while the run it replaced was set aside; that run's "
+                        f"file is beside it, as {str(placed)!r}"
+                    )
         with _disk("remove", self.aside_path):
             shutil.rmtree(self.aside_path)
 
@@ -791,11 +822,17 @@ class RunDir:
 
     def discard_aside(self) -> None:
         """Remove the set-aside run (the new one has its first checkpoint): renamed first,
-        so that a kill part-way leaves nothing :meth:`settle` would move back."""
-        with _disk("remove", self.aside_path):
-            if self.aside_path.is_dir():
-                shutil.rmtree(self.discarded_path, ignore_errors=True)
-                os.rename(self.aside_path, self.discarded_path)
+        so that a kill part-way leaves nothing :meth:`settle` would move back. A rename
+        that fails is a warning, never an error (the new run's checkpoint is written):
+        the old run stays aside, and the next command on the run removes it."""
+        try:
+            with _disk("remove", self.aside_path):
+                if self.aside_path.is_dir():
+                    shutil.rmtree(self.discarded_path, ignore_errors=True)
+                    os.rename(self.aside_path, self.discarded_path)
+        except GameError as err:
+            warn(f"{err}: the run this one replaced stays in it until the next mfax command on the run removes it")
+            return
         # nothing there is restored any more: what cannot be removed now (an NFS
         # silly-rename, say) is tried again by the next command, never an error
         shutil.rmtree(self.discarded_path, ignore_errors=True)
