@@ -150,6 +150,32 @@ def test_save_and_load_give_the_result_back(tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_a_save_over_a_run_that_fails_part_way_leaves_the_old_run(tmp_path, monkeypatch):
+    """Result.save(overwrite=True) deleted the old run's files before writing the new
+    ones: a full disk part-way lost both (found in a review)."""
+    from mfax.run import rundir as rundir_module
+
+    old = mfax.solve("sis", "fp", iterations=1, common_noise=False).save(tmp_path / "run")
+    before = {str(p.relative_to(old)): p.read_bytes() for p in old.rglob("*") if p.is_file() and p.name != "mfax.lock"}
+    result = mfax.solve("sis", "omd", iterations=2, common_noise=False)
+    real, written = rundir_module._replace_with, []
+
+    def full_disk(path, data):
+        written.append(path)
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(rundir_module, "_replace_with", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        result.save(old, overwrite=True)
+    monkeypatch.undo()
+    after = {str(p.relative_to(old)): p.read_bytes() for p in old.rglob("*") if p.is_file() and p.name != "mfax.lock"}
+    assert after == before and not (old / ".mfax-replaced").exists()
+    assert mfax.load(result.save(old, overwrite=True)).config.algo == "omd"
+    assert not (old / ".mfax-replaced").exists() and not (old / ".mfax-replaced.discard").exists()
+
+
 def test_save_load_and_export_refuse_switches_and_paths_of_other_types(tmp_path):
     """Found by an audit of the Python API: overwrite="no" (truthy) replaced a saved run
     and trust_code="no" imported a run's code; a number as a path was pathlib's TypeError."""

@@ -876,17 +876,29 @@ class RunDir:
 
     def write_files(self, files: dict[str, bytes], overwrite: bool = False) -> None:
         """Write a run copied by :meth:`read_files` here, as a new run is written: the
-        directory must be missing, empty or (``overwrite``) an mfax run, whose files are
-        removed first; under the lock, the marker first."""
+        directory must be missing, empty or (``overwrite``) an mfax run; under the lock,
+        the marker first and the checkpoint last. A run it replaces is set aside
+        (:meth:`set_aside`) and removed once every file is written; a failure or an
+        interruption before puts it back, and a kill leaves what :meth:`settle` settles
+        (the new copy's checkpoint, written last, says it is whole)."""
         self.check_new(overwrite)
         with self.lock():
             self.check_new(overwrite)
-            self.remove_own_files()
-            for name in sorted(files, key=lambda n: n != MARKER):
-                path = self.root / name
-                with _disk("create", path.parent):
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                _replace_with(path, files[name])
+            aside = self.set_aside()
+            try:
+                self.remove_own_files(keep_marker=True)  # (what set_aside leaves: the marker, replaced first)
+                order = {MARKER: 0, self.checkpoint_path.name: 2}
+                for name in sorted(files, key=lambda n: order.get(n, 1)):
+                    path = self.root / name
+                    with _disk("create", path.parent):
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                    _replace_with(path, files[name])
+            except BaseException:
+                if aside:
+                    self.restore_aside()
+                raise
+            if aside:
+                self.discard_aside()
 
     @contextlib.contextmanager
     def lock(self, what: str = "run directory") -> Iterator[None]:
