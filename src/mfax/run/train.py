@@ -13,6 +13,7 @@ stays.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import signal
 import threading
@@ -537,7 +538,7 @@ def _compile(trainer: Trainer, length: int, states) -> Any:
 
 
 def _compile_aside(trainer: Trainer, length: int, states) -> Future:
-    """:func:`_compile` in a thread of its own, under the caller's thread-local JAX
+    """:func:`_compile` in a thread of its own, under the caller's context and thread-local JAX
     settings (``jax.enable_x64`` as a context, say); ``.result()`` gives the chunk or
     raises what compiling it raised."""
     x64 = bool(jax.config.jax_enable_x64)
@@ -550,7 +551,9 @@ def _compile_aside(trainer: Trainer, length: int, states) -> Future:
         except BaseException as err:  # handed to whoever waits for the chunk
             future.set_exception(err)
 
-    threading.Thread(target=work, name="mfax-compile").start()  # not a daemon: exit waits for XLA
+    # not a daemon: exit waits for XLA; in the caller's context (messages in the command
+    # line's words under `mfax`, mfax.errors.advice and warn)
+    threading.Thread(target=contextvars.copy_context().run, args=(work,), name="mfax-compile").start()
     return future
 
 
