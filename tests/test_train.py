@@ -597,3 +597,15 @@ def test_extending_a_solver_without_a_learning_rate_replans_nothing(tmp_path):
     assert "schedule" not in json.loads(RunDir(out).provenance_path.read_text())
     train(TrainConfig(**omd, iterations=6), fresh, progress=False)
     assert RunDir(out).read_metrics()[-1]["exploitability"] == RunDir(fresh).read_metrics()[-1]["exploitability"]
+
+
+def test_the_compile_thread_says_the_callers_words(monkeypatch):
+    """The training's compile thread did not inherit the command line's context: a
+    message made there advised Python's keywords under `mfax`."""
+    from mfax.errors import advice, command_line_words
+    from mfax.run import train as train_module
+
+    monkeypatch.setattr(train_module, "_compile", lambda trainer, length, states: advice("--noise exact", "noise="))
+    with command_line_words():
+        assert train_module._compile_aside(None, 1, None).result() == "--noise exact"
+    assert train_module._compile_aside(None, 1, None).result() == "noise="
