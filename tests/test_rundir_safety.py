@@ -1190,3 +1190,31 @@ def test_ctrl_c_during_an_export_says_the_target_is_as_it_was(run_copy, tmp_path
     result = runner.invoke(app, ["export", str(run_copy), "--out", str(tmp_path / "e.npz")])
     assert result.exit_code == 130 and "after the export was written: " in result.stderr
     assert (tmp_path / "e.npz").is_file()
+
+
+@pytest.mark.parametrize("swallowed", [False, True])
+def test_ctrl_c_while_the_plots_are_drawn_says_the_run_is_saved(run_copy, monkeypatch, swallowed):
+    """Ctrl-C while a saved training drew its plots ended with click's "Aborted!" and
+    status 1, or, raised inside JAX's garbage-collection callback ("Exception ignored
+    in ..."), was lost: the plots went on and the status was 0 (found by an audit)."""
+    import signal
+
+    from mfax.run import plots as plots_module
+
+    def drawing(run, consent=None):
+        handler = signal.getsignal(signal.SIGINT)
+        if not swallowed:
+            handler(signal.SIGINT, None)
+        try:  # what a callback that swallows exceptions does with it
+            handler(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass
+        return []
+
+    monkeypatch.setattr(plots_module, "plot_run", drawing)
+    before = signal.getsignal(signal.SIGINT)
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), "--no-progress"])
+    assert result.exit_code == 130, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"interrupted while drawing the plots; the run is saved and `mfax plot {run_copy}` draws them"]
+    assert RunDir(run_copy).read_summary()["iterations"] == 4 and signal.getsignal(signal.SIGINT) is before

@@ -7,10 +7,14 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -853,14 +857,43 @@ def train_command(
         from mfax.run.rundir import warn
 
         try:
-            with checking(check):
+            with checking(check), _ctrl_c_noted() as arrived:
                 files = plot_run(target, consent=consent)
+            if arrived:  # raised where it was swallowed (a callback JAX runs during garbage collection)
+                raise KeyboardInterrupt
             typer.echo(f"plots: {', '.join(str(f) for f in files)}")
+        except KeyboardInterrupt:
+            draw = f"`mfax plot {target.root}` draws them"
+            typer.echo(f"\ninterrupted while drawing the plots; the run is saved and {draw}", err=True)
+            INTERRUPTION_SAID.append(True)
+            raise typer.Exit(130) from None
         except (MfaxError, OSError) as err:
             why = str(err) if isinstance(err, MfaxError) else f"{err.strerror or err}: {err.filename}"
             warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
         typer.echo(json_text({"run": str(target.root), **summary}))
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt as it does by default, and is also noted in the
+    list yielded: one raised inside a callback that swallows exceptions (JAX's garbage
+    collection callback: "Exception ignored in ...") is then still acted on after the
+    block. Only the main thread sets signal handlers; elsewhere nothing is noted."""
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+
+    def note(signum, frame):
+        arrived.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield arrived
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:
@@ -979,8 +1012,6 @@ STOPPED = {130: "mfax: interrupted", 143: "mfax: terminated (SIGTERM)"}
 
 
 def main() -> None:
-    import signal
-
     from mfax.run.cache import enable_compilation_cache
 
     enable_compilation_cache()  # on by default; MFAX_COMPILATION_CACHE=0 turns it off
