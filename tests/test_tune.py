@@ -428,7 +428,7 @@ def test_sigterm_keeps_the_table_and_says_so(tmp_path, monkeypatch):
     search with status 143 and no word; it now says what Ctrl-C says, as terminated."""
     pytest.importorskip("optuna")
     from mfax.run import tune as tune_mod
-    from mfax.run.train import Terminated
+    from mfax.run.signals import Terminated
 
     out = tmp_path / "study"
     _tune(algo="omd", trials=1, out=out)

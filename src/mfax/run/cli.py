@@ -707,7 +707,8 @@ def train_command(
 
     from mfax.run.config import TrainConfig, from_dict, load_file, resolve
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.train import RESTORED_NOTE, Terminated, TrainingDiverged, train
+    from mfax.run.signals import Terminated
+    from mfax.run.train import RESTORED_NOTE, TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
     environment = any(os.environ.get(f"MFAX_{name}") for name in ("COORDINATOR", "NUM_PROCESSES", "PROCESS_ID"))
@@ -1003,7 +1004,7 @@ def _terminated(signum, frame) -> None:
     (``mfax train``: the checkpoint kept; ``mfax tune``: the trials kept) and ends with
     status 143, instead of vanishing without a word. A record step still ends whole first
     (:func:`~mfax.run.train.deferred_signals` holds the signal over it)."""
-    from mfax.run.train import Terminated
+    from mfax.run.signals import Terminated
 
     raise Terminated(128 + signum)
 

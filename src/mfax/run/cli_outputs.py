@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         from mfax.run.export import FORMATS, check_target, default_target, export
-        from mfax.run.train import Terminated
+        from mfax.run.signals import Terminated
 
         with user_errors(), checking(check):
             fmt = fmt.strip().lower()

@@ -19,7 +19,7 @@ def _interruption(out: str | None):
     """Ctrl-C (or SIGTERM: ``mfax.run.cli.main`` raises it as ``Terminated``) during a
     search: say what is kept (the complete trials, in ``out``'s study; the trial cut
     short is marked failed) and how to go on, then exit 130 (143)."""
-    from mfax.run.train import Terminated
+    from mfax.run.signals import Terminated
 
     try:
         yield

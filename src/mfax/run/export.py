@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from mfax.games.base import Game, moment_paths
 from mfax.policies.base import Policy
 from mfax.run.rundir import EXPORT_MARKER as MARKER
 from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest, read_only_folder, running
+from mfax.run.signals import deferred_signals
 
 STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written into first
 # ... named with its writer's process id (.mfax-export-<pid>-<random>); an earlier mfax
@@ -58,6 +60,7 @@ STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written in
 # The staging folders this process is writing into now (another thread's export, say): one
 # of this process's that is not here was left by a cleanup that failed, and is removed.
 _WRITING: set[Path] = set()
+_WRITING_LOCK = threading.Lock()
 _STAGING = re.compile(re.escape(STAGING_PREFIX) + r"(?:(?P<pid>[0-9]+)-)?[A-Za-z0-9_]{8}")
 
 FORMATS = ("npz", "csv")
@@ -399,8 +402,6 @@ def write_csv(
     (SIGKILL, a power cut) left in its hidden folder is removed by the next export there
     (:func:`staging_folders`). ``done`` gets ``True`` once the files are in place (a
     Ctrl-C held over the move is raised after it)."""
-    from mfax.run.train import deferred_signals
-
     info = manifest(game, data, source)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -415,10 +416,11 @@ def write_csv(
                 f"refusing to overwrite {str(target)!r}: the export there did not write it; "
                 "remove it or choose another folder"
             )
-    for left in staging_folders(folder)[0]:  # an export killed before its files were moved: its copies
-        shutil.rmtree(left, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
-    _WRITING.add(staging.resolve())
+    with _WRITING_LOCK:  # (another thread's export never sees this one's folder before it is noted)
+        for left in staging_folders(folder)[0]:  # an export killed before its files were moved: its copies
+            shutil.rmtree(left, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
+        _WRITING.add(staging.resolve())
     try:
         files = {}
         for name, (header, rows) in tables.items():

@@ -62,6 +62,7 @@ from mfax.errors import ArgumentError, GameError, advice, warn
 from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
 from mfax.run.columns import METRIC_COLUMNS
 from mfax.run.config import TrainConfig, from_dict, resolve
+from mfax.run.signals import deferred_signals
 
 MARKER = "mfax-run.json"
 LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in
@@ -71,6 +72,8 @@ LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a se
 # the next command on the run (RunDir.settle): moved back, or (the new run had its
 # checkpoint) renamed to DISCARDED and removed.
 ASIDE = ".mfax-replaced"
+# the run folders where this process failed to remove the replaced run (said once)
+_DISCARD_FAILED: set[Path] = set()
 ASIDE_DONE = "mfax-aside-complete"
 DISCARDED = ".mfax-replaced.discard"
 # Every file mfax writes in a run directory (glob patterns relative to it): --overwrite
@@ -304,6 +307,9 @@ def _put_back(path: Path, target: Path) -> Path:
         try:
             os.link(path, place, follow_symlinks=False)
         except FileExistsError:
+            if _same_file(path, place):  # linked by a put-back cut short before its unlink: finish it
+                path.unlink()
+                return place
             continue
         except OSError as err:
             if err.errno not in _NO_HARD_LINKS:
@@ -315,6 +321,27 @@ def _put_back(path: Path, target: Path) -> Path:
         path.unlink()
         return place
     raise FileExistsError(errno.EEXIST, "a thousand files named as the run's", str(target))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (hard links of one inode; links not followed)."""
+    try:
+        sa, sb = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _free_folder(root: Path, relative: Path) -> Path:
+    """Where a file at ``relative`` (below ``root``) is put back: its own place, unless a
+    folder on the way is now a file or a link (a link would take it somewhere else), in
+    which case that folder's part of the path becomes ``NAME.before-overwrite``."""
+    parts = relative.parts
+    for i in range(1, len(parts)):
+        folder = root.joinpath(*parts[:i])
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            return root.joinpath(*parts[: i - 1], f"{parts[i - 1]}.before-overwrite", *parts[i:])
+    return root / relative
 
 
 _READ_ATTEMPTS = 4  # reads of a checkpoint whose digest does not match, before it is corrupt
@@ -767,6 +794,11 @@ class RunDir:
         first checkpoint leaves the old run on disk (:meth:`settle`). A file that cannot
         be moved (a read-only folder) moves the others back and is one line naming it,
         with the run as it was."""
+        if self.aside_path.exists() or self.aside_path.is_symlink():  # (its removal failed: never mixed with this)
+            raise GameError(
+                f"cannot replace the run in {str(self.root)!r}: the run an earlier --overwrite replaced is still in "
+                f"{str(self.aside_path)!r} (its removal failed); remove that folder, then replace the run"
+            )
         files = [p for p in self.own_files() if p != self.marker_path]
         if not files:
             return False
@@ -796,23 +828,37 @@ class RunDir:
         file that appeared at a place since (one mfax did not write: the new run's own
         were removed) is never replaced: the old run's file goes beside it
         (:func:`_put_back`), and a warning names both."""
+        said = []
         for path in _walk(self.aside_path):
             if (path.is_file() or path.is_symlink()) and path != self.aside_path / ASIDE_DONE:
-                target = self.root / path.relative_to(self.aside_path)
+                own = self.root / path.relative_to(self.aside_path)
+                target = _free_folder(self.root, path.relative_to(self.aside_path))
                 with _disk("put back", target):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     placed = _put_back(path, target)
-                if placed != target:
-                    warn(
-                        f"kept {str(target)!r}, which appeared while the run it replaced was set aside; that run's "
+                if placed != own:
+                    blocked = (
+                        own
+                        if placed.parent == own.parent
+                        else next(p for p in own.parents if p.is_symlink() or (p.exists() and not p.is_dir()))
+                    )
+                    said.append(
+                        f"kept {str(blocked)!r}, which appeared while the run it replaced was set aside; that run's "
                         f"file is beside it, as {str(placed)!r}"
                     )
         with _disk("remove", self.aside_path):
             shutil.rmtree(self.aside_path)
+        for message in said:  # (after the move: a warning turned into an error cannot stop it part-way)
+            warn(message)
 
     def restore_aside(self) -> None:
         """Put the run :meth:`set_aside` moved back in place of what was written since
-        (the files mfax wrote, but the marker)."""
+        (the files mfax wrote, but the marker). The new run's checkpoint goes first: a
+        kill part-way then never leaves a checkpoint beside the completion mark, which
+        :meth:`settle` would read as the new run's and discard the old one."""
+        if self.checkpoint_path.is_file() and not self.checkpoint_path.is_symlink():
+            with _disk("remove", self.checkpoint_path):
+                self.checkpoint_path.unlink()
         self.remove_own_files(keep_marker=True)
         # what remains is a move back alone: a restore cut short (a kill, an OSError) is
         # then finished by _recover as a set-aside cut short, never taken for a new run's files
@@ -831,8 +877,11 @@ class RunDir:
                     shutil.rmtree(self.discarded_path, ignore_errors=True)
                     os.rename(self.aside_path, self.discarded_path)
         except GameError as err:
-            warn(f"{err}: the run this one replaced stays in it until the next mfax command on the run removes it")
+            if self.root.resolve() not in _DISCARD_FAILED:  # (said once; tried again at each lock and checkpoint)
+                _DISCARD_FAILED.add(self.root.resolve())
+                warn(f"{err}: the run this one replaced stays in it until the next mfax command on the run removes it")
             return
+        _DISCARD_FAILED.discard(self.root.resolve())
         # nothing there is restored any more: what cannot be removed now (an NFS
         # silly-rename, say) is tried again by the next command, never an error
         shutil.rmtree(self.discarded_path, ignore_errors=True)
@@ -882,7 +931,7 @@ class RunDir:
         interruption before puts it back, and a kill leaves what :meth:`settle` settles
         (the new copy's checkpoint, written last, says it is whole)."""
         self.check_new(overwrite)
-        with self.lock():
+        with self.lock(), deferred_signals():  # (a Ctrl-C acts once the copy, or the old run, is whole)
             self.check_new(overwrite)
             aside = self.set_aside()
             try:
@@ -894,7 +943,9 @@ class RunDir:
                         path.parent.mkdir(parents=True, exist_ok=True)
                     _replace_with(path, files[name])
             except BaseException:
-                if aside:
+                if aside and self.has_checkpoint() and "checkpoint.eqx" in files:  # written last: the copy is whole
+                    self.discard_aside()
+                elif aside:
                     self.restore_aside()
                 raise
             if aside:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,6 +36,7 @@ from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
 from mfax.run.provenance import record_schedule
 from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
+from mfax.run.signals import Terminated, deferred_signals
 from mfax.run.trackers import open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
 from mfax.solvers import Solver, driver, solver_spec
@@ -490,46 +490,9 @@ def _train_locked(
     return Session(trainer, states, summary)
 
 
-_DEFERRED = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain kill; SIGKILL cannot wait
-
-
-@contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs, then act on them: the
-    record step (metrics, checkpoint, kept copies, summary) ends whole, so the run's
-    files always agree. Ctrl-C then acts as it would have (Python's handler raises
-    KeyboardInterrupt); a SIGTERM under the default action raises :class:`Terminated`
-    (exit status 143, as the signal's own), so that the ``finally`` blocks above run and
-    the trackers write out what they still hold (the signal itself would end the process
-    with TensorBoard's last rows in its writer's queue). Only the main thread can handle
-    signals; elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    arrived: list[tuple[int, Any]] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append((signum, frame))) for sig in _DEFERRED}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for signum, frame in arrived[:1]:  # the first is enough: it ends the session
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, frame)  # Python's own SIGINT handler raises KeyboardInterrupt here
-            elif handler == signal.SIG_DFL and signum == signal.SIGTERM:
-                raise Terminated(128 + signum)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(signum)
-
-
 # the note train() adds to an exception after which the run --overwrite was replacing is
 # back in the directory (the new run failed, or was stopped, before its first checkpoint)
 RESTORED_NOTE = "mfax: the run being replaced is back as it was"
-
-
-class Terminated(SystemExit):
-    """A SIGTERM held over a record step, raised once the step is whole (exit status 143)."""
 
 
 def _compile(trainer: Trainer, length: int, states) -> Any:

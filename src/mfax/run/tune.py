@@ -57,7 +57,8 @@ from mfax.games import Game, game_class
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
 from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
-from mfax.run.train import Terminated, Trainer, TrainingDiverged
+from mfax.run.signals import Terminated
+from mfax.run.train import Trainer, TrainingDiverged
 from mfax.solvers import solver_spec
 
 # the note on a Ctrl-C that came while the best trial was trained again into best/
