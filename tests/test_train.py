@@ -268,8 +268,8 @@ def test_macro_plots(tmp_path):
         (["train", "--set", "gamma=3"], "gamma must lie in (0, 1]"),
         (["train", "--noise", "many"], "unknown noise mode 'many'"),
         (["train", "--config", "/nonexistent.toml"], "does not exist"),
-        (["train", "--resume", "/nonexistent-run"], "is not a run directory"),
-        (["eval", "/nonexistent-run"], "is not a run directory"),
+        (["train", "--resume", "/nonexistent-run"], "is not a run directory: it does not exist"),
+        (["eval", "/nonexistent-run"], "'/nonexistent-run' is not a run directory: it does not exist"),
     ],
 )
 def test_train_bad_input_one_line(args, message):

@@ -731,6 +731,8 @@ class RunDir:
 
     def check_run(self) -> None:
         """Raise unless this is an mfax run directory (reads only)."""
+        if not self.root.exists():
+            raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
         if not self.is_run():
             raise GameError(f"{str(self.root)!r} is not a run directory (no mfax run there)")
 
@@ -1000,6 +1002,8 @@ class RunDir:
                 f"{str(self.root)!r} holds only the marker of a run killed before its config was written: nothing "
                 f"was trained; train anew there (`mfax train --out {self.root}`)"
             )
+        if not self.root.exists():
+            raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
         if not self.config_path.is_file():
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
         if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so
