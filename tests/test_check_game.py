@@ -842,6 +842,32 @@ class RowsLeakWhereTheRolloutGoes(SISDelegate):
         return k._replace(prob=k.prob.at[1, 0].multiply(jnp.where(away, 0.5, 1.0)))
 
 
+class NegativeRowsWhereTheRolloutGoes(SISDelegate):
+    """Rows that still sum to 1 with a negative entry, only at mean fields neither checked
+    one is: the total mass stayed 1, so the evaluation's guard let a mean field with mass
+    -0.15 at a state through (found by an audit of the plug-in path)."""
+
+    name: ClassVar[str] = "negative_rows_where_the_rollout_goes"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        mu0 = self.initial_mean_field(noise)
+        away = (jnp.max(jnp.abs(mu - mu0)) > 1e-3) & (jnp.max(jnp.abs(mu - second_mean_field(mu0))) > 1e-3)
+        return k._replace(prob=k.prob.at[:, :].set(jnp.where(away, jnp.array([1.8, -0.8]), k.prob)))
+
+
+def test_a_rollout_with_negative_mass_is_refused_by_the_evaluation_unless_unchecked():
+    from mfax.games.validate import unchecked
+
+    game = NegativeRowsWhereTheRolloutGoes()
+    assert check_game(game).ok
+    batch = noise_batch(game, "exact")
+    with pytest.raises(GameError, match=r"^game 'negative_rows_where_the_rollout_goes': the mean field reached mass -"):
+        evaluate(game, Uniform(2, 2), batch)
+    with unchecked():
+        evaluate(game, Uniform(2, 2), batch)
+
+
 def test_a_rollout_that_loses_mass_is_refused_by_the_evaluation_unless_unchecked():
     from mfax.games.validate import unchecked
 

@@ -91,6 +91,14 @@ BAD_FILES = {
     "syntax.py": ("def broken(:\n", "loading game file .*syntax.py' failed: SyntaxError"),
     "imports.py": ("import no_such_module_anywhere\n", "failed: ModuleNotFoundError: No module named"),
     "raises.py": ("raise ValueError('first line\\nsecond line')\n", "failed: ValueError: first line$"),
+    # found by an audit of the plug-in path: mfax ended with the file's status and no word;
+    # a sibling module the file imports was "No module named 'helper'" alone
+    "exits.py": ("import sys\nsys.exit(3)\n", r"failed: it called sys.exit\(3\) when imported \(code a script runs"),
+    "sibling.py": (
+        "import helper_of_sibling\n",
+        "No module named 'helper_of_sibling' \\(the file's own folder is not on",
+    ),
+    "helper_of_sibling.py": ("x = 1\n", None),
 }
 
 
@@ -101,6 +109,8 @@ BAD_FILES = {
         ("{dir}/syntax.py:Crowd", BAD_FILES["syntax.py"][1]),
         ("{dir}/imports.py:Crowd", BAD_FILES["imports.py"][1]),
         ("{dir}/raises.py:Crowd", BAD_FILES["raises.py"][1]),
+        ("{dir}/exits.py:Crowd", BAD_FILES["exits.py"][1]),
+        ("{dir}/sibling.py:Crowd", BAD_FILES["sibling.py"][1]),
         ("{dir}/crowd.py:Crowds", "crowd.py' has no attribute 'Crowds'"),
         ("{dir}/crowd.py:jnp", "is a module, not a game"),
         ("{dir}/crowd.py:ClassVar", "is a _SpecialForm, not a game"),
@@ -128,6 +138,22 @@ def test_every_bad_game_reference_is_one_line(crowd, package, ref, message):
     assert "\n" not in str(err.value)
     result = invoke("list", ref.format(dir=crowd.parent))
     one_error_line(result, str(err.value))
+
+
+def test_a_field_not_declared_as_a_parameter_is_named_as_such():
+    """--set of a game field declared without param(): "unknown parameter 'crowd' for
+    game 'x'; allowed: " listed nothing (found by an audit of the plug-in path)."""
+    import equinox as eqx
+
+    from mfax.params import check_names
+
+    class Plain(eqx.Module):
+        crowd: float = 1.0
+
+    with pytest.raises(GameError, match=r"^unknown parameter 'crowd' for game 'x': it declares no parameters; its "):
+        check_names(Plain, "game 'x'", ["crowd"])
+    with pytest.raises(GameError, match=r"^unknown parameter 'other' for game 'x': it declares no parameters$"):
+        check_names(Plain, "game 'x'", ["other"])
 
 
 @pytest.mark.parametrize(
@@ -342,6 +368,23 @@ def test_installed_plug_ins_are_listed_beside_the_built_ins_and_a_broken_one_is_
     # ... and the plug-in under it is named as unused (it was left out without a word)
     assert listed["shadowed"] == {"games": {"sis": "plug-in of mfax-crowd 0.3, crowdpkg.games:Crowd"}, "solvers": {}}
     assert "  sis  SHADOWED: the game plug-in 'sis' (plug-in of mfax-crowd 0.3, crowdpkg.games:Crowd) has" in text
+
+
+def test_a_name_two_installed_plug_ins_declare_differently_is_refused(installed):
+    """Two installed packages declaring one game name: the first found won, silently, so
+    a run evaluated with the other package's code after the path's order changed
+    (found by an audit of the plug-in path)."""
+    info = installed / "mfax_rival-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mfax-rival\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[mfax.games]\ncrowd = crowdpkg.failing:Crowd\nbroken = crowdpkg.failing:Crowd\n"
+    )
+    with pytest.raises(GameError, match=r"^game 'crowd' is declared by 2 installed plug-ins that differ \(plug-in of "):
+        game_class("crowd")
+    with pytest.raises(GameError, match="no licence server"):  # the same declaration twice: not ambiguous
+        game_class("broken")
+    one_error_line(invoke("train", "--game", "crowd", *QUIET), "name the one you mean by its reference")
 
 
 def test_a_plug_in_game_and_solver_train_and_are_read_back_without_consent(installed, tmp_path):

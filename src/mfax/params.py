@@ -186,6 +186,15 @@ def check_names(cls: type, owner: str, names) -> dict[str, dataclasses.Field]:
     fields = fields_of(cls)
     unknown = sorted(set(names) - set(fields))
     if unknown:
+        if not fields:  # (a field without param(...) is not a parameter: "allowed: " listed nothing)
+            undeclared = [f.name for f in dataclasses.fields(cls) if f.name == unknown[0]]
+            how = (
+                f"; its field {unknown[0]!r} is not declared with mfax.params.param(default, help), which makes "
+                "a field a parameter"
+                if undeclared
+                else ""
+            )
+            raise GameError(f"unknown parameter {unknown[0]!r} for {owner}: it declares no parameters{how}")
         raise GameError(f"unknown parameter {unknown[0]!r} for {owner}; allowed: {', '.join(fields)}")
     return fields
 

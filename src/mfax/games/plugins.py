@@ -137,10 +137,28 @@ def _load_file(path: Path, what: str) -> ModuleType:
     sys.modules[name] = module  # before running it: dataclasses (hence Equinox) look their module up
     try:
         spec.loader.exec_module(module)
+    except SystemExit as err:  # (it ended mfax with its status, silently)
+        del sys.modules[name]
+        raise GameError(f"loading {what} file {str(path)!r} failed: {_exited(err)}") from None
     except Exception as err:
         del sys.modules[name]
-        raise GameError(f"loading {what} file {str(path)!r} failed: {one_line(err)}") from None
+        text = one_line(err)
+        missing = getattr(err, "name", None) if isinstance(err, ModuleNotFoundError) else None
+        if missing and any((path.parent / f"{missing.split('.')[0]}{end}").exists() for end in (".py", "")):
+            text += (
+                f" (the file's own folder is not on Python's path: add {str(path.parent)!r} to PYTHONPATH, or "
+                "make the helper part of the game file)"
+            )
+        raise GameError(f"loading {what} file {str(path)!r} failed: {text}") from None
     return module
+
+
+def _exited(err: SystemExit) -> str:
+    """What a module that called ``sys.exit`` while being imported did, in words."""
+    return (
+        f"it called sys.exit({err.code!r}) when imported (code a script runs belongs under "
+        '`if __name__ == "__main__":`)'
+    )
 
 
 def _import(module: str, what: str) -> ModuleType:
@@ -153,6 +171,8 @@ def _import(module: str, what: str) -> ModuleType:
                 "a file is named path/to/file.py:Name)"
             ) from None
         raise GameError(f"importing {what} module {module!r} failed: {one_line(err)}") from None
+    except SystemExit as err:
+        raise GameError(f"importing {what} module {module!r} failed: {_exited(err)}") from None
     except Exception as err:
         raise GameError(f"importing {what} module {module!r} failed: {one_line(err)}") from None
 
@@ -246,6 +266,13 @@ def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept
         return accept(load(name, what), name)
     found = entry_points(group)
     if name in found:
+        rivals = {ep.value: ep for ep in metadata.entry_points(group=group) if ep.name == name}
+        if len(rivals) > 1:  # (the first found won, silently: which one depends on the path's order)
+            listed = "; ".join(f"{origin(ep)}: {value}" for value, ep in rivals.items())
+            raise GameError(
+                f"{what} {name!r} is declared by {len(rivals)} installed plug-ins that differ ({listed}); name the "
+                "one you mean by its reference, package.module:Name"
+            )
         return accept(load_entry_point(found[name], what), name)
     if name.endswith(".py"):
         raise GameError(f"{what} {name!r} names a file but not the object in it; write {name}:Name")

@@ -10,7 +10,9 @@ what it inspects could not be computed, e.g. a kernel that does not trace).
 
 :func:`check_game` runs every check and returns a :class:`CheckReport`
 (``mfax check-game`` prints it). :func:`validate_game` runs the cheap ones (all but the
-``vmap.*`` and ``jit.no_retrace`` checks, which compile more programs) and raises the
+``vmap.*``, ``jit.no_retrace``, ``jit.pure``, ``noise.shared_prefix`` and
+``noise.sampled_as_supported`` checks, which compile more programs or draw thousands of
+noise paths: only ``mfax check-game`` runs them) and raises the
 first failure as a one-line :class:`~mfax.errors.GameError`; :func:`mfax.make` and the
 evaluation entry point call it, so training, evaluation and a user's own game instance
 are all covered, once per game and process. Inside :func:`unchecked` it does nothing

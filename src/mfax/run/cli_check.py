@@ -13,7 +13,10 @@ import typer
 from mfax.games import check_game, make, unchecked
 from mfax.run.cli_common import check_seed, json_text, parse_overrides, user_errors
 
-CHECK_OPTION_HELP = "check the game first (as `mfax check-game` does, but vmap and retracing); --no-check skips it"
+CHECK_OPTION_HELP = (
+    "check the game first (as `mfax check-game` does, but vmap, retracing, purity and the noise support's "
+    "agreement with sample_noise and shared_until, which only check-game runs); --no-check skips it"
+)
 
 
 def register(app: typer.Typer) -> None:
