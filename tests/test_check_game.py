@@ -880,3 +880,15 @@ def test_a_rollout_that_loses_mass_is_refused_by_the_evaluation_unless_unchecked
         evaluate(game, Uniform(2, 2), batch)
     with unchecked():  # --no-check: the user's call
         assert np.isfinite(evaluate(game, Uniform(2, 2), batch).exploitability)
+
+
+def test_a_training_that_fails_on_a_defect_only_check_game_finds_names_it_in_one_line():
+    """A game whose observation breaks under vmap passes the training's checks (the
+    vmap ones are check-game's): the training ended in a JAX traceback of a hundred
+    lines (found by an audit of the plug-in path). Its failure now runs every check, and
+    the one that fails is the error."""
+    with pytest.raises(GameError) as err:
+        mfax.solve(HostCallbackObservation(), "spg", iterations=1, noise="sample", paths=2, eval_paths=2)
+    text = str(err.value)
+    assert text.startswith("game 'host_callback_observation': does not trace under jax.vmap") and "\n" not in text
+    assert "(check vmap.noise_paths" in text and text.endswith("found when the run failed")

@@ -277,6 +277,32 @@ def unchecked() -> Iterator[None]:
         _SKIPPED.reset(skipped)
 
 
+def defect_behind(err: BaseException, games) -> GameError | None:
+    """After a run failed with ``err`` (not mfax's own: a traceback of JAX or of the
+    game's code), every check of ``games`` (:func:`check_game`'s, the vmap, retracing
+    and purity ones included, which the training does not run): the first failure as a
+    one-line :class:`GameError` naming the defect and the error it explains, or ``None``
+    when every check passes (the error is then not the game's). Running out of memory
+    is not a defect of the game: its checks (minutes on a huge game) are not run then."""
+    text = str(err)
+    if isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
+        return None
+    for game in games:
+        try:
+            found = _report(game, None, expensive=True).error()
+        except Exception:  # (checks that cannot run say nothing here: the original error stands)
+            found = None
+        if found is not None:
+            cause = (str(err).strip().splitlines() or [""])[0].rstrip(".")
+            said = "" if cause in str(found) else f": {type(err).__name__}: {cause}"
+            off = "" if checks_on() else f" with the game checks off ({advice('--no-check', 'mfax.games.unchecked()')})"
+            named = GameError(f"{found}; found when the run failed{off}{said}")
+            for note in getattr(err, "__notes__", ()):
+                named.add_note(note)
+            return named
+    return None
+
+
 @contextlib.contextmanager
 def defects_named(*games: Game) -> Iterator[None]:
     """A block that uses games not checked yet (a memory estimate before the checks):

@@ -28,9 +28,10 @@ import numpy as np
 from jax.sharding import Mesh
 
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
-from mfax.errors import GameError, advice
+from mfax.errors import GameError, MfaxError, advice
 from mfax.evaluation.exploitability import evaluate, negative_words
 from mfax.games import Game, make
+from mfax.games.validate import defect_behind
 from mfax.policies.base import Policy
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
@@ -326,6 +327,12 @@ def train_session(
                         err.add_note(RESTORED_NOTE)
                     else:
                         run.remove_own_files()
+            if isinstance(err, Exception) and not isinstance(err, MfaxError | TrainingDiverged):
+                # a traceback from the game's code or JAX: a defect the training's checks
+                # do not look for (a function that breaks under vmap, say) is named instead
+                named = defect_behind(err, trainer.games)
+                if named is not None:
+                    raise named from err
             raise
 
 
