@@ -892,3 +892,18 @@ def test_a_training_that_fails_on_a_defect_only_check_game_finds_names_it_in_one
     text = str(err.value)
     assert text.startswith("game 'host_callback_observation': does not trace under jax.vmap") and "\n" not in text
     assert "(check vmap.noise_paths" in text and text.endswith("found when the run failed")
+
+
+class RewardShiftedUnderVmap(SISDelegate):
+    name: ClassVar[str] = "reward_shifted_under_vmap"
+
+    def reward(self, mu, mu_next, noise, t):
+        r = super().reward(mu, mu_next, noise, t) + 0.0 * mu[1]  # (SIS's reward is constant: batch it)
+        return _under_vmap(lambda x: x + 1.0)(r)
+
+
+def test_a_value_that_differs_under_vmap_is_named_by_plain_indices():
+    """The entry was printed as ``['reward'][np.int64(0), np.int64(0)]`` (found by an
+    audit of the plug-in path)."""
+    detail = report_of(RewardShiftedUnderVmap)["vmap.noise_paths"].detail
+    assert "['reward'][0, 0]: " in detail and "np." not in detail, detail

@@ -1438,8 +1438,9 @@ def _same_leaf(b: np.ndarray, s: np.ndarray, where: str, sides: tuple[str, str] 
     else:
         close = b == s
     if not np.all(close):
-        bad = tuple(np.argwhere(~close)[0])
-        _fail(f"{where}{list(bad)}: {b[bad]} {sides[0]}, {s[bad]} {sides[1]}")
+        bad = tuple(int(i) for i in np.argwhere(~close)[0])  # (plain ints: "[np.int64(0), ...]" was printed)
+        at = f"[{', '.join(map(str, bad))}]" if bad else ""
+        _fail(f"{where}{at}: {b[bad]} {sides[0]}, {s[bad]} {sides[1]}")
 
 
 def rebuilt(game: Game) -> Game:
