@@ -288,6 +288,28 @@ def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
     one_error_line(invoke("eval", run, "--trust-code"), "code.json' is corrupt")
 
 
+def test_a_game_file_edited_to_other_sizes_is_named_when_its_checkpoint_no_longer_fits(crowd, tmp_path, monkeypatch):
+    """A game file edited to another number of states after training: after the sha256
+    warning, the checkpoint's refusal guessed "written by another mfax version?"
+    (found by an audit of the plug-in path); it now names the changed file."""
+    run = tmp_path / "run"
+    _trained(crowd, run)
+    # one more site on the ring, every function following: a correct game whose tables no longer fit
+    text = crowd.read_text().replace("self.n_sites", "self.n_states")
+    assert "        return self.n_states\n" in text
+    crowd.write_text(text.replace("        return self.n_states\n", "        return self.n_sites + 1\n"))
+    from mfax.games.plugins import FILE_MODULE_PREFIX
+
+    for name in [m for m in sys.modules if m.startswith(FILE_MODULE_PREFIX)]:  # (as a new process reads it)
+        monkeypatch.delitem(sys.modules, name)
+    result = invoke("eval", run, "--trust-code")
+    assert result.exit_code == 2, result.output
+    warning, error = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warning.startswith(f"mfax: warning: '{crowd}' is not the file the run was trained with")
+    assert error.startswith("mfax: error: cannot read checkpoint ") and "another mfax version" not in error
+    assert f"('{crowd}' changed since the run was trained: restore it)" in error
+
+
 def test_a_module_game_run_is_read_back_by_its_file_and_its_edits_are_seen(package, tmp_path):
     """Solved from an imported class (``crowdpkg.games:Crowd``): naming its file reads it
     back (it was 'does not name this run's game'), and the module's source is hashed like

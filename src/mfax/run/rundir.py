@@ -551,13 +551,13 @@ def _stem(ref) -> str:
     return ref.file.stem if ref.file is not None else ref.module.rpartition(".")[2]
 
 
-def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> None:
+def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> str | None:
     """A warning (``continuing``: an error) when the file ``ref`` names is not the one the
-    run recorded."""
+    run recorded; returns its path then (``None``: unchanged, or nothing to compare)."""
     recorded = entry.get("sha256") if isinstance(entry, dict) else None
     file = None if recorded is None else _code_file(ref)
     if file is None or recorded is None or not file.is_file():
-        return
+        return None
     now = file_digest(file)
     if now != recorded:
         what = f"{str(file)!r} is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)"
@@ -567,6 +567,8 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> None:
                 "start a new run"
             )
         warn(what)
+        return str(file)
+    return None
 
 
 def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
@@ -635,12 +637,13 @@ def _devices_here(data: Any) -> Any:
 
 class RunDir:
     """Paths and file formats of one run (no state beyond the root path, and what
-    :meth:`load_config` found edited in config.json: a checkpoint that then does not fit
-    says so)."""
+    :meth:`load_config` found edited in config.json or changed in the code it names: a
+    checkpoint that then does not fit says so)."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.config_edits: list[str] = []
+        self.code_changed: list[str] = []  # code files the run names, changed since training (load_config)
 
     marker_path = property(lambda self: self.root / MARKER)
     config_path = property(lambda self: self.root / "config.json")
@@ -1077,7 +1080,9 @@ class RunDir:
                     f"run {str(self.root)!r} names {what} code {ref!r}, which mfax imports (runs) only if you "
                     f"allow it: {how}"
                 )
-            _check_unchanged(ref, record.get(key), continuing)
+            changed = _check_unchanged(ref, record.get(key), continuing)
+            if changed is not None:
+                self.code_changed.append(changed)
         return data
 
     def _read_json(self, path: Path) -> dict[str, Any]:
@@ -1257,11 +1262,12 @@ class RunDir:
         except Exception as err:  # corrupt, or another configuration's or mfax version's state
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             changed = self.config_edits
-            why = (
-                f"config.json was edited since the run was created ({'; '.join(changed)}): restore it"
-                if changed
-                else "written by another mfax version?"
-            )
+            if changed:
+                why = f"config.json was edited since the run was created ({'; '.join(changed)}): restore it"
+            elif self.code_changed:
+                why = f"{' and '.join(map(repr, self.code_changed))} changed since the run was trained: restore it"
+            else:
+                why = "written by another mfax version?"
             raise GameError(
                 f"cannot read checkpoint {str(path)!r}: it does not hold the solver state this mfax "
                 f"builds for the run's configuration ({why}): {first}"
