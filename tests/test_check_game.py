@@ -323,7 +323,24 @@ class SupportWithoutPathAxis(SISDelegate):
         return NoiseSupport(jax.tree.map(lambda x: x[0], support.noise), jnp.ones(1))
 
 
+class SupportWithAWeightMissing(SISDelegate):
+    """One weight fewer than paths: it said "leaf has shape (8, 4); sampled paths have
+    (4,), so (7, 4)", never naming the weights (found by an audit of the plug-in path)."""
+
+    name: ClassVar[str] = "support_with_a_weight_missing"
+
+    def noise_support(self):
+        support = super().noise_support()
+        weight = support.weight[1:] / jnp.sum(support.weight[1:])
+        return NoiseSupport(support.noise, weight)
+
+
 DEFECTS = [
+    (
+        SupportWithAWeightMissing,
+        {"noise_support.paths_shape"},
+        "noise support has 512 paths but 511 weights; give one weight per path",
+    ),
     (
         SupportPathsAsLists,
         {"noise_support.paths_shape"},

@@ -1089,6 +1089,11 @@ def _support_paths(game: Game, noise) -> str:
         )
     for a, b in zip(jax.tree.leaves(noise), jax.tree.leaves(support.noise), strict=True):
         expected = (paths, *np.shape(a))
+        same_path = np.ndim(b) == np.ndim(a) + 1 and tuple(np.shape(b)[1:]) == tuple(np.shape(a))
+        if same_path and paths is not None and np.shape(b)[0] != paths:
+            _fail(  # (the paths and the weights disagree in number: "so (7, 4)" did not say which)
+                f"noise support has {np.shape(b)[0]} paths but {paths} weights; give one weight per path"
+            )
         if tuple(np.shape(b)) != expected:
             _fail(f"noise support leaf has shape {np.shape(b)}; sampled paths have {np.shape(a)}, so {expected}")
     return ""
