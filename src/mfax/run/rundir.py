@@ -72,10 +72,10 @@ LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a se
 # the next command on the run (RunDir.settle): moved back, or (the new run had its
 # checkpoint) renamed to DISCARDED and removed.
 ASIDE = ".mfax-replaced"
-# the run folders where this process failed to remove the replaced run (said once)
-_DISCARD_FAILED: set[Path] = set()
 ASIDE_DONE = "mfax-aside-complete"
 DISCARDED = ".mfax-replaced.discard"
+# the run folders where this process failed to remove the replaced run (said once)
+_DISCARD_FAILED: set[Path] = set()
 # Every file mfax writes in a run directory (glob patterns relative to it): --overwrite
 # removes these and nothing else. A file mfax starts writing (a new plot, a new
 # checkpoint) must be listed here.
@@ -845,7 +845,7 @@ class RunDir:
                     blocked = (
                         own
                         if placed.parent == own.parent
-                        else next(p for p in own.parents if p.is_symlink() or (p.exists() and not p.is_dir()))
+                        else next((p for p in own.parents if p.is_symlink() or (p.exists() and not p.is_dir())), own)
                     )
                     said.append(
                         f"kept {str(blocked)!r}, which appeared while the run it replaced was set aside; that run's "
