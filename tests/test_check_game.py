@@ -924,3 +924,33 @@ def test_a_value_that_differs_under_vmap_is_named_by_plain_indices():
     audit of the plug-in path)."""
     detail = report_of(RewardShiftedUnderVmap)["vmap.noise_paths"].detail
     assert "['reward'][0, 0]: " in detail and "np." not in detail, detail
+
+
+class TracedWidth(SISDelegate):
+    """A parameter declared traced that sets an array's size."""
+
+    name: ClassVar[str] = "traced_width"
+    extra: int = param(2, "an extra width", traced=True)
+
+    def reward(self, mu, mu_next, noise, t):
+        r = super().reward(mu, mu_next, noise, t)
+        return r + jnp.zeros((2, self.extra))[:, :2]
+
+
+class TracedTiles(SISDelegate):
+    name: ClassVar[str] = "traced_tiles"
+    extra: int = param(2, "copies of the reward", traced=True)
+
+    def reward(self, mu, mu_next, noise, t):
+        return jnp.tile(super().reward(mu, mu_next, noise, t), (1, self.extra))[:, :2]
+
+
+@pytest.mark.parametrize("cls", [TracedWidth, TracedTiles])
+def test_a_traced_parameter_used_as_a_size_says_to_make_it_static(cls):
+    """JAX's own words ("Shapes must be 1D sequences of concrete values", "parameters to
+    jaxpr equations must have __hash__") named neither the cause nor what to do (found by
+    an audit of the plug-in path)."""
+    from mfax.games.validate import SHAPE_ADVICE
+
+    detail = report_of(cls)["jit.traceable"].detail
+    assert SHAPE_ADVICE in detail, detail

@@ -383,10 +383,23 @@ TRACED_ADVICE = (
 )
 
 
+# ... and its words for a traced value used as a shape or a size (found by an audit of the
+# plug-in path: they named neither the parameter nor what to do)
+_SHAPE_NEEDED = ("must have __hash__", "Shapes must be 1D sequences of concrete values", "must be concrete")
+SHAPE_ADVICE = (
+    "a traced value used as a shape or a size (jnp.zeros, jnp.arange, jnp.tile, reshape, a slice's bounds): a "
+    "parameter that sets a size must be static (no traced=True)"
+)
+
+
 def _first_line(err: BaseException) -> str:
     lines = [line for line in str(err).strip().splitlines() if line.strip()]
     text = f"{type(err).__name__}: {lines[0].rstrip('.') if lines else ''}"
-    return f"{text}: {TRACED_ADVICE}" if type(err).__name__ in _CONCRETE_NEEDED else text
+    if type(err).__name__ in _CONCRETE_NEEDED:
+        return f"{text}: {TRACED_ADVICE}"
+    if any(marker in str(err) for marker in _SHAPE_NEEDED):
+        return f"{text}: {SHAPE_ADVICE}"
+    return text
 
 
 _NUMERIC = (
