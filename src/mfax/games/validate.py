@@ -260,40 +260,34 @@ def unchecked() -> Iterator[None]:
     except MfaxError:
         raise
     except Exception as err:
-        for game in _SKIPPED.get() or []:
-            found = _report(game, None, expensive=False).error()
-            if found is not None:
-                cause = (str(err).strip().splitlines() or [""])[0].rstrip(".")
-                said = "" if cause in str(found) else f": {type(err).__name__}: {cause}"
-                checks_off = advice("--no-check", "mfax.games.unchecked()")
-                off = f"found when the run failed with the game checks off ({checks_off})"
-                named = GameError(f"{found}; {off}{said}")
-                for note in getattr(err, "__notes__", ()):  # what the failing code noted (a run put back)
-                    named.add_note(note)
-                raise named from err
+        named = defect_behind(err, _SKIPPED.get() or [], expensive=False)
+        if named is not None:
+            raise named from err
         raise
     finally:
         _ENABLED.reset(token)
         _SKIPPED.reset(skipped)
 
 
-def defect_behind(err: BaseException, games) -> GameError | None:
+def defect_behind(err: BaseException, games, expensive: bool = True) -> GameError | None:
     """After a run failed with ``err`` (not mfax's own: a traceback of JAX or of the
-    game's code), every check of ``games`` (:func:`check_game`'s, the vmap, retracing
-    and purity ones included, which the training does not run): the first failure as a
-    one-line :class:`GameError` naming the defect and the error it explains, or ``None``
-    when every check passes (the error is then not the game's). Running out of memory
-    is not a defect of the game: its checks (minutes on a huge game) are not run then."""
+    game's code), the checks of ``games`` (``expensive``: :func:`check_game`'s, the vmap,
+    retracing and purity ones included, which the training does not run; else the cheap
+    ones :func:`unchecked` skipped): the first failure as a one-line :class:`GameError`
+    naming the defect and the error it explains (with the notes the failing code added:
+    a run put back), or ``None`` when every check passes (the error is then not the
+    game's). Running out of memory is not a defect of the game: its checks (minutes on
+    a huge game) are not run then."""
     text = str(err)
     if isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
         return None
     for game in games:
         try:
-            found = _report(game, None, expensive=True).error()
+            found = _report(game, None, expensive=expensive).error()
         except Exception:  # (checks that cannot run say nothing here: the original error stands)
             found = None
         if found is not None:
-            cause = (str(err).strip().splitlines() or [""])[0].rstrip(".")
+            cause = (text.strip().splitlines() or [""])[0].rstrip(".")
             said = "" if cause in str(found) else f": {type(err).__name__}: {cause}"
             off = "" if checks_on() else f" with the game checks off ({advice('--no-check', 'mfax.games.unchecked()')})"
             named = GameError(f"{found}; found when the run failed{off}{said}")

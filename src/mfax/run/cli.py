@@ -7,14 +7,11 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -707,7 +704,7 @@ def train_command(
 
     from mfax.run.config import TrainConfig, from_dict, load_file, resolve
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.signals import Terminated
+    from mfax.run.signals import Terminated, ctrl_c_noted
     from mfax.run.train import RESTORED_NOTE, TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
@@ -858,7 +855,7 @@ def train_command(
         from mfax.run.rundir import warn
 
         try:
-            with checking(check), _ctrl_c_noted() as arrived:
+            with checking(check), ctrl_c_noted() as arrived:
                 files = plot_run(target, consent=consent)
             if arrived:  # raised where it was swallowed (a callback JAX runs during garbage collection)
                 raise KeyboardInterrupt
@@ -873,28 +870,6 @@ def train_command(
             warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
         typer.echo(json_text({"run": str(target.root), **summary}))
-
-
-@contextlib.contextmanager
-def _ctrl_c_noted() -> Iterator[list[int]]:
-    """Ctrl-C raises KeyboardInterrupt as it does by default, and is also noted in the
-    list yielded: one raised inside a callback that swallows exceptions (JAX's garbage
-    collection callback: "Exception ignored in ...") is then still acted on after the
-    block. Only the main thread sets signal handlers; elsewhere nothing is noted."""
-    arrived: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield arrived
-        return
-
-    def note(signum, frame):
-        arrived.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield arrived
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:

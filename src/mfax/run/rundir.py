@@ -332,16 +332,17 @@ def _same_file(a: Path, b: Path) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _free_folder(root: Path, relative: Path) -> Path:
-    """Where a file at ``relative`` (below ``root``) is put back: its own place, unless a
-    folder on the way is now a file or a link (a link would take it somewhere else), in
-    which case that folder's part of the path becomes ``NAME.before-overwrite``."""
+def _free_folder(root: Path, relative: Path) -> tuple[Path, Path | None]:
+    """Where a file at ``relative`` (below ``root``) is put back, and what blocks its own
+    place: its own place and ``None``, unless a folder on the way is now a file or a link
+    (a link would take it somewhere else), in which case that folder's part of the path
+    becomes ``NAME.before-overwrite`` and the folder is named."""
     parts = relative.parts
     for i in range(1, len(parts)):
         folder = root.joinpath(*parts[:i])
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-            return root.joinpath(*parts[: i - 1], f"{parts[i - 1]}.before-overwrite", *parts[i:])
-    return root / relative
+            return root.joinpath(*parts[: i - 1], f"{parts[i - 1]}.before-overwrite", *parts[i:]), folder
+    return root / relative, None
 
 
 _READ_ATTEMPTS = 4  # reads of a checkpoint whose digest does not match, before it is corrupt
@@ -837,16 +838,12 @@ class RunDir:
         for path in _walk(self.aside_path):
             if (path.is_file() or path.is_symlink()) and path != self.aside_path / ASIDE_DONE:
                 own = self.root / path.relative_to(self.aside_path)
-                target = _free_folder(self.root, path.relative_to(self.aside_path))
+                target, blocker = _free_folder(self.root, path.relative_to(self.aside_path))
                 with _disk("put back", target):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     placed = _put_back(path, target)
                 if placed != own:
-                    blocked = (
-                        own
-                        if placed.parent == own.parent
-                        else next((p for p in own.parents if p.is_symlink() or (p.exists() and not p.is_dir())), own)
-                    )
+                    blocked = blocker or own
                     said.append(
                         f"kept {str(blocked)!r}, which appeared while the run it replaced was set aside; that run's "
                         f"file is beside it, as {str(placed)!r}"
@@ -948,7 +945,7 @@ class RunDir:
                         path.parent.mkdir(parents=True, exist_ok=True)
                     _replace_with(path, files[name])
             except BaseException:
-                if aside and self.has_checkpoint() and "checkpoint.eqx" in files:  # written last: the copy is whole
+                if aside and self.has_checkpoint() and self.checkpoint_path.name in files:  # written last: whole
                     self.discard_aside()
                 elif aside:
                     self.restore_aside()

@@ -1,5 +1,6 @@
 """Holding Ctrl-C and SIGTERM over a step whose files must end whole: a training's record
-step (metrics, checkpoint, summary), an export's move into place, a saved run's copy."""
+step (metrics, checkpoint, summary), an export's move into place, a saved run's copy; and
+noting a Ctrl-C that a callback could swallow (:func:`ctrl_c_noted`)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,25 @@ def deferred_signals() -> Iterator[None]:
                 raise Terminated(128 + signum)
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def ctrl_c_noted() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt as it does by default, and is also noted in the
+    list yielded: one raised inside a callback that swallows exceptions (JAX's garbage
+    collection callback: "Exception ignored in ...") is then still acted on after the
+    block. Only the main thread sets signal handlers; elsewhere nothing is noted."""
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+
+    def note(signum, frame):
+        arrived.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield arrived
+    finally:
+        signal.signal(signal.SIGINT, previous)
