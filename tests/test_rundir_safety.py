@@ -1040,19 +1040,19 @@ def test_an_overwrite_discards_the_old_run_at_its_first_checkpoint(run_copy):
 
 
 def test_a_discard_that_fails_is_a_warning_and_the_next_command_removes_the_old_run(run_copy, monkeypatch):
-    """The old run's removal at the new run's first checkpoint raised when its rename
-    failed: the training stopped with an error although its checkpoint was written."""
+    """The old run's removal at the new run's first checkpoint raised when it failed: the
+    training stopped with an error although its checkpoint was written."""
     run = RunDir(run_copy)
     assert run.set_aside()
     run.start_new(resolve(TINY), overwrite=True)
-    real = os.rename
+    real = rundir_module.Path.unlink
 
-    def refuse(src, dst, *args, **kwargs):
-        if str(dst).endswith(".mfax-replaced.discard"):
+    def refuse(self, *args, **kwargs):
+        if ".mfax-replaced" in self.parts:
             raise PermissionError(errno.EACCES, "Permission denied")
-        return real(src, dst, *args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(rundir_module.os, "rename", refuse)
+    monkeypatch.setattr(rundir_module.Path, "unlink", refuse)
     with pytest.warns(mfax.MfaxWarning, match="^cannot remove ") as said:
         run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
         run.save_checkpoint({"x": jnp.ones(2)}, iteration=1)  # said once, not at every checkpoint
@@ -1310,3 +1310,84 @@ def test_ctrl_c_while_the_plots_are_drawn_says_the_run_is_saved(run_copy, monkey
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"interrupted while drawing the plots; the run is saved and `mfax plot {run_copy}` draws them"]
     assert RunDir(run_copy).read_summary()["iterations"] == 4 and signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_folder_of_the_users_named_as_the_set_aside_one_is_never_touched(run_copy):
+    """A folder ``.mfax-replaced`` that mfax did not write (no mark of its set-aside) was
+    taken for a killed --overwrite's: the next command moved the files in it named like a
+    run's into the run, and removed the folder with the rest of them."""
+    theirs = run_copy / ".mfax-replaced"
+    (theirs / "plots").mkdir(parents=True)
+    (theirs / "config.json").write_text("my notes")
+    (theirs / "plots" / "policy.png").write_bytes(b"my figure")
+    (run_copy / ".mfax-replaced.discard").mkdir()
+    (run_copy / ".mfax-replaced.discard" / "keep.txt").write_text("mine")
+    before = _without_lock(run_copy)
+    RunDir(run_copy).settle()
+    with RunDir(run_copy).lock():
+        pass
+    result = runner.invoke(app, ["eval", str(run_copy), "--paths", "2"])
+    assert result.exit_code == 0, result.output
+    assert _without_lock(run_copy) == before
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(run_copy), "--overwrite", *QUIET])
+    one_error_line(result, "which mfax did not write (or left holding files it did not write), is where it sets")
+    assert _without_lock(run_copy) == before
+
+
+@pytest.mark.parametrize("end", ["discarded", "put back"])
+def test_a_file_the_user_put_in_the_set_aside_folder_is_kept(run_copy, end):
+    """A file the user saved into ``.mfax-replaced/`` while the old run was there went
+    with it: removed with the folder at the new run's first checkpoint, or moved into the
+    run when the old run came back."""
+    before = _without_lock(run_copy)
+    run = RunDir(run_copy)
+    assert run.set_aside()
+    run.start_new(resolve(TINY), overwrite=True)
+    (run.aside_path / "notes").mkdir()
+    (run.aside_path / "notes" / "mine.txt").write_text("mine")
+    with pytest.warns(mfax.MfaxWarning, match="it holds files mfax did not write \\('notes/mine.txt'\\)"):
+        if end == "discarded":
+            run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
+        else:
+            run.restore_aside()
+    assert (run.aside_path / "notes" / "mine.txt").read_text() == "mine"
+    assert sorted(p.relative_to(run.aside_path).as_posix() for p in run.aside_path.rglob("*")) == [
+        "notes",
+        "notes/mine.txt",
+    ]
+    if end == "put back":
+        assert {k: v for k, v in _without_lock(run_copy).items() if not k.startswith(".mfax-replaced/")} == before
+    else:
+        assert run.has_checkpoint() and not (run_copy / ".mfax-replaced.discard").exists()
+    # the folder is the user's now: never moved nor removed, and a new --overwrite is refused in one line
+    now = _without_lock(run_copy)
+    run.settle()
+    with run.lock():
+        pass
+    assert _without_lock(run_copy) == now
+    with pytest.raises(GameError, match="is where it sets the replaced run aside; move it"):
+        run.set_aside()
+
+
+def test_an_empty_set_aside_folder_a_kill_left_does_not_block_the_next_overwrite(run_copy):
+    """Killed between creating the set-aside folder and writing its start mark."""
+    (run_copy / ".mfax-replaced").mkdir()
+    run = RunDir(run_copy)
+    assert run.set_aside() and rundir_module.is_aside(run.aside_path)
+
+
+def test_what_an_earlier_mfax_left_in_the_discard_folder_is_removed(run_copy):
+    """mfax versions before the set-aside's start mark renamed the old run to
+    ``.mfax-replaced.discard`` (its completion mark with it), then removed it: what a
+    kill left there is still removed by the next command."""
+    old = run_copy / ".mfax-replaced.discard"
+    (old / "plots").mkdir(parents=True)
+    (old / rundir_module.ASIDE_DONE).write_bytes(b"")
+    (old / "config.json").write_text("{}")
+    (old / "plots" / "policy.png").write_bytes(b"x")
+    before = _without_lock(run_copy)
+    with RunDir(run_copy).lock():
+        pass
+    assert not old.exists() and {
+        k: v for k, v in before.items() if not k.startswith(".mfax-replaced")
+    } == _without_lock(run_copy)

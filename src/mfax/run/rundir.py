@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import shutil
 import stat
 import sys
 import time
@@ -71,7 +70,12 @@ LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a se
 # is written in it once every file is there. Left by a killed process, it is settled by
 # the next command on the run (RunDir.settle): moved back, or (the new run had its
 # checkpoint) renamed to DISCARDED and removed.
+# ASIDE_STARTED is written in it before the first file moves: a folder without it (nor
+# ASIDE_DONE, written by mfax versions before it) is not mfax's and is never touched. In
+# both folders only the files mfax wrote (OWN_FILES at their relative paths) are moved or
+# removed; anything else stays, with the folder.
 ASIDE = ".mfax-replaced"
+ASIDE_STARTED = "mfax-aside-started"
 ASIDE_DONE = "mfax-aside-complete"
 DISCARDED = ".mfax-replaced.discard"
 # the run folders where this process failed to remove the replaced run (said once)
@@ -276,6 +280,56 @@ def _walk(folder: Path) -> list[Path]:
     for top, dirs, files in os.walk(folder):
         out += [Path(top) / name for name in (*dirs, *files)]
     return out
+
+
+def is_aside(folder: Path) -> bool:
+    """Whether ``folder`` is one mfax set a replaced run aside in (it holds
+    :data:`ASIDE_STARTED` or :data:`ASIDE_DONE`); a folder of the user's by that name is not."""
+    return (
+        folder.is_dir()
+        and not folder.is_symlink()
+        and any((folder / mark).is_file() and not (folder / mark).is_symlink() for mark in (ASIDE_STARTED, ASIDE_DONE))
+    )
+
+
+def _aside_files(folder: Path) -> list[Path]:
+    """The files mfax moved into the set-aside ``folder``: those at the relative paths of
+    :data:`OWN_FILES` (never through a linked folder; its marks aside). Anything else
+    there is the user's."""
+    found: dict[Path, None] = {}
+    for pattern in OWN_FILES:
+        for path in folder.glob(pattern):
+            inside = [p for p in path.parents if folder in p.parents]
+            if (path.is_file() or path.is_symlink()) and not any(p.is_symlink() for p in inside):
+                found[path] = None
+    return list(found)
+
+
+def _clear_aside(folder: Path, files: list[Path]) -> list[Path]:
+    """Remove ``files`` (mfax's, in ``folder``), then its marks (last: a kill part-way
+    leaves a folder that is still mfax's), then every folder left empty, ``folder`` too.
+    Returns what stays: what mfax did not write."""
+    for path in files:
+        with _disk("remove", path):
+            path.unlink(missing_ok=True)
+    for mark in (ASIDE_DONE, ASIDE_STARTED):
+        with _disk("remove", folder / mark):
+            (folder / mark).unlink(missing_ok=True)
+    for entry in [*reversed(_walk(folder)), folder]:  # (deepest first)
+        if entry.is_dir() and not entry.is_symlink():
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # (only when empty)
+    return [p for p in _walk(folder) if p.is_symlink() or not p.is_dir()] if folder.is_dir() else []
+
+
+def _kept_foreign(folder: Path, left: list[Path]) -> None:
+    """Say that ``folder`` stays, holding ``left`` (files mfax did not write)."""
+    if left:
+        names = ", ".join(repr(p.relative_to(folder).as_posix()) for p in left[:3]) + (" ..." if len(left) > 3 else "")
+        warn(
+            f"kept {str(folder)!r}: it holds files mfax did not write ({names}); mfax's own files there are "
+            "dealt with; move the rest out and remove the folder"
+        )
 
 
 def _replace_with(path: Path, data: bytes) -> None:
@@ -800,16 +854,28 @@ class RunDir:
         first checkpoint leaves the old run on disk (:meth:`settle`). A file that cannot
         be moved (a read-only folder) moves the others back and is one line naming it,
         with the run as it was."""
-        if self.aside_path.exists() or self.aside_path.is_symlink():  # (its removal failed: never mixed with this)
+        if self.aside_path.is_dir() and not self.aside_path.is_symlink() and not any(self.aside_path.iterdir()):
+            with _disk("remove", self.aside_path):  # (a kill before its start mark: empty)
+                self.aside_path.rmdir()
+        if is_aside(self.aside_path):  # (its removal failed: never mixed with this)
             raise GameError(
                 f"cannot replace the run in {str(self.root)!r}: the run an earlier --overwrite replaced is still in "
                 f"{str(self.aside_path)!r} (its removal failed); remove that folder, then replace the run"
+            )
+        if self.aside_path.exists() or self.aside_path.is_symlink():
+            raise GameError(
+                f"cannot replace the run in {str(self.root)!r}: {str(self.aside_path)!r}, which mfax did not write "
+                "(or left holding files it did not write), is where it sets the replaced run aside; move it, then "
+                "replace the run"
             )
         files = [p for p in self.own_files() if p != self.marker_path]
         if not files:
             return False
         moved: list[tuple[Path, Path]] = []
         try:
+            with _disk("create", self.aside_path):
+                self.aside_path.mkdir()
+                (self.aside_path / ASIDE_STARTED).write_bytes(b"")
             for path in files:
                 target = self.aside_path / path.relative_to(self.root)
                 with _disk("set aside", path):
@@ -822,36 +888,37 @@ class RunDir:
             for path, target in reversed(moved):
                 with contextlib.suppress(OSError):
                     os.rename(target, path)
-            if not any(p.is_file() or p.is_symlink() for p in _walk(self.aside_path)):
-                shutil.rmtree(self.aside_path, ignore_errors=True)
+            if self.aside_path.is_dir() and not _aside_files(self.aside_path):
+                with contextlib.suppress(GameError):
+                    _clear_aside(self.aside_path, [])
             raise
         with contextlib.suppress(GameError):  # (an empty folder left behind is harmless)
             self._remove_emptied(files)
         return True
 
     def _move_back(self) -> None:
-        """Move every file of :data:`ASIDE` back to its place, then remove the folder. A
-        file that appeared at a place since (one mfax did not write: the new run's own
-        were removed) is never replaced: the old run's file goes beside it
-        (:func:`_put_back`), and a warning names both."""
+        """Move every file mfax set aside in :data:`ASIDE` back to its place, then remove
+        the folder (what mfax did not write stays in it, and a warning says so). A file
+        that appeared at a place since (one mfax did not write: the new run's own were
+        removed) is never replaced: the old run's file goes beside it (:func:`_put_back`),
+        and a warning names both."""
         said = []
-        for path in _walk(self.aside_path):
-            if (path.is_file() or path.is_symlink()) and path != self.aside_path / ASIDE_DONE:
-                own = self.root / path.relative_to(self.aside_path)
-                target, blocker = _free_folder(self.root, path.relative_to(self.aside_path))
-                with _disk("put back", target):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    placed = _put_back(path, target)
-                if placed != own:
-                    blocked = blocker or own
-                    said.append(
-                        f"kept {str(blocked)!r}, which appeared while the run it replaced was set aside; that run's "
-                        f"file is beside it, as {str(placed)!r}"
-                    )
-        with _disk("remove", self.aside_path):
-            shutil.rmtree(self.aside_path)
+        for path in _aside_files(self.aside_path):
+            own = self.root / path.relative_to(self.aside_path)
+            target, blocker = _free_folder(self.root, path.relative_to(self.aside_path))
+            with _disk("put back", target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                placed = _put_back(path, target)
+            if placed != own:
+                blocked = blocker or own
+                said.append(
+                    f"kept {str(blocked)!r}, which appeared while the run it replaced was set aside; that run's "
+                    f"file is beside it, as {str(placed)!r}"
+                )
+        left = _clear_aside(self.aside_path, [])
         for message in said:  # (after the move: a warning turned into an error cannot stop it part-way)
             warn(message)
+        _kept_foreign(self.aside_path, left)
 
     def restore_aside(self) -> None:
         """Put the run :meth:`set_aside` moved back in place of what was written since
@@ -865,28 +932,26 @@ class RunDir:
         # what remains is a move back alone: a restore cut short (a kill, an OSError) is
         # then finished by _recover as a set-aside cut short, never taken for a new run's files
         with _disk("put back", self.aside_path):
+            (self.aside_path / ASIDE_STARTED).write_bytes(b"")  # (still mfax's without the mark below)
             (self.aside_path / ASIDE_DONE).unlink(missing_ok=True)
         self._move_back()
 
     def discard_aside(self) -> None:
-        """Remove the set-aside run (the new one has its first checkpoint): renamed first,
-        so that a kill part-way leaves nothing :meth:`settle` would move back. A rename
-        that fails is a warning, never an error (the new run's checkpoint is written):
-        the old run stays aside, and the next command on the run removes it."""
+        """Remove the set-aside run (the new one has its first checkpoint): the files mfax
+        moved there, then its marks, the completion mark before the other (a kill part-way
+        leaves a folder :meth:`settle` discards again, never one it would move back), then
+        the folder, unless it holds something mfax did not write (kept, and said). A
+        removal that fails is a warning, never an error (the new run's checkpoint is
+        written): the old run stays aside, and the next command on the run removes it."""
         try:
-            with _disk("remove", self.aside_path):
-                if self.aside_path.is_dir():
-                    shutil.rmtree(self.discarded_path, ignore_errors=True)
-                    os.rename(self.aside_path, self.discarded_path)
+            left = _clear_aside(self.aside_path, _aside_files(self.aside_path)) if is_aside(self.aside_path) else []
         except GameError as err:
             if self.root.resolve() not in _DISCARD_FAILED:  # (said once; tried again at each lock and checkpoint)
                 _DISCARD_FAILED.add(self.root.resolve())
                 warn(f"{err}: the run this one replaced stays in it until the next mfax command on the run removes it")
             return
         _DISCARD_FAILED.discard(self.root.resolve())
-        # nothing there is restored any more: what cannot be removed now (an NFS
-        # silly-rename, say) is tried again by the next command, never an error
-        shutil.rmtree(self.discarded_path, ignore_errors=True)
+        _kept_foreign(self.aside_path, left)
 
     def _recover(self) -> None:
         """Under the lock: what a killed ``--overwrite`` left. Part-way through setting
@@ -894,21 +959,22 @@ class RunDir:
         started). Complete, the new run without a checkpoint: the old run comes back in
         its place. Complete, the new run with one (killed before the old was removed):
         the old is removed."""
-        if self.aside_path.is_dir():
+        if is_aside(self.aside_path):  # (never a folder of the user's by that name)
             if not (self.aside_path / ASIDE_DONE).is_file():
                 self._move_back()
             elif self.has_checkpoint():
                 self.discard_aside()
             else:
                 self.restore_aside()
-        if self.discarded_path.is_dir():
-            shutil.rmtree(self.discarded_path, ignore_errors=True)
+        if is_aside(self.discarded_path):  # (earlier mfax versions renamed the old run there, then removed it)
+            with contextlib.suppress(GameError):  # (tried again by the next command)
+                _kept_foreign(self.discarded_path, _clear_aside(self.discarded_path, _aside_files(self.discarded_path)))
 
     def settle(self) -> None:
         """Before a command reads or continues the run: what a killed ``--overwrite``
         left set aside is settled (:meth:`_recover`, under the lock; while the
         ``--overwrite`` still runs, the lock's one line names its process)."""
-        if self.aside_path.is_dir() or self.discarded_path.is_dir():
+        if is_aside(self.aside_path) or is_aside(self.discarded_path):
             if not os.access(self.root, os.W_OK | os.X_OK):  # (read-only media: it cannot be settled here)
                 raise GameError(
                     f"{str(self.root)!r} holds what a killed `mfax train --overwrite` left ({ASIDE}); it is read-only "
@@ -1199,7 +1265,7 @@ class RunDir:
         _replace_with(path, data)
         held = {} if iteration is None else {"iteration": int(iteration)}
         _replace_with(digest, json.dumps({"sha256": [new], **held}).encode() + b"\n")
-        if path == self.checkpoint_path and self.aside_path.is_dir():  # the new run's first: the old goes
+        if path == self.checkpoint_path and is_aside(self.aside_path):  # the new run's first: the old goes
             self.discard_aside()
 
     def held_iteration(self, path: Path) -> int | None:
