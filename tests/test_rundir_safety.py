@@ -1339,22 +1339,34 @@ def test_a_file_the_user_put_in_the_set_aside_folder_is_kept(run_copy, end):
     """A file the user saved into ``.mfax-replaced/`` while the old run was there went
     with it: removed with the folder at the new run's first checkpoint, or moved into the
     run when the old run came back."""
+    (run_copy / "plots").mkdir()
+    (run_copy / "plots" / "mean_field.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK
+    )  # (the old run's figure)
     before = _without_lock(run_copy)
     run = RunDir(run_copy)
     assert run.set_aside()
     run.start_new(resolve(TINY), overwrite=True)
     (run.aside_path / "notes").mkdir()
     (run.aside_path / "notes" / "mine.txt").write_text("mine")
-    with pytest.warns(mfax.MfaxWarning, match="it holds files mfax did not write \\('notes/mine.txt'\\)"):
+    # named as mfax's own files (found by a review: taken by their names), and an empty folder
+    (run.aside_path / "irf.json").write_text('{"my": "notes"}')
+    (run.aside_path / "export").mkdir()
+    (run.aside_path / "export" / "mine.csv").write_text("a,b\n1,2\n")
+    (run.aside_path / "plots" / "policy.png").write_bytes(b"my figure")  # (beside the old run's, set aside)
+    (run.aside_path / "empty").mkdir()
+    theirs = {p.relative_to(run.aside_path).as_posix() for p in run.aside_path.rglob("*")} - set(
+        json.loads((run.aside_path / rundir_module.ASIDE_STARTED).read_text())["files"]
+    )
+    theirs -= {rundir_module.ASIDE_STARTED, rundir_module.ASIDE_DONE, "checkpoints"}
+    with pytest.warns(mfax.MfaxWarning, match="it holds what mfax did not write \\("):
         if end == "discarded":
             run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
         else:
             run.restore_aside()
     assert (run.aside_path / "notes" / "mine.txt").read_text() == "mine"
-    assert sorted(p.relative_to(run.aside_path).as_posix() for p in run.aside_path.rglob("*")) == [
-        "notes",
-        "notes/mine.txt",
-    ]
+    assert {p.relative_to(run.aside_path).as_posix() for p in run.aside_path.rglob("*")} == theirs
+    assert theirs >= {"empty", "irf.json", "export/mine.csv", "plots/policy.png", "notes/mine.txt"}
     if end == "put back":
         assert {k: v for k, v in _without_lock(run_copy).items() if not k.startswith(".mfax-replaced/")} == before
     else:
@@ -1370,10 +1382,62 @@ def test_a_file_the_user_put_in_the_set_aside_folder_is_kept(run_copy, end):
 
 
 def test_an_empty_set_aside_folder_a_kill_left_does_not_block_the_next_overwrite(run_copy):
-    """Killed between creating the set-aside folder and writing its start mark."""
+    """Killed between creating the set-aside folder and writing its start mark (or after
+    removing its last mark)."""
     (run_copy / ".mfax-replaced").mkdir()
     run = RunDir(run_copy)
     assert run.set_aside() and rundir_module.is_aside(run.aside_path)
+
+
+@pytest.mark.parametrize("end", ["discard", "restore"])
+def test_a_kill_while_the_set_aside_folder_is_cleared_leaves_it_marked(run_copy, monkeypatch, end):
+    """The marks were removed before the emptied sub-folders: a kill between left
+    ``.mfax-replaced/plots/`` unmarked, which no command removed and every later
+    --overwrite refused as a folder mfax did not write (found by a review)."""
+    (run_copy / "plots").mkdir()
+    (run_copy / "plots" / "mean_field.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK
+    )  # (the old run's figure)
+    before = _without_lock(run_copy)
+    run = RunDir(run_copy)
+    assert run.set_aside() and (run.aside_path / "plots").is_dir()
+    run.start_new(resolve(TINY), overwrite=True)
+    real = rundir_module.Path.rmdir
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rundir_module.Path, "rmdir", killed)
+    with pytest.raises(KeyboardInterrupt):
+        if end == "discard":
+            run.save_checkpoint({"x": jnp.zeros(2)}, iteration=0)
+        else:
+            run.restore_aside()
+    monkeypatch.setattr(rundir_module.Path, "rmdir", real)
+    assert rundir_module.is_aside(run.aside_path)
+    run.settle()
+    assert not run.aside_path.exists()
+    if end == "restore":
+        assert _without_lock(run_copy) == before
+    assert run.set_aside()
+
+
+def test_a_set_aside_an_earlier_mfax_left_unmarked_is_put_back(run_copy):
+    """An earlier mfax marked the folder only once every file was there, and unmarked it
+    first when putting them back: a kill in either left the run's files in an unmarked
+    folder, which the next command put back. Taking every unmarked folder for the user's
+    left the run half there (found by a review)."""
+    (run_copy / "plots").mkdir()
+    (run_copy / "plots" / "policy.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK
+    )  # (the old run's figure)
+    before = _without_lock(run_copy)
+    aside = run_copy / ".mfax-replaced"
+    (aside / "plots").mkdir(parents=True)
+    for name in ("config.json", "code.json", "metrics.csv", "plots/policy.png"):
+        os.rename(run_copy / name, aside / name)
+    RunDir(run_copy).settle()
+    assert _without_lock(run_copy) == before
 
 
 def test_what_an_earlier_mfax_left_in_the_discard_folder_is_removed(run_copy):
@@ -1384,10 +1448,16 @@ def test_what_an_earlier_mfax_left_in_the_discard_folder_is_removed(run_copy):
     (old / "plots").mkdir(parents=True)
     (old / rundir_module.ASIDE_DONE).write_bytes(b"")
     (old / "config.json").write_text("{}")
-    (old / "plots" / "policy.png").write_bytes(b"x")
+    (old / "plots" / "policy.png").write_bytes(b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK)  # (mfax's tag)
+    (old / "plots" / "mine.png").write_bytes(b"x")  # (not named as mfax's)
+    (old / "checkpoints").mkdir()
+    (old / "checkpoints" / "iteration-00000001.eqx").write_bytes(b"x")
     before = _without_lock(run_copy)
-    with RunDir(run_copy).lock():
-        pass
-    assert not old.exists() and {
-        k: v for k, v in before.items() if not k.startswith(".mfax-replaced")
-    } == _without_lock(run_copy)
+    with pytest.warns(mfax.MfaxWarning, match="it holds what mfax did not write \\('plots', 'plots/mine.png'\\)"):
+        with RunDir(run_copy).lock():
+            pass
+    assert {p.relative_to(old).as_posix() for p in old.rglob("*")} == {"plots", "plots/mine.png"}
+    after = _without_lock(run_copy)
+    assert {k: v for k, v in before.items() if not k.startswith(".mfax-replaced")} == {
+        k: v for k, v in after.items() if not k.startswith(".mfax-replaced")
+    }

@@ -292,42 +292,91 @@ def is_aside(folder: Path) -> bool:
     )
 
 
-def _aside_files(folder: Path) -> list[Path]:
-    """The files mfax moved into the set-aside ``folder``: those at the relative paths of
-    :data:`OWN_FILES` (never through a linked folder; its marks aside). Anything else
-    there is the user's."""
+def _mark_started(folder: Path, names: list[str]) -> None:
+    """Write the set-aside's start mark: the files' paths relative to the run, which are
+    all mfax ever moves back or removes there (written before the first file moves: one
+    a kill cut short lists nothing, and nothing had moved)."""
+    with _disk("write", folder / ASIDE_STARTED):
+        (folder / ASIDE_STARTED).write_text(json.dumps({"files": names}) + "\n")
+
+
+def _set_aside_files(folder: Path) -> list[Path]:
+    """The files mfax set aside in ``folder``: the ones its start mark lists (moved back or
+    removed already, some may be gone); in a folder an earlier mfax marked only complete
+    (no list), the run's files there that :func:`_written_by_mfax` recognises."""
+    started = folder / ASIDE_STARTED
+    if not started.is_file():
+        return _earlier_files(folder)
+    try:
+        names = json.loads(started.read_text()).get("files")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):  # (cut short: nothing had moved)
+        return []
+    listed = [Path(n) for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    return [folder / n for n in listed if not n.is_absolute() and ".." not in n.parts]
+
+
+def _present(paths: list[Path]) -> list[Path]:
+    """Those of ``paths`` that are there (a file or a link)."""
+    return [p for p in paths if p.is_file() or p.is_symlink()]
+
+
+def _earlier_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` that an earlier mfax set aside there (it listed none): the
+    matches of :data:`OWN_FILES` at their relative paths that :func:`_written_by_mfax`
+    recognises, never through a linked folder."""
     found: dict[Path, None] = {}
     for pattern in OWN_FILES:
         for path in folder.glob(pattern):
             inside = [p for p in path.parents if folder in p.parents]
             if (path.is_file() or path.is_symlink()) and not any(p.is_symlink() for p in inside):
-                found[path] = None
+                if _written_by_mfax(folder, pattern, path):
+                    found[path] = None
     return list(found)
 
 
+def _earlier_aside(folder: Path) -> list[Path] | None:
+    """The files of a set-aside an earlier mfax left unmarked in ``folder`` (it marked the
+    folder only once every file was there, and unmarked it first when putting them back:
+    a kill in either left it so), ``None`` unless every file there is one of them: a folder
+    holding anything else is the user's."""
+    if not folder.is_dir() or folder.is_symlink() or is_aside(folder):
+        return None
+    entries = [p for p in _walk(folder) if p.is_symlink() or not p.is_dir()]
+    own = _earlier_files(folder)
+    return own if entries and set(entries) == set(own) else None
+
+
 def _clear_aside(folder: Path, files: list[Path]) -> list[Path]:
-    """Remove ``files`` (mfax's, in ``folder``), then its marks (last: a kill part-way
-    leaves a folder that is still mfax's), then every folder left empty, ``folder`` too.
-    Returns what stays: what mfax did not write."""
+    """Remove ``files`` (mfax's, in ``folder``), then the folders that held them (and
+    those named as a run's folders, ``plots``, ``checkpoints``, ...) once empty, then the
+    marks (the completion mark first: a kill before the last leaves a folder that is
+    still mfax's), then ``folder`` when empty. Returns what stays: what mfax did not
+    write (an empty folder of the user's too)."""
     for path in files:
         with _disk("remove", path):
             path.unlink(missing_ok=True)
+    # the folders that held them, and those mfax's files go in (emptied by an earlier
+    # clearing a kill cut short, when the files of an earlier mfax's folder were not listed)
+    own = {m for pattern in OWN_FILES if "/" in pattern for m in folder.glob(pattern.rsplit("/", 1)[0])}
+    held = {p for path in (*files, *(m / "-" for m in own)) for p in path.parents if folder in p.parents}
+    for sub in sorted(held, key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir() and not sub.is_symlink():
+            with contextlib.suppress(OSError):
+                sub.rmdir()  # (only when empty)
     for mark in (ASIDE_DONE, ASIDE_STARTED):
         with _disk("remove", folder / mark):
             (folder / mark).unlink(missing_ok=True)
-    for entry in [*reversed(_walk(folder)), folder]:  # (deepest first)
-        if entry.is_dir() and not entry.is_symlink():
-            with contextlib.suppress(OSError):
-                entry.rmdir()  # (only when empty)
-    return [p for p in _walk(folder) if p.is_symlink() or not p.is_dir()] if folder.is_dir() else []
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # (only when empty)
+    return _walk(folder) if folder.is_dir() else []
 
 
 def _kept_foreign(folder: Path, left: list[Path]) -> None:
-    """Say that ``folder`` stays, holding ``left`` (files mfax did not write)."""
+    """Say that ``folder`` stays, holding ``left`` (what mfax did not write)."""
     if left:
         names = ", ".join(repr(p.relative_to(folder).as_posix()) for p in left[:3]) + (" ..." if len(left) > 3 else "")
         warn(
-            f"kept {str(folder)!r}: it holds files mfax did not write ({names}); mfax's own files there are "
+            f"kept {str(folder)!r}: it holds what mfax did not write ({names}); mfax's own files there are "
             "dealt with; move the rest out and remove the folder"
         )
 
@@ -855,7 +904,7 @@ class RunDir:
         be moved (a read-only folder) moves the others back and is one line naming it,
         with the run as it was."""
         if self.aside_path.is_dir() and not self.aside_path.is_symlink() and not any(self.aside_path.iterdir()):
-            with _disk("remove", self.aside_path):  # (a kill before its start mark: empty)
+            with _disk("remove", self.aside_path):  # (what a kill before its start mark, or after its last, leaves)
                 self.aside_path.rmdir()
         if is_aside(self.aside_path):  # (its removal failed: never mixed with this)
             raise GameError(
@@ -875,7 +924,7 @@ class RunDir:
         try:
             with _disk("create", self.aside_path):
                 self.aside_path.mkdir()
-                (self.aside_path / ASIDE_STARTED).write_bytes(b"")
+            _mark_started(self.aside_path, [p.relative_to(self.root).as_posix() for p in files])
             for path in files:
                 target = self.aside_path / path.relative_to(self.root)
                 with _disk("set aside", path):
@@ -888,9 +937,9 @@ class RunDir:
             for path, target in reversed(moved):
                 with contextlib.suppress(OSError):
                     os.rename(target, path)
-            if self.aside_path.is_dir() and not _aside_files(self.aside_path):
+            if self.aside_path.is_dir() and not _present(_set_aside_files(self.aside_path)):
                 with contextlib.suppress(GameError):
-                    _clear_aside(self.aside_path, [])
+                    _clear_aside(self.aside_path, [self.aside_path / p.relative_to(self.root) for p in files])
             raise
         with contextlib.suppress(GameError):  # (an empty folder left behind is harmless)
             self._remove_emptied(files)
@@ -902,8 +951,8 @@ class RunDir:
         that appeared at a place since (one mfax did not write: the new run's own were
         removed) is never replaced: the old run's file goes beside it (:func:`_put_back`),
         and a warning names both."""
-        said = []
-        for path in _aside_files(self.aside_path):
+        said, listed = [], _set_aside_files(self.aside_path)
+        for path in _present(listed):
             own = self.root / path.relative_to(self.aside_path)
             target, blocker = _free_folder(self.root, path.relative_to(self.aside_path))
             with _disk("put back", target):
@@ -915,7 +964,7 @@ class RunDir:
                     f"kept {str(blocked)!r}, which appeared while the run it replaced was set aside; that run's "
                     f"file is beside it, as {str(placed)!r}"
                 )
-        left = _clear_aside(self.aside_path, [])
+        left = _clear_aside(self.aside_path, listed)  # (moved: their folders, the marks, the folder)
         for message in said:  # (after the move: a warning turned into an error cannot stop it part-way)
             warn(message)
         _kept_foreign(self.aside_path, left)
@@ -931,8 +980,11 @@ class RunDir:
         self.remove_own_files(keep_marker=True)
         # what remains is a move back alone: a restore cut short (a kill, an OSError) is
         # then finished by _recover as a set-aside cut short, never taken for a new run's files
+        if not (self.aside_path / ASIDE_STARTED).is_file():  # (an earlier mfax's: it still is without the mark below)
+            _mark_started(
+                self.aside_path, [p.relative_to(self.aside_path).as_posix() for p in _earlier_files(self.aside_path)]
+            )
         with _disk("put back", self.aside_path):
-            (self.aside_path / ASIDE_STARTED).write_bytes(b"")  # (still mfax's without the mark below)
             (self.aside_path / ASIDE_DONE).unlink(missing_ok=True)
         self._move_back()
 
@@ -944,7 +996,7 @@ class RunDir:
         removal that fails is a warning, never an error (the new run's checkpoint is
         written): the old run stays aside, and the next command on the run removes it."""
         try:
-            left = _clear_aside(self.aside_path, _aside_files(self.aside_path)) if is_aside(self.aside_path) else []
+            left = _clear_aside(self.aside_path, _set_aside_files(self.aside_path)) if is_aside(self.aside_path) else []
         except GameError as err:
             if self.root.resolve() not in _DISCARD_FAILED:  # (said once; tried again at each lock and checkpoint)
                 _DISCARD_FAILED.add(self.root.resolve())
@@ -958,7 +1010,12 @@ class RunDir:
         the old run aside (not complete): its files go back (the new run had not
         started). Complete, the new run without a checkpoint: the old run comes back in
         its place. Complete, the new run with one (killed before the old was removed):
-        the old is removed."""
+        the old is removed. An earlier mfax marked the folder only once complete, and
+        unmarked it first when putting the run back: a folder it left unmarked that holds
+        nothing but the run's files is such a one cut short, and its files go back."""
+        earlier = _earlier_aside(self.aside_path)
+        if earlier:
+            _mark_started(self.aside_path, [p.relative_to(self.aside_path).as_posix() for p in earlier])
         if is_aside(self.aside_path):  # (never a folder of the user's by that name)
             if not (self.aside_path / ASIDE_DONE).is_file():
                 self._move_back()
@@ -966,15 +1023,21 @@ class RunDir:
                 self.discard_aside()
             else:
                 self.restore_aside()
-        if is_aside(self.discarded_path):  # (earlier mfax versions renamed the old run there, then removed it)
+        # an earlier mfax renamed the old run there, then removed the folder whole
+        discarded = (
+            _set_aside_files(self.discarded_path)
+            if is_aside(self.discarded_path)
+            else _earlier_aside(self.discarded_path)
+        )
+        if discarded is not None:
             with contextlib.suppress(GameError):  # (tried again by the next command)
-                _kept_foreign(self.discarded_path, _clear_aside(self.discarded_path, _aside_files(self.discarded_path)))
+                _kept_foreign(self.discarded_path, _clear_aside(self.discarded_path, discarded))
 
     def settle(self) -> None:
         """Before a command reads or continues the run: what a killed ``--overwrite``
         left set aside is settled (:meth:`_recover`, under the lock; while the
         ``--overwrite`` still runs, the lock's one line names its process)."""
-        if is_aside(self.aside_path) or is_aside(self.discarded_path):
+        if any(is_aside(f) or _earlier_aside(f) for f in (self.aside_path, self.discarded_path)):
             if not os.access(self.root, os.W_OK | os.X_OK):  # (read-only media: it cannot be settled here)
                 raise GameError(
                     f"{str(self.root)!r} holds what a killed `mfax train --overwrite` left ({ASIDE}); it is read-only "
