@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import re
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -296,6 +297,34 @@ def test_impulse_response_baseline_is_the_no_shock_push_forward_and_timing(small
     np.testing.assert_array_equal(deviation["L"], 0.0)
     with pytest.raises(mfax.GameError, match=r"date must be an integer in 0\.\.6"):
         shock_innovations(game.horizon, -1.0, 7)
+
+
+def test_a_small_shock_keeps_its_response_or_says_that_it_is_rounding(small_macro):
+    """A shock of 1e-4 sd showed exactly 0 for every response but z's, at every date: each
+    difference within 64 units of float32's precision was set to the baseline, real
+    responses of 30 units among them, without a word (found by an audit)."""
+    game, policy, _, _ = small_macro
+    tiny = shock_innovations(game.horizon, -1e-4, 2)
+    with pytest.warns(mfax.MfaxWarning, match=r"within 1000 units of float32's precision: such responses are mostly"):
+        irf = impulse_response(game, policy, tiny)
+    assert irf.below_resolution() and irf.largest_response() < 1000 * np.finfo(np.float32).eps
+    with jax.enable_x64(True):  # in float64 the same shock is far above rounding: no warning, every response
+        wide = impulse_response(game, jax.tree.map(lambda x: x.astype(jnp.float64), policy), tiny)
+    assert not wide.below_resolution() and wide.unmoved() == ["L"]  # (labour: rounding in float64 too)
+    exact = wide.deviation()
+    # float64 against the first-order response of a 100x larger shock in float32 (linear at this size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big = impulse_response(game, policy, shock_innovations(game.horizon, -1e-2, 2)).deviation()
+    for name in ("K", "Y", "r", "W", "C"):
+        np.testing.assert_allclose(100 * exact[name], big[name], rtol=2e-2, atol=1e-7, err_msg=name)
+    assert np.all(exact["K"][3:] < 0) and exact["Y"][2] < 0
+    # a moment the shock moves keeps every difference, however small (its decaying tail): only a
+    # moment that stays within rounding at every date (labour) is 0
+    unit = impulse_response(game, policy, shock_innovations(game.horizon, -1.0, 2))
+    assert unit.unmoved() == ["L"] and not unit.below_resolution()
+    raw = 100 * (np.asarray(unit.shocked["K"], float) / np.asarray(unit.baseline["K"], float) - 1)
+    np.testing.assert_allclose(unit.deviation()["K"], raw, rtol=1e-5, atol=0)
 
 
 def test_irf_summary_of_a_shock_at_the_horizon_and_innovations_parsing(small_macro, capsys):
@@ -607,6 +636,19 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     api = result.impulse_response(-1.0, 2).deviation()["Y"]
     np.testing.assert_allclose(record["moments"]["Y"]["deviation"], api, rtol=1e-5)
     assert (out / "plots" / "irf.png").is_file() and (out / "irf.json").is_file()
+    assert record["float64"] is False
+    # a shock too small for float32 is said, with the way out: --x64 computes it in float64
+    tiny = ["irf", str(out), "--shock", "-1e-4", "--at", "2", "--json"]
+    small = runner.invoke(app, tiny)
+    assert small.exit_code == 0 and "mfax: warning: the shock moves no moment by more than" in small.stderr
+    assert "give a larger --shock, or compute in float64 (--x64)" in small.stderr
+    try:
+        wide = runner.invoke(app, [*tiny, "--x64"])
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert wide.exit_code == 0 and "warning" not in wide.stderr, wide.output
+    record = json.loads(wide.output.strip().splitlines()[-1])
+    assert record["float64"] is True and min(record["moments"]["Y"]["deviation"]) < -2e-4  # (0 in float32)
     # RUN/irf.json and RUN/plots/irf.png of the user's own (or links to files elsewhere) are
     # not written over: irf refuses, as for a path it is given
     (out / "irf.json").rename(tmp_path / "kept_irf.json")

@@ -179,12 +179,22 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="end stdout with the response as one JSON object [default: off]")
         ] = False,
         check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
+        x64: Annotated[
+            bool,
+            typer.Option(
+                "--x64",
+                help="compute in float64 (a float32 run's policy too: a small shock's response is then more than "
+                "rounding) [default: off, the run's precision]",
+            ),
+        ] = False,
     ) -> None:
         """Impulse response of a trained run's moments: the shocked noise path (a shock of
         --shock standard deviations at --at, then the noise's own law of motion: for the
         macro game the AR(1) decay of z) against the path without shocks, both pushed
         forward exactly under the run's policy; deviations in percent (levels) or points
         (rates, shares, logarithms)."""
+
+        import jax
 
         from mfax.evaluation.moments import impulse_response, shock_innovations
         from mfax.run.plots import irf_figure, run_words, save_figure
@@ -201,6 +211,8 @@ def register(app: typer.Typer) -> None:
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
             if out is not None and Path(out).suffix.lower() != ".json":
                 raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
+            if x64:
+                jax.config.update("jax_enable_x64", True)
             run, trainer, policy, r, g, _ = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
@@ -215,6 +227,7 @@ def register(app: typer.Typer) -> None:
             response = impulse_response(g, policy, path)  # (one that overflows is refused there)
             record = irf_record(response, str(run.root.resolve()), r, iteration)  # (whichever the folder)
             record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
+            record["float64"] = bool(jax.config.jax_enable_x64)  # (--x64, or a run trained in float64)
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             which = None
             if trainer.config.num_runs > 1:  # say which run, and how it was chosen
