@@ -70,6 +70,15 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
     assert exact["noise"] == "exact" and exact["exploitability"] != pytest.approx(recorded, rel=1e-6)
     # the checkpoint is named with the iteration it holds
     assert mine["checkpoint"] == "last" and mine["checkpoint_iteration"] == 2
+    # which run, seed and learning rate, and where the paths came from (the records of two
+    # runs of one RUN were alike: found by an audit)
+    assert (mine["run_index"], mine["seed"], mine["lr"]) == (0, 0, mfax.load(out).config.lr[0])
+    assert (mine["noise_source"], mine["noise_seed"], exact["noise_source"]) == ("run", None, "enumerated")
+    drawn = runner.invoke(app, ["eval", str(out), "--noise", "sample", "--paths", "4", "--seed", "3", "--json"])
+    drawn = json.loads(drawn.output.strip().splitlines()[-1])
+    assert (drawn["noise_source"], drawn["noise_seed"], drawn["noise_paths"]) == ("drawn", 3, 4)
+    fixed = json.loads(runner.invoke(app, ["eval", "--game", "sis", "--json"]).output.strip().splitlines()[-1])
+    assert (fixed["run_index"], fixed["seed"], fixed["lr"], fixed["noise_source"]) == (None, None, None, "enumerated")
     best = RunDir(out).read_summary()["best_iteration"]
     assert f"checkpoint best (iteration {best})" in runner.invoke(app, ["eval", str(out), "--iteration", "best"]).output
 

@@ -438,6 +438,23 @@ def test_export_refuses_names_that_would_share_one_key():
         check_slugs(["K_t", "Y", "k_t"], "aggregates")
 
 
+def test_a_csv_export_refuses_a_game_name_that_is_another_column_s(small_macro, tmp_path):
+    """A game's state coordinate named ``state`` (or a moment ``t``, an aggregate
+    ``path``) gave a CSV file two columns of one name: csv.DictReader read the game's
+    values as the index (found by an audit)."""
+    from mfax.run.export import collect, write_csv
+
+    game, policy, batch, _ = small_macro
+    data = collect(game, policy, _two_paths(batch))
+    data["states"]["state"] = np.arange(game.n_states, dtype=float)  # (what such a game's export collects)
+    says = "states.csv would have two columns named 'state' (a name of the game's aggregates, moments"
+    with pytest.raises(
+        mfax.GameError, match=re.escape(says) + r".*index column: path, t, state\); rename it in the game$"
+    ):
+        write_csv(tmp_path / "csv", game, data, {})
+    assert not (tmp_path / "csv").exists()
+
+
 def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_path):
     game, policy, batch, moments = small_macro
     folder = tmp_path / "csv"

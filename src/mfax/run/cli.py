@@ -344,8 +344,9 @@ def eval_command(
     iteration: Annotated[
         str,
         typer.Option(
-            help="which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K "
-            "that has one (the last, the best, or one kept by `mfax train --keep N`)"
+            help="which checkpoint of RUN: 'last', 'best' (the lowest exploitability per path; of several runs, "
+            "their mean: one checkpoint holds them all) or an iteration K that has one (the last, the best, or one "
+            "kept by `mfax train --keep N`)"
         ),
     ] = "last",
     run_index: Annotated[
@@ -435,7 +436,8 @@ def eval_command(
             flag for flag, value in (("--paths", paths), ("--seed", None if learned_br else seed)) if value is not None
         ]
         sampling = bool(given)
-        if run_dir is not None and noise is None and not sampling:
+        own_paths = run_dir is not None and noise is None and not sampling
+        if own_paths:
             batch = trainer.eval_noise_of(run_index)  # the paths its metrics were computed on
         else:
             noise = noise or ("sample" if sampling else "auto")
@@ -494,7 +496,14 @@ def eval_command(
             "policy": policy if run_dir is None else run_dir,
             "checkpoint": which,
             "checkpoint_iteration": held,
+            # which run of a RUN, its seed and learning rate (runs of one RUN differ only there)
+            "run_index": run_index if config is not None else None,
+            "seed": config.run_seed(run_index) if config is not None else None,
+            "lr": config.run_lr(run_index) if config is not None and solver_spec(config.algo).uses_lr else None,
             "noise": "exact" if batch.exact else "sample",
+            # the paths: the run's own evaluation paths, the whole support, or drawn with noise_seed
+            "noise_source": "run" if own_paths else "enumerated" if batch.exact else "drawn",
+            "noise_seed": None if own_paths or batch.exact else (seed or 0),
             **result.as_dict(),
             "exploitability_info_exact": shown,
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,

@@ -20,7 +20,8 @@ from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 IRF_FIGURE = "irf"  # the kind its figure carries (rundir.png_tags): --plot replaces only another irf figure
 
 ITERATION_HELP = (
-    "which checkpoint of RUN: 'last', 'best' (lowest exploitability per path) or an iteration K that has one"
+    "which checkpoint of RUN: 'last', 'best' (the lowest exploitability per path; of several runs, their mean: one "
+    "checkpoint holds them all) or an iteration K that has one"
 )
 RUN_INDEX_HELP = "which run of a multi-seed/multi-lr RUN [default: the best at that checkpoint]"
 GAME_HELP = (
@@ -213,7 +214,7 @@ def register(app: typer.Typer) -> None:
                 raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
             if x64:
                 jax.config.update("jax_enable_x64", True)
-            run, trainer, policy, r, g, _ = _load(run_dir, run_index, iteration, game, trust_code)
+            run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
             # the defaults too: a user's own irf.json or plots/irf.png in the run is theirs
@@ -228,6 +229,7 @@ def register(app: typer.Typer) -> None:
             record = irf_record(response, str(run.root.resolve()), r, iteration)  # (whichever the folder)
             record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
             record["float64"] = bool(jax.config.jax_enable_x64)  # (--x64, or a run trained in float64)
+            record["checkpoint_iteration"] = held  # ("last" moves on when the run is resumed)
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             which = None
             if trainer.config.num_runs > 1:  # say which run, and how it was chosen

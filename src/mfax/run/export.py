@@ -388,6 +388,14 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
         if spec.axes:
             header = ["path", "t", *(slug(axis) for axis, _ in spec.axes), name]
             tables[f"moment_{name}.csv"] = (header, _on_axes(data["moments"][name], spec.axes))
+    for file, (header, _) in tables.items():  # a reader keys a row by its columns' names
+        twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
+        if twice is not None:
+            raise GameError(
+                f"game {game.name!r} cannot be exported as CSV: {file} would have two columns named {twice!r} (a "
+                "name of the game's aggregates, moments, moment axes or state coordinates is that of another, or "
+                "of an index column: path, t, state); rename it in the game"
+            )
     return tables
 
 
@@ -403,10 +411,10 @@ def write_csv(
     (:func:`staging_folders`). ``done`` gets ``True`` once the files are in place (a
     Ctrl-C held over the move is raised after it)."""
     info = manifest(game, data, source)
+    tables = csv_tables(game, data)  # (a game's names that clash are refused before anything is written)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     old = folder_manifest(folder)
-    tables = csv_tables(game, data)
     # a file under a name this export adds that the old export did not write is the user's
     owned = {Path(name).name for name in (old or {}).get("files", {})}
     for name in tables:
