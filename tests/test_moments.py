@@ -589,6 +589,45 @@ def test_an_export_killed_outright_leaves_nothing_that_stops_the_next(small_macr
     assert not own.exists()
 
 
+def test_an_export_being_written_from_another_container_is_not_taken_for_a_killed_one(small_macro, tmp_path):
+    """A staging folder's writer was judged by the process id in its name: an export
+    written into a shared folder from another container (process ids of its own, 1 among
+    them) was taken for a killed one, whose copies the next export removed mid-write; one
+    of the same id as this process's was refused as being written. The writer now holds a
+    lock on a file in it (found reviewing the staging)."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    import mfax.run.export as export_module
+
+    game, policy, batch, _ = small_macro
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process id that does not run here
+    writing = tmp_path / "shared" / f".mfax-export-{ended.pid}-abcdefgh"
+    writing.mkdir(parents=True)
+    (writing / "mean_field.csv").write_text("path,t,state,mass\n")
+    fd = os.open(writing / export_module.STAGING_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # (its writer, elsewhere)
+    try:
+        with pytest.raises(mfax.GameError, match="another export is being written there"):
+            export(game, policy, _two_paths(batch), writing.parent, "csv")
+        assert (writing / "mean_field.csv").is_file()
+    finally:
+        os.close(fd)
+    # its writer gone (the lock is released with its process): what it left is removed
+    assert export(game, policy, _two_paths(batch), writing.parent, "csv")["paths"] == 2 and not writing.exists()
+    # a folder named with this process's id whose lock nobody holds: left by another container's
+    # process of that id, killed; removed (it was refused as this process's own export)
+    left = tmp_path / "same_id" / f".mfax-export-{os.getpid()}-abcdefgh"
+    left.mkdir(parents=True)
+    (left / export_module.STAGING_LOCK).write_bytes(b"")
+    assert export(game, policy, _two_paths(batch), left.parent, "csv")["paths"] == 2 and not left.exists()
+    # an export's own lock file is gone with its folder
+    assert not [p for p in writing.parent.iterdir() if p.name.startswith(".")]
+
+
 def test_an_export_into_a_read_only_folder_is_refused_before_it_is_computed(small_macro, tmp_path, monkeypatch):
     """A CSV export into a read-only folder failed after computing, with "Permission
     denied" on a hidden staging folder the user never saw (found by a data-safety audit;

@@ -29,7 +29,9 @@ together, so an export cut short (Ctrl-C) leaves the target as it was.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
@@ -61,6 +63,10 @@ STAGING_PREFIX = ".mfax-export-"  # the hidden folder a CSV export is written in
 # of this process's that is not here was left by a cleanup that failed, and is removed.
 _WRITING: set[Path] = set()
 _WRITING_LOCK = threading.Lock()
+# in a staging folder, the file its writer holds an exclusive flock on while it writes: a
+# lock, unlike a process id, is not repeated by containers sharing the folder (each has its
+# own process ids, 1 among them), and it ends with its process
+STAGING_LOCK = ".mfax-writing"
 _STAGING = re.compile(re.escape(STAGING_PREFIX) + r"(?:(?P<pid>[0-9]+)-)?[A-Za-z0-9_]{8}")
 
 FORMATS = ("npz", "csv")
@@ -165,6 +171,26 @@ def default_target(run_root: Path, fmt: str) -> Path:
 
 
 # -- what is there: refuse to overwrite what mfax did not write -------------------------------
+def _locked(path: Path) -> bool | None:
+    """Whether a writer holds the flock of the staging lock file ``path`` (this process's
+    other exports too: a lock is per open file); ``None`` when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError:  # (unreadable: never a guess that lets mfax remove what another writes)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # (a file system without locks: by process id)
+        return None
+    finally:
+        os.close(fd)  # (releases the test's own lock)
+    return False
+
+
 def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
     """The staging folders of CSV exports in ``folder``: those left by an export that was
     killed (its writer no longer runs), and those being written now ``(folder, pid)``.
@@ -176,15 +202,20 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
         if named is None or entry.is_symlink() or not entry.is_dir():
             continue
         try:
-            ours = all(p.suffix == ".csv" and p.is_file() and not p.is_symlink() for p in entry.iterdir())
+            ours = all(
+                (p.suffix == ".csv" or p.name == STAGING_LOCK) and p.is_file() and not p.is_symlink()
+                for p in entry.iterdir()
+            )
         except OSError:
             continue
         if not ours:
             continue
         pid = None if named.group("pid") is None else int(named.group("pid"))
-        # this process's own: live while one of its exports writes there (running() says
-        # True of this process, so a folder its failed cleanup left would be refused)
-        writing = entry.resolve() in _WRITING if pid == os.getpid() else pid is not None and running(pid)
+        writing = _locked(entry / STAGING_LOCK)
+        if writing is None:  # (an earlier mfax's, or one killed before its lock: by its process id)
+            # this process's own: live while one of its exports writes there (running() says
+            # True of this process, so a folder its failed cleanup left would be refused)
+            writing = entry.resolve() in _WRITING if pid == os.getpid() else pid is not None and running(pid)
         if writing:
             live.append((entry, pid))
         else:
@@ -429,6 +460,7 @@ def write_csv(
             shutil.rmtree(left, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
         _WRITING.add(staging.resolve())
+        held = _hold(staging / STAGING_LOCK)
     try:
         files = {}
         for name, (header, rows) in tables.items():
@@ -449,13 +481,34 @@ def write_csv(
                 done.append(True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if held is not None:
+            os.close(held)
         if created and folder.is_dir() and not any(folder.iterdir()):  # the folder this export made, empty
             folder.rmdir()
         raise
     finally:
         _WRITING.discard(staging.resolve())
     shutil.rmtree(staging, ignore_errors=True)
+    if held is not None:
+        os.close(held)  # (after the folder is gone: it was never free while its files were there)
     return info
+
+
+def _hold(path: Path) -> int | None:
+    """Create the staging lock file ``path`` and hold an exclusive flock on it (its open
+    file, returned; ``None`` where the file system has no locks)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError:  # (then judged by its process id, as an earlier mfax's)
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return fd
 
 
 def export(
