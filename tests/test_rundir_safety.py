@@ -1422,6 +1422,29 @@ def test_a_kill_while_the_set_aside_folder_is_cleared_leaves_it_marked(run_copy,
     assert run.set_aside()
 
 
+def test_a_link_put_into_the_set_aside_folder_is_never_followed(run_copy, tmp_path):
+    """The start mark's list is read back from the folder: a folder of it replaced by a
+    link to elsewhere must not take the files there for the run's."""
+    before = _without_lock(run_copy)
+    (run_copy / "checkpoints").mkdir()
+    (run_copy / "checkpoints" / "iteration-00000002.eqx").write_bytes(b"kept")
+    run = RunDir(run_copy)
+    assert run.set_aside()
+    run.start_new(resolve(TINY), overwrite=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "iteration-00000002.eqx").write_bytes(b"theirs")
+    os.rename(run.aside_path / "checkpoints", tmp_path / "moved")
+    (run.aside_path / "checkpoints").symlink_to(elsewhere)
+    with pytest.warns(mfax.MfaxWarning, match="it holds what mfax did not write \\('checkpoints'\\)"):
+        run.restore_aside()
+    assert (elsewhere / "iteration-00000002.eqx").read_bytes() == b"theirs"
+    assert not (run_copy / "checkpoints").exists()
+    assert {k: v for k, v in _without_lock(run_copy).items() if not k.startswith((".mfax", "checkpoints"))} == {
+        k: v for k, v in before.items() if not k.startswith("checkpoints")
+    }
+
+
 def test_a_set_aside_an_earlier_mfax_left_unmarked_is_put_back(run_copy):
     """An earlier mfax marked the folder only once every file was there, and unmarked it
     first when putting them back: a kill in either left the run's files in an unmarked

@@ -69,11 +69,11 @@ LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a se
 # marker stays, a new run's is the same) until the new run's first checkpoint; ASIDE_DONE
 # is written in it once every file is there. Left by a killed process, it is settled by
 # the next command on the run (RunDir.settle): moved back, or (the new run had its
-# checkpoint) renamed to DISCARDED and removed.
-# ASIDE_STARTED is written in it before the first file moves: a folder without it (nor
-# ASIDE_DONE, written by mfax versions before it) is not mfax's and is never touched. In
-# both folders only the files mfax wrote (OWN_FILES at their relative paths) are moved or
-# removed; anything else stays, with the folder.
+# checkpoint) removed. ASIDE_STARTED, written in it before the first file moves, lists
+# the files set aside: only those are moved back or removed, anything else stays, with
+# the folder; a folder without either mark is not mfax's and is never touched (but one
+# an earlier mfax left, which marked it only once complete: RunDir._recover). DISCARDED:
+# where an earlier mfax renamed the replaced run before removing it.
 ASIDE = ".mfax-replaced"
 ASIDE_STARTED = "mfax-aside-started"
 ASIDE_DONE = "mfax-aside-complete"
@@ -312,7 +312,17 @@ def _set_aside_files(folder: Path) -> list[Path]:
     except (OSError, ValueError, UnicodeDecodeError, AttributeError):  # (cut short: nothing had moved)
         return []
     listed = [Path(n) for n in names if isinstance(n, str)] if isinstance(names, list) else []
-    return [folder / n for n in listed if not n.is_absolute() and ".." not in n.parts]
+    return [
+        folder / n
+        for n in listed
+        if n.parts and not n.is_absolute() and ".." not in n.parts and not _linked_on_the_way(folder, n)
+    ]
+
+
+def _linked_on_the_way(folder: Path, relative: Path) -> bool:
+    """Whether a folder between ``folder`` and ``folder / relative`` is a symbolic link
+    (mfax makes none there: a file reached through it is elsewhere)."""
+    return any((folder / Path(*relative.parts[:i])).is_symlink() for i in range(1, len(relative.parts)))
 
 
 def _present(paths: list[Path]) -> list[Path]:
