@@ -180,22 +180,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="end stdout with the response as one JSON object [default: off]")
         ] = False,
         check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
-        x64: Annotated[
-            bool,
-            typer.Option(
-                "--x64",
-                help="compute in float64 (a float32 run's policy too: a small shock's response is then more than "
-                "rounding) [default: off, the run's precision]",
-            ),
-        ] = False,
     ) -> None:
         """Impulse response of a trained run's moments: the shocked noise path (a shock of
         --shock standard deviations at --at, then the noise's own law of motion: for the
         macro game the AR(1) decay of z) against the path without shocks, both pushed
         forward exactly under the run's policy; deviations in percent (levels) or points
         (rates, shares, logarithms)."""
-
-        import jax
 
         from mfax.evaluation.moments import impulse_response, shock_innovations
         from mfax.run.plots import irf_figure, run_words, save_figure
@@ -212,8 +202,6 @@ def register(app: typer.Typer) -> None:
                 raise GameError(f"--plot names a .png file (mfax's figures are PNG), got {plot!r}")
             if out is not None and Path(out).suffix.lower() != ".json":
                 raise GameError(f"--out names a .json file (the response is written as JSON), got {out!r}")
-            if x64:
-                jax.config.update("jax_enable_x64", True)
             run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
             plot_path = Path(plot) if plot is not None else run.plots_dir / "irf.png"
             json_path = Path(out) if out is not None else run.root / "irf.json"
@@ -228,7 +216,6 @@ def register(app: typer.Typer) -> None:
             response = impulse_response(g, policy, path)  # (one that overflows is refused there)
             record = irf_record(response, str(run.root.resolve()), r, iteration)  # (whichever the folder)
             record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
-            record["float64"] = bool(jax.config.jax_enable_x64)  # (--x64, or a run trained in float64)
             record["checkpoint_iteration"] = held  # ("last" moves on when the run is resumed)
             words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
             which = None
@@ -288,8 +275,9 @@ def irf_record(response, run: str, run_index: int, iteration: str) -> dict:
                 "deviation_kind": spec.deviation,
                 "times": "0..T-1" if spec.decision else "0..T",
                 "axes": {axis: jsonable(coords) for axis, coords in spec.axes},
-                "baseline": jsonable(response.baseline[name]),
-                "shocked": jsonable(response.shocked[name]),
+                # every digit: the deviation of a small shock is below the levels' 7th
+                "baseline": jsonable(response.baseline[name], 17),
+                "shocked": jsonable(response.shocked[name], 17),
                 "deviation": jsonable(deviation[name]),
             }
             for name, spec in response.specs.items()
