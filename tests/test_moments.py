@@ -624,6 +624,80 @@ def test_an_export_being_written_from_another_container_is_not_taken_for_a_kille
     assert not [p for p in writing.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_two_exports_into_one_folder_at_once_never_replace_each_other(small_macro, tmp_path, monkeypatch):
+    """Two CSV exports into one folder at once both said "wrote", the second replacing
+    the first without --overwrite (the folder was checked only before the data were
+    computed); and a lock file made, then locked, could be seen unlocked and its export
+    taken for a killed one (found by a review)."""
+    import fcntl
+    import os
+
+    import mfax.run.export as export_module
+    from mfax.run.export import collect, write_csv
+
+    game, policy, batch, _ = small_macro
+    data = collect(game, policy, _two_paths(batch))
+    # the lock file is made under another name, locked, then renamed: never unlocked under its own
+    folder = tmp_path / "lock"
+    folder.mkdir()
+    held = export_module._hold(folder / export_module.STAGING_LOCK)
+    assert export_module._locked(folder / export_module.STAGING_LOCK) is True
+    assert not (folder / (export_module.STAGING_LOCK + ".new")).exists()
+    os.close(held)
+    assert export_module._locked(folder / export_module.STAGING_LOCK) is False
+    # another export writing there that started first: this one gives way; one that started later: goes on
+    for started, refused in ((1, True), (2**62, False)):
+        shared = tmp_path / f"shared{started}"
+        other = shared / ".mfax-export-999999-abcdefgh"
+        other.mkdir(parents=True)
+        (other / export_module.STAGING_LOCK).write_text(f"{started} 999999\n")
+        fd = os.open(other / export_module.STAGING_LOCK, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if refused:
+                with pytest.raises(mfax.GameError, match="another export is being written there"):
+                    write_csv(shared, game, data, {})
+                assert sorted(p.name for p in shared.iterdir()) == [other.name]
+            else:
+                write_csv(shared, game, data, {})
+                assert (shared / "mfax-export.json").is_file()
+            assert (other / export_module.STAGING_LOCK).is_file()
+        finally:
+            os.close(fd)
+    # an export written there while this one was computed: refused (never replaced without overwrite)
+    target = tmp_path / "target"
+    real = export_module.collect
+
+    others = []
+
+    def another_export_meanwhile(*args, **kwargs):
+        computed = real(*args, **kwargs)
+        if not others:
+            others.append(True)
+            export(game, policy, _two_paths(batch), target, "csv")  # (the other export, whole)
+        return computed
+
+    monkeypatch.setattr(export_module, "collect", another_export_meanwhile)
+    with pytest.raises(mfax.GameError, match="already holds an mfax export; use overwrite=True or another path"):
+        export(game, policy, _two_paths(batch), target, "csv")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    # ... and one that lands between this export's files and their move
+    monkeypatch.undo()
+    later = tmp_path / "later"
+    real_table = export_module._table
+
+    def lands_meanwhile(header, rows):
+        if not (later / "mfax-export.json").exists():
+            (later / "mfax-export.json").write_text(json.dumps({"mfax_export": 1, "files": {}}))
+        return real_table(header, rows)
+
+    monkeypatch.setattr(export_module, "_table", lands_meanwhile)
+    with pytest.raises(mfax.GameError, match=r"another export was written into .* while this one was computed"):
+        export(game, policy, _two_paths(batch), later, "csv")
+    assert sorted(p.name for p in later.iterdir()) == ["mfax-export.json"]
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
 def test_an_export_into_a_read_only_folder_is_refused_before_it_is_computed(small_macro, tmp_path, monkeypatch):
     """A CSV export into a read-only folder failed after computing, with "Permission
     denied" on a hidden staging folder the user never saw (found by a data-safety audit;

@@ -40,6 +40,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ _WRITING_LOCK = threading.Lock()
 # lock, unlike a process id, is not repeated by containers sharing the folder (each has its
 # own process ids, 1 among them), and it ends with its process
 STAGING_LOCK = ".mfax-writing"
+# ... made under this name, locked, then renamed: never seen unlocked under the other
+_STAGING_LOCK_NEW = STAGING_LOCK + ".new"
 _STAGING = re.compile(re.escape(STAGING_PREFIX) + r"(?:(?P<pid>[0-9]+)-)?[A-Za-z0-9_]{8}")
 
 FORMATS = ("npz", "csv")
@@ -203,7 +206,9 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
             continue
         try:
             ours = all(
-                (p.suffix == ".csv" or p.name == STAGING_LOCK) and p.is_file() and not p.is_symlink()
+                (p.suffix == ".csv" or p.name in (STAGING_LOCK, _STAGING_LOCK_NEW))
+                and p.is_file()
+                and not p.is_symlink()
                 for p in entry.iterdir()
             )
         except OSError:
@@ -211,7 +216,9 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
         if not ours:
             continue
         pid = None if named.group("pid") is None else int(named.group("pid"))
-        writing = _locked(entry / STAGING_LOCK)
+        # this process's own exports it knows (a lock test from this process would take,
+        # then release, its own lock where the file system makes flocks per process: NFS)
+        writing = True if entry.resolve() in _WRITING else _locked(entry / STAGING_LOCK)
         if writing is None:  # (an earlier mfax's, or one killed before its lock: by its process id)
             # this process's own: live while one of its exports writes there (running() says
             # True of this process, so a folder its failed cleanup left would be refused)
@@ -462,6 +469,14 @@ def write_csv(
         _WRITING.add(staging.resolve())
         held = _hold(staging / STAGING_LOCK)
     try:
+        # another export into this folder at once: the one that started first goes on
+        mine = _started(staging) if held is not None else time.time_ns()
+        for other, pid in staging_folders(folder)[1]:
+            if other.resolve() != staging.resolve() and _started(other) <= mine:
+                raise GameError(
+                    f"refusing to write into {str(folder)!r}: another export is being written there (process {pid}, "
+                    f"into {other.name!r}); wait for it to end or choose another folder"
+                )
         files = {}
         for name, (header, rows) in tables.items():
             content, count = _table(header, rows)
@@ -469,6 +484,13 @@ def write_csv(
             files[name] = {"columns": header, "rows": count}
         info["files"] = files
         with deferred_signals():  # milliseconds: the old export, or the new one, whole
+            if folder_manifest(folder) != old:  # another export was written there since it was checked
+                raise GameError(
+                    f"another export was written into {str(folder)!r} while this one was computed; nothing of this "
+                    "one was written: run it again to replace that one ("
+                    + advice("--overwrite", "overwrite=True")
+                    + ")"
+                )
             if old is not None:  # an export mfax wrote (check_target allowed it): its files only
                 for name in owned - set(tables):
                     target = folder / name
@@ -496,19 +518,33 @@ def write_csv(
 
 def _hold(path: Path) -> int | None:
     """Create the staging lock file ``path`` and hold an exclusive flock on it (its open
-    file, returned; ``None`` where the file system has no locks)."""
+    file, returned; ``None`` where the file system has no locks): made under another name,
+    locked, stamped with the time it started (:func:`_started`), then renamed, so that it
+    is never seen unlocked."""
+    new = path.with_name(_STAGING_LOCK_NEW)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except OSError:  # (then judged by its process id, as an earlier mfax's)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{time.time_ns()} {os.getpid()}\n".encode())
+        os.rename(new, path)
     except OSError:
         os.close(fd)
         with contextlib.suppress(OSError):
-            path.unlink()
+            new.unlink()
         return None
     return fd
+
+
+def _started(entry: Path) -> int:
+    """When the export writing into the staging folder ``entry`` started (ns, as its lock
+    file says; 0, the earliest, when it cannot be read: the other export gives way)."""
+    try:
+        return int((entry / STAGING_LOCK).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def export(
@@ -542,5 +578,6 @@ def export(
             + ("" if fmt == "npz" else " or use " + advice("--format npz", 'format="npz"'))
         )
     data = collect(game, policy, batch, num_paths)
+    check_target(path, fmt, overwrite)  # again: what appeared there while it was computed (another export)
     writer = write_npz if fmt == "npz" else write_csv
     return writer(path, game, data, source or {}, done)
