@@ -56,7 +56,11 @@ class MFGLibCrowdMotion(Game):
     T: int = mfglib_T(3)
     torus_l: int = param(20, "grid length: x = 0..torus_l-1")
     torus_w: int = param(20, "grid width: y = 0..torus_w-1")
-    loc_change_freq: int = param(2, "the bar tries a move before each step t with t mod loc_change_freq = 0")
+    loc_change_freq: int = param(
+        2,
+        "the bar tries a move before each step t = i + 1 with (i + 1) mod loc_change_freq = 0, i = 0..T "
+        "(never before t = 0)",
+    )
     c: float = param(10.0, "weight of the closeness to the bar", traced=True)
     log_eps: float = param(1e-10, "epsilon inside the crowd-aversion term -log(mu_t(s) + epsilon)", traced=True)
     p_still: float = param(0.5, "probability of no idiosyncratic step (else one of four, equally likely)", traced=True)

@@ -7,10 +7,11 @@ applications", §4.1.
 
 States ``x = 0..size-1`` on a ring, actions ``a = -k..k`` (``k = n_actions_per_side``),
 ``m_t = sum_x x mu_t(x)`` the population's mean. The agent moves to
-``x + round((a + K (m_t - x)) dt)`` (``K`` = ``mean_revert``), then by
-``round(sqrt(dt) sigma c)`` with ``c = -k..k`` drawn with the probabilities of a normal of
-standard deviation ``sigma`` rounded to the nearest integer (tails folded onto ``+-k``),
-all modulo ``size``; ``round`` is Python's (ties to even). At each ``t = 0..T-1`` the agent
+``y = (x + round((a + K (m_t - x)) dt)) mod size`` (``K`` = ``mean_revert``), then to
+``round(y + sqrt(dt) sigma c) mod size`` with ``c = -k..k`` drawn with the probabilities
+of a normal of standard deviation ``sigma`` rounded to the nearest integer (tails folded
+onto ``+-k``); ``round`` is Python's (ties to even), so the reduction of ``y`` before the
+noise matters on a ring of odd size. At each ``t = 0..T-1`` the agent
 at ``x_t`` receives
 
 .. math::
