@@ -323,6 +323,24 @@ def test_a_small_shock_has_its_response_and_rounding_none(small_macro):
     np.testing.assert_array_equal(big["L"], 0.0)
 
 
+def test_a_game_that_does_not_run_in_float64_gets_its_response_in_its_own_precision(small_macro, monkeypatch):
+    """Computing the response in float64 broke a plug-in game that keeps float32 numbers of
+    its own (a scan started from float32 zeros): a JAX traceback where the float32
+    computation had worked (found by a review)."""
+    game, policy, _, _ = small_macro
+    real = Macro.noise_from_innovations
+
+    def keeps_float32(self, innovations):
+        jax.lax.scan(lambda c, e: (0.9 * c + e, c), jnp.zeros((), jnp.float32), innovations)
+        return real(self, innovations)
+
+    monkeypatch.setattr(Macro, "noise_from_innovations", keeps_float32)
+    with pytest.warns(mfax.MfaxWarning, match=r"game 'macro' does not run in float64 \(.*\); its impulse response is"):
+        irf = impulse_response(game, policy, shock_innovations(game.horizon, -1.0, 2))
+    assert irf.baseline["K"].dtype == np.float32 and irf.deviation()["Y"][2] < 0
+    assert not jax.config.jax_enable_x64
+
+
 def test_irf_summary_of_a_shock_at_the_horizon_and_innovations_parsing(small_macro, capsys):
     from mfax.run.cli_outputs import _print_irf, parse_innovations
 
@@ -560,7 +578,11 @@ def test_an_export_killed_outright_leaves_nothing_that_stops_the_next(small_macr
     export(game, policy, _two_paths(batch), folder, "csv")
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
     assert export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)["paths"] == 2  # and again
-    (folder / f".mfax-export-{ended.pid}-zzzzzzzz").mkdir()  # beside an export: removed by the next too
+    empty = folder / f".mfax-export-{ended.pid}-zzzzzzzz"
+    empty.mkdir()  # beside an export, empty: just made (its lock comes next), so live for a minute
+    with pytest.raises(mfax.GameError, match="another export is being written there"):
+        export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)
+    os.utime(empty, (empty.stat().st_atime, empty.stat().st_mtime - 120))  # older: a killed export's
     export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
     # another process writing into the folder: named, and its folder untouched
@@ -696,6 +718,77 @@ def test_two_exports_into_one_folder_at_once_never_replace_each_other(small_macr
         export(game, policy, _two_paths(batch), later, "csv")
     assert sorted(p.name for p in later.iterdir()) == ["mfax-export.json"]
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npz"])
+def test_an_export_landing_after_the_last_check_is_not_replaced(small_macro, tmp_path, monkeypatch, fmt):
+    """An export finishing between another's last check and its write was read as the one
+    to replace, or (npz) replaced outright, without overwrite (found by a review)."""
+    import mfax.run.export as export_module
+
+    game, policy, batch, _ = small_macro
+    target = tmp_path / ("out" if fmt == "csv" else "out.npz")
+    hook = "csv_tables" if fmt == "csv" else "manifest"
+    real, landed = getattr(export_module, hook), []
+
+    def lands(*args, **kwargs):
+        if not landed:
+            landed.append(True)
+            export(game, policy, _two_paths(batch), target, fmt)  # (the other export, whole)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, hook, lands)
+    with pytest.raises(mfax.GameError, match="already holds an mfax export; use overwrite=True or another path"):
+        export(game, policy, _two_paths(batch), target, fmt, num_paths=1)
+    monkeypatch.undo()
+    held = export_module.read_manifest(target) if fmt == "npz" else export_module.folder_manifest(target)
+    assert held["paths"] == 2  # the other's, whole
+
+
+def test_an_export_killed_while_moving_its_files_in_is_an_incomplete_export(small_macro, tmp_path, monkeypatch):
+    """A kill between the first file moved into place and the manifest left files and no
+    manifest (refused as "not an mfax export" by every later export, --overwrite too), or
+    an earlier export's manifest over the new files (found by a review)."""
+    import fcntl
+    import os
+
+    import mfax.run.export as export_module
+
+    game, policy, batch, _ = small_macro
+    folder = tmp_path / "out"
+    real, moved = os.replace, []
+
+    def killed(src, dst, *args, **kwargs):
+        if str(src).endswith(".csv"):
+            moved.append(dst)
+            if len(moved) == 3:
+                raise KeyboardInterrupt  # (a SIGKILL: nothing after it runs; the handlers only remove the copies)
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(export_module.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export(game, policy, _two_paths(batch), folder, "csv")
+    monkeypatch.undo()
+    held = export_module.folder_manifest(folder)
+    assert held["complete"] is False and {p.name for p in folder.glob("*.csv")} <= set(held["files"])
+    with pytest.raises(
+        mfax.GameError, match="holds an mfax export killed while its files were moved in; use overwrite"
+    ):
+        export(game, policy, _two_paths(batch), folder, "csv")
+    info = export(game, policy, _two_paths(batch), folder, "csv", overwrite=True)
+    assert info["complete"] is True and export_module.folder_manifest(folder) == info
+    assert {p.name for p in folder.iterdir()} == {*info["files"], "mfax-export.json"}
+    # a writer whose lock file is not yet renamed into place (held under its first name) is live
+    other = tmp_path / "shared" / ".mfax-export-999999-abcdefgh"
+    other.mkdir(parents=True)
+    fd = os.open(other / ".mfax-writing.new", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(mfax.GameError, match="another export is being written there"):
+            export(game, policy, _two_paths(batch), other.parent, "csv")
+        assert other.is_dir()
+    finally:
+        os.close(fd)
 
 
 def test_an_export_into_a_read_only_folder_is_refused_before_it_is_computed(small_macro, tmp_path, monkeypatch):

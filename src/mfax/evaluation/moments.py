@@ -28,7 +28,7 @@ import numpy as np
 
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import Trajectory, rollout_batch
-from mfax.errors import GameError, advice
+from mfax.errors import GameError, advice, warn
 from mfax.games.base import Game, MomentSpec, aggregate_paths, moment_paths
 from mfax.games.registry import game_class, game_names
 from mfax.policies.base import Policy
@@ -271,16 +271,34 @@ def impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse
     difference of two nearly equal paths: in float32 a moment's rounding, some 1e-7 of its
     level, would show as a response of either sign, and a real response that small (a
     shock of 1e-4 standard deviations in the macro economy) as none."""
-    with jax.enable_x64(True):
-        wide = jax.tree.map(
-            lambda x: (
-                x.astype(jnp.float64)
-                if isinstance(x, jax.Array | np.ndarray) and jnp.issubdtype(x.dtype, jnp.floating)
-                else x
-            ),
-            policy,
+    try:
+        with jax.enable_x64(True):
+            return _impulse_response(game, _widened(policy), innovations)
+    except GameError:
+        raise
+    except (TypeError, ValueError) as err:  # a game that keeps float32 (a plug-in's own float32 zeros, say)
+        precision = jnp.result_type(float).name
+        if precision == "float64":
+            raise
+        why = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        warn(
+            f"game {game.name!r} does not run in float64 ({why}); its impulse response is computed in {precision}, "
+            f"where a difference within {IRF_ROUNDING_UNITS} units of the precision of a level (some 1e-5 of it) is "
+            "shown as 0: a small shock's response may not show"
         )
-        return _impulse_response(game, wide, innovations)
+        return _impulse_response(game, policy, innovations)
+
+
+def _widened(policy: Policy) -> Policy:
+    """``policy`` with its floating-point arrays in float64 (exact)."""
+    return jax.tree.map(
+        lambda x: (
+            x.astype(jnp.float64)
+            if isinstance(x, jax.Array | np.ndarray) and jnp.issubdtype(x.dtype, jnp.floating)
+            else x
+        ),
+        policy,
+    )
 
 
 def _impulse_response(game: Game, policy: Policy, innovations) -> ImpulseResponse:

@@ -174,6 +174,15 @@ def default_target(run_root: Path, fmt: str) -> Path:
 
 
 # -- what is there: refuse to overwrite what mfax did not write -------------------------------
+def _just_made(entry: Path) -> bool:
+    """Whether the staging folder ``entry`` is empty and was made within the last minute
+    (its writer makes its lock file next)."""
+    try:
+        return not any(entry.iterdir()) and time.time() - entry.stat().st_mtime < 60
+    except OSError:
+        return False
+
+
 def _locked(path: Path) -> bool | None:
     """Whether a writer holds the flock of the staging lock file ``path`` (this process's
     other exports too: a lock is per open file); ``None`` when there is none."""
@@ -219,6 +228,10 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
         # this process's own exports it knows (a lock test from this process would take,
         # then release, its own lock where the file system makes flocks per process: NFS)
         writing = True if entry.resolve() in _WRITING else _locked(entry / STAGING_LOCK)
+        if writing is None:  # its lock file not yet renamed into place, or not yet made
+            writing = _locked(entry / _STAGING_LOCK_NEW)
+        if writing is None and _just_made(entry):  # (made, its lock next: not another's by a process id)
+            writing = True
         if writing is None:  # (an earlier mfax's, or one killed before its lock: by its process id)
             # this process's own: live while one of its exports writes there (running() says
             # True of this process, so a folder its failed cleanup left would be refused)
@@ -280,6 +293,9 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
             raise GameError(f"refusing to write into {where!r}: a non-empty directory that is not an mfax export")
     if not overwrite:
         instead = advice("use --overwrite or another --out", "use overwrite=True or another path")
+        held = read_manifest(path) if fmt == "npz" else folder_manifest(path)
+        if held is not None and held.get("complete") is False:
+            raise GameError(f"{where!r} holds an mfax export killed while its files were moved in; {instead}")
         raise GameError(f"{where!r} already holds an mfax export; {instead}")
 
 
@@ -312,7 +328,12 @@ def manifest(game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[s
 
 
 def write_npz(
-    path: Path, game: Game, data: dict[str, Any], source: dict[str, Any], done: list[bool] | None = None
+    path: Path,
+    game: Game,
+    data: dict[str, Any],
+    source: dict[str, Any],
+    done: list[bool] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the ``npz`` export (see the module docstring); returns its manifest.
     ``done`` gets ``True`` once the file is in place (a Ctrl-C after it finds it whole)."""
@@ -331,6 +352,7 @@ def write_npz(
     buffer = io.BytesIO()
     np.savez(buffer, manifest=np.asarray(json.dumps(info)), **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_target(path, "npz", overwrite)  # again, at the last moment: another export written meanwhile
     _replace_with(path, buffer.getvalue())
     if done is not None:
         done.append(True)
@@ -438,7 +460,12 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
 
 
 def write_csv(
-    folder: Path, game: Game, data: dict[str, Any], source: dict[str, Any], done: list[bool] | None = None
+    folder: Path,
+    game: Game,
+    data: dict[str, Any],
+    source: dict[str, Any],
+    done: list[bool] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the ``csv`` export into ``folder`` (see the module docstring); returns its
     manifest (``files``: each file's columns and rows). The files are written into a
@@ -446,13 +473,18 @@ def write_csv(
     Ctrl-C and SIGTERM held over the move): an export cut short leaves ``folder`` as it
     was, an earlier export there (``overwrite``) included; what an export killed outright
     (SIGKILL, a power cut) left in its hidden folder is removed by the next export there
-    (:func:`staging_folders`). ``done`` gets ``True`` once the files are in place (a
-    Ctrl-C held over the move is raised after it)."""
+    (:func:`staging_folders`). One killed during the move itself (milliseconds) leaves the
+    manifest it writes first, marked ``"complete": false`` and listing both exports'
+    files: an mfax export that the next ``overwrite`` replaces. ``done`` gets ``True`` once
+    the files are in place (a Ctrl-C held over the move is raised after it)."""
     info = manifest(game, data, source)
     tables = csv_tables(game, data)  # (a game's names that clash are refused before anything is written)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     old = folder_manifest(folder)
+    if old is not None and not overwrite:  # (one written since the target was checked)
+        instead = advice("use --overwrite or another --out", "use overwrite=True or another path")
+        raise GameError(f"{str(folder)!r} already holds an mfax export; {instead}")
     # a file under a name this export adds that the old export did not write is the user's
     owned = {Path(name).name for name in (old or {}).get("files", {})}
     for name in tables:
@@ -491,6 +523,10 @@ def write_csv(
                     + advice("--overwrite", "overwrite=True")
                     + ")"
                 )
+            # first, the manifest of a move under way: a kill part-way leaves an mfax export
+            # (incomplete, and listing every file it may hold) that the next overwrite replaces
+            moving = {**info, "complete": False, "files": {**(old or {}).get("files", {}), **files}}
+            _replace_with(folder / MARKER, (json.dumps(moving, indent=2) + "\n").encode())
             if old is not None:  # an export mfax wrote (check_target allowed it): its files only
                 for name in owned - set(tables):
                     target = folder / name
@@ -498,6 +534,7 @@ def write_csv(
                         target.unlink()
             for name in tables:
                 os.replace(staging / name, folder / name)
+            info["complete"] = True
             _replace_with(folder / MARKER, (json.dumps(info, indent=2) + "\n").encode())
             if done is not None:
                 done.append(True)
@@ -580,4 +617,4 @@ def export(
     data = collect(game, policy, batch, num_paths)
     check_target(path, fmt, overwrite)  # again: what appeared there while it was computed (another export)
     writer = write_npz if fmt == "npz" else write_csv
-    return writer(path, game, data, source or {}, done)
+    return writer(path, game, data, source or {}, done, overwrite=overwrite)
