@@ -473,3 +473,53 @@ def test_solve_warns_with_the_defects_its_result_shows(monkeypatch):
     monkeypatch.setattr(exploitability, "figure_defects", lambda *a: ["exploitability (per path) -1.3 (... a defect)"])
     with pytest.warns(mfax.DefectWarning, match=r"^exploitability \(per path\) -1.3 \(\.\.\. a defect\)$"):
         assert mfax.solve("sis", "fp", **kwargs).defects == ["exploitability (per path) -1.3 (... a defect)"]
+
+
+def test_reading_a_float64_run_leaves_the_process_in_its_precision(tmp_path):
+    """mfax.load of a run trained with --x64 switched float64 on for the whole process: a
+    float32 run trained after it ran in float64, was labelled float32 and could not be
+    read back ("changed dtype"); its figures differed (found by an audit)."""
+    import jax
+    from typer.testing import CliRunner
+
+    from mfax.run.cli import app
+
+    args = dict(hp=TINY_NETWORK, iterations=2, eval_every=2, lr=3e-2, num_states=11)
+    before = mfax.solve("linear_quadratic", "spg", **args).exploitability
+    wide = tmp_path / "x64"
+    try:
+        done = CliRunner().invoke(
+            app,
+            [
+                "train",
+                "--game",
+                "linear_quadratic",
+                "--set",
+                "num_states=11",
+                "--algo",
+                "spg",
+                "--hp",
+                "mlp_width=8",
+                "--iterations",
+                "2",
+                "--eval-every",
+                "2",
+                "--lr",
+                "3e-2",
+                "--x64",
+                "--out",
+                str(wide),
+                "--no-plots",
+                "--no-progress",
+            ],
+        )  # (the command line switches float64 on for its process: this one, here)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert done.exit_code == 0, done.output
+    read = mfax.load(wide)
+    assert not jax.config.jax_enable_x64
+    assert read.mean_field.dtype == np.float64 and read.summary["dtype"] == "float64"  # its own precision
+    after = mfax.solve("linear_quadratic", "spg", out=tmp_path / "narrow", **args)
+    assert after.summary["dtype"] == "float32" and after.exploitability == before
+    assert mfax.load(tmp_path / "narrow").exploitability == before  # read back (it was refused)
+    assert read.policy_of(0) is not None and not jax.config.jax_enable_x64

@@ -425,6 +425,40 @@ def test_a_checkpoint_that_an_edited_config_does_not_fit_names_the_edit(run_copy
     assert "(config.json was edited since the run was created (hparams.mlp_width 8 -> 4): restore it)" in error
 
 
+@pytest.mark.parametrize(
+    "key, value, says", [("eval_paths", 2, "eval_paths 4 -> 2"), ("x64", True, "x64 false -> true")]
+)
+def test_a_config_edited_in_its_evaluation_paths_or_precision_is_refused_by_resume(run_copy, key, value, says):
+    """An edited eval_paths was taken by a resume: its metrics mixed two evaluation sets
+    (a false "ROSE" and a best checkpoint chosen across them); an edited x64 was refused
+    as a checkpoint "written by another mfax version" (found by an audit)."""
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, key: value}))
+    before = tree(run_copy)
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+    one_error_line(result, f"was edited since the run was created ({says})")
+    assert tree(run_copy) == before
+
+
+def test_an_edited_iterations_is_taken_as_an_extension_said_and_recorded(run_copy):
+    """config.json's iterations edited by hand: a resume replanned the learning-rate
+    schedule without a word or a record (config.json then claimed to be the recipe of a
+    run it no longer reproduced), and accepted a total below the iterations done (found
+    by an audit). It is now what --iterations N does."""
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "iterations": 6}))
+    with pytest.warns(
+        mfax.MfaxWarning, match="schedule was replanned at iteration 2 \\(over 6 iterations in total, was 4"
+    ):
+        assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 6
+    assert "schedule" in json.loads((run_copy / "provenance.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "iterations": 3}))
+    before = tree(run_copy)
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+    one_error_line(result, "--iterations 3 (or config.json's iterations) is below the 6 iterations this run has done")
+    assert tree(run_copy) == before
+
+
 def test_a_config_edited_into_another_problem_is_refused_by_resume_and_named_to_readers(run_copy):
     """config.json edited in a game parameter: a resume trained on from checkpoints of the
     original game, and eval reported figures of the edited one, silently."""

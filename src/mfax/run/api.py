@@ -29,6 +29,7 @@ stop condition holds first; every condition is checked at each evaluation, i.e. 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -379,6 +380,12 @@ def solve(
     )
     check_paths_used(config, paths is not None, eval_paths is not None)
     stop = _Stop(target, time_budget, callback, started)
+    with _precision(config.x64):
+        return _solved(config, out, overwrite, progress, stop)
+
+
+def _solved(config: TrainConfig, out: Path | None, overwrite: bool, progress: bool, stop: _Stop) -> Result:
+    """:func:`solve`'s training, into ``out`` or a temporary folder."""
     if out is not None:
         run = RunDir(out)
         session = train_session(config, run.root, overwrite=overwrite, progress=progress, stop=stop)
@@ -393,6 +400,27 @@ def solve(
                 f"{what}; stopped (nothing kept without out=DIR, which keeps the last good checkpoint)"
             ) from None
         return _finish(run, session, stop.reason)
+
+
+def _precision(x64: bool):
+    """Float64 for a run trained in float64 (``--x64``), for this call only: the process's
+    setting stays as it was, for the float32 runs it trains or reads next (it was switched
+    on for good, and a float32 run trained after then ran in float64, labelled float32,
+    and could not be read back). A float32 run computes in the process's setting."""
+    import jax
+
+    return jax.enable_x64(True) if x64 else contextlib.nullcontext()
+
+
+def _in_its_precision(method: Callable) -> Callable:
+    """A :class:`Result` method, computed in its run's precision (:func:`_precision`)."""
+
+    @functools.wraps(method)
+    def computed(self, *args, **kwargs):
+        with _precision(self.config.x64):
+            return method(self, *args, **kwargs)
+
+    return computed
 
 
 def _first_paths(batch, num_paths: int | None):
@@ -444,8 +472,9 @@ def load(
     run = RunDir(path)
     run.settle()  # what a killed --overwrite left, before the folder is judged
     run.check_run()
-    trainer, states, _ = load_states(run, which, Consent(game, trust_code))
-    return Result._of(run, trainer, states)
+    with _precision(run.trained_in_float64()):
+        trainer, states, _ = load_states(run, which, Consent(game, trust_code))
+        return Result._of(run, trainer, states)
 
 
 @dataclasses.dataclass(eq=False)
@@ -484,11 +513,13 @@ class Result:
         return self.trainer.game_of(self.run)
 
     @functools.cached_property
+    @_in_its_precision
     def policy(self):
         """The best run's policy (:class:`~mfax.policies.base.Policy`), usable with
         :func:`mfax.evaluation.exploitability.evaluate` and the rollouts."""
         return self.policy_of(self.run)
 
+    @_in_its_precision
     def policy_of(self, r: int):
         """Run ``r``'s policy."""
         if not (params_mod.is_integer_from(r, 0) and r < self.config.num_runs):
@@ -496,12 +527,14 @@ class Result:
         return self.trainer.policy(self.states, r)
 
     @property
+    @_in_its_precision
     def eval_noise(self):
         """The evaluation noise paths (:class:`~mfax.dynamics.noise.NoiseBatch`) the
         figures were computed on."""
         return self.trainer.eval_noise_of(self.run)
 
     @functools.cached_property
+    @_in_its_precision
     def mean_field(self) -> np.ndarray:
         """The mean field under :attr:`policy` on every evaluation noise path: an array
         ``(paths, T + 1, states)``, ``mean_field[p, t]`` the distribution at time ``t``."""
@@ -509,6 +542,7 @@ class Result:
         return np.asarray(traj.mu)
 
     # -- economics: moments, impulse responses, export -------------------------------------
+    @_in_its_precision
     def moments(self, num_paths: int | None = None):
         """The game's moments (:class:`~mfax.evaluation.moments.Moments`) at every ``t`` on
         the first ``num_paths`` evaluation noise paths (default: all), by the exact
@@ -519,6 +553,7 @@ class Result:
 
         return path_moments(self.game, self.policy, _first_paths(self.eval_noise, num_paths))
 
+    @_in_its_precision
     def impulse_response(self, shock: float | None = None, at: int | None = None, innovations=None):
         """The response of the game's moments under :attr:`policy` to a shock of ``shock``
         standard deviations (default -1) hitting the noise at ``t = at`` (default 1), or
@@ -535,6 +570,7 @@ class Result:
             raise GameError("give innovations, or shock and at, not both")
         return impulse_response(self.game, self.policy, innovations)
 
+    @_in_its_precision
     def export(self, path: str | Path, format: str = "npz", num_paths: int | None = None, overwrite: bool = False):
         """Write what ``mfax export`` writes (mean fields, policy, aggregates, moments and
         noise on the evaluation paths; ``format`` ``"npz"`` or ``"csv"``) to ``path``,
@@ -658,27 +694,32 @@ class Result:
             )
         return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
 
+    @_in_its_precision
     def plot_mean_field(self, num_paths: int | None = None):
         """The mean field over time on ``num_paths`` evaluation noise paths (default 3, or
         all when there are fewer)."""
         traj, _, titles = self._paths(num_paths)
         return plots.mean_field_figure(self.game, traj, titles)
 
+    @_in_its_precision
     def plot_policy(self, num_paths: int | None = None):
         """The policy's mean action value per state over time on ``num_paths`` paths."""
         traj, _, titles = self._paths(num_paths)
         return plots.policy_figure(self.game, traj, titles)
 
+    @_in_its_precision
     def plot_aggregates(self, num_paths: int | None = None):
         """The game's aggregates over time (``None`` when the game declares none)."""
         traj, noise, titles = self._paths(num_paths)
         return plots.aggregates_figure(self.game, traj, noise, titles)
 
+    @_in_its_precision
     def plot_profiles(self, num_paths: int | None = None):
         """The game's cross-sections on the first path (``None`` when it declares none)."""
         traj, noise, titles = self._paths(num_paths)
         return plots.profiles_figure(self.game, traj, noise, titles)
 
+    @_in_its_precision
     def plot_moments(self):
         """The game's scalar moments over time on every evaluation path: expectation and
         percentile bands (``None`` when the game declares no moments)."""
@@ -686,6 +727,7 @@ class Result:
             return None
         return plots.moments_figure(self.game, self.moments())
 
+    @_in_its_precision
     def plot_moment_curves(self, times: list[int] | None = None):
         """The game's curve-valued moments (the Lorenz curve) in expectation at ``times``
         (default ``0, T/4, T/2, T``; ``None`` when the game declares none)."""
@@ -693,6 +735,7 @@ class Result:
             return None
         return plots.moment_curves_figure(self.game, self.moments(), times)
 
+    @_in_its_precision
     def plot_impulse_response(self, shock: float | None = None, at: int | None = None):
         """The impulse response (:meth:`impulse_response`) of every scalar moment."""
         return plots.irf_figure(self.game, self.impulse_response(shock, at))

@@ -582,7 +582,9 @@ NO_CODE = Consent()  # the default: no code outside mfax and its installed plug-
 
 # config.json's entries that say what problem the run's checkpoints solve (the others say
 # how it is trained or evaluated: iterations, eval_every, eval_paths, keep, log_to, devices)
-TRAINED_ON = ("game", "params", "algo", "hparams", "lr", "seeds", "seed", "noise", "paths")
+# (eval_paths: the metrics' figures are on its paths, a resume cannot change them; x64: the
+# checkpoint's arrays are of its precision)
+TRAINED_ON = ("game", "params", "algo", "hparams", "lr", "seeds", "seed", "noise", "paths", "eval_paths", "x64")
 
 
 def _trained_on(data: dict[str, Any]) -> dict[str, Any]:
@@ -1128,6 +1130,15 @@ class RunDir:
             os.close(fd)  # releases the flock
 
     # -- config ------------------------------------------------------------------------
+    def trained_in_float64(self) -> bool:
+        """Whether config.json says the run was trained in float64 (``x64``), read without
+        validating or importing anything (``False`` when it cannot be read)."""
+        try:
+            data = json.loads(self.config_path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(data, dict) and data.get("x64") is True
+
     def load_config(self, consent: Consent = NO_CODE, continuing: bool = False) -> TrainConfig:
         """The run's config, validated as a fresh run's is (an edited config.json too).
         Code the config names (a game or solver outside mfax) is imported only with the

@@ -67,8 +67,8 @@ class Trainer:
 
     @classmethod
     def build(cls, config: TrainConfig) -> Trainer:
-        if config.x64:
-            jax.config.update("jax_enable_x64", True)
+        if config.x64 and not jax.config.jax_enable_x64:  # (the command line: one run per process; the
+            jax.config.update("jax_enable_x64", True)  # Python API scopes it to the run: api._precision)
         games = [make(config.game, **p) for p in config.param_sets]
         exacts = [exact_noise(game, config.noise) for game in games]  # sampled paths are drawn per iteration
         _check_shared(config, games, exacts)
@@ -247,6 +247,17 @@ def train(config: TrainConfig, out: Path | str, **kwargs) -> dict[str, Any]:
     return train_session(config, out, **kwargs).summary
 
 
+def _planned_before(run: RunDir) -> int | None:
+    """The total iterations the run was last planned over (summary.json's
+    ``iterations_planned``), ``None`` when it does not say (a run killed before its first
+    summary)."""
+    try:
+        planned = run.read_summary().get("iterations_planned")
+    except GameError:
+        return None
+    return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
+
+
 def train_session(
     config: TrainConfig,
     out: Path | str,
@@ -290,6 +301,11 @@ def train_session(
         run.check_run()
         config = run.load_config(consent, continuing=True)
         planned = config.iterations
+        recorded = _planned_before(run)
+        if extend_to is None and recorded is not None and recorded != config.iterations:
+            # config.json's iterations edited by hand: what --iterations N does, checked and
+            # recorded as it is (the schedule was replanned without a word, below the done too)
+            extend_to, planned = config.iterations, recorded
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:
@@ -380,7 +396,8 @@ def _train_locked(
     start = int(to_host(states.iteration)[0])
     if extended and config.iterations < start:
         raise GameError(
-            f"--iterations {config.iterations} is below the {start} iterations this run has done; allowed: >= {start}"
+            f"--iterations {config.iterations} (or config.json's iterations) is below the {start} iterations this run "
+            f"has done; allowed: >= {start}"
         )
     if main and resume:
         # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
