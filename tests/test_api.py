@@ -523,3 +523,16 @@ def test_reading_a_float64_run_leaves_the_process_in_its_precision(tmp_path):
     assert after.summary["dtype"] == "float32" and after.exploitability == before
     assert mfax.load(tmp_path / "narrow").exploitability == before  # read back (it was refused)
     assert read.policy_of(0) is not None and not jax.config.jax_enable_x64
+    # the run's own arrays used with mfax's functions: within its precision, its own figure
+    from mfax.evaluation import evaluate
+
+    with read.precision():
+        again = evaluate(read.game, read.policy, read.eval_noise)
+    assert float(again.exploitability) == pytest.approx(read.exploitability, rel=1e-12)
+    # a process computing in float64 (the user's choice): a new run is float64, and says so
+    jax.config.update("jax_enable_x64", True)
+    try:
+        made = mfax.solve("linear_quadratic", "spg", out=tmp_path / "made", **args)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert made.summary["dtype"] == "float64" and mfax.load(tmp_path / "made").mean_field.dtype == np.float64

@@ -457,6 +457,37 @@ def test_an_edited_iterations_is_taken_as_an_extension_said_and_recorded(run_cop
     result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
     one_error_line(result, "--iterations 3 (or config.json's iterations) is below the 6 iterations this run has done")
     assert tree(run_copy) == before
+    (run_copy / "summary.json").unlink()  # (nothing tells of the edit: still below the iterations done)
+    before = tree(run_copy)
+    one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), "is below the 6 iterations")
+    assert tree(run_copy) == before
+
+
+def test_an_edited_iterations_then_resume_iterations_records_what_was_planned(run_copy):
+    """Edited to 6, then --resume --iterations 8: the schedule recorded 6 as what the
+    first stretch was planned over (it was 4); edited to 8, then --iterations 8: no word
+    and no record (found by a review)."""
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "iterations": 8}))
+    with pytest.warns(mfax.MfaxWarning, match="replanned at iteration 2 \\(over 8 iterations in total, was 4\\)"):
+        train(TrainConfig(), run_copy, resume=True, progress=False, extend_to=8)
+    schedule = json.loads((run_copy / "provenance.json").read_text())["schedule"]
+    assert [(s["from"], s["planned"]) for s in schedule] == [(0, 4), (2, 8)]
+
+
+def test_a_float32_run_is_not_resumed_where_the_process_computes_in_float64(run_copy):
+    """With float64 switched on for the process (JAX_ENABLE_X64), a float32 run went on in
+    float64 under its float32 label, and could not be read back (found by a review)."""
+    import jax
+
+    before = tree(run_copy)
+    jax.config.update("jax_enable_x64", True)
+    try:
+        with pytest.raises(GameError, match="was trained in float32 and this process computes in float64"):
+            train(TrainConfig(), run_copy, resume=True, progress=False)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert tree(run_copy) == before
 
 
 def test_a_config_edited_into_another_problem_is_refused_by_resume_and_named_to_readers(run_copy):

@@ -512,11 +512,20 @@ class Result:
         """The game the policy was trained on (the best run's, when parameters were swept)."""
         return self.trainer.game_of(self.run)
 
+    def precision(self):
+        """A context in which the run's arrays compute in its precision: float64 for a run
+        trained with ``--x64`` (whose :attr:`policy` and :attr:`eval_noise` are float64:
+        outside it JAX would truncate them to float32), the process's setting otherwise.
+        ``with result.precision(): evaluate(result.game, result.policy, result.eval_noise)``.
+        The :class:`Result`'s own methods use it."""
+        return _precision(self.config.x64)
+
     @functools.cached_property
     @_in_its_precision
     def policy(self):
         """The best run's policy (:class:`~mfax.policies.base.Policy`), usable with
-        :func:`mfax.evaluation.exploitability.evaluate` and the rollouts."""
+        :func:`mfax.evaluation.exploitability.evaluate` and the rollouts (within
+        :meth:`precision` for a run trained in float64)."""
         return self.policy_of(self.run)
 
     @_in_its_precision

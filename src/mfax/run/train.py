@@ -300,15 +300,23 @@ def train_session(
     if resume:
         run.check_run()
         config = run.load_config(consent, continuing=True)
-        planned = config.iterations
-        recorded = _planned_before(run)
+        if jax.config.jax_enable_x64 and not config.x64:
+            raise GameError(
+                f"{str(run.root)!r} was trained in float32 and this process computes in float64 (jax_enable_x64, "
+                "or JAX_ENABLE_X64 in the environment): a resume would go on in another precision; resume it where "
+                "float64 is off"
+            )
+        recorded = _planned_before(run)  # (what the schedule was planned over, config.json edited or not)
+        planned = recorded if recorded is not None else config.iterations
         if extend_to is None and recorded is not None and recorded != config.iterations:
             # config.json's iterations edited by hand: what --iterations N does, checked and
             # recorded as it is (the schedule was replanned without a word, below the done too)
-            extend_to, planned = config.iterations, recorded
+            extend_to = config.iterations
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
     else:
+        if jax.config.jax_enable_x64 and not config.x64:  # (the process computes in float64: recorded so)
+            config = dataclasses.replace(config, x64=True)
         config = resolve(config)
         planned = config.iterations
         if main:
@@ -394,7 +402,7 @@ def _train_locked(
     elif resume:
         _check_untrained(run)
     start = int(to_host(states.iteration)[0])
-    if extended and config.iterations < start:
+    if (extended or resume) and config.iterations < start:  # (an edit no summary.json tells of, too)
         raise GameError(
             f"--iterations {config.iterations} (or config.json's iterations) is below the {start} iterations this run "
             f"has done; allowed: >= {start}"
