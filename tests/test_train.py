@@ -544,6 +544,12 @@ def test_an_iteration_is_found_from_the_checkpoint_files_not_from_a_summary_behi
 
     out = tmp_path / "run"
     train(TrainConfig(**TINY_RUN, iterations=4, keep=3), out, progress=False)
+    # a Result of an earlier checkpoint says which: its figures are that iteration's (the repr
+    # showed the run's 4 iterations beside them; found by an audit)
+    import mfax
+
+    assert "iterations=4, checkpoint_iteration=2, exploitability=" in repr(mfax.load(out, 2))
+    assert "checkpoint_iteration" not in repr(mfax.load(out))
     run = RunDir(out)
     run.write_summary({**run.read_summary(), "iterations": 2})  # a kill between the checkpoint and the summary
     assert run.checkpoint_for("2") == run.kept_checkpoint_path(2)  # the kept file of 2, not checkpoint.eqx (4)

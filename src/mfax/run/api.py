@@ -679,8 +679,11 @@ class Result:
     dataframe = property(to_pandas)
 
     def __repr__(self) -> str:
+        held = int(np.asarray(self.states.iteration)[0])
+        # (an earlier checkpoint, "best" or a kept one: its figures are of that iteration, not the last)
+        at = "" if held == self.iterations else f", checkpoint_iteration={held}"
         return (
-            f"Result(game={self.config.game!r}, algo={self.config.algo!r}, iterations={self.iterations}, "
+            f"Result(game={self.config.game!r}, algo={self.config.algo!r}, iterations={self.iterations}{at}, "
             f"exploitability={self.exploitability}, stop_reason={self.stop_reason!r})"
         )
 
