@@ -871,6 +871,12 @@ def _without_lock(root) -> dict[str, bytes]:
     return {name: data for name, data in tree(root).items() if name != "mfax.lock"}
 
 
+def _mfax_figure(path) -> None:
+    """Write at ``path`` a figure as mfax tags its own (the old run's, say)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK)
+
+
 @pytest.mark.parametrize("reward", ["jnp.zeros((2, 3))", "jnp.full((3, 2), jnp.nan)"])
 def test_overwrite_with_a_game_that_fails_unchecked_puts_the_old_run_back(run_copy, tmp_path, reward):
     # --no-check: the defect shows only once the new run has started (a wrong shape when
@@ -1404,10 +1410,7 @@ def test_a_file_the_user_put_in_the_set_aside_folder_is_kept(run_copy, end):
     """A file the user saved into ``.mfax-replaced/`` while the old run was there went
     with it: removed with the folder at the new run's first checkpoint, or moved into the
     run when the old run came back."""
-    (run_copy / "plots").mkdir()
-    (run_copy / "plots" / "mean_field.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK
-    )  # (the old run's figure)
+    _mfax_figure(run_copy / "plots" / "mean_field.png")  # (the old run's figure)
     before = _without_lock(run_copy)
     run = RunDir(run_copy)
     assert run.set_aside()
@@ -1459,10 +1462,7 @@ def test_a_kill_while_the_set_aside_folder_is_cleared_leaves_it_marked(run_copy,
     """The marks were removed before the emptied sub-folders: a kill between left
     ``.mfax-replaced/plots/`` unmarked, which no command removed and every later
     --overwrite refused as a folder mfax did not write (found by a review)."""
-    (run_copy / "plots").mkdir()
-    (run_copy / "plots" / "mean_field.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK
-    )  # (the old run's figure)
+    _mfax_figure(run_copy / "plots" / "mean_field.png")  # (the old run's figure)
     before = _without_lock(run_copy)
     run = RunDir(run_copy)
     assert run.set_aside() and (run.aside_path / "plots").is_dir()
@@ -1515,10 +1515,7 @@ def test_a_set_aside_an_earlier_mfax_left_unmarked_is_put_back(run_copy):
     first when putting them back: a kill in either left the run's files in an unmarked
     folder, which the next command put back. Taking every unmarked folder for the user's
     left the run half there (found by a review)."""
-    (run_copy / "plots").mkdir()
-    (run_copy / "plots" / "policy.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK
-    )  # (the old run's figure)
+    _mfax_figure(run_copy / "plots" / "policy.png")  # (the old run's figure)
     before = _without_lock(run_copy)
     aside = run_copy / ".mfax-replaced"
     (aside / "plots").mkdir(parents=True)
@@ -1536,7 +1533,7 @@ def test_what_an_earlier_mfax_left_in_the_discard_folder_is_removed(run_copy):
     (old / "plots").mkdir(parents=True)
     (old / rundir_module.ASIDE_DONE).write_bytes(b"")
     (old / "config.json").write_text("{}")
-    (old / "plots" / "policy.png").write_bytes(b"\x89PNG\r\n\x1a\n" + rundir_module._PNG_CHUNK)  # (mfax's tag)
+    _mfax_figure(old / "plots" / "policy.png")  # (mfax's tag)
     (old / "plots" / "mine.png").write_bytes(b"x")  # (not named as mfax's)
     (old / "checkpoints").mkdir()
     (old / "checkpoints" / "iteration-00000001.eqx").write_bytes(b"x")

@@ -232,10 +232,9 @@ def staging_folders(folder: Path) -> tuple[list[Path], list[tuple[Path, int]]]:
             writing = _locked(entry / _STAGING_LOCK_NEW)
         if writing is None and _just_made(entry):  # (made, its lock next: not another's by a process id)
             writing = True
-        if writing is None:  # (an earlier mfax's, or one killed before its lock: by its process id)
-            # this process's own: live while one of its exports writes there (running() says
-            # True of this process, so a folder its failed cleanup left would be refused)
-            writing = entry.resolve() in _WRITING if pid == os.getpid() else pid is not None and running(pid)
+        if writing is None:  # (an earlier mfax's, or one killed before its lock: by its process id; one of
+            # this process's that it is not writing (not in _WRITING) was left by a cleanup that failed)
+            writing = pid is not None and pid != os.getpid() and running(pid)
         if writing:
             live.append((entry, pid))
         else:
@@ -292,11 +291,15 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
         if folder_manifest(path) is None:
             raise GameError(f"refusing to write into {where!r}: a non-empty directory that is not an mfax export")
     if not overwrite:
-        instead = advice("use --overwrite or another --out", "use overwrite=True or another path")
-        held = read_manifest(path) if fmt == "npz" else folder_manifest(path)
-        if held is not None and held.get("complete") is False:
-            raise GameError(f"{where!r} holds an mfax export killed while its files were moved in; {instead}")
-        raise GameError(f"{where!r} already holds an mfax export; {instead}")
+        raise _held_already(where, read_manifest(path) if fmt == "npz" else folder_manifest(path))
+
+
+def _held_already(where: str, held: dict | None) -> GameError:
+    """The one line for an export where one is (``held``: its manifest) and no overwrite."""
+    instead = advice("use --overwrite or another --out", "use overwrite=True or another path")
+    if held is not None and held.get("complete") is False:
+        return GameError(f"{where!r} holds an mfax export killed while its files were moved in; {instead}")
+    return GameError(f"{where!r} already holds an mfax export; {instead}")
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -483,8 +486,7 @@ def write_csv(
     folder.mkdir(parents=True, exist_ok=True)
     old = folder_manifest(folder)
     if old is not None and not overwrite:  # (one written since the target was checked)
-        instead = advice("use --overwrite or another --out", "use overwrite=True or another path")
-        raise GameError(f"{str(folder)!r} already holds an mfax export; {instead}")
+        raise _held_already(str(folder), old)
     # a file under a name this export adds that the old export did not write is the user's
     owned = {Path(name).name for name in (old or {}).get("files", {})}
     for name in tables:
@@ -615,6 +617,5 @@ def export(
             + ("" if fmt == "npz" else " or use " + advice("--format npz", 'format="npz"'))
         )
     data = collect(game, policy, batch, num_paths)
-    check_target(path, fmt, overwrite)  # again: what appeared there while it was computed (another export)
     writer = write_npz if fmt == "npz" else write_csv
     return writer(path, game, data, source or {}, done, overwrite=overwrite)
