@@ -464,6 +464,9 @@ def test_config_files_that_are_no_table_or_no_text_or_give_an_unused_lr(tmp_path
         "list.json": (b"[1, 2, 3]", "a configuration is a table of key = value"),
         "bytes.toml": (b"\xff\xfe garbage", "cannot parse config file"),
         "fp.json": (b'{"algo": "fp", "lr": 0.01}', "the config file's lr is not used by fp"),
+        # a bad value from the file names the file's key, not an option the user did not type
+        "keep.toml": (b"keep = -1", "error: the config file's keep must be >= 0, got -1"),
+        "every.json": (b'{"eval_every": 0}', "error: the config file's eval_every must be >= 1, got 0"),
     }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)

@@ -45,7 +45,9 @@ def as_flags(err: MfaxError) -> str:
     """``err``'s line in the words of the command being run: a check shared with the
     Python API names its argument (``time_budget must be ...``, an
     :class:`~mfax.errors.ArgumentError`); when the command takes that argument as an
-    option, the line names the option as typed (``--time-budget must be ...``)."""
+    option and the value came from it, the line names the option as typed (``--time-budget
+    must be ...``). A value that came from elsewhere (a ``--config`` file's ``keep = -1``,
+    a run's config.json on ``--resume``) keeps the key's name: the user typed no such option."""
     message = str(err)
     name = getattr(err, "argument", None)
     ctx = _click_globals.get_current_context(silent=True)
@@ -54,6 +56,9 @@ def as_flags(err: MfaxError) -> str:
     for param in ctx.command.params:
         flags = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
         if param.name == name and flags:
+            source = ctx.get_parameter_source(param.name)
+            if getattr(source, "name", None) != "COMMANDLINE":
+                return ("the config file's " if ctx.params.get("config_file") else "") + message
             return flags[0] + message[len(name) :]
     return message
 
