@@ -3,6 +3,7 @@ program, and each run equals the run of its value alone."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -113,10 +114,16 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     assert result.exit_code == 0, result.output
     # the mean of the runs' exploitabilities is no game's figure: the done line says so
     assert "mean of 2 runs of different games (kappa swept; each run's in summary.json)" in result.output
-    assert json.loads((out / "summary.json").read_text())["swept"] == ["kappa"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["swept"] == ["kappa"] and summary["swept_per_run"] == [{"kappa": 0.5}, {"kappa": 2.0}]
     saved = json.loads((out / "config.json").read_text())
     assert saved["params"]["kappa"] == [0.5, 2.0]
     assert sorted({r["run"] for r in RunDir(out).read_metrics()}) == [0, 1]
+    # each metric row names its run's swept values (metrics.csv had only run, seed, lr)
+    assert {(r["run"], r["params"]["kappa"]) for r in RunDir(out).read_metrics()} == {(0, 0.5), (1, 2.0)}
+    with (out / "metrics.csv").open(newline="") as f:
+        cells = list(csv.DictReader(f))
+    assert {(c["run"], c["params.kappa"]) for c in cells} == {("0", "0.5"), ("1", "2.0")}
     # the runs are told apart by their swept values: in the plots' legends and the export
     from mfax.run.plots import exploitability_figure
 
@@ -160,3 +167,17 @@ def test_the_figures_of_one_run_of_several_say_which(tmp_path, monkeypatch):
         assert titles[name].startswith(f"{label} of 2: the lowest exploitability at iteration 2"), titles[name]
         assert "different games" in titles[name]
     assert not titles["exploitability"].startswith("run ")  # every run is in it, each labelled
+
+
+def test_rows_appended_to_a_metrics_csv_keep_its_columns(tmp_path):
+    """A sweep trained by an earlier mfax wrote metrics.csv without the swept values'
+    columns: rows a resume appends (which name them) keep the file's columns, so every
+    line has as many cells as the header."""
+    run = RunDir(tmp_path)
+    old = {"iteration": 0, "run": 0, "seed": 0, "exploitability": 1.0}
+    run.append_metrics([old])
+    run.append_metrics([{**old, "iteration": 2, "params": {"kappa": 0.5}}])
+    with (tmp_path / "metrics.csv").open(newline="") as f:
+        lines = list(csv.reader(f))
+    assert len({len(line) for line in lines}) == 1 and "params.kappa" not in lines[0]
+    assert [r.get("params") for r in run.read_metrics()] == [None, {"kappa": 0.5}]

@@ -59,7 +59,7 @@ import numpy as np
 
 from mfax.errors import ArgumentError, GameError, advice, warn
 from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
-from mfax.run.columns import METRIC_COLUMNS
+from mfax.run.columns import METRIC_COLUMNS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
 
@@ -687,14 +687,27 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> str | No
     return None
 
 
-def _csv_text(rows: list[dict[str, Any]], header: bool) -> str:
+def _csv_text(rows: list[dict[str, Any]], header: bool, columns: list[str] | None = None) -> str:
+    """metrics.csv's lines for ``rows`` (with its header line when ``header``), in
+    ``columns`` (default: :func:`~mfax.run.columns.csv_columns` of the rows; appending,
+    the file's own header, so that every line has the file's columns)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=columns or csv_columns(rows), extrasaction="ignore", restval="")
     if header:
         writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+        writer.writerow(csv_cells(row))
     return out.getvalue()
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The column names of the CSV file ``path``'s first line (``None``: no complete first
+    line)."""
+    with path.open(newline="") as f:
+        line = f.readline()
+    if not line.endswith("\n"):
+        return None
+    return next(csv.reader([line]), None) or None
 
 
 def _same_figure(text: str, value: Any) -> bool:
@@ -1253,8 +1266,10 @@ class RunDir:
     # -- metrics -----------------------------------------------------------------------
     def append_metrics(self, rows: list[dict[str, Any]]) -> None:
         new = not self.metrics_csv.exists()
-        with _disk("write", self.metrics_csv), self.metrics_csv.open("a", newline="") as f:
-            f.write(_csv_text(rows, header=new))
+        with _disk("write", self.metrics_csv):
+            columns = None if new else _csv_header(self.metrics_csv)
+            with self.metrics_csv.open("a", newline="") as f:
+                f.write(_csv_text(rows, header=new, columns=columns))
         with _disk("write", self.metrics_jsonl), self.metrics_jsonl.open("a") as f:
             f.write(_jsonl_text(rows))
 

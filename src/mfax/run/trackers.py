@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mfax.errors import GameError
-from mfax.run.columns import SCALARS
+from mfax.run.columns import PARAMS, SCALARS
 
 TRACKERS = {"tensorboard": "tensorboardX", "wandb": "wandb"}
 
@@ -56,7 +56,8 @@ def _scalars(row: dict[str, Any]) -> dict[str, float]:
 
 def _run_name(row: dict[str, Any]) -> str:
     lr = row.get("lr")
-    return f"run{row['run']}_seed{row['seed']}" + ("" if lr is None else f"_lr{lr:g}")
+    swept = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in (row.get(PARAMS) or {}).items())
+    return f"run{row['run']}_seed{row['seed']}" + ("" if lr is None else f"_lr{lr:g}") + swept
 
 
 class TensorBoardTracker:

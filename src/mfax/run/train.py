@@ -33,6 +33,7 @@ from mfax.evaluation.exploitability import evaluate, negative_words
 from mfax.games import Game, make
 from mfax.games.validate import defect_behind
 from mfax.policies.base import Policy
+from mfax.run.columns import PARAMS
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
 from mfax.run.provenance import record_schedule
@@ -580,6 +581,12 @@ def _wall_at(run: RunDir, iteration: int, default: float) -> float:
     return float(rows[0]["wall_clock_s"]) if rows else default
 
 
+def _swept_values(config: TrainConfig, r: int) -> dict[str, Any]:
+    """Run ``r``'s values of the game parameters its config sweeps."""
+    own = config.run_params(r)
+    return {name: own[name] for name in sorted(config.swept())}
+
+
 def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -> list[dict[str, Any]]:
     config = trainer.config
     rows = []
@@ -589,6 +596,7 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
             "run": r,
             "seed": config.run_seed(r),
             "lr": config.run_lr(r) if solver_spec(config.algo).uses_lr else None,  # fp/omd: no --lr
+            **({PARAMS: _swept_values(config, r)} if config.swept() else {}),
             "wall_clock_s": wall,
             **trainer.evaluate_run(states, r),
             "grad_norm": None,
@@ -650,6 +658,7 @@ def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, itera
         "iterations_planned": config.iterations,
         "runs": config.num_runs,
         "swept": sorted(config.swept()),  # game parameters whose values differ between runs
+        **({"swept_per_run": [_swept_values(config, r) for r in range(config.num_runs)]} if config.swept() else {}),
         "final_exploitability": _mean_or_none(finals),
         "final_exploitability_info": None if not infos or infos[0] is None else float(np.mean(infos)),
         "final_exploitability_per_run": finals,
