@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import mfax
 from conftest import slow
 from mfax.errors import GameError
 from mfax.run.cli import app
@@ -124,6 +125,8 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     with (out / "metrics.csv").open(newline="") as f:
         cells = list(csv.DictReader(f))
     assert {(c["run"], c["params.kappa"]) for c in cells} == {("0", "0.5"), ("1", "2.0")}
+    history = mfax.load(out).history
+    assert {(int(r), k) for r, k in zip(history["run"], history["params.kappa"], strict=True)} == {(0, 0.5), (1, 2.0)}
     # the runs are told apart by their swept values: in the plots' legends and the export
     from mfax.run.plots import exploitability_figure
 

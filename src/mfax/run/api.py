@@ -51,7 +51,7 @@ from mfax.games import game_reference as registry_reference
 from mfax.games.validate import rebuilt
 from mfax.run import plots
 from mfax.run.cache import enable_compilation_cache
-from mfax.run.columns import METRIC_COLUMNS
+from mfax.run.columns import METRIC_COLUMNS, PARAMS
 from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, check_seeds_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
 from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
@@ -484,7 +484,9 @@ class Result:
     ``history`` maps each metric column (``iteration``, ``run``, ``seed``, ``lr``,
     ``wall_clock_s``, ``exploitability``, ``exploitability_info``, ``policy_return``,
     ``grad_norm``, ``train_exploitability``, ``train_policy_return``) to a numpy array,
-    one entry per evaluation and run (missing values are NaN). ``summary`` is the run's
+    one entry per evaluation and run (missing values are NaN); a sweep of game parameters
+    adds ``params.NAME``, each row's run's value of the swept parameter ``NAME`` (as
+    metrics.csv's columns). ``summary`` is the run's
     ``summary.json``. ``run`` is the index of the best run at the held iteration (the
     lowest exploitability), whose policy :attr:`policy` is.
     """
@@ -502,6 +504,13 @@ class Result:
         rows = run_dir.read_metrics()
         held = int(np.asarray(states.iteration)[0])
         history = {c: np.asarray([np.nan if r.get(c) is None else r[c] for r in rows]) for c in METRIC_COLUMNS}
+        # a sweep's values by row, from the config (rows written before mfax recorded them lack them)
+        history.update(
+            {
+                f"{PARAMS}.{name}": np.asarray([trainer.config.run_params(r["run"])[name] for r in rows])
+                for name in sorted(trainer.config.swept())
+            }
+        )
         return cls(
             trainer.config, run_dir.read_summary(), history, trainer, states, best_run(rows, held), run_dir.read_files()
         )
