@@ -105,30 +105,33 @@ class Moments:
         return [name for name, spec in self.specs.items() if not spec.axes]
 
     def as_dict(self, quantiles: tuple[float, ...] = QUANTILES) -> dict:
-        """A JSON-ready record (NaN as ``None``, 7 significant digits): ``paths``,
+        """A JSON-ready record (NaN as ``None``; every digit of the precision the moments
+        were computed in: 9 significant digits for float32, 17 for float64): ``paths``,
         ``exact``, ``weight``; per moment its ``label``, ``times``, ``axes`` (coordinates
         of an array-valued one) and ``expected`` value at every ``t``; for scalar moments
         also ``quantiles`` over the paths (``{"0.05": [...], ...}``) and ``per_path``
         (``P`` lists over ``t``). Array-valued moments per path are in ``mfax export``."""
         expected = self.expected()
         levels = {q: self.quantile(q) for q in quantiles}
+        # (7 digits cut a float64 run's moments, and the paths' weights, to 1e-7)
+        digits = 9 if all(np.asarray(v).dtype.itemsize <= 4 for v in self.values.values()) else 17
         moments = {}
         for name, spec in self.specs.items():
             entry = {
                 "label": spec.label,
                 "times": "0..T-1" if spec.decision else "0..T",
                 "deviation": spec.deviation,
-                "axes": {axis: jsonable(coords) for axis, coords in spec.axes},
-                "expected": jsonable(expected[name]),
+                "axes": {axis: jsonable(coords, digits) for axis, coords in spec.axes},
+                "expected": jsonable(expected[name], digits),
             }
             if not spec.axes:
-                entry["quantiles"] = {f"{q:g}": jsonable(levels[q][name]) for q in quantiles}
-                entry["per_path"] = jsonable(self.values[name])
+                entry["quantiles"] = {f"{q:g}": jsonable(levels[q][name], digits) for q in quantiles}
+                entry["per_path"] = jsonable(self.values[name], digits)
             moments[name] = entry
         return {
             "paths": self.num_paths,
             "exact": self.exact,
-            "weight": jsonable(self.weight),
+            "weight": jsonable(self.weight, 17),
             "moments": moments,
         }
 

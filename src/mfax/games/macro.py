@@ -477,7 +477,7 @@ class Macro(Game):
                 "Lorenz curve of wealth", (("population share", LORENZ_SHARES),), deviation="points"
             ),
             "C": MomentSpec("consumption C_t", decision=True),
-            "saving_rate": MomentSpec("net saving rate S_t / Y_t", decision=True, deviation="points"),
+            "saving_rate": MomentSpec("net saving rate S_t / (r_t K_t + W_t L_t)", decision=True, deviation="points"),
             "saving_rate_by_income": MomentSpec(
                 "net saving rate by income", (("income", income),), decision=True, deviation="points"
             ),
