@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,9 @@ import reference_games
 from conftest import slow
 from mfax.dynamics.noise import enumerate_noise
 from mfax.evaluation.exploitability import evaluate
-from mfax.evaluation.values import best_response_value, policy_value
+from mfax.evaluation.values import best_response_value, policy_value, same_history
+from mfax.games.base import Game, Kernel, NoiseSupport, discount
+from mfax.params import param
 from mfax.policies.history import HistoryTabular
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig
@@ -366,3 +369,91 @@ def test_fp_keeps_its_average_a_policy_over_many_float32_iterations():
         table, _ = solve(mfax.make("mfglib.left_right"), "fp", 40000, chunk=5000)
     assert np.asarray(table).dtype == np.float32
     assert np.max(np.abs(np.asarray(table).sum(-1) - 1.0)) <= 1e-6
+
+
+class _HiddenNoise(NamedTuple):
+    theta: jax.Array  # hidden: moves the initial mean field, the kernel and the rewards
+    zeta: jax.Array  # public from t = 1, as 0.5 + obs_scale * zeta
+
+
+class _CloseHistories(Game):
+    """Four paths: a hidden ``theta`` (the paths of one public node carry different mean
+    fields) and a public ``zeta`` whose two values are observed ``obs_scale`` apart."""
+
+    name: ClassVar[str] = "close_histories_probe"
+    horizon: int = param(3, "T")
+    gamma: float = discount(0.9)
+    obs_scale: float = param(1.0, "how far apart the two public observations are")
+    n_actions: ClassVar[int] = 3
+    n_states: ClassVar[int] = 3
+
+    def state_features(self):
+        return (jnp.arange(3.0) / 2)[:, None]
+
+    def action_values(self):
+        return jnp.arange(3.0)
+
+    def sample_noise(self, key):
+        k1, k2 = jax.random.split(key)
+        return _HiddenNoise(*(jax.random.bernoulli(k, p).astype(float) for k, p in ((k1, 0.7), (k2, 0.4))))
+
+    def noise_support(self):
+        theta, zeta = jnp.array([0.0, 0.0, 1.0, 1.0]), jnp.array([0.0, 1.0, 0.0, 1.0])
+        return NoiseSupport(_HiddenNoise(theta, zeta), jnp.where(theta > 0, 0.7, 0.3) * jnp.where(zeta > 0, 0.4, 0.6))
+
+    def initial_mean_field(self, noise):
+        return jnp.where(noise.theta > 0, jnp.array([0.1, 0.3, 0.6]), jnp.array([0.5, 0.4, 0.1]))
+
+    def kernel(self, mu, noise, t):
+        a = jnp.arange(3)
+        stay = 1.0 - 0.5 * mu[a]  # congestion: the action's target, else one or two along
+        other = (a + 1 + noise.theta.astype(jnp.int32)) % 3
+        index = jnp.broadcast_to(jnp.stack([a, other], -1), (3, 3, 2)).astype(jnp.int32)
+        return Kernel(index, jnp.broadcast_to(jnp.stack([stay, 1.0 - stay], -1), (3, 3, 2)))
+
+    def reward(self, mu, mu_next, noise, t):
+        s = jnp.arange(3.0)
+        base = jnp.where(noise.theta > 0, s, 2.0 - s) - 2.0 * mu
+        return base[:, None] - 0.3 * jnp.abs(s[:, None] - s[None, :]) + 0.5 * noise.zeta * mu_next[None, :]
+
+    def terminal_reward(self, mu, mu_next, noise, t):
+        return self.reward(mu, mu_next, noise, t) + jnp.where(noise.theta > 0, 1.0, -1.0) * mu_next[None, :]
+
+    def observation(self, mu, noise, t):
+        return jnp.stack([jnp.where(t >= 1, 0.5 + self.obs_scale * noise.zeta, 0.5)])
+
+
+def test_the_table_policy_finds_the_history_nodes_the_solver_trained_on():
+    """Two public observations 3e-6 apart are two history nodes to the solvers and the
+    evaluation (tolerance 1e-6); the table policy that the evaluation scores once found
+    its node with 1e-5 and played the two nodes' average: every reported figure scored a
+    policy the solver never produced (found by an independent reimplementation: 0.1408
+    for the 0.1449 the iterate has, FP's third iteration). Each iterate's evaluation is
+    now the training's own figure of it, and the figures do not depend on how far apart
+    the observations are."""
+    with jax.enable_x64(True):
+        game = _CloseHistories(obs_scale=3e-6)
+        batch = enumerate_noise(game)
+        table = jnp.asarray(np.random.default_rng(0).dirichlet(np.ones(3), size=(4, 3, 3)))
+        policy = table_policy(game, batch, table)
+        # the look-up's nodes are the evaluation's: at every t, the paths it averages over
+        # on path i's own observations are those same_history groups with i
+        obs = rollout_table(game, batch.noise, table, record=False).obs
+        same = np.asarray(same_history(obs))
+        mask = np.ones((4, 4), bool)
+        for t in range(game.horizon):
+            close = np.abs(np.asarray(policy.path_obs)[None, :, t] - np.asarray(obs)[:, None, t]) <= (
+                policy.atol + policy.rtol * np.maximum(np.abs(obs[:, None, t]), np.abs(obs[None, :, t]))
+            )
+            mask &= close.all(-1)
+            np.testing.assert_array_equal(mask, same[t])
+    figures = {}
+    for scale in (1.0, 3e-6):
+        with jax.enable_x64(True):
+            history = mfax.solve(_CloseHistories(obs_scale=scale), "fp", iterations=3, eval_every=1).history
+        # the training's own figure of the policy iteration k + 1 starts from is iterate k's
+        np.testing.assert_allclose(
+            history["exploitability_info"][1:3], history["train_exploitability"][2:4], rtol=1e-12
+        )
+        figures[scale] = history["exploitability_info"]
+    np.testing.assert_allclose(figures[3e-6], figures[1.0], rtol=1e-12)

@@ -33,6 +33,7 @@ from jaxtyping import Array, Float
 
 from mfax.dynamics.pushforward import Trajectory
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
+from mfax.policies.history import OBS_ATOL, OBS_RTOL
 
 
 def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> Float[Array, "n m"]:
@@ -135,11 +136,12 @@ def policy_and_best_response_values(
     return v0[..., 0], q, v0[..., 1]
 
 
-def same_history(obs: Float[Array, "P T1 d"], rtol: float = 1e-6, atol: float = 1e-6) -> Array:
+def same_history(obs: Float[Array, "P T1 d"], rtol: float = OBS_RTOL, atol: float = OBS_ATOL) -> Array:
     """``(T+1, P, P)`` booleans: paths ``i`` and ``j`` share ``o_0..o_t``.
 
     Observations are compared to a tolerance (paths with equal histories give equal
-    observations up to rounding); the relation is cumulative in ``t``, so the
+    observations up to rounding; :data:`~mfax.policies.history.OBS_RTOL`, the one the
+    table policies' look-up uses); the relation is cumulative in ``t``, so the
     information partition refines over time as it must.
     """
     a, b = obs[:, None], obs[None, :]
