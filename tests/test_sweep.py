@@ -184,3 +184,41 @@ def test_rows_appended_to_a_metrics_csv_keep_its_columns(tmp_path):
         lines = list(csv.reader(f))
     assert len({len(line) for line in lines}) == 1 and "params.kappa" not in lines[0]
     assert [r.get("params") for r in run.read_metrics()] == [None, {"kappa": 0.5}]
+
+
+QUIET = ("--no-progress", "--no-plots")
+
+
+def test_a_resumed_sweep_names_its_values_in_every_row(tmp_path):
+    """A resume rewrites the metric files up to its checkpoint: before the first one (a
+    run stopped in its first chunk) metrics.csv was rewritten with no row, its header
+    without the swept values' columns, which every appended row then lost; a sweep begun
+    by an earlier mfax (rows without them) kept them missing for its first rows."""
+    run = RunDir(tmp_path / "early")
+    run.root.mkdir()
+    run.append_metrics([{"iteration": 0, "run": 0, "seed": 0, "params": {"kappa": 0.5}}])
+    run.truncate_metrics(-1, lambda r: {"kappa": [0.5, 2.0][r]})  # the resume of a run with no checkpoint
+    run.append_metrics([{"iteration": 0, "run": r, "seed": 0, "params": {"kappa": [0.5, 2.0][r]}} for r in (0, 1)])
+    with (tmp_path / "early" / "metrics.csv").open(newline="") as f:
+        assert [c["params.kappa"] for c in csv.DictReader(f)] == ["0.5", "2.0"]
+    out = tmp_path / "older"
+    args = ["--game", "linear_quadratic", "--algo", "fp", "--set", "num_states=9", "--set", "horizon=4"]
+    trained = runner.invoke(
+        app,
+        ["train", *args, "--set", "kappa=0.5,2", "--iterations", "2", "--eval-every", "2", "--out", str(out), *QUIET],
+    )
+    assert trained.exit_code == 0, trained.output
+    # as an mfax that did not record the values wrote them
+    rows = [{k: v for k, v in r.items() if k != "params"} for r in RunDir(out).read_metrics()]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with (out / "metrics.csv").open(newline="") as f:
+        lines = list(csv.reader(f))
+    keep = [i for i, name in enumerate(lines[0]) if not name.startswith("params.")]
+    (out / "metrics.csv").write_text("".join(",".join(line[i] for i in keep) + "\n" for line in lines))
+    resumed = runner.invoke(app, ["train", "--resume", str(out), "--iterations", "4", *QUIET])
+    assert resumed.exit_code == 0, resumed.output
+    assert [(r["iteration"], r["params"]) for r in RunDir(out).read_metrics() if r["run"] == 1] == [
+        (k, {"kappa": 2.0}) for k in (0, 2, 4)
+    ]
+    with (out / "metrics.csv").open(newline="") as f:
+        assert [(c["run"], c["params.kappa"]) for c in csv.DictReader(f)] == [("0", "0.5"), ("1", "2.0")] * 3

@@ -93,6 +93,20 @@ def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path):
     assert all(logged[k]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6) for k, row in rows.items())
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_tensorboard_names_a_sweeps_runs_by_their_values_and_keeps_an_earlier_name(tmp_path):
+    """A sweep's runs are named by their swept values; one begun by an mfax that named
+    them by run and seed only goes on in its folder (its curves were split in two)."""
+    row = {"iteration": 2, "run": 0, "seed": 0, "lr": None, "params": {"kappa": 0.5}, "exploitability": 1.5}
+    (tmp_path / "old" / "tensorboard" / "run0_seed0").mkdir(parents=True)
+    for root, name in ((tmp_path / "new", "run0_seed0_kappa0.5"), (tmp_path / "old", "run0_seed0")):
+        tracker = trackers.TensorBoardTracker(root, None)
+        tracker.log([row])
+        tracker.close()
+        assert sorted(p.name for p in (root / "tensorboard").iterdir()) == [name]
+        assert _events(root / "tensorboard" / name)[2]["exploitability"] == pytest.approx(1.5)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb not installed")
 def test_wandb_offline_run_resumes_the_same_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -131,7 +131,7 @@ class Moments:
         return {
             "paths": self.num_paths,
             "exact": self.exact,
-            "weight": jsonable(self.weight, 17),
+            "weight": jsonable(self.weight, 17 if np.asarray(self.weight).dtype.itemsize > 4 else 9),
             "moments": moments,
         }
 

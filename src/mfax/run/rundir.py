@@ -49,7 +49,7 @@ import stat
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ import numpy as np
 
 from mfax.errors import ArgumentError, GameError, advice, warn
 from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
-from mfax.run.columns import METRIC_COLUMNS, csv_cells, csv_columns
+from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
 
@@ -1296,13 +1296,18 @@ class RunDir:
             rows.append(row)
         return rows
 
-    def truncate_metrics(self, last_iteration: int) -> None:
+    def truncate_metrics(self, last_iteration: int, swept: Callable[[int], dict[str, Any]] | None = None) -> None:
         """Rewrite the metric files cleanly with the rows up to ``last_iteration`` (drops
         rows written after the checkpoint by a run killed between the two writes).
         Both files are rewritten from metrics.jsonl, so a metrics.csv that holds a row up
         to ``last_iteration`` which metrics.jsonl lacks or records otherwise (one of them
-        was edited) is refused rather than overwritten (:meth:`_csv_disagreement`)."""
+        was edited) is refused rather than overwritten (:meth:`_csv_disagreement`).
+        ``swept(r)``: run ``r``'s values of the game parameters a sweep varies, which
+        metrics.csv's header names even with no row kept (the rows appended next follow
+        it) and a row written before mfax recorded them is given."""
         rows = [r for r in self.read_metrics() if r["iteration"] <= last_iteration]
+        if swept is not None:
+            rows = [r if r.get(PARAMS) or not swept(r["run"]) else {**r, PARAMS: swept(r["run"])} for r in rows]
         disagreement = self._csv_disagreement(rows, last_iteration)
         if disagreement:
             raise GameError(
@@ -1310,7 +1315,8 @@ class RunDir:
                 f"edited, and resuming rewrites both from {self.metrics_jsonl.name}; mfax leaves them as they "
                 "are: make them agree (or move metrics.csv away) and resume again"
             )
-        _replace_with(self.metrics_csv, _csv_text(rows, header=True).encode())
+        columns = csv_columns([*rows, {PARAMS: swept(0)}] if swept is not None else rows)
+        _replace_with(self.metrics_csv, _csv_text(rows, header=True, columns=columns).encode())
         _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
 
     def _csv_disagreement(self, rows: list[dict[str, Any]], last_iteration: int) -> str | None:

@@ -75,6 +75,9 @@ class TensorBoardTracker:
 
         for row in rows:
             name = _run_name(row)
+            earlier = _run_name({k: v for k, v in row.items() if k != PARAMS})
+            if name not in self.writers and not (self.root / name).exists() and (self.root / earlier).is_dir():
+                name = earlier  # a sweep begun by an mfax that did not name the values: one curve per run
             if name not in self.writers:
                 # flush_secs: tensorboardX's writer thread takes events off its queue and
                 # writes them to disk every flush_secs (120 by default): a process killed in

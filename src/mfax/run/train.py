@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -412,7 +413,7 @@ def _train_locked(
         # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
         # below runs again (a kill may have cut it short); first, as it may refuse (an
         # edited metric file) before anything else of the run is written
-        run.truncate_metrics(start if start > 0 else -1)
+        run.truncate_metrics(start if start > 0 else -1, functools.partial(_swept_values, config))
         wall = _wall_at(run, start, wall)
         compile_s = _earlier_compile_s(run)
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies

@@ -25,7 +25,9 @@ restated as a policy). Three conventions differ between sources, all offered as 
   the initial policy as iterate 0, so after ``k`` updates it keeps weight ``1/(k+1)``
   (the convention of OpenSpiel's and MFGLib's fictitious play);
 * ``ties`` (best-response ties): ``"split"`` (default) is uniform over the maximisers,
-  ``"first"`` takes the first maximiser in action order (OpenSpiel's argmax). Splitting
+  ``"first"`` takes the first maximiser in action order (the first action within the
+  maximisers' rounding band, :func:`~mfax.evaluation.values.maximisers`; OpenSpiel's
+  ``np.argmax`` takes the first exact maximum of its rounded values). Splitting
   is the default because a first-action rule depends on how actions are numbered: at
   the last step of the linear-quadratic game every action has the same value, and
   "first" moves the whole population and its mean for nothing;
