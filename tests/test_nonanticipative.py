@@ -30,10 +30,12 @@ from mfax.evaluation.nonanticipative import (
     nonanticipative_best_response_return,
     nonanticipative_return,
 )
+from mfax.evaluation.values import same_history
 from mfax.games.base import Game, NoiseSupport
 from mfax.games.kernels import dense_kernel
 from mfax.params import param
 from mfax.policies import FixedAction, Tabular, Uniform
+from mfax.policies.history import HistoryTabular, history_nodes
 from mfax.run.cli import app
 
 # A lockdown: everybody stays home (action 1) and home is safe (home_factor 0), so the
@@ -116,6 +118,90 @@ class _HiddenPath(Game):
 
     def observation(self, mu, noise, t):
         return jnp.zeros(1)
+
+
+class _Chained(Game):
+    """Three equally likely paths ``theta = 0, 1, 2`` observed as ``0.9e-6 theta``: each
+    path's observation agrees with its neighbours' within the 1e-6 tolerance, the outer
+    two do not. One state; action ``a`` pays ``[1, 0, 0]`` on path 0 and ``[0, 0.9, 0]``
+    on paths 1 and 2."""
+
+    name: ClassVar[str] = "chained_observations"
+    n_states: ClassVar[int] = 1
+    n_actions: ClassVar[int] = 3
+    horizon: int = param(1, "T")
+    gamma: float = param(1.0, "discount")
+
+    def state_features(self):
+        return jnp.zeros((1, 1))
+
+    def action_values(self):
+        return jnp.arange(3.0)
+
+    def sample_noise(self, key):
+        return _Theta(jax.random.randint(key, (), 0, 3).astype(float))
+
+    def noise_support(self):
+        return NoiseSupport(_Theta(jnp.arange(3.0)), jnp.full(3, 1.0 / 3.0))
+
+    def initial_mean_field(self, noise):
+        return jnp.ones(1)
+
+    def kernel(self, mu, noise, t):
+        return dense_kernel(jnp.ones((1, 3, 1)))
+
+    def reward(self, mu, mu_next, noise, t):
+        table = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.9, 0.0], [0.0, 0.9, 0.0]])
+        return table[noise.theta.astype(jnp.int32)][None, :]
+
+    def observation(self, mu, noise, t):
+        return jnp.stack([0.5 + 0.0 * mu[0], noise.theta * 0.9e-6])
+
+
+def test_public_nodes_are_a_partition_where_agreement_within_the_tolerance_chains():
+    """Paths 0 and 1 agree, 1 and 2 agree, 0 and 2 do not: taken pairwise, path 1 shared a
+    node with both and 0 and 2 with neither, and the information-consistent figure,
+    computed on those overlapping sets, came out above the non-anticipative one (0.6222
+    against 0.3222; found by an independent brute force). The nodes are now a partition,
+    {0, 1} and {2}: path 1 joins the first path it agrees with, and the figures are in
+    their order (per path >= non-anticipative >= information-consistent)."""
+    with jax.enable_x64(True):
+        game = _Chained()
+        batch = enumerate_noise(game)
+        same = np.asarray(same_history(rollout_batch(game, Uniform(1, 3), batch.noise, record=False).obs))
+        np.testing.assert_array_equal(same[1], [[1, 1, 0], [1, 1, 0], [0, 0, 1]])
+        result, na = _figures(game, Uniform(1, 3))
+    # the deviator plays action 0 on node {0, 1} (worth 1/2 there, against 0.45) and 1 on {2}
+    assert result.best_response_return_info == pytest.approx((1.0 + 0.9) / 3.0, abs=1e-12)
+    assert na == pytest.approx(result.best_response_return_info, abs=1e-12)
+    assert result.best_response_return == pytest.approx(2.8 / 3.0, abs=1e-12)
+
+
+def test_history_nodes_refine_and_equal_pairwise_agreement_where_it_is_transitive():
+    """On observations equal up to rounding within groups, the nodes are the groups of
+    paths agreeing at every t' <= t; they refine with t, and the table policy's look-up
+    finds each path's node on its own observations."""
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 3, size=(12, 5)).cumsum(axis=1) % 4  # (P, T+1) histories
+    obs = groups[..., None] * 0.25 + 1e-9 * rng.standard_normal((12, 5, 1))
+    nodes = np.asarray(history_nodes(jnp.asarray(obs)))
+    for t in range(5):
+        pairwise = (groups[:, None, : t + 1] == groups[None, :, : t + 1]).all(-1)
+        np.testing.assert_array_equal(nodes[t][:, None] == nodes[t][None, :], pairwise)
+    table = jnp.asarray(rng.dirichlet(np.ones(2), size=(12, 4, 3)))
+    policy = HistoryTabular(table, jnp.asarray(obs), jnp.full(12, 1 / 12), jnp.asarray(nodes))
+    for p in range(12):
+        carry = policy.initial_carry()
+        for t in range(4):
+            carry, _ = policy(carry, jnp.asarray(obs[p, t]), t)
+            np.testing.assert_array_equal(np.asarray(carry), nodes[t] == nodes[t, p])
+    # the chained case: each path's look-up lands in its own node of the partition
+    chained = jnp.asarray([[[0.0]], [[0.9e-6]], [[1.8e-6]]])
+    nodes = np.asarray(history_nodes(chained))
+    policy = HistoryTabular(jnp.ones((3, 1, 1, 2)) / 2, chained, jnp.full(3, 1 / 3))  # nodes computed by the look-up
+    for p in range(3):
+        carry, _ = policy(policy.initial_carry(), chained[p, 0], 0)
+        np.testing.assert_array_equal(np.asarray(carry), nodes[0] == nodes[0, p])
 
 
 def test_an_agents_own_state_is_weighed_as_evidence_about_the_path():

@@ -33,7 +33,7 @@ from jaxtyping import Array, Float
 
 from mfax.dynamics.pushforward import Trajectory
 from mfax.games.base import Game, Kernel, Noise, reward_matrix
-from mfax.policies.history import OBS_ATOL, OBS_RTOL
+from mfax.policies.history import OBS_ATOL, OBS_RTOL, history_nodes
 
 
 def q_values(game: Game, mu, mu_next, noise: Noise, t, v_next, rewards=None) -> Float[Array, "n m"]:
@@ -141,12 +141,13 @@ def same_history(obs: Float[Array, "P T1 d"], rtol: float = OBS_RTOL, atol: floa
 
     Observations are compared to a tolerance (paths with equal histories give equal
     observations up to rounding; :data:`~mfax.policies.history.OBS_RTOL`, the one the
-    table policies' look-up uses); the relation is cumulative in ``t``, so the
-    information partition refines over time as it must.
+    table policies' look-up uses), and the nodes are
+    :func:`~mfax.policies.history.history_nodes`': a partition of the paths at each
+    ``t`` (an equivalence, even where agreement within the tolerance is not transitive),
+    refining over time as it must.
     """
-    a, b = obs[:, None], obs[None, :]
-    close = jnp.all(jnp.abs(a - b) <= atol + rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)), axis=-1)  # (P, P, T1)
-    return jnp.moveaxis(jnp.cumprod(close, axis=-1).astype(bool), -1, 0)
+    nodes = history_nodes(obs, rtol, atol)  # (T+1, P)
+    return nodes[:, :, None] == nodes[:, None, :]
 
 
 def info_share(obs: Float[Array, "P T1 d"], weight: Float[Array, " P"], horizon: int) -> Float[Array, "T P P"]:

@@ -104,7 +104,7 @@ from mfax.evaluation.values import (
 from mfax.games.base import Game, Noise, check, common_noise_advice
 from mfax.params import param
 from mfax.policies.base import Policy, Tabular
-from mfax.policies.history import HistoryTabular
+from mfax.policies.history import HistoryTabular, history_nodes
 from mfax.solvers import driver
 from mfax.solvers.base import Metrics, Setting, Solver, register_variants
 
@@ -290,14 +290,15 @@ def table_policy(game: Game, batch: NoiseBatch, table: Float[Array, "P T n m"]) 
     path), else :class:`HistoryTabular` identifying its node from public observations."""
     if table.shape[0] == 1:
         return Tabular(table[0])
-    obs = _observations(game, batch.noise, table)
-    return HistoryTabular(table, obs, batch.weight)
+    obs, nodes = _observations(game, batch.noise, table)
+    return HistoryTabular(table, obs, batch.weight, nodes)
 
 
 @compiling.precise
 @eqx.filter_jit
-def _observations(game: Game, noise: Noise, table) -> Array:
-    return rollout_table(game, noise, table, record=False).obs
+def _observations(game: Game, noise: Noise, table) -> tuple[Array, Array]:
+    obs = rollout_table(game, noise, table, record=False).obs
+    return obs, history_nodes(obs)
 
 
 # -- the solvers -----------------------------------------------------------------------
