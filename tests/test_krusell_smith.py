@@ -214,6 +214,11 @@ def test_solve_macro_krusell_smith_command(tmp_path, tiny):
     assert record["exploitability_info"] is None
     assert record["r2"][0] is None and record["r2_min"] == pytest.approx(res.r2_min)
     assert len(record["r"]["mean"]) == TINY["horizon"] and len(record["coef"]) == TINY["horizon"] - 1
+    # the bands' quantiles are the moments' (an order statistic of the paths: it interpolated)
+    capital = np.sort(np.exp(res.log_capital), axis=0)
+    k = capital.shape[0]
+    np.testing.assert_allclose(record["capital"]["p05"], capital[int(np.ceil(0.05 * k)) - 1], rtol=1e-12)
+    np.testing.assert_allclose(record["capital"]["p95"], capital[int(np.ceil(0.95 * k)) - 1], rtol=1e-12)
     assert (tmp_path / "krusell_smith.json").exists() and (tmp_path / "krusell_smith.png").exists()
     for bad, message in (
         (["--method", "ks"], "unknown method 'ks'; allowed: oracle, krusell-smith"),

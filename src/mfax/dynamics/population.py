@@ -48,9 +48,11 @@ class PopulationTrajectory(NamedTuple):
 
 
 def empirical_mean_field(agents: Int[Array, " N"], n_states: int, dtype=float) -> Float[Array, " n"]:
-    """Histogram of the agents' states, normalised to a probability vector."""
-    counts = jnp.zeros(n_states, dtype).at[agents].add(1.0)
-    return counts / agents.shape[0]
+    """Histogram of the agents' states, normalised to a probability vector. Counted in
+    integers: a float32 count stops at 2^24 (with 2e7 agents in one state it read 0.8389
+    and no longer summed to one)."""
+    counts = jnp.zeros(n_states, jnp.int32).at[agents].add(1)
+    return counts.astype(dtype) / agents.shape[0]
 
 
 def population_reset(game: Game, key: PRNGKeyArray, noise: Noise, num_agents: int) -> Int[Array, " N"]:

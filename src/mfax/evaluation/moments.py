@@ -98,7 +98,7 @@ class Moments:
         of the probability (on sampled paths: the order statistic ``ceil(q P)``)."""
         if isinstance(q, bool) or not isinstance(q, int | float | np.integer | np.floating) or not 0.0 <= q <= 1.0:
             raise GameError(f"a quantile level must be a number in [0, 1], got {q!r}")
-        return {name: _weighted_quantile(v, self.weight, q) for name, v in self.values.items()}
+        return {name: weighted_quantile(v, self.weight, q) for name, v in self.values.items()}
 
     def scalar_names(self) -> list[str]:
         """The moments that are one number at each ``t`` (no axes)."""
@@ -144,7 +144,10 @@ def jsonable(values, digits: int = 7) -> list | float | None:
     return np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 
-def _weighted_quantile(values: np.ndarray, weight: np.ndarray, q: float) -> np.ndarray:
+def weighted_quantile(values: np.ndarray, weight: np.ndarray, q: float) -> np.ndarray:
+    """The ``q``-quantile over the first axis (paths) of ``values``: the smallest value
+    whose paths, with their ``weight``, hold at least ``q`` of the probability (equal
+    weights: the order statistic ``ceil(q P)``, no interpolation)."""
     order = np.argsort(values, axis=0, kind="stable")
     ranked = np.take_along_axis(values, order, axis=0)
     held = np.cumsum(weight[order], axis=0)

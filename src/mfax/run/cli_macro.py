@@ -79,14 +79,17 @@ def _plot(eq, path: Path) -> None:
 def _ks_summary(res, game, settings) -> dict:
     import numpy as np
 
+    from mfax.evaluation.moments import weighted_quantile
+
     def nan_none(x):
         return None if x is None or not np.isfinite(x) else float(x)
 
-    def band(x):  # (P, T+1) -> mean and 5/95% over paths at every t
+    def band(x):  # (P, T+1) -> mean and 5/95% over the (equally likely) paths at every t
+        equal = np.full(x.shape[0], 1.0 / x.shape[0])  # the moments' quantiles: an order statistic
         return {
             "mean": [float(v) for v in x.mean(0)],
-            "p05": [float(v) for v in np.percentile(x, 5, axis=0)],
-            "p95": [float(v) for v in np.percentile(x, 95, axis=0)],
+            "p05": [float(v) for v in weighted_quantile(x, equal, 0.05)],
+            "p95": [float(v) for v in weighted_quantile(x, equal, 0.95)],
         }
 
     return {

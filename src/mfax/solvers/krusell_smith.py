@@ -100,7 +100,9 @@ class KrusellSmithSettings(eqx.Module):
     capital_points: int = param(9, "points of the log-capital grid at each t")
     capital_width: float = param(0.15, "the log-capital grid spans +- this around the rule's z = 0 path")
     z_points: int = param(7, "points of the log-productivity grid")
-    z_width: float = param(3.0, "the z grid spans +- this many of z's largest standard deviation over the horizon")
+    z_width: float = param(
+        3.0, "the z grid spans +- this many of z's largest standard deviation over the horizon (that of z_T)"
+    )
     quadrature: int = param(5, f"Gauss-Hermite nodes for next period's z (1..{QUADRATURE_MAX})")
     eval_paths: int = param(64, "fresh productivity paths for R^2, den Haan's error and the exploitability")
     seed: int = param(0, f"seed of the simulated and the evaluation paths (0..{params.INT32_MAX})")
