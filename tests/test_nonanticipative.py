@@ -131,6 +131,7 @@ class _Chained(Game):
     n_actions: ClassVar[int] = 3
     horizon: int = param(1, "T")
     gamma: float = param(1.0, "discount")
+    nan_third: bool = param(False, "the third path observes NaN")
 
     def state_features(self):
         return jnp.zeros((1, 1))
@@ -155,7 +156,8 @@ class _Chained(Game):
         return table[noise.theta.astype(jnp.int32)][None, :]
 
     def observation(self, mu, noise, t):
-        return jnp.stack([0.5 + 0.0 * mu[0], noise.theta * 0.9e-6])
+        second = noise.theta * 0.9e-6
+        return jnp.stack([0.5 + 0.0 * mu[0], jnp.where(self.nan_third & (noise.theta > 1.5), jnp.nan, second)])
 
 
 def test_public_nodes_are_a_partition_where_agreement_within_the_tolerance_chains():
@@ -177,6 +179,17 @@ def test_public_nodes_are_a_partition_where_agreement_within_the_tolerance_chain
     assert result.best_response_return == pytest.approx(2.8 / 3.0, abs=1e-12)
 
 
+def test_a_path_observing_nan_is_a_node_of_its_own_and_the_evaluation_refuses_it():
+    """A NaN observation agreed with no path, not even its own, and the partition put the
+    path in path 0's node whatever its node before; the evaluation now names it."""
+    nodes = np.asarray(history_nodes(jnp.asarray([[[0.0], [0.0]], [[1.0], [np.nan]], [[1.0], [np.nan]]])))
+    np.testing.assert_array_equal(nodes, [[0, 1, 1], [0, 1, 2]])
+    with jax.enable_x64(True):
+        game = _Chained(nan_third=True)
+        with pytest.raises(mfax.GameError, match=r"public observation is not finite at t = 0 .*noise path 2"):
+            evaluate(game, Uniform(1, 3), enumerate_noise(game))
+
+
 def test_history_nodes_refine_and_equal_pairwise_agreement_where_it_is_transitive():
     """On observations equal up to rounding within groups, the nodes are the groups of
     paths agreeing at every t' <= t; they refine with t, and the table policy's look-up
@@ -189,12 +202,14 @@ def test_history_nodes_refine_and_equal_pairwise_agreement_where_it_is_transitiv
         pairwise = (groups[:, None, : t + 1] == groups[None, :, : t + 1]).all(-1)
         np.testing.assert_array_equal(nodes[t][:, None] == nodes[t][None, :], pairwise)
     table = jnp.asarray(rng.dirichlet(np.ones(2), size=(12, 4, 3)))
-    policy = HistoryTabular(table, jnp.asarray(obs), jnp.full(12, 1 / 12), jnp.asarray(nodes))
+    policy = HistoryTabular(table, jnp.asarray(obs), jnp.full(12, 1 / 12), nodes=jnp.asarray(nodes))
     for p in range(12):
         carry = policy.initial_carry()
         for t in range(4):
             carry, _ = policy(carry, jnp.asarray(obs[p, t]), t)
             np.testing.assert_array_equal(np.asarray(carry), nodes[t] == nodes[t, p])
+    with pytest.raises(mfax.GameError, match=r"nodes have shape \(12, 5\); \(T\+1, P\) = \(5, 12\) expected"):
+        HistoryTabular(table, jnp.asarray(obs), jnp.full(12, 1 / 12), nodes=jnp.asarray(nodes).T)
     # the chained case: each path's look-up lands in its own node of the partition
     chained = jnp.asarray([[[0.0]], [[0.9e-6]], [[1.8e-6]]])
     nodes = np.asarray(history_nodes(chained))

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from mfax.errors import GameError
 from mfax.policies.base import Policy
 
 # Two public observations are the same when they agree within this relative and absolute
@@ -35,24 +36,28 @@ def _agree(a: Array, b: Array, rtol: float, atol: float) -> Array:
 
 
 def history_nodes(obs: Float[Array, "P T1 d"], rtol: float = OBS_RTOL, atol: float = OBS_ATOL) -> Int[Array, "T1 P"]:
-    """The public-history node of each path at each ``t``, as the index of a path of it:
-    path ``i`` is, at ``t``, in the node of the first path ``j`` (in the support's order)
-    of its own node at ``t - 1`` whose observation at ``t`` agrees with its own within
-    the tolerance (every path is one node before ``t = 0``). Two paths share a node
-    exactly when their labels are equal: a partition of the paths that refines with
-    ``t``. Agreement within a tolerance is not transitive (observations 0, 0.9e-6 and
-    1.8e-6: the first two agree, the last two agree, the outer two do not); taken
-    pairwise, path 1 would have shared a node with 0 and with 2 while 0 and 2 had none, and
-    the information-consistent figure computed on such overlapping sets exceeded the
+    """The public-history node of each path at each ``t``, as a label: path ``i`` is
+    labelled, at ``t``, by the first path ``j`` (in the support's order) of its own node
+    at ``t - 1`` whose observation at ``t`` agrees with its own within the tolerance
+    (itself at the latest; every path is one node before ``t = 0``), and two paths share
+    a node exactly when their labels are equal: a partition of the paths that refines
+    with ``t``. The labelling path need not be in the node it labels (observations 0,
+    0.9e-6, 1.8e-6: labels 0, 0, 1, nodes {0, 1} and {2}). Agreement within a tolerance
+    is not transitive (there: neighbours agree, the outer two do not); taken pairwise,
+    path 1 would have shared a node with 0 and with 2 while 0 and 2 had none, and the
+    information-consistent figure computed on such overlapping sets exceeded the
     non-anticipative one. Where agreement is transitive (equal histories giving equal
     observations up to rounding: every game's own paths), the nodes are the groups of
-    paths whose observations agree at every ``t' <= t``."""
+    paths whose observations agree at every ``t' <= t``. A path whose observation is not
+    finite agrees with no other path (the evaluation refuses such a rollout)."""
     num_paths = obs.shape[0]
     if num_paths == 1:
         return jnp.zeros((obs.shape[1], 1), jnp.int32)
 
     def step(before, o):  # (P,) labels at t - 1, (P, d) observations at t
-        joins = _agree(o[:, None], o[None, :], rtol, atol) & (before[:, None] == before[None, :])
+        # (a path agrees with itself even where its observation is NaN: its own node)
+        agree = _agree(o[:, None], o[None, :], rtol, atol) | jnp.eye(num_paths, dtype=bool)
+        joins = agree & (before[:, None] == before[None, :])
         label = jnp.argmax(joins, axis=-1).astype(jnp.int32)  # the first such path (itself at the latest)
         return label, label
 
@@ -69,19 +74,28 @@ class HistoryTabular(Policy):
         path_obs: ``(P, T+1, d)`` the public observations of each path when the whole
             population plays this policy (they identify the node).
         weight: ``(P,)`` path probabilities, used to average within a node.
-        nodes: ``(T+1, P)`` the stored paths' nodes, :func:`history_nodes` of
-            ``path_obs`` (``None``: computed at each call from ``path_obs``).
         rtol, atol: tolerance when comparing an observation with a stored one
             (:data:`OBS_RTOL`, :data:`OBS_ATOL`: the nodes the solvers and the
             evaluation see).
+        nodes: ``(T+1, P)`` the stored paths' nodes, :func:`history_nodes` of
+            ``path_obs`` (``None``: computed at each call from ``path_obs``, which
+            costs ``T P^2`` a step).
     """
 
     table: Float[Array, "P T n m"]
     path_obs: Float[Array, "P T1 d"]
     weight: Float[Array, " P"]
-    nodes: Int[Array, "T1 P"] | None = None
     rtol: float = eqx.field(static=True, default=OBS_RTOL)
     atol: float = eqx.field(static=True, default=OBS_ATOL)
+    nodes: Int[Array, "T1 P"] | None = None
+
+    def __check_init__(self):
+        expected = (self.path_obs.shape[1], self.path_obs.shape[0])
+        if self.nodes is not None and tuple(self.nodes.shape) != expected:
+            raise GameError(
+                f"HistoryTabular nodes have shape {tuple(self.nodes.shape)}; (T+1, P) = {expected} expected "
+                "(history_nodes of path_obs)"
+            )
 
     def initial_carry(self) -> Bool[Array, " P"]:
         return jnp.ones(self.weight.shape, dtype=bool)

@@ -291,7 +291,7 @@ def table_policy(game: Game, batch: NoiseBatch, table: Float[Array, "P T n m"]) 
     if table.shape[0] == 1:
         return Tabular(table[0])
     obs, nodes = _observations(game, batch.noise, table)
-    return HistoryTabular(table, obs, batch.weight, nodes)
+    return HistoryTabular(table, obs, batch.weight, nodes=nodes)
 
 
 @compiling.precise
