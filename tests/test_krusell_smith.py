@@ -220,6 +220,18 @@ def test_solve_macro_krusell_smith_command(tmp_path, tiny):
     np.testing.assert_allclose(record["capital"]["p05"], capital[int(np.ceil(0.05 * k)) - 1], rtol=1e-12)
     np.testing.assert_allclose(record["capital"]["p95"], capital[int(np.ceil(0.95 * k)) - 1], rtol=1e-12)
     assert (tmp_path / "krusell_smith.json").exists() and (tmp_path / "krusell_smith.png").exists()
+    # the file holds the evaluation paths: the rule's R^2 computed again from them alone
+    saved = json.loads((tmp_path / "krusell_smith.json").read_text())
+    log_k = np.asarray(saved["eval_paths_data"]["log_capital"])
+    z = np.asarray(saved["eval_paths_data"]["z"])
+    assert log_k.shape == (saved["eval_paths"], TINY["horizon"] + 1) and z.shape == log_k.shape
+    for t, (a, b, c) in enumerate(saved["coef"]):
+        if saved["r2"][t] is not None:
+            fit = a + b * log_k[:, t] + c * z[:, t]
+            actual = log_k[:, t + 1]
+            r2 = 1.0 - np.sum((actual - fit) ** 2) / np.sum((actual - actual.mean()) ** 2)
+            assert r2 == pytest.approx(saved["r2"][t], abs=1e-9)
+    assert "eval_paths_data" not in record  # the --json line keeps to the summary
     for bad, message in (
         (["--method", "ks"], "unknown method 'ks'; allowed: oracle, krusell-smith"),
         (["--method", "krusell-smith", "--hp", "paths=1"], "paths must be >= 4"),

@@ -215,11 +215,16 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"{res.exploitability:.4g}{negative_words(res.exploitability, scale)}{info}"
     )
     if out is not None:
+        # the file also holds the evaluation paths, from which the rule's R^2 and den Haan's
+        # error can be computed again (the --json line keeps to the summary)
+        paths = {
+            name: [[float(v) for v in row] for row in getattr(res, name)] for name in ("log_capital", "z", "r", "W")
+        }
         _write_outputs(
             Path(out),
             "krusell_smith.json",
             KS_KEYS,
-            summary,
+            {**summary, "eval_paths_data": paths},
             "krusell_smith.png",
             lambda path: _ks_plot(res, path),
             KS_FIGURE,
