@@ -184,12 +184,16 @@ def test_a_path_observing_nan_is_a_node_of_its_own_and_the_evaluation_refuses_it
     path in path 0's node whatever its node before; the evaluation now names it."""
     nodes = np.asarray(history_nodes(jnp.asarray([[[0.0], [0.0]], [[1.0], [np.nan]], [[1.0], [np.nan]]])))
     np.testing.assert_array_equal(nodes, [[0, 1, 1], [0, 1, 2]])
+    # an infinite observation agreed with every finite one (its bound was infinite)
+    nodes = np.asarray(history_nodes(jnp.asarray([[[np.inf]], [[np.inf]], [[0.0]]])))
+    np.testing.assert_array_equal(nodes, [[0, 1, 2]])
     with jax.enable_x64(True):
         game = _Chained(nan_third=True)
         with pytest.raises(mfax.GameError, match=r"public observation is not finite at t = 0 .*noise path 2"):
             evaluate(game, Uniform(1, 3), enumerate_noise(game))
 
 
+@pytest.mark.filterwarnings("ignore:A JAX array is being set as static")  # (the misuse refused below)
 def test_history_nodes_refine_and_equal_pairwise_agreement_where_it_is_transitive():
     """On observations equal up to rounding within groups, the nodes are the groups of
     paths agreeing at every t' <= t; they refine with t, and the table policy's look-up
@@ -208,6 +212,8 @@ def test_history_nodes_refine_and_equal_pairwise_agreement_where_it_is_transitiv
         for t in range(4):
             carry, _ = policy(carry, jnp.asarray(obs[p, t]), t)
             np.testing.assert_array_equal(np.asarray(carry), nodes[t] == nodes[t, p])
+    with pytest.raises(mfax.GameError, match="rtol and atol must be numbers, got ArrayImpl and float"):
+        HistoryTabular(table, jnp.asarray(obs), jnp.full(12, 1 / 12), jnp.asarray(nodes))  # nodes as rtol
     with pytest.raises(mfax.GameError, match=r"nodes have shape \(12, 5\); \(T\+1, P\) = \(5, 12\) expected"):
         HistoryTabular(table, jnp.asarray(obs), jnp.full(12, 1 / 12), nodes=jnp.asarray(nodes).T)
     # the chained case: each path's look-up lands in its own node of the partition

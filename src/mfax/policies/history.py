@@ -31,8 +31,11 @@ OBS_ATOL = 1e-6
 
 
 def _agree(a: Array, b: Array, rtol: float, atol: float) -> Array:
-    """Whether observations ``a`` and ``b`` (``(..., d)``) agree within the tolerance."""
-    return jnp.all(jnp.abs(a - b) <= atol + rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)), axis=-1)
+    """Whether observations ``a`` and ``b`` (``(..., d)``) agree within the tolerance; a
+    non-finite entry agrees with nothing (an infinite one made the bound infinite, and
+    agreed with every finite observation)."""
+    close = jnp.abs(a - b) <= atol + rtol * jnp.maximum(jnp.abs(a), jnp.abs(b))
+    return jnp.all(close & jnp.isfinite(a) & jnp.isfinite(b), axis=-1)
 
 
 def history_nodes(obs: Float[Array, "P T1 d"], rtol: float = OBS_RTOL, atol: float = OBS_ATOL) -> Int[Array, "T1 P"]:
@@ -90,6 +93,11 @@ class HistoryTabular(Policy):
     nodes: Int[Array, "T1 P"] | None = None
 
     def __check_init__(self):
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (self.rtol, self.atol)):
+            raise GameError(
+                f"HistoryTabular rtol and atol must be numbers, got {type(self.rtol).__name__} and "
+                f"{type(self.atol).__name__} (give the stored nodes as nodes=...)"
+            )
         expected = (self.path_obs.shape[1], self.path_obs.shape[0])
         if self.nodes is not None and tuple(self.nodes.shape) != expected:
             raise GameError(
