@@ -114,7 +114,7 @@ class Moments:
         expected = self.expected()
         levels = {q: self.quantile(q) for q in quantiles}
         # (7 digits cut a float64 run's moments, and the paths' weights, to 1e-7)
-        digits = 9 if all(np.asarray(v).dtype.itemsize <= 4 for v in self.values.values()) else 17
+        digits = max(_digits(v) for v in self.values.values())
         moments = {}
         for name, spec in self.specs.items():
             entry = {
@@ -131,9 +131,15 @@ class Moments:
         return {
             "paths": self.num_paths,
             "exact": self.exact,
-            "weight": jsonable(self.weight, 17 if np.asarray(self.weight).dtype.itemsize > 4 else 9),
+            "weight": jsonable(self.weight, _digits(self.weight)),
             "moments": moments,
         }
+
+
+def _digits(array) -> int:
+    """The significant digits that write every value of ``array``'s precision exactly: 9
+    for float32 (or narrower), 17 for float64."""
+    return 9 if np.asarray(array).dtype.itemsize <= 4 else 17
 
 
 def jsonable(values, digits: int = 7) -> list | float | None:
