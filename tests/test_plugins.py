@@ -224,7 +224,7 @@ def test_a_file_game_trains_evaluates_and_plots_from_the_cli(crowd, tmp_path):
     import hashlib
 
     code = json.loads((run / "code.json").read_text())
-    assert code["game"] == {"reference": ref, "sha256": hashlib.sha256(crowd.read_bytes()).hexdigest()}
+    assert code["game"] == {"reference": ref, "sha256": hashlib.sha256(crowd.read_bytes()).hexdigest(), "imports": {}}
     assert code["trained_on"]["game"] == ref and "algo" not in code  # what the run was created with
     evaluated = invoke("eval", run, "--game", ref, "--json")
     assert evaluated.exit_code == 0, evaluated.output
@@ -286,6 +286,70 @@ def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
     assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
     (run / "code.json").write_text('{"game": ')  # torn
     one_error_line(invoke("eval", run, "--trust-code"), "code.json' is corrupt")
+
+
+def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen(crowd, tmp_path, monkeypatch):
+    """A helper module beside the game file (on PYTHONPATH), and one the helper imports:
+    code.json records their sha256 (it recorded the game file's only, so an edit of a
+    helper went unseen and a resume trained on other code); numpy, jax and mfax are not
+    the user's and are not recorded."""
+    folder = crowd.parent
+    (folder / "crowd_helper.py").write_text("import numpy\nfrom crowd_costs import MOVE\nSCALE = 1.0\n")
+    (folder / "crowd_costs.py").write_text("MOVE = 0.1\n")
+    crowd.write_text(crowd.read_text() + "import crowd_helper  # noqa\nfrom crowd_helper import SCALE  # noqa\n")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "crowd_helper", raising=False)
+    monkeypatch.delitem(sys.modules, "crowd_costs", raising=False)
+    run = tmp_path / "run"
+    _trained(crowd, run)
+    imports = json.loads((run / "code.json").read_text())["game"]["imports"]
+    assert sorted(imports) == ["crowd_costs", "crowd_helper"]
+    import hashlib
+
+    helper = folder / "crowd_costs.py"
+    assert imports["crowd_costs"] == {"file": str(helper), "sha256": hashlib.sha256(helper.read_bytes()).hexdigest()}
+    assert invoke("eval", run, "--trust-code").stderr == ""  # unchanged: nothing to say
+    helper.write_text("MOVE = 0.5\n")
+    result = invoke("eval", run, "--trust-code")
+    assert result.exit_code == 0
+    assert f"mfax: warning: '{helper}' (module crowd_costs, which the code of '{crowd}' imports) is not the file" in (
+        result.stderr
+    )
+    before = (run / "metrics.jsonl").read_text(), (run / "code.json").read_text()
+    line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET), "resuming")
+    assert f"'{helper}' (module crowd_costs" in line and "restore the file or start a new run" in line
+    assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
+    helper.write_text("MOVE = 0.1\n")  # restored: the resume goes on
+    resumed = invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET)
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_user_imports_reads_import_statements_without_running_them(tmp_path, monkeypatch):
+    from mfax.games.plugins import user_imports
+
+    root = tmp_path / "src"
+    pkg = root / "labgames"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('never run')\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "kernels.py").write_text("def step():\n    return 1\n")
+    (pkg / "rewards.py").write_text("from .sub.kernels import step\n")
+    (pkg / "game.py").write_text(
+        "import os, json\nimport jax.numpy as jnp\nimport mfax\nfrom . import rewards\n"
+        "from labgames.sub.kernels import step\n"
+        "def late():\n    import helper_not_found\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    found = user_imports(pkg / "game.py", "labgames.game")
+    assert found == {
+        "labgames": pkg / "__init__.py",
+        "labgames.rewards": pkg / "rewards.py",
+        "labgames.sub": pkg / "sub" / "__init__.py",
+        "labgames.sub.kernels": pkg / "sub" / "kernels.py",
+    }
+    assert "labgames" not in sys.modules  # found, not imported
+    # a file loaded on its own: a relative import has no package to resolve against
+    assert user_imports(pkg / "rewards.py") == {}
 
 
 def test_a_game_file_edited_to_other_sizes_is_named_when_its_checkpoint_no_longer_fits(crowd, tmp_path, monkeypatch):

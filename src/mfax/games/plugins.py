@@ -19,11 +19,15 @@ Loading a reference or a plug-in runs its code. Every failure is one line
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import re
+import site
 import sys
+import sysconfig
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -107,6 +111,106 @@ def file_digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _library_roots() -> tuple[Path, ...]:
+    """Where Python's own modules and installed distributions live (and mfax's source,
+    which an editable install leaves outside them): code there is not the user's."""
+    paths = sysconfig.get_paths()
+    roots = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    roots += list(getattr(site, "getsitepackages", list)())
+    roots.append(Path(__file__).resolve().parents[1])  # the mfax package
+    return tuple(Path(root).resolve() for root in roots if root)
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of module ``name`` as this process would run it: the module already
+    imported, else found on ``sys.path`` without running anything (a package's
+    ``__init__`` is not run to find its submodules); ``None`` for a built-in, a compiled
+    extension, or a module not found."""
+    module = sys.modules.get(name)
+    if module is not None:
+        origin = getattr(module, "__file__", None)
+    else:
+        search, spec, parts = None, None, name.split(".")
+        for depth in range(len(parts)):
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: depth + 1]), search)
+            except (ImportError, ValueError):
+                return None
+            if spec is None:
+                return None
+            search = spec.submodule_search_locations
+            if depth < len(parts) - 1 and search is None:
+                return None
+        origin = None if spec is None else spec.origin
+    if not origin or not str(origin).endswith(".py"):
+        return None
+    path = Path(origin).resolve()
+    return path if path.is_file() else None
+
+
+def _imported_names(path: Path, package: str | None) -> list[str]:
+    """The modules the import statements of the source file ``path`` name (top level or
+    inside functions; a dotted import's parent packages too; a relative import resolved
+    against ``package``, skipped without one)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+
+    def add(dotted: str) -> None:
+        parts = dotted.split(".")
+        names.extend(".".join(parts[: i + 1]) for i in range(len(parts)))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                if not package:
+                    continue
+                try:
+                    base = importlib.util.resolve_name("." * node.level + base, package)
+                except (ImportError, ValueError):
+                    continue
+            if base:
+                add(base)
+                names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return list(dict.fromkeys(names))
+
+
+def user_imports(path: Path, module: str | None = None) -> dict[str, Path]:
+    """The user's modules that the code in ``path`` (the source of module ``module``, or a
+    file loaded on its own) imports, directly or through each other: every module its
+    import statements name whose source file lies outside Python's installation and its
+    installed distributions (and is not mfax), by module name. Found by reading the
+    import statements, not by running them; a name that is no module (``from pkg import
+    function``) is not one. A helper module beside a game file, or the user's own package,
+    is found; numpy or jax are not."""
+    roots = _library_roots()
+    found: dict[str, Path] = {}
+    pending = [(path.resolve(), module)]
+    seen = {path.resolve()}  # (the file itself, imported back by a helper, is not its own import)
+    while pending:
+        source, name = pending.pop()
+        package = None
+        if name:
+            package = name if source.name == "__init__.py" else name.rpartition(".")[0]
+        for imported in _imported_names(source, package):
+            if imported in found or imported == name:
+                continue
+            file = module_file(imported)
+            if file is None or file == path.resolve() or any(file.is_relative_to(root) for root in roots):
+                continue
+            found[imported] = file
+            if file not in seen:
+                seen.add(file)
+                pending.append((file, imported))
+    return dict(sorted(found.items()))
 
 
 FIELD_DEFAULTS = 'every field of a game or solver needs a default: name: type = param(default, "help")'

@@ -6,7 +6,8 @@ Layout::
     RUN/config.json          resolved configuration (every default filled in)
     RUN/code.json            the user code the config names (a game or solver given as
                              module:Name or file.py:Name): its reference and, for a
-                             file, its sha256
+                             file, its sha256 and those of the user's modules it
+                             imports (``imports``: module -> file and sha256)
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
@@ -58,7 +59,7 @@ import equinox as eqx
 import numpy as np
 
 from mfax.errors import ArgumentError, GameError, advice, warn
-from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, parse
+from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, module_file, parse, user_imports
 from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
@@ -624,6 +625,11 @@ def code_record(config: TrainConfig) -> dict[str, Any]:
         if is_reference(ref):
             file = _code_file(ref)
             record[key] = {"reference": ref, "sha256": None if file is None else file_digest(file)}
+            if file is not None:  # the user's modules it imports: an edit of a helper changes the game too
+                imports = user_imports(file, parse(ref, key).module)
+                record[key]["imports"] = {
+                    name: {"file": str(path), "sha256": file_digest(path)} for name, path in imports.items()
+                }
     return record
 
 
@@ -667,24 +673,48 @@ def _stem(ref) -> str:
     return ref.file.stem if ref.file is not None else ref.module.rpartition(".")[2]
 
 
-def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> str | None:
-    """A warning (``continuing``: an error) when the file ``ref`` names is not the one the
-    run recorded; returns its path then (``None``: unchanged, or nothing to compare)."""
+def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str]:
+    """A warning (``continuing``: an error) when the file ``ref`` names, or a module of the
+    user's it imports (code.json's ``imports``), is not the one the run recorded; returns
+    the changed files' paths (none: unchanged, or nothing to compare)."""
     recorded = entry.get("sha256") if isinstance(entry, dict) else None
     file = None if recorded is None else _code_file(ref)
     if file is None or recorded is None or not file.is_file():
-        return None
+        return []
+    changes = []
     now = file_digest(file)
     if now != recorded:
-        what = f"{str(file)!r} is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)"
-        if continuing:
-            raise GameError(
-                f"{what}: resuming would train on other code than its first iterations; restore the file or "
-                "start a new run"
+        changes.append(
+            (file, f"is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
+        )
+    imports = entry.get("imports")
+    for name, held in sorted(imports.items()) if isinstance(imports, dict) else ():
+        then = held.get("sha256") if isinstance(held, dict) else None
+        if not isinstance(then, str):
+            continue
+        helper = module_file(name)  # where this process finds it, else where the run found it
+        if helper is None and isinstance(held.get("file"), str) and Path(held["file"]).is_file():
+            helper = Path(held["file"])
+        if helper is None:  # found nowhere: loading the game says so if it needs it
+            continue
+        now = file_digest(helper)
+        if now != then:
+            changes.append(
+                (
+                    helper,
+                    f"(module {name}, which the code of {str(file)!r} imports) is not the file the run was trained "
+                    f"with (sha256 {then[:12]} then, {now[:12]} now)",
+                )
             )
-        warn(what)
-        return str(file)
-    return None
+    if not changes:
+        return []
+    what = "; ".join(f"{str(path)!r} {text}" for path, text in changes)
+    if continuing:
+        raise GameError(
+            f"{what}: resuming would train on other code than its first iterations; restore the file or start a new run"
+        )
+    warn(what)
+    return [str(path) for path, _ in changes]
 
 
 def _csv_text(rows: list[dict[str, Any]], header: bool, columns: list[str] | None = None) -> str:
@@ -1240,9 +1270,7 @@ class RunDir:
                     f"run {str(self.root)!r} names {what} code {ref!r}, which mfax imports (runs) only if you "
                     f"allow it: {how}"
                 )
-            changed = _check_unchanged(ref, record.get(key), continuing)
-            if changed is not None:
-                self.code_changed.append(changed)
+            self.code_changed.extend(_check_unchanged(ref, record.get(key), continuing))
         return data
 
     def _read_json(self, path: Path) -> dict[str, Any]:
