@@ -278,7 +278,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--set",
-                help="override a macro parameter, key=value (repeatable); the oracle turns common_noise off",
+                help="override a macro parameter, key=value (repeatable); the oracle sets common_noise=false (true is refused)",
             ),
         ] = None,
         method: Annotated[

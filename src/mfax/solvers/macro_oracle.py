@@ -2,7 +2,10 @@
 
 The classical way economists solve a perfect-foresight transition path: guess the
 price path, solve the households' problem against it, aggregate, update the prices.
-With common noise off (``z = 0``), one iteration on a price path ``(r_t, W_t)``:
+With common noise off (``z = 0``), starting from the flat path at the initial
+distribution's prices (``(r_t, W_t) = prices(mu_0)`` for every ``t``; where the
+iteration stalls, what it returns depends on that start), one iteration on a price
+path ``(r_t, W_t)``:
 
 1. households' exact best response by backward induction on the grid, the prices being
    taken from the path (not from ``mu``): ``Q_t = u_t + gamma P_t V_{t+1}``,
@@ -52,7 +55,11 @@ class MacroEquilibrium(NamedTuple):
 
     Attributes:
         r, W: ``(T,)`` interest-rate and wage paths ``r_t, W_t``, ``t = 0..T-1``.
-        mu: ``(T+1, n)`` mean fields induced by ``policy``.
+        mu: ``(T+1, n)`` mean fields of everyone playing ``policy`` with the kernels at
+            the prices ``(r, W)`` returned (step 2), not at the prices recomputed from
+            ``mu`` along the way: the two differ by the order of ``residual``.
+            ``exploitability`` is scored on the game's own push-forward (prices from
+            ``mu``).
         policy: ``(T, n, m)`` the households' best response to ``(r, W)``.
         value: ``(n,)`` ``V_0`` of the best response.
         iterations: price updates made.
