@@ -278,7 +278,10 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--set",
-                help="override a macro parameter, key=value (repeatable); the oracle sets common_noise=false (true is refused)",
+                help=(
+                    "override a macro parameter, key=value (repeatable); the oracle sets common_noise=false "
+                    "(true is refused)"
+                ),
             ),
         ] = None,
         method: Annotated[
