@@ -292,7 +292,9 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
     """A helper module beside the game file (on PYTHONPATH), and one the helper imports:
     code.json records their sha256 (it recorded the game file's only, so an edit of a
     helper went unseen and a resume trained on other code); numpy, jax and mfax are not
-    the user's and are not recorded."""
+    the user's and are not recorded. A helper is compared where the run found it, beside
+    the game's file (beside the copy of a copied project), not wherever ``sys.path``
+    finds a module of its name first."""
     folder = crowd.parent
     (folder / "crowd_helper.py").write_text("import numpy\nfrom crowd_costs import MOVE\nSCALE = 1.0\n")
     (folder / "crowd_costs.py").write_text("MOVE = 0.1\n")
@@ -302,29 +304,49 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
     monkeypatch.delitem(sys.modules, "crowd_costs", raising=False)
     run = tmp_path / "run"
     _trained(crowd, run)
-    imports = json.loads((run / "code.json").read_text())["game"]["imports"]
-    assert sorted(imports) == ["crowd_costs", "crowd_helper"]
     import hashlib
 
     helper = folder / "crowd_costs.py"
-    assert imports["crowd_costs"] == {"file": str(helper), "sha256": hashlib.sha256(helper.read_bytes()).hexdigest()}
-    assert invoke("eval", run, "--trust-code").stderr == ""  # unchanged: nothing to say
+    assert json.loads((run / "code.json").read_text())["game"]["imports"] == {
+        "crowd_costs": {"file": "crowd_costs.py", "sha256": hashlib.sha256(helper.read_bytes()).hexdigest()},
+        "crowd_helper": {
+            "file": "crowd_helper.py",
+            "sha256": hashlib.sha256((folder / "crowd_helper.py").read_bytes()).hexdigest(),
+        },
+    }
+    # another crowd_costs.py first on sys.path is not the run's helper: nothing to say
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "crowd_costs.py").write_text("MOVE = 9.0\n")
+    monkeypatch.syspath_prepend(str(elsewhere))
+    monkeypatch.delitem(sys.modules, "crowd_costs")
+    assert invoke("eval", run, "--trust-code").stderr == ""
     helper.write_text("MOVE = 0.5\n")
     result = invoke("eval", run, "--trust-code")
     assert result.exit_code == 0
-    assert f"mfax: warning: '{helper}' (module crowd_costs, which the code of '{crowd}' imports) is not the file" in (
+    assert f"mfax: warning: '{helper}' (module crowd_costs, imported by the code of '{crowd}') is not the file" in (
         result.stderr
     )
     before = (run / "metrics.jsonl").read_text(), (run / "code.json").read_text()
     line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET), "resuming")
     assert f"'{helper}' (module crowd_costs" in line and "restore the file or start a new run" in line
     assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
-    helper.write_text("MOVE = 0.1\n")  # restored: the resume goes on
+    # a copy of the project elsewhere, named again: its own helpers are compared
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    helper.write_text("MOVE = 0.1\n")  # the original restored
+    copied = invoke("eval", run, "--game", f"{copy / 'crowd.py'}:Crowd")
+    assert f"'{copy / 'crowd_costs.py'}' (module crowd_costs" in copied.stderr and str(helper) not in copied.stderr
     resumed = invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET)
     assert resumed.exit_code == 0, resumed.output
 
 
 def test_user_imports_reads_import_statements_without_running_them(tmp_path, monkeypatch):
+    """Module names resolved without importing (a package's ``__init__`` not run, nested
+    folders without one: a namespace package's finder failed on a parent not imported and
+    made every later read of the run a traceback); only files in the code's folder or
+    below and outside the installed libraries (a virtual environment inside the project)."""
+    import site
+
     from mfax.games.plugins import user_imports
 
     root = tmp_path / "src"
@@ -332,24 +354,36 @@ def test_user_imports_reads_import_statements_without_running_them(tmp_path, mon
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("raise RuntimeError('never run')\n")
     (pkg / "sub" / "__init__.py").write_text("")
-    (pkg / "sub" / "kernels.py").write_text("def step():\n    return 1\n")
+    (pkg / "sub" / "kernels.py").write_text("from ..shared import costs\n")
     (pkg / "rewards.py").write_text("from .sub.kernels import step\n")
+    (pkg / "shared").mkdir()  # a namespace package, two levels deep
+    (pkg / "shared" / "costs.py").write_text("MOVE = 1\n")
+    (root / "ns" / "deep").mkdir(parents=True)
+    (root / "ns" / "deep" / "util.py").write_text("import venvlib\n")
+    venv = root / ".venv" / "lib" / "site-packages"
+    venv.mkdir(parents=True)
+    (venv / "venvlib.py").write_text("")
     (pkg / "game.py").write_text(
         "import os, json\nimport jax.numpy as jnp\nimport mfax\nfrom . import rewards\n"
-        "from labgames.sub.kernels import step\n"
+        "import ns.deep.util\n"
         "def late():\n    import helper_not_found\n"
     )
+    monkeypatch.syspath_prepend(str(venv))
     monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(venv)])
     found = user_imports(pkg / "game.py", "labgames.game")
     assert found == {
         "labgames": pkg / "__init__.py",
         "labgames.rewards": pkg / "rewards.py",
+        "labgames.shared.costs": pkg / "shared" / "costs.py",
         "labgames.sub": pkg / "sub" / "__init__.py",
         "labgames.sub.kernels": pkg / "sub" / "kernels.py",
+        "ns.deep.util": root / "ns" / "deep" / "util.py",
     }
-    assert "labgames" not in sys.modules  # found, not imported
-    # a file loaded on its own: a relative import has no package to resolve against
+    assert not any(name == "labgames" or name.startswith(("labgames.", "ns")) for name in sys.modules)
+    # a file loaded on its own: only its folder and below, a relative import has no package
     assert user_imports(pkg / "rewards.py") == {}
+    assert user_imports(pkg / "game.py") == {}  # (imports of its package: above its folder)
 
 
 def test_a_game_file_edited_to_other_sizes_is_named_when_its_checkpoint_no_longer_fits(crowd, tmp_path, monkeypatch):

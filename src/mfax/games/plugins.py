@@ -119,35 +119,80 @@ def _library_roots() -> tuple[Path, ...]:
     paths = sysconfig.get_paths()
     roots = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
     roots += list(getattr(site, "getsitepackages", list)())
+    roots.append(getattr(site, "getusersitepackages", lambda: None)())
     roots.append(Path(__file__).resolve().parents[1])  # the mfax package
-    return tuple(Path(root).resolve() for root in roots if root)
+    out = set()
+    for root in roots:
+        if root:
+            out |= {Path(root).absolute(), Path(root).resolve()}
+    return tuple(out)
+
+
+def code_root(file: Path, module: str | None = None) -> Path:
+    """The folder a user's code lives in: a file's own folder; for the source ``file`` of
+    module ``module`` (``a.b.c``), the folder that holds its top-level module or package."""
+    parents = file.resolve().parents
+    depth = 0 if module is None else module.count(".") + (file.name == "__init__.py")
+    return parents[min(depth, len(parents) - 1)]
 
 
 def module_file(name: str) -> Path | None:
     """The source file of module ``name`` as this process would run it: the module already
-    imported, else found on ``sys.path`` without running anything (a package's
-    ``__init__`` is not run to find its submodules); ``None`` for a built-in, a compiled
-    extension, or a module not found."""
-    module = sys.modules.get(name)
-    if module is not None:
-        origin = getattr(module, "__file__", None)
-    else:
-        search, spec, parts = None, None, name.split(".")
-        for depth in range(len(parts)):
-            try:
-                spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: depth + 1]), search)
-            except (ImportError, ValueError):
-                return None
-            if spec is None:
-                return None
-            search = spec.submodule_search_locations
-            if depth < len(parts) - 1 and search is None:
-                return None
-        origin = None if spec is None else spec.origin
-    if not origin or not str(origin).endswith(".py"):
+    imported, else found on ``sys.path`` (a package's submodules on its ``__path__``)
+    without running anything; ``None`` for a built-in, a compiled extension, a module not
+    found, or one a finder cannot say."""
+    try:
+        module = sys.modules.get(name)
+        if module is not None:
+            origin = getattr(module, "__file__", None)
+        else:
+            search, spec, parts = None, None, name.split(".")
+            for depth in range(len(parts)):
+                here = ".".join(parts[: depth + 1])
+                loaded = sys.modules.get(here)
+                if loaded is not None and depth < len(parts) - 1:
+                    search = getattr(loaded, "__path__", None)
+                else:
+                    spec = _find_spec(here, sys.path if search is None else search)
+                    if spec is None:
+                        return None
+                    search = spec.submodule_search_locations
+                if depth < len(parts) - 1 and search is None:
+                    return None
+            origin = None if spec is None else spec.origin
+        if not origin or not str(origin).endswith(".py"):
+            return None
+        path = Path(origin)
+        return path if path.is_file() else None
+    except Exception:  # a finder's own failure (a namespace package's parent not imported, say)
         return None
-    path = Path(origin).resolve()
-    return path if path.is_file() else None
+
+
+def _find_spec(name: str, search: list[str]):
+    """The spec of module ``name`` on the folders ``search``, as the import system's path
+    finder would find it but without a parent package imported: the first folder with
+    the module or a regular package, else a namespace package of every folder holding a
+    portion (the path finder itself asks for the parent's module there)."""
+    portions: list[str] = []
+    for entry in search:
+        finder = sys.path_importer_cache.get(entry)
+        for hook in sys.path_hooks if finder is None else ():
+            try:
+                finder = hook(entry)
+                break
+            except ImportError:
+                continue
+        spec = None if finder is None or not hasattr(finder, "find_spec") else finder.find_spec(name)
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions.extend(spec.submodule_search_locations or [])
+    if not portions:
+        return None
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec
 
 
 def _imported_names(path: Path, package: str | None) -> list[str]:
@@ -156,7 +201,7 @@ def _imported_names(path: Path, package: str | None) -> list[str]:
     against ``package``, skipped without one)."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError):
+    except Exception:  # unreadable, not Python, or too deep for the parser: nothing to follow
         return []
     names: list[str] = []
 
@@ -185,16 +230,32 @@ def _imported_names(path: Path, package: str | None) -> list[str]:
 
 def user_imports(path: Path, module: str | None = None) -> dict[str, Path]:
     """The user's modules that the code in ``path`` (the source of module ``module``, or a
-    file loaded on its own) imports, directly or through each other: every module its
-    import statements name whose source file lies outside Python's installation and its
-    installed distributions (and is not mfax), by module name. Found by reading the
-    import statements, not by running them; a name that is no module (``from pkg import
-    function``) is not one. A helper module beside a game file, or the user's own package,
-    is found; numpy or jax are not."""
-    roots = _library_roots()
+    file loaded on its own) runs when imported: the modules its import statements name,
+    directly or through each other, whose source files lie in its :func:`code_root` or
+    below it (a helper beside a game file, the rest of the user's package), outside
+    Python's installation and installed distributions, and not mfax; for a module, its
+    parent packages' ``__init__`` too. Found by reading the import statements, not by
+    running them (an import that a condition skips counts as well), by module name."""
+    path = path.resolve()
+    root, libraries = code_root(path, module), _library_roots()
+
+    def mine(file: Path) -> bool:
+        here = file.resolve()
+        return (
+            here != path
+            and here.is_relative_to(root)
+            and not any(f.is_relative_to(lib) for f in (file.absolute(), here) for lib in libraries)
+        )
+
     found: dict[str, Path] = {}
-    pending = [(path.resolve(), module)]
-    seen = {path.resolve()}  # (the file itself, imported back by a helper, is not its own import)
+    parents = module.split(".")[:-1] if module else []
+    for depth in range(len(parents)):  # importing a.b.c runs a/__init__.py and a/b/__init__.py
+        name = ".".join(parents[: depth + 1])
+        file = module_file(name)
+        if file is not None and mine(file):
+            found[name] = file.resolve()
+    pending, seen = [(path, module)], {path}
+    pending += [(file, name) for name, file in found.items()]
     while pending:
         source, name = pending.pop()
         package = None
@@ -204,12 +265,12 @@ def user_imports(path: Path, module: str | None = None) -> dict[str, Path]:
             if imported in found or imported == name:
                 continue
             file = module_file(imported)
-            if file is None or file == path.resolve() or any(file.is_relative_to(root) for root in roots):
+            if file is None or not mine(file):
                 continue
-            found[imported] = file
-            if file not in seen:
-                seen.add(file)
-                pending.append((file, imported))
+            found[imported] = file.resolve()
+            if found[imported] not in seen:
+                seen.add(found[imported])
+                pending.append((found[imported], imported))
     return dict(sorted(found.items()))
 
 

@@ -7,7 +7,8 @@ Layout::
     RUN/code.json            the user code the config names (a game or solver given as
                              module:Name or file.py:Name): its reference and, for a
                              file, its sha256 and those of the user's modules it
-                             imports (``imports``: module -> file and sha256)
+                             imports (``imports``: module -> its file relative to the
+                             code's folder, and sha256)
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
@@ -59,7 +60,7 @@ import equinox as eqx
 import numpy as np
 
 from mfax.errors import ArgumentError, GameError, advice, warn
-from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, module_file, parse, user_imports
+from mfax.games.plugins import MAIN, canonical, code_root, file_digest, is_reference, parse, user_imports
 from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
@@ -626,9 +627,11 @@ def code_record(config: TrainConfig) -> dict[str, Any]:
             file = _code_file(ref)
             record[key] = {"reference": ref, "sha256": None if file is None else file_digest(file)}
             if file is not None:  # the user's modules it imports: an edit of a helper changes the game too
-                imports = user_imports(file, parse(ref, key).module)
+                module = parse(ref, key).module
+                root = code_root(file, module)
                 record[key]["imports"] = {
-                    name: {"file": str(path), "sha256": file_digest(path)} for name, path in imports.items()
+                    name: {"file": path.relative_to(root).as_posix(), "sha256": file_digest(path)}
+                    for name, path in user_imports(file, module).items()
                 }
     return record
 
@@ -683,26 +686,23 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str
         return []
     changes = []
     now = file_digest(file)
-    if now != recorded:
+    if now is not None and now != recorded:  # (unreadable now: loading it says so)
         changes.append(
             (file, f"is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
         )
     imports = entry.get("imports")
+    root = code_root(file, parse(ref, "game").module)
     for name, held in sorted(imports.items()) if isinstance(imports, dict) else ():
-        then = held.get("sha256") if isinstance(held, dict) else None
-        if not isinstance(then, str):
+        then, where = (held.get("sha256"), held.get("file")) if isinstance(held, dict) else (None, None)
+        if not isinstance(then, str) or not isinstance(where, str):
             continue
-        helper = module_file(name)  # where this process finds it, else where the run found it
-        if helper is None and isinstance(held.get("file"), str) and Path(held["file"]).is_file():
-            helper = Path(held["file"])
-        if helper is None:  # found nowhere: loading the game says so if it needs it
-            continue
-        now = file_digest(helper)
-        if now != then:
+        helper = root / where  # where the run found it, beside the code read now (a copied project too)
+        now = file_digest(helper) if helper.is_file() else None
+        if now is not None and now != then:  # (gone or unreadable: loading the code says so if it needs it)
             changes.append(
                 (
                     helper,
-                    f"(module {name}, which the code of {str(file)!r} imports) is not the file the run was trained "
+                    f"(module {name}, imported by the code of {str(file)!r}) is not the file the run was trained "
                     f"with (sha256 {then[:12]} then, {now[:12]} now)",
                 )
             )
