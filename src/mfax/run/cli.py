@@ -858,6 +858,11 @@ def train_command(
         raise typer.Exit(ended.code) from None
     if not main:
         return
+    if resume is not None and summary.get("session_iterations") == 0:
+        typer.echo(
+            f"nothing to train: the run has done its {summary['iterations']} iterations already "
+            f"(`mfax train --resume {target.root} --iterations N` trains on to N)"
+        )
     typer.echo(done_line(summary))
     if plots:  # the run is saved: figures that cannot be drawn are a warning, not the command's failure
         from mfax.run.plots import plot_run

@@ -520,6 +520,7 @@ def _train_locked(
     summary = _summary(trainer, run, wall, compile_s, int(to_host(states.iteration)[0]))
     ran = summary["iterations"] - start
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
+    summary["session_iterations"] = ran  # trained by this session (a resume of a finished run: 0)
     run.write_summary(summary)
     return Session(trainer, states, summary)
 
