@@ -389,7 +389,7 @@ def test_run_records_provenance_and_resume_and_eval_warn_when_it_differs(tmp_pat
         assert len(lines) == 1 and lines[0].startswith("mfax: warning: ")
         assert f"jax 0.0.1 -> {jax.__version__}" in lines[0]
     # a resume of a finished run trains nothing and says so (it printed "done:" alone, as if it had trained)
-    assert f"\nnothing to train: the run has done its 2 iterations already" in result.stdout
+    assert "\nnothing to train: the run has done its 2 iterations already" in result.stdout
     assert json.loads((out / "summary.json").read_text())["session_iterations"] == 0
     assert json.loads(path.read_text())["resumed"][0]["iteration"] == 2
     # an entry an older mfax did not record is unknown, not a difference
