@@ -111,7 +111,8 @@ BAD_FILES = {
         ("{dir}/raises.py:Crowd", BAD_FILES["raises.py"][1]),
         ("{dir}/exits.py:Crowd", BAD_FILES["exits.py"][1]),
         ("{dir}/sibling.py:Crowd", BAD_FILES["sibling.py"][1]),
-        ("{dir}/crowd.py:Crowds", "crowd.py' has no attribute 'Crowds'"),
+        ("{dir}/crowd.py:Crowds", "crowd.py' has no attribute 'Crowds'; it defines the class Crowd$"),
+        ("{dir}/crowd.py:Crowd:x", "crowd.py:Crowd:x' has more than one ':'; it must be package.module:Name or "),
         ("{dir}/crowd.py:jnp", "is a module, not a game"),
         ("{dir}/crowd.py:ClassVar", "is a _SpecialForm, not a game"),
         ("{dir}/crowd.py:check.__class__", "is class function, not a game"),
@@ -145,7 +146,7 @@ def test_a_field_not_declared_as_a_parameter_is_named_as_such():
     game 'x'; allowed: " listed nothing (found by an audit of the plug-in path)."""
     import equinox as eqx
 
-    from mfax.params import check_names
+    from mfax.params import check_names, param
 
     class Plain(eqx.Module):
         crowd: float = 1.0
@@ -154,6 +155,15 @@ def test_a_field_not_declared_as_a_parameter_is_named_as_such():
         check_names(Plain, "game 'x'", ["crowd"])
     with pytest.raises(GameError, match=r"^unknown parameter 'other' for game 'x': it declares no parameters$"):
         check_names(Plain, "game 'x'", ["other"])
+
+    class Mixed(eqx.Module):  # a parameter beside a plain field: the plain one was only "unknown"
+        speed: float = param(1.0, "speed")
+        crowd: float = 1.0
+
+    with pytest.raises(GameError, match=r"^unknown parameter 'crowd' for game 'x'; allowed: speed; its field 'crowd' "):
+        check_names(Mixed, "game 'x'", ["crowd"])
+    with pytest.raises(GameError, match=r"^unknown parameter 'other' for game 'x'; allowed: speed$"):
+        check_names(Mixed, "game 'x'", ["other"])
 
 
 @pytest.mark.parametrize(

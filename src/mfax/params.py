@@ -186,16 +186,18 @@ def check_names(cls: type, owner: str, names) -> dict[str, dataclasses.Field]:
     fields = fields_of(cls)
     unknown = sorted(set(names) - set(fields))
     if unknown:
-        if not fields:  # (a field without param(...) is not a parameter: "allowed: " listed nothing)
-            undeclared = [f.name for f in dataclasses.fields(cls) if f.name == unknown[0]]
-            how = (
-                f"; its field {unknown[0]!r} is not declared with mfax.params.param(default, help), which makes "
-                "a field a parameter"
-                if undeclared
-                else ""
-            )
+        # a field without param(...) is not a parameter: say so (the list of those allowed
+        # does not show it, and "allowed: " listed nothing when no field is one)
+        undeclared = dataclasses.is_dataclass(cls) and any(f.name == unknown[0] for f in dataclasses.fields(cls))
+        how = (
+            f"; its field {unknown[0]!r} is not declared with mfax.params.param(default, help), which makes "
+            "a field a parameter"
+            if undeclared
+            else ""
+        )
+        if not fields:
             raise GameError(f"unknown parameter {unknown[0]!r} for {owner}: it declares no parameters{how}")
-        raise GameError(f"unknown parameter {unknown[0]!r} for {owner}; allowed: {', '.join(fields)}")
+        raise GameError(f"unknown parameter {unknown[0]!r} for {owner}; allowed: {', '.join(fields)}{how}")
     return fields
 
 

@@ -85,6 +85,8 @@ def parse(text: str, what: str, base: Path | None = None) -> Reference:
     target, _, name = text.rpartition(":")
     if not target.strip() or not name.strip() or not all(part.isidentifier() for part in name.split(".")):
         raise GameError(f"{what} reference {text!r} must be {FORMS}")
+    if ":" in target:  # (file.py:Name:x read as module 'file.py:Name')
+        raise GameError(f"{what} reference {text!r} has more than one ':'; it must be {FORMS}")
     if target.endswith(".py") or "/" in target:
         path = Path(target).expanduser()
         return Reference(name, file=((base or Path.cwd()) / path).resolve())
@@ -355,9 +357,24 @@ def load(text: str, what: str) -> Any:
                     f"process; name the file that defines it (path/to/file.py:{ref.name}) instead"
                 )
             where = str(ref.file) if ref.file is not None else ref.module
-            raise GameError(f"{what} reference {text!r}: {where!r} has no attribute {ref.name!r}")
+            raise GameError(f"{what} reference {text!r}: {where!r} has no attribute {ref.name!r}{_defines(obj)}")
         obj = getattr(obj, part)
     return obj
+
+
+def _defines(obj: Any) -> str:
+    """The classes ``obj`` (a module or a class) defines itself, in words for an error
+    about a name it lacks: ``; it defines Crowd, Corridor`` (none: nothing)."""
+    own = getattr(obj, "__name__", None) if isinstance(obj, ModuleType) else getattr(obj, "__module__", None)
+    names = sorted(
+        key
+        for key, value in vars(obj).items()
+        if isinstance(value, type) and not key.startswith("_") and getattr(value, "__module__", None) == own
+    )
+    if not names:
+        return ""
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    return f"; it defines the class{'es' if len(names) > 1 else ''} {shown}"
 
 
 MAIN = "__main__"  # the module of a script's or a notebook's own definitions
