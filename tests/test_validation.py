@@ -564,3 +564,34 @@ def test_a_runs_own_config_json_trains_again_with_config(tmp_path):
         runner.invoke(app, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "x")]),
         "the config file's paths is not used with exact noise",
     )
+
+
+def test_a_reward_not_finite_where_the_checks_did_not_look_is_named_where_it_is(tmp_path):
+    """A reward that is NaN only once a site holds more than 0.3 of the population passes
+    the checks (mu_0 and a second mean field); the rollout then reaches it and the figures
+    were NaN, training stopping with advice about float32 overflow and --x64. The
+    evaluation now names t, state, action and the value; with the checks off it is left
+    to the figures."""
+    text = (Path(__file__).resolve().parents[1] / "examples" / "crowd.py").read_text()
+    old = "        return -self.crowd_aversion * mu[:, None] - self.move_cost * jnp.abs(self.action_values())"
+    old += "[None, :]\n"
+    assert old in text
+    new = old.replace("return ", "r = ") + (
+        "        return jnp.where((mu[:, None] > 0.3) & (jnp.arange(self.n_states)[:, None] == 1), jnp.nan, r)\n"
+    )
+    (tmp_path / "crowd_nan.py").write_text(text.replace(old, new))
+    game = mfax.make(f"{tmp_path / 'crowd_nan.py'}:Crowd")
+    assert validate_game(game) is None  # (the checks pass: they do not go where the NaN is)
+    policy, noise = Uniform(game.n_states, game.n_actions), noise_batch(game, "exact")
+    message = (
+        r"^game 'crowd': the reward is nan at t = 1, state 1, action 0 along this policy's rollout \(noise path 0\), "
+        r"whose mean fields are finite there, at a mean field the checks did not visit"
+    )
+    with pytest.raises(GameError, match=message):
+        evaluate(game, policy, noise)
+    with mfax.games.validate.unchecked():
+        assert np.isnan(evaluate(game, policy, noise).exploitability)
+    result = CliRunner().invoke(
+        app, ["train", "--game", f"{tmp_path / 'crowd_nan.py'}:Crowd", "--algo", "fp", "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 2 and "the reward is nan at t = 1, state 1, action 0" in result.stderr
