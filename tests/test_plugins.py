@@ -350,6 +350,37 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
     assert resumed.exit_code == 0, resumed.output
 
 
+def test_a_checkpoint_scored_otherwise_than_when_trained_is_said(crowd, tmp_path, monkeypatch):
+    """Code no record covers (a module outside the game's folder, an installed plug-in, mfax
+    itself) can change what a run's game is: eval scores the checkpoint again on the run's
+    own paths and says when it differs from what metrics.jsonl recorded (it printed the
+    new game's figures silently); ``--json`` carries the recorded figures."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "crowd_weights.py").write_text("AVERSION = 1.0\n")
+    text = crowd.read_text().replace("-self.crowd_aversion * mu", "-self.crowd_aversion * crowd_weights.AVERSION * mu")
+    crowd.write_text(text + "import crowd_weights  # noqa\n")
+    monkeypatch.syspath_prepend(str(shared))
+    monkeypatch.delitem(sys.modules, "crowd_weights", raising=False)
+    run = tmp_path / "run"
+    _trained(crowd, run)
+    assert json.loads((run / "code.json").read_text())["game"]["imports"] == {}  # (outside the game's folder)
+    same = invoke("eval", run, "--trust-code", "--json")
+    assert same.exit_code == 0 and same.stderr == "", same.stderr
+    record = json.loads(same.output.strip().splitlines()[-1])
+    assert record["recorded"]["exploitability"] == pytest.approx(record["exploitability"], rel=1e-6)
+    (shared / "crowd_weights.py").write_text("AVERSION = 3.0\n")
+    monkeypatch.delitem(sys.modules, "crowd_weights")
+    from mfax.games.plugins import FILE_MODULE_PREFIX
+
+    for name in [m for m in sys.modules if m.startswith(FILE_MODULE_PREFIX)]:  # (as a new process reads it)
+        monkeypatch.delitem(sys.modules, name)
+    changed = invoke("eval", run, "--trust-code", "--json")
+    assert changed.exit_code == 0
+    assert "mfax: warning: the checkpoint of iteration 2 (run 0) scores policy_return " in changed.stderr
+    assert "when it was trained" in changed.stderr and "or mfax changed since" in changed.stderr
+
+
 def test_user_imports_reads_import_statements_without_running_them(tmp_path, monkeypatch):
     """Module names resolved without importing (a package's ``__init__`` not run, nested
     folders without one: a namespace package's finder failed on a parent not imported and
