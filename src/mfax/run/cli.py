@@ -157,6 +157,8 @@ def list_command(
             typer.echo(json_text({"games": catalogue}))
         else:
             _echo_games(catalogue, {})
+            if any(p["traced"] for p in catalogue[game]):  # (the full listing's header says it)
+                typer.echo("  * traced: --set key=v1,v2,... trains one run per value in one compiled program")
         return
     solver_origins, game_origins = plugin_solvers(), plugin_games()  # one scan of the entry points each
     extra_solvers, broken_solvers = _plugins(solver_origins, solver_spec)
