@@ -346,7 +346,7 @@ DEFECTS = [
         {"noise_support.paths_shape"},
         "got a SISNoise of 5120 leaves and PyTreeDef(CustomNode(namedtuple[SISNoise], [*, *])); lists where arrays",
     ),
-    (SupportWithoutPathAxis, {"noise_support.paths_shape"}, "noise support leaf has shape (); sampled paths have ()"),
+    (SupportWithoutPathAxis, {"noise_support.paths_shape"}, "noise support leaf has shape () and sample_noise's ()"),
     (RowsSumToHalf, {"kernel.probabilities_sum_to_one"}, "kernel row (s=1, a=0) at t=0 sums to 0.5"),
     (
         SecondStageRowsSumToHalf,
@@ -628,6 +628,27 @@ def test_train_no_check_on_a_game_that_fails_to_trace_names_the_defect_and_leave
         validate_game(mfax.make("sis", horizon=2))  # game do not explain propagates unchanged
         raise ValueError("not the game's")
     assert type(raised.value) is ValueError and str(raised.value) == "not the game's"
+
+
+class RewardPerState(SISDelegate):
+    name: ClassVar[str] = "reward_per_state"
+
+    def reward(self, mu, mu_next, noise, t):
+        return super().reward(mu, mu_next, noise, t)[:, 0]  # (n,): broadcasts over the actions
+
+
+def test_a_reward_of_another_shape_is_refused_with_the_checks_off_too(monkeypatch, tmp_path):
+    """A ``(n,)`` reward broadcasts against ``(n, m)`` arrays, so with the checks off a run
+    trained on it silently; its shape is now refused as it is traced."""
+    monkeypatch.setitem(registry._GAMES, RewardPerState.name, RewardPerState)
+    args = [*_train_args(tmp_path, "run"), "--no-check"]
+    args[args.index(RowsSumToHalf.name)] = RewardPerState.name
+    result = runner.invoke(app, args)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "game 'reward_per_state': reward must return shape (n_states, n_actions) = (2, 2), got (2,)" in lines[0]
+    with pytest.raises(mfax.GameError, match=r"reward must return shape .* got \(2,\)"), unchecked():
+        mfax.solve(RewardPerState.name, algo="fp", iterations=1)
 
 
 # -- helpers for writing games -------------------------------------------------------------------

@@ -485,12 +485,17 @@ def check_probabilities(probs: tuple[float, ...], what: str) -> None:
 
 
 def reward_matrix(game: Game, mu, mu_next, noise: Noise, t) -> Float[Array, "n m"]:
-    """``R_t``: the step reward, replaced by the terminal reward at ``t = T - 1``."""
-    return jnp.where(
-        t == game.horizon - 1,
-        game.terminal_reward(mu, mu_next, noise, t),
-        game.reward(mu, mu_next, noise, t),
-    )
+    """``R_t``: the step reward, replaced by the terminal reward at ``t = T - 1``. A reward
+    of another shape than ``(n, m)`` is refused as it is traced (with the checks off too:
+    a ``(n,)`` reward broadcast over the actions trained silently)."""
+    step, last = game.reward(mu, mu_next, noise, t), game.terminal_reward(mu, mu_next, noise, t)
+    for what, r in (("reward", step), ("terminal_reward", last)):
+        if tuple(jnp.shape(r)) != (game.n_states, game.n_actions):
+            raise GameError(
+                f"game {game.name!r}: {what} must return shape (n_states, n_actions) = "
+                f"({game.n_states}, {game.n_actions}), got {tuple(jnp.shape(r))}"
+            )
+    return jnp.where(t == game.horizon - 1, last, step)
 
 
 @compiling.filter_jit

@@ -1102,7 +1102,11 @@ def _support_paths(game: Game, noise) -> str:
                 f"noise support has {np.shape(b)[0]} paths but {paths} weights; give one weight per path"
             )
         if tuple(np.shape(b)) != expected:
-            _fail(f"noise support leaf has shape {np.shape(b)}; sampled paths have {np.shape(a)}, so {expected}")
+            _fail(
+                f"noise support leaf has shape {np.shape(b)} and sample_noise's {np.shape(a)}: a support leaf is a "
+                f"sampled one with a leading axis of paths, so one of the two is wrong ({expected} if sample_noise's "
+                "is right)"
+            )
     return ""
 
 
