@@ -381,7 +381,8 @@ DEFECTS = [
     (
         IfOnTracedParameter,
         {"jit.traceable"},
-        "reward: TracerBoolConversionError: Attempted boolean conversion of traced array with shape bool[]: a Python "
+        "reward and terminal_reward: TracerBoolConversionError: Attempted boolean conversion of traced array with "
+        "shape bool[]: a Python "
         "if, bool(), int() or numpy call on a traced value (t, the mean field, the noise, or a parameter declared "
         "traced=True); write it with jnp.where or jax.lax.cond, or make that parameter static",
     ),
@@ -618,7 +619,7 @@ def test_train_no_check_on_a_game_that_fails_to_trace_names_the_defect_and_leave
     result = runner.invoke(app, args)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith("mfax: error: game 'reward_of_three_states': reward: TypeError:")
+    assert lines[0].startswith("mfax: error: game 'reward_of_three_states': reward and terminal_reward: TypeError:")
     assert "(check jit.traceable); found when the run failed with the game checks off (--no-check)" in lines[0]
     assert isinstance(result.exception, SystemExit)  # no traceback: the one line above
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["mfax.lock"]  # the same command can run again
@@ -628,13 +629,6 @@ def test_train_no_check_on_a_game_that_fails_to_trace_names_the_defect_and_leave
         validate_game(mfax.make("sis", horizon=2))  # game do not explain propagates unchanged
         raise ValueError("not the game's")
     assert type(raised.value) is ValueError and str(raised.value) == "not the game's"
-
-
-class RewardPerState(SISDelegate):
-    name: ClassVar[str] = "reward_per_state"
-
-    def reward(self, mu, mu_next, noise, t):
-        return super().reward(mu, mu_next, noise, t)[:, 0]  # (n,): broadcasts over the actions
 
 
 def test_a_reward_of_another_shape_is_refused_with_the_checks_off_too(monkeypatch, tmp_path):

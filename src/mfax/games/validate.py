@@ -828,7 +828,11 @@ def _traceable(broken: dict[str, str]) -> str:
     noise reads, is ``noise.path_length``'s to skip)."""
     failing = {k: v for k, v in broken.items() if k not in ("start", "reads", "every_step")}
     if failing:
-        _fail("; ".join(f"{k}: {v}" for k, v in failing.items()))
+        # methods failing alike once (terminal_reward, by default the reward, repeated its words)
+        alike: dict[str, list[str]] = {}
+        for method, message in failing.items():
+            alike.setdefault(message, []).append(method)
+        _fail("; ".join(f"{' and '.join(methods)}: {message}" for message, methods in alike.items()))
     return ""
 
 
