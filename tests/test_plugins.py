@@ -274,6 +274,9 @@ def test_a_run_never_imports_the_code_it_names_without_consent(crowd, tmp_path, 
         mfax.load(run, game="sis")
     assert imported == []
     assert invoke("eval", run, "--game", f"{copy}:Crowd").exit_code == 0  # the reader's copy
+    moved = crowd.rename(crowd.parent / "moved.py")  # the file gone from where the run found it: say what to do
+    one_error_line(invoke("eval", run, "--trust-code"), f"file '{crowd}' not found; name the game's file where it is")
+    moved.rename(crowd)
     assert invoke("plot", run, "--trust-code").exit_code == 0
     assert (run / "plots" / "policy.png").is_file()
     resumed = invoke("train", "--resume", run, "--game", f"{crowd}:Crowd", "--iterations", "3", *QUIET)

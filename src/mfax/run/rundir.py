@@ -1208,7 +1208,14 @@ class RunDir:
         try:
             config = resolve(from_dict(data))
         except GameError as err:
-            raise GameError(f"{str(self.config_path)!r}: {err}") from None
+            moved = ""
+            ref = data.get("game")
+            if isinstance(ref, str) and is_reference(ref) and consent.game is None:
+                file = parse(ref, "game").file
+                if file is not None and not file.is_file():  # (moved, renamed, or another machine's path)
+                    where = f"path/to/{file.name}:{parse(ref, 'game').name}"
+                    moved = f"; name the game's file where it is now: --game {where} (mfax.load(..., game=...))"
+            raise GameError(f"{str(self.config_path)!r}: {err}{moved}") from None
         except (TypeError, ValueError, AttributeError) as err:
             raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None
         # a valid configuration, but another problem than the run's? (compared as mfax writes
