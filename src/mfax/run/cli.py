@@ -517,7 +517,13 @@ def eval_command(
         _print_moments(moments, g.horizon)
     if bracket is not None:
         gain = bracket.exploitability_lower_bound
-        if gain >= 0.0:
+        if gain >= 0.0 and not batch.exact:  # (on sampled paths neither figure is exact, nor the order proven)
+            why = (
+                f"a history-aware deviator trained {bracket.iterations} iterations gains this much on the "
+                f"{batch.num_paths} sampled noise paths: an estimate, not a proven bound (--noise exact bounds the "
+                "non-anticipative exploitability from below where the noise support is finite)"
+            )
+        elif gain >= 0.0:
             why = (
                 f"a history-aware deviator trained {bracket.iterations} iterations gains this much; the"
                 " non-anticipative exploitability lies between this lower bound and the per-path upper bound"
@@ -547,6 +553,7 @@ def eval_command(
             **result.as_dict(),
             "exploitability_info_exact": shown,
             "exploitability_lower_bound": None if bracket is None else bracket.exploitability_lower_bound,
+            "learned_br_seed": None if bracket is None else (seed or 0),  # the deviator's (--seed)
             # the figures metrics.jsonl recorded for this checkpoint when it was trained (a RUN on its own paths)
             "recorded": recorded,
             "seconds": seconds,
@@ -568,8 +575,9 @@ def _deviator(game, run_hparams: dict[str, Any], key):
 
 
 def _learned_bracket(game, population, batch, config, iterations: int, lr: float, seed: int, progress: bool):
-    """Train a history-aware deviator against ``population`` (a lower bound on the
-    information-consistent exploitability); ``config``: the evaluated run's, else ``None``.
+    """Train a history-aware deviator against ``population`` (its gain is a lower bound on
+    the non-anticipative exploitability, exact on the whole noise support, an estimate on
+    sampled paths); ``config``: the evaluated run's, else ``None``.
     A recurrent network population is also a second start (the deviator starting as the
     population, gain 0): both are trained and the larger gain is the bound (each is one).
     The warm start alone stayed where a nearly deterministic population's gradient
@@ -605,7 +613,13 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
     finally:
         if bar is not None:
             bar.close()
-    return max(brackets, key=lambda b: b.exploitability_lower_bound)
+    finite = [b for b in brackets if math.isfinite(b.exploitability_lower_bound)]
+    if not finite:  # (a NaN gain was said to be "negative", and max() let a NaN first one win)
+        raise GameError(
+            f"the learned best response diverged (the deviator's return is not finite after {iterations} "
+            f"iterations at --br-lr {lr:g}); give a smaller --br-lr"
+        )
+    return max(finite, key=lambda b: b.exploitability_lower_bound)
 
 
 @app.command("train")

@@ -8,8 +8,9 @@ non-anticipative exploitability. We train one by the same structural gradient (e
 over individuals, autodiff through the backward recursion) against the fixed
 population: its mean-field path and observations are those the population policy
 generates, and the deviator's GRU reads those public observations only. For games with
-finite noise the non-anticipative exploitability lies in
-``[learned lower bound, per-path upper bound]``. The information-consistent figure is the
+finite noise, evaluated on the whole support (``--noise exact``), the non-anticipative
+exploitability lies in ``[learned lower bound, per-path upper bound]``; on sampled paths
+both are estimates of those figures and neither order is proven. The information-consistent figure is the
 gain of one particular deviation of that kind, not the best one where an agent's own
 state is evidence about hidden noise, so a learned deviator may gain more than it
 (``docs/algorithms/exploitability.md``).
