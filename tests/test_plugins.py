@@ -113,6 +113,8 @@ BAD_FILES = {
         ("{dir}/sibling.py:Crowd", BAD_FILES["sibling.py"][1]),
         ("{dir}/crowd.py:Crowds", "crowd.py' has no attribute 'Crowds'; it defines the class Crowd$"),
         ("{dir}/crowd.py:Crowd:x", "crowd.py:Crowd:x' has more than one ':'; it must be package.module:Name or "),
+        ("{dir}/crowd.py:Crowd.n_sites.x", "crowd.py' has no attribute 'Crowd.n_sites.x'$"),  # (was a traceback)
+        ("{dir}/crowd.py:jnp.nothing", "crowd.py' has no attribute 'jnp.nothing'$"),  # (not jnp's classes)
         ("{dir}/crowd.py:jnp", "is a module, not a game"),
         ("{dir}/crowd.py:ClassVar", "is a _SpecialForm, not a game"),
         ("{dir}/crowd.py:check.__class__", "is class function, not a game"),
@@ -205,6 +207,15 @@ def test_a_class_mfax_cannot_import_again_has_no_reference():
     exec(EXAMPLE.read_text(), namespace)  # as a script or a notebook cell defines it
     with pytest.raises(GameError, match=r"Crowd is defined in __main__ .* name it path/to/file\.py:Crowd"):
         game_reference(namespace["Crowd"])
+
+
+def test_a_colon_in_a_folders_name_is_part_of_the_path(crowd, tmp_path):
+    """Refusing every reference with two ':' refused a game file in a folder named with a
+    time of day (runs/2026-12-06T05:50/crowd.py:Crowd), and runs trained there."""
+    folder = tmp_path / "2026-12-06T05:50"
+    folder.mkdir()
+    copy = Path(shutil.copy(crowd, folder / "crowd.py"))
+    assert make(f"{copy}:Crowd", n_sites=6).n_states == 6
 
 
 def test_bad_solver_references_are_one_line(package):
@@ -327,13 +338,28 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
             "sha256": hashlib.sha256((folder / "crowd_helper.py").read_bytes()).hexdigest(),
         },
     }
-    # another crowd_costs.py first on sys.path is not the run's helper: nothing to say
+    assert invoke("eval", run, "--trust-code").stderr == ""  # unchanged: nothing to say
+    from mfax.games.plugins import FILE_MODULE_PREFIX
+
+    def as_a_new_process():  # the game and its helpers imported afresh
+        for name in [m for m in sys.modules if m.startswith((FILE_MODULE_PREFIX, "crowd_helper", "crowd_costs"))]:
+            monkeypatch.delitem(sys.modules, name)
+
+    # another crowd_costs.py first on sys.path is the one the game imports: said (the file
+    # beside the game's, unchanged, was compared instead, and a resume went on silently)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "crowd_costs.py").write_text("MOVE = 9.0\n")
-    monkeypatch.syspath_prepend(str(elsewhere))
-    monkeypatch.delitem(sys.modules, "crowd_costs")
-    assert invoke("eval", run, "--trust-code").stderr == ""
+    sys.path.insert(0, str(elsewhere))
+    try:
+        as_a_new_process()
+        shadowed = invoke("eval", run, "--trust-code")
+        assert f"'{elsewhere / 'crowd_costs.py'}' (module crowd_costs, imported by the code of" in shadowed.stderr
+        as_a_new_process()
+        one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET), "resuming")
+    finally:
+        sys.path.remove(str(elsewhere))
+    as_a_new_process()
     helper.write_text("MOVE = 0.5\n")
     result = invoke("eval", run, "--trust-code")
     assert result.exit_code == 0
@@ -344,11 +370,17 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
     line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET), "resuming")
     assert f"'{helper}' (module crowd_costs" in line and "restore the file or start a new run" in line
     assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
-    # a copy of the project elsewhere, named again: its own helpers are compared
+    # a copy of the project elsewhere, named again, its folder on the path: its own helpers
     copy = Path(shutil.copytree(folder, tmp_path / "copy"))
     helper.write_text("MOVE = 0.1\n")  # the original restored
-    copied = invoke("eval", run, "--game", f"{copy / 'crowd.py'}:Crowd")
+    sys.path.insert(0, str(copy))
+    try:
+        as_a_new_process()
+        copied = invoke("eval", run, "--game", f"{copy / 'crowd.py'}:Crowd")
+    finally:
+        sys.path.remove(str(copy))
     assert f"'{copy / 'crowd_costs.py'}' (module crowd_costs" in copied.stderr and str(helper) not in copied.stderr
+    as_a_new_process()
     resumed = invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET)
     assert resumed.exit_code == 0, resumed.output
 
@@ -382,6 +414,11 @@ def test_a_checkpoint_scored_otherwise_than_when_trained_is_said(crowd, tmp_path
     assert changed.exit_code == 0
     assert "mfax: warning: the checkpoint of iteration 2 (run 0) scores policy_return " in changed.stderr
     assert "when it was trained" in changed.stderr and "or mfax changed since" in changed.stderr
+    # a resume scores its checkpoint again too: the iterations from here train on another game
+    resumed = invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"mfax: warning: '{run}': the checkpoint of iteration 2 (run 0) scores policy_return " in resumed.stderr
+    assert "the iterations from here train on today's game" in resumed.stderr
 
 
 def test_user_imports_reads_import_statements_without_running_them(tmp_path, monkeypatch):

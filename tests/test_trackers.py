@@ -79,9 +79,18 @@ def test_tensorboard_mirrors_metrics_across_resume(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
-def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path):
+def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path, monkeypatch):
     """A resume purges the earlier session's events from its checkpoint on (a killed
-    session may have logged beyond it) and logs the row at the checkpoint again."""
+    session may have logged beyond it) and logs the row at the checkpoint again. Within
+    the second of the session before (tensorboardX names files by the second), it wrote
+    over that session's file: the rows before the checkpoint were lost (seen as a flaky
+    test; the clock is held here)."""
+    import types
+
+    import tensorboardX.event_file_writer as event_file_writer
+
+    held = types.SimpleNamespace(time=lambda: 1_765_000_000.0)  # tensorboardX's clock only
+    monkeypatch.setattr(event_file_writer, "time", held)
     params = {"num_states": 11, "horizon": 6}
     config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
     out = tmp_path / "run"

@@ -595,6 +595,12 @@ def test_a_reward_not_finite_where_the_checks_did_not_look_is_named_where_it_is(
         app, ["train", "--game", f"{tmp_path / 'crowd_nan.py'}:Crowd", "--algo", "fp", "--out", str(tmp_path / "run")]
     )
     assert result.exit_code == 2 and "the reward is nan at t = 1, state 1, action 0" in result.stderr
+    # met only once training moved the population there: the line says when, and what was kept
+    (tmp_path / "crowd_nan_later.py").write_text(text.replace(old, new.replace("> 0.3", "> 0.4")))
+    args = ["train", "--game", f"{tmp_path / 'crowd_nan_later.py'}:Crowd", "--algo", "fp", "--iterations", "6"]
+    later = CliRunner().invoke(app, [*args, "--eval-every", "1", "--out", str(tmp_path / "later"), "--no-plots"])
+    assert later.exit_code == 2 and "the reward is nan at t = " in later.stderr, later.output
+    assert "(found evaluating iteration 1; stopped, last good checkpoint (iteration 0) kept in " in later.stderr
 
 
 def test_a_learned_best_response_says_when_it_is_no_bound_or_diverged():

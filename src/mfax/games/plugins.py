@@ -85,7 +85,8 @@ def parse(text: str, what: str, base: Path | None = None) -> Reference:
     target, _, name = text.rpartition(":")
     if not target.strip() or not name.strip() or not all(part.isidentifier() for part in name.split(".")):
         raise GameError(f"{what} reference {text!r} must be {FORMS}")
-    if ":" in target:  # (file.py:Name:x read as module 'file.py:Name')
+    if ":" in target and not target.endswith(".py") and "/" not in target.rpartition(":")[2]:
+        # file.py:Name:x (read as module 'file.py:Name'); a ':' in a folder's name is a path's
         raise GameError(f"{what} reference {text!r} has more than one ':'; it must be {FORMS}")
     if target.endswith(".py") or "/" in target:
         path = Path(target).expanduser()
@@ -349,7 +350,7 @@ def load(text: str, what: str) -> Any:
     ref = parse(text, what)
     module = _load_file(ref.file, what) if ref.file is not None else _import(ref.module, what)
     obj: Any = module
-    for part in ref.name.split("."):
+    for depth, part in enumerate(ref.name.split(".")):
         if not hasattr(obj, part):
             if ref.module == MAIN:
                 raise GameError(
@@ -357,19 +358,19 @@ def load(text: str, what: str) -> Any:
                     f"process; name the file that defines it (path/to/file.py:{ref.name}) instead"
                 )
             where = str(ref.file) if ref.file is not None else ref.module
-            raise GameError(f"{what} reference {text!r}: {where!r} has no attribute {ref.name!r}{_defines(obj)}")
+            defines = _defines(module) if depth == 0 else ""  # (what the file or module itself defines)
+            raise GameError(f"{what} reference {text!r}: {where!r} has no attribute {ref.name!r}{defines}")
         obj = getattr(obj, part)
     return obj
 
 
-def _defines(obj: Any) -> str:
-    """The classes ``obj`` (a module or a class) defines itself, in words for an error
-    about a name it lacks: ``; it defines Crowd, Corridor`` (none: nothing)."""
-    own = getattr(obj, "__name__", None) if isinstance(obj, ModuleType) else getattr(obj, "__module__", None)
+def _defines(module: ModuleType) -> str:
+    """The classes ``module`` defines itself (not those it imports), in words for an error
+    about a name it lacks: ``; it defines the classes Corridor, Crowd`` (none: nothing)."""
     names = sorted(
         key
-        for key, value in vars(obj).items()
-        if isinstance(value, type) and not key.startswith("_") and getattr(value, "__module__", None) == own
+        for key, value in vars(module).items()
+        if isinstance(value, type) and not key.startswith("_") and getattr(value, "__module__", None) == module.__name__
     )
     if not names:
         return ""

@@ -227,38 +227,25 @@ def _warn_provenance(run, float64: bool) -> None:
         typer.echo(line, err=True)
 
 
-# how far the figures of a checkpoint evaluated again may lie from those recorded when it
-# was trained (the same evaluation, possibly compiled with another sharding: rounding), in
-# units of max(1, |policy return|)
-RESCORE_RTOL = {False: 1e-4, True: 1e-9}
-
-
 def _recorded_figures(run, run_index: int, iteration: int, result, float64: bool) -> dict | None:
     """The figures ``metrics.jsonl`` recorded for run ``run_index`` at ``iteration`` (none
     recorded: ``None``), with a warning when ``result``, the same checkpoint scored again
-    on the same paths in the same precision, differs from them beyond rounding: the code
-    that defines the game (a plug-in, a module outside the game's folder) or mfax changed
-    since, which neither code.json nor provenance.json may show."""
+    on the same paths in the same precision, differs from them beyond rounding
+    (:func:`~mfax.run.train.rescored_difference`)."""
+    from mfax.run.rundir import warn
+    from mfax.run.train import rescored_difference
+
     rows = [row for row in run.read_metrics() if row.get("iteration") == iteration and row.get("run", 0) == run_index]
     if not rows:
         return None
-    row = rows[-1]
-    figures = {key: row.get(key) for key in ("exploitability", "exploitability_info", "policy_return")}
-    then, now = figures["policy_return"], result.policy_return
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (then, now)):
-        return figures
-    scale = RESCORE_RTOL[float64] * max(1.0, abs(then))
-    for key in ("policy_return", "exploitability", "exploitability_info"):
-        was, is_ = figures[key], getattr(result, key)
-        if isinstance(was, (int, float)) and is_ is not None and abs(is_ - was) > scale:
-            from mfax.run.rundir import warn
-
-            warn(
-                f"the checkpoint of iteration {iteration} (run {run_index}) scores {key} {is_:.9g} now, "
-                f"{was:.9g} when it was trained ({str(run.metrics_jsonl)!r}): the game's code, code it imports, "
-                "or mfax changed since; the figures here are today's"
-            )
-            break
+    figures = {key: rows[-1].get(key) for key in ("exploitability", "exploitability_info", "policy_return")}
+    differs = rescored_difference(figures, result.as_dict(), float64)
+    if differs is not None:
+        warn(
+            f"the checkpoint of iteration {iteration} (run {run_index}) scores {differs} "
+            f"({str(run.metrics_jsonl)!r}): the game's code, code it imports, or mfax changed since; the figures "
+            "here are today's"
+        )
     return figures
 
 
@@ -441,7 +428,7 @@ def eval_command(
             jax.config.update("jax_enable_x64", True)
         if run_dir is not None:
             from mfax.run.rundir import Consent, RunDir
-            from mfax.run.train import load_policy_at
+            from mfax.run.train import load_policy_at, same_matmul_precision
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
@@ -501,7 +488,7 @@ def eval_command(
             None if result.exploitability_info is None else bool(batch.exact) and info_consistent_exact(g, pol, batch)
         )
         recorded = None
-        if own_paths and float64 == config.x64 and held is not None:  # scored as when the run was trained
+        if own_paths and float64 == config.x64 and held is not None and same_matmul_precision(RunDir(run_dir)):
             recorded = _recorded_figures(RunDir(run_dir), run_index, held, result, float64)
         bracket = None
         if learned_br:

@@ -677,9 +677,8 @@ def _stem(ref) -> str:
 
 
 def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str]:
-    """A warning (``continuing``: an error) when the file ``ref`` names, or a module of the
-    user's it imports (code.json's ``imports``), is not the one the run recorded; returns
-    the changed files' paths (none: unchanged, or nothing to compare)."""
+    """A warning (``continuing``: an error) when the file ``ref`` names is not the one the
+    run recorded; returns its path then (none: unchanged, or nothing to compare)."""
     recorded = entry.get("sha256") if isinstance(entry, dict) else None
     file = None if recorded is None else _code_file(ref)
     if file is None or recorded is None or not file.is_file():
@@ -690,15 +689,27 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str
         changes.append(
             (file, f"is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
         )
-    imports = entry.get("imports")
-    root = code_root(file, parse(ref, "game").module)
-    for name, held in sorted(imports.items()) if isinstance(imports, dict) else ():
+    return _said(changes, continuing)
+
+
+def _check_imports(ref: str, entry: Any, continuing: bool = False) -> list[str]:
+    """As :func:`_check_unchanged` for the user's modules the code imports (code.json's
+    ``imports``), once the code is loaded: each module as this process imported it (a
+    module of that name first on ``sys.path`` is the one the game runs), else the file
+    where the run found it, beside the code read now (a copied project: the copy's)."""
+    imports = entry.get("imports") if isinstance(entry, dict) else None
+    file = _code_file(ref) if isinstance(imports, dict) and imports else None
+    if file is None or not file.is_file():
+        return []
+    root, changes = code_root(file, parse(ref, "game").module), []
+    for name, held in sorted(imports.items()):
         then, where = (held.get("sha256"), held.get("file")) if isinstance(held, dict) else (None, None)
         if not isinstance(then, str) or not isinstance(where, str):
             continue
-        helper = root / where  # where the run found it, beside the code read now (a copied project too)
+        loaded = getattr(sys.modules.get(name), "__file__", None)
+        helper = Path(loaded) if isinstance(loaded, str) else root / where
         now = file_digest(helper) if helper.is_file() else None
-        if now is not None and now != then:  # (gone or unreadable: loading the code says so if it needs it)
+        if now is not None and now != then:  # (gone or unreadable: loading the code said so if it needed it)
             changes.append(
                 (
                     helper,
@@ -706,6 +717,11 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str
                     f"with (sha256 {then[:12]} then, {now[:12]} now)",
                 )
             )
+    return _said(changes, continuing)
+
+
+def _said(changes: list[tuple[Path, str]], continuing: bool) -> list[str]:
+    """Warn of (``continuing``: refuse) the changed files; their paths."""
     if not changes:
         return []
     what = "; ".join(f"{str(path)!r} {text}" for path, text in changes)
@@ -1206,7 +1222,7 @@ class RunDir:
         raw = self._read_json(self.config_path)
         data = _devices_here(self._consented(raw, consent, continuing))
         try:
-            config = resolve(from_dict(data))
+            config = resolve(from_dict(data))  # (imports the code the reader allowed)
         except GameError as err:
             moved = ""
             ref = data.get("game")
@@ -1218,6 +1234,11 @@ class RunDir:
             raise GameError(f"{str(self.config_path)!r}: {err}{moved}") from None
         except (TypeError, ValueError, AttributeError) as err:
             raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None
+        record = self._code_json()  # the user's modules the code imported, now that it is loaded
+        for key in ("game", "algo"):
+            ref = data.get(key)
+            if isinstance(ref, str) and is_reference(ref):
+                self.code_changed.extend(_check_imports(ref, record.get(key), continuing))
         # a valid configuration, but another problem than the run's? (compared as mfax writes
         # it: a config.json of an older layout that means the same is not an edit)
         self._check_edits(json.loads(config.to_json()), continuing)

@@ -19,6 +19,7 @@ import importlib.util
 import math
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,7 +83,15 @@ class TensorBoardTracker:
                 # flush_secs: tensorboardX's writer thread takes events off its queue and
                 # writes them to disk every flush_secs (120 by default): a process killed in
                 # the meantime lost the rows metrics.csv has
-                self.writers[name] = SummaryWriter(logdir=str(self.root / name), purge_step=self.start, flush_secs=1)
+                # filename_suffix: tensorboardX names a file by the second it was opened, so a
+                # session within the second of the one before wrote over its file; the
+                # nanoseconds keep the names apart and in order (TensorBoard reads them so)
+                self.writers[name] = SummaryWriter(
+                    logdir=str(self.root / name),
+                    purge_step=self.start,
+                    flush_secs=1,
+                    filename_suffix=f".{time.time_ns():020d}",
+                )
             writer = self.writers[name]
             for key, value in _scalars(row).items():
                 writer.add_scalar(key, value, global_step=int(row["iteration"]))

@@ -16,6 +16,8 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
 from mfax.errors import GameError, MfaxError, advice
 from mfax.evaluation.exploitability import evaluate, negative_words
@@ -417,6 +420,7 @@ def _train_locked(
         wall = _wall_at(run, start, wall)
         compile_s = _earlier_compile_s(run)
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
+    recorded_rows = [r for r in run.read_metrics() if r["iteration"] == start] if main and resume and start > 0 else []
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
     # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
@@ -454,6 +458,18 @@ def _train_locked(
         chunks[first] = _compile_aside(trainer, first, states)
 
     stopped = False
+    if resume and start > 0 and same_matmul_precision(run):  # scored again: still the game it was trained on?
+        again = _eval_rows(trainer, states, start, wall, None)
+        by_run = {row["run"]: row for row in (recorded_rows if main else [])}
+        for row in again if main else []:
+            differs = None if row["run"] not in by_run else rescored_difference(by_run[row["run"]], row, config.x64)
+            if differs is not None:
+                warn(
+                    f"{str(run.root)!r}: the checkpoint of iteration {start} (run {row['run']}) scores {differs}: "
+                    "the game's code, code it imports, or mfax changed since, and the iterations from here train on "
+                    "today's game"
+                )
+                break
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         message = _nonfinite_evaluation(rows)
@@ -493,7 +509,13 @@ def _train_locked(
                 )
             states = new_states
             iteration += length
-            last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
+            try:
+                last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
+            except GameError as err:  # a defect of the game where this iterate took the population
+                raise GameError(
+                    f"{err} (found evaluating iteration {iteration}; stopped, last good checkpoint (iteration "
+                    f"{iteration - length}) kept in {str(run.root)!r})"
+                ) from None
             message = _nonfinite_evaluation(last_eval)
             if message is not None:  # finite parameters whose policy is not (logits overflowing)
                 raise TrainingDiverged(
@@ -611,6 +633,45 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
             row["train_policy_return"] = float(np.asarray(metrics.policy_return)[r].mean())
         rows.append(row)
     return rows
+
+
+# how far the figures of a checkpoint evaluated again may lie from those recorded when it
+# was trained (the same evaluation, possibly compiled with another sharding: rounding), in
+# units of max(1, |policy return|)
+RESCORE_RTOL = {False: 1e-4, True: 1e-9}
+
+
+def same_matmul_precision(run: RunDir) -> bool:
+    """Whether this process computes float32 matrix products as the run's training did
+    (``provenance.json``'s ``matmul_precision``; unrecorded: the default, float32): under
+    another (TensorFloat-32 on a GPU) the figures differ by its rounding, 1e-3."""
+    try:
+        recorded = json.loads(run.provenance_path.read_text()).get("matmul_precision") or "float32"
+    except (OSError, ValueError, AttributeError):
+        return False
+    return recorded == compiling.matmul_precision()
+
+
+def rescored_difference(recorded: dict[str, Any], now: dict[str, Any], float64: bool) -> str | None:
+    """How a checkpoint's figures scored again (``now``: policy return, exploitability and
+    its information-consistent form) differ from those ``recorded`` for it when it was
+    trained, on the same paths in the same precision, beyond rounding
+    (:data:`RESCORE_RTOL` of the larger of the returns): ``"policy_return X now, Y when it
+    was trained"``; ``None``
+    when they agree or cannot be compared (a figure missing or not finite). A difference
+    means that what defines the game changed since (code that no record covers: a module
+    outside the game's folder, an installed plug-in, mfax itself)."""
+    then, current = recorded.get("policy_return"), now.get("policy_return")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (then, current)):
+        return None
+    gap = recorded.get("exploitability")
+    best = then + gap if isinstance(gap, (int, float)) and math.isfinite(gap) else then  # (the best response's)
+    scale = RESCORE_RTOL[float64] * max(1.0, abs(then), abs(best))
+    for key in ("policy_return", "exploitability", "exploitability_info"):
+        was, is_ = recorded.get(key), now.get(key)
+        if isinstance(was, (int, float)) and isinstance(is_, (int, float)) and abs(is_ - was) > scale:
+            return f"{key} {is_:.9g} now, {was:.9g} when it was trained"
+    return None
 
 
 def overflow_advice(float64: bool) -> str:
