@@ -360,16 +360,18 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
     finally:
         sys.path.remove(str(elsewhere))
     as_a_new_process()
-    helper.write_text("MOVE = 0.5\n")
+    ran = tmp_path / "the edited helper ran"
+    helper.write_text(f"open({str(ran)!r}, 'w').close()\nMOVE = 0.5\n")
+    before = (run / "metrics.jsonl").read_text(), (run / "code.json").read_text()
+    line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET), "resuming")
+    assert f"'{helper}' (module crowd_costs" in line and "restore the file or start a new run" in line
+    assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
+    assert not ran.exists()  # refused before any of the edited code ran
     result = invoke("eval", run, "--trust-code")
     assert result.exit_code == 0
     assert f"mfax: warning: '{helper}' (module crowd_costs, imported by the code of '{crowd}') is not the file" in (
         result.stderr
     )
-    before = (run / "metrics.jsonl").read_text(), (run / "code.json").read_text()
-    line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "3", *QUIET), "resuming")
-    assert f"'{helper}' (module crowd_costs" in line and "restore the file or start a new run" in line
-    assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
     # a copy of the project elsewhere, named again, its folder on the path: its own helpers
     copy = Path(shutil.copytree(folder, tmp_path / "copy"))
     helper.write_text("MOVE = 0.1\n")  # the original restored

@@ -618,3 +618,23 @@ def test_the_compile_thread_says_the_callers_words(monkeypatch):
     with command_line_words():
         assert train_module._compile_aside(None, 1, None).result() == "--noise exact"
     assert train_module._compile_aside(None, 1, None).result() == "noise="
+
+
+def test_figures_are_compared_only_where_every_session_computed_products_alike(tmp_path):
+    """Re-scoring a checkpoint (eval, resume) compares with recorded figures only where
+    every recorded session computed float32 products as this process does: TensorFloat-32
+    rows differ by 1e-3 (a false warning), and a record that does not say is not compared."""
+    from mfax.run.provenance import collect, same_products
+
+    path = tmp_path / "provenance.json"
+    assert not same_products(path)  # no record
+    here = collect(False)
+    path.write_text(json.dumps(here))
+    assert same_products(path)
+    gpu = {**here, "backend": "gpu", "matmul_precision": "tensorfloat32"}
+    path.write_text(json.dumps({**here, "resumed": [{"iteration": 4, **gpu}]}))
+    assert not same_products(path)  # a session on a GPU under TensorFloat-32
+    path.write_text(json.dumps({**here, "resumed": [{"iteration": 4, **here, "matmul_precision": "default"}]}))
+    assert same_products(path) == (here["backend"] == "cpu")  # (on CPUs the request changes nothing)
+    path.write_text(json.dumps({"resumed": [{"iteration": 4, **here}]}))  # its creator unknown
+    assert not same_products(path)

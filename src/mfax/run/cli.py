@@ -427,8 +427,9 @@ def eval_command(
         if x64:
             jax.config.update("jax_enable_x64", True)
         if run_dir is not None:
+            from mfax.run.provenance import same_products
             from mfax.run.rundir import Consent, RunDir
-            from mfax.run.train import load_policy_at, same_matmul_precision
+            from mfax.run.train import load_policy_at
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
@@ -488,7 +489,7 @@ def eval_command(
             None if result.exploitability_info is None else bool(batch.exact) and info_consistent_exact(g, pol, batch)
         )
         recorded = None
-        if own_paths and float64 == config.x64 and held is not None and same_matmul_precision(RunDir(run_dir)):
+        if own_paths and float64 == config.x64 and held is not None and same_products(RunDir(run_dir).provenance_path):
             recorded = _recorded_figures(RunDir(run_dir), run_index, held, result, float64)
         bracket = None
         if learned_br:

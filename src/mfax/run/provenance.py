@@ -102,6 +102,25 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     ]
 
 
+def same_products(path: Path) -> bool:
+    """Whether every session recorded at ``path`` (the run's first and each resume that
+    recorded another setup) computed float32 matrix products as this process does: then
+    its recorded figures and this process's differ by rounding only, where TensorFloat-32
+    against float32 differ by 1e-3. On CPUs always (XLA's CPU backend computes float32
+    products in float32 whatever the request); ``False`` where the record does not say."""
+    data = read(path)
+    if data is None or "jax" not in data:  # no record of the setup that made the run
+        return False
+    now = collect(False)
+    for session in [data, *(s for s in data.get("resumed", []) if isinstance(s, dict))]:
+        session = {**UNRECORDED, **session}
+        if session.get("backend") == now["backend"] == "cpu":
+            continue
+        if session.get("matmul_precision") != now["matmul_precision"]:
+            return False
+    return True
+
+
 def read(path: Path) -> dict[str, Any] | None:
     """The recorded provenance; ``None`` when absent (a run from an older mfax) or not
     what mfax writes (unreadable, or not a JSON object: a resume then records afresh)."""

@@ -689,27 +689,33 @@ def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str
         changes.append(
             (file, f"is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
         )
-    return _said(changes, continuing)
+    return _said(changes + _imports_changed(file, ref, entry, loaded=False), continuing)
 
 
-def _check_imports(ref: str, entry: Any, continuing: bool = False) -> list[str]:
-    """As :func:`_check_unchanged` for the user's modules the code imports (code.json's
-    ``imports``), once the code is loaded: each module as this process imported it (a
-    module of that name first on ``sys.path`` is the one the game runs), else the file
-    where the run found it, beside the code read now (a copied project: the copy's)."""
+def _imports_changed(file: Path, ref: str, entry: Any, loaded: bool) -> list[tuple[Path, str]]:
+    """The user's modules the code imports (code.json's ``imports``) whose file changed:
+    before the code is loaded (``loaded=False``), the file where the run found each,
+    beside the code read now (a copied project: the copy's), so that a refused resume
+    runs none of it; once loaded, each module the process imported from another file (a
+    module of its name first on ``sys.path`` is the one the game runs)."""
     imports = entry.get("imports") if isinstance(entry, dict) else None
-    file = _code_file(ref) if isinstance(imports, dict) and imports else None
-    if file is None or not file.is_file():
+    if not isinstance(imports, dict):
         return []
     root, changes = code_root(file, parse(ref, "game").module), []
     for name, held in sorted(imports.items()):
         then, where = (held.get("sha256"), held.get("file")) if isinstance(held, dict) else (None, None)
         if not isinstance(then, str) or not isinstance(where, str):
             continue
-        loaded = getattr(sys.modules.get(name), "__file__", None)
-        helper = Path(loaded) if isinstance(loaded, str) else root / where
+        beside = root / where
+        imported = getattr(sys.modules.get(name), "__file__", None)
+        if loaded:
+            if not isinstance(imported, str) or Path(imported).resolve() == beside.resolve():
+                continue  # (not imported, or the file compared before loading)
+            helper = Path(imported)
+        else:
+            helper = beside
         now = file_digest(helper) if helper.is_file() else None
-        if now is not None and now != then:  # (gone or unreadable: loading the code said so if it needed it)
+        if now is not None and now != then:  # (gone or unreadable: loading the code says so if it needs it)
             changes.append(
                 (
                     helper,
@@ -717,7 +723,17 @@ def _check_imports(ref: str, entry: Any, continuing: bool = False) -> list[str]:
                     f"with (sha256 {then[:12]} then, {now[:12]} now)",
                 )
             )
-    return _said(changes, continuing)
+    return changes
+
+
+def _check_imports(ref: str, entry: Any, continuing: bool = False) -> list[str]:
+    """As :func:`_check_unchanged`, once the code is loaded, for the user's modules it
+    imported from other files than those compared before (:func:`_imports_changed`)."""
+    recorded = entry.get("sha256") if isinstance(entry, dict) else None
+    file = None if recorded is None else _code_file(ref)
+    if file is None or not file.is_file():
+        return []
+    return _said(_imports_changed(file, ref, entry, loaded=True), continuing)
 
 
 def _said(changes: list[tuple[Path, str]], continuing: bool) -> list[str]:

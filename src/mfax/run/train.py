@@ -16,7 +16,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import json
 import math
 import threading
 import time
@@ -30,7 +29,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from mfax import compiling
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
 from mfax.errors import GameError, MfaxError, advice
 from mfax.evaluation.exploitability import evaluate, negative_words
@@ -40,7 +38,7 @@ from mfax.policies.base import Policy
 from mfax.run.columns import PARAMS
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
-from mfax.run.provenance import record_schedule
+from mfax.run.provenance import record_schedule, same_products
 from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
 from mfax.run.signals import Terminated, deferred_signals
 from mfax.run.trackers import open_trackers
@@ -420,7 +418,12 @@ def _train_locked(
         wall = _wall_at(run, start, wall)
         compile_s = _earlier_compile_s(run)
         run.keep_checkpoint(start, config.keep)  # a kill may have come before the copies
-    recorded_rows = [r for r in run.read_metrics() if r["iteration"] == start] if main and resume and start > 0 else []
+    # a resume with iterations to train scores its checkpoint again (is it still the game it
+    # was trained on?); one process decides, from the provenance before this session's
+    # record of it, and only where there is one process (the others would not know)
+    rescore = resume and 0 < start < config.iterations and jax.process_count() == 1
+    rescore = rescore and same_products(run.provenance_path)
+    recorded_rows = [r for r in run.read_metrics() if r["iteration"] == start] if rescore else []
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
     # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
@@ -436,13 +439,6 @@ def _train_locked(
             )
     if main and extended:
         run.save_config(config)
-    trackers = []
-    if main and config.log_to:
-        # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
-        recorded = [r for r in run.read_metrics() if r["iteration"] == start] if resume and start > 0 else []
-        trackers = open_trackers(
-            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, recorded
-        )
 
     def record(rows: list[dict[str, Any]]) -> None:
         run.append_metrics(rows)
@@ -458,10 +454,16 @@ def _train_locked(
         chunks[first] = _compile_aside(trainer, first, states)
 
     stopped = False
-    if resume and start > 0 and same_matmul_precision(run):  # scored again: still the game it was trained on?
-        again = _eval_rows(trainer, states, start, wall, None)
-        by_run = {row["run"]: row for row in (recorded_rows if main else [])}
-        for row in again if main else []:
+    if rescore:
+        try:
+            again = _eval_rows(trainer, states, start, wall, None)
+        except GameError as err:
+            raise GameError(
+                f"{err} (found scoring the checkpoint of iteration {start} again to resume from it: nothing was "
+                "trained, the run is as it was)"
+            ) from None
+        by_run = {row.get("run", 0): row for row in recorded_rows}
+        for row in again:
             differs = None if row["run"] not in by_run else rescored_difference(by_run[row["run"]], row, config.x64)
             if differs is not None:
                 warn(
@@ -470,6 +472,14 @@ def _train_locked(
                     "today's game"
                 )
                 break
+    trackers = []
+    if main and config.log_to:
+        # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
+        recorded = [r for r in run.read_metrics() if r["iteration"] == start] if resume and start > 0 else []
+        trackers = open_trackers(
+            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, recorded
+        )
+
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         message = _nonfinite_evaluation(rows)
@@ -639,17 +649,6 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
 # was trained (the same evaluation, possibly compiled with another sharding: rounding), in
 # units of max(1, |policy return|)
 RESCORE_RTOL = {False: 1e-4, True: 1e-9}
-
-
-def same_matmul_precision(run: RunDir) -> bool:
-    """Whether this process computes float32 matrix products as the run's training did
-    (``provenance.json``'s ``matmul_precision``; unrecorded: the default, float32): under
-    another (TensorFloat-32 on a GPU) the figures differ by its rounding, 1e-3."""
-    try:
-        recorded = json.loads(run.provenance_path.read_text()).get("matmul_precision") or "float32"
-    except (OSError, ValueError, AttributeError):
-        return False
-    return recorded == compiling.matmul_precision()
 
 
 def rescored_difference(recorded: dict[str, Any], now: dict[str, Any], float64: bool) -> str | None:
