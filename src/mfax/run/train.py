@@ -661,14 +661,14 @@ def rescored_difference(recorded: dict[str, Any], now: dict[str, Any], float64: 
     means that what defines the game changed since (code that no record covers: a module
     outside the game's folder, an installed plug-in, mfax itself)."""
     then, current = recorded.get("policy_return"), now.get("policy_return")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (then, current)):
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (then, current)):
         return None
     gap = recorded.get("exploitability")
-    best = then + gap if isinstance(gap, (int, float)) and math.isfinite(gap) else then  # (the best response's)
+    best = then + gap if isinstance(gap, int | float) and math.isfinite(gap) else then  # (the best response's)
     scale = RESCORE_RTOL[float64] * max(1.0, abs(then), abs(best))
     for key in ("policy_return", "exploitability", "exploitability_info"):
         was, is_ = recorded.get(key), now.get(key)
-        if isinstance(was, (int, float)) and isinstance(is_, (int, float)) and abs(is_ - was) > scale:
+        if isinstance(was, int | float) and isinstance(is_, int | float) and abs(is_ - was) > scale:
             return f"{key} {is_:.9g} now, {was:.9g} when it was trained"
     return None
 
