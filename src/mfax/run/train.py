@@ -647,7 +647,7 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
 
 # how far the figures of a checkpoint evaluated again may lie from those recorded when it
 # was trained (the same evaluation, possibly compiled with another sharding: rounding), in
-# units of max(1, |policy return|)
+# units of max(1, |policy return|, |best-response return|)
 RESCORE_RTOL = {False: 1e-4, True: 1e-9}
 
 
@@ -656,8 +656,8 @@ def rescored_difference(recorded: dict[str, Any], now: dict[str, Any], float64: 
     its information-consistent form) differ from those ``recorded`` for it when it was
     trained, on the same paths in the same precision, beyond rounding
     (:data:`RESCORE_RTOL` of the larger of the returns): ``"policy_return X now, Y when it
-    was trained"``; ``None``
-    when they agree or cannot be compared (a figure missing or not finite). A difference
+    was trained"``; ``None`` when they agree or cannot be compared (a figure missing or
+    not finite). A difference
     means that what defines the game changed since (code that no record covers: a module
     outside the game's folder, an installed plug-in, mfax itself)."""
     then, current = recorded.get("policy_return"), now.get("policy_return")
