@@ -423,6 +423,32 @@ def test_a_checkpoint_scored_otherwise_than_when_trained_is_said(crowd, tmp_path
     assert "the iterations from here train on today's game" in resumed.stderr
 
 
+def test_a_package_games_edited_helpers_refuse_a_resume_before_running(package, tmp_path):
+    """A game named as ``crowdpkg.games:Crowd``: finding its file imported the package (ran
+    its ``__init__``, edited or not) before any check, and a run read back by the file's
+    path (``--game .../games.py:Crowd``) looked for the helpers in the wrong folder and ran
+    the edited one before refusing; the helpers' paths are now relative to the folder of
+    the game's file, however it is named."""
+    pkg = package / "crowdpkg"
+    (pkg / "costs.py").write_text("MOVE = 0.1\n")
+    source = pkg / "games.py"
+    source.write_text(source.read_text() + "from crowdpkg.costs import MOVE  # noqa\n")
+    run = tmp_path / "run"
+    mfax.solve("crowdpkg.games:Crowd", "fp", iterations=2, eval_every=1, out=run)
+    imports = json.loads((run / "code.json").read_text())["game"]["imports"]
+    assert imports["crowdpkg"]["file"] == "__init__.py" and imports["crowdpkg.costs"]["file"] == "costs.py"
+    ran = tmp_path / "ran"
+    for file in ("__init__.py", "costs.py"):
+        (pkg / file).write_text(f"open({str(ran / file)!r}, 'w').close()\nMOVE = 0.5\n")
+    ran.mkdir()
+    for name in [m for m in sys.modules if m == "crowdpkg" or m.startswith("crowdpkg.")]:
+        del sys.modules[name]
+    for named in (["--trust-code"], ["--game", f"{source}:Crowd"]):
+        line = one_error_line(invoke("train", "--resume", run, *named, "--iterations", "3", *QUIET), "resuming")
+        assert f"'{pkg / 'costs.py'}' (module crowdpkg.costs" in line and f"'{pkg / '__init__.py'}'" in line
+        assert list(ran.iterdir()) == []  # none of the edited code ran
+
+
 def test_user_imports_reads_import_statements_without_running_them(tmp_path, monkeypatch):
     """Module names resolved without importing (a package's ``__init__`` not run, nested
     folders without one: a namespace package's finder failed on a parent not imported and

@@ -8,7 +8,7 @@ Layout::
                              module:Name or file.py:Name): its reference and, for a
                              file, its sha256 and those of the user's modules it
                              imports (``imports``: module -> its file relative to the
-                             code's folder, and sha256)
+                             folder of the code's file, and sha256)
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
@@ -41,7 +41,6 @@ import csv
 import errno
 import fcntl
 import hashlib
-import importlib.util
 import io
 import json
 import math
@@ -60,7 +59,7 @@ import equinox as eqx
 import numpy as np
 
 from mfax.errors import ArgumentError, GameError, advice, warn
-from mfax.games.plugins import MAIN, canonical, code_root, file_digest, is_reference, parse, user_imports
+from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, module_file, parse, user_imports
 from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
@@ -627,11 +626,10 @@ def code_record(config: TrainConfig) -> dict[str, Any]:
             file = _code_file(ref)
             record[key] = {"reference": ref, "sha256": None if file is None else file_digest(file)}
             if file is not None:  # the user's modules it imports: an edit of a helper changes the game too
-                module = parse(ref, key).module
-                root = code_root(file, module)
+                folder = file.resolve().parent  # (a module named again by its file has the same folder)
                 record[key]["imports"] = {
-                    name: {"file": path.relative_to(root).as_posix(), "sha256": file_digest(path)}
-                    for name, path in user_imports(file, module).items()
+                    name: {"file": Path(os.path.relpath(path, folder)).as_posix(), "sha256": file_digest(path)}
+                    for name, path in user_imports(file, parse(ref, key).module).items()
                 }
     return record
 
@@ -644,15 +642,7 @@ def _code_file(ref: str) -> Path | None:
         return parsed.file
     if parsed.module == MAIN:
         return None
-    module = sys.modules.get(parsed.module)
-    origin = getattr(module, "__file__", None)
-    if origin is None:
-        try:
-            spec = importlib.util.find_spec(parsed.module)
-        except (ImportError, ValueError):
-            return None
-        origin = None if spec is None else spec.origin
-    return Path(origin) if origin and origin.endswith(".py") and Path(origin).is_file() else None
+    return module_file(parsed.module)  # (importlib's find_spec imported, so ran, its parent packages)
 
 
 def _named_again(recorded: str, named: str) -> str:
@@ -701,12 +691,12 @@ def _imports_changed(file: Path, ref: str, entry: Any, loaded: bool) -> list[tup
     imports = entry.get("imports") if isinstance(entry, dict) else None
     if not isinstance(imports, dict):
         return []
-    root, changes = code_root(file, parse(ref, "game").module), []
+    folder, changes = file.resolve().parent, []
     for name, held in sorted(imports.items()):
         then, where = (held.get("sha256"), held.get("file")) if isinstance(held, dict) else (None, None)
         if not isinstance(then, str) or not isinstance(where, str):
             continue
-        beside = root / where
+        beside = folder / where
         imported = getattr(sys.modules.get(name), "__file__", None)
         if loaded:
             if not isinstance(imported, str) or Path(imported).resolve() == beside.resolve():
