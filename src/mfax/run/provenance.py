@@ -108,10 +108,14 @@ def same_products(path: Path) -> bool:
     its recorded figures and this process's differ by rounding only, where TensorFloat-32
     against float32 differ by 1e-3. On CPUs always (XLA's CPU backend computes float32
     products in float32 whatever the request); ``False`` where the record does not say."""
+    import jax
+
+    from mfax.compiling import matmul_precision
+
     data = read(path)
     if data is None or "jax" not in data:  # no record of the setup that made the run
         return False
-    now = collect(False)
+    now = {"backend": jax.default_backend(), "matmul_precision": _products(matmul_precision())}  # (as collect)
     for session in [data, *(s for s in data.get("resumed", []) if isinstance(s, dict))]:
         session = {**UNRECORDED, **session}
         if session.get("backend") == now["backend"] == "cpu":

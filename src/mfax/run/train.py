@@ -423,7 +423,8 @@ def _train_locked(
     # record of it, and only where there is one process (the others would not know)
     rescore = resume and 0 < start < config.iterations and jax.process_count() == 1
     rescore = rescore and same_products(run.provenance_path)
-    recorded_rows = [r for r in run.read_metrics() if r["iteration"] == start] if rescore else []
+    # the rows recorded at the checkpoint (compared by the re-scoring, logged again by trackers)
+    at_start = [r for r in run.read_metrics() if r["iteration"] == start] if main and resume and start > 0 else []
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
     # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
@@ -462,7 +463,7 @@ def _train_locked(
                 f"{err} (found scoring the checkpoint of iteration {start} again to resume from it: nothing was "
                 "trained, the run is as it was)"
             ) from None
-        by_run = {row.get("run", 0): row for row in recorded_rows}
+        by_run = {row.get("run", 0): row for row in at_start}
         for row in again:
             differs = None if row["run"] not in by_run else rescored_difference(by_run[row["run"]], row, config.x64)
             if differs is not None:
@@ -475,9 +476,8 @@ def _train_locked(
     trackers = []
     if main and config.log_to:
         # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
-        recorded = [r for r in run.read_metrics() if r["iteration"] == start] if resume and start > 0 else []
         trackers = open_trackers(
-            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, recorded
+            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, at_start
         )
 
     if start == 0:
