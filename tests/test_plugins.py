@@ -244,8 +244,12 @@ def test_a_file_game_trains_evaluates_and_plots_from_the_cli(crowd, tmp_path):
     assert config["game"] == ref and config["params"] == {"crowd_aversion": [1.0, 3.0]}
     import hashlib
 
+    from mfax.games.plugins import code_digest
+
     code = json.loads((run / "code.json").read_text())
-    assert code["game"] == {"reference": ref, "sha256": hashlib.sha256(crowd.read_bytes()).hexdigest(), "imports": {}}
+    digest = hashlib.sha256(crowd.read_bytes()).hexdigest()
+    assert code["game"] == {"reference": ref, "sha256": digest, "code_sha256": code_digest(crowd), "imports": {}}
+    assert len(code["game"]["code_sha256"]) == 64
     assert code["trained_on"]["game"] == ref and "algo" not in code  # what the run was created with
     evaluated = invoke("eval", run, "--game", ref, "--json")
     assert evaluated.exit_code == 0, evaluated.output
@@ -299,7 +303,7 @@ def test_a_run_never_imports_the_code_it_names_without_consent(crowd, tmp_path, 
 def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
     run = tmp_path / "run"
     _trained(crowd, run)
-    crowd.write_text(crowd.read_text() + "# edited\n")
+    crowd.write_text(crowd.read_text() + "EDITED = 1\n")
     result = invoke("eval", run, "--trust-code")
     assert result.exit_code == 0
     assert f"mfax: warning: '{crowd}' is not the file the run was trained with" in result.stderr
@@ -310,6 +314,63 @@ def test_a_changed_game_file_is_named_in_a_warning(crowd, tmp_path):
     assert ((run / "metrics.jsonl").read_text(), (run / "code.json").read_text()) == before
     (run / "code.json").write_text('{"game": ')  # torn
     one_error_line(invoke("eval", run, "--trust-code"), "code.json' is corrupt")
+
+
+def test_an_edit_of_comments_layout_or_docstrings_only_is_no_change_of_code(crowd, tmp_path, monkeypatch):
+    """Any byte changed in the game file (a comment fixed) refused --resume, with no way
+    on but restoring the file. code.json now also records the sha256 of the code itself
+    (its syntax tree, without comments, layout and docstrings): a file that differs only
+    there is the same code, read and resumed without a word, and code.json then records
+    the file as it is; an edit of a statement, a string or a number is still refused."""
+    folder = crowd.parent
+    (folder / "crowd_helper.py").write_text('"""Helper."""\nSCALE = 1.0\n')
+    crowd.write_text(crowd.read_text() + "import crowd_helper  # noqa\n")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "crowd_helper", raising=False)
+    run = tmp_path / "run"
+    _trained(crowd, run)
+    from mfax.games.plugins import FILE_MODULE_PREFIX, code_digest
+
+    def as_a_new_process():
+        for name in [m for m in sys.modules if m.startswith((FILE_MODULE_PREFIX, "crowd_helper"))]:
+            monkeypatch.delitem(sys.modules, name)
+
+    original = crowd.read_text()
+    assert '"""' in original and "    def reward(" in original
+    reformatted = (
+        "# a comment at the top\n\n"
+        + original.replace('"""', '"""Docstring edited. ', 1).replace("    def reward(", "    # why\n\n    def reward(")
+        + "\n\n# and one at the end\n"
+    )
+    crowd.write_text(reformatted)
+    (folder / "crowd_helper.py").write_text('"""Helper, reworded."""\n\nSCALE = 1.0  # the scale\n')
+    assert code_digest(crowd) == json.loads((run / "code.json").read_text())["game"]["code_sha256"]
+    as_a_new_process()
+    read = invoke("eval", run, "--trust-code")
+    assert read.exit_code == 0 and read.stderr == "", read.output
+    as_a_new_process()
+    resumed = invoke("train", "--resume", run, "--trust-code", "--iterations", "8", *QUIET)
+    assert resumed.exit_code == 0 and resumed.stderr == "", resumed.output
+    record = json.loads((run / "code.json").read_text())["game"]
+    import hashlib
+
+    assert record["sha256"] == hashlib.sha256(crowd.read_bytes()).hexdigest()  # the file as it is now
+    assert record["imports"]["crowd_helper"]["sha256"] == hashlib.sha256(
+        (folder / "crowd_helper.py").read_bytes()
+    ).hexdigest()
+    # a changed number, a changed string (not a docstring), a statement: other code
+    for edit in (
+        ("SCALE = 1.0", "SCALE = 1.5", folder / "crowd_helper.py"),
+        ("SCALE = 1.0", "SCALE = 1.0\nNAME = 'x'", folder / "crowd_helper.py"),
+        ("# and one at the end", "OTHER = 1", crowd),
+    ):
+        old, new, file = edit
+        before = file.read_text()
+        file.write_text(before.replace(old, new))
+        as_a_new_process()
+        line = one_error_line(invoke("train", "--resume", run, "--trust-code", "--iterations", "10", *QUIET), "resum")
+        assert f"'{file}'" in line and "is not the file the run was trained with" in line
+        file.write_text(before)
 
 
 def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen(crowd, tmp_path, monkeypatch):
@@ -331,12 +392,15 @@ def test_the_users_modules_a_game_file_imports_are_recorded_and_their_edits_seen
     import hashlib
 
     helper = folder / "crowd_costs.py"
+    from mfax.games.plugins import code_digest
+
     assert json.loads((run / "code.json").read_text())["game"]["imports"] == {
-        "crowd_costs": {"file": "crowd_costs.py", "sha256": hashlib.sha256(helper.read_bytes()).hexdigest()},
-        "crowd_helper": {
-            "file": "crowd_helper.py",
-            "sha256": hashlib.sha256((folder / "crowd_helper.py").read_bytes()).hexdigest(),
-        },
+        name: {
+            "file": f"{name}.py",
+            "sha256": hashlib.sha256((folder / f"{name}.py").read_bytes()).hexdigest(),
+            "code_sha256": code_digest(folder / f"{name}.py"),
+        }
+        for name in ("crowd_costs", "crowd_helper")
     }
     assert invoke("eval", run, "--trust-code").stderr == ""  # unchanged: nothing to say
     from mfax.games.plugins import FILE_MODULE_PREFIX
@@ -528,7 +592,7 @@ def test_a_module_game_run_is_read_back_by_its_file_and_its_edits_are_seen(packa
     source = package / "crowdpkg" / "games.py"
     assert invoke("eval", run, "--game", f"{source}:Crowd").exit_code == 0
     one_error_line(invoke("eval", run, "--game", f"{source}:Other"), "does not name this run's game")
-    source.write_text(source.read_text() + "# edited\n")
+    source.write_text(source.read_text() + "EDITED = 1\n")
     edited = invoke("eval", run, "--game", "crowdpkg.games:Crowd")
     assert edited.exit_code == 0 and "is not the file the run was trained with" in edited.stderr
 

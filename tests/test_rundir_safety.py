@@ -235,6 +235,39 @@ def test_a_corrupt_middle_metrics_line_is_one_error(run_copy):
         run.read_metrics()
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({"drop": "run"}, "it lacks 'run'"),
+        ({"drop": "exploitability"}, "it lacks 'exploitability'"),
+        ({"run": -1}, "its 'run' is -1, not a whole number >= 0"),
+        ({"run": True}, "its 'run' is true, not a whole number >= 0"),
+        ({"policy_return": "12.5"}, "its 'policy_return' is \"12.5\", not a number or null"),
+    ],
+)
+def test_an_edited_metrics_row_is_one_error_naming_it(run_copy, edit, expected):
+    """A row of metrics.jsonl that lacks a column or holds another kind of value (a hand
+    edit) made resume, eval and plot fail with a KeyError or TypeError traceback. Every
+    reader now refuses it in one line naming the line and what is wrong; nothing is
+    written."""
+    run = RunDir(run_copy)
+    lines = run.metrics_jsonl.read_text().splitlines()
+    row = json.loads(lines[1])
+    row.pop(edit.get("drop"), None)
+    row.update({k: v for k, v in edit.items() if k != "drop"})
+    lines[1] = json.dumps(row)
+    run.metrics_jsonl.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GameError, match="line 2 of .* is not a metrics row") as raised:
+        run.read_metrics()
+    assert expected in str(raised.value)
+    before = tree(run_copy)
+    for args in (["train", "--resume", str(run_copy), "--iterations", "6", *QUIET], ["plot", str(run_copy)]):
+        result = runner.invoke(app, args)
+        line = one_error_line(result, "is not a metrics row")
+        assert "line 2 of" in line and expected in line and "restore it" in line
+    assert tree(run_copy) == before
+
+
 @pytest.mark.parametrize("edit", ["a row deleted", "a figure changed"])
 def test_resume_refuses_to_rewrite_metrics_that_an_edit_made_disagree(run_copy, edit):
     """Resuming rewrites both metric files from metrics.jsonl; after a hand edit of it

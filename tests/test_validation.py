@@ -603,6 +603,26 @@ def test_a_reward_not_finite_where_the_checks_did_not_look_is_named_where_it_is(
     assert "(found evaluating iteration 1; stopped, last good checkpoint (iteration 0) kept in " in later.stderr
 
 
+def test_a_reward_nan_after_a_row_of_huge_finite_rewards_is_still_named(tmp_path):
+    """The guard found a non-finite reward by each step's sum: a row of large finite
+    rewards (3e38 at every action of a state, at t = 0) overflowed that sum to inf, the
+    guard looked for the culprit in that row, found none, and said nothing about the NaN
+    of t = 1 (the figures were NaN without a word). It now names the NaN."""
+    text = (Path(__file__).resolve().parents[1] / "examples" / "crowd.py").read_text()
+    old = "        return -self.crowd_aversion * mu[:, None] - self.move_cost * jnp.abs(self.action_values())"
+    old += "[None, :]\n"
+    assert old in text
+    new = old.replace("return ", "r = ") + (
+        "        r = jnp.where((t == 0) & (jnp.arange(self.n_states)[:, None] == 0), 3e38, r)\n"
+        "        return jnp.where((mu[:, None] > 0.3) & (jnp.arange(self.n_states)[:, None] == 1), jnp.nan, r)\n"
+    )
+    (tmp_path / "crowd_huge.py").write_text(text.replace(old, new))
+    game = mfax.make(f"{tmp_path / 'crowd_huge.py'}:Crowd")
+    policy, noise = Uniform(game.n_states, game.n_actions), noise_batch(game, "exact")
+    with pytest.raises(GameError, match=r"^game 'crowd': the reward is nan at t = 1, state 1, action 0 along"):
+        evaluate(game, policy, noise)
+
+
 def test_a_learned_best_response_says_when_it_is_no_bound_or_diverged():
     """On sampled paths the learned gain was said to bound the non-anticipative figure from
     below (0.475 above the exact 0.393 on 2 sampled sis paths); a diverged deviator's NaN

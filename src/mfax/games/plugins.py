@@ -116,6 +116,35 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
+def code_digest(path: Path) -> str | None:
+    """The sha256 of what a Python file's code says, leaving out what cannot change what
+    it computes: comments, blank lines, layout (line breaks, indentation width, spacing)
+    and docstrings -- the sha256 of its syntax tree (``ast.dump`` without positions, the
+    docstrings removed). ``None`` when the file cannot be read or parsed. Two files of
+    the same digest run the same statements; a digest taken by another Python version
+    may differ for the same code (its trees name other fields), never agree for other
+    code."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]  # (a body of a docstring alone: a pass)
+    try:
+        text = ast.dump(tree, include_attributes=False)
+    except RecursionError:
+        return None
+    return hashlib.sha256(f"python {sys.version_info[0]}.{sys.version_info[1]}\n{text}".encode()).hexdigest()
+
+
 def _library_roots() -> tuple[Path, ...]:
     """Where Python's own modules and installed distributions live (and mfax's source,
     which an editable install leaves outside them): code there is not the user's."""

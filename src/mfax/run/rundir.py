@@ -59,7 +59,16 @@ import equinox as eqx
 import numpy as np
 
 from mfax.errors import ArgumentError, GameError, advice, warn
-from mfax.games.plugins import MAIN, canonical, file_digest, is_reference, module_file, parse, user_imports
+from mfax.games.plugins import (
+    MAIN,
+    canonical,
+    code_digest,
+    file_digest,
+    is_reference,
+    module_file,
+    parse,
+    user_imports,
+)
 from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
@@ -618,20 +627,42 @@ def edits(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
 
 def code_record(config: TrainConfig) -> dict[str, Any]:
     """code.json's content: for the game and the solver named by a reference, the
-    reference and (a file) the sha256 of its bytes."""
+    reference and (a file) the sha256 of its bytes and of its code
+    (:func:`~mfax.games.plugins.code_digest`: comments, layout and docstrings left out),
+    and the same of each of the user's modules it imports."""
     record = {}
     for key in ("game", "algo"):
         ref = getattr(config, key)
         if is_reference(ref):
             file = _code_file(ref)
-            record[key] = {"reference": ref, "sha256": None if file is None else file_digest(file)}
+            record[key] = {"reference": ref, **_digests(file)}
             if file is not None:  # the user's modules it imports: an edit of a helper changes the game too
                 folder = file.resolve().parent  # (a module named again by its file has the same folder)
                 record[key]["imports"] = {
-                    name: {"file": Path(os.path.relpath(path, folder)).as_posix(), "sha256": file_digest(path)}
+                    name: {"file": Path(os.path.relpath(path, folder)).as_posix(), **_digests(path)}
                     for name, path in user_imports(file, parse(ref, key).module).items()
                 }
     return record
+
+
+def _digests(file: Path | None) -> dict[str, str | None]:
+    if file is None:
+        return {"sha256": None}
+    return {"sha256": file_digest(file), "code_sha256": code_digest(file)}
+
+
+def _code_differs(file: Path, entry: dict[str, Any]) -> str | None:
+    """How ``file`` differs from the one code.json's ``entry`` recorded, in words (its
+    sha256 then and now); ``None`` when it has the same bytes, or the same code
+    (an edit of comments, layout or docstrings only: ``code_sha256`` equal), or when it
+    cannot be read now (loading it says so if it is needed)."""
+    then, now = entry.get("sha256"), file_digest(file)
+    if not isinstance(then, str) or now is None or now == then:
+        return None
+    code = entry.get("code_sha256")
+    if isinstance(code, str) and code_digest(file) == code:
+        return None
+    return f"sha256 {then[:12]} then, {now[:12]} now"
 
 
 def _code_file(ref: str) -> Path | None:
@@ -668,17 +699,16 @@ def _stem(ref) -> str:
 
 def _check_unchanged(ref: str, entry: Any, continuing: bool = False) -> list[str]:
     """A warning (``continuing``: an error) when the file ``ref`` names is not the one the
-    run recorded; returns its path then (none: unchanged, or nothing to compare)."""
+    run recorded (an edit of comments, layout or docstrings only is none:
+    :func:`_code_differs`); returns its path then (none: unchanged, or nothing to compare)."""
     recorded = entry.get("sha256") if isinstance(entry, dict) else None
     file = None if recorded is None else _code_file(ref)
     if file is None or recorded is None or not file.is_file():
         return []
     changes = []
-    now = file_digest(file)
-    if now is not None and now != recorded:  # (unreadable now: loading it says so)
-        changes.append(
-            (file, f"is not the file the run was trained with (sha256 {recorded[:12]} then, {now[:12]} now)")
-        )
+    differs = _code_differs(file, entry)
+    if differs:
+        changes.append((file, f"is not the file the run was trained with ({differs})"))
     return _said(changes + _imports_changed(file, ref, entry, loaded=False), continuing)
 
 
@@ -693,8 +723,8 @@ def _imports_changed(file: Path, ref: str, entry: Any, loaded: bool) -> list[tup
         return []
     folder, changes = file.resolve().parent, []
     for name, held in sorted(imports.items()):
-        then, where = (held.get("sha256"), held.get("file")) if isinstance(held, dict) else (None, None)
-        if not isinstance(then, str) or not isinstance(where, str):
+        where = held.get("file") if isinstance(held, dict) else None
+        if not isinstance(where, str):
             continue
         beside = folder / where
         imported = getattr(sys.modules.get(name), "__file__", None)
@@ -704,13 +734,13 @@ def _imports_changed(file: Path, ref: str, entry: Any, loaded: bool) -> list[tup
             helper = Path(imported)
         else:
             helper = beside
-        now = file_digest(helper) if helper.is_file() else None
-        if now is not None and now != then:  # (gone or unreadable: loading the code says so if it needs it)
+        differs = _code_differs(helper, held) if helper.is_file() else None  # (gone: loading says so if needed)
+        if differs:
             changes.append(
                 (
                     helper,
                     f"(module {name}, imported by the code of {str(file)!r}) is not the file the run was trained "
-                    f"with (sha256 {then[:12]} then, {now[:12]} now)",
+                    f"with ({differs})",
                 )
             )
     return changes
@@ -777,6 +807,25 @@ def _same_figure(text: str, value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
+
+
+def _metrics_row_problem(row: dict[str, Any]) -> str | None:
+    """What makes ``row`` (one line of metrics.jsonl, a dict with an integer iteration)
+    other than a row mfax writes: a metric column missing, a negative or non-integer
+    iteration or run, a figure that is not a number or null; ``None`` when nothing. Every
+    reader of the rows (resume, eval, plot, the trackers, the API) relies on them."""
+    missing = [column for column in METRIC_COLUMNS if column not in row]
+    if missing:
+        return f"it lacks {', '.join(repr(c) for c in missing)}"
+    for column in ("iteration", "run"):
+        value = row[column]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"its {column!r} is {json.dumps(value)}, not a whole number >= 0"
+    for column in METRIC_COLUMNS:
+        value = row[column]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"its {column!r} is {json.dumps(value)}, not a number or null"
+    return None
 
 
 def _jsonl_text(rows: list[dict[str, Any]]) -> str:
@@ -1355,6 +1404,13 @@ class RunDir:
                     warn(f"dropped the torn last line of {str(self.metrics_jsonl)!r} (an interrupted write)")
                     break
                 raise GameError(f"line {number} of {str(self.metrics_jsonl)!r} is corrupt") from None
+            problem = _metrics_row_problem(row)
+            if problem:
+                raise GameError(
+                    f"line {number} of {str(self.metrics_jsonl)!r} is not a metrics row as mfax writes it: {problem} "
+                    f"(each row has {', '.join(METRIC_COLUMNS)}: whole numbers for iteration and run, numbers or "
+                    "null for the others); it was edited: restore it"
+                )
             rows.append(row)
         return rows
 
