@@ -6,9 +6,11 @@ Layout::
     RUN/config.json          resolved configuration (every default filled in)
     RUN/code.json            the user code the config names (a game or solver given as
                              module:Name or file.py:Name): its reference and, for a
-                             file, its sha256 and those of the user's modules it
-                             imports (``imports``: module -> its file relative to the
-                             folder of the code's file, and sha256)
+                             file, its sha256 (bytes) and code_sha256 (its code:
+                             comments, layout, docstrings left out), and those of the
+                             user's modules it imports (``imports``: module -> its
+                             file relative to the folder of the code's file, and both
+                             digests)
     RUN/metrics.csv          one row per evaluation and run (also metrics.jsonl)
     RUN/summary.json         final figures (rewritten after every chunk)
     RUN/provenance.json      what produced the run (versions, revision, backend, precision)
