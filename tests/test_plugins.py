@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -355,9 +356,10 @@ def test_an_edit_of_comments_layout_or_docstrings_only_is_no_change_of_code(crow
     import hashlib
 
     assert record["sha256"] == hashlib.sha256(crowd.read_bytes()).hexdigest()  # the file as it is now
-    assert record["imports"]["crowd_helper"]["sha256"] == hashlib.sha256(
-        (folder / "crowd_helper.py").read_bytes()
-    ).hexdigest()
+    assert (
+        record["imports"]["crowd_helper"]["sha256"]
+        == hashlib.sha256((folder / "crowd_helper.py").read_bytes()).hexdigest()
+    )
     # a changed number, a changed string (not a docstring), a statement: other code
     for edit in (
         ("SCALE = 1.0", "SCALE = 1.5", folder / "crowd_helper.py"),
@@ -557,6 +559,31 @@ def test_user_imports_reads_import_statements_without_running_them(tmp_path, mon
     # a file loaded on its own: only its folder and below, a relative import has no package
     assert user_imports(pkg / "rewards.py") == {}
     assert user_imports(pkg / "game.py") == {}  # (imports of its package: above its folder)
+
+
+def test_the_code_digest_of_a_file_python_cannot_print_or_parse_is_none(tmp_path):
+    """code_digest reads the file's syntax tree: a file it cannot read, parse or print
+    (an integer literal of more than 4300 digits: repr refuses it) gives ``None`` (the
+    bytes are compared then), never an exception (training such a game was a
+    ValueError traceback); a parse warning (an invalid escape, 3.12+) is not printed."""
+    from mfax.games.plugins import code_digest
+
+    cases = {
+        "long.py": "BIG = 0x" + "f" * 4000 + "\n",
+        "syntax.py": "def (:\n",
+        "nul.py": "x = 1\0\n",
+        "escape.py": "import re\nPATTERN = re.compile('\\d+')\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert code_digest(tmp_path / "long.py") is None
+        assert code_digest(tmp_path / "syntax.py") is None
+        assert code_digest(tmp_path / "nul.py") is None
+        assert code_digest(tmp_path / "missing.py") is None
+        assert code_digest(tmp_path) is None
+        assert len(code_digest(tmp_path / "escape.py")) == 64
 
 
 def test_a_game_file_edited_to_other_sizes_is_named_when_its_checkpoint_no_longer_fits(crowd, tmp_path, monkeypatch):

@@ -243,6 +243,10 @@ def test_a_corrupt_middle_metrics_line_is_one_error(run_copy):
         ({"run": -1}, "its 'run' is -1, not a whole number >= 0"),
         ({"run": True}, "its 'run' is true, not a whole number >= 0"),
         ({"policy_return": "12.5"}, "its 'policy_return' is \"12.5\", not a number or null"),
+        ({"wall_clock_s": None}, "its 'wall_clock_s' is null, not a number"),
+        ({"seed": None}, "its 'seed' is null, not a whole number >= 0"),
+        ({"params": 5}, "its 'params' is 5, not an object of the swept parameters' values"),
+        ({"params": {"kappa": [1]}}, "its 'params' is {\"kappa\": [1]}, not an object"),
     ],
 )
 def test_an_edited_metrics_row_is_one_error_naming_it(run_copy, edit, expected):
@@ -257,7 +261,7 @@ def test_an_edited_metrics_row_is_one_error_naming_it(run_copy, edit, expected):
     row.update({k: v for k, v in edit.items() if k != "drop"})
     lines[1] = json.dumps(row)
     run.metrics_jsonl.write_text("\n".join(lines) + "\n")
-    with pytest.raises(GameError, match="line 2 of .* is not a metrics row") as raised:
+    with pytest.raises(GameError, match=r"line 2 of .* is not a metrics row") as raised:
         run.read_metrics()
     assert expected in str(raised.value)
     before = tree(run_copy)

@@ -28,6 +28,7 @@ import re
 import site
 import sys
 import sysconfig
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -117,30 +118,29 @@ def file_digest(path: Path) -> str | None:
 
 
 def code_digest(path: Path) -> str | None:
-    """The sha256 of what a Python file's code says, leaving out what cannot change what
-    it computes: comments, blank lines, layout (line breaks, indentation width, spacing)
-    and docstrings -- the sha256 of its syntax tree (``ast.dump`` without positions, the
-    docstrings removed). ``None`` when the file cannot be read or parsed. Two files of
-    the same digest run the same statements; a digest taken by another Python version
-    may differ for the same code (its trees name other fields), never agree for other
-    code."""
+    """The sha256 of what a Python file's code says, leaving out comments, blank lines,
+    layout (line breaks, indentation width, spacing) and docstrings: the sha256 of its
+    syntax tree (``ast.dump`` without positions, the docstrings removed) and of the
+    Python version that parsed it. ``None`` when the file cannot be read or parsed.
+    Two files of the same digest run the same statements; what they can still differ in
+    is what a program rarely reads: its docstrings (``__doc__``) and line numbers
+    (``inspect``, tracebacks). Another Python version's digest of the same code differs."""
     try:
-        tree = ast.parse(path.read_bytes())
-    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]  # (a body of a docstring alone: a pass)
-    try:
+        with warnings.catch_warnings():  # (3.12+: invalid escape sequences are warned at parse)
+            warnings.simplefilter("ignore")
+            tree = ast.parse(path.read_bytes())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (
+                isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]  # (a body of a docstring alone: a pass)
         text = ast.dump(tree, include_attributes=False)
-    except RecursionError:
+    except Exception:  # (unreadable, not Python, too deep, an integer too long to print, ...)
         return None
     return hashlib.sha256(f"python {sys.version_info[0]}.{sys.version_info[1]}\n{text}".encode()).hexdigest()
 

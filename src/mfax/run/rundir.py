@@ -814,19 +814,28 @@ def _same_figure(text: str, value: Any) -> bool:
 def _metrics_row_problem(row: dict[str, Any]) -> str | None:
     """What makes ``row`` (one line of metrics.jsonl, a dict with an integer iteration)
     other than a row mfax writes: a metric column missing, a negative or non-integer
-    iteration or run, a figure that is not a number or null; ``None`` when nothing. Every
+    iteration, run or seed, a wall-clock that is not a number, a figure that is not a
+    number or null, swept values that are not an object of scalars; ``None`` when
+    nothing. Every
     reader of the rows (resume, eval, plot, the trackers, the API) relies on them."""
     missing = [column for column in METRIC_COLUMNS if column not in row]
     if missing:
         return f"it lacks {', '.join(repr(c) for c in missing)}"
-    for column in ("iteration", "run"):
+    for column in ("iteration", "run", "seed"):
         value = row[column]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return f"its {column!r} is {json.dumps(value)}, not a whole number >= 0"
     for column in METRIC_COLUMNS:
         value = row[column]
+        if value is None and column == "wall_clock_s":
+            return f"its {column!r} is null, not a number"
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             return f"its {column!r} is {json.dumps(value)}, not a number or null"
+    swept = row.get(PARAMS)
+    if swept is not None and not (
+        isinstance(swept, dict) and all(not isinstance(v, dict | list) for v in swept.values())
+    ):
+        return f"its {PARAMS!r} is {json.dumps(swept)}, not an object of the swept parameters' values"
     return None
 
 
@@ -1410,8 +1419,8 @@ class RunDir:
             if problem:
                 raise GameError(
                     f"line {number} of {str(self.metrics_jsonl)!r} is not a metrics row as mfax writes it: {problem} "
-                    f"(each row has {', '.join(METRIC_COLUMNS)}: whole numbers for iteration and run, numbers or "
-                    "null for the others); it was edited: restore it"
+                    f"(each row has {', '.join(METRIC_COLUMNS)}: whole numbers for iteration, run and seed, a "
+                    "number for wall_clock_s, numbers or null for the others); it was edited: restore it"
                 )
             rows.append(row)
         return rows
