@@ -374,7 +374,16 @@ def _table(header: list[str], rows) -> tuple[bytes, int]:
 
 
 def _cell(x: float) -> str:
-    return "" if not np.isfinite(x) else f"{x:.9g}"
+    """A CSV cell: the shortest decimal that reads back to ``x`` in its own precision
+    (a float32 number: at most 9 significant digits, a float64 one: at most 17; it was
+    9 for both, so an ``--x64`` export lost digits); empty when not finite."""
+    if not np.isfinite(x):
+        return ""
+    if isinstance(x, np.floating):
+        return str(x)  # (numpy's shortest round-trip form for the scalar's dtype)
+    if isinstance(x, int | np.integer):
+        return str(int(x))
+    return repr(float(x))
 
 
 def _long(values: np.ndarray):
