@@ -2,7 +2,8 @@
 shares (``docs/economists.md#moments``).
 
 A distribution puts mass ``m_i >= 0`` (summing to one) on values ``x_0 <= x_1 <= ...``
-(a wealth grid, ascending) with mean ``X = sum_i m_i x_i > 0``. Its Lorenz curve is the
+(a wealth grid; values given in another order are sorted first, their masses with them)
+with mean ``X = sum_i m_i x_i > 0``. Its Lorenz curve is the
 piecewise-linear curve through ``(0, 0)`` and the points
 
 .. math::
@@ -31,7 +32,10 @@ from jaxtyping import Array, Float
 
 def lorenz_points(mass: Float[Array, " k"], values: Float[Array, " k"]):
     """The Lorenz curve's vertices ``(F, L)``, each ``(k + 1,)`` starting at ``(0, 0)``,
-    of mass ``mass`` on ascending ``values`` (``mass`` need not be normalised)."""
+    of mass ``mass`` on ``values`` (``mass`` need not be normalised; ``values`` in any
+    order: sorted here, stably, so ascending values are taken as they are)."""
+    order = jnp.argsort(values, stable=True)  # (unsorted values gave a meaningless curve and Gini)
+    mass, values = mass[order], values[order]
     mass = mass / jnp.sum(mass)
     held = mass * values
     zero = jnp.zeros(1, dtype=held.dtype)
@@ -58,7 +62,7 @@ def lorenz_curve(
 
 def gini(mass: Float[Array, " k"], values: Float[Array, " k"]) -> Float[Array, ""]:
     """The Gini coefficient ``1 - sum_i m_i (L_{i-1} + L_i)`` of mass ``mass`` on
-    ascending ``values``."""
+    ``values`` (in any order)."""
     cum_mass, cum_held = lorenz_points(mass, values)
     width = cum_mass[1:] - cum_mass[:-1]
     return 1.0 - jnp.sum(width * (cum_held[1:] + cum_held[:-1]))
