@@ -525,6 +525,7 @@ def test_export_csv_has_the_header_and_rows_its_manifest_says(small_macro, tmp_p
         "moment_lorenz_wealth.csv": 2 * (T + 1) * 101,
         "moment_saving_rate_by_income.csv": 2 * T * 5,
         "moment_saving_rate_by_state.csv": 2 * T * n,
+        "noise_z.csv": 2 * (T + 1),  # the noise, as the npz's noise_z (it was only in the npz)
     }
     assert {name: entry["rows"] for name, entry in info["files"].items()} == rows
     for name, entry in info["files"].items():
@@ -578,9 +579,16 @@ def test_export_csv_reads_back_to_the_npz_numbers_in_their_own_precision(small_m
     export(game, policy, _two_paths(batch), tmp_path / "e.npz", "npz")
     with np.load(tmp_path / "e.npz") as data:
         mean_field = data["mean_field"]
+        noise_z = data["noise_z"]
     rows = list(csv.reader((tmp_path / "csv" / "mean_field.csv").read_text().splitlines()))[1:]
     read = np.asarray([float(row[-1]) for row in rows]).astype(mean_field.dtype)
     np.testing.assert_array_equal(read, mean_field.reshape(-1))
+    noise = list(csv.DictReader((tmp_path / "csv" / "noise_z.csv").read_text().splitlines()))
+    assert list(noise[0]) == ["path", "index_1", "value"]
+    got = np.zeros_like(noise_z)
+    for row in noise:
+        got[int(row["path"]), int(row["index_1"])] = float(row["value"])
+    np.testing.assert_array_equal(got, noise_z)
     assert _cell(np.float64(12.227582346777575)) == "12.227582346777575"
     assert _cell(np.float64(1 / 150)) == "0.006666666666666667"
     assert _cell(np.float32(0.1)) == "0.1" and _cell(np.float32(np.nan)) == "" and _cell(np.int64(3)) == "3"

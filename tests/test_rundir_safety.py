@@ -1057,6 +1057,22 @@ def test_a_runs_own_export_named_from_another_folder_goes_with_it(run_copy, monk
     assert not (run_copy / "export.npz").exists()
 
 
+def test_an_export_says_what_is_wrong_with_its_arguments_before_that_the_target_exists(run_copy):
+    """With an export already at the target, a wrong --iteration, --run-index or --paths
+    was hidden behind "already holds an mfax export; use --overwrite", and appeared only
+    once --overwrite was given (found by a new user's audit)."""
+    assert runner.invoke(app, ["export", str(run_copy)]).exit_code == 0
+    for args, says in (
+        (["--iteration", "bogus"], "no checkpoint of iteration 'bogus'"),
+        (["--iteration", "3"], "no checkpoint of iteration '3'"),
+        (["--run-index", "5"], "run index 5 out of range"),
+        (["--paths", "999"], "--paths must be in 1.."),
+    ):
+        line = one_error_line(runner.invoke(app, ["export", str(run_copy), *args]), says)
+        assert "already holds" not in line
+    one_error_line(runner.invoke(app, ["export", str(run_copy)]), "already holds an mfax export")
+
+
 def _dead_pid() -> int:
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()

@@ -178,7 +178,14 @@ def test_rows_appended_to_a_metrics_csv_keep_its_columns(tmp_path):
     columns: rows a resume appends (which name them) keep the file's columns, so every
     line has as many cells as the header."""
     run = RunDir(tmp_path)
-    old = {**dict.fromkeys(METRIC_COLUMNS), "iteration": 0, "run": 0, "seed": 0, "exploitability": 1.0}
+    old = {
+        **dict.fromkeys(METRIC_COLUMNS),
+        "iteration": 0,
+        "run": 0,
+        "seed": 0,
+        "wall_clock_s": 0.0,
+        "exploitability": 1.0,
+    }
     run.append_metrics([old])
     run.append_metrics([{**old, "iteration": 2, "params": {"kappa": 0.5}}])
     with (tmp_path / "metrics.csv").open(newline="") as f:
@@ -197,7 +204,7 @@ def test_a_resumed_sweep_names_its_values_in_every_row(tmp_path):
     by an earlier mfax (rows without them) kept them missing for its first rows."""
     run = RunDir(tmp_path / "early")
     run.root.mkdir()
-    row = {**dict.fromkeys(METRIC_COLUMNS), "iteration": 0, "seed": 0}
+    row = {**dict.fromkeys(METRIC_COLUMNS), "iteration": 0, "seed": 0, "wall_clock_s": 0.0}
     run.append_metrics([{**row, "run": 0, "params": {"kappa": 0.5}}])
     run.truncate_metrics(-1, lambda r: {"kappa": [0.5, 2.0][r]})  # the resume of a run with no checkpoint
     run.append_metrics([{**row, "run": r, "params": {"kappa": [0.5, 2.0][r]}} for r in (0, 1)])

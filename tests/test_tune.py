@@ -414,13 +414,83 @@ def test_ctrl_c_keeps_the_table_and_says_how_to_go_on(tmp_path, monkeypatch):
         assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE", "FAIL"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "new")])
     assert result.exit_code == 130 and "interrupted" in result.output
-    # while the best trial is trained again into best/: the search is done, best/ is not
+    # while the best trial is trained again: the search is done, best/ is as it was
     monkeypatch.undo()
     monkeypatch.setattr(tune_mod._Search, "rerun", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "third")])
     assert result.exit_code == 130
-    assert "interrupted while training the best trial again into" in result.output
-    assert "the same command trains the best trial again" in result.output
+    assert "interrupted while training the best trial again (in " in result.output
+    assert "is as it was; the search is complete: the same command trains the best trial again" in result.output
+
+
+def test_an_interrupted_training_of_the_best_trial_leaves_best_as_it_was(tmp_path, monkeypatch):
+    """The best trial was trained again straight into best/, an --overwrite that set the
+    previous best aside until the new run's first checkpoint: a Ctrl-C after it left a
+    run stopped at iteration 0, which `mfax eval DIR/best` read as the best policy without
+    a word, the previous (complete) best gone (found by a new user's audit). It is now
+    trained in DIR/.best-next and copied into best/ once complete."""
+    pytest.importorskip("optuna")
+    from mfax.run import tune as tune_mod
+    from mfax.run.rundir import RunDir
+
+    out = tmp_path / "study"
+    first = _tune(algo="omd", trials=1, out=out)
+    best = out / "best"
+    (best / "notes.txt").write_text("mine")  # a user's file in best/: kept whatever happens
+
+    def files():
+        return {p.relative_to(best).as_posix(): p.read_bytes() for p in best.rglob("*") if p.is_file()}
+
+    before = files()
+    real = tune_mod._Search.rerun
+
+    def cut_short(self, values, best_iteration, out=None):
+        real(self, values, 0, out)  # a run stopped at its first checkpoint, as a Ctrl-C leaves it
+        raise KeyboardInterrupt
+
+    marker = json.loads((out / "mfax-tune.json").read_text())
+    (out / "mfax-tune.json").write_text(json.dumps({**marker, "best_trial": 99}))  # best/ to be trained again
+    monkeypatch.setattr(tune_mod._Search, "rerun", cut_short)
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "1", "--iterations", "2", "--eval-every", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    assert f"{str(best)!r} is as it was" in result.output
+    assert files() == before
+    monkeypatch.undo()
+    again = CliRunner().invoke(app, [*args, "--out", str(out)])  # the same command: best/ trained again, whole
+    assert again.exit_code == 0, again.output
+    assert (best / "notes.txt").read_text() == "mine" and not (out / ".best-next").exists()
+    summary = RunDir(best).read_summary()
+    row = next(t for t in first.trials if t["trial"] == first.best_trial)
+    assert summary["iterations"] == row["best_iteration"]
+    assert json.loads((out / "mfax-tune.json").read_text())["best_trial"] == first.best_trial
+
+
+def test_an_output_closed_during_a_study_keeps_the_table_whole(tmp_path):
+    """`mfax tune ... | head -2`: the line of a complete trial failed to print (the
+    reader gone) after the trial was recorded in study.db and before trials.csv was
+    rewritten, and the command ended as bad input (status 2). The table is now written
+    before the lines, and a closed output ends with status 141 and a line saying so."""
+    pytest.importorskip("optuna")
+    import typer
+
+    from mfax.run.cli_common import CLOSED_OUTPUT, user_errors
+
+    said = []
+
+    def say(line):
+        if line.startswith("trial 1:"):
+            raise BrokenPipeError(32, "Broken pipe")
+        said.append(line)
+
+    out = tmp_path / "study"
+    with pytest.raises(BrokenPipeError):
+        _tune(algo="omd", trials=3, out=out, log=say)
+    with open(out / "trials.csv") as f:
+        assert [(r["trial"], r["state"]) for r in csv.DictReader(f)] == [("0", "COMPLETE"), ("1", "COMPLETE")]
+    with pytest.raises(typer.Exit) as ended, user_errors():
+        raise BrokenPipeError(32, "Broken pipe")
+    assert ended.value.exit_code == 141 and "its output was closed" in CLOSED_OUTPUT
 
 
 def test_sigterm_keeps_the_table_and_says_so(tmp_path, monkeypatch):
@@ -443,7 +513,7 @@ def test_sigterm_keeps_the_table_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(tune_mod._Search, "rerun", lambda *a, **k: (_ for _ in ()).throw(Terminated(143)))
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "third")])
     assert result.exit_code == 143
-    assert "terminated (SIGTERM) while training the best trial again into" in result.output
+    assert "terminated (SIGTERM) while training the best trial again (in " in result.output
 
 
 def test_a_learning_rate_asked_twice_in_a_batch_is_trained_once():

@@ -6,8 +6,10 @@ Imported by :mod:`mfax.run.cli` and by the command modules it registers
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +37,26 @@ def user_errors() -> Iterator[None]:
     except MfaxError as err:
         typer.echo(f"mfax: error: {as_flags(err)}{notes(err)}", err=True)
         raise typer.Exit(2) from None
+    except BrokenPipeError:  # the reader of the output went away (`mfax ... | head`): not bad input
+        _quiet_stdout()
+        typer.echo(f"mfax: {CLOSED_OUTPUT}", err=True)
+        raise typer.Exit(141) from None
     except OSError as err:  # read-only or full disk, a path through a file, ...
         where = "" if err.filename is None else f": {err.filename}"
         typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
         raise typer.Exit(2) from None
+
+
+# the line of a command whose output was closed (exit status 141, as SIGPIPE's)
+CLOSED_OUTPUT = "stopped: its output was closed (the reader of the pipe ended); the files written so far are kept"
+
+
+def _quiet_stdout() -> None:
+    """Point the closed standard output at the null device, so that Python's flush at
+    exit does not raise (and print) a second BrokenPipeError."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def as_flags(err: MfaxError) -> str:

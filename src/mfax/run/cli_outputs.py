@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         npz or CSV. Never overwrites a file mfax did not write."""
         import os
 
-        from mfax.run.export import FORMATS, check_target, default_target, export
+        from mfax.run.export import FORMATS, default_target, export
         from mfax.run.signals import Terminated
 
         with user_errors(), checking(check):
@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
             if paths is not None and paths < 1:  # (the top of the range needs the run)
                 raise GameError(f"--paths must be >= 1 (at most the run's evaluation paths), got {paths}")
             target = Path(out) if out is not None else default_target(Path(run_dir), fmt)
-            check_target(target, fmt, overwrite)  # before the run is loaded and pushed forward
+            # the run read first (its --iteration, --run-index, --paths said before the target:
+            # an existing export hid them), the target checked before the push-forward (export)
             run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
             # the exported run's own game parameters (a sweep's config lists every value)
             config = {**trainer.config.to_dict(), "params": trainer.config.run_params(r)}

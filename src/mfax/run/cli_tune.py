@@ -31,12 +31,13 @@ def _interruption(out: str | None):
         what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         if BEST_INTERRUPTED in getattr(err, "__notes__", ()):
             line = (
-                f"{what} while training the best trial again into {str(Path(out) / 'best')!r}, which is "
-                "not finished; the search is complete: the same command trains the best trial again"
+                f"{what} while training the best trial again (in {str(Path(out) / '.best-next')!r}); "
+                f"{str(Path(out) / 'best')!r} is as it was; the search is complete: the same command trains the best "
+                "trial again"
             )
         elif out and (Path(out) / "study.db").is_file():
             line = (
-                f"{what}; the complete trials are kept in {str(out)!r} (the one cut short is marked failed): "
+                f"{what}; the complete trials are kept in {str(out)!r} (a trial cut short is marked failed): "
                 "the same command continues the study"
             )
         elif out:

@@ -16,8 +16,10 @@ noise. Two formats:
   is), ``mean_field.csv``, ``policy.csv``,
   ``aggregates.csv`` (where the game declares aggregates), ``moments.csv`` (scalar moments by path and ``t``),
   ``moments_expected.csv`` and one ``moment_<name>.csv`` per array-valued moment (long
-  format: one row per path, ``t`` and coordinates), with ``mfax-export.json`` listing
-  every file, its columns and its number of rows.
+  format: one row per path, ``t`` and coordinates), one ``noise_<field>.csv`` per leaf
+  of the noise (long format: ``path``, the leaf's own indices ``index_1, ...``,
+  ``value``), with ``mfax-export.json`` listing every file, its columns and its number
+  of rows.
 
 Safety, as for run directories (:mod:`mfax.run.rundir`): mfax writes only where nothing
 is, or (``overwrite``) over an export it wrote itself: an ``.npz`` holding mfax's
@@ -422,6 +424,11 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
             ),
         ),
     }
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(noise)[0]:  # the noise itself, as in the npz
+        leaf = np.asarray(leaf)
+        leaf = leaf.astype(np.int64) if leaf.dtype == bool else leaf
+        header = ["path", *(f"index_{k}" for k in range(1, leaf.ndim)), "value"]
+        tables[f"noise_{slug(jax.tree_util.keystr(keys))}.csv"] = (header, _long(leaf))
     if data["aggregates"]:  # a game that declares none (beach bar) gets no file of bare (path, t) rows
         tables["aggregates.csv"] = (
             ["path", "t", *(slug(name) for name in data["aggregates"])],
@@ -607,12 +614,11 @@ def export(
     source: dict[str, Any] | None = None,
     done: list[bool] | None = None,
 ) -> dict[str, Any]:
-    """Check the target, collect the data (:func:`collect`) and write it in format
+    """Check the arguments and the target, collect the data (:func:`collect`) and write it in format
     ``fmt`` at ``path``; returns the manifest. ``source``: what produced the policy (run,
     checkpoint), recorded in the manifest. ``done`` gets ``True`` once the export is in
     place: an interruption before leaves the target as it was."""
     path = Path(path)
-    check_target(path, fmt, overwrite)
     num = batch.num_paths if num_paths is None else num_paths
     if not 1 <= num <= batch.num_paths:
         raise GameError(f"{_paths_option()} must be in 1..{batch.num_paths} (the run's evaluation paths), got {num}")
@@ -625,6 +631,7 @@ def export(
             f"export at most {fewer} paths ({_paths_option()})"
             + ("" if fmt == "npz" else " or use " + advice("--format npz", 'format="npz"'))
         )
+    check_target(path, fmt, overwrite)  # (after the arguments: a wrong one is said first, whatever the target)
     data = collect(game, policy, batch, num_paths)
     writer = write_npz if fmt == "npz" else write_csv
     return writer(path, game, data, source or {}, done, overwrite=overwrite)

@@ -31,12 +31,14 @@ study always measures the default hyper-parameters on the same budget.
 Kept with ``out``: ``out/study.db`` (the Optuna study, SQLite; the same call again
 continues it up to ``trials`` complete trials), ``out/trials.csv`` (every trial) and
 ``out/best`` (the best trial trained again alone, stopped at its best evaluation: a run
-directory ``mfax eval``, ``mfax plot`` and :func:`mfax.load` read). Nothing that mfax did
-not write there is overwritten.
+directory ``mfax eval``, ``mfax plot`` and :func:`mfax.load` read; trained in
+``out/.best-next`` first and copied into ``best/`` once complete, so an interruption
+leaves ``best/`` as it was). Nothing that mfax did not write there is overwritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -57,7 +59,7 @@ from mfax.games import Game, game_class
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
 from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
-from mfax.run.signals import Terminated
+from mfax.run.signals import Terminated, deferred_signals
 from mfax.run.train import Trainer, TrainingDiverged
 from mfax.solvers import solver_spec
 
@@ -69,6 +71,9 @@ MARKER = "mfax-tune.json"
 STUDY_DB = "study.db"
 TRIALS_CSV = "trials.csv"
 BEST = "best"
+# where the best trial is trained again before its run replaces best/ (an interruption
+# then leaves best/ as it was, not a run stopped at its first checkpoint)
+BEST_NEXT = ".best-next"
 STUDY_NAME = "mfax-tune"
 DEFAULT_BATCH = 8
 
@@ -495,7 +500,7 @@ def _check_writable(root: Path) -> None:
     database), the database and ``best/`` (cleared and trained into at the end). A
     read-only one is one line naming it, before the search, not SQLite's failure to
     commit or a refusal after the last trial."""
-    for path in (root, root / STUDY_DB, root / BEST):
+    for path in (root, root / STUDY_DB, root / BEST, root / BEST_NEXT):
         if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
             what = "folder" if path.is_dir() else "file"
             raise GameError(
@@ -634,6 +639,7 @@ def tune(
         _check_dir(root, settings)
         # where the best trial goes at the end: refused now, not after the search
         RunDir(root / BEST).check_new(overwrite=True)
+        RunDir(root / BEST_NEXT).check_new(overwrite=True)
         _check_writable(root)
     optuna = _optuna()
     if root is None:
@@ -775,6 +781,7 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                 if root is not None:  # every trial in the table, the one cut short (FAIL) too
                     _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
                 raise
+            lines = []
             for t, o in zip(asked, outcomes, strict=True):
                 t.set_user_attr("best_iteration", o.best_iteration)
                 t.set_user_attr("iterations", o.iterations)
@@ -789,9 +796,11 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
                 else:
                     study.tell(t, o.value)
                     complete += 1
-                say(_trial_line(t.number, o, t.params))
-            if root is not None:
+                lines.append(_trial_line(t.number, o, t.params))
+            if root is not None:  # (before the lines: an output closed meanwhile, `| head`, leaves the table whole)
                 _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
+            for line in lines:
+                say(line)
         rows = _trial_rows(study, search.space)
         if root is not None:
             _replace_with(root / TRIALS_CSV, _csv(rows, search.space))
@@ -829,18 +838,35 @@ def _trial_line(number: int, outcome: _Outcome, values: dict[str, Any]) -> str:
 
 
 def _keep_best(result: TuneResult, root: Path, say) -> None:
-    """``root/best``: the best trial trained again alone (unless it holds it already)."""
+    """``root/best``: the best trial trained again alone (unless it holds it already),
+    in ``root/.best-next`` first, then copied into ``best/`` as a saved run is
+    (:meth:`~mfax.run.rundir.RunDir.write_files`: mfax's files of the run there replaced,
+    the user's kept), so that an interruption of the training leaves ``best/`` as it was
+    (it left a run stopped at its first checkpoint, which read as the best policy)."""
     marker = root / MARKER
     record = json.loads(marker.read_text())
-    best_dir = root / BEST
+    best_dir, staging = root / BEST, root / BEST_NEXT
     if record.get("best_trial") == result.best_trial and (best_dir / "summary.json").is_file():
         return
     row = next(t for t in result.trials if t["trial"] == result.best_trial)
     say(f"training the best trial ({result.best_trial}) again into {str(best_dir)!r}")
     try:
-        result._search.rerun(result.best_params, row["best_iteration"], best_dir)
-    except (KeyboardInterrupt, Terminated) as err:  # the search is complete; best/ is not: the command says so
+        result._search.rerun(result.best_params, row["best_iteration"], staging)
+    except (KeyboardInterrupt, Terminated) as err:  # the search is complete; best/ is as it was: the command says so
         err.add_note(BEST_INTERRUPTED)
         raise
-    record["best_trial"] = result.best_trial
-    _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())
+    with deferred_signals():  # (best/ and the marker's best_trial changed together)
+        RunDir(best_dir).write_files(RunDir(staging).read_files(), overwrite=True)
+        record["best_trial"] = result.best_trial
+        _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())
+    _remove_run(staging)
+
+
+def _remove_run(folder: Path) -> None:
+    """Remove the run mfax trained in ``folder`` (its files and lock; the folder once
+    empty: anything else there stays)."""
+    run = RunDir(folder)
+    run.remove_own_files()
+    with contextlib.suppress(OSError):
+        run.lock_path.unlink()
+        folder.rmdir()
