@@ -1061,3 +1061,4 @@ def test_irf_and_export_of_a_sweep_name_the_run_and_its_own_parameters(tmp_path)
     assert "run 1 (seed 0, lr 0.01, crra 3) of 2" in picked.output and "lowest" not in picked.output
     manifest = load(out).export(tmp_path / "e.npz")
     assert manifest["config"]["params"]["crra"] in (1.0, 3.0)
+    assert manifest["checkpoint_iteration"] == 1  # (the API's manifest named no iteration)

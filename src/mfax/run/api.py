@@ -603,6 +603,7 @@ class Result:
         # the exported run's own game parameters (a sweep's config lists every value), as mfax export's
         source = {
             "run_index": self.run,
+            "checkpoint_iteration": int(np.asarray(self.states.iteration)[0]),  # (the iteration of the policy held)
             "config": {**self.config.to_dict(), "params": self.config.run_params(self.run)},
         }
         return export(
