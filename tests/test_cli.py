@@ -486,3 +486,48 @@ def test_memory_counts_the_runs_side_by_side_and_the_network(tmp_path):
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "of memory" in lines[0] and "smaller --hp network sizes" in lines[0], lines
         assert not (tmp_path / "run").exists()
+
+
+def test_a_closed_output_ends_a_command_with_141_and_one_line(monkeypatch, capfd):
+    """`mfax list | head -1`: Click ended a command whose output closed with status 1 and
+    no word (a failure, to a script), and one that closed inside mfax's error handling
+    said `mfax: error: Broken pipe` with status 2 (bad input). Both now end with status
+    141, as a process SIGPIPE ended, and a line on stderr (found by a review)."""
+    import sys
+
+    import typer
+
+    from mfax.run import cli
+    from mfax.run.cli_common import CLOSED_OUTPUT, user_errors
+
+    class PacifyFlushWrapper:  # what Click (or Typer's copy of it) wraps the streams in
+        def __init__(self, wrapped):
+            self.wrapped = wrapped
+
+        def __getattr__(self, name):
+            return getattr(self.wrapped, name)
+
+    def click_on_a_closed_pipe():
+        monkeypatch.setattr(sys, "stdout", PacifyFlushWrapper(sys.stdout))
+        raise SystemExit(1)
+
+    import signal
+
+    monkeypatch.setattr(cli, "app", click_on_a_closed_pipe)
+    monkeypatch.setattr(cli, "output_closed", lambda: (sys.stderr.write(f"mfax: {CLOSED_OUTPUT}\n"), 141)[1])
+    stdout, sigterm = sys.stdout, signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+        assert ended.value.code == 141
+        assert capfd.readouterr().err == f"mfax: {CLOSED_OUTPUT}\n"
+        monkeypatch.setattr(sys, "stdout", stdout)
+        monkeypatch.setattr(cli, "app", lambda: (_ for _ in ()).throw(SystemExit(1)))  # a plain status 1 stays 1
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+        assert ended.value.code == 1
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)  # (main() sets its own handler)
+    with pytest.raises(typer.Exit) as stopped, user_errors():
+        raise BrokenPipeError(32, "Broken pipe")
+    assert stopped.value.exit_code == 141

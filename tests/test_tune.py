@@ -466,6 +466,42 @@ def test_an_interrupted_training_of_the_best_trial_leaves_best_as_it_was(tmp_pat
     assert json.loads((out / "mfax-tune.json").read_text())["best_trial"] == first.best_trial
 
 
+def test_a_ctrl_c_while_the_best_run_is_copied_acts_once_it_is_in_place(tmp_path, monkeypatch):
+    """A Ctrl-C during the copy into best/ left the staging run in DIR/.best-next for good
+    (its removal came after the signal was acted on) and the line said a trial had been
+    cut short; a kill while the staging run was removed (its marker first) left a folder
+    no longer an mfax run, which every later call refused (found by a review). The copy,
+    the marker and the removal now end whole, the line says what is complete, and what a
+    kill leaves is still an mfax run, which the next call removes."""
+    pytest.importorskip("optuna")
+    import signal
+
+    from mfax.run.rundir import RunDir
+
+    real = RunDir.write_files
+
+    def copy_then_ctrl_c(self, files, overwrite=False):
+        real(self, files, overwrite)
+        os.kill(os.getpid(), signal.SIGINT)  # held until the copy, the marker and the removal are done
+
+    monkeypatch.setattr(RunDir, "write_files", copy_then_ctrl_c)
+    out = tmp_path / "study"
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "1", "--iterations", "2", "--eval-every", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    assert f"interrupted once the study and its best run were complete (in {str(out / 'best')!r})" in result.output
+    assert (out / "best" / "summary.json").is_file() and not (out / ".best-next").exists()
+    monkeypatch.undo()
+    # a kill while .best-next was removed: its marker is the last file left
+    staging = out / ".best-next"
+    shutil.copytree(out / "best", staging)
+    for path in [p for p in staging.rglob("*") if p.is_file() and p.name != "mfax-run.json"]:
+        path.unlink()
+    again = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert not staging.exists() and (out / "best" / "summary.json").is_file()
+
+
 def test_an_output_closed_during_a_study_keeps_the_table_whole(tmp_path):
     """`mfax tune ... | head -2`: the line of a complete trial failed to print (the
     reader gone) after the trial was recorded in study.db and before trials.csv was

@@ -512,10 +512,11 @@ class Macro(Game):
             "r": r,
             "W": wage,
             "z": z,
-            "gini_wealth": gini(wealth_mass, grid),
-            "top10_wealth_share": top_share(wealth_mass, grid, 0.1),
-            "top1_wealth_share": top_share(wealth_mass, grid, 0.01),
-            "lorenz_wealth": lorenz_curve(wealth_mass, grid, shares),
+            # (the wealth grid ascends: taken as it is, no sort)
+            "gini_wealth": gini(wealth_mass, grid, ascending=True),
+            "top10_wealth_share": top_share(wealth_mass, grid, 0.1, ascending=True),
+            "top1_wealth_share": top_share(wealth_mass, grid, 0.01, ascending=True),
+            "lorenz_wealth": lorenz_curve(wealth_mass, grid, shares, ascending=True),
         }
 
     def decision_moments(self, mu, probs, noise, t):

@@ -32,6 +32,7 @@ from mfax.run.cli_common import (
     check_seed,
     json_text,
     notes,
+    output_closed,
     parse_hparams,
     parse_overrides,
     parse_times,
@@ -1045,6 +1046,13 @@ def _terminated(signum, frame) -> None:
 STOPPED = {130: "mfax: interrupted", 143: "mfax: terminated (SIGTERM)"}
 
 
+def _closed_by_click() -> bool:
+    """Whether Click ended the command on a closed output: it wraps both streams in its
+    ``PacifyFlushWrapper`` so that their flush at exit stays quiet, then exits with
+    status 1 (known by the class's name: Typer may bring its own copy of Click)."""
+    return any(type(stream).__name__ == "PacifyFlushWrapper" for stream in (sys.stdout, sys.stderr))
+
+
 def main() -> None:
     from mfax.run.cache import enable_compilation_cache
 
@@ -1054,6 +1062,8 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
+        if done.code == 1 and _closed_by_click():  # (Click's own ending of a closed output: status 1, silent)
+            raise SystemExit(output_closed()) from None
         if done.code in STOPPED:  # Ctrl-C or SIGTERM: XLA may still be running the dispatched
             # chunk, and the interpreter's teardown under it crashed (SIGSEGV after the
             # message, 1 exit in 8)

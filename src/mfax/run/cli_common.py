@@ -38,9 +38,7 @@ def user_errors() -> Iterator[None]:
         typer.echo(f"mfax: error: {as_flags(err)}{notes(err)}", err=True)
         raise typer.Exit(2) from None
     except BrokenPipeError:  # the reader of the output went away (`mfax ... | head`): not bad input
-        _quiet_stdout()
-        typer.echo(f"mfax: {CLOSED_OUTPUT}", err=True)
-        raise typer.Exit(141) from None
+        raise typer.Exit(output_closed()) from None
     except OSError as err:  # read-only or full disk, a path through a file, ...
         where = "" if err.filename is None else f": {err.filename}"
         typer.echo(f"mfax: error: {err.strerror or err}{where}", err=True)
@@ -51,12 +49,18 @@ def user_errors() -> Iterator[None]:
 CLOSED_OUTPUT = "stopped: its output was closed (the reader of the pipe ended); the files written so far are kept"
 
 
-def _quiet_stdout() -> None:
-    """Point the closed standard output at the null device, so that Python's flush at
-    exit does not raise (and print) a second BrokenPipeError."""
+def output_closed() -> int:
+    """Say that the command's output was closed (on stderr, unless that is closed too:
+    ``2>&1 | head``), point the closed standard output at the null device (Python's flush
+    at exit would raise, and print, a second BrokenPipeError) and return the exit status,
+    141 as a process that SIGPIPE ended."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"mfax: {CLOSED_OUTPUT}\n")
+        sys.stderr.flush()
+    return 141
 
 
 def as_flags(err: MfaxError) -> str:

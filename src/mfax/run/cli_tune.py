@@ -26,10 +26,12 @@ def _interruption(out: str | None):
     except (KeyboardInterrupt, Terminated) as err:
         from pathlib import Path
 
-        from mfax.run.tune import BEST_INTERRUPTED
+        from mfax.run.tune import BEST_INTERRUPTED, BEST_KEPT
 
         what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        if BEST_INTERRUPTED in getattr(err, "__notes__", ()):
+        if BEST_KEPT in getattr(err, "__notes__", ()):
+            line = f"{what} once the study and its best run were complete (in {str(Path(out) / 'best')!r})"
+        elif BEST_INTERRUPTED in getattr(err, "__notes__", ()):
             line = (
                 f"{what} while training the best trial again (in {str(Path(out) / '.best-next')!r}); "
                 f"{str(Path(out) / 'best')!r} is as it was; the search is complete: the same command trains the best "

@@ -383,7 +383,7 @@ def _cell(x: float) -> str:
         return ""
     if isinstance(x, np.floating):
         return str(x)  # (numpy's shortest round-trip form for the scalar's dtype)
-    if isinstance(x, int | np.integer):
+    if isinstance(x, int | np.integer | np.bool_):
         return str(int(x))
     return repr(float(x))
 

@@ -65,6 +65,8 @@ from mfax.solvers import solver_spec
 
 # the note on a Ctrl-C that came while the best trial was trained again into best/
 BEST_INTERRUPTED = "mfax tune: interrupted while training the best trial again"
+# ... and one that came while the best run was copied into best/ (acted on once it was)
+BEST_KEPT = "mfax tune: interrupted once the best run was in best/"
 INSTALL = 'mfax tune needs Optuna, an optional dependency: pip install "mfax[tune]"'
 LR = "lr"
 MARKER = "mfax-tune.json"
@@ -847,26 +849,38 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
     record = json.loads(marker.read_text())
     best_dir, staging = root / BEST, root / BEST_NEXT
     if record.get("best_trial") == result.best_trial and (best_dir / "summary.json").is_file():
+        if RunDir(staging).is_run():  # (a copy a kill cut short after best/ was whole)
+            with deferred_signals():
+                _remove_run(staging)
         return
     row = next(t for t in result.trials if t["trial"] == result.best_trial)
-    say(f"training the best trial ({result.best_trial}) again into {str(best_dir)!r}")
+    say(f"training the best trial ({result.best_trial}) again (in {str(staging)!r}, then into {str(best_dir)!r})")
     try:
         result._search.rerun(result.best_params, row["best_iteration"], staging)
     except (KeyboardInterrupt, Terminated) as err:  # the search is complete; best/ is as it was: the command says so
         err.add_note(BEST_INTERRUPTED)
         raise
-    with deferred_signals():  # (best/ and the marker's best_trial changed together)
-        RunDir(best_dir).write_files(RunDir(staging).read_files(), overwrite=True)
-        record["best_trial"] = result.best_trial
-        _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())
-    _remove_run(staging)
+    try:
+        # best/, the marker's best_trial and the staging run's removal, whole (a Ctrl-C
+        # meanwhile acts after them)
+        with deferred_signals():
+            RunDir(best_dir).write_files(RunDir(staging).read_files(), overwrite=True)
+            record["best_trial"] = result.best_trial
+            _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())
+            _remove_run(staging)
+    except (KeyboardInterrupt, Terminated) as err:
+        err.add_note(BEST_KEPT)
+        raise
 
 
 def _remove_run(folder: Path) -> None:
-    """Remove the run mfax trained in ``folder`` (its files and lock; the folder once
-    empty: anything else there stays)."""
+    """Remove the run mfax trained in ``folder``: its files, the marker last (a kill
+    meanwhile leaves a folder that is still an mfax run, which the next study replaces),
+    then its lock and the folder once empty (anything else there stays)."""
     run = RunDir(folder)
+    run.remove_own_files(keep_marker=True)
     run.remove_own_files()
     with contextlib.suppress(OSError):
-        run.lock_path.unlink()
-        folder.rmdir()
+        run.lock_path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # (only when empty)
