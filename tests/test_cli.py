@@ -488,7 +488,8 @@ def test_memory_counts_the_runs_side_by_side_and_the_network(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
-def test_a_closed_output_ends_a_command_with_141_and_one_line(monkeypatch, capfd):
+@pytest.mark.parametrize("wrapper", ["PacifyFlushWrapper", "_PacifyFlushWrapper"])  # Typer's copy, Click's own
+def test_a_closed_output_ends_a_command_with_141_and_one_line(monkeypatch, capfd, wrapper):
     """`mfax list | head -1`: Click ended a command whose output closed with status 1 and
     no word (a failure, to a script), and one that closed inside mfax's error handling
     said `mfax: error: Broken pipe` with status 2 (bad input). Both now end with status
@@ -500,15 +501,17 @@ def test_a_closed_output_ends_a_command_with_141_and_one_line(monkeypatch, capfd
     from mfax.run import cli
     from mfax.run.cli_common import CLOSED_OUTPUT, user_errors
 
-    class PacifyFlushWrapper:  # what Click (or Typer's copy of it) wraps the streams in
+    class Wrapper:  # what Click (or Typer's copy of it) wraps the streams in
         def __init__(self, wrapped):
             self.wrapped = wrapped
 
         def __getattr__(self, name):
             return getattr(self.wrapped, name)
 
+    Wrapper.__name__ = wrapper
+
     def click_on_a_closed_pipe():
-        monkeypatch.setattr(sys, "stdout", PacifyFlushWrapper(sys.stdout))
+        monkeypatch.setattr(sys, "stdout", Wrapper(sys.stdout))
         raise SystemExit(1)
 
     import signal

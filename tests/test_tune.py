@@ -500,6 +500,8 @@ def test_a_ctrl_c_while_the_best_run_is_copied_acts_once_it_is_in_place(tmp_path
     again = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert not staging.exists() and (out / "best" / "summary.json").is_file()
+    staging.mkdir()  # a kill after its last file, before the folder went
+    assert CliRunner().invoke(app, [*args, "--out", str(out)]).exit_code == 0 and not staging.exists()
 
 
 def test_an_output_closed_during_a_study_keeps_the_table_whole(tmp_path):

@@ -1049,8 +1049,9 @@ STOPPED = {130: "mfax: interrupted", 143: "mfax: terminated (SIGTERM)"}
 def _closed_by_click() -> bool:
     """Whether Click ended the command on a closed output: it wraps both streams in its
     ``PacifyFlushWrapper`` so that their flush at exit stays quiet, then exits with
-    status 1 (known by the class's name: Typer may bring its own copy of Click)."""
-    return any(type(stream).__name__ == "PacifyFlushWrapper" for stream in (sys.stdout, sys.stderr))
+    status 1 (known by the class's name: Typer may bring its own copy of Click, and
+    Click itself names it ``_PacifyFlushWrapper``)."""
+    return any(type(stream).__name__.lstrip("_") == "PacifyFlushWrapper" for stream in (sys.stdout, sys.stderr))
 
 
 def main() -> None:

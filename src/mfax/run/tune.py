@@ -852,6 +852,9 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
         if RunDir(staging).is_run():  # (a copy a kill cut short after best/ was whole)
             with deferred_signals():
                 _remove_run(staging)
+        elif staging.is_dir() and not staging.is_symlink():  # (a kill just before its folder went: empty)
+            with contextlib.suppress(OSError):
+                staging.rmdir()  # (only when empty)
         return
     row = next(t for t in result.trials if t["trial"] == result.best_trial)
     say(f"training the best trial ({result.best_trial}) again (in {str(staging)!r}, then into {str(best_dir)!r})")
