@@ -466,6 +466,21 @@ def test_an_interrupted_training_of_the_best_trial_leaves_best_as_it_was(tmp_pat
     assert json.loads((out / "mfax-tune.json").read_text())["best_trial"] == first.best_trial
 
 
+def test_noise_exact_continues_a_study_whose_auto_noise_was_exact(tmp_path):
+    """`--noise exact` was refused as "another search" of a study made with the default
+    `--noise auto`, which on this game enumerates the noise too (found by a new user's
+    audit): auto is compared as what it means for the game; sampled noise stays another
+    search."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "study"
+    _tune(trials=1, out=out, **SPG)  # noise auto: the tiny bar's one path, enumerated
+    lines = []
+    again = _tune(trials=1, out=out, noise="exact", log=lines.append, **SPG)
+    assert len(again.trials) == 1 and any("nothing to train" in line for line in lines)
+    with pytest.raises(GameError, match=r"another search .*config\.noise 'exact' -> 'sample'"):
+        _tune(trials=1, out=out, noise="sample", paths=2, **SPG)
+
+
 def test_a_ctrl_c_while_the_best_run_is_copied_acts_once_it_is_in_place(tmp_path, monkeypatch):
     """A Ctrl-C during the copy into best/ left the staging run in DIR/.best-next for good
     (its removal came after the signal was acted on) and the line said a trial had been

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from mfax import params as params_mod
+from mfax.dynamics.noise import exact_noise
 from mfax.errors import ArgumentError, GameError, advice
 from mfax.evaluation.exploitability import negative_words
 from mfax.games import Game, game_class
@@ -461,9 +462,11 @@ def _csv(rows: list[dict[str, Any]], space: dict[str, Range]) -> bytes:
 
 
 # -- the directory ---------------------------------------------------------------------
-def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
+def _check_dir(root: Path, settings: dict[str, Any], noise_is: str | None = None) -> bool:
     """Whether ``root`` holds a study to continue (reads only): missing or empty (no), an
-    mfax tune directory of the same search (yes); anything else is refused."""
+    mfax tune directory of the same search (yes); anything else is refused. ``noise_is``:
+    what ``--noise auto`` means for this game (``"exact"`` or ``"sample"``), which a
+    recorded or asked ``auto`` is compared as."""
     name = str(root)
     if not root.exists():
         return False
@@ -487,7 +490,7 @@ def _check_dir(root: Path, settings: dict[str, Any]) -> bool:
             f"a trial's budget now counts {BUDGET_COUNTS}, so its values are not comparable: write elsewhere "
             f"({_out_option()})"
         )
-    differ = _differences(recorded, settings)
+    differ = _differences(_noise_as(recorded, noise_is), _noise_as(settings, noise_is))
     if differ:
         raise GameError(
             f"{name!r} holds a study of another search (it differs in: {', '.join(differ)}); "
@@ -509,6 +512,14 @@ def _check_writable(root: Path) -> None:
                 f"{str(path)!r} is read-only: the study writes to this {what}; make it writable, or give another "
                 f"{_out_option()}"
             )
+
+
+def _noise_as(settings: dict[str, Any], noise_is: str | None) -> dict[str, Any]:
+    """``settings`` with a training config's ``noise`` of ``auto`` read as ``noise_is``."""
+    config = settings.get("config")
+    if noise_is is None or not isinstance(config, dict) or config.get("noise") != "auto":
+        return settings
+    return {**settings, "config": {**config, "noise": noise_is}}
 
 
 def _differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
@@ -634,11 +645,14 @@ def tune(
     # the game and the solver built as every trial builds them: a solver that does not
     # apply to the game (mf_omo with common noise) is refused now, not in the first trial
     # after the study's directory was written
-    Trainer.build(config)
+    trainer = Trainer.build(config)
+    # what --noise means for this game (auto: exact or sampled), so that a study asked with
+    # --noise exact continues one made with auto where auto enumerated the noise, and back
+    noise_is = "exact" if exact_noise(trainer.game_of(0), "auto") is not None else "sample"
     root = None if out is None else api.user_path("out", out)
     settings = _settings(config, chosen, time_budget)
     if root is not None:
-        _check_dir(root, settings)
+        _check_dir(root, settings, noise_is)
         # where the best trial goes at the end: refused now, not after the search
         RunDir(root / BEST).check_new(overwrite=True)
         RunDir(root / BEST_NEXT).check_new(overwrite=True)
@@ -647,7 +661,7 @@ def tune(
     if root is None:
         return _study(optuna, search, trials, batch, seed, defaults, None, False, say)
     with RunDir(root).lock("study directory"):
-        continuing = _check_dir(root, settings)
+        continuing = _check_dir(root, settings, noise_is)
         if not continuing:
             # a new study (its database removed, if there was one): a best trial recorded
             # by the old one names another study's trial, whose best/ must not be kept
