@@ -487,6 +487,12 @@ def test_a_checkpoint_scored_otherwise_than_when_trained_is_said(crowd, tmp_path
     assert resumed.exit_code == 0, resumed.output
     assert f"mfax: warning: '{run}': the checkpoint of iteration 2 (run 0) scores policy_return " in resumed.stderr
     assert "the iterations from here train on today's game" in resumed.stderr
+    # ... and the run says so in its files, in this and every later session (it was a warning only)
+    (noted,) = json.loads((run / "summary.json").read_text())["rescored_differently"]
+    assert (noted["iteration"], noted["run"]) == (2, 0) and noted["difference"].startswith("policy_return ")
+    again = invoke("train", "--resume", run, "--trust-code", "--iterations", "4", *QUIET)
+    assert again.exit_code == 0 and "scores" not in again.stderr, again.output  # (today's game since iteration 2)
+    assert json.loads((run / "summary.json").read_text())["rescored_differently"] == [noted]
 
 
 def test_a_package_games_edited_helpers_refuse_a_resume_before_running(package, tmp_path):

@@ -455,6 +455,8 @@ def _train_locked(
         chunks[first] = _compile_aside(trainer, first, states)
 
     stopped = False
+    # the resumes whose checkpoint scored otherwise than recorded: earlier sessions' and this one's
+    rescored: list[dict[str, Any]] = _earlier_rescored(run) if resume else []
     if rescore:
         try:
             again = _eval_rows(trainer, states, start, wall, None)
@@ -472,6 +474,8 @@ def _train_locked(
                     "the game's code, code it imports, or mfax changed since, and the iterations from here train on "
                     "today's game"
                 )
+                # ... and the run says so in its files (summary.json), not only in this session's warning
+                rescored.append({"iteration": start, "run": row["run"], "difference": differs})
                 break
     trackers = []
     if main and config.log_to:
@@ -490,7 +494,7 @@ def _train_locked(
                 record(rows)
                 run.save_checkpoint(to_host(states), 0)
                 run.keep_checkpoint(0, config.keep)
-                run.write_summary(_summary(trainer, run, wall, compile_s, 0))
+                run.write_summary(_summary(trainer, run, wall, compile_s, 0, rescored))
         stopped = stop is not None and bool(stop(rows, compile_s))
 
     bar = _progress(config.iterations, start, progress and main)
@@ -537,7 +541,7 @@ def _train_locked(
                     record(last_eval)
                     run.save_checkpoint(to_host(states), iteration)
                     run.keep_checkpoint(iteration, config.keep)
-                    run.write_summary(_summary(trainer, run, wall, compile_s, iteration))
+                    run.write_summary(_summary(trainer, run, wall, compile_s, iteration, rescored))
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=_bar_text(last_eval, config.x64))
@@ -549,7 +553,7 @@ def _train_locked(
             tracker.close()
     if not main:
         return Session(trainer, states, {})
-    summary = _summary(trainer, run, wall, compile_s, int(to_host(states.iteration)[0]))
+    summary = _summary(trainer, run, wall, compile_s, int(to_host(states.iteration)[0]), rescored)
     ran = summary["iterations"] - start
     summary["session_seconds_per_iteration"] = (time.perf_counter() - session_start) / ran if ran else None
     summary["session_iterations"] = ran  # trained by this session (a resume of a finished run: 0)
@@ -699,11 +703,31 @@ def _mean_or_none(values: list) -> float | None:
     return None if not values or any(v is None for v in values) else float(np.mean(values))
 
 
-def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, iteration: int) -> dict[str, Any]:
+def _earlier_rescored(run: RunDir) -> list[dict[str, Any]]:
+    """What the summary records of earlier resumes whose checkpoint scored otherwise than
+    recorded (none when it has none, or is corrupt: the resume rewrites it)."""
+    try:
+        earlier = run.read_summary().get("rescored_differently")
+    except GameError:
+        return []
+    return [e for e in earlier if isinstance(e, dict)] if isinstance(earlier, list) else []
+
+
+def _summary(
+    trainer: Trainer,
+    run: RunDir,
+    wall: float,
+    compile_s: float,
+    iteration: int,
+    rescored: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """summary.json's figures at ``iteration``. ``wall_clock_s``: training time up to it
     (evaluation excluded), ``compile_s``: compilation time, both over every session;
     ``noise``: the noise the run trains and is scored on, ``exact`` or ``sample`` (what
-    ``auto`` resolved to; summaries of older runs may hold ``auto``)."""
+    ``auto`` resolved to; summaries of older runs may hold ``auto``);
+    ``rescored_differently`` (only when there is one): each resume whose checkpoint
+    scored otherwise than when it was trained (its iteration, run and the difference): the
+    iterations after it trained on a changed game."""
     config = trainer.config
     rows = run.read_metrics()
     last = [r for r in rows if r["iteration"] == iteration]
@@ -735,4 +759,5 @@ def _summary(trainer: Trainer, run: RunDir, wall: float, compile_s: float, itera
         "seconds_per_iteration": wall / trained if iteration else None,
         "noise": "exact" if trainer.eval_noise.exact else "sample",
         "dtype": "float64" if config.x64 else "float32",
+        **({"rescored_differently": rescored} if rescored else {}),
     }
