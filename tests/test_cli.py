@@ -29,6 +29,11 @@ def test_list_shows_every_game_with_defaults():
 
 
 @pytest.mark.smoke
+def test_eval_of_one_noise_path_says_path():
+    result = runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--policy", "uniform"])
+    assert result.exit_code == 0 and "noise: exact, 1 path\n" in result.output, result.output
+
+
 def test_eval_json_last_line():
     result = runner.invoke(
         app, ["eval", "--game", "beach_bar", "--policy", "uniform", "--set", "common_noise=false", "--json"]

@@ -103,6 +103,8 @@ def test_solve_macro_command(tmp_path):
     assert json.loads(stall.output.strip().splitlines()[-1])["stalled"] is True
     capped = CliRunner().invoke(app, ["solve-macro", "--set", "num_wealth=20", "--set", "horizon=8", "--max-iter", "3"])
     assert "NOT converged to tol within --max-iter" in capped.output
+    # it solves the economy without aggregate risk whatever the game's default: said (it was implied)
+    assert capped.output.startswith("macro equilibrium without aggregate risk (common_noise=false): 3 iterations")
     bad = CliRunner().invoke(app, ["solve-macro", "--set", "common_noise=true"])
     assert bad.exit_code == 2
 

@@ -273,7 +273,8 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
     ``float64``: the precision it was computed in."""
     info = result.exploitability_info
     typer.echo(title)
-    typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} paths")
+    plural = "" if batch.num_paths == 1 else "s"
+    typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} path{plural}")
     from mfax.evaluation.exploitability import above_words, negative_words
 
     scale = result.policy_return

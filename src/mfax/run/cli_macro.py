@@ -363,9 +363,9 @@ def register(app: typer.Typer) -> None:
             if eq.stalled
             else "NOT converged to tol within --max-iter"
         )
-        typer.echo(
-            f"macro equilibrium: {eq.iterations} iterations in {seconds:.1f} s, gap {eq.residual:.3g}, "
-            f"last move {eq.move:.3g}, {status}"
+        typer.echo(  # (the economy without aggregate risk, whatever the game's default: said, not implied)
+            f"macro equilibrium without aggregate risk (common_noise=false): {eq.iterations} iterations in "
+            f"{seconds:.1f} s, gap {eq.residual:.3g}, last move {eq.move:.3g}, {status}"
         )
         typer.echo(f"  r_t: {eq.r[0]:.6g} -> {eq.r[-1]:.6g}   W_t: {eq.W[0]:.6g} -> {eq.W[-1]:.6g}")
         below = negative_words(eq.exploitability, float(eq.mu[0] @ eq.value))
