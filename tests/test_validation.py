@@ -566,21 +566,27 @@ def test_a_runs_own_config_json_trains_again_with_config(tmp_path):
     )
 
 
+def _crowd_rewarding(path: Path, lines: str) -> Path:
+    """examples/crowd.py written to ``path`` with its reward ``r`` followed by ``lines``
+    (which end in the ``return``)."""
+    text = (Path(__file__).resolve().parents[1] / "examples" / "crowd.py").read_text()
+    old = "        return -self.crowd_aversion * mu[:, None] - self.move_cost * jnp.abs(self.action_values())"
+    old += "[None, :]\n"
+    assert old in text
+    path.write_text(text.replace(old, old.replace("return ", "r = ") + lines))
+    return path
+
+
 def test_a_reward_not_finite_where_the_checks_did_not_look_is_named_where_it_is(tmp_path):
     """A reward that is NaN only once a site holds more than 0.3 of the population passes
     the checks (mu_0 and a second mean field); the rollout then reaches it and the figures
     were NaN, training stopping with advice about float32 overflow and --x64. The
     evaluation now names t, state, action and the value; with the checks off it is left
     to the figures."""
-    text = (Path(__file__).resolve().parents[1] / "examples" / "crowd.py").read_text()
-    old = "        return -self.crowd_aversion * mu[:, None] - self.move_cost * jnp.abs(self.action_values())"
-    old += "[None, :]\n"
-    assert old in text
-    new = old.replace("return ", "r = ") + (
+    nan_at_site_1 = (
         "        return jnp.where((mu[:, None] > 0.3) & (jnp.arange(self.n_states)[:, None] == 1), jnp.nan, r)\n"
     )
-    (tmp_path / "crowd_nan.py").write_text(text.replace(old, new))
-    game = mfax.make(f"{tmp_path / 'crowd_nan.py'}:Crowd")
+    game = mfax.make(f"{_crowd_rewarding(tmp_path / 'crowd_nan.py', nan_at_site_1)}:Crowd")
     assert validate_game(game) is None  # (the checks pass: they do not go where the NaN is)
     policy, noise = Uniform(game.n_states, game.n_actions), noise_batch(game, "exact")
     message = (
@@ -596,8 +602,8 @@ def test_a_reward_not_finite_where_the_checks_did_not_look_is_named_where_it_is(
     )
     assert result.exit_code == 2 and "the reward is nan at t = 1, state 1, action 0" in result.stderr
     # met only once training moved the population there: the line says when, and what was kept
-    (tmp_path / "crowd_nan_later.py").write_text(text.replace(old, new.replace("> 0.3", "> 0.4")))
-    args = ["train", "--game", f"{tmp_path / 'crowd_nan_later.py'}:Crowd", "--algo", "fp", "--iterations", "6"]
+    later_file = _crowd_rewarding(tmp_path / "crowd_nan_later.py", nan_at_site_1.replace("> 0.3", "> 0.4"))
+    args = ["train", "--game", f"{later_file}:Crowd", "--algo", "fp", "--iterations", "6"]
     later = CliRunner().invoke(app, [*args, "--eval-every", "1", "--out", str(tmp_path / "later"), "--no-plots"])
     assert later.exit_code == 2 and "the reward is nan at t = " in later.stderr, later.output
     assert "(found evaluating iteration 1; stopped, last good checkpoint (iteration 0) kept in " in later.stderr
@@ -608,16 +614,11 @@ def test_a_reward_nan_after_a_row_of_huge_finite_rewards_is_still_named(tmp_path
     rewards (3e38 at every action of a state, at t = 0) overflowed that sum to inf, the
     guard looked for the culprit in that row, found none, and said nothing about the NaN
     of t = 1 (the figures were NaN without a word). It now names the NaN."""
-    text = (Path(__file__).resolve().parents[1] / "examples" / "crowd.py").read_text()
-    old = "        return -self.crowd_aversion * mu[:, None] - self.move_cost * jnp.abs(self.action_values())"
-    old += "[None, :]\n"
-    assert old in text
-    new = old.replace("return ", "r = ") + (
+    huge_then_nan = (
         "        r = jnp.where((t == 0) & (jnp.arange(self.n_states)[:, None] == 0), 3e38, r)\n"
         "        return jnp.where((mu[:, None] > 0.3) & (jnp.arange(self.n_states)[:, None] == 1), jnp.nan, r)\n"
     )
-    (tmp_path / "crowd_huge.py").write_text(text.replace(old, new))
-    game = mfax.make(f"{tmp_path / 'crowd_huge.py'}:Crowd")
+    game = mfax.make(f"{_crowd_rewarding(tmp_path / 'crowd_huge.py', huge_then_nan)}:Crowd")
     policy, noise = Uniform(game.n_states, game.n_actions), noise_batch(game, "exact")
     with pytest.raises(GameError, match=r"^game 'crowd': the reward is nan at t = 1, state 1, action 0 along"):
         evaluate(game, policy, noise)

@@ -236,7 +236,7 @@ def _recorded_figures(run, run_index: int, iteration: int, result, float64: bool
     from mfax.run.rundir import warn
     from mfax.run.train import rescored_difference
 
-    rows = [row for row in run.read_metrics() if row.get("iteration") == iteration and row.get("run", 0) == run_index]
+    rows = [row for row in run.read_metrics() if row["iteration"] == iteration and row["run"] == run_index]
     if not rows:
         return None
     figures = {key: rows[-1].get(key) for key in ("exploitability", "exploitability_info", "policy_return")}

@@ -1459,7 +1459,7 @@ class RunDir:
             text = self.metrics_csv.read_bytes().decode(errors="replace")
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
-        kept = {(r.get("iteration"), r.get("run")): r for r in rows}
+        kept = {(r["iteration"], r["run"]): r for r in rows}
         for line, row in enumerate(csv.DictReader(io.StringIO(text)), 2):
             try:
                 key = (int(row.get("iteration") or ""), int(row.get("run") or ""))

@@ -465,7 +465,7 @@ def _train_locked(
                 f"{err} (found scoring the checkpoint of iteration {start} again to resume from it: nothing was "
                 "trained, the run is as it was)"
             ) from None
-        by_run = {row.get("run", 0): row for row in at_start}
+        by_run = {row["run"]: row for row in at_start}  # (read_metrics: every row names its run)
         for row in again:
             differs = None if row["run"] not in by_run else rescored_difference(by_run[row["run"]], row, config.x64)
             if differs is not None:
