@@ -519,6 +519,34 @@ def test_a_ctrl_c_while_the_best_run_is_copied_acts_once_it_is_in_place(tmp_path
     assert CliRunner().invoke(app, [*args, "--out", str(out)]).exit_code == 0 and not staging.exists()
 
 
+def test_a_ctrl_c_after_the_retraining_before_the_copy_says_best_is_as_it_was(tmp_path, monkeypatch):
+    """A Ctrl-C acted on after the best trial was trained again and before the copy's
+    signals were held said "once the study and its best run were complete", though best/
+    was as it was (the next call trains it again); and one between the two steps had no
+    line of its own at all."""
+    pytest.importorskip("optuna")
+    import contextlib
+
+    import mfax.run.tune as tune_module
+
+    @contextlib.contextmanager
+    def ctrl_c_before_the_hold():
+        raise KeyboardInterrupt
+        yield  # (a generator, as the real one)
+
+    monkeypatch.setattr(tune_module, "deferred_signals", ctrl_c_before_the_hold)
+    out = tmp_path / "study"
+    args = ["tune", "--algo", "omd", *TINY_SET, "--trials", "1", "--iterations", "2", "--eval-every", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    assert f"{str(out / 'best')!r} is as it was" in result.output and "were complete" not in result.output
+    assert not (out / "best" / "summary.json").exists()
+    monkeypatch.undo()
+    again = CliRunner().invoke(app, [*args, "--out", str(out)])  # trains it again, into best/
+    assert again.exit_code == 0, again.output
+    assert (out / "best" / "summary.json").is_file() and not (out / ".best-next").exists()
+
+
 def test_an_output_closed_during_a_study_keeps_the_table_whole(tmp_path):
     """`mfax tune ... | head -2`: the line of a complete trial failed to print (the
     reader gone) after the trial was recorded in study.db and before trials.csv was

@@ -872,12 +872,9 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
         return
     row = next(t for t in result.trials if t["trial"] == result.best_trial)
     say(f"training the best trial ({result.best_trial}) again (in {str(staging)!r}, then into {str(best_dir)!r})")
+    copied = False
     try:
         result._search.rerun(result.best_params, row["best_iteration"], staging)
-    except (KeyboardInterrupt, Terminated) as err:  # the search is complete; best/ is as it was: the command says so
-        err.add_note(BEST_INTERRUPTED)
-        raise
-    try:
         # best/, the marker's best_trial and the staging run's removal, whole (a Ctrl-C
         # meanwhile acts after them)
         with deferred_signals():
@@ -885,8 +882,11 @@ def _keep_best(result: TuneResult, root: Path, say) -> None:
             record["best_trial"] = result.best_trial
             _replace_with(marker, (json.dumps(record, indent=2) + "\n").encode())
             _remove_run(staging)
+            copied = True
     except (KeyboardInterrupt, Terminated) as err:
-        err.add_note(BEST_KEPT)
+        # the search is complete either way; best/ is whole (copied) or as it was (one
+        # that came before the copy's signals were held: the next call trains it again)
+        err.add_note(BEST_KEPT if copied else BEST_INTERRUPTED)
         raise
 
 
