@@ -32,6 +32,32 @@ def test_off_by_default_and_bad_names(tmp_path):
         resolve(TrainConfig(log_to=["mlflow"]))
 
 
+def test_a_tracker_named_twice_is_refused_before_its_package_and_unknown_names_first():
+    """`--log-to tensorboard,tensorboard` opened two writers: every row twice in each folder;
+    `--log-to wandb,mlflow` said wandb was missing, not that mlflow is no tracker."""
+    with pytest.raises(GameError, match=r"--log-to names 'tensorboard' twice; name each tracker once"):
+        trackers.check_trackers(["tensorboard", "tensorboard"])
+    with pytest.raises(GameError, match=r"unknown tracker 'mlflow'"):
+        trackers.check_trackers(["wandb", "mlflow"])
+
+
+def test_a_package_that_fails_to_import_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+    """An installed tracker package that raised on import (a version conflict) ended the
+    run in a traceback, after its directory was opened."""
+    package = tmp_path / "site" / "broken_tracker_for_mfax"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('needs protobuf>=9')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(trackers.TRACKERS, "tensorboard", "broken_tracker_for_mfax")
+    message = (
+        r"--log-to tensorboard: the broken_tracker_for_mfax package is installed but failed to import "
+        r"\(ImportError: needs protobuf>=9\)"
+    )
+    with pytest.raises(GameError, match=message):
+        train(TrainConfig(**BASE, log_to=["tensorboard"]), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_package_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setitem(trackers.TRACKERS, "tensorboard", "no_such_package_for_mfax")
     message = r"needs the no_such_package_for_mfax package: pip install 'mfax\[tensorboard\]'"
@@ -102,6 +128,76 @@ def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path, mon
     assert all(logged[k]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6) for k, row in rows.items())
 
 
+def _tensorboard_clock(monkeypatch, seconds: float) -> None:
+    """Hold tensorboardX's clock (what names its files) at ``seconds``."""
+    import types
+
+    import tensorboardX.event_file_writer as event_file_writer
+
+    monkeypatch.setattr(event_file_writer, "time", types.SimpleNamespace(time=lambda: seconds))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_a_resume_with_the_clock_set_back_shows_the_runs_rows_and_not_a_killed_sessions(tmp_path, monkeypatch):
+    """A resumed session whose clock was behind the killed one's named its event file
+    before that session's: TensorBoard read the killed session's file last and showed
+    its rows beyond the checkpoint (RustBoard: only those). A session now writes the rows
+    up to its checkpoint again into a file of its own and removes the earlier sessions'
+    files (a user's own file in the folder stays)."""
+    from tensorboardX import SummaryWriter
+
+    params = {"num_states": 11, "horizon": 6}
+    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
+    out = tmp_path / "run"
+    folder = out / "tensorboard" / "run0_seed0_lr0.001"
+    _tensorboard_clock(monkeypatch, 1_800_000_000.0)
+    train(config, out, progress=False, stop_after=2)
+    # what a session killed after logging iteration 4, before its checkpoint, left
+    killed = SummaryWriter(logdir=str(folder), filename_suffix=f".{1_800_000_100 * 10**9:020d}")
+    killed.add_scalar("exploitability", 999.0, global_step=4)
+    killed.close()
+    (folder / "events.out.tfevents.mine").write_bytes(b"")  # not mfax's: kept
+    _tensorboard_clock(monkeypatch, 1_700_000_000.0)  # the clock set back
+    train(TrainConfig(), out, resume=True, progress=False)
+    rows = {row["iteration"]: row for row in RunDir(out).read_metrics()}
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[-1] == "events.out.tfevents.mine"
+    assert all(name.startswith("events.out.tfevents.1700000000.") for name in names[:-1]), names
+    (folder / "events.out.tfevents.mine").unlink()
+    logged = _events(folder)
+    assert sorted(logged) == sorted(rows) == [0, 2, 4]
+    assert all(logged[k]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6) for k, row in rows.items())
+    # an overwrite sets the files aside, folders of an exact solver's sweep (no learning rate) included
+    sweep = tmp_path / "sweep"
+    fp = dict(game="linear_quadratic", params={"num_states": 11, "horizon": 5, "sigma": [0.5, 1.0]}, algo="fp")
+    train(TrainConfig(**fp, iterations=2, eval_every=1, log_to=["tensorboard"]), sweep, progress=False)
+    first = sorted((sweep / "tensorboard").rglob("events.out.tfevents.*"))
+    assert [p.parent.name for p in first] == ["run0_seed0_sigma0.5", "run1_seed0_sigma1"]
+    assert set(first) <= set(RunDir(sweep).own_files())
+    _tensorboard_clock(monkeypatch, 1_700_000_500.0)
+    train(TrainConfig(**fp, iterations=1, eval_every=1, log_to=["tensorboard"]), sweep, progress=False, overwrite=True)
+    second = sorted((sweep / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not set(first) & set(second) and len(second) == 2
+    assert sorted(_events(second[0].parent)) == [0, 1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_a_tracker_added_to_a_run_on_resume_gets_every_row(tmp_path):
+    """A run given --log-to tensorboard only when resumed (its config.json edited) showed
+    the rows from the checkpoint on, not the run's."""
+    params = {"num_states": 11, "horizon": 6}
+    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2})
+    out = tmp_path / "run"
+    train(config, out, progress=False, stop_after=2)
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "log_to": ["tensorboard"]}))
+    train(TrainConfig(), out, resume=True, progress=False)
+    logged = _events(out / "tensorboard" / "run0_seed0_lr0.001")
+    rows = {row["iteration"]: row for row in RunDir(out).read_metrics()}
+    assert sorted(logged) == sorted(rows) == [0, 2, 4]
+    assert all(logged[k]["policy_return"] == pytest.approx(row["policy_return"], rel=1e-6) for k, row in rows.items())
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
 def test_tensorboard_names_a_sweeps_runs_by_their_values_and_keeps_an_earlier_name(tmp_path):
     """A sweep's runs are named by their swept values; one begun by an mfax that named
@@ -109,7 +205,7 @@ def test_tensorboard_names_a_sweeps_runs_by_their_values_and_keeps_an_earlier_na
     row = {"iteration": 2, "run": 0, "seed": 0, "lr": None, "params": {"kappa": 0.5}, "exploitability": 1.5}
     (tmp_path / "old" / "tensorboard" / "run0_seed0").mkdir(parents=True)
     for root, name in ((tmp_path / "new", "run0_seed0_kappa0.5"), (tmp_path / "old", "run0_seed0")):
-        tracker = trackers.TensorBoardTracker(root, None)
+        tracker = trackers.TensorBoardTracker(root)
         tracker.log([row])
         tracker.close()
         assert sorted(p.name for p in (root / "tensorboard").iterdir()) == [name]

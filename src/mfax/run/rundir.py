@@ -173,8 +173,9 @@ def folder_manifest(folder: Path) -> dict | None:
 
 
 IRF_KEYS = ("run", "run_index", "checkpoint", "innovations", "moments")  # what `mfax irf` writes in its JSON
-# a tensorboard folder of mfax's tracker (run/trackers.py: run{r}_seed{s}[_lr{lr}])
-_TRACKER_FOLDER = re.compile(r"run[0-9]+_seed-?[0-9]+(_lr[^/]*)?")
+# a tensorboard folder of mfax's tracker (run/trackers.py: run{r}_seed{s}[_lr{lr}][_{name}{value}...],
+# the swept game parameters' values without a learning rate too: an exact solver's sweep)
+_TRACKER_FOLDER = re.compile(r"run[0-9]+_seed-?[0-9]+(_[^/]*)?")
 
 
 def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:

@@ -2,7 +2,7 @@
 
 ``mfax train --log-to tensorboard`` (needs ``pip install 'mfax[tensorboard]'``, i.e.
 tensorboardX) writes event files under ``RUN/tensorboard/<run>/``, one folder per
-trained run (seed x learning rate) so TensorBoard overlays them; ``--log-to wandb``
+trained run (seed, learning rate, swept values) so TensorBoard overlays them; ``--log-to wandb``
 (``pip install 'mfax[wandb]'``) logs to one W&B run whose id is kept in
 ``RUN/wandb_id`` so that ``--resume`` continues it. W&B honours its own environment
 (``WANDB_MODE=offline``, ``WANDB_PROJECT``, ...); the project defaults to ``mfax``.
@@ -15,9 +15,12 @@ starts with a one-line error.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import math
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -36,14 +39,30 @@ class Tracker(Protocol):
 
 
 def check_trackers(names: list[str]) -> None:
-    """One-line errors for unknown trackers or missing optional packages."""
+    """One-line errors for unknown trackers, a tracker named twice, and missing or broken
+    optional packages (each imported here: a package that fails to import stops the run
+    before anything is written, not with a traceback once the run directory is open)."""
     for name in names:
         if name not in TRACKERS:
             raise GameError(f"unknown tracker {name!r} for --log-to; allowed: {', '.join(TRACKERS)}")
-        if importlib.util.find_spec(TRACKERS[name]) is None:
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:  # (two writers: every row twice in the same folder)
+        raise GameError(f"--log-to names {twice!r} twice; name each tracker once")
+    for name in names:
+        package = TRACKERS[name]
+        if importlib.util.find_spec(package) is None:
             raise GameError(
-                f"--log-to {name} needs the {TRACKERS[name]} package: pip install 'mfax[{name}]' (or leave it off)"
+                f"--log-to {name} needs the {package} package: pip install 'mfax[{name}]' (or leave it off)"
             )
+        try:
+            importlib.import_module(package)
+        except Exception as err:  # installed but broken (a version conflict, a missing dependency of its own)
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise GameError(
+                f"--log-to {name}: the {package} package is installed but failed to import "
+                f"({type(err).__name__}: {first}); repair it (pip install -U 'mfax[{name}]') "
+                f"or leave --log-to {name} off"
+            ) from None
 
 
 def _scalars(row: dict[str, Any]) -> dict[str, float]:
@@ -61,40 +80,86 @@ def _run_name(row: dict[str, Any]) -> str:
     return f"run{row['run']}_seed{row['seed']}" + ("" if lr is None else f"_lr{lr:g}") + swept
 
 
+# the event files mfax's tracker writes: tensorboardX's name, then mfax's nanosecond suffix
+_OWN_EVENTS = re.compile(r"events\.out\.tfevents\.[0-9]+\..*\.[0-9]{20}")
+
+
 class TensorBoardTracker:
-    """One tensorboardX writer per trained run, step = iteration. A resumed run (``start``:
-    the iteration it continues from) purges the earlier sessions' events from ``start`` on
-    (a killed session may have logged beyond its checkpoint) and logs ``recorded``, the
-    metric rows at ``start``, again: TensorBoard then holds every row metrics.csv has."""
+    """One tensorboardX writer per trained run, step = iteration, in
+    ``RUN/tensorboard/<run>/`` (:func:`_run_name`: the run's index, seed, learning rate and
+    swept game parameters).
 
-    def __init__(self, root: Path, start: int | None, recorded: list[dict[str, Any]] = ()):
-        self.root, self.start, self.writers = root / "tensorboard", start, {}
-        self.log(list(recorded))
+    A folder holds the event files of one session only: a session first writes
+    ``recorded`` (the run's metric rows up to the iteration a resume continues from) into
+    a file of its own, closes it (written whole), and only then removes the earlier
+    sessions' files (mfax's own, by name); its rows then go to a second file. So the order
+    in which TensorBoard reads the files cannot matter: a killed session's rows beyond its
+    checkpoint are gone, a session whose clock (or host) named its files before an earlier
+    one's (tensorboardX names files by the second they were opened) shows the same curve,
+    and a run that was given ``--log-to tensorboard`` only later (config.json edited) gets
+    every row. Rows written again carry wall times spaced as their ``wall_clock_s`` (the
+    training's own clock), ending when the session began."""
 
-    def log(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, root: Path, recorded: list[dict[str, Any]] = ()):
+        self.root, self.writers = root / "tensorboard", {}
+        by_folder: dict[str, list[dict[str, Any]]] = {}
+        for row in recorded:
+            by_folder.setdefault(self._folder(row), []).append(row)
+        self.settled: set[str] = set()  # the folders whose earlier sessions' files are gone
+        if by_folder:
+            now = time.time()
+            last = max(float(row["wall_clock_s"]) for row in recorded)
+            for name, rows in by_folder.items():
+                earlier = self._own_files(name)
+                writer = self._writer(name)
+                for row in rows:
+                    self._add(writer, row, walltime=now - (last - float(row["wall_clock_s"])))
+                writer.close()  # (tensorboardX writes from a queue in a thread: close waits for it)
+                self._remove(earlier)
+                self.settled.add(name)
+
+    def _folder(self, row: dict[str, Any]) -> str:
+        name = _run_name(row)
+        earlier = _run_name({k: v for k, v in row.items() if k != PARAMS})
+        if name not in self.writers and not (self.root / name).exists() and (self.root / earlier).is_dir():
+            name = earlier  # a sweep begun by an mfax that did not name the values: one curve per run
+        return name
+
+    def _own_files(self, name: str) -> list[Path]:
+        return sorted(p for p in (self.root / name).glob("events.out.tfevents.*") if _OWN_EVENTS.fullmatch(p.name))
+
+    @staticmethod
+    def _remove(paths: list[Path]) -> None:
+        for path in paths:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _writer(self, name: str):
         from tensorboardX import SummaryWriter
 
+        # flush_secs: tensorboardX's writer thread takes events off its queue and writes
+        # them to disk every flush_secs (120 by default): a process killed in the meantime
+        # lost the rows metrics.csv has
+        # filename_suffix: tensorboardX names a file by the second it was opened, so a
+        # session within the second of the one before wrote over its file; the nanoseconds
+        # keep the names apart (and :data:`_OWN_EVENTS` tells mfax's files by them)
+        return SummaryWriter(logdir=str(self.root / name), flush_secs=1, filename_suffix=f".{time.time_ns():020d}")
+
+    @staticmethod
+    def _add(writer, row: dict[str, Any], walltime: float | None = None) -> None:
+        for key, value in _scalars(row).items():
+            writer.add_scalar(key, value, global_step=int(row["iteration"]), walltime=walltime)
+
+    def log(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
-            name = _run_name(row)
-            earlier = _run_name({k: v for k, v in row.items() if k != PARAMS})
-            if name not in self.writers and not (self.root / name).exists() and (self.root / earlier).is_dir():
-                name = earlier  # a sweep begun by an mfax that did not name the values: one curve per run
+            name = self._folder(row)
             if name not in self.writers:
-                # flush_secs: tensorboardX's writer thread takes events off its queue and
-                # writes them to disk every flush_secs (120 by default): a process killed in
-                # the meantime lost the rows metrics.csv has
-                # filename_suffix: tensorboardX names a file by the second it was opened, so a
-                # session within the second of the one before wrote over its file; the
-                # nanoseconds keep the names apart and in order (TensorBoard reads them so)
-                self.writers[name] = SummaryWriter(
-                    logdir=str(self.root / name),
-                    purge_step=self.start,
-                    flush_secs=1,
-                    filename_suffix=f".{time.time_ns():020d}",
-                )
-            writer = self.writers[name]
-            for key, value in _scalars(row).items():
-                writer.add_scalar(key, value, global_step=int(row["iteration"]))
+                if name not in self.settled:  # nothing recorded to write again (a new run, or a resume at 0)
+                    self._remove(self._own_files(name))
+                    self.settled.add(name)
+                self.writers[name] = self._writer(name)
+            self._add(self.writers[name], row)
+        for writer in self.writers.values():
             writer.flush()
 
     def close(self) -> None:
@@ -104,11 +169,14 @@ class TensorBoardTracker:
 
 class WandbTracker:
     """One W&B run for the whole training; keys prefixed ``run<r>/`` when several runs
-    (seeds x learning rates) train together. A resume continues the W&B run, which kept
-    the rows at the resumed iteration (logged before their checkpoint was written); W&B
-    cannot drop what a killed session logged after its last checkpoint (SIGKILL only:
-    Ctrl-C and SIGTERM wait for the checkpoint), which the resumed session then logs
-    again at the same steps."""
+    (seeds, learning rates, swept values) train together. A resume continues the W&B run
+    (its id kept in ``RUN/wandb_id``). W&B keeps what it was sent and cannot be rewritten
+    from here: after a session ended by SIGKILL (Ctrl-C and SIGTERM wait for the
+    checkpoint and the trackers), the W&B run may lack the rows that session had not yet
+    sent, and may keep rows it logged beyond its last checkpoint (W&B ignores a step below
+    one it has seen, so the resumed session's rows at those steps may not replace them).
+    ``metrics.jsonl`` (and TensorBoard, which is rewritten at each resume) hold the run's
+    rows."""
 
     def __init__(self, root: Path, config: dict[str, Any], num_runs: int):
         import wandb
@@ -140,20 +208,15 @@ class WandbTracker:
 
 
 def open_trackers(
-    names: list[str],
-    root: Path,
-    config: dict[str, Any],
-    num_runs: int,
-    start: int | None,
-    recorded: list[dict[str, Any]] = (),
+    names: list[str], root: Path, config: dict[str, Any], num_runs: int, recorded: list[dict[str, Any]] = ()
 ) -> list[Tracker]:
-    """The trackers ``names``; ``start``: the iteration a resume continues from (``None``:
-    a new run), ``recorded``: the run's metric rows at ``start``."""
+    """The trackers ``names``; ``recorded``: the run's metric rows so far (a resume's, up
+    to the iteration it continues from; none for a new run)."""
     check_trackers(names)
     out: list[Tracker] = []
     for name in names:
         if name == "tensorboard":
-            out.append(TensorBoardTracker(root, start, recorded))
+            out.append(TensorBoardTracker(root, recorded))
         else:
             out.append(WandbTracker(root, config, num_runs))
     return out

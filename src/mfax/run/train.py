@@ -423,7 +423,7 @@ def _train_locked(
     # record of it, and only where there is one process (the others would not know)
     rescore = resume and 0 < start < config.iterations and jax.process_count() == 1
     rescore = rescore and same_products(run.provenance_path)
-    # the rows recorded at the checkpoint (compared by the re-scoring, logged again by trackers)
+    # the rows recorded at the checkpoint (compared by the re-scoring)
     at_start = [r for r in run.read_metrics() if r["iteration"] == start] if main and resume and start > 0 else []
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
@@ -479,10 +479,10 @@ def _train_locked(
                 break
     trackers = []
     if main and config.log_to:
-        # a resume: the rows at the checkpoint are recorded, and evaluated again only at 0
-        trackers = open_trackers(
-            list(config.log_to), run.root, config.to_dict(), config.num_runs, start if resume else None, at_start
-        )
+        # a resume: the rows up to the checkpoint are recorded (a tracker that rewrites its
+        # files writes them again), and evaluated again only at 0
+        recorded = run.read_metrics() if resume and start > 0 else []
+        trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, recorded)
 
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
