@@ -9,6 +9,7 @@ import struct
 
 import pytest
 
+from mfax.errors import MfaxWarning
 from mfax.games import GameError
 from mfax.run import trackers
 from mfax.run.config import TrainConfig, resolve
@@ -56,6 +57,14 @@ def test_a_package_that_fails_to_import_is_one_line_before_anything_is_written(t
     with pytest.raises(GameError, match=message):
         train(TrainConfig(**BASE, log_to=["tensorboard"]), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+    # the commands that only read a run never import it (they never log)
+    monkeypatch.undo()
+    out = tmp_path / "trained"
+    params = {"num_states": 11, "horizon": 6}
+    train(TrainConfig(**{**BASE, "params": params, "iterations": 2, "eval_every": 2}, log_to=["tensorboard"]), out)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(trackers.TRACKERS, "tensorboard", "broken_tracker_for_mfax")
+    assert RunDir(out).load_config().log_to == ["tensorboard"]
 
 
 def test_missing_package_is_a_one_line_error(tmp_path, monkeypatch):
@@ -128,6 +137,61 @@ def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path, mon
     assert all(logged[k]["exploitability"] == pytest.approx(row["exploitability"], rel=1e-6) for k, row in rows.items())
 
 
+def _legacy_view(paths, tag: str = "exploitability", seen=None) -> list[tuple[int, float]]:
+    """What TensorBoard's legacy loader holds for ``tag`` after reading ``paths`` in order
+    (on top of ``seen``, what it had read before: a TensorBoard left running): every event
+    appended, a ``SessionLog START`` at step s dropping those at steps >= s; duplicates
+    show (unlike :func:`_events`)."""
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    out = list(seen or [])
+    for path in paths:
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                out = [(step, v) for step, v in out if step < event.step]
+            out += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
+    return out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="tensorboardX not installed")
+def test_a_tensorboard_left_running_across_a_resume_shows_each_row_once(tmp_path, monkeypatch):
+    """A TensorBoard left running (legacy loader) keeps the rows of files it read even once
+    they are removed: the rows written again must carry a restart record (purge from 0),
+    or it showed rows 0..checkpoint twice. A removal that fails is said (the folder then
+    holds an earlier session's rows too)."""
+    params = {"num_states": 11, "horizon": 6}
+    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
+    out = tmp_path / "run"
+    folder = out / "tensorboard" / "run0_seed0_lr0.001"
+    _tensorboard_clock(monkeypatch, 1_700_000_000.0)
+    train(config, out, progress=False, stop_after=2)
+    running = _legacy_view(sorted(folder.iterdir()))
+    assert [step for step, _ in running] == [0, 2]
+    _tensorboard_clock(monkeypatch, 1_700_000_100.0)
+    train(TrainConfig(), out, resume=True, progress=False)
+    rows = RunDir(out).read_metrics()
+    view = _legacy_view(sorted(folder.iterdir()), seen=running)
+    assert view == [(row["iteration"], pytest.approx(row["exploitability"], rel=1e-6)) for row in rows]
+    # an earlier file that cannot be removed: said, with its name
+    from pathlib import Path
+
+    real = Path.unlink
+
+    def refused(self, missing_ok=False):
+        if self.name.startswith("events.out.tfevents."):
+            raise PermissionError(13, "Permission denied")
+        real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    _tensorboard_clock(monkeypatch, 1_700_000_200.0)
+    with pytest.warns(MfaxWarning, match=r"could not remove an earlier session's TensorBoard event file: .*Permission"):
+        train(TrainConfig(), out, resume=True, progress=False)
+
+
 def _tensorboard_clock(monkeypatch, seconds: float) -> None:
     """Hold tensorboardX's clock (what names its files) at ``seconds``."""
     import types
@@ -174,8 +238,13 @@ def test_a_resume_with_the_clock_set_back_shows_the_runs_rows_and_not_a_killed_s
     first = sorted((sweep / "tensorboard").rglob("events.out.tfevents.*"))
     assert [p.parent.name for p in first] == ["run0_seed0_sigma0.5", "run1_seed0_sigma1"]
     assert set(first) <= set(RunDir(sweep).own_files())
+    mine = sweep / "tensorboard" / "run0_seed0_mynotes" / "events.out.tfevents.1700000000.myhost"
+    mine.parent.mkdir()
+    mine.write_bytes(b"")  # a user's event file (not named as mfax names its own): kept
     _tensorboard_clock(monkeypatch, 1_700_000_500.0)
     train(TrainConfig(**fp, iterations=1, eval_every=1, log_to=["tensorboard"]), sweep, progress=False, overwrite=True)
+    assert mine.is_file()
+    mine.unlink()
     second = sorted((sweep / "tensorboard").rglob("events.out.tfevents.*"))
     assert not set(first) & set(second) and len(second) == 2
     assert sorted(_events(second[0].parent)) == [0, 1]

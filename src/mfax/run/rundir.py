@@ -74,6 +74,7 @@ from mfax.games.plugins import (
 from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
+from mfax.run.trackers import OWN_EVENTS
 
 MARKER = "mfax-run.json"
 LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in
@@ -183,8 +184,9 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
     names a user may well give their own files are judged by content: a figure carries
     :data:`PNG_TAG`, ``irf.json`` holds what ``mfax irf`` writes, the export's CSV files are
     those its manifest lists (and ``export.npz`` holds a manifest), tensorboard event files
-    sit in the tracker's run folders. The run's data files are mfax's by name (a run
-    directory is mfax's: the marker or its config)."""
+    are named as the tracker names them (:data:`~mfax.run.trackers.OWN_EVENTS`) in its run
+    folders. The run's data files are mfax's by name (a run directory is mfax's: the
+    marker or its config)."""
     if path.is_symlink():
         return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
     try:
@@ -192,8 +194,8 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
             if pattern == "irf.json" and not _of_this_run(root, _read_record(path)):
                 return False
             return _mfax_wrote(path, IRF_KEYS if pattern == "irf.json" else ())
-        if pattern.startswith("tensorboard/"):
-            return bool(_TRACKER_FOLDER.fullmatch(path.parent.name))
+        if pattern.startswith("tensorboard/"):  # (a user's event files in such a folder are theirs)
+            return bool(_TRACKER_FOLDER.fullmatch(path.parent.name) and OWN_EVENTS.fullmatch(path.name))
         if pattern == "export.npz":
             data = read_manifest(path)
             return data is not None and _of_this_run(root, data)

@@ -15,7 +15,6 @@ starts with a one-line error.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import math
@@ -26,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from mfax.errors import GameError
+from mfax.errors import GameError, warn
 from mfax.run.columns import PARAMS, SCALARS
+from mfax.run.signals import deferred_signals
 
 TRACKERS = {"tensorboard": "tensorboardX", "wandb": "wandb"}
 
@@ -38,10 +38,12 @@ class Tracker(Protocol):
     def close(self) -> None: ...
 
 
-def check_trackers(names: list[str]) -> None:
-    """One-line errors for unknown trackers, a tracker named twice, and missing or broken
-    optional packages (each imported here: a package that fails to import stops the run
-    before anything is written, not with a traceback once the run directory is open)."""
+def check_trackers(names: list[str], imports: bool = False) -> None:
+    """One-line errors for unknown trackers, a tracker named twice, and missing optional
+    packages; with ``imports`` (a training, before its run directory is opened) each
+    package is imported too, so that one installed but failing to import is one line,
+    not a traceback once the run is open. The commands that only read a run do not
+    import them (they never log)."""
     for name in names:
         if name not in TRACKERS:
             raise GameError(f"unknown tracker {name!r} for --log-to; allowed: {', '.join(TRACKERS)}")
@@ -54,6 +56,8 @@ def check_trackers(names: list[str]) -> None:
             raise GameError(
                 f"--log-to {name} needs the {package} package: pip install 'mfax[{name}]' (or leave it off)"
             )
+        if not imports:
+            continue
         try:
             importlib.import_module(package)
         except Exception as err:  # installed but broken (a version conflict, a missing dependency of its own)
@@ -81,7 +85,7 @@ def _run_name(row: dict[str, Any]) -> str:
 
 
 # the event files mfax's tracker writes: tensorboardX's name, then mfax's nanosecond suffix
-_OWN_EVENTS = re.compile(r"events\.out\.tfevents\.[0-9]+\..*\.[0-9]{20}")
+OWN_EVENTS = re.compile(r"events\.out\.tfevents\.[0-9]+\..*\.[0-9]{20}")
 
 
 class TensorBoardTracker:
@@ -110,13 +114,15 @@ class TensorBoardTracker:
             now = time.time()
             last = max(float(row["wall_clock_s"]) for row in recorded)
             for name, rows in by_folder.items():
-                earlier = self._own_files(name)
-                writer = self._writer(name)
-                for row in rows:
-                    self._add(writer, row, walltime=now - (last - float(row["wall_clock_s"])))
-                writer.close()  # (tensorboardX writes from a queue in a thread: close waits for it)
-                self._remove(earlier)
-                self.settled.add(name)
+                # a Ctrl-C meanwhile acts once the folder is whole (the file closed, the earlier ones gone)
+                with deferred_signals():
+                    earlier = self._own_files(name)
+                    writer = self._writer(name, purge=bool(earlier))
+                    for row in rows:
+                        self._add(writer, row, walltime=now - (last - float(row["wall_clock_s"])))
+                    writer.close()  # (tensorboardX writes from a queue in a thread: close waits for it)
+                    self._remove(earlier)
+                    self.settled.add(name)
 
     def _folder(self, row: dict[str, Any]) -> str:
         name = _run_name(row)
@@ -126,15 +132,28 @@ class TensorBoardTracker:
         return name
 
     def _own_files(self, name: str) -> list[Path]:
-        return sorted(p for p in (self.root / name).glob("events.out.tfevents.*") if _OWN_EVENTS.fullmatch(p.name))
+        """The earlier sessions' event files in the folder ``name``: mfax's by their names,
+        and none reached through a linked folder (another run's, perhaps)."""
+        folder = self.root / name
+        if any(p.is_symlink() for p in (self.root.parent, self.root, folder)):
+            return []
+        return sorted(p for p in folder.glob("events.out.tfevents.*") if OWN_EVENTS.fullmatch(p.name))
 
     @staticmethod
     def _remove(paths: list[Path]) -> None:
+        left = []
         for path in paths:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                left.append(f"{str(path)!r} ({err.strerror or type(err).__name__})")
+        if left:
+            warn(
+                f"could not remove an earlier session's TensorBoard event file: {', '.join(left)}; TensorBoard may "
+                "show its rows beside this session's (metrics.jsonl holds the run's): remove it by hand"
+            )
 
-    def _writer(self, name: str):
+    def _writer(self, name: str, purge: bool = False):
         from tensorboardX import SummaryWriter
 
         # flush_secs: tensorboardX's writer thread takes events off its queue and writes
@@ -142,8 +161,16 @@ class TensorBoardTracker:
         # lost the rows metrics.csv has
         # filename_suffix: tensorboardX names a file by the second it was opened, so a
         # session within the second of the one before wrote over its file; the nanoseconds
-        # keep the names apart (and :data:`_OWN_EVENTS` tells mfax's files by them)
-        return SummaryWriter(logdir=str(self.root / name), flush_secs=1, filename_suffix=f".{time.time_ns():020d}")
+        # keep the names apart (and :data:`OWN_EVENTS` tells mfax's files by them)
+        # purge_step=0 where earlier files are (about to be) removed: a TensorBoard that
+        # read them already keeps their rows in memory, and this session's would be
+        # added to them (every row twice) without the restart record it marks
+        return SummaryWriter(
+            logdir=str(self.root / name),
+            flush_secs=1,
+            filename_suffix=f".{time.time_ns():020d}",
+            purge_step=0 if purge else None,
+        )
 
     @staticmethod
     def _add(writer, row: dict[str, Any], walltime: float | None = None) -> None:
@@ -154,10 +181,13 @@ class TensorBoardTracker:
         for row in rows:
             name = self._folder(row)
             if name not in self.writers:
+                purge = False
                 if name not in self.settled:  # nothing recorded to write again (a new run, or a resume at 0)
-                    self._remove(self._own_files(name))
+                    earlier = self._own_files(name)
+                    self._remove(earlier)
                     self.settled.add(name)
-                self.writers[name] = self._writer(name)
+                    purge = bool(earlier)
+                self.writers[name] = self._writer(name, purge=purge)
             self._add(self.writers[name], row)
         for writer in self.writers.values():
             writer.flush()

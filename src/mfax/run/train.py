@@ -41,7 +41,7 @@ from mfax.run.provenance import record as record_provenance
 from mfax.run.provenance import record_schedule, same_products
 from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
 from mfax.run.signals import Terminated, deferred_signals
-from mfax.run.trackers import open_trackers
+from mfax.run.trackers import check_trackers, open_trackers
 from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
 from mfax.solvers import Solver, driver, solver_spec
 from mfax.solvers.base import Setting
@@ -324,6 +324,8 @@ def train_session(
         planned = config.iterations
         if main:
             run.check_new(overwrite)
+    if main:  # (a tracker's package that fails to import: one line before the run directory is opened)
+        check_trackers(list(config.log_to), imports=True)
     trainer = Trainer.build(config)
     with run.lock() if main else contextlib.nullcontext():
         if announce is not None:  # the directory exists and is this process's to write
