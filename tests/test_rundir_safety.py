@@ -112,7 +112,7 @@ def test_remove_own_files_never_touches_anything_else(tmp_path):
         "config.json": "x",
         "metrics.jsonl": "x",
         "plots/policy.png": "\x89PNG...tEXtSoftware\x00mfax...",  # mfax's figures carry its tag
-        "tensorboard/run0_seed0/events.out.tfevents.1.h": "x",
+        "tensorboard/run0_seed0/events.out.tfevents.1.h.01796556599050337460": "x",  # named as the tracker names
         "irf.json": json.dumps({k: 0 for k in rundir_module.IRF_KEYS}),
         "export/mfax-export.json": json.dumps({"mfax_export": 1, "files": {"moments.csv": {}}}),
         "export/moments.csv": "x",
@@ -124,6 +124,7 @@ def test_remove_own_files_never_touches_anything_else(tmp_path):
         "plots/mean_field.png": "\x89PNG their own figure",
         "tensorboard/notes.md": "foreign",
         "tensorboard/mine/events.out.tfevents.1.host": "foreign",
+        "tensorboard/run0_seed0_notes/events.out.tfevents.1.host": "foreign",  # a run-like folder, not mfax's name
         "checkpoint.eqx.d/x": "foreign",
         "export/my_analysis.csv": "user,data",
     }
