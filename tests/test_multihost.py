@@ -79,3 +79,34 @@ def test_two_processes_train_the_same_run_as_one(tmp_path):
     for x, y in zip(a, b, strict=True):
         for key in ("exploitability", "exploitability_info", "policy_return"):
             assert abs(x[key] - y[key]) <= 1e-4 * max(1.0, abs(x[key])), (key, x, y)
+
+
+def _two(tmp_path, first: list[str], second: list[str], extra_env=None):
+    """Run ``first`` as process 0 and ``second`` as process 1 of one multi-host run;
+    returns their (status, stderr)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | (extra_env or {})
+    join = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    procs = [_cli(*args, *join, "--process-id", str(i), env=env) for i, args in enumerate((first, second))]
+    return [(p.wait(timeout=240), p.stderr.read()) for p in procs]
+
+
+def test_processes_started_otherwise_refuse_and_one_stopped_alone_is_named(tmp_path):
+    """Processes started with different settings (--seed 5 on one) trained a mixture of
+    the two, silently, with config.json naming one; a process stopped before training (a
+    bad --set on it, or a run directory process 0 refuses) left the others blocked in the
+    first collective until a timeout (30-50 s), then a traceback. Every process now
+    agrees before training: one line each, status 2, nothing trained."""
+    out = ["--out", str(tmp_path / "run")]
+    results = _two(tmp_path, [*ARGS, *out], [*ARGS, *out, "--seed", "5"])
+    for code, err in results:
+        assert code == 2, err[-2000:]
+        assert "were not started with the same settings (differing from process 0's: process 1: seed)" in err
+    assert not RunDir(tmp_path / "run").has_checkpoint()
+    (code0, err0), (code1, err1) = _two(tmp_path, [*ARGS, *out], [*ARGS, *out, "--set", "nosuch=3"])
+    assert code1 == 2 and "unknown parameter 'nosuch'" in err1
+    assert code0 == 2 and "process 1 of the multi-host run stopped before training: unknown parameter 'nosuch'" in err0
+    assert "Traceback" not in err0 + err1
+    # --devices below every process's devices: a host without one, or every host all paths
+    for code, err in _two(tmp_path, [*ARGS, *out, "--devices", "1"], [*ARGS, *out, "--devices", "1"]):
+        assert code == 2 and "a multi-host run computes on every device of its 2 processes (2)" in err, err[-2000:]

@@ -33,6 +33,14 @@ def make_mesh(devices: int | None, num_runs: int = 1, shard_runs: bool = True) -
     """
     available = jax.devices()
     count = len(available) if devices is None else devices
+    if jax.process_count() > 1 and count != len(available):
+        # (a mesh of some devices: a host without one held no shard; none: each host computed
+        # every path while the figures were gathered as if they were split)
+        raise ArgumentError(
+            "devices",
+            f"a multi-host run computes on every device of its {jax.process_count()} processes "
+            f"({len(available)}): leave devices out (got {count})",
+        )
     if count < 1 or count > len(available):
         raise ArgumentError("devices", f"devices must lie in 1..{len(available)} (devices available), got {count}")
     if count == 1:
@@ -186,3 +194,92 @@ def to_host(tree):
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
     return jax.tree.map(one, tree)
+
+
+# -- one decision for the processes of a multi-host run ------------------------------------
+_MESSAGE_BYTES = 400
+_agreed = [False]  # whether this process took part in the agreement of its current training
+
+
+def agreement_pending() -> bool:
+    """Whether this process, in a multi-host run, has still to take part in the agreement
+    of its current training (:func:`agree`)."""
+    return jax.process_count() > 1 and not _agreed[0]
+
+
+def new_agreement() -> None:
+    """A new training starts in this process: it takes part in one agreement again."""
+    _agreed[0] = False
+
+
+def _digest(value) -> tuple[int, int]:
+    import hashlib
+    import json
+
+    raw = hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(raw[:3], "little"), int.from_bytes(raw[3:6], "little")
+
+
+def agree(settings: dict | None, failure: BaseException | None = None) -> None:
+    """Every process of a multi-host run calls this once before training, with what
+    defines the training (``settings``: names and JSON-able values, the same keys on
+    every process) or with the error that stopped it first (``failure``). All processes
+    then learn the same thing: when one failed, the others raise a one-line
+    :class:`GameError` naming it (the failing one re-raises its own); when the settings
+    differ, every process raises one naming the processes and settings that differ from
+    process 0's (a mixture of settings trained silently: mismatched seeds, say). Without
+    this, a process stopped alone left the others blocked in the first collective (a
+    traceback after the distributed runtime's timeout). One process: nothing to agree."""
+    if jax.process_count() == 1 or _agreed[0]:
+        return
+    _agreed[0] = True
+    from jax.experimental import multihost_utils
+
+    keys = sorted(settings) if settings is not None else []
+    message = b""
+    if failure is not None:
+        line = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        if isinstance(failure, KeyboardInterrupt):
+            line = "interrupted (Ctrl-C)"
+        message = line.encode()[:_MESSAGE_BYTES]
+    # each process: [failed, number of settings, message length, message bytes..., digests...]
+    digests = [x for key in keys for x in (_digest(key), _digest(settings[key]))]
+    flat = [int(failure is not None), len(keys), len(message), *message.ljust(_MESSAGE_BYTES, b"\0")]
+    flat += [part for pair in digests for part in pair]
+    size = np.asarray([len(flat)], np.int32)
+    longest = int(np.max(multihost_utils.process_allgather(size)))
+    mine = np.zeros(longest, np.int32)
+    mine[: len(flat)] = flat
+    every = np.asarray(multihost_utils.process_allgather(mine)).reshape(jax.process_count(), longest)
+    here = jax.process_index()
+    failed = [p for p in range(every.shape[0]) if every[p, 0]]
+    if failure is not None:
+        return  # (the caller re-raises its own error)
+    if failed:
+        p = failed[0]
+        text = bytes(int(b) for b in every[p, 3 : 3 + every[p, 2]]).decode(errors="replace")
+        raise GameError(
+            f"process {p} of the multi-host run stopped before training: {text}; nothing was trained "
+            f"(this is process {here})"
+        )
+    start = 3 + _MESSAGE_BYTES
+
+    def pairs(p):
+        n = int(every[p, 1])
+        return every[p, start : start + 4 * n].reshape(n, 4)
+
+    ours, names = pairs(0), keys
+    differing = []
+    for p in range(1, every.shape[0]):
+        theirs = pairs(p)
+        if theirs.shape != ours.shape or np.any(theirs[:, :2] != ours[:, :2]):
+            differing.append(f"process {p}: the settings' names")
+            continue
+        fields = [names[i] for i in range(len(names)) if np.any(theirs[i, 2:] != ours[i, 2:])]
+        if fields:
+            differing.append(f"process {p}: {', '.join(fields)}")
+    if differing:
+        raise GameError(
+            "the processes of this multi-host run were not started with the same settings (differing from "
+            f"process 0's: {'; '.join(differing)}); start the same command on every host: nothing was trained"
+        )

@@ -7,6 +7,7 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -673,7 +674,8 @@ def train_command(
         int | None,
         typer.Option(
             help="devices to split noise paths (and runs) over: structural training and exact evaluation; "
-            "model-free and classical solvers train on one device [default: all local devices]"
+            "model-free and classical solvers train on one device; a multi-host run uses every device of every "
+            "process [default: all local devices]"
         ),
     ] = None,
     set_: Annotated[
@@ -770,7 +772,7 @@ def train_command(
     main = is_main_process()
     target = None  # the run directory, once named (an interrupt before it is not train's)
     try:
-        with user_errors(), checking(check):
+        with user_errors(), checking(check), _agreed_on_failure():
             if resume is not None:
                 given = {
                     "--algo": algo,
@@ -930,6 +932,21 @@ def train_command(
             warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
         typer.echo(json_text({"run": str(target.root), **summary}))
+
+
+@contextlib.contextmanager
+def _agreed_on_failure():
+    """Several hosts: a process stopped before its training started (a bad --set on one
+    host, a run directory process 0 refuses) tells the others why, instead of leaving
+    them blocked in the first collective (:func:`mfax.sharding.agree`)."""
+    from mfax.sharding import agree, agreement_pending
+
+    try:
+        yield
+    except BaseException as err:
+        if agreement_pending():
+            agree(None, err)
+        raise
 
 
 def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:

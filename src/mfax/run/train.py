@@ -42,7 +42,17 @@ from mfax.run.provenance import record_schedule, same_products
 from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
 from mfax.run.signals import Terminated, deferred_signals
 from mfax.run.trackers import check_trackers, open_trackers
-from mfax.sharding import is_main_process, make_mesh, place_runs, run_to_host, to_host, train_mesh
+from mfax.sharding import (
+    agree,
+    agreement_pending,
+    is_main_process,
+    make_mesh,
+    new_agreement,
+    place_runs,
+    run_to_host,
+    to_host,
+    train_mesh,
+)
 from mfax.solvers import Solver, driver, solver_spec
 from mfax.solvers.base import Setting
 
@@ -296,6 +306,17 @@ def train_session(
     written in it (the CLI names the directory there, not before an error that leaves
     nothing in it: a directory that cannot be created, or is in use).
     """
+    new_agreement()
+    try:
+        return _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce)
+    except BaseException as err:
+        if agreement_pending():  # (several hosts: stopped before training; the others hear why)
+            agree(None, err)
+        raise
+
+
+def _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce) -> Session:
+    """:func:`train_session`'s work."""
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
     if main:
@@ -330,6 +351,8 @@ def train_session(
     with run.lock() if main else contextlib.nullcontext():
         if announce is not None:  # the directory exists and is this process's to write
             announce()
+        # several hosts: every process started the same training, or none trains
+        agree({**config.to_dict(), "resume": resume, "extend_to": extend_to, "stop_after": stop_after})
         new = main and not resume
         # --overwrite: the run being replaced, set aside (on disk) until the new one has a checkpoint
         aside = False
