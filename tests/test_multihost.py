@@ -1,5 +1,6 @@
 """Two local processes joined by jax.distributed (127.0.0.1, gloo collectives on CPU)
-train the same run as one process."""
+train the same run as one process, and agree before training (slow); the agreement's
+decisions on simulated processes (default tier)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import sys
 
 import pytest
 
+from mfax.games import GameError
 from mfax.run.rundir import RunDir
-
-# Three training processes, two of them joined through jax.distributed.
-pytestmark = pytest.mark.slow
 
 ARGS = [
     "train",
@@ -52,6 +51,7 @@ def _cli(*args, env=None):
     )
 
 
+@pytest.mark.slow  # three training processes, two of them joined through jax.distributed
 def test_two_processes_train_the_same_run_as_one(tmp_path):
     single = _cli(*ARGS, "--out", str(tmp_path / "single"))
     assert single.wait(timeout=300) == 0, single.stderr.read()[-2000:]
@@ -91,6 +91,7 @@ def _two(tmp_path, first: list[str], second: list[str], extra_env=None):
     return [(p.wait(timeout=240), p.stderr.read()) for p in procs]
 
 
+@pytest.mark.slow  # processes joined through jax.distributed
 def test_processes_started_otherwise_refuse_and_one_stopped_alone_is_named(tmp_path):
     """Processes started with different settings (--seed 5 on one) trained a mixture of
     the two, silently, with config.json naming one; a process stopped before training (a
@@ -110,3 +111,65 @@ def test_processes_started_otherwise_refuse_and_one_stopped_alone_is_named(tmp_p
     # --devices below every process's devices: a host without one, or every host all paths
     for code, err in _two(tmp_path, [*ARGS, *out, "--devices", "1"], [*ARGS, *out, "--devices", "1"]):
         assert code == 2 and "a multi-host run computes on every device of its 2 processes (2)" in err, err[-2000:]
+
+
+def _as_process(monkeypatch, index: int, others: list | None):
+    """Simulate process ``index`` of two: the all-gathers return this process's array
+    with ``others``' (recorded from the other process's call; ``None``: record only)."""
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    from mfax import sharding
+
+    sent: list = []
+
+    def gather(x):
+        x = np.asarray(x)
+        sent.append(x)
+        if others is None:
+            return np.stack([x, x])
+        theirs = others[len(sent) - 1]
+        longest = max(x.shape[0], theirs.shape[0])
+        pad = [np.pad(a, (0, longest - a.shape[0])) for a in (x, theirs)]
+        return np.stack(pad[::-1] if index == 1 else pad)
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: index)
+    monkeypatch.setattr(multihost_utils, "process_allgather", gather)
+    sharding.new_agreement()
+    return sent
+
+
+def test_the_agreement_names_the_settings_that_differ_and_the_process_that_stopped(monkeypatch):
+    """What every process of a multi-host run decides before training, on simulated
+    processes: the same settings pass; another seed is named; a process that stopped
+    first is named with its error; each process agrees once per training."""
+    from mfax import sharding
+
+    ours = {"game": "beach_bar", "seed": 0, "lr": [0.01], "params": {"a": 1, "b": 2}}
+    theirs = _as_process(monkeypatch, 1, None)
+    sharding.agree({**ours, "params": {"b": 2, "a": 1}})  # (another order: the same settings)
+    _as_process(monkeypatch, 0, theirs)
+    sharding.agree(ours)
+    assert not sharding.agreement_pending()
+    sharding.agree({**ours, "seed": 5})  # (once per training: agreed already)
+
+    theirs = _as_process(monkeypatch, 1, None)
+    sharding.agree({**ours, "seed": 5, "lr": [0.02]})
+    _as_process(monkeypatch, 0, theirs)
+    differ = r"not started with the same settings \(differing from process 0's: process 1: lr, seed\)"
+    with pytest.raises(GameError, match=differ):
+        sharding.agree(ours)
+
+    theirs = _as_process(monkeypatch, 1, None)
+    long = "unknown parameter 'nosuch' for game 'beach_bar' \u00e9" + "x" * 500
+    sharding.agree(None, GameError(long + "\nsecond line"))
+    _as_process(monkeypatch, 0, theirs)
+    stopped = (
+        r"process 1 of the multi-host run stopped before training: unknown parameter 'nosuch' for game "
+        r"'beach_bar' \u00e9x+; nothing was trained \(this is process 0\)$"
+    )
+    with pytest.raises(GameError, match=stopped):
+        sharding.agree(ours)
+    sharding.new_agreement()
