@@ -108,8 +108,18 @@ def test_processes_started_otherwise_refuse_and_one_stopped_alone_is_named(tmp_p
     assert code1 == 2 and "unknown parameter 'nosuch'" in err1
     assert code0 == 2 and "process 1 of the multi-host run stopped before training: unknown parameter 'nosuch'" in err0
     assert "Traceback" not in err0 + err1
+    # what only process 0 uses need not agree; an error process 0 alone meets after opening
+    # the run (an edited metrics file, read on resume) is heard by the other
+    for code, err in _two(tmp_path, [*ARGS, *out, "--overwrite", "--keep", "2"], [*ARGS, *out, "--overwrite"]):
+        assert code == 0, err[-2000:]
+    csv = tmp_path / "run" / "metrics.csv"
+    csv.write_text(csv.read_text().replace(",", ";", 3))
+    (code0, err0), (code1, err1) = _two(tmp_path, ["train", "--resume", out[1]], ["train", "--resume", out[1]])
+    assert code0 == 2 and code1 == 2, err0[-1500:] + err1[-1500:]
+    assert "process 0 of the multi-host run stopped before training" in err1 and "Traceback" not in err0 + err1
     # --devices below every process's devices: a host without one, or every host all paths
-    for code, err in _two(tmp_path, [*ARGS, *out, "--devices", "1"], [*ARGS, *out, "--devices", "1"]):
+    other = ["--out", str(tmp_path / "other")]
+    for code, err in _two(tmp_path, [*ARGS, *other, "--devices", "1"], [*ARGS, *other, "--devices", "1"]):
         assert code == 2 and "a multi-host run computes on every device of its 2 processes (2)" in err, err[-2000:]
 
 
@@ -168,7 +178,7 @@ def test_the_agreement_names_the_settings_that_differ_and_the_process_that_stopp
     _as_process(monkeypatch, 0, theirs)
     stopped = (
         r"process 1 of the multi-host run stopped before training: unknown parameter 'nosuch' for game "
-        r"'beach_bar' \u00e9x+; nothing was trained \(this is process 0\)$"
+        r"'beach_bar' \u00e9x+\u2026; nothing was trained \(this is process 0\)$"
     )
     with pytest.raises(GameError, match=stopped):
         sharding.agree(ours)

@@ -198,6 +198,7 @@ def to_host(tree):
 
 # -- one decision for the processes of a multi-host run ------------------------------------
 _MESSAGE_BYTES = 400
+_MAX_SETTINGS = 64
 _agreed = [False]  # whether this process took part in the agreement of its current training
 
 
@@ -229,28 +230,32 @@ def agree(settings: dict | None, failure: BaseException | None = None) -> None:
     differ, every process raises one naming the processes and settings that differ from
     process 0's (a mixture of settings trained silently: mismatched seeds, say). Without
     this, a process stopped alone left the others blocked in the first collective (a
-    traceback after the distributed runtime's timeout). One process: nothing to agree."""
+    traceback after the distributed runtime's timeout). One collective of a fixed size (a
+    signal arriving meanwhile cannot stop a process between two); the callers hold
+    Ctrl-C over it. One process: nothing to agree."""
     if jax.process_count() == 1 or _agreed[0]:
         return
     _agreed[0] = True
     from jax.experimental import multihost_utils
 
     keys = sorted(settings) if settings is not None else []
-    message = b""
+    if len(keys) > _MAX_SETTINGS:
+        raise ValueError(f"at most {_MAX_SETTINGS} settings are agreed on, got {len(keys)}")
+    line = ""
     if failure is not None:
         line = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         if isinstance(failure, KeyboardInterrupt):
             line = "interrupted (Ctrl-C)"
-        message = line.encode()[:_MESSAGE_BYTES]
+        if len(line.encode()) > _MESSAGE_BYTES:  # (cut at a character, and said)
+            line = line.encode()[: _MESSAGE_BYTES - 3].decode(errors="ignore") + "\u2026"
+    message = line.encode()
     # each process: [failed, number of settings, message length, message bytes..., digests...]
-    digests = [x for key in keys for x in (_digest(key), _digest(settings[key]))]
-    flat = [int(failure is not None), len(keys), len(message), *message.ljust(_MESSAGE_BYTES, b"\0")]
-    flat += [part for pair in digests for part in pair]
-    size = np.asarray([len(flat)], np.int32)
-    longest = int(np.max(multihost_utils.process_allgather(size)))
-    mine = np.zeros(longest, np.int32)
-    mine[: len(flat)] = flat
-    every = np.asarray(multihost_utils.process_allgather(mine)).reshape(jax.process_count(), longest)
+    flat = np.zeros(3 + _MESSAGE_BYTES + 4 * _MAX_SETTINGS, np.int32)
+    flat[:3] = int(failure is not None), len(keys), len(message)
+    flat[3 : 3 + len(message)] = list(message)
+    digests = [part for key in keys for part in (*_digest(key), *_digest(settings[key]))]
+    flat[3 + _MESSAGE_BYTES : 3 + _MESSAGE_BYTES + len(digests)] = digests
+    every = np.asarray(multihost_utils.process_allgather(flat)).reshape(jax.process_count(), flat.size)
     here = jax.process_index()
     failed = [p for p in range(every.shape[0]) if every[p, 0]]
     if failure is not None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
 import numpy as np
 
 from mfax import params as params_mod
@@ -54,6 +55,7 @@ from mfax.run.cache import enable_compilation_cache
 from mfax.run.columns import METRIC_COLUMNS, PARAMS
 from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, check_seeds_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
+from mfax.run.signals import agreed_on_failure
 from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
 
 STOP_REASONS = ("iterations", "target", "time_budget", "callback")
@@ -313,6 +315,19 @@ def config_of(game: Game | str, values: dict[str, Any], caller: Callable | None 
     return config
 
 
+def _agreeing(fn):
+    """Several hosts: :func:`solve` stopped before training on one process tells the others
+    why (:func:`mfax.run.signals.agreed_on_failure`)."""
+
+    @functools.wraps(fn)
+    def agreeing(*args, **kwargs):
+        with agreed_on_failure():
+            return fn(*args, **kwargs)
+
+    return agreeing
+
+
+@_agreeing
 def solve(
     game: Game | str,
     algo: str,
@@ -356,6 +371,12 @@ def solve(
     enable_compilation_cache()
     check_time_budget(time_budget)
     _check_callback(callback)
+    if jax.process_count() > 1 and (time_budget is not None or callback is not None):
+        # (each process's own clock and callback: one would stop while the others train on)
+        raise GameError(
+            "a multi-host solve stops on what every process decides alike: iterations or target_exploitability "
+            "(time_budget and callback are decided by each process alone); leave them out"
+        )
     target = _target(target_exploitability)
     if not isinstance(algo, str):  # None would leave TrainConfig's default solver
         from mfax.solvers import solver_names

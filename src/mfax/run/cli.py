@@ -7,7 +7,6 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -55,6 +54,7 @@ from mfax.run.config import (
     check_seeds_used,
     game_defaults,
 )
+from mfax.run.signals import agreed_on_failure
 from mfax.solvers import solver_names, solver_spec
 from mfax.solvers.base import plugin_solvers, shadowed_solvers
 
@@ -772,7 +772,7 @@ def train_command(
     main = is_main_process()
     target = None  # the run directory, once named (an interrupt before it is not train's)
     try:
-        with user_errors(), checking(check), _agreed_on_failure():
+        with user_errors(), checking(check), agreed_on_failure():
             if resume is not None:
                 given = {
                     "--algo": algo,
@@ -932,21 +932,6 @@ def train_command(
             warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
         typer.echo(json_text({"run": str(target.root), **summary}))
-
-
-@contextlib.contextmanager
-def _agreed_on_failure():
-    """Several hosts: a process stopped before its training started (a bad --set on one
-    host, a run directory process 0 refuses) tells the others why, instead of leaving
-    them blocked in the first collective (:func:`mfax.sharding.agree`)."""
-    from mfax.sharding import agree, agreement_pending
-
-    try:
-        yield
-    except BaseException as err:
-        if agreement_pending():
-            agree(None, err)
-        raise
 
 
 def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:

@@ -68,3 +68,21 @@ def ctrl_c_noted() -> Iterator[list[int]]:
         yield arrived
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def agreed_on_failure() -> Iterator[None]:
+    """Several hosts: a process stopped before its training started (a bad --set on one
+    host, a run directory process 0 refuses) tells the others why, instead of leaving
+    them blocked in the first collective (:func:`mfax.sharding.agree`; Ctrl-C held over
+    its one collective)."""
+    from mfax.sharding import agree, agreement_pending, new_agreement
+
+    new_agreement()
+    try:
+        yield
+    except BaseException as err:
+        if agreement_pending():
+            with deferred_signals():
+                agree(None, err)
+        raise

@@ -311,7 +311,8 @@ def train_session(
         return _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce)
     except BaseException as err:
         if agreement_pending():  # (several hosts: stopped before training; the others hear why)
-            agree(None, err)
+            with deferred_signals():
+                agree(None, err)
         raise
 
 
@@ -351,8 +352,6 @@ def _session(config, out, resume, overwrite, progress, stop_after, extend_to, co
     with run.lock() if main else contextlib.nullcontext():
         if announce is not None:  # the directory exists and is this process's to write
             announce()
-        # several hosts: every process started the same training, or none trains
-        agree({**config.to_dict(), "resume": resume, "extend_to": extend_to, "stop_after": stop_after})
         new = main and not resume
         # --overwrite: the run being replaced, set aside (on disk) until the new one has a checkpoint
         aside = False
@@ -365,7 +364,7 @@ def _session(config, out, resume, overwrite, progress, stop_after, extend_to, co
             if new:
                 run.start_new(config, overwrite, checked=True)
             replanned_from = planned if extend_to is not None else None
-            return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop)
+            return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop, extend_to)
         except BaseException as err:
             if new and not run.has_checkpoint() and (aside or not isinstance(err, KeyboardInterrupt | Terminated)):
                 # a new run that failed before its first checkpoint (a defective game with
@@ -417,6 +416,7 @@ def _train_locked(
     stop_after: int | None,
     replanned_from: int | None,
     stop: Stop | None,
+    extend_to: int | None = None,
 ) -> Session:
     """The session; ``replanned_from``: with ``--resume --iterations``, the total the run
     was planned over until now."""
@@ -509,6 +509,15 @@ def _train_locked(
         recorded = run.read_metrics() if resume and start > 0 else []
         trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, recorded)
 
+    # several hosts: every process starts the same training from the same iteration, or
+    # none trains (after everything process 0 alone checks and writes: one that fails
+    # there is heard by the others); the settings only process 0 uses (what it keeps and
+    # logs) need not agree; Ctrl-C held over the one collective
+    settings = {**config.to_dict(), "resume": resume, "extend_to": extend_to, "stop_after": stop_after}
+    devices = len(jax.devices()) if config.devices is None else config.devices  # (left out: all of them)
+    settings.update(keep=None, log_to=None, devices=devices, start=start)
+    with deferred_signals():
+        agree(settings)
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         message = _nonfinite_evaluation(rows)
