@@ -516,8 +516,13 @@ def _train_locked(
     settings = {**config.to_dict(), "resume": resume, "extend_to": extend_to, "stop_after": stop_after}
     devices = len(jax.devices()) if config.devices is None else config.devices  # (left out: all of them)
     settings.update(keep=None, log_to=None, devices=devices, start=start)
-    with deferred_signals():
-        agree(settings)
+    try:
+        with deferred_signals():
+            agree(settings)
+    except BaseException:
+        for tracker in trackers:  # (what they hold so far is the run's, written out)
+            tracker.close()
+        raise
     if start == 0:
         rows = _eval_rows(trainer, states, 0, wall, None)
         message = _nonfinite_evaluation(rows)
