@@ -57,6 +57,7 @@ from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, check_
 from mfax.run.rundir import Consent, RunDir
 from mfax.run.signals import agreed_on_failure
 from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
+from mfax.sharding import is_main_process
 
 STOP_REASONS = ("iterations", "target", "time_budget", "callback")
 
@@ -365,7 +366,9 @@ def solve(
     saying what is allowed; before anything is trained. A training that produces a NaN
     or inf raises :class:`~mfax.run.train.TrainingDiverged` (a ``RuntimeError``, not a
     refusal of the input: it names the iteration and the quantity; with ``out`` the last
-    good checkpoint stays).
+    good checkpoint stays). In a multi-host run (``jax.distributed``) every process calls
+    it alike; process 0 writes the run and returns the :class:`Result`, the others
+    return ``None``.
     """
     started = time.perf_counter()
     enable_compilation_cache()
@@ -461,7 +464,9 @@ def _first_paths(batch, num_paths: int | None):
     return NoiseBatch(jax.tree.map(lambda x: x[:num_paths], batch.noise), weight / weight.sum(), exact=False)
 
 
-def _finish(run: RunDir, session: Session, reason: str) -> Result:
+def _finish(run: RunDir, session: Session, reason: str) -> Result | None:
+    if not is_main_process():  # several hosts: process 0 alone writes and reads the run
+        return None
     summary = {**session.summary, "stop_reason": reason}
     run.write_summary(summary)
     result = Result._of(run, session.trainer, session.states)
