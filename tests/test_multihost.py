@@ -74,6 +74,9 @@ def test_two_processes_train_the_same_run_as_one(tmp_path):
     ]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()[-3000:]
+    # process 1 writes nothing and says so (it printed nothing of its own)
+    said = procs[1].stdout.read()
+    assert f"process 1 of 2: computing its share; process 0 writes the run directory {tmp_path / 'multi'}" in said
     a, b = RunDir(tmp_path / "single").read_metrics(), RunDir(tmp_path / "multi").read_metrics()
     assert len(a) == len(b) == 3  # iterations 0, 2, 4 written once
     for x, y in zip(a, b, strict=True):

@@ -877,6 +877,13 @@ def train_command(
                     typer.echo(f"run directory: {target.root}")
                     if resume is not None:  # (an --overwrite run's old provenance is not this run's)
                         _warn_provenance(target, config.x64)
+                else:  # (several hosts: this process computes its share and writes nothing)
+                    import jax
+
+                    typer.echo(
+                        f"process {jax.process_index()} of {jax.process_count()}: computing its share; process 0 "
+                        f"writes the run directory {target.root} and prints its results"
+                    )
 
             summary = train(
                 config,
