@@ -25,6 +25,8 @@ BASE = dict(
     noise="exact",
     hparams=SMALL,
 )
+# a short run (two evaluations after 0) of a small beach bar, for the resume tests
+SHORT = {**BASE, "params": {"num_states": 11, "horizon": 6}, "iterations": 4, "eval_every": 2}
 
 
 def test_off_by_default_and_bad_names(tmp_path):
@@ -60,8 +62,7 @@ def test_a_package_that_fails_to_import_is_one_line_before_anything_is_written(t
     # the commands that only read a run never import it (they never log)
     monkeypatch.undo()
     out = tmp_path / "trained"
-    params = {"num_states": 11, "horizon": 6}
-    train(TrainConfig(**{**BASE, "params": params, "iterations": 2, "eval_every": 2}, log_to=["tensorboard"]), out)
+    train(TrainConfig(**{**SHORT, "iterations": 2}, log_to=["tensorboard"]), out)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setitem(trackers.TRACKERS, "tensorboard", "broken_tracker_for_mfax")
     assert RunDir(out).load_config().log_to == ["tensorboard"]
@@ -75,21 +76,26 @@ def test_missing_package_is_a_one_line_error(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()  # nothing written before the error
 
 
-def _events(folder) -> dict[int, dict[str, float]]:
-    """Scalars of all event files in ``folder``, as TensorBoard shows them: TFRecord framing
-    (u64 length, u32 crc, data, u32 crc) around ``Event`` protos; a ``SessionLog START`` at
-    step s (a writer's purge_step) drops every step >= s read before it."""
+def _records(path):
+    """The ``Event`` protos of one event file: TFRecord framing (u64 length, u32 crc, data,
+    u32 crc) around each; and whether each is a restart (``SessionLog START``, a writer's
+    purge_step: TensorBoard drops the steps >= its step read before it)."""
     from tensorboardX.proto.event_pb2 import Event, SessionLog
 
+    data, pos = path.read_bytes(), 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = Event.FromString(data[pos + 12 : pos + 12 + length])
+        pos += 12 + length + 4
+        yield event, event.HasField("session_log") and event.session_log.status == SessionLog.START
+
+
+def _events(folder) -> dict[int, dict[str, float]]:
+    """Scalars of all event files in ``folder``, as TensorBoard shows them (by step)."""
     out: dict[int, dict[str, float]] = {}
     for path in sorted(folder.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        pos = 0
-        while pos < len(data):
-            (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = Event.FromString(data[pos + 12 : pos + 12 + length])
-            pos += 12 + length + 4
-            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+        for event, restart in _records(path):
+            if restart:
                 out = {step: values for step, values in out.items() if step < event.step}
             for value in event.summary.value:
                 out.setdefault(event.step, {})[value.tag] = value.simple_value
@@ -126,8 +132,7 @@ def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path, mon
 
     held = types.SimpleNamespace(time=lambda: 1_765_000_000.0)  # tensorboardX's clock only
     monkeypatch.setattr(event_file_writer, "time", held)
-    params = {"num_states": 11, "horizon": 6}
-    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
+    config = TrainConfig(**SHORT, log_to=["tensorboard"])
     out = tmp_path / "run"
     train(config, out, progress=False, stop_after=2)
     train(TrainConfig(), out, resume=True, progress=False)
@@ -140,18 +145,12 @@ def test_tensorboard_keeps_the_evaluation_at_the_resumed_iteration(tmp_path, mon
 def _legacy_view(paths, tag: str = "exploitability", seen=None) -> list[tuple[int, float]]:
     """What TensorBoard's legacy loader holds for ``tag`` after reading ``paths`` in order
     (on top of ``seen``, what it had read before: a TensorBoard left running): every event
-    appended, a ``SessionLog START`` at step s dropping those at steps >= s; duplicates
-    show (unlike :func:`_events`)."""
-    from tensorboardX.proto.event_pb2 import Event, SessionLog
-
+    appended, a restart at step s dropping those at steps >= s; duplicates show (unlike
+    :func:`_events`)."""
     out = list(seen or [])
     for path in paths:
-        data, pos = path.read_bytes(), 0
-        while pos < len(data):
-            (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = Event.FromString(data[pos + 12 : pos + 12 + length])
-            pos += 12 + length + 4
-            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+        for event, restart in _records(path):
+            if restart:
                 out = [(step, v) for step, v in out if step < event.step]
             out += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
     return out
@@ -163,8 +162,7 @@ def test_a_tensorboard_left_running_across_a_resume_shows_each_row_once(tmp_path
     they are removed: the rows written again must carry a restart record (purge from 0),
     or it showed rows 0..checkpoint twice. A removal that fails is said (the folder then
     holds an earlier session's rows too)."""
-    params = {"num_states": 11, "horizon": 6}
-    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
+    config = TrainConfig(**SHORT, log_to=["tensorboard"])
     out = tmp_path / "run"
     folder = out / "tensorboard" / "run0_seed0_lr0.001"
     _tensorboard_clock(monkeypatch, 1_700_000_000.0)
@@ -210,8 +208,7 @@ def test_a_resume_with_the_clock_set_back_shows_the_runs_rows_and_not_a_killed_s
     files (a user's own file in the folder stays)."""
     from tensorboardX import SummaryWriter
 
-    params = {"num_states": 11, "horizon": 6}
-    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2}, log_to=["tensorboard"])
+    config = TrainConfig(**SHORT, log_to=["tensorboard"])
     out = tmp_path / "run"
     folder = out / "tensorboard" / "run0_seed0_lr0.001"
     _tensorboard_clock(monkeypatch, 1_800_000_000.0)
@@ -254,8 +251,7 @@ def test_a_resume_with_the_clock_set_back_shows_the_runs_rows_and_not_a_killed_s
 def test_a_tracker_added_to_a_run_on_resume_gets_every_row(tmp_path):
     """A run given --log-to tensorboard only when resumed (its config.json edited) showed
     the rows from the checkpoint on, not the run's."""
-    params = {"num_states": 11, "horizon": 6}
-    config = TrainConfig(**{**BASE, "params": params, "iterations": 4, "eval_every": 2})
+    config = TrainConfig(**SHORT)
     out = tmp_path / "run"
     train(config, out, progress=False, stop_after=2)
     saved = json.loads((out / "config.json").read_text())

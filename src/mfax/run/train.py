@@ -40,14 +40,12 @@ from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
 from mfax.run.provenance import record_schedule, same_products
 from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
-from mfax.run.signals import Terminated, deferred_signals
+from mfax.run.signals import Terminated, agreed_on_failure, deferred_signals
 from mfax.run.trackers import check_trackers, open_trackers
 from mfax.sharding import (
     agree,
-    agreement_pending,
     is_main_process,
     make_mesh,
-    new_agreement,
     place_runs,
     run_to_host,
     to_host,
@@ -306,14 +304,8 @@ def train_session(
     written in it (the CLI names the directory there, not before an error that leaves
     nothing in it: a directory that cannot be created, or is in use).
     """
-    new_agreement()
-    try:
+    with agreed_on_failure():  # (several hosts: stopped before training, the others hear why)
         return _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce)
-    except BaseException as err:
-        if agreement_pending():  # (several hosts: stopped before training; the others hear why)
-            with deferred_signals():
-                agree(None, err)
-        raise
 
 
 def _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce) -> Session:
@@ -448,8 +440,9 @@ def _train_locked(
     # record of it, and only where there is one process (the others would not know)
     rescore = resume and 0 < start < config.iterations and jax.process_count() == 1
     rescore = rescore and same_products(run.provenance_path)
-    # the rows recorded at the checkpoint (compared by the re-scoring)
-    at_start = [r for r in run.read_metrics() if r["iteration"] == start] if main and resume and start > 0 else []
+    # the rows recorded up to the checkpoint (written again by trackers), those at it compared by the re-scoring
+    recorded = run.read_metrics() if main and resume and start > 0 else []
+    at_start = [r for r in recorded if r["iteration"] == start]
     if main:
         record_provenance(run.provenance_path, config.x64, start if resume else None)
     # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
@@ -504,9 +497,7 @@ def _train_locked(
                 break
     trackers = []
     if main and config.log_to:
-        # a resume: the rows up to the checkpoint are recorded (a tracker that rewrites its
-        # files writes them again), and evaluated again only at 0
-        recorded = run.read_metrics() if resume and start > 0 else []
+        # a resume: the rows up to the checkpoint are recorded, and evaluated again only at 0
         trackers = open_trackers(list(config.log_to), run.root, config.to_dict(), config.num_runs, recorded)
 
     # several hosts: every process starts the same training from the same iteration, or
