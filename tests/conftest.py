@@ -7,6 +7,8 @@ trainings, full-size games, several processes or devices, repeated variants)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -155,3 +157,14 @@ def random_policy_table(key, game: mfax.Game) -> jnp.ndarray:
 
 
 ALL_GAMES = ["linear_quadratic", "beach_bar", "macro", "sis"]
+
+
+@functools.cache
+def published(name: str) -> mfax.Game:
+    """The game ``name`` at its published defaults, made once per process by the first test
+    that uses it. The published macro economy is made without its game checks: they take
+    about 12 s at that size (under coverage) and belong to the slow tier, where
+    test_validation and test_check_game run them; the other games are checked as
+    :func:`mfax.make` checks them."""
+    with mfax.games.unchecked() if name == "macro" else contextlib.nullcontext():
+        return mfax.make(name)

@@ -10,13 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfax
-from conftest import ALL_GAMES, path_at, random_policy_table, ref_path, slow
+from conftest import path_at, published, random_policy_table, ref_path, slow
 from mfax.dynamics import population_rollout, push_forward, push_forward_paths, rollout_batch, sample_noise
 from mfax.games.base import Kernel
 from mfax.policies import Tabular, Uniform
 from reference_games import ref_beach_bar, ref_linear_quadratic
-
-GAMES = {name: mfax.make(name) for name in ALL_GAMES}
 
 
 def check_mass(game, seed):
@@ -32,7 +30,7 @@ def check_mass(game, seed):
 @given(seed=st.integers(0, 2**31 - 1))
 def test_mass_is_conserved_and_non_negative(name, seed):
     """Random time-dependent policies, random noise: every mu_t is a probability vector."""
-    check_mass(GAMES[name], seed)
+    check_mass(published(name), seed)
 
 
 @pytest.mark.slow
@@ -40,12 +38,12 @@ def test_mass_is_conserved_and_non_negative(name, seed):
 @given(seed=st.integers(0, 2**31 - 1))
 def test_mass_is_conserved_and_non_negative_macro(seed):
     """As above on the macro game (T = 128, n = 1000: fewer examples)."""
-    check_mass(GAMES["macro"], seed)
+    check_mass(published("macro"), seed)
 
 
 @pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), "sis", slow("macro")])
 def test_dense_and_scatter_push_forward_agree(name):
-    game = mfax.make("macro", num_wealth=20) if name == "macro" else GAMES[name]
+    game = mfax.make("macro", num_wealth=20) if name == "macro" else published(name)
     noise = game.sample_noise(jax.random.key(0))
     mu = jax.random.dirichlet(jax.random.key(1), jnp.ones(game.n_states))
     probs = random_policy_table(jax.random.key(2), game)[0]
@@ -114,7 +112,7 @@ N_AGENTS = 100_000
 
 @pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), "sis", slow("macro")])
 def test_sampled_population_tracks_exact_push_forward(name):
-    game = GAMES[name]
+    game = published(name)
     noise = game.sample_noise(jax.random.key(11))
     policy = Tabular(random_policy_table(jax.random.key(12), game))
     sampled = population_rollout(game, policy, noise, jax.random.key(13), N_AGENTS)
@@ -140,7 +138,7 @@ def test_the_empirical_mean_field_counts_beyond_float32s_integers():
 @pytest.mark.slow
 def test_population_error_shrinks_like_one_over_sqrt_n():
     """10x more agents -> TV about sqrt(10) ~ 3.2x smaller (averaged over t and seeds)."""
-    game = GAMES["beach_bar"]
+    game = published("beach_bar")
     noise = game.sample_noise(jax.random.key(0))
     policy = Uniform(game.n_states, game.n_actions)
     exact = np.asarray(rollout_batch(game, policy, jax.tree.map(lambda x: x[None], noise), record=False).mu[0])

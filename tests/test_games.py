@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mfax
-from conftest import ALL_GAMES, dense_kernel, path_at, ref_path, slow
+from conftest import ALL_GAMES, dense_kernel, path_at, published, ref_path, slow
 from mfax.games import GameError, describe, parse_value
 from mfax.games.validate import unchecked
 from reference_games import ref_beach_bar, ref_linear_quadratic, ref_macro
@@ -29,7 +29,7 @@ def test_make_overrides_and_defaults():
     assert not g.common_noise
     lq = mfax.make("linear_quadratic")
     assert (lq.n_states, lq.n_actions, lq.horizon, lq.gamma) == (99, 7, 30, 0.99)
-    macro = mfax.make("macro")
+    macro = published("macro")  # (its checks: the slow tier)
     assert (macro.n_states, macro.n_actions, macro.horizon, macro.gamma) == (1000, 20, 128, 0.95)
 
 
@@ -116,7 +116,7 @@ def test_kernel_reward_observation_match_reference(name, params, ref_factory):
 
 @pytest.mark.parametrize("name", ALL_GAMES)
 def test_kernel_is_a_probability_kernel(name):
-    game = mfax.make(name)
+    game = published(name)
     noise = game.sample_noise(jax.random.key(1))
     mu = game.initial_mean_field(noise)
     for t in (0, game.horizon - 1):
@@ -145,7 +145,7 @@ def test_kernel_is_a_probability_kernel(name):
 
 @pytest.mark.parametrize("name", ALL_GAMES)
 def test_noise_support_weights_and_samples(name):
-    game = mfax.make(name)
+    game = published(name)
     support = game.noise_support()
     if support is None:
         assert name == "macro"
@@ -164,7 +164,7 @@ def test_the_suggested_setting_without_common_noise_has_one_noise_path(name):
     from mfax.errors import command_line_words
     from mfax.games.base import common_noise_advice
 
-    game = mfax.make(name)
+    game = published(name)
     off = game.common_noise_off
     if off is None:
         assert common_noise_advice(game) == "it has no setting without common noise"
