@@ -331,9 +331,10 @@ def register(app: typer.Typer) -> None:
         damping = 0.5 if damping is None else damping
         tol = 1e-8 if tol is None else tol
         max_iter = 2000 if max_iter is None else max_iter
-        from mfax.solvers.macro_oracle import solve_macro  # loaded by this command alone
+        from mfax.solvers.macro_oracle import check_settings, solve_macro  # loaded by this command alone
 
         with user_errors():
+            check_settings(damping, tol, max_iter)  # before the economy is built and checked
             if overrides.get("common_noise", False):
                 raise GameError(
                     "the oracle solves the economy without common noise; drop common_noise=true "

@@ -178,6 +178,17 @@ def _iterations(game: Macro, damping: float, tol: float, max_iter: int):
             return (*carry, np.concatenate(gaps))
 
 
+def check_settings(damping: float, tol: float, max_iter: int) -> None:
+    """Refuse, in one line (an :class:`ArgumentError`), settings :func:`solve_macro`
+    cannot use; the command line calls it before the game is built and checked."""
+    if not 0.0 < damping <= 1.0:
+        raise ArgumentError("damping", f"damping must lie in (0, 1], got {damping}")
+    if not 0.0 < tol < math.inf:
+        raise ArgumentError("tol", f"tol must be finite and > 0, got {tol}")
+    if not 1 <= max_iter <= INT32_MAX:
+        raise ArgumentError("max_iter", f"max_iter must lie in 1..{INT32_MAX}, got {max_iter}")
+
+
 def solve_macro(
     game: Macro,
     damping: float = 0.5,
@@ -192,12 +203,7 @@ def solve_macro(
         raise GameError(f"solve_macro needs the macro game, got {game.name!r}")
     if game.common_noise:
         raise GameError("solve_macro needs the macro game with common noise off (common_noise=false)")
-    if not 0.0 < damping <= 1.0:
-        raise ArgumentError("damping", f"damping must lie in (0, 1], got {damping}")
-    if not 0.0 < tol < math.inf:
-        raise ArgumentError("tol", f"tol must be finite and > 0, got {tol}")
-    if not 1 <= max_iter <= INT32_MAX:
-        raise ArgumentError("max_iter", f"max_iter must lie in 1..{INT32_MAX}, got {max_iter}")
+    check_settings(damping, tol, max_iter)
     with jax.enable_x64(True):
         k, r, wage, gap, move, step, history = _iterations(game, damping, tol, max_iter)
         value, policy = jax.jit(best_response_to_prices, static_argnums=0)(game, r, wage)
