@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import mfax
 from conftest import TINY_NETWORK, slow
 from mfax.evaluation.exploitability import evaluate
+from mfax.games import BeachBar
 from mfax.run.api import config_of
 from mfax.run.cache import cache_dir, enable_compilation_cache
 from mfax.run.cli import app
@@ -257,7 +258,7 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(seeds=None), "^seeds must be an integer, got None$"),
         # a deterministic solver trained identical copies, one per seed
         (dict(algo="fp", seeds=2), r"seeds=2: fp is deterministic \(it draws nothing from its seed\), so every seed"),
-        (dict(game=mfax.make("beach_bar", num_states=10), num_states=12), "go with a game reference"),
+        (dict(game=BeachBar(num_states=10), num_states=12), "go with a game reference"),
         (dict(colour=3), "'colour' is neither an argument of solve nor a parameter of game 'beach_bar'"),
         (dict(algo=None), "algo must be a solver's name, got None; allowed: spg, rspg"),
         (dict(overwrite="no"), "overwrite must be True or False, got 'no'"),
@@ -268,12 +269,12 @@ def test_to_pandas_without_pandas_is_one_line(monkeypatch):
         (dict(paths=64), "paths= is not used with exact noise: every one of beach_bar's 102 noise paths"),
         (dict(algo="ippo", noise="sample", paths=8), "paths= is not used by ippo"),
         (
-            dict(game=mfax.make("beach_bar", num_states=10), iteration=3),
+            dict(game=BeachBar(num_states=10), iteration=3),
             "'iteration' is neither an argument of solve nor a parameter of game 'beach_bar'; solve's arguments: "
             "iterations, .*; the game's parameters \\(given with a game reference string, not a Game instance\\): ",
         ),
         (
-            dict(game=mfax.make("beach_bar", num_states=10), params={"num_states": 12}),
+            dict(game=BeachBar(num_states=10), params={"num_states": 12}),
             "parameters \\(num_states\\) go with a game reference string, not a Game instance",
         ),
     ],

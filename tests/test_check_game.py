@@ -23,6 +23,7 @@ from conftest import ALL_GAMES
 from mfax.dynamics import noise_batch
 from mfax.evaluation import evaluate
 from mfax.games import (
+    SIS,
     Game,
     GameError,
     Kernel,
@@ -801,7 +802,7 @@ def test_support_against_sampling_is_neither_fooled_nor_alarmed():
 
 
 # -- every noise path of the support ---------------------------------------------------------
-_SIS_SUPPORT = mfax.make("sis").noise_support()
+_SIS_SUPPORT = SIS().noise_support()  # (a support: the game checks are not the subject)
 _LAST = jax.tree.map(lambda x: np.asarray(x[-1]), _SIS_SUPPORT.noise)  # one path of 512, not the one drawn first
 
 
