@@ -24,6 +24,7 @@ from mfax.dynamics import noise_batch
 from mfax.evaluation import evaluate
 from mfax.games import (
     SIS,
+    BeachBar,
     Game,
     GameError,
     Kernel,
@@ -35,6 +36,7 @@ from mfax.games import (
     deterministic_kernel,
     registry,
     unchecked,
+    validate,
     validate_game,
 )
 from mfax.games.validate import CHECK_NAMES, second_mean_field
@@ -970,3 +972,28 @@ def test_a_traced_parameter_used_as_a_size_says_to_make_it_static(cls):
 
     detail = report_of(cls)["jit.traceable"].detail
     assert SHAPE_ADVICE in detail, detail
+
+
+def test_a_support_past_the_checks_budget_is_sampled_and_the_prefix_pairs_thinned_saying_so(monkeypatch):
+    """A 2003-state beach bar's 2006 support paths were each scanned by the cheap checks
+    (mfax.make took 52 s), and check-game's noise.shared_prefix held every path's kernels
+    at once (6.7 GB at 801 states; at 2003 the system killed it). Past the checks' budget
+    (made small here) the cheap checks scan sampled paths and the prefix check compares an
+    evenly spaced subset of the paths with their group's first, each saying so; a false
+    declaration is still found."""
+    monkeypatch.setattr(validate, "SUPPORT_WORK", 1000)
+    monkeypatch.setattr(validate, "PREFIX_PAIRS", 2)
+    # 12 paths x T 6 x 10 states x 11 actions = 7920 > 1000; 1000 // (t_b 3 x 10 x 11) = 3 pairs compared
+    report = check_game(BeachBar(num_states=10, horizon=6))
+    assert report.ok, str(report)
+    assert report.coverage.startswith(
+        "16 sampled noise paths (the noise has a support of 12 paths, too many to check each at 10 states x 11 "
+        "actions x T = 6 within the checks' budget of 1000 path-state-action-steps)"
+    ), report.coverage
+    assert report["noise.shared_prefix"].detail == (
+        "6 groups of 12 paths agree before t = 3 (3 of the 6 paths after their group's first compared with it, "
+        "evenly spaced: the checks' budget)"
+    )
+    false = check_game(FalseSharedPrefix())
+    assert {r.name for r in false.failures} == {"noise.shared_prefix"}, str(false)
+    assert "have the same prefix_key but different kernel at mu mu_0 at t = " in false["noise.shared_prefix"].detail

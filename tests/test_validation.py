@@ -438,8 +438,10 @@ def test_a_game_too_large_to_check_is_refused_before_its_functions_run(monkeypat
         ["eval", "--set", "num_states=20001"],
         "game 'beach_bar' (20001 states, 11 actions): checking it builds kernels and rewards of about",
     )
+    with pytest.raises(mfax.GameError, match="checking it builds kernels and rewards of about"):
+        mfax.make("beach_bar", num_states=2003)
     monkeypatch.setattr("mfax.games.validate.available_bytes", lambda device=None: None)  # cannot tell: checked
-    assert mfax.make("beach_bar", num_states=20003).n_states == 20003
+    assert mfax.make("beach_bar", num_states=2003).n_states == 2003
 
 
 def test_evaluation_that_cannot_fit_is_refused():

@@ -29,11 +29,11 @@ puts mass on every state): a kernel or reward that is only defective away from
 mass ``mu_0`` keeps away from zero) is then checked in full there, and the failure
 says "at the second mean field". Other mean fields are not seen. The noise path is the one
 drawn from the key, unless another shows a defect it does not: the initial mean field,
-and the kernel and reward at every ``t`` at both mean fields, are summarised on every path of a finite
-support of at most :data:`SUPPORT_PATHS` paths (else on :data:`SAMPLED_PATHS` sampled
-paths), one after another in the same program, and the first path that shows one is
-checked in full and named in the failure (``on noise support path 16``). The report
-says which paths were covered (:attr:`CheckReport.coverage`):
+and the kernel and reward at every ``t`` at both mean fields, are summarised on every path
+of a finite support of at most :data:`SUPPORT_PATHS` paths whose paths x T x n x m is at
+most :data:`SUPPORT_WORK` (else on :data:`SAMPLED_PATHS` sampled paths), one after another
+in the same program, and the first path that shows one is checked in full and named in
+the failure (``on noise support path 16``). The report says which paths were covered (:attr:`CheckReport.coverage`):
 
 * ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
@@ -82,7 +82,8 @@ says which paths were covered (:attr:`CheckReport.coverage`):
 * ``noise.shared_prefix``: where the game declares ``shared_until = t_b > 0``, the noise
   paths with equal ``prefix_key`` (the finite support, or 64 sampled paths) have the same
   initial mean field and, for ``t < t_b``, the same kernel and observation at two mean
-  fields (``mu_0`` and the uniform one), as the declaration promises.
+  fields (``mu_0`` and the uniform one), as the declaration promises (each path compared
+  with its group's first; past the checks' budget, an evenly spaced subset, said so).
 
 Sums are compared to one within :data:`TOLERANCE`; batched and single values within
 :data:`VMAP_RTOL`.
@@ -126,7 +127,9 @@ _EXPENSIVE = (
     "noise.sampled_as_supported",
 )
 SAMPLE_DRAWS = 2048  # noise.sampled_as_supported: draws of sample_noise against the support's weights
-SUPPORT_PATHS = 4096  # a finite support of at most this many paths is checked on every path
+SUPPORT_PATHS = 4096  # a finite support of at most this many paths is checked on every path ...
+SUPPORT_WORK = 2**25  # ... when paths x T x n x m is at most this too (published games: at most 3.4 million)
+PREFIX_PAIRS = 64  # noise.shared_prefix compares at least this many paths with their group's first
 SAMPLED_PATHS = 16  # else the initial mean field, kernel and reward are checked on this many sampled paths
 
 
@@ -691,15 +694,21 @@ def _path_checks(game: Game, noise, horizon: int) -> tuple[jax.Array, jax.Array]
 def _scan_source(game: Game) -> tuple[Any, str, str, int]:
     """The paths every defect is looked for on: ``(support paths or None, words for what
     is covered, a path's name, how many)``. A finite support of at most
-    :data:`SUPPORT_PATHS` paths: all of them; else ``None``, :data:`SAMPLED_PATHS` paths
-    drawn in the program."""
+    :data:`SUPPORT_PATHS` paths whose paths x T x n x m is at most :data:`SUPPORT_WORK`:
+    all of them; else ``None``, :data:`SAMPLED_PATHS` paths drawn in the program."""
     support = game.noise_support()
     size = None if support is None else int(np.shape(support.weight)[0])
-    if size is not None and size <= SUPPORT_PATHS:
+    work = None if size is None else size * game.horizon * game.n_states * game.n_actions
+    if size is not None and size <= SUPPORT_PATHS and work <= SUPPORT_WORK:
         words, what = f"each of the {size} noise support paths", "noise support path"
         paths = support.noise
     else:
         whole = "no finite support" if size is None else f"a support of {size} paths"
+        if size is not None and size <= SUPPORT_PATHS:  # (a 2003-state beach bar's 2004 paths took 52 s)
+            whole += (
+                f", too many to check each at {game.n_states} states x {game.n_actions} actions x "
+                f"T = {game.horizon} within the checks' budget of {SUPPORT_WORK} path-state-action-steps"
+            )
         words, what, paths = f"{SAMPLED_PATHS} sampled noise paths (the noise has {whole})", "sampled noise path", None
     covered = "the initial mean field, and the kernel and the reward at every t at it and at the second mean field"
     return paths, f"{words}: {covered}", what, SAMPLED_PATHS if paths is None else size
@@ -1334,7 +1343,12 @@ _POOL_SIZE = 100
 
 
 def _shared_prefix(game: Game, key, horizon: int) -> str:
-    """``noise.shared_prefix`` (module docstring)."""
+    """``noise.shared_prefix`` (module docstring). Each path whose group has an earlier
+    path is compared with the group's first path, one pair at a time in the program (all
+    paths at once held every path's kernels on the host: 6.7 GB for an 801-state beach
+    bar, and a 2003-state one was killed); at most :data:`SUPPORT_WORK` pairs x
+    ``t_b`` x n x m of them (at least :data:`PREFIX_PAIRS`), evenly spaced, the detail
+    says how many."""
     declared = game.shared_until
     if isinstance(declared, bool) or not isinstance(declared, int | np.integer) or declared < 0:
         _fail(f"shared_until must be an integer >= 0, got {declared!r}")
@@ -1347,8 +1361,11 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
     paths = groups.shape[0]
     if count == paths:
         return f"no two of {paths} paths share a prefix key"
+    rep = np.unique(groups, return_index=True)[1][groups]  # each path's group's first path
+    later = np.flatnonzero(rep != np.arange(paths))  # the paths compared with their group's first
+    most = max(PREFIX_PAIRS, SUPPORT_WORK // (until * game.n_states * game.n_actions))
+    chosen = later if later.size <= most else later[np.linspace(0, later.size - 1, most).round().astype(int)]
 
-    @jax.jit
     def start(noise):
         mu0 = game.initial_mean_field(noise)
         uniform = jnp.full_like(mu0, 1.0 / mu0.shape[0])
@@ -1360,22 +1377,39 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
         }
         return {"initial mean field": mu0[None], **at}
 
-    out = jax.device_get(jax.vmap(start)(noise))
-    rep = np.unique(groups, return_index=True)[1][groups]  # each path's group's first path
-    for what, tree in out.items():
-        for leaf in jax.tree.leaves(tree):
-            leaf = np.asarray(leaf)
-            reps = leaf[rep]
-            close = np.isclose(leaf, reps, rtol=VMAP_RTOL, atol=1e-6) | (leaf == reps)
-            bad = np.argwhere(~close.reshape(paths, leaf.shape[1] if leaf.ndim > 1 else 1, -1).all(axis=-1))
-            if bad.size:
-                i, t = (int(x) for x in bad[0])
+    def differs(pair):  # per output and leaf, (t,): where the path's value is not its group's first path's
+        path, first = (start(jax.tree.map(lambda x, j=j: x[j], noise)) for j in pair)
+
+        def off(a, b):
+            close = jnp.isclose(a, b, rtol=VMAP_RTOL, atol=1e-6) | (a == b)
+            return ~close.reshape(close.shape[0], -1).all(axis=-1)
+
+        return {
+            what: [off(a, b) for a, b in zip(jax.tree.leaves(path[what]), jax.tree.leaves(first[what]), strict=True)]
+            for what in path
+        }
+
+    pairs = jnp.stack([jnp.asarray(chosen, jnp.int32), jnp.asarray(rep[chosen], jnp.int32)], axis=1)
+    out = jax.device_get(jax.jit(lambda p: jax.lax.map(differs, p))(pairs))
+    for what, leaves in out.items():
+        for bad in leaves:
+            found = np.argwhere(np.asarray(bad))
+            if found.size:
+                k, t = (int(x) for x in found[0])
                 when = "" if what == "initial mean field" else f" at t = {t}"
                 _fail(
-                    f"paths {rep[i]} and {i} have the same prefix_key but different {what}{when}; "
+                    f"paths {rep[chosen[k]]} and {chosen[k]} have the same prefix_key but different {what}{when}; "
                     f"shared_until = {until} promises they agree before it"
                 )
-    return f"{count} groups of {paths} paths agree before t = {until}"
+    compared = (
+        ""
+        if chosen.size == later.size
+        else (
+            f" ({chosen.size} of the {later.size} paths after their group's first compared with it, evenly spaced: "
+            "the checks' budget)"
+        )
+    )
+    return f"{count} groups of {paths} paths agree before t = {until}{compared}"
 
 
 def _batched(game: Game, keys, mu_extra, horizon: int):
