@@ -64,9 +64,10 @@ def mfax_exploitability(game, table) -> tuple[float, float]:
 
 def mfax_fp(game, iterations: int) -> tuple[list[float], list[np.ndarray]]:
     """Exploitabilities of FP's iterates ``0..iterations`` with OpenSpiel's conventions
-    (the uniform policy counted as iterate 0, first maximiser) and their tables."""
+    (the uniform policy counted as iterate 0, first maximiser, the best response's own
+    mean field mixed in) and their tables."""
     support = game.noise_support()
-    hp = FPHyperParams(initial="average", ties="first")
+    hp = FPHyperParams(initial="average", ties="first", flow="own")
     step = jax.jit(lambda s: fp_step(game, support.noise, support.weight, s, hp))
     state = fp_init(game, 1)
     values, tables = [], []

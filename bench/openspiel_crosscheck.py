@@ -90,7 +90,7 @@ def rel(a: float, b: float) -> float:
 def mfax_fp_seconds(game, steps: int = 20) -> float:
     """Seconds per compiled FP step (after compilation), min over 3 runs of ``steps``."""
     support = game.noise_support()
-    hp = FPHyperParams(initial="average", ties="first")
+    hp = FPHyperParams(initial="average", ties="first", flow="own")
     step = jax.jit(lambda s: fp_step(game, support.noise, support.weight, s, hp)[0])
     state = fp_init(game, 1)
     jax.block_until_ready(step(state))
