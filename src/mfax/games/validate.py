@@ -1377,8 +1377,10 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
         }
         return {"initial mean field": mu0[None], **at}
 
-    def differs(pair):  # per output and leaf, (t,): where the path's value is not its group's first path's
-        path, first = (start(jax.tree.map(lambda x, j=j: x[j], noise)) for j in pair)
+    def differs(noise, pair):  # per output and leaf, (t,): where the path's value is not its group's first path's
+        # (behind a barrier: a part that is the same on every path, such as a kernel's second stage,
+        # is a constant, and XLA's folding of its comparison took seconds at 20003 states)
+        path, first = jax.lax.optimization_barrier(tuple(start(jax.tree.map(lambda x, j=j: x[j], noise)) for j in pair))
 
         def off(a, b):
             close = jnp.isclose(a, b, rtol=VMAP_RTOL, atol=1e-6) | (a == b)
@@ -1390,7 +1392,7 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
         }
 
     pairs = jnp.stack([jnp.asarray(chosen, jnp.int32), jnp.asarray(rep[chosen], jnp.int32)], axis=1)
-    out = jax.device_get(jax.jit(lambda p: jax.lax.map(differs, p))(pairs))
+    out = jax.device_get(jax.jit(lambda z, p: jax.lax.map(lambda pair: differs(z, pair), p))(noise, pairs))
     for what, leaves in out.items():
         for bad in leaves:
             found = np.argwhere(np.asarray(bad))
