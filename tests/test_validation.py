@@ -19,7 +19,7 @@ import mfax
 from conftest import ALL_GAMES, slow
 from mfax.dynamics import noise_batch
 from mfax.evaluation import evaluate
-from mfax.games import SIS, Game, GameError, NoiseSupport, SISNoise, registry, validate_game
+from mfax.games import SIS, BeachBar, Game, GameError, NoiseSupport, SISNoise, registry, validate_game
 from mfax.policies import Uniform
 from mfax.run.cli import app
 
@@ -454,6 +454,21 @@ def test_memory_estimate_of_published_settings_is_modest():
 
     config = resolve(TrainConfig(game="beach_bar"))
     assert 10 * 2**20 < training_bytes(config, mfax.make("beach_bar"), 102, 102) < 2**30
+
+
+def test_memory_estimate_counts_the_belief_weights_of_exact_tabular_steps():
+    """FP on a 401-state beach bar (402 paths) was estimated at 2.06 GiB and peaked at
+    10.7 GiB of resident memory: its step holds the (T, P, P, n) belief weights of every
+    history node at once (7.8 GB in float32); OMD, which does not, peaked at 2.5 GiB."""
+    from mfax.memory import training_bytes
+    from mfax.run.config import TrainConfig, resolve
+
+    game = BeachBar(num_states=401)  # (its checks are not the subject)
+    paths = int(game.noise_support().weight.shape[0])
+    fp = resolve(TrainConfig(game="beach_bar", algo="fp", params={"num_states": 401}))
+    assert training_bytes(fp, game, paths, paths) > 8 * 2**30
+    omd = resolve(TrainConfig(game="beach_bar", algo="omd", params={"num_states": 401}))
+    assert training_bytes(omd, game, paths, paths) < 4 * 2**30
 
 
 # -- exact weights of counted draws -------------------------------------------------------

@@ -23,6 +23,9 @@ EVAL_ACTION_ARRAYS = 3
 # one draw counted over a finite support: 10^9 draws over the beach bar's 102 paths asked
 # XLA for 36 GB in one allocation
 BYTES_PER_DRAW = 36
+# exact tabular solvers whose step averages Q over each history node with every state's
+# belief (mfax.evaluation.values.belief_average): (T, P, P, n) weights at once
+BELIEF_AVERAGED = ("fp", "fixed_point", "boltzmann", "munchausen", "prior_descent")
 
 
 def require(nbytes: int, what: str, hint: str) -> None:
@@ -94,6 +97,8 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
         train += replay_batch_bytes(game, hp, itemsize)
     elif exact_paths is not None:  # structural on the enumerated paths, or tables over them
         train = structural_bytes(game, exact_paths, 0, width, itemsize)
+        if config.algo in BELIEF_AVERAGED and support_size is not None:
+            train += itemsize * game.horizon * exact_paths**2 * game.n_states
     elif support_size is not None and support_size < config.paths:  # draws counted over the support
         train = structural_bytes(game, support_size, config.paths, width, itemsize)
     else:
