@@ -297,6 +297,8 @@ def test_cache_dir_follows_the_environment(tmp_path):
     assert cache_dir({}) == Path(home) / ".cache" / "mfax" / "jax"
     assert cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "mfax" / "jax"
     assert cache_dir({"MFAX_COMPILATION_CACHE": "1", "XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "mfax" / "jax"
+    for on in ("true", "On", "yes"):  # (true made a directory ./true; false was off)
+        assert cache_dir({"MFAX_COMPILATION_CACHE": on, "XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "mfax" / "jax"
     assert cache_dir({"MFAX_COMPILATION_CACHE": str(tmp_path / "c")}) == tmp_path / "c"
     for off in ("0", "off", "False"):
         assert cache_dir({"MFAX_COMPILATION_CACHE": off}) is None
@@ -309,6 +311,32 @@ def test_enabling_the_cache_keeps_a_directory_already_configured():
     assert configured
     assert enable_compilation_cache() == Path(configured)
     assert jax.config.jax_compilation_cache_dir == configured
+
+
+def test_an_unusable_cache_directory_is_one_warning_and_no_cache(tmp_path, monkeypatch):
+    """MFAX_COMPILATION_CACHE=~nosuchuser/c (or no home directory at all) ended every
+    command, `mfax --help` too, in a RuntimeError traceback; a file, or a directory under
+    one, gave JAX's two-line UserWarning ("File exists"), a read-only one a pair per
+    program compiled."""
+    import jax
+
+    from mfax.run.cache import ENV
+
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    said = []
+    configured = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        for value in (str(mine), str(mine / "sub"), "~no-such-user-of-mfax/cache"):
+            monkeypatch.setenv(ENV, value)
+            assert enable_compilation_cache(said.append) is None
+        assert not jax.config.jax_compilation_cache_dir
+    finally:
+        jax.config.update("jax_compilation_cache_dir", configured)
+    assert len(said) == 3 and all(ENV + "=0 turns it off" in line for line in said), said
+    assert "is not a directory" in said[0]
+    assert mine.read_text() == "mine"
 
 
 def test_load_of_a_run_cut_short_says_interrupted(tmp_path):

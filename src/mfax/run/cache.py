@@ -6,7 +6,7 @@ the compiled executables from disk instead of compiling them again.
 
 Where the cache lives is set by the environment variable ``MFAX_COMPILATION_CACHE``:
 
-* unset, empty or ``1``: ``$XDG_CACHE_HOME/mfax/jax`` (``~/.cache/mfax/jax`` when
+* unset, empty or ``1`` (or ``on``, ``true``, ``yes``): ``$XDG_CACHE_HOME/mfax/jax`` (``~/.cache/mfax/jax`` when
   ``XDG_CACHE_HOME`` is unset);
 * ``0`` (or ``off``, ``false``, ``no``): no persistent cache;
 * anything else: that directory.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 ENV = "MFAX_COMPILATION_CACHE"
 _OFF = ("0", "off", "false", "no")
+_ON = ("1", "on", "true", "yes")
 
 
 def cache_dir(environ: dict[str, str] | None = None) -> Path | None:
@@ -33,22 +34,53 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path | None:
     value = environ.get(ENV, "").strip()
     if value.lower() in _OFF:
         return None
-    if value and value != "1":
+    if value and value.lower() not in _ON:
         return Path(value).expanduser()
     base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "mfax" / "jax"
 
 
-def enable_compilation_cache() -> Path | None:
+def _unusable(path: Path) -> str | None:
+    """Why ``path`` cannot hold the cache (``None``: it can); made if missing."""
+    try:
+        if path.exists() and not path.is_dir():
+            return "is not a directory"
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot be made ({error.strerror or error})"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
+def enable_compilation_cache(say=None) -> Path | None:
     """Turn JAX's persistent compilation cache on as :func:`cache_dir` says, unless this
-    process has configured one already; returns the directory in use (``None``: off)."""
+    process has configured one already; returns the directory in use (``None``: off).
+    A directory that cannot be used leaves the cache off, with one warning (``say``:
+    how to give it; default :func:`mfax.errors.warn`)."""
     import jax
+
+    from mfax.errors import warn
 
     current = jax.config.jax_compilation_cache_dir
     if current:
         return Path(current)
-    path = cache_dir()
-    if path is None:
+    try:
+        path = cache_dir()
+    except RuntimeError as error:  # "~user" without such a user, or no home directory at all
+        problem, path = (
+            f"names a home directory that cannot be found ({error})",
+            os.environ.get(ENV) or "the default cache directory",
+        )
+    else:
+        if path is None:
+            return None
+        problem = _unusable(path)
+    if problem is not None:
+        (say or warn)(
+            f"the compilation cache {str(path)!r} {problem}; compiling without it "
+            f"({ENV}=DIR puts it in a writable directory, {ENV}=0 turns it off)"
+        )
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

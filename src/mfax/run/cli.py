@@ -1067,7 +1067,8 @@ def _closed_by_click() -> bool:
 def main() -> None:
     from mfax.run.cache import enable_compilation_cache
 
-    enable_compilation_cache()  # on by default; MFAX_COMPILATION_CACHE=0 turns it off
+    # on by default; MFAX_COMPILATION_CACHE=0 turns it off
+    enable_compilation_cache(lambda message: print(f"mfax: warning: {message}", file=sys.stderr))
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # (an ignored SIGTERM stays ignored)
         signal.signal(signal.SIGTERM, _terminated)
     try:
