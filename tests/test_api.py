@@ -331,11 +331,23 @@ def test_an_unusable_cache_directory_is_one_warning_and_no_cache(tmp_path, monke
         for value in (str(mine), str(mine / "sub"), "~no-such-user-of-mfax/cache"):
             monkeypatch.setenv(ENV, value)
             assert enable_compilation_cache(said.append) is None
+        monkeypatch.delenv(ENV)  # the default directory, without a home directory
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+        def homeless():
+            raise RuntimeError("Could not determine home directory.")
+
+        monkeypatch.setattr(Path, "home", homeless)
+        assert enable_compilation_cache(said.append) is None
         assert not jax.config.jax_compilation_cache_dir
     finally:
         jax.config.update("jax_compilation_cache_dir", configured)
-    assert len(said) == 3 and all(ENV + "=0 turns it off" in line for line in said), said
+    assert len(said) == 4 and all(ENV + "=0 turns it off" in line for line in said), said
     assert "is not a directory" in said[0]
+    assert said[2].startswith("the compilation cache '~no-such-user-of-mfax/cache' names a home directory that")
+    assert said[3].startswith(
+        "the compilation cache directory ($XDG_CACHE_HOME/mfax/jax, or ~/.cache/mfax/jax) cannot be found: no home"
+    ), said[3]
     assert mine.read_text() == "mine"
 
 

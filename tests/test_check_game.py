@@ -997,3 +997,73 @@ def test_a_support_past_the_checks_budget_is_sampled_and_the_prefix_pairs_thinne
     false = check_game(FalseSharedPrefix())
     assert {r.name for r in false.failures} == {"noise.shared_prefix"}, str(false)
     assert "have the same prefix_key but different kernel at mu mu_0 at t = " in false["noise.shared_prefix"].detail
+
+
+class _WideBeachBar(Game):
+    """The beach bar with 10009 states, by delegation (as SISDelegate)."""
+
+    bar: ClassVar[BeachBar] = BeachBar(num_states=10009, horizon=4)
+    n_states: ClassVar[int] = 10009
+    n_actions: ClassVar[int] = bar.n_actions
+    horizon: ClassVar[int] = 4
+    gamma: ClassVar[float] = bar.gamma
+
+    @property
+    def shared_until(self) -> int:
+        return self.bar.shared_until
+
+    def prefix_key(self, noise):
+        return self.bar.prefix_key(noise)
+
+    def state_features(self):
+        return self.bar.state_features()
+
+    def action_values(self):
+        return self.bar.action_values()
+
+    def sample_noise(self, key):
+        return self.bar.sample_noise(key)
+
+    def noise_support(self):
+        return self.bar.noise_support()
+
+    def initial_mean_field(self, noise):
+        return self.bar.initial_mean_field(noise)
+
+    def kernel(self, mu, noise, t):
+        return self.bar.kernel(mu, noise, t)
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.bar.reward(mu, mu_next, noise, t)
+
+    def observation(self, mu, noise, t):
+        return self.bar.observation(mu, noise, t)
+
+
+class IndexShiftedOnClosingPaths(_WideBeachBar):
+    """On the paths where the bar closes, the last row of the kernel's second stage leads
+    one state lower at t = 1, before the declared shared prefix ends (t = 2): its index
+    is 10004 against 10005, equal within the relative tolerance the floats are compared
+    with, and the false declaration passed."""
+
+    name: ClassVar[str] = "index_shifted_on_closing_paths"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        shift = jnp.where((t == 1) & (noise.z[-1] == 0), 1, 0).astype(k.then.index.dtype)
+        return k._replace(then=k.then._replace(index=k.then.index.at[-1, 0].add(-shift)))
+
+
+class WideBeachBar(_WideBeachBar):
+    name: ClassVar[str] = "wide_beach_bar"
+
+
+def test_kernel_indices_before_a_shared_prefix_ends_are_compared_exactly(monkeypatch):
+    monkeypatch.setattr(validate, "SUPPORT_WORK", 1)  # four pairs of paths compared (each pair differs)
+    monkeypatch.setattr(validate, "PREFIX_PAIRS", 4)
+    game, key = IndexShiftedOnClosingPaths(), jax.random.PRNGKey(0)
+    noise = game.sample_noise(key)
+    assert int(game.kernel(game.initial_mean_field(noise), noise, jnp.int32(1)).then.index[-1, 0]) == 10_005
+    with pytest.raises(validate._Failed, match="have the same prefix_key but different kernel at mu mu_0 at t = 1"):
+        validate._shared_prefix(game, key, game.horizon)
+    assert "agree before t = 2" in validate._shared_prefix(WideBeachBar(), key, game.horizon)  # the game itself

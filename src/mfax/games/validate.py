@@ -704,7 +704,7 @@ def _scan_source(game: Game) -> tuple[Any, str, str, int]:
         paths = support.noise
     else:
         whole = "no finite support" if size is None else f"a support of {size} paths"
-        if size is not None and size <= SUPPORT_PATHS:  # (a 2003-state beach bar's 2004 paths took 52 s)
+        if size is not None and size <= SUPPORT_PATHS:  # (a 2003-state beach bar's 2006 paths took 52 s)
             whole += (
                 f", too many to check each at {game.n_states} states x {game.n_actions} actions x "
                 f"T = {game.horizon} within the checks' budget of {SUPPORT_WORK} path-state-action-steps"
@@ -1382,8 +1382,11 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
         # is a constant, and XLA's folding of its comparison took seconds at 20003 states)
         path, first = jax.lax.optimization_barrier(tuple(start(jax.tree.map(lambda x, j=j: x[j], noise)) for j in pair))
 
-        def off(a, b):
-            close = jnp.isclose(a, b, rtol=VMAP_RTOL, atol=1e-6) | (a == b)
+        def off(a, b):  # floats within VMAP_RTOL, integers (a kernel's indices) exactly
+            if jnp.issubdtype(a.dtype, jnp.inexact):
+                close = jnp.isclose(a, b, rtol=VMAP_RTOL, atol=1e-6) | (a == b)
+            else:  # (within a relative tolerance, state 19993 was state 19994)
+                close = a == b
             return ~close.reshape(close.shape[0], -1).all(axis=-1)
 
         return {

@@ -68,17 +68,19 @@ def enable_compilation_cache(say=None) -> Path | None:
     try:
         path = cache_dir()
     except RuntimeError as error:  # "~user" without such a user, or no home directory at all
-        problem, path = (
-            f"names a home directory that cannot be found ({error})",
-            os.environ.get(ENV) or "the default cache directory",
-        )
+        given = os.environ.get(ENV, "").strip()
+        if given and given.lower() not in _ON:
+            where, problem = repr(given), f"names a home directory that cannot be found ({error})"
+        else:
+            where = "directory ($XDG_CACHE_HOME/mfax/jax, or ~/.cache/mfax/jax)"
+            problem = f"cannot be found: no home directory ({error})"
     else:
         if path is None:
             return None
-        problem = _unusable(path)
+        where, problem = repr(str(path)), _unusable(path)
     if problem is not None:
         (say or warn)(
-            f"the compilation cache {str(path)!r} {problem}; compiling without it "
+            f"the compilation cache {where} {problem}; compiling without it "
             f"({ENV}=DIR puts it in a writable directory, {ENV}=0 turns it off)"
         )
         return None
