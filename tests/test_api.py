@@ -324,24 +324,25 @@ def test_an_unusable_cache_directory_is_one_warning_and_no_cache(tmp_path, monke
 
     mine = tmp_path / "notes.txt"
     mine.write_text("mine")
-    said = []
     configured = jax.config.jax_compilation_cache_dir
     jax.config.update("jax_compilation_cache_dir", None)
     try:
-        for value in (str(mine), str(mine / "sub"), "~no-such-user-of-mfax/cache"):
-            monkeypatch.setenv(ENV, value)
-            assert enable_compilation_cache(said.append) is None
-        monkeypatch.delenv(ENV)  # the default directory, without a home directory
-        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+        with pytest.warns(mfax.errors.MfaxWarning) as caught:
+            for value in (str(mine), str(mine / "sub"), "~no-such-user-of-mfax/cache"):
+                monkeypatch.setenv(ENV, value)
+                assert enable_compilation_cache() is None
+            monkeypatch.delenv(ENV)  # the default directory, without a home directory
+            monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
 
-        def homeless():
-            raise RuntimeError("Could not determine home directory.")
+            def homeless():
+                raise RuntimeError("Could not determine home directory.")
 
-        monkeypatch.setattr(Path, "home", homeless)
-        assert enable_compilation_cache(said.append) is None
+            monkeypatch.setattr(Path, "home", homeless)
+            assert enable_compilation_cache() is None
         assert not jax.config.jax_compilation_cache_dir
     finally:
         jax.config.update("jax_compilation_cache_dir", configured)
+    said = [str(w.message) for w in caught]
     assert len(said) == 4 and all(ENV + "=0 turns it off" in line for line in said), said
     assert "is not a directory" in said[0]
     assert said[2].startswith("the compilation cache '~no-such-user-of-mfax/cache' names a home directory that")

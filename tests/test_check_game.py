@@ -43,7 +43,7 @@ from mfax.games.validate import CHECK_NAMES, second_mean_field
 from mfax.params import param
 from mfax.policies import Uniform
 from mfax.run.cli import app
-from test_validation import IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
+from test_validation import Delegate, IndexOutOfRange, NaNReward, NegativeProbability, ShortNoisePath, SISDelegate
 
 runner = CliRunner()
 EXPENSIVE = {
@@ -999,45 +999,21 @@ def test_a_support_past_the_checks_budget_is_sampled_and_the_prefix_pairs_thinne
     assert "have the same prefix_key but different kernel at mu mu_0 at t = " in false["noise.shared_prefix"].detail
 
 
-class _WideBeachBar(Game):
+class _WideBeachBar(Delegate):
     """The beach bar with 10009 states, by delegation (as SISDelegate)."""
 
-    bar: ClassVar[BeachBar] = BeachBar(num_states=10009, horizon=4)
+    inner: ClassVar[Game] = BeachBar(num_states=10009, horizon=4)
     n_states: ClassVar[int] = 10009
-    n_actions: ClassVar[int] = bar.n_actions
+    n_actions: ClassVar[int] = inner.n_actions
     horizon: ClassVar[int] = 4
-    gamma: ClassVar[float] = bar.gamma
+    gamma: ClassVar[float] = inner.gamma
 
     @property
     def shared_until(self) -> int:
-        return self.bar.shared_until
+        return self.inner.shared_until
 
     def prefix_key(self, noise):
-        return self.bar.prefix_key(noise)
-
-    def state_features(self):
-        return self.bar.state_features()
-
-    def action_values(self):
-        return self.bar.action_values()
-
-    def sample_noise(self, key):
-        return self.bar.sample_noise(key)
-
-    def noise_support(self):
-        return self.bar.noise_support()
-
-    def initial_mean_field(self, noise):
-        return self.bar.initial_mean_field(noise)
-
-    def kernel(self, mu, noise, t):
-        return self.bar.kernel(mu, noise, t)
-
-    def reward(self, mu, mu_next, noise, t):
-        return self.bar.reward(mu, mu_next, noise, t)
-
-    def observation(self, mu, noise, t):
-        return self.bar.observation(mu, noise, t)
+        return self.inner.prefix_key(noise)
 
 
 class IndexShiftedOnClosingPaths(_WideBeachBar):

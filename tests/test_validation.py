@@ -40,36 +40,44 @@ def one_line_error(args: list[str], message: str) -> str:
 # function to the example (abstract: each defect gives its own name).
 
 
-class SISDelegate(Game):
+class Delegate(Game):
+    """A game that hands every function to ``inner`` (a subclass sets it and the sizes):
+    a defect is then one method overridden."""
+
+    inner: ClassVar[Game]
+
+    def state_features(self):
+        return self.inner.state_features()
+
+    def action_values(self):
+        return self.inner.action_values()
+
+    def sample_noise(self, key):
+        return self.inner.sample_noise(key)
+
+    def noise_support(self):
+        return self.inner.noise_support()
+
+    def initial_mean_field(self, noise):
+        return self.inner.initial_mean_field(noise)
+
+    def kernel(self, mu, noise, t):
+        return self.inner.kernel(mu, noise, t)
+
+    def reward(self, mu, mu_next, noise, t):
+        return self.inner.reward(mu, mu_next, noise, t)
+
+    def observation(self, mu, noise, t):
+        return self.inner.observation(mu, noise, t)
+
+
+class SISDelegate(Delegate):
     sis: ClassVar[SIS] = SIS()
+    inner: ClassVar[Game] = sis
     n_states: ClassVar[int] = SIS.n_states
     n_actions: ClassVar[int] = SIS.n_actions
     horizon: ClassVar[int] = sis.horizon
     gamma: ClassVar[float] = sis.gamma
-
-    def state_features(self):
-        return self.sis.state_features()
-
-    def action_values(self):
-        return self.sis.action_values()
-
-    def sample_noise(self, key):
-        return self.sis.sample_noise(key)
-
-    def noise_support(self):
-        return self.sis.noise_support()
-
-    def initial_mean_field(self, noise):
-        return self.sis.initial_mean_field(noise)
-
-    def kernel(self, mu, noise, t):
-        return self.sis.kernel(mu, noise, t)
-
-    def reward(self, mu, mu_next, noise, t):
-        return self.sis.reward(mu, mu_next, noise, t)
-
-    def observation(self, mu, noise, t):
-        return self.sis.observation(mu, noise, t)
 
 
 class BrokenSupport(SISDelegate):

@@ -22,9 +22,7 @@ def available_bytes(device: jax.Device | None = None) -> int | None:
         stats = None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    host = _host_available()
-    limit = cgroup_available()
-    return limit if host is None else host if limit is None else min(host, limit)
+    return min((x for x in (_host_available(), cgroup_available()) if x is not None), default=None)
 
 
 def _host_available() -> int | None:

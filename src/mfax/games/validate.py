@@ -33,7 +33,8 @@ and the kernel and reward at every ``t`` at both mean fields, are summarised on 
 of a finite support of at most :data:`SUPPORT_PATHS` paths whose paths x T x n x m is at
 most :data:`SUPPORT_WORK` (else on :data:`SAMPLED_PATHS` sampled paths), one after another
 in the same program, and the first path that shows one is checked in full and named in
-the failure (``on noise support path 16``). The report says which paths were covered (:attr:`CheckReport.coverage`):
+the failure (``on noise support path 16``). The report says which paths were covered
+(:attr:`CheckReport.coverage`):
 
 * ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
@@ -1385,7 +1386,7 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
         def off(a, b):  # floats within VMAP_RTOL, integers (a kernel's indices) exactly
             if jnp.issubdtype(a.dtype, jnp.inexact):
                 close = jnp.isclose(a, b, rtol=VMAP_RTOL, atol=1e-6) | (a == b)
-            else:  # (within a relative tolerance, state 19993 was state 19994)
+            else:  # (within a relative tolerance, state 10004 passed for 10005)
                 close = a == b
             return ~close.reshape(close.shape[0], -1).all(axis=-1)
 
@@ -1406,15 +1407,13 @@ def _shared_prefix(game: Game, key, horizon: int) -> str:
                     f"paths {rep[chosen[k]]} and {chosen[k]} have the same prefix_key but different {what}{when}; "
                     f"shared_until = {until} promises they agree before it"
                 )
-    compared = (
-        ""
-        if chosen.size == later.size
-        else (
+    said = f"{count} groups of {paths} paths agree before t = {until}"
+    if chosen.size < later.size:
+        said += (
             f" ({chosen.size} of the {later.size} paths after their group's first compared with it, evenly spaced: "
             "the checks' budget)"
         )
-    )
-    return f"{count} groups of {paths} paths agree before t = {until}{compared}"
+    return said
 
 
 def _batched(game: Game, keys, mu_extra, horizon: int):

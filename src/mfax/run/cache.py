@@ -6,8 +6,8 @@ the compiled executables from disk instead of compiling them again.
 
 Where the cache lives is set by the environment variable ``MFAX_COMPILATION_CACHE``:
 
-* unset, empty or ``1`` (or ``on``, ``true``, ``yes``): ``$XDG_CACHE_HOME/mfax/jax`` (``~/.cache/mfax/jax`` when
-  ``XDG_CACHE_HOME`` is unset);
+* unset, empty or ``1`` (or ``on``, ``true``, ``yes``): ``$XDG_CACHE_HOME/mfax/jax``
+  (``~/.cache/mfax/jax`` when ``XDG_CACHE_HOME`` is unset);
 * ``0`` (or ``off``, ``false``, ``no``): no persistent cache;
 * anything else: that directory.
 
@@ -53,11 +53,11 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
-def enable_compilation_cache(say=None) -> Path | None:
+def enable_compilation_cache() -> Path | None:
     """Turn JAX's persistent compilation cache on as :func:`cache_dir` says, unless this
     process has configured one already; returns the directory in use (``None``: off).
-    A directory that cannot be used leaves the cache off, with one warning (``say``:
-    how to give it; default :func:`mfax.errors.warn`)."""
+    A directory that cannot be used leaves the cache off, with one warning
+    (:func:`mfax.errors.warn`)."""
     import jax
 
     from mfax.errors import warn
@@ -79,7 +79,7 @@ def enable_compilation_cache(say=None) -> Path | None:
             return None
         where, problem = repr(str(path)), _unusable(path)
     if problem is not None:
-        (say or warn)(
+        warn(
             f"the compilation cache {where} {problem}; compiling without it "
             f"({ENV}=DIR puts it in a writable directory, {ENV}=0 turns it off)"
         )

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from mfax import params
-from mfax.errors import GameError, MfaxError
+from mfax.errors import GameError, MfaxError, command_line_words
 from mfax.games import describe, game_class, game_names
 from mfax.games.plugins import short_name
 from mfax.games.registry import build, plugin_games, shadowed_games
@@ -1067,8 +1067,8 @@ def _closed_by_click() -> bool:
 def main() -> None:
     from mfax.run.cache import enable_compilation_cache
 
-    # on by default; MFAX_COMPILATION_CACHE=0 turns it off
-    enable_compilation_cache(lambda message: print(f"mfax: warning: {message}", file=sys.stderr))
+    with command_line_words():  # (a warning about it is the command's line)
+        enable_compilation_cache()  # on by default; MFAX_COMPILATION_CACHE=0 turns it off
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # (an ignored SIGTERM stays ignored)
         signal.signal(signal.SIGTERM, _terminated)
     try:
