@@ -72,12 +72,15 @@ class Delegate(Game):
 
 
 class SISDelegate(Delegate):
-    sis: ClassVar[SIS] = SIS()
-    inner: ClassVar[Game] = sis
+    sis: ClassVar[SIS] = SIS()  # (a subclass may give another SIS)
     n_states: ClassVar[int] = SIS.n_states
     n_actions: ClassVar[int] = SIS.n_actions
     horizon: ClassVar[int] = sis.horizon
     gamma: ClassVar[float] = sis.gamma
+
+    @property
+    def inner(self) -> Game:
+        return self.sis
 
 
 class BrokenSupport(SISDelegate):
