@@ -359,6 +359,44 @@ def test_best_responses_are_the_deviation_the_information_consistent_figure_scor
         np.testing.assert_allclose(played, info_best_response_value(game, traj, batch.noise, batch.weight), atol=1e-12)
 
 
+def test_belief_average_is_the_belief_weighted_sum_without_its_weights():
+    """belief_average (and the deviation's step) contract a node indicator with node-scaled
+    masses instead of forming belief()'s (T, P, P, n) weights: the same numbers, states
+    that no path of a node reaches (prior weights) included; in float32 with masses near
+    1e-37 (where mass * Q underflows: FP's second iteration on a 401-state beach bar chose
+    other actions at 2814 states) the float64 figures; memory O(T P n m): FP on a
+    401-state beach bar (402 paths, T = 30) held 7.8 GB of such weights and peaked at 10.7 GB."""
+    from mfax.evaluation.values import belief, belief_average
+
+    def explicit(share, mu, q):
+        weights = jnp.stack([belief(share[t], mu[:, t]) for t in range(share.shape[0])])
+        return jnp.einsum("tijs,jtsm->itsm", weights, q)
+
+    k = jax.random.split(jax.random.PRNGKey(3), 5)
+    T, P, n, m = 4, 6, 7, 3
+    label = jax.random.randint(k[0], (T, P), 0, 3)  # each date's history nodes
+    same = label[:, :, None] == label[:, None, :]
+    with jax.enable_x64(True):
+        weight = jax.random.uniform(k[1], (P,), jnp.float64, 0.1, 1.0)
+        share = same * weight / jnp.sum(same * weight, axis=-1, keepdims=True)
+        mu = jax.random.uniform(k[2], (P, T + 1, n), jnp.float64) * (jax.random.uniform(k[3], (P, T + 1, n)) > 0.3)
+        mu = mu.at[:, :, 0].set(0.0)  # a state no path reaches: the prior's weights
+        q = jax.random.normal(k[4], (P, T, n, m), jnp.float64)
+        expected = explicit(share, mu, q)
+        np.testing.assert_allclose(belief_average(share, mu, q), expected, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(expected[:, :, 0], jnp.einsum("tij,jtm->itm", share, q[:, :, 0]))
+        # float32 masses 1e-37..2e-37 (normal numbers), Q about 1e-2: mass * Q is below
+        # float32's smallest normal number
+        small = [x.astype(jnp.float32) for x in (share, 1e-37 * (mu > 0) * (1.0 + mu), 1e-2 * q)]
+        tiny = explicit(*[x.astype(jnp.float64) for x in small])
+    np.testing.assert_allclose(belief_average(*small), tiny, rtol=1e-5, atol=1e-9)
+
+    T, P, n, m = 30, 402, 401, 3
+    shapes = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((T, P, P), (P, T + 1, n), (P, T, n, m))]
+    compiled = jax.jit(belief_average).lower(*shapes).compile()
+    assert compiled.memory_analysis().temp_size_in_bytes < 4 * T * P * n * (2 * m + 1) * 4 < T * P * P * n * 4 / 10
+
+
 def test_fp_keeps_its_average_a_policy_over_many_float32_iterations():
     """FP's average feeds itself back: on MFGLib's left-right game the float32 row sums
     drifted to 1 - 1.4e-4 by iteration 40000 (9.8e-5 here), and `mfax train` stopped with

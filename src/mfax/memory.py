@@ -23,9 +23,6 @@ EVAL_ACTION_ARRAYS = 3
 # one draw counted over a finite support: 10^9 draws over the beach bar's 102 paths asked
 # XLA for 36 GB in one allocation
 BYTES_PER_DRAW = 36
-# exact tabular solvers whose step averages Q over each history node with every state's
-# belief (mfax.evaluation.values.belief_average): (T, P, P, n) weights at once
-BELIEF_AVERAGED = ("fp", "fixed_point", "boltzmann", "munchausen", "prior_descent")
 
 
 def require(nbytes: int, what: str, hint: str) -> None:
@@ -40,8 +37,9 @@ def evaluation_bytes(game: Game, num_paths: int, info: bool, itemsize: int = 4) 
     best response, which compares every pair of paths' observation histories)."""
     n, m, horizon = game.n_states, game.n_actions, game.horizon
     per_path = itemsize * (horizon + 1) * n * (EVAL_ACTION_ARRAYS * m + 2)
-    # the pairs' shared histories, and at each step the deviation's (path, path, state) weights
-    pairs = (6 * (horizon + 1) + 2 * itemsize * n) * num_paths**2 if info else 0
+    # the pairs' shared histories (the deviation's beliefs are never formed per pair:
+    # mfax.evaluation.values.belief_mix)
+    pairs = 6 * (horizon + 1) * num_paths**2 if info else 0
     return num_paths * per_path + pairs
 
 
@@ -97,8 +95,6 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
         train += replay_batch_bytes(game, hp, itemsize)
     elif exact_paths is not None:  # structural on the enumerated paths, or tables over them
         train = structural_bytes(game, exact_paths, 0, width, itemsize)
-        if config.algo in BELIEF_AVERAGED and support_size is not None:
-            train += itemsize * game.horizon * exact_paths**2 * game.n_states
     elif support_size is not None and support_size < config.paths:  # draws counted over the support
         train = structural_bytes(game, support_size, config.paths, width, itemsize)
     else:

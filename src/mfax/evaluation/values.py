@@ -205,8 +205,7 @@ def info_deviation(share: Float[Array, "T P P"]) -> Combine:
     per-path figure.)"""
 
     def combine(q, t, x):
-        weights = belief(share[t].astype(q.dtype), x["mu"].astype(q.dtype))
-        chosen = split_maximisers(jnp.einsum("ijs,jsm->ism", weights, q))
+        chosen = split_maximisers(belief_mix(share[t].astype(q.dtype), x["mu"].astype(q.dtype), q))
         return jnp.sum(chosen * q, axis=-1)
 
     return combine
@@ -230,8 +229,44 @@ def belief_average(
     plays (:func:`info_deviation`), what the exact solvers' best responses and soft
     targets read."""
     horizon = q.shape[1]
-    weights = jax.vmap(belief, in_axes=(0, 1))(share.astype(q.dtype), mu[:, :horizon].astype(q.dtype))
-    return jnp.einsum("tijs,jtsm->itsm", weights, q)
+    if share.shape[-1] == 1:  # one path: its own values (belief_mix)
+        return q
+    mix = jax.vmap(belief_mix, in_axes=(0, 1, 1), out_axes=1)
+    return mix(share.astype(q.dtype), mu[:, :horizon].astype(q.dtype), q)
+
+
+def belief_mix(
+    share_t: Float[Array, "P P"], mu_t: Float[Array, "P n"], q: Float[Array, "P n m"]
+) -> Float[Array, "P n m"]:
+    """``sum_j belief(share_t, mu_t)[i, j, s] q[j, s, m]`` at one date without forming the
+    ``(P, P, n)`` weights of :func:`belief` (FP on a 401-state beach bar, 402 paths: they
+    were 7.8 GB in float32). Within a node every row of ``share_t`` is the same,
+    ``share_t[i, j] = share_t[j, j]``, so the belief of an agent in ``s`` is
+    ``a_j(s) / sum_{k in node} a_k(s)`` with ``a_j(s) = share_t[j, j] mu_t[j, s]``; ``a`` is
+    divided by its maximum over the node (the mass by its node maximum first) so that
+    products with ``q`` do not underflow where the mass is tiny (float32 masses near 1e-37
+    would give zeros), and one product of the node indicator with
+    ``[a q, share_t[j, j] q, a]`` gives the weighted sum, the prior's sum (for states no
+    path of the node reaches) and the normaliser. Memory ``O(P n m)``."""
+    paths, m = share_t.shape[0], q.shape[-1]
+    if paths == 1:  # the one path's own values, exactly (weights 1 or the prior's 1)
+        return q
+    member = share_t > 0
+    node = jnp.argmax(member, axis=1)  # the first path of each path's node
+
+    def node_max(x):
+        return jax.ops.segment_max(x, node, num_segments=paths)[node]
+
+    def scaled(x):
+        top = node_max(x)
+        return jnp.where(top > 0, x / jnp.where(top > 0, top, 1.0), 0.0)
+
+    prior = jnp.diagonal(share_t)[:, None]
+    mass = scaled(prior * scaled(mu_t))[..., None]
+    stacked = jnp.concatenate([mass * q, prior[..., None] * q, mass], axis=-1)
+    mixed = jnp.einsum("ij,jsk->isk", member.astype(q.dtype), stacked)
+    weighted, prior_sum, total = mixed[..., :m], mixed[..., m : 2 * m], mixed[..., 2 * m :]
+    return jnp.where(total > 0, weighted / jnp.where(total > 0, total, 1.0), prior_sum)
 
 
 def info_best_response_value(
