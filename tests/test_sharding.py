@@ -103,3 +103,30 @@ def test_one_run_splits_its_paths_over_devices():
             for a, b in zip(one["metrics"], out[f"{noise}{devices}"]["metrics"], strict=True):
                 for x, y in zip(a, b, strict=True):
                     assert abs(x - y) <= 1e-4 * max(1.0, abs(x)), (noise, devices, a, b)
+
+
+RUNS_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from mfax.sharding import runs_per_device, train_mesh
+
+    out = []
+    for runs in (1, 2, 3, 6, 8):
+        for devices in (None, 1, 2, 4):
+            mesh = train_mesh(devices, runs)
+            held = 1 if runs == 1 or mesh is None else runs // mesh.shape["runs"]
+            out.append((runs, devices, runs_per_device(runs, devices), held))
+    print(json.dumps(out))
+    """
+)
+
+
+def test_the_memory_estimates_runs_per_device_are_the_meshs():
+    """The memory estimate multiplies an iteration's arrays by the runs one device holds
+    at once (mfax.sharding.runs_per_device): on a mesh, the runs over its runs axis; on
+    one CPU device, one (runs are looped)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    result = subprocess.run([sys.executable, "-c", RUNS_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for runs, devices, estimated, held in json.loads(result.stdout.strip().splitlines()[-1]):
+        assert estimated == held, (runs, devices, estimated, held)

@@ -406,6 +406,30 @@ def test_the_memory_refusal_advises_only_what_the_configuration_has(tmp_path, mo
     ), str(err.value)
 
 
+def test_runs_batched_on_an_accelerator_count_each_runs_arrays(monkeypatch):
+    """Runs side by side are vmapped on an accelerator (looped on the CPU), so each holds
+    an iteration's arrays at once: the estimate counted them once, and 8 seeds that needed
+    8 times the memory of one were accepted, to fail in XLA's allocator."""
+    from mfax.memory import training_bytes
+    from mfax.run.config import TrainConfig, resolve
+
+    game = mfax.make("beach_bar")
+
+    def need(seeds):
+        config = resolve(TrainConfig(game="beach_bar", noise="sample", seeds=seeds))
+        return training_bytes(config, game, None, 102)
+
+    on_cpu = need(8)
+    assert on_cpu < 1.1 * need(1)
+    monkeypatch.setattr("mfax.sharding.jax.default_backend", lambda: "gpu")
+    assert need(8) > 7 * need(1)
+    free = 3 * need(1)
+    monkeypatch.setattr("mfax.memory.available_bytes", lambda device=None: free)
+    need(1)  # one run fits
+    with pytest.raises(mfax.GameError, match="8 runs side by side"):
+        mfax.solve("beach_bar", "rspg", noise="sample", seeds=8, iterations=1)
+
+
 def test_a_replay_batch_beyond_the_memory_is_refused(tmp_path):
     """M-OMD draws --hp batch_size transitions per gradient step: 10^8 of them (about 540
     GB) ended in XLA's RESOURCE_EXHAUSTED traceback after the run directory was written."""

@@ -55,6 +55,20 @@ def runs_vmapped(num_runs: int, mesh: Mesh | None) -> bool:
     return num_runs > 1 and (mesh is not None or jax.default_backend() != "cpu")
 
 
+def runs_per_device(num_runs: int, devices: int | None) -> int:
+    """How many runs one device computes at once in the training program that
+    :func:`train_mesh` and :func:`map_runs` make for ``num_runs`` runs on ``devices``
+    devices (default: all): the runs it holds when they are vmapped, else one (a single
+    run, or runs looped on one CPU device)."""
+    available = len(jax.devices())
+    count = available if devices is None else max(1, min(devices, available))
+    if num_runs == 1 or (count == 1 and jax.default_backend() == "cpu"):
+        return 1
+    if count == 1:
+        return num_runs
+    return num_runs // (math.gcd(num_runs, count) if jax.process_count() == 1 else 1)
+
+
 def map_runs(fn, states, mesh: Mesh | None = None):
     """``fn`` applied to each run of ``states`` (leading run axis ``R``), in one program.
 
