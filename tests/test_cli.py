@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import jax
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -333,6 +334,36 @@ def test_eval_names_a_float32_exploitability_below_zero_as_rounding(tmp_path):
     value = float(re.search(r"upper bound\)\s+(\S+)", per_path).group(1))
     assert abs(value) < 1e-5
     assert ("(0 up to float32 rounding)" in per_path) == (value < 0), per_path
+
+
+def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
+    """sis on 64 drawn paths printed "exploitability (per path, upper bound) 0.382537"
+    while the exact figure is 0.392851: half the seeds gave less than the exact figure,
+    and no uncertainty was given. Now an estimate ± its standard error (that of the
+    per-path values' mean), the exact figure within a few of them; a game with one noise
+    path is exact on any draw."""
+    from mfax.dynamics import noise_batch
+    from mfax.evaluation import path_values
+
+    drawn = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--paths", "64", "--json"])
+    assert drawn.exit_code == 0, drawn.output
+    line = next(x for x in drawn.output.splitlines() if "exploitability (per path" in x)
+    assert "estimate" in line and "upper bound" not in line and " ± " in line, line
+    figures = json.loads(drawn.output.strip().splitlines()[-1])
+    game = mfax.make("sis", horizon=4)
+    batch = noise_batch(game, "sample", jax.random.PRNGKey(0), 64)
+    pv = path_values(game, mfax.policies.Uniform(game.n_states, game.n_actions), batch.noise, batch.weight, False)
+    gap = np.asarray(pv.best_response_return, np.float64) - np.asarray(pv.policy_return, np.float64)
+    np.testing.assert_allclose(figures["exploitability_se"], np.std(gap, ddof=1) / 8, rtol=1e-5)
+    se = np.std(np.asarray(pv.policy_return, np.float64), ddof=1) / 8
+    np.testing.assert_allclose(figures["policy_return_se"], se, rtol=1e-5)
+    exact = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--noise", "exact", "--json"])
+    exact_figures = json.loads(exact.output.strip().splitlines()[-1])
+    assert exact_figures["exploitability_se"] is None and "upper bound" in exact.output
+    assert abs(exact_figures["exploitability"] - figures["exploitability"]) < 4 * figures["exploitability_se"]
+    one = runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--noise", "sample", "--paths", "3"])
+    assert one.exit_code == 0 and "every draw is it, so these figures are exact" in one.output, one.output
+    assert "an estimate" not in one.output and " ± " not in one.output
 
 
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():

@@ -126,8 +126,20 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     with (out / "metrics.csv").open(newline="") as f:
         cells = list(csv.DictReader(f))
     assert {(c["run"], c["params.kappa"]) for c in cells} == {("0", "0.5"), ("1", "2.0")}
-    history = mfax.load(out).history
+    result = mfax.load(out)
+    history = result.history
     assert {(int(r), k) for r, k in zip(history["run"], history["params.kappa"], strict=True)} == {(0, 0.5), (1, 2.0)}
+    # each run's policy with its own game and paths gives its row (result.game is the best
+    # run's: run 1's policy scored on it matched no row of the metrics)
+    from mfax.evaluation import evaluate
+
+    for r in (0, 1):
+        assert result.game_of(r).kappa == (0.5, 2.0)[r]
+        figures = evaluate(result.game_of(r), result.policy_of(r), result.eval_noise_of(r))
+        row = next(x for x in RunDir(out).read_metrics() if x["run"] == r and x["iteration"] == 2)
+        np.testing.assert_allclose(figures.policy_return, row["policy_return"], rtol=1e-5)
+    with pytest.raises(GameError, match=r"run index must be an integer in 0\.\.1, got 2"):
+        result.game_of(2)
     # the runs are told apart by their swept values: in the plots' legends and the export
     from mfax.run.plots import exploitability_figure
 

@@ -563,18 +563,32 @@ class Result:
         :meth:`precision` for a run trained in float64)."""
         return self.policy_of(self.run)
 
-    @_in_its_precision
-    def policy_of(self, r: int):
-        """Run ``r``'s policy."""
+    def _run_index(self, r: int) -> int:
         if not (params_mod.is_integer_from(r, 0) and r < self.config.num_runs):
             raise GameError(f"run index must be an integer in 0..{self.config.num_runs - 1}, got {r!r}")
-        return self.trainer.policy(self.states, r)
+        return int(r)
+
+    @_in_its_precision
+    def policy_of(self, r: int):
+        """Run ``r``'s policy; it plays :meth:`game_of` ``(r)`` (the runs of a sweep of game
+        parameters play different games: ``evaluate(result.game_of(r), result.policy_of(r),
+        result.eval_noise_of(r))`` gives run ``r``'s figures)."""
+        return self.trainer.policy(self.states, self._run_index(r))
+
+    def game_of(self, r: int) -> Game:
+        """The game run ``r`` was trained on (with its swept parameters' values)."""
+        return self.trainer.game_of(self._run_index(r))
+
+    @_in_its_precision
+    def eval_noise_of(self, r: int):
+        """The evaluation noise paths run ``r``'s figures were computed on."""
+        return self.trainer.eval_noise_of(self._run_index(r))
 
     @property
     @_in_its_precision
     def eval_noise(self):
         """The evaluation noise paths (:class:`~mfax.dynamics.noise.NoiseBatch`) the
-        figures were computed on."""
+        figures were computed on (the best run's: :meth:`eval_noise_of`)."""
         return self.trainer.eval_noise_of(self.run)
 
     @functools.cached_property

@@ -279,19 +279,41 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
     from mfax.evaluation.exploitability import above_words, negative_words
 
     scale = result.policy_return
+    # drawn paths of a game with one noise path are that path: the figures are exact
+    support = None if batch.exact else game.noise_support()
+    one_path = support is not None and support.weight.shape[0] == 1
+    drawn = not batch.exact and not one_path
+
+    def error(se):
+        return f" ± {se:.2g}" if drawn and se is not None else ""
+
     below = negative_words(result.exploitability, scale, float64)
-    typer.echo(f"  exploitability (per path, upper bound)  {result.exploitability:.6g}{below}")
+    if drawn:
+        per_path = f"  exploitability (per path, estimate)     {result.exploitability:.6g}"
+    else:
+        per_path = f"  exploitability (per path, upper bound)  {result.exploitability:.6g}"
+    typer.echo(per_path + error(result.exploitability_se) + below)
     info_text = "n/a" if info is None else format(info, ".6g") + negative_words(info, scale, float64)
     info_text += above_words(info, result.exploitability, scale, float64)
     typer.echo(f"  exploitability (information-consistent) {info_text}")
     typer.echo("    per path: the deviator knows the whole noise path in advance")
+    if drawn:
+        typer.echo(
+            f"    sampled: means over the {batch.num_paths} drawn noise paths ± one standard error; the exact "
+            "per-path figure (an upper bound) may lie on either side of the estimate"
+        )
+    elif one_path:
+        typer.echo(f"    {game.name} has one noise path: every draw is it, so these figures are exact")
     if info is not None:
         typer.echo("    information-consistent: it sees the public history and its own current state;")
-        if not batch.exact:
+        if drawn:
             typer.echo(
                 f"      for {game.name} computed on the {batch.num_paths} sampled paths as if they were the whole "
-                "noise support: an estimate, neither exact nor a proven bound (--noise exact computes it)"
+                "noise support: an estimate biased upward (a deviator tells few paths apart sooner), neither "
+                "exact nor a proven bound (--noise exact computes it)"
             )
+        elif one_path:
+            typer.echo(f"      exact for {game.name} (with one noise path there is nothing to learn about it)")
         elif not shown:
             typer.echo(
                 f"      for {game.name} a lower bound: the exact gain of one such deviation "
@@ -299,7 +321,7 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
             )
         else:
             typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
-    typer.echo(f"  policy return                           {result.policy_return:.6g}")
+    typer.echo(f"  policy return                           {result.policy_return:.6g}{error(result.policy_return_se)}")
     typer.echo(f"  best-response return (per path)         {result.best_response_return:.6g}")
     typer.echo(f"  evaluated in {seconds:.2f} s")
 
@@ -403,8 +425,9 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
-    """Exact evaluation of a trained run or a fixed policy: both exploitabilities, returns, and the
-    moments of a game that declares them (the macro game: capital, output, inequality, saving)."""
+    """Evaluation of a trained run or a fixed policy, exact over the noise support where it is
+    enumerated, else estimated on drawn paths (± standard errors): both exploitabilities, returns,
+    and the moments of a game that declares them (the macro game: capital, output, inequality, saving)."""
     import jax
 
     from mfax.dynamics import noise_batch
@@ -440,7 +463,8 @@ def eval_command(
                 raise GameError("--policy evaluates a fixed policy; a RUN is evaluated with its trained policy")
             consent = Consent(game, trust_code)
             which = iteration.strip().lower()
-            trainer, pol, run_index, held = load_policy_at(RunDir(run_dir), run_index, which, consent)
+            run = RunDir(run_dir)
+            trainer, pol, run_index, held = load_policy_at(run, run_index, which, consent)
             _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
             g, overrides = trainer.game_of(run_index), trainer.config.run_params(run_index)
             label = f"run {run_dir} (run {run_index}, checkpoint {checkpoint_words(which, held)})"
@@ -492,8 +516,11 @@ def eval_command(
             None if result.exploitability_info is None else bool(batch.exact) and info_consistent_exact(g, pol, batch)
         )
         recorded = None
-        if own_paths and float64 == config.x64 and held is not None and same_products(RunDir(run_dir).provenance_path):
-            recorded = _recorded_figures(RunDir(run_dir), run_index, held, result, float64)
+        # (a config.json edited since: its game is not the one the figures were recorded on,
+        # which the reader was told; comparing would blame the code)
+        same_run = own_paths and not run.config_edits
+        if same_run and float64 == config.x64 and held is not None and same_products(run.provenance_path):
+            recorded = _recorded_figures(run, run_index, held, result, float64)
         bracket = None
         if learned_br:
             bracket = _learned_bracket(g, pol, batch, config, br_iterations, br_lr, seed or 0, progress)
@@ -979,9 +1006,10 @@ def done_line(summary: dict) -> str:
     mean = f", mean of {runs} runs" if runs > 1 else ""
     if swept:  # the runs play different games: their mean is no game's figure
         mean += f" of different games ({', '.join(swept)} swept; each run's in summary.json)"
+    drawn = ", estimated on drawn noise paths" if summary.get("noise") == "sample" else ""
     parts = [
         f"done: {summary['iterations']} iterations",
-        f"exploitability (per path, lower is better{mean}) "
+        f"exploitability (per path{drawn}, lower is better{mean}) "
         + _change(summary.get("initial_exploitability"), summary.get("final_exploitability"), scale, float64),
     ]
     if summary.get("final_exploitability_info") is not None:
