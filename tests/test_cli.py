@@ -366,6 +366,30 @@ def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
     assert "an estimate" not in one.output and " ± " not in one.output
 
 
+def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
+    """8 runs: matplotlib's 10-colour cycle gave runs 0 and 5 the same colour, line style
+    and marker in the right panel (two lines per run), and a run another colour in each
+    panel (an audit)."""
+    from mfax.run.config import TrainConfig, resolve
+    from mfax.run.plots import exploitability_figure
+
+    for runs in (8, 25):
+        config = resolve(TrainConfig(game="linear_quadratic", seeds=runs))
+        rows = [
+            dict(run=r, seed=r, lr=1e-3, iteration=i, wall_clock_s=float(i), exploitability=1.0 + r + i,
+                 exploitability_info=0.5 + r + i)
+            for r in range(runs)
+            for i in (0, 1)
+        ]  # fmt: skip
+        left, right = exploitability_figure(rows, config).axes[:2]
+        styles = [(line.get_color(), line.get_linestyle(), line.get_marker()) for line in right.get_lines()]
+        assert len(set(styles)) == len(styles) == 2 * runs
+        assert len({line.get_color() for line in left.get_lines()}) == runs
+        for r in range(runs):  # per path and info-consistent of a run: its colour, in both panels
+            assert left.get_lines()[r].get_color() == right.get_lines()[2 * r].get_color()
+            assert right.get_lines()[2 * r].get_color() == right.get_lines()[2 * r + 1].get_color()
+
+
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():
     from mfax.run.plots import exploitability_scale
 

@@ -27,6 +27,7 @@ nothing here depends on which game it is.
 from __future__ import annotations
 
 import io
+import itertools
 import textwrap
 from pathlib import Path
 
@@ -193,22 +194,40 @@ def run_words(config, r: int, chosen: str | None) -> str:
     return text
 
 
+RUN_MARKERS = (".", "o", "s", "^", "v", "D", "x", "+")
+
+
+def run_colours(k: int) -> list:
+    """One colour per run, distinct for every ``k`` (matplotlib's cycle repeats after 10,
+    and a panel of two lines per run after 5): tab10, then tab20, then ``k`` evenly spaced
+    hues of a perceptually ordered map; a run's lines share its colour in every panel."""
+    from matplotlib import colormaps
+
+    if k <= 10:
+        return [colormaps["tab10"](i) for i in range(k)]
+    if k <= 20:
+        return [colormaps["tab20"](i) for i in range(k)]
+    return [colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, k)]
+
+
 def exploitability_figure(rows: list[dict], config):
     """Exploitability (both definitions) of every run vs training wall-clock and vs
     iteration, from a run's metric rows and its config."""
     fig, grid = _figure(1, 2, (11, 4.4))
     axes = grid[0]
-    for r in sorted({row["run"] for row in rows}):
+    runs = sorted({row["run"] for row in rows})
+    colours = run_colours(len(runs))
+    for r, colour, marker in zip(runs, colours, itertools.cycle(RUN_MARKERS), strict=False):
         mine = [row for row in rows if row["run"] == r]
         it = [row["iteration"] for row in mine]
         wall = [row["wall_clock_s"] for row in mine]
         ex = [row["exploitability"] for row in mine]
         label = run_label(mine[0], config)
-        axes[0].plot(wall, ex, marker=".", label=label)
-        axes[1].plot(it, ex, marker=".", label=label + " per path")
+        axes[0].plot(wall, ex, marker=marker, color=colour, label=label)
+        axes[1].plot(it, ex, marker=marker, color=colour, label=label + " per path")
         info = [row["exploitability_info"] for row in mine]
         if info and info[0] is not None:
-            axes[1].plot(it, info, linestyle="--", label=label + " info-consistent")
+            axes[1].plot(it, info, linestyle="--", color=colour, label=label + " info-consistent")
     per_path = [row["exploitability"] for row in rows]
     both = per_path + [row["exploitability_info"] for row in rows]
     axes[0].set(xlabel="training wall-clock (s), evaluation excluded")
@@ -217,7 +236,15 @@ def exploitability_figure(rows: list[dict], config):
     _set_exploitability_axis(axes[1], both, "exploitability")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    if len(runs) <= 10:
+        for ax in axes:
+            ax.legend(fontsize=7)
+    else:  # the runs named once, in columns; the right panel's line styles explained
+        axes[0].legend(fontsize=6, ncol=-(-len(runs) // 15))
+        from matplotlib.lines import Line2D
+
+        kinds = [Line2D([], [], color="grey", marker="."), Line2D([], [], color="grey", linestyle="--")]
+        axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
     _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)")
     fig.tight_layout()
     return fig
