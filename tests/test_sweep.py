@@ -150,6 +150,13 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     assert exported.exit_code == 0, exported.output
     manifest = json.loads(exported.output.strip().splitlines()[-1])
     assert manifest["config"]["params"]["kappa"] == 2.0 and manifest["run_index"] == 1
+    # the exported run's own seed and rate, and a line saying which run it is (it said nothing)
+    assert (manifest["config"]["seed"], manifest["config"]["seeds"]) == (0, 1)
+    assert "run 1 (seed 0, kappa 2) of 2" in exported.output
+    picked = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "y.npz")])
+    assert "of 2: the lowest exploitability at the checkpoint (--run-index picks another)" in picked.output
+    evaluated = runner.invoke(app, ["eval", str(out), "--run-index", "1"])
+    assert "(run 1 (seed 0, kappa 2) of 2; checkpoint last (iteration 2))" in evaluated.output, evaluated.output
     assert (manifest["checkpoint"], manifest["checkpoint_iteration"]) == ("last", 2)
     bad = runner.invoke(app, [*args[:-2], "--set", "horizon=4,5", "--out", str(tmp_path / "bad"), "--no-progress"])
     assert bad.exit_code == 2 and "cannot take several values" in bad.stderr
@@ -243,3 +250,29 @@ def test_a_resumed_sweep_names_its_values_in_every_row(tmp_path):
     ]
     with (out / "metrics.csv").open(newline="") as f:
         assert [(c["run"], c["params.kappa"]) for c in csv.DictReader(f)] == [("0", "0.5"), ("1", "2.0")] * 3
+
+
+def test_a_list_of_one_value_is_that_value_not_a_sweep(tmp_path):
+    """kappa = [0.5] in a config file with 2 seeds: the done line, summary.json and the
+    plots said the runs played different games (an audit); a static parameter given as
+    [4] was refused as swept."""
+    config = resolve(TrainConfig(game="linear_quadratic", algo="spg", seeds=2, params={"kappa": [2.0], "horizon": [4]}))
+    assert config.swept() == {} and config.num_runs == 2
+    assert [config.run_params(r) for r in (0, 1)] == [{"kappa": 2.0, "horizon": 4}] * 2
+    out = tmp_path / "run"
+    train(resolve(TrainConfig(game="linear_quadratic", algo="fp", iterations=2, eval_every=2,
+                              params={**GAME, "kappa": [2.0]})), out, progress=False)  # fmt: skip
+    alone = tmp_path / "alone"
+    train(resolve(TrainConfig(game="linear_quadratic", algo="fp", iterations=2, eval_every=2,
+                              params={**GAME, "kappa": 2.0})), alone, progress=False)  # fmt: skip
+    assert _rows(out) == _rows(alone)
+    assert json.loads((out / "summary.json").read_text())["swept"] == []
+
+
+def test_the_configuration_of_one_run_of_several_is_its_own():
+    """An export of run 3 of 2 seeds x 2 rates recorded lr [0.001, 0.01], seed 0, seeds 2
+    (the folder's) beside that run's own game parameters (an audit)."""
+    config = resolve(TrainConfig(game="linear_quadratic", algo="spg", seeds=2, lr=[1e-3, 1e-2]))
+    own = config.run_dict(3)
+    assert (own["seed"], own["seeds"], own["lr"]) == (config.seed + 1, 1, [1e-2])
+    assert resolve(TrainConfig(**{k: v for k, v in own.items() if k in TrainConfig.__dataclass_fields__})).num_runs == 1

@@ -644,7 +644,7 @@ class Result:
         source = {
             "run_index": self.run,
             "checkpoint_iteration": int(np.asarray(self.states.iteration)[0]),  # (the iteration of the policy held)
-            "config": {**self.config.to_dict(), "params": self.config.run_params(self.run)},
+            "config": self.config.run_dict(self.run),
         }
         return export(
             self.game,

@@ -100,8 +100,8 @@ def register(app: typer.Typer) -> None:
             # the run read first (its --iteration, --run-index, --paths said before the target:
             # an existing export hid them), the target checked before the push-forward (export)
             run, trainer, policy, r, g, held = _load(run_dir, run_index, iteration, game, trust_code)
-            # the exported run's own game parameters (a sweep's config lists every value)
-            config = {**trainer.config.to_dict(), "params": trainer.config.run_params(r)}
+            # the exported run's own game parameters, seed and rate (the config lists every run's)
+            config = trainer.config.run_dict(r)
             source = {
                 "run": str(run.root.resolve()),  # whichever the current folder: what --overwrite reads
                 "run_index": r,
@@ -138,6 +138,11 @@ def register(app: typer.Typer) -> None:
             (len(info["aggregates"]), "aggregate"),
         )
         what = ", ".join(f"{k} {noun}{'' if k == 1 else 's'}" for k, noun in counts)
+        if trainer.config.num_runs > 1:  # say which run, and how it was chosen (as irf)
+            from mfax.run.plots import run_words
+
+            chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
+            typer.echo(run_words(trainer.config, r, chosen))
         typer.echo(f"wrote {target} ({fmt}: {what})")
         if as_json:
             typer.echo(json_text({"path": str(target), **info}))

@@ -89,8 +89,9 @@ class TrainConfig:
         combination of the swept values, by the parameters' names in alphabetical order,
         the last name varying fastest: an order that config.json, whose keys are sorted,
         keeps, whatever order the parameters were given in)."""
-        swept = self.swept()
-        fixed = {k: v for k, v in self.params.items() if k not in swept}
+        lists, swept = self._lists(), self.swept()
+        fixed = {k: v for k, v in self.params.items() if k not in lists}
+        fixed.update({k: v[0] for k, v in lists.items() if len(v) == 1})  # one value: not a sweep
         return [{**fixed, **dict(zip(swept, combo, strict=True))} for combo in itertools.product(*swept.values())]
 
     @property
@@ -108,9 +109,23 @@ class TrainConfig:
         """The game's parameters of run ``r``."""
         return self.param_sets[(r // len(self.lr)) % len(self.param_sets)]
 
-    def swept(self) -> dict[str, list]:
-        """The swept game parameters and their values, by name (empty: no sweep)."""
+    def _lists(self) -> dict[str, list]:
+        """The game parameters given a list of values (a parameter whose value is itself a
+        list excepted), by name."""
         return {k: v for k, v in sorted(self.params.items()) if isinstance(v, list) and not is_list_param(self.game, k)}
+
+    def swept(self) -> dict[str, list]:
+        """The swept game parameters, those given several values, and their values, by
+        name (empty: no sweep). A list of one value is that value (``kappa = [0.5]`` in a
+        config file made the runs "of different games" in every output)."""
+        return {k: v for k, v in self._lists().items() if len(v) > 1}
+
+    def run_dict(self, r: int) -> dict[str, Any]:
+        """The configuration of run ``r`` alone (its game parameters, seed and learning
+        rate, one seed): what an output of one run of several records (the whole config
+        listed every run's values beside one run's parameters)."""
+        own = {"params": self.run_params(r), "seed": self.run_seed(r), "seeds": 1}
+        return {**self.to_dict(), **own, **({"lr": [self.run_lr(r)]} if self.lr else {})}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,8 +152,8 @@ def _check_sweep(config: TrainConfig) -> None:
     """A swept parameter must be traced (it only enters arithmetic), so that every run
     shares one compiled program; its values must not be empty."""
     traced = params.traced_names(game_class(config.game))
-    for key, values in config.swept().items():
-        if key not in traced:
+    for key, values in config._lists().items():
+        if key not in traced and len(values) > 1:
             raise GameError(
                 f"game parameter {key!r} of {config.game!r} cannot take several values in one run (it fixes the "
                 f"program's shapes or set-up; train one run per value); parameters that can: {', '.join(traced)}"
