@@ -140,6 +140,8 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
         np.testing.assert_allclose(figures.policy_return, row["policy_return"], rtol=1e-5)
     with pytest.raises(GameError, match=r"run index must be an integer in 0\.\.1, got 2"):
         result.game_of(2)
+    manifest = result.export(tmp_path / "api.npz", run=1)
+    assert (manifest["run_index"], manifest["config"]["params"]["kappa"]) == (1, 2.0)
     # the runs are told apart by their swept values: in the plots' legends and the export
     from mfax.run.plots import exploitability_figure
 

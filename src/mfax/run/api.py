@@ -601,39 +601,54 @@ class Result:
 
     # -- economics: moments, impulse responses, export -------------------------------------
     @_in_its_precision
-    def moments(self, num_paths: int | None = None):
+    def moments(self, num_paths: int | None = None, run: int | None = None):
         """The game's moments (:class:`~mfax.evaluation.moments.Moments`) at every ``t`` on
         the first ``num_paths`` evaluation noise paths (default: all), by the exact
-        push-forward under :attr:`policy`: per path, :meth:`~mfax.evaluation.moments.Moments.expected`,
+        push-forward under :attr:`policy` (``run``: run ``run``'s policy on its own game;
+        default the best run): per path, :meth:`~mfax.evaluation.moments.Moments.expected`,
         :meth:`~mfax.evaluation.moments.Moments.quantile`. A game that declares no moments
         is a :class:`~mfax.errors.GameError`."""
         from mfax.evaluation.moments import path_moments
 
-        return path_moments(self.game, self.policy, _first_paths(self.eval_noise, num_paths))
+        r = self.run if run is None else self._run_index(run)
+        return path_moments(self.game_of(r), self.policy_of(r), _first_paths(self.eval_noise_of(r), num_paths))
 
     @_in_its_precision
-    def impulse_response(self, shock: float | None = None, at: int | None = None, innovations=None):
-        """The response of the game's moments under :attr:`policy` to a shock of ``shock``
-        standard deviations (default -1) hitting the noise at ``t = at`` (default 1), or
-        to the whole sequence of standardised ``innovations``, ``(T + 1,)`` (then without
+    def impulse_response(
+        self, shock: float | None = None, at: int | None = None, innovations=None, run: int | None = None
+    ):
+        """The response of the game's moments under :attr:`policy` (``run``: run ``run``'s
+        on its own game; default the best run) to a shock of ``shock`` standard
+        deviations (default -1) hitting the noise at ``t = at`` (default 1), or to the
+        whole sequence of standardised ``innovations``, ``(T + 1,)`` (then without
         ``shock`` and ``at``), against the path without shocks
         (:class:`~mfax.evaluation.moments.ImpulseResponse`; its ``deviation()`` in
         percent or points)."""
         from mfax.evaluation.moments import impulse_response, shock_innovations
 
+        r = self.run if run is None else self._run_index(run)
+        game = self.game_of(r)
         if innovations is None:
             shock, at = -1.0 if shock is None else shock, 1 if at is None else at
-            innovations = shock_innovations(self.game.horizon, shock, at)
+            innovations = shock_innovations(game.horizon, shock, at)
         elif shock is not None or at is not None:  # (they were ignored)
             raise GameError("give innovations, or shock and at, not both")
-        return impulse_response(self.game, self.policy, innovations)
+        return impulse_response(game, self.policy_of(r), innovations)
 
     @_in_its_precision
-    def export(self, path: str | Path, format: str = "npz", num_paths: int | None = None, overwrite: bool = False):
+    def export(
+        self,
+        path: str | Path,
+        format: str = "npz",
+        num_paths: int | None = None,
+        overwrite: bool = False,
+        run: int | None = None,
+    ):
         """Write what ``mfax export`` writes (mean fields, policy, aggregates, moments and
         noise on the evaluation paths; ``format`` ``"npz"`` or ``"csv"``) to ``path``,
         which must not hold anything but (``overwrite``) an mfax export; returns the
-        manifest."""
+        manifest. ``run``: which run (default the best, :attr:`run`)."""
+        r = self.run if run is None else self._run_index(run)
         from mfax.run.export import export
 
         path = user_path("path", path)
@@ -642,14 +657,14 @@ class Result:
             raise GameError(f"num_paths must be an integer >= 1 (evaluation paths to export), got {num_paths!r}")
         # the exported run's own game parameters (a sweep's config lists every value), as mfax export's
         source = {
-            "run_index": self.run,
+            "run_index": r,
             "checkpoint_iteration": int(np.asarray(self.states.iteration)[0]),  # (the iteration of the policy held)
-            "config": self.config.run_dict(self.run),
+            "config": self.config.run_dict(r),
         }
         return export(
-            self.game,
-            self.policy,
-            self.eval_noise,
+            self.game_of(r),
+            self.policy_of(r),
+            self.eval_noise_of(r),
             Path(path),
             format,
             num_paths=num_paths,
