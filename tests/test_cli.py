@@ -390,6 +390,37 @@ def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
             assert right.get_lines()[2 * r].get_color() == right.get_lines()[2 * r + 1].get_color()
 
 
+def test_heat_maps_show_what_their_colour_keys_say():
+    """An audit of the figures: a policy of categorical actions drawn as its mean action
+    index (crowd_modelling_2d: action 2 for sure, the uniform policy and an even split of
+    actions 0 and 4 all drew 2.0); 401 states in a 3.6-inch panel smoothed one-state peaks
+    of 0.194 to 0.085 under a colour bar reaching 0.194; each path's mean field on its own
+    colour scale."""
+    import types
+
+    from mfax.run.plots import _heatmap_height, mean_field_figure, policy_figure
+
+    game = mfax.make("openspiel.crowd_modelling_2d", size=3, horizon=2)
+    assert game.actions_categorical and not mfax.make("beach_bar").actions_categorical
+    probs = np.zeros((1, 2, game.n_states, 5))
+    probs[0, 0, 0, 2] = 1.0  # sure of action 2
+    probs[0, 0, 1] = 0.2  # uniform
+    probs[0, 0, 2, [0, 4]] = 0.5  # an even split of 0 and 4: mean index 2
+    probs[0, 0, 3:, 1] = probs[0, 1, :, 3] = 1.0
+    image = policy_figure(game, types.SimpleNamespace(probs=probs), ["p"]).axes[0].get_images()[0].get_array()
+    assert image.shape[:2] == (game.n_states, 2)  # states up, time across
+    white = np.ones(3)
+    assert np.allclose(image[1, 0, :3], white) and not np.allclose(image[0, 0, :3], white)
+    assert not np.allclose(image[0, 0, :3], image[2, 0, :3]) and not np.allclose(image[2, 0, :3], white)
+    mu = np.full((2, 3, 401), 1e-3)
+    mu[0, 2, 200], mu[1, 1, 7] = 0.194, 0.05
+    figure = mean_field_figure(types.SimpleNamespace(name="g"), types.SimpleNamespace(mu=mu), ["a", "b"])
+    images = [ax.get_images()[0] for ax in figure.axes if ax.get_images()]
+    assert [im.get_clim() for im in images] == [(1e-3, 0.194)] * 2  # one scale for every path
+    assert all(im.get_interpolation() == "nearest" for im in images)
+    assert _heatmap_height(401) * 110 * 0.75 > 401  # a pixel row per state
+
+
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():
     from mfax.run.plots import exploitability_scale
 

@@ -314,6 +314,14 @@ class Game(eqx.Module):
     @abc.abstractmethod
     def action_values(self) -> Float[Array, " m"]: ...
 
+    @property
+    def actions_categorical(self) -> bool:
+        """Whether the actions are categories (moves on a grid, choices among options)
+        whose :meth:`action_values` are labels, not quantities: a policy's mean action
+        value then means nothing, and its figure shows the most likely action instead.
+        Default ``False`` (ordered quantities: a move of -1, 0 or +1, a saving rate)."""
+        return False
+
     @abc.abstractmethod
     def sample_noise(self, key: PRNGKeyArray) -> Noise: ...
 

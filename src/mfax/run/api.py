@@ -757,44 +757,54 @@ class Result:
         """Exploitability vs training wall-clock and vs iteration, every run."""
         rows = [dict(zip(self.history, values, strict=True)) for values in zip(*self.history.values(), strict=True)]
         rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
-        return plots.exploitability_figure(rows, self.config)
+        return plots.exploitability_figure(rows, self.config, not self.eval_noise.exact)
 
-    def _paths(self, num_paths: int | None):
+    def _paths(self, num_paths: int | None, most: int | None = None):
         """The trajectories on the first ``num_paths`` evaluation paths (``None``: 3, or all
-        when there are fewer); more than there are is refused (it drew them all, silently)."""
+        when there are fewer); more than there are (or than ``most``, one heat-map panel
+        each) is refused (it drew them all, silently)."""
         available = self.eval_noise.num_paths
+        top = available if most is None else min(most, available)
         if num_paths is None:
             num_paths = min(3, available)
-        if not (params_mod.is_integer_from(num_paths, 1) and num_paths <= available):
-            raise GameError(
-                f"num_paths must be an integer in 1..{available} (the evaluation paths, to plot), got {num_paths!r}"
-            )
+        if not (params_mod.is_integer_from(num_paths, 1) and num_paths <= top):
+            what = "the evaluation paths" if top == available else f"one heat map each, at most {most}"
+            raise GameError(f"num_paths must be an integer in 1..{top} ({what}, to plot), got {num_paths!r}")
         return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
+
+    def _which(self, fig):
+        """``fig`` with the run it shows named, in a directory of several (as ``mfax plot``)."""
+        if fig is not None and self.config.num_runs > 1:
+            held = int(np.asarray(self.states.iteration)[0])
+            which = plots.run_words(self.config, self.run, f"at iteration {held}")
+            plots.retitle(fig, which)
+        return fig
 
     @_in_its_precision
     def plot_mean_field(self, num_paths: int | None = None):
         """The mean field over time on ``num_paths`` evaluation noise paths (default 3, or
-        all when there are fewer)."""
-        traj, _, titles = self._paths(num_paths)
-        return plots.mean_field_figure(self.game, traj, titles)
+        all when there are fewer; at most :data:`~mfax.run.plots.HEATMAP_PANELS`)."""
+        traj, _, titles = self._paths(num_paths, plots.HEATMAP_PANELS)
+        return self._which(plots.mean_field_figure(self.game, traj, titles))
 
     @_in_its_precision
     def plot_policy(self, num_paths: int | None = None):
-        """The policy's mean action value per state over time on ``num_paths`` paths."""
-        traj, _, titles = self._paths(num_paths)
-        return plots.policy_figure(self.game, traj, titles)
+        """The policy per state over time on ``num_paths`` paths (its mean action value, or
+        its most likely action where the actions are categories)."""
+        traj, _, titles = self._paths(num_paths, plots.HEATMAP_PANELS)
+        return self._which(plots.policy_figure(self.game, traj, titles))
 
     @_in_its_precision
     def plot_aggregates(self, num_paths: int | None = None):
         """The game's aggregates over time (``None`` when the game declares none)."""
         traj, noise, titles = self._paths(num_paths)
-        return plots.aggregates_figure(self.game, traj, noise, titles)
+        return self._which(plots.aggregates_figure(self.game, traj, noise, titles))
 
     @_in_its_precision
     def plot_profiles(self, num_paths: int | None = None):
         """The game's cross-sections on the first path (``None`` when it declares none)."""
         traj, noise, titles = self._paths(num_paths)
-        return plots.profiles_figure(self.game, traj, noise, titles)
+        return self._which(plots.profiles_figure(self.game, traj, noise, titles))
 
     @_in_its_precision
     def plot_moments(self):
@@ -802,7 +812,7 @@ class Result:
         percentile bands (``None`` when the game declares no moments)."""
         if not self.game.moment_specs():
             return None
-        return plots.moments_figure(self.game, self.moments())
+        return self._which(plots.moments_figure(self.game, self.moments()))
 
     @_in_its_precision
     def plot_moment_curves(self, times: list[int] | None = None):
@@ -810,12 +820,20 @@ class Result:
         (default ``0, T/4, T/2, T``; ``None`` when the game declares none)."""
         if not self.game.moment_specs():
             return None
-        return plots.moment_curves_figure(self.game, self.moments(), times)
+        return self._which(plots.moment_curves_figure(self.game, self.moments(), times))
 
     @_in_its_precision
-    def plot_impulse_response(self, shock: float | None = None, at: int | None = None):
-        """The impulse response (:meth:`impulse_response`) of every scalar moment."""
-        return plots.irf_figure(self.game, self.impulse_response(shock, at))
+    def plot_impulse_response(self, shock: float | None = None, at: int | None = None, innovations=None):
+        """The impulse response (:meth:`impulse_response`) of every scalar moment, the
+        shock in the title as ``mfax irf`` has it."""
+        response = self.impulse_response(shock, at, innovations)
+        if innovations is None:
+            words = f", shock {-1.0 if shock is None else shock:+g} sd at t = {1 if at is None else at}"
+        else:
+            words = ", chosen innovations"
+        if self.config.num_runs > 1:
+            words += f"; {plots.run_words(self.config, self.run, None)}"
+        return plots.irf_figure(self.game, response, words)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:

@@ -62,6 +62,12 @@ def _figure(rows: int, cols: int, figsize: tuple[float, float]):
     return fig, fig.subplots(rows, cols, squeeze=False)
 
 
+def retitle(fig, first: str) -> None:
+    """``first`` as the first line of ``fig``'s title (which run of several it shows)."""
+    _suptitle(fig, f"{first}\n{fig.get_suptitle()}", fig._suptitle.get_fontsize())
+    fig.tight_layout()  # room for the longer title
+
+
 def _suptitle(fig, text: str, fontsize: float = 12.0) -> None:
     """``fig``'s title, each line wrapped to the figure's width (matplotlib's own
     ``wrap=True`` let a title one word too long run past a narrow figure's edges)."""
@@ -93,7 +99,8 @@ def plot_run(
         folder.mkdir(parents=True, exist_ok=True)
     if read_only_folder(folder) is not None:  # (the figures were "kept: mfax did not write it")
         raise GameError(f"cannot draw the plots: the folder {str(folder)!r} is read-only")
-    figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config)}
+    drawn = not trainer.eval_noise_of(r).exact
+    figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config, drawn)}
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)
     figures["mean_field"] = mean_field_figure(game, traj, titles)
     figures["policy"] = policy_figure(game, traj, titles)
@@ -109,8 +116,7 @@ def plot_run(
         which = run_words(trainer.config, r, f"at iteration {held}")
         for name, fig in figures.items():
             if fig is not None and name != "exploitability":
-                _suptitle(fig, f"{which}\n{fig.get_suptitle()}", fig._suptitle.get_fontsize())
-                fig.tight_layout()  # room for the longer title
+                retitle(fig, which)
     written = []
     for name, fig in figures.items():
         path = run.plots_dir / f"{name}.png"
@@ -210,9 +216,10 @@ def run_colours(k: int) -> list:
     return [colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, k)]
 
 
-def exploitability_figure(rows: list[dict], config):
+def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     """Exploitability (both definitions) of every run vs training wall-clock and vs
-    iteration, from a run's metric rows and its config."""
+    iteration, from a run's metric rows and its config (``drawn``: evaluated on drawn
+    noise paths, estimates, which the title says)."""
     fig, grid = _figure(1, 2, (11, 4.4))
     axes = grid[0]
     runs = sorted({row["run"] for row in rows})
@@ -236,16 +243,24 @@ def exploitability_figure(rows: list[dict], config):
     _set_exploitability_axis(axes[1], both, "exploitability")
     for ax in axes:
         ax.grid(alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    kinds = [Line2D([], [], color="grey", marker="."), Line2D([], [], color="grey", linestyle="--")]
     if len(runs) <= 10:
         for ax in axes:
             ax.legend(fontsize=7)
-    else:  # the runs named once, in columns; the right panel's line styles explained
-        axes[0].legend(fontsize=6, ncol=-(-len(runs) // 15))
-        from matplotlib.lines import Line2D
-
-        kinds = [Line2D([], [], color="grey", marker="."), Line2D([], [], color="grey", linestyle="--")]
+    elif len(runs) <= 20:  # the runs named once, in two columns; the right panel's styles explained
+        axes[0].legend(fontsize=6, ncol=2)
         axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
-    _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better)")
+    else:  # too many to name: the run index by colour (labels in metrics.csv, summary.json)
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        norm = BoundaryNorm(np.arange(len(runs) + 1) - 0.5, len(runs))
+        fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
+        axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
+    how = "; estimated on drawn noise paths (mfax eval gives standard errors)" if drawn else ""
+    _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better{how})")
     fig.tight_layout()
     return fig
 
@@ -268,24 +283,57 @@ def _paths(titles: list[str]) -> str:
     return f"{len(titles)} evaluation noise path" + ("s" if len(titles) != 1 else "")
 
 
-def _heatmaps(images, titles, cmap: str, suptitle: str, label: str, limits=(None, None)):
-    """One time x state heat map per noise path, side by side (colours from ``limits``,
-    the images' own range where ``None``)."""
-    k = len(images)
-    fig, axes = _figure(1, k, (4 * k, 3.6))
-    for ax, image, title in zip(axes[0], images, titles, strict=True):
-        im = ax.imshow(np.asarray(image).T, aspect="auto", origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1])
+HEATMAP_COLUMNS = 4  # panels per row of a heat-map figure
+HEATMAP_PANELS = 16  # paths drawn as heat maps in one figure, at most (512 made a 225280-pixel PNG)
+HEATMAP_MAX_INCHES = 12.0  # the tallest panel: 1320 pixel rows at the default 110 dpi
+
+
+def _heatmap_height(n_states: int, dpi: float = 110.0) -> float:
+    """A panel's height in inches: at least one pixel row per state up to
+    :data:`HEATMAP_MAX_INCHES` (401 states in a 3.6-inch panel were drawn into about 237
+    rows, and the smoothing halved one-state peaks below what the colour bar promises)."""
+    return float(np.clip(n_states / (0.75 * dpi) + 0.9, 3.6, HEATMAP_MAX_INCHES))
+
+
+def _heatmaps(images, titles, cmap, suptitle: str, label: str, limits=(None, None), colorbar=None):
+    """One time x state heat map per noise path, :data:`HEATMAP_COLUMNS` to a row, one
+    colour scale for all (``limits``, else the images' joint range); each array entry one
+    block of pixels (no smoothing between states). ``images``: ``(P, T, n)`` values, or
+    ``(P, T, n, 3)`` colours with ``colorbar`` a function of ``(fig, ax)`` drawing the key."""
+    images = np.asarray(images)
+    k, n_states = len(images), images.shape[2]
+    cols = min(k, HEATMAP_COLUMNS)
+    rows = -(-k // cols)
+    fig, axes = _figure(rows, cols, (4 * cols, _heatmap_height(n_states) * rows))
+    if images.ndim == 3 and None in limits:
+        finite = images[np.isfinite(images)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        limits = (low if limits[0] is None else limits[0], high if limits[1] is None else limits[1])
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
+        shown = np.swapaxes(image, 0, 1)  # state along y, time along x
+        im = ax.imshow(
+            shown, aspect="auto", origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest"
+        )
         # a long path title (macro's productivity range) wrapped to the panel, not clipped
         ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=9)
         ax.set(xlabel="time t", ylabel="state index")
-        fig.colorbar(im, ax=ax, fraction=0.046, label=label)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if colorbar is None:
+            fig.colorbar(im, ax=ax, fraction=0.046, label=label)
+        else:
+            colorbar(fig, ax)
+    for ax in axes.flat[k:]:
+        ax.set_visible(False)
     _suptitle(fig, suptitle)
     fig.tight_layout()
     return fig
 
 
 def mean_field_figure(game, traj, titles: list[str]):
-    """The mean field over time, one heat map per path of ``traj``."""
+    """The mean field over time, one heat map per path of ``traj`` (one colour scale)."""
     return _heatmaps(
         traj.mu,
         titles,
@@ -296,17 +344,35 @@ def mean_field_figure(game, traj, titles: list[str]):
 
 
 def policy_figure(game, traj, titles: list[str]):
-    """The policy's mean action value per state over time, one heat map per path."""
-    values = np.asarray(game.action_values())
-    mean_action = traj.probs @ values  # (P, T, n)
-    return _heatmaps(
-        mean_action,
-        titles,
-        "coolwarm",
-        f"{game.name}: learned policy on {_paths(titles)}",
-        label="expected action value",
-        limits=(values.min(), values.max()),  # the same colours on every panel
-    )
+    """The policy per state over time, one heat map per path: its mean action value, or,
+    for a game whose actions are categories (:attr:`~mfax.games.base.Game.actions_categorical`),
+    its most likely action, paler the less sure (white: uniform)."""
+    probs = np.asarray(traj.probs)
+    if not game.actions_categorical:
+        values = np.asarray(game.action_values())
+        return _heatmaps(
+            probs @ values,  # (P, T, n)
+            titles,
+            "coolwarm",
+            f"{game.name}: learned policy on {_paths(titles)}",
+            label="expected action value",
+            limits=(values.min(), values.max()),  # the same colours on every panel
+        )
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    m = probs.shape[-1]
+    palette = np.asarray(run_colours(m))[:, :3]
+    top = np.argmax(probs, axis=-1)
+    sure = (np.max(probs, axis=-1) - 1.0 / m) / (1.0 - 1.0 / m)  # 0 uniform, 1 one action
+    colours = 1.0 - np.clip(sure, 0.0, 1.0)[..., None] * (1.0 - palette[top])
+
+    def key(fig, ax):
+        mappable = ScalarMappable(BoundaryNorm(np.arange(m + 1) - 0.5, m), ListedColormap(palette))
+        bar = fig.colorbar(mappable, ax=ax, fraction=0.046, label="most likely action (paler: less sure)")
+        bar.set_ticks(list(range(m)) if m <= 20 else list(range(0, m, -(-m // 20))))
+
+    return _heatmaps(colours, titles, None, f"{game.name}: learned policy on {_paths(titles)}", label="", colorbar=key)
 
 
 def aggregates_figure(game, traj, noise, titles: list[str]):
@@ -318,11 +384,12 @@ def aggregates_figure(game, traj, noise, titles: list[str]):
     cols = min(len(series), 3)
     rows = -(-len(series) // cols)
     fig, axes = _figure(rows, cols, (4.2 * cols, 3.4 * rows))
+    colours = run_colours(len(titles))  # one colour per path (the 10-colour cycle repeated)
     for ax, (name, values) in zip(axes.flat, series.items(), strict=False):
         for i, title in enumerate(titles):
             row = np.asarray(values)[i]
             t = np.flatnonzero(np.isfinite(row))  # NaN: not defined at that step; join the others
-            ax.plot(t, row[t], marker="." if t.size < row.size else None, label=title)
+            ax.plot(t, row[t], marker="." if t.size < row.size else None, color=colours[i], label=title)
         ax.set(xlabel="time t", ylabel=name, title=name)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=6)

@@ -67,6 +67,10 @@ class MFGLibBuildingEvacuation(NoCommonNoise):
         scale = [max(v - 1, 1) for v in (self.n_floor, self.floor_l, self.floor_w)]
         return jnp.asarray(np.stack([f / scale[0], l / scale[1], w / scale[2]], axis=1))
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(6, dtype=float)
 

@@ -114,6 +114,10 @@ class MFGLibCrowdMotion(Game):
         x, y = self._cells()
         return jnp.asarray(np.stack([x / max(self.torus_l - 1, 1), y / max(self.torus_w - 1, 1)], axis=1))
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(5, dtype=float)
 

@@ -50,6 +50,10 @@ class _Choice(NoCommonNoise):
     def state_features(self):
         return jnp.arange(self.n_states, dtype=float)[:, None] / (self.n_states - 1)
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(self.n_actions, dtype=float)
 

@@ -63,6 +63,10 @@ class MFGLibConservativeTreasureHunting(JointMeanFieldGame):
     def base_mu0(self):
         return initial_distribution(self.mu0, self.n)
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(self.n, dtype=float)
 

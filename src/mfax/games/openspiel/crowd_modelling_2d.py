@@ -173,6 +173,10 @@ class CrowdModelling2d(NoCommonNoise):
         x, y = np.divmod(np.arange(self.n_states), self.size)
         return jnp.asarray(np.stack([x, y], axis=1) / max(self.size - 1, 1), dtype=float)
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(5, dtype=float)
 

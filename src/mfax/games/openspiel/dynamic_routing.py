@@ -159,6 +159,10 @@ class DynamicRouting(NoCommonNoise):
         n = self.n_states
         return (jnp.arange(n, dtype=float) / (n - 1))[:, None]
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(self.n_actions, dtype=float)
 

@@ -152,6 +152,10 @@ class Garnet(NoCommonNoise):
     def state_features(self):
         return (jnp.arange(self.size, dtype=float) / max(self.size - 1, 1))[:, None]
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(self.num_action, dtype=float)
 

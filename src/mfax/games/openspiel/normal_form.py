@@ -72,6 +72,10 @@ class NormalForm(NoCommonNoise):
     def state_features(self):
         return (jnp.arange(self.n_states, dtype=float) / self.num_actions)[:, None]
 
+    @property
+    def actions_categorical(self):
+        return True  # action indices label moves or options, not quantities
+
     def action_values(self):
         return jnp.arange(self.num_actions, dtype=float)
 
