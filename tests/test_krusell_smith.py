@@ -354,19 +354,28 @@ def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
 
 
 def test_the_scored_paths_are_named_for_what_they_are():
-    """The KS policy's exact exploitability line says where it was scored: fresh draws,
-    draws that are all the same path (z_std=0: productivity never moves), or the one
-    path of an economy without common noise."""
+    """The KS policy's exploitability line says where it was scored: fresh draws (an
+    estimate with its standard error: it was called exact), draws that are all the same
+    path (z_std=0: productivity never moves), or the one path of an economy without
+    common noise (exact)."""
+    from types import SimpleNamespace
+
     from mfax.games.validate import unchecked
-    from mfax.run.cli_macro import _eval_paths_words
+    from mfax.run.cli_macro import _ks_exploitability_words
 
     with unchecked():
         moving, still, off = (
             Macro(num_wealth=20, horizon=4, **kw) for kw in ({}, {"z_std": 0.0}, {"common_noise": False})
         )
-    assert _eval_paths_words(64, moving) == "64 fresh paths"
-    assert _eval_paths_words(64, still) == "64 fresh paths (all the same: z_std=0)"
-    assert _eval_paths_words(64, off) == "its one noise path (no common noise)"
+    res = SimpleNamespace(policy_return=-3.0, exploitability_info=None, exploitability=0.00479, exploitability_se=4e-4)
+    assert _ks_exploitability_words(res, moving, 64) == (
+        "exploitability of the KS policy estimated on 64 fresh paths: per path 0.00479 ± 0.0004 (one standard error)"
+    )
+    still_words = "exact exploitability of the KS policy on one path (z_std=0): per path 0.00479"
+    assert _ks_exploitability_words(res, still, 64) == still_words
+    assert _ks_exploitability_words(res, off, 64).startswith(
+        "exact exploitability of the KS policy on its one noise path (no common noise): per path 0.00479"
+    )
 
 
 def test_an_undefined_r2_says_why_instead_of_nan():

@@ -1062,3 +1062,29 @@ def test_irf_and_export_of_a_sweep_name_the_run_and_its_own_parameters(tmp_path)
     manifest = load(out).export(tmp_path / "e.npz")
     assert manifest["config"]["params"]["crra"] in (1.0, 3.0)
     assert manifest["checkpoint_iteration"] == 1  # (the API's manifest named no iteration)
+
+
+def test_moment_figures_draw_rounding_flat_and_decisions_before_their_last(small_macro):
+    """An audit of the figures: labour L_t, constant, wandered over float32 rounding on a
+    "1e-7 + 8.4155e-1" axis with percentile bands; the saving rate's default curve at
+    t = T (the last decision, T - 1, where households consume everything) flattened the
+    others."""
+    from mfax.run.plots import moment_curves_figure, moments_figure
+
+    game, _, _, moments = small_macro
+    figure = moments_figure(game, moments)
+    labour = next(ax for ax in figure.axes if ax.get_title().startswith("labour"))
+    assert "constant up to rounding" in labour.get_title() and not labour.collections  # no bands
+    low, high = labour.get_ylim()
+    assert high - low > 0.05 * abs(moments.values["L"][0, 0])
+    capital = next(ax for ax in figure.axes if ax.get_title().startswith("capital K_t"))
+    assert len(capital.collections) == 2  # it moves: its bands are drawn
+    curves = moment_curves_figure(game, moments)
+    labels = {ax.get_title(): [line.get_label() for line in ax.get_lines()] for ax in curves.axes}
+    decision = next(v for k, v in labels.items() if "saving rate" in k)
+    assert decision == ["t = 0", "t = 1", "t = 3", "t = 4"]  # 0, T/4, T/2, 3T/4 with T = 6
+    lorenz = next(v for k, v in labels.items() if "Lorenz" in k)
+    assert lorenz == ["t = 0", "t = 1", "t = 3", "t = 6"]
+    chosen = moment_curves_figure(game, moments, [6])
+    last = next(ax for ax in chosen.axes if "saving rate" in ax.get_title())
+    assert [line.get_label() for line in last.get_lines()] == ["t = 5 (the last decision)"]

@@ -817,7 +817,8 @@ class Result:
     @_in_its_precision
     def plot_moment_curves(self, times: list[int] | None = None):
         """The game's curve-valued moments (the Lorenz curve) in expectation at ``times``
-        (default ``0, T/4, T/2, T``; ``None`` when the game declares none)."""
+        (default ``0, T/4, T/2, T``, a moment of the decisions ``0, T/4, T/2, 3T/4``;
+        ``None`` when the game declares none)."""
         if not self.game.moment_specs():
             return None
         return self._which(plots.moment_curves_figure(self.game, self.moments(), times))

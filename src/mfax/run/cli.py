@@ -1056,7 +1056,7 @@ def plot_command(
         str | None,
         typer.Option(
             help="times t of moment_curves.png (the Lorenz curve and other curve-valued moments), comma-separated, "
-            "in 0..T [default: 0, T/4, T/2, T]"
+            "in 0..T [default: 0, T/4, T/2, T; a moment of the decisions 0, T/4, T/2, 3T/4]"
         ),
     ] = None,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,

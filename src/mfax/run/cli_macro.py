@@ -70,7 +70,8 @@ def _plot(eq, path: Path) -> None:
     ax_r.set(xlabel="t", ylabel="interest rate r_t", title="interest rate")
     ax_w.plot(eq.W, color="tab:orange")
     ax_w.set(xlabel="t", ylabel="wage W_t", title="wage")
-    fig.suptitle(f"macro equilibrium (oracle): {eq.iterations} iterations, gap {eq.residual:.2e}")
+    state = "" if eq.converged else ", STALLED, not converged" if eq.stalled else ", NOT converged"
+    fig.suptitle(f"macro equilibrium (oracle): {eq.iterations} iterations, gap {eq.residual:.2e}{state}")
     fig.tight_layout()
     save_figure(fig, path, dpi=120, kind=ORACLE_FIGURE)
     plt.close(fig)
@@ -111,6 +112,8 @@ def _ks_summary(res, game, settings) -> dict:
         "z_outside_grid": res.z_outside_grid,
         "exploitability": nan_none(res.exploitability),
         "exploitability_info": nan_none(res.exploitability_info),
+        # the standard error of the per-path figure's mean over drawn paths (null: exact)
+        "exploitability_se": None if _drawn_paths(game) is None else nan_none(res.exploitability_se),
         "policy_return": nan_none(res.policy_return),
         "eval_paths": int(res.r.shape[0]),
         "r": band(res.r[:, :-1]),
@@ -120,7 +123,9 @@ def _ks_summary(res, game, settings) -> dict:
     }
 
 
-def _ks_plot(res, path: Path) -> None:
+def _ks_plot(res, path: Path, drawn: str | None = None) -> None:
+    """``drawn``: where the exploitability was estimated (``"64 drawn paths"``), ``None``
+    when it is exact."""
     import matplotlib
     import numpy as np
 
@@ -134,16 +139,21 @@ def _ks_plot(res, path: Path) -> None:
     horizon = res.r.shape[1] - 1
     for ax, x, label in ((axes[0], res.r[:, :-1], "interest rate r_t"), (axes[1], res.W[:, :-1], "wage W_t")):
         ax.plot(x.T, color="tab:blue", alpha=0.15, lw=0.8)
-        ax.plot(x.mean(0), color="k", lw=1.5)
+        ax.plot([], [], color="tab:blue", alpha=0.4, lw=0.8, label=f"each of {x.shape[0]} evaluation paths")
+        ax.plot(x.mean(0), color="k", lw=1.5, label="their mean")
         ax.set(xlabel="t", ylabel=label)
+        ax.legend(fontsize=7)
     forecast = rule_path(res.coef, float(res.log_capital[0, 0]), res.z[:, :horizon])
     axes[2].plot(np.exp(res.log_capital[0, :horizon]), "k-", label="exact push-forward (path 0)")
     axes[2].plot(np.exp(forecast[0]), "r--", label="the rule's own forecast")
     axes[2].set(xlabel="t", ylabel="capital K_t")
     axes[2].legend()
+    state = "" if res.converged else ", STALLED" if res.stalled else ", NOT converged"
+    se = "" if res.exploitability_se is None or drawn is None else f" ± {res.exploitability_se:.2g}"
+    where = "" if drawn is None else f" ({drawn})"
     fig.suptitle(
-        f"Krusell-Smith: {res.iterations} iterations, min R^2 {r2_text(res.r2_min, 4)}, den Haan max "
-        f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}"
+        f"Krusell-Smith: {res.iterations} iterations{state}, min R^2 {r2_text(res.r2_min, 4)}, den Haan max "
+        f"{100 * res.den_haan_max:.2f}%, exploitability {res.exploitability:.3g}{se}{where}"
     )
     fig.tight_layout()
     save_figure(fig, path, dpi=120, kind=KS_FIGURE)
@@ -208,12 +218,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
         f"(mean {100 * res.den_haan_mean:.3f}%), outside the households' grids (clamped): capital "
         f"{100 * res.outside_grid:.1f}%, z {100 * res.z_outside_grid:.1f}% of (path, t)"
     )
-    scale, info = res.policy_return, res.exploitability_info
-    info = "" if info is None else f", information-consistent {info:.4g}{negative_words(info, scale)}"
-    typer.echo(
-        f"  exact exploitability of the KS policy on {_eval_paths_words(summary['eval_paths'], game)}: per path "
-        f"{res.exploitability:.4g}{negative_words(res.exploitability, scale)}{info}"
-    )
+    typer.echo("  " + _ks_exploitability_words(res, game, summary["eval_paths"]))
     if out is not None:
         # the file also holds the evaluation paths, from which the rule's R^2 and den Haan's
         # error can be computed again (the --json line keeps to the summary)
@@ -226,21 +231,35 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
             KS_KEYS,
             {**summary, "eval_paths_data": paths},
             "krusell_smith.png",
-            lambda path: _ks_plot(res, path),
+            lambda path: _ks_plot(res, path, None if _drawn_paths(game) else f"{summary['eval_paths']} drawn paths"),
             KS_FIGURE,
         )
     if as_json:
         typer.echo(json_text(summary))
 
 
-def _eval_paths_words(count: int, game) -> str:
-    """Where the KS policy was scored: fresh draws, or (no common noise) the one path."""
+def _drawn_paths(game) -> str | None:
+    """Why the KS policy's evaluation paths are all one path, exactly scored (no common
+    noise, or productivity that never moves), or ``None`` when they are distinct draws."""
     support = game.noise_support()
     if support is not None and support.weight.shape[0] == 1:
         return "its one noise path (no common noise)"
     if float(game.z_std) == 0.0:  # productivity never moves: every draw is the same path
-        return f"{count} fresh paths (all the same: z_std=0)"
-    return f"{count} fresh paths"
+        return "one path (z_std=0)"
+    return None
+
+
+def _ks_exploitability_words(res, game, count: int) -> str:
+    """``exact exploitability ... on its one noise path: per path X`` or, on distinct
+    draws, ``exploitability ... estimated on N fresh paths: per path X ± se``."""
+    scale, info = res.policy_return, res.exploitability_info
+    info = "" if info is None else f", information-consistent {info:.4g}{negative_words(info, scale)}"
+    figure = f"{res.exploitability:.4g}{negative_words(res.exploitability, scale)}"
+    exact = _drawn_paths(game)
+    if exact is not None:
+        return f"exact exploitability of the KS policy on {exact}: per path {figure}{info}"
+    se = "" if res.exploitability_se is None else f" ± {res.exploitability_se:.2g} (one standard error)"
+    return f"exploitability of the KS policy estimated on {count} fresh paths: per path {figure}{se}{info}"
 
 
 def _output_folder(out: str) -> None:

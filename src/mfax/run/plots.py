@@ -444,12 +444,28 @@ def moments_figure(game, moments):
     expected = moments.expected()
     levels = {q: moments.quantile(q) for q in (0.05, 0.25, 0.75, 0.95)}
     fig, axes = _grid(len(names))
+    from mfax.evaluation.moments import IRF_ROUNDING_UNITS
+
     for ax, name in zip(axes, names, strict=False):
         t = moments.times(name)
-        ax.fill_between(t, levels[0.05][name], levels[0.95][name], alpha=0.15, color="tab:blue", label="5-95%")
-        ax.fill_between(t, levels[0.25][name], levels[0.75][name], alpha=0.3, color="tab:blue", label="25-75%")
-        ax.plot(t, expected[name], color="tab:blue", label="expectation")
-        ax.set(xlabel="time t", title=moments.specs[name].label)
+        values = np.asarray(moments.values[name])
+        title = moments.specs[name].label
+        finite = values[np.isfinite(values)]
+        eps = np.finfo(values.dtype).eps if np.issubdtype(values.dtype, np.floating) else 0.0
+        scale = float(np.max(np.abs(finite))) if finite.size else 0.0
+        if finite.size and float(np.ptp(finite)) <= IRF_ROUNDING_UNITS * eps * max(scale, 1e-300):
+            # the same on every path and date up to the precision's rounding (labour L_t in
+            # float32 wandered over 3.6 ulps on a "1e-7 + 8.4155e-1" axis): drawn flat
+            level = float(np.mean(finite))
+            ax.plot(t, np.full(len(t), level), color="tab:blue", label="expectation")
+            ax.set_ylim(level - 0.05 * abs(level) - 1e-12, level + 0.05 * abs(level) + 1e-12)
+            title += " (constant up to rounding)"
+        else:
+            ax.fill_between(t, levels[0.05][name], levels[0.95][name], alpha=0.15, color="tab:blue", label="5-95%")
+            ax.fill_between(t, levels[0.25][name], levels[0.75][name], alpha=0.3, color="tab:blue", label="25-75%")
+            ax.plot(t, expected[name], color="tab:blue", label="expectation")
+        ax.set(xlabel="time t")
+        ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     how = "exact over the noise support" if moments.exact else f"{moments.num_paths} sampled noise paths"
@@ -474,19 +490,30 @@ def check_curve_times(times, horizon: int) -> None:
 def moment_curves_figure(game, moments, times: list[int] | None = None):
     """Each moment that is a curve over one axis (a Lorenz curve), in expectation over
     the noise paths, at ``times`` (default :func:`default_times`; a moment of the
-    decisions is drawn up to ``T - 1``). ``None`` when there is none."""
+    decisions, defined up to ``T - 1``, at ``0, T/4, T/2, 3T/4`` by default: at the last
+    decision the macro households consume everything, a saving rate near -14 that
+    flattened the other curves; a chosen time past ``T - 1`` is drawn at ``T - 1``).
+    ``None`` when there is none."""
     names = [name for name, spec in moments.specs.items() if len(spec.axes) == 1]
     if not names:
         return None
     check_curve_times(times, game.horizon)
-    times = default_times(game.horizon) if times is None else times
+    chosen = times
     expected = moments.expected()
     fig, axes = _grid(len(names), 4.6, 3.8)
     for ax, name in zip(axes, names, strict=False):
         spec = moments.specs[name]
         (axis, coords), values = spec.axes[0], expected[name]
-        for t in sorted({min(t, values.shape[0] - 1) for t in times}):
-            ax.plot(coords, values[t], label=f"t = {t}")
+        decisions = values.shape[0] <= game.horizon  # defined at t = 0..T-1
+        if chosen is None:
+            times = default_times(game.horizon)
+            if decisions:
+                times = sorted({*times[:-1], 3 * game.horizon // 4})
+        else:
+            times = chosen
+        last = values.shape[0] - 1
+        for t in sorted({min(t, last) for t in times}):
+            ax.plot(coords, values[t], label=f"t = {t}" + (" (the last decision)" if decisions and t == last else ""))
         ax.set(xlabel=axis, title=spec.label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

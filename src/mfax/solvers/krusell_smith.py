@@ -412,7 +412,8 @@ class KrusellSmithResult(NamedTuple):
             ``z_outside_grid``: the same for ``z`` and the households' z grid.
         exploitability, exploitability_info, policy_return: exact evaluation of the
             policy on the evaluation paths (``exploitability_info`` where the noise is
-            enumerated, else ``None``).
+            enumerated, else ``None``): on drawn paths their means, estimates whose
+            standard errors are ``exploitability_se`` (``None`` on enumerated noise).
         log_capital, z, r, W: ``(P, T+1)`` the evaluation paths.
         seconds: wall-clock of the fixed-point iteration (without the evaluation).
     """
@@ -434,6 +435,7 @@ class KrusellSmithResult(NamedTuple):
     exploitability: float
     exploitability_info: float | None
     policy_return: float
+    exploitability_se: float | None
     log_capital: np.ndarray
     z: np.ndarray
     r: np.ndarray
@@ -511,9 +513,10 @@ def solve_krusell_smith(
         z_grid = np.asarray(policy.grids.z)
         z_outside = (z[:, :horizon] < z_grid[0] - 1e-12) | (z[:, :horizon] > z_grid[-1] + 1e-12)
         expl = info = ret = math.nan
+        se = None
         if evaluate_policy:
             ev = evaluate(game, policy, held_out)
-            expl, info, ret = ev.exploitability, ev.exploitability_info, ev.policy_return
+            expl, info, ret, se = ev.exploitability, ev.exploitability_info, ev.policy_return, ev.exploitability_se
         r2 = rule_r2(coef, log_k, z)
         return KrusellSmithResult(
             policy=policy,
@@ -533,6 +536,7 @@ def solve_krusell_smith(
             exploitability=expl,
             exploitability_info=info,
             policy_return=ret,
+            exploitability_se=se,
             log_capital=log_k,
             z=z,
             r=obs[..., 0],
