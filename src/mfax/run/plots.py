@@ -166,7 +166,8 @@ def _set_exploitability_axis(ax, values, label: str) -> None:
         ax.set(yscale="log", ylabel=label + " (log scale)")
     else:
         ax.set_yscale("symlog", linthresh=linthresh)
-        ax.set_ylabel(f"{label}\n(symlog: linear within +-{linthresh:.0e}; values <= 0 reached)")
+        # (on two lines it was taller than a 4.4-inch panel and ran into the figure's title)
+        ax.set_ylabel(f"{label} (symlog: linear within ±{linthresh:.0e}, values <= 0 reached)", fontsize=8)
 
 
 def _spread(total: int, k: int) -> np.ndarray:
@@ -355,8 +356,7 @@ def policy_figure(game, traj, titles: list[str]):
             titles,
             "coolwarm",
             f"{game.name}: learned policy on {_paths(titles)}",
-            label="expected action value",
-            limits=(values.min(), values.max()),  # the same colours on every panel
+            label="expected action value",  # one colour scale, the values' range over the panels
         )
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import BoundaryNorm, ListedColormap
