@@ -346,10 +346,13 @@ def test_solve_macro_writes_check_again_and_fail_in_one_line(tmp_path, capsys):
         )
     assert exit_.value.exit_code == 2
     assert capsys.readouterr().err.strip() == f"mfax: error: File too large: {tmp_path / 'out' / 'k.png'}"
-    # mfax's own record there is replaced, as before
-    cli_macro._write_outputs(
-        tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", plot, "krusell-smith"
-    )
+    # mfax's own record there: replaced with --overwrite only (a second solve into the same
+    # folder replaced the first without a word)
+    args = (tmp_path / "out", "krusell_smith.json", cli_macro.KS_KEYS, summary, "k.png", plot, "krusell-smith")
+    with pytest.raises(typer.Exit):
+        cli_macro._write_outputs(*args)
+    assert "holds an earlier solve-macro result; --overwrite replaces it" in capsys.readouterr().err
+    cli_macro._write_outputs(*args, overwrite=True)
     assert json.loads((tmp_path / "out" / "krusell_smith.json").read_text()) == summary
 
 

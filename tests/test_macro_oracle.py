@@ -95,6 +95,15 @@ def test_solve_macro_command(tmp_path):
     assert record["converged"] and len(record["r"]) == 32 and record["residual"] < 1e-8
     assert abs(record["exploitability"]) < 1e-7 and record["stalled"] is False
     assert (tmp_path / "macro_equilibrium.json").exists() and (tmp_path / "prices.png").exists()
+    # a second solve into the folder is refused before it solves, unless --overwrite (the
+    # published solve of minutes was replaced by a reduced one without a word)
+    before = (tmp_path / "macro_equilibrium.json").read_bytes()
+    args = ["solve-macro", "--set", "num_wealth=20", "--set", "horizon=8", "--out", str(tmp_path)]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "holds an earlier solve-macro result; --overwrite replaces it" in again.output
+    assert (tmp_path / "macro_equilibrium.json").read_bytes() == before
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert json.loads((tmp_path / "macro_equilibrium.json").read_text())["params"]["num_wealth"] == 20
     # a stall (the damping cut until the damped move is below tol) is said as such; it read
     # "last move 0, NOT converged to tol", as if --max-iter had run out
     stall = CliRunner().invoke(app, ["solve-macro", "--set", "num_wealth=20", "--set", "horizon=8", "--json"])

@@ -169,13 +169,14 @@ def r2_text(value: float, digits: int) -> str:
     return "n/a (capital is the same on every simulated path at every date: nothing to fit)"
 
 
-def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) -> None:
+def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json, overwrite=False) -> None:
     from mfax.solvers.krusell_smith import KrusellSmithSettings, make_settings, solve_krusell_smith
 
     with user_errors():
         if out is not None:  # before anything is computed
             _output_folder(out)
             output_writable(Path(out) / "krusell_smith.json", *KS_KEYS)
+            _earlier_result(Path(out) / "krusell_smith.json", overwrite)
             output_writable(Path(out) / "krusell_smith.png", figure=KS_FIGURE)
         # built, then checked against memory, then validated: the checks of a huge economy
         # take minutes before the refusal they would only delay
@@ -233,6 +234,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json) ->
             "krusell_smith.png",
             lambda path: _ks_plot(res, path, None if _drawn_paths(game) else f"{summary['eval_paths']} drawn paths"),
             KS_FIGURE,
+            overwrite,
         )
     if as_json:
         typer.echo(json_text(summary))
@@ -271,8 +273,26 @@ def _output_folder(out: str) -> None:
         raise GameError(f"--out names a folder for the results; {str(above)!r} is not a directory")
 
 
+def _earlier_result(path: Path, overwrite: bool) -> None:
+    """Refuse (one line) to replace an earlier solve's result without ``--overwrite``: a
+    second `mfax solve-macro --out` into the same folder replaced the first, a published
+    solve of minutes, without a word (`mfax train` and `mfax export` refuse)."""
+    if path.exists() and not overwrite:
+        raise GameError(
+            f"{str(path)!r} holds an earlier solve-macro result; --overwrite replaces it (and its figure), "
+            "or choose another --out"
+        )
+
+
 def _write_outputs(
-    folder: Path, json_name: str, keys: tuple[str, ...], summary: dict, png_name: str, plot, figure: str
+    folder: Path,
+    json_name: str,
+    keys: tuple[str, ...],
+    summary: dict,
+    png_name: str,
+    plot,
+    figure: str,
+    overwrite: bool = False,
 ) -> None:
     """``summary`` as ``folder/json_name`` (a record holding ``keys``) and
     ``plot(folder/png_name)``: the files ``output_writable`` cleared before anything was
@@ -280,6 +300,7 @@ def _write_outputs(
     meanwhile is not mfax's to replace). A failure is one line."""
     with user_errors():
         output_writable(folder / json_name, *keys)
+        _earlier_result(folder / json_name, overwrite)  # (one written while this one solved)
         output_writable(folder / png_name, figure=figure)
         with _disk("create the folder", folder):
             folder.mkdir(parents=True, exist_ok=True)
@@ -328,6 +349,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="directory to write the result's JSON and a plot of its prices")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object")] = False,
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="replace an earlier result in --out [default: refused]")
+        ] = False,
     ) -> None:
         """Equilibrium of the macro game by economists' methods. oracle (default): the
         price path without common noise (best response to prices, push forward,
@@ -345,7 +369,7 @@ def register(app: typer.Typer) -> None:
                     "--hp sets Krusell-Smith hyper-parameters; the oracle takes --damping, --tol, --max-iter"
                 )
         if method == "krusell-smith":
-            _solve_krusell_smith(overrides, hp or [], damping, tol, max_iter, out, as_json)
+            _solve_krusell_smith(overrides, hp or [], damping, tol, max_iter, out, as_json, overwrite)
             return
         damping = 0.5 if damping is None else damping
         tol = 1e-8 if tol is None else tol
@@ -370,6 +394,7 @@ def register(app: typer.Typer) -> None:
             if out is not None:  # before anything is computed
                 _output_folder(out)
                 output_writable(Path(out) / "macro_equilibrium.json", *ORACLE_KEYS)
+                _earlier_result(Path(out) / "macro_equilibrium.json", overwrite)
                 output_writable(Path(out) / "prices.png", figure=ORACLE_FIGURE)
             start = time.perf_counter()
             eq = solve_macro(game, damping=damping, tol=tol, max_iter=max_iter)
@@ -399,6 +424,7 @@ def register(app: typer.Typer) -> None:
                 "prices.png",
                 lambda path: _plot(eq, path),
                 ORACLE_FIGURE,
+                overwrite,
             )
         if as_json:
             typer.echo(json_text(summary))
