@@ -389,6 +389,17 @@ def test_belief_average_is_the_belief_weighted_sum_without_its_weights():
         # float32's smallest normal number
         small = [x.astype(jnp.float32) for x in (share, 1e-37 * (mu > 0) * (1.0 + mu), 1e-2 * q)]
         tiny = explicit(*[x.astype(jnp.float64) for x in small])
+        # a node whose paths all have zero weight (a support weight that underflowed: sis
+        # with severe_probability=1e-46 in float32): its 0/0 rows of share touched path 0's
+        # node, whose figure moved by 0.15; the other rows as before, these finite
+        pairs = jnp.array([0, 0, 1, 1, 2, 2])
+        same = jnp.broadcast_to(pairs[:, None] == pairs[None, :], (T, P, P))
+        zero = jnp.array([0.3, 0.7, 0.0, 0.0, 0.5, 0.5])
+        share0 = same * zero / jnp.sum(same * zero, axis=-1, keepdims=True)  # NaN rows 2, 3
+        got = belief_average(share0, mu, q)
+        kept = np.array([0, 1, 4, 5])
+        np.testing.assert_allclose(got[kept], explicit(share0, mu, q)[kept], rtol=1e-13, atol=1e-13)
+        assert np.all(np.isfinite(got[2:4]))
     np.testing.assert_allclose(belief_average(*small), tiny, rtol=1e-5, atol=1e-9)
 
     T, P, n, m = 30, 402, 401, 3

@@ -361,9 +361,16 @@ def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
     exact_figures = json.loads(exact.output.strip().splitlines()[-1])
     assert exact_figures["exploitability_se"] is None and "upper bound" in exact.output
     assert abs(exact_figures["exploitability"] - figures["exploitability"]) < 4 * figures["exploitability_se"]
-    one = runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--noise", "sample", "--paths", "3"])
+    one = runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--noise", "sample", "--paths", "3", "--json"])
     assert one.exit_code == 0 and "every draw is it, so these figures are exact" in one.output, one.output
     assert "an estimate" not in one.output and " ± " not in one.output
+    assert json.loads(one.output.strip().splitlines()[-1])["exploitability_se"] is None  # (it was 5e-9: rounding)
+    single = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--paths", "1"])
+    assert "± n/a (no standard error from one drawn path)" in single.output  # (it printed "± 0")
+    from mfax.evaluation.exploitability import standard_error
+
+    assert standard_error([1.0, 3.0], [0.5, 0.5]) == pytest.approx(1.0)
+    assert standard_error([1.0, 3.0], [0.2, 0.8]) is None  # counted draws: how many is not known
 
 
 def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
@@ -418,7 +425,9 @@ def test_heat_maps_show_what_their_colour_keys_say():
     images = [ax.get_images()[0] for ax in figure.axes if ax.get_images()]
     assert [im.get_clim() for im in images] == [(1e-3, 0.194)] * 2  # one scale for every path
     assert all(im.get_interpolation() == "nearest" for im in images)
-    assert _heatmap_height(401) * 110 * 0.75 > 401  # a pixel row per state
+    figure.set_dpi(110)  # the run's figures' resolution: at least one pixel row per state
+    assert all(ax.get_window_extent().height >= 401 for ax in figure.axes if ax.get_images())
+    assert _heatmap_height(401) < _heatmap_height(900) <= 12.0
 
 
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():

@@ -376,6 +376,9 @@ def test_the_scored_paths_are_named_for_what_they_are():
     )
     still_words = "exact exploitability of the KS policy on one path (z_std=0): per path 0.00479"
     assert _ks_exploitability_words(res, still, 64) == still_words
+    from mfax.run.cli_macro import _ks_summary
+
+    assert _drawn_json_se(_ks_summary, moving) is not None and _drawn_json_se(_ks_summary, still) is None
     assert _ks_exploitability_words(res, off, 64).startswith(
         "exact exploitability of the KS policy on its one noise path (no common noise): per path 0.00479"
     )
@@ -393,3 +396,23 @@ def test_an_undefined_r2_says_why_instead_of_nan():
     assert out.exit_code == 0, out.output
     assert "min R^2 n/a (capital is the same on every simulated path at every date: nothing to fit)" in out.output
     assert "nan" not in out.output.split("rule:")[1].splitlines()[0]
+
+
+def _drawn_json_se(summary_of, game):
+    """krusell_smith.json's exploitability_se of a result on ``game``'s evaluation paths
+    (it was written null on distinct draws and a number on one path, the wrong way round)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    horizon = game.horizon
+    res = SimpleNamespace(
+        converged=True, stalled=False, iterations=1, gaps=np.zeros(1), coef_gaps=np.zeros(1), damping=1.0,
+        coef=np.zeros((horizon - 1, 3)), r2=np.ones(horizon - 1), r2_min=1.0, den_haan_max=0.0, den_haan_mean=0.0,
+        outside_grid=0.0, z_outside_grid=0.0, exploitability=0.1, exploitability_info=None, policy_return=-1.0,
+        exploitability_se=0.01, r=np.ones((2, horizon + 1)), W=np.ones((2, horizon + 1)),
+        log_capital=np.zeros((2, horizon + 1)), z=np.zeros((2, horizon + 1)), seconds=1.0,
+    )  # fmt: skip
+    from mfax.solvers.krusell_smith import make_settings
+
+    return summary_of(res, game, make_settings())["exploitability_se"]

@@ -108,23 +108,25 @@ def test_one_run_splits_its_paths_over_devices():
 RUNS_SCRIPT = textwrap.dedent(
     """
     import json
-    from mfax.sharding import runs_per_device, train_mesh
+    from mfax.sharding import runs_held, train_mesh
 
     out = []
     for runs in (1, 2, 3, 6, 8):
         for devices in (None, 1, 2, 4):
             mesh = train_mesh(devices, runs)
-            held = 1 if runs == 1 or mesh is None else runs // mesh.shape["runs"]
-            out.append((runs, devices, runs_per_device(runs, devices), held))
+            # the host's memory holds every device's: all runs when a mesh vmaps them,
+            # one at a time when one CPU device loops over them
+            held = 1 if mesh is None else runs
+            out.append((runs, devices, runs_held(runs, devices), held))
     print(json.dumps(out))
     """
 )
 
 
-def test_the_memory_estimates_runs_per_device_are_the_meshs():
-    """The memory estimate multiplies an iteration's arrays by the runs one device holds
-    at once (mfax.sharding.runs_per_device): on a mesh, the runs over its runs axis; on
-    one CPU device, one (runs are looped)."""
+def test_the_memory_estimates_runs_held_are_the_meshs():
+    """The memory estimate multiplies an iteration's arrays by the runs one memory holds
+    at once (mfax.sharding.runs_held): CPU devices share the host's, which holds every run
+    of a mesh (4 seeds on 4 devices were counted once); one CPU device loops (one)."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     result = subprocess.run([sys.executable, "-c", RUNS_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -423,6 +423,13 @@ def test_runs_batched_on_an_accelerator_count_each_runs_arrays(monkeypatch):
     assert on_cpu < 1.1 * need(1)
     monkeypatch.setattr("mfax.sharding.jax.default_backend", lambda: "gpu")
     assert need(8) > 7 * need(1)
+    # on a mesh of 4 accelerators each holds its runs' share of their paths
+    from mfax.sharding import runs_held
+
+    monkeypatch.setattr("mfax.sharding.jax.devices", lambda: [object()] * 4)
+    assert [runs_held(r, None) for r in (1, 3, 4, 8)] == [0.25, 0.75, 1.0, 2.0]
+    assert runs_held(8, 1) == 8.0
+    monkeypatch.setattr("mfax.sharding.jax.devices", lambda: [object()])
     free = 3 * need(1)
     monkeypatch.setattr("mfax.memory.available_bytes", lambda device=None: free)
     need(1)  # one run fits

@@ -15,7 +15,7 @@ from mfax.dynamics.noise import exact_noise
 from mfax.errors import GameError
 from mfax.freememory import available_bytes, gigabytes
 from mfax.games.base import Game
-from mfax.sharding import runs_per_device
+from mfax.sharding import runs_held
 
 # entries held per (path, step, state): policy, rewards, Q-values and the cotangent of a
 # training iteration are (n, m) each; an evaluation keeps policy and rewards
@@ -100,9 +100,10 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
         train = structural_bytes(game, support_size, config.paths, width, itemsize)
     else:
         train = structural_bytes(game, config.paths, 0, width, itemsize)
-    # runs vmapped in one program (on accelerators, or split over a mesh) each hold an
-    # iteration's arrays at once; the paths a mesh splits are not divided (the safe side)
-    train *= runs_per_device(config.num_runs, config.devices)
+    # runs vmapped in one program (on accelerators, or over a mesh) hold their iterations'
+    # arrays at once; a mesh divides them between its devices' memories (the host's, alone,
+    # for CPU devices)
+    train = int(train * runs_held(config.num_runs, config.devices))
     return max(need, train) + config.num_runs * run_state_bytes(game, hp, exact_paths or 1, itemsize)
 
 

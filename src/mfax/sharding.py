@@ -55,18 +55,22 @@ def runs_vmapped(num_runs: int, mesh: Mesh | None) -> bool:
     return num_runs > 1 and (mesh is not None or jax.default_backend() != "cpu")
 
 
-def runs_per_device(num_runs: int, devices: int | None) -> int:
-    """How many runs one device computes at once in the training program that
-    :func:`train_mesh` and :func:`map_runs` make for ``num_runs`` runs on ``devices``
-    devices (default: all): the runs it holds when they are vmapped, else one (a single
-    run, or runs looped on one CPU device)."""
+def runs_held(num_runs: int, devices: int | None) -> float:
+    """How many runs' training-iteration arrays (in units of one run's, all its paths) one
+    memory holds at once in the program :func:`train_mesh` and :func:`map_runs` make for
+    ``num_runs`` runs on ``devices`` devices (default: all). One CPU device loops over the
+    runs: 1. One accelerator vmaps them: ``num_runs``. On a mesh each device computes its
+    runs' share of the paths: ``(runs per device) / (devices per run)``; CPU devices all
+    share the host's memory, which then holds every run's arrays: ``num_runs``."""
     available = len(jax.devices())
     count = available if devices is None else max(1, min(devices, available))
-    if num_runs == 1 or (count == 1 and jax.default_backend() == "cpu"):
-        return 1
+    cpu = jax.default_backend() == "cpu"
     if count == 1:
-        return num_runs
-    return num_runs // (math.gcd(num_runs, count) if jax.process_count() == 1 else 1)
+        return 1.0 if cpu or num_runs == 1 else float(num_runs)
+    if cpu:
+        return float(num_runs)
+    runs_axis = math.gcd(num_runs, count) if jax.process_count() == 1 else 1
+    return (num_runs // runs_axis) / (count // runs_axis)
 
 
 def map_runs(fn, states, mesh: Mesh | None = None):

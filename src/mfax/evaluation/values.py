@@ -252,7 +252,9 @@ def belief_mix(
     if paths == 1:  # the one path's own values, exactly (weights 1 or the prior's 1)
         return q
     member = share_t > 0
-    node = jnp.argmax(member, axis=1)  # the first path of each path's node
+    # the first path of each path's node; a path whose node has no weight at all (its row
+    # of share_t is 0/0) its own node, so that it touches no other path's
+    node = jnp.where(jnp.any(member, axis=1), jnp.argmax(member, axis=1), jnp.arange(paths))
 
     def node_max(x):
         return jax.ops.segment_max(x, node, num_segments=paths)[node]
@@ -261,7 +263,7 @@ def belief_mix(
         top = node_max(x)
         return jnp.where(top > 0, x / jnp.where(top > 0, top, 1.0), 0.0)
 
-    prior = jnp.diagonal(share_t)[:, None]
+    prior = jnp.nan_to_num(jnp.diagonal(share_t))[:, None]  # (such a path's 0/0: no weight)
     mass = scaled(prior * scaled(mu_t))[..., None]
     stacked = jnp.concatenate([mass * q, prior[..., None] * q, mass], axis=-1)
     mixed = jnp.einsum("ij,jsk->isk", member.astype(q.dtype), stacked)

@@ -757,7 +757,9 @@ class Result:
         """Exploitability vs training wall-clock and vs iteration, every run."""
         rows = [dict(zip(self.history, values, strict=True)) for values in zip(*self.history.values(), strict=True)]
         rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
-        return plots.exploitability_figure(rows, self.config, not self.eval_noise.exact)
+        from mfax.evaluation.exploitability import exact_figures
+
+        return plots.exploitability_figure(rows, self.config, not exact_figures(self.game, self.eval_noise))
 
     def _paths(self, num_paths: int | None, most: int | None = None):
         """The trajectories on the first ``num_paths`` evaluation paths (``None``: 3, or all

@@ -276,16 +276,17 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
     typer.echo(title)
     plural = "" if batch.num_paths == 1 else "s"
     typer.echo(f"noise: {'exact' if batch.exact else 'sampled'}, {batch.num_paths} path{plural}")
-    from mfax.evaluation.exploitability import above_words, negative_words
+    from mfax.evaluation.exploitability import above_words, exact_figures, negative_words
 
     scale = result.policy_return
     # drawn paths of a game with one noise path are that path: the figures are exact
-    support = None if batch.exact else game.noise_support()
-    one_path = support is not None and support.weight.shape[0] == 1
-    drawn = not batch.exact and not one_path
+    drawn = not exact_figures(game, batch)
+    one_path = not batch.exact and not drawn
 
     def error(se):
-        return f" ± {se:.2g}" if drawn and se is not None else ""
+        if not drawn:
+            return ""
+        return " ± n/a (no standard error from one drawn path)" if se is None else f" ± {se:.2g}"
 
     below = negative_words(result.exploitability, scale, float64)
     if drawn:

@@ -113,7 +113,7 @@ def _ks_summary(res, game, settings) -> dict:
         "exploitability": nan_none(res.exploitability),
         "exploitability_info": nan_none(res.exploitability_info),
         # the standard error of the per-path figure's mean over drawn paths (null: exact)
-        "exploitability_se": None if _drawn_paths(game) is None else nan_none(res.exploitability_se),
+        "exploitability_se": None if _drawn_paths(game) is not None else nan_none(res.exploitability_se),
         "policy_return": nan_none(res.policy_return),
         "eval_paths": int(res.r.shape[0]),
         "r": band(res.r[:, :-1]),

@@ -99,7 +99,9 @@ def plot_run(
         folder.mkdir(parents=True, exist_ok=True)
     if read_only_folder(folder) is not None:  # (the figures were "kept: mfax did not write it")
         raise GameError(f"cannot draw the plots: the folder {str(folder)!r} is read-only")
-    drawn = not trainer.eval_noise_of(r).exact
+    from mfax.evaluation.exploitability import exact_figures
+
+    drawn = not exact_figures(game, trainer.eval_noise_of(r))
     figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config, drawn)}
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)
     figures["mean_field"] = mean_field_figure(game, traj, titles)
@@ -364,7 +366,8 @@ def policy_figure(game, traj, titles: list[str]):
     m = probs.shape[-1]
     palette = np.asarray(run_colours(m))[:, :3]
     top = np.argmax(probs, axis=-1)
-    sure = (np.max(probs, axis=-1) - 1.0 / m) / (1.0 - 1.0 / m)  # 0 uniform, 1 one action
+    # 0 uniform, 1 one action (one action: always sure)
+    sure = (np.max(probs, axis=-1) - 1.0 / m) / (1.0 - 1.0 / m) if m > 1 else np.ones(probs.shape[:-1])
     colours = 1.0 - np.clip(sure, 0.0, 1.0)[..., None] * (1.0 - palette[top])
 
     def key(fig, ax):

@@ -31,7 +31,7 @@ from jax.sharding import Mesh
 
 from mfax.dynamics.noise import NoiseBatch, exact_noise, noise_batch
 from mfax.errors import GameError, MfaxError, advice
-from mfax.evaluation.exploitability import evaluate, negative_words
+from mfax.evaluation.exploitability import evaluate, exact_figures, negative_words
 from mfax.games import Game, make
 from mfax.games.validate import defect_behind
 from mfax.policies.base import Policy
@@ -787,7 +787,9 @@ def _summary(
         "wall_clock_s": wall,
         "compile_s": compile_s,
         "seconds_per_iteration": wall / trained if iteration else None,
-        "noise": "exact" if trainer.eval_noise.exact else "sample",
+        # how the figures were computed: exact (the whole support, or draws of a game's one
+        # noise path, which are that path), or estimated on drawn paths
+        "noise": "exact" if exact_figures(trainer.game, trainer.eval_noise) else "sample",
         "dtype": "float64" if config.x64 else "float32",
         **({"rescored_differently": rescored} if rescored else {}),
     }

@@ -676,8 +676,10 @@ def _refuse_sweep(game: Game | str, values: dict[str, Any]) -> None:
     parameters) are applied."""
     fields = params_mod.fields_of(game_class(game) if isinstance(game, str) else type(game))
     swept = [  # (a name the game does not declare is refused with the config's own words)
-        k for k, v in values.items() if isinstance(v, list) and k in fields and not isinstance(fields[k].default, tuple)
-    ]
+        k
+        for k, v in values.items()
+        if isinstance(v, list) and len(v) > 1 and k in fields and not isinstance(fields[k].default, tuple)
+    ]  # (a list of one value is that value, as in mfax train)
     if swept:
         raise GameError(
             f"tune trains one game; game parameter(s) {', '.join(sorted(swept))} have several values (a sweep): "
