@@ -155,6 +155,8 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     # the exported run's own seed and rate, and a line saying which run it is (it said nothing)
     assert (manifest["config"]["seed"], manifest["config"]["seeds"]) == (0, 1)
     assert "run 1 (seed 0, kappa 2) of 2" in exported.output
+    size = (tmp_path / "x.npz").stat().st_size / 2**20  # the size said (a 725 MB export was not)
+    assert f"; {size:.1f} MiB)" in exported.output
     picked = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "y.npz")])
     assert "of 2: the lowest exploitability at the checkpoint (--run-index picks another)" in picked.output
     evaluated = runner.invoke(app, ["eval", str(out), "--run-index", "1"])

@@ -143,7 +143,9 @@ def register(app: typer.Typer) -> None:
 
             chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
             typer.echo(run_words(trainer.config, r, chosen))
-        typer.echo(f"wrote {target} ({fmt}: {what})")
+        files = [target] if target.is_file() else [p for p in target.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)  # (the published macro's 64 paths: 725 MB)
+        typer.echo(f"wrote {target} ({fmt}: {what}; {size / 2**20:.1f} MiB)")
         if as_json:
             typer.echo(json_text({"path": str(target), **info}))
 
