@@ -568,6 +568,10 @@ class Result:
             raise GameError(f"run index must be an integer in 0..{self.config.num_runs - 1}, got {r!r}")
         return int(r)
 
+    def _run_or_best(self, run: int | None) -> int:
+        """``run`` (checked), or the best run where it is ``None``."""
+        return self.run if run is None else self._run_index(run)
+
     @_in_its_precision
     def policy_of(self, r: int):
         """Run ``r``'s policy; it plays :meth:`game_of` ``(r)`` (the runs of a sweep of game
@@ -610,7 +614,7 @@ class Result:
         is a :class:`~mfax.errors.GameError`."""
         from mfax.evaluation.moments import path_moments
 
-        r = self.run if run is None else self._run_index(run)
+        r = self._run_or_best(run)
         return path_moments(self.game_of(r), self.policy_of(r), _first_paths(self.eval_noise_of(r), num_paths))
 
     @_in_its_precision
@@ -626,7 +630,7 @@ class Result:
         percent or points)."""
         from mfax.evaluation.moments import impulse_response, shock_innovations
 
-        r = self.run if run is None else self._run_index(run)
+        r = self._run_or_best(run)
         game = self.game_of(r)
         if innovations is None:
             shock, at = -1.0 if shock is None else shock, 1 if at is None else at
@@ -648,7 +652,7 @@ class Result:
         noise on the evaluation paths; ``format`` ``"npz"`` or ``"csv"``) to ``path``,
         which must not hold anything but (``overwrite``) an mfax export; returns the
         manifest. ``run``: which run (default the best, :attr:`run`)."""
-        r = self.run if run is None else self._run_index(run)
+        r = self._run_or_best(run)
         from mfax.run.export import export
 
         path = user_path("path", path)
@@ -830,10 +834,7 @@ class Result:
         """The impulse response (:meth:`impulse_response`) of every scalar moment, the
         shock in the title as ``mfax irf`` has it."""
         response = self.impulse_response(shock, at, innovations)
-        if innovations is None:
-            words = f", shock {-1.0 if shock is None else shock:+g} sd at t = {1 if at is None else at}"
-        else:
-            words = ", chosen innovations"
+        words = plots.shock_words(-1.0 if shock is None else shock, 1 if at is None else at, innovations)
         if self.config.num_runs > 1:
             words += f"; {plots.run_words(self.config, self.run, None)}"
         return plots.irf_figure(self.game, response, words)

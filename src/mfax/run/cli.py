@@ -465,15 +465,14 @@ def eval_command(
             consent = Consent(game, trust_code)
             which = iteration.strip().lower()
             run = RunDir(run_dir)
-            picked = run_index is None
+            named = run_index is not None
             trainer, pol, run_index, held = load_policy_at(run, run_index, which, consent)
-            _warn_provenance(RunDir(run_dir), x64 or trainer.config.x64)
+            _warn_provenance(run, x64 or trainer.config.x64)
             g, overrides = trainer.game_of(run_index), trainer.config.run_params(run_index)
             if trainer.config.num_runs > 1:  # which run (seed, rate, swept values), how it was chosen
-                from mfax.run.plots import run_words
+                from mfax.run.plots import picked_run_words
 
-                chosen = "at the checkpoint (--run-index picks another)" if picked else None
-                runs = run_words(trainer.config, run_index, chosen)
+                runs = picked_run_words(trainer.config, run_index, named)
             else:
                 runs = "run 0"
             label = f"run {run_dir} ({runs}; checkpoint {checkpoint_words(which, held)})"

@@ -139,10 +139,9 @@ def register(app: typer.Typer) -> None:
         )
         what = ", ".join(f"{k} {noun}{'' if k == 1 else 's'}" for k, noun in counts)
         if trainer.config.num_runs > 1:  # say which run, and how it was chosen (as irf)
-            from mfax.run.plots import run_words
+            from mfax.run.plots import picked_run_words
 
-            chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
-            typer.echo(run_words(trainer.config, r, chosen))
+            typer.echo(picked_run_words(trainer.config, r, run_index is not None))
         files = [target] if target.is_file() else [p for p in target.rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)  # (the published macro's 64 paths: 725 MB)
         typer.echo(f"wrote {target} ({fmt}: {what}; {size / 2**20:.1f} MiB)")
@@ -196,7 +195,7 @@ def register(app: typer.Typer) -> None:
         (rates, shares, logarithms)."""
 
         from mfax.evaluation.moments import impulse_response, shock_innovations
-        from mfax.run.plots import irf_figure, run_words, save_figure
+        from mfax.run.plots import irf_figure, picked_run_words, save_figure, shock_words
 
         with user_errors(), checking(check):
             iteration = iteration.strip().lower()  # as recorded in irf.json: " Best " is "best"
@@ -225,11 +224,10 @@ def register(app: typer.Typer) -> None:
             record = irf_record(response, str(run.root.resolve()), r, iteration)  # (whichever the folder)
             record["params"] = trainer.config.run_params(r)  # the run's own game (a sweep lists every value)
             record["checkpoint_iteration"] = held  # ("last" moves on when the run is resumed)
-            words = f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
+            words = shock_words(shock, at, innovations)
             which = None
             if trainer.config.num_runs > 1:  # say which run, and how it was chosen
-                chosen = "at the checkpoint (--run-index picks another)" if run_index is None else None
-                which = run_words(trainer.config, r, chosen)
+                which = picked_run_words(trainer.config, r, run_index is not None)
                 words += f"; {which.split(':')[0]}"
             save_figure(irf_figure(g, response, words), plot_path, kind=IRF_FIGURE)
             json_path.parent.mkdir(parents=True, exist_ok=True)

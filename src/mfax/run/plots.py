@@ -203,6 +203,17 @@ def run_words(config, r: int, chosen: str | None) -> str:
     return text
 
 
+def picked_run_words(config, r: int, named: bool) -> str:
+    """:func:`run_words` for the run a command shows: named by ``--run-index``, or picked
+    as the lowest exploitability at the checkpoint."""
+    return run_words(config, r, None if named else "at the checkpoint (--run-index picks another)")
+
+
+def shock_words(shock: float, at: int, innovations) -> str:
+    """What an impulse response's title says of its shock (as ``mfax irf`` has it)."""
+    return f", shock {shock:+g} sd at t = {at}" if innovations is None else ", chosen innovations"
+
+
 RUN_MARKERS = (".", "o", "s", "^", "v", "D", "x", "+")
 
 
