@@ -163,6 +163,14 @@ class VectorAggregate(SISDelegate):
         return {"infected share": mu[1], "both shares": mu}  # aggregates are scalars
 
 
+class CategoricalWord(SISDelegate):
+    name: ClassVar[str] = "categorical_word"
+
+    @property
+    def actions_categorical(self):
+        return "no"
+
+
 DEFECTS = [
     (RowsSumTo1_5, "kernel row (s=1, a=0) at t=0 sums to 1.5"),
     (NegativeProbability, "kernel row (s=0, a=1) at t=0 has a negative entry -0.2"),
@@ -173,6 +181,7 @@ DEFECTS = [
     (ShortNoisePath, "observation at t=T=8 reads out of bounds"),
     (SupportWeightsSumTo3, "noise support weight vector sums to 3"),
     (VectorAggregate, "aggregate 'both shares' at t=0 must be a scalar, got shape (2,)"),
+    (CategoricalWord, "actions_categorical must be True or False, got 'no'"),
 ]
 
 

@@ -36,7 +36,8 @@ in the same program, and the first path that shows one is checked in full and na
 the failure (``on noise support path 16``). The report says which paths were covered
 (:attr:`CheckReport.coverage`):
 
-* ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``;
+* ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``,
+  ``actions_categorical`` ``True`` or ``False``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
 * ``jit.traceable``: every method traces under ``jax.jit`` (``t`` is a traced int32
   scalar: no Python ``if`` on it, on the mean field, on the noise or on a traced
@@ -860,6 +861,9 @@ def _sizes(game: Game) -> str:
         if value < 1:
             _fail(f"{attr} must be >= 1, got {value}")
         sizes.append(value)
+    categorical = game.actions_categorical
+    if not isinstance(categorical, bool | np.bool_):  # (a truthy "no" would draw categories)
+        _fail(f"actions_categorical must be True or False, got {categorical!r}")
     return "n={}, m={}, T={}".format(*sizes)
 
 
