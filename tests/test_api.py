@@ -229,6 +229,11 @@ def test_plot_methods_return_figures():
         assert isinstance(figure, Figure) and figure.axes
     assert len(result.plot_mean_field(2).axes) == 2 * 2  # two heat maps and their colour bars
     assert result.plot_aggregates() is None and result.plot_profiles() is None  # beach_bar declares none
+    assert result.plot_mean_field_grid() is None  # its states are not the cells of a map
+    grid = mfax.solve("openspiel.crowd_modelling_2d", "fp", iterations=1, size=3, horizon=4)
+    assert len(grid.plot_mean_field_grid(times=[0, 4]).axes) == 2 + 1  # two maps, one colour bar
+    with pytest.raises(mfax.GameError, match=r"the times of the maps must be integers in 0\.\.4"):
+        grid.plot_mean_field_grid(times=[5])
 
 
 def test_to_pandas_without_pandas_is_one_line(monkeypatch):

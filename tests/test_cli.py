@@ -430,6 +430,32 @@ def test_heat_maps_show_what_their_colour_keys_say():
     assert _heatmap_height(401) < _heatmap_height(900) <= 12.0
 
 
+def test_a_grid_games_mean_field_is_drawn_on_its_grid():
+    """A 2-D game's mean field was only drawn as time-by-state stripes (the state index
+    x * size + y up the axis): each map is now the mean field reshaped onto the game's
+    declared grid, one colour scale; a three-axis grid draws a map per floor and time."""
+    import types
+
+    from mfax.games.mfglib.building_evacuation import MFGLibBuildingEvacuation
+    from mfax.games.openspiel.crowd_modelling_2d import CrowdModelling2d
+    from mfax.run.plots import grid_figure
+
+    game = CrowdModelling2d(size=3, horizon=4)
+    mu = np.random.default_rng(0).dirichlet(np.ones(9), size=(2, 5))  # (P, T + 1, n)
+    figure = grid_figure(game, types.SimpleNamespace(mu=mu), ["a", "b"])
+    images = [ax.get_images()[0] for ax in figure.axes if ax.get_images()]
+    assert len(images) == 2 * 4  # a row per path at t = 0, 1, 2, 4
+    assert np.array_equal(images[4 + 3].get_array(), mu[1, 4].reshape(3, 3))  # path 1 at T: x up, y across
+    assert mu[1, 4, 1 * 3 + 2] == images[7].get_array()[1, 2]  # state x * size + y at row x, column y
+    assert {im.get_clim() for im in images} == {(0.0, mu[:, [0, 1, 2, 4]].max())}
+    floors = MFGLibBuildingEvacuation(n_floor=2, floor_l=2, floor_w=3, T=1)
+    mu = np.random.default_rng(1).dirichlet(np.ones(12), size=(1, 3))
+    images = [ax.get_images()[0] for ax in grid_figure(floors, types.SimpleNamespace(mu=mu), ["a"]).axes[:-1]]
+    assert len(images) == 3 * 2  # a row per time (0, 1, 2 = T with its exit step), a map per floor
+    assert np.array_equal(images[5].get_array(), mu[0, 2].reshape(2, 2, 3)[1])
+    assert grid_figure(mfax.games.BeachBar(num_states=5), types.SimpleNamespace(mu=mu), ["a"]) is None
+
+
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():
     from mfax.run.plots import exploitability_scale
 

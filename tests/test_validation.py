@@ -171,6 +171,14 @@ class CategoricalWord(SISDelegate):
         return "no"
 
 
+class GridOfFourCells(SISDelegate):
+    name: ClassVar[str] = "grid_of_four_cells"
+
+    @property
+    def state_grid(self):
+        return (("x", 2), ("y", 2))
+
+
 DEFECTS = [
     (RowsSumTo1_5, "kernel row (s=1, a=0) at t=0 sums to 1.5"),
     (NegativeProbability, "kernel row (s=0, a=1) at t=0 has a negative entry -0.2"),
@@ -182,6 +190,7 @@ DEFECTS = [
     (SupportWeightsSumTo3, "noise support weight vector sums to 3"),
     (VectorAggregate, "aggregate 'both shares' at t=0 must be a scalar, got shape (2,)"),
     (CategoricalWord, "actions_categorical must be True or False, got 'no'"),
+    (GridOfFourCells, "state_grid must be None or 2-3 (axis name, size) pairs whose sizes multiply to n_states=2"),
 ]
 
 

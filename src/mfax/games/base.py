@@ -322,6 +322,15 @@ class Game(eqx.Module):
         Default ``False`` (ordered quantities: a move of -1, 0 or +1, a saving rate)."""
         return False
 
+    @property
+    def state_grid(self) -> tuple[tuple[str, int], ...] | None:
+        """The grid whose cells the states are, flattened row-major, as its axes'
+        ``((name, size), ..)``: two axes (a map: state ``x * size_y + y``) or three (floors
+        of maps), the sizes multiplying to :attr:`n_states`. The run's figures then draw
+        the mean field on the grid (``mean_field_grid.png``) beside its time-by-state heat
+        map. Default ``None``: the states are not the cells of a map."""
+        return None
+
     @abc.abstractmethod
     def sample_noise(self, key: PRNGKeyArray) -> Noise: ...
 

@@ -37,7 +37,8 @@ the failure (``on noise support path 16``). The report says which paths were cov
 (:attr:`CheckReport.coverage`):
 
 * ``sizes.integers``: ``n_states``, ``n_actions``, ``horizon`` integers ``>= 1``,
-  ``actions_categorical`` ``True`` or ``False``;
+  ``actions_categorical`` ``True`` or ``False``, ``state_grid`` ``None`` or two or
+  three ``(name, size)`` pairs whose sizes multiply to ``n_states``;
   ``sizes.gamma``: ``gamma`` in (0, 1];
 * ``jit.traceable``: every method traces under ``jax.jit`` (``t`` is a traced int32
   scalar: no Python ``if`` on it, on the mean field, on the noise or on a traced
@@ -864,7 +865,23 @@ def _sizes(game: Game) -> str:
     categorical = game.actions_categorical
     if not isinstance(categorical, bool | np.bool_):  # (a truthy "no" would draw categories)
         _fail(f"actions_categorical must be True or False, got {categorical!r}")
+    _state_grid(game.state_grid, sizes[0])
     return "n={}, m={}, T={}".format(*sizes)
+
+
+def _state_grid(grid, n: int) -> None:
+    """``None``, or two or three ``(name, size)`` pairs whose sizes multiply to ``n``."""
+    if grid is None:
+        return
+    allowed = f"None or 2-3 (axis name, size) pairs whose sizes multiply to n_states={n}"
+    try:
+        pairs = [(name, operator.index(size)) for name, size in grid]
+    except (TypeError, ValueError):
+        pairs = None
+    if pairs is None or not 2 <= len(pairs) <= 3 or not all(isinstance(name, str) for name, _ in pairs):
+        _fail(f"state_grid must be {allowed}, got {grid!r:.80}")
+    if any(size < 1 for _, size in pairs) or math.prod(size for _, size in pairs) != n:
+        _fail(f"state_grid must be {allowed}, got {grid!r:.80}")
 
 
 def _gamma(game: Game) -> str:

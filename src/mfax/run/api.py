@@ -794,6 +794,15 @@ class Result:
         return self._which(plots.mean_field_figure(self.game, traj, titles))
 
     @_in_its_precision
+    def plot_mean_field_grid(self, num_paths: int | None = None, times: list[int] | None = None):
+        """The mean field on the game's state grid (:attr:`~mfax.games.base.Game.state_grid`)
+        at ``times`` (default ``0, T/4, T/2, T``) on ``num_paths`` paths (default 3, at most
+        :data:`~mfax.run.plots.GRID_PATHS`); ``None`` when the states are not a grid's cells."""
+        plots.check_curve_times(times, self.game.horizon, "the times of the maps")
+        traj, _, titles = self._paths(num_paths, plots.GRID_PATHS)
+        return self._which(plots.grid_figure(self.game, traj, titles, times))
+
+    @_in_its_precision
     def plot_policy(self, num_paths: int | None = None):
         """The policy per state over time on ``num_paths`` paths (its mean action value, or
         its most likely action where the actions are categories)."""

@@ -105,6 +105,7 @@ def plot_run(
     figures = {"exploitability": exploitability_figure(run.read_metrics(), trainer.config, drawn)}
     traj, sub, titles = sample_trajectories(game, policy, trainer.eval_noise_of(r), num_paths)
     figures["mean_field"] = mean_field_figure(game, traj, titles)
+    figures["mean_field_grid"] = grid_figure(game, traj, titles)
     figures["policy"] = policy_figure(game, traj, titles)
     figures["aggregates"] = aggregates_figure(game, traj, sub, titles)
     figures["profiles"] = profiles_figure(game, traj, sub, titles)
@@ -357,6 +358,51 @@ def mean_field_figure(game, traj, titles: list[str]):
     )
 
 
+GRID_PATHS = 3  # paths drawn on a two-axis state grid (a row of panels each)
+GRID_FLOORS = 8  # maps of a three-axis grid drawn per time, at most (evenly spaced)
+
+
+def grid_figure(game, traj, titles: list[str], times: list[int] | None = None):
+    """The mean field on the game's :attr:`~mfax.games.base.Game.state_grid` at ``times``
+    (default ``0, T/4, T/2, T``), one colour scale. A two-axis grid: a row of maps per
+    path (the first :data:`GRID_PATHS`), the first axis up, the second across. A
+    three-axis grid (floors of maps): the first path, a row per time, a map per value of
+    the first axis (at most :data:`GRID_FLOORS`, evenly spaced). ``None`` for a game
+    whose states are not the cells of a grid."""
+    if game.state_grid is None:
+        return None
+    names, shape = [name for name, _ in game.state_grid], [size for _, size in game.state_grid]
+    times = default_times(game.horizon) if times is None else list(times)
+    mu = np.asarray(traj.mu, dtype=float)
+    if len(shape) == 2:
+        k = min(len(titles), GRID_PATHS)
+        panels = [
+            [(mu[i, t].reshape(shape), (f"{titles[i]}: " if j == 0 else "") + f"t = {t}") for j, t in enumerate(times)]
+            for i in range(k)
+        ]
+        what = _paths(titles[:k])
+    else:
+        floors = _spread(shape[0], min(shape[0], GRID_FLOORS))
+        panels = [[(mu[0, t].reshape(shape)[f], f"t = {t}, {names[0]} {f}") for f in floors] for t in times]
+        what = f"a row per time, a map per {names[0]}, on {titles[0]}"
+    top = max(float(np.max(image)) for row in panels for image, _ in row)
+    height, width = panels[0][0][0].shape
+    side = 3.0 * min(max(width / height, 0.5), 2.0)
+    fig, axes = _figure(len(panels), len(panels[0]), (side * len(panels[0]) + 1.2, 3.0 * len(panels) + 0.6))
+    fig.set_layout_engine("constrained")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, (image, title) in zip(axes.flat, (p for row in panels for p in row), strict=True):
+        im = ax.imshow(image, origin="lower", cmap="viridis", vmin=0.0, vmax=top, interpolation="nearest")
+        ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=9)
+        ax.set(ylabel=names[-2], xlabel=names[-1])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(im, ax=axes, fraction=0.02, label="population share in the cell")
+    _suptitle(fig, f"{game.name}: mean field on the ({', '.join(names)}) grid, {what}")
+    return fig
+
+
 def policy_figure(game, traj, titles: list[str]):
     """The policy per state over time, one heat map per path: its mean action value, or,
     for a game whose actions are categories (:attr:`~mfax.games.base.Game.actions_categorical`),
@@ -488,7 +534,7 @@ def moments_figure(game, moments):
     return fig
 
 
-def check_curve_times(times, horizon: int) -> None:
+def check_curve_times(times, horizon: int, what: str = "the times of the curves") -> None:
     """Curve times (``None``: the defaults) must be integers in ``0..T``: -1 drew the last
     date labelled "t = -1", and a time past ``T`` was drawn at ``T``."""
     if times is None:
@@ -498,7 +544,7 @@ def check_curve_times(times, horizon: int) -> None:
         or not times
         or not all(params.is_integer_from(t, 0) and t <= horizon for t in times)
     ):
-        raise GameError(f"the times of the curves must be integers in 0..{horizon} (the horizon T), got {times!r}")
+        raise GameError(f"{what} must be integers in 0..{horizon} (the horizon T), got {times!r}")
 
 
 def moment_curves_figure(game, moments, times: list[int] | None = None):

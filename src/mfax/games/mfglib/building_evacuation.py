@@ -68,6 +68,10 @@ class MFGLibBuildingEvacuation(NoCommonNoise):
         return jnp.asarray(np.stack([f / scale[0], l / scale[1], w / scale[2]], axis=1))
 
     @property
+    def state_grid(self):
+        return (("floor", self.n_floor), ("l", self.floor_l), ("w", self.floor_w))
+
+    @property
     def actions_categorical(self):
         return True  # action indices label moves or options, not quantities
 

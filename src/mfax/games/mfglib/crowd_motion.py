@@ -115,6 +115,10 @@ class MFGLibCrowdMotion(Game):
         return jnp.asarray(np.stack([x / max(self.torus_l - 1, 1), y / max(self.torus_w - 1, 1)], axis=1))
 
     @property
+    def state_grid(self):
+        return (("x", self.torus_l), ("y", self.torus_w))
+
+    @property
     def actions_categorical(self):
         return True  # action indices label moves or options, not quantities
 

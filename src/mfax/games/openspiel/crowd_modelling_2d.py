@@ -174,6 +174,10 @@ class CrowdModelling2d(NoCommonNoise):
         return jnp.asarray(np.stack([x, y], axis=1) / max(self.size - 1, 1), dtype=float)
 
     @property
+    def state_grid(self):
+        return (("x", self.size), ("y", self.size))
+
+    @property
     def actions_categorical(self):
         return True  # action indices label moves or options, not quantities
 
