@@ -433,12 +433,17 @@ def test_heat_maps_show_what_their_colour_keys_say():
 def test_a_grid_games_mean_field_is_drawn_on_its_grid():
     """A 2-D game's mean field was only drawn as time-by-state stripes (the state index
     x * size + y up the axis): each map is now the mean field reshaped onto the game's
-    declared grid, one colour scale; a three-axis grid draws a map per floor and time."""
+    declared grid, one colour scale; a three-axis grid draws a map per floor and time.
+    The review: a sweep's figures (retitled with their run) raised in the layout engine
+    and no plot was written; a NaN made every map's scale nan; --overwrite kept the
+    figure of the run it replaced."""
+    import io
     import types
 
     from mfax.games.mfglib.building_evacuation import MFGLibBuildingEvacuation
     from mfax.games.openspiel.crowd_modelling_2d import CrowdModelling2d
-    from mfax.run.plots import grid_figure
+    from mfax.run.plots import grid_figure, retitle
+    from mfax.run.rundir import OWN_FILES
 
     game = CrowdModelling2d(size=3, horizon=4)
     mu = np.random.default_rng(0).dirichlet(np.ones(9), size=(2, 5))  # (P, T + 1, n)
@@ -448,6 +453,14 @@ def test_a_grid_games_mean_field_is_drawn_on_its_grid():
     assert np.array_equal(images[4 + 3].get_array(), mu[1, 4].reshape(3, 3))  # path 1 at T: x up, y across
     assert mu[1, 4, 1 * 3 + 2] == images[7].get_array()[1, 2]  # state x * size + y at row x, column y
     assert {im.get_clim() for im in images} == {(0.0, mu[:, [0, 1, 2, 4]].max())}
+    retitle(figure, "run 1 of 2")  # (a sweep's figure names its run)
+    figure.savefig(io.BytesIO(), format="png")
+    mu[0, 0, 3] = np.nan
+    figure = grid_figure(game, types.SimpleNamespace(mu=mu), ["a"], times=[4, 0, 4])
+    images = [ax.get_images()[0] for ax in figure.axes if ax.get_images()]
+    assert [ax.get_title().splitlines()[-1] for ax in figure.axes[:2]] == ["t = 0", "t = 4"]  # in order, once
+    assert {im.get_clim() for im in images} == {(0.0, np.nanmax(mu[0, [0, 4]]))}
+    assert "plots/mean_field_grid.png" in OWN_FILES  # (replaced by --overwrite, as every figure)
     floors = MFGLibBuildingEvacuation(n_floor=2, floor_l=2, floor_w=3, T=1)
     mu = np.random.default_rng(1).dirichlet(np.ones(12), size=(1, 3))
     images = [ax.get_images()[0] for ax in grid_figure(floors, types.SimpleNamespace(mu=mu), ["a"]).axes[:-1]]

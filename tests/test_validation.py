@@ -190,8 +190,37 @@ DEFECTS = [
     (SupportWeightsSumTo3, "noise support weight vector sums to 3"),
     (VectorAggregate, "aggregate 'both shares' at t=0 must be a scalar, got shape (2,)"),
     (CategoricalWord, "actions_categorical must be True or False, got 'no'"),
-    (GridOfFourCells, "state_grid must be None or 2-3 (axis name, size) pairs whose sizes multiply to n_states=2"),
+    (GridOfFourCells, "state_grid's sizes multiply to 4, not n_states=2: (('x', 2), ('y', 2))"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("grid", "says"),
+    [
+        ((("x", True), ("y", 4)), "the size True of axis 'x' is not a whole number >= 1"),
+        ((("x", 2.0), ("y", 2)), "the size 2.0 of axis 'x' is not a whole number >= 1"),
+        ((("", 2), ("y", 2)), "the axis name '' is not a non-empty string"),
+        ((("x", 4),), "got (('x', 4),)"),
+        ({("x", 2), ("y", 2)}, "must be None or a tuple of 2-3 (name, size) pairs"),
+        (((n, 2) for n in "xy"), "must be None or a tuple of 2-3 (name, size) pairs"),
+        ((("x", 2, 1), ("y", 2)), "('x', 2, 1) is not a (name, size) pair"),
+        ((("x", 3), ("y", 2)), "state_grid's sizes multiply to 6, not n_states=4: (('x', 3), ('y', 2))"),
+        ((("x", 1), ("y", 2), ("z", 2), ("w", 1)), "got (('x', 1), ('y', 2), ('z', 2), ('w', 1))"),
+    ],
+)
+def test_a_state_grid_is_tuple_of_named_whole_sizes_multiplying_to_the_states(grid, says):
+    """(The review: a bool size passed and the figure raised after training; a generator
+    passed the check, which used it up; a set's order changed with the hash seed.)"""
+    import types
+
+    from mfax.games.validate import _Failed, _sizes
+
+    game = types.SimpleNamespace(n_states=4, n_actions=2, horizon=1, actions_categorical=False, state_grid=grid)
+    with pytest.raises(_Failed) as info:
+        _sizes(game)
+    assert says in str(info.value) and str(info.value).startswith("state_grid"), str(info.value)
+    ok = types.SimpleNamespace(**{**vars(game), "state_grid": [["x", np.int64(2)], ("y", 2)]})
+    assert _sizes(ok) == "n=4, m=2, T=1"
 
 
 @pytest.mark.parametrize(("cls", "message"), DEFECTS, ids=[c.name for c, _ in DEFECTS])

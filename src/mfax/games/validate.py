@@ -870,18 +870,37 @@ def _sizes(game: Game) -> str:
 
 
 def _state_grid(grid, n: int) -> None:
-    """``None``, or two or three ``(name, size)`` pairs whose sizes multiply to ``n``."""
+    """``None``, or a tuple (or list) of two or three ``(name, size)`` pairs: names
+    non-empty strings, sizes whole numbers ``>= 1`` multiplying to ``n`` (a set or a
+    generator is refused: its order, or a second reading, is not the grid's)."""
     if grid is None:
         return
-    allowed = f"None or 2-3 (axis name, size) pairs whose sizes multiply to n_states={n}"
-    try:
-        pairs = [(name, operator.index(size)) for name, size in grid]
-    except (TypeError, ValueError):
-        pairs = None
-    if pairs is None or not 2 <= len(pairs) <= 3 or not all(isinstance(name, str) for name, _ in pairs):
-        _fail(f"state_grid must be {allowed}, got {grid!r:.80}")
-    if any(size < 1 for _, size in pairs) or math.prod(size for _, size in pairs) != n:
-        _fail(f"state_grid must be {allowed}, got {grid!r:.80}")
+    form = (
+        "None or a tuple of 2-3 (name, size) pairs, names non-empty strings and sizes whole numbers >= 1 "
+        f"multiplying to n_states={n}"
+    )
+    if not isinstance(grid, tuple | list) or not 2 <= len(grid) <= 3:
+        _fail(f"state_grid must be {form}, got {_short(grid)}")
+    for pair in grid:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            _fail(f"state_grid must be {form}; {_short(pair)} is not a (name, size) pair")
+        name, size = pair
+        if not isinstance(name, str) or not name:
+            _fail(f"state_grid must be {form}; the axis name {_short(name)} is not a non-empty string")
+        try:  # (Python, numpy or JAX integers; True is not a size)
+            whole = not isinstance(size, bool | np.bool_) and operator.index(size) >= 1
+        except TypeError:
+            whole = False
+        if not whole:
+            _fail(f"state_grid must be {form}; the size {_short(size)} of axis {name!r} is not a whole number >= 1")
+    product = math.prod(operator.index(size) for _, size in grid)
+    if product != n:
+        _fail(f"state_grid's sizes multiply to {product}, not n_states={n}: {_short(grid)}")
+
+
+def _short(value, chars: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 def _gamma(game: Game) -> str:

@@ -765,7 +765,7 @@ class Result:
 
         return plots.exploitability_figure(rows, self.config, not exact_figures(self.game, self.eval_noise))
 
-    def _paths(self, num_paths: int | None, most: int | None = None):
+    def _paths(self, num_paths: int | None, most: int | None = None, each: str = "one heat map each"):
         """The trajectories on the first ``num_paths`` evaluation paths (``None``: 3, or all
         when there are fewer); more than there are (or than ``most``, one heat-map panel
         each) is refused (it drew them all, silently)."""
@@ -774,7 +774,7 @@ class Result:
         if num_paths is None:
             num_paths = min(3, available)
         if not (params_mod.is_integer_from(num_paths, 1) and num_paths <= top):
-            what = "the evaluation paths" if top == available else f"one heat map each, at most {most}"
+            what = "the evaluation paths" if top == available else f"{each}, at most {most}"
             raise GameError(f"num_paths must be an integer in 1..{top} ({what}, to plot), got {num_paths!r}")
         return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
 
@@ -797,9 +797,10 @@ class Result:
     def plot_mean_field_grid(self, num_paths: int | None = None, times: list[int] | None = None):
         """The mean field on the game's state grid (:attr:`~mfax.games.base.Game.state_grid`)
         at ``times`` (default ``0, T/4, T/2, T``) on ``num_paths`` paths (default 3, at most
-        :data:`~mfax.run.plots.GRID_PATHS`); ``None`` when the states are not a grid's cells."""
+        :data:`~mfax.run.plots.GRID_PATHS`; a three-axis grid, floors of maps: the first of
+        them); ``None`` when the states are not a grid's cells."""
         plots.check_curve_times(times, self.game.horizon, "the times of the maps")
-        traj, _, titles = self._paths(num_paths, plots.GRID_PATHS)
+        traj, _, titles = self._paths(num_paths, plots.GRID_PATHS, "a row of maps each")
         return self._which(plots.grid_figure(self.game, traj, titles, times))
 
     @_in_its_precision

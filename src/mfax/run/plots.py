@@ -5,6 +5,8 @@ display is needed) and the PNG files of a run directory.
   on a log axis, or a symlog one (stated on the axis) when a value is at or below zero;
 * ``mean_field.png``: the mean field over time as a heat map for a few noise paths, each
   described in the game's words (``Game.describe_noise``);
+* ``mean_field_grid.png``, for a game whose states are the cells of a map
+  (``Game.state_grid``): the mean field on the map at a few times;
 * ``policy.png``: the learned policy (mean action per state over time on those paths);
 * ``aggregates.png``, for a game that declares aggregates (``Game.aggregates``): one
   panel per named series over time on those paths (the macro game: prices, capital,
@@ -65,7 +67,8 @@ def _figure(rows: int, cols: int, figsize: tuple[float, float]):
 def retitle(fig, first: str) -> None:
     """``first`` as the first line of ``fig``'s title (which run of several it shows)."""
     _suptitle(fig, f"{first}\n{fig.get_suptitle()}", fig._suptitle.get_fontsize())
-    fig.tight_layout()  # room for the longer title
+    if fig.get_layout_engine() is None:  # (a constrained layout makes room itself; tight_layout would fail)
+        fig.tight_layout()  # room for the longer title
 
 
 def _suptitle(fig, text: str, fontsize: float = 12.0) -> None:
@@ -358,46 +361,55 @@ def mean_field_figure(game, traj, titles: list[str]):
     )
 
 
-GRID_PATHS = 3  # paths drawn on a two-axis state grid (a row of panels each)
+GRID_PATHS = 3  # paths drawn on a two-axis state grid (a row of maps each)
 GRID_FLOORS = 8  # maps of a three-axis grid drawn per time, at most (evenly spaced)
 
 
 def grid_figure(game, traj, titles: list[str], times: list[int] | None = None):
     """The mean field on the game's :attr:`~mfax.games.base.Game.state_grid` at ``times``
-    (default ``0, T/4, T/2, T``), one colour scale. A two-axis grid: a row of maps per
-    path (the first :data:`GRID_PATHS`), the first axis up, the second across. A
-    three-axis grid (floors of maps): the first path, a row per time, a map per value of
-    the first axis (at most :data:`GRID_FLOORS`, evenly spaced). ``None`` for a game
-    whose states are not the cells of a grid."""
+    (default ``0, T/4, T/2, T``; drawn in order, each once), one colour scale. A two-axis
+    grid: a row of maps per path (the first :data:`GRID_PATHS`), the first axis up, the
+    second across. A three-axis grid (floors of maps): the first path only, a row per
+    time, a map per value of the first axis (at most :data:`GRID_FLOORS`, evenly spaced,
+    said in the title). ``None`` for a game whose states are not the cells of a grid."""
     if game.state_grid is None:
         return None
-    names, shape = [name for name, _ in game.state_grid], [size for _, size in game.state_grid]
-    times = default_times(game.horizon) if times is None else list(times)
+    from matplotlib.ticker import MaxNLocator
+
+    names = [str(name) for name, _ in game.state_grid]
+    shape = [int(size) for _, size in game.state_grid]
+    times = sorted({int(t) for t in (default_times(game.horizon) if times is None else times)})
     mu = np.asarray(traj.mu, dtype=float)
     if len(shape) == 2:
         k = min(len(titles), GRID_PATHS)
+        shortened = [textwrap.shorten(titles[i], 2 * PANEL_TITLE_CHARS, placeholder=" ...") for i in range(k)]
+        rows = [(mu[i], textwrap.fill(title, PANEL_TITLE_CHARS)) for i, title in enumerate(shortened)]
         panels = [
-            [(mu[i, t].reshape(shape), (f"{titles[i]}: " if j == 0 else "") + f"t = {t}") for j, t in enumerate(times)]
-            for i in range(k)
+            [(path[t].reshape(shape), (title if j == 0 else "") + f"\nt = {t}") for j, t in enumerate(times)]
+            for path, title in rows
         ]
         what = _paths(titles[:k])
     else:
-        floors = _spread(shape[0], min(shape[0], GRID_FLOORS))
+        floors = _spread(shape[0], GRID_FLOORS)
         panels = [[(mu[0, t].reshape(shape)[f], f"t = {t}, {names[0]} {f}") for f in floors] for t in times]
-        what = f"a row per time, a map per {names[0]}, on {titles[0]}"
-    top = max(float(np.max(image)) for row in panels for image, _ in row)
+        which = "" if len(floors) == shape[0] else f" ({len(floors)} of 0..{shape[0] - 1}, evenly spaced)"
+        what = f"a row per time, a map per {names[0]}{which}, on {titles[0]}"
+    finite = [image[np.isfinite(image)] for row in panels for image, _ in row]
+    top = max((float(x.max()) for x in finite if x.size), default=1.0)  # (a NaN scaled every map to nan)
     height, width = panels[0][0][0].shape
-    side = 3.0 * min(max(width / height, 0.5), 2.0)
-    fig, axes = _figure(len(panels), len(panels[0]), (side * len(panels[0]) + 1.2, 3.0 * len(panels) + 0.6))
-    fig.set_layout_engine("constrained")
-    from matplotlib.ticker import MaxNLocator
-
+    side, tall = 3.0 * min(max(width / height, 0.5), 2.0), 3.0 * min(max(height / width, 0.5), 2.0)
+    # room for each map's title (three lines at most) and labels, and for the figure's title
+    extra = 1.2 if len(shape) == 2 else 0.7  # (a floor's map has a one-line title)
+    fig, axes = _figure(len(panels), len(panels[0]), (side * len(panels[0]) + 1.6, (tall + extra) * len(panels) + 1.0))
+    fig.set_layout_engine("constrained")  # (the colour bar beside the whole grid of maps)
     for ax, (image, title) in zip(axes.flat, (p for row in panels for p in row), strict=True):
         im = ax.imshow(image, origin="lower", cmap="viridis", vmin=0.0, vmax=top, interpolation="nearest")
-        ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=9)
-        ax.set(ylabel=names[-2], xlabel=names[-1])
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(names[-1])
+        upright = len(names[-2]) <= 2  # ("l" upright, not a dash)
+        ax.set_ylabel(names[-2], rotation=0 if upright else 90, labelpad=10 if upright else 4)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     fig.colorbar(im, ax=axes, fraction=0.02, label="population share in the cell")
     _suptitle(fig, f"{game.name}: mean field on the ({', '.join(names)}) grid, {what}")
     return fig

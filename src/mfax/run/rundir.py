@@ -119,6 +119,7 @@ OWN_FILES = (
     "wandb_id",
     "plots/exploitability.png",
     "plots/mean_field.png",
+    "plots/mean_field_grid.png",
     "plots/policy.png",
     "plots/aggregates.png",
     "plots/profiles.png",
