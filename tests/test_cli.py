@@ -461,12 +461,15 @@ def test_a_grid_games_mean_field_is_drawn_on_its_grid():
     assert [ax.get_title().splitlines()[-1] for ax in figure.axes[:2]] == ["t = 0", "t = 4"]  # in order, once
     assert {im.get_clim() for im in images} == {(0.0, np.nanmax(mu[0, [0, 4]]))}
     assert "plots/mean_field_grid.png" in OWN_FILES  # (replaced by --overwrite, as every figure)
+    x, y = np.divmod(np.arange(9), 3)  # the export's state coordinates: each cell's place on the map
+    assert {k: v.tolist() for k, v in game.state_coordinates().items()} == {"x": x.tolist(), "y": y.tolist()}
     floors = MFGLibBuildingEvacuation(n_floor=2, floor_l=2, floor_w=3, T=1)
     mu = np.random.default_rng(1).dirichlet(np.ones(12), size=(1, 3))
     images = [ax.get_images()[0] for ax in grid_figure(floors, types.SimpleNamespace(mu=mu), ["a"]).axes[:-1]]
     assert len(images) == 3 * 2  # a row per time (0, 1, 2 = T with its exit step), a map per floor
     assert np.array_equal(images[5].get_array(), mu[0, 2].reshape(2, 2, 3)[1])
     assert grid_figure(mfax.games.BeachBar(num_states=5), types.SimpleNamespace(mu=mu), ["a"]) is None
+    assert list(floors.state_coordinates()) == ["floor", "l", "w"] and floors.state_coordinates()["w"][5] == 2
 
 
 def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():

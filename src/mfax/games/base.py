@@ -240,7 +240,7 @@ class Game(eqx.Module):
     and may override the defaults of ``noise_support`` (``None``: support not finite),
     ``terminal_reward`` (the step reward), ``own_history_informative`` (``True``),
     ``describe_noise`` (``""``), ``aggregates`` (none), ``profiles`` (none),
-    ``state_coordinates`` (none),
+    ``state_grid`` (``None``), ``state_coordinates`` (each cell's place on ``state_grid``, else none),
     ``moment_specs``, ``moments`` and ``decision_moments`` (none),
     ``noise_from_innovations`` (``None``) and ``shared_until`` / ``prefix_key`` (``0``:
     no shared noise prefix declared).
@@ -381,8 +381,13 @@ class Game(eqx.Module):
     def state_coordinates(self) -> dict[str, np.ndarray]:
         """What each state is, for the exports (``mfax export``: ``state_<name>`` arrays,
         ``states.csv``): by name, an ``(n,)`` array of each state's value (the macro
-        game: its wealth and income). Called eagerly. Default: none (``{}``)."""
-        return {}
+        game: its wealth and income). Called eagerly. Default: each state's index along
+        every axis of :attr:`state_grid` (``x`` and ``y`` of a map's cell), none without one."""
+        if self.state_grid is None:
+            return {}
+        shape = tuple(int(size) for _, size in self.state_grid)
+        index = np.unravel_index(np.arange(self.n_states), shape)
+        return {str(name): along for (name, _), along in zip(self.state_grid, index, strict=True)}
 
     def moment_specs(self) -> dict[str, MomentSpec]:
         """The moments the game computes, by name (an identifier, e.g. ``"K"``,
