@@ -442,7 +442,7 @@ def test_a_grid_games_mean_field_is_drawn_on_its_grid():
 
     from mfax.games.mfglib.building_evacuation import MFGLibBuildingEvacuation
     from mfax.games.openspiel.crowd_modelling_2d import CrowdModelling2d
-    from mfax.run.plots import grid_figure, retitle
+    from mfax.run.plots import grid_figure, mean_field_figure, retitle
     from mfax.run.rundir import OWN_FILES
 
     game = CrowdModelling2d(size=3, horizon=4)
@@ -455,6 +455,16 @@ def test_a_grid_games_mean_field_is_drawn_on_its_grid():
     assert {im.get_clim() for im in images} == {(0.0, mu[:, [0, 1, 2, 4]].max())}
     retitle(figure, "run 1 of 2")  # (a sweep's figure names its run)
     figure.savefig(io.BytesIO(), format="png")
+    one = mean_field_figure(types.SimpleNamespace(name="g"), types.SimpleNamespace(mu=np.full((1, 5, 2), 0.5)), ["a"])
+
+    def inches(fig):
+        return fig.axes[0].get_position().height * fig.get_figheight()
+
+    tall = inches(one)
+    retitle(one, "run 0 (seed 0, recovery 0.2) of 2: the lowest exploitability at iteration 2; the runs play ...")
+    assert inches(one) > 0.9 * tall  # the figure grows for the run's lines (they squeezed a one-panel map)
+    one.savefig(io.BytesIO(), format="png")  # (drawn: the title's place is known)
+    assert one._suptitle.get_window_extent().y0 >= one.axes[0].title.get_window_extent().y1  # above, not over it
     mu[0, 0, 3] = np.nan
     figure = grid_figure(game, types.SimpleNamespace(mu=mu), ["a"], times=[4, 0, 4])
     images = [ax.get_images()[0] for ax in figure.axes if ax.get_images()]

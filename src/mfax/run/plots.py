@@ -65,10 +65,19 @@ def _figure(rows: int, cols: int, figsize: tuple[float, float]):
 
 
 def retitle(fig, first: str) -> None:
-    """``first`` as the first line of ``fig``'s title (which run of several it shows)."""
-    _suptitle(fig, f"{first}\n{fig.get_suptitle()}", fig._suptitle.get_fontsize())
-    if fig.get_layout_engine() is None:  # (a constrained layout makes room itself; tight_layout would fail)
-        fig.tight_layout()  # room for the longer title
+    """``first`` as the first line of ``fig``'s title (which run of several it shows); the
+    figure grows by the lines it adds, so its panels keep their size (a sweep's long run
+    line, wrapped to a one-panel figure's width, squeezed the panel)."""
+    before, fontsize = fig.get_suptitle().count("\n") + 1, fig._suptitle.get_fontsize()
+    _suptitle(fig, f"{first}\n{fig.get_suptitle()}", fontsize)
+    lines = fig.get_suptitle().count("\n") + 1
+    line = 1.3 * fontsize / 72  # inches
+    fig.set_figheight(fig.get_figheight() + (lines - before) * line)
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    # (a constrained layout makes room itself, and tight_layout would raise there)
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.tight_layout()  # (it makes room for the title, in the height just added)
 
 
 def _suptitle(fig, text: str, fontsize: float = 12.0) -> None:
