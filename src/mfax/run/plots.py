@@ -407,9 +407,11 @@ def grid_figure(game, traj, titles: list[str], times: list[int] | None = None):
     top = max((float(x.max()) for x in finite if x.size), default=1.0)  # (a NaN scaled every map to nan)
     height, width = panels[0][0][0].shape
     side, tall = 3.0 * min(max(width / height, 0.5), 2.0), 3.0 * min(max(height / width, 0.5), 2.0)
-    # room for each map's title (three lines at most) and labels, and for the figure's title
-    extra = 1.2 if len(shape) == 2 else 0.7  # (a floor's map has a one-line title)
-    fig, axes = _figure(len(panels), len(panels[0]), (side * len(panels[0]) + 1.6, (tall + extra) * len(panels) + 1.0))
+    # a map takes about 0.85 of its column (labels beside it), its titles (two lines, a
+    # floor's one) and labels above and below it; more height was left blank
+    extra = 0.9 if len(shape) == 2 else 0.6
+    size = (side * len(panels[0]) + 1.6, (0.85 * tall + extra) * len(panels) + 0.6)
+    fig, axes = _figure(len(panels), len(panels[0]), size)
     fig.set_layout_engine("constrained")  # (the colour bar beside the whole grid of maps)
     for ax, (image, title) in zip(axes.flat, (p for row in panels for p in row), strict=True):
         im = ax.imshow(image, origin="lower", cmap="viridis", vmin=0.0, vmax=top, interpolation="nearest")
