@@ -55,7 +55,7 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
     from mfax.run.rundir import RunDir
 
     out = tmp_path / "run"
-    mfax.solve(
+    solved = mfax.solve(
         "beach_bar",
         "spg",
         hp=TINY_NETWORK,
@@ -67,13 +67,20 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
         num_states=10,
         horizon=6,
     )
-    recorded = next(r for r in RunDir(out).read_metrics() if r["iteration"] == 2)["exploitability"]
+    row = next(r for r in RunDir(out).read_metrics() if r["iteration"] == 2)
+    recorded = row["exploitability"]
     mine = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).output.strip().splitlines()[-1])
     assert mine["noise"] == "sample" and mine["exploitability"] == pytest.approx(recorded, rel=1e-6)
+    # the metrics record the standard errors eval gives, and the summary the last one
+    for key in ("exploitability_se", "policy_return_se"):
+        assert row[key] > 0 and mine[key] == pytest.approx(row[key], rel=1e-5)
+    assert RunDir(out).read_summary()["final_exploitability_se_per_run"] == [row["exploitability_se"]]
+    assert solved.exploitability_se == row["exploitability_se"]
     exact = json.loads(
         runner.invoke(app, ["eval", str(out), "--noise", "exact", "--json"]).output.strip().splitlines()[-1]
     )
     assert exact["noise"] == "exact" and exact["exploitability"] != pytest.approx(recorded, rel=1e-6)
+    assert exact["exploitability_se"] is None
     # the checkpoint is named with the iteration it holds
     assert mine["checkpoint"] == "last" and mine["checkpoint_iteration"] == 2
     # which run, seed and learning rate, and where the paths came from (the records of two
@@ -371,6 +378,50 @@ def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
 
     assert standard_error([1.0, 3.0], [0.5, 0.5]) == pytest.approx(1.0)
     assert standard_error([1.0, 3.0], [0.2, 0.8]) is None  # counted draws: how many is not known
+
+
+def test_the_exploitability_plot_shades_the_standard_errors_of_drawn_paths():
+    """Figures estimated on drawn noise paths are drawn with a band of ± one standard
+    error (metrics.jsonl's ``exploitability_se``), in the run's colour, in both panels,
+    and the axis reaches the band; exact figures (null) and rows written before mfax
+    recorded them have no band, and the title then says where the errors are."""
+    from matplotlib.collections import PolyCollection
+
+    from mfax.run.config import TrainConfig, resolve
+    from mfax.run.plots import exploitability_figure
+
+    config = resolve(TrainConfig(game="linear_quadratic", seeds=2))
+    rows = [
+        dict(run=r, seed=r, lr=1e-3, iteration=i, wall_clock_s=float(i), exploitability=10.0 + r - i,
+             exploitability_info=None, exploitability_se=0.5 + i)
+        for r in range(2)
+        for i in (0, 1, 2)
+    ]  # fmt: skip
+    figure = exploitability_figure(rows, config, drawn=True)
+    assert "shaded: ± one standard error" in figure.texts[0].get_text().replace("\n", " ")
+    for ax in figure.axes[:2]:
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 2
+        colours = [tuple(line.get_color()[:3]) for line in ax.get_lines()]
+        assert [tuple(b.get_facecolor()[0][:3]) for b in bands] == colours
+        low, high = bands[0].get_paths()[0].vertices[:, 1].min(), bands[0].get_paths()[0].vertices[:, 1].max()
+        assert (low, high) == pytest.approx((10.0 - 2 - 2.5, 10.0 + 0.5))  # run 0: 10 - i ± (0.5 + i)
+        assert ax.get_ylim()[0] <= 5.5 and ax.get_ylim()[1] >= 11.5  # run 1's band, drawn whole
+    for se in (None, "absent"):
+        plain = [{k: v for k, v in row.items() if k != "exploitability_se"} for row in rows]
+        plain = [{**row, "exploitability_se": None} for row in plain] if se is None else plain
+        figure = exploitability_figure(plain, config, drawn=True)
+        assert not [c for ax in figure.axes for c in ax.collections if isinstance(c, PolyCollection)]
+        assert "mfax eval gives standard errors" in figure.texts[0].get_text().replace("\n", " ")
+
+
+def test_the_done_line_gives_one_runs_standard_error():
+    summary = {"iterations": 4, "initial_exploitability": 12.0, "final_exploitability": 10.0}
+    summary.update(final_policy_return=-3.0, noise="sample", final_exploitability_se_per_run=[0.314159])
+    assert "12 -> 10 (± 0.31, one standard error)" in done_line(summary)
+    two = {**summary, "runs": 2, "final_exploitability_se_per_run": [0.3, 0.4]}  # a mean of runs: none of its own
+    assert "standard error" not in done_line(two)
+    assert "standard error" not in done_line({k: v for k, v in summary.items() if "_se_" not in k})
 
 
 def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():

@@ -314,6 +314,34 @@ def test_resume_rewrites_a_metrics_csv_that_lost_rows_from_metrics_jsonl(run_cop
     assert [line.split(",")[0] for line in run.metrics_csv.read_text().splitlines()[1:]] == ["0", "2", "4"]
 
 
+def test_a_run_written_before_the_standard_error_columns_reads_plots_and_resumes(run_copy):
+    """Rows of metrics.jsonl and a metrics.csv header without ``exploitability_se`` and
+    ``policy_return_se`` (a run trained before mfax recorded them) are read with null
+    there, plotted without a band, and resumed: the rewritten files carry the columns,
+    and the rows evaluated after the resume hold the standard errors of the drawn paths."""
+    from mfax.run.columns import ADDED_COLUMNS
+
+    run = RunDir(run_copy)
+    rows = [json.loads(line) for line in run.metrics_jsonl.read_text().splitlines()]
+    assert all(isinstance(row[c], float) and row[c] > 0 for row in rows for c in ADDED_COLUMNS)  # drawn paths
+    old = [{k: v for k, v in row.items() if k not in ADDED_COLUMNS} for row in rows]
+    run.metrics_jsonl.write_text("".join(json.dumps(row) + "\n" for row in old))
+    header, *lines = run.metrics_csv.read_text().splitlines()
+    names = header.split(",")
+    keep = [i for i, name in enumerate(names) if name not in ADDED_COLUMNS]
+    run.metrics_csv.write_text(
+        "\n".join(",".join(line.split(",")[i] for i in keep) for line in [header, *lines]) + "\n"
+    )
+    assert all(row[c] is None for row in run.read_metrics() for c in ADDED_COLUMNS)
+    result = runner.invoke(app, ["plot", str(run_copy)])
+    assert result.exit_code == 0, result.output
+    train(TrainConfig(), run_copy, resume=True, progress=False)
+    after = run.read_metrics()
+    assert [r["iteration"] for r in after] == [0, 2, 4]
+    assert [r["exploitability_se"] is None for r in after] == [True, True, False]
+    assert all(name in run.metrics_csv.read_text().splitlines()[0].split(",") for name in ADDED_COLUMNS)
+
+
 def test_a_kill_before_the_first_checkpoint_keeps_the_iteration_0_evaluation(tmp_path):
     out = tmp_path / "run"
     run = RunDir(out)

@@ -509,8 +509,10 @@ class Result:
 
     ``history`` maps each metric column (``iteration``, ``run``, ``seed``, ``lr``,
     ``wall_clock_s``, ``exploitability``, ``exploitability_info``, ``policy_return``,
-    ``grad_norm``, ``train_exploitability``, ``train_policy_return``) to a numpy array,
-    one entry per evaluation and run (missing values are NaN); a sweep of game parameters
+    ``grad_norm``, ``train_exploitability``, ``train_policy_return``,
+    ``exploitability_se``, ``policy_return_se``) to a numpy array, one entry per
+    evaluation and run (missing values are NaN; the standard errors are had only where the
+    figures are estimated on drawn noise paths); a sweep of game parameters
     adds ``params.NAME``, each row's run's value of the swept parameter ``NAME`` (as
     metrics.csv's columns). ``summary`` is the run's
     ``summary.json``. ``run`` is the index of the best run at the held iteration (the
@@ -695,6 +697,18 @@ class Result:
     def policy_return(self) -> float | None:
         """The policy's expected return, of the policy held, the mean over the runs."""
         return self._held("policy_return")
+
+    @property
+    def exploitability_se(self) -> float | None:
+        """The standard error of :attr:`exploitability` where it is estimated on drawn
+        noise paths (``None`` where it is exact; for the mean of several runs, which share
+        their paths, so that it is not told by the runs' own; and for a run recorded before
+        mfax kept it)."""
+        if self.config.num_runs != 1:
+            return None
+        held = int(np.asarray(self.states.iteration)[0])
+        values = self.history["exploitability_se"][self.history["iteration"] == held]
+        return None if values.size != 1 or np.isnan(values[0]) else float(values[0])
 
     @property
     def defects(self) -> list[str]:

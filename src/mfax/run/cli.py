@@ -1005,6 +1005,16 @@ def _change(start: float | None, end: float | None, scale: float | None = None, 
     return text + " (ROSE: worse than at the start)" if end - start > 1e-6 * max(1.0, abs(start)) else text
 
 
+def _error_words(summary: dict) -> str:
+    """`` (± 3.1, one standard error)``: the final figure's standard error, where a run
+    alone was estimated on drawn noise paths; else nothing (the mean of several runs on
+    the same paths has none of its own: summary.json gives each run's)."""
+    errors = summary.get("final_exploitability_se_per_run") or []
+    if len(errors) != 1 or not isinstance(errors[0], int | float) or summary.get("final_exploitability") is None:
+        return ""
+    return f" (± {errors[0]:.2g}, one standard error)"
+
+
 def done_line(summary: dict) -> str:
     """The ``done:`` line of ``mfax train``: exploitability at the start and the end
     (lower is better; says so when it rose) and the seconds per iteration, with and
@@ -1018,7 +1028,8 @@ def done_line(summary: dict) -> str:
     parts = [
         f"done: {summary['iterations']} iterations",
         f"exploitability (per path{drawn}, lower is better{mean}) "
-        + _change(summary.get("initial_exploitability"), summary.get("final_exploitability"), scale, float64),
+        + _change(summary.get("initial_exploitability"), summary.get("final_exploitability"), scale, float64)
+        + _error_words(summary),
     ]
     if summary.get("final_exploitability_info") is not None:
         from mfax.evaluation.exploitability import above_words

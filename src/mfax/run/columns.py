@@ -4,7 +4,12 @@
 
 A run that sweeps game parameters (``--set sigma=0.5,1.0``) names each row's values of
 them: ``"params": {"sigma": 0.5}`` in metrics.jsonl, a column ``params.sigma`` after the
-metric columns in metrics.csv (:func:`csv_columns`); a run without a sweep has neither."""
+metric columns in metrics.csv (:func:`csv_columns`); a run without a sweep has neither.
+
+A run estimated on drawn noise paths records the standard error of its per-path
+exploitability and policy return (``exploitability_se``, ``policy_return_se``: the
+standard deviation over the draws over the square root of their number); exact figures
+have none (null)."""
 
 from __future__ import annotations
 
@@ -23,7 +28,14 @@ METRIC_COLUMNS = [
     "grad_norm",
     "train_exploitability",
     "train_policy_return",
+    "exploitability_se",
+    "policy_return_se",
 ]
+# the standard errors of ``exploitability`` and ``policy_return`` where they are estimated
+# on drawn noise paths (null where the figures are exact, or where the draws do not say
+# how many there were): rows written before mfax recorded them lack them, and are read
+# with null there
+ADDED_COLUMNS = ("exploitability_se", "policy_return_se")
 # the columns that name a row (which evaluation of which run); the others are figures
 KEY_COLUMNS = ("iteration", "run", "seed", "lr")
 SCALARS = tuple(c for c in METRIC_COLUMNS if c not in KEY_COLUMNS)

@@ -175,6 +175,16 @@ def exploitability_scale(values) -> tuple[str, float | None]:
     return "symlog", float(10.0 ** np.floor(np.log10(small)))
 
 
+def _se_band(rows: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-path exploitability of one run's rows ± one standard error, where every
+    row records one (figures estimated on drawn noise paths); else ``None``."""
+    se = [row.get("exploitability_se") for row in rows]
+    if not rows or any(v is None for v in se) or any(row["exploitability"] is None for row in rows):
+        return None
+    ex, se = np.asarray([row["exploitability"] for row in rows], dtype=float), np.asarray(se, dtype=float)
+    return ex - se, ex + se
+
+
 def _set_exploitability_axis(ax, values, label: str) -> None:
     scale, linthresh = exploitability_scale(values)
     if scale == "log":
@@ -259,10 +269,16 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
         label = run_label(mine[0], config)
         axes[0].plot(wall, ex, marker=marker, color=colour, label=label)
         axes[1].plot(it, ex, marker=marker, color=colour, label=label + " per path")
+        band = _se_band(mine)
+        if band is not None:
+            for ax, x in zip(axes, (wall, it), strict=True):
+                ax.fill_between(x, *band, color=colour, alpha=0.2, linewidth=0)
         info = [row["exploitability_info"] for row in mine]
         if info and info[0] is not None:
             axes[1].plot(it, info, linestyle="--", color=colour, label=label + " info-consistent")
-    per_path = [row["exploitability"] for row in rows]
+    bands = [_se_band([row for row in rows if row["run"] == r]) for r in runs]
+    shaded = [v for band in bands if band is not None for bound in band for v in bound]
+    per_path = [row["exploitability"] for row in rows] + shaded
     both = per_path + [row["exploitability_info"] for row in rows]
     axes[0].set(xlabel="training wall-clock (s), evaluation excluded")
     _set_exploitability_axis(axes[0], per_path, "exploitability (per path)")
@@ -286,7 +302,10 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
         norm = BoundaryNorm(np.arange(len(runs) + 1) - 0.5, len(runs))
         fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
         axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
-    how = "; estimated on drawn noise paths (mfax eval gives standard errors)" if drawn else ""
+    if any(band is not None for band in bands):
+        how = "; estimated on drawn noise paths, shaded: ± one standard error"
+    else:  # (a run recorded before mfax kept the standard errors)
+        how = "; estimated on drawn noise paths (mfax eval gives standard errors)" if drawn else ""
     _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better{how})")
     fig.tight_layout()
     return fig

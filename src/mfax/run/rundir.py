@@ -71,7 +71,7 @@ from mfax.games.plugins import (
     parse,
     user_imports,
 )
-from mfax.run.columns import METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
+from mfax.run.columns import ADDED_COLUMNS, METRIC_COLUMNS, PARAMS, csv_cells, csv_columns
 from mfax.run.config import TrainConfig, from_dict, resolve
 from mfax.run.signals import deferred_signals
 from mfax.run.trackers import OWN_EVENTS
@@ -815,6 +815,10 @@ def _same_figure(text: str, value: Any) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
 
 
+# the columns every metrics row has (rows written before mfax added a column lack it)
+REQUIRED = tuple(column for column in METRIC_COLUMNS if column not in ADDED_COLUMNS)
+
+
 def _metrics_row_problem(row: dict[str, Any]) -> str | None:
     """What makes ``row`` (one line of metrics.jsonl, a dict with an integer iteration)
     other than a row mfax writes: a metric column missing, a negative or non-integer
@@ -822,7 +826,7 @@ def _metrics_row_problem(row: dict[str, Any]) -> str | None:
     number or null, swept values that are not an object of scalars; ``None`` when
     nothing. Every
     reader of the rows (resume, eval, plot, the trackers, the API) relies on them."""
-    missing = [column for column in METRIC_COLUMNS if column not in row]
+    missing = [column for column in REQUIRED if column not in row]
     if missing:
         return f"it lacks {', '.join(repr(c) for c in missing)}"
     for column in ("iteration", "run", "seed"):
@@ -830,7 +834,7 @@ def _metrics_row_problem(row: dict[str, Any]) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return f"its {column!r} is {json.dumps(value)}, not a whole number >= 0"
     for column in METRIC_COLUMNS:
-        value = row[column]
+        value = row.get(column)
         if value is None and column == "wall_clock_s":
             return f"its {column!r} is null, not a number"
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -1423,10 +1427,11 @@ class RunDir:
             if problem:
                 raise GameError(
                     f"line {number} of {str(self.metrics_jsonl)!r} is not a metrics row as mfax writes it: {problem} "
-                    f"(each row has {', '.join(METRIC_COLUMNS)}: whole numbers for iteration, run and seed, a "
+                    f"(each row has {', '.join(REQUIRED)}: whole numbers for iteration, run and seed, a "
                     "number for wall_clock_s, numbers or null for the others); it was edited: restore it"
                 )
-            rows.append(row)
+            # (a row written before mfax recorded a column: null there, as for a figure not had)
+            rows.append({**row, **{column: None for column in ADDED_COLUMNS if column not in row}})
         return rows
 
     def truncate_metrics(self, last_iteration: int, swept: Callable[[int], dict[str, Any]] | None = None) -> None:

@@ -146,6 +146,9 @@ class Trainer:
             "exploitability": result.exploitability,
             "exploitability_info": result.exploitability_info,
             "policy_return": result.policy_return,
+            # estimated on drawn paths: the standard errors (null where the figures are exact)
+            "exploitability_se": result.exploitability_se,
+            "policy_return_se": result.policy_return_se,
         }
 
 
@@ -764,6 +767,7 @@ def _summary(
     first = [r for r in rows if r["iteration"] == 0]
     finals = [r["exploitability"] for r in last]
     infos = [r["exploitability_info"] for r in last]
+    errors = [r.get("exploitability_se") for r in last]
     # a policy whose evaluation is not finite (written as null) is never the best run
     best = int(np.argmin([np.inf if f is None else f for f in finals])) if finals else 0
     trained = max(iteration, 1)
@@ -779,6 +783,8 @@ def _summary(
         "final_exploitability_info": None if not infos or infos[0] is None else float(np.mean(infos)),
         "final_exploitability_per_run": finals,
         "final_exploitability_info_per_run": infos,
+        # estimated on drawn paths: each run's standard error (the runs share their paths)
+        **({"final_exploitability_se_per_run": errors} if any(e is not None for e in errors) else {}),
         "final_policy_return": _mean_or_none([r["policy_return"] for r in last]),
         "initial_exploitability": _mean_or_none([r["exploitability"] for r in first]),
         "initial_exploitability_info": _mean_or_none([r["exploitability_info"] for r in first]),
