@@ -540,6 +540,44 @@ def test_exploitability_axis_is_symlog_when_a_value_is_not_positive():
     assert exploitability_scale([38.9, 2.3, -5.7e-6, 0.0]) == ("symlog", 1e-6)
 
 
+def test_a_symlog_exploitability_axis_keeps_its_label_inside_the_figure():
+    """A solver converged to 0 in floating point (sis without common noise): the symlog
+    axis' label, which said the linear range and why, was taller than the panel and ran
+    out of the figure (seen on a figure). The note is now inside the panel, and both
+    labels lie within the figure."""
+    from mfax.run.config import TrainConfig, resolve
+    from mfax.run.plots import exploitability_figure
+
+    values = [0.5, 0.01, 1e-4, 0.0, -2e-7, 0.0]
+    rows = [
+        dict(run=0, seed=0, lr=1e-3, iteration=i, wall_clock_s=float(i), exploitability=v, exploitability_info=v)
+        for i, v in enumerate(values)
+    ]
+    figure = exploitability_figure(rows, resolve(TrainConfig(game="sis")))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    box = figure.bbox
+    for ax in figure.axes[:2]:
+        assert ax.get_yscale() == "symlog"
+        label = ax.yaxis.label.get_window_extent(renderer)
+        assert box.y0 <= label.y0 and label.y1 <= box.y1 and box.x0 <= label.x0, ax.yaxis.label.get_text()
+        assert any("linear within ±1e-07" in text.get_text() for text in ax.texts)
+
+
+def test_panel_titles_wrap_between_words_never_inside_a_value():
+    """Beach bar's ``closes at t = 3`` was wrapped as ``... closes at t`` / ``= 3`` (or a
+    lone ``3``) over a panel (seen on a figure)."""
+    from mfax.run.plots import PANEL_TITLE_CHARS, fill
+
+    for t in (3, 13):
+        title = f"noise path 12: bar at state 15, closes at t = {t}"
+        lines = fill(title, PANEL_TITLE_CHARS).split("\n")
+        assert lines[-1] == f"t = {t}" and " ".join(lines) == title
+    assert fill("kappa = 0.5, sigma = 1", 14).split("\n") == ["kappa = 0.5,", "sigma = 1"]
+
+
 def test_plot_titles_describe_the_noise_path_in_words():
     import jax
 

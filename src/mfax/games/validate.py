@@ -865,8 +865,10 @@ def _sizes(game: Game) -> str:
     categorical = game.actions_categorical
     if not isinstance(categorical, bool | np.bool_):  # (a truthy "no" would draw categories)
         _fail(f"actions_categorical must be True or False, got {categorical!r}")
-    _state_grid(game.state_grid, sizes[0])
-    return "n={}, m={}, T={}".format(*sizes)
+    grid = game.state_grid
+    _state_grid(grid, sizes[0])
+    cells = "" if grid is None else " on a map " + " x ".join(f"{name}={operator.index(size)}" for name, size in grid)
+    return "n={}{}, m={}, T={}".format(sizes[0], cells, *sizes[1:])
 
 
 def _state_grid(grid, n: int) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import textwrap
 from pathlib import Path
 
@@ -80,11 +81,19 @@ def retitle(fig, first: str) -> None:
         fig.tight_layout()  # (it makes room for the title, in the height just added)
 
 
+def fill(text: str, width: int) -> str:
+    """``text`` wrapped to lines of at most ``width`` characters where it can be, never
+    inside ``name = value`` (beach bar's ``closes at t = 3`` ended a panel title with a
+    line holding ``3`` alone, or ``= 3``)."""
+    bound = re.sub(r"(\S+) = (\S+)", lambda m: f"{m[1]}\0=\0{m[2]}", text)
+    return textwrap.fill(bound, width).replace("\0", " ")
+
+
 def _suptitle(fig, text: str, fontsize: float = 12.0) -> None:
     """``fig``'s title, each line wrapped to the figure's width (matplotlib's own
     ``wrap=True`` let a title one word too long run past a narrow figure's edges)."""
     chars = max(20, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
-    lines = [textwrap.fill(line, chars) for line in text.split("\n")]
+    lines = [fill(line, chars) for line in text.split("\n")]
     fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
@@ -191,8 +200,12 @@ def _set_exploitability_axis(ax, values, label: str) -> None:
         ax.set(yscale="log", ylabel=label + " (log scale)")
     else:
         ax.set_yscale("symlog", linthresh=linthresh)
-        # (on two lines it was taller than a 4.4-inch panel and ran into the figure's title)
-        ax.set_ylabel(f"{label} (symlog: linear within ±{linthresh:.0e}, values <= 0 reached)", fontsize=8)
+        # the scale's note inside the panel, at its foot, where a falling curve is not: in
+        # the label (even at 8 points, on one line) it was taller than the 4.4-inch panel
+        # and ran out of the figure
+        ax.set_ylabel(f"{label} (symlog scale)")
+        note = f"values <= 0 reached: linear within ±{linthresh:.0e}, logarithmic outside"
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.35", ha="left", va="bottom")
 
 
 def _spread(total: int, k: int) -> np.ndarray:
@@ -363,7 +376,7 @@ def _heatmaps(images, titles, cmap, suptitle: str, label: str, limits=(None, Non
             shown, aspect="auto", origin="lower", cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest"
         )
         # a long path title (macro's productivity range) wrapped to the panel, not clipped
-        ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=9)
+        ax.set_title(fill(title, PANEL_TITLE_CHARS), fontsize=9)
         ax.set(xlabel="time t", ylabel="state index")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -411,7 +424,7 @@ def grid_figure(game, traj, titles: list[str], times: list[int] | None = None):
     if len(shape) == 2:
         k = min(len(titles), GRID_PATHS)
         shortened = [textwrap.shorten(titles[i], 2 * PANEL_TITLE_CHARS, placeholder=" ...") for i in range(k)]
-        rows = [(mu[i], textwrap.fill(title, PANEL_TITLE_CHARS)) for i, title in enumerate(shortened)]
+        rows = [(mu[i], fill(title, PANEL_TITLE_CHARS)) for i, title in enumerate(shortened)]
         panels = [
             [(path[t].reshape(shape), (title if j == 0 else "") + f"\nt = {t}") for j, t in enumerate(times)]
             for path, title in rows
@@ -567,7 +580,7 @@ def moments_figure(game, moments):
             ax.fill_between(t, levels[0.25][name], levels[0.75][name], alpha=0.3, color="tab:blue", label="25-75%")
             ax.plot(t, expected[name], color="tab:blue", label="expectation")
         ax.set(xlabel="time t")
-        ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARS), fontsize=10)
+        ax.set_title(fill(title, PANEL_TITLE_CHARS), fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     how = "exact over the noise support" if moments.exact else f"{moments.num_paths} sampled noise paths"
