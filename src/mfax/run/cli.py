@@ -953,7 +953,7 @@ def train_command(
             f"nothing to train: the run has done its {summary['iterations']} iterations already "
             f"(`mfax train --resume {target.root} --iterations N` trains on to N)"
         )
-    typer.echo(done_line(summary))
+    typer.echo(done_line(summary, _best_words(target, summary)))
     if plots:  # the run is saved: figures that cannot be drawn are a warning, not the command's failure
         from mfax.run.plots import plot_run
         from mfax.run.rundir import warn
@@ -1015,9 +1015,25 @@ def _error_words(summary: dict) -> str:
     return f" (± {errors[0]:.2g}, one standard error)"
 
 
-def done_line(summary: dict) -> str:
+def _best_words(run, summary: dict) -> str | None:
+    """``run 1 (seed 0, lr 0.03) of 2``: the run of several seeds or learning rates with
+    the lowest final exploitability (``None`` for one run, and for a sweep of game
+    parameters, whose runs play different games)."""
+    from mfax.run.plots import run_words
+
+    best = summary.get("best_run")
+    if summary.get("runs", 1) < 2 or summary.get("swept") or not isinstance(best, int):
+        return None
+    try:
+        return run_words(run.load_config(), best, None)
+    except GameError:  # (the line is told without it)
+        return None
+
+
+def done_line(summary: dict, best: str | None = None) -> str:
     """The ``done:`` line of ``mfax train``: exploitability at the start and the end
-    (lower is better; says so when it rose) and the seconds per iteration, with and
+    (lower is better; says so when it rose), the lowest run's (``best``: which run it
+    is, of several seeds or learning rates) and the seconds per iteration, with and
     without evaluation."""
     runs, swept = summary.get("runs", 1), summary.get("swept") or []
     scale, float64 = summary.get("final_policy_return"), summary.get("dtype") == "float64"
@@ -1040,6 +1056,12 @@ def done_line(summary: dict) -> str:
             + _change(summary.get("initial_exploitability_info"), info, scale, float64)
             + above_words(info, per_path, scale, float64)
         )
+    finals = summary.get("final_exploitability_per_run") or []
+    r = summary.get("best_run")
+    if best is not None and isinstance(r, int) and 0 <= r < len(finals) and finals[r] is not None:
+        errors = summary.get("final_exploitability_se_per_run") or []
+        error = errors[r] if r < len(errors) and isinstance(errors[r], int | float) else None
+        parts.append(f"the lowest, {best}: {finals[r]:.6g} per path" + ("" if error is None else f" ± {error:.2g}"))
     rate = summary.get("seconds_per_iteration")
     if rate is not None:
         parts.append(f"{rate:.3g} s/iteration training alone")
