@@ -262,6 +262,15 @@ def test_a_file_game_trains_evaluates_and_plots_from_the_cli(crowd, tmp_path):
     assert json.loads(fixed.output.strip().splitlines()[-1])["params"] == {"n_sites": 6}
 
 
+def test_the_done_line_of_a_file_games_learning_rates_names_the_lowest(crowd, tmp_path):
+    """The line read the run's config without the consent the command was given, so for
+    a game given as a file it left out the lowest run (a review)."""
+    flags = ["--algo", "spg", "--lr", "0.001,0.03", "--iterations", "1", "--eval-every", "1", "--hp", "mlp_width=8"]
+    result = invoke("train", "--game", f"{crowd}:Crowd", "--out", tmp_path / "run", *flags, *QUIET)
+    assert result.exit_code == 0, result.output
+    assert "; the lowest, run " in result.output and " of 2: " in result.output
+
+
 def _trained(crowd: Path, run: Path, *extra: str) -> None:
     result = invoke("train", "--game", f"{crowd}:Crowd", "--out", run, *TRAIN, *extra)
     assert result.exit_code == 0, result.output

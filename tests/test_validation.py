@@ -220,7 +220,7 @@ def test_a_state_grid_is_tuple_of_named_whole_sizes_multiplying_to_the_states(gr
         _sizes(game)
     assert says in str(info.value) and str(info.value).startswith("state_grid"), str(info.value)
     ok = types.SimpleNamespace(**{**vars(game), "state_grid": [["x", np.int64(2)], ("y", 2)]})
-    assert _sizes(ok) == "n=4 on a map x=2 x y=2, m=2, T=1"  # (mfax check-game's line names the map)
+    assert _sizes(ok) == "n=4 on a map (x=2, y=2), m=2, T=1"  # (mfax check-game's line names the map)
     assert _sizes(types.SimpleNamespace(**{**vars(game), "state_grid": None})) == "n=4, m=2, T=1"
 
 

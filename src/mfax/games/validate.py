@@ -867,7 +867,9 @@ def _sizes(game: Game) -> str:
         _fail(f"actions_categorical must be True or False, got {categorical!r}")
     grid = game.state_grid
     _state_grid(grid, sizes[0])
-    cells = "" if grid is None else " on a map " + " x ".join(f"{name}={operator.index(size)}" for name, size in grid)
+    cells = (
+        "" if grid is None else " on a map (" + ", ".join(f"{name}={operator.index(size)}" for name, size in grid) + ")"
+    )
     return "n={}{}, m={}, T={}".format(sizes[0], cells, *sizes[1:])
 
 

@@ -511,8 +511,8 @@ class Result:
     ``wall_clock_s``, ``exploitability``, ``exploitability_info``, ``policy_return``,
     ``grad_norm``, ``train_exploitability``, ``train_policy_return``,
     ``exploitability_se``, ``policy_return_se``) to a numpy array, one entry per
-    evaluation and run (missing values are NaN; the standard errors are had only where the
-    figures are estimated on drawn noise paths); a sweep of game parameters
+    evaluation and run (missing values are NaN: the standard errors, for instance, where
+    the figures are exact); a sweep of game parameters
     adds ``params.NAME``, each row's run's value of the swept parameter ``NAME`` (as
     metrics.csv's columns). ``summary`` is the run's
     ``summary.json``. ``run`` is the index of the best run at the held iteration (the

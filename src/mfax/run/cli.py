@@ -953,7 +953,7 @@ def train_command(
             f"nothing to train: the run has done its {summary['iterations']} iterations already "
             f"(`mfax train --resume {target.root} --iterations N` trains on to N)"
         )
-    typer.echo(done_line(summary, _best_words(target, summary)))
+    typer.echo(done_line(summary, _best_words(target, summary, consent)))
     if plots:  # the run is saved: figures that cannot be drawn are a warning, not the command's failure
         from mfax.run.plots import plot_run
         from mfax.run.rundir import warn
@@ -990,19 +990,28 @@ def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> 
     return f"{what}; no checkpoint yet: nothing was trained"
 
 
-def _change(start: float | None, end: float | None, scale: float | None = None, float64: bool = False) -> str:
+def _change(
+    start: float | None, end: float | None, scale: float | None = None, float64: bool = False, error: str = ""
+) -> str:
     """``444.7 -> 135.3``, with a warning when it rose, and what a value below zero is
-    (:func:`~mfax.evaluation.exploitability.negative_words`; ``scale`` the policy's return)."""
+    (:func:`~mfax.evaluation.exploitability.negative_words`; ``scale`` the policy's return;
+    ``error``: the end's standard error in words, told right after it)."""
     from mfax.evaluation.exploitability import negative_words
 
     if end is None:
         return "n/a"
     below = negative_words(end, scale, float64)
     if start is None:
-        return f"{end:.6g}{below}"
-    text = f"{start:.6g} -> {end:.6g}{below}"
+        return f"{end:.6g}{error}{below}"
+    text = f"{start:.6g} -> {end:.6g}{error}{below}"
     # a rise within rounding (0 -> 2.4e-07 in float32) is not news
     return text + " (ROSE: worse than at the start)" if end - start > 1e-6 * max(1.0, abs(start)) else text
+
+
+def two_digits(x: float) -> str:
+    """``x`` to two significant digits, without an exponent between 1e-4 and 1e6
+    (``120``, not ``1.2e+02``, beside a six-digit figure)."""
+    return f"{float(f'{x:.2g}'):g}"
 
 
 def _error_words(summary: dict) -> str:
@@ -1012,20 +1021,22 @@ def _error_words(summary: dict) -> str:
     errors = summary.get("final_exploitability_se_per_run") or []
     if len(errors) != 1 or not isinstance(errors[0], int | float) or summary.get("final_exploitability") is None:
         return ""
-    return f" (± {errors[0]:.2g}, one standard error)"
+    return f" (± {two_digits(errors[0])}, one standard error)"
 
 
-def _best_words(run, summary: dict) -> str | None:
+def _best_words(run, summary: dict, consent=None) -> str | None:
     """``run 1 (seed 0, lr 0.03) of 2``: the run of several seeds or learning rates with
     the lowest final exploitability (``None`` for one run, and for a sweep of game
-    parameters, whose runs play different games)."""
+    parameters, whose runs play different games). ``consent``: the code outside mfax
+    the run's config may import, as the command that trained it was given."""
     from mfax.run.plots import run_words
+    from mfax.run.rundir import NO_CODE
 
     best = summary.get("best_run")
     if summary.get("runs", 1) < 2 or summary.get("swept") or not isinstance(best, int):
         return None
     try:
-        return run_words(run.load_config(), best, None)
+        return run_words(run.load_config(consent or NO_CODE), best, None)
     except GameError:  # (the line is told without it)
         return None
 
@@ -1044,8 +1055,13 @@ def done_line(summary: dict, best: str | None = None) -> str:
     parts = [
         f"done: {summary['iterations']} iterations",
         f"exploitability (per path{drawn}, lower is better{mean}) "
-        + _change(summary.get("initial_exploitability"), summary.get("final_exploitability"), scale, float64)
-        + _error_words(summary),
+        + _change(
+            summary.get("initial_exploitability"),
+            summary.get("final_exploitability"),
+            scale,
+            float64,
+            _error_words(summary),
+        ),
     ]
     if summary.get("final_exploitability_info") is not None:
         from mfax.evaluation.exploitability import above_words
@@ -1061,7 +1077,9 @@ def done_line(summary: dict, best: str | None = None) -> str:
     if best is not None and isinstance(r, int) and 0 <= r < len(finals) and finals[r] is not None:
         errors = summary.get("final_exploitability_se_per_run") or []
         error = errors[r] if r < len(errors) and isinstance(errors[r], int | float) else None
-        parts.append(f"the lowest, {best}: {finals[r]:.6g} per path" + ("" if error is None else f" ± {error:.2g}"))
+        parts.append(
+            f"the lowest, {best}: {finals[r]:.6g} per path" + ("" if error is None else f" ± {two_digits(error)}")
+        )
     rate = summary.get("seconds_per_iteration")
     if rate is not None:
         parts.append(f"{rate:.3g} s/iteration training alone")

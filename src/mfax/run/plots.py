@@ -85,7 +85,8 @@ def fill(text: str, width: int) -> str:
     """``text`` wrapped to lines of at most ``width`` characters where it can be, never
     inside ``name = value`` (beach bar's ``closes at t = 3`` ended a panel title with a
     line holding ``3`` alone, or ``= 3``)."""
-    bound = re.sub(r"(\S+) = (\S+)", lambda m: f"{m[1]}\0=\0{m[2]}", text)
+    # (a group longer than a line is left to break as words do: bound, it was cut mid-name)
+    bound = re.sub(r"(\S+) = (\S+)", lambda m: f"{m[1]}\0=\0{m[2]}" if len(m[0]) <= width else m[0], text)
     return textwrap.fill(bound, width).replace("\0", " ")
 
 
@@ -185,13 +186,26 @@ def exploitability_scale(values) -> tuple[str, float | None]:
 
 
 def _se_band(rows: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
-    """The per-path exploitability of one run's rows ± one standard error, where every
-    row records one (figures estimated on drawn noise paths); else ``None``."""
+    """The per-path exploitability of one run's rows ± one standard error (NaN, a gap in
+    the band, where a row records none: rows written before mfax kept them), ``None``
+    when no row records one (exact figures). The band stops at 0 (at the figure, if
+    rounding put it below): each path's gap is at least 0, and so is their mean."""
     se = [row.get("exploitability_se") for row in rows]
-    if not rows or any(v is None for v in se) or any(row["exploitability"] is None for row in rows):
+    if all(v is None for v in se):
         return None
-    ex, se = np.asarray([row["exploitability"] for row in rows], dtype=float), np.asarray(se, dtype=float)
-    return ex - se, ex + se
+    ex = np.asarray([np.nan if row["exploitability"] is None else row["exploitability"] for row in rows], dtype=float)
+    se = np.asarray([np.nan if v is None else v for v in se], dtype=float)
+    return np.maximum(ex - se, np.minimum(ex, 0.0)), ex + se
+
+
+def _log_floor(ax, values) -> float | None:
+    """On a log axis, how low a band may reach: a tenth of the lowest curve's value (a
+    band's foot near 0 stretched the axis over decades the curves do not use); ``None``
+    on another scale."""
+    if ax.get_yscale() != "log":
+        return None
+    finite = [v for v in values if v is not None and np.isfinite(v) and v > 0]
+    return min(finite) / 10.0 if finite else None
 
 
 def _set_exploitability_axis(ax, values, label: str) -> None:
@@ -200,12 +214,12 @@ def _set_exploitability_axis(ax, values, label: str) -> None:
         ax.set(yscale="log", ylabel=label + " (log scale)")
     else:
         ax.set_yscale("symlog", linthresh=linthresh)
-        # the scale's note inside the panel, at its foot, where a falling curve is not: in
-        # the label (even at 8 points, on one line) it was taller than the 4.4-inch panel
-        # and ran out of the figure
+        # the scale's note over the panel: in the label (even at 8 points, on one line) it
+        # was taller than the 4.4-inch panel and ran out of the figure; at the panel's foot
+        # the converged curve ran over it
         ax.set_ylabel(f"{label} (symlog scale)")
         note = f"values <= 0 reached: linear within ±{linthresh:.0e}, logarithmic outside"
-        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.35", ha="left", va="bottom")
+        ax.set_title(note, fontsize=8, color="0.35", loc="left")
 
 
 def _spread(total: int, k: int) -> np.ndarray:
@@ -274,6 +288,7 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     axes = grid[0]
     runs = sorted({row["run"] for row in rows})
     colours = run_colours(len(runs))
+    bands = []  # (wall-clock, iterations, colour, band or None) of each run
     for r, colour, marker in zip(runs, colours, itertools.cycle(RUN_MARKERS), strict=False):
         mine = [row for row in rows if row["run"] == r]
         it = [row["iteration"] for row in mine]
@@ -282,21 +297,24 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
         label = run_label(mine[0], config)
         axes[0].plot(wall, ex, marker=marker, color=colour, label=label)
         axes[1].plot(it, ex, marker=marker, color=colour, label=label + " per path")
-        band = _se_band(mine)
-        if band is not None:
-            for ax, x in zip(axes, (wall, it), strict=True):
-                ax.fill_between(x, *band, color=colour, alpha=0.2, linewidth=0)
+        bands.append((wall, it, colour, _se_band(mine)))
         info = [row["exploitability_info"] for row in mine]
         if info and info[0] is not None:
             axes[1].plot(it, info, linestyle="--", color=colour, label=label + " info-consistent")
-    bands = [_se_band([row for row in rows if row["run"] == r]) for r in runs]
-    shaded = [v for band in bands if band is not None for bound in band for v in bound]
-    per_path = [row["exploitability"] for row in rows] + shaded
+    per_path = [row["exploitability"] for row in rows]
     both = per_path + [row["exploitability_info"] for row in rows]
     axes[0].set(xlabel="training wall-clock (s), evaluation excluded")
     _set_exploitability_axis(axes[0], per_path, "exploitability (per path)")
     axes[1].set(xlabel="iteration")
     _set_exploitability_axis(axes[1], both, "exploitability")
+    # the bands after the scales, which the curves alone choose (a band's foot at 1e-18,
+    # rounding, made the axis symlog and squeezed the curves into its top sixth)
+    for k, (ax, values) in enumerate(((axes[0], per_path), (axes[1], both))):
+        floor = _log_floor(ax, values)
+        for *xs, colour, band in bands:
+            if band is not None:
+                low = band[0] if floor is None else np.maximum(band[0], floor)
+                ax.fill_between(xs[k], low, band[1], color=colour, alpha=0.2, linewidth=0)
     for ax in axes:
         ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
@@ -315,10 +333,10 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
         norm = BoundaryNorm(np.arange(len(runs) + 1) - 0.5, len(runs))
         fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
         axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
-    if any(band is not None for band in bands):
+    if any(band is not None for *_, band in bands):
         how = "; estimated on drawn noise paths, shaded: ± one standard error"
-    else:  # (a run recorded before mfax kept the standard errors)
-        how = "; estimated on drawn noise paths (mfax eval gives standard errors)" if drawn else ""
+    else:  # (a run recorded before mfax kept them, or one evaluated on one drawn path)
+        how = "; estimated on drawn noise paths, no standard errors recorded" if drawn else ""
     _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better{how})")
     fig.tight_layout()
     return fig

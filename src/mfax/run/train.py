@@ -783,8 +783,9 @@ def _summary(
         "final_exploitability_info": None if not infos or infos[0] is None else float(np.mean(infos)),
         "final_exploitability_per_run": finals,
         "final_exploitability_info_per_run": infos,
-        # estimated on drawn paths: each run's standard error (the runs share their paths)
-        **({"final_exploitability_se_per_run": errors} if any(e is not None for e in errors) else {}),
+        # estimated on drawn paths: each run's standard error (the runs share their paths;
+        # null where the figures are exact, or come from one drawn path)
+        "final_exploitability_se_per_run": errors,
         "final_policy_return": _mean_or_none([r["policy_return"] for r in last]),
         "initial_exploitability": _mean_or_none([r["exploitability"] for r in first]),
         "initial_exploitability_info": _mean_or_none([r["exploitability_info"] for r in first]),
