@@ -35,7 +35,7 @@ from mfax.evaluation.exploitability import evaluate, exact_figures, negative_wor
 from mfax.games import Game, make
 from mfax.games.validate import defect_behind
 from mfax.policies.base import Policy
-from mfax.run.columns import PARAMS
+from mfax.run.columns import ADDED_COLUMNS, PARAMS
 from mfax.run.config import TrainConfig, resolve
 from mfax.run.provenance import record as record_provenance
 from mfax.run.provenance import record_schedule, same_products
@@ -674,6 +674,8 @@ def _eval_rows(trainer: Trainer, states, iteration: int, wall: float, metrics) -
             "train_exploitability": None,
             "train_policy_return": None,
         }
+        for key in ADDED_COLUMNS:  # (after the others, in metrics.jsonl as in metrics.csv)
+            row[key] = row.pop(key)
         if metrics is not None:
             row["grad_norm"] = float(np.asarray(metrics.grad_norm)[r, -1])
             row["train_exploitability"] = float(np.asarray(metrics.exploitability)[r].mean())
