@@ -704,11 +704,7 @@ class Result:
         noise paths (``None`` where it is exact; for the mean of several runs, which share
         their paths, so that it is not told by the runs' own; and for a run recorded before
         mfax kept it)."""
-        if self.config.num_runs != 1:
-            return None
-        held = int(np.asarray(self.states.iteration)[0])
-        values = self.history["exploitability_se"][self.history["iteration"] == held]
-        return None if values.size != 1 or np.isnan(values[0]) else float(values[0])
+        return self._at_held("exploitability_se") if self.config.num_runs == 1 else None
 
     @property
     def defects(self) -> list[str]:
@@ -726,10 +722,14 @@ class Result:
     def _held(self, column: str) -> float | None:
         """``column`` at the iteration of the states held: the summary's final figure, or
         (an earlier checkpoint) the mean of that evaluation's rows."""
-        held = int(np.asarray(self.states.iteration)[0])
-        if held == self.summary.get("iterations"):
+        if int(np.asarray(self.states.iteration)[0]) == self.summary.get("iterations"):
             return self.summary.get(f"final_{column}")
-        values = self.history[column][self.history["iteration"] == held]
+        return self._at_held(column)
+
+    def _at_held(self, column: str) -> float | None:
+        """The mean of ``column`` over the rows of the held iteration (``None`` when one
+        is missing or NaN)."""
+        values = self.history[column][self.history["iteration"] == int(np.asarray(self.states.iteration)[0])]
         return None if values.size == 0 or np.isnan(values).any() else float(np.mean(values))
 
     @property

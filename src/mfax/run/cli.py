@@ -37,6 +37,7 @@ from mfax.run.cli_common import (
     parse_overrides,
     parse_times,
     refuse_empty,
+    two_digits,
     user_errors,
 )
 from mfax.run.cli_macro import register as register_macro
@@ -286,7 +287,7 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
     def error(se):
         if not drawn:
             return ""
-        return " ± n/a (no standard error from one drawn path)" if se is None else f" ± {se:.2g}"
+        return " ± n/a (no standard error from one drawn path)" if se is None else f" ± {two_digits(se)}"
 
     below = negative_words(result.exploitability, scale, float64)
     if drawn:
@@ -1008,20 +1009,20 @@ def _change(
     return text + " (ROSE: worse than at the start)" if end - start > 1e-6 * max(1.0, abs(start)) else text
 
 
-def two_digits(x: float) -> str:
-    """``x`` to two significant digits, without an exponent between 1e-4 and 1e6
-    (``120``, not ``1.2e+02``, beside a six-digit figure)."""
-    return f"{float(f'{x:.2g}'):g}"
+def _run_error(summary: dict, r: int) -> float | None:
+    """Run ``r``'s final standard error in ``summary`` (``None``: exact, or not recorded)."""
+    errors = summary.get("final_exploitability_se_per_run") or []
+    return errors[r] if r < len(errors) and isinstance(errors[r], int | float) else None
 
 
 def _error_words(summary: dict) -> str:
     """`` (± 3.1, one standard error)``: the final figure's standard error, where a run
     alone was estimated on drawn noise paths; else nothing (the mean of several runs on
     the same paths has none of its own: summary.json gives each run's)."""
-    errors = summary.get("final_exploitability_se_per_run") or []
-    if len(errors) != 1 or not isinstance(errors[0], int | float) or summary.get("final_exploitability") is None:
+    error = _run_error(summary, 0)
+    if summary.get("runs", 1) != 1 or error is None or summary.get("final_exploitability") is None:
         return ""
-    return f" (± {two_digits(errors[0])}, one standard error)"
+    return f" (± {two_digits(error)}, one standard error)"
 
 
 def _best_words(run, summary: dict, consent=None) -> str | None:
@@ -1075,8 +1076,7 @@ def done_line(summary: dict, best: str | None = None) -> str:
     finals = summary.get("final_exploitability_per_run") or []
     r = summary.get("best_run")
     if best is not None and isinstance(r, int) and 0 <= r < len(finals) and finals[r] is not None:
-        errors = summary.get("final_exploitability_se_per_run") or []
-        error = errors[r] if r < len(errors) and isinstance(errors[r], int | float) else None
+        error = _run_error(summary, r)
         parts.append(
             f"the lowest, {best}: {finals[r]:.6g} per path" + ("" if error is None else f" ± {two_digits(error)}")
         )

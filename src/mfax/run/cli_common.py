@@ -85,6 +85,12 @@ def as_flags(err: MfaxError) -> str:
     return message
 
 
+def two_digits(x: float) -> str:
+    """A standard error to two significant digits, without an exponent between 1e-4 and
+    1e6 (``120``, not ``1.2e+02``, beside a six-digit figure)."""
+    return f"{float(f'{x:.2g}'):g}"
+
+
 def json_text(value: Any) -> str:
     """``value`` as the JSON text of a ``--json`` line: a float that is not finite is
     ``null`` (:func:`~mfax.run.rundir.json_ready`), as in ``summary.json``."""

@@ -21,7 +21,7 @@ from mfax.errors import GameError
 from mfax.evaluation.exploitability import negative_words
 from mfax.games.registry import build, game_class
 from mfax.games.validate import validate_game
-from mfax.run.cli_common import _pairs, json_text, parse_overrides, refuse_empty, user_errors
+from mfax.run.cli_common import _pairs, json_text, parse_overrides, refuse_empty, two_digits, user_errors
 from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
@@ -149,7 +149,7 @@ def _ks_plot(res, path: Path, drawn: str | None = None) -> None:
     axes[2].set(xlabel="t", ylabel="capital K_t")
     axes[2].legend()
     state = "" if res.converged else ", STALLED" if res.stalled else ", NOT converged"
-    se = "" if res.exploitability_se is None or drawn is None else f" ± {res.exploitability_se:.2g}"
+    se = "" if res.exploitability_se is None or drawn is None else f" ± {two_digits(res.exploitability_se)}"
     where = "" if drawn is None else f" ({drawn})"
     fig.suptitle(
         f"Krusell-Smith: {res.iterations} iterations{state}, min R^2 {r2_text(res.r2_min, 4)}, den Haan max "
@@ -260,7 +260,7 @@ def _ks_exploitability_words(res, game, count: int) -> str:
     exact = _drawn_paths(game)
     if exact is not None:
         return f"exact exploitability of the KS policy on {exact}: per path {figure}{info}"
-    se = "" if res.exploitability_se is None else f" ± {res.exploitability_se:.2g} (one standard error)"
+    se = "" if res.exploitability_se is None else f" ± {two_digits(res.exploitability_se)} (one standard error)"
     return f"exploitability of the KS policy estimated on {count} fresh paths: per path {figure}{se}{info}"
 
 
