@@ -315,6 +315,9 @@ def original_for(game_name: str, game, algo: str, budget: float, repeats: int) -
 
         return Original("MFGLib", label, setup, lambda box: box[1](box[0]), budget)
     if game_name.startswith("openspiel."):
+        if algo == "mf_psro":  # OpenSpiel's mf_psro plays correlated equilibria, not Nash (docs/algorithms/mf_psro.md)
+            why = "OpenSpiel 2.0.2's mf_psro targets (coarse) correlated equilibria, not mfax's Nash form"
+            return none("OpenSpiel", "no such algorithm", why)
         if algo not in OPENSPIEL:
             return none("OpenSpiel", "no such algorithm", f"OpenSpiel 2.0.2 has no tabular counterpart of {algo}")
         label, make = OPENSPIEL[algo]

@@ -23,7 +23,7 @@ MODEL_FREE = dict(num_envs=2, num_agents=4, updates=2)
 
 
 # solvers defined only without common noise (they refuse a game with several noise paths)
-WITHOUT_COMMON_NOISE = ("mf_omo", "omi")
+WITHOUT_COMMON_NOISE = ("mf_omo", "omi", "mf_psro")
 
 
 def _solver(name: str) -> tuple[mfax.Game, Solver]:

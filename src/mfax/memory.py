@@ -109,10 +109,12 @@ def training_bytes(config, game: Game, exact_paths: int | None, support_size: in
 
 def run_state_bytes(game: Game, hp: dict, table_paths: int, itemsize: int = 4) -> int:
     """One run's training state: a network's parameters with their gradient and Adam's two
-    moments (from the declared sizes), or a tabular solver's few ``(P, T, n, m)`` tables."""
+    moments (from the declared sizes), or a tabular solver's few ``(P, T, n, m)`` tables
+    (MF-PSRO's ``max_policies`` more: its set)."""
     n, m, horizon = game.n_states, game.n_actions, game.horizon
     if "mlp_width" not in hp:
-        return 4 * itemsize * table_paths * horizon * n * m
+        tables = 4 + int(hp.get("max_policies", 0))  # mf_psro holds its set of policies besides
+        return tables * itemsize * table_paths * horizon * n * m
     w, g, e = (int(hp.get(k, 0)) for k in ("mlp_width", "gru_hidden", "obs_embed"))
     s, a = int(hp.get("state_embed", 0)), int(hp.get("aggregate_embed", 0))
     params = 16 * e + 3 * (e * g + g * g) + g * a + e * a + n * s + (s + a) * w + w * w + w * m

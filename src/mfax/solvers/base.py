@@ -174,6 +174,7 @@ BUILTIN: dict[str, str] = {
     "prior_descent": "tabular",
     "mf_omo": "occupation",
     "omi": "occupation",
+    "mf_psro": "psro",
 }
 """The built-in solvers, in the order ``mfax list`` shows them, and the module of
 ``mfax.solvers`` that registers each. A module is imported when one of its solvers is
