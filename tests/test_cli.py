@@ -194,6 +194,10 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "/nonexistent-run", "--policy", "action:5"], "--policy evaluates a fixed policy; a RUN is"),
         (["eval", "--run-index", "2"], "--run-index picks a run of a RUN; a fixed policy has none"),
         (["eval", "--game", "macro", "--noise", "exact"], "has no finite noise support"),
+        # ... naming the options that work (it said "use sampled noise"; found by a matrix review)
+        (["eval", "--game", "macro", "--noise", "exact"], "use --noise sample (without common noise: --set common"),
+        # --hp takes one value (a list read as a malformed number)
+        (["train", "--algo", "omd", "--hp", "lr=0.5,1"], "takes one value, got '0.5,1'; to compare values, train one"),
         (["export", "/nonexistent-run"], "is not a run directory"),
         (["export", "/nonexistent-run", "--format", "xlsx"], "unknown export format 'xlsx'; allowed: npz, csv"),
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),
@@ -493,6 +497,9 @@ def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
         for r in range(runs):  # per path and info-consistent of a run: its colour, in both panels
             assert left.get_lines()[r].get_color() == right.get_lines()[2 * r].get_color()
             assert right.get_lines()[2 * r].get_color() == right.get_lines()[2 * r + 1].get_color()
+        # iterations are whole numbers: a two-iteration run was ticked 0, 0.25, 0.5, ... (a review)
+        right.figure.canvas.draw()
+        assert all(float(t).is_integer() for t in right.get_xticks()), right.get_xticks()
 
 
 def test_heat_maps_show_what_their_colour_keys_say():

@@ -1095,7 +1095,8 @@ def test_an_export_says_what_is_wrong_with_its_arguments_before_that_the_target_
     once --overwrite was given (found by a new user's audit)."""
     assert runner.invoke(app, ["export", str(run_copy)]).exit_code == 0
     for args, says in (
-        (["--iteration", "bogus"], "no checkpoint of iteration 'bogus'"),
+        (["--iteration", "bogus"], "--iteration must be 'best', 'last' or an iteration (a whole number >= 0), got"),
+        (["--iteration", "-1"], "--iteration must be 'best', 'last' or an iteration (a whole number >= 0), got '-1'"),
         (["--iteration", "3"], "no checkpoint of iteration '3'"),
         (["--run-index", "5"], "run index 5 out of range"),
         (["--paths", "999"], "--paths must be in 1.."),

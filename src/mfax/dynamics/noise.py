@@ -12,8 +12,8 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from mfax import params
-from mfax.errors import GameError
-from mfax.games.base import Game, Noise, NoiseSupport
+from mfax.errors import GameError, advice
+from mfax.games.base import Game, Noise, NoiseSupport, common_noise_advice
 
 NoiseMode = Literal["exact", "sample", "auto"]
 NOISE_MODES = ("exact", "sample", "auto")
@@ -50,7 +50,11 @@ def enumerate_noise(game: Game) -> NoiseBatch:
     """Every common-noise path with its probability (finite-support games only)."""
     support = game.noise_support()
     if support is None:
-        raise GameError(f"game {game.name!r} has no finite noise support with these parameters; use sampled noise")
+        sampled = advice("--noise sample", 'noise="sample"')
+        raise GameError(
+            f"game {game.name!r} has no finite noise support with these parameters; use {sampled} "
+            f"({common_noise_advice(game)})"
+        )
     return NoiseBatch(support.noise, support.weight, exact=True)
 
 

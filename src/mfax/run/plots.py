@@ -284,6 +284,8 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     """Exploitability (both definitions) of every run vs training wall-clock and vs
     iteration, from a run's metric rows and its config (``drawn``: evaluated on drawn
     noise paths, estimates, which the title says)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, grid = _figure(1, 2, (11, 4.4))
     axes = grid[0]
     runs = sorted({row["run"] for row in rows})
@@ -306,6 +308,7 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     axes[0].set(xlabel="training wall-clock (s), evaluation excluded")
     _set_exploitability_axis(axes[0], per_path, "exploitability (per path)")
     axes[1].set(xlabel="iteration")
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))  # no 0.25, 0.5 ticks on a short run
     _set_exploitability_axis(axes[1], both, "exploitability")
     # the bands after the scales, which the curves alone choose (a band's foot at 1e-18,
     # rounding, made the axis symlog and squeezed the curves into its top sixth)
@@ -577,6 +580,8 @@ def moments_figure(game, moments):
     expected = moments.expected()
     levels = {q: moments.quantile(q) for q in (0.05, 0.25, 0.75, 0.95)}
     fig, axes = _grid(len(names))
+    from matplotlib.ticker import MaxNLocator
+
     from mfax.evaluation.moments import IRF_ROUNDING_UNITS
 
     for ax, name in zip(axes, names, strict=False):
@@ -598,6 +603,7 @@ def moments_figure(game, moments):
             ax.fill_between(t, levels[0.25][name], levels[0.75][name], alpha=0.3, color="tab:blue", label="25-75%")
             ax.plot(t, expected[name], color="tab:blue", label="expectation")
         ax.set(xlabel="time t")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # times are whole steps
         ax.set_title(fill(title, PANEL_TITLE_CHARS), fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

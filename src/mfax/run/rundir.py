@@ -1636,6 +1636,12 @@ class RunDir:
             "train with --keep N to keep the N most recent evaluations' checkpoints",
             "a run trained by `mfax train --keep N` keeps the N most recent evaluations' checkpoints",
         )
+        if not which.isdigit():  # neither a name nor an iteration number (foo, -1)
+            what = advice("--iteration", "which")
+            raise GameError(
+                f"{what} must be 'best', 'last' or an iteration (a whole number >= 0), got {which!r}; "
+                f"{str(self.root)!r} has checkpoints of {available}"
+            )
         raise GameError(
             f"no checkpoint of iteration {which!r} in {str(self.root)!r}; available: {available} "
             f"(also 'best', 'last'; {keep})"
