@@ -17,7 +17,7 @@ from mfax.dynamics.noise import exact_noise
 from mfax.games.base import reward_matrix
 from mfax.solvers import psro
 from mfax.solvers.base import Setting
-from mfax.solvers.classical import uniform_table
+from mfax.solvers.classical import TIE_RULES, uniform_table
 from mfax.solvers.tabular import _evaluate
 
 
@@ -95,29 +95,46 @@ def test_the_meta_solver_finds_the_restricted_nash_equilibrium_a_brute_force_sea
         grid = jnp.linspace(0.0, 1.0, 2001)
         gaps = jax.vmap(lambda p: gap(jnp.stack([p, 1.0 - p])))(grid)
         best = float(grid[jnp.argmin(gaps)])
-        nu = psro.meta_solve(game, batch.noise, policies, jnp.int32(2), 2000)
+        nu = psro.meta_solve(game, batch.noise, policies, jnp.ones(2, bool), 2000)
         assert abs(float(nu[0]) - best) < 2e-3, (np.asarray(nu), best)
         assert float(gap(nu)) < 1e-3 * max(1.0, float(jnp.max(gaps)))
         # uniform over the set is where it starts: far from the equilibrium here
         assert float(gap(jnp.asarray([0.5, 0.5]))) > 10 * float(gap(nu))
 
 
-def test_a_full_set_replaces_the_policy_of_least_weight():
-    game = mfax.make("mfglib.rock_paper_scissors")
-    hp = psro.PSROHyperParams(meta_iterations=20, max_policies=2)
-    solver = psro.build(game, hp, Setting(iterations=4, paths=1, exact=exact_noise(game, "exact")))
-    state = solver.init(None, None)
-    step = jax.jit(lambda s: solver.step(s))
-    for k in range(4):
-        before = state
-        state, metrics = step(state)
-        assert bool(metrics.finite)
-        assert int(state.count) == min(k + 2, 2)
-        np.testing.assert_allclose(float(jnp.sum(state.weights)), 1.0, rtol=1e-6)
-        if k >= 1:  # full: the new best response took the slot of the least weight
-            slot = int(jnp.argmin(before.weights))
-            kept = 1 - slot
-            np.testing.assert_array_equal(np.asarray(state.policies[kept]), np.asarray(before.policies[kept]))
+def test_a_full_set_drops_the_policy_its_restricted_equilibrium_weighs_least():
+    """With the set full, the restricted game is solved over the set and the new best
+    response, and the policy of least weight in that answer leaves (the best response
+    itself when it is the least), and the equilibrium is solved again over the policies
+    that stay. A first version replaced the least-weight policy of the old answer by every
+    new best response: the newest best response was always the one replaced, and
+    rock-paper-scissors with two slots cycled up to 18 times the uniform policy's
+    exploitability (a review)."""
+    with jax.enable_x64(True):
+        game = mfax.make("mfglib.rock_paper_scissors")
+        batch = exact_noise(game, "exact")
+        hp = psro.PSROHyperParams(meta_iterations=20, max_policies=2)
+        solver = psro.build(game, hp, Setting(iterations=4, paths=1, exact=batch))
+        state = solver.init(None, None)
+        step = jax.jit(lambda s: solver.step(s))
+        for k in range(4):
+            before = state
+            state, metrics = step(state)
+            assert bool(metrics.finite) and int(state.count) == min(k + 2, 2)
+            np.testing.assert_allclose(float(jnp.sum(state.weights)), 1.0, rtol=1e-12)
+            if k == 0:
+                continue
+            br = TIE_RULES["split"](_evaluate(game, batch.noise, batch.weight, before.policy).q_star)[0]
+            grown = jnp.concatenate([before.policies, br[None]])
+            answer = np.asarray(psro.meta_solve(game, batch.noise, grown, jnp.ones(3, bool), 20))
+            least = int(np.argmin(answer))
+            stay = [i for i in range(3) if i != least]
+            # the slots keep their order: the best response takes the leaving policy's slot
+            order = sorted(stay, key=lambda i: least if i == 2 else i)
+            np.testing.assert_allclose(np.asarray(state.policies), np.asarray(grown)[order], atol=1e-12)
+            # and the restricted game solved again over the set that stays
+            again = psro.meta_solve(game, batch.noise, jnp.asarray(np.asarray(grown)[order]), jnp.ones(2, bool), 20)
+            np.testing.assert_allclose(np.asarray(state.weights), np.asarray(again), rtol=1e-9)
 
 
 def test_mf_psro_trains_from_the_command_line_and_refuses_common_noise(tmp_path):

@@ -35,9 +35,11 @@ meta-solver approximates one by ``meta_iterations`` steps of fictitious play on 
 
 1. the exact figures of ``pibar(nu)`` and its best response ``b`` (exact backward
    induction along its flow, ties split as ``ties`` says);
-2. ``b`` joins the set (when the set holds ``max_policies``, ``b`` takes the place of
-   the policy of least weight);
-3. ``nu`` = the meta-solver's answer over the new set, and the iterate is ``pibar(nu)``.
+2. ``nu`` = the meta-solver's answer over the set and ``b``, and ``b`` joins the set;
+   when the set already holds ``max_policies``, the policy that answer weighs least
+   leaves it (``b`` itself when it is the least) and the meta-solver runs again over
+   the policies that stay;
+3. the iterate is ``pibar(nu)``.
 
 Each step reports the exact figures of the policy it starts from, as the other tabular
 solvers do.
@@ -72,7 +74,7 @@ class PSROHyperParams(eqx.Module):
         100, "fictitious-play steps on the restricted game per iteration (its Nash equilibrium, approximately)"
     )
     max_policies: int = param(
-        64, "size of the policy set; when it is full a new best response replaces the policy of least weight"
+        64, "size of the policy set; when it is full the policy of least weight (best response included) leaves it"
     )
     ties: str = param("split", "best-response ties: split (uniform over the maximisers) or first (first maximiser)")
 
@@ -137,15 +139,14 @@ def payoffs(game: Game, batch_noise: Noise, policy: Array, policies: Array) -> F
 
 
 def meta_solve(
-    game: Game, batch_noise: Noise, policies: Array, count: Array, iterations: int, ties: str = "split"
+    game: Game, batch_noise: Noise, policies: Array, member: Array, iterations: int, ties: str = "split"
 ) -> Float[Array, " K"]:
-    """An approximate Nash equilibrium ``nu`` of the restricted game over the first
-    ``count`` policies of the set: ``iterations`` steps of fictitious play from the
-    uniform distribution over them (module docstring)."""
-    size = policies.shape[0]
-    member = jnp.arange(size) < count
+    """An approximate Nash equilibrium ``nu`` of the restricted game over the policies
+    ``member`` (a ``(K,)`` mask) marks: ``iterations`` steps of fictitious play from the
+    uniform distribution over them (module docstring); 0 elsewhere."""
     dtype = policies.dtype
-    nu0 = jnp.where(member, 1.0, 0.0).astype(dtype) / count.astype(dtype)
+    nu0 = jnp.where(member, 1.0, 0.0).astype(dtype)
+    nu0 = nu0 / jnp.sum(nu0)
     noise = jax.tree.map(lambda x: x[0], batch_noise)
 
     def body(j, nu):
@@ -165,12 +166,25 @@ def psro_step(game: Game, batch: NoiseBatch, state: PSROState, hp: PSROHyperPara
     ev = _evaluate(game, batch.noise, batch.weight, state.policy)
     br = TIE_RULES[hp.ties](ev.q_star)[0]  # (T, n, m)
     size = state.policies.shape[0]
-    member = jnp.arange(size) < state.count
-    least = jnp.argmin(jnp.where(member, state.weights, jnp.inf))
+    # the restricted game over the set and the new best response (last, slot ``size``)
+    grown = jnp.concatenate([state.policies, br[None]])
+    member = jnp.concatenate([jnp.arange(size) < state.count, jnp.ones(1, bool)])
+    answer = meta_solve(game, batch.noise, grown, member, hp.meta_iterations, hp.ties)
+    # the best response takes the next free slot; in a full set, that of the policy the
+    # answer weighs least (the best response itself, when it is the least: then it leaves)
+    least = jnp.argmin(jnp.where(member, answer, jnp.inf))
     slot = jnp.where(state.count < size, state.count, least)
-    policies = state.policies.at[slot].set(br)
+    kept = state.policies.at[jnp.minimum(slot, size - 1)].set(br)
+    policies = jnp.where(slot < size, kept, state.policies)
+    weights = jnp.where(jnp.arange(size) == slot, answer[size], answer[:size])
+    # a full set lost a policy: its equilibrium is solved again over what stays (the
+    # answer's weights without the one that left are not one)
+    weights = jax.lax.cond(
+        state.count < size,
+        lambda: weights,
+        lambda: meta_solve(game, batch.noise, policies, jnp.ones(size, bool), hp.meta_iterations, hp.ties),
+    )
     count = jnp.minimum(state.count + 1, size)
-    weights = meta_solve(game, batch.noise, policies, count, hp.meta_iterations, hp.ties)
     noise = jax.tree.map(lambda x: x[0], batch.noise)
     policy = mixture(game, noise, policies, weights)[None]
     new = PSROState(policies, weights, count, policy, state.iteration + 1)
