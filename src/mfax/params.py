@@ -211,7 +211,7 @@ def parse_text(cls: type, owner: str, key: str, text: str) -> Any:
     """Parse command-line text for parameter ``key`` by the type of its default."""
     default = check_names(cls, owner, [key])[key].default
     text = text.strip()
-    if "," in text and isinstance(default, (bool, int, float)):  # --hp lr=0.5,1 (--set lists sweep before this)
+    if "," in text and isinstance(default, bool | int | float):  # --hp lr=0.5,1 (--set lists sweep before this)
         search = advice("search them with `mfax tune`", "search them with mfax.tune")
         several = f"; to compare values, train one run per value or {search}" if owner.startswith("solver") else ""
         raise GameError(f"parameter {key!r} of {owner} takes one value, got {text!r}{several}")
