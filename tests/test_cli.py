@@ -379,9 +379,17 @@ def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
     np.testing.assert_allclose(figures["exploitability_se"], np.std(gap, ddof=1) / 8, rtol=1e-5)
     se = np.std(np.asarray(pv.policy_return, np.float64), ddof=1) / 8
     np.testing.assert_allclose(figures["policy_return_se"], se, rtol=1e-5)
+    # the best response's return too (it had no standard error; a figure of its own paths' spread)
+    se = np.std(np.asarray(pv.best_response_return, np.float64), ddof=1) / 8
+    np.testing.assert_allclose(figures["best_response_return_se"], se, rtol=1e-5)
+    from mfax.run.cli_common import two_digits
+
+    line = next(x for x in drawn.output.splitlines() if "best-response return (per path)" in x)
+    assert line.endswith(f" ± {two_digits(figures['best_response_return_se'])}"), line
     exact = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--noise", "exact", "--json"])
     exact_figures = json.loads(exact.output.strip().splitlines()[-1])
     assert exact_figures["exploitability_se"] is None and "upper bound" in exact.output
+    assert exact_figures["best_response_return_se"] is None
     assert abs(exact_figures["exploitability"] - figures["exploitability"]) < 4 * figures["exploitability_se"]
     one = runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--noise", "sample", "--paths", "3", "--json"])
     assert one.exit_code == 0 and "every draw is it, so these figures are exact" in one.output, one.output

@@ -522,6 +522,7 @@ def test_an_edited_iterations_is_taken_as_an_extension_said_and_recorded(run_cop
     before = tree(run_copy)
     result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
     one_error_line(result, "--iterations 3 (or config.json's iterations) is below the 6 iterations this run has done")
+    assert "run directory" not in result.stdout  # refused before the run is named (it printed it first)
     assert tree(run_copy) == before
     (run_copy / "summary.json").unlink()  # (nothing tells of the edit: still below the iterations done)
     before = tree(run_copy)

@@ -428,6 +428,7 @@ def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path
     # --resume --iterations N extends the finished run from its last checkpoint
     shorter = runner.invoke(app, ["train", "--resume", str(out), "--iterations", "3"])
     assert shorter.exit_code == 2 and "below the 6 iterations this run has done" in shorter.stderr
+    assert shorter.stdout == ""  # refused before the run is named (it printed "run directory:" first)
     extended = runner.invoke(app, ["train", "--resume", str(out), "--iterations", "8", "--no-progress", "--no-plots"])
     assert extended.exit_code == 0, extended.output
     after = {row["iteration"]: row["exploitability"] for row in run.read_metrics()}

@@ -324,7 +324,8 @@ def _print_evaluation(title: str, result, batch, seconds: float, game, shown: bo
         else:
             typer.echo(f"      exact for {game.name} (its own past states would tell it nothing more)")
     typer.echo(f"  policy return                           {result.policy_return:.6g}{error(result.policy_return_se)}")
-    typer.echo(f"  best-response return (per path)         {result.best_response_return:.6g}")
+    best = f"{result.best_response_return:.6g}{error(result.best_response_return_se)}"
+    typer.echo(f"  best-response return (per path)         {best}")
     typer.echo(f"  evaluated in {seconds:.2f} s")
 
 

@@ -334,6 +334,12 @@ def _session(config, out, resume, overwrite, progress, stop_after, extend_to, co
             extend_to = config.iterations
         if extend_to is not None:
             config = resolve(dataclasses.replace(config, iterations=extend_to))
+        try:  # refused before the run directory is named (checked again once the checkpoint is loaded)
+            held = run.held_iteration(run.checkpoint_path) if run.has_checkpoint() else None
+        except MfaxError:  # (a damaged record: the checkpoint's loading says what is wrong)
+            held = None
+        if held is not None:
+            _check_not_below(config.iterations, held)
     else:
         if jax.config.jax_enable_x64 and not config.x64:  # (the process computes in float64: recorded so)
             config = dataclasses.replace(config, x64=True)
@@ -389,6 +395,15 @@ def _bar_text(rows: list[dict[str, Any]], float64: bool) -> str:
     return f"{value:.4g}{negative_words(value, scale, float64)}"
 
 
+def _check_not_below(iterations: int, done: int) -> None:
+    """A resume's total of ``iterations`` may not be below the ``done`` the run holds."""
+    if iterations < done:
+        raise GameError(
+            f"--iterations {iterations} (or config.json's iterations) is below the {done} iterations this run "
+            f"has done; allowed: >= {done}"
+        )
+
+
 def _check_untrained(run: RunDir) -> None:
     """A run resumed without checkpoint.eqx starts again from iteration 0, which is right
     only if it never got past its first evaluation (a kill before the first checkpoint);
@@ -425,11 +440,8 @@ def _train_locked(
     elif resume:
         _check_untrained(run)
     start = int(to_host(states.iteration)[0])
-    if (extended or resume) and config.iterations < start:  # (an edit no summary.json tells of, too)
-        raise GameError(
-            f"--iterations {config.iterations} (or config.json's iterations) is below the {start} iterations this run "
-            f"has done; allowed: >= {start}"
-        )
+    if extended or resume:  # (an edit no summary.json tells of, too)
+        _check_not_below(config.iterations, start)
     if main and resume:
         # rewrite the metrics cleanly up to the checkpoint; at iteration 0 the evaluation
         # below runs again (a kill may have cut it short); first, as it may refuse (an
