@@ -531,7 +531,7 @@ def test_reading_a_float64_run_leaves_the_process_in_its_precision(tmp_path):
 
     from mfax.run.cli import app
 
-    args = dict(hp=TINY_NETWORK, iterations=2, eval_every=2, lr=3e-2, num_states=11)
+    args = dict(hp=TINY_NETWORK, iterations=2, eval_every=2, lr=3e-2, num_states=11, horizon=4)
     before = mfax.solve("linear_quadratic", "spg", **args).exploitability
     wide = tmp_path / "x64"
     try:
@@ -543,10 +543,11 @@ def test_reading_a_float64_run_leaves_the_process_in_its_precision(tmp_path):
                 "linear_quadratic",
                 "--set",
                 "num_states=11",
+                "--set",
+                "horizon=4",
                 "--algo",
                 "spg",
-                "--hp",
-                "mlp_width=8",
+                *[x for k, v in TINY_NETWORK.items() for x in ("--hp", f"{k}={v}")],
                 "--iterations",
                 "2",
                 "--eval-every",

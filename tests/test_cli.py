@@ -101,7 +101,8 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
     drawn = runner.invoke(app, ["eval", str(out), "--noise", "sample", "--paths", "4", "--seed", "3", "--json"])
     drawn = json.loads(drawn.output.strip().splitlines()[-1])
     assert (drawn["noise_source"], drawn["noise_seed"], drawn["noise_paths"]) == ("drawn", 3, 4)
-    fixed = json.loads(runner.invoke(app, ["eval", "--game", "sis", "--json"]).output.strip().splitlines()[-1])
+    fixed = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--json"])
+    fixed = json.loads(fixed.output.strip().splitlines()[-1])
     assert (fixed["run_index"], fixed["seed"], fixed["lr"], fixed["noise_source"]) == (None, None, None, "enumerated")
     best = RunDir(out).read_summary()["best_iteration"]
     assert f"checkpoint best (iteration {best})" in runner.invoke(app, ["eval", str(out), "--iteration", "best"]).output
@@ -273,7 +274,7 @@ def test_train_help_shows_every_default_and_bracketed_text():
 
 def test_policy_by_action_value_equals_policy_by_index():
     """On beach bar the actions are moves -5..5: index 5 and value 0 are both 'stay'."""
-    base = ["eval", "--set", "common_noise=false", "--set", "num_states=21", "--json", "--policy"]
+    base = ["eval", "--set", "common_noise=false", "--set", "num_states=21", "--set", "horizon=6", "--json", "--policy"]
     by_index, by_value = (runner.invoke(app, [*base, spec]) for spec in ("action:5", "value:0"))
     assert by_index.exit_code == 0 and by_value.exit_code == 0, (by_index.output, by_value.output)
     a, b = (json.loads(r.output.strip().splitlines()[-1]) for r in (by_index, by_value))

@@ -111,7 +111,8 @@ def test_evaluation_checker_and_rollouts_are_traced_with_the_precision(monkeypat
         seen.append(params.get("precision"))
         return real(*args, **params)
 
-    game = make("beach_bar", horizon=4)
+    with mfax.games.unchecked():  # the checker's products are the third part's
+        game = make("beach_bar", horizon=4)
     support = game.noise_support()
     policy = NetworkPolicy(game, jax.random.key(0), recurrent=True, mlp_width=8, obs_embed=8, gru_hidden=8)
     monkeypatch.setattr(jax.lax.dot_general_p, "bind", spy)  # the calls below, not the set-up
@@ -127,15 +128,36 @@ def test_evaluation_checker_and_rollouts_are_traced_with_the_precision(monkeypat
     assert seen and all(p is not None and "HIGHEST" in str(p) for p in seen), seen
 
 
-def test_float32_products_give_the_same_training_on_the_cpu(monkeypatch):
+def _network_rollout(game_name: str):
+    """The mean-field paths and action probabilities of a small recurrent network policy
+    on a short game (a rollout: its products traced under the setting in force)."""
+    from mfax.dynamics.pushforward import rollout_batch
+    from mfax.games.registry import make
+    from mfax.policies.networks import NetworkPolicy
+
+    with mfax.games.unchecked():  # the game's checks are not what this compares
+        game = make(game_name, horizon=4)
+    policy = NetworkPolicy(game, jax.random.key(2), recurrent=True, **TINY_NETWORK)
+    return jax.tree.map(np.asarray, rollout_batch(game, policy, game.noise_support().noise))
+
+
+# slow: the rollout entry shows the same identity on a network policy's products (the
+# setting reaching the training program is test_matmul_precision_full_float32_by_default_and_switchable's)
+@pytest.mark.parametrize("program", ["rollout", slow("training")])
+def test_float32_products_give_the_same_training_on_the_cpu(monkeypatch, program):
     """On the CPU, XLA computes float32 products in float32 whatever the request: the
-    default (full float32) and JAX's default give bit-identical training."""
+    default (full float32) and JAX's default give bit-identical training (and rollouts)."""
     if jax.default_backend() != "cpu":
         pytest.skip("the identity holds on the CPU only (a GPU's default is TensorFloat-32)")
+    run = (
+        (lambda: _train_chunk("beach_bar", "rspg"))
+        if program == "training"
+        else (lambda: _network_rollout("beach_bar"))
+    )
     monkeypatch.setenv(compiling.PRECISION_ENV, "float32")
-    ours = _train_chunk("beach_bar", "rspg")
+    ours = run()
     monkeypatch.setenv(compiling.PRECISION_ENV, "default")
-    jaxs = _train_chunk("beach_bar", "rspg")
+    jaxs = run()
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(jaxs), strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -34,7 +34,8 @@ from reference_games import exploitability as ref_exploitability
 from reference_games import ref_beach_bar, ref_linear_quadratic, uniform_policy
 
 
-@pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), slow("macro"), "sis"])
+# slow: the sis entry checks the same against its Monte Carlo agents
+@pytest.mark.parametrize("name", [slow("linear_quadratic"), slow("beach_bar"), slow("macro"), "sis"])
 def test_policy_value_matches_monte_carlo_agents(name):
     """sum_s mu0 V0 by recursion vs the mean return of 40k simulated agents along the
     same mean-field path: within 4 standard errors of the Monte Carlo mean."""
@@ -87,7 +88,7 @@ def test_one_pass_policy_and_best_response_equal_the_two_passes(name, record):
         policy_and_best_response_values(game, traj._replace(probs=None), batch.noise)
 
 
-@pytest.mark.parametrize("paths", [1, 2])
+@pytest.mark.parametrize("paths", [slow(1), 2])  # slow: paths=2 makes the same comparisons
 def test_one_pass_tabular_values_equal_the_separate_passes(paths):
     """policy_and_info_values (the tabular steps' one recursion) gives policy_value's
     values and Q, the information-consistent deviation's values
@@ -140,6 +141,17 @@ def _value_of_plan(game, kernels, rewards, plan):
     return v
 
 
+def _values_of_plans(game, kernels, rewards, plans):
+    """_value_of_plan of many plans at once: plans[t] is a (K, n) action per plan and state;
+    (K, n) values."""
+    states = np.arange(game.n_states)
+    v = np.zeros((len(plans[0]), game.n_states))
+    for t in reversed(range(game.horizon)):
+        a = plans[t]
+        v = rewards[t][states, a] + game.gamma * np.einsum("kst,kt->ks", kernels[t][states, a], v)
+    return v
+
+
 def test_best_response_equals_brute_force_over_deterministic_policies():
     """Per path: V*_0(s) = max over all m^(n T) deterministic Markov plans, state by state."""
     with jax.enable_x64(True):
@@ -171,15 +183,14 @@ def test_information_consistent_best_response_equals_brute_force_on_history_tree
         expected = float(sum(weight[i] * traj.mu[i, 0] @ v_info[i] for i in range(2)))
         mats = [_path_matrices(game, traj, batch.noise, i) for i in range(2)]
         n, m = game.n_states, game.n_actions
-        best = -np.inf
-        # nodes: t=0 shared root; t=1 one node per path
-        for flat in itertools.product(range(m), repeat=3 * n):
-            root, node0, node1 = np.array(flat).reshape(3, n)
-            total = 0.0
-            for i, child in enumerate((node0, node1)):
-                v0 = _value_of_plan(game, *mats[i], [root, child])
-                total += weight[i] * float(np.asarray(traj.mu[i, 0]) @ v0)
-            best = max(best, total)
+        # nodes: t=0 shared root; t=1 one node per path; every plan scored (vectorised)
+        plans = np.array(list(itertools.product(range(m), repeat=3 * n))).reshape(-1, 3, n)
+        root = plans[:, 0]
+        total = np.zeros(len(plans))
+        for i in range(2):
+            v0 = _values_of_plans(game, *mats[i], [root, plans[:, 1 + i]])
+            total += weight[i] * (v0 @ np.asarray(traj.mu[i, 0], dtype=np.float64))
+        best = float(total.max())
         assert best == pytest.approx(expected, rel=1e-12)
         per_path = float(
             sum(weight[i] * traj.mu[i, 0] @ best_response_value(game, traj, batch.noise)[i] for i in range(2))
@@ -187,7 +198,8 @@ def test_information_consistent_best_response_equals_brute_force_on_history_tree
         assert expected < per_path  # knowing the future helps here
 
 
-@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar", "sis"])
+# slow: the linear_quadratic and sis entries check the same bounds
+@pytest.mark.parametrize("name", ["linear_quadratic", slow("beach_bar"), "sis"])
 def test_information_consistent_is_between_policy_return_and_per_path(name):
     game = mfax.make(name)
     policy = Tabular(random_policy_table(jax.random.key(3), game))
@@ -198,7 +210,8 @@ def test_information_consistent_is_between_policy_return_and_per_path(name):
     assert result.exact_noise
 
 
-@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar", "sis", "macro"])
+# slow: the linear_quadratic, beach_bar and sis entries check the same equality
+@pytest.mark.parametrize("name", ["linear_quadratic", "beach_bar", "sis", slow("macro")])
 def test_information_consistent_equals_per_path_without_common_noise(name):
     params = {"horizon": 16, "num_wealth": 40} if name == "macro" else {}
     game = mfax.make(name, common_noise=False, **params)
@@ -207,7 +220,8 @@ def test_information_consistent_equals_per_path_without_common_noise(name):
 
 
 def test_sampled_macro_has_no_information_consistent_figure():
-    game = mfax.make("macro", horizon=8, num_wealth=20)
+    with mfax.games.unchecked():  # the game's checks are test_validation's
+        game = mfax.make("macro", horizon=8, num_wealth=20)
     result = evaluate(game, Uniform(game.n_states, game.n_actions), noise_batch(game, "auto", jax.random.key(0), 4))
     assert result.exploitability_info is None and not result.exact_noise and result.noise_paths == 4
     assert result.exploitability >= 0
@@ -243,7 +257,8 @@ def test_joint_recursion_equals_policy_value_and_best_response_separately(name, 
     """policy_and_best_response_values (both value functions stacked in one recursion,
     two-stage kernels taken one stage at a time) equals policy_value(emit_q) and
     best_response_value; Kernel.expect equals the dense kernel's product, stacked or not."""
-    game = mfax.make(name, **params)
+    with mfax.games.unchecked():  # the game's checks are test_validation's
+        game = mfax.make(name, **params)
 
     @jax.jit
     def values(key):
@@ -310,8 +325,9 @@ def test_the_evaluation_shares_starts_only_where_that_pays():
     beach bar's shares its starts; the threshold counts the state-steps spared."""
     from mfax.dynamics.pushforward import EVALUATION_MIN_SAVED, batch_prefix
 
-    small = mfax.make("beach_bar", num_states=10)
-    published = mfax.make("beach_bar")
+    with mfax.games.unchecked():  # the games' checks are test_validation's
+        small = mfax.make("beach_bar", num_states=10)
+        published = mfax.make("beach_bar")
     for game, shared in ((small, False), (published, True)):
         noise = enumerate_noise(game).noise
         prefix = batch_prefix(game, noise, EVALUATION_MIN_SAVED)
@@ -340,7 +356,8 @@ def test_evaluate_hands_the_shared_start_to_the_program_only_where_it_pays(monke
 
     monkeypatch.setattr(E, "path_values", spy)
     for kw in ({"num_states": 10}, {}):
-        game = mfax.make("beach_bar", **kw)
+        with mfax.games.unchecked():  # the games' checks are test_validation's
+            game = mfax.make("beach_bar", **kw)
         E.evaluate(game, Uniform(game.n_states, game.n_actions), enumerate_noise(game))
     assert seen[0] is None and seen[1] is not None and seen[1].reps.shape == (51,)
 

@@ -82,14 +82,26 @@ REFERENCE_CASES = [
 @pytest.mark.parametrize(("name", "params", "ref_factory"), REFERENCE_CASES)
 def test_kernel_reward_observation_match_reference(name, params, ref_factory):
     """Every transition probability, reward and observation equals the reference's."""
-    with jax.enable_x64(True):
+    # made without the game checks (a second or two each, seconds for the macro economy at
+    # T = 128; they are test_validation's and test_check_game's): what is compared is the
+    # game's functions
+    with jax.enable_x64(True), unchecked():
         game = mfax.make(name, **params)
+    with jax.enable_x64(True):
         ref = ref_factory(**params)
         n, m = game.n_states, game.n_actions
         key = jax.random.key(7)
         noise = jax.vmap(game.sample_noise)(jax.random.split(key, 2))
         ts = sorted({0, 1, game.horizon // 2, game.horizon - 1, min(game.horizon - 1, 21)})
         rng = np.random.default_rng(0)
+        # the game's three functions compiled once (t traced): op by op they took seconds
+        functions = jax.jit(
+            lambda mu, mu_next, path, t: (
+                game.kernel(mu, path, t),
+                mfax.games.reward_matrix(game, mu, mu_next, path, t),
+                game.observation(mu, path, t),
+            )
+        )
         for i in range(2):
             path = path_at(noise, i)
             rp = ref_path(game, path)
@@ -98,20 +110,18 @@ def test_kernel_reward_observation_match_reference(name, params, ref_factory):
             for t in ts:
                 mu = rng.dirichlet(np.ones(n)) if t else mu0
                 mu_next = rng.dirichlet(np.ones(n))
-                tt = jnp.int32(t)
-                ours = dense_kernel(game.kernel(jnp.asarray(mu), path, tt))
+                kernel, r, obs = functions(jnp.asarray(mu), jnp.asarray(mu_next), path, jnp.int32(t))
+                ours = dense_kernel(kernel)
                 for s in range(0, n, max(1, n // 40)):
                     for a in range(m):
                         expected = np.zeros(n)
                         for nxt, p in ref.transitions(s, a, mu, rp, t).items():
                             expected[nxt] += p
                         np.testing.assert_allclose(ours[s, a], expected, atol=1e-12, err_msg=f"s={s} a={a} t={t}")
-                r = np.asarray(mfax.games.reward_matrix(game, jnp.asarray(mu), jnp.asarray(mu_next), path, tt))
+                r = np.asarray(r)
                 ref_r = np.array([[ref.reward(s, a, mu, mu_next, rp, t) for a in range(m)] for s in range(n)])
                 np.testing.assert_allclose(r, ref_r, rtol=1e-10, atol=1e-10, err_msg=f"rewards t={t}")
-                np.testing.assert_allclose(
-                    np.asarray(game.observation(jnp.asarray(mu), path, tt)), ref.observation(mu, rp, t), rtol=1e-12
-                )
+                np.testing.assert_allclose(np.asarray(obs), ref.observation(mu, rp, t), rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ALL_GAMES)
@@ -119,8 +129,10 @@ def test_kernel_is_a_probability_kernel(name):
     game = published(name)
     noise = game.sample_noise(jax.random.key(1))
     mu = game.initial_mean_field(noise)
+    # compiled once (t traced): op by op the published economy's kernel took seconds
+    both = jax.jit(lambda t: (lambda kernel: (kernel, kernel.flat()))(game.kernel(mu, noise, t)))
     for t in (0, game.horizon - 1):
-        staged = game.kernel(mu, noise, jnp.int32(t))
+        staged, k = both(jnp.int32(t))
         size = game.n_states if staged.then is None else staged.then.index.shape[0]
         stages = [(staged.index, staged.prob, size)]
         if staged.then is not None:
@@ -130,7 +142,6 @@ def test_kernel_is_a_probability_kernel(name):
             assert int(index.min()) >= 0 and int(index.max()) < bound
             assert float(prob.min()) >= 0.0
             np.testing.assert_allclose(np.asarray(prob.sum(-1)), 1.0, atol=1e-6)
-        k = staged.flat()
         assert k.index.shape[:2] == (game.n_states, game.n_actions) and k.index.shape == k.prob.shape
         assert int(k.index.min()) >= 0 and int(k.index.max()) < game.n_states
         np.testing.assert_allclose(np.asarray(k.prob.sum(-1)), 1.0, atol=1e-6)
@@ -149,7 +160,8 @@ def test_noise_support_weights_and_samples(name):
     support = game.noise_support()
     if support is None:
         assert name == "macro"
-        assert mfax.make(name, common_noise=False).noise_support() is not None
+        with unchecked():  # (the published economy's checks: the slow tier's, see conftest.published)
+            assert mfax.make(name, common_noise=False).noise_support() is not None
         return
     np.testing.assert_allclose(float(support.weight.sum()), 1.0, atol=1e-6)
     expected = {"linear_quadratic": 2, "beach_bar": 102, "sis": 2 * 2**8}[name]
@@ -164,14 +176,19 @@ def test_the_suggested_setting_without_common_noise_has_one_noise_path(name):
     from mfax.errors import command_line_words
     from mfax.games.base import common_noise_advice
 
-    game = published(name)
+    # made without the game checks (not what is tested: seconds for the routing game; each
+    # registered game's are run by test_validation, test_mfglib_games, test_openspiel_games)
+    with unchecked():
+        game = published(name)
     off = game.common_noise_off
     if off is None:
         assert common_noise_advice(game) == "it has no setting without common noise"
         if name == "beach_bar":  # the bar's location is drawn whether it may close or not
-            assert mfax.make(name, common_noise=False).noise_support().weight.shape == (51,)
+            with unchecked():
+                assert mfax.make(name, common_noise=False).noise_support().weight.shape == (51,)
         return
-    quiet = mfax.make(name, **off)
+    with unchecked():
+        quiet = mfax.make(name, **off)
     assert quiet.noise_support() is not None and quiet.noise_support().weight.shape == (1,), name
     assert common_noise_advice(game) == "without common noise: " + ", ".join(f"{k}={v!r}" for k, v in off.items())
     with command_line_words():
@@ -194,7 +211,8 @@ def test_beach_bar_noise_is_exactly_the_published_process():
 def test_macro_empty_economy_has_finite_rewards():
     """A sampled population of a few agents can all sit at zero wealth: K = 0, so W = 0
     and consumption 0; the utility floor keeps the rewards finite (and very negative)."""
-    game = mfax.make("macro", num_wealth=10, horizon=4)
+    with unchecked():  # (the game's checks are not what is tested: seconds of compiling)
+        game = mfax.make("macro", num_wealth=10, horizon=4)
     mu = jnp.zeros(game.n_states).at[jnp.arange(game.num_income)].set(1.0 / game.num_income)  # w = 0 only
     noise = game.sample_noise(jax.random.key(0))
     r = game.reward(mu, mu, noise, 0)
@@ -244,7 +262,8 @@ def test_macro_wealth_locate_is_a_search_of_the_grid(params):
     """``wealth_below`` reads the index off the geometric grid's logarithm: it must give
     exactly ``searchsorted(grid, x, side="right") - 1`` on the grid points, one ulp on
     either side of them, below and above the grid, and anywhere in between."""
-    game = mfax.make("macro", **params)
+    with unchecked():  # (the game's checks are tested elsewhere: seconds of compiling at T = 128)
+        game = mfax.make("macro", **params)
     grid = jnp.asarray(game.wealth_grid_np(), dtype=float)
     key = jax.random.key(1)
     x = jnp.concatenate(
@@ -258,8 +277,9 @@ def test_macro_wealth_locate_is_a_search_of_the_grid(params):
         ]
     )
     expected = jnp.searchsorted(grid, x, side="right") - 1
-    np.testing.assert_array_equal(game.wealth_below(x), expected)
-    np.testing.assert_array_equal(game.wealth_below(x[None, :]), expected[None, :])  # any shape
+    below = jax.jit(game.wealth_below)  # (as the kernel calls it: compiled; op by op it took seconds)
+    np.testing.assert_array_equal(below(x), expected)
+    np.testing.assert_array_equal(below(x[None, :]), expected[None, :])  # any shape
 
 
 def test_concrete_games_and_policies_are_final():
@@ -308,7 +328,8 @@ def test_concrete_games_and_policies_are_final():
 def test_macro_aggregates_and_profiles_by_hand():
     """The macro game's declared outputs on a hand-made distribution: capital, prices
     (the observation), wealth quantiles; the wealth marginal and the saved share."""
-    game = mfax.make("macro", num_wealth=4, num_income=2, horizon=2)
+    with unchecked():  # (the game's checks are tested elsewhere: seconds of compiling)
+        game = mfax.make("macro", num_wealth=4, num_income=2, horizon=2)
     wealth, income = game.wealth_grid_np(), game.income_grid_np()
     mu = np.array([0.1, 0.1, 0.2, 0.1, 0.0, 0.3, 0.1, 0.1])  # state i * 2 + j: wealth i, income j
     noise = game.sample_noise(jax.random.key(0))
@@ -360,10 +381,11 @@ def test_linear_quadratic_ties_of_the_definition_round_alike_in_every_precision(
         noise = game.sample_noise(jax.random.key(0))
         return game.kernel(game.initial_mean_field(noise), noise, jnp.int32(0)).index
 
-    single = np.asarray(index(mfax.make("linear_quadratic", **kw)))
-    with jax.enable_x64(True):
-        wide = np.asarray(index(mfax.make("linear_quadratic", **kw)))
-    game = mfax.make("linear_quadratic", **kw)
+    with unchecked():  # (the game's checks are not what is tested)
+        single = np.asarray(index(mfax.make("linear_quadratic", **kw)))
+        with jax.enable_x64(True):
+            wide = np.asarray(index(mfax.make("linear_quadratic", **kw)))
+        game = mfax.make("linear_quadratic", **kw)
     traced = np.asarray(jax.jit(lambda rho: index(eqx.tree_at(lambda g: g.rho, game, rho)))(jnp.float32(0.8)))
     stay = list(np.asarray(game.action_values())).index(0.0)
     np.testing.assert_array_equal(single[2, stay], [0, 2, 4])

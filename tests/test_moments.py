@@ -1037,27 +1037,28 @@ def test_irf_and_export_of_a_sweep_name_the_run_and_its_own_parameters(tmp_path)
     from mfax.run.cli import app
 
     out = tmp_path / "sweep"
-    mfax.solve(
-        "macro",
-        "spg",
-        iterations=1,
-        eval_every=1,
-        eval_paths=2,
-        paths=2,
-        hp=TINY_NETWORK,
-        out=out,
-        num_wealth=8,
-        horizon=4,
-        crra=[1.0, 3.0],
-    )
-    result = CliRunner().invoke(app, ["irf", str(out)])
+    with mfax.games.unchecked():  # (not a test of the game checks: they took half its time)
+        mfax.solve(
+            "macro",
+            "spg",
+            iterations=1,
+            eval_every=1,
+            eval_paths=2,
+            paths=2,
+            hp=TINY_NETWORK,
+            out=out,
+            num_wealth=8,
+            horizon=4,
+            crra=[1.0, 3.0],
+        )
+    result = CliRunner().invoke(app, ["irf", str(out), "--no-check"])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "irf.json").read_text())
     r = record["run_index"]
     assert record["params"]["crra"] == [1.0, 3.0][r] and record["params"]["num_wealth"] == 8
     assert f"run {r} (seed 0, lr 0.01, crra {[1, 3][r]}) of 2: the lowest exploitability" in result.output
     assert "the runs play different games" in result.output
-    picked = CliRunner().invoke(app, ["irf", str(out), "--run-index", "1"])
+    picked = CliRunner().invoke(app, ["irf", str(out), "--run-index", "1", "--no-check"])
     assert "run 1 (seed 0, lr 0.01, crra 3) of 2" in picked.output and "lowest" not in picked.output
     manifest = load(out).export(tmp_path / "e.npz")
     assert manifest["config"]["params"]["crra"] in (1.0, 3.0)

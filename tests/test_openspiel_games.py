@@ -135,7 +135,8 @@ def test_crowd_modelling_pays_the_move_cost_at_its_own_step_and_never_the_last(f
 
 def test_linear_quadratic_rounds_moves_half_to_even():
     # dt = 1/2: moves -3..3 give full moves -1.5..1.5, rounded as Python's round does
-    game = mfax.make("openspiel.linear_quadratic", dt=0.5)
+    with mfax.games.unchecked():  # (the game's checks are not what is tested)
+        game = mfax.make("openspiel.linear_quadratic", dt=0.5)
     kernel = jax.jit(lambda mu: game.kernel(mu, None, jnp.int32(0)).flat())(jnp.full(10, 0.1))
     landed = [sorted(set(kernel.index[5, a][kernel.prob[5, a] > 0].tolist())) for a in range(7)]
     moved = [round(a / 2) for a in range(-3, 4)]
@@ -189,7 +190,9 @@ def test_routing_waits_longer_than_the_horizon_stay_on_their_section(network, dt
     (OpenSpiel's wait counts down one per step; the game ends at T). The waits were kept
     to T - 1 and the index of a longer one ran into the next section's states (Braess at
     dt = 0.1: vehicles jumped from A->B to A->C), or past the last state (line, dt = 0.05)."""
-    with jax.enable_x64(True):
+    # made without the game checks (what is tested is the waits' indexing; the routing
+    # game's checks run on its default instance in test_mass_is_conserved_...)
+    with jax.enable_x64(True), mfax.games.unchecked():
         game = mfax.make("openspiel.dynamic_routing", network=network, time_step_length=dt)
         table = np.asarray(game.legal_actions())
         table = np.broadcast_to(table / table.sum(1, keepdims=True), (game.horizon, *table.shape))
@@ -213,7 +216,7 @@ def test_routing_waits_longer_than_the_horizon_stay_on_their_section(network, dt
 def test_routing_volume_counts_the_waits_openspiel_supports():
     """OpenSpiel's volume of a section sums its distribution support, waits -1..T-1: a
     vehicle waiting T or more on a section is not in it (yet)."""
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), mfax.games.unchecked():  # (the game's checks: not what is tested)
         game = mfax.make("openspiel.dynamic_routing", time_step_length=0.1)
         a_to_b = game.sections().index("A->B")
         T = game.horizon

@@ -117,6 +117,9 @@ def test_a_full_set_drops_the_policy_its_restricted_equilibrium_weighs_least():
         solver = psro.build(game, hp, Setting(iterations=4, paths=1, exact=batch))
         state = solver.init(None, None)
         step = jax.jit(lambda s: solver.step(s))
+        # the reference's pieces, each compiled once (eagerly, their loops were traced anew at every k)
+        evaluate = jax.jit(_evaluate, static_argnums=0)
+        meta_solve = jax.jit(psro.meta_solve, static_argnums=(0, 4))
         for k in range(4):
             before = state
             state, metrics = step(state)
@@ -124,16 +127,16 @@ def test_a_full_set_drops_the_policy_its_restricted_equilibrium_weighs_least():
             np.testing.assert_allclose(float(jnp.sum(state.weights)), 1.0, rtol=1e-12)
             if k == 0:
                 continue
-            br = TIE_RULES["split"](_evaluate(game, batch.noise, batch.weight, before.policy).q_star)[0]
+            br = TIE_RULES["split"](evaluate(game, batch.noise, batch.weight, before.policy).q_star)[0]
             grown = jnp.concatenate([before.policies, br[None]])
-            answer = np.asarray(psro.meta_solve(game, batch.noise, grown, jnp.ones(3, bool), 20))
+            answer = np.asarray(meta_solve(game, batch.noise, grown, jnp.ones(3, bool), 20))
             least = int(np.argmin(answer))
             stay = [i for i in range(3) if i != least]
             # the slots keep their order: the best response takes the leaving policy's slot
             order = sorted(stay, key=lambda i: least if i == 2 else i)
             np.testing.assert_allclose(np.asarray(state.policies), np.asarray(grown)[order], atol=1e-12)
             # and the restricted game solved again over the set that stays
-            again = psro.meta_solve(game, batch.noise, jnp.asarray(np.asarray(grown)[order]), jnp.ones(2, bool), 20)
+            again = meta_solve(game, batch.noise, jnp.asarray(np.asarray(grown)[order]), jnp.ones(2, bool), 20)
             np.testing.assert_allclose(np.asarray(state.weights), np.asarray(again), rtol=1e-9)
 
 

@@ -299,7 +299,14 @@ def test_resume_refuses_to_rewrite_metrics_that_an_edit_made_disagree(run_copy, 
 def test_resume_reads_a_nan_in_metrics_csv_as_the_null_in_metrics_jsonl(tmp_path):
     """A model-free solver's training figures are NaN: `nan` in metrics.csv, null in
     metrics.jsonl. They agree; the resume goes on (the comparison refused it at first)."""
-    config = TrainConfig(game="sis", algo="ippo", iterations=2, eval_every=1, hparams={"mlp_width": 8})
+    config = TrainConfig(
+        game="sis",
+        algo="ippo",
+        params={"horizon": 4},
+        iterations=2,
+        eval_every=1,
+        hparams={**TINY_NETWORK, "num_envs": 4},
+    )
     out = tmp_path / "run"
     train(config, out, progress=False, stop_after=1)
     assert ",nan," in (out / "metrics.csv").read_text()

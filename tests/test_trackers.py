@@ -62,7 +62,10 @@ def test_a_package_that_fails_to_import_is_one_line_before_anything_is_written(t
     # the commands that only read a run never import it (they never log)
     monkeypatch.undo()
     out = tmp_path / "trained"
-    train(TrainConfig(**{**SHORT, "iterations": 2}, log_to=["tensorboard"]), out)
+    from conftest import TINY_NETWORK
+
+    short = {**SHORT, "iterations": 1, "eval_every": 1, "hparams": TINY_NETWORK}  # (only its config.json is read)
+    train(TrainConfig(**short, log_to=["tensorboard"]), out)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setitem(trackers.TRACKERS, "tensorboard", "broken_tracker_for_mfax")
     assert RunDir(out).load_config().log_to == ["tensorboard"]

@@ -232,7 +232,13 @@ def test_defective_game_is_refused_naming_the_defect(cls, message):
     assert text.startswith(f"game {cls.name!r}: ") and message in text and "\n" not in text, text
 
 
-@pytest.mark.parametrize(("cls", "message"), DEFECTS[:2], ids=[c.name for c, _ in DEFECTS[:2]])
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    # slow: a second defect (the first entry checks that make and evaluate refuse; each
+    # defect's line is test_defective_game_is_refused_naming_the_defect's)
+    [DEFECTS[0], slow(*DEFECTS[1], id=DEFECTS[1][0].name)],
+    ids=[c.name for c, _ in DEFECTS[:2]],
+)
 def test_make_and_evaluate_refuse_a_defective_game(cls, message, monkeypatch):
     monkeypatch.setitem(registry._GAMES, cls.name, cls)
     with pytest.raises(GameError, match=re.escape(message)):
@@ -253,9 +259,10 @@ def test_training_refuses_a_defective_game(monkeypatch, tmp_path):
     ("name", "params"),
     [(name, {}) if name != "macro" else slow(name, {}) for name in ALL_GAMES]  # (the published economy: slow)
     + [
-        ("beach_bar", {"idiosyncratic_noise": False, "common_noise": False}),
+        # slow: further parameter sets of beach_bar and sis (their defaults: the entries above)
+        slow("beach_bar", {"idiosyncratic_noise": False, "common_noise": False}),
         ("macro", {"idiosyncratic_noise": False, "horizon": 4}),
-        ("sis", {"common_noise": False, "horizon": 3}),
+        slow("sis", {"common_noise": False, "horizon": 3}),
     ],
 )
 def test_builtin_games_pass_validation(name, params):
@@ -579,17 +586,25 @@ def test_exact_tabular_training_peaks_near_its_memory_estimate(tmp_path):
 # -- exact weights of counted draws -------------------------------------------------------
 
 
-def test_counted_draw_weights_are_exact_beyond_float32_counting():
-    """36 million draws over two equally likely paths: each count passes 2^24, where a
-    float32 count stops growing (1 + 2^24 = 2^24); the weights must still sum to one."""
+@pytest.mark.parametrize(
+    ("probs", "num_paths"),
+    [
+        # 17.5 million draws, 31/32 of them on the first path: its count (16.95 million,
+        # 170 000 = 230 standard deviations past 2^24) passes 2^24 at half the draws
+        ((0.96875, 0.03125), 17_500_000),
+        slow((0.5, 0.5), 36_000_000),  # slow: the entry above; here each of the two counts passes 2^24
+    ],
+)
+def test_counted_draw_weights_are_exact_beyond_float32_counting(probs, num_paths):
+    """Draws over two paths where a count passes 2^24, where a float32 count stops
+    growing (1 + 2^24 = 2^24); the weights must still sum to one."""
     from mfax.dynamics.noise import draw_noise
 
-    support = NoiseSupport(SISNoise(jnp.zeros(2), jnp.zeros((2, 3))), jnp.array([0.5, 0.5]))
-    num_paths = 36_000_000
+    support = NoiseSupport(SISNoise(jnp.zeros(2), jnp.zeros((2, 3))), jnp.array(probs))
     _, weight = draw_noise(SIS(horizon=2), jax.random.PRNGKey(0), num_paths, None, support)
     weight = np.asarray(weight, dtype=np.float64)
     assert weight.sum() == pytest.approx(1.0, abs=1e-6)
-    assert weight == pytest.approx([0.5, 0.5], abs=5 / np.sqrt(num_paths))
+    assert weight == pytest.approx(list(probs), abs=5 / np.sqrt(num_paths))
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------
@@ -663,7 +678,13 @@ def test_empty_names_and_lr_from_a_config_file_are_one_line_naming_what_was_give
     assert json.loads(exported.stdout.splitlines()[-1])["checkpoint"] == "best"
 
 
-def test_a_runs_own_config_json_trains_again_with_config(tmp_path):
+@pytest.mark.parametrize(
+    "algo",
+    # slow: the fp entry trains again from its config.json (lr and paths given there
+    # whatever the solver); omd's and spg's are repeated variants (a second, third solver)
+    ["fp", slow("omd"), slow("spg")],
+)
+def test_a_runs_own_config_json_trains_again_with_config(tmp_path, algo):
     """A run's config.json holds the resolved defaults (lr [1e-3]; paths, 8 for sis)
     whatever its solver and noise, and `--config` refused them as given: "the config
     file's lr is not used by fp", "the config file's paths is not used with exact noise"
@@ -673,14 +694,14 @@ def test_a_runs_own_config_json_trains_again_with_config(tmp_path):
 
     tiny = [x for k, v in TINY_NETWORK.items() for x in ("--hp", f"{k}={v}")]
     quiet = ["--iterations", "1", "--no-progress", "--no-plots"]
-    for algo, extra in (("fp", []), ("omd", []), ("spg", ["--noise", "exact", *tiny])):
-        first, again = tmp_path / f"{algo}1", tmp_path / f"{algo}2"
-        trained = runner.invoke(app, ["train", "--game", "sis", "--algo", algo, *extra, *quiet, "--out", str(first)])
-        assert trained.exit_code == 0, trained.output
-        result = runner.invoke(app, ["train", "--config", str(first / "config.json"), *quiet, "--out", str(again)])
-        assert result.exit_code == 0, (algo, result.output)
-        assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())
-    record = json.loads((tmp_path / "fp1" / "config.json").read_text())
+    extra = {"fp": [], "omd": [], "spg": ["--noise", "exact", *tiny]}[algo]
+    first, again = tmp_path / f"{algo}1", tmp_path / f"{algo}2"
+    trained = runner.invoke(app, ["train", "--game", "sis", "--algo", algo, *extra, *quiet, "--out", str(first)])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["train", "--config", str(first / "config.json"), *quiet, "--out", str(again)])
+    assert result.exit_code == 0, (algo, result.output)
+    assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    record = json.loads((first / "config.json").read_text())
     (tmp_path / "c.json").write_text(json.dumps({**record, "paths": 16}))
     one_error_line(
         runner.invoke(app, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "x")]),
