@@ -439,6 +439,13 @@ def test_the_exploitability_plot_shades_the_standard_errors_of_drawn_paths():
         assert ax.get_yscale() == "log" and ax.get_ylim()[0] >= 0.011 / 10 / 2
         (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
         assert band.get_paths()[0].vertices[:, 1].min() == pytest.approx(0.0011)
+    # a narrow log range: its minor ticks labelled as plain numbers (they read 1.15x10^1)
+    values = (13.6, 12.1, 11.5)
+    narrow = [dict(row, run=0, exploitability=v, exploitability_se=None) for row, v in zip(rows, values, strict=False)]
+    ax = exploitability_figure(narrow, config).axes[1]
+    ax.figure.draw_without_rendering()
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
+    assert "12" in labels and all(re.fullmatch(r"\d+(\.\d+)?", label) for label in labels), labels
     # a run resumed from one recorded before the standard errors: its band where they are
     partial = [dict(row, exploitability_se=None if row["iteration"] == 0 else row["exploitability_se"]) for row in rows]
     figure = exploitability_figure(partial, config, drawn=True)

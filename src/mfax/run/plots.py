@@ -208,10 +208,24 @@ def _log_floor(ax, values) -> float | None:
     return min(finite) / 10.0 if finite else None
 
 
+def _plain_minor_labels():
+    """A log axis's minor-tick formatter that labels the ticks matplotlib's own labels
+    (all on a range narrower than a decade, some on a decade or two, none beyond), as
+    plain numbers: ``11.5``, ``0.035`` (matplotlib wrote ``1.15x10^1``, ``3.5x10^-2``)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainMinorLabels(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return f"{x:.4g}" if super().__call__(x, pos) else ""
+
+    return PlainMinorLabels()
+
+
 def _set_exploitability_axis(ax, values, label: str) -> None:
     scale, linthresh = exploitability_scale(values)
     if scale == "log":
         ax.set(yscale="log", ylabel=label + " (log scale)")
+        ax.yaxis.set_minor_formatter(_plain_minor_labels())
     else:
         ax.set_yscale("symlog", linthresh=linthresh)
         # the scale's note over the panel: in the label (even at 8 points, on one line) it
