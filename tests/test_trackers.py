@@ -9,6 +9,7 @@ import struct
 
 import pytest
 
+from conftest import TINY_NETWORK
 from mfax.errors import MfaxWarning
 from mfax.games import GameError
 from mfax.run import trackers
@@ -62,8 +63,6 @@ def test_a_package_that_fails_to_import_is_one_line_before_anything_is_written(t
     # the commands that only read a run never import it (they never log)
     monkeypatch.undo()
     out = tmp_path / "trained"
-    from conftest import TINY_NETWORK
-
     short = {**SHORT, "iterations": 1, "eval_every": 1, "hparams": TINY_NETWORK}  # (only its config.json is read)
     train(TrainConfig(**short, log_to=["tensorboard"]), out)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
