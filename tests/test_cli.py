@@ -516,6 +516,27 @@ def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
         # iterations are whole numbers: a two-iteration run was ticked 0, 0.25, 0.5, ... (a review)
         right.figure.canvas.draw()
         assert all(float(t).is_integer() for t in right.get_xticks()), right.get_xticks()
+        # the runs named once, on the left; the right panel's legend says only what its two
+        # line styles are (with 4 runs it listed 8 entries over the curves)
+        styles_named = [t.get_text() for t in right.get_legend().get_texts()]
+        assert styles_named == ["per path (each run's colour)", "info-consistent"]
+        if runs <= 20:
+            assert len(left.get_legend().get_texts()) == runs
+    # one run: its lines named in each panel; runs without info-consistent curves: no style legend
+    for runs, info in ((1, 0.5), (3, None)):
+        config = resolve(TrainConfig(game="linear_quadratic", seeds=runs))
+        rows = [
+            dict(run=r, seed=r, lr=1e-3, iteration=i, wall_clock_s=float(i), exploitability=1.0 + r + i,
+                 exploitability_info=info)
+            for r in range(runs)
+            for i in (0, 1)
+        ]  # fmt: skip
+        left, right = exploitability_figure(rows, config).axes[:2]
+        assert len(left.get_legend().get_texts()) == runs
+        if runs == 1:
+            assert [t.get_text() for t in right.get_legend().get_texts()][1].endswith("info-consistent")
+        else:
+            assert right.get_legend() is None
 
 
 def test_heat_maps_show_what_their_colour_keys_say():

@@ -305,6 +305,7 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     runs = sorted({row["run"] for row in rows})
     colours = run_colours(len(runs))
     bands = []  # (wall-clock, iterations, colour, band or None) of each run
+    has_info = False  # an information-consistent curve drawn (dashed)
     for r, colour, marker in zip(runs, colours, itertools.cycle(RUN_MARKERS), strict=False):
         mine = [row for row in rows if row["run"] == r]
         it = [row["iteration"] for row in mine]
@@ -317,6 +318,7 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
         info = [row["exploitability_info"] for row in mine]
         if info and info[0] is not None:
             axes[1].plot(it, info, linestyle="--", color=colour, label=label + " info-consistent")
+            has_info = True
     per_path = [row["exploitability"] for row in rows]
     both = per_path + [row["exploitability_info"] for row in rows]
     axes[0].set(xlabel="training wall-clock (s), evaluation excluded")
@@ -337,19 +339,20 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     from matplotlib.lines import Line2D
 
     kinds = [Line2D([], [], color="grey", marker="."), Line2D([], [], color="grey", linestyle="--")]
-    if len(runs) <= 10:
+    if len(runs) == 1:
         for ax in axes:
             ax.legend(fontsize=7)
-    elif len(runs) <= 20:  # the runs named once, in two columns; the right panel's styles explained
-        axes[0].legend(fontsize=6, ncol=2)
-        axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
-    else:  # too many to name: the run index by colour (labels in metrics.csv, summary.json)
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import BoundaryNorm, ListedColormap
+    else:  # the runs named once, on the left; the right panel's line styles explained
+        if len(runs) <= 20:
+            axes[0].legend(fontsize=7 if len(runs) <= 10 else 6, ncol=1 if len(runs) <= 10 else 2)
+        else:  # too many to name: the run index by colour (labels in metrics.csv, summary.json)
+            from matplotlib.cm import ScalarMappable
+            from matplotlib.colors import BoundaryNorm, ListedColormap
 
-        norm = BoundaryNorm(np.arange(len(runs) + 1) - 0.5, len(runs))
-        fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
-        axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
+            norm = BoundaryNorm(np.arange(len(runs) + 1) - 0.5, len(runs))
+            fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
+        if has_info:  # (without the dashed curves the colours alone say which run)
+            axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
     if any(band is not None for *_, band in bands):
         how = "; estimated on drawn noise paths, shaded: ± one standard error"
     else:  # (a run recorded before mfax kept them, or one evaluated on one drawn path)
