@@ -119,7 +119,7 @@ def test_out_writes_the_run_directory_that_load_eval_plot_and_resume_read(tmp_pa
         np.testing.assert_array_equal(loaded.history[column], result.history[column])
     got = runner.invoke(app, ["eval", str(out), "--json"])
     assert got.exit_code == 0, got.output
-    assert json.loads(got.output.strip().splitlines()[-1])["exploitability"] == pytest.approx(result.exploitability)
+    assert json.loads(got.stdout)["exploitability"] == pytest.approx(result.exploitability)
     got = runner.invoke(app, ["plot", str(out)])
     assert got.exit_code == 0, got.output
     assert {p.name for p in (out / "plots").iterdir()} == {"exploitability.png", "mean_field.png", "policy.png"}

@@ -21,7 +21,7 @@ runner = CliRunner()
 def test_list_shows_every_game_with_defaults():
     result = runner.invoke(app, ["list", "--json"])
     assert result.exit_code == 0
-    games = json.loads(result.output.strip().splitlines()[-1])["games"]
+    games = json.loads(result.stdout)["games"]
     assert {"beach_bar", "linear_quadratic", "macro", "sis"} <= set(games)
     params = {p["name"]: p["default"] for p in games["beach_bar"]}
     assert params["num_states"] == 101 and params["close_probability"] == 0.5
@@ -40,7 +40,7 @@ def test_eval_json_last_line():
         app, ["eval", "--game", "beach_bar", "--policy", "uniform", "--set", "common_noise=false", "--json"]
     )
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output.strip().splitlines()[-1])
+    record = json.loads(result.stdout)
     for key in ("exploitability", "exploitability_info", "policy_return", "best_response_return", "noise_paths"):
         assert key in record
     assert record["noise_paths"] == 51 and record["noise"] == "exact"
@@ -69,7 +69,7 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
     )
     row = next(r for r in RunDir(out).read_metrics() if r["iteration"] == 2)
     recorded = row["exploitability"]
-    mine = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).output.strip().splitlines()[-1])
+    mine = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).stdout)
     assert mine["noise"] == "sample" and mine["exploitability"] == pytest.approx(recorded, rel=1e-6)
     # the metrics record the standard errors eval gives, and the summary the last one
     for key in ("exploitability_se", "policy_return_se"):
@@ -99,10 +99,10 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
     assert (mine["run_index"], mine["seed"], mine["lr"]) == (0, 0, mfax.load(out).config.lr[0])
     assert (mine["noise_source"], mine["noise_seed"], exact["noise_source"]) == ("run", None, "enumerated")
     drawn = runner.invoke(app, ["eval", str(out), "--noise", "sample", "--paths", "4", "--seed", "3", "--json"])
-    drawn = json.loads(drawn.output.strip().splitlines()[-1])
+    drawn = json.loads(drawn.stdout)
     assert (drawn["noise_source"], drawn["noise_seed"], drawn["noise_paths"]) == ("drawn", 3, 4)
     fixed = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--json"])
-    fixed = json.loads(fixed.output.strip().splitlines()[-1])
+    fixed = json.loads(fixed.stdout)
     assert (fixed["run_index"], fixed["seed"], fixed["lr"], fixed["noise_source"]) == (None, None, None, "enumerated")
     best = RunDir(out).read_summary()["best_iteration"]
     assert f"checkpoint best (iteration {best})" in runner.invoke(app, ["eval", str(out), "--iteration", "best"]).output
@@ -111,7 +111,7 @@ def test_eval_of_a_run_uses_the_paths_its_training_evaluated_on(tmp_path):
     def noise_of(*args):
         result = runner.invoke(app, ["eval", str(out), *args, "--json"])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output.strip().splitlines()[-1])
+        return json.loads(result.stdout)
 
     four = noise_of("--paths", "4")
     assert (four["noise"], four["noise_paths"]) == ("sample", 4)
@@ -126,10 +126,10 @@ def test_information_consistent_figure_on_sampled_noise_is_not_called_exact():
     args = ["eval", "--game", "linear_quadratic", "--set", "horizon=4", "--set", "num_states=11"]
     sampled = runner.invoke(app, [*args, "--noise", "sample", "--paths", "8", "--json"])
     assert sampled.exit_code == 0, sampled.output
-    record = json.loads(sampled.output.strip().splitlines()[-1])
+    record = json.loads(sampled.stdout)
     assert record["noise"] == "sample" and record["exploitability_info_exact"] is False
     assert "exact for" not in sampled.output and "as if they were the whole noise support" in sampled.output
-    exact = json.loads(runner.invoke(app, [*args, "--noise", "exact", "--json"]).output.strip().splitlines()[-1])
+    exact = json.loads(runner.invoke(app, [*args, "--noise", "exact", "--json"]).stdout)
     assert exact["exploitability_info_exact"] is True
     one_error_line(runner.invoke(app, [*args, "--noise", "exact", "--paths", "8"]), "--paths set sampled noise paths")
 
@@ -155,7 +155,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         ],
     )
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output.strip().splitlines()[-1])
+    record = json.loads(result.stdout)
     assert record["exploitability_info"] is None and record["noise_paths"] == 3 and record["noise"] == "sample"
     # the game's moments: every t, per path and in expectation (the mean over sampled paths)
     moments = record["moments"]
@@ -277,9 +277,9 @@ def test_policy_by_action_value_equals_policy_by_index():
     base = ["eval", "--set", "common_noise=false", "--set", "num_states=21", "--set", "horizon=6", "--json", "--policy"]
     by_index, by_value = (runner.invoke(app, [*base, spec]) for spec in ("action:5", "value:0"))
     assert by_index.exit_code == 0 and by_value.exit_code == 0, (by_index.output, by_value.output)
-    a, b = (json.loads(r.output.strip().splitlines()[-1]) for r in (by_index, by_value))
+    a, b = (json.loads(r.stdout) for r in (by_index, by_value))
     assert a["exploitability"] == b["exploitability"] and a["policy_return"] == b["policy_return"]
-    other = json.loads(runner.invoke(app, [*base, "value:1"]).output.strip().splitlines()[-1])
+    other = json.loads(runner.invoke(app, [*base, "value:1"]).stdout)
     assert other["policy_return"] != a["policy_return"]
     assert "action:5 is 'stay'" in _help("eval")
 
@@ -372,7 +372,7 @@ def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
     assert drawn.exit_code == 0, drawn.output
     line = next(x for x in drawn.output.splitlines() if "exploitability (per path" in x)
     assert "estimate" in line and "upper bound" not in line and " ± " in line, line
-    figures = json.loads(drawn.output.strip().splitlines()[-1])
+    figures = json.loads(drawn.stdout)
     game = mfax.make("sis", horizon=4)
     batch = noise_batch(game, "sample", jax.random.PRNGKey(0), 64)
     pv = path_values(game, mfax.policies.Uniform(game.n_states, game.n_actions), batch.noise, batch.weight, False)
@@ -388,14 +388,14 @@ def test_eval_on_drawn_paths_gives_estimates_with_their_standard_errors():
     line = next(x for x in drawn.output.splitlines() if "best-response return (per path)" in x)
     assert line.endswith(f" ± {two_digits(figures['best_response_return_se'])}"), line
     exact = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--noise", "exact", "--json"])
-    exact_figures = json.loads(exact.output.strip().splitlines()[-1])
+    exact_figures = json.loads(exact.stdout)
     assert exact_figures["exploitability_se"] is None and "upper bound" in exact.output
     assert exact_figures["best_response_return_se"] is None
     assert abs(exact_figures["exploitability"] - figures["exploitability"]) < 4 * figures["exploitability_se"]
     one = runner.invoke(app, ["eval", "--game", "mfglib.left_right", "--noise", "sample", "--paths", "3", "--json"])
     assert one.exit_code == 0 and "every draw is it, so these figures are exact" in one.output, one.output
     assert "an estimate" not in one.output and " ± " not in one.output
-    assert json.loads(one.output.strip().splitlines()[-1])["exploitability_se"] is None  # (it was 5e-9: rounding)
+    assert json.loads(one.stdout)["exploitability_se"] is None  # (it was 5e-9: rounding)
     single = runner.invoke(app, ["eval", "--game", "sis", "--set", "horizon=4", "--paths", "1"])
     assert "± n/a (no standard error from one drawn path)" in single.output  # (it printed "± 0")
     from mfax.evaluation.exploitability import standard_error
@@ -781,13 +781,13 @@ def test_eval_x64_reads_a_float32_run(tmp_path):
 
     out = tmp_path / "run"
     mfax.solve("beach_bar", "spg", hp=TINY_NETWORK, iterations=2, eval_every=2, out=out, num_states=10, horizon=6)
-    single = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).output.strip().splitlines()[-1])
+    single = json.loads(runner.invoke(app, ["eval", str(out), "--json"]).stdout)
     try:
         result = runner.invoke(app, ["eval", str(out), "--x64", "--json"])
     finally:
         jax.config.update("jax_enable_x64", False)
     assert result.exit_code == 0, result.output
-    double = json.loads(result.output.strip().splitlines()[-1])
+    double = json.loads(result.stdout)
     assert double["exploitability"] == pytest.approx(single["exploitability"], rel=1e-5)
     assert double["exploitability"] != single["exploitability"]  # computed again, in float64
 

@@ -32,7 +32,8 @@ def test_console_script_help_and_eval():
     assert "--resume" in help_text.stdout and "--algo" in help_text.stdout
     result = _mfax("eval", "--game", "linear_quadratic", "--policy", "uniform", "--json")
     assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout.strip().splitlines()[-1])
+    record = json.loads(result.stdout)  # stdout is the JSON object alone (`mfax eval --json | jq` works)
+    assert "exploitability (per path" in result.stderr  # the report for a reader, on stderr
     assert record["noise"] == "exact" and math.isfinite(record["exploitability"]) and record["exploitability"] > 0
 
 

@@ -207,7 +207,7 @@ def test_solve_macro_krusell_smith_command(tmp_path, tiny):
             args += ["--hp", f"{key}={value}"]
     result = CliRunner().invoke(_app(), [*args, "--json"])
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output.strip().splitlines()[-1])
+    record = json.loads(result.stdout)
     _, res = tiny
     assert record["method"] == "krusell-smith" and record["iterations"] == res.iterations
     assert record["exploitability"] == pytest.approx(res.exploitability, rel=1e-9)

@@ -397,6 +397,22 @@ def test_irf_summary_of_a_shock_at_the_horizon_and_innovations_parsing(small_mac
         impact, peak, at, last = line.split()[-4:]
         assert at.isdigit() and all(x.endswith(("%", "pt")) for x in (impact, peak, last)), line
         assert all(float(x.rstrip("%pt")) == float(x.rstrip("%pt")) for x in (impact, peak, last))
+    # the label column fits the longest label: "net saving rate S_t / (r_t K_t + W_t L_t)"
+    # and "labour L_t ..." pushed their rows' values 4-8 characters right of the others' (a review)
+    response = impulse_response(game, policy, shock_innovations(T, -1.0, 2))
+    labels = [spec.label for spec in response.specs.values() if not spec.axes]
+    width = max(len(label) for label in labels)
+    assert width > 36  # (the case reviewed: a label longer than the old fixed column)
+    _print_irf(response)
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row[: 2 + width].strip() for row in rows] == labels
+    impacts = [row[3 + width : 18 + width].strip() for row in rows]  # the impact column, under its header
+    assert all(row[2 + width] == " " for row in rows) and all(x.endswith(("%", "pt", "-")) for x in impacts), rows
+    from mfax.run.cli import _print_moments
+
+    _print_moments(small_macro[3], T)
+    table = capsys.readouterr().out.splitlines()[1:]
+    assert len({len(line) for line in table}) == 1, table  # the header and every row: one set of columns
     # a zero shock at --at 5: the impact column is the date given, not t = 0
     _print_irf(impulse_response(game, policy, shock_innovations(T, 0.0, 5)), 5)
     assert "impact t = 5" in capsys.readouterr().out
@@ -917,17 +933,17 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     assert runner.invoke(app, ["plot", str(out), "--curves-at", "0,7"]).exit_code == 2
     zero = runner.invoke(app, ["irf", str(out), "--innovations", ",".join(["0"] * 7), "--json"])
     assert zero.exit_code == 0, zero.output
-    record = json.loads(zero.output.strip().splitlines()[-1])
+    record = json.loads(zero.stdout)
     assert all(v in (0.0, None) for v in record["moments"]["K"]["deviation"])
     shocked = runner.invoke(app, ["irf", str(out), "--shock", "-1", "--at", "2", "--json"])
-    record = json.loads(shocked.output.strip().splitlines()[-1])
+    record = json.loads(shocked.stdout)
     api = result.impulse_response(-1.0, 2).deviation()["Y"]
     np.testing.assert_allclose(record["moments"]["Y"]["deviation"], api, rtol=1e-5)
     assert (out / "plots" / "irf.png").is_file() and (out / "irf.json").is_file()
     # a shock of 1e-4 sd: its response (0 when computed in float32), and levels with every digit
     small = runner.invoke(app, ["irf", str(out), "--shock", "-1e-4", "--at", "2", "--json"])
     assert small.exit_code == 0 and "warning" not in small.stderr, small.output
-    record = json.loads(small.output.strip().splitlines()[-1])
+    record = json.loads(small.stdout)
     assert min(record["moments"]["Y"]["deviation"]) < -1e-5 and record["checkpoint_iteration"] == 1
     y = record["moments"]["Y"]
     assert y["deviation"][2] == pytest.approx(100 * (y["shocked"][2] / y["baseline"][2] - 1), rel=1e-6)
@@ -973,7 +989,7 @@ def test_export_plot_and_irf_of_a_trained_run(tmp_path):
     # impact or peak to show
     last = runner.invoke(app, ["irf", str(out), "--at", "6", "--json"])
     assert last.exit_code == 0, last.output
-    assert json.loads(last.output.strip().splitlines()[-1])["innovations"][6] != 0.0
+    assert json.loads(last.stdout)["innovations"][6] != 0.0
     # the Python API's arguments (an audit): a bool date set every date (numpy read it as a
     # mask), shock= and at= beside innovations= were ignored, times outside 0..T were
     # drawn at another date, a non-bool overwrite replaced an export; the rest tracebacks

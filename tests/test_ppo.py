@@ -149,7 +149,7 @@ def test_cli_trains_rippo_with_hyper_parameters(tmp_path):
     args += ["--out", str(out), "--no-plots", "--no-progress", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)
     assert summary["algo"] == "rippo" and summary["iterations"] == 1
     saved = json.loads((out / "config.json").read_text())
     assert saved["hparams"]["num_agents"] == 4 and saved["hparams"]["entropy_coef"] == 0.01

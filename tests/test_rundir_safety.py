@@ -1018,7 +1018,7 @@ def test_what_a_killed_overwrite_leaves_is_settled_by_the_next_command(run_copy,
         return
     assert result.exit_code == 0, result.output
     assert _without_lock(run_copy) == before  # the old run, byte for byte
-    assert json.loads(result.stdout.splitlines()[-1])["checkpoint_iteration"] == 2
+    assert json.loads(result.stdout)["checkpoint_iteration"] == 2
 
 
 @pytest.mark.slow
@@ -1053,7 +1053,7 @@ def test_plots_that_cannot_be_drawn_are_named_and_do_not_fail_a_saved_training(r
     (run_copy / "plots").write_text("mine")
     result = runner.invoke(app, ["train", "--resume", str(run_copy), "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.splitlines()[-1])["iterations"] == 4  # the run's line, as after any training
+    assert json.loads(result.stdout)["iterations"] == 4  # the run's line, as after any training
     warning = [line for line in result.stderr.splitlines() if line.startswith("mfax: warning: the run is saved")]
     assert len(warning) == 1 and f"{str(run_copy / 'plots')!r} is a file, not a folder" in warning[0]
     assert f"`mfax plot {run_copy}` draws them" in warning[0] and (run_copy / "plots").read_text() == "mine"

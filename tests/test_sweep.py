@@ -150,7 +150,7 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     assert labels == ["run 0 (seed 0, kappa 0.5)", "run 1 (seed 0, kappa 2)"]
     exported = runner.invoke(app, ["export", str(out), "--run-index", "1", "--out", str(tmp_path / "x.npz"), "--json"])
     assert exported.exit_code == 0, exported.output
-    manifest = json.loads(exported.output.strip().splitlines()[-1])
+    manifest = json.loads(exported.stdout)
     assert manifest["config"]["params"]["kappa"] == 2.0 and manifest["run_index"] == 1
     # the exported run's own seed and rate, and a line saying which run it is (it said nothing)
     assert (manifest["config"]["seed"], manifest["config"]["seeds"]) == (0, 1)

@@ -28,8 +28,11 @@ from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import (
     INTERRUPTION_SAID,
+    JSON_HELP,
     OneLineErrors,
     check_seed,
+    emit_json,
+    json_on_stdout,
     json_text,
     notes,
     output_closed,
@@ -340,14 +343,17 @@ def _print_moments(moments, horizon: int) -> None:
     how = "exact over the noise support" if moments.exact else f"mean over {moments.num_paths} sampled paths"
     times = sorted({0, horizon // 2, horizon})
     typer.echo(f"moments ({how}; every t in --json, `mfax export`):")
-    typer.echo("  " + " " * 36 + "".join(f"{'t = ' + str(t):>14}" for t in times))
-    for name in moments.scalar_names():
+    names = moments.scalar_names()
+    width = max([36, *(len(moments.specs[name].label) + 1 for name in names)])  # (labels up to 46 characters)
+    typer.echo("  " + " " * width + "".join(f"{'t = ' + str(t):>14}" for t in times))
+    for name in names:
         values = expected[name]
         cells = [f"{values[t]:>14.6g}" if t < len(values) else f"{'':>14}" for t in times]
-        typer.echo(f"  {moments.specs[name].label:<36}" + "".join(cells))
+        typer.echo(f"  {moments.specs[name].label:<{width}}" + "".join(cells))
 
 
 @app.command("eval")
+@json_on_stdout
 def eval_command(
     run_dir: Annotated[
         str | None, typer.Argument(metavar="[RUN]", help="a run directory from `mfax train` (else a fixed policy)")
@@ -425,7 +431,7 @@ def eval_command(
         ),
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar for --learned-br (on stderr)")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object [default: off]")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """Evaluation of a trained run or a fixed policy, exact over the noise support where it is
@@ -588,7 +594,7 @@ def eval_command(
         }
         if moments is not None:
             record["moments"] = moments.as_dict()
-        typer.echo(json_text(record))
+        emit_json(record)
 
 
 def _deviator(game, run_hparams: dict[str, Any], key):
@@ -651,6 +657,7 @@ def _learned_bracket(game, population, batch, config, iterations: int, lr: float
 
 
 @app.command("train")
+@json_on_stdout
 def train_command(
     game: Annotated[
         str | None,
@@ -784,9 +791,7 @@ def train_command(
     ] = None,
     plots: Annotated[bool, typer.Option(help="write the plots at the end")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="end stdout with the summary as one JSON object [default: off]")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """Train any solver of `mfax list` into a run directory.
@@ -975,7 +980,7 @@ def train_command(
             why = str(err) if isinstance(err, MfaxError) else f"{err.strerror or err}: {err.filename}"
             warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
-        typer.echo(json_text({"run": str(target.root), **summary}))
+        emit_json({"run": str(target.root), **summary})
 
 
 def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:

@@ -7,6 +7,8 @@ Imported by :mod:`mfax.run.cli` and by the command modules it registers
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import importlib
 import json
 import os
@@ -97,6 +99,39 @@ def json_text(value: Any) -> str:
     from mfax.run.rundir import json_ready
 
     return json.dumps(json_ready(value), allow_nan=False)
+
+
+# where a --json command's JSON object goes: stdout as it was when the command began
+# (:func:`json_on_stdout` sends the rest of its output to stderr meanwhile)
+_JSON_OUT: contextvars.ContextVar[Any] = contextvars.ContextVar("mfax_json_out", default=None)
+
+
+JSON_HELP = "print one JSON object on stdout, what it says for a reader on stderr [default: off]"
+
+
+def json_on_stdout(command):
+    """A command with ``--json`` (its ``as_json`` argument): with it, stdout carries only
+    the one JSON object :func:`emit_json` writes (``mfax eval RUN --json | jq``), and what
+    the command says for a reader (its table, the files it wrote) goes to stderr."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        if not kwargs.get("as_json"):
+            return command(*args, **kwargs)
+        token = _JSON_OUT.set(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return command(*args, **kwargs)
+        finally:
+            _JSON_OUT.reset(token)
+
+    return wrapper
+
+
+def emit_json(value: Any) -> None:
+    """``value`` as the ``--json`` object (:func:`json_text`), on stdout (see
+    :func:`json_on_stdout`)."""
+    typer.echo(json_text(value), file=_JSON_OUT.get() or sys.stdout)
 
 
 def notes(err: BaseException) -> str:

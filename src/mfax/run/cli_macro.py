@@ -21,7 +21,16 @@ from mfax.errors import GameError
 from mfax.evaluation.exploitability import negative_words
 from mfax.games.registry import build, game_class
 from mfax.games.validate import validate_game
-from mfax.run.cli_common import _pairs, json_text, parse_overrides, refuse_empty, two_digits, user_errors
+from mfax.run.cli_common import (
+    JSON_HELP,
+    _pairs,
+    emit_json,
+    json_on_stdout,
+    parse_overrides,
+    refuse_empty,
+    two_digits,
+    user_errors,
+)
 from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
@@ -237,7 +246,7 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json, ov
             overwrite,
         )
     if as_json:
-        typer.echo(json_text(summary))
+        emit_json(summary)
 
 
 def _drawn_paths(game) -> str | None:
@@ -313,6 +322,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``solve-macro`` command to ``app``."""
 
     @app.command("solve-macro")
+    @json_on_stdout
     def solve_macro_command(
         set_: Annotated[
             list[str] | None,
@@ -348,7 +358,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             str | None, typer.Option(help="directory to write the result's JSON and a plot of its prices")
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="end stdout with one JSON object")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="replace an earlier result in --out [default: refused]")
         ] = False,
@@ -427,4 +437,4 @@ def register(app: typer.Typer) -> None:
                 overwrite,
             )
         if as_json:
-            typer.echo(json_text(summary))
+            emit_json(summary)

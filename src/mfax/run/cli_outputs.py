@@ -14,7 +14,15 @@ import typer
 from mfax.errors import GameError
 from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
-from mfax.run.cli_common import INTERRUPTION_SAID, json_text, refuse_empty, user_errors
+from mfax.run.cli_common import (
+    INTERRUPTION_SAID,
+    JSON_HELP,
+    emit_json,
+    json_on_stdout,
+    json_text,
+    refuse_empty,
+    user_errors,
+)
 from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
 IRF_FIGURE = "irf"  # the kind its figure carries (rundir.png_tags): --plot replaces only another irf figure
@@ -46,6 +54,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``export`` and ``irf`` commands to ``app``."""
 
     @app.command("export")
+    @json_on_stdout
     def export_command(
         run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
         fmt: Annotated[
@@ -71,9 +80,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
         game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,
         trust_code: Annotated[bool, typer.Option("--trust-code", help=TRUST_HELP)] = False,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="end stdout with the manifest as one JSON object")
-        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
         check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
     ) -> None:
         """Write a trained run's mean fields, policy, aggregates (prices), moments and
@@ -146,9 +153,10 @@ def register(app: typer.Typer) -> None:
         size = sum(p.stat().st_size for p in files)  # (the published macro's 64 paths: 725 MB)
         typer.echo(f"wrote {target} ({fmt}: {what}; {size / 2**20:.1f} MiB)")
         if as_json:
-            typer.echo(json_text({"path": str(target), **info}))
+            emit_json({"path": str(target), **info})
 
     @app.command("irf")
+    @json_on_stdout
     def irf_command(
         run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
         shock: Annotated[
@@ -183,9 +191,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,
         trust_code: Annotated[bool, typer.Option("--trust-code", help=TRUST_HELP)] = False,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="end stdout with the response as one JSON object [default: off]")
-        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
         check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
     ) -> None:
         """Impulse response of a trained run's moments: the shocked noise path (a shock of
@@ -237,7 +243,7 @@ def register(app: typer.Typer) -> None:
         _print_irf(response, at if innovations is None else None)
         typer.echo(f"wrote {plot_path}, {json_path}")
         if as_json:
-            typer.echo(json_text(record))
+            emit_json(record)
 
 
 def parse_innovations(text: str, horizon: int):
@@ -301,10 +307,10 @@ def _print_irf(response, at: int | None = None) -> None:
     t0 = at if at is not None else int(hit[0]) if hit.size else 0
     typer.echo("impulse response: deviation from the path without shocks (% for levels, points x100 otherwise)")
     # every column after a space, so that a value wider than its column stays apart
-    typer.echo(f"  {'':<36} {'impact t = ' + str(t0):>15} {'peak':>11} {'at t':>5} {'last':>11}")
-    for name, spec in response.specs.items():
-        if spec.axes:
-            continue
+    scalars = {name: spec for name, spec in response.specs.items() if not spec.axes}
+    width = max([36, *(len(spec.label) for spec in scalars.values())])  # the label column fits every label
+    typer.echo(f"  {'':<{width}} {'impact t = ' + str(t0):>15} {'peak':>11} {'at t':>5} {'last':>11}")
+    for name, spec in scalars.items():
         d = deviation[name]
         after = np.nan_to_num(d[t0:], nan=0.0)
         unit = "%" if spec.deviation == "percent" else "pt"
@@ -313,4 +319,4 @@ def _print_irf(response, at: int | None = None) -> None:
             shown = f"{d[t0]:>13.4g}{unit:<2} {d[peak]:>9.4g}{unit:<2} {peak:>5}"
         else:  # a moment of the decisions (t < T) and a shock at T: nothing it moves
             shown = f"{'-':>15} {'-':>11} {'-':>5}"
-        typer.echo(f"  {spec.label:<36} {shown} {d[-1]:>9.4g}{unit:<2}")
+        typer.echo(f"  {spec.label:<{width}} {shown} {d[-1]:>9.4g}{unit:<2}")
