@@ -584,3 +584,19 @@ def test_reading_a_float64_run_leaves_the_process_in_its_precision(tmp_path):
     finally:
         jax.config.update("jax_enable_x64", False)
     assert made.summary["dtype"] == "float64" and mfax.load(tmp_path / "made").mean_field.dtype == np.float64
+
+
+def test_solve_in_float64_for_the_call_only():
+    """``mfax.solve(..., x64=True)``, as ``mfax train --x64``: there was no float64 switch
+    in the Python API (``x64`` was refused as an unknown game parameter; a review), only
+    the process-wide ``jax_enable_x64``."""
+    import jax
+
+    narrow = mfax.solve("mfglib.left_right", "fp", iterations=3)
+    wide = mfax.solve("mfglib.left_right", "fp", iterations=3, x64=True)
+    assert not jax.config.jax_enable_x64  # the process as it was
+    assert wide.config.x64 and wide.summary["dtype"] == "float64" and wide.mean_field.dtype == np.float64
+    assert narrow.summary["dtype"] == "float32" and narrow.mean_field.dtype == np.float32
+    assert wide.exploitability == pytest.approx(narrow.exploitability, rel=1e-6, abs=1e-6)  # (float32 rounding)
+    with pytest.raises(mfax.GameError, match=r"^x64 must be True or False, got 'yes'$"):
+        mfax.solve("mfglib.left_right", "fp", iterations=3, x64="yes")

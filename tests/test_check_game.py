@@ -338,9 +338,25 @@ class SupportWithAWeightMissing(SISDelegate):
         return NoiseSupport(support.noise, weight)
 
 
+class SupportWithAWeightCut(SISDelegate):
+    """One weight fewer than paths, the rest as they were: it was said to sum to 0.9985,
+    and the check naming the number of weights was skipped (a review)."""
+
+    name: ClassVar[str] = "support_with_a_weight_cut"
+
+    def noise_support(self):
+        support = super().noise_support()
+        return NoiseSupport(support.noise, support.weight[1:])
+
+
 DEFECTS = [
     (
         SupportWithAWeightMissing,
+        {"noise_support.paths_shape"},
+        "noise support has 512 paths but 511 weights; give one weight per path",
+    ),
+    (
+        SupportWithAWeightCut,
         {"noise_support.paths_shape"},
         "noise support has 512 paths but 511 weights; give one weight per path",
     ),
@@ -626,8 +642,9 @@ def test_train_no_check_on_a_game_that_fails_to_trace_names_the_defect_and_leave
     args = [*_train_args(tmp_path, "run"), "--no-check"]
     args[args.index(RowsSumToHalf.name)] = RewardOfThreeStates.name
     result = runner.invoke(app, args)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1, result.output
+    # (with --json, the lines for a reader, "run directory: ...", are on stderr too)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mfax: ")]
+    assert result.exit_code == 2 and len(lines) == 1 and result.stdout == "", result.output
     assert lines[0].startswith("mfax: error: game 'reward_of_three_states': reward and terminal_reward: TypeError:")
     assert "(check jit.traceable); found when the run failed with the game checks off (--no-check)" in lines[0]
     assert isinstance(result.exception, SystemExit)  # no traceback: the one line above
@@ -647,8 +664,9 @@ def test_a_reward_of_another_shape_is_refused_with_the_checks_off_too(monkeypatc
     args = [*_train_args(tmp_path, "run"), "--no-check"]
     args[args.index(RowsSumToHalf.name)] = RewardPerState.name
     result = runner.invoke(app, args)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1, result.output
+    # (with --json, the lines for a reader, "run directory: ...", are on stderr too)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mfax: ")]
+    assert result.exit_code == 2 and len(lines) == 1 and result.stdout == "", result.output
     assert "game 'reward_per_state': reward must return shape (n_states, n_actions) = (2, 2), got (2,)" in lines[0]
     with pytest.raises(mfax.GameError, match=r"reward must return shape .* got \(2,\)"), unchecked():
         mfax.solve(RewardPerState.name, algo="fp", iterations=1)
@@ -1049,3 +1067,27 @@ def test_kernel_indices_before_a_shared_prefix_ends_are_compared_exactly(monkeyp
     with pytest.raises(validate._Failed, match="have the same prefix_key but different kernel at mu mu_0 at t = 1"):
         validate._shared_prefix(game, key, game.horizon)
     assert "agree before t = 2" in validate._shared_prefix(WideBeachBar(), key, game.horizon)  # the game itself
+
+
+class PlainIntIndices(SISDelegate):
+    """Kernel indices built from a plain ``int`` array: int32 in float32 mode, int64 in
+    float64 mode, where the checks refuse them; ``check-game`` had no ``--x64`` to find it
+    before a float64 run did (a review)."""
+
+    name: ClassVar[str] = "plain_int_indices"
+
+    def kernel(self, mu, noise, t):
+        k = super().kernel(mu, noise, t)
+        return k._replace(index=jnp.asarray(k.index, int))
+
+
+def test_check_game_in_float64_finds_indices_a_float64_run_refuses(monkeypatch):
+    monkeypatch.setitem(registry._GAMES, PlainIntIndices.name, PlainIntIndices)
+    assert runner.invoke(app, ["check-game", PlainIntIndices.name]).exit_code == 0  # float32: int is int32
+    try:
+        result = runner.invoke(app, ["check-game", PlainIntIndices.name, "--x64"])
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert result.exit_code == 1, result.output
+    line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL kernel.dtypes"))
+    assert "kernel indices at t=0 must be int32, got int64" in line and "build indices as jnp.int32" in line

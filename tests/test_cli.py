@@ -199,6 +199,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["eval", "--game", "macro", "--noise", "exact"], "use --noise sample (without common noise: --set common"),
         # --hp takes one value (a list read as a malformed number)
         (["train", "--algo", "omd", "--hp", "lr=0.5,1"], "takes one value, got '0.5,1'; to compare values, train one"),
+        (["eval", "--set", "horizon=3,4"], "takes one value, got '3,4'; several values of a traced parameter"),
         (["export", "/nonexistent-run"], "is not a run directory"),
         (["export", "/nonexistent-run", "--format", "xlsx"], "unknown export format 'xlsx'; allowed: npz, csv"),
         (["train", "--log-to", "mlflow"], "unknown tracker 'mlflow' for --log-to; allowed: tensorboard, wandb"),

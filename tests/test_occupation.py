@@ -204,6 +204,12 @@ def test_common_noise_and_bad_hyper_parameters_are_refused(tmp_path):
         r"\(without common noise: beta_shock=0\.0\)",
     ):
         _solver(game, "mf_omo")
+    # a support listing a path of weight 0 (a user's game whose closure probability is 0,
+    # say): the paths are still refused, and the message says which have no weight
+    batch = enumerate_noise(game)
+    weightless = batch._replace(weight=jnp.asarray([1.0, 0.0], batch.weight.dtype))
+    with pytest.raises(GameError, match=r"; 1 of them have weight 0, a support without them has one\)$"):
+        occ._no_common_noise(game, weightless, "mf_omo")
     result = CliRunner().invoke(
         app, ["train", "--game", "sis", "--algo", "mf_omo", "--hp", "optimizer=rmsprop", "--out", str(tmp_path / "r")]
     )

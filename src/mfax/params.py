@@ -214,6 +214,9 @@ def parse_text(cls: type, owner: str, key: str, text: str) -> Any:
     if "," in text and isinstance(default, bool | int | float):  # --hp lr=0.5,1 (--set lists sweep before this)
         search = advice("search them with `mfax tune`", "search them with mfax.tune")
         several = f"; to compare values, train one run per value or {search}" if owner.startswith("solver") else ""
+        if owner.startswith("game"):  # (here one game at a time: say where several values are taken)
+            where = advice("in `mfax train --set`", "in mfax.solve")
+            several = f"; several values of a traced parameter (marked * by `mfax list`) train side by side {where}"
         raise GameError(f"parameter {key!r} of {owner} takes one value, got {text!r}{several}")
     try:
         if isinstance(default, bool):

@@ -1005,7 +1005,8 @@ def _kernel_shapes(kernels: dict[When, Kernel], n: int, m: int) -> str:
 def _kernel_dtypes(kernels: dict[When, Kernel]) -> str:
     for what, index, prob, _, at, _ in _stages(kernels):
         if index.dtype != np.int32:
-            _fail(f"{what} indices{at} must be int32, got {index.dtype}")
+            why = " (a plain int array is int64 in float64 mode, --x64: build indices as jnp.int32)"
+            _fail(f"{what} indices{at} must be int32, got {index.dtype}" + (why if index.dtype == np.int64 else ""))
         if not np.issubdtype(prob.dtype, np.floating):
             _fail(f"{what} probabilities{at} must be floating point, got {prob.dtype}")
     return ""
@@ -1135,6 +1136,11 @@ def _support_weights(game: Game) -> str:
     if weight.ndim != 1:
         _fail(f"noise support weights must have shape (P,), got {weight.shape}")
     _finite(weight, "noise support weight")
+    # as many weights as paths before their sum, which noise_support.paths_shape checks (11
+    # weights of 12 paths were said to sum to 0.90, and that check was skipped)
+    leading = {np.shape(leaf)[0] for leaf in jax.tree.leaves(support.noise) if np.ndim(leaf) >= 1}
+    if len(leading) == 1 and weight.shape[0] not in leading:
+        return f"{weight.shape[0]} weights for {leading.pop()} paths: see noise_support.paths_shape"
     _negative(weight[None], "noise support weight vector", lambda i: "")
     _sum_to_one(weight[None], "noise support weight vector", lambda i: "")
     return f"{weight.shape[0]} paths"

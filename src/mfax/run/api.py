@@ -348,6 +348,7 @@ def solve(
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    x64: bool = False,
     params: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Result:
@@ -362,7 +363,9 @@ def solve(
     The stop conditions (``iterations``, ``target_exploitability``, ``time_budget``,
     ``callback``) are described in :mod:`mfax.run.api`. ``out``: also keep the run
     directory there (``overwrite``: replace an mfax run there). ``progress``: show a
-    progress bar. Bad arguments raise :class:`~mfax.errors.GameError` with one line
+    progress bar. ``x64``: train and evaluate in float64 (``mfax train --x64``), for this
+    call only (the process's ``jax_enable_x64`` is left as it was; a process already in
+    float64 trains in float64 either way). Bad arguments raise :class:`~mfax.errors.GameError` with one line
     saying what is allowed; before anything is trained. A training that produces a NaN
     or inf raises :class:`~mfax.run.train.TrainingDiverged` (a ``RuntimeError``, not a
     refusal of the input: it names the iteration and the quantity; with ``out`` the last
@@ -387,6 +390,7 @@ def solve(
         raise GameError(f"algo must be a solver's name, got {algo!r}; allowed: {', '.join(solver_names())}")
     _flag("overwrite", overwrite)
     _flag("progress", progress)
+    _flag("x64", x64)
     out = None if out is None else user_path("out", out)
     config = config_of(
         game,
@@ -401,6 +405,7 @@ def solve(
         paths=paths,
         eval_every=eval_every,
         eval_paths=eval_paths,
+        x64=x64 or None,
     )
     check_paths_used(config, paths is not None, eval_paths is not None)
     stop = _Stop(target, time_budget, callback, started)

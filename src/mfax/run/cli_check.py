@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Annotated[int, typer.Option(help="PRNG seed of the noise paths the game is checked on")] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the report")] = False,
+        x64: Annotated[
+            bool, typer.Option("--x64", help="check in float64, as `--x64` trains and evaluates [default: float32]")
+        ] = False,
     ) -> None:
         """Check a game against the contract: shapes and dtypes, probabilities, indices,
         finite values, noise paths and support, jit, vmap and retracing. Prints one line
@@ -40,6 +43,8 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             check_seed(seed)
+            if x64:  # (a game may build other dtypes there: a plain int array is int64)
+                jax.config.update("jax_enable_x64", True)
             overrides = parse_overrides(game, set_ or [])
             with unchecked():  # built as it is, defects included: the report names them
                 built = make(game, **overrides)

@@ -56,6 +56,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from mfax import params
@@ -173,10 +174,14 @@ def bounds(num_states: int, num_actions: int, horizon: int, r_max) -> tuple[Arra
 
 
 def _no_common_noise(game: Game, batch: NoiseBatch, algo: str) -> Noise:
-    if batch.weight.shape[0] != 1:
+    paths = batch.weight.shape[0]
+    if paths != 1:
+        # (a support listing paths of weight 0 beside one path: say so, the setting may not exist)
+        weightless = paths - int(np.sum(np.asarray(batch.weight) > 0))
+        dropped = f"; {weightless} of them have weight 0, a support without them has one" if weightless else ""
         raise GameError(
-            f"{algo} applies to games without common noise; {game.name!r} has {batch.weight.shape[0]} noise paths "
-            f"here ({common_noise_advice(game)})"
+            f"{algo} applies to games without common noise; {game.name!r} has {paths} noise paths "
+            f"here ({common_noise_advice(game)}{dropped})"
         )
     return jax.tree.map(lambda x: x[0], batch.noise)
 
