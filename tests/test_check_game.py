@@ -923,6 +923,10 @@ def test_a_rollout_with_negative_mass_is_refused_by_the_evaluation_unless_unchec
     batch = noise_batch(game, "exact")
     with pytest.raises(GameError, match=r"^game 'negative_rows_where_the_rollout_goes': the mean field reached mass -"):
         evaluate(game, Uniform(2, 2), batch)
+    # ... naming the first row that is no probability vector where the rollout went (it
+    # named the noise path only; a review)
+    with pytest.raises(GameError, match=r"; first at t = 1: kernel row \(s=0, a=0\) has a negative entry -0\.8"):
+        evaluate(game, Uniform(2, 2), batch)
     with unchecked():
         evaluate(game, Uniform(2, 2), batch)
 
@@ -935,8 +939,9 @@ def test_a_rollout_that_loses_mass_is_refused_by_the_evaluation_unless_unchecked
     batch = noise_batch(game, "exact")
     with pytest.raises(
         GameError, match=r"^game 'rows_leak_where_the_rollout_goes': the mean field's total mass moved "
-    ):
+    ) as refused:
         evaluate(game, Uniform(2, 2), batch)
+    assert str(refused.value).endswith("; first at t = 1: kernel row (s=1, a=0) sums to 0.5; it must sum to 1")
     with unchecked():  # --no-check: the user's call
         assert np.isfinite(evaluate(game, Uniform(2, 2), batch).exploitability)
 
