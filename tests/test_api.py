@@ -139,6 +139,10 @@ def test_save_and_load_give_the_result_back(tmp_path):
         np.testing.assert_array_equal(back.history[column], result.history[column])
     np.testing.assert_array_equal(back.mean_field, result.mean_field)
     assert mfax.load(saved, np.int64(4)).iterations == 4  # the last iteration by number (numpy's was refused)
+    # the checkpoint held, beside the run's total: load(dir, K) gave only the total (a review)
+    best = mfax.load(saved, "best")
+    assert (best.iteration, best.iterations) == (best.summary["best_iteration"], 4) and back.iteration == 4
+    assert best.exploitability == min(result.history["exploitability"])
     with pytest.raises(mfax.GameError, match=r"available: .*a run trained by `mfax train --keep N` keeps the N"):
         mfax.load(saved, 3)  # Python's words: solve has no keep
     with pytest.raises(mfax.GameError, match=r"already holds a run; replace it \(overwrite=True\) or write elsewhere$"):

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mfax
-from conftest import slow
+from conftest import one_error_line, slow
 from mfax.errors import GameError
 from mfax.run.cli import app
 from mfax.run.columns import METRIC_COLUMNS
@@ -121,6 +121,9 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["params"]["kappa"] == [0.5, 2.0]
     assert sorted({r["run"] for r in RunDir(out).read_metrics()}) == [0, 1]
+    # the best checkpoint: the evaluation of the lowest figure of all, and the run reaching it
+    lowest = min((r["exploitability"], r["iteration"], r["run"]) for r in RunDir(out).read_metrics())
+    assert (summary["best_iteration"], summary["best_iteration_run"]) == lowest[1:]
     # each metric row names its run's swept values (metrics.csv had only run, seed, lr)
     assert {(r["run"], r["params"]["kappa"]) for r in RunDir(out).read_metrics()} == {(0, 0.5), (1, 2.0)}
     with (out / "metrics.csv").open(newline="") as f:
@@ -140,6 +143,14 @@ def test_cli_set_with_several_values_sweeps(tmp_path):
         np.testing.assert_allclose(figures.policy_return, row["policy_return"], rtol=1e-5)
     with pytest.raises(GameError, match=r"run index must be an integer in 0\.\.1, got 2"):
         result.game_of(2)
+    # any run's figures, not only the best's (a review: plot_mean_field(run=) was a TypeError
+    # and `mfax plot` had no --run-index), named as that run
+    title = " ".join(result.plot_mean_field(run=1).get_suptitle().split())
+    assert title.startswith("run 1 (seed 0, kappa 2) of 2") and "lowest" not in title
+    assert result.plot_policy(run=0).get_suptitle().startswith("run 0 (seed 0, kappa 0.5) of 2")
+    drawn = CliRunner().invoke(app, ["plot", str(out), "--run-index", "1"])
+    assert drawn.exit_code == 0 and (out / "plots" / "mean_field.png").is_file(), drawn.output
+    one_error_line(CliRunner().invoke(app, ["plot", str(out), "--run-index", "2"]), "run index 2 out of range")
     manifest = result.export(tmp_path / "api.npz", run=1)
     assert (manifest["run_index"], manifest["config"]["params"]["kappa"]) == (1, 2.0)
     # the runs are told apart by their swept values: in the plots' legends and the export

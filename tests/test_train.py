@@ -24,7 +24,7 @@ from mfax.games import GameError
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
-from mfax.run.train import TrainingDiverged, load_states, train
+from mfax.run.train import TrainingDiverged, best_run, load_states, train
 
 runner = CliRunner()
 
@@ -639,3 +639,28 @@ def test_figures_are_compared_only_where_every_session_computed_products_alike(t
     assert same_products(path) == (here["backend"] == "cpu")  # (on CPUs the request changes nothing)
     path.write_text(json.dumps({"resumed": [{"iteration": 4, **here}]}))  # its creator unknown
     assert not same_products(path)
+
+
+def test_the_best_checkpoint_holds_the_lowest_of_every_run(tmp_path):
+    """Of several runs, checkpoint-best is the evaluation where one of them reached the
+    lowest exploitability of all. It was the lowest mean over the runs: a sweep of two
+    learning rates, one diverging, put it at the untrained iteration 0 while the other had
+    cut its exploitability by 70% (a review: rock-paper-scissors, spg)."""
+    from mfax.run.rundir import METRIC_COLUMNS
+
+    run = RunDir(tmp_path / "rows")
+    run.root.mkdir()
+    figures = {0: (10.0, 10.0), 2: (3.0, 30.0), 4: (3.5, 40.0), 6: (3.0, 50.0)}  # run 0 improves, run 1 diverges
+    rows = [
+        {**dict.fromkeys(METRIC_COLUMNS), "iteration": i, "run": r, "seed": 0, "wall_clock_s": float(i),
+         "exploitability": figures[i][r]}
+        for i in figures
+        for r in (0, 1)
+    ]  # fmt: skip
+    run.metrics_jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert run.best_iteration() == 2  # the earliest of equals (3.0 again at 6); the mean's lowest: 0
+    assert best_run(run.read_metrics(), 2) == 0
+    # a run whose evaluation is not finite (null) is never the best
+    rows[2]["exploitability"] = None
+    run.metrics_jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert run.best_iteration() == 6

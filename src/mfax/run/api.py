@@ -739,12 +739,21 @@ class Result:
 
     @property
     def iterations(self) -> int:
-        """The iterations done."""
+        """The iterations the run has done (all of them: :attr:`iteration` is that of the
+        checkpoint held)."""
         return int(self.summary.get("iterations", np.max(self.history["iteration"], initial=0)))
 
     @property
+    def iteration(self) -> int:
+        """The iteration of the checkpoint held, whose policy and figures these are: the
+        last, or the one :func:`load` was asked for (``mfax.load(dir, "best")``, a kept
+        one), as ``mfax eval --json``'s ``checkpoint_iteration``."""
+        return int(np.asarray(self.states.iteration)[0])
+
+    @property
     def seconds(self) -> float:
-        """Training wall-clock seconds (compilation and evaluation excluded)."""
+        """Training wall-clock seconds of the whole run (compilation and evaluation
+        excluded), as :attr:`iterations`."""
         return float(self.summary.get("wall_clock_s", 0.0))
 
     @property
@@ -784,89 +793,98 @@ class Result:
 
         return plots.exploitability_figure(rows, self.config, not exact_figures(self.game, self.eval_noise))
 
-    def _paths(self, num_paths: int | None, most: int | None = None, each: str = "one heat map each"):
-        """The trajectories on the first ``num_paths`` evaluation paths (``None``: 3, or all
-        when there are fewer); more than there are (or than ``most``, one heat-map panel
-        each) is refused (it drew them all, silently)."""
-        available = self.eval_noise.num_paths
+    def _paths(self, num_paths: int | None, most: int | None = None, each: str = "one heat map each", run=None):
+        """Run ``run``'s (default the best) trajectories on the first ``num_paths``
+        evaluation paths (``None``: 3, or all when there are fewer); more than there are
+        (or than ``most``, one heat-map panel each) is refused (it drew them all, silently)."""
+        r = self._run_or_best(run)
+        noise = self.eval_noise_of(r)
+        available = noise.num_paths
         top = available if most is None else min(most, available)
         if num_paths is None:
             num_paths = min(3, available)
         if not (params_mod.is_integer_from(num_paths, 1) and num_paths <= top):
             what = "the evaluation paths" if top == available else f"{each}, at most {most}"
             raise GameError(f"num_paths must be an integer in 1..{top} ({what}, to plot), got {num_paths!r}")
-        return plots.sample_trajectories(self.game, self.policy, self.eval_noise, num_paths)
+        return plots.sample_trajectories(self.game_of(r), self.policy_of(r), noise, num_paths)
 
-    def _which(self, fig):
-        """``fig`` with the run it shows named, in a directory of several (as ``mfax plot``)."""
+    def _which(self, fig, run=None):
+        """``fig`` with the run it shows named, in a directory of several (as ``mfax plot``):
+        ``run`` as asked, or the best (and how it was picked)."""
         if fig is not None and self.config.num_runs > 1:
-            held = int(np.asarray(self.states.iteration)[0])
-            which = plots.run_words(self.config, self.run, f"at iteration {held}")
-            plots.retitle(fig, which)
+            chosen = None if run is not None else f"at iteration {self.iteration}"
+            plots.retitle(fig, plots.run_words(self.config, self._run_or_best(run), chosen))
         return fig
 
     @_in_its_precision
-    def plot_mean_field(self, num_paths: int | None = None):
+    def plot_mean_field(self, num_paths: int | None = None, run: int | None = None):
         """The mean field over time on ``num_paths`` evaluation noise paths (default 3, or
-        all when there are fewer; at most :data:`~mfax.run.plots.HEATMAP_PANELS`)."""
-        traj, _, titles = self._paths(num_paths, plots.HEATMAP_PANELS)
-        return self._which(plots.mean_field_figure(self.game, traj, titles))
+        all when there are fewer; at most :data:`~mfax.run.plots.HEATMAP_PANELS`); ``run``:
+        that run's (default the best, :attr:`run`), as for every ``plot_`` method below."""
+        traj, _, titles = self._paths(num_paths, plots.HEATMAP_PANELS, run=run)
+        return self._which(plots.mean_field_figure(self.game_of(self._run_or_best(run)), traj, titles), run)
 
     @_in_its_precision
-    def plot_mean_field_grid(self, num_paths: int | None = None, times: list[int] | None = None):
+    def plot_mean_field_grid(self, num_paths: int | None = None, times: list[int] | None = None, run=None):
         """The mean field on the game's state grid (:attr:`~mfax.games.base.Game.state_grid`)
         at ``times`` (default ``0, T/4, T/2, T``) on ``num_paths`` paths (default 3, at most
         :data:`~mfax.run.plots.GRID_PATHS`; a three-axis grid, floors of maps: the first of
         them); ``None`` when the states are not a grid's cells."""
-        plots.check_curve_times(times, self.game.horizon, "the times of the maps")
-        traj, _, titles = self._paths(num_paths, plots.GRID_PATHS, "a row of maps each")
-        return self._which(plots.grid_figure(self.game, traj, titles, times))
+        game = self.game_of(self._run_or_best(run))
+        plots.check_curve_times(times, game.horizon, "the times of the maps")
+        traj, _, titles = self._paths(num_paths, plots.GRID_PATHS, "a row of maps each", run)
+        return self._which(plots.grid_figure(game, traj, titles, times), run)
 
     @_in_its_precision
-    def plot_policy(self, num_paths: int | None = None):
+    def plot_policy(self, num_paths: int | None = None, run: int | None = None):
         """The policy per state over time on ``num_paths`` paths (its mean action value, or
         its most likely action where the actions are categories)."""
-        traj, _, titles = self._paths(num_paths, plots.HEATMAP_PANELS)
-        return self._which(plots.policy_figure(self.game, traj, titles))
+        traj, _, titles = self._paths(num_paths, plots.HEATMAP_PANELS, run=run)
+        return self._which(plots.policy_figure(self.game_of(self._run_or_best(run)), traj, titles), run)
 
     @_in_its_precision
-    def plot_aggregates(self, num_paths: int | None = None):
+    def plot_aggregates(self, num_paths: int | None = None, run: int | None = None):
         """The game's aggregates over time (``None`` when the game declares none)."""
-        traj, noise, titles = self._paths(num_paths)
-        return self._which(plots.aggregates_figure(self.game, traj, noise, titles))
+        traj, noise, titles = self._paths(num_paths, run=run)
+        return self._which(plots.aggregates_figure(self.game_of(self._run_or_best(run)), traj, noise, titles), run)
 
     @_in_its_precision
-    def plot_profiles(self, num_paths: int | None = None):
+    def plot_profiles(self, num_paths: int | None = None, run: int | None = None):
         """The game's cross-sections on the first path (``None`` when it declares none)."""
-        traj, noise, titles = self._paths(num_paths)
-        return self._which(plots.profiles_figure(self.game, traj, noise, titles))
+        traj, noise, titles = self._paths(num_paths, run=run)
+        return self._which(plots.profiles_figure(self.game_of(self._run_or_best(run)), traj, noise, titles), run)
 
     @_in_its_precision
-    def plot_moments(self):
+    def plot_moments(self, run: int | None = None):
         """The game's scalar moments over time on every evaluation path: expectation and
         percentile bands (``None`` when the game declares no moments)."""
-        if not self.game.moment_specs():
+        game = self.game_of(self._run_or_best(run))
+        if not game.moment_specs():
             return None
-        return self._which(plots.moments_figure(self.game, self.moments()))
+        return self._which(plots.moments_figure(game, self.moments(run=run)), run)
 
     @_in_its_precision
-    def plot_moment_curves(self, times: list[int] | None = None):
+    def plot_moment_curves(self, times: list[int] | None = None, run: int | None = None):
         """The game's curve-valued moments (the Lorenz curve) in expectation at ``times``
         (default ``0, T/4, T/2, T``, a moment of the decisions ``0, T/4, T/2, 3T/4``;
         ``None`` when the game declares none)."""
-        if not self.game.moment_specs():
+        game = self.game_of(self._run_or_best(run))
+        if not game.moment_specs():
             return None
-        return self._which(plots.moment_curves_figure(self.game, self.moments(), times))
+        return self._which(plots.moment_curves_figure(game, self.moments(run=run), times), run)
 
     @_in_its_precision
-    def plot_impulse_response(self, shock: float | None = None, at: int | None = None, innovations=None):
+    def plot_impulse_response(
+        self, shock: float | None = None, at: int | None = None, innovations=None, run: int | None = None
+    ):
         """The impulse response (:meth:`impulse_response`) of every scalar moment, the
         shock in the title as ``mfax irf`` has it."""
-        response = self.impulse_response(shock, at, innovations)
+        response = self.impulse_response(shock, at, innovations, run=run)
         words = plots.shock_words(-1.0 if shock is None else shock, 1 if at is None else at, innovations)
+        r = self._run_or_best(run)
         if self.config.num_runs > 1:
-            words += f"; {plots.run_words(self.config, self.run, None)}"
-        return plots.irf_figure(self.game, response, words)
+            words += f"; {plots.run_words(self.config, r, None)}"
+        return plots.irf_figure(self.game_of(r), response, words)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:

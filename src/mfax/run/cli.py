@@ -1116,6 +1116,13 @@ def plot_command(
             "in 0..T [default: 0, T/4, T/2, T; a moment of the decisions 0, T/4, T/2, 3T/4]"
         ),
     ] = None,
+    run_index: Annotated[
+        int | None,
+        typer.Option(
+            help="draw this run of a multi-seed/multi-lr/sweep RUN (the exploitability plot shows every run) "
+            "[default: the best at the last checkpoint]"
+        ),
+    ] = None,
     check: Annotated[bool, typer.Option(help=CHECK_OPTION_HELP)] = True,
 ) -> None:
     """(Re)draw the plots of a run directory into RUN/plots/."""
@@ -1124,7 +1131,8 @@ def plot_command(
 
     with user_errors(), checking(check):
         times = None if curves_at is None else parse_times(curves_at, "--curves-at")
-        files = plot_run(RunDir(run_dir), consent=Consent(game, trust_code), curve_times=times)
+        consent = Consent(game, trust_code)
+        files = plot_run(RunDir(run_dir), consent=consent, curve_times=times, run_index=run_index)
     for f in files:
         typer.echo(str(f))
 

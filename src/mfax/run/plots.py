@@ -99,14 +99,21 @@ def _suptitle(fig, text: str, fontsize: float = 12.0) -> None:
 
 
 def plot_run(
-    run: RunDir, num_paths: int = 3, consent: Consent = NO_CODE, curve_times: list[int] | None = None
+    run: RunDir,
+    num_paths: int = 3,
+    consent: Consent = NO_CODE,
+    curve_times: list[int] | None = None,
+    run_index: int | None = None,
 ) -> list[Path]:
     """Write every plot of the run; returns the files written. ``consent``: the code
     outside mfax the run's config may import (:class:`~mfax.run.rundir.Consent`).
-    ``curve_times``: the times of ``moment_curves.png`` (default: :func:`default_times`)."""
+    ``curve_times``: the times of ``moment_curves.png`` (default: :func:`default_times`).
+    ``run_index``: the run of several whose figures to draw (default: the best at the
+    last checkpoint); the exploitability figure shows every run."""
     from mfax.run.train import load_policy_at
 
-    trainer, policy, r, held = load_policy_at(run, consent=consent)  # validates the run before anything is written
+    # (validates the run, and the run index, before anything is written)
+    trainer, policy, r, held = load_policy_at(run, run_index, consent=consent)
     game = trainer.game_of(r)
     check_curve_times(curve_times, game.horizon)
     if curve_times is not None and not any(len(spec.axes) == 1 for spec in game.moment_specs().values()):
@@ -138,7 +145,7 @@ def plot_run(
         figures["moments"] = moments_figure(game, moments)
         figures["moment_curves"] = moment_curves_figure(game, moments, curve_times)
     if trainer.config.num_runs > 1:  # the figures of one run: say which, and how it was picked
-        which = run_words(trainer.config, r, f"at iteration {held}")
+        which = run_words(trainer.config, r, f"at iteration {held}" if run_index is None else None)
         for name, fig in figures.items():
             if fig is not None and name != "exploitability":
                 retitle(fig, which)

@@ -1591,13 +1591,15 @@ class RunDir:
         return sorted(int(m.group(1)) for m in map(_KEPT.fullmatch, names) if m)
 
     def best_iteration(self) -> int | None:
-        """The evaluated iteration with the lowest exploitability (per path, mean over
-        runs; the earliest of equals), from the metrics."""
-        by_iteration: dict[int, list[float]] = {}
-        for row in self.read_metrics():
-            by_iteration.setdefault(row["iteration"], []).append(row["exploitability"])
-        scores = {k: sum(v) / len(v) for k, v in by_iteration.items() if None not in v}
-        return min(scores, key=lambda k: (scores[k], k)) if scores else None
+        """The evaluated iteration at which a run reached the lowest exploitability (per
+        path) of every run at every evaluation (the earliest of equals), from the metrics:
+        the checkpoint holding the best policy found. Several runs share one checkpoint,
+        so it is that run's best, not each run's. (It was the lowest mean over the runs,
+        which a sweep of learning rates could put at the untrained iteration 0 while one
+        of them had halved its exploitability.)"""
+        scores = [(row["exploitability"], row["iteration"]) for row in self.read_metrics()]
+        scores = [score for score in scores if score[0] is not None]  # (not finite: never the best)
+        return min(scores)[1] if scores else None
 
     def keep_checkpoint(self, iteration: int, keep: int) -> None:
         """After :meth:`save_checkpoint` at an evaluated ``iteration``: copy it as the best

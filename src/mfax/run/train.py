@@ -784,6 +784,7 @@ def _summary(
     errors = [r.get("exploitability_se") for r in last]
     # a policy whose evaluation is not finite (written as null) is never the best run
     best = int(np.argmin([np.inf if f is None else f for f in finals])) if finals else 0
+    best_at = run.best_iteration()
     trained = max(iteration, 1)
     return {
         "game": config.game,
@@ -803,8 +804,9 @@ def _summary(
         "final_policy_return": _mean_or_none([r["policy_return"] for r in last]),
         "initial_exploitability": _mean_or_none([r["exploitability"] for r in first]),
         "initial_exploitability_info": _mean_or_none([r["exploitability_info"] for r in first]),
-        "best_run": best,
-        "best_iteration": run.best_iteration(),
+        "best_run": best,  # the lowest at this iteration
+        "best_iteration": best_at,  # the checkpoint of the lowest of all evaluations (checkpoint-best)
+        "best_iteration_run": None if best_at is None else best_run(rows, best_at),  # the run that reached it
         "wall_clock_s": wall,
         "compile_s": compile_s,
         "seconds_per_iteration": wall / trained if iteration else None,
