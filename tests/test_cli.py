@@ -736,6 +736,9 @@ def test_curve_times_where_a_game_has_no_curve_moments_are_refused(tmp_path):
     mfax.solve("beach_bar", "spg", hp=TINY_NETWORK, iterations=1, eval_every=1, out=out, num_states=10, horizon=4)
     result = runner.invoke(app, ["plot", str(out), "--curves-at", "1"])
     assert result.exit_code == 2 and "beach_bar declares none" in result.stderr, result.output
+    # ... also for times out of range: the range (0..4) was said first, of an option that never applies
+    result = runner.invoke(app, ["plot", str(out), "--curves-at", "99"])
+    assert result.exit_code == 2 and "beach_bar declares none" in result.stderr, result.output
 
 
 def test_provenance_reads_xla_defaults_0_as_unset():

@@ -115,12 +115,13 @@ def plot_run(
     # (validates the run, and the run index, before anything is written)
     trainer, policy, r, held = load_policy_at(run, run_index, consent=consent)
     game = trainer.game_of(r)
-    check_curve_times(curve_times, game.horizon)
+    # (a game without curves first: their times' range would mislead about an option that never applies)
     if curve_times is not None and not any(len(spec.axes) == 1 for spec in game.moment_specs().values()):
         raise GameError(
             f"curve times (--curves-at) choose where moment_curves.png draws a game's curve moments (a Lorenz "
             f"curve); {game.name} declares none"
         )
+    check_curve_times(curve_times, game.horizon)
     folder = run.plots_dir  # said before anything is drawn (a file of that name: "File exists")
     if folder.exists() and not folder.is_dir():
         raise GameError(f"cannot draw the plots: {str(folder)!r} is a file, not a folder; move it")
