@@ -269,6 +269,8 @@ def test_macro_plots(tmp_path):
         (["train", "--noise", "many"], "unknown noise mode 'many'"),
         (["train", "--config", "/nonexistent.toml"], "does not exist"),
         (["train", "--resume", "/nonexistent-run"], "is not a run directory: it does not exist"),
+        # every option --resume cannot honour, at once (one was named per attempt; a review)
+        (["train", "--resume", "/no-run", "--algo", "omd", "--eval-every", "3"], "drop --algo and --eval-every"),
         (["eval", "/nonexistent-run"], "'/nonexistent-run' is not a run directory: it does not exist"),
     ],
 )

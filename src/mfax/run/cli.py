@@ -835,12 +835,12 @@ def train_command(
                     "--log-to": log_to or None,
                     "--keep": keep,
                 }
-                for flag, value in given.items():
-                    if value is not None:
-                        raise GameError(
-                            f"--resume continues a run as configured (its config.json; --iterations N may extend it); "
-                            f"drop {flag}"
-                        )
+                extra = [flag for flag, value in given.items() if value is not None]  # all of them, at once
+                if extra:
+                    raise GameError(
+                        f"--resume continues a run as configured (its config.json; --iterations N may extend it); "
+                        f"drop {' and '.join(extra) if len(extra) < 3 else ', '.join(extra[:-1]) + ' and ' + extra[-1]}"
+                    )
                 target = RunDir(resume)
                 target.settle()  # what a killed --overwrite left aside, before the config is read
                 target.check_run()

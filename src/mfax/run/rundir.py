@@ -986,7 +986,16 @@ class RunDir:
         if not self.root.exists():
             raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
         if not self.is_run():
+            self._not_a_study()
             raise GameError(f"{str(self.root)!r} is not a run directory (no mfax run there)")
+
+    def _not_a_study(self) -> None:
+        """Raise, naming its best run, where this folder is an ``mfax tune`` study's."""
+        best = self.root / "best"
+        if (self.root / "mfax-tune.json").is_file() and (best / "config.json").is_file():
+            raise GameError(
+                f"{str(self.root)!r} holds an mfax tune study, not a run; its best trial's run is {str(best)!r}"
+            )
 
     def start_new(self, config: TrainConfig, overwrite: bool = False, checked: bool = False) -> None:
         """Under the lock: check again (unless ``checked``: the caller did, under the lock,
@@ -1288,6 +1297,7 @@ class RunDir:
         if not self.root.exists():
             raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
         if not self.config_path.is_file():
+            self._not_a_study()
             raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
         if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so
             named = parse(consent.game, "--game")
