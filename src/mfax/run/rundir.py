@@ -77,6 +77,7 @@ from mfax.run.signals import deferred_signals
 from mfax.run.trackers import OWN_EVENTS
 
 MARKER = "mfax-run.json"
+TUNE_MARKER = "mfax-tune.json"  # the folder of an `mfax tune` study (mfax.run.tune), its best run in best/
 LOCK = "mfax.lock"  # not in OWN_FILES: removing a held lock file would let a second writer in
 # The run an --overwrite replaces is moved here (its files at their relative paths; the
 # marker stays, a new run's is the same) until the new run's first checkpoint; ASIDE_DONE
@@ -992,7 +993,7 @@ class RunDir:
     def _not_a_study(self) -> None:
         """Raise, naming its best run, where this folder is an ``mfax tune`` study's."""
         best = self.root / "best"
-        if (self.root / "mfax-tune.json").is_file() and (best / "config.json").is_file():
+        if (self.root / TUNE_MARKER).is_file() and (best / "config.json").is_file():
             raise GameError(
                 f"{str(self.root)!r} holds an mfax tune study, not a run; its best trial's run is {str(best)!r}"
             )

@@ -59,7 +59,7 @@ from mfax.evaluation.exploitability import negative_words
 from mfax.games import Game, game_class
 from mfax.run import api
 from mfax.run.config import LR_SEARCH, TrainConfig, check_paths_used, game_defaults
-from mfax.run.rundir import RunDir, _replace_with  # per-process temporary file, one-line OS errors
+from mfax.run.rundir import TUNE_MARKER, RunDir, _replace_with  # per-process temporary file, one-line OS errors
 from mfax.run.signals import Terminated, deferred_signals
 from mfax.run.train import Trainer, TrainingDiverged
 from mfax.solvers import solver_spec
@@ -70,7 +70,7 @@ BEST_INTERRUPTED = "mfax tune: interrupted while training the best trial again"
 BEST_KEPT = "mfax tune: interrupted once the best run was in best/"
 INSTALL = 'mfax tune needs Optuna, an optional dependency: pip install "mfax[tune]"'
 LR = "lr"
-MARKER = "mfax-tune.json"
+MARKER = TUNE_MARKER
 STUDY_DB = "study.db"
 TRIALS_CSV = "trials.csv"
 BEST = "best"
