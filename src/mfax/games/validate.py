@@ -1034,6 +1034,29 @@ def _probabilities_sum(kernels: dict[When, Kernel]) -> str:
     return ""
 
 
+class _Unplaced(When):
+    """A kernel checked where the caller says (:func:`kernel_error`): no date in the words."""
+
+    @property
+    def label(self) -> str:
+        return ""
+
+
+def kernel_error(kernel: Kernel, n_states: int) -> str | None:
+    """Why one path's ``kernel`` is no probability kernel over ``n_states`` states, in the
+    game checks' words (a probability not finite or negative, a row not summing to one,
+    an index out of range), or ``None``."""
+    kernels = {_Unplaced(0): kernel}
+    try:
+        _probabilities_finite(kernels)
+        _probabilities_nonnegative(kernels)
+        _probabilities_sum(kernels)
+        _indices_in_range(kernels, n_states)
+    except _Failed as failed:
+        return str(failed)
+    return None
+
+
 def _indices_in_range(kernels: dict[When, Kernel], n: int) -> str:
     for when, kernel in sorted(kernels.items()):
         at = when.label

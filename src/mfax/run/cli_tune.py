@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from mfax.run.cli_common import INTERRUPTION_SAID, json_text, parse_hparams, parse_overrides, refuse_empty, user_errors
+from mfax.run.cli_common import (
+    INTERRUPTION_SAID,
+    emit_json,
+    json_on_stdout,
+    parse_hparams,
+    parse_overrides,
+    refuse_empty,
+    user_errors,
+)
 
 
 @contextlib.contextmanager
@@ -78,6 +86,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``tune`` command to ``app``."""
 
     @app.command("tune")
+    @json_on_stdout
     def tune_command(
         game: Annotated[str, typer.Option(help="the game, as `mfax train --game` takes it")] = "beach_bar",
         algo: Annotated[str, typer.Option(help="the solver (`mfax list`)")] = "rspg",
@@ -129,7 +138,6 @@ def register(app: typer.Typer) -> None:
         by side in one compiled program (--batch at a time); others one by one."""
         from mfax.run.tune import parse_space, tune
 
-        say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
         with user_errors(), _interruption(out):
             refuse_empty("--out", out, "directory to keep the study in", "a study in memory only")
             overrides = parse_overrides(game, set_ or [], sweep=True)  # a sweep: refused by tune in its words
@@ -150,10 +158,10 @@ def register(app: typer.Typer) -> None:
                 noise=noise,
                 paths=paths,
                 eval_every=eval_every,
-                log=say,
+                log=typer.echo,  # (on stderr with --json: json_on_stdout)
             )
         if as_json:
-            typer.echo(json_text(result.as_dict()))
+            emit_json(result.as_dict())
             return
         for line in _table(result):
             typer.echo(line)
