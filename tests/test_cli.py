@@ -499,7 +499,7 @@ def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
     from mfax.run.config import TrainConfig, resolve
     from mfax.run.plots import exploitability_figure
 
-    for runs in (8, 25):
+    for runs in (8, 20, 25):
         config = resolve(TrainConfig(game="linear_quadratic", seeds=runs))
         rows = [
             dict(run=r, seed=r, lr=1e-3, iteration=i, wall_clock_s=float(i), exploitability=1.0 + r + i,
@@ -521,8 +521,15 @@ def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
         # line styles are (with 4 runs it listed 8 entries over the curves)
         styles_named = [t.get_text() for t in right.get_legend().get_texts()]
         assert styles_named == ["per path (each run's colour)", "info-consistent"]
-        if runs <= 20:
-            assert len(left.get_legend().get_texts()) == runs
+        if runs <= 20:  # 6 to 20 runs named under the panels, where no curve is (inside, they covered them)
+            figure = left.figure
+            (legend,) = figure.legends
+            assert left.get_legend() is None and len(legend.get_texts()) == runs
+            figure.canvas.draw()
+            box = legend.get_window_extent()
+            for ax in figure.axes[:2]:
+                assert not box.overlaps(ax.get_tightbbox()), (box, ax.get_tightbbox())
+            assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= figure.bbox.x1
     # one run: its lines named in each panel; runs without info-consistent curves: no style legend
     for runs, info in ((1, 0.5), (3, None)):
         config = resolve(TrainConfig(game="linear_quadratic", seeds=runs))

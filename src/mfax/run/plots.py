@@ -347,12 +347,15 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     from matplotlib.lines import Line2D
 
     kinds = [Line2D([], [], color="grey", marker="."), Line2D([], [], color="grey", linestyle="--")]
+    below = 0.0  # inches of legend under the panels
     if len(runs) == 1:
         for ax in axes:
             ax.legend(fontsize=7)
-    else:  # the runs named once, on the left; the right panel's line styles explained
-        if len(runs) <= 20:
-            axes[0].legend(fontsize=7 if len(runs) <= 10 else 6, ncol=1 if len(runs) <= 10 else 2)
+    else:  # the runs named once; the right panel's line styles explained
+        if len(runs) <= RUNS_NAMED_INSIDE:
+            axes[0].legend(fontsize=7)
+        elif len(runs) <= 20:  # under both panels, where it covers no curve (inside, 6 to 20 names did)
+            below = _legend_below(fig, axes[0])
         else:  # too many to name: the run index by colour (labels in metrics.csv, summary.json)
             from matplotlib.cm import ScalarMappable
             from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -366,8 +369,26 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
     else:  # (a run recorded before mfax kept them, or one evaluated on one drawn path)
         how = "; estimated on drawn noise paths, no standard errors recorded" if drawn else ""
     _suptitle(fig, f"{short_name(config.game)}, {short_name(config.algo)}: exploitability (lower is better{how})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, below / fig.get_figheight(), 1.0, 1.0))
     return fig
+
+
+RUNS_NAMED_INSIDE = 5  # runs a panel's own legend names; more go under the panels
+
+
+def _legend_below(fig, ax, fontsize: float = 7.0) -> float:
+    """``ax``'s legend entries as a legend under the figure's panels, in as many columns
+    as the figure's width holds; the figure grows by its height, so the panels keep theirs.
+    Returns that height (inches), for the layout's bottom margin."""
+    handles, labels = ax.get_legend_handles_labels()
+    longest = max(len(label) for label in labels)
+    entry = (longest * 0.6 * fontsize + 3.5 * fontsize) / 72  # the text and its marker's sample, inches
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() * 0.95 // entry)))
+    rows = -(-len(labels) // ncol)
+    height = rows * 1.5 * fontsize / 72 + 0.15
+    fig.set_figheight(fig.get_figheight() + height)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=fontsize, frameon=False)
+    return height
 
 
 def _save(fig, path: Path, dpi: int = 110, kind: str | None = None) -> Path:

@@ -18,9 +18,9 @@ Layout::
                              records, no pickle), replaced atomically
     RUN/checkpoint.json      sha256 of checkpoint.eqx, verified on load, and the iteration
                              it holds (what `--iteration K` finds it by)
-    RUN/checkpoint-best.eqx  the state at the evaluation with the lowest exploitability (per
-                             path, mean over runs; the earliest of equals), with its sha256
-                             in checkpoint-best.json
+    RUN/checkpoint-best.eqx  the state at the evaluation where a run reached the lowest
+                             exploitability (per path) of every run (the earliest of equals),
+                             with its sha256 in checkpoint-best.json
     RUN/checkpoints/iteration-NNNNNNNN.eqx
                              with ``keep`` N > 0: the N most recent evaluations' states, each
                              with its sha256 in iteration-NNNNNNNN.json
