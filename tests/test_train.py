@@ -24,7 +24,7 @@ from mfax.games import GameError
 from mfax.run.cli import app
 from mfax.run.config import TrainConfig
 from mfax.run.rundir import RunDir
-from mfax.run.train import TrainingDiverged, best_run, load_states, train
+from mfax.run.train import TrainingDiverged, best_run, load_states, own_best_words, train
 
 runner = CliRunner()
 
@@ -662,6 +662,16 @@ def test_the_best_checkpoint_holds_the_lowest_of_every_run(tmp_path):
     run.metrics_jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert run.best_iteration() == 2  # the earliest of equals (3.0 again at 6); the mean's lowest: 0
     assert best_run(run.read_metrics(), 2) == 0
+    # each run's own best, and what `eval --iteration best --run-index 1` says of run 1's
+    assert run.best_iterations() == {0: 2, 1: 0}
+    assert own_best_words(run, 0, "best", 2, 2) is None and own_best_words(run, 1, "last", 6, 2) is None
+    assert own_best_words(run, 1, "best", 2, 2) == (
+        "run 1's own lowest exploitability was at iteration 0: its checkpoint was not kept "
+        "(`mfax train --keep N` keeps the N most recent evaluations')"
+    )
+    run.kept_dir.mkdir()
+    (run.kept_dir / "iteration-00000000.eqx").write_bytes(b"")
+    assert own_best_words(run, 1, "best", 2, 2).endswith("at iteration 0: --iteration 0 evaluates it")
     # a run whose evaluation is not finite (null) is never the best
     rows[2]["exploitability"] = None
     run.metrics_jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))

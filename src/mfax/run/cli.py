@@ -28,6 +28,7 @@ from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_check import register as register_check
 from mfax.run.cli_common import (
     INTERRUPTION_SAID,
+    ITERATION_HELP,
     JSON_HELP,
     OneLineErrors,
     check_seed,
@@ -401,11 +402,7 @@ def eval_command(
     ] = None,
     iteration: Annotated[
         str,
-        typer.Option(
-            help="which checkpoint of RUN: 'last', 'best' (the lowest exploitability per path; of several runs, "
-            "their mean: one checkpoint holds them all) or an iteration K that has one (the last, the best, or one "
-            "kept by `mfax train --keep N`)"
-        ),
+        typer.Option(help=ITERATION_HELP),
     ] = "last",
     run_index: Annotated[
         int | None,
@@ -464,7 +461,7 @@ def eval_command(
         if run_dir is not None:
             from mfax.run.provenance import same_products
             from mfax.run.rundir import Consent, RunDir
-            from mfax.run.train import load_policy_at
+            from mfax.run.train import load_policy_at, own_best_words
 
             if set_:
                 raise GameError("--set applies to fixed policies; a RUN keeps the game it was trained on")
@@ -484,6 +481,7 @@ def eval_command(
             else:
                 runs = "run 0"
             label = f"run {run_dir} ({runs}; checkpoint {checkpoint_words(which, held)})"
+            own_best = own_best_words(run, run_index, which, held, trainer.config.num_runs) if named else None
             config = trainer.config
         else:
             if iteration != "last":
@@ -498,7 +496,7 @@ def eval_command(
             policy = policy or "uniform"
             with defects_named(g):
                 pol = parse_policy(g, policy)
-            label, config, which, held = f"policy {policy}", None, None, None
+            label, config, which, held, own_best = f"policy {policy}", None, None, None, None
         # what only sampled noise can use (--seed also seeds the learned deviator)
         given = [
             flag for flag, value in (("--paths", paths), ("--seed", None if learned_br else seed)) if value is not None
@@ -549,6 +547,8 @@ def eval_command(
     _print_evaluation(f"game {g.name} {overrides or ''}  {label}", result, batch, seconds, g, shown, float64)
     if moments is not None:
         _print_moments(moments, g.horizon)
+    if own_best is not None:
+        typer.echo(f"  note: {own_best}")
     if bracket is not None:
         gain = bracket.exploitability_lower_bound
         if gain >= 0.0 and not batch.exact:  # (on sampled paths neither figure is exact, nor the order proven)

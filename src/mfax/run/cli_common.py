@@ -107,6 +107,11 @@ _JSON_OUT: contextvars.ContextVar[Any] = contextvars.ContextVar("mfax_json_out",
 
 
 JSON_HELP = "print one JSON object on stdout, what it says for a reader on stderr [default: off]"
+ITERATION_HELP = (
+    "which checkpoint of RUN: 'last', 'best' (the lowest exploitability per path; of several runs, the evaluation "
+    "where one of them reached the lowest of all: one checkpoint holds them all) or an iteration K that has one (the "
+    "last, the best, or one kept by `mfax train --keep N`)"
+)
 
 
 def json_on_stdout(command):

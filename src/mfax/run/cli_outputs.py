@@ -16,6 +16,7 @@ from mfax.games.validate import checking
 from mfax.run.cli_check import CHECK_OPTION_HELP
 from mfax.run.cli_common import (
     INTERRUPTION_SAID,
+    ITERATION_HELP,
     JSON_HELP,
     emit_json,
     json_on_stdout,
@@ -27,10 +28,6 @@ from mfax.run.rundir import IRF_KEYS, _replace_with, output_writable
 
 IRF_FIGURE = "irf"  # the kind its figure carries (rundir.png_tags): --plot replaces only another irf figure
 
-ITERATION_HELP = (
-    "which checkpoint of RUN: 'last', 'best' (the lowest exploitability per path; of several runs, their mean: one "
-    "checkpoint holds them all) or an iteration K that has one"
-)
 RUN_INDEX_HELP = "which run of a multi-seed/multi-lr RUN [default: the best at that checkpoint]"
 GAME_HELP = (
     "RUN's game named again (a reference; a copy of its file may be elsewhere): allows importing its code "
@@ -43,10 +40,14 @@ def _load(run_dir: str, run_index: int | None, iteration: str, game: str | None,
     """The run, its trainer, the policy of run ``run_index`` at checkpoint ``iteration``,
     its index and game, and the iteration the checkpoint holds."""
     from mfax.run.rundir import Consent, RunDir
-    from mfax.run.train import load_policy_at
+    from mfax.run.train import load_policy_at, own_best_words
 
     run = RunDir(run_dir)
-    trainer, policy, r, held = load_policy_at(run, run_index, iteration.strip().lower(), Consent(game, trust_code))
+    which = iteration.strip().lower()
+    trainer, policy, r, held = load_policy_at(run, run_index, which, Consent(game, trust_code))
+    own = own_best_words(run, r, which, held, trainer.config.num_runs) if run_index is not None else None
+    if own is not None:
+        typer.echo(f"note: {own}", err=True)
     return run, trainer, policy, r, trainer.game_of(r), held
 
 

@@ -1612,6 +1612,18 @@ class RunDir:
         scores = [score for score in scores if score[0] is not None]  # (not finite: never the best)
         return min(scores)[1] if scores else None
 
+    def best_iterations(self) -> dict[int, int]:
+        """Each run's evaluated iteration of its own lowest exploitability (per path; the
+        earliest of equals), from the metrics; a run with no finite figure is left out.
+        Several runs share one checkpoint file: a run's own best is kept as a file only
+        where it is the best of all, the last, or a kept evaluation."""
+        best: dict[int, tuple[float, int]] = {}
+        for row in self.read_metrics():
+            score = (row["exploitability"], row["iteration"])
+            if score[0] is not None and (row["run"] not in best or score < best[row["run"]]):
+                best[row["run"]] = score
+        return {r: iteration for r, (_, iteration) in best.items()}
+
     def keep_checkpoint(self, iteration: int, keep: int) -> None:
         """After :meth:`save_checkpoint` at an evaluated ``iteration``: copy it as the best
         when it is, and (``keep`` > 0) as this iteration's, removing kept ones beyond the

@@ -232,6 +232,22 @@ def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) ->
     return trainer, states, held
 
 
+def own_best_words(run: RunDir, r: int, which: str, held: int, num_runs: int) -> str | None:
+    """Where run ``r`` of several, asked at checkpoint ``best``, reached its own lowest
+    exploitability when that is not the iteration ``held`` (the best checkpoint is where
+    one of the runs reached the lowest of all), and how to evaluate it; ``None`` where
+    there is nothing to say."""
+    own = run.best_iterations().get(r) if which == "best" and num_runs > 1 else None
+    if own is None or own == held:
+        return None
+    last = run.held_iteration(run.checkpoint_path) if run.checkpoint_path.is_file() else None
+    if own in run.kept_iterations() or own == last:
+        how = f"--iteration {own} evaluates it"
+    else:
+        how = "its checkpoint was not kept (`mfax train --keep N` keeps the N most recent evaluations')"
+    return f"run {r}'s own lowest exploitability was at iteration {own}: {how}"
+
+
 def best_run(rows: list[dict[str, Any]], iteration: int) -> int:
     """The run with the lowest exploitability in the evaluation at ``iteration`` (the
     first of equals; 0 when there is none)."""
