@@ -145,6 +145,27 @@ def test_linear_quadratic_rounds_moves_half_to_even():
         assert landed[a] == sorted({round(5 + m + c * 0.5**0.5) % 10 for c in range(-3, 4)})
 
 
+def test_linear_quadratic_mean_reversion_meets_its_ties_in_either_precision():
+    """Uniform policy, uniform start, odd ring: the flow is symmetric about the centre,
+    so ``m_t`` is 2 and ``K (m_t - x) dt`` a half-integer at x = 1, 3. Summed in float64,
+    ``m_2`` was 1.9999999999999998: x = 3 rounded -0.5 to -1 instead of 0, the flow lost
+    its symmetry and the exploitability was 1.74247 in float64 against 1.61021 in float32
+    (a review; 1.610206 from a numpy reference that takes exact ties)."""
+    from mfax.dynamics import noise_batch, rollout_batch
+    from mfax.evaluation import evaluate
+    from mfax.policies import Uniform
+
+    figures = []
+    for x64 in (False, True):
+        with jax.enable_x64(x64), mfax.games.unchecked():
+            game = mfax.make("openspiel.linear_quadratic", size=5, horizon=5, n_actions_per_side=1, mean_revert=0.5)
+            policy, noise = Uniform(game.n_states, game.n_actions), noise_batch(game, "exact")
+            mu = np.asarray(rollout_batch(game, policy, noise.noise).mu[0])
+            np.testing.assert_allclose(mu, mu[:, ::-1], atol=1e-6)  # symmetric at every t
+            figures.append(evaluate(game, policy, noise).exploitability)
+    np.testing.assert_allclose(figures, 1.610206, atol=2e-6)
+
+
 def test_garnet_generator_follows_the_published_algorithms():
     rng = MT19937(5489)  # std::mt19937's default seed: its first outputs are published
     assert [rng(), rng()] == [3499211612, 581869302]

@@ -16,6 +16,27 @@ from mfax.errors import GameError
 from mfax.games.base import Kernel, Spread
 from mfax.games.validate import distribution_error
 
+# values this close (relative) to a half-integer are that half: a tie of the definition
+# (2.5 * 0.6 = 1.5) comes out of float64 as 1.4999999999999998 and of float32 as
+# 1.49999996 or 1.5, which `round` would send to different states
+HALF_TOLERANCE = 1e-5
+
+
+def snap_halves(x):
+    """``x`` with values within :data:`HALF_TOLERANCE` (relative) of a half-integer set to
+    it, so that ``jnp.round`` (halves to even) meets a game's exact ties in every
+    precision and whatever order a sum was taken in: a position rounded from a computed
+    mean (``round(K (m_t - x) dt)``) went one way in float32 and the other in float64.
+
+    >>> x = jnp.array([2.5000002, 3.4999998])  # 2.5 and 3.5, one float32 ulp off
+    >>> jnp.round(x).tolist(), jnp.round(snap_halves(x)).tolist()
+    ([3.0, 3.0], [2.0, 4.0])
+    """
+    twice = 2.0 * x
+    nearest = jnp.round(twice)
+    close = jnp.abs(twice - nearest) <= HALF_TOLERANCE * jnp.maximum(1.0, jnp.abs(twice))
+    return jnp.where(close, 0.5 * nearest, x)
+
 
 def deterministic_kernel(next_states: Int[ArrayLike, "n m"], then: Spread | None = None) -> Kernel:
     """The kernel moving state ``s`` under action ``a`` to ``next_states[s, a]`` with

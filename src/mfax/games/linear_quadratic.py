@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfax.games.base import Game, Kernel, NoiseSupport, check, discount, moves
+from mfax.games.kernels import snap_halves
 from mfax.params import param
 
 
@@ -33,21 +34,6 @@ class LQNoise(NamedTuple):
     """z: () float, the common shock (+1 or -1; 0 with common noise off)."""
 
     z: jax.Array
-
-
-# values this close (relative) to a half-integer are that half: a tie of the definition
-# (2.5 * 0.6 = 1.5) comes out of float64 as 1.4999999999999998 and of float32 as
-# 1.49999996 or 1.5, which `round` would send to different states
-_HALF_TOLERANCE = 1e-5
-
-
-def _snap_halves(x):
-    """``x`` with values within :data:`_HALF_TOLERANCE` (relative) of a half-integer set to
-    it, so that ``round`` (halves to even) sees the definition's ties in every precision."""
-    twice = 2.0 * x
-    nearest = jnp.round(twice)
-    close = jnp.abs(twice - nearest) <= _HALF_TOLERANCE * jnp.maximum(1.0, jnp.abs(twice))
-    return jnp.where(close, 0.5 * nearest, x)
 
 
 class LinearQuadratic(Game):
@@ -139,7 +125,7 @@ class LinearQuadratic(Game):
         # Python numbers (a single game) keep this in float64 on the host; a traced rho
         # (games stacked on a run axis) computes it in the program
         spread = self.sigma * (1.0 - self.rho**2) ** 0.5 * k
-        nxt = jnp.clip(jnp.round(_snap_halves(d + jnp.asarray(spread))), 0, top).astype(jnp.int32)
+        nxt = jnp.clip(jnp.round(snap_halves(d + jnp.asarray(spread))), 0, top).astype(jnp.int32)
         prob = jnp.broadcast_to(jnp.asarray(w, dtype=float), nxt.shape)
         return Kernel(nxt, prob)
 

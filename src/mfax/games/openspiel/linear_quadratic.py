@@ -11,7 +11,9 @@ States ``x = 0..size-1`` on a ring, actions ``a = -k..k`` (``k = n_actions_per_s
 ``round(y + sqrt(dt) sigma c) mod size`` with ``c = -k..k`` drawn with the probabilities
 of a normal of standard deviation ``sigma`` rounded to the nearest integer (tails folded
 onto ``+-k``); ``round`` is Python's (ties to even), so the reduction of ``y`` before the
-noise matters on a ring of odd size. At each ``t = 0..T-1`` the agent
+noise matters on a ring of odd size; a value within ``1e-5`` (relative) of a
+half-integer is taken as that half (:func:`~mfax.games.kernels.snap_halves`), so the
+move meets the definition's exact ties in either precision. At each ``t = 0..T-1`` the agent
 at ``x_t`` receives
 
 .. math::
@@ -36,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfax.games.base import Kernel, Spread, check, discount
+from mfax.games.kernels import snap_halves
 from mfax.games.no_noise import NoCommonNoise
 from mfax.games.openspiel.common import time_observation
 from mfax.params import param
@@ -110,7 +113,9 @@ class LinearQuadratic(NoCommonNoise):
         x = jnp.arange(self.size, dtype=mu.dtype)[:, None]
         move = jnp.asarray(self._moves(), dtype=mu.dtype)[None, :]
         full = (move + self.mean_revert * (self._mean(mu) - x)) * self.dt
-        moved = jnp.mod(x + jnp.round(full), self.size).astype(jnp.int32)
+        # the definition's ties (a mean field symmetric about its mean puts K (m_t - x) dt
+        # on a half-integer) met whatever m_t's rounding: float64 went off them by an ulp
+        moved = jnp.mod(x + jnp.round(snap_halves(full)), self.size).astype(jnp.int32)
         spread = self._spread()
         return Kernel(
             moved[..., None], jnp.ones((*moved.shape, 1), mu.dtype), Spread(spread.index, spread.prob.astype(mu.dtype))
