@@ -3,7 +3,7 @@
 * OpenSpiel 2.0.2 (``pip install open_spiel``): its ``mfg_crowd_modelling`` written here as
   an mfax game from the game's rules, then the first iterates of OpenSpiel's
   ``FixedPoint`` (mfax ``fixed_point``, ``damping=1``, ``ties=first``),
-  ``FictitiousPlay(lr=d)`` (``fixed_point``, ``mixing=mean_field``),
+  ``FictitiousPlay(lr=d)`` (``fixed_point``, ``mixing=mean_field``, ``flow=own``),
   ``BoltzmannPolicyIteration(lr)`` (``boltzmann``, ``temperature=1/lr``) and
   ``MunchausenMirrorDescent(lr)`` (``munchausen``, ``tau=1/lr``, ``alpha=1``), compared
   as action probabilities at every (position, time);
@@ -273,7 +273,7 @@ def openspiel_part(size: int, steps: int, iterations: int, lr: float, damping: f
             f"FictitiousPlay(lr={damping})",
             lambda: fictitious_play.FictitiousPlay(game, lr=damping),
             "fixed_point",
-            dict(damping=damping, mixing="mean_field", ties="first"),
+            dict(damping=damping, mixing="mean_field", flow="own", ties="first"),
         ),
         (
             f"BoltzmannPolicyIteration(lr={lr})",

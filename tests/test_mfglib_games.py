@@ -168,6 +168,16 @@ def test_fp_flow_own_averages_the_best_response_own_mean_field(x64):
         expected = (mu[..., None] * 0.5 + nu[..., None] * np.asarray(br)) / (mu + nu)[..., None]
         np.testing.assert_allclose(own if flow == "own" else deviator, expected, atol=1e-14, err_msg=flow)
     assert np.abs(own - deviator).max() > 1e-3
+    # the damped fixed point mixing the mean fields with weight 1/2 is FP's first average
+    # (k = 1), with either flow: MFGLib's FictitiousPlay(alpha) and OpenSpiel's
+    # FictitiousPlay(lr=d) take the own flow (a review: mfax had only the deviator's)
+    from mfax.solvers.tabular import solve
+
+    for flow, fp_policy in (("own", own), ("deviator", deviator)):
+        table, _ = solve(game, "fixed_point", 1, damping=0.5, mixing="mean_field", flow=flow)
+        np.testing.assert_allclose(np.asarray(table[0]), fp_policy, atol=1e-14, err_msg=flow)
+    with pytest.raises(mfax.GameError, match="flow=own applies to mixing=mean_field"):
+        solve(game, "fixed_point", 1, flow="own")
 
 
 @pytest.mark.parametrize(

@@ -331,6 +331,36 @@ def test_prior_descent_matches_mfglib():
 
 
 @pytest.mark.slow
+def test_damped_fictitious_play_matches_mfglib():
+    """MFGLib 0.3's ``FictitiousPlay(alpha)`` (a constant weight, the best response's own
+    mean field) is ``fixed_point`` with ``mixing=mean_field``, ``flow=own``, ``damping =
+    alpha``, on a game whose kernel reads the mean field (susceptible-infected), where
+    the deviator's flow differs."""
+    pytest.importorskip("mfglib", reason="MFGLib (and PyTorch) not installed: pip install torch mfglib (separate venv)")
+    import torch
+    from mfglib.alg import FictitiousPlay
+    from mfglib.env import Environment
+
+    from mfax.games.mfglib import MFGLibSusceptibleInfected
+    from mfax.solvers.tabular import solve
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        with jax.enable_x64(True):
+            env, game = Environment.susceptible_infected(T=4), MFGLibSusceptibleInfected(T=4)
+            pis, _, _ = FictitiousPlay(alpha=0.3).solve(env, max_iter=3)
+            for k in (1, 3):
+                hp = dict(damping=0.3, mixing="mean_field")
+                own, _ = solve(game, "fixed_point", k, flow="own", **hp)
+                theirs = pis[k].numpy().reshape(own.shape[1:])
+                np.testing.assert_allclose(np.asarray(own[0]), theirs, rtol=0, atol=1e-12)
+                deviator, _ = solve(game, "fixed_point", k, **hp)
+                assert np.abs(np.asarray(deviator[0]) - theirs).max() > 1e-4
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.slow
 def test_mean_field_mixing_matches_its_definition_in_numpy(game):
     """``mixing=mean_field``: the mixture ``(1 - d) mu_k + d nu`` restated as a policy
     (``nu`` the best responders' distribution along the population's kernels), three

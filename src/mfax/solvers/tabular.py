@@ -27,7 +27,10 @@ optimal ``Q`` against ``mu_k`` and, for a policy ``pi`` and an entropy weight ``
   the best response to ``mu_k`` (greedy on ``Qbar*_k``, or ``softmax(Qbar*_k / temperature)``),
   ``d`` the damping; or (``mixing="mean_field"``) the mixture of the mean fields
   ``(1 - d) mu_k + d nu_k`` restated as a policy, as fictitious play does with
-  ``d = 1/(k+1)``. ``d = 1``: the plain fixed-point (best-response) iteration.
+  ``d = 1/(k+1)`` (``nu_k``: the best response's agents along the population's kernels,
+  or with ``flow="own"`` the mean field of a population playing it, as MFGLib's and
+  OpenSpiel's fictitious play with a constant weight). ``d = 1``: the plain fixed-point
+  (best-response) iteration.
 * **Boltzmann policy iteration** (``boltzmann``):
   ``pi_{k+1} = softmax(Qbar^{pi_k}_eps / temperature)``.
 * **Munchausen OMD** (``munchausen``, tabular and exact): with temperature ``tau`` and
@@ -170,9 +173,19 @@ class FixedPointHyperParams(eqx.Module):
         "policy", "policy: mix the policies; mean_field: mix the mean fields and restate as a policy (as FP does)"
     )
     ties: str = param("split", "greedy best-response ties: split (uniform over the maximisers) or first")
+    flow: str = param(
+        "deviator",
+        "with mixing=mean_field, the target's distribution nu: deviator (its agents along the population's kernels) "
+        "or own (the mean field it generates when the whole population plays it: MFGLib's and OpenSpiel's damped FP)",
+    )
 
     def __check_init__(self):
         check(0.0 < self.damping <= 1.0, f"fixed-point damping must lie in (0, 1], got {self.damping}")
+        check(self.flow in ("deviator", "own"), f"fixed-point flow must be deviator or own, got {self.flow!r}")
+        check(
+            self.flow == "deviator" or self.mixing == "mean_field",
+            "fixed-point flow=own applies to mixing=mean_field (mixing=policy mixes no distributions)",
+        )
         check(self.temperature >= 0.0, f"fixed-point temperature must be >= 0, got {self.temperature}")
         check(self.mixing in ("policy", "mean_field"), f"mixing must be policy or mean_field, got {self.mixing!r}")
         check(self.ties in TIE_RULES, f"fixed-point ties must be split or first, got {self.ties!r}")
@@ -199,7 +212,10 @@ def fixed_point_step(
         policy = (1.0 - d) * state.policy + d * target
     else:
         # the mean field (1 - d) mu + d nu restated as a policy (FP's restatement, weight d)
-        nu = agent_distribution(game, ev.traj, noise, target)[:, :-1]
+        if hp.flow == "own":  # the mean field of a population playing the target (its own kernels)
+            nu = rollout_table(game, noise, target, record=False).mu[:, :-1]
+        else:
+            nu = agent_distribution(game, ev.traj, noise, target)[:, :-1]
         mu = ev.traj.mu[:, :-1]
         num = info_average(ev.share, (1.0 - d) * mu[..., None] * state.policy + d * nu[..., None] * target)
         den = info_average(ev.share, (1.0 - d) * mu + d * nu)
