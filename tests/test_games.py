@@ -37,6 +37,18 @@ def test_make_overrides_and_defaults():
     ("name", "params", "match"),
     [
         ("nope", {}, "unknown game 'nope'; allowed: beach_bar"),
+        # another library's name of a game, bare or after its prefix, is told mfax's (a review:
+        # a migrant from OpenSpiel had only the list); a last part or a misspelling, the closest
+        (
+            "openspiel.mfg_crowd_modelling",
+            {},
+            r"unknown game 'openspiel.mfg_crowd_modelling' \(OpenSpiel's mfg_crowd_modelling is mfax's "
+            r"openspiel.crowd_modelling\); allowed: beach_bar",
+        ),
+        ("mean_field_lin_quad", {}, r"\(OpenSpiel's mean_field_lin_quad is mfax's openspiel.linear_quadratic\);"),
+        ("building_evacuation", {}, r"\(MFGLib's building_evacuation is mfax's mfglib.building_evacuation\);"),
+        ("garnet", {}, r"unknown game 'garnet' \(did you mean openspiel.garnet\?\); allowed"),
+        ("mfglib.beachbar", {}, r"unknown game 'mfglib.beachbar' \(did you mean mfglib.beach_bar\?\); allowed"),
         ("beach_bar", {"colour": 1}, "unknown parameter 'colour' for game 'beach_bar'; allowed: num_states"),
         ("beach_bar", {"gamma": 0.0}, r"gamma must lie in \(0, 1\]"),
         ("beach_bar", {"gamma": 1.5}, r"gamma must lie in \(0, 1\]"),

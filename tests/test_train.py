@@ -260,7 +260,7 @@ def test_macro_plots(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--algo", "ppo"], "unknown algorithm 'ppo'; allowed: spg, rspg"),
+        (["train", "--algo", "ppo"], "unknown algorithm 'ppo' (did you mean ippo?); allowed: spg, rspg"),
         (["train", "--lr", "fast"], "--lr expects comma-separated numbers"),
         (["train", "--lr", "-1"], "learning rates must be finite and > 0"),
         (["train", "--iterations", "0"], "iterations must be >= 1"),

@@ -8,7 +8,16 @@ from mfax.games.kernels import dense_kernel, deterministic_kernel
 from mfax.games.linear_quadratic import LinearQuadratic, LQNoise
 from mfax.games.macro import Macro, MacroNoise
 from mfax.games.no_noise import NoCommonNoise, NoNoise
-from mfax.games.registry import describe, game_class, game_names, game_reference, make, parse_value, register
+from mfax.games.registry import (
+    describe,
+    game_class,
+    game_names,
+    game_reference,
+    known_as,
+    make,
+    parse_value,
+    register,
+)
 from mfax.games.sis import SIS, SISNoise
 from mfax.games.sweep import stack_games, swept_fields
 from mfax.games.validate import CheckReport, CheckResult, check_game, unchecked, validate_game
@@ -16,6 +25,8 @@ from mfax.params import param
 
 for _cls in (LinearQuadratic, BeachBar, Macro, SIS, *mfglib.GAMES, *openspiel.GAMES):
     register(_cls)
+known_as("MFGLib", mfglib.ORIGINAL_NAMES)
+known_as("OpenSpiel", openspiel.ORIGINAL_NAMES)
 
 __all__ = [
     "SIS",

@@ -20,6 +20,7 @@ Loading a reference or a plug-in runs its code. Every failure is one line
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import importlib
 import importlib.machinery
@@ -464,11 +465,19 @@ def installed(group: str, registered: Mapping[str, Any]) -> dict[str, str]:
     return {name: origin(ep) for name, ep in entry_points(group).items() if name not in registered}
 
 
-def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept: Callable[[Any, str], T]) -> T:
+def lookup(
+    name: str,
+    registered: Mapping[str, T],
+    group: str,
+    what: str,
+    accept: Callable[[Any, str], T],
+    known_as: Mapping[str, str] | None = None,
+) -> T:
     """What ``name`` names: a ``registered`` object, else a reference's or an installed
     plug-in's (entry point ``group``), which ``accept(obj, name)`` checks (and may
     convert); an unknown name is a one-line error listing the choices (``what``: the
-    error's noun, e.g. ``"game"``)."""
+    error's noun, e.g. ``"game"``), with what ``known_as`` says of it (another library's
+    name -> the sentence giving mfax's) or else the closest choice of a misspelling."""
     if not isinstance(name, str):  # (a number or a list would fail below with a raw TypeError)
         allowed = _choices(registered, entry_points(group))
         raise GameError(f"{what} must be a name or a reference string, got {name!r}; allowed: {allowed}, or {FORMS}")
@@ -488,7 +497,21 @@ def lookup(name: str, registered: Mapping[str, T], group: str, what: str, accept
         return accept(load_entry_point(found[name], what), name)
     if name.endswith(".py"):
         raise GameError(f"{what} {name!r} names a file but not the object in it; write {name}:Name")
-    raise GameError(f"unknown {what} {name!r}; allowed: {_choices(registered, found)}, or {FORMS}")
+    hint = _hint(name, [*registered, *found], known_as or {})
+    raise GameError(f"unknown {what} {name!r}{hint}; allowed: {_choices(registered, found)}, or {FORMS}")
+
+
+def _hint(name: str, choices: list[str], known_as: Mapping[str, str]) -> str:
+    """`` (OpenSpiel's mfg_garnet is mfax's openspiel.garnet)`` where ``name``, or its part
+    after a prefix (``openspiel.mfg_garnet``), is another library's name of a choice;
+    else `` (did you mean openspiel.garnet?)`` for the choices it is the last part of, or
+    the closest choice (a misspelling); else nothing."""
+    for original in (name, name.rpartition(".")[2]):
+        if original in known_as:
+            return f" ({known_as[original]})"
+    close = [c for c in choices if c.rpartition(".")[2] == name]  # (crowd_motion: mfglib.crowd_motion)
+    close = close or difflib.get_close_matches(name, choices, n=1, cutoff=0.75)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
 def _choices(registered: Mapping[str, Any], found: Mapping[str, Any]) -> str:

@@ -19,6 +19,8 @@ from mfax.games.validate import validate_game
 
 _GAMES: dict[str, type[Game]] = {}
 GROUP = "mfax.games"
+# a game's name in the library it was ported from -> what an unknown game of that name is told
+_KNOWN_AS: dict[str, str] = {}
 
 
 def register(game_cls: type[Game]) -> type[Game]:
@@ -30,6 +32,15 @@ def register(game_cls: type[Game]) -> type[Game]:
         raise GameError(f"a game named {game_cls.name!r} is already registered")
     _GAMES[game_cls.name] = game_cls
     return game_cls
+
+
+def known_as(library: str, names: dict[str, type[Game]]) -> None:
+    """Record the names ``library`` gives registered games (name -> class): a game asked
+    for by one of them (``openspiel.mfg_crowd_modelling``, ``mean_field_lin_quad``) is
+    told mfax's name in its one-line error. The names are not accepted in its place: a
+    run records one name per game."""
+    for original, game_cls in names.items():
+        _KNOWN_AS[original] = f"{library}'s {original} is mfax's {game_cls.name}"
 
 
 def game_names() -> list[str]:
@@ -49,7 +60,7 @@ def shadowed_games() -> dict[str, str]:
 
 def game_class(ref: str) -> type[Game]:
     """The game class a reference names (see the module docstring); one-line errors."""
-    return plugins.lookup(ref, dict(sorted(_GAMES.items())), GROUP, "game", _checked)
+    return plugins.lookup(ref, dict(sorted(_GAMES.items())), GROUP, "game", _checked, _KNOWN_AS)
 
 
 def game_reference(game_cls: type[Game], main: bool = False) -> str:

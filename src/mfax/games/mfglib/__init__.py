@@ -34,8 +34,12 @@ GAMES = (
 )
 """Every game of MFGLib 0.3.0, in MFGLib's alphabetical order of environments."""
 
+# MFGLib's own names of these games (its ``Environment`` constructors: ``Environment.beach_bar``)
+ORIGINAL_NAMES = {cls.name.removeprefix("mfglib."): cls for cls in GAMES}
+
 __all__ = [
     "GAMES",
+    "ORIGINAL_NAMES",
     "BarNoise",
     "CrowdNoise",
     "JointMeanFieldGame",
