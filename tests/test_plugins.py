@@ -826,3 +826,110 @@ def test_register_solver_refuses_a_name_that_cannot_name_it():
 def test_register_takes_dots_and_dashes_in_a_name():
     mfax.register(type("Named", (_Unnamed,), {"name": "lab.two-places"}))
     assert make("lab.two-places").n_states == 2 and "lab.two-places" in mfax.game_names()
+
+
+def test_a_solver_that_breaks_its_protocol_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+    """A solver from outside mfax is traced once before training: a state without an
+    iteration, a step that changes a shape or a dtype, returns a tuple for its Metrics or
+    a vector figure, branches in Python on a traced value, a build that fails or returns
+    no solver, a policy that is a bare array. Each was a traceback of 60 to 100 lines,
+    several after the run's first files (a finished-looking run of 0 iterations, which
+    the same command then refused to train into; a review)."""
+    from typing import NamedTuple
+
+    import equinox as eqx
+    import jax
+
+    from mfax.policies import Tabular
+    from mfax.solvers import base
+    from mfax.solvers.base import Metrics, Solver, SolverSpec, register_solver
+
+    base._import_builtins()  # (registered in the process's registry, not in this test's copy)
+    monkeypatch.setattr(base, "_SOLVERS", dict(base._SOLVERS))  # (this test's registrations go with it)
+
+    class State(NamedTuple):
+        probs: jax.Array
+        iteration: jax.Array
+
+    class Broken(Solver):
+        game: object
+        mode: str = eqx.field(static=True)
+
+        def init(self, key, lr):
+            probs = jnp.full((self.game.horizon, self.game.n_states, self.game.n_actions), 1.0 / self.game.n_actions)
+            return (probs,) if self.mode == "no_iteration" else State(probs, jnp.int32(0))
+
+        def step(self, state):
+            nan = jnp.full((), jnp.nan)
+            probs, iteration = state.probs, state.iteration + 1
+            figure = jnp.sum(probs)
+            if self.mode == "shape":
+                probs = jnp.concatenate([probs, probs], axis=1)
+            if self.mode == "dtype":
+                iteration = iteration.astype(jnp.float32)
+            if self.mode == "python_if" and figure > 0:
+                pass
+            if self.mode == "tuple":
+                return State(probs, iteration), (figure, figure)
+            figures = jnp.full(3, figure) if self.mode == "vector" else figure
+            return State(probs, iteration), Metrics(figures, figure, figure, nan, nan, nan, jnp.bool_(True))
+
+        def policy(self, state):
+            return state.probs if self.mode == "array_policy" else Tabular(state.probs)
+
+    cases = {
+        "no_iteration": "init(key, lr) returned a tuple without an 'iteration' field",
+        "shape": "step(state) changes the state's .probs from float32[2, 4, 3] to float32[2, 8, 3]",
+        "dtype": "step(state) changes the state's .iteration from int32[] to float32[]",
+        "python_if": "step(state) traced by jax.jit failed: TracerBoolConversionError",
+        "tuple": "step(state) must return (state, mfax.solvers.base.Metrics), got tuple",
+        "vector": "step(state)'s Metrics.policy_return has shape (3,); each figure is one scalar",
+        "array_policy": "policy(state) returned ArrayImpl, not a mfax.policies.Policy",
+        "ok": None,
+    }
+    builds = {f"broken_{mode}": lambda game, hp, setting, mode=mode: Broken(game, mode) for mode in cases}
+    builds["broken_raises"] = lambda game, hp, setting: 1 / 0
+    builds["broken_none"] = lambda game, hp, setting: None
+    cases |= {
+        "raises": "build(game, hparams, setting) failed: ZeroDivisionError: division by zero",
+        "none": "build(game, hparams, setting) returned NoneType, not a mfax.solvers.Solver",
+    }
+    for name, build in builds.items():
+        register_solver(SolverSpec(name, "a broken solver", build, None, uses_lr=False, seeded=False))
+        expected, out = cases[name.removeprefix("broken_")], tmp_path / name
+        game = "mfglib.rock_paper_scissors"
+        if expected is None:  # the same solver, unbroken, trains
+            assert mfax.solve(game, name, iterations=2, out=out).iterations == 2
+            continue
+        with pytest.raises(GameError) as err:
+            mfax.solve(game, name, iterations=2, out=out)
+        assert f"solver {name!r}: {expected}" in str(err.value) and "\n" not in str(err.value), err.value
+        assert not out.exists() or not any(p.name != "mfax.lock" for p in out.iterdir()), sorted(out.iterdir())
+    with pytest.raises(GameError, match="'fp' is built into mfax; register yours under another name"):
+        register_solver(SolverSpec("fp", "a user's solver under a built-in name", builds["broken_ok"]))
+
+
+def test_a_run_of_a_solver_registered_in_python_is_read_where_it_is_registered(tmp_path, monkeypatch):
+    """A run records its solver by name: one registered with ``register_solver`` is read
+    back where it is registered again; elsewhere the error said only "unknown algorithm",
+    as if the run were damaged (a review)."""
+    from mfax.solvers import base
+
+    fp = solver_spec("fp")
+    base._import_builtins()  # (registered in the process's registry, not in this test's copy)
+    monkeypatch.setattr(base, "_SOLVERS", dict(base._SOLVERS))  # (this test's registrations go with it)
+    mine = base.register_solver(base.SolverSpec("lab_fp", "FP, registered here", fp.build, fp.hparams, False, False))
+    out = tmp_path / "run"
+    mfax.solve("sis", "lab_fp", iterations=1, common_noise=False, out=out)
+    assert mfax.load(out).config.algo == "lab_fp"
+    monkeypatch.delitem(base._SOLVERS, "lab_fp")  # another process, which has not registered it
+    with pytest.raises(GameError) as err:
+        mfax.load(out)
+    assert str(err.value).startswith(
+        f"run {str(out)!r} was trained with solver 'lab_fp', which is not known to this process: a solver registered "
+        "with mfax.solvers.register_solver is known where it is registered; register it again"
+    )
+    result = runner.invoke(app, ["eval", str(out)])
+    one_error_line(result, "was trained with solver 'lab_fp', which is not known to this process")
+    base.register_solver(mine)
+    assert mfax.load(out).iterations == 1

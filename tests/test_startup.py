@@ -95,16 +95,21 @@ assert "mfax.solvers.classical" not in sys.modules and "optax" not in sys.module
 fp = solver_spec("fp")
 assert "mfax.solvers.classical" in sys.modules
 assert "optax" not in sys.modules and "mfax.solvers.structural" not in sys.modules
-mine = register_solver(SolverSpec("boltzmann", "a user's solver under a built-in name", fp.build))
-assert solver_spec("boltzmann") is mine
-import mfax.solvers.tabular  # imported by register_solver already (before it registered): nothing changes
-assert solver_spec("boltzmann") is mine and solver_spec("munchausen").name == "munchausen"
+from mfax.errors import GameError
+try:  # a built-in's name is refused (a run of it would read as the built-in's), its module imported first
+    register_solver(SolverSpec("boltzmann", "a user's solver under a built-in name", fp.build))
+    raise AssertionError("registered over a built-in")
+except GameError as err:
+    assert "'boltzmann' is built into mfax; register yours under another name" in str(err), err
+assert "mfax.solvers.tabular" in sys.modules and solver_spec("boltzmann").name == "boltzmann"
+mine = register_solver(SolverSpec("my_boltzmann", "a user's solver", fp.build))
+assert solver_spec("my_boltzmann") is mine and register_solver(mine) is mine  # (a cell run again)
 # every solver a module of mfax.solvers registers is in BUILTIN (else `mfax list` would miss it)
 import importlib, pkgutil, mfax.solvers
 from mfax.solvers.base import BUILTIN, _SOLVERS
 for module in pkgutil.iter_modules(mfax.solvers.__path__):
     importlib.import_module("mfax.solvers." + module.name)
-ours = {name for name, spec in _SOLVERS.items() if spec is not mine} | {"boltzmann"}
+ours = {name for name, spec in _SOLVERS.items() if spec is not mine}
 assert ours == set(BUILTIN), sorted(ours ^ set(BUILTIN))
 print("ok")
 """

@@ -1316,6 +1316,14 @@ class RunDir:
                 if file is not None and not file.is_file():  # (moved, renamed, or another machine's path)
                     where = f"path/to/{file.name}:{parse(ref, 'game').name}"
                     moved = f"; name the game's file where it is now: --game {where} (mfax.load(..., game=...))"
+            algo = data.get("algo")
+            if isinstance(algo, str) and not is_reference(algo) and str(err).startswith(f"unknown algorithm {algo!r}"):
+                raise GameError(
+                    f"run {str(self.root)!r} was trained with solver {algo!r}, which is not known to this process: a "
+                    "solver registered with mfax.solvers.register_solver is known where it is registered; register it "
+                    "again before reading the run (Python), or train with the solver named by its file or module "
+                    "(--algo path/to/file.py:SPEC) or as an installed plug-in, which every process reads"
+                ) from None
             raise GameError(f"{str(self.config_path)!r}: {err}{moved}") from None
         except (TypeError, ValueError, AttributeError) as err:
             raise GameError(f"{str(self.config_path)!r} is not a valid mfax configuration: {err}") from None

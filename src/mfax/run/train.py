@@ -52,7 +52,7 @@ from mfax.sharding import (
     train_mesh,
 )
 from mfax.solvers import Solver, driver, solver_spec
-from mfax.solvers.base import Setting
+from mfax.solvers.base import Setting, build_solver
 
 EVAL_SEED = 1_000_003
 
@@ -93,7 +93,8 @@ class Trainer:
         mesh = train_mesh(config.devices, config.num_runs)
         spec = solver_spec(config.algo)
         setting = Setting(config.iterations, config.paths, exacts[0], mesh, config.num_runs)
-        solver = spec.build(games[0], spec.hparams_of(config.hparams), setting)
+        key, lr = jax.random.PRNGKey(config.run_seed(0)), config.run_lr(0)
+        solver = build_solver(spec, games[0], spec.hparams_of(config.hparams), setting, key, lr)
         return cls(config, games, solver, eval_noises, make_mesh(config.devices), mesh)
 
     @property

@@ -31,7 +31,7 @@ from jax.sharding import Mesh
 from jaxtyping import Array, PRNGKeyArray
 
 from mfax.dynamics.noise import NoiseBatch
-from mfax.errors import GameError, advice
+from mfax.errors import GameError, MfaxError, advice
 from mfax.games import plugins
 from mfax.games.base import Game
 from mfax.policies.base import Policy
@@ -194,12 +194,20 @@ def _import_builtins() -> None:
 
 
 def register_solver(spec: SolverSpec) -> SolverSpec:
-    """Register ``spec`` under its name (replacing a solver registered under it before, a
-    built-in one included)."""
+    """Register ``spec`` under its name, in this process (replacing a solver registered
+    under it before: a notebook's cell run again). A built-in's name is refused: runs
+    record their solver by name, and any other process would read a run of this one as
+    the built-in's (and resume it with the built-in's code). A run of a solver registered
+    here is read back where it is registered again; for runs any process reads, give the
+    solver as a file reference or a plug-in (``docs/concepts.md``)."""
     plugins.check_name(spec.name, "solver")
-    # a built-in name: its module first (a no-op while that module registers it), so that
-    # the module, imported later, cannot replace this registration with its own
+    # a built-in name: its module first (a no-op while that module registers it)
     _import_builtin(spec.name)
+    if spec.name in BUILTIN and spec.name in _SOLVERS and _SOLVERS[spec.name] is not spec:
+        raise GameError(
+            f"solver {spec.name!r} is built into mfax; register yours under another name (runs record their solver "
+            "by name: another process would read a run of yours as the built-in's)"
+        )
     _SOLVERS[spec.name] = spec
     return spec
 
@@ -251,7 +259,84 @@ def solver_spec(name: str) -> SolverSpec:
     return plugins.lookup(name, registered, SOLVER_GROUP, "algorithm", _spec_of)
 
 
+def build_solver(spec: SolverSpec, game: Game, hparams: Any, setting: Setting, key: PRNGKeyArray, lr: float) -> Solver:
+    """``spec.build(game, hparams, setting)``; a solver not built into mfax (a plug-in, a
+    reference, one registered in this process) is then held to the protocol before
+    anything is trained or written: its ``init(key, lr)`` gives a state with an
+    ``iteration``, its ``step`` traces under ``jax.jit`` (``jax.eval_shape``) and returns
+    ``(state, Metrics)`` with the state's structure, shapes and dtypes (``lax.scan``
+    carries it), and its ``policy`` gives a :class:`~mfax.policies.base.Policy`. Each
+    breach is one line naming the method (they were tracebacks of 60 to 100 lines, some
+    after the run's first files were written)."""
+    if spec.name in BUILTIN:  # (their protocol is tested; the trace would cost each run a second)
+        return spec.build(game, hparams, setting)
+    name = spec.name
+    solver = _call(name, "build(game, hparams, setting)", spec.build, game, hparams, setting)
+    if not isinstance(solver, Solver):
+        raise GameError(
+            f"solver {name!r}: build(game, hparams, setting) returned {type(solver).__name__}, not a "
+            "mfax.solvers.Solver (an Equinox module with init, step and policy)"
+        )
+    state = _call(name, "init(key, lr)", solver.init, key, lr)
+    if not hasattr(state, "iteration"):
+        raise GameError(
+            f"solver {name!r}: init(key, lr) returned a {type(state).__name__} without an 'iteration' field; a state "
+            "is a pytree of arrays with an int32 'iteration' (a NamedTuple or an Equinox module)"
+        )
+    import jax
+
+    out = _call(name, "step(state) traced by jax.jit", jax.eval_shape, solver.step, state)
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Metrics)):
+        got = type(out[1]).__name__ if isinstance(out, tuple) and len(out) == 2 else type(out).__name__
+        raise GameError(f"solver {name!r}: step(state) must return (state, mfax.solvers.base.Metrics), got {got}")
+    for field, value in out[1]._asdict().items():
+        if getattr(value, "shape", None) != ():
+            raise GameError(
+                f"solver {name!r}: step(state)'s Metrics.{field} has shape {getattr(value, 'shape', type(value))}; "
+                "each figure is one scalar per iteration (NaN where the solver has none)"
+            )
+    before, after = (jax.tree_util.tree_flatten_with_path(jax.eval_shape(lambda x: x, x)) for x in (state, out[0]))
+    if before[1] != after[1]:
+        raise GameError(
+            f"solver {name!r}: step(state) returns a state of another structure ({after[1]}) than init's "
+            f"({before[1]}); lax.scan carries it from step to step"
+        )
+    for (path, a), (_, b) in zip(before[0], after[0], strict=True):
+        if (a.shape, a.dtype) != (b.shape, b.dtype):
+            raise GameError(
+                f"solver {name!r}: step(state) changes the state's {jax.tree_util.keystr(path) or 'leaf'} from "
+                f"{a.dtype}{list(a.shape)} to {b.dtype}{list(b.shape)}; a step keeps every shape and dtype "
+                "(lax.scan carries the state)"
+            )
+    policy = _call(name, "policy(state)", solver.policy, state)
+    if not isinstance(policy, Policy):
+        raise GameError(
+            f"solver {name!r}: policy(state) returned {type(policy).__name__}, not a mfax.policies.Policy "
+            "(a table: mfax.policies.Tabular)"
+        )
+    return solver
+
+
+def _call(name: str, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` of a solver's code, its failure one line naming ``what`` (an mfax
+    error the code raised itself passes as it is)."""
+    try:
+        return fn(*args)
+    except MfaxError:
+        raise
+    except Exception as err:
+        hint = ""
+        if "Tracer" in type(err).__name__ or "Concretization" in type(err).__name__:
+            hint = " (under jax.jit a step's arrays are traced: no Python if on them, no float(), no numpy)"
+        raise GameError(f"solver {name!r}: {what} failed: {plugins.one_line(err)}{hint}") from None
+
+
 def _spec_of(obj: Any, name: str) -> SolverSpec:
+    if isinstance(obj, type) and issubclass(obj, Solver):
+        raise GameError(
+            f"solver {name!r} is the Solver class {obj.__name__}; name the SolverSpec that builds it "
+            "(SolverSpec(name, description, build, hparams))"
+        )
     if callable(obj) and not isinstance(obj, SolverSpec | type):
         try:
             obj = obj()
