@@ -418,6 +418,23 @@ def test_a_diverged_solve_without_out_names_no_folder(monkeypatch):
     text = str(err.value)
     assert text.startswith("non-finite policy return at iteration 1; stopped (nothing kept without out=DIR")
     assert "mfax-solve-" not in text
+    # nor a policy its evaluation refuses (a review: a plug-in solver's table summing to 2)
+    from mfax.run import train
+
+    def refused(trainer, states, iteration, *rest):
+        if iteration == 0:
+            return scored(trainer, states, iteration, *rest)
+        raise mfax.GameError("Tabular policy row (t=0, s=0) sums to 2; it must sum to 1")
+
+    monkeypatch.undo()
+    scored = train._eval_rows
+    monkeypatch.setattr(train, "_eval_rows", refused)
+    with pytest.raises(mfax.GameError) as err:
+        mfax.solve("sis", "fp", iterations=2, common_noise=False)
+    assert str(err.value) == (
+        "Tabular policy row (t=0, s=0) sums to 2; it must sum to 1 (found evaluating iteration 2; stopped; nothing "
+        "kept without out=DIR, which keeps the last good checkpoint)"
+    )
 
 
 def test_conflicting_or_odd_arguments_are_one_line(tmp_path):

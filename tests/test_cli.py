@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -27,6 +28,20 @@ def test_list_shows_every_game_with_defaults():
     assert params["num_states"] == 101 and params["close_probability"] == 0.5
     text = runner.invoke(app, ["list"]).output
     assert "idiosyncratic_probs" in text
+
+
+def test_list_shows_one_solver_by_name_or_reference():
+    """`mfax list NAME` showed a game only: a solver's file reference was refused as "a
+    SolverSpec, not a game" (a review, writing a solver)."""
+    text = runner.invoke(app, ["list", "fixed_point"]).stdout
+    assert text.startswith("  fixed_point damped fixed-point iteration") and "--hp flow=deviator" in text
+    reference = str(Path(__file__).resolve().parents[1] / "examples" / "soft_best_response.py") + ":SPEC"
+    record = json.loads(runner.invoke(app, ["list", reference, "--json"]).stdout)["solvers"][reference]
+    assert [h["name"] for h in record["hparams"]] == ["damping", "temperature"] and record["lr_search"] is None
+    assert record["hparams"][0]["search"] == [0.05, 1.0, "log"]
+    line = one_error_line(runner.invoke(app, ["list", "nope"]), "unknown game 'nope'; allowed: beach_bar")
+    assert line.endswith("; or a solver: spg, rspg, ippo, rippo, momd, fp, omd, fixed_point, boltzmann, munchausen, "
+                         "prior_descent, mf_omo, omi, mf_psro")  # fmt: skip
 
 
 @pytest.mark.smoke

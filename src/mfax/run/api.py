@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import inspect
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -423,11 +424,14 @@ def _solved(config: TrainConfig, out: Path | None, overwrite: bool, progress: bo
         run = RunDir(Path(tmp) / "run")
         try:
             session = train_session(config, run.root, progress=progress, stop=stop)
-        except TrainingDiverged as err:  # its checkpoint was in the folder about to go
-            what = str(err).split("; stopped,")[0]
-            raise TrainingDiverged(
-                f"{what}; stopped (nothing kept without out=DIR, which keeps the last good checkpoint)"
-            ) from None
+        except (TrainingDiverged, GameError) as err:  # a checkpoint it names is in the folder about to go
+            kept = r", last good checkpoint \(iteration \d+\) kept in " + re.escape(repr(str(run.root)))
+            text = str(err)
+            if not re.search(kept, text):
+                raise
+            inside = re.search(kept + r"\)$", text)  # (in a parenthesis: an evaluation's finding)
+            nothing = "nothing kept without out=DIR, which keeps the last good checkpoint"
+            raise type(err)(re.sub(kept, f"; {nothing}" if inside else f" ({nothing})", text)) from None
         return _finish(run, session, stop.reason)
 
 

@@ -151,15 +151,35 @@ def _echo_games(catalogue: dict[str, list[dict[str, Any]]], origins: dict[str, s
 @app.command("list")
 def list_command(
     game: Annotated[
-        str | None, typer.Argument(metavar="GAME", help=f"list this game's parameters only: {GAME_FORMS}")
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            help=f"list this game's parameters only ({GAME_FORMS}), or this solver's hyper-parameters (a solver's name "
+            "or package.module:NAME, path/to/file.py:NAME)",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
     """List the games (parameters, defaults, meaning) and the solvers, built in and installed
-    as plug-ins (entry points mfax.games, mfax.solvers); or the parameters of one GAME."""
+    as plug-ins (entry points mfax.games, mfax.solvers); or the parameters of one game, or
+    the hyper-parameters of one solver (NAME)."""
     if game is not None:
         with user_errors():
-            catalogue = {game: _game_params(game)}
+            try:
+                catalogue = {game: _game_params(game)}
+            except GameError as err:  # a solver's name or reference, else the game's error
+                spec = _solver_named(game)
+                if spec is None and str(err).startswith("unknown game"):
+                    raise GameError(f"{err}; or a solver: {', '.join(solver_names())}") from None
+                if spec is None:
+                    raise err from None
+                catalogue = None
+        if catalogue is None:
+            if as_json:
+                typer.echo(json_text({"solvers": {game: _solver_record(spec)}}))
+            else:
+                _echo_solver(game, spec, "")
+            return
         if as_json:
             typer.echo(json_text({"games": catalogue}))
         else:
@@ -171,17 +191,13 @@ def list_command(
     extra_solvers, broken_solvers = _plugins(solver_origins, solver_spec)
     extra_games, broken_games = _plugins(game_origins, _game_params)
     specs = {**{name: solver_spec(name) for name in solver_names()}, **extra_solvers}
-    hparams = {name: [] if spec.hparams is None else params.describe(spec.hparams) for name, spec in specs.items()}
     catalogue = {**{name: _game_params(name) for name in game_names()}, **extra_games}
     solvers = {
         name: {
             "description": spec.description,
             "defaults": {g: game_defaults(g) for g in catalogue},
             "game_hparams": {g: per_game.get(name, {}) for g, per_game in GAME_HPARAMS.items()},
-            "hparams": [
-                {"name": k, "default": d, "help": h, "search": _search(spec.hparams, k)} for k, d, h in hparams[name]
-            ],
-            "lr_search": list(LR_SEARCH) if spec.uses_lr else None,
+            **_solver_record(spec),
         }
         for name, spec in specs.items()
     }
@@ -197,14 +213,7 @@ def list_command(
         return
     typer.echo("solvers (mfax train --algo NAME):")
     for name, spec in specs.items():
-        origin = f"  [{solver_origins[name]}]" if name in solver_origins else ""
-        typer.echo(f"  {name:<6} {spec.description}{origin}")
-        if spec.uses_lr:
-            typer.echo(f"           {'--lr':<34} learning rate [tune: {_range_text(LR_SEARCH)}]")
-        for k, d, h in hparams[name]:
-            searched = _search(spec.hparams, k)
-            tuned = f" [tune: {_range_text(searched)}]" if searched else ""
-            typer.echo(f"           {f'--hp {k}={d}':<34} {h}{tuned}")
+        _echo_solver(name, spec, f"  [{solver_origins[name]}]" if name in solver_origins else "")
         for g, values in solvers[name]["game_hparams"].items():
             if values:
                 typer.echo(f"           {g} defaults: " + " ".join(f"{k}={v}" for k, v in values.items()))
@@ -223,6 +232,35 @@ def list_command(
                 f"  {name}  SHADOWED: the {kind} plug-in {name!r} ({where}) has the name of a registered {kind}, "
                 "which is used; the plug-in is not (rename its entry point)"
             )
+
+
+def _solver_named(name: str):
+    """The solver spec ``name`` names, or ``None`` where it names none."""
+    try:
+        return solver_spec(name)
+    except GameError:
+        return None
+
+
+def _solver_record(spec) -> dict[str, Any]:
+    """A solver's description and hyper-parameters (defaults, help, tune ranges), as `mfax list --json`."""
+    described = [] if spec.hparams is None else params.describe(spec.hparams)
+    return {
+        "description": spec.description,
+        "hparams": [{"name": k, "default": d, "help": h, "search": _search(spec.hparams, k)} for k, d, h in described],
+        "lr_search": list(LR_SEARCH) if spec.uses_lr else None,
+    }
+
+
+def _echo_solver(name: str, spec, origin: str) -> None:
+    """A solver's lines of `mfax list`: its description, then each option it takes."""
+    typer.echo(f"  {name:<6} {spec.description}{origin}")
+    if spec.uses_lr:
+        typer.echo(f"           {'--lr':<34} learning rate [tune: {_range_text(LR_SEARCH)}]")
+    for k, d, h in [] if spec.hparams is None else params.describe(spec.hparams):
+        searched = _search(spec.hparams, k)
+        tuned = f" [tune: {_range_text(searched)}]" if searched else ""
+        typer.echo(f"           {f'--hp {k}={d}':<34} {h}{tuned}")
 
 
 def _warn_provenance(run, float64: bool) -> None:
