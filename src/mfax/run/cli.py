@@ -263,11 +263,12 @@ def _echo_solver(name: str, spec, origin: str) -> None:
         typer.echo(f"           {f'--hp {k}={d}':<34} {h}{tuned}")
 
 
-def _warn_provenance(run, float64: bool) -> None:
-    """One line on stderr when ``run`` was produced under another setup (see ``provenance.json``)."""
-    from mfax.run.provenance import check
+def _warn_provenance(run, float64: bool, config) -> None:
+    """One line on stderr when ``run`` was produced under another setup (see
+    ``provenance.json``), a plug-in of another version than its game's or solver's included."""
+    from mfax.run.provenance import check, plugin_versions
 
-    line = check(run.provenance_path, float64)
+    line = check(run.provenance_path, float64, plugin_versions(config.game, config.algo))
     if line is not None:
         typer.echo(line, err=True)
 
@@ -510,7 +511,7 @@ def eval_command(
             run = RunDir(run_dir)
             named = run_index is not None
             trainer, pol, run_index, held = load_policy_at(run, run_index, which, consent)
-            _warn_provenance(run, x64 or trainer.config.x64)
+            _warn_provenance(run, x64 or trainer.config.x64, trainer.config)
             g, overrides = trainer.game_of(run_index), trainer.config.run_params(run_index)
             if trainer.config.num_runs > 1:  # which run (seed, rate, swept values), how it was chosen
                 from mfax.run.plots import picked_run_words
@@ -956,7 +957,7 @@ def train_command(
                 if main:
                     typer.echo(f"run directory: {target.root}")
                     if resume is not None:  # (an --overwrite run's old provenance is not this run's)
-                        _warn_provenance(target, config.x64)
+                        _warn_provenance(target, config.x64, config)
                 else:  # (several hosts: this process computes its share and writes nothing)
                     import jax
 

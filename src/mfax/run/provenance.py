@@ -48,8 +48,21 @@ def _products(setting: str) -> str:
     return "default" if own is None else f"default (jax_default_matmul_precision={own})"
 
 
-def collect(float64: bool) -> dict[str, Any]:
-    """This process's provenance; ``float64``: the precision the run computes in."""
+def plugin_versions(game: str, algo: str) -> dict[str, str]:
+    """The installed plug-ins a run's ``game`` and solver (``algo``) come from, with their
+    distributions' versions (``{"game plug-in": "crowd-games 0.2"}``); nothing for mfax's
+    own, those registered in the process and references to a file or module (whose code
+    ``code.json`` records by digest)."""
+    from mfax.games.registry import plugin_games
+    from mfax.solvers.base import plugin_solvers
+
+    found = {"game plug-in": plugin_games().get(game), "solver plug-in": plugin_solvers().get(algo)}
+    return {key: origin.removeprefix("plug-in of ") for key, origin in found.items() if origin is not None}
+
+
+def collect(float64: bool, plugins: dict[str, str] | None = None) -> dict[str, Any]:
+    """This process's provenance; ``float64``: the precision the run computes in;
+    ``plugins``: the run's plug-ins and their versions (:func:`plugin_versions`)."""
     import jax
     import jaxlib
 
@@ -72,6 +85,7 @@ def collect(float64: bool) -> dict[str, Any]:
         "xla_options": compiler_options(),
         DEFAULTS_ENV: _defaults_switch(os.environ.get(DEFAULTS_ENV, "")),
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        **(plugins or {}),
     }
 
 
@@ -135,21 +149,23 @@ def read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def check(path: Path, float64: bool) -> str | None:
-    """One warning line when the run at ``path`` was produced under another setup."""
+def check(path: Path, float64: bool, plugins: dict[str, str] | None = None) -> str | None:
+    """One warning line when the run at ``path`` was produced under another setup (a
+    plug-in of another version included: ``plugins``, as :func:`collect`)."""
     recorded = read(path)
     if recorded is None or "jax" not in recorded:  # no record of the setup that made the run
         return None
-    changed = differences(recorded, collect(float64))
+    changed = differences(recorded, collect(float64, plugins))
     if not changed:
         return None
     return f"mfax: warning: {str(path.parent)!r} was produced under another setup: {'; '.join(changed)}"
 
 
-def record(path: Path, float64: bool, resumed_at: int | None = None) -> None:
+def record(path: Path, float64: bool, resumed_at: int | None = None, plugins: dict[str, str] | None = None) -> None:
     """Write a new run's provenance, or (``resumed_at``: the iteration it continues
-    from) add the setup a resume runs under when it differs from the recorded one."""
-    current = collect(float64)
+    from) add the setup a resume runs under when it differs from the recorded one
+    (``plugins``: as :func:`collect`)."""
+    current = collect(float64, plugins)
     data = read(path) if resumed_at is not None else None
     if data is None and resumed_at is not None:  # a run from an older mfax: its creator is unknown
         data = {"resumed": [{"iteration": resumed_at, **current}]}

@@ -37,8 +37,8 @@ from mfax.games.validate import defect_behind
 from mfax.policies.base import Policy
 from mfax.run.columns import ADDED_COLUMNS, PARAMS
 from mfax.run.config import TrainConfig, resolve
+from mfax.run.provenance import plugin_versions, record_schedule, same_products
 from mfax.run.provenance import record as record_provenance
-from mfax.run.provenance import record_schedule, same_products
 from mfax.run.rundir import NO_CODE, Consent, RunDir, warn
 from mfax.run.signals import Terminated, agreed_on_failure, deferred_signals
 from mfax.run.trackers import check_trackers, open_trackers
@@ -476,7 +476,8 @@ def _train_locked(
     recorded = run.read_metrics() if main and resume and start > 0 else []
     at_start = [r for r in recorded if r["iteration"] == start]
     if main:
-        record_provenance(run.provenance_path, config.x64, start if resume else None)
+        plugins = plugin_versions(config.game, config.algo)
+        record_provenance(run.provenance_path, config.x64, start if resume else None, plugins)
     # only the solvers with a learning-rate schedule (the structural, PPO and M-OMD ones)
     # read the planned total: the others' iterations are the same whatever it is
     replans = solver_spec(config.algo).uses_lr
