@@ -53,11 +53,22 @@ def plugin_versions(game: str, algo: str) -> dict[str, str]:
     distributions' versions (``{"game plug-in": "crowd-games 0.2"}``); nothing for mfax's
     own, those registered in the process and references to a file or module (whose code
     ``code.json`` records by digest)."""
-    from mfax.games.registry import plugin_games
-    from mfax.solvers.base import plugin_solvers
+    from mfax.games import plugins
+    from mfax.games.registry import GROUP, game_names
+    from mfax.solvers.base import SOLVER_GROUP, is_registered
 
-    found = {"game plug-in": plugin_games().get(game), "solver plug-in": plugin_solvers().get(algo)}
-    return {key: origin.removeprefix("plug-in of ") for key, origin in found.items() if origin is not None}
+    found = {}
+    # (only a name nothing registered holds is looked up: no scan of the installed packages, no
+    # import of the solver modules a run does not use)
+    for key, name, group, registered in (
+        ("game plug-in", game, GROUP, lambda name: name in game_names()),
+        ("solver plug-in", algo, SOLVER_GROUP, is_registered),
+    ):
+        if not registered(name):
+            ep = plugins.entry_points(group).get(name)
+            if ep is not None:
+                found[key] = plugins.origin(ep).removeprefix("plug-in of ")
+    return found
 
 
 def collect(float64: bool, plugins: dict[str, str] | None = None) -> dict[str, Any]:

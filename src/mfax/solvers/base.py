@@ -235,6 +235,12 @@ def solver_names() -> list[str]:
 SOLVER_GROUP = "mfax.solvers"
 
 
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a built-in solver's or one registered in this process (no
+    solver module is imported to tell)."""
+    return name in BUILTIN or name in _SOLVERS
+
+
 def plugin_solvers() -> dict[str, str]:
     """Installed plug-in solvers not shadowed by a registered name: name -> origin."""
     _import_builtins()
