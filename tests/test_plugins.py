@@ -871,6 +871,8 @@ def test_a_solver_that_breaks_its_protocol_is_one_line_before_anything_is_writte
 
         def init(self, key, lr):
             probs = jnp.full((self.game.horizon, self.game.n_states, self.game.n_actions), 1.0 / self.game.n_actions)
+            if self.mode == "keyed":  # a random start, from a solver declared deterministic
+                probs = jax.nn.softmax(jax.random.normal(key, probs.shape), axis=-1)
             return (probs,) if self.mode == "no_iteration" else State(probs, jnp.int32(0))
 
         def step(self, state):
@@ -899,6 +901,7 @@ def test_a_solver_that_breaks_its_protocol_is_one_line_before_anything_is_writte
         "tuple": "step(state) must return (state, mfax.solvers.base.Metrics), got tuple",
         "vector": "step(state)'s Metrics.policy_return has shape (3,); each figure is one scalar",
         "array_policy": "policy(state) returned ArrayImpl, not a mfax.policies.Policy",
+        "keyed": "init(key, lr) depends on the key, but its SolverSpec says seeded=False",
         "ok": None,
     }
     builds = {f"broken_{mode}": lambda game, hp, setting, mode=mode: Broken(game, mode) for mode in cases}
@@ -947,3 +950,20 @@ def test_a_run_of_a_solver_registered_in_python_is_read_where_it_is_registered(t
     one_error_line(result, "was trained with solver 'lab_fp', which is not known to this process")
     base.register_solver(mine)
     assert mfax.load(out).iterations == 1
+
+
+def test_a_whole_number_default_of_a_float_parameter_takes_fractions():
+    """``damping: float = param(1, ...)`` refused ``--hp damping=0.5`` as "must be int": the
+    type came from the default alone (a review, writing a solver)."""
+    import equinox as eqx
+
+    from mfax.params import build, param, parse_text
+
+    class Declared(eqx.Module):
+        damping: float = param(1, "a float declared with a whole-number default")
+        count: int = param(2, "an int")
+
+    assert build(Declared, "solver 'mine'", damping=0.5).damping == 0.5
+    assert parse_text(Declared, "solver 'mine'", "damping", "0.25") == 0.25
+    with pytest.raises(GameError, match=r"parameter 'count' of solver 'mine' must be int, got 0\.5"):
+        build(Declared, "solver 'mine'", count=0.5)

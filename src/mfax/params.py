@@ -146,7 +146,7 @@ def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
 
     if isinstance(value, np.generic):
         value = value.item()
-    default = field.default
+    default = _typed_default(field)
     bad = GameError(f"parameter {field.name!r} of {owner} must be {type(default).__name__}, got {value!r}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -173,6 +173,15 @@ def coerce(owner: str, field: dataclasses.Field, value: Any) -> Any:
             _finite(owner, field.name, v)
         return tuple(float(v) for v in items)
     return value
+
+
+def _typed_default(field: dataclasses.Field) -> Any:
+    """The default whose type a value is checked against: a whole number declared ``float``
+    (``damping: float = param(1, ...)``) is the float it means, so that 0.5 is accepted."""
+    declared = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", None)
+    if declared == "float" and isinstance(field.default, int) and not isinstance(field.default, bool):
+        return float(field.default)
+    return field.default
 
 
 def _finite(owner: str, name: str, value: float) -> None:
@@ -209,7 +218,7 @@ def build(cls: type, owner: str, **values: Any) -> Any:
 
 def parse_text(cls: type, owner: str, key: str, text: str) -> Any:
     """Parse command-line text for parameter ``key`` by the type of its default."""
-    default = check_names(cls, owner, [key])[key].default
+    default = _typed_default(check_names(cls, owner, [key])[key])
     text = text.strip()
     if "," in text and isinstance(default, bool | int | float):  # --hp lr=0.5,1 (--set lists sweep before this)
         search = advice("search them with `mfax tune`", "search them with mfax.tune")

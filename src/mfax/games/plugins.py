@@ -345,7 +345,7 @@ def _load_file(path: Path, what: str) -> ModuleType:
         if missing and any((path.parent / f"{missing.split('.')[0]}{end}").exists() for end in (".py", "")):
             text += (
                 f" (the file's own folder is not on Python's path: add {str(path.parent)!r} to PYTHONPATH, or "
-                "make the helper part of the game file)"
+                f"make the helper part of the {what}'s file)"
             )
         raise GameError(f"loading {what} file {str(path)!r} failed: {text}") from None
     return module

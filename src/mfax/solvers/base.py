@@ -290,7 +290,15 @@ def build_solver(spec: SolverSpec, game: Game, hparams: Any, setting: Setting, k
             "is a pytree of arrays with an int32 'iteration' (a NamedTuple or an Equinox module)"
         )
     import jax
+    import numpy as np
 
+    if not spec.seeded:  # (declared deterministic: --seeds N would be refused as N identical copies)
+        other = _call(name, "init(key, lr)", solver.init, jax.random.fold_in(key, 1), lr)
+        if not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(other), strict=False)):
+            raise GameError(
+                f"solver {name!r}: init(key, lr) depends on the key, but its SolverSpec says seeded=False (that the "
+                "seed changes nothing); declare seeded=True"
+            )
     out = _call(name, "step(state) traced by jax.jit", jax.eval_shape, solver.step, state)
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Metrics)):
         got = type(out[1]).__name__ if isinstance(out, tuple) and len(out) == 2 else type(out).__name__
