@@ -818,6 +818,26 @@ def test_another_tools_config_with_a_game_and_an_algo_is_no_run(tmp_path):
     assert tree(other) == before
 
 
+def test_a_runs_config_kept_beside_a_users_own_log_is_no_run(run_copy, tmp_path):
+    """A run's config.json copied beside a metrics.jsonl of the user's own (not mfax's
+    rows) was taken for a run written before the marker: --overwrite deleted both (a
+    review). A pre-marker run (marker removed) with mfax's rows still is one."""
+    mine = tmp_path / "project"
+    mine.mkdir()
+    shutil.copy(run_copy / "config.json", mine / "config.json")
+    (mine / "metrics.jsonl").write_text('{"my": "own experiment log"}\n')
+    before = tree(mine)
+    assert not RunDir(mine).is_run()
+    result = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(mine), "--overwrite", *QUIET])
+    one_error_line(result, "not an mfax run")
+    assert tree(mine) == before
+    (run_copy / rundir_module.MARKER).unlink()
+    assert RunDir(run_copy).is_run()  # (its metrics.jsonl holds mfax's rows)
+    with (run_copy / "metrics.jsonl").open("a") as torn:
+        torn.write('{"iteration": 3, "ru')  # a writer killed mid-line: still mfax's
+    assert RunDir(run_copy).is_run()
+
+
 def test_resume_without_the_last_checkpoint_of_a_trained_run_is_refused(run_copy):
     """checkpoint.eqx gone from a run that trained 2 iterations: --resume trained again
     from 0 and replaced the metrics and the best checkpoint; it is refused, and the
@@ -1585,9 +1605,9 @@ def test_a_link_put_into_the_set_aside_folder_is_never_followed(run_copy, tmp_pa
     """The start mark's list is read back from the folder: a folder of it replaced by a
     link to elsewhere must not take the files there for the run's."""
     before = _without_lock(run_copy)
-    (run_copy / "checkpoints").mkdir()
-    (run_copy / "checkpoints" / "iteration-00000002.eqx").write_bytes(b"kept")
     run = RunDir(run_copy)
+    (run_copy / "checkpoints").mkdir()
+    run._write_checkpoint(run.kept_checkpoint_path(2), b"kept", 2)  # (the run's own: its digest beside it)
     assert run.set_aside()
     run.start_new(resolve(TINY), overwrite=True)
     elsewhere = tmp_path / "elsewhere"
@@ -1640,3 +1660,34 @@ def test_what_an_earlier_mfax_left_in_the_discard_folder_is_removed(run_copy):
     assert {k: v for k, v in before.items() if not k.startswith(".mfax-replaced")} == {
         k: v for k, v in after.items() if not k.startswith(".mfax-replaced")
     }
+
+
+def test_keep_removes_only_the_runs_own_kept_checkpoints_and_never_through_a_link(run_copy, tmp_path):
+    """``--keep N`` removed every ``checkpoints/iteration-*.eqx`` beyond the N newest by
+    name: a user's file, another run's checkpoint copied there, and through a linked
+    ``checkpoints`` folder shared by several runs, theirs (a review)."""
+    run = RunDir(run_copy)
+    held = run.held_iteration(run.checkpoint_path)
+    run.kept_dir.mkdir(exist_ok=True)
+    for i in (held - 2, held - 1):  # the run's own, older
+        run._write_checkpoint(run.kept_checkpoint_path(i), f"own {i}".encode(), i)
+    user = run.kept_dir / f"iteration-{held + 1:08d}.eqx"
+    user.write_text("userdata")  # named like one, no digest: the user's
+    foreign = run.kept_checkpoint_path(held + 3)  # another run's, copied with its digest
+    foreign.write_bytes(b"theirs")
+    digest = {"sha256": [hashlib.sha256(b"theirs").hexdigest()], "iteration": held + 3, "run_id": "0123456789abcdef"}
+    foreign.with_suffix(".json").write_text(json.dumps(digest))
+    run.keep_checkpoint(held, 2)
+    # the run's own three: the oldest removed; the others' never, nor counted among the two
+    assert run.kept_iterations() == [held - 1, held, held + 1, held + 3]
+    assert user.read_text() == "userdata" and foreign.read_bytes() == b"theirs"
+    recorded = json.loads(run.kept_checkpoint_path(held).with_suffix(".json").read_text())
+    assert recorded["run_id"] == rundir_module.run_id_of(run_copy)
+    # a linked checkpoints folder: written into, never removed from
+    shared = tmp_path / "shared"
+    run.kept_dir.rename(shared)
+    run.kept_dir.symlink_to(shared)
+    run.keep_checkpoint(held, 1)
+    assert sorted(p.name for p in shared.iterdir() if p.suffix == ".eqx") == [
+        f"iteration-{i:08d}.eqx" for i in (held - 1, held, held + 1, held + 3)
+    ]

@@ -48,6 +48,7 @@ import json
 import math
 import os
 import re
+import secrets
 import stat
 import sys
 import time
@@ -190,8 +191,11 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
     folders. The run's data files are mfax's by name (a run directory is mfax's: the
     marker or its config)."""
     if path.is_symlink():
-        return not pattern.startswith(("plots/", "export", "irf", "tensorboard/"))
+        return not pattern.startswith(("plots/", "export", "irf", "tensorboard/", "checkpoints/"))
     try:
+        kept = pattern.startswith(f"checkpoints/{_KEPT_NAME}.") and not pattern.endswith(".tmp")
+        if kept and (root / MARKER).is_file():  # (a folder an earlier mfax set aside holds its files by name)
+            return _kept_by_this_run(root, path)
         if pattern.startswith("plots/") or pattern == "irf.json":
             if pattern == "irf.json" and not _of_this_run(root, _read_record(path)):
                 return False
@@ -215,6 +219,35 @@ def _written_by_mfax(root: Path, pattern: str, path: Path) -> bool:
     except (OSError, ValueError, UnicodeDecodeError, GameError):  # (GameError: _disk's unreadable file)
         return False
     return True
+
+
+def run_id_of(root: Path) -> str | None:
+    """The id the run at ``root`` was created with (its marker's ``run_id``; ``None`` for a
+    run mfax created before it recorded one)."""
+    named = _read_record(root / MARKER).get("run_id")
+    return named if isinstance(named, str) else None
+
+
+def _kept_by_this_run(root: Path, path: Path, verify: bool = True) -> bool:
+    """Whether ``path``, named as a kept checkpoint or its digest (``checkpoints/
+    iteration-NNNNNNNN.eqx`` / ``.json``), is one this run wrote: its digest names the
+    iteration of its name and this run's id (or, in a run mfax created before it recorded
+    ids, none), and the checkpoint's bytes are the digest's. A user's file, or another
+    run's checkpoint copied there, is not (``--keep`` pruned them, ``--overwrite`` removed
+    them). ``verify=False``: the digest's word for it, without reading the checkpoint."""
+    named = _KEPT_NAMES.fullmatch(path.name)
+    if named is None or path.parent.is_symlink():
+        return False
+    record = _read_record(path.with_suffix(".json"))
+    accepted = record.get("sha256")
+    if not (isinstance(accepted, list) and record.get("iteration") == int(path.name[10:18])):
+        return False
+    if record.get("run_id") != run_id_of(root):
+        return False
+    checkpoint = path.with_suffix(".eqx")
+    if not checkpoint.is_file() or checkpoint.is_symlink():
+        return path.suffix == ".json"  # (a digest whose checkpoint is gone: a kill between the writes)
+    return not verify or hashlib.sha256(checkpoint.read_bytes()).hexdigest() in accepted
 
 
 def _read_record(path: Path) -> dict:
@@ -913,13 +946,15 @@ class RunDir:
     def is_run(self) -> bool:
         """An mfax run: the marker, or (written before the marker) a config.json in
         mfax's format, holding every key every mfax version has written
-        (:data:`_PRE_MARKER_KEYS`), beside metrics.jsonl or checkpoint.eqx. Another tool's
-        config.json with a ``game`` and an ``algo`` is not mistaken for one."""
+        (:data:`_PRE_MARKER_KEYS`), beside metrics.jsonl of mfax's rows or checkpoint.eqx.
+        Another tool's config.json with a ``game`` and an ``algo`` is not mistaken for one,
+        nor a copy of a run's config.json kept beside a log of the user's own (which
+        ``--overwrite`` removed)."""
         if self.marker_path.is_file():
             return True
         if not self.config_path.is_file():
             return False
-        if not (self.metrics_jsonl.is_file() or self.checkpoint_path.is_file()):
+        if not (self._mfax_rows(self.metrics_jsonl) or self.checkpoint_path.is_file()):
             return False
         try:
             data = json.loads(self.config_path.read_text())
@@ -929,6 +964,23 @@ class RunDir:
             return True
         except (OSError, ValueError, TypeError, GameError):
             return False
+
+    @staticmethod
+    def _mfax_rows(path: Path) -> bool:
+        """Whether ``path`` is a metrics.jsonl mfax wrote: every line a JSON object with an
+        ``iteration`` and a ``run`` (a torn last line excepted: a writer killed mid-line)."""
+        if not path.is_file() or path.is_symlink():
+            return False
+        try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            rows = [json.loads(line) for line in lines[:-1]]
+            try:
+                rows += [json.loads(lines[-1])] if lines else []
+            except ValueError:
+                pass
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return all(isinstance(row, dict) and {"iteration", "run"} <= set(row) for row in rows)
 
     def check_new(self, overwrite: bool = False) -> None:
         """Raise unless a new run may be written here (reads only): the directory is
@@ -1005,7 +1057,10 @@ class RunDir:
         if not checked:
             self.check_new(overwrite)
         self.remove_own_files(keep_marker=True)
-        _replace_with(self.marker_path, json.dumps({"mfax_run": 1}).encode() + b"\n")
+        # the folder's run id (what its kept checkpoints are told by), kept by an --overwrite: the
+        # replaced run's files, restored if the new one fails before its first checkpoint, are still its own
+        marker = {"mfax_run": 1, "run_id": run_id_of(self.root) or secrets.token_hex(8)}
+        _replace_with(self.marker_path, json.dumps(marker).encode() + b"\n")
         self.save_config(config)
 
     def is_empty(self) -> bool:
@@ -1220,6 +1275,8 @@ class RunDir:
         with self.lock(), deferred_signals():  # (a Ctrl-C acts once the copy, or the old run, is whole)
             self.check_new(overwrite)
             aside = self.set_aside()
+            # (the replaced run's marker, put back with it: its run id tells its kept checkpoints)
+            marker = self.marker_path.read_bytes() if aside and self.marker_path.is_file() else None
             try:
                 self.remove_own_files(keep_marker=True)  # (what set_aside leaves: the marker, replaced first)
                 order = {MARKER: 0, self.checkpoint_path.name: 2}
@@ -1233,6 +1290,8 @@ class RunDir:
                     self.discard_aside()
                 elif aside:
                     self.restore_aside()
+                    if marker is not None:
+                        _replace_with(self.marker_path, marker)
                 raise
             if aside:
                 self.discard_aside()
@@ -1317,6 +1376,13 @@ class RunDir:
                     where = f"path/to/{file.name}:{parse(ref, 'game').name}"
                     moved = f"; name the game's file where it is now: --game {where} (mfax.load(..., game=...))"
             algo = data.get("algo")
+            created = self._code_json().get("trained_on")
+            edited = isinstance(created, dict) and "algo" in created and created["algo"] != algo
+            if edited:  # (the run's own solver is known: config.json names another)
+                changed = f"algo {json.dumps(created['algo'])} -> {json.dumps(algo)}"
+                raise GameError(
+                    f"{str(self.config_path)!r} was edited since the run was created ({changed}): {err}"
+                ) from None
             if isinstance(algo, str) and not is_reference(algo) and str(err).startswith(f"unknown algorithm {algo!r}"):
                 raise GameError(
                     f"run {str(self.root)!r} was trained with solver {algo!r}, which is not known to this process: a "
@@ -1526,6 +1592,8 @@ class RunDir:
         _replace_with(digest, json.dumps({"sha256": [new, old] if old else [new]}).encode() + b"\n")
         _replace_with(path, data)
         held = {} if iteration is None else {"iteration": int(iteration)}
+        run_id = run_id_of(self.root)
+        held |= {} if run_id is None else {"run_id": run_id}
         _replace_with(digest, json.dumps({"sha256": [new], **held}).encode() + b"\n")
         if path == self.checkpoint_path and is_aside(self.aside_path):  # the new run's first: the old goes
             self.discard_aside()
@@ -1645,8 +1713,13 @@ class RunDir:
             with _disk("create", self.kept_dir):
                 self.kept_dir.mkdir(exist_ok=True)
             self._write_checkpoint(self.kept_checkpoint_path(iteration), data, iteration)
-            for old in self.kept_iterations()[:-keep]:
+            if self.kept_dir.is_symlink():  # (never removed through a linked folder)
+                return
+            own = [i for i in self.kept_iterations() if _kept_by_this_run(self.root, self.kept_checkpoint_path(i), 0)]
+            for old in own[:-keep]:  # (never a file this run did not write, nor counted among its N)
                 path = self.kept_checkpoint_path(old)
+                if not _kept_by_this_run(self.root, path):
+                    continue
                 with _disk("remove", path):
                     path.unlink(missing_ok=True)
                     _digest_of(path).unlink(missing_ok=True)
