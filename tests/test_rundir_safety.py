@@ -852,6 +852,16 @@ def test_resume_without_the_last_checkpoint_of_a_trained_run_is_refused(run_copy
     assert tree(run_copy) == before
     best = runner.invoke(app, ["eval", str(run_copy), "--iteration", "best", "--paths", "2"])
     assert best.exit_code == 0, best.output
+    # the last one asked for by default: said missing, with those there (it said 'last' was no valid
+    # --iteration), and none at all: not "stopped before its first evaluation" (a review)
+    last = runner.invoke(app, ["eval", str(run_copy), "--paths", "2"])
+    one_error_line(last, f"the last checkpoint, checkpoint.eqx, is missing from {str(run_copy)!r}; the checkpoints")
+    for path in run_copy.glob("checkpoint-best.*"):
+        path.unlink()
+    one_error_line(
+        runner.invoke(app, ["plot", str(run_copy)]),
+        "has no checkpoint file left, though metrics.jsonl records evaluations up to iteration 2",
+    )
 
 
 def test_a_checkpoint_read_while_a_training_swaps_it_is_not_called_corrupt(run_copy, monkeypatch):
@@ -1691,3 +1701,15 @@ def test_keep_removes_only_the_runs_own_kept_checkpoints_and_never_through_a_lin
     assert sorted(p.name for p in shared.iterdir() if p.suffix == ".eqx") == [
         f"iteration-{i:08d}.eqx" for i in (held - 1, held, held + 1, held + 3)
     ]
+
+
+def test_a_run_without_its_code_json_says_edits_cannot_be_told(run_copy):
+    """code.json gone and config.json's seed edited: --resume trained on with the edited
+    seed without a word and wrote a new code.json from it, after which the edit could
+    not be told at all (a review). A run of an mfax from before code.json is read and
+    resumed as it was; the reader is told once."""
+    (run_copy / "code.json").unlink()
+    with pytest.warns(mfax.MfaxWarning, match="code.json' is missing: whether config.json was edited") as said:
+        RunDir(run_copy).load_config()
+        RunDir(run_copy).load_config()
+    assert len(said) == 1

@@ -95,6 +95,8 @@ ASIDE_DONE = "mfax-aside-complete"
 DISCARDED = ".mfax-replaced.discard"
 # the run folders where this process failed to remove the replaced run (said once)
 _DISCARD_FAILED: set[Path] = set()
+# the code.json files this process said were missing (said once)
+_CODE_MISSING_SAID: set[Path] = set()
 # Every file mfax writes in a run directory (glob patterns relative to it): --overwrite
 # removes these and nothing else. A file mfax starts writing (a new plot, a new
 # checkpoint) must be listed here.
@@ -1424,6 +1426,14 @@ class RunDir:
         (a game parameter, the solver, its hyper-parameters, learning rates, seeds, noise):
         its checkpoints solve the original. A resume would train on from them on another
         problem: refused; a reader (eval, plot, export, load) is told in one line."""
+        missing = not self.code_path.is_file() and self.marker_path.is_file() and self.metrics_jsonl.is_file()
+        if missing and self.code_path.resolve() not in _CODE_MISSING_SAID:
+            # (an mfax from before code.json wrote none: its runs are read and resumed as they were)
+            _CODE_MISSING_SAID.add(self.code_path.resolve())
+            warn(
+                f"{str(self.code_path)!r} is missing: whether config.json was edited since the run was created "
+                "cannot be told (it records the configuration the run was created with); restore it if you can"
+            )
         changed = edits(data, self._code_json())
         self.config_edits = changed
         if not changed:
@@ -1742,6 +1752,10 @@ class RunDir:
             "train with --keep N to keep the N most recent evaluations' checkpoints",
             "a run trained by `mfax train --keep N` keeps the N most recent evaluations' checkpoints",
         )
+        if which in named:  # its file is gone (removed by hand, or a full disk between two writes)
+            listed = f"the checkpoints there: {available}" if choices else "no other checkpoint is there"
+            gone = f"the {which} checkpoint, {named[which].name}, is missing from {str(self.root)!r}"
+            raise GameError(f"{gone}; {listed}")
         if not which.isdigit():  # neither a name nor an iteration number (foo, -1)
             what = advice("--iteration", "which")
             raise GameError(

@@ -215,6 +215,12 @@ def load_states(run: RunDir, which: str = "last", consent: Consent = NO_CODE) ->
     run.settle()  # what a killed --overwrite left aside: the run it was replacing is the run
     config = run.load_config(consent)
     if not (run.has_checkpoint() or run.has_other_checkpoints()):
+        evaluated = [row["iteration"] for row in run.read_metrics()]
+        if evaluated:  # (its checkpoint files were removed: --resume would refuse to start again)
+            raise GameError(
+                f"run {str(run.root)!r} has no checkpoint file left, though metrics.jsonl records evaluations up to "
+                f"iteration {max(evaluated)}: restore checkpoint.eqx and checkpoint.json (or checkpoint-best.*)"
+            )
         raise GameError(
             f"run {str(run.root)!r} has no checkpoint yet (stopped before its first evaluation); "
             f"`mfax train --resume {run.root}` trains it"
