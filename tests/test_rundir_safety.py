@@ -1503,7 +1503,9 @@ def test_ctrl_c_while_the_plots_are_drawn_says_the_run_is_saved(run_copy, monkey
     result = runner.invoke(app, ["train", "--resume", str(run_copy), "--no-progress"])
     assert result.exit_code == 130, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == [f"interrupted while drawing the plots; the run is saved and `mfax plot {run_copy}` draws them"]
+    said = f"mfax: interrupted while drawing the plots; the run is saved and `mfax plot {run_copy}` draws them"
+    assert lines == [said]
+    assert not result.stderr.startswith("\n")  # (one line: --no-progress drew no bar to end)
     assert RunDir(run_copy).read_summary()["iterations"] == 4 and signal.getsignal(signal.SIGINT) is before
 
 

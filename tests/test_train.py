@@ -541,7 +541,8 @@ def test_sigterm_between_records_says_what_is_kept(tmp_path):
     )
     assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines[-1] == f"terminated (SIGTERM); the last checkpoint is kept: continue with `mfax train --resume {out}`"
+    kept = "the last checkpoint (iteration 0) is kept"
+    assert lines[-1] == f"mfax: terminated (SIGTERM); {kept}: continue with `mfax train --resume {out}`"
     assert RunDir(out).read_summary()["iterations"] == 0
 
 

@@ -644,7 +644,7 @@ def test_ctrl_c_ends_with_the_message_and_status_130(tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, (trial, proc.returncode, err[-500:])
-        assert "interrupted; the last checkpoint is kept" in err and "Segmentation fault" not in err
+        assert "mfax: interrupted; the last checkpoint (iteration " in err and "Segmentation fault" not in err
 
 
 def test_empty_names_and_lr_from_a_config_file_are_one_line_naming_what_was_given(tmp_path):

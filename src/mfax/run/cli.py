@@ -982,14 +982,15 @@ def train_command(
     except KeyboardInterrupt as err:
         if target is None:  # before a run directory was named: main() says "interrupted"
             raise
-        typer.echo("\n" + interrupted_line(target, restored=RESTORED_NOTE in getattr(err, "__notes__", ())), err=True)
+        said = interrupted_line(target, restored=RESTORED_NOTE in getattr(err, "__notes__", ()))
+        typer.echo(("\n" if progress else "") + said, err=True)  # (a new line ends the progress bar's)
         INTERRUPTION_SAID.append(True)
         raise typer.Exit(130) from None
     except Terminated as ended:  # SIGTERM (main() raises it; held over a record step)
         if target is None:
             raise
         restored = RESTORED_NOTE in getattr(ended, "__notes__", ())
-        typer.echo("\n" + interrupted_line(target, "terminated (SIGTERM)", restored), err=True)
+        typer.echo(("\n" if progress else "") + interrupted_line(target, "terminated (SIGTERM)", restored), err=True)
         INTERRUPTION_SAID.append(True)
         raise typer.Exit(ended.code) from None
     if not main:
@@ -1012,7 +1013,7 @@ def train_command(
             typer.echo(f"plots: {', '.join(str(f) for f in files)}")
         except KeyboardInterrupt:
             draw = f"`mfax plot {target.root}` draws them"
-            typer.echo(f"\ninterrupted while drawing the plots; the run is saved and {draw}", err=True)
+            typer.echo(f"mfax: interrupted while drawing the plots; the run is saved and {draw}", err=True)
             INTERRUPTION_SAID.append(True)
             raise typer.Exit(130) from None
         except (MfaxError, OSError) as err:
@@ -1026,11 +1027,14 @@ def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> 
     """What ``mfax train`` says when Ctrl-C (or a SIGTERM) ends it: the checkpoint kept, or
     that there is none yet; ``restored``: stopped before the first checkpoint of a run
     replacing another (``--overwrite``), which is back."""
+    what = f"mfax: {what}"
     if restored:
         return f"{what} before the new run's first checkpoint; the run it was replacing is back in {run.root} as it was"
     resume = f"`mfax train --resume {run.root}`"
     if run.has_checkpoint():
-        return f"{what}; the last checkpoint is kept: continue with {resume}"
+        held = run.held_iteration(run.checkpoint_path)
+        at = "" if held is None else f" (iteration {held})"
+        return f"{what}; the last checkpoint{at} is kept: continue with {resume}"
     if run.is_run():
         return f"{what}; no checkpoint yet: {resume} starts the run again from iteration 0"
     return f"{what}; no checkpoint yet: nothing was trained"
