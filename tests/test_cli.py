@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import jax
@@ -896,3 +897,22 @@ def test_a_closed_output_ends_a_command_with_141_and_one_line(monkeypatch, capfd
     with pytest.raises(typer.Exit) as stopped, user_errors():
         raise BrokenPipeError(32, "Broken pipe")
     assert stopped.value.exit_code == 141
+
+
+def test_default_run_directories_of_one_second_are_two_and_a_failed_one_is_removed(tmp_path, monkeypatch):
+    """Two trainings started in the same second took one default name, and the second was
+    refused as "in use by process N" (a review: a sweep started in parallel); each now
+    makes its own folder, and one that fails before its run starts leaves none."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *args: "20261207-120000")
+    args = ["train", "--game", "mfglib.rock_paper_scissors", "--algo", "fp", "--iterations", "1", "--no-progress"]
+    for _ in range(2):
+        assert runner.invoke(app, [*args, "--no-plots"]).exit_code == 0
+    base = "mfglib.rock_paper_scissors-fp-20261207-120000"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [base, f"{base}-2"]
+    assert all((tmp_path / "runs" / name / "checkpoint.eqx").is_file() for name in (base, f"{base}-2"))
+    # a solver that refuses the game as it is built: after the folder was made
+    solver = str(Path(__file__).resolve().parents[1] / "examples" / "soft_best_response.py") + ":SPEC"
+    failed = runner.invoke(app, ["train", "--game", "sis", "--algo", solver, "--no-progress"])
+    one_error_line(failed, "soft best response solves games without common noise")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [base, f"{base}-2"]

@@ -852,6 +852,7 @@ def train_command(
             initialize_distributed(coordinator, num_processes, process_id)
     main = is_main_process()
     target = None  # the run directory, once named (an interrupt before it is not train's)
+    claimed = None  # the default run directory this command made (removed again if it writes nothing there)
     try:
         with user_errors(), checking(check), agreed_on_failure():
             if resume is not None:
@@ -949,7 +950,9 @@ def train_command(
                 check_paths_used(config, *from_file, ("the config file's paths", "the config file's eval_paths"))
                 name = f"{short_name(config.game)}-{short_name(config.algo)}-{time.strftime('%Y%m%d-%H%M%S')}"
                 refuse_empty("--out", out, "run directory", "runs/GAME-ALGO-TIME")
-                target = RunDir(out or f"runs/{name}")
+                if out is None and main:  # (two commands started in one second: each its own folder)
+                    claimed = _claim_folder(f"runs/{name}")
+                target = RunDir(claimed or out or f"runs/{name}")
                 if main:
                     target.check_new(overwrite)
 
@@ -966,16 +969,21 @@ def train_command(
                         f"writes the run directory {target.root} and prints its results"
                     )
 
-            summary = train(
-                config,
-                target.root,
-                resume=resume is not None,
-                overwrite=overwrite,
-                progress=progress,
-                extend_to=iterations if resume else None,
-                consent=consent,
-                announce=announce,
-            )
+            try:
+                summary = train(
+                    config,
+                    target.root,
+                    resume=resume is not None,
+                    overwrite=overwrite,
+                    progress=progress,
+                    extend_to=iterations if resume else None,
+                    consent=consent,
+                    announce=announce,
+                )
+            except BaseException:
+                if claimed is not None:  # a default folder this command made and wrote nothing into
+                    _release_folder(claimed)
+                raise
     except TrainingDiverged as err:
         typer.echo(f"mfax: error: {err}{notes(err)}", err=True)
         raise typer.Exit(1) from None
@@ -1021,6 +1029,36 @@ def train_command(
             warn(f"the run is saved; its plots were not drawn ({why}); `mfax plot {target.root}` draws them")
     if as_json:
         emit_json({"run": str(target.root), **summary})
+
+
+def _claim_folder(base: str) -> Path:
+    """Make the default run directory ``base``, or ``base-2``, ``base-3``, ... where it
+    exists: two trainings started in the same second took one name, and the second was
+    refused as "in use by process N" (a review: a sweep started in parallel)."""
+    for k in range(1, 10_000):
+        path = Path(base if k == 1 else f"{base}-{k}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise GameError(f"cannot create run directory {str(path)!r}: {err.strerror or err}") from None
+        return path
+    raise GameError(f"cannot create a run directory named {base!r}: 10,000 exist; give --out")
+
+
+def _release_folder(path: Path) -> None:
+    """Remove the default run directory :func:`_claim_folder` made, where the command
+    wrote nothing there but its lock file (it failed before its run started)."""
+    from mfax.run.rundir import LOCK
+
+    try:
+        if path.is_dir() and all(p.name == LOCK and p.is_file() for p in path.iterdir()):
+            (path / LOCK).unlink(missing_ok=True)
+            path.rmdir()
+    except OSError:
+        pass  # (left as it is: empty)
 
 
 def interrupted_line(run, what: str = "interrupted", restored: bool = False) -> str:
