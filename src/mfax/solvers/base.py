@@ -294,7 +294,13 @@ def build_solver(spec: SolverSpec, game: Game, hparams: Any, setting: Setting, k
 
     if not spec.seeded:  # (declared deterministic: --seeds N would be refused as N identical copies)
         other = _call(name, "init(key, lr)", solver.init, jax.random.fold_in(key, 1), lr)
-        if not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(other), strict=False)):
+
+        def data(x):  # (a typed PRNG key has no numpy form: its key data)
+            keyed = hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+            return np.asarray(jax.random.key_data(x) if keyed else x)
+
+        pairs = zip(jax.tree.leaves(state), jax.tree.leaves(other), strict=False)
+        if not all(np.array_equal(data(a), data(b)) for a, b in pairs):
             raise GameError(
                 f"solver {name!r}: init(key, lr) depends on the key, but its SolverSpec says seeded=False (that the "
                 "seed changes nothing); declare seeded=True"
