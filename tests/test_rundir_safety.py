@@ -176,7 +176,7 @@ def test_a_directory_that_cannot_be_created_is_not_announced(tmp_path):
 
 def test_a_held_lock_stops_a_second_writer_with_one_line(run_copy):
     with RunDir(run_copy).lock():
-        with pytest.raises(GameError, match=rf"is in use by process {os.getpid()}$"):
+        with pytest.raises(GameError, match=rf"is in use by process {os.getpid()}: one process writes it at a time"):
             train(TrainConfig(), run_copy, resume=True, progress=False)
     assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 4  # released
 
@@ -811,7 +811,8 @@ def test_another_tools_config_with_a_game_and_an_algo_is_no_run(tmp_path):
     (other / "summary.json").write_text('{"best": 9}')
     before = tree(other)
     assert not RunDir(other).is_run()
-    one_error_line(runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(other), *QUIET]), "not an mfax run")
+    refused = runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(other), *QUIET])  # (and what is allowed: a review)
+    one_error_line(refused, "not an mfax run; give a new or empty directory (--out)")
     one_error_line(
         runner.invoke(app, ["train", *TINY_FLAGS, "--out", str(other), "--overwrite", *QUIET]), "not an mfax run"
     )

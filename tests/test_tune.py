@@ -667,4 +667,7 @@ def test_a_study_in_use_is_named_a_study_directory(tmp_path):
     out = tmp_path / "study"
     with RunDir(out).lock("study directory"), pytest.raises(GameError) as err:
         _tune(algo="omd", trials=1, out=out)
-    assert str(err.value) == f"study directory {str(out)!r} is in use by process {os.getpid()}"
+    assert str(err.value) == (
+        f"study directory {str(out)!r} is in use by process {os.getpid()}: one process writes it at a time; wait for "
+        "that one to end, or write elsewhere"
+    )

@@ -1007,7 +1007,10 @@ class RunDir:
             return
         if not self.is_run():
             what = "refusing to overwrite" if overwrite else "refusing to write into"
-            raise GameError(f"{what} {root!r}: it is a non-empty directory that is not an mfax run")
+            raise GameError(
+                f"{what} {root!r}: it is a non-empty directory that is not an mfax run; give a new or empty directory"
+                + advice(" (--out)", " (out=)")
+            )
         if not overwrite:
             raise GameError(
                 f"run directory {root!r} already holds a run; "
@@ -1316,7 +1319,10 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-                raise GameError(f"{what} {str(self.root)!r} is in use by process {holder}") from None
+                raise GameError(
+                    f"{what} {str(self.root)!r} is in use by process {holder}: one process writes it at a time; wait "
+                    "for that one to end, or write elsewhere"
+                ) from None
             held = os.pread(fd, 64, 0)
             if held and not re.fullmatch(rb"\d+\n?", held):
                 raise GameError(
