@@ -34,7 +34,6 @@ import dataclasses
 import functools
 import inspect
 import os
-import re
 import tempfile
 import time
 import warnings
@@ -57,7 +56,7 @@ from mfax.run.columns import METRIC_COLUMNS, PARAMS
 from mfax.run.config import TrainConfig, check_lr_used, check_paths_used, check_seeds_used, from_dict, resolve
 from mfax.run.rundir import Consent, RunDir
 from mfax.run.signals import agreed_on_failure
-from mfax.run.train import Session, Trainer, TrainingDiverged, best_run, load_states, train_session
+from mfax.run.train import Session, Trainer, best_run, load_states, train_session
 from mfax.sharding import is_main_process
 
 STOP_REASONS = ("iterations", "target", "time_budget", "callback")
@@ -422,16 +421,7 @@ def _solved(config: TrainConfig, out: Path | None, overwrite: bool, progress: bo
         return _finish(run, session, stop.reason)
     with tempfile.TemporaryDirectory(prefix="mfax-solve-") as tmp:
         run = RunDir(Path(tmp) / "run")
-        try:
-            session = train_session(config, run.root, progress=progress, stop=stop)
-        except (TrainingDiverged, GameError) as err:  # a checkpoint it names is in the folder about to go
-            kept = r", last good checkpoint \(iteration \d+\) kept in " + re.escape(repr(str(run.root)))
-            text = str(err)
-            if not re.search(kept, text):
-                raise
-            inside = re.search(kept + r"\)$", text)  # (in a parenthesis: an evaluation's finding)
-            nothing = "nothing kept without out=DIR, which keeps the last good checkpoint"
-            raise type(err)(re.sub(kept, f"; {nothing}" if inside else f" ({nothing})", text)) from None
+        session = train_session(config, run.root, progress=progress, stop=stop, temporary=True)
         return _finish(run, session, stop.reason)
 
 

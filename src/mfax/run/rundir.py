@@ -237,8 +237,7 @@ def _kept_by_this_run(root: Path, path: Path, verify: bool = True) -> bool:
     ids, none), and the checkpoint's bytes are the digest's. A user's file, or another
     run's checkpoint copied there, is not (``--keep`` pruned them, ``--overwrite`` removed
     them). ``verify=False``: the digest's word for it, without reading the checkpoint."""
-    named = _KEPT_NAMES.fullmatch(path.name)
-    if named is None or path.parent.is_symlink():
+    if _KEPT_NAMES.fullmatch(path.name) is None or path.parent.is_symlink():
         return False
     record = _read_record(path.with_suffix(".json"))
     accepted = record.get("sha256")
@@ -1731,7 +1730,8 @@ class RunDir:
             self._write_checkpoint(self.kept_checkpoint_path(iteration), data, iteration)
             if self.kept_dir.is_symlink():  # (never removed through a linked folder)
                 return
-            own = [i for i in self.kept_iterations() if _kept_by_this_run(self.root, self.kept_checkpoint_path(i), 0)]
+            paths = {i: self.kept_checkpoint_path(i) for i in self.kept_iterations()}
+            own = [i for i, path in paths.items() if _kept_by_this_run(self.root, path, verify=False)]
             for old in own[:-keep]:  # (never a file this run did not write, nor counted among its N)
                 path = self.kept_checkpoint_path(old)
                 if not _kept_by_this_run(self.root, path):

@@ -307,6 +307,7 @@ def train_session(
     consent: Consent = NO_CODE,
     stop: Stop | None = None,
     announce: Callable[[], None] | None = None,
+    temporary: bool = False,
 ) -> Session:
     """Train (or, with ``resume``, continue) the run in ``out``.
 
@@ -328,13 +329,19 @@ def train_session(
     there, as with ``stop_after``. ``announce`` is called once everything is validated,
     the solver is built and the run directory is created and locked, before anything is
     written in it (the CLI names the directory there, not before an error that leaves
-    nothing in it: a directory that cannot be created, or is in use).
+    nothing in it: a directory that cannot be created, or is in use). ``temporary``: ``out``
+    goes with the caller's call (``mfax.solve`` without ``out=``), so a stop names no
+    checkpoint kept there.
     """
     with agreed_on_failure():  # (several hosts: stopped before training, the others hear why)
-        return _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce)
+        return _session(
+            config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce, temporary
+        )
 
 
-def _session(config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce) -> Session:
+def _session(
+    config, out, resume, overwrite, progress, stop_after, extend_to, consent, stop, announce, temporary
+) -> Session:
     """:func:`train_session`'s work."""
     run = RunDir(out)
     main = is_main_process()  # several hosts: all compute, process 0 alone writes
@@ -388,7 +395,7 @@ def _session(config, out, resume, overwrite, progress, stop_after, extend_to, co
             if new:
                 run.start_new(config, overwrite, checked=True)
             replanned_from = planned if extend_to is not None else None
-            return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop, extend_to)
+            return _train_locked(trainer, run, resume, progress, stop_after, replanned_from, stop, extend_to, temporary)
         except BaseException as err:
             if new and not run.has_checkpoint() and (aside or not isinstance(err, KeyboardInterrupt | Terminated)):
                 # a new run that failed before its first checkpoint (a defective game with
@@ -441,6 +448,16 @@ def _check_untrained(run: RunDir) -> None:
         )
 
 
+def _kept_words(run: RunDir, iteration: int, temporary: bool, inside: bool = False) -> str:
+    """What a stopped training says after "stopped" of the checkpoint it keeps: the last
+    good one and where, or (a ``temporary`` folder, which goes with the call) that nothing
+    is kept; ``inside``: the words close a parenthesis."""
+    if temporary:
+        nothing = "nothing kept without out=DIR, which keeps the last good checkpoint"
+        return f"; {nothing}" if inside else f" ({nothing})"
+    return f", last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"
+
+
 def _train_locked(
     trainer: Trainer,
     run: RunDir,
@@ -450,6 +467,7 @@ def _train_locked(
     replanned_from: int | None,
     stop: Stop | None,
     extend_to: int | None = None,
+    temporary: bool = False,
 ) -> Session:
     """The session; ``replanned_from``: with ``--resume --iterations``, the total the run
     was planned over until now."""
@@ -587,24 +605,17 @@ def _train_locked(
             metrics = to_host(metrics)
             message = driver.first_nonfinite(metrics, iteration, trainer.solver)
             if message is not None:
-                raise TrainingDiverged(
-                    f"{message}; stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"
-                )
+                raise TrainingDiverged(f"{message}; stopped{_kept_words(run, iteration, temporary)}")
             states = new_states
             iteration += length
             try:
                 last_eval = _eval_rows(trainer, states, iteration, wall, metrics)
             except GameError as err:  # a defect of the game where this iterate took the population
-                raise GameError(
-                    f"{err} (found evaluating iteration {iteration}; stopped, last good checkpoint (iteration "
-                    f"{iteration - length}) kept in {str(run.root)!r})"
-                ) from None
+                kept = _kept_words(run, iteration - length, temporary, inside=True)
+                raise GameError(f"{err} (found evaluating iteration {iteration}; stopped{kept})") from None
             message = _nonfinite_evaluation(last_eval)
             if message is not None:  # finite parameters whose policy is not (logits overflowing)
-                raise TrainingDiverged(
-                    f"{message}; stopped, last good checkpoint (iteration {iteration - length}) kept in "
-                    f"{str(run.root)!r}"
-                )
+                raise TrainingDiverged(f"{message}; stopped{_kept_words(run, iteration - length, temporary)}")
             if main:
                 with deferred_signals():  # an interrupt waits for the step's last file
                     record(last_eval)
