@@ -1716,3 +1716,47 @@ def test_a_run_without_its_code_json_says_edits_cannot_be_told(run_copy):
         RunDir(run_copy).load_config()
         RunDir(run_copy).load_config()
     assert len(said) == 1
+
+
+def test_a_tilde_in_a_path_is_the_home_folder_on_the_command_line_and_in_the_api(run_copy, tmp_path, monkeypatch):
+    """``--out=~/x`` (bash leaves a ``~`` after ``=`` as it is) and ``out="~/x"`` made a
+    folder named ``~`` in the current one (a review)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    shutil.move(run_copy, home / "run")
+    assert runner.invoke(app, ["export", "~/run", "--out=~/x.npz"]).exit_code == 0
+    assert (home / "x.npz").is_file()
+    assert mfax.load("~/run").game.name == "sis"
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_csv_export_named_as_one_csv_file_is_refused_before_a_folder_is_made(run_copy, tmp_path):
+    """``export --format csv --out table.csv`` made a folder named table.csv (a review)."""
+    target = tmp_path / "table.csv"
+    line = one_error_line(
+        runner.invoke(app, ["export", str(run_copy), "--format", "csv", "--out", str(target)]),
+        "a csv export is a folder of CSV files",
+    )
+    assert "name the folder, for example" in line and str(tmp_path / "table") in line
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "config.json", "provenance.json"])
+def test_a_named_pipe_in_place_of_a_runs_file_is_named_not_waited_on(run_copy, name):
+    """A named pipe (or a link to a device) where a run's file was made ``mfax eval``
+    wait forever on its read (a review)."""
+    (run_copy / name).unlink()
+    os.mkfifo(run_copy / name)
+    result = subprocess.run(
+        [sys.executable, "-c", "from mfax.run.cli import main; main()", "eval", str(run_copy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    if name == "provenance.json":  # (a record of the setup only: the run is read without it)
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2 and "is a named pipe, not a file mfax wrote" in result.stderr, result.stderr

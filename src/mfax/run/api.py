@@ -175,12 +175,13 @@ def _flag(name: str, value: Any) -> bool:
 
 def user_path(name: str, value: Any) -> Path:
     """A path the user gave: a str or an ``os.PathLike`` (pathlib's TypeError otherwise);
-    an empty one is refused (``Path("")`` is the current folder, which it meant silently)."""
+    an empty one is refused (``Path("")`` is the current folder, which it meant silently);
+    a leading ``~`` is the home folder, as the shell reads it."""
     if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
         raise ArgumentError(name, f"{name} must be a path (a str or a pathlib.Path), got {value!r}")
     if not os.fspath(value).strip():
         raise ArgumentError(name, f"{name} is empty; name a path (the current folder is '.')")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def _recorded_game(

@@ -33,6 +33,7 @@ from mfax.run.cli_common import (
     OneLineErrors,
     check_seed,
     emit_json,
+    home,
     json_on_stdout,
     json_text,
     notes,
@@ -396,7 +397,8 @@ def _print_moments(moments, horizon: int) -> None:
 @json_on_stdout
 def eval_command(
     run_dir: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="a run directory from `mfax train` (else a fixed policy)")
+        str | None,
+        typer.Argument(metavar="[RUN]", callback=home, help="a run directory from `mfax train` (else a fixed policy)"),
     ] = None,
     game: Annotated[
         str | None,
@@ -778,14 +780,18 @@ def train_command(
         ),
     ] = None,
     config_file: Annotated[
-        str | None, typer.Option("--config", help="TOML or JSON config file (flags override it) [default: none]")
+        str | None,
+        typer.Option("--config", callback=home, help="TOML or JSON config file (flags override it) [default: none]"),
     ] = None,
-    out: Annotated[str | None, typer.Option(help="run directory [default: runs/GAME-ALGO-TIMESTAMP]")] = None,
+    out: Annotated[
+        str | None, typer.Option(callback=home, help="run directory [default: runs/GAME-ALGO-TIMESTAMP]")
+    ] = None,
     resume: Annotated[
         str | None,
         typer.Option(
+            callback=home,
             help="continue the run in this directory from its last checkpoint, bit for bit (--iterations N "
-            "replans it, see --iterations) [default: a new run]"
+            "replans it, see --iterations) [default: a new run]",
         ),
     ] = None,
     trust_code: Annotated[
@@ -1178,7 +1184,7 @@ def done_line(summary: dict, best: str | None = None) -> str:
 
 @app.command("plot")
 def plot_command(
-    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", callback=home, help="a run directory from `mfax train`")],
     game: Annotated[
         str | None,
         typer.Option(

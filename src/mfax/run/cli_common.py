@@ -26,6 +26,14 @@ from mfax.games import parse_value
 from mfax.run.config import is_list_param
 from mfax.solvers import solver_spec
 
+
+def home(value: str | None) -> str | None:
+    """A path option's value with a leading ``~`` or ``~user`` read as that home folder,
+    as the shell reads it in a word of its own: ``--out=~/runs`` and a quoted ``'~/runs'``
+    reach mfax as written (a folder named ``~`` in the current one was made, before)."""
+    return None if value is None else os.path.expanduser(value)
+
+
 # a command said what a Ctrl-C left behind (main() then does not add "mfax: interrupted")
 INTERRUPTION_SAID: list[bool] = []
 

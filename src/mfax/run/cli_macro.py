@@ -25,6 +25,7 @@ from mfax.run.cli_common import (
     JSON_HELP,
     _pairs,
     emit_json,
+    home,
     json_on_stdout,
     parse_overrides,
     refuse_empty,
@@ -356,7 +357,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         out: Annotated[
-            str | None, typer.Option(help="directory to write the result's JSON and a plot of its prices")
+            str | None,
+            typer.Option(callback=home, help="directory to write the result's JSON and a plot of its prices"),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
         overwrite: Annotated[

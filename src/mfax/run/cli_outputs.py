@@ -19,6 +19,7 @@ from mfax.run.cli_common import (
     ITERATION_HELP,
     JSON_HELP,
     emit_json,
+    home,
     json_on_stdout,
     json_text,
     refuse_empty,
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     @json_on_stdout
     def export_command(
-        run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
+        run_dir: Annotated[str, typer.Argument(metavar="RUN", callback=home, help="a run directory from `mfax train`")],
         fmt: Annotated[
             str,
             typer.Option(
@@ -68,7 +69,9 @@ def register(app: typer.Typer) -> None:
         ] = "npz",
         out: Annotated[
             str | None,
-            typer.Option(help="where to write: a .npz file or a folder [default: RUN/export.npz or RUN/export/]"),
+            typer.Option(
+                callback=home, help="where to write: a .npz file or a folder [default: RUN/export.npz or RUN/export/]"
+            ),
         ] = None,
         paths: Annotated[
             int | None,
@@ -159,7 +162,7 @@ def register(app: typer.Typer) -> None:
     @app.command("irf")
     @json_on_stdout
     def irf_command(
-        run_dir: Annotated[str, typer.Argument(metavar="RUN", help="a run directory from `mfax train`")],
+        run_dir: Annotated[str, typer.Argument(metavar="RUN", callback=home, help="a run directory from `mfax train`")],
         shock: Annotated[
             float | None,
             typer.Option(
@@ -181,13 +184,15 @@ def register(app: typer.Typer) -> None:
         iteration: Annotated[str, typer.Option(help=ITERATION_HELP)] = "last",
         run_index: Annotated[int | None, typer.Option(help=RUN_INDEX_HELP)] = None,
         plot: Annotated[
-            str | None, typer.Option(help="write the figure here, a .png file [default: RUN/plots/irf.png]")
+            str | None,
+            typer.Option(callback=home, help="write the figure here, a .png file [default: RUN/plots/irf.png]"),
         ] = None,
         out: Annotated[
             str | None,
             typer.Option(
+                callback=home,
                 help="write the response (every moment, baseline, shocked, deviation) as JSON here, a .json file "
-                "(missing, or an irf.json mfax wrote) [default: RUN/irf.json]"
+                "(missing, or an irf.json mfax wrote) [default: RUN/irf.json]",
             ),
         ] = None,
         game: Annotated[str | None, typer.Option(help=GAME_HELP)] = None,

@@ -14,6 +14,7 @@ import typer
 from mfax.run.cli_common import (
     INTERRUPTION_SAID,
     emit_json,
+    home,
     json_on_stdout,
     parse_hparams,
     parse_overrides,
@@ -127,8 +128,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             str | None,
             typer.Option(
+                callback=home,
                 help="keep the study: DIR/study.db (the same command again continues it), DIR/trials.csv, "
-                "DIR/best (the best trial's run directory) [default: in memory only]"
+                "DIR/best (the best trial's run directory) [default: in memory only]",
             ),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the table")] = False,

@@ -259,6 +259,11 @@ def check_target(path: Path, fmt: str, overwrite: bool) -> None:
     if fmt == "csv" and path.suffix == ".npz":
         npz = advice("--format npz", 'format="npz"')
         raise GameError(f"a csv export is a folder, got {where!r}, a name for an npz file ({npz})")
+    if fmt == "csv" and path.suffix.lower() == ".csv" and not path.is_dir():  # (one of its files, by name)
+        raise GameError(
+            f"a csv export is a folder of CSV files (a table each, listed in {MARKER}), got {where!r}, "
+            f"a name for one file; name the folder, for example {str(path.with_suffix(''))!r}"
+        )
     if path.is_symlink():  # a link: what mfax would replace or write into is somewhere else
         raise GameError(
             f"refusing to write the export at {where!r}: it is a symbolic link (to {os.readlink(path)!r}); "

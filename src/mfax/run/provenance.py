@@ -153,6 +153,8 @@ def same_products(path: Path) -> bool:
 def read(path: Path) -> dict[str, Any] | None:
     """The recorded provenance; ``None`` when absent (a run from an older mfax) or not
     what mfax writes (unreadable, or not a JSON object: a resume then records afresh)."""
+    if not path.is_file():  # (absent; a named pipe or a device would never end its read)
+        return None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

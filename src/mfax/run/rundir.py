@@ -292,9 +292,27 @@ _KEPT = re.compile(r"iteration-(\d{8})\.eqx")
 _KEPT_NAMES = re.compile(r"iteration-\d{8}\.(eqx|json)")  # a kept checkpoint and its digest
 
 
+_SPECIAL = {stat.S_IFIFO: "named pipe", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device"}
+_SPECIAL[stat.S_IFSOCK] = "socket"
+
+
+def special_file(path: Path) -> str | None:
+    """What ``path`` is when it is neither a file nor a folder (through links): a named
+    pipe, a device or a socket, which a read would wait on forever or never finish."""
+    try:
+        kind = stat.S_IFMT(path.stat().st_mode)
+    except (OSError, ValueError):
+        return None
+    return _SPECIAL.get(kind)
+
+
 @contextlib.contextmanager
 def _disk(action: str, path: Path) -> Iterator[None]:
-    """Operating-system errors (read-only or full disk, a path through a file) as one line."""
+    """Operating-system errors (read-only or full disk, a path through a file) as one
+    line; a read of a named pipe or a device (it would wait forever) refused first."""
+    kind = special_file(path) if action == "read" else None
+    if kind is not None:
+        raise GameError(f"cannot read {str(path)!r}: it is a {kind}, not a file mfax wrote; move it away")
     try:
         yield
     except OSError as err:
@@ -1342,6 +1360,8 @@ class RunDir:
     def trained_in_float64(self) -> bool:
         """Whether config.json says the run was trained in float64 (``x64``), read without
         validating or importing anything (``False`` when it cannot be read)."""
+        if special_file(self.config_path):  # (the reader that follows says what it is)
+            return False
         try:
             data = json.loads(self.config_path.read_text())
         except (OSError, ValueError, UnicodeDecodeError):
@@ -1365,7 +1385,9 @@ class RunDir:
             raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
         if not self.config_path.is_file():
             self._not_a_study()
-            raise GameError(f"{str(self.root)!r} is not a run directory (no config.json)")
+            kind = special_file(self.config_path)
+            what = "no config.json" if kind is None else f"its config.json is a {kind}, not a file mfax wrote"
+            raise GameError(f"{str(self.root)!r} is not a run directory ({what})")
         if consent.game is not None and is_reference(consent.game):  # the reader's own typo: say so
             named = parse(consent.game, "--game")
             if named.file is not None and not named.file.is_file():
