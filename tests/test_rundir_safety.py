@@ -1760,3 +1760,33 @@ def test_a_named_pipe_in_place_of_a_runs_file_is_named_not_waited_on(run_copy, n
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode == 2 and "is a named pipe, not a file mfax wrote" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS])
+def test_a_lock_that_cannot_be_made_names_the_folder_and_why(run_copy, monkeypatch, code):
+    """A resume in a folder the user cannot write said only "cannot lock ...: Permission
+    denied" (a review): the line names the folder, read-only or not writable, and a way on."""
+    opened = os.open
+
+    def refusing(path, *args, **kwargs):
+        if str(path).endswith(rundir_module.LOCK):
+            raise OSError(code, os.strerror(code), str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(rundir_module.os, "open", refusing)
+    why = "read-only file system" if code == errno.EROFS else "not writable here"
+    line = one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), why)
+    assert f"cannot write in run directory {str(run_copy)!r}" in line and "copy the folder" in line
+
+
+def test_eval_of_an_edited_record_says_it_was_edited_not_that_the_code_changed(run_copy):
+    """A figure edited in metrics.jsonl made ``mfax eval`` guess that the game's code or
+    mfax had changed (a review); metrics.csv, written beside it, says which was edited."""
+    rows = [json.loads(line) for line in (run_copy / "metrics.jsonl").read_text().splitlines()]
+    rows[-1]["exploitability"] = 0.1
+    (run_copy / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = runner.invoke(app, ["eval", str(run_copy)])
+    assert result.exit_code == 0, result.output
+    assert "0.1 when it was trained" in result.stderr
+    assert "metrics.csv and metrics.jsonl disagree (exploitability at iteration 2 of run 0:" in result.stderr
+    assert "changed since" not in result.stderr

@@ -288,10 +288,16 @@ def _recorded_figures(run, run_index: int, iteration: int, result, float64: bool
     figures = {key: rows[-1].get(key) for key in ("exploitability", "exploitability_info", "policy_return")}
     differs = rescored_difference(figures, result.as_dict(), float64)
     if differs is not None:
+        # (a record that metrics.csv, written beside it, contradicts was edited: not a changed game)
+        edited = run.csv_disagreement(run.read_metrics(), iteration)
+        why = (
+            f"metrics.csv and metrics.jsonl disagree ({edited}): a record was edited since"
+            if edited is not None
+            else "the game's code, code it imports, or mfax changed since, or the record was edited"
+        )
         warn(
             f"the checkpoint of iteration {iteration} (run {run_index}) scores {differs} "
-            f"({str(run.metrics_jsonl)!r}): the game's code, code it imports, or mfax changed since; the figures "
-            "here are today's"
+            f"({str(run.metrics_jsonl)!r}): {why}; the figures here are today's"
         )
     return figures
 

@@ -1328,7 +1328,16 @@ class RunDir:
         with _disk("lock", self.lock_path):
             if self.lock_path.is_symlink():
                 raise GameError(f"{str(self.lock_path)!r} is a link, not mfax's lock file; remove it")
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as err:  # (a bare "Permission denied" did not say which folder, nor why it matters)
+                if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                why = "is on a read-only file system" if err.errno == errno.EROFS else "is not writable here"
+                raise GameError(
+                    f"cannot write in {what} {str(self.root)!r}: it {why} ({err.strerror}); mfax holds its lock "
+                    f"file there while it writes; copy the folder to one you can write and name that"
+                ) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise GameError(f"{str(self.lock_path)!r} is not a regular file, not mfax's lock file; remove it")
@@ -1561,14 +1570,14 @@ class RunDir:
         rows written after the checkpoint by a run killed between the two writes).
         Both files are rewritten from metrics.jsonl, so a metrics.csv that holds a row up
         to ``last_iteration`` which metrics.jsonl lacks or records otherwise (one of them
-        was edited) is refused rather than overwritten (:meth:`_csv_disagreement`).
+        was edited) is refused rather than overwritten (:meth:`csv_disagreement`).
         ``swept(r)``: run ``r``'s values of the game parameters a sweep varies, which
         metrics.csv's header names even with no row kept (the rows appended next follow
         it) and a row written before mfax recorded them is given."""
         rows = [r for r in self.read_metrics() if r["iteration"] <= last_iteration]
         if swept is not None:
             rows = [r if r.get(PARAMS) or not swept(r["run"]) else {**r, PARAMS: swept(r["run"])} for r in rows]
-        disagreement = self._csv_disagreement(rows, last_iteration)
+        disagreement = self.csv_disagreement(rows, last_iteration)
         if disagreement:
             raise GameError(
                 f"{str(self.metrics_csv)!r} and {self.metrics_jsonl.name} disagree ({disagreement}): one was "
@@ -1579,7 +1588,7 @@ class RunDir:
         _replace_with(self.metrics_csv, _csv_text(rows, header=True, columns=columns).encode())
         _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
 
-    def _csv_disagreement(self, rows: list[dict[str, Any]], last_iteration: int) -> str | None:
+    def csv_disagreement(self, rows: list[dict[str, Any]], last_iteration: int) -> str | None:
         """What metrics.csv records up to ``last_iteration`` that ``rows`` (metrics.jsonl's)
         would lose: a row they lack, or a figure they record otherwise (beyond the last
         digit of a float32); ``None`` when nothing. Only complete lines count: a torn last
