@@ -1790,3 +1790,18 @@ def test_eval_of_an_edited_record_says_it_was_edited_not_that_the_code_changed(r
     assert "0.1 when it was trained" in result.stderr
     assert "metrics.csv and metrics.jsonl disagree (exploitability at iteration 2 of run 0:" in result.stderr
     assert "changed since" not in result.stderr
+
+
+def test_a_corrupt_provenance_record_is_kept_aside_when_a_resume_starts_a_new_one(run_copy):
+    """A resume replaced an unreadable provenance.json silently (a review): the earlier
+    sessions' setups it may hold are kept beside it, and a warning says where."""
+    (run_copy / "provenance.json").write_text('{"jax": "0.4", "resumed": [')
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET])
+    assert result.exit_code == 0, result.output
+    assert "'provenance.json.unreadable'" in result.stderr and "a new record started" in result.stderr
+    assert (run_copy / "provenance.json.unreadable").read_text() == '{"jax": "0.4", "resumed": ['
+    assert "jax" in json.loads((run_copy / "provenance.json").read_text())["resumed"][0]
+    (run_copy / "provenance.json").write_text("[]")  # a second time: a new name, the first kept
+    assert runner.invoke(app, ["train", "--resume", str(run_copy), "--iterations", "6", *QUIET]).exit_code == 0
+    assert (run_copy / "provenance.json.unreadable-2").read_text() == "[]"
+    assert (run_copy / "provenance.json.unreadable").is_file()

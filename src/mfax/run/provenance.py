@@ -174,11 +174,41 @@ def check(path: Path, float64: bool, plugins: dict[str, str] | None = None) -> s
     return f"mfax: warning: {str(path.parent)!r} was produced under another setup: {'; '.join(changed)}"
 
 
+def _kept_if_unreadable(path: Path) -> None:
+    """Before a new record replaces it: a provenance.json that is a file but not what mfax
+    writes (corrupt, or edited into something else) is moved beside it, to
+    ``provenance.json.unreadable`` (``-2``, ``-3``, ... when that is taken), with a warning:
+    the setups of the run's earlier sessions it may hold are not lost."""
+    if not path.is_file() or path.is_symlink() or read(path) is not None:
+        return
+    from mfax.errors import warn
+
+    kept = path.with_name(path.name + ".unreadable")
+    number = 1
+    while kept.exists() or kept.is_symlink():
+        number += 1
+        kept = path.with_name(f"{path.name}.unreadable-{number}")
+    try:
+        os.rename(path, kept)  # (the same folder: never replaces what is there, checked above)
+    except OSError as err:
+        warn(
+            f"{str(path)!r} is not readable as mfax writes it, and could not be kept aside ({err.strerror}); it is "
+            "replaced by a new record"
+        )
+        return
+    warn(
+        f"{str(path)!r} is not readable as mfax writes it (corrupt or edited); kept as {kept.name!r}, and a new "
+        "record started"
+    )
+
+
 def record(path: Path, float64: bool, resumed_at: int | None = None, plugins: dict[str, str] | None = None) -> None:
     """Write a new run's provenance, or (``resumed_at``: the iteration it continues
     from) add the setup a resume runs under when it differs from the recorded one
     (``plugins``: as :func:`collect`)."""
     current = collect(float64, plugins)
+    if resumed_at is not None:
+        _kept_if_unreadable(path)
     data = read(path) if resumed_at is not None else None
     if data is None and resumed_at is not None:  # a run from an older mfax: its creator is unknown
         data = {"resumed": [{"iteration": resumed_at, **current}]}
@@ -197,6 +227,7 @@ def record_schedule(path: Path, start: int, previous: int, planned: int) -> list
     ``previous``: the stretches ``{"from": K, "planned": N}`` the run has trained under, in
     order (a learning rate decays linearly to 0.1x over the total it was planned over).
     Returns them; config.json alone reproduces the run only when there is one."""
+    _kept_if_unreadable(path)
     data = read(path) or {}
     stretches = data.get("schedule")
     if not (
