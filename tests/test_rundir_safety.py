@@ -1805,3 +1805,42 @@ def test_a_corrupt_provenance_record_is_kept_aside_when_a_resume_starts_a_new_on
     assert runner.invoke(app, ["train", "--resume", str(run_copy), "--iterations", "6", *QUIET]).exit_code == 0
     assert (run_copy / "provenance.json.unreadable-2").read_text() == "[]"
     assert (run_copy / "provenance.json.unreadable").is_file()
+
+
+def test_a_write_that_fails_mid_training_says_what_is_kept_and_how_to_go_on(run_copy, monkeypatch):
+    """A full disk at a checkpoint said only "cannot write ...: No space left on device"
+    (a review): the line names the checkpoint kept and the resume that goes on from it."""
+    real_replace = os.replace
+
+    def full(src, dst):
+        if os.path.basename(dst) == "checkpoint.eqx":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(rundir_module.os, "replace", full)
+    line = one_error_line(runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]), "No space left on device")
+    assert f"(writing iteration 4; stopped, last good checkpoint (iteration 2) kept in {str(run_copy)!r}" in line
+    assert f"`mfax train --resume {run_copy}` goes on from it" in line
+    monkeypatch.undo()
+    assert RunDir(run_copy).held_iteration(run_copy / "checkpoint.eqx") == 2
+    assert runner.invoke(app, ["train", "--resume", str(run_copy), *QUIET]).exit_code == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npz"])
+def test_an_export_that_fails_to_write_names_where_and_what_is_left(run_copy, tmp_path, monkeypatch, fmt):
+    """A CSV export on a full disk said "No space left on device" and no path (a review)."""
+    from pathlib import Path
+
+    target = tmp_path / ("out" if fmt == "csv" else "out.npz")
+    assert runner.invoke(app, ["export", str(run_copy), "--format", fmt, "--out", str(target)]).exit_code == 0
+    before = tree(target) if fmt == "csv" else {"": target.read_bytes()}
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    args = ["export", str(run_copy), "--format", fmt, "--out", str(target), "--overwrite"]
+    line = one_error_line(runner.invoke(app, args), "No space left on device")
+    assert str(target) in line and "the earlier export there is as it was" in line
+    monkeypatch.undo()
+    assert (tree(target) if fmt == "csv" else {"": target.read_bytes()}) == before

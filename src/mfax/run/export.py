@@ -337,6 +337,13 @@ def manifest(game: Game, data: dict[str, Any], source: dict[str, Any]) -> dict[s
     }
 
 
+def _as_it_was(created: bool, earlier: bool) -> str:
+    """What an export that failed to write leaves, after "nothing of it was written"."""
+    if created:
+        return ""
+    return ", the earlier export there is as it was" if earlier else ", the folder is as it was"
+
+
 def write_npz(
     path: Path,
     game: Game,
@@ -363,7 +370,11 @@ def write_npz(
     np.savez(buffer, manifest=np.asarray(json.dumps(info)), **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     check_target(path, "npz", overwrite)  # again, at the last moment: another export written meanwhile
-    _replace_with(path, buffer.getvalue())
+    had = path.exists()
+    try:
+        _replace_with(path, buffer.getvalue())
+    except GameError as err:  # (a full disk, say)
+        raise GameError(f"{err}; nothing of the export was written{_as_it_was(False, had)}") from None
     if done is not None:
         done.append(True)
     return info
@@ -535,7 +546,13 @@ def write_csv(
         files = {}
         for name, (header, rows) in tables.items():
             content, count = _table(header, rows)
-            (staging / name).write_bytes(content)
+            try:
+                (staging / name).write_bytes(content)
+            except OSError as err:  # (a full disk: the write's error names no file)
+                raise GameError(
+                    f"cannot write the export into {str(folder)!r}: {err.strerror or err} (writing {name}); nothing "
+                    f"of it was written{_as_it_was(created, old is not None)}"
+                ) from None
             files[name] = {"columns": header, "rows": count}
         info["files"] = files
         with deferred_signals():  # milliseconds: the old export, or the new one, whole

@@ -458,6 +458,17 @@ def _kept_words(run: RunDir, iteration: int, temporary: bool, inside: bool = Fal
     return f", last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}"
 
 
+def _after_failed_write(run: RunDir, iteration: int, temporary: bool) -> str:
+    """What a training that a failed write stopped says it keeps (the checkpoint of
+    ``iteration``), and how it goes on once the cause is dealt with."""
+    if temporary:
+        return "stopped; nothing kept without out=DIR, which keeps the last good checkpoint"
+    return (
+        f"stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}; once that is dealt with, "
+        f"`mfax train --resume {run.root}` goes on from it"
+    )
+
+
 def _train_locked(
     trainer: Trainer,
     run: RunDir,
@@ -617,11 +628,18 @@ def _train_locked(
             if message is not None:  # finite parameters whose policy is not (logits overflowing)
                 raise TrainingDiverged(f"{message}; stopped{_kept_words(run, iteration - length, temporary)}")
             if main:
-                with deferred_signals():  # an interrupt waits for the step's last file
-                    record(last_eval)
-                    run.save_checkpoint(to_host(states), iteration)
-                    run.keep_checkpoint(iteration, config.keep)
-                    run.write_summary(_summary(trainer, run, wall, compile_s, iteration, rescored))
+                kept_at = iteration - length  # (the checkpoint a write that fails here leaves)
+                try:
+                    with deferred_signals():  # an interrupt waits for the step's last file
+                        record(last_eval)
+                        run.save_checkpoint(to_host(states), iteration)
+                        kept_at = iteration
+                        run.keep_checkpoint(iteration, config.keep)
+                        run.write_summary(_summary(trainer, run, wall, compile_s, iteration, rescored))
+                except GameError as err:  # a full disk, say: what is kept, and the way on
+                    raise GameError(
+                        f"{err} (writing iteration {iteration}; {_after_failed_write(run, kept_at, temporary)})"
+                    ) from None
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(exploitability=_bar_text(last_eval, config.x64))
