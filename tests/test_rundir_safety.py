@@ -616,7 +616,8 @@ def test_a_failed_checkpoint_save_is_one_error_and_leaves_no_temporary_file(run_
     monkeypatch.undo()
     assert not [p.name for p in run_copy.iterdir() if p.name.endswith(".tmp")]
     assert (run_copy / "checkpoint.eqx").read_bytes() == old
-    assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 4  # still resumable
+    with pytest.warns(mfax.errors.MfaxWarning, match="dropped the metrics rows of iteration 4"):  # (recorded first)
+        assert train(TrainConfig(), run_copy, resume=True, progress=False)["iterations"] == 4  # still resumable
     assert [r["iteration"] for r in RunDir(run_copy).read_metrics()] == [0, 2, 4]
 
 
@@ -1844,3 +1845,19 @@ def test_an_export_that_fails_to_write_names_where_and_what_is_left(run_copy, tm
     assert str(target) in line and "the earlier export there is as it was" in line
     monkeypatch.undo()
     assert (tree(target) if fmt == "csv" else {"": target.read_bytes()}) == before
+
+
+def test_a_resume_says_which_rows_recorded_after_the_last_checkpoint_it_drops(run_copy):
+    """Rows written after the last checkpoint (a kill between the metrics and the
+    checkpoint) were dropped silently by a resume (a review)."""
+    rows = [json.loads(line) for line in (run_copy / "metrics.jsonl").read_text().splitlines()]
+    with (run_copy / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({**rows[-1], "iteration": 4}) + "\n")
+    with pytest.warns(mfax.errors.MfaxWarning) as said:
+        train(TrainConfig(), run_copy, resume=True, progress=False, stop_after=2)
+    assert any(
+        f"dropped the metrics rows of iteration 4 from {str(run_copy)!r}: they were recorded after its last "
+        "checkpoint (iteration 2)" in str(w.message)
+        for w in said
+    )
+    assert [r["iteration"] for r in RunDir(run_copy).read_metrics()] == [0, 2]

@@ -1574,7 +1574,10 @@ class RunDir:
         ``swept(r)``: run ``r``'s values of the game parameters a sweep varies, which
         metrics.csv's header names even with no row kept (the rows appended next follow
         it) and a row written before mfax recorded them is given."""
-        rows = [r for r in self.read_metrics() if r["iteration"] <= last_iteration]
+        every = self.read_metrics()
+        rows = [r for r in every if r["iteration"] <= last_iteration]
+        # (iteration 0 with no checkpoint is evaluated again at once: nothing to say)
+        dropped = sorted({r["iteration"] for r in every if r["iteration"] > max(last_iteration, 0)})
         if swept is not None:
             rows = [r if r.get(PARAMS) or not swept(r["run"]) else {**r, PARAMS: swept(r["run"])} for r in rows]
         disagreement = self.csv_disagreement(rows, last_iteration)
@@ -1587,6 +1590,13 @@ class RunDir:
         columns = csv_columns([*rows, {PARAMS: swept(0)}] if swept is not None else rows)
         _replace_with(self.metrics_csv, _csv_text(rows, header=True, columns=columns).encode())
         _replace_with(self.metrics_jsonl, _jsonl_text(rows).encode())
+        if dropped:
+            which = f"iteration {dropped[0]}" if len(dropped) == 1 else f"iterations {', '.join(map(str, dropped))}"
+            warn(
+                f"dropped the metrics rows of {which} from {str(self.root)!r}: they were recorded after its last "
+                f"checkpoint (iteration {max(last_iteration, 0)}), by a session stopped before it saved that "
+                "iterate; this one trains and evaluates those iterations again"
+            )
 
     def csv_disagreement(self, rows: list[dict[str, Any]], last_iteration: int) -> str | None:
         """What metrics.csv records up to ``last_iteration`` that ``rows`` (metrics.jsonl's)
