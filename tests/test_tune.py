@@ -414,7 +414,9 @@ def test_ctrl_c_keeps_the_table_and_says_how_to_go_on(tmp_path, monkeypatch):
     assert "the complete trials are kept in" in result.output
     assert "the same command continues the study" in result.output
     with open(out / "trials.csv") as f:
-        assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE", "FAIL"]
+        rows = list(csv.DictReader(f))
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL"]
+    assert rows[1]["note"] == "cut short: the call that trained it was stopped"  # (empty, before: a review)
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "new")])
     assert result.exit_code == 130 and "interrupted" in result.output
     # while the best trial is trained again: the search is done, best/ is as it was
@@ -671,3 +673,27 @@ def test_a_study_in_use_is_named_a_study_directory(tmp_path):
         f"study directory {str(out)!r} is in use by process {os.getpid()}: one process writes it at a time; wait for "
         "that one to end, or write elsewhere"
     )
+
+
+def test_a_trial_of_a_call_killed_outright_is_failed_with_a_note_and_one_that_errs_names_it(tmp_path, monkeypatch):
+    """A trial left running by a SIGKILL is failed when the study is opened again; its row
+    in trials.csv had an empty note, as had one cut short by an error (a review)."""
+    optuna = pytest.importorskip("optuna")
+    from mfax.run import tune as tune_mod
+
+    out = tmp_path / "study"
+    _tune(algo="omd", trials=1, out=out)
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+    study.ask()  # (what a process killed mid-trial leaves: a RUNNING trial)
+    train_for_real = tune_mod._Search.run
+    monkeypatch.setattr(tune_mod._Search, "run", lambda self, values: (_ for _ in ()).throw(GameError("bad step")))
+    with pytest.raises(GameError, match="bad step"):
+        _tune(algo="omd", trials=2, out=out)
+    with open(out / "trials.csv") as f:
+        notes = [(r["state"], r["note"]) for r in csv.DictReader(f)]
+    assert notes[1:] == [
+        ("FAIL", "cut short: the call that trained it was stopped"),
+        ("FAIL", "cut short by an error: bad step"),
+    ]
+    monkeypatch.setattr(tune_mod._Search, "run", train_for_real)
+    assert len([t for t in _tune(algo="omd", trials=2, out=out).trials if t["state"] == "COMPLETE"]) == 2

@@ -433,6 +433,10 @@ class TuneResult:
         )
 
 
+# the note of a trial whose call was stopped before it ended (Ctrl-C, a signal, a kill)
+CUT_SHORT = "cut short: the call that trained it was stopped"
+
+
 def _trial_rows(study, space: dict[str, Range]) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -445,7 +449,8 @@ def _trial_rows(study, space: dict[str, Range]) -> list[dict[str, Any]]:
                 **{k: t.params.get(k) for k in space},
                 **{k: attrs.get(k) for k in ("best_iteration", "iterations", "seconds", "batch", "policy_return")},
                 "default": bool(attrs.get("default", False)),
-                "note": attrs.get("note", ""),
+                # (a trial of a call killed outright: failed when the study was opened again)
+                "note": attrs.get("note", CUT_SHORT if t.state.name == "FAIL" else ""),
             }
         )
     return rows
@@ -793,8 +798,10 @@ def _study(optuna, search: _Search, trials: int, batch: int, seed: int, defaults
             batch_number += 1
             try:
                 outcomes = search.run([dict(t.params) for t in asked])
-            except BaseException:
+            except BaseException as err:
+                cut = CUT_SHORT if isinstance(err, KeyboardInterrupt | SystemExit) else f"cut short by an error: {err}"
                 for t in asked:
+                    t.set_user_attr("note", cut[:500])
                     study.tell(t, state=state.FAIL, skip_if_finished=True)
                 if root is not None:  # every trial in the table, the one cut short (FAIL) too
                     _replace_with(root / TRIALS_CSV, _csv(_trial_rows(study, search.space), search.space))
