@@ -1051,6 +1051,12 @@ def test_what_a_killed_overwrite_leaves_is_settled_by_the_next_command(run_copy,
     assert result.exit_code == 0, result.output
     assert _without_lock(run_copy) == before  # the old run, byte for byte
     assert json.loads(result.stdout)["checkpoint_iteration"] == 2
+    # said, not silently (a review): what the next command found, and what it did
+    said = "had moved aside; nothing of the new run" if stage == "setting aside" else "was replacing: the new run"
+    assert (
+        f"mfax: warning: put back the run that a killed `mfax train --overwrite` in {str(run_copy)!r}" in result.stderr
+    )
+    assert said in result.stderr
 
 
 @pytest.mark.slow
@@ -1213,7 +1219,8 @@ def test_a_restore_cut_short_is_finished_by_the_next_command(run_copy, monkeypat
     with pytest.raises(GameError, match="cannot put back"):
         run.restore_aside()
     monkeypatch.undo()
-    run.settle()
+    with pytest.warns(mfax.MfaxWarning, match="^put back the run that a killed `mfax train --overwrite`"):
+        run.settle()
     assert _without_lock(run_copy) == before and not (run_copy / ".mfax-replaced").exists()
 
 
@@ -1262,8 +1269,9 @@ def test_a_discard_that_fails_is_a_warning_and_the_next_command_removes_the_old_
     one_error_line(result, "the run an earlier --overwrite replaced is still in")  # (the why: said once above)
     assert _without_lock(run_copy) == now
     monkeypatch.undo()
-    with run.lock():
-        pass
+    with pytest.warns(mfax.MfaxWarning, match="^removed the run that a killed `mfax train --overwrite`"):
+        with run.lock():
+            pass
     assert not (run_copy / ".mfax-replaced").exists() and not (run_copy / ".mfax-replaced.discard").exists()
 
 
@@ -1287,7 +1295,8 @@ def test_a_restore_cut_short_with_the_new_checkpoint_written_still_gives_the_old
     with pytest.raises(KeyboardInterrupt):
         run.restore_aside()
     monkeypatch.undo()
-    run.settle()
+    with pytest.warns(mfax.MfaxWarning, match="^put back the run that a killed `mfax train --overwrite`"):
+        run.settle()
     assert _without_lock(run_copy) == before
 
 
@@ -1300,9 +1309,12 @@ def test_a_put_back_cut_short_between_its_link_and_unlink_is_finished_quietly(ru
     assert run.set_aside()
     os.link(run.aside_path / "config.json", run_copy / "config.json")  # linked, not yet unlinked
     (run.aside_path / rundir_module.ASIDE_DONE).unlink()  # a move back, part-way
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as said:  # (no "a file that appeared", nor a copy of it)
+        warnings.simplefilter("always")
         run.settle()
+    assert [str(w.message).split(" in ")[0] for w in said] == [
+        "put back the run that a killed `mfax train --overwrite`"
+    ]
     assert _without_lock(run_copy) == before
 
 
@@ -1608,7 +1620,10 @@ def test_a_kill_while_the_set_aside_folder_is_cleared_leaves_it_marked(run_copy,
             run.restore_aside()
     monkeypatch.setattr(rundir_module.Path, "rmdir", real)
     assert rundir_module.is_aside(run.aside_path)
-    run.settle()
+    with pytest.warns(
+        mfax.MfaxWarning, match=f"^{'removed' if end == 'discard' else 'put back'} the run that a killed"
+    ):
+        run.settle()
     assert not run.aside_path.exists()
     if end == "restore":
         assert _without_lock(run_copy) == before
@@ -1649,7 +1664,8 @@ def test_a_set_aside_an_earlier_mfax_left_unmarked_is_put_back(run_copy):
     (aside / "plots").mkdir(parents=True)
     for name in ("config.json", "code.json", "metrics.csv", "plots/policy.png"):
         os.rename(run_copy / name, aside / name)
-    RunDir(run_copy).settle()
+    with pytest.warns(mfax.MfaxWarning, match="^put back the run that a killed `mfax train --overwrite`"):
+        RunDir(run_copy).settle()
     assert _without_lock(run_copy) == before
 
 

@@ -1249,12 +1249,20 @@ class RunDir:
         if earlier:
             _mark_started(self.aside_path, [p.relative_to(self.aside_path).as_posix() for p in earlier])
         if is_aside(self.aside_path):  # (never a folder of the user's by that name)
+            killed = f"a killed `mfax train --overwrite` in {str(self.root)!r}"
             if not (self.aside_path / ASIDE_DONE).is_file():
                 self._move_back()
+                warn(f"put back the run that {killed} had moved aside; nothing of the new run is kept")
             elif self.has_checkpoint():
                 self.discard_aside()
+                if not is_aside(self.aside_path):
+                    warn(f"removed the run that {killed} replaced: the new run had saved its first checkpoint")
             else:
                 self.restore_aside()
+                warn(
+                    f"put back the run that {killed} was replacing: the new run, stopped before its first "
+                    "checkpoint, is removed"
+                )
         # an earlier mfax renamed the old run there, then removed the folder whole
         discarded = (
             _set_aside_files(self.discarded_path)
