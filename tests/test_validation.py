@@ -531,10 +531,17 @@ def test_a_game_too_large_to_check_is_refused_before_its_functions_run(monkeypat
     # than this evaluation needs (12 GiB free in one CI run) it refused first; it cannot
     # tell here, so the checker's refusal is the one tested, whatever the machine has
     monkeypatch.setattr("mfax.memory.available_bytes", lambda device=None: None)
-    one_line_error(
-        ["eval", "--set", "num_states=20001"],
-        "game 'beach_bar' (20001 states, 11 actions): checking it builds kernels and rewards of about",
-    )
+    # before the evaluation enumerates the noise support (as large: 23 GiB at 10^8 states),
+    # with the checks or without (--no-check skipped it: a traceback, or the system's kill)
+    for unchecked in ([], ["--no-check"]):
+        one_line_error(
+            ["eval", "--set", "num_states=20001", *unchecked],
+            "game 'beach_bar' (20001 states, 11 actions): a step of it builds kernels and rewards of about",
+        )
+        one_line_error(
+            ["train", "--set", "num_states=20001", "--iterations", "1", "--no-progress", *unchecked],
+            "game 'beach_bar' (20001 states, 11 actions):",
+        )
     with pytest.raises(mfax.GameError, match="checking it builds kernels and rewards of about"):
         mfax.make("beach_bar", num_states=2003)
     monkeypatch.setattr("mfax.games.validate.available_bytes", lambda device=None: None)  # cannot tell: checked

@@ -15,6 +15,7 @@ from mfax.dynamics.noise import exact_noise
 from mfax.errors import GameError
 from mfax.freememory import available_bytes, gigabytes
 from mfax.games.base import Game
+from mfax.games.validate import size_guard
 from mfax.sharding import runs_held
 
 # entries held per (path, step, state): policy, rewards, Q-values and the cotangent of a
@@ -122,7 +123,9 @@ def run_state_bytes(game: Game, hp: dict, table_paths: int, itemsize: int = 4) -
 
 
 def check_evaluation(game: Game, mode: str, num_paths: int, itemsize: int = 4) -> None:
-    """Refuse an evaluation (noise ``mode``, ``num_paths`` if sampled) that cannot fit."""
+    """Refuse an evaluation (noise ``mode``, ``num_paths`` if sampled) that cannot fit;
+    first, a game whose kernels alone cannot (its noise support may not fit either)."""
+    size_guard(game)
     exact = exact_noise(game, mode)
     paths = num_paths if exact is None else exact.num_paths
     need = evaluation_bytes(game, paths, game.noise_support() is not None, itemsize)

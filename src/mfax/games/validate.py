@@ -230,6 +230,7 @@ def validate_game(game: Game) -> None:
         skipped = _SKIPPED.get()
         if skipped is not None and not any(game is seen for seen in skipped):
             skipped.append(game)
+            size_guard(game)  # (--no-check skips the checks, not the refusal of a game that cannot fit)
         return
     try:
         if game in _VALIDATED:
@@ -802,11 +803,13 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
     return out, broken
 
 
-def _fits(game: Game, noise, mu, n: int) -> None:
+def _fits(game: Game, noise, mu, n: int, checking: bool = True) -> None:
     """Refuse in one line a game whose checks cannot fit in memory: they build its kernel
     and rewards at two dates (with temporaries, about four times one kernel and reward),
     sized here from their shapes alone (``num_states=100000000`` had the system kill the
-    process). A kernel that does not trace is left to the checks to report."""
+    process). A kernel that does not trace is left to the checks to report. Not
+    ``checking`` (:func:`size_guard`): the same measure, said of a step of the game (its
+    enumerated noise support, built before any estimate, may be as large)."""
     try:
         kernel = jax.eval_shape(lambda z, u: game.kernel(u, z, jnp.int32(0)), noise, mu)
     except Exception:
@@ -816,10 +819,29 @@ def _fits(game: Game, noise, mu, n: int) -> None:
     free = available_bytes()
     if free is not None and need > free:
         name = getattr(game, "name", type(game).__name__)
+        builds = "checking it builds" if checking else "a step of it builds"
         raise GameError(
-            f"game {name!r} ({n} states, {game.n_actions} actions): checking it builds kernels and rewards of about "
-            f"{gigabytes(need)}, only {gigabytes(free)} is free; choose smaller sizes"
+            f"game {name!r} ({n} states, {game.n_actions} actions): {builds} kernels and rewards of about "
+            f"{gigabytes(need)} (with their temporaries), only "
+            f"{gigabytes(free)} is free; choose smaller sizes"
         )
+
+
+def size_guard(game: Game) -> None:
+    """:func:`_fits` alone, from the shapes of the game's functions (nothing computed):
+    unchecked, a game too large for memory ran until the system killed the process, or
+    a numpy allocation of the game's own raised a 60-line traceback (``--no-check`` with
+    ``num_states=100000000``: its noise support, enumerated before any estimate). The
+    memory estimates of an evaluation and a training call it first. A game whose
+    functions do not trace is left to the run."""
+    try:
+        noise = jax.eval_shape(lambda: game.sample_noise(jax.random.PRNGKey(0)))
+        mu = jax.eval_shape(game.initial_mean_field, noise)
+        n = int(game.n_states)
+    except Exception:
+        return
+    if tuple(mu.shape) == (n,):
+        _fits(game, noise, mu, n, checking=False)
 
 
 def _with_traced_arrays(game: Game) -> Game:

@@ -23,7 +23,7 @@ from mfax.errors import ArgumentError, GameError, advice
 from mfax.games import game_class, make
 from mfax.games.plugins import canonical, is_reference, short_name
 from mfax.games.registry import build
-from mfax.games.validate import defects_named, validate_game
+from mfax.games.validate import defects_named, size_guard, validate_game
 from mfax.memory import require, samples_populations, training_bytes
 from mfax.run.trackers import check_trackers
 from mfax.solvers import solver_names, solver_spec
@@ -252,7 +252,9 @@ def check_lr_used(algo: str, given: str | None = None) -> None:
 
 
 def _check_memory(config: TrainConfig, game) -> None:
-    """Refuse, before anything is allocated, an iteration that cannot fit in memory."""
+    """Refuse, before anything is allocated, an iteration that cannot fit in memory
+    (first, a game whose kernels alone cannot: its noise support may not fit either)."""
+    size_guard(game)
     exact = exact_noise(game, config.noise)
     if exact is not None:
         support_size = exact.num_paths
