@@ -248,7 +248,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["solve-macro", "--tol", "inf"], "--tol must be finite and > 0"),
         # a check shared with the Python API names the option as typed, not the argument
         (["train", "--eval-every", "0"], "error: --eval-every must be >= 1, got 0"),
-        (["train", "--keep", "-1"], "error: --keep must be >= 0, got -1"),
+        (["train", "--keep", "-1"], "error: --keep must be in 0..2147483647, got -1"),
         (["tune", "--time-budget", "-1"], "error: --time-budget must be a number of seconds > 0"),
         (["tune", "--trials", "0"], "error: --trials must be an integer in 1..2147483647"),
         (["solve-macro", "--max-iter", "0"], "error: --max-iter must lie in 1.."),
@@ -828,7 +828,8 @@ def test_config_files_that_are_no_table_or_no_text_or_give_an_unused_lr(tmp_path
         "bytes.toml": (b"\xff\xfe garbage", "cannot parse config file"),
         "fp.json": (b'{"algo": "fp", "lr": 0.01}', "the config file's lr is not used by fp"),
         # a bad value from the file names the file's key, not an option the user did not type
-        "keep.toml": (b"keep = -1", "error: the config file's keep must be >= 0, got -1"),
+        "keep.toml": (b"keep = -1", "error: the config file's keep must be in 0..2147483647, got -1"),
+        "keep_huge.json": (b'{"keep": 100000000000000000000000}', "keep must be in 0..2147483647, got 1000000000"),
         "every.json": (b'{"eval_every": 0}', "error: the config file's eval_every must be >= 1, got 0"),
     }
     for name, (content, message) in cases.items():

@@ -1877,3 +1877,14 @@ def test_a_resume_says_which_rows_recorded_after_the_last_checkpoint_it_drops(ru
         for w in said
     )
     assert [r["iteration"] for r in RunDir(run_copy).read_metrics()] == [0, 2]
+
+
+def test_resume_of_an_empty_name_or_a_file_says_so(tmp_path):
+    """``--resume ''`` said "'.' is not a run directory", and a file "not a run directory
+    (no mfax run there)" where eval says it is a file (a review)."""
+    one_error_line(runner.invoke(app, ["train", "--resume", "", *QUIET]), "--resume is empty; name the run directory")
+    (tmp_path / "afile").write_text("x")
+    one_error_line(
+        runner.invoke(app, ["train", "--resume", str(tmp_path / "afile"), *QUIET]),
+        f"{str(tmp_path / 'afile')!r} is a file, not a run directory; name the folder of a run",
+    )

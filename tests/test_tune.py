@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 import mfax
 from conftest import TINY_NETWORK, one_error_line
 from mfax.errors import GameError
+from mfax.games.sis import SIS
 from mfax.params import param, search_range
 from mfax.run.cli import app
 from mfax.run.tune import INSTALL, parse_range, search_space
@@ -697,3 +699,22 @@ def test_a_trial_of_a_call_killed_outright_is_failed_with_a_note_and_one_that_er
     ]
     monkeypatch.setattr(tune_mod._Search, "run", train_for_real)
     assert len([t for t in _tune(algo="omd", trials=2, out=out).trials if t["state"] == "COMPLETE"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"game": 3}, "game must be a Game instance or a game reference string, got int"),
+        ({"game": None}, "game must be a Game instance or a game reference string, got NoneType"),
+        ({"game": SIS}, "got the class SIS (give an instance: SIS(...))"),
+        ({"algo": None}, "algo must be a solver's name, got None; allowed: spg,"),
+        ({"hp": "ab"}, "hp must be a dict (name: value), got 'ab'"),
+        ({"hp": [("lr", 0.1)]}, r"hp must be a dict \(name: value\), got \[\('lr', 0.1\)\]"),
+    ],
+)
+def test_tune_refuses_a_bad_game_algo_or_hp_in_one_line_as_solve_does(kwargs, says):
+    """A class or None as the game raised dataclasses' TypeError, algo=None tuned the
+    default solver silently, a str or a list as hp a ValueError or a TypeError (a review)."""
+    pytest.importorskip("optuna")
+    with pytest.raises(mfax.GameError, match=says if "\\" in says else re.escape(says)):
+        mfax.tune(**{"game": "sis", "algo": "omd", "trials": 1, **kwargs})

@@ -184,6 +184,26 @@ def user_path(name: str, value: Any) -> Path:
     return Path(value).expanduser()
 
 
+def check_game_argument(game: Any) -> None:
+    """Refuse in one line a ``game`` argument that is neither a reference string nor a
+    :class:`~mfax.games.Game` instance (a class, ``None``, a number)."""
+    if isinstance(game, str | Game):
+        return
+    got = type(game).__name__
+    if isinstance(game, type):  # (its metaclass's name said nothing)
+        got = f"the class {game.__name__} (give an instance: {game.__name__}(...))"
+    raise GameError(f"game must be a Game instance or a game reference string, got {got}")
+
+
+def check_algo_argument(algo: Any) -> None:
+    """Refuse in one line an ``algo`` that is not a solver's name (``None`` would leave
+    the default solver, silently)."""
+    if not isinstance(algo, str):
+        from mfax.solvers import solver_names
+
+        raise GameError(f"algo must be a solver's name, got {algo!r}; allowed: {', '.join(solver_names())}")
+
+
 def _recorded_game(
     game: Game | str, values: dict[str, Any], caller: Callable | None = None
 ) -> tuple[str, dict[str, Any]]:
@@ -194,11 +214,7 @@ def _recorded_game(
     ``param``, an array where one value goes) is refused: the run would be another game."""
     if isinstance(game, str):
         return game, values
-    if not isinstance(game, Game):
-        got = type(game).__name__
-        if isinstance(game, type):  # (its metaclass's name said nothing)
-            got = f"the class {game.__name__} (give an instance: {game.__name__}(...))"
-        raise GameError(f"game must be a Game instance or a game reference string, got {got}")
+    check_game_argument(game)
     cls = type(game)
     declared = params_mod.fields_of(cls)
     if values:
@@ -385,10 +401,7 @@ def solve(
             "(time_budget and callback are decided by each process alone); leave them out"
         )
     target = _target(target_exploitability)
-    if not isinstance(algo, str):  # None would leave TrainConfig's default solver
-        from mfax.solvers import solver_names
-
-        raise GameError(f"algo must be a solver's name, got {algo!r}; allowed: {', '.join(solver_names())}")
+    check_algo_argument(algo)
     _flag("overwrite", overwrite)
     _flag("progress", progress)
     _flag("x64", x64)

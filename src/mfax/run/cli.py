@@ -893,6 +893,8 @@ def train_command(
                         f"--resume continues a run as configured (its config.json; --iterations N may extend it); "
                         f"drop {' and '.join(extra) if len(extra) < 3 else ', '.join(extra[:-1]) + ' and ' + extra[-1]}"
                     )
+                if not resume.strip():  # (Path("") is the current folder: "'.' is not a run directory")
+                    raise GameError("--resume is empty; name the run directory to continue")
                 target = RunDir(resume)
                 target.settle()  # what a killed --overwrite left aside, before the config is read
                 target.check_run()

@@ -214,8 +214,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ArgumentError("paths", f"paths must be at most {MAX_PATHS} (draws are counted in int32), got {paths}")
     if config.devices is not None:
         _positive("devices", config.devices)
-    if config.keep < 0:
-        raise ArgumentError("keep", f"keep must be >= 0, got {config.keep}")
+    if not 0 <= config.keep <= params.INT32_MAX:  # (10^23 was recorded in config.json as it was)
+        raise ArgumentError("keep", f"keep must be in 0..{params.INT32_MAX}, got {config.keep}")
     top = params.SEED_MAX - (config.seeds - 1)  # runs use seeds seed..seed+seeds-1
     if not 0 <= config.seed <= top:
         raise ArgumentError(

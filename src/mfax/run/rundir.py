@@ -1060,6 +1060,8 @@ class RunDir:
         """Raise unless this is an mfax run directory (reads only)."""
         if not self.root.exists():
             raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
+        if self.root.is_file():  # (as load_config says it: the readers' words)
+            raise GameError(f"{str(self.root)!r} is a file, not a run directory; name the folder of a run")
         if not self.is_run():
             self._not_a_study()
             raise GameError(f"{str(self.root)!r} is not a run directory (no mfax run there)")

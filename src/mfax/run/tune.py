@@ -621,6 +621,10 @@ def tune(
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float)):
         search = advice("--space lr=low:high:log", "space={'lr': (low, high, 'log')}")
         raise GameError(f"a fixed lr must be one number (a list is a search: {search}), got {lr!r}")
+    api.check_game_argument(game)  # (a class, None: a TypeError from dataclasses below)
+    api.check_algo_argument(algo)  # (None tuned the default solver, silently)
+    if hp is not None and not isinstance(hp, dict):
+        raise GameError(f"hp must be a dict (name: value), got {hp!r}")
     fixed_hp = dict(hp or {})
     solve_args = {
         "iterations": iterations,
