@@ -258,7 +258,8 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["solve-macro", "--method", "krusell-smith", "--damping", "0.5", "--hp", "damping=0.2"], "given twice"),
         # the command-line parser's own errors: one line too, with where to read what is allowed
         (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),
-        (["train", "--bogus"], "No such option: --bogus"),
+        (["train", "--bogus"], "no such option: --bogus (see '"),  # (no --out offered, as before: a review)
+        (["train", "--itrations", "3"], "no such option: --itrations; did you mean --iterations?"),
         (["eval", "--noise"], "Option '--noise' requires an argument"),
         (["bogus"], "No such command 'bogus'"),
     ],

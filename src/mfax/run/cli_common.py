@@ -198,14 +198,30 @@ class OneLineErrors(TyperGroup):
             if type(err).__name__ == "NoArgsIsHelpError":  # `mfax` or a group with no arguments
                 err.show()
                 sys.exit(err.exit_code)
+            message = err.format_message()
+            if type(err).__name__ == "NoSuchOption" and getattr(err, "option_name", None):
+                close = _close_options(err.option_name, getattr(err, "possibilities", None) or [])
+                message = f"no such option: {err.option_name}" + (
+                    f"; did you mean {' or '.join(close)}?" if close else ""
+                )
             ctx = getattr(err, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            typer.echo(f"mfax: error: {err.format_message()}{hint}", err=True)
+            typer.echo(f"mfax: error: {message}{hint}", err=True)
             sys.exit(err.exit_code)
         except _Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _close_options(name: str, offered: list[str]) -> list[str]:
+    """The options click offers for an unknown ``name`` that resemble it by their names
+    without the dashes: click compares them with the dashes, so that ``--bogus`` was
+    offered ``--out``."""
+    import difflib
+
+    bare = name.lstrip("-")
+    return [o for o in offered if difflib.SequenceMatcher(None, bare, o.lstrip("-")).ratio() >= 0.6]
 
 
 def _pairs(flag: str, items: list[str]) -> Iterator[tuple[str, str]]:
