@@ -1888,3 +1888,16 @@ def test_resume_of_an_empty_name_or_a_file_says_so(tmp_path):
         runner.invoke(app, ["train", "--resume", str(tmp_path / "afile"), *QUIET]),
         f"{str(tmp_path / 'afile')!r} is a file, not a run directory; name the folder of a run",
     )
+
+
+def test_solve_macro_does_not_write_its_results_into_a_run_or_a_study(run_copy, tmp_path):
+    """``solve-macro --out RUN`` added macro_equilibrium.json and prices.png to a training
+    run (or a tune study), where train, export and tune refuse such folders (a review)."""
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / rundir_module.TUNE_MARKER).write_text("{}")
+    for folder, held in ((run_copy, "a training run"), (study, "a tune study")):
+        before = tree(folder)
+        args = ["solve-macro", "--set", "num_wealth=8", "--set", "horizon=4", "--out", str(folder)]
+        one_error_line(runner.invoke(app, args), f"--out {str(folder)!r} holds {held}; give solve-macro a folder")
+        assert tree(folder) == before

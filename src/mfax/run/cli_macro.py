@@ -32,7 +32,7 @@ from mfax.run.cli_common import (
     two_digits,
     user_errors,
 )
-from mfax.run.rundir import _disk, _replace_with, file_above, output_writable
+from mfax.run.rundir import TUNE_MARKER, RunDir, _disk, _replace_with, file_above, output_writable
 
 METHODS = ("oracle", "krusell-smith")
 # the kinds the figures carry (rundir.png_tags): --out replaces only a figure of its own kind
@@ -281,6 +281,13 @@ def _output_folder(out: str) -> None:
     above = folder if folder.exists() and not folder.is_dir() else file_above(folder)
     if above is not None:
         raise GameError(f"--out names a folder for the results; {str(above)!r} is not a directory")
+    # (the results landed inside a training run or a tune study, which hold their own files)
+    held = "a training run" if RunDir(folder).is_run() else "a tune study" if (folder / TUNE_MARKER).is_file() else None
+    if held is not None:
+        raise GameError(
+            f"--out {str(folder)!r} holds {held}; give solve-macro a folder of its own (for example "
+            f"{str(folder / 'macro')!r})"
+        )
 
 
 def _earlier_result(path: Path, overwrite: bool) -> None:
