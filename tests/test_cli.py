@@ -260,6 +260,13 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["train", "--iterations", "abc"], "Invalid value for '--iterations'"),
         (["train", "--bogus"], "no such option: --bogus (see '"),  # (no --out offered, as before: a review)
         (["train", "--itrations", "3"], "no such option: --itrations; did you mean --iterations?"),
+        # an option of one value given twice: click kept the last one silently (a review)
+        (["train", "--iterations", "2", "--iterations", "1"], "--iterations given twice (--iterations '2', then '1')"),
+        (
+            ["eval", "--iteration", "last", "--iteration=best"],
+            "--iteration given twice (--iteration 'last', then 'best')",
+        ),
+        (["train", "--out", "a", "--out=b"], "--out given twice (--out 'a', then 'b'); give it once"),
         (["eval", "--noise"], "Option '--noise' requires an argument"),
         (["bogus"], "No such command 'bogus'"),
     ],

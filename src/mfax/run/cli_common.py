@@ -189,9 +189,21 @@ class OneLineErrors(TyperGroup):
         with command_line_words():
             return self._main(args, prog_name, *more, standalone_mode=standalone_mode, **extra)
 
+    def _given_twice(self, args: list[str]) -> str | None:
+        """:func:`_given_twice_in` for the command ``args`` name (none: ``None``)."""
+        named = next((at for at, arg in enumerate(args) if not arg.startswith("-")), None)
+        command = None if named is None else self.commands.get(args[named])
+        if command is None:
+            return None
+        return _given_twice_in(args[named], command.params, [str(a) for a in args[named + 1 :]])
+
     def _main(self, args: Any, prog_name: Any, *more: Any, standalone_mode: bool, **extra: Any):
         if not standalone_mode:
             return super().main(args, prog_name, *more, standalone_mode=False, **extra)
+        twice = self._given_twice(list(sys.argv[1:] if args is None else args))
+        if twice is not None:
+            typer.echo(f"mfax: error: {twice}", err=True)
+            sys.exit(2)
         try:
             code = super().main(args, prog_name, *more, standalone_mode=False, **extra)
         except _click_exceptions.ClickException as err:
@@ -212,6 +224,35 @@ class OneLineErrors(TyperGroup):
             typer.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _given_twice_in(command: str, params: list, args: list[str]) -> str | None:
+    """The line for an option of one value given twice in ``args`` (the command's own,
+    after its name): click kept the last one silently (``--iterations 2 --iterations 1``
+    trained 1; ``--out a --out b`` wrote b), where a ``--set`` key given twice is refused."""
+    single = {}
+    for param in params:
+        if getattr(param, "param_type_name", "") == "option" and not param.multiple and not param.is_flag:
+            if not getattr(param, "count", False):
+                single.update(dict.fromkeys([*param.opts, *param.secondary_opts], param))
+    seen: dict[str, tuple[str, str]] = {}
+    at = 0
+    while at < len(args) and args[at] != "--":
+        name, eq, value = args[at].partition("=")
+        param = single.get(name) if name.startswith("-") else None
+        if param is not None:
+            if not eq:
+                value = args[at + 1] if at + 1 < len(args) else ""
+                at += 1
+            if param.name in seen:
+                first, earlier = seen[param.name]
+                return (
+                    f"{name} given twice ({first} {earlier!r}, then {value!r}); give it once "
+                    f"(see 'mfax {command} --help')"
+                )
+            seen[param.name] = (name, value)
+        at += 1
+    return None
 
 
 def _close_options(name: str, offered: list[str]) -> list[str]:
