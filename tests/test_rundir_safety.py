@@ -86,7 +86,13 @@ def test_out_refuses_a_non_empty_directory_that_is_not_a_run(tmp_path):
 
 def test_overwrite_validates_everything_before_deleting(run_copy):
     before = tree(run_copy)
-    result = runner.invoke(app, ["train", *TINY_FLAGS, "--iterations", "0", "--out", str(run_copy), "--overwrite"])
+    flags = [
+        *TINY_FLAGS[: TINY_FLAGS.index("--iterations")],
+        "--iterations",
+        "0",
+        *TINY_FLAGS[TINY_FLAGS.index("--iterations") + 2 :],
+    ]
+    result = runner.invoke(app, ["train", *flags, "--out", str(run_copy), "--overwrite"])
     one_error_line(result, "iterations must be >= 1")
     assert tree(run_copy) == before
 
