@@ -230,7 +230,6 @@ def validate_game(game: Game) -> None:
         skipped = _SKIPPED.get()
         if skipped is not None and not any(game is seen for seen in skipped):
             skipped.append(game)
-            size_guard(game)  # (--no-check skips the checks, not the refusal of a game that cannot fit)
         return
     try:
         if game in _VALIDATED:

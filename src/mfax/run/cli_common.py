@@ -230,11 +230,13 @@ def _given_twice_in(command: str, params: list, args: list[str]) -> str | None:
     """The line for an option of one value given twice in ``args`` (the command's own,
     after its name): click kept the last one silently (``--iterations 2 --iterations 1``
     trained 1; ``--out a --out b`` wrote b), where a ``--set`` key given twice is refused."""
-    single = {}
-    for param in params:
-        if getattr(param, "param_type_name", "") == "option" and not param.multiple and not param.is_flag:
-            if not getattr(param, "count", False):
-                single.update(dict.fromkeys([*param.opts, *param.secondary_opts], param))
+    single = {
+        name: param
+        for param in params
+        if getattr(param, "param_type_name", "") == "option"
+        and not (param.multiple or param.is_flag or getattr(param, "count", False))
+        for name in (*param.opts, *param.secondary_opts)
+    }
     seen: dict[str, tuple[str, str]] = {}
     at = 0
     while at < len(args) and args[at] != "--":

@@ -292,8 +292,12 @@ _KEPT = re.compile(r"iteration-(\d{8})\.eqx")
 _KEPT_NAMES = re.compile(r"iteration-\d{8}\.(eqx|json)")  # a kept checkpoint and its digest
 
 
-_SPECIAL = {stat.S_IFIFO: "named pipe", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device"}
-_SPECIAL[stat.S_IFSOCK] = "socket"
+_SPECIAL = {
+    stat.S_IFIFO: "named pipe",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+}
 
 
 def special_file(path: Path) -> str | None:
@@ -1056,12 +1060,16 @@ class RunDir:
         left = {p.name for p in self._left_tmp()}
         return all(p.name in (LOCK, MARKER) or p.name in left for p in self.root.iterdir())
 
+    def _refuse_a_file(self) -> None:
+        """One line where a file is named instead of a run's folder (a file of a run, say)."""
+        if self.root.is_file():
+            raise GameError(f"{str(self.root)!r} is a file, not a run directory; name the folder of a run")
+
     def check_run(self) -> None:
         """Raise unless this is an mfax run directory (reads only)."""
         if not self.root.exists():
             raise GameError(f"{str(self.root)!r} is not a run directory: it does not exist")
-        if self.root.is_file():  # (as load_config says it: the readers' words)
-            raise GameError(f"{str(self.root)!r} is a file, not a run directory; name the folder of a run")
+        self._refuse_a_file()
         if not self.is_run():
             self._not_a_study()
             raise GameError(f"{str(self.root)!r} is not a run directory (no mfax run there)")
@@ -1393,8 +1401,7 @@ class RunDir:
         reader's ``consent``; otherwise a one-line error names it and how to allow it. A
         file of that code that is not the one the run was trained with is a warning to a
         reader, and an error for ``continuing`` (a resume would train on other code)."""
-        if self.root.is_file():  # (a file of a run named instead of its folder, say)
-            raise GameError(f"{str(self.root)!r} is a file, not a run directory; name the folder of a run")
+        self._refuse_a_file()
         if self.is_stub():
             raise GameError(
                 f"{str(self.root)!r} holds only the marker of a run killed before its config was written: nothing "

@@ -461,12 +461,8 @@ def _kept_words(run: RunDir, iteration: int, temporary: bool, inside: bool = Fal
 def _after_failed_write(run: RunDir, iteration: int, temporary: bool) -> str:
     """What a training that a failed write stopped says it keeps (the checkpoint of
     ``iteration``), and how it goes on once the cause is dealt with."""
-    if temporary:
-        return "stopped; nothing kept without out=DIR, which keeps the last good checkpoint"
-    return (
-        f"stopped, last good checkpoint (iteration {iteration}) kept in {str(run.root)!r}; once that is dealt with, "
-        f"`mfax train --resume {run.root}` goes on from it"
-    )
+    kept = f"stopped{_kept_words(run, iteration, temporary, inside=True)}"
+    return kept if temporary else f"{kept}; once that is dealt with, `mfax train --resume {run.root}` goes on from it"
 
 
 def _train_locked(
