@@ -234,6 +234,7 @@ def test_eval_sampled_noise_on_macro_reports_null_info():
         (["train", "--lr", ""], "--lr expects comma-separated numbers (no empty entry)"),
         (["train", "--lr", "0.01,,0.02"], "--lr expects comma-separated numbers (no empty entry)"),
         (["train", "--coordinator", "bogus"], "the coordinator is HOST:PORT"),
+        (["train", "--coordinator", ""], "the coordinator is empty; name it as HOST:PORT"),
         (["train", "--coordinator", "127.0.0.1:29999", "--num-processes", "0"], "processes must be >= 1"),
         (["export", "/nonexistent-run", "--out", ""], "--out is empty"),
         # found by a review of every option's help (each a traceback, or accepted silently)

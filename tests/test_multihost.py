@@ -186,3 +186,29 @@ def test_the_agreement_names_the_settings_that_differ_and_the_process_that_stopp
     with pytest.raises(GameError, match=stopped):
         sharding.agree(ours)
     sharding.new_agreement()
+
+
+def test_empty_multi_host_settings_are_unset_or_refused(monkeypatch):
+    """An empty environment variable is unset, as ``VAR= command`` means in a shell: an
+    empty MFAX_COORDINATOR was ignored but an empty MFAX_NUM_PROCESSES refused as not an
+    integer; an empty ``--coordinator`` joined nothing, silently. (JAX's joining is
+    simulated: what it would be asked is recorded.)"""
+    import jax
+
+    from mfax import sharding
+
+    asked = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: asked.append(kwargs))
+    before = jax.config.jax_cpu_collectives_implementation
+    for name in ("MFAX_COORDINATOR", "MFAX_NUM_PROCESSES", "MFAX_PROCESS_ID"):
+        monkeypatch.setenv(name, " ")
+    try:
+        sharding.initialize_distributed()
+        monkeypatch.setenv("MFAX_NUM_PROCESSES", "2")
+        sharding.initialize_distributed("10.0.0.1:1234", process_id=1)
+    finally:
+        jax.config.update("jax_cpu_collectives_implementation", before)
+    none = dict(coordinator_address=None, num_processes=None, process_id=None)
+    assert asked == [none, dict(coordinator_address="10.0.0.1:1234", num_processes=2, process_id=1)]
+    with pytest.raises(GameError, match=r"^the coordinator is empty; name it as HOST:PORT"):
+        sharding.initialize_distributed("")

@@ -120,10 +120,12 @@ def initialize_distributed(
     ``MFAX_NUM_PROCESSES``, ``MFAX_PROCESS_ID``; under SLURM JAX reads its own variables
     when all three are ``None``). On CPU the gloo collectives are used.
     """
-    coordinator = coordinator or os.environ.get("MFAX_COORDINATOR")
-    if num_processes is None and "MFAX_NUM_PROCESSES" in os.environ:
+    if coordinator is not None and not coordinator.strip():  # ('' joined no run, silently)
+        raise GameError("the coordinator is empty; name it as HOST:PORT (e.g. 10.0.0.1:1234)")
+    coordinator = coordinator or _env("MFAX_COORDINATOR")
+    if num_processes is None and _env("MFAX_NUM_PROCESSES") is not None:
         num_processes = _env_int("MFAX_NUM_PROCESSES")
-    if process_id is None and "MFAX_PROCESS_ID" in os.environ:
+    if process_id is None and _env("MFAX_PROCESS_ID") is not None:
         process_id = _env_int("MFAX_PROCESS_ID")
     if coordinator is not None:
         host, _, port = coordinator.rpartition(":")
@@ -159,6 +161,13 @@ def initialize_distributed(
             f"MFAX_PROCESS_ID), unless a cluster's environment JAX reads gives the rest; given: "
             f"{', '.join(given) or 'none'} ({e})"
         ) from None
+
+
+def _env(name: str) -> str | None:
+    """The environment variable ``name``; empty (``MFAX_COORDINATOR=``) is unset, as a
+    shell's ``VAR= command`` means (an empty coordinator was ignored, an empty number of
+    processes refused as not an integer)."""
+    return os.environ.get(name, "").strip() or None
 
 
 def _env_int(name: str) -> int:

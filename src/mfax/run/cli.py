@@ -858,8 +858,10 @@ def train_command(
     from mfax.run.train import RESTORED_NOTE, TrainingDiverged, train
     from mfax.sharding import initialize_distributed, is_main_process
 
-    environment = any(os.environ.get(f"MFAX_{name}") for name in ("COORDINATOR", "NUM_PROCESSES", "PROCESS_ID"))
-    if coordinator or num_processes is not None or process_id is not None or environment:
+    # (an empty variable is unset, as in mfax.sharding; an empty --coordinator is refused there)
+    names = ("COORDINATOR", "NUM_PROCESSES", "PROCESS_ID")
+    environment = any(os.environ.get(f"MFAX_{name}", "").strip() for name in names)
+    if coordinator is not None or num_processes is not None or process_id is not None or environment:
         with user_errors():
             initialize_distributed(coordinator, num_processes, process_id)
     main = is_main_process()
