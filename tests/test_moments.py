@@ -204,6 +204,10 @@ def test_path_moments_are_the_push_forwards_and_expectation_the_weighted_mean(sm
     assert moments.values["saving_rate_by_state"].shape == (3, game.horizon, 10, 5)
     assert moments.values["lorenz_wealth"].shape == (3, game.horizon + 1, 101)
     np.testing.assert_allclose(moments.expected()["Y"], moments.values["Y"].mean(0), rtol=1e-6)
+    # the weights sum to one in float64 (3 float32 thirds summed to 1 + 3e-8: every
+    # expectation of `mfax eval --json` was that much above the export's)
+    assert moments.weight.sum() == 1.0
+    np.testing.assert_allclose(moments.expected()["K"], moments.values["K"].astype(np.float64).mean(0), rtol=1e-14)
     # K along every path (the last one padded into the second chunk) is its push-forward's
     w = np.repeat(game.wealth_grid_np(), game.num_income)
     for p in range(3):

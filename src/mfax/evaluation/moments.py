@@ -187,7 +187,8 @@ def path_moments(game: Game, policy: Policy, batch: NoiseBatch, chunk: int | Non
         for name in specs:
             parts[name].append(np.asarray(found[name]))
     values = {name: np.concatenate(v) for name, v in parts.items()}
-    return Moments(specs, values, np.asarray(batch.weight, dtype=np.float64), batch.exact)
+    weight = np.asarray(batch.weight, dtype=np.float64)  # (float32 thirds summed to 1 + 3e-8)
+    return Moments(specs, values, weight / weight.sum(), batch.exact)
 
 
 def aggregate_series(game: Game, mu: np.ndarray, noise) -> dict[str, np.ndarray]:
