@@ -125,6 +125,25 @@ class NaNRewardMidway(SISDelegate):
         return r.at[1, 0].set(jnp.where(t == 3, jnp.nan, r[1, 0]))
 
 
+class NaNObservationMidway(SISDelegate):
+    """Not finite at t=3 only: the observation was checked at t=0 and T (a review)."""
+
+    name: ClassVar[str] = "nan_observation_midway"
+
+    def observation(self, mu, noise, t):
+        return jnp.where(t == 3, jnp.nan, super().observation(mu, noise, t))
+
+
+class DescribeNoiseTypo(SISDelegate):
+    """A typo in the words for the plots: every check passed, the plots of a finished
+    training ended in a traceback (a review)."""
+
+    name: ClassVar[str] = "describe_noise_typo"
+
+    def describe_noise(self, noise):
+        return f"regime {noise.regmie}"
+
+
 class SecondStageRowsSumToHalf(SISDelegate):
     name: ClassVar[str] = "second_stage_rows_sum_to_half"
 
@@ -382,6 +401,8 @@ DEFECTS = [
     (NaNRewardAwayFromMu0, {"reward.finite"}, "reward at t=2 at the second mean field (mu_0 mixed"),
     (IndexOutOfRangeMidway, {"kernel.indices_in_range"}, "kernel index at (s=1, a=1, k=0) at t=3 is 2; states"),
     (NaNRewardMidway, {"reward.finite"}, "reward at t=3 is nan at (s=1, a=0)"),
+    (NaNObservationMidway, {"observation.finite"}, "observation at t=3 is nan at 0; every entry must be finite"),
+    (DescribeNoiseTypo, {"noise.describe"}, "describe_noise failed on a noise path: AttributeError: "),
     (NegativeProbability, {"kernel.probabilities_nonnegative"}, "kernel row (s=0, a=1) at t=0 has a negative entry"),
     (IndexOutOfRange, {"kernel.indices_in_range"}, "kernel index at (s=1, a=1, k=1) at t=0 is 2; states are 0..1"),
     (FloatIndices, {"kernel.dtypes"}, "kernel indices at t=0 must be int32, got float32"),
@@ -513,7 +534,7 @@ def test_report_reads_one_line_per_check_and_raises_the_first_failure():
     assert lines[-2].startswith("checked on each of the 512 noise support paths: the initial mean field")
     assert "FAIL kernel.probabilities_sum_to_one: kernel row (s=1, a=0) at t=0 sums to 0.5; it must sum to 1" in lines
     assert "PASS kernel.indices_in_range" in lines and "SKIP jit.no_retrace: needs every other check to pass" in lines
-    assert lines[-1] == "game 'rows_sum_to_half': 23 passed, 1 failed, 6 skipped"
+    assert lines[-1] == "game 'rows_sum_to_half': 24 passed, 1 failed, 6 skipped"
     with pytest.raises(GameError, match=r"sums to 0\.5; it must sum to 1 \(check kernel.probabilities_sum_to_one\)$"):
         report.raise_if_failed()
     assert report.as_dict()["ok"] is False and json.dumps(report.as_dict())
@@ -584,7 +605,7 @@ def test_check_game_command_exit_codes_and_output(monkeypatch):
     assert result.exit_code == 1 and record["ok"] is False
     assert {c["name"] for c in record["checks"] if c["status"] == "fail"} == {"kernel.probabilities_sum_to_one"}
     result = runner.invoke(app, ["check-game", "sis", "--set", "horizon=2"])  # a packaged game passes them all
-    assert result.exit_code == 0 and "game 'sis': 30 passed, 0 failed, 0 skipped" in result.stdout, result.output
+    assert result.exit_code == 0 and "game 'sis': 31 passed, 0 failed, 0 skipped" in result.stdout, result.output
     for args, message in (
         (["check-game", "no_such_game"], "unknown game 'no_such_game'"),
         (["check-game", "sis", "--set", "horizon=x"], "parameter 'horizon'"),
@@ -1096,3 +1117,20 @@ def test_check_game_in_float64_finds_indices_a_float64_run_refuses(monkeypatch):
     assert result.exit_code == 1, result.output
     line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL kernel.dtypes"))
     assert "kernel indices at t=0 must be int32, got int64" in line and "build indices as jnp.int32" in line
+
+
+def test_a_broken_describe_noise_is_one_line_in_the_plots_and_the_exports():
+    """What the plots and the CSV exports call on every path they name: one line naming
+    the method, the exception and where it was raised (a traceback after training)."""
+    from mfax.run.plots import path_title
+
+    with unchecked():
+        game = DescribeNoiseTypo()
+    batch = noise_batch(game, "sample", jax.random.PRNGKey(0), 2)
+    said = (
+        r"^game 'describe_noise_typo': describe_noise failed on a noise path: AttributeError: .*regmie.* "
+        r"\(test_check_game\.py, line \d+\)$"
+    )
+    with pytest.raises(GameError, match=said):
+        path_title(game, jax.tree.map(np.asarray, batch.noise), 0, 0)
+    assert path_title(SIS(), jax.tree.map(np.asarray, batch.noise), 1, 7).startswith("noise path 7: ")

@@ -967,3 +967,32 @@ def test_a_whole_number_default_of_a_float_parameter_takes_fractions():
     assert parse_text(Declared, "solver 'mine'", "damping", "0.25") == 0.25
     with pytest.raises(GameError, match=r"parameter 'count' of solver 'mine' must be int, got 0\.5"):
         build(Declared, "solver 'mine'", count=0.5)
+
+
+def test_a_games_own_plain_refusal_or_defect_is_one_line_naming_where(crowd):
+    """A ``raise ValueError(...)`` in a game's ``__check_init__`` (not mfax's ``check``)
+    printed the whole traceback (a review, writing a game from the docs); now one line
+    with the values given, the exception and where it was raised. A defect there is
+    named the same way."""
+    text = crowd.read_text()
+    anchor = "    def __check_init__(self):\n"
+    refusal = (
+        "        if self.move_cost > 1:\n"
+        "            raise ValueError(f'move_cost must be <= 1, got {self.move_cost}')\n"
+    )
+    (crowd.parent / "plain.py").write_text(text.replace(anchor, anchor + refusal))
+    (crowd.parent / "defect.py").write_text(text.replace(anchor, anchor + "        self.no_such_field.sum()\n"))
+    line = text[: text.index(anchor)].count("\n") + 3  # (the raise, below the def and the if)
+    ref = f"{crowd.parent}/plain.py:Crowd"
+    said = (
+        r"game '.*plain\.py:Crowd' with move_cost=2\.0 could not be made: ValueError: move_cost must be <= 1, "
+        rf"got 2\.0 \(plain\.py, line {line}\)$"
+    )
+    with pytest.raises(GameError, match=said):
+        make(ref, move_cost=2.0)
+    command = invoke("eval", "--game", ref, "--set", "move_cost=2", "--policy", "uniform")
+    one_error_line(command, "ValueError: move_cost")
+    assert make(ref, move_cost=0.5).move_cost == 0.5
+    defect = r"could not be made: AttributeError: .*no_such_field.* \(defect\.py, line \d+\)$"
+    with pytest.raises(GameError, match=defect):
+        make(f"{crowd.parent}/defect.py:Crowd")

@@ -82,3 +82,26 @@ def command_line_words() -> Iterator[None]:
         yield
     finally:
         _COMMAND_LINE.reset(token)
+
+
+def exception_line(err: BaseException) -> str:
+    """An exception of the user's code in one line: its type and the first non-empty line
+    of its message (``ValueError: slip must be <= 1``)."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def raised_at(err: BaseException, cls: type) -> str:
+    """`` (file.py, line 12)``: the last line of ``cls``'s own file that ``err`` passed
+    through (where it was raised, or where that file called what raised it); the
+    traceback's last frame when none is."""
+    own = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    frames, tb = [], err.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    mine = [frame for frame in frames if own is not None and frame[0] == own] or frames
+    if not mine:
+        return ""
+    file, line = mine[-1]
+    return f" ({file.replace(chr(92), '/').rpartition('/')[2]}, line {line})"

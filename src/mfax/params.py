@@ -28,7 +28,7 @@ from typing import Any
 
 import equinox as eqx
 
-from mfax.errors import GameError, advice
+from mfax.errors import GameError, MfaxError, advice, exception_line, raised_at
 
 SEARCH_SCALES = ("linear", "log")
 
@@ -211,9 +211,19 @@ def check_names(cls: type, owner: str, names) -> dict[str, dataclasses.Field]:
 
 
 def build(cls: type, owner: str, **values: Any) -> Any:
-    """``cls(**values)`` after checking names and types (one-line errors)."""
+    """``cls(**values)`` after checking names and types (one-line errors). The class's own
+    refusal of the values (``__check_init__``, ``__post_init__``) is one line too: a
+    plain ``raise ValueError(...)`` there gave the whole traceback, where mfax's own
+    ``check`` gives its line."""
     fields = check_names(cls, owner, values)
-    return cls(**{k: coerce(owner, fields[k], v) for k, v in values.items()})
+    coerced = {k: coerce(owner, fields[k], v) for k, v in values.items()}
+    try:
+        return cls(**coerced)
+    except MfaxError:
+        raise
+    except Exception as err:  # (user code: its refusal, or its defect, named where it was raised)
+        given = f" with {', '.join(f'{k}={v!r}' for k, v in values.items())}" if values else ""
+        raise GameError(f"{owner}{given} could not be made: {exception_line(err)}{raised_at(err, cls)}") from err
 
 
 def parse_text(cls: type, owner: str, key: str, text: str) -> Any:

@@ -69,7 +69,9 @@ from equinox import AbstractClassVar, AbstractVar
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from mfax import compiling
-from mfax.errors import GameError, advice  # GameError re-exported: mfax.games.base.GameError stays importable
+
+# (GameError re-exported: mfax.games.base.GameError stays importable)
+from mfax.errors import GameError, MfaxError, advice, exception_line, raised_at
 from mfax.params import param
 
 Noise = Any
@@ -447,6 +449,22 @@ def refuse_concrete_bases(cls: type, root: type, what: str) -> None:
 
 def _is_abstract(cls: type) -> bool:
     return any(getattr(cls, attr, ()) for attr in ("__abstractmethods__", "__abstractvars__", "__abstractclassvars__"))
+
+
+def noise_words(game: Game, noise: Noise) -> str:
+    """``game.describe_noise(noise)`` (one path, concrete arrays): the game's words, or one
+    line naming the method, the exception and where it was raised (a typo in it passed
+    the checks and ended a training's plots in a traceback)."""
+    what = f"game {getattr(game, 'name', type(game).__name__)!r}: describe_noise"
+    try:
+        words = game.describe_noise(noise)
+    except MfaxError:
+        raise
+    except Exception as err:
+        raise GameError(f"{what} failed on a noise path: {exception_line(err)}{raised_at(err, type(game))}") from err
+    if not isinstance(words, str):
+        raise GameError(f"{what} must return a str (words for plots), got {type(words).__name__}")
+    return words
 
 
 @compiling.precise

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from mfax.errors import GameError
+from mfax.errors import GameError, exception_line
 
 T = TypeVar("T")
 FILE_MODULE_PREFIX = "mfax_file_"
@@ -313,8 +313,7 @@ FIELD_DEFAULTS = 'every field of a game or solver needs a default: name: type = 
 def one_line(err: BaseException) -> str:
     """An exception in one line: its type and the first line of its message (with what to
     do where the cause is a field declared without a default)."""
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    text = exception_line(err)
     if isinstance(err, TypeError) and "non-default argument" in text:
         text += f"; {FIELD_DEFAULTS}"
     return text

@@ -54,9 +54,11 @@ the failure (``on noise support path 16``). The report says which paths were cov
 * ``reward.shape`` ``(n, m)`` floating and ``reward.finite``, for the step and the
   terminal reward;
 * ``observation.shape``: a floating vector ``(d,)``; ``observation.constant_shape``: the
-  same ``d`` at every ``t = 0..T``; ``observation.finite``;
+  same ``d`` at every ``t = 0..T``; ``observation.finite``: at every ``t = 0..T``;
 * ``noise.path_length``: the observation at ``t = T`` and the rewards and kernel at
   ``t = T - 1`` read nothing out of bounds (noise paths cover ``t = 0..T``);
+  ``noise.describe``: ``describe_noise`` gives a ``str`` on the checked path (concrete
+  arrays, on the host, as the plots and the exports call it);
 * ``state_features.shape`` ``(n, f)``, ``state_features.finite``,
   ``action_values.shape`` ``(m,)``, ``action_values.finite``;
 * ``aggregates.scalars``: each aggregate a scalar at ``t = 0`` and ``t = T``, finite or NaN
@@ -110,9 +112,9 @@ import numpy as np
 from jax.experimental import checkify
 
 from mfax import compiling, params
-from mfax.errors import GameError, MfaxError, advice
+from mfax.errors import GameError, MfaxError, advice, exception_line
 from mfax.freememory import available_bytes, gigabytes
-from mfax.games.base import Game, Kernel, prefix_groups, reward_matrix
+from mfax.games.base import Game, Kernel, noise_words, prefix_groups, reward_matrix
 
 TOLERANCE = 1e-4
 VMAP_RTOL = 1e-4
@@ -393,8 +395,7 @@ SHAPE_ADVICE = (
 
 
 def _first_line(err: BaseException) -> str:
-    lines = [line for line in str(err).strip().splitlines() if line.strip()]
-    text = f"{type(err).__name__}: {lines[0].rstrip('.') if lines else ''}"
+    text = exception_line(err).rstrip(".")
     if type(err).__name__ in _CONCRETE_NEEDED:
         return f"{text}: {TRACED_ADVICE}"
     if any(marker in str(err) for marker in _SHAPE_NEEDED):
@@ -417,6 +418,7 @@ _NUMERIC = (
     "observation.constant_shape",
     "observation.finite",
     "noise.path_length",
+    "noise.describe",
     "state_features.shape",
     "state_features.finite",
     "action_values.shape",
@@ -482,6 +484,7 @@ def _report(game: Game, key, expensive: bool) -> CheckReport:
     run("observation.constant_shape", lambda: _constant_shape(game, out, broken, horizon))
     run("observation.finite", lambda: _observation_finite(get("observation")), ("observation.shape",))
     run("noise.path_length", lambda: _reads(get("reads")))
+    run("noise.describe", lambda: _described(game, get("noise")))
     run("state_features.shape", lambda: _shape(get("state_features"), (n, None), "state_features", floating=True))
     run("state_features.finite", lambda: _finite(get("state_features"), "state_features"), ("state_features.shape",))
     run("action_values.shape", lambda: _shape(get("action_values"), (m,), "action_values", floating=True))
@@ -570,7 +573,10 @@ def _step_probes(game: Game, noise, mu, horizon: int) -> dict[str, Callable[[], 
         "kernel": lambda: _at_times(lambda t: game.kernel(mu, noise, t), sorted({0, horizon - 1})),
         "reward": lambda: game.reward(mu, mu, noise, jnp.int32(0)),
         "terminal_reward": lambda: game.terminal_reward(mu, mu, noise, last),
-        "observation": lambda: _at_times(lambda t: game.observation(mu, noise, t), (0, horizon)),
+        # (T + 1, d): every t, stacked (a NaN at a middle t passed a check at t = 0 and T only)
+        "observation": lambda: jax.lax.map(
+            lambda t: game.observation(mu, noise, t), jnp.arange(horizon + 1, dtype=jnp.int32)
+        ),
         "aggregates": lambda: _at_times(lambda t: game.aggregates(mu, noise, t), (0, horizon)),
         # every t at both mean fields, summarised: the first that shows something is then checked in full
         # (in _outputs, with the other paths' scan: one traced copy of the game's functions)
@@ -1118,8 +1124,8 @@ def _rewards_finite(get, horizon: int) -> str:
     return ""
 
 
-def _observation_shape(obs: dict[int, Any]) -> str:
-    first = obs[0]
+def _observation_shape(obs: jax.Array) -> str:
+    first = obs[0]  # (t = 0)
     if len(first.shape) != 1:
         _fail(f"observation at t=0 must be a vector (d,), got shape {tuple(first.shape)}")
     if not jnp.issubdtype(first.dtype, jnp.floating):
@@ -1128,11 +1134,8 @@ def _observation_shape(obs: dict[int, Any]) -> str:
 
 
 def _constant_shape(game: Game, out: dict, broken: dict, horizon: int) -> str:
-    if "observation" in out:  # traced with a traced t: its shape cannot depend on t
-        shapes = {t: tuple(o.shape) for t, o in out["observation"].items()}
-        if len(set(shapes.values())) > 1:
-            _fail(f"observation has shape {shapes[0]} at t=0 and {shapes[horizon]} at t=T={horizon}")
-        return f"{shapes[0]} at t=0..T"
+    if "observation" in out:  # traced with a traced t (stacked over t = 0..T): its shape cannot depend on t
+        return f"{tuple(out['observation'].shape[1:])} at t=0..T"
     if "noise" not in out:
         raise _Skipped("no noise path")
     shapes = {}  # it does not trace: find out eagerly whether its shape moves with t
@@ -1146,10 +1149,21 @@ def _constant_shape(game: Game, out: dict, broken: dict, horizon: int) -> str:
     return f"{shapes[0]} at t=0..T (evaluated eagerly)"
 
 
-def _observation_finite(obs: dict[int, Any]) -> str:
-    for t, o in obs.items():
-        _finite(o, f"observation at t={t}")
+def _observation_finite(obs: jax.Array) -> str:
+    obs = _array(obs)
+    for t in np.unique(np.argwhere(~np.isfinite(obs))[:, 0])[:1]:  # (the first t that is not)
+        _finite(obs[t], f"observation at t={t}")
     return ""
+
+
+def _described(game: Game, noise) -> str:
+    """``describe_noise`` on the checked path, as the plots and the exports call it (on
+    the host): a typo in it passed every check and ended a training's plots."""
+    try:
+        words = noise_words(game, jax.tree.map(np.asarray, jax.device_get(noise)))
+    except GameError as err:
+        _fail(str(err).partition(": ")[2])
+    return repr(words) if len(words) <= 60 else repr(words[:57] + "...")
 
 
 def _reads(reads: dict[str, Any]) -> str:

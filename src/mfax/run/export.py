@@ -53,7 +53,7 @@ import numpy as np
 from mfax.dynamics.noise import NoiseBatch
 from mfax.errors import GameError, advice
 from mfax.evaluation.moments import aggregate_series, chunk_size, rollout_chunks
-from mfax.games.base import Game, moment_paths
+from mfax.games.base import Game, moment_paths, noise_words
 from mfax.policies.base import Policy
 from mfax.run.rundir import EXPORT_MARKER as MARKER
 from mfax.run.rundir import _replace_with, file_above, folder_manifest, read_manifest, read_only_folder, running
@@ -426,10 +426,7 @@ def csv_tables(game: Game, data: dict[str, Any]) -> dict[str, tuple[list[str], A
     tables: dict[str, tuple[list[str], Any]] = {
         "paths.csv": (
             ["path", "weight", "description"],
-            (
-                [p, _cell(weight[p]), game.describe_noise(jax.tree.map(lambda x, p=p: x[p], noise))]
-                for p in range(paths)
-            ),
+            ([p, _cell(weight[p]), noise_words(game, jax.tree.map(lambda x, p=p: x[p], noise))] for p in range(paths)),
         ),
         "mean_field.csv": (["path", "t", "state", "mass"], _long(data["mean_field"])),
         "policy.csv": (

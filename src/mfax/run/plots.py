@@ -41,7 +41,7 @@ from mfax import params
 from mfax.dynamics.noise import NoiseBatch
 from mfax.dynamics.pushforward import rollout_batch
 from mfax.errors import GameError
-from mfax.games.base import aggregate_paths
+from mfax.games.base import aggregate_paths, noise_words
 from mfax.games.plugins import short_name
 from mfax.run.rundir import (
     NO_CODE,
@@ -177,7 +177,7 @@ def sample_trajectories(game, policy, noise: NoiseBatch, num_paths: int = 3):
 
 def path_title(game, noise, i: int, number: int) -> str:
     """``noise path <number>: <the game's words for path i of the batch noise>``."""
-    words = game.describe_noise(jax.tree.map(lambda x: np.asarray(x[i]), noise))
+    words = noise_words(game, jax.tree.map(lambda x: np.asarray(x[i]), noise))
     return f"noise path {number}" + (f": {words}" if words else "")
 
 
