@@ -108,3 +108,11 @@ def test_first_nonfinite_names_the_iteration_run_and_quantity():
     # size of the policy update, which the message named a gradient norm
     tabular = Metrics(ones, ones, ones, grad, np.full((2, 3), np.nan), ones, finite)
     assert driver.first_nonfinite(tabular, 10) == "non-finite policy update at iteration 13 (run 1)"
+    # ... and no loss: a return that is not finite was called one, with no word of the game
+    # whose reward had gone non-finite at a mean field its checks did not visit (a review)
+    returns = ones.copy()
+    returns[1, 2] = np.nan
+    nan_return = Metrics(returns, ones, ones, ones, np.full((2, 3), np.nan), ones, finite)
+    said = driver.first_nonfinite(nan_return, 10)
+    assert said.startswith("non-finite policy return at iteration 13 (run 1): the game's reward or kernel may"), said
+    assert "(loss)" in driver.first_nonfinite(Metrics(returns, ones, ones, ones, ones, ones, finite), 10)

@@ -179,12 +179,18 @@ def first_nonfinite(metrics: Metrics, start_iteration: int, solver: Solver | Non
     runs, steps = np.nonzero(~finite)
     r, k = int(runs[0]), int(steps[0])
     # the tabular solvers have no learning rate (NaN): their grad_norm is the policy update's size
-    update = "policy update" if np.isnan(np.asarray(metrics.lr)[r, k]) else "gradient norm"
+    tabular = bool(np.isnan(np.asarray(metrics.lr)[r, k]))
+    update = "policy update" if tabular else "gradient norm"
     if solver is not None and solver.update_name:
         update = solver.update_name
     quantity = update if not np.isfinite(np.asarray(metrics.grad_norm)[r, k]) else "return or parameters"
     if not np.isfinite(np.asarray(metrics.policy_return)[r, k]):
-        quantity = "policy return (loss)"
+        quantity = "policy return" if tabular else "policy return (loss)"  # (a tabular solver has no loss)
+        if tabular and not cause:  # (exact: nothing of its own to overflow but a step size)
+            cause = (
+                "the game's reward or kernel may not be finite where this iterate took the population (the "
+                "checks look at mu_0 and a second mean field), or a step size overflowed"
+            )
     where = f"non-finite {quantity} at iteration {start_iteration + k + 1} (run {r})"
     return where + (f": {cause}" if cause else "")
 
