@@ -384,6 +384,18 @@ def test_the_scored_paths_are_named_for_what_they_are():
     )
 
 
+def test_a_stalled_rule_is_said_not_converged():
+    """A stall ends with a last gap above tol: the console line said "stalled" without
+    "not converged", which the oracle's and the figure's words say (a review)."""
+    from types import SimpleNamespace
+
+    from mfax.run.cli_macro import _ks_state_words
+
+    assert _ks_state_words(SimpleNamespace(converged=False, stalled=True)).endswith(", NOT converged to tol")
+    assert _ks_state_words(SimpleNamespace(converged=False, stalled=False)) == "NOT converged"
+    assert _ks_state_words(SimpleNamespace(converged=True, stalled=False)) == "converged"
+
+
 def test_an_undefined_r2_says_why_instead_of_nan():
     """With z_std=0 capital is the same on every simulated path: R^2 is 0/0 at every date
     and the CLI printed "min R^2 nan" (a bad-input audit)."""

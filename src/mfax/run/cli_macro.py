@@ -158,7 +158,7 @@ def _ks_plot(res, path: Path, drawn: str | None = None) -> None:
     axes[2].plot(np.exp(forecast[0]), "r--", label="the rule's own forecast")
     axes[2].set(xlabel="t", ylabel="capital K_t")
     axes[2].legend()
-    state = "" if res.converged else ", STALLED" if res.stalled else ", NOT converged"
+    state = "" if res.converged else ", STALLED, not converged" if res.stalled else ", NOT converged"
     se = "" if res.exploitability_se is None or drawn is None else f" ± {two_digits(res.exploitability_se)}"
     where = "" if drawn is None else f" ({drawn})"
     fig.suptitle(
@@ -214,15 +214,9 @@ def _solve_krusell_smith(overrides, hp, damping, tol, max_iter, out, as_json, ov
 
         res = solve_krusell_smith(game, settings, on_update=progress)
     summary = _ks_summary(res, game, settings)
-    state = (
-        "converged"
-        if res.converged
-        else "stalled (the gap stopped shrinking; the damped move is below tol)"
-        if res.stalled
-        else "NOT converged"
-    )
     typer.echo(
-        f"krusell-smith: {res.iterations} iterations in {res.seconds:.1f} s, last gap {res.gaps[-1]:.3g}, {state}"
+        f"krusell-smith: {res.iterations} iterations in {res.seconds:.1f} s, last gap {res.gaps[-1]:.3g}, "
+        + _ks_state_words(res)
     )
     typer.echo(
         f"  rule: min R^2 {r2_text(res.r2_min, 6)}, den Haan max error {100 * res.den_haan_max:.3f}% "
@@ -259,6 +253,16 @@ def _drawn_paths(game) -> str | None:
     if float(game.z_std) == 0.0:  # productivity never moves: every draw is the same path
         return "one path (z_std=0)"
     return None
+
+
+def _ks_state_words(res) -> str:
+    """How the KS fixed point ended: converged, stalled (not converged: a stall's last gap
+    is above tol, which the line did not say) or cut short by ``--max-iter``."""
+    if res.converged:
+        return "converged"
+    if res.stalled:
+        return "stalled (the gap stopped shrinking; the damped move is below tol), NOT converged to tol"
+    return "NOT converged"
 
 
 def _ks_exploitability_words(res, game, count: int) -> str:
