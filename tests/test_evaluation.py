@@ -429,6 +429,29 @@ def test_evaluate_refuses_noise_that_is_not_a_noise_batch():
         evaluate(game, Uniform(2, 2), "exact")
 
 
+def test_evaluate_refuses_another_games_noise_and_what_is_not_a_game_in_one_line():
+    """Noise paths of another horizon were scored without a word (the shorter read past
+    their end: plausible, wrong figures), another game's noise raised an AttributeError,
+    and a game's name or a Result read as a defective game (a review, in a notebook)."""
+    from mfax.games import BeachBar, LinearQuadratic, unchecked
+
+    with unchecked():
+        short, long = BeachBar(num_states=5, horizon=4), BeachBar(num_states=5, horizon=6)
+        lq = LinearQuadratic(num_states=5, horizon=4)
+    policy = Uniform(short.n_states, short.n_actions)
+    assert np.isfinite(evaluate(short, policy, noise_batch(short, "exact")).exploitability)
+    for game, noise, said in [
+        (long, noise_batch(short, "exact"), r"\.z has shape \((\d+), 5\) where its \1 paths would have \(\1, 7\)"),
+        (short, noise_batch(long, "exact"), r"\.z has shape \((\d+), 7\) where its \1 paths would have \(\1, 5\)"),
+        (short, noise_batch(lq, "exact"), "LQNoise where its sample_noise gives BeachBarNoise"),
+    ]:
+        with pytest.raises(mfax.GameError, match=rf"^the noise paths do not fit game 'beach_bar': {said}") as err:
+            evaluate(game, policy, noise)
+        assert "\n" not in str(err.value)
+    with pytest.raises(mfax.GameError, match=r"^game must be a Game \(mfax.make\('beach_bar'\), say\), got str$"):
+        evaluate("beach_bar", policy, noise_batch(short, "exact"))
+
+
 @pytest.mark.parametrize(
     ("action", "message"), [(5, "in 0..1, got 5"), (-1, "in 0..1, got -1"), (1.0, "in 0..1, got 1.0")]
 )

@@ -3,6 +3,7 @@ per-iteration draws of a training step (counted over a small finite support, pac
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal, NamedTuple
 
@@ -36,6 +37,44 @@ class NoiseBatch(NamedTuple):
     @property
     def num_paths(self) -> int:
         return int(self.weight.shape[0])
+
+
+def check_noise(game: Game, batch: NoiseBatch) -> None:
+    """Refuse noise paths that are not ``game``'s in one line: their structure and each
+    array's shape behind the leading path axis must be those of ``game.sample_noise``
+    (paths of another horizon or size were evaluated without a word, read past their
+    end where shorter: plausible, wrong figures)."""
+    one = _noise_shapes(game)
+    got = batch.noise
+    name = getattr(game, "name", type(game).__name__)
+    remedy = "make them with mfax.dynamics.noise_batch(game, ...)"
+    if jax.tree.structure(got) != jax.tree.structure(one):
+        raise GameError(
+            f"the noise paths do not fit game {name!r}: {type(got).__name__} where its sample_noise gives "
+            f"{type(one).__name__}; {remedy}"
+        )
+    for (where, want), leaf in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(got), strict=True):
+        shape = tuple(np.shape(leaf))
+        if shape[1:] != tuple(want.shape) or shape[:1] != (batch.num_paths,):
+            field = jax.tree_util.keystr(where) or "the noise"
+            raise GameError(
+                f"the noise paths do not fit game {name!r}: {field} has shape {shape} where its "
+                f"{batch.num_paths} paths would have {(batch.num_paths, *want.shape)} (another horizon or size?); "
+                f"{remedy}"
+            )
+
+
+def _noise_shapes(game: Game):
+    """``game.sample_noise``'s output shapes (traced once per equal game)."""
+    try:
+        return _noise_shapes_cached(game)
+    except TypeError:  # (a game holding arrays is not hashable)
+        return jax.eval_shape(game.sample_noise, jax.random.PRNGKey(0))
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_shapes_cached(game: Game):
+    return jax.eval_shape(game.sample_noise, jax.random.PRNGKey(0))
 
 
 def sample_noise(game: Game, key: PRNGKeyArray, num_paths: int) -> NoiseBatch:
