@@ -185,6 +185,7 @@ def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
     best = mfax.load(out / "best")
     assert best.exploitability == pytest.approx(second.best_value, rel=1e-5)
     assert best.config.lr == pytest.approx([second.best_params["lr"]])
+    assert best.stop_reason == "best_iteration"  # (it said "callback": the user gave none)
     assert json.loads((out / "mfax-tune.json").read_text())["best_trial"] == second.best_trial
     # the study's folder named where a run is expected: its best run named (a review)
     with pytest.raises(GameError, match=r"holds an mfax tune study, not a run; its best trial's run is '.*best'$"):

@@ -24,7 +24,8 @@ stop condition holds first; every condition is checked at each evaluation, i.e. 
   rows of every run).
 
 ``Result.stop_reason`` says which ended the run: ``"iterations"``, ``"target"``,
-``"time_budget"`` or ``"callback"``.
+``"time_budget"`` or ``"callback"`` (``"best_iteration"``: a tune's best trial trained
+again, stopped at its best evaluation).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from mfax.run.signals import agreed_on_failure
 from mfax.run.train import Session, Trainer, best_run, load_states, train_session
 from mfax.sharding import is_main_process
 
-STOP_REASONS = ("iterations", "target", "time_budget", "callback")
+STOP_REASONS = ("iterations", "target", "time_budget", "callback", "best_iteration")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +157,8 @@ class _Stop:
         elif self.time_budget is not None and record["seconds"] >= self.time_budget:
             self.reason = "time_budget"
         elif self.callback is not None and _stops(self.callback(record)):
-            self.reason = "callback"
+            # (mfax's own stop tests name themselves: a tune's rerun of its best trial)
+            self.reason = getattr(self.callback, "stop_reason", "callback")
         else:
             return False
         return True
@@ -766,9 +768,10 @@ class Result:
 
     @property
     def stop_reason(self) -> str:
-        """Why the run ended: ``"iterations"``, ``"target"``, ``"time_budget"`` or
-        ``"callback"`` (a run directory from ``mfax train`` that stopped before its
-        planned iterations, killed or with ``stop_after``: ``"interrupted"``)."""
+        """Why the run ended: ``"iterations"``, ``"target"``, ``"time_budget"``,
+        ``"callback"`` or ``"best_iteration"`` (a tune's best trial); a run directory from
+        ``mfax train`` that stopped before its planned iterations, killed or with
+        ``stop_after``: ``"interrupted"``."""
         if "stop_reason" in self.summary:
             return self.summary["stop_reason"]
         return "iterations" if self.iterations >= self.config.iterations else "interrupted"

@@ -367,8 +367,20 @@ class _Search:
     def rerun(self, values: dict[str, Any], best_iteration: int, out: Path | None = None):
         """The trial ``values`` trained again alone, stopped at ``best_iteration``."""
         hp, lr = self.arguments(values)
-        stop_there = lambda record: record["iteration"] >= best_iteration  # noqa: E731
-        return self.solve(hp, lr, callback=stop_there, out=out, overwrite=out is not None)
+        return self.solve(hp, lr, callback=_StopAt(best_iteration), out=out, overwrite=out is not None)
+
+
+class _StopAt:
+    """The stop test of a best trial's rerun: at its best evaluation (its run's
+    ``stop_reason`` is ``"best_iteration"``, not the user's ``"callback"``: there is none)."""
+
+    stop_reason = "best_iteration"
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        return record["iteration"] >= self.iteration
 
 
 # -- the result ------------------------------------------------------------------------
