@@ -158,6 +158,8 @@ def test_the_entry_point_loads_nothing_heavy_and_a_ctrl_c_while_loading_is_one_l
 import os, signal, sys, time
 import mfax, mfax.run.entry
 assert "jax" not in sys.modules, "import mfax loaded jax"
+# the lazily loaded names are offered (a notebook's mfax.<TAB> offered only the errors)
+assert {"solve", "load", "tune", "make", "Result"} <= set(dir(mfax)) and "jax" not in sys.modules
 assert mfax.make("sis").name == "sis" and "jax" in sys.modules  # loaded on first use
 
 class SigintWhileLoading:

@@ -261,6 +261,7 @@ def test_macro_plots(tmp_path):
     ("args", "message"),
     [
         (["train", "--algo", "ppo"], "unknown algorithm 'ppo' (did you mean ippo?); allowed: spg, rspg"),
+        (["train", "--algo", "FP"], "unknown algorithm 'FP' (did you mean fp?); allowed: spg, rspg"),  # (no hint)
         (["train", "--lr", "fast"], "--lr expects comma-separated numbers"),
         (["train", "--lr", "-1"], "learning rates must be finite and > 0"),
         (["train", "--iterations", "0"], "iterations must be >= 1"),
@@ -425,7 +426,7 @@ def test_best_last_and_kept_checkpoints_eval_at_an_iteration_and_extend(tmp_path
     assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
     tags = {k: ", ".join(t for t, at in (("best", best), ("last", 6)) if at == k) for k in {4, 6, best}}
     available = ", ".join(f"{k} ({tags[k]})" if tags[k] else str(k) for k in sorted(tags))
-    assert f"no checkpoint of iteration '2' in {str(out)!r}; available: {available} (" in missing.stderr
+    assert f"no checkpoint of iteration 2 in {str(out)!r}; available: {available} (" in missing.stderr
 
     # --resume --iterations N extends the finished run from its last checkpoint
     shorter = runner.invoke(app, ["train", "--resume", str(out), "--iterations", "3"])

@@ -42,6 +42,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mfax' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The lazily loaded names too (``mfax.<TAB>`` in a notebook offered only the errors)."""
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
+
+
 __all__ = [
     "CheckReport",
     "DefectWarning",

@@ -503,12 +503,14 @@ def lookup(
 def _hint(name: str, choices: list[str], known_as: Mapping[str, str]) -> str:
     """`` (OpenSpiel's mfg_garnet is mfax's openspiel.garnet)`` where ``name``, or its part
     after a prefix (``openspiel.mfg_garnet``), is another library's name of a choice;
-    else `` (did you mean openspiel.garnet?)`` for the choices it is the last part of, or
-    the closest choice (a misspelling); else nothing."""
+    else `` (did you mean fp?)`` for a choice written in other cases, or
+    `` (did you mean openspiel.garnet?)`` for the choices it is the last part of, or the
+    closest choice (a misspelling); else nothing."""
     for original in (name, name.rpartition(".")[2]):
         if original in known_as:
             return f" ({known_as[original]})"
-    close = [c for c in choices if c.rpartition(".")[2] == name]  # (crowd_motion: mfglib.crowd_motion)
+    close = [c for c in choices if c.lower() == name.lower()]  # (FP: fp)
+    close = close or [c for c in choices if c.rpartition(".")[2] == name]  # (crowd_motion: mfglib.crowd_motion)
     close = close or difflib.get_close_matches(name, choices, n=1, cutoff=0.75)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 

@@ -1827,7 +1827,7 @@ class RunDir:
                 f"{str(self.root)!r} has checkpoints of {available}"
             )
         raise GameError(
-            f"no checkpoint of iteration {which!r} in {str(self.root)!r}; available: {available} "
+            f"no checkpoint of iteration {which} in {str(self.root)!r}; available: {available} "
             f"(also 'best', 'last'; {keep})"
         )
 
