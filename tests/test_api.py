@@ -129,6 +129,28 @@ def test_out_writes_the_run_directory_that_load_eval_plot_and_resume_read(tmp_pa
     assert mfax.load(out).iterations == 20
 
 
+def test_resume_continues_a_stopped_run_as_if_it_had_not_stopped(tmp_path):
+    """A notebook had no way to continue a run but `mfax train --resume` (a review)."""
+    whole = mfax.solve("beach_bar", "omd", iterations=8, eval_every=2, **SMALL_GAME)
+    out = tmp_path / "run"
+    stop = lambda record: record["iteration"] >= 4  # noqa: E731
+    cut = mfax.solve("beach_bar", "omd", iterations=8, eval_every=2, callback=stop, out=out, **SMALL_GAME)
+    assert (cut.stop_reason, cut.iterations) == ("callback", 4)
+    back = mfax.resume(out)
+    assert (back.stop_reason, back.iterations) == ("iterations", 8)
+    for column in ("iteration", "exploitability", "exploitability_info", "policy_return"):
+        np.testing.assert_array_equal(back.history[column], whole.history[column])
+    assert mfax.load(out).exploitability == back.exploitability == whole.exploitability
+    longer = mfax.resume(out, iterations=10)  # a new total
+    assert (longer.stop_reason, longer.iterations, longer.config.iterations) == ("iterations", 10, 10)
+    met = mfax.resume(out, iterations=16, target_exploitability=1e9)  # (met at this call's first evaluation)
+    assert (met.stop_reason, met.iterations, met.config.iterations) == ("target", 12, 16)
+    with pytest.raises(mfax.GameError, match="is not a run directory"):
+        mfax.resume(tmp_path / "nothing")
+    with pytest.raises(mfax.GameError, match=r"^iterations must be a whole number >= 1, got 0$"):
+        mfax.resume(out, iterations=0)
+
+
 def test_save_and_load_give_the_result_back(tmp_path):
     result = mfax.solve("beach_bar", "fp", iterations=4, eval_every=2, **SMALL_GAME)
     assert list(tmp_path.iterdir()) == []
@@ -145,7 +167,8 @@ def test_save_and_load_give_the_result_back(tmp_path):
     assert best.exploitability == min(result.history["exploitability"])
     with pytest.raises(mfax.GameError, match=r"available: .*a run trained by `mfax train --keep N` keeps the N"):
         mfax.load(saved, 3)  # Python's words: solve has no keep
-    with pytest.raises(mfax.GameError, match=r"already holds a run; replace it \(overwrite=True\) or write elsewhere$"):
+    holds = r"already holds a run; resume it \(mfax.resume\), replace it \(overwrite=True\) or write elsewhere$"
+    with pytest.raises(mfax.GameError, match=holds):
         result.save(saved)
     result.save(saved, overwrite=True)
     (tmp_path / "other").mkdir()

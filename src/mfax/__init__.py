@@ -13,14 +13,14 @@ from mfax.errors import DefectWarning, GameError, MfaxError, MfaxWarning
 
 if TYPE_CHECKING:
     from mfax.games import CheckReport, Game, check_game, game_names, make, register
-    from mfax.run.api import Relative, Result, load, solve
+    from mfax.run.api import Relative, Result, load, resume, solve
     from mfax.run.tune import TuneResult, tune
 
 __version__ = "0.1.0"
 
 _GAMES = ("CheckReport", "Game", "check_game", "game_names", "make", "register")
 # solving from Python (mfax.run.api)
-_API = ("Relative", "Result", "load", "solve")
+_API = ("Relative", "Result", "load", "resume", "solve")
 _TUNE = ("TuneResult", "tune")
 
 
@@ -63,6 +63,7 @@ __all__ = [
     "load",
     "make",
     "register",
+    "resume",
     "solve",
     "tune",
 ]

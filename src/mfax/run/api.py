@@ -1,10 +1,11 @@
-"""Solving from Python: ``mfax.solve(game, algo, ...) -> Result`` and ``mfax.load(dir)``.
+"""Solving from Python: ``mfax.solve(game, algo, ...) -> Result``, ``mfax.load(dir)`` and
+``mfax.resume(dir)``.
 
 ``solve`` builds a training config (:class:`~mfax.run.config.TrainConfig`) and runs the
 one training driver the command line runs (:func:`~mfax.run.train.train_session`): the
 same compiled chunks, evaluations, checkpoints and files. With ``out`` the run directory
 is exactly what ``mfax train --out`` writes (``mfax eval``, ``mfax plot`` and
-``mfax train --resume`` read it); without it the run is written to a temporary
+``mfax train --resume`` or :func:`resume` read it); without it the run is written to a temporary
 directory, read back into the :class:`Result` and removed, so nothing is left on disk.
 
 Stopping. A run does ``iterations`` iterations (default: ``TrainConfig``'s) unless a
@@ -394,15 +395,7 @@ def solve(
     """
     started = time.perf_counter()
     enable_compilation_cache()
-    check_time_budget(time_budget)
-    _check_callback(callback)
-    if jax.process_count() > 1 and (time_budget is not None or callback is not None):
-        # (each process's own clock and callback: one would stop while the others train on)
-        raise GameError(
-            "a multi-host solve stops on what every process decides alike: iterations or target_exploitability "
-            "(time_budget and callback are decided by each process alone); leave them out"
-        )
-    target = _target(target_exploitability)
+    stop = _stop_of("solve", target_exploitability, time_budget, callback, started)
     check_algo_argument(algo)
     _flag("overwrite", overwrite)
     _flag("progress", progress)
@@ -424,9 +417,72 @@ def solve(
         x64=x64 or None,
     )
     check_paths_used(config, paths is not None, eval_paths is not None)
-    stop = _Stop(target, time_budget, callback, started)
     with _precision(config.x64):
         return _solved(config, out, overwrite, progress, stop)
+
+
+def _stop_of(what: str, target_exploitability, time_budget: float | None, callback, started: float) -> _Stop:
+    """The stop conditions of a ``solve`` or ``resume`` call, checked. Several hosts stop
+    together: each process's own clock and callback would stop one while the others
+    train on."""
+    check_time_budget(time_budget)
+    _check_callback(callback)
+    if jax.process_count() > 1 and (time_budget is not None or callback is not None):
+        raise GameError(
+            f"a multi-host {what} stops on what every process decides alike: iterations or target_exploitability "
+            "(time_budget and callback are decided by each process alone); leave them out"
+        )
+    return _Stop(_target(target_exploitability), time_budget, callback, started)
+
+
+def _game_reference(game: str | type[Game] | None) -> str | None:
+    """``game=`` of :func:`load` and :func:`resume`: a reference, or the class itself."""
+    if isinstance(game, type) and issubclass(game, Game):
+        return registry_reference(game, main=True)
+    if game is not None and not isinstance(game, str):
+        raise GameError(f"game must be a game reference (a str) or a Game subclass, got {game!r}")
+    return game
+
+
+@_agreeing
+def resume(
+    path: str | Path,
+    *,
+    iterations: int | None = None,
+    target_exploitability: float | str | Relative | None = None,
+    time_budget: float | None = None,
+    callback: Callable[[dict[str, Any]], bool | None] | None = None,
+    progress: bool = False,
+    game: str | type[Game] | None = None,
+    trust_code: bool = False,
+) -> Result:
+    """Continue the run directory ``path`` (from ``mfax train`` or ``solve(out=...)``)
+    from its last checkpoint, as ``mfax train --resume`` does: bit for bit what the run
+    would have done without stopping. ``iterations``: a new total, beyond the planned one
+    (the learning-rate schedule is planned over it, and provenance.json records it);
+    default the run's own. The stop conditions are :func:`solve`'s, counted from this
+    call; ``game`` and ``trust_code`` allow the run's code outside mfax, as in
+    :func:`load`. The run trains in its own precision."""
+    started = time.perf_counter()
+    enable_compilation_cache()
+    stop = _stop_of("resume", target_exploitability, time_budget, callback, started)
+    _flag("progress", progress)
+    _flag("trust_code", trust_code)
+    if iterations is not None and not params_mod.is_integer_from(iterations, 1):
+        raise ArgumentError("iterations", f"iterations must be a whole number >= 1, got {iterations!r}")
+    path = user_path("path", path)
+    game = _game_reference(game)
+    run = RunDir(path)
+    run.settle()  # what a killed --overwrite left, before the folder is judged
+    run.check_run()
+    with _precision(run.trained_in_float64()):
+        consent = Consent(game, trust_code)
+        extend_to = None if iterations is None else int(iterations)
+        config = run.load_config(consent, continuing=True)
+        session = train_session(
+            config, run.root, resume=True, extend_to=extend_to, consent=consent, progress=progress, stop=stop
+        )
+        return _finish(run, session, stop.reason)
 
 
 def _solved(config: TrainConfig, out: Path | None, overwrite: bool, progress: bool, stop: _Stop) -> Result:
@@ -502,10 +558,7 @@ def load(
     notebook is read back by passing that class (or a reference to a file defining it)."""
     path = user_path("path", path)
     _flag("trust_code", trust_code)  # trust_code="no" imported the run's code
-    if isinstance(game, type) and issubclass(game, Game):
-        game = registry_reference(game, main=True)
-    elif game is not None and not isinstance(game, str):
-        raise GameError(f"game must be a game reference (a str) or a Game subclass, got {game!r}")
+    game = _game_reference(game)
     if params_mod.is_integer_from(which, 0):  # a kept iteration as a number (numpy's too)
         which = str(int(which))
     if not isinstance(which, str):

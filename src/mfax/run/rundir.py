@@ -1035,7 +1035,10 @@ class RunDir:
         if not overwrite:
             raise GameError(
                 f"run directory {root!r} already holds a run; "
-                + advice("resume it (--resume), replace it (--overwrite)", "replace it (overwrite=True)")
+                + advice(
+                    "resume it (--resume), replace it (--overwrite)",
+                    "resume it (mfax.resume), replace it (overwrite=True)",
+                )
                 + " or write elsewhere"
             )
 
