@@ -205,6 +205,21 @@ def test_kept_study_resumes_and_best_is_the_best_trial(tmp_path):
     assert (foreign / "notes.txt").read_text() == "mine"
 
 
+def test_a_study_of_a_float64_process_is_not_continued_in_float32(tmp_path):
+    """Its trials ran in float64 (the process's precision) but the study recorded none:
+    a float32 call continued it, mixing the precisions of its trials (a review)."""
+    pytest.importorskip("optuna")
+    import jax
+
+    out = tmp_path / "study"
+    with jax.enable_x64(True):
+        _tune(algo="omd", trials=1, out=out)
+    assert json.loads((out / "mfax-tune.json").read_text())["search"]["config"]["x64"] is True
+    differs = r"holds a study of another search \(it differs in: config\.x64 True -> False\)"
+    with pytest.raises(GameError, match=differs):
+        _tune(algo="omd", trials=2, out=out)
+
+
 def test_a_diverging_batch_is_trained_again_trial_by_trial():
     """Absurd learning rates: the batch's program stops at a non-finite value; each trial is
     then trained alone and valued at the lowest exploitability it reached (iteration 0)."""

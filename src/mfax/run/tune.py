@@ -50,6 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from mfax import params as params_mod
@@ -671,6 +672,8 @@ def tune(
     # --noise exact continues one made with auto where auto enumerated the noise, and back
     noise_is = "exact" if exact_noise(trainer.game_of(0), "auto") is not None else "sample"
     root = None if out is None else api.user_path("out", out)
+    if jax.config.jax_enable_x64 and not config.x64:  # (the process computes in float64: so do the trials)
+        config = dataclasses.replace(config, x64=True)  # (recorded so: a float32 call does not continue it)
     settings = _settings(config, chosen, time_budget)
     if root is not None:
         _check_dir(root, settings, noise_is)
