@@ -598,11 +598,25 @@ def test_heat_maps_show_what_their_colour_keys_say():
     mu[0, 2, 200], mu[1, 1, 7] = 0.194, 0.05
     figure = mean_field_figure(types.SimpleNamespace(name="g"), types.SimpleNamespace(mu=mu), ["a", "b"])
     images = [ax.get_images()[0] for ax in figure.axes if ax.get_images()]
-    assert [im.get_clim() for im in images] == [(1e-3, 0.194)] * 2  # one scale for every path
+    assert [im.get_clim() for im in images] == [(0.0, 0.194)] * 2  # one scale for every path, from nobody there
     assert all(im.get_interpolation() == "nearest" for im in images)
     figure.set_dpi(110)  # the run's figures' resolution: at least one pixel row per state
     assert all(ax.get_window_extent().height >= 401 for ax in figure.axes if ax.get_images())
     assert _heatmap_height(401) < _heatmap_height(900) <= 12.0
+    # a signed action's mean (a move) is white at 0 whatever the data's range: moves down
+    # were drawn red, as up, where the range was lopsided (a review of every figure); an
+    # unsigned one (a share, a probability) has no middle to split at
+    bar = mfax.make("beach_bar", num_states=5, horizon=2)
+    moves = np.zeros((1, 2, 5, bar.n_actions))
+    moves[..., int(np.argmin(bar.action_values()))] = 0.1  # mostly down, a little
+    moves[..., int(np.argmax(bar.action_values()))] = 0.05
+    moves[..., int(np.argmin(np.abs(bar.action_values())))] = 0.85
+    drawn = policy_figure(bar, types.SimpleNamespace(probs=moves), ["p"]).axes[0].get_images()[0]
+    low, high = drawn.get_clim()
+    assert low == -high and high > 0 and drawn.get_cmap().name == "coolwarm"
+    shares = types.SimpleNamespace(name="s", actions_categorical=False, action_values=lambda: np.array([0.2, 0.8]))
+    even = types.SimpleNamespace(probs=np.full((1, 2, 3, 2), 0.5))
+    assert policy_figure(shares, even, ["p"]).axes[0].get_images()[0].get_cmap().name == "viridis"
 
 
 def test_a_grid_games_mean_field_is_drawn_on_its_grid():

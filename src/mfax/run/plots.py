@@ -262,16 +262,17 @@ def run_label(row: dict, config=None) -> str:
 def run_words(config, r: int, chosen: str | None) -> str:
     """``run 1 (seed 0, lr 0.01, crra 3) of 2``: which run of a multi-run directory a
     figure or command shows; with ``chosen`` (``"at iteration 40"``) how it was picked,
-    the lowest exploitability there, and, in a sweep of game parameters, that the runs'
-    exploitabilities do not compare."""
+    the lowest exploitability there, and, in a sweep of game parameters, that this is no
+    ranking (the runs play different games)."""
     from mfax.solvers import solver_spec
 
     lr = config.run_lr(r) if solver_spec(config.algo).uses_lr else None
     text = f"{run_label({'run': r, 'seed': config.run_seed(r), 'lr': lr}, config)} of {config.num_runs}"
     if chosen is not None:
-        text += f": the lowest exploitability {chosen}"
-        if config.swept():
-            text += "; the runs play different games, whose exploitabilities do not compare"
+        if config.swept():  # (it said "the lowest exploitability", then that they do not compare)
+            text += f": the lowest exploitability {chosen}, though the runs play different games (not a ranking)"
+        else:
+            text += f": the lowest exploitability {chosen}"
     return text
 
 
@@ -466,6 +467,7 @@ def mean_field_figure(game, traj, titles: list[str]):
         "viridis",
         f"{game.name}: mean field over time on {_paths(titles)}",
         label="population share in the state",
+        limits=(0.0, None),  # (the darkest colour is nobody there, as on the grid maps)
     )
 
 
@@ -532,13 +534,15 @@ def policy_figure(game, traj, titles: list[str]):
     probs = np.asarray(traj.probs)
     if not game.actions_categorical:
         values = np.asarray(game.action_values())
-        return _heatmaps(
-            probs @ values,  # (P, T, n)
-            titles,
-            "coolwarm",
-            f"{game.name}: learned policy on {_paths(titles)}",
-            label="expected action value",  # one colour scale, the values' range over the panels
-        )
+        means = probs @ values  # (P, T, n)
+        title = f"{game.name}: learned policy on {_paths(titles)}"
+        if values.min() < 0.0 < values.max():  # a signed action (a move): white at 0, the scale symmetric
+            finite = np.abs(means[np.isfinite(means)])
+            top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+            # (the data's range put white at its middle: moves down drawn red, as up)
+            return _heatmaps(means, titles, "coolwarm", title, "expected action value (white: 0)", (-top, top))
+        # (an unsigned one, a share or a probability: no middle to split at)
+        return _heatmaps(means, titles, "viridis", title, label="expected action value")
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
