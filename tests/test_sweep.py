@@ -4,6 +4,7 @@ program, and each run equals the run of its value alone."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -205,6 +206,12 @@ def test_the_figures_of_one_run_of_several_say_which(tmp_path, monkeypatch):
         assert titles[name].startswith(f"{label} of 2: the lowest exploitability at iteration 2"), titles[name]
         assert "different games" in titles[name]
     assert not titles["exploitability"].startswith("run ")  # every run is in it, each labelled
+    plots.plot_run(RunDir(out), run_index=1)  # (named: which checkpoint, said apart)
+    assert titles["policy"].startswith("run 1 (seed 0, kappa 2) of 2, at iteration 2, the last checkpoint\n")
+    alone = tmp_path / "alone"  # one run: which checkpoint too (the figures never said)
+    train(dataclasses.replace(config, params={**GAME, "kappa": 0.5}), alone, progress=False)
+    plots.plot_run(RunDir(alone))
+    assert titles["mean_field"].startswith("the policy at iteration 2, the last checkpoint\n"), titles["mean_field"]
 
 
 def test_rows_appended_to_a_metrics_csv_keep_its_columns(tmp_path):

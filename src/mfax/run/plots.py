@@ -145,11 +145,15 @@ def plot_run(
         moments = path_moments(game, policy, trainer.eval_noise_of(r))
         figures["moments"] = moments_figure(game, moments)
         figures["moment_curves"] = moment_curves_figure(game, moments, curve_times)
-    if trainer.config.num_runs > 1:  # the figures of one run: say which, and how it was picked
-        which = run_words(trainer.config, r, f"at iteration {held}" if run_index is None else None)
-        for name, fig in figures.items():
-            if fig is not None and name != "exploitability":
-                retitle(fig, which)
+    # the figures of one checkpoint (the last: they said not which) and, of several runs, of
+    # one run: say which, and how it was picked
+    which = f"the policy at iteration {held}, the last checkpoint"
+    if trainer.config.num_runs > 1:
+        picked = run_words(trainer.config, r, f"at iteration {held}" if run_index is None else None)
+        which = picked if run_index is None else f"{picked}, at iteration {held}, the last checkpoint"
+    for name, fig in figures.items():
+        if fig is not None and name != "exploitability":
+            retitle(fig, which)
     written = []
     for name, fig in figures.items():
         path = run.plots_dir / f"{name}.png"
