@@ -1134,3 +1134,14 @@ def test_a_broken_describe_noise_is_one_line_in_the_plots_and_the_exports():
     with pytest.raises(GameError, match=said):
         path_title(game, jax.tree.map(np.asarray, batch.noise), 0, 0)
     assert path_title(SIS(), jax.tree.map(np.asarray, batch.noise), 1, 7).startswith("noise path 7: ")
+
+
+def test_a_function_that_does_not_trace_is_named_with_the_games_line():
+    """``jit.traceable`` named the function and the exception but not where in the game's
+    file (a review, writing a game: a typo in an attribute name)."""
+    import inspect
+
+    detail = next(r.detail for r in report_of(PythonIfInKernel).failures if r.name == "jit.traceable")
+    lines, first = inspect.getsourcelines(PythonIfInKernel.kernel)
+    where = first + next(i for i, line in enumerate(lines) if line.strip().startswith("if mu[1]"))
+    assert detail.endswith(f"(test_check_game.py, line {where})"), detail

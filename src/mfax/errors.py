@@ -93,14 +93,14 @@ def exception_line(err: BaseException) -> str:
 
 def raised_at(err: BaseException, cls: type) -> str:
     """`` (file.py, line 12)``: the last line of ``cls``'s own file that ``err`` passed
-    through (where it was raised, or where that file called what raised it); the
-    traceback's last frame when none is."""
+    through (where it was raised, or where that file called what raised it); nothing
+    when it passed through none (a library's line would point away from the defect)."""
     own = getattr(sys.modules.get(cls.__module__), "__file__", None)
     frames, tb = [], err.__traceback__
     while tb is not None:
         frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
         tb = tb.tb_next
-    mine = [frame for frame in frames if own is not None and frame[0] == own] or frames
+    mine = [frame for frame in frames if own is not None and frame[0] == own]
     if not mine:
         return ""
     file, line = mine[-1]

@@ -112,7 +112,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from mfax import compiling, params
-from mfax.errors import GameError, MfaxError, advice, exception_line
+from mfax.errors import GameError, MfaxError, advice, exception_line, raised_at
 from mfax.freememory import available_bytes, gigabytes
 from mfax.games.base import Game, Kernel, noise_words, prefix_groups, reward_matrix
 
@@ -766,7 +766,7 @@ def _evaluate(game: Game, key, n: int, horizon: int) -> tuple[dict, dict[str, st
             try:
                 eqx.filter_eval_shape(lambda g, z, u, what=what: _probes(g, z, u, horizon)[what](), traced, noise, mu)
             except Exception as failed:
-                broken[what] = _first_line(failed)
+                broken[what] = _first_line(failed) + raised_at(failed, type(game))  # (the game's line)
         if not broken:
             broken["program"] = _first_line(failure)
             return out, broken
