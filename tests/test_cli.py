@@ -555,6 +555,9 @@ def test_the_exploitability_plot_gives_each_run_its_own_colour_in_both_panels():
             for ax in figure.axes[:2]:
                 assert not box.overlaps(ax.get_tightbbox()), (box, ax.get_tightbbox())
             assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= figure.bbox.x1
+        else:  # more: a colour bar of the run numbers (it was ticked -0.5, 2.5, ...: no run's number)
+            ticks = left.figure.axes[-1].get_yticks()
+            assert len(ticks) > 1 and all(float(t).is_integer() and 0 <= t < runs for t in ticks), ticks
     # one run: its lines named in each panel; runs without info-consistent curves: no style legend
     for runs, info in ((1, 0.5), (3, None)):
         config = resolve(TrainConfig(game="linear_quadratic", seeds=runs))

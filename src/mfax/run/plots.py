@@ -366,7 +366,8 @@ def exploitability_figure(rows: list[dict], config, drawn: bool = False):
             from matplotlib.colors import BoundaryNorm, ListedColormap
 
             norm = BoundaryNorm(np.arange(len(runs) + 1) - 0.5, len(runs))
-            fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
+            bar = fig.colorbar(ScalarMappable(norm, ListedColormap(colours)), ax=axes[0], fraction=0.046, label="run")
+            bar.set_ticks(list(range(0, len(runs), -(-len(runs) // 20))))  # (run numbers: it ticked -0.5, 2.5, ...)
         if has_info:  # (without the dashed curves the colours alone say which run)
             axes[1].legend(kinds, ["per path (each run's colour)", "info-consistent"], fontsize=7)
     if any(band is not None for *_, band in bands):
