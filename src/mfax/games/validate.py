@@ -1151,7 +1151,9 @@ def _constant_shape(game: Game, out: dict, broken: dict, horizon: int) -> str:
 
 def _observation_finite(obs: jax.Array) -> str:
     obs = _array(obs)
-    for t in np.unique(np.argwhere(~np.isfinite(obs))[:, 0])[:1]:  # (the first t that is not)
+    bad = np.argwhere(~np.isfinite(obs))  # (row-major: the first t that is not finite comes first)
+    if bad.size:
+        t = int(bad[0, 0])
         _finite(obs[t], f"observation at t={t}")
     return ""
 
@@ -1160,7 +1162,7 @@ def _described(game: Game, noise) -> str:
     """``describe_noise`` on the checked path, as the plots and the exports call it (on
     the host): a typo in it passed every check and ended a training's plots."""
     try:
-        words = noise_words(game, jax.tree.map(np.asarray, jax.device_get(noise)))
+        words = noise_words(game, jax.tree.map(np.asarray, noise))  # (out's arrays: on the host already)
     except GameError as err:
         _fail(str(err).partition(": ")[2])
     return repr(words) if len(words) <= 60 else repr(words[:57] + "...")
